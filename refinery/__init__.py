@@ -1,0 +1,77 @@
+"""refinery: find out why an AI agent run failed.
+
+A trace, the agent's prompts and evals, and what an expert expected go into a hosted vector
+store; four evidence-backed stages run through `POST /v1/responses` with `file_search` and strict
+structured output; typed results and artifacts come out.
+"""
+
+from refinery.errors import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    CanaryError,
+    ConfigurationError,
+    FileIndexingError,
+    IncompleteResponseError,
+    IndexingTimeoutError,
+    NotFoundError,
+    OutputFormatError,
+    PermissionDeniedError,
+    QuotaExceededError,
+    RateLimitError,
+    RefineryError,
+    RefusalError,
+    RequestBuildError,
+    ResponseError,
+    ResponseFailedError,
+    ServerError,
+    StageError,
+    StrictSchemaError,
+    TraceFormatError,
+    UnprocessableEntityError,
+    UnsupportedFileError,
+    VectorStoreError,
+)
+from refinery.integrations.responses_client import ResponsesClient
+from refinery.integrations.transport import ApiSettings, OpenAITransport, RetryPolicy
+from refinery.integrations.vector_store_manager import VectorStoreManager
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "ApiSettings",
+    "AuthenticationError",
+    "BadRequestError",
+    "CanaryError",
+    "ConfigurationError",
+    "FileIndexingError",
+    "IncompleteResponseError",
+    "IndexingTimeoutError",
+    "NotFoundError",
+    "OpenAITransport",
+    "OutputFormatError",
+    "PermissionDeniedError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "RefineryError",
+    "RefusalError",
+    "RequestBuildError",
+    "ResponseError",
+    "ResponseFailedError",
+    "ResponsesClient",
+    "RetryPolicy",
+    "ServerError",
+    "StageError",
+    "StrictSchemaError",
+    "TraceFormatError",
+    "UnprocessableEntityError",
+    "UnsupportedFileError",
+    "VectorStoreError",
+    "VectorStoreManager",
+    "__version__",
+]

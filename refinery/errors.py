@@ -1,0 +1,205 @@
+"""The exception tree every refinery error hangs from.
+
+One root (`RefineryError`) lets a host catch "anything refinery raised" in one clause, while the
+subclasses keep what a caller needs to decide what to do next: retry later (`RateLimitError`),
+fix the account (`QuotaExceededError`), fix the key or URL (`AuthenticationError`,
+`APIConnectionError`), or look at what the model said (`OutputFormatError`, `RefusalError`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+CANARY_HINT = "run `refinery canary` to check the key, base URL and model"
+
+
+class RefineryError(Exception):
+    """Root of every error refinery raises on purpose."""
+
+
+class ConfigurationError(RefineryError):
+    """Missing or invalid configuration: no API key, a malformed base URL, a bad option."""
+
+
+class RequestBuildError(RefineryError, ValueError):
+    """A request body could not be built from the given arguments."""
+
+
+class StrictSchemaError(RequestBuildError):
+    """A JSON schema breaks a Structured Outputs strict-mode rule.
+
+    `problems` lists every rule broken, each with the JSON path where it happens.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        shown = "; ".join(self.problems[:5])
+        more = f" (+{len(self.problems) - 5} more)" if len(self.problems) > 5 else ""
+        super().__init__(f"schema is not valid for strict structured output: {shown}{more}")
+
+
+class APIError(RefineryError):
+    """The API answered with an HTTP error. Carries the API's own `error` object fields."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        type: str | None = None,
+        param: str | None = None,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        self.message = message
+        self.status = status
+        self.type = type
+        self.param = param
+        self.code = code
+        self.headers: dict[str, str] = dict(headers or {})
+        self.request_id = request_id
+        prefix = f"HTTP {status}: " if status is not None else ""
+        detail = f" (type={type}, param={param}, code={code})" if (type or param or code) else ""
+        super().__init__(f"{prefix}{message}{detail}")
+
+
+class BadRequestError(APIError):
+    """400: the request body was rejected (unknown parameter, invalid schema, …)."""
+
+
+class AuthenticationError(APIError):
+    """401: the key is missing, wrong or revoked."""
+
+
+class PermissionDeniedError(APIError):
+    """403: the key may not use this resource (project, organization or model access)."""
+
+
+class NotFoundError(APIError):
+    """404: unknown model, file, vector store, or a wrong base URL."""
+
+
+class UnprocessableEntityError(APIError):
+    """422: the request was understood but cannot be processed."""
+
+
+class ServerError(APIError):
+    """5xx that stayed after the bounded retries."""
+
+
+class RateLimitError(APIError):
+    """429 `rate_limit_exceeded` that stayed after the bounded retries.
+
+    `headers` holds the last response's headers (the `x-ratelimit-*` figures) so a caller can
+    schedule the next attempt itself.
+    """
+
+
+class QuotaExceededError(APIError):
+    """429 `insufficient_quota`: the account has no credit left; retrying can never succeed."""
+
+
+class APIConnectionError(RefineryError):
+    """The server could not be reached (DNS, refused connection, reset) after the retries."""
+
+
+class APITimeoutError(APIConnectionError):
+    """The request timed out after the retries."""
+
+
+class ResponseError(RefineryError):
+    """An HTTP 200 response whose content cannot be used as an answer."""
+
+
+class RefusalError(ResponseError):
+    """The model refused; `refusal` is its text."""
+
+    def __init__(self, refusal: str) -> None:
+        self.refusal = refusal
+        super().__init__(f"the model refused: {refusal}")
+
+
+class IncompleteResponseError(ResponseError):
+    """`status: "incomplete"`; `reason` is `incomplete_details.reason`, `partial_text` what came."""
+
+    def __init__(self, reason: str | None, partial_text: str) -> None:
+        self.reason = reason
+        self.partial_text = partial_text
+        super().__init__(
+            f"response incomplete (reason: {reason or 'unknown'}); {len(partial_text)} characters of partial output"
+        )
+
+
+class ResponseFailedError(ResponseError):
+    """`status: "failed"` in an HTTP 200; carries the response's `error` object."""
+
+    def __init__(self, error: Mapping[str, Any] | None) -> None:
+        self.error = dict(error or {})
+        self.code = self.error.get("code")
+        super().__init__(f"response failed: {self.error.get('message', 'no message')} (code={self.code})")
+
+
+class OutputFormatError(ResponseError):
+    """The output was not the JSON asked for, even after one format-only re-ask.
+
+    `raw_text` is the model's last text, kept so nothing it said is lost.
+    """
+
+    def __init__(self, message: str, raw_text: str, problems: list[str] | None = None) -> None:
+        self.raw_text = raw_text
+        self.problems = list(problems or [])
+        super().__init__(message)
+
+
+class VectorStoreError(RefineryError):
+    """A file or vector store operation failed."""
+
+
+class UnsupportedFileError(VectorStoreError, ValueError):
+    """A path does not exist or has a type `file_search` does not index (refused before upload)."""
+
+
+class FileIndexingError(VectorStoreError):
+    """A file failed indexing; names the file and the API's `last_error`."""
+
+    def __init__(self, failures: list[tuple[str, str, str]]) -> None:
+        # (filename or file id, error code, error message)
+        self.failures = failures
+        parts = [f"{name}: {code}: {msg}" for name, code, msg in failures]
+        super().__init__("file(s) failed indexing: " + "; ".join(parts))
+
+
+class IndexingTimeoutError(VectorStoreError):
+    """Indexing did not finish in time; says how many files were still in progress."""
+
+    def __init__(self, store_id: str, in_progress: int, timeout_s: float) -> None:
+        self.store_id = store_id
+        self.in_progress = in_progress
+        super().__init__(
+            f"vector store {store_id}: {in_progress} file(s) still in progress after {timeout_s:g} s"
+        )
+
+
+class TraceFormatError(RefineryError, ValueError):
+    """A trace file is not what it claims to be; names the file and the field."""
+
+    def __init__(self, message: str, *, source: str | None = None, field: str | None = None) -> None:
+        self.source = source
+        self.field = field
+        where = source or "<data>"
+        at = f" at {field}" if field else ""
+        super().__init__(f"{where}{at}: {message}")
+
+
+class StageError(RefineryError):
+    """A stage of the staged analysis failed; `stage` names it, `__cause__` says why."""
+
+    def __init__(self, stage: str, message: str) -> None:
+        self.stage = stage
+        super().__init__(f"{stage}: {message}")
+
+
+class CanaryError(RefineryError):
+    """The connectivity check failed; the message says what to fix."""

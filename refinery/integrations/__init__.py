@@ -1,0 +1,1 @@
+"""The wire layer: request bodies, the HTTP transport, the Responses client, vector stores."""

@@ -1,0 +1,209 @@
+"""`ResponsesClient`: `POST /v1/responses` with retries, output extraction, JSON recovery, usage.
+
+The retry rules live in the shared transport; this module adds what is specific to the
+Responses endpoint: reading the answer out of `output`, one format-only re-ask when the JSON is
+broken, one larger budget when `max_output_tokens` cut the answer, and the token usage of every
+call so a caller can report cost per stage.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import jsonschema
+
+from refinery.errors import (
+    APIConnectionError,
+    AuthenticationError,
+    BadRequestError,
+    CanaryError,
+    IncompleteResponseError,
+    NotFoundError,
+    OutputFormatError,
+    PermissionDeniedError,
+    RefineryError,
+)
+from refinery.integrations.response_output import (
+    CallUsage,
+    citations,
+    file_search_results,
+    output_text,
+    parse_json_output,
+    parse_json_text,
+)
+from refinery.integrations.responses_request_builder import (
+    build_canary_test_body,
+    with_max_output_tokens,
+    with_user_text,
+)
+from refinery.integrations.transport import ApiSettings, OpenAITransport, RetryPolicy, Sleep
+
+__all__ = [
+    "ResponsesClient",
+    "CanaryResult",
+    "create",
+    "output_text",
+    "parse_json_output",
+    "file_search_results",
+    "citations",
+]
+
+log = logging.getLogger("refinery.responses")
+
+REASK_TEXT = "Return ONLY the exact JSON again, valid against the schema, with no other text. Your previous output was:\n"
+
+
+@dataclass(frozen=True)
+class CanaryResult:
+    ok: bool
+    model: str
+    response_id: str | None
+    reply: str
+
+
+class ResponsesClient:
+    """An async context manager for the Responses endpoint, over one `OpenAITransport`.
+
+    Build it from the environment (`OPENAI_API_KEY`, `OPENAI_BASE_URL`, `OPENAI_PROJECT`,
+    `OPENAI_ORG_ID`), from explicit arguments, or over an existing transport (so a
+    `VectorStoreManager` can share the same session and retry core).
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        project: str | None = None,
+        organization: str | None = None,
+        transport: OpenAITransport | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Sleep | None = None,
+        max_output_tokens_cap: int = 8000,
+    ) -> None:
+        if transport is None:
+            settings = ApiSettings.from_env(api_key, base_url=base_url, project=project, organization=organization)
+            transport = OpenAITransport(settings, timeout=timeout, retry=retry, sleep=sleep)
+        self.transport = transport
+        self.max_output_tokens_cap = max_output_tokens_cap
+        self.usage: list[CallUsage] = []
+
+    async def __aenter__(self) -> "ResponsesClient":
+        await self.transport.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.transport.close()
+
+    async def close(self) -> None:
+        await self.transport.close()
+
+    async def create(self, body: Mapping[str, Any], *, label: str | None = None) -> dict[str, Any]:
+        """POST `/responses` and return the raw response object; its usage is recorded."""
+        resp = await self.transport.request("POST", "/responses", json=dict(body))
+        data = resp.data if isinstance(resp.data, dict) else {}
+        self.usage.append(CallUsage.from_response(data, label))
+        return data
+
+    def usage_for(self, label: str) -> CallUsage:
+        """The summed usage of every call made with `label`."""
+        total = CallUsage(label=label)
+        for u in self.usage:
+            if u.label == label:
+                total = total + u
+        total.label = label
+        return total
+
+    async def create_json(
+        self,
+        body: Mapping[str, Any],
+        schema: Mapping[str, Any] | None = None,
+        *,
+        label: str | None = None,
+    ) -> dict[str, Any]:
+        """The answer as a JSON object, recovered once from each of two known failure modes.
+
+        - cut off by `max_output_tokens` → retried once with double the budget (up to
+          `max_output_tokens_cap`);
+        - not JSON, or (when `schema` is given) JSON that breaks it → one format-only re-ask:
+          the same body with the user content replaced by "Return ONLY the exact JSON again"
+          and the raw text. Still wrong → `OutputFormatError` holding the raw text.
+        """
+        body = dict(body)
+        response = await self.create(body, label=label)
+        try:
+            text = output_text(response)
+        except IncompleteResponseError as exc:
+            budget = int(body.get("max_output_tokens") or 0)
+            bigger = min(self.max_output_tokens_cap, max(budget * 2, 256))
+            if exc.reason != "max_output_tokens" or bigger <= budget:
+                raise
+            log.info("output cut at %d tokens; retrying once with %d", budget, bigger)
+            body = with_max_output_tokens(body, bigger)
+            response = await self.create(body, label=label)
+            text = output_text(response)
+        problems = _problems(text, schema)
+        if not problems:
+            return json.loads(text)
+        log.info("output not valid (%s); asking once for the JSON again", problems[0])
+        reask = with_user_text(body, REASK_TEXT + text)
+        response = await self.create(reask, label=label)
+        text2 = output_text(response)
+        problems2 = _problems(text2, schema)
+        if not problems2:
+            return json.loads(text2)
+        raise OutputFormatError(
+            f"output is not the JSON asked for after one re-ask: {problems2[0]}", raw_text=text2, problems=problems2
+        )
+
+    async def canary(self, model: str = "gpt-4o") -> CanaryResult:
+        """Send the smallest strict-JSON request and say plainly what is wrong when it fails."""
+        base = self.transport.settings.base_url
+        try:
+            data = await self.create_json(build_canary_test_body(model), label="canary")
+        except AuthenticationError as exc:
+            raise CanaryError(f"authentication failed: check OPENAI_API_KEY (HTTP 401: {exc.message})") from exc
+        except PermissionDeniedError as exc:
+            raise CanaryError(
+                f"permission denied: check OPENAI_PROJECT / OPENAI_ORG_ID and model access (HTTP 403: {exc.message})"
+            ) from exc
+        except NotFoundError as exc:
+            raise CanaryError(
+                f"not found: check the model name {model!r} and OPENAI_BASE_URL {base!r} (HTTP 404: {exc.message})"
+            ) from exc
+        except BadRequestError as exc:
+            raise CanaryError(f"request rejected for model {model!r}: {exc.message}") from exc
+        except APIConnectionError as exc:
+            raise CanaryError(f"cannot reach {base!r}: check OPENAI_BASE_URL and the network ({exc})") from exc
+        except RefineryError as exc:
+            raise CanaryError(f"canary failed: {exc}") from exc
+        last = self.usage[-1] if self.usage else None
+        return CanaryResult(ok=True, model=model, response_id=last.response_id if last else None, reply=str(data.get("reply", "")))
+
+
+def _problems(text: str, schema: Mapping[str, Any] | None) -> list[str]:
+    try:
+        value = parse_json_text(text)
+    except OutputFormatError as exc:
+        return exc.problems
+    if not isinstance(value, dict):
+        return ["output JSON is not an object"]
+    if schema is None:
+        return []
+    validator = jsonschema.Draft202012Validator(dict(schema))
+    return [
+        f"{'/'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message[:200]}"
+        for e in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+    ]
+
+
+async def create(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Module-level convenience: one call with a client built from the environment."""
+    async with ResponsesClient() as client:
+        return await client.create(body)

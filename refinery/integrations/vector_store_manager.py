@@ -1,0 +1,192 @@
+"""`VectorStoreManager`: files and hosted vector stores, on the shared transport.
+
+Why it matters: `file_search` only finds what was indexed, and "no results" is most often a
+store that was queried before indexing finished. This manager refuses files the API would not
+index before uploading anything, uploads several at once under a limit, attaches them in one
+file batch (with per-file attributes so a stage can restrict retrieval with `filters`), and
+polls until every file is processed — naming any file that failed and why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from refinery.errors import FileIndexingError, IndexingTimeoutError, UnsupportedFileError, VectorStoreError
+from refinery.integrations.transport import OpenAITransport
+
+log = logging.getLogger("refinery.vector_store")
+
+# File types the file_search tool indexes (OpenAI's file search guide).
+SUPPORTED_EXTENSIONS = frozenset(
+    {
+        ".c", ".cpp", ".cs", ".css", ".doc", ".docx", ".go", ".html", ".java", ".js", ".json",
+        ".md", ".pdf", ".php", ".pptx", ".py", ".rb", ".sh", ".tex", ".ts", ".txt",
+    }
+)
+FILE_PURPOSE = "assistants"  # the purpose file_search's vector stores take
+MAX_ATTRIBUTES = 16
+Attributes = Mapping[str, str | int | float | bool]
+ProgressCallback = Callable[[Mapping[str, int]], None]
+
+
+def check_uploadable(paths: Sequence[str | Path]) -> list[Path]:
+    """Refuse, before any upload, a missing path or a type file_search does not index."""
+    checked: list[Path] = []
+    for p in paths:
+        path = Path(p)
+        if not path.is_file():
+            raise UnsupportedFileError(f"{path}: no such file")
+        if path.suffix.lower() not in SUPPORTED_EXTENSIONS:
+            raise UnsupportedFileError(
+                f"{path}: file type {path.suffix or '(none)'!r} is not indexed by file_search; "
+                f"use one of {', '.join(sorted(SUPPORTED_EXTENSIONS))}"
+            )
+        checked.append(path)
+    return checked
+
+
+class VectorStoreManager:
+    """Create a store, upload and attach files, wait until indexed, clean up."""
+
+    def __init__(self, transport: OpenAITransport, *, upload_concurrency: int = 4) -> None:
+        self.transport = transport
+        self.upload_concurrency = max(1, upload_concurrency)
+        self.uploaded: dict[str, str] = {}  # file id → file name, for messages and cleanup
+
+    async def create_store(
+        self, name: str, *, expires_after_days: int | None = 1, metadata: Mapping[str, str] | None = None
+    ) -> str:
+        """A new store; with `expires_after_days` it expires that long after its last use."""
+        body: dict[str, Any] = {"name": name}
+        if expires_after_days is not None:
+            if not 1 <= expires_after_days <= 365:
+                raise VectorStoreError(f"expires_after_days must be 1-365, got {expires_after_days}")
+            body["expires_after"] = {"anchor": "last_active_at", "days": expires_after_days}
+        if metadata:
+            body["metadata"] = dict(metadata)
+        resp = await self.transport.request("POST", "/vector_stores", json=body)
+        store_id = resp.data["id"]
+        log.info("created vector store %s (%s)", store_id, name)
+        return str(store_id)
+
+    async def upload_file(self, path: Path) -> str:
+        """One multipart `POST /files`; returns the file id."""
+        content = path.read_bytes()
+
+        def form() -> aiohttp.FormData:
+            fd = aiohttp.FormData()
+            fd.add_field("purpose", FILE_PURPOSE)
+            fd.add_field("file", content, filename=path.name, content_type="text/plain")
+            return fd
+
+        resp = await self.transport.request("POST", "/files", form=form)
+        file_id = str(resp.data["id"])
+        self.uploaded[file_id] = path.name
+        return file_id
+
+    async def upload_files(
+        self,
+        store_id: str,
+        paths: Sequence[str | Path],
+        attributes: Mapping[str, Attributes] | None = None,
+    ) -> list[str]:
+        """Upload `paths` (several at once) and attach them to the store in one file batch.
+
+        `attributes` maps a file name (or path) to its attributes (≤ 16 keys of str/number/bool);
+        they let a `file_search` call be restricted with `filters`. Returns the file ids in the
+        order of `paths`.
+        """
+        checked = check_uploadable(paths)
+        if not checked:
+            return []
+        attrs_for = _attributes_lookup(attributes or {}, checked)
+        semaphore = asyncio.Semaphore(self.upload_concurrency)
+
+        async def one(path: Path) -> str:
+            async with semaphore:
+                return await self.upload_file(path)
+
+        file_ids = list(await asyncio.gather(*(one(p) for p in checked)))
+        if attrs_for:
+            files = []
+            for fid, path in zip(file_ids, checked):
+                entry: dict[str, Any] = {"file_id": fid}
+                if path in attrs_for:
+                    entry["attributes"] = attrs_for[path]
+                files.append(entry)
+            batch_body: dict[str, Any] = {"files": files}
+        else:
+            batch_body = {"file_ids": file_ids}
+        await self.transport.request("POST", f"/vector_stores/{store_id}/file_batches", json=batch_body)
+        log.info("attached %d file(s) to %s", len(file_ids), store_id)
+        return file_ids
+
+    async def poll_ready(
+        self,
+        store_id: str,
+        timeout_s: float = 600,
+        poll_s: float = 3,
+        on_progress: ProgressCallback | None = None,
+    ) -> dict[str, int]:
+        """Wait until every file of the store is processed; return the final file counts.
+
+        A failed file raises `FileIndexingError` naming it and its `last_error`; running out of
+        time raises `IndexingTimeoutError` saying how many files were still in progress.
+        """
+        clock = self.transport.clock
+        deadline = clock() + timeout_s
+        while True:
+            resp = await self.transport.request("GET", f"/vector_stores/{store_id}")
+            counts = {k: int(v) for k, v in (resp.data.get("file_counts") or {}).items()}
+            if on_progress is not None:
+                on_progress(counts)
+            if counts.get("failed", 0) > 0:
+                raise FileIndexingError(await self._failures(store_id))
+            if counts.get("in_progress", 0) == 0:
+                return counts
+            if clock() >= deadline:
+                raise IndexingTimeoutError(store_id, counts.get("in_progress", 0), timeout_s)
+            await self.transport.sleep(min(poll_s, max(0.0, deadline - clock())) or poll_s)
+
+    async def _failures(self, store_id: str) -> list[tuple[str, str, str]]:
+        resp = await self.transport.request(
+            "GET", f"/vector_stores/{store_id}/files", params={"filter": "failed", "limit": "100"}
+        )
+        out = []
+        for f in resp.data.get("data") or []:
+            err = f.get("last_error") or {}
+            name = self.uploaded.get(f.get("id", ""), f.get("id", "?"))
+            out.append((name, str(err.get("code", "unknown")), str(err.get("message", "no message"))))
+        return out or [("?", "unknown", "the store reports failed files but listed none")]
+
+    async def delete_store(self, store_id: str) -> None:
+        await self.transport.request("DELETE", f"/vector_stores/{store_id}")
+        log.info("deleted vector store %s", store_id)
+
+    async def delete_files(self, file_ids: Sequence[str] | None = None) -> None:
+        """Delete uploaded files (all this manager uploaded when `file_ids` is None)."""
+        ids = list(self.uploaded) if file_ids is None else list(file_ids)
+        for fid in ids:
+            await self.transport.request("DELETE", f"/files/{fid}")
+            self.uploaded.pop(fid, None)
+
+
+def _attributes_lookup(attributes: Mapping[str, Attributes], paths: list[Path]) -> dict[Path, dict[str, Any]]:
+    out: dict[Path, dict[str, Any]] = {}
+    for path in paths:
+        attrs = attributes.get(str(path), attributes.get(path.name))
+        if attrs is None:
+            continue
+        if len(attrs) > MAX_ATTRIBUTES:
+            raise VectorStoreError(f"{path.name}: {len(attrs)} attributes, at most {MAX_ATTRIBUTES} allowed")
+        for k, v in attrs.items():
+            if not isinstance(v, (str, int, float, bool)) or len(k) > 64:
+                raise VectorStoreError(f"{path.name}: attribute {k!r} must have a key ≤ 64 chars and a str/number/bool value")
+        out[path] = dict(attrs)
+    return out

@@ -1,0 +1,66 @@
+"""Helpers the tests share: the fake clock, recorded requests, Responses-shaped replies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aioresponses
+
+BASE = "https://api.test/v1"
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+class FakeClock:
+    """A monotonic clock that only moves when `sleep` is awaited; records every sleep."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def sent(m: aioresponses.aioresponses, method: str = "POST", url: str | None = None) -> list[Any]:
+    """The requests aioresponses recorded for (method, url), in order."""
+    out = []
+    for (meth, u), calls in m.requests.items():
+        if meth == method and (url is None or str(u) == url):
+            out.extend(calls)
+    return out
+
+
+def response_json(text: str, *, status: str = "completed", extra_items: list[dict] | None = None, **kw: Any) -> dict:
+    """A Responses API object whose answer is `text`, shaped like the real one."""
+    output = list(extra_items or [])
+    output.append(
+        {
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "status": "completed",
+            "content": [{"type": "output_text", "text": text, "annotations": []}],
+        }
+    )
+    body = {
+        "id": "resp_1",
+        "object": "response",
+        "created_at": 1,
+        "status": status,
+        "model": "gpt-4o-2024-08-06",
+        "output": output,
+        "usage": {
+            "input_tokens": 100,
+            "input_tokens_details": {"cached_tokens": 10},
+            "output_tokens": 20,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": 120,
+        },
+    }
+    body.update(kw)
+    return body
