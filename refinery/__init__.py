@@ -5,6 +5,22 @@ store; four evidence-backed stages run through `POST /v1/responses` with `file_s
 structured output; typed results and artifacts come out.
 """
 
+from refinery.agents.failure_analyst import SimpleFailureAnalyst
+from refinery.agents.staged_failure_analyst import StagedAnalysisResult, StagedFailureAnalyst
+from refinery.core.interfaces import FailureAnalyst
+from refinery.core.models import (
+    CompleteAnalysis,
+    Confidence,
+    Diagnosis,
+    DomainExpertExpectation,
+    FailureType,
+    GapAnalysis,
+    RunType,
+    Trace,
+    TraceAnalysis,
+    TraceRun,
+)
+from refinery.core.orchestrator import AnalysisOrchestrator
 from refinery.errors import (
     APIConnectionError,
     APIError,
@@ -41,6 +57,21 @@ from refinery.integrations.vector_store_manager import VectorStoreManager
 __version__ = "0.1.0"
 
 __all__ = [
+    "AnalysisOrchestrator",
+    "CompleteAnalysis",
+    "Confidence",
+    "Diagnosis",
+    "DomainExpertExpectation",
+    "FailureAnalyst",
+    "FailureType",
+    "GapAnalysis",
+    "RunType",
+    "SimpleFailureAnalyst",
+    "StagedAnalysisResult",
+    "StagedFailureAnalyst",
+    "Trace",
+    "TraceAnalysis",
+    "TraceRun",
     "APIConnectionError",
     "APIError",
     "APITimeoutError",

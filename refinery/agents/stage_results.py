@@ -1,0 +1,127 @@
+"""Turning validated stage outputs into the host-facing core models. Pure functions.
+
+The core models predate the stages (hosts use their field names), so the mapping lives here in
+one place; the stage's raw JSON and every citation travel along, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from refinery.agents.staged_schemas import DiagnosisOutput, GapAnalysisOutput, SynthesisOutput, TraceAnalysisOutput
+from refinery.core.models import Citation, Diagnosis, GapAnalysis, TraceAnalysis
+
+
+def collect_citations(data: Any) -> list[Citation]:
+    """Every `{file, section_or_lines}` found anywhere in a stage's JSON, in order, deduplicated."""
+    found: dict[Citation, None] = {}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("file"), str) and "section_or_lines" in node:
+                found.setdefault(Citation(file=node["file"], section=node.get("section_or_lines") or None))
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(data)
+    return list(found)
+
+
+def merge_stage1(parts: list[TraceAnalysisOutput]) -> TraceAnalysisOutput:
+    """One Stage 1 output from the per-group ones, in group order, sequences renumbered."""
+    if len(parts) == 1:
+        return parts[0]
+    timeline, events, evidence, scanned, remaining = [], [], [], [], []
+    for part in parts:
+        timeline.extend(part.timeline)
+        events.extend(part.events)
+        evidence.extend(part.evidence)
+        scanned.extend(part.coverage.files_scanned)
+        remaining.extend(part.coverage.remaining)
+    scanned = list(dict.fromkeys(scanned))
+    remaining = [f for f in dict.fromkeys(remaining) if f not in set(scanned)]
+    renumbered = [e.model_copy(update={"sequence": i}) for i, e in enumerate(timeline, start=1)]
+    return TraceAnalysisOutput.model_validate(
+        {
+            "timeline": [e.model_dump() for e in renumbered],
+            "events": [e.model_dump() for e in events],
+            "coverage": {"files_scanned": scanned, "remaining": remaining},
+            "evidence": [e.model_dump() for e in evidence],
+        }
+    )
+
+
+def to_trace_analysis(trace_id: str, out: TraceAnalysisOutput, metadata: dict[str, Any]) -> TraceAnalysis:
+    raw = out.model_dump(mode="json")
+    failed = [e.run_id for e in out.timeline if e.status == "error"]
+    for ev in out.events:
+        if ev.kind == "failure" and ev.run_id and ev.run_id not in failed:
+            failed.append(ev.run_id)
+    return TraceAnalysis(
+        trace_id=trace_id,
+        execution_flow=raw["timeline"],
+        context_at_each_step={
+            e.run_id: {"run_name": e.run_name, "action": e.action, "key_inputs": e.key_inputs, "tool_calls": e.tool_calls}
+            for e in out.timeline
+        },
+        data_transformations=[
+            {"run_id": e.run_id, "run_name": e.run_name, "input": e.key_inputs, "output": e.key_outputs}
+            for e in out.timeline
+        ],
+        error_propagation_path=failed,
+        identified_issues=raw["events"],
+        metadata={**metadata, "coverage": raw["coverage"], "evidence": raw["evidence"]},
+        citations=collect_citations(raw),
+        raw=raw,
+    )
+
+
+def to_gap_analysis(out: GapAnalysisOutput, metadata: dict[str, Any]) -> GapAnalysis:
+    raw = out.model_dump(mode="json")
+    return GapAnalysis(
+        behavioral_differences=[c for c in raw["expectations"] if c["status"] != "met"],
+        missing_context=out.missing_context,
+        incorrect_assumptions=out.incorrect_assumptions,
+        suggested_focus_areas=out.suggested_focus_areas,
+        metadata={**metadata, "expectations": raw["expectations"], "coverage_updates": raw["coverage_updates"]},
+        citations=collect_citations(raw),
+        raw=raw,
+    )
+
+
+def to_diagnosis(out: DiagnosisOutput, synthesis: SynthesisOutput | None, metadata: dict[str, Any]) -> Diagnosis:
+    raw = out.model_dump(mode="json")
+    raw_synthesis = synthesis.model_dump(mode="json") if synthesis is not None else None
+    evidence = [f"{c.file}#{c.section}" if c.section else c.file for c in collect_citations(raw["causal_chains"])]
+    if raw_synthesis is not None:
+        top_findings = raw_synthesis["top_findings"]
+        next_actions = [{"priority": a["priority"], "action": a["action"], "owner": a["owner"], "rationale": a["rationale"]} for a in raw_synthesis["actions_next"]]
+    else:
+        top_findings = [
+            {"title": c["symptom"]["description"], "detail": c["cause"]["description"], "severity": "high", "citations": c["cause"]["citations"]}
+            for c in raw["causal_chains"]
+        ]
+        next_actions = [
+            {"priority": i, "action": r["action"], "owner": r["target"], "rationale": r["rationale"]}
+            for i, r in enumerate(raw["remediations"], start=1)
+        ]
+    meta = {**metadata, "causal_chains": raw["causal_chains"]}
+    if raw_synthesis is not None:
+        meta["summary"] = raw_synthesis["summary"]
+    return Diagnosis(
+        failure_type=out.failure_type,
+        root_cause=out.root_cause,
+        evidence=evidence,
+        affected_components=out.affected_components,
+        confidence=out.confidence,
+        detailed_analysis=out.detailed_analysis,
+        remediations=raw["remediations"],
+        next_actions=next_actions,
+        top_findings=top_findings,
+        metadata=meta,
+        citations=collect_citations([raw, raw_synthesis]),
+        raw={"diagnosis": raw, "synthesis": raw_synthesis},
+    )

@@ -1,0 +1,182 @@
+"""The data that crosses refinery's boundaries, as pydantic v2 models.
+
+Host orchestrators already use these names and fields, so fields are only ever added, never
+renamed. Each analysis result also keeps its citations and the raw JSON of the stage that
+produced it, so nothing the model said is lost in the conversion to these shapes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RunType(str, Enum):
+    LLM = "llm"
+    CHAIN = "chain"
+    TOOL = "tool"
+    RETRIEVER = "retriever"
+    EMBEDDING = "embedding"
+    PROMPT = "prompt"
+    PARSER = "parser"
+    AGENT = "agent"  # OpenTelemetry / OpenInference agent spans
+    UNKNOWN = "unknown"  # spans whose kind cannot be told
+
+
+class FailureType(str, Enum):
+    PROMPT_ISSUE = "prompt_issue"
+    CONTEXT_ISSUE = "context_issue"
+    MODEL_LIMITATION = "model_limitation"
+    ORCHESTRATION_ISSUE = "orchestration_issue"
+    RETRIEVAL_ISSUE = "retrieval_issue"
+    OUTPUT_PARSING_ISSUE = "output_parsing_issue"
+
+
+class Confidence(str, Enum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class TraceRun(BaseModel):
+    """One step of an agent run (a LangSmith run, an OpenTelemetry span, a Langfuse observation)."""
+
+    id: str
+    name: str
+    run_type: RunType = RunType.UNKNOWN
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    outputs: dict[str, Any] | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    error: str | None = None
+    parent_run_id: str | None = None
+    trace_id: str = ""
+    dotted_order: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def duration_ms(self) -> float | None:
+        if self.start_time is None or self.end_time is None:
+            return None
+        return (self.end_time - self.start_time).total_seconds() * 1000.0
+
+    @property
+    def is_failed(self) -> bool:
+        return bool(self.error)
+
+
+class Trace(BaseModel):
+    """One agent run: its steps in execution order."""
+
+    trace_id: str
+    project_name: str = ""
+    runs: list[TraceRun] = Field(default_factory=list)
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    def get_root_run(self) -> TraceRun | None:
+        """The run without a parent (the first one when there are several)."""
+        ids = {r.id for r in self.runs}
+        for run in self.runs:
+            if run.parent_run_id is None or run.parent_run_id not in ids:
+                return run
+        return None
+
+    def get_failed_runs(self) -> list[TraceRun]:
+        return [r for r in self.runs if r.is_failed]
+
+    @property
+    def duration_ms(self) -> float | None:
+        if self.start_time is None or self.end_time is None:
+            return None
+        return (self.end_time - self.start_time).total_seconds() * 1000.0
+
+
+class DomainExpertExpectation(BaseModel):
+    """What a domain expert expected the agent to do."""
+
+    description: str
+    expected_output: str | None = None
+    business_context: str | None = None
+    specific_issues: list[str] = Field(default_factory=list)
+
+    def as_text(self) -> str:
+        """The expectation as the plain text the stages quote."""
+        lines = [f"Description: {self.description}"]
+        if self.expected_output:
+            lines.append(f"Expected output: {self.expected_output}")
+        if self.business_context:
+            lines.append(f"Business context: {self.business_context}")
+        if self.specific_issues:
+            lines.append("Specific issues:")
+            lines.extend(f"- {issue}" for issue in self.specific_issues)
+        return "\n".join(lines)
+
+
+class Citation(BaseModel):
+    """Where a claim comes from: a rendered file and a section (run id, heading or lines)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    file: str
+    section: str | None = None
+
+
+class _Result(BaseModel):
+    citations: list[Citation] = Field(default_factory=list)
+    raw: dict[str, Any] = Field(default_factory=dict, description="The stage's JSON, as the model returned it")
+
+
+class TraceAnalysis(_Result):
+    trace_id: str
+    execution_flow: list[dict[str, Any]] = Field(default_factory=list)
+    context_at_each_step: dict[str, Any] = Field(default_factory=dict)
+    data_transformations: list[dict[str, Any]] = Field(default_factory=list)
+    error_propagation_path: list[str] = Field(default_factory=list)
+    identified_issues: list[dict[str, Any]] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class GapAnalysis(_Result):
+    behavioral_differences: list[dict[str, Any]] = Field(default_factory=list)
+    missing_context: list[str] = Field(default_factory=list)
+    incorrect_assumptions: list[str] = Field(default_factory=list)
+    suggested_focus_areas: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class Diagnosis(_Result):
+    failure_type: FailureType
+    root_cause: str
+    evidence: list[str] = Field(default_factory=list)
+    affected_components: list[str] = Field(default_factory=list)
+    confidence: Confidence
+    detailed_analysis: str = ""
+    remediations: list[dict[str, Any]] = Field(default_factory=list)
+    next_actions: list[dict[str, Any]] = Field(default_factory=list)
+    top_findings: list[dict[str, Any]] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class CompleteAnalysis(BaseModel):
+    trace_analysis: TraceAnalysis
+    gap_analysis: GapAnalysis
+    diagnosis: Diagnosis
+
+    def get_summary(self) -> dict[str, Any]:
+        """The few facts a dashboard or a log line needs."""
+        d = self.diagnosis
+        return {
+            "trace_id": self.trace_analysis.trace_id,
+            "failure_type": d.failure_type.value,
+            "root_cause": d.root_cause,
+            "confidence": d.confidence.value,
+            "failed_steps": len(self.trace_analysis.error_propagation_path),
+            "behavioral_differences": len(self.gap_analysis.behavioral_differences),
+            "top_findings": [f.get("title", "") for f in d.top_findings],
+            "next_actions": [a.get("action", "") for a in d.next_actions],
+        }
