@@ -18,7 +18,7 @@ from refinery.core.tokens import trim_to_tokens
 from refinery.integrations.responses_client import ResponsesClient
 from refinery.integrations.responses_request_builder import build_responses_body_no_tools
 from refinery.prompts.system_prompts import SIMPLE_SYSTEM, STAGE1, STAGE2, STAGE3
-from refinery.traces.render import render_trace_files
+from refinery.traces.render import upload_files_for
 
 
 class SimpleFailureAnalyst(FailureAnalyst):
@@ -32,6 +32,7 @@ class SimpleFailureAnalyst(FailureAnalyst):
         max_inline_tokens: int = 20000,
         max_output_tokens: int = 2000,
         temperature: float | None = 0.2,
+        redact: bool = True,
     ) -> None:
         self.model = model
         self.seed = seed  # recorded, never sent: the Responses API takes no seed
@@ -41,6 +42,7 @@ class SimpleFailureAnalyst(FailureAnalyst):
         self.max_output_tokens = max_output_tokens
         self.temperature = temperature
         self._inline: str = ""
+        self.redact = redact
 
     @property
     def client(self) -> ResponsesClient:
@@ -75,7 +77,7 @@ class SimpleFailureAnalyst(FailureAnalyst):
         prompt_contents: FileContents | None = None,
         eval_contents: FileContents | None = None,
     ) -> TraceAnalysis:
-        files = render_trace_files(trace, prompts=prompt_contents, evals=eval_contents, expectation=expectation)
+        files, self.redaction = upload_files_for(trace, prompts=prompt_contents, evals=eval_contents, expectation=expectation, redact=self.redact)
         inline = "\n\n".join(f"=== file: {name} ===\n{text}" for name, text in files)
         self._inline = trim_to_tokens(inline, self.max_inline_tokens)
         out = await self._ask("stage1", f"{STAGE1.text}\n\nTrace files (inline):\n{self._inline}")

@@ -53,7 +53,8 @@ from refinery.integrations.responses_client import ResponsesClient
 from refinery.integrations.responses_request_builder import build_responses_body, build_responses_body_no_tools
 from refinery.integrations.vector_store_manager import VectorStoreManager
 from refinery.prompts.system_prompts import STAGE1, STAGE1_GROUP_NOTE, STAGE2, STAGE3, STAGE4, SYSTEM, PromptTemplate
-from refinery.traces.render import RenderOptions, render_trace_files
+from refinery.traces.redact import RedactionReport, redact_text
+from refinery.traces.render import RenderOptions, upload_files_for
 
 log = logging.getLogger("refinery.staged")
 
@@ -110,6 +111,11 @@ def plan_groups(files: list[tuple[str, str]], runs_total: int, runs_per_file: in
     return groups
 
 
+def group_filter(group: StageGroup) -> dict[str, Any]:
+    """The `file_search` attribute filter restricting retrieval to one Stage 1 group's files."""
+    return {"type": "eq", "key": "group", "value": group.number}
+
+
 def file_attributes(files: list[tuple[str, str]], groups: list[StageGroup]) -> dict[str, dict[str, Any]]:
     """Vector store attributes per file: its kind, and its Stage 1 group for run files."""
     group_of = {name: g.number for g in groups for name in g.files}
@@ -155,6 +161,7 @@ class StagedFailureAnalyst(FailureAnalyst):
         poll_timeout_s: float = 600,
         expires_after_days: int = 1,
         temperature: float | None = 0.2,
+        redact: bool = True,
     ) -> None:
         self.model = model
         self.seed = seed
@@ -174,6 +181,8 @@ class StagedFailureAnalyst(FailureAnalyst):
         self.poll_timeout_s = poll_timeout_s
         self.expires_after_days = expires_after_days
         self.temperature = temperature
+        self.redact = redact
+        self.redaction = RedactionReport()
         self._stage_meta: dict[str, dict[str, Any]] = {}
         self._groups: list[StageGroup] = []
         self._trace_id: str | None = None
@@ -221,8 +230,12 @@ class StagedFailureAnalyst(FailureAnalyst):
         prompts: FileContents | None = None,
         evals: FileContents | None = None,
     ) -> list[tuple[str, str]]:
-        """The files `prepare` uploads (pure; `refinery plan` shows them)."""
-        return render_trace_files(trace, options=self.render_options, prompts=prompts, evals=evals, expectation=expectation)
+        """The files `prepare` uploads, redacted unless `redact=False` (`refinery plan` shows them)."""
+        files, report = upload_files_for(
+            trace, options=self.render_options, prompts=prompts, evals=evals, expectation=expectation, redact=self.redact
+        )
+        self.redaction = report
+        return files
 
     def _layout(self, trace: Trace, files: list[tuple[str, str]]) -> None:
         self._trace_id = trace.trace_id
@@ -237,6 +250,7 @@ class StagedFailureAnalyst(FailureAnalyst):
         *,
         store_id: str | None = None,
         on_progress: Callable[[Mapping[str, int]], None] | None = None,
+        name: str | None = None,
     ) -> str:
         """Render, upload and index the files; return the vector store id.
 
@@ -259,7 +273,7 @@ class StagedFailureAnalyst(FailureAnalyst):
                 path.write_text(text, encoding="utf-8")
                 paths.append(path)
             store_id = await self.manager.create_store(
-                f"refinery-{trace.trace_id}"[:64],
+                (name or f"refinery-{trace.trace_id}")[:256],
                 expires_after_days=self.expires_after_days,
                 metadata={"refinery_trace_id": trace.trace_id[:512], "refinery_groups": str(len(self._groups))},
             )
@@ -321,33 +335,38 @@ class StagedFailureAnalyst(FailureAnalyst):
         )
 
     # --- one call -------------------------------------------------------------------------
-    async def _call(self, stage: str, user_text: str, *, tools: bool, filters: dict[str, Any] | None = None) -> tuple[dict[str, Any], CallUsage]:
+    def build_stage_body(self, stage: str, user_text: str, *, filters: dict[str, Any] | None = None, store_id: str | None = None) -> dict[str, Any]:
+        """The request body of one stage call (pure: `refinery plan` prints these)."""
         schema = STAGE_SCHEMAS[stage]
-        if tools:
-            if not self.store_id:
-                raise StageError(stage, "no vector store: call prepare() or pass vector_store_id")
-            body = build_responses_body(
-                self.model,
-                self.store_id,
-                SYSTEM.text,
-                user_text,
-                schema,
-                max_num_results=self.max_num_results[stage],
-                max_output_tokens=self.max_output_tokens[stage],
-                temperature=self.temperature,
-                schema_name=f"{stage}_output",
-                filters=filters,
-            )
-        else:
-            body = build_responses_body_no_tools(
-                self.model,
-                SYSTEM.text,
-                user_text,
-                schema,
-                max_output_tokens=self.max_output_tokens[stage],
-                temperature=self.temperature,
-                schema_name=f"{stage}_output",
-            )
+        common = dict(
+            max_output_tokens=self.max_output_tokens[stage], temperature=self.temperature, schema_name=f"{stage}_output"
+        )
+        if stage == "stage4":
+            return build_responses_body_no_tools(self.model, SYSTEM.text, user_text, schema, **common)
+        store = store_id or self.store_id
+        if not store:
+            raise StageError(stage, "no vector store: call prepare() or pass vector_store_id")
+        return build_responses_body(
+            self.model, store, SYSTEM.text, user_text, schema, max_num_results=self.max_num_results[stage], filters=filters, **common
+        )
+
+    def stage1_user_text(self, group: StageGroup | None, groups: int) -> str:
+        if group is None or not group.first_run:
+            return STAGE1.text
+        note = STAGE1_GROUP_NOTE.fill(
+            first_run=f"{group.first_run:03d}", last_run=f"{group.last_run:03d}", group=str(group.number), groups=str(groups)
+        )
+        return f"{STAGE1.text}\n\n{note}"
+
+    def stage2_user_text(self, stage1_json: str, expectation: DomainExpertExpectation) -> str:
+        expected = expectation.as_text()
+        if self.redact:
+            expected = redact_text(expected, self.redaction)
+        return STAGE2.fill(stage1_json=stage1_json) + "\n\nExpectations:\n" + expected
+
+    async def _call(self, stage: str, user_text: str, *, filters: dict[str, Any] | None = None) -> tuple[dict[str, Any], CallUsage]:
+        schema = STAGE_SCHEMAS[stage]
+        body = self.build_stage_body(stage, user_text, filters=filters)
         label = f"{self._trace_id or 'trace'}:{stage}"
         before = len(self.client.usage)
         data = await self.client.create_json(body, schema, label=label)
@@ -393,16 +412,11 @@ class StagedFailureAnalyst(FailureAnalyst):
         parts: list[TraceAnalysisOutput] = []
         total = CallUsage(label="stage1")
         for group in groups:
-            user_text = STAGE1.text
             filters = None
             if group is not None:
                 await self._emit("stage1.group", "start", group=group.number, groups=len(groups))
-                if group.first_run:
-                    user_text += "\n\n" + STAGE1_GROUP_NOTE.fill(
-                        first_run=f"{group.first_run:03d}", last_run=f"{group.last_run:03d}", group=str(group.number), groups=str(len(groups))
-                    )
-                filters = {"type": "eq", "key": "group", "value": group.number}
-            data, usage = await self._call("stage1", user_text, tools=True, filters=filters)
+                filters = group_filter(group)
+            data, usage = await self._call("stage1", self.stage1_user_text(group, len(groups)), filters=filters)
             parts.append(self._validated("stage1", data))
             total = total + usage
             if group is not None:
@@ -413,13 +427,13 @@ class StagedFailureAnalyst(FailureAnalyst):
         await self._emit("stage1", "end", tokens=total.total_tokens)
         return merged
 
-    async def _simple_stage(self, stage: str, user_text: str, *, tools: bool) -> Any:
+    async def _simple_stage(self, stage: str, user_text: str) -> Any:
         resumed = self._load_stage(stage)
         if resumed is not None:
             return resumed
         await self._emit(stage, "start")
         started = time.monotonic()
-        data, usage = await self._call(stage, user_text, tools=tools)
+        data, usage = await self._call(stage, user_text)
         out = self._validated(stage, data)
         self._record(stage, usage, started)
         self._save_stage(stage, out, {})
@@ -427,16 +441,15 @@ class StagedFailureAnalyst(FailureAnalyst):
         return out
 
     async def run_stage2(self, stage1: TraceAnalysisOutput, expectation: DomainExpertExpectation) -> GapAnalysisOutput:
-        text = STAGE2.fill(stage1_json=compact_json(stage1.model_dump(mode="json")))
-        text += "\n\nExpectations:\n" + expectation.as_text()
-        return await self._simple_stage("stage2", text, tools=True)
+        text = self.stage2_user_text(compact_json(stage1.model_dump(mode="json")), expectation)
+        return await self._simple_stage("stage2", text)
 
     async def run_stage3(self, stage1: TraceAnalysisOutput, stage2: GapAnalysisOutput) -> DiagnosisOutput:
         text = STAGE3.fill(
             stage1_json=compact_json(stage1.model_dump(mode="json")),
             stage2_json=compact_json(stage2.model_dump(mode="json")),
         )
-        return await self._simple_stage("stage3", text, tools=True)
+        return await self._simple_stage("stage3", text)
 
     async def run_stage4(self, stage1: TraceAnalysisOutput, stage2: GapAnalysisOutput, stage3: DiagnosisOutput) -> SynthesisOutput:
         text = STAGE4.fill(
@@ -444,7 +457,7 @@ class StagedFailureAnalyst(FailureAnalyst):
             stage2_json=compact_json(stage2.model_dump(mode="json")),
             stage3_json=compact_json(stage3.model_dump(mode="json")),
         )
-        return await self._simple_stage("stage4", text, tools=False)
+        return await self._simple_stage("stage4", text)
 
     def _meta(self, stage: str) -> dict[str, Any]:
         return {"stage_metadata": self._stage_meta.get(stage, {}), "store_id": self.store_id, "model": self.model, "seed": self.seed}

@@ -14,9 +14,12 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from refinery.core.models import DomainExpertExpectation, Trace, TraceRun
+
+if TYPE_CHECKING:
+    from refinery.traces.redact import RedactionReport
 
 RenderedFile = tuple[str, str]
 
@@ -165,3 +168,20 @@ def render_trace_files(
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")[:80]
+
+
+def upload_files_for(
+    trace: Trace,
+    *,
+    options: RenderOptions | None = None,
+    prompts: Mapping[str, str] | None = None,
+    evals: Mapping[str, str] | None = None,
+    expectation: DomainExpertExpectation | None = None,
+    redact: bool = True,
+) -> tuple[list[RenderedFile], RedactionReport]:
+    """The rendered files as they may leave the machine: redacted unless `redact=False`."""
+    from refinery.traces.redact import RedactionReport, redact_files
+
+    report = RedactionReport()
+    files = render_trace_files(trace, options=options, prompts=prompts, evals=evals, expectation=expectation)
+    return (redact_files(files, report) if redact else files), report

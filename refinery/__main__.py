@@ -1,0 +1,7 @@
+"""`python -m refinery` is the `refinery` command."""
+
+import sys
+
+from refinery.cli import main
+
+sys.exit(main())

@@ -1,0 +1,296 @@
+"""The `refinery` command line: init · analyze · run · plan · canary.
+
+Exit codes (also in `refinery --help`):
+  0  done
+  2  bad usage or bad input (a file that is missing or not what it should be)
+  3  authentication, quota or connection problem (fix the key, account or URL)
+  4  the analysis failed (rate limits that never cleared, unusable model output, server errors)
+Errors are one line on stderr; `--debug` adds the traceback. `--json` makes stdout
+machine-readable; progress always goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from refinery.agents.staged_failure_analyst import STAGE_ARTIFACTS, StagedAnalysisResult, StagedFailureAnalyst, compact_json, plan_groups, group_filter
+from refinery.core.artifacts import write_json_atomic, write_text_atomic
+from refinery.core.pricing import PRICES_AS_OF, estimate_cost_usd
+from refinery.core.tokens import estimate_body_tokens, estimate_tokens
+from refinery.errors import (
+    APIConnectionError,
+    AuthenticationError,
+    CanaryError,
+    ConfigurationError,
+    PermissionDeniedError,
+    QuotaExceededError,
+    RefineryError,
+    RequestBuildError,
+    TraceFormatError,
+    UnsupportedFileError,
+)
+from refinery.inputs import InputFileError, load_expectation, read_files
+from refinery.prompts.system_prompts import STAGE3, STAGE4
+from refinery.report import gather, render_html, render_markdown
+from refinery.traces import load_trace
+
+EXIT_OK, EXIT_USAGE, EXIT_ACCESS, EXIT_FAILED = 0, 2, 3, 4
+EXIT_CODES_HELP = """exit codes:
+  0  done
+  2  bad usage or bad input (missing file, unrecognised trace, bad expectation)
+  3  authentication, quota or connection problem (key, account, base URL)
+  4  the analysis failed (rate limits that never cleared, unusable output, server errors)"""
+INPUT_ERRORS = (TraceFormatError, InputFileError, UnsupportedFileError, RequestBuildError)
+ACCESS_ERRORS = (AuthenticationError, PermissionDeniedError, QuotaExceededError, APIConnectionError, CanaryError, ConfigurationError)
+
+
+def exit_code_for(exc: BaseException) -> int:
+    if isinstance(exc, INPUT_ERRORS):
+        return EXIT_USAGE
+    if isinstance(exc, ACCESS_ERRORS):
+        return EXIT_ACCESS
+    return EXIT_FAILED
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own exit code for usage errors is 2 too
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"refinery: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
+    common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+
+    trace_inputs = argparse.ArgumentParser(add_help=False)
+    trace_inputs.add_argument("trace", metavar="TRACE", help="trace file: LangSmith, OTLP/OpenInference, Langfuse or plain JSON/JSONL")
+    trace_inputs.add_argument("--prompts", nargs="+", metavar="FILE", default=[], help="the agent's prompt files")
+    trace_inputs.add_argument("--evals", nargs="+", metavar="FILE", default=[], help="the agent's eval files")
+    trace_inputs.add_argument("--format", choices=["langsmith", "otel", "langfuse", "plain"], help="force the trace format (default: detect)")
+    trace_inputs.add_argument("--no-redact", action="store_true", help="upload secrets as they are (redaction is on by default)")
+
+    analysis = argparse.ArgumentParser(add_help=False)
+    analysis.add_argument("--expect", required=True, metavar="FILE", help="what the expert expected: JSON {description, expected_output, business_context, specific_issues} or plain text")
+    analysis.add_argument("--out", default="refinery-out", metavar="DIR", help="artifacts directory (default: refinery-out); a rerun resumes from it")
+    analysis.add_argument("--model", default="gpt-4o", help="model for every stage (default: gpt-4o)")
+    analysis.add_argument("--stages", default="1-4", help="stages to run, 1-N (default: 1-4)")
+
+    parser = _Parser(
+        prog="refinery",
+        description="Find out why an AI agent run failed: four evidence-backed stages over an OpenAI hosted vector store.",
+        epilog="environment: OPENAI_API_KEY (required except for plan), OPENAI_BASE_URL, OPENAI_PROJECT, OPENAI_ORG_ID\n\n" + EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("init", parents=[common, trace_inputs], help="render, upload and index a trace; print the vector store id", epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--name", help="vector store name (default: refinery-<trace id>)")
+    p.add_argument("--expires-days", type=int, default=1, metavar="D", help="delete the store D days after last use (default: 1)")
+    p.add_argument("--expect", metavar="FILE", help="also upload the expectations")
+
+    p = sub.add_parser("analyze", parents=[common, analysis], help="run the stages on an existing store", epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--store", required=True, metavar="ID", help="vector store id printed by `refinery init`")
+
+    p = sub.add_parser("run", parents=[common, trace_inputs, analysis], help="init + analyze in one", epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--keep-store", action="store_true", help="keep the vector store after a successful run")
+    p.add_argument("--expires-days", type=int, default=1, metavar="D", help="store expiry after last use (default: 1)")
+
+    p = sub.add_parser("plan", parents=[common, trace_inputs], help="no key, no network: the files and request bodies a run would send", epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--expect", required=True, metavar="FILE", help="the expectation file")
+    p.add_argument("--model", default="gpt-4o")
+    p.add_argument("--show-bodies", action="store_true", help="print the request bodies in full")
+
+    p = sub.add_parser("canary", parents=[common], help="check key, base URL and model with the smallest request", epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="gpt-4o")
+    return parser
+
+
+def _stages(text: str) -> int:
+    parts = text.split("-")
+    try:
+        nums = [int(p) for p in parts]
+    except ValueError:
+        raise InputFileError(f"--stages {text!r}: expected 1-N with N from 1 to 4") from None
+    if len(nums) not in (1, 2) or not 1 <= nums[-1] <= 4 or (len(nums) == 2 and nums[0] != 1):
+        raise InputFileError(f"--stages {text!r}: expected 1-N with N from 1 to 4 (stages build on each other)")
+    return nums[-1]
+
+
+def _progress(stage: str, status: str, info: dict[str, Any]) -> None:
+    detail = " ".join(f"{k}={v}" for k, v in info.items())
+    print(f"refinery: {stage} {status} {detail}".rstrip(), file=sys.stderr)
+
+
+def _indexing(counts: Any) -> None:
+    print(f"refinery: indexing {counts.get('completed', 0)}/{counts.get('total', 0)} files ({counts.get('in_progress', 0)} in progress)", file=sys.stderr)
+
+
+def _emit(args: argparse.Namespace, human: str, data: dict[str, Any]) -> None:
+    print(json.dumps(data, indent=2, default=str) if args.json else human)
+
+
+def usage_summary(result: StagedAnalysisResult, model: str, redactions: dict[str, int] | None = None) -> dict[str, Any]:
+    stages: dict[str, Any] = {}
+    total = {"input_tokens": 0, "output_tokens": 0, "cached_tokens": 0, "reasoning_tokens": 0, "total_tokens": 0, "estimated_cost_usd": 0.0}
+    for stage, u in sorted(result.usage.items()):
+        d = {k: getattr(u, k) for k in ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "total_tokens")}
+        d["estimated_cost_usd"] = estimate_cost_usd(d, u.model or model)
+        stages[stage] = d
+        for k in total:
+            if total[k] is not None:
+                total[k] = None if d[k] is None else total[k] + d[k]
+    return {"model": model, "prices_as_of": PRICES_AS_OF, "cost_is_estimate": True, "stages": stages, "total": total, "redactions": redactions or {}}
+
+
+def write_outputs(out: Path, result: StagedAnalysisResult, trace: Any, usage: dict[str, Any]) -> list[str]:
+    view = gather(result, trace, usage)
+    write_json_atomic(out / "usage.json", usage)
+    write_text_atomic(out / "report.md", render_markdown(view))
+    write_text_atomic(out / "report.html", render_html(view))
+    return [str(out / n) for n in (*[STAGE_ARTIFACTS[s] for s in sorted(result.usage)], "report.md", "report.html", "usage.json")]
+
+
+async def _analysis(args: argparse.Namespace, trace: Any, prompts: dict[str, str], evals: dict[str, str], store_id: str | None) -> int:
+    expectation = load_expectation(args.expect)
+    until = _stages(args.stages)
+    out = Path(args.out)
+    analyst = StagedFailureAnalyst(
+        model=args.model,
+        progress_callback=_progress,
+        artifacts_dir=out,
+        keep_store=getattr(args, "keep_store", False),
+        redact=not getattr(args, "no_redact", False),
+        expires_after_days=getattr(args, "expires_days", 1),
+    )
+    async with analyst:
+        if trace is not None:
+            await analyst.prepare(trace, expectation, prompts, evals, on_progress=_indexing)
+        result = await analyst.analyze(trace, expectation, prompts, evals, store_id=store_id, until_stage=until)
+    usage = usage_summary(result, args.model, analyst.redaction.as_dict())
+    files = write_outputs(out, result, trace, usage)
+    summary = result.synthesis.summary if result.synthesis else (result.diagnosis.root_cause if result.diagnosis else "")
+    _emit(
+        args,
+        f"{summary}\n\nreport: {out / 'report.md'} and {out / 'report.html'}",
+        {
+            "trace_id": result.trace_id,
+            "store_id": result.store_id,
+            "out": str(out),
+            "files": files,
+            "summary": summary,
+            "root_cause": result.diagnosis.root_cause if result.diagnosis else None,
+            "confidence": result.diagnosis.confidence.value if result.diagnosis else None,
+            "usage": usage,
+        },
+    )
+    return EXIT_OK
+
+
+async def cmd_init(args: argparse.Namespace) -> int:
+    trace = load_trace(args.trace, format=args.format)
+    prompts, evals = read_files(args.prompts), read_files(args.evals)
+    expectation = load_expectation(args.expect) if args.expect else None
+    analyst = StagedFailureAnalyst(progress_callback=_progress, keep_store=True, redact=not args.no_redact, expires_after_days=args.expires_days)
+    async with analyst:
+        store_id = await analyst.prepare(trace, expectation, prompts, evals, on_progress=_indexing, name=args.name)
+    _emit(args, store_id, {"store_id": store_id, "trace_id": trace.trace_id, "runs": len(trace.runs), "redactions": analyst.redaction.as_dict()})
+    return EXIT_OK
+
+
+async def cmd_analyze(args: argparse.Namespace) -> int:
+    return await _analysis(args, None, {}, {}, args.store)
+
+
+async def cmd_run(args: argparse.Namespace) -> int:
+    trace = load_trace(args.trace, format=args.format)
+    return await _analysis(args, trace, read_files(args.prompts), read_files(args.evals), None)
+
+
+async def cmd_plan(args: argparse.Namespace) -> int:
+    """What a run would upload and send, with sizes — built offline, so it needs no key."""
+    trace = load_trace(args.trace, format=args.format)
+    expectation = load_expectation(args.expect)
+    prompts, evals = read_files(args.prompts), read_files(args.evals)
+    analyst = StagedFailureAnalyst(model=args.model, client=_NoClient(), vector_store_id="vs_PLANNED", redact=not args.no_redact)  # type: ignore[arg-type]
+    files = analyst.render(trace, expectation, prompts, evals)
+    groups = plan_groups(files, len(trace.runs), analyst.render_options.runs_per_file, analyst.files_per_group)
+    placeholder = "<stage {n} JSON>"
+    bodies: list[tuple[str, dict[str, Any]]] = []
+    if len(groups) > 1:
+        for g in groups:
+            bodies.append((f"stage1 (group {g.number}/{len(groups)})", analyst.build_stage_body("stage1", analyst.stage1_user_text(g, len(groups)), filters=group_filter(g))))
+    else:
+        bodies.append(("stage1", analyst.build_stage_body("stage1", analyst.stage1_user_text(None, 1))))
+    bodies.append(("stage2", analyst.build_stage_body("stage2", analyst.stage2_user_text(placeholder.format(n=1), expectation))))
+    bodies.append(("stage3", analyst.build_stage_body("stage3", STAGE3.fill(stage1_json=placeholder.format(n=1), stage2_json=placeholder.format(n=2)))))
+    bodies.append(("stage4", analyst.build_stage_body("stage4", STAGE4.fill(stage1_json=placeholder.format(n=1), stage2_json=placeholder.format(n=2), stage3_json=placeholder.format(n=3)))))
+    file_rows = [{"name": n, "bytes": len(t.encode()), "estimated_tokens": estimate_tokens(t)} for n, t in files]
+    body_rows = [
+        {"call": name, "bytes": len(compact_json(b).encode()), "estimated_input_tokens": estimate_body_tokens(b), "max_output_tokens": b["max_output_tokens"], "body": b if (args.json or args.show_bodies) else None}
+        for name, b in bodies
+    ]
+    data = {"trace_id": trace.trace_id, "runs": len(trace.runs), "failed_runs": len(trace.get_failed_runs()), "files": file_rows, "requests": body_rows, "redactions": analyst.redaction.as_dict(), "note": "estimates exclude prior-stage JSON and file_search chunks"}
+    lines = [f"trace {trace.trace_id}: {len(trace.runs)} runs, {len(trace.get_failed_runs())} failed", "", "files to upload:"]
+    lines += [f"  {r['name']}  {r['bytes']} bytes  ~{r['estimated_tokens']} tokens" for r in file_rows]
+    lines += ["", "requests (POST /v1/responses):"]
+    lines += [f"  {r['call']}: ~{r['estimated_input_tokens']} input tokens{' + retrieved chunks' if not r['call'].startswith('stage4') else ''}, up to {r['max_output_tokens']} output" for r in body_rows]
+    if args.show_bodies:
+        lines += ["", *[f"--- {r['call']}\n{json.dumps(r['body'], indent=2)}" for r in body_rows]]
+    redactions = analyst.redaction.as_dict()
+    lines += ["", f"redacted: {redactions}" if redactions else "redacted: nothing found" if not args.no_redact else "redaction: off (--no-redact)"]
+    _emit(args, "\n".join(lines), data)
+    return EXIT_OK
+
+
+class _NoClient:
+    """Stands in for the client in `plan`: any attempt to use the network is a bug."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError("refinery plan must not touch the network")
+
+
+async def cmd_canary(args: argparse.Namespace) -> int:
+    from refinery.integrations.responses_client import ResponsesClient
+
+    async with ResponsesClient() as client:
+        result = await client.canary(args.model)
+    base = client.transport.settings.base_url
+    _emit(args, f"ok: {args.model} at {base} answered {result.reply!r}", {"ok": True, "model": args.model, "base_url": base, "response_id": result.response_id})
+    return EXIT_OK
+
+
+COMMANDS = {"init": cmd_init, "analyze": cmd_analyze, "run": cmd_run, "plan": cmd_plan, "canary": cmd_canary}
+
+
+async def amain(argv: Sequence[str] | None = None) -> int:
+    """The CLI as a coroutine (tests and hosts with a running loop call this)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="refinery: %(levelname)s %(name)s: %(message)s")
+    try:
+        return await COMMANDS[args.command](args)
+    except (RefineryError, OSError) as exc:
+        code = exit_code_for(exc) if isinstance(exc, RefineryError) else EXIT_USAGE
+        if args.debug:
+            traceback.print_exc()
+        print(f"refinery: error: {exc}", file=sys.stderr)
+        return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return asyncio.run(amain(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Reading the user's input files: expectations, prompt and eval files.
+
+Errors name the file (and the field, for JSON) and say what was expected, because these files
+are hand-written and the first run is usually where their mistakes show.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from refinery.core.models import DomainExpertExpectation
+from refinery.errors import RefineryError
+
+
+class InputFileError(RefineryError, ValueError):
+    """An input file is missing or not what it should be."""
+
+
+def read_text(path: str | Path) -> str:
+    p = Path(path)
+    try:
+        return p.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputFileError(f"{p}: no such file") from None
+    except IsADirectoryError:
+        raise InputFileError(f"{p}: is a directory, expected a file") from None
+    except UnicodeDecodeError as exc:
+        raise InputFileError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def read_files(paths: Sequence[str | Path] | None) -> dict[str, str]:
+    """File name → text, for `--prompts` / `--evals`; two files with one name are refused."""
+    out: dict[str, str] = {}
+    for path in paths or []:
+        name = Path(path).name
+        if name in out:
+            raise InputFileError(f"{path}: another file is also named {name!r}; file names must be unique")
+        out[name] = read_text(path)
+    return out
+
+
+def load_expectation(path: str | Path) -> DomainExpertExpectation:
+    """A JSON object with the `DomainExpertExpectation` fields, or plain text (the description)."""
+    text = read_text(path)
+    if Path(path).suffix.lower() == ".json" or text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise InputFileError(f"{path}: not JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise InputFileError(f"{path}: expected a JSON object with 'description', got {type(data).__name__}")
+        try:
+            return DomainExpertExpectation.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or "(root)"
+            raise InputFileError(f"{path}: field {field!r}: {first['msg']}") from None
+    if not text.strip():
+        raise InputFileError(f"{path}: empty; describe what the agent should have done")
+    return DomainExpertExpectation(description=text.strip())

@@ -1,0 +1,102 @@
+"""What every trace loader needs: timestamps in any export's format, JSON-ish values, run order.
+
+Pure functions; the loaders stay small by sharing these.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from refinery.core.models import TraceRun
+from refinery.errors import TraceFormatError
+
+
+def parse_time(value: Any, *, source: str | None = None, field: str | None = None) -> datetime | None:
+    """A UTC datetime from ISO-8601 text, epoch s/ms/µs/ns (number or digit string), or `[s, ns]`."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
+        return datetime.fromtimestamp(value[0] + value[1] / 1e9, tz=timezone.utc)
+    if isinstance(value, bool):
+        raise TraceFormatError(f"expected a timestamp, got {value!r}", source=source, field=field)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    if isinstance(value, (int, float)):
+        magnitude = abs(value)
+        seconds = value / 1e9 if magnitude > 1e17 else value / 1e6 if magnitude > 1e14 else value / 1e3 if magnitude > 1e11 else value
+        return datetime.fromtimestamp(seconds, tz=timezone.utc)
+    if isinstance(value, str):
+        text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise TraceFormatError(f"expected an ISO-8601 timestamp, got {value!r}", source=source, field=field) from None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    raise TraceFormatError(f"expected a timestamp, got {type(value).__name__}", source=source, field=field)
+
+
+def maybe_json(value: Any) -> Any:
+    """Strings that hold JSON objects/arrays (exports often double-encode) become the value."""
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped[:1] in ("{", "[", '"') and stripped[-1:] in ("}", "]", '"'):
+            try:
+                return json.loads(stripped)
+            except ValueError:
+                return value
+    return value
+
+
+def as_dict(value: Any, key: str) -> dict[str, Any] | None:
+    """Inputs/outputs as the dict `TraceRun` holds: dicts as they are, anything else under `key`."""
+    value = maybe_json(value)
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return value
+    return {key: value}
+
+
+def order_runs(runs: list[TraceRun]) -> list[TraceRun]:
+    """Execution order: by `dotted_order` when every run has one, else parents before children,
+    siblings by start time (ties keep the export's order)."""
+    if runs and all(r.dotted_order for r in runs):
+        return sorted(runs, key=lambda r: r.dotted_order or "")
+    ids = {r.id for r in runs}
+    position = {id(r): i for i, r in enumerate(runs)}
+    children: dict[str | None, list[TraceRun]] = {}
+    for r in runs:
+        parent = r.parent_run_id if r.parent_run_id in ids and r.parent_run_id != r.id else None
+        children.setdefault(parent, []).append(r)
+    floor = datetime.min.replace(tzinfo=timezone.utc)
+
+    def key(r: TraceRun) -> tuple[datetime, int]:
+        return (r.start_time or floor, position[id(r)])
+
+    ordered: list[TraceRun] = []
+    seen: set[int] = set()
+    stack = sorted(children.get(None, []), key=key, reverse=True)
+    while stack:
+        run = stack.pop()
+        if id(run) in seen:
+            continue
+        seen.add(id(run))
+        ordered.append(run)
+        stack.extend(sorted(children.get(run.id, []), key=key, reverse=True))
+    # runs caught in a parent cycle are kept, in export order
+    ordered.extend(r for r in runs if id(r) not in seen)
+    return ordered
+
+
+def span_bounds(runs: list[TraceRun]) -> tuple[datetime | None, datetime | None]:
+    starts = [r.start_time for r in runs if r.start_time]
+    ends = [r.end_time for r in runs if r.end_time]
+    return (min(starts) if starts else None, max(ends) if ends else None)
+
+
+def require(obj: Any, key: str, *, source: str | None, field: str) -> Any:
+    if not isinstance(obj, dict) or obj.get(key) in (None, ""):
+        raise TraceFormatError(f"missing required field {key!r}", source=source, field=field)
+    return obj[key]

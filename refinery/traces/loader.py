@@ -1,0 +1,107 @@
+"""`load_trace`: one entry point for every supported trace format, with auto-detection.
+
+Detection looks at the shape only (no guessing from file names): OTLP `resourceSpans`, Langfuse
+`observations`, LangSmith `post`/`patch` payloads or runs with `run_type`/`dotted_order`, span
+lists with span ids or attribute maps, and finally plain message/step lists. An input that is
+none of these gets an error naming the file and what was expected.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from refinery.core.models import Trace
+from refinery.errors import TraceFormatError
+from refinery.traces.langfuse import load_langfuse
+from refinery.traces.langsmith import load_langsmith
+from refinery.traces.otel import is_attribute_map, load_otel
+from refinery.traces.plain import load_plain
+
+LOADERS: dict[str, Callable[[Any, str | None], Trace]] = {
+    "langsmith": load_langsmith,
+    "otel": load_otel,
+    "langfuse": load_langfuse,
+    "plain": load_plain,
+}
+_SPAN_KEYS = ("spanId", "span_id", "spanContext", "context", "parentSpanId", "child_spans", "startTimeUnixNano")
+
+
+def detect_format(data: Any) -> str | None:
+    """`langsmith`, `otel`, `langfuse`, `plain`, or None when the shape is unknown."""
+    if isinstance(data, dict):
+        if "resourceSpans" in data:
+            return "otel"
+        if isinstance(data.get("observations"), list):
+            return "langfuse"
+        if "post" in data or "patch" in data:
+            return "langsmith"
+        if isinstance(data.get("runs"), list):
+            return "langsmith"
+        if isinstance(data.get("spans"), list):
+            return "otel"
+        if is_attribute_map(data):
+            return "otel"
+        if isinstance(data.get("messages"), list) or isinstance(data.get("steps"), list):
+            return "plain"
+        return None
+    if isinstance(data, list):
+        first = next((x for x in data if isinstance(x, dict)), None)
+        if first is None:
+            return "plain" if not data else None
+        if "run_type" in first or "dotted_order" in first or "parent_run_id" in first:
+            return "langsmith"
+        if any(k in first for k in _SPAN_KEYS):
+            return "otel"
+        if any(k in first for k in ("role", "content", "name", "input", "output")):
+            return "plain"
+    return None
+
+
+def read_json_or_jsonl(path: Path) -> Any:
+    """A JSON document, or a JSONL file (one object a line) as a list."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise TraceFormatError("no such file", source=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise TraceFormatError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", source=str(path)) from None
+    try:
+        return json.loads(text)
+    except ValueError as first_error:
+        lines = [line for line in text.splitlines() if line.strip()]
+        if len(lines) > 1:
+            items = []
+            for n, line in enumerate(lines, start=1):
+                try:
+                    items.append(json.loads(line))
+                except ValueError as exc:
+                    raise TraceFormatError(f"line {n} is not JSON: {exc.msg}", source=str(path)) from None
+            return items
+        raise TraceFormatError(f"not JSON: {first_error}", source=str(path)) from None
+
+
+def load_trace(path_or_data: str | Path | Any, *, format: str | None = None) -> Trace:
+    """A `Trace` from a file path (JSON or JSONL) or already-parsed data.
+
+    `format` forces a loader (`langsmith`, `otel`, `langfuse`, `plain`); otherwise the shape is
+    detected.
+    """
+    source: str | None = None
+    data = path_or_data
+    if isinstance(path_or_data, (str, Path)):
+        source = str(path_or_data)
+        data = read_json_or_jsonl(Path(path_or_data))
+    fmt = format or detect_format(data)
+    if fmt is None:
+        kind = type(data).__name__
+        raise TraceFormatError(
+            f"unrecognised trace format (a {kind}); expected LangSmith runs or {{post, patch}}, OTLP/JSON "
+            "resourceSpans or a span list, a Langfuse {trace, observations}, or a list of messages",
+            source=source,
+        )
+    if fmt not in LOADERS:
+        raise TraceFormatError(f"unknown format {fmt!r}; use one of {sorted(LOADERS)}", source=source)
+    return LOADERS[fmt](data, source)

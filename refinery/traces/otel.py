@@ -1,0 +1,317 @@
+"""OpenTelemetry spans (with OpenInference or GenAI attributes) → `Trace`.
+
+Shapes accepted:
+- OTLP/JSON: `resourceSpans[].scopeSpans[].spans[]`, attributes as typed `{key, value}` pairs,
+  hex ids, `*UnixNano` timestamps;
+- a flat list of spans (OTLP-like, SDK `ReadableSpan`-like with `spanContext`, or snake_case
+  exporter dicts with `context`), optionally under `{"spans": [...]}` / `{"data": [...]}`;
+- nested span trees whose children sit in `child_spans`;
+- a single span given as its flat attribute map (`openinference.span.kind`, `gen_ai.*`, …).
+
+OpenInference attributes (`input.value`, `llm.input_messages.N.*`, `llm.output_messages.N.*`,
+tool calls, `llm.token_count.*`) and the OTel GenAI conventions (`gen_ai.*`) become the run's
+inputs, outputs and metadata; a span whose status is ERROR becomes a failed run.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from typing import Any
+
+from refinery.core.models import RunType, Trace, TraceRun
+from refinery.errors import TraceFormatError
+from refinery.traces.common import maybe_json, order_runs, parse_time, span_bounds
+
+OPENINFERENCE_KINDS = {
+    "LLM": RunType.LLM,
+    "CHAIN": RunType.CHAIN,
+    "TOOL": RunType.TOOL,
+    "RETRIEVER": RunType.RETRIEVER,
+    "RERANKER": RunType.RETRIEVER,
+    "EMBEDDING": RunType.EMBEDDING,
+    "AGENT": RunType.AGENT,
+    "PROMPT": RunType.PROMPT,
+    "GUARDRAIL": RunType.CHAIN,
+    "EVALUATOR": RunType.CHAIN,
+}
+GENAI_OPERATIONS = {
+    "chat": RunType.LLM,
+    "text_completion": RunType.LLM,
+    "generate_content": RunType.LLM,
+    "execute_tool": RunType.TOOL,
+    "embeddings": RunType.EMBEDDING,
+    "invoke_agent": RunType.AGENT,
+    "create_agent": RunType.AGENT,
+}
+_ATTRIBUTE_MARKERS = ("openinference.span.kind", "gen_ai.", "llm.", "input.value", "output.value")
+
+
+def otlp_value(value: Any) -> Any:
+    """The plain value of an OTLP/JSON `AnyValue` (`{"stringValue": …}`, `{"intValue": "5"}`, …)."""
+    if not isinstance(value, dict):
+        return value
+    if "stringValue" in value:
+        return value["stringValue"]
+    if "intValue" in value:
+        try:
+            return int(value["intValue"])
+        except (TypeError, ValueError):
+            return value["intValue"]
+    if "doubleValue" in value:
+        return float(value["doubleValue"])
+    if "boolValue" in value:
+        return bool(value["boolValue"])
+    if "arrayValue" in value:
+        return [otlp_value(v) for v in (value["arrayValue"] or {}).get("values", [])]
+    if "kvlistValue" in value:
+        return {kv.get("key"): otlp_value(kv.get("value")) for kv in (value["kvlistValue"] or {}).get("values", [])}
+    if "bytesValue" in value:
+        return value["bytesValue"]
+    return value
+
+
+def attributes_of(raw: Any) -> dict[str, Any]:
+    """Attributes as a flat dict, whether given as a dict or as OTLP `{key, value}` pairs."""
+    if isinstance(raw, dict):
+        return dict(raw)
+    if isinstance(raw, list):
+        return {kv.get("key"): otlp_value(kv.get("value")) for kv in raw if isinstance(kv, dict) and "key" in kv}
+    return {}
+
+
+def unflatten(attrs: dict[str, Any], prefix: str) -> list[Any]:
+    """`prefix.0.message.role`-style keys as a list of nested objects (the `message` wrapper dropped)."""
+    root: dict[str, Any] = {}
+    for key in sorted(k for k in attrs if k.startswith(prefix + ".")):
+        parts = key[len(prefix) + 1 :].split(".")
+        node = root
+        for part in parts[:-1]:
+            nxt = node.get(part)
+            if not isinstance(nxt, dict):
+                nxt = node[part] = {}
+            node = nxt
+        node[parts[-1]] = attrs[key]
+
+    def listify(node: Any) -> Any:
+        if isinstance(node, dict):
+            if node and all(k.isdigit() for k in node):
+                return [listify(node[k]) for k in sorted(node, key=int)]
+            return {k: listify(v) for k, v in node.items()}
+        return node
+
+    items = listify(root)
+    if not isinstance(items, list):
+        items = [items] if items else []
+    return [i["message"] if isinstance(i, dict) and set(i) == {"message"} else i for i in items]
+
+
+def _kind(name: str, attrs: dict[str, Any]) -> RunType:
+    oi = attrs.get("openinference.span.kind")
+    if isinstance(oi, str) and oi.upper() in OPENINFERENCE_KINDS:
+        return OPENINFERENCE_KINDS[oi.upper()]
+    op = attrs.get("gen_ai.operation.name")
+    if isinstance(op, str) and op in GENAI_OPERATIONS:
+        return GENAI_OPERATIONS[op]
+    lowered = name.lower()
+    if lowered.startswith("ai."):  # Vercel AI SDK
+        if "tool" in lowered:
+            return RunType.TOOL
+        if "embed" in lowered:
+            return RunType.EMBEDDING
+        if lowered.endswith((".dogenerate", ".dostream")):
+            return RunType.LLM
+        return RunType.CHAIN
+    if attrs.get("gen_ai.request.model") or attrs.get("llm.model_name"):
+        return RunType.LLM
+    return RunType.UNKNOWN
+
+
+_INPUT_KEYS = ("input.value", "gen_ai.prompt", "gen_ai.input.messages", "ai.prompt.messages", "ai.prompt", "ai.value", "ai.values", "gen_ai.tool.call.arguments", "input")
+_OUTPUT_KEYS = ("output.value", "gen_ai.completion", "gen_ai.output.messages", "ai.response.text", "ai.response.object", "ai.response.toolCalls", "ai.embedding", "ai.embeddings", "gen_ai.tool.call.result", "output")
+_MODEL_KEYS = ("llm.model_name", "gen_ai.response.model", "gen_ai.request.model", "ai.model.id")
+_TOKEN_KEYS = {
+    "llm.token_count.prompt": "input_tokens",
+    "llm.token_count.completion": "output_tokens",
+    "llm.token_count.total": "total_tokens",
+    "gen_ai.usage.input_tokens": "input_tokens",
+    "gen_ai.usage.output_tokens": "output_tokens",
+    "gen_ai.usage.prompt_tokens": "input_tokens",
+    "gen_ai.usage.completion_tokens": "output_tokens",
+    "ai.usage.promptTokens": "input_tokens",
+    "ai.usage.completionTokens": "output_tokens",
+    "ai.usage.inputTokens": "input_tokens",
+    "ai.usage.outputTokens": "output_tokens",
+}
+
+
+def _io(attrs: dict[str, Any], keys: tuple[str, ...], messages_prefix: str) -> tuple[dict[str, Any], set[str]]:
+    out: dict[str, Any] = {}
+    used: set[str] = set()
+    for key in keys:
+        if key in attrs and attrs[key] not in (None, ""):
+            out[key.replace("gen_ai.", "").replace("ai.", "").replace(".value", "")] = maybe_json(attrs[key])
+            used.add(key)
+    messages = unflatten(attrs, messages_prefix)
+    if messages:
+        out["messages"] = messages
+        used.update(k for k in attrs if k.startswith(messages_prefix + "."))
+    return out, used
+
+
+def _error(status: Any, events: Any) -> str | None:
+    code = message = None
+    if isinstance(status, dict):
+        code = status.get("code", status.get("status_code"))
+        message = status.get("message") or status.get("description")
+    elif isinstance(status, str):
+        code = status
+    is_error = code in (2, "2") or (isinstance(code, str) and code.upper() in ("ERROR", "STATUS_CODE_ERROR"))
+    if not is_error:
+        return None
+    details = []
+    for ev in events or []:
+        if isinstance(ev, dict) and ev.get("name") == "exception":
+            a = attributes_of(ev.get("attributes"))
+            details.append(": ".join(str(a[k]) for k in ("exception.type", "exception.message") if a.get(k)))
+            if a.get("exception.stacktrace"):
+                details.append(str(a["exception.stacktrace"]))
+    text = "\n".join(p for p in [message, *details] if p)
+    return text or "span status ERROR"
+
+
+def _hex_id(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, str):
+        text = value[2:] if value.startswith("0x") else value
+        if all(c in "0123456789abcdefABCDEF" for c in text):
+            return text
+        try:  # OTLP protobuf-JSON from some SDKs: base64-encoded bytes
+            raw = base64.b64decode(text, validate=True)
+            if len(raw) in (8, 16):
+                return raw.hex()
+        except ValueError:
+            pass
+        return text
+    if isinstance(value, int):
+        return format(value, "x")
+    return str(value)
+
+
+def _ids(span: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+    ctx = span.get("spanContext") or span.get("context") or {}
+    ctx = ctx if isinstance(ctx, dict) else {}
+    trace_id = span.get("traceId") or span.get("trace_id") or ctx.get("traceId") or ctx.get("trace_id")
+    span_id = span.get("spanId") or span.get("span_id") or ctx.get("spanId") or ctx.get("span_id") or span.get("id")
+    parent = span.get("parentSpanId") or span.get("parent_span_id") or span.get("parent_id") or span.get("parentId")
+    if parent is None and isinstance(span.get("parentSpanContext"), dict):
+        parent = span["parentSpanContext"].get("spanId")
+    return _hex_id(trace_id), _hex_id(span_id), _hex_id(parent)
+
+
+def _time(span: dict[str, Any], names: tuple[str, ...], source: str | None, field: str) -> Any:
+    for n in names:
+        if span.get(n) not in (None, "", 0, "0"):
+            return parse_time(span[n], source=source, field=f"{field}.{n}")
+    return None
+
+
+def span_to_run(span: dict[str, Any], i: int, source: str | None, resource: dict[str, Any] | None = None) -> TraceRun:
+    field = f"spans[{i}]"
+    trace_id, span_id, parent = _ids(span)
+    attrs = attributes_of(span.get("attributes"))
+    name = str(span.get("name") or attrs.get("gen_ai.tool.name") or attrs.get("tool.name") or "span")
+    if not span_id:
+        digest = hashlib.sha256(json.dumps(span, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        span_id = f"span-{i + 1:04d}-{digest}"
+    inputs, used_in = _io(attrs, _INPUT_KEYS, "llm.input_messages")
+    outputs, used_out = _io(attrs, _OUTPUT_KEYS, "llm.output_messages")
+    metadata: dict[str, Any] = {}
+    model = next((attrs[k] for k in _MODEL_KEYS if attrs.get(k)), None)
+    if model:
+        metadata["model"] = model
+    tokens = {v: attrs[k] for k, v in _TOKEN_KEYS.items() if attrs.get(k) is not None}
+    if tokens:
+        metadata["tokens"] = tokens
+    tools = unflatten(attrs, "llm.tools")
+    if tools:
+        inputs["tools"] = tools
+    used = used_in | used_out | {k for k in attrs if k.startswith("llm.tools.")}
+    rest = {k: v for k, v in attrs.items() if k not in used}
+    if rest:
+        metadata["attributes"] = rest
+    if span.get("kind") not in (None, "", 0):
+        metadata["span_kind"] = span["kind"]
+    if resource:
+        metadata["resource"] = resource
+    if span.get("events"):
+        metadata["events"] = span["events"]
+    return TraceRun(
+        id=span_id,
+        name=name,
+        run_type=_kind(name, attrs),
+        inputs=inputs,
+        outputs=outputs or None,
+        start_time=_time(span, ("startTimeUnixNano", "start_time_unix_nano", "startTime", "start_time"), source, field),
+        end_time=_time(span, ("endTimeUnixNano", "end_time_unix_nano", "endTime", "end_time"), source, field),
+        error=_error(span.get("status"), span.get("events")),
+        parent_run_id=parent,
+        trace_id=trace_id or "",
+        metadata=metadata,
+    )
+
+
+def is_attribute_map(data: Any) -> bool:
+    return isinstance(data, dict) and any(k.startswith(_ATTRIBUTE_MARKERS) for k in data) and "name" not in data
+
+
+def _walk_nested(spans: list[Any], parent: str | None, out: list[dict[str, Any]]) -> None:
+    for span in spans:
+        if not isinstance(span, dict):
+            continue
+        children = span.get("child_spans") or span.get("children") or []
+        flat = {k: v for k, v in span.items() if k not in ("child_spans", "children")}
+        _, own_id, own_parent = _ids(flat)
+        if parent and not own_parent:
+            flat["parent_span_id"] = parent
+        out.append(flat)
+        if children:
+            _walk_nested(children, own_id, out)
+
+
+def load_otel(data: Any, source: str | None = None) -> Trace:
+    spans: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
+    if isinstance(data, dict) and "resourceSpans" in data:
+        for r_i, rs in enumerate(data.get("resourceSpans") or []):
+            if not isinstance(rs, dict):
+                raise TraceFormatError("expected an object", source=source, field=f"resourceSpans[{r_i}]")
+            resource = attributes_of((rs.get("resource") or {}).get("attributes"))
+            for ss in rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or []:
+                for span in (ss or {}).get("spans") or []:
+                    spans.append((span, resource or None))
+    elif is_attribute_map(data):
+        spans.append(({"name": data.get("gen_ai.tool.name") or data.get("llm.model_name") or "span", "attributes": data}, None))
+    else:
+        items = data.get("spans") or data.get("data") if isinstance(data, dict) else data
+        if not isinstance(items, list):
+            raise TraceFormatError("expected OTLP/JSON resourceSpans or a list of spans", source=source)
+        flat: list[dict[str, Any]] = []
+        _walk_nested(items, None, flat)
+        spans.extend((s, None) for s in flat)
+    runs = order_runs([span_to_run(s, i, source, res) for i, (s, res) in enumerate(spans)])
+    trace_ids = list(dict.fromkeys(r.trace_id for r in runs if r.trace_id))
+    trace_id = trace_ids[0] if trace_ids else (runs[0].id if runs else "otel-trace")
+    for r in runs:
+        r.trace_id = r.trace_id or trace_id
+    metadata: dict[str, Any] = {"format": "otel"}
+    if len(trace_ids) > 1:
+        metadata["trace_ids"] = trace_ids
+    project = ""
+    for _, res in spans:
+        if res and res.get("service.name"):
+            project = str(res["service.name"])
+            break
+    start, end = span_bounds(runs)
+    return Trace(trace_id=trace_id, project_name=project, runs=runs, start_time=start, end_time=end, metadata=metadata)

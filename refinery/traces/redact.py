@@ -1,0 +1,71 @@
+"""Redact secrets before anything is written or uploaded. Pure functions.
+
+Why on by default: a trace routinely carries the agent's own credentials (headers, tool
+configs, environment dumps), and the files go to a third party. Each pattern is specific enough
+that look-alikes survive (a UUID, `sk-` in prose, "Bearer of bad news"), and every replacement
+says what kind of secret stood there, so the analysis can still mention "an API key was sent".
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+# Order matters: more specific patterns first (an Anthropic key also starts with "sk-").
+PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    ("private_key", re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----")),
+    ("anthropic_key", re.compile(r"\bsk-ant-(?:api|admin)\d{2}-[A-Za-z0-9_-]{20,}")),
+    ("openai_key", re.compile(r"\bsk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_-]{20,}(?:T3BlbkFJ[A-Za-z0-9_-]+)?")),
+    ("aws_access_key_id", re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b")),
+    ("aws_secret_access_key", re.compile(r"(?i)(?<=aws_secret_access_key)([\"']?\s*[:=]\s*[\"']?)[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])")),
+    ("github_token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})\b")),
+    ("slack_token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
+    ("slack_webhook", re.compile(r"https://hooks\.slack\.com/services/T[A-Za-z0-9]+/B[A-Za-z0-9]+/[A-Za-z0-9]+")),
+    ("authorization_header", re.compile(r"(?i)(\bauthorization[\"']?\s*[:=]\s*[\"']?(?:bearer|basic|token)?\s*)[A-Za-z0-9._~+/=-]{16,}")),
+    ("bearer_token", re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/-]{20,}=*")),
+]
+
+
+@dataclass
+class RedactionReport:
+    """How many secrets of each kind were replaced."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(sorted(self.counts.items()))
+
+    def merge(self, other: "RedactionReport") -> None:
+        self.counts.update(other.counts)
+
+
+def redact_text(text: str, report: RedactionReport | None = None) -> str:
+    """`text` with every secret replaced by `[REDACTED:<kind>]`; counts go to `report`."""
+    for kind, pattern in PATTERNS:
+        marker = f"[REDACTED:{kind}]"
+
+        def replace(m: re.Match[str], marker: str = marker, kind: str = kind) -> str:
+            if report is not None:
+                report.counts[kind] += 1
+            prefix = m.group(1) if m.re.groups else ""
+            return f"{prefix}{marker}"
+
+        text = pattern.sub(replace, text)
+    return text
+
+
+def redact_files(files: list[tuple[str, str]], report: RedactionReport | None = None) -> list[tuple[str, str]]:
+    """Rendered files with their secrets redacted (names are left as they are)."""
+    return [(name, redact_text(text, report)) for name, text in files]
+
+
+def redact_mapping(contents: Mapping[str, str] | None, report: RedactionReport | None = None) -> dict[str, str] | None:
+    if contents is None:
+        return None
+    return {k: redact_text(v, report) for k, v in contents.items()}
