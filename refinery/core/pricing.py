@@ -51,4 +51,4 @@ def estimate_cost_usd(usage: Mapping[str, Any], model: str | None, prices: Mappi
     inp = int(usage.get("input_tokens") or 0)
     cached = min(inp, int(usage.get("cached_tokens") or 0))
     out = int(usage.get("output_tokens") or 0)
-    return round(((inp - cached) * p_in + cached * p_cached + out * p_out) / 1_000_000, 6)
+    return round(((inp - cached) * p_in + cached * p_cached + out * p_out) / 1_000_000, 10)

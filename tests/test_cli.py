@@ -1,0 +1,154 @@
+"""The `refinery` CLI: plan offline, run end to end over mocked HTTP, exit codes, outputs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from refinery.cli import amain
+from tests.fake_openai import SAMPLES, FakeOpenAI
+from tests.helpers import BASE
+
+FIX = Path(__file__).parent / "fixtures"
+TRACE = str(FIX / "langsmith_runs.json")
+EXPECT = str(FIX / "expectation.json")
+
+
+@pytest.fixture
+def env(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-cli")
+    monkeypatch.setenv("OPENAI_BASE_URL", BASE)
+    monkeypatch.delenv("OPENAI_PROJECT", raising=False)
+    monkeypatch.delenv("OPENAI_ORG_ID", raising=False)
+
+
+@pytest.fixture
+def fake(mocked):
+    return FakeOpenAI(mocked, indexing_polls=0)
+
+
+async def test_plan_needs_no_key_and_no_network(monkeypatch, mocked, capsys, spec):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    rc = await amain(["plan", TRACE, "--expect", EXPECT, "--json"])
+    assert rc == 0
+    assert mocked.requests == {}
+    data = json.loads(capsys.readouterr().out)
+    assert [f["name"] for f in data["files"]] == ["6f1c2d3e-0000-4000-8000-000000000001_runs_001-003.md", "6f1c2d3e-0000-4000-8000-000000000001_index.md", "6f1c2d3e-0000-4000-8000-000000000001_expectations.md"]
+    assert [r["call"] for r in data["requests"]] == ["stage1", "stage2", "stage3", "stage4"]
+    for r in data["requests"]:
+        assert r["estimated_input_tokens"] > 0
+        assert spec.validate(r["body"]) == []
+    assert data["failed_runs"] == 1
+
+
+async def test_plan_human_output_lists_files_and_requests(monkeypatch, capsys):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    assert await amain(["plan", TRACE, "--expect", EXPECT]) == 0
+    out = capsys.readouterr().out
+    assert "files to upload:" in out and "_runs_001-003.md" in out and "stage4:" in out
+
+
+async def test_run_end_to_end_writes_artifacts_and_reports(env, fake, tmp_path, capsys, spec):
+    out = tmp_path / "out"
+    rc = await amain(["run", TRACE, "--expect", EXPECT, "--out", str(out), "--prompts", str(FIX / "expectation.json"), "--json"])
+    assert rc == 0, capsys.readouterr().err
+    assert fake.stages_called() == ["stage1", "stage2", "stage3", "stage4"]
+    assert all(spec.validate(b) == [] for b in fake.bodies)
+    for name in ("stage1_trace_analysis.json", "stage2_gap_analysis.json", "stage3_diagnosis.json", "stage4_synthesis.json", "report.md", "report.html", "usage.json"):
+        assert (out / name).is_file(), name
+    usage = json.loads((out / "usage.json").read_text())
+    assert usage["stages"]["stage1"]["input_tokens"] == 100
+    assert usage["stages"]["stage1"]["estimated_cost_usd"] == pytest.approx((90 * 2.5 + 10 * 1.25 + 20 * 10) / 1e6)
+    result = json.loads(capsys.readouterr().out)
+    assert result["summary"] == SAMPLES["stage4"]["summary"] and result["confidence"] == "high"
+    html = (out / "report.html").read_text()
+    assert "<script" not in html and "http://" not in html and "https://" not in html
+    assert 'id="run-6f1c2d3e-0000-4000-8000-000000000003" class="error"' in html
+    assert "vs_test" in fake.deleted
+
+
+async def test_init_then_analyze_on_the_store(env, fake, tmp_path, capsys):
+    assert await amain(["init", TRACE, "--name", "my-store", "--expires-days", "3"]) == 0
+    store_id = capsys.readouterr().out.strip()
+    assert store_id == "vs_test"
+    assert fake.store_metadata["refinery_groups"] == "1"
+    assert "vs_test" not in fake.deleted
+    out = tmp_path / "a"
+    assert await amain(["analyze", "--store", store_id, "--expect", EXPECT, "--out", str(out), "--stages", "1-2"]) == 0
+    assert fake.stages_called() == ["stage1", "stage2"]
+    assert (out / "stage2_gap_analysis.json").exists() and not (out / "stage3_diagnosis.json").exists()
+    assert "vs_test" not in fake.deleted  # a store passed in is the caller's
+    assert "looks up the order" in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"),
+    [
+        (["plan", "missing.json", "--expect", EXPECT], 2, "missing.json: no such file"),
+        (["plan", TRACE, "--expect", "nope.txt"], 2, "nope.txt: no such file"),
+        (["plan", str(FIX / "expectation.json"), "--expect", EXPECT], 2, "unrecognised trace format"),
+        (["plan", TRACE, "--expect", str(FIX / "langsmith_runs.json")], 2, "expected a JSON object with 'description'"),
+        (["frobnicate"], 2, "invalid choice"),
+        (["run", TRACE, "--expect", EXPECT, "--stages", "2-4"], 2, "--stages"),
+    ],
+)
+async def test_bad_input_exits_2_with_one_line(monkeypatch, capsys, argv, code, message):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
+    assert await amain(argv) == code
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+async def test_missing_key_exits_3(monkeypatch, capsys, tmp_path):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    assert await amain(["run", TRACE, "--expect", EXPECT, "--out", str(tmp_path)]) == 3
+    assert "OPENAI_API_KEY" in capsys.readouterr().err
+
+
+async def test_auth_failure_exits_3(env, mocked, capsys, tmp_path):
+    mocked.post(f"{BASE}/vector_stores", status=401, payload={"error": {"message": "Incorrect API key provided", "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}})
+    assert await amain(["run", TRACE, "--expect", EXPECT, "--out", str(tmp_path)]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in err if line.startswith("refinery: error:")]
+    assert errors == [err[-1]] and "Incorrect API key" in err[-1]
+    assert not any("sk-test-cli" in line for line in err)
+
+
+async def test_quota_exits_3(env, fake, capsys, tmp_path):
+    fake.failures["stage1"] = [(429, {"error": {"message": "You exceeded your current quota", "type": "insufficient_quota", "param": None, "code": "insufficient_quota"}})]
+    assert await amain(["run", TRACE, "--expect", EXPECT, "--out", str(tmp_path)]) == 3
+    assert "quota" in capsys.readouterr().err
+
+
+async def test_unusable_output_exits_4_and_keeps_earlier_artifacts(env, fake, capsys, tmp_path):
+    fake.answers["stage2"] = [{"not": "it"}, {"still": "not"}]
+    assert await amain(["run", TRACE, "--expect", EXPECT, "--out", str(tmp_path)]) == 4
+    assert "re-ask" in capsys.readouterr().err
+    assert json.loads((tmp_path / "stage1_trace_analysis.json").read_text())["output"] == SAMPLES["stage1"]
+    assert not (tmp_path / "stage2_gap_analysis.json").exists()
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+async def test_debug_shows_the_traceback(monkeypatch, capsys):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    assert await amain(["canary", "--debug"]) == 3
+    assert "Traceback" in capsys.readouterr().err
+
+
+async def test_canary_ok(env, mocked, capsys):
+    from tests.helpers import response_json
+
+    mocked.post(f"{BASE}/responses", payload=response_json('{"reply": "PONG"}'))
+    assert await amain(["canary", "--model", "gpt-4o-mini"]) == 0
+    assert "ok: gpt-4o-mini" in capsys.readouterr().out
+
+
+def test_help_documents_the_exit_codes():
+    out = subprocess.run([sys.executable, "-m", "refinery", "--help"], capture_output=True, text=True, check=True).stdout
+    for line in ("0  done", "2  bad usage", "3  authentication, quota or connection", "4  the analysis failed"):
+        assert line in out

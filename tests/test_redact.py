@@ -1,0 +1,62 @@
+"""Redaction: a table of secrets that must go and look-alikes that must stay."""
+
+from __future__ import annotations
+
+import pytest
+
+from refinery.traces.redact import RedactionReport, redact_text
+
+POSITIVES = [
+    ("openai_key", "key=sk-proj-Abc123def456Ghi789jkl012MNO345pqr678"),
+    ("openai_key", "OPENAI_API_KEY=sk-abcdefghijklmnopqrstuvwxT3BlbkFJabcdefghijklmnopqrstuvwx"),
+    ("openai_key", "sk-svcacct-AbCdEfGhIjKlMnOpQrStUvWxYz012345"),
+    ("anthropic_key", "x-api-key: sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_abcdEFGH"),
+    ("aws_access_key_id", "aws_access_key_id = AKIAIOSFODNN7EXAMPLE"),
+    ("aws_secret_access_key", "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+    ("github_token", "token ghp_ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghij"),
+    ("github_token", "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz"),
+    ("slack_token", "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx"),
+    ("slack_webhook", "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX"),
+    ("private_key", "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7\nabc\n-----END RSA PRIVATE KEY-----"),
+    ("private_key", "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY-----"),
+    ("authorization_header", '"Authorization": "Basic dXNlcm5hbWU6cGFzc3dvcmQxMjM="'),
+    ("authorization_header", "authorization: Token 9f8e7d6c5b4a39281706abcdef"),
+    ("bearer_token", "curl -H 'X-Auth: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.sig_abcdefghij'"),
+]
+
+SURVIVORS = [
+    "run id 6f1c2d3e-0000-4000-8000-000000000001 failed",
+    "the task-manager-service-account-name-is-long handles it",
+    "ask sk-short for help",
+    "Bearer of bad news",
+    "Authorization: required before refund",
+    "ghp_short is not a token",
+    "AKIA is an acronym; AKIAshort too",
+    "trace 4bf92f3577b34da6a3ce929d0e0e4736 span 00f067aa0ba902b7",
+    "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkq\n-----END PUBLIC KEY-----",
+    "risk-assessment-and-compliance-review-2026 done",
+]
+
+
+@pytest.mark.parametrize(("kind", "text"), POSITIVES, ids=[f"{k}-{i}" for i, (k, _) in enumerate(POSITIVES)])
+def test_secrets_are_replaced_and_counted(kind, text):
+    report = RedactionReport()
+    out = redact_text(text, report)
+    assert f"[REDACTED:{kind}]" in out
+    assert report.counts[kind] >= 1
+    secretish = [w for w in text.replace("\"", " ").replace("'", " ").split() if len(w) >= 20 and w != kind]
+    for word in secretish:
+        assert word not in out
+
+
+@pytest.mark.parametrize("text", SURVIVORS)
+def test_look_alikes_survive(text):
+    report = RedactionReport()
+    assert redact_text(text, report) == text
+    assert report.total == 0
+
+
+def test_counts_accumulate_per_kind():
+    report = RedactionReport()
+    redact_text("sk-proj-" + "a" * 30 + " and sk-proj-" + "b" * 30 + " and AKIAIOSFODNN7EXAMPLE", report)
+    assert report.as_dict() == {"aws_access_key_id": 1, "openai_key": 2}

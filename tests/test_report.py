@@ -1,0 +1,84 @@
+"""The report: summary, findings, expectations, chains, actions, linked citations, timeline."""
+
+from __future__ import annotations
+
+import html.parser
+
+import pytest
+
+from refinery.agents.staged_failure_analyst import StagedAnalysisResult
+from refinery.agents.staged_schemas import STAGE_MODELS
+from refinery.core.pricing import estimate_cost_usd, price_for
+from refinery.report import gather, render_html, render_markdown
+from tests.fake_openai import SAMPLES
+from tests.fixtures_traces import make_trace
+
+
+def result(**overrides) -> StagedAnalysisResult:
+    outputs = {s: STAGE_MODELS[s].model_validate(SAMPLES[s]) for s in SAMPLES}
+    kw = dict(trace_id="t1", store_id="vs_1", trace_analysis=outputs["stage1"], gap_analysis=outputs["stage2"], diagnosis=outputs["stage3"], synthesis=outputs["stage4"])
+    kw.update(overrides)
+    return StagedAnalysisResult(**kw)
+
+
+def test_citations_link_to_the_run_they_cite():
+    view = gather(result(), make_trace())
+    [finding] = view.findings
+    [cite] = finding["cites"]
+    assert cite.label == "t1_runs_001-003.md § Run 002" and cite.run.run_id == "run-2"
+    chain_cause = view.chains[0]["links"][2][2][0]
+    assert chain_cause.run is None  # a prompt file cites no run
+
+
+def test_markdown_has_every_section_and_links():
+    md = render_markdown(gather(result(), make_trace()))
+    for heading in ("## Summary", "## Top findings", "## Expectations", "## Diagnosis", "## Causal chains", "## Remediations", "## Next actions", "## Timeline"):
+        assert heading in md
+    assert SAMPLES["stage4"]["summary"] in md
+    assert "[t1_runs_001-003.md § Run 002](#run-run-2)" in md
+    assert '<a id="run-run-2"></a>`run-2` | step_2 | **✗ error**' in md
+    assert "| looks up the order | partial |" in md
+    assert "### Chain 1 (confidence: high)" in md
+
+
+def test_html_is_self_contained_escaped_and_marks_failures():
+    r = result()
+    r.synthesis.summary = "<script>alert(1)</script> & more"
+    page = render_html(gather(r, make_trace()))
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert 'href="#run-run-2"' in page and '<tr id="run-run-2" class="error">' in page
+    assert "src=" not in page and "<link" not in page
+
+    class Ids(html.parser.HTMLParser):
+        ids, hrefs = set(), set()
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if "id" in a:
+                self.ids.add(a["id"])
+            if a.get("href", "").startswith("#"):
+                self.hrefs.add(a["href"][1:])
+
+    p = Ids()
+    p.feed(page)
+    assert p.hrefs and p.hrefs <= p.ids  # every citation link lands on a timeline row
+
+
+def test_report_without_the_trace_uses_the_stage1_timeline():
+    view = gather(result(), None)
+    assert [(r.run_id, r.status) for r in view.runs] == [("run-1", "success"), ("run-2", "error")]
+
+
+def test_report_of_an_analysis_stopped_at_stage2():
+    md = render_markdown(gather(result(diagnosis=None, synthesis=None), make_trace()))
+    assert "no summary" in md and "## Expectations" in md and "## Causal chains" not in md
+
+
+@pytest.mark.parametrize(("model", "price"), [("gpt-4o", (2.5, 1.25, 10.0)), ("gpt-4o-2024-08-06", (2.5, 1.25, 10.0)), ("gpt-4o-mini-2024-07-18", (0.15, 0.075, 0.6)), ("gpt-5-mini", (0.25, 0.025, 2.0)), ("my-finetune", None)])
+def test_prices_by_model_family(model, price):
+    assert price_for(model) == price
+
+
+def test_cost_counts_cached_tokens_at_their_price():
+    assert estimate_cost_usd({"input_tokens": 1_000_000, "cached_tokens": 500_000, "output_tokens": 0}, "gpt-4o") == pytest.approx(1.875)
+    assert estimate_cost_usd({"input_tokens": 10}, "unknown-model") is None
