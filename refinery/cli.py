@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     analysis.add_argument("--out", default="refinery-out", metavar="DIR", help="artifacts directory (default: refinery-out); a rerun resumes from it")
     analysis.add_argument("--model", default="gpt-4o", help="model for every stage (default: gpt-4o)")
     analysis.add_argument("--stages", default="1-4", help="stages to run, 1-N (default: 1-4)")
+    analysis.add_argument("--timeout", type=float, default=300.0, metavar="S", help="seconds one API request may take (default: 300)")
 
     parser = _Parser(
         prog="refinery",
@@ -96,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="vector store name (default: refinery-<trace id>)")
     p.add_argument("--expires-days", type=int, default=1, metavar="D", help="delete the store D days after last use (default: 1)")
     p.add_argument("--expect", metavar="FILE", help="also upload the expectations")
+    p.add_argument("--timeout", type=float, default=300.0, metavar="S", help="seconds one API request may take (default: 300)")
 
     p = sub.add_parser("analyze", parents=[common, analysis], help="run the stages on an existing store", epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--store", required=True, metavar="ID", help="vector store id printed by `refinery init`")
@@ -123,6 +125,15 @@ def _stages(text: str) -> int:
     if len(nums) not in (1, 2) or not 1 <= nums[-1] <= 4 or (len(nums) == 2 and nums[0] != 1):
         raise InputFileError(f"--stages {text!r}: expected 1-N with N from 1 to 4 (stages build on each other)")
     return nums[-1]
+
+
+def _client(args: argparse.Namespace) -> Any:
+    """The API client for a command, from the environment, with the command's timeout."""
+    import aiohttp
+
+    from refinery.integrations.responses_client import ResponsesClient
+
+    return ResponsesClient(timeout=aiohttp.ClientTimeout(total=args.timeout, connect=min(30.0, args.timeout)))
 
 
 def _progress(stage: str, status: str, info: dict[str, Any]) -> None:
@@ -165,13 +176,14 @@ async def _analysis(args: argparse.Namespace, trace: Any, prompts: dict[str, str
     out = Path(args.out)
     analyst = StagedFailureAnalyst(
         model=args.model,
+        client=_client(args),
         progress_callback=_progress,
         artifacts_dir=out,
         keep_store=getattr(args, "keep_store", False),
         redact=not getattr(args, "no_redact", False),
         expires_after_days=getattr(args, "expires_days", 1),
     )
-    async with analyst:
+    async with analyst, analyst.client:
         if trace is not None:
             await analyst.prepare(trace, expectation, prompts, evals, on_progress=_indexing)
         result = await analyst.analyze(trace, expectation, prompts, evals, store_id=store_id, until_stage=until)
@@ -199,8 +211,8 @@ async def cmd_init(args: argparse.Namespace) -> int:
     trace = load_trace(args.trace, format=args.format)
     prompts, evals = read_files(args.prompts), read_files(args.evals)
     expectation = load_expectation(args.expect) if args.expect else None
-    analyst = StagedFailureAnalyst(progress_callback=_progress, keep_store=True, redact=not args.no_redact, expires_after_days=args.expires_days)
-    async with analyst:
+    analyst = StagedFailureAnalyst(client=_client(args), progress_callback=_progress, keep_store=True, redact=not args.no_redact, expires_after_days=args.expires_days)
+    async with analyst, analyst.client:
         store_id = await analyst.prepare(trace, expectation, prompts, evals, on_progress=_indexing, name=args.name)
     _emit(args, store_id, {"store_id": store_id, "trace_id": trace.trace_id, "runs": len(trace.runs), "redactions": analyst.redaction.as_dict()})
     return EXIT_OK

@@ -15,6 +15,8 @@ from refinery.testing.openapi_spec import OpenAPISpec, find_spec
 
 from tests.helpers import BASE, FakeClock
 
+pytest_plugins = ["refinery.testing.pytest_plugin"]
+
 # --- aioresponses on aiohttp >= 3.14 ------------------------------------------------------------
 # aiohttp 3.14 (a security release, GHSA-jg22-mg44-37j8) added a required keyword argument
 # `stream_writer` to `ClientResponse.__init__`; aioresponses 0.7.9 does not pass it and fails with

@@ -1,0 +1,131 @@
+"""Rate limits and injected faults for the test server.
+
+`RateLimiter` models OpenAI's per-minute request and token budgets as token buckets that refill
+continuously, charging a request its estimated input tokens plus its `max_output_tokens` when it
+arrives (as the API does), and produces the real `x-ratelimit-*` headers and 429 body.
+`Fault`s are one-shot (or n-shot) misbehaviours a test arms on the server.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+FaultKind = Literal[
+    "rate_limit",  # 429 rate_limit_exceeded with retry hints
+    "quota",  # 429 insufficient_quota
+    "http_error",  # any status (500/502/503/…) with the API's error body
+    "delay",  # answer only after `delay_s` (past a client timeout)
+    "drop_connection",  # send half the body, then close the connection
+    "incomplete",  # status "incomplete", reason max_output_tokens, truncated text
+    "refusal",  # a refusal content part
+    "not_json",  # output text that is not JSON
+    "schema_violation",  # JSON that breaks the requested schema
+]
+
+
+@dataclass
+class Fault:
+    kind: FaultKind
+    path: str = "/v1/responses"
+    times: int = 1
+    status: int = 500
+    delay_s: float = 0.0
+    retry_after_ms: int | None = 50
+    match: str | None = None  # only requests whose body mentions this (e.g. "stage3_output")
+
+    def applies(self, path: str, body_text: str) -> bool:
+        return self.times > 0 and path == self.path and (self.match is None or self.match in body_text)
+
+
+def _duration(seconds: float) -> str:
+    """Seconds in OpenAI's header style: "1.5s", "6m0s", "20ms"."""
+    if seconds < 1:
+        return f"{max(1, round(seconds * 1000))}ms"
+    minutes, secs = divmod(seconds, 60)
+    if minutes >= 1:
+        return f"{int(minutes)}m{secs:.0f}s" if secs == int(secs) else f"{int(minutes)}m{secs:.3g}s"
+    return f"{secs:.3g}s"
+
+
+class _Bucket:
+    def __init__(self, per_minute: int, clock: Callable[[], float]) -> None:
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0
+        self.level = float(per_minute)
+        self.clock = clock
+        self.stamp = clock()
+
+    def refill(self) -> None:
+        now = self.clock()
+        self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
+        self.stamp = now
+
+    def wait_for(self, amount: float) -> float:
+        self.refill()
+        return 0.0 if self.level >= amount else (amount - self.level) / self.rate
+
+    def take(self, amount: float) -> None:
+        self.refill()
+        self.level -= amount
+
+    def until_full(self) -> float:
+        self.refill()
+        return (self.capacity - self.level) / self.rate
+
+
+class RateLimiter:
+    """Per-minute request (RPM) and token (TPM) budgets; None means unlimited."""
+
+    def __init__(self, rpm: int | None = None, tpm: int | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rpm, self.tpm = rpm, tpm
+        self.requests = _Bucket(rpm, clock) if rpm else None
+        self.tokens = _Bucket(tpm, clock) if tpm else None
+        self.rejected = 0
+
+    def admit(self, cost_tokens: int, model: str = "gpt-4o") -> tuple[bool, dict[str, str], dict[str, Any] | None]:
+        """(admitted, headers, 429 body or None). Charges the budgets when admitted."""
+        wait_req = self.requests.wait_for(1) if self.requests else 0.0
+        wait_tok = self.tokens.wait_for(cost_tokens) if self.tokens else 0.0
+        if self.tokens and cost_tokens > self.tokens.capacity:
+            wait_tok = float("inf")
+        if wait_req == 0 and wait_tok == 0:
+            if self.requests:
+                self.requests.take(1)
+            if self.tokens:
+                self.tokens.take(cost_tokens)
+            return True, self.headers(), None
+        self.rejected += 1
+        headers = self.headers()
+        if wait_tok >= wait_req:
+            kind, limit, used, wait = "tokens per min (TPM)", self.tpm, int(self.tokens.capacity - self.tokens.level) if self.tokens else 0, wait_tok
+        else:
+            kind, limit, used, wait = "requests per min (RPM)", self.rpm, int(self.requests.capacity - self.requests.level) if self.requests else 0, wait_req
+        if wait == float("inf"):
+            message = f"Request too large for {model} on {kind}: Limit {limit}, Requested {cost_tokens}."
+            wait = 60.0
+        else:
+            message = (
+                f"Rate limit reached for {model} in organization org-test on {kind}: Limit {limit}, Used {used}, "
+                f"Requested {cost_tokens if 'TPM' in kind else 1}. Please try again in {_duration(wait)}."
+            )
+        headers["retry-after-ms"] = str(max(1, int(wait * 1000 + 0.999)))
+        headers["retry-after"] = str(max(1, int(wait + 0.999)))
+        body = {"error": {"message": message, "type": "tokens" if "TPM" in kind else "requests", "param": None, "code": "rate_limit_exceeded"}}
+        return False, headers, body
+
+    def headers(self) -> dict[str, str]:
+        h: dict[str, str] = {}
+        if self.requests:
+            self.requests.refill()
+            h["x-ratelimit-limit-requests"] = str(self.rpm)
+            h["x-ratelimit-remaining-requests"] = str(max(0, int(self.requests.level)))
+            h["x-ratelimit-reset-requests"] = _duration(self.requests.until_full())
+        if self.tokens:
+            self.tokens.refill()
+            h["x-ratelimit-limit-tokens"] = str(self.tpm)
+            h["x-ratelimit-remaining-tokens"] = str(max(0, int(self.tokens.level)))
+            h["x-ratelimit-reset-tokens"] = _duration(self.tokens.until_full())
+        return h

@@ -1,0 +1,560 @@
+"""A local OpenAI-compatible server for end-to-end tests, fault injection and benchmarks.
+
+Like moto for AWS: it implements the part of the API refinery uses — files, vector stores with
+file batches and indexing that takes time, and `POST /v1/responses` with `file_search` — in the
+shapes of OpenAI's published spec, on 127.0.0.1. Request bodies are validated against the spec's
+`CreateResponse` schema (when the spec is found, see `refinery.testing.openapi_spec`) and a
+wrong body gets the API's 400 error, so it fails a test the way it would fail in production.
+
+`file_search` is real lexical retrieval (BM25 over chunks, attribute `filters` honoured); the
+answer comes from a deterministic stand-in model (`StandInModel`) that emits JSON valid against
+the requested strict schema, filled from the retrieved text. It is a test double: it does not
+analyse anything.
+
+Run it alone with `python -m refinery.testing.server [--port N]`: the first line on stdout is
+the base URL (`http://127.0.0.1:PORT/v1`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import logging
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from refinery.core.strict_schema import strict_problems
+from refinery.core.tokens import estimate_tokens
+from refinery.testing.faults import Fault, RateLimiter
+from refinery.testing.openapi_spec import OpenAPISpec, find_spec
+from refinery.testing.retrieval import Chunk, bm25, chunk_text, matches
+from refinery.testing.standin_model import StandInModel
+
+log = logging.getLogger("refinery.testing.server")
+DEFAULT_MAX_NUM_RESULTS = 10
+
+
+@dataclass
+class _File:
+    id: str
+    filename: str
+    data: bytes
+    purpose: str
+    created_at: int
+
+
+@dataclass
+class _StoreFile:
+    file_id: str
+    attributes: dict[str, Any]
+    ready_at: float
+    fails: bool
+    created_at: int
+    batch_id: str | None = None
+
+
+@dataclass
+class _Store:
+    id: str
+    name: str
+    created_at: int
+    expires_after: dict[str, Any] | None
+    metadata: dict[str, Any]
+    files: dict[str, _StoreFile] = field(default_factory=dict)
+
+
+class OpenAITestServer:
+    """The server. Configure it at construction; arm faults with `inject`; read `stats`."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str | None = None,
+        spec_path: str | Path | None = None,
+        validate_requests: bool = True,
+        indexing_delay_s: float = 0.0,
+        fail_indexing: Iterable[str] = (),
+        rpm: int | None = None,
+        tpm: int | None = None,
+        latency_s: float = 0.0,
+        upload_latency_s: float = 0.0,
+        model: StandInModel | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.host, self.port = host, port
+        self.api_key = api_key
+        self.indexing_delay_s = indexing_delay_s
+        self.fail_indexing = set(fail_indexing)
+        self.latency_s = latency_s
+        self.upload_latency_s = upload_latency_s
+        self.model = model or StandInModel()
+        self.clock = clock
+        self.limiter = RateLimiter(rpm, tpm, clock)
+        self.faults: list[Fault] = []
+        self.stats: Counter[str] = Counter()
+        self.response_bodies: list[dict[str, Any]] = []
+        self.files: dict[str, _File] = {}
+        self.stores: dict[str, _Store] = {}
+        self._ids = itertools.count(1)
+        path = Path(spec_path) if spec_path else (find_spec() if validate_requests else None)
+        self.spec: OpenAPISpec | None = OpenAPISpec(path) if path and validate_requests else None
+        if validate_requests and self.spec is None:
+            log.warning("OpenAI spec not found: request bodies are checked for strict schemas only")
+        self._runner: web.AppRunner | None = None
+        self.app = self._build_app()
+
+    # --- lifecycle ------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    async def start(self) -> "OpenAITestServer":
+        if self.spec is not None:
+            await asyncio.get_running_loop().run_in_executor(None, lambda: self.spec.document)  # load once, off the loop
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> "OpenAITestServer":
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def inject(self, fault: Fault) -> Fault:
+        """Arm a fault; it hits the next `fault.times` matching requests."""
+        self.faults.append(fault)
+        return fault
+
+    def set_limits(self, rpm: int | None = None, tpm: int | None = None) -> None:
+        self.limiter = RateLimiter(rpm, tpm, self.clock)
+
+    def _new_id(self, prefix: str) -> str:
+        return f"{prefix}{next(self._ids):06d}"
+
+    def _now(self) -> int:
+        return int(time.time())
+
+    # --- plumbing -------------------------------------------------------------------------
+    def _build_app(self) -> web.Application:
+        app = web.Application(client_max_size=512 * 1024 * 1024, middlewares=[self._middleware])
+        r = app.router
+        r.add_post("/v1/files", self.create_file)
+        r.add_get("/v1/files/{file_id}", self.get_file)
+        r.add_delete("/v1/files/{file_id}", self.delete_file)
+        r.add_post("/v1/vector_stores", self.create_store)
+        r.add_get("/v1/vector_stores/{store_id}", self.get_store)
+        r.add_delete("/v1/vector_stores/{store_id}", self.delete_store)
+        r.add_get("/v1/vector_stores/{store_id}/files", self.list_store_files)
+        r.add_post("/v1/vector_stores/{store_id}/file_batches", self.create_batch)
+        r.add_get("/v1/vector_stores/{store_id}/file_batches/{batch_id}", self.get_batch)
+        r.add_get("/v1/vector_stores/{store_id}/file_batches/{batch_id}/files", self.list_batch_files)
+        r.add_post("/v1/responses", self.create_response)
+        r.add_post("/_refinery/faults", self.admin_faults)
+        r.add_get("/_refinery/stats", self.admin_stats)
+        return app
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
+        self.stats[f"{request.method} {request.match_info.route.resource.canonical if request.match_info.route.resource else request.path}"] += 1
+        if not request.path.startswith("/_refinery/"):
+            auth = request.headers.get("Authorization", "")
+            if not auth.startswith("Bearer ") or not auth[7:].strip():
+                return _error(401, "You didn't provide an API key.", "invalid_request_error", code=None)
+            if self.api_key is not None and auth[7:] != self.api_key:
+                return _error(401, "Incorrect API key provided.", "invalid_request_error", code="invalid_api_key")
+        try:
+            return await handler(request)
+        except web.HTTPException:
+            raise
+        except _ApiError as exc:
+            return exc.response
+
+    async def _json(self, request: web.Request) -> Any:
+        try:
+            return await request.json()
+        except ValueError:
+            raise _ApiError(_error(400, "We could not parse the JSON body of your request.", "invalid_request_error")) from None
+
+    def _take_fault(self, path: str, body_text: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.applies(path, body_text):
+                fault.times -= 1
+                self.stats[f"fault {fault.kind}"] += 1
+                return fault
+        return None
+
+    async def _transport_fault(self, request: web.Request, fault: Fault | None, payload: bytes | None = None) -> web.StreamResponse | None:
+        """Faults that act on the exchange rather than the content."""
+        if fault is None:
+            return None
+        if fault.kind == "quota":
+            return _error(429, "You exceeded your current quota, please check your plan and billing details.", "insufficient_quota", code="insufficient_quota")
+        if fault.kind == "rate_limit":
+            resp = _error(429, "Rate limit reached for requests. Please try again shortly.", "requests", code="rate_limit_exceeded")
+            if fault.retry_after_ms is not None:
+                resp.headers["retry-after-ms"] = str(fault.retry_after_ms)
+            resp.headers.update(self.limiter.headers())
+            return resp
+        if fault.kind == "http_error":
+            return _error(fault.status, "The server had an error while processing your request.", "server_error" if fault.status >= 500 else "invalid_request_error")
+        if fault.kind == "delay":
+            await asyncio.sleep(fault.delay_s)
+            return None
+        return None
+
+    # --- files ----------------------------------------------------------------------------
+    async def create_file(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        upload = form.get("file")
+        purpose = form.get("purpose")
+        if not isinstance(purpose, str) or purpose not in ("assistants", "batch", "fine-tune", "vision", "user_data", "evals"):
+            return _error(400, f"Invalid value for 'purpose': {purpose!r}.", "invalid_request_error", param="purpose")
+        if upload is None or not hasattr(upload, "file"):
+            return _error(400, "Missing required parameter: 'file'.", "invalid_request_error", param="file")
+        if self.upload_latency_s:
+            await asyncio.sleep(self.upload_latency_s)
+        data = upload.file.read()
+        rec = _File(self._new_id("file-"), upload.filename or "upload", data, purpose, self._now())
+        self.files[rec.id] = rec
+        return web.json_response(self._file_obj(rec))
+
+    def _file_obj(self, f: _File) -> dict[str, Any]:
+        return {"id": f.id, "object": "file", "bytes": len(f.data), "created_at": f.created_at, "filename": f.filename, "purpose": f.purpose, "status": "processed", "expires_at": None, "status_details": None}
+
+    def _file(self, file_id: str) -> _File:
+        if file_id not in self.files:
+            raise _ApiError(_error(404, f"No such File object: {file_id}", "invalid_request_error", param="id"))
+        return self.files[file_id]
+
+    async def get_file(self, request: web.Request) -> web.Response:
+        return web.json_response(self._file_obj(self._file(request.match_info["file_id"])))
+
+    async def delete_file(self, request: web.Request) -> web.Response:
+        f = self._file(request.match_info["file_id"])
+        del self.files[f.id]
+        return web.json_response({"id": f.id, "object": "file", "deleted": True})
+
+    # --- vector stores --------------------------------------------------------------------
+    def _store(self, store_id: str) -> _Store:
+        if store_id not in self.stores:
+            raise _ApiError(_error(404, f"Vector store with id '{store_id}' not found.", "invalid_request_error", param="vector_store_id"))
+        return self.stores[store_id]
+
+    def _file_status(self, sf: _StoreFile) -> str:
+        if self.clock() < sf.ready_at:
+            return "in_progress"
+        return "failed" if sf.fails else "completed"
+
+    def _counts(self, files: Iterable[_StoreFile]) -> dict[str, int]:
+        c = Counter(self._file_status(sf) for sf in files)
+        return {"in_progress": c["in_progress"], "completed": c["completed"], "failed": c["failed"], "cancelled": 0, "total": sum(c.values())}
+
+    def _store_obj(self, s: _Store) -> dict[str, Any]:
+        counts = self._counts(s.files.values())
+        expires_at = s.created_at + 86400 * s.expires_after["days"] if s.expires_after else None
+        return {
+            "id": s.id, "object": "vector_store", "created_at": s.created_at, "name": s.name,
+            "usage_bytes": sum(len(self.files[f].data) for f in s.files if f in self.files),
+            "file_counts": counts, "status": "in_progress" if counts["in_progress"] else "completed",
+            "expires_after": s.expires_after, "expires_at": expires_at, "last_active_at": self._now(), "metadata": s.metadata,
+        }
+
+    def _attach(self, store: _Store, file_id: str, attributes: dict[str, Any] | None, batch_id: str | None) -> _StoreFile:
+        f = self._file(file_id)
+        fails = any(pattern in f.filename for pattern in self.fail_indexing)
+        sf = _StoreFile(file_id, dict(attributes or {}), self.clock() + self.indexing_delay_s, fails, self._now(), batch_id)
+        store.files[file_id] = sf
+        return sf
+
+    async def create_store(self, request: web.Request) -> web.Response:
+        body = await self._json(request)
+        if not isinstance(body, dict):
+            return _error(400, "Invalid body: expected an object.", "invalid_request_error")
+        unknown = set(body) - {"name", "file_ids", "expires_after", "metadata", "description", "chunking_strategy"}
+        if unknown:
+            return _error(400, f"Unknown parameter: '{sorted(unknown)[0]}'.", "invalid_request_error", param=sorted(unknown)[0], code="unknown_parameter")
+        exp = body.get("expires_after")
+        if exp is not None and (not isinstance(exp, dict) or exp.get("anchor") != "last_active_at" or not isinstance(exp.get("days"), int) or not 1 <= exp["days"] <= 365):
+            return _error(400, "Invalid 'expires_after': expected {anchor: 'last_active_at', days: 1-365}.", "invalid_request_error", param="expires_after")
+        store = _Store(self._new_id("vs_"), str(body.get("name") or ""), self._now(), exp, dict(body.get("metadata") or {}))
+        self.stores[store.id] = store
+        for fid in body.get("file_ids") or []:
+            self._attach(store, fid, None, None)
+        return web.json_response(self._store_obj(store))
+
+    async def get_store(self, request: web.Request) -> web.Response:
+        return web.json_response(self._store_obj(self._store(request.match_info["store_id"])))
+
+    async def delete_store(self, request: web.Request) -> web.Response:
+        s = self._store(request.match_info["store_id"])
+        del self.stores[s.id]
+        return web.json_response({"id": s.id, "object": "vector_store.deleted", "deleted": True})
+
+    def _store_file_obj(self, store: _Store, sf: _StoreFile) -> dict[str, Any]:
+        status = self._file_status(sf)
+        last_error = {"code": "invalid_file", "message": f"The file {self.files[sf.file_id].filename if sf.file_id in self.files else sf.file_id} could not be parsed."} if status == "failed" else None
+        return {
+            "id": sf.file_id, "object": "vector_store.file", "usage_bytes": len(self.files[sf.file_id].data) if sf.file_id in self.files else 0,
+            "created_at": sf.created_at, "vector_store_id": store.id, "status": status, "last_error": last_error,
+            "chunking_strategy": {"type": "static", "static": {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 400}},
+            "attributes": sf.attributes,
+        }
+
+    def _list(self, request: web.Request, store: _Store, files: list[_StoreFile]) -> web.Response:
+        wanted = request.query.get("filter")
+        items = [self._store_file_obj(store, sf) for sf in files]
+        if wanted:
+            items = [i for i in items if i["status"] == wanted]
+        limit = int(request.query.get("limit", "20"))
+        page = items[:limit]
+        return web.json_response({"object": "list", "data": page, "first_id": page[0]["id"] if page else None, "last_id": page[-1]["id"] if page else None, "has_more": len(items) > limit})
+
+    async def list_store_files(self, request: web.Request) -> web.Response:
+        store = self._store(request.match_info["store_id"])
+        return self._list(request, store, list(store.files.values()))
+
+    async def create_batch(self, request: web.Request) -> web.Response:
+        store = self._store(request.match_info["store_id"])
+        body = await self._json(request)
+        if not isinstance(body, dict) or ("file_ids" in body) == ("files" in body):
+            return _error(400, "Provide exactly one of 'file_ids' or 'files'.", "invalid_request_error")
+        batch_id = self._new_id("vsfb_")
+        if "files" in body:
+            for entry in body["files"]:
+                self._attach(store, entry["file_id"], entry.get("attributes"), batch_id)
+        else:
+            for fid in body["file_ids"]:
+                self._attach(store, fid, body.get("attributes"), batch_id)
+        return web.json_response(self._batch_obj(store, batch_id))
+
+    def _batch_obj(self, store: _Store, batch_id: str) -> dict[str, Any]:
+        counts = self._counts(sf for sf in store.files.values() if sf.batch_id == batch_id)
+        status = "in_progress" if counts["in_progress"] else ("failed" if counts["failed"] and not counts["completed"] else "completed")
+        return {"id": batch_id, "object": "vector_store.files_batch", "created_at": self._now(), "vector_store_id": store.id, "status": status, "file_counts": counts}
+
+    async def get_batch(self, request: web.Request) -> web.Response:
+        store = self._store(request.match_info["store_id"])
+        return web.json_response(self._batch_obj(store, request.match_info["batch_id"]))
+
+    async def list_batch_files(self, request: web.Request) -> web.Response:
+        store = self._store(request.match_info["store_id"])
+        bid = request.match_info["batch_id"]
+        return self._list(request, store, [sf for sf in store.files.values() if sf.batch_id == bid])
+
+    # --- responses ------------------------------------------------------------------------
+    def _validate(self, body: Any) -> web.Response | None:
+        if not isinstance(body, dict):
+            return _error(400, "Invalid body: expected an object.", "invalid_request_error")
+        if self.spec is not None:
+            problems = self.spec.validate(body)
+            if problems:
+                first = problems[0]
+                where, _, what = first.partition(": ")
+                if "unknown parameter" in what:
+                    name = what.split("[")[-1].strip("]'\" ")
+                    return _error(400, f"Unknown parameter: '{where + '.' if where != '(root)' else ''}{name}'.", "invalid_request_error", param=name, code="unknown_parameter")
+                return _error(400, f"Invalid value at '{where}': {what}", "invalid_request_error", param=where.replace("/", "."), code="invalid_value")
+        fmt = ((body.get("text") or {}).get("format") or {})
+        if fmt.get("type") == "json_schema" and fmt.get("strict"):
+            problems = strict_problems(fmt.get("schema"))
+            if problems:
+                return _error(400, f"Invalid schema for response_format '{fmt.get('name')}': {problems[0]}", "invalid_request_error", param="text.format.schema", code="invalid_json_schema")
+        if "model" not in body:
+            return _error(400, "Missing required parameter: 'model'.", "invalid_request_error", param="model")
+        return None
+
+    def _texts(self, body: dict[str, Any]) -> tuple[str, str]:
+        system, user = [], []
+        items = body.get("input")
+        if isinstance(items, str):
+            return "", items
+        for item in items or []:
+            content = item.get("content")
+            parts = [content] if isinstance(content, str) else [p.get("text", "") for p in content or [] if isinstance(p, dict)]
+            (system if item.get("role") in ("system", "developer") else user).extend(parts)
+        if body.get("instructions"):
+            system.insert(0, str(body["instructions"]))
+        return "\n".join(system), "\n".join(user)
+
+    def _search(self, tool: dict[str, Any], query: str) -> list[tuple[Chunk, float]]:
+        chunks: list[Chunk] = []
+        for sid in tool.get("vector_store_ids") or []:
+            store = self._store(sid)
+            for sf in store.files.values():
+                if self._file_status(sf) != "completed" or sf.file_id not in self.files:
+                    continue
+                if not matches(sf.attributes, tool.get("filters")):
+                    continue
+                f = self.files[sf.file_id]
+                text = f.data.decode("utf-8", "replace")
+                chunks.extend(Chunk(f.id, f.filename, t, sf.attributes) for t in chunk_text(text))
+        hits = bm25(query, chunks)
+        n = int(tool.get("max_num_results") or DEFAULT_MAX_NUM_RESULTS)
+        return [(h.chunk, h.score) for h in hits[:n]]
+
+    async def create_response(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        body_text = raw.decode("utf-8", "replace")
+        fault = self._take_fault("/v1/responses", body_text)
+        early = await self._transport_fault(request, fault)
+        if early is not None:
+            return early
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return _error(400, "We could not parse the JSON body of your request.", "invalid_request_error")
+        invalid = self._validate(body)
+        if invalid is not None:
+            self.stats["400 invalid body"] += 1
+            return invalid
+        self.response_bodies.append(body)
+        system, user = self._texts(body)
+        max_out = body.get("max_output_tokens")
+        cost = estimate_tokens(system + user + json.dumps((body.get("text") or {}).get("format", {}).get("schema") or {})) + int(max_out or 4096)
+        admitted, rl_headers, rl_body = self.limiter.admit(cost, str(body.get("model")))
+        if not admitted:
+            self.stats["429 rate_limit_exceeded"] += 1
+            return web.json_response(rl_body, status=429, headers=rl_headers)
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
+
+        output: list[dict[str, Any]] = []
+        retrieved: list[tuple[Chunk, float]] = []
+        include = set(body.get("include") or [])
+        for tool in body.get("tools") or []:
+            if tool.get("type") != "file_search":
+                continue
+            hits = self._search(tool, user)
+            retrieved.extend(hits)
+            output.append({
+                "id": self._new_id("fs_"), "type": "file_search_call", "status": "completed", "queries": [user[:200]],
+                "results": [
+                    {"file_id": c.file_id, "filename": c.filename, "score": s, "text": c.text, "attributes": dict(c.attributes)} for c, s in hits
+                ] if "file_search_call.results" in include else None,
+            })
+        chunks = [c for c, _ in retrieved]
+        fmt = ((body.get("text") or {}).get("format") or {})
+        if fmt.get("type") == "json_schema":
+            answer_text = json.dumps(self.model.answer(fmt["schema"], chunks, user), ensure_ascii=False)
+        else:
+            answer_text = "PONG" if "PONG" in user else StandInModel.disclaimer
+        status, incomplete, content = "completed", None, None
+        kind = fault.kind if fault else None
+        if kind == "refusal":
+            content = [{"type": "refusal", "refusal": "I'm sorry, I can't help with that request."}]
+        elif kind == "not_json":
+            answer_text = "Here is the analysis you asked for: the agent failed because of the tool call."
+        elif kind == "schema_violation":
+            answer_text = json.dumps({"unexpected": "shape", "note": "this JSON breaks the requested schema"})
+        out_tokens = estimate_tokens(answer_text)
+        if kind == "incomplete" or (max_out and out_tokens > int(max_out)):
+            limit_chars = max(1, min(len(answer_text) // 2, int(max_out or 16) * 4))
+            answer_text = answer_text[:limit_chars]
+            out_tokens = estimate_tokens(answer_text)
+            status, incomplete = "incomplete", {"reason": "max_output_tokens"}
+        if content is None:
+            annotations, seen = [], set()
+            for c in chunks:
+                if c.file_id not in seen:
+                    seen.add(c.file_id)
+                    annotations.append({"type": "file_citation", "file_id": c.file_id, "filename": c.filename, "index": len(answer_text)})
+            content = [{"type": "output_text", "text": answer_text, "annotations": annotations, "logprobs": []}]
+        output.append({"id": self._new_id("msg_"), "type": "message", "role": "assistant", "status": "incomplete" if incomplete else "completed", "content": content})
+        in_tokens = estimate_tokens(system + user) + sum(estimate_tokens(c.text) for c in chunks)
+        now = self._now()
+        resp = {
+            "id": self._new_id("resp_"), "object": "response", "created_at": now, "status": status, "completed_at": now if status == "completed" else None,
+            "error": None, "incomplete_details": incomplete, "instructions": body.get("instructions"), "max_output_tokens": max_out,
+            "model": f"{body['model']}-standin", "output": output, "parallel_tool_calls": True, "previous_response_id": None,
+            "reasoning": {"effort": None, "summary": None}, "store": True, "temperature": body.get("temperature", 1.0),
+            "text": body.get("text") or {"format": {"type": "text"}}, "tool_choice": "auto", "tools": body.get("tools") or [],
+            "top_p": 1.0, "truncation": "disabled", "metadata": {},
+            "usage": {"input_tokens": in_tokens, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0}, "output_tokens": out_tokens,
+                      "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": in_tokens + out_tokens},
+        }
+        payload = json.dumps(resp).encode()
+        headers = {**rl_headers, "x-request-id": self._new_id("req_")}
+        if kind == "drop_connection":
+            return await _drop_mid_body(request, payload, headers)
+        return web.Response(body=payload, content_type="application/json", headers=headers)
+
+    # --- admin (for the subprocess form) ---------------------------------------------------
+    async def admin_faults(self, request: web.Request) -> web.Response:
+        body = await self._json(request)
+        items = body if isinstance(body, list) else [body]
+        for item in items:
+            self.inject(Fault(**item))
+        return web.json_response({"armed": len(items)})
+
+    async def admin_stats(self, request: web.Request) -> web.Response:
+        return web.json_response(dict(self.stats))
+
+
+class _ApiError(Exception):
+    def __init__(self, response: web.Response) -> None:
+        self.response = response
+
+
+def _error(status: int, message: str, type: str, *, param: str | None = None, code: str | None = None) -> web.Response:
+    return web.json_response({"error": {"message": message, "type": type, "param": param, "code": code}}, status=status)
+
+
+async def _drop_mid_body(request: web.Request, payload: bytes, headers: dict[str, str]) -> web.StreamResponse:
+    """Promise the whole body, send half, cut the connection."""
+    resp = web.StreamResponse(status=200, headers={**headers, "Content-Type": "application/json"})
+    resp.content_length = len(payload)
+    await resp.prepare(request)
+    await resp.write(payload[: len(payload) // 2])
+    if request.transport is not None:
+        request.transport.close()
+    return resp
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m refinery.testing.server", description="Local OpenAI-compatible test server (a test double).")
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    parser.add_argument("--indexing-delay", type=float, default=0.0, help="seconds a file stays in_progress")
+    parser.add_argument("--rpm", type=int, help="requests-per-minute limit")
+    parser.add_argument("--tpm", type=int, help="tokens-per-minute limit")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every /responses call")
+    parser.add_argument("--api-key", help="accept only this key")
+    args = parser.parse_args(argv)
+
+    async def serve() -> None:
+        server = OpenAITestServer(port=args.port, indexing_delay_s=args.indexing_delay, rpm=args.rpm, tpm=args.tpm, latency_s=args.latency, api_key=args.api_key)
+        await server.start()
+        print(server.base_url, flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await server.stop()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

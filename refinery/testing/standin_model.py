@@ -1,0 +1,117 @@
+"""A deterministic stand-in for the model: JSON valid against the requested strict schema.
+
+It is a test double and says so: it does not analyse anything. It fills each field from the
+retrieved text — run ids and names from `[run_id: …]` headings, file names and "Run 007"
+sections from the chunks, status "error" where a run says so — so a pipeline downstream sees
+realistic, citable, schema-valid output. Same input, same output.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from refinery.testing.retrieval import Chunk
+
+_RUN_HEADING = re.compile(r"^## Run (\d+): (.*?) \[run_id: ([^\]]+)\]\n(.*?)(?=^## Run |\Z)", re.M | re.S)
+
+
+@dataclass(frozen=True)
+class RunSeen:
+    seq: int
+    name: str
+    run_id: str
+    failed: bool
+    filename: str
+
+
+def runs_in(chunks: Sequence[Chunk]) -> list[RunSeen]:
+    """The runs whose headings appear in the chunks, in trace order, once each."""
+    seen: dict[str, RunSeen] = {}
+    for c in chunks:
+        for m in _RUN_HEADING.finditer(c.text):
+            rid = m.group(3)
+            if rid not in seen:
+                seen[rid] = RunSeen(int(m.group(1)), m.group(2), rid, "- status: error" in m.group(4), c.filename)
+    return sorted(seen.values(), key=lambda r: r.seq)
+
+
+class StandInModel:
+    """Fills a strict schema from retrieved chunks; `max_items` bounds every array."""
+
+    disclaimer = "refinery.testing stand-in model output (deterministic test double; no analysis was performed)"
+
+    def __init__(self, max_items: int = 8) -> None:
+        self.max_items = max_items
+
+    def answer(self, schema: dict[str, Any], chunks: Sequence[Chunk], user_text: str = "") -> Any:
+        runs = runs_in(chunks)
+        lines = [ln.strip() for c in chunks for ln in c.text.splitlines() if len(ln.strip()) > 20 and not ln.startswith("#")]
+        return _Filler(self, chunks, runs, lines).fill(schema, name="", index=0, run=None)
+
+
+class _Filler:
+    def __init__(self, model: StandInModel, chunks: Sequence[Chunk], runs: list[RunSeen], lines: list[str]) -> None:
+        self.model, self.chunks, self.runs, self.lines = model, chunks, runs, lines
+        self.counter = 0
+
+    def _text(self) -> str:
+        self.counter += 1
+        if not self.lines:
+            return StandInModel.disclaimer
+        return self.lines[(self.counter - 1) % len(self.lines)][:160]
+
+    def fill(self, schema: dict[str, Any], *, name: str, index: int, run: RunSeen | None) -> Any:
+        if "anyOf" in schema:
+            branches = [b for b in schema["anyOf"] if b.get("type") != "null"] or schema["anyOf"]
+            return self.fill(branches[0], name=name, index=index, run=run)
+        if "const" in schema:
+            return schema["const"]
+        if "enum" in schema:
+            return self._enum(schema["enum"], name, run)
+        types = schema.get("type")
+        kind = next((t for t in types if t != "null"), "null") if isinstance(types, list) else types
+        if kind == "object":
+            props = schema.get("properties", {})
+            if run is None and "run_id" in props and self.runs:
+                run = self.runs[index % len(self.runs)]
+            return {k: self.fill(v, name=k, index=index, run=run) for k, v in props.items()}
+        if kind == "array":
+            items = schema.get("items", {})
+            n = 1
+            if items.get("type") == "object" and "run_id" in items.get("properties", {}) and self.runs:
+                n = len(self.runs)
+            n = max(0, min(n, self.model.max_items))
+            return [self.fill(items, name=name, index=i, run=self.runs[i] if n == len(self.runs) and self.runs and n > 1 else run) for i in range(n)]
+        if kind == "integer":
+            return index + 1
+        if kind == "number":
+            return 0.5
+        if kind == "boolean":
+            return False
+        if kind == "null":
+            return None
+        return self._string(name, run)
+
+    def _enum(self, values: list[Any], name: str, run: RunSeen | None) -> Any:
+        if run is not None and run.failed:
+            for preferred in ("error", "failure", "missing", "high"):
+                if preferred in values:
+                    return preferred
+        return values[0]
+
+    def _string(self, name: str, run: RunSeen | None) -> str:
+        chunk = self.chunks[0] if self.chunks else None
+        if name == "run_id":
+            return run.run_id if run else "unknown-run"
+        if name in ("run_name", "name"):
+            return run.name if run else "unknown"
+        if name == "file":
+            return run.filename if run else (chunk.filename if chunk else "no-file-retrieved")
+        if name in ("section_or_lines", "section"):
+            return f"Run {run.seq:03d}" if run else "whole file"
+        if name == "status":
+            return "error" if run and run.failed else "success"
+        return self._text()
