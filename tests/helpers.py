@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ class FakeClock:
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
+        await asyncio.sleep(0)  # let other tasks run, as a real sleep would
 
 
 def sent(m: aioresponses.aioresponses, method: str = "POST", url: str | None = None) -> list[Any]:

@@ -8,6 +8,7 @@ call so a caller can report cost per stage.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Mapping
@@ -17,6 +18,7 @@ from typing import Any
 import aiohttp
 import jsonschema
 
+from refinery.core.tokens import estimate_body_tokens
 from refinery.errors import (
     APIConnectionError,
     AuthenticationError,
@@ -41,6 +43,7 @@ from refinery.integrations.responses_request_builder import (
     with_max_output_tokens,
     with_user_text,
 )
+from refinery.integrations.rate_budget import RateBudget
 from refinery.integrations.transport import ApiSettings, OpenAITransport, RetryPolicy, Sleep
 
 __all__ = [
@@ -86,10 +89,15 @@ class ResponsesClient:
         retry: RetryPolicy | None = None,
         sleep: Sleep | None = None,
         max_output_tokens_cap: int = 8000,
+        tpm: int | None = None,
+        rpm: int | None = None,
+        budget: RateBudget | bool = True,
     ) -> None:
         if transport is None:
             settings = ApiSettings.from_env(api_key, base_url=base_url, project=project, organization=organization)
-            transport = OpenAITransport(settings, timeout=timeout, retry=retry, sleep=sleep)
+            if budget is True and (tpm or rpm):
+                budget = RateBudget(tpm=tpm, rpm=rpm, sleep=sleep or asyncio.sleep)
+            transport = OpenAITransport(settings, timeout=timeout, retry=retry, sleep=sleep, budget=budget)
         self.transport = transport
         self.max_output_tokens_cap = max_output_tokens_cap
         self.usage: list[CallUsage] = []
@@ -105,8 +113,14 @@ class ResponsesClient:
         await self.transport.close()
 
     async def create(self, body: Mapping[str, Any], *, label: str | None = None) -> dict[str, Any]:
-        """POST `/responses` and return the raw response object; its usage is recorded."""
-        resp = await self.transport.request("POST", "/responses", json=dict(body))
+        """POST `/responses` and return the raw response object; its usage is recorded.
+
+        The call goes through the transport's rate budget with its worst-case token cost; calls
+        with the same label suffix (`…:stage1`) share a learned allowance for retrieved chunks.
+        """
+        cost = estimate_body_tokens(dict(body)) + int(body.get("max_output_tokens") or 4096)
+        cost_class = label.rsplit(":", 1)[-1] if label else None
+        resp = await self.transport.request("POST", "/responses", json=dict(body), cost=cost, cost_class=cost_class)
         data = resp.data if isinstance(resp.data, dict) else {}
         self.usage.append(CallUsage.from_response(data, label))
         return data

@@ -45,6 +45,7 @@ from refinery.errors import (
     ServerError,
     UnprocessableEntityError,
 )
+from refinery.integrations.rate_budget import RateBudget, Reservation
 from refinery.integrations.rate_limit_headers import retry_after_seconds
 
 log = logging.getLogger("refinery.transport")
@@ -172,6 +173,7 @@ class OpenAITransport:
         clock: Clock | None = None,
         rng: Callable[[], float] | None = None,
         session: aiohttp.ClientSession | None = None,
+        budget: RateBudget | None | bool = True,
     ) -> None:
         self.settings = settings or ApiSettings.from_env(api_key)
         self.timeout = timeout or aiohttp.ClientTimeout(total=300, connect=30, sock_read=240)
@@ -182,6 +184,11 @@ class OpenAITransport:
         self._session = session
         self._owns_session = session is None
         self.observers: list[ResponseObserver] = []
+        # One budget per transport, shared by every caller: True builds one that learns the
+        # limits from headers; False/None sends without client-side admission.
+        if budget is True:
+            budget = RateBudget(clock=self.clock, sleep=self._sleep)
+        self.budget: RateBudget | None = budget or None
 
     async def __aenter__(self) -> "OpenAITransport":
         self._ensure_session()
@@ -215,11 +222,14 @@ class OpenAITransport:
         json: Any = None,
         form: FormFactory | None = None,
         params: Mapping[str, str] | None = None,
+        cost: int | None = None,
+        cost_class: str | None = None,
     ) -> ApiResponse:
         """Send one API call with the retry rules; return its parsed JSON or raise a typed error.
 
         `form` is a factory, not a `FormData`, because a multipart body is consumed by sending it
-        and a retry must build it again.
+        and a retry must build it again. `cost` (estimated tokens) puts the call under the rate
+        budget; `cost_class` groups calls whose hidden costs (retrieved chunks) are alike.
         """
         session = self._ensure_session()
         url = self.url(path)
@@ -228,6 +238,9 @@ class OpenAITransport:
         rl_waited = 0.0
         while True:
             failure: APIError | APIConnectionError
+            reservation: Reservation | None = None
+            if self.budget is not None and cost is not None:
+                reservation = await self.budget.acquire(cost, cost_class)
             try:
                 async with session.request(
                     method,
@@ -244,10 +257,12 @@ class OpenAITransport:
                 failure = APITimeoutError(f"{method} {url} timed out — {CANARY_HINT}")
                 failure.__cause__ = exc
                 status, headers, raw = 0, {}, b""
+                self._budget_cancel(reservation)
             except aiohttp.ClientError as exc:
                 failure = APIConnectionError(f"{method} {url} failed: {exc.__class__.__name__}: {exc} — {CANARY_HINT}")
                 failure.__cause__ = exc
                 status, headers, raw = 0, {}, b""
+                self._budget_cancel(reservation)
             else:
                 payload = _decode(raw)
                 if status < 400:
@@ -257,10 +272,17 @@ class OpenAITransport:
                         )
                     else:
                         ok = ApiResponse(status, headers, payload)
+                        self._budget_settle(reservation, payload, headers)
                         self._notify(ok)
                         return ok
+                    self._budget_settle(reservation, None, headers)
                 else:
                     failure = error_from_response(status, headers, payload)
+                    if reservation is not None and self.budget is not None:
+                        if status == 429:
+                            self.budget.throttled(reservation, headers)
+                        else:
+                            self.budget.settle(reservation, 0, headers)
                     self._notify(failure)
 
             should_retry = headers.get("x-should-retry")
@@ -295,6 +317,17 @@ class OpenAITransport:
                 await self._sleep(wait)
                 continue
             raise failure
+
+    def _budget_settle(self, res: Reservation | None, payload: Any, headers: Mapping[str, str]) -> None:
+        if res is None or self.budget is None:
+            return
+        usage = payload.get("usage") if isinstance(payload, dict) else None
+        used = usage.get("total_tokens") if isinstance(usage, dict) else None
+        self.budget.settle(res, int(used) if isinstance(used, (int, float)) else None, headers)
+
+    def _budget_cancel(self, res: Reservation | None) -> None:
+        if res is not None and self.budget is not None:
+            self.budget.cancel(res)
 
     def _notify(self, event: ApiResponse | APIError) -> None:
         for observer in self.observers:

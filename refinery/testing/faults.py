@@ -77,7 +77,13 @@ class _Bucket:
 
 
 class RateLimiter:
-    """Per-minute request (RPM) and token (TPM) budgets; None means unlimited."""
+    """Per-minute request (RPM) and token (TPM) budgets; None means unlimited.
+
+    A request is admitted when the token bucket holds its worst case (input estimate plus
+    `max_output_tokens`); the tokens it really used are charged when it completes (`charge`).
+    So the sustainable throughput is exactly the TPM in tokens used, and "total tokens ÷ TPM"
+    is the physical floor a batch can approach.
+    """
 
     def __init__(self, rpm: int | None = None, tpm: int | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.rpm, self.tpm = rpm, tpm
@@ -94,8 +100,6 @@ class RateLimiter:
         if wait_req == 0 and wait_tok == 0:
             if self.requests:
                 self.requests.take(1)
-            if self.tokens:
-                self.tokens.take(cost_tokens)
             return True, self.headers(), None
         self.rejected += 1
         headers = self.headers()
@@ -115,6 +119,11 @@ class RateLimiter:
         headers["retry-after"] = str(max(1, int(wait + 0.999)))
         body = {"error": {"message": message, "type": "tokens" if "TPM" in kind else "requests", "param": None, "code": "rate_limit_exceeded"}}
         return False, headers, body
+
+    def charge(self, used_tokens: int) -> None:
+        """Charge the tokens a completed request used."""
+        if self.tokens:
+            self.tokens.take(used_tokens)
 
     def headers(self) -> dict[str, str]:
         h: dict[str, str] = {}

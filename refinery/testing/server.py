@@ -492,8 +492,10 @@ class OpenAITestServer:
             "usage": {"input_tokens": in_tokens, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0}, "output_tokens": out_tokens,
                       "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": in_tokens + out_tokens},
         }
+        self.limiter.charge(in_tokens + out_tokens)
+        self.stats["tokens used"] += in_tokens + out_tokens
         payload = json.dumps(resp).encode()
-        headers = {**rl_headers, "x-request-id": self._new_id("req_")}
+        headers = {**self.limiter.headers(), "x-request-id": self._new_id("req_")}
         if kind == "drop_connection":
             return await _drop_mid_body(request, payload, headers)
         return web.Response(body=payload, content_type="application/json", headers=headers)

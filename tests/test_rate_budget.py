@@ -1,0 +1,139 @@
+"""The client-side rate budget, with an injected clock: admission, learning, surprises."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from refinery.integrations.rate_budget import RateBudget
+from refinery.integrations.responses_client import ResponsesClient
+from refinery.integrations.responses_request_builder import build_responses_body_no_tools
+from tests.helpers import BASE, FakeClock, response_json, sent
+
+HEADERS = {
+    "x-ratelimit-limit-tokens": "6000",
+    "x-ratelimit-remaining-tokens": "6000",
+    "x-ratelimit-reset-tokens": "0s",
+    "x-ratelimit-limit-requests": "100",
+    "x-ratelimit-remaining-requests": "99",
+    "x-ratelimit-reset-requests": "600ms",
+}
+
+
+def budget(clock: FakeClock, **kw) -> RateBudget:
+    return RateBudget(clock=clock, sleep=clock.sleep, **kw)
+
+
+async def test_admits_while_the_budget_holds_then_waits_for_refill(clock):
+    b = budget(clock, tpm=6000)
+    r = [await b.acquire(2000) for _ in range(3)]
+    assert clock.sleeps == []  # 6000 tokens: three 2000-token requests go at once
+    t0 = clock.now
+    fourth = asyncio.ensure_future(b.acquire(2000))
+    await asyncio.sleep(0)
+    assert not fourth.done()
+    await fourth
+    assert clock.now - t0 == pytest.approx(20.0, abs=0.3)  # 2000 tokens at 100 tokens/s
+    assert b.stats.waited == 1 and b.stats.admitted == 4
+    assert len(r) == 3
+
+
+async def test_settling_below_the_reservation_gives_tokens_back(clock):
+    b = budget(clock, tpm=6000)
+    res = [await b.acquire(3000) for _ in range(2)]
+    b.settle(res[0], 1000, {})  # used 1000 of its 3000: 2000 come back at once
+    t0 = clock.now
+    await b.acquire(2000)
+    assert clock.now == t0 and clock.sleeps == []
+
+
+async def test_requests_per_minute_are_budgeted_too(clock):
+    b = budget(clock, rpm=2)
+    await b.acquire(10)
+    await b.acquire(10)
+    t0 = clock.now
+    await b.acquire(10)
+    assert clock.now - t0 == pytest.approx(30.0, abs=0.3)  # one request every 30 s
+
+
+async def test_no_limit_costs_no_wait(clock):
+    b = budget(clock)
+    first = await b.acquire(10**6)
+    b.settle(first, 10, {})  # the first answer carried no rate-limit headers: no limits
+    for _ in range(1000):
+        b.settle(await b.acquire(10**6), 10, {})
+    assert clock.sleeps == [] and b.stats.waited == 0
+
+
+async def test_unknown_limits_probe_with_one_request_then_learn_from_headers(clock):
+    b = budget(clock)
+    probe = await b.acquire(1000)
+    second = asyncio.ensure_future(b.acquire(1000))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not second.done()  # waits for the probe's answer
+    b.settle(probe, 500, {**HEADERS, "x-ratelimit-remaining-tokens": "1500"})
+    await second
+    assert b.tokens.capacity == 6000 and b.requests.capacity == 100
+    assert b.tokens.level == pytest.approx(500, abs=5)  # 1500 remaining - the 1000 just reserved
+    t0 = clock.now
+    await b.acquire(1000)
+    assert clock.now - t0 == pytest.approx(5.0, abs=0.3)  # 500 more tokens at 100/s
+
+
+async def test_headers_only_ever_tighten_the_local_view(clock):
+    b = budget(clock, tpm=6000)
+    held = await b.acquire(4000)
+    b.observe({**HEADERS, "x-ratelimit-remaining-tokens": "6000"})
+    assert b.tokens.level == pytest.approx(2000)  # the server has not seen our in-flight 4000 yet
+    b.observe({**HEADERS, "x-ratelimit-remaining-tokens": "3000"})  # someone else spends too
+    assert b.tokens.level == pytest.approx(-1000)
+    assert held.tokens == 4000
+
+
+async def test_a_surprise_429_blocks_admission_and_raises_the_allowance(clock):
+    b = budget(clock, tpm=60000)
+    res = await b.acquire(1000, "stage1")
+    b.throttled(res, {"retry-after-ms": "2500"})
+    t0 = clock.now
+    nxt = await b.acquire(1000, "stage1")
+    assert clock.now - t0 == pytest.approx(2.5, abs=0.01)
+    assert nxt.tokens == pytest.approx(1250)  # tightened estimate for that class
+    assert b.stats.throttled == 1
+
+
+async def test_allowance_is_learned_from_usage_per_class(clock):
+    b = budget(clock, tpm=10**6)
+    b.settle(await b.acquire(1000, "stage1"), 3000, {})  # retrieval added 2000 tokens
+    assert b.estimate(1000, "stage1") == pytest.approx(3000)
+    assert b.estimate(1000, "stage4") == pytest.approx(1000)
+
+
+async def test_connection_errors_give_the_reservation_back(clock):
+    b = budget(clock, tpm=6000, rpm=10)
+    res = await b.acquire(6000)
+    b.cancel(res)
+    t0 = clock.now
+    await b.acquire(6000)
+    assert clock.now == t0
+
+
+async def test_client_shares_one_budget_and_surfaces_no_429(make_transport, mocked, clock):
+    """Eight concurrent calls under a 6000-TPM budget learned from the first answer's headers."""
+    url = f"{BASE}/responses"
+    reply = response_json('{"a": "b"}')
+    reply["usage"].update(input_tokens=100, output_tokens=1800, total_tokens=1900)
+    for _ in range(8):
+        mocked.post(url, payload=reply, headers=HEADERS)
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"], "additionalProperties": False}
+    body = build_responses_body_no_tools("gpt-4o", "s", "u", schema, max_output_tokens=1900)
+    async with ResponsesClient(transport=make_transport()) as client:
+        results = await asyncio.gather(*(client.create(body, label=f"t{i}:stage4") for i in range(8)))
+    assert all(r["status"] == "completed" for r in results)
+    assert len(sent(mocked, "POST", url)) == 8
+    budget_stats = client.transport.budget.stats
+    assert budget_stats.throttled == 0 and budget_stats.waited >= 1
+    # After the probe (whose use these static headers never show), 7 x 1900 tokens go through a
+    # 6000-token bucket refilling at 100 tokens/s: at least ~73 s of (fake) waiting.
+    assert clock.now - 1000.0 >= (7 * 1900 - 6000) / 100 - 1
