@@ -1,4 +1,4 @@
-"""The `refinery` command line: init · analyze · run · plan · canary.
+"""The `refinery` command line: init · analyze · run · plan · canary · batch.
 
 Exit codes (also in `refinery --help`):
   0  done
@@ -110,6 +110,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--expect", required=True, metavar="FILE", help="the expectation file")
     p.add_argument("--model", default="gpt-4o")
     p.add_argument("--show-bodies", action="store_true", help="print the request bodies in full")
+
+    p = sub.add_parser("batch", parents=[common], help="analyse many traces under one rate budget", epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("source", metavar="SOURCE", help="a folder of traces (with optional <stem>.expect.json beside each) or a JSON manifest")
+    p.add_argument("--expect", metavar="FILE", help="the expectation for traces that have none of their own")
+    p.add_argument("--out", default="refinery-batch", metavar="DIR", help="one folder per trace, plus summary.json and summary.md (default: refinery-batch)")
+    p.add_argument("--model", default="gpt-4o")
+    p.add_argument("--concurrency", type=int, default=8, metavar="N", help="analyses in flight at once (default: 8)")
+    p.add_argument("--tpm", type=int, metavar="N", help="tokens-per-minute limit (default: learned from the API's headers)")
+    p.add_argument("--rpm", type=int, metavar="N", help="requests-per-minute limit (default: learned from the API's headers)")
+    p.add_argument("--timeout", type=float, default=300.0, metavar="S", help="seconds one API request may take (default: 300)")
 
     p = sub.add_parser("canary", parents=[common], help="check key, base URL and model with the smallest request", epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="gpt-4o")
@@ -280,7 +290,26 @@ async def cmd_canary(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"init": cmd_init, "analyze": cmd_analyze, "run": cmd_run, "plan": cmd_plan, "canary": cmd_canary}
+async def cmd_batch(args: argparse.Namespace) -> int:
+    import aiohttp
+
+    from refinery.batch import analyze_many, discover
+    from refinery.integrations.responses_client import ResponsesClient
+
+    items = discover(args.source, args.expect)
+    client = ResponsesClient(tpm=args.tpm, rpm=args.rpm, timeout=aiohttp.ClientTimeout(total=args.timeout, connect=min(30.0, args.timeout)))
+    async with client:
+        summary = await analyze_many(items, out_dir=args.out, model=args.model, concurrency=args.concurrency, client=client, progress=lambda line: print(line, file=sys.stderr))
+    failed = summary.failed
+    human = f"{len(summary.outcomes) - len(failed)} done, {len(failed)} failed, {len(summary.skipped)} skipped (already done); {summary.total_tokens} tokens; summary: {Path(args.out) / 'summary.md'}"
+    _emit(args, human, summary.model_dump(mode="json"))
+    if not failed:
+        return EXIT_OK
+    access = {"AuthenticationError", "PermissionDeniedError", "QuotaExceededError", "APIConnectionError", "APITimeoutError", "ConfigurationError"}
+    return EXIT_ACCESS if all(o.error_type in access for o in failed) and len(failed) == len(summary.outcomes) else EXIT_FAILED
+
+
+COMMANDS = {"batch": cmd_batch, "init": cmd_init, "analyze": cmd_analyze, "run": cmd_run, "plan": cmd_plan, "canary": cmd_canary}
 
 
 async def amain(argv: Sequence[str] | None = None) -> int:

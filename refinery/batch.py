@@ -1,0 +1,281 @@
+"""Many failed traces, one rate limit: `analyze_many` and the data behind `refinery batch`.
+
+Why: after a nightly eval run a team has dozens of failures and one project's TPM/RPM budget.
+Every analysis here shares one `ResponsesClient`, so one rate budget admits each request only
+when the budget holds it: the batch runs concurrently close to the physical floor (total tokens
+÷ TPM) and no 429 reaches the caller. Each trace gets its own artifacts folder; the summary is
+rewritten (atomically) as each result arrives; a failed trace never stops the others; a rerun
+skips the traces already done and resumes the others from their artifacts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from refinery.agents.staged_failure_analyst import STAGE_ARTIFACTS, StagedFailureAnalyst
+from refinery.core.artifacts import read_json, write_json_atomic, write_text_atomic
+from refinery.core.pricing import estimate_cost_usd
+from refinery.errors import RefineryError
+from refinery.inputs import InputFileError, load_expectation, read_files
+from refinery.integrations.responses_client import ResponsesClient
+from refinery.traces import load_trace
+from refinery.traces.render import safe_name
+
+log = logging.getLogger("refinery.batch")
+SUMMARY_JSON = "summary.json"
+SUMMARY_MD = "summary.md"
+EXPECT_SUFFIXES = (".expect.json", ".expect.txt", ".expect.md")
+TRACE_SUFFIXES = (".json", ".jsonl")
+
+
+class BatchItem(BaseModel):
+    """One trace to analyse, with its expectation (and optional prompts/evals)."""
+
+    name: str
+    trace: str
+    expect: str
+    prompts: list[str] = Field(default_factory=list)
+    evals: list[str] = Field(default_factory=list)
+
+
+class TraceOutcome(BaseModel):
+    name: str
+    trace: str
+    status: Literal["done", "failed"]
+    trace_id: str | None = None
+    summary: str | None = None
+    root_cause: str | None = None
+    failure_type: str | None = None
+    confidence: str | None = None
+    tokens: int = 0
+    cost_usd: float | None = None
+    duration_s: float = 0.0
+    error: str | None = None
+    error_type: str | None = None
+
+
+class BatchSummary(BaseModel):
+    model: str
+    outcomes: dict[str, TraceOutcome] = Field(default_factory=dict)
+    skipped: list[str] = Field(default_factory=list)
+    wall_s: float = 0.0
+    throttled_429: int = 0
+
+    @property
+    def failed(self) -> list[TraceOutcome]:
+        return [o for o in self.outcomes.values() if o.status == "failed"]
+
+    @property
+    def total_tokens(self) -> int:
+        return sum(o.tokens for o in self.outcomes.values())
+
+
+def discover(source: str | Path, default_expect: str | Path | None = None) -> list[BatchItem]:
+    """Batch items from a folder of traces or a JSON manifest.
+
+    Folder: every `*.json` / `*.jsonl` trace; its expectation is the sibling
+    `<stem>.expect.json|.txt|.md`, else `default_expect`. Manifest: a JSON list of
+    `{"trace": …, "expect": …, "prompts": [...], "evals": [...], "name": …}` (paths relative to
+    the manifest).
+    """
+    src = Path(source)
+    items: list[BatchItem] = []
+    if src.is_dir():
+        for path in sorted(p for p in src.iterdir() if p.is_file() and p.name.endswith(TRACE_SUFFIXES) and not p.name.endswith(EXPECT_SUFFIXES)):
+            stem = path.name[: -len(path.suffix)]
+            sibling = next((src / f"{stem}{s}" for s in EXPECT_SUFFIXES if (src / f"{stem}{s}").is_file()), None)
+            expect = sibling or default_expect
+            if expect is None:
+                raise InputFileError(f"{path}: no expectation: add {stem}.expect.json beside it or pass --expect")
+            items.append(BatchItem(name=safe_name(stem), trace=str(path), expect=str(expect)))
+    elif src.is_file():
+        try:
+            manifest = json.loads(src.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise InputFileError(f"{src}: not JSON ({exc})") from None
+        if not isinstance(manifest, list):
+            raise InputFileError(f"{src}: expected a JSON list of {{trace, expect}} objects")
+        base = src.parent
+        for i, entry in enumerate(manifest):
+            if not isinstance(entry, dict) or "trace" not in entry:
+                raise InputFileError(f"{src}: item [{i}] needs a 'trace' path")
+            expect = entry.get("expect") or default_expect
+            if expect is None:
+                raise InputFileError(f"{src}: item [{i}] has no 'expect' and no --expect was given")
+            trace = base / entry["trace"]
+            items.append(
+                BatchItem(
+                    name=safe_name(str(entry.get("name") or Path(entry["trace"]).stem)),
+                    trace=str(trace),
+                    expect=str(base / expect) if "expect" in entry else str(expect),
+                    prompts=[str(base / p) for p in entry.get("prompts", [])],
+                    evals=[str(base / p) for p in entry.get("evals", [])],
+                )
+            )
+    else:
+        raise InputFileError(f"{src}: no such folder or manifest")
+    names = [i.name for i in items]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InputFileError(f"{src}: several traces would share the output folder(s) {dupes}; give them distinct names")
+    if not items:
+        raise InputFileError(f"{src}: no traces found (*.json, *.jsonl)")
+    return items
+
+
+def render_summary_md(summary: BatchSummary) -> str:
+    rows = sorted(summary.outcomes.values(), key=lambda o: o.name)
+    done = sum(o.status == "done" for o in rows)
+    lines = [
+        "# Batch analysis",
+        "",
+        f"- traces: {len(rows)} ({done} done, {len(rows) - done} failed)",
+        f"- tokens: {summary.total_tokens}",
+        f"- model: {summary.model}",
+        "",
+        "| trace | outcome | root cause | confidence | tokens | est. cost (USD) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for o in rows:
+        cause = (o.root_cause or o.error or "").replace("|", "\\|").replace("\n", " ")[:160]
+        cost = "n/a" if o.cost_usd is None else f"{o.cost_usd:.4f}"
+        lines.append(f"| {o.name} | {o.status} | {cause} | {o.confidence or ''} | {o.tokens} | {cost} |")
+    failures = [o for o in rows if o.status == "failed"]
+    if failures:
+        lines += ["", "## Failures", ""]
+        lines += [f"- **{o.name}** ({o.error_type}): {o.error}" for o in failures]
+    return "\n".join(lines) + "\n"
+
+
+class _Progress:
+    """Progress lines on stderr: done / running / waiting for budget / failed, tokens, ETA."""
+
+    def __init__(self, total: int, client: ResponsesClient, emit: Callable[[str], None] | None) -> None:
+        self.total, self.client, self.emit = total, client, emit
+        self.done = self.failed = self.running = 0
+        self.tokens = 0
+        self.started = time.monotonic()
+
+    def line(self) -> str:
+        budget = self.client.transport.budget
+        waiting = budget.stats.waiting_now if budget else 0
+        finished = self.done + self.failed
+        elapsed = time.monotonic() - self.started
+        eta = f"{elapsed / finished * (self.total - finished):.0f}s" if finished else "?"
+        return f"batch: {self.done} done, {self.running} running, {waiting} waiting for budget, {self.failed} failed of {self.total}; {self.tokens} tokens; ETA {eta}"
+
+    def report(self) -> None:
+        if self.emit:
+            self.emit(self.line())
+
+
+async def analyze_many(
+    items: Sequence[BatchItem],
+    *,
+    out_dir: str | Path,
+    model: str = "gpt-4o",
+    concurrency: int = 8,
+    client: ResponsesClient | None = None,
+    progress: Callable[[str], None] | None = None,
+    progress_every_s: float = 5.0,
+    **analyst_kwargs: Any,
+) -> BatchSummary:
+    """Analyse every item concurrently under the client's shared rate budget."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    previous = read_json(out / SUMMARY_JSON)
+    summary = BatchSummary(model=model)
+    if isinstance(previous, dict):
+        for name, o in (previous.get("outcomes") or {}).items():
+            try:
+                summary.outcomes[name] = TraceOutcome.model_validate(o)
+            except ValueError:
+                continue
+    todo = []
+    for item in items:
+        prior = summary.outcomes.get(item.name)
+        if prior and prior.status == "done" and (out / item.name / STAGE_ARTIFACTS["stage4"]).is_file():
+            summary.skipped.append(item.name)
+        else:
+            todo.append(item)
+    owns_client = client is None
+    client = client or ResponsesClient()
+    tracker = _Progress(len(todo), client, progress)
+    lock = asyncio.Lock()
+    semaphore = asyncio.Semaphore(max(1, concurrency))
+    started = time.monotonic()
+
+    async def save() -> None:
+        async with lock:
+            summary.wall_s = round(time.monotonic() - started, 3)
+            budget = client.transport.budget
+            summary.throttled_429 = budget.stats.throttled if budget else 0
+            write_json_atomic(out / SUMMARY_JSON, summary.model_dump(mode="json"))
+            write_text_atomic(out / SUMMARY_MD, render_summary_md(summary))
+
+    async def one(item: BatchItem) -> None:
+        async with semaphore:
+            tracker.running += 1
+            t0 = time.monotonic()
+            try:
+                outcome = await _analyze_one(item, out / item.name, model, client, analyst_kwargs)
+            except Exception as exc:  # one trace's failure must never stop the others
+                if not isinstance(exc, RefineryError):
+                    log.exception("unexpected error analysing %s", item.name)
+                outcome = TraceOutcome(name=item.name, trace=item.trace, status="failed", error=str(exc), error_type=type(exc).__name__)
+            outcome.duration_s = round(time.monotonic() - t0, 3)
+            tracker.running -= 1
+            if outcome.status == "done":
+                tracker.done += 1
+            else:
+                tracker.failed += 1
+            tracker.tokens += outcome.tokens
+            summary.outcomes[item.name] = outcome
+            await save()
+            tracker.report()
+
+    async def ticker() -> None:
+        while True:
+            await asyncio.sleep(progress_every_s)
+            tracker.report()
+
+    tick = asyncio.create_task(ticker()) if progress else None
+    try:
+        await asyncio.gather(*(one(i) for i in todo))
+    finally:
+        if tick:
+            tick.cancel()
+        if owns_client:
+            await client.close()
+    await save()
+    return summary
+
+
+async def _analyze_one(item: BatchItem, out: Path, model: str, client: ResponsesClient, analyst_kwargs: dict[str, Any]) -> TraceOutcome:
+    trace = load_trace(item.trace)
+    expectation = load_expectation(item.expect)
+    analyst = StagedFailureAnalyst(model=model, client=client, artifacts_dir=out, **analyst_kwargs)
+    result = await analyst.analyze(trace, expectation, read_files(item.prompts), read_files(item.evals))
+    tokens = sum(u.total_tokens for u in result.usage.values())
+    costs = [estimate_cost_usd(u.model_dump(), u.model or model) for u in result.usage.values()]
+    diagnosis, synthesis = result.diagnosis, result.synthesis
+    return TraceOutcome(
+        name=item.name,
+        trace=item.trace,
+        status="done",
+        trace_id=result.trace_id,
+        summary=synthesis.summary if synthesis else None,
+        root_cause=diagnosis.root_cause if diagnosis else None,
+        failure_type=diagnosis.failure_type.value if diagnosis else None,
+        confidence=diagnosis.confidence.value if diagnosis else None,
+        tokens=tokens,
+        cost_usd=None if any(c is None for c in costs) else round(sum(c for c in costs if c is not None), 6),
+    )

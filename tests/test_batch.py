@@ -1,0 +1,100 @@
+"""Batch analysis: concurrent, one shared budget, per-trace folders, summary, failures, resume."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from refinery.batch import BatchItem, analyze_many, discover
+from refinery.cli import amain
+from refinery.errors import RefineryError
+from refinery.integrations.responses_client import ResponsesClient
+from refinery.testing.faults import Fault
+
+FIX = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture
+def folder(tmp_path):
+    src = tmp_path / "traces"
+    src.mkdir()
+    for name in ("langsmith_runs.json", "otlp_trace.json", "langfuse_export.json", "plain_chat.json"):
+        shutil.copy(FIX / name, src / name)
+    (src / "plain_chat.expect.txt").write_text("The billing agent should find order 42.")
+    return src
+
+
+def test_discover_pairs_traces_with_their_expectations(folder):
+    items = discover(folder, FIX / "expectation.json")
+    assert [i.name for i in items] == ["langfuse_export", "langsmith_runs", "otlp_trace", "plain_chat"]
+    assert items[3].expect.endswith("plain_chat.expect.txt") and items[0].expect.endswith("expectation.json")
+
+
+def test_discover_needs_an_expectation(folder):
+    with pytest.raises(RefineryError, match="no expectation"):
+        discover(folder)
+
+
+def test_discover_reads_a_manifest(tmp_path):
+    manifest = tmp_path / "batch.json"
+    manifest.write_text(json.dumps([{"trace": str(FIX / "otlp_trace.json"), "expect": str(FIX / "expectation.json"), "name": "first"}]))
+    [item] = discover(manifest)
+    assert item.name == "first" and Path(item.trace).name == "otlp_trace.json"
+
+
+async def test_batch_runs_everything_and_a_failure_never_stops_the_others(openai_env, folder, tmp_path, capsys):
+    (folder / "broken.json").write_text('{"not": "a trace"}')
+    openai_env.fail_indexing.add("lf-trace-1_index.md")  # the Langfuse trace fails at indexing
+    out = tmp_path / "out"
+    rc = await amain(["batch", str(folder), "--expect", str(FIX / "expectation.json"), "--out", str(out), "--concurrency", "3"])
+    assert rc == 4
+    summary = json.loads((out / "summary.json").read_text())
+    status = {n: o["status"] for n, o in summary["outcomes"].items()}
+    assert status == {"broken": "failed", "langfuse_export": "failed", "langsmith_runs": "done", "otlp_trace": "done", "plain_chat": "done"}
+    assert summary["outcomes"]["broken"]["error_type"] == "TraceFormatError"
+    assert summary["outcomes"]["langfuse_export"]["error_type"] == "FileIndexingError"
+    done = summary["outcomes"]["otlp_trace"]
+    assert done["root_cause"] and done["confidence"] and done["tokens"] > 0 and done["cost_usd"] > 0
+    for name in ("langsmith_runs", "otlp_trace", "plain_chat"):
+        assert (out / name / "stage4_synthesis.json").is_file()
+    md = (out / "summary.md").read_text()
+    assert "| otlp_trace | done |" in md and "## Failures" in md and "**broken** (TraceFormatError)" in md
+    assert "batch: " in capsys.readouterr().err
+    assert summary["throttled_429"] == 0 and openai_env.stats["429 rate_limit_exceeded"] == 0
+
+
+async def test_rerun_skips_finished_traces_and_resumes_half_done_ones(openai_server, folder, tmp_path):
+    openai_server.inject(Fault("refusal", match="stage3_output"))  # one trace stops at stage 3
+    items = discover(folder, FIX / "expectation.json")
+    out = tmp_path / "out"
+    async with ResponsesClient(api_key="sk-x", base_url=openai_server.base_url) as client:
+        first = await analyze_many(items, out_dir=out, client=client, concurrency=2)
+    [failed] = first.failed
+    assert failed.error_type == "RefusalError"
+    calls = len(openai_server.response_bodies)
+    async with ResponsesClient(api_key="sk-x", base_url=openai_server.base_url) as client:
+        second = await analyze_many(items, out_dir=out, client=client, concurrency=2)
+    assert sorted(second.skipped) == sorted(i.name for i in items if i.name != failed.name)
+    resumed = [b["text"]["format"]["name"] for b in openai_server.response_bodies[calls:]]
+    assert resumed == ["stage3_output", "stage4_output"]
+    assert not second.failed and len(second.outcomes) == 4
+
+
+async def test_batch_under_a_server_tpm_limit_surfaces_no_429(openai_server, folder, tmp_path):
+    openai_server.set_limits(tpm=200_000, rpm=500)
+    items = discover(folder, FIX / "expectation.json")
+    async with ResponsesClient(api_key="sk-x", base_url=openai_server.base_url) as client:
+        summary = await analyze_many(items, out_dir=tmp_path, client=client, concurrency=4)
+        assert client.transport.budget.tokens.capacity == 200_000  # learned from the headers
+    assert not summary.failed
+    assert openai_server.stats["429 rate_limit_exceeded"] == 0
+
+
+async def test_batch_item_paths_are_reported_in_failures(openai_server, tmp_path):
+    items = [BatchItem(name="ghost", trace=str(tmp_path / "missing.json"), expect=str(FIX / "expectation.json"))]
+    async with ResponsesClient(api_key="sk-x", base_url=openai_server.base_url) as client:
+        summary = await analyze_many(items, out_dir=tmp_path / "o", client=client)
+    assert "missing.json: no such file" in summary.outcomes["ghost"].error
