@@ -22,6 +22,7 @@ HEADERS = {
 
 
 def budget(clock: FakeClock, **kw) -> RateBudget:
+    kw.setdefault("safety_margin", 0.0)  # exact arithmetic in these tests; the margin has its own
     return RateBudget(clock=clock, sleep=clock.sleep, **kw)
 
 
@@ -33,10 +34,23 @@ async def test_admits_while_the_budget_holds_then_waits_for_refill(clock):
     fourth = asyncio.ensure_future(b.acquire(2000))
     await asyncio.sleep(0)
     assert not fourth.done()
+    b.settle(r[0], 2000, {})  # one finishes, having used all it reserved
     await fourth
     assert clock.now - t0 == pytest.approx(20.0, abs=0.3)  # 2000 tokens at 100 tokens/s
     assert b.stats.waited == 1 and b.stats.admitted == 4
-    assert len(r) == 3
+
+
+async def test_in_flight_reservations_are_never_refilled_over(clock):
+    """Tokens held by requests in flight will be charged by the server: no refill covers them."""
+    b = budget(clock, tpm=6000)
+    held = [await b.acquire(3000) for _ in range(2)]
+    blocked = asyncio.ensure_future(b.acquire(1000))
+    for _ in range(400):  # 100 fake seconds of waiting
+        await asyncio.sleep(0)
+    assert not blocked.done()
+    b.settle(held[0], 3000, {})
+    await blocked
+    assert len(held) == 2
 
 
 async def test_settling_below_the_reservation_gives_tokens_back(clock):
@@ -108,6 +122,13 @@ async def test_allowance_is_learned_from_usage_per_class(clock):
     b.settle(await b.acquire(1000, "stage1"), 3000, {})  # retrieval added 2000 tokens
     assert b.estimate(1000, "stage1") == pytest.approx(3000)
     assert b.estimate(1000, "stage4") == pytest.approx(1000)
+
+
+async def test_the_safety_margin_reserves_a_little_more_than_the_estimate(clock):
+    b = budget(clock, tpm=6000, safety_margin=0.05)
+    res = await b.acquire(2000)
+    assert res.tokens == pytest.approx(2100)
+    assert b.tokens.level == pytest.approx(3900)
 
 
 async def test_connection_errors_give_the_reservation_back(clock):

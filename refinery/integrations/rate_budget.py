@@ -36,12 +36,15 @@ class _Bucket:
     def __init__(self, capacity: float, clock: Callable[[], float]) -> None:
         self.capacity = capacity
         self.level = capacity
+        self.held = 0.0  # reserved by requests in flight (already taken out of `level`)
         self.clock = clock
         self.stamp = clock()
 
     def refill(self) -> None:
+        # The server's bucket tops out at `capacity` without our in-flight requests charged, so
+        # ours, which has them taken out already, tops out at `capacity - held`.
         now = self.clock()
-        self.level = min(self.capacity, self.level + (now - self.stamp) * self.capacity / 60.0)
+        self.level = min(self.capacity - self.held, self.level + (now - self.stamp) * self.capacity / 60.0)
         self.stamp = now
 
     def wait_for(self, amount: float) -> float:
@@ -79,6 +82,7 @@ class RateBudget:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     allowance_smoothing: float = 0.3
     max_sleep_s: float = 0.25  # re-check often: settled reservations give tokens back early
+    safety_margin: float = 0.05  # the server counts tokens its own way; reserve a little more
     stats: BudgetStats = field(default_factory=BudgetStats)
 
     def __post_init__(self) -> None:
@@ -91,7 +95,7 @@ class RateBudget:
         self._reserved = 0.0
 
     def estimate(self, base_tokens: int, cost_class: str | None) -> float:
-        return base_tokens + self.allowance.get(cost_class or "", 0.0)
+        return (base_tokens + self.allowance.get(cost_class or "", 0.0)) * (1.0 + self.safety_margin)
 
     async def acquire(self, base_tokens: int, cost_class: str | None = None) -> Reservation:
         """Wait until the budgets hold this request's worst case; reserve it."""
@@ -125,6 +129,7 @@ class RateBudget:
     def _admit(self, need: float, base: float, cost_class: str | None, *, probe: bool, waited: bool) -> Reservation:
         if self.tokens:
             self.tokens.level -= need
+            self.tokens.held += need
         if self.requests:
             self.requests.level -= 1
         self._reserved += need
@@ -170,6 +175,8 @@ class RateBudget:
 
     def _release(self, res: Reservation) -> None:
         self._reserved -= res.tokens
+        if self.tokens:
+            self.tokens.held = max(0.0, self.tokens.held - res.tokens)
         self.stats.in_flight -= 1
         if res.probe:
             self._probe_busy = False
@@ -185,6 +192,7 @@ class RateBudget:
             if self.tokens is None:
                 self.tokens = _Bucket(float(snap.limit_tokens), self.clock)
                 self.tokens.level -= in_flight
+                self.tokens.held = in_flight
             self.tokens.refill()
             self.tokens.capacity = float(snap.limit_tokens)
             if snap.remaining_tokens is not None:

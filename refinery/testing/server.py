@@ -539,11 +539,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rpm", type=int, help="requests-per-minute limit")
     parser.add_argument("--tpm", type=int, help="tokens-per-minute limit")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every /responses call")
+    parser.add_argument("--upload-latency", type=float, default=0.0, help="seconds added to every file upload")
+    parser.add_argument("--no-validate", action="store_true", help="skip spec validation of request bodies")
     parser.add_argument("--api-key", help="accept only this key")
     args = parser.parse_args(argv)
 
     async def serve() -> None:
-        server = OpenAITestServer(port=args.port, indexing_delay_s=args.indexing_delay, rpm=args.rpm, tpm=args.tpm, latency_s=args.latency, api_key=args.api_key)
+        server = OpenAITestServer(
+            port=args.port, indexing_delay_s=args.indexing_delay, rpm=args.rpm, tpm=args.tpm, latency_s=args.latency,
+            upload_latency_s=args.upload_latency, api_key=args.api_key, validate_requests=not args.no_validate,
+        )
         await server.start()
         print(server.base_url, flush=True)
         try:

@@ -28,6 +28,22 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
 ]
 
 
+# Cheap literal checks (on the lower-cased text) that let a pattern be skipped when its secret
+# cannot be there: most trace text holds none, and a regex scan of tens of MB is not free.
+PREFILTERS: dict[str, tuple[str, ...]] = {
+    "private_key": ("private key",),
+    "anthropic_key": ("sk-ant-",),
+    "openai_key": ("sk-",),
+    "aws_access_key_id": ("akia", "asia", "abia", "acca"),
+    "aws_secret_access_key": ("aws_secret_access_key",),
+    "github_token": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    "slack_token": ("xox",),
+    "slack_webhook": ("hooks.slack.com",),
+    "authorization_header": ("authorization",),
+    "bearer_token": ("bearer",),
+}
+
+
 @dataclass
 class RedactionReport:
     """How many secrets of each kind were replaced."""
@@ -47,7 +63,10 @@ class RedactionReport:
 
 def redact_text(text: str, report: RedactionReport | None = None) -> str:
     """`text` with every secret replaced by `[REDACTED:<kind>]`; counts go to `report`."""
+    lowered = text.lower()
     for kind, pattern in PATTERNS:
+        if not any(lit in lowered for lit in PREFILTERS[kind]):
+            continue
         marker = f"[REDACTED:{kind}]"
 
         def replace(m: re.Match[str], marker: str = marker, kind: str = kind) -> str:

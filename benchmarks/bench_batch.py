@@ -1,0 +1,80 @@
+"""A batch of N analyses under TPM/RPM limits, three ways, against the local server.
+
+1. one at a time (concurrency 1);
+2. all at once with plain retries (concurrency N, no client-side budget: the server's 429s
+   are retried with its hints, up to the transport's bounds);
+3. budgeted (concurrency N, the shared rate budget learning the limits from headers).
+Prints wall time, the physical floor (total tokens used ÷ TPM), their ratio, and the 429s the
+server sent and those that reached the caller (traces that failed on a rate limit).
+
+    python benchmarks/bench_batch.py [--n 20] [--tpm 40000] [--rpm 500] [--latency 2.0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _server import machine, server, stats  # noqa: E402
+
+from refinery.batch import BatchItem, analyze_many  # noqa: E402
+from refinery.integrations.responses_client import ResponsesClient  # noqa: E402
+
+FIX = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
+TRACES = ["langsmith_runs.json", "otlp_trace.json", "langfuse_export.json", "plain_chat.json", "otel_span_list.json"]
+
+
+def items(n: int, folder: Path) -> list[BatchItem]:
+    out = []
+    for i in range(n):
+        src = FIX / TRACES[i % len(TRACES)]
+        dst = folder / f"trace{i:03d}{src.suffix}"
+        shutil.copy(src, dst)
+        out.append(BatchItem(name=f"trace{i:03d}", trace=str(dst), expect=str(FIX / "expectation.json")))
+    return out
+
+
+async def run_mode(mode: str, args: argparse.Namespace) -> dict:
+    server_args = ["--tpm", str(args.tpm), "--rpm", str(args.rpm), "--latency", str(args.latency)]
+    async with server(*server_args) as url:
+        with tempfile.TemporaryDirectory() as tmp:
+            batch = items(args.n, Path(tmp))
+            client = ResponsesClient(api_key="sk-bench", base_url=url, budget=(mode != "all at once, plain retries"))
+            concurrency = 1 if mode == "one at a time" else args.n
+            t0 = time.perf_counter()
+            async with client:
+                summary = await analyze_many(batch, out_dir=Path(tmp) / "out", client=client, concurrency=concurrency)
+            wall = time.perf_counter() - t0
+        s = stats(url)
+    used = s.get("tokens used", 0)
+    floor = used / args.tpm * 60
+    surfaced = sum(1 for o in summary.outcomes.values() if o.status == "failed" and o.error_type == "RateLimitError")
+    failed = len(summary.failed)
+    return {"mode": mode, "wall": wall, "floor": floor, "ratio": wall / floor if floor else float("nan"), "received": s.get("429 rate_limit_exceeded", 0), "surfaced": surfaced, "failed": failed, "tokens": used, "done": len(summary.outcomes) - failed}
+
+
+async def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--n", type=int, default=20)
+    p.add_argument("--tpm", type=int, default=40000)
+    p.add_argument("--rpm", type=int, default=500)
+    p.add_argument("--latency", type=float, default=2.0, help="seconds each /responses call takes on the server")
+    p.add_argument("--modes", default="one at a time,all at once, plain retries,budgeted")
+    args = p.parse_args()
+    modes = ["one at a time", "all at once, plain retries", "budgeted"] if args.modes == p.get_default("modes") else [m.strip() for m in args.modes.split(";")]
+    print(f"# batch benchmark — {machine()} — N={args.n}, TPM={args.tpm}, RPM={args.rpm}, latency={args.latency}s")
+    print("| mode | wall (s) | floor = tokens ÷ TPM (s) | wall ÷ floor | 429s received | 429s surfaced | traces done | failed | tokens used |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for mode in modes:
+        r = await run_mode(mode, args)
+        print(f"| {r['mode']} | {r['wall']:.1f} | {r['floor']:.1f} | {r['ratio']:.2f} | {r['received']} | {r['surfaced']} | {r['done']} | {r['failed']} | {r['tokens']} |", flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
