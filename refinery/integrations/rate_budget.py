@@ -7,8 +7,10 @@ client lets every caller of one transport share one budget and run close to the 
 
 The model (OpenAI's documented behaviour, and `refinery.testing`'s server):
 - a request needs its worst case available (input estimate + `max_output_tokens` + an allowance
-  for the chunks `file_search` adds, learned per cost class from earlier usage);
-- it is charged what it used: the reservation is settled against `usage.total_tokens`;
+  for the chunks `file_search` adds, learned per cost class from earlier usage), taken when it
+  is admitted;
+- it is charged what it used: the reservation is settled against `usage.total_tokens` and the
+  rest given back;
 - the limits and the remaining budget are learned from `x-ratelimit-limit-*`,
   `x-ratelimit-remaining-*` and `x-ratelimit-reset-*` headers (or given explicitly); until the
   first answer says whether there are limits, one request probes alone;
@@ -36,15 +38,12 @@ class _Bucket:
     def __init__(self, capacity: float, clock: Callable[[], float]) -> None:
         self.capacity = capacity
         self.level = capacity
-        self.held = 0.0  # reserved by requests in flight (already taken out of `level`)
         self.clock = clock
         self.stamp = clock()
 
     def refill(self) -> None:
-        # The server's bucket tops out at `capacity` without our in-flight requests charged, so
-        # ours, which has them taken out already, tops out at `capacity - held`.
         now = self.clock()
-        self.level = min(self.capacity - self.held, self.level + (now - self.stamp) * self.capacity / 60.0)
+        self.level = min(self.capacity, self.level + (now - self.stamp) * self.capacity / 60.0)
         self.stamp = now
 
     def wait_for(self, amount: float) -> float:
@@ -129,7 +128,6 @@ class RateBudget:
     def _admit(self, need: float, base: float, cost_class: str | None, *, probe: bool, waited: bool) -> Reservation:
         if self.tokens:
             self.tokens.level -= need
-            self.tokens.held += need
         if self.requests:
             self.requests.level -= 1
         self._reserved += need
@@ -143,7 +141,7 @@ class RateBudget:
         used = res.tokens if used_tokens is None else float(used_tokens)
         if self.tokens:
             self.tokens.refill()
-            self.tokens.level += res.tokens - used
+            self.tokens.level = min(self.tokens.capacity, self.tokens.level + res.tokens - used)
         if res.cost_class is not None and used_tokens is not None:
             extra = max(0.0, used - res.base)
             old = self.allowance.get(res.cost_class, 0.0)
@@ -175,8 +173,6 @@ class RateBudget:
 
     def _release(self, res: Reservation) -> None:
         self._reserved -= res.tokens
-        if self.tokens:
-            self.tokens.held = max(0.0, self.tokens.held - res.tokens)
         self.stats.in_flight -= 1
         if res.probe:
             self._probe_busy = False
@@ -187,20 +183,18 @@ class RateBudget:
         snap = RateLimitSnapshot.from_headers(headers)
         if snap.empty:
             return
-        in_flight = self._reserved
         if snap.limit_tokens:
             if self.tokens is None:
                 self.tokens = _Bucket(float(snap.limit_tokens), self.clock)
-                self.tokens.level -= in_flight
-                self.tokens.held = in_flight
             self.tokens.refill()
             self.tokens.capacity = float(snap.limit_tokens)
             if snap.remaining_tokens is not None:
-                self.tokens.level = min(self.tokens.level, snap.remaining_tokens - in_flight)
+                # The server took our in-flight requests' worst cases when it admitted them, as
+                # we did: its remaining budget is directly comparable with ours.
+                self.tokens.level = min(self.tokens.level, float(snap.remaining_tokens))
         if snap.limit_requests:
             if self.requests is None:
                 self.requests = _Bucket(float(snap.limit_requests), self.clock)
-                self.requests.level -= self.stats.in_flight
             self.requests.refill()
             self.requests.capacity = float(snap.limit_requests)
             if snap.remaining_requests is not None:

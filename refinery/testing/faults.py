@@ -80,9 +80,9 @@ class RateLimiter:
     """Per-minute request (RPM) and token (TPM) budgets; None means unlimited.
 
     A request is admitted when the token bucket holds its worst case (input estimate plus
-    `max_output_tokens`); the tokens it really used are charged when it completes (`charge`).
-    So the sustainable throughput is exactly the TPM in tokens used, and "total tokens ÷ TPM"
-    is the physical floor a batch can approach.
+    `max_output_tokens`, as OpenAI documents its rate limiting), which is taken at once; when it
+    completes, what it did not use is given back (`charge`). So the sustainable throughput is
+    the TPM in tokens used, and "total tokens ÷ TPM" is the floor a batch can approach.
     """
 
     def __init__(self, rpm: int | None = None, tpm: int | None = None, clock: Callable[[], float] = time.monotonic) -> None:
@@ -100,6 +100,8 @@ class RateLimiter:
         if wait_req == 0 and wait_tok == 0:
             if self.requests:
                 self.requests.take(1)
+            if self.tokens:
+                self.tokens.take(cost_tokens)
             return True, self.headers(), None
         self.rejected += 1
         headers = self.headers()
@@ -120,10 +122,11 @@ class RateLimiter:
         body = {"error": {"message": message, "type": "tokens" if "TPM" in kind else "requests", "param": None, "code": "rate_limit_exceeded"}}
         return False, headers, body
 
-    def charge(self, used_tokens: int) -> None:
-        """Charge the tokens a completed request used."""
+    def charge(self, used_tokens: int, reserved_tokens: int) -> None:
+        """Settle a completed request: give back what it reserved and did not use."""
         if self.tokens:
-            self.tokens.take(used_tokens)
+            self.tokens.refill()
+            self.tokens.level = min(self.tokens.capacity, self.tokens.level + reserved_tokens - used_tokens)
 
     def headers(self) -> dict[str, str]:
         h: dict[str, str] = {}

@@ -492,7 +492,7 @@ class OpenAITestServer:
             "usage": {"input_tokens": in_tokens, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0}, "output_tokens": out_tokens,
                       "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": in_tokens + out_tokens},
         }
-        self.limiter.charge(in_tokens + out_tokens)
+        self.limiter.charge(in_tokens + out_tokens, cost)
         self.stats["tokens used"] += in_tokens + out_tokens
         payload = json.dumps(resp).encode()
         headers = {**self.limiter.headers(), "x-request-id": self._new_id("req_")}
