@@ -89,13 +89,16 @@ def discover(source: str | Path, default_expect: str | Path | None = None) -> li
     src = Path(source)
     items: list[BatchItem] = []
     if src.is_dir():
-        for path in sorted(p for p in src.iterdir() if p.is_file() and p.name.endswith(TRACE_SUFFIXES) and not p.name.endswith(EXPECT_SUFFIXES)):
-            stem = path.name[: -len(path.suffix)]
+        paths = sorted(p for p in src.iterdir() if p.is_file() and p.name.endswith(TRACE_SUFFIXES) and not p.name.endswith(EXPECT_SUFFIXES))
+        stems = [p.name[: -len(p.suffix)] for p in paths]
+        for path, stem in zip(paths, stems):
             sibling = next((src / f"{stem}{s}" for s in EXPECT_SUFFIXES if (src / f"{stem}{s}").is_file()), None)
             expect = sibling or default_expect
             if expect is None:
                 raise InputFileError(f"{path}: no expectation: add {stem}.expect.json beside it or pass --expect")
-            items.append(BatchItem(name=safe_name(stem), trace=str(path), expect=str(expect)))
+            # `run.json` and `run.jsonl` side by side get folders named after the whole file name
+            name = safe_name(stem if stems.count(stem) == 1 else path.name)
+            items.append(BatchItem(name=name, trace=str(path), expect=str(expect)))
     elif src.is_file():
         try:
             manifest = json.loads(src.read_text(encoding="utf-8"))

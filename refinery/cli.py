@@ -200,9 +200,13 @@ async def _analysis(args: argparse.Namespace, trace: Any, prompts: dict[str, str
     usage = usage_summary(result, args.model, analyst.redaction.as_dict())
     files = write_outputs(out, result, trace, usage)
     summary = result.synthesis.summary if result.synthesis else (result.diagnosis.root_cause if result.diagnosis else "")
+    redacted = analyst.redaction.as_dict()
+    redaction_line = ("redacted before upload: " + ", ".join(f"{n} {k}" for k, n in redacted.items())) if redacted else "redacted before upload: nothing found"
+    if getattr(args, "no_redact", False):
+        redaction_line = "redaction: off (--no-redact)"
     _emit(
         args,
-        f"{summary}\n\nreport: {out / 'report.md'} and {out / 'report.html'}",
+        f"{summary}\n\nreport: {out / 'report.md'} and {out / 'report.html'}\n{redaction_line}",
         {
             "trace_id": result.trace_id,
             "store_id": result.store_id,

@@ -33,6 +33,12 @@ def test_discover_pairs_traces_with_their_expectations(folder):
     assert items[3].expect.endswith("plain_chat.expect.txt") and items[0].expect.endswith("expectation.json")
 
 
+def test_discover_keeps_same_stem_traces_apart(folder):
+    shutil.copy(FIX / "langsmith_runs.jsonl", folder / "langsmith_runs.jsonl")
+    names = [i.name for i in discover(folder, FIX / "expectation.json")]
+    assert "langsmith_runs.json" in names and "langsmith_runs.jsonl" in names and len(set(names)) == len(names)
+
+
 def test_discover_needs_an_expectation(folder):
     with pytest.raises(RefineryError, match="no expectation"):
         discover(folder)

@@ -71,6 +71,19 @@ async def test_run_end_to_end_writes_artifacts_and_reports(env, fake, tmp_path, 
     assert "vs_test" in fake.deleted
 
 
+async def test_run_summary_counts_redactions_per_kind(env, fake, tmp_path, capsys):
+    trace = json.loads((FIX / "langsmith_runs.json").read_text())
+    trace[0]["inputs"]["headers"] = {"Authorization": "Bearer abcdefghijklmnopqrstuvwxyz0123", "key": "sk-proj-" + "x" * 30}
+    path = tmp_path / "secret_trace.json"
+    path.write_text(json.dumps(trace))
+    assert await amain(["run", str(path), "--expect", EXPECT, "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    assert "redacted before upload: 1 authorization_header, 1 openai_key" in out
+    uploaded = "".join(p.read_text() for p in (tmp_path / "o" / "files").iterdir())
+    assert "abcdefghijklmnopqrstuvwxyz0123" not in uploaded and "[REDACTED:openai_key]" in uploaded
+    assert json.loads((tmp_path / "o" / "usage.json").read_text())["redactions"] == {"authorization_header": 1, "openai_key": 1}
+
+
 async def test_init_then_analyze_on_the_store(env, fake, tmp_path, capsys):
     assert await amain(["init", TRACE, "--name", "my-store", "--expires-days", "3"]) == 0
     store_id = capsys.readouterr().out.strip()

@@ -166,6 +166,12 @@ async def test_server_cli_prints_its_base_url_first_and_serves():
         await proc.wait()
 
 
+async def test_canary_against_the_server_answers_pong(openai_server):
+    async with ResponsesClient(transport=transport(openai_server)) as client:
+        result = await client.canary("gpt-4o-mini")
+    assert result.ok and result.reply == "PONG"
+
+
 async def test_missing_api_key_is_401():
     async with OpenAITestServer() as server:
         async with aiohttp.ClientSession() as s:

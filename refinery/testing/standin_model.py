@@ -49,18 +49,19 @@ class StandInModel:
     def answer(self, schema: dict[str, Any], chunks: Sequence[Chunk], user_text: str = "") -> Any:
         runs = runs_in(chunks)
         lines = [ln.strip() for c in chunks for ln in c.text.splitlines() if len(ln.strip()) > 20 and not ln.startswith("#")]
-        return _Filler(self, chunks, runs, lines).fill(schema, name="", index=0, run=None)
+        return _Filler(self, chunks, runs, lines, user_text).fill(schema, name="", index=0, run=None)
 
 
 class _Filler:
-    def __init__(self, model: StandInModel, chunks: Sequence[Chunk], runs: list[RunSeen], lines: list[str]) -> None:
+    def __init__(self, model: StandInModel, chunks: Sequence[Chunk], runs: list[RunSeen], lines: list[str], user_text: str) -> None:
         self.model, self.chunks, self.runs, self.lines = model, chunks, runs, lines
+        self.user_text = user_text
         self.counter = 0
 
     def _text(self) -> str:
         self.counter += 1
         if not self.lines:
-            return StandInModel.disclaimer
+            return "PONG" if "PONG" in self.user_text else StandInModel.disclaimer
         return self.lines[(self.counter - 1) % len(self.lines)][:160]
 
     def fill(self, schema: dict[str, Any], *, name: str, index: int, run: RunSeen | None) -> Any:
