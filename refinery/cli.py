@@ -19,7 +19,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from refinery.agents.staged_failure_analyst import STAGE_ARTIFACTS, StagedAnalysisResult, StagedFailureAnalyst, compact_json, plan_groups, group_filter
 from refinery.core.artifacts import write_json_atomic, write_text_atomic
@@ -61,24 +61,24 @@ def exit_code_for(exc: BaseException) -> int:
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse's own exit code for usage errors is 2 too
+    def error(self, message: str) -> NoReturn:  # argparse's own exit code for usage errors is 2 too
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"refinery: error: {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
 
-    trace_inputs = argparse.ArgumentParser(add_help=False)
+    trace_inputs = _Parser(add_help=False)
     trace_inputs.add_argument("trace", metavar="TRACE", help="trace file: LangSmith, OTLP/OpenInference, Langfuse or plain JSON/JSONL")
     trace_inputs.add_argument("--prompts", nargs="+", metavar="FILE", default=[], help="the agent's prompt files")
     trace_inputs.add_argument("--evals", nargs="+", metavar="FILE", default=[], help="the agent's eval files")
     trace_inputs.add_argument("--format", choices=["langsmith", "otel", "langfuse", "plain"], help="force the trace format (default: detect)")
     trace_inputs.add_argument("--no-redact", action="store_true", help="upload secrets as they are (redaction is on by default)")
 
-    analysis = argparse.ArgumentParser(add_help=False)
+    analysis = _Parser(add_help=False)
     analysis.add_argument("--expect", required=True, metavar="FILE", help="what the expert expected: JSON {description, expected_output, business_context, specific_issues} or plain text")
     analysis.add_argument("--out", default="refinery-out", metavar="DIR", help="artifacts directory (default: refinery-out); a rerun resumes from it")
     analysis.add_argument("--model", default="gpt-4o", help="model for every stage (default: gpt-4o)")
@@ -161,14 +161,17 @@ def _emit(args: argparse.Namespace, human: str, data: dict[str, Any]) -> None:
 
 def usage_summary(result: StagedAnalysisResult, model: str, redactions: dict[str, int] | None = None) -> dict[str, Any]:
     stages: dict[str, Any] = {}
-    total = {"input_tokens": 0, "output_tokens": 0, "cached_tokens": 0, "reasoning_tokens": 0, "total_tokens": 0, "estimated_cost_usd": 0.0}
+    counted = ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "total_tokens")
+    total: dict[str, Any] = dict.fromkeys(counted, 0)
+    costs: list[float | None] = []
     for stage, u in sorted(result.usage.items()):
-        d = {k: getattr(u, k) for k in ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "total_tokens")}
+        d: dict[str, Any] = {k: getattr(u, k) for k in counted}
         d["estimated_cost_usd"] = estimate_cost_usd(d, u.model or model)
         stages[stage] = d
-        for k in total:
-            if total[k] is not None:
-                total[k] = None if d[k] is None else total[k] + d[k]
+        costs.append(d["estimated_cost_usd"])
+        for k in counted:
+            total[k] += d[k]
+    total["estimated_cost_usd"] = None if any(c is None for c in costs) else round(sum(c for c in costs if c is not None), 10)
     return {"model": model, "prices_as_of": PRICES_AS_OF, "cost_is_estimate": True, "stages": stages, "total": total, "redactions": redactions or {}}
 
 
@@ -194,9 +197,7 @@ async def _analysis(args: argparse.Namespace, trace: Any, prompts: dict[str, str
         expires_after_days=getattr(args, "expires_days", 1),
     )
     async with analyst, analyst.client:
-        if trace is not None:
-            await analyst.prepare(trace, expectation, prompts, evals, on_progress=_indexing)
-        result = await analyst.analyze(trace, expectation, prompts, evals, store_id=store_id, until_stage=until)
+        result = await analyst.analyze(trace, expectation, prompts, evals, store_id=store_id, until_stage=until, on_progress=_indexing)
     usage = usage_summary(result, args.model, analyst.redaction.as_dict())
     files = write_outputs(out, result, trace, usage)
     summary = result.synthesis.summary if result.synthesis else (result.diagnosis.root_cause if result.diagnosis else "")
@@ -246,7 +247,9 @@ async def cmd_plan(args: argparse.Namespace) -> int:
     trace = load_trace(args.trace, format=args.format)
     expectation = load_expectation(args.expect)
     prompts, evals = read_files(args.prompts), read_files(args.evals)
-    analyst = StagedFailureAnalyst(model=args.model, client=_NoClient(), vector_store_id="vs_PLANNED", redact=not args.no_redact)  # type: ignore[arg-type]
+    # No client is built: the analyst makes one only when it first talks to the API, which
+    # `plan` never does (its test runs with no key and fails on any request).
+    analyst = StagedFailureAnalyst(model=args.model, vector_store_id="vs_PLANNED", redact=not args.no_redact)
     files = analyst.render(trace, expectation, prompts, evals)
     groups = plan_groups(files, len(trace.runs), analyst.render_options.runs_per_file, analyst.files_per_group)
     placeholder = "<stage {n} JSON>"
@@ -275,13 +278,6 @@ async def cmd_plan(args: argparse.Namespace) -> int:
     lines += ["", f"redacted: {redactions}" if redactions else "redacted: nothing found" if not args.no_redact else "redaction: off (--no-redact)"]
     _emit(args, "\n".join(lines), data)
     return EXIT_OK
-
-
-class _NoClient:
-    """Stands in for the client in `plan`: any attempt to use the network is a bug."""
-
-    def __getattr__(self, name: str) -> Any:
-        raise RuntimeError("refinery plan must not touch the network")
 
 
 async def cmd_canary(args: argparse.Namespace) -> int:

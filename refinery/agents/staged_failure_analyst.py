@@ -338,16 +338,17 @@ class StagedFailureAnalyst(FailureAnalyst):
     def build_stage_body(self, stage: str, user_text: str, *, filters: dict[str, Any] | None = None, store_id: str | None = None) -> dict[str, Any]:
         """The request body of one stage call (pure: `refinery plan` prints these)."""
         schema = STAGE_SCHEMAS[stage]
-        common = dict(
-            max_output_tokens=self.max_output_tokens[stage], temperature=self.temperature, schema_name=f"{stage}_output"
-        )
+        budget, name = self.max_output_tokens[stage], f"{stage}_output"
         if stage == "stage4":
-            return build_responses_body_no_tools(self.model, SYSTEM.text, user_text, schema, **common)
+            return build_responses_body_no_tools(
+                self.model, SYSTEM.text, user_text, schema, max_output_tokens=budget, temperature=self.temperature, schema_name=name
+            )
         store = store_id or self.store_id
         if not store:
             raise StageError(stage, "no vector store: call prepare() or pass vector_store_id")
         return build_responses_body(
-            self.model, store, SYSTEM.text, user_text, schema, max_num_results=self.max_num_results[stage], filters=filters, **common
+            self.model, store, SYSTEM.text, user_text, schema, max_num_results=self.max_num_results[stage],
+            max_output_tokens=budget, temperature=self.temperature, schema_name=name, filters=filters,
         )
 
     def stage1_user_text(self, group: StageGroup | None, groups: int) -> str:
@@ -527,14 +528,15 @@ class StagedFailureAnalyst(FailureAnalyst):
         *,
         store_id: str | None = None,
         until_stage: int = 4,
+        on_progress: Callable[[Mapping[str, int]], None] | None = None,
     ) -> StagedAnalysisResult:
         """Run stages 1…`until_stage` and return every output with usage and versions.
 
         With `trace=None` the analysis runs on an existing store (`store_id`) prepared by
-        `refinery init`.
+        `refinery init`. `on_progress` hears the indexing file counts while the store fills.
         """
         if trace is not None:
-            await self.prepare(trace, expectation, prompts, evals, store_id=store_id)
+            await self.prepare(trace, expectation, prompts, evals, store_id=store_id, on_progress=on_progress)
         elif store_id or self.store_id:
             self.store_id = store_id or self.store_id
             self.keep_store = True

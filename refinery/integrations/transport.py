@@ -141,7 +141,15 @@ def error_from_response(status: int, headers: Mapping[str, str], payload: Any) -
     err = err if isinstance(err, dict) else {}
     message = str(err.get("message") or (payload if isinstance(payload, str) and payload else f"HTTP {status}"))
     code = err.get("code")
-    kwargs = dict(
+    if status == 429:
+        quota = code == "insufficient_quota" or err.get("type") == "insufficient_quota"
+        cls: type[APIError] = QuotaExceededError if quota else RateLimitError
+    else:
+        cls = _ERROR_CLASSES.get(status) or (ServerError if status >= 500 else APIError)
+    if status in (401, 403):
+        message = f"{message} — {CANARY_HINT}"
+    return cls(
+        message,
         status=status,
         type=err.get("type"),
         param=err.get("param"),
@@ -149,14 +157,6 @@ def error_from_response(status: int, headers: Mapping[str, str], payload: Any) -
         headers=headers,
         request_id=headers.get("x-request-id"),
     )
-    if status == 429:
-        if code == "insufficient_quota" or err.get("type") == "insufficient_quota":
-            return QuotaExceededError(message, **kwargs)
-        return RateLimitError(message, **kwargs)
-    if status in (401, 403):
-        message = f"{message} — {CANARY_HINT}"
-    cls = _ERROR_CLASSES.get(status) or (ServerError if status >= 500 else APIError)
-    return cls(message, **kwargs)
 
 
 class OpenAITransport:

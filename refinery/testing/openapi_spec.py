@@ -109,7 +109,8 @@ class OpenAPISpec:
         for i, tool in enumerate(body.get("tools") or []):
             if isinstance(tool, dict) and tool.get("type") == "file_search":
                 check(tool, "FileSearchTool", f"tools/{i}")
-        items = body.get("input") if isinstance(body.get("input"), list) else []
+        raw_items = body.get("input")
+        items: list[Any] = raw_items if isinstance(raw_items, list) else []
         for i, item in enumerate(items):
             if isinstance(item, dict) and item.get("type", "message") == "message":
                 extra = set(item) - self.declared("EasyInputMessage") - self.declared("InputMessage")

@@ -69,7 +69,7 @@ def matches(attributes: Mapping[str, Any], flt: Mapping[str, Any] | None) -> boo
         return all(matches(attributes, f) for f in flt.get("filters", []))
     if kind == "or":
         return any(matches(attributes, f) for f in flt.get("filters", []))
-    key, value = flt.get("key"), flt.get("value")
+    key, value = str(flt.get("key")), flt.get("value")
     if key not in attributes:
         return kind in ("ne", "nin")
     actual = attributes[key]

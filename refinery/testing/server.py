@@ -120,8 +120,9 @@ class OpenAITestServer:
         return f"http://{self.host}:{self.port}/v1"
 
     async def start(self) -> "OpenAITestServer":
-        if self.spec is not None:
-            await asyncio.get_running_loop().run_in_executor(None, lambda: self.spec.document)  # load once, off the loop
+        spec = self.spec
+        if spec is not None:
+            await asyncio.get_running_loop().run_in_executor(None, lambda: spec.document)  # load once, off the loop
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -229,7 +230,7 @@ class OpenAITestServer:
         purpose = form.get("purpose")
         if not isinstance(purpose, str) or purpose not in ("assistants", "batch", "fine-tune", "vision", "user_data", "evals"):
             return _error(400, f"Invalid value for 'purpose': {purpose!r}.", "invalid_request_error", param="purpose")
-        if upload is None or not hasattr(upload, "file"):
+        if not isinstance(upload, web.FileField):
             return _error(400, "Missing required parameter: 'file'.", "invalid_request_error", param="file")
         if self.upload_latency_s:
             await asyncio.sleep(self.upload_latency_s)
@@ -384,7 +385,8 @@ class OpenAITestServer:
         return None
 
     def _texts(self, body: dict[str, Any]) -> tuple[str, str]:
-        system, user = [], []
+        system: list[str] = []
+        user: list[str] = []
         items = body.get("input")
         if isinstance(items, str):
             return "", items
@@ -458,7 +460,9 @@ class OpenAITestServer:
             answer_text = json.dumps(self.model.answer(fmt["schema"], chunks, user), ensure_ascii=False)
         else:
             answer_text = "PONG" if "PONG" in user else StandInModel.disclaimer
-        status, incomplete, content = "completed", None, None
+        status: str = "completed"
+        incomplete: dict[str, str] | None = None
+        content: list[dict[str, Any]] | None = None
         kind = fault.kind if fault else None
         if kind == "refusal":
             content = [{"type": "refusal", "refusal": "I'm sorry, I can't help with that request."}]
@@ -473,7 +477,8 @@ class OpenAITestServer:
             out_tokens = estimate_tokens(answer_text)
             status, incomplete = "incomplete", {"reason": "max_output_tokens"}
         if content is None:
-            annotations, seen = [], set()
+            annotations: list[dict[str, Any]] = []
+            seen: set[str] = set()
             for c in chunks:
                 if c.file_id not in seen:
                     seen.add(c.file_id)

@@ -58,7 +58,8 @@ def _run(obs: dict[str, Any], i: int, source: str | None, trace_id: str) -> Trac
 def load_langfuse(data: Any, source: str | None = None) -> Trace:
     if not isinstance(data, dict) or not isinstance(data.get("observations"), list):
         raise TraceFormatError("expected a Langfuse export {trace, observations: [...]}", source=source, field="observations")
-    head = data.get("trace") if isinstance(data.get("trace"), dict) else {}
+    raw_head = data.get("trace")
+    head: dict[str, Any] = raw_head if isinstance(raw_head, dict) else {}
     trace_id = str(head.get("id") or next((o.get("traceId") for o in data["observations"] if isinstance(o, dict) and o.get("traceId")), "langfuse-trace"))
     for i, obs in enumerate(data["observations"]):
         if not isinstance(obs, dict):

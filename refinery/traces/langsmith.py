@@ -48,7 +48,8 @@ def _run(raw: dict[str, Any], i: int, source: str | None) -> TraceRun:
     if not run_id:
         raise TraceFormatError("missing required field 'id'", source=source, field=field)
     run_type = str(raw.get("run_type") or "unknown").lower()
-    extra = raw.get("extra") if isinstance(raw.get("extra"), dict) else {}
+    raw_extra = raw.get("extra")
+    extra: dict[str, Any] = raw_extra if isinstance(raw_extra, dict) else {}
     metadata: dict[str, Any] = {}
     if extra.get("metadata"):
         metadata["metadata"] = extra["metadata"]
@@ -95,13 +96,13 @@ def load_langsmith(data: Any, source: str | None = None) -> Trace:
         raw_runs = data
     else:
         raise TraceFormatError("expected a list of LangSmith runs or a {post, patch} payload", source=source)
-    for i, r in enumerate(raw_runs):
-        if not isinstance(r, dict):
+    for i, item in enumerate(raw_runs):
+        if not isinstance(item, dict):
             raise TraceFormatError("expected a run object", source=source, field=f"runs[{i}]")
     runs = order_runs([_run(r, i, source) for i, r in enumerate(_flatten_child_runs(raw_runs))])
     trace_id = next((r.trace_id for r in runs if r.trace_id), None) or (runs[0].id if runs else "langsmith-trace")
     for r in runs:
         r.trace_id = r.trace_id or trace_id
-    project = next((str(r.get("session_name")) for r in raw_runs if r.get("session_name")), "")
+    project = next((str(item.get("session_name")) for item in raw_runs if item.get("session_name")), "")
     start, end = span_bounds(runs)
     return Trace(trace_id=trace_id, project_name=project, runs=runs, start_time=start, end_time=end, metadata={"format": "langsmith"})

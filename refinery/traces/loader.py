@@ -77,7 +77,7 @@ def read_json_or_jsonl(path: Path) -> Any:
             for n, line in enumerate(lines, start=1):
                 try:
                     items.append(json.loads(line))
-                except ValueError as exc:
+                except json.JSONDecodeError as exc:
                     raise TraceFormatError(f"line {n} is not JSON: {exc.msg}", source=str(path)) from None
             return items
         raise TraceFormatError(f"not JSON: {first_error}", source=str(path)) from None

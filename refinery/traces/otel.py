@@ -77,7 +77,7 @@ def attributes_of(raw: Any) -> dict[str, Any]:
     if isinstance(raw, dict):
         return dict(raw)
     if isinstance(raw, list):
-        return {kv.get("key"): otlp_value(kv.get("value")) for kv in raw if isinstance(kv, dict) and "key" in kv}
+        return {str(kv["key"]): otlp_value(kv.get("value")) for kv in raw if isinstance(kv, dict) and "key" in kv}
     return {}
 
 
