@@ -65,6 +65,7 @@ class FakeOpenAI:
         self.mocked = mocked
         self.bodies: list[dict[str, Any]] = []
         self.failures: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        self.pass_before_failing: dict[str, int] = {}
         self.answers: dict[str, list[dict[str, Any]]] = {}
         self.store_metadata: dict[str, Any] = {}
         self.polls_left = indexing_polls
@@ -78,9 +79,11 @@ class FakeOpenAI:
         mocked.get(re.compile(rf"^{re.escape(BASE)}/vector_stores/[^/?]+$"), callback=self._get_store, repeat=True)
         mocked.delete(re.compile(rf"^{re.escape(BASE)}/(vector_stores|files)/[^/]+$"), callback=self._delete, repeat=True)
 
-    def fail(self, stage: str, status: int = 500, times: int = 1) -> None:
+    def fail(self, stage: str, status: int = 500, times: int = 1, after: int = 0) -> None:
+        """The stage's calls fail `times` times, once `after` of them have succeeded."""
         err = {"error": {"message": f"injected failure in {stage}", "type": "server_error", "param": None, "code": None}}
         self.failures.setdefault(stage, []).extend([(status, err)] * times)
+        self.pass_before_failing[stage] = after
 
     def stage_of(self, body: dict[str, Any]) -> str:
         return body["text"]["format"]["name"].split("_")[0]
@@ -92,7 +95,9 @@ class FakeOpenAI:
         body = kwargs["json"]
         self.bodies.append(body)
         stage = self.stage_of(body)
-        if self.failures.get(stage):
+        if self.failures.get(stage) and self.pass_before_failing.get(stage, 0) > 0:
+            self.pass_before_failing[stage] -= 1
+        elif self.failures.get(stage):
             status, err = self.failures[stage].pop(0)
             return CallbackResult(status=status, payload=err, headers={"x-should-retry": "false"})
         queued = self.answers.get(stage)

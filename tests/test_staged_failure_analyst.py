@@ -117,6 +117,19 @@ async def test_big_trace_is_analysed_group_by_group_with_filters(fake, analyst_f
     assert fake.store_metadata["refinery_groups"] == "4"
 
 
+async def test_a_failed_stage1_group_reruns_only_the_groups_not_yet_done(fake, analyst_factory, tmp_path):
+    fake.fail("stage1", after=2)  # groups 1 and 2 answer, group 3 fails
+    options = dict(render_options=RenderOptions(runs_per_file=2), files_per_group=2)
+    with pytest.raises(ServerError):
+        await analyst_factory(**options).analyze(make_trace(n_runs=12), EXPECTATION, until_stage=1)
+    assert sorted(p.name for p in (tmp_path / "out" / "stage1_groups").iterdir()) == ["group_001.json", "group_002.json"]
+    fake.bodies.clear()
+    result = await analyst_factory(**options).analyze(make_trace(n_runs=12), EXPECTATION, until_stage=1)
+    assert [b["tools"][0]["filters"]["value"] for b in fake.bodies] == [3]
+    assert len(result.trace_analysis.timeline) == 6  # three groups of the sample's two entries
+    assert result.usage["stage1"].total_tokens == 3 * 120
+
+
 async def test_trace_without_runs_still_uploads_its_content(fake, analyst_factory):
     analyst = analyst_factory()
     trace = make_trace(n_runs=0)

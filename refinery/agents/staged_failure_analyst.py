@@ -67,6 +67,7 @@ STAGE_ARTIFACTS = {
 STAGE_PROMPTS: dict[str, PromptTemplate] = {"stage1": STAGE1, "stage2": STAGE2, "stage3": STAGE3, "stage4": STAGE4}
 DEFAULT_MAX_OUTPUT_TOKENS = {"stage1": 2000, "stage2": 1500, "stage3": 1500, "stage4": 1000}
 STORE_ARTIFACT = "store.json"
+STAGE1_GROUPS_DIR = "stage1_groups"
 ProgressCallback = Callable[[str, str, dict[str, Any]], Any]
 
 
@@ -334,6 +335,25 @@ class StagedFailureAnalyst(FailureAnalyst):
             {"stage": stage, "trace_id": self._trace_id, "meta": self._stage_meta[stage], **extra, "output": output.model_dump(mode="json")},
         )
 
+    def _group_path(self, number: int) -> Path | None:
+        return self.artifacts_dir / STAGE1_GROUPS_DIR / f"group_{number:03d}.json" if self.artifacts_dir else None
+
+    def _save_group(self, number: int, groups: int, part: TraceAnalysisOutput, usage: CallUsage) -> None:
+        """Each Stage 1 group's output as soon as it exists, so a rerun pays only for the rest."""
+        path = self._group_path(number)
+        if path is not None:
+            write_json_atomic(path, {"trace_id": self._trace_id, "group": number, "groups": groups, "usage": usage.model_dump(), "output": part.model_dump(mode="json")})
+
+    def _load_group(self, number: int, groups: int) -> tuple[TraceAnalysisOutput, CallUsage] | None:
+        path = self._group_path(number)
+        data = read_json(path) if path is not None else None
+        if not isinstance(data, dict) or data.get("trace_id") != self._trace_id or data.get("groups") != groups:
+            return None
+        try:
+            return TraceAnalysisOutput.model_validate(data["output"]), CallUsage.model_validate(data["usage"])
+        except (KeyError, ValidationError):
+            return None
+
     # --- one call -------------------------------------------------------------------------
     def build_stage_body(self, stage: str, user_text: str, *, filters: dict[str, Any] | None = None, store_id: str | None = None) -> dict[str, Any]:
         """The request body of one stage call (pure: `refinery plan` prints these)."""
@@ -415,12 +435,21 @@ class StagedFailureAnalyst(FailureAnalyst):
         for group in groups:
             filters = None
             if group is not None:
+                done = self._load_group(group.number, len(groups))
+                if done is not None:  # paid for in an earlier run
+                    part, usage = done
+                    parts.append(part)
+                    total = total + usage
+                    await self._emit("stage1.group", "end", group=group.number, groups=len(groups), tokens=usage.total_tokens, resumed=True)
+                    continue
                 await self._emit("stage1.group", "start", group=group.number, groups=len(groups))
                 filters = group_filter(group)
             data, usage = await self._call("stage1", self.stage1_user_text(group, len(groups)), filters=filters)
-            parts.append(self._validated("stage1", data))
+            part = self._validated("stage1", data)
+            parts.append(part)
             total = total + usage
             if group is not None:
+                self._save_group(group.number, len(groups), part, usage)
                 await self._emit("stage1.group", "end", group=group.number, groups=len(groups), tokens=usage.total_tokens)
         merged = merge_stage1(parts)
         self._record("stage1", total, started, groups=len(groups))
