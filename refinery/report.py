@@ -120,6 +120,16 @@ def gather(result: StagedAnalysisResult, trace: Trace | None = None, usage: dict
     return view
 
 
+def _usage_rows(usage: dict[str, Any]) -> list[tuple[str, int, int, str]]:
+    """(stage, input tokens, output tokens, cost) per stage, then the total when there is one."""
+    rows = []
+    named = [*usage.get("stages", {}).items()] + ([("total", usage["total"])] if usage.get("total") else [])
+    for name, u in named:
+        cost = "n/a" if u.get("estimated_cost_usd") is None else f"{u['estimated_cost_usd']:.4f}"
+        rows.append((name, u.get("input_tokens", 0), u.get("output_tokens", 0), cost))
+    return rows
+
+
 # --- Markdown -----------------------------------------------------------------------------
 def _md_cites(items: list[Cite]) -> str:
     if not items:
@@ -170,9 +180,7 @@ def render_markdown(view: ReportView) -> str:
         out.append("")
     if view.usage:
         out += ["## Usage", "", "| stage | input tokens | output tokens | est. cost (USD) |", "|---|---|---|---|"]
-        for stage, u in view.usage.get("stages", {}).items():
-            cost = "n/a" if u.get("estimated_cost_usd") is None else f"{u['estimated_cost_usd']:.4f}"
-            out.append(f"| {stage} | {u.get('input_tokens', 0)} | {u.get('output_tokens', 0)} | {cost} |")
+        out += [f"| {name} | {inp} | {outp} | {cost} |" for name, inp, outp, cost in _usage_rows(view.usage)]
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 
@@ -232,9 +240,7 @@ def render_html(view: ReportView) -> str:
         b.append("</table>")
     if view.usage:
         b.append("<h2>Usage</h2><table><tr><th>stage</th><th>input tokens</th><th>output tokens</th><th>est. cost (USD)</th></tr>")
-        for stage, u in view.usage.get("stages", {}).items():
-            cost = "n/a" if u.get("estimated_cost_usd") is None else f"{u['estimated_cost_usd']:.4f}"
-            b.append(f"<tr><td>{_e(stage)}</td><td>{u.get('input_tokens', 0)}</td><td>{u.get('output_tokens', 0)}</td><td>{cost}</td></tr>")
+        b += [f"<tr><td>{_e(name)}</td><td>{inp}</td><td>{outp}</td><td>{cost}</td></tr>" for name, inp, outp, cost in _usage_rows(view.usage)]
         b.append("</table>")
     body = "\n".join(b)
     return (

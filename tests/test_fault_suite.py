@@ -58,8 +58,8 @@ async def test_recoverable_faults_complete(openai_env, tmp_path, fault):
 
 
 async def test_response_delayed_past_the_timeout_is_retried(openai_env, tmp_path):
-    fault = openai_env.inject(Fault("delay", delay_s=3.0, match="stage2_output"))
-    assert await run(tmp_path, "--timeout", "1") == 0
+    fault = openai_env.inject(Fault("delay", delay_s=4.0, match="stage2_output"))
+    assert await run(tmp_path, "--timeout", "2") == 0
     assert fault.times == 0 and written(tmp_path) == STAGES
 
 
@@ -109,7 +109,7 @@ async def test_file_failing_indexing_stops_before_any_stage(openai_env, tmp_path
         (Fault("refusal"), RefusalError),
         (Fault("http_error", status=500, times=10), ServerError),
         (Fault("not_json", times=2), OutputFormatError),
-        (Fault("delay", delay_s=2.0, times=10), APITimeoutError),
+        (Fault("delay", delay_s=3.0, times=10), APITimeoutError),
     ],
     ids=["quota", "refusal", "5xx", "not-json", "timeout"],
 )
@@ -120,7 +120,7 @@ async def test_library_raises_typed_errors(openai_server, tmp_path, fault, error
         return None
 
     openai_server.inject(fault)
-    transport = OpenAITransport(ApiSettings(api_key="sk-x", base_url=openai_server.base_url), timeout=aiohttp.ClientTimeout(total=0.5), retry=RetryPolicy(max_retries=1), sleep=no_wait)
+    transport = OpenAITransport(ApiSettings(api_key="sk-x", base_url=openai_server.base_url), timeout=aiohttp.ClientTimeout(total=1.5), retry=RetryPolicy(max_retries=1), sleep=no_wait)
     async with ResponsesClient(transport=transport) as client:
         analyst = StagedFailureAnalyst(client=client, artifacts_dir=tmp_path)
         with pytest.raises(error):

@@ -64,6 +64,13 @@ def test_html_is_self_contained_escaped_and_marks_failures():
     assert p.hrefs and p.hrefs <= p.ids  # every citation link lands on a timeline row
 
 
+def test_usage_table_has_a_row_per_stage_and_a_total():
+    usage = {"stages": {"stage1": {"input_tokens": 100, "output_tokens": 20, "estimated_cost_usd": 0.0004}}, "total": {"input_tokens": 100, "output_tokens": 20, "estimated_cost_usd": None}}
+    md = render_markdown(gather(result(), make_trace(), usage))
+    assert "| stage1 | 100 | 20 | 0.0004 |" in md and "| total | 100 | 20 | n/a |" in md
+    assert "<td>total</td><td>100</td><td>20</td><td>n/a</td>" in render_html(gather(result(), make_trace(), usage))
+
+
 def test_report_without_the_trace_uses_the_stage1_timeline():
     view = gather(result(), None)
     assert [(r.run_id, r.status) for r in view.runs] == [("run-1", "success"), ("run-2", "error")]

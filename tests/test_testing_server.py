@@ -45,7 +45,7 @@ async def upload_trace(server, tmp_path, trace=None, attributes=None, **poll):
 
 
 async def test_indexing_goes_in_progress_then_completed(tmp_path):
-    async with OpenAITestServer(indexing_delay_s=0.2) as server:
+    async with OpenAITestServer(indexing_delay_s=1.0) as server:  # longer than any upload here
         seen = []
         files = render_trace_files(make_trace())
         paths = []
@@ -134,7 +134,8 @@ async def test_tpm_limit_answers_429_with_real_headers_then_recovers():
                 assert r1.status == 200
                 used = (await r1.json())["usage"]["total_tokens"]
                 assert r1.headers["x-ratelimit-limit-tokens"] == "30000"
-                assert 30000 - used <= int(r1.headers["x-ratelimit-remaining-tokens"]) <= 30000 - used + 50
+                # worst case taken on admission, the unused part given back on completion
+                assert 30000 - used <= int(r1.headers["x-ratelimit-remaining-tokens"]) <= 30000
             async with s.post(f"{server.base_url}/responses", json=body) as r2:
                 assert r2.status == 429
                 err = (await r2.json())["error"]
