@@ -11,7 +11,7 @@ import pytest
 
 from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
 from refinery.cli import amain
-from refinery.errors import APITimeoutError, FileIndexingError, OutputFormatError, QuotaExceededError, RefusalError, ServerError
+from refinery.errors import APITimeoutError, OutputFormatError, QuotaExceededError, RefusalError, ServerError
 from refinery.integrations.responses_client import ResponsesClient
 from refinery.testing.faults import Fault
 from tests.fixtures_traces import EXPECTATION, make_trace

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 import refinery.core.orchestrator as orchestrator_module
 from refinery import FailureAnalyst, SimpleFailureAnalyst, StagedFailureAnalyst
 from refinery.core.models import CompleteAnalysis, FailureType
+from refinery.core.orchestrator import AnalysisOrchestrator as AnalysisOrchestratorFor
 from refinery.integrations.responses_client import ResponsesClient
 from tests.fake_openai import SAMPLES, FakeOpenAI
 from tests.fixtures_traces import EVALS, EXPECTATION, PROMPTS, make_trace
@@ -74,3 +76,21 @@ def test_public_imports():
 
     for name in ("StagedFailureAnalyst", "SimpleFailureAnalyst", "FailureAnalyst", "AnalysisOrchestrator", "Trace", "TraceRun", "DomainExpertExpectation", "CompleteAnalysis", "RefineryError"):
         assert hasattr(refinery, name), name
+
+
+@pytest.mark.parametrize("cls", [StagedFailureAnalyst, SimpleFailureAnalyst])
+async def test_both_analysts_redact_what_they_send(mocked, make_transport, cls):
+    from refinery.core.models import DomainExpertExpectation
+
+    fake = FakeOpenAI(mocked)
+    secret = "sk-proj-" + "s" * 32
+    expectation = DomainExpertExpectation(description=f"Use the key {secret} to call the refund API")
+    trace = make_trace()
+    trace.runs[0].inputs["api_key"] = secret
+    async with ResponsesClient(transport=make_transport()) as client:
+        analyst = cls(client=client)
+        result = await AnalysisOrchestratorFor(analyst).analyze_failure(trace, expectation, PROMPTS, EVALS)
+    assert result.diagnosis.root_cause
+    sent_text = json.dumps(fake.bodies) + json.dumps(fake.batch)
+    assert secret not in sent_text
+    assert analyst.redaction.counts["openai_key"] >= 2  # the trace and the expectation

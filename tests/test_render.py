@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 
 from refinery.core.models import TraceRun
 from refinery.traces import load_trace

@@ -19,7 +19,6 @@ from refinery.integrations.responses_client import ResponsesClient
 from refinery.integrations.responses_request_builder import build_responses_body, build_responses_body_no_tools
 from refinery.integrations.transport import ApiSettings, OpenAITransport, RetryPolicy
 from refinery.integrations.vector_store_manager import VectorStoreManager
-from refinery.testing.faults import Fault
 from refinery.testing.server import OpenAITestServer
 from refinery.traces.render import RenderOptions, render_trace_files
 from tests.fixtures_traces import make_trace

@@ -12,7 +12,8 @@ from typing import Any
 from refinery.agents.stage_results import to_diagnosis, to_gap_analysis, to_trace_analysis
 from refinery.agents.staged_failure_analyst import compact_json
 from refinery.agents.staged_schemas import STAGE_MODELS, STAGE_SCHEMAS, GapAnalysisOutput, TraceAnalysisOutput
-from refinery.core.interfaces import FailureAnalyst, FileContents
+from refinery.agents.analyst_base import AnalystBase, ProgressCallback
+from refinery.core.interfaces import FileContents
 from refinery.core.models import Diagnosis, DomainExpertExpectation, GapAnalysis, Trace, TraceAnalysis
 from refinery.core.tokens import trim_to_tokens
 from refinery.integrations.responses_client import ResponsesClient
@@ -21,12 +22,12 @@ from refinery.prompts.system_prompts import SIMPLE_SYSTEM, STAGE1, STAGE2, STAGE
 from refinery.traces.render import upload_files_for
 
 
-class SimpleFailureAnalyst(FailureAnalyst):
+class SimpleFailureAnalyst(AnalystBase):
     def __init__(
         self,
         model: str = "gpt-4o",
         seed: int | None = None,
-        progress_callback: Any = None,
+        progress_callback: ProgressCallback | None = None,
         *,
         client: ResponsesClient | None = None,
         max_inline_tokens: int = 20000,
@@ -34,21 +35,11 @@ class SimpleFailureAnalyst(FailureAnalyst):
         temperature: float | None = 0.2,
         redact: bool = True,
     ) -> None:
-        self.model = model
-        self.seed = seed  # recorded, never sent: the Responses API takes no seed
-        self.progress_callback = progress_callback
-        self._client = client
+        super().__init__(model, seed, progress_callback, client, redact)
         self.max_inline_tokens = max_inline_tokens
         self.max_output_tokens = max_output_tokens
         self.temperature = temperature
         self._inline: str = ""
-        self.redact = redact
-
-    @property
-    def client(self) -> ResponsesClient:
-        if self._client is None:
-            self._client = ResponsesClient()
-        return self._client
 
     async def _ask(self, stage: str, user_text: str) -> Any:
         body = build_responses_body_no_tools(
@@ -60,11 +51,9 @@ class SimpleFailureAnalyst(FailureAnalyst):
             temperature=self.temperature,
             schema_name=f"{stage}_output",
         )
-        if self.progress_callback is not None:
-            self.progress_callback(stage, "start", {})
+        await self._emit(stage, "start")
         data = await self.client.create_json(body, STAGE_SCHEMAS[stage], label=f"simple:{stage}")
-        if self.progress_callback is not None:
-            self.progress_callback(stage, "end", {})
+        await self._emit(stage, "end")
         return STAGE_MODELS[stage].model_validate(data)
 
     def _meta(self) -> dict[str, Any]:
@@ -90,7 +79,7 @@ class SimpleFailureAnalyst(FailureAnalyst):
         prompt_contents: FileContents | None = None,
         eval_contents: FileContents | None = None,
     ) -> GapAnalysis:
-        text = STAGE2.fill(stage1_json=compact_json(analysis.raw)) + "\n\nExpectations:\n" + expectation.as_text()
+        text = STAGE2.fill(stage1_json=compact_json(analysis.raw)) + "\n\nExpectations:\n" + self.expectation_text(expectation)
         out = await self._ask("stage2", text)
         return to_gap_analysis(out, self._meta())
 

@@ -11,12 +11,11 @@ first missing stage instead of paying again.
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,8 @@ from refinery.agents.staged_schemas import (
     TraceAnalysisOutput,
 )
 from refinery.core.artifacts import read_json, write_json_atomic
-from refinery.core.interfaces import FailureAnalyst, FileContents
+from refinery.agents.analyst_base import AnalystBase, ProgressCallback
+from refinery.core.interfaces import FileContents
 from refinery.core.models import (
     CompleteAnalysis,
     Diagnosis,
@@ -53,7 +53,6 @@ from refinery.integrations.responses_client import ResponsesClient
 from refinery.integrations.responses_request_builder import build_responses_body, build_responses_body_no_tools
 from refinery.integrations.vector_store_manager import VectorStoreManager
 from refinery.prompts.system_prompts import STAGE1, STAGE1_GROUP_NOTE, STAGE2, STAGE3, STAGE4, SYSTEM, PromptTemplate
-from refinery.traces.redact import RedactionReport, redact_text
 from refinery.traces.render import RenderOptions, upload_files_for
 
 log = logging.getLogger("refinery.staged")
@@ -68,7 +67,6 @@ STAGE_PROMPTS: dict[str, PromptTemplate] = {"stage1": STAGE1, "stage2": STAGE2, 
 DEFAULT_MAX_OUTPUT_TOKENS = {"stage1": 2000, "stage2": 1500, "stage3": 1500, "stage4": 1000}
 STORE_ARTIFACT = "store.json"
 STAGE1_GROUPS_DIR = "stage1_groups"
-ProgressCallback = Callable[[str, str, dict[str, Any]], Any]
 
 
 @dataclass(frozen=True)
@@ -135,7 +133,7 @@ def file_attributes(files: list[tuple[str, str]], groups: list[StageGroup]) -> d
     return attrs
 
 
-class StagedFailureAnalyst(FailureAnalyst):
+class StagedFailureAnalyst(AnalystBase):
     """The staged analyst. Built the way hosts build it: `StagedFailureAnalyst(model=…, seed=…,
     progress_callback=…)`; everything else is optional.
 
@@ -164,11 +162,7 @@ class StagedFailureAnalyst(FailureAnalyst):
         temperature: float | None = 0.2,
         redact: bool = True,
     ) -> None:
-        self.model = model
-        self.seed = seed
-        self.progress_callback = progress_callback
-        self._client = client
-        self._owns_client = client is None
+        super().__init__(model, seed, progress_callback, client, redact)
         self._manager = vector_store_manager
         self.artifacts_dir = Path(artifacts_dir) if artifacts_dir is not None else None
         self.store_id = vector_store_id
@@ -182,8 +176,6 @@ class StagedFailureAnalyst(FailureAnalyst):
         self.poll_timeout_s = poll_timeout_s
         self.expires_after_days = expires_after_days
         self.temperature = temperature
-        self.redact = redact
-        self.redaction = RedactionReport()
         self._stage_meta: dict[str, dict[str, Any]] = {}
         self._groups: list[StageGroup] = []
         self._trace_id: str | None = None
@@ -191,37 +183,14 @@ class StagedFailureAnalyst(FailureAnalyst):
 
     # --- lifecycle ------------------------------------------------------------------------
     @property
-    def client(self) -> ResponsesClient:
-        if self._client is None:
-            self._client = ResponsesClient()
-        return self._client
-
-    @property
     def manager(self) -> VectorStoreManager:
         if self._manager is None:
             self._manager = VectorStoreManager(self.client.transport)
         return self._manager
 
-    async def __aenter__(self) -> "StagedFailureAnalyst":
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        if self._owns_client and self._client is not None:
-            await self._client.close()
-
     def get_stage_metadata(self) -> dict[str, dict[str, Any]]:
         """Per stage: prompt version, model, tokens, duration and store id."""
         return {k: dict(v) for k, v in self._stage_meta.items()}
-
-    async def _emit(self, stage: str, status: str, **info: Any) -> None:
-        if self.progress_callback is None:
-            return
-        result = self.progress_callback(stage, status, info)
-        if inspect.isawaitable(result):
-            await result
 
     # --- preparation ----------------------------------------------------------------------
     def render(
@@ -380,10 +349,7 @@ class StagedFailureAnalyst(FailureAnalyst):
         return f"{STAGE1.text}\n\n{note}"
 
     def stage2_user_text(self, stage1_json: str, expectation: DomainExpertExpectation) -> str:
-        expected = expectation.as_text()
-        if self.redact:
-            expected = redact_text(expected, self.redaction)
-        return STAGE2.fill(stage1_json=stage1_json) + "\n\nExpectations:\n" + expected
+        return STAGE2.fill(stage1_json=stage1_json) + "\n\nExpectations:\n" + self.expectation_text(expectation)
 
     async def _call(self, stage: str, user_text: str, *, filters: dict[str, Any] | None = None) -> tuple[dict[str, Any], CallUsage]:
         schema = STAGE_SCHEMAS[stage]

@@ -1,0 +1,67 @@
+"""What every analyst shares: a lazily built client, progress events, redaction of what is sent.
+
+Both analysts are built the way hosts build them (`model=…, seed=…, progress_callback=…`) and
+may be constructed where no key exists yet (at import time, in a test); the client is made from
+the environment only when the first request needs it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from refinery.core.interfaces import FailureAnalyst
+from refinery.core.models import DomainExpertExpectation
+from refinery.integrations.responses_client import ResponsesClient
+from refinery.traces.redact import RedactionReport, redact_text
+
+ProgressCallback = Callable[[str, str, dict[str, Any]], Any]
+
+
+class AnalystBase(FailureAnalyst):
+    def __init__(
+        self,
+        model: str,
+        seed: int | None,
+        progress_callback: ProgressCallback | None,
+        client: ResponsesClient | None,
+        redact: bool,
+    ) -> None:
+        self.model = model
+        self.seed = seed  # recorded in metadata, never sent: the Responses API takes no seed
+        self.progress_callback = progress_callback
+        self._client = client
+        self._owns_client = client is None
+        self.redact = redact
+        self.redaction = RedactionReport()
+
+    @property
+    def client(self) -> ResponsesClient:
+        if self._client is None:
+            self._client = ResponsesClient()
+        return self._client
+
+    async def __aenter__(self) -> "AnalystBase":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the client this analyst built (a client passed in is the caller's)."""
+        if self._owns_client and self._client is not None:
+            await self._client.close()
+
+    async def _emit(self, stage: str, status: str, **info: Any) -> None:
+        """Tell the progress callback (sync or async) that a stage started or ended."""
+        if self.progress_callback is None:
+            return
+        result = self.progress_callback(stage, status, info)
+        if inspect.isawaitable(result):
+            await result
+
+    def expectation_text(self, expectation: DomainExpertExpectation) -> str:
+        """The expectation as it may be sent: redacted unless redaction is off."""
+        text = expectation.as_text()
+        return redact_text(text, self.redaction) if self.redact else text
