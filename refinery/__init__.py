@@ -6,7 +6,10 @@ structured output; typed results and artifacts come out.
 """
 
 from refinery.agents.failure_analyst import SimpleFailureAnalyst
-from refinery.agents.staged_failure_analyst import StagedAnalysisResult, StagedFailureAnalyst
+from refinery.agents.staged_failure_analyst import (
+    StagedAnalysisResult,
+    StagedFailureAnalyst,
+)
 from refinery.core.interfaces import FailureAnalyst
 from refinery.core.models import (
     CompleteAnalysis,

@@ -21,7 +21,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from refinery.agents.staged_failure_analyst import STAGE_ARTIFACTS, StagedAnalysisResult, StagedFailureAnalyst, compact_json, plan_groups, group_filter
+from refinery.agents.staged_failure_analyst import (
+    STAGE_ARTIFACTS,
+    StagedAnalysisResult,
+    StagedFailureAnalyst,
+    compact_json,
+    group_filter,
+    plan_groups,
+)
 from refinery.core.artifacts import write_json_atomic, write_text_atomic
 from refinery.core.pricing import PRICES_AS_OF, estimate_cost_usd
 from refinery.core.tokens import estimate_body_tokens, estimate_tokens

@@ -12,7 +12,6 @@ import pytest
 
 from refinery.integrations.transport import ApiSettings, OpenAITransport, RetryPolicy
 from refinery.testing.openapi_spec import OpenAPISpec, find_spec
-
 from tests.helpers import BASE, FakeClock
 
 pytest_plugins = ["refinery.testing.pytest_plugin"]

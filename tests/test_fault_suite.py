@@ -11,7 +11,13 @@ import pytest
 
 from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
 from refinery.cli import amain
-from refinery.errors import APITimeoutError, OutputFormatError, QuotaExceededError, RefusalError, ServerError
+from refinery.errors import (
+    APITimeoutError,
+    OutputFormatError,
+    QuotaExceededError,
+    RefusalError,
+    ServerError,
+)
 from refinery.integrations.responses_client import ResponsesClient
 from refinery.testing.faults import Fault
 from tests.fixtures_traces import EXPECTATION, make_trace
@@ -114,7 +120,11 @@ async def test_file_failing_indexing_stops_before_any_stage(openai_env, tmp_path
     ids=["quota", "refusal", "5xx", "not-json", "timeout"],
 )
 async def test_library_raises_typed_errors(openai_server, tmp_path, fault, error):
-    from refinery.integrations.transport import ApiSettings, OpenAITransport, RetryPolicy
+    from refinery.integrations.transport import (
+        ApiSettings,
+        OpenAITransport,
+        RetryPolicy,
+    )
 
     async def no_wait(_: float) -> None:
         return None

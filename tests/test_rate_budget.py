@@ -8,7 +8,9 @@ import pytest
 
 from refinery.integrations.rate_budget import RateBudget
 from refinery.integrations.responses_client import ResponsesClient
-from refinery.integrations.responses_request_builder import build_responses_body_no_tools
+from refinery.integrations.responses_request_builder import (
+    build_responses_body_no_tools,
+)
 from tests.helpers import BASE, FakeClock, response_json, sent
 
 HEADERS = {

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from refinery.core.models import TraceRun
 from refinery.traces import load_trace
 from refinery.traces.render import RenderOptions, render_trace_files, upload_files_for
-from tests.fixtures_traces import EXPECTATION, EVALS, PROMPTS, make_trace
+from tests.fixtures_traces import EVALS, EXPECTATION, PROMPTS, make_trace
 
 FIX = Path(__file__).parent / "fixtures"
 

@@ -25,7 +25,12 @@ from refinery.errors import (
     ServerError,
     UnprocessableEntityError,
 )
-from refinery.integrations.response_output import citations, file_search_results, output_text, parse_json_output
+from refinery.integrations.response_output import (
+    citations,
+    file_search_results,
+    output_text,
+    parse_json_output,
+)
 from refinery.integrations.responses_client import REASK_TEXT, ResponsesClient
 from refinery.integrations.responses_request_builder import build_responses_body
 from refinery.integrations.transport import ApiSettings

@@ -6,7 +6,11 @@ import json
 
 import pytest
 
-from refinery.agents.staged_failure_analyst import STAGE_ARTIFACTS, StagedFailureAnalyst, compact_json
+from refinery.agents.staged_failure_analyst import (
+    STAGE_ARTIFACTS,
+    StagedFailureAnalyst,
+    compact_json,
+)
 from refinery.core.models import Confidence, FailureType
 from refinery.errors import ServerError
 from refinery.integrations.responses_client import ResponsesClient

@@ -13,10 +13,23 @@ import pytest
 
 from refinery.agents.staged_schemas import TRACE_ANALYSIS_SCHEMA
 from refinery.core.tokens import estimate_tokens
-from refinery.errors import BadRequestError, FileIndexingError, IndexingTimeoutError, RateLimitError
-from refinery.integrations.response_output import citations, file_search_results, output_text, parse_json_output
+from refinery.errors import (
+    BadRequestError,
+    FileIndexingError,
+    IndexingTimeoutError,
+    RateLimitError,
+)
+from refinery.integrations.response_output import (
+    citations,
+    file_search_results,
+    output_text,
+    parse_json_output,
+)
 from refinery.integrations.responses_client import ResponsesClient
-from refinery.integrations.responses_request_builder import build_responses_body, build_responses_body_no_tools
+from refinery.integrations.responses_request_builder import (
+    build_responses_body,
+    build_responses_body_no_tools,
+)
 from refinery.integrations.transport import ApiSettings, OpenAITransport, RetryPolicy
 from refinery.integrations.vector_store_manager import VectorStoreManager
 from refinery.testing.server import OpenAITestServer

@@ -6,7 +6,11 @@ import re
 
 import pytest
 
-from refinery.errors import FileIndexingError, IndexingTimeoutError, UnsupportedFileError
+from refinery.errors import (
+    FileIndexingError,
+    IndexingTimeoutError,
+    UnsupportedFileError,
+)
 from refinery.integrations.vector_store_manager import VectorStoreManager
 from tests.helpers import BASE, sent
 

@@ -9,15 +9,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from refinery.agents.stage_results import to_diagnosis, to_gap_analysis, to_trace_analysis
-from refinery.agents.staged_failure_analyst import compact_json
-from refinery.agents.staged_schemas import STAGE_MODELS, STAGE_SCHEMAS, GapAnalysisOutput, TraceAnalysisOutput
 from refinery.agents.analyst_base import AnalystBase, ProgressCallback
+from refinery.agents.stage_results import (
+    to_diagnosis,
+    to_gap_analysis,
+    to_trace_analysis,
+)
+from refinery.agents.staged_failure_analyst import compact_json
+from refinery.agents.staged_schemas import (
+    STAGE_MODELS,
+    STAGE_SCHEMAS,
+    GapAnalysisOutput,
+    TraceAnalysisOutput,
+)
 from refinery.core.interfaces import FileContents
-from refinery.core.models import Diagnosis, DomainExpertExpectation, GapAnalysis, Trace, TraceAnalysis
+from refinery.core.models import (
+    Diagnosis,
+    DomainExpertExpectation,
+    GapAnalysis,
+    Trace,
+    TraceAnalysis,
+)
 from refinery.core.tokens import trim_to_tokens
 from refinery.integrations.responses_client import ResponsesClient
-from refinery.integrations.responses_request_builder import build_responses_body_no_tools
+from refinery.integrations.responses_request_builder import (
+    build_responses_body_no_tools,
+)
 from refinery.prompts.system_prompts import SIMPLE_SYSTEM, STAGE1, STAGE2, STAGE3
 from refinery.traces.render import upload_files_for
 

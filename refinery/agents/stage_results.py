@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from refinery.agents.staged_schemas import DiagnosisOutput, GapAnalysisOutput, SynthesisOutput, TraceAnalysisOutput
+from refinery.agents.staged_schemas import (
+    DiagnosisOutput,
+    GapAnalysisOutput,
+    SynthesisOutput,
+    TraceAnalysisOutput,
+)
 from refinery.core.models import Citation, Diagnosis, GapAnalysis, TraceAnalysis
 
 

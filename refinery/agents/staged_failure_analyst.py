@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from refinery.agents.analyst_base import AnalystBase, ProgressCallback
 from refinery.agents.stage_results import (
     merge_stage1,
     to_diagnosis,
@@ -37,7 +38,6 @@ from refinery.agents.staged_schemas import (
     TraceAnalysisOutput,
 )
 from refinery.core.artifacts import read_json, write_json_atomic
-from refinery.agents.analyst_base import AnalystBase, ProgressCallback
 from refinery.core.interfaces import FileContents
 from refinery.core.models import (
     CompleteAnalysis,
@@ -50,9 +50,20 @@ from refinery.core.models import (
 from refinery.errors import RefineryError, StageError
 from refinery.integrations.response_output import CallUsage
 from refinery.integrations.responses_client import ResponsesClient
-from refinery.integrations.responses_request_builder import build_responses_body, build_responses_body_no_tools
+from refinery.integrations.responses_request_builder import (
+    build_responses_body,
+    build_responses_body_no_tools,
+)
 from refinery.integrations.vector_store_manager import VectorStoreManager
-from refinery.prompts.system_prompts import STAGE1, STAGE1_GROUP_NOTE, STAGE2, STAGE3, STAGE4, SYSTEM, PromptTemplate
+from refinery.prompts.system_prompts import (
+    STAGE1,
+    STAGE1_GROUP_NOTE,
+    STAGE2,
+    STAGE3,
+    STAGE4,
+    SYSTEM,
+    PromptTemplate,
+)
 from refinery.traces.render import RenderOptions, upload_files_for
 
 log = logging.getLogger("refinery.staged")

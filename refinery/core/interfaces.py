@@ -10,7 +10,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 
-from refinery.core.models import DomainExpertExpectation, Diagnosis, GapAnalysis, Trace, TraceAnalysis
+from refinery.core.models import (
+    Diagnosis,
+    DomainExpertExpectation,
+    GapAnalysis,
+    Trace,
+    TraceAnalysis,
+)
 
 FileContents = Mapping[str, str]
 

@@ -27,7 +27,10 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
-from refinery.integrations.rate_limit_headers import RateLimitSnapshot, retry_after_seconds
+from refinery.integrations.rate_limit_headers import (
+    RateLimitSnapshot,
+    retry_after_seconds,
+)
 
 log = logging.getLogger("refinery.budget")
 

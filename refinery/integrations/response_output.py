@@ -13,7 +13,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from refinery.errors import IncompleteResponseError, OutputFormatError, RefusalError, ResponseFailedError
+from refinery.errors import (
+    IncompleteResponseError,
+    OutputFormatError,
+    RefusalError,
+    ResponseFailedError,
+)
 
 
 def _message_parts(response: dict[str, Any]) -> list[dict[str, Any]]:

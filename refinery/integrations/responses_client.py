@@ -30,6 +30,7 @@ from refinery.errors import (
     PermissionDeniedError,
     RefineryError,
 )
+from refinery.integrations.rate_budget import RateBudget
 from refinery.integrations.response_output import (
     CallUsage,
     citations,
@@ -43,8 +44,12 @@ from refinery.integrations.responses_request_builder import (
     with_max_output_tokens,
     with_user_text,
 )
-from refinery.integrations.rate_budget import RateBudget
-from refinery.integrations.transport import ApiSettings, OpenAITransport, RetryPolicy, Sleep
+from refinery.integrations.transport import (
+    ApiSettings,
+    OpenAITransport,
+    RetryPolicy,
+    Sleep,
+)
 
 __all__ = [
     "ResponsesClient",

@@ -17,7 +17,12 @@ from typing import Any
 
 import aiohttp
 
-from refinery.errors import FileIndexingError, IndexingTimeoutError, UnsupportedFileError, VectorStoreError
+from refinery.errors import (
+    FileIndexingError,
+    IndexingTimeoutError,
+    UnsupportedFileError,
+    VectorStoreError,
+)
 from refinery.integrations.transport import OpenAITransport
 
 log = logging.getLogger("refinery.vector_store")

@@ -10,7 +10,14 @@ from typing import Any
 
 from refinery.core.models import RunType, Trace, TraceRun
 from refinery.errors import TraceFormatError
-from refinery.traces.common import as_dict, maybe_json, order_runs, parse_time, require, span_bounds
+from refinery.traces.common import (
+    as_dict,
+    maybe_json,
+    order_runs,
+    parse_time,
+    require,
+    span_bounds,
+)
 
 TYPES = {
     "GENERATION": RunType.LLM,
