@@ -98,6 +98,17 @@ async def test_init_then_analyze_on_the_store(env, fake, tmp_path, capsys):
     assert "looks up the order" in (out / "report.md").read_text()
 
 
+async def test_analyze_refuses_artifacts_of_another_trace(env, fake, tmp_path, capsys):
+    assert await amain(["init", TRACE]) == 0
+    store_id = capsys.readouterr().out.strip()
+    out = tmp_path / "a"
+    out.mkdir()
+    (out / "stage1_trace_analysis.json").write_text(json.dumps({"stage": "stage1", "trace_id": "some-other-trace", "meta": {}, "output": SAMPLES["stage1"]}))
+    assert await amain(["analyze", "--store", store_id, "--expect", EXPECT, "--out", str(out)]) == 4
+    assert "belongs to trace 'some-other-trace'" in capsys.readouterr().err
+    assert fake.bodies == []
+
+
 @pytest.mark.parametrize(
     ("argv", "code", "message"),
     [

@@ -400,10 +400,10 @@ class StagedFailureAnalyst(AnalystBase):
 
     # --- the stages -----------------------------------------------------------------------
     async def run_stage1(self) -> TraceAnalysisOutput:
+        await self._groups_from_store()  # first: it also tells which trace a given store holds
         resumed = self._load_stage("stage1")
         if resumed is not None:
             return resumed  # type: ignore[return-value]
-        await self._groups_from_store()
         await self._emit("stage1", "start", groups=max(1, len(self._groups)))
         started = time.monotonic()
         groups = self._groups if len(self._groups) > 1 else [None]
