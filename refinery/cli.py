@@ -144,13 +144,13 @@ def _stages(text: str) -> int:
     return nums[-1]
 
 
-def _client(args: argparse.Namespace) -> Any:
+def _client(args: argparse.Namespace, **kwargs: Any) -> Any:
     """The API client for a command, from the environment, with the command's timeout."""
     import aiohttp
 
     from refinery.integrations.responses_client import ResponsesClient
 
-    return ResponsesClient(timeout=aiohttp.ClientTimeout(total=args.timeout, connect=min(30.0, args.timeout)))
+    return ResponsesClient(timeout=aiohttp.ClientTimeout(total=args.timeout, connect=min(30.0, args.timeout)), **kwargs)
 
 
 def _progress(stage: str, status: str, info: dict[str, Any]) -> None:
@@ -298,13 +298,11 @@ async def cmd_canary(args: argparse.Namespace) -> int:
 
 
 async def cmd_batch(args: argparse.Namespace) -> int:
-    import aiohttp
 
     from refinery.batch import analyze_many, discover
-    from refinery.integrations.responses_client import ResponsesClient
 
     items = discover(args.source, args.expect)
-    client = ResponsesClient(tpm=args.tpm, rpm=args.rpm, timeout=aiohttp.ClientTimeout(total=args.timeout, connect=min(30.0, args.timeout)))
+    client = _client(args, tpm=args.tpm, rpm=args.rpm)
     async with client:
         summary = await analyze_many(items, out_dir=args.out, model=args.model, concurrency=args.concurrency, client=client, progress=lambda line: print(line, file=sys.stderr))
     failed = summary.failed

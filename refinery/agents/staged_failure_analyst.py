@@ -40,7 +40,6 @@ from refinery.agents.staged_schemas import (
 from refinery.core.artifacts import read_json, write_json_atomic
 from refinery.core.interfaces import FileContents
 from refinery.core.models import (
-    CompleteAnalysis,
     Diagnosis,
     DomainExpertExpectation,
     GapAnalysis,
@@ -575,13 +574,3 @@ class StagedFailureAnalyst(AnalystBase):
                 total_tokens=meta.get("total_tokens", 0),
             )
         return result
-
-    def to_complete_analysis(self, result: StagedAnalysisResult) -> CompleteAnalysis:
-        """The host-facing models of a finished four-stage result."""
-        if not (result.trace_analysis and result.gap_analysis and result.diagnosis):
-            raise RefineryError("the analysis did not reach stage 3")
-        return CompleteAnalysis(
-            trace_analysis=to_trace_analysis(result.trace_id, result.trace_analysis, self._meta("stage1")),
-            gap_analysis=to_gap_analysis(result.gap_analysis, self._meta("stage2")),
-            diagnosis=to_diagnosis(result.diagnosis, result.synthesis, self._meta("stage3")),
-        )

@@ -25,11 +25,6 @@ class Citation(_Strict):
     section_or_lines: str
 
 
-class KeyValue(_Strict):
-    key: str
-    value: str
-
-
 class Evidence(_Strict):
     file: str
     section_or_lines: str

@@ -94,7 +94,6 @@ class RateBudget:
         self.allowance: dict[str, float] = {}
         self.blocked_until = 0.0
         self._probe_busy = False
-        self._reserved = 0.0
 
     def estimate(self, base_tokens: int, cost_class: str | None) -> float:
         return (base_tokens + self.allowance.get(cost_class or "", 0.0)) * (1.0 + self.safety_margin)
@@ -133,7 +132,6 @@ class RateBudget:
             self.tokens.level -= need
         if self.requests:
             self.requests.level -= 1
-        self._reserved += need
         self.stats.admitted += 1
         self.stats.in_flight += 1
         return Reservation(need, base, cost_class, probe)
@@ -175,7 +173,6 @@ class RateBudget:
             self.requests.level += 1
 
     def _release(self, res: Reservation) -> None:
-        self._reserved -= res.tokens
         self.stats.in_flight -= 1
         if res.probe:
             self._probe_busy = False

@@ -124,7 +124,6 @@ class ApiResponse:
     data: Any
 
 
-ResponseObserver = Callable[[ApiResponse | APIError], None]
 RETRYABLE_STATUS = frozenset({408, 409, 500, 502, 503, 504})
 _ERROR_CLASSES: dict[int, type[APIError]] = {
     400: BadRequestError,
@@ -183,7 +182,6 @@ class OpenAITransport:
         self._rng = rng or random.random
         self._session = session
         self._owns_session = session is None
-        self.observers: list[ResponseObserver] = []
         # One budget per transport, shared by every caller: True builds one that learns the
         # limits from headers; False/None sends without client-side admission.
         if budget is True:
@@ -273,7 +271,6 @@ class OpenAITransport:
                     else:
                         ok = ApiResponse(status, headers, payload)
                         self._budget_settle(reservation, payload, headers)
-                        self._notify(ok)
                         return ok
                     self._budget_settle(reservation, None, headers)
                 else:
@@ -283,7 +280,6 @@ class OpenAITransport:
                             self.budget.throttled(reservation, headers)
                         else:
                             self.budget.settle(reservation, 0, headers)
-                    self._notify(failure)
 
             should_retry = headers.get("x-should-retry")
             if isinstance(failure, QuotaExceededError):
@@ -328,10 +324,6 @@ class OpenAITransport:
     def _budget_cancel(self, res: Reservation | None) -> None:
         if res is not None and self.budget is not None:
             self.budget.cancel(res)
-
-    def _notify(self, event: ApiResponse | APIError) -> None:
-        for observer in self.observers:
-            observer(event)
 
 
 def _decode(raw: bytes) -> Any:

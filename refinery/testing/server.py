@@ -204,7 +204,7 @@ class OpenAITestServer:
                 return fault
         return None
 
-    async def _transport_fault(self, request: web.Request, fault: Fault | None, payload: bytes | None = None) -> web.StreamResponse | None:
+    async def _transport_fault(self, fault: Fault | None) -> web.StreamResponse | None:
         """Faults that act on the exchange rather than the content."""
         if fault is None:
             return None
@@ -418,7 +418,7 @@ class OpenAITestServer:
         raw = await request.read()
         body_text = raw.decode("utf-8", "replace")
         fault = self._take_fault("/v1/responses", body_text)
-        early = await self._transport_fault(request, fault)
+        early = await self._transport_fault(fault)
         if early is not None:
             return early
         try:
