@@ -56,6 +56,7 @@ class TraceRun(BaseModel):
     trace_id: str = ""
     dotted_order: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    step: int | None = None  # the source's own step number (chat/step logs: list index, 0-based)
 
     @property
     def duration_ms(self) -> float | None:
@@ -66,6 +67,11 @@ class TraceRun(BaseModel):
     @property
     def is_failed(self) -> bool:
         return bool(self.error)
+
+    @property
+    def label(self) -> str:
+        """How a person names this run: `step 12` in a step log, else its name."""
+        return f"step {self.step}" if self.step is not None else self.name
 
 
 class Trace(BaseModel):

@@ -26,7 +26,8 @@ LOADERS: dict[str, Callable[[Any, str | None], Trace]] = {
     "langfuse": load_langfuse,
     "plain": load_plain,
 }
-_SPAN_KEYS = ("spanId", "span_id", "spanContext", "context", "parentSpanId", "child_spans", "startTimeUnixNano")
+_SPAN_KEYS = ("spanId", "span_id", "spanContext", "context", "parentSpanId", "child_spans", "startTimeUnixNano", "SpanId", "SpanName", "span_name")
+_STEP_LIST_KEYS = ("history", "messages", "steps")
 
 
 def detect_format(data: Any) -> str | None:
@@ -44,7 +45,7 @@ def detect_format(data: Any) -> str | None:
             return "otel"
         if is_attribute_map(data):
             return "otel"
-        if isinstance(data.get("messages"), list) or isinstance(data.get("steps"), list):
+        if any(isinstance(data.get(k), list) for k in _STEP_LIST_KEYS):
             return "plain"
         return None
     if isinstance(data, list):

@@ -6,11 +6,17 @@ Shapes accepted:
 - a flat list of spans (OTLP-like, SDK `ReadableSpan`-like with `spanContext`, or snake_case
   exporter dicts with `context`), optionally under `{"spans": [...]}` / `{"data": [...]}`;
 - nested span trees whose children sit in `child_spans`;
+- the OpenTelemetry collector's ClickHouse exporter layout, snake_case (`span_name`,
+  `span_attributes`, `status_code`, `timestamp` + `duration`, events with `Name`/`Attributes`,
+  `logs`) or CamelCase (`SpanName`, `SpanAttributes`, `StatusCode`, `Timestamp`, `Duration`,
+  `Events.Name`, …), flat or nested — the shape TRAIL and many self-hosted stacks export;
 - a single span given as its flat attribute map (`openinference.span.kind`, `gen_ai.*`, …).
 
 OpenInference attributes (`input.value`, `llm.input_messages.N.*`, `llm.output_messages.N.*`,
 tool calls, `llm.token_count.*`) and the OTel GenAI conventions (`gen_ai.*`) become the run's
-inputs, outputs and metadata; a span whose status is ERROR becomes a failed run.
+inputs, outputs and metadata; a span whose status is ERROR becomes a failed run. When a span
+carries its conversation both as `input.value` and as `llm.input_messages.*` (OpenInference
+instrumentors write both), only the structured messages are kept, so nothing is shown twice.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
+from datetime import timedelta
 from typing import Any
 
 from refinery.core.models import RunType, Trace, TraceRun
@@ -107,10 +115,10 @@ def unflatten(attrs: dict[str, Any], prefix: str) -> list[Any]:
     return [i["message"] if isinstance(i, dict) and set(i) == {"message"} else i for i in items]
 
 
-def _kind(name: str, attrs: dict[str, Any]) -> RunType:
-    oi = attrs.get("openinference.span.kind")
-    if isinstance(oi, str) and oi.upper() in OPENINFERENCE_KINDS:
-        return OPENINFERENCE_KINDS[oi.upper()]
+def _kind(name: str, attrs: dict[str, Any], span_kind: Any = None) -> RunType:
+    for oi in (attrs.get("openinference.span.kind"), span_kind):
+        if isinstance(oi, str) and oi.upper() in OPENINFERENCE_KINDS:
+            return OPENINFERENCE_KINDS[oi.upper()]
     op = attrs.get("gen_ai.operation.name")
     if isinstance(op, str) and op in GENAI_OPERATIONS:
         return GENAI_OPERATIONS[op]
@@ -146,17 +154,29 @@ _TOKEN_KEYS = {
 }
 
 
+_DUPLICATED_BY_MESSAGES = ("input.value", "output.value", "input.mime_type", "output.mime_type")
+
+
 def _io(attrs: dict[str, Any], keys: tuple[str, ...], messages_prefix: str) -> tuple[dict[str, Any], set[str]]:
+    """A run's inputs (or outputs) from its attributes, and the attribute keys they used.
+
+    Structured messages win over the serialised `input.value` / `output.value` that holds the
+    same conversation: rendering both doubled every LLM span and pushed the newest message out.
+    """
     out: dict[str, Any] = {}
     used: set[str] = set()
+    messages = unflatten(attrs, messages_prefix)
     for key in keys:
+        if messages and key in _DUPLICATED_BY_MESSAGES:
+            used.add(key)
+            continue
         if key in attrs and attrs[key] not in (None, ""):
             out[key.replace("gen_ai.", "").replace("ai.", "").replace(".value", "")] = maybe_json(attrs[key])
             used.add(key)
-    messages = unflatten(attrs, messages_prefix)
     if messages:
         out["messages"] = messages
         used.update(k for k in attrs if k.startswith(messages_prefix + "."))
+        used.update(k for k in _DUPLICATED_BY_MESSAGES if k in attrs)
     return out, used
 
 
@@ -174,11 +194,141 @@ def _error(status: Any, events: Any) -> str | None:
     for ev in events or []:
         if isinstance(ev, dict) and ev.get("name") == "exception":
             a = attributes_of(ev.get("attributes"))
-            details.append(": ".join(str(a[k]) for k in ("exception.type", "exception.message") if a.get(k)))
+            line = ": ".join(str(a[k]) for k in ("exception.type", "exception.message") if a.get(k))
+            if line and not (message and line in message):
+                details.append(line)
             if a.get("exception.stacktrace"):
                 details.append(str(a["exception.stacktrace"]))
     text = "\n".join(p for p in [message, *details] if p)
     return text or "span status ERROR"
+
+
+# The ClickHouse exporter's columns: snake_case as some exports (TRAIL) write them, CamelCase as the
+# exporter's own tables name them. Each canonical key is read from the first column present.
+_COLUMNS = {
+    "name": ("span_name", "SpanName"),
+    "kind": ("span_kind", "SpanKind"),
+    "attributes": ("span_attributes", "SpanAttributes"),
+    "resource": ("resource_attributes", "ResourceAttributes"),
+    "status_code": ("status_code", "StatusCode"),
+    "status_message": ("status_message", "StatusMessage"),
+    "timestamp": ("timestamp", "Timestamp"),
+    "duration": ("duration", "Duration"),
+    "trace_id": ("trace_id", "TraceId"),
+    "span_id": ("span_id", "SpanId"),
+    "parent_span_id": ("parent_span_id", "ParentSpanId"),
+    "service_name": ("service_name", "ServiceName"),
+    "events": ("events", "Events"),
+    "logs": ("logs", "Logs"),
+}
+_COLUMN_MARKERS = ("span_name", "SpanName", "span_attributes", "SpanAttributes")
+_ISO_DURATION = re.compile(r"^P(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
+
+
+def is_clickhouse_span(span: Any) -> bool:
+    return isinstance(span, dict) and any(k in span for k in _COLUMN_MARKERS)
+
+
+def parse_duration(value: Any, *, source: str | None = None, field: str | None = None) -> timedelta | None:
+    """A span duration: ISO-8601 (`PT1M48.75S`, as TRAIL writes it) or a number of nanoseconds
+    (the ClickHouse exporter's `Duration UInt64`)."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, bool):
+        raise TraceFormatError(f"expected a duration, got {value!r}", source=source, field=field)
+    if isinstance(value, (int, float)) or (isinstance(value, str) and value.strip().isdigit()):
+        return timedelta(microseconds=float(value) / 1000)
+    if isinstance(value, str):
+        m = _ISO_DURATION.match(value.strip().upper())
+        if m and any(m.groups()):
+            d, h, mi, sec = (float(g) if g else 0.0 for g in m.groups())
+            return timedelta(days=d, hours=h, minutes=mi, seconds=sec)
+    raise TraceFormatError(f"expected an ISO-8601 duration or nanoseconds, got {value!r}", source=source, field=field)
+
+
+def _column_events(span: dict[str, Any]) -> list[dict[str, Any]]:
+    """Events as `{name, attributes, timestamp}`: from a list of `{Name, Attributes, Timestamp}`
+    objects, or from the exporter's parallel `Events.Name` / `Events.Attributes` arrays."""
+    raw = span.get("events", span.get("Events"))
+    out: list[dict[str, Any]] = []
+    if isinstance(raw, list):
+        for ev in raw:
+            if isinstance(ev, dict):
+                out.append({
+                    "name": ev.get("name", ev.get("Name")),
+                    "attributes": attributes_of(ev.get("attributes", ev.get("Attributes"))),
+                    "timestamp": ev.get("timestamp", ev.get("Timestamp")),
+                })
+    names = span.get("Events.Name") or span.get("events.name")
+    if isinstance(names, list):
+        attrs = span.get("Events.Attributes") or span.get("events.attributes") or []
+        times = span.get("Events.Timestamp") or span.get("events.timestamp") or []
+        for i, name in enumerate(names):
+            out.append({
+                "name": name,
+                "attributes": attributes_of(attrs[i] if i < len(attrs) else {}),
+                "timestamp": times[i] if i < len(times) else None,
+            })
+    return out
+
+
+def from_columns(span: dict[str, Any], source: str | None, field: str) -> dict[str, Any]:
+    """A ClickHouse-layout span as the OTLP-like dict `span_to_run` reads."""
+
+    def col(key: str) -> Any:
+        return next((span[c] for c in _COLUMNS[key] if c in span), None)
+
+    start = parse_time(col("timestamp"), source=source, field=f"{field}.timestamp")
+    duration = parse_duration(col("duration"), source=source, field=f"{field}.duration")
+    status_code = col("status_code")
+    out: dict[str, Any] = {
+        "name": col("name"),
+        "attributes": attributes_of(col("attributes")),
+        "status": {"code": status_code, "message": col("status_message")},
+        "events": _column_events(span),
+        "traceId": col("trace_id"),
+        "spanId": col("span_id"),
+        "parentSpanId": col("parent_span_id"),
+        "startTime": start.isoformat() if start else None,
+        "endTime": (start + duration).isoformat() if start and duration is not None else None,
+    }
+    kind = col("kind")
+    if kind not in (None, ""):
+        out["kind"] = kind
+    resource = attributes_of(col("resource"))
+    service = col("service_name")
+    if service and "service.name" not in resource:
+        resource["service.name"] = service
+    if resource:
+        out["resource"] = resource
+    logs = col("logs")
+    if logs:
+        out["logs"] = logs
+    return out
+
+
+def _log_io(logs: Any) -> tuple[dict[str, Any], dict[str, Any] | None, list[dict[str, Any]]]:
+    """Inputs, outputs and the rest from span logs whose body records a function call
+    (`function.arguments` / `function.output`, as Patronus-instrumented spans do), so a span
+    with no OpenInference attributes still shows what it was given and what it returned."""
+    inputs: dict[str, Any] = {}
+    outputs: dict[str, Any] | None = None
+    kept: list[dict[str, Any]] = []
+    for log in logs if isinstance(logs, list) else []:
+        if not isinstance(log, dict):
+            continue
+        body = log.get("body", log.get("Body"))
+        if isinstance(body, dict):
+            if body.get("function.arguments") not in (None, {}, ""):
+                inputs["arguments"] = maybe_json(body["function.arguments"])
+            if body.get("function.output") not in (None, "", "<null>"):
+                outputs = {"output": maybe_json(body["function.output"])}
+            rest = {k: v for k, v in body.items() if k not in ("function.arguments", "function.output", "function.name")}
+            if rest:
+                kept.append({"severity": log.get("severity_text", log.get("SeverityText")), "body": rest})
+        elif body not in (None, ""):
+            kept.append({"severity": log.get("severity_text", log.get("SeverityText")), "body": body})
+    return inputs, outputs, kept
 
 
 def _hex_id(value: Any) -> str | None:
@@ -220,6 +370,9 @@ def _time(span: dict[str, Any], names: tuple[str, ...], source: str | None, fiel
 
 def span_to_run(span: dict[str, Any], i: int, source: str | None, resource: dict[str, Any] | None = None) -> TraceRun:
     field = f"spans[{i}]"
+    if is_clickhouse_span(span):
+        span = from_columns(span, source, field)
+        resource = span.pop("resource", None) or resource
     trace_id, span_id, parent = _ids(span)
     attrs = attributes_of(span.get("attributes"))
     name = str(span.get("name") or attrs.get("gen_ai.tool.name") or attrs.get("tool.name") or "span")
@@ -238,6 +391,14 @@ def span_to_run(span: dict[str, Any], i: int, source: str | None, resource: dict
     tools = unflatten(attrs, "llm.tools")
     if tools:
         inputs["tools"] = tools
+    if span.get("logs"):
+        log_in, log_out, log_rest = _log_io(span["logs"])
+        for k, v in log_in.items():
+            inputs.setdefault(k, v)
+        if log_out and not outputs:
+            outputs = log_out
+        if log_rest:
+            metadata["logs"] = log_rest
     used = used_in | used_out | {k for k in attrs if k.startswith("llm.tools.")}
     rest = {k: v for k, v in attrs.items() if k not in used}
     if rest:
@@ -248,10 +409,13 @@ def span_to_run(span: dict[str, Any], i: int, source: str | None, resource: dict
         metadata["resource"] = resource
     if span.get("events"):
         metadata["events"] = span["events"]
+    status = span.get("status")
+    if isinstance(status, dict) and status.get("message") and not _error(status, None):
+        metadata["status_message"] = status["message"]
     return TraceRun(
         id=span_id,
         name=name,
-        run_type=_kind(name, attrs),
+        run_type=_kind(name, attrs, span.get("kind")),
         inputs=inputs,
         outputs=outputs or None,
         start_time=_time(span, ("startTimeUnixNano", "start_time_unix_nano", "startTime", "start_time"), source, field),
@@ -271,14 +435,42 @@ def _walk_nested(spans: list[Any], parent: str | None, out: list[dict[str, Any]]
     for span in spans:
         if not isinstance(span, dict):
             continue
-        children = span.get("child_spans") or span.get("children") or []
-        flat = {k: v for k, v in span.items() if k not in ("child_spans", "children")}
-        _, own_id, own_parent = _ids(flat)
+        children = span.get("child_spans") or span.get("ChildSpans") or span.get("children") or []
+        flat = {k: v for k, v in span.items() if k not in ("child_spans", "ChildSpans", "children")}
+        _, own_id, own_parent = _ids(flat) if not is_clickhouse_span(flat) else _ids({
+            "span_id": flat.get("span_id", flat.get("SpanId")), "parent_span_id": flat.get("parent_span_id", flat.get("ParentSpanId"))})
         if parent and not own_parent:
-            flat["parent_span_id"] = parent
+            flat["ParentSpanId" if "SpanName" in flat else "parent_span_id"] = parent
         out.append(flat)
         if children:
             _walk_nested(children, own_id, out)
+
+
+def _hoist_common(runs: list[TraceRun]) -> dict[str, Any]:
+    """The resource and the attributes every span repeats, moved to the trace once.
+
+    Exporters stamp the same resource (and often the same project attributes) on every span;
+    left per span they would fill each rendered run with identical noise.
+    """
+    if len(runs) < 2:
+        return {}
+    out: dict[str, Any] = {}
+    resources = [r.metadata.get("resource") for r in runs]
+    if resources[0] and all(res == resources[0] for res in resources):
+        out["resource"] = resources[0]
+        for r in runs:
+            r.metadata.pop("resource", None)
+    attr_maps = [r.metadata.get("attributes") or {} for r in runs]
+    common = {k: v for k, v in attr_maps[0].items() if all(k in a and a[k] == v for a in attr_maps[1:])}
+    if common:
+        out["common_attributes"] = common
+        for r in runs:
+            rest = {k: v for k, v in (r.metadata.get("attributes") or {}).items() if k not in common}
+            if rest:
+                r.metadata["attributes"] = rest
+            else:
+                r.metadata.pop("attributes", None)
+    return out
 
 
 def load_otel(data: Any, source: str | None = None) -> Trace:
@@ -308,9 +500,10 @@ def load_otel(data: Any, source: str | None = None) -> Trace:
     metadata: dict[str, Any] = {"format": "otel"}
     if len(trace_ids) > 1:
         metadata["trace_ids"] = trace_ids
+    metadata.update(_hoist_common(runs))
     project = ""
-    for _, res in spans:
-        if res and res.get("service.name"):
+    for res in [metadata.get("resource"), *(r.metadata.get("resource") for r in runs)]:
+        if isinstance(res, dict) and res.get("service.name"):
             project = str(res["service.name"])
             break
     start, end = span_bounds(runs)

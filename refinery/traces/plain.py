@@ -2,7 +2,18 @@
 
 A multi-agent run exported as messages (`role` / `name` / `content`) or as steps (`name`,
 `input`, `output`, `error`) becomes one run per entry, in order, so it can be analysed like any
-other trace. Accepts a bare list or `{"messages": [...]}` / `{"steps": [...]}`.
+other trace. Accepts a bare list, or an object holding the list under `history`, `messages` or
+`steps` with, optionally, the task (`question` / `task` / `input`) and a per-agent
+`system_prompt` map — the shape of Who&When logs and of most hand-rolled multi-agent loggers.
+
+Why the numbering and names are kept exactly as the source has them: a user (or a benchmark
+label) who says "step 12, the Orchestrator" means `history[12]` and that spelling. So entry `i`
+is step `i` (0-based, the list index), its citable run id is `step-<i>` unless the entry has an
+`id` of its own, and its agent is `name` if present, else `role`, as written.
+
+Fields that hold a benchmark's answer key (`mistake_agent`, `mistake_step`, `ground_truth`, …)
+are kept apart in `trace.metadata["labels"]` and never rendered, so an analysis of a labelled
+log cannot read its own answer.
 """
 
 from __future__ import annotations
@@ -16,58 +27,109 @@ from refinery.errors import TraceFormatError
 from refinery.traces.common import as_dict, parse_time, span_bounds
 
 ROLE_TYPES = {"assistant": RunType.LLM, "ai": RunType.LLM, "tool": RunType.TOOL, "function": RunType.TOOL, "system": RunType.PROMPT, "user": RunType.PROMPT, "human": RunType.PROMPT}
+LIST_KEYS = ("history", "messages", "steps")
+TASK_KEYS = ("question", "task", "input")
+LABEL_KEYS = frozenset({"mistake_agent", "mistake_step", "mistake_reason", "mistake_type", "ground_truth", "is_correct", "is_corrected", "labels"})
+_STEP_FIELDS = ("role", "name", "content", "input", "output", "error", "id", "timestamp", "tool_calls", "agent", "start_time", "end_time")
 
 
-def _items(data: Any, source: str | None) -> tuple[list[Any], dict[str, Any]]:
+def _items(data: Any, source: str | None) -> tuple[list[Any], str, dict[str, Any]]:
+    """The entries, the key they were under (for error messages), and the wrapper's other fields."""
     if isinstance(data, list):
-        return data, {}
+        return data, "messages", {}
     if isinstance(data, dict):
-        for key in ("messages", "steps"):
+        for key in LIST_KEYS:
             if isinstance(data.get(key), list):
-                return data[key], {k: v for k, v in data.items() if k != key}
-    raise TraceFormatError("expected a list of messages/steps or {messages: [...]}", source=source)
+                return data[key], key, {k: v for k, v in data.items() if k != key}
+    raise TraceFormatError(
+        "expected a list of messages/steps, or an object with a 'history', 'messages' or 'steps' list", source=source
+    )
+
+
+def _task(head: dict[str, Any]) -> str | None:
+    for key in TASK_KEYS:
+        value = head.get(key)
+        if isinstance(value, str) and value.strip():
+            return value
+        if value not in (None, "", [], {}):
+            return json.dumps(value, ensure_ascii=False, default=str)
+    return None
+
+
+def _system_prompts(head: dict[str, Any], source: str | None) -> dict[str, str]:
+    raw = head.get("system_prompt", head.get("system_prompts"))
+    if raw is None:
+        return {}
+    if isinstance(raw, str):
+        return {"(all agents)": raw}
+    if isinstance(raw, dict):
+        return {str(agent): prompt if isinstance(prompt, str) else json.dumps(prompt, ensure_ascii=False, default=str) for agent, prompt in raw.items()}
+    raise TraceFormatError("expected a map of agent name → prompt text", source=source, field="system_prompt")
+
+
+def _run_type(role: str, item: dict[str, Any]) -> RunType:
+    """A named speaker in the user seat is another agent (AutoGen-style group chats), not a prompt."""
+    if role in ("user", "human") and item.get("name") and str(item["name"]).lower() not in ("user", "human"):
+        return RunType.AGENT
+    if role in ROLE_TYPES:
+        return ROLE_TYPES[role]
+    return RunType.AGENT if (item.get("agent") or item.get("name") or role) else RunType.CHAIN
 
 
 def load_plain(data: Any, source: str | None = None) -> Trace:
-    items, head = _items(data, source)
+    items, list_key, head = _items(data, source)
     digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    trace_id = str(head.get("trace_id") or head.get("id") or f"chat-{digest}")
+    trace_id = str(head.get("trace_id") or head.get("id") or head.get("question_ID") or f"chat-{digest}").strip("'\" ") or f"chat-{digest}"
     runs: list[TraceRun] = []
     for i, item in enumerate(items):
-        field = f"messages[{i}]"
+        field = f"{list_key}[{i}]"
         if not isinstance(item, dict):
             raise TraceFormatError("expected an object with role/name/content", source=source, field=field)
         if not any(k in item for k in ("role", "content", "name", "input", "output")):
             raise TraceFormatError("expected 'role', 'name', 'content', 'input' or 'output'", source=source, field=field)
-        role = str(item.get("role") or "").lower()
-        name = str(item.get("name") or item.get("agent") or role or f"step {i + 1}")
+        role_as_written = str(item.get("role") or "")
+        role = role_as_written.lower()
+        name = str(item.get("name") or item.get("agent") or role_as_written or f"step {i}")
         content = item.get("content")
         inputs = as_dict(item.get("input"), "input") or {}
         outputs = as_dict(item.get("output"), "output")
         if content is not None:
-            if role in ("user", "human", "system"):
+            if role in ("user", "human", "system") and not item.get("name"):
                 inputs.setdefault("content", content)
             else:
                 outputs = {**(outputs or {}), "content": content}
         if item.get("tool_calls"):
             outputs = {**(outputs or {}), "tool_calls": item["tool_calls"]}
-        metadata = {k: v for k, v in item.items() if k not in ("role", "name", "content", "input", "output", "error", "id", "timestamp", "tool_calls", "agent")}
-        if role:
-            metadata["role"] = role
+        metadata = {k: v for k, v in item.items() if k not in _STEP_FIELDS}
+        if role_as_written:
+            metadata["role"] = role_as_written
         error = item.get("error")
         runs.append(
             TraceRun(
-                id=str(item.get("id") or f"{trace_id}-{i + 1:04d}"),
+                id=str(item.get("id") or f"step-{i}"),
                 name=name,
-                run_type=ROLE_TYPES.get(role, RunType.AGENT if item.get("agent") else RunType.CHAIN if not role else RunType.UNKNOWN),
+                run_type=_run_type(role, item),
                 inputs=inputs,
                 outputs=outputs,
                 start_time=parse_time(item.get("timestamp") or item.get("start_time"), source=source, field=f"{field}.timestamp"),
                 end_time=parse_time(item.get("end_time"), source=source, field=f"{field}.end_time"),
                 error=str(error) if error else None,
                 trace_id=trace_id,
+                step=i,
                 metadata=metadata,
             )
         )
     start, end = span_bounds(runs)
-    return Trace(trace_id=trace_id, project_name=str(head.get("project") or ""), runs=runs, start_time=start, end_time=end, metadata={"format": "plain", **{k: v for k, v in head.items() if k in ("title", "description")}})
+    metadata: dict[str, Any] = {"format": "plain"}
+    task = _task(head)
+    if task:
+        metadata["task"] = task
+    prompts = _system_prompts(head, source)
+    if prompts:
+        metadata["system_prompts"] = prompts
+    labels = {k: v for k, v in head.items() if k in LABEL_KEYS}
+    if labels:
+        metadata["labels"] = labels
+    skip = {*TASK_KEYS, "system_prompt", "system_prompts", "trace_id", "id", "project", *LABEL_KEYS}
+    metadata.update({k: v for k, v in head.items() if k not in skip and k not in metadata})
+    return Trace(trace_id=trace_id, project_name=str(head.get("project") or ""), runs=runs, start_time=start, end_time=end, metadata=metadata)
