@@ -36,16 +36,15 @@ def test_run_heading_carries_type_status_timing_and_error():
     assert "- type: tool" in section and "- status: error" in section
     assert "- duration_ms: 250" in section and "- parent_run_id: run-1" in section
     assert "### Error (run-2)" in section and "KeyError: 'order_id'" in section
-    assert '"braces": "{not a placeholder}"' in section
+    assert "braces: {not a placeholder}" in section  # values as text, never JSON-escaped
 
 
 def test_oversize_fields_are_cut_with_a_marker_saying_how_much():
     trace = make_trace(n_runs=1)
-    trace.runs[0].inputs = {"blob": "x" * 5000}
-    text = render_trace_files(trace, options=RenderOptions(max_field_chars=1000))[0][1]
-    assert "[truncated: " in text and " characters cut]" in text
-    full = len('{\n  "blob": "' + "x" * 5000 + '"\n}')
-    assert f"[truncated: {full - 1000} of {full} characters cut]" in text
+    trace.runs[0].inputs = {"blob": "HEAD" + "x" * 5000 + "TAIL"}
+    text = render_trace_files(trace, options=RenderOptions(max_field_chars=1000, marker_every_chars=100_000))[0][1]
+    assert "[truncated: 4014 of 5014 characters cut here (characters 401–4414); the first 400 and last 600 are shown]" in text
+    assert "HEAD" in text and "TAIL" in text
 
 
 def test_prompts_evals_and_expectations_get_their_own_files():

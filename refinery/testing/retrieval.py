@@ -11,38 +11,70 @@ import math
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 _WORD = re.compile(r"[A-Za-z0-9_]+")
-CHUNK_CHARS = 3200  # about 800 tokens, OpenAI's default chunk size
-OVERLAP_CHARS = 1600  # about 400 tokens, OpenAI's default overlap
+# OpenAI's documented default (`auto`): windows of 800 tokens, each overlapping the last by 400.
+DEFAULT_CHUNK_TOKENS = 800
+DEFAULT_OVERLAP_TOKENS = 400
+# An approximation of a BPE tokenizer's pieces (cl100k-like): a word with its leading space (long
+# words in pieces), up to three digits, one punctuation mark, or a run of white space. Close
+# enough (±15 % on prose, JSON and code) for chunk windows to land where the real store's do.
+_TOKEN = re.compile(r" ?[A-Za-z]{1,10}| ?\d{1,3}| ?[^\sA-Za-z\d]|\s+(?!\S)|\s+")
 
 
 def tokenize(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text)]
 
 
-def chunk_text(text: str, size: int = CHUNK_CHARS, overlap: int = OVERLAP_CHARS) -> list[str]:
-    """Line-aligned chunks of about `size` characters, each overlapping the previous one."""
-    if len(text) <= size:
-        return [text] if text else []
-    lines = text.splitlines(keepends=True)
+def token_starts(text: str) -> list[int]:
+    """Where each approximate model token of `text` starts."""
+    return [m.start() for m in _TOKEN.finditer(text)]
+
+
+def chunking_window(strategy: Any) -> tuple[int, int]:
+    """(chunk size, overlap) in tokens from a `chunking_strategy` (None or `auto` = 800 / 400)."""
+    if isinstance(strategy, dict) and strategy.get("type") == "static":
+        static = strategy.get("static") or {}
+        return int(static["max_chunk_size_tokens"]), int(static["chunk_overlap_tokens"])
+    return DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
+
+
+def chunking_problem(strategy: Any) -> str | None:
+    """Why the API would refuse `strategy`, or None (bounds from the published spec)."""
+    if strategy is None:
+        return None
+    if not isinstance(strategy, dict) or strategy.get("type") not in ("auto", "static"):
+        return "chunking_strategy.type must be 'auto' or 'static'"
+    if strategy["type"] == "auto":
+        return None if set(strategy) == {"type"} else "chunking_strategy 'auto' takes no other fields"
+    static = strategy.get("static")
+    if not isinstance(static, dict) or set(static) != {"max_chunk_size_tokens", "chunk_overlap_tokens"}:
+        return "chunking_strategy.static needs max_chunk_size_tokens and chunk_overlap_tokens"
+    size, overlap = static["max_chunk_size_tokens"], static["chunk_overlap_tokens"]
+    if not isinstance(size, int) or not 100 <= size <= 4096:
+        return "max_chunk_size_tokens must be an integer from 100 to 4096"
+    if not isinstance(overlap, int) or overlap < 0 or overlap > size // 2:
+        return "chunk_overlap_tokens must be a non-negative integer, at most half of max_chunk_size_tokens"
+    return None
+
+
+def chunk_text(text: str, size: int = DEFAULT_CHUNK_TOKENS, overlap: int = DEFAULT_OVERLAP_TOKENS) -> list[str]:
+    """`text` cut as OpenAI's file_search documents: windows of `size` tokens, each starting
+    `size - overlap` tokens after the previous one, the last one ending at the end of the text."""
+    if not text:
+        return []
+    starts = token_starts(text)
+    if len(starts) <= size:
+        return [text]
+    step = max(1, size - overlap)
     chunks: list[str] = []
-    start = 0
-    while start < len(lines):
-        length, end = 0, start
-        while end < len(lines) and (length + len(lines[end]) <= size or end == start):
-            length += len(lines[end])
-            end += 1
-        chunks.append("".join(lines[start:end]))
-        if end >= len(lines):
+    for first in range(0, len(starts), step):
+        last = first + size
+        chunks.append(text[starts[first] : starts[last] if last < len(starts) else len(text)])
+        if last >= len(starts):
             break
-        back, kept = end, 0
-        while back > start + 1 and kept + len(lines[back - 1]) <= overlap:
-            kept += len(lines[back - 1])
-            back -= 1
-        start = back
     return chunks
 
 
@@ -52,6 +84,10 @@ class Chunk:
     filename: str
     text: str
     attributes: Mapping[str, Any]
+    terms: Counter[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "terms", Counter(tokenize(self.text)))  # once, not per query
 
 
 @dataclass(frozen=True)
@@ -100,7 +136,7 @@ def bm25(query: str, chunks: Sequence[Chunk], k1: float = 1.5, b: float = 0.75) 
     terms = tokenize(query)
     if not chunks:
         return []
-    docs = [Counter(tokenize(c.text)) for c in chunks]
+    docs = [c.terms for c in chunks]
     lengths = [sum(d.values()) for d in docs]
     avg = (sum(lengths) / len(lengths)) or 1.0
     n = len(docs)

@@ -36,11 +36,12 @@ from refinery.core.strict_schema import strict_problems
 from refinery.core.tokens import estimate_tokens
 from refinery.testing.faults import Fault, RateLimiter
 from refinery.testing.openapi_spec import OpenAPISpec, find_spec
-from refinery.testing.retrieval import Chunk, bm25, chunk_text, matches
+from refinery.testing.retrieval import Chunk, bm25, chunk_text, chunking_problem, chunking_window, matches
 from refinery.testing.standin_model import StandInModel
 
 log = logging.getLogger("refinery.testing.server")
 DEFAULT_MAX_NUM_RESULTS = 10
+MAX_BATCH_FILES = 2000  # the spec's maxItems for a file batch's `file_ids` / `files`
 
 
 @dataclass
@@ -60,6 +61,8 @@ class _StoreFile:
     fails: bool
     created_at: int
     batch_id: str | None = None
+    chunking: dict[str, Any] | None = None
+    chunks: list[Chunk] | None = None  # cut once, on first search, as the real store does at indexing
 
 
 @dataclass
@@ -167,6 +170,7 @@ class OpenAITestServer:
         r.add_delete("/v1/vector_stores/{store_id}", self.delete_store)
         r.add_get("/v1/vector_stores/{store_id}/files", self.list_store_files)
         r.add_post("/v1/vector_stores/{store_id}/file_batches", self.create_batch)
+        r.add_post("/v1/vector_stores/{store_id}/search", self.search_store)
         r.add_get("/v1/vector_stores/{store_id}/file_batches/{batch_id}", self.get_batch)
         r.add_get("/v1/vector_stores/{store_id}/file_batches/{batch_id}/files", self.list_batch_files)
         r.add_post("/v1/responses", self.create_response)
@@ -280,10 +284,10 @@ class OpenAITestServer:
             "expires_after": s.expires_after, "expires_at": expires_at, "last_active_at": self._now(), "metadata": s.metadata,
         }
 
-    def _attach(self, store: _Store, file_id: str, attributes: dict[str, Any] | None, batch_id: str | None) -> _StoreFile:
+    def _attach(self, store: _Store, file_id: str, attributes: dict[str, Any] | None, batch_id: str | None, chunking: dict[str, Any] | None = None) -> _StoreFile:
         f = self._file(file_id)
         fails = any(pattern in f.filename for pattern in self.fail_indexing)
-        sf = _StoreFile(file_id, dict(attributes or {}), self.clock() + self.indexing_delay_s, fails, self._now(), batch_id)
+        sf = _StoreFile(file_id, dict(attributes or {}), self.clock() + self.indexing_delay_s, fails, self._now(), batch_id, chunking)
         store.files[file_id] = sf
         return sf
 
@@ -297,10 +301,13 @@ class OpenAITestServer:
         exp = body.get("expires_after")
         if exp is not None and (not isinstance(exp, dict) or exp.get("anchor") != "last_active_at" or not isinstance(exp.get("days"), int) or not 1 <= exp["days"] <= 365):
             return _error(400, "Invalid 'expires_after': expected {anchor: 'last_active_at', days: 1-365}.", "invalid_request_error", param="expires_after")
+        problem = chunking_problem(body.get("chunking_strategy"))
+        if problem:
+            return _error(400, f"Invalid 'chunking_strategy': {problem}.", "invalid_request_error", param="chunking_strategy")
         store = _Store(self._new_id("vs_"), str(body.get("name") or ""), self._now(), exp, dict(body.get("metadata") or {}))
         self.stores[store.id] = store
         for fid in body.get("file_ids") or []:
-            self._attach(store, fid, None, None)
+            self._attach(store, fid, None, None, body.get("chunking_strategy"))
         return web.json_response(self._store_obj(store))
 
     async def get_store(self, request: web.Request) -> web.Response:
@@ -317,7 +324,7 @@ class OpenAITestServer:
         return {
             "id": sf.file_id, "object": "vector_store.file", "usage_bytes": len(self.files[sf.file_id].data) if sf.file_id in self.files else 0,
             "created_at": sf.created_at, "vector_store_id": store.id, "status": status, "last_error": last_error,
-            "chunking_strategy": {"type": "static", "static": {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 400}},
+            "chunking_strategy": {"type": "static", "static": dict(zip(("max_chunk_size_tokens", "chunk_overlap_tokens"), chunking_window(sf.chunking)))},
             "attributes": sf.attributes,
         }
 
@@ -339,13 +346,23 @@ class OpenAITestServer:
         body = await self._json(request)
         if not isinstance(body, dict) or ("file_ids" in body) == ("files" in body):
             return _error(400, "Provide exactly one of 'file_ids' or 'files'.", "invalid_request_error")
+        entries = body.get("files") if "files" in body else body.get("file_ids")
+        if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_BATCH_FILES:
+            n = len(entries) if isinstance(entries, list) else 0
+            key = "files" if "files" in body else "file_ids"
+            return _error(400, f"Invalid '{key}': a file batch holds 1 to {MAX_BATCH_FILES} files, got {n}.", "invalid_request_error", param=key)
+        problems = [chunking_problem(e.get("chunking_strategy")) for e in entries if isinstance(e, dict)] + [chunking_problem(body.get("chunking_strategy"))]
+        problem = next((p for p in problems if p), None)
+        if problem:
+            return _error(400, f"Invalid 'chunking_strategy': {problem}.", "invalid_request_error", param="chunking_strategy")
         batch_id = self._new_id("vsfb_")
         if "files" in body:
+            # per-file entries: the batch-level attributes and chunking_strategy are ignored (spec)
             for entry in body["files"]:
-                self._attach(store, entry["file_id"], entry.get("attributes"), batch_id)
+                self._attach(store, entry["file_id"], entry.get("attributes"), batch_id, entry.get("chunking_strategy"))
         else:
             for fid in body["file_ids"]:
-                self._attach(store, fid, body.get("attributes"), batch_id)
+                self._attach(store, fid, body.get("attributes"), batch_id, body.get("chunking_strategy"))
         return web.json_response(self._batch_obj(store, batch_id))
 
     def _batch_obj(self, store: _Store, batch_id: str) -> dict[str, Any]:
@@ -398,6 +415,13 @@ class OpenAITestServer:
             system.insert(0, str(body["instructions"]))
         return "\n".join(system), "\n".join(user)
 
+    def _chunks(self, sf: _StoreFile) -> list[Chunk]:
+        if sf.chunks is None:
+            f = self.files[sf.file_id]
+            size, overlap = chunking_window(sf.chunking)
+            sf.chunks = [Chunk(f.id, f.filename, t, sf.attributes) for t in chunk_text(f.data.decode("utf-8", "replace"), size, overlap)]
+        return sf.chunks
+
     def _search(self, tool: dict[str, Any], query: str) -> list[tuple[Chunk, float]]:
         chunks: list[Chunk] = []
         for sid in tool.get("vector_store_ids") or []:
@@ -407,12 +431,28 @@ class OpenAITestServer:
                     continue
                 if not matches(sf.attributes, tool.get("filters")):
                     continue
-                f = self.files[sf.file_id]
-                text = f.data.decode("utf-8", "replace")
-                chunks.extend(Chunk(f.id, f.filename, t, sf.attributes) for t in chunk_text(text))
+                chunks.extend(self._chunks(sf))
         hits = bm25(query, chunks)
         n = int(tool.get("max_num_results") or DEFAULT_MAX_NUM_RESULTS)
         return [(h.chunk, h.score) for h in hits[:n]]
+
+    async def search_store(self, request: web.Request) -> web.Response:
+        """`POST /v1/vector_stores/{id}/search`: the same retrieval file_search uses, answered as
+        the API's `VectorStoreSearchResultsPage`."""
+        store = self._store(request.match_info["store_id"])
+        body = await self._json(request)
+        if not isinstance(body, dict) or not isinstance(body.get("query"), (str, list)):
+            return _error(400, "Missing required parameter: 'query'.", "invalid_request_error", param="query")
+        n = body.get("max_num_results", DEFAULT_MAX_NUM_RESULTS)
+        if not isinstance(n, int) or not 1 <= n <= 50:
+            return _error(400, "Invalid 'max_num_results': expected an integer from 1 to 50.", "invalid_request_error", param="max_num_results")
+        query = body["query"] if isinstance(body["query"], str) else " ".join(map(str, body["query"]))
+        hits = self._search({"vector_store_ids": [store.id], "filters": body.get("filters"), "max_num_results": n}, query)
+        data = [
+            {"file_id": c.file_id, "filename": c.filename, "score": score, "attributes": dict(c.attributes), "content": [{"type": "text", "text": c.text}]}
+            for c, score in hits
+        ]
+        return web.json_response({"object": "vector_store.search_results.page", "search_query": query, "data": data, "has_more": False, "next_page": None})
 
     async def create_response(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()

@@ -15,7 +15,7 @@ from typing import Any
 
 from refinery.testing.retrieval import Chunk
 
-_RUN_HEADING = re.compile(r"^## Run (\d+): (.*?) \[run_id: ([^\]]+)\]\n(.*?)(?=^## Run |\Z)", re.M | re.S)
+_RUN_HEADING = re.compile(r"^## (?:Run|Step) (\d+): (.*?) \[run_id: ([^\]]+)\]\n(.*?)(?=^## (?:Run|Step) |\Z)", re.M | re.S)
 
 
 @dataclass(frozen=True)

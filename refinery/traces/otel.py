@@ -399,7 +399,9 @@ def span_to_run(span: dict[str, Any], i: int, source: str | None, resource: dict
             outputs = log_out
         if log_rest:
             metadata["logs"] = log_rest
-    used = used_in | used_out | {k for k in attrs if k.startswith("llm.tools.")}
+    # what the heading already shows (kind, model, tokens) is not repeated among the attributes
+    shown = {"openinference.span.kind", "gen_ai.operation.name", *_MODEL_KEYS, *_TOKEN_KEYS}
+    used = used_in | used_out | shown | {k for k in attrs if k.startswith("llm.tools.")}
     rest = {k: v for k, v in attrs.items() if k not in used}
     if rest:
         metadata["attributes"] = rest

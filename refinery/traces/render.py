@@ -1,18 +1,31 @@
 """Render a `Trace` as a few stable, citable markdown files. Pure: no I/O.
 
 Why this shape: the model can only cite what `file_search` retrieves, and a citation is only
-useful if it leads back to a step of the run. So every run gets a heading carrying its id
-verbatim, runs are grouped a fixed number per file under names that say which runs they hold
-(`<trace-id>_runs_001-006.md`), an index maps run ids to files, and the output is byte-for-byte
-deterministic so a citation stays valid across re-renders. Oversize fields are cut with a marker
-that says how much was cut, so the model never mistakes a truncated value for the whole.
+useful if it leads back to a step of the run. So:
+
+- every run gets a heading carrying its id verbatim (`[run_id: …]`), and long run sections
+  repeat a one-line marker with that id every `marker_every_chars` characters, so each chunk
+  the vector store cuts (800 tokens, 400 overlap; see `CHUNKING_STRATEGY`) carries the id of
+  the run it came from;
+- an LLM run shows only the messages that are new since the previous call of the same
+  conversation, then its output in full: repeating the whole history per call buried the newest
+  observation — where failures show — under copies of the system prompt;
+- text is shown as text (never JSON-escaped), so a quote from the trace is found verbatim;
+- when a field must be cut, its head and tail are kept, the newest message never is cut, and the
+  marker says exactly what was cut;
+- the index holds what every run shares once: the task, each agent's system prompt, the tool
+  definitions, the failed runs and the run table;
+- runs are grouped a fixed number per file under names that say which runs they hold
+  (`<trace-id>_runs_001-006.md`), and the output is byte-for-byte deterministic, so a citation
+  stays valid across re-renders.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,17 +36,33 @@ if TYPE_CHECKING:
 
 RenderedFile = tuple[str, str]
 
+# The chunking the files are uploaded with. OpenAI's `auto` strategy is the same today (800/400),
+# but it may change; saying it explicitly keeps the marker spacing below in step with it.
+CHUNK_SIZE_TOKENS = 800
+CHUNK_OVERLAP_TOKENS = 400
+CHUNKING_STRATEGY: dict[str, Any] = {
+    "type": "static",
+    "static": {"max_chunk_size_tokens": CHUNK_SIZE_TOKENS, "chunk_overlap_tokens": CHUNK_OVERLAP_TOKENS},
+}
+# With windows of 800 tokens every 400, any stretch of text up to 400 tokens long lies wholly inside
+# one chunk. A marker every 1,000 characters (≈ 250–330 tokens of English, JSON or code) plus a
+# quoted sentence stays under that, so a quote and the id of its run land in one chunk.
+DEFAULT_MARKER_EVERY_CHARS = 1000
+
 
 @dataclass(frozen=True)
 class RenderOptions:
     runs_per_file: int = 6
     max_field_chars: int = 6000
+    marker_every_chars: int = DEFAULT_MARKER_EVERY_CHARS
 
     def __post_init__(self) -> None:
         if self.runs_per_file < 1:
             raise ValueError("runs_per_file must be at least 1")
         if self.max_field_chars < 100:
             raise ValueError("max_field_chars must be at least 100")
+        if self.marker_every_chars < 200:
+            raise ValueError("marker_every_chars must be at least 200")
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -46,16 +75,21 @@ def safe_name(text: str, limit: int = 64) -> str:
 
 
 def truncate(text: str, limit: int) -> str:
-    """`text` cut to `limit` characters with a marker saying how much was cut."""
+    """`text` cut to about `limit` characters, keeping its head and its tail.
+
+    The tail gets the larger share: in a log or a conversation the newest part is at the end,
+    and that is where a failure usually shows. The marker says how much was cut and where.
+    """
     if len(text) <= limit:
         return text
-    return f"{text[:limit]}\n… [truncated: {len(text) - limit} of {len(text)} characters cut]"
-
-
-def _dump(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    head = limit * 2 // 5
+    tail = limit - head
+    cut = len(text) - head - tail
+    marker = (
+        f"\n… [truncated: {cut} of {len(text)} characters cut here "
+        f"(characters {head + 1}–{head + cut}); the first {head} and last {tail} are shown] …\n"
+    )
+    return text[:head] + marker + text[len(text) - tail :]
 
 
 def _fence(text: str) -> str:
@@ -69,10 +103,215 @@ def run_status(run: TraceRun) -> str:
     return "error" if run.is_failed else "success"
 
 
-def _render_run(seq: int, run: TraceRun, opts: RenderOptions) -> str:
-    lines = [f"## Run {seq:03d}: {run.name} [run_id: {run.id}]", ""]
-    lines.append(f"- run_id: {run.id}")
-    lines.append(f"- name: {run.name}")
+# --- values as readable text ------------------------------------------------------------------
+def outline(value: Any, indent: str = "") -> str:
+    """A value as indented `key: value` text with strings shown raw (never JSON-escaped).
+
+    Why not JSON: escaping turns every newline and quote of a tool output or a prompt into `\\n`
+    and `\\"`, so a sentence quoted from the trace no longer occurs in the rendered file.
+    """
+    lines: list[str] = []
+    _outline_into(value, indent, lines)
+    return "\n".join(lines)
+
+
+def _scalar(value: Any) -> str | None:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str) and "\n" not in value:
+        return value if value else '""'
+    if isinstance(value, (dict, list)) and not value:
+        return "{}" if isinstance(value, dict) else "[]"
+    if not isinstance(value, (str, dict, list, tuple)):
+        return str(value)
+    return None
+
+
+def _outline_into(value: Any, indent: str, lines: list[str]) -> None:
+    simple = _scalar(value)
+    if simple is not None:
+        lines.append(indent + simple)
+        return
+    if isinstance(value, str):
+        lines.extend(indent + ln for ln in value.split("\n"))
+        return
+    items: Iterable[tuple[str, Any]] = value.items() if isinstance(value, dict) else ((f"- [{i}]", v) for i, v in enumerate(value))
+    for key, item in items:
+        label = key if isinstance(value, (list, tuple)) else f"{key}:"
+        simple = _scalar(item)
+        if simple is not None:
+            lines.append(f"{indent}{label} {simple}")
+        else:
+            lines.append(f"{indent}{label}")
+            _outline_into(item, indent + "  ", lines)
+
+
+def _text_of(content: Any) -> str:
+    """A message's content as text: strings as they are, content parts joined, the rest outlined."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(isinstance(p, dict) for p in content):
+        texts = [str(p.get("text", p.get("message_content", {}).get("text", "") if isinstance(p.get("message_content"), dict) else "")) for p in content]
+        if all(texts):
+            return "\n".join(texts)
+    return outline(content)
+
+
+def _message_view(msg: Any) -> tuple[str, str]:
+    """(role, text) of a chat message in any of the shapes exporters use."""
+    if not isinstance(msg, dict):
+        return "", _text_of(msg)
+    role = str(msg.get("role") or msg.get("type") or "")
+    parts = []
+    content = msg.get("content", msg.get("contents", msg.get("text")))
+    if content not in (None, ""):
+        parts.append(_text_of(content))
+    rest = {k: v for k, v in msg.items() if k not in ("role", "type", "content", "contents", "text") and v not in (None, "", [], {})}
+    if rest:
+        parts.append(outline(rest))
+    return role, "\n".join(parts)
+
+
+def _digest(*texts: str) -> str:
+    h = hashlib.blake2b(digest_size=12)
+    for t in texts:
+        h.update(t.encode("utf-8", "surrogatepass"))
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+# --- shared context: system prompts, tool definitions, conversation history -------------------
+def _tool_name(tool: Any) -> str:
+    """A tool definition's name, in the OpenAI, OpenInference (`tool.json_schema`) or bare shape."""
+    if isinstance(tool, dict):
+        for key in ("tool", "json_schema", "function"):
+            inner = tool.get(key)
+            if isinstance(inner, str):
+                try:
+                    inner = json.loads(inner)
+                except ValueError:
+                    inner = None
+            if isinstance(inner, dict):
+                name = _tool_name(inner)
+                if name:
+                    return name
+        if isinstance(tool.get("name"), str):
+            return tool["name"]
+    return ""
+
+
+def _decoded_tool(tool: Any) -> Any:
+    """OpenInference's `{tool: {json_schema: "<JSON text>"}}` as the definition it encodes."""
+    if isinstance(tool, dict) and set(tool) == {"tool"} and isinstance(tool["tool"], dict):
+        inner = tool["tool"]
+        if set(inner) == {"json_schema"} and isinstance(inner["json_schema"], str):
+            try:
+                return json.loads(inner["json_schema"])
+            except ValueError:
+                return tool
+    return tool
+
+
+@dataclass
+class _Shared:
+    """What runs share and the index shows once; filled while the runs are rendered, in order."""
+
+    prompts: dict[str, tuple[str, str]]  # digest → (label, text)
+    tools: dict[str, tuple[str, Any]]  # digest → (name, definition)
+    history: dict[str, tuple[str, str, int]]  # chain digest → (run id, run label, message count)
+
+    def prompt_label(self, text: str, first_use: str) -> str:
+        d = _digest(text)
+        if d not in self.prompts:
+            self.prompts[d] = (f"P{len(self.prompts) + 1} (first used in {first_use})", text)
+        return self.prompts[d][0].split(" ")[0]
+
+    def tool_names(self, tools: list[Any]) -> list[str]:
+        names = []
+        for tool in tools:
+            tool = _decoded_tool(tool)
+            name = _tool_name(tool) or f"tool {len(self.tools) + 1}"
+            d = _digest(name, json.dumps(tool, sort_keys=True, default=str))
+            self.tools.setdefault(d, (name, tool))
+            names.append(name)
+        return names
+
+
+def _chain(messages: list[tuple[str, str]]) -> list[str]:
+    """Digest of each prefix of a conversation: `out[k]` identifies messages[0..k]."""
+    out: list[str] = []
+    prev = ""
+    for role, text in messages:
+        prev = _digest(prev, role, text)
+        out.append(prev)
+    return out
+
+
+def _run_label(seq: int, run: TraceRun) -> str:
+    return f"step {run.step}" if run.step is not None else f"Run {seq:03d}"
+
+
+def _render_messages(seq: int, run: TraceRun, messages: list[Any], shared: _Shared, opts: RenderOptions) -> list[str]:
+    """Input messages new since the previous call of the same conversation; the rest by reference."""
+    views = [_message_view(m) for m in messages]
+    chain = _chain(views)
+    known = 0
+    source: tuple[str, str, int] | None = None
+    for k in range(len(chain), 0, -1):
+        if chain[k - 1] in shared.history:
+            known, source = k, shared.history[chain[k - 1]]
+            break
+    label = _run_label(seq, run)
+    for k, digest in enumerate(chain, start=1):
+        shared.history.setdefault(digest, (run.id, label, k))
+    lines = ["", f"### Input messages ({run.id})"]
+    if source is not None:
+        lines.append(f"Messages 0–{known - 1} of {len(views)} are the conversation already shown up to {source[1]} [run_id: {source[0]}]; only the new ones follow.")
+    for i in range(known, len(views)):
+        role, text = views[i]
+        if role == "system" and len(text) > 400:
+            ref = shared.prompt_label(text, f"{label} [run_id: {run.id}]")
+            lines += [f"#### message {i} · system", f"(system prompt {ref}, shown once in the index file)"]
+            continue
+        newest = i == len(views) - 1
+        lines += [f"#### message {i} · {role or 'message'}", _fence(text if newest else truncate(text, opts.max_field_chars))]
+    if known == len(views) and views:
+        lines.append("(no new messages)")
+    return lines
+
+
+def _register_output(run: TraceRun, seq: int, messages: list[Any], outputs: list[Any], shared: _Shared) -> None:
+    """Remember the conversation including this call's answer, so the next call, which repeats
+    that answer as its latest assistant message, shows only what came after it."""
+    views = [_message_view(m) for m in messages] + [_message_view(m) for m in outputs]
+    for k, digest in enumerate(_chain(views), start=1):
+        shared.history.setdefault(digest, (run.id, _run_label(seq, run), k))
+
+
+def _fields(title: str, run: TraceRun, value: Mapping[str, Any], opts: RenderOptions, *, whole: bool = False) -> list[str]:
+    """Inputs or outputs as one block of `key: value` text; each field cut on its own (head and
+    tail) unless `whole`. A lone `content` field is shown as its bare text."""
+    if list(value) == ["content"]:
+        parts = [_text_of(value["content"])]
+    else:
+        parts = [outline({key: item}) for key, item in value.items()]
+    body = "\n".join(part if whole else truncate(part, opts.max_field_chars) for part in parts)
+    return ["", f"### {title} ({run.id})", _fence(body)]
+
+
+def _render_run(seq: int, run: TraceRun, opts: RenderOptions, shared: _Shared) -> str:
+    label = _run_label(seq, run)
+    heading = f"## Step {run.step}: {run.name} [run_id: {run.id}]" if run.step is not None else f"## Run {seq:03d}: {run.name} [run_id: {run.id}]"
+    lines = [heading, "", f"- run_id: {run.id}"]
+    if run.step is not None:
+        lines.append(f"- step: {run.step} (0-based, as numbered in the source)")
+        lines.append(f"- agent: {run.name}")
+    else:
+        lines.append(f"- name: {run.name}")
     lines.append(f"- type: {run.run_type.value}")
     lines.append(f"- status: {run_status(run)}")
     if run.parent_run_id:
@@ -85,16 +324,156 @@ def _render_run(seq: int, run: TraceRun, opts: RenderOptions) -> str:
         lines.append(f"- duration_ms: {run.duration_ms:.0f}")
     if run.dotted_order:
         lines.append(f"- dotted_order: {run.dotted_order}")
-    for title, value in (("Inputs", run.inputs), ("Outputs", run.outputs), ("Metadata", run.metadata)):
-        if value:
-            lines += ["", f"### {title} ({run.id})", _fence(truncate(_dump(value), opts.max_field_chars))]
+    meta = dict(run.metadata)
+    for key in ("model", "span_kind", "role"):
+        if key in meta and _scalar(meta[key]) is not None:
+            lines.append(f"- {key}: {_scalar(meta.pop(key))}")
+    if isinstance(meta.get("tokens"), dict):
+        lines.append("- tokens: " + ", ".join(f"{k} {v}" for k, v in meta.pop("tokens").items()))
+
+    inputs = dict(run.inputs)
+    tools = inputs.pop("tools", None)
+    if isinstance(tools, list) and tools:
+        lines.append(f"- tools offered: {', '.join(shared.tool_names(tools))} (definitions in the index file)")
+    messages = inputs.pop("messages", None)
+    outputs = dict(run.outputs or {})
     if run.error:
         lines += ["", f"### Error ({run.id})", _fence(truncate(run.error, opts.max_field_chars))]
-    return "\n".join(lines)
+    if isinstance(messages, list) and messages:
+        lines += _render_messages(seq, run, messages, shared, opts)
+    elif messages is not None:
+        inputs["messages"] = messages
+    if inputs:
+        lines += _fields("Inputs", run, inputs, opts)
+    out_messages = outputs.pop("messages", None)
+    if isinstance(out_messages, list) and out_messages:
+        lines += ["", f"### Output messages ({run.id})"]
+        for i, msg in enumerate(out_messages):
+            role, text = _message_view(msg)
+            lines += [f"#### output {i} · {role or 'message'}", _fence(text)]
+        if isinstance(messages, list):
+            _register_output(run, seq, messages, out_messages, shared)
+    elif out_messages is not None:
+        outputs["messages"] = out_messages
+    if outputs:
+        lines += _fields("Outputs", run, outputs, opts, whole=True)
+    events = meta.pop("events", None)
+    if events:
+        lines += ["", f"### Events ({run.id})", _fence(truncate(outline(events), opts.max_field_chars))]
+    if meta:
+        lines += ["", f"### Metadata ({run.id})", _fence(truncate(outline(meta), opts.max_field_chars))]
+    return with_markers("\n".join(lines), f"[run_id: {run.id} · {label} · continued]", opts.marker_every_chars)
 
 
+# --- markers ----------------------------------------------------------------------------------
+def _wrap(line: str, width: int) -> list[str]:
+    """A line longer than `width` split at white space (or hard, when it has none)."""
+    out = []
+    while len(line) > width:
+        cut = line.rfind(" ", width // 2, width)
+        cut = cut if cut > 0 else width
+        out.append(line[:cut])
+        line = line[cut:].lstrip(" ") if cut < width else line[cut:]
+    out.append(line)
+    return out
+
+
+def with_markers(section: str, marker: str, every: int) -> str:
+    """`section` with `marker` on its own line at least every `every` characters.
+
+    A marker prefers a blank line once most of the interval is used, so it rarely splits a
+    paragraph; inside a code fence the fence is closed around it and reopened, so the content
+    reads the same. Over-long lines are wrapped at white space first (quotes are matched with
+    white space normalised, so wrapping keeps them findable).
+    """
+    if len(section) <= every:
+        return section
+    out: list[str] = []
+    since = 0
+    fence: str | None = None
+    for raw in section.split("\n"):
+        for line in _wrap(raw, every) if len(raw) > every else (raw,):
+            stripped = line.strip()
+            due = since + len(line) > every or (since > every * 3 // 5 and not stripped)
+            if due and since > 0:
+                out += [fence, marker, fence] if fence else [marker]
+                since = 0
+            out.append(line)
+            since += len(line) + 1
+            if fence is None and stripped.startswith("```") and set(stripped) == {"`"}:
+                fence = stripped
+            elif fence is not None and stripped == fence:
+                fence = None
+    return "\n".join(out)
+
+
+# --- files ------------------------------------------------------------------------------------
 def trace_file_name(trace: Trace, first: int, last: int) -> str:
     return f"{safe_name(trace.trace_id)}_runs_{first:03d}-{last:03d}.md"
+
+
+def _failed_rows(trace: Trace) -> list[str]:
+    rows = []
+    for seq, run in enumerate(trace.runs, start=1):
+        exceptions = [e for e in run.metadata.get("events") or [] if isinstance(e, dict) and e.get("name") == "exception"]
+        if not run.is_failed and not exceptions:
+            continue
+        what = (run.error or "exception event on a run whose status is not error").strip().splitlines()[0][:300]
+        rows.append(f"- {_run_label(seq, run)} [run_id: {run.id}] {run.name}: {what}")
+    return rows
+
+
+def _agents(trace: Trace) -> list[str]:
+    counts: dict[str, list[int]] = {}
+    for run in trace.runs:
+        if run.step is not None:
+            counts.setdefault(run.name, []).append(run.step)
+    return [f"- {name}: steps {', '.join(map(str, steps[:40]))}{' …' if len(steps) > 40 else ''}" for name, steps in counts.items()]
+
+
+def _index(trace: Trace, rows: list[str], shared: _Shared, opts: RenderOptions) -> str:
+    runs = trace.runs
+    failed = trace.get_failed_runs()
+    meta = {k: v for k, v in trace.metadata.items() if k not in ("labels", "task", "system_prompts")}
+    index = [
+        f"# Trace {trace.trace_id} — index",
+        "",
+        f"- trace_id: {trace.trace_id}",
+        f"- project: {trace.project_name or '(none)'}",
+        f"- runs: {len(runs)}",
+        f"- failed runs: {len(failed)}" + (f" ({', '.join(r.id for r in failed[:50])}{' …' if len(failed) > 50 else ''})" if failed else ""),
+    ]
+    if trace.start_time:
+        index.append(f"- start_time: {trace.start_time.isoformat()}")
+    if trace.end_time:
+        index.append(f"- end_time: {trace.end_time.isoformat()}")
+    task = trace.metadata.get("task")
+    if task:
+        index += ["", "## Task", _fence(str(task))]
+    agents = _agents(trace)
+    if agents:
+        index += ["", "## Agents (as named in the trace) and their steps", *agents]
+    prompts = trace.metadata.get("system_prompts") or {}
+    if prompts or shared.prompts:
+        index += ["", "## System prompts"]
+        for agent in sorted(prompts):
+            index += [f"### System prompt of {agent}", _fence(str(prompts[agent]))]
+        for label, text in shared.prompts.values():
+            index += [f"### System prompt {label}", _fence(text)]
+    if shared.tools:
+        index += ["", "## Tool definitions"]
+        for name, tool in shared.tools.values():
+            index += [f"### Tool {name}", _fence(outline(tool))]
+    fails = _failed_rows(trace)
+    if fails:
+        index += ["", "## Failed runs (status error or exception events)", *fails]
+    if runs:
+        index += ["", "| seq | run_id | name | type | status | file |", "|---|---|---|---|---|---|", *rows]
+    else:
+        index += ["", "This trace has no runs."]
+    if meta:
+        index += ["", "## Trace metadata", _fence(truncate(outline(meta), opts.max_field_chars))]
+    return "\n".join(index) + "\n"
 
 
 def render_trace_files(
@@ -113,6 +492,7 @@ def render_trace_files(
     tid = safe_name(trace.trace_id)
     files: list[RenderedFile] = []
     index_rows: list[str] = []
+    shared = _Shared({}, {}, {})
     runs = trace.runs
     for start in range(0, len(runs), opts.runs_per_file):
         chunk = runs[start : start + opts.runs_per_file]
@@ -125,32 +505,15 @@ def render_trace_files(
             f"- project: {trace.project_name or '(none)'}",
             f"- file: {name}",
             "",
+            "",
         ]
-        body = [_render_run(first + i, run, opts) for i, run in enumerate(chunk)]
+        body = [_render_run(first + i, run, opts, shared) for i, run in enumerate(chunk)]
         files.append((name, "\n".join(header) + "\n\n".join(body) + "\n"))
         for i, run in enumerate(chunk):
-            index_rows.append(f"| {first + i:03d} | {run.id} | {_cell(run.name)} | {run.run_type.value} | {run_status(run)} | {name} |")
+            seq = f"{first + i:03d}" + (f" (step {run.step})" if run.step is not None else "")
+            index_rows.append(f"| {seq} | {run.id} | {_cell(run.name)} | {run.run_type.value} | {run_status(run)} | {name} |")
 
-    failed = trace.get_failed_runs()
-    index = [
-        f"# Trace {trace.trace_id} — index",
-        "",
-        f"- trace_id: {trace.trace_id}",
-        f"- project: {trace.project_name or '(none)'}",
-        f"- runs: {len(runs)}",
-        f"- failed runs: {len(failed)}" + (f" ({', '.join(r.id for r in failed)})" if failed else ""),
-    ]
-    if trace.start_time:
-        index.append(f"- start_time: {trace.start_time.isoformat()}")
-    if trace.end_time:
-        index.append(f"- end_time: {trace.end_time.isoformat()}")
-    if runs:
-        index += ["", "| seq | run_id | name | type | status | file |", "|---|---|---|---|---|---|", *index_rows]
-    else:
-        index += ["", "This trace has no runs."]
-    if trace.metadata:
-        index += ["", "## Trace metadata", _fence(truncate(_dump(trace.metadata), opts.max_field_chars))]
-    files.append((f"{tid}_index.md", "\n".join(index) + "\n"))
+    files.append((f"{tid}_index.md", _index(trace, index_rows, shared, opts)))
 
     for kind, contents in (("prompt", prompts), ("eval", evals)):
         for fname in sorted(contents or {}):
