@@ -44,7 +44,7 @@ from refinery.errors import (
     TraceFormatError,
     UnsupportedFileError,
 )
-from refinery.inputs import InputFileError, load_expectation, read_files
+from refinery.inputs import InputFileError, expectation_for, load_expectation, read_files
 from refinery.prompts.system_prompts import STAGE3, STAGE4
 from refinery.report import gather, render_html, render_markdown
 from refinery.traces import load_trace
@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     trace_inputs.add_argument("--no-redact", action="store_true", help="upload secrets as they are (redaction is on by default)")
 
     analysis = _Parser(add_help=False)
-    analysis.add_argument("--expect", required=True, metavar="FILE", help="what the expert expected: JSON {description, expected_output, business_context, specific_issues} or plain text")
+    analysis.add_argument("--expect", metavar="FILE", help="what the expert expected: JSON {description, expected_output, business_context, specific_issues} or plain text (default: the task the trace states, if it states one)")
     analysis.add_argument("--out", default="refinery-out", metavar="DIR", help="artifacts directory (default: refinery-out); a rerun resumes from it")
     analysis.add_argument("--model", default="gpt-4o", help="model for every stage (default: gpt-4o)")
     analysis.add_argument("--stages", default="1-4", help="stages to run, 1-N (default: 1-4)")
@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--expires-days", type=int, default=1, metavar="D", help="store expiry after last use (default: 1)")
 
     p = sub.add_parser("plan", parents=[common, trace_inputs], help="no key, no network: the files and request bodies a run would send", epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--expect", required=True, metavar="FILE", help="the expectation file")
+    p.add_argument("--expect", metavar="FILE", help="the expectation file (default: the task the trace states, if it states one)")
     p.add_argument("--model", default="gpt-4o")
     p.add_argument("--show-bodies", action="store_true", help="print the request bodies in full")
 
@@ -191,7 +191,7 @@ def write_outputs(out: Path, result: StagedAnalysisResult, trace: Any, usage: di
 
 
 async def _analysis(args: argparse.Namespace, trace: Any, prompts: dict[str, str], evals: dict[str, str], store_id: str | None) -> int:
-    expectation = load_expectation(args.expect)
+    expectation = expectation_for(args.expect, trace)
     until = _stages(args.stages)
     out = Path(args.out)
     analyst = StagedFailureAnalyst(
@@ -252,7 +252,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
 async def cmd_plan(args: argparse.Namespace) -> int:
     """What a run would upload and send, with sizes — built offline, so it needs no key."""
     trace = load_trace(args.trace, format=args.format)
-    expectation = load_expectation(args.expect)
+    expectation = expectation_for(args.expect, trace)
     prompts, evals = read_files(args.prompts), read_files(args.evals)
     # No client is built: the analyst makes one only when it first talks to the API, which
     # `plan` never does (its test runs with no key and fails on any request).

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from refinery.core.models import DomainExpertExpectation
+from refinery.core.models import DomainExpertExpectation, Trace
 from refinery.errors import RefineryError
 
 
@@ -62,3 +62,20 @@ def load_expectation(path: str | Path) -> DomainExpertExpectation:
     if not text.strip():
         raise InputFileError(f"{path}: empty; describe what the agent should have done")
     return DomainExpertExpectation(description=text.strip())
+
+
+def expectation_for(path: str | Path | None, trace: Trace | None) -> DomainExpertExpectation:
+    """The expectation from `--expect`, or, without one, from the task the trace itself carries
+    (a step log's `question` / `task`): the agent was expected to accomplish that task.
+
+    Why a default: benchmark logs and many agent exports state their task, and "it should have
+    done what it was asked" is the expectation a user would otherwise type by hand.
+    """
+    if path is not None:
+        return load_expectation(path)
+    task = trace.metadata.get("task") if trace is not None else None
+    if not task:
+        raise InputFileError("--expect FILE is required: this trace holds no task to derive an expectation from")
+    return DomainExpertExpectation(
+        description=f"The agent accomplishes the task it was given, correctly and completely. The task: {str(task).strip()}",
+    )

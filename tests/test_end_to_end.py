@@ -16,7 +16,7 @@ from refinery.traces import load_trace
 from tests.fixtures_traces import EXPECTATION
 
 FIX = Path(__file__).parent / "fixtures"
-FORMATS = ["langsmith_runs.json", "langsmith_runs.jsonl", "langsmith_ingest.json", "otlp_trace.json", "otel_span_list.json", "otel_nested.json", "otel_attribute_map.json", "langfuse_export.json", "plain_chat.json"]
+FORMATS = ["langsmith_runs.json", "langsmith_runs.jsonl", "langsmith_ingest.json", "otlp_trace.json", "otel_span_list.json", "otel_nested.json", "otel_attribute_map.json", "langfuse_export.json", "plain_chat.json", "clickhouse_snake_nested.json", "clickhouse_camel_rows.json", "step_log_wrapped.json"]
 
 
 @pytest.mark.parametrize("name", FORMATS)

@@ -32,6 +32,7 @@ from refinery.integrations.responses_request_builder import (
 )
 from refinery.integrations.transport import ApiSettings, OpenAITransport, RetryPolicy
 from refinery.integrations.vector_store_manager import VectorStoreManager
+from refinery.testing.retrieval import chunk_text, chunking_window, token_starts
 from refinery.testing.server import OpenAITestServer
 from refinery.traces.render import RenderOptions, render_trace_files
 from tests.fixtures_traces import make_trace
@@ -198,3 +199,56 @@ async def test_text_output_for_a_plain_request():
             async with s.post(f"{server.base_url}/responses", json={"model": "gpt-4o", "input": "Reply PONG"}) as r:
                 resp = await r.json()
         assert output_text(resp) == "PONG"
+
+
+def test_chunks_are_800_token_windows_overlapping_by_400():
+    text = " ".join(f"w{i}" for i in range(5000))  # about 10 k approximate tokens
+    starts = token_starts(text)
+    chunks = chunk_text(text)
+    assert all(len(token_starts(c)) <= 800 for c in chunks)
+    assert text.startswith(chunks[0]) and text.endswith(chunks[-1])
+    # each window starts 400 tokens after the previous one
+    assert [text.index(c) for c in chunks[:3]] == [starts[0], starts[400], starts[800]]
+    assert len(chunks) == -(-(len(starts) - 800) // 400) + 1
+
+
+def test_a_static_chunking_strategy_sets_the_window():
+    text = " ".join(f"w{i}" for i in range(3000))
+    assert len(chunk_text(text, 200, 100)) > 3 * len(chunk_text(text, 800, 400))
+    assert chunking_window({"type": "static", "static": {"max_chunk_size_tokens": 300, "chunk_overlap_tokens": 0}}) == (300, 0)
+    assert chunking_window({"type": "auto"}) == chunking_window(None) == (800, 400)
+
+
+async def test_the_server_honours_chunking_strategy_and_answers_vector_store_search(tmp_path):
+    big = tmp_path / "big.md"
+    big.write_text("\n".join(f"row {i} mentions the refund ledger" for i in range(1200)))
+    async with OpenAITestServer() as server:
+        t = transport(server)
+        async with t:
+            vsm = VectorStoreManager(t, chunking_strategy={"type": "static", "static": {"max_chunk_size_tokens": 200, "chunk_overlap_tokens": 100}})
+            store = await vsm.create_store("s", expires_after_days=1)
+            await vsm.upload_files(store, [big])
+            await vsm.poll_ready(store, timeout_s=10, poll_s=0.05)
+            listed = await t.request("GET", f"/vector_stores/{store}/files")
+            found = await t.request("POST", f"/vector_stores/{store}/search", json={"query": "row 1100 refund", "max_num_results": 3})
+    assert listed.data["data"][0]["chunking_strategy"]["static"] == {"max_chunk_size_tokens": 200, "chunk_overlap_tokens": 100}
+    assert len(found.data["data"]) == 3 and found.data["object"] == "vector_store.search_results.page"
+    assert "row 1100 " in found.data["data"][0]["content"][0]["text"]
+    assert all(len(token_starts(r["content"][0]["text"])) <= 200 for r in found.data["data"])
+
+
+async def test_a_file_batch_over_2000_files_gets_the_apis_400():
+    async with OpenAITestServer() as server:
+        t = transport(server, max_retries=0)
+        async with t:
+            store = await VectorStoreManager(t).create_store("s", expires_after_days=1)
+            with pytest.raises(BadRequestError, match="a file batch holds 1 to 2000 files, got 2001"):
+                await t.request("POST", f"/vector_stores/{store}/file_batches", json={"file_ids": [f"file-{i}" for i in range(2001)]})
+
+
+async def test_a_chunking_strategy_out_of_bounds_gets_the_apis_400():
+    async with OpenAITestServer() as server:
+        t = transport(server, max_retries=0)
+        async with t:
+            with pytest.raises(BadRequestError, match="chunk_overlap_tokens must be"):
+                await t.request("POST", "/vector_stores", json={"name": "s", "chunking_strategy": {"type": "static", "static": {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 401}}})

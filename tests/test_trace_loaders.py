@@ -104,7 +104,7 @@ def test_plain_chat_log_of_a_multi_agent_run():
 
 @pytest.mark.parametrize(
     ("name", "fmt"),
-    [("langsmith_runs.json", "langsmith"), ("langsmith_ingest.json", "langsmith"), ("otlp_trace.json", "otel"), ("otel_span_list.json", "otel"), ("otel_nested.json", "otel"), ("otel_attribute_map.json", "otel"), ("langfuse_export.json", "langfuse"), ("plain_chat.json", "plain")],
+    [("langsmith_runs.json", "langsmith"), ("langsmith_ingest.json", "langsmith"), ("otlp_trace.json", "otel"), ("otel_span_list.json", "otel"), ("otel_nested.json", "otel"), ("otel_attribute_map.json", "otel"), ("langfuse_export.json", "langfuse"), ("plain_chat.json", "plain"), ("clickhouse_snake_nested.json", "otel"), ("clickhouse_camel_rows.json", "otel"), ("step_log_wrapped.json", "plain")],
 )
 def test_format_detection(name, fmt):
     assert detect_format(json.loads((FIX / name).read_text())) == fmt

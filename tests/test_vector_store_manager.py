@@ -10,6 +10,7 @@ from refinery.errors import (
     FileIndexingError,
     IndexingTimeoutError,
     UnsupportedFileError,
+    VectorStoreError,
 )
 from refinery.integrations.vector_store_manager import VectorStoreManager
 from tests.helpers import BASE, sent
@@ -148,3 +149,38 @@ async def test_unindexed_type_is_refused_before_any_upload(manager, mocked, file
         with pytest.raises(UnsupportedFileError, match="'.parquet' is not indexed"):
             await manager.upload_files(STORE, [files[0], binary])
     assert mocked.requests == {}
+
+
+async def test_chunking_strategy_goes_on_the_batch_or_on_each_entry(make_transport, mocked, files):
+    strategy = {"type": "static", "static": {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 400}}
+    manager = VectorStoreManager(make_transport(), chunking_strategy=strategy)
+    mock_uploads(mocked, 4)
+    mocked.post(f"{BASE}/vector_stores/{STORE}/file_batches", payload={"id": "vsfb_1"}, repeat=True)
+    async with manager.transport:
+        await manager.upload_files(STORE, files)
+        await manager.upload_files(STORE, files, attributes={files[0].name: {"group": 1}})
+    plain, per_file = sent(mocked, "POST", f"{BASE}/vector_stores/{STORE}/file_batches")
+    assert plain.kwargs["json"]["chunking_strategy"] == strategy
+    # with per-file entries the API ignores batch-level settings: each entry carries its own
+    assert "chunking_strategy" not in per_file.kwargs["json"]
+    assert [e["chunking_strategy"] for e in per_file.kwargs["json"]["files"]] == [strategy, strategy]
+
+
+async def test_more_files_than_one_batch_holds_go_in_several_batches(make_transport, mocked, tmp_path):
+    paths = []
+    for i in range(5):
+        p = tmp_path / f"f{i}.md"
+        p.write_text(f"# file {i}")
+        paths.append(p)
+    manager = VectorStoreManager(make_transport(), batch_size=2)
+    mock_uploads(mocked, 5)
+    mocked.post(f"{BASE}/vector_stores/{STORE}/file_batches", payload={"id": "vsfb_1"}, repeat=True)
+    async with manager.transport:
+        ids = await manager.upload_files(STORE, paths)
+    batches = sent(mocked, "POST", f"{BASE}/vector_stores/{STORE}/file_batches")
+    assert [b.kwargs["json"]["file_ids"] for b in batches] == [ids[0:2], ids[2:4], ids[4:5]]
+
+
+def test_a_batch_size_over_the_apis_limit_is_refused(make_transport):
+    with pytest.raises(VectorStoreError, match="batch_size must be 1-2000"):
+        VectorStoreManager(make_transport(), batch_size=2001)

@@ -63,7 +63,7 @@ from refinery.prompts.system_prompts import (
     SYSTEM,
     PromptTemplate,
 )
-from refinery.traces.render import RenderOptions, upload_files_for
+from refinery.traces.render import CHUNKING_STRATEGY, RenderOptions, upload_files_for
 
 log = logging.getLogger("refinery.staged")
 
@@ -195,7 +195,7 @@ class StagedFailureAnalyst(AnalystBase):
     @property
     def manager(self) -> VectorStoreManager:
         if self._manager is None:
-            self._manager = VectorStoreManager(self.client.transport)
+            self._manager = VectorStoreManager(self.client.transport, chunking_strategy=CHUNKING_STRATEGY)
         return self._manager
 
     def get_stage_metadata(self) -> dict[str, dict[str, Any]]:

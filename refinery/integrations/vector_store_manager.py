@@ -36,6 +36,7 @@ SUPPORTED_EXTENSIONS = frozenset(
 )
 FILE_PURPOSE = "assistants"  # the purpose file_search's vector stores take
 MAX_ATTRIBUTES = 16
+MAX_BATCH_FILES = 2000  # the spec's limit on one file batch; larger uploads go in several
 Attributes = Mapping[str, str | int | float | bool]
 ProgressCallback = Callable[[Mapping[str, int]], None]
 
@@ -59,9 +60,22 @@ def check_uploadable(paths: Sequence[str | Path]) -> list[Path]:
 class VectorStoreManager:
     """Create a store, upload and attach files, wait until indexed, clean up."""
 
-    def __init__(self, transport: OpenAITransport, *, upload_concurrency: int = 4) -> None:
+    def __init__(
+        self,
+        transport: OpenAITransport,
+        *,
+        upload_concurrency: int = 4,
+        chunking_strategy: Mapping[str, Any] | None = None,
+        batch_size: int = MAX_BATCH_FILES,
+    ) -> None:
+        """`chunking_strategy` (the API's `auto` / `static` object) is sent with every file
+        attached; None leaves the store's default. `batch_size` caps the files per batch."""
         self.transport = transport
         self.upload_concurrency = max(1, upload_concurrency)
+        self.chunking_strategy = dict(chunking_strategy) if chunking_strategy else None
+        if not 1 <= batch_size <= MAX_BATCH_FILES:
+            raise VectorStoreError(f"batch_size must be 1-{MAX_BATCH_FILES}, got {batch_size}")
+        self.batch_size = batch_size
         self.uploaded: dict[str, str] = {}  # file id → file name, for messages and cleanup
 
     async def create_store(
@@ -101,7 +115,8 @@ class VectorStoreManager:
         paths: Sequence[str | Path],
         attributes: Mapping[str, Attributes] | None = None,
     ) -> list[str]:
-        """Upload `paths` (several at once) and attach them to the store in one file batch.
+        """Upload `paths` (several at once) and attach them to the store in file batches of at
+        most `batch_size` files (one batch for most traces).
 
         `attributes` maps a file name (or path) to its attributes (≤ 16 keys of str/number/bool);
         they let a `file_search` call be restricted with `filters`. Returns the file ids in the
@@ -118,19 +133,29 @@ class VectorStoreManager:
                 return await self.upload_file(path)
 
         file_ids = list(await asyncio.gather(*(one(p) for p in checked)))
+        for start in range(0, len(file_ids), self.batch_size):
+            ids, batch_paths = file_ids[start : start + self.batch_size], checked[start : start + self.batch_size]
+            await self.transport.request("POST", f"/vector_stores/{store_id}/file_batches", json=self._batch_body(ids, batch_paths, attrs_for))
+        log.info("attached %d file(s) to %s in %d batch(es)", len(file_ids), store_id, -(-len(file_ids) // self.batch_size))
+        return file_ids
+
+    def _batch_body(self, file_ids: list[str], paths: list[Path], attrs_for: dict[Path, dict[str, Any]]) -> dict[str, Any]:
+        """One file batch: per-file entries when any file has attributes (the API then ignores
+        batch-level settings, so the chunking strategy goes on each entry), else plain ids."""
         if attrs_for:
             files = []
-            for fid, path in zip(file_ids, checked):
+            for fid, path in zip(file_ids, paths):
                 entry: dict[str, Any] = {"file_id": fid}
                 if path in attrs_for:
                     entry["attributes"] = attrs_for[path]
+                if self.chunking_strategy:
+                    entry["chunking_strategy"] = self.chunking_strategy
                 files.append(entry)
-            batch_body: dict[str, Any] = {"files": files}
-        else:
-            batch_body = {"file_ids": file_ids}
-        await self.transport.request("POST", f"/vector_stores/{store_id}/file_batches", json=batch_body)
-        log.info("attached %d file(s) to %s", len(file_ids), store_id)
-        return file_ids
+            return {"files": files}
+        body: dict[str, Any] = {"file_ids": file_ids}
+        if self.chunking_strategy:
+            body["chunking_strategy"] = self.chunking_strategy
+        return body
 
     async def poll_ready(
         self,

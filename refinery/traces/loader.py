@@ -63,6 +63,8 @@ def detect_format(data: Any) -> str | None:
 
 def read_json_or_jsonl(path: Path) -> Any:
     """A JSON document, or a JSONL file (one object a line) as a list."""
+    if path.is_dir():
+        raise TraceFormatError("is a directory; give one trace file (use `refinery batch` for a folder of traces)", source=str(path))
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -105,4 +107,8 @@ def load_trace(path_or_data: str | Path | Any, *, format: str | None = None) -> 
         )
     if fmt not in LOADERS:
         raise TraceFormatError(f"unknown format {fmt!r}; use one of {sorted(LOADERS)}", source=source)
-    return LOADERS[fmt](data, source)
+    trace = LOADERS[fmt](data, source)
+    if not trace.runs:
+        # an analysis of nothing would still be paid for, and would cite nothing
+        raise TraceFormatError(f"the trace has no runs (read as {fmt}); nothing to analyse", source=source)
+    return trace

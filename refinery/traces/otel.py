@@ -488,7 +488,7 @@ def load_otel(data: Any, source: str | None = None) -> Trace:
     elif is_attribute_map(data):
         spans.append(({"name": data.get("gen_ai.tool.name") or data.get("llm.model_name") or "span", "attributes": data}, None))
     else:
-        items = data.get("spans") or data.get("data") if isinstance(data, dict) else data
+        items = (data["spans"] if isinstance(data.get("spans"), list) else data.get("data")) if isinstance(data, dict) else data
         if not isinstance(items, list):
             raise TraceFormatError("expected OTLP/JSON resourceSpans or a list of spans", source=source)
         flat: list[dict[str, Any]] = []

@@ -100,9 +100,9 @@ def load_plain(data: Any, source: str | None = None) -> Trace:
                 outputs = {**(outputs or {}), "content": content}
         if item.get("tool_calls"):
             outputs = {**(outputs or {}), "tool_calls": item["tool_calls"]}
-        metadata = {k: v for k, v in item.items() if k not in _STEP_FIELDS}
+        step_meta = {k: v for k, v in item.items() if k not in _STEP_FIELDS}
         if role_as_written:
-            metadata["role"] = role_as_written
+            step_meta["role"] = role_as_written
         error = item.get("error")
         runs.append(
             TraceRun(
@@ -116,7 +116,7 @@ def load_plain(data: Any, source: str | None = None) -> Trace:
                 error=str(error) if error else None,
                 trace_id=trace_id,
                 step=i,
-                metadata=metadata,
+                metadata=step_meta,
             )
         )
     start, end = span_bounds(runs)

@@ -378,32 +378,61 @@ def _wrap(line: str, width: int) -> list[str]:
     return out
 
 
+def _break_rank(prev: tuple[str, str | None], line: tuple[str, str | None]) -> int:
+    """How good a place for a marker the boundary before `line` is: between messages or sections
+    best (a quote never spans one: a heading, or the edge of one of our own fences, not a fence
+    inside the content), then a blank line, then any line end."""
+    (prev_text, prev_fence), (text, fence) = prev, line
+    if fence is None and (text.startswith("#") or text.startswith("```") or prev_fence is not None):
+        return 3
+    if not text.strip() or not prev_text.strip():
+        return 2
+    return 1
+
+
 def with_markers(section: str, marker: str, every: int) -> str:
     """`section` with `marker` on its own line at least every `every` characters.
 
-    A marker prefers a blank line once most of the interval is used, so it rarely splits a
-    paragraph; inside a code fence the fence is closed around it and reopened, so the content
-    reads the same. Over-long lines are wrapped at white space first (quotes are matched with
-    white space normalised, so wrapping keeps them findable).
+    Within each interval the marker goes at the best boundary in its latter half (see
+    `_break_rank`), so it rarely splits a paragraph or a quote; inside a code fence the fence is
+    closed around it and reopened, so the content reads the same. Over-long lines are wrapped at
+    white space first (quotes are matched with white space normalised, so wrapping keeps them
+    findable).
     """
     if len(section) <= every:
         return section
-    out: list[str] = []
-    since = 0
+    lines: list[tuple[str, str | None]] = []  # (line, the fence open before it)
     fence: str | None = None
     for raw in section.split("\n"):
-        for line in _wrap(raw, every) if len(raw) > every else (raw,):
+        for line in _wrap(raw, every // 2) if len(raw) > every // 2 else (raw,):
+            lines.append((line, fence))
             stripped = line.strip()
-            due = since + len(line) > every or (since > every * 3 // 5 and not stripped)
-            if due and since > 0:
-                out += [fence, marker, fence] if fence else [marker]
-                since = 0
-            out.append(line)
-            since += len(line) + 1
             if fence is None and stripped.startswith("```") and set(stripped) == {"`"}:
                 fence = stripped
             elif fence is not None and stripped == fence:
                 fence = None
+    out: list[str] = []
+    start, size, i = 0, 0, 0
+    while i < len(lines):
+        length = len(lines[i][0]) + 1
+        if size + length > every and i > start:
+            best, best_rank, acc = i, 0, 0
+            for j in range(start + 1, i + 1):
+                acc += len(lines[j - 1][0]) + 1
+                if acc >= every * 2 // 5:
+                    rank = _break_rank(lines[j - 1], lines[j])
+                    # the latest best boundary, but the first of adjacent ones (before a heading,
+                    # not between it and its fence)
+                    if rank > best_rank or (rank == best_rank and j - 1 != best):
+                        best, best_rank = j, rank
+            out.extend(line for line, _ in lines[start:best])
+            open_fence = lines[best][1]
+            out += [open_fence, marker, open_fence] if open_fence else [marker]
+            start, size = best, sum(len(line) + 1 for line, _ in lines[best:i])
+            continue
+        size += length
+        i += 1
+    out.extend(line for line, _ in lines[start:])
     return "\n".join(out)
 
 
