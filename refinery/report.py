@@ -17,6 +17,7 @@ from refinery.core.models import Trace
 from refinery.traces.render import safe_name
 
 _RUN_REF = re.compile(r"\brun\s*#?\s*0*(\d+)\b", re.IGNORECASE)
+_STEP_REF = re.compile(r"\bstep[\s#-]*(\d+)\b", re.IGNORECASE)  # a step log's own numbering (run id step-<n>)
 _RUN_FILE = re.compile(r"_runs_(\d+)-(\d+)\.md$")
 
 
@@ -73,6 +74,9 @@ def _resolver(rows: list[RunRow]):
         for rid in ids_longest_first:
             if rid and rid in section:
                 return by_id[rid]
+        m = _STEP_REF.search(section)
+        if m and f"step-{m.group(1)}" in by_id:
+            return by_id[f"step-{m.group(1)}"]
         m = _RUN_REF.search(section)
         if m and int(m.group(1)) in by_seq:
             return by_seq[int(m.group(1))]

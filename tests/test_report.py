@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import html.parser
+from pathlib import Path
 
 import pytest
 
 from refinery.agents.staged_failure_analyst import StagedAnalysisResult
 from refinery.agents.staged_schemas import STAGE_MODELS
 from refinery.core.pricing import estimate_cost_usd, price_for
-from refinery.report import gather, render_html, render_markdown
+from refinery.report import _resolver, gather, render_html, render_markdown
+from refinery.traces import load_trace
 from tests.fake_openai import SAMPLES
 from tests.fixtures_traces import make_trace
 
@@ -89,3 +91,10 @@ def test_prices_by_model_family(model, price):
 def test_cost_counts_cached_tokens_at_their_price():
     assert estimate_cost_usd({"input_tokens": 1_000_000, "cached_tokens": 500_000, "output_tokens": 0}, "gpt-4o") == pytest.approx(1.875)
     assert estimate_cost_usd({"input_tokens": 10}, "unknown-model") is None
+
+
+def test_a_step_citation_links_to_that_step_of_a_step_log():
+    trace = load_trace(Path(__file__).parent / "fixtures" / "step_log_wrapped.json")
+    resolve = _resolver(gather(result(), trace).runs)
+    assert resolve("q-7_runs_001-006.md", "Step 4: Orchestrator (thought)").run_id == "step-4"
+    assert resolve("q-7_runs_001-006.md", "Run 005").run_id == "step-4"  # the file's sequence number still works
