@@ -22,10 +22,10 @@ from pydantic import BaseModel, Field
 
 from refinery.agents.staged_failure_analyst import STAGE_ARTIFACTS, StagedFailureAnalyst
 from refinery.core.artifacts import read_json, write_json_atomic, write_text_atomic
-from refinery.core.pricing import estimate_cost_usd
 from refinery.errors import RefineryError
-from refinery.inputs import InputFileError, load_expectation, read_files
+from refinery.inputs import InputFileError, expectation_for, read_files
 from refinery.integrations.responses_client import ResponsesClient
+from refinery.outputs import usage_summary, write_outputs
 from refinery.traces import load_trace
 from refinery.traces.render import safe_name
 
@@ -41,7 +41,7 @@ class BatchItem(BaseModel):
 
     name: str
     trace: str
-    expect: str
+    expect: str | None = None  # None: the task the trace states (see `inputs.expectation_for`)
     prompts: list[str] = Field(default_factory=list)
     evals: list[str] = Field(default_factory=list)
 
@@ -82,23 +82,26 @@ def discover(source: str | Path, default_expect: str | Path | None = None) -> li
     """Batch items from a folder of traces or a JSON manifest.
 
     Folder: every `*.json` / `*.jsonl` trace; its expectation is the sibling
-    `<stem>.expect.json|.txt|.md`, else `default_expect`. Manifest: a JSON list of
+    `<stem>.expect.json|.txt|.md`, else `default_expect` (which is never taken for a trace, even
+    when it sits in the folder), else the task the trace states. Manifest: a JSON list of
     `{"trace": …, "expect": …, "prompts": [...], "evals": [...], "name": …}` (paths relative to
     the manifest).
     """
     src = Path(source)
     items: list[BatchItem] = []
     if src.is_dir():
-        paths = sorted(p for p in src.iterdir() if p.is_file() and p.name.endswith(TRACE_SUFFIXES) and not p.name.endswith(EXPECT_SUFFIXES))
+        shared_expect = Path(default_expect).resolve() if default_expect else None
+        paths = sorted(
+            p for p in src.iterdir()
+            if p.is_file() and p.name.endswith(TRACE_SUFFIXES) and not p.name.endswith(EXPECT_SUFFIXES) and p.resolve() != shared_expect
+        )
         stems = [p.name[: -len(p.suffix)] for p in paths]
         for path, stem in zip(paths, stems):
             sibling = next((src / f"{stem}{s}" for s in EXPECT_SUFFIXES if (src / f"{stem}{s}").is_file()), None)
             expect = sibling or default_expect
-            if expect is None:
-                raise InputFileError(f"{path}: no expectation: add {stem}.expect.json beside it or pass --expect")
             # `run.json` and `run.jsonl` side by side get folders named after the whole file name
             name = safe_name(stem if stems.count(stem) == 1 else path.name)
-            items.append(BatchItem(name=name, trace=str(path), expect=str(expect)))
+            items.append(BatchItem(name=name, trace=str(path), expect=str(expect) if expect else None))
     elif src.is_file():
         try:
             manifest = json.loads(src.read_text(encoding="utf-8"))
@@ -111,14 +114,12 @@ def discover(source: str | Path, default_expect: str | Path | None = None) -> li
             if not isinstance(entry, dict) or "trace" not in entry:
                 raise InputFileError(f"{src}: item [{i}] needs a 'trace' path")
             expect = entry.get("expect") or default_expect
-            if expect is None:
-                raise InputFileError(f"{src}: item [{i}] has no 'expect' and no --expect was given")
             trace = base / entry["trace"]
             items.append(
                 BatchItem(
                     name=safe_name(str(entry.get("name") or Path(entry["trace"]).stem)),
                     trace=str(trace),
-                    expect=str(base / expect) if "expect" in entry else str(expect),
+                    expect=str(base / expect) if entry.get("expect") else (str(expect) if expect else None),
                     prompts=[str(base / p) for p in entry.get("prompts", [])],
                     evals=[str(base / p) for p in entry.get("evals", [])],
                 )
@@ -264,11 +265,11 @@ async def analyze_many(
 
 async def _analyze_one(item: BatchItem, out: Path, model: str, client: ResponsesClient, analyst_kwargs: dict[str, Any]) -> TraceOutcome:
     trace = load_trace(item.trace)
-    expectation = load_expectation(item.expect)
+    expectation = expectation_for(item.expect, trace)
     analyst = StagedFailureAnalyst(model=model, client=client, artifacts_dir=out, **analyst_kwargs)
     result = await analyst.analyze(trace, expectation, read_files(item.prompts), read_files(item.evals))
-    tokens = sum(u.total_tokens for u in result.usage.values())
-    costs = [estimate_cost_usd(u.model_dump(), u.model or model) for u in result.usage.values()]
+    usage = usage_summary(result, model, analyst.redaction.as_dict())
+    write_outputs(out, result, trace, usage)  # each trace's folder holds its report, as `run`'s does
     diagnosis, synthesis = result.diagnosis, result.synthesis
     return TraceOutcome(
         name=item.name,
@@ -279,6 +280,6 @@ async def _analyze_one(item: BatchItem, out: Path, model: str, client: Responses
         root_cause=diagnosis.root_cause if diagnosis else None,
         failure_type=diagnosis.failure_type.value if diagnosis else None,
         confidence=diagnosis.confidence.value if diagnosis else None,
-        tokens=tokens,
-        cost_usd=None if any(c is None for c in costs) else round(sum(c for c in costs if c is not None), 6),
+        tokens=usage["total"]["total_tokens"],
+        cost_usd=usage["total"]["estimated_cost_usd"],
     )

@@ -22,15 +22,11 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from refinery.agents.staged_failure_analyst import (
-    STAGE_ARTIFACTS,
-    StagedAnalysisResult,
     StagedFailureAnalyst,
     compact_json,
     group_filter,
     plan_groups,
 )
-from refinery.core.artifacts import write_json_atomic, write_text_atomic
-from refinery.core.pricing import PRICES_AS_OF, estimate_cost_usd
 from refinery.core.tokens import estimate_body_tokens, estimate_tokens
 from refinery.errors import (
     APIConnectionError,
@@ -45,8 +41,8 @@ from refinery.errors import (
     UnsupportedFileError,
 )
 from refinery.inputs import InputFileError, expectation_for, load_expectation, read_files
+from refinery.outputs import usage_summary, write_outputs
 from refinery.prompts.system_prompts import STAGE3, STAGE4
-from refinery.report import gather, render_html, render_markdown
 from refinery.traces import load_trace
 
 EXIT_OK, EXIT_USAGE, EXIT_ACCESS, EXIT_FAILED = 0, 2, 3, 4
@@ -164,30 +160,6 @@ def _indexing(counts: Any) -> None:
 
 def _emit(args: argparse.Namespace, human: str, data: dict[str, Any]) -> None:
     print(json.dumps(data, indent=2, default=str) if args.json else human)
-
-
-def usage_summary(result: StagedAnalysisResult, model: str, redactions: dict[str, int] | None = None) -> dict[str, Any]:
-    stages: dict[str, Any] = {}
-    counted = ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "total_tokens")
-    total: dict[str, Any] = dict.fromkeys(counted, 0)
-    costs: list[float | None] = []
-    for stage, u in sorted(result.usage.items()):
-        d: dict[str, Any] = {k: getattr(u, k) for k in counted}
-        d["estimated_cost_usd"] = estimate_cost_usd(d, u.model or model)
-        stages[stage] = d
-        costs.append(d["estimated_cost_usd"])
-        for k in counted:
-            total[k] += d[k]
-    total["estimated_cost_usd"] = None if any(c is None for c in costs) else round(sum(c for c in costs if c is not None), 10)
-    return {"model": model, "prices_as_of": PRICES_AS_OF, "cost_is_estimate": True, "stages": stages, "total": total, "redactions": redactions or {}}
-
-
-def write_outputs(out: Path, result: StagedAnalysisResult, trace: Any, usage: dict[str, Any]) -> list[str]:
-    view = gather(result, trace, usage)
-    write_json_atomic(out / "usage.json", usage)
-    write_text_atomic(out / "report.md", render_markdown(view))
-    write_text_atomic(out / "report.html", render_html(view))
-    return [str(out / n) for n in (*[STAGE_ARTIFACTS[s] for s in sorted(result.usage)], "report.md", "report.html", "usage.json")]
 
 
 async def _analysis(args: argparse.Namespace, trace: Any, prompts: dict[str, str], evals: dict[str, str], store_id: str | None) -> int:

@@ -75,7 +75,10 @@ def expectation_for(path: str | Path | None, trace: Trace | None) -> DomainExper
         return load_expectation(path)
     task = trace.metadata.get("task") if trace is not None else None
     if not task:
-        raise InputFileError("--expect FILE is required: this trace holds no task to derive an expectation from")
+        raise InputFileError(
+            "no expectation: give --expect FILE (in a batch folder, or <name>.expect.json beside the trace); "
+            "this trace states no task to derive one from"
+        )
     return DomainExpertExpectation(
         description=f"The agent accomplishes the task it was given, correctly and completely. The task: {str(task).strip()}",
     )

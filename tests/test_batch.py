@@ -39,9 +39,37 @@ def test_discover_keeps_same_stem_traces_apart(folder):
     assert "langsmith_runs.json" in names and "langsmith_runs.jsonl" in names and len(set(names)) == len(names)
 
 
-def test_discover_needs_an_expectation(folder):
-    with pytest.raises(RefineryError, match="no expectation"):
-        discover(folder)
+def test_discover_leaves_a_missing_expectation_to_the_traces_own_task(folder):
+    items = {i.name: i.expect for i in discover(folder)}
+    assert items["langsmith_runs"] is None and items["plain_chat"].endswith("plain_chat.expect.txt")
+
+
+def test_the_shared_expectation_inside_the_folder_is_not_taken_for_a_trace(folder):
+    shared = folder / "expectation.json"
+    shutil.copy(FIX / "expectation.json", shared)
+    items = discover(folder, shared)
+    assert "expectation" not in [i.name for i in items] and all(i.expect for i in items)
+
+
+async def test_each_trace_folder_holds_its_report_and_usage(openai_env, folder, tmp_path):
+    out = tmp_path / "out"
+    [item] = [i for i in discover(folder, FIX / "expectation.json") if i.name == "plain_chat"]
+    client = ResponsesClient(api_key="sk-x", base_url=openai_env.base_url)
+    summary = await analyze_many([item], out_dir=out, client=client)
+    await client.close()
+    usage = json.loads((out / "plain_chat" / "usage.json").read_text())
+    assert usage["total"]["total_tokens"] == summary.outcomes["plain_chat"].tokens > 0
+    assert (out / "plain_chat" / "report.md").read_text().startswith("# Why the run failed")
+    assert (out / "plain_chat" / "report.html").is_file()
+
+
+async def test_a_trace_with_no_expectation_and_no_task_fails_alone_with_a_clear_error(openai_env, folder, tmp_path):
+    client = ResponsesClient(api_key="sk-x", base_url=openai_env.base_url)
+    summary = await analyze_many(discover(folder), out_dir=tmp_path / "out", client=client)
+    await client.close()
+    assert summary.outcomes["plain_chat"].status == "done"
+    failed = summary.outcomes["otlp_trace"]
+    assert failed.status == "failed" and failed.error_type == "InputFileError" and "no expectation: give --expect FILE" in failed.error
 
 
 def test_discover_reads_a_manifest(tmp_path):

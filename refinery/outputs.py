@@ -1,0 +1,47 @@
+"""What an analysis leaves on disk — usage with estimated cost, `report.md`, `report.html` —
+written the same way by `refinery run`, `refinery batch` and library callers.
+
+Why one module: the totals and the report were computed in two places (the CLI and the batch
+runner) and had started to disagree; a batch item's folder had no report at all.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from refinery.agents.staged_failure_analyst import STAGE_ARTIFACTS, StagedAnalysisResult
+from refinery.core.artifacts import write_json_atomic, write_text_atomic
+from refinery.core.models import Trace
+from refinery.core.pricing import PRICES_AS_OF, estimate_cost_usd
+from refinery.report import gather, render_html, render_markdown
+
+USAGE_ARTIFACT = "usage.json"
+COUNTED = ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "total_tokens")
+
+
+def usage_summary(result: StagedAnalysisResult, model: str, redactions: dict[str, int] | None = None) -> dict[str, Any]:
+    """Tokens and estimated cost per stage and in total (cost None when a price is unknown)."""
+    stages: dict[str, Any] = {}
+    total: dict[str, Any] = dict.fromkeys(COUNTED, 0)
+    costs: list[float | None] = []
+    for stage, u in sorted(result.usage.items()):
+        d: dict[str, Any] = {k: getattr(u, k) for k in COUNTED}
+        d["estimated_cost_usd"] = estimate_cost_usd(d, u.model or model)
+        stages[stage] = d
+        costs.append(d["estimated_cost_usd"])
+        for k in COUNTED:
+            total[k] += d[k]
+    total["estimated_cost_usd"] = None if any(c is None for c in costs) else round(sum(c for c in costs if c is not None), 10)
+    return {"model": model, "prices_as_of": PRICES_AS_OF, "cost_is_estimate": True, "stages": stages, "total": total, "redactions": redactions or {}}
+
+
+def write_outputs(out: str | Path, result: StagedAnalysisResult, trace: Trace | None, usage: dict[str, Any]) -> list[str]:
+    """`usage.json`, `report.md` and `report.html` in `out`, each written atomically; returns
+    every artifact of the analysis (the stage files too)."""
+    out = Path(out)
+    view = gather(result, trace, usage)
+    write_json_atomic(out / USAGE_ARTIFACT, usage)
+    write_text_atomic(out / "report.md", render_markdown(view))
+    write_text_atomic(out / "report.html", render_html(view))
+    return [str(out / n) for n in (*[STAGE_ARTIFACTS[s] for s in sorted(result.usage)], "report.md", "report.html", USAGE_ARTIFACT)]
