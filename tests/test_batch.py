@@ -10,7 +10,6 @@ import pytest
 
 from refinery.batch import BatchItem, analyze_many, discover
 from refinery.cli import amain
-from refinery.errors import RefineryError
 from refinery.integrations.responses_client import ResponsesClient
 from refinery.testing.faults import Fault
 
