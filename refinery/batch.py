@@ -113,13 +113,13 @@ def discover(source: str | Path, default_expect: str | Path | None = None) -> li
         for i, entry in enumerate(manifest):
             if not isinstance(entry, dict) or "trace" not in entry:
                 raise InputFileError(f"{src}: item [{i}] needs a 'trace' path")
-            expect = entry.get("expect") or default_expect
+            own_expect = entry.get("expect")
             trace = base / entry["trace"]
             items.append(
                 BatchItem(
                     name=safe_name(str(entry.get("name") or Path(entry["trace"]).stem)),
                     trace=str(trace),
-                    expect=str(base / expect) if entry.get("expect") else (str(expect) if expect else None),
+                    expect=str(base / own_expect) if own_expect else (str(default_expect) if default_expect else None),
                     prompts=[str(base / p) for p in entry.get("prompts", [])],
                     evals=[str(base / p) for p in entry.get("evals", [])],
                 )

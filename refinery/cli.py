@@ -39,6 +39,7 @@ from refinery.errors import (
     RequestBuildError,
     TraceFormatError,
     UnsupportedFileError,
+    VectorStoreGoneError,
 )
 from refinery.inputs import InputFileError, expectation_for, load_expectation, read_files
 from refinery.outputs import usage_summary, write_outputs
@@ -51,7 +52,7 @@ EXIT_CODES_HELP = """exit codes:
   2  bad usage or bad input (missing file, unrecognised trace, bad expectation)
   3  authentication, quota or connection problem (key, account, base URL)
   4  the analysis failed (rate limits that never cleared, unusable output, server errors)"""
-INPUT_ERRORS = (TraceFormatError, InputFileError, UnsupportedFileError, RequestBuildError)
+INPUT_ERRORS = (TraceFormatError, InputFileError, UnsupportedFileError, RequestBuildError, VectorStoreGoneError)
 ACCESS_ERRORS = (AuthenticationError, PermissionDeniedError, QuotaExceededError, APIConnectionError, CanaryError, ConfigurationError)
 
 

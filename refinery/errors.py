@@ -171,6 +171,16 @@ class FileIndexingError(VectorStoreError):
         super().__init__("file(s) failed indexing: " + "; ".join(parts))
 
 
+class VectorStoreGoneError(VectorStoreError):
+    """A vector store no longer exists or has expired (deleted, past `expires_after`, or made on
+    another server); its files must be uploaded again."""
+
+    def __init__(self, store_id: str, reason: str, hint: str = "") -> None:
+        self.store_id = store_id
+        self.reason = reason
+        super().__init__(f"vector store {store_id} is gone ({reason})" + (f"; {hint}" if hint else ""))
+
+
 class IndexingTimeoutError(VectorStoreError):
     """Indexing did not finish in time; says how many files were still in progress."""
 

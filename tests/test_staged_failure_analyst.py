@@ -83,7 +83,8 @@ async def test_full_flow_sends_spec_valid_bodies_and_chains_stage_json(fake, ana
         assert art["meta"]["prompt_version"] == result.prompt_versions[stage]
         assert art["trace_id"] == "t1"
     assert not list(out.glob(".*.tmp"))
-    assert sorted(p.name for p in (out / "files").iterdir()) == sorted(json.loads((out / "store.json").read_text())["files"])
+    assert sorted(p.name for p in (out / "files").iterdir()) == sorted(n for n, _ in analyst.render(make_trace(), EXPECTATION, PROMPTS, EVALS))
+    assert not (out / "store.json").exists()  # the store was deleted, so a rerun must never reuse it
 
     assert ("stage1", "start") in events and ("stage4", "end") in events
     assert "vs_test" in fake.deleted  # store deleted at the end

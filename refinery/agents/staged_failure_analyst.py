@@ -37,7 +37,7 @@ from refinery.agents.staged_schemas import (
     SynthesisOutput,
     TraceAnalysisOutput,
 )
-from refinery.core.artifacts import read_json, write_json_atomic
+from refinery.core.artifacts import read_json, write_json_atomic, write_text_atomic
 from refinery.core.interfaces import FileContents
 from refinery.core.models import (
     Diagnosis,
@@ -46,7 +46,7 @@ from refinery.core.models import (
     Trace,
     TraceAnalysis,
 )
-from refinery.errors import RefineryError, StageError
+from refinery.errors import FileIndexingError, RefineryError, StageError, VectorStoreGoneError
 from refinery.integrations.response_output import CallUsage
 from refinery.integrations.responses_client import ResponsesClient
 from refinery.integrations.responses_request_builder import (
@@ -190,6 +190,7 @@ class StagedFailureAnalyst(AnalystBase):
         self._groups: list[StageGroup] = []
         self._trace_id: str | None = None
         self._created_store = False
+        self._file_ids: list[str] = []
 
     # --- lifecycle ------------------------------------------------------------------------
     @property
@@ -234,24 +235,47 @@ class StagedFailureAnalyst(AnalystBase):
     ) -> str:
         """Render, upload and index the files; return the vector store id.
 
-        With `store_id` (or one recorded in the artifacts directory for this trace) nothing is
-        uploaded again.
+        With `store_id` nothing is uploaded. A store recorded in the artifacts directory for this
+        trace is reused once it is ready (polled again, since a run may have stopped while it
+        was indexing); one that is gone, failed, or never got all its files is made anew.
+        `store.json` says `ready: true` only after indexing completed.
         """
         files = self.render(trace, expectation, prompts, evals)
         self._layout(trace, files)
-        store_id = store_id or self.store_id or self._recorded_store(trace.trace_id)
-        if store_id:
-            self.store_id = store_id
-            return store_id
+        given = store_id or self.store_id
+        if given:
+            self.store_id = given
+            return given
+        recorded = self._recorded_store(trace.trace_id)
+        if recorded is not None and await self._reusable(recorded, len(files), on_progress):
+            return recorded["store_id"]
+        return await self._create_store(trace, files, name, on_progress)
+
+    async def _reusable(self, recorded: dict[str, Any], n_files: int, on_progress: Callable[[Mapping[str, int]], None] | None) -> bool:
+        """Whether the store an earlier run recorded can serve this run (polled until ready)."""
+        store_id = str(recorded["store_id"])
+        try:
+            counts = await self.manager.poll_ready(store_id, timeout_s=self.poll_timeout_s, on_progress=on_progress)
+            if counts.get("completed", 0) < n_files:
+                raise VectorStoreGoneError(store_id, f"holds {counts.get('completed', 0)} of {n_files} files; the upload was interrupted")
+        except (VectorStoreGoneError, FileIndexingError) as exc:
+            log.warning("%s; re-creating it from the trace (stage artifacts are kept)", exc)
+            await self._discard(store_id, recorded.get("file_ids") or [])
+            return False
+        self.store_id = store_id
+        self._created_store = True  # this analyst's artifacts made it: cleaned up like a new one
+        self._file_ids = list(recorded.get("file_ids") or [])
+        if not recorded.get("ready"):
+            self._record_store(trace_id=str(recorded.get("trace_id")), files=recorded.get("files") or [], ready=True)
+        return True
+
+    async def _create_store(
+        self, trace: Trace, files: list[tuple[str, str]], name: str | None, on_progress: Callable[[Mapping[str, int]], None] | None
+    ) -> str:
         await self._emit("prepare", "start", files=len(files))
         with tempfile.TemporaryDirectory(prefix="refinery-") as tmp:
             folder = (self.artifacts_dir / "files") if self.artifacts_dir else Path(tmp)
-            folder.mkdir(parents=True, exist_ok=True)
-            paths = []
-            for name, text in files:
-                path = folder / name
-                path.write_text(text, encoding="utf-8")
-                paths.append(path)
+            paths = [write_text_atomic(folder / file_name, text) for file_name, text in files]
             store_id = await self.manager.create_store(
                 (name or f"refinery-{trace.trace_id}")[:256],
                 expires_after_days=self.expires_after_days,
@@ -259,27 +283,61 @@ class StagedFailureAnalyst(AnalystBase):
             )
             self.store_id = store_id
             self._created_store = True
-            await self.manager.upload_files(store_id, paths, attributes=file_attributes(files, self._groups))
-        if self.artifacts_dir:
-            write_json_atomic(self.artifacts_dir / STORE_ARTIFACT, {"store_id": store_id, "trace_id": trace.trace_id, "files": [n for n, _ in files]})
+            self._record_store(trace.trace_id, [n for n, _ in files], ready=False)
+            self._file_ids = await self.manager.upload_files(store_id, paths, attributes=file_attributes(files, self._groups))
+        self._record_store(trace.trace_id, [n for n, _ in files], ready=False)
         await self.manager.poll_ready(store_id, timeout_s=self.poll_timeout_s, on_progress=on_progress)
+        self._record_store(trace.trace_id, [n for n, _ in files], ready=True)
         await self._emit("prepare", "end", store_id=store_id, files=len(files))
         return store_id
 
-    def _recorded_store(self, trace_id: str) -> str | None:
+    def _record_store(self, trace_id: str, files: list[str], *, ready: bool) -> None:
+        if self.artifacts_dir:
+            write_json_atomic(
+                self.artifacts_dir / STORE_ARTIFACT,
+                {"store_id": self.store_id, "trace_id": trace_id, "ready": ready, "files": files, "file_ids": self._file_ids},
+            )
+
+    def _finished(self, trace: Trace, until_stage: int) -> bool:
+        """Whether the artifacts already hold stages 1…`until_stage` of this trace."""
+        if self.artifacts_dir is None:
+            return False
+        for stage in list(STAGE_ARTIFACTS)[:until_stage]:
+            data = read_json(self.artifacts_dir / STAGE_ARTIFACTS[stage])
+            if not isinstance(data, dict) or data.get("trace_id") != trace.trace_id or "output" not in data:
+                return False
+        return True
+
+    def _recorded_store(self, trace_id: str) -> dict[str, Any] | None:
         if self.artifacts_dir is None:
             return None
         data = read_json(self.artifacts_dir / STORE_ARTIFACT)
         if isinstance(data, dict) and data.get("trace_id") == trace_id and data.get("store_id"):
-            return str(data["store_id"])
+            return data
         return None
+
+    async def _discard(self, store_id: str, file_ids: list[str]) -> None:
+        """Delete a store and files that cannot be used; they expire anyway, so failures only log."""
+        try:
+            await self.manager.delete_store(store_id)
+        except RefineryError as exc:
+            log.info("could not delete vector store %s: %s", store_id, exc)
+        try:
+            await self.manager.delete_files(file_ids)
+        except RefineryError as exc:
+            log.info("could not delete files of %s: %s", store_id, exc)
 
     async def _groups_from_store(self) -> None:
         """For a store prepared elsewhere (`refinery init`): read the group count it recorded."""
         if self._groups or not self.store_id:
             return
-        resp = await self.client.transport.request("GET", f"/vector_stores/{self.store_id}")
-        meta = resp.data.get("metadata") or {}
+        try:
+            data = await self.manager.get_store(self.store_id)
+        except VectorStoreGoneError as exc:
+            raise VectorStoreGoneError(
+                exc.store_id, exc.reason, "prepare it again with `refinery init TRACE`, or use `refinery run TRACE`"
+            ) from None
+        meta = data.get("metadata") or {}
         n = int(meta.get("refinery_groups") or 1)
         self._trace_id = self._trace_id or meta.get("refinery_trace_id")
         self._groups = [StageGroup(g, 0, 0, ()) for g in range(1, n + 1)]
@@ -514,15 +572,20 @@ class StagedFailureAnalyst(AnalystBase):
         self._trace_id = self._trace_id or trace_id
 
     async def cleanup(self) -> None:
-        """Delete the store (and its files) this analyst created, unless asked to keep it."""
+        """Delete the store (and its files) this analyst's artifacts made, unless asked to keep it —
+        after a resumed run too."""
         if self.keep_store or not self._created_store or not self.store_id:
             return
         try:
             await self.manager.delete_store(self.store_id)
-            await self.manager.delete_files()
+            await self.manager.delete_files(sorted(set(self._file_ids) | set(self.manager.uploaded)))
         except RefineryError as exc:  # the store expires by itself; do not fail the analysis
             log.warning("could not delete vector store %s: %s", self.store_id, exc)
-        self._created_store = False
+            return
+        finally:
+            self._created_store = False
+        if self.artifacts_dir is not None:
+            (self.artifacts_dir / STORE_ARTIFACT).unlink(missing_ok=True)
 
     async def analyze(
         self,
@@ -540,7 +603,9 @@ class StagedFailureAnalyst(AnalystBase):
         With `trace=None` the analysis runs on an existing store (`store_id`) prepared by
         `refinery init`. `on_progress` hears the indexing file counts while the store fills.
         """
-        if trace is not None:
+        if trace is not None and self._finished(trace, until_stage):
+            self._layout(trace, self.render(trace, expectation, prompts, evals))  # every stage is on disk: no store needed
+        elif trace is not None:
             await self.prepare(trace, expectation, prompts, evals, store_id=store_id, on_progress=on_progress)
         elif store_id or self.store_id:
             self.store_id = store_id or self.store_id
@@ -559,7 +624,8 @@ class StagedFailureAnalyst(AnalystBase):
                 result.synthesis = await self.run_stage4(s1, s2, s3)
             succeeded = True
         finally:
-            if succeeded or self.artifacts_dir is None:
+            # kept after a failure or a partial run (`--stages 1-2`): a rerun continues in it
+            if (succeeded and until_stage >= 4) or self.artifacts_dir is None:
                 await self.cleanup()
         result.trace_id = self._trace_id or result.trace_id
         for stage, meta in self._stage_meta.items():

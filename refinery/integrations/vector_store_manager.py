@@ -20,8 +20,10 @@ import aiohttp
 from refinery.errors import (
     FileIndexingError,
     IndexingTimeoutError,
+    NotFoundError,
     UnsupportedFileError,
     VectorStoreError,
+    VectorStoreGoneError,
 )
 from refinery.integrations.transport import OpenAITransport
 
@@ -93,6 +95,16 @@ class VectorStoreManager:
         store_id = resp.data["id"]
         log.info("created vector store %s (%s)", store_id, name)
         return str(store_id)
+
+    async def get_store(self, store_id: str) -> dict[str, Any]:
+        """The store object; `VectorStoreGoneError` when it was deleted or has expired."""
+        try:
+            resp = await self.transport.request("GET", f"/vector_stores/{store_id}")
+        except NotFoundError:
+            raise VectorStoreGoneError(store_id, "not found: deleted, or made on another server") from None
+        if resp.data.get("status") == "expired":
+            raise VectorStoreGoneError(store_id, "expired")
+        return dict(resp.data)
 
     async def upload_file(self, path: Path) -> str:
         """One multipart `POST /files`; returns the file id."""
@@ -172,8 +184,8 @@ class VectorStoreManager:
         clock = self.transport.clock
         deadline = clock() + timeout_s
         while True:
-            resp = await self.transport.request("GET", f"/vector_stores/{store_id}")
-            counts = {k: int(v) for k, v in (resp.data.get("file_counts") or {}).items()}
+            data = await self.get_store(store_id)
+            counts = {k: int(v) for k, v in (data.get("file_counts") or {}).items()}
             if on_progress is not None:
                 on_progress(counts)
             if counts.get("failed", 0) > 0:

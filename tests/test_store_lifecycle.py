@@ -1,0 +1,88 @@
+"""The vector store across interrupted and resumed runs: recorded as ready only once indexed,
+re-polled or re-created on a rerun, cleaned up after resumed runs too, named as asked."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
+from refinery.cli import amain
+from refinery.errors import IndexingTimeoutError
+from refinery.integrations.responses_client import ResponsesClient
+from refinery.testing.server import OpenAITestServer
+from refinery.traces import load_trace
+from tests.fixtures_traces import EXPECTATION
+
+FIX = Path(__file__).parent / "fixtures"
+TRACE = FIX / "clickhouse_snake_nested.json"
+
+
+async def analyse(server: OpenAITestServer, out: Path, until: int = 4, **kw):
+    async with ResponsesClient(api_key="sk-x", base_url=server.base_url) as client:
+        analyst = StagedFailureAnalyst(client=client, artifacts_dir=out, **kw)
+        return await analyst.analyze(load_trace(TRACE), EXPECTATION, until_stage=until)
+
+
+async def test_a_run_stopped_while_indexing_resumes_into_an_indexed_store(tmp_path):
+    out = tmp_path / "out"
+    async with OpenAITestServer(indexing_delay_s=0.6) as server:
+        with pytest.raises(IndexingTimeoutError):
+            await analyse(server, out, poll_timeout_s=0.05)
+        recorded = json.loads((out / "store.json").read_text())
+        assert recorded["ready"] is False and len(recorded["file_ids"]) == len(recorded["files"])
+        result = await analyse(server, out, poll_timeout_s=10)
+        assert server.stats["POST /v1/vector_stores"] == 1  # the rerun waited for the same store
+        cited = {e.run_id for e in result.trace_analysis.timeline}
+        assert cited & {r.id for r in load_trace(TRACE).runs}  # it retrieved the trace, not an empty store
+        assert server.stores == {} and server.files == {}  # and cleaned up after itself
+
+
+async def test_a_store_that_is_gone_is_made_again_and_stage_artifacts_are_kept(tmp_path, caplog):
+    out = tmp_path / "out"
+    async with OpenAITestServer() as server:
+        await analyse(server, out, until=1)  # stops after stage 1 with the store kept for the rest
+        stage1 = (out / "stage1_trace_analysis.json").read_text()
+        server.stores.clear()  # expired, deleted, or another server
+        with caplog.at_level(logging.WARNING, logger="refinery"):
+            result = await analyse(server, out)
+        assert result.synthesis is not None
+        assert (out / "stage1_trace_analysis.json").read_text() == stage1  # not paid for again
+        assert server.stats["POST /v1/vector_stores"] == 2
+        [line] = [r.getMessage() for r in caplog.records if "re-creating" in r.getMessage()]
+        assert "is gone (not found" in line and "stage artifacts are kept" in line
+
+
+async def test_a_resumed_run_deletes_its_store_and_files(tmp_path):
+    out = tmp_path / "out"
+    async with OpenAITestServer() as server:
+        await analyse(server, out, until=2)
+        assert len(server.stores) == 1 and server.files
+        await analyse(server, out)
+        assert server.stores == {} and server.files == {}
+        assert not (out / "store.json").exists()
+
+
+async def test_a_finished_analysis_rerun_uploads_nothing(tmp_path):
+    out = tmp_path / "out"
+    async with OpenAITestServer() as server:
+        await analyse(server, out)
+        before = dict(server.stats)
+        await analyse(server, out)
+        assert server.stats == before
+
+
+async def test_init_names_the_store_as_asked(openai_env, tmp_path):
+    assert await amain(["init", str(TRACE), "--name", "my-store", "--json"]) == 0
+    [store] = openai_env.stores.values()
+    assert store.name == "my-store"
+
+
+async def test_analyze_on_a_store_that_is_gone_says_what_to_do(openai_env, tmp_path, capsys):
+    rc = await amain(["analyze", "--store", "vs_gone", "--expect", str(FIX / "expectation.json"), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "vector store vs_gone is gone (not found: deleted, or made on another server); prepare it again with `refinery init TRACE`" in err
