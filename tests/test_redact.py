@@ -24,6 +24,21 @@ POSITIVES = [
     ("bearer_token", "curl -H 'X-Auth: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.sig_abcdefghij'"),
 ]
 
+# (kind, text, the secret that must be gone): short or embedded credentials the 20-character
+# heuristic above would not catch
+SHORT_OR_EMBEDDED = [
+    ("authorization_header", '{"body": "{\\"authorization\\": \\"Basic dXNlcjpwYXNz\\"}"}', "dXNlcjpwYXNz"),
+    ("authorization_header", "{'headers': {'Authorization': 'Bearer abc123'}}", "abc123"),
+    ("authorization_header", "authorization: basic dXNlcjpwYXNz", "dXNlcjpwYXNz"),
+    ("authorization_header", "Proxy-Authorization: Digest 0a1b2c3d", "0a1b2c3d"),
+    ("api_key_header", '{"x-api-key": "0123456789abcdef0123456789abcdef"}', "0123456789abcdef0123456789abcdef"),
+    ("api_key_header", '\\"X-Api-Key\\": \\"9f8e7d6c5b4a3928\\"', "9f8e7d6c5b4a3928"),
+    ("api_key_header", "api-key: 9f8e7d6c5b4a3928", "9f8e7d6c5b4a3928"),
+    ("url_credential", "GET https://api.example.com/v1/data?api_key=0123456789abcdef0123456789abcdef&page=2", "0123456789abcdef0123456789abcdef"),
+    ("url_credential", "https://maps.example.com/geo?key=AIzaSyA1b2C3d4E5f6", "AIzaSyA1b2C3d4E5f6"),
+    ("url_credential", "wss://stream.example.com/?token=abc123def456", "abc123def456"),
+]
+
 SURVIVORS = [
     "run id 6f1c2d3e-0000-4000-8000-000000000001 failed",
     "the task-manager-service-account-name-is-long handles it",
@@ -35,6 +50,11 @@ SURVIVORS = [
     "trace 4bf92f3577b34da6a3ce929d0e0e4736 span 00f067aa0ba902b7",
     "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkq\n-----END PUBLIC KEY-----",
     "risk-assessment-and-compliance-review-2026 done",
+    "the api_key parameter is required",
+    "def connect(api_key: str = None): ...",
+    "api_key=os.environ['OPENAI_API_KEY']",
+    "GET /search?page=2&key=value&sort=asc",
+    "Authorization: Bearer of bad news",
 ]
 
 
@@ -47,6 +67,14 @@ def test_secrets_are_replaced_and_counted(kind, text):
     secretish = [w for w in text.replace("\"", " ").replace("'", " ").split() if len(w) >= 20 and w != kind]
     for word in secretish:
         assert word not in out
+
+
+@pytest.mark.parametrize(("kind", "text", "secret"), SHORT_OR_EMBEDDED, ids=[f"{k}-{i}" for i, (k, _, _) in enumerate(SHORT_OR_EMBEDDED)])
+def test_short_and_embedded_credentials_are_replaced(kind, text, secret):
+    report = RedactionReport()
+    out = redact_text(text, report)
+    assert secret not in out and f"[REDACTED:{kind}]" in out
+    assert report.counts[kind] == 1
 
 
 @pytest.mark.parametrize("text", SURVIVORS)

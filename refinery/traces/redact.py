@@ -13,6 +13,9 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+_HEADER = r"(?i)(\b"  # a header (or config) name, case-insensitive, opens the kept prefix group
+_SEP = r"\\*[\"']?\s*[:=]\s*\\*[\"']?\s*"  # quotes (escaped or not), `:` or `=`, white space
+
 # Order matters: more specific patterns first (an Anthropic key also starts with "sk-").
 PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("private_key", re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----")),
@@ -23,7 +26,12 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("github_token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})\b")),
     ("slack_token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
     ("slack_webhook", re.compile(r"https://hooks\.slack\.com/services/T[A-Za-z0-9]+/B[A-Za-z0-9]+/[A-Za-z0-9]+")),
-    ("authorization_header", re.compile(r"(?i)(\bauthorization[\"']?\s*[:=]\s*[\"']?(?:bearer|basic|token)?\s*)[A-Za-z0-9._~+/=-]{16,}")),
+    # A header name may sit in JSON that is itself inside a JSON string: `\"authorization\": \"Basic …\"`.
+    # With a scheme (Bearer, Basic, …) any credential goes, however short; without one, 16+ chars.
+    ("authorization_header", re.compile(_HEADER + r"(?:authorization|proxy-authorization)" + _SEP + r"(?:bearer|basic|token|digest)\s+)[A-Za-z0-9._~+/=-]{3,}")),
+    ("authorization_header", re.compile(_HEADER + r"(?:authorization|proxy-authorization)" + _SEP + r")(?!(?:bearer|basic|token|digest)\b)[A-Za-z0-9._~+/=-]{16,}")),
+    ("api_key_header", re.compile(_HEADER + r"(?:x-)?api[-_]?key" + _SEP + r")(?=[A-Za-z0-9._~+/=-]*\d)[A-Za-z0-9._~+/=-]{8,}")),
+    ("url_credential", re.compile(r"(?i)([?&](?:api[-_]?key|key|token|access[-_]?token|auth|secret|password|sig|signature)=)[^&\s\"'#\\]{8,}")),
     ("bearer_token", re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/-]{20,}=*")),
 ]
 
@@ -40,6 +48,8 @@ PREFILTERS: dict[str, tuple[str, ...]] = {
     "slack_token": ("xox",),
     "slack_webhook": ("hooks.slack.com",),
     "authorization_header": ("authorization",),
+    "api_key_header": ("api-key", "api_key", "apikey"),
+    "url_credential": ("key=", "token=", "auth=", "secret=", "password=", "sig=", "signature="),
     "bearer_token": ("bearer",),
 }
 
