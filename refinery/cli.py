@@ -5,6 +5,8 @@ Exit codes (also in `refinery --help`):
   2  bad usage or bad input (a file that is missing or not what it should be)
   3  authentication, quota or connection problem (fix the key, account or URL)
   4  the analysis failed (rate limits that never cleared, unusable model output, server errors)
+  130 interrupted (Ctrl-C or SIGTERM); every artifact written so far is whole, and rerunning the
+      same command resumes
 Errors are one line on stderr; `--debug` adds the traceback. `--json` makes stdout
 machine-readable; progress always goes to stderr.
 """
@@ -15,6 +17,7 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -51,7 +54,8 @@ EXIT_CODES_HELP = """exit codes:
   0  done
   2  bad usage or bad input (missing file, unrecognised trace, bad expectation)
   3  authentication, quota or connection problem (key, account, base URL)
-  4  the analysis failed (rate limits that never cleared, unusable output, server errors)"""
+  4  the analysis failed (rate limits that never cleared, unusable output, server errors)
+  130 interrupted (Ctrl-C, SIGTERM): rerun the same command to resume"""
 INPUT_ERRORS = (TraceFormatError, InputFileError, UnsupportedFileError, RequestBuildError, VectorStoreGoneError)
 ACCESS_ERRORS = (AuthenticationError, PermissionDeniedError, QuotaExceededError, APIConnectionError, CanaryError, ConfigurationError)
 
@@ -307,8 +311,25 @@ async def amain(argv: Sequence[str] | None = None) -> int:
         return code
 
 
+EXIT_INTERRUPTED = 130
+INTERRUPTED = "refinery: interrupted; rerun the same command to resume"
+
+
+def _sigterm_as_sigint(signum: int, frame: object) -> None:
+    """SIGTERM ends a run the way Ctrl-C does: asyncio cancels the running command, which closes
+    its connections; artifacts are only ever replaced whole, so nothing is left half-written."""
+    signal.raise_signal(signal.SIGINT)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    return asyncio.run(amain(argv))
+    previous = signal.signal(signal.SIGTERM, _sigterm_as_sigint)
+    try:
+        return asyncio.run(amain(argv))
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,55 @@
+"""Ctrl-C and SIGTERM on a real `refinery run` process: one line, exit 130, nothing half-written,
+and the same command resumes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from refinery.testing.server import OpenAITestServer
+
+FIX = Path(__file__).parent / "fixtures"
+
+
+async def start_run(server: OpenAITestServer, out: Path) -> asyncio.subprocess.Process:
+    env = {**os.environ, "OPENAI_API_KEY": "sk-local", "OPENAI_BASE_URL": server.base_url}
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "refinery", "run", str(FIX / "clickhouse_snake_nested.json"), "--expect", str(FIX / "expectation.json"), "--out", str(out),
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def wait_for(path: Path, timeout: float = 30.0) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if path.exists():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{path} never appeared")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+async def test_an_interrupted_run_says_one_line_exits_130_and_resumes(tmp_path, sig):
+    out = tmp_path / "out"
+    async with OpenAITestServer(latency_s=0.4) as server:
+        proc = await start_run(server, out)
+        await wait_for(out / "stage1_trace_analysis.json")  # interrupted in the middle of stage 2
+        proc.send_signal(sig)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+        lines = err.decode().strip().splitlines()
+        assert proc.returncode == 130
+        assert lines[-1] == "refinery: interrupted; rerun the same command to resume"
+        assert not any("Traceback" in ln or "CancelledError" in ln or "Unclosed" in ln for ln in lines), lines
+        assert not list(out.rglob("*.tmp"))
+        assert not (out / "stage2_gap_analysis.json").exists()
+        stage1 = (out / "stage1_trace_analysis.json").read_bytes()
+
+        rerun = await start_run(server, out)
+        _, err = await asyncio.wait_for(rerun.communicate(), 60)
+        assert rerun.returncode == 0, err.decode()
+        assert (out / "stage1_trace_analysis.json").read_bytes() == stage1  # resumed, not redone
+        assert (out / "stage4_synthesis.json").exists() and (out / "report.html").exists()
