@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from refinery.testing.openapi_spec import find_shared  # noqa: E402
 from refinery.testing.retrieval import Chunk, bm25, chunk_text  # noqa: E402
 from refinery.traces import load_trace  # noqa: E402
 from refinery.traces.common import maybe_json  # noqa: E402
@@ -42,11 +42,10 @@ def norm(text: str) -> str:
     return " ".join(text.split())
 
 
-def find_shared(given: str | None) -> Path | None:
-    for cand in (given, os.environ.get("REFINERY_SHARED"), Path(__file__).resolve().parents[2] / "shared"):
-        if cand and (Path(cand) / "eval-data").is_dir():
-            return Path(cand)
-    return None
+def shared_folder(given: str | None) -> Path | None:
+    """--shared, else the rule the tests use (`$REFINERY_SHARED`, else ../shared beside the repo)."""
+    shared = Path(given) if given else find_shared(Path(__file__))
+    return shared if shared and (shared / "eval-data").is_dir() else None
 
 
 def strings_in(value: Any, out: list[str]) -> None:
@@ -187,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shared", help="the shared folder holding eval-data/ (default: ../shared beside the repo)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = ap.parse_args(argv)
-    shared = find_shared(args.shared)
+    shared = shared_folder(args.shared)
     if shared is None:
         print("bench_evidence: skipped, no eval-data folder found (../shared/eval-data or $REFINERY_SHARED)")
         return 0

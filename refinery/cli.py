@@ -1,4 +1,4 @@
-"""The `refinery` command line: init · analyze · run · plan · canary · batch.
+"""The `refinery` command line: demo · init · analyze · run · plan · canary · batch.
 
 Exit codes (also in `refinery --help`):
   0  done
@@ -74,6 +74,20 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"refinery: error: {message}\n")
 
 
+MODEL_HELP = "the OpenAI model every stage uses, e.g. gpt-4o, gpt-4.1, o4-mini (default: gpt-4o)"
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("refinery-analyst")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        from refinery import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
@@ -89,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     analysis = _Parser(add_help=False)
     analysis.add_argument("--expect", metavar="FILE", help="what the expert expected: JSON {description, expected_output, business_context, specific_issues} or plain text (default: the task the trace states, if it states one)")
     analysis.add_argument("--out", default="refinery-out", metavar="DIR", help="artifacts directory (default: refinery-out); a rerun resumes from it")
-    analysis.add_argument("--model", default="gpt-4o", help="model for every stage (default: gpt-4o)")
+    analysis.add_argument("--model", default="gpt-4o", help=MODEL_HELP)
     analysis.add_argument("--stages", default="1-4", help="stages to run, 1-N (default: 1-4)")
     analysis.add_argument("--timeout", type=float, default=300.0, metavar="S", help="seconds one API request may take (default: 300)")
 
@@ -99,38 +113,84 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="environment: OPENAI_API_KEY (required except for plan), OPENAI_BASE_URL, OPENAI_PROJECT, OPENAI_ORG_ID\n\n" + EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser.add_argument("--version", action="version", version=f"refinery {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
 
-    p = sub.add_parser("init", parents=[common, trace_inputs], help="render, upload and index a trace; print the vector store id", epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    def command(name: str, summary: str, description: str, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name, parents=parents, help=summary, description=f"{summary}.\n\n{description}",
+            epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    p = command(
+        "demo", "see the whole pipeline work on an example trace, with no key and no network",
+        "Starts refinery's own OpenAI-compatible test server in this process on a free loopback port, uploads a\n"
+        "packaged example trace, runs the four stages and writes the report. The answers come from the server's\n"
+        "stand-in model (a deterministic test double), not from an analysis. Start here after installing.",
+        [common],
+    )
+    p.add_argument("--out", default="refinery-demo", metavar="DIR", help="where the artifacts and report go (default: refinery-demo)")
+
+    p = command(
+        "init", "render, upload and index a trace; print the vector store id",
+        "Renders the trace as citable files, uploads them to a new OpenAI vector store and waits until they are\n"
+        "indexed. Use `refinery analyze --store ID` to run the stages on it later.",
+        [common, trace_inputs],
+    )
     p.add_argument("--name", help="vector store name (default: refinery-<trace id>)")
     p.add_argument("--expires-days", type=int, default=1, metavar="D", help="delete the store D days after last use (default: 1)")
     p.add_argument("--expect", metavar="FILE", help="also upload the expectations")
     p.add_argument("--timeout", type=float, default=300.0, metavar="S", help="seconds one API request may take (default: 300)")
 
-    p = sub.add_parser("analyze", parents=[common, analysis], help="run the stages on an existing store", epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command(
+        "analyze", "run the stages on a store made by `refinery init`",
+        "Runs stages 1-N (trace analysis, gap analysis, diagnosis, synthesis) on an existing vector store and\n"
+        "writes the artifacts and the report to --out; a rerun resumes from the first missing stage.",
+        [common, analysis],
+    )
     p.add_argument("--store", required=True, metavar="ID", help="vector store id printed by `refinery init`")
 
-    p = sub.add_parser("run", parents=[common, trace_inputs, analysis], help="init + analyze in one", epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command(
+        "run", "analyse one trace end to end (init + analyze)",
+        "Uploads the trace, runs the four stages and writes stage artifacts, report.md, report.html and\n"
+        "usage.json to --out. Rerunning the same command resumes; the store is deleted after success.\n"
+        "No key yet? `refinery demo` shows the same pipeline against the bundled test server.",
+        [common, trace_inputs, analysis],
+    )
     p.add_argument("--keep-store", action="store_true", help="keep the vector store after a successful run")
     p.add_argument("--expires-days", type=int, default=1, metavar="D", help="store expiry after last use (default: 1)")
 
-    p = sub.add_parser("plan", parents=[common, trace_inputs], help="no key, no network: the files and request bodies a run would send", epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command(
+        "plan", "show what a run would upload and send (no key, no network)",
+        "Renders the trace, prints the files with their sizes and each stage's request with token estimates.\n"
+        "Nothing is sent anywhere.",
+        [common, trace_inputs],
+    )
     p.add_argument("--expect", metavar="FILE", help="the expectation file (default: the task the trace states, if it states one)")
-    p.add_argument("--model", default="gpt-4o")
+    p.add_argument("--model", default="gpt-4o", help=MODEL_HELP)
     p.add_argument("--show-bodies", action="store_true", help="print the request bodies in full")
 
-    p = sub.add_parser("batch", parents=[common], help="analyse many traces under one rate budget", epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command(
+        "batch", "analyse many traces under one rate budget",
+        "Analyses every trace of a folder (or a JSON manifest) concurrently through one client whose rate budget\n"
+        "learns the project's TPM/RPM; one folder per trace, summary.json and summary.md as results arrive.",
+        [common],
+    )
     p.add_argument("source", metavar="SOURCE", help="a folder of traces (with optional <stem>.expect.json beside each) or a JSON manifest")
     p.add_argument("--expect", metavar="FILE", help="the expectation for traces that have none of their own")
     p.add_argument("--out", default="refinery-batch", metavar="DIR", help="one folder per trace, plus summary.json and summary.md (default: refinery-batch)")
-    p.add_argument("--model", default="gpt-4o")
+    p.add_argument("--model", default="gpt-4o", help=MODEL_HELP)
     p.add_argument("--concurrency", type=int, default=8, metavar="N", help="analyses in flight at once (default: 8)")
     p.add_argument("--tpm", type=int, metavar="N", help="tokens-per-minute limit (default: learned from the API's headers)")
     p.add_argument("--rpm", type=int, metavar="N", help="requests-per-minute limit (default: learned from the API's headers)")
     p.add_argument("--timeout", type=float, default=300.0, metavar="S", help="seconds one API request may take (default: 300)")
 
-    p = sub.add_parser("canary", parents=[common], help="check key, base URL and model with the smallest request", epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="gpt-4o")
+    p = command(
+        "canary", "check key, base URL and model with the smallest request",
+        "Sends one tiny strict-JSON request and says plainly what is wrong if it fails.",
+        [common],
+    )
+    p.add_argument("--model", default="gpt-4o", help=MODEL_HELP)
     return parser
 
 
@@ -291,7 +351,21 @@ async def cmd_batch(args: argparse.Namespace) -> int:
     return EXIT_ACCESS if all(o.error_type in access for o in failed) and len(failed) == len(summary.outcomes) else EXIT_FAILED
 
 
-COMMANDS = {"batch": cmd_batch, "init": cmd_init, "analyze": cmd_analyze, "run": cmd_run, "plan": cmd_plan, "canary": cmd_canary}
+async def cmd_demo(args: argparse.Namespace) -> int:
+    """The whole pipeline on the packaged example, against the bundled server: no key, no network."""
+    from refinery.demo import STAND_IN_NOTICE, run_demo
+
+    demo = await run_demo(args.out, progress=_progress, on_indexing=_indexing)
+    report = demo.out / "report.html"
+    human = (
+        f"demo: ran upload, indexing and four stages against refinery's local test server ({demo.server_url}).\n"
+        f"{STAND_IN_NOTICE}\n\nreport: {report} (and {demo.out / 'report.md'})"
+    )
+    _emit(args, human, {"out": str(demo.out), "report": str(report), "files": demo.files, "stand_in_model": True, "notice": STAND_IN_NOTICE})
+    return EXIT_OK
+
+
+COMMANDS = {"demo": cmd_demo, "batch": cmd_batch, "init": cmd_init, "analyze": cmd_analyze, "run": cmd_run, "plan": cmd_plan, "canary": cmd_canary}
 
 
 async def amain(argv: Sequence[str] | None = None) -> int:

@@ -8,8 +8,11 @@ from typing import Any
 
 import aioresponses
 
+from refinery.testing.openapi_spec import find_shared
+
 BASE = "https://api.test/v1"
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+# `$REFINERY_SHARED`, else ../shared beside the repository: the rule find_spec uses too
+SHARED = find_shared(Path(__file__)) or Path(__file__).resolve().parents[1].parent / "shared"
 
 
 class FakeClock:

@@ -6,7 +6,8 @@ rejects them, so the places a hand-built body goes wrong are also checked for un
 `oneOf` is read as `anyOf`, as OpenAPI tooling does (several alternatives overlap).
 
 The spec is not shipped with refinery: point `REFINERY_OPENAI_SPEC` at `openapi.json`, pass a
-path, or keep the `shared/openai-spec/` folder beside the checkout.
+path, or keep the `shared/` folder beside the checkout (`../shared/openai-spec/openapi.json`, or
+wherever `REFINERY_SHARED` points) — the same rule that finds the rest of `../shared`.
 """
 
 from __future__ import annotations
@@ -20,17 +21,32 @@ from typing import Any
 SPEC_ENV = "REFINERY_OPENAI_SPEC"
 
 
+SHARED_ENV = "REFINERY_SHARED"
+
+
+def find_shared(start: Path | None = None) -> Path | None:
+    """The `shared/` folder: `$REFINERY_SHARED`, else `../shared` beside the repository that
+    holds `start` (default: this package's checkout). One rule for the spec, the eval data and
+    every other shared file, as the README says."""
+    env = os.environ.get(SHARED_ENV)
+    if env:
+        return Path(env) if Path(env).is_dir() else None
+    here = (start or Path(__file__)).resolve()
+    for parent in [here, *here.parents]:
+        if (parent / "pyproject.toml").is_file():  # the repository root
+            candidate = parent.parent / "shared"
+            return candidate if candidate.is_dir() else None
+    return None
+
+
 def find_spec(start: Path | None = None) -> Path | None:
-    """`openapi.json` from `$REFINERY_OPENAI_SPEC` or a `shared/openai-spec/` beside a parent folder."""
+    """`openapi.json` from `$REFINERY_OPENAI_SPEC`, else `openai-spec/openapi.json` in `find_shared()`."""
     env = os.environ.get(SPEC_ENV)
     if env and Path(env).is_file():
         return Path(env)
-    here = (start or Path(__file__)).resolve()
-    for parent in [here, *here.parents]:
-        candidate = parent / "shared" / "openai-spec" / "openapi.json"
-        if candidate.is_file():
-            return candidate
-    return None
+    shared = find_shared(start)
+    candidate = shared / "openai-spec" / "openapi.json" if shared else None
+    return candidate if candidate and candidate.is_file() else None
 
 
 def _one_of_as_any_of(node: Any) -> Any:

@@ -1,0 +1,80 @@
+"""A newcomer's first commands: `refinery demo` with no key and no network, `--version`, help
+that says what each command does."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from refinery.cli import amain, build_parser
+
+
+def test_demo_runs_the_whole_pipeline_with_no_key_as_a_real_process(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    proc = subprocess.run([sys.executable, "-m", "refinery", "demo", "--json"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["stand_in_model"] is True and "not an analysis" in data["notice"]
+    out = tmp_path / "refinery-demo"
+    for name in ("stage1_trace_analysis.json", "stage4_synthesis.json", "report.html", "report.md", "usage.json"):
+        assert (out / name).is_file(), name
+    assert "lookup_order" in (out / "report.md").read_text()  # the example trace's failing tool
+    assert "stand-in model" in json.loads((out / "usage.json").read_text())["stand_in_model"]
+
+
+async def test_demo_says_plainly_the_answers_come_from_a_stand_in(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    assert await amain(["demo", "--out", str(tmp_path / "d")]) == 0
+    out = capsys.readouterr().out
+    assert "stand-in model" in out and "they are not an analysis" in out
+    assert f"report: {tmp_path / 'd' / 'report.html'}" in out
+
+
+def test_version_is_printed(capsys):
+    proc = subprocess.run([sys.executable, "-m", "refinery", "--version"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.startswith("refinery 0.")
+
+
+def test_every_command_describes_itself_and_model_has_help():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name, command in sub.choices.items():
+        assert command.description and len(command.description) > 60, name
+        for action in command._actions:
+            if action.dest == "model":
+                assert action.help and "gpt-4o" in action.help, name
+    assert "test server" in sub.choices["demo"].description
+    assert "refinery demo" in sub.choices["run"].description
+
+
+def test_the_spec_and_the_other_shared_files_are_found_by_one_rule(tmp_path, monkeypatch):
+    from refinery.testing.openapi_spec import find_shared, find_spec
+
+    (tmp_path / "openai-spec").mkdir()
+    (tmp_path / "openai-spec" / "openapi.json").write_text("{}")
+    monkeypatch.delenv("REFINERY_OPENAI_SPEC", raising=False)
+    monkeypatch.setenv("REFINERY_SHARED", str(tmp_path))
+    assert find_shared() == tmp_path and find_spec() == tmp_path / "openai-spec" / "openapi.json"
+    monkeypatch.setenv("REFINERY_SHARED", str(tmp_path / "missing"))
+    assert find_shared() is None and find_spec() is None  # no silent fallback to some other folder
+
+
+async def test_the_readme_library_example_runs_as_written_and_closes_its_client(openai_server, tmp_path):
+    import asyncio
+    import re
+    import shutil
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    [code] = re.findall(r"## As a library\n\n```python\n(.*?)```", readme, re.S)
+    (tmp_path / "example.py").write_text(code)
+    shutil.copy(root / "tests" / "fixtures" / "plain_chat.json", tmp_path / "trace.json")
+    shutil.copy(root / "tests" / "fixtures" / "expectation.json", tmp_path / "expected.json")
+    env = {**os.environ, "OPENAI_API_KEY": "sk-local", "OPENAI_BASE_URL": openai_server.base_url, "PYTHONWARNINGS": "default"}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "example.py", cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, err.decode()
+    assert out.decode().strip() and "Unclosed" not in err.decode()
