@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"refinery {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
 
-    def command(name: str, summary: str, description: str, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    def command(name: str, summary: str, description: str, parents: list[_Parser]) -> argparse.ArgumentParser:
         return sub.add_parser(
             name, parents=parents, help=summary, description=f"{summary}.\n\n{description}",
             epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
