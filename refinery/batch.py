@@ -60,6 +60,7 @@ class TraceOutcome(BaseModel):
     duration_s: float = 0.0
     error: str | None = None
     error_type: str | None = None
+    exit_code: int | None = None  # the CLI exit code the error means (None when done)
 
 
 class BatchSummary(BaseModel):
@@ -234,7 +235,8 @@ async def analyze_many(
             except Exception as exc:  # one trace's failure must never stop the others
                 if not isinstance(exc, RefineryError):
                     log.exception("unexpected error analysing %s", item.name)
-                outcome = TraceOutcome(name=item.name, trace=item.trace, status="failed", error=str(exc), error_type=type(exc).__name__)
+                code = exc.exit_code if isinstance(exc, RefineryError) else 4
+                outcome = TraceOutcome(name=item.name, trace=item.trace, status="failed", error=str(exc), error_type=type(exc).__name__, exit_code=code)
             outcome.duration_s = round(time.monotonic() - t0, 3)
             tracker.running -= 1
             if outcome.status == "done":

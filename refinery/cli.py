@@ -32,40 +32,26 @@ from refinery.agents.staged_failure_analyst import (
 )
 from refinery.core.tokens import estimate_body_tokens, estimate_tokens
 from refinery.errors import (
-    APIConnectionError,
-    AuthenticationError,
-    CanaryError,
-    ConfigurationError,
-    PermissionDeniedError,
-    QuotaExceededError,
+    EXIT_ACCESS,
+    EXIT_FAILED,
+    EXIT_USAGE,
     RefineryError,
-    RequestBuildError,
-    TraceFormatError,
-    UnsupportedFileError,
-    VectorStoreGoneError,
 )
 from refinery.inputs import InputFileError, expectation_for, load_expectation, read_files
 from refinery.outputs import usage_summary, write_outputs
 from refinery.prompts.system_prompts import STAGE3, STAGE4
 from refinery.traces import load_trace
 
-EXIT_OK, EXIT_USAGE, EXIT_ACCESS, EXIT_FAILED = 0, 2, 3, 4
+EXIT_OK = 0
 EXIT_CODES_HELP = """exit codes:
   0  done
   2  bad usage or bad input (missing file, unrecognised trace, bad expectation)
   3  authentication, quota or connection problem (key, account, base URL)
   4  the analysis failed (rate limits that never cleared, unusable output, server errors)
   130 interrupted (Ctrl-C, SIGTERM): rerun the same command to resume"""
-INPUT_ERRORS = (TraceFormatError, InputFileError, UnsupportedFileError, RequestBuildError, VectorStoreGoneError)
-ACCESS_ERRORS = (AuthenticationError, PermissionDeniedError, QuotaExceededError, APIConnectionError, CanaryError, ConfigurationError)
-
-
 def exit_code_for(exc: BaseException) -> int:
-    if isinstance(exc, INPUT_ERRORS):
-        return EXIT_USAGE
-    if isinstance(exc, ACCESS_ERRORS):
-        return EXIT_ACCESS
-    return EXIT_FAILED
+    """The exit code an error means (each refinery error class carries its own)."""
+    return exc.exit_code if isinstance(exc, RefineryError) else EXIT_FAILED
 
 
 class _Parser(argparse.ArgumentParser):
@@ -347,8 +333,9 @@ async def cmd_batch(args: argparse.Namespace) -> int:
     _emit(args, human, summary.model_dump(mode="json"))
     if not failed:
         return EXIT_OK
-    access = {"AuthenticationError", "PermissionDeniedError", "QuotaExceededError", "APIConnectionError", "APITimeoutError", "ConfigurationError"}
-    return EXIT_ACCESS if all(o.error_type in access for o in failed) and len(failed) == len(summary.outcomes) else EXIT_FAILED
+    codes = {o.exit_code for o in failed}
+    # every trace failed for one reason of access (key, quota, connection): say so; else "failed"
+    return EXIT_ACCESS if codes == {EXIT_ACCESS} and len(failed) == len(summary.outcomes) else EXIT_FAILED
 
 
 async def cmd_demo(args: argparse.Namespace) -> int:

@@ -4,6 +4,10 @@ One root (`RefineryError`) lets a host catch "anything refinery raised" in one c
 subclasses keep what a caller needs to decide what to do next: retry later (`RateLimitError`),
 fix the account (`QuotaExceededError`), fix the key or URL (`AuthenticationError`,
 `APIConnectionError`), or look at what the model said (`OutputFormatError`, `RefusalError`).
+
+Each class carries the CLI exit code it means (`exit_code`): 2 for a mistake in what the user
+gave (a file, an option, a store id), 3 for access (key, quota, connection), 4 for an analysis
+that failed. The CLI reads it from the error instead of keeping its own lists.
 """
 
 from __future__ import annotations
@@ -14,16 +18,43 @@ from typing import Any
 CANARY_HINT = "run `refinery canary` to check the key, base URL and model"
 
 
+EXIT_USAGE, EXIT_ACCESS, EXIT_FAILED = 2, 3, 4
+
+
 class RefineryError(Exception):
     """Root of every error refinery raises on purpose."""
+
+    exit_code: int = EXIT_FAILED
+
+
+class UserInputError(RefineryError):
+    """Something the user gave is wrong: a file, an option, a store id, an artifacts folder."""
+
+    exit_code = EXIT_USAGE
+
+
+class InputFileError(UserInputError, ValueError):
+    """An input file is missing or not what it should be."""
+
+
+class ArtifactsMismatchError(UserInputError):
+    """The artifacts folder holds another trace's results."""
 
 
 class ConfigurationError(RefineryError):
     """Missing or invalid configuration: no API key, a malformed base URL, a bad option."""
 
+    exit_code = EXIT_ACCESS
+
+
+class PromptError(RefineryError):
+    """A prompt template was filled with missing or unknown values, or does not exist (a bug)."""
+
 
 class RequestBuildError(RefineryError, ValueError):
     """A request body could not be built from the given arguments."""
+
+    exit_code = EXIT_USAGE
 
 
 class StrictSchemaError(RequestBuildError):
@@ -72,9 +103,13 @@ class BadRequestError(APIError):
 class AuthenticationError(APIError):
     """401: the key is missing, wrong or revoked."""
 
+    exit_code = EXIT_ACCESS
+
 
 class PermissionDeniedError(APIError):
     """403: the key may not use this resource (project, organization or model access)."""
+
+    exit_code = EXIT_ACCESS
 
 
 class NotFoundError(APIError):
@@ -100,9 +135,13 @@ class RateLimitError(APIError):
 class QuotaExceededError(APIError):
     """429 `insufficient_quota`: the account has no credit left; retrying can never succeed."""
 
+    exit_code = EXIT_ACCESS
+
 
 class APIConnectionError(RefineryError):
     """The server could not be reached (DNS, refused connection, reset) after the retries."""
+
+    exit_code = EXIT_ACCESS
 
 
 class APITimeoutError(APIConnectionError):
@@ -160,6 +199,8 @@ class VectorStoreError(RefineryError):
 class UnsupportedFileError(VectorStoreError, ValueError):
     """A path does not exist or has a type `file_search` does not index (refused before upload)."""
 
+    exit_code = EXIT_USAGE
+
 
 class FileIndexingError(VectorStoreError):
     """A file failed indexing; names the file and the API's `last_error`."""
@@ -174,6 +215,8 @@ class FileIndexingError(VectorStoreError):
 class VectorStoreGoneError(VectorStoreError):
     """A vector store no longer exists or has expired (deleted, past `expires_after`, or made on
     another server); its files must be uploaded again."""
+
+    exit_code = EXIT_USAGE
 
     def __init__(self, store_id: str, reason: str, hint: str = "") -> None:
         self.store_id = store_id
@@ -195,6 +238,8 @@ class IndexingTimeoutError(VectorStoreError):
 class TraceFormatError(RefineryError, ValueError):
     """A trace file is not what it claims to be; names the file and the field."""
 
+    exit_code = EXIT_USAGE
+
     def __init__(self, message: str, *, source: str | None = None, field: str | None = None) -> None:
         self.source = source
         self.field = field
@@ -213,3 +258,5 @@ class StageError(RefineryError):
 
 class CanaryError(RefineryError):
     """The connectivity check failed; the message says what to fix."""
+
+    exit_code = EXIT_ACCESS

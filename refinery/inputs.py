@@ -13,11 +13,9 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from refinery.core.models import DomainExpertExpectation, Trace
-from refinery.errors import RefineryError
+from refinery.errors import InputFileError
 
-
-class InputFileError(RefineryError, ValueError):
-    """An input file is missing or not what it should be."""
+__all__ = ["InputFileError", "expectation_for", "load_expectation", "read_files", "read_text"]
 
 
 def read_text(path: str | Path) -> str:

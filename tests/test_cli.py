@@ -104,7 +104,7 @@ async def test_analyze_refuses_artifacts_of_another_trace(env, fake, tmp_path, c
     out = tmp_path / "a"
     out.mkdir()
     (out / "stage1_trace_analysis.json").write_text(json.dumps({"stage": "stage1", "trace_id": "some-other-trace", "meta": {}, "output": SAMPLES["stage1"]}))
-    assert await amain(["analyze", "--store", store_id, "--expect", EXPECT, "--out", str(out)]) == 4
+    assert await amain(["analyze", "--store", store_id, "--expect", EXPECT, "--out", str(out)]) == 2  # a user mistake (wrong --out), not a failed analysis
     assert "belongs to trace 'some-other-trace'" in capsys.readouterr().err
     assert fake.bodies == []
 

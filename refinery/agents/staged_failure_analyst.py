@@ -46,7 +46,7 @@ from refinery.core.models import (
     Trace,
     TraceAnalysis,
 )
-from refinery.errors import FileIndexingError, RefineryError, StageError, VectorStoreGoneError
+from refinery.errors import ArtifactsMismatchError, FileIndexingError, RefineryError, StageError, UserInputError, VectorStoreGoneError
 from refinery.integrations.response_output import CallUsage
 from refinery.integrations.responses_client import ResponsesClient
 from refinery.integrations.responses_request_builder import (
@@ -350,7 +350,7 @@ class StagedFailureAnalyst(AnalystBase):
         if not isinstance(data, dict) or "output" not in data:
             return None
         if self._trace_id and data.get("trace_id") not in (None, self._trace_id):
-            raise RefineryError(
+            raise ArtifactsMismatchError(
                 f"{self.artifacts_dir / STAGE_ARTIFACTS[stage]} belongs to trace {data.get('trace_id')!r}, "
                 f"not {self._trace_id!r}: use another artifacts directory"
             )
@@ -611,7 +611,7 @@ class StagedFailureAnalyst(AnalystBase):
             self.store_id = store_id or self.store_id
             self.keep_store = True
         else:
-            raise RefineryError("analyze needs a trace or an existing store id")
+            raise UserInputError("analyze needs a trace or an existing store id")
         result = StagedAnalysisResult(trace_id=self._trace_id or "", store_id=self.store_id, artifacts_dir=str(self.artifacts_dir) if self.artifacts_dir else None)
         succeeded = False
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from refinery.errors import RefineryError
+from refinery.errors import PromptError
 
 # --- preserved: system prompt (all stages) --------------------------------------------------
 FAILURE_ANALYST_SYSTEM_PROMPT_V3 = """You are an impartial agent-behavior analyst.
@@ -119,7 +119,7 @@ class PromptTemplate:
         missing = wanted - set(values)
         unknown = set(values) - wanted
         if missing or unknown:
-            raise RefineryError(f"prompt {self.ref}: missing values {sorted(missing)}, unknown values {sorted(unknown)}")
+            raise PromptError(f"prompt {self.ref}: missing values {sorted(missing)}, unknown values {sorted(unknown)}")
         pattern = re.compile(r"\{(" + "|".join(map(re.escape, sorted(wanted))) + r")\}") if wanted else None
         if pattern is None:
             return self.text
@@ -141,10 +141,10 @@ def get_prompt(name: str, version: str | None = None) -> PromptTemplate:
         try:
             return _REGISTRY[(name, version)]
         except KeyError:
-            raise RefineryError(f"no prompt {name!r} version {version!r}; known: {sorted(available())}") from None
+            raise PromptError(f"no prompt {name!r} version {version!r}; known: {sorted(available())}") from None
     versions = [t for (n, _), t in _REGISTRY.items() if n == name]
     if not versions:
-        raise RefineryError(f"no prompt named {name!r}; known: {sorted({n for n, _ in _REGISTRY})}")
+        raise PromptError(f"no prompt named {name!r}; known: {sorted({n for n, _ in _REGISTRY})}")
     return max(versions, key=lambda t: int(t.version.lstrip("v")))
 
 
