@@ -20,7 +20,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from refinery.agents.staged_failure_analyst import STAGE_ARTIFACTS, StagedFailureAnalyst
+from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
+from refinery.agents.stages import STAGE_ARTIFACTS
 from refinery.core.artifacts import read_json, write_json_atomic, write_text_atomic
 from refinery.errors import RefineryError
 from refinery.inputs import InputFileError, expectation_for, read_files
@@ -170,8 +171,8 @@ class _Progress:
         self.started = time.monotonic()
 
     def line(self) -> str:
-        budget = self.client.transport.budget
-        waiting = budget.stats.waiting_now if budget else 0
+        stats = self.client.budget_stats
+        waiting = stats.waiting_now if stats else 0
         finished = self.done + self.failed
         elapsed = time.monotonic() - self.started
         eta = f"{elapsed / finished * (self.total - finished):.0f}s" if finished else "?"
@@ -221,8 +222,8 @@ async def analyze_many(
     async def save() -> None:
         async with lock:
             summary.wall_s = round(time.monotonic() - started, 3)
-            budget = client.transport.budget
-            summary.throttled_429 = budget.stats.throttled if budget else 0
+            stats = client.budget_stats
+            summary.throttled_429 = stats.throttled if stats else 0
             write_json_atomic(out / SUMMARY_JSON, summary.model_dump(mode="json"))
             write_text_atomic(out / SUMMARY_MD, render_summary_md(summary))
 

@@ -24,12 +24,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from refinery.agents.staged_failure_analyst import (
-    StagedFailureAnalyst,
-    compact_json,
-    group_filter,
-    plan_groups,
-)
+from refinery.agents.plan import planned_requests
+from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
+from refinery.agents.stages import compact_json
 from refinery.core.tokens import estimate_body_tokens, estimate_tokens
 from refinery.errors import (
     EXIT_ACCESS,
@@ -39,7 +36,6 @@ from refinery.errors import (
 )
 from refinery.inputs import InputFileError, expectation_for, load_expectation, read_files
 from refinery.outputs import usage_summary, write_outputs
-from refinery.prompts.system_prompts import STAGE3, STAGE4
 from refinery.traces import load_trace
 
 EXIT_OK = 0
@@ -279,19 +275,9 @@ async def cmd_plan(args: argparse.Namespace) -> int:
     prompts, evals = read_files(args.prompts), read_files(args.evals)
     # No client is built: the analyst makes one only when it first talks to the API, which
     # `plan` never does (its test runs with no key and fails on any request).
-    analyst = StagedFailureAnalyst(model=args.model, vector_store_id="vs_PLANNED", redact=not args.no_redact)
+    analyst = StagedFailureAnalyst(model=args.model, redact=not args.no_redact)
     files = analyst.render(trace, expectation, prompts, evals)
-    groups = plan_groups(files, len(trace.runs), analyst.render_options.runs_per_file, analyst.files_per_group)
-    placeholder = "<stage {n} JSON>"
-    bodies: list[tuple[str, dict[str, Any]]] = []
-    if len(groups) > 1:
-        for g in groups:
-            bodies.append((f"stage1 (group {g.number}/{len(groups)})", analyst.build_stage_body("stage1", analyst.stage1_user_text(g, len(groups)), filters=group_filter(g))))
-    else:
-        bodies.append(("stage1", analyst.build_stage_body("stage1", analyst.stage1_user_text(None, 1))))
-    bodies.append(("stage2", analyst.build_stage_body("stage2", analyst.stage2_user_text(placeholder.format(n=1), expectation))))
-    bodies.append(("stage3", analyst.build_stage_body("stage3", STAGE3.fill(stage1_json=placeholder.format(n=1), stage2_json=placeholder.format(n=2)))))
-    bodies.append(("stage4", analyst.build_stage_body("stage4", STAGE4.fill(stage1_json=placeholder.format(n=1), stage2_json=placeholder.format(n=2), stage3_json=placeholder.format(n=3)))))
+    bodies = planned_requests(analyst, trace, files, expectation)
     file_rows = [{"name": n, "bytes": len(t.encode()), "estimated_tokens": estimate_tokens(t)} for n, t in files]
     body_rows = [
         {"call": name, "bytes": len(compact_json(b).encode()), "estimated_input_tokens": estimate_body_tokens(b), "max_output_tokens": b["max_output_tokens"], "body": b if (args.json or args.show_bodies) else None}
@@ -315,7 +301,7 @@ async def cmd_canary(args: argparse.Namespace) -> int:
 
     async with ResponsesClient() as client:
         result = await client.canary(args.model)
-    base = client.transport.settings.base_url
+    base = client.base_url
     _emit(args, f"ok: {args.model} at {base} answered {result.reply!r}", {"ok": True, "model": args.model, "base_url": base, "response_id": result.response_id})
     return EXIT_OK
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from refinery.agents.staged_failure_analyst import STAGE_ARTIFACTS, StagedAnalysisResult
+from refinery.agents.stage_results import StagedAnalysisResult
+from refinery.agents.stages import STAGE_ARTIFACTS
 from refinery.core.artifacts import write_json_atomic, write_text_atomic
 from refinery.core.models import Trace
 from refinery.core.pricing import PRICES_AS_OF, estimate_cost_usd

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from refinery.agents.staged_failure_analyst import StagedAnalysisResult
+from refinery.agents.stage_results import StagedAnalysisResult
 from refinery.core.models import Trace
 from refinery.traces.render import safe_name
 

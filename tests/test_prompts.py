@@ -29,11 +29,11 @@ def test_preserved_prompts_match_the_plan_word_for_word(name):
     assert PRESERVED[name] == m.group(1)
 
 
-def test_registry_gets_by_name_and_version():
-    assert sp.get_prompt("STAGE3_DIAGNOSIS_PROMPT", "v1").text == sp.STAGE3_DIAGNOSIS_PROMPT_V1
-    assert sp.get_prompt("FAILURE_ANALYST_SYSTEM_PROMPT").ref == "FAILURE_ANALYST_SYSTEM_PROMPT@v3"
-    with pytest.raises(RefineryError, match="no prompt"):
-        sp.get_prompt("STAGE3_DIAGNOSIS_PROMPT", "v9")
+def test_each_stage_prompt_carries_the_version_its_artifacts_record():
+    from refinery.agents.stages import STAGES
+
+    assert [s.prompt.ref for s in STAGES] == [f"STAGE{n}_{t}_PROMPT@v1" for n, t in ((1, "TRACE_ANALYSIS"), (2, "GAP_ANALYSIS"), (3, "DIAGNOSIS"), (4, "SYNTHESIS"))]
+    assert sp.SYSTEM.ref == "FAILURE_ANALYST_SYSTEM_PROMPT@v3" and sp.STAGE3.text == sp.STAGE3_DIAGNOSIS_PROMPT_V1
 
 
 def test_only_real_slots_are_placeholders():

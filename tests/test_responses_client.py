@@ -294,7 +294,9 @@ async def test_bad_json_then_good_reask(client, mocked):
     mocked.post(URL, payload=response_json("Sure! Here it is: {answer: 42"))
     mocked.post(URL, payload=OK)
     async with client() as c:
-        assert await c.create_json(BODY, SCHEMA, label="s1") == {"answer": "42"}
+        answer = await c.create_json(BODY, SCHEMA, label="s1")
+        assert answer.data == {"answer": "42"}
+        assert answer.usage.total_tokens == 2 * 120 and answer.usage.label == "s1"  # the re-ask is counted with it
     first, reask = sent(mocked, "POST", URL)
     assert first.kwargs["json"] == BODY
     user = reask.kwargs["json"]["input"][-1]["content"][0]["text"]
@@ -328,7 +330,7 @@ async def test_truncated_output_is_retried_once_with_a_bigger_budget(client, moc
     mocked.post(URL, payload=response_json('{"ans', status="incomplete", incomplete_details={"reason": "max_output_tokens"}))
     mocked.post(URL, payload=OK)
     async with client() as c:
-        assert await c.create_json(BODY, SCHEMA) == {"answer": "42"}
+        assert (await c.create_json(BODY, SCHEMA)).data == {"answer": "42"}
     first, second = sent(mocked, "POST", URL)
     assert first.kwargs["json"]["max_output_tokens"] == 1000
     assert second.kwargs["json"]["max_output_tokens"] == 2000

@@ -15,13 +15,8 @@ from refinery.agents.stage_results import (
     to_gap_analysis,
     to_trace_analysis,
 )
-from refinery.agents.staged_failure_analyst import compact_json
-from refinery.agents.staged_schemas import (
-    STAGE_MODELS,
-    STAGE_SCHEMAS,
-    GapAnalysisOutput,
-    TraceAnalysisOutput,
-)
+from refinery.agents.staged_schemas import GapAnalysisOutput, TraceAnalysisOutput
+from refinery.agents.stages import STAGE_BY_KEY, RequestContext, build_request, stage_user_text
 from refinery.core.interfaces import FileContents
 from refinery.core.models import (
     Diagnosis,
@@ -32,10 +27,7 @@ from refinery.core.models import (
 )
 from refinery.core.tokens import trim_to_tokens
 from refinery.integrations.responses_client import ResponsesClient
-from refinery.integrations.responses_request_builder import (
-    build_responses_body_no_tools,
-)
-from refinery.prompts.system_prompts import SIMPLE_SYSTEM, STAGE1, STAGE2, STAGE3
+from refinery.prompts.system_prompts import SIMPLE_SYSTEM
 from refinery.traces.render import upload_files_for
 
 
@@ -58,20 +50,13 @@ class SimpleFailureAnalyst(AnalystBase):
         self.temperature = temperature
         self._inline: str = ""
 
-    async def _ask(self, stage: str, user_text: str) -> Any:
-        body = build_responses_body_no_tools(
-            self.model,
-            SIMPLE_SYSTEM.text,
-            user_text,
-            STAGE_SCHEMAS[stage],
-            max_output_tokens=self.max_output_tokens,
-            temperature=self.temperature,
-            schema_name=f"{stage}_output",
-        )
-        await self._emit(stage, "start")
-        data = await self.client.create_json(body, STAGE_SCHEMAS[stage], label=f"simple:{stage}")
-        await self._emit(stage, "end")
-        return STAGE_MODELS[stage].model_validate(data)
+    async def _ask(self, key: str, user_text: str) -> Any:
+        stage = STAGE_BY_KEY[key]
+        context = RequestContext(self.model, user_text, system=SIMPLE_SYSTEM, max_output_tokens=self.max_output_tokens, temperature=self.temperature)
+        await self._emit(key, "start")
+        answer = await self.client.create_json(build_request(stage, context), stage.schema, label=f"simple:{key}")
+        await self._emit(key, "end")
+        return stage.output_model.model_validate(answer.data)
 
     def _meta(self) -> dict[str, Any]:
         return {"analyst": "simple", "model": self.model, "seed": self.seed}
@@ -86,7 +71,7 @@ class SimpleFailureAnalyst(AnalystBase):
         files, self.redaction = upload_files_for(trace, prompts=prompt_contents, evals=eval_contents, expectation=expectation, redact=self.redact)
         inline = "\n\n".join(f"=== file: {name} ===\n{text}" for name, text in files)
         self._inline = trim_to_tokens(inline, self.max_inline_tokens)
-        out = await self._ask("stage1", f"{STAGE1.text}\n\nTrace files (inline):\n{self._inline}")
+        out = await self._ask("stage1", stage_user_text(STAGE_BY_KEY["stage1"], inline_files=self._inline))
         return to_trace_analysis(trace.trace_id, out, self._meta())
 
     async def compare_to_expected(
@@ -96,7 +81,7 @@ class SimpleFailureAnalyst(AnalystBase):
         prompt_contents: FileContents | None = None,
         eval_contents: FileContents | None = None,
     ) -> GapAnalysis:
-        text = STAGE2.fill(stage1_json=compact_json(analysis.raw)) + "\n\nExpectations:\n" + self.expectation_text(expectation)
+        text = stage_user_text(STAGE_BY_KEY["stage2"], {"stage1": analysis.raw}, expectation_text=self.expectation_text(expectation))
         out = await self._ask("stage2", text)
         return to_gap_analysis(out, self._meta())
 
@@ -109,6 +94,6 @@ class SimpleFailureAnalyst(AnalystBase):
     ) -> Diagnosis:
         TraceAnalysisOutput.model_validate(trace_analysis.raw)
         GapAnalysisOutput.model_validate(gap_analysis.raw)
-        text = STAGE3.fill(stage1_json=compact_json(trace_analysis.raw), stage2_json=compact_json(gap_analysis.raw))
+        text = stage_user_text(STAGE_BY_KEY["stage3"], {"stage1": trace_analysis.raw, "stage2": gap_analysis.raw})
         out = await self._ask("stage3", text)
         return to_diagnosis(out, None, self._meta())

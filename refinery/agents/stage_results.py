@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from refinery.agents.staged_schemas import (
     DiagnosisOutput,
     GapAnalysisOutput,
     SynthesisOutput,
     TraceAnalysisOutput,
 )
-from refinery.core.models import Citation, Diagnosis, GapAnalysis, TraceAnalysis
+from refinery.core.models import Citation, CompleteAnalysis, Diagnosis, GapAnalysis, TraceAnalysis
+from refinery.integrations.response_output import CallUsage
 
 
 def collect_citations(data: Any) -> list[Citation]:
@@ -129,4 +132,36 @@ def to_diagnosis(out: DiagnosisOutput, synthesis: SynthesisOutput | None, metada
         metadata=meta,
         citations=collect_citations([raw, raw_synthesis]),
         raw={"diagnosis": raw, "synthesis": raw_synthesis},
+    )
+
+
+class StagedAnalysisResult(BaseModel):
+    """All four stage outputs of one analysis, with usage, store id and prompt versions."""
+
+    trace_id: str
+    store_id: str | None
+    trace_analysis: TraceAnalysisOutput | None = None
+    gap_analysis: GapAnalysisOutput | None = None
+    diagnosis: DiagnosisOutput | None = None
+    synthesis: SynthesisOutput | None = None
+    usage: dict[str, CallUsage] = {}
+    prompt_versions: dict[str, str] = {}
+    artifacts_dir: str | None = None
+
+
+def from_complete_analysis(complete: CompleteAnalysis, trace_id: str | None = None) -> StagedAnalysisResult:
+    """A host-side `CompleteAnalysis` (from either analyst) as the stage outputs the report reads.
+
+    Both analysts keep each stage's raw JSON, so nothing is lost; the simple analyst has no
+    synthesis, and its report says only what stages 1-3 said.
+    """
+    diagnosis_raw = complete.diagnosis.raw or {}
+    synthesis_raw = diagnosis_raw.get("synthesis") if isinstance(diagnosis_raw, dict) else None
+    return StagedAnalysisResult(
+        trace_id=trace_id or complete.trace_analysis.trace_id,
+        store_id=complete.trace_analysis.metadata.get("store_id"),
+        trace_analysis=TraceAnalysisOutput.model_validate(complete.trace_analysis.raw),
+        gap_analysis=GapAnalysisOutput.model_validate(complete.gap_analysis.raw),
+        diagnosis=DiagnosisOutput.model_validate(diagnosis_raw.get("diagnosis", diagnosis_raw)),
+        synthesis=SynthesisOutput.model_validate(synthesis_raw) if synthesis_raw else None,
     )

@@ -17,6 +17,10 @@ The model (OpenAI's documented behaviour, and `refinery.testing`'s server):
 - a 429 that still happens blocks admission for the hinted wait and raises that class's
   allowance.
 When no limit is near, admission is arithmetic with no await: it costs nothing noticeable.
+
+Callers hold a reservation as `async with budget.reserve(cost, cost_class) as ticket:` and end it
+with `ticket.settle(used, headers)` or `ticket.throttled(headers)`; a ticket left open (the
+request never got an answer) gives everything back when the block ends.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from refinery.integrations.rate_limit_headers import (
@@ -64,6 +69,35 @@ class Reservation:
     probe: bool = False
 
 
+class Ticket:
+    """One admitted request's hold on the budget, ended once: settled, throttled, or cancelled."""
+
+    def __init__(self, budget: "RateBudget | None", reservation: Reservation | None) -> None:
+        self.budget, self.reservation = budget, reservation
+        self.closed = budget is None or reservation is None
+
+    def settle(self, used_tokens: int | None, headers: Mapping[str, str]) -> None:
+        """An answer arrived (any but a 429): charge what it used, learn from its headers."""
+        if not self.closed and self.budget is not None and self.reservation is not None:
+            self.closed = True
+            self.budget.settle(self.reservation, used_tokens, headers)
+
+    def throttled(self, headers: Mapping[str, str]) -> None:
+        """A 429 arrived despite the budget."""
+        if not self.closed and self.budget is not None and self.reservation is not None:
+            self.closed = True
+            self.budget.throttled(self.reservation, headers)
+
+    def cancel(self) -> None:
+        """No answer arrived (connection error, timeout, cancellation): give it all back."""
+        if not self.closed and self.budget is not None and self.reservation is not None:
+            self.closed = True
+            self.budget.cancel(self.reservation)
+
+
+UNBUDGETED = Ticket(None, None)
+
+
 @dataclass
 class BudgetStats:
     admitted: int = 0
@@ -94,6 +128,15 @@ class RateBudget:
         self.allowance: dict[str, float] = {}
         self.blocked_until = 0.0
         self._probe_busy = False
+
+    @asynccontextmanager
+    async def reserve(self, base_tokens: int, cost_class: str | None = None) -> AsyncIterator[Ticket]:
+        """Admit one request's worst case for the length of the block (see the module docstring)."""
+        ticket = Ticket(self, await self.acquire(base_tokens, cost_class))
+        try:
+            yield ticket
+        finally:
+            ticket.cancel()  # a no-op when the block settled or throttled it
 
     def estimate(self, base_tokens: int, cost_class: str | None) -> float:
         return (base_tokens + self.allowance.get(cost_class or "", 0.0)) * (1.0 + self.safety_margin)

@@ -3,16 +3,18 @@
 The retry rules live in the shared transport; this module adds what is specific to the
 Responses endpoint: reading the answer out of `output`, one format-only re-ask when the JSON is
 broken, one larger budget when `max_output_tokens` cut the answer, and the token usage of every
-call so a caller can report cost per stage.
+call. `create_json` returns the usage of exactly the calls it made (re-asks included) and the
+chunks `file_search` retrieved with its answer, so each analysis counts its own calls even when
+many share one client, and citations can be checked against what the model actually saw.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import aiohttp
@@ -30,7 +32,7 @@ from refinery.errors import (
     PermissionDeniedError,
     RefineryError,
 )
-from refinery.integrations.rate_budget import RateBudget
+from refinery.integrations.rate_budget import BudgetStats, RateBudget
 from refinery.integrations.response_output import (
     CallUsage,
     citations,
@@ -46,15 +48,17 @@ from refinery.integrations.responses_request_builder import (
 )
 from refinery.integrations.transport import (
     ApiSettings,
+    Clock,
     OpenAITransport,
     RetryPolicy,
     Sleep,
 )
+from refinery.integrations.vector_store_manager import VectorStoreManager
 
 __all__ = [
     "ResponsesClient",
     "CanaryResult",
-    "create",
+    "JsonAnswer",
     "output_text",
     "parse_json_output",
     "file_search_results",
@@ -64,6 +68,20 @@ __all__ = [
 log = logging.getLogger("refinery.responses")
 
 REASK_TEXT = "Return ONLY the exact JSON again, valid against the schema, with no other text. Your previous output was:\n"
+
+
+@dataclass(frozen=True)
+class JsonAnswer:
+    """A JSON answer with what it cost and what it was based on.
+
+    `usage` sums every call made for this answer (a larger budget, a re-ask); `results` are the
+    chunks `file_search` returned with the final answer (`include: ["file_search_call.results"]`).
+    """
+
+    data: dict[str, Any]
+    usage: CallUsage
+    results: list[dict[str, Any]] = field(default_factory=list)
+    response_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,15 +115,30 @@ class ResponsesClient:
         tpm: int | None = None,
         rpm: int | None = None,
         budget: RateBudget | bool = True,
+        clock: Clock | None = None,
     ) -> None:
+        """Without `transport`, one is built here; `budget`, `tpm` and `rpm` configure its shared
+        rate budget (see `OpenAITransport`), on the given `clock` and `sleep`."""
         if transport is None:
             settings = ApiSettings.from_env(api_key, base_url=base_url, project=project, organization=organization)
-            if budget is True and (tpm or rpm):
-                budget = RateBudget(tpm=tpm, rpm=rpm, sleep=sleep or asyncio.sleep)
-            transport = OpenAITransport(settings, timeout=timeout, retry=retry, sleep=sleep, budget=budget)
+            transport = OpenAITransport(settings, timeout=timeout, retry=retry, sleep=sleep, clock=clock, budget=budget, tpm=tpm, rpm=rpm)
         self.transport = transport
         self.max_output_tokens_cap = max_output_tokens_cap
         self.usage: list[CallUsage] = []
+
+    @property
+    def base_url(self) -> str:
+        return self.transport.settings.base_url
+
+    def vector_store_manager(self, **options: Any) -> VectorStoreManager:
+        """A `VectorStoreManager` on this client's transport: one session, one retry core and one
+        rate budget for every call an analysis makes."""
+        return VectorStoreManager(self.transport, **options)
+
+    @property
+    def budget_stats(self) -> BudgetStats | None:
+        """The shared rate budget's admissions, waits and 429s (None without a budget)."""
+        return self.transport.budget_stats
 
     async def __aenter__(self) -> "ResponsesClient":
         await self.transport.__aenter__()
@@ -145,7 +178,7 @@ class ResponsesClient:
         schema: Mapping[str, Any] | None = None,
         *,
         label: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> JsonAnswer:
         """The answer as a JSON object, recovered once from each of two known failure modes.
 
         - cut off by `max_output_tokens` → retried once with double the budget (up to
@@ -155,7 +188,14 @@ class ResponsesClient:
           and the raw text. Still wrong → `OutputFormatError` holding the raw text.
         """
         body = dict(body)
-        response = await self.create(body, label=label)
+        calls: list[CallUsage] = []
+
+        async def send(b: dict[str, Any]) -> dict[str, Any]:
+            response = await self.create(b, label=label)
+            calls.append(self.usage[-1])
+            return response
+
+        response = await send(body)
         try:
             text = output_text(response)
         except IncompleteResponseError as exc:
@@ -165,27 +205,27 @@ class ResponsesClient:
                 raise
             log.info("output cut at %d tokens; retrying once with %d", budget, bigger)
             body = with_max_output_tokens(body, bigger)
-            response = await self.create(body, label=label)
+            response = await send(body)
             text = output_text(response)
         problems = _problems(text, schema)
-        if not problems:
-            return json.loads(text)
-        log.info("output not valid (%s); asking once for the JSON again", problems[0])
-        reask = with_user_text(body, REASK_TEXT + text)
-        response = await self.create(reask, label=label)
-        text2 = output_text(response)
-        problems2 = _problems(text2, schema)
-        if not problems2:
-            return json.loads(text2)
-        raise OutputFormatError(
-            f"output is not the JSON asked for after one re-ask: {problems2[0]}", raw_text=text2, problems=problems2
-        )
+        if problems:
+            log.info("output not valid (%s); asking once for the JSON again", problems[0])
+            response = await send(with_user_text(body, REASK_TEXT + text))
+            text = output_text(response)
+            problems = _problems(text, schema)
+            if problems:
+                raise OutputFormatError(f"output is not the JSON asked for after one re-ask: {problems[0]}", raw_text=text, problems=problems)
+        usage = CallUsage(label=label)
+        for u in calls:
+            usage = usage + u
+        usage.label = label
+        return JsonAnswer(json.loads(text), usage, file_search_results(response), response.get("id"))
 
     async def canary(self, model: str = "gpt-4o") -> CanaryResult:
         """Send the smallest strict-JSON request and say plainly what is wrong when it fails."""
-        base = self.transport.settings.base_url
+        base = self.base_url
         try:
-            data = await self.create_json(build_canary_test_body(model), label="canary")
+            data = (await self.create_json(build_canary_test_body(model), label="canary")).data
         except AuthenticationError as exc:
             raise CanaryError(f"authentication failed: check OPENAI_API_KEY (HTTP 401: {exc.message})") from exc
         except PermissionDeniedError as exc:
@@ -215,14 +255,14 @@ def _problems(text: str, schema: Mapping[str, Any] | None) -> list[str]:
         return ["output JSON is not an object"]
     if schema is None:
         return []
-    validator = jsonschema.Draft202012Validator(dict(schema))
+    validator = _validator(json.dumps(schema, sort_keys=True))
     return [
         f"{'/'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message[:200]}"
         for e in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
     ]
 
 
-async def create(body: Mapping[str, Any]) -> dict[str, Any]:
-    """Module-level convenience: one call with a client built from the environment."""
-    async with ResponsesClient() as client:
-        return await client.create(body)
+@lru_cache(maxsize=32)
+def _validator(schema_json: str) -> jsonschema.Draft202012Validator:
+    """One compiled validator per schema: building it was most of a call's client CPU."""
+    return jsonschema.Draft202012Validator(json.loads(schema_json))

@@ -5,15 +5,10 @@ failure modes (rate limits, 5xx, dropped connections). Writing the retry rules o
 consistent and testable. This module knows HTTP and OpenAI's error shapes; it knows nothing of
 stages, prompts or traces.
 
-Retry rules (after openai-python's `_base_client`):
-- 429 `insufficient_quota` → `QuotaExceededError` at once (retrying can never succeed);
-- 429 otherwise → wait what the server says (`retry-after-ms`, `retry-after`,
-  `x-ratelimit-reset-*`), or a jittered 60–120 s when it says nothing; bounded by a count and a
-  total wait, then `RateLimitError` carrying the last headers;
-- 408/409/5xx, connection errors, timeouts → jittered exponential backoff, a few times;
-- `x-should-retry: true|false` overrides the status-based decision;
-- other 4xx → a typed error with the API's `error.message`, `type`, `param` and `code`.
-Sleeping and the clock are injectable so tests never wait for real.
+The retry decision is `refinery.integrations.retry.next_wait`, a pure function; this module
+sends one attempt at a time under the rate budget (`async with budget.reserve(...)`), turns
+error answers into typed errors carrying the API's `error.message`, `type`, `param` and `code`,
+and sleeps as told. Sleeping and the clock are injectable so tests never wait for real.
 """
 
 from __future__ import annotations
@@ -25,6 +20,7 @@ import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,8 +41,10 @@ from refinery.errors import (
     ServerError,
     UnprocessableEntityError,
 )
-from refinery.integrations.rate_budget import RateBudget, Reservation
-from refinery.integrations.rate_limit_headers import retry_after_seconds
+from refinery.integrations.rate_budget import UNBUDGETED, BudgetStats, RateBudget, Ticket
+from refinery.integrations.retry import RETRYABLE_STATUS, Attempts, RetryPolicy, next_wait
+
+__all__ = ["ApiResponse", "ApiSettings", "OpenAITransport", "RETRYABLE_STATUS", "RetryPolicy", "error_from_response"]
 
 log = logging.getLogger("refinery.transport")
 
@@ -54,23 +52,6 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
 FormFactory = Callable[[], aiohttp.FormData]
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How hard to try. Every number is a bound, so a call always ends."""
-
-    max_retries: int = 3  # for 5xx / connection / timeout
-    backoff_initial_s: float = 0.5
-    backoff_max_s: float = 8.0
-    max_rate_limit_retries: int = 4
-    max_rate_limit_wait_s: float = 600.0  # total seconds spent waiting on 429s for one call
-    fallback_rate_limit_wait_s: tuple[float, float] = (60.0, 120.0)
-
-    def backoff(self, attempt: int, rng: Callable[[], float]) -> float:
-        """Full-jitter exponential backoff for the `attempt`-th retry (1-based)."""
-        ceiling = min(self.backoff_max_s, self.backoff_initial_s * (2 ** (attempt - 1)))
-        return ceiling * (0.5 + 0.5 * rng())
 
 
 @dataclass(frozen=True)
@@ -124,7 +105,6 @@ class ApiResponse:
     data: Any
 
 
-RETRYABLE_STATUS = frozenset({408, 409, 500, 502, 503, 504})
 _ERROR_CLASSES: dict[int, type[APIError]] = {
     400: BadRequestError,
     401: AuthenticationError,
@@ -172,8 +152,14 @@ class OpenAITransport:
         clock: Clock | None = None,
         rng: Callable[[], float] | None = None,
         session: aiohttp.ClientSession | None = None,
-        budget: RateBudget | None | bool = True,
+        budget: RateBudget | bool = True,
+        tpm: int | None = None,
+        rpm: int | None = None,
     ) -> None:
+        """`budget`: True (default) builds the one rate budget every caller of this transport
+        shares, with the limits `tpm` / `rpm` if given, else learned from the API's headers, on
+        this transport's clock and sleep; a `RateBudget` is used as it is; False sends without
+        client-side admission."""
         self.settings = settings or ApiSettings.from_env(api_key)
         self.timeout = timeout or aiohttp.ClientTimeout(total=300, connect=30, sock_read=240)
         self.retry = retry or RetryPolicy()
@@ -182,11 +168,16 @@ class OpenAITransport:
         self._rng = rng or random.random
         self._session = session
         self._owns_session = session is None
-        # One budget per transport, shared by every caller: True builds one that learns the
-        # limits from headers; False/None sends without client-side admission.
+        if isinstance(budget, RateBudget) and (tpm or rpm):
+            raise ConfigurationError("give the limits (tpm / rpm) or a RateBudget, not both: the budget's own limits would win silently")
         if budget is True:
-            budget = RateBudget(clock=self.clock, sleep=self._sleep)
+            budget = RateBudget(tpm=tpm, rpm=rpm, clock=self.clock, sleep=self._sleep)
         self.budget: RateBudget | None = budget or None
+
+    @property
+    def budget_stats(self) -> BudgetStats | None:
+        """Admissions, waits and 429s of the shared budget (None without one)."""
+        return self.budget.stats if self.budget is not None else None
 
     async def __aenter__(self) -> "OpenAITransport":
         self._ensure_session()
@@ -229,101 +220,74 @@ class OpenAITransport:
         and a retry must build it again. `cost` (estimated tokens) puts the call under the rate
         budget; `cost_class` groups calls whose hidden costs (retrieved chunks) are alike.
         """
+        attempts = Attempts()
+        while True:
+            outcome = await self._attempt(method, path, json=json, form=form, params=params, cost=cost, cost_class=cost_class)
+            if isinstance(outcome, ApiResponse):
+                return outcome
+            failure, status, headers = outcome
+            retry = next_wait(failure, status, headers, attempts, self.retry, self._rng)
+            if retry is None:
+                if attempts.rate_limited and isinstance(failure, RateLimitError):
+                    log.warning("rate limited on %s %s; giving up after %d retries", method, path, attempts.rate_limited)
+                raise failure
+            attempts.record(retry)
+            log.info("%s %s failed (%s); %s retry in %.2fs", method, path, failure, retry.kind, retry.wait_s)
+            await self._sleep(retry.wait_s)
+
+    def _admission(self, cost: int | None, cost_class: str | None) -> AbstractAsyncContextManager[Ticket]:
+        if self.budget is None or cost is None:
+            return nullcontext(UNBUDGETED)
+        return self.budget.reserve(cost, cost_class)
+
+    async def _attempt(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any,
+        form: FormFactory | None,
+        params: Mapping[str, str] | None,
+        cost: int | None,
+        cost_class: str | None,
+    ) -> ApiResponse | tuple[APIError | APIConnectionError, int, dict[str, str]]:
+        """One try: the answer, or (the typed failure, HTTP status or 0, headers)."""
         session = self._ensure_session()
         url = self.url(path)
-        transient_attempts = 0
-        rl_attempts = 0
-        rl_waited = 0.0
-        while True:
-            failure: APIError | APIConnectionError
-            reservation: Reservation | None = None
-            if self.budget is not None and cost is not None:
-                reservation = await self.budget.acquire(cost, cost_class)
+        async with self._admission(cost, cost_class) as ticket:
             try:
                 async with session.request(
-                    method,
-                    url,
-                    json=json,
-                    data=form() if form is not None else None,
-                    params=params,
-                    headers=self.settings.headers(),
+                    method, url, json=json, data=form() if form is not None else None, params=params, headers=self.settings.headers()
                 ) as resp:
                     raw = await resp.read()
                     status = resp.status
                     headers = {k.lower(): v for k, v in resp.headers.items()}
             except asyncio.TimeoutError as exc:
-                failure = APITimeoutError(f"{method} {url} timed out — {CANARY_HINT}")
+                failure: APIError | APIConnectionError = APITimeoutError(f"{method} {url} timed out — {CANARY_HINT}")
                 failure.__cause__ = exc
-                status, headers, raw = 0, {}, b""
-                self._budget_cancel(reservation)
+                return failure, 0, {}  # the ticket is given back as the block ends
             except aiohttp.ClientError as exc:
                 failure = APIConnectionError(f"{method} {url} failed: {exc.__class__.__name__}: {exc} — {CANARY_HINT}")
                 failure.__cause__ = exc
-                status, headers, raw = 0, {}, b""
-                self._budget_cancel(reservation)
-            else:
-                payload = _decode(raw)
-                if status < 400:
-                    if not isinstance(payload, (dict, list)):
-                        failure = APIConnectionError(
-                            f"{method} {url}: HTTP {status} with a body that is not JSON ({len(raw)} bytes)"
-                        )
-                    else:
-                        ok = ApiResponse(status, headers, payload)
-                        self._budget_settle(reservation, payload, headers)
-                        return ok
-                    self._budget_settle(reservation, None, headers)
+                return failure, 0, {}
+            payload = _decode(raw)
+            if status >= 400:
+                if status == 429:
+                    ticket.throttled(headers)
                 else:
-                    failure = error_from_response(status, headers, payload)
-                    if reservation is not None and self.budget is not None:
-                        if status == 429:
-                            self.budget.throttled(reservation, headers)
-                        else:
-                            self.budget.settle(reservation, 0, headers)
+                    ticket.settle(0, headers)
+                return error_from_response(status, headers, payload), status, headers
+            if not isinstance(payload, (dict, list)):
+                ticket.settle(None, headers)
+                return APIConnectionError(f"{method} {url}: HTTP {status} with a body that is not JSON ({len(raw)} bytes)"), status, headers
+            ticket.settle(_total_tokens(payload), headers)
+            return ApiResponse(status, headers, payload)
 
-            should_retry = headers.get("x-should-retry")
-            if isinstance(failure, QuotaExceededError):
-                raise failure
-            if isinstance(failure, RateLimitError) and should_retry != "false":
-                hinted = retry_after_seconds(headers)
-                if hinted is None:
-                    lo, hi = self.retry.fallback_rate_limit_wait_s
-                    wait = lo + (hi - lo) * self._rng()
-                else:
-                    wait = hinted
-                if rl_attempts >= self.retry.max_rate_limit_retries or rl_waited + wait > self.retry.max_rate_limit_wait_s:
-                    log.warning("rate limited on %s %s; giving up after %d retries", method, path, rl_attempts)
-                    raise failure
-                rl_attempts += 1
-                rl_waited += wait
-                log.info("rate limited on %s %s; waiting %.2fs (retry %d)", method, path, wait, rl_attempts)
-                await self._sleep(wait)
-                continue
-            retryable = (
-                should_retry == "true"
-                or (should_retry != "false" and (status in RETRYABLE_STATUS or status == 0))
-            )
-            if retryable and transient_attempts < self.retry.max_retries:
-                transient_attempts += 1
-                wait = self.retry.backoff(transient_attempts, self._rng)
-                hinted = retry_after_seconds(headers)
-                if hinted is not None and hinted <= 60:
-                    wait = hinted
-                log.info("%s %s failed (%s); retry %d in %.2fs", method, path, failure, transient_attempts, wait)
-                await self._sleep(wait)
-                continue
-            raise failure
 
-    def _budget_settle(self, res: Reservation | None, payload: Any, headers: Mapping[str, str]) -> None:
-        if res is None or self.budget is None:
-            return
-        usage = payload.get("usage") if isinstance(payload, dict) else None
-        used = usage.get("total_tokens") if isinstance(usage, dict) else None
-        self.budget.settle(res, int(used) if isinstance(used, (int, float)) else None, headers)
-
-    def _budget_cancel(self, res: Reservation | None) -> None:
-        if res is not None and self.budget is not None:
-            self.budget.cancel(res)
+def _total_tokens(payload: Any) -> int | None:
+    usage = payload.get("usage") if isinstance(payload, dict) else None
+    used = usage.get("total_tokens") if isinstance(usage, dict) else None
+    return int(used) if isinstance(used, (int, float)) else None
 
 
 def _decode(raw: bytes) -> Any:

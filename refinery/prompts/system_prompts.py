@@ -126,36 +126,12 @@ class PromptTemplate:
         return pattern.sub(lambda m: values[m.group(1)], self.text)
 
 
-_REGISTRY: dict[tuple[str, str], PromptTemplate] = {}
-
-
-def register(name: str, version: str, text: str) -> PromptTemplate:
-    template = PromptTemplate(name, version, text)
-    _REGISTRY[(name, version)] = template
-    return template
-
-
-def get_prompt(name: str, version: str | None = None) -> PromptTemplate:
-    """A prompt by name and version (the newest version when `version` is None)."""
-    if version is not None:
-        try:
-            return _REGISTRY[(name, version)]
-        except KeyError:
-            raise PromptError(f"no prompt {name!r} version {version!r}; known: {sorted(available())}") from None
-    versions = [t for (n, _), t in _REGISTRY.items() if n == name]
-    if not versions:
-        raise PromptError(f"no prompt named {name!r}; known: {sorted({n for n, _ in _REGISTRY})}")
-    return max(versions, key=lambda t: int(t.version.lstrip("v")))
-
-
-def available() -> list[str]:
-    return [t.ref for t in _REGISTRY.values()]
-
-
-SYSTEM = register("FAILURE_ANALYST_SYSTEM_PROMPT", "v3", FAILURE_ANALYST_SYSTEM_PROMPT_V3)
-STAGE1 = register("STAGE1_TRACE_ANALYSIS_PROMPT", "v1", STAGE1_TRACE_ANALYSIS_PROMPT_V1)
-STAGE2 = register("STAGE2_GAP_ANALYSIS_PROMPT", "v1", STAGE2_GAP_ANALYSIS_PROMPT_V1)
-STAGE3 = register("STAGE3_DIAGNOSIS_PROMPT", "v1", STAGE3_DIAGNOSIS_PROMPT_V1)
-STAGE4 = register("STAGE4_SYNTHESIS_PROMPT", "v1", STAGE4_SYNTHESIS_PROMPT_V1)
-SIMPLE_SYSTEM = register("SIMPLE_ANALYST_SYSTEM_PROMPT", "v1", SIMPLE_ANALYST_SYSTEM_PROMPT_V1)
-STAGE1_GROUP_NOTE = register("STAGE1_GROUP_NOTE", "v1", STAGE1_GROUP_NOTE_V1)
+# Each template's name and version are recorded with every stage artifact (`prompt_version`), so
+# an analysis says which words produced it; a changed text gets a new version here.
+SYSTEM = PromptTemplate("FAILURE_ANALYST_SYSTEM_PROMPT", "v3", FAILURE_ANALYST_SYSTEM_PROMPT_V3)
+STAGE1 = PromptTemplate("STAGE1_TRACE_ANALYSIS_PROMPT", "v1", STAGE1_TRACE_ANALYSIS_PROMPT_V1)
+STAGE2 = PromptTemplate("STAGE2_GAP_ANALYSIS_PROMPT", "v1", STAGE2_GAP_ANALYSIS_PROMPT_V1)
+STAGE3 = PromptTemplate("STAGE3_DIAGNOSIS_PROMPT", "v1", STAGE3_DIAGNOSIS_PROMPT_V1)
+STAGE4 = PromptTemplate("STAGE4_SYNTHESIS_PROMPT", "v1", STAGE4_SYNTHESIS_PROMPT_V1)
+SIMPLE_SYSTEM = PromptTemplate("SIMPLE_ANALYST_SYSTEM_PROMPT", "v1", SIMPLE_ANALYST_SYSTEM_PROMPT_V1)
+STAGE1_GROUP_NOTE = PromptTemplate("STAGE1_GROUP_NOTE", "v1", STAGE1_GROUP_NOTE_V1)

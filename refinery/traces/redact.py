@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 _HEADER = r"(?i)(\b"  # a header (or config) name, case-insensitive, opens the kept prefix group
@@ -67,9 +66,6 @@ class RedactionReport:
     def as_dict(self) -> dict[str, int]:
         return dict(sorted(self.counts.items()))
 
-    def merge(self, other: "RedactionReport") -> None:
-        self.counts.update(other.counts)
-
 
 def redact_text(text: str, report: RedactionReport | None = None) -> str:
     """`text` with every secret replaced by `[REDACTED:<kind>]`; counts go to `report`."""
@@ -92,9 +88,3 @@ def redact_text(text: str, report: RedactionReport | None = None) -> str:
 def redact_files(files: list[tuple[str, str]], report: RedactionReport | None = None) -> list[tuple[str, str]]:
     """Rendered files with their secrets redacted (names are left as they are)."""
     return [(name, redact_text(text, report)) for name, text in files]
-
-
-def redact_mapping(contents: Mapping[str, str] | None, report: RedactionReport | None = None) -> dict[str, str] | None:
-    if contents is None:
-        return None
-    return {k: redact_text(v, report) for k, v in contents.items()}

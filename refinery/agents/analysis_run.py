@@ -1,0 +1,80 @@
+"""One analysis of one trace: its layout (Stage 1 groups, file attributes) and its mutable state.
+
+Why apart from the analyst: an analyst is configuration (model, budgets, where artifacts go) and
+may analyse many traces, in turn or — in a batch — sharing one client. What belongs to one trace
+(its store, groups, usage, stage metadata, retrieved chunks) lives in an `AnalysisRun`, so two
+analyses never mix their state, and each counts exactly the calls it made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from refinery.integrations.response_output import CallUsage
+
+
+@dataclass(frozen=True)
+class StageGroup:
+    """A slice of the trace's run files analysed by one Stage 1 call."""
+
+    number: int
+    first_run: int
+    last_run: int
+    files: tuple[str, ...]
+
+
+def plan_groups(files: list[tuple[str, str]], runs_total: int, runs_per_file: int, files_per_group: int) -> list[StageGroup]:
+    """The Stage 1 groups for a rendering: consecutive run files, `files_per_group` at a time."""
+    run_files = [name for name, _ in files if "_runs_" in name]
+    groups = []
+    for g, start in enumerate(range(0, len(run_files), files_per_group), start=1):
+        chunk = tuple(run_files[start : start + files_per_group])
+        first = start * runs_per_file + 1
+        last = min(runs_total, (start + len(chunk)) * runs_per_file)
+        groups.append(StageGroup(g, first, last, chunk))
+    return groups
+
+
+def group_filter(group: StageGroup) -> dict[str, Any]:
+    """The `file_search` attribute filter restricting retrieval to one Stage 1 group's files."""
+    return {"type": "eq", "key": "group", "value": group.number}
+
+
+def file_attributes(files: list[tuple[str, str]], groups: list[StageGroup]) -> dict[str, dict[str, Any]]:
+    """Vector store attributes per file: its kind, and its Stage 1 group for run files."""
+    group_of = {name: g.number for g in groups for name in g.files}
+    attrs: dict[str, dict[str, Any]] = {}
+    for name, _ in files:
+        if name in group_of:
+            attrs[name] = {"kind": "trace", "group": group_of[name]}
+        elif name.endswith("_index.md"):
+            attrs[name] = {"kind": "index", "group": 0}
+        elif name.endswith("_expectations.md"):
+            attrs[name] = {"kind": "expectations", "group": 0}
+        elif "_eval_" in name:
+            attrs[name] = {"kind": "eval", "group": 0}
+        else:
+            attrs[name] = {"kind": "prompt", "group": 0}
+    return attrs
+
+
+@dataclass
+class AnalysisRun:
+    """The state of one trace's analysis."""
+
+    trace_id: str | None = None
+    store_id: str | None = None
+    groups: list[StageGroup] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)  # rendered file names
+    file_ids: list[str] = field(default_factory=list)  # uploaded file ids (for cleanup)
+    created_store: bool = False  # this run's artifacts made the store: it deletes it when done
+    usage: dict[str, CallUsage] = field(default_factory=dict)  # per stage, every call counted
+    meta: dict[str, dict[str, Any]] = field(default_factory=dict)  # per stage: versions, tokens, timing
+    retrieved: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # chunks file_search returned, per stage
+
+    def add_usage(self, stage: str, usage: CallUsage) -> CallUsage:
+        total = self.usage.get(stage, CallUsage(label=stage)) + usage
+        total.label = stage
+        self.usage[stage] = total
+        return total

@@ -1,0 +1,108 @@
+"""An analysis's artifacts folder: stage outputs, Stage 1 group outputs and the store record.
+
+Why: every output is written (atomically) the moment it exists, so a run that stops — an error,
+Ctrl-C, a lost machine — is resumed by a rerun from the first missing piece instead of paying
+for it again. Each file names the trace it belongs to, so another trace's artifacts are refused
+rather than reused. Without a folder (`Checkpoints(None)`) nothing is written or read.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from refinery.agents.stages import STAGE_BY_KEY, STAGES
+from refinery.core.artifacts import read_json, write_json_atomic
+from refinery.errors import ArtifactsMismatchError
+from refinery.integrations.response_output import CallUsage
+
+log = logging.getLogger("refinery.checkpoints")
+
+STORE_ARTIFACT = "store.json"
+STAGE1_GROUPS_DIR = "stage1_groups"
+
+
+class Checkpoints:
+    def __init__(self, folder: str | Path | None) -> None:
+        self.folder = Path(folder) if folder is not None else None
+
+    # --- stages -----------------------------------------------------------------------------
+    def load_stage(self, stage: str, trace_id: str | None) -> tuple[BaseModel, dict[str, Any], str | None] | None:
+        """(output, metadata, trace id) of a stage done earlier, or None to run it."""
+        if self.folder is None:
+            return None
+        path = self.folder / STAGE_BY_KEY[stage].artifact
+        data = read_json(path)
+        if not isinstance(data, dict) or "output" not in data:
+            return None
+        if trace_id and data.get("trace_id") not in (None, trace_id):
+            raise ArtifactsMismatchError(f"{path} belongs to trace {data.get('trace_id')!r}, not {trace_id!r}: use another artifacts directory")
+        try:
+            output = STAGE_BY_KEY[stage].output_model.model_validate(data["output"])
+        except ValidationError:
+            log.warning("%s artifact does not validate; running the stage again", stage)
+            return None
+        log.info("%s: resumed from %s", stage, path.name)
+        return output, dict(data.get("meta") or {}), data.get("trace_id")
+
+    def save_stage(self, stage: str, trace_id: str | None, meta: dict[str, Any], output: BaseModel, extra: dict[str, Any] | None = None) -> None:
+        if self.folder is not None:
+            write_json_atomic(
+                self.folder / STAGE_BY_KEY[stage].artifact,
+                {"stage": stage, "trace_id": trace_id, "meta": meta, **(extra or {}), "output": output.model_dump(mode="json")},
+            )
+
+    def finished(self, trace_id: str, until_stage: int) -> bool:
+        """Whether stages 1…`until_stage` of this trace are all on disk."""
+        if self.folder is None:
+            return False
+        for stage in STAGES[:until_stage]:
+            data = read_json(self.folder / stage.artifact)
+            if not isinstance(data, dict) or data.get("trace_id") != trace_id or "output" not in data:
+                return False
+        return True
+
+    # --- Stage 1 groups ---------------------------------------------------------------------
+    def _group_path(self, number: int) -> Path | None:
+        return self.folder / STAGE1_GROUPS_DIR / f"group_{number:03d}.json" if self.folder else None
+
+    def save_group(self, trace_id: str | None, number: int, groups: int, output: BaseModel, usage: CallUsage) -> None:
+        """Each Stage 1 group's output as soon as it exists, so a rerun pays only for the rest."""
+        path = self._group_path(number)
+        if path is not None:
+            write_json_atomic(path, {"trace_id": trace_id, "group": number, "groups": groups, "usage": usage.model_dump(), "output": output.model_dump(mode="json")})
+
+    def load_group(self, trace_id: str | None, number: int, groups: int) -> tuple[BaseModel, CallUsage] | None:
+        path = self._group_path(number)
+        data = read_json(path) if path is not None else None
+        if not isinstance(data, dict) or data.get("trace_id") != trace_id or data.get("groups") != groups:
+            return None
+        try:
+            return STAGE_BY_KEY["stage1"].output_model.model_validate(data["output"]), CallUsage.model_validate(data["usage"])
+        except (KeyError, ValidationError):
+            return None
+
+    # --- the vector store record --------------------------------------------------------------
+    def record_store(self, store_id: str | None, trace_id: str, files: list[str], file_ids: list[str], *, ready: bool) -> None:
+        """`store.json`: which store holds this trace's files; `ready` only once indexing completed."""
+        if self.folder is not None:
+            write_json_atomic(
+                self.folder / STORE_ARTIFACT,
+                {"store_id": store_id, "trace_id": trace_id, "ready": ready, "files": files, "file_ids": file_ids},
+            )
+
+    def recorded_store(self, trace_id: str) -> dict[str, Any] | None:
+        if self.folder is None:
+            return None
+        data = read_json(self.folder / STORE_ARTIFACT)
+        if isinstance(data, dict) and data.get("trace_id") == trace_id and data.get("store_id"):
+            return data
+        return None
+
+    def forget_store(self) -> None:
+        """After the store is deleted: a rerun must never try to reuse it."""
+        if self.folder is not None:
+            (self.folder / STORE_ARTIFACT).unlink(missing_ok=True)

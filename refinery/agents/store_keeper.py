@@ -1,0 +1,130 @@
+"""The vector store behind one analysis: made, reused after an interruption, made again when gone,
+and deleted when the analysis is done.
+
+Why it is careful: "no results" from `file_search` is most often a store that was queried
+before its files were indexed, and a resumed run is where that happens. So the store is
+recorded as ready only once indexing completed; a rerun polls a recorded store again before
+using it, and one that is gone, failed or never got all its files is replaced (stage artifacts
+are kept). The store and its files are deleted after the analysis, resumed or not.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from refinery.agents.analysis_run import AnalysisRun, StageGroup, file_attributes
+from refinery.agents.checkpoints import Checkpoints
+from refinery.core.artifacts import write_text_atomic
+from refinery.errors import FileIndexingError, RefineryError, VectorStoreGoneError
+from refinery.integrations.vector_store_manager import VectorStoreManager
+
+log = logging.getLogger("refinery.store")
+
+IndexingProgress = Callable[[Mapping[str, int]], None]
+Emit = Callable[..., Awaitable[None]]
+
+
+class StoreKeeper:
+    def __init__(
+        self,
+        manager: Callable[[], VectorStoreManager],
+        checkpoints: Checkpoints,
+        *,
+        expires_after_days: int,
+        poll_timeout_s: float,
+        emit: Emit,
+    ) -> None:
+        self._manager = manager  # built on first use: `refinery plan` never needs one
+        self.checkpoints = checkpoints
+        self.expires_after_days = expires_after_days
+        self.poll_timeout_s = poll_timeout_s
+        self._emit = emit
+
+    @property
+    def manager(self) -> VectorStoreManager:
+        return self._manager()
+
+    async def prepare(self, run: AnalysisRun, files: list[tuple[str, str]], *, name: str | None, on_progress: IndexingProgress | None) -> str:
+        """The store for `run`: the recorded one once it is ready, else a new one, indexed."""
+        assert run.trace_id is not None
+        run.files = [n for n, _ in files]
+        recorded = self.checkpoints.recorded_store(run.trace_id)
+        if recorded is not None and await self._reusable(run, recorded, len(files), on_progress):
+            return str(run.store_id)
+        return await self._create(run, files, name, on_progress)
+
+    async def _reusable(self, run: AnalysisRun, recorded: dict[str, Any], n_files: int, on_progress: IndexingProgress | None) -> bool:
+        store_id = str(recorded["store_id"])
+        try:
+            counts = await self.manager.poll_ready(store_id, timeout_s=self.poll_timeout_s, on_progress=on_progress)
+            if counts.get("completed", 0) < n_files:
+                raise VectorStoreGoneError(store_id, f"holds {counts.get('completed', 0)} of {n_files} files; the upload was interrupted")
+        except (VectorStoreGoneError, FileIndexingError) as exc:
+            log.warning("%s; re-creating it from the trace (stage artifacts are kept)", exc)
+            await self._discard(store_id, list(recorded.get("file_ids") or []))
+            return False
+        run.store_id = store_id
+        run.created_store = True  # this analysis's artifacts made it: cleaned up like a new one
+        run.file_ids = list(recorded.get("file_ids") or [])
+        if not recorded.get("ready"):
+            self.checkpoints.record_store(store_id, str(run.trace_id), run.files, run.file_ids, ready=True)
+        return True
+
+    async def _create(self, run: AnalysisRun, files: list[tuple[str, str]], name: str | None, on_progress: IndexingProgress | None) -> str:
+        trace_id = str(run.trace_id)
+        await self._emit("prepare", "start", files=len(files))
+        with tempfile.TemporaryDirectory(prefix="refinery-") as tmp:
+            folder = (self.checkpoints.folder / "files") if self.checkpoints.folder else Path(tmp)
+            paths = [write_text_atomic(folder / file_name, text) for file_name, text in files]
+            run.store_id = await self.manager.create_store(
+                (name or f"refinery-{trace_id}")[:256],
+                expires_after_days=self.expires_after_days,
+                metadata={"refinery_trace_id": trace_id[:512], "refinery_groups": str(len(run.groups))},
+            )
+            run.created_store = True
+            # recorded before the upload, so a run stopped now can still find (and replace) it
+            self.checkpoints.record_store(run.store_id, trace_id, run.files, [], ready=False)
+            run.file_ids = await self.manager.upload_files(run.store_id, paths, attributes=file_attributes(files, run.groups))
+        self.checkpoints.record_store(run.store_id, trace_id, run.files, run.file_ids, ready=False)
+        await self.manager.poll_ready(run.store_id, timeout_s=self.poll_timeout_s, on_progress=on_progress)
+        self.checkpoints.record_store(run.store_id, trace_id, run.files, run.file_ids, ready=True)
+        await self._emit("prepare", "end", store_id=run.store_id, files=len(files))
+        return run.store_id
+
+    async def adopt(self, run: AnalysisRun, store_id: str) -> None:
+        """A store prepared elsewhere (`refinery init`): learn its trace and Stage 1 groups."""
+        run.store_id = store_id
+        try:
+            data = await self.manager.get_store(store_id)
+        except VectorStoreGoneError as exc:
+            raise VectorStoreGoneError(exc.store_id, exc.reason, "prepare it again with `refinery init TRACE`, or use `refinery run TRACE`") from None
+        meta = data.get("metadata") or {}
+        run.trace_id = run.trace_id or meta.get("refinery_trace_id")
+        if not run.groups:
+            run.groups = [StageGroup(g, 0, 0, ()) for g in range(1, int(meta.get("refinery_groups") or 1) + 1)]
+
+    async def _discard(self, store_id: str, file_ids: list[str]) -> None:
+        """Delete a store and files that cannot be used; they expire anyway, so failures only log."""
+        for what, action in (("store", lambda: self.manager.delete_store(store_id)), ("files", lambda: self.manager.delete_files(file_ids))):
+            try:
+                await action()
+            except RefineryError as exc:
+                log.info("could not delete the %s of %s: %s", what, store_id, exc)
+
+    async def cleanup(self, run: AnalysisRun) -> None:
+        """Delete the store (and its files) this analysis made — after a resumed run too."""
+        if not run.created_store or not run.store_id:
+            return
+        try:
+            await self.manager.delete_store(run.store_id)
+            await self.manager.delete_files(sorted(set(run.file_ids) | set(self.manager.uploaded)))
+        except RefineryError as exc:  # the store expires by itself; do not fail the analysis
+            log.warning("could not delete vector store %s: %s", run.store_id, exc)
+            return
+        finally:
+            run.created_store = False
+        self.checkpoints.forget_store()
