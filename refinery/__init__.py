@@ -23,7 +23,7 @@ from refinery.core.models import (
     TraceAnalysis,
     TraceRun,
 )
-from refinery.core.orchestrator import AnalysisOrchestrator
+from refinery.orchestrator import AnalysisOrchestrator
 from refinery.errors import (
     APIConnectionError,
     APIError,

@@ -1,5 +1,6 @@
 """What an analysis leaves on disk — usage with estimated cost, `report.md`, `report.html` —
-written the same way by `refinery run`, `refinery batch` and library callers.
+written the same way by `refinery run`, `refinery batch` and library callers, for either analyst
+(a `StagedAnalysisResult`, or the `CompleteAnalysis` the orchestrator returns).
 
 Why one module: the totals and the report were computed in two places (the CLI and the batch
 runner) and had started to disagree; a batch item's folder had no report at all.
@@ -10,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from refinery.agents.stage_results import StagedAnalysisResult
+from refinery.agents.stage_results import StagedAnalysisResult, from_complete_analysis
 from refinery.agents.stages import STAGE_ARTIFACTS
 from refinery.core.artifacts import write_json_atomic, write_text_atomic
-from refinery.core.models import Trace
+from refinery.core.models import CompleteAnalysis, Trace
 from refinery.core.pricing import PRICES_AS_OF, estimate_cost_usd
 from refinery.report import gather, render_html, render_markdown
 
@@ -21,8 +22,16 @@ USAGE_ARTIFACT = "usage.json"
 COUNTED = ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "total_tokens")
 
 
-def usage_summary(result: StagedAnalysisResult, model: str, redactions: dict[str, int] | None = None) -> dict[str, Any]:
+AnyResult = StagedAnalysisResult | CompleteAnalysis
+
+
+def as_staged(result: AnyResult, trace: Trace | None = None) -> StagedAnalysisResult:
+    return result if isinstance(result, StagedAnalysisResult) else from_complete_analysis(result, trace.trace_id if trace else None)
+
+
+def usage_summary(result: AnyResult, model: str, redactions: dict[str, int] | None = None) -> dict[str, Any]:
     """Tokens and estimated cost per stage and in total (cost None when a price is unknown)."""
+    result = as_staged(result)
     stages: dict[str, Any] = {}
     total: dict[str, Any] = dict.fromkeys(COUNTED, 0)
     costs: list[float | None] = []
@@ -37,10 +46,11 @@ def usage_summary(result: StagedAnalysisResult, model: str, redactions: dict[str
     return {"model": model, "prices_as_of": PRICES_AS_OF, "cost_is_estimate": True, "stages": stages, "total": total, "redactions": redactions or {}}
 
 
-def write_outputs(out: str | Path, result: StagedAnalysisResult, trace: Trace | None, usage: dict[str, Any]) -> list[str]:
+def write_outputs(out: str | Path, result: AnyResult, trace: Trace | None, usage: dict[str, Any]) -> list[str]:
     """`usage.json`, `report.md` and `report.html` in `out`, each written atomically; returns
     every artifact of the analysis (the stage files too)."""
     out = Path(out)
+    result = as_staged(result, trace)
     view = gather(result, trace, usage)
     write_json_atomic(out / USAGE_ARTIFACT, usage)
     write_text_atomic(out / "report.md", render_markdown(view))

@@ -131,3 +131,13 @@ async def test_batch_item_paths_are_reported_in_failures(openai_server, tmp_path
     async with ResponsesClient(api_key="sk-x", base_url=openai_server.base_url) as client:
         summary = await analyze_many(items, out_dir=tmp_path / "o", client=client)
     assert "missing.json: no such file" in summary.outcomes["ghost"].error
+
+
+async def test_copies_of_one_trace_in_a_batch_each_count_only_their_own_calls(openai_env, tmp_path):
+    item = BatchItem(name="one", trace=str(FIX / "otlp_trace.json"), expect=str(FIX / "expectation.json"))
+    async with ResponsesClient(api_key="sk-x", base_url=openai_env.base_url) as client:
+        alone = (await analyze_many([item], out_dir=tmp_path / "alone", client=client)).outcomes["one"].tokens
+        copies = [item.model_copy(update={"name": f"copy{i}"}) for i in range(3)]
+        summary = await analyze_many(copies, out_dir=tmp_path / "copies", client=client, concurrency=3)
+    assert alone > 0
+    assert [o.tokens for o in summary.outcomes.values()] == [alone] * 3  # same trace id, never each other's calls

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-import refinery.core.orchestrator as orchestrator_module
+import refinery.orchestrator as orchestrator_module
 from refinery import FailureAnalyst, SimpleFailureAnalyst, StagedFailureAnalyst
 from refinery.core.models import CompleteAnalysis, FailureType
-from refinery.core.orchestrator import AnalysisOrchestrator as AnalysisOrchestratorFor
+from refinery.orchestrator import AnalysisOrchestrator as AnalysisOrchestratorFor
 from refinery.integrations.responses_client import ResponsesClient
 from tests.fake_openai import SAMPLES, FakeOpenAI
 from tests.fixtures_traces import EVALS, EXPECTATION, PROMPTS, make_trace
@@ -94,3 +94,18 @@ async def test_both_analysts_redact_what_they_send(mocked, make_transport, cls):
     sent_text = json.dumps(fake.bodies) + json.dumps(fake.batch)
     assert secret not in sent_text
     assert analyst.redaction.counts["openai_key"] >= 2  # the trace and the expectation
+
+
+@pytest.mark.parametrize(("import_line", "summary_from"), [(STAGED_LINE, "synthesis"), (ROLLBACK_LINE, "diagnosis")], ids=["staged", "rollback"])
+async def test_either_analyst_gets_the_same_report(mocked, make_transport, tmp_path, import_line, summary_from):
+    from refinery.outputs import usage_summary, write_outputs
+
+    FakeOpenAI(mocked)
+    module = load_orchestrator(import_line)
+    async with ResponsesClient(transport=make_transport()) as client:
+        complete = await module.AnalysisOrchestrator(client=client).analyze_failure(make_trace(), EXPECTATION)
+    written = write_outputs(tmp_path, complete, make_trace(), usage_summary(complete, "gpt-4o"))
+    report = (tmp_path / "report.md").read_text()
+    assert str(tmp_path / "report.html") in written
+    assert SAMPLES["stage3"]["root_cause"] in report
+    assert (SAMPLES["stage4"]["summary"] in report) == (summary_from == "synthesis")

@@ -1,5 +1,8 @@
 """A small orchestrator: analyse → compare → diagnose into a `CompleteAnalysis`.
 
+It sits above the analysts (it imports one), so it lives at the package's top, not in `core/`,
+which imports nothing above it.
+
 The analyst is imported in exactly one line. Rolling back to the single-call baseline is a
 one-line change:
 
