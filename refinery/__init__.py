@@ -23,7 +23,6 @@ from refinery.core.models import (
     TraceAnalysis,
     TraceRun,
 )
-from refinery.orchestrator import AnalysisOrchestrator
 from refinery.errors import (
     APIConnectionError,
     APIError,
@@ -56,6 +55,7 @@ from refinery.errors import (
 from refinery.integrations.responses_client import ResponsesClient
 from refinery.integrations.transport import ApiSettings, OpenAITransport, RetryPolicy
 from refinery.integrations.vector_store_manager import VectorStoreManager
+from refinery.orchestrator import AnalysisOrchestrator
 
 __version__ = "0.1.0"
 

@@ -13,8 +13,8 @@ import pytest
 import refinery.orchestrator as orchestrator_module
 from refinery import FailureAnalyst, SimpleFailureAnalyst, StagedFailureAnalyst
 from refinery.core.models import CompleteAnalysis, FailureType
-from refinery.orchestrator import AnalysisOrchestrator as AnalysisOrchestratorFor
 from refinery.integrations.responses_client import ResponsesClient
+from refinery.orchestrator import AnalysisOrchestrator as AnalysisOrchestratorFor
 from tests.fake_openai import SAMPLES, FakeOpenAI
 from tests.fixtures_traces import EVALS, EXPECTATION, PROMPTS, make_trace
 

@@ -12,7 +12,6 @@ import jsonschema
 import pytest
 
 from refinery.agents.staged_schemas import TRACE_ANALYSIS_SCHEMA
-from refinery.core.tokens import estimate_tokens
 from refinery.errors import (
     BadRequestError,
     FileIndexingError,
@@ -32,7 +31,7 @@ from refinery.integrations.responses_request_builder import (
 )
 from refinery.integrations.transport import ApiSettings, OpenAITransport, RetryPolicy
 from refinery.integrations.vector_store_manager import VectorStoreManager
-from refinery.testing.retrieval import chunk_text, chunking_window, token_starts
+from refinery.testing.retrieval import chunk_text, chunking_window, count_tokens, token_starts
 from refinery.testing.server import OpenAITestServer
 from refinery.traces.render import RenderOptions, render_trace_files
 from tests.fixtures_traces import make_trace
@@ -139,7 +138,7 @@ async def test_tpm_limit_answers_429_with_real_headers_then_recovers():
     # A request is admitted when the bucket holds its worst case (input estimate plus
     # max_output_tokens) and charged what it used. Here the worst case is just under the whole
     # per-minute budget, so the second request must wait about a second of refill.
-    input_estimate = estimate_tokens("su" + json.dumps(TRACE_ANALYSIS_SCHEMA))
+    input_estimate = count_tokens("su" + json.dumps(TRACE_ANALYSIS_SCHEMA))  # the server counts its own way
     async with OpenAITestServer(tpm=30000) as server:
         body = build_responses_body_no_tools("gpt-4o", "s", "u", TRACE_ANALYSIS_SCHEMA, max_output_tokens=29900 - input_estimate)
         async with aiohttp.ClientSession(headers={"Authorization": "Bearer sk-x"}) as s:

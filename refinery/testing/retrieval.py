@@ -28,6 +28,12 @@ def tokenize(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text)]
 
 
+def count_tokens(text: str) -> int:
+    """The server's own token count (the same approximation its chunk windows use), kept apart
+    from the client's estimate so the server does not grade the client by the client's rules."""
+    return sum(1 for _ in _TOKEN.finditer(text))
+
+
 def token_starts(text: str) -> list[int]:
     """Where each approximate model token of `text` starts."""
     return [m.start() for m in _TOKEN.finditer(text)]

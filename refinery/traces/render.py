@@ -22,17 +22,20 @@ useful if it leads back to a step of the run. So:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from refinery.core.models import DomainExpertExpectation, Trace, TraceRun
+from refinery.traces.markers import with_markers
+from refinery.traces.shared_context import SharedContext, conversation_chain
+from refinery.traces.text import fence, message_view, outline, scalar, text_of, truncate
 
 if TYPE_CHECKING:
     from refinery.traces.redact import RedactionReport
+
+__all__ = ["CHUNKING_STRATEGY", "RenderOptions", "render_trace_files", "safe_name", "truncate", "upload_files_for", "with_markers"]
 
 RenderedFile = tuple[str, str]
 
@@ -74,191 +77,18 @@ def safe_name(text: str, limit: int = 64) -> str:
     return cleaned[:limit]
 
 
-def truncate(text: str, limit: int) -> str:
-    """`text` cut to about `limit` characters, keeping its head and its tail.
-
-    The tail gets the larger share: in a log or a conversation the newest part is at the end,
-    and that is where a failure usually shows. The marker says how much was cut and where.
-    """
-    if len(text) <= limit:
-        return text
-    head = limit * 2 // 5
-    tail = limit - head
-    cut = len(text) - head - tail
-    marker = (
-        f"\n… [truncated: {cut} of {len(text)} characters cut here "
-        f"(characters {head + 1}–{head + cut}); the first {head} and last {tail} are shown] …\n"
-    )
-    return text[:head] + marker + text[len(text) - tail :]
-
-
-def _fence(text: str) -> str:
-    fence = "```"
-    while fence in text:
-        fence += "`"
-    return f"{fence}\n{text}\n{fence}"
-
-
 def run_status(run: TraceRun) -> str:
     return "error" if run.is_failed else "success"
-
-
-# --- values as readable text ------------------------------------------------------------------
-def outline(value: Any, indent: str = "") -> str:
-    """A value as indented `key: value` text with strings shown raw (never JSON-escaped).
-
-    Why not JSON: escaping turns every newline and quote of a tool output or a prompt into `\\n`
-    and `\\"`, so a sentence quoted from the trace no longer occurs in the rendered file.
-    """
-    lines: list[str] = []
-    _outline_into(value, indent, lines)
-    return "\n".join(lines)
-
-
-def _scalar(value: Any) -> str | None:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str) and "\n" not in value:
-        return value if value else '""'
-    if isinstance(value, (dict, list)) and not value:
-        return "{}" if isinstance(value, dict) else "[]"
-    if not isinstance(value, (str, dict, list, tuple)):
-        return str(value)
-    return None
-
-
-def _outline_into(value: Any, indent: str, lines: list[str]) -> None:
-    simple = _scalar(value)
-    if simple is not None:
-        lines.append(indent + simple)
-        return
-    if isinstance(value, str):
-        lines.extend(indent + ln for ln in value.split("\n"))
-        return
-    items: Iterable[tuple[str, Any]] = value.items() if isinstance(value, dict) else ((f"- [{i}]", v) for i, v in enumerate(value))
-    for key, item in items:
-        label = key if isinstance(value, (list, tuple)) else f"{key}:"
-        simple = _scalar(item)
-        if simple is not None:
-            lines.append(f"{indent}{label} {simple}")
-        else:
-            lines.append(f"{indent}{label}")
-            _outline_into(item, indent + "  ", lines)
-
-
-def _text_of(content: Any) -> str:
-    """A message's content as text: strings as they are, content parts joined, the rest outlined."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list) and all(isinstance(p, dict) for p in content):
-        texts = [str(p.get("text", p.get("message_content", {}).get("text", "") if isinstance(p.get("message_content"), dict) else "")) for p in content]
-        if all(texts):
-            return "\n".join(texts)
-    return outline(content)
-
-
-def _message_view(msg: Any) -> tuple[str, str]:
-    """(role, text) of a chat message in any of the shapes exporters use."""
-    if not isinstance(msg, dict):
-        return "", _text_of(msg)
-    role = str(msg.get("role") or msg.get("type") or "")
-    parts = []
-    content = msg.get("content", msg.get("contents", msg.get("text")))
-    if content not in (None, ""):
-        parts.append(_text_of(content))
-    rest = {k: v for k, v in msg.items() if k not in ("role", "type", "content", "contents", "text") and v not in (None, "", [], {})}
-    if rest:
-        parts.append(outline(rest))
-    return role, "\n".join(parts)
-
-
-def _digest(*texts: str) -> str:
-    h = hashlib.blake2b(digest_size=12)
-    for t in texts:
-        h.update(t.encode("utf-8", "surrogatepass"))
-        h.update(b"\x00")
-    return h.hexdigest()
-
-
-# --- shared context: system prompts, tool definitions, conversation history -------------------
-def _tool_name(tool: Any) -> str:
-    """A tool definition's name, in the OpenAI, OpenInference (`tool.json_schema`) or bare shape."""
-    if isinstance(tool, dict):
-        for key in ("tool", "json_schema", "function"):
-            inner = tool.get(key)
-            if isinstance(inner, str):
-                try:
-                    inner = json.loads(inner)
-                except ValueError:
-                    inner = None
-            if isinstance(inner, dict):
-                name = _tool_name(inner)
-                if name:
-                    return name
-        if isinstance(tool.get("name"), str):
-            return tool["name"]
-    return ""
-
-
-def _decoded_tool(tool: Any) -> Any:
-    """OpenInference's `{tool: {json_schema: "<JSON text>"}}` as the definition it encodes."""
-    if isinstance(tool, dict) and set(tool) == {"tool"} and isinstance(tool["tool"], dict):
-        inner = tool["tool"]
-        if set(inner) == {"json_schema"} and isinstance(inner["json_schema"], str):
-            try:
-                return json.loads(inner["json_schema"])
-            except ValueError:
-                return tool
-    return tool
-
-
-@dataclass
-class _Shared:
-    """What runs share and the index shows once; filled while the runs are rendered, in order."""
-
-    prompts: dict[str, tuple[str, str]]  # digest → (label, text)
-    tools: dict[str, tuple[str, Any]]  # digest → (name, definition)
-    history: dict[str, tuple[str, str, int]]  # chain digest → (run id, run label, message count)
-
-    def prompt_label(self, text: str, first_use: str) -> str:
-        d = _digest(text)
-        if d not in self.prompts:
-            self.prompts[d] = (f"P{len(self.prompts) + 1} (first used in {first_use})", text)
-        return self.prompts[d][0].split(" ")[0]
-
-    def tool_names(self, tools: list[Any]) -> list[str]:
-        names = []
-        for tool in tools:
-            tool = _decoded_tool(tool)
-            name = _tool_name(tool) or f"tool {len(self.tools) + 1}"
-            d = _digest(name, json.dumps(tool, sort_keys=True, default=str))
-            self.tools.setdefault(d, (name, tool))
-            names.append(name)
-        return names
-
-
-def _chain(messages: list[tuple[str, str]]) -> list[str]:
-    """Digest of each prefix of a conversation: `out[k]` identifies messages[0..k]."""
-    out: list[str] = []
-    prev = ""
-    for role, text in messages:
-        prev = _digest(prev, role, text)
-        out.append(prev)
-    return out
 
 
 def _run_label(seq: int, run: TraceRun) -> str:
     return f"step {run.step}" if run.step is not None else f"Run {seq:03d}"
 
 
-def _render_messages(seq: int, run: TraceRun, messages: list[Any], shared: _Shared, opts: RenderOptions) -> list[str]:
+def _render_messages(seq: int, run: TraceRun, messages: list[Any], shared: SharedContext, opts: RenderOptions) -> list[str]:
     """Input messages new since the previous call of the same conversation; the rest by reference."""
-    views = [_message_view(m) for m in messages]
-    chain = _chain(views)
+    views = [message_view(m) for m in messages]
+    chain = conversation_chain(views)
     known = 0
     source: tuple[str, str, int] | None = None
     for k in range(len(chain), 0, -1):
@@ -266,8 +96,8 @@ def _render_messages(seq: int, run: TraceRun, messages: list[Any], shared: _Shar
             known, source = k, shared.history[chain[k - 1]]
             break
     label = _run_label(seq, run)
-    for k, digest in enumerate(chain, start=1):
-        shared.history.setdefault(digest, (run.id, label, k))
+    for k, prefix in enumerate(chain, start=1):
+        shared.history.setdefault(prefix, (run.id, label, k))
     lines = ["", f"### Input messages ({run.id})"]
     if source is not None:
         lines.append(f"Messages 0–{known - 1} of {len(views)} are the conversation already shown up to {source[1]} [run_id: {source[0]}]; only the new ones follow.")
@@ -278,32 +108,32 @@ def _render_messages(seq: int, run: TraceRun, messages: list[Any], shared: _Shar
             lines += [f"#### message {i} · system", f"(system prompt {ref}, shown once in the index file)"]
             continue
         newest = i == len(views) - 1
-        lines += [f"#### message {i} · {role or 'message'}", _fence(text if newest else truncate(text, opts.max_field_chars))]
+        lines += [f"#### message {i} · {role or 'message'}", fence(text if newest else truncate(text, opts.max_field_chars))]
     if known == len(views) and views:
         lines.append("(no new messages)")
     return lines
 
 
-def _register_output(run: TraceRun, seq: int, messages: list[Any], outputs: list[Any], shared: _Shared) -> None:
+def _register_output(run: TraceRun, seq: int, messages: list[Any], outputs: list[Any], shared: SharedContext) -> None:
     """Remember the conversation including this call's answer, so the next call, which repeats
     that answer as its latest assistant message, shows only what came after it."""
-    views = [_message_view(m) for m in messages] + [_message_view(m) for m in outputs]
-    for k, digest in enumerate(_chain(views), start=1):
-        shared.history.setdefault(digest, (run.id, _run_label(seq, run), k))
+    views = [message_view(m) for m in messages] + [message_view(m) for m in outputs]
+    for k, prefix in enumerate(conversation_chain(views), start=1):
+        shared.history.setdefault(prefix, (run.id, _run_label(seq, run), k))
 
 
 def _fields(title: str, run: TraceRun, value: Mapping[str, Any], opts: RenderOptions, *, whole: bool = False) -> list[str]:
     """Inputs or outputs as one block of `key: value` text; each field cut on its own (head and
     tail) unless `whole`. A lone `content` field is shown as its bare text."""
     if list(value) == ["content"]:
-        parts = [_text_of(value["content"])]
+        parts = [text_of(value["content"])]
     else:
         parts = [outline({key: item}) for key, item in value.items()]
     body = "\n".join(part if whole else truncate(part, opts.max_field_chars) for part in parts)
-    return ["", f"### {title} ({run.id})", _fence(body)]
+    return ["", f"### {title} ({run.id})", fence(body)]
 
 
-def _render_run(seq: int, run: TraceRun, opts: RenderOptions, shared: _Shared) -> str:
+def _render_run(seq: int, run: TraceRun, opts: RenderOptions, shared: SharedContext) -> str:
     label = _run_label(seq, run)
     heading = f"## Step {run.step}: {run.name} [run_id: {run.id}]" if run.step is not None else f"## Run {seq:03d}: {run.name} [run_id: {run.id}]"
     lines = [heading, "", f"- run_id: {run.id}"]
@@ -326,8 +156,8 @@ def _render_run(seq: int, run: TraceRun, opts: RenderOptions, shared: _Shared) -
         lines.append(f"- dotted_order: {run.dotted_order}")
     meta = dict(run.metadata)
     for key in ("model", "span_kind", "role"):
-        if key in meta and _scalar(meta[key]) is not None:
-            lines.append(f"- {key}: {_scalar(meta.pop(key))}")
+        if key in meta and scalar(meta[key]) is not None:
+            lines.append(f"- {key}: {scalar(meta.pop(key))}")
     if isinstance(meta.get("tokens"), dict):
         lines.append("- tokens: " + ", ".join(f"{k} {v}" for k, v in meta.pop("tokens").items()))
 
@@ -338,7 +168,7 @@ def _render_run(seq: int, run: TraceRun, opts: RenderOptions, shared: _Shared) -
     messages = inputs.pop("messages", None)
     outputs = dict(run.outputs or {})
     if run.error:
-        lines += ["", f"### Error ({run.id})", _fence(truncate(run.error, opts.max_field_chars))]
+        lines += ["", f"### Error ({run.id})", fence(truncate(run.error, opts.max_field_chars))]
     if isinstance(messages, list) and messages:
         lines += _render_messages(seq, run, messages, shared, opts)
     elif messages is not None:
@@ -349,8 +179,8 @@ def _render_run(seq: int, run: TraceRun, opts: RenderOptions, shared: _Shared) -
     if isinstance(out_messages, list) and out_messages:
         lines += ["", f"### Output messages ({run.id})"]
         for i, msg in enumerate(out_messages):
-            role, text = _message_view(msg)
-            lines += [f"#### output {i} · {role or 'message'}", _fence(text)]
+            role, text = message_view(msg)
+            lines += [f"#### output {i} · {role or 'message'}", fence(text)]
         if isinstance(messages, list):
             _register_output(run, seq, messages, out_messages, shared)
     elif out_messages is not None:
@@ -359,81 +189,10 @@ def _render_run(seq: int, run: TraceRun, opts: RenderOptions, shared: _Shared) -
         lines += _fields("Outputs", run, outputs, opts, whole=True)
     events = meta.pop("events", None)
     if events:
-        lines += ["", f"### Events ({run.id})", _fence(truncate(outline(events), opts.max_field_chars))]
+        lines += ["", f"### Events ({run.id})", fence(truncate(outline(events), opts.max_field_chars))]
     if meta:
-        lines += ["", f"### Metadata ({run.id})", _fence(truncate(outline(meta), opts.max_field_chars))]
+        lines += ["", f"### Metadata ({run.id})", fence(truncate(outline(meta), opts.max_field_chars))]
     return with_markers("\n".join(lines), f"[run_id: {run.id} · {label} · continued]", opts.marker_every_chars)
-
-
-# --- markers ----------------------------------------------------------------------------------
-def _wrap(line: str, width: int) -> list[str]:
-    """A line longer than `width` split at white space (or hard, when it has none)."""
-    out = []
-    while len(line) > width:
-        cut = line.rfind(" ", width // 2, width)
-        cut = cut if cut > 0 else width
-        out.append(line[:cut])
-        line = line[cut:].lstrip(" ") if cut < width else line[cut:]
-    out.append(line)
-    return out
-
-
-def _break_rank(prev: tuple[str, str | None], line: tuple[str, str | None]) -> int:
-    """How good a place for a marker the boundary before `line` is: between messages or sections
-    best (a quote never spans one: a heading, or the edge of one of our own fences, not a fence
-    inside the content), then a blank line, then any line end."""
-    (prev_text, prev_fence), (text, fence) = prev, line
-    if fence is None and (text.startswith("#") or text.startswith("```") or prev_fence is not None):
-        return 3
-    if not text.strip() or not prev_text.strip():
-        return 2
-    return 1
-
-
-def with_markers(section: str, marker: str, every: int) -> str:
-    """`section` with `marker` on its own line at least every `every` characters.
-
-    Within each interval the marker goes at the best boundary in its latter half (see
-    `_break_rank`), so it rarely splits a paragraph or a quote; inside a code fence the fence is
-    closed around it and reopened, so the content reads the same. Over-long lines are wrapped at
-    white space first (quotes are matched with white space normalised, so wrapping keeps them
-    findable).
-    """
-    if len(section) <= every:
-        return section
-    lines: list[tuple[str, str | None]] = []  # (line, the fence open before it)
-    fence: str | None = None
-    for raw in section.split("\n"):
-        for line in _wrap(raw, every // 2) if len(raw) > every // 2 else (raw,):
-            lines.append((line, fence))
-            stripped = line.strip()
-            if fence is None and stripped.startswith("```") and set(stripped) == {"`"}:
-                fence = stripped
-            elif fence is not None and stripped == fence:
-                fence = None
-    out: list[str] = []
-    start, size, i = 0, 0, 0
-    while i < len(lines):
-        length = len(lines[i][0]) + 1
-        if size + length > every and i > start:
-            best, best_rank, acc = i, 0, 0
-            for j in range(start + 1, i + 1):
-                acc += len(lines[j - 1][0]) + 1
-                if acc >= every * 2 // 5:
-                    rank = _break_rank(lines[j - 1], lines[j])
-                    # the latest best boundary, but the first of adjacent ones (before a heading,
-                    # not between it and its fence)
-                    if rank > best_rank or (rank == best_rank and j - 1 != best):
-                        best, best_rank = j, rank
-            out.extend(line for line, _ in lines[start:best])
-            open_fence = lines[best][1]
-            out += [open_fence, marker, open_fence] if open_fence else [marker]
-            start, size = best, sum(len(line) + 1 for line, _ in lines[best:i])
-            continue
-        size += length
-        i += 1
-    out.extend(line for line, _ in lines[start:])
-    return "\n".join(out)
 
 
 # --- files ------------------------------------------------------------------------------------
@@ -460,7 +219,7 @@ def _agents(trace: Trace) -> list[str]:
     return [f"- {name}: steps {', '.join(map(str, steps[:40]))}{' …' if len(steps) > 40 else ''}" for name, steps in counts.items()]
 
 
-def _index(trace: Trace, rows: list[str], shared: _Shared, opts: RenderOptions) -> str:
+def _index(trace: Trace, rows: list[str], shared: SharedContext, opts: RenderOptions) -> str:
     runs = trace.runs
     failed = trace.get_failed_runs()
     meta = {k: v for k, v in trace.metadata.items() if k not in ("labels", "task", "system_prompts")}
@@ -478,7 +237,7 @@ def _index(trace: Trace, rows: list[str], shared: _Shared, opts: RenderOptions) 
         index.append(f"- end_time: {trace.end_time.isoformat()}")
     task = trace.metadata.get("task")
     if task:
-        index += ["", "## Task", _fence(str(task))]
+        index += ["", "## Task", fence(str(task))]
     agents = _agents(trace)
     if agents:
         index += ["", "## Agents (as named in the trace) and their steps", *agents]
@@ -486,13 +245,13 @@ def _index(trace: Trace, rows: list[str], shared: _Shared, opts: RenderOptions) 
     if prompts or shared.prompts:
         index += ["", "## System prompts"]
         for agent in sorted(prompts):
-            index += [f"### System prompt of {agent}", _fence(str(prompts[agent]))]
+            index += [f"### System prompt of {agent}", fence(str(prompts[agent]))]
         for label, text in shared.prompts.values():
-            index += [f"### System prompt {label}", _fence(text)]
+            index += [f"### System prompt {label}", fence(text)]
     if shared.tools:
         index += ["", "## Tool definitions"]
         for name, tool in shared.tools.values():
-            index += [f"### Tool {name}", _fence(outline(tool))]
+            index += [f"### Tool {name}", fence(outline(tool))]
     fails = _failed_rows(trace)
     if fails:
         index += ["", "## Failed runs (status error or exception events)", *fails]
@@ -501,7 +260,7 @@ def _index(trace: Trace, rows: list[str], shared: _Shared, opts: RenderOptions) 
     else:
         index += ["", "This trace has no runs."]
     if meta:
-        index += ["", "## Trace metadata", _fence(truncate(outline(meta), opts.max_field_chars))]
+        index += ["", "## Trace metadata", fence(truncate(outline(meta), opts.max_field_chars))]
     return "\n".join(index) + "\n"
 
 
@@ -521,7 +280,7 @@ def render_trace_files(
     tid = safe_name(trace.trace_id)
     files: list[RenderedFile] = []
     index_rows: list[str] = []
-    shared = _Shared({}, {}, {})
+    shared = SharedContext({}, {}, {})
     runs = trace.runs
     for start in range(0, len(runs), opts.runs_per_file):
         chunk = runs[start : start + opts.runs_per_file]
@@ -550,7 +309,7 @@ def render_trace_files(
             files.append(
                 (
                     f"{tid}_{kind}_{safe_name(fname)}.md",
-                    f"# {kind.title()} file: {fname}\n\n{_fence(truncate(text, opts.max_field_chars * 4))}\n",
+                    f"# {kind.title()} file: {fname}\n\n{fence(truncate(text, opts.max_field_chars * 4))}\n",
                 )
             )
     if expectation is not None:

@@ -1,0 +1,81 @@
+"""Run-id markers repeated through long run sections, so every chunk the store cuts says which
+run it came from. Pure.
+
+Why: `file_search` retrieves chunks (800-token windows every 400 tokens), not files; a chunk from
+the middle of a long LLM span would otherwise carry no run id and could not be cited. A marker
+goes at the best boundary of each interval (between messages, then a blank line, then a line
+end) so it rarely splits a quote; inside a code fence the fence is closed around it and
+reopened, so the content reads the same.
+"""
+
+from __future__ import annotations
+
+
+def _wrap(line: str, width: int) -> list[str]:
+    """A line longer than `width` split at white space (or hard, when it has none)."""
+    out = []
+    while len(line) > width:
+        cut = line.rfind(" ", width // 2, width)
+        cut = cut if cut > 0 else width
+        out.append(line[:cut])
+        line = line[cut:].lstrip(" ") if cut < width else line[cut:]
+    out.append(line)
+    return out
+
+
+def _break_rank(prev: tuple[str, str | None], line: tuple[str, str | None]) -> int:
+    """How good a place for a marker the boundary before `line` is: between messages or sections
+    best (a quote never spans one: a heading, or the edge of one of our own fences, not a fence
+    inside the content), then a blank line, then any line end."""
+    (prev_text, prev_fence), (text, fence) = prev, line
+    if fence is None and (text.startswith("#") or text.startswith("```") or prev_fence is not None):
+        return 3
+    if not text.strip() or not prev_text.strip():
+        return 2
+    return 1
+
+
+def with_markers(section: str, marker: str, every: int) -> str:
+    """`section` with `marker` on its own line at least every `every` characters.
+
+    Within each interval the marker goes at the best boundary in its latter half (see
+    `_break_rank`), so it rarely splits a paragraph or a quote; inside a code fence the fence is
+    closed around it and reopened, so the content reads the same. Over-long lines are wrapped at
+    white space first (quotes are matched with white space normalised, so wrapping keeps them
+    findable).
+    """
+    if len(section) <= every:
+        return section
+    lines: list[tuple[str, str | None]] = []  # (line, the fence open before it)
+    fence: str | None = None
+    for raw in section.split("\n"):
+        for line in _wrap(raw, every // 2) if len(raw) > every // 2 else (raw,):
+            lines.append((line, fence))
+            stripped = line.strip()
+            if fence is None and stripped.startswith("```") and set(stripped) == {"`"}:
+                fence = stripped
+            elif fence is not None and stripped == fence:
+                fence = None
+    out: list[str] = []
+    start, size, i = 0, 0, 0
+    while i < len(lines):
+        length = len(lines[i][0]) + 1
+        if size + length > every and i > start:
+            best, best_rank, acc = i, 0, 0
+            for j in range(start + 1, i + 1):
+                acc += len(lines[j - 1][0]) + 1
+                if acc >= every * 2 // 5:
+                    rank = _break_rank(lines[j - 1], lines[j])
+                    # the latest best boundary, but the first of adjacent ones (before a heading,
+                    # not between it and its fence)
+                    if rank > best_rank or (rank == best_rank and j - 1 != best):
+                        best, best_rank = j, rank
+            out.extend(line for line, _ in lines[start:best])
+            open_fence = lines[best][1]
+            out += [open_fence, marker, open_fence] if open_fence else [marker]
+            start, size = best, sum(len(line) + 1 for line, _ in lines[best:i])
+            continue
+        size += length
+        i += 1
+    out.extend(line for line, _ in lines[start:])
+    return "\n".join(out)

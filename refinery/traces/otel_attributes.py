@@ -1,0 +1,65 @@
+"""OpenTelemetry attribute values as plain Python: OTLP/JSON `AnyValue`s, `{key, value}` lists, and
+flattened `prefix.0.message.role` keys as the nested lists they encode. Pure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def otlp_value(value: Any) -> Any:
+    """The plain value of an OTLP/JSON `AnyValue` (`{"stringValue": …}`, `{"intValue": "5"}`, …)."""
+    if not isinstance(value, dict):
+        return value
+    if "stringValue" in value:
+        return value["stringValue"]
+    if "intValue" in value:
+        try:
+            return int(value["intValue"])
+        except (TypeError, ValueError):
+            return value["intValue"]
+    if "doubleValue" in value:
+        return float(value["doubleValue"])
+    if "boolValue" in value:
+        return bool(value["boolValue"])
+    if "arrayValue" in value:
+        return [otlp_value(v) for v in (value["arrayValue"] or {}).get("values", [])]
+    if "kvlistValue" in value:
+        return {kv.get("key"): otlp_value(kv.get("value")) for kv in (value["kvlistValue"] or {}).get("values", [])}
+    if "bytesValue" in value:
+        return value["bytesValue"]
+    return value
+
+
+def attributes_of(raw: Any) -> dict[str, Any]:
+    """Attributes as a flat dict, whether given as a dict or as OTLP `{key, value}` pairs."""
+    if isinstance(raw, dict):
+        return dict(raw)
+    if isinstance(raw, list):
+        return {str(kv["key"]): otlp_value(kv.get("value")) for kv in raw if isinstance(kv, dict) and "key" in kv}
+    return {}
+
+
+def unflatten(attrs: dict[str, Any], prefix: str) -> list[Any]:
+    """`prefix.0.message.role`-style keys as a list of nested objects (the `message` wrapper dropped)."""
+    root: dict[str, Any] = {}
+    for key in sorted(k for k in attrs if k.startswith(prefix + ".")):
+        parts = key[len(prefix) + 1 :].split(".")
+        node = root
+        for part in parts[:-1]:
+            nxt = node.get(part)
+            if not isinstance(nxt, dict):
+                nxt = node[part] = {}
+            node = nxt
+        node[parts[-1]] = attrs[key]
+
+    def listify(node: Any) -> Any:
+        if isinstance(node, dict):
+            if node and all(k.isdigit() for k in node):
+                return [listify(node[k]) for k in sorted(node, key=int)]
+            return {k: listify(v) for k, v in node.items()}
+        return node
+
+    items = listify(root)
+    if not isinstance(items, list):
+        items = [items] if items else []
+    return [i["message"] if isinstance(i, dict) and set(i) == {"message"} else i for i in items]
