@@ -49,6 +49,9 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "remediations": [{"action": "Add an extraction step for order ids", "target": "prompt", "rationale": "the id is in the user text", "effort": "low"}],
         "confidence": "high",
         "detailed_analysis": "The agent planned correctly but passed null.",
+        "responsible_agent": "agent",
+        "decisive_step": {"run_id": "run-2", "reason": "lookup_order was called without an order id"},
+        "errors": [{"run_id": "run-2", "category": "tool_selection_error", "evidence": "KeyError: 'order_id'", "impact": "high", "description": "The tool was called without the order id."}],
     },
     "stage4": {
         "summary": "The refund failed because the order id was never extracted.",

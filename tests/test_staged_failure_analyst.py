@@ -69,7 +69,7 @@ async def test_full_flow_sends_spec_valid_bodies_and_chains_stage_json(fake, ana
     assert result.prompt_versions == {
         "stage1": "STAGE1_TRACE_ANALYSIS_PROMPT@v1",
         "stage2": "STAGE2_GAP_ANALYSIS_PROMPT@v1",
-        "stage3": "STAGE3_DIAGNOSIS_PROMPT@v1",
+        "stage3": "STAGE3_DIAGNOSIS_PROMPT@v1+STAGE3_LOCALISATION_NOTE@v1",
         "stage4": "STAGE4_SYNTHESIS_PROMPT@v1",
     }
     assert result.usage["stage2"].total_tokens == 120
@@ -103,7 +103,7 @@ async def test_big_trace_is_analysed_group_by_group_with_filters(fake, analyst_f
     analyst = analyst_factory(render_options=RenderOptions(runs_per_file=2), files_per_group=3)
     second = json.loads(json.dumps(SAMPLES["stage1"]))
     for e in second["timeline"]:
-        e["run_id"] += "-b"
+        e["run_id"] = e["run_id"].replace("run-", "run-1")  # run-11, run-12: runs of the second half
     fake.answers["stage1"] = [SAMPLES["stage1"], second, SAMPLES["stage1"], second]
     events = []
     analyst.progress_callback = lambda stage, status, info: events.append((stage, status, info.get("group")))
@@ -117,7 +117,7 @@ async def test_big_trace_is_analysed_group_by_group_with_filters(fake, analyst_f
     assert "runs 001 to 006" in user_text(stage1_bodies[0]) and "runs 019 to 020" in user_text(stage1_bodies[3])
     timeline = result.trace_analysis.timeline
     assert [e.sequence for e in timeline] == list(range(1, 9))
-    assert [e.run_id for e in timeline[:4]] == ["run-1", "run-2", "run-1-b", "run-2-b"]
+    assert [e.run_id for e in timeline[:4]] == ["run-1", "run-2", "run-11", "run-12"]
     assert [e for e in events if e[0] == "stage1.group"][-1] == ("stage1.group", "end", 4)
     assert fake.store_metadata["refinery_groups"] == "4"
 

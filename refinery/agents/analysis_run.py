@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from refinery.agents.verification import RunTexts, Verification
 from refinery.integrations.response_output import CallUsage
 
 
@@ -72,6 +73,8 @@ class AnalysisRun:
     usage: dict[str, CallUsage] = field(default_factory=dict)  # per stage, every call counted
     meta: dict[str, dict[str, Any]] = field(default_factory=dict)  # per stage: versions, tokens, timing
     retrieved: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # chunks file_search returned, per stage
+    texts: RunTexts | None = None  # each run's rendered text, to check citations against (None: no trace at hand)
+    verification: dict[str, Verification] = field(default_factory=dict)  # per stage
 
     def add_usage(self, stage: str, usage: CallUsage) -> CallUsage:
         total = self.usage.get(stage, CallUsage(label=stage)) + usage

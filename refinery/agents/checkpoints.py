@@ -69,19 +69,22 @@ class Checkpoints:
     def _group_path(self, number: int) -> Path | None:
         return self.folder / STAGE1_GROUPS_DIR / f"group_{number:03d}.json" if self.folder else None
 
-    def save_group(self, trace_id: str | None, number: int, groups: int, output: BaseModel, usage: CallUsage) -> None:
+    def save_group(self, trace_id: str | None, number: int, groups: int, output: BaseModel, usage: CallUsage, verification: dict[str, Any] | None) -> None:
         """Each Stage 1 group's output as soon as it exists, so a rerun pays only for the rest."""
         path = self._group_path(number)
         if path is not None:
-            write_json_atomic(path, {"trace_id": trace_id, "group": number, "groups": groups, "usage": usage.model_dump(), "output": output.model_dump(mode="json")})
+            write_json_atomic(
+                path,
+                {"trace_id": trace_id, "group": number, "groups": groups, "usage": usage.model_dump(), "verification": verification, "output": output.model_dump(mode="json")},
+            )
 
-    def load_group(self, trace_id: str | None, number: int, groups: int) -> tuple[BaseModel, CallUsage] | None:
+    def load_group(self, trace_id: str | None, number: int, groups: int) -> tuple[BaseModel, CallUsage, dict[str, Any] | None] | None:
         path = self._group_path(number)
         data = read_json(path) if path is not None else None
         if not isinstance(data, dict) or data.get("trace_id") != trace_id or data.get("groups") != groups:
             return None
         try:
-            return STAGE_BY_KEY["stage1"].output_model.model_validate(data["output"]), CallUsage.model_validate(data["usage"])
+            return STAGE_BY_KEY["stage1"].output_model.model_validate(data["output"]), CallUsage.model_validate(data["usage"]), data.get("verification")
         except (KeyError, ValidationError):
             return None
 

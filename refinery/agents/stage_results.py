@@ -132,6 +132,9 @@ def to_diagnosis(out: DiagnosisOutput, synthesis: SynthesisOutput | None, metada
         metadata=meta,
         citations=collect_citations([raw, raw_synthesis]),
         raw={"diagnosis": raw, "synthesis": raw_synthesis},
+        responsible_agent=out.responsible_agent,
+        decisive_step=raw["decisive_step"],
+        errors=raw["errors"],
     )
 
 
@@ -147,6 +150,18 @@ class StagedAnalysisResult(BaseModel):
     usage: dict[str, CallUsage] = {}
     prompt_versions: dict[str, str] = {}
     artifacts_dir: str | None = None
+    verification: dict[str, dict[str, Any]] = {}  # per stage: cited, verified, unverified claims
+
+
+def mark_verified(diagnosis: Diagnosis, verification: dict[str, Any] | None) -> None:
+    """Flag each localised error (and the decisive step) as verified or not, when checked."""
+    if verification is None:
+        return
+    bad = {u["path"] for u in verification.get("unverified", [])}
+    for i, error in enumerate(diagnosis.errors):
+        error["verified"] = f"errors[{i}]" not in bad
+    if diagnosis.decisive_step is not None:
+        diagnosis.decisive_step["verified"] = "decisive_step" not in bad
 
 
 def from_complete_analysis(complete: CompleteAnalysis, trace_id: str | None = None) -> StagedAnalysisResult:

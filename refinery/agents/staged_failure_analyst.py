@@ -21,13 +21,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from refinery.agents.analysis_run import AnalysisRun, StageGroup, file_attributes, group_filter, plan_groups
 from refinery.agents.analyst_base import AnalystBase, ProgressCallback
 from refinery.agents.checkpoints import STAGE1_GROUPS_DIR, STORE_ARTIFACT, Checkpoints
+from refinery.agents.stage_calls import StageCalls, record_check
 from refinery.agents.stage_results import (
     StagedAnalysisResult,
+    mark_verified,
     merge_stage1,
     to_diagnosis,
     to_gap_analysis,
@@ -39,16 +39,15 @@ from refinery.agents.stages import (
     STAGE_BY_KEY,
     STAGES,
     GroupNote,
-    RequestContext,
     Stage,
-    build_request,
     compact_json,
     stage_user_text,
 )
 from refinery.agents.store_keeper import StoreKeeper
+from refinery.agents.verification import RunTexts, Verification
 from refinery.core.interfaces import FileContents
 from refinery.core.models import Diagnosis, DomainExpertExpectation, GapAnalysis, Trace, TraceAnalysis
-from refinery.errors import StageError, UserInputError
+from refinery.errors import UserInputError
 from refinery.integrations.response_output import CallUsage
 from refinery.integrations.responses_client import ResponsesClient
 from refinery.integrations.vector_store_manager import VectorStoreManager
@@ -106,6 +105,9 @@ class StagedFailureAnalyst(AnalystBase):
         self.files_per_group = max(1, files_per_group)
         self.temperature = temperature
         self.store = StoreKeeper(lambda: self.manager, self.checkpoints, expires_after_days=expires_after_days, poll_timeout_s=poll_timeout_s, emit=self._emit)
+        self.calls = StageCalls(
+            lambda: self.client, self.model, max_output_tokens=self.max_output_tokens, max_num_results=self.max_num_results, temperature=self.temperature
+        )
         self._runs: dict[str, AnalysisRun] = {}
         self.run = AnalysisRun(store_id=vector_store_id)  # the run the last call worked on
 
@@ -146,6 +148,7 @@ class StagedFailureAnalyst(AnalystBase):
     def _layout(self, trace: Trace, files: list[tuple[str, str]]) -> AnalysisRun:
         run = self._run_for(trace.trace_id)
         run.groups = plan_groups(files, len(trace.runs), self.render_options.runs_per_file, self.files_per_group)
+        run.texts = RunTexts(files)  # what citations are checked against
         return run
 
     async def prepare(
@@ -175,33 +178,18 @@ class StagedFailureAnalyst(AnalystBase):
     # --- one call -------------------------------------------------------------------------
     def build_stage_body(self, stage: str, user_text: str, *, filters: dict[str, Any] | None = None, store_id: str | None = None) -> dict[str, Any]:
         """The request body of one stage call (pure: `refinery plan` prints these)."""
-        st = STAGE_BY_KEY[stage]
-        store = store_id or self.run.store_id
-        if st.searches and not store:
-            raise StageError(stage, "no vector store: call prepare() or pass vector_store_id")
-        context = RequestContext(
-            self.model, user_text, store_id=store, system=SYSTEM, max_output_tokens=self.max_output_tokens[stage],
-            max_num_results=self.max_num_results[stage], temperature=self.temperature, filters=filters,
-        )
-        return build_request(st, context)
-
-    async def _call(self, run: AnalysisRun, stage: Stage, user_text: str, *, filters: dict[str, Any] | None = None) -> tuple[Any, CallUsage]:
-        body = self.build_stage_body(stage.key, user_text, filters=filters, store_id=run.store_id)
-        answer = await self.client.create_json(body, stage.schema, label=f"{run.trace_id or 'trace'}:{stage.key}")
-        run.retrieved.setdefault(stage.key, []).extend(answer.results)
-        try:
-            return stage.output_model.model_validate(answer.data), answer.usage
-        except ValidationError as exc:
-            raise StageError(stage.key, f"output does not match the stage model: {exc.errors()[:3]}") from exc
+        return self.calls.body(STAGE_BY_KEY[stage], user_text, store_id or self.run.store_id, filters)
 
     def _record(self, run: AnalysisRun, stage: Stage, usage: CallUsage, started: float, **extra: Any) -> None:
         run.usage[stage.key] = CallUsage(**{**usage.model_dump(), "label": stage.key})
         run.meta[stage.key] = {
-            "stage": stage.key, "prompt_version": stage.prompt.ref, "system_prompt_version": SYSTEM.ref, "model": self.model,
+            "stage": stage.key, "prompt_version": stage.prompt_ref, "system_prompt_version": SYSTEM.ref, "model": self.model,
             "seed": self.seed, "store_id": run.store_id,
             **{k: getattr(usage, k) for k in ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "total_tokens")},
             "duration_s": round(time.monotonic() - started, 3), **extra,
         }
+        if stage.key in run.verification:
+            run.meta[stage.key]["verification"] = run.verification[stage.key].as_dict()
 
     def _resumed(self, run: AnalysisRun, stage: Stage) -> Any | None:
         done = self.checkpoints.load_stage(stage.key, run.trace_id)
@@ -230,17 +218,20 @@ class StagedFailureAnalyst(AnalystBase):
         total = CallUsage(label="stage1")
         for group in groups:
             if group is None:
-                part, usage = await self._call(run, stage, stage_user_text(stage))
+                part, usage, check = await self.calls.call(run, stage, stage_user_text(stage))
+                record_check(run, stage, check)
             else:
                 done = self.checkpoints.load_group(run.trace_id, group.number, len(groups))
                 if done is not None:  # paid for in an earlier run
-                    part, usage = done  # type: ignore[assignment]
+                    part, usage, checked = done  # type: ignore[assignment]
+                    if checked:
+                        record_check(run, stage, Verification(checked["cited"], checked["verified"], checked["unverified"]))
                     await self._emit("stage1.group", "end", group=group.number, groups=len(groups), tokens=usage.total_tokens, resumed=True)
                 else:
                     await self._emit("stage1.group", "start", group=group.number, groups=len(groups))
                     note = GroupNote(group.number, len(groups), group.first_run, group.last_run) if group.first_run else None
-                    part, usage = await self._call(run, stage, stage_user_text(stage, group=note), filters=group_filter(group))
-                    self.checkpoints.save_group(run.trace_id, group.number, len(groups), part, usage)
+                    part, usage, check = await self.calls.call(run, stage, stage_user_text(stage, group=note), filters=group_filter(group))
+                    self.checkpoints.save_group(run.trace_id, group.number, len(groups), part, usage, record_check(run, stage, check))
                     await self._emit("stage1.group", "end", group=group.number, groups=len(groups), tokens=usage.total_tokens)
             parts.append(part)
             total = total + usage
@@ -258,7 +249,8 @@ class StagedFailureAnalyst(AnalystBase):
         await self._emit(key, "start")
         started = time.monotonic()
         text = stage_user_text(stage, {k: v.model_dump(mode="json") for k, v in prior.items()}, expectation_text=self.expectation_text(expectation) if expectation else None)
-        out, usage = await self._call(run, stage, text)
+        out, usage, check = await self.calls.call(run, stage, text)
+        record_check(run, stage, check)
         self._record(run, stage, usage, started)
         self.checkpoints.save_stage(key, run.trace_id, run.meta[key], out)
         await self._emit(key, "end", tokens=usage.total_tokens)
@@ -318,6 +310,7 @@ class StagedFailureAnalyst(AnalystBase):
         stage3 = await self.run_stage3(stage1, stage2, run)
         stage4 = await self.run_stage4(stage1, stage2, stage3, run)
         diagnosis = to_diagnosis(stage3, stage4, {**self._meta(run, "stage3"), "synthesis_metadata": run.meta.get("stage4", {})})
+        mark_verified(diagnosis, run.meta.get("stage3", {}).get("verification"))
         await self.cleanup(run)
         return diagnosis
 
@@ -375,6 +368,7 @@ class StagedFailureAnalyst(AnalystBase):
             diagnosis=outputs.get("stage3"),
             synthesis=outputs.get("stage4"),
             usage=dict(run.usage),
-            prompt_versions={k: m.get("prompt_version", STAGE_BY_KEY[k].prompt.ref) for k, m in run.meta.items()},
+            prompt_versions={k: m.get("prompt_version", STAGE_BY_KEY[k].prompt_ref) for k, m in run.meta.items()},
             artifacts_dir=str(self.artifacts_dir) if self.artifacts_dir else None,
+            verification={k: m["verification"] for k, m in run.meta.items() if "verification" in m},
         )

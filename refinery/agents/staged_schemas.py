@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from refinery.core.models import Confidence, FailureType
 from refinery.core.strict_schema import make_strict
+from refinery.core.taxonomy import ErrorCategory
 
 
 class _Strict(BaseModel):
@@ -99,6 +100,24 @@ class Remediation(_Strict):
     effort: Literal["low", "medium", "high"]
 
 
+class DecisiveStep(_Strict):
+    """Where the failure became inevitable: a run id as the trace writes it (a span id, or
+    `step-N` for a step log), and why in one line."""
+
+    run_id: str
+    reason: str
+
+
+class LocalisedError(_Strict):
+    """One faulty run: where, what kind (`refinery.core.taxonomy`), the words that show it, how bad."""
+
+    run_id: str
+    category: ErrorCategory
+    evidence: str  # quoted from the run's text, verbatim
+    impact: Literal["high", "medium", "low"]
+    description: str
+
+
 class DiagnosisOutput(_Strict):
     causal_chains: list[CausalChain]
     root_cause: str
@@ -107,6 +126,9 @@ class DiagnosisOutput(_Strict):
     remediations: list[Remediation]
     confidence: Confidence
     detailed_analysis: str
+    responsible_agent: str  # an agent name as written in the trace, or "unknown"
+    decisive_step: DecisiveStep
+    errors: list[LocalisedError]
 
 
 # --- Stage 4: synthesis ---------------------------------------------------------------------

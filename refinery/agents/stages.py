@@ -19,7 +19,16 @@ from pydantic import BaseModel
 
 from refinery.agents.staged_schemas import STAGE_MODELS, STAGE_SCHEMAS
 from refinery.integrations.responses_request_builder import build_responses_body, build_responses_body_no_tools
-from refinery.prompts.system_prompts import STAGE1, STAGE1_GROUP_NOTE, STAGE2, STAGE3, STAGE4, SYSTEM, PromptTemplate
+from refinery.prompts.system_prompts import (
+    STAGE1,
+    STAGE1_GROUP_NOTE,
+    STAGE2,
+    STAGE3,
+    STAGE3_LOCALISATION_NOTE,
+    STAGE4,
+    SYSTEM,
+    PromptTemplate,
+)
 
 
 @dataclass(frozen=True)
@@ -33,16 +42,22 @@ class Stage:
     artifact: str
     max_output_tokens: int
     searches: bool  # bound to the vector store with file_search
+    note: PromptTemplate | None = None  # appended to the prompt (the plan's prompts stay word for word)
 
     @property
     def schema_name(self) -> str:
         return f"{self.key}_output"
 
+    @property
+    def prompt_ref(self) -> str:
+        """The version of every text this stage sends, as recorded in its artifact."""
+        return self.prompt.ref + (f"+{self.note.ref}" if self.note else "")
+
 
 STAGES: tuple[Stage, ...] = (
     Stage("stage1", 1, "trace analysis", STAGE_MODELS["stage1"], STAGE_SCHEMAS["stage1"], STAGE1, "stage1_trace_analysis.json", 2000, True),
     Stage("stage2", 2, "gap analysis", STAGE_MODELS["stage2"], STAGE_SCHEMAS["stage2"], STAGE2, "stage2_gap_analysis.json", 1500, True),
-    Stage("stage3", 3, "diagnosis", STAGE_MODELS["stage3"], STAGE_SCHEMAS["stage3"], STAGE3, "stage3_diagnosis.json", 1500, True),
+    Stage("stage3", 3, "diagnosis", STAGE_MODELS["stage3"], STAGE_SCHEMAS["stage3"], STAGE3, "stage3_diagnosis.json", 2500, True, STAGE3_LOCALISATION_NOTE),
     Stage("stage4", 4, "synthesis", STAGE_MODELS["stage4"], STAGE_SCHEMAS["stage4"], STAGE4, "stage4_synthesis.json", 1000, False),
 )
 STAGE_BY_KEY: dict[str, Stage] = {s.key: s for s in STAGES}
@@ -83,6 +98,8 @@ def stage_user_text(
 
     slots = {f"{k}_json": js(k) for k in ("stage1", "stage2", "stage3") if f"{{{k}_json}}" in stage.prompt.text}
     text = stage.prompt.fill(**slots)
+    if stage.note is not None:
+        text += "\n\n" + stage.note.text
     if group is not None:
         text += "\n\n" + STAGE1_GROUP_NOTE.fill(
             first_run=f"{group.first_run:03d}", last_run=f"{group.last_run:03d}", group=str(group.group), groups=str(group.groups)

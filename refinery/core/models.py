@@ -166,6 +166,10 @@ class Diagnosis(_Result):
     next_actions: list[dict[str, Any]] = Field(default_factory=list)
     top_findings: list[dict[str, Any]] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    # localisation as data (who, where, which runs), checkable against the trace and a benchmark
+    responsible_agent: str | None = None
+    decisive_step: dict[str, Any] | None = None  # {"run_id": …, "reason": …}
+    errors: list[dict[str, Any]] = Field(default_factory=list)  # {"run_id", "category", "evidence", "impact", "description", "verified"?}
 
 
 class CompleteAnalysis(BaseModel):
@@ -180,6 +184,8 @@ class CompleteAnalysis(BaseModel):
             "trace_id": self.trace_analysis.trace_id,
             "failure_type": d.failure_type.value,
             "root_cause": d.root_cause,
+            "responsible_agent": d.responsible_agent,
+            "decisive_step": (d.decisive_step or {}).get("run_id"),
             "confidence": d.confidence.value,
             "failed_steps": len(self.trace_analysis.error_propagation_path),
             "behavioral_differences": len(self.gap_analysis.behavioral_differences),

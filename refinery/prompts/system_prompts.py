@@ -135,3 +135,12 @@ STAGE3 = PromptTemplate("STAGE3_DIAGNOSIS_PROMPT", "v1", STAGE3_DIAGNOSIS_PROMPT
 STAGE4 = PromptTemplate("STAGE4_SYNTHESIS_PROMPT", "v1", STAGE4_SYNTHESIS_PROMPT_V1)
 SIMPLE_SYSTEM = PromptTemplate("SIMPLE_ANALYST_SYSTEM_PROMPT", "v1", SIMPLE_ANALYST_SYSTEM_PROMPT_V1)
 STAGE1_GROUP_NOTE = PromptTemplate("STAGE1_GROUP_NOTE", "v1", STAGE1_GROUP_NOTE_V1)
+
+STAGE3_LOCALISATION_NOTE_V1 = """Also localise the failure as data, using only what the retrieved files show:
+- responsible_agent: the agent whose action made the run fail, spelled exactly as the trace writes it (a step's agent, or the agent/span name); "unknown" if the files do not show it.
+- decisive_step: the run_id (exactly as in a [run_id: ...] heading, e.g. a span id or step-12) of the run where the failure became inevitable, and a one-line reason.
+- errors: every faulty run you found, each with its run_id, a category from the enum, evidence quoted word for word from that run's text (a short exact excerpt, no paraphrase), its impact (high, medium or low) and a one-sentence description.
+Cite only run ids that appear in the files; quote only text that appears in them."""
+
+STAGE3_LOCALISATION_NOTE = PromptTemplate("STAGE3_LOCALISATION_NOTE", "v1", STAGE3_LOCALISATION_NOTE_V1)
+

@@ -2,7 +2,8 @@
 
 It is a test double and says so: it does not analyse anything. It fills each field from the
 retrieved text — run ids and names from `[run_id: …]` headings, file names and "Run 007"
-sections from the chunks, status "error" where a run says so — so a pipeline downstream sees
+sections from the chunks, status "error" where a run says so, the responsible agent from a
+retrieved run's name and evidence quoted from that run's own text — so a pipeline downstream sees
 realistic, citable, schema-valid output. Same input, same output.
 """
 
@@ -25,6 +26,7 @@ class RunSeen:
     run_id: str
     failed: bool
     filename: str
+    quote: str = ""  # a line of the run's own text, for fields that quote evidence
 
 
 def runs_in(chunks: Sequence[Chunk]) -> list[RunSeen]:
@@ -34,8 +36,17 @@ def runs_in(chunks: Sequence[Chunk]) -> list[RunSeen]:
         for m in _RUN_HEADING.finditer(c.text):
             rid = m.group(3)
             if rid not in seen:
-                seen[rid] = RunSeen(int(m.group(1)), m.group(2), rid, "- status: error" in m.group(4), c.filename)
+                seen[rid] = RunSeen(int(m.group(1)), m.group(2), rid, "- status: error" in m.group(4), c.filename, _quote(m.group(4)))
     return sorted(seen.values(), key=lambda r: r.seq)
+
+
+def _quote(section: str) -> str:
+    """The first line of a run's content (not its heading fields or markers), as a quote."""
+    for line in section.splitlines():
+        text = line.strip()
+        if len(text) > 12 and not text.startswith(("-", "#", "`", "[run_id:", "(")):
+            return text[:120]
+    return ""
 
 
 class StandInModel:
@@ -109,6 +120,11 @@ class _Filler:
             return run.run_id if run else "unknown-run"
         if name in ("run_name", "name"):
             return run.name if run else "unknown"
+        if name == "responsible_agent":
+            named = run or (self.runs[-1] if self.runs else None)
+            return named.name if named else "unknown"
+        if name == "evidence" and run is not None and run.quote:
+            return run.quote
         if name == "file":
             return run.filename if run else (chunk.filename if chunk else "no-file-retrieved")
         if name in ("section_or_lines", "section"):

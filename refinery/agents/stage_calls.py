@@ -1,0 +1,93 @@
+"""One stage call: its body, the request, the output validated against the stage's model, and
+its citations checked against the trace — with one re-ask when a cited run id is not in the
+trace or a quote is not in the run's text (`agents.verification`). What still fails is kept and
+counted as unverified.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from refinery.agents.analysis_run import AnalysisRun
+from refinery.agents.stages import RequestContext, Stage, build_request, compact_json
+from refinery.agents.verification import Verification, reask_text, verify
+from refinery.errors import StageError
+from refinery.integrations.response_output import CallUsage
+from refinery.integrations.responses_client import JsonAnswer, ResponsesClient
+from refinery.prompts.system_prompts import SYSTEM
+
+log = logging.getLogger("refinery.staged")
+
+
+class StageCalls:
+    def __init__(
+        self,
+        client: Callable[[], ResponsesClient],
+        model: str,
+        *,
+        max_output_tokens: Mapping[str, int],
+        max_num_results: Mapping[str, int],
+        temperature: float | None,
+    ) -> None:
+        self._client = client  # built on first use: `refinery plan` never needs one
+        self.model = model
+        self.max_output_tokens = max_output_tokens
+        self.max_num_results = max_num_results
+        self.temperature = temperature
+
+    def body(self, stage: Stage, user_text: str, store_id: str | None, filters: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The request body of one stage call (pure)."""
+        if stage.searches and not store_id:
+            raise StageError(stage.key, "no vector store: call prepare() or pass vector_store_id")
+        context = RequestContext(
+            self.model, user_text, store_id=store_id, system=SYSTEM, max_output_tokens=self.max_output_tokens[stage.key],
+            max_num_results=self.max_num_results[stage.key], temperature=self.temperature, filters=filters,
+        )
+        return build_request(stage, context)
+
+    async def call(self, run: AnalysisRun, stage: Stage, user_text: str, *, filters: dict[str, Any] | None = None) -> tuple[Any, CallUsage, Verification | None]:
+        """One stage call, its output validated and its citations checked; one re-ask when a
+        cited run id is not in the trace or a quote is not in the run's text."""
+        answer = await self._ask(run, stage, user_text, filters)
+        output, usage = self._validated(stage, answer.data), answer.usage
+        if run.texts is None:
+            return output, usage, None
+        check = verify(answer.data, run.texts, [str(r.get("text") or "") for r in answer.results])
+        if check.unverified:
+            log.info("%s: %d of %d citations unverified; asking once to fix them", stage.key, len(check.unverified), check.cited)
+            again = await self._ask(run, stage, reask_text(user_text, check.unverified, compact_json(answer.data)), filters)
+            usage = usage + again.usage
+            try:
+                fixed = self._validated(stage, again.data)
+            except StageError:
+                fixed = None
+            if fixed is not None:
+                recheck = verify(again.data, run.texts, [str(r.get("text") or "") for r in again.results])
+                if len(recheck.unverified) <= len(check.unverified):
+                    output, check = fixed, recheck
+        return output, usage, check
+
+    async def _ask(self, run: AnalysisRun, stage: Stage, user_text: str, filters: dict[str, Any] | None) -> JsonAnswer:
+        body = self.body(stage, user_text, run.store_id, filters)
+        answer = await self._client().create_json(body, stage.schema, label=f"{run.trace_id or 'trace'}:{stage.key}")
+        run.retrieved.setdefault(stage.key, []).extend(answer.results)
+        return answer
+
+    @staticmethod
+    def _validated(stage: Stage, data: Any) -> Any:
+        try:
+            return stage.output_model.model_validate(data)
+        except ValidationError as exc:
+            raise StageError(stage.key, f"output does not match the stage model: {exc.errors()[:3]}") from exc
+
+
+def record_check(run: AnalysisRun, stage: Stage, check: Verification | None) -> dict[str, Any] | None:
+    """Add one call's verification to the run's count for the stage; its dict for a checkpoint."""
+    if check is None:
+        return None
+    run.verification[stage.key] = run.verification.get(stage.key, Verification()).add(check)
+    return check.as_dict()
