@@ -55,6 +55,8 @@ class ReportView:
     diagnosis: dict[str, Any] | None = None
     actions: list[dict[str, Any]] = field(default_factory=list)
     usage: dict[str, Any] = field(default_factory=dict)
+    localisation: dict[str, Any] | None = None  # responsible agent, decisive step, errors (each with its run and whether it verified)
+    verification: dict[str, dict[str, Any]] = field(default_factory=dict)  # per stage: cited, verified, unverified
 
 
 def _rows(result: StagedAnalysisResult, trace: Trace | None) -> list[RunRow]:
@@ -121,7 +123,24 @@ def gather(result: StagedAnalysisResult, trace: Trace | None = None, usage: dict
         ]
         if not view.summary:
             view.summary = d.root_cause
+        check = result.verification.get("stage3")
+        bad = {u["path"] for u in (check or {}).get("unverified", [])}
+
+        def verified(path: str) -> bool | None:  # None: not checked (no trace at hand)
+            return None if check is None else path not in bad
+
+        by_id = {r.run_id: r for r in rows}
+        view.localisation = {
+            "responsible_agent": d.responsible_agent,
+            "decisive_step": {**d.decisive_step.model_dump(), "run": by_id.get(d.decisive_step.run_id), "verified": verified("decisive_step")},
+            "errors": [{**e.model_dump(mode="json"), "run": by_id.get(e.run_id), "verified": verified(f"errors[{i}]")} for i, e in enumerate(d.errors)],
+        }
+    view.verification = dict(result.verification)
     return view
+
+
+def _mark(verified: bool | None) -> str:
+    return "not checked" if verified is None else "✓ verified" if verified else "✗ unverified"
 
 
 def _usage_rows(usage: dict[str, Any]) -> list[tuple[str, int, int, str]]:
@@ -162,6 +181,17 @@ def render_markdown(view: ReportView) -> str:
         if d["affected_components"]:
             out.append(f"- **Affected components:** {', '.join(d['affected_components'])}")
         out += ["", d["detailed_analysis"], ""]
+    if view.localisation:
+        loc = view.localisation
+        step = loc["decisive_step"]
+        link = f"[`{step['run_id']}`](#{step['run'].anchor})" if step["run"] else f"`{step['run_id']}`"
+        out += ["## Who, when, where", "", f"- **Responsible agent:** {loc['responsible_agent']}", f"- **Decisive step:** {link} — {step['reason']} ({_mark(step['verified'])})"]
+        if loc["errors"]:
+            out += ["", "| run | category | impact | evidence | description | check |", "|---|---|---|---|---|---|"]
+            for e in loc["errors"]:
+                run = f"[`{e['run_id']}`](#{e['run'].anchor})" if e["run"] else f"`{e['run_id']}`"
+                out.append(f"| {run} | {e['category']} | {e['impact']} | {_md_cell(e['evidence'])} | {_md_cell(e['description'])} | {_mark(e['verified'])} |")
+        out.append("")
     if view.chains:
         out += ["## Causal chains", ""]
         for i, chain in enumerate(view.chains, 1):
@@ -181,6 +211,12 @@ def render_markdown(view: ReportView) -> str:
         for r in view.runs:
             mark = "**✗ error**" if r.status == "error" else r.status
             out.append(f'| {r.seq} | <a id="{r.anchor}"></a>`{r.run_id}` | {_md_cell(r.name)} | {mark} |')
+        out.append("")
+    if view.verification:
+        out += ["## Citation checks", "", "| stage | cited | verified | not verified |", "|---|---|---|---|"]
+        for stage, v in sorted(view.verification.items()):
+            missed = "; ".join(f"{u['path']}: {u['problem']}" for u in v["unverified"][:5]) or "—"
+            out.append(f"| {stage} | {v['cited']} | {v['verified']} | {_md_cell(missed)} |")
         out.append("")
     if view.usage:
         out += ["## Usage", "", "| stage | input tokens | output tokens | est. cost (USD) |", "|---|---|---|---|"]
@@ -205,6 +241,10 @@ def _html_cites(items: list[Cite]) -> str:
     return ", ".join(parts)
 
 
+def _html_run(run_id: str, row: RunRow | None) -> str:
+    return f'<a href="#{_e(row.anchor)}"><code>{_e(run_id)}</code></a>' if row else f"<code>{_e(run_id)}</code>"
+
+
 def render_html(view: ReportView) -> str:
     b: list[str] = [f"<h1>Why the run failed — trace {_e(view.trace_id)}</h1>", "<h2>Summary</h2>", f"<p>{_e(view.summary or '(no summary: the analysis stopped early)')}</p>"]
     if view.findings:
@@ -222,6 +262,20 @@ def render_html(view: ReportView) -> str:
         if d["affected_components"]:
             b.append(f"<li><strong>Affected components:</strong> {_e(', '.join(d['affected_components']))}</li>")
         b.append(f"</ul><p>{_e(d['detailed_analysis'])}</p>")
+    if view.localisation:
+        loc = view.localisation
+        step = loc["decisive_step"]
+        b.append("<h2>Who, when, where</h2><ul>")
+        b.append(f"<li><strong>Responsible agent:</strong> {_e(loc['responsible_agent'])}</li>")
+        b.append(f'<li><strong>Decisive step:</strong> {_html_run(step["run_id"], step["run"])} — {_e(step["reason"])} <span class="check">({_e(_mark(step["verified"]))})</span></li></ul>')
+        if loc["errors"]:
+            b.append("<table><tr><th>run</th><th>category</th><th>impact</th><th>evidence</th><th>description</th><th>check</th></tr>")
+            b += [
+                f'<tr><td>{_html_run(e["run_id"], e["run"])}</td><td>{_e(e["category"])}</td><td>{_e(e["impact"])}</td><td>{_e(e["evidence"])}</td>'
+                f'<td>{_e(e["description"])}</td><td class="{"met" if e["verified"] else "missing" if e["verified"] is False else ""}">{_e(_mark(e["verified"]))}</td></tr>'
+                for e in loc["errors"]
+            ]
+            b.append("</table>")
     if view.chains:
         b.append("<h2>Causal chains</h2>")
         for i, chain in enumerate(view.chains, 1):
@@ -241,6 +295,12 @@ def render_html(view: ReportView) -> str:
         for r in view.runs:
             cls = ' class="error"' if r.status == "error" else ""
             b.append(f'<tr id="{_e(r.anchor)}"{cls}><td>{r.seq}</td><td><code>{_e(r.run_id)}</code></td><td>{_e(r.name)}</td><td>{"✗ error" if r.status == "error" else _e(r.status)}</td></tr>')
+        b.append("</table>")
+    if view.verification:
+        b.append("<h2>Citation checks</h2><table><tr><th>stage</th><th>cited</th><th>verified</th><th>not verified</th></tr>")
+        for stage, v in sorted(view.verification.items()):
+            missed = "; ".join(f"{u['path']}: {u['problem']}" for u in v["unverified"][:5]) or "—"
+            b.append(f"<tr><td>{_e(stage)}</td><td>{v['cited']}</td><td>{v['verified']}</td><td>{_e(missed)}</td></tr>")
         b.append("</table>")
     if view.usage:
         b.append("<h2>Usage</h2><table><tr><th>stage</th><th>input tokens</th><th>output tokens</th><th>est. cost (USD)</th></tr>")

@@ -98,3 +98,20 @@ def test_a_step_citation_links_to_that_step_of_a_step_log():
     resolve = _resolver(gather(result(), trace).runs)
     assert resolve("q-7_runs_001-006.md", "Step 4: Orchestrator (thought)").run_id == "step-4"
     assert resolve("q-7_runs_001-006.md", "Run 005").run_id == "step-4"  # the file's sequence number still works
+
+
+def test_the_report_shows_who_when_where_and_which_claims_verified():
+    unverified = {"cited": 2, "verified": 1, "unverified": [{"path": "errors[0]", "run_id": "run-2", "quote": "x", "problem": "the quote is not in run run-2's text"}]}
+    view = gather(result(verification={"stage3": unverified}), make_trace())
+    md = render_markdown(view)
+    assert "- **Responsible agent:** agent" in md
+    assert "- **Decisive step:** [`run-2`](#run-run-2) — lookup_order was called without an order id (✓ verified)" in md
+    assert "| [`run-2`](#run-run-2) | tool_selection_error | high | KeyError: 'order_id' | The tool was called without the order id. | ✗ unverified |" in md
+    assert "| stage3 | 2 | 1 | errors[0]: the quote is not in run run-2's text |" in md
+    html_text = render_html(view)
+    assert '<a href="#run-run-2"><code>run-2</code></a>' in html_text and "✗ unverified" in html_text
+
+
+def test_claims_never_checked_say_so():
+    md = render_markdown(gather(result(), make_trace()))
+    assert "(not checked)" in md and "## Citation checks" not in md
