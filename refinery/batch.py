@@ -62,6 +62,7 @@ class TraceOutcome(BaseModel):
     error: str | None = None
     error_type: str | None = None
     exit_code: int | None = None  # the CLI exit code the error means (None when done)
+    answered_by: list[str] = Field(default_factory=list)  # the models that answered (as the API named them)
 
 
 class BatchSummary(BaseModel):
@@ -285,4 +286,5 @@ async def _analyze_one(item: BatchItem, out: Path, model: str, client: Responses
         confidence=diagnosis.confidence.value if diagnosis else None,
         tokens=usage["total"]["total_tokens"],
         cost_usd=usage["total"]["estimated_cost_usd"],
+        answered_by=sorted({u.model for u in result.usage.values() if u.model}),
     )

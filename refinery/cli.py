@@ -22,11 +22,12 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from refinery.agents.plan import planned_requests
 from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
 from refinery.agents.stages import compact_json
+from refinery.cli_args import build_parser
 from refinery.core.tokens import estimate_body_tokens, estimate_tokens
 from refinery.errors import (
     EXIT_ACCESS,
@@ -39,141 +40,9 @@ from refinery.outputs import usage_summary, write_outputs
 from refinery.traces import load_trace
 
 EXIT_OK = 0
-EXIT_CODES_HELP = """exit codes:
-  0  done
-  2  bad usage or bad input (missing file, unrecognised trace, bad expectation)
-  3  authentication, quota or connection problem (key, account, base URL)
-  4  the analysis failed (rate limits that never cleared, unusable output, server errors)
-  130 interrupted (Ctrl-C, SIGTERM): rerun the same command to resume"""
 def exit_code_for(exc: BaseException) -> int:
     """The exit code an error means (each refinery error class carries its own)."""
     return exc.exit_code if isinstance(exc, RefineryError) else EXIT_FAILED
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # argparse's own exit code for usage errors is 2 too
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"refinery: error: {message}\n")
-
-
-MODEL_HELP = "the OpenAI model every stage uses, e.g. gpt-4o, gpt-4.1, o4-mini (default: gpt-4o)"
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("refinery-analyst")
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        from refinery import __version__
-
-        return __version__
-
-
-def build_parser() -> argparse.ArgumentParser:
-    common = _Parser(add_help=False)
-    common.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
-    common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-
-    trace_inputs = _Parser(add_help=False)
-    trace_inputs.add_argument("trace", metavar="TRACE", help="trace file: LangSmith, OTLP/OpenInference, Langfuse or plain JSON/JSONL")
-    trace_inputs.add_argument("--prompts", nargs="+", metavar="FILE", default=[], help="the agent's prompt files")
-    trace_inputs.add_argument("--evals", nargs="+", metavar="FILE", default=[], help="the agent's eval files")
-    trace_inputs.add_argument("--format", choices=["langsmith", "otel", "langfuse", "plain"], help="force the trace format (default: detect)")
-    trace_inputs.add_argument("--no-redact", action="store_true", help="upload secrets as they are (redaction is on by default)")
-
-    analysis = _Parser(add_help=False)
-    analysis.add_argument("--expect", metavar="FILE", help="what the expert expected: JSON {description, expected_output, business_context, specific_issues} or plain text (default: the task the trace states, if it states one)")
-    analysis.add_argument("--out", default="refinery-out", metavar="DIR", help="artifacts directory (default: refinery-out); a rerun resumes from it")
-    analysis.add_argument("--model", default="gpt-4o", help=MODEL_HELP)
-    analysis.add_argument("--stages", default="1-4", help="stages to run, 1-N (default: 1-4)")
-    analysis.add_argument("--timeout", type=float, default=300.0, metavar="S", help="seconds one API request may take (default: 300)")
-
-    parser = _Parser(
-        prog="refinery",
-        description="Find out why an AI agent run failed: four evidence-backed stages over an OpenAI hosted vector store.",
-        epilog="environment: OPENAI_API_KEY (required except for plan), OPENAI_BASE_URL, OPENAI_PROJECT, OPENAI_ORG_ID\n\n" + EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"refinery {_version()}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
-
-    def command(name: str, summary: str, description: str, parents: list[_Parser]) -> argparse.ArgumentParser:
-        return sub.add_parser(
-            name, parents=parents, help=summary, description=f"{summary}.\n\n{description}",
-            epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-
-    p = command(
-        "demo", "see the whole pipeline work on an example trace, with no key and no network",
-        "Starts refinery's own OpenAI-compatible test server in this process on a free loopback port, uploads a\n"
-        "packaged example trace, runs the four stages and writes the report. The answers come from the server's\n"
-        "stand-in model (a deterministic test double), not from an analysis. Start here after installing.",
-        [common],
-    )
-    p.add_argument("--out", default="refinery-demo", metavar="DIR", help="where the artifacts and report go (default: refinery-demo)")
-
-    p = command(
-        "init", "render, upload and index a trace; print the vector store id",
-        "Renders the trace as citable files, uploads them to a new OpenAI vector store and waits until they are\n"
-        "indexed. Use `refinery analyze --store ID` to run the stages on it later.",
-        [common, trace_inputs],
-    )
-    p.add_argument("--name", help="vector store name (default: refinery-<trace id>)")
-    p.add_argument("--expires-days", type=int, default=1, metavar="D", help="delete the store D days after last use (default: 1)")
-    p.add_argument("--expect", metavar="FILE", help="also upload the expectations")
-    p.add_argument("--timeout", type=float, default=300.0, metavar="S", help="seconds one API request may take (default: 300)")
-
-    p = command(
-        "analyze", "run the stages on a store made by `refinery init`",
-        "Runs stages 1-N (trace analysis, gap analysis, diagnosis, synthesis) on an existing vector store and\n"
-        "writes the artifacts and the report to --out; a rerun resumes from the first missing stage.",
-        [common, analysis],
-    )
-    p.add_argument("--store", required=True, metavar="ID", help="vector store id printed by `refinery init`")
-
-    p = command(
-        "run", "analyse one trace end to end (init + analyze)",
-        "Uploads the trace, runs the four stages and writes stage artifacts, report.md, report.html and\n"
-        "usage.json to --out. Rerunning the same command resumes; the store is deleted after success.\n"
-        "No key yet? `refinery demo` shows the same pipeline against the bundled test server.",
-        [common, trace_inputs, analysis],
-    )
-    p.add_argument("--keep-store", action="store_true", help="keep the vector store after a successful run")
-    p.add_argument("--expires-days", type=int, default=1, metavar="D", help="store expiry after last use (default: 1)")
-
-    p = command(
-        "plan", "show what a run would upload and send (no key, no network)",
-        "Renders the trace, prints the files with their sizes and each stage's request with token estimates.\n"
-        "Nothing is sent anywhere.",
-        [common, trace_inputs],
-    )
-    p.add_argument("--expect", metavar="FILE", help="the expectation file (default: the task the trace states, if it states one)")
-    p.add_argument("--model", default="gpt-4o", help=MODEL_HELP)
-    p.add_argument("--show-bodies", action="store_true", help="print the request bodies in full")
-
-    p = command(
-        "batch", "analyse many traces under one rate budget",
-        "Analyses every trace of a folder (or a JSON manifest) concurrently through one client whose rate budget\n"
-        "learns the project's TPM/RPM; one folder per trace, summary.json and summary.md as results arrive.",
-        [common],
-    )
-    p.add_argument("source", metavar="SOURCE", help="a folder of traces (with optional <stem>.expect.json beside each) or a JSON manifest")
-    p.add_argument("--expect", metavar="FILE", help="the expectation for traces that have none of their own")
-    p.add_argument("--out", default="refinery-batch", metavar="DIR", help="one folder per trace, plus summary.json and summary.md (default: refinery-batch)")
-    p.add_argument("--model", default="gpt-4o", help=MODEL_HELP)
-    p.add_argument("--concurrency", type=int, default=8, metavar="N", help="analyses in flight at once (default: 8)")
-    p.add_argument("--tpm", type=int, metavar="N", help="tokens-per-minute limit (default: learned from the API's headers)")
-    p.add_argument("--rpm", type=int, metavar="N", help="requests-per-minute limit (default: learned from the API's headers)")
-    p.add_argument("--timeout", type=float, default=300.0, metavar="S", help="seconds one API request may take (default: 300)")
-
-    p = command(
-        "canary", "check key, base URL and model with the smallest request",
-        "Sends one tiny strict-JSON request and says plainly what is wrong if it fails.",
-        [common],
-    )
-    p.add_argument("--model", default="gpt-4o", help=MODEL_HELP)
-    return parser
 
 
 def _stages(text: str) -> int:
@@ -338,7 +207,34 @@ async def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"demo": cmd_demo, "batch": cmd_batch, "init": cmd_init, "analyze": cmd_analyze, "run": cmd_run, "plan": cmd_plan, "canary": cmd_canary}
+async def cmd_eval(args: argparse.Namespace) -> int:
+    from refinery.eval import eval_trail, eval_who_and_when
+    from refinery.eval.report import render_eval_md
+
+    if not args.score and not args.out:
+        raise InputFileError("refinery eval: give --out DIR (where the runs and eval.json go), or --score PRED_DIR")
+    client = None if args.score else _client(args)
+    common = {"out": args.out, "limit": args.limit, "model": args.model, "client": client, "concurrency": args.concurrency,
+              "predictions_dir": args.score, "progress": lambda line: print(line, file=sys.stderr)}
+    try:
+        if args.benchmark == "who-and-when":
+            result = await eval_who_and_when(args.data, with_answer=args.with_answer, **common)
+        else:
+            result = await eval_trail(args.data, args.annotations, **common)
+    finally:
+        if client is not None:
+            await client.close()
+    _emit(args, render_eval_md(result), {k: v for k, v in result.items() if k != "scores"} | {"scores": _without_rows(result["scores"])})
+    return EXIT_OK
+
+
+def _without_rows(scores: dict[str, Any]) -> dict[str, Any]:
+    """Scores for stdout: every figure, not the per-item rows (those are in eval.json)."""
+    trim = lambda s: {k: v for k, v in s.items() if k != "rows"}  # noqa: E731
+    return {"subsets": {n: trim(s) for n, s in scores["subsets"].items()}, "overall": trim(scores["overall"])}
+
+
+COMMANDS = {"demo": cmd_demo, "eval": cmd_eval, "batch": cmd_batch, "init": cmd_init, "analyze": cmd_analyze, "run": cmd_run, "plan": cmd_plan, "canary": cmd_canary}
 
 
 async def amain(argv: Sequence[str] | None = None) -> int:

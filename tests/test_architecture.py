@@ -24,9 +24,11 @@ ALLOWED = {
     "orchestrator": {"agents", "core"},
     "batch": {"agents", "core", "errors", "inputs", "integrations", "outputs", "traces"},
     "demo": {"agents", "core", "errors", "inputs", "integrations", "outputs", "testing", "traces"},
-    "cli": {"agents", "batch", "core", "demo", "errors", "inputs", "integrations", "outputs", "prompts", "traces", "refinery"},
+    "eval": {"batch", "core", "errors", "integrations"},
+    "cli": {"agents", "batch", "cli_args", "core", "demo", "eval", "errors", "inputs", "integrations", "outputs", "prompts", "traces", "refinery"},
     "refinery": {"agents", "core", "errors", "integrations", "orchestrator", "outputs", "traces", "inputs"},
     "__main__": {"cli"},
+    "cli_args": {"errors", "refinery"},
 }
 
 
