@@ -89,6 +89,37 @@ def _finish(out: Path | None, result: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+async def _predictions(
+    result: dict[str, Any],
+    keyed: list[tuple[str, str, BatchItem]],
+    convert: Callable[[Mapping[str, Any] | None], dict[str, Any] | None],
+    *,
+    out: str | Path | None,
+    predictions_dir: str | Path | None,
+    model: str,
+    client: ResponsesClient | None,
+    concurrency: int,
+    progress: Callable[[str], None] | None,
+) -> dict[str, dict[str, Any]]:
+    """Predictions by key: read from `predictions_dir`, or made by analysing each item.
+
+    `keyed` is (key the scorer looks up, prediction file name, the item to analyse)."""
+    if predictions_dir is not None:
+        result.update(predictions_from=str(predictions_dir), stand_in=False)
+        return read_predictions(predictions_dir)
+    if out is None:
+        raise InputFileError("an eval that runs analyses needs --out DIR for its runs and predictions")
+    out_dir = Path(out)
+    result.update(await _analyse([item for _, _, item in keyed], out_dir, model, client, concurrency, progress))
+    predictions = {}
+    for key, file_name, item in keyed:
+        pred = convert(_diagnosis(out_dir, item.name))
+        if pred is not None:
+            predictions[key] = pred
+            write_json_atomic(out_dir / PREDICTIONS_DIR / file_name, pred)
+    return predictions
+
+
 async def eval_who_and_when(
     root: str | Path,
     *,
@@ -104,30 +135,19 @@ async def eval_who_and_when(
     """Score predictions from `predictions_dir`, or make them by analysing each log."""
     golds = ww.load_dataset(root)[: limit or None]
     result: dict[str, Any] = {"benchmark": "who-and-when", "data": str(root), "setting": "with the task's answer" if with_answer else "task only"}
-    if predictions_dir is not None:
-        predictions = read_predictions(predictions_dir)
-        result.update(predictions_from=str(predictions_dir), stand_in=False)
-    else:
-        if out is None:
-            raise InputFileError("an eval that runs analyses needs --out DIR for its runs and predictions")
-        out_dir = Path(out)
-        items = []
-        for g in golds:
-            name = f"{g.subset}-{Path(g.name).stem}"
-            expect = None  # task only: the expectation is derived from the log's own question
-            if with_answer:  # the paper's "with ground truth": the task's answer is the expectation
-                expect = str(write_json_atomic(out_dir / "expectations" / f"{name}.json", {
-                    "description": f"The agents answer the question correctly. The question: {g.question}",
-                    "expected_output": g.answer,
-                }))
-            items.append(BatchItem(name=name, trace=g.path, expect=expect))
-        result.update(await _analyse(items, out_dir, model, client, concurrency, progress))
-        predictions = {}
-        for g, item in zip(golds, items):
-            pred = who_and_when_prediction(_diagnosis(out_dir, item.name))
-            if pred is not None:
-                predictions[g.name] = pred
-                write_json_atomic(out_dir / PREDICTIONS_DIR / g.name, pred)
+    keyed = []
+    for g in golds:
+        name = f"{g.subset}-{Path(g.name).stem}"
+        expect = None  # task only: the expectation is derived from the log's own question
+        if with_answer and predictions_dir is None and out is not None:  # the paper's "with ground truth" setting
+            expect = str(write_json_atomic(Path(out) / "expectations" / f"{name}.json", {
+                "description": f"The agents answer the question correctly. The question: {g.question}",
+                "expected_output": g.answer,
+            }))
+        keyed.append((g.name, g.name, BatchItem(name=name, trace=g.path, expect=expect)))
+    predictions = await _predictions(
+        result, keyed, who_and_when_prediction, out=out, predictions_dir=predictions_dir, model=model, client=client, concurrency=concurrency, progress=progress
+    )
     result["scores"] = ww.score(golds, predictions)
     result["paper_baselines"] = ww.PAPER_BASELINES
     return _finish(Path(out) if out else None, result)
@@ -147,29 +167,20 @@ async def eval_trail(
 ) -> dict[str, Any]:
     golds = trail_scoring.load_annotations(annotations)[: limit or None]
     result: dict[str, Any] = {"benchmark": "trail", "data": str(traces)}
-    if predictions_dir is not None:
-        predictions = read_predictions(predictions_dir)
-        result.update(predictions_from=str(predictions_dir), stand_in=False)
-    else:
-        if out is None:
-            raise InputFileError("an eval that runs analyses needs --out DIR for its runs and predictions")
-        out_dir, root = Path(out), Path(traces)
-        items = []
-        for g in golds:
-            found = [p for p in (root / g.subset / f"{g.trace_id}.json", root / f"{g.trace_id}.json") if p.is_file()]
-            if not found:
-                raise InputFileError(f"{root}: no trace {g.trace_id}.json for annotation {g.subset}/{g.trace_id}.json")
-            items.append(BatchItem(name=f"{g.subset}-{g.trace_id}", trace=str(found[0]), expect=None))
-        expect = out_dir / "expectation.json"  # TRAIL gives no task: the expectation is the agents' job itself
-        write_json_atomic(expect, {"description": "The agents complete their task correctly, using their tools as instructed, without errors."})
-        items = [i.model_copy(update={"expect": str(expect)}) for i in items]
-        result.update(await _analyse(items, out_dir, model, client, concurrency, progress))
-        predictions = {}
-        for g, item in zip(golds, items):
-            pred = trail_prediction(_diagnosis(out_dir, item.name))
-            if pred is not None:
-                predictions[g.trace_id] = pred
-                write_json_atomic(out_dir / PREDICTIONS_DIR / f"{g.trace_id}.json", pred)
+    root = Path(traces)
+    keyed = []
+    expect = None
+    if predictions_dir is None and out is not None:  # TRAIL gives no task: the expectation is the agents' job itself
+        expect = str(write_json_atomic(Path(out) / "expectation.json", {"description": "The agents complete their task correctly, using their tools as instructed, without errors."}))
+    for g in golds:
+        found = [p for p in (root / g.subset / f"{g.trace_id}.json", root / f"{g.trace_id}.json") if p.is_file()]
+        if not found and predictions_dir is None:
+            raise InputFileError(f"{root}: no trace {g.trace_id}.json for annotation {g.subset}/{g.trace_id}.json")
+        trace = str(found[0]) if found else ""
+        keyed.append((g.trace_id, f"{g.trace_id}.json", BatchItem(name=f"{g.subset}-{g.trace_id}", trace=trace, expect=expect)))
+    predictions = await _predictions(
+        result, keyed, trail_prediction, out=out, predictions_dir=predictions_dir, model=model, client=client, concurrency=concurrency, progress=progress
+    )
     result["scores"] = trail_scoring.score(golds, predictions)
     result["paper_baselines"] = trail_scoring.PAPER_BASELINES
     return _finish(Path(out) if out else None, result)

@@ -26,6 +26,7 @@ from typing import Any
 
 from refinery.core.taxonomy import trail_category
 from refinery.errors import InputFileError
+from refinery.eval.who_and_when import json_files
 
 
 def category_key(name: str) -> str:
@@ -51,13 +52,7 @@ def load_annotation(path: Path, subset: str = "") -> TraceGold:
 
 
 def load_annotations(root: str | Path) -> list[TraceGold]:
-    root = Path(root)
-    if not root.is_dir():
-        raise InputFileError(f"{root}: no such folder of TRAIL annotations")
-    files = sorted(root.glob("*.json")) or sorted(root.glob("*/*.json"))
-    if not files:
-        raise InputFileError(f"{root}: no annotation *.json files found")
-    return [load_annotation(f) for f in files]
+    return [load_annotation(f) for f in json_files(root, "TRAIL annotations")]
 
 
 def prediction_pairs(prediction: Mapping[str, Any] | None) -> set[tuple[str, str]]:

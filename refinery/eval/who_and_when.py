@@ -61,15 +61,20 @@ def load_gold(path: Path, subset: str) -> Gold:
     return Gold(path.name, subset, agent, step, speakers, len(history), str(path), _unquote(data.get("question", "")), _unquote(data.get("ground_truth", "")))
 
 
-def load_dataset(root: str | Path) -> list[Gold]:
-    """Every log under `root` (its subfolders are the subsets, or `root` itself is one)."""
+def json_files(root: str | Path, what: str) -> list[Path]:
+    """The `*.json` files of a benchmark folder: directly in it, or one level down (its subsets)."""
     root = Path(root)
     if not root.is_dir():
-        raise InputFileError(f"{root}: no such folder of Who&When logs")
+        raise InputFileError(f"{root}: no such folder of {what}")
     files = sorted(root.glob("*.json")) or sorted(root.glob("*/*.json"))
     if not files:
-        raise InputFileError(f"{root}: no *.json logs found")
-    return [load_gold(f, f.parent.name) for f in files]
+        raise InputFileError(f"{root}: no {what} (*.json) found")
+    return files
+
+
+def load_dataset(root: str | Path) -> list[Gold]:
+    """Every log under `root` (its subfolders are the subsets, or `root` itself is one)."""
+    return [load_gold(f, f.parent.name) for f in json_files(root, "Who&When logs")]
 
 
 def predicted_step(value: Any) -> int | None:
