@@ -248,6 +248,14 @@ class TraceFormatError(RefineryError, ValueError):
         super().__init__(f"{where}{at}: {message}")
 
 
+class ContextBudgetError(RefineryError):
+    """A request would carry more input than the model's context budget allows."""
+
+
+class CostLimitError(RefineryError):
+    """The next call could take the analysis past `--max-cost`; what was done is kept."""
+
+
 class StageError(RefineryError):
     """A stage of the staged analysis failed; `stage` names it, `__cause__` says why."""
 

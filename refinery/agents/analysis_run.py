@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from refinery.agents.verification import RunTexts, Verification
+from refinery.core.tokens import estimate_tokens
 from refinery.integrations.response_output import CallUsage
 
 
@@ -25,15 +26,26 @@ class StageGroup:
     files: tuple[str, ...]
 
 
-def plan_groups(files: list[tuple[str, str]], runs_total: int, runs_per_file: int, files_per_group: int) -> list[StageGroup]:
-    """The Stage 1 groups for a rendering: consecutive run files, `files_per_group` at a time."""
-    run_files = [name for name, _ in files if "_runs_" in name]
-    groups = []
-    for g, start in enumerate(range(0, len(run_files), files_per_group), start=1):
-        chunk = tuple(run_files[start : start + files_per_group])
-        first = start * runs_per_file + 1
-        last = min(runs_total, (start + len(chunk)) * runs_per_file)
-        groups.append(StageGroup(g, first, last, chunk))
+DEFAULT_GROUP_TOKENS = 24_000
+
+
+def plan_groups(
+    files: list[tuple[str, str]], runs_total: int, runs_per_file: int, files_per_group: int, group_tokens: int = DEFAULT_GROUP_TOKENS
+) -> list[StageGroup]:
+    """The Stage 1 groups for a rendering: consecutive run files, as many as fit `group_tokens`
+    of rendered text (sized by tokens, not runs: one LLM span can outweigh a hundred tool calls),
+    at most `files_per_group` a group, at least one."""
+    run_files = [(name, estimate_tokens(text)) for name, text in files if "_runs_" in name]
+    groups: list[StageGroup] = []
+    start = 0
+    while start < len(run_files):
+        end, size = start, 0
+        while end < len(run_files) and end - start < files_per_group and (end == start or size + run_files[end][1] <= group_tokens):
+            size += run_files[end][1]
+            end += 1
+        first, last = start * runs_per_file + 1, min(runs_total, end * runs_per_file)
+        groups.append(StageGroup(len(groups) + 1, first, last, tuple(n for n, _ in run_files[start:end])))
+        start = end
     return groups
 
 

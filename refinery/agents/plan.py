@@ -10,11 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from refinery.agents.analysis_run import group_filter, plan_groups
-from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
+from refinery.agents.staged_failure_analyst import PLANNED_STORE, StagedFailureAnalyst
 from refinery.agents.stages import STAGE_BY_KEY, GroupNote, stage_user_text
 from refinery.core.models import DomainExpertExpectation, Trace
-
-PLANNED_STORE = "vs_PLANNED"
 
 
 def planned_requests(
@@ -22,7 +20,7 @@ def planned_requests(
 ) -> list[tuple[str, dict[str, Any]]]:
     """(call name, body) for every `/responses` call of a run, prior-stage JSON as placeholders."""
     prior = {f"stage{n}": f"<stage {n} JSON>" for n in (1, 2, 3)}
-    groups = plan_groups(files, len(trace.runs), analyst.render_options.runs_per_file, analyst.files_per_group)
+    groups = plan_groups(files, len(trace.runs), analyst.render_options.runs_per_file, analyst.files_per_group, analyst.group_tokens)
     stage1 = STAGE_BY_KEY["stage1"]
     bodies: list[tuple[str, dict[str, Any]]] = []
     if len(groups) > 1:

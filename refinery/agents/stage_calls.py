@@ -13,9 +13,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from refinery.agents.analysis_run import AnalysisRun
+from refinery.agents.cost_ceiling import CostCeiling
 from refinery.agents.stages import RequestContext, Stage, build_request, compact_json
 from refinery.agents.verification import Verification, reask_text, verify
-from refinery.errors import StageError
+from refinery.core.context_windows import chunk_allowance
+from refinery.core.tokens import estimate_body_tokens
+from refinery.errors import ContextBudgetError, StageError
 from refinery.integrations.response_output import CallUsage
 from refinery.integrations.responses_client import JsonAnswer, ResponsesClient
 from refinery.prompts.system_prompts import SYSTEM
@@ -32,12 +35,20 @@ class StageCalls:
         max_output_tokens: Mapping[str, int],
         max_num_results: Mapping[str, int],
         temperature: float | None,
+        input_budget: int,
+        cost: CostCeiling | None = None,
     ) -> None:
         self._client = client  # built on first use: `refinery plan` never needs one
         self.model = model
         self.max_output_tokens = max_output_tokens
         self.max_num_results = max_num_results
         self.temperature = temperature
+        self.input_budget = input_budget
+        self.cost = cost
+
+    def allowance(self, stage: Stage, store_id: str | None) -> int:
+        """The tokens `file_search` may add to this stage's request."""
+        return chunk_allowance(self.max_num_results[stage.key]) if stage.searches and store_id else 0
 
     def body(self, stage: Stage, user_text: str, store_id: str | None, filters: dict[str, Any] | None = None) -> dict[str, Any]:
         """The request body of one stage call (pure)."""
@@ -73,7 +84,19 @@ class StageCalls:
 
     async def _ask(self, run: AnalysisRun, stage: Stage, user_text: str, filters: dict[str, Any] | None) -> JsonAnswer:
         body = self.body(stage, user_text, run.store_id, filters)
-        answer = await self._client().create_json(body, stage.schema, label=f"{run.trace_id or 'trace'}:{stage.key}")
+        worst_input = estimate_body_tokens(body) + self.allowance(stage, run.store_id)
+        if worst_input > self.input_budget:
+            raise ContextBudgetError(
+                f"{stage.key}: the request would carry about {worst_input} input tokens (with retrieved chunks), over the "
+                f"budget of {self.input_budget} for {self.model}; raise context_window / the budget share, or lower max_num_results"
+            )
+        reserved = await self.cost.admit(worst_input, int(body["max_output_tokens"])) if self.cost else 0.0
+        answer: JsonAnswer | None = None
+        try:
+            answer = await self._client().create_json(body, stage.schema, label=f"{run.trace_id or 'trace'}:{stage.key}")
+        finally:
+            if self.cost:
+                await self.cost.settle(reserved, answer.usage if answer else None)
         run.retrieved.setdefault(stage.key, []).extend(answer.results)
         return answer
 

@@ -21,9 +21,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from refinery.agents.analysis_run import AnalysisRun, StageGroup, file_attributes, group_filter, plan_groups
+from refinery.agents.analysis_run import DEFAULT_GROUP_TOKENS, AnalysisRun, StageGroup, file_attributes, group_filter, plan_groups
 from refinery.agents.analyst_base import AnalystBase, ProgressCallback
 from refinery.agents.checkpoints import STAGE1_GROUPS_DIR, STORE_ARTIFACT, Checkpoints
+from refinery.agents.condense import STAGE1_FILE_NOTE, condense_stage1, stage1_file_text
+from refinery.agents.cost_ceiling import CostCeiling
+from refinery.agents.stage1_groups import analyse_groups
 from refinery.agents.stage_calls import StageCalls, record_check
 from refinery.agents.stage_results import (
     StagedAnalysisResult,
@@ -38,21 +41,24 @@ from refinery.agents.stages import (
     STAGE_ARTIFACTS,
     STAGE_BY_KEY,
     STAGES,
-    GroupNote,
     Stage,
     compact_json,
     stage_user_text,
 )
 from refinery.agents.store_keeper import StoreKeeper
-from refinery.agents.verification import RunTexts, Verification
+from refinery.agents.verification import RunTexts
+from refinery.core.context_windows import DEFAULT_BUDGET_SHARE, input_budget
 from refinery.core.interfaces import FileContents
 from refinery.core.models import Diagnosis, DomainExpertExpectation, GapAnalysis, Trace, TraceAnalysis
+from refinery.core.tokens import estimate_body_tokens
 from refinery.errors import UserInputError
 from refinery.integrations.response_output import CallUsage
 from refinery.integrations.responses_client import ResponsesClient
 from refinery.integrations.vector_store_manager import VectorStoreManager
 from refinery.prompts.system_prompts import SYSTEM
-from refinery.traces.render import CHUNKING_STRATEGY, RenderOptions, upload_files_for
+from refinery.traces.render import CHUNKING_STRATEGY, RenderOptions, safe_name, upload_files_for
+
+PLANNED_STORE = "vs_PLANNED"  # a placeholder store id for requests built only to be measured
 
 __all__ = [
     "STAGE1_GROUPS_DIR", "STAGE_ARTIFACTS", "STORE_ARTIFACT", "StageGroup", "StagedAnalysisResult", "StagedFailureAnalyst",
@@ -87,6 +93,12 @@ class StagedFailureAnalyst(AnalystBase):
         max_num_results: Mapping[str, int] | int = 8,
         render_options: RenderOptions | None = None,
         files_per_group: int = 8,
+        group_tokens: int = DEFAULT_GROUP_TOKENS,
+        stage1_concurrency: int = 4,
+        context_window: int | None = None,
+        input_budget_share: float = DEFAULT_BUDGET_SHARE,
+        max_cost_usd: float | None = None,
+        cost_ceiling: CostCeiling | None = None,
         poll_timeout_s: float = 600,
         expires_after_days: int = 1,
         temperature: float | None = 0.2,
@@ -103,10 +115,14 @@ class StagedFailureAnalyst(AnalystBase):
         self.max_num_results: dict[str, int] = per_stage
         self.render_options = render_options or RenderOptions()
         self.files_per_group = max(1, files_per_group)
+        self.group_tokens = group_tokens
+        self.stage1_concurrency = max(1, stage1_concurrency)
         self.temperature = temperature
+        self.cost_ceiling = cost_ceiling or (CostCeiling(max_cost_usd, model) if max_cost_usd is not None else None)
         self.store = StoreKeeper(lambda: self.manager, self.checkpoints, expires_after_days=expires_after_days, poll_timeout_s=poll_timeout_s, emit=self._emit)
         self.calls = StageCalls(
-            lambda: self.client, self.model, max_output_tokens=self.max_output_tokens, max_num_results=self.max_num_results, temperature=self.temperature
+            lambda: self.client, self.model, max_output_tokens=self.max_output_tokens, max_num_results=self.max_num_results,
+            temperature=self.temperature, input_budget=input_budget(model, window=context_window, share=input_budget_share), cost=self.cost_ceiling,
         )
         self._runs: dict[str, AnalysisRun] = {}
         self.run = AnalysisRun(store_id=vector_store_id)  # the run the last call worked on
@@ -147,7 +163,7 @@ class StagedFailureAnalyst(AnalystBase):
 
     def _layout(self, trace: Trace, files: list[tuple[str, str]]) -> AnalysisRun:
         run = self._run_for(trace.trace_id)
-        run.groups = plan_groups(files, len(trace.runs), self.render_options.runs_per_file, self.files_per_group)
+        run.groups = plan_groups(files, len(trace.runs), self.render_options.runs_per_file, self.files_per_group, self.group_tokens)
         run.texts = RunTexts(files)  # what citations are checked against
         return run
 
@@ -213,30 +229,9 @@ class StagedFailureAnalyst(AnalystBase):
             return resumed  # type: ignore[no-any-return]
         await self._emit("stage1", "start", groups=max(1, len(run.groups)))
         started = time.monotonic()
-        groups: list[StageGroup | None] = list(run.groups) if len(run.groups) > 1 else [None]
-        parts: list[TraceAnalysisOutput] = []
-        total = CallUsage(label="stage1")
-        for group in groups:
-            if group is None:
-                part, usage, check = await self.calls.call(run, stage, stage_user_text(stage))
-                record_check(run, stage, check)
-            else:
-                done = self.checkpoints.load_group(run.trace_id, group.number, len(groups))
-                if done is not None:  # paid for in an earlier run
-                    part, usage, checked = done  # type: ignore[assignment]
-                    if checked:
-                        record_check(run, stage, Verification(checked["cited"], checked["verified"], checked["unverified"]))
-                    await self._emit("stage1.group", "end", group=group.number, groups=len(groups), tokens=usage.total_tokens, resumed=True)
-                else:
-                    await self._emit("stage1.group", "start", group=group.number, groups=len(groups))
-                    note = GroupNote(group.number, len(groups), group.first_run, group.last_run) if group.first_run else None
-                    part, usage, check = await self.calls.call(run, stage, stage_user_text(stage, group=note), filters=group_filter(group))
-                    self.checkpoints.save_group(run.trace_id, group.number, len(groups), part, usage, record_check(run, stage, check))
-                    await self._emit("stage1.group", "end", group=group.number, groups=len(groups), tokens=usage.total_tokens)
-            parts.append(part)
-            total = total + usage
+        parts, total = await analyse_groups(self.calls, self.checkpoints, run, self._emit, self.stage1_concurrency)
         merged = merge_stage1(parts)
-        self._record(run, stage, total, started, groups=len(groups))
+        self._record(run, stage, total, started, groups=len(parts))
         self.checkpoints.save_stage("stage1", run.trace_id, run.meta["stage1"], merged)
         await self._emit("stage1", "end", tokens=total.total_tokens)
         return merged
@@ -248,13 +243,35 @@ class StagedFailureAnalyst(AnalystBase):
             return resumed
         await self._emit(key, "start")
         started = time.monotonic()
-        text = stage_user_text(stage, {k: v.model_dump(mode="json") for k, v in prior.items()}, expectation_text=self.expectation_text(expectation) if expectation else None)
+        expectation_text = self.expectation_text(expectation) if expectation else None
+        prior_json, condensed, notes = await self._fitted_prior(run, stage, prior, expectation_text)
+        text = stage_user_text(stage, prior_json, expectation_text=expectation_text, notes=notes)
         out, usage, check = await self.calls.call(run, stage, text)
         record_check(run, stage, check)
-        self._record(run, stage, usage, started)
+        self._record(run, stage, usage, started, **({"stage1_condensed": condensed} if condensed else {}))
         self.checkpoints.save_stage(key, run.trace_id, run.meta[key], out)
         await self._emit(key, "end", tokens=usage.total_tokens)
         return out
+
+    async def _fitted_prior(
+        self, run: AnalysisRun, stage: Stage, prior: Mapping[str, Any], expectation_text: str | None
+    ) -> tuple[dict[str, Any], int, list[str]]:
+        """The prior stages' JSON for `stage`'s prompt, Stage 1 condensed when it would not fit
+        the input budget (the full Stage 1 then goes to the store as a file, and a note says so)."""
+        prior_json = {k: v.model_dump(mode="json") for k, v in prior.items()}
+        if "stage1" not in prior:
+            return prior_json, 0, []
+        empty = stage_user_text(stage, {**prior_json, "stage1": ""}, expectation_text=expectation_text, notes=[STAGE1_FILE_NOTE])
+        overhead = estimate_body_tokens(self.calls.body(stage, empty, run.store_id or PLANNED_STORE)) + self.calls.allowance(stage, run.store_id)
+        fitted, level = condense_stage1(prior["stage1"], self.calls.input_budget - overhead)
+        if level == 0:
+            return prior_json, 0, []
+        log.info("%s: stage 1 condensed (level %d) to fit the input budget of %d tokens", stage.key, level, self.calls.input_budget)
+        prior_json["stage1"] = fitted.model_dump(mode="json")
+        if run.store_id and stage.searches:
+            await self.store.add_file(run, f"{safe_name(run.trace_id or 'trace')}_stage1_full.md", stage1_file_text(prior["stage1"]))
+            return prior_json, level, [STAGE1_FILE_NOTE]
+        return prior_json, level, []
 
     async def run_stage2(self, stage1: TraceAnalysisOutput, expectation: DomainExpertExpectation, run: AnalysisRun | None = None) -> GapAnalysisOutput:
         return await self._simple_stage(run or self.run, "stage2", {"stage1": stage1}, expectation)  # type: ignore[no-any-return]

@@ -86,6 +86,7 @@ def stage_user_text(
     expectation_text: str | None = None,
     group: GroupNote | None = None,
     inline_files: str | None = None,
+    notes: list[str] | None = None,
 ) -> str:
     """The user text of one stage call: its prompt filled with the JSON of the stages before it
     (`prior`: stage key → JSON-ready output, or a placeholder string as `refinery plan` shows),
@@ -108,6 +109,8 @@ def stage_user_text(
         text += f"\n\nTrace files (inline):\n{inline_files}"
     if expectation_text is not None:
         text += "\n\nExpectations:\n" + expectation_text
+    for note in notes or []:
+        text += "\n\n" + note
     return text
 
 

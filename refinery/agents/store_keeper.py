@@ -95,6 +95,18 @@ class StoreKeeper:
         await self._emit("prepare", "end", store_id=run.store_id, files=len(files))
         return run.store_id
 
+    async def add_file(self, run: AnalysisRun, name: str, text: str) -> None:
+        """One more file in the run's store (once per name), indexed before this returns."""
+        if not run.store_id or name in run.files:
+            return
+        with tempfile.TemporaryDirectory(prefix="refinery-") as tmp:
+            folder = (self.checkpoints.folder / "files") if self.checkpoints.folder else Path(tmp)
+            path = write_text_atomic(folder / name, text)
+            run.file_ids += await self.manager.upload_files(run.store_id, [path], attributes={name: {"kind": "stage1", "group": 0}})
+        run.files.append(name)
+        await self.manager.poll_ready(run.store_id, timeout_s=self.poll_timeout_s)
+        self.checkpoints.record_store(run.store_id, str(run.trace_id), run.files, run.file_ids, ready=True)
+
     async def adopt(self, run: AnalysisRun, store_id: str) -> None:
         """A store prepared elsewhere (`refinery init`): learn its trace and Stage 1 groups."""
         run.store_id = store_id
