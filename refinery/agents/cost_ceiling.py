@@ -1,7 +1,7 @@
 """`--max-cost`: stop before a call could take the spending past a ceiling, keeping what was done.
 
 Why before, not after: a call's cost is known only once it returns, so the check charges each
-call its worst case first (input estimate plus the chunk allowance at the input price, its whole
+request — a stage call's retries and re-asks too, through the client's `guard` — its worst case first (input estimate plus the chunk allowance at the input price, its whole
 output budget at the output price) and stops if that could cross the ceiling. One ceiling may be
 shared by every analysis of a batch.
 """
@@ -9,8 +9,11 @@ shared by every analysis of a batch.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from typing import Any
 
 from refinery.core.pricing import estimate_cost_usd, price_for
+from refinery.core.tokens import estimate_body_tokens
 from refinery.errors import ConfigurationError, CostLimitError
 from refinery.integrations.response_output import CallUsage
 
@@ -47,3 +50,18 @@ class CostCeiling:
             self.reserved_usd -= reserved
             if usage is not None:
                 self.spent_usd += estimate_cost_usd(usage.model_dump(), self.model) or 0.0
+
+    def guard(self, chunk_allowance: int) -> "_Guard":
+        """A `SpendGuard` for one stage's requests (each may add `chunk_allowance` retrieved tokens)."""
+        return _Guard(self, chunk_allowance)
+
+
+class _Guard:
+    def __init__(self, ceiling: CostCeiling, chunk_allowance: int) -> None:
+        self.ceiling, self.chunk_allowance = ceiling, chunk_allowance
+
+    async def admit(self, body: Mapping[str, Any]) -> float:
+        return await self.ceiling.admit(estimate_body_tokens(dict(body)) + self.chunk_allowance, int(body.get("max_output_tokens") or 4096))
+
+    async def settle(self, ticket: Any, usage: CallUsage | None) -> None:
+        await self.ceiling.settle(float(ticket), usage)

@@ -90,13 +90,8 @@ class StageCalls:
                 f"{stage.key}: the request would carry about {worst_input} input tokens (with retrieved chunks), over the "
                 f"budget of {self.input_budget} for {self.model}; raise context_window / the budget share, or lower max_num_results"
             )
-        reserved = await self.cost.admit(worst_input, int(body["max_output_tokens"])) if self.cost else 0.0
-        answer: JsonAnswer | None = None
-        try:
-            answer = await self._client().create_json(body, stage.schema, label=f"{run.trace_id or 'trace'}:{stage.key}")
-        finally:
-            if self.cost:
-                await self.cost.settle(reserved, answer.usage if answer else None)
+        guard = self.cost.guard(self.allowance(stage, run.store_id)) if self.cost else None
+        answer = await self._client().create_json(body, stage.schema, label=f"{run.trace_id or 'trace'}:{stage.key}", guard=guard)
         run.retrieved.setdefault(stage.key, []).extend(answer.results)
         return answer
 

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import jsonschema
@@ -68,6 +68,14 @@ __all__ = [
 log = logging.getLogger("refinery.responses")
 
 REASK_TEXT = "Return ONLY the exact JSON again, valid against the schema, with no other text. Your previous output was:\n"
+
+
+class SpendGuard(Protocol):
+    """Admits each request before it is sent (raising to stop it) and hears what it cost."""
+
+    async def admit(self, body: Mapping[str, Any]) -> Any: ...
+
+    async def settle(self, ticket: Any, usage: CallUsage | None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -178,6 +186,7 @@ class ResponsesClient:
         schema: Mapping[str, Any] | None = None,
         *,
         label: str | None = None,
+        guard: SpendGuard | None = None,
     ) -> JsonAnswer:
         """The answer as a JSON object, recovered once from each of two known failure modes.
 
@@ -186,13 +195,22 @@ class ResponsesClient:
         - not JSON, or (when `schema` is given) JSON that breaks it → one format-only re-ask:
           the same body with the user content replaced by "Return ONLY the exact JSON again"
           and the raw text. Still wrong → `OutputFormatError` holding the raw text.
+
+        `guard` admits every request this makes (the retries too) before it is sent.
         """
         body = dict(body)
         calls: list[CallUsage] = []
 
         async def send(b: dict[str, Any]) -> dict[str, Any]:
-            response = await self.create(b, label=label)
-            calls.append(self.usage[-1])
+            ticket = await guard.admit(b) if guard is not None else None
+            sent: CallUsage | None = None
+            try:
+                response = await self.create(b, label=label)
+                sent = self.usage[-1]
+            finally:
+                if guard is not None:
+                    await guard.settle(ticket, sent)
+            calls.append(sent)
             return response
 
         response = await send(body)
