@@ -24,9 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from refinery.agents.plan import planned_requests
+from refinery.agents.plan import plan_summary, planned_requests
 from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
-from refinery.agents.stages import compact_json
 from refinery.cli_args import build_parser
 from refinery.core.tokens import estimate_body_tokens, estimate_tokens
 from refinery.errors import (
@@ -90,6 +89,8 @@ async def _analysis(args: argparse.Namespace, trace: Any, prompts: dict[str, str
         keep_store=getattr(args, "keep_store", False),
         redact=not getattr(args, "no_redact", False),
         expires_after_days=getattr(args, "expires_days", 1),
+        max_cost_usd=args.max_cost,
+        **_scale_options(args),
     )
     async with analyst, analyst.client:
         result = await analyst.analyze(trace, expectation, prompts, evals, store_id=store_id, until_stage=until, on_progress=_indexing)
@@ -138,31 +139,62 @@ async def cmd_run(args: argparse.Namespace) -> int:
 
 
 async def cmd_plan(args: argparse.Namespace) -> int:
-    """What a run would upload and send, with sizes — built offline, so it needs no key."""
+    """What a run would upload, send and cost — built offline, so it needs no key."""
     trace = load_trace(args.trace, format=args.format)
     expectation = expectation_for(args.expect, trace)
     prompts, evals = read_files(args.prompts), read_files(args.evals)
     # No client is built: the analyst makes one only when it first talks to the API, which
     # `plan` never does (its test runs with no key and fails on any request).
-    analyst = StagedFailureAnalyst(model=args.model, redact=not args.no_redact)
+    analyst = StagedFailureAnalyst(model=args.model, redact=not args.no_redact, **_scale_options(args))
     files = analyst.render(trace, expectation, prompts, evals)
+    plan = plan_summary(analyst, trace, files, expectation, latency_s=args.latency)
     bodies = planned_requests(analyst, trace, files, expectation)
-    file_rows = [{"name": n, "bytes": len(t.encode()), "estimated_tokens": estimate_tokens(t)} for n, t in files]
-    body_rows = [
-        {"call": name, "bytes": len(compact_json(b).encode()), "estimated_input_tokens": estimate_body_tokens(b), "max_output_tokens": b["max_output_tokens"], "body": b if (args.json or args.show_bodies) else None}
-        for name, b in bodies
+    data = {
+        **plan,
+        "files": [{"name": n, "bytes": len(t.encode()), "estimated_tokens": estimate_tokens(t)} for n, t in files],
+        "requests": [{"call": name, "estimated_input_tokens": estimate_body_tokens(b), "max_output_tokens": b["max_output_tokens"], "body": b if (args.json or args.show_bodies) else None} for name, b in bodies],
+        "redactions": analyst.redaction.as_dict(),
+    }
+    total = plan["total"]
+    cost = "unknown (no price for this model)" if total["estimated_cost_usd"] is None else f"~${total['estimated_cost_usd']:.2f}"
+    lines = [
+        f"trace {trace.trace_id}: {plan['runs']} runs ({plan['failed_runs']} failed) → {plan['files']} files, ~{plan['file_tokens']} tokens; "
+        f"stage 1 in {plan['groups']} group(s)",
+        f"model {plan['model']}: input budget {plan['input_budget']} tokens a request",
+        "",
+        "stage    calls  input tokens  output tokens  largest request  est. cost",
     ]
-    data = {"trace_id": trace.trace_id, "runs": len(trace.runs), "failed_runs": len(trace.get_failed_runs()), "files": file_rows, "requests": body_rows, "redactions": analyst.redaction.as_dict(), "note": "estimates exclude prior-stage JSON and file_search chunks"}
-    lines = [f"trace {trace.trace_id}: {len(trace.runs)} runs, {len(trace.get_failed_runs())} failed", "", "files to upload:"]
-    lines += [f"  {r['name']}  {r['bytes']} bytes  ~{r['estimated_tokens']} tokens" for r in file_rows]
-    lines += ["", "requests (POST /v1/responses):"]
-    lines += [f"  {r['call']}: ~{r['estimated_input_tokens']} input tokens{' + retrieved chunks' if not r['call'].startswith('stage4') else ''}, up to {r['max_output_tokens']} output" for r in body_rows]
+    for key, row in plan["stages"].items():
+        c = "n/a" if row["estimated_cost_usd"] is None else f"${row['estimated_cost_usd']:.3f}"
+        lines.append(f"{key:<8} {row['calls']:>5}  {row['input_tokens']:>12}  {row['output_tokens']:>13}  {row['largest_request']:>15}  {c:>9}")
+    lines += [
+        f"total    {total['calls']:>5}  {total['input_tokens']:>12}  {total['output_tokens']:>13}",
+        "",
+        f"estimated cost (worst case): {cost}; duration at {plan['latency_s']:g} s a call: ~{total['estimated_duration_s']:.0f} s plus indexing",
+        f"({plan['notes']})",
+    ]
+    lines += [f"warning: {w}" for w in plan["warnings"]]
+    if args.verbose:
+        lines += ["", "files to upload:", *[f"  {r['name']}  {r['bytes']} bytes  ~{r['estimated_tokens']} tokens" for r in data["files"]]]
+        lines += ["", "requests (POST /v1/responses):", *[f"  {r['call']}: ~{r['estimated_input_tokens']} input tokens before retrieval, up to {r['max_output_tokens']} output" for r in data["requests"]]]
     if args.show_bodies:
-        lines += ["", *[f"--- {r['call']}\n{json.dumps(r['body'], indent=2)}" for r in body_rows]]
+        lines += ["", *[f"--- {name}\n{json.dumps(b, indent=2)}" for name, b in bodies]]
     redactions = analyst.redaction.as_dict()
     lines += ["", f"redacted: {redactions}" if redactions else "redacted: nothing found" if not args.no_redact else "redaction: off (--no-redact)"]
     _emit(args, "\n".join(lines), data)
+    over = [w for w in plan["warnings"] if "over the budget" in w]
+    if args.strict and over:
+        print(f"refinery: error: --strict: {len(over)} request(s) would exceed the context budget", file=sys.stderr)
+        return EXIT_USAGE
     return EXIT_OK
+
+
+def _scale_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The analyst options for big traces that `plan`, `run` and `batch` share."""
+    options: dict[str, Any] = {"stage1_concurrency": getattr(args, "concurrency", None) or 4}
+    if getattr(args, "context_window", None):
+        options["context_window"] = args.context_window
+    return options
 
 
 async def cmd_canary(args: argparse.Namespace) -> int:
@@ -177,12 +209,17 @@ async def cmd_canary(args: argparse.Namespace) -> int:
 
 async def cmd_batch(args: argparse.Namespace) -> int:
 
+    from refinery.agents.cost_ceiling import CostCeiling
     from refinery.batch import analyze_many, discover
 
     items = discover(args.source, args.expect)
+    ceiling = CostCeiling(args.max_cost, args.model) if args.max_cost is not None else None  # one ceiling for the whole batch
     client = _client(args, tpm=args.tpm, rpm=args.rpm)
     async with client:
-        summary = await analyze_many(items, out_dir=args.out, model=args.model, concurrency=args.concurrency, client=client, progress=lambda line: print(line, file=sys.stderr))
+        summary = await analyze_many(
+            items, out_dir=args.out, model=args.model, concurrency=args.concurrency, client=client,
+            progress=lambda line: print(line, file=sys.stderr), cost_ceiling=ceiling,
+        )
     failed = summary.failed
     human = f"{len(summary.outcomes) - len(failed)} done, {len(failed)} failed, {len(summary.skipped)} skipped (already done); {summary.total_tokens} tokens; summary: {Path(args.out) / 'summary.md'}"
     _emit(args, human, summary.model_dump(mode="json"))

@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     analysis.add_argument("--model", default="gpt-4o", help=MODEL_HELP)
     analysis.add_argument("--stages", default="1-4", help="stages to run, 1-N (default: 1-4)")
     analysis.add_argument("--timeout", type=float, default=300.0, metavar="S", help="seconds one API request may take (default: 300)")
+    analysis.add_argument("--max-cost", type=float, metavar="USD", help="stop before the estimated spend could pass USD (what was done is kept; rerun to continue)")
+    analysis.add_argument("--concurrency", type=int, default=4, metavar="N", help="stage 1 groups in flight at once (default: 4)")
+    analysis.add_argument("--context-window", type=int, metavar="TOKENS", help="the model's context window, if not in refinery's table")
 
     parser = _Parser(
         prog="refinery",
@@ -118,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--expect", metavar="FILE", help="the expectation file (default: the task the trace states, if it states one)")
     p.add_argument("--model", default="gpt-4o", help=MODEL_HELP)
+    p.add_argument("--latency", type=float, default=15.0, metavar="S", help="seconds one call takes, for the duration estimate (default: 15)")
+    p.add_argument("--concurrency", type=int, default=4, metavar="N", help="stage 1 groups in flight at once (default: 4)")
+    p.add_argument("--context-window", type=int, metavar="TOKENS", help="the model's context window, if not in refinery's table")
+    p.add_argument("--strict", action="store_true", help="exit 2 when a request would exceed the context budget")
+    p.add_argument("--verbose", action="store_true", help="also list every file and request")
     p.add_argument("--show-bodies", action="store_true", help="print the request bodies in full")
 
     p = command(
@@ -134,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tpm", type=int, metavar="N", help="tokens-per-minute limit (default: learned from the API's headers)")
     p.add_argument("--rpm", type=int, metavar="N", help="requests-per-minute limit (default: learned from the API's headers)")
     p.add_argument("--timeout", type=float, default=300.0, metavar="S", help="seconds one API request may take (default: 300)")
+    p.add_argument("--max-cost", type=float, metavar="USD", help="stop the whole batch before the estimated spend could pass USD")
 
     p = command(
         "eval", "score diagnoses against a labelled benchmark (Who&When, TRAIL)",

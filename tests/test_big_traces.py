@@ -121,3 +121,37 @@ async def test_max_cost_stops_before_a_call_could_cross_it_and_keeps_what_was_do
             result = await rerun.analyze(trace, EXPECTATION)
         assert result.synthesis is not None
         assert server.stats["POST /v1/vector_stores"] == 1  # the rerun continued where the first stopped
+
+
+async def test_plan_prints_totals_cost_and_duration_and_lists_files_only_when_verbose(capsys, monkeypatch):
+    from pathlib import Path
+
+    from refinery.cli import amain
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    trace = str(Path(__file__).parent / "fixtures" / "clickhouse_snake_nested.json")
+    expect = str(Path(__file__).parent / "fixtures" / "expectation.json")
+    assert await amain(["plan", trace, "--expect", expect, "--latency", "2"]) == 0
+    compact = capsys.readouterr().out
+    assert "stage    calls  input tokens  output tokens  largest request  est. cost" in compact
+    assert "estimated cost (worst case): ~$" in compact and "duration at 2 s a call" in compact
+    assert "files to upload:" not in compact
+    assert await amain(["plan", trace, "--expect", expect, "--verbose"]) == 0
+    assert "files to upload:" in capsys.readouterr().out
+    assert await amain(["plan", trace, "--expect", expect, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["total"]["calls"] == 4 and data["stages"]["stage1"]["input_tokens"] >= chunk_allowance(8)
+    assert data["total"]["estimated_cost_usd"] > 0 and data["warnings"] == []
+
+
+async def test_plan_strict_fails_when_a_request_would_not_fit(capsys, monkeypatch):
+    from pathlib import Path
+
+    from refinery.cli import amain
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    trace = str(Path(__file__).parent / "fixtures" / "clickhouse_snake_nested.json")
+    args = ["plan", trace, "--expect", str(Path(__file__).parent / "fixtures" / "expectation.json"), "--context-window", "8000"]
+    assert await amain(args) == 0 and "warning: stage1: about" in capsys.readouterr().out
+    assert await amain([*args, "--strict"]) == 2
+    assert "--strict: 4 request(s) would exceed the context budget" in capsys.readouterr().err

@@ -45,9 +45,9 @@ async def test_plan_needs_no_key_and_no_network(monkeypatch, mocked, capsys, spe
     assert data["failed_runs"] == 1
 
 
-async def test_plan_human_output_lists_files_and_requests(monkeypatch, capsys):
+async def test_plan_verbose_output_lists_files_and_requests(monkeypatch, capsys):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    assert await amain(["plan", TRACE, "--expect", EXPECT]) == 0
+    assert await amain(["plan", TRACE, "--expect", EXPECT, "--verbose"]) == 0
     out = capsys.readouterr().out
     assert "files to upload:" in out and "_runs_001-003.md" in out and "stage4:" in out
 

@@ -13,6 +13,8 @@ from refinery.agents.analysis_run import group_filter, plan_groups
 from refinery.agents.staged_failure_analyst import PLANNED_STORE, StagedFailureAnalyst
 from refinery.agents.stages import STAGE_BY_KEY, GroupNote, stage_user_text
 from refinery.core.models import DomainExpertExpectation, Trace
+from refinery.core.pricing import estimate_cost_usd
+from refinery.core.tokens import estimate_body_tokens, estimate_tokens
 
 
 def planned_requests(
@@ -33,3 +35,73 @@ def planned_requests(
     for key in ("stage3", "stage4"):
         bodies.append((key, analyst.build_stage_body(key, stage_user_text(STAGE_BY_KEY[key], prior), store_id=PLANNED_STORE)))
     return bodies
+
+
+def plan_summary(
+    analyst: StagedFailureAnalyst,
+    trace: Trace,
+    files: list[tuple[str, str]],
+    expectation: DomainExpertExpectation,
+    *,
+    latency_s: float = 15.0,
+) -> dict[str, Any]:
+    """What a run would cost, worst case: calls, input and output tokens per stage (the chunks
+    `file_search` may add, and Stage 1's JSON as later stages would paste it, condensed to fit),
+    estimated cost, duration at `latency_s` a call, and any request over the context budget.
+
+    Stage 1's output size is unknown before the run; it is taken at its worst (every group using
+    its whole output budget), capped where condensation would cap it.
+    """
+    bodies = planned_requests(analyst, trace, files, expectation)
+    budget = analyst.calls.input_budget
+    groups = max(1, sum(1 for name, _ in bodies if name.startswith("stage1")))
+    out_budget = analyst.max_output_tokens
+    stage1_json = groups * out_budget["stage1"]  # pasted into stages 2-4, at most what fits
+    pasted = {"stage2": {"stage1"}, "stage3": {"stage1", "stage2"}, "stage4": {"stage1", "stage2", "stage3"}}
+    stages: dict[str, dict[str, Any]] = {}
+    warnings: list[str] = []
+    for name, body in bodies:
+        key = name.split(" ")[0]
+        stage = STAGE_BY_KEY[key]
+        known = estimate_body_tokens(body)
+        allowance = analyst.calls.allowance(stage, PLANNED_STORE)
+        prior = 0
+        for p in sorted(pasted.get(key, set())):
+            size = stage1_json if p == "stage1" else out_budget[p]
+            prior += min(size, max(0, budget - known - allowance)) if p == "stage1" else size
+        total_in = known + allowance + prior
+        row = stages.setdefault(key, {"calls": 0, "input_tokens": 0, "output_tokens": 0, "largest_request": 0})
+        row["calls"] += 1
+        row["input_tokens"] += total_in
+        row["output_tokens"] += out_budget[key]
+        row["largest_request"] = max(row["largest_request"], total_in)
+        if total_in > budget:
+            warnings.append(f"{name}: about {total_in} input tokens, over the budget of {budget} for {analyst.model}")
+    if stage1_json > budget:
+        warnings.append(f"stage 1 may produce ~{stage1_json} tokens of JSON: later stages get it condensed (the full result is uploaded to the store)")
+    for row in stages.values():
+        row["estimated_cost_usd"] = estimate_cost_usd(row, analyst.model)
+    costs = [r["estimated_cost_usd"] for r in stages.values()]
+    waves = -(-groups // analyst.stage1_concurrency)
+    return {
+        "trace_id": trace.trace_id,
+        "runs": len(trace.runs),
+        "failed_runs": len(trace.get_failed_runs()),
+        "files": len(files),
+        "file_tokens": sum(estimate_tokens(t) for _, t in files),
+        "groups": groups,
+        "model": analyst.model,
+        "input_budget": budget,
+        "stages": stages,
+        "total": {
+            "calls": sum(r["calls"] for r in stages.values()),
+            "input_tokens": sum(r["input_tokens"] for r in stages.values()),
+            "output_tokens": sum(r["output_tokens"] for r in stages.values()),
+            "estimated_cost_usd": None if any(c is None for c in costs) else round(sum(c for c in costs if c is not None), 4),
+            "estimated_duration_s": round((waves + 3) * latency_s, 1),
+        },
+        "latency_s": latency_s,
+        "warnings": warnings,
+        "notes": "worst case: every call uses its whole output budget and file_search fills its result count; "
+        "verification re-asks (at most one a call) and indexing time are not included",
+    }
