@@ -42,7 +42,7 @@ async def test_big_trace_is_analysed_by_group_with_server_side_filters(openai_se
     trace = load_trace({"messages": messages, "trace_id": "big"})
     client = ResponsesClient(api_key="sk-x", base_url=openai_server.base_url)
     async with client:
-        analyst = StagedFailureAnalyst(client=client, artifacts_dir=tmp_path)
+        analyst = StagedFailureAnalyst(client=client, artifacts_dir=tmp_path, files_per_group=8)
         result = await analyst.analyze(trace, EXPECTATION, until_stage=1)
     stage1_bodies = openai_server.response_bodies
     assert len(stage1_bodies) == 3  # 100 runs, 6 a file = 17 files, 8 files a group

@@ -52,7 +52,7 @@ def test_labelled_trail_evidence_reaches_a_chunk_with_its_span_id():
     figures = bench().bench_trail(EVAL / "trail")
     assert figures["eligible"] >= 80
     assert figures["survival"] >= 0.95, figures["misses"]
-    assert figures["recall_at_10"] > 2 * figures["random_recall_at_10"]
+    assert figures["recall_at_5"] > 2 * figures["random_recall_at_5"]  # retrieval finds it far more often than chance
 
 
 @needs_eval_data

@@ -60,6 +60,7 @@ def plan_summary(
     pasted = {"stage2": {"stage1"}, "stage3": {"stage1", "stage2"}, "stage4": {"stage1", "stage2", "stage3"}}
     stages: dict[str, dict[str, Any]] = {}
     warnings: list[str] = []
+    expected_input = 0  # outputs at half their budget: what a run usually pastes
     for name, body in bodies:
         key = name.split(" ")[0]
         stage = STAGE_BY_KEY[key]
@@ -70,6 +71,7 @@ def plan_summary(
             size = stage1_json if p == "stage1" else out_budget[p]
             prior += min(size, max(0, budget - known - allowance)) if p == "stage1" else size
         total_in = known + allowance + prior
+        expected_input += known + allowance + prior // 2
         row = stages.setdefault(key, {"calls": 0, "input_tokens": 0, "output_tokens": 0, "largest_request": 0})
         row["calls"] += 1
         row["input_tokens"] += total_in
@@ -99,6 +101,7 @@ def plan_summary(
             "output_tokens": sum(r["output_tokens"] for r in stages.values()),
             "estimated_cost_usd": None if any(c is None for c in costs) else round(sum(c for c in costs if c is not None), 4),
             "estimated_duration_s": round((waves + 3) * latency_s, 1),
+            "expected_input_tokens": expected_input,
         },
         "latency_s": latency_s,
         "warnings": warnings,

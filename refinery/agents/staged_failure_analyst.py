@@ -92,7 +92,7 @@ class StagedFailureAnalyst(AnalystBase):
         max_output_tokens: Mapping[str, int] | None = None,
         max_num_results: Mapping[str, int] | int = 8,
         render_options: RenderOptions | None = None,
-        files_per_group: int = 8,
+        files_per_group: int = 64,
         group_tokens: int = DEFAULT_GROUP_TOKENS,
         stage1_concurrency: int = 4,
         context_window: int | None = None,

@@ -19,9 +19,10 @@ _WORD = re.compile(r"[A-Za-z0-9_]+")
 DEFAULT_CHUNK_TOKENS = 800
 DEFAULT_OVERLAP_TOKENS = 400
 # An approximation of a BPE tokenizer's pieces (cl100k-like): a word with its leading space (long
-# words in pieces), up to three digits, one punctuation mark, or a run of white space. Close
+# words in pieces), up to three digits, up to three punctuation marks (`":"`, `","` are one token
+# in JSON), or a run of white space. Close
 # enough (±15 % on prose, JSON and code) for chunk windows to land where the real store's do.
-_TOKEN = re.compile(r" ?[A-Za-z]{1,10}| ?\d{1,3}| ?[^\sA-Za-z\d]|\s+(?!\S)|\s+")
+_TOKEN = re.compile(r" ?[A-Za-z]{1,10}| ?\d{1,3}| ?[^\sA-Za-z\d]{1,3}|\s+(?!\S)|\s+")
 
 
 def tokenize(text: str) -> list[str]:

@@ -1,0 +1,163 @@
+"""Big traces: plan time and peak memory, and a full run against the local server.
+
+For synthetic chat logs and OTLP traces of 1, 10 and 100 MB (and the largest TRAIL trace in
+../shared/eval-data when present):
+- `plan`: wall time and peak RSS of `refinery plan` in a fresh process, as a multiple of the
+  trace file's size;
+- `run` (1 and 10 MB, and TRAIL): the four stages against `refinery.testing`'s server at
+  `--latency` seconds a `/responses` call: wall time, calls, the largest request in tokens (as
+  the server counted them) against the context budget, and `plan`'s token estimate against the
+  tokens the server counted.
+
+Run: `python benchmarks/bench_scale.py [--sizes 1,10,100] [--run-sizes 1,10] [--latency 2]`.
+Figures go in docs/benchmarks.md; the last lines printed are the summary table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from refinery.agents.staged_failure_analyst import StagedFailureAnalyst  # noqa: E402
+from refinery.core.context_windows import input_budget  # noqa: E402
+from refinery.core.models import DomainExpertExpectation  # noqa: E402
+from refinery.integrations.responses_client import ResponsesClient  # noqa: E402
+from refinery.testing.openapi_spec import find_shared  # noqa: E402
+from refinery.testing.server import OpenAITestServer  # noqa: E402
+from refinery.traces import load_trace  # noqa: E402
+
+WORDS = "the agent called the search tool and read the page then it wrote a plan about refunds orders and customers".split()
+EXPECT = {"description": "The agent finds the order and issues the refund."}
+
+
+def text(rng: random.Random, n: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n))
+
+
+def chat_log(megabytes: float, seed: int = 1) -> dict[str, Any]:
+    rng = random.Random(seed)
+    history, size, i = [], 0, 0
+    while size < megabytes * 1e6:
+        entry = {"role": "assistant" if i % 3 else "user", "name": f"agent{i % 4}", "content": text(rng, rng.randint(20, 120))}
+        history.append(entry)
+        size += len(entry["content"]) + 60
+        i += 1
+    return {"question": "Refund order 42 for the customer.", "history": history}
+
+
+def otlp_trace(megabytes: float, seed: int = 2) -> dict[str, Any]:
+    rng = random.Random(seed)
+    spans, size, i = [], 0, 0
+    conversation = [{"role": "system", "content": "You are a refund agent. " * 20}]
+    while size < megabytes * 1e6:
+        kind = "LLM" if i % 2 else "TOOL"
+        attrs = [{"key": "openinference.span.kind", "value": {"stringValue": kind}}]
+        if kind == "LLM":
+            conversation.append({"role": "user", "content": text(rng, 40)})
+            conversation = conversation[-12:]  # a sliding window of history, as agents keep
+            for n, m in enumerate(conversation):
+                attrs += [{"key": f"llm.input_messages.{n}.message.role", "value": {"stringValue": m["role"]}},
+                          {"key": f"llm.input_messages.{n}.message.content", "value": {"stringValue": m["content"]}}]
+            attrs.append({"key": "llm.output_messages.0.message.content", "value": {"stringValue": text(rng, 60)}})
+        else:
+            attrs += [{"key": "input.value", "value": {"stringValue": json.dumps({"q": text(rng, 10)})}},
+                      {"key": "output.value", "value": {"stringValue": text(rng, 80)}}]
+        span = {"traceId": "ab" * 16, "spanId": f"{i:016x}", "parentSpanId": "0" * 16 if i else "", "name": f"{kind.lower()} {i}",
+                "startTimeUnixNano": str(1_700_000_000_000_000_000 + i * 1_000_000), "endTimeUnixNano": str(1_700_000_000_000_000_000 + i * 1_000_000 + 500_000),
+                "attributes": attrs, "status": {"code": 2 if i % 97 == 5 else 1}}
+        spans.append(span)
+        size += len(json.dumps(span))
+        i += 1
+    return {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "bench"}}]}, "scopeSpans": [{"spans": spans}]}]}
+
+
+def plan_in_a_process(path: Path, expect: Path) -> dict[str, Any]:
+    """`refinery plan --json` in a fresh process: wall time and its peak RSS."""
+    probe = (
+        "import resource, subprocess, sys, time; t=time.perf_counter(); "
+        f"p=subprocess.run([sys.executable, '-m', 'refinery', 'plan', {str(path)!r}, '--expect', {str(expect)!r}, '--json'], capture_output=True, text=True); "
+        "w=time.perf_counter()-t; r=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss; "
+        "print(p.returncode, w, r); sys.stderr.write(p.stderr[-500:]); sys.stdout.write('\\n' + p.stdout)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    first, _, rest = out.stdout.partition("\n")
+    rc, wall, rss_kb = first.split()
+    plan = json.loads(rest) if int(rc) == 0 else {}
+    return {"rc": int(rc), "plan_s": float(wall), "peak_rss_mb": int(rss_kb) / 1024, "plan": plan, "stderr": out.stderr}
+
+
+async def full_run(path: Path, latency: float, concurrency: int) -> dict[str, Any]:
+    trace = load_trace(path)
+    async with OpenAITestServer(latency_s=latency, validate_requests=False) as server:
+        async with ResponsesClient(api_key="sk-bench", base_url=server.base_url) as client:
+            analyst = StagedFailureAnalyst(client=client, stage1_concurrency=concurrency, poll_timeout_s=600)
+            t0 = time.perf_counter()
+            result = await analyst.analyze(trace, DomainExpertExpectation(**EXPECT))
+            wall = time.perf_counter() - t0
+            calls = list(client.usage)
+        bodies = server.response_bodies
+    counted = sum(u.input_tokens for u in result.usage.values())
+    largest = max(u.input_tokens for u in calls)  # as the server counted each call: texts and retrieved chunks
+    return {"run_s": wall, "calls": len(bodies), "largest_request_tokens": largest, "server_input_tokens": counted, "budget": input_budget("gpt-4o")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="1,10,100", help="MB sizes for plan (default 1,10,100)")
+    ap.add_argument("--run-sizes", default="1,10", help="MB sizes for full runs (default 1,10)")
+    ap.add_argument("--latency", type=float, default=2.0, help="seconds a /responses call takes on the server (default 2)")
+    ap.add_argument("--concurrency", type=int, default=8, help="stage 1 groups in flight (default 8)")
+    args = ap.parse_args(argv)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        expect = folder / "expect.json"
+        expect.write_text(json.dumps(EXPECT))
+        cases: list[tuple[str, float, Path]] = []
+        for mb in [float(x) for x in args.sizes.split(",") if x]:
+            for kind, make in (("chat", chat_log), ("otlp", otlp_trace)):
+                path = folder / f"{kind}_{mb:g}mb.json"
+                path.write_text(json.dumps(make(mb)))
+                cases.append((kind, mb, path))
+        shared = find_shared(Path(__file__))
+        trail = sorted((shared / "eval-data" / "trail" / "traces").glob("*/*.json"), key=lambda p: p.stat().st_size) if shared else []
+        if trail:
+            cases.append(("trail-largest", trail[-1].stat().st_size / 1e6, trail[-1]))
+        run_sizes = {float(x) for x in args.run_sizes.split(",") if x}
+        for kind, mb, path in cases:
+            size_mb = path.stat().st_size / 1e6
+            p = plan_in_a_process(path, expect)
+            row = {"trace": kind, "mb": round(size_mb, 1), "plan_s": round(p["plan_s"], 2), "peak_rss_mb": round(p["peak_rss_mb"]),
+                   "rss_x": round(p["peak_rss_mb"] / size_mb, 1) if size_mb else None, "groups": p["plan"].get("groups"),
+                   "plan_input_tokens": p["plan"].get("total", {}).get("input_tokens"), "plan_expected_input_tokens": p["plan"].get("total", {}).get("expected_input_tokens")}
+            if p["rc"] != 0:
+                row["error"] = p["stderr"].strip().splitlines()[-1:] or "plan failed"
+            if mb in run_sizes or kind == "trail-largest":
+                r = asyncio.run(full_run(path, args.latency, args.concurrency))
+                row.update({k: (round(v, 1) if isinstance(v, float) else v) for k, v in r.items()})
+                row["plan_estimate_vs_server"] = round(row["plan_expected_input_tokens"] / r["server_input_tokens"], 2) if row.get("plan_expected_input_tokens") else None
+                row["plan_worst_case_vs_server"] = round(row["plan_input_tokens"] / r["server_input_tokens"], 2) if row.get("plan_input_tokens") else None
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    print()
+    print("trace          MB   plan s  peak RSS MB  RSS×size  groups  run s  calls  largest req  budget  plan/server tokens (expected, worst)")
+    for r in rows:
+        print(f"{r['trace']:<13} {r['mb']:>5} {r['plan_s']:>7} {r['peak_rss_mb']:>11} {r['rss_x']!s:>9} {r['groups']!s:>7} "
+              f"{r.get('run_s', '—')!s:>6} {r.get('calls', '—')!s:>6} {r.get('largest_request_tokens', '—')!s:>12} {r.get('budget', '—')!s:>7} {r.get('plan_estimate_vs_server', '—')!s:>8} {r.get('plan_worst_case_vs_server', '—')!s:>6}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
