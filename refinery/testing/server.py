@@ -273,7 +273,9 @@ class OpenAITestServer(FilesAndStores):
         chunks = [c for c, _ in retrieved]
         fmt = ((body.get("text") or {}).get("format") or {})
         if fmt.get("type") == "json_schema":
-            answer_text = json.dumps(self.model.answer(fmt["schema"], chunks, user), ensure_ascii=False)
+            limit = int(max_out or 0)
+            fits = (lambda text: count_tokens(text) <= limit) if limit else None  # noqa: E731
+            answer_text = json.dumps(self.model.answer(fmt["schema"], chunks, user, fits=fits), ensure_ascii=False)
         else:
             answer_text = "PONG" if "PONG" in user else StandInModel.disclaimer
         status: str = "completed"

@@ -9,8 +9,9 @@ realistic, citable, schema-valid output. Same input, same output.
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,15 +58,23 @@ class StandInModel:
     def __init__(self, max_items: int = 8) -> None:
         self.max_items = max_items
 
-    def answer(self, schema: dict[str, Any], chunks: Sequence[Chunk], user_text: str = "") -> Any:
+    def answer(self, schema: dict[str, Any], chunks: Sequence[Chunk], user_text: str = "", *, fits: Callable[[str], bool] | None = None) -> Any:
+        """The answer; with `fits`, arrays are shortened (down to one item) until its JSON fits, as
+        a model told its output budget writes less — only what cannot fit at all is cut off."""
         runs = runs_in(chunks)
         lines = [ln.strip() for c in chunks for ln in c.text.splitlines() if len(ln.strip()) > 20 and not ln.startswith("#")]
-        return _Filler(self, chunks, runs, lines, user_text).fill(schema, name="", index=0, run=None)
+        items = self.max_items
+        while True:
+            value = _Filler(self, chunks, runs, lines, user_text, items).fill(schema, name="", index=0, run=None)
+            if fits is None or items <= 1 or fits(json.dumps(value, ensure_ascii=False)):
+                return value
+            items //= 2
 
 
 class _Filler:
-    def __init__(self, model: StandInModel, chunks: Sequence[Chunk], runs: list[RunSeen], lines: list[str], user_text: str) -> None:
+    def __init__(self, model: StandInModel, chunks: Sequence[Chunk], runs: list[RunSeen], lines: list[str], user_text: str, max_items: int) -> None:
         self.model, self.chunks, self.runs, self.lines = model, chunks, runs, lines
+        self.max_items = max_items
         self.user_text = user_text
         self.counter = 0
 
@@ -95,7 +104,7 @@ class _Filler:
             n = 1
             if items.get("type") == "object" and "run_id" in items.get("properties", {}) and self.runs:
                 n = len(self.runs)
-            n = max(0, min(n, self.model.max_items))
+            n = max(0, min(n, self.max_items))
             return [self.fill(items, name=name, index=i, run=self.runs[i] if n == len(self.runs) and self.runs and n > 1 else run) for i in range(n)]
         if kind == "integer":
             return index + 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 _HEADER = r"(?i)(\b"  # a header (or config) name, case-insensitive, opens the kept prefix group
@@ -85,6 +86,6 @@ def redact_text(text: str, report: RedactionReport | None = None) -> str:
     return text
 
 
-def redact_files(files: list[tuple[str, str]], report: RedactionReport | None = None) -> list[tuple[str, str]]:
+def redact_files(files: Iterable[tuple[str, str]], report: RedactionReport | None = None) -> list[tuple[str, str]]:
     """Rendered files with their secrets redacted (names are left as they are)."""
     return [(name, redact_text(text, report)) for name, text in files]

@@ -23,7 +23,7 @@ useful if it leads back to a step of the run. So:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -276,9 +276,21 @@ def render_trace_files(
 
     Order and bytes depend only on the inputs. Run files come first, in run order.
     """
+    return list(iter_trace_files(trace, options=options, prompts=prompts, evals=evals, expectation=expectation))
+
+
+def iter_trace_files(
+    trace: Trace,
+    *,
+    options: RenderOptions | None = None,
+    prompts: Mapping[str, str] | None = None,
+    evals: Mapping[str, str] | None = None,
+    expectation: DomainExpertExpectation | None = None,
+) -> Iterator[RenderedFile]:
+    """`render_trace_files`, one file at a time, so a caller (redaction) can hold one copy of the
+    rendering instead of two."""
     opts = options or RenderOptions()
     tid = safe_name(trace.trace_id)
-    files: list[RenderedFile] = []
     index_rows: list[str] = []
     shared = SharedContext({}, {}, {})
     runs = trace.runs
@@ -296,25 +308,19 @@ def render_trace_files(
             "",
         ]
         body = [_render_run(first + i, run, opts, shared) for i, run in enumerate(chunk)]
-        files.append((name, "\n".join(header) + "\n\n".join(body) + "\n"))
+        yield name, "\n".join(header) + "\n\n".join(body) + "\n"
         for i, run in enumerate(chunk):
             seq = f"{first + i:03d}" + (f" (step {run.step})" if run.step is not None else "")
             index_rows.append(f"| {seq} | {run.id} | {_cell(run.name)} | {run.run_type.value} | {run_status(run)} | {name} |")
 
-    files.append((f"{tid}_index.md", _index(trace, index_rows, shared, opts)))
+    yield f"{tid}_index.md", _index(trace, index_rows, shared, opts)
 
     for kind, contents in (("prompt", prompts), ("eval", evals)):
         for fname in sorted(contents or {}):
             text = (contents or {})[fname]
-            files.append(
-                (
-                    f"{tid}_{kind}_{safe_name(fname)}.md",
-                    f"# {kind.title()} file: {fname}\n\n{fence(truncate(text, opts.max_field_chars * 4))}\n",
-                )
-            )
+            yield f"{tid}_{kind}_{safe_name(fname)}.md", f"# {kind.title()} file: {fname}\n\n{fence(truncate(text, opts.max_field_chars * 4))}\n"
     if expectation is not None:
-        files.append((f"{tid}_expectations.md", f"# Expected behaviour (domain expert)\n\n{expectation.as_text()}\n"))
-    return files
+        yield f"{tid}_expectations.md", f"# Expected behaviour (domain expert)\n\n{expectation.as_text()}\n"
 
 
 def _cell(text: str) -> str:
@@ -334,5 +340,5 @@ def upload_files_for(
     from refinery.traces.redact import RedactionReport, redact_files
 
     report = RedactionReport()
-    files = render_trace_files(trace, options=options, prompts=prompts, evals=evals, expectation=expectation)
-    return (redact_files(files, report) if redact else files), report
+    files = iter_trace_files(trace, options=options, prompts=prompts, evals=evals, expectation=expectation)
+    return (redact_files(files, report) if redact else list(files)), report
