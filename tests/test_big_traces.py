@@ -155,3 +155,11 @@ async def test_plan_strict_fails_when_a_request_would_not_fit(capsys, monkeypatc
     assert await amain(args) == 0 and "warning: stage1: about" in capsys.readouterr().out
     assert await amain([*args, "--strict"]) == 2
     assert "--strict: 4 request(s) would exceed the context budget" in capsys.readouterr().err
+
+
+def test_when_even_the_tightest_level_is_too_big_as_many_items_as_fit_are_kept():
+    full = big_stage1(3000)
+    full = full.model_copy(update={"events": [*full.events, *[e.model_copy(update={"run_id": f"r{i}"}) for i in range(3000) for e in full.events[:1]]]})
+    fitted, level = condense_stage1(full, 3_000)
+    assert json_tokens(fitted) <= 3_000 and level == 5
+    assert fitted.timeline and "left out here" in fitted.coverage.remaining[-1]

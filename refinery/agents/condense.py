@@ -76,7 +76,29 @@ def condense_stage1(output: TraceAnalysisOutput, max_tokens: int) -> tuple[Trace
         smallest = TraceAnalysisOutput.model_validate(_condensed(data, level))
         if json_tokens(smallest) <= max_tokens:
             return smallest, n
-    return smallest, len(LEVELS)
+    return _first_that_fit(smallest.model_dump(mode="json"), max_tokens), len(LEVELS) + 1
+
+
+def _first_that_fit(data: dict[str, Any], max_tokens: int) -> TraceAnalysisOutput:
+    """The last resort: as many timeline entries and events as fit (failures first, then the
+    order of the run), found by bisection; coverage and a note of what was left out stay."""
+    timeline = sorted(data["timeline"], key=lambda e: e["status"] == "success")
+    events = data["events"]
+
+    def cut(k: int) -> TraceAnalysisOutput:
+        kept = sorted(timeline[:k], key=lambda e: e["sequence"])
+        left = len(timeline) - len(kept) + max(0, len(events) - k)
+        remaining = data["coverage"]["remaining"] + ([f"… {left} timeline entries and events left out here; the full Stage 1 is in the store"] if left else [])
+        return TraceAnalysisOutput.model_validate({**data, "timeline": kept, "events": events[:k], "evidence": data["evidence"][:k], "coverage": {**data["coverage"], "remaining": remaining}})
+
+    lo, hi = 0, max(len(timeline), len(events))
+    while lo < hi:  # the largest k whose cut fits
+        mid = (lo + hi + 1) // 2
+        if json_tokens(cut(mid)) <= max_tokens:
+            lo = mid
+        else:
+            hi = mid - 1
+    return cut(lo)
 
 
 STAGE1_FILE_NOTE = (
