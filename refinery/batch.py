@@ -163,21 +163,43 @@ def render_summary_md(summary: BatchSummary) -> str:
 
 
 class _Progress:
-    """Progress lines on stderr: done / running / waiting for budget / failed, tokens, ETA."""
+    """Progress lines on stderr: done / running / waiting for budget / failed, tokens, ETA.
 
-    def __init__(self, total: int, client: ResponsesClient, emit: Callable[[str], None] | None) -> None:
-        self.total, self.client, self.emit = total, client, emit
+    The ETA is re-estimated when a trace finishes (time per trace so far × traces left) and
+    counts down between finishes, so waiting for budget does not make it climb.
+    """
+
+    def __init__(self, total: int, client: ResponsesClient, emit: Callable[[str], None] | None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.total, self.client, self.emit, self.clock = total, client, emit, clock
         self.done = self.failed = self.running = 0
         self.tokens = 0
-        self.started = time.monotonic()
+        self.started = clock()
+        self._eta_at: tuple[float, float] | None = None  # (when estimated, seconds left then)
+
+    def finished(self, ok: bool, tokens: int) -> None:
+        if ok:
+            self.done += 1
+        else:
+            self.failed += 1
+        self.tokens += tokens
+        now = self.clock()
+        finished = self.done + self.failed
+        self._eta_at = (now, (now - self.started) / finished * (self.total - finished))
+
+    def eta(self) -> float | None:
+        if self._eta_at is None:
+            return None
+        when, left = self._eta_at
+        return max(0.0, left - (self.clock() - when))
 
     def line(self) -> str:
         stats = self.client.budget_stats
         waiting = stats.waiting_now if stats else 0
-        finished = self.done + self.failed
-        elapsed = time.monotonic() - self.started
-        eta = f"{elapsed / finished * (self.total - finished):.0f}s" if finished else "?"
-        return f"batch: {self.done} done, {self.running} running, {waiting} waiting for budget, {self.failed} failed of {self.total}; {self.tokens} tokens; ETA {eta}"
+        eta = self.eta()
+        return (
+            f"batch: {self.done} done, {self.running} running, {waiting} waiting for budget, {self.failed} failed of {self.total}; "
+            f"{self.tokens} tokens; ETA {'?' if eta is None else f'{eta:.0f}s'}"
+        )
 
     def report(self) -> None:
         if self.emit:
@@ -241,11 +263,7 @@ async def analyze_many(
                 outcome = TraceOutcome(name=item.name, trace=item.trace, status="failed", error=str(exc), error_type=type(exc).__name__, exit_code=code)
             outcome.duration_s = round(time.monotonic() - t0, 3)
             tracker.running -= 1
-            if outcome.status == "done":
-                tracker.done += 1
-            else:
-                tracker.failed += 1
-            tracker.tokens += outcome.tokens
+            tracker.finished(outcome.status == "done", outcome.tokens)
             summary.outcomes[item.name] = outcome
             await save()
             tracker.report()

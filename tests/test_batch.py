@@ -141,3 +141,17 @@ async def test_copies_of_one_trace_in_a_batch_each_count_only_their_own_calls(op
         summary = await analyze_many(copies, out_dir=tmp_path / "copies", client=client, concurrency=3)
     assert alone > 0
     assert [o.tokens for o in summary.outcomes.values()] == [alone] * 3  # same trace id, never each other's calls
+
+
+def test_the_eta_counts_down_while_nothing_finishes():
+    from refinery.batch import _Progress
+
+    now = [100.0]
+    progress = _Progress(4, ResponsesClient(api_key="sk-x", base_url="http://127.0.0.1:9/v1"), None, clock=lambda: now[0])
+    now[0] = 110.0
+    progress.finished(True, 1000)  # 10 s for one trace, three left: 30 s
+    assert progress.eta() == pytest.approx(30.0)
+    now[0] = 125.0  # 15 s waiting for budget, nothing finished
+    assert progress.eta() == pytest.approx(15.0) and "ETA 15s" in progress.line()
+    now[0] = 200.0
+    assert progress.eta() == 0.0
