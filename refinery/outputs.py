@@ -17,6 +17,7 @@ from refinery.core.artifacts import write_json_atomic, write_text_atomic
 from refinery.core.models import CompleteAnalysis, Trace
 from refinery.core.pricing import PRICES_AS_OF, estimate_cost_usd
 from refinery.report import gather, render_html, render_markdown
+from refinery.traces.render import upload_files_for
 
 USAGE_ARTIFACT = "usage.json"
 COUNTED = ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "total_tokens")
@@ -51,7 +52,8 @@ def write_outputs(out: str | Path, result: AnyResult, trace: Trace | None, usage
     every artifact of the analysis (the stage files too)."""
     out = Path(out)
     result = as_staged(result, trace)
-    view = gather(result, trace, usage)
+    files = upload_files_for(trace)[0] if trace is not None else None  # as uploaded: redacted, so the report embeds no secret
+    view = gather(result, trace, usage, files)
     write_json_atomic(out / USAGE_ARTIFACT, usage)
     write_text_atomic(out / "report.md", render_markdown(view))
     write_text_atomic(out / "report.html", render_html(view))

@@ -20,7 +20,7 @@ ALLOWED = {
     "testing": set(),  # the test server judges by the spec and its own rules, never the client's helpers
     "agents": {"core", "errors", "integrations", "traces", "prompts"},
     "report": {"agents", "core", "errors", "traces"},
-    "outputs": {"agents", "core", "errors", "report"},
+    "outputs": {"agents", "core", "errors", "report", "traces"},
     "orchestrator": {"agents", "core"},
     "batch": {"agents", "core", "errors", "inputs", "integrations", "outputs", "traces"},
     "demo": {"agents", "core", "errors", "inputs", "integrations", "outputs", "testing", "traces"},

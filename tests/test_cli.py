@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -68,7 +69,7 @@ async def test_run_end_to_end_writes_artifacts_and_reports(env, fake, tmp_path, 
     assert result["summary"] == SAMPLES["stage4"]["summary"] and result["confidence"] == "high"
     html = (out / "report.html").read_text()
     assert "<script" not in html and "http://" not in html and "https://" not in html
-    assert 'id="run-6f1c2d3e-0000-4000-8000-000000000003" class="error"' in html
+    assert re.search(r'<div class="wf-row error[^"]*"[^>]*data-run-id="6f1c2d3e-0000-4000-8000-000000000003"', html)
     assert "vs_test" in fake.deleted
 
 

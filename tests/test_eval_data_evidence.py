@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -78,4 +79,4 @@ async def test_a_trail_error_span_shows_as_failed_in_the_report(openai_env, tmp_
     assert await amain(["run", str(ERROR_TRACE), "--expect", str(expect), "--out", str(out)]) == 0
     html = (out / "report.html").read_text()
     for run in load_trace(ERROR_TRACE).get_failed_runs():
-        assert f'id="run-{run.id}" class="error"' in html
+        assert re.search(rf'<div class="wf-row error[^"]*"[^>]*data-run-id="{run.id}"', html)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html.parser
+import re
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,7 @@ def test_markdown_has_every_section_and_links():
         assert heading in md
     assert SAMPLES["stage4"]["summary"] in md
     assert "[t1_runs_001-003.md § Run 002](#run-run-2)" in md
-    assert '<a id="run-run-2"></a>`run-2` | step_2 | **✗ error**' in md
+    assert '| 2 | · step_2 <a id="run-run-2"></a>`run-2` | tool | **✗ error** |' in md  # the tree, nested under run-1
     assert "| looks up the order | partial |" in md
     assert "### Chain 1 (confidence: high)" in md
 
@@ -48,7 +49,7 @@ def test_html_is_self_contained_escaped_and_marks_failures():
     r.synthesis.summary = "<script>alert(1)</script> & more"
     page = render_html(gather(r, make_trace()))
     assert "<script>" not in page and "&lt;script&gt;" in page
-    assert 'href="#run-run-2"' in page and '<tr id="run-run-2" class="error">' in page
+    assert 'href="#run-run-2"' in page and re.search(r'<div class="wf-row error[^"]*" id="run-run-2"', page)
     assert "src=" not in page and "<link" not in page
 
     class Ids(html.parser.HTMLParser):

@@ -1,0 +1,123 @@
+"""The report as Markdown: the same content as the HTML, with anchors for links. Pure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from refinery.report.timeline import duration_text
+from refinery.report.view import Cite, ReportView, RunRow
+
+STAND_IN = "> These answers come from refinery's stand-in model (a test double); they show the pipeline, not an analysis."
+
+
+def mark(verified: bool | None) -> str:
+    return "not checked" if verified is None else "✓ verified" if verified else "✗ unverified"
+
+
+def usage_rows(usage: dict[str, Any]) -> list[tuple[str, int, int, str]]:
+    """(stage, input tokens, output tokens, cost) per stage, then the total when there is one."""
+    rows = []
+    named = [*usage.get("stages", {}).items()] + ([("total", usage["total"])] if usage.get("total") else [])
+    for name, u in named:
+        cost = "n/a" if u.get("estimated_cost_usd") is None else f"{u['estimated_cost_usd']:.4f}"
+        rows.append((name, u.get("input_tokens", 0), u.get("output_tokens", 0), cost))
+    return rows
+
+
+def _link(run_id: str, row: RunRow | None) -> str:
+    return f"[`{run_id}`](#{row.anchor})" if row else f"`{run_id}`"
+
+
+def _cites(found: list[Cite]) -> str:
+    return " — " + ", ".join(f"[{c.label}](#{c.run.anchor})" if c.run else c.label for c in found) if found else ""
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _verdict(view: ReportView) -> list[str]:
+    out = ["## Verdict", ""]
+    d, loc, total = view.diagnosis, view.localisation, view.total
+    if d:
+        out.append(f"- **Failure type:** {d['failure_type']} (confidence: {d['confidence']})")
+    if loc:
+        step = loc["decisive_step"]
+        out += [f"- **Responsible agent:** {loc['responsible_agent']}", f"- **Decisive step:** {_link(step['run_id'], step['run'])} — {step['reason']} ({mark(step['verified'])})"]
+    elif d:
+        out.append(f"- **Root cause:** {d['root_cause']}")
+    if total:
+        cost = "n/a" if total.get("estimated_cost_usd") is None else f"${total['estimated_cost_usd']:.4f} (estimate)"
+        out.append(f"- **Tokens:** {total.get('total_tokens', 0)}; **cost:** {cost}")
+    return out + [""]
+
+
+def _timeline(view: ReportView) -> list[str]:
+    out = ["## Timeline", "", "| # | run | type | status | start | duration | |", "|---|---|---|---|---|---|---|"]
+    for r in view.runs:
+        status = "**✗ error**" if r.status == "error" else r.status
+        flags = " ".join(f for f, on in (("★ decisive step", r.decisive), ("● cited", r.cited and not r.decisive)) if on)
+        name = ("· " * r.depth) + _cell(r.name)
+        start = duration_text(r.start_ms) if r.start_ms is not None else "—"
+        link = f"[`{r.run_id}`](#{r.anchor})" if r.text else f'<a id="{r.anchor}"></a>`{r.run_id}`'
+        out.append(f"| {r.seq} | {name} {link} | {r.run_type} | {status} | {start} | {duration_text(r.duration_ms)} | {flags} |")
+    return out + [""]
+
+
+def render_markdown(view: ReportView) -> str:
+    out = [f"# Why the run failed — trace {view.trace_id}", ""]
+    if view.stand_in:
+        out += [STAND_IN, ""]
+    out += _verdict(view)
+    out += ["## Summary", "", view.summary or "_(no summary: the analysis stopped early)_", ""]
+    if view.findings:
+        out += ["## Top findings", ""]
+        out += [f"{i}. **{f['title']}** ({f['severity']}): {f['detail']}{_cites(f['cites'])}" for i, f in enumerate(view.findings, 1)]
+        out.append("")
+    if view.localisation and view.localisation["errors"]:
+        out += ["## Faulty runs", "", "| run | category | impact | evidence | description | check |", "|---|---|---|---|---|---|"]
+        for e in view.localisation["errors"]:
+            out.append(f"| {_link(e['run_id'], e['run'])} | {e['category']} | {e['impact']} | {_cell(e['evidence'])} | {_cell(e['description'])} | {mark(e['verified'])} |")
+        out.append("")
+    if view.expectations:
+        out += ["## Expectations", "", "| clause | status | gap | evidence |", "|---|---|---|---|"]
+        out += [f"| {_cell(e['clause'])} | {e['status']} | {_cell(e['gap'])} | {_cites(e['cites'])[3:]} |" for e in view.expectations]
+        out.append("")
+    if view.diagnosis:
+        d = view.diagnosis
+        out += ["## Diagnosis", "", f"- **Root cause:** {d['root_cause']}"]
+        if d["affected_components"]:
+            out.append(f"- **Affected components:** {', '.join(d['affected_components'])}")
+        out += ["", *([f"- {p}" for p in d["detailed_analysis"]] if len(d["detailed_analysis"]) > 1 else d["detailed_analysis"]), ""]
+    if view.chains:
+        out += ["## Causal chains", ""]
+        for i, chain in enumerate(view.chains, 1):
+            out.append(f"### Chain {i} (confidence: {chain['confidence']})")
+            out += [f"- **{name}:** {desc}{_cites(cs)}" for name, desc, cs in chain["links"]]
+            out.append("")
+    if view.diagnosis and view.diagnosis["remediations"]:
+        out += ["## Remediations", ""]
+        out += [f"- {r['action']} (target: {r['target']}, effort: {r['effort']}) — {r['rationale']}" for r in view.diagnosis["remediations"]]
+        out.append("")
+    if view.actions:
+        out += ["## Next actions", "", "| priority | action | owner | why |", "|---|---|---|---|"]
+        out += [f"| {a['priority']} | {_cell(a['action'])} | {_cell(a['owner'])} | {_cell(a['rationale'])} |" for a in view.actions]
+        out.append("")
+    if view.runs:
+        out += _timeline(view)
+    if view.cited_runs:
+        out += ["## Cited runs", ""]
+        for r in view.cited_runs:
+            fence = "````" if "```" in (r.text or "") else "```"
+            out += [f'<a id="{r.anchor}"></a>', f"### {r.name} `{r.run_id}`", "", f"{fence}text", r.text or "", fence, ""]
+    if view.verification:
+        out += ["## Citation checks", "", "| stage | cited | verified | not verified |", "|---|---|---|---|"]
+        for stage, v in sorted(view.verification.items()):
+            missed = "; ".join(f"{u['path']}: {u['problem']}" for u in v["unverified"][:5]) or "—"
+            out.append(f"| {stage} | {v['cited']} | {v['verified']} | {_cell(missed)} |")
+        out.append("")
+    if view.usage:
+        out += ["## Usage", "", "| stage | input tokens | output tokens | est. cost (USD) |", "|---|---|---|---|"]
+        out += [f"| {name} | {inp} | {outp} | {cost} |" for name, inp, outp, cost in usage_rows(view.usage)]
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"

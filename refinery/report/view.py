@@ -1,0 +1,220 @@
+"""Everything a report shows, gathered once from the analysis and the trace, so the Markdown and
+the HTML cannot disagree. Pure.
+
+Why the trace is gathered too: a claim is only easy to check when its evidence is one click
+away. So each run becomes a row of the run tree (depth, start and duration where the trace has
+times), every citation resolves to a run, and each cited run's rendered (redacted) text is kept
+so the report can embed it beside the claim.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from refinery.agents.stage_results import StagedAnalysisResult
+from refinery.core.models import Trace
+from refinery.traces.render import safe_name
+
+_RUN_REF = re.compile(r"\brun\s*#?\s*0*(\d+)\b", re.IGNORECASE)
+_STEP_REF = re.compile(r"\bstep[\s#-]*(\d+)\b", re.IGNORECASE)  # a step log's own numbering (run id step-<n>)
+_RUN_FILE = re.compile(r"_runs_(\d+)-(\d+)\.md$")
+_HEADING = re.compile(r"^## (?:Run \d+|Step \d+): .*? \[run_id: ([^\]]+)\]$", re.M)
+_MARKER_LINES = re.compile(r"^(?:`{3,}\n)?\[run_id: [^\]]+ · continued\]\n(?:`{3,}\n)?", re.M)
+_BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
+
+
+@dataclass
+class RunRow:
+    seq: int
+    run_id: str
+    name: str
+    status: str
+    run_type: str = ""
+    depth: int = 0
+    start_ms: float | None = None  # from the trace's start
+    duration_ms: float | None = None
+    cited: bool = False
+    decisive: bool = False
+    text: str | None = None  # the run's rendered, redacted section, for cited runs
+
+    @property
+    def anchor(self) -> str:
+        return "run-" + safe_name(self.run_id, 120)
+
+
+@dataclass
+class Cite:
+    file: str
+    section: str
+    run: RunRow | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.file} § {self.section}" if self.section else self.file
+
+
+@dataclass
+class ReportView:
+    trace_id: str
+    summary: str
+    runs: list[RunRow]
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    expectations: list[dict[str, Any]] = field(default_factory=list)
+    chains: list[dict[str, Any]] = field(default_factory=list)
+    diagnosis: dict[str, Any] | None = None
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    usage: dict[str, Any] = field(default_factory=dict)
+    localisation: dict[str, Any] | None = None  # responsible agent, decisive step, errors (each with its run and whether it verified)
+    verification: dict[str, dict[str, Any]] = field(default_factory=dict)  # per stage: cited, verified, unverified
+    stand_in: bool = False
+
+    @property
+    def cited_runs(self) -> list[RunRow]:
+        return [r for r in self.runs if r.cited and r.text]
+
+    @property
+    def total(self) -> dict[str, Any]:
+        return dict(self.usage.get("total") or {})
+
+
+def clean(text: str) -> str:
+    """Model text without the list markers it sometimes starts lines with ("- The lookup failed")."""
+    lines = [_BULLET.sub("", line) for line in str(text).strip().splitlines()]
+    return "\n".join(line for line in lines if line.strip())
+
+
+def items(text: str) -> list[str]:
+    """A field the model wrote as a bulleted list, as its items (one item when it is prose)."""
+    lines = [line for line in str(text).strip().splitlines() if line.strip()]
+    if len(lines) > 1 and all(_BULLET.match(line) for line in lines):
+        return [_BULLET.sub("", line).strip() for line in lines]
+    return [clean(text)]
+
+
+def sections(files: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Each run's rendered section by run id, without the repeated run-id markers."""
+    out: dict[str, str] = {}
+    for _, text in files:
+        heads = list(_HEADING.finditer(text))
+        for i, m in enumerate(heads):
+            end = heads[i + 1].start() if i + 1 < len(heads) else len(text)
+            out[m.group(1)] = _MARKER_LINES.sub("", text[m.start() : end]).strip()
+    return out
+
+
+def _rows(result: StagedAnalysisResult, trace: Trace | None) -> list[RunRow]:
+    if trace is None:
+        if result.trace_analysis is None:
+            return []
+        return [RunRow(e.sequence, e.run_id, e.run_name, e.status) for e in result.trace_analysis.timeline]
+    ids = {r.id for r in trace.runs}
+    parent = {r.id: r.parent_run_id for r in trace.runs if r.parent_run_id in ids and r.parent_run_id != r.id}
+    origin = trace.start_time or min((r.start_time for r in trace.runs if r.start_time), default=None)
+    rows = []
+    for i, r in enumerate(trace.runs, start=1):
+        depth, seen, node = 0, {r.id}, r.id
+        while node in parent and parent[node] not in seen and depth < 50:
+            node = parent[node]
+            seen.add(node)
+            depth += 1
+        start = (r.start_time - origin).total_seconds() * 1000 if origin and r.start_time else None
+        rows.append(RunRow(i, r.id, r.name, "error" if r.is_failed else "success", r.run_type.value, depth, start, r.duration_ms))
+    return rows
+
+
+def _resolver(rows: list[RunRow]):  # type: ignore[no-untyped-def]
+    by_id = {r.run_id: r for r in rows}
+    by_seq = {r.seq: r for r in rows}
+    ids_longest_first = sorted(by_id, key=len, reverse=True)
+
+    def resolve(file: str, section: str) -> RunRow | None:
+        for rid in ids_longest_first:
+            if rid and rid in section:
+                return by_id[rid]
+        m = _STEP_REF.search(section)
+        if m and f"step-{m.group(1)}" in by_id:
+            return by_id[f"step-{m.group(1)}"]
+        m = _RUN_REF.search(section)
+        if m and int(m.group(1)) in by_seq:
+            return by_seq[int(m.group(1))]
+        m = _RUN_FILE.search(file)
+        if m and int(m.group(1)) in by_seq:
+            return by_seq[int(m.group(1))]
+        return None
+
+    return resolve
+
+
+def gather(
+    result: StagedAnalysisResult,
+    trace: Trace | None = None,
+    usage: dict[str, Any] | None = None,
+    files: Iterable[tuple[str, str]] | None = None,
+) -> ReportView:
+    """The view of one analysis. With `files` (the trace as rendered and redacted for upload),
+    each cited run's text is embedded."""
+    rows = _rows(result, trace)
+    resolve = _resolver(rows)
+    by_id = {r.run_id: r for r in rows}
+
+    def cites(found: list[Any]) -> list[Cite]:
+        out = [Cite(c.file, c.section_or_lines, resolve(c.file, c.section_or_lines)) for c in found]
+        for c in out:
+            if c.run is not None:
+                c.run.cited = True
+        return out
+
+    view = ReportView(trace_id=result.trace_id, summary="", runs=rows, usage=usage or {})
+    view.stand_in = any("standin" in str(u.model or "") for u in result.usage.values())
+    if result.synthesis is not None:
+        view.summary = clean(result.synthesis.summary)
+        view.findings = [{"title": clean(f.title), "detail": clean(f.detail), "severity": f.severity, "cites": cites(f.citations)} for f in result.synthesis.top_findings]
+        view.actions = [{**a.model_dump(), "action": clean(a.action), "rationale": clean(a.rationale)} for a in sorted(result.synthesis.actions_next, key=lambda a: a.priority)]
+    if result.gap_analysis is not None:
+        view.expectations = [{"clause": clean(c.clause), "status": c.status, "gap": clean(c.gap), "cites": cites(c.citations)} for c in result.gap_analysis.expectations]
+    if result.diagnosis is not None:
+        d = result.diagnosis
+        view.diagnosis = {
+            "root_cause": clean(d.root_cause),
+            "failure_type": d.failure_type.value,
+            "confidence": d.confidence.value,
+            "detailed_analysis": items(d.detailed_analysis),
+            "affected_components": [clean(c) for c in d.affected_components],
+            "remediations": [{**r.model_dump(), "action": clean(r.action), "rationale": clean(r.rationale)} for r in d.remediations],
+        }
+        view.chains = [
+            {"confidence": c.confidence.value, "links": [(name, clean(getattr(c, name).description), cites(getattr(c, name).citations)) for name in ("symptom", "mechanism", "cause")]}
+            for c in d.causal_chains
+        ]
+        if not view.summary:
+            view.summary = clean(d.root_cause)
+        check = result.verification.get("stage3")
+        bad = {u["path"] for u in (check or {}).get("unverified", [])}
+
+        def verified(path: str) -> bool | None:  # None: not checked (no trace at hand)
+            return None if check is None else path not in bad
+
+        decisive = by_id.get(d.decisive_step.run_id)
+        if decisive is not None:
+            decisive.decisive = decisive.cited = True
+        errors = []
+        for i, e in enumerate(d.errors):
+            row = by_id.get(e.run_id)
+            if row is not None:
+                row.cited = True
+            errors.append({**e.model_dump(mode="json"), "description": clean(e.description), "run": row, "verified": verified(f"errors[{i}]")})
+        view.localisation = {
+            "responsible_agent": d.responsible_agent,
+            "decisive_step": {**d.decisive_step.model_dump(), "reason": clean(d.decisive_step.reason), "run": decisive, "verified": verified("decisive_step")},
+            "errors": errors,
+        }
+    view.verification = dict(result.verification)
+    if files is not None:
+        texts = sections(files)
+        for row in rows:
+            if row.cited:
+                row.text = texts.get(row.run_id)
+    return view
