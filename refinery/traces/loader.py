@@ -107,7 +107,9 @@ def load_trace(path_or_data: str | Path | Any, *, format: str | None = None) -> 
         )
     if fmt not in LOADERS:
         raise TraceFormatError(f"unknown format {fmt!r}; use one of {sorted(LOADERS)}", source=source)
-    trace = LOADERS[fmt](data, source)
+    loader = LOADERS[fmt]
+    # data read here is the loader's own to release as it goes; data passed in stays untouched
+    trace = loader(data, source, consume=True) if source is not None and fmt in ("plain", "otel") else loader(data, source)  # type: ignore[call-arg]
     if not trace.runs:
         # an analysis of nothing would still be paid for, and would cite nothing
         raise TraceFormatError(f"the trace has no runs (read as {fmt}); nothing to analyse", source=source)

@@ -290,7 +290,9 @@ def _hoist_common(runs: list[TraceRun]) -> dict[str, Any]:
     return out
 
 
-def load_otel(data: Any, source: str | None = None) -> Trace:
+def load_otel(data: Any, source: str | None = None, *, consume: bool = False) -> Trace:
+    """`consume`: the data is the loader's own (read from a file): each span is released once
+    converted, so the parsed JSON and the trace do not both peak in memory."""
     spans: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
     if isinstance(data, dict) and "resourceSpans" in data:
         for r_i, rs in enumerate(data.get("resourceSpans") or []):
@@ -300,6 +302,8 @@ def load_otel(data: Any, source: str | None = None) -> Trace:
             for ss in rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or []:
                 for span in (ss or {}).get("spans") or []:
                     spans.append((span, resource or None))
+                if consume and isinstance(ss, dict):
+                    ss["spans"] = []  # the list above holds them now
     elif is_attribute_map(data):
         spans.append(({"name": data.get("gen_ai.tool.name") or data.get("llm.model_name") or "span", "attributes": data}, None))
     else:
@@ -308,8 +312,17 @@ def load_otel(data: Any, source: str | None = None) -> Trace:
             raise TraceFormatError("expected OTLP/JSON resourceSpans or a list of spans", source=source)
         flat: list[dict[str, Any]] = []
         _walk_nested(items, None, flat)
+        if consume:
+            items.clear()
         spans.extend((s, None) for s in flat)
-    runs = order_runs([span_to_run(s, i, source, res) for i, (s, res) in enumerate(spans)])
+        del flat
+    converted = []
+    for i, (s, res) in enumerate(spans):
+        converted.append(span_to_run(s, i, source, res))
+        if consume:
+            spans[i] = ({}, None)
+    runs = order_runs(converted)
+    del converted
     trace_ids = list(dict.fromkeys(r.trace_id for r in runs if r.trace_id))
     trace_id = trace_ids[0] if trace_ids else (runs[0].id if runs else "otel-trace")
     for r in runs:

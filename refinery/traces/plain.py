@@ -76,10 +76,21 @@ def _run_type(role: str, item: dict[str, Any]) -> RunType:
     return RunType.AGENT if (item.get("agent") or item.get("name") or role) else RunType.CHAIN
 
 
-def load_plain(data: Any, source: str | None = None) -> Trace:
+def _digest(items: list[Any], head: dict[str, Any]) -> str:
+    """A stable id for a log that names none: a hash of its content, one entry at a time (one
+    JSON dump of a 100 MB log would cost another 100 MB)."""
+    h = hashlib.sha256(json.dumps(head, sort_keys=True, default=str).encode())
+    for item in items:
+        h.update(json.dumps(item, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:12]
+
+
+def load_plain(data: Any, source: str | None = None, *, consume: bool = False) -> Trace:
+    """`consume`: the data is the loader's own (read from a file): each entry is released once
+    converted, so the parsed JSON and the trace do not both peak in memory."""
     items, list_key, head = _items(data, source)
-    digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    trace_id = str(head.get("trace_id") or head.get("id") or head.get("question_ID") or f"chat-{digest}").strip("'\" ") or f"chat-{digest}"
+    named = str(head.get("trace_id") or head.get("id") or head.get("question_ID") or "").strip("'\" ")
+    trace_id = named or f"chat-{_digest(items, head)}"
     runs: list[TraceRun] = []
     for i, item in enumerate(items):
         field = f"{list_key}[{i}]"
@@ -119,6 +130,8 @@ def load_plain(data: Any, source: str | None = None) -> Trace:
                 metadata=step_meta,
             )
         )
+        if consume:
+            items[i] = None
     start, end = span_bounds(runs)
     metadata: dict[str, Any] = {"format": "plain"}
     task = _task(head)
