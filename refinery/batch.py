@@ -27,12 +27,15 @@ from refinery.errors import RefineryError
 from refinery.inputs import InputFileError, expectation_for, read_files
 from refinery.integrations.responses_client import ResponsesClient
 from refinery.outputs import usage_summary, write_outputs
+from refinery.report.batch_html import render_summary_html
+from refinery.report.view import clean
 from refinery.traces import load_trace
 from refinery.traces.render import safe_name
 
 log = logging.getLogger("refinery.batch")
 SUMMARY_JSON = "summary.json"
 SUMMARY_MD = "summary.md"
+SUMMARY_HTML = "summary.html"
 EXPECT_SUFFIXES = (".expect.json", ".expect.txt", ".expect.md")
 TRACE_SUFFIXES = (".json", ".jsonl")
 
@@ -152,7 +155,7 @@ def render_summary_md(summary: BatchSummary) -> str:
         "|---|---|---|---|---|---|",
     ]
     for o in rows:
-        cause = (o.root_cause or o.error or "").replace("|", "\\|").replace("\n", " ")[:160]
+        cause = clean(o.root_cause or o.error or "").replace("|", "\\|").replace("\n", " ")[:160]
         cost = "n/a" if o.cost_usd is None else f"{o.cost_usd:.4f}"
         lines.append(f"| {o.name} | {o.status} | {cause} | {o.confidence or ''} | {o.tokens} | {cost} |")
     failures = [o for o in rows if o.status == "failed"]
@@ -249,6 +252,7 @@ async def analyze_many(
             summary.throttled_429 = stats.throttled if stats else 0
             write_json_atomic(out / SUMMARY_JSON, summary.model_dump(mode="json"))
             write_text_atomic(out / SUMMARY_MD, render_summary_md(summary))
+            write_text_atomic(out / SUMMARY_HTML, render_summary_html(list(summary.outcomes.values()), summary.model))
 
     async def one(item: BatchItem) -> None:
         async with semaphore:

@@ -22,7 +22,7 @@ ALLOWED = {
     "report": {"agents", "core", "errors", "traces"},
     "outputs": {"agents", "core", "errors", "report", "traces"},
     "orchestrator": {"agents", "core"},
-    "batch": {"agents", "core", "errors", "inputs", "integrations", "outputs", "traces"},
+    "batch": {"agents", "core", "errors", "inputs", "integrations", "outputs", "report", "traces"},
     "demo": {"agents", "core", "errors", "inputs", "integrations", "outputs", "testing", "traces"},
     "eval": {"batch", "core", "errors", "integrations"},
     "cli": {"agents", "batch", "cli_args", "core", "demo", "eval", "errors", "inputs", "integrations", "outputs", "prompts", "traces", "refinery"},

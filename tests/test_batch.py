@@ -60,6 +60,7 @@ async def test_each_trace_folder_holds_its_report_and_usage(openai_env, folder, 
     assert usage["total"]["total_tokens"] == summary.outcomes["plain_chat"].tokens > 0
     assert (out / "plain_chat" / "report.md").read_text().startswith("# Why the run failed")
     assert (out / "plain_chat" / "report.html").is_file()
+    assert '<a href="plain_chat/report.html">plain_chat</a>' in (out / "summary.html").read_text()
 
 
 async def test_a_trace_with_no_expectation_and_no_task_fails_alone_with_a_clear_error(openai_env, folder, tmp_path):
