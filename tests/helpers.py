@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html.parser
 from pathlib import Path
 from typing import Any
 
@@ -69,3 +70,27 @@ def response_json(text: str, *, status: str = "completed", extra_items: list[dic
     }
     body.update(kw)
     return body
+
+
+class PageDom(html.parser.HTMLParser):
+    """What a page's links need: elements by id, in-page link targets, marked elements, scripts."""
+
+    def __init__(self, page: str = "") -> None:
+        super().__init__()
+        self.by_id: dict[str, dict[str, str]] = {}
+        self.links: list[str] = []
+        self.decisive: list[dict[str, str]] = []
+        self.scripts = 0
+        if page:
+            self.feed(page)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "script":
+            self.scripts += 1
+        if "id" in a:
+            self.by_id[a["id"]] = a
+        if a.get("href", "").startswith("#"):
+            self.links.append(a["href"][1:])
+        if "decisive" in a.get("class", "").split():
+            self.decisive.append(a)

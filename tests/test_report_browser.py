@@ -5,7 +5,6 @@ Needs Debian's `chromium` (installed by .ci/run); skipped with the reason when i
 
 from __future__ import annotations
 
-import html.parser
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from refinery.demo import run_demo
+from tests.helpers import PageDom
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it: apt-get install chromium)")
@@ -26,30 +26,9 @@ def browser(page: Path, profile: Path, *extra: str) -> str:
     return proc.stdout
 
 
-class Dom(html.parser.HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.by_id: dict[str, dict[str, str]] = {}
-        self.links: list[str] = []
-        self.decisive: list[dict[str, str]] = []
-        self.scripts = 0
-
-    def handle_starttag(self, tag, attrs):
-        a = {k: v or "" for k, v in attrs}
-        if tag == "script":
-            self.scripts += 1
-        if "id" in a:
-            self.by_id[a["id"]] = a
-        if tag == "a" and a.get("href", "").startswith("#"):
-            self.links.append(a["href"][1:])
-        if "decisive" in a.get("class", "").split():
-            self.decisive.append(a)
-
-
 async def test_the_demo_report_works_in_chromium_with_scripts_off(tmp_path):
     demo = await run_demo(tmp_path / "demo")
-    dom = Dom()
-    dom.feed(browser(demo.out / "report.html", tmp_path / "profile", "--dump-dom"))
+    dom = PageDom(browser(demo.out / "report.html", tmp_path / "profile", "--dump-dom"))
     assert dom.scripts == 0
     [marked] = dom.decisive
     assert marked["data-run-id"] and "wf-row" in marked["class"]

@@ -3,7 +3,6 @@ the cited run's embedded text, the decisive step is marked, and the batch page l
 
 from __future__ import annotations
 
-import html.parser
 import re
 
 from refinery.agents.stage_results import StagedAnalysisResult
@@ -15,25 +14,9 @@ from refinery.report.batch_html import render_summary_html
 from refinery.traces.render import render_trace_files
 from tests.fake_openai import SAMPLES
 from tests.fixtures_traces import make_trace
+from tests.helpers import PageDom
 
 HOSTILE = ['<script>alert("x")</script>', "\" onmouseover=\"alert(1)", "x" * 5000, "مرحبا \u202eevil"]
-
-
-class Page(html.parser.HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.ids: dict[str, dict[str, str]] = {}
-        self.hrefs: list[str] = []
-        self.scripts = 0
-
-    def handle_starttag(self, tag, attrs):
-        a = {k: v or "" for k, v in attrs}
-        if tag == "script":
-            self.scripts += 1
-        if "id" in a:
-            self.ids[a["id"]] = a
-        if a.get("href", "").startswith("#"):
-            self.hrefs.append(a["href"][1:])
 
 
 def result(trace_id="t1") -> StagedAnalysisResult:
@@ -44,10 +27,9 @@ def result(trace_id="t1") -> StagedAnalysisResult:
 def test_every_citation_link_lands_on_the_cited_runs_embedded_text():
     trace = make_trace()
     page = render_html(gather(result(), trace, {}, render_trace_files(trace)))
-    p = Page()
-    p.feed(page)
-    assert p.hrefs and set(p.hrefs) <= set(p.ids)
-    target = p.ids["run-run-2"]
+    p = PageDom(page)
+    assert p.links and set(p.links) <= set(p.by_id)
+    target = p.by_id["run-run-2"]
     assert target.get("data-run-id") == "run-2" and target.get("class") == "run-text"
     assert re.search(r'<details class="run-text" id="run-run-2" data-run-id="run-2"><summary>.*?★ decisive step</summary><pre>## Run 002: step_2 \[run_id: run-2\]', page, re.S)
     assert p.scripts == 0
@@ -84,9 +66,8 @@ def test_hostile_names_and_text_stay_text():
     assert "<script>alert" not in page and "<img src=x" not in page and 'onmouseover="alert' not in page
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
     assert "<bdi>مرحبا \u202eevil</bdi>" in page  # right-to-left text isolated, not reordering the page
-    p = Page()
-    p.feed(page)
-    assert p.scripts == 0 and set(p.hrefs) <= set(p.ids)
+    p = PageDom(page)
+    assert p.scripts == 0 and set(p.links) <= set(p.by_id)
 
 
 def test_the_batch_summary_links_every_finished_trace_and_escapes():
