@@ -85,8 +85,6 @@ async def test_a_condensed_stage1_is_uploaded_whole_and_the_later_prompt_says_so
     async with OpenAITestServer() as server:
         async with ResponsesClient(api_key="sk-x", base_url=server.base_url) as client:
             analyst = StagedFailureAnalyst(client=client, artifacts_dir=tmp_path, keep_store=True, context_window=60_000, max_num_results=4)
-            run_ = analyst._run_for("big", None)
-            analyst.run = run_
             await analyst.prepare(many_runs(4, 20), EXPECTATION)
             stage2 = await analyst.run_stage2(big_stage1(400), EXPECTATION)
         [body] = [b for b in server.response_bodies if b["text"]["format"]["name"] == "stage2_output"]

@@ -11,7 +11,7 @@ import pytest
 from refinery.agents.staged_failure_analyst import StagedAnalysisResult
 from refinery.agents.staged_schemas import STAGE_MODELS
 from refinery.core.pricing import estimate_cost_usd, price_for
-from refinery.report import _resolver, gather, render_html, render_markdown
+from refinery.report import citation_resolver, gather, render_html, render_markdown
 from refinery.traces import load_trace
 from tests.fake_openai import SAMPLES
 from tests.fixtures_traces import make_trace
@@ -96,7 +96,7 @@ def test_cost_counts_cached_tokens_at_their_price():
 
 def test_a_step_citation_links_to_that_step_of_a_step_log():
     trace = load_trace(Path(__file__).parent / "fixtures" / "step_log_wrapped.json")
-    resolve = _resolver(gather(result(), trace).runs)
+    resolve = citation_resolver(gather(result(), trace).runs)
     assert resolve("q-7_runs_001-006.md", "Step 4: Orchestrator (thought)").run_id == "step-4"
     assert resolve("q-7_runs_001-006.md", "Run 005").run_id == "step-4"  # the file's sequence number still works
 

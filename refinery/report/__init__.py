@@ -4,6 +4,6 @@ disagree."""
 
 from refinery.report.html import render_html
 from refinery.report.markdown import render_markdown
-from refinery.report.view import Cite, ReportView, RunRow, _resolver, gather
+from refinery.report.view import Cite, ReportView, RunRow, citation_resolver, gather
 
-__all__ = ["Cite", "ReportView", "RunRow", "_resolver", "gather", "render_html", "render_markdown"]
+__all__ = ["Cite", "ReportView", "RunRow", "citation_resolver", "gather", "render_html", "render_markdown"]

@@ -125,7 +125,7 @@ def _rows(result: StagedAnalysisResult, trace: Trace | None) -> list[RunRow]:
     return rows
 
 
-def _resolver(rows: list[RunRow]):  # type: ignore[no-untyped-def]
+def citation_resolver(rows: list[RunRow]):  # type: ignore[no-untyped-def]
     by_id = {r.run_id: r for r in rows}
     by_seq = {r.seq: r for r in rows}
     ids_longest_first = sorted(by_id, key=len, reverse=True)
@@ -157,7 +157,7 @@ def gather(
     """The view of one analysis. With `files` (the trace as rendered and redacted for upload),
     each cited run's text is embedded."""
     rows = _rows(result, trace)
-    resolve = _resolver(rows)
+    resolve = citation_resolver(rows)
     by_id = {r.run_id: r for r in rows}
 
     def cites(found: list[Any]) -> list[Cite]:

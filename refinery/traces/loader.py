@@ -9,9 +9,8 @@ none of these gets an error naming the file and what was expected.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from refinery.core.models import Trace
 from refinery.errors import TraceFormatError
@@ -20,7 +19,12 @@ from refinery.traces.langsmith import load_langsmith
 from refinery.traces.otel import is_attribute_map, load_otel
 from refinery.traces.plain import load_plain
 
-LOADERS: dict[str, Callable[[Any, str | None], Trace]] = {
+
+class Loader(Protocol):
+    def __call__(self, data: Any, source: str | None = None, *, consume: bool = False) -> Trace: ...
+
+
+LOADERS: dict[str, Loader] = {
     "langsmith": load_langsmith,
     "otel": load_otel,
     "langfuse": load_langfuse,
@@ -107,9 +111,8 @@ def load_trace(path_or_data: str | Path | Any, *, format: str | None = None) -> 
         )
     if fmt not in LOADERS:
         raise TraceFormatError(f"unknown format {fmt!r}; use one of {sorted(LOADERS)}", source=source)
-    loader = LOADERS[fmt]
     # data read here is the loader's own to release as it goes; data passed in stays untouched
-    trace = loader(data, source, consume=True) if source is not None and fmt in ("plain", "otel") else loader(data, source)  # type: ignore[call-arg]
+    trace = LOADERS[fmt](data, source, consume=source is not None)
     if not trace.runs:
         # an analysis of nothing would still be paid for, and would cite nothing
         raise TraceFormatError(f"the trace has no runs (read as {fmt}); nothing to analyse", source=source)
