@@ -87,9 +87,3 @@ class AnalysisRun:
     retrieved: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # chunks file_search returned, per stage
     texts: RunTexts | None = None  # each run's rendered text, to check citations against (None: no trace at hand)
     verification: dict[str, Verification] = field(default_factory=dict)  # per stage
-
-    def add_usage(self, stage: str, usage: CallUsage) -> CallUsage:
-        total = self.usage.get(stage, CallUsage(label=stage)) + usage
-        total.label = stage
-        self.usage[stage] = total
-        return total

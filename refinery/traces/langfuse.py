@@ -63,7 +63,7 @@ def _run(obs: dict[str, Any], i: int, source: str | None, trace_id: str) -> Trac
 
 
 def load_langfuse(data: Any, source: str | None = None, *, consume: bool = False) -> Trace:
-    del consume  # the uniform loader signature; these exports are small, nothing to release early
+    del consume  # one signature for every loader; this one does not release entries early
     if not isinstance(data, dict) or not isinstance(data.get("observations"), list):
         raise TraceFormatError("expected a Langfuse export {trace, observations: [...]}", source=source, field="observations")
     raw_head = data.get("trace")

@@ -88,7 +88,7 @@ def _flatten_child_runs(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def load_langsmith(data: Any, source: str | None = None, *, consume: bool = False) -> Trace:
-    del consume  # the uniform loader signature; these exports are small, nothing to release early
+    del consume  # one signature for every loader; this one does not release entries early
     if isinstance(data, dict) and ("post" in data or "patch" in data):
         raw_runs = merge_ingestion(data, source)
     elif isinstance(data, dict) and isinstance(data.get("runs"), list):

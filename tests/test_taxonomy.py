@@ -1,0 +1,34 @@
+"""One taxonomy of errors, mapped to TRAIL's spellings and to the host's FailureType."""
+
+from __future__ import annotations
+
+import pytest
+
+from refinery.core.models import FailureType
+from refinery.core.taxonomy import FAILURE_TYPES, TRAIL_NAMES, ErrorCategory, trail_category, trail_name
+
+
+def test_every_category_maps_to_a_failure_type_and_all_but_other_to_a_trail_name():
+    assert set(FAILURE_TYPES) == set(ErrorCategory)
+    assert all(isinstance(v, FailureType) for v in FAILURE_TYPES.values())
+    assert set(TRAIL_NAMES) == set(ErrorCategory) - {ErrorCategory.OTHER}
+    assert trail_name(ErrorCategory.OTHER) == "Other"
+
+
+@pytest.mark.parametrize("category", [c for c in ErrorCategory if c is not ErrorCategory.OTHER])
+def test_trail_names_and_our_ids_both_read_back_as_the_category(category):
+    assert trail_category(TRAIL_NAMES[category]) is category
+    assert trail_category(category.value) is category
+
+
+@pytest.mark.parametrize(
+    ("spelling", "category"),
+    [("Language-Only", ErrorCategory.LANGUAGE_ONLY_HALLUCINATION), ("Context Handling Failure", ErrorCategory.CONTEXT_HANDLING_FAILURE),
+     ("Instruction non complience", ErrorCategory.INSTRUCTION_NON_COMPLIANCE), ("tool selection error", ErrorCategory.TOOL_SELECTION_ERROR)],
+)
+def test_annotation_spellings_match_loosely(spelling, category):
+    assert trail_category(spelling) is category
+
+
+def test_an_unknown_label_matches_nothing():
+    assert trail_category("The weather was bad") is None
