@@ -147,8 +147,8 @@ async def cmd_plan(args: argparse.Namespace) -> int:
     # `plan` never does (its test runs with no key and fails on any request).
     analyst = StagedFailureAnalyst(model=args.model, redact=not args.no_redact, **_scale_options(args))
     files = analyst.render(trace, expectation, prompts, evals)
-    plan = plan_summary(analyst, trace, files, expectation, latency_s=args.latency)
     bodies = planned_requests(analyst, trace, files, expectation)
+    plan = plan_summary(analyst, trace, files, bodies, latency_s=args.latency)
     data = {
         **plan,
         "files": [{"name": n, "bytes": len(t.encode()), "estimated_tokens": estimate_tokens(t)} for n, t in files],

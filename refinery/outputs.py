@@ -16,11 +16,11 @@ from refinery.agents.stages import STAGE_ARTIFACTS
 from refinery.core.artifacts import write_json_atomic, write_text_atomic
 from refinery.core.models import CompleteAnalysis, Trace
 from refinery.core.pricing import PRICES_AS_OF, estimate_cost_usd
+from refinery.core.tokens import TOKEN_COUNTS
 from refinery.report import gather, render_html, render_markdown
 from refinery.traces.render import upload_files_for
 
 USAGE_ARTIFACT = "usage.json"
-COUNTED = ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "total_tokens")
 
 
 AnyResult = StagedAnalysisResult | CompleteAnalysis
@@ -34,14 +34,14 @@ def usage_summary(result: AnyResult, model: str, redactions: dict[str, int] | No
     """Tokens and estimated cost per stage and in total (cost None when a price is unknown)."""
     result = as_staged(result)
     stages: dict[str, Any] = {}
-    total: dict[str, Any] = dict.fromkeys(COUNTED, 0)
+    total: dict[str, Any] = dict.fromkeys(TOKEN_COUNTS, 0)
     costs: list[float | None] = []
     for stage, u in sorted(result.usage.items()):
-        d: dict[str, Any] = {k: getattr(u, k) for k in COUNTED}
+        d: dict[str, Any] = u.counts()
         d["estimated_cost_usd"] = estimate_cost_usd(d, u.model or model)
         stages[stage] = d
         costs.append(d["estimated_cost_usd"])
-        for k in COUNTED:
+        for k in TOKEN_COUNTS:
             total[k] += d[k]
     total["estimated_cost_usd"] = None if any(c is None for c in costs) else round(sum(c for c in costs if c is not None), 10)
     return {"model": model, "prices_as_of": PRICES_AS_OF, "cost_is_estimate": True, "stages": stages, "total": total, "redactions": redactions or {}}

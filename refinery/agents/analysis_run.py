@@ -2,7 +2,7 @@
 
 Why apart from the analyst: an analyst is configuration (model, budgets, where artifacts go) and
 may analyse many traces, in turn or — in a batch — sharing one client. What belongs to one trace
-(its store, groups, usage, stage metadata, retrieved chunks) lives in an `AnalysisRun`, so two
+(its store, groups, usage, stage metadata, citation checks) lives in an `AnalysisRun`, so two
 analyses never mix their state, and each counts exactly the calls it made.
 """
 
@@ -84,6 +84,5 @@ class AnalysisRun:
     created_store: bool = False  # this run's artifacts made the store: it deletes it when done
     usage: dict[str, CallUsage] = field(default_factory=dict)  # per stage, every call counted
     meta: dict[str, dict[str, Any]] = field(default_factory=dict)  # per stage: versions, tokens, timing
-    retrieved: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # chunks file_search returned, per stage
     texts: RunTexts | None = None  # each run's rendered text, to check citations against (None: no trace at hand)
     verification: dict[str, Verification] = field(default_factory=dict)  # per stage

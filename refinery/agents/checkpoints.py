@@ -48,11 +48,11 @@ class Checkpoints:
         log.info("%s: resumed from %s", stage, path.name)
         return output, dict(data.get("meta") or {}), data.get("trace_id")
 
-    def save_stage(self, stage: str, trace_id: str | None, meta: dict[str, Any], output: BaseModel, extra: dict[str, Any] | None = None) -> None:
+    def save_stage(self, stage: str, trace_id: str | None, meta: dict[str, Any], output: BaseModel) -> None:
         if self.folder is not None:
             write_json_atomic(
                 self.folder / STAGE_BY_KEY[stage].artifact,
-                {"stage": stage, "trace_id": trace_id, "meta": meta, **(extra or {}), "output": output.model_dump(mode="json")},
+                {"stage": stage, "trace_id": trace_id, "meta": meta, "output": output.model_dump(mode="json")},
             )
 
     def finished(self, trace_id: str, until_stage: int) -> bool:

@@ -41,18 +41,18 @@ def plan_summary(
     analyst: StagedFailureAnalyst,
     trace: Trace,
     files: list[tuple[str, str]],
-    expectation: DomainExpertExpectation,
+    bodies: list[tuple[str, dict[str, Any]]],
     *,
     latency_s: float = 15.0,
 ) -> dict[str, Any]:
     """What a run would cost, worst case: calls, input and output tokens per stage (the chunks
     `file_search` may add, and Stage 1's JSON as later stages would paste it, condensed to fit),
     estimated cost, duration at `latency_s` a call, and any request over the context budget.
+    `bodies` are `planned_requests`' output, which the caller also shows: built once, summed here.
 
     Stage 1's output size is unknown before the run; it is taken at its worst (every group using
     its whole output budget), capped where condensation would cap it.
     """
-    bodies = planned_requests(analyst, trace, files, expectation)
     budget = analyst.calls.input_budget
     groups = max(1, sum(1 for name, _ in bodies if name.startswith("stage1")))
     out_budget = analyst.max_output_tokens

@@ -64,9 +64,5 @@ async def analyse_groups(
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
-    total = CallUsage(label="stage1")
-    for r in results:
-        assert r is not None
-        total = total + r[1]
-    total.label = "stage1"
-    return [r[0] for r in results if r is not None], total
+    done = [r for r in results if r is not None]  # every group, once gather returned
+    return [part for part, _ in done], CallUsage.total((usage for _, usage in done), "stage1")

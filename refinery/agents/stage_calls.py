@@ -84,16 +84,15 @@ class StageCalls:
 
     async def _ask(self, run: AnalysisRun, stage: Stage, user_text: str, filters: dict[str, Any] | None) -> JsonAnswer:
         body = self.body(stage, user_text, run.store_id, filters)
-        worst_input = estimate_body_tokens(body) + self.allowance(stage, run.store_id)
+        allowance = self.allowance(stage, run.store_id)
+        worst_input = estimate_body_tokens(body) + allowance
         if worst_input > self.input_budget:
             raise ContextBudgetError(
                 f"{stage.key}: the request would carry about {worst_input} input tokens (with retrieved chunks), over the "
                 f"budget of {self.input_budget} for {self.model}; raise context_window / the budget share, or lower max_num_results"
             )
-        guard = self.cost.guard(self.allowance(stage, run.store_id)) if self.cost else None
-        answer = await self._client().create_json(body, stage.schema, label=f"{run.trace_id or 'trace'}:{stage.key}", guard=guard)
-        run.retrieved.setdefault(stage.key, []).extend(answer.results)
-        return answer
+        guard = self.cost.guard(allowance) if self.cost else None
+        return await self._client().create_json(body, stage.schema, label=f"{run.trace_id or 'trace'}:{stage.key}", guard=guard)
 
     @staticmethod
     def _validated(stage: Stage, data: Any) -> Any:

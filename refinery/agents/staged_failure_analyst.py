@@ -50,7 +50,7 @@ from refinery.agents.verification import RunTexts
 from refinery.core.context_windows import DEFAULT_BUDGET_SHARE, input_budget
 from refinery.core.interfaces import FileContents
 from refinery.core.models import Diagnosis, DomainExpertExpectation, GapAnalysis, Trace, TraceAnalysis
-from refinery.core.tokens import estimate_body_tokens
+from refinery.core.tokens import TOKEN_COUNTS, estimate_body_tokens
 from refinery.errors import UserInputError
 from refinery.integrations.response_output import CallUsage
 from refinery.integrations.responses_client import ResponsesClient
@@ -197,11 +197,11 @@ class StagedFailureAnalyst(AnalystBase):
         return self.calls.body(STAGE_BY_KEY[stage], user_text, store_id or self.run.store_id, filters)
 
     def _record(self, run: AnalysisRun, stage: Stage, usage: CallUsage, started: float, **extra: Any) -> None:
-        run.usage[stage.key] = CallUsage(**{**usage.model_dump(), "label": stage.key})
+        run.usage[stage.key] = usage.model_copy(update={"label": stage.key})
         run.meta[stage.key] = {
             "stage": stage.key, "prompt_version": stage.prompt_ref, "system_prompt_version": SYSTEM.ref, "model": self.model,
             "seed": self.seed, "store_id": run.store_id,
-            **{k: getattr(usage, k) for k in ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "total_tokens")},
+            **usage.counts(),
             "duration_s": round(time.monotonic() - started, 3), **extra,
         }
         if stage.key in run.verification:
@@ -214,7 +214,7 @@ class StagedFailureAnalyst(AnalystBase):
         output, meta, trace_id = done
         run.trace_id = run.trace_id or trace_id
         run.meta[stage.key] = {**meta, "resumed": True}
-        counts = {k: int(meta.get(k) or 0) for k in ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "total_tokens")}
+        counts = {k: int(meta.get(k) or 0) for k in TOKEN_COUNTS}
         run.usage[stage.key] = CallUsage.model_validate({"label": stage.key, "model": meta.get("model"), **counts})
         return output
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,16 @@ class StoreKeeper:
     def manager(self) -> VectorStoreManager:
         return self._manager()
 
+    @contextmanager
+    def _staging(self) -> Iterator[Path]:
+        """Where files are written before upload: the checkpoint folder's `files/` (kept, so a
+        rerun or a user can see what was sent), else a temporary folder removed afterwards."""
+        if self.checkpoints.folder is not None:
+            yield self.checkpoints.folder / "files"
+            return
+        with tempfile.TemporaryDirectory(prefix="refinery-") as tmp:
+            yield Path(tmp)
+
     async def prepare(self, run: AnalysisRun, files: list[tuple[str, str]], *, name: str | None, on_progress: IndexingProgress | None) -> str:
         """The store for `run`: the recorded one once it is ready, else a new one, indexed."""
         assert run.trace_id is not None
@@ -77,8 +88,7 @@ class StoreKeeper:
     async def _create(self, run: AnalysisRun, files: list[tuple[str, str]], name: str | None, on_progress: IndexingProgress | None) -> str:
         trace_id = str(run.trace_id)
         await self._emit("prepare", "start", files=len(files))
-        with tempfile.TemporaryDirectory(prefix="refinery-") as tmp:
-            folder = (self.checkpoints.folder / "files") if self.checkpoints.folder else Path(tmp)
+        with self._staging() as folder:
             paths = [write_text_atomic(folder / file_name, text) for file_name, text in files]
             run.store_id = await self.manager.create_store(
                 (name or f"refinery-{trace_id}")[:256],
@@ -99,8 +109,7 @@ class StoreKeeper:
         """One more file in the run's store (once per name), indexed before this returns."""
         if not run.store_id or name in run.files:
             return
-        with tempfile.TemporaryDirectory(prefix="refinery-") as tmp:
-            folder = (self.checkpoints.folder / "files") if self.checkpoints.folder else Path(tmp)
+        with self._staging() as folder:
             path = write_text_atomic(folder / name, text)
             run.file_ids += await self.manager.upload_files(run.store_id, [path], attributes={name: {"kind": "stage1", "group": 0}})
         run.files.append(name)

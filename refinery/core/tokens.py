@@ -13,6 +13,8 @@ import re
 from typing import Any
 
 CHARS_PER_TOKEN = 4
+# the counts an API call's usage reports, as artifacts and usage summaries record them
+TOKEN_COUNTS = ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "total_tokens")
 
 
 _PIECE = re.compile(r"[A-Za-z]{1,10}|[0-9]{1,3}|[^\sA-Za-z0-9]{1,2}")

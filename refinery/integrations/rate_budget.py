@@ -76,23 +76,27 @@ class Ticket:
         self.budget, self.reservation = budget, reservation
         self.closed = budget is None or reservation is None
 
+    def _end(self) -> "tuple[RateBudget, Reservation] | None":
+        """The hold, the first time the ticket is ended; None after that (or when unbudgeted)."""
+        if self.closed or self.budget is None or self.reservation is None:
+            return None
+        self.closed = True
+        return self.budget, self.reservation
+
     def settle(self, used_tokens: int | None, headers: Mapping[str, str]) -> None:
         """An answer arrived (any but a 429): charge what it used, learn from its headers."""
-        if not self.closed and self.budget is not None and self.reservation is not None:
-            self.closed = True
-            self.budget.settle(self.reservation, used_tokens, headers)
+        if held := self._end():
+            held[0].settle(held[1], used_tokens, headers)
 
     def throttled(self, headers: Mapping[str, str]) -> None:
         """A 429 arrived despite the budget."""
-        if not self.closed and self.budget is not None and self.reservation is not None:
-            self.closed = True
-            self.budget.throttled(self.reservation, headers)
+        if held := self._end():
+            held[0].throttled(held[1], headers)
 
     def cancel(self) -> None:
         """No answer arrived (connection error, timeout, cancellation): give it all back."""
-        if not self.closed and self.budget is not None and self.reservation is not None:
-            self.closed = True
-            self.budget.cancel(self.reservation)
+        if held := self._end():
+            held[0].cancel(held[1])
 
 
 UNBUDGETED = Ticket(None, None)

@@ -9,10 +9,12 @@ too, and each gets its own error so a caller can tell "the model said no" from "
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel
 
+from refinery.core.tokens import TOKEN_COUNTS
 from refinery.errors import (
     IncompleteResponseError,
     OutputFormatError,
@@ -113,6 +115,19 @@ class CallUsage(BaseModel):
             reasoning_tokens=(u.get("output_tokens_details") or {}).get("reasoning_tokens") or 0,
             total_tokens=u.get("total_tokens") or (inp + outp),
         )
+
+    def counts(self) -> dict[str, int]:
+        """The token counts alone (`TOKEN_COUNTS`), as artifacts and usage summaries record them."""
+        return {k: getattr(self, k) for k in TOKEN_COUNTS}
+
+    @classmethod
+    def total(cls, usages: "Iterable[CallUsage]", label: str | None) -> "CallUsage":
+        """Several calls' usage summed under one label (a stage, a call with its re-asks)."""
+        summed = cls(label=label)
+        for u in usages:
+            summed = summed + u
+        summed.label = label
+        return summed
 
     def __add__(self, other: "CallUsage") -> "CallUsage":
         return CallUsage(

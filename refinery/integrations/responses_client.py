@@ -173,12 +173,7 @@ class ResponsesClient:
 
     def usage_for(self, label: str) -> CallUsage:
         """The summed usage of every call made with `label`."""
-        total = CallUsage(label=label)
-        for u in self.usage:
-            if u.label == label:
-                total = total + u
-        total.label = label
-        return total
+        return CallUsage.total((u for u in self.usage if u.label == label), label)
 
     async def create_json(
         self,
@@ -233,11 +228,7 @@ class ResponsesClient:
             problems = _problems(text, schema)
             if problems:
                 raise OutputFormatError(f"output is not the JSON asked for after one re-ask: {problems[0]}", raw_text=text, problems=problems)
-        usage = CallUsage(label=label)
-        for u in calls:
-            usage = usage + u
-        usage.label = label
-        return JsonAnswer(json.loads(text), usage, file_search_results(response), response.get("id"))
+        return JsonAnswer(json.loads(text), CallUsage.total(calls, label), file_search_results(response), response.get("id"))
 
     async def canary(self, model: str = "gpt-4o") -> CanaryResult:
         """Send the smallest strict-JSON request and say plainly what is wrong when it fails."""
