@@ -23,11 +23,12 @@ from pydantic import BaseModel, Field
 from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
 from refinery.agents.stages import STAGE_ARTIFACTS
 from refinery.core.artifacts import read_json, write_json_atomic, write_text_atomic
-from refinery.errors import RefineryError
+from refinery.errors import RefineryError, exit_code_for
 from refinery.inputs import InputFileError, expectation_for, read_files
 from refinery.integrations.responses_client import ResponsesClient
 from refinery.outputs import usage_summary, write_outputs
 from refinery.report.batch_html import render_summary_html
+from refinery.report.markdown import cell
 from refinery.report.view import clean
 from refinery.traces import load_trace
 from refinery.traces.render import safe_name
@@ -155,7 +156,7 @@ def render_summary_md(summary: BatchSummary) -> str:
         "|---|---|---|---|---|---|",
     ]
     for o in rows:
-        cause = clean(o.root_cause or o.error or "").replace("|", "\\|").replace("\n", " ")[:160]
+        cause = cell(clean(o.root_cause or o.error or ""))[:160]
         cost = "n/a" if o.cost_usd is None else f"{o.cost_usd:.4f}"
         lines.append(f"| {o.name} | {o.status} | {cause} | {o.confidence or ''} | {o.tokens} | {cost} |")
     failures = [o for o in rows if o.status == "failed"]
@@ -263,8 +264,9 @@ async def analyze_many(
             except Exception as exc:  # one trace's failure must never stop the others
                 if not isinstance(exc, RefineryError):
                     log.exception("unexpected error analysing %s", item.name)
-                code = exc.exit_code if isinstance(exc, RefineryError) else 4
-                outcome = TraceOutcome(name=item.name, trace=item.trace, status="failed", error=str(exc), error_type=type(exc).__name__, exit_code=code)
+                outcome = TraceOutcome(
+                    name=item.name, trace=item.trace, status="failed", error=str(exc), error_type=type(exc).__name__, exit_code=exit_code_for(exc)
+                )
             outcome.duration_s = round(time.monotonic() - t0, 3)
             tracker.running -= 1
             tracker.finished(outcome.status == "done", outcome.tokens)

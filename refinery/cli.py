@@ -33,15 +33,13 @@ from refinery.errors import (
     EXIT_FAILED,
     EXIT_USAGE,
     RefineryError,
+    exit_code_for,
 )
 from refinery.inputs import InputFileError, expectation_for, load_expectation, read_files
 from refinery.outputs import usage_summary, write_outputs
 from refinery.traces import load_trace
 
 EXIT_OK = 0
-def exit_code_for(exc: BaseException) -> int:
-    """The exit code an error means (each refinery error class carries its own)."""
-    return exc.exit_code if isinstance(exc, RefineryError) else EXIT_FAILED
 
 
 def _stages(text: str) -> int:
@@ -208,7 +206,6 @@ async def cmd_canary(args: argparse.Namespace) -> int:
 
 
 async def cmd_batch(args: argparse.Namespace) -> int:
-
     from refinery.agents.cost_ceiling import CostCeiling
     from refinery.batch import analyze_many, discover
 

@@ -27,6 +27,11 @@ class RefineryError(Exception):
     exit_code: int = EXIT_FAILED
 
 
+def exit_code_for(exc: BaseException) -> int:
+    """The exit code an error means (each refinery error class carries its own; anything else failed)."""
+    return exc.exit_code if isinstance(exc, RefineryError) else EXIT_FAILED
+
+
 class UserInputError(RefineryError):
     """Something the user gave is wrong: a file, an option, a store id, an artifacts folder."""
 

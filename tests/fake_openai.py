@@ -12,6 +12,8 @@ from typing import Any
 
 from aioresponses import CallbackResult
 
+from refinery.agents.stage_results import StagedAnalysisResult
+from refinery.agents.staged_schemas import STAGE_MODELS
 from tests.helpers import BASE, response_json
 
 SAMPLES: dict[str, dict[str, Any]] = {
@@ -59,6 +61,15 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "actions_next": [{"priority": 1, "action": "Update the prompt to extract order ids", "owner": "prompt engineer", "rationale": "fixes the root cause"}],
     },
 }
+
+
+def sample_result(**overrides: Any) -> StagedAnalysisResult:
+    """A finished analysis made of the sample stage outputs (trace "t1"), fields overridable."""
+    outputs = {s: STAGE_MODELS[s].model_validate(SAMPLES[s]) for s in SAMPLES}
+    fields: dict[str, Any] = dict(
+        trace_id="t1", store_id="vs_1", trace_analysis=outputs["stage1"], gap_analysis=outputs["stage2"], diagnosis=outputs["stage3"], synthesis=outputs["stage4"]
+    )
+    return StagedAnalysisResult(**{**fields, **overrides})
 
 
 class FakeOpenAI:

@@ -8,24 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from refinery.agents.staged_failure_analyst import StagedAnalysisResult
-from refinery.agents.staged_schemas import STAGE_MODELS
 from refinery.core.pricing import estimate_cost_usd, price_for
 from refinery.report import citation_resolver, gather, render_html, render_markdown
 from refinery.traces import load_trace
-from tests.fake_openai import SAMPLES
+from tests.fake_openai import SAMPLES, sample_result
 from tests.fixtures_traces import make_trace
 
 
-def result(**overrides) -> StagedAnalysisResult:
-    outputs = {s: STAGE_MODELS[s].model_validate(SAMPLES[s]) for s in SAMPLES}
-    kw = dict(trace_id="t1", store_id="vs_1", trace_analysis=outputs["stage1"], gap_analysis=outputs["stage2"], diagnosis=outputs["stage3"], synthesis=outputs["stage4"])
-    kw.update(overrides)
-    return StagedAnalysisResult(**kw)
-
-
 def test_citations_link_to_the_run_they_cite():
-    view = gather(result(), make_trace())
+    view = gather(sample_result(), make_trace())
     [finding] = view.findings
     [cite] = finding["cites"]
     assert cite.label == "t1_runs_001-003.md § Run 002" and cite.run.run_id == "run-2"
@@ -34,7 +25,7 @@ def test_citations_link_to_the_run_they_cite():
 
 
 def test_markdown_has_every_section_and_links():
-    md = render_markdown(gather(result(), make_trace()))
+    md = render_markdown(gather(sample_result(), make_trace()))
     for heading in ("## Summary", "## Top findings", "## Expectations", "## Diagnosis", "## Causal chains", "## Remediations", "## Next actions", "## Timeline"):
         assert heading in md
     assert SAMPLES["stage4"]["summary"] in md
@@ -45,7 +36,7 @@ def test_markdown_has_every_section_and_links():
 
 
 def test_html_is_self_contained_escaped_and_marks_failures():
-    r = result()
+    r = sample_result()
     r.synthesis.summary = "<script>alert(1)</script> & more"
     page = render_html(gather(r, make_trace()))
     assert "<script>" not in page and "&lt;script&gt;" in page
@@ -69,18 +60,18 @@ def test_html_is_self_contained_escaped_and_marks_failures():
 
 def test_usage_table_has_a_row_per_stage_and_a_total():
     usage = {"stages": {"stage1": {"input_tokens": 100, "output_tokens": 20, "estimated_cost_usd": 0.0004}}, "total": {"input_tokens": 100, "output_tokens": 20, "estimated_cost_usd": None}}
-    md = render_markdown(gather(result(), make_trace(), usage))
+    md = render_markdown(gather(sample_result(), make_trace(), usage))
     assert "| stage1 | 100 | 20 | 0.0004 |" in md and "| total | 100 | 20 | n/a |" in md
-    assert "<td>total</td><td>100</td><td>20</td><td>n/a</td>" in render_html(gather(result(), make_trace(), usage))
+    assert "<td>total</td><td>100</td><td>20</td><td>n/a</td>" in render_html(gather(sample_result(), make_trace(), usage))
 
 
 def test_report_without_the_trace_uses_the_stage1_timeline():
-    view = gather(result(), None)
+    view = gather(sample_result(), None)
     assert [(r.run_id, r.status) for r in view.runs] == [("run-1", "success"), ("run-2", "error")]
 
 
 def test_report_of_an_analysis_stopped_at_stage2():
-    md = render_markdown(gather(result(diagnosis=None, synthesis=None), make_trace()))
+    md = render_markdown(gather(sample_result(diagnosis=None, synthesis=None), make_trace()))
     assert "no summary" in md and "## Expectations" in md and "## Causal chains" not in md
 
 
@@ -96,14 +87,14 @@ def test_cost_counts_cached_tokens_at_their_price():
 
 def test_a_step_citation_links_to_that_step_of_a_step_log():
     trace = load_trace(Path(__file__).parent / "fixtures" / "step_log_wrapped.json")
-    resolve = citation_resolver(gather(result(), trace).runs)
+    resolve = citation_resolver(gather(sample_result(), trace).runs)
     assert resolve("q-7_runs_001-006.md", "Step 4: Orchestrator (thought)").run_id == "step-4"
     assert resolve("q-7_runs_001-006.md", "Run 005").run_id == "step-4"  # the file's sequence number still works
 
 
 def test_the_report_shows_who_when_where_and_which_claims_verified():
     unverified = {"cited": 2, "verified": 1, "unverified": [{"path": "errors[0]", "run_id": "run-2", "quote": "x", "problem": "the quote is not in run run-2's text"}]}
-    view = gather(result(verification={"stage3": unverified}), make_trace())
+    view = gather(sample_result(verification={"stage3": unverified}), make_trace())
     md = render_markdown(view)
     assert "- **Responsible agent:** agent" in md
     assert "- **Decisive step:** [`run-2`](#run-run-2) — lookup_order was called without an order id (✓ verified)" in md
@@ -114,5 +105,5 @@ def test_the_report_shows_who_when_where_and_which_claims_verified():
 
 
 def test_claims_never_checked_say_so():
-    md = render_markdown(gather(result(), make_trace()))
+    md = render_markdown(gather(sample_result(), make_trace()))
     assert "(not checked)" in md and "## Citation checks" not in md

@@ -5,28 +5,21 @@ from __future__ import annotations
 
 import re
 
-from refinery.agents.stage_results import StagedAnalysisResult
-from refinery.agents.staged_schemas import STAGE_MODELS
 from refinery.batch import TraceOutcome
 from refinery.core.models import RunType, Trace, TraceRun
 from refinery.report import gather, render_html, render_markdown
 from refinery.report.batch_html import render_summary_html
 from refinery.traces.render import render_trace_files
-from tests.fake_openai import SAMPLES
+from tests.fake_openai import sample_result
 from tests.fixtures_traces import make_trace
 from tests.helpers import PageDom
 
 HOSTILE = ['<script>alert("x")</script>', "\" onmouseover=\"alert(1)", "x" * 5000, "مرحبا \u202eevil"]
 
 
-def result(trace_id="t1") -> StagedAnalysisResult:
-    outputs = {s: STAGE_MODELS[s].model_validate(SAMPLES[s]) for s in SAMPLES}
-    return StagedAnalysisResult(trace_id=trace_id, store_id=None, trace_analysis=outputs["stage1"], gap_analysis=outputs["stage2"], diagnosis=outputs["stage3"], synthesis=outputs["stage4"])
-
-
 def test_every_citation_link_lands_on_the_cited_runs_embedded_text():
     trace = make_trace()
-    page = render_html(gather(result(), trace, {}, render_trace_files(trace)))
+    page = render_html(gather(sample_result(store_id=None), trace, {}, render_trace_files(trace)))
     p = PageDom(page)
     assert p.links and set(p.links) <= set(p.by_id)
     target = p.by_id["run-run-2"]
@@ -36,21 +29,21 @@ def test_every_citation_link_lands_on_the_cited_runs_embedded_text():
 
 
 def test_the_waterfall_marks_errors_the_decisive_step_and_cited_runs():
-    page = render_html(gather(result(), make_trace(), {}, render_trace_files(make_trace())))
+    page = render_html(gather(sample_result(store_id=None), make_trace(), {}, render_trace_files(make_trace())))
     row = re.search(r'<div class="(wf-row[^"]*)"[^>]*data-run-id="run-2"', page).group(1)
     assert row.split() == ["wf-row", "error", "decisive", "cited"]
     assert 'title="step_2 · tool · error · 250 ms · starts at 2.0 s"' in page and 'tabindex="0"' in page
 
 
 def test_a_verdict_block_opens_the_report():
-    page = render_html(gather(result(), make_trace(), {"total": {"total_tokens": 1234, "estimated_cost_usd": 0.0123}}))
+    page = render_html(gather(sample_result(store_id=None), make_trace(), {"total": {"total_tokens": 1234, "estimated_cost_usd": 0.0123}}))
     verdict = page.split('<section class="verdict" id="verdict">')[1].split("</section>")[0]
     assert "prompt_issue (confidence: high)" in verdict and "<bdi>agent</bdi>" in verdict
     assert 'href="#run-run-2"' in verdict and "1234 tokens, $0.0123 (estimate)" in verdict
 
 
 def test_model_text_loses_stray_list_dashes():
-    r = result()
+    r = sample_result(store_id=None)
     r.diagnosis.root_cause = "- The order lookup failed"
     md = render_markdown(gather(r, make_trace()))
     assert "- **Root cause:** The order lookup failed" in md and "- - " not in md
@@ -59,7 +52,7 @@ def test_model_text_loses_stray_list_dashes():
 def test_hostile_names_and_text_stay_text():
     runs = [TraceRun(id=f"r{i}", name=name, run_type=RunType.TOOL, outputs={"output": name}, error="boom" if i == 0 else None) for i, name in enumerate(HOSTILE)]
     trace = Trace(trace_id='<img src=x onerror="alert(1)">', runs=runs)
-    r = result(trace.trace_id)
+    r = sample_result(trace_id=trace.trace_id, store_id=None)
     r.synthesis.summary = HOSTILE[0]
     r.diagnosis.decisive_step.run_id = "r1"
     page = render_html(gather(r, trace, {}, render_trace_files(trace)))

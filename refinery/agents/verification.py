@@ -17,7 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-_HEADING = re.compile(r"^## (?:Run \d+|Step \d+): .*? \[run_id: ([^\]]+)\]$", re.M)
+from refinery.traces.render import run_sections
+
 _MARKER = re.compile(r"^\[run_id: [^\]]+ · continued\]$", re.M)
 _FENCE = re.compile(r"^`{3,}\s*$", re.M)
 NOT_A_RUN = frozenset({"", "unknown", "unknown-run", "none", "n/a"})
@@ -36,11 +37,8 @@ class RunTexts:
     def __init__(self, files: Iterable[tuple[str, str]]) -> None:
         self.texts: dict[str, str] = {}
         for _, text in files:
-            heads = list(_HEADING.finditer(text))
-            for i, m in enumerate(heads):
-                end = heads[i + 1].start() if i + 1 < len(heads) else len(text)
-                rid = m.group(1)
-                self.texts[rid] = (self.texts.get(rid, "") + " " + normalise(text[m.start() : end])).strip()
+            for rid, section in run_sections(text):
+                self.texts[rid] = (self.texts.get(rid, "") + " " + normalise(section)).strip()
 
     def __contains__(self, run_id: str) -> bool:
         return run_id in self.texts

@@ -68,11 +68,6 @@ class TraceRun(BaseModel):
     def is_failed(self) -> bool:
         return bool(self.error)
 
-    @property
-    def label(self) -> str:
-        """How a person names this run: `step 12` in a step log, else its name."""
-        return f"step {self.step}" if self.step is not None else self.name
-
 
 class Trace(BaseModel):
     """One agent run: its steps in execution order."""

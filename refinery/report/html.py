@@ -14,7 +14,7 @@ from typing import Any
 
 from refinery.report.markdown import mark, usage_rows
 from refinery.report.timeline import bars, duration_text
-from refinery.report.view import Cite, ReportView, RunRow
+from refinery.report.view import STAND_IN, Cite, ReportView, RunRow, missed
 
 CSS = """body{font:15px/1.5 system-ui,sans-serif;max-width:68rem;margin:2rem auto;padding:0 1rem;color:#1a1a1a}
 table{border-collapse:collapse;width:100%;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.3rem .5rem;text-align:left;vertical-align:top}
@@ -62,8 +62,7 @@ def _verdict(view: ReportView) -> list[str]:
     if d:
         rows.append(("Root cause", e(d["root_cause"])))
     if total:
-        cost = "n/a" if total.get("estimated_cost_usd") is None else f"${total['estimated_cost_usd']:.4f} (estimate)"
-        rows.append(("Tokens and cost", f"{e(total.get('total_tokens', 0))} tokens, {e(cost)}"))
+        rows.append(("Tokens and cost", f"{e(total.get('total_tokens', 0))} tokens, {e(view.cost_text)}"))
     if not rows:
         return []
     return ['<section class="verdict" id="verdict"><h2>Verdict</h2><dl>', *[f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows], "</dl></section>"]
@@ -130,7 +129,7 @@ def _sections(view: ReportView) -> list[str]:
 def render_html(view: ReportView) -> str:
     b: list[str] = [f"<h1>Why the run failed — trace <bdi>{e(view.trace_id)}</bdi></h1>"]
     if view.stand_in:
-        b.append('<p class="standin">These answers come from refinery\'s stand-in model (a test double); they show the pipeline, not an analysis.</p>')
+        b.append(f'<p class="standin">{html.escape(STAND_IN, quote=False)}</p>')
     b += _verdict(view)
     b += ["<h2>Summary</h2>", f"<p>{e(view.summary or '(no summary: the analysis stopped early)')}</p>"]
     b += _sections(view)
@@ -143,8 +142,7 @@ def render_html(view: ReportView) -> str:
     if view.verification:
         b.append("<h2>Citation checks</h2><table><tr><th>stage</th><th>cited</th><th>verified</th><th>not verified</th></tr>")
         for stage, v in sorted(view.verification.items()):
-            missed = "; ".join(f"{u['path']}: {u['problem']}" for u in v["unverified"][:5]) or "—"
-            b.append(f"<tr><td>{e(stage)}</td><td>{v['cited']}</td><td>{v['verified']}</td><td>{e(missed)}</td></tr>")
+            b.append(f"<tr><td>{e(stage)}</td><td>{v['cited']}</td><td>{v['verified']}</td><td>{e(missed(v))}</td></tr>")
         b.append("</table>")
     if view.usage:
         b.append("<h2>Usage</h2><table><tr><th>stage</th><th>input tokens</th><th>output tokens</th><th>est. cost (USD)</th></tr>")

@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from refinery.report.timeline import duration_text
-from refinery.report.view import Cite, ReportView, RunRow
-
-STAND_IN = "> These answers come from refinery's stand-in model (a test double); they show the pipeline, not an analysis."
+from refinery.report.view import STAND_IN, Cite, ReportView, RunRow, missed
 
 
 def mark(verified: bool | None) -> str:
@@ -32,7 +30,8 @@ def _cites(found: list[Cite]) -> str:
     return " — " + ", ".join(f"[{c.label}](#{c.run.anchor})" if c.run else c.label for c in found) if found else ""
 
 
-def _cell(text: Any) -> str:
+def cell(text: Any) -> str:
+    """Text as one Markdown table cell: pipes escaped, lines joined."""
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
@@ -47,8 +46,7 @@ def _verdict(view: ReportView) -> list[str]:
     elif d:
         out.append(f"- **Root cause:** {d['root_cause']}")
     if total:
-        cost = "n/a" if total.get("estimated_cost_usd") is None else f"${total['estimated_cost_usd']:.4f} (estimate)"
-        out.append(f"- **Tokens:** {total.get('total_tokens', 0)}; **cost:** {cost}")
+        out.append(f"- **Tokens:** {total.get('total_tokens', 0)}; **cost:** {view.cost_text}")
     return out + [""]
 
 
@@ -57,7 +55,7 @@ def _timeline(view: ReportView) -> list[str]:
     for r in view.runs:
         status = "**✗ error**" if r.status == "error" else r.status
         flags = " ".join(f for f, on in (("★ decisive step", r.decisive), ("● cited", r.cited and not r.decisive)) if on)
-        name = ("· " * r.depth) + _cell(r.name)
+        name = ("· " * r.depth) + cell(r.name)
         start = duration_text(r.start_ms) if r.start_ms is not None else "—"
         link = f"[`{r.run_id}`](#{r.anchor})" if r.text else f'<a id="{r.anchor}"></a>`{r.run_id}`'
         out.append(f"| {r.seq} | {name} {link} | {r.run_type} | {status} | {start} | {duration_text(r.duration_ms)} | {flags} |")
@@ -67,7 +65,7 @@ def _timeline(view: ReportView) -> list[str]:
 def render_markdown(view: ReportView) -> str:
     out = [f"# Why the run failed — trace {view.trace_id}", ""]
     if view.stand_in:
-        out += [STAND_IN, ""]
+        out += ["> " + STAND_IN, ""]
     out += _verdict(view)
     out += ["## Summary", "", view.summary or "_(no summary: the analysis stopped early)_", ""]
     if view.findings:
@@ -77,11 +75,11 @@ def render_markdown(view: ReportView) -> str:
     if view.localisation and view.localisation["errors"]:
         out += ["## Faulty runs", "", "| run | category | impact | evidence | description | check |", "|---|---|---|---|---|---|"]
         for e in view.localisation["errors"]:
-            out.append(f"| {_link(e['run_id'], e['run'])} | {e['category']} | {e['impact']} | {_cell(e['evidence'])} | {_cell(e['description'])} | {mark(e['verified'])} |")
+            out.append(f"| {_link(e['run_id'], e['run'])} | {e['category']} | {e['impact']} | {cell(e['evidence'])} | {cell(e['description'])} | {mark(e['verified'])} |")
         out.append("")
     if view.expectations:
         out += ["## Expectations", "", "| clause | status | gap | evidence |", "|---|---|---|---|"]
-        out += [f"| {_cell(e['clause'])} | {e['status']} | {_cell(e['gap'])} | {_cites(e['cites'])[3:]} |" for e in view.expectations]
+        out += [f"| {cell(e['clause'])} | {e['status']} | {cell(e['gap'])} | {_cites(e['cites'])[3:]} |" for e in view.expectations]
         out.append("")
     if view.diagnosis:
         d = view.diagnosis
@@ -101,7 +99,7 @@ def render_markdown(view: ReportView) -> str:
         out.append("")
     if view.actions:
         out += ["## Next actions", "", "| priority | action | owner | why |", "|---|---|---|---|"]
-        out += [f"| {a['priority']} | {_cell(a['action'])} | {_cell(a['owner'])} | {_cell(a['rationale'])} |" for a in view.actions]
+        out += [f"| {a['priority']} | {cell(a['action'])} | {cell(a['owner'])} | {cell(a['rationale'])} |" for a in view.actions]
         out.append("")
     if view.runs:
         out += _timeline(view)
@@ -113,8 +111,7 @@ def render_markdown(view: ReportView) -> str:
     if view.verification:
         out += ["## Citation checks", "", "| stage | cited | verified | not verified |", "|---|---|---|---|"]
         for stage, v in sorted(view.verification.items()):
-            missed = "; ".join(f"{u['path']}: {u['problem']}" for u in v["unverified"][:5]) or "—"
-            out.append(f"| {stage} | {v['cited']} | {v['verified']} | {_cell(missed)} |")
+            out.append(f"| {stage} | {v['cited']} | {v['verified']} | {cell(missed(v))} |")
         out.append("")
     if view.usage:
         out += ["## Usage", "", "| stage | input tokens | output tokens | est. cost (USD) |", "|---|---|---|---|"]

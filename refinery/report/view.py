@@ -16,14 +16,16 @@ from typing import Any
 
 from refinery.agents.stage_results import StagedAnalysisResult
 from refinery.core.models import Trace
-from refinery.traces.render import safe_name
+from refinery.traces.render import run_sections, safe_name
 
 _RUN_REF = re.compile(r"\brun\s*#?\s*0*(\d+)\b", re.IGNORECASE)
 _STEP_REF = re.compile(r"\bstep[\s#-]*(\d+)\b", re.IGNORECASE)  # a step log's own numbering (run id step-<n>)
 _RUN_FILE = re.compile(r"_runs_(\d+)-(\d+)\.md$")
-_HEADING = re.compile(r"^## (?:Run \d+|Step \d+): .*? \[run_id: ([^\]]+)\]$", re.M)
 _MARKER_LINES = re.compile(r"^(?:`{3,}\n)?\[run_id: [^\]]+ · continued\]\n(?:`{3,}\n)?", re.M)
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
+
+
+STAND_IN = "These answers come from refinery's stand-in model (a test double); they show the pipeline, not an analysis."
 
 
 @dataclass
@@ -79,6 +81,16 @@ class ReportView:
     def total(self) -> dict[str, Any]:
         return dict(self.usage.get("total") or {})
 
+    @property
+    def cost_text(self) -> str:
+        cost = self.total.get("estimated_cost_usd")
+        return "n/a" if cost is None else f"${cost:.4f} (estimate)"
+
+
+def missed(check: dict[str, Any]) -> str:
+    """A stage's unverified citations, the first five, in one line ("—" when none)."""
+    return "; ".join(f"{u['path']}: {u['problem']}" for u in check["unverified"][:5]) or "—"
+
 
 def clean(text: str) -> str:
     """Model text without the list markers it sometimes starts lines with ("- The lookup failed")."""
@@ -98,10 +110,8 @@ def sections(files: Iterable[tuple[str, str]]) -> dict[str, str]:
     """Each run's rendered section by run id, without the repeated run-id markers."""
     out: dict[str, str] = {}
     for _, text in files:
-        heads = list(_HEADING.finditer(text))
-        for i, m in enumerate(heads):
-            end = heads[i + 1].start() if i + 1 < len(heads) else len(text)
-            out[m.group(1)] = _MARKER_LINES.sub("", text[m.start() : end]).strip()
+        for rid, section in run_sections(text):
+            out[rid] = _MARKER_LINES.sub("", section).strip()
     return out
 
 

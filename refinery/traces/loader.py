@@ -17,7 +17,7 @@ from refinery.errors import TraceFormatError
 from refinery.traces.langfuse import load_langfuse
 from refinery.traces.langsmith import load_langsmith
 from refinery.traces.otel import is_attribute_map, load_otel
-from refinery.traces.plain import load_plain
+from refinery.traces.plain import LIST_KEYS, load_plain
 
 
 class Loader(Protocol):
@@ -31,7 +31,6 @@ LOADERS: dict[str, Loader] = {
     "plain": load_plain,
 }
 _SPAN_KEYS = ("spanId", "span_id", "spanContext", "context", "parentSpanId", "child_spans", "startTimeUnixNano", "SpanId", "SpanName", "span_name")
-_STEP_LIST_KEYS = ("history", "messages", "steps")
 
 
 def detect_format(data: Any) -> str | None:
@@ -49,7 +48,7 @@ def detect_format(data: Any) -> str | None:
             return "otel"
         if is_attribute_map(data):
             return "otel"
-        if any(isinstance(data.get(k), list) for k in _STEP_LIST_KEYS):
+        if any(isinstance(data.get(k), list) for k in LIST_KEYS):
             return "plain"
         return None
     if isinstance(data, list):

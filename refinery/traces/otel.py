@@ -30,7 +30,7 @@ from refinery.core.models import RunType, Trace, TraceRun
 from refinery.errors import TraceFormatError
 from refinery.traces.common import maybe_json, order_runs, parse_time, span_bounds
 from refinery.traces.otel_attributes import attributes_of, otlp_value, unflatten
-from refinery.traces.otel_columns import from_columns, is_clickhouse_span, log_io, parse_duration
+from refinery.traces.otel_columns import column, from_columns, is_clickhouse_span, log_io, parse_duration
 
 __all__ = ["attributes_of", "is_attribute_map", "load_otel", "otlp_value", "parse_duration", "span_to_run", "unflatten"]
 
@@ -254,8 +254,8 @@ def _walk_nested(spans: list[Any], parent: str | None, out: list[dict[str, Any]]
             continue
         children = span.get("child_spans") or span.get("ChildSpans") or span.get("children") or []
         flat = {k: v for k, v in span.items() if k not in ("child_spans", "ChildSpans", "children")}
-        _, own_id, own_parent = _ids(flat) if not is_clickhouse_span(flat) else _ids({
-            "span_id": flat.get("span_id", flat.get("SpanId")), "parent_span_id": flat.get("parent_span_id", flat.get("ParentSpanId"))})
+        id_source = {"span_id": column(flat, "span_id"), "parent_span_id": column(flat, "parent_span_id")} if is_clickhouse_span(flat) else flat
+        _, own_id, own_parent = _ids(id_source)
         if parent and not own_parent:
             flat["ParentSpanId" if "SpanName" in flat else "parent_span_id"] = parent
         out.append(flat)

@@ -63,7 +63,7 @@ def parse_duration(value: Any, *, source: str | None = None, field: str | None =
 def _column_events(span: dict[str, Any]) -> list[dict[str, Any]]:
     """Events as `{name, attributes, timestamp}`: from a list of `{Name, Attributes, Timestamp}`
     objects, or from the exporter's parallel `Events.Name` / `Events.Attributes` arrays."""
-    raw = span.get("events", span.get("Events"))
+    raw = column(span, "events")
     out: list[dict[str, Any]] = []
     if isinstance(raw, list):
         for ev in raw:
@@ -86,36 +86,37 @@ def _column_events(span: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def column(span: dict[str, Any], key: str) -> Any:
+    """A ClickHouse-layout span's value for a canonical key (`_COLUMNS`), in either spelling."""
+    return next((span[c] for c in _COLUMNS[key] if c in span), None)
+
+
 def from_columns(span: dict[str, Any], source: str | None, field: str) -> dict[str, Any]:
     """A ClickHouse-layout span as the OTLP-like dict `span_to_run` reads."""
-
-    def col(key: str) -> Any:
-        return next((span[c] for c in _COLUMNS[key] if c in span), None)
-
-    start = parse_time(col("timestamp"), source=source, field=f"{field}.timestamp")
-    duration = parse_duration(col("duration"), source=source, field=f"{field}.duration")
-    status_code = col("status_code")
+    start = parse_time(column(span, "timestamp"), source=source, field=f"{field}.timestamp")
+    duration = parse_duration(column(span, "duration"), source=source, field=f"{field}.duration")
+    status_code = column(span, "status_code")
     out: dict[str, Any] = {
-        "name": col("name"),
-        "attributes": attributes_of(col("attributes")),
-        "status": {"code": status_code, "message": col("status_message")},
+        "name": column(span, "name"),
+        "attributes": attributes_of(column(span, "attributes")),
+        "status": {"code": status_code, "message": column(span, "status_message")},
         "events": _column_events(span),
-        "traceId": col("trace_id"),
-        "spanId": col("span_id"),
-        "parentSpanId": col("parent_span_id"),
+        "traceId": column(span, "trace_id"),
+        "spanId": column(span, "span_id"),
+        "parentSpanId": column(span, "parent_span_id"),
         "startTime": start.isoformat() if start else None,
         "endTime": (start + duration).isoformat() if start and duration is not None else None,
     }
-    kind = col("kind")
+    kind = column(span, "kind")
     if kind not in (None, ""):
         out["kind"] = kind
-    resource = attributes_of(col("resource"))
-    service = col("service_name")
+    resource = attributes_of(column(span, "resource"))
+    service = column(span, "service_name")
     if service and "service.name" not in resource:
         resource["service.name"] = service
     if resource:
         out["resource"] = resource
-    logs = col("logs")
+    logs = column(span, "logs")
     if logs:
         out["logs"] = logs
     return out

@@ -35,7 +35,7 @@ from refinery.traces.text import fence, message_view, outline, scalar, text_of, 
 if TYPE_CHECKING:
     from refinery.traces.redact import RedactionReport
 
-__all__ = ["CHUNKING_STRATEGY", "RenderOptions", "render_trace_files", "safe_name", "truncate", "upload_files_for", "with_markers"]
+__all__ = ["CHUNKING_STRATEGY", "RUN_HEADING", "RenderOptions", "render_trace_files", "run_sections", "safe_name", "truncate", "upload_files_for", "with_markers"]
 
 RenderedFile = tuple[str, str]
 
@@ -193,6 +193,19 @@ def _render_run(seq: int, run: TraceRun, opts: RenderOptions, shared: SharedCont
     if meta:
         lines += ["", f"### Metadata ({run.id})", fence(truncate(outline(meta), opts.max_field_chars))]
     return with_markers("\n".join(lines), f"[run_id: {run.id} · {label} · continued]", opts.marker_every_chars)
+
+
+# The run heading `_render_run` writes: readers of the rendered files (citation checks, the
+# report) find each run's section by it.
+RUN_HEADING = re.compile(r"^## (?:Run \d+|Step \d+): .*? \[run_id: ([^\]]+)\]$", re.M)
+
+
+def run_sections(text: str) -> Iterator[tuple[str, str]]:
+    """(run id, its section) for each run of a rendered file, in order."""
+    heads = list(RUN_HEADING.finditer(text))
+    for i, m in enumerate(heads):
+        end = heads[i + 1].start() if i + 1 < len(heads) else len(text)
+        yield m.group(1), text[m.start() : end]
 
 
 # --- files ------------------------------------------------------------------------------------

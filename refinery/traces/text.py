@@ -39,11 +39,8 @@ def fence(text: str) -> str:
 
 
 def outline(value: Any, indent: str = "") -> str:
-    """A value as indented `key: value` text with strings shown raw (never JSON-escaped).
-
-    Why not JSON: escaping turns every newline and quote of a tool output or a prompt into `\\n`
-    and `\\"`, so a sentence quoted from the trace no longer occurs in the rendered file.
-    """
+    """A value as indented `key: value` text with strings shown raw (never JSON-escaped: see
+    the module docstring)."""
     lines: list[str] = []
     _outline_into(value, indent, lines)
     return "\n".join(lines)
