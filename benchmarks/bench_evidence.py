@@ -35,7 +35,8 @@ from refinery.testing.openapi_spec import find_shared  # noqa: E402
 from refinery.testing.retrieval import Chunk, bm25, chunk_text  # noqa: E402
 from refinery.traces import load_trace  # noqa: E402
 from refinery.traces.common import maybe_json  # noqa: E402
-from refinery.traces.render import CHUNK_OVERLAP_TOKENS, CHUNK_SIZE_TOKENS, upload_files_for  # noqa: E402
+from refinery.traces.render import CHUNK_OVERLAP_TOKENS, CHUNK_SIZE_TOKENS  # noqa: E402
+from refinery.traces.spool import upload_files_for  # noqa: E402
 
 
 def norm(text: str) -> str:

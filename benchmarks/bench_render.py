@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _server import machine  # noqa: E402
 
 from refinery.traces import load_trace  # noqa: E402
-from refinery.traces.redact import RedactionReport, redact_files  # noqa: E402
+from refinery.traces.redact import RedactionReport, redact_text  # noqa: E402
 from refinery.traces.render import render_trace_files  # noqa: E402
 
 
@@ -50,7 +50,8 @@ def main() -> None:
         files = render_trace_files(trace)
         t_render = time.perf_counter() - t
         t = time.perf_counter()
-        redact_files(files, RedactionReport())
+        report = RedactionReport()
+        [redact_text(text, report) for _, text in files]
         t_redact = time.perf_counter() - t
         peak = tracemalloc.get_traced_memory()[1] / 1e6
         tracemalloc.stop()

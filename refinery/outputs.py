@@ -18,7 +18,7 @@ from refinery.core.models import CompleteAnalysis, Trace
 from refinery.core.pricing import PRICES_AS_OF, estimate_cost_usd
 from refinery.core.tokens import TOKEN_COUNTS
 from refinery.report import gather, render_html, render_markdown
-from refinery.traces.render import upload_files_for
+from refinery.traces.spool import upload_files_for
 
 USAGE_ARTIFACT = "usage.json"
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from refinery.core.models import TraceRun
 from refinery.traces import load_trace
-from refinery.traces.render import RenderOptions, render_trace_files, upload_files_for
+from refinery.traces.render import RenderOptions, render_trace_files
+from refinery.traces.spool import upload_files_for
 from tests.fixtures_traces import EVALS, EXPECTATION, PROMPTS, make_trace
 
 FIX = Path(__file__).parent / "fixtures"

@@ -8,6 +8,7 @@ analyses never mix their state, and each counts exactly the calls it made.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +31,7 @@ DEFAULT_GROUP_TOKENS = 24_000
 
 
 def plan_groups(
-    files: list[tuple[str, str]], runs_total: int, runs_per_file: int, files_per_group: int, group_tokens: int = DEFAULT_GROUP_TOKENS
+    files: Sequence[tuple[str, str]], runs_total: int, runs_per_file: int, files_per_group: int, group_tokens: int = DEFAULT_GROUP_TOKENS
 ) -> list[StageGroup]:
     """The Stage 1 groups for a rendering: consecutive run files, as many as fit `group_tokens`
     of rendered text (sized by tokens, not runs: one LLM span can outweigh a hundred tool calls),
@@ -54,7 +55,7 @@ def group_filter(group: StageGroup) -> dict[str, Any]:
     return {"type": "eq", "key": "group", "value": group.number}
 
 
-def file_attributes(files: list[tuple[str, str]], groups: list[StageGroup]) -> dict[str, dict[str, Any]]:
+def file_attributes(files: Sequence[tuple[str, str]], groups: list[StageGroup]) -> dict[str, dict[str, Any]]:
     """Vector store attributes per file: its kind, and its Stage 1 group for run files."""
     group_of = {name: g.number for g in groups for name in g.files}
     attrs: dict[str, dict[str, Any]] = {}

@@ -28,7 +28,7 @@ from refinery.core.models import (
 from refinery.core.tokens import trim_to_tokens
 from refinery.integrations.responses_client import ResponsesClient
 from refinery.prompts.system_prompts import SIMPLE_SYSTEM
-from refinery.traces.render import upload_files_for
+from refinery.traces.spool import upload_files_for
 
 
 class SimpleFailureAnalyst(AnalystBase):

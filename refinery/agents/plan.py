@@ -7,6 +7,7 @@ prompt filling and `build_request`), run with placeholders where prior-stage JSO
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from refinery.agents.analysis_run import group_filter, plan_groups
@@ -18,7 +19,7 @@ from refinery.core.tokens import estimate_body_tokens, estimate_tokens
 
 
 def planned_requests(
-    analyst: StagedFailureAnalyst, trace: Trace, files: list[tuple[str, str]], expectation: DomainExpertExpectation
+    analyst: StagedFailureAnalyst, trace: Trace, files: Sequence[tuple[str, str]], expectation: DomainExpertExpectation
 ) -> list[tuple[str, dict[str, Any]]]:
     """(call name, body) for every `/responses` call of a run, prior-stage JSON as placeholders."""
     prior = {f"stage{n}": f"<stage {n} JSON>" for n in (1, 2, 3)}
@@ -40,7 +41,7 @@ def planned_requests(
 def plan_summary(
     analyst: StagedFailureAnalyst,
     trace: Trace,
-    files: list[tuple[str, str]],
+    files: Sequence[tuple[str, str]],
     bodies: list[tuple[str, dict[str, Any]]],
     *,
     latency_s: float = 15.0,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,8 @@ from refinery.integrations.response_output import CallUsage
 from refinery.integrations.responses_client import ResponsesClient
 from refinery.integrations.vector_store_manager import VectorStoreManager
 from refinery.prompts.system_prompts import SYSTEM
-from refinery.traces.render import CHUNKING_STRATEGY, RenderOptions, safe_name, upload_files_for
+from refinery.traces.render import CHUNKING_STRATEGY, RenderOptions, safe_name
+from refinery.traces.spool import upload_files_for
 
 PLANNED_STORE = "vs_PLANNED"  # a placeholder store id for requests built only to be measured
 
@@ -156,12 +157,12 @@ class StagedFailureAnalyst(AnalystBase):
         expectation: DomainExpertExpectation | None = None,
         prompts: FileContents | None = None,
         evals: FileContents | None = None,
-    ) -> list[tuple[str, str]]:
+    ) -> Sequence[tuple[str, str]]:
         """The files `prepare` uploads, redacted unless `redact=False` (`refinery plan` shows them)."""
         files, self.redaction = upload_files_for(trace, options=self.render_options, prompts=prompts, evals=evals, expectation=expectation, redact=self.redact)
         return files
 
-    def _layout(self, trace: Trace, files: list[tuple[str, str]]) -> AnalysisRun:
+    def _layout(self, trace: Trace, files: Sequence[tuple[str, str]]) -> AnalysisRun:
         run = self._run_for(trace.trace_id)
         run.groups = plan_groups(files, len(trace.runs), self.render_options.runs_per_file, self.files_per_group, self.group_tokens)
         run.texts = RunTexts(files)  # what citations are checked against

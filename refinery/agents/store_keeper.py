@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -59,7 +59,7 @@ class StoreKeeper:
         with tempfile.TemporaryDirectory(prefix="refinery-") as tmp:
             yield Path(tmp)
 
-    async def prepare(self, run: AnalysisRun, files: list[tuple[str, str]], *, name: str | None, on_progress: IndexingProgress | None) -> str:
+    async def prepare(self, run: AnalysisRun, files: Sequence[tuple[str, str]], *, name: str | None, on_progress: IndexingProgress | None) -> str:
         """The store for `run`: the recorded one once it is ready, else a new one, indexed."""
         assert run.trace_id is not None
         run.files = [n for n, _ in files]
@@ -85,7 +85,7 @@ class StoreKeeper:
             self.checkpoints.record_store(store_id, str(run.trace_id), run.files, run.file_ids, ready=True)
         return True
 
-    async def _create(self, run: AnalysisRun, files: list[tuple[str, str]], name: str | None, on_progress: IndexingProgress | None) -> str:
+    async def _create(self, run: AnalysisRun, files: Sequence[tuple[str, str]], name: str | None, on_progress: IndexingProgress | None) -> str:
         trace_id = str(run.trace_id)
         await self._emit("prepare", "start", files=len(files))
         with self._staging() as folder:

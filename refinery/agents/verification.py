@@ -13,7 +13,7 @@ lines rendering inserts, so a quote that crosses a marker still matches.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,16 +32,32 @@ def normalise(text: str) -> str:
 
 
 class RunTexts:
-    """Each run's rendered text, by run id, from the files uploaded for the trace."""
+    """Each run's rendered text, by run id, from the files uploaded for the trace.
 
-    def __init__(self, files: Iterable[tuple[str, str]]) -> None:
-        self.texts: dict[str, str] = {}
-        for _, text in files:
-            for rid, section in run_sections(text):
-                self.texts[rid] = (self.texts.get(rid, "") + " " + normalise(section)).strip()
+    Only where each run is (which files) is kept; a run's text is read when a citation of it is
+    checked. Why: the files of a big trace are spooled to disk (`traces.spool`), and a normalised
+    copy of every run would put all of that text back in memory for the few dozen runs cited.
+    """
+
+    def __init__(self, files: Sequence[tuple[str, str]]) -> None:
+        self.files = files
+        self.where: dict[str, list[int]] = {}
+        self._texts: dict[str, str] = {}
+        for i, (_, text) in enumerate(files):
+            for rid, _section in run_sections(text):
+                places = self.where.setdefault(rid, [])
+                if not places or places[-1] != i:
+                    places.append(i)
 
     def __contains__(self, run_id: str) -> bool:
-        return run_id in self.texts
+        return run_id in self.where
+
+    def text(self, run_id: str) -> str:
+        """The run's rendered text, normalised (see `normalise`); '' for a run not in the trace."""
+        if run_id not in self._texts:
+            parts = [normalise(section) for i in self.where.get(run_id, []) for rid, section in run_sections(self.files[i][1]) if rid == run_id]
+            self._texts[run_id] = " ".join(p for p in parts if p)
+        return self._texts[run_id]
 
 
 @dataclass(frozen=True)
@@ -99,7 +115,7 @@ def verify(data: Any, runs: RunTexts, chunks: Iterable[str] = ()) -> Verificatio
             continue
         if claim.quote:
             q = _bare(claim.quote)
-            if q and q not in runs.texts[claim.run_id]:
+            if q and q not in runs.text(claim.run_id):
                 chunk_texts = chunk_texts if chunk_texts is not None else [normalise(c) for c in chunks]
                 if not any(q in c for c in chunk_texts):
                     result.unverified.append(

@@ -10,7 +10,7 @@ so the report can embed it beside the claim.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,12 +106,15 @@ def items(text: str) -> list[str]:
     return [clean(text)]
 
 
-def sections(files: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Each run's rendered section by run id, without the repeated run-id markers."""
+def sections(files: Iterable[tuple[str, str]], wanted: Collection[str] | None = None) -> dict[str, str]:
+    """Each run's rendered section by run id (only the `wanted` ones, when given: a big trace's
+    files are read one at a time and only what the report shows is kept), without the repeated
+    run-id markers."""
     out: dict[str, str] = {}
     for _, text in files:
         for rid, section in run_sections(text):
-            out[rid] = _MARKER_LINES.sub("", section).strip()
+            if wanted is None or rid in wanted:
+                out[rid] = _MARKER_LINES.sub("", section).strip()
     return out
 
 
@@ -223,7 +226,7 @@ def gather(
         }
     view.verification = dict(result.verification)
     if files is not None:
-        texts = sections(files)
+        texts = sections(files, {row.run_id for row in rows if row.cited})
         for row in rows:
             if row.cited:
                 row.text = texts.get(row.run_id)

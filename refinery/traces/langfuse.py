@@ -18,6 +18,7 @@ from refinery.traces.common import (
     require,
     span_bounds,
 )
+from refinery.traces.json_stream import is_array
 
 TYPES = {
     "GENERATION": RunType.LLM,
@@ -62,9 +63,8 @@ def _run(obs: dict[str, Any], i: int, source: str | None, trace_id: str) -> Trac
     )
 
 
-def load_langfuse(data: Any, source: str | None = None, *, consume: bool = False) -> Trace:
-    del consume  # one signature for every loader; this one does not release entries early
-    if not isinstance(data, dict) or not isinstance(data.get("observations"), list):
+def load_langfuse(data: Any, source: str | None = None) -> Trace:
+    if not isinstance(data, dict) or not is_array(data.get("observations")):
         raise TraceFormatError("expected a Langfuse export {trace, observations: [...]}", source=source, field="observations")
     raw_head = data.get("trace")
     head: dict[str, Any] = raw_head if isinstance(raw_head, dict) else {}

@@ -12,6 +12,7 @@ from typing import Any
 from refinery.core.models import RunType, Trace, TraceRun
 from refinery.errors import TraceFormatError
 from refinery.traces.common import as_dict, order_runs, parse_time, span_bounds
+from refinery.traces.json_stream import is_array
 
 _RUN_TYPES = {t.value for t in RunType}
 
@@ -27,7 +28,7 @@ def merge_ingestion(payload: dict[str, Any], source: str | None = None) -> list[
     merged: dict[str, dict[str, Any]] = {}
     for kind in ("post", "patch"):
         items = payload.get(kind) or []
-        if not isinstance(items, list):
+        if not is_array(items):
             raise TraceFormatError(f"expected a list of runs, got {type(items).__name__}", source=source, field=kind)
         for i, item in enumerate(items):
             if not isinstance(item, dict):
@@ -87,13 +88,12 @@ def _flatten_child_runs(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def load_langsmith(data: Any, source: str | None = None, *, consume: bool = False) -> Trace:
-    del consume  # one signature for every loader; this one does not release entries early
+def load_langsmith(data: Any, source: str | None = None) -> Trace:
     if isinstance(data, dict) and ("post" in data or "patch" in data):
         raw_runs = merge_ingestion(data, source)
-    elif isinstance(data, dict) and isinstance(data.get("runs"), list):
+    elif isinstance(data, dict) and is_array(data.get("runs")):
         raw_runs = data["runs"]
-    elif isinstance(data, list):
+    elif is_array(data):
         raw_runs = data
     else:
         raise TraceFormatError("expected a list of LangSmith runs or a {post, patch} payload", source=source)

@@ -8,12 +8,12 @@ none of these gets an error naming the file and what was expected.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Protocol
 
 from refinery.core.models import Trace
 from refinery.errors import TraceFormatError
+from refinery.traces.json_stream import is_array, read_trace_json
 from refinery.traces.langfuse import load_langfuse
 from refinery.traces.langsmith import load_langsmith
 from refinery.traces.otel import is_attribute_map, load_otel
@@ -21,7 +21,7 @@ from refinery.traces.plain import LIST_KEYS, load_plain
 
 
 class Loader(Protocol):
-    def __call__(self, data: Any, source: str | None = None, *, consume: bool = False) -> Trace: ...
+    def __call__(self, data: Any, source: str | None = None) -> Trace: ...
 
 
 LOADERS: dict[str, Loader] = {
@@ -38,20 +38,20 @@ def detect_format(data: Any) -> str | None:
     if isinstance(data, dict):
         if "resourceSpans" in data:
             return "otel"
-        if isinstance(data.get("observations"), list):
+        if is_array(data.get("observations")):
             return "langfuse"
         if "post" in data or "patch" in data:
             return "langsmith"
-        if isinstance(data.get("runs"), list):
+        if is_array(data.get("runs")):
             return "langsmith"
-        if isinstance(data.get("spans"), list):
+        if is_array(data.get("spans")):
             return "otel"
         if is_attribute_map(data):
             return "otel"
-        if any(isinstance(data.get(k), list) for k in LIST_KEYS):
+        if any(is_array(data.get(k)) for k in LIST_KEYS):
             return "plain"
         return None
-    if isinstance(data, list):
+    if is_array(data):
         first = next((x for x in data if isinstance(x, dict)), None)
         if first is None:
             return "plain" if not data else None
@@ -64,31 +64,6 @@ def detect_format(data: Any) -> str | None:
     return None
 
 
-def read_json_or_jsonl(path: Path) -> Any:
-    """A JSON document, or a JSONL file (one object a line) as a list."""
-    if path.is_dir():
-        raise TraceFormatError("is a directory; give one trace file (use `refinery batch` for a folder of traces)", source=str(path))
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise TraceFormatError("no such file", source=str(path)) from None
-    except UnicodeDecodeError as exc:
-        raise TraceFormatError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", source=str(path)) from None
-    try:
-        return json.loads(text)
-    except ValueError as first_error:
-        lines = [line for line in text.splitlines() if line.strip()]
-        if len(lines) > 1:
-            items = []
-            for n, line in enumerate(lines, start=1):
-                try:
-                    items.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise TraceFormatError(f"line {n} is not JSON: {exc.msg}", source=str(path)) from None
-            return items
-        raise TraceFormatError(f"not JSON: {first_error}", source=str(path)) from None
-
-
 def load_trace(path_or_data: str | Path | Any, *, format: str | None = None) -> Trace:
     """A `Trace` from a file path (JSON or JSONL) or already-parsed data.
 
@@ -99,7 +74,7 @@ def load_trace(path_or_data: str | Path | Any, *, format: str | None = None) -> 
     data = path_or_data
     if isinstance(path_or_data, (str, Path)):
         source = str(path_or_data)
-        data = read_json_or_jsonl(Path(path_or_data))
+        data = read_trace_json(Path(path_or_data))
     fmt = format or detect_format(data)
     if fmt is None:
         kind = type(data).__name__
@@ -110,8 +85,7 @@ def load_trace(path_or_data: str | Path | Any, *, format: str | None = None) -> 
         )
     if fmt not in LOADERS:
         raise TraceFormatError(f"unknown format {fmt!r}; use one of {sorted(LOADERS)}", source=source)
-    # data read here is the loader's own to release as it goes; data passed in stays untouched
-    trace = LOADERS[fmt](data, source, consume=source is not None)
+    trace = LOADERS[fmt](data, source)
     if not trace.runs:
         # an analysis of nothing would still be paid for, and would cite nothing
         raise TraceFormatError(f"the trace has no runs (read as {fmt}); nothing to analyse", source=source)

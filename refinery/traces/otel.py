@@ -24,11 +24,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, cast
 
 from refinery.core.models import RunType, Trace, TraceRun
 from refinery.errors import TraceFormatError
 from refinery.traces.common import maybe_json, order_runs, parse_time, span_bounds
+from refinery.traces.json_stream import is_array
 from refinery.traces.otel_attributes import attributes_of, otlp_value, unflatten
 from refinery.traces.otel_columns import column, from_columns, is_clickhouse_span, log_io, parse_duration
 
@@ -248,7 +250,8 @@ def is_attribute_map(data: Any) -> bool:
     return isinstance(data, dict) and any(k.startswith(_ATTRIBUTE_MARKERS) for k in data) and "name" not in data
 
 
-def _walk_nested(spans: list[Any], parent: str | None, out: list[dict[str, Any]]) -> None:
+def _walk_nested(spans: Iterable[Any], parent: str | None) -> Iterator[dict[str, Any]]:
+    """Each span of a (possibly nested) span list, flat, children given their parent's id."""
     for span in spans:
         if not isinstance(span, dict):
             continue
@@ -258,9 +261,20 @@ def _walk_nested(spans: list[Any], parent: str | None, out: list[dict[str, Any]]
         _, own_id, own_parent = _ids(id_source)
         if parent and not own_parent:
             flat["ParentSpanId" if "SpanName" in flat else "parent_span_id"] = parent
-        out.append(flat)
+        yield flat
         if children:
-            _walk_nested(children, own_id, out)
+            yield from _walk_nested(children, own_id)
+
+
+def _otlp_spans(data: dict[str, Any], source: str | None) -> Iterator[tuple[Any, dict[str, Any] | None]]:
+    """(span, its resource's attributes) for every span under `resourceSpans`, in file order."""
+    for r_i, rs in enumerate(data.get("resourceSpans") or []):
+        if not isinstance(rs, dict):
+            raise TraceFormatError("expected an object", source=source, field=f"resourceSpans[{r_i}]")
+        resource = attributes_of((rs.get("resource") or {}).get("attributes")) or None
+        for ss in rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or []:
+            for span in (ss or {}).get("spans") or []:
+                yield span, resource
 
 
 def _hoist_common(runs: list[TraceRun]) -> dict[str, Any]:
@@ -290,37 +304,20 @@ def _hoist_common(runs: list[TraceRun]) -> dict[str, Any]:
     return out
 
 
-def load_otel(data: Any, source: str | None = None, *, consume: bool = False) -> Trace:
-    """`consume`: the data is the loader's own (read from a file): each span is released once
-    converted, so the parsed JSON and the trace do not both peak in memory."""
-    spans: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
+def load_otel(data: Any, source: str | None = None) -> Trace:
+    # Spans are converted as they are read: a big file's spans stay in the file until then
+    # (`json_stream.LazyArray`), so the parsed spans and the trace never peak together.
+    spans: Iterable[tuple[Any, dict[str, Any] | None]]
     if isinstance(data, dict) and "resourceSpans" in data:
-        for r_i, rs in enumerate(data.get("resourceSpans") or []):
-            if not isinstance(rs, dict):
-                raise TraceFormatError("expected an object", source=source, field=f"resourceSpans[{r_i}]")
-            resource = attributes_of((rs.get("resource") or {}).get("attributes"))
-            for ss in rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or []:
-                for span in (ss or {}).get("spans") or []:
-                    spans.append((span, resource or None))
-                if consume and isinstance(ss, dict):
-                    ss["spans"] = []  # the list above holds them now
+        spans = _otlp_spans(data, source)
     elif is_attribute_map(data):
-        spans.append(({"name": data.get("gen_ai.tool.name") or data.get("llm.model_name") or "span", "attributes": data}, None))
+        spans = [({"name": data.get("gen_ai.tool.name") or data.get("llm.model_name") or "span", "attributes": data}, None)]
     else:
-        items = (data["spans"] if isinstance(data.get("spans"), list) else data.get("data")) if isinstance(data, dict) else data
-        if not isinstance(items, list):
+        items = (data["spans"] if is_array(data.get("spans")) else data.get("data")) if isinstance(data, dict) else data
+        if not is_array(items):
             raise TraceFormatError("expected OTLP/JSON resourceSpans or a list of spans", source=source)
-        flat: list[dict[str, Any]] = []
-        _walk_nested(items, None, flat)
-        if consume:
-            items.clear()
-        spans.extend((s, None) for s in flat)
-        del flat
-    converted = []
-    for i, (s, res) in enumerate(spans):
-        converted.append(span_to_run(s, i, source, res))
-        if consume:
-            spans[i] = ({}, None)
+        spans = ((s, None) for s in _walk_nested(cast("Iterable[Any]", items), None))
+    converted = [span_to_run(s, i, source, res) for i, (s, res) in enumerate(spans)]
     runs = order_runs(converted)
     del converted
     trace_ids = list(dict.fromkeys(r.trace_id for r in runs if r.trace_id))

@@ -25,6 +25,7 @@ from typing import Any
 from refinery.core.models import RunType, Trace, TraceRun
 from refinery.errors import TraceFormatError
 from refinery.traces.common import as_dict, parse_time, span_bounds
+from refinery.traces.json_stream import is_array
 
 ROLE_TYPES = {"assistant": RunType.LLM, "ai": RunType.LLM, "tool": RunType.TOOL, "function": RunType.TOOL, "system": RunType.PROMPT, "user": RunType.PROMPT, "human": RunType.PROMPT}
 LIST_KEYS = ("history", "messages", "steps")
@@ -35,11 +36,11 @@ _STEP_FIELDS = ("role", "name", "content", "input", "output", "error", "id", "ti
 
 def _items(data: Any, source: str | None) -> tuple[list[Any], str, dict[str, Any]]:
     """The entries, the key they were under (for error messages), and the wrapper's other fields."""
-    if isinstance(data, list):
+    if is_array(data):
         return data, "messages", {}
     if isinstance(data, dict):
         for key in LIST_KEYS:
-            if isinstance(data.get(key), list):
+            if is_array(data.get(key)):
                 return data[key], key, {k: v for k, v in data.items() if k != key}
     raise TraceFormatError(
         "expected a list of messages/steps, or an object with a 'history', 'messages' or 'steps' list", source=source
@@ -85,9 +86,7 @@ def _digest(items: list[Any], head: dict[str, Any]) -> str:
     return h.hexdigest()[:12]
 
 
-def load_plain(data: Any, source: str | None = None, *, consume: bool = False) -> Trace:
-    """`consume`: the data is the loader's own (read from a file): each entry is released once
-    converted, so the parsed JSON and the trace do not both peak in memory."""
+def load_plain(data: Any, source: str | None = None) -> Trace:
     items, list_key, head = _items(data, source)
     named = str(head.get("trace_id") or head.get("id") or head.get("question_ID") or "").strip("'\" ")
     trace_id = named or f"chat-{_digest(items, head)}"
@@ -130,8 +129,6 @@ def load_plain(data: Any, source: str | None = None, *, consume: bool = False) -
                 metadata=step_meta,
             )
         )
-        if consume:
-            items[i] = None
     start, end = span_bounds(runs)
     metadata: dict[str, Any] = {"format": "plain"}
     task = _task(head)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 _HEADER = r"(?i)(\b"  # a header (or config) name, case-insensitive, opens the kept prefix group
@@ -68,11 +67,30 @@ class RedactionReport:
         return dict(sorted(self.counts.items()))
 
 
+_LITERALS = frozenset(lit for lits in PREFILTERS.values() for lit in lits)
+_WINDOW = 1 << 16
+_OVERLAP = max(map(len, _LITERALS))
+
+
+def _literals_in(text: str) -> set[str]:
+    """The prefilter literals that occur in `text`, case-insensitively.
+
+    Lower-cased a window at a time: `str.lower()` of non-ASCII text allocates twelve bytes a
+    character before it shrinks the result, so lowering the index of a big trace at once cost
+    more memory than the trace.
+    """
+    found: set[str] = set()
+    for start in range(0, max(len(text), 1), _WINDOW):
+        window = text[max(0, start - _OVERLAP) : start + _WINDOW].lower()
+        found.update(lit for lit in _LITERALS - found if lit in window)
+    return found
+
+
 def redact_text(text: str, report: RedactionReport | None = None) -> str:
     """`text` with every secret replaced by `[REDACTED:<kind>]`; counts go to `report`."""
-    lowered = text.lower()
+    present = _literals_in(text)
     for kind, pattern in PATTERNS:
-        if not any(lit in lowered for lit in PREFILTERS[kind]):
+        if not any(lit in present for lit in PREFILTERS[kind]):
             continue
         marker = f"[REDACTED:{kind}]"
 
@@ -84,8 +102,3 @@ def redact_text(text: str, report: RedactionReport | None = None) -> str:
 
         text = pattern.sub(replace, text)
     return text
-
-
-def redact_files(files: Iterable[tuple[str, str]], report: RedactionReport | None = None) -> list[tuple[str, str]]:
-    """Rendered files with their secrets redacted (names are left as they are)."""
-    return [(name, redact_text(text, report)) for name, text in files]

@@ -25,17 +25,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from refinery.core.models import DomainExpertExpectation, Trace, TraceRun
 from refinery.traces.markers import with_markers
 from refinery.traces.shared_context import SharedContext, conversation_chain
 from refinery.traces.text import fence, message_view, outline, scalar, text_of, truncate
 
-if TYPE_CHECKING:
-    from refinery.traces.redact import RedactionReport
-
-__all__ = ["CHUNKING_STRATEGY", "RUN_HEADING", "RenderOptions", "render_trace_files", "run_sections", "safe_name", "truncate", "upload_files_for", "with_markers"]
+__all__ = ["CHUNKING_STRATEGY", "RUN_HEADING", "RenderOptions", "render_trace_files", "run_sections", "safe_name", "truncate", "with_markers"]
 
 RenderedFile = tuple[str, str]
 
@@ -338,20 +335,3 @@ def iter_trace_files(
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")[:80]
-
-
-def upload_files_for(
-    trace: Trace,
-    *,
-    options: RenderOptions | None = None,
-    prompts: Mapping[str, str] | None = None,
-    evals: Mapping[str, str] | None = None,
-    expectation: DomainExpertExpectation | None = None,
-    redact: bool = True,
-) -> tuple[list[RenderedFile], RedactionReport]:
-    """The rendered files as they may leave the machine: redacted unless `redact=False`."""
-    from refinery.traces.redact import RedactionReport, redact_files
-
-    report = RedactionReport()
-    files = iter_trace_files(trace, options=options, prompts=prompts, evals=evals, expectation=expectation)
-    return (redact_files(files, report) if redact else list(files)), report

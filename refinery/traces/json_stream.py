@@ -1,0 +1,305 @@
+"""Reading a trace file without holding all of it: big entry arrays stay in the file.
+
+Why: `json.loads` on a 100 MB trace needs the whole text (100 MB) and then the parsed objects
+(2–3.5× the file for chat logs and OTLP), all at once, before a loader has converted anything.
+Loaders only ever walk their entries (messages, runs, spans, observations) one at a time, so this
+reader keeps each big entry array as a `LazyArray`: the byte span of every item (16 bytes an
+item), the item parsed when it is read. The file is read a window at a time, so the text is
+never whole in memory either.
+
+Only the trace's skeleton is walked here in Python (the top object and OTLP's
+`resourceSpans[].scopeSpans[]` wrappers); everything else, each entry included, is parsed by the
+standard library's C decoder. An entry array whose items add up to less than `lazy_bytes` is
+returned as a plain list, so small traces look exactly as `json.loads` would give them.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import os
+import re
+from array import array
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO, overload
+
+from refinery.errors import TraceFormatError
+
+__all__ = ["LAZY_BYTES", "LazyArray", "is_array", "read_trace_json"]
+
+LAZY_BYTES = 1 << 20  # entry arrays bigger than this stay in the file
+ENTRY_KEYS = frozenset({"history", "messages", "steps", "runs", "post", "patch", "observations", "spans", "data"})
+WRAPPER_KEYS = frozenset({"resourceSpans", "scopeSpans", "instrumentationLibrarySpans"})  # OTLP's nesting down to `spans`
+_CHUNK = 1 << 20
+_WS = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder()
+
+
+class LazyArray(Sequence[Any]):
+    """A JSON array left in its file; each item is parsed when it is read.
+
+    Reading is forward-friendly (iteration reads the file once, in order); indexing seeks. The
+    file must not change while the trace is being loaded: its size and modification time are
+    checked on every pass.
+    """
+
+    def __init__(self, path: Path, spans: array[int], stamp: tuple[int, int]) -> None:
+        self.path = path
+        self._spans = spans  # start, end byte of each item, flat
+        self._stamp = stamp
+
+    def __len__(self) -> int:
+        return len(self._spans) // 2
+
+    @overload
+    def __getitem__(self, index: int) -> Any: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Any]: ...
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        n = len(self)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError("LazyArray index out of range")
+        with self._open() as f:
+            return self._read(f, index)
+
+    def __iter__(self) -> Iterator[Any]:
+        with self._open() as f:
+            for i in range(len(self)):
+                yield self._read(f, i)
+
+    def __repr__(self) -> str:
+        return f"LazyArray({self.path.name!r}, {len(self)} items)"
+
+    def _open(self) -> BinaryIO:
+        if _stamp(self.path) != self._stamp:
+            raise TraceFormatError("the file changed while it was being read", source=str(self.path))
+        return self.path.open("rb")
+
+    def _read(self, f: BinaryIO, i: int) -> Any:
+        start, end = self._spans[2 * i], self._spans[2 * i + 1]
+        f.seek(start)
+        return json.loads(f.read(end - start))
+
+
+def is_array(value: Any) -> bool:
+    """A JSON array as this reader may return it: a list, or a `LazyArray`."""
+    return isinstance(value, (list, LazyArray))
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns
+
+
+class _NotJson(Exception):
+    def __init__(self, message: str, byte: int) -> None:
+        super().__init__(message)
+        self.message, self.byte = message, byte
+
+
+class _NotUtf8(Exception):
+    pass
+
+
+class _Cursor:
+    """A forward-only window of a UTF-8 file as text, knowing the byte offset of every position."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self.f = f
+        self.decoder = codecs.getincrementaldecoder("utf-8")()
+        self.buf, self.pos, self.eof = "", 0, False
+        self.mark_pos, self.mark_byte = 0, 0  # a known (position, byte) pair; positions only grow
+        self.started = False
+
+    def byte_at(self, pos: int) -> int:
+        piece = self.buf[self.mark_pos : pos]
+        self.mark_byte += len(piece) if piece.isascii() else len(piece.encode("utf-8"))
+        self.mark_pos = pos
+        return self.mark_byte
+
+    def more(self, at_least: int = _CHUNK) -> None:
+        """Drop what was read, then read another piece of the file onto the window."""
+        if self.eof:
+            return
+        if self.pos:
+            self.byte_at(self.pos)
+            self.buf, self.pos, self.mark_pos = self.buf[self.pos :], 0, 0
+        data = self.f.read(at_least)
+        try:
+            text = self.decoder.decode(data, final=not data)
+        except UnicodeDecodeError as exc:
+            raise _NotUtf8(f"not UTF-8 text ({exc.reason} near byte {self.mark_byte + len(self.buf.encode('utf-8'))})") from None
+        if not self.started:
+            self.started = True
+            if text.startswith("\ufeff"):  # a byte-order mark: skip it, count its bytes
+                text = text[1:]
+                self.mark_byte += 3
+        self.eof = not data
+        self.buf += text
+
+    def skip_ws(self) -> str:
+        """The next significant character ('' at the end of the file), not consumed."""
+        while True:
+            match = _WS.match(self.buf, self.pos)  # always matches, if only the empty string
+            self.pos = match.end() if match else self.pos
+            if self.pos < len(self.buf) or self.eof:
+                return self.buf[self.pos : self.pos + 1]
+            self.more()
+
+    def expect(self, chars: str) -> str:
+        c = self.skip_ws()
+        if not c or c not in chars:
+            raise _NotJson(f"expected {' or '.join(repr(ch) for ch in chars)}", self.byte_at(self.pos))
+        self.pos += 1
+        return c
+
+    def value(self) -> tuple[Any, int, int]:
+        """The next JSON value, parsed by the C decoder, with its start and end byte."""
+        self.skip_ws()
+        read = _CHUNK
+        while True:
+            try:
+                value, end = _DECODER.raw_decode(self.buf, self.pos)
+            except json.JSONDecodeError as exc:
+                if self.eof:
+                    raise _NotJson(exc.msg, self.byte_at(min(exc.pos, len(self.buf)))) from None
+            else:
+                if end < len(self.buf) or self.eof:  # a number at the window's end may go on
+                    start = self.byte_at(self.pos)
+                    self.pos = end
+                    return value, start, self.byte_at(end)
+            self.more(read)
+            read *= 2  # a value bigger than the window: grow it, so re-parsing stays linear
+
+
+def _entries(cur: _Cursor, path: Path, stamp: tuple[int, int], lazy_bytes: int) -> list[Any] | LazyArray:
+    cur.expect("[")
+    spans: array[int] = array("q")
+    kept: list[Any] | None = []
+    size = 0
+    if cur.skip_ws() == "]":
+        cur.pos += 1
+        return []
+    while True:
+        value, start, end = cur.value()
+        spans.extend((start, end))
+        size += end - start
+        if kept is not None:
+            kept.append(value)
+            if size > lazy_bytes:
+                kept = None  # big: from here on only the spans are kept
+        del value
+        if cur.expect(",]") == "]":
+            return kept if kept is not None else LazyArray(path, spans, stamp)
+
+
+def _object(cur: _Cursor, path: Path, stamp: tuple[int, int], lazy_bytes: int) -> dict[str, Any]:
+    """An object walked key by key: entry arrays may stay lazy, OTLP wrappers are walked too."""
+    cur.expect("{")
+    out: dict[str, Any] = {}
+    if cur.skip_ws() == "}":
+        cur.pos += 1
+        return out
+    while True:
+        if cur.skip_ws() != '"':
+            raise _NotJson("expected a property name in double quotes", cur.byte_at(cur.pos))
+        key, _, _ = cur.value()
+        cur.expect(":")
+        nxt = cur.skip_ws()
+        if nxt == "[" and key in ENTRY_KEYS:
+            out[key] = _entries(cur, path, stamp, lazy_bytes)
+        elif nxt == "[" and key in WRAPPER_KEYS:
+            out[key] = _wrappers(cur, path, stamp, lazy_bytes)
+        else:
+            out[key] = cur.value()[0]
+        if cur.expect(",}") == "}":
+            return out
+
+
+def _wrappers(cur: _Cursor, path: Path, stamp: tuple[int, int], lazy_bytes: int) -> list[Any]:
+    cur.expect("[")
+    items: list[Any] = []
+    if cur.skip_ws() == "]":
+        cur.pos += 1
+        return items
+    while True:
+        items.append(_object(cur, path, stamp, lazy_bytes) if cur.skip_ws() == "{" else cur.value()[0])
+        if cur.expect(",]") == "]":
+            return items
+
+
+def _document(path: Path, stamp: tuple[int, int], lazy_bytes: int) -> Any:
+    with path.open("rb") as f:
+        cur = _Cursor(f)
+        first = cur.skip_ws()
+        if first == "{":
+            data: Any = _object(cur, path, stamp, lazy_bytes)
+        elif first == "[":
+            data = _entries(cur, path, stamp, lazy_bytes)
+        else:
+            data = cur.value()[0]
+        if cur.skip_ws():
+            raise _NotJson("extra data after the JSON value", cur.byte_at(cur.pos))
+        return data
+
+
+def _json_lines(path: Path, stamp: tuple[int, int], lazy_bytes: int) -> list[Any] | LazyArray | None:
+    """A JSONL file (one value a line) as an array; None when it has fewer than two lines."""
+    spans: array[int] = array("q")
+    kept: list[Any] | None = []
+    size = offset = 0
+    with path.open("rb") as f:
+        for n, line in enumerate(f, start=1):
+            start, offset = offset, offset + len(line)
+            if n == 1 and line.startswith(codecs.BOM_UTF8):
+                line, start = line[3:], start + 3
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                if len(spans) == 0 and not _has_second_line(f):
+                    return None
+                raise TraceFormatError(f"line {n} is not JSON: {exc.msg}", source=str(path)) from None
+            except UnicodeDecodeError as exc:
+                raise TraceFormatError(f"line {n} is not UTF-8 text ({exc.reason})", source=str(path)) from None
+            end = start + len(line.rstrip(b"\r\n"))
+            spans.extend((start, end))
+            size += end - start
+            if kept is not None:
+                kept.append(value)
+                if size > lazy_bytes:
+                    kept = None
+    if len(spans) < 4:
+        return None
+    return kept if kept is not None else LazyArray(path, spans, stamp)
+
+
+def _has_second_line(f: BinaryIO) -> bool:
+    return any(line.strip() for line in f)
+
+
+def read_trace_json(path: Path, *, lazy_bytes: int | None = None) -> Any:
+    """A JSON document or a JSONL file (one value a line, as a list), big entry arrays lazily
+    (bigger than `lazy_bytes`, by default `LAZY_BYTES`)."""
+    lazy_bytes = LAZY_BYTES if lazy_bytes is None else lazy_bytes
+    if path.is_dir():
+        raise TraceFormatError("is a directory; give one trace file (use `refinery batch` for a folder of traces)", source=str(path))
+    try:
+        stamp = _stamp(path)
+        try:
+            return _document(path, stamp, lazy_bytes)
+        except _NotJson as problem:
+            lines = _json_lines(path, stamp, lazy_bytes)
+            if lines is None:
+                raise TraceFormatError(f"not JSON: {problem.message} (byte {problem.byte})", source=str(path)) from None
+            return lines
+    except FileNotFoundError:
+        raise TraceFormatError("no such file", source=str(path)) from None
+    except _NotUtf8 as exc:
+        raise TraceFormatError(str(exc), source=str(path)) from None

@@ -1,0 +1,88 @@
+"""The files as they may leave the machine — rendered, redacted — kept on disk, not in memory.
+
+Why: a big trace's rendering is one to two times the trace file's size, and everything after
+rendering (grouping, upload, citation checks, the report) reads the files one at a time. Held as
+a list of strings, the rendering alone took a big trace past three times its size in memory;
+spooled, a file costs its name and a few numbers until it is read.
+
+The spool is a private temporary folder (mode 0700, files written under the user's umask), deleted
+when the `SpooledFiles` is closed or garbage-collected, or when the interpreter exits.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import weakref
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import overload
+
+from refinery.core.models import DomainExpertExpectation, Trace
+from refinery.traces.redact import RedactionReport, redact_text
+from refinery.traces.render import RenderOptions, iter_trace_files
+
+__all__ = ["SpooledFiles", "upload_files_for"]
+
+
+class SpooledFiles(Sequence[tuple[str, str]]):
+    """(name, text) pairs whose texts live in a temporary folder; read back on access."""
+
+    def __init__(self, files: Iterable[tuple[str, str]] = ()) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="refinery-files-"))
+        self._finalizer = weakref.finalize(self, shutil.rmtree, self.folder, True)
+        self.names: list[str] = []
+        self.sizes: list[int] = []  # bytes, UTF-8
+        for name, text in files:
+            self.append(name, text)
+
+    def append(self, name: str, text: str) -> None:
+        data = text.encode("utf-8")
+        (self.folder / f"{len(self.names):06d}").write_bytes(data)  # numbered: names need not be safe paths
+        self.names.append(name)
+        self.sizes.append(len(data))
+
+    def text(self, index: int) -> str:
+        return (self.folder / f"{index:06d}").read_bytes().decode("utf-8")
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[str, str]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[tuple[str, str]]: ...
+    def __getitem__(self, index: int | slice) -> tuple[str, str] | list[tuple[str, str]]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        i = range(len(self))[index]  # negative indexes and bounds, as a list has them
+        return self.names[i], self.text(i)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        for i, name in enumerate(self.names):
+            yield name, self.text(i)
+
+    def close(self) -> None:
+        """Delete the spooled texts now (they are deleted at garbage collection otherwise)."""
+        self._finalizer()
+
+    def __repr__(self) -> str:
+        return f"SpooledFiles({len(self)} files, {sum(self.sizes)} bytes)"
+
+
+def upload_files_for(
+    trace: Trace,
+    *,
+    options: RenderOptions | None = None,
+    prompts: Mapping[str, str] | None = None,
+    evals: Mapping[str, str] | None = None,
+    expectation: DomainExpertExpectation | None = None,
+    redact: bool = True,
+) -> tuple[SpooledFiles, RedactionReport]:
+    """The rendered files as they may leave the machine: redacted unless `redact=False`, one file
+    in memory at a time."""
+    report = RedactionReport()
+    spool = SpooledFiles()
+    for name, text in iter_trace_files(trace, options=options, prompts=prompts, evals=evals, expectation=expectation):
+        spool.append(name, redact_text(text, report) if redact else text)
+    return spool, report
