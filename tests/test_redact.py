@@ -88,3 +88,10 @@ def test_counts_accumulate_per_kind():
     report = RedactionReport()
     redact_text("sk-proj-" + "a" * 30 + " and sk-proj-" + "b" * 30 + " and AKIAIOSFODNN7EXAMPLE", report)
     assert report.as_dict() == {"aws_access_key_id": 1, "openai_key": 2}
+
+
+def test_a_secret_across_the_prefilters_window_edge_is_still_found():
+    """The prefilter lower-cases the text a window (65,536 characters) at a time, overlapping."""
+    secret = "sk-proj-Abc123def456Ghi789jkl012MNO345pqr678"
+    text = "—" + "x" * (65_536 - 3) + " " + secret + " and more"  # "sk-" straddles the edge; non-ASCII text
+    assert secret not in redact_text(text) and "[REDACTED:openai_key]" in redact_text(text)

@@ -168,3 +168,19 @@ def test_every_shared_sample_loads(path):
     assert t.trace_id
     assert all(r.id for r in t.runs)
     assert t.metadata["format"] == {"langfuse": "langfuse", "langsmith": "langsmith", "openinference": "otel"}[path.parent.name]
+
+
+def test_a_message_repeated_across_llm_spans_is_held_once():
+    """OpenInference LLM spans repeat the conversation so far; parsed, each copy was its own string."""
+    history = "You are a refund agent. " * 40
+
+    def span(i: int) -> dict:
+        attrs = [{"key": "openinference.span.kind", "value": {"stringValue": "LLM"}},
+                 {"key": "llm.input_messages.0.message.role", "value": {"stringValue": "system"}},
+                 {"key": "llm.input_messages.0.message.content", "value": {"stringValue": history}}]
+        return {"traceId": "ab" * 16, "spanId": f"{i:016x}", "name": f"llm {i}", "attributes": attrs}
+
+    data = json.loads(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span(1), span(2)]}]}]}))
+    a, b = load_trace(data).runs
+    assert a.inputs["messages"][0]["content"] == history
+    assert a.inputs["messages"][0]["content"] is b.inputs["messages"][0]["content"]

@@ -7,11 +7,20 @@ produced it, so nothing the model said is lost in the conversion to these shapes
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any, overload
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidatorFunctionWrapHandler,
+    WrapSerializer,
+    WrapValidator,
+)
 
 
 class RunType(str, Enum):
@@ -69,12 +78,68 @@ class TraceRun(BaseModel):
         return bool(self.error)
 
 
+class LazyRuns(Sequence[TraceRun]):
+    """A trace's runs, each made from its source entry when it is read; nothing else is kept.
+
+    Why: a chat log's steps are small (a few hundred bytes each) and a `TraceRun` costs about
+    2 KB of Python objects, so a 100 MB log held as runs took 500 MB. Loaders use this for entries
+    left in the trace file (`traces.json_stream.LazyArray`); the runs are read-only views — a
+    change to one is not kept — and every pass over them converts again.
+    """
+
+    def __init__(self, entries: Sequence[Any], convert: Callable[[int, Any], TraceRun]) -> None:
+        self._entries = entries
+        self._convert = convert
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @overload
+    def __getitem__(self, index: int) -> TraceRun: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[TraceRun]: ...
+    def __getitem__(self, index: int | slice) -> TraceRun | list[TraceRun]:
+        if isinstance(index, slice):
+            positions = range(*index.indices(len(self)))
+            if positions.step != 1:
+                return [self[i] for i in positions]
+            return [self._convert(i, e) for i, e in zip(positions, self._entries[positions.start : positions.stop])]
+        i = range(len(self))[index]
+        return self._convert(i, self._entries[i])
+
+    def __iter__(self) -> Iterator[TraceRun]:
+        for i, entry in enumerate(self._entries):
+            yield self._convert(i, entry)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, (str, bytes)):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+
+    __hash__ = None  # type: ignore[assignment]  # equal to a list, so unhashable like one
+
+    def __repr__(self) -> str:
+        return f"LazyRuns({len(self)} runs)"
+
+
+def _runs_as_given(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    return value if isinstance(value, LazyRuns) else list(handler(value))  # a list, as it always was
+
+
+def _runs_as_list(value: Any, handler: SerializerFunctionWrapHandler) -> Any:
+    return handler(list(value) if isinstance(value, LazyRuns) else value)
+
+
 class Trace(BaseModel):
-    """One agent run: its steps in execution order."""
+    """One agent run: its steps in execution order.
+
+    `runs` is a list, except for a trace loaded from a big chat log, where it is a read-only
+    `LazyRuns` (see there); read it as a sequence and both work.
+    """
 
     trace_id: str
     project_name: str = ""
-    runs: list[TraceRun] = Field(default_factory=list)
+    runs: Annotated[Sequence[TraceRun], WrapValidator(_runs_as_given), WrapSerializer(_runs_as_list)] = Field(default_factory=list)
     start_time: datetime | None = None
     end_time: datetime | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)

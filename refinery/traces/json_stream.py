@@ -122,14 +122,14 @@ class _Cursor:
         self.mark_pos = pos
         return self.mark_byte
 
-    def more(self, at_least: int = _CHUNK) -> None:
+    def more(self, at_least: int | None = None) -> None:
         """Drop what was read, then read another piece of the file onto the window."""
         if self.eof:
             return
         if self.pos:
             self.byte_at(self.pos)
             self.buf, self.pos, self.mark_pos = self.buf[self.pos :], 0, 0
-        data = self.f.read(at_least)
+        data = self.f.read(at_least or _CHUNK)
         try:
             text = self.decoder.decode(data, final=not data)
         except UnicodeDecodeError as exc:

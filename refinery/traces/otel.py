@@ -31,7 +31,7 @@ from refinery.core.models import RunType, Trace, TraceRun
 from refinery.errors import TraceFormatError
 from refinery.traces.common import maybe_json, order_runs, parse_time, span_bounds
 from refinery.traces.json_stream import is_array
-from refinery.traces.otel_attributes import attributes_of, otlp_value, unflatten
+from refinery.traces.otel_attributes import StringPool, attributes_of, otlp_value, unflatten
 from refinery.traces.otel_columns import column, from_columns, is_clickhouse_span, log_io, parse_duration
 
 __all__ = ["attributes_of", "is_attribute_map", "load_otel", "otlp_value", "parse_duration", "span_to_run", "unflatten"]
@@ -185,13 +185,13 @@ def _time(span: dict[str, Any], names: tuple[str, ...], source: str | None, fiel
     return None
 
 
-def span_to_run(span: dict[str, Any], i: int, source: str | None, resource: dict[str, Any] | None = None) -> TraceRun:
+def span_to_run(span: dict[str, Any], i: int, source: str | None, resource: dict[str, Any] | None = None, pool: StringPool | None = None) -> TraceRun:
     field = f"spans[{i}]"
     if is_clickhouse_span(span):
         span = from_columns(span, source, field)
         resource = span.pop("resource", None) or resource
     trace_id, span_id, parent = _ids(span)
-    attrs = attributes_of(span.get("attributes"))
+    attrs = attributes_of(span.get("attributes"), pool)
     name = str(span.get("name") or attrs.get("gen_ai.tool.name") or attrs.get("tool.name") or "span")
     if not span_id:
         digest = hashlib.sha256(json.dumps(span, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -317,7 +317,9 @@ def load_otel(data: Any, source: str | None = None) -> Trace:
         if not is_array(items):
             raise TraceFormatError("expected OTLP/JSON resourceSpans or a list of spans", source=source)
         spans = ((s, None) for s in _walk_nested(cast("Iterable[Any]", items), None))
-    converted = [span_to_run(s, i, source, res) for i, (s, res) in enumerate(spans)]
+    pool: StringPool = {}  # one copy of each repeated message across spans (see `attributes_of`)
+    converted = [span_to_run(s, i, source, res, pool) for i, (s, res) in enumerate(spans)]
+    del pool
     runs = order_runs(converted)
     del converted
     trace_ids = list(dict.fromkeys(r.trace_id for r in runs if r.trace_id))

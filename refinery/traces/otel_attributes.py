@@ -3,7 +3,10 @@ flattened `prefix.0.message.role` keys as the nested lists they encode. Pure."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
+
+StringPool = dict[str, str]
 
 
 def otlp_value(value: Any) -> Any:
@@ -30,20 +33,29 @@ def otlp_value(value: Any) -> Any:
     return value
 
 
-def attributes_of(raw: Any) -> dict[str, Any]:
-    """Attributes as a flat dict, whether given as a dict or as OTLP `{key, value}` pairs."""
+def attributes_of(raw: Any, pool: StringPool | None = None) -> dict[str, Any]:
+    """Attributes as a flat dict, whether given as a dict or as OTLP `{key, value}` pairs.
+
+    With a `pool`, equal string keys and values become one object across all the spans read with
+    it. Why: an LLM span carries the whole conversation so far, so a trace of N calls holds each
+    early message N times over; parsed, every copy was its own string.
+    """
     if isinstance(raw, dict):
-        return dict(raw)
-    if isinstance(raw, list):
-        return {str(kv["key"]): otlp_value(kv.get("value")) for kv in raw if isinstance(kv, dict) and "key" in kv}
-    return {}
+        attrs = dict(raw)
+    elif isinstance(raw, list):
+        attrs = {str(kv["key"]): otlp_value(kv.get("value")) for kv in raw if isinstance(kv, dict) and "key" in kv}
+    else:
+        return {}
+    if pool is None:
+        return attrs
+    return {pool.setdefault(k, k): pool.setdefault(v, v) if isinstance(v, str) else v for k, v in attrs.items()}
 
 
 def unflatten(attrs: dict[str, Any], prefix: str) -> list[Any]:
     """`prefix.0.message.role`-style keys as a list of nested objects (the `message` wrapper dropped)."""
     root: dict[str, Any] = {}
     for key in sorted(k for k in attrs if k.startswith(prefix + ".")):
-        parts = key[len(prefix) + 1 :].split(".")
+        parts = [sys.intern(p) for p in key[len(prefix) + 1 :].split(".")]  # "role", "content", "0": one copy each
         node = root
         for part in parts[:-1]:
             nxt = node.get(part)

@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from functools import partial
 from typing import Any
 
-from refinery.core.models import RunType, Trace, TraceRun
+from refinery.core.models import LazyRuns, RunType, Trace, TraceRun
 from refinery.errors import TraceFormatError
 from refinery.traces.common import as_dict, parse_time, span_bounds
-from refinery.traces.json_stream import is_array
+from refinery.traces.json_stream import LazyArray, is_array
 
 ROLE_TYPES = {"assistant": RunType.LLM, "ai": RunType.LLM, "tool": RunType.TOOL, "function": RunType.TOOL, "system": RunType.PROMPT, "user": RunType.PROMPT, "human": RunType.PROMPT}
 LIST_KEYS = ("history", "messages", "steps")
@@ -77,59 +80,72 @@ def _run_type(role: str, item: dict[str, Any]) -> RunType:
     return RunType.AGENT if (item.get("agent") or item.get("name") or role) else RunType.CHAIN
 
 
-def _digest(items: list[Any], head: dict[str, Any]) -> str:
-    """A stable id for a log that names none: a hash of its content, one entry at a time (one
-    JSON dump of a 100 MB log would cost another 100 MB)."""
+def _step_run(i: int, item: Any, *, list_key: str, trace_id: str, source: str | None) -> TraceRun:
+    """Entry `i` of the log as a run; a bad entry gets an error naming it."""
+    field = f"{list_key}[{i}]"
+    if not isinstance(item, dict):
+        raise TraceFormatError("expected an object with role/name/content", source=source, field=field)
+    if not any(k in item for k in ("role", "content", "name", "input", "output")):
+        raise TraceFormatError("expected 'role', 'name', 'content', 'input' or 'output'", source=source, field=field)
+    role_as_written = str(item.get("role") or "")
+    role = role_as_written.lower()
+    name = str(item.get("name") or item.get("agent") or role_as_written or f"step {i}")
+    content = item.get("content")
+    inputs = as_dict(item.get("input"), "input") or {}
+    outputs = as_dict(item.get("output"), "output")
+    if content is not None:
+        if role in ("user", "human", "system") and not item.get("name"):
+            inputs.setdefault("content", content)
+        else:
+            outputs = {**(outputs or {}), "content": content}
+    if item.get("tool_calls"):
+        outputs = {**(outputs or {}), "tool_calls": item["tool_calls"]}
+    step_meta = {k: v for k, v in item.items() if k not in _STEP_FIELDS}
+    if role_as_written:
+        step_meta["role"] = role_as_written
+    error = item.get("error")
+    return TraceRun(
+        id=str(item.get("id") or f"step-{i}"),
+        name=name,
+        run_type=_run_type(role, item),
+        inputs=inputs,
+        outputs=outputs,
+        start_time=parse_time(item.get("timestamp") or item.get("start_time"), source=source, field=f"{field}.timestamp"),
+        end_time=parse_time(item.get("end_time"), source=source, field=f"{field}.end_time"),
+        error=str(error) if error else None,
+        trace_id=trace_id,
+        step=i,
+        metadata=step_meta,
+    )
+
+
+def _read_through(items: Sequence[Any], head: dict[str, Any], convert: Callable[[int, Any], TraceRun]) -> tuple[str, datetime | None, datetime | None]:
+    """One pass over entries left in the file: each is converted (so a bad one fails the load,
+    naming it, as an eager load would) and dropped; what the trace needs is kept: a digest of
+    the content (the id of a log that names none — one JSON dump of a 100 MB log would cost
+    another 100 MB) and the first start and last end time."""
     h = hashlib.sha256(json.dumps(head, sort_keys=True, default=str).encode())
-    for item in items:
+    first: datetime | None = None
+    last: datetime | None = None
+    for i, item in enumerate(items):
+        run = convert(i, item)
         h.update(json.dumps(item, sort_keys=True, default=str).encode())
-    return h.hexdigest()[:12]
+        start, end = span_bounds([run])
+        first = start if first is None or (start is not None and start < first) else first
+        last = end if last is None or (end is not None and end > last) else last
+    return h.hexdigest()[:12], first, last
 
 
 def load_plain(data: Any, source: str | None = None) -> Trace:
     items, list_key, head = _items(data, source)
     named = str(head.get("trace_id") or head.get("id") or head.get("question_ID") or "").strip("'\" ")
-    trace_id = named or f"chat-{_digest(items, head)}"
-    runs: list[TraceRun] = []
-    for i, item in enumerate(items):
-        field = f"{list_key}[{i}]"
-        if not isinstance(item, dict):
-            raise TraceFormatError("expected an object with role/name/content", source=source, field=field)
-        if not any(k in item for k in ("role", "content", "name", "input", "output")):
-            raise TraceFormatError("expected 'role', 'name', 'content', 'input' or 'output'", source=source, field=field)
-        role_as_written = str(item.get("role") or "")
-        role = role_as_written.lower()
-        name = str(item.get("name") or item.get("agent") or role_as_written or f"step {i}")
-        content = item.get("content")
-        inputs = as_dict(item.get("input"), "input") or {}
-        outputs = as_dict(item.get("output"), "output")
-        if content is not None:
-            if role in ("user", "human", "system") and not item.get("name"):
-                inputs.setdefault("content", content)
-            else:
-                outputs = {**(outputs or {}), "content": content}
-        if item.get("tool_calls"):
-            outputs = {**(outputs or {}), "tool_calls": item["tool_calls"]}
-        step_meta = {k: v for k, v in item.items() if k not in _STEP_FIELDS}
-        if role_as_written:
-            step_meta["role"] = role_as_written
-        error = item.get("error")
-        runs.append(
-            TraceRun(
-                id=str(item.get("id") or f"step-{i}"),
-                name=name,
-                run_type=_run_type(role, item),
-                inputs=inputs,
-                outputs=outputs,
-                start_time=parse_time(item.get("timestamp") or item.get("start_time"), source=source, field=f"{field}.timestamp"),
-                end_time=parse_time(item.get("end_time"), source=source, field=f"{field}.end_time"),
-                error=str(error) if error else None,
-                trace_id=trace_id,
-                step=i,
-                metadata=step_meta,
-            )
-        )
-    start, end = span_bounds(runs)
+    checked = partial(_step_run, list_key=list_key, trace_id=named, source=source)
+    digest, start, end = _read_through(items, head, checked)
+    trace_id = named or f"chat-{digest}"
+    convert = partial(_step_run, list_key=list_key, trace_id=trace_id, source=source)
+    # Entries left in the file (a big log) stay there: its runs are made each time they are
+    # read (`LazyRuns`), at a few bytes a run instead of about 2 KB.
+    runs: Sequence[TraceRun] = LazyRuns(items, convert) if isinstance(items, LazyArray) else [convert(i, item) for i, item in enumerate(items)]
     metadata: dict[str, Any] = {"format": "plain"}
     task = _task(head)
     if task:

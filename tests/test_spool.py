@@ -1,0 +1,71 @@
+"""Rendered files spooled to disk: the same files, read back exactly, in a private folder that goes
+away when the spool does — and nothing of a big trace's text left in memory meanwhile."""
+
+from __future__ import annotations
+
+import gc
+import json
+
+from refinery.agents.verification import RunTexts, verify
+from refinery.traces import json_stream, load_trace
+from refinery.traces.redact import RedactionReport, redact_text
+from refinery.traces.render import render_trace_files
+from refinery.traces.spool import SpooledFiles, upload_files_for
+from tests.fixtures_traces import make_trace
+
+FILES = [("a_runs_001-006.md", "# one\n«ünïcode» ✓ 📦\n"), ("../odd name.md", "two"), ("empty.md", "")]
+
+
+def test_spooled_files_read_back_as_given_in_order():
+    spool = SpooledFiles(FILES)
+    assert list(spool) == FILES and len(spool) == 3
+    assert spool[0] == FILES[0] and spool[-1] == FILES[-1] and spool[1:] == FILES[1:]
+    assert spool.names == [n for n, _ in FILES] and spool.sizes == [len(t.encode()) for _, t in FILES]
+
+
+def test_the_spool_folder_is_private_and_deleted_on_close():
+    spool = SpooledFiles(FILES)
+    folder = spool.folder
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert sorted(p.name for p in folder.iterdir()) == ["000000", "000001", "000002"]  # names never become paths
+    spool.close()
+    assert not folder.exists()
+
+
+def test_the_spool_folder_is_deleted_when_the_spool_is_dropped():
+    spool = SpooledFiles(FILES)
+    folder = spool.folder
+    del spool
+    gc.collect()
+    assert not folder.exists()
+
+
+def test_upload_files_are_the_rendered_files_redacted():
+    trace = make_trace(n_runs=8)
+    trace.runs[0].inputs = {"headers": {"Authorization": "Bearer abcdefghijklmnopqrstuvwxyz012345"}}
+    spool, report = upload_files_for(trace)
+    expected_report = RedactionReport()
+    assert list(spool) == [(n, redact_text(t, expected_report)) for n, t in render_trace_files(trace)]
+    assert report.as_dict() == expected_report.as_dict() == {"authorization_header": 1}
+
+
+def test_citation_texts_are_read_when_checked_not_held():
+    files = SpooledFiles(render_trace_files(make_trace()))
+    runs = RunTexts(files)
+    assert "run-2" in runs and "run-99" not in runs
+    assert runs._texts == {}  # nothing read yet
+    assert "KeyError: 'order_id'" in runs.text("run-2") and set(runs._texts) == {"run-2"}
+    assert runs.text("run-99") == ""
+
+
+def test_a_big_chat_log_is_analysed_from_the_file_with_the_same_files_and_citations(tmp_path, monkeypatch):
+    steps = [{"role": "assistant", "name": f"agent{i % 3}", "content": f"step {i} says KeyError: 'order_id'" if i == 7 else f"step {i}"} for i in range(40)]
+    path = tmp_path / "log.json"
+    path.write_text(json.dumps({"question": "Refund order 42", "history": steps}))
+    eager = upload_files_for(load_trace(path))[0]
+    monkeypatch.setattr(json_stream, "LAZY_BYTES", 0)
+    lazy = upload_files_for(load_trace(path))[0]
+    assert list(lazy) == list(eager)
+    claims = {"errors": [{"run_id": "step-7", "evidence": "KeyError: 'order_id'"}, {"run_id": "step-8", "evidence": "KeyError: 'order_id'"}]}
+    check = verify(claims, RunTexts(lazy))
+    assert (check.verified, [u["path"] for u in check.unverified]) == (1, ["errors[1]"])
