@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from refinery.core.models import DomainExpertExpectation, Trace, TraceRun
@@ -210,28 +210,35 @@ def trace_file_name(trace: Trace, first: int, last: int) -> str:
     return f"{safe_name(trace.trace_id)}_runs_{first:03d}-{last:03d}.md"
 
 
-def _failed_rows(trace: Trace) -> list[str]:
-    rows = []
-    for seq, run in enumerate(trace.runs, start=1):
-        exceptions = [e for e in run.metadata.get("events") or [] if isinstance(e, dict) and e.get("name") == "exception"]
-        if not run.is_failed and not exceptions:
-            continue
-        what = (run.error or "exception event on a run whose status is not error").strip().splitlines()[0][:300]
-        rows.append(f"- {_run_label(seq, run)} [run_id: {run.id}] {run.name}: {what}")
-    return rows
+@dataclass
+class _Tally:
+    """What the index lists about all runs, gathered while the runs are rendered: one pass over
+    them (a big chat log's runs are made from the file each time they are read)."""
 
+    rows: list[str] = field(default_factory=list)  # the run table
+    failed_ids: list[str] = field(default_factory=list)
+    failed_rows: list[str] = field(default_factory=list)  # failed, or with exception events
+    agent_steps: dict[str, list[int]] = field(default_factory=dict)
 
-def _agents(trace: Trace) -> list[str]:
-    counts: dict[str, list[int]] = {}
-    for run in trace.runs:
+    def add(self, seq: int, run: TraceRun, file_name: str) -> None:
+        step = f"{seq:03d}" + (f" (step {run.step})" if run.step is not None else "")
+        self.rows.append(f"| {step} | {run.id} | {_cell(run.name)} | {run.run_type.value} | {run_status(run)} | {file_name} |")
         if run.step is not None:
-            counts.setdefault(run.name, []).append(run.step)
-    return [f"- {name}: steps {', '.join(map(str, steps[:40]))}{' …' if len(steps) > 40 else ''}" for name, steps in counts.items()]
+            self.agent_steps.setdefault(run.name, []).append(run.step)
+        if run.is_failed:
+            self.failed_ids.append(run.id)
+        exceptions = [e for e in run.metadata.get("events") or [] if isinstance(e, dict) and e.get("name") == "exception"]
+        if run.is_failed or exceptions:
+            what = (run.error or "exception event on a run whose status is not error").strip().splitlines()[0][:300]
+            self.failed_rows.append(f"- {_run_label(seq, run)} [run_id: {run.id}] {run.name}: {what}")
+
+    def agents(self) -> list[str]:
+        return [f"- {name}: steps {', '.join(map(str, steps[:40]))}{' …' if len(steps) > 40 else ''}" for name, steps in self.agent_steps.items()]
 
 
-def _index(trace: Trace, rows: list[str], shared: SharedContext, opts: RenderOptions) -> str:
+def _index(trace: Trace, tally: _Tally, shared: SharedContext, opts: RenderOptions) -> str:
     runs = trace.runs
-    failed = trace.get_failed_runs()
+    failed = tally.failed_ids
     meta = {k: v for k, v in trace.metadata.items() if k not in ("labels", "task", "system_prompts")}
     index = [
         f"# Trace {trace.trace_id} — index",
@@ -239,7 +246,7 @@ def _index(trace: Trace, rows: list[str], shared: SharedContext, opts: RenderOpt
         f"- trace_id: {trace.trace_id}",
         f"- project: {trace.project_name or '(none)'}",
         f"- runs: {len(runs)}",
-        f"- failed runs: {len(failed)}" + (f" ({', '.join(r.id for r in failed[:50])}{' …' if len(failed) > 50 else ''})" if failed else ""),
+        f"- failed runs: {len(failed)}" + (f" ({', '.join(failed[:50])}{' …' if len(failed) > 50 else ''})" if failed else ""),
     ]
     if trace.start_time:
         index.append(f"- start_time: {trace.start_time.isoformat()}")
@@ -248,7 +255,7 @@ def _index(trace: Trace, rows: list[str], shared: SharedContext, opts: RenderOpt
     task = trace.metadata.get("task")
     if task:
         index += ["", "## Task", fence(str(task))]
-    agents = _agents(trace)
+    agents = tally.agents()
     if agents:
         index += ["", "## Agents (as named in the trace) and their steps", *agents]
     prompts = trace.metadata.get("system_prompts") or {}
@@ -262,11 +269,11 @@ def _index(trace: Trace, rows: list[str], shared: SharedContext, opts: RenderOpt
         index += ["", "## Tool definitions"]
         for name, tool in shared.tools.values():
             index += [f"### Tool {name}", fence(outline(tool))]
-    fails = _failed_rows(trace)
+    fails = tally.failed_rows
     if fails:
         index += ["", "## Failed runs (status error or exception events)", *fails]
     if runs:
-        index += ["", "| seq | run_id | name | type | status | file |", "|---|---|---|---|---|---|", *rows]
+        index += ["", "| seq | run_id | name | type | status | file |", "|---|---|---|---|---|---|", *tally.rows]
     else:
         index += ["", "This trace has no runs."]
     if meta:
@@ -301,7 +308,7 @@ def iter_trace_files(
     rendering instead of two."""
     opts = options or RenderOptions()
     tid = safe_name(trace.trace_id)
-    index_rows: list[str] = []
+    tally = _Tally()
     shared = SharedContext({}, {}, {})
     runs = trace.runs
     for start in range(0, len(runs), opts.runs_per_file):
@@ -320,10 +327,9 @@ def iter_trace_files(
         body = [_render_run(first + i, run, opts, shared) for i, run in enumerate(chunk)]
         yield name, "\n".join(header) + "\n\n".join(body) + "\n"
         for i, run in enumerate(chunk):
-            seq = f"{first + i:03d}" + (f" (step {run.step})" if run.step is not None else "")
-            index_rows.append(f"| {seq} | {run.id} | {_cell(run.name)} | {run.run_type.value} | {run_status(run)} | {name} |")
+            tally.add(first + i, run, name)
 
-    yield f"{tid}_index.md", _index(trace, index_rows, shared, opts)
+    yield f"{tid}_index.md", _index(trace, tally, shared, opts)
 
     for kind, contents in (("prompt", prompts), ("eval", evals)):
         for fname in sorted(contents or {}):
