@@ -27,7 +27,7 @@ from typing import Any
 from refinery.agents.plan import plan_summary, planned_requests
 from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
 from refinery.cli_args import build_parser
-from refinery.core.tokens import estimate_body_tokens, estimate_tokens
+from refinery.core.tokens import estimate_body_tokens
 from refinery.errors import (
     EXIT_ACCESS,
     EXIT_FAILED,
@@ -38,6 +38,7 @@ from refinery.errors import (
 from refinery.inputs import InputFileError, expectation_for, load_expectation, read_files
 from refinery.outputs import usage_summary, write_outputs
 from refinery.traces import load_trace
+from refinery.traces.spool import file_stats
 
 EXIT_OK = 0
 
@@ -149,7 +150,7 @@ async def cmd_plan(args: argparse.Namespace) -> int:
     plan = plan_summary(analyst, trace, files, bodies, latency_s=args.latency)
     data = {
         **plan,
-        "files": [{"name": n, "bytes": len(t.encode()), "estimated_tokens": estimate_tokens(t)} for n, t in files],
+        "files": [{"name": n, "bytes": size, "estimated_tokens": tokens} for n, size, tokens in file_stats(files)],
         "requests": [{"call": name, "estimated_input_tokens": estimate_body_tokens(b), "max_output_tokens": b["max_output_tokens"], "body": b if (args.json or args.show_bodies) else None} for name, b in bodies],
         "redactions": analyst.redaction.as_dict(),
     }

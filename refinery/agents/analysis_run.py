@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from refinery.agents.verification import RunTexts, Verification
-from refinery.core.tokens import estimate_tokens
 from refinery.integrations.response_output import CallUsage
+from refinery.traces.spool import file_stats
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ def plan_groups(
     """The Stage 1 groups for a rendering: consecutive run files, as many as fit `group_tokens`
     of rendered text (sized by tokens, not runs: one LLM span can outweigh a hundred tool calls),
     at most `files_per_group` a group, at least one."""
-    run_files = [(name, estimate_tokens(text)) for name, text in files if "_runs_" in name]
+    run_files = [(name, tokens) for name, _, tokens in file_stats(files) if "_runs_" in name]
     groups: list[StageGroup] = []
     start = 0
     while start < len(run_files):

@@ -15,7 +15,8 @@ from refinery.agents.staged_failure_analyst import PLANNED_STORE, StagedFailureA
 from refinery.agents.stages import STAGE_BY_KEY, GroupNote, stage_user_text
 from refinery.core.models import DomainExpertExpectation, Trace
 from refinery.core.pricing import estimate_cost_usd
-from refinery.core.tokens import estimate_body_tokens, estimate_tokens
+from refinery.core.tokens import estimate_body_tokens
+from refinery.traces.spool import file_stats
 
 
 def planned_requests(
@@ -91,7 +92,7 @@ def plan_summary(
         "runs": len(trace.runs),
         "failed_runs": len(trace.get_failed_runs()),
         "files": len(files),
-        "file_tokens": sum(estimate_tokens(t) for _, t in files),
+        "file_tokens": sum(tokens for _, _, tokens in file_stats(files)),
         "groups": groups,
         "model": analyst.model,
         "input_budget": budget,

@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import overload
 
 from refinery.core.models import DomainExpertExpectation, Trace
+from refinery.core.tokens import estimate_tokens
 from refinery.traces.redact import RedactionReport, redact_text
 from refinery.traces.render import RenderOptions, iter_trace_files
 
-__all__ = ["SpooledFiles", "upload_files_for"]
+__all__ = ["SpooledFiles", "file_stats", "upload_files_for"]
 
 
 class SpooledFiles(Sequence[tuple[str, str]]):
@@ -33,6 +34,7 @@ class SpooledFiles(Sequence[tuple[str, str]]):
         self._finalizer = weakref.finalize(self, shutil.rmtree, self.folder, True)
         self.names: list[str] = []
         self.sizes: list[int] = []  # bytes, UTF-8
+        self.tokens: list[int] = []  # estimated, counted once here: plans and grouping read them
         for name, text in files:
             self.append(name, text)
 
@@ -41,6 +43,7 @@ class SpooledFiles(Sequence[tuple[str, str]]):
         (self.folder / f"{len(self.names):06d}").write_bytes(data)  # numbered: names need not be safe paths
         self.names.append(name)
         self.sizes.append(len(data))
+        self.tokens.append(estimate_tokens(text))
 
     def text(self, index: int) -> str:
         return (self.folder / f"{index:06d}").read_bytes().decode("utf-8")
@@ -68,6 +71,14 @@ class SpooledFiles(Sequence[tuple[str, str]]):
 
     def __repr__(self) -> str:
         return f"SpooledFiles({len(self)} files, {sum(self.sizes)} bytes)"
+
+
+def file_stats(files: Sequence[tuple[str, str]]) -> list[tuple[str, int, int]]:
+    """(name, bytes, estimated tokens) of each file: a spool's own records (no text read back),
+    else counted now."""
+    if isinstance(files, SpooledFiles):
+        return list(zip(files.names, files.sizes, files.tokens))
+    return [(name, len(text.encode("utf-8")), estimate_tokens(text)) for name, text in files]
 
 
 def upload_files_for(
