@@ -4,7 +4,8 @@ For synthetic chat logs and OTLP traces of 1, 10 and 100 MB (and the largest TRA
 ../shared/eval-data when present):
 - `plan`: wall time and peak RSS of `refinery plan` in a fresh process, as a multiple of the
   trace file's size;
-- `run` (1 and 10 MB, and TRAIL): the four stages against `refinery.testing`'s server at
+- `run` (1 and 10 MB, and TRAIL): `refinery run` in a fresh process (its peak RSS), and the
+  four stages in this process against `refinery.testing`'s server at
   `--latency` seconds a `/responses` call: wall time, calls, the largest request in tokens (as
   the server counted them) against the context budget, and `plan`'s token estimate against the
   tokens the server counted.
@@ -83,18 +84,19 @@ def otlp_trace(megabytes: float, seed: int = 2) -> dict[str, Any]:
     return {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "bench"}}]}, "scopeSpans": [{"spans": spans}]}]}
 
 
-def plan_in_a_process(path: Path, expect: Path) -> dict[str, Any]:
-    """`refinery plan --json` in a fresh process: wall time and its peak RSS."""
+def plan_in_a_process(path: Path, expect: Path, *, command: list[str] | None = None) -> dict[str, Any]:
+    """`refinery plan --json` (or `command`) in a fresh process: wall time and its peak RSS."""
+    args = command or ["plan", str(path), "--expect", str(expect), "--json"]
     probe = (
         "import resource, subprocess, sys, time; t=time.perf_counter(); "
-        f"p=subprocess.run([sys.executable, '-m', 'refinery', 'plan', {str(path)!r}, '--expect', {str(expect)!r}, '--json'], capture_output=True, text=True); "
+        f"p=subprocess.run([sys.executable, '-m', 'refinery', *{args!r}], capture_output=True, text=True); "
         "w=time.perf_counter()-t; r=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss; "
         "print(p.returncode, w, r); sys.stderr.write(p.stderr[-500:]); sys.stdout.write('\\n' + p.stdout)"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     first, _, rest = out.stdout.partition("\n")
     rc, wall, rss_kb = first.split()
-    plan = json.loads(rest) if int(rc) == 0 else {}
+    plan = json.loads(rest) if int(rc) == 0 and command is None else {}
     return {"rc": int(rc), "plan_s": float(wall), "peak_rss_mb": int(rss_kb) / 1024, "plan": plan, "stderr": out.stderr}
 
 
@@ -111,6 +113,31 @@ async def full_run(path: Path, latency: float, concurrency: int) -> dict[str, An
     counted = sum(u.input_tokens for u in result.usage.values())
     largest = max(u.input_tokens for u in calls)  # as the server counted each call: texts and retrieved chunks
     return {"run_s": wall, "calls": len(bodies), "largest_request_tokens": largest, "server_input_tokens": counted, "budget": input_budget("gpt-4o")}
+
+
+async def run_rss(path: Path, expect: Path, latency: float, concurrency: int) -> dict[str, Any]:
+    """`refinery run` in a fresh process against the local server: its peak RSS and exit code —
+    the whole analysis (load, render, upload, four stages, citation checks, report), not just
+    the plan."""
+    async with OpenAITestServer(latency_s=latency, validate_requests=False) as server:
+        with tempfile.TemporaryDirectory() as out:
+            env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": server.base_url}
+            cmd = [sys.executable, "-m", "refinery", "run", str(path), "--expect", str(expect), "--out", out, "--concurrency", str(concurrency), "--timeout", "600"]
+
+            # Through a small probe process, as for `plan`: a child forked straight from this big
+            # process would count this process's pages in its own peak until it execs.
+            probe = (
+                "import resource, subprocess, sys; "
+                f"p=subprocess.run({cmd!r}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
+                "print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+            )
+
+            def wait() -> tuple[int, float]:
+                out = subprocess.run([sys.executable, "-c", probe], env=env, cwd=ROOT, capture_output=True, text=True).stdout.split()
+                return int(out[0]), int(out[1]) / 1024
+
+            rc, rss = await asyncio.to_thread(wait)
+    return {"run_rc": rc, "run_peak_rss_mb": round(rss)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,26 +163,36 @@ def main(argv: list[str] | None = None) -> int:
         if trail:
             cases.append(("trail-largest", trail[-1].stat().st_size / 1e6, trail[-1]))
         run_sizes = {float(x) for x in args.run_sizes.split(",") if x}
+        # What a process needs before the trace counts: `plan` and `run` of a three-step log
+        tiny = folder / "tiny.json"
+        tiny.write_text(json.dumps(chat_log(0.0002)))
+        bare = plan_in_a_process(tiny, expect)["peak_rss_mb"]
+        bare_run = asyncio.run(run_rss(tiny, expect, 0.0, args.concurrency))["run_peak_rss_mb"]
+        print(json.dumps({"bare_plan_rss_mb": round(bare), "bare_run_rss_mb": bare_run}), flush=True)
         for kind, mb, path in cases:
             size_mb = path.stat().st_size / 1e6
             p = plan_in_a_process(path, expect)
             row = {"trace": kind, "mb": round(size_mb, 1), "plan_s": round(p["plan_s"], 2), "peak_rss_mb": round(p["peak_rss_mb"]),
-                   "rss_x": round(p["peak_rss_mb"] / size_mb, 1) if size_mb else None, "groups": p["plan"].get("groups"),
+                   "rss_x": round(p["peak_rss_mb"] / size_mb, 1) if size_mb else None,
+                   "rss_above_bare_x": round((p["peak_rss_mb"] - bare) / size_mb, 1) if size_mb else None, "groups": p["plan"].get("groups"),
                    "plan_input_tokens": p["plan"].get("total", {}).get("input_tokens"), "plan_expected_input_tokens": p["plan"].get("total", {}).get("expected_input_tokens")}
             if p["rc"] != 0:
                 row["error"] = p["stderr"].strip().splitlines()[-1:] or "plan failed"
             if mb in run_sizes or kind == "trail-largest":
                 r = asyncio.run(full_run(path, args.latency, args.concurrency))
                 row.update({k: (round(v, 1) if isinstance(v, float) else v) for k, v in r.items()})
+                row.update(asyncio.run(run_rss(path, expect, args.latency, args.concurrency)))
+                row["run_rss_above_bare_x"] = round((row["run_peak_rss_mb"] - bare_run) / size_mb, 1)
                 row["plan_estimate_vs_server"] = round(row["plan_expected_input_tokens"] / r["server_input_tokens"], 2) if row.get("plan_expected_input_tokens") else None
                 row["plan_worst_case_vs_server"] = round(row["plan_input_tokens"] / r["server_input_tokens"], 2) if row.get("plan_input_tokens") else None
             rows.append(row)
             print(json.dumps(row), flush=True)
     print()
-    print("trace          MB   plan s  peak RSS MB  RSS×size  groups  run s  calls  largest req  budget  plan/server tokens (expected, worst)")
+    print(f"bare process (a three-step log): plan {bare:.0f} MB, run {bare_run} MB")
+    print("trace          MB   plan s  peak RSS MB  RSS×size  above bare×size  groups  run s  calls  largest req  budget  plan/server tokens (expected, worst)  run RSS MB (above bare×size)")
     for r in rows:
-        print(f"{r['trace']:<13} {r['mb']:>5} {r['plan_s']:>7} {r['peak_rss_mb']:>11} {r['rss_x']!s:>9} {r['groups']!s:>7} "
-              f"{r.get('run_s', '—')!s:>6} {r.get('calls', '—')!s:>6} {r.get('largest_request_tokens', '—')!s:>12} {r.get('budget', '—')!s:>7} {r.get('plan_estimate_vs_server', '—')!s:>8} {r.get('plan_worst_case_vs_server', '—')!s:>6}")
+        print(f"{r['trace']:<13} {r['mb']:>5} {r['plan_s']:>7} {r['peak_rss_mb']:>11} {r['rss_x']!s:>9} {r['rss_above_bare_x']!s:>16} {r['groups']!s:>7} "
+              f"{r.get('run_s', '—')!s:>6} {r.get('calls', '—')!s:>6} {r.get('largest_request_tokens', '—')!s:>12} {r.get('budget', '—')!s:>7} {r.get('plan_estimate_vs_server', '—')!s:>8} {r.get('plan_worst_case_vs_server', '—')!s:>6}  {r.get('run_peak_rss_mb', '—')!s:>5} ({r.get('run_rss_above_bare_x', '—')})")
     return 0
 
 

@@ -107,3 +107,23 @@ def test_the_report_shows_who_when_where_and_which_claims_verified():
 def test_claims_never_checked_say_so():
     md = render_markdown(gather(sample_result(), make_trace()))
     assert "(not checked)" in md and "## Citation checks" not in md
+
+
+def test_a_big_traces_timeline_shows_the_runs_that_matter_and_counts_the_rest():
+    trace = make_trace(n_runs=1000, fail_at=500)  # the sample result cites run-2
+    view = gather(sample_result(), trace)
+    md = render_markdown(view)
+    timeline = md.split("## Timeline", 1)[1].split("\n## ", 1)[0]
+    shown = [int(m) for m in re.findall(r"^\| (\d+) \|", timeline, re.M)]
+    assert shown == [*range(1, 11), *range(499, 502), *range(991, 1001)]  # ends, the failure ±1; run-2 (cited) is among the first ten
+    gaps = re.findall(r"… (\d+) runs \(#(\d+)–#(\d+)\) not shown: none failed, none cited", timeline)
+    assert gaps == [("488", "11", "498"), ("489", "502", "990")]
+    assert sum(int(n) for n, _, _ in gaps) + len(shown) == 1000
+    page = render_html(view)
+    assert page.count('class="wf-row') == len(shown) and page.count('class="wf-gap"') == 2
+    assert "… 488 runs (#11–#498) not shown" in page
+
+
+def test_a_trace_of_a_few_hundred_runs_shows_every_run():
+    md = render_markdown(gather(sample_result(), make_trace(n_runs=400, fail_at=200)))
+    assert len(re.findall(r"^\| \d+ \|", md.split("## Timeline", 1)[1], re.M)) == 400 and "not shown" not in md

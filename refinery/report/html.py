@@ -13,7 +13,7 @@ import html
 from typing import Any
 
 from refinery.report.markdown import mark, usage_rows
-from refinery.report.timeline import bars, duration_text
+from refinery.report.timeline import Gap, bars, duration_text
 from refinery.report.view import STAND_IN, Cite, ReportView, RunRow, missed
 
 CSS = """body{font:15px/1.5 system-ui,sans-serif;max-width:68rem;margin:2rem auto;padding:0 1rem;color:#1a1a1a}
@@ -23,7 +23,7 @@ table{border-collapse:collapse;width:100%;margin:.5rem 0}td,th{border:1px solid 
 .standin{background:#fff4d6;border:1px solid #e3b341;padding:.5rem .8rem}
 .verdict{border:2px solid #1a1a1a;padding:.6rem 1rem;margin:1rem 0}.verdict dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;margin:0}.verdict dt{font-weight:600}
 .wf{border:1px solid #ccc;margin:.5rem 0}.wf-row{display:grid;grid-template-columns:minmax(10rem,28%) 1fr 6rem;align-items:center;gap:.5rem;padding:.15rem .4rem;position:relative;border-top:1px solid #eee}
-.wf-row:focus{outline:2px solid #1d4ed8}.wf-name{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}.wf-track{position:relative;height:.9rem;background:#f5f5f5}
+.wf-row:focus{outline:2px solid #1d4ed8}.wf-gap{padding:.15rem .4rem;border-top:1px solid #eee;color:#555;font-style:italic}.wf-name{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}.wf-track{position:relative;height:.9rem;background:#f5f5f5}
 .wf-bar{position:absolute;top:0;bottom:0;background:#60a5fa;min-width:2px}.wf-row.error .wf-bar{background:#dc2626}.wf-row.error{background:#fff5f5}
 .wf-row.decisive{box-shadow:inset 4px 0 0 #b45309;background:#fffbeb}.wf-row.decisive .wf-bar{outline:2px solid #b45309}
 .wf-flag{font-size:.8em;color:#b45309;font-weight:600}.wf-dur{font-size:.85em;color:#444;text-align:right}
@@ -71,6 +71,9 @@ def _verdict(view: ReportView) -> list[str]:
 def _waterfall(view: ReportView) -> list[str]:
     out = ['<h2>Timeline</h2><div class="wf" role="list">']
     for bar in bars(view.runs):
+        if isinstance(bar, Gap):
+            out.append(f'<div class="wf-gap" role="listitem">{e(bar.text)}</div>')
+            continue
         r = bar.row
         classes = " ".join(c for c, on in (("wf-row", True), ("error", r.status == "error"), ("decisive", r.decisive), ("cited", r.cited)) if on)
         flag = "★ decisive step" if r.decisive else "● cited" if r.cited else ""

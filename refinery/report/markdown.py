@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from refinery.report.timeline import duration_text
+from refinery.report.timeline import Gap, duration_text, shown
 from refinery.report.view import STAND_IN, Cite, ReportView, RunRow, missed
 
 
@@ -52,7 +52,11 @@ def _verdict(view: ReportView) -> list[str]:
 
 def _timeline(view: ReportView) -> list[str]:
     out = ["## Timeline", "", "| # | run | type | status | start | duration | |", "|---|---|---|---|---|---|---|"]
-    for r in view.runs:
+    for i in shown(view.runs):
+        if isinstance(i, Gap):
+            out.append(f"| … | {i.text} | | | | | |")
+            continue
+        r = view.runs[i]
         status = "**✗ error**" if r.status == "error" else r.status
         flags = " ".join(f for f, on in (("★ decisive step", r.decisive), ("● cited", r.cited and not r.decisive)) if on)
         name = ("· " * r.depth) + cell(r.name)

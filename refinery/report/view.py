@@ -28,7 +28,7 @@ _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 STAND_IN = "These answers come from refinery's stand-in model (a test double); they show the pipeline, not an analysis."
 
 
-@dataclass
+@dataclass(slots=True)  # one a run: slots keep a big trace's rows small
 class RunRow:
     seq: int
     run_id: str
