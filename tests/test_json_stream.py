@@ -160,3 +160,18 @@ def test_every_real_trace_loads_the_same_read_lazily_as_parsed_whole(monkeypatch
         if load_trace(path).model_dump() != expected:
             differ.append(path.name)
     assert differ == [] and compared >= len(SAMPLES) // 2
+
+
+def test_a_span_tree_nested_under_one_root_is_walked_so_its_children_stay_in_the_file(tmp_path, tiny_windows):
+    """TRAIL's ClickHouse exports nest a whole trace under one root span's `child_spans`."""
+
+    def span(i: int, children: list) -> dict:
+        return {"span_id": f"s{i}", "span_name": f"step {i} — ✓", "child_spans": children}
+
+    tree = {"trace_id": "t", "spans": [span(0, [span(1, [span(3, [])]), span(2, [])])]}
+    data = read_trace_json(write(tmp_path, tree), lazy_bytes=0)
+    [root] = data["spans"]
+    assert isinstance(data["spans"], LazyArray) and isinstance(root["child_spans"], LazyArray)
+    first, second = root["child_spans"]
+    assert first["span_name"] == "step 1 — ✓" and list(first["child_spans"]) == [span(3, [])] and second == span(2, [])
+    assert load_trace(tree).model_dump() == load_trace(tmp_path / "t.json").model_dump()

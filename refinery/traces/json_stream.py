@@ -7,10 +7,12 @@ reader keeps each big entry array as a `LazyArray`: the byte span of every item 
 item), the item parsed when it is read. The file is read a window at a time, so the text is
 never whole in memory either.
 
-Only the trace's skeleton is walked here in Python (the top object and OTLP's
-`resourceSpans[].scopeSpans[]` wrappers); everything else, each entry included, is parsed by the
-standard library's C decoder. An entry array whose items add up to less than `lazy_bytes` is
-returned as a plain list, so small traces look exactly as `json.loads` would give them.
+Only the trace's skeleton is walked here in Python: the top object, OTLP's
+`resourceSpans[].scopeSpans[]` wrappers, and span objects (under `spans`), whose nested children
+(`child_spans`, as TRAIL's ClickHouse exports nest a whole trace under one root span) may be big
+arrays in turn. Everything else is parsed by the standard library's C decoder. An entry array
+whose items add up to less than `lazy_bytes` is returned as a plain list, so small traces look
+exactly as `json.loads` would give them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import os
 import re
 from array import array
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, overload
 
@@ -31,6 +34,8 @@ __all__ = ["LAZY_BYTES", "LazyArray", "is_array", "read_trace_json"]
 LAZY_BYTES = 1 << 20  # entry arrays bigger than this stay in the file
 ENTRY_KEYS = frozenset({"history", "messages", "steps", "runs", "post", "patch", "observations", "spans", "data"})
 WRAPPER_KEYS = frozenset({"resourceSpans", "scopeSpans", "instrumentationLibrarySpans"})  # OTLP's nesting down to `spans`
+TREE_KEYS = frozenset({"child_spans", "ChildSpans", "children"})  # a span's nested children
+WALKED_ITEMS = frozenset({"spans"}) | TREE_KEYS  # arrays whose object items are walked: they may nest spans
 _CHUNK = 1 << 20
 _WS = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
@@ -44,10 +49,11 @@ class LazyArray(Sequence[Any]):
     checked on every pass.
     """
 
-    def __init__(self, path: Path, spans: array[int], stamp: tuple[int, int]) -> None:
-        self.path = path
+    def __init__(self, ctx: _Context, spans: array[int], *, walk: bool = False) -> None:
+        self.path = ctx.path
+        self._ctx = ctx
         self._spans = spans  # start, end byte of each item, flat
-        self._stamp = stamp
+        self._walk = walk  # items are spans that may nest big arrays of children: walk them
 
     def __len__(self) -> int:
         return len(self._spans) // 2
@@ -76,14 +82,16 @@ class LazyArray(Sequence[Any]):
         return f"LazyArray({self.path.name!r}, {len(self)} items)"
 
     def _open(self) -> BinaryIO:
-        if _stamp(self.path) != self._stamp:
+        if _stamp(self.path) != self._ctx.stamp:
             raise TraceFormatError("the file changed while it was being read", source=str(self.path))
         return self.path.open("rb")
 
     def _read(self, f: BinaryIO, i: int) -> Any:
         start, end = self._spans[2 * i], self._spans[2 * i + 1]
         f.seek(start)
-        return json.loads(f.read(end - start))
+        if not self._walk:
+            return json.loads(f.read(end - start))
+        return _item(_Cursor(f, first_byte=start, limit=end - start), self._ctx, True)
 
 
 def is_array(value: Any) -> bool:
@@ -109,12 +117,14 @@ class _NotUtf8(Exception):
 class _Cursor:
     """A forward-only window of a UTF-8 file as text, knowing the byte offset of every position."""
 
-    def __init__(self, f: BinaryIO) -> None:
+    def __init__(self, f: BinaryIO, *, first_byte: int = 0, limit: int | None = None) -> None:
+        """`f` positioned at `first_byte`; `limit`: read no more than this many bytes (one item)."""
         self.f = f
         self.decoder = codecs.getincrementaldecoder("utf-8")()
         self.buf, self.pos, self.eof = "", 0, False
-        self.mark_pos, self.mark_byte = 0, 0  # a known (position, byte) pair; positions only grow
-        self.started = False
+        self.mark_pos, self.mark_byte = 0, first_byte  # a known (position, byte) pair; positions only grow
+        self.started = first_byte > 0  # a byte-order mark can only open the file
+        self.left = limit
 
     def byte_at(self, pos: int) -> int:
         piece = self.buf[self.mark_pos : pos]
@@ -129,7 +139,10 @@ class _Cursor:
         if self.pos:
             self.byte_at(self.pos)
             self.buf, self.pos, self.mark_pos = self.buf[self.pos :], 0, 0
-        data = self.f.read(at_least or _CHUNK)
+        size = at_least or _CHUNK
+        data = self.f.read(size if self.left is None else min(size, self.left))
+        if self.left is not None:
+            self.left -= len(data)
         try:
             text = self.decoder.decode(data, final=not data)
         except UnicodeDecodeError as exc:
@@ -177,28 +190,47 @@ class _Cursor:
             read *= 2  # a value bigger than the window: grow it, so re-parsing stays linear
 
 
-def _entries(cur: _Cursor, path: Path, stamp: tuple[int, int], lazy_bytes: int) -> list[Any] | LazyArray:
+@dataclass(frozen=True)
+class _Context:
+    path: Path
+    stamp: tuple[int, int]
+    lazy_bytes: int
+
+
+def _item(cur: _Cursor, ctx: _Context, walk: bool) -> Any:
+    """One array item: a span object walked (its children may be big arrays), else parsed whole."""
+    if walk and cur.skip_ws() == "{":
+        return _object(cur, ctx, TREE_KEYS)
+    return cur.value()[0]
+
+
+def _entries(cur: _Cursor, ctx: _Context, walk: bool) -> list[Any] | LazyArray:
     cur.expect("[")
     spans: array[int] = array("q")
     kept: list[Any] | None = []
     size = 0
+    nested = False  # some item has children: read items back by walking them too
     if cur.skip_ws() == "]":
         cur.pos += 1
         return []
     while True:
-        value, start, end = cur.value()
+        cur.skip_ws()
+        start = cur.byte_at(cur.pos)
+        value = _item(cur, ctx, walk)
+        end = cur.byte_at(cur.pos)
         spans.extend((start, end))
         size += end - start
+        nested = nested or (walk and isinstance(value, dict) and not TREE_KEYS.isdisjoint(value))
         if kept is not None:
             kept.append(value)
-            if size > lazy_bytes:
+            if size > ctx.lazy_bytes:
                 kept = None  # big: from here on only the spans are kept
         del value
         if cur.expect(",]") == "]":
-            return kept if kept is not None else LazyArray(path, spans, stamp)
+            return kept if kept is not None else LazyArray(ctx, spans, walk=nested)
 
 
-def _object(cur: _Cursor, path: Path, stamp: tuple[int, int], lazy_bytes: int) -> dict[str, Any]:
+def _object(cur: _Cursor, ctx: _Context, entry_keys: frozenset[str] = ENTRY_KEYS) -> dict[str, Any]:
     """An object walked key by key: entry arrays may stay lazy, OTLP wrappers are walked too."""
     cur.expect("{")
     out: dict[str, Any] = {}
@@ -211,36 +243,36 @@ def _object(cur: _Cursor, path: Path, stamp: tuple[int, int], lazy_bytes: int) -
         key, _, _ = cur.value()
         cur.expect(":")
         nxt = cur.skip_ws()
-        if nxt == "[" and key in ENTRY_KEYS:
-            out[key] = _entries(cur, path, stamp, lazy_bytes)
-        elif nxt == "[" and key in WRAPPER_KEYS:
-            out[key] = _wrappers(cur, path, stamp, lazy_bytes)
+        if nxt == "[" and key in entry_keys:
+            out[key] = _entries(cur, ctx, key in WALKED_ITEMS)
+        elif nxt == "[" and key in WRAPPER_KEYS and entry_keys is ENTRY_KEYS:
+            out[key] = _wrappers(cur, ctx)
         else:
             out[key] = cur.value()[0]
         if cur.expect(",}") == "}":
             return out
 
 
-def _wrappers(cur: _Cursor, path: Path, stamp: tuple[int, int], lazy_bytes: int) -> list[Any]:
+def _wrappers(cur: _Cursor, ctx: _Context) -> list[Any]:
     cur.expect("[")
     items: list[Any] = []
     if cur.skip_ws() == "]":
         cur.pos += 1
         return items
     while True:
-        items.append(_object(cur, path, stamp, lazy_bytes) if cur.skip_ws() == "{" else cur.value()[0])
+        items.append(_object(cur, ctx) if cur.skip_ws() == "{" else cur.value()[0])
         if cur.expect(",]") == "]":
             return items
 
 
-def _document(path: Path, stamp: tuple[int, int], lazy_bytes: int) -> Any:
-    with path.open("rb") as f:
+def _document(ctx: _Context) -> Any:
+    with ctx.path.open("rb") as f:
         cur = _Cursor(f)
         first = cur.skip_ws()
         if first == "{":
-            data: Any = _object(cur, path, stamp, lazy_bytes)
+            data: Any = _object(cur, ctx)
         elif first == "[":
-            data = _entries(cur, path, stamp, lazy_bytes)
+            data = _entries(cur, ctx, True)
         else:
             data = cur.value()[0]
         if cur.skip_ws():
@@ -248,11 +280,12 @@ def _document(path: Path, stamp: tuple[int, int], lazy_bytes: int) -> Any:
         return data
 
 
-def _json_lines(path: Path, stamp: tuple[int, int], lazy_bytes: int) -> list[Any] | LazyArray | None:
+def _json_lines(ctx: _Context) -> list[Any] | LazyArray | None:
     """A JSONL file (one value a line) as an array; None when it has fewer than two lines."""
     spans: array[int] = array("q")
     kept: list[Any] | None = []
     size = offset = 0
+    path = ctx.path
     with path.open("rb") as f:
         for n, line in enumerate(f, start=1):
             start, offset = offset, offset + len(line)
@@ -273,11 +306,11 @@ def _json_lines(path: Path, stamp: tuple[int, int], lazy_bytes: int) -> list[Any
             size += end - start
             if kept is not None:
                 kept.append(value)
-                if size > lazy_bytes:
+                if size > ctx.lazy_bytes:
                     kept = None
     if len(spans) < 4:
         return None
-    return kept if kept is not None else LazyArray(path, spans, stamp)
+    return kept if kept is not None else LazyArray(ctx, spans)
 
 
 def _has_second_line(f: BinaryIO) -> bool:
@@ -291,11 +324,11 @@ def read_trace_json(path: Path, *, lazy_bytes: int | None = None) -> Any:
     if path.is_dir():
         raise TraceFormatError("is a directory; give one trace file (use `refinery batch` for a folder of traces)", source=str(path))
     try:
-        stamp = _stamp(path)
+        ctx = _Context(path, _stamp(path), lazy_bytes)
         try:
-            return _document(path, stamp, lazy_bytes)
+            return _document(ctx)
         except _NotJson as problem:
-            lines = _json_lines(path, stamp, lazy_bytes)
+            lines = _json_lines(ctx)
             if lines is None:
                 raise TraceFormatError(f"not JSON: {problem.message} (byte {problem.byte})", source=str(path)) from None
             return lines
