@@ -297,7 +297,7 @@ async def _analyze_one(item: BatchItem, out: Path, model: str, client: Responses
     analyst = StagedFailureAnalyst(model=model, client=client, artifacts_dir=out, **analyst_kwargs)
     result = await analyst.analyze(trace, expectation, read_files(item.prompts), read_files(item.evals))
     usage = usage_summary(result, model, analyst.redaction.as_dict())
-    write_outputs(out, result, trace, usage)  # each trace's folder holds its report, as `run`'s does
+    write_outputs(out, result, trace, usage, analyst.uploaded_files(trace.trace_id))  # each trace's folder holds its report, as `run`'s does
     diagnosis, synthesis = result.diagnosis, result.synthesis
     return TraceOutcome(
         name=item.name,

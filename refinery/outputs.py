@@ -8,6 +8,7 @@ runner) and had started to disagree; a batch item's folder had no report at all.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +48,20 @@ def usage_summary(result: AnyResult, model: str, redactions: dict[str, int] | No
     return {"model": model, "prices_as_of": PRICES_AS_OF, "cost_is_estimate": True, "stages": stages, "total": total, "redactions": redactions or {}}
 
 
-def write_outputs(out: str | Path, result: AnyResult, trace: Trace | None, usage: dict[str, Any]) -> list[str]:
+def write_outputs(
+    out: str | Path, result: AnyResult, trace: Trace | None, usage: dict[str, Any], files: Sequence[tuple[str, str]] | None = None
+) -> list[str]:
     """`usage.json`, `report.md` and `report.html` in `out`, each written atomically; returns
-    every artifact of the analysis (the stage files too)."""
+    every artifact of the analysis (the stage files too).
+
+    `files`: the trace's files as the analysis uploaded them (`StagedFailureAnalyst.
+    uploaded_files`), so the report embeds exactly the text that was cited, without rendering a
+    big trace again; without them the trace is rendered here. Embedded sections are redacted
+    either way."""
     out = Path(out)
     result = as_staged(result, trace)
-    files = upload_files_for(trace)[0] if trace is not None else None  # as uploaded: redacted, so the report embeds no secret
+    if files is None and trace is not None:
+        files = upload_files_for(trace)[0]
     view = gather(result, trace, usage, files)
     write_json_atomic(out / USAGE_ARTIFACT, usage)
     write_text_atomic(out / "report.md", render_markdown(view))

@@ -127,3 +127,19 @@ def test_a_big_traces_timeline_shows_the_runs_that_matter_and_counts_the_rest():
 def test_a_trace_of_a_few_hundred_runs_shows_every_run():
     md = render_markdown(gather(sample_result(), make_trace(n_runs=400, fail_at=200)))
     assert len(re.findall(r"^\| \d+ \|", md.split("## Timeline", 1)[1], re.M)) == 400 and "not shown" not in md
+
+
+def test_the_report_embeds_cited_runs_as_uploaded_and_redacted(tmp_path):
+    """`write_outputs` takes the files the analysis uploaded (here unredacted, as with
+    `--no-redact`): the cited run's text comes from them, with its secret redacted."""
+    from refinery.outputs import usage_summary, write_outputs
+    from refinery.traces.render import render_trace_files
+
+    trace = make_trace()
+    secret = "sk-proj-" + "A1b2C3d4" * 4
+    uploaded = [(n, t.replace("KeyError: 'order_id'", f"KeyError: 'order_id' (as uploaded, key {secret})")) for n, t in render_trace_files(trace)]
+    result = sample_result()
+    write_outputs(tmp_path, result, trace, usage_summary(result, "gpt-4o"), uploaded)
+    report = (tmp_path / "report.md").read_text()
+    assert "(as uploaded, key [REDACTED:openai_key])" in report and secret not in report
+    assert secret not in (tmp_path / "report.html").read_text()

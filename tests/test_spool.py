@@ -69,3 +69,13 @@ def test_a_big_chat_log_is_analysed_from_the_file_with_the_same_files_and_citati
     claims = {"errors": [{"run_id": "step-7", "evidence": "KeyError: 'order_id'"}, {"run_id": "step-8", "evidence": "KeyError: 'order_id'"}]}
     check = verify(claims, RunTexts(lazy))
     assert (check.verified, [u["path"] for u in check.unverified]) == (1, ["errors[1]"])
+
+
+def test_a_run_in_several_files_is_checked_against_all_of_its_text():
+    files = SpooledFiles([
+        ("a.md", "## Run 1: agent [run_id: r1]\nfirst half of the answer\n"),
+        ("b.md", "## Run 2: tool [run_id: r2]\nlookup\n"),
+        ("c.md", "## Run 1: agent [run_id: r1]\nsecond half\n"),
+    ])
+    runs = RunTexts(files)
+    assert "first half of the answer" in runs.text("r1") and "second half" in runs.text("r1") and "lookup" not in runs.text("r1")

@@ -142,6 +142,13 @@ class StagedFailureAnalyst(AnalystBase):
         """Per stage of the last analysis: prompt version, model, tokens, duration and store id."""
         return {k: dict(v) for k, v in self.run.meta.items()}
 
+    def uploaded_files(self, trace_id: str) -> Sequence[tuple[str, str]] | None:
+        """The files this analyst rendered for `trace_id` (redacted unless `redact=False`), as
+        uploaded; None when it rendered none (an analysis of an existing store). The report
+        embeds cited runs from these rather than rendering the trace again."""
+        run = self._runs.get(trace_id)
+        return run.texts.files if run is not None and run.texts is not None else None
+
     def _run_for(self, trace_id: str | None, store_id: str | None = None) -> AnalysisRun:
         """The run of `trace_id`, begun if new; the current one becomes it."""
         key = trace_id or ""

@@ -63,5 +63,5 @@ async def run_demo(
             result = await analyst.analyze(trace, expectation, on_progress=on_indexing)
             usage = usage_summary(result, analyst.model, analyst.redaction.as_dict())
             usage["stand_in_model"] = STAND_IN_NOTICE
-            files = write_outputs(out, result, trace, usage)
+            files = write_outputs(out, result, trace, usage, analyst.uploaded_files(trace.trace_id))
         return DemoResult(result, out, files, server.base_url)

@@ -16,6 +16,7 @@ from typing import Any
 
 from refinery.agents.stage_results import StagedAnalysisResult
 from refinery.core.models import Trace
+from refinery.traces.redact import redact_text
 from refinery.traces.render import run_sections, safe_name
 
 _RUN_REF = re.compile(r"\brun\s*#?\s*0*(\d+)\b", re.IGNORECASE)
@@ -109,12 +110,12 @@ def items(text: str) -> list[str]:
 def sections(files: Iterable[tuple[str, str]], wanted: Collection[str] | None = None) -> dict[str, str]:
     """Each run's rendered section by run id (only the `wanted` ones, when given: a big trace's
     files are read one at a time and only what the report shows is kept), without the repeated
-    run-id markers."""
+    run-id markers, redacted (files uploaded with `redact=False` are not)."""
     out: dict[str, str] = {}
     for _, text in files:
         for rid, section in run_sections(text):
             if wanted is None or rid in wanted:
-                out[rid] = _MARKER_LINES.sub("", section).strip()
+                out[rid] = redact_text(_MARKER_LINES.sub("", section).strip())
     return out
 
 

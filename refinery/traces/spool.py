@@ -23,7 +23,7 @@ from refinery.core.tokens import estimate_tokens
 from refinery.traces.redact import RedactionReport, redact_text
 from refinery.traces.render import RenderOptions, iter_trace_files
 
-__all__ = ["SpooledFiles", "file_stats", "upload_files_for"]
+__all__ = ["SpooledFiles", "file_stats", "iter_upload_files", "upload_files_for"]
 
 
 class SpooledFiles(Sequence[tuple[str, str]]):
@@ -81,6 +81,23 @@ def file_stats(files: Sequence[tuple[str, str]]) -> list[tuple[str, int, int]]:
     return [(name, len(text.encode("utf-8")), estimate_tokens(text)) for name, text in files]
 
 
+def iter_upload_files(
+    trace: Trace,
+    *,
+    options: RenderOptions | None = None,
+    prompts: Mapping[str, str] | None = None,
+    evals: Mapping[str, str] | None = None,
+    expectation: DomainExpertExpectation | None = None,
+    redact: bool = True,
+    report: RedactionReport | None = None,
+) -> Iterator[tuple[str, str]]:
+    """The rendered files as they may leave the machine, one at a time: redacted unless
+    `redact=False` (counts go to `report`). For one pass (the report's cited runs); a caller
+    that reads them again spools them (`upload_files_for`)."""
+    for name, text in iter_trace_files(trace, options=options, prompts=prompts, evals=evals, expectation=expectation):
+        yield name, redact_text(text, report) if redact else text
+
+
 def upload_files_for(
     trace: Trace,
     *,
@@ -90,10 +107,8 @@ def upload_files_for(
     expectation: DomainExpertExpectation | None = None,
     redact: bool = True,
 ) -> tuple[SpooledFiles, RedactionReport]:
-    """The rendered files as they may leave the machine: redacted unless `redact=False`, one file
-    in memory at a time."""
+    """The rendered files as they may leave the machine (see `iter_upload_files`), spooled: one
+    file in memory at a time."""
     report = RedactionReport()
-    spool = SpooledFiles()
-    for name, text in iter_trace_files(trace, options=options, prompts=prompts, evals=evals, expectation=expectation):
-        spool.append(name, redact_text(text, report) if redact else text)
-    return spool, report
+    files = iter_upload_files(trace, options=options, prompts=prompts, evals=evals, expectation=expectation, redact=redact, report=report)
+    return SpooledFiles(files), report
