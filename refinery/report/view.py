@@ -120,46 +120,65 @@ def sections(files: Iterable[tuple[str, str]], wanted: Collection[str] | None = 
 
 
 def _rows(result: StagedAnalysisResult, trace: Trace | None) -> list[RunRow]:
+    """A row for every run, in one pass over the runs (a big chat log's runs are made from the
+    file each time they are read), each distinct name held once."""
     if trace is None:
         if result.trace_analysis is None:
             return []
         return [RunRow(e.sequence, e.run_id, e.run_name, e.status) for e in result.trace_analysis.timeline]
-    ids = {r.id for r in trace.runs}
-    parent = {r.id: r.parent_run_id for r in trace.runs if r.parent_run_id in ids and r.parent_run_id != r.id}
     origin = trace.start_time or min((r.start_time for r in trace.runs if r.start_time), default=None)
-    rows = []
+    rows: list[RunRow] = []
+    parent_of: dict[str, str] = {}
+    names: dict[str, str] = {}
     for i, r in enumerate(trace.runs, start=1):
-        depth, seen, node = 0, {r.id}, r.id
-        while node in parent and parent[node] not in seen and depth < 50:
-            node = parent[node]
-            seen.add(node)
-            depth += 1
+        if r.parent_run_id is not None and r.parent_run_id != r.id:
+            parent_of[r.id] = r.parent_run_id
         start = (r.start_time - origin).total_seconds() * 1000 if origin and r.start_time else None
-        rows.append(RunRow(i, r.id, r.name, "error" if r.is_failed else "success", r.run_type.value, depth, start, r.duration_ms))
+        rows.append(RunRow(i, r.id, names.setdefault(r.name, r.name), "error" if r.is_failed else "success", r.run_type.value, 0, start, r.duration_ms))
+    if parent_of:
+        known = {row.run_id for row in rows}
+        parent = {k: v for k, v in parent_of.items() if v in known}
+        for row in rows:
+            depth, seen, node = 0, {row.run_id}, row.run_id
+            while node in parent and parent[node] not in seen and depth < 50:
+                node = parent[node]
+                seen.add(node)
+                depth += 1
+            row.depth = depth
     return rows
 
 
-def citation_resolver(rows: list[RunRow]):  # type: ignore[no-untyped-def]
-    by_id = {r.run_id: r for r in rows}
-    by_seq = {r.seq: r for r in rows}
-    ids_longest_first = sorted(by_id, key=len, reverse=True)
+class CitationResolver:
+    """The run a citation (file, section) points at: a run id in the section, else `step-N`,
+    `Run N` or the run file's first run. One index of the rows, shared with `gather`."""
 
-    def resolve(file: str, section: str) -> RunRow | None:
-        for rid in ids_longest_first:
+    def __init__(self, rows: list[RunRow]) -> None:
+        self.by_id = {r.run_id: r for r in rows}
+        consecutive = all(r.seq == i for i, r in enumerate(rows, start=1))
+        self._rows = rows if consecutive else None  # seq n is rows[n - 1]: no second index
+        self._by_seq = None if consecutive else {r.seq: r for r in rows}
+        self._ids_longest_first = sorted(self.by_id, key=len, reverse=True)
+
+    def seq(self, n: int) -> RunRow | None:
+        if self._rows is not None:
+            return self._rows[n - 1] if 1 <= n <= len(self._rows) else None
+        return (self._by_seq or {}).get(n)
+
+    def __call__(self, file: str, section: str) -> RunRow | None:
+        for rid in self._ids_longest_first:
             if rid and rid in section:
-                return by_id[rid]
+                return self.by_id[rid]
         m = _STEP_REF.search(section)
-        if m and f"step-{m.group(1)}" in by_id:
-            return by_id[f"step-{m.group(1)}"]
-        m = _RUN_REF.search(section)
-        if m and int(m.group(1)) in by_seq:
-            return by_seq[int(m.group(1))]
-        m = _RUN_FILE.search(file)
-        if m and int(m.group(1)) in by_seq:
-            return by_seq[int(m.group(1))]
+        if m and f"step-{m.group(1)}" in self.by_id:
+            return self.by_id[f"step-{m.group(1)}"]
+        for m in (_RUN_REF.search(section), _RUN_FILE.search(file)):
+            if m and self.seq(int(m.group(1))) is not None:
+                return self.seq(int(m.group(1)))
         return None
 
-    return resolve
+
+def citation_resolver(rows: list[RunRow]) -> CitationResolver:
+    return CitationResolver(rows)
 
 
 def gather(
@@ -171,8 +190,8 @@ def gather(
     """The view of one analysis. With `files` (the trace as rendered and redacted for upload),
     each cited run's text is embedded."""
     rows = _rows(result, trace)
-    resolve = citation_resolver(rows)
-    by_id = {r.run_id: r for r in rows}
+    resolve = CitationResolver(rows)
+    by_id = resolve.by_id
 
     def cites(found: list[Any]) -> list[Cite]:
         out = [Cite(c.file, c.section_or_lines, resolve(c.file, c.section_or_lines)) for c in found]

@@ -44,9 +44,9 @@ _DECODER = json.JSONDecoder()
 class LazyArray(Sequence[Any]):
     """A JSON array left in its file; each item is parsed when it is read.
 
-    Reading is forward-friendly (iteration reads the file once, in order); indexing seeks. The
-    file must not change while the trace is being loaded: its size and modification time are
-    checked on every pass.
+    Iteration and slices read the file in order through one handle; an index seeks. The file
+    must not change while the trace is in use (a big chat log's runs are read from it each time
+    they are read): its size and modification time are checked on every read.
     """
 
     def __init__(self, ctx: _Context, spans: array[int], *, walk: bool = False) -> None:
@@ -64,7 +64,8 @@ class LazyArray(Sequence[Any]):
     def __getitem__(self, index: slice) -> list[Any]: ...
     def __getitem__(self, index: int | slice) -> Any:
         if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
+            with self._open() as f:
+                return [self._read(f, i) for i in range(*index.indices(len(self)))]
         n = len(self)
         if index < 0:
             index += n
