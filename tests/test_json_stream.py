@@ -96,6 +96,7 @@ def test_json_lines_become_an_array(tmp_path):
         ('{"history": [1 2]}', r"t\.json: not JSON: expected ',' or '\]' \(byte 15\)"),
         ('{"a": 1} {"b"', r"t\.json: not JSON"),
         ('{"a": 1}\n{"b": }\n', r"t\.json: line 2 is not JSON: Expecting value"),
+        ('{\n  "history": [\n    {"role": "user"},\n    {"role": \n', r"t\.json: not JSON: Expecting value \(byte 53\)"),
         ("", r"t\.json: not JSON: Expecting value"),
     ],
 )

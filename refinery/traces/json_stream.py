@@ -282,7 +282,8 @@ def _document(ctx: _Context) -> Any:
 
 
 def _json_lines(ctx: _Context) -> list[Any] | LazyArray | None:
-    """A JSONL file (one value a line) as an array; None when it has fewer than two lines."""
+    """A JSONL file (one value a line) as an array; None when it is not one (fewer than two
+    values, or a first line that is no value on its own)."""
     spans: array[int] = array("q")
     kept: list[Any] | None = []
     size = offset = 0
@@ -297,8 +298,8 @@ def _json_lines(ctx: _Context) -> list[Any] | LazyArray | None:
             try:
                 value = json.loads(line)
             except json.JSONDecodeError as exc:
-                if len(spans) == 0 and not _has_second_line(f):
-                    return None
+                if len(spans) == 0:
+                    return None  # not one value a line: a (pretty-printed) document, broken where the document parse said
                 raise TraceFormatError(f"line {n} is not JSON: {exc.msg}", source=str(path)) from None
             except UnicodeDecodeError as exc:
                 raise TraceFormatError(f"line {n} is not UTF-8 text ({exc.reason})", source=str(path)) from None
@@ -312,10 +313,6 @@ def _json_lines(ctx: _Context) -> list[Any] | LazyArray | None:
     if len(spans) < 4:
         return None
     return kept if kept is not None else LazyArray(ctx, spans)
-
-
-def _has_second_line(f: BinaryIO) -> bool:
-    return any(line.strip() for line in f)
 
 
 def read_trace_json(path: Path, *, lazy_bytes: int | None = None) -> Any:
