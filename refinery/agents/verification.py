@@ -41,14 +41,13 @@ class RunTexts:
 
     def __init__(self, files: Sequence[tuple[str, str]]) -> None:
         self.files = files
-        self.where: dict[str, int] = {}  # the first file holding the run
-        self.more: dict[str, list[int]] = {}  # the rare run in several files: the others
+        self.where: dict[str, tuple[int, ...]] = {}  # run id → the files holding it (almost always one)
         self._texts: dict[str, str] = {}
         for i, (_, text) in enumerate(files):
             for rid, _section in run_sections(text):
-                first = self.where.setdefault(rid, i)
-                if first != i and i not in self.more.setdefault(rid, []):
-                    self.more[rid].append(i)
+                places = self.where.get(rid, ())
+                if i not in places:
+                    self.where[rid] = (*places, i)
 
     def __contains__(self, run_id: str) -> bool:
         return run_id in self.where
@@ -56,8 +55,7 @@ class RunTexts:
     def text(self, run_id: str) -> str:
         """The run's rendered text, normalised (see `normalise`); '' for a run not in the trace."""
         if run_id not in self._texts:
-            places = [self.where[run_id], *self.more.get(run_id, [])] if run_id in self.where else []
-            parts = [normalise(section) for i in places for rid, section in run_sections(self.files[i][1]) if rid == run_id]
+            parts = [normalise(section) for i in self.where.get(run_id, ()) for rid, section in run_sections(self.files[i][1]) if rid == run_id]
             self._texts[run_id] = " ".join(p for p in parts if p)
         return self._texts[run_id]
 

@@ -99,11 +99,8 @@ class LazyRuns(Sequence[TraceRun]):
     @overload
     def __getitem__(self, index: slice) -> list[TraceRun]: ...
     def __getitem__(self, index: int | slice) -> TraceRun | list[TraceRun]:
-        if isinstance(index, slice):
-            positions = range(*index.indices(len(self)))
-            if positions.step != 1:
-                return [self[i] for i in positions]
-            return [self._convert(i, e) for i, e in zip(positions, self._entries[positions.start : positions.stop])]
+        if isinstance(index, slice):  # the entries' own slice: a `LazyArray` reads it through one handle
+            return [self._convert(i, e) for i, e in zip(range(*index.indices(len(self))), self._entries[index])]
         i = range(len(self))[index]
         return self._convert(i, self._entries[i])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -28,12 +29,17 @@ def _header(result: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
-def _who_and_when(result: dict[str, Any]) -> list[str]:
-    lines: list[str] = []
+def _per_subset(result: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(name, scores, the paper's figures) for each subset, then overall."""
     paper = result.get("paper_baselines") or {}
     for name, s in [*result["scores"]["subsets"].items(), ("overall", result["scores"]["overall"])]:
+        yield name, s, paper.get(name, {})
+
+
+def _who_and_when(result: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    for name, s, ref in _per_subset(result):
         rb = s["random_baseline"]
-        ref = paper.get(name, {})
         lines += [
             f"## {name} ({s['files']} logs, {s['predicted']} predicted)", "",
             "| metric | refinery | uniform guess (same files) | paper (GPT-4o) |", "|---|---|---|---|",
@@ -44,6 +50,7 @@ def _who_and_when(result: dict[str, Any]) -> list[str]:
             f"| step within ±5 | {_pct(s['step_within_5_accuracy'])} | {_pct(rb['step_within_5_accuracy'])} | |",
             "",
         ]
+    paper = result.get("paper_baselines") or {}
     if paper.get("source"):
         lines += [f"Paper figures: {paper['source']} (their full sets; these are the files given).", ""]
     return lines
@@ -51,9 +58,7 @@ def _who_and_when(result: dict[str, Any]) -> list[str]:
 
 def _trail(result: dict[str, Any]) -> list[str]:
     lines: list[str] = []
-    paper = result.get("paper_baselines") or {}
-    for name, s in [*result["scores"]["subsets"].items(), ("overall", result["scores"]["overall"])]:
-        ref = paper.get(name, {})
+    for name, s, ref in _per_subset(result):
         lines += [
             f"## {name} ({s['traces']} traces)", "",
             "| metric | refinery | paper (best model) |", "|---|---|---|",
@@ -63,6 +68,7 @@ def _trail(result: dict[str, Any]) -> list[str]:
             f"| location precision (ours; not an official metric) | {_num(s['location_precision'])} | |",
             "",
         ]
+    paper = result.get("paper_baselines") or {}
     if paper.get("source"):
         lines += [f"Paper figures: {paper['source']}.", ""]
     return lines

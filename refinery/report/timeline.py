@@ -71,7 +71,7 @@ def bars(rows: list[RunRow]) -> list[Bar | Gap]:
     for i in shown(rows):
         if isinstance(i, Gap):
             out.append(i)
-        elif rows and timed:
+        elif timed:
             r = rows[i]
             left = 100 * (r.start_ms or 0) / span
             width = max(MIN_WIDTH, 100 * (r.duration_ms or 0) / span)

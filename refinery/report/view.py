@@ -154,15 +154,8 @@ class CitationResolver:
 
     def __init__(self, rows: list[RunRow]) -> None:
         self.by_id = {r.run_id: r for r in rows}
-        consecutive = all(r.seq == i for i, r in enumerate(rows, start=1))
-        self._rows = rows if consecutive else None  # seq n is rows[n - 1]: no second index
-        self._by_seq = None if consecutive else {r.seq: r for r in rows}
+        self._by_seq = {r.seq: r for r in rows}
         self._ids_longest_first = sorted(self.by_id, key=len, reverse=True)
-
-    def seq(self, n: int) -> RunRow | None:
-        if self._rows is not None:
-            return self._rows[n - 1] if 1 <= n <= len(self._rows) else None
-        return (self._by_seq or {}).get(n)
 
     def __call__(self, file: str, section: str) -> RunRow | None:
         for rid in self._ids_longest_first:
@@ -172,13 +165,12 @@ class CitationResolver:
         if m and f"step-{m.group(1)}" in self.by_id:
             return self.by_id[f"step-{m.group(1)}"]
         for m in (_RUN_REF.search(section), _RUN_FILE.search(file)):
-            if m and self.seq(int(m.group(1))) is not None:
-                return self.seq(int(m.group(1)))
+            if m and int(m.group(1)) in self._by_seq:
+                return self._by_seq[int(m.group(1))]
         return None
 
 
-def citation_resolver(rows: list[RunRow]) -> CitationResolver:
-    return CitationResolver(rows)
+citation_resolver = CitationResolver  # the name the report package has exported
 
 
 def gather(

@@ -6,6 +6,7 @@ Pure functions; the loaders stay small by sharing these.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -90,10 +91,16 @@ def order_runs(runs: list[TraceRun]) -> list[TraceRun]:
     return ordered
 
 
-def span_bounds(runs: list[TraceRun]) -> tuple[datetime | None, datetime | None]:
-    starts = [r.start_time for r in runs if r.start_time]
-    ends = [r.end_time for r in runs if r.end_time]
-    return (min(starts) if starts else None, max(ends) if ends else None)
+def span_bounds(runs: Iterable[TraceRun]) -> tuple[datetime | None, datetime | None]:
+    """The first start and the last end, in one pass (a big chat log's runs are made as read)."""
+    first: datetime | None = None
+    last: datetime | None = None
+    for r in runs:
+        if r.start_time and (first is None or r.start_time < first):
+            first = r.start_time
+        if r.end_time and (last is None or r.end_time > last):
+            last = r.end_time
+    return first, last
 
 
 def require(obj: Any, key: str, *, source: str | None, field: str) -> Any:

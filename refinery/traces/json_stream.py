@@ -172,8 +172,8 @@ class _Cursor:
         self.pos += 1
         return c
 
-    def value(self) -> tuple[Any, int, int]:
-        """The next JSON value, parsed by the C decoder, with its start and end byte."""
+    def value(self) -> Any:
+        """The next JSON value, parsed by the C decoder."""
         self.skip_ws()
         read = _CHUNK
         while True:
@@ -184,9 +184,8 @@ class _Cursor:
                     raise _NotJson(exc.msg, self.byte_at(min(exc.pos, len(self.buf)))) from None
             else:
                 if end < len(self.buf) or self.eof:  # a number at the window's end may go on
-                    start = self.byte_at(self.pos)
                     self.pos = end
-                    return value, start, self.byte_at(end)
+                    return value
             self.more(read)
             read *= 2  # a value bigger than the window: grow it, so re-parsing stays linear
 
@@ -202,33 +201,53 @@ def _item(cur: _Cursor, ctx: _Context, walk: bool) -> Any:
     """One array item: a span object walked (its children may be big arrays), else parsed whole."""
     if walk and cur.skip_ws() == "{":
         return _object(cur, ctx, TREE_KEYS)
-    return cur.value()[0]
+    return cur.value()
+
+
+class _Collected:
+    """An array's items as read: kept while they add up to `lazy_bytes`, then only their byte
+    spans (the array becomes a `LazyArray`)."""
+
+    def __init__(self, ctx: _Context) -> None:
+        self.ctx = ctx
+        self.spans: array[int] = array("q")
+        self.kept: list[Any] | None = []
+        self.size = 0
+
+    def add(self, value: Any, start: int, end: int) -> None:
+        self.spans.extend((start, end))
+        self.size += end - start
+        if self.kept is not None:
+            self.kept.append(value)
+            if self.size > self.ctx.lazy_bytes:
+                self.kept = None  # big: from here on only the spans are kept
+
+    def result(self, *, walk: bool = False) -> list[Any] | LazyArray:
+        return self.kept if self.kept is not None else LazyArray(self.ctx, self.spans, walk=walk)
+
+
+def _array_items(cur: _Cursor) -> Iterator[None]:
+    """Steps through an array: yields with the cursor at each item, which the caller reads."""
+    cur.expect("[")
+    if cur.skip_ws() == "]":
+        cur.pos += 1
+        return
+    while True:
+        yield
+        if cur.expect(",]") == "]":
+            return
 
 
 def _entries(cur: _Cursor, ctx: _Context, walk: bool) -> list[Any] | LazyArray:
-    cur.expect("[")
-    spans: array[int] = array("q")
-    kept: list[Any] | None = []
-    size = 0
+    collected = _Collected(ctx)
     nested = False  # some item has children: read items back by walking them too
-    if cur.skip_ws() == "]":
-        cur.pos += 1
-        return []
-    while True:
+    for _ in _array_items(cur):
         cur.skip_ws()
         start = cur.byte_at(cur.pos)
         value = _item(cur, ctx, walk)
-        end = cur.byte_at(cur.pos)
-        spans.extend((start, end))
-        size += end - start
+        collected.add(value, start, cur.byte_at(cur.pos))
         nested = nested or (walk and isinstance(value, dict) and not TREE_KEYS.isdisjoint(value))
-        if kept is not None:
-            kept.append(value)
-            if size > ctx.lazy_bytes:
-                kept = None  # big: from here on only the spans are kept
-        del value
-        if cur.expect(",]") == "]":
-            return kept if kept is not None else LazyArray(ctx, spans, walk=nested)
+    return collected.result(walk=nested)
 
 
 def _object(cur: _Cursor, ctx: _Context, entry_keys: frozenset[str] = ENTRY_KEYS) -> dict[str, Any]:
@@ -241,7 +260,7 @@ def _object(cur: _Cursor, ctx: _Context, entry_keys: frozenset[str] = ENTRY_KEYS
     while True:
         if cur.skip_ws() != '"':
             raise _NotJson("expected a property name in double quotes", cur.byte_at(cur.pos))
-        key, _, _ = cur.value()
+        key = cur.value()
         cur.expect(":")
         nxt = cur.skip_ws()
         if nxt == "[" and key in entry_keys:
@@ -249,21 +268,13 @@ def _object(cur: _Cursor, ctx: _Context, entry_keys: frozenset[str] = ENTRY_KEYS
         elif nxt == "[" and key in WRAPPER_KEYS and entry_keys is ENTRY_KEYS:
             out[key] = _wrappers(cur, ctx)
         else:
-            out[key] = cur.value()[0]
+            out[key] = cur.value()
         if cur.expect(",}") == "}":
             return out
 
 
 def _wrappers(cur: _Cursor, ctx: _Context) -> list[Any]:
-    cur.expect("[")
-    items: list[Any] = []
-    if cur.skip_ws() == "]":
-        cur.pos += 1
-        return items
-    while True:
-        items.append(_object(cur, ctx) if cur.skip_ws() == "{" else cur.value()[0])
-        if cur.expect(",]") == "]":
-            return items
+    return [_object(cur, ctx) if cur.skip_ws() == "{" else cur.value() for _ in _array_items(cur)]
 
 
 def _document(ctx: _Context) -> Any:
@@ -275,7 +286,7 @@ def _document(ctx: _Context) -> Any:
         elif first == "[":
             data = _entries(cur, ctx, True)
         else:
-            data = cur.value()[0]
+            data = cur.value()
         if cur.skip_ws():
             raise _NotJson("extra data after the JSON value", cur.byte_at(cur.pos))
         return data
@@ -284,9 +295,8 @@ def _document(ctx: _Context) -> Any:
 def _json_lines(ctx: _Context) -> list[Any] | LazyArray | None:
     """A JSONL file (one value a line) as an array; None when it is not one (fewer than two
     values, or a first line that is no value on its own)."""
-    spans: array[int] = array("q")
-    kept: list[Any] | None = []
-    size = offset = 0
+    collected = _Collected(ctx)
+    offset = 0
     path = ctx.path
     with path.open("rb") as f:
         for n, line in enumerate(f, start=1):
@@ -298,21 +308,13 @@ def _json_lines(ctx: _Context) -> list[Any] | LazyArray | None:
             try:
                 value = json.loads(line)
             except json.JSONDecodeError as exc:
-                if len(spans) == 0:
+                if not collected.spans:
                     return None  # not one value a line: a (pretty-printed) document, broken where the document parse said
                 raise TraceFormatError(f"line {n} is not JSON: {exc.msg}", source=str(path)) from None
             except UnicodeDecodeError as exc:
                 raise TraceFormatError(f"line {n} is not UTF-8 text ({exc.reason})", source=str(path)) from None
-            end = start + len(line.rstrip(b"\r\n"))
-            spans.extend((start, end))
-            size += end - start
-            if kept is not None:
-                kept.append(value)
-                if size > ctx.lazy_bytes:
-                    kept = None
-    if len(spans) < 4:
-        return None
-    return kept if kept is not None else LazyArray(ctx, spans)
+            collected.add(value, start, start + len(line.rstrip(b"\r\n")))
+    return collected.result() if len(collected.spans) >= 4 else None
 
 
 def read_trace_json(path: Path, *, lazy_bytes: int | None = None) -> Any:

@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Iterable, Sequence
 from functools import partial
 from typing import Any
 
@@ -37,7 +36,7 @@ LABEL_KEYS = frozenset({"mistake_agent", "mistake_step", "mistake_reason", "mist
 _STEP_FIELDS = ("role", "name", "content", "input", "output", "error", "id", "timestamp", "tool_calls", "agent", "start_time", "end_time")
 
 
-def _items(data: Any, source: str | None) -> tuple[list[Any], str, dict[str, Any]]:
+def _items(data: Any, source: str | None) -> tuple[Sequence[Any], str, dict[str, Any]]:
     """The entries, the key they were under (for error messages), and the wrapper's other fields."""
     if is_array(data):
         return data, "messages", {}
@@ -119,33 +118,24 @@ def _step_run(i: int, item: Any, *, list_key: str, trace_id: str, source: str | 
     )
 
 
-def _read_through(items: Sequence[Any], head: dict[str, Any], convert: Callable[[int, Any], TraceRun]) -> tuple[str, datetime | None, datetime | None]:
-    """One pass over entries left in the file: each is converted (so a bad one fails the load,
-    naming it, as an eager load would) and dropped; what the trace needs is kept: a digest of
-    the content (the id of a log that names none — one JSON dump of a 100 MB log would cost
-    another 100 MB) and the first start and last end time."""
+def _digest(items: Iterable[Any], head: dict[str, Any]) -> str:
+    """A stable id for a log that names none: a hash of its content, one entry at a time (one
+    JSON dump of a 100 MB log would cost another 100 MB)."""
     h = hashlib.sha256(json.dumps(head, sort_keys=True, default=str).encode())
-    first: datetime | None = None
-    last: datetime | None = None
-    for i, item in enumerate(items):
-        run = convert(i, item)
+    for item in items:
         h.update(json.dumps(item, sort_keys=True, default=str).encode())
-        start, end = span_bounds([run])
-        first = start if first is None or (start is not None and start < first) else first
-        last = end if last is None or (end is not None and end > last) else last
-    return h.hexdigest()[:12], first, last
+    return h.hexdigest()[:12]
 
 
 def load_plain(data: Any, source: str | None = None) -> Trace:
     items, list_key, head = _items(data, source)
     named = str(head.get("trace_id") or head.get("id") or head.get("question_ID") or "").strip("'\" ")
-    checked = partial(_step_run, list_key=list_key, trace_id=named, source=source)
-    digest, start, end = _read_through(items, head, checked)
-    trace_id = named or f"chat-{digest}"
+    trace_id = named or f"chat-{_digest(items, head)}"
     convert = partial(_step_run, list_key=list_key, trace_id=trace_id, source=source)
     # Entries left in the file (a big log) stay there: its runs are made each time they are
     # read (`LazyRuns`), at a few bytes a run instead of about 2 KB.
     runs: Sequence[TraceRun] = LazyRuns(items, convert) if isinstance(items, LazyArray) else [convert(i, item) for i, item in enumerate(items)]
+    start, end = span_bounds(runs)  # for `LazyRuns`, the pass that converts every entry: a bad one fails the load here, named
     metadata: dict[str, Any] = {"format": "plain"}
     task = _task(head)
     if task:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import weakref
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import overload
 
@@ -23,7 +23,7 @@ from refinery.core.tokens import estimate_tokens
 from refinery.traces.redact import RedactionReport, redact_text
 from refinery.traces.render import RenderOptions, iter_trace_files
 
-__all__ = ["SpooledFiles", "file_stats", "iter_upload_files", "upload_files_for"]
+__all__ = ["SpooledFiles", "file_stats", "upload_files_for"]
 
 
 class SpooledFiles(Sequence[tuple[str, str]]):
@@ -38,15 +38,18 @@ class SpooledFiles(Sequence[tuple[str, str]]):
         for name, text in files:
             self.append(name, text)
 
+    def _path(self, index: int) -> Path:
+        return self.folder / f"{index:06d}"  # numbered: names need not be safe paths
+
     def append(self, name: str, text: str) -> None:
         data = text.encode("utf-8")
-        (self.folder / f"{len(self.names):06d}").write_bytes(data)  # numbered: names need not be safe paths
+        self._path(len(self.names)).write_bytes(data)
         self.names.append(name)
         self.sizes.append(len(data))
         self.tokens.append(estimate_tokens(text))
 
     def text(self, index: int) -> str:
-        return (self.folder / f"{index:06d}").read_bytes().decode("utf-8")
+        return self._path(index).read_bytes().decode("utf-8")
 
     def __len__(self) -> int:
         return len(self.names)
@@ -60,10 +63,6 @@ class SpooledFiles(Sequence[tuple[str, str]]):
             return [self[i] for i in range(*index.indices(len(self)))]
         i = range(len(self))[index]  # negative indexes and bounds, as a list has them
         return self.names[i], self.text(i)
-
-    def __iter__(self) -> Iterator[tuple[str, str]]:
-        for i, name in enumerate(self.names):
-            yield name, self.text(i)
 
     def close(self) -> None:
         """Delete the spooled texts now (they are deleted at garbage collection otherwise)."""
@@ -81,23 +80,6 @@ def file_stats(files: Sequence[tuple[str, str]]) -> list[tuple[str, int, int]]:
     return [(name, len(text.encode("utf-8")), estimate_tokens(text)) for name, text in files]
 
 
-def iter_upload_files(
-    trace: Trace,
-    *,
-    options: RenderOptions | None = None,
-    prompts: Mapping[str, str] | None = None,
-    evals: Mapping[str, str] | None = None,
-    expectation: DomainExpertExpectation | None = None,
-    redact: bool = True,
-    report: RedactionReport | None = None,
-) -> Iterator[tuple[str, str]]:
-    """The rendered files as they may leave the machine, one at a time: redacted unless
-    `redact=False` (counts go to `report`). For one pass (the report's cited runs); a caller
-    that reads them again spools them (`upload_files_for`)."""
-    for name, text in iter_trace_files(trace, options=options, prompts=prompts, evals=evals, expectation=expectation):
-        yield name, redact_text(text, report) if redact else text
-
-
 def upload_files_for(
     trace: Trace,
     *,
@@ -107,8 +89,10 @@ def upload_files_for(
     expectation: DomainExpertExpectation | None = None,
     redact: bool = True,
 ) -> tuple[SpooledFiles, RedactionReport]:
-    """The rendered files as they may leave the machine (see `iter_upload_files`), spooled: one
-    file in memory at a time."""
+    """The rendered files as they may leave the machine: redacted unless `redact=False`, spooled
+    one file at a time."""
     report = RedactionReport()
-    files = iter_upload_files(trace, options=options, prompts=prompts, evals=evals, expectation=expectation, redact=redact, report=report)
-    return SpooledFiles(files), report
+    spool = SpooledFiles()
+    for name, text in iter_trace_files(trace, options=options, prompts=prompts, evals=evals, expectation=expectation):
+        spool.append(name, redact_text(text, report) if redact else text)
+    return spool, report
