@@ -27,6 +27,7 @@ from typing import Any
 from refinery.agents.plan import plan_summary, planned_requests
 from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
 from refinery.cli_args import build_parser
+from refinery.core.models import Trace
 from refinery.core.tokens import estimate_body_tokens
 from refinery.errors import (
     EXIT_ACCESS,
@@ -153,6 +154,7 @@ async def cmd_plan(args: argparse.Namespace) -> int:
         "files": [{"name": n, "bytes": size, "estimated_tokens": tokens} for n, size, tokens in file_stats(files)],
         "requests": [{"call": name, "estimated_input_tokens": estimate_body_tokens(b), "max_output_tokens": b["max_output_tokens"], "body": b if (args.json or args.show_bodies) else None} for name, b in bodies],
         "redactions": analyst.redaction.as_dict(),
+        "task": {"text": trace.metadata.get("task"), "found_in": trace.metadata.get("task_source")},
     }
     total = plan["total"]
     cost = "unknown (no price for this model)" if total["estimated_cost_usd"] is None else f"~${total['estimated_cost_usd']:.2f}"
@@ -160,6 +162,7 @@ async def cmd_plan(args: argparse.Namespace) -> int:
         f"trace {trace.trace_id}: {plan['runs']} runs ({plan['failed_runs']} failed) → {plan['files']} files, ~{plan['file_tokens']} tokens; "
         f"stage 1 in {plan['groups']} group(s)",
         f"model {plan['model']}: input budget {plan['input_budget']} tokens a request",
+        _task_line(trace, args.expect),
         "",
         "stage    calls  input tokens  output tokens  largest request  est. cost",
     ]
@@ -186,6 +189,16 @@ async def cmd_plan(args: argparse.Namespace) -> int:
         print(f"refinery: error: --strict: {len(over)} request(s) would exceed the context budget", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_OK
+
+
+def _task_line(trace: Trace, expect: str | None) -> str:
+    """Where the trace's task was found (the expectation defaults to it without --expect)."""
+    task, where = trace.metadata.get("task"), trace.metadata.get("task_source") or "the log's question / task field"
+    if not task:
+        return "task: the trace states none" + ("" if expect else " (give --expect)")
+    short = " ".join(str(task).split())
+    short = short if len(short) <= 100 else short[:97] + "…"
+    return f"task (from {where}): {short}" + ("" if expect else " — the expectation is to accomplish it")
 
 
 def _scale_options(args: argparse.Namespace) -> dict[str, Any]:

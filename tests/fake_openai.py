@@ -19,7 +19,7 @@ from tests.helpers import BASE, response_json
 SAMPLES: dict[str, dict[str, Any]] = {
     "stage1": {
         "timeline": [
-            {"sequence": 1, "run_id": "run-1", "run_name": "agent", "action": "plan the refund", "status": "success", "key_inputs": "user asks for refund", "key_outputs": "call lookup_order", "tool_calls": ["lookup_order"], "citations": [{"file": "t1_runs_001-003.md", "section_or_lines": "Run 001"}]},
+            {"sequence": 1, "run_id": "run-1", "run_name": "agent", "action": "plan the refund", "status": "not stated", "key_inputs": "user asks for refund", "key_outputs": "call lookup_order", "tool_calls": ["lookup_order"], "citations": [{"file": "t1_runs_001-003.md", "section_or_lines": "Run 001"}]},
             {"sequence": 2, "run_id": "run-2", "run_name": "lookup_order", "action": "tool call", "status": "error", "key_inputs": "order_id=None", "key_outputs": "", "tool_calls": [], "citations": [{"file": "t1_runs_001-003.md", "section_or_lines": "Run 002"}]},
         ],
         "events": [{"kind": "failure", "run_id": "run-2", "description": "order id missing", "citations": [{"file": "t1_runs_001-003.md", "section_or_lines": "Run 002"}]}],

@@ -64,11 +64,12 @@ async def test_each_trace_folder_holds_its_report_and_usage(openai_env, folder, 
 
 
 async def test_a_trace_with_no_expectation_and_no_task_fails_alone_with_a_clear_error(openai_env, folder, tmp_path):
+    shutil.copy(FIX / "otel_span_list.json", folder / "no_task.json")  # spans that state no task anywhere
     client = ResponsesClient(api_key="sk-x", base_url=openai_env.base_url)
     summary = await analyze_many(discover(folder), out_dir=tmp_path / "out", client=client)
     await client.close()
-    assert summary.outcomes["plain_chat"].status == "done"
-    failed = summary.outcomes["otlp_trace"]
+    assert summary.outcomes["plain_chat"].status == "done" and summary.outcomes["otlp_trace"].status == "done"  # its agent span's input
+    failed = summary.outcomes["no_task"]
     assert failed.status == "failed" and failed.error_type == "InputFileError" and "no expectation: give --expect FILE" in failed.error
 
 

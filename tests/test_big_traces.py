@@ -23,7 +23,7 @@ from tests.fixtures_traces import EXPECTATION
 
 def big_stage1(entries: int) -> TraceAnalysisOutput:
     timeline = [
-        {"sequence": i + 1, "run_id": f"r{i}", "run_name": f"step {i}", "action": "did things " * 40, "status": "error" if i % 50 == 7 else "success",
+        {"sequence": i + 1, "run_id": f"r{i}", "run_name": f"step {i}", "action": "did things " * 40, "status": "error" if i % 50 == 7 else "ok",
          "key_inputs": "input " * 60, "key_outputs": "output " * 60, "tool_calls": ["search"] * 5, "citations": [{"file": "f.md", "section_or_lines": f"Run {i}"}] * 4}
         for i in range(entries)
     ]

@@ -67,7 +67,7 @@ def test_usage_table_has_a_row_per_stage_and_a_total():
 
 def test_report_without_the_trace_uses_the_stage1_timeline():
     view = gather(sample_result(), None)
-    assert [(r.run_id, r.status) for r in view.runs] == [("run-1", "success"), ("run-2", "error")]
+    assert [(r.run_id, r.status) for r in view.runs] == [("run-1", "not stated"), ("run-2", "error")]
 
 
 def test_report_of_an_analysis_stopped_at_stage2():

@@ -10,6 +10,7 @@ from refinery.agents.verification import RunTexts, verify
 from refinery.traces import json_stream, load_trace
 from refinery.traces.redact import RedactionReport, redact_text
 from refinery.traces.render import render_trace_files
+from refinery.traces.source_text import run_mark, source, strip_marks
 from refinery.traces.spool import SpooledFiles, upload_files_for
 from tests.fixtures_traces import make_trace
 
@@ -27,7 +28,8 @@ def test_the_spool_folder_is_private_and_deleted_on_close():
     spool = SpooledFiles(FILES)
     folder = spool.folder
     assert folder.stat().st_mode & 0o777 == 0o700
-    assert sorted(p.name for p in folder.iterdir()) == ["000000", "000001", "000002"]  # names never become paths
+    names = ["000000", "000000.layout", "000001", "000001.layout", "000002", "000002.layout"]
+    assert sorted(p.name for p in folder.iterdir()) == names  # names never become paths
     spool.close()
     assert not folder.exists()
 
@@ -72,10 +74,13 @@ def test_a_big_chat_log_is_analysed_from_the_file_with_the_same_files_and_citati
 
 
 def test_a_run_in_several_files_is_checked_against_all_of_its_text():
-    files = SpooledFiles([
-        ("a.md", "## Run 1: agent [run_id: r1]\nfirst half of the answer\n"),
-        ("b.md", "## Run 2: tool [run_id: r2]\nlookup\n"),
-        ("c.md", "## Run 1: agent [run_id: r1]\nsecond half\n"),
-    ])
+    marked = [
+        ("a.md", f"{run_mark('r1')}## Run 1: agent [run_id: r1]\n{source('first half of the answer')}\n"),
+        ("b.md", f"{run_mark('r2')}## Run 2: tool [run_id: r2]\n{source('lookup')}\n"),
+        ("c.md", f"{run_mark('r1')}## Run 1: agent [run_id: r1]\n{source('second half')}\n"),
+    ]
+    files = SpooledFiles()
+    for name, text in marked:
+        files.append(name, *strip_marks(text))
     runs = RunTexts(files)
     assert "first half of the answer" in runs.text("r1") and "second half" in runs.text("r1") and "lookup" not in runs.text("r1")

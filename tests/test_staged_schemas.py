@@ -56,7 +56,7 @@ def test_schema_rejects_an_extra_field():
 
 
 def test_stage1_statuses_are_closed():
-    assert ss.TRACE_ANALYSIS_SCHEMA["properties"]["timeline"]["items"]["properties"]["status"]["enum"] == ["success", "error", "partial"]
+    assert ss.TRACE_ANALYSIS_SCHEMA["properties"]["timeline"]["items"]["properties"]["status"]["enum"] == ["ok", "error", "partial", "not stated"]
 
 
 class Inner(BaseModel):

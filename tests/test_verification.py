@@ -8,6 +8,7 @@ import copy
 import pytest
 
 from refinery.agents.verification import RunTexts, claims_of, normalise, verify
+from refinery.core.models import RunType, Trace, TraceRun
 from refinery.integrations.responses_client import ResponsesClient
 from refinery.orchestrator import AnalysisOrchestrator
 from refinery.traces.render import RenderOptions, render_trace_files
@@ -26,6 +27,7 @@ def diagnosis(**change):
 def test_claims_are_every_run_id_with_the_quote_beside_it():
     claims = claims_of(SAMPLES["stage3"])
     assert [(c.path, c.run_id, c.quote) for c in claims] == [("decisive_step", "run-2", None), ("errors[0]", "run-2", "KeyError: 'order_id'")]
+    assert claims[0].reason == SAMPLES["stage3"]["decisive_step"]["reason"]
 
 
 def test_a_real_run_and_a_true_quote_verify():
@@ -40,13 +42,60 @@ def test_a_made_up_run_id_is_caught():
 
 def test_a_misquote_is_caught():
     result = verify(diagnosis(evidence="ValueError: order id missing"), RUNS)
-    assert [u["problem"] for u in result.unverified] == ["the quote is not in run run-2's text"]
+    assert [u["problem"] for u in result.unverified] == ["the quote is not in run run-2's own text (its inputs, outputs, messages, error or events)"]
 
 
-def test_a_quote_found_only_in_a_retrieved_chunk_verifies():
-    data = diagnosis(evidence="the order service answered 503")
-    assert verify(data, RUNS).unverified
-    assert verify(data, RUNS, ["... later the order service answered 503 twice"]).unverified == []
+def _chat_trace() -> Trace:
+    """An LLM conversation over three calls (later calls repeat the earlier messages), a long
+    tool output that gets cut, and a task in the index."""
+    history = [{"role": "system", "content": "You are the refund agent."}, {"role": "user", "content": "Refund order 42 please."}]
+    runs = []
+    for i in range(3):
+        answer = {"role": "assistant", "content": f"Answer number {i}: looking up the order."}
+        runs.append(TraceRun(id=f"llm-{i}", name="llm", run_type=RunType.LLM, inputs={"messages": list(history)}, outputs={"messages": [answer]}))
+        history += [answer, {"role": "user", "content": f"Follow-up question {i} from the customer."}]
+    log = "HEAD of the lookup log. " + "filler words " * 900 + "TAIL says order 42 not found."
+    runs.append(TraceRun(id="tool-1", name="lookup", run_type=RunType.TOOL, inputs={"order": "42"}, outputs={"log": log}))
+    return Trace(trace_id="chat", runs=runs, metadata={"task": "Refund order 42 for the customer."})
+
+
+CHAT = RunTexts(render_trace_files(_chat_trace(), options=RenderOptions(max_field_chars=1000, marker_every_chars=300)))
+
+
+@pytest.mark.parametrize(
+    ("run_id", "quote"),
+    [
+        ("llm-0", "- trace_id: chat"),  # a header line refinery writes
+        ("llm-1", "- status: not stated"),  # a heading field
+        ("llm-2", "[run_id: llm-0 · Run 001 · continued]"),  # another run's marker
+        ("llm-2", "are the conversation already shown up to Run 002"),  # refinery's note about earlier messages
+        ("tool-1", "characters cut here"),  # the note of a cut
+        ("tool-1", "HEAD of the lookup log. filler words filler words TAIL says"),  # across the cut
+        ("llm-0", "Refund order 42 for the customer."),  # the task, in the index only
+        ("llm-0", "TAIL says order 42 not found."),  # another run's text
+        ("tool-1", "Answer number 0: looking up the order."),  # another run's text
+    ],
+    ids=["file header", "heading field", "marker", "earlier-messages note", "cut note", "across a cut", "index", "other run", "other run 2"],
+)
+def test_a_quote_from_anything_but_the_cited_runs_own_text_is_unverified(run_id, quote):
+    check = verify({"run_id": run_id, "evidence": quote}, CHAT)
+    assert check.verified == 0 and check.unverified[0]["run_id"] == run_id
+
+
+@pytest.mark.parametrize(
+    ("run_id", "quote"),
+    [("llm-2", "Follow-up question 1 from the customer."), ("llm-2", "Answer number 2: looking up the order."), ("tool-1", "TAIL says order 42 not found."), ("tool-1", "HEAD of the lookup log.")],
+)
+def test_a_quote_from_the_cited_runs_own_messages_and_outputs_verifies(run_id, quote):
+    assert verify({"run_id": run_id, "evidence": quote}, CHAT).unverified == []
+
+
+def test_the_decisive_steps_reason_is_checked_where_it_quotes():
+    assert verify({"decisive_step": {"run_id": "tool-1", "reason": 'The lookup logged "TAIL says order 42 not found."'}}, CHAT).unverified == []
+    made_up = verify({"decisive_step": {"run_id": "tool-1", "reason": 'The lookup logged "order service timed out after 30 s"'}}, CHAT)
+    assert made_up.unverified[0]["problem"] == "the reason quotes words that are not in run tool-1's own text"
+    marker = verify({"decisive_step": {"run_id": "tool-1", "reason": "[run_id: tool-1 · Run 004 · continued]"}}, CHAT)
+    assert marker.verified == 0
 
 
 def test_quotes_match_across_white_space_markers_and_quotation_marks():

@@ -35,7 +35,7 @@ def _condensed(data: dict[str, Any], level: tuple[int, int, int, int]) -> dict[s
     timeline = data["timeline"]
     keep = [
         e for i, e in enumerate(timeline)
-        if e["status"] != "success" or e["run_id"] in marked or i in (0, len(timeline) - 1)
+        if e["status"] in ("error", "partial") or e["run_id"] in marked or i in (0, len(timeline) - 1)
     ]
     return {
         "timeline": [
@@ -82,7 +82,7 @@ def condense_stage1(output: TraceAnalysisOutput, max_tokens: int) -> tuple[Trace
 def _first_that_fit(data: dict[str, Any], max_tokens: int) -> TraceAnalysisOutput:
     """The last resort: as many timeline entries and events as fit (failures first, then the
     order of the run), found by bisection; coverage and a note of what was left out stay."""
-    timeline = sorted(data["timeline"], key=lambda e: e["status"] == "success")
+    timeline = sorted(data["timeline"], key=lambda e: e["status"] not in ("error", "partial"))
     events = data["events"]
 
     def cut(k: int) -> TraceAnalysisOutput:

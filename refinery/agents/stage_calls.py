@@ -67,7 +67,7 @@ class StageCalls:
         output, usage = self._validated(stage, answer.data), answer.usage
         if run.texts is None:
             return output, usage, None
-        check = verify(answer.data, run.texts, [str(r.get("text") or "") for r in answer.results])
+        check = verify(answer.data, run.texts)
         if check.unverified:
             log.info("%s: %d of %d citations unverified; asking once to fix them", stage.key, len(check.unverified), check.cited)
             again = await self._ask(run, stage, reask_text(user_text, check.unverified, compact_json(answer.data)), filters)
@@ -77,7 +77,7 @@ class StageCalls:
             except StageError:
                 fixed = None
             if fixed is not None:
-                recheck = verify(again.data, run.texts, [str(r.get("text") or "") for r in again.results])
+                recheck = verify(again.data, run.texts)
                 if len(recheck.unverified) <= len(check.unverified):
                     output, check = fixed, recheck
         return output, usage, check

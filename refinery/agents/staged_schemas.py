@@ -8,9 +8,9 @@ lists of key/value pairs, because strict mode has no open objects.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from refinery.core.models import Confidence, FailureType
 from refinery.core.strict_schema import make_strict
@@ -38,12 +38,21 @@ class Coverage(_Strict):
 
 
 # --- Stage 1: trace analysis ----------------------------------------------------------------
+def _legacy_status(value: Any) -> Any:
+    """Stage 1 artifacts written before 0.2 said `success`; they resume as `ok`."""
+    return "ok" if value == "success" else value
+
+
 class TimelineEntry(_Strict):
+    """One run on the timeline. `status` is what the trace states for it (`ok`, `error`), the
+    model's `partial`, or `not stated` when the trace says nothing (a chat or step log): the model
+    is not asked to call a step a success the trace never called one."""
+
     sequence: int
     run_id: str
     run_name: str
     action: str
-    status: Literal["success", "error", "partial"]
+    status: Annotated[Literal["ok", "error", "partial", "not stated"], BeforeValidator(_legacy_status)]
     key_inputs: str
     key_outputs: str
     tool_calls: list[str]

@@ -1,27 +1,34 @@
 """Checking a stage's citations against the trace: does each cited run exist, and does each quote
-occur in that run's text (or in the chunks `file_search` returned)? Pure.
+occur in that run's own source text? Pure.
 
 Why: a diagnosis that cites a run id that is not in the trace, or "quotes" words the run never
-said, reads as well as a grounded one. Checking is cheap — the rendered files and the retrieved
-chunks are already here — so every stage is checked, the model is asked once to fix what fails,
-and what still fails is kept but marked unverified, with counts a user (and the report) can see.
+said, reads as well as a grounded one. Checking is cheap — the rendered files are already here —
+so every stage is checked, the model is asked once to fix what fails, and what still fails is
+kept but marked unverified, with counts a user (and the report) can see.
 
-Quotes are compared with white space normalised, after removing the run-id markers and fence
-lines rendering inserts, so a quote that crosses a marker still matches.
+"Verified" means one thing: the quote occurs (white space normalised) in text that came from the
+trace for the cited run — its inputs, outputs, messages, error, events, attributes. Never in what
+refinery writes around them (headings, field labels, run-id markers, notes about cuts or earlier
+messages, the index) and never in another run's text, even when a retrieved chunk held both. The
+renderer records which text is whose as it writes (`traces.source_text.FileLayout`); nothing here
+parses the Markdown back.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from refinery.traces.render import run_sections
+from refinery.traces.source_text import FileLayout
 
 _MARKER = re.compile(r"^\[run_id: [^\]]+ · continued\]$", re.M)
 _FENCE = re.compile(r"^`{3,}\s*$", re.M)
+# A quotation inside a free-text reason: "…", “…” or `…`, long enough to be evidence.
+_QUOTED = re.compile(r'"([^"]{8,})"|\u201c([^\u201d]{8,})\u201d|`([^`]{8,})`')
 NOT_A_RUN = frozenset({"", "unknown", "unknown-run", "none", "n/a"})
+_SEPARATE = " \x00 "  # between two source segments: no quote spans it
 
 
 def normalise(text: str) -> str:
@@ -32,7 +39,8 @@ def normalise(text: str) -> str:
 
 
 class RunTexts:
-    """Each run's rendered text, by run id, from the files uploaded for the trace.
+    """Each run's own source text, by run id, from the files uploaded for the trace and their
+    layouts (`RenderedFiles` or `SpooledFiles`).
 
     Only where each run is (which files) is kept; a run's text is read when a citation of it is
     checked. Why: the files of a big trace are spooled to disk (`traces.spool`), and a normalised
@@ -40,23 +48,35 @@ class RunTexts:
     """
 
     def __init__(self, files: Sequence[tuple[str, str]]) -> None:
+        layout = getattr(files, "layout", None)
+        if layout is None:
+            raise TypeError("RunTexts needs rendered files with their layouts (RenderedFiles or SpooledFiles), not bare (name, text) pairs")
         self.files = files
+        self._layout = layout
         self.where: dict[str, tuple[int, ...]] = {}  # run id → the files holding it (almost always one)
         self._texts: dict[str, str] = {}
-        for i, (_, text) in enumerate(files):
-            for rid, _section in run_sections(text):
-                places = self.where.get(rid, ())
-                if i not in places:
-                    self.where[rid] = (*places, i)
+        for i in range(len(files)):
+            for rid in dict.fromkeys(layout(i).run_ids):
+                self.where[rid] = (*self.where.get(rid, ()), i)
 
     def __contains__(self, run_id: str) -> bool:
         return run_id in self.where
 
+    def layout(self, index: int) -> FileLayout:
+        return self._layout(index)  # type: ignore[no-any-return]
+
     def text(self, run_id: str) -> str:
-        """The run's rendered text, normalised (see `normalise`); '' for a run not in the trace."""
+        """The run's own source text, normalised (see `normalise`), separate fields apart; '' for
+        a run not in the trace."""
         if run_id not in self._texts:
-            parts = [normalise(section) for i in self.where.get(run_id, ()) for rid, section in run_sections(self.files[i][1]) if rid == run_id]
-            self._texts[run_id] = " ".join(p for p in parts if p)
+            parts: list[str] = []
+            for i in self.where.get(run_id, ()):
+                text = self.files[i][1]
+                for start, end, continues in self.layout(i).sources(run_id):
+                    if parts and not continues:
+                        parts.append(_SEPARATE)
+                    parts.append(text[start:end])
+            self._texts[run_id] = normalise(" ".join(parts))
         return self._texts[run_id]
 
 
@@ -65,6 +85,7 @@ class Claim:
     path: str  # where in the stage's JSON, e.g. "errors[2]"
     run_id: str
     quote: str | None = None
+    reason: str | None = None  # a free-text reason beside the run id (the decisive step's): its quotations are checked
 
 
 @dataclass
@@ -89,7 +110,8 @@ def claims_of(data: Any, path: str = "") -> list[Claim]:
         rid = data.get("run_id")
         if isinstance(rid, str) and rid.strip().lower() not in NOT_A_RUN:
             quote = data.get("evidence") if isinstance(data.get("evidence"), str) else None
-            found.append(Claim(path or "(root)", rid.strip(), quote))
+            reason = data.get("reason") if isinstance(data.get("reason"), str) else None
+            found.append(Claim(path or "(root)", rid.strip(), quote, reason))
         for key, value in data.items():
             found.extend(claims_of(value, f"{path}.{key}" if path else str(key)))
     elif isinstance(data, list):
@@ -104,25 +126,40 @@ def _bare(quote: str) -> str:
     return q.removeprefix("...").removesuffix("...").removeprefix("…").removesuffix("…").strip()
 
 
-def verify(data: Any, runs: RunTexts, chunks: Iterable[str] = ()) -> Verification:
-    """Check every claim of a stage output; a quote passes in its run's text or in a retrieved chunk."""
+def _problem(claim: Claim, runs: RunTexts) -> str | None:
+    """What is wrong with one claim, or None when it checks out."""
+    if claim.run_id not in runs:
+        return f"run id {claim.run_id!r} is not in the trace"
+    own = runs.text(claim.run_id)
+    if claim.quote and claim.quote.strip():
+        q = _bare(claim.quote)
+        if not q or q not in own:
+            return f"the quote is not in run {claim.run_id}'s own text (its inputs, outputs, messages, error or events)"
+    if claim.reason:
+        if _MARKER.fullmatch(claim.reason.strip()):
+            return "the reason is refinery's run-id marker, not a reason"
+        for m in _QUOTED.finditer(claim.reason):
+            q = _bare(next(g for g in m.groups() if g))
+            if q and q not in own:
+                return f"the reason quotes words that are not in run {claim.run_id}'s own text"
+    return None
+
+
+def verify(data: Any, runs: RunTexts) -> Verification:
+    """Check every claim of a stage output: the run exists, and every quote beside it is in that
+    run's own source text."""
     result = Verification()
-    chunk_texts: list[str] | None = None
     for claim in claims_of(data):
         result.cited += 1
-        if claim.run_id not in runs:
-            result.unverified.append({"path": claim.path, "run_id": claim.run_id, "problem": f"run id {claim.run_id!r} is not in the trace"})
+        problem = _problem(claim, runs)
+        if problem is None:
+            result.verified += 1
             continue
-        if claim.quote:
-            q = _bare(claim.quote)
-            if q and q not in runs.text(claim.run_id):
-                chunk_texts = chunk_texts if chunk_texts is not None else [normalise(c) for c in chunks]
-                if not any(q in c for c in chunk_texts):
-                    result.unverified.append(
-                        {"path": claim.path, "run_id": claim.run_id, "quote": claim.quote[:200], "problem": f"the quote is not in run {claim.run_id}'s text"}
-                    )
-                    continue
-        result.verified += 1
+        item: dict[str, Any] = {"path": claim.path, "run_id": claim.run_id}
+        if claim.quote and claim.run_id in runs:
+            item["quote"] = claim.quote[:200]
+        item["problem"] = problem
+        result.unverified.append(item)
     return result
 
 
@@ -132,5 +169,6 @@ def reask_text(user_text: str, problems: list[dict[str, Any]], previous_json: st
     return (
         f"{user_text}\n\nSome citations in your previous answer could not be checked against the trace:\n{listed}\n"
         "Answer again in the same JSON shape. Cite only run ids that appear in [run_id: ...] headings of the files, and "
-        "quote evidence word for word from that run's text. Your previous answer was:\n" + previous_json
+        "quote evidence word for word from that run's own inputs, outputs, messages or error (not from headings, "
+        "field labels or markers). Your previous answer was:\n" + previous_json
     )

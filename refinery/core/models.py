@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from enum import Enum
-from typing import Annotated, Any, overload
+from typing import Annotated, Any, Literal, overload
 
 from pydantic import (
     BaseModel,
@@ -66,6 +66,9 @@ class TraceRun(BaseModel):
     dotted_order: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     step: int | None = None  # the source's own step number (chat/step logs: list index, 0-based)
+    # The status the source states ("ok" / "error"); None when it states none (a chat or step
+    # log, an OTel span left UNSET, a Langfuse observation at DEFAULT level). Never guessed.
+    status: Literal["ok", "error"] | None = None
 
     @property
     def duration_ms(self) -> float | None:
@@ -75,7 +78,13 @@ class TraceRun(BaseModel):
 
     @property
     def is_failed(self) -> bool:
-        return bool(self.error)
+        return bool(self.error) or self.status == "error"
+
+    @property
+    def stated_status(self) -> str:
+        """`error`, `ok` or `not stated`: only what the source says, so the model is never told
+        that a step it knows nothing about succeeded."""
+        return "error" if self.is_failed else (self.status or "not stated")
 
 
 class LazyRuns(Sequence[TraceRun]):

@@ -112,8 +112,10 @@ def sections(files: Iterable[tuple[str, str]], wanted: Collection[str] | None = 
     files are read one at a time and only what the report shows is kept), without the repeated
     run-id markers, redacted (files uploaded with `redact=False` are not)."""
     out: dict[str, str] = {}
-    for _, text in files:
-        for rid, section in run_sections(text):
+    layout = getattr(files, "layout", None)
+    for i, (_, text) in enumerate(files):
+        runs = ((rid, text[start:end]) for rid, start, end in layout(i).sections()) if layout else run_sections(text)
+        for rid, section in runs:
             if wanted is None or rid in wanted:
                 out[rid] = redact_text(_MARKER_LINES.sub("", section).strip())
     return out
@@ -134,7 +136,7 @@ def _rows(result: StagedAnalysisResult, trace: Trace | None) -> list[RunRow]:
         if r.parent_run_id is not None and r.parent_run_id != r.id:
             parent_of[r.id] = r.parent_run_id
         start = (r.start_time - origin).total_seconds() * 1000 if origin and r.start_time else None
-        rows.append(RunRow(i, r.id, names.setdefault(r.name, r.name), "error" if r.is_failed else "success", r.run_type.value, 0, start, r.duration_ms))
+        rows.append(RunRow(i, r.id, names.setdefault(r.name, r.name), r.stated_status, r.run_type.value, 0, start, r.duration_ms))
     if parent_of:
         known = {row.run_id for row in rows}
         parent = {k: v for k, v in parent_of.items() if v in known}

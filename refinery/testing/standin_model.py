@@ -27,6 +27,7 @@ class RunSeen:
     run_id: str
     failed: bool
     filename: str
+    ok: bool = False
     quote: str = ""  # a line of the run's own text, for fields that quote evidence
 
 
@@ -37,15 +38,22 @@ def runs_in(chunks: Sequence[Chunk]) -> list[RunSeen]:
         for m in _RUN_HEADING.finditer(c.text):
             rid = m.group(3)
             if rid not in seen:
-                seen[rid] = RunSeen(int(m.group(1)), m.group(2), rid, "- status: error" in m.group(4), c.filename, _quote(m.group(4)))
+                body = m.group(4)
+                seen[rid] = RunSeen(int(m.group(1)), m.group(2), rid, "- status: error" in body, c.filename, "- status: ok" in body, _quote(body))
     return sorted(seen.values(), key=lambda r: r.seq)
 
 
 def _quote(section: str) -> str:
-    """The first line of a run's content (not its heading fields or markers), as a quote."""
+    """The first line of a run's content — inside a fenced block, where the trace's own text is
+    shown, never a heading field, a marker or a note — as a quote."""
+    fence: str | None = None
     for line in section.splitlines():
         text = line.strip()
-        if len(text) > 12 and not text.startswith(("-", "#", "`", "[run_id:", "(")):
+        if fence is None and text.startswith("```") and set(text) == {"`"}:
+            fence = text
+        elif fence is not None and text == fence:
+            fence = None
+        elif fence is not None and len(text) > 12 and not text.startswith("[run_id:"):
             return text[:120]
     return ""
 
@@ -132,12 +140,12 @@ class _Filler:
         if name == "responsible_agent":
             named = run or (self.runs[-1] if self.runs else None)
             return named.name if named else "unknown"
-        if name == "evidence" and run is not None and run.quote:
+        if name == "evidence" and run is not None:
             return run.quote
         if name == "file":
             return run.filename if run else (chunk.filename if chunk else "no-file-retrieved")
         if name in ("section_or_lines", "section"):
             return f"Run {run.seq:03d}" if run else "whole file"
         if name == "status":
-            return "error" if run and run.failed else "success"
+            return "error" if run and run.failed else ("ok" if run and run.ok else "not stated")
         return self._text()

@@ -57,6 +57,7 @@ def _run(obs: dict[str, Any], i: int, source: str | None, trace_id: str) -> Trac
         start_time=parse_time(obs.get("startTime"), source=source, field=f"{field}.startTime"),
         end_time=parse_time(obs.get("endTime"), source=source, field=f"{field}.endTime"),
         error=error,
+        status="error" if error else None,  # a level other than ERROR says nothing of success
         parent_run_id=str(obs["parentObservationId"]) if obs.get("parentObservationId") else None,
         trace_id=str(obs.get("traceId") or trace_id),
         metadata=metadata,

@@ -58,6 +58,9 @@ def _run(raw: dict[str, Any], i: int, source: str | None) -> TraceRun:
         if raw.get(key):
             metadata[key] = raw[key]
     error = raw.get("error")
+    stated = str(raw.get("status") or "").lower()  # LangSmith's run status: success, error, pending
+    if stated == "error" and not error:
+        error = "run status error"
     return TraceRun(
         id=str(run_id),
         name=str(raw.get("name") or run_type),
@@ -67,6 +70,7 @@ def _run(raw: dict[str, Any], i: int, source: str | None) -> TraceRun:
         start_time=parse_time(raw.get("start_time"), source=source, field=f"{field}.start_time"),
         end_time=parse_time(raw.get("end_time"), source=source, field=f"{field}.end_time"),
         error=str(error) if error else None,
+        status="error" if error else ("ok" if stated == "success" else None),
         parent_run_id=str(raw["parent_run_id"]) if raw.get("parent_run_id") else None,
         trace_id=str(raw.get("trace_id") or ""),
         dotted_order=raw.get("dotted_order") or None,

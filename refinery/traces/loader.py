@@ -18,6 +18,7 @@ from refinery.traces.langfuse import load_langfuse
 from refinery.traces.langsmith import load_langsmith
 from refinery.traces.otel import is_attribute_map, load_otel
 from refinery.traces.plain import LIST_KEYS, load_plain
+from refinery.traces.task import with_task
 
 
 class Loader(Protocol):
@@ -85,7 +86,7 @@ def load_trace(path_or_data: str | Path | Any, *, format: str | None = None) -> 
         )
     if fmt not in LOADERS:
         raise TraceFormatError(f"unknown format {fmt!r}; use one of {sorted(LOADERS)}", source=source)
-    trace = LOADERS[fmt](data, source)
+    trace = with_task(LOADERS[fmt](data, source))
     if not trace.runs:
         # an analysis of nothing would still be paid for, and would cite nothing
         raise TraceFormatError(f"the trace has no runs (read as {fmt}); nothing to analyse", source=source)

@@ -10,6 +10,8 @@ reopened, so the content reads the same.
 
 from __future__ import annotations
 
+from refinery.traces.source_text import PAUSE, RESUME, is_open_after
+
 
 def _wrap(line: str, width: int) -> list[str]:
     """A line longer than `width` split at white space (or hard, when it has none)."""
@@ -42,15 +44,20 @@ def with_markers(section: str, marker: str, every: int) -> str:
     `_break_rank`), so it rarely splits a paragraph or a quote; inside a code fence the fence is
     closed around it and reopened, so the content reads the same. Over-long lines are wrapped at
     white space first (quotes are matched with white space normalised, so wrapping keeps them
-    findable).
+    findable). A marker placed inside source text (`traces.source_text`) is bracketed as a pause,
+    so it is not counted as the run's own words and a quote may still run across it.
     """
     if len(section) <= every:
         return section
     lines: list[tuple[str, str | None]] = []  # (line, the fence open before it)
+    in_source: list[bool] = []  # source text open before each line
     fence: str | None = None
+    src = False
     for raw in section.split("\n"):
         for line in _wrap(raw, every // 2) if len(raw) > every // 2 else (raw,):
             lines.append((line, fence))
+            in_source.append(src)
+            src = is_open_after(line, src)
             stripped = line.strip()
             if fence is None and stripped.startswith("```") and set(stripped) == {"`"}:
                 fence = stripped
@@ -72,7 +79,11 @@ def with_markers(section: str, marker: str, every: int) -> str:
                         best, best_rank = j, rank
             out.extend(line for line, _ in lines[start:best])
             open_fence = lines[best][1]
-            out += [open_fence, marker, open_fence] if open_fence else [marker]
+            inserted = [open_fence, marker, open_fence] if open_fence else [marker]
+            if in_source[best]:
+                inserted[0] = PAUSE + inserted[0]
+                inserted[-1] = inserted[-1] + RESUME
+            out += inserted
             start, size = best, sum(len(line) + 1 for line, _ in lines[best:i])
             continue
         size += length

@@ -125,27 +125,36 @@ def _io(attrs: dict[str, Any], keys: tuple[str, ...], messages_prefix: str) -> t
     return out, used
 
 
+def _status_code(status: Any) -> str | None:
+    """"ok", "error", or None for UNSET / absent: OTel's UNSET says nothing about success."""
+    code = status.get("code", status.get("status_code")) if isinstance(status, dict) else status
+    if code in (2, "2") or (isinstance(code, str) and code.upper() in ("ERROR", "STATUS_CODE_ERROR")):
+        return "error"
+    if code in (1, "1") or (isinstance(code, str) and code.upper() in ("OK", "STATUS_CODE_OK")):
+        return "ok"
+    return None
+
+
+def _exceptions(events: Any) -> list[dict[str, Any]]:
+    return [attributes_of(ev.get("attributes")) for ev in events or [] if isinstance(ev, dict) and ev.get("name") == "exception"]
+
+
 def _error(status: Any, events: Any) -> str | None:
-    code = message = None
-    if isinstance(status, dict):
-        code = status.get("code", status.get("status_code"))
-        message = status.get("message") or status.get("description")
-    elif isinstance(status, str):
-        code = status
-    is_error = code in (2, "2") or (isinstance(code, str) and code.upper() in ("ERROR", "STATUS_CODE_ERROR"))
-    if not is_error:
+    """The error a span states: its status ERROR (with message and exception events), or, when
+    its status is not set, an exception event it recorded."""
+    code = _status_code(status)
+    message = (status.get("message") or status.get("description")) if isinstance(status, dict) else None
+    if code == "ok" or (code is None and not _exceptions(events)):
         return None
     details = []
-    for ev in events or []:
-        if isinstance(ev, dict) and ev.get("name") == "exception":
-            a = attributes_of(ev.get("attributes"))
-            line = ": ".join(str(a[k]) for k in ("exception.type", "exception.message") if a.get(k))
-            if line and not (message and line in message):
-                details.append(line)
-            if a.get("exception.stacktrace"):
-                details.append(str(a["exception.stacktrace"]))
+    for a in _exceptions(events):
+        line = ": ".join(str(a[k]) for k in ("exception.type", "exception.message") if a.get(k))
+        if line and not (message and line in message):
+            details.append(line)
+        if a.get("exception.stacktrace"):
+            details.append(str(a["exception.stacktrace"]))
     text = "\n".join(p for p in [message, *details] if p)
-    return text or "span status ERROR"
+    return text or ("span status ERROR" if code == "error" else "exception event")
 
 
 def _hex_id(value: Any) -> str | None:
@@ -229,7 +238,8 @@ def span_to_run(span: dict[str, Any], i: int, source: str | None, resource: dict
     if span.get("events"):
         metadata["events"] = span["events"]
     status = span.get("status")
-    if isinstance(status, dict) and status.get("message") and not _error(status, None):
+    error = _error(status, span.get("events"))
+    if isinstance(status, dict) and status.get("message") and not error:
         metadata["status_message"] = status["message"]
     return TraceRun(
         id=span_id,
@@ -239,7 +249,8 @@ def span_to_run(span: dict[str, Any], i: int, source: str | None, resource: dict
         outputs=outputs or None,
         start_time=_time(span, ("startTimeUnixNano", "start_time_unix_nano", "startTime", "start_time"), source, field),
         end_time=_time(span, ("endTimeUnixNano", "end_time_unix_nano", "endTime", "end_time"), source, field),
-        error=_error(span.get("status"), span.get("events")),
+        error=error,
+        status="error" if error else _status_code(status),
         parent_run_id=parent,
         trace_id=trace_id or "",
         metadata=metadata,

@@ -23,16 +23,20 @@ useful if it leads back to a step of the run. So:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 from refinery.core.models import DomainExpertExpectation, Trace, TraceRun
 from refinery.traces.markers import with_markers
 from refinery.traces.shared_context import SharedContext, conversation_chain
+from refinery.traces.source_text import FileLayout, run_mark, source, strip_marks
 from refinery.traces.text import fence, message_view, outline, scalar, text_of, truncate
 
-__all__ = ["CHUNKING_STRATEGY", "RUN_HEADING", "RenderOptions", "render_trace_files", "run_sections", "safe_name", "truncate", "with_markers"]
+__all__ = [
+    "CHUNKING_STRATEGY", "RUN_HEADING", "RenderOptions", "RenderedFiles", "iter_marked_files", "render_trace_files",
+    "run_sections", "safe_name", "truncate", "with_markers",
+]
 
 RenderedFile = tuple[str, str]
 
@@ -74,10 +78,6 @@ def safe_name(text: str, limit: int = 64) -> str:
     return cleaned[:limit]
 
 
-def run_status(run: TraceRun) -> str:
-    return "error" if run.is_failed else "success"
-
-
 def _run_label(seq: int, run: TraceRun) -> str:
     return f"step {run.step}" if run.step is not None else f"Run {seq:03d}"
 
@@ -87,17 +87,17 @@ def _render_messages(seq: int, run: TraceRun, messages: list[Any], shared: Share
     views = [message_view(m) for m in messages]
     chain = conversation_chain(views)
     known = 0
-    source: tuple[str, str, int] | None = None
+    earlier: tuple[str, str, int] | None = None
     for k in range(len(chain), 0, -1):
         if chain[k - 1] in shared.history:
-            known, source = k, shared.history[chain[k - 1]]
+            known, earlier = k, shared.history[chain[k - 1]]
             break
     label = _run_label(seq, run)
     for k, prefix in enumerate(chain, start=1):
         shared.history.setdefault(prefix, (run.id, label, k))
     lines = ["", f"### Input messages ({run.id})"]
-    if source is not None:
-        lines.append(f"Messages 0–{known - 1} of {len(views)} are the conversation already shown up to {source[1]} [run_id: {source[0]}]; only the new ones follow.")
+    if earlier is not None:
+        lines.append(f"Messages 0–{known - 1} of {len(views)} are the conversation already shown up to {earlier[1]} [run_id: {earlier[0]}]; only the new ones follow.")
     for i in range(known, len(views)):
         role, text = views[i]
         if role == "system" and len(text) > 400:
@@ -105,7 +105,7 @@ def _render_messages(seq: int, run: TraceRun, messages: list[Any], shared: Share
             lines += [f"#### message {i} · system", f"(system prompt {ref}, shown once in the index file)"]
             continue
         newest = i == len(views) - 1
-        lines += [f"#### message {i} · {role or 'message'}", fence(text if newest else truncate(text, opts.max_field_chars))]
+        lines += [f"#### message {i} · {role or 'message'}", fence(source(text, None if newest else opts.max_field_chars))]
     if known == len(views) and views:
         lines.append("(no new messages)")
     return lines
@@ -126,21 +126,21 @@ def _fields(title: str, run: TraceRun, value: Mapping[str, Any], opts: RenderOpt
         parts = [text_of(value["content"])]
     else:
         parts = [outline({key: item}) for key, item in value.items()]
-    body = "\n".join(part if whole else truncate(part, opts.max_field_chars) for part in parts)
+    body = "\n".join(source(part, None if whole else opts.max_field_chars) for part in parts)
     return ["", f"### {title} ({run.id})", fence(body)]
 
 
 def _render_run(seq: int, run: TraceRun, opts: RenderOptions, shared: SharedContext) -> str:
     label = _run_label(seq, run)
     heading = f"## Step {run.step}: {run.name} [run_id: {run.id}]" if run.step is not None else f"## Run {seq:03d}: {run.name} [run_id: {run.id}]"
-    lines = [heading, "", f"- run_id: {run.id}"]
+    lines = [run_mark(run.id) + heading, "", f"- run_id: {run.id}"]
     if run.step is not None:
         lines.append(f"- step: {run.step} (0-based, as numbered in the source)")
         lines.append(f"- agent: {run.name}")
     else:
         lines.append(f"- name: {run.name}")
     lines.append(f"- type: {run.run_type.value}")
-    lines.append(f"- status: {run_status(run)}")
+    lines.append(f"- status: {run.stated_status}")
     if run.parent_run_id:
         lines.append(f"- parent_run_id: {run.parent_run_id}")
     if run.start_time:
@@ -165,7 +165,7 @@ def _render_run(seq: int, run: TraceRun, opts: RenderOptions, shared: SharedCont
     messages = inputs.pop("messages", None)
     outputs = dict(run.outputs or {})
     if run.error:
-        lines += ["", f"### Error ({run.id})", fence(truncate(run.error, opts.max_field_chars))]
+        lines += ["", f"### Error ({run.id})", fence(source(run.error, opts.max_field_chars))]
     if isinstance(messages, list) and messages:
         lines += _render_messages(seq, run, messages, shared, opts)
     elif messages is not None:
@@ -177,7 +177,7 @@ def _render_run(seq: int, run: TraceRun, opts: RenderOptions, shared: SharedCont
         lines += ["", f"### Output messages ({run.id})"]
         for i, msg in enumerate(out_messages):
             role, text = message_view(msg)
-            lines += [f"#### output {i} · {role or 'message'}", fence(text)]
+            lines += [f"#### output {i} · {role or 'message'}", fence(source(text))]
         if isinstance(messages, list):
             _register_output(run, seq, messages, out_messages, shared)
     elif out_messages is not None:
@@ -186,9 +186,9 @@ def _render_run(seq: int, run: TraceRun, opts: RenderOptions, shared: SharedCont
         lines += _fields("Outputs", run, outputs, opts, whole=True)
     events = meta.pop("events", None)
     if events:
-        lines += ["", f"### Events ({run.id})", fence(truncate(outline(events), opts.max_field_chars))]
+        lines += ["", f"### Events ({run.id})", fence(source(outline(events), opts.max_field_chars))]
     if meta:
-        lines += ["", f"### Metadata ({run.id})", fence(truncate(outline(meta), opts.max_field_chars))]
+        lines += ["", f"### Metadata ({run.id})", fence(source(outline(meta), opts.max_field_chars))]
     return with_markers("\n".join(lines), f"[run_id: {run.id} · {label} · continued]", opts.marker_every_chars)
 
 
@@ -222,7 +222,7 @@ class _Tally:
 
     def add(self, seq: int, run: TraceRun, file_name: str) -> None:
         step = f"{seq:03d}" + (f" (step {run.step})" if run.step is not None else "")
-        self.rows.append(f"| {step} | {run.id} | {_cell(run.name)} | {run.run_type.value} | {run_status(run)} | {file_name} |")
+        self.rows.append(f"| {step} | {run.id} | {_cell(run.name)} | {run.run_type.value} | {run.stated_status} | {file_name} |")
         if run.step is not None:
             self.agent_steps.setdefault(run.name, []).append(run.step)
         if run.is_failed:
@@ -239,7 +239,7 @@ class _Tally:
 def _index(trace: Trace, tally: _Tally, shared: SharedContext, opts: RenderOptions) -> str:
     runs = trace.runs
     failed = tally.failed_ids
-    meta = {k: v for k, v in trace.metadata.items() if k not in ("labels", "task", "system_prompts")}
+    meta = {k: v for k, v in trace.metadata.items() if k not in ("labels", "task", "task_source", "system_prompts")}
     index = [
         f"# Trace {trace.trace_id} — index",
         "",
@@ -254,7 +254,8 @@ def _index(trace: Trace, tally: _Tally, shared: SharedContext, opts: RenderOptio
         index.append(f"- end_time: {trace.end_time.isoformat()}")
     task = trace.metadata.get("task")
     if task:
-        index += ["", "## Task", fence(str(task))]
+        where = trace.metadata.get("task_source")
+        index += ["", "## Task", *([f"(found in {where})"] if where else []), fence(str(task))]
     agents = tally.agents()
     if agents:
         index += ["", "## Agents (as named in the trace) and their steps", *agents]
@@ -281,6 +282,40 @@ def _index(trace: Trace, tally: _Tally, shared: SharedContext, opts: RenderOptio
     return "\n".join(index) + "\n"
 
 
+class RenderedFiles(Sequence[tuple[str, str]]):
+    """Rendered files in memory: (name, text) pairs, each with its `FileLayout` (which runs it
+    holds and which of its text is theirs), as `traces.spool.SpooledFiles` keeps them on disk."""
+
+    def __init__(self, files: Iterable[tuple[str, str, FileLayout]] = ()) -> None:
+        self._files = list(files)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[str, str]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[tuple[str, str]]: ...
+    def __getitem__(self, index: int | slice) -> tuple[str, str] | list[tuple[str, str]]:
+        if isinstance(index, slice):
+            return [(n, t) for n, t, _ in self._files[index]]
+        name, text, _ = self._files[index]
+        return name, text
+
+    def layout(self, index: int) -> FileLayout:
+        return self._files[index][2]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence):
+            return NotImplemented
+        return list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"RenderedFiles({[n for n, _, _ in self._files]!r})"
+
+
 def render_trace_files(
     trace: Trace,
     *,
@@ -288,12 +323,13 @@ def render_trace_files(
     prompts: Mapping[str, str] | None = None,
     evals: Mapping[str, str] | None = None,
     expectation: DomainExpertExpectation | None = None,
-) -> list[RenderedFile]:
+) -> RenderedFiles:
     """The files to upload for `trace`: run files, index, prompts, evals, expectations.
 
     Order and bytes depend only on the inputs. Run files come first, in run order.
     """
-    return list(iter_trace_files(trace, options=options, prompts=prompts, evals=evals, expectation=expectation))
+    marked = iter_marked_files(trace, options=options, prompts=prompts, evals=evals, expectation=expectation)
+    return RenderedFiles((name, *strip_marks(text)) for name, text in marked)
 
 
 def iter_trace_files(
@@ -304,8 +340,22 @@ def iter_trace_files(
     evals: Mapping[str, str] | None = None,
     expectation: DomainExpertExpectation | None = None,
 ) -> Iterator[RenderedFile]:
-    """`render_trace_files`, one file at a time, so a caller (redaction) can hold one copy of the
-    rendering instead of two."""
+    """`render_trace_files`, one file at a time and without layouts."""
+    for name, text in iter_marked_files(trace, options=options, prompts=prompts, evals=evals, expectation=expectation):
+        yield name, strip_marks(text)[0]
+
+
+def iter_marked_files(
+    trace: Trace,
+    *,
+    options: RenderOptions | None = None,
+    prompts: Mapping[str, str] | None = None,
+    evals: Mapping[str, str] | None = None,
+    expectation: DomainExpertExpectation | None = None,
+) -> Iterator[RenderedFile]:
+    """The files with their source marks still in (`traces.source_text`), one at a time, so a
+    caller (redaction, the spool) can hold one copy of the rendering and strip the marks after
+    redacting."""
     opts = options or RenderOptions()
     tid = safe_name(trace.trace_id)
     tally = _Tally()

@@ -21,13 +21,15 @@ from typing import overload
 from refinery.core.models import DomainExpertExpectation, Trace
 from refinery.core.tokens import estimate_tokens
 from refinery.traces.redact import RedactionReport, redact_text
-from refinery.traces.render import RenderOptions, iter_trace_files
+from refinery.traces.render import RenderOptions, iter_marked_files
+from refinery.traces.source_text import FileLayout, strip_marks
 
 __all__ = ["SpooledFiles", "file_stats", "upload_files_for"]
 
 
 class SpooledFiles(Sequence[tuple[str, str]]):
-    """(name, text) pairs whose texts live in a temporary folder; read back on access."""
+    """(name, text) pairs whose texts live in a temporary folder; read back on access. Each file
+    may carry its `FileLayout` (its runs and their source text), kept beside it on disk."""
 
     def __init__(self, files: Iterable[tuple[str, str]] = ()) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="refinery-files-"))
@@ -35,21 +37,29 @@ class SpooledFiles(Sequence[tuple[str, str]]):
         self.names: list[str] = []
         self.sizes: list[int] = []  # bytes, UTF-8
         self.tokens: list[int] = []  # estimated, counted once here: plans and grouping read them
-        for name, text in files:
-            self.append(name, text)
+        layouts = getattr(files, "layout", None)  # rendered files keep their layouts
+        for i, (name, text) in enumerate(files):
+            self.append(name, text, layouts(i) if layouts else None)
 
     def _path(self, index: int) -> Path:
         return self.folder / f"{index:06d}"  # numbered: names need not be safe paths
 
-    def append(self, name: str, text: str) -> None:
+    def append(self, name: str, text: str, layout: FileLayout | None = None) -> None:
         data = text.encode("utf-8")
-        self._path(len(self.names)).write_bytes(data)
+        path = self._path(len(self.names))
+        path.write_bytes(data)
+        path.with_suffix(".layout").write_bytes((layout or FileLayout(length=len(text))).to_bytes())
         self.names.append(name)
         self.sizes.append(len(data))
         self.tokens.append(estimate_tokens(text))
 
     def text(self, index: int) -> str:
         return self._path(index).read_bytes().decode("utf-8")
+
+    def layout(self, index: int) -> FileLayout:
+        """Which runs file `index` holds and which of its text is theirs (empty when appended
+        without one)."""
+        return FileLayout.from_bytes(self._path(index).with_suffix(".layout").read_bytes())
 
     def __len__(self) -> int:
         return len(self.names)
@@ -90,9 +100,10 @@ def upload_files_for(
     redact: bool = True,
 ) -> tuple[SpooledFiles, RedactionReport]:
     """The rendered files as they may leave the machine: redacted unless `redact=False`, spooled
-    one file at a time."""
+    one file at a time, each with its layout (redaction runs before the source marks are taken
+    out, so the layout's offsets are those of the text as uploaded)."""
     report = RedactionReport()
     spool = SpooledFiles()
-    for name, text in iter_trace_files(trace, options=options, prompts=prompts, evals=evals, expectation=expectation):
-        spool.append(name, redact_text(text, report) if redact else text)
+    for name, marked in iter_marked_files(trace, options=options, prompts=prompts, evals=evals, expectation=expectation):
+        spool.append(name, *strip_marks(redact_text(marked, report) if redact else marked))
     return spool, report

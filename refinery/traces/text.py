@@ -14,21 +14,26 @@ from typing import Any
 
 
 def truncate(text: str, limit: int) -> str:
-    """`text` cut to about `limit` characters, keeping its head and its tail.
-
-    The tail gets the larger share: in a log or a conversation the newest part is at the end,
-    and that is where a failure usually shows. The marker says how much was cut and where.
-    """
+    """`text` cut to about `limit` characters, keeping its head and its tail (see `truncate_parts`)."""
     if len(text) <= limit:
         return text
+    return "".join(truncate_parts(text, limit))
+
+
+def truncate_parts(text: str, limit: int) -> tuple[str, str, str]:
+    """(head, note, tail) of `text` cut to about `limit` characters.
+
+    The tail gets the larger share: in a log or a conversation the newest part is at the end,
+    and that is where a failure usually shows. The note says how much was cut and where.
+    """
     head = limit * 2 // 5
     tail = limit - head
     cut = len(text) - head - tail
-    marker = (
+    note = (
         f"\n… [truncated: {cut} of {len(text)} characters cut here "
         f"(characters {head + 1}–{head + cut}); the first {head} and last {tail} are shown] …\n"
     )
-    return text[:head] + marker + text[len(text) - tail :]
+    return text[:head], note, text[len(text) - tail :]
 
 
 def fence(text: str) -> str:

@@ -1,0 +1,142 @@
+"""Which parts of a rendered file are the trace's own text, and whose. Pure.
+
+Why: a quote counts as verified only when it occurs in text that came from the trace for the
+cited run — its inputs, outputs, messages, error, events, attributes — never in what refinery
+writes around it (headings, field labels, run-id markers, notes about cuts or earlier messages,
+the index) and never in another run's text. Finding that again by parsing the Markdown would
+guess; the renderer knows, so it says so as it writes:
+
+- while rendering, source text is wrapped in private-use characters (`source`), each run's
+  section opens with a run mark (`run_mark`), and scaffolding inserted *inside* source text (a
+  run-id marker between two lines of one message) is bracketed as a pause;
+- after redaction (which the marks do not disturb: they are not word characters), `strip_marks`
+  removes them and returns the clean text with a `FileLayout`: each run's section and its source
+  segments, as character offsets into the clean text.
+
+A segment resumed after a pause continues the one before (a quote may cross a marker); a cut
+(`source(text, limit)`) or a field boundary starts a new one (a quote may not cross them).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from array import array
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from refinery.traces.text import truncate_parts
+
+OPEN, CLOSE, RUN, RUN_END, PAUSE, RESUME = "\ue000", "\ue001", "\ue002", "\ue003", "\ue004", "\ue005"
+_ANY_MARK = re.compile("[\ue000-\ue005]")
+_MARKS = re.compile("\ue002([^\ue003]*)\ue003|[\ue000\ue001\ue004\ue005]")
+
+
+def _clean(text: str) -> str:
+    """Trace text with any of our mark characters replaced (a trace may hold them, rarely)."""
+    return _ANY_MARK.sub("\ufffd", text) if _ANY_MARK.search(text) else text
+
+
+def source(text: str, limit: int | None = None) -> str:
+    """`text` marked as source; cut to about `limit` characters (head and tail) when given, the
+    cut note outside the source, so no quote can span the cut."""
+    text = _clean(text)
+    if limit is None or len(text) <= limit:
+        return f"{OPEN}{text}{CLOSE}"
+    head, note, tail = truncate_parts(text, limit)
+    return f"{OPEN}{head}{CLOSE}{note}{OPEN}{tail}{CLOSE}"
+
+
+def run_mark(run_id: str) -> str:
+    """The mark that opens a run's section (invisible once stripped)."""
+    return f"{RUN}{_clean(run_id)}{RUN_END}"
+
+
+def is_open_after(line: str, was_open: bool) -> bool:
+    """Whether source text is open after `line`, given whether it was before it."""
+    close, opened = line.rfind(CLOSE), line.rfind(OPEN)
+    if close < 0 and opened < 0:
+        return was_open
+    return opened > close
+
+
+@dataclass
+class FileLayout:
+    """A rendered file's runs and their source segments, as offsets into its clean text.
+
+    `segments` is flat: (run index, start, end, continues the previous segment) per segment,
+    in integers, so a big trace's layout costs a few bytes a segment.
+    """
+
+    run_ids: list[str] = field(default_factory=list)
+    run_starts: list[int] = field(default_factory=list)
+    length: int = 0
+    segments: array = field(default_factory=lambda: array("q"))
+
+    def sections(self) -> Iterator[tuple[str, int, int]]:
+        """(run id, start, end) of each run's section, in order."""
+        for i, rid in enumerate(self.run_ids):
+            end = self.run_starts[i + 1] if i + 1 < len(self.run_ids) else self.length
+            yield rid, self.run_starts[i], end
+
+    def sources(self, run_id: str) -> Iterator[tuple[int, int, bool]]:
+        """(start, end, continues the previous) of each source segment of `run_id`."""
+        wanted = {i for i, rid in enumerate(self.run_ids) if rid == run_id}
+        segs = self.segments
+        for k in range(0, len(segs), 4):
+            if segs[k] in wanted:
+                yield segs[k + 1], segs[k + 2], bool(segs[k + 3])
+
+    def to_bytes(self) -> bytes:
+        head = json.dumps({"ids": self.run_ids, "starts": self.run_starts, "length": self.length}).encode()
+        return len(head).to_bytes(8, "little") + head + self.segments.tobytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "FileLayout":
+        n = int.from_bytes(data[:8], "little")
+        head = json.loads(data[8 : 8 + n])
+        segs = array("q")
+        segs.frombytes(data[8 + n :])
+        return cls(head["ids"], head["starts"], head["length"], segs)
+
+
+def strip_marks(marked: str) -> tuple[str, FileLayout]:
+    """The clean text of a marked rendering, and where its runs and source segments are."""
+    layout = FileLayout()
+    out: list[str] = []
+    pos = last = 0
+    seg_start: int | None = None
+    joined = paused = False
+
+    def end_segment(at: int) -> None:
+        if seg_start is not None and at > seg_start and layout.run_ids:
+            layout.segments.extend((len(layout.run_ids) - 1, seg_start, at, int(joined)))
+
+    for m in _MARKS.finditer(marked):
+        piece = marked[last : m.start()]
+        out.append(piece)
+        pos += len(piece)
+        last = m.end()
+        mark = m.group(0)[0]
+        if mark == RUN:
+            end_segment(pos)
+            seg_start, paused = None, False
+            layout.run_ids.append(m.group(1))
+            layout.run_starts.append(pos)
+        elif mark == OPEN:
+            end_segment(pos)
+            seg_start, joined, paused = pos, False, False
+        elif mark == CLOSE:
+            end_segment(pos)
+            seg_start, paused = None, False
+        elif mark == PAUSE and seg_start is not None:
+            end_segment(pos)
+            seg_start, paused = None, True
+        elif mark == RESUME and paused:
+            seg_start, joined, paused = pos, True, False
+    tail = marked[last:]
+    out.append(tail)
+    pos += len(tail)
+    end_segment(pos)
+    layout.length = pos
+    return "".join(out), layout

@@ -1,0 +1,104 @@
+"""The task a trace was given, found where the tools that write traces keep it. Pure.
+
+Why: without `--expect`, the expectation is "the agent accomplishes the task it was given", and
+the model needs the task in the index either way. Step logs state it as `question` / `task`
+(`traces.plain`); agent frameworks keep it elsewhere: smolagents writes the top agent span's
+`input.value` as `{"task": …}`, others put it in the first user message of the first LLM call,
+LangSmith in the root run's inputs, Langfuse in the trace's `input`. The first place that holds
+it wins, and where it was found is kept (`task_source`) so `refinery plan` can say so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from refinery.core.models import RunType, Trace, TraceRun
+from refinery.traces.text import message_view, outline
+
+TASK_FIELDS = ("task", "question", "input", "query", "prompt")
+_SCAN_LIMIT = 2000  # runs looked at for the first agent / LLM span: a task is stated early
+
+
+def _as_text(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, dict):
+        if _parts_text(value):
+            return _parts_text(value)
+        for key in TASK_FIELDS:
+            found = _as_text(value.get(key))
+            if found:
+                return found
+        return None
+    if isinstance(value, list):
+        return _first_user_message(value)
+    return None
+
+
+def _parts_text(msg: Any) -> str | None:
+    """The text of a GenAI-convention message `{role, parts: [{type: text, content}]}`."""
+    parts = msg.get("parts") if isinstance(msg, dict) else None
+    if not isinstance(parts, list):
+        return None
+    texts = [str(p.get("content") or p.get("text") or "") for p in parts if isinstance(p, dict) and p.get("type", "text") == "text"]
+    return "\n".join(t for t in texts if t).strip() or None
+
+
+def _first_user_message(messages: Iterable[Any]) -> str | None:
+    for msg in messages:
+        role, text = message_view(msg)
+        if role.lower() in ("user", "human"):
+            text = _parts_text(msg) or text.strip()
+            if text:
+                return text
+    return None
+
+
+def _inputs_task(run: TraceRun) -> str | None:
+    """A task in a run's inputs: a task-like field (itself a JSON object with one, or text)."""
+    for key in TASK_FIELDS:
+        found = _as_text(run.inputs.get(key))
+        if found:
+            return found
+    messages = run.inputs.get("messages")
+    return _first_user_message(messages) if isinstance(messages, list) else None
+
+
+def find_task(trace: Trace) -> tuple[str, str] | None:
+    """(task, where it was found), or None when the trace states none."""
+    if trace.metadata.get("task"):
+        return str(trace.metadata["task"]), str(trace.metadata.get("task_source") or "the log's question / task field")
+    runs = trace.runs
+    head = [runs[i] for i in range(min(len(runs), _SCAN_LIMIT))]
+    agent = next((r for r in head if r.run_type == RunType.AGENT), None)
+    if agent is not None:
+        found = _inputs_task(agent)
+        if found:
+            return found, f"the input of the top agent span {agent.name!r} [run_id: {agent.id}]"
+    llm = next((r for r in head if r.run_type == RunType.LLM and isinstance(r.inputs.get("messages"), list)), None)
+    if llm is not None:
+        found = _first_user_message(llm.inputs["messages"])
+        if found:
+            return found, f"the first user message of the first LLM call {llm.name!r} [run_id: {llm.id}]"
+    root = trace.get_root_run()
+    if root is not None:
+        found = _inputs_task(root)
+        if found:
+            return found, f"the inputs of the root run {root.name!r} [run_id: {root.id}]"
+    if trace.metadata.get("input") is not None:
+        value = trace.metadata["input"]
+        found = _as_text(value) or (outline(value).strip() or None)
+        if found:
+            return found, "the trace's input"
+    return None
+
+
+def with_task(trace: Trace) -> Trace:
+    """`trace` with `metadata["task"]` and `metadata["task_source"]` set when a task is found."""
+    if trace.metadata.get("task"):
+        return trace
+    found = find_task(trace)
+    if found is not None:
+        trace.metadata["task"], trace.metadata["task_source"] = found
+    return trace
