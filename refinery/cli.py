@@ -155,13 +155,17 @@ async def cmd_plan(args: argparse.Namespace) -> int:
         "requests": [{"call": name, "estimated_input_tokens": estimate_body_tokens(b), "max_output_tokens": b["max_output_tokens"], "body": b if (args.json or args.show_bodies) else None} for name, b in bodies],
         "redactions": analyst.redaction.as_dict(),
         "task": {"text": trace.metadata.get("task"), "found_in": trace.metadata.get("task_source")},
+        "stage1_reading": analyst.stage1_reading,
     }
+    if args.compare_reading:
+        other = StagedFailureAnalyst(model=args.model, redact=not args.no_redact, **{**_scale_options(args), "stage1_reading": _other_reading(analyst)})
+        data["stage1_other_reading"] = {"reading": other.stage1_reading, **plan_summary(other, trace, files, planned_requests(other, trace, files, expectation))["stages"]["stage1"]}
     total = plan["total"]
     cost = "unknown (no price for this model)" if total["estimated_cost_usd"] is None else f"~${total['estimated_cost_usd']:.2f}"
     lines = [
         f"trace {trace.trace_id}: {plan['runs']} runs ({plan['failed_runs']} failed) → {plan['files']} files, ~{plan['file_tokens']} tokens; "
         f"stage 1 in {plan['groups']} group(s)",
-        f"model {plan['model']}: input budget {plan['input_budget']} tokens a request",
+        f"model {plan['model']}: input budget {plan['input_budget']} tokens a request; stage 1 reads its runs {analyst.stage1_reading}",
         _task_line(trace, args.expect),
         "",
         "stage    calls  input tokens  output tokens  largest request  est. cost",
@@ -176,6 +180,12 @@ async def cmd_plan(args: argparse.Namespace) -> int:
         f"({plan['notes']})",
     ]
     lines += [f"warning: {w}" for w in plan["warnings"]]
+    if args.compare_reading:
+        here, there = plan["stages"]["stage1"], data["stage1_other_reading"]
+        lines += ["", f"stage 1 read {analyst.stage1_reading} (this plan) vs {there['reading']}:"]
+        for how, row in ((analyst.stage1_reading, here), (there["reading"], there)):
+            c = "n/a" if row["estimated_cost_usd"] is None else f"${row['estimated_cost_usd']:.3f}"
+            lines.append(f"  {how:<7} {row['calls']:>4} calls  {row['input_tokens']:>10} input tokens  {row['output_tokens']:>8} output  {c:>9}")
     if args.verbose:
         lines += ["", "files to upload:", *[f"  {r['name']}  {r['bytes']} bytes  ~{r['estimated_tokens']} tokens" for r in data["files"]]]
         lines += ["", "requests (POST /v1/responses):", *[f"  {r['call']}: ~{r['estimated_input_tokens']} input tokens before retrieval, up to {r['max_output_tokens']} output" for r in data["requests"]]]
@@ -201,9 +211,18 @@ def _task_line(trace: Trace, expect: str | None) -> str:
     return f"task (from {where}): {short}" + ("" if expect else " — the expectation is to accomplish it")
 
 
+def _other_reading(analyst: StagedFailureAnalyst) -> str:
+    return "search" if analyst.stage1_reading == "inline" else "inline"
+
+
+def _model_options(args: argparse.Namespace) -> dict[str, Any]:
+    """How stage 1 reads and how hard a reasoning model thinks: `run`, `analyze`, `plan`, `batch`."""
+    return {"stage1_reading": getattr(args, "stage1_reading", "inline"), "reasoning_effort": getattr(args, "reasoning_effort", None)}
+
+
 def _scale_options(args: argparse.Namespace) -> dict[str, Any]:
     """The analyst options for big traces that `plan`, `run` and `batch` share."""
-    options: dict[str, Any] = {"stage1_concurrency": getattr(args, "concurrency", None) or 4}
+    options: dict[str, Any] = {"stage1_concurrency": getattr(args, "concurrency", None) or 4, **_model_options(args)}
     if getattr(args, "context_window", None):
         options["context_window"] = args.context_window
     return options
@@ -229,7 +248,7 @@ async def cmd_batch(args: argparse.Namespace) -> int:
     async with client:
         summary = await analyze_many(
             items, out_dir=args.out, model=args.model, concurrency=args.concurrency, client=client,
-            progress=lambda line: print(line, file=sys.stderr), cost_ceiling=ceiling,
+            progress=lambda line: print(line, file=sys.stderr), cost_ceiling=ceiling, **_model_options(args),
         )
     failed = summary.failed
     human = f"{len(summary.outcomes) - len(failed)} done, {len(failed)} failed, {len(summary.skipped)} skipped (already done); {summary.total_tokens} tokens; summary: {Path(args.out) / 'summary.md'}"

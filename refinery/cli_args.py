@@ -50,6 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     trace_inputs.add_argument("--format", choices=["langsmith", "otel", "langfuse", "plain"], help="force the trace format (default: detect)")
     trace_inputs.add_argument("--no-redact", action="store_true", help="upload secrets as they are (redaction is on by default)")
 
+    reading = _Parser(add_help=False)
+    reading.add_argument("--stage1-reading", choices=["inline", "search"], default="inline",
+                         help="how stage 1 reads the runs: inline (default: each group's run files whole in its prompt, the store "
+                         "searched for the rest) or search (only what file_search returns)")
+    reading.add_argument("--reasoning-effort", metavar="EFFORT",
+                         help="reasoning.effort for reasoning models (o-series, gpt-5), e.g. minimal, low, medium, high; each "
+                         "stage's output budget grows by a reasoning allowance to match (default: the API's, medium; ignored for other models)")
+
     analysis = _Parser(add_help=False)
     analysis.add_argument("--expect", metavar="FILE", help="what the expert expected: JSON {description, expected_output, business_context, specific_issues} or plain text (default: the task the trace states, if it states one)")
     analysis.add_argument("--out", default="refinery-out", metavar="DIR", help="artifacts directory (default: refinery-out); a rerun resumes from it")
@@ -99,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         "analyze", "run the stages on a store made by `refinery init`",
         "Runs stages 1-N (trace analysis, gap analysis, diagnosis, synthesis) on an existing vector store and\n"
         "writes the artifacts and the report to --out; a rerun resumes from the first missing stage.",
-        [common, analysis],
+        [common, analysis, reading],
     )
     p.add_argument("--store", required=True, metavar="ID", help="vector store id printed by `refinery init`")
 
@@ -108,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Uploads the trace, runs the four stages and writes stage artifacts, report.md, report.html and\n"
         "usage.json to --out. Rerunning the same command resumes; the store is deleted after success.\n"
         "No key yet? `refinery demo` shows the same pipeline against the bundled test server.",
-        [common, trace_inputs, analysis],
+        [common, trace_inputs, analysis, reading],
     )
     p.add_argument("--keep-store", action="store_true", help="keep the vector store after a successful run")
     p.add_argument("--expires-days", type=int, default=1, metavar="D", help="store expiry after last use (default: 1)")
@@ -117,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         "plan", "show what a run would upload and send (no key, no network)",
         "Renders the trace, prints the files with their sizes and each stage's request with token estimates.\n"
         "Nothing is sent anywhere.",
-        [common, trace_inputs],
+        [common, trace_inputs, reading],
     )
     p.add_argument("--expect", metavar="FILE", help="the expectation file (default: the task the trace states, if it states one)")
     p.add_argument("--model", default="gpt-4o", help=MODEL_HELP)
@@ -127,12 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="exit 2 when a request would exceed the context budget")
     p.add_argument("--verbose", action="store_true", help="also list every file and request")
     p.add_argument("--show-bodies", action="store_true", help="print the request bodies in full")
+    p.add_argument("--compare-reading", action="store_true", help="also show stage 1's tokens and cost read the other way (inline / search)")
 
     p = command(
         "batch", "analyse many traces under one rate budget",
         "Analyses every trace of a folder (or a JSON manifest) concurrently through one client whose rate budget\n"
         "learns the project's TPM/RPM; one folder per trace, summary.json and summary.md as results arrive.",
-        [common],
+        [common, reading],
     )
     p.add_argument("source", metavar="SOURCE", help="a folder of traces (with optional <stem>.expect.json beside each) or a JSON manifest")
     p.add_argument("--expect", metavar="FILE", help="the expectation for traces that have none of their own")

@@ -168,11 +168,12 @@ class RefusalError(ResponseError):
 class IncompleteResponseError(ResponseError):
     """`status: "incomplete"`; `reason` is `incomplete_details.reason`, `partial_text` what came."""
 
-    def __init__(self, reason: str | None, partial_text: str) -> None:
+    def __init__(self, reason: str | None, partial_text: str, *, detail: str | None = None) -> None:
         self.reason = reason
         self.partial_text = partial_text
         super().__init__(
             f"response incomplete (reason: {reason or 'unknown'}); {len(partial_text)} characters of partial output"
+            + (f" {detail}" if detail else "")
         )
 
 

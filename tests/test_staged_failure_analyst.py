@@ -67,7 +67,7 @@ async def test_full_flow_sends_spec_valid_bodies_and_chains_stage_json(fake, ana
     assert result.synthesis.summary == SAMPLES["stage4"]["summary"]
     assert result.diagnosis.failure_type == FailureType.PROMPT_ISSUE
     assert result.prompt_versions == {
-        "stage1": "STAGE1_TRACE_ANALYSIS_PROMPT@v1",
+        "stage1": "STAGE1_TRACE_ANALYSIS_PROMPT@v1+STAGE1_STATUS_NOTE@v1",
         "stage2": "STAGE2_GAP_ANALYSIS_PROMPT@v1",
         "stage3": "STAGE3_DIAGNOSIS_PROMPT@v1+STAGE3_LOCALISATION_NOTE@v1",
         "stage4": "STAGE4_SYNTHESIS_PROMPT@v1",
@@ -99,8 +99,9 @@ async def test_upload_carries_group_attributes(fake, analyst_factory):
     assert kinds == ["eval", "expectations", "index", "prompt", "trace"]
 
 
-async def test_big_trace_is_analysed_group_by_group_with_filters(fake, analyst_factory, spec):
-    analyst = analyst_factory(render_options=RenderOptions(runs_per_file=2), files_per_group=3)
+@pytest.mark.parametrize("reading", ["inline", "search"])
+async def test_big_trace_is_analysed_group_by_group_with_filters(fake, analyst_factory, spec, reading):
+    analyst = analyst_factory(render_options=RenderOptions(runs_per_file=2), files_per_group=3, stage1_reading=reading)
     second = json.loads(json.dumps(SAMPLES["stage1"]))
     for e in second["timeline"]:
         e["run_id"] = e["run_id"].replace("run-", "run-1")  # run-11, run-12: runs of the second half
@@ -112,12 +113,19 @@ async def test_big_trace_is_analysed_group_by_group_with_filters(fake, analyst_f
     stage1_bodies = [b for b in fake.bodies if fake.stage_of(b) == "stage1"]
     assert len(stage1_bodies) == 4  # 20 runs / 2 per file = 10 files / 3 per group
     for g, body in enumerate(stage1_bodies, start=1):
-        assert body["tools"][0]["filters"] == {"type": "eq", "key": "group", "value": g}
+        # inline: the group's own files are in the prompt and the search covers the rest; search: only the group
+        assert body["tools"][0]["filters"] == {"type": "ne" if reading == "inline" else "eq", "key": "group", "value": g}
         assert spec.validate(body) == []
     assert "runs 001 to 006" in user_text(stage1_bodies[0]) and "runs 019 to 020" in user_text(stage1_bodies[3])
+    first_group = ["t1_runs_001-002.md", "t1_runs_003-004.md", "t1_runs_005-006.md"]
+    inlined = [name for name in first_group if f"===== file: {name} =====" in user_text(stage1_bodies[0])]
+    assert inlined == (first_group if reading == "inline" else [])
+    assert ("[run_id: run-5]" in user_text(stage1_bodies[0])) == (reading == "inline")
+    assert "===== file: t1_runs_007-008.md" not in user_text(stage1_bodies[0])
+    # groups 3 and 4 answered with runs of groups 1 and 2: each run is kept once, from its own group
     timeline = result.trace_analysis.timeline
-    assert [e.sequence for e in timeline] == list(range(1, 9))
-    assert [e.run_id for e in timeline[:4]] == ["run-1", "run-2", "run-11", "run-12"]
+    assert [(e.sequence, e.run_id) for e in timeline] == [(1, "run-1"), (2, "run-2"), (3, "run-11"), (4, "run-12")]
+    assert analyst.get_stage_metadata()["stage1"]["stage1_reading"] == reading
     assert [e for e in events if e[0] == "stage1.group"][-1] == ("stage1.group", "end", 4)
     assert fake.store_metadata["refinery_groups"] == "4"
 
@@ -131,7 +139,7 @@ async def test_a_failed_stage1_group_reruns_only_the_groups_not_yet_done(fake, a
     fake.bodies.clear()
     result = await analyst_factory(**options).analyze(make_trace(n_runs=12), EXPECTATION, until_stage=1)
     assert [b["tools"][0]["filters"]["value"] for b in fake.bodies] == [3]
-    assert len(result.trace_analysis.timeline) == 6  # three groups of the sample's two entries
+    assert len(result.trace_analysis.timeline) == 2  # each run once, however many groups answered with it
     assert result.usage["stage1"].total_tokens == 3 * 120
 
 

@@ -5,13 +5,11 @@ else the trace's input (Langfuse); `refinery plan` says where."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from refinery.cli import amain
 from refinery.traces import load_trace
-
 from tests.helpers import SHARED  # noqa: E402
 
 

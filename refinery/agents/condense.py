@@ -11,10 +11,18 @@ retrieve, and the artifact keeps it whole.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from typing import Any
 
+from refinery.agents.analysis_run import AnalysisRun
+from refinery.agents.stage_calls import StageCalls
 from refinery.agents.staged_schemas import TraceAnalysisOutput
-from refinery.agents.stages import compact_json
+from refinery.agents.stages import PLANNED_STORE, Stage, compact_json, stage_user_text
+from refinery.agents.store_keeper import StoreKeeper
+from refinery.traces.render import safe_name
+
+log = logging.getLogger("refinery.staged")
 from refinery.core.tokens import estimate_tokens
 
 # (text limit for the timeline's fields, citations kept per item, evidence items kept, list items kept)
@@ -116,3 +124,24 @@ def stage1_file_text(output: TraceAnalysisOutput) -> str:
                   f"- key inputs: {e.key_inputs}", f"- key outputs: {e.key_outputs}", f"- tool calls: {', '.join(e.tool_calls)}", ""]
     lines += ["## Events", *[f"- {ev.kind} [run_id: {ev.run_id}]: {ev.description}" for ev in output.events]]
     return "\n".join(lines) + "\n"
+
+
+async def fitted_prior(
+    calls: StageCalls, store: StoreKeeper, run: AnalysisRun, stage: Stage, prior: Mapping[str, Any], expectation_text: str | None
+) -> tuple[dict[str, Any], int, list[str]]:
+    """The prior stages' JSON for `stage`'s prompt, Stage 1 condensed when it would not fit the
+    input budget (the full Stage 1 then goes to the store as a file, and a note says so)."""
+    prior_json = {k: v.model_dump(mode="json") for k, v in prior.items()}
+    if "stage1" not in prior:
+        return prior_json, 0, []
+    empty = stage_user_text(stage, {**prior_json, "stage1": ""}, expectation_text=expectation_text, notes=[STAGE1_FILE_NOTE])
+    overhead = calls.worst_input(stage, calls.body(stage, empty, run.store_id or PLANNED_STORE), run.store_id)
+    fitted, level = condense_stage1(prior["stage1"], calls.input_budget - overhead)
+    if level == 0:
+        return prior_json, 0, []
+    log.info("%s: stage 1 condensed (level %d) to fit the input budget of %d tokens", stage.key, level, calls.input_budget)
+    prior_json["stage1"] = fitted.model_dump(mode="json")
+    if run.store_id and stage.searches:
+        await store.add_file(run, f"{safe_name(run.trace_id or 'trace')}_stage1_full.md", stage1_file_text(prior["stage1"]))
+        return prior_json, level, [STAGE1_FILE_NOTE]
+    return prior_json, level, []

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from refinery.agents.analysis_run import group_filter, plan_groups
-from refinery.agents.staged_failure_analyst import PLANNED_STORE, StagedFailureAnalyst
-from refinery.agents.stages import STAGE_BY_KEY, GroupNote, stage_user_text
+from refinery.agents.analysis_run import AnalysisRun, StageGroup
+from refinery.agents.stage1_groups import group_request
+from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
+from refinery.agents.stages import PLANNED_STORE, STAGE_BY_KEY, stage_user_text
+from refinery.agents.verification import RunTexts
 from refinery.core.models import DomainExpertExpectation, Trace
 from refinery.core.pricing import estimate_cost_usd
 from refinery.core.tokens import estimate_body_tokens
@@ -22,17 +24,20 @@ from refinery.traces.spool import file_stats
 def planned_requests(
     analyst: StagedFailureAnalyst, trace: Trace, files: Sequence[tuple[str, str]], expectation: DomainExpertExpectation
 ) -> list[tuple[str, dict[str, Any]]]:
-    """(call name, body) for every `/responses` call of a run, prior-stage JSON as placeholders."""
+    """(call name, body) for every `/responses` call of a run, prior-stage JSON as placeholders.
+    Stage 1 is built as the analyst reads it (`stage1_reading`): inline, each group's run files
+    are in its body."""
     prior = {f"stage{n}": f"<stage {n} JSON>" for n in (1, 2, 3)}
-    groups = plan_groups(files, len(trace.runs), analyst.render_options.runs_per_file, analyst.files_per_group, analyst.group_tokens)
-    stage1 = STAGE_BY_KEY["stage1"]
+    groups = analyst.stage1_groups(files, len(trace.runs))
+    run = AnalysisRun(trace_id=trace.trace_id, store_id=PLANNED_STORE, groups=groups, texts=RunTexts(files))
     bodies: list[tuple[str, dict[str, Any]]] = []
-    if len(groups) > 1:
-        for g in groups:
-            text = stage_user_text(stage1, group=GroupNote(g.number, len(groups), g.first_run, g.last_run))
-            bodies.append((f"stage1 (group {g.number}/{len(groups)})", analyst.build_stage_body("stage1", text, filters=group_filter(g), store_id=PLANNED_STORE)))
-    else:
-        bodies.append(("stage1", analyst.build_stage_body("stage1", stage_user_text(stage1), store_id=PLANNED_STORE)))
+    slots: list[StageGroup | None] = [*groups] or [None]
+    for g in slots:
+        text, filters, reading = group_request(analyst.calls, run, g, len(groups), analyst.stage1_reading)
+        name = f"stage1 (group {g.number}/{len(groups)})" if g is not None and len(groups) > 1 else "stage1"
+        if reading != analyst.stage1_reading:
+            name += f" (read by {reading})"
+        bodies.append((name, analyst.build_stage_body("stage1", text, filters=filters, store_id=PLANNED_STORE)))
     bodies.append(("stage2", analyst.build_stage_body("stage2", stage_user_text(STAGE_BY_KEY["stage2"], prior, expectation_text=analyst.expectation_text(expectation)), store_id=PLANNED_STORE)))
     for key in ("stage3", "stage4"):
         bodies.append((key, analyst.build_stage_body(key, stage_user_text(STAGE_BY_KEY[key], prior), store_id=PLANNED_STORE)))
@@ -77,7 +82,7 @@ def plan_summary(
         row = stages.setdefault(key, {"calls": 0, "input_tokens": 0, "output_tokens": 0, "largest_request": 0})
         row["calls"] += 1
         row["input_tokens"] += total_in
-        row["output_tokens"] += out_budget[key]
+        row["output_tokens"] += int(body["max_output_tokens"])  # the answer, and a reasoning model's thinking
         row["largest_request"] = max(row["largest_request"], total_in)
         if total_in > budget:
             warnings.append(f"{name}: about {total_in} input tokens, over the budget of {budget} for {analyst.model}")

@@ -17,6 +17,7 @@ from refinery.agents.cost_ceiling import CostCeiling
 from refinery.agents.stages import RequestContext, Stage, build_request, compact_json
 from refinery.agents.verification import Verification, reask_text, verify
 from refinery.core.context_windows import chunk_allowance
+from refinery.core.model_families import check_effort, output_budget
 from refinery.core.tokens import estimate_body_tokens
 from refinery.errors import ContextBudgetError, StageError
 from refinery.integrations.response_output import CallUsage
@@ -37,6 +38,7 @@ class StageCalls:
         temperature: float | None,
         input_budget: int,
         cost: CostCeiling | None = None,
+        reasoning_effort: str | None = None,
     ) -> None:
         self._client = client  # built on first use: `refinery plan` never needs one
         self.model = model
@@ -45,6 +47,12 @@ class StageCalls:
         self.temperature = temperature
         self.input_budget = input_budget
         self.cost = cost
+        self.reasoning_effort = check_effort(reasoning_effort)
+
+    def output_budget(self, stage: Stage) -> int:
+        """The stage's `max_output_tokens`: its answer budget, plus a reasoning model's allowance
+        for thinking (`core.model_families`)."""
+        return output_budget(self.model, self.max_output_tokens[stage.key], self.reasoning_effort)
 
     def allowance(self, stage: Stage, store_id: str | None) -> int:
         """The tokens `file_search` may add to this stage's request."""
@@ -55,10 +63,15 @@ class StageCalls:
         if stage.searches and not store_id:
             raise StageError(stage.key, "no vector store: call prepare() or pass vector_store_id")
         context = RequestContext(
-            self.model, user_text, store_id=store_id, system=SYSTEM, max_output_tokens=self.max_output_tokens[stage.key],
+            self.model, user_text, store_id=store_id, system=SYSTEM, max_output_tokens=self.output_budget(stage),
             max_num_results=self.max_num_results[stage.key], temperature=self.temperature, filters=filters,
+            reasoning_effort=self.reasoning_effort,
         )
         return build_request(stage, context)
+
+    def worst_input(self, stage: Stage, body: dict[str, Any], store_id: str | None) -> int:
+        """A request's input at its largest: its own text plus every chunk `file_search` may add."""
+        return estimate_body_tokens(body) + self.allowance(stage, store_id)
 
     async def call(self, run: AnalysisRun, stage: Stage, user_text: str, *, filters: dict[str, Any] | None = None) -> tuple[Any, CallUsage, Verification | None]:
         """One stage call, its output validated and its citations checked; one re-ask when a
@@ -85,7 +98,7 @@ class StageCalls:
     async def _ask(self, run: AnalysisRun, stage: Stage, user_text: str, filters: dict[str, Any] | None) -> JsonAnswer:
         body = self.body(stage, user_text, run.store_id, filters)
         allowance = self.allowance(stage, run.store_id)
-        worst_input = estimate_body_tokens(body) + allowance
+        worst_input = self.worst_input(stage, body, run.store_id)
         if worst_input > self.input_budget:
             raise ContextBudgetError(
                 f"{stage.key}: the request would carry about {worst_input} input tokens (with retrieved chunks), over the "

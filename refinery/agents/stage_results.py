@@ -6,6 +6,7 @@ one place; the stage's raw JSON and every citation travel along, so nothing is l
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
@@ -38,13 +39,26 @@ def collect_citations(data: Any) -> list[Citation]:
     return list(found)
 
 
-def merge_stage1(parts: list[TraceAnalysisOutput]) -> TraceAnalysisOutput:
-    """One Stage 1 output from the per-group ones, in group order, sequences renumbered."""
+def merge_stage1(parts: list[TraceAnalysisOutput], owner: Callable[[str], int | None] | None = None) -> TraceAnalysisOutput:
+    """One Stage 1 output from the per-group ones, in group order, sequences renumbered.
+
+    With `owner` (run id → the index of the part whose group holds that run), a run that several
+    groups put on their timelines (a group searching the others' runs sees them too) is kept once,
+    from its own group's entry."""
     if len(parts) == 1:
         return parts[0]
-    timeline, events, evidence, scanned, remaining = [], [], [], [], []
+    events, evidence, scanned, remaining = [], [], [], []
+    timeline = [e for part in parts for e in part.timeline]
+    if owner is not None:  # one entry a run: its own group's, else the first
+        chosen: dict[str, tuple[int, int]] = {}
+        entries = [(i, e) for i, part in enumerate(parts) for e in part.timeline]
+        for k, (i, e) in enumerate(entries):
+            rank = 0 if owner(e.run_id) == i else 1
+            if e.run_id not in chosen or rank < chosen[e.run_id][0]:
+                chosen[e.run_id] = (rank, k)
+        keep = {k for _, k in chosen.values()}
+        timeline = [e for k, (_, e) in enumerate(entries) if k in keep]
     for part in parts:
-        timeline.extend(part.timeline)
         events.extend(part.events)
         evidence.extend(part.evidence)
         scanned.extend(part.coverage.files_scanned)

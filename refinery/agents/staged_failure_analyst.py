@@ -24,9 +24,9 @@ from typing import Any
 from refinery.agents.analysis_run import DEFAULT_GROUP_TOKENS, AnalysisRun, StageGroup, file_attributes, group_filter, plan_groups
 from refinery.agents.analyst_base import AnalystBase, ProgressCallback
 from refinery.agents.checkpoints import STAGE1_GROUPS_DIR, STORE_ARTIFACT, Checkpoints
-from refinery.agents.condense import STAGE1_FILE_NOTE, condense_stage1, stage1_file_text
+from refinery.agents.condense import fitted_prior
 from refinery.agents.cost_ceiling import CostCeiling
-from refinery.agents.stage1_groups import analyse_groups
+from refinery.agents.stage1_groups import READINGS, analyse_groups, group_tokens, run_owner
 from refinery.agents.stage_calls import StageCalls, record_check
 from refinery.agents.stage_results import (
     StagedAnalysisResult,
@@ -50,16 +50,14 @@ from refinery.agents.verification import RunTexts
 from refinery.core.context_windows import DEFAULT_BUDGET_SHARE, input_budget
 from refinery.core.interfaces import FileContents
 from refinery.core.models import Diagnosis, DomainExpertExpectation, GapAnalysis, Trace, TraceAnalysis
-from refinery.core.tokens import TOKEN_COUNTS, estimate_body_tokens
+from refinery.core.tokens import TOKEN_COUNTS
 from refinery.errors import UserInputError
 from refinery.integrations.response_output import CallUsage
 from refinery.integrations.responses_client import ResponsesClient
 from refinery.integrations.vector_store_manager import VectorStoreManager
 from refinery.prompts.system_prompts import SYSTEM
-from refinery.traces.render import CHUNKING_STRATEGY, RenderOptions, safe_name
+from refinery.traces.render import CHUNKING_STRATEGY, RenderOptions
 from refinery.traces.spool import upload_files_for
-
-PLANNED_STORE = "vs_PLANNED"  # a placeholder store id for requests built only to be measured
 
 __all__ = [
     "STAGE1_GROUPS_DIR", "STAGE_ARTIFACTS", "STORE_ARTIFACT", "StageGroup", "StagedAnalysisResult", "StagedFailureAnalyst",
@@ -95,6 +93,7 @@ class StagedFailureAnalyst(AnalystBase):
         render_options: RenderOptions | None = None,
         files_per_group: int = 64,
         group_tokens: int = DEFAULT_GROUP_TOKENS,
+        stage1_reading: str = "inline",
         stage1_concurrency: int = 4,
         context_window: int | None = None,
         input_budget_share: float = DEFAULT_BUDGET_SHARE,
@@ -103,6 +102,7 @@ class StagedFailureAnalyst(AnalystBase):
         poll_timeout_s: float = 600,
         expires_after_days: int = 1,
         temperature: float | None = 0.2,
+        reasoning_effort: str | None = None,
         redact: bool = True,
     ) -> None:
         super().__init__(model, seed, progress_callback, client, redact)
@@ -117,6 +117,9 @@ class StagedFailureAnalyst(AnalystBase):
         self.render_options = render_options or RenderOptions()
         self.files_per_group = max(1, files_per_group)
         self.group_tokens = group_tokens
+        if stage1_reading not in READINGS:
+            raise UserInputError(f"stage1_reading must be one of {', '.join(READINGS)}, got {stage1_reading!r}")
+        self.stage1_reading = stage1_reading
         self.stage1_concurrency = max(1, stage1_concurrency)
         self.temperature = temperature
         self.cost_ceiling = cost_ceiling or (CostCeiling(max_cost_usd, model) if max_cost_usd is not None else None)
@@ -124,6 +127,7 @@ class StagedFailureAnalyst(AnalystBase):
         self.calls = StageCalls(
             lambda: self.client, self.model, max_output_tokens=self.max_output_tokens, max_num_results=self.max_num_results,
             temperature=self.temperature, input_budget=input_budget(model, window=context_window, share=input_budget_share), cost=self.cost_ceiling,
+            reasoning_effort=reasoning_effort,
         )
         self._runs: dict[str, AnalysisRun] = {}
         self.run = AnalysisRun(store_id=vector_store_id)  # the run the last call worked on
@@ -169,9 +173,14 @@ class StagedFailureAnalyst(AnalystBase):
         files, self.redaction = upload_files_for(trace, options=self.render_options, prompts=prompts, evals=evals, expectation=expectation, redact=self.redact)
         return files
 
+    def stage1_groups(self, files: Sequence[tuple[str, str]], runs_total: int) -> list[StageGroup]:
+        """The Stage 1 groups of a rendering (see `stage1_groups.group_tokens`)."""
+        tokens = group_tokens(self.calls, self.group_tokens, self.stage1_reading)
+        return plan_groups(files, runs_total, self.render_options.runs_per_file, self.files_per_group, tokens)
+
     def _layout(self, trace: Trace, files: Sequence[tuple[str, str]]) -> AnalysisRun:
         run = self._run_for(trace.trace_id)
-        run.groups = plan_groups(files, len(trace.runs), self.render_options.runs_per_file, self.files_per_group, self.group_tokens)
+        run.groups = self.stage1_groups(files, len(trace.runs))
         run.texts = RunTexts(files)  # what citations are checked against
         return run
 
@@ -237,9 +246,13 @@ class StagedFailureAnalyst(AnalystBase):
             return resumed  # type: ignore[no-any-return]
         await self._emit("stage1", "start", groups=max(1, len(run.groups)))
         started = time.monotonic()
-        parts, total = await analyse_groups(self.calls, self.checkpoints, run, self._emit, self.stage1_concurrency)
-        merged = merge_stage1(parts)
-        self._record(run, stage, total, started, groups=len(parts))
+        parts, total, readings = await analyse_groups(self.calls, self.checkpoints, run, self._emit, self.stage1_concurrency, self.stage1_reading)
+        merged = merge_stage1(parts, run_owner(run))
+        by_search = sorted(n for n, how in readings.items() if how == "search")
+        reading: dict[str, Any] = {"stage1_reading": self.stage1_reading}
+        if self.stage1_reading == "inline" and by_search:
+            reading["stage1_groups_read_by_search"] = by_search  # no files at hand, or too big to inline
+        self._record(run, stage, total, started, groups=len(parts), **reading)
         self.checkpoints.save_stage("stage1", run.trace_id, run.meta["stage1"], merged)
         await self._emit("stage1", "end", tokens=total.total_tokens)
         return merged
@@ -252,7 +265,7 @@ class StagedFailureAnalyst(AnalystBase):
         await self._emit(key, "start")
         started = time.monotonic()
         expectation_text = self.expectation_text(expectation) if expectation else None
-        prior_json, condensed, notes = await self._fitted_prior(run, stage, prior, expectation_text)
+        prior_json, condensed, notes = await fitted_prior(self.calls, self.store, run, stage, prior, expectation_text)
         text = stage_user_text(stage, prior_json, expectation_text=expectation_text, notes=notes)
         out, usage, check = await self.calls.call(run, stage, text)
         record_check(run, stage, check)
@@ -260,26 +273,6 @@ class StagedFailureAnalyst(AnalystBase):
         self.checkpoints.save_stage(key, run.trace_id, run.meta[key], out)
         await self._emit(key, "end", tokens=usage.total_tokens)
         return out
-
-    async def _fitted_prior(
-        self, run: AnalysisRun, stage: Stage, prior: Mapping[str, Any], expectation_text: str | None
-    ) -> tuple[dict[str, Any], int, list[str]]:
-        """The prior stages' JSON for `stage`'s prompt, Stage 1 condensed when it would not fit
-        the input budget (the full Stage 1 then goes to the store as a file, and a note says so)."""
-        prior_json = {k: v.model_dump(mode="json") for k, v in prior.items()}
-        if "stage1" not in prior:
-            return prior_json, 0, []
-        empty = stage_user_text(stage, {**prior_json, "stage1": ""}, expectation_text=expectation_text, notes=[STAGE1_FILE_NOTE])
-        overhead = estimate_body_tokens(self.calls.body(stage, empty, run.store_id or PLANNED_STORE)) + self.calls.allowance(stage, run.store_id)
-        fitted, level = condense_stage1(prior["stage1"], self.calls.input_budget - overhead)
-        if level == 0:
-            return prior_json, 0, []
-        log.info("%s: stage 1 condensed (level %d) to fit the input budget of %d tokens", stage.key, level, self.calls.input_budget)
-        prior_json["stage1"] = fitted.model_dump(mode="json")
-        if run.store_id and stage.searches:
-            await self.store.add_file(run, f"{safe_name(run.trace_id or 'trace')}_stage1_full.md", stage1_file_text(prior["stage1"]))
-            return prior_json, level, [STAGE1_FILE_NOTE]
-        return prior_json, level, []
 
     async def run_stage2(self, stage1: TraceAnalysisOutput, expectation: DomainExpertExpectation, run: AnalysisRun | None = None) -> GapAnalysisOutput:
         return await self._simple_stage(run or self.run, "stage2", {"stage1": stage1}, expectation)  # type: ignore[no-any-return]

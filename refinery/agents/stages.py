@@ -11,7 +11,7 @@ place a stage becomes a request body. Pure: no I/O, no client.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,8 @@ from refinery.integrations.responses_request_builder import build_responses_body
 from refinery.prompts.system_prompts import (
     STAGE1,
     STAGE1_GROUP_NOTE,
+    STAGE1_INLINE_NOTE,
+    STAGE1_STATUS_NOTE,
     STAGE2,
     STAGE3,
     STAGE3_LOCALISATION_NOTE,
@@ -55,12 +57,13 @@ class Stage:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("stage1", 1, "trace analysis", STAGE_MODELS["stage1"], STAGE_SCHEMAS["stage1"], STAGE1, "stage1_trace_analysis.json", 2000, True),
+    Stage("stage1", 1, "trace analysis", STAGE_MODELS["stage1"], STAGE_SCHEMAS["stage1"], STAGE1, "stage1_trace_analysis.json", 2000, True, STAGE1_STATUS_NOTE),
     Stage("stage2", 2, "gap analysis", STAGE_MODELS["stage2"], STAGE_SCHEMAS["stage2"], STAGE2, "stage2_gap_analysis.json", 1500, True),
     Stage("stage3", 3, "diagnosis", STAGE_MODELS["stage3"], STAGE_SCHEMAS["stage3"], STAGE3, "stage3_diagnosis.json", 2500, True, STAGE3_LOCALISATION_NOTE),
     Stage("stage4", 4, "synthesis", STAGE_MODELS["stage4"], STAGE_SCHEMAS["stage4"], STAGE4, "stage4_synthesis.json", 1000, False),
 )
 STAGE_BY_KEY: dict[str, Stage] = {s.key: s for s in STAGES}
+PLANNED_STORE = "vs_PLANNED"  # a placeholder store id for requests built only to be measured
 STAGE_ARTIFACTS: dict[str, str] = {s.key: s.artifact for s in STAGES}
 
 
@@ -86,11 +89,14 @@ def stage_user_text(
     expectation_text: str | None = None,
     group: GroupNote | None = None,
     inline_files: str | None = None,
+    group_files: str | None = None,
     notes: list[str] | None = None,
 ) -> str:
     """The user text of one stage call: its prompt filled with the JSON of the stages before it
     (`prior`: stage key → JSON-ready output, or a placeholder string as `refinery plan` shows),
-    plus what that stage needs besides (the expectation, the group slice, inline trace files)."""
+    plus what that stage needs besides (the expectation, the group slice, inline trace files:
+    `inline_files` for the simple analyst, which has no store; `group_files` for a Stage 1 call
+    that reads its group whole and searches the store for the rest)."""
     prior = prior or {}
 
     def js(key: str) -> str:
@@ -105,13 +111,23 @@ def stage_user_text(
         text += "\n\n" + STAGE1_GROUP_NOTE.fill(
             first_run=f"{group.first_run:03d}", last_run=f"{group.last_run:03d}", group=str(group.group), groups=str(group.groups)
         )
-    if inline_files is not None:
+    if inline_files is not None:  # the simple analyst: the whole trace in the prompt, no store
         text += f"\n\nTrace files (inline):\n{inline_files}"
+    if group_files is not None:  # Stage 1 reading its group whole, the store for the rest
+        text += "\n\n" + STAGE1_INLINE_NOTE.text + f"\n\nTrace files (inline):\n{group_files}"
     if expectation_text is not None:
         text += "\n\nExpectations:\n" + expectation_text
     for note in notes or []:
         text += "\n\n" + note
     return text
+
+
+def inline_files_text(files: Sequence[tuple[str, str]], names: Collection[str]) -> str:
+    """The named files, whole and in order, as Stage 1 reads them inline: each opens with a line
+    naming it (the model cites files by name) and its text as uploaded, run headings and markers
+    included, so a citation of an inline run is the same as one of a retrieved chunk."""
+    parts = [f"===== file: {name} =====\n{text.rstrip()}\n===== end of file: {name} =====" for name, text in files if name in names]
+    return "\n\n".join(parts)
 
 
 @dataclass(frozen=True)
@@ -126,6 +142,7 @@ class RequestContext:
     max_num_results: int = 8
     temperature: float | None = 0.2
     filters: Mapping[str, Any] | None = None
+    reasoning_effort: str | None = None  # sent to reasoning models only
 
 
 def build_request(stage: Stage, context: RequestContext) -> dict[str, Any]:
@@ -136,8 +153,10 @@ def build_request(stage: Stage, context: RequestContext) -> dict[str, Any]:
             context.model, context.store_id, context.system.text, context.user_text, dict(stage.schema),
             max_num_results=context.max_num_results, max_output_tokens=budget, temperature=context.temperature,
             schema_name=stage.schema_name, filters=dict(context.filters) if context.filters else None,
+            reasoning_effort=context.reasoning_effort,
         )
     return build_responses_body_no_tools(
         context.model, context.system.text, context.user_text, dict(stage.schema),
         max_output_tokens=budget, temperature=context.temperature, schema_name=stage.schema_name,
+        reasoning_effort=context.reasoning_effort,
     )

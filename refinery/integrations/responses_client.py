@@ -119,7 +119,7 @@ class ResponsesClient:
         timeout: aiohttp.ClientTimeout | None = None,
         retry: RetryPolicy | None = None,
         sleep: Sleep | None = None,
-        max_output_tokens_cap: int = 8000,
+        max_output_tokens_cap: int = 64_000,
         tpm: int | None = None,
         rpm: int | None = None,
         budget: RateBudget | bool = True,
@@ -185,8 +185,8 @@ class ResponsesClient:
     ) -> JsonAnswer:
         """The answer as a JSON object, recovered once from each of two known failure modes.
 
-        - cut off by `max_output_tokens` → retried once with double the budget (up to
-          `max_output_tokens_cap`);
+        - cut off by `max_output_tokens` (a reasoning model may spend it all thinking) → retried
+          once with double the budget (up to `max_output_tokens_cap`), then reported with the reason;
         - not JSON, or (when `schema` is given) JSON that breaks it → one format-only re-ask:
           the same body with the user content replaced by "Return ONLY the exact JSON again"
           and the raw text. Still wrong → `OutputFormatError` holding the raw text.
@@ -216,10 +216,18 @@ class ResponsesClient:
             bigger = min(self.max_output_tokens_cap, max(budget * 2, 256))
             if exc.reason != "max_output_tokens" or bigger <= budget:
                 raise
-            log.info("output cut at %d tokens; retrying once with %d", budget, bigger)
+            log.info("output cut at %d tokens (%d of them reasoning); retrying once with %d", budget, calls[-1].reasoning_tokens, bigger)
             body = with_max_output_tokens(body, bigger)
             response = await send(body)
-            text = output_text(response)
+            try:
+                text = output_text(response)
+            except IncompleteResponseError as again:
+                thought = calls[-1].reasoning_tokens
+                raise IncompleteResponseError(
+                    again.reason, again.partial_text,
+                    detail=f"after one retry with max_output_tokens {bigger}, of which {thought} went to reasoning; "
+                    "raise the stage's output budget or lower the reasoning effort",
+                ) from again
         problems = _problems(text, schema)
         if problems:
             log.info("output not valid (%s); asking once for the JSON again", problems[0])

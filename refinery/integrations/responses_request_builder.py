@@ -12,14 +12,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from refinery.core.model_families import check_effort, is_reasoning_model
 from refinery.core.strict_schema import ensure_strict
 from refinery.errors import RequestBuildError
 
 FILE_SEARCH_RESULTS_INCLUDE = "file_search_call.results"
 _SCHEMA_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-# Reasoning models (o-series, gpt-5 family) reject `temperature`; the gpt-5 chat snapshots do not
-# reason and accept it.
-_REASONING_MODEL = re.compile(r"^(o\d+|gpt-5)(?!.*-chat)", re.IGNORECASE)
 MIN_OUTPUT_TOKENS = 16  # the API refuses a smaller max_output_tokens
 
 CANARY_SCHEMA: dict[str, Any] = {
@@ -28,11 +26,6 @@ CANARY_SCHEMA: dict[str, Any] = {
     "required": ["reply"],
     "additionalProperties": False,
 }
-
-
-def is_reasoning_model(model: str) -> bool:
-    """True for models that reject sampling parameters such as `temperature`."""
-    return bool(_REASONING_MODEL.match(model.rsplit("/", 1)[-1]))
 
 
 def _message(role: str, text: str) -> dict[str, Any]:
@@ -62,6 +55,7 @@ def _base_body(
     schema_name: str,
     max_output_tokens: int,
     temperature: float | None,
+    reasoning_effort: str | None = None,
 ) -> dict[str, Any]:
     _check_common(model, schema_name, max_output_tokens, json_schema_obj)
     if not isinstance(user_text, str) or not user_text:
@@ -86,6 +80,8 @@ def _base_body(
         if not 0 <= temperature <= 2:
             raise RequestBuildError(f"temperature must be between 0 and 2, got {temperature}")
         body["temperature"] = temperature
+    if check_effort(reasoning_effort) is not None and is_reasoning_model(model):
+        body["reasoning"] = {"effort": reasoning_effort}  # other models refuse the parameter
     return body
 
 
@@ -101,6 +97,7 @@ def build_responses_body(
     temperature: float | None = 0.2,
     schema_name: str = "stage_output",
     filters: Mapping[str, Any] | None = None,
+    reasoning_effort: str | None = None,
 ) -> dict[str, Any]:
     """A body that answers with strict JSON after searching one hosted vector store.
 
@@ -120,6 +117,7 @@ def build_responses_body(
         schema_name=schema_name,
         max_output_tokens=max_output_tokens,
         temperature=temperature,
+        reasoning_effort=reasoning_effort,
     )
     tool: dict[str, Any] = {
         "type": "file_search",
@@ -143,6 +141,7 @@ def build_responses_body_no_tools(
     max_output_tokens: int = 1000,
     temperature: float | None = 0.2,
     schema_name: str = "stage_output",
+    reasoning_effort: str | None = None,
 ) -> dict[str, Any]:
     """A strict-JSON body with no tools: for a stage that only needs the prior stages' JSON."""
     return _base_body(
@@ -153,6 +152,7 @@ def build_responses_body_no_tools(
         schema_name=schema_name,
         max_output_tokens=max_output_tokens,
         temperature=temperature,
+        reasoning_effort=reasoning_effort,
     )
 
 

@@ -144,3 +144,11 @@ Cite only run ids that appear in the files; quote only text that appears in them
 
 STAGE3_LOCALISATION_NOTE = PromptTemplate("STAGE3_LOCALISATION_NOTE", "v1", STAGE3_LOCALISATION_NOTE_V1)
 
+STAGE1_STATUS_NOTE_V1 = """Each timeline entry's status is what the trace states for that run (the "- status:" line under its heading): ok, error, or "not stated" when the trace does not say (chat and step logs never do). Do not call a run ok the trace does not call ok; use partial only for a run whose own text shows it did part of its job. Put what you conclude yourself in action and events, not in status."""
+
+STAGE1_STATUS_NOTE = PromptTemplate("STAGE1_STATUS_NOTE", "v1", STAGE1_STATUS_NOTE_V1)
+
+STAGE1_INLINE_NOTE_V1 = """Reading: the run files of this pass are given in full below, under "Trace files (inline)", each starting with its file name. Read every run in them and put every run on the timeline; cite those files by name. file_search covers only what is not inline: the index (the task, each agent's system prompt, the tool definitions, the table of all runs), the agent's prompts, evals and expectations, and the runs of other passes. Search it when a run refers to something you cannot see here."""
+
+STAGE1_INLINE_NOTE = PromptTemplate("STAGE1_INLINE_NOTE", "v1", STAGE1_INLINE_NOTE_V1)
+

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from aiohttp import web
+
 FaultKind = Literal[
     "rate_limit",  # 429 rate_limit_exceeded with retry hints
     "quota",  # 429 insufficient_quota
@@ -141,3 +143,14 @@ class RateLimiter:
             h["x-ratelimit-remaining-tokens"] = str(max(0, int(self.tokens.level)))
             h["x-ratelimit-reset-tokens"] = _duration(self.tokens.until_full())
         return h
+
+
+async def drop_mid_body(request: web.Request, payload: bytes, headers: dict[str, str]) -> web.StreamResponse:
+    """Promise the whole body, send half, cut the connection."""
+    resp = web.StreamResponse(status=200, headers={**headers, "Content-Type": "application/json"})
+    resp.content_length = len(payload)
+    await resp.prepare(request)
+    await resp.write(payload[: len(payload) // 2])
+    if request.transport is not None:
+        request.transport.close()
+    return resp

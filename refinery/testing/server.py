@@ -31,10 +31,10 @@ from typing import Any
 
 from aiohttp import web
 
-from refinery.testing.faults import Fault, RateLimiter
+from refinery.testing.faults import Fault, RateLimiter, drop_mid_body
 from refinery.testing.openapi_spec import OpenAPISpec, find_spec
 from refinery.testing.retrieval import Chunk, count_tokens, token_starts
-from refinery.testing.standin_model import StandInModel
+from refinery.testing.standin_model import StandInModel, reasons
 from refinery.testing.store_api import DEFAULT_MAX_NUM_RESULTS, MAX_BATCH_FILES, FilesAndStores, _ApiError, _error, _File, _Store
 from refinery.testing.strict_rules import strict_violations
 
@@ -61,6 +61,7 @@ class OpenAITestServer(FilesAndStores):
         upload_latency_s: float = 0.0,
         model: StandInModel | None = None,
         clock: Callable[[], float] = time.monotonic,
+        reasoning_tokens: int = 0,
     ) -> None:
         self.host, self.port = host, port
         self.api_key = api_key
@@ -68,6 +69,7 @@ class OpenAITestServer(FilesAndStores):
         self.fail_indexing = set(fail_indexing)
         self.latency_s = latency_s
         self.upload_latency_s = upload_latency_s
+        self.reasoning_tokens = reasoning_tokens  # what a reasoning model thinks with, before its answer
         self.model = model or StandInModel()
         self.clock = clock
         self.limiter = RateLimiter(rpm, tpm, clock)
@@ -214,6 +216,11 @@ class OpenAITestServer(FilesAndStores):
                 return _error(400, f"Invalid schema for response_format '{fmt.get('name')}': {problems[0]}", "invalid_request_error", param="text.format.schema", code="invalid_json_schema")
         if "model" not in body:
             return _error(400, "Missing required parameter: 'model'.", "invalid_request_error", param="model")
+        thinks = reasons(str(body["model"]))
+        for param, bad in (("temperature", thinks), ("reasoning.effort", not thinks)):
+            head, _, rest = param.partition(".")
+            if bad and head in body and (not rest or rest in (body.get(head) or {})):
+                return _error(400, f"Unsupported parameter: '{param}' is not supported with this model.", "invalid_request_error", param=param, code="unsupported_parameter")
         return None
 
     def _texts(self, body: dict[str, Any]) -> tuple[str, str]:
@@ -272,8 +279,11 @@ class OpenAITestServer(FilesAndStores):
             })
         chunks = [c for c, _ in retrieved]
         fmt = ((body.get("text") or {}).get("format") or {})
+        # a reasoning model thinks first, and its thinking counts against max_output_tokens
+        thinking = min(self.reasoning_tokens, int(max_out)) if reasons(str(body["model"])) and max_out else 0
+        room = int(max_out) - thinking if max_out else None
         if fmt.get("type") == "json_schema":
-            limit = int(max_out or 0)
+            limit = room or 0
             fits = (lambda text: count_tokens(text) <= limit) if limit else None  # noqa: E731
             answer_text = json.dumps(self.model.answer(fmt["schema"], chunks, user, fits=fits), ensure_ascii=False)
         else:
@@ -289,12 +299,17 @@ class OpenAITestServer(FilesAndStores):
         elif kind == "schema_violation":
             answer_text = json.dumps({"unexpected": "shape", "note": "this JSON breaks the requested schema"})
         out_tokens = count_tokens(answer_text)
-        if kind == "incomplete" or (max_out and out_tokens > int(max_out)):
-            budget = max(1, min(out_tokens // 2, int(max_out or 16)))
+        if room == 0:  # the whole budget went to reasoning: no answer at all
+            answer_text, out_tokens = "", 0
+            status, incomplete = "incomplete", {"reason": "max_output_tokens"}
+        elif kind == "incomplete" or (room is not None and out_tokens > room):
+            budget = max(1, min(out_tokens // 2, room or 16))
             starts = token_starts(answer_text)  # cut at a token boundary, as a model stops mid-answer
             answer_text = answer_text[: starts[budget]] if budget < len(starts) else answer_text
             out_tokens = count_tokens(answer_text)
             status, incomplete = "incomplete", {"reason": "max_output_tokens"}
+        if thinking:
+            output.append({"id": self._new_id("rs_"), "type": "reasoning", "summary": []})
         if content is None:
             annotations: list[dict[str, Any]] = []
             seen: set[str] = set()
@@ -310,18 +325,19 @@ class OpenAITestServer(FilesAndStores):
             "id": self._new_id("resp_"), "object": "response", "created_at": now, "status": status, "completed_at": now if status == "completed" else None,
             "error": None, "incomplete_details": incomplete, "instructions": body.get("instructions"), "max_output_tokens": max_out,
             "model": f"{body['model']}-standin", "output": output, "parallel_tool_calls": True, "previous_response_id": None,
-            "reasoning": {"effort": None, "summary": None}, "store": True, "temperature": body.get("temperature", 1.0),
+            "reasoning": {"effort": (body.get("reasoning") or {}).get("effort", "medium") if reasons(str(body["model"])) else None, "summary": None},
+            "store": True, "temperature": body.get("temperature", 1.0),
             "text": body.get("text") or {"format": {"type": "text"}}, "tool_choice": "auto", "tools": body.get("tools") or [],
             "top_p": 1.0, "truncation": "disabled", "metadata": {},
-            "usage": {"input_tokens": in_tokens, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0}, "output_tokens": out_tokens,
-                      "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": in_tokens + out_tokens},
+            "usage": {"input_tokens": in_tokens, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0}, "output_tokens": out_tokens + thinking,
+                      "output_tokens_details": {"reasoning_tokens": thinking}, "total_tokens": in_tokens + out_tokens + thinking},
         }
-        self.limiter.charge(in_tokens + out_tokens, cost)
-        self.stats["tokens used"] += in_tokens + out_tokens
+        self.limiter.charge(in_tokens + out_tokens + thinking, cost)
+        self.stats["tokens used"] += in_tokens + out_tokens + thinking
         payload = json.dumps(resp).encode()
         headers = {**self.limiter.headers(), "x-request-id": self._new_id("req_")}
         if kind == "drop_connection":
-            return await _drop_mid_body(request, payload, headers)
+            return await drop_mid_body(request, payload, headers)
         return web.Response(body=payload, content_type="application/json", headers=headers)
 
     # --- admin (for the subprocess form) ---------------------------------------------------
@@ -336,17 +352,6 @@ class OpenAITestServer(FilesAndStores):
         return web.json_response(dict(self.stats))
 
 
-async def _drop_mid_body(request: web.Request, payload: bytes, headers: dict[str, str]) -> web.StreamResponse:
-    """Promise the whole body, send half, cut the connection."""
-    resp = web.StreamResponse(status=200, headers={**headers, "Content-Type": "application/json"})
-    resp.content_length = len(payload)
-    await resp.prepare(request)
-    await resp.write(payload[: len(payload) // 2])
-    if request.transport is not None:
-        request.transport.close()
-    return resp
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m refinery.testing.server", description="Local OpenAI-compatible test server (a test double).")
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
@@ -357,12 +362,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--upload-latency", type=float, default=0.0, help="seconds added to every file upload")
     parser.add_argument("--no-validate", action="store_true", help="skip spec validation of request bodies")
     parser.add_argument("--api-key", help="accept only this key")
+    parser.add_argument("--reasoning-tokens", type=int, default=0, metavar="N",
+                        help="tokens a reasoning model (o-series, gpt-5) spends thinking, against max_output_tokens (default: 0)")
     args = parser.parse_args(argv)
 
     async def serve() -> None:
         server = OpenAITestServer(
             port=args.port, indexing_delay_s=args.indexing_delay, rpm=args.rpm, tpm=args.tpm, latency_s=args.latency,
             upload_latency_s=args.upload_latency, api_key=args.api_key, validate_requests=not args.no_validate,
+            reasoning_tokens=args.reasoning_tokens,
         )
         await server.start()
         print(server.base_url, flush=True)

@@ -58,6 +58,20 @@ def _quote(section: str) -> str:
     return ""
 
 
+_FILE_LINE = re.compile(r"^- file: (\S+)$", re.M)
+
+
+def prompt_documents(user_text: str) -> list[Chunk]:
+    """Rendered trace files given in the prompt itself (a Stage 1 that reads its group inline):
+    each from its `- file: NAME` header line to the next, read like a retrieved chunk."""
+    heads = list(_FILE_LINE.finditer(user_text))
+    docs = []
+    for i, m in enumerate(heads):
+        end = heads[i + 1].start() if i + 1 < len(heads) else len(user_text)
+        docs.append(Chunk(f"prompt:{m.group(1)}", m.group(1), user_text[m.start() : end], {}))
+    return docs
+
+
 class StandInModel:
     """Fills a strict schema from retrieved chunks; `max_items` bounds every array."""
 
@@ -68,7 +82,9 @@ class StandInModel:
 
     def answer(self, schema: dict[str, Any], chunks: Sequence[Chunk], user_text: str = "", *, fits: Callable[[str], bool] | None = None) -> Any:
         """The answer; with `fits`, arrays are shortened (down to one item) until its JSON fits, as
-        a model told its output budget writes less — only what cannot fit at all is cut off."""
+        a model told its output budget writes less — only what cannot fit at all is cut off. It
+        reads the trace files given in the prompt as well as the retrieved chunks."""
+        chunks = [*chunks, *prompt_documents(user_text)]
         runs = runs_in(chunks)
         lines = [ln.strip() for c in chunks for ln in c.text.splitlines() if len(ln.strip()) > 20 and not ln.startswith("#")]
         items = self.max_items
@@ -149,3 +165,9 @@ class _Filler:
         if name == "status":
             return "error" if run and run.failed else ("ok" if run and run.ok else "not stated")
         return self._text()
+
+
+def reasons(model: str) -> bool:
+    """A reasoning model (o-series, gpt-5 but its -chat snapshots), by name, as the API tells them."""
+    name = model.rsplit("/", 1)[-1].lower()
+    return (name.startswith("gpt-5") and "-chat" not in name) or (len(name) > 1 and name[0] == "o" and name[1].isdigit())

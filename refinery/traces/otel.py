@@ -25,7 +25,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from refinery.core.models import RunType, Trace, TraceRun
 from refinery.errors import TraceFormatError
@@ -125,7 +125,7 @@ def _io(attrs: dict[str, Any], keys: tuple[str, ...], messages_prefix: str) -> t
     return out, used
 
 
-def _status_code(status: Any) -> str | None:
+def _status_code(status: Any) -> Literal["ok", "error"] | None:
     """"ok", "error", or None for UNSET / absent: OTel's UNSET says nothing about success."""
     code = status.get("code", status.get("status_code")) if isinstance(status, dict) else status
     if code in (2, "2") or (isinstance(code, str) and code.upper() in ("ERROR", "STATUS_CODE_ERROR")):

@@ -305,6 +305,10 @@ class RenderedFiles(Sequence[tuple[str, str]]):
     def layout(self, index: int) -> FileLayout:
         return self._files[index][2]
 
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _, _ in self._files]
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Sequence):
             return NotImplemented
