@@ -54,10 +54,14 @@ def _quote(section: str) -> str:
         elif fence is not None and text == fence:
             fence = None
         elif fence is not None and len(text) > 12 and not text.startswith("[run_id:"):
-            return text[:120]
+            field = _FIELD.match(text)  # a `key: value` line of a rendered field: the value is what the trace said
+            value = field.group(1) if field else text
+            if len(value) > 8:
+                return value[:120]
     return ""
 
 
+_FIELD = re.compile(r"^[\w.\-]+: (.+)$")
 _FILE_LINE = re.compile(r"^- file: (\S+)$", re.M)
 
 

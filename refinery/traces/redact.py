@@ -13,7 +13,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 _HEADER = r"(?i)(\b"  # a header (or config) name, case-insensitive, opens the kept prefix group
-_SEP = r"\\*[\"']?\s*[:=]\s*\\*[\"']?\s*"  # quotes (escaped or not), `:` or `=`, white space
+# quotes (escaped or not), `:` or `=`, white space — and the renderer's private-use source marks
+# (`traces.source_text`), which stand between a field's name and its value until they are stripped
+_SEP = r"\\*[\"']?\s*[:=]\s*[\ue000-\ue005]*\\*[\"']?\s*"
 
 # Order matters: more specific patterns first (an Anthropic key also starts with "sk-").
 PATTERNS: list[tuple[str, re.Pattern[str]]] = [

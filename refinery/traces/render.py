@@ -30,7 +30,7 @@ from typing import Any, overload
 from refinery.core.models import DomainExpertExpectation, Trace, TraceRun
 from refinery.traces.markers import with_markers
 from refinery.traces.shared_context import SharedContext, conversation_chain
-from refinery.traces.source_text import FileLayout, run_mark, source, strip_marks
+from refinery.traces.source_text import FileLayout, cut, run_mark, source, strip_marks
 from refinery.traces.text import fence, message_view, outline, scalar, text_of, truncate
 
 __all__ = [
@@ -85,7 +85,7 @@ def _run_label(seq: int, run: TraceRun) -> str:
 def _render_messages(seq: int, run: TraceRun, messages: list[Any], shared: SharedContext, opts: RenderOptions) -> list[str]:
     """Input messages new since the previous call of the same conversation; the rest by reference."""
     views = [message_view(m) for m in messages]
-    chain = conversation_chain(views)
+    chain = conversation_chain(views)  # digests of the plain text: the same whatever is marked
     known = 0
     earlier: tuple[str, str, int] | None = None
     for k in range(len(chain), 0, -1):
@@ -105,7 +105,8 @@ def _render_messages(seq: int, run: TraceRun, messages: list[Any], shared: Share
             lines += [f"#### message {i} · system", f"(system prompt {ref}, shown once in the index file)"]
             continue
         newest = i == len(views) - 1
-        lines += [f"#### message {i} · {role or 'message'}", fence(source(text, None if newest else opts.max_field_chars))]
+        marked = message_view(messages[i], mark=True)[1]
+        lines += [f"#### message {i} · {role or 'message'}", fence(cut(marked, None if newest else opts.max_field_chars))]
     if known == len(views) and views:
         lines.append("(no new messages)")
     return lines
@@ -123,10 +124,10 @@ def _fields(title: str, run: TraceRun, value: Mapping[str, Any], opts: RenderOpt
     """Inputs or outputs as one block of `key: value` text; each field cut on its own (head and
     tail) unless `whole`. A lone `content` field is shown as its bare text."""
     if list(value) == ["content"]:
-        parts = [text_of(value["content"])]
+        parts = [text_of(value["content"], mark=True)]
     else:
-        parts = [outline({key: item}) for key, item in value.items()]
-    body = "\n".join(source(part, None if whole else opts.max_field_chars) for part in parts)
+        parts = [outline({key: item}, mark=True) for key, item in value.items()]
+    body = "\n".join(cut(part, None if whole else opts.max_field_chars) for part in parts)
     return ["", f"### {title} ({run.id})", fence(body)]
 
 
@@ -176,8 +177,8 @@ def _render_run(seq: int, run: TraceRun, opts: RenderOptions, shared: SharedCont
     if isinstance(out_messages, list) and out_messages:
         lines += ["", f"### Output messages ({run.id})"]
         for i, msg in enumerate(out_messages):
-            role, text = message_view(msg)
-            lines += [f"#### output {i} · {role or 'message'}", fence(source(text))]
+            role, text = message_view(msg, mark=True)
+            lines += [f"#### output {i} · {role or 'message'}", fence(text)]
         if isinstance(messages, list):
             _register_output(run, seq, messages, out_messages, shared)
     elif out_messages is not None:
@@ -186,9 +187,9 @@ def _render_run(seq: int, run: TraceRun, opts: RenderOptions, shared: SharedCont
         lines += _fields("Outputs", run, outputs, opts, whole=True)
     events = meta.pop("events", None)
     if events:
-        lines += ["", f"### Events ({run.id})", fence(source(outline(events), opts.max_field_chars))]
+        lines += ["", f"### Events ({run.id})", fence(cut(outline(events, mark=True), opts.max_field_chars))]
     if meta:
-        lines += ["", f"### Metadata ({run.id})", fence(source(outline(meta), opts.max_field_chars))]
+        lines += ["", f"### Metadata ({run.id})", fence(cut(outline(meta, mark=True), opts.max_field_chars))]
     return with_markers("\n".join(lines), f"[run_id: {run.id} · {label} · continued]", opts.marker_every_chars)
 
 

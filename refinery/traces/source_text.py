@@ -25,14 +25,12 @@ from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from refinery.traces.text import truncate_parts
-
 OPEN, CLOSE, RUN, RUN_END, PAUSE, RESUME = "\ue000", "\ue001", "\ue002", "\ue003", "\ue004", "\ue005"
 _ANY_MARK = re.compile("[\ue000-\ue005]")
 _MARKS = re.compile("\ue002([^\ue003]*)\ue003|[\ue000\ue001\ue004\ue005]")
 
 
-def _clean(text: str) -> str:
+def clean_marks(text: str) -> str:
     """Trace text with any of our mark characters replaced (a trace may hold them, rarely)."""
     return _ANY_MARK.sub("\ufffd", text) if _ANY_MARK.search(text) else text
 
@@ -40,16 +38,61 @@ def _clean(text: str) -> str:
 def source(text: str, limit: int | None = None) -> str:
     """`text` marked as source; cut to about `limit` characters (head and tail) when given, the
     cut note outside the source, so no quote can span the cut."""
-    text = _clean(text)
+    text = clean_marks(text)
     if limit is None or len(text) <= limit:
         return f"{OPEN}{text}{CLOSE}"
     head, note, tail = truncate_parts(text, limit)
     return f"{OPEN}{head}{CLOSE}{note}{OPEN}{tail}{CLOSE}"
 
 
+def cut(marked: str, limit: int | None) -> str:
+    """Marked text cut to about `limit` characters (head and tail, as `source`); the note of the
+    cut stands outside the source, and a segment the cut falls in is closed before it and
+    reopened after it, so no quote can span the cut."""
+    if limit is None or len(marked) <= limit:
+        return marked
+    clean = _ANY_MARK.sub("", marked)
+    if len(clean) <= limit:
+        return marked
+    head, note, tail = truncate_parts(clean, limit)  # counted in the trace's characters, marks aside
+    head_end, tail_start = _position(marked, len(head)), _position(marked, len(clean) - len(tail))
+    before, after = marked[:head_end], marked[tail_start:]
+    inside = is_open_after(before, False)
+    tail_inside = is_open_after(marked[:tail_start], False)
+    return f"{before}{CLOSE if inside else ''}{note}{OPEN if tail_inside else ''}{after}"
+
+
+def _position(marked: str, n: int) -> int:
+    """The index in `marked` just after its first `n` characters that are not marks."""
+    pos = seen = 0
+    for m in _ANY_MARK.finditer(marked):
+        run = m.start() - pos
+        if seen + run >= n:
+            return pos + (n - seen)
+        seen += run
+        pos = m.end()
+    return pos + (n - seen)
+
+
+def truncate_parts(text: str, limit: int) -> tuple[str, str, str]:
+    """(head, note, tail) of `text` cut to about `limit` characters.
+
+    The tail gets the larger share: in a log or a conversation the newest part is at the end,
+    and that is where a failure usually shows. The note says how much was cut and where.
+    """
+    head = limit * 2 // 5
+    tail = limit - head
+    cut = len(text) - head - tail
+    note = (
+        f"\n… [truncated: {cut} of {len(text)} characters cut here "
+        f"(characters {head + 1}–{head + cut}); the first {head} and last {tail} are shown] …\n"
+    )
+    return text[:head], note, text[len(text) - tail :]
+
+
 def run_mark(run_id: str) -> str:
     """The mark that opens a run's section (invisible once stripped)."""
-    return f"{RUN}{_clean(run_id)}{RUN_END}"
+    return f"{RUN}{clean_marks(run_id)}{RUN_END}"
 
 
 def is_open_after(line: str, was_open: bool) -> bool:

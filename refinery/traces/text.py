@@ -12,28 +12,14 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
+from refinery.traces.source_text import CLOSE, OPEN, clean_marks, truncate_parts
+
 
 def truncate(text: str, limit: int) -> str:
     """`text` cut to about `limit` characters, keeping its head and its tail (see `truncate_parts`)."""
     if len(text) <= limit:
         return text
     return "".join(truncate_parts(text, limit))
-
-
-def truncate_parts(text: str, limit: int) -> tuple[str, str, str]:
-    """(head, note, tail) of `text` cut to about `limit` characters.
-
-    The tail gets the larger share: in a log or a conversation the newest part is at the end,
-    and that is where a failure usually shows. The note says how much was cut and where.
-    """
-    head = limit * 2 // 5
-    tail = limit - head
-    cut = len(text) - head - tail
-    note = (
-        f"\n… [truncated: {cut} of {len(text)} characters cut here "
-        f"(characters {head + 1}–{head + cut}); the first {head} and last {tail} are shown] …\n"
-    )
-    return text[:head], note, text[len(text) - tail :]
 
 
 def fence(text: str) -> str:
@@ -43,12 +29,17 @@ def fence(text: str) -> str:
     return f"{fence}\n{text}\n{fence}"
 
 
-def outline(value: Any, indent: str = "") -> str:
+def outline(value: Any, indent: str = "", *, mark: bool = False) -> str:
     """A value as indented `key: value` text with strings shown raw (never JSON-escaped: see
-    the module docstring)."""
+    the module docstring). With `mark`, each string value is marked as the trace's own text
+    (`traces.source_text`); keys, list labels and numbers are refinery's presentation."""
     lines: list[str] = []
-    _outline_into(value, indent, lines)
+    _outline_into(value, indent, lines, mark)
     return "\n".join(lines)
+
+
+def _marked(text: str, mark: bool) -> str:
+    return f"{OPEN}{clean_marks(text)}{CLOSE}" if mark else text
 
 
 def scalar(value: Any) -> str | None:
@@ -67,48 +58,56 @@ def scalar(value: Any) -> str | None:
     return None
 
 
-def _outline_into(value: Any, indent: str, lines: list[str]) -> None:
+def _scalar_line(value: Any, mark: bool) -> str | None:
     simple = scalar(value)
+    if simple is None or not (mark and isinstance(value, str) and value):
+        return simple
+    return _marked(simple, mark)
+
+
+def _outline_into(value: Any, indent: str, lines: list[str], mark: bool = False) -> None:
+    simple = _scalar_line(value, mark)
     if simple is not None:
         lines.append(indent + simple)
         return
-    if isinstance(value, str):
-        lines.extend(indent + ln for ln in value.split("\n"))
+    if isinstance(value, str):  # multi-line: one marked block (its indentation is white space, folded when quoted)
+        lines.append(_marked("\n".join(indent + ln for ln in value.split("\n")), mark))
         return
     items: Iterable[tuple[str, Any]] = value.items() if isinstance(value, dict) else ((f"- [{i}]", v) for i, v in enumerate(value))
     for key, item in items:
         label = key if isinstance(value, (list, tuple)) else f"{key}:"
-        simple = scalar(item)
+        simple = _scalar_line(item, mark)
         if simple is not None:
             lines.append(f"{indent}{label} {simple}")
         else:
             lines.append(f"{indent}{label}")
-            _outline_into(item, indent + "  ", lines)
+            _outline_into(item, indent + "  ", lines, mark)
 
 
-def text_of(content: Any) -> str:
-    """A message's content as text: strings as they are, content parts joined, the rest outlined."""
+def text_of(content: Any, *, mark: bool = False) -> str:
+    """A message's content as text: strings as they are, content parts joined, the rest outlined
+    (with `mark`, the trace's own text marked, see `outline`)."""
     if isinstance(content, str):
-        return content
+        return _marked(content, mark)
     if isinstance(content, list) and all(isinstance(p, dict) for p in content):
         texts = [str(p.get("text", p.get("message_content", {}).get("text", "") if isinstance(p.get("message_content"), dict) else "")) for p in content]
         if all(texts):
-            return "\n".join(texts)
-    return outline(content)
+            return "\n".join(_marked(t, mark) for t in texts)
+    return outline(content, mark=mark)
 
 
-def message_view(msg: Any) -> tuple[str, str]:
+def message_view(msg: Any, *, mark: bool = False) -> tuple[str, str]:
     """(role, text) of a chat message in any of the shapes exporters use."""
     if not isinstance(msg, dict):
-        return "", text_of(msg)
+        return "", text_of(msg, mark=mark)
     role = str(msg.get("role") or msg.get("type") or "")
     parts = []
     content = msg.get("content", msg.get("contents", msg.get("text")))
     if content not in (None, ""):
-        parts.append(text_of(content))
+        parts.append(text_of(content, mark=mark))
     rest = {k: v for k, v in msg.items() if k not in ("role", "type", "content", "contents", "text") and v not in (None, "", [], {})}
     if rest:
-        parts.append(outline(rest))
+        parts.append(outline(rest, mark=mark))
     return role, "\n".join(parts)
 
 
