@@ -13,25 +13,43 @@ Over `../shared/eval-data/` (TRAIL and Who&When; skipped when absent):
   random;
 - Who&When: the share of logs where the gold `mistake_step` renders as that step number with
   the speaker's name exactly as written, and where the gold agent's name appears verbatim;
-- rendered size ÷ raw size, and render time per MB.
+- rendered size ÷ raw size, and render time per MB;
+- evidence in view (TRAIL): of those gold errors, the share whose evidence text stands in some
+  Stage 1 request under its span's own heading, as `refinery plan` builds the requests (Stage 1
+  reading its groups inline), and — reading by search instead — the share found in a chunk the
+  local server's `file_search` actually returned for a Stage 1 call (with the span id in it);
+- Stage 1 input tokens and estimated cost per trace, both ways (gpt-4o prices, worst case);
+- verification honesty (every trace of both benchmarks, analysed end to end against the local
+  server): of the claims marked verified that quote something, the share whose quote is in the
+  cited run's raw source, checked here from the original JSON (never from the rendering).
 
-Run: `python benchmarks/bench_evidence.py [--shared PATH] [--json]`. Figures go in
+Run: `python benchmarks/bench_evidence.py [--shared PATH] [--json] [--no-server]` (`--no-server`
+skips the two measures that need analyses against the local server). Figures go in
 docs/benchmarks.md. The last lines printed are the summary.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import math
+import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from refinery.agents.plan import plan_summary, planned_requests  # noqa: E402
+from refinery.agents.staged_failure_analyst import STAGE_ARTIFACTS, StagedFailureAnalyst  # noqa: E402
+from refinery.agents.verification import claims_of  # noqa: E402
+from refinery.inputs import expectation_for  # noqa: E402
+from refinery.integrations.responses_client import ResponsesClient  # noqa: E402
 from refinery.testing.openapi_spec import find_shared  # noqa: E402
+from refinery.testing.server import OpenAITestServer  # noqa: E402
 from refinery.testing.retrieval import Chunk, bm25, chunk_text  # noqa: E402
 from refinery.traces import load_trace  # noqa: E402
 from refinery.traces.common import maybe_json  # noqa: E402
@@ -181,11 +199,161 @@ def bench_who_and_when(root: Path) -> dict[str, Any]:
     )
     return out
 
+# --- what Stage 1 has in view, and how honest "verified" is ------------------------------------
+_HEADING = re.compile(r"^## (?:Run|Step) \d+: .*? \[run_id: ([^\]]+)\]$", re.M)
+_FILE_END = re.compile(r"^===== end of file: ", re.M)
+
+
+def inline_sections(text: str) -> dict[str, str]:
+    """run id → its section in an inline Stage 1 prompt, normalised (the benchmark's own reading)."""
+    out: dict[str, str] = {}
+    heads = list(_HEADING.finditer(text))
+    for i, m in enumerate(heads):
+        end = heads[i + 1].start() if i + 1 < len(heads) else len(text)
+        stop = _FILE_END.search(text, m.start(), end)
+        out[m.group(1)] = out.get(m.group(1), "") + " " + norm(text[m.start() : stop.start() if stop else end])
+    return out
+
+
+def user_text(body: dict[str, Any]) -> str:
+    return str(body["input"][-1]["content"][0]["text"])
+
+
+def eligible_errors(root: Path, path: Path, raw: Any) -> list[tuple[str, str]]:
+    """(span id, evidence) of the gold errors whose evidence is verbatim in the labelled span."""
+    ann = root / "annotations" / path.parent.name / path.name
+    if not ann.is_file():
+        return []
+    spans = raw_spans(raw)
+    found = []
+    for err in json.loads(ann.read_text()).get("errors") or []:
+        loc, ev = str(err.get("location") or ""), norm(str(err.get("evidence") or ""))[:80]
+        if ev and ev in spans.get(loc, ""):
+            found.append((loc, ev))
+    return found
+
+
+def stage1_plan(trace: Any, reading: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The Stage 1 bodies `refinery plan` builds for `trace` read `reading`, and its Stage 1 row."""
+    analyst = StagedFailureAnalyst(stage1_reading=reading)
+    expectation = expectation_for(None, trace)
+    files = analyst.render(trace, expectation)
+    bodies = planned_requests(analyst, trace, files, expectation)
+    return [b for name, b in bodies if name.startswith("stage1")], plan_summary(analyst, trace, files, bodies)["stages"]["stage1"]
+
+
+def returned_chunks(responses: list[dict[str, Any]]) -> list[str]:
+    return [str(r.get("text") or "") for resp in responses for item in resp.get("output") or []
+            if item.get("type") == "file_search_call" for r in item.get("results") or []]
+
+
+async def bench_reading(root: Path, server: OpenAITestServer | None) -> dict[str, Any]:
+    """Evidence in view for Stage 1 read inline and by search; Stage 1 tokens and cost both ways."""
+    out: dict[str, Any] = {"eligible": 0, "inline_in_view": 0, "search_in_view": None, "traces": 0, "misses": []}
+    tokens = {"inline": 0, "search": 0}
+    cost = {"inline": 0.0, "search": 0.0}
+    searched = 0
+    for path in sorted((root / "traces").glob("*/*.json")):
+        raw = json.loads(path.read_bytes())
+        trace = load_trace(path)
+        errors = eligible_errors(root, path, raw)
+        out["traces"] += 1
+        by_reading = {reading: stage1_plan(trace, reading) for reading in ("inline", "search")}
+        for reading, (_, row) in by_reading.items():
+            tokens[reading] += row["input_tokens"]
+            cost[reading] += row["estimated_cost_usd"] or 0.0
+        sections = [inline_sections(user_text(b)) for b in by_reading["inline"][0]]
+        chunks: list[str] = []
+        if server is not None and errors:
+            seen = len(server.responses)
+            async with ResponsesClient(api_key="sk-bench", base_url=server.base_url) as client:
+                analyst = StagedFailureAnalyst(client=client, stage1_reading="search")
+                await analyst.analyze(trace, expectation_for(None, trace), until_stage=1)
+            chunks = [norm(c) for c in returned_chunks(server.responses[seen:])]
+        for loc, ev in errors:
+            out["eligible"] += 1
+            inline = any(ev in s.get(loc, "") for s in sections)
+            out["inline_in_view"] += inline
+            if not inline:
+                out["misses"].append(f"{path.name[:8]} {loc}: {ev[:50]!r}")
+            if server is not None:
+                searched += any(ev in c and f"[run_id: {loc}" in c for c in chunks)
+    n = out["traces"] or 1
+    out.update(
+        inline_share=out["inline_in_view"] / out["eligible"] if out["eligible"] else 0.0,
+        search_in_view=searched if server is not None else None,
+        search_share=searched / out["eligible"] if server is not None and out["eligible"] else None,
+        stage1_input_tokens_per_trace={k: round(v / n) for k, v in tokens.items()},
+        stage1_cost_usd_per_trace={k: round(v / n, 4) for k, v in cost.items()},
+    )
+    return out
+
+
+def raw_runs(path: Path, raw: Any) -> dict[str, str]:
+    """Each run's raw source text (every string in it, JSON-in-strings decoded), by run id."""
+    if isinstance(raw, dict) and isinstance(raw.get("history"), list):  # Who&When: step-i is history[i]
+        runs = {}
+        for i, entry in enumerate(raw["history"]):
+            texts: list[str] = []
+            strings_in(entry, texts)
+            runs[f"step-{i}"] = norm("\n".join(texts))
+        return runs
+    return raw_spans(raw)
+
+
+def unify_quote_marks(text: str) -> str:
+    """Curly quotation marks as straight ones, on both sides of the comparison."""
+    return text.replace("\u201c", '"').replace("\u201d", '"').replace("\u2018", "'").replace("\u2019", "'")
+
+
+def quote_forms(quote: str) -> str:
+    q = norm(unify_quote_marks(quote))
+    q = q.strip().strip('"').strip("'").strip()
+    return q.removeprefix("...").removesuffix("...").removeprefix("…").removesuffix("…").strip()
+
+
+async def bench_honesty(paths: list[Path], server: OpenAITestServer) -> dict[str, Any]:
+    """Of the claims marked verified that quote something, the share whose quote is in the cited
+    run's raw source (read from the original JSON here), over end-to-end analyses."""
+    out: dict[str, Any] = {"traces": 0, "claims": 0, "verified": 0, "verified_quoting": 0, "in_raw": 0, "dishonest": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        async with ResponsesClient(api_key="sk-bench", base_url=server.base_url) as client:
+            for k, path in enumerate(paths):
+                raw = json.loads(path.read_bytes())
+                trace = load_trace(path)
+                runs = {rid: unify_quote_marks(text) for rid, text in raw_runs(path, raw).items()}
+                folder = Path(tmp) / f"{k:03d}"
+                await StagedFailureAnalyst(client=client, artifacts_dir=folder).analyze(trace, expectation_for(None, trace))
+                out["traces"] += 1
+                for stage, artifact in STAGE_ARTIFACTS.items():
+                    data = json.loads((folder / artifact).read_text())
+                    check = data["meta"].get("verification")
+                    if not check:
+                        continue
+                    failed = {u["path"] for u in check["unverified"]}
+                    for claim in claims_of(data["output"]):
+                        out["claims"] += 1
+                        if claim.path in failed:
+                            continue
+                        out["verified"] += 1
+                        quotes = [q for q in [claim.quote, *re.findall(r'"([^"]{8,})"', claim.reason or "")] if q and quote_forms(q)]
+                        if not quotes:
+                            continue
+                        out["verified_quoting"] += 1
+                        if all(quote_forms(q) in runs.get(claim.run_id, "") for q in quotes):
+                            out["in_raw"] += 1
+                        else:
+                            out["dishonest"].append(f"{path.name} {stage} {claim.path} {claim.run_id}: {quotes[0][:60]!r}")
+    out["share"] = out["in_raw"] / out["verified_quoting"] if out["verified_quoting"] else None
+    return out
+
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", help="the shared folder holding eval-data/ (default: ../shared beside the repo)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ap.add_argument("--no-server", action="store_true", help="skip the measures that run analyses against the local test server")
     args = ap.parse_args(argv)
     shared = shared_folder(args.shared)
     if shared is None:
@@ -193,8 +361,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     trail = bench_trail(shared / "eval-data" / "trail")
     ww = bench_who_and_when(shared / "eval-data" / "who-and-when")
+    reading, honesty = asyncio.run(served(shared / "eval-data", with_server=not args.no_server))
     if args.json:
-        print(json.dumps({"trail": trail, "who_and_when": ww}, indent=2))
+        print(json.dumps({"trail": trail, "who_and_when": ww, "stage1_reading": reading, "verification_honesty": honesty}, indent=2))
         return 0
     for note in trail["misses"]:
         print(f"  evidence not in a chunk with its span id: {note}")
@@ -207,7 +376,32 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Who&When: loaded {ww['loaded']}/{ww['files']} logs; rendered/raw {ww['rendered_chars'] / ww['raw_bytes']:.2f}; {ww['seconds'] / mb(ww):.2f} s per MB")
     print(f"Who&When: gold mistake_step renders as 'Step N' with the speaker's exact name: {ww['step_renders']:.1%} (goal 100 %)")
     print(f"Who&When: gold agent is that step's speaker (as labelled): {ww['gold_agent_is_the_step_speaker']:.1%}; gold agent's name verbatim in the files: {ww['gold_agent_verbatim']:.1%}")
+    for note in reading["misses"]:
+        print(f"  evidence not in view inline: {note}")
+    for note in (honesty or {}).get("dishonest", []):
+        print(f"  verified but not in the raw source: {note}")
+    tok, usd = reading["stage1_input_tokens_per_trace"], reading["stage1_cost_usd_per_trace"]
+    search = "not measured (--no-server)" if reading["search_share"] is None else f"{reading['search_in_view']}/{reading['eligible']} = {reading['search_share']:.1%}"
+    print(f"TRAIL evidence in view of Stage 1: inline {reading['inline_in_view']}/{reading['eligible']} = {reading['inline_share']:.1%} (goal ≥ 95 %); by search (chunks the local server returned) {search}")
+    print(f"TRAIL Stage 1 per trace (gpt-4o, worst case): inline {tok['inline']} input tokens ${usd['inline']:.3f}; search {tok['search']} input tokens ${usd['search']:.3f}")
+    if honesty:
+        print(f"Verification honesty ({honesty['traces']} traces end to end): {honesty['in_raw']}/{honesty['verified_quoting']} verified quotes are in the cited run's raw source"
+              f" = {honesty['share']:.1%} (goal 100 %); {honesty['verified']}/{honesty['claims']} claims verified")
+    else:
+        print("Verification honesty: not measured (--no-server)")
     return 0
+
+
+async def served(eval_data: Path, *, with_server: bool) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The measures that look at Stage 1 requests and (with the server) at analyses run end to end."""
+    if not with_server:
+        return await bench_reading(eval_data / "trail", None), None
+    async with OpenAITestServer() as server:
+        reading = await bench_reading(eval_data / "trail", server)
+        paths = sorted((eval_data / "trail" / "traces").glob("*/*.json")) + sorted((eval_data / "who-and-when").glob("*/*.json"))
+        server.responses.clear()
+        server.response_bodies.clear()
+        return reading, await bench_honesty(paths, server)
 
 
 if __name__ == "__main__":

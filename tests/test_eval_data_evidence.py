@@ -4,6 +4,7 @@ Who&When log renders its labelled step under its own number."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import re
@@ -80,3 +81,37 @@ async def test_a_trail_error_span_shows_as_failed_in_the_report(openai_env, tmp_
     html = (out / "report.html").read_text()
     for run in load_trace(ERROR_TRACE).get_failed_runs():
         assert re.search(rf'<div class="wf-row error[^"]*"[^>]*data-run-id="{run.id}"', html)
+
+
+@needs_eval_data
+def test_labelled_trail_evidence_is_its_own_spans_source_text_and_no_other():
+    """Verification's recall on real labels: gold evidence quoted from a span verifies for that span
+    (it is the span's own text) and not for the span before it in the trace."""
+    from refinery.agents.verification import RunTexts, verify
+    from refinery.traces.spool import upload_files_for
+
+    b = bench()
+    own = other = elsewhere = total = 0
+    for path in TRAIL:
+        raw = json.loads(path.read_bytes())
+        errors = b.eligible_errors(EVAL / "trail", path, raw)
+        if not errors:
+            continue
+        trace = load_trace(path)
+        texts = RunTexts(upload_files_for(trace)[0])
+        previous = {r.id: trace.runs[i - 1].id for i, r in enumerate(trace.runs) if i}
+        for loc, evidence in errors:
+            total += 1
+            own += not verify({"run_id": loc, "evidence": evidence}, texts).unverified
+            if loc in previous and evidence not in b.norm(texts.text(previous[loc])):
+                elsewhere += 1
+                other += bool(verify({"run_id": previous[loc], "evidence": evidence}, texts).unverified)
+    assert total >= 80 and own / total >= 0.95
+    assert elsewhere >= 50 and other == elsewhere  # cited to the wrong span, the same words never verify
+
+
+@needs_eval_data
+def test_stage1_read_inline_has_the_labelled_evidence_in_view():
+    figures = asyncio.run(bench().bench_reading(EVAL / "trail", None))
+    assert figures["eligible"] >= 80 and figures["inline_share"] >= 0.95, figures["misses"]
+    assert figures["stage1_input_tokens_per_trace"]["inline"] > figures["stage1_input_tokens_per_trace"]["search"]

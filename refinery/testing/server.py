@@ -76,6 +76,7 @@ class OpenAITestServer(FilesAndStores):
         self.faults: list[Fault] = []
         self.stats: Counter[str] = Counter()
         self.response_bodies: list[dict[str, Any]] = []
+        self.responses: list[dict[str, Any]] = []  # what /responses answered, in order (benchmarks read the chunks returned)
         self.files: dict[str, _File] = {}
         self.stores: dict[str, _Store] = {}
         self._ids = itertools.count(1)
@@ -334,6 +335,7 @@ class OpenAITestServer(FilesAndStores):
         }
         self.limiter.charge(in_tokens + out_tokens + thinking, cost)
         self.stats["tokens used"] += in_tokens + out_tokens + thinking
+        self.responses.append(resp)
         payload = json.dumps(resp).encode()
         headers = {**self.limiter.headers(), "x-request-id": self._new_id("req_")}
         if kind == "drop_connection":
