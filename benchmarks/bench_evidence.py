@@ -49,8 +49,8 @@ from refinery.agents.verification import claims_of  # noqa: E402
 from refinery.inputs import expectation_for  # noqa: E402
 from refinery.integrations.responses_client import ResponsesClient  # noqa: E402
 from refinery.testing.openapi_spec import find_shared  # noqa: E402
-from refinery.testing.server import OpenAITestServer  # noqa: E402
 from refinery.testing.retrieval import Chunk, bm25, chunk_text  # noqa: E402
+from refinery.testing.server import OpenAITestServer  # noqa: E402
 from refinery.traces import load_trace  # noqa: E402
 from refinery.traces.common import maybe_json  # noqa: E402
 from refinery.traces.render import CHUNK_OVERLAP_TOKENS, CHUNK_SIZE_TOKENS  # noqa: E402
