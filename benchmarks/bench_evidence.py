@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from refinery.agents.plan import plan_summary, planned_requests  # noqa: E402
 from refinery.agents.staged_failure_analyst import STAGE_ARTIFACTS, StagedFailureAnalyst  # noqa: E402
-from refinery.agents.verification import claims_of  # noqa: E402
+from refinery.agents.verification import RunTexts, claims_of, normalise, verify  # noqa: E402
 from refinery.inputs import expectation_for  # noqa: E402
 from refinery.integrations.responses_client import ResponsesClient  # noqa: E402
 from refinery.testing.openapi_spec import find_shared  # noqa: E402
@@ -54,6 +54,7 @@ from refinery.testing.server import OpenAITestServer  # noqa: E402
 from refinery.traces import load_trace  # noqa: E402
 from refinery.traces.common import maybe_json  # noqa: E402
 from refinery.traces.render import CHUNK_OVERLAP_TOKENS, CHUNK_SIZE_TOKENS  # noqa: E402
+from refinery.traces.redact import redact_text  # noqa: E402
 from refinery.traces.spool import upload_files_for  # noqa: E402
 
 
@@ -349,6 +350,42 @@ async def bench_honesty(paths: list[Path], server: OpenAITestServer) -> dict[str
 
 
 
+def bench_every_line(paths: list[Path]) -> dict[str, Any]:
+    """Every line of every rendered run section quoted as evidence — for its own run, and for the
+    run before it — through refinery's verifier, with the raw JSON as the oracle: how many lines
+    verify, and how many of those are not in the cited run's raw source (redacted as uploaded).
+    Beside it the rule before 0.2 (a quote anywhere in the cited run's rendered section, markers
+    and fences removed; its fallback to any retrieved chunk made it laxer still)."""
+    out: dict[str, Any] = {"quotes": 0, "verified": 0, "not_in_raw": 0, "examples": [], "old_rule_verified": 0, "old_rule_not_in_raw": 0}
+    for path in paths:
+        raw = json.loads(path.read_bytes())
+        runs = {rid: unify_quote_marks(norm(redact_text(text))) for rid, text in raw_runs(path, raw).items()}
+        files = upload_files_for(load_trace(path))[0]
+        texts = RunTexts(files)
+        order: list[str] = []
+        sections: dict[str, str] = {}
+        for i in range(len(files)):
+            text = files[i][1]
+            for rid, start, end in files.layout(i).sections():
+                cited = [rid] + ([order[-1]] if order else [])
+                order.append(rid)
+                sections[rid] = sections.get(rid, "") + " " + normalise(text[start:end])
+                for line in {ln.strip() for ln in text[start:end].splitlines() if 12 <= len(ln.strip()) <= 300}:
+                    for who in cited:
+                        out["quotes"] += 1
+                        if quote_forms(line) and quote_forms(line) in sections.get(who, ""):
+                            out["old_rule_verified"] += 1
+                            out["old_rule_not_in_raw"] += quote_forms(line) not in runs.get(who, "")
+                        if verify({"run_id": who, "evidence": line}, texts).unverified:
+                            continue
+                        out["verified"] += 1
+                        if quote_forms(line) not in runs.get(who, ""):
+                            out["not_in_raw"] += 1
+                            if len(out["examples"]) < 10:
+                                out["examples"].append(f"{path.name} {who}: {line[:70]!r}")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", help="the shared folder holding eval-data/ (default: ../shared beside the repo)")
@@ -362,8 +399,9 @@ def main(argv: list[str] | None = None) -> int:
     trail = bench_trail(shared / "eval-data" / "trail")
     ww = bench_who_and_when(shared / "eval-data" / "who-and-when")
     reading, honesty = asyncio.run(served(shared / "eval-data", with_server=not args.no_server))
+    lines = bench_every_line(sorted((shared / "eval-data" / "trail" / "traces").glob("*/*.json")) + sorted((shared / "eval-data" / "who-and-when").glob("*/*.json")))
     if args.json:
-        print(json.dumps({"trail": trail, "who_and_when": ww, "stage1_reading": reading, "verification_honesty": honesty}, indent=2))
+        print(json.dumps({"trail": trail, "who_and_when": ww, "stage1_reading": reading, "verification_honesty": honesty, "every_line": lines}, indent=2))
         return 0
     for note in trail["misses"]:
         print(f"  evidence not in a chunk with its span id: {note}")
@@ -378,12 +416,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Who&When: gold agent is that step's speaker (as labelled): {ww['gold_agent_is_the_step_speaker']:.1%}; gold agent's name verbatim in the files: {ww['gold_agent_verbatim']:.1%}")
     for note in reading["misses"]:
         print(f"  evidence not in view inline: {note}")
-    for note in (honesty or {}).get("dishonest", []):
+    for note in (honesty or {}).get("dishonest", []) + lines["examples"]:
         print(f"  verified but not in the raw source: {note}")
     tok, usd = reading["stage1_input_tokens_per_trace"], reading["stage1_cost_usd_per_trace"]
     search = "not measured (--no-server)" if reading["search_share"] is None else f"{reading['search_in_view']}/{reading['eligible']} = {reading['search_share']:.1%}"
     print(f"TRAIL evidence in view of Stage 1: inline {reading['inline_in_view']}/{reading['eligible']} = {reading['inline_share']:.1%} (goal ≥ 95 %); by search (chunks the local server returned) {search}")
     print(f"TRAIL Stage 1 per trace (gpt-4o, worst case): inline {tok['inline']} input tokens ${usd['inline']:.3f}; search {tok['search']} input tokens ${usd['search']:.3f}")
+    print(f"Every rendered line quoted (own run and the run before, {lines['quotes']} quotes): {lines['verified']} verified, {lines['not_in_raw']} of them not in the"
+          f" cited run's raw source (goal 0); the rule before 0.2: {lines['old_rule_verified']} verified, {lines['old_rule_not_in_raw']} not in the raw source")
     if honesty:
         print(f"Verification honesty ({honesty['traces']} traces end to end): {honesty['in_raw']}/{honesty['verified_quoting']} verified quotes are in the cited run's raw source"
               f" = {honesty['share']:.1%} (goal 100 %); {honesty['verified']}/{honesty['claims']} claims verified")

@@ -39,6 +39,9 @@ from refinery.testing.store_api import DEFAULT_MAX_NUM_RESULTS, MAX_BATCH_FILES,
 from refinery.testing.strict_rules import strict_violations
 
 log = logging.getLogger("refinery.testing.server")
+# The stand-in searches with the start of its prompt (the task and its retrieval protocol), as a
+# model writes a short query: not with trace text pasted further down (a Stage 1 reading inline).
+SEARCH_QUERY_CHARS = 1000
 __all__ = ["DEFAULT_MAX_NUM_RESULTS", "MAX_BATCH_FILES", "OpenAITestServer", "main"]
 
 
@@ -270,7 +273,7 @@ class OpenAITestServer(FilesAndStores):
         for tool in body.get("tools") or []:
             if tool.get("type") != "file_search":
                 continue
-            hits = self._search(tool, user)
+            hits = self._search(tool, user[:SEARCH_QUERY_CHARS])
             retrieved.extend(hits)
             output.append({
                 "id": self._new_id("fs_"), "type": "file_search_call", "status": "completed", "queries": [user[:200]],
@@ -319,7 +322,8 @@ class OpenAITestServer(FilesAndStores):
                     seen.add(c.file_id)
                     annotations.append({"type": "file_citation", "file_id": c.file_id, "filename": c.filename, "index": len(answer_text)})
             content = [{"type": "output_text", "text": answer_text, "annotations": annotations, "logprobs": []}]
-        output.append({"id": self._new_id("msg_"), "type": "message", "role": "assistant", "status": "incomplete" if incomplete else "completed", "content": content})
+        if room != 0:  # a model that spent its whole budget thinking answers no message at all
+            output.append({"id": self._new_id("msg_"), "type": "message", "role": "assistant", "status": "incomplete" if incomplete else "completed", "content": content})
         in_tokens = count_tokens(system + user) + sum(count_tokens(c.text) for c in chunks)
         now = self._now()
         resp = {
