@@ -53,8 +53,8 @@ from refinery.testing.retrieval import Chunk, bm25, chunk_text  # noqa: E402
 from refinery.testing.server import OpenAITestServer  # noqa: E402
 from refinery.traces import load_trace  # noqa: E402
 from refinery.traces.common import maybe_json  # noqa: E402
-from refinery.traces.render import CHUNK_OVERLAP_TOKENS, CHUNK_SIZE_TOKENS  # noqa: E402
 from refinery.traces.redact import redact_text  # noqa: E402
+from refinery.traces.render import CHUNK_OVERLAP_TOKENS, CHUNK_SIZE_TOKENS  # noqa: E402
 from refinery.traces.spool import upload_files_for  # noqa: E402
 
 
