@@ -105,7 +105,20 @@ def test_quotes_match_across_white_space_markers_and_quotation_marks():
     runs = RunTexts(render_trace_files(trace, options=RenderOptions(marker_every_chars=300)))
     quote = "“line 120 of the tool output line 121 of the tool output line 122 of the tool output”"
     assert verify({"run_id": "run-1", "evidence": quote}, runs).unverified == []
-    assert "continued]" not in normalise("a\n[run_id: run-1 · Run 001 · continued]\nb") and normalise("a\n```\nb") == "a b"
+    # a quote copied as it stands in the file, across a marker placed inside the log (with the fences around it)
+    text = runs.files[0][1]
+    at = text.index("[run_id: run-1 · Run 001 · continued]", text.index("line 0 of the tool output"))
+    across = text[text.rindex("line", 0, at - 10) : text.index("output", at) + len("output")]
+    assert "```\n[run_id: run-1 · Run 001 · continued]\n```" in across
+    assert verify({"run_id": "run-1", "evidence": across}, runs).unverified == []
+    assert normalise("a\n  b\u201cc\u201d") == 'a b"c"'
+
+
+def test_a_code_fence_in_the_traces_own_text_is_part_of_a_quote():
+    trace = make_trace(n_runs=1)
+    trace.runs[0].outputs = {"plan": "Here is the plan:\n```\n1. Look up the order\n```"}
+    runs = RunTexts(render_trace_files(trace))
+    assert verify({"run_id": "run-1", "evidence": "Here is the plan: ``` 1. Look up the order"}, runs).unverified == []
 
 
 @pytest.mark.parametrize("bad", [{"run_id": "run-99"}, {"evidence": "words the run never said"}], ids=["made-up id", "misquote"])

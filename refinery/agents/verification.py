@@ -32,8 +32,7 @@ _SEPARATE = " \x00 "  # between two source segments: no quote spans it
 
 
 def normalise(text: str) -> str:
-    """White space folded, rendering's markers and fence lines removed, quote marks unified."""
-    text = _FENCE.sub(" ", _MARKER.sub(" ", text))
+    """White space folded, quote marks unified: how quotes and source text are compared."""
     text = text.replace("\u201c", '"').replace("\u201d", '"').replace("\u2018", "'").replace("\u2019", "'")
     return " ".join(text.split())
 
@@ -120,10 +119,19 @@ def claims_of(data: Any, path: str = "") -> list[Claim]:
     return found
 
 
-def _bare(quote: str) -> str:
-    """A quote without the quotation marks or ellipses a model wraps it in."""
-    q = normalise(quote).strip().strip('"').strip("'").strip()
+def _bare(quote: str, *, fences: bool = False) -> str:
+    """A quote without the quotation marks or ellipses a model wraps it in, and without a run-id
+    marker (and, with `fences`, the fence lines around one) a quote copied across it carries."""
+    text = _MARKER.sub(" ", quote)
+    q = normalise(_FENCE.sub(" ", text) if fences else text).strip().strip('"').strip("'").strip()
     return q.removeprefix("...").removesuffix("...").removeprefix("…").removesuffix("…").strip()
+
+
+def _in(quote: str, own: str) -> bool:
+    """The quote is in the run's own text, read as written or with refinery's marker lines out
+    (a fence line may be the trace's own: a message holding a code block)."""
+    forms = {_bare(quote), _bare(quote, fences=True)} - {""}
+    return any(q in own for q in forms)
 
 
 def _problem(claim: Claim, runs: RunTexts) -> str | None:
@@ -131,16 +139,13 @@ def _problem(claim: Claim, runs: RunTexts) -> str | None:
     if claim.run_id not in runs:
         return f"run id {claim.run_id!r} is not in the trace"
     own = runs.text(claim.run_id)
-    if claim.quote and claim.quote.strip():
-        q = _bare(claim.quote)
-        if not q or q not in own:
-            return f"the quote is not in run {claim.run_id}'s own text (its inputs, outputs, messages, error or events)"
+    if claim.quote and claim.quote.strip() and not _in(claim.quote, own):
+        return f"the quote is not in run {claim.run_id}'s own text (its inputs, outputs, messages, error or events)"
     if claim.reason:
         if _MARKER.fullmatch(claim.reason.strip()):
             return "the reason is refinery's run-id marker, not a reason"
         for m in _QUOTED.finditer(claim.reason):
-            q = _bare(next(g for g in m.groups() if g))
-            if q and q not in own:
+            if not _in(next(g for g in m.groups() if g), own):
                 return f"the reason quotes words that are not in run {claim.run_id}'s own text"
     return None
 
