@@ -32,3 +32,11 @@ def test_annotation_spellings_match_loosely(spelling, category):
 
 def test_an_unknown_label_matches_nothing():
     assert trail_category("The weather was bad") is None
+
+
+def test_the_taxonomy_holds_every_category_of_trails_official_list():
+    from refinery.core.taxonomy import TRAIL_NAMES, ErrorCategory, trail_category
+    from refinery.eval.official import TRAIL_CATEGORIES
+
+    assert sorted(TRAIL_NAMES.values()) == sorted(TRAIL_CATEGORIES) and len(TRAIL_CATEGORIES) == 21
+    assert trail_category("Incorrect Memory Usage") == ErrorCategory.INCORRECT_MEMORY_USAGE

@@ -4,8 +4,8 @@ Why this one: TRAIL (Deshpande et al. 2025, arXiv 2505.08638) is the published t
 exactly this task — localising errors in agent traces — with human labels to score against. Our
 categories are its leaf categories as the paper's taxonomy figure names them (reasoning,
 planning and coordination, system execution), with ids a model can emit in a strict enum, plus
-`other`. The paper counts 21 leaves; the 20 below are those we could confirm from its text, and
-annotation spellings we have not seen map loosely (`trail_category`) or to `other`.
+`other`: all 21 of the official scorer's list (`eval.official.TRAIL_CATEGORIES`), and annotation
+spellings we have not seen map loosely (`trail_category`) or to `other`.
 
 `FailureType` (the host's coarser field) is derived, so one error list feeds both.
 """
@@ -24,6 +24,7 @@ class ErrorCategory(str, Enum):
     LANGUAGE_ONLY_HALLUCINATION = "language_only_hallucination"
     TOOL_RELATED_HALLUCINATION = "tool_related_hallucination"
     POOR_INFORMATION_RETRIEVAL = "poor_information_retrieval"
+    INCORRECT_MEMORY_USAGE = "incorrect_memory_usage"
     TOOL_OUTPUT_MISINTERPRETATION = "tool_output_misinterpretation"
     INCORRECT_PROBLEM_IDENTIFICATION = "incorrect_problem_identification"
     TOOL_SELECTION_ERROR = "tool_selection_error"
@@ -52,6 +53,7 @@ TRAIL_NAMES: dict[ErrorCategory, str] = {
     C.LANGUAGE_ONLY_HALLUCINATION: "Language-only",
     C.TOOL_RELATED_HALLUCINATION: "Tool-related",
     C.POOR_INFORMATION_RETRIEVAL: "Poor Information Retrieval",
+    C.INCORRECT_MEMORY_USAGE: "Incorrect Memory Usage",
     C.TOOL_OUTPUT_MISINTERPRETATION: "Tool Output Misinterpretation",
     C.INCORRECT_PROBLEM_IDENTIFICATION: "Incorrect Problem Identification",
     C.TOOL_SELECTION_ERROR: "Tool Selection Errors",
@@ -74,6 +76,7 @@ FAILURE_TYPES: dict[ErrorCategory, FailureType] = {
     C.LANGUAGE_ONLY_HALLUCINATION: FailureType.MODEL_LIMITATION,
     C.TOOL_RELATED_HALLUCINATION: FailureType.MODEL_LIMITATION,
     C.POOR_INFORMATION_RETRIEVAL: FailureType.RETRIEVAL_ISSUE,
+    C.INCORRECT_MEMORY_USAGE: FailureType.CONTEXT_ISSUE,  # what the agent kept or recalled, not what it was given
     C.TOOL_OUTPUT_MISINTERPRETATION: FailureType.MODEL_LIMITATION,
     C.INCORRECT_PROBLEM_IDENTIFICATION: FailureType.PROMPT_ISSUE,
     C.TOOL_SELECTION_ERROR: FailureType.ORCHESTRATION_ISSUE,

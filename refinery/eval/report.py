@@ -23,6 +23,8 @@ def _header(result: dict[str, Any]) -> list[str]:
     else:
         lines.append(f"- model asked: {result.get('model')}; answered by: {', '.join(result.get('answered_by') or []) or '—'}")
         lines.append(f"- analysed: {result.get('analysed', 0)}; failed: {len(result.get('failed') or {})}; tokens: {result.get('tokens', 0)}")
+    for skipped in result.get("skipped_labels") or []:
+        lines.append(f"- skipped (does not parse): `{skipped['file']}`")
     if result.get("stand_in"):
         lines += ["", "**These figures are the stand-in model's** (refinery's test double, which fills answers from retrieved text "
                   "without analysing): they show the eval path works, not how well any model localises failures."]
@@ -36,41 +38,69 @@ def _per_subset(result: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], d
         yield name, s, paper.get(name, {})
 
 
+def _paper(result: dict[str, Any]) -> dict[str, Any]:
+    """The published figures, only when they were computed in this eval's setting."""
+    paper = result.get("paper_baselines") or {}
+    same = paper.get("setting") in (None, result.get("setting"))
+    return paper if same else {}
+
+
 def _who_and_when(result: dict[str, Any]) -> list[str]:
     lines: list[str] = []
+    paper = _paper(result)
     for name, s, ref in _per_subset(result):
+        ref = ref if paper else {}
         rb = s["random_baseline"]
+        lines += [f"## {name} ({s['files']} logs, {s['predicted']} predicted)", "",
+                  "| metric | refinery | uniform guess (same files, same definition) | paper (same setting) |", "|---|---|---|---|"]
+        if "official_agent_accuracy" in s:
+            lines += [
+                f"| official agent accuracy (Who&When's script; {s['official_files']} files in the folder) | {_pct(s['official_agent_accuracy'])} "
+                f"| {_pct(rb.get('official_agent_accuracy'))} | {_pct(ref.get('official_agent_accuracy'))} |",
+                f"| official step accuracy (Who&When's script) | {_pct(s['official_step_accuracy'])} | {_pct(rb.get('official_step_accuracy'))} "
+                f"| {_pct(ref.get('official_step_accuracy'))} |",
+            ]
         lines += [
-            f"## {name} ({s['files']} logs, {s['predicted']} predicted)", "",
-            "| metric | refinery | uniform guess (same files) | paper (GPT-4o) |", "|---|---|---|---|",
-            f"| agent accuracy (exact name) | {_pct(s['agent_accuracy'])} | {_pct(rb['agent_accuracy'])} | {_pct(ref.get('agent_accuracy'))} |",
-            f"| agent accuracy (substring, as Who&When's script) | {_pct(s['agent_substring_accuracy'])} | {_pct(rb['agent_uniform_over_speakers_accuracy'])} | |",
-            f"| step accuracy (exact) | {_pct(s['step_accuracy'])} | {_pct(rb['step_accuracy'])} | {_pct(ref.get('step_accuracy'))} |",
-            f"| step within ±1 | {_pct(s['step_within_1_accuracy'])} | {_pct(rb['step_within_1_accuracy'])} | |",
-            f"| step within ±5 | {_pct(s['step_within_5_accuracy'])} | {_pct(rb['step_within_5_accuracy'])} | |",
+            f"| agent accuracy (exact name) | {_pct(s['agent_accuracy'])} | {_pct(rb['agent_accuracy'])} | |",
+            f"| step accuracy (exact) | {_pct(s['step_accuracy'])} | {_pct(rb['step_accuracy'])} | |",
+            *(f"| step within ±{k} | {_pct(s[f'step_within_{k}_accuracy'])} | {_pct(rb[f'step_within_{k}_accuracy'])} | |" for k in (1, 3, 5)),
+            f"| step distance, mean (predicted steps only) | {_num(s['step_distance_mean'])} | {_num(rb['step_distance_mean'])} | |",
             "",
         ]
-    paper = result.get("paper_baselines") or {}
     if paper.get("source"):
         lines += [f"Paper figures: {paper['source']} (their full sets; these are the files given).", ""]
+    elif (result.get("paper_baselines") or {}).get("source"):
+        lines += [f"No published figure of this setting ({result.get('setting')}) is at hand; "
+                  f"{result['paper_baselines']['source']} is another setting, so it is not shown.", ""]
     return lines
 
 
 def _trail(result: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     for name, s, ref in _per_subset(result):
+        lines += [f"## {name} ({s['traces']} traces, {s['missing_predictions']} without a prediction)", "",
+                  "| metric | refinery | paper (best model) |", "|---|---|---|"]
+        if "official_category_f1" in s:
+            lines += [
+                f"| official category F1 (TRAIL's script; {s['official_traces_scored']} traces scored) | {_num(s['official_category_f1'])} "
+                f"| {_num(ref.get('official_category_f1'))} |",
+                f"| official location accuracy (recall) | {_num(s['official_location_accuracy'])} | {_num(ref.get('official_location_accuracy'))} |",
+                f"| official joint accuracy (recall) | {_num(s['official_joint_accuracy'])} | {_num(ref.get('official_joint_accuracy'))} |",
+            ]
         lines += [
-            f"## {name} ({s['traces']} traces)", "",
-            "| metric | refinery | paper (best model) |", "|---|---|---|",
-            f"| category F1 (weighted) | {_num(s['category_f1_weighted'])} | {_num(ref.get('category_f1_weighted'))} |",
-            f"| location accuracy (recall) | {_num(s['location_accuracy'])} | {_num(ref.get('location_accuracy'))} |",
-            f"| joint accuracy (recall) | {_num(s['joint_accuracy'])} | {_num(ref.get('joint_accuracy'))} |",
-            f"| location precision (ours; not an official metric) | {_num(s['location_precision'])} | |",
+            f"| category F1, canonical names (weighted) | {_num(s['category_f1_weighted'])} | |",
+            f"| location accuracy (every trace) | {_num(s['location_accuracy'])} | |",
+            f"| joint accuracy (every trace) | {_num(s['joint_accuracy'])} | |",
+            f"| location precision | {_num(s['location_precision'])} | |",
             "",
         ]
+        if s.get("per_category"):
+            lines += ["| category | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+            lines += [f"| {c} | {_num(v['precision'])} | {_num(v['recall'])} | {_num(v['f1'])} | {v['support']} |" for c, v in s["per_category"].items()]
+            lines.append("")
     paper = result.get("paper_baselines") or {}
     if paper.get("source"):
-        lines += [f"Paper figures: {paper['source']}.", ""]
+        lines += [f"Paper figures: {paper['source']} (computed with TRAIL's script: set beside the official rows only).", ""]
     return lines
 
 

@@ -54,16 +54,22 @@ def trail_prediction(diagnosis: Mapping[str, Any] | None) -> dict[str, Any] | No
 
 
 def read_predictions(folder: str | Path) -> dict[str, dict[str, Any]]:
-    """`PRED_DIR/<name>.json` → {name: prediction} (name: a log's file name, or a trace id)."""
+    """`PRED_DIR/<name>.json` → {name: prediction} (name: a log's file name, or a trace id), and
+    `PRED_DIR/<subset>/<name>.json` → {"<subset>/<name>": …} (Who&When's subsets share 23 file
+    names, so a flat folder cannot tell them apart)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputFileError(f"{folder}: no such folder of predictions")
     out: dict[str, dict[str, Any]] = {}
-    for path in sorted(folder.glob("*.json")):
+    for path in sorted(folder.glob("*.json")) + sorted(folder.glob("*/*.json")):
         data = read_json(path)
         if not isinstance(data, dict):
             raise InputFileError(f"{path}: expected a JSON object")
-        out[path.name] = out[path.stem] = data
+        if path.parent == folder:
+            out[path.name] = out[path.stem] = data
+        else:
+            out[f"{path.parent.name}/{path.name}"] = out[f"{path.parent.name}/{path.stem}"] = data
+            out.setdefault(path.stem, data)  # TRAIL trace ids are unique across splits
     return out
 
 
@@ -133,8 +139,11 @@ async def eval_who_and_when(
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Score predictions from `predictions_dir`, or make them by analysing each log."""
-    golds = ww.load_dataset(root)[: limit or None]
-    result: dict[str, Any] = {"benchmark": "who-and-when", "data": str(root), "setting": "with the task's answer" if with_answer else "task only"}
+    skipped: list[dict[str, str]] = []
+    golds = ww.load_dataset(root, skipped)[: limit or None]
+    result: dict[str, Any] = {
+        "benchmark": "who-and-when", "data": str(root), "setting": "with the task's answer" if with_answer else "task only", "skipped_labels": skipped,
+    }
     keyed = []
     for g in golds:
         name = f"{g.subset}-{Path(g.name).stem}"
@@ -144,11 +153,11 @@ async def eval_who_and_when(
                 "description": f"The agents answer the question correctly. The question: {g.question}",
                 "expected_output": g.answer,
             }))
-        keyed.append((g.name, g.name, BatchItem(name=name, trace=g.path, expect=expect)))
+        keyed.append((g.key, g.key, BatchItem(name=name, trace=g.path, expect=expect)))
     predictions = await _predictions(
         result, keyed, who_and_when_prediction, out=out, predictions_dir=predictions_dir, model=model, client=client, concurrency=concurrency, progress=progress
     )
-    result["scores"] = ww.score(golds, predictions)
+    result["scores"] = ww.score(golds, predictions, None if limit else ww.folder_sizes(golds))
     result["paper_baselines"] = ww.PAPER_BASELINES
     return _finish(Path(out) if out else None, result)
 
@@ -165,8 +174,9 @@ async def eval_trail(
     predictions_dir: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    golds = trail_scoring.load_annotations(annotations)[: limit or None]
-    result: dict[str, Any] = {"benchmark": "trail", "data": str(traces)}
+    skipped: list[dict[str, str]] = []
+    golds = trail_scoring.load_annotations(annotations, skipped)[: limit or None]
+    result: dict[str, Any] = {"benchmark": "trail", "data": str(traces), "skipped_labels": skipped}
     root = Path(traces)
     keyed = []
     expect = None

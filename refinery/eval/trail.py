@@ -1,38 +1,44 @@
 """TRAIL (Deshpande et al. 2025): which spans hold errors, and of which kind.
 
-The official metrics as TRAIL defines them (its paper and `benchmarking/calculate_scores.py`,
-reconstructed from their published description — the script itself was not at hand here):
+Two sets of figures per split (one folder of annotations: gaia, swe_bench):
 
-- category F1: per trace, the set of error categories present (multi-hot over the taxonomy),
-  gold against predicted; per-category F1 across traces, averaged weighted by each category's
-  support (the number of traces whose gold has it) — scikit-learn's `average="weighted"`;
-- location accuracy: per trace, the share of gold span ids that were predicted; averaged over
-  traces, a trace with no gold errors counting 0 (as upstream does);
-- joint accuracy: the same over gold (span id, category) pairs;
-- categories are matched loosely (case, hyphens, plurals, near-misspellings), as upstream does.
+- `official_*` (`eval.official`): TRAIL's own `calculate_scores.py`, quirks included — loose
+  category matching by substring, blank categories paired by index, traces without a prediction
+  skipped — so they can be set beside published results;
+- refinery's strict metrics: a category counts only when its name is a canonical label (case,
+  spaces and hyphens aside), every annotated trace counts (a missing prediction scores 0),
+  location precision beside the accuracies (both official accuracies count recall only:
+  predicting every span scores 1.0), and per-category precision, recall and F1.
 
-Both accuracies count recall only — predicting every span scores 1.0 — so this module adds
-location precision (per trace, the share of predicted span ids that are gold, averaged over
-traces), which the official metrics lack. Rubric scores (Pearson r) are not predicted here.
+Rubric scores (Pearson r) are not predicted here. An annotation that does not parse is skipped
+with a warning and counted (`skipped_labels`), as the official script skips it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from refinery.core.taxonomy import trail_category
 from refinery.errors import InputFileError
+from refinery.eval import official
 from refinery.eval.who_and_when import json_files
+
+log = logging.getLogger("refinery.eval")
 
 
 def category_key(name: str) -> str:
-    """One label per category however it is spelled (an unknown spelling keeps its own)."""
-    known = trail_category(name)
-    return known.value if known is not None else "unmatched:" + " ".join(name.lower().split())
+    """A category by its canonical TRAIL label when the name is one (case, spaces, hyphens aside);
+    any other spelling keeps its own, marked, and matches nothing."""
+    bare = re.sub(r"[\s\-_]+", "", name.lower())
+    for label in official.TRAIL_CATEGORIES:
+        if bare == re.sub(r"[\s\-_]+", "", label.lower()):
+            return label
+    return "unmatched:" + " ".join(name.lower().split())
 
 
 @dataclass(frozen=True)
@@ -40,19 +46,31 @@ class TraceGold:
     trace_id: str
     subset: str
     errors: tuple[tuple[str, str], ...]  # (span id, category key)
+    raw: tuple[dict[str, Any], ...] = ()  # the annotation's errors as written (the official scorer reads these)
 
 
 def load_annotation(path: Path, subset: str = "") -> TraceGold:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        errors = tuple((str(e["location"]), category_key(str(e["category"]))) for e in data.get("errors") or [])
+        raw = tuple(dict(e) for e in data.get("errors") or [])
+        errors = tuple((str(e["location"]), category_key(str(e.get("category") or ""))) for e in raw)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise InputFileError(f"{path}: not a TRAIL annotation with errors[].location and errors[].category ({exc})") from None
-    return TraceGold(path.stem, subset or path.parent.name, errors)
+    return TraceGold(path.stem, subset or path.parent.name, errors, raw)
 
 
-def load_annotations(root: str | Path) -> list[TraceGold]:
-    return [load_annotation(f) for f in json_files(root, "TRAIL annotations")]
+def load_annotations(root: str | Path, skipped: list[dict[str, str]] | None = None) -> list[TraceGold]:
+    """Every annotation under `root`; one that does not parse is skipped with a warning line and
+    listed in `skipped` (the public release has one with a trailing comma)."""
+    golds = []
+    for f in json_files(root, "TRAIL annotations"):
+        try:
+            golds.append(load_annotation(f))
+        except InputFileError as exc:
+            log.warning("skipped: %s", exc)
+            if skipped is not None:
+                skipped.append({"file": str(f), "reason": str(exc)})
+    return golds
 
 
 def prediction_pairs(prediction: Mapping[str, Any] | None) -> set[tuple[str, str]]:
@@ -68,23 +86,23 @@ def _ratio(hit: int, total: int) -> float:
     return hit / total if total else 0.0
 
 
-def weighted_f1(gold_sets: list[set[str]], pred_sets: list[set[str]]) -> float:
-    """Per-label F1 over traces, weighted by gold support (labels absent from gold weigh 0)."""
-    labels = set().union(*gold_sets) if gold_sets else set()
-    total_support, acc = 0, 0.0
-    for label in labels:
+def per_category(gold_sets: list[set[str]], pred_sets: list[set[str]]) -> dict[str, dict[str, float | int]]:
+    """Precision, recall, F1 and support of each canonical category over traces (strict)."""
+    out: dict[str, dict[str, float | int]] = {}
+    for label in official.TRAIL_CATEGORIES:
         tp = sum(label in g and label in p for g, p in zip(gold_sets, pred_sets))
         fp = sum(label not in g and label in p for g, p in zip(gold_sets, pred_sets))
         fn = sum(label in g and label not in p for g, p in zip(gold_sets, pred_sets))
-        support = tp + fn
-        f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
-        acc += support * f1
-        total_support += support
-    return acc / total_support if total_support else 0.0
+        if tp or fp or fn:
+            out[label] = {"precision": _ratio(tp, tp + fp), "recall": _ratio(tp, tp + fn), "f1": _ratio(2 * tp, 2 * tp + fp + fn), "support": tp + fn}
+    return out
 
 
 def score(golds: list[TraceGold], predictions: Mapping[str, Mapping[str, Any] | None]) -> dict[str, Any]:
-    def summary(items: list[TraceGold]) -> dict[str, Any]:
+    """Per split: the official figures and refinery's strict ones; overall: the strict ones (the
+    official script scores one split at a time)."""
+
+    def summary(items: list[TraceGold], with_official: bool) -> dict[str, Any]:
         rows: list[dict[str, Any]] = []
         gold_cats: list[set[str]] = []
         pred_cats: list[set[str]] = []
@@ -92,32 +110,43 @@ def score(golds: list[TraceGold], predictions: Mapping[str, Mapping[str, Any] | 
             pred = prediction_pairs(predictions.get(g.trace_id))
             gold_pairs = set(g.errors)
             gold_locs, pred_locs = {s for s, _ in gold_pairs}, {s for s, _ in pred}
-            gold_cats.append({c for _, c in gold_pairs})
-            pred_cats.append({c for _, c in pred})
+            gold_cats.append({c for _, c in gold_pairs if c in official.TRAIL_CATEGORIES})
+            pred_cats.append({c for _, c in pred if c in official.TRAIL_CATEGORIES})
             rows.append({
                 "trace_id": g.trace_id, "gold_errors": len(gold_pairs), "predicted_errors": len(pred),
+                "predicted": predictions.get(g.trace_id) is not None,
                 "location_accuracy": _ratio(len(gold_locs & pred_locs), len(gold_locs)),
                 "joint_accuracy": _ratio(len(gold_pairs & pred), len(gold_pairs)),
                 "location_precision": _ratio(len(gold_locs & pred_locs), len(pred_locs)),
             })
         n = len(rows) or 1
-        return {
+        out: dict[str, Any] = {
             "traces": len(rows),
-            "category_f1_weighted": weighted_f1(gold_cats, pred_cats),
-            **{k: sum(float(r[k]) for r in rows) / n for k in ("location_accuracy", "joint_accuracy", "location_precision")},
-            "rows": rows,
+            "missing_predictions": sum(not r["predicted"] for r in rows),
         }
+        if with_official:
+            golds_raw = {g.trace_id: g.raw for g in items}
+            out.update(official.trail_scores(golds_raw, {g.trace_id: predictions[g.trace_id] for g in items if predictions.get(g.trace_id) is not None}))
+        out.update({
+            "category_f1_weighted": official.weighted_f1(gold_cats, pred_cats, official.TRAIL_CATEGORIES),
+            **{k: sum(float(r[k]) for r in rows) / n for k in ("location_accuracy", "joint_accuracy", "location_precision")},
+            "per_category": per_category(gold_cats, pred_cats),
+            "rows": rows,
+        })
+        return out
 
     subsets = sorted({g.subset for g in golds})
-    return {"subsets": {s: summary([g for g in golds if g.subset == s]) for s in subsets}, "overall": summary(golds)}
+    return {"subsets": {s: summary([g for g in golds if g.subset == s], True) for s in subsets}, "overall": summary(golds, False)}
 
 
 def gold_as_prediction(gold: TraceGold) -> dict[str, Any]:
-    return {"errors": [{"location": s, "category": c} for s, c in gold.errors]}
+    """The annotation itself as a prediction (the metrics' maximum)."""
+    return {"errors": [dict(e) for e in gold.raw] if gold.raw else [{"location": s, "category": c} for s, c in gold.errors]}
 
 
+# Published with the official script, so they stand beside the official_* figures only.
 PAPER_BASELINES = {
     "source": "Deshpande et al. 2025 (arXiv 2505.08638), Table 1, best model (Gemini-2.5-Pro)",
-    "gaia": {"category_f1_weighted": 0.389, "location_accuracy": 0.546, "joint_accuracy": 0.183},
-    "swe_bench": {"category_f1_weighted": 0.148, "location_accuracy": 0.238, "joint_accuracy": 0.050},
+    "gaia": {"official_category_f1": 0.389, "official_location_accuracy": 0.546, "official_joint_accuracy": 0.183},
+    "swe_bench": {"official_category_f1": 0.148, "official_location_accuracy": 0.238, "official_joint_accuracy": 0.050},
 }
