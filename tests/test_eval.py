@@ -4,14 +4,13 @@ at the maximum, and the whole path over ../shared/eval-data against the local se
 from __future__ import annotations
 
 import itertools
-import re
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from refinery.cli import amain
-from refinery.errors import InputFileError
 from refinery.eval import official as off
 from refinery.eval import trail as tr
 from refinery.eval import who_and_when as ww
