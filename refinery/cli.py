@@ -287,7 +287,10 @@ async def cmd_eval(args: argparse.Namespace) -> int:
         if args.benchmark == "who-and-when":
             result = await eval_who_and_when(args.data, with_answer=args.with_answer, **common)
         else:
-            result = await eval_trail(args.data, args.annotations, **common)
+            if args.annotations is None and not args.score:
+                raise InputFileError("refinery eval trail: give TRACES ANNOTATIONS (only --score can do without the traces)")
+            traces, annotations = (None, args.data) if args.annotations is None else (args.data, args.annotations)
+            result = await eval_trail(traces, annotations, **common)
     finally:
         if client is not None:
             await client.close()

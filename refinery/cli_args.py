@@ -175,8 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--with-answer", action="store_true", help="give the analyst the task's ground-truth answer (the paper's 'with ground truth' setting)")
     t = bench.add_parser("trail", parents=[common, evals], help="which spans hold errors, and of which kind",
                          description="TRAIL: TRACES holds the trace files, ANNOTATIONS the labels (each may have gaia/, swe_bench/ subfolders).")
-    t.add_argument("data", metavar="TRACES", help="a folder of TRAIL traces")
-    t.add_argument("annotations", metavar="ANNOTATIONS", help="the folder of their annotations")
+    t.add_argument("data", metavar="TRACES", help="a folder of TRAIL traces (with --score, the annotations alone will do: "
+                   "`refinery eval trail ANNOTATIONS --score PRED_DIR`)")
+    t.add_argument("annotations", metavar="ANNOTATIONS", nargs="?", help="the folder of their annotations")
 
     p = command(
         "canary", "check key, base URL and model with the smallest request",

@@ -24,7 +24,7 @@ ALLOWED = {
     "orchestrator": {"agents", "core"},
     "batch": {"agents", "core", "errors", "inputs", "integrations", "outputs", "report", "traces"},
     "demo": {"agents", "core", "errors", "inputs", "integrations", "outputs", "testing", "traces"},
-    "eval": {"batch", "core", "errors", "integrations"},
+    "eval": {"batch", "core", "errors", "integrations", "traces"},
     "cli": {"agents", "batch", "cli_args", "core", "demo", "eval", "errors", "inputs", "integrations", "outputs", "prompts", "traces", "refinery"},
     "refinery": {"agents", "core", "errors", "integrations", "orchestrator", "outputs", "traces", "inputs"},
     "__main__": {"cli"},

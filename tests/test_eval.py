@@ -285,3 +285,40 @@ def test_on_the_dev_split_gold_scores_the_official_maximum_but_for_the_official_
         assert s["official_location_accuracy"] == 1.0 and s["official_joint_accuracy"] == 1.0 and s["official_category_f1"] == 1.0
         assert s["official_traces_scored"] == s["traces"] - s["missing_predictions"]  # the half without a prediction left the denominator
     assert result["overall"]["location_accuracy"] == pytest.approx(len(half) / len(trail))
+
+
+def test_trail_uniform_guess_equals_brute_force_for_every_metric():
+    golds = [tg("t1", ("s1", "Goal Deviation"), ("s2", "Tool-related")), tg("t2", ("s3", "Goal Deviation"))]
+    spans = {"t1": 3, "t2": 2}
+    choices = {t: [(f"s{i}" if t == "t1" else f"s{i + 2}", c) for i in range(1, n + 1) for c in off.TRAIL_CATEGORIES] for t, n in spans.items()}
+    runs = [tr.score(golds, {"t1": {"errors": [{"location": a[0], "category": a[1]}]}, "t2": {"errors": [{"location": b[0], "category": b[1]}]}})
+            for a, b in itertools.product(choices["t1"], choices["t2"])]
+    base = tr.score(golds, {}, spans)["overall"]["random_baseline"]
+    for key in ("location_accuracy", "joint_accuracy", "location_precision"):
+        assert base[key] == pytest.approx(sum(r["overall"][key] for r in runs) / len(runs)), key
+    assert base["category_f1"] == pytest.approx(sum(r["overall"]["category_f1_weighted"] for r in runs) / len(runs))
+    official = tr.score(golds, {g.trace_id: {} for g in golds}, spans)["subsets"]["gaia"]["official_random_baseline"]
+    assert official["category_f1"] == pytest.approx(sum(r["subsets"]["gaia"]["official_category_f1"] for r in runs) / len(runs))
+
+
+def test_trail_uniform_guess_without_the_traces_gives_only_the_category_f1():
+    base = tr.score([tg("t1", ("s1", "Goal Deviation"))], {})["overall"]["random_baseline"]
+    assert base["location_accuracy"] is None and base["category_f1"] == pytest.approx(1 / 21)
+
+
+@needs_eval_data
+async def test_eval_trail_scores_from_annotations_and_predictions_alone(tmp_path, capsys):
+    write_gold_predictions(tmp_path / "pred", "trail")
+    assert await amain(["eval", "trail", str(EVAL / "trail" / "annotations"), "--score", str(tmp_path / "pred"), "--out", str(tmp_path / "out")]) == 0
+    md = (tmp_path / "out" / "eval.md").read_text()
+    assert "| official location accuracy (recall) | 1.000 | — | 0.546 |" in md
+    result = json.loads((tmp_path / "out" / "eval.json").read_text())
+    assert {k for s in result["scores"]["subsets"].values() for k in s if k.startswith("official_")} >= {
+        "official_category_f1", "official_location_accuracy", "official_joint_accuracy"}
+    capsys.readouterr()
+    assert await amain(["eval", "trail", str(EVAL / "trail" / "annotations")]) == 2  # without --score, the traces are needed
+
+
+def test_an_empty_prediction_is_scored_not_skipped():
+    s = tr.score([tg("t1", ("s1", "Goal Deviation"))], {"t1": {"errors": []}})["subsets"]["gaia"]
+    assert (s["official_traces_scored"], s["official_location_accuracy"], s["official_category_f1"]) == (1, 0.0, 0.0)

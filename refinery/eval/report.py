@@ -78,20 +78,23 @@ def _who_and_when(result: dict[str, Any]) -> list[str]:
 def _trail(result: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     for name, s, ref in _per_subset(result):
+        rb, orb = s.get("random_baseline") or {}, s.get("official_random_baseline") or {}
         lines += [f"## {name} ({s['traces']} traces, {s['missing_predictions']} without a prediction)", "",
-                  "| metric | refinery | paper (best model) |", "|---|---|---|"]
+                  "| metric | refinery | uniform guess (same traces, same definition) | paper (best model) |", "|---|---|---|---|"]
         if "official_category_f1" in s:
             lines += [
                 f"| official category F1 (TRAIL's script; {s['official_traces_scored']} traces scored) | {_num(s['official_category_f1'])} "
-                f"| {_num(ref.get('official_category_f1'))} |",
-                f"| official location accuracy (recall) | {_num(s['official_location_accuracy'])} | {_num(ref.get('official_location_accuracy'))} |",
-                f"| official joint accuracy (recall) | {_num(s['official_joint_accuracy'])} | {_num(ref.get('official_joint_accuracy'))} |",
+                f"| {_num(orb.get('category_f1'))} | {_num(ref.get('official_category_f1'))} |",
+                f"| official location accuracy (recall) | {_num(s['official_location_accuracy'])} | {_num(orb.get('location_accuracy'))} "
+                f"| {_num(ref.get('official_location_accuracy'))} |",
+                f"| official joint accuracy (recall) | {_num(s['official_joint_accuracy'])} | {_num(orb.get('joint_accuracy'))} "
+                f"| {_num(ref.get('official_joint_accuracy'))} |",
             ]
         lines += [
-            f"| category F1, canonical names (weighted) | {_num(s['category_f1_weighted'])} | |",
-            f"| location accuracy (every trace) | {_num(s['location_accuracy'])} | |",
-            f"| joint accuracy (every trace) | {_num(s['joint_accuracy'])} | |",
-            f"| location precision | {_num(s['location_precision'])} | |",
+            f"| category F1, canonical names (weighted) | {_num(s['category_f1_weighted'])} | {_num(rb.get('category_f1'))} | |",
+            f"| location accuracy (every trace) | {_num(s['location_accuracy'])} | {_num(rb.get('location_accuracy'))} | |",
+            f"| joint accuracy (every trace) | {_num(s['joint_accuracy'])} | {_num(rb.get('joint_accuracy'))} | |",
+            f"| location precision | {_num(s['location_precision'])} | {_num(rb.get('location_precision'))} | |",
             "",
         ]
         if s.get("per_category"):
@@ -101,6 +104,8 @@ def _trail(result: dict[str, Any]) -> list[str]:
     paper = result.get("paper_baselines") or {}
     if paper.get("source"):
         lines += [f"Paper figures: {paper['source']} (computed with TRAIL's script: set beside the official rows only).", ""]
+    lines += ["The uniform guess predicts one error a trace: a span drawn from the trace's spans, a category from the 21 "
+              "(— where the traces were not given: their span counts are unknown).", ""]
     return lines
 
 

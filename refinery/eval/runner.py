@@ -21,6 +21,7 @@ from refinery.eval import trail as trail_scoring
 from refinery.eval import who_and_when as ww
 from refinery.eval.report import render_eval_md
 from refinery.integrations.responses_client import ResponsesClient
+from refinery.traces import load_trace
 
 RUNS_DIR, PREDICTIONS_DIR = "runs", "predictions"
 
@@ -163,7 +164,7 @@ async def eval_who_and_when(
 
 
 async def eval_trail(
-    traces: str | Path,
+    traces: str | Path | None,
     annotations: str | Path,
     *,
     out: str | Path | None,
@@ -176,21 +177,24 @@ async def eval_trail(
 ) -> dict[str, Any]:
     skipped: list[dict[str, str]] = []
     golds = trail_scoring.load_annotations(annotations, skipped)[: limit or None]
-    result: dict[str, Any] = {"benchmark": "trail", "data": str(traces), "skipped_labels": skipped}
-    root = Path(traces)
+    result: dict[str, Any] = {"benchmark": "trail", "data": str(traces or annotations), "skipped_labels": skipped}
+    root = Path(traces or annotations)
     keyed = []
     expect = None
     if predictions_dir is None and out is not None:  # TRAIL gives no task: the expectation is the agents' job itself
         expect = str(write_json_atomic(Path(out) / "expectation.json", {"description": "The agents complete their task correctly, using their tools as instructed, without errors."}))
+    spans: dict[str, int] = {}  # for the uniform guess's location figures
     for g in golds:
-        found = [p for p in (root / g.subset / f"{g.trace_id}.json", root / f"{g.trace_id}.json") if p.is_file()]
+        found = [p for p in (root / g.subset / f"{g.trace_id}.json", root / f"{g.trace_id}.json") if traces and p.is_file()]
         if not found and predictions_dir is None:
             raise InputFileError(f"{root}: no trace {g.trace_id}.json for annotation {g.subset}/{g.trace_id}.json")
         trace = str(found[0]) if found else ""
+        if found:
+            spans[g.trace_id] = len(load_trace(found[0]).runs)
         keyed.append((g.trace_id, f"{g.trace_id}.json", BatchItem(name=f"{g.subset}-{g.trace_id}", trace=trace, expect=expect)))
     predictions = await _predictions(
         result, keyed, trail_prediction, out=out, predictions_dir=predictions_dir, model=model, client=client, concurrency=concurrency, progress=progress
     )
-    result["scores"] = trail_scoring.score(golds, predictions)
+    result["scores"] = trail_scoring.score(golds, predictions, spans)
     result["paper_baselines"] = trail_scoring.PAPER_BASELINES
     return _finish(Path(out) if out else None, result)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -98,9 +99,10 @@ def per_category(gold_sets: list[set[str]], pred_sets: list[set[str]]) -> dict[s
     return out
 
 
-def score(golds: list[TraceGold], predictions: Mapping[str, Mapping[str, Any] | None]) -> dict[str, Any]:
+def score(golds: list[TraceGold], predictions: Mapping[str, Mapping[str, Any] | None], spans: Mapping[str, int] | None = None) -> dict[str, Any]:
     """Per split: the official figures and refinery's strict ones; overall: the strict ones (the
-    official script scores one split at a time)."""
+    official script scores one split at a time). Each beside a uniform guess (`random_baseline`;
+    `spans`: each trace's span count, when the traces are at hand)."""
 
     def summary(items: list[TraceGold], with_official: bool) -> dict[str, Any]:
         rows: list[dict[str, Any]] = []
@@ -133,10 +135,62 @@ def score(golds: list[TraceGold], predictions: Mapping[str, Mapping[str, Any] | 
             "per_category": per_category(gold_cats, pred_cats),
             "rows": rows,
         })
+        out["random_baseline"] = random_baseline(items, spans or {}, official_rules=False)
+        if with_official:
+            scored = [g for g in items if predictions.get(g.trace_id) is not None]
+            out["official_random_baseline"] = random_baseline(scored, spans or {}, official_rules=True)
         return out
 
     subsets = sorted({g.subset for g in golds})
     return {"subsets": {s: summary([g for g in golds if g.subset == s], True) for s in subsets}, "overall": summary(golds, False)}
+
+
+def _expected_f1(support: int, traces: int, p: float) -> float:
+    """E[F1] of one label when each of `traces` traces predicts it with probability `p`
+    independently, `support` of them having it in gold: F1 = 2tp / (tp + fp + support), with tp
+    and fp binomial, summed exactly."""
+    if support == 0:
+        return 0.0
+    rest = traces - support
+    total = 0.0
+    for tp in range(support + 1):
+        p_tp = math.comb(support, tp) * p**tp * (1 - p) ** (support - tp)
+        if tp == 0 or p_tp == 0.0:
+            continue
+        for fp in range(rest + 1):
+            total += p_tp * math.comb(rest, fp) * p**fp * (1 - p) ** (rest - fp) * 2 * tp / (tp + fp + support)
+    return total
+
+
+def random_baseline(golds: list[TraceGold], spans: Mapping[str, int], *, official_rules: bool) -> dict[str, float | None]:
+    """What a uniform guess scores, in expectation, by each metric's own definition: for every
+    trace one error, its span drawn from the trace's `spans` (span counts, by trace id) and its
+    category from the 21. Accuracies and precision are None when a trace's span count is unknown
+    (scored from predictions alone, without the traces); category F1 needs none."""
+    labels = official.TRAIL_CATEGORIES
+    p = 1 / len(labels)
+    cat_sets = [official.trail_trace(g.raw)[2] if official_rules else {c for _, c in g.errors if c in labels} for g in golds]
+    f1_den = 0
+    f1 = 0.0
+    for label in labels:
+        support = sum(label in cats for cats in cat_sets)
+        f1 += support * _expected_f1(support, len(golds), p)
+        f1_den += support
+    out: dict[str, float | None] = {"category_f1": f1 / f1_den if f1_den else 0.0}
+    if not golds or any(g.trace_id not in spans or not spans[g.trace_id] for g in golds):
+        return {**out, "location_accuracy": None, "joint_accuracy": None, "location_precision": None}
+    loc = joint = precision = 0.0
+    for g in golds:
+        n = spans[g.trace_id]
+        if official_rules:
+            locs, pairs, _ = official.trail_trace(g.raw)
+        else:
+            locs, pairs = {s for s, _ in g.errors}, set(g.errors)
+        loc += (1 / n) if locs else 0.0  # the guessed span is one of the gold ones with chance |gold| / n, scoring 1/|gold|
+        joint += sum(c in labels for _, c in pairs) / (n * len(labels) * len(pairs)) if pairs else 0.0
+        precision += len(locs) / n
+    k = len(golds)
+    return {**out, "location_accuracy": loc / k, "joint_accuracy": joint / k, "location_precision": precision / k}
 
 
 def gold_as_prediction(gold: TraceGold) -> dict[str, Any]:
