@@ -276,6 +276,7 @@ async def cmd_demo(args: argparse.Namespace) -> int:
 
 async def cmd_eval(args: argparse.Namespace) -> int:
     from refinery.eval import eval_trail, eval_who_and_when
+    from refinery.eval.runner import eval_labels
     from refinery.eval.report import render_eval_md
 
     if not args.score and not args.out:
@@ -288,9 +289,12 @@ async def cmd_eval(args: argparse.Namespace) -> int:
             result = await eval_who_and_when(args.data, with_answer=args.with_answer, **common)
         else:
             if args.annotations is None and not args.score:
-                raise InputFileError("refinery eval trail: give TRACES ANNOTATIONS (only --score can do without the traces)")
+                raise InputFileError(f"refinery eval {args.benchmark}: give TRACES and the labels folder (only --score can do without the traces)")
             traces, annotations = (None, args.data) if args.annotations is None else (args.data, args.annotations)
-            result = await eval_trail(traces, annotations, **common)
+            if args.benchmark == "labels":
+                result = await eval_labels(traces, annotations, step_base=args.step_base, **common)
+            else:
+                result = await eval_trail(traces, annotations, **common)
     finally:
         if client is not None:
             await client.close()
@@ -301,6 +305,8 @@ async def cmd_eval(args: argparse.Namespace) -> int:
 def _without_rows(scores: dict[str, Any]) -> dict[str, Any]:
     """Scores for stdout: every figure, not the per-item rows (those are in eval.json)."""
     trim = lambda s: {k: v for k, v in s.items() if k != "rows"}  # noqa: E731
+    if "subsets" not in scores:  # one set of labels, no subsets
+        return trim(scores)
     return {"subsets": {n: trim(s) for n, s in scores["subsets"].items()}, "overall": trim(scores["overall"])}
 
 

@@ -178,6 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("data", metavar="TRACES", help="a folder of TRAIL traces (with --score, the annotations alone will do: "
                    "`refinery eval trail ANNOTATIONS --score PRED_DIR`)")
     t.add_argument("annotations", metavar="ANNOTATIONS", nargs="?", help="the folder of their annotations")
+    lab = bench.add_parser("labels", parents=[common, evals], help="your own labels: several failures a trace, one the root cause",
+                           description="LABELS/<name>.json = {failures: [{step, agent, category}], root_cause: N} for TRACES/<name>.json "
+                           "(with --score, the labels alone will do).")
+    lab.add_argument("data", metavar="TRACES", help="a folder of traces, any format refinery loads")
+    lab.add_argument("annotations", metavar="LABELS", nargs="?", help="the folder of label files")
+    lab.add_argument("--step-base", type=int, choices=[0, 1], default=0, help="steps in the labels count from 0 (default) or 1")
 
     p = command(
         "canary", "check key, base URL and model with the smallest request",

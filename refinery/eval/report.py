@@ -109,6 +109,22 @@ def _trail(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _labels(result: dict[str, Any]) -> list[str]:
+    s = result["scores"]
+    return [
+        f"## {s['traces']} labelled traces, {s['predicted']} predicted (steps from {result.get('step_base', 0)})", "",
+        "| metric | refinery |", "|---|---|",
+        f"| root cause: step exact | {_pct(s['root_step_accuracy'])} |",
+        *(f"| root cause: step within ±{k} | {_pct(s[f'root_step_within_{k}_accuracy'])} |" for k in (1, 3, 5)),
+        f"| root cause: step distance, mean | {_num(s['root_step_distance_mean'])} |",
+        f"| root cause: agent exact | {_pct(s['root_agent_accuracy'])} |",
+        f"| failures: recall (labelled steps predicted) | {_pct(s['failure_recall'])} |",
+        f"| failures: precision (predicted steps labelled) | {_pct(s['failure_precision'])} |",
+        "",
+    ]
+
+
 def render_eval_md(result: dict[str, Any]) -> str:
-    body = _who_and_when(result) if result["benchmark"] == "who-and-when" else _trail(result)
+    renderers = {"who-and-when": _who_and_when, "trail": _trail, "labels": _labels}
+    body = renderers[result["benchmark"]](result)
     return "\n".join(_header(result) + body).rstrip() + "\n"

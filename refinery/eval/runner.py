@@ -17,6 +17,7 @@ from refinery.batch import BatchItem, analyze_many
 from refinery.core.artifacts import read_json, write_json_atomic, write_text_atomic
 from refinery.core.taxonomy import ErrorCategory, trail_name
 from refinery.errors import InputFileError
+from refinery.eval import labels as label_scoring
 from refinery.eval import trail as trail_scoring
 from refinery.eval import who_and_when as ww
 from refinery.eval.report import render_eval_md
@@ -99,7 +100,7 @@ def _finish(out: Path | None, result: dict[str, Any]) -> dict[str, Any]:
 async def _predictions(
     result: dict[str, Any],
     keyed: list[tuple[str, str, BatchItem]],
-    convert: Callable[[Mapping[str, Any] | None], dict[str, Any] | None],
+    convert: Callable[[Mapping[str, Any] | None, BatchItem], dict[str, Any] | None],
     *,
     out: str | Path | None,
     predictions_dir: str | Path | None,
@@ -120,7 +121,7 @@ async def _predictions(
     result.update(await _analyse([item for _, _, item in keyed], out_dir, model, client, concurrency, progress))
     predictions = {}
     for key, file_name, item in keyed:
-        pred = convert(_diagnosis(out_dir, item.name))
+        pred = convert(_diagnosis(out_dir, item.name), item)
         if pred is not None:
             predictions[key] = pred
             write_json_atomic(out_dir / PREDICTIONS_DIR / file_name, pred)
@@ -156,7 +157,7 @@ async def eval_who_and_when(
             }))
         keyed.append((g.key, g.key, BatchItem(name=name, trace=g.path, expect=expect)))
     predictions = await _predictions(
-        result, keyed, who_and_when_prediction, out=out, predictions_dir=predictions_dir, model=model, client=client, concurrency=concurrency, progress=progress
+        result, keyed, lambda d, _: who_and_when_prediction(d), out=out, predictions_dir=predictions_dir, model=model, client=client, concurrency=concurrency, progress=progress
     )
     result["scores"] = ww.score(golds, predictions, None if limit else ww.folder_sizes(golds))
     result["paper_baselines"] = ww.PAPER_BASELINES
@@ -193,8 +194,65 @@ async def eval_trail(
             spans[g.trace_id] = len(load_trace(found[0]).runs)
         keyed.append((g.trace_id, f"{g.trace_id}.json", BatchItem(name=f"{g.subset}-{g.trace_id}", trace=trace, expect=expect)))
     predictions = await _predictions(
-        result, keyed, trail_prediction, out=out, predictions_dir=predictions_dir, model=model, client=client, concurrency=concurrency, progress=progress
+        result, keyed, lambda d, _: trail_prediction(d), out=out, predictions_dir=predictions_dir, model=model, client=client, concurrency=concurrency, progress=progress
     )
     result["scores"] = trail_scoring.score(golds, predictions, spans)
     result["paper_baselines"] = trail_scoring.PAPER_BASELINES
+    return _finish(Path(out) if out else None, result)
+
+
+def labels_prediction(diagnosis: Mapping[str, Any] | None, run_ids: list[str], base: int) -> dict[str, Any] | None:
+    """A diagnosis in the labels' own shape: the decisive step as the root cause, the faulty runs as
+    the failures, each run id turned into its step (its place in the trace's runs, from `base`)."""
+    if not diagnosis:
+        return None
+    position = {rid: i for i, rid in enumerate(run_ids)}
+    failures = [{"step": position[e["run_id"]] + base, "agent": "", "category": str(e.get("category") or "")}
+                for e in diagnosis.get("errors") or [] if e.get("run_id") in position]
+    decisive = str((diagnosis.get("decisive_step") or {}).get("run_id") or "")
+    if decisive not in position:
+        return {"failures": failures, "root_cause": None} if failures else None
+    return {"failures": failures, "root_cause": {"step": position[decisive] + base, "agent": str(diagnosis.get("responsible_agent") or "")}}
+
+
+async def eval_labels(
+    traces: str | Path | None,
+    labels_dir: str | Path,
+    *,
+    out: str | Path | None,
+    step_base: int = 0,
+    limit: int | None = None,
+    model: str = "gpt-4o",
+    client: ResponsesClient | None = None,
+    concurrency: int = 4,
+    predictions_dir: str | Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Score predictions (or make them by analysing each trace) against labels of several
+    failures per trace with one root cause (`eval.labels`)."""
+    skipped: list[dict[str, str]] = []
+    golds = label_scoring.load_labels(labels_dir, step_base, skipped)[: limit or None]
+    result: dict[str, Any] = {"benchmark": "labels", "data": str(traces or labels_dir), "step_base": step_base, "skipped_labels": skipped}
+    run_ids: dict[str, list[str]] = {}
+    keyed = []
+    for g in golds:
+        found = [p for p in (Path(traces) / f"{g.name}.json", Path(traces) / f"{g.name}.jsonl") if p.is_file()] if traces else []
+        if not found and predictions_dir is None:
+            raise InputFileError(f"{traces}: no trace {g.name}.json (or .jsonl) for the label file {g.name}.json")
+        if found:
+            run_ids[g.name] = [r.id for r in load_trace(found[0]).runs]
+        keyed.append((g.name, f"{g.name}.json", BatchItem(name=g.name, trace=str(found[0]) if found else "")))
+    raw = await _predictions(
+        result, keyed, lambda d, item: labels_prediction(d, run_ids.get(item.name, []), step_base), out=out, predictions_dir=predictions_dir,
+        model=model, client=client, concurrency=concurrency, progress=progress,
+    )
+    predictions: dict[str, label_scoring.Labels | None] = {}
+    for g in golds:
+        data = raw.get(g.name)
+        try:
+            predictions[g.name] = label_scoring.parse_labels(data, g.name, step_base, f"prediction {g.name}", need_root=False) if data else None
+        except InputFileError as exc:
+            skipped.append({"file": f"prediction {g.name}", "reason": str(exc)})
+            predictions[g.name] = None
+    result["scores"] = label_scoring.score(golds, predictions)
     return _finish(Path(out) if out else None, result)
