@@ -276,8 +276,8 @@ async def cmd_demo(args: argparse.Namespace) -> int:
 
 async def cmd_eval(args: argparse.Namespace) -> int:
     from refinery.eval import eval_trail, eval_who_and_when
-    from refinery.eval.runner import eval_labels
     from refinery.eval.report import render_eval_md
+    from refinery.eval.runner import eval_labels
 
     if not args.score and not args.out:
         raise InputFileError("refinery eval: give --out DIR (where the runs and eval.json go), or --score PRED_DIR")
