@@ -296,7 +296,7 @@ async def _analyze_one(item: BatchItem, out: Path, model: str, client: Responses
     expectation = expectation_for(item.expect, trace)
     analyst = StagedFailureAnalyst(model=model, client=client, artifacts_dir=out, **analyst_kwargs)
     result = await analyst.analyze(trace, expectation, read_files(item.prompts), read_files(item.evals))
-    usage = usage_summary(result, model, analyst.redaction.as_dict())
+    usage = usage_summary(result, model, result.redactions)
     write_outputs(out, result, trace, usage, analyst.uploaded_files(trace.trace_id))  # each trace's folder holds its report, as `run`'s does
     diagnosis, synthesis = result.diagnosis, result.synthesis
     return TraceOutcome(

@@ -94,10 +94,10 @@ async def _analysis(args: argparse.Namespace, trace: Any, prompts: dict[str, str
     )
     async with analyst, analyst.client:
         result = await analyst.analyze(trace, expectation, prompts, evals, store_id=store_id, until_stage=until, on_progress=_indexing)
-    usage = usage_summary(result, args.model, analyst.redaction.as_dict())
+    usage = usage_summary(result, args.model, result.redactions)
     files = write_outputs(out, result, trace, usage, analyst.uploaded_files(trace.trace_id) if trace is not None else None)
     summary = result.synthesis.summary if result.synthesis else (result.diagnosis.root_cause if result.diagnosis else "")
-    redacted = analyst.redaction.as_dict()
+    redacted = result.redactions
     redaction_line = ("redacted before upload: " + ", ".join(f"{n} {k}" for k, n in redacted.items())) if redacted else "redacted before upload: nothing found"
     if getattr(args, "no_redact", False):
         redaction_line = "redaction: off (--no-redact)"

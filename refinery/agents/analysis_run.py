@@ -14,6 +14,7 @@ from typing import Any
 
 from refinery.agents.verification import RunTexts, Verification
 from refinery.integrations.response_output import CallUsage
+from refinery.traces.redact import RedactionReport
 from refinery.traces.spool import file_stats
 
 
@@ -87,3 +88,5 @@ class AnalysisRun:
     meta: dict[str, dict[str, Any]] = field(default_factory=dict)  # per stage: versions, tokens, timing
     texts: RunTexts | None = None  # each run's rendered text, to check citations against (None: no trace at hand)
     verification: dict[str, Verification] = field(default_factory=dict)  # per stage
+    redaction: RedactionReport = field(default_factory=RedactionReport)  # what was redacted from what this analysis sent
+    keep_store: bool = False  # a store this analysis did not make (`refinery init`): never deleted by it

@@ -61,7 +61,8 @@ class AnalystBase(FailureAnalyst):
         if inspect.isawaitable(result):
             await result
 
-    def expectation_text(self, expectation: DomainExpertExpectation) -> str:
-        """The expectation as it may be sent: redacted unless redaction is off."""
+    def expectation_text(self, expectation: DomainExpertExpectation, report: RedactionReport | None = None) -> str:
+        """The expectation as it may be sent: redacted unless redaction is off (counted in `report`,
+        an analysis's own, else the analyst's last)."""
         text = expectation.as_text()
-        return redact_text(text, self.redaction) if self.redact else text
+        return redact_text(text, report if report is not None else self.redaction) if self.redact else text

@@ -14,8 +14,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from refinery.agents.stages import STAGE_BY_KEY, STAGES
+from refinery.agents.analysis_run import AnalysisRun
+from refinery.agents.stages import STAGE_BY_KEY, STAGES, Stage
 from refinery.core.artifacts import read_json, write_json_atomic
+from refinery.core.tokens import TOKEN_COUNTS
 from refinery.errors import ArtifactsMismatchError
 from refinery.integrations.response_output import CallUsage
 
@@ -77,6 +79,19 @@ class Checkpoints:
                 path,
                 {"trace_id": trace_id, "group": number, "groups": groups, "usage": usage.model_dump(), "verification": verification, "output": output.model_dump(mode="json")},
             )
+
+    def resume(self, run: AnalysisRun, stage: Stage) -> Any | None:
+        """The stage's output from an earlier run of this trace, its usage and metadata put back
+        into `run`; None when it has not been done."""
+        done = self.load_stage(stage.key, run.trace_id)
+        if done is None:
+            return None
+        output, meta, trace_id = done
+        run.trace_id = run.trace_id or trace_id
+        run.meta[stage.key] = {**meta, "resumed": True}
+        counts = {k: int(meta.get(k) or 0) for k in TOKEN_COUNTS}
+        run.usage[stage.key] = CallUsage.model_validate({"label": stage.key, "model": meta.get("model"), **counts})
+        return output
 
     def load_group(self, trace_id: str | None, number: int, groups: int) -> tuple[BaseModel, CallUsage, dict[str, Any] | None] | None:
         path = self._group_path(number)

@@ -6,17 +6,20 @@ one place; the stage's raw JSON and every citation travel along, so nothing is l
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
+from refinery.agents.analysis_run import AnalysisRun
 from refinery.agents.staged_schemas import (
     DiagnosisOutput,
     GapAnalysisOutput,
     SynthesisOutput,
     TraceAnalysisOutput,
 )
+from refinery.agents.stages import STAGE_BY_KEY
 from refinery.core.models import Citation, CompleteAnalysis, Diagnosis, GapAnalysis, TraceAnalysis
 from refinery.integrations.response_output import CallUsage
 
@@ -165,6 +168,7 @@ class StagedAnalysisResult(BaseModel):
     prompt_versions: dict[str, str] = {}
     artifacts_dir: str | None = None
     verification: dict[str, dict[str, Any]] = {}  # per stage: cited, verified, unverified claims
+    redactions: dict[str, int] = {}  # secrets of each kind redacted from what this analysis sent
 
 
 def mark_verified(diagnosis: Diagnosis, verification: dict[str, Any] | None) -> None:
@@ -193,4 +197,22 @@ def from_complete_analysis(complete: CompleteAnalysis, trace_id: str | None = No
         gap_analysis=GapAnalysisOutput.model_validate(complete.gap_analysis.raw),
         diagnosis=DiagnosisOutput.model_validate(diagnosis_raw.get("diagnosis", diagnosis_raw)),
         synthesis=SynthesisOutput.model_validate(synthesis_raw) if synthesis_raw else None,
+    )
+
+
+def result_of(run: AnalysisRun, outputs: Mapping[str, Any], artifacts_dir: Path | None) -> StagedAnalysisResult:
+    """One analysis's result: its stage outputs, and what its run counted (usage, versions,
+    citation checks, redactions)."""
+    return StagedAnalysisResult(
+        trace_id=run.trace_id or "",
+        store_id=run.store_id,
+        trace_analysis=outputs.get("stage1"),
+        gap_analysis=outputs.get("stage2"),
+        diagnosis=outputs.get("stage3"),
+        synthesis=outputs.get("stage4"),
+        usage=dict(run.usage),
+        prompt_versions={k: m.get("prompt_version", STAGE_BY_KEY[k].prompt_ref) for k, m in run.meta.items()},
+        artifacts_dir=str(artifacts_dir) if artifacts_dir else None,
+        verification={k: m["verification"] for k, m in run.meta.items() if "verification" in m},
+        redactions=run.redaction.as_dict(),
     )

@@ -32,6 +32,7 @@ from refinery.agents.stage_results import (
     StagedAnalysisResult,
     mark_verified,
     merge_stage1,
+    result_of,
     to_diagnosis,
     to_gap_analysis,
     to_trace_analysis,
@@ -50,7 +51,6 @@ from refinery.agents.verification import RunTexts
 from refinery.core.context_windows import DEFAULT_BUDGET_SHARE, input_budget
 from refinery.core.interfaces import FileContents
 from refinery.core.models import Diagnosis, DomainExpertExpectation, GapAnalysis, Trace, TraceAnalysis
-from refinery.core.tokens import TOKEN_COUNTS
 from refinery.errors import UserInputError
 from refinery.integrations.response_output import CallUsage
 from refinery.integrations.responses_client import ResponsesClient
@@ -130,7 +130,10 @@ class StagedFailureAnalyst(AnalystBase):
             reasoning_effort=reasoning_effort,
         )
         self._runs: dict[str, AnalysisRun] = {}
-        self.run = AnalysisRun(store_id=vector_store_id)  # the run the last call worked on
+        # The run the last call began, for hosts reading `store_id` / `get_stage_metadata()` after
+        # one analysis. Never read by an analysis: each passes its own run down, so any number may
+        # run at once on one analyst.
+        self.run = AnalysisRun(store_id=vector_store_id)
 
     @property
     def manager(self) -> VectorStoreManager:
@@ -169,9 +172,17 @@ class StagedFailureAnalyst(AnalystBase):
         prompts: FileContents | None = None,
         evals: FileContents | None = None,
     ) -> Sequence[tuple[str, str]]:
-        """The files `prepare` uploads, redacted unless `redact=False` (`refinery plan` shows them)."""
+        """The files `prepare` uploads, redacted unless `redact=False` (`refinery plan` shows them);
+        `self.redaction` counts what this rendering redacted (an analysis keeps its own count)."""
         files, self.redaction = upload_files_for(trace, options=self.render_options, prompts=prompts, evals=evals, expectation=expectation, redact=self.redact)
         return files
+
+    def _begin(self, trace: Trace, expectation: DomainExpertExpectation | None, prompts: FileContents | None, evals: FileContents | None) -> AnalysisRun:
+        """Render the trace and lay out its analysis; the redaction count is the run's own."""
+        files, report = upload_files_for(trace, options=self.render_options, prompts=prompts, evals=evals, expectation=expectation, redact=self.redact)
+        run = self._layout(trace, files)
+        run.redaction = self.redaction = report  # the analyst's copy: the last rendering's, for single-use callers
+        return run
 
     def stage1_groups(self, files: Sequence[tuple[str, str]], runs_total: int) -> list[StageGroup]:
         """The Stage 1 groups of a rendering (see `stage1_groups.group_tokens`)."""
@@ -200,13 +211,26 @@ class StagedFailureAnalyst(AnalystBase):
         With `store_id` (or `vector_store_id`) nothing is uploaded. A store recorded in the
         artifacts directory for this trace is reused once ready; one that is gone is replaced.
         """
-        files = self.render(trace, expectation, prompts, evals)
-        run = self._layout(trace, files)
+        return (await self._prepare(trace, expectation, prompts, evals, store_id=store_id, on_progress=on_progress, name=name)).store_id or ""
+
+    async def _prepare(
+        self,
+        trace: Trace,
+        expectation: DomainExpertExpectation | None,
+        prompts: FileContents | None,
+        evals: FileContents | None,
+        *,
+        store_id: str | None = None,
+        on_progress: IndexingProgress | None = None,
+        name: str | None = None,
+    ) -> AnalysisRun:
+        run = self._begin(trace, expectation, prompts, evals)
         given = store_id or run.store_id
         if given:
             run.store_id = given
-            return given
-        return await self.store.prepare(run, files, name=name, on_progress=on_progress)
+            return run
+        await self.store.prepare(run, run.texts.files if run.texts else [], name=name, on_progress=on_progress)
+        return run
 
     # --- one call -------------------------------------------------------------------------
     def build_stage_body(self, stage: str, user_text: str, *, filters: dict[str, Any] | None = None, store_id: str | None = None) -> dict[str, Any]:
@@ -224,24 +248,13 @@ class StagedFailureAnalyst(AnalystBase):
         if stage.key in run.verification:
             run.meta[stage.key]["verification"] = run.verification[stage.key].as_dict()
 
-    def _resumed(self, run: AnalysisRun, stage: Stage) -> Any | None:
-        done = self.checkpoints.load_stage(stage.key, run.trace_id)
-        if done is None:
-            return None
-        output, meta, trace_id = done
-        run.trace_id = run.trace_id or trace_id
-        run.meta[stage.key] = {**meta, "resumed": True}
-        counts = {k: int(meta.get(k) or 0) for k in TOKEN_COUNTS}
-        run.usage[stage.key] = CallUsage.model_validate({"label": stage.key, "model": meta.get("model"), **counts})
-        return output
-
     # --- the stages -----------------------------------------------------------------------
     async def run_stage1(self, run: AnalysisRun | None = None) -> TraceAnalysisOutput:
         run = run or self.run
         if run.store_id and not run.groups:
             await self.store.adopt(run, run.store_id)  # a store from `refinery init`: its trace and groups
         stage = STAGE_BY_KEY["stage1"]
-        resumed = self._resumed(run, stage)
+        resumed = self.checkpoints.resume(run, stage)
         if resumed is not None:
             return resumed  # type: ignore[no-any-return]
         await self._emit("stage1", "start", groups=max(1, len(run.groups)))
@@ -259,12 +272,12 @@ class StagedFailureAnalyst(AnalystBase):
 
     async def _simple_stage(self, run: AnalysisRun, key: str, prior: Mapping[str, Any], expectation: DomainExpertExpectation | None = None) -> Any:
         stage = STAGE_BY_KEY[key]
-        resumed = self._resumed(run, stage)
+        resumed = self.checkpoints.resume(run, stage)
         if resumed is not None:
             return resumed
         await self._emit(key, "start")
         started = time.monotonic()
-        expectation_text = self.expectation_text(expectation) if expectation else None
+        expectation_text = self.expectation_text(expectation, run.redaction) if expectation else None
         prior_json, condensed, notes = await fitted_prior(self.calls, self.store, run, stage, prior, expectation_text)
         text = stage_user_text(stage, prior_json, expectation_text=expectation_text, notes=notes)
         out, usage, check = await self.calls.call(run, stage, text)
@@ -294,9 +307,9 @@ class StagedFailureAnalyst(AnalystBase):
         prompt_contents: FileContents | None = None,
         eval_contents: FileContents | None = None,
     ) -> TraceAnalysis:
-        await self.prepare(trace, expectation, prompt_contents, eval_contents)
-        out = await self.run_stage1(self.run)
-        return to_trace_analysis(trace.trace_id, out, self._meta(self.run, "stage1"))
+        run = await self._prepare(trace, expectation, prompt_contents, eval_contents)
+        out = await self.run_stage1(run)
+        return to_trace_analysis(trace.trace_id, out, self._meta(run, "stage1"))
 
     def _continue(self, trace_id: str, metadata: Mapping[str, Any]) -> AnalysisRun:
         """The run an earlier interface call began (or, for a host that serialised the results in
@@ -334,8 +347,9 @@ class StagedFailureAnalyst(AnalystBase):
 
     async def cleanup(self, run: AnalysisRun | None = None) -> None:
         """Delete the store (and its files) this analysis made, unless asked to keep it."""
-        if not self.keep_store:
-            await self.store.cleanup(run or self.run)
+        run = run or self.run
+        if not (self.keep_store or run.keep_store):
+            await self.store.cleanup(run)
 
     async def analyze(
         self,
@@ -354,13 +368,12 @@ class StagedFailureAnalyst(AnalystBase):
         `refinery init`. `on_progress` hears the indexing file counts while the store fills.
         """
         if trace is not None and self.checkpoints.finished(trace.trace_id, until_stage):
-            run = self._layout(trace, self.render(trace, expectation, prompts, evals))  # every stage on disk: no store needed
+            run = self._begin(trace, expectation, prompts, evals)  # every stage on disk: no store needed
         elif trace is not None:
-            await self.prepare(trace, expectation, prompts, evals, store_id=store_id, on_progress=on_progress)
-            run = self.run
+            run = await self._prepare(trace, expectation, prompts, evals, store_id=store_id, on_progress=on_progress)
         elif store_id or self.vector_store_id:
             run = self._run_for(None, store_id or self.vector_store_id)
-            self.keep_store = True
+            run.keep_store = True
         else:
             raise UserInputError("analyze needs a trace or an existing store id")
         outputs: dict[str, Any] = {}
@@ -378,15 +391,4 @@ class StagedFailureAnalyst(AnalystBase):
             # kept after a failure or a partial run (`--stages 1-2`): a rerun continues in it
             if (succeeded and until_stage >= 4) or self.artifacts_dir is None:
                 await self.cleanup(run)
-        return StagedAnalysisResult(
-            trace_id=run.trace_id or "",
-            store_id=run.store_id,
-            trace_analysis=outputs.get("stage1"),
-            gap_analysis=outputs.get("stage2"),
-            diagnosis=outputs.get("stage3"),
-            synthesis=outputs.get("stage4"),
-            usage=dict(run.usage),
-            prompt_versions={k: m.get("prompt_version", STAGE_BY_KEY[k].prompt_ref) for k, m in run.meta.items()},
-            artifacts_dir=str(self.artifacts_dir) if self.artifacts_dir else None,
-            verification={k: m["verification"] for k, m in run.meta.items() if "verification" in m},
-        )
+        return result_of(run, outputs, self.artifacts_dir)

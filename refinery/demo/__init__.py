@@ -61,7 +61,7 @@ async def run_demo(
         async with ResponsesClient(api_key=DEMO_KEY, base_url=server.base_url) as client:
             analyst = StagedFailureAnalyst(client=client, artifacts_dir=out, progress_callback=progress, poll_timeout_s=60)
             result = await analyst.analyze(trace, expectation, on_progress=on_indexing)
-            usage = usage_summary(result, analyst.model, analyst.redaction.as_dict())
+            usage = usage_summary(result, analyst.model, result.redactions)
             usage["stand_in_model"] = STAND_IN_NOTICE
             files = write_outputs(out, result, trace, usage, analyst.uploaded_files(trace.trace_id))
         return DemoResult(result, out, files, server.base_url)
