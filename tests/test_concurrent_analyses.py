@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
 from refinery.core.models import RunType, Trace, TraceRun
 from refinery.errors import ServerError
