@@ -38,6 +38,7 @@ TREE_KEYS = frozenset({"child_spans", "ChildSpans", "children"})  # a span's nes
 WALKED_ITEMS = frozenset({"spans"}) | TREE_KEYS  # arrays whose object items are walked: they may nest spans
 _CHUNK = 1 << 20
 _WS = re.compile(r"[ \t\n\r]*")
+_DELIMITERS = frozenset(" \t\n\r,:]}")  # what may follow a complete JSON value
 _DECODER = json.JSONDecoder()
 
 
@@ -90,9 +91,17 @@ class LazyArray(Sequence[Any]):
     def _read(self, f: BinaryIO, i: int) -> Any:
         start, end = self._spans[2 * i], self._spans[2 * i + 1]
         f.seek(start)
-        if not self._walk:
-            return json.loads(f.read(end - start))
-        return _item(_Cursor(f, first_byte=start, limit=end - start), self._ctx, True)
+        try:
+            if not self._walk:
+                return json.loads(f.read(end - start))
+            cur = _Cursor(f, first_byte=start, limit=end - start)
+            value = _item(cur, self._ctx, True)
+            if cur.skip_ws():  # the item must end where it ended when the file was first read
+                raise _NotJson("an item does not end where it did", cur.byte_at(cur.pos))
+            return value
+        except (ValueError, _NotJson, _NotUtf8) as exc:
+            byte = exc.byte if isinstance(exc, _NotJson) else start
+            raise TraceFormatError(f"item {i} (bytes {start}–{end}) no longer reads as JSON ({exc}, byte {byte})", source=str(self.path)) from None
 
 
 def is_array(value: Any) -> bool:
@@ -183,7 +192,11 @@ class _Cursor:
                 if self.eof:
                     raise _NotJson(exc.msg, self.byte_at(min(exc.pos, len(self.buf)))) from None
             else:
-                if end < len(self.buf) or self.eof:  # a number at the window's end may go on
+                # A value is whole only where a delimiter (or the end of the file) follows it: a
+                # number cut by the window's edge (`1700003482.` or `1e-`) decodes short. Text
+                # that is no delimiter but has one later in the window is broken JSON, for the
+                # caller to report where it stands.
+                if self.eof or (end < len(self.buf) and (self.buf[end] in _DELIMITERS or not _DELIMITERS.isdisjoint(self.buf[end:]))):
                     self.pos = end
                     return value
             self.more(read)
