@@ -10,6 +10,7 @@ from refinery.agents.staged_failure_analyst import (
     StagedAnalysisResult,
     StagedFailureAnalyst,
 )
+from refinery.batch import analyze_many
 from refinery.core.interfaces import FailureAnalyst
 from refinery.core.models import (
     CompleteAnalysis,
@@ -52,14 +53,21 @@ from refinery.errors import (
     UnsupportedFileError,
     VectorStoreError,
 )
+from refinery.inputs import load_expectation
 from refinery.integrations.responses_client import ResponsesClient
-from refinery.integrations.transport import ApiSettings, OpenAITransport, RetryPolicy
+from refinery.integrations.transport import ApiSettings, OpenAITransport, RetryPolicy  # noqa: F401  (importable as before; not the front door)
 from refinery.integrations.vector_store_manager import VectorStoreManager
 from refinery.orchestrator import AnalysisOrchestrator
+from refinery.outputs import write_outputs
+from refinery.traces import load_trace
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "analyze_many",
+    "load_expectation",
+    "load_trace",
+    "write_outputs",
     "AnalysisOrchestrator",
     "CompleteAnalysis",
     "Confidence",
@@ -78,7 +86,6 @@ __all__ = [
     "APIConnectionError",
     "APIError",
     "APITimeoutError",
-    "ApiSettings",
     "AuthenticationError",
     "BadRequestError",
     "CanaryError",
@@ -87,7 +94,6 @@ __all__ = [
     "IncompleteResponseError",
     "IndexingTimeoutError",
     "NotFoundError",
-    "OpenAITransport",
     "OutputFormatError",
     "PermissionDeniedError",
     "QuotaExceededError",
@@ -98,7 +104,6 @@ __all__ = [
     "ResponseError",
     "ResponseFailedError",
     "ResponsesClient",
-    "RetryPolicy",
     "ServerError",
     "StageError",
     "StrictSchemaError",

@@ -3,26 +3,37 @@
 It sits above the analysts (it imports one), so it lives at the package's top, not in `core/`,
 which imports nothing above it.
 
-The analyst is imported in exactly one line. Rolling back to the single-call baseline is a
-one-line change:
+The analyst is chosen by argument: `AnalysisOrchestrator(analyst="simple")` rolls back to the
+single-call baseline, `analyst="staged"` (the default) or an analyst instance chooses otherwise.
+A host that wants the rollback as one line of its own code writes
 
-    from refinery.agents.failure_analyst import SimpleFailureAnalyst as Analyst
+    orchestrator = AnalysisOrchestrator(analyst="simple")   # or SimpleFailureAnalyst(model=…)
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from refinery.agents.staged_failure_analyst import StagedFailureAnalyst as Analyst
+from refinery.agents.failure_analyst import SimpleFailureAnalyst
+from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
 from refinery.core.interfaces import FailureAnalyst, FileContents
 from refinery.core.models import CompleteAnalysis, DomainExpertExpectation, Trace
+from refinery.errors import ConfigurationError
+
+ANALYSTS: dict[str, type[FailureAnalyst]] = {"staged": StagedFailureAnalyst, "simple": SimpleFailureAnalyst}
 
 
 class AnalysisOrchestrator:
-    """Runs the three interface methods in order, with whichever analyst was imported."""
+    """Runs the three interface methods in order, with the analyst it was given: an instance, or
+    a name from `ANALYSTS` built with `analyst_kwargs`."""
 
-    def __init__(self, analyst: FailureAnalyst | None = None, **analyst_kwargs: Any) -> None:
-        self.analyst: FailureAnalyst = analyst if analyst is not None else Analyst(**analyst_kwargs)
+    def __init__(self, analyst: FailureAnalyst | str | None = None, **analyst_kwargs: Any) -> None:
+        if analyst is None or isinstance(analyst, str):
+            name = analyst or "staged"
+            if name not in ANALYSTS:
+                raise ConfigurationError(f"unknown analyst {name!r}; choose one of {', '.join(ANALYSTS)}")
+            analyst = ANALYSTS[name](**analyst_kwargs)
+        self.analyst: FailureAnalyst = analyst
 
     async def analyze_failure(
         self,

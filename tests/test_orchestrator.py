@@ -1,51 +1,36 @@
-"""The orchestrator runs with either analyst, switched by its one import line."""
+"""The orchestrator runs with either analyst, chosen by argument (an instance or a name)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import re
-import sys
-from pathlib import Path
 
 import pytest
 
-import refinery.orchestrator as orchestrator_module
-from refinery import FailureAnalyst, SimpleFailureAnalyst, StagedFailureAnalyst
+from refinery import ConfigurationError, FailureAnalyst, SimpleFailureAnalyst, StagedFailureAnalyst
 from refinery.core.models import CompleteAnalysis, FailureType
 from refinery.integrations.responses_client import ResponsesClient
 from refinery.orchestrator import AnalysisOrchestrator as AnalysisOrchestratorFor
 from tests.fake_openai import SAMPLES, FakeOpenAI
 from tests.fixtures_traces import EVALS, EXPECTATION, PROMPTS, make_trace
 
-STAGED_LINE = "from refinery.agents.staged_failure_analyst import StagedFailureAnalyst as Analyst"
-ROLLBACK_LINE = "from refinery.agents.failure_analyst import SimpleFailureAnalyst as Analyst"
-SOURCE = Path(orchestrator_module.__file__).read_text()
+
+def test_the_analyst_is_chosen_by_argument_and_an_unknown_name_is_refused():
+    assert type(AnalysisOrchestratorFor().analyst) is StagedFailureAnalyst
+    assert type(AnalysisOrchestratorFor(analyst="simple").analyst) is SimpleFailureAnalyst
+    with pytest.raises(ConfigurationError, match="unknown analyst 'smart'; choose one of staged, simple"):
+        AnalysisOrchestratorFor(analyst="smart")
 
 
-def load_orchestrator(import_line: str):
-    """The orchestrator module as it would be with `import_line` as its analyst import."""
-    source = SOURCE.replace(STAGED_LINE, import_line) if import_line != STAGED_LINE else SOURCE
-    module_name = f"_orchestrator_{abs(hash(import_line))}"
-    spec = importlib.util.spec_from_loader(module_name, loader=None)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    exec(compile(source, orchestrator_module.__file__, "exec"), module.__dict__)
-    return module
-
-
-def test_the_analyst_is_imported_in_exactly_one_line():
-    lines = [l for l in SOURCE.splitlines() if re.match(r"^(from|import) .*\bAnalyst\b", l) and "as Analyst" in l]
-    assert lines == [STAGED_LINE]
-
-
-@pytest.mark.parametrize(("import_line", "cls", "calls"), [(STAGED_LINE, StagedFailureAnalyst, ["stage1", "stage2", "stage3", "stage4"]), (ROLLBACK_LINE, SimpleFailureAnalyst, ["stage1", "stage2", "stage3"])], ids=["staged", "rollback"])
-async def test_orchestrator_produces_a_complete_analysis(mocked, make_transport, spec, import_line, cls, calls):
+@pytest.mark.parametrize(
+    ("name", "cls", "calls"),
+    [("staged", StagedFailureAnalyst, ["stage1", "stage2", "stage3", "stage4"]), ("simple", SimpleFailureAnalyst, ["stage1", "stage2", "stage3"])],
+    ids=["staged", "rollback"],
+)
+async def test_orchestrator_produces_a_complete_analysis(mocked, make_transport, spec, name, cls, calls):
     fake = FakeOpenAI(mocked)
-    module = load_orchestrator(import_line)
     client = ResponsesClient(transport=make_transport())
     async with client:
-        orch = module.AnalysisOrchestrator(model="gpt-4o", seed=1, client=client)
+        orch = AnalysisOrchestratorFor(analyst=name, model="gpt-4o", seed=1, client=client)
         assert type(orch.analyst) is cls and isinstance(orch.analyst, FailureAnalyst)
         result = await orch.analyze_failure(make_trace(), EXPECTATION, PROMPTS, EVALS)
     assert isinstance(result, CompleteAnalysis)
@@ -74,8 +59,12 @@ async def test_simple_analyst_inlines_the_trace_without_a_store(mocked, make_tra
 def test_public_imports():
     import refinery
 
-    for name in ("StagedFailureAnalyst", "SimpleFailureAnalyst", "FailureAnalyst", "AnalysisOrchestrator", "Trace", "TraceRun", "DomainExpertExpectation", "CompleteAnalysis", "RefineryError"):
-        assert hasattr(refinery, name), name
+    first = ("StagedFailureAnalyst", "SimpleFailureAnalyst", "FailureAnalyst", "AnalysisOrchestrator", "Trace", "TraceRun", "DomainExpertExpectation",
+             "CompleteAnalysis", "StagedAnalysisResult", "RefineryError", "load_trace", "load_expectation", "write_outputs", "analyze_many")
+    for name in first:
+        assert name in refinery.__all__ and hasattr(refinery, name), name
+    for internal in ("OpenAITransport", "RetryPolicy", "ApiSettings"):  # importable from their modules, not the front door
+        assert internal not in refinery.__all__
 
 
 @pytest.mark.parametrize("cls", [StagedFailureAnalyst, SimpleFailureAnalyst])
@@ -96,14 +85,13 @@ async def test_both_analysts_redact_what_they_send(mocked, make_transport, cls):
     assert analyst.redaction.counts["openai_key"] >= 2  # the trace and the expectation
 
 
-@pytest.mark.parametrize(("import_line", "summary_from"), [(STAGED_LINE, "synthesis"), (ROLLBACK_LINE, "diagnosis")], ids=["staged", "rollback"])
-async def test_either_analyst_gets_the_same_report(mocked, make_transport, tmp_path, import_line, summary_from):
+@pytest.mark.parametrize(("name", "summary_from"), [("staged", "synthesis"), ("simple", "diagnosis")], ids=["staged", "rollback"])
+async def test_either_analyst_gets_the_same_report(mocked, make_transport, tmp_path, name, summary_from):
     from refinery.outputs import usage_summary, write_outputs
 
     FakeOpenAI(mocked)
-    module = load_orchestrator(import_line)
     async with ResponsesClient(transport=make_transport()) as client:
-        complete = await module.AnalysisOrchestrator(client=client).analyze_failure(make_trace(), EXPECTATION)
+        complete = await AnalysisOrchestratorFor(analyst=name, client=client).analyze_failure(make_trace(), EXPECTATION)
     written = write_outputs(tmp_path, complete, make_trace(), usage_summary(complete, "gpt-4o"))
     report = (tmp_path / "report.md").read_text()
     assert str(tmp_path / "report.html") in written
