@@ -13,7 +13,9 @@ from contextlib import asynccontextmanager
 
 @asynccontextmanager
 async def server(*args: str) -> AsyncIterator[str]:
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "refinery.testing.server", *args, stdout=subprocess.PIPE)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "refinery.testing.server", *args, stdout=subprocess.PIPE
+    )
     try:
         assert proc.stdout is not None
         url = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode().strip()
@@ -33,4 +35,7 @@ def machine() -> str:
     import os
     import platform
 
-    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()} "
+        f"{platform.release()}"
+    )

@@ -48,7 +48,9 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict:
             batch = items(args.n, Path(tmp))
             plain = mode.startswith("all at once, plain") or mode.startswith("all at once, patient")
             # "patient retries": the same plain client with a retry cap it never reaches, so the cap is not why it loses
-            retry = RetryPolicy(max_rate_limit_retries=1000, max_rate_limit_wait_s=24 * 3600) if "patient" in mode else None
+            retry = (
+                RetryPolicy(max_rate_limit_retries=1000, max_rate_limit_wait_s=24 * 3600) if "patient" in mode else None
+            )
             client = ResponsesClient(api_key="sk-bench", base_url=url, budget=not plain, retry=retry)
             concurrency = 1 if mode == "one at a time" else args.n
             t0 = time.perf_counter()
@@ -61,7 +63,18 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict:
     burst_floor = max(0.0, used - args.tpm) / args.tpm * 60  # the bucket starts full: a minute's tokens at once
     surfaced = sum(1 for o in summary.outcomes.values() if o.status == "failed" and o.error_type == "RateLimitError")
     failed = len(summary.failed)
-    return {"mode": mode, "wall": wall, "floor": floor, "burst_floor": burst_floor, "ratio": wall / floor if floor else float("nan"), "received": s.get("429 rate_limit_exceeded", 0), "surfaced": surfaced, "failed": failed, "tokens": used, "done": len(summary.outcomes) - failed}
+    return {
+        "mode": mode,
+        "wall": wall,
+        "floor": floor,
+        "burst_floor": burst_floor,
+        "ratio": wall / floor if floor else float("nan"),
+        "received": s.get("429 rate_limit_exceeded", 0),
+        "surfaced": surfaced,
+        "failed": failed,
+        "tokens": used,
+        "done": len(summary.outcomes) - failed,
+    }
 
 
 async def main() -> None:
@@ -72,14 +85,25 @@ async def main() -> None:
     p.add_argument("--latency", type=float, default=2.0, help="seconds each /responses call takes on the server")
     p.add_argument("--modes", default="one at a time,all at once, plain retries,budgeted")
     args = p.parse_args()
-    modes = ["one at a time", "all at once, plain retries", "budgeted"] if args.modes == p.get_default("modes") else [m.strip() for m in args.modes.split(";")]
+    modes = (
+        ["one at a time", "all at once, plain retries", "budgeted"]
+        if args.modes == p.get_default("modes")
+        else [m.strip() for m in args.modes.split(";")]
+    )
     print(f"# batch benchmark — {machine()} — N={args.n}, TPM={args.tpm}, RPM={args.rpm}, latency={args.latency}s")
-    print("| mode | wall (s) | floor = tokens ÷ TPM (s) | burst-adjusted floor (s) | wall ÷ burst floor | 429s received | 429s surfaced | traces done | failed | tokens used |")
+    print(
+        "| mode | wall (s) | floor = tokens ÷ TPM (s) | burst-adjusted floor (s) | wall ÷ burst floor | 429s "
+        "received | 429s surfaced | traces done | failed | tokens used |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for mode in modes:
         r = await run_mode(mode, args)
         burst = r["wall"] / r["burst_floor"] if r["burst_floor"] else float("nan")
-        print(f"| {r['mode']} | {r['wall']:.1f} | {r['floor']:.1f} | {r['burst_floor']:.1f} | {burst:.2f} | {r['received']} | {r['surfaced']} | {r['done']} | {r['failed']} | {r['tokens']} |", flush=True)
+        print(
+            f"| {r['mode']} | {r['wall']:.1f} | {r['floor']:.1f} | {r['burst_floor']:.1f} | {burst:.2f} | "
+            f"{r['received']} | {r['surfaced']} | {r['done']} | {r['failed']} | {r['tokens']} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

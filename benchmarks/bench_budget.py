@@ -1,6 +1,6 @@
 """What the rate budget costs when no limit is near: admission + settlement per request.
 
-    python benchmarks/bench_budget.py
+python benchmarks/bench_budget.py
 """
 
 from __future__ import annotations
@@ -16,8 +16,14 @@ from _server import machine  # noqa: E402
 from refinery.integrations.rate_budget import RateBudget  # noqa: E402
 
 # Limits a tight loop of 2500-token requests (hundreds of millions of tokens a second) never nears.
-HEADERS = {"x-ratelimit-limit-tokens": "1000000000000", "x-ratelimit-remaining-tokens": "999999990000", "x-ratelimit-reset-tokens": "1ms",
-           "x-ratelimit-limit-requests": "10000000000", "x-ratelimit-remaining-requests": "9999999999", "x-ratelimit-reset-requests": "6ms"}
+HEADERS = {
+    "x-ratelimit-limit-tokens": "1000000000000",
+    "x-ratelimit-remaining-tokens": "999999990000",
+    "x-ratelimit-reset-tokens": "1ms",
+    "x-ratelimit-limit-requests": "10000000000",
+    "x-ratelimit-remaining-requests": "9999999999",
+    "x-ratelimit-reset-requests": "6ms",
+}
 
 
 async def per_call(budget: RateBudget, n: int, headers: dict[str, str]) -> float:

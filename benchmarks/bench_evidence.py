@@ -109,7 +109,15 @@ def random_recall(n: int, good: int, k: int) -> float:
 
 def bench_trail(root: Path) -> dict[str, Any]:
     traces = sorted((root / "traces").glob("*/*.json"))
-    out: dict[str, Any] = {"files": len(traces), "loaded": 0, "runs": 0, "failed_runs": 0, "raw_bytes": 0, "rendered_chars": 0, "seconds": 0.0}
+    out: dict[str, Any] = {
+        "files": len(traces),
+        "loaded": 0,
+        "runs": 0,
+        "failed_runs": 0,
+        "raw_bytes": 0,
+        "rendered_chars": 0,
+        "seconds": 0.0,
+    }
     gold = eligible = survived = 0
     hits5 = hits10 = 0
     rand5 = rand10 = 0.0
@@ -129,7 +137,11 @@ def bench_trail(root: Path) -> dict[str, Any]:
         if not ann_path.is_file():
             continue
         spans = raw_spans(json.loads(raw))
-        chunks = [Chunk(name, name, c, {}) for name, text in files for c in chunk_text(text, CHUNK_SIZE_TOKENS, CHUNK_OVERLAP_TOKENS)]
+        chunks = [
+            Chunk(name, name, c, {})
+            for name, text in files
+            for c in chunk_text(text, CHUNK_SIZE_TOKENS, CHUNK_OVERLAP_TOKENS)
+        ]
         normed = [norm(c.text) for c in chunks]
         for err in json.loads(ann_path.read_text()).get("errors") or []:
             gold += 1
@@ -190,7 +202,9 @@ def bench_who_and_when(root: Path) -> dict[str, Any]:
         agent_in_heading += in_heading
         agent_verbatim += gold_agent in text
         if not in_heading:
-            notes.append(f"{path.parent.name}/{path.name}: step {step} is spoken by {speaker!r}, the label says {gold_agent!r}")
+            notes.append(
+                f"{path.parent.name}/{path.name}: step {step} is spoken by {speaker!r}, the label says {gold_agent!r}"
+            )
     n = len(logs) or 1
     out.update(
         step_renders=step_ok / n,
@@ -199,6 +213,7 @@ def bench_who_and_when(root: Path) -> dict[str, Any]:
         label_notes=notes,
     )
     return out
+
 
 # --- what Stage 1 has in view, and how honest "verified" is ------------------------------------
 _HEADING = re.compile(r"^## (?:Run|Step) \d+: .*? \[run_id: ([^\]]+)\]$", re.M)
@@ -240,12 +255,19 @@ def stage1_plan(trace: Any, reading: str) -> tuple[list[dict[str, Any]], dict[st
     expectation = expectation_for(None, trace)
     files = analyst.render(trace, expectation)
     bodies = planned_requests(analyst, trace, files, expectation)
-    return [b for name, b in bodies if name.startswith("stage1")], plan_summary(analyst, trace, files, bodies)["stages"]["stage1"]
+    return [b for name, b in bodies if name.startswith("stage1")], plan_summary(analyst, trace, files, bodies)[
+        "stages"
+    ]["stage1"]
 
 
 def returned_chunks(responses: list[dict[str, Any]]) -> list[str]:
-    return [str(r.get("text") or "") for resp in responses for item in resp.get("output") or []
-            if item.get("type") == "file_search_call" for r in item.get("results") or []]
+    return [
+        str(r.get("text") or "")
+        for resp in responses
+        for item in resp.get("output") or []
+        if item.get("type") == "file_search_call"
+        for r in item.get("results") or []
+    ]
 
 
 async def bench_reading(root: Path, server: OpenAITestServer | None) -> dict[str, Any]:
@@ -324,7 +346,9 @@ async def bench_honesty(paths: list[Path], server: OpenAITestServer) -> dict[str
                 trace = load_trace(path)
                 runs = {rid: unify_quote_marks(text) for rid, text in raw_runs(path, raw).items()}
                 folder = Path(tmp) / f"{k:03d}"
-                await StagedFailureAnalyst(client=client, artifacts_dir=folder).analyze(trace, expectation_for(None, trace))
+                await StagedFailureAnalyst(client=client, artifacts_dir=folder).analyze(
+                    trace, expectation_for(None, trace)
+                )
                 out["traces"] += 1
                 for stage, artifact in STAGE_ARTIFACTS.items():
                     data = json.loads((folder / artifact).read_text())
@@ -337,17 +361,22 @@ async def bench_honesty(paths: list[Path], server: OpenAITestServer) -> dict[str
                         if claim.path in failed:
                             continue
                         out["verified"] += 1
-                        quotes = [q for q in [claim.quote, *re.findall(r'"([^"]{8,})"', claim.reason or "")] if q and quote_forms(q)]
+                        quotes = [
+                            q
+                            for q in [claim.quote, *re.findall(r'"([^"]{8,})"', claim.reason or "")]
+                            if q and quote_forms(q)
+                        ]
                         if not quotes:
                             continue
                         out["verified_quoting"] += 1
                         if all(quote_forms(q) in runs.get(claim.run_id, "") for q in quotes):
                             out["in_raw"] += 1
                         else:
-                            out["dishonest"].append(f"{path.name} {stage} {claim.path} {claim.run_id}: {quotes[0][:60]!r}")
+                            out["dishonest"].append(
+                                f"{path.name} {stage} {claim.path} {claim.run_id}: {quotes[0][:60]!r}"
+                            )
     out["share"] = out["in_raw"] / out["verified_quoting"] if out["verified_quoting"] else None
     return out
-
 
 
 def bench_every_line(paths: list[Path]) -> dict[str, Any]:
@@ -356,7 +385,14 @@ def bench_every_line(paths: list[Path]) -> dict[str, Any]:
     verify, and how many of those are not in the cited run's raw source (redacted as uploaded).
     Beside it the rule before 0.2 (a quote anywhere in the cited run's rendered section, markers
     and fences removed; its fallback to any retrieved chunk made it laxer still)."""
-    out: dict[str, Any] = {"quotes": 0, "verified": 0, "not_in_raw": 0, "examples": [], "old_rule_verified": 0, "old_rule_not_in_raw": 0}
+    out: dict[str, Any] = {
+        "quotes": 0,
+        "verified": 0,
+        "not_in_raw": 0,
+        "examples": [],
+        "old_rule_verified": 0,
+        "old_rule_not_in_raw": 0,
+    }
     for path in paths:
         raw = json.loads(path.read_bytes())
         runs = {rid: unify_quote_marks(norm(redact_text(text))) for rid, text in raw_runs(path, raw).items()}
@@ -390,7 +426,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", help="the shared folder holding eval-data/ (default: ../shared beside the repo)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
-    ap.add_argument("--no-server", action="store_true", help="skip the measures that run analyses against the local test server")
+    ap.add_argument(
+        "--no-server", action="store_true", help="skip the measures that run analyses against the local test server"
+    )
     args = ap.parse_args(argv)
     shared = shared_folder(args.shared)
     if shared is None:
@@ -399,34 +437,85 @@ def main(argv: list[str] | None = None) -> int:
     trail = bench_trail(shared / "eval-data" / "trail")
     ww = bench_who_and_when(shared / "eval-data" / "who-and-when")
     reading, honesty = asyncio.run(served(shared / "eval-data", with_server=not args.no_server))
-    lines = bench_every_line(sorted((shared / "eval-data" / "trail" / "traces").glob("*/*.json")) + sorted((shared / "eval-data" / "who-and-when").glob("*/*.json")))
+    lines = bench_every_line(
+        sorted((shared / "eval-data" / "trail" / "traces").glob("*/*.json"))
+        + sorted((shared / "eval-data" / "who-and-when").glob("*/*.json"))
+    )
     if args.json:
-        print(json.dumps({"trail": trail, "who_and_when": ww, "stage1_reading": reading, "verification_honesty": honesty, "every_line": lines}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "trail": trail,
+                    "who_and_when": ww,
+                    "stage1_reading": reading,
+                    "verification_honesty": honesty,
+                    "every_line": lines,
+                },
+                indent=2,
+            )
+        )
         return 0
     for note in trail["misses"]:
         print(f"  evidence not in a chunk with its span id: {note}")
     for note in ww["label_notes"]:
         print(f"  who&when label/trace disagreement: {note}")
     mb = lambda d: d["raw_bytes"] / 1e6  # noqa: E731
-    print(f"TRAIL: loaded {trail['loaded']}/{trail['files']} traces, {trail['runs']} runs, {trail['failed_runs']} failed; rendered/raw {trail['rendered_chars'] / trail['raw_bytes']:.2f}; {trail['seconds'] / mb(trail):.2f} s per MB (load+render+redact)")
-    print(f"TRAIL evidence survival: {trail['survived']}/{trail['eligible']} = {trail['survival']:.1%} (gold errors {trail['gold_errors']}, evidence verbatim in the raw span {trail['eligible']}; goal ≥ 95 %)")
-    print(f"TRAIL retrieval (query = gold description): recall@5 {trail['recall_at_5']:.1%} (random {trail['random_recall_at_5']:.1%}), recall@10 {trail['recall_at_10']:.1%} (random {trail['random_recall_at_10']:.1%})")
-    print(f"Who&When: loaded {ww['loaded']}/{ww['files']} logs; rendered/raw {ww['rendered_chars'] / ww['raw_bytes']:.2f}; {ww['seconds'] / mb(ww):.2f} s per MB")
-    print(f"Who&When: gold mistake_step renders as 'Step N' with the speaker's exact name: {ww['step_renders']:.1%} (goal 100 %)")
-    print(f"Who&When: gold agent is that step's speaker (as labelled): {ww['gold_agent_is_the_step_speaker']:.1%}; gold agent's name verbatim in the files: {ww['gold_agent_verbatim']:.1%}")
+    print(
+        f"TRAIL: loaded {trail['loaded']}/{trail['files']} traces, {trail['runs']} runs, {trail['failed_runs']} "
+        f"failed; rendered/raw {trail['rendered_chars'] / trail['raw_bytes']:.2f}; "
+        f"{trail['seconds'] / mb(trail):.2f} s per MB (load+render+redact)"
+    )
+    print(
+        f"TRAIL evidence survival: {trail['survived']}/{trail['eligible']} = {trail['survival']:.1%} (gold errors "
+        f"{trail['gold_errors']}, evidence verbatim in the raw span {trail['eligible']}; goal ≥ 95 %)"
+    )
+    print(
+        f"TRAIL retrieval (query = gold description): recall@5 {trail['recall_at_5']:.1%} (random "
+        f"{trail['random_recall_at_5']:.1%}), recall@10 {trail['recall_at_10']:.1%} (random "
+        f"{trail['random_recall_at_10']:.1%})"
+    )
+    print(
+        f"Who&When: loaded {ww['loaded']}/{ww['files']} logs; rendered/raw "
+        f"{ww['rendered_chars'] / ww['raw_bytes']:.2f}; {ww['seconds'] / mb(ww):.2f} s per MB"
+    )
+    print(
+        f"Who&When: gold mistake_step renders as 'Step N' with the speaker's exact name: {ww['step_renders']:.1%} "
+        f"(goal 100 %)"
+    )
+    print(
+        f"Who&When: gold agent is that step's speaker (as labelled): {ww['gold_agent_is_the_step_speaker']:.1%}; "
+        f"gold agent's name verbatim in the files: {ww['gold_agent_verbatim']:.1%}"
+    )
     for note in reading["misses"]:
         print(f"  evidence not in view inline: {note}")
     for note in (honesty or {}).get("dishonest", []) + lines["examples"]:
         print(f"  verified but not in the raw source: {note}")
     tok, usd = reading["stage1_input_tokens_per_trace"], reading["stage1_cost_usd_per_trace"]
-    search = "not measured (--no-server)" if reading["search_share"] is None else f"{reading['search_in_view']}/{reading['eligible']} = {reading['search_share']:.1%}"
-    print(f"TRAIL evidence in view of Stage 1: inline {reading['inline_in_view']}/{reading['eligible']} = {reading['inline_share']:.1%} (goal ≥ 95 %); by search (chunks the local server returned) {search}")
-    print(f"TRAIL Stage 1 per trace (gpt-4o, worst case): inline {tok['inline']} input tokens ${usd['inline']:.3f}; search {tok['search']} input tokens ${usd['search']:.3f}")
-    print(f"Every rendered line quoted (own run and the run before, {lines['quotes']} quotes): {lines['verified']} verified, {lines['not_in_raw']} of them not in the"
-          f" cited run's raw source (goal 0); the rule before 0.2: {lines['old_rule_verified']} verified, {lines['old_rule_not_in_raw']} not in the raw source")
+    search = (
+        "not measured (--no-server)"
+        if reading["search_share"] is None
+        else f"{reading['search_in_view']}/{reading['eligible']} = {reading['search_share']:.1%}"
+    )
+    print(
+        f"TRAIL evidence in view of Stage 1: inline {reading['inline_in_view']}/{reading['eligible']} = "
+        f"{reading['inline_share']:.1%} (goal ≥ 95 %); by search (chunks the local server returned) {search}"
+    )
+    print(
+        f"TRAIL Stage 1 per trace (gpt-4o, worst case): inline {tok['inline']} input tokens ${usd['inline']:.3f}; "
+        f"search {tok['search']} input tokens ${usd['search']:.3f}"
+    )
+    print(
+        f"Every rendered line quoted (own run and the run before, {lines['quotes']} quotes): {lines['verified']} "
+        f"verified, {lines['not_in_raw']} of them not in the"
+        f" cited run's raw source (goal 0); the rule before 0.2: {lines['old_rule_verified']} verified, "
+        f"{lines['old_rule_not_in_raw']} not in the raw source"
+    )
     if honesty:
-        print(f"Verification honesty ({honesty['traces']} traces end to end): {honesty['in_raw']}/{honesty['verified_quoting']} verified quotes are in the cited run's raw source"
-              f" = {honesty['share']:.1%} (goal 100 %); {honesty['verified']}/{honesty['claims']} claims verified")
+        print(
+            f"Verification honesty ({honesty['traces']} traces end to end): "
+            f"{honesty['in_raw']}/{honesty['verified_quoting']} verified quotes are in the cited run's raw source"
+            f" = {honesty['share']:.1%} (goal 100 %); {honesty['verified']}/{honesty['claims']} claims verified"
+        )
     else:
         print("Verification honesty: not measured (--no-server)")
     return 0
@@ -438,7 +527,9 @@ async def served(eval_data: Path, *, with_server: bool) -> tuple[dict[str, Any],
         return await bench_reading(eval_data / "trail", None), None
     async with OpenAITestServer() as server:
         reading = await bench_reading(eval_data / "trail", server)
-        paths = sorted((eval_data / "trail" / "traces").glob("*/*.json")) + sorted((eval_data / "who-and-when").glob("*/*.json"))
+        paths = sorted((eval_data / "trail" / "traces").glob("*/*.json")) + sorted(
+            (eval_data / "who-and-when").glob("*/*.json")
+        )
         server.responses.clear()
         server.response_bodies.clear()
         return reading, await bench_honesty(paths, server)

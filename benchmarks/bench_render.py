@@ -22,22 +22,42 @@ def otlp(n_spans: int, payload_chars: int) -> dict:
     spans = []
     for i in range(n_spans):
         start = t0 + timedelta(milliseconds=10 * i)
-        spans.append({
-            "traceId": "ab" * 16, "spanId": f"{i + 1:016x}", "parentSpanId": f"{(i // 10) + 1:016x}" if i else "",
-            "name": f"step-{i}", "startTimeUnixNano": str(int(start.timestamp() * 1e9)), "endTimeUnixNano": str(int((start + timedelta(milliseconds=5)).timestamp() * 1e9)),
-            "attributes": [
-                {"key": "openinference.span.kind", "value": {"stringValue": "TOOL" if i % 3 else "LLM"}},
-                {"key": "input.value", "value": {"stringValue": json.dumps({"query": f"question {i} " + "lorem ipsum " * (payload_chars // 24)})}},
-                {"key": "output.value", "value": {"stringValue": "answer " * (payload_chars // 14)}},
-            ],
-            "status": {"code": 2, "message": "boom"} if i % 97 == 0 else {},
-        })
-    return {"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"scope": {"name": "bench"}, "spans": spans}]}]}
+        spans.append(
+            {
+                "traceId": "ab" * 16,
+                "spanId": f"{i + 1:016x}",
+                "parentSpanId": f"{(i // 10) + 1:016x}" if i else "",
+                "name": f"step-{i}",
+                "startTimeUnixNano": str(int(start.timestamp() * 1e9)),
+                "endTimeUnixNano": str(int((start + timedelta(milliseconds=5)).timestamp() * 1e9)),
+                "attributes": [
+                    {"key": "openinference.span.kind", "value": {"stringValue": "TOOL" if i % 3 else "LLM"}},
+                    {
+                        "key": "input.value",
+                        "value": {
+                            "stringValue": json.dumps(
+                                {"query": f"question {i} " + "lorem ipsum " * (payload_chars // 24)}
+                            )
+                        },
+                    },
+                    {"key": "output.value", "value": {"stringValue": "answer " * (payload_chars // 14)}},
+                ],
+                "status": {"code": 2, "message": "boom"} if i % 97 == 0 else {},
+            }
+        )
+    return {
+        "resourceSpans": [
+            {"resource": {"attributes": []}, "scopeSpans": [{"scope": {"name": "bench"}, "spans": spans}]}
+        ]
+    }
 
 
 def main() -> None:
     print(f"# render benchmark — {machine()}")
-    print("| spans | trace JSON (MB) | load (s) | render (s) | redact (s) | files | output (MB) | peak mem (MB) | deterministic |")
+    print(
+        "| spans | trace JSON (MB) | load (s) | render (s) | redact (s) | files | output (MB) | peak mem (MB) | "
+        "deterministic |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for n, chars in ((1000, 4000), (5000, 4000), (5000, 12000)):
         data = otlp(n, chars)
@@ -57,7 +77,10 @@ def main() -> None:
         tracemalloc.stop()
         same = files == render_trace_files(load_trace(data))
         out_mb = sum(len(x) for _, x in files) / 1e6
-        print(f"| {n} | {size_mb:.1f} | {t_load:.2f} | {t_render:.2f} | {t_redact:.2f} | {len(files)} | {out_mb:.1f} | {peak:.0f} | {same} |")
+        print(
+            f"| {n} | {size_mb:.1f} | {t_load:.2f} | {t_render:.2f} | {t_redact:.2f} | {len(files)} | {out_mb:.1f} | "
+            f"{peak:.0f} | {same} |"
+        )
 
 
 if __name__ == "__main__":

@@ -39,7 +39,9 @@ from refinery.testing.openapi_spec import find_shared  # noqa: E402
 from refinery.testing.server import OpenAITestServer  # noqa: E402
 from refinery.traces import load_trace  # noqa: E402
 
-WORDS = "the agent called the search tool and read the page then it wrote a plan about refunds orders and customers".split()
+WORDS = (
+    "the agent called the search tool and read the page then it wrote a plan about refunds orders and customers".split()
+)
 EXPECT = {"description": "The agent finds the order and issues the refund."}
 
 
@@ -51,7 +53,11 @@ def chat_log(megabytes: float, seed: int = 1) -> dict[str, Any]:
     rng = random.Random(seed)
     history, size, i = [], 0, 0
     while size < megabytes * 1e6:
-        entry = {"role": "assistant" if i % 3 else "user", "name": f"agent{i % 4}", "content": text(rng, rng.randint(20, 120))}
+        entry = {
+            "role": "assistant" if i % 3 else "user",
+            "name": f"agent{i % 4}",
+            "content": text(rng, rng.randint(20, 120)),
+        }
         history.append(entry)
         size += len(entry["content"]) + 60
         i += 1
@@ -69,19 +75,37 @@ def otlp_trace(megabytes: float, seed: int = 2) -> dict[str, Any]:
             conversation.append({"role": "user", "content": text(rng, 40)})
             conversation = conversation[-12:]  # a sliding window of history, as agents keep
             for n, m in enumerate(conversation):
-                attrs += [{"key": f"llm.input_messages.{n}.message.role", "value": {"stringValue": m["role"]}},
-                          {"key": f"llm.input_messages.{n}.message.content", "value": {"stringValue": m["content"]}}]
+                attrs += [
+                    {"key": f"llm.input_messages.{n}.message.role", "value": {"stringValue": m["role"]}},
+                    {"key": f"llm.input_messages.{n}.message.content", "value": {"stringValue": m["content"]}},
+                ]
             attrs.append({"key": "llm.output_messages.0.message.content", "value": {"stringValue": text(rng, 60)}})
         else:
-            attrs += [{"key": "input.value", "value": {"stringValue": json.dumps({"q": text(rng, 10)})}},
-                      {"key": "output.value", "value": {"stringValue": text(rng, 80)}}]
-        span = {"traceId": "ab" * 16, "spanId": f"{i:016x}", "parentSpanId": "0" * 16 if i else "", "name": f"{kind.lower()} {i}",
-                "startTimeUnixNano": str(1_700_000_000_000_000_000 + i * 1_000_000), "endTimeUnixNano": str(1_700_000_000_000_000_000 + i * 1_000_000 + 500_000),
-                "attributes": attrs, "status": {"code": 2 if i % 97 == 5 else 1}}
+            attrs += [
+                {"key": "input.value", "value": {"stringValue": json.dumps({"q": text(rng, 10)})}},
+                {"key": "output.value", "value": {"stringValue": text(rng, 80)}},
+            ]
+        span = {
+            "traceId": "ab" * 16,
+            "spanId": f"{i:016x}",
+            "parentSpanId": "0" * 16 if i else "",
+            "name": f"{kind.lower()} {i}",
+            "startTimeUnixNano": str(1_700_000_000_000_000_000 + i * 1_000_000),
+            "endTimeUnixNano": str(1_700_000_000_000_000_000 + i * 1_000_000 + 500_000),
+            "attributes": attrs,
+            "status": {"code": 2 if i % 97 == 5 else 1},
+        }
         spans.append(span)
         size += len(json.dumps(span))
         i += 1
-    return {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "bench"}}]}, "scopeSpans": [{"spans": spans}]}]}
+    return {
+        "resourceSpans": [
+            {
+                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "bench"}}]},
+                "scopeSpans": [{"spans": spans}],
+            }
+        ]
+    }
 
 
 def plan_in_a_process(path: Path, expect: Path, *, command: list[str] | None = None) -> dict[str, Any]:
@@ -93,7 +117,13 @@ def plan_in_a_process(path: Path, expect: Path, *, command: list[str] | None = N
         "w=time.perf_counter()-t; r=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss; "
         "print(p.returncode, w, r); sys.stderr.write(p.stderr[-500:]); sys.stdout.write('\\n' + p.stdout)"
     )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     first, _, rest = out.stdout.partition("\n")
     rc, wall, rss_kb = first.split()
     plan = json.loads(rest) if int(rc) == 0 and command is None else {}
@@ -112,7 +142,13 @@ async def full_run(path: Path, latency: float, concurrency: int) -> dict[str, An
         bodies = server.response_bodies
     counted = sum(u.input_tokens for u in result.usage.values())
     largest = max(u.input_tokens for u in calls)  # as the server counted each call: texts and retrieved chunks
-    return {"run_s": wall, "calls": len(bodies), "largest_request_tokens": largest, "server_input_tokens": counted, "budget": input_budget("gpt-4o")}
+    return {
+        "run_s": wall,
+        "calls": len(bodies),
+        "largest_request_tokens": largest,
+        "server_input_tokens": counted,
+        "budget": input_budget("gpt-4o"),
+    }
 
 
 async def run_rss(path: Path, expect: Path, latency: float, concurrency: int) -> dict[str, Any]:
@@ -121,8 +157,27 @@ async def run_rss(path: Path, expect: Path, latency: float, concurrency: int) ->
     the plan."""
     async with OpenAITestServer(latency_s=latency, validate_requests=False) as server:
         with tempfile.TemporaryDirectory() as out:
-            env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": server.base_url}
-            cmd = [sys.executable, "-m", "refinery", "run", str(path), "--expect", str(expect), "--out", out, "--concurrency", str(concurrency), "--timeout", "600"]
+            env = {
+                **os.environ,
+                "PYTHONPATH": str(ROOT),
+                "OPENAI_API_KEY": "sk-bench",
+                "OPENAI_BASE_URL": server.base_url,
+            }
+            cmd = [
+                sys.executable,
+                "-m",
+                "refinery",
+                "run",
+                str(path),
+                "--expect",
+                str(expect),
+                "--out",
+                out,
+                "--concurrency",
+                str(concurrency),
+                "--timeout",
+                "600",
+            ]
 
             # Through a small probe process, as for `plan`: a child forked straight from this big
             # process would count this process's pages in its own peak until it execs.
@@ -133,7 +188,9 @@ async def run_rss(path: Path, expect: Path, latency: float, concurrency: int) ->
             )
 
             def wait() -> tuple[int, float]:
-                out = subprocess.run([sys.executable, "-c", probe], env=env, cwd=ROOT, capture_output=True, text=True).stdout.split()
+                out = subprocess.run(
+                    [sys.executable, "-c", probe], env=env, cwd=ROOT, capture_output=True, text=True
+                ).stdout.split()
                 return int(out[0]), int(out[1]) / 1024
 
             rc, rss = await asyncio.to_thread(wait)
@@ -144,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1,10,100", help="MB sizes for plan (default 1,10,100)")
     ap.add_argument("--run-sizes", default="1,10", help="MB sizes for full runs (default 1,10)")
-    ap.add_argument("--latency", type=float, default=2.0, help="seconds a /responses call takes on the server (default 2)")
+    ap.add_argument(
+        "--latency", type=float, default=2.0, help="seconds a /responses call takes on the server (default 2)"
+    )
     ap.add_argument("--concurrency", type=int, default=8, help="stage 1 groups in flight (default 8)")
     args = ap.parse_args(argv)
     rows = []
@@ -159,7 +218,11 @@ def main(argv: list[str] | None = None) -> int:
                 path.write_text(json.dumps(make(mb)))
                 cases.append((kind, mb, path))
         shared = find_shared(Path(__file__))
-        trail = sorted((shared / "eval-data" / "trail" / "traces").glob("*/*.json"), key=lambda p: p.stat().st_size) if shared else []
+        trail = (
+            sorted((shared / "eval-data" / "trail" / "traces").glob("*/*.json"), key=lambda p: p.stat().st_size)
+            if shared
+            else []
+        )
         if trail:
             cases.append(("trail-largest", trail[-1].stat().st_size / 1e6, trail[-1]))
         run_sizes = {float(x) for x in args.run_sizes.split(",") if x}
@@ -172,10 +235,17 @@ def main(argv: list[str] | None = None) -> int:
         for kind, mb, path in cases:
             size_mb = path.stat().st_size / 1e6
             p = plan_in_a_process(path, expect)
-            row = {"trace": kind, "mb": round(size_mb, 1), "plan_s": round(p["plan_s"], 2), "peak_rss_mb": round(p["peak_rss_mb"]),
-                   "rss_x": round(p["peak_rss_mb"] / size_mb, 1) if size_mb else None,
-                   "rss_above_bare_x": round((p["peak_rss_mb"] - bare) / size_mb, 1) if size_mb else None, "groups": p["plan"].get("groups"),
-                   "plan_input_tokens": p["plan"].get("total", {}).get("input_tokens"), "plan_expected_input_tokens": p["plan"].get("total", {}).get("expected_input_tokens")}
+            row = {
+                "trace": kind,
+                "mb": round(size_mb, 1),
+                "plan_s": round(p["plan_s"], 2),
+                "peak_rss_mb": round(p["peak_rss_mb"]),
+                "rss_x": round(p["peak_rss_mb"] / size_mb, 1) if size_mb else None,
+                "rss_above_bare_x": round((p["peak_rss_mb"] - bare) / size_mb, 1) if size_mb else None,
+                "groups": p["plan"].get("groups"),
+                "plan_input_tokens": p["plan"].get("total", {}).get("input_tokens"),
+                "plan_expected_input_tokens": p["plan"].get("total", {}).get("expected_input_tokens"),
+            }
             if p["rc"] != 0:
                 row["error"] = p["stderr"].strip().splitlines()[-1:] or "plan failed"
             if mb in run_sizes or kind == "trail-largest":
@@ -183,16 +253,33 @@ def main(argv: list[str] | None = None) -> int:
                 row.update({k: (round(v, 1) if isinstance(v, float) else v) for k, v in r.items()})
                 row.update(asyncio.run(run_rss(path, expect, args.latency, args.concurrency)))
                 row["run_rss_above_bare_x"] = round((row["run_peak_rss_mb"] - bare_run) / size_mb, 1)
-                row["plan_estimate_vs_server"] = round(row["plan_expected_input_tokens"] / r["server_input_tokens"], 2) if row.get("plan_expected_input_tokens") else None
-                row["plan_worst_case_vs_server"] = round(row["plan_input_tokens"] / r["server_input_tokens"], 2) if row.get("plan_input_tokens") else None
+                row["plan_estimate_vs_server"] = (
+                    round(row["plan_expected_input_tokens"] / r["server_input_tokens"], 2)
+                    if row.get("plan_expected_input_tokens")
+                    else None
+                )
+                row["plan_worst_case_vs_server"] = (
+                    round(row["plan_input_tokens"] / r["server_input_tokens"], 2)
+                    if row.get("plan_input_tokens")
+                    else None
+                )
             rows.append(row)
             print(json.dumps(row), flush=True)
     print()
     print(f"bare process (a three-step log): plan {bare:.0f} MB, run {bare_run} MB")
-    print("trace          MB   plan s  peak RSS MB  RSS×size  above bare×size  groups  run s  calls  largest req  budget  plan/server tokens (expected, worst)  run RSS MB (above bare×size)")
+    print(
+        "trace          MB   plan s  peak RSS MB  RSS×size  above bare×size  groups  run s  calls  largest req  "
+        "budget  plan/server tokens (expected, worst)  run RSS MB (above bare×size)"
+    )
     for r in rows:
-        print(f"{r['trace']:<13} {r['mb']:>5} {r['plan_s']:>7} {r['peak_rss_mb']:>11} {r['rss_x']!s:>9} {r['rss_above_bare_x']!s:>16} {r['groups']!s:>7} "
-              f"{r.get('run_s', '—')!s:>6} {r.get('calls', '—')!s:>6} {r.get('largest_request_tokens', '—')!s:>12} {r.get('budget', '—')!s:>7} {r.get('plan_estimate_vs_server', '—')!s:>8} {r.get('plan_worst_case_vs_server', '—')!s:>6}  {r.get('run_peak_rss_mb', '—')!s:>5} ({r.get('run_rss_above_bare_x', '—')})")
+        print(
+            f"{r['trace']:<13} {r['mb']:>5} {r['plan_s']:>7} {r['peak_rss_mb']:>11} {r['rss_x']!s:>9} "
+            f"{r['rss_above_bare_x']!s:>16} {r['groups']!s:>7} "
+            f"{r.get('run_s', '—')!s:>6} {r.get('calls', '—')!s:>6} {r.get('largest_request_tokens', '—')!s:>12} "
+            f"{r.get('budget', '—')!s:>7} {r.get('plan_estimate_vs_server', '—')!s:>8} "
+            f"{r.get('plan_worst_case_vs_server', '—')!s:>6}  {r.get('run_peak_rss_mb', '—')!s:>5} "
+            f"({r.get('run_rss_above_bare_x', '—')})"
+        )
     return 0
 
 

@@ -1,6 +1,6 @@
 """Uploading K files: one by one vs concurrently, against the local server with upload latency.
 
-    python benchmarks/bench_upload.py [--k 24] [--latency 0.2]
+python benchmarks/bench_upload.py [--k 24] [--latency 0.2]
 """
 
 from __future__ import annotations

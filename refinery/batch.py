@@ -99,8 +99,12 @@ def discover(source: str | Path, default_expect: str | Path | None = None) -> li
     if src.is_dir():
         shared_expect = Path(default_expect).resolve() if default_expect else None
         paths = sorted(
-            p for p in src.iterdir()
-            if p.is_file() and p.name.endswith(TRACE_SUFFIXES) and not p.name.endswith(EXPECT_SUFFIXES) and p.resolve() != shared_expect
+            p
+            for p in src.iterdir()
+            if p.is_file()
+            and p.name.endswith(TRACE_SUFFIXES)
+            and not p.name.endswith(EXPECT_SUFFIXES)
+            and p.resolve() != shared_expect
         )
         stems = [p.name[: -len(p.suffix)] for p in paths]
         for path, stem in zip(paths, stems):
@@ -136,7 +140,9 @@ def discover(source: str | Path, default_expect: str | Path | None = None) -> li
     names = [i.name for i in items]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise InputFileError(f"{src}: several traces would share the output folder(s) {dupes}; give them distinct names")
+        raise InputFileError(
+            f"{src}: several traces would share the output folder(s) {dupes}; give them distinct names"
+        )
     if not items:
         raise InputFileError(f"{src}: no traces found (*.json, *.jsonl)")
     return items
@@ -173,7 +179,13 @@ class _Progress:
     counts down between finishes, so waiting for budget does not make it climb.
     """
 
-    def __init__(self, total: int, client: ResponsesClient, emit: Callable[[str], None] | None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        total: int,
+        client: ResponsesClient,
+        emit: Callable[[str], None] | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.total, self.client, self.emit, self.clock = total, client, emit, clock
         self.done = self.failed = self.running = 0
         self.tokens = 0
@@ -201,7 +213,8 @@ class _Progress:
         waiting = stats.waiting_now if stats else 0
         eta = self.eta()
         return (
-            f"batch: {self.done} done, {self.running} running, {waiting} waiting for budget, {self.failed} failed of {self.total}; "
+            f"batch: {self.done} done, {self.running} running, {waiting} waiting for budget, {self.failed} failed of "
+            f"{self.total}; "
             f"{self.tokens} tokens; ETA {'?' if eta is None else f'{eta:.0f}s'}"
         )
 
@@ -265,7 +278,12 @@ async def analyze_many(
                 if not isinstance(exc, RefineryError):
                     log.exception("unexpected error analysing %s", item.name)
                 outcome = TraceOutcome(
-                    name=item.name, trace=item.trace, status="failed", error=str(exc), error_type=type(exc).__name__, exit_code=exit_code_for(exc)
+                    name=item.name,
+                    trace=item.trace,
+                    status="failed",
+                    error=str(exc),
+                    error_type=type(exc).__name__,
+                    exit_code=exit_code_for(exc),
                 )
             outcome.duration_s = round(time.monotonic() - t0, 3)
             tracker.running -= 1
@@ -291,13 +309,17 @@ async def analyze_many(
     return summary
 
 
-async def _analyze_one(item: BatchItem, out: Path, model: str, client: ResponsesClient, analyst_kwargs: dict[str, Any]) -> TraceOutcome:
+async def _analyze_one(
+    item: BatchItem, out: Path, model: str, client: ResponsesClient, analyst_kwargs: dict[str, Any]
+) -> TraceOutcome:
     trace = load_trace(item.trace)
     expectation = expectation_for(item.expect, trace)
     analyst = StagedFailureAnalyst(model=model, client=client, artifacts_dir=out, **analyst_kwargs)
     result = await analyst.analyze(trace, expectation, read_files(item.prompts), read_files(item.evals))
     usage = usage_summary(result, model, result.redactions)
-    write_outputs(out, result, trace, usage, analyst.uploaded_files(trace.trace_id))  # each trace's folder holds its report, as `run`'s does
+    write_outputs(
+        out, result, trace, usage, analyst.uploaded_files(trace.trace_id)
+    )  # each trace's folder holds its report, as `run`'s does
     diagnosis, synthesis = result.diagnosis, result.synthesis
     return TraceOutcome(
         name=item.name,

@@ -70,14 +70,20 @@ def _progress(stage: str, status: str, info: dict[str, Any]) -> None:
 
 
 def _indexing(counts: Any) -> None:
-    print(f"refinery: indexing {counts.get('completed', 0)}/{counts.get('total', 0)} files ({counts.get('in_progress', 0)} in progress)", file=sys.stderr)
+    print(
+        f"refinery: indexing {counts.get('completed', 0)}/{counts.get('total', 0)} files "
+        f"({counts.get('in_progress', 0)} in progress)",
+        file=sys.stderr,
+    )
 
 
 def _emit(args: argparse.Namespace, human: str, data: dict[str, Any]) -> None:
     print(json.dumps(data, indent=2, default=str) if args.json else human)
 
 
-async def _analysis(args: argparse.Namespace, trace: Any, prompts: dict[str, str], evals: dict[str, str], store_id: str | None) -> int:
+async def _analysis(
+    args: argparse.Namespace, trace: Any, prompts: dict[str, str], evals: dict[str, str], store_id: str | None
+) -> int:
     expectation = expectation_for(args.expect, trace)
     until = _stages(args.stages)
     out = Path(args.out)
@@ -93,12 +99,22 @@ async def _analysis(args: argparse.Namespace, trace: Any, prompts: dict[str, str
         **_scale_options(args),
     )
     async with analyst, analyst.client:
-        result = await analyst.analyze(trace, expectation, prompts, evals, store_id=store_id, until_stage=until, on_progress=_indexing)
+        result = await analyst.analyze(
+            trace, expectation, prompts, evals, store_id=store_id, until_stage=until, on_progress=_indexing
+        )
     usage = usage_summary(result, args.model, result.redactions)
-    files = write_outputs(out, result, trace, usage, analyst.uploaded_files(trace.trace_id) if trace is not None else None)
-    summary = result.synthesis.summary if result.synthesis else (result.diagnosis.root_cause if result.diagnosis else "")
+    files = write_outputs(
+        out, result, trace, usage, analyst.uploaded_files(trace.trace_id) if trace is not None else None
+    )
+    summary = (
+        result.synthesis.summary if result.synthesis else (result.diagnosis.root_cause if result.diagnosis else "")
+    )
     redacted = result.redactions
-    redaction_line = ("redacted before upload: " + ", ".join(f"{n} {k}" for k, n in redacted.items())) if redacted else "redacted before upload: nothing found"
+    redaction_line = (
+        ("redacted before upload: " + ", ".join(f"{n} {k}" for k, n in redacted.items()))
+        if redacted
+        else "redacted before upload: nothing found"
+    )
     if getattr(args, "no_redact", False):
         redaction_line = "redaction: off (--no-redact)"
     _emit(
@@ -122,10 +138,25 @@ async def cmd_init(args: argparse.Namespace) -> int:
     trace = load_trace(args.trace, format=args.format)
     prompts, evals = read_files(args.prompts), read_files(args.evals)
     expectation = load_expectation(args.expect) if args.expect else None
-    analyst = StagedFailureAnalyst(client=_client(args), progress_callback=_progress, keep_store=True, redact=not args.no_redact, expires_after_days=args.expires_days)
+    analyst = StagedFailureAnalyst(
+        client=_client(args),
+        progress_callback=_progress,
+        keep_store=True,
+        redact=not args.no_redact,
+        expires_after_days=args.expires_days,
+    )
     async with analyst, analyst.client:
         store_id = await analyst.prepare(trace, expectation, prompts, evals, on_progress=_indexing, name=args.name)
-    _emit(args, store_id, {"store_id": store_id, "trace_id": trace.trace_id, "runs": len(trace.runs), "redactions": analyst.redaction.as_dict()})
+    _emit(
+        args,
+        store_id,
+        {
+            "store_id": store_id,
+            "trace_id": trace.trace_id,
+            "runs": len(trace.runs),
+            "redactions": analyst.redaction.as_dict(),
+        },
+    )
     return EXIT_OK
 
 
@@ -152,31 +183,56 @@ async def cmd_plan(args: argparse.Namespace) -> int:
     data = {
         **plan,
         "files": [{"name": n, "bytes": size, "estimated_tokens": tokens} for n, size, tokens in file_stats(files)],
-        "requests": [{"call": name, "estimated_input_tokens": estimate_body_tokens(b), "max_output_tokens": b["max_output_tokens"], "body": b if (args.json or args.show_bodies) else None} for name, b in bodies],
+        "requests": [
+            {
+                "call": name,
+                "estimated_input_tokens": estimate_body_tokens(b),
+                "max_output_tokens": b["max_output_tokens"],
+                "body": b if (args.json or args.show_bodies) else None,
+            }
+            for name, b in bodies
+        ],
         "redactions": analyst.redaction.as_dict(),
         "task": {"text": trace.metadata.get("task"), "found_in": trace.metadata.get("task_source")},
         "stage1_reading": analyst.stage1_reading,
     }
     if args.compare_reading:
-        other = StagedFailureAnalyst(model=args.model, redact=not args.no_redact, **{**_scale_options(args), "stage1_reading": _other_reading(analyst)})
-        data["stage1_other_reading"] = {"reading": other.stage1_reading, **plan_summary(other, trace, files, planned_requests(other, trace, files, expectation))["stages"]["stage1"]}
+        other = StagedFailureAnalyst(
+            model=args.model,
+            redact=not args.no_redact,
+            **{**_scale_options(args), "stage1_reading": _other_reading(analyst)},
+        )
+        data["stage1_other_reading"] = {
+            "reading": other.stage1_reading,
+            **plan_summary(other, trace, files, planned_requests(other, trace, files, expectation))["stages"]["stage1"],
+        }
     total = plan["total"]
-    cost = "unknown (no price for this model)" if total["estimated_cost_usd"] is None else f"~${total['estimated_cost_usd']:.2f}"
+    cost = (
+        "unknown (no price for this model)"
+        if total["estimated_cost_usd"] is None
+        else f"~${total['estimated_cost_usd']:.2f}"
+    )
     lines = [
-        f"trace {trace.trace_id}: {plan['runs']} runs ({plan['failed_runs']} failed) → {plan['files']} files, ~{plan['file_tokens']} tokens; "
+        f"trace {trace.trace_id}: {plan['runs']} runs ({plan['failed_runs']} failed) → {plan['files']} files, "
+        f"~{plan['file_tokens']} tokens; "
         f"stage 1 in {plan['groups']} group(s)",
-        f"model {plan['model']}: input budget {plan['input_budget']} tokens a request; stage 1 reads its runs {analyst.stage1_reading}",
+        f"model {plan['model']}: input budget {plan['input_budget']} tokens a request; stage 1 reads its runs "
+        f"{analyst.stage1_reading}",
         _task_line(trace, args.expect),
         "",
         "stage    calls  input tokens  output tokens  largest request  est. cost",
     ]
     for key, row in plan["stages"].items():
         c = "n/a" if row["estimated_cost_usd"] is None else f"${row['estimated_cost_usd']:.3f}"
-        lines.append(f"{key:<8} {row['calls']:>5}  {row['input_tokens']:>12}  {row['output_tokens']:>13}  {row['largest_request']:>15}  {c:>9}")
+        lines.append(
+            f"{key:<8} {row['calls']:>5}  {row['input_tokens']:>12}  {row['output_tokens']:>13}  "
+            f"{row['largest_request']:>15}  {c:>9}"
+        )
     lines += [
         f"total    {total['calls']:>5}  {total['input_tokens']:>12}  {total['output_tokens']:>13}",
         "",
-        f"estimated cost (worst case): {cost}; duration at {plan['latency_s']:g} s a call: ~{total['estimated_duration_s']:.0f} s plus indexing",
+        f"estimated cost (worst case): {cost}; duration at {plan['latency_s']:g} s a call: "
+        f"~{total['estimated_duration_s']:.0f} s plus indexing",
         f"({plan['notes']})",
     ]
     lines += [f"warning: {w}" for w in plan["warnings"]]
@@ -185,14 +241,36 @@ async def cmd_plan(args: argparse.Namespace) -> int:
         lines += ["", f"stage 1 read {analyst.stage1_reading} (this plan) vs {there['reading']}:"]
         for how, row in ((analyst.stage1_reading, here), (there["reading"], there)):
             c = "n/a" if row["estimated_cost_usd"] is None else f"${row['estimated_cost_usd']:.3f}"
-            lines.append(f"  {how:<7} {row['calls']:>4} calls  {row['input_tokens']:>10} input tokens  {row['output_tokens']:>8} output  {c:>9}")
+            lines.append(
+                f"  {how:<7} {row['calls']:>4} calls  {row['input_tokens']:>10} input tokens  "
+                f"{row['output_tokens']:>8} output  {c:>9}"
+            )
     if args.verbose:
-        lines += ["", "files to upload:", *[f"  {r['name']}  {r['bytes']} bytes  ~{r['estimated_tokens']} tokens" for r in data["files"]]]
-        lines += ["", "requests (POST /v1/responses):", *[f"  {r['call']}: ~{r['estimated_input_tokens']} input tokens before retrieval, up to {r['max_output_tokens']} output" for r in data["requests"]]]
+        lines += [
+            "",
+            "files to upload:",
+            *[f"  {r['name']}  {r['bytes']} bytes  ~{r['estimated_tokens']} tokens" for r in data["files"]],
+        ]
+        lines += [
+            "",
+            "requests (POST /v1/responses):",
+            *[
+                f"  {r['call']}: ~{r['estimated_input_tokens']} input tokens before retrieval, up to "
+                f"{r['max_output_tokens']} output"
+                for r in data["requests"]
+            ],
+        ]
     if args.show_bodies:
         lines += ["", *[f"--- {name}\n{json.dumps(b, indent=2)}" for name, b in bodies]]
     redactions = analyst.redaction.as_dict()
-    lines += ["", f"redacted: {redactions}" if redactions else "redacted: nothing found" if not args.no_redact else "redaction: off (--no-redact)"]
+    lines += [
+        "",
+        f"redacted: {redactions}"
+        if redactions
+        else "redacted: nothing found"
+        if not args.no_redact
+        else "redaction: off (--no-redact)",
+    ]
     _emit(args, "\n".join(lines), data)
     over = [w for w in plan["warnings"] if "over the budget" in w]
     if args.strict and over:
@@ -217,7 +295,10 @@ def _other_reading(analyst: StagedFailureAnalyst) -> str:
 
 def _model_options(args: argparse.Namespace) -> dict[str, Any]:
     """How stage 1 reads and how hard a reasoning model thinks: `run`, `analyze`, `plan`, `batch`."""
-    return {"stage1_reading": getattr(args, "stage1_reading", "inline"), "reasoning_effort": getattr(args, "reasoning_effort", None)}
+    return {
+        "stage1_reading": getattr(args, "stage1_reading", "inline"),
+        "reasoning_effort": getattr(args, "reasoning_effort", None),
+    }
 
 
 def _scale_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -234,7 +315,11 @@ async def cmd_canary(args: argparse.Namespace) -> int:
     async with ResponsesClient() as client:
         result = await client.canary(args.model)
     base = client.base_url
-    _emit(args, f"ok: {args.model} at {base} answered {result.reply!r}", {"ok": True, "model": args.model, "base_url": base, "response_id": result.response_id})
+    _emit(
+        args,
+        f"ok: {args.model} at {base} answered {result.reply!r}",
+        {"ok": True, "model": args.model, "base_url": base, "response_id": result.response_id},
+    )
     return EXIT_OK
 
 
@@ -243,15 +328,26 @@ async def cmd_batch(args: argparse.Namespace) -> int:
     from refinery.batch import analyze_many, discover
 
     items = discover(args.source, args.expect)
-    ceiling = CostCeiling(args.max_cost, args.model) if args.max_cost is not None else None  # one ceiling for the whole batch
+    ceiling = (
+        CostCeiling(args.max_cost, args.model) if args.max_cost is not None else None
+    )  # one ceiling for the whole batch
     client = _client(args, tpm=args.tpm, rpm=args.rpm)
     async with client:
         summary = await analyze_many(
-            items, out_dir=args.out, model=args.model, concurrency=args.concurrency, client=client,
-            progress=lambda line: print(line, file=sys.stderr), cost_ceiling=ceiling, **_model_options(args),
+            items,
+            out_dir=args.out,
+            model=args.model,
+            concurrency=args.concurrency,
+            client=client,
+            progress=lambda line: print(line, file=sys.stderr),
+            cost_ceiling=ceiling,
+            **_model_options(args),
         )
     failed = summary.failed
-    human = f"{len(summary.outcomes) - len(failed)} done, {len(failed)} failed, {len(summary.skipped)} skipped (already done); {summary.total_tokens} tokens; summary: {Path(args.out) / 'summary.md'}"
+    human = (
+        f"{len(summary.outcomes) - len(failed)} done, {len(failed)} failed, {len(summary.skipped)} skipped "
+        f"(already done); {summary.total_tokens} tokens; summary: {Path(args.out) / 'summary.md'}"
+    )
     _emit(args, human, summary.model_dump(mode="json"))
     if not failed:
         return EXIT_OK
@@ -270,7 +366,17 @@ async def cmd_demo(args: argparse.Namespace) -> int:
         f"demo: ran upload, indexing and four stages against refinery's local test server ({demo.server_url}).\n"
         f"{STAND_IN_NOTICE}\n\nreport: {report} (and {demo.out / 'report.md'})"
     )
-    _emit(args, human, {"out": str(demo.out), "report": str(report), "files": demo.files, "stand_in_model": True, "notice": STAND_IN_NOTICE})
+    _emit(
+        args,
+        human,
+        {
+            "out": str(demo.out),
+            "report": str(report),
+            "files": demo.files,
+            "stand_in_model": True,
+            "notice": STAND_IN_NOTICE,
+        },
+    )
     return EXIT_OK
 
 
@@ -282,14 +388,24 @@ async def cmd_eval(args: argparse.Namespace) -> int:
     if not args.score and not args.out:
         raise InputFileError("refinery eval: give --out DIR (where the runs and eval.json go), or --score PRED_DIR")
     client = None if args.score else _client(args)
-    common = {"out": args.out, "limit": args.limit, "model": args.model, "client": client, "concurrency": args.concurrency,
-              "predictions_dir": args.score, "progress": lambda line: print(line, file=sys.stderr)}
+    common = {
+        "out": args.out,
+        "limit": args.limit,
+        "model": args.model,
+        "client": client,
+        "concurrency": args.concurrency,
+        "predictions_dir": args.score,
+        "progress": lambda line: print(line, file=sys.stderr),
+    }
     try:
         if args.benchmark == "who-and-when":
             result = await eval_who_and_when(args.data, with_answer=args.with_answer, **common)
         else:
             if args.annotations is None and not args.score:
-                raise InputFileError(f"refinery eval {args.benchmark}: give TRACES and the labels folder (only --score can do without the traces)")
+                raise InputFileError(
+                    f"refinery eval {args.benchmark}: give TRACES and the labels folder (only --score can do without "
+                    f"the traces)"
+                )
             traces, annotations = (None, args.data) if args.annotations is None else (args.data, args.annotations)
             if args.benchmark == "labels":
                 result = await eval_labels(traces, annotations, step_base=args.step_base, **common)
@@ -298,7 +414,11 @@ async def cmd_eval(args: argparse.Namespace) -> int:
     finally:
         if client is not None:
             await client.close()
-    _emit(args, render_eval_md(result), {k: v for k, v in result.items() if k != "scores"} | {"scores": _without_rows(result["scores"])})
+    _emit(
+        args,
+        render_eval_md(result),
+        {k: v for k, v in result.items() if k != "scores"} | {"scores": _without_rows(result["scores"])},
+    )
     return EXIT_OK
 
 
@@ -310,7 +430,16 @@ def _without_rows(scores: dict[str, Any]) -> dict[str, Any]:
     return {"subsets": {n: trim(s) for n, s in scores["subsets"].items()}, "overall": trim(scores["overall"])}
 
 
-COMMANDS = {"demo": cmd_demo, "eval": cmd_eval, "batch": cmd_batch, "init": cmd_init, "analyze": cmd_analyze, "run": cmd_run, "plan": cmd_plan, "canary": cmd_canary}
+COMMANDS = {
+    "demo": cmd_demo,
+    "eval": cmd_eval,
+    "batch": cmd_batch,
+    "init": cmd_init,
+    "analyze": cmd_analyze,
+    "run": cmd_run,
+    "plan": cmd_plan,
+    "canary": cmd_canary,
+}
 
 
 async def amain(argv: Sequence[str] | None = None) -> int:
@@ -319,7 +448,9 @@ async def amain(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="refinery: %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING, format="refinery: %(levelname)s %(name)s: %(message)s"
+    )
     try:
         return await COMMANDS[args.command](args)
     except (RefineryError, OSError) as exc:

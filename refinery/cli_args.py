@@ -18,6 +18,8 @@ EXIT_CODES_HELP = """exit codes:
   3  authentication, quota or connection problem (key, account, base URL)
   4  the analysis failed (rate limits that never cleared, unusable output, server errors)
   130 interrupted (Ctrl-C, SIGTERM): rerun the same command to resume"""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # argparse's own exit code for usage errors is 2 too
         self.print_usage(sys.stderr)
@@ -44,34 +46,71 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
 
     trace_inputs = _Parser(add_help=False)
-    trace_inputs.add_argument("trace", metavar="TRACE", help="trace file: LangSmith, OTLP/OpenInference, Langfuse or plain JSON/JSONL")
+    trace_inputs.add_argument(
+        "trace", metavar="TRACE", help="trace file: LangSmith, OTLP/OpenInference, Langfuse or plain JSON/JSONL"
+    )
     trace_inputs.add_argument("--prompts", nargs="+", metavar="FILE", default=[], help="the agent's prompt files")
     trace_inputs.add_argument("--evals", nargs="+", metavar="FILE", default=[], help="the agent's eval files")
-    trace_inputs.add_argument("--format", choices=["langsmith", "otel", "langfuse", "plain"], help="force the trace format (default: detect)")
-    trace_inputs.add_argument("--no-redact", action="store_true", help="upload secrets as they are (redaction is on by default)")
+    trace_inputs.add_argument(
+        "--format", choices=["langsmith", "otel", "langfuse", "plain"], help="force the trace format (default: detect)"
+    )
+    trace_inputs.add_argument(
+        "--no-redact", action="store_true", help="upload secrets as they are (redaction is on by default)"
+    )
 
     reading = _Parser(add_help=False)
-    reading.add_argument("--stage1-reading", choices=["inline", "search"], default="inline",
-                         help="how stage 1 reads the runs: inline (default: each group's run files whole in its prompt, the store "
-                         "searched for the rest) or search (only what file_search returns)")
-    reading.add_argument("--reasoning-effort", metavar="EFFORT",
-                         help="reasoning.effort for reasoning models (o-series, gpt-5), e.g. minimal, low, medium, high; each "
-                         "stage's output budget grows by a reasoning allowance to match (default: the API's, medium; ignored for other models)")
+    reading.add_argument(
+        "--stage1-reading",
+        choices=["inline", "search"],
+        default="inline",
+        help="how stage 1 reads the runs: inline (default: each group's run files whole in its prompt, the store "
+        "searched for the rest) or search (only what file_search returns)",
+    )
+    reading.add_argument(
+        "--reasoning-effort",
+        metavar="EFFORT",
+        help="reasoning.effort for reasoning models (o-series, gpt-5), e.g. minimal, low, medium, high; each "
+        "stage's output budget grows by a reasoning allowance to match (default: the API's, medium; ignored for "
+        "other models)",
+    )
 
     analysis = _Parser(add_help=False)
-    analysis.add_argument("--expect", metavar="FILE", help="what the expert expected: JSON {description, expected_output, business_context, specific_issues} or plain text (default: the task the trace states, if it states one)")
-    analysis.add_argument("--out", default="refinery-out", metavar="DIR", help="artifacts directory (default: refinery-out); a rerun resumes from it")
+    analysis.add_argument(
+        "--expect",
+        metavar="FILE",
+        help="what the expert expected: JSON {description, expected_output, business_context, specific_issues} or "
+        "plain text (default: the task the trace states, if it states one)",
+    )
+    analysis.add_argument(
+        "--out",
+        default="refinery-out",
+        metavar="DIR",
+        help="artifacts directory (default: refinery-out); a rerun resumes from it",
+    )
     analysis.add_argument("--model", default="gpt-4o", help=MODEL_HELP)
     analysis.add_argument("--stages", default="1-4", help="stages to run, 1-N (default: 1-4)")
-    analysis.add_argument("--timeout", type=float, default=300.0, metavar="S", help="seconds one API request may take (default: 300)")
-    analysis.add_argument("--max-cost", type=float, metavar="USD", help="stop before the estimated spend could pass USD (what was done is kept; rerun to continue)")
-    analysis.add_argument("--concurrency", type=int, default=4, metavar="N", help="stage 1 groups in flight at once (default: 4)")
-    analysis.add_argument("--context-window", type=int, metavar="TOKENS", help="the model's context window, if not in refinery's table")
+    analysis.add_argument(
+        "--timeout", type=float, default=300.0, metavar="S", help="seconds one API request may take (default: 300)"
+    )
+    analysis.add_argument(
+        "--max-cost",
+        type=float,
+        metavar="USD",
+        help="stop before the estimated spend could pass USD (what was done is kept; rerun to continue)",
+    )
+    analysis.add_argument(
+        "--concurrency", type=int, default=4, metavar="N", help="stage 1 groups in flight at once (default: 4)"
+    )
+    analysis.add_argument(
+        "--context-window", type=int, metavar="TOKENS", help="the model's context window, if not in refinery's table"
+    )
 
     parser = _Parser(
         prog="refinery",
-        description="Find out why an AI agent run failed: four evidence-backed stages over an OpenAI hosted vector store.",
-        epilog="environment: OPENAI_API_KEY (required except for plan), OPENAI_BASE_URL, OPENAI_PROJECT, OPENAI_ORG_ID\n\n" + EXIT_CODES_HELP,
+        description="Find out why an AI agent run failed: four evidence-backed stages over an OpenAI hosted vector "
+        "store.",
+        epilog="environment: OPENAI_API_KEY (required except for plan), OPENAI_BASE_URL, OPENAI_PROJECT, "
+        "OPENAI_ORG_ID\n\n" + EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"refinery {_version()}")
@@ -79,32 +118,48 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(name: str, summary: str, description: str, parents: list[_Parser]) -> argparse.ArgumentParser:
         return sub.add_parser(
-            name, parents=parents, help=summary, description=f"{summary}.\n\n{description}",
-            epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+            name,
+            parents=parents,
+            help=summary,
+            description=f"{summary}.\n\n{description}",
+            epilog=EXIT_CODES_HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
     p = command(
-        "demo", "see the whole pipeline work on an example trace, with no key and no network",
+        "demo",
+        "see the whole pipeline work on an example trace, with no key and no network",
         "Starts refinery's own OpenAI-compatible test server in this process on a free loopback port, uploads a\n"
         "packaged example trace, runs the four stages and writes the report. The answers come from the server's\n"
         "stand-in model (a deterministic test double), not from an analysis. Start here after installing.",
         [common],
     )
-    p.add_argument("--out", default="refinery-demo", metavar="DIR", help="where the artifacts and report go (default: refinery-demo)")
+    p.add_argument(
+        "--out",
+        default="refinery-demo",
+        metavar="DIR",
+        help="where the artifacts and report go (default: refinery-demo)",
+    )
 
     p = command(
-        "init", "render, upload and index a trace; print the vector store id",
+        "init",
+        "render, upload and index a trace; print the vector store id",
         "Renders the trace as citable files, uploads them to a new OpenAI vector store and waits until they are\n"
         "indexed. Use `refinery analyze --store ID` to run the stages on it later.",
         [common, trace_inputs],
     )
     p.add_argument("--name", help="vector store name (default: refinery-<trace id>)")
-    p.add_argument("--expires-days", type=int, default=1, metavar="D", help="delete the store D days after last use (default: 1)")
+    p.add_argument(
+        "--expires-days", type=int, default=1, metavar="D", help="delete the store D days after last use (default: 1)"
+    )
     p.add_argument("--expect", metavar="FILE", help="also upload the expectations")
-    p.add_argument("--timeout", type=float, default=300.0, metavar="S", help="seconds one API request may take (default: 300)")
+    p.add_argument(
+        "--timeout", type=float, default=300.0, metavar="S", help="seconds one API request may take (default: 300)"
+    )
 
     p = command(
-        "analyze", "run the stages on a store made by `refinery init`",
+        "analyze",
+        "run the stages on a store made by `refinery init`",
         "Runs stages 1-N (trace analysis, gap analysis, diagnosis, synthesis) on an existing vector store and\n"
         "writes the artifacts and the report to --out; a rerun resumes from the first missing stage.",
         [common, analysis, reading],
@@ -112,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", required=True, metavar="ID", help="vector store id printed by `refinery init`")
 
     p = command(
-        "run", "analyse one trace end to end (init + analyze)",
+        "run",
+        "analyse one trace end to end (init + analyze)",
         "Uploads the trace, runs the four stages and writes stage artifacts, report.md, report.html and\n"
         "usage.json to --out. Rerunning the same command resumes; the store is deleted after success.\n"
         "No key yet? `refinery demo` shows the same pipeline against the bundled test server.",
@@ -122,39 +178,75 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--expires-days", type=int, default=1, metavar="D", help="store expiry after last use (default: 1)")
 
     p = command(
-        "plan", "show what a run would upload and send (no key, no network)",
+        "plan",
+        "show what a run would upload and send (no key, no network)",
         "Renders the trace, prints the files with their sizes and each stage's request with token estimates.\n"
         "Nothing is sent anywhere.",
         [common, trace_inputs, reading],
     )
-    p.add_argument("--expect", metavar="FILE", help="the expectation file (default: the task the trace states, if it states one)")
+    p.add_argument(
+        "--expect", metavar="FILE", help="the expectation file (default: the task the trace states, if it states one)"
+    )
     p.add_argument("--model", default="gpt-4o", help=MODEL_HELP)
-    p.add_argument("--latency", type=float, default=15.0, metavar="S", help="seconds one call takes, for the duration estimate (default: 15)")
-    p.add_argument("--concurrency", type=int, default=4, metavar="N", help="stage 1 groups in flight at once (default: 4)")
-    p.add_argument("--context-window", type=int, metavar="TOKENS", help="the model's context window, if not in refinery's table")
+    p.add_argument(
+        "--latency",
+        type=float,
+        default=15.0,
+        metavar="S",
+        help="seconds one call takes, for the duration estimate (default: 15)",
+    )
+    p.add_argument(
+        "--concurrency", type=int, default=4, metavar="N", help="stage 1 groups in flight at once (default: 4)"
+    )
+    p.add_argument(
+        "--context-window", type=int, metavar="TOKENS", help="the model's context window, if not in refinery's table"
+    )
     p.add_argument("--strict", action="store_true", help="exit 2 when a request would exceed the context budget")
     p.add_argument("--verbose", action="store_true", help="also list every file and request")
     p.add_argument("--show-bodies", action="store_true", help="print the request bodies in full")
-    p.add_argument("--compare-reading", action="store_true", help="also show stage 1's tokens and cost read the other way (inline / search)")
+    p.add_argument(
+        "--compare-reading",
+        action="store_true",
+        help="also show stage 1's tokens and cost read the other way (inline / search)",
+    )
 
     p = command(
-        "batch", "analyse many traces under one rate budget",
+        "batch",
+        "analyse many traces under one rate budget",
         "Analyses every trace of a folder (or a JSON manifest) concurrently through one client whose rate budget\n"
         "learns the project's TPM/RPM; one folder per trace, summary.json and summary.md as results arrive.",
         [common, reading],
     )
-    p.add_argument("source", metavar="SOURCE", help="a folder of traces (with optional <stem>.expect.json beside each) or a JSON manifest")
+    p.add_argument(
+        "source",
+        metavar="SOURCE",
+        help="a folder of traces (with optional <stem>.expect.json beside each) or a JSON manifest",
+    )
     p.add_argument("--expect", metavar="FILE", help="the expectation for traces that have none of their own")
-    p.add_argument("--out", default="refinery-batch", metavar="DIR", help="one folder per trace, plus summary.json and summary.md (default: refinery-batch)")
+    p.add_argument(
+        "--out",
+        default="refinery-batch",
+        metavar="DIR",
+        help="one folder per trace, plus summary.json and summary.md (default: refinery-batch)",
+    )
     p.add_argument("--model", default="gpt-4o", help=MODEL_HELP)
     p.add_argument("--concurrency", type=int, default=8, metavar="N", help="analyses in flight at once (default: 8)")
-    p.add_argument("--tpm", type=int, metavar="N", help="tokens-per-minute limit (default: learned from the API's headers)")
-    p.add_argument("--rpm", type=int, metavar="N", help="requests-per-minute limit (default: learned from the API's headers)")
-    p.add_argument("--timeout", type=float, default=300.0, metavar="S", help="seconds one API request may take (default: 300)")
-    p.add_argument("--max-cost", type=float, metavar="USD", help="stop the whole batch before the estimated spend could pass USD")
+    p.add_argument(
+        "--tpm", type=int, metavar="N", help="tokens-per-minute limit (default: learned from the API's headers)"
+    )
+    p.add_argument(
+        "--rpm", type=int, metavar="N", help="requests-per-minute limit (default: learned from the API's headers)"
+    )
+    p.add_argument(
+        "--timeout", type=float, default=300.0, metavar="S", help="seconds one API request may take (default: 300)"
+    )
+    p.add_argument(
+        "--max-cost", type=float, metavar="USD", help="stop the whole batch before the estimated spend could pass USD"
+    )
 
     p = command(
-        "eval", "score diagnoses against a labelled benchmark (Who&When, TRAIL)",
+        "eval",
+        "score diagnoses against a labelled benchmark (Who&When, TRAIL)",
         "Analyses each labelled failure through the batch runner (or, with --score, reads predictions made\n"
         "elsewhere), turns each diagnosis into the benchmark's prediction shape, and scores it with the\n"
         "benchmark's metrics beside a uniform-guess baseline on the same files and the paper's figures.\n"
@@ -167,26 +259,54 @@ def build_parser() -> argparse.ArgumentParser:
     evals.add_argument("--score", metavar="PRED_DIR", help="score these predictions instead of running analyses")
     evals.add_argument("--limit", type=int, metavar="N", help="only the first N items")
     evals.add_argument("--model", default="gpt-4o", help=MODEL_HELP)
-    evals.add_argument("--concurrency", type=int, default=4, metavar="N", help="analyses in flight at once (default: 4)")
-    evals.add_argument("--timeout", type=float, default=300.0, metavar="S", help="seconds one API request may take (default: 300)")
-    w = bench.add_parser("who-and-when", parents=[common, evals], help="agent and step that made a multi-agent run fail",
-                         description="Who&When logs: DIR holds the logs, or subfolders of them (algorithm-generated, hand-crafted).")
+    evals.add_argument(
+        "--concurrency", type=int, default=4, metavar="N", help="analyses in flight at once (default: 4)"
+    )
+    evals.add_argument(
+        "--timeout", type=float, default=300.0, metavar="S", help="seconds one API request may take (default: 300)"
+    )
+    w = bench.add_parser(
+        "who-and-when",
+        parents=[common, evals],
+        help="agent and step that made a multi-agent run fail",
+        description="Who&When logs: DIR holds the logs, or subfolders of them (algorithm-generated, hand-crafted).",
+    )
     w.add_argument("data", metavar="DIR", help="a folder of Who&When logs (or of subfolders of them)")
-    w.add_argument("--with-answer", action="store_true", help="give the analyst the task's ground-truth answer (the paper's 'with ground truth' setting)")
-    t = bench.add_parser("trail", parents=[common, evals], help="which spans hold errors, and of which kind",
-                         description="TRAIL: TRACES holds the trace files, ANNOTATIONS the labels (each may have gaia/, swe_bench/ subfolders).")
-    t.add_argument("data", metavar="TRACES", help="a folder of TRAIL traces (with --score, the annotations alone will do: "
-                   "`refinery eval trail ANNOTATIONS --score PRED_DIR`)")
+    w.add_argument(
+        "--with-answer",
+        action="store_true",
+        help="give the analyst the task's ground-truth answer (the paper's 'with ground truth' setting)",
+    )
+    t = bench.add_parser(
+        "trail",
+        parents=[common, evals],
+        help="which spans hold errors, and of which kind",
+        description="TRAIL: TRACES holds the trace files, ANNOTATIONS the labels (each may have gaia/, swe_bench/ "
+        "subfolders).",
+    )
+    t.add_argument(
+        "data",
+        metavar="TRACES",
+        help="a folder of TRAIL traces (with --score, the annotations alone will do: "
+        "`refinery eval trail ANNOTATIONS --score PRED_DIR`)",
+    )
     t.add_argument("annotations", metavar="ANNOTATIONS", nargs="?", help="the folder of their annotations")
-    lab = bench.add_parser("labels", parents=[common, evals], help="your own labels: several failures a trace, one the root cause",
-                           description="LABELS/<name>.json = {failures: [{step, agent, category}], root_cause: N} for TRACES/<name>.json "
-                           "(with --score, the labels alone will do).")
+    lab = bench.add_parser(
+        "labels",
+        parents=[common, evals],
+        help="your own labels: several failures a trace, one the root cause",
+        description="LABELS/<name>.json = {failures: [{step, agent, category}], root_cause: N} for TRACES/<name>.json "
+        "(with --score, the labels alone will do).",
+    )
     lab.add_argument("data", metavar="TRACES", help="a folder of traces, any format refinery loads")
     lab.add_argument("annotations", metavar="LABELS", nargs="?", help="the folder of label files")
-    lab.add_argument("--step-base", type=int, choices=[0, 1], default=0, help="steps in the labels count from 0 (default) or 1")
+    lab.add_argument(
+        "--step-base", type=int, choices=[0, 1], default=0, help="steps in the labels count from 0 (default) or 1"
+    )
 
     p = command(
-        "canary", "check key, base URL and model with the smallest request",
+        "canary",
+        "check key, base URL and model with the smallest request",
         "Sends one tiny strict-JSON request and says plainly what is wrong if it fails.",
         [common],
     )

@@ -236,9 +236,7 @@ class IndexingTimeoutError(VectorStoreError):
     def __init__(self, store_id: str, in_progress: int, timeout_s: float) -> None:
         self.store_id = store_id
         self.in_progress = in_progress
-        super().__init__(
-            f"vector store {store_id}: {in_progress} file(s) still in progress after {timeout_s:g} s"
-        )
+        super().__init__(f"vector store {store_id}: {in_progress} file(s) still in progress after {timeout_s:g} s")
 
 
 class TraceFormatError(RefineryError, ValueError):

@@ -78,5 +78,6 @@ def expectation_for(path: str | Path | None, trace: Trace | None) -> DomainExper
             "this trace states no task to derive one from"
         )
     return DomainExpertExpectation(
-        description=f"The agent accomplishes the task it was given, correctly and completely. The task: {str(task).strip()}",
+        description="The agent accomplishes the task it was given, correctly and completely. The task: "
+        f"{str(task).strip()}",
     )

@@ -43,6 +43,8 @@ class AnalysisOrchestrator:
         eval_contents: FileContents | None = None,
     ) -> CompleteAnalysis:
         trace_analysis = await self.analyst.analyze_trace(trace, expectation, prompt_contents, eval_contents)
-        gap_analysis = await self.analyst.compare_to_expected(trace_analysis, expectation, prompt_contents, eval_contents)
+        gap_analysis = await self.analyst.compare_to_expected(
+            trace_analysis, expectation, prompt_contents, eval_contents
+        )
         diagnosis = await self.analyst.diagnose_failure(trace_analysis, gap_analysis, prompt_contents, eval_contents)
         return CompleteAnalysis(trace_analysis=trace_analysis, gap_analysis=gap_analysis, diagnosis=diagnosis)

@@ -28,7 +28,11 @@ AnyResult = StagedAnalysisResult | CompleteAnalysis
 
 
 def as_staged(result: AnyResult, trace: Trace | None = None) -> StagedAnalysisResult:
-    return result if isinstance(result, StagedAnalysisResult) else from_complete_analysis(result, trace.trace_id if trace else None)
+    return (
+        result
+        if isinstance(result, StagedAnalysisResult)
+        else from_complete_analysis(result, trace.trace_id if trace else None)
+    )
 
 
 def usage_summary(result: AnyResult, model: str, redactions: dict[str, int] | None = None) -> dict[str, Any]:
@@ -44,12 +48,25 @@ def usage_summary(result: AnyResult, model: str, redactions: dict[str, int] | No
         costs.append(d["estimated_cost_usd"])
         for k in TOKEN_COUNTS:
             total[k] += d[k]
-    total["estimated_cost_usd"] = None if any(c is None for c in costs) else round(sum(c for c in costs if c is not None), 10)
-    return {"model": model, "prices_as_of": PRICES_AS_OF, "cost_is_estimate": True, "stages": stages, "total": total, "redactions": redactions or {}}
+    total["estimated_cost_usd"] = (
+        None if any(c is None for c in costs) else round(sum(c for c in costs if c is not None), 10)
+    )
+    return {
+        "model": model,
+        "prices_as_of": PRICES_AS_OF,
+        "cost_is_estimate": True,
+        "stages": stages,
+        "total": total,
+        "redactions": redactions or {},
+    }
 
 
 def write_outputs(
-    out: str | Path, result: AnyResult, trace: Trace | None, usage: dict[str, Any], files: Sequence[tuple[str, str]] | None = None
+    out: str | Path,
+    result: AnyResult,
+    trace: Trace | None,
+    usage: dict[str, Any],
+    files: Sequence[tuple[str, str]] | None = None,
 ) -> list[str]:
     """`usage.json`, `report.md` and `report.html` in `out`, each written atomically; returns
     every artifact of the analysis (the stage files too).
@@ -66,4 +83,7 @@ def write_outputs(
     write_json_atomic(out / USAGE_ARTIFACT, usage)
     write_text_atomic(out / "report.md", render_markdown(view))
     write_text_atomic(out / "report.html", render_html(view))
-    return [str(out / n) for n in (*[STAGE_ARTIFACTS[s] for s in sorted(result.usage)], "report.md", "report.html", USAGE_ARTIFACT)]
+    return [
+        str(out / n)
+        for n in (*[STAGE_ARTIFACTS[s] for s in sorted(result.usage)], "report.md", "report.html", USAGE_ARTIFACT)
+    ]

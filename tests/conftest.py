@@ -57,9 +57,7 @@ def settings() -> ApiSettings:
 @pytest.fixture
 def make_transport(settings: ApiSettings, clock: FakeClock):
     def factory(**retry: Any) -> OpenAITransport:
-        return OpenAITransport(
-            settings, retry=RetryPolicy(**retry), sleep=clock.sleep, clock=clock, rng=lambda: 0.5
-        )
+        return OpenAITransport(settings, retry=RetryPolicy(**retry), sleep=clock.sleep, clock=clock, rng=lambda: 0.5)
 
     return factory
 
@@ -82,4 +80,3 @@ def spec() -> OpenAPISpec:
 def no_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_PROJECT", "OPENAI_ORG_ID"):
         monkeypatch.delenv(var, raising=False)
-

@@ -26,7 +26,9 @@ def make_trace(n_runs: int = 3, trace_id: str = "t1", fail_at: int | None = 2) -
                 trace_id=trace_id,
             )
         )
-    return Trace(trace_id=trace_id, project_name="refunds", runs=runs, start_time=T0, end_time=T0 + timedelta(seconds=n_runs + 1))
+    return Trace(
+        trace_id=trace_id, project_name="refunds", runs=runs, start_time=T0, end_time=T0 + timedelta(seconds=n_runs + 1)
+    )
 
 
 EXPECTATION = DomainExpertExpectation(

@@ -1,5 +1,5 @@
 """The house rules of docs/architecture.md, checked on the source: imports run one way, nothing
-reaches through a client into its transport, and no module grows past 400 lines."""
+reaches through a client into its transport, and no module grows past 300 statements."""
 
 from __future__ import annotations
 
@@ -25,7 +25,21 @@ ALLOWED = {
     "batch": {"agents", "core", "errors", "inputs", "integrations", "outputs", "report", "traces"},
     "demo": {"agents", "core", "errors", "inputs", "integrations", "outputs", "testing", "traces"},
     "eval": {"batch", "core", "errors", "integrations", "traces"},
-    "cli": {"agents", "batch", "cli_args", "core", "demo", "eval", "errors", "inputs", "integrations", "outputs", "prompts", "traces", "refinery"},
+    "cli": {
+        "agents",
+        "batch",
+        "cli_args",
+        "core",
+        "demo",
+        "eval",
+        "errors",
+        "inputs",
+        "integrations",
+        "outputs",
+        "prompts",
+        "traces",
+        "refinery",
+    },
     "refinery": {"agents", "batch", "core", "errors", "integrations", "orchestrator", "outputs", "traces", "inputs"},
     "__main__": {"cli"},
     "cli_args": {"errors", "refinery"},
@@ -81,9 +95,14 @@ def test_nothing_reaches_through_a_client_into_its_transport():
     assert reaching == []
 
 
-def test_no_module_is_over_400_lines():
-    sizes = {name: len(path.read_text().splitlines()) for name, path in modules()}
-    assert {n: s for n, s in sizes.items() if s >= 400} == {}
+def test_no_module_is_over_300_statements():
+    """Size measured in statements, not lines: a line cap pushed code into long lines, and the
+    formatter (which CI runs) decides how many lines a statement takes."""
+    sizes = {
+        name: sum(isinstance(node, ast.stmt) for node in ast.walk(ast.parse(path.read_text())))
+        for name, path in modules()
+    }
+    assert {n: s for n, s in sizes.items() if s > 300} == {}
 
 
 def test_the_architecture_doc_names_every_layer():

@@ -68,14 +68,22 @@ async def test_a_trace_with_no_expectation_and_no_task_fails_alone_with_a_clear_
     client = ResponsesClient(api_key="sk-x", base_url=openai_env.base_url)
     summary = await analyze_many(discover(folder), out_dir=tmp_path / "out", client=client)
     await client.close()
-    assert summary.outcomes["plain_chat"].status == "done" and summary.outcomes["otlp_trace"].status == "done"  # its agent span's input
+    assert (
+        summary.outcomes["plain_chat"].status == "done" and summary.outcomes["otlp_trace"].status == "done"
+    )  # its agent span's input
     failed = summary.outcomes["no_task"]
-    assert failed.status == "failed" and failed.error_type == "InputFileError" and "no expectation: give --expect FILE" in failed.error
+    assert (
+        failed.status == "failed"
+        and failed.error_type == "InputFileError"
+        and "no expectation: give --expect FILE" in failed.error
+    )
 
 
 def test_discover_reads_a_manifest(tmp_path):
     manifest = tmp_path / "batch.json"
-    manifest.write_text(json.dumps([{"trace": str(FIX / "otlp_trace.json"), "expect": str(FIX / "expectation.json"), "name": "first"}]))
+    manifest.write_text(
+        json.dumps([{"trace": str(FIX / "otlp_trace.json"), "expect": str(FIX / "expectation.json"), "name": "first"}])
+    )
     [item] = discover(manifest)
     assert item.name == "first" and Path(item.trace).name == "otlp_trace.json"
 
@@ -84,11 +92,19 @@ async def test_batch_runs_everything_and_a_failure_never_stops_the_others(openai
     (folder / "broken.json").write_text('{"not": "a trace"}')
     openai_env.fail_indexing.add("lf-trace-1_index.md")  # the Langfuse trace fails at indexing
     out = tmp_path / "out"
-    rc = await amain(["batch", str(folder), "--expect", str(FIX / "expectation.json"), "--out", str(out), "--concurrency", "3"])
+    rc = await amain(
+        ["batch", str(folder), "--expect", str(FIX / "expectation.json"), "--out", str(out), "--concurrency", "3"]
+    )
     assert rc == 4
     summary = json.loads((out / "summary.json").read_text())
     status = {n: o["status"] for n, o in summary["outcomes"].items()}
-    assert status == {"broken": "failed", "langfuse_export": "failed", "langsmith_runs": "done", "otlp_trace": "done", "plain_chat": "done"}
+    assert status == {
+        "broken": "failed",
+        "langfuse_export": "failed",
+        "langsmith_runs": "done",
+        "otlp_trace": "done",
+        "plain_chat": "done",
+    }
     assert summary["outcomes"]["broken"]["error_type"] == "TraceFormatError"
     assert summary["outcomes"]["langfuse_export"]["error_type"] == "FileIndexingError"
     done = summary["outcomes"]["otlp_trace"]
@@ -149,7 +165,9 @@ def test_the_eta_counts_down_while_nothing_finishes():
     from refinery.batch import _Progress
 
     now = [100.0]
-    progress = _Progress(4, ResponsesClient(api_key="sk-x", base_url="http://127.0.0.1:9/v1"), None, clock=lambda: now[0])
+    progress = _Progress(
+        4, ResponsesClient(api_key="sk-x", base_url="http://127.0.0.1:9/v1"), None, clock=lambda: now[0]
+    )
     now[0] = 110.0
     progress.finished(True, 1000)  # 10 s for one trace, three left: 30 s
     assert progress.eta() == pytest.approx(30.0)

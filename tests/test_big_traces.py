@@ -23,12 +23,31 @@ from tests.fixtures_traces import EXPECTATION
 
 def big_stage1(entries: int) -> TraceAnalysisOutput:
     timeline = [
-        {"sequence": i + 1, "run_id": f"r{i}", "run_name": f"step {i}", "action": "did things " * 40, "status": "error" if i % 50 == 7 else "ok",
-         "key_inputs": "input " * 60, "key_outputs": "output " * 60, "tool_calls": ["search"] * 5, "citations": [{"file": "f.md", "section_or_lines": f"Run {i}"}] * 4}
+        {
+            "sequence": i + 1,
+            "run_id": f"r{i}",
+            "run_name": f"step {i}",
+            "action": "did things " * 40,
+            "status": "error" if i % 50 == 7 else "ok",
+            "key_inputs": "input " * 60,
+            "key_outputs": "output " * 60,
+            "tool_calls": ["search"] * 5,
+            "citations": [{"file": "f.md", "section_or_lines": f"Run {i}"}] * 4,
+        }
         for i in range(entries)
     ]
-    events = [{"kind": "failure", "run_id": f"r{i}", "description": f"run {i} failed", "citations": []} for i in range(7, entries, 50)]
-    return TraceAnalysisOutput.model_validate({"timeline": timeline, "events": events, "coverage": {"files_scanned": [f"f{i}.md" for i in range(300)], "remaining": []}, "evidence": []})
+    events = [
+        {"kind": "failure", "run_id": f"r{i}", "description": f"run {i} failed", "citations": []}
+        for i in range(7, entries, 50)
+    ]
+    return TraceAnalysisOutput.model_validate(
+        {
+            "timeline": timeline,
+            "events": events,
+            "coverage": {"files_scanned": [f"f{i}.md" for i in range(300)], "remaining": []},
+            "evidence": [],
+        }
+    )
 
 
 def test_context_windows_come_from_a_table_with_overrides():
@@ -53,14 +72,25 @@ def test_an_oversized_stage1_is_condensed_to_fit_keeping_every_failure():
 
 
 def test_groups_are_sized_by_tokens_not_run_count():
-    files = [("t_runs_001-001.md", "word " * 8_000), ("t_runs_002-002.md", "word " * 100), ("t_runs_003-003.md", "word " * 100), ("t_index.md", "i")]
+    files = [
+        ("t_runs_001-001.md", "word " * 8_000),
+        ("t_runs_002-002.md", "word " * 100),
+        ("t_runs_003-003.md", "word " * 100),
+        ("t_index.md", "i"),
+    ]
     groups = plan_groups(files, 3, 1, files_per_group=8, group_tokens=5_000)
     assert [g.files for g in groups] == [("t_runs_001-001.md",), ("t_runs_002-002.md", "t_runs_003-003.md")]
     assert [(g.first_run, g.last_run) for g in groups] == [(1, 1), (2, 3)]
 
 
 def many_runs(n: int, size: int) -> Trace:
-    return Trace(trace_id="big", runs=[TraceRun(id=f"run-{i}", name=f"tool {i}", outputs={"output": f"result {i} " + "data " * size}) for i in range(n)])
+    return Trace(
+        trace_id="big",
+        runs=[
+            TraceRun(id=f"run-{i}", name=f"tool {i}", outputs={"output": f"result {i} " + "data " * size})
+            for i in range(n)
+        ],
+    )
 
 
 async def test_stage1_groups_run_concurrently_and_later_stages_fit_the_budget(tmp_path):
@@ -68,8 +98,13 @@ async def test_stage1_groups_run_concurrently_and_later_stages_fit_the_budget(tm
     async with OpenAITestServer(latency_s=0.2) as server:
         async with ResponsesClient(api_key="sk-x", base_url=server.base_url) as client:
             analyst = StagedFailureAnalyst(
-                client=client, artifacts_dir=tmp_path, render_options=RenderOptions(runs_per_file=2), group_tokens=2_000,
-                stage1_concurrency=4, context_window=40_000, max_num_results=4,
+                client=client,
+                artifacts_dir=tmp_path,
+                render_options=RenderOptions(runs_per_file=2),
+                group_tokens=2_000,
+                stage1_concurrency=4,
+                context_window=40_000,
+                max_num_results=4,
                 progress_callback=lambda stage, status, info: events.append((stage, status)),
             )
             result = await analyst.analyze(many_runs(60, 300), EXPECTATION)
@@ -77,14 +112,19 @@ async def test_stage1_groups_run_concurrently_and_later_stages_fit_the_budget(tm
         assert len(groups) >= 16
         assert groups[:4] == [("stage1.group", "start")] * 4  # four calls in flight before the first answer
         budget = input_budget("gpt-4o", window=40_000)
-        assert all(estimate_body_tokens(b) + (chunk_allowance(4) if b.get("tools") else 0) <= budget for b in server.response_bodies)
+        assert all(
+            estimate_body_tokens(b) + (chunk_allowance(4) if b.get("tools") else 0) <= budget
+            for b in server.response_bodies
+        )
     assert result.synthesis is not None
 
 
 async def test_a_condensed_stage1_is_uploaded_whole_and_the_later_prompt_says_so(tmp_path):
     async with OpenAITestServer() as server:
         async with ResponsesClient(api_key="sk-x", base_url=server.base_url) as client:
-            analyst = StagedFailureAnalyst(client=client, artifacts_dir=tmp_path, keep_store=True, context_window=60_000, max_num_results=4)
+            analyst = StagedFailureAnalyst(
+                client=client, artifacts_dir=tmp_path, keep_store=True, context_window=60_000, max_num_results=4
+            )
             await analyst.prepare(many_runs(4, 20), EXPECTATION)
             stage2 = await analyst.run_stage2(big_stage1(400), EXPECTATION)
         [body] = [b for b in server.response_bodies if b["text"]["format"]["name"] == "stage2_output"]
@@ -100,7 +140,9 @@ async def test_a_condensed_stage1_is_uploaded_whole_and_the_later_prompt_says_so
 async def test_a_request_over_the_budget_is_refused_before_it_is_sent(tmp_path):
     async with OpenAITestServer() as server:
         async with ResponsesClient(api_key="sk-x", base_url=server.base_url) as client:
-            analyst = StagedFailureAnalyst(client=client, context_window=8_000, max_num_results=8)  # 4,000 budget < 6,400 of chunks
+            analyst = StagedFailureAnalyst(
+                client=client, context_window=8_000, max_num_results=8
+            )  # 4,000 budget < 6,400 of chunks
             with pytest.raises(ContextBudgetError, match="over the budget of 4000 for gpt-4o"):
                 await analyst.analyze(many_runs(3, 10), EXPECTATION)
         assert server.response_bodies == []
@@ -149,7 +191,14 @@ async def test_plan_strict_fails_when_a_request_would_not_fit(capsys, monkeypatc
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     trace = str(Path(__file__).parent / "fixtures" / "clickhouse_snake_nested.json")
-    args = ["plan", trace, "--expect", str(Path(__file__).parent / "fixtures" / "expectation.json"), "--context-window", "8000"]
+    args = [
+        "plan",
+        trace,
+        "--expect",
+        str(Path(__file__).parent / "fixtures" / "expectation.json"),
+        "--context-window",
+        "8000",
+    ]
     assert await amain(args) == 0 and "warning: stage1 (read by search): about" in capsys.readouterr().out
     assert await amain([*args, "--strict"]) == 2
     assert "--strict: 4 request(s) would exceed the context budget" in capsys.readouterr().err
@@ -157,7 +206,14 @@ async def test_plan_strict_fails_when_a_request_would_not_fit(capsys, monkeypatc
 
 def test_when_even_the_tightest_level_is_too_big_as_many_items_as_fit_are_kept():
     full = big_stage1(3000)
-    full = full.model_copy(update={"events": [*full.events, *[e.model_copy(update={"run_id": f"r{i}"}) for i in range(3000) for e in full.events[:1]]]})
+    full = full.model_copy(
+        update={
+            "events": [
+                *full.events,
+                *[e.model_copy(update={"run_id": f"r{i}"}) for i in range(3000) for e in full.events[:1]],
+            ]
+        }
+    )
     fitted, level = condense_stage1(full, 3_000)
     assert json_tokens(fitted) <= 3_000 and level == 5
     assert fitted.timeline and "left out here" in fitted.coverage.remaining[-1]

@@ -38,7 +38,11 @@ async def test_plan_needs_no_key_and_no_network(monkeypatch, mocked, capsys, spe
     assert rc == 0
     assert mocked.requests == {}
     data = json.loads(capsys.readouterr().out)
-    assert [f["name"] for f in data["files"]] == ["6f1c2d3e-0000-4000-8000-000000000001_runs_001-003.md", "6f1c2d3e-0000-4000-8000-000000000001_index.md", "6f1c2d3e-0000-4000-8000-000000000001_expectations.md"]
+    assert [f["name"] for f in data["files"]] == [
+        "6f1c2d3e-0000-4000-8000-000000000001_runs_001-003.md",
+        "6f1c2d3e-0000-4000-8000-000000000001_index.md",
+        "6f1c2d3e-0000-4000-8000-000000000001_expectations.md",
+    ]
     assert [r["call"] for r in data["requests"]] == ["stage1", "stage2", "stage3", "stage4"]
     for r in data["requests"]:
         assert r["estimated_input_tokens"] > 0
@@ -55,12 +59,22 @@ async def test_plan_verbose_output_lists_files_and_requests(monkeypatch, capsys)
 
 async def test_run_end_to_end_writes_artifacts_and_reports(env, fake, tmp_path, capsys, spec):
     out = tmp_path / "out"
-    rc = await amain(["run", TRACE, "--expect", EXPECT, "--out", str(out), "--prompts", str(FIX / "expectation.json"), "--json"])
+    rc = await amain(
+        ["run", TRACE, "--expect", EXPECT, "--out", str(out), "--prompts", str(FIX / "expectation.json"), "--json"]
+    )
     assert rc == 0, capsys.readouterr().err
     # the canned answers cite another trace's run ids: each stage that cites runs is asked once more
     assert fake.stages_called() == ["stage1", "stage1", "stage2", "stage3", "stage3", "stage4"]
     assert all(spec.validate(b) == [] for b in fake.bodies)
-    for name in ("stage1_trace_analysis.json", "stage2_gap_analysis.json", "stage3_diagnosis.json", "stage4_synthesis.json", "report.md", "report.html", "usage.json"):
+    for name in (
+        "stage1_trace_analysis.json",
+        "stage2_gap_analysis.json",
+        "stage3_diagnosis.json",
+        "stage4_synthesis.json",
+        "report.md",
+        "report.html",
+        "usage.json",
+    ):
         assert (out / name).is_file(), name
     usage = json.loads((out / "usage.json").read_text())
     assert usage["stages"]["stage1"]["input_tokens"] == 2 * 100  # the re-ask is paid for and counted
@@ -75,7 +89,10 @@ async def test_run_end_to_end_writes_artifacts_and_reports(env, fake, tmp_path, 
 
 async def test_run_summary_counts_redactions_per_kind(env, fake, tmp_path, capsys):
     trace = json.loads((FIX / "langsmith_runs.json").read_text())
-    trace[0]["inputs"]["headers"] = {"Authorization": "Bearer abcdefghijklmnopqrstuvwxyz0123", "key": "sk-proj-" + "x" * 30}
+    trace[0]["inputs"]["headers"] = {
+        "Authorization": "Bearer abcdefghijklmnopqrstuvwxyz0123",
+        "key": "sk-proj-" + "x" * 30,
+    }
     path = tmp_path / "secret_trace.json"
     path.write_text(json.dumps(trace))
     assert await amain(["run", str(path), "--expect", EXPECT, "--out", str(tmp_path / "o")]) == 0
@@ -83,7 +100,10 @@ async def test_run_summary_counts_redactions_per_kind(env, fake, tmp_path, capsy
     assert "redacted before upload: 1 authorization_header, 1 openai_key" in out
     uploaded = "".join(p.read_text() for p in (tmp_path / "o" / "files").iterdir())
     assert "abcdefghijklmnopqrstuvwxyz0123" not in uploaded and "[REDACTED:openai_key]" in uploaded
-    assert json.loads((tmp_path / "o" / "usage.json").read_text())["redactions"] == {"authorization_header": 1, "openai_key": 1}
+    assert json.loads((tmp_path / "o" / "usage.json").read_text())["redactions"] == {
+        "authorization_header": 1,
+        "openai_key": 1,
+    }
 
 
 async def test_init_then_analyze_on_the_store(env, fake, tmp_path, capsys):
@@ -105,8 +125,12 @@ async def test_analyze_refuses_artifacts_of_another_trace(env, fake, tmp_path, c
     store_id = capsys.readouterr().out.strip()
     out = tmp_path / "a"
     out.mkdir()
-    (out / "stage1_trace_analysis.json").write_text(json.dumps({"stage": "stage1", "trace_id": "some-other-trace", "meta": {}, "output": SAMPLES["stage1"]}))
-    assert await amain(["analyze", "--store", store_id, "--expect", EXPECT, "--out", str(out)]) == 2  # a user mistake (wrong --out), not a failed analysis
+    (out / "stage1_trace_analysis.json").write_text(
+        json.dumps({"stage": "stage1", "trace_id": "some-other-trace", "meta": {}, "output": SAMPLES["stage1"]})
+    )
+    assert (
+        await amain(["analyze", "--store", store_id, "--expect", EXPECT, "--out", str(out)]) == 2
+    )  # a user mistake (wrong --out), not a failed analysis
     assert "belongs to trace 'some-other-trace'" in capsys.readouterr().err
     assert fake.bodies == []
 
@@ -137,7 +161,18 @@ async def test_missing_key_exits_3(monkeypatch, capsys, tmp_path):
 
 
 async def test_auth_failure_exits_3(env, mocked, capsys, tmp_path):
-    mocked.post(f"{BASE}/vector_stores", status=401, payload={"error": {"message": "Incorrect API key provided", "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}})
+    mocked.post(
+        f"{BASE}/vector_stores",
+        status=401,
+        payload={
+            "error": {
+                "message": "Incorrect API key provided",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "invalid_api_key",
+            }
+        },
+    )
     assert await amain(["run", TRACE, "--expect", EXPECT, "--out", str(tmp_path)]) == 3
     err = capsys.readouterr().err.strip().splitlines()
     errors = [line for line in err if line.startswith("refinery: error:")]
@@ -146,7 +181,19 @@ async def test_auth_failure_exits_3(env, mocked, capsys, tmp_path):
 
 
 async def test_quota_exits_3(env, fake, capsys, tmp_path):
-    fake.failures["stage1"] = [(429, {"error": {"message": "You exceeded your current quota", "type": "insufficient_quota", "param": None, "code": "insufficient_quota"}})]
+    fake.failures["stage1"] = [
+        (
+            429,
+            {
+                "error": {
+                    "message": "You exceeded your current quota",
+                    "type": "insufficient_quota",
+                    "param": None,
+                    "code": "insufficient_quota",
+                }
+            },
+        )
+    ]
     assert await amain(["run", TRACE, "--expect", EXPECT, "--out", str(tmp_path)]) == 3
     assert "quota" in capsys.readouterr().err
 
@@ -175,6 +222,8 @@ async def test_canary_ok(env, mocked, capsys):
 
 
 def test_help_documents_the_exit_codes():
-    out = subprocess.run([sys.executable, "-m", "refinery", "--help"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "refinery", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     for line in ("0  done", "2  bad usage", "3  authentication, quota or connection", "4  the analysis failed"):
         assert line in out

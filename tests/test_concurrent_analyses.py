@@ -17,11 +17,20 @@ from tests.fixtures_traces import EXPECTATION
 
 def trace(n: int, secret: bool = False) -> Trace:
     text = f"order {n} lookup" + (" with key sk-proj-" + "a1B2c3D4" * 4 if secret else "")
-    return Trace(trace_id=f"trace-{n}", runs=[TraceRun(id=f"t{n}-r{i}", name=f"tool_{i}", run_type=RunType.TOOL, outputs={"out": f"{text} step {i}"}) for i in range(4)])
+    return Trace(
+        trace_id=f"trace-{n}",
+        runs=[
+            TraceRun(id=f"t{n}-r{i}", name=f"tool_{i}", run_type=RunType.TOOL, outputs={"out": f"{text} step {i}"})
+            for i in range(4)
+        ],
+    )
 
 
 async def test_several_traces_through_one_analyst_at_once_keep_their_own_stores_and_usage(tmp_path):
-    async with OpenAITestServer(latency_s=0.05) as server, ResponsesClient(api_key="sk-x", base_url=server.base_url) as client:
+    async with (
+        OpenAITestServer(latency_s=0.05) as server,
+        ResponsesClient(api_key="sk-x", base_url=server.base_url) as client,
+    ):
         analyst = StagedFailureAnalyst(client=client)
         traces = [trace(n, secret=n == 1) for n in range(4)]
         results = await asyncio.gather(*(analyst.analyze(t, EXPECTATION) for t in traces))
@@ -35,10 +44,15 @@ async def test_several_traces_through_one_analyst_at_once_keep_their_own_stores_
 
 
 async def test_one_analysis_failing_leaves_the_others_to_finish(tmp_path):
-    async with OpenAITestServer() as server, ResponsesClient(api_key="sk-x", base_url=server.base_url, retry=RetryPolicy(max_retries=0)) as client:
+    async with (
+        OpenAITestServer() as server,
+        ResponsesClient(api_key="sk-x", base_url=server.base_url, retry=RetryPolicy(max_retries=0)) as client,
+    ):
         server.inject(Fault("http_error", status=500, times=5, match="t2-r"))  # every stage-1 call of trace-2
         analyst = StagedFailureAnalyst(client=client)
-        outcomes = await asyncio.gather(*(analyst.analyze(trace(n), EXPECTATION) for n in range(4)), return_exceptions=True)
+        outcomes = await asyncio.gather(
+            *(analyst.analyze(trace(n), EXPECTATION) for n in range(4)), return_exceptions=True
+        )
     assert isinstance(outcomes[2], ServerError)
     assert all(o.synthesis is not None for i, o in enumerate(outcomes) if i != 2)
     assert server.stores == {}  # the failed one cleaned up too (no artifacts folder to resume in)

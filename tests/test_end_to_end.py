@@ -16,7 +16,20 @@ from refinery.traces import load_trace
 from tests.fixtures_traces import EXPECTATION
 
 FIX = Path(__file__).parent / "fixtures"
-FORMATS = ["langsmith_runs.json", "langsmith_runs.jsonl", "langsmith_ingest.json", "otlp_trace.json", "otel_span_list.json", "otel_nested.json", "otel_attribute_map.json", "langfuse_export.json", "plain_chat.json", "clickhouse_snake_nested.json", "clickhouse_camel_rows.json", "step_log_wrapped.json"]
+FORMATS = [
+    "langsmith_runs.json",
+    "langsmith_runs.jsonl",
+    "langsmith_ingest.json",
+    "otlp_trace.json",
+    "otel_span_list.json",
+    "otel_nested.json",
+    "otel_attribute_map.json",
+    "langfuse_export.json",
+    "plain_chat.json",
+    "clickhouse_snake_nested.json",
+    "clickhouse_camel_rows.json",
+    "step_log_wrapped.json",
+]
 
 
 @pytest.mark.parametrize("name", FORMATS)
@@ -38,7 +51,10 @@ async def test_run_on_each_format(openai_env, tmp_path, name, spec):
 
 
 async def test_big_trace_is_analysed_by_group_with_server_side_filters(openai_server, tmp_path):
-    messages = [{"role": "assistant" if i % 2 else "user", "name": f"agent{i % 3}", "content": f"step {i} about refunds"} for i in range(100)]
+    messages = [
+        {"role": "assistant" if i % 2 else "user", "name": f"agent{i % 3}", "content": f"step {i} about refunds"}
+        for i in range(100)
+    ]
     trace = load_trace({"messages": messages, "trace_id": "big"})
     client = ResponsesClient(api_key="sk-x", base_url=openai_server.base_url)
     async with client:

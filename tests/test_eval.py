@@ -18,10 +18,19 @@ from refinery.eval.runner import trail_prediction, who_and_when_prediction
 from tests.helpers import SHARED
 
 EVAL = SHARED / "eval-data"
-needs_eval_data = pytest.mark.skipif(not (EVAL / "trail").is_dir() or not (EVAL / "who-and-when").is_dir(), reason="../shared/eval-data not present")
+needs_eval_data = pytest.mark.skipif(
+    not (EVAL / "trail").is_dir() or not (EVAL / "who-and-when").is_dir(), reason="../shared/eval-data not present"
+)
 
 
-def gold(name="a.json", agent="Orchestrator", step=2, speakers=("human", "Orchestrator (thought)", "WebSurfer"), steps=6, subset="hand"):
+def gold(
+    name="a.json",
+    agent="Orchestrator",
+    step=2,
+    speakers=("human", "Orchestrator (thought)", "WebSurfer"),
+    steps=6,
+    subset="hand",
+):
     return ww.Gold(name, subset, agent, step, tuple(speakers), steps, agent_text=agent, step_text=str(step))
 
 
@@ -29,7 +38,10 @@ def gold(name="a.json", agent="Orchestrator", step=2, speakers=("human", "Orches
 def test_who_and_when_strict_accuracies_worked_by_hand():
     golds = [gold("a.json"), gold("b.json", agent="WebSurfer", step=4), gold("c.json", agent="Websurfer", step=0)]
     preds = {
-        "a.json": {"predicted_agent": "Orchestrator (-> WebSurfer)", "predicted_step": "step-3"},  # agent right, step off by 1
+        "a.json": {
+            "predicted_agent": "Orchestrator (-> WebSurfer)",
+            "predicted_step": "step-3",
+        },  # agent right, step off by 1
         "b.json": {"predicted_agent": "WebSurfer", "predicted_step": "4"},  # both right
         "c.json": {"predicted_agent": "WebSurfer", "predicted_step": 9},  # the label says Websurfer: an exact miss
     }
@@ -51,16 +63,30 @@ def test_a_missing_prediction_scores_zero_but_counts():
 
 
 def test_who_and_when_random_baseline_equals_brute_force_for_every_metric():
-    g = gold(agent="WebSurfer", step=1, speakers=("human", "Orchestrator (thought)", "Orchestrator (-> WebSurfer)", "WebSurfer"), steps=12)
+    g = gold(
+        agent="WebSurfer",
+        step=1,
+        speakers=("human", "Orchestrator (thought)", "Orchestrator (-> WebSurfer)", "WebSurfer"),
+        steps=12,
+    )
     base = ww.random_baseline(g)
     guesses = list(itertools.product(g.speakers, range(g.steps)))
     rows = [ww.score_one(g, {"predicted_agent": a, "predicted_step": st}) for a, st in guesses]
     for key in ("agent", "step", "step_within_1", "step_within_3", "step_within_5", "step_distance"):
         assert base[key] == pytest.approx(sum(r[key] for r in rows) / len(rows)), key
-    official = [off.who_and_when_scores([(g.name, g.agent_text, g.step_text)], {g.name: {"predicted_agent": a, "predicted_step": st}}, 1) for a, st in guesses]
+    official = [
+        off.who_and_when_scores(
+            [(g.name, g.agent_text, g.step_text)], {g.name: {"predicted_agent": a, "predicted_step": st}}, 1
+        )
+        for a, st in guesses
+    ]
     assert base["official_agent"] == pytest.approx(sum(o["official_agent_accuracy"] for o in official) / len(official))
     # "1" is contained in 1, 10 and 11: three of twelve steps
-    assert base["official_step"] == pytest.approx(sum(o["official_step_accuracy"] for o in official) / len(official)) == pytest.approx(3 / 12)
+    assert (
+        base["official_step"]
+        == pytest.approx(sum(o["official_step_accuracy"] for o in official) / len(official))
+        == pytest.approx(3 / 12)
+    )
 
 
 # --- Who&When: the official script, quirk by quirk ------------------------------------------
@@ -71,19 +97,33 @@ def official(golds, preds, files=None):
 def test_official_reads_the_agent_up_to_the_first_non_word_character():
     g = gold(agent="Blu-Ray_Expert", step=3)
     # the gold itself reads as "Blu", and "Blu-Ray_Expert" is not in "Blu": gold scores 0 on the agent
-    assert official([g], {g.name: {"predicted_agent": "Blu-Ray_Expert", "predicted_step": "3"}})["official_agent_accuracy"] == 0.0
+    assert (
+        official([g], {g.name: {"predicted_agent": "Blu-Ray_Expert", "predicted_step": "3"}})["official_agent_accuracy"]
+        == 0.0
+    )
 
 
 def test_official_agent_match_is_a_case_sensitive_substring():
     g = gold(agent="Websurfer")
-    assert official([g], {g.name: {"predicted_agent": "WebSurfer", "predicted_step": "2"}})["official_agent_accuracy"] == 0.0
+    assert (
+        official([g], {g.name: {"predicted_agent": "WebSurfer", "predicted_step": "2"}})["official_agent_accuracy"]
+        == 0.0
+    )
     g2 = gold(agent="Orchestrator")
-    assert official([g2], {g2.name: {"predicted_agent": "Orchestrator_Agent", "predicted_step": "2"}})["official_agent_accuracy"] == 1.0
+    assert (
+        official([g2], {g2.name: {"predicted_agent": "Orchestrator_Agent", "predicted_step": "2"}})[
+            "official_agent_accuracy"
+        ]
+        == 1.0
+    )
 
 
 def test_official_step_match_is_string_containment():
     g = gold(step=4)
-    assert official([g], {g.name: {"predicted_agent": "Orchestrator", "predicted_step": "14"}})["official_step_accuracy"] == 1.0  # "4" in "14"
+    assert (
+        official([g], {g.name: {"predicted_agent": "Orchestrator", "predicted_step": "14"}})["official_step_accuracy"]
+        == 1.0
+    )  # "4" in "14"
 
 
 def test_official_drops_a_prediction_whose_step_is_not_digits_agent_included():
@@ -95,32 +135,48 @@ def test_official_drops_a_prediction_whose_step_is_not_digits_agent_included():
 def test_official_denominator_is_every_file_in_the_folder():
     golds = [gold("a.json"), gold("b.json")]
     # one right prediction of two logs, in a folder of four JSON files (two did not parse): 1/4
-    assert official(golds, {"a.json": {"predicted_agent": "Orchestrator", "predicted_step": 2}}, files=4)["official_agent_accuracy"] == 0.25
+    assert (
+        official(golds, {"a.json": {"predicted_agent": "Orchestrator", "predicted_step": 2}}, files=4)[
+            "official_agent_accuracy"
+        ]
+        == 0.25
+    )
 
 
 def test_official_figures_appear_once_per_subset_and_use_its_folder(tmp_path):
     for subset in ("alg", "hand"):
         (tmp_path / subset).mkdir()
-        (tmp_path / subset / "1.json").write_text(json.dumps({"history": [{"role": "a", "content": "x"}] * 3, "mistake_agent": "a", "mistake_step": "1"}))
+        (tmp_path / subset / "1.json").write_text(
+            json.dumps({"history": [{"role": "a", "content": "x"}] * 3, "mistake_agent": "a", "mistake_step": "1"})
+        )
     (tmp_path / "hand" / "broken.json").write_text("{not json")
     skipped: list = []
     golds = ww.load_dataset(tmp_path, skipped)
     assert [s["file"].endswith("broken.json") for s in skipped] == [True]
-    preds = {"alg/1.json": {"predicted_agent": "a", "predicted_step": "1"}, "hand/1.json": {"predicted_agent": "b", "predicted_step": "0"}}
+    preds = {
+        "alg/1.json": {"predicted_agent": "a", "predicted_step": "1"},
+        "hand/1.json": {"predicted_agent": "b", "predicted_step": "0"},
+    }
     scores = ww.score(golds, preds, ww.folder_sizes(golds))
     assert scores["subsets"]["alg"]["official_agent_accuracy"] == 1.0
-    assert scores["subsets"]["hand"]["official_files"] == 2 and scores["subsets"]["hand"]["official_agent_accuracy"] == 0.0
+    assert (
+        scores["subsets"]["hand"]["official_files"] == 2 and scores["subsets"]["hand"]["official_agent_accuracy"] == 0.0
+    )
     assert not any(k.startswith("official_") for k in scores["overall"])
 
 
 def test_gold_as_prediction_scores_the_strict_maximum():
     golds = [gold("a.json"), gold("b.json", agent="WebSurfer", step=4)]
     s = ww.score(golds, {g.name: {"predicted_agent": g.agent, "predicted_step": str(g.step)} for g in golds})["overall"]
-    assert all(s[k] == 1.0 for k in ("agent_accuracy", "step_accuracy", "step_within_1_accuracy", "step_within_5_accuracy"))
+    assert all(
+        s[k] == 1.0 for k in ("agent_accuracy", "step_accuracy", "step_within_1_accuracy", "step_within_5_accuracy")
+    )
 
 
 def test_a_diagnosis_becomes_a_who_and_when_prediction():
-    pred = who_and_when_prediction({"responsible_agent": "WebSurfer", "decisive_step": {"run_id": "step-12", "reason": "…"}})
+    pred = who_and_when_prediction(
+        {"responsible_agent": "WebSurfer", "decisive_step": {"run_id": "step-12", "reason": "…"}}
+    )
     assert pred == {"predicted_agent": "WebSurfer", "predicted_step": "12"}
 
 
@@ -136,7 +192,9 @@ CASE_GOLDS = [
     tg("t3"),  # no gold errors: counts 0 in the accuracies
 ]
 CASE_PREDS = {
-    "t1": {"errors": [{"location": "s1", "category": "formatting errors"}, {"location": "s3", "category": "Tool-related"}]},
+    "t1": {
+        "errors": [{"location": "s1", "category": "formatting errors"}, {"location": "s3", "category": "Tool-related"}]
+    },
     "t2": {"errors": [{"location": "s9", "category": "Instruction Non-compliance"}]},
     "t3": {"errors": [{"location": "s5", "category": "Goal Deviation"}]},
 }
@@ -159,21 +217,34 @@ def test_trail_strict_figures_worked_by_hand():
     assert s["location_accuracy"] == pytest.approx(0.5) and s["joint_accuracy"] == pytest.approx(1 / 6)
     assert s["location_precision"] == pytest.approx(0.5)  # t1 1/2, t2 1/1, t3 0/1
     assert s["per_category"]["Formatting Errors"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 1}
-    assert s["per_category"]["Goal Deviation"]["precision"] == 0.0 and s["per_category"]["Goal Deviation"]["support"] == 0
+    assert (
+        s["per_category"]["Goal Deviation"]["precision"] == 0.0 and s["per_category"]["Goal Deviation"]["support"] == 0
+    )
 
 
 @pytest.mark.parametrize(
     ("predicted", "label"),
-    [("Resource", "Resource Not Found"), ("Tool", "Tool-related"), ("  TOOL selection ERRORS ", "Tool Selection Errors"),
-     ("Task Orchestration Errors", "task orchestration errors"), ("Goal Deviations", "goal deviations"), ("language only", "language only")],
+    [
+        ("Resource", "Resource Not Found"),
+        ("Tool", "Tool-related"),
+        ("  TOOL selection ERRORS ", "Tool Selection Errors"),
+        ("Task Orchestration Errors", "task orchestration errors"),
+        ("Goal Deviations", "goal deviations"),
+        ("language only", "language only"),
+    ],
 )
 def test_official_category_matching_is_canonical_else_first_label_containing_it_else_raw(predicted, label):
     assert off.trail_label(predicted) == label
 
 
 def test_strict_categories_are_canonical_names_only():
-    assert tr.category_key("tool selection errors") == "Tool Selection Errors" and tr.category_key("Language only") == "Language-only"
-    assert tr.category_key("Resource").startswith("unmatched:") and tr.category_key("Goal Deviations").startswith("unmatched:")
+    assert (
+        tr.category_key("tool selection errors") == "Tool Selection Errors"
+        and tr.category_key("Language only") == "Language-only"
+    )
+    assert tr.category_key("Resource").startswith("unmatched:") and tr.category_key("Goal Deviations").startswith(
+        "unmatched:"
+    )
 
 
 def test_official_skips_a_trace_without_a_prediction_file():
@@ -207,7 +278,9 @@ def test_predicting_every_span_scores_full_recall_but_low_precision():
 
 
 def test_a_malformed_annotation_is_skipped_with_a_warning_and_counted(tmp_path, caplog):
-    (tmp_path / "x.json").write_text('{"errors": [{"category": "Goal Deviation", "location": "s1"},]}')  # a trailing comma, as in the release
+    (tmp_path / "x.json").write_text(
+        '{"errors": [{"category": "Goal Deviation", "location": "s1"},]}'
+    )  # a trailing comma, as in the release
     (tmp_path / "y.json").write_text('{"errors": [{"category": "Goal Deviation", "location": "s1"}]}')
     skipped: list = []
     golds = tr.load_annotations(tmp_path, skipped)
@@ -216,8 +289,12 @@ def test_a_malformed_annotation_is_skipped_with_a_warning_and_counted(tmp_path, 
 
 
 def test_a_diagnosis_becomes_a_trail_prediction_in_trails_spelling():
-    pred = trail_prediction({"errors": [{"run_id": "abc", "category": "tool_selection_error"}, {"run_id": "def", "category": "other"}]})
-    assert pred == {"errors": [{"category": "Tool Selection Errors", "location": "abc"}, {"category": "Other", "location": "def"}]}
+    pred = trail_prediction(
+        {"errors": [{"run_id": "abc", "category": "tool_selection_error"}, {"run_id": "def", "category": "other"}]}
+    )
+    assert pred == {
+        "errors": [{"category": "Tool Selection Errors", "location": "abc"}, {"category": "Other", "location": "def"}]
+    }
 
 
 # --- over ../shared/eval-data ---------------------------------------------------------------
@@ -235,18 +312,35 @@ def write_gold_predictions(folder: Path, benchmark: str) -> None:
 @pytest.mark.parametrize("benchmark", ["trail", "who-and-when"])
 async def test_score_of_the_gold_labels_gives_the_metrics_maximum(tmp_path, capsys, benchmark):
     write_gold_predictions(tmp_path / "pred", benchmark)
-    args = ["trail", str(EVAL / "trail" / "traces"), str(EVAL / "trail" / "annotations")] if benchmark == "trail" else ["who-and-when", str(EVAL / "who-and-when" / "hand-crafted")]
-    assert await amain(["eval", *args, "--score", str(tmp_path / "pred"), "--out", str(tmp_path / "out"), "--json"]) == 0
+    args = (
+        ["trail", str(EVAL / "trail" / "traces"), str(EVAL / "trail" / "annotations")]
+        if benchmark == "trail"
+        else ["who-and-when", str(EVAL / "who-and-when" / "hand-crafted")]
+    )
+    assert (
+        await amain(["eval", *args, "--score", str(tmp_path / "pred"), "--out", str(tmp_path / "out"), "--json"]) == 0
+    )
     overall = json.loads(capsys.readouterr().out)["scores"]["overall"]
-    keys = ("category_f1_weighted", "location_accuracy", "joint_accuracy", "location_precision") if benchmark == "trail" else ("agent_accuracy", "step_accuracy")
+    keys = (
+        ("category_f1_weighted", "location_accuracy", "joint_accuracy", "location_precision")
+        if benchmark == "trail"
+        else ("agent_accuracy", "step_accuracy")
+    )
     assert all(overall[k] == pytest.approx(1.0) for k in keys), overall
     assert (tmp_path / "out" / "eval.json").is_file() and (tmp_path / "out" / "eval.md").is_file()
 
 
 @needs_eval_data
-async def test_eval_who_and_when_runs_against_the_local_server_and_says_it_is_the_stand_in(openai_env, tmp_path, capsys):
+async def test_eval_who_and_when_runs_against_the_local_server_and_says_it_is_the_stand_in(
+    openai_env, tmp_path, capsys
+):
     out = tmp_path / "ww"
-    assert await amain(["eval", "who-and-when", str(EVAL / "who-and-when" / "hand-crafted"), "--limit", "2", "--out", str(out)]) == 0
+    assert (
+        await amain(
+            ["eval", "who-and-when", str(EVAL / "who-and-when" / "hand-crafted"), "--limit", "2", "--out", str(out)]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "**These figures are the stand-in model's**" in printed and "| step accuracy (exact) |" in printed
     result = json.loads((out / "eval.json").read_text())
@@ -259,7 +353,21 @@ async def test_eval_who_and_when_runs_against_the_local_server_and_says_it_is_th
 @needs_eval_data
 async def test_eval_trail_runs_against_the_local_server(openai_env, tmp_path):
     out = tmp_path / "trail"
-    assert await amain(["eval", "trail", str(EVAL / "trail" / "traces"), str(EVAL / "trail" / "annotations"), "--limit", "1", "--out", str(out)]) == 0
+    assert (
+        await amain(
+            [
+                "eval",
+                "trail",
+                str(EVAL / "trail" / "traces"),
+                str(EVAL / "trail" / "annotations"),
+                "--limit",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     result = json.loads((out / "eval.json").read_text())
     assert result["benchmark"] == "trail" and result["analysed"] == 1
     [pred] = list((out / "predictions").iterdir())
@@ -282,23 +390,42 @@ def test_on_the_dev_split_gold_scores_the_official_maximum_but_for_the_official_
     half = {g.trace_id: tr.gold_as_prediction(g) for i, g in enumerate(trail) if i % 2 == 0}
     result = tr.score(trail, half)
     for split, s in result["subsets"].items():
-        assert s["official_location_accuracy"] == 1.0 and s["official_joint_accuracy"] == 1.0 and s["official_category_f1"] == 1.0
-        assert s["official_traces_scored"] == s["traces"] - s["missing_predictions"]  # the half without a prediction left the denominator
+        assert (
+            s["official_location_accuracy"] == 1.0
+            and s["official_joint_accuracy"] == 1.0
+            and s["official_category_f1"] == 1.0
+        )
+        assert (
+            s["official_traces_scored"] == s["traces"] - s["missing_predictions"]
+        )  # the half without a prediction left the denominator
     assert result["overall"]["location_accuracy"] == pytest.approx(len(half) / len(trail))
 
 
 def test_trail_uniform_guess_equals_brute_force_for_every_metric():
     golds = [tg("t1", ("s1", "Goal Deviation"), ("s2", "Tool-related")), tg("t2", ("s3", "Goal Deviation"))]
     spans = {"t1": 3, "t2": 2}
-    choices = {t: [(f"s{i}" if t == "t1" else f"s{i + 2}", c) for i in range(1, n + 1) for c in off.TRAIL_CATEGORIES] for t, n in spans.items()}
-    runs = [tr.score(golds, {"t1": {"errors": [{"location": a[0], "category": a[1]}]}, "t2": {"errors": [{"location": b[0], "category": b[1]}]}})
-            for a, b in itertools.product(choices["t1"], choices["t2"])]
+    choices = {
+        t: [(f"s{i}" if t == "t1" else f"s{i + 2}", c) for i in range(1, n + 1) for c in off.TRAIL_CATEGORIES]
+        for t, n in spans.items()
+    }
+    runs = [
+        tr.score(
+            golds,
+            {
+                "t1": {"errors": [{"location": a[0], "category": a[1]}]},
+                "t2": {"errors": [{"location": b[0], "category": b[1]}]},
+            },
+        )
+        for a, b in itertools.product(choices["t1"], choices["t2"])
+    ]
     base = tr.score(golds, {}, spans)["overall"]["random_baseline"]
     for key in ("location_accuracy", "joint_accuracy", "location_precision"):
         assert base[key] == pytest.approx(sum(r["overall"][key] for r in runs) / len(runs)), key
     assert base["category_f1"] == pytest.approx(sum(r["overall"]["category_f1_weighted"] for r in runs) / len(runs))
     official = tr.score(golds, {g.trace_id: {} for g in golds}, spans)["subsets"]["gaia"]["official_random_baseline"]
-    assert official["category_f1"] == pytest.approx(sum(r["subsets"]["gaia"]["official_category_f1"] for r in runs) / len(runs))
+    assert official["category_f1"] == pytest.approx(
+        sum(r["subsets"]["gaia"]["official_category_f1"] for r in runs) / len(runs)
+    )
 
 
 def test_trail_uniform_guess_without_the_traces_gives_only_the_category_f1():
@@ -309,14 +436,32 @@ def test_trail_uniform_guess_without_the_traces_gives_only_the_category_f1():
 @needs_eval_data
 async def test_eval_trail_scores_from_annotations_and_predictions_alone(tmp_path, capsys):
     write_gold_predictions(tmp_path / "pred", "trail")
-    assert await amain(["eval", "trail", str(EVAL / "trail" / "annotations"), "--score", str(tmp_path / "pred"), "--out", str(tmp_path / "out")]) == 0
+    assert (
+        await amain(
+            [
+                "eval",
+                "trail",
+                str(EVAL / "trail" / "annotations"),
+                "--score",
+                str(tmp_path / "pred"),
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 0
+    )
     md = (tmp_path / "out" / "eval.md").read_text()
     assert "| official location accuracy (recall) | 1.000 | — | 0.546 |" in md
     result = json.loads((tmp_path / "out" / "eval.json").read_text())
     assert {k for s in result["scores"]["subsets"].values() for k in s if k.startswith("official_")} >= {
-        "official_category_f1", "official_location_accuracy", "official_joint_accuracy"}
+        "official_category_f1",
+        "official_location_accuracy",
+        "official_joint_accuracy",
+    }
     capsys.readouterr()
-    assert await amain(["eval", "trail", str(EVAL / "trail" / "annotations")]) == 2  # without --score, the traces are needed
+    assert (
+        await amain(["eval", "trail", str(EVAL / "trail" / "annotations")]) == 2
+    )  # without --score, the traces are needed
 
 
 def test_an_empty_prediction_is_scored_not_skipped():

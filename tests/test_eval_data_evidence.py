@@ -37,7 +37,9 @@ def test_every_trail_trace_and_who_and_when_log_loads_with_content():
     for path in TRAIL + WHO_AND_WHEN:
         trace = load_trace(path)
         assert trace.runs, path
-        assert sum(bool(r.inputs or r.outputs) for r in trace.runs) >= len(trace.runs) // 2, f"{path}: mostly empty runs"
+        assert sum(bool(r.inputs or r.outputs) for r in trace.runs) >= len(trace.runs) // 2, (
+            f"{path}: mostly empty runs"
+        )
 
 
 @needs_eval_data

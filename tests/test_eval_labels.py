@@ -19,10 +19,17 @@ FIX = Path(__file__).parent / "fixtures" / "labels"
 def test_labels_and_a_prediction_worked_by_hand():
     [gold] = lb.load_labels(FIX / "labels", base=1)
     assert gold.failures[gold.root] == lb.Failure(2, "Lookup", "Formatting Errors")  # step 3 counted from 1
-    pred = lb.parse_labels({"failures": [{"step": 3}, {"step": 6}], "root_cause": {"step": 4, "agent": "Lookup (tool)"}}, "refund", 1, "p")
+    pred = lb.parse_labels(
+        {"failures": [{"step": 3}, {"step": 6}], "root_cause": {"step": 4, "agent": "Lookup (tool)"}}, "refund", 1, "p"
+    )
     s = lb.score([gold], {"refund": pred})
     # root: gold step index 2, predicted 3 → off by one; agent "Lookup (tool)" is Lookup
-    assert (s["root_step_accuracy"], s["root_step_within_1_accuracy"], s["root_step_distance_mean"], s["root_agent_accuracy"]) == (0.0, 1.0, 1.0, 1.0)
+    assert (
+        s["root_step_accuracy"],
+        s["root_step_within_1_accuracy"],
+        s["root_step_distance_mean"],
+        s["root_agent_accuracy"],
+    ) == (0.0, 1.0, 1.0, 1.0)
     # failures: labelled steps {2, 4}; predicted {2, 5, 3} (the root is one of them) → recall 1/2, precision 1/3
     assert s["failure_recall"] == pytest.approx(1 / 2) and s["failure_precision"] == pytest.approx(1 / 3)
 
@@ -35,9 +42,11 @@ def test_a_missing_prediction_scores_zero_and_counts():
 
 @pytest.mark.parametrize(
     ("data", "message"),
-    [({"failures": [{"step": 1}], "root_cause": 3}, "root_cause must be the index of one of the 1 failures"),
-     ({"failures": [{"step": 0}], "root_cause": 0}, r"failures\[0\]\.step: expected a step number from 1"),
-     ({"root_cause": 0}, "expected {failures: \\[...\\], root_cause: N}")],
+    [
+        ({"failures": [{"step": 1}], "root_cause": 3}, "root_cause must be the index of one of the 1 failures"),
+        ({"failures": [{"step": 0}], "root_cause": 0}, r"failures\[0\]\.step: expected a step number from 1"),
+        ({"root_cause": 0}, "expected {failures: \\[...\\], root_cause: N}"),
+    ],
 )
 def test_bad_labels_name_the_field(data, message):
     with pytest.raises(InputFileError, match=message):
@@ -46,15 +55,23 @@ def test_bad_labels_name_the_field(data, message):
 
 def test_a_diagnosis_becomes_a_prediction_in_the_labels_base():
     run_ids = [f"step-{i}" for i in range(6)]
-    diagnosis = {"responsible_agent": "Lookup", "decisive_step": {"run_id": "step-2", "reason": "…"},
-                 "errors": [{"run_id": "step-2", "category": "formatting_error"}, {"run_id": "step-9", "category": "other"}]}
+    diagnosis = {
+        "responsible_agent": "Lookup",
+        "decisive_step": {"run_id": "step-2", "reason": "…"},
+        "errors": [{"run_id": "step-2", "category": "formatting_error"}, {"run_id": "step-9", "category": "other"}],
+    }
     assert labels_prediction(diagnosis, run_ids, 1) == {
-        "failures": [{"step": 3, "agent": "", "category": "formatting_error"}], "root_cause": {"step": 3, "agent": "Lookup"}}
+        "failures": [{"step": 3, "agent": "", "category": "formatting_error"}],
+        "root_cause": {"step": 3, "agent": "Lookup"},
+    }
 
 
 async def test_eval_labels_runs_end_to_end_against_the_local_server(openai_env, tmp_path):
     out = tmp_path / "out"
-    assert await amain(["eval", "labels", str(FIX / "traces"), str(FIX / "labels"), "--step-base", "1", "--out", str(out)]) == 0
+    assert (
+        await amain(["eval", "labels", str(FIX / "traces"), str(FIX / "labels"), "--step-base", "1", "--out", str(out)])
+        == 0
+    )
     result = json.loads((out / "eval.json").read_text())
     assert result["benchmark"] == "labels" and result["step_base"] == 1 and result["analysed"] == 1
     pred = json.loads((out / "predictions" / "refund.json").read_text())
@@ -66,6 +83,21 @@ async def test_eval_labels_scores_predictions_from_the_labels_alone(tmp_path):
     pred = tmp_path / "pred"
     pred.mkdir()
     (pred / "refund.json").write_text(json.dumps({"failures": [{"step": 3}, {"step": 5}], "root_cause": 0}))
-    assert await amain(["eval", "labels", str(FIX / "labels"), "--score", str(pred), "--step-base", "1", "--out", str(tmp_path / "out")]) == 0
+    assert (
+        await amain(
+            [
+                "eval",
+                "labels",
+                str(FIX / "labels"),
+                "--score",
+                str(pred),
+                "--step-base",
+                "1",
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 0
+    )
     s = json.loads((tmp_path / "out" / "eval.json").read_text())["scores"]
     assert (s["root_step_accuracy"], s["failure_recall"], s["failure_precision"]) == (1.0, 1.0, 1.0)

@@ -130,7 +130,12 @@ async def test_library_raises_typed_errors(openai_server, tmp_path, fault, error
         return None
 
     openai_server.inject(fault)
-    transport = OpenAITransport(ApiSettings(api_key="sk-x", base_url=openai_server.base_url), timeout=aiohttp.ClientTimeout(total=1.5), retry=RetryPolicy(max_retries=1), sleep=no_wait)
+    transport = OpenAITransport(
+        ApiSettings(api_key="sk-x", base_url=openai_server.base_url),
+        timeout=aiohttp.ClientTimeout(total=1.5),
+        retry=RetryPolicy(max_retries=1),
+        sleep=no_wait,
+    )
     async with ResponsesClient(transport=transport) as client:
         analyst = StagedFailureAnalyst(client=client, artifacts_dir=tmp_path)
         with pytest.raises(error):

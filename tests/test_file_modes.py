@@ -30,9 +30,26 @@ def modes(folder: Path) -> dict[str, int]:
 
 async def test_every_file_a_run_writes_is_owner_only(openai_env, tmp_path, umask):
     out = tmp_path / "out"
-    assert await amain(["run", str(FIX / "plain_chat.json"), "--expect", str(FIX / "expectation.json"), "--out", str(out), "--keep-store"]) == 0
+    assert (
+        await amain(
+            [
+                "run",
+                str(FIX / "plain_chat.json"),
+                "--expect",
+                str(FIX / "expectation.json"),
+                "--out",
+                str(out),
+                "--keep-store",
+            ]
+        )
+        == 0
+    )
     written = modes(out)
-    assert {"files/" + n for n in os.listdir(out / "files")} <= set(written) and "report.html" in written and "store.json" in written
+    assert (
+        {"files/" + n for n in os.listdir(out / "files")} <= set(written)
+        and "report.html" in written
+        and "store.json" in written
+    )
     assert set(written.values()) == {0o600}, written
 
 

@@ -19,8 +19,18 @@ FIX = Path(__file__).parent / "fixtures"
 async def start_run(server: OpenAITestServer, out: Path) -> asyncio.subprocess.Process:
     env = {**os.environ, "OPENAI_API_KEY": "sk-local", "OPENAI_BASE_URL": server.base_url}
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "refinery", "run", str(FIX / "clickhouse_snake_nested.json"), "--expect", str(FIX / "expectation.json"), "--out", str(out),
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "refinery",
+        "run",
+        str(FIX / "clickhouse_snake_nested.json"),
+        "--expect",
+        str(FIX / "expectation.json"),
+        "--out",
+        str(out),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
 
 

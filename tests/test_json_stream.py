@@ -28,7 +28,13 @@ OTLP = {
         {
             "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "shop"}}]},
             "scopeSpans": [
-                {"scope": {"name": "oi"}, "spans": [{"traceId": "ab" * 16, "spanId": f"{i:016x}", "name": f"span {i} ünïcode", "attributes": []} for i in range(5)]},
+                {
+                    "scope": {"name": "oi"},
+                    "spans": [
+                        {"traceId": "ab" * 16, "spanId": f"{i:016x}", "name": f"span {i} ünïcode", "attributes": []}
+                        for i in range(5)
+                    ],
+                },
                 {"spans": []},
             ],
         }
@@ -96,7 +102,10 @@ def test_json_lines_become_an_array(tmp_path):
         ('{"history": [1 2]}', r"t\.json: not JSON: expected ',' or '\]' \(byte 15\)"),
         ('{"a": 1} {"b"', r"t\.json: not JSON"),
         ('{"a": 1}\n{"b": }\n', r"t\.json: line 2 is not JSON: Expecting value"),
-        ('{\n  "history": [\n    {"role": "user"},\n    {"role": \n', r"t\.json: not JSON: Expecting value \(byte 53\)"),
+        (
+            '{\n  "history": [\n    {"role": "user"},\n    {"role": \n',
+            r"t\.json: not JSON: Expecting value \(byte 53\)",
+        ),
         ("", r"t\.json: not JSON: Expecting value"),
     ],
 )
@@ -141,7 +150,13 @@ def test_a_bad_entry_in_a_big_log_fails_the_load_naming_it(tmp_path, monkeypatch
         load_trace(path)
 
 
-SAMPLES = sorted([*(SHARED / "trace-samples").glob("*/*.json"), *(SHARED / "eval-data").glob("*/*/*.json"), *(SHARED / "eval-data").glob("*/*/*/*.json")])
+SAMPLES = sorted(
+    [
+        *(SHARED / "trace-samples").glob("*/*.json"),
+        *(SHARED / "eval-data").glob("*/*/*.json"),
+        *(SHARED / "eval-data").glob("*/*/*/*.json"),
+    ]
+)
 
 
 @pytest.mark.skipif(not SAMPLES, reason="../shared not present")

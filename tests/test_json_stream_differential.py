@@ -14,8 +14,28 @@ from refinery.errors import TraceFormatError
 from refinery.traces import json_stream
 from refinery.traces.json_stream import LazyArray, read_trace_json
 
-NUMBERS = ["0", "-0", "1700003482.25", "1e-300", "-1.5E+20", "3.0e2", "123456789012345678901234567890", "0.000001", "-7"]
-STRINGS = ["plain", 'quote " inside', "back\\slash", "line\nbreak", "tab\tcharacter", "é accents ü", "emoji 🦊 here", "\u2028sep", ""]
+NUMBERS = [
+    "0",
+    "-0",
+    "1700003482.25",
+    "1e-300",
+    "-1.5E+20",
+    "3.0e2",
+    "123456789012345678901234567890",
+    "0.000001",
+    "-7",
+]
+STRINGS = [
+    "plain",
+    'quote " inside',
+    "back\\slash",
+    "line\nbreak",
+    "tab\tcharacter",
+    "é accents ü",
+    "emoji 🦊 here",
+    "\u2028sep",
+    "",
+]
 
 
 def scalar(rng: random.Random) -> Any:
@@ -24,7 +44,7 @@ def scalar(rng: random.Random) -> Any:
         return json.loads(rng.choice(NUMBERS))
     if kind == 1:
         return rng.choice(STRINGS) * rng.randint(1, 3)
-    return rng.choice([True, False, None, rng.randint(-10**6, 10**6), rng.random() * 10 ** rng.randint(-30, 30)])
+    return rng.choice([True, False, None, rng.randint(-(10**6), 10**6), rng.random() * 10 ** rng.randint(-30, 30)])
 
 
 def value(rng: random.Random, depth: int = 0) -> Any:
@@ -36,7 +56,11 @@ def value(rng: random.Random, depth: int = 0) -> Any:
 
 
 def span(rng: random.Random, depth: int = 0) -> dict[str, Any]:
-    s = {"span_id": f"{rng.getrandbits(64):016x}", "start_time": json.loads(rng.choice(NUMBERS)), "attributes": value(rng)}
+    s = {
+        "span_id": f"{rng.getrandbits(64):016x}",
+        "start_time": json.loads(rng.choice(NUMBERS)),
+        "attributes": value(rng),
+    }
     if depth < 2 and rng.random() < 0.4:
         s["child_spans"] = [span(rng, depth + 1) for _ in range(rng.randint(0, 3))]
     return s
@@ -47,12 +71,18 @@ def document(rng: random.Random) -> Any:
     if shape == 0:
         return {"trace_id": "t", "spans": [span(rng) for _ in range(rng.randint(0, 6))]}
     if shape == 1:
-        return {"question": rng.choice(STRINGS), "history": [{"role": "user", "content": scalar(rng)} for _ in range(rng.randint(0, 6))]}
+        return {
+            "question": rng.choice(STRINGS),
+            "history": [{"role": "user", "content": scalar(rng)} for _ in range(rng.randint(0, 6))],
+        }
     if shape == 2:
         return [span(rng) for _ in range(rng.randint(1, 5))]
     if shape == 3:
         return {"resourceSpans": [{"resource": value(rng), "scopeSpans": [{"spans": [span(rng) for _ in range(3)]}]}]}
-    return {"runs": [{"id": str(i), "inputs": value(rng), "outputs": value(rng)} for i in range(rng.randint(0, 5))], "extra": value(rng)}
+    return {
+        "runs": [{"id": str(i), "inputs": value(rng), "outputs": value(rng)} for i in range(rng.randint(0, 5))],
+        "extra": value(rng),
+    }
 
 
 def plain(data: Any) -> Any:
@@ -79,7 +109,12 @@ def test_random_documents_read_as_json_loads_reads_them(tmp_path, monkeypatch, w
 
 
 def test_every_cut_of_numbers_strings_and_escapes(tmp_path, monkeypatch):
-    doc = {"spans": [{"span_id": "a", "t": 1700003482.25, "e": 1e-300, "big": -1.5e20, "s": 'q"\\\n\u00e9🦊', "u": "\u2028"}] * 3}
+    doc = {
+        "spans": [
+            {"span_id": "a", "t": 1700003482.25, "e": 1e-300, "big": -1.5e20, "s": 'q"\\\n\u00e9🦊', "u": "\u2028"}
+        ]
+        * 3
+    }
     text = json.dumps(doc, ensure_ascii=False)
     path = tmp_path / "doc.json"
     path.write_text(text, encoding="utf-8")

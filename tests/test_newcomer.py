@@ -13,7 +13,14 @@ from refinery.cli import amain, build_parser
 
 def test_demo_runs_the_whole_pipeline_with_no_key_as_a_real_process(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-    proc = subprocess.run([sys.executable, "-m", "refinery", "demo", "--json"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "refinery", "demo", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["stand_in_model"] is True and "not an analysis" in data["notice"]
@@ -73,8 +80,20 @@ async def test_the_readme_library_example_runs_as_written_and_closes_its_client(
     (tmp_path / "example.py").write_text(code)
     shutil.copy(root / "tests" / "fixtures" / "plain_chat.json", tmp_path / "trace.json")
     shutil.copy(root / "tests" / "fixtures" / "expectation.json", tmp_path / "expected.json")
-    env = {**os.environ, "OPENAI_API_KEY": "sk-local", "OPENAI_BASE_URL": openai_server.base_url, "PYTHONWARNINGS": "default"}
-    proc = await asyncio.create_subprocess_exec(sys.executable, "example.py", cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    env = {
+        **os.environ,
+        "OPENAI_API_KEY": "sk-local",
+        "OPENAI_BASE_URL": openai_server.base_url,
+        "PYTHONWARNINGS": "default",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "example.py",
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode == 0, err.decode()
     assert out.decode().strip() and "Unclosed" not in err.decode()

@@ -24,7 +24,9 @@ async def test_sdk_runs_files_vector_stores_and_responses(openai_server):
             file_ids.append(f.id)
         store = await client.vector_stores.create(name="sdk", expires_after={"anchor": "last_active_at", "days": 1})
         assert store.expires_after.days == 1
-        batch = await client.vector_stores.file_batches.create_and_poll(vector_store_id=store.id, file_ids=file_ids, poll_interval_ms=10)
+        batch = await client.vector_stores.file_batches.create_and_poll(
+            vector_store_id=store.id, file_ids=file_ids, poll_interval_ms=10
+        )
         assert batch.status == "completed" and batch.file_counts.completed == len(file_ids)
         listed = await client.vector_stores.files.list(vector_store_id=store.id)
         assert {f.id for f in listed.data} == set(file_ids) and all(f.status == "completed" for f in listed.data)
@@ -33,10 +35,22 @@ async def test_sdk_runs_files_vector_stores_and_responses(openai_server):
 
         resp = await client.responses.create(
             model="gpt-4o",
-            input=[{"role": "user", "content": [{"type": "input_text", "text": "compare run output error with expectations"}]}],
+            input=[
+                {
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": "compare run output error with expectations"}],
+                }
+            ],
             tools=[{"type": "file_search", "vector_store_ids": [store.id], "max_num_results": 4}],
             include=["file_search_call.results"],
-            text={"format": {"type": "json_schema", "name": "stage2_output", "schema": GAP_ANALYSIS_SCHEMA, "strict": True}},
+            text={
+                "format": {
+                    "type": "json_schema",
+                    "name": "stage2_output",
+                    "schema": GAP_ANALYSIS_SCHEMA,
+                    "strict": True,
+                }
+            },
             max_output_tokens=3000,
         )
         assert resp.status == "completed"
@@ -59,7 +73,11 @@ async def test_sdk_surfaces_the_servers_400_as_its_own_error(openai_server):
     client = openai.AsyncOpenAI(api_key="sk-sdk", base_url=openai_server.base_url, max_retries=0)
     try:
         with pytest.raises(openai.BadRequestError) as exc:
-            await client.responses.create(model="gpt-4o", input="hi", text={"format": {"type": "json_schema", "name": "x", "schema": {"type": "object"}, "strict": True}})
+            await client.responses.create(
+                model="gpt-4o",
+                input="hi",
+                text={"format": {"type": "json_schema", "name": "x", "schema": {"type": "object"}, "strict": True}},
+            )
         assert "Invalid schema" in str(exc.value)
     finally:
         await client.close()

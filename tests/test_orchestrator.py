@@ -23,7 +23,10 @@ def test_the_analyst_is_chosen_by_argument_and_an_unknown_name_is_refused():
 
 @pytest.mark.parametrize(
     ("name", "cls", "calls"),
-    [("staged", StagedFailureAnalyst, ["stage1", "stage2", "stage3", "stage4"]), ("simple", SimpleFailureAnalyst, ["stage1", "stage2", "stage3"])],
+    [
+        ("staged", StagedFailureAnalyst, ["stage1", "stage2", "stage3", "stage4"]),
+        ("simple", SimpleFailureAnalyst, ["stage1", "stage2", "stage3"]),
+    ],
     ids=["staged", "rollback"],
 )
 async def test_orchestrator_produces_a_complete_analysis(mocked, make_transport, spec, name, cls, calls):
@@ -59,11 +62,29 @@ async def test_simple_analyst_inlines_the_trace_without_a_store(mocked, make_tra
 def test_public_imports():
     import refinery
 
-    first = ("StagedFailureAnalyst", "SimpleFailureAnalyst", "FailureAnalyst", "AnalysisOrchestrator", "Trace", "TraceRun", "DomainExpertExpectation",
-             "CompleteAnalysis", "StagedAnalysisResult", "RefineryError", "load_trace", "load_expectation", "write_outputs", "analyze_many")
+    first = (
+        "StagedFailureAnalyst",
+        "SimpleFailureAnalyst",
+        "FailureAnalyst",
+        "AnalysisOrchestrator",
+        "Trace",
+        "TraceRun",
+        "DomainExpertExpectation",
+        "CompleteAnalysis",
+        "StagedAnalysisResult",
+        "RefineryError",
+        "load_trace",
+        "load_expectation",
+        "write_outputs",
+        "analyze_many",
+    )
     for name in first:
         assert name in refinery.__all__ and hasattr(refinery, name), name
-    for internal in ("OpenAITransport", "RetryPolicy", "ApiSettings"):  # importable from their modules, not the front door
+    for internal in (
+        "OpenAITransport",
+        "RetryPolicy",
+        "ApiSettings",
+    ):  # importable from their modules, not the front door
         assert internal not in refinery.__all__
 
 
@@ -85,7 +106,9 @@ async def test_both_analysts_redact_what_they_send(mocked, make_transport, cls):
     assert analyst.redaction.counts["openai_key"] >= 2  # the trace and the expectation
 
 
-@pytest.mark.parametrize(("name", "summary_from"), [("staged", "synthesis"), ("simple", "diagnosis")], ids=["staged", "rollback"])
+@pytest.mark.parametrize(
+    ("name", "summary_from"), [("staged", "synthesis"), ("simple", "diagnosis")], ids=["staged", "rollback"]
+)
 async def test_either_analyst_gets_the_same_report(mocked, make_transport, tmp_path, name, summary_from):
     from refinery.outputs import usage_summary, write_outputs
 

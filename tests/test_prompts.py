@@ -32,8 +32,13 @@ def test_preserved_prompts_match_the_plan_word_for_word(name):
 def test_each_stage_prompt_carries_the_version_its_artifacts_record():
     from refinery.agents.stages import STAGES
 
-    assert [s.prompt.ref for s in STAGES] == [f"STAGE{n}_{t}_PROMPT@v1" for n, t in ((1, "TRACE_ANALYSIS"), (2, "GAP_ANALYSIS"), (3, "DIAGNOSIS"), (4, "SYNTHESIS"))]
-    assert STAGES[2].prompt_ref == "STAGE3_DIAGNOSIS_PROMPT@v1+STAGE3_LOCALISATION_NOTE@v1"  # the plan's prompt word for word, plus a versioned note
+    assert [s.prompt.ref for s in STAGES] == [
+        f"STAGE{n}_{t}_PROMPT@v1"
+        for n, t in ((1, "TRACE_ANALYSIS"), (2, "GAP_ANALYSIS"), (3, "DIAGNOSIS"), (4, "SYNTHESIS"))
+    ]
+    assert (
+        STAGES[2].prompt_ref == "STAGE3_DIAGNOSIS_PROMPT@v1+STAGE3_LOCALISATION_NOTE@v1"
+    )  # the plan's prompt word for word, plus a versioned note
     assert sp.SYSTEM.ref == "FAILURE_ANALYST_SYSTEM_PROMPT@v3" and sp.STAGE3.text == sp.STAGE3_DIAGNOSIS_PROMPT_V1
 
 

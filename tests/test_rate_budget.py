@@ -136,7 +136,12 @@ async def test_client_shares_one_budget_and_surfaces_no_429(make_transport, mock
     reply["usage"].update(input_tokens=100, output_tokens=1800, total_tokens=1900)
     for _ in range(8):
         mocked.post(url, payload=reply, headers=HEADERS)
-    schema = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"], "additionalProperties": False}
+    schema = {
+        "type": "object",
+        "properties": {"a": {"type": "string"}},
+        "required": ["a"],
+        "additionalProperties": False,
+    }
     body = build_responses_body_no_tools("gpt-4o", "s", "u", schema, max_output_tokens=1900)
     async with ResponsesClient(transport=make_transport()) as client:
         results = await asyncio.gather(*(client.create(body, label=f"t{i}:stage4") for i in range(8)))

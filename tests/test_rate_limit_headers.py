@@ -61,6 +61,11 @@ def test_snapshot_reads_every_figure():
             "x-ratelimit-reset-tokens": "2s",
         }
     )
-    assert (snap.limit_requests, snap.limit_tokens, snap.remaining_requests, snap.remaining_tokens) == (500, 30000, 499, 29000)
+    assert (snap.limit_requests, snap.limit_tokens, snap.remaining_requests, snap.remaining_tokens) == (
+        500,
+        30000,
+        499,
+        29000,
+    )
     assert snap.reset_requests_s == pytest.approx(0.12) and snap.reset_tokens_s == 2.0
     assert RateLimitSnapshot.from_headers({}).empty

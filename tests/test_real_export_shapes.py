@@ -27,7 +27,13 @@ def snake():
 
 
 def test_snake_case_columns_give_names_kinds_and_the_tree(snake):
-    assert [r.name for r in snake.runs] == ["answer_question", "CodeAgent.run", "LiteLLMModel.__call__", "WebSearchTool", "LiteLLMModel.__call__"]
+    assert [r.name for r in snake.runs] == [
+        "answer_question",
+        "CodeAgent.run",
+        "LiteLLMModel.__call__",
+        "WebSearchTool",
+        "LiteLLMModel.__call__",
+    ]
     assert [r.run_type for r in snake.runs] == [RunType.UNKNOWN, RunType.AGENT, RunType.LLM, RunType.TOOL, RunType.LLM]
     assert [r.parent_run_id for r in snake.runs] == [None, "bbbbbbbbbbbbbbbb", *["aaaaaaaaaaaaaaaa"] * 3]
     assert snake.trace_id == "c0ffee00c0ffee00c0ffee00c0ffee00" and snake.project_name == "research-bot"
@@ -80,7 +86,13 @@ def test_camel_case_rows_with_parallel_event_arrays_and_ns_durations():
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("PT1M48.75533S", timedelta(minutes=1, seconds=48.75533)), ("PT0.000047S", timedelta(microseconds=47)), (1_500_000_000, timedelta(seconds=1.5)), ("250000000", timedelta(seconds=0.25)), ("P1DT2H", timedelta(days=1, hours=2))],
+    [
+        ("PT1M48.75533S", timedelta(minutes=1, seconds=48.75533)),
+        ("PT0.000047S", timedelta(microseconds=47)),
+        (1_500_000_000, timedelta(seconds=1.5)),
+        ("250000000", timedelta(seconds=0.25)),
+        ("P1DT2H", timedelta(days=1, hours=2)),
+    ],
 )
 def test_durations_in_iso_8601_or_nanoseconds(value, expected):
     assert parse_duration(value) == expected
@@ -110,12 +122,23 @@ def test_step_ids_keep_the_sources_zero_based_numbering(log):
 
 
 def test_agent_names_are_kept_exactly_as_written(log):
-    assert [r.name for r in log.runs] == ["human", "Orchestrator (thought)", "Orchestrator (-> WebSurfer)", "WebSurfer", "Orchestrator (thought)", "WebSurfer", "Orchestrator (thought)"]
+    assert [r.name for r in log.runs] == [
+        "human",
+        "Orchestrator (thought)",
+        "Orchestrator (-> WebSurfer)",
+        "WebSurfer",
+        "Orchestrator (thought)",
+        "WebSurfer",
+        "Orchestrator (thought)",
+    ]
 
 
 def test_task_and_system_prompts_are_kept_and_labels_set_apart(log):
     assert log.metadata["task"].startswith("Which café near the station")
-    assert log.metadata["system_prompts"] == {"Planner": "You plan the search. Hand work to WebSurfer.", "WebSurfer": "You browse the web and report what pages say."}
+    assert log.metadata["system_prompts"] == {
+        "Planner": "You plan the search. Hand work to WebSurfer.",
+        "WebSurfer": "You browse the web and report what pages say.",
+    }
     assert log.metadata["labels"]["mistake_step"] == "4" and "mistake_agent" not in log.metadata
     assert log.metadata["level"] == "2"  # other top-level fields stay as trace metadata
 

@@ -49,7 +49,10 @@ def test_the_analysts_bodies_carry_effort_and_the_larger_budget():
 
 
 async def test_the_server_answers_incomplete_when_reasoning_spends_the_budget():
-    async with OpenAITestServer(reasoning_tokens=500) as server, ResponsesClient(api_key="sk-x", base_url=server.base_url) as client:
+    async with (
+        OpenAITestServer(reasoning_tokens=500) as server,
+        ResponsesClient(api_key="sk-x", base_url=server.base_url) as client,
+    ):
         raw = await client.create(build_responses_body_no_tools("o4-mini", "", "hello", SCHEMA, max_output_tokens=400))
     assert raw["status"] == "incomplete" and raw["incomplete_details"] == {"reason": "max_output_tokens"}
     assert raw["usage"]["output_tokens_details"]["reasoning_tokens"] == 400
@@ -57,16 +60,29 @@ async def test_the_server_answers_incomplete_when_reasoning_spends_the_budget():
 
 
 async def test_an_answer_cut_by_reasoning_completes_on_the_one_retry_with_a_larger_budget():
-    async with OpenAITestServer(reasoning_tokens=500) as server, ResponsesClient(api_key="sk-x", base_url=server.base_url) as client:
-        answer = await client.create_json(build_responses_body_no_tools("o4-mini", "", "hello", SCHEMA, max_output_tokens=400), SCHEMA)
+    async with (
+        OpenAITestServer(reasoning_tokens=500) as server,
+        ResponsesClient(api_key="sk-x", base_url=server.base_url) as client,
+    ):
+        answer = await client.create_json(
+            build_responses_body_no_tools("o4-mini", "", "hello", SCHEMA, max_output_tokens=400), SCHEMA
+        )
         assert [b["max_output_tokens"] for b in server.response_bodies] == [400, 800]
     assert set(answer.data) == {"a"} and answer.usage.reasoning_tokens == 400 + 500
 
 
 async def test_when_the_retry_is_cut_too_the_error_says_why():
-    async with OpenAITestServer(reasoning_tokens=5000) as server, ResponsesClient(api_key="sk-x", base_url=server.base_url) as client:
-        with pytest.raises(IncompleteResponseError, match=r"max_output_tokens.*retry with max_output_tokens 800, of which 800 went to reasoning"):
-            await client.create_json(build_responses_body_no_tools("o4-mini", "", "hello", SCHEMA, max_output_tokens=400), SCHEMA)
+    async with (
+        OpenAITestServer(reasoning_tokens=5000) as server,
+        ResponsesClient(api_key="sk-x", base_url=server.base_url) as client,
+    ):
+        with pytest.raises(
+            IncompleteResponseError,
+            match=r"max_output_tokens.*retry with max_output_tokens 800, of which 800 went to reasoning",
+        ):
+            await client.create_json(
+                build_responses_body_no_tools("o4-mini", "", "hello", SCHEMA, max_output_tokens=400), SCHEMA
+            )
 
 
 async def test_the_server_refuses_what_the_api_refuses():
@@ -83,16 +99,32 @@ async def test_an_analysis_with_gpt5_mini_completes_against_a_server_that_reason
         monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
         trace = tmp_path / "trace.json"
-        trace.write_text(json.dumps({"question": "Refund order 42", "history": [
-            {"role": "user", "content": "Refund order 42"}, {"role": "tool", "name": "lookup", "content": "ERROR: order 42 not found"}]}))
+        trace.write_text(
+            json.dumps(
+                {
+                    "question": "Refund order 42",
+                    "history": [
+                        {"role": "user", "content": "Refund order 42"},
+                        {"role": "tool", "name": "lookup", "content": "ERROR: order 42 not found"},
+                    ],
+                }
+            )
+        )
         out = tmp_path / "out"
-        assert await amain(["run", str(trace), "--model", "gpt-5-mini", "--reasoning-effort", "low", "--out", str(out)]) == 0
+        assert (
+            await amain(["run", str(trace), "--model", "gpt-5-mini", "--reasoning-effort", "low", "--out", str(out)])
+            == 0
+        )
         bodies = server.response_bodies
     assert all(b["reasoning"] == {"effort": "low"} for b in bodies)
-    # each stage's answer budget + 2,000 for low effort; stage 4's 3,000 all went to thinking, so it was asked once more with 6,000
+    # each stage's answer budget + 2,000 for low effort; stage 4's 3,000 all went to thinking,
+    # so it was asked once more with 6,000
     assert [b["max_output_tokens"] for b in bodies] == [4000, 3500, 4500, 3000, 6000]
     usage = json.loads((out / "usage.json").read_text())
-    assert usage["total"]["reasoning_tokens"] == 5 * 3000 and json.loads((out / "stage4_synthesis.json").read_text())["output"]["summary"]
+    assert (
+        usage["total"]["reasoning_tokens"] == 5 * 3000
+        and json.loads((out / "stage4_synthesis.json").read_text())["output"]["summary"]
+    )
 
 
 def test_plan_counts_the_reasoning_allowance_in_output_tokens():
@@ -102,4 +134,7 @@ def test_plan_counts_the_reasoning_allowance_in_output_tokens():
 
     files = analyst.render(trace, EXPECTATION)
     plan = plan_summary(analyst, trace, files, planned_requests(analyst, trace, files, EXPECTATION))
-    assert plan["stages"]["stage1"]["output_tokens"] == STAGE_BY_KEY["stage1"].max_output_tokens + REASONING_ALLOWANCE["low"]
+    assert (
+        plan["stages"]["stage1"]["output_tokens"]
+        == STAGE_BY_KEY["stage1"].max_output_tokens + REASONING_ALLOWANCE["low"]
+    )

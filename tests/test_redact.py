@@ -34,7 +34,11 @@ SHORT_OR_EMBEDDED = [
     ("api_key_header", '{"x-api-key": "0123456789abcdef0123456789abcdef"}', "0123456789abcdef0123456789abcdef"),
     ("api_key_header", '\\"X-Api-Key\\": \\"9f8e7d6c5b4a3928\\"', "9f8e7d6c5b4a3928"),
     ("api_key_header", "api-key: 9f8e7d6c5b4a3928", "9f8e7d6c5b4a3928"),
-    ("url_credential", "GET https://api.example.com/v1/data?api_key=0123456789abcdef0123456789abcdef&page=2", "0123456789abcdef0123456789abcdef"),
+    (
+        "url_credential",
+        "GET https://api.example.com/v1/data?api_key=0123456789abcdef0123456789abcdef&page=2",
+        "0123456789abcdef0123456789abcdef",
+    ),
     ("url_credential", "https://maps.example.com/geo?key=AIzaSyA1b2C3d4E5f6", "AIzaSyA1b2C3d4E5f6"),
     ("url_credential", "wss://stream.example.com/?token=abc123def456", "abc123def456"),
 ]
@@ -64,12 +68,14 @@ def test_secrets_are_replaced_and_counted(kind, text):
     out = redact_text(text, report)
     assert f"[REDACTED:{kind}]" in out
     assert report.counts[kind] >= 1
-    secretish = [w for w in text.replace("\"", " ").replace("'", " ").split() if len(w) >= 20 and w != kind]
+    secretish = [w for w in text.replace('"', " ").replace("'", " ").split() if len(w) >= 20 and w != kind]
     for word in secretish:
         assert word not in out
 
 
-@pytest.mark.parametrize(("kind", "text", "secret"), SHORT_OR_EMBEDDED, ids=[f"{k}-{i}" for i, (k, _, _) in enumerate(SHORT_OR_EMBEDDED)])
+@pytest.mark.parametrize(
+    ("kind", "text", "secret"), SHORT_OR_EMBEDDED, ids=[f"{k}-{i}" for i, (k, _, _) in enumerate(SHORT_OR_EMBEDDED)]
+)
 def test_short_and_embedded_credentials_are_replaced(kind, text, secret):
     report = RedactionReport()
     out = redact_text(text, report)

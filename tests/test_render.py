@@ -27,7 +27,9 @@ def test_every_run_id_appears_and_the_index_maps_it_to_its_file():
     for i, run in enumerate(trace.runs):
         expected_file = f"{trace.trace_id}_runs_001-002.md" if i < 2 else f"{trace.trace_id}_runs_003-003.md"
         assert f"[run_id: {run.id}]" in files[expected_file]
-        assert f"| {run.id} |" in index and index.split(f"| {run.id} |")[1].splitlines()[0].strip().endswith(f"| {expected_file} |")
+        assert f"| {run.id} |" in index and index.split(f"| {run.id} |")[1].splitlines()[0].strip().endswith(
+            f"| {expected_file} |"
+        )
 
 
 def test_run_heading_carries_type_status_timing_and_error():
@@ -44,7 +46,10 @@ def test_oversize_fields_are_cut_with_a_marker_saying_how_much():
     trace = make_trace(n_runs=1)
     trace.runs[0].inputs = {"blob": "HEAD" + "x" * 5000 + "TAIL"}
     text = render_trace_files(trace, options=RenderOptions(max_field_chars=1000, marker_every_chars=100_000))[0][1]
-    assert "[truncated: 4014 of 5014 characters cut here (characters 401–4414); the first 400 and last 600 are shown]" in text
+    assert (
+        "[truncated: 4014 of 5014 characters cut here (characters 401–4414); the first 400 and last 600 are shown]"
+        in text
+    )
     assert "HEAD" in text and "TAIL" in text
 
 

@@ -34,7 +34,9 @@ def section(text: str, run_id: str) -> str:
 
 def llm(i: int, messages: list[tuple[str, str]], answer: str) -> TraceRun:
     return TraceRun(
-        id=f"llm-{i}", name="chat", run_type=RunType.LLM,
+        id=f"llm-{i}",
+        name="chat",
+        run_type=RunType.LLM,
         inputs={"messages": [{"role": r, "content": c} for r, c in messages]},
         outputs={"messages": [{"role": "assistant", "content": answer}]},
     )
@@ -44,7 +46,9 @@ def test_an_llm_call_shows_only_the_messages_new_since_the_previous_call():
     system = "You are a careful agent. " * 40
     first = [("system", system), ("user", "Find the refund policy.")]
     second = [*first, ("assistant", "Calling search('refund policy')"), ("tool", "Observation: policy says 30 days")]
-    trace = Trace(trace_id="t", runs=[llm(1, first, "Calling search('refund policy')"), llm(2, second, "Answer: 30 days")])
+    trace = Trace(
+        trace_id="t", runs=[llm(1, first, "Calling search('refund policy')"), llm(2, second, "Answer: 30 days")]
+    )
     text = rendered(trace)["t_runs_001-002.md"]
     later = section(text, "llm-2")
     assert "Messages 0–2 of 4 are the conversation already shown up to Run 001 [run_id: llm-1]" in later
@@ -100,7 +104,20 @@ def test_markers_repeat_the_run_id_at_least_every_interval():
 
 def test_markers_prefer_a_boundary_between_messages_over_splitting_a_paragraph():
     para = "word " * 150  # 750 characters
-    text = "\n".join(["## Run 001: x [run_id: r]", "#### message 1 · user", "```", para, "```", "#### message 2 · tool", "```", "Observation:", para, "```"])
+    text = "\n".join(
+        [
+            "## Run 001: x [run_id: r]",
+            "#### message 1 · user",
+            "```",
+            para,
+            "```",
+            "#### message 2 · tool",
+            "```",
+            "Observation:",
+            para,
+            "```",
+        ]
+    )
     out = with_markers(text, "[MARK]", 1000)
     assert "```\n[MARK]\n#### message 2 · tool" in out
     assert " ".join(("Observation: " + para).split()) in " ".join(out.split())  # wrapped, never split by a marker
@@ -108,7 +125,10 @@ def test_markers_prefer_a_boundary_between_messages_over_splitting_a_paragraph()
 
 def test_every_chunk_of_a_long_span_carries_its_run_id():
     long_output = "\n".join(f"result row {i}: " + "value " * 25 for i in range(400))  # ~70 k characters
-    trace = Trace(trace_id="t", runs=[TraceRun(id="span-deadbeef", name="tool", run_type=RunType.TOOL, outputs={"output": long_output})])
+    trace = Trace(
+        trace_id="t",
+        runs=[TraceRun(id="span-deadbeef", name="tool", run_type=RunType.TOOL, outputs={"output": long_output})],
+    )
     text = rendered(trace)["t_runs_001-001.md"]
     chunks = chunk_text(text, CHUNK_SIZE_TOKENS, CHUNK_OVERLAP_TOKENS)
     assert len(chunks) > 10
@@ -116,7 +136,10 @@ def test_every_chunk_of_a_long_span_carries_its_run_id():
 
 
 def test_the_upload_chunking_strategy_is_the_one_the_markers_are_spaced_for():
-    assert CHUNKING_STRATEGY == {"type": "static", "static": {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 400}}
+    assert CHUNKING_STRATEGY == {
+        "type": "static",
+        "static": {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 400},
+    }
 
 
 def test_index_holds_task_agents_prompts_tools_and_failed_runs():
@@ -127,7 +150,10 @@ def test_index_holds_task_agents_prompts_tools_and_failed_runs():
     assert "mistake" not in step_index and "Bean There\n" not in step_index  # the answer key is never rendered
     span_index = rendered(load_trace(FIX / "clickhouse_snake_nested.json"))["c0ffee00c0ffee00c0ffee00c0ffee00_index.md"]
     assert "- failed runs: 1 (2222222222222222)" in span_index
-    assert "- Run 004 [run_id: 2222222222222222] WebSearchTool: TimeoutError: search backend did not answer in 10 s" in span_index
+    assert (
+        "- Run 004 [run_id: 2222222222222222] WebSearchTool: TimeoutError: search backend did not answer in 10 s"
+        in span_index
+    )
     assert "### Tool web_search" in span_index and span_index.count("### Tool ") == 1
 
 

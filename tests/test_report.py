@@ -26,7 +26,16 @@ def test_citations_link_to_the_run_they_cite():
 
 def test_markdown_has_every_section_and_links():
     md = render_markdown(gather(sample_result(), make_trace()))
-    for heading in ("## Summary", "## Top findings", "## Expectations", "## Diagnosis", "## Causal chains", "## Remediations", "## Next actions", "## Timeline"):
+    for heading in (
+        "## Summary",
+        "## Top findings",
+        "## Expectations",
+        "## Diagnosis",
+        "## Causal chains",
+        "## Remediations",
+        "## Next actions",
+        "## Timeline",
+    ):
         assert heading in md
     assert SAMPLES["stage4"]["summary"] in md
     assert "[t1_runs_001-003.md § Run 002](#run-run-2)" in md
@@ -59,10 +68,15 @@ def test_html_is_self_contained_escaped_and_marks_failures():
 
 
 def test_usage_table_has_a_row_per_stage_and_a_total():
-    usage = {"stages": {"stage1": {"input_tokens": 100, "output_tokens": 20, "estimated_cost_usd": 0.0004}}, "total": {"input_tokens": 100, "output_tokens": 20, "estimated_cost_usd": None}}
+    usage = {
+        "stages": {"stage1": {"input_tokens": 100, "output_tokens": 20, "estimated_cost_usd": 0.0004}},
+        "total": {"input_tokens": 100, "output_tokens": 20, "estimated_cost_usd": None},
+    }
     md = render_markdown(gather(sample_result(), make_trace(), usage))
     assert "| stage1 | 100 | 20 | 0.0004 |" in md and "| total | 100 | 20 | n/a |" in md
-    assert "<td>total</td><td>100</td><td>20</td><td>n/a</td>" in render_html(gather(sample_result(), make_trace(), usage))
+    assert "<td>total</td><td>100</td><td>20</td><td>n/a</td>" in render_html(
+        gather(sample_result(), make_trace(), usage)
+    )
 
 
 def test_report_without_the_trace_uses_the_stage1_timeline():
@@ -75,13 +89,24 @@ def test_report_of_an_analysis_stopped_at_stage2():
     assert "no summary" in md and "## Expectations" in md and "## Causal chains" not in md
 
 
-@pytest.mark.parametrize(("model", "price"), [("gpt-4o", (2.5, 1.25, 10.0)), ("gpt-4o-2024-08-06", (2.5, 1.25, 10.0)), ("gpt-4o-mini-2024-07-18", (0.15, 0.075, 0.6)), ("gpt-5-mini", (0.25, 0.025, 2.0)), ("my-finetune", None)])
+@pytest.mark.parametrize(
+    ("model", "price"),
+    [
+        ("gpt-4o", (2.5, 1.25, 10.0)),
+        ("gpt-4o-2024-08-06", (2.5, 1.25, 10.0)),
+        ("gpt-4o-mini-2024-07-18", (0.15, 0.075, 0.6)),
+        ("gpt-5-mini", (0.25, 0.025, 2.0)),
+        ("my-finetune", None),
+    ],
+)
 def test_prices_by_model_family(model, price):
     assert price_for(model) == price
 
 
 def test_cost_counts_cached_tokens_at_their_price():
-    assert estimate_cost_usd({"input_tokens": 1_000_000, "cached_tokens": 500_000, "output_tokens": 0}, "gpt-4o") == pytest.approx(1.875)
+    assert estimate_cost_usd(
+        {"input_tokens": 1_000_000, "cached_tokens": 500_000, "output_tokens": 0}, "gpt-4o"
+    ) == pytest.approx(1.875)
     assert estimate_cost_usd({"input_tokens": 10}, "unknown-model") is None
 
 
@@ -93,12 +118,21 @@ def test_a_step_citation_links_to_that_step_of_a_step_log():
 
 
 def test_the_report_shows_who_when_where_and_which_claims_verified():
-    unverified = {"cited": 2, "verified": 1, "unverified": [{"path": "errors[0]", "run_id": "run-2", "quote": "x", "problem": "the quote is not in run run-2's text"}]}
+    unverified = {
+        "cited": 2,
+        "verified": 1,
+        "unverified": [
+            {"path": "errors[0]", "run_id": "run-2", "quote": "x", "problem": "the quote is not in run run-2's text"}
+        ],
+    }
     view = gather(sample_result(verification={"stage3": unverified}), make_trace())
     md = render_markdown(view)
     assert "- **Responsible agent:** agent" in md
     assert "- **Decisive step:** [`run-2`](#run-run-2) — lookup_order was called without an order id (✓ verified)" in md
-    assert "| [`run-2`](#run-run-2) | tool_selection_error | high | KeyError: 'order_id' | The tool was called without the order id. | ✗ unverified |" in md
+    assert (
+        "| [`run-2`](#run-run-2) | tool_selection_error | high | KeyError: 'order_id' | The tool was called without "
+        "the order id. | ✗ unverified |" in md
+    )
     assert "| stage3 | 2 | 1 | errors[0]: the quote is not in run run-2's text |" in md
     html_text = render_html(view)
     assert '<a href="#run-run-2"><code>run-2</code></a>' in html_text and "✗ unverified" in html_text
@@ -115,7 +149,11 @@ def test_a_big_traces_timeline_shows_the_runs_that_matter_and_counts_the_rest():
     md = render_markdown(view)
     timeline = md.split("## Timeline", 1)[1].split("\n## ", 1)[0]
     shown = [int(m) for m in re.findall(r"^\| (\d+) \|", timeline, re.M)]
-    assert shown == [*range(1, 11), *range(499, 502), *range(991, 1001)]  # ends, the failure ±1; run-2 (cited) is among the first ten
+    assert shown == [
+        *range(1, 11),
+        *range(499, 502),
+        *range(991, 1001),
+    ]  # ends, the failure ±1; run-2 (cited) is among the first ten
     gaps = re.findall(r"… (\d+) runs \(#(\d+)–#(\d+)\) not shown: none failed, none cited", timeline)
     assert gaps == [("488", "11", "498"), ("489", "502", "990")]
     assert sum(int(n) for n, _, _ in gaps) + len(shown) == 1000
@@ -137,7 +175,10 @@ def test_the_report_embeds_cited_runs_as_uploaded_and_redacted(tmp_path):
 
     trace = make_trace()
     secret = "sk-proj-" + "A1b2C3d4" * 4
-    uploaded = [(n, t.replace("KeyError: 'order_id'", f"KeyError: 'order_id' (as uploaded, key {secret})")) for n, t in render_trace_files(trace)]
+    uploaded = [
+        (n, t.replace("KeyError: 'order_id'", f"KeyError: 'order_id' (as uploaded, key {secret})"))
+        for n, t in render_trace_files(trace)
+    ]
     result = sample_result()
     write_outputs(tmp_path, result, trace, usage_summary(result, "gpt-4o"), uploaded)
     report = (tmp_path / "report.md").read_text()

@@ -14,7 +14,7 @@ from tests.fake_openai import sample_result
 from tests.fixtures_traces import make_trace
 from tests.helpers import PageDom
 
-HOSTILE = ['<script>alert("x")</script>', "\" onmouseover=\"alert(1)", "x" * 5000, "مرحبا \u202eevil"]
+HOSTILE = ['<script>alert("x")</script>', '" onmouseover="alert(1)', "x" * 5000, "مرحبا \u202eevil"]
 
 
 def test_every_citation_link_lands_on_the_cited_runs_embedded_text():
@@ -24,7 +24,12 @@ def test_every_citation_link_lands_on_the_cited_runs_embedded_text():
     assert p.links and set(p.links) <= set(p.by_id)
     target = p.by_id["run-run-2"]
     assert target.get("data-run-id") == "run-2" and target.get("class") == "run-text"
-    assert re.search(r'<details class="run-text" id="run-run-2" data-run-id="run-2"><summary>.*?★ decisive step</summary><pre>## Run 002: step_2 \[run_id: run-2\]', page, re.S)
+    assert re.search(
+        r'<details class="run-text" id="run-run-2" data-run-id="run-2"><summary>.*?★ decisive step</summary><pre>## '
+        r"Run 002: step_2 \[run_id: run-2\]",
+        page,
+        re.S,
+    )
     assert p.scripts == 0
 
 
@@ -36,7 +41,11 @@ def test_the_waterfall_marks_errors_the_decisive_step_and_cited_runs():
 
 
 def test_a_verdict_block_opens_the_report():
-    page = render_html(gather(sample_result(store_id=None), make_trace(), {"total": {"total_tokens": 1234, "estimated_cost_usd": 0.0123}}))
+    page = render_html(
+        gather(
+            sample_result(store_id=None), make_trace(), {"total": {"total_tokens": 1234, "estimated_cost_usd": 0.0123}}
+        )
+    )
     verdict = page.split('<section class="verdict" id="verdict">')[1].split("</section>")[0]
     assert "prompt_issue (confidence: high)" in verdict and "<bdi>agent</bdi>" in verdict
     assert 'href="#run-run-2"' in verdict and "1234 tokens, $0.0123 (estimate)" in verdict
@@ -50,7 +59,12 @@ def test_model_text_loses_stray_list_dashes():
 
 
 def test_hostile_names_and_text_stay_text():
-    runs = [TraceRun(id=f"r{i}", name=name, run_type=RunType.TOOL, outputs={"output": name}, error="boom" if i == 0 else None) for i, name in enumerate(HOSTILE)]
+    runs = [
+        TraceRun(
+            id=f"r{i}", name=name, run_type=RunType.TOOL, outputs={"output": name}, error="boom" if i == 0 else None
+        )
+        for i, name in enumerate(HOSTILE)
+    ]
     trace = Trace(trace_id='<img src=x onerror="alert(1)">', runs=runs)
     r = sample_result(trace_id=trace.trace_id, store_id=None)
     r.synthesis.summary = HOSTILE[0]
@@ -65,7 +79,16 @@ def test_hostile_names_and_text_stay_text():
 
 def test_the_batch_summary_links_every_finished_trace_and_escapes():
     outcomes = [
-        TraceOutcome(name="a", trace="a.json", status="done", failure_type="prompt_issue", root_cause="<b>bad</b>", confidence="high", tokens=100, cost_usd=0.01),
+        TraceOutcome(
+            name="a",
+            trace="a.json",
+            status="done",
+            failure_type="prompt_issue",
+            root_cause="<b>bad</b>",
+            confidence="high",
+            tokens=100,
+            cost_usd=0.01,
+        ),
         TraceOutcome(name="b", trace="b.json", status="failed", error="RateLimitError: slow down", tokens=0),
     ]
     page = render_summary_html(outcomes, "gpt-4o")
@@ -79,4 +102,6 @@ def test_the_batch_pages_show_root_causes_without_stray_dashes():
 
     o = TraceOutcome(name="a", trace="a.json", status="done", root_cause="- The order lookup failed", tokens=1)
     assert "<td>The order lookup failed</td>" in render_summary_html([o], "gpt-4o")
-    assert "| a | done | The order lookup failed |" in render_summary_md(BatchSummary(model="gpt-4o", outcomes={"a": o}))
+    assert "| a | done | The order lookup failed |" in render_summary_md(
+        BatchSummary(model="gpt-4o", outcomes={"a": o})
+    )

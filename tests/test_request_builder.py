@@ -33,9 +33,7 @@ def test_stage_body_has_the_responses_shape():
         {"type": "message", "role": "system", "content": [{"type": "input_text", "text": "be careful"}]},
         {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "analyse"}]},
     ]
-    assert body["text"] == {
-        "format": {"type": "json_schema", "name": "stage_output", "schema": SCHEMA, "strict": True}
-    }
+    assert body["text"] == {"format": {"type": "json_schema", "name": "stage_output", "schema": SCHEMA, "strict": True}}
     assert body["include"] == ["file_search_call.results"]
     assert body["temperature"] == 0.2
     assert body["max_output_tokens"] == 1000
@@ -44,7 +42,10 @@ def test_stage_body_has_the_responses_shape():
 
 
 def test_filters_go_on_the_file_search_tool():
-    f = {"type": "and", "filters": [{"type": "eq", "key": "group", "value": 2}, {"type": "eq", "key": "kind", "value": "trace"}]}
+    f = {
+        "type": "and",
+        "filters": [{"type": "eq", "key": "group", "value": 2}, {"type": "eq", "key": "kind", "value": "trace"}],
+    }
     body = stage_body(filters=f)
     assert body["tools"][0]["filters"] == f
 
@@ -86,17 +87,35 @@ def test_sampling_models_keep_temperature(model):
     ("schema", "rule"),
     [
         ({"type": "array", "items": {"type": "string"}}, "root must be type object"),
-        ({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}, "additionalProperties must be false"),
         (
-            {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "string"}}, "required": ["a"], "additionalProperties": False},
+            {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]},
+            "additionalProperties must be false",
+        ),
+        (
+            {
+                "type": "object",
+                "properties": {"a": {"type": "string"}, "b": {"type": "string"}},
+                "required": ["a"],
+                "additionalProperties": False,
+            },
             "properties not in required: ['b']",
         ),
         (
-            {"type": "object", "properties": {"a": {"type": "array"}}, "required": ["a"], "additionalProperties": False},
+            {
+                "type": "object",
+                "properties": {"a": {"type": "array"}},
+                "required": ["a"],
+                "additionalProperties": False,
+            },
             "$.a: array schema missing items",
         ),
         (
-            {"type": "object", "properties": {"a": {"type": "string", "minLength": 2}}, "required": ["a"], "additionalProperties": False},
+            {
+                "type": "object",
+                "properties": {"a": {"type": "string", "minLength": 2}},
+                "required": ["a"],
+                "additionalProperties": False,
+            },
             "unsupported keyword 'minLength'",
         ),
         ({"type": "object"}, "object without properties"),
@@ -123,7 +142,13 @@ def test_non_strict_schemas_are_refused_naming_the_rule(schema, rule):
     ],
 )
 def test_bad_arguments_are_refused(kwargs, message):
-    args = {"model": "gpt-4o", "vector_store_id": "vs_1", "system_text": "s", "user_text": "u", "json_schema_obj": SCHEMA}
+    args = {
+        "model": "gpt-4o",
+        "vector_store_id": "vs_1",
+        "system_text": "s",
+        "user_text": "u",
+        "json_schema_obj": SCHEMA,
+    }
     args.update({k: v for k, v in kwargs.items() if k in args})
     extra = {k: v for k, v in kwargs.items() if k not in args}
     with pytest.raises(RequestBuildError, match=message):

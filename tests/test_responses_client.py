@@ -48,7 +48,14 @@ OK = response_json('{"answer": "42"}')
 
 
 def rl_error(code="rate_limit_exceeded"):
-    return {"error": {"message": "Rate limit reached", "type": "requests" if code != "insufficient_quota" else "insufficient_quota", "param": None, "code": code}}
+    return {
+        "error": {
+            "message": "Rate limit reached",
+            "type": "requests" if code != "insufficient_quota" else "insufficient_quota",
+            "param": None,
+            "code": code,
+        }
+    }
 
 
 @pytest.fixture
@@ -138,7 +145,9 @@ async def test_insufficient_quota_is_never_retried(client, mocked, clock):
 
 async def test_rate_limit_retries_are_bounded_by_count(client, mocked, clock):
     for _ in range(3):
-        mocked.post(URL, status=429, payload=rl_error(), headers={"retry-after": "2", "x-ratelimit-remaining-tokens": "0"})
+        mocked.post(
+            URL, status=429, payload=rl_error(), headers={"retry-after": "2", "x-ratelimit-remaining-tokens": "0"}
+        )
     async with client(max_rate_limit_retries=2) as c:
         with pytest.raises(RateLimitError) as exc:
             await c.create(BODY)
@@ -158,7 +167,9 @@ async def test_rate_limit_retries_are_bounded_by_total_wait(client, mocked, cloc
 # --- transient failures ---------------------------------------------------------------------
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
 async def test_server_error_then_success(client, mocked, clock, status):
-    mocked.post(URL, status=status, payload={"error": {"message": "oops", "type": "server_error", "param": None, "code": None}})
+    mocked.post(
+        URL, status=status, payload={"error": {"message": "oops", "type": "server_error", "param": None, "code": None}}
+    )
     mocked.post(URL, payload=OK)
     async with client() as c:
         assert (await c.create(BODY))["id"] == "resp_1"
@@ -167,7 +178,11 @@ async def test_server_error_then_success(client, mocked, clock, status):
 
 async def test_server_errors_exhaust_the_retries(client, mocked, clock):
     for _ in range(3):
-        mocked.post(URL, status=503, payload={"error": {"message": "overloaded", "type": "server_error", "param": None, "code": None}})
+        mocked.post(
+            URL,
+            status=503,
+            payload={"error": {"message": "overloaded", "type": "server_error", "param": None, "code": None}},
+        )
     async with client(max_retries=2) as c:
         with pytest.raises(ServerError, match="overloaded") as exc:
             await c.create(BODY)
@@ -176,7 +191,12 @@ async def test_server_errors_exhaust_the_retries(client, mocked, clock):
 
 
 async def test_x_should_retry_false_stops_retrying(client, mocked, clock):
-    mocked.post(URL, status=500, payload={"error": {"message": "no", "type": "server_error", "param": None, "code": None}}, headers={"x-should-retry": "false"})
+    mocked.post(
+        URL,
+        status=500,
+        payload={"error": {"message": "no", "type": "server_error", "param": None, "code": None}},
+        headers={"x-should-retry": "false"},
+    )
     async with client() as c:
         with pytest.raises(ServerError):
             await c.create(BODY)
@@ -184,7 +204,12 @@ async def test_x_should_retry_false_stops_retrying(client, mocked, clock):
 
 
 async def test_x_should_retry_true_retries_a_4xx(client, mocked, clock):
-    mocked.post(URL, status=400, payload={"error": {"message": "flaky", "type": "x", "param": None, "code": None}}, headers={"x-should-retry": "true"})
+    mocked.post(
+        URL,
+        status=400,
+        payload={"error": {"message": "flaky", "type": "x", "param": None, "code": None}},
+        headers={"x-should-retry": "true"},
+    )
     mocked.post(URL, payload=OK)
     async with client() as c:
         assert (await c.create(BODY))["id"] == "resp_1"
@@ -217,10 +242,23 @@ async def test_connection_errors_suggest_the_canary(client, mocked):
 
 @pytest.mark.parametrize(
     ("status", "cls"),
-    [(400, BadRequestError), (401, AuthenticationError), (403, PermissionDeniedError), (404, NotFoundError), (422, UnprocessableEntityError)],
+    [
+        (400, BadRequestError),
+        (401, AuthenticationError),
+        (403, PermissionDeniedError),
+        (404, NotFoundError),
+        (422, UnprocessableEntityError),
+    ],
 )
 async def test_client_errors_are_typed_and_carry_the_api_fields(client, mocked, clock, status, cls):
-    err = {"error": {"message": "Unknown parameter: 'response_format'.", "type": "invalid_request_error", "param": "response_format", "code": "unknown_parameter"}}
+    err = {
+        "error": {
+            "message": "Unknown parameter: 'response_format'.",
+            "type": "invalid_request_error",
+            "param": "response_format",
+            "code": "unknown_parameter",
+        }
+    }
     mocked.post(URL, status=status, payload=err, headers={"x-request-id": "req_9"})
     async with client() as c:
         with pytest.raises(cls) as exc:
@@ -228,12 +266,28 @@ async def test_client_errors_are_typed_and_carry_the_api_fields(client, mocked, 
     e = exc.value
     assert e.status == status
     assert e.message.startswith("Unknown parameter: 'response_format'.")
-    assert (e.type, e.param, e.code, e.request_id) == ("invalid_request_error", "response_format", "unknown_parameter", "req_9")
+    assert (e.type, e.param, e.code, e.request_id) == (
+        "invalid_request_error",
+        "response_format",
+        "unknown_parameter",
+        "req_9",
+    )
     assert clock.sleeps == []
 
 
 async def test_auth_errors_suggest_the_canary(client, mocked):
-    mocked.post(URL, status=401, payload={"error": {"message": "Incorrect API key provided", "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}})
+    mocked.post(
+        URL,
+        status=401,
+        payload={
+            "error": {
+                "message": "Incorrect API key provided",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "invalid_api_key",
+            }
+        },
+    )
     async with client() as c:
         with pytest.raises(AuthenticationError, match="refinery canary"):
             await c.create(BODY)
@@ -245,7 +299,9 @@ FILE_SEARCH_CALL = {
     "type": "file_search_call",
     "status": "completed",
     "queries": ["error"],
-    "results": [{"file_id": "file-1", "filename": "t_runs_001-006.md", "score": 0.9, "text": "run r1 failed", "attributes": {}}],
+    "results": [
+        {"file_id": "file-1", "filename": "t_runs_001-006.md", "score": 0.9, "text": "run r1 failed", "attributes": {}}
+    ],
 }
 
 
@@ -253,7 +309,13 @@ def test_output_text_skips_file_search_call_and_joins_parts():
     resp = response_json("", extra_items=[FILE_SEARCH_CALL, {"id": "rs_1", "type": "reasoning", "summary": []}])
     resp["output"][-1]["content"] = [
         {"type": "output_text", "text": '{"answer": ', "annotations": []},
-        {"type": "output_text", "text": '"42"}', "annotations": [{"type": "file_citation", "file_id": "file-1", "filename": "t_runs_001-006.md", "index": 3}]},
+        {
+            "type": "output_text",
+            "text": '"42"}',
+            "annotations": [
+                {"type": "file_citation", "file_id": "file-1", "filename": "t_runs_001-006.md", "index": 3}
+            ],
+        },
     ]
     assert output_text(resp) == '{"answer": "42"}'
     assert parse_json_output(resp) == {"answer": "42"}
@@ -327,7 +389,9 @@ async def test_schema_invalid_json_is_reasked_then_raised(client, mocked):
 
 
 async def test_truncated_output_is_retried_once_with_a_bigger_budget(client, mocked):
-    mocked.post(URL, payload=response_json('{"ans', status="incomplete", incomplete_details={"reason": "max_output_tokens"}))
+    mocked.post(
+        URL, payload=response_json('{"ans', status="incomplete", incomplete_details={"reason": "max_output_tokens"})
+    )
     mocked.post(URL, payload=OK)
     async with client() as c:
         assert (await c.create_json(BODY, SCHEMA)).data == {"answer": "42"}
@@ -364,14 +428,36 @@ async def test_canary_success(client, mocked):
 
 
 async def test_canary_says_the_key_is_wrong(client, mocked):
-    mocked.post(URL, status=401, payload={"error": {"message": "Incorrect API key provided: sk-tes***", "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}})
+    mocked.post(
+        URL,
+        status=401,
+        payload={
+            "error": {
+                "message": "Incorrect API key provided: sk-tes***",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "invalid_api_key",
+            }
+        },
+    )
     async with client() as c:
         with pytest.raises(CanaryError, match="OPENAI_API_KEY"):
             await c.canary()
 
 
 async def test_canary_says_the_model_or_url_is_wrong(client, mocked):
-    mocked.post(URL, status=404, payload={"error": {"message": "The model `gpt-9` does not exist", "type": "invalid_request_error", "param": None, "code": "model_not_found"}})
+    mocked.post(
+        URL,
+        status=404,
+        payload={
+            "error": {
+                "message": "The model `gpt-9` does not exist",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "model_not_found",
+            }
+        },
+    )
     async with client() as c:
         with pytest.raises(CanaryError, match="gpt-9.*OPENAI_BASE_URL"):
             await c.canary("gpt-9")
@@ -380,7 +466,13 @@ async def test_canary_says_the_model_or_url_is_wrong(client, mocked):
 async def test_the_api_key_never_reaches_logs_or_errors(client, mocked, caplog):
     caplog.set_level("DEBUG")
     mocked.post(URL, status=429, payload=rl_error(), headers={"retry-after": "1"})
-    mocked.post(URL, status=401, payload={"error": {"message": "bad key", "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}})
+    mocked.post(
+        URL,
+        status=401,
+        payload={
+            "error": {"message": "bad key", "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}
+        },
+    )
     async with client() as c:
         with pytest.raises(AuthenticationError) as exc:
             await c.create(BODY)

@@ -18,7 +18,9 @@ from refinery.integrations.rate_budget import RateBudget
 from refinery.integrations.retry import Attempts, Retry, RetryPolicy, next_wait
 from refinery.integrations.transport import ApiSettings, OpenAITransport
 
-POLICY = RetryPolicy(max_retries=3, backoff_initial_s=0.5, backoff_max_s=8.0, max_rate_limit_retries=4, max_rate_limit_wait_s=600.0)
+POLICY = RetryPolicy(
+    max_retries=3, backoff_initial_s=0.5, backoff_max_s=8.0, max_rate_limit_retries=4, max_rate_limit_wait_s=600.0
+)
 HALF = lambda: 0.5  # noqa: E731  jitter at its midpoint: backoff = ceiling * 0.75
 
 
@@ -31,27 +33,78 @@ CASES = [
     ("quota never", QuotaExceededError("quota", status=429), 429, {"retry-after": "1"}, Attempts(), None),
     ("429 waits retry-after-ms", rate_limit(), 429, {"retry-after-ms": "1500"}, Attempts(), Retry(1.5, "rate_limit")),
     ("429 waits retry-after", rate_limit(), 429, {"retry-after": "7"}, Attempts(), Retry(7.0, "rate_limit")),
-    ("429 waits the exhausted reset", rate_limit(), 429, {"x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "6m0s"}, Attempts(), Retry(360.0, "rate_limit")),
+    (
+        "429 waits the exhausted reset",
+        rate_limit(),
+        429,
+        {"x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "6m0s"},
+        Attempts(),
+        Retry(360.0, "rate_limit"),
+    ),
     ("429 with no hint: 60-120 s", rate_limit(), 429, {}, Attempts(), Retry(90.0, "rate_limit")),
     ("429 past the count", rate_limit(), 429, {"retry-after": "1"}, Attempts(rate_limited=4), None),
-    ("429 past the total wait", rate_limit(), 429, {"retry-after": "100"}, Attempts(rate_limited=1, rate_limit_waited_s=550.0), None),
-    ("429 with x-should-retry false", rate_limit(), 429, {"retry-after": "1", "x-should-retry": "false"}, Attempts(), None),
+    (
+        "429 past the total wait",
+        rate_limit(),
+        429,
+        {"retry-after": "100"},
+        Attempts(rate_limited=1, rate_limit_waited_s=550.0),
+        None,
+    ),
+    (
+        "429 with x-should-retry false",
+        rate_limit(),
+        429,
+        {"retry-after": "1", "x-should-retry": "false"},
+        Attempts(),
+        None,
+    ),
     ("500 backs off", ServerError("boom", status=500), 500, {}, Attempts(), Retry(0.375, "transient")),
     ("503 third retry", ServerError("busy", status=503), 503, {}, Attempts(transient=2), Retry(1.5, "transient")),
     ("503 out of retries", ServerError("busy", status=503), 503, {}, Attempts(transient=3), None),
-    ("503 short hint wins", ServerError("busy", status=503), 503, {"retry-after": "2"}, Attempts(), Retry(2.0, "transient")),
-    ("503 long hint ignored", ServerError("busy", status=503), 503, {"retry-after": "3600"}, Attempts(), Retry(0.375, "transient")),
+    (
+        "503 short hint wins",
+        ServerError("busy", status=503),
+        503,
+        {"retry-after": "2"},
+        Attempts(),
+        Retry(2.0, "transient"),
+    ),
+    (
+        "503 long hint ignored",
+        ServerError("busy", status=503),
+        503,
+        {"retry-after": "3600"},
+        Attempts(),
+        Retry(0.375, "transient"),
+    ),
     ("timeout backs off", APITimeoutError("slow"), 0, {}, Attempts(), Retry(0.375, "transient")),
     ("connection error backs off", APIConnectionError("reset"), 0, {}, Attempts(), Retry(0.375, "transient")),
     ("400 never", BadRequestError("bad", status=400), 400, {}, Attempts(), None),
     ("404 never", NotFoundError("gone", status=404), 404, {}, Attempts(), None),
-    ("400 with x-should-retry true", BadRequestError("flaky", status=400), 400, {"x-should-retry": "true"}, Attempts(), Retry(0.375, "transient")),
-    ("500 with x-should-retry false", ServerError("boom", status=500), 500, {"x-should-retry": "false"}, Attempts(), None),
+    (
+        "400 with x-should-retry true",
+        BadRequestError("flaky", status=400),
+        400,
+        {"x-should-retry": "true"},
+        Attempts(),
+        Retry(0.375, "transient"),
+    ),
+    (
+        "500 with x-should-retry false",
+        ServerError("boom", status=500),
+        500,
+        {"x-should-retry": "false"},
+        Attempts(),
+        None,
+    ),
     ("200 not JSON never", APIConnectionError("not JSON"), 200, {}, Attempts(), None),
 ]
 
 
-@pytest.mark.parametrize(("failure", "status", "headers", "attempts", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("failure", "status", "headers", "attempts", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_next_wait(failure, status, headers, attempts, expected):
     assert next_wait(failure, status, headers, attempts, POLICY, HALF) == expected
 

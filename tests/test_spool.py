@@ -61,14 +61,26 @@ def test_citation_texts_are_read_when_checked_not_held():
 
 
 def test_a_big_chat_log_is_analysed_from_the_file_with_the_same_files_and_citations(tmp_path, monkeypatch):
-    steps = [{"role": "assistant", "name": f"agent{i % 3}", "content": f"step {i} says KeyError: 'order_id'" if i == 7 else f"step {i}"} for i in range(40)]
+    steps = [
+        {
+            "role": "assistant",
+            "name": f"agent{i % 3}",
+            "content": f"step {i} says KeyError: 'order_id'" if i == 7 else f"step {i}",
+        }
+        for i in range(40)
+    ]
     path = tmp_path / "log.json"
     path.write_text(json.dumps({"question": "Refund order 42", "history": steps}))
     eager = upload_files_for(load_trace(path))[0]
     monkeypatch.setattr(json_stream, "LAZY_BYTES", 0)
     lazy = upload_files_for(load_trace(path))[0]
     assert list(lazy) == list(eager)
-    claims = {"errors": [{"run_id": "step-7", "evidence": "KeyError: 'order_id'"}, {"run_id": "step-8", "evidence": "KeyError: 'order_id'"}]}
+    claims = {
+        "errors": [
+            {"run_id": "step-7", "evidence": "KeyError: 'order_id'"},
+            {"run_id": "step-8", "evidence": "KeyError: 'order_id'"},
+        ]
+    }
     check = verify(claims, RunTexts(lazy))
     assert (check.verified, [u["path"] for u in check.unverified]) == (1, ["errors[1]"])
 
@@ -83,4 +95,8 @@ def test_a_run_in_several_files_is_checked_against_all_of_its_text():
     for name, text in marked:
         files.append(name, *strip_marks(text))
     runs = RunTexts(files)
-    assert "first half of the answer" in runs.text("r1") and "second half" in runs.text("r1") and "lookup" not in runs.text("r1")
+    assert (
+        "first half of the answer" in runs.text("r1")
+        and "second half" in runs.text("r1")
+        and "lookup" not in runs.text("r1")
+    )

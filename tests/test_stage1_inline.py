@@ -20,9 +20,18 @@ def user_text(body: dict) -> str:
 
 
 def tool_runs(n: int, size: int = 20) -> Trace:
-    return Trace(trace_id="tools", runs=[
-        TraceRun(id=f"run-{i}", name=f"tool_{i}", run_type=RunType.TOOL, outputs={"output": f"result {i} " + "word " * size}) for i in range(n)
-    ])
+    return Trace(
+        trace_id="tools",
+        runs=[
+            TraceRun(
+                id=f"run-{i}",
+                name=f"tool_{i}",
+                run_type=RunType.TOOL,
+                outputs={"output": f"result {i} " + "word " * size},
+            )
+            for i in range(n)
+        ],
+    )
 
 
 def test_every_run_file_of_the_group_is_in_the_stage1_prompt_and_the_search_covers_the_rest():
@@ -35,7 +44,9 @@ def test_every_run_file_of_the_group_is_in_the_stage1_prompt_and_the_search_cove
     for run in trace.runs:
         assert f"[run_id: {run.id}]" in text
     for fname, _ in files:
-        assert (f"===== file: {fname} =====" in text) == ("_runs_" in fname)  # run files inline; index, expectations by search
+        assert (f"===== file: {fname} =====" in text) == (
+            "_runs_" in fname
+        )  # run files inline; index, expectations by search
     assert body["tools"][0]["filters"] == {"type": "ne", "key": "group", "value": 1}
     assert "Read every run in them" in text
 
@@ -50,7 +61,9 @@ def test_search_reading_sends_no_run_text():
 
 def test_groups_are_sized_so_each_inline_request_fits_the_input_budget():
     trace = tool_runs(60, size=300)
-    analyst = StagedFailureAnalyst(context_window=40_000, render_options=RenderOptions(runs_per_file=2), max_num_results=4)
+    analyst = StagedFailureAnalyst(
+        context_window=40_000, render_options=RenderOptions(runs_per_file=2), max_num_results=4
+    )
     files = analyst.render(trace, EXPECTATION)
     bodies = [(n, b) for n, b in planned_requests(analyst, trace, files, EXPECTATION) if n.startswith("stage1")]
     plan = plan_summary(analyst, trace, files, bodies)
@@ -72,19 +85,35 @@ async def test_an_inline_analysis_puts_every_run_on_the_timeline_though_the_sear
     async with OpenAITestServer() as server, ResponsesClient(api_key="sk-x", base_url=server.base_url) as client:
         analyst = StagedFailureAnalyst(client=client, artifacts_dir=tmp_path, max_num_results=1, render_options=opts)
         result = await analyst.analyze(trace, EXPECTATION, until_stage=1)
-        searched = StagedFailureAnalyst(client=client, artifacts_dir=tmp_path / "search", max_num_results=1, stage1_reading="search", render_options=opts)
+        searched = StagedFailureAnalyst(
+            client=client,
+            artifacts_dir=tmp_path / "search",
+            max_num_results=1,
+            stage1_reading="search",
+            render_options=opts,
+        )
         by_search = await searched.analyze(trace, EXPECTATION, until_stage=1)
     assert {e.run_id for e in result.trace_analysis.timeline} == {r.id for r in trace.runs}
     assert len({e.run_id for e in by_search.trace_analysis.timeline}) < len(trace.runs)  # the keyhole
     meta = json.loads((tmp_path / "stage1_trace_analysis.json").read_text())["meta"]
     assert meta["stage1_reading"] == "inline"
-    assert json.loads((tmp_path / "search" / "stage1_trace_analysis.json").read_text())["meta"]["stage1_reading"] == "search"
+    assert (
+        json.loads((tmp_path / "search" / "stage1_trace_analysis.json").read_text())["meta"]["stage1_reading"]
+        == "search"
+    )
 
 
 async def test_plan_compares_both_readings_on_request(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     path = tmp_path / "log.json"
-    path.write_text(json.dumps({"question": "Refund order 42", "history": [{"role": "user", "content": f"step {i} " + "text " * 50} for i in range(30)]}))
+    path.write_text(
+        json.dumps(
+            {
+                "question": "Refund order 42",
+                "history": [{"role": "user", "content": f"step {i} " + "text " * 50} for i in range(30)],
+            }
+        )
+    )
     assert await amain(["plan", str(path), "--compare-reading", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["stage1_reading"] == "inline" and data["stage1_other_reading"]["reading"] == "search"

@@ -74,7 +74,9 @@ async def test_full_flow_sends_spec_valid_bodies_and_chains_stage_json(fake, ana
     }
     assert result.usage["stage2"].total_tokens == 120
     meta = analyst.get_stage_metadata()
-    assert meta["stage3"]["model"] == "gpt-4o" and meta["stage3"]["seed"] == 7 and meta["stage3"]["store_id"] == "vs_test"
+    assert (
+        meta["stage3"]["model"] == "gpt-4o" and meta["stage3"]["seed"] == 7 and meta["stage3"]["store_id"] == "vs_test"
+    )
 
     out = tmp_path / "out"
     for stage, name in STAGE_ARTIFACTS.items():
@@ -83,7 +85,9 @@ async def test_full_flow_sends_spec_valid_bodies_and_chains_stage_json(fake, ana
         assert art["meta"]["prompt_version"] == result.prompt_versions[stage]
         assert art["trace_id"] == "t1"
     assert not list(out.glob(".*.tmp"))
-    assert sorted(p.name for p in (out / "files").iterdir()) == sorted(n for n, _ in analyst.render(make_trace(), EXPECTATION, PROMPTS, EVALS))
+    assert sorted(p.name for p in (out / "files").iterdir()) == sorted(
+        n for n, _ in analyst.render(make_trace(), EXPECTATION, PROMPTS, EVALS)
+    )
     assert not (out / "store.json").exists()  # the store was deleted, so a rerun must never reuse it
 
     assert ("stage1", "start") in events and ("stage4", "end") in events
@@ -114,7 +118,11 @@ async def test_big_trace_is_analysed_group_by_group_with_filters(fake, analyst_f
     assert len(stage1_bodies) == 4  # 20 runs / 2 per file = 10 files / 3 per group
     for g, body in enumerate(stage1_bodies, start=1):
         # inline: the group's own files are in the prompt and the search covers the rest; search: only the group
-        assert body["tools"][0]["filters"] == {"type": "ne" if reading == "inline" else "eq", "key": "group", "value": g}
+        assert body["tools"][0]["filters"] == {
+            "type": "ne" if reading == "inline" else "eq",
+            "key": "group",
+            "value": g,
+        }
         assert spec.validate(body) == []
     assert "runs 001 to 006" in user_text(stage1_bodies[0]) and "runs 019 to 020" in user_text(stage1_bodies[3])
     first_group = ["t1_runs_001-002.md", "t1_runs_003-004.md", "t1_runs_005-006.md"]
@@ -135,7 +143,10 @@ async def test_a_failed_stage1_group_reruns_only_the_groups_not_yet_done(fake, a
     options = dict(render_options=RenderOptions(runs_per_file=2), files_per_group=2)
     with pytest.raises(ServerError):
         await analyst_factory(**options).analyze(make_trace(n_runs=12), EXPECTATION, until_stage=1)
-    assert sorted(p.name for p in (tmp_path / "out" / "stage1_groups").iterdir()) == ["group_001.json", "group_002.json"]
+    assert sorted(p.name for p in (tmp_path / "out" / "stage1_groups").iterdir()) == [
+        "group_001.json",
+        "group_002.json",
+    ]
     fake.bodies.clear()
     result = await analyst_factory(**options).analyze(make_trace(n_runs=12), EXPECTATION, until_stage=1)
     assert [b["tools"][0]["filters"]["value"] for b in fake.bodies] == [3]

@@ -56,7 +56,12 @@ def test_schema_rejects_an_extra_field():
 
 
 def test_stage1_statuses_are_closed():
-    assert ss.TRACE_ANALYSIS_SCHEMA["properties"]["timeline"]["items"]["properties"]["status"]["enum"] == ["ok", "error", "partial", "not stated"]
+    assert ss.TRACE_ANALYSIS_SCHEMA["properties"]["timeline"]["items"]["properties"]["status"]["enum"] == [
+        "ok",
+        "error",
+        "partial",
+        "not stated",
+    ]
 
 
 class Inner(BaseModel):
@@ -85,7 +90,9 @@ def test_make_strict_closes_requires_and_inlines():
 
 
 def test_make_strict_turns_one_of_into_any_of():
-    schema = make_strict({"type": "object", "properties": {"x": {"oneOf": [{"type": "string"}, {"type": "integer"}]}}, "required": ["x"]})
+    schema = make_strict(
+        {"type": "object", "properties": {"x": {"oneOf": [{"type": "string"}, {"type": "integer"}]}}, "required": ["x"]}
+    )
     assert schema["properties"]["x"] == {"anyOf": [{"type": "string"}, {"type": "integer"}]}
 
 

@@ -18,10 +18,15 @@ def _run_text(files, run_id: str) -> str:
 
 
 def test_a_step_log_states_no_status_even_for_a_step_whose_output_is_an_error_message():
-    trace = load_trace({"question": "Refund order 42", "history": [
-        {"role": "user", "content": "Refund order 42"},
-        {"role": "tool", "name": "lookup", "content": "ERROR: order 42 not found"},
-    ]})
+    trace = load_trace(
+        {
+            "question": "Refund order 42",
+            "history": [
+                {"role": "user", "content": "Refund order 42"},
+                {"role": "tool", "name": "lookup", "content": "ERROR: order 42 not found"},
+            ],
+        }
+    )
     files = render_trace_files(trace)
     assert [r.stated_status for r in trace.runs] == ["not stated", "not stated"]
     assert "- status: not stated" in _run_text(files, "step-1")
@@ -36,8 +41,14 @@ def test_a_step_log_error_field_is_stated():
 
 
 def _span(status: dict | None, events: list | None = None) -> dict:
-    span = {"traceId": "a" * 32, "spanId": "b" * 16, "name": "lookup", "startTimeUnixNano": "1700000000000000000",
-            "endTimeUnixNano": "1700000001000000000", "attributes": []}
+    span = {
+        "traceId": "a" * 32,
+        "spanId": "b" * 16,
+        "name": "lookup",
+        "startTimeUnixNano": "1700000000000000000",
+        "endTimeUnixNano": "1700000001000000000",
+        "attributes": [],
+    }
     if status is not None:
         span["status"] = status
     if events:
@@ -53,7 +64,11 @@ def _span(status: dict | None, events: list | None = None) -> dict:
         ({"code": 2, "message": "boom"}, None, "error"),
         ({"code": 0}, None, "not stated"),
         (None, None, "not stated"),
-        ({"code": 0}, [{"name": "exception", "attributes": [{"key": "exception.message", "value": {"stringValue": "KeyError"}}]}], "error"),
+        (
+            {"code": 0},
+            [{"name": "exception", "attributes": [{"key": "exception.message", "value": {"stringValue": "KeyError"}}]}],
+            "error",
+        ),
     ],
     ids=["OK", "OK by name", "ERROR", "UNSET", "absent", "UNSET with an exception event"],
 )
@@ -63,8 +78,24 @@ def test_an_otel_span_is_ok_or_error_only_when_its_status_or_an_exception_says_s
 
 
 def test_trail_status_codes_are_read_as_written():
-    rows = [{"span_id": "s1", "trace_id": "t", "span_name": "a", "status_code": "Ok", "timestamp": "2025-01-01T00:00:00Z", "span_attributes": {}},
-            {"span_id": "s2", "trace_id": "t", "span_name": "b", "status_code": "Unset", "timestamp": "2025-01-01T00:00:01Z", "span_attributes": {}}]
+    rows = [
+        {
+            "span_id": "s1",
+            "trace_id": "t",
+            "span_name": "a",
+            "status_code": "Ok",
+            "timestamp": "2025-01-01T00:00:00Z",
+            "span_attributes": {},
+        },
+        {
+            "span_id": "s2",
+            "trace_id": "t",
+            "span_name": "b",
+            "status_code": "Unset",
+            "timestamp": "2025-01-01T00:00:01Z",
+            "span_attributes": {},
+        },
+    ]
     assert [r.stated_status for r in load_trace({"trace_id": "t", "spans": rows}).runs] == ["ok", "not stated"]
 
 
@@ -77,12 +108,26 @@ def test_a_langsmith_run_status_is_read_when_present(status, stated):
 
 
 def test_a_langfuse_observation_at_default_level_states_nothing():
-    data = {"trace": {"id": "t"}, "observations": [{"id": "o1", "traceId": "t", "type": "SPAN", "level": "DEFAULT"},
-                                                   {"id": "o2", "traceId": "t", "type": "SPAN", "level": "ERROR", "statusMessage": "boom"}]}
+    data = {
+        "trace": {"id": "t"},
+        "observations": [
+            {"id": "o1", "traceId": "t", "type": "SPAN", "level": "DEFAULT"},
+            {"id": "o2", "traceId": "t", "type": "SPAN", "level": "ERROR", "statusMessage": "boom"},
+        ],
+    }
     assert [r.stated_status for r in load_trace(data).runs] == ["not stated", "error"]
 
 
 def test_stage1_artifacts_written_with_success_resume_as_ok():
-    entry = {"sequence": 1, "run_id": "r", "run_name": "n", "action": "a", "status": "success", "key_inputs": "",
-             "key_outputs": "", "tool_calls": [], "citations": []}
+    entry = {
+        "sequence": 1,
+        "run_id": "r",
+        "run_name": "n",
+        "action": "a",
+        "status": "success",
+        "key_inputs": "",
+        "key_outputs": "",
+        "tool_calls": [],
+        "citations": [],
+    }
     assert TimelineEntry.model_validate(entry).status == "ok"

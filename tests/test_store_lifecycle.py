@@ -82,7 +82,12 @@ async def test_init_names_the_store_as_asked(openai_env, tmp_path):
 
 
 async def test_analyze_on_a_store_that_is_gone_says_what_to_do(openai_env, tmp_path, capsys):
-    rc = await amain(["analyze", "--store", "vs_gone", "--expect", str(FIX / "expectation.json"), "--out", str(tmp_path / "o")])
+    rc = await amain(
+        ["analyze", "--store", "vs_gone", "--expect", str(FIX / "expectation.json"), "--out", str(tmp_path / "o")]
+    )
     err = capsys.readouterr().err
     assert rc == 2
-    assert "vector store vs_gone is gone (not found: deleted, or made on another server); prepare it again with `refinery init TRACE`" in err
+    assert (
+        "vector store vs_gone is gone (not found: deleted, or made on another server); prepare it again with "
+        "`refinery init TRACE`" in err
+    )

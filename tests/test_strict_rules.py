@@ -8,7 +8,12 @@ import pytest
 from refinery.agents.staged_schemas import STAGE_SCHEMAS
 from refinery.testing.strict_rules import strict_violations
 
-OK = {"type": "object", "properties": {"a": {"type": ["string", "null"]}}, "required": ["a"], "additionalProperties": False}
+OK = {
+    "type": "object",
+    "properties": {"a": {"type": ["string", "null"]}},
+    "required": ["a"],
+    "additionalProperties": False,
+}
 
 
 @pytest.mark.parametrize("stage", sorted(STAGE_SCHEMAS))

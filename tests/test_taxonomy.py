@@ -23,8 +23,12 @@ def test_trail_names_and_our_ids_both_read_back_as_the_category(category):
 
 @pytest.mark.parametrize(
     ("spelling", "category"),
-    [("Language-Only", ErrorCategory.LANGUAGE_ONLY_HALLUCINATION), ("Context Handling Failure", ErrorCategory.CONTEXT_HANDLING_FAILURE),
-     ("Instruction non complience", ErrorCategory.INSTRUCTION_NON_COMPLIANCE), ("tool selection error", ErrorCategory.TOOL_SELECTION_ERROR)],
+    [
+        ("Language-Only", ErrorCategory.LANGUAGE_ONLY_HALLUCINATION),
+        ("Context Handling Failure", ErrorCategory.CONTEXT_HANDLING_FAILURE),
+        ("Instruction non complience", ErrorCategory.INSTRUCTION_NON_COMPLIANCE),
+        ("tool selection error", ErrorCategory.TOOL_SELECTION_ERROR),
+    ],
 )
 def test_annotation_spellings_match_loosely(spelling, category):
     assert trail_category(spelling) is category

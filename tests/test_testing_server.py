@@ -68,7 +68,9 @@ async def test_indexing_goes_in_progress_then_completed(tmp_path):
             vsm = VectorStoreManager(t)
             store = await vsm.create_store("s")
             await vsm.upload_files(store, paths)
-            counts = await vsm.poll_ready(store, timeout_s=5, poll_s=0.05, on_progress=lambda c: seen.append(c["in_progress"]))
+            counts = await vsm.poll_ready(
+                store, timeout_s=5, poll_s=0.05, on_progress=lambda c: seen.append(c["in_progress"])
+            )
         assert seen[0] == len(paths) and seen[-1] == 0
         assert counts["completed"] == len(paths)
         assert server.stores[store].expires_after == {"anchor": "last_active_at", "days": 1}
@@ -91,7 +93,15 @@ async def test_responses_runs_file_search_with_filters_and_citations(tmp_path, s
         trace = make_trace(n_runs=12)
         attrs = {f"t1_runs_{a:03d}-{a + 3:03d}.md": {"group": g} for g, a in enumerate((1, 5, 9), start=1)}
         store, _ = await upload_trace(server, tmp_path, trace, attributes=attrs)
-        body = build_responses_body("gpt-4o", store, "sys", "find run input output error", TRACE_ANALYSIS_SCHEMA, filters={"type": "eq", "key": "group", "value": 2}, max_output_tokens=4000)
+        body = build_responses_body(
+            "gpt-4o",
+            store,
+            "sys",
+            "find run input output error",
+            TRACE_ANALYSIS_SCHEMA,
+            filters={"type": "eq", "key": "group", "value": 2},
+            max_output_tokens=4000,
+        )
         async with ResponsesClient(transport=transport(server)) as client:
             resp = await client.create(body)
         assert spec.validate(resp, "Response") == []
@@ -119,7 +129,12 @@ async def test_a_chat_completions_shaped_body_gets_the_apis_400(spec):
 async def test_a_non_strict_schema_gets_the_apis_400():
     async with OpenAITestServer() as server:
         body = build_responses_body_no_tools("gpt-4o", "s", "u", TRACE_ANALYSIS_SCHEMA)
-        body["text"]["format"]["schema"] = {"type": "object", "properties": {"a": {"type": "array"}}, "required": ["a"], "additionalProperties": False}
+        body["text"]["format"]["schema"] = {
+            "type": "object",
+            "properties": {"a": {"type": "array"}},
+            "required": ["a"],
+            "additionalProperties": False,
+        }
         async with ResponsesClient(transport=transport(server)) as client:
             with pytest.raises(BadRequestError, match="Invalid schema"):
                 await client.create(body)
@@ -140,7 +155,9 @@ async def test_tpm_limit_answers_429_with_real_headers_then_recovers():
     # per-minute budget, so the second request must wait about a second of refill.
     input_estimate = count_tokens("su" + json.dumps(TRACE_ANALYSIS_SCHEMA))  # the server counts its own way
     async with OpenAITestServer(tpm=30000) as server:
-        body = build_responses_body_no_tools("gpt-4o", "s", "u", TRACE_ANALYSIS_SCHEMA, max_output_tokens=29900 - input_estimate)
+        body = build_responses_body_no_tools(
+            "gpt-4o", "s", "u", TRACE_ANALYSIS_SCHEMA, max_output_tokens=29900 - input_estimate
+        )
         async with aiohttp.ClientSession(headers={"Authorization": "Bearer sk-x"}) as s:
             async with s.post(f"{server.base_url}/responses", json=body) as r1:
                 assert r1.status == 200
@@ -163,7 +180,9 @@ async def test_tpm_limit_answers_429_with_real_headers_then_recovers():
 
 
 async def test_server_cli_prints_its_base_url_first_and_serves():
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "refinery.testing.server", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "refinery.testing.server", stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     try:
         line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode().strip()
         assert line.startswith("http://127.0.0.1:") and line.endswith("/v1")
@@ -172,7 +191,9 @@ async def test_server_cli_prints_its_base_url_first_and_serves():
                 assert r.status == 200 and (await r.json())["object"] == "vector_store"
             async with s.post(line.replace("/v1", "/_refinery/faults"), json={"kind": "quota"}) as r:
                 assert (await r.json()) == {"armed": 1}
-            async with s.post(f"{line}/responses", json=build_responses_body_no_tools("gpt-4o", "s", "u", TRACE_ANALYSIS_SCHEMA)) as r:
+            async with s.post(
+                f"{line}/responses", json=build_responses_body_no_tools("gpt-4o", "s", "u", TRACE_ANALYSIS_SCHEMA)
+            ) as r:
                 assert r.status == 429 and (await r.json())["error"]["code"] == "insufficient_quota"
     finally:
         proc.terminate()
@@ -214,7 +235,10 @@ def test_chunks_are_800_token_windows_overlapping_by_400():
 def test_a_static_chunking_strategy_sets_the_window():
     text = " ".join(f"w{i}" for i in range(3000))
     assert len(chunk_text(text, 200, 100)) > 3 * len(chunk_text(text, 800, 400))
-    assert chunking_window({"type": "static", "static": {"max_chunk_size_tokens": 300, "chunk_overlap_tokens": 0}}) == (300, 0)
+    assert chunking_window({"type": "static", "static": {"max_chunk_size_tokens": 300, "chunk_overlap_tokens": 0}}) == (
+        300,
+        0,
+    )
     assert chunking_window({"type": "auto"}) == chunking_window(None) == (800, 400)
 
 
@@ -224,13 +248,24 @@ async def test_the_server_honours_chunking_strategy_and_answers_vector_store_sea
     async with OpenAITestServer() as server:
         t = transport(server)
         async with t:
-            vsm = VectorStoreManager(t, chunking_strategy={"type": "static", "static": {"max_chunk_size_tokens": 200, "chunk_overlap_tokens": 100}})
+            vsm = VectorStoreManager(
+                t,
+                chunking_strategy={
+                    "type": "static",
+                    "static": {"max_chunk_size_tokens": 200, "chunk_overlap_tokens": 100},
+                },
+            )
             store = await vsm.create_store("s", expires_after_days=1)
             await vsm.upload_files(store, [big])
             await vsm.poll_ready(store, timeout_s=10, poll_s=0.05)
             listed = await t.request("GET", f"/vector_stores/{store}/files")
-            found = await t.request("POST", f"/vector_stores/{store}/search", json={"query": "row 1100 refund", "max_num_results": 3})
-    assert listed.data["data"][0]["chunking_strategy"]["static"] == {"max_chunk_size_tokens": 200, "chunk_overlap_tokens": 100}
+            found = await t.request(
+                "POST", f"/vector_stores/{store}/search", json={"query": "row 1100 refund", "max_num_results": 3}
+            )
+    assert listed.data["data"][0]["chunking_strategy"]["static"] == {
+        "max_chunk_size_tokens": 200,
+        "chunk_overlap_tokens": 100,
+    }
     assert len(found.data["data"]) == 3 and found.data["object"] == "vector_store.search_results.page"
     assert "row 1100 " in found.data["data"][0]["content"][0]["text"]
     assert all(len(token_starts(r["content"][0]["text"])) <= 200 for r in found.data["data"])
@@ -242,7 +277,11 @@ async def test_a_file_batch_over_2000_files_gets_the_apis_400():
         async with t:
             store = await VectorStoreManager(t).create_store("s", expires_after_days=1)
             with pytest.raises(BadRequestError, match="a file batch holds 1 to 2000 files, got 2001"):
-                await t.request("POST", f"/vector_stores/{store}/file_batches", json={"file_ids": [f"file-{i}" for i in range(2001)]})
+                await t.request(
+                    "POST",
+                    f"/vector_stores/{store}/file_batches",
+                    json={"file_ids": [f"file-{i}" for i in range(2001)]},
+                )
 
 
 async def test_a_chunking_strategy_out_of_bounds_gets_the_apis_400():
@@ -250,4 +289,14 @@ async def test_a_chunking_strategy_out_of_bounds_gets_the_apis_400():
         t = transport(server, max_retries=0)
         async with t:
             with pytest.raises(BadRequestError, match="chunk_overlap_tokens must be"):
-                await t.request("POST", "/vector_stores", json={"name": "s", "chunking_strategy": {"type": "static", "static": {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 401}}})
+                await t.request(
+                    "POST",
+                    "/vector_stores",
+                    json={
+                        "name": "s",
+                        "chunking_strategy": {
+                            "type": "static",
+                            "static": {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 401},
+                        },
+                    },
+                )

@@ -104,7 +104,19 @@ def test_plain_chat_log_of_a_multi_agent_run():
 
 @pytest.mark.parametrize(
     ("name", "fmt"),
-    [("langsmith_runs.json", "langsmith"), ("langsmith_ingest.json", "langsmith"), ("otlp_trace.json", "otel"), ("otel_span_list.json", "otel"), ("otel_nested.json", "otel"), ("otel_attribute_map.json", "otel"), ("langfuse_export.json", "langfuse"), ("plain_chat.json", "plain"), ("clickhouse_snake_nested.json", "otel"), ("clickhouse_camel_rows.json", "otel"), ("step_log_wrapped.json", "plain")],
+    [
+        ("langsmith_runs.json", "langsmith"),
+        ("langsmith_ingest.json", "langsmith"),
+        ("otlp_trace.json", "otel"),
+        ("otel_span_list.json", "otel"),
+        ("otel_nested.json", "otel"),
+        ("otel_attribute_map.json", "otel"),
+        ("langfuse_export.json", "langfuse"),
+        ("plain_chat.json", "plain"),
+        ("clickhouse_snake_nested.json", "otel"),
+        ("clickhouse_camel_rows.json", "otel"),
+        ("step_log_wrapped.json", "plain"),
+    ],
 )
 def test_format_detection(name, fmt):
     assert detect_format(json.loads((FIX / name).read_text())) == fmt
@@ -129,7 +141,9 @@ def test_bad_field_names_file_and_field(tmp_path):
     data["observations"][1]["startTime"] = "yesterday-ish"
     p = tmp_path / "lf.json"
     p.write_text(json.dumps(data))
-    with pytest.raises(TraceFormatError, match=r"lf\.json at observations\[1\]\.startTime: expected an ISO-8601 timestamp"):
+    with pytest.raises(
+        TraceFormatError, match=r"lf\.json at observations\[1\]\.startTime: expected an ISO-8601 timestamp"
+    ):
         load_trace(p)
 
 
@@ -167,7 +181,10 @@ def test_every_shared_sample_loads(path):
     assert t.runs, "a sample trace loaded with no runs"
     assert t.trace_id
     assert all(r.id for r in t.runs)
-    assert t.metadata["format"] == {"langfuse": "langfuse", "langsmith": "langsmith", "openinference": "otel"}[path.parent.name]
+    assert (
+        t.metadata["format"]
+        == {"langfuse": "langfuse", "langsmith": "langsmith", "openinference": "otel"}[path.parent.name]
+    )
 
 
 def test_a_message_repeated_across_llm_spans_is_held_once():
@@ -175,9 +192,11 @@ def test_a_message_repeated_across_llm_spans_is_held_once():
     history = "You are a refund agent. " * 40
 
     def span(i: int) -> dict:
-        attrs = [{"key": "openinference.span.kind", "value": {"stringValue": "LLM"}},
-                 {"key": "llm.input_messages.0.message.role", "value": {"stringValue": "system"}},
-                 {"key": "llm.input_messages.0.message.content", "value": {"stringValue": history}}]
+        attrs = [
+            {"key": "openinference.span.kind", "value": {"stringValue": "LLM"}},
+            {"key": "llm.input_messages.0.message.role", "value": {"stringValue": "system"}},
+            {"key": "llm.input_messages.0.message.content", "value": {"stringValue": history}},
+        ]
         return {"traceId": "ab" * 16, "spanId": f"{i:016x}", "name": f"llm {i}", "attributes": attrs}
 
     data = json.loads(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span(1), span(2)]}]}]}))

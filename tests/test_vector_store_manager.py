@@ -27,7 +27,13 @@ def store_obj(in_progress: int, completed: int, failed: int = 0) -> dict:
         "name": "t",
         "usage_bytes": 0,
         "status": "in_progress" if in_progress else "completed",
-        "file_counts": {"in_progress": in_progress, "completed": completed, "failed": failed, "cancelled": 0, "total": total},
+        "file_counts": {
+            "in_progress": in_progress,
+            "completed": completed,
+            "failed": failed,
+            "cancelled": 0,
+            "total": total,
+        },
     }
 
 
@@ -47,7 +53,18 @@ def manager(make_transport):
 
 def mock_uploads(mocked, n):
     for i in range(n):
-        mocked.post(f"{BASE}/files", payload={"id": f"file-{i}", "object": "file", "bytes": 5, "created_at": 1, "filename": "x", "purpose": "assistants", "status": "processed"})
+        mocked.post(
+            f"{BASE}/files",
+            payload={
+                "id": f"file-{i}",
+                "object": "file",
+                "bytes": 5,
+                "created_at": 1,
+                "filename": "x",
+                "purpose": "assistants",
+                "status": "processed",
+            },
+        )
 
 
 async def test_create_store_sets_expiry_anchor(manager, mocked):
@@ -99,7 +116,12 @@ async def test_failed_file_is_named_with_its_error(manager, mocked, files):
     mocked.get(f"{BASE}/vector_stores/{STORE}", payload=store_obj(0, 1, failed=1))
     mocked.get(
         re.compile(rf"^{re.escape(BASE)}/vector_stores/{STORE}/files\?.*filter=failed"),
-        payload={"object": "list", "data": [{"id": "file-1", "status": "failed", "last_error": {"code": "invalid_file", "message": "empty file"}}]},
+        payload={
+            "object": "list",
+            "data": [
+                {"id": "file-1", "status": "failed", "last_error": {"code": "invalid_file", "message": "empty file"}}
+            ],
+        },
     )
     async with manager.transport:
         ids = await manager.upload_files(STORE, files)

@@ -26,7 +26,10 @@ def diagnosis(**change):
 
 def test_claims_are_every_run_id_with_the_quote_beside_it():
     claims = claims_of(SAMPLES["stage3"])
-    assert [(c.path, c.run_id, c.quote) for c in claims] == [("decisive_step", "run-2", None), ("errors[0]", "run-2", "KeyError: 'order_id'")]
+    assert [(c.path, c.run_id, c.quote) for c in claims] == [
+        ("decisive_step", "run-2", None),
+        ("errors[0]", "run-2", "KeyError: 'order_id'"),
+    ]
     assert claims[0].reason == SAMPLES["stage3"]["decisive_step"]["reason"]
 
 
@@ -37,25 +40,42 @@ def test_a_real_run_and_a_true_quote_verify():
 
 def test_a_made_up_run_id_is_caught():
     result = verify(diagnosis(run_id="run-99"), RUNS)
-    assert result.verified == 1 and result.unverified == [{"path": "errors[0]", "run_id": "run-99", "problem": "run id 'run-99' is not in the trace"}]
+    assert result.verified == 1 and result.unverified == [
+        {"path": "errors[0]", "run_id": "run-99", "problem": "run id 'run-99' is not in the trace"}
+    ]
 
 
 def test_a_misquote_is_caught():
     result = verify(diagnosis(evidence="ValueError: order id missing"), RUNS)
-    assert [u["problem"] for u in result.unverified] == ["the quote is not in run run-2's own text (its inputs, outputs, messages, error or events)"]
+    assert [u["problem"] for u in result.unverified] == [
+        "the quote is not in run run-2's own text (its inputs, outputs, messages, error or events)"
+    ]
 
 
 def _chat_trace() -> Trace:
     """An LLM conversation over three calls (later calls repeat the earlier messages), a long
     tool output that gets cut, and a task in the index."""
-    history = [{"role": "system", "content": "You are the refund agent."}, {"role": "user", "content": "Refund order 42 please."}]
+    history = [
+        {"role": "system", "content": "You are the refund agent."},
+        {"role": "user", "content": "Refund order 42 please."},
+    ]
     runs = []
     for i in range(3):
         answer = {"role": "assistant", "content": f"Answer number {i}: looking up the order."}
-        runs.append(TraceRun(id=f"llm-{i}", name="llm", run_type=RunType.LLM, inputs={"messages": list(history)}, outputs={"messages": [answer]}))
+        runs.append(
+            TraceRun(
+                id=f"llm-{i}",
+                name="llm",
+                run_type=RunType.LLM,
+                inputs={"messages": list(history)},
+                outputs={"messages": [answer]},
+            )
+        )
         history += [answer, {"role": "user", "content": f"Follow-up question {i} from the customer."}]
     log = "HEAD of the lookup log. " + "filler words " * 900 + "TAIL says order 42 not found."
-    runs.append(TraceRun(id="tool-1", name="lookup", run_type=RunType.TOOL, inputs={"order": "42"}, outputs={"log": log}))
+    runs.append(
+        TraceRun(id="tool-1", name="lookup", run_type=RunType.TOOL, inputs={"order": "42"}, outputs={"log": log})
+    )
     return Trace(trace_id="chat", runs=runs, metadata={"task": "Refund order 42 for the customer."})
 
 
@@ -75,7 +95,17 @@ CHAT = RunTexts(render_trace_files(_chat_trace(), options=RenderOptions(max_fiel
         ("llm-0", "TAIL says order 42 not found."),  # another run's text
         ("tool-1", "Answer number 0: looking up the order."),  # another run's text
     ],
-    ids=["file header", "heading field", "marker", "earlier-messages note", "cut note", "across a cut", "index", "other run", "other run 2"],
+    ids=[
+        "file header",
+        "heading field",
+        "marker",
+        "earlier-messages note",
+        "cut note",
+        "across a cut",
+        "index",
+        "other run",
+        "other run 2",
+    ],
 )
 def test_a_quote_from_anything_but_the_cited_runs_own_text_is_unverified(run_id, quote):
     check = verify({"run_id": run_id, "evidence": quote}, CHAT)
@@ -84,15 +114,28 @@ def test_a_quote_from_anything_but_the_cited_runs_own_text_is_unverified(run_id,
 
 @pytest.mark.parametrize(
     ("run_id", "quote"),
-    [("llm-2", "Follow-up question 1 from the customer."), ("llm-2", "Answer number 2: looking up the order."), ("tool-1", "TAIL says order 42 not found."), ("tool-1", "HEAD of the lookup log.")],
+    [
+        ("llm-2", "Follow-up question 1 from the customer."),
+        ("llm-2", "Answer number 2: looking up the order."),
+        ("tool-1", "TAIL says order 42 not found."),
+        ("tool-1", "HEAD of the lookup log."),
+    ],
 )
 def test_a_quote_from_the_cited_runs_own_messages_and_outputs_verifies(run_id, quote):
     assert verify({"run_id": run_id, "evidence": quote}, CHAT).unverified == []
 
 
 def test_the_decisive_steps_reason_is_checked_where_it_quotes():
-    assert verify({"decisive_step": {"run_id": "tool-1", "reason": 'The lookup logged "TAIL says order 42 not found."'}}, CHAT).unverified == []
-    made_up = verify({"decisive_step": {"run_id": "tool-1", "reason": 'The lookup logged "order service timed out after 30 s"'}}, CHAT)
+    assert (
+        verify(
+            {"decisive_step": {"run_id": "tool-1", "reason": 'The lookup logged "TAIL says order 42 not found."'}}, CHAT
+        ).unverified
+        == []
+    )
+    made_up = verify(
+        {"decisive_step": {"run_id": "tool-1", "reason": 'The lookup logged "order service timed out after 30 s"'}},
+        CHAT,
+    )
     assert made_up.unverified[0]["problem"] == "the reason quotes words that are not in run tool-1's own text"
     marker = verify({"decisive_step": {"run_id": "tool-1", "reason": "[run_id: tool-1 · Run 004 · continued]"}}, CHAT)
     assert marker.verified == 0
@@ -121,7 +164,9 @@ def test_a_code_fence_in_the_traces_own_text_is_part_of_a_quote():
     assert verify({"run_id": "run-1", "evidence": "Here is the plan: ``` 1. Look up the order"}, runs).unverified == []
 
 
-@pytest.mark.parametrize("bad", [{"run_id": "run-99"}, {"evidence": "words the run never said"}], ids=["made-up id", "misquote"])
+@pytest.mark.parametrize(
+    "bad", [{"run_id": "run-99"}, {"evidence": "words the run never said"}], ids=["made-up id", "misquote"]
+)
 async def test_the_model_is_asked_once_and_what_still_fails_is_marked(mocked, make_transport, bad):
     fake = FakeOpenAI(mocked)
     fake.answers["stage3"] = [diagnosis(**bad), diagnosis(**bad)]

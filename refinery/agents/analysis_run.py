@@ -32,7 +32,11 @@ DEFAULT_GROUP_TOKENS = 24_000
 
 
 def plan_groups(
-    files: Sequence[tuple[str, str]], runs_total: int, runs_per_file: int, files_per_group: int, group_tokens: int = DEFAULT_GROUP_TOKENS
+    files: Sequence[tuple[str, str]],
+    runs_total: int,
+    runs_per_file: int,
+    files_per_group: int,
+    group_tokens: int = DEFAULT_GROUP_TOKENS,
 ) -> list[StageGroup]:
     """The Stage 1 groups for a rendering: consecutive run files, as many as fit `group_tokens`
     of rendered text (sized by tokens, not runs: one LLM span can outweigh a hundred tool calls),
@@ -42,7 +46,11 @@ def plan_groups(
     start = 0
     while start < len(run_files):
         end, size = start, 0
-        while end < len(run_files) and end - start < files_per_group and (end == start or size + run_files[end][1] <= group_tokens):
+        while (
+            end < len(run_files)
+            and end - start < files_per_group
+            and (end == start or size + run_files[end][1] <= group_tokens)
+        ):
             size += run_files[end][1]
             end += 1
         first, last = start * runs_per_file + 1, min(runs_total, end * runs_per_file)
@@ -88,5 +96,7 @@ class AnalysisRun:
     meta: dict[str, dict[str, Any]] = field(default_factory=dict)  # per stage: versions, tokens, timing
     texts: RunTexts | None = None  # each run's rendered text, to check citations against (None: no trace at hand)
     verification: dict[str, Verification] = field(default_factory=dict)  # per stage
-    redaction: RedactionReport = field(default_factory=RedactionReport)  # what was redacted from what this analysis sent
+    redaction: RedactionReport = field(
+        default_factory=RedactionReport
+    )  # what was redacted from what this analysis sent
     keep_store: bool = False  # a store this analysis did not make (`refinery init`): never deleted by it

@@ -41,7 +41,9 @@ class Checkpoints:
         if not isinstance(data, dict) or "output" not in data:
             return None
         if trace_id and data.get("trace_id") not in (None, trace_id):
-            raise ArtifactsMismatchError(f"{path} belongs to trace {data.get('trace_id')!r}, not {trace_id!r}: use another artifacts directory")
+            raise ArtifactsMismatchError(
+                f"{path} belongs to trace {data.get('trace_id')!r}, not {trace_id!r}: use another artifacts directory"
+            )
         try:
             output = STAGE_BY_KEY[stage].output_model.model_validate(data["output"])
         except ValidationError:
@@ -71,13 +73,28 @@ class Checkpoints:
     def _group_path(self, number: int) -> Path | None:
         return self.folder / STAGE1_GROUPS_DIR / f"group_{number:03d}.json" if self.folder else None
 
-    def save_group(self, trace_id: str | None, number: int, groups: int, output: BaseModel, usage: CallUsage, verification: dict[str, Any] | None) -> None:
+    def save_group(
+        self,
+        trace_id: str | None,
+        number: int,
+        groups: int,
+        output: BaseModel,
+        usage: CallUsage,
+        verification: dict[str, Any] | None,
+    ) -> None:
         """Each Stage 1 group's output as soon as it exists, so a rerun pays only for the rest."""
         path = self._group_path(number)
         if path is not None:
             write_json_atomic(
                 path,
-                {"trace_id": trace_id, "group": number, "groups": groups, "usage": usage.model_dump(), "verification": verification, "output": output.model_dump(mode="json")},
+                {
+                    "trace_id": trace_id,
+                    "group": number,
+                    "groups": groups,
+                    "usage": usage.model_dump(),
+                    "verification": verification,
+                    "output": output.model_dump(mode="json"),
+                },
             )
 
     def resume(self, run: AnalysisRun, stage: Stage) -> Any | None:
@@ -93,18 +110,26 @@ class Checkpoints:
         run.usage[stage.key] = CallUsage.model_validate({"label": stage.key, "model": meta.get("model"), **counts})
         return output
 
-    def load_group(self, trace_id: str | None, number: int, groups: int) -> tuple[BaseModel, CallUsage, dict[str, Any] | None] | None:
+    def load_group(
+        self, trace_id: str | None, number: int, groups: int
+    ) -> tuple[BaseModel, CallUsage, dict[str, Any] | None] | None:
         path = self._group_path(number)
         data = read_json(path) if path is not None else None
         if not isinstance(data, dict) or data.get("trace_id") != trace_id or data.get("groups") != groups:
             return None
         try:
-            return STAGE_BY_KEY["stage1"].output_model.model_validate(data["output"]), CallUsage.model_validate(data["usage"]), data.get("verification")
+            return (
+                STAGE_BY_KEY["stage1"].output_model.model_validate(data["output"]),
+                CallUsage.model_validate(data["usage"]),
+                data.get("verification"),
+            )
         except (KeyError, ValidationError):
             return None
 
     # --- the vector store record --------------------------------------------------------------
-    def record_store(self, store_id: str | None, trace_id: str, files: list[str], file_ids: list[str], *, ready: bool) -> None:
+    def record_store(
+        self, store_id: str | None, trace_id: str, files: list[str], file_ids: list[str], *, ready: bool
+    ) -> None:
         """`store.json`: which store holds this trace's files; `ready` only once indexing completed."""
         if self.folder is not None:
             write_json_atomic(

@@ -42,7 +42,8 @@ def _condensed(data: dict[str, Any], level: tuple[int, int, int, int]) -> dict[s
     marked = {e["run_id"] for e in data["events"] if e.get("run_id")}
     timeline = data["timeline"]
     keep = [
-        e for i, e in enumerate(timeline)
+        e
+        for i, e in enumerate(timeline)
         if e["status"] in ("error", "partial") or e["run_id"] in marked or i in (0, len(timeline) - 1)
     ]
     return {
@@ -96,8 +97,18 @@ def _first_that_fit(data: dict[str, Any], max_tokens: int) -> TraceAnalysisOutpu
     def cut(k: int) -> TraceAnalysisOutput:
         kept = sorted(timeline[:k], key=lambda e: e["sequence"])
         left = len(timeline) - len(kept) + max(0, len(events) - k)
-        remaining = data["coverage"]["remaining"] + ([f"… {left} timeline entries and events left out here; the full Stage 1 is in the store"] if left else [])
-        return TraceAnalysisOutput.model_validate({**data, "timeline": kept, "events": events[:k], "evidence": data["evidence"][:k], "coverage": {**data["coverage"], "remaining": remaining}})
+        remaining = data["coverage"]["remaining"] + (
+            [f"… {left} timeline entries and events left out here; the full Stage 1 is in the store"] if left else []
+        )
+        return TraceAnalysisOutput.model_validate(
+            {
+                **data,
+                "timeline": kept,
+                "events": events[:k],
+                "evidence": data["evidence"][:k],
+                "coverage": {**data["coverage"], "remaining": remaining},
+            }
+        )
 
     lo, hi = 0, max(len(timeline), len(events))
     while lo < hi:  # the largest k whose cut fits
@@ -111,7 +122,8 @@ def _first_that_fit(data: dict[str, Any], max_tokens: int) -> TraceAnalysisOutpu
 
 STAGE1_FILE_NOTE = (
     "Stage 1's result was too large to paste whole: the JSON above keeps every failure, anomaly and the runs they "
-    "concern. The full Stage 1 output is in the store as the file ending in _stage1_full.md; search it when you need a run left out."
+    "concern. The full Stage 1 output is in the store as the file ending in _stage1_full.md; search it when you need "
+    "a run left out."
 )
 
 
@@ -120,28 +132,46 @@ def stage1_file_text(output: TraceAnalysisOutput) -> str:
     chunk carries a run id, then the events."""
     lines = ["# Stage 1 trace analysis (full)", ""]
     for e in output.timeline:
-        lines += [f"## Timeline {e.sequence}: {e.run_name} [run_id: {e.run_id}]", f"- status: {e.status}", f"- action: {e.action}",
-                  f"- key inputs: {e.key_inputs}", f"- key outputs: {e.key_outputs}", f"- tool calls: {', '.join(e.tool_calls)}", ""]
+        lines += [
+            f"## Timeline {e.sequence}: {e.run_name} [run_id: {e.run_id}]",
+            f"- status: {e.status}",
+            f"- action: {e.action}",
+            f"- key inputs: {e.key_inputs}",
+            f"- key outputs: {e.key_outputs}",
+            f"- tool calls: {', '.join(e.tool_calls)}",
+            "",
+        ]
     lines += ["## Events", *[f"- {ev.kind} [run_id: {ev.run_id}]: {ev.description}" for ev in output.events]]
     return "\n".join(lines) + "\n"
 
 
 async def fitted_prior(
-    calls: StageCalls, store: StoreKeeper, run: AnalysisRun, stage: Stage, prior: Mapping[str, Any], expectation_text: str | None
+    calls: StageCalls,
+    store: StoreKeeper,
+    run: AnalysisRun,
+    stage: Stage,
+    prior: Mapping[str, Any],
+    expectation_text: str | None,
 ) -> tuple[dict[str, Any], int, list[str]]:
     """The prior stages' JSON for `stage`'s prompt, Stage 1 condensed when it would not fit the
     input budget (the full Stage 1 then goes to the store as a file, and a note says so)."""
     prior_json = {k: v.model_dump(mode="json") for k, v in prior.items()}
     if "stage1" not in prior:
         return prior_json, 0, []
-    empty = stage_user_text(stage, {**prior_json, "stage1": ""}, expectation_text=expectation_text, notes=[STAGE1_FILE_NOTE])
+    empty = stage_user_text(
+        stage, {**prior_json, "stage1": ""}, expectation_text=expectation_text, notes=[STAGE1_FILE_NOTE]
+    )
     overhead = calls.worst_input(stage, calls.body(stage, empty, run.store_id or PLANNED_STORE), run.store_id)
     fitted, level = condense_stage1(prior["stage1"], calls.input_budget - overhead)
     if level == 0:
         return prior_json, 0, []
-    log.info("%s: stage 1 condensed (level %d) to fit the input budget of %d tokens", stage.key, level, calls.input_budget)
+    log.info(
+        "%s: stage 1 condensed (level %d) to fit the input budget of %d tokens", stage.key, level, calls.input_budget
+    )
     prior_json["stage1"] = fitted.model_dump(mode="json")
     if run.store_id and stage.searches:
-        await store.add_file(run, f"{safe_name(run.trace_id or 'trace')}_stage1_full.md", stage1_file_text(prior["stage1"]))
+        await store.add_file(
+            run, f"{safe_name(run.trace_id or 'trace')}_stage1_full.md", stage1_file_text(prior["stage1"])
+        )
         return prior_json, level, [STAGE1_FILE_NOTE]
     return prior_json, level, []

@@ -1,8 +1,9 @@
 """`--max-cost`: stop before a call could take the spending past a ceiling, keeping what was done.
 
 Why before, not after: a call's cost is known only once it returns, so the check charges each
-request — a stage call's retries and re-asks too, through the client's `guard` — its worst case first (input estimate plus the chunk allowance at the input price, its whole
-output budget at the output price) and stops if that could cross the ceiling. One ceiling may be
+request — a stage call's retries and re-asks too, through the client's `guard` — its worst case
+first (input estimate plus the chunk allowance at the input price, its whole output budget at
+the output price) and stops if that could cross the ceiling. One ceiling may be
 shared by every analysis of a batch.
 """
 
@@ -23,7 +24,9 @@ class CostCeiling:
         if limit_usd <= 0:
             raise ConfigurationError(f"--max-cost must be more than 0, got {limit_usd}")
         if price_for(model) is None:
-            raise ConfigurationError(f"--max-cost needs a known price, and there is none for model {model!r} (see refinery/core/pricing.py)")
+            raise ConfigurationError(
+                f"--max-cost needs a known price, and there is none for model {model!r} (see refinery/core/pricing.py)"
+            )
         self.limit_usd = limit_usd
         self.model = model
         self.spent_usd = 0.0
@@ -39,7 +42,8 @@ class CostCeiling:
         async with self._lock:
             if self.spent_usd + self.reserved_usd + worst > self.limit_usd:
                 raise CostLimitError(
-                    f"stopped before exceeding --max-cost ${self.limit_usd:.2f}: ${self.spent_usd:.4f} spent, and the next call could cost "
+                    f"stopped before exceeding --max-cost ${self.limit_usd:.2f}: ${self.spent_usd:.4f} spent, and "
+                    f"the next call could cost "
                     f"up to ${worst:.4f}; what was done is kept — rerun with a higher --max-cost to continue"
                 )
             self.reserved_usd += worst
@@ -61,7 +65,9 @@ class _Guard:
         self.ceiling, self.chunk_allowance = ceiling, chunk_allowance
 
     async def admit(self, body: Mapping[str, Any]) -> float:
-        return await self.ceiling.admit(estimate_body_tokens(dict(body)) + self.chunk_allowance, int(body.get("max_output_tokens") or 4096))
+        return await self.ceiling.admit(
+            estimate_body_tokens(dict(body)) + self.chunk_allowance, int(body.get("max_output_tokens") or 4096)
+        )
 
     async def settle(self, ticket: Any, usage: CallUsage | None) -> None:
         await self.ceiling.settle(float(ticket), usage)

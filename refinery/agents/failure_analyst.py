@@ -52,7 +52,13 @@ class SimpleFailureAnalyst(AnalystBase):
 
     async def _ask(self, key: str, user_text: str) -> Any:
         stage = STAGE_BY_KEY[key]
-        context = RequestContext(self.model, user_text, system=SIMPLE_SYSTEM, max_output_tokens=self.max_output_tokens, temperature=self.temperature)
+        context = RequestContext(
+            self.model,
+            user_text,
+            system=SIMPLE_SYSTEM,
+            max_output_tokens=self.max_output_tokens,
+            temperature=self.temperature,
+        )
         await self._emit(key, "start")
         answer = await self.client.create_json(build_request(stage, context), stage.schema, label=f"simple:{key}")
         await self._emit(key, "end")
@@ -68,7 +74,9 @@ class SimpleFailureAnalyst(AnalystBase):
         prompt_contents: FileContents | None = None,
         eval_contents: FileContents | None = None,
     ) -> TraceAnalysis:
-        files, self.redaction = upload_files_for(trace, prompts=prompt_contents, evals=eval_contents, expectation=expectation, redact=self.redact)
+        files, self.redaction = upload_files_for(
+            trace, prompts=prompt_contents, evals=eval_contents, expectation=expectation, redact=self.redact
+        )
         inline = "\n\n".join(f"=== file: {name} ===\n{text}" for name, text in files)
         self._inline = trim_to_tokens(inline, self.max_inline_tokens)
         out = await self._ask("stage1", stage_user_text(STAGE_BY_KEY["stage1"], inline_files=self._inline))
@@ -81,7 +89,9 @@ class SimpleFailureAnalyst(AnalystBase):
         prompt_contents: FileContents | None = None,
         eval_contents: FileContents | None = None,
     ) -> GapAnalysis:
-        text = stage_user_text(STAGE_BY_KEY["stage2"], {"stage1": analysis.raw}, expectation_text=self.expectation_text(expectation))
+        text = stage_user_text(
+            STAGE_BY_KEY["stage2"], {"stage1": analysis.raw}, expectation_text=self.expectation_text(expectation)
+        )
         out = await self._ask("stage2", text)
         return to_gap_analysis(out, self._meta())
 

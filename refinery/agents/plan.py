@@ -38,9 +38,20 @@ def planned_requests(
         if reading != analyst.stage1_reading:
             name += f" (read by {reading})"
         bodies.append((name, analyst.build_stage_body("stage1", text, filters=filters, store_id=PLANNED_STORE)))
-    bodies.append(("stage2", analyst.build_stage_body("stage2", stage_user_text(STAGE_BY_KEY["stage2"], prior, expectation_text=analyst.expectation_text(expectation)), store_id=PLANNED_STORE)))
+    bodies.append(
+        (
+            "stage2",
+            analyst.build_stage_body(
+                "stage2",
+                stage_user_text(STAGE_BY_KEY["stage2"], prior, expectation_text=analyst.expectation_text(expectation)),
+                store_id=PLANNED_STORE,
+            ),
+        )
+    )
     for key in ("stage3", "stage4"):
-        bodies.append((key, analyst.build_stage_body(key, stage_user_text(STAGE_BY_KEY[key], prior), store_id=PLANNED_STORE)))
+        bodies.append(
+            (key, analyst.build_stage_body(key, stage_user_text(STAGE_BY_KEY[key], prior), store_id=PLANNED_STORE))
+        )
     return bodies
 
 
@@ -87,7 +98,10 @@ def plan_summary(
         if total_in > budget:
             warnings.append(f"{name}: about {total_in} input tokens, over the budget of {budget} for {analyst.model}")
     if stage1_json > budget:
-        warnings.append(f"stage 1 may produce ~{stage1_json} tokens of JSON: later stages get it condensed (the full result is uploaded to the store)")
+        warnings.append(
+            f"stage 1 may produce ~{stage1_json} tokens of JSON: later stages get it condensed (the full result is "
+            f"uploaded to the store)"
+        )
     for row in stages.values():
         row["estimated_cost_usd"] = estimate_cost_usd(row, analyst.model)
     costs = [r["estimated_cost_usd"] for r in stages.values()]
@@ -106,7 +120,9 @@ def plan_summary(
             "calls": sum(r["calls"] for r in stages.values()),
             "input_tokens": sum(r["input_tokens"] for r in stages.values()),
             "output_tokens": sum(r["output_tokens"] for r in stages.values()),
-            "estimated_cost_usd": None if any(c is None for c in costs) else round(sum(c for c in costs if c is not None), 4),
+            "estimated_cost_usd": None
+            if any(c is None for c in costs)
+            else round(sum(c for c in costs if c is not None), 4),
             "estimated_duration_s": round((waves + 3) * latency_s, 1),
             "expected_input_tokens": expected_input,
         },

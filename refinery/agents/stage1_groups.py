@@ -42,12 +42,21 @@ def group_request(
     `refinery init`) or when its inline request would not fit the input budget.
     """
     stage = STAGE_BY_KEY["stage1"]
-    note = GroupNote(group.number, groups, group.first_run, group.last_run) if group is not None and groups > 1 and group.first_run else None
+    note = (
+        GroupNote(group.number, groups, group.first_run, group.last_run)
+        if group is not None and groups > 1 and group.first_run
+        else None
+    )
     search_filters = group_filter(group) if group is not None and groups > 1 else None
     if reading == "inline" and group is not None and run.texts is not None:
         text = stage_user_text(stage, group=note, group_files=inline_files_text(run.texts.files, set(group.files)))
         filters = inline_filter(group)
-        if calls.worst_input(stage, calls.body(stage, text, run.store_id or PLANNED_STORE, filters), run.store_id or PLANNED_STORE) <= calls.input_budget:
+        if (
+            calls.worst_input(
+                stage, calls.body(stage, text, run.store_id or PLANNED_STORE, filters), run.store_id or PLANNED_STORE
+            )
+            <= calls.input_budget
+        ):
             return text, filters, "inline"
     return stage_user_text(stage, group=note), search_filters, "search"
 

@@ -58,13 +58,21 @@ class StageCalls:
         """The tokens `file_search` may add to this stage's request."""
         return chunk_allowance(self.max_num_results[stage.key]) if stage.searches and store_id else 0
 
-    def body(self, stage: Stage, user_text: str, store_id: str | None, filters: dict[str, Any] | None = None) -> dict[str, Any]:
+    def body(
+        self, stage: Stage, user_text: str, store_id: str | None, filters: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """The request body of one stage call (pure)."""
         if stage.searches and not store_id:
             raise StageError(stage.key, "no vector store: call prepare() or pass vector_store_id")
         context = RequestContext(
-            self.model, user_text, store_id=store_id, system=SYSTEM, max_output_tokens=self.output_budget(stage),
-            max_num_results=self.max_num_results[stage.key], temperature=self.temperature, filters=filters,
+            self.model,
+            user_text,
+            store_id=store_id,
+            system=SYSTEM,
+            max_output_tokens=self.output_budget(stage),
+            max_num_results=self.max_num_results[stage.key],
+            temperature=self.temperature,
+            filters=filters,
             reasoning_effort=self.reasoning_effort,
         )
         return build_request(stage, context)
@@ -73,7 +81,9 @@ class StageCalls:
         """A request's input at its largest: its own text plus every chunk `file_search` may add."""
         return estimate_body_tokens(body) + self.allowance(stage, store_id)
 
-    async def call(self, run: AnalysisRun, stage: Stage, user_text: str, *, filters: dict[str, Any] | None = None) -> tuple[Any, CallUsage, Verification | None]:
+    async def call(
+        self, run: AnalysisRun, stage: Stage, user_text: str, *, filters: dict[str, Any] | None = None
+    ) -> tuple[Any, CallUsage, Verification | None]:
         """One stage call, its output validated and its citations checked; one re-ask when a
         cited run id is not in the trace or a quote is not in the run's text."""
         answer = await self._ask(run, stage, user_text, filters)
@@ -82,8 +92,15 @@ class StageCalls:
             return output, usage, None
         check = verify(answer.data, run.texts)
         if check.unverified:
-            log.info("%s: %d of %d citations unverified; asking once to fix them", stage.key, len(check.unverified), check.cited)
-            again = await self._ask(run, stage, reask_text(user_text, check.unverified, compact_json(answer.data)), filters)
+            log.info(
+                "%s: %d of %d citations unverified; asking once to fix them",
+                stage.key,
+                len(check.unverified),
+                check.cited,
+            )
+            again = await self._ask(
+                run, stage, reask_text(user_text, check.unverified, compact_json(answer.data)), filters
+            )
             usage = usage + again.usage
             try:
                 fixed = self._validated(stage, again.data)
@@ -101,11 +118,15 @@ class StageCalls:
         worst_input = self.worst_input(stage, body, run.store_id)
         if worst_input > self.input_budget:
             raise ContextBudgetError(
-                f"{stage.key}: the request would carry about {worst_input} input tokens (with retrieved chunks), over the "
-                f"budget of {self.input_budget} for {self.model}; raise context_window / the budget share, or lower max_num_results"
+                f"{stage.key}: the request would carry about {worst_input} input tokens (with retrieved chunks), "
+                f"over the "
+                f"budget of {self.input_budget} for {self.model}; raise context_window / the budget share, or lower "
+                f"max_num_results"
             )
         guard = self.cost.guard(allowance) if self.cost else None
-        return await self._client().create_json(body, stage.schema, label=f"{run.trace_id or 'trace'}:{stage.key}", guard=guard)
+        return await self._client().create_json(
+            body, stage.schema, label=f"{run.trace_id or 'trace'}:{stage.key}", guard=guard
+        )
 
     @staticmethod
     def _validated(stage: Stage, data: Any) -> Any:

@@ -42,7 +42,9 @@ def collect_citations(data: Any) -> list[Citation]:
     return list(found)
 
 
-def merge_stage1(parts: list[TraceAnalysisOutput], owner: Callable[[str], int | None] | None = None) -> TraceAnalysisOutput:
+def merge_stage1(
+    parts: list[TraceAnalysisOutput], owner: Callable[[str], int | None] | None = None
+) -> TraceAnalysisOutput:
     """One Stage 1 output from the per-group ones, in group order, sequences renumbered.
 
     With `owner` (run id → the index of the part whose group holds that run), a run that several
@@ -89,7 +91,12 @@ def to_trace_analysis(trace_id: str, out: TraceAnalysisOutput, metadata: dict[st
         trace_id=trace_id,
         execution_flow=raw["timeline"],
         context_at_each_step={
-            e.run_id: {"run_name": e.run_name, "action": e.action, "key_inputs": e.key_inputs, "tool_calls": e.tool_calls}
+            e.run_id: {
+                "run_name": e.run_name,
+                "action": e.action,
+                "key_inputs": e.key_inputs,
+                "tool_calls": e.tool_calls,
+            }
             for e in out.timeline
         },
         data_transformations=[
@@ -123,10 +130,18 @@ def to_diagnosis(out: DiagnosisOutput, synthesis: SynthesisOutput | None, metada
     evidence = [f"{c.file}#{c.section}" if c.section else c.file for c in collect_citations(raw["causal_chains"])]
     if raw_synthesis is not None:
         top_findings = raw_synthesis["top_findings"]
-        next_actions = [{"priority": a["priority"], "action": a["action"], "owner": a["owner"], "rationale": a["rationale"]} for a in raw_synthesis["actions_next"]]
+        next_actions = [
+            {"priority": a["priority"], "action": a["action"], "owner": a["owner"], "rationale": a["rationale"]}
+            for a in raw_synthesis["actions_next"]
+        ]
     else:
         top_findings = [
-            {"title": c["symptom"]["description"], "detail": c["cause"]["description"], "severity": "high", "citations": c["cause"]["citations"]}
+            {
+                "title": c["symptom"]["description"],
+                "detail": c["cause"]["description"],
+                "severity": "high",
+                "citations": c["cause"]["citations"],
+            }
             for c in raw["causal_chains"]
         ]
         next_actions = [

@@ -21,7 +21,14 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from refinery.agents.analysis_run import DEFAULT_GROUP_TOKENS, AnalysisRun, StageGroup, file_attributes, group_filter, plan_groups
+from refinery.agents.analysis_run import (
+    DEFAULT_GROUP_TOKENS,
+    AnalysisRun,
+    StageGroup,
+    file_attributes,
+    group_filter,
+    plan_groups,
+)
 from refinery.agents.analyst_base import AnalystBase, ProgressCallback
 from refinery.agents.checkpoints import STAGE1_GROUPS_DIR, STORE_ARTIFACT, Checkpoints
 from refinery.agents.condense import fitted_prior
@@ -60,8 +67,16 @@ from refinery.traces.render import CHUNKING_STRATEGY, RenderOptions
 from refinery.traces.spool import upload_files_for
 
 __all__ = [
-    "STAGE1_GROUPS_DIR", "STAGE_ARTIFACTS", "STORE_ARTIFACT", "StageGroup", "StagedAnalysisResult", "StagedFailureAnalyst",
-    "compact_json", "file_attributes", "group_filter", "plan_groups",
+    "STAGE1_GROUPS_DIR",
+    "STAGE_ARTIFACTS",
+    "STORE_ARTIFACT",
+    "StageGroup",
+    "StagedAnalysisResult",
+    "StagedFailureAnalyst",
+    "compact_json",
+    "file_attributes",
+    "group_filter",
+    "plan_groups",
 ]
 
 log = logging.getLogger("refinery.staged")
@@ -112,7 +127,11 @@ class StagedFailureAnalyst(AnalystBase):
         self.vector_store_id = vector_store_id
         self.keep_store = keep_store or vector_store_id is not None
         self.max_output_tokens = {**{s.key: s.max_output_tokens for s in STAGES}, **dict(max_output_tokens or {})}
-        per_stage = dict.fromkeys(STAGE_ARTIFACTS, max_num_results) if isinstance(max_num_results, int) else {**dict.fromkeys(STAGE_ARTIFACTS, 8), **max_num_results}
+        per_stage = (
+            dict.fromkeys(STAGE_ARTIFACTS, max_num_results)
+            if isinstance(max_num_results, int)
+            else {**dict.fromkeys(STAGE_ARTIFACTS, 8), **max_num_results}
+        )
         self.max_num_results: dict[str, int] = per_stage
         self.render_options = render_options or RenderOptions()
         self.files_per_group = max(1, files_per_group)
@@ -123,10 +142,21 @@ class StagedFailureAnalyst(AnalystBase):
         self.stage1_concurrency = max(1, stage1_concurrency)
         self.temperature = temperature
         self.cost_ceiling = cost_ceiling or (CostCeiling(max_cost_usd, model) if max_cost_usd is not None else None)
-        self.store = StoreKeeper(lambda: self.manager, self.checkpoints, expires_after_days=expires_after_days, poll_timeout_s=poll_timeout_s, emit=self._emit)
+        self.store = StoreKeeper(
+            lambda: self.manager,
+            self.checkpoints,
+            expires_after_days=expires_after_days,
+            poll_timeout_s=poll_timeout_s,
+            emit=self._emit,
+        )
         self.calls = StageCalls(
-            lambda: self.client, self.model, max_output_tokens=self.max_output_tokens, max_num_results=self.max_num_results,
-            temperature=self.temperature, input_budget=input_budget(model, window=context_window, share=input_budget_share), cost=self.cost_ceiling,
+            lambda: self.client,
+            self.model,
+            max_output_tokens=self.max_output_tokens,
+            max_num_results=self.max_num_results,
+            temperature=self.temperature,
+            input_budget=input_budget(model, window=context_window, share=input_budget_share),
+            cost=self.cost_ceiling,
             reasoning_effort=reasoning_effort,
         )
         self._runs: dict[str, AnalysisRun] = {}
@@ -174,12 +204,32 @@ class StagedFailureAnalyst(AnalystBase):
     ) -> Sequence[tuple[str, str]]:
         """The files `prepare` uploads, redacted unless `redact=False` (`refinery plan` shows them);
         `self.redaction` counts what this rendering redacted (an analysis keeps its own count)."""
-        files, self.redaction = upload_files_for(trace, options=self.render_options, prompts=prompts, evals=evals, expectation=expectation, redact=self.redact)
+        files, self.redaction = upload_files_for(
+            trace,
+            options=self.render_options,
+            prompts=prompts,
+            evals=evals,
+            expectation=expectation,
+            redact=self.redact,
+        )
         return files
 
-    def _begin(self, trace: Trace, expectation: DomainExpertExpectation | None, prompts: FileContents | None, evals: FileContents | None) -> AnalysisRun:
+    def _begin(
+        self,
+        trace: Trace,
+        expectation: DomainExpertExpectation | None,
+        prompts: FileContents | None,
+        evals: FileContents | None,
+    ) -> AnalysisRun:
         """Render the trace and lay out its analysis; the redaction count is the run's own."""
-        files, report = upload_files_for(trace, options=self.render_options, prompts=prompts, evals=evals, expectation=expectation, redact=self.redact)
+        files, report = upload_files_for(
+            trace,
+            options=self.render_options,
+            prompts=prompts,
+            evals=evals,
+            expectation=expectation,
+            redact=self.redact,
+        )
         run = self._layout(trace, files)
         run.redaction = self.redaction = report  # the analyst's copy: the last rendering's, for single-use callers
         return run
@@ -211,7 +261,11 @@ class StagedFailureAnalyst(AnalystBase):
         With `store_id` (or `vector_store_id`) nothing is uploaded. A store recorded in the
         artifacts directory for this trace is reused once ready; one that is gone is replaced.
         """
-        return (await self._prepare(trace, expectation, prompts, evals, store_id=store_id, on_progress=on_progress, name=name)).store_id or ""
+        return (
+            await self._prepare(
+                trace, expectation, prompts, evals, store_id=store_id, on_progress=on_progress, name=name
+            )
+        ).store_id or ""
 
     async def _prepare(
         self,
@@ -233,17 +287,24 @@ class StagedFailureAnalyst(AnalystBase):
         return run
 
     # --- one call -------------------------------------------------------------------------
-    def build_stage_body(self, stage: str, user_text: str, *, filters: dict[str, Any] | None = None, store_id: str | None = None) -> dict[str, Any]:
+    def build_stage_body(
+        self, stage: str, user_text: str, *, filters: dict[str, Any] | None = None, store_id: str | None = None
+    ) -> dict[str, Any]:
         """The request body of one stage call (pure: `refinery plan` prints these)."""
         return self.calls.body(STAGE_BY_KEY[stage], user_text, store_id or self.run.store_id, filters)
 
     def _record(self, run: AnalysisRun, stage: Stage, usage: CallUsage, started: float, **extra: Any) -> None:
         run.usage[stage.key] = usage.model_copy(update={"label": stage.key})
         run.meta[stage.key] = {
-            "stage": stage.key, "prompt_version": stage.prompt_ref, "system_prompt_version": SYSTEM.ref, "model": self.model,
-            "seed": self.seed, "store_id": run.store_id,
+            "stage": stage.key,
+            "prompt_version": stage.prompt_ref,
+            "system_prompt_version": SYSTEM.ref,
+            "model": self.model,
+            "seed": self.seed,
+            "store_id": run.store_id,
             **usage.counts(),
-            "duration_s": round(time.monotonic() - started, 3), **extra,
+            "duration_s": round(time.monotonic() - started, 3),
+            **extra,
         }
         if stage.key in run.verification:
             run.meta[stage.key]["verification"] = run.verification[stage.key].as_dict()
@@ -259,7 +320,9 @@ class StagedFailureAnalyst(AnalystBase):
             return resumed  # type: ignore[no-any-return]
         await self._emit("stage1", "start", groups=max(1, len(run.groups)))
         started = time.monotonic()
-        parts, total, readings = await analyse_groups(self.calls, self.checkpoints, run, self._emit, self.stage1_concurrency, self.stage1_reading)
+        parts, total, readings = await analyse_groups(
+            self.calls, self.checkpoints, run, self._emit, self.stage1_concurrency, self.stage1_reading
+        )
         merged = merge_stage1(parts, run_owner(run))
         by_search = sorted(n for n, how in readings.items() if how == "search")
         reading: dict[str, Any] = {"stage1_reading": self.stage1_reading}
@@ -270,7 +333,9 @@ class StagedFailureAnalyst(AnalystBase):
         await self._emit("stage1", "end", tokens=total.total_tokens)
         return merged
 
-    async def _simple_stage(self, run: AnalysisRun, key: str, prior: Mapping[str, Any], expectation: DomainExpertExpectation | None = None) -> Any:
+    async def _simple_stage(
+        self, run: AnalysisRun, key: str, prior: Mapping[str, Any], expectation: DomainExpertExpectation | None = None
+    ) -> Any:
         stage = STAGE_BY_KEY[key]
         resumed = self.checkpoints.resume(run, stage)
         if resumed is not None:
@@ -287,17 +352,34 @@ class StagedFailureAnalyst(AnalystBase):
         await self._emit(key, "end", tokens=usage.total_tokens)
         return out
 
-    async def run_stage2(self, stage1: TraceAnalysisOutput, expectation: DomainExpertExpectation, run: AnalysisRun | None = None) -> GapAnalysisOutput:
+    async def run_stage2(
+        self, stage1: TraceAnalysisOutput, expectation: DomainExpertExpectation, run: AnalysisRun | None = None
+    ) -> GapAnalysisOutput:
         return await self._simple_stage(run or self.run, "stage2", {"stage1": stage1}, expectation)  # type: ignore[no-any-return]
 
-    async def run_stage3(self, stage1: TraceAnalysisOutput, stage2: GapAnalysisOutput, run: AnalysisRun | None = None) -> DiagnosisOutput:
+    async def run_stage3(
+        self, stage1: TraceAnalysisOutput, stage2: GapAnalysisOutput, run: AnalysisRun | None = None
+    ) -> DiagnosisOutput:
         return await self._simple_stage(run or self.run, "stage3", {"stage1": stage1, "stage2": stage2})  # type: ignore[no-any-return]
 
-    async def run_stage4(self, stage1: TraceAnalysisOutput, stage2: GapAnalysisOutput, stage3: DiagnosisOutput, run: AnalysisRun | None = None) -> SynthesisOutput:
-        return await self._simple_stage(run or self.run, "stage4", {"stage1": stage1, "stage2": stage2, "stage3": stage3})  # type: ignore[no-any-return]
+    async def run_stage4(
+        self,
+        stage1: TraceAnalysisOutput,
+        stage2: GapAnalysisOutput,
+        stage3: DiagnosisOutput,
+        run: AnalysisRun | None = None,
+    ) -> SynthesisOutput:
+        return await self._simple_stage(
+            run or self.run, "stage4", {"stage1": stage1, "stage2": stage2, "stage3": stage3}
+        )  # type: ignore[no-any-return]
 
     def _meta(self, run: AnalysisRun, stage: str) -> dict[str, Any]:
-        return {"stage_metadata": run.meta.get(stage, {}), "store_id": run.store_id, "model": self.model, "seed": self.seed}
+        return {
+            "stage_metadata": run.meta.get(stage, {}),
+            "store_id": run.store_id,
+            "model": self.model,
+            "seed": self.seed,
+        }
 
     # --- the FailureAnalyst interface -----------------------------------------------------
     async def analyze_trace(
@@ -340,7 +422,9 @@ class StagedFailureAnalyst(AnalystBase):
         stage2 = GapAnalysisOutput.model_validate(gap_analysis.raw)
         stage3 = await self.run_stage3(stage1, stage2, run)
         stage4 = await self.run_stage4(stage1, stage2, stage3, run)
-        diagnosis = to_diagnosis(stage3, stage4, {**self._meta(run, "stage3"), "synthesis_metadata": run.meta.get("stage4", {})})
+        diagnosis = to_diagnosis(
+            stage3, stage4, {**self._meta(run, "stage3"), "synthesis_metadata": run.meta.get("stage4", {})}
+        )
         mark_verified(diagnosis, run.meta.get("stage3", {}).get("verification"))
         await self.cleanup(run)
         return diagnosis

@@ -57,10 +57,52 @@ class Stage:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("stage1", 1, "trace analysis", STAGE_MODELS["stage1"], STAGE_SCHEMAS["stage1"], STAGE1, "stage1_trace_analysis.json", 2000, True, STAGE1_STATUS_NOTE),
-    Stage("stage2", 2, "gap analysis", STAGE_MODELS["stage2"], STAGE_SCHEMAS["stage2"], STAGE2, "stage2_gap_analysis.json", 1500, True),
-    Stage("stage3", 3, "diagnosis", STAGE_MODELS["stage3"], STAGE_SCHEMAS["stage3"], STAGE3, "stage3_diagnosis.json", 2500, True, STAGE3_LOCALISATION_NOTE),
-    Stage("stage4", 4, "synthesis", STAGE_MODELS["stage4"], STAGE_SCHEMAS["stage4"], STAGE4, "stage4_synthesis.json", 1000, False),
+    Stage(
+        "stage1",
+        1,
+        "trace analysis",
+        STAGE_MODELS["stage1"],
+        STAGE_SCHEMAS["stage1"],
+        STAGE1,
+        "stage1_trace_analysis.json",
+        2000,
+        True,
+        STAGE1_STATUS_NOTE,
+    ),
+    Stage(
+        "stage2",
+        2,
+        "gap analysis",
+        STAGE_MODELS["stage2"],
+        STAGE_SCHEMAS["stage2"],
+        STAGE2,
+        "stage2_gap_analysis.json",
+        1500,
+        True,
+    ),
+    Stage(
+        "stage3",
+        3,
+        "diagnosis",
+        STAGE_MODELS["stage3"],
+        STAGE_SCHEMAS["stage3"],
+        STAGE3,
+        "stage3_diagnosis.json",
+        2500,
+        True,
+        STAGE3_LOCALISATION_NOTE,
+    ),
+    Stage(
+        "stage4",
+        4,
+        "synthesis",
+        STAGE_MODELS["stage4"],
+        STAGE_SCHEMAS["stage4"],
+        STAGE4,
+        "stage4_synthesis.json",
+        1000,
+        False,
+    ),
 )
 STAGE_BY_KEY: dict[str, Stage] = {s.key: s for s in STAGES}
 PLANNED_STORE = "vs_PLANNED"  # a placeholder store id for requests built only to be measured
@@ -109,7 +151,10 @@ def stage_user_text(
         text += "\n\n" + stage.note.text
     if group is not None:
         text += "\n\n" + STAGE1_GROUP_NOTE.fill(
-            first_run=f"{group.first_run:03d}", last_run=f"{group.last_run:03d}", group=str(group.group), groups=str(group.groups)
+            first_run=f"{group.first_run:03d}",
+            last_run=f"{group.last_run:03d}",
+            group=str(group.group),
+            groups=str(group.groups),
         )
     if inline_files is not None:  # the simple analyst: the whole trace in the prompt, no store
         text += f"\n\nTrace files (inline):\n{inline_files}"
@@ -126,7 +171,11 @@ def inline_files_text(files: Sequence[tuple[str, str]], names: Collection[str]) 
     """The named files, whole and in order, as Stage 1 reads them inline: each opens with a line
     naming it (the model cites files by name) and its text as uploaded, run headings and markers
     included, so a citation of an inline run is the same as one of a retrieved chunk."""
-    parts = [f"===== file: {name} =====\n{text.rstrip()}\n===== end of file: {name} =====" for name, text in files if name in names]
+    parts = [
+        f"===== file: {name} =====\n{text.rstrip()}\n===== end of file: {name} ====="
+        for name, text in files
+        if name in names
+    ]
     return "\n\n".join(parts)
 
 
@@ -150,13 +199,25 @@ def build_request(stage: Stage, context: RequestContext) -> dict[str, Any]:
     budget = context.max_output_tokens or stage.max_output_tokens
     if stage.searches and context.store_id:
         return build_responses_body(
-            context.model, context.store_id, context.system.text, context.user_text, dict(stage.schema),
-            max_num_results=context.max_num_results, max_output_tokens=budget, temperature=context.temperature,
-            schema_name=stage.schema_name, filters=dict(context.filters) if context.filters else None,
+            context.model,
+            context.store_id,
+            context.system.text,
+            context.user_text,
+            dict(stage.schema),
+            max_num_results=context.max_num_results,
+            max_output_tokens=budget,
+            temperature=context.temperature,
+            schema_name=stage.schema_name,
+            filters=dict(context.filters) if context.filters else None,
             reasoning_effort=context.reasoning_effort,
         )
     return build_responses_body_no_tools(
-        context.model, context.system.text, context.user_text, dict(stage.schema),
-        max_output_tokens=budget, temperature=context.temperature, schema_name=stage.schema_name,
+        context.model,
+        context.system.text,
+        context.user_text,
+        dict(stage.schema),
+        max_output_tokens=budget,
+        temperature=context.temperature,
+        schema_name=stage.schema_name,
         reasoning_effort=context.reasoning_effort,
     )

@@ -59,7 +59,14 @@ class StoreKeeper:
         with tempfile.TemporaryDirectory(prefix="refinery-") as tmp:
             yield Path(tmp)
 
-    async def prepare(self, run: AnalysisRun, files: Sequence[tuple[str, str]], *, name: str | None, on_progress: IndexingProgress | None) -> str:
+    async def prepare(
+        self,
+        run: AnalysisRun,
+        files: Sequence[tuple[str, str]],
+        *,
+        name: str | None,
+        on_progress: IndexingProgress | None,
+    ) -> str:
         """The store for `run`: the recorded one once it is ready, else a new one, indexed."""
         assert run.trace_id is not None
         run.files = [n for n, _ in files]
@@ -68,12 +75,16 @@ class StoreKeeper:
             return str(run.store_id)
         return await self._create(run, files, name, on_progress)
 
-    async def _reusable(self, run: AnalysisRun, recorded: dict[str, Any], n_files: int, on_progress: IndexingProgress | None) -> bool:
+    async def _reusable(
+        self, run: AnalysisRun, recorded: dict[str, Any], n_files: int, on_progress: IndexingProgress | None
+    ) -> bool:
         store_id = str(recorded["store_id"])
         try:
             counts = await self.manager.poll_ready(store_id, timeout_s=self.poll_timeout_s, on_progress=on_progress)
             if counts.get("completed", 0) < n_files:
-                raise VectorStoreGoneError(store_id, f"holds {counts.get('completed', 0)} of {n_files} files; the upload was interrupted")
+                raise VectorStoreGoneError(
+                    store_id, f"holds {counts.get('completed', 0)} of {n_files} files; the upload was interrupted"
+                )
         except (VectorStoreGoneError, FileIndexingError) as exc:
             log.warning("%s; re-creating it from the trace (stage artifacts are kept)", exc)
             await self._discard(store_id, list(recorded.get("file_ids") or []))
@@ -85,7 +96,9 @@ class StoreKeeper:
             self.checkpoints.record_store(store_id, str(run.trace_id), run.files, run.file_ids, ready=True)
         return True
 
-    async def _create(self, run: AnalysisRun, files: Sequence[tuple[str, str]], name: str | None, on_progress: IndexingProgress | None) -> str:
+    async def _create(
+        self, run: AnalysisRun, files: Sequence[tuple[str, str]], name: str | None, on_progress: IndexingProgress | None
+    ) -> str:
         trace_id = str(run.trace_id)
         await self._emit("prepare", "start", files=len(files))
         with self._staging() as folder:
@@ -98,7 +111,9 @@ class StoreKeeper:
             run.created_store = True
             # recorded before the upload, so a run stopped now can still find (and replace) it
             self.checkpoints.record_store(run.store_id, trace_id, run.files, [], ready=False)
-            run.file_ids = await self.manager.upload_files(run.store_id, paths, attributes=file_attributes(files, run.groups))
+            run.file_ids = await self.manager.upload_files(
+                run.store_id, paths, attributes=file_attributes(files, run.groups)
+            )
         self.checkpoints.record_store(run.store_id, trace_id, run.files, run.file_ids, ready=False)
         await self.manager.poll_ready(run.store_id, timeout_s=self.poll_timeout_s, on_progress=on_progress)
         self.checkpoints.record_store(run.store_id, trace_id, run.files, run.file_ids, ready=True)
@@ -111,7 +126,9 @@ class StoreKeeper:
             return
         with self._staging() as folder:
             path = write_text_atomic(folder / name, text)
-            run.file_ids += await self.manager.upload_files(run.store_id, [path], attributes={name: {"kind": "stage1", "group": 0}})
+            run.file_ids += await self.manager.upload_files(
+                run.store_id, [path], attributes={name: {"kind": "stage1", "group": 0}}
+            )
         run.files.append(name)
         await self.manager.poll_ready(run.store_id, timeout_s=self.poll_timeout_s)
         self.checkpoints.record_store(run.store_id, str(run.trace_id), run.files, run.file_ids, ready=True)
@@ -122,7 +139,9 @@ class StoreKeeper:
         try:
             data = await self.manager.get_store(store_id)
         except VectorStoreGoneError as exc:
-            raise VectorStoreGoneError(exc.store_id, exc.reason, "prepare it again with `refinery init TRACE`, or use `refinery run TRACE`") from None
+            raise VectorStoreGoneError(
+                exc.store_id, exc.reason, "prepare it again with `refinery init TRACE`, or use `refinery run TRACE`"
+            ) from None
         meta = data.get("metadata") or {}
         run.trace_id = run.trace_id or meta.get("refinery_trace_id")
         if not run.groups:
@@ -130,7 +149,10 @@ class StoreKeeper:
 
     async def _discard(self, store_id: str, file_ids: list[str]) -> None:
         """Delete a store and files that cannot be used; they expire anyway, so failures only log."""
-        for what, action in (("store", lambda: self.manager.delete_store(store_id)), ("files", lambda: self.manager.delete_files(file_ids))):
+        for what, action in (
+            ("store", lambda: self.manager.delete_store(store_id)),
+            ("files", lambda: self.manager.delete_files(file_ids)),
+        ):
             try:
                 await action()
             except RefineryError as exc:

@@ -49,7 +49,10 @@ class RunTexts:
     def __init__(self, files: Sequence[tuple[str, str]]) -> None:
         layout = getattr(files, "layout", None)
         if layout is None:
-            raise TypeError("RunTexts needs rendered files with their layouts (RenderedFiles or SpooledFiles), not bare (name, text) pairs")
+            raise TypeError(
+                "RunTexts needs rendered files with their layouts (RenderedFiles or SpooledFiles), not bare (name, "
+                "text) pairs"
+            )
         self.files = files
         self._layout = layout
         self.where: dict[str, tuple[int, ...]] = {}  # run id → the files holding it (almost always one)
@@ -96,7 +99,9 @@ class Verification:
     unverified: list[dict[str, Any]] = field(default_factory=list)  # {path, run_id, quote?, problem}
 
     def add(self, other: "Verification") -> "Verification":
-        return Verification(self.cited + other.cited, self.verified + other.verified, self.unverified + other.unverified)
+        return Verification(
+            self.cited + other.cited, self.verified + other.verified, self.unverified + other.unverified
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {"cited": self.cited, "verified": self.verified, "unverified": list(self.unverified)}
@@ -173,7 +178,8 @@ def reask_text(user_text: str, problems: list[dict[str, Any]], previous_json: st
     listed = "\n".join(f"- {p['path']}: {p['problem']}" for p in problems[:30])
     return (
         f"{user_text}\n\nSome citations in your previous answer could not be checked against the trace:\n{listed}\n"
-        "Answer again in the same JSON shape. Cite only run ids that appear in [run_id: ...] headings of the files, and "
+        "Answer again in the same JSON shape. Cite only run ids that appear in [run_id: ...] headings of the files, "
+        "and "
         "quote evidence word for word from that run's own inputs, outputs, messages or error (not from headings, "
         "field labels or markers). Your previous answer was:\n" + previous_json
     )

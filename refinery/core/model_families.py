@@ -20,7 +20,13 @@ _REASONING_MODEL = re.compile(r"^(o\d+|gpt-5)(?!.*-chat)", re.IGNORECASE)
 # on top of a stage's answer budget at each. An unset effort is the API's default, medium.
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 REASONING_ALLOWANCE: dict[str, int] = {
-    "none": 0, "minimal": 1_000, "low": 2_000, "medium": 4_000, "high": 8_000, "xhigh": 16_000, "max": 32_000,
+    "none": 0,
+    "minimal": 1_000,
+    "low": 2_000,
+    "medium": 4_000,
+    "high": 8_000,
+    "xhigh": 16_000,
+    "max": 32_000,
 }
 DEFAULT_EFFORT = "medium"
 

@@ -145,7 +145,9 @@ class Trace(BaseModel):
 
     trace_id: str
     project_name: str = ""
-    runs: Annotated[Sequence[TraceRun], WrapValidator(_runs_as_given), WrapSerializer(_runs_as_list)] = Field(default_factory=list)
+    runs: Annotated[Sequence[TraceRun], WrapValidator(_runs_as_given), WrapSerializer(_runs_as_list)] = Field(
+        default_factory=list
+    )
     start_time: datetime | None = None
     end_time: datetime | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -235,7 +237,9 @@ class Diagnosis(_Result):
     # localisation as data (who, where, which runs), checkable against the trace and a benchmark
     responsible_agent: str | None = None
     decisive_step: dict[str, Any] | None = None  # {"run_id": …, "reason": …}
-    errors: list[dict[str, Any]] = Field(default_factory=list)  # {"run_id", "category", "evidence", "impact", "description", "verified"?}
+    errors: list[dict[str, Any]] = Field(
+        default_factory=list
+    )  # {"run_id", "category", "evidence", "impact", "description", "verified"?}
 
 
 class CompleteAnalysis(BaseModel):

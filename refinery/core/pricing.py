@@ -26,7 +26,9 @@ PRICES_PER_MTOK: dict[str, tuple[float, float, float]] = {
 }
 
 
-def price_for(model: str | None, prices: Mapping[str, tuple[float, float, float]] | None = None) -> tuple[float, float, float] | None:
+def price_for(
+    model: str | None, prices: Mapping[str, tuple[float, float, float]] | None = None
+) -> tuple[float, float, float] | None:
     table = prices or PRICES_PER_MTOK
     if not model:
         return None
@@ -43,7 +45,9 @@ def price_for(model: str | None, prices: Mapping[str, tuple[float, float, float]
     return table[best]
 
 
-def estimate_cost_usd(usage: Mapping[str, Any], model: str | None, prices: Mapping[str, tuple[float, float, float]] | None = None) -> float | None:
+def estimate_cost_usd(
+    usage: Mapping[str, Any], model: str | None, prices: Mapping[str, tuple[float, float, float]] | None = None
+) -> float | None:
     price = price_for(model, prices)
     if price is None:
         return None

@@ -167,9 +167,7 @@ def _convert(node: Any, defs: dict[str, Any], path: str, seen: tuple[str, ...]) 
         extra = node.get("additionalProperties")
         props = node.get("properties")
         if not props and extra not in (None, False):
-            raise StrictSchemaError(
-                [f"{path}: a free-form map has no strict form; use a list of key/value objects"]
-            )
+            raise StrictSchemaError([f"{path}: a free-form map has no strict form; use a list of key/value objects"])
         props = props or {}
         required = set(node.get("required", []))
         new_props = {}

@@ -28,7 +28,13 @@ def estimate_tokens(text: str) -> int:
 
 def estimate_body_tokens(body: dict[str, Any]) -> int:
     """Input tokens a Responses body will cost before retrieval adds its chunks."""
-    texts = [part.get("text", "") for msg in body.get("input", []) if isinstance(msg, dict) for part in msg.get("content", []) if isinstance(part, dict)]
+    texts = [
+        part.get("text", "")
+        for msg in body.get("input", [])
+        if isinstance(msg, dict)
+        for part in msg.get("content", [])
+        if isinstance(part, dict)
+    ]
     schema = json.dumps(((body.get("text") or {}).get("format") or {}).get("schema") or {}, separators=(",", ":"))
     return sum(estimate_tokens(t) for t in texts) + estimate_tokens(schema)
 

@@ -59,7 +59,9 @@ async def run_demo(
     # The spec check needs OpenAI's OpenAPI document, which an installed package does not ship.
     async with OpenAITestServer(api_key=DEMO_KEY, validate_requests=find_spec() is not None) as server:
         async with ResponsesClient(api_key=DEMO_KEY, base_url=server.base_url) as client:
-            analyst = StagedFailureAnalyst(client=client, artifacts_dir=out, progress_callback=progress, poll_timeout_s=60)
+            analyst = StagedFailureAnalyst(
+                client=client, artifacts_dir=out, progress_callback=progress, poll_timeout_s=60
+            )
             result = await analyst.analyze(trace, expectation, on_progress=on_indexing)
             usage = usage_summary(result, analyst.model, result.redactions)
             usage["stand_in_model"] = STAND_IN_NOTICE

@@ -51,7 +51,9 @@ def _failure(item: Any, base: int, where: str) -> Failure:
         raise InputFileError(f"{where}: expected an object {{step, agent, category}}")
     step = predicted_step(item.get("step"))
     if step is None or step < base:
-        raise InputFileError(f"{where}.step: expected a step number from {base} (the declared base), got {item.get('step')!r}")
+        raise InputFileError(
+            f"{where}.step: expected a step number from {base} (the declared base), got {item.get('step')!r}"
+        )
     return Failure(step - base, str(item.get("agent") or ""), str(item.get("category") or ""))
 
 
@@ -68,7 +70,9 @@ def parse_labels(data: Any, name: str, base: int, where: str, *, need_root: bool
     if root is None and not need_root:
         return Labels(name, failures, None)
     if not isinstance(root, int) or isinstance(root, bool) or not 0 <= root < len(failures):
-        raise InputFileError(f"{where}: root_cause must be the index of one of the {len(failures)} failures, got {root!r}")
+        raise InputFileError(
+            f"{where}: root_cause must be the index of one of the {len(failures)} failures, got {root!r}"
+        )
     return Labels(name, failures, root)
 
 
@@ -94,10 +98,15 @@ def score_one(gold: Labels, prediction: Labels | None) -> dict[str, Any]:
     gold_steps = {f.step for f in gold.failures}
     pred_steps = {f.step for f in prediction.failures} if prediction else set()
     row: dict[str, Any] = {
-        "name": gold.name, "gold_step": g_root.step, "gold_agent": g_root.agent,
-        "predicted_step": p_root.step if p_root else None, "predicted_agent": p_root.agent if p_root else None,
+        "name": gold.name,
+        "gold_step": g_root.step,
+        "gold_agent": g_root.agent,
+        "predicted_step": p_root.step if p_root else None,
+        "predicted_agent": p_root.agent if p_root else None,
         "root_step": p_root is not None and p_root.step == g_root.step,
-        "root_agent": p_root is not None and bool(p_root.agent) and agent_name(p_root.agent) == agent_name(g_root.agent),
+        "root_agent": p_root is not None
+        and bool(p_root.agent)
+        and agent_name(p_root.agent) == agent_name(g_root.agent),
         "root_step_distance": abs(p_root.step - g_root.step) if p_root is not None else None,
         "failure_recall": len(gold_steps & pred_steps) / len(gold_steps) if gold_steps else 0.0,
         "failure_precision": len(gold_steps & pred_steps) / len(pred_steps) if pred_steps else 0.0,
@@ -110,7 +119,13 @@ def score_one(gold: Labels, prediction: Labels | None) -> dict[str, Any]:
 def score(golds: Sequence[Labels], predictions: Mapping[str, Labels | None]) -> dict[str, Any]:
     rows = [score_one(g, predictions.get(g.name)) for g in golds]
     n = len(rows) or 1
-    keys = ("root_step", "root_agent", *(f"root_step_within_{k}" for k in STEP_TOLERANCES), "failure_recall", "failure_precision")
+    keys = (
+        "root_step",
+        "root_agent",
+        *(f"root_step_within_{k}" for k in STEP_TOLERANCES),
+        "failure_recall",
+        "failure_precision",
+    )
     distances = [r["root_step_distance"] for r in rows if r["root_step_distance"] is not None]
     return {
         "traces": len(rows),

@@ -35,12 +35,27 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 TRAIL_CATEGORIES: tuple[str, ...] = (
-    "Language-only", "Tool-related", "Poor Information Retrieval", "Incorrect Memory Usage",
-    "Tool Output Misinterpretation", "Incorrect Problem Identification", "Tool Selection Errors",
-    "Formatting Errors", "Instruction Non-compliance", "Tool Definition Issues",
-    "Environment Setup Errors", "Rate Limiting", "Authentication Errors", "Service Errors",
-    "Resource Not Found", "Resource Exhaustion", "Timeout Issues", "Context Handling Failures",
-    "Resource Abuse", "Goal Deviation", "Task Orchestration",
+    "Language-only",
+    "Tool-related",
+    "Poor Information Retrieval",
+    "Incorrect Memory Usage",
+    "Tool Output Misinterpretation",
+    "Incorrect Problem Identification",
+    "Tool Selection Errors",
+    "Formatting Errors",
+    "Instruction Non-compliance",
+    "Tool Definition Issues",
+    "Environment Setup Errors",
+    "Rate Limiting",
+    "Authentication Errors",
+    "Service Errors",
+    "Resource Not Found",
+    "Resource Exhaustion",
+    "Timeout Issues",
+    "Context Handling Failures",
+    "Resource Abuse",
+    "Goal Deviation",
+    "Task Orchestration",
 )
 
 
@@ -81,7 +96,9 @@ def weighted_f1(gold_sets: Sequence[set[str]], pred_sets: Sequence[set[str]], la
     return acc / total if total else 0.0
 
 
-def trail_scores(golds: Mapping[str, Sequence[Mapping[str, Any]]], predictions: Mapping[str, Mapping[str, Any] | None]) -> dict[str, Any]:
+def trail_scores(
+    golds: Mapping[str, Sequence[Mapping[str, Any]]], predictions: Mapping[str, Mapping[str, Any] | None]
+) -> dict[str, Any]:
     """The official figures of one split: `golds` maps trace id → its annotation's errors (files
     that did not parse are not here), `predictions` trace id → the prediction (missing: absent)."""
     gold_cats: list[set[str]] = []
@@ -122,7 +139,9 @@ def who_and_when_read(prediction: Mapping[str, Any] | None) -> tuple[str, str] |
     return (found.group(1), number.group(1)) if found and number else None
 
 
-def who_and_when_scores(golds: Sequence[tuple[str, str, str]], predictions: Mapping[str, Mapping[str, Any] | None], files: int) -> dict[str, Any]:
+def who_and_when_scores(
+    golds: Sequence[tuple[str, str, str]], predictions: Mapping[str, Mapping[str, Any] | None], files: int
+) -> dict[str, Any]:
     """The official figures of one folder: `golds` are (file name, mistake_agent, mistake_step as
     written), `files` every JSON file in the folder (the denominator)."""
     agent = step = 0

@@ -21,13 +21,22 @@ def _header(result: dict[str, Any]) -> list[str]:
     if result.get("predictions_from"):
         lines.append(f"- predictions scored from: `{result['predictions_from']}`")
     else:
-        lines.append(f"- model asked: {result.get('model')}; answered by: {', '.join(result.get('answered_by') or []) or '—'}")
-        lines.append(f"- analysed: {result.get('analysed', 0)}; failed: {len(result.get('failed') or {})}; tokens: {result.get('tokens', 0)}")
+        lines.append(
+            f"- model asked: {result.get('model')}; answered by: {', '.join(result.get('answered_by') or []) or '—'}"
+        )
+        lines.append(
+            f"- analysed: {result.get('analysed', 0)}; failed: {len(result.get('failed') or {})}; tokens: "
+            f"{result.get('tokens', 0)}"
+        )
     for skipped in result.get("skipped_labels") or []:
         lines.append(f"- skipped (does not parse): `{skipped['file']}`")
     if result.get("stand_in"):
-        lines += ["", "**These figures are the stand-in model's** (refinery's test double, which fills answers from retrieved text "
-                  "without analysing): they show the eval path works, not how well any model localises failures."]
+        lines += [
+            "",
+            "**These figures are the stand-in model's** (refinery's test double, which fills answers from retrieved "
+            "text "
+            "without analysing): they show the eval path works, not how well any model localises failures.",
+        ]
     return lines + [""]
 
 
@@ -51,27 +60,41 @@ def _who_and_when(result: dict[str, Any]) -> list[str]:
     for name, s, ref in _per_subset(result):
         ref = ref if paper else {}
         rb = s["random_baseline"]
-        lines += [f"## {name} ({s['files']} logs, {s['predicted']} predicted)", "",
-                  "| metric | refinery | uniform guess (same files, same definition) | paper (same setting) |", "|---|---|---|---|"]
+        lines += [
+            f"## {name} ({s['files']} logs, {s['predicted']} predicted)",
+            "",
+            "| metric | refinery | uniform guess (same files, same definition) | paper (same setting) |",
+            "|---|---|---|---|",
+        ]
         if "official_agent_accuracy" in s:
             lines += [
-                f"| official agent accuracy (Who&When's script; {s['official_files']} files in the folder) | {_pct(s['official_agent_accuracy'])} "
+                f"| official agent accuracy (Who&When's script; {s['official_files']} files in the folder) | "
+                f"{_pct(s['official_agent_accuracy'])} "
                 f"| {_pct(rb.get('official_agent_accuracy'))} | {_pct(ref.get('official_agent_accuracy'))} |",
-                f"| official step accuracy (Who&When's script) | {_pct(s['official_step_accuracy'])} | {_pct(rb.get('official_step_accuracy'))} "
+                f"| official step accuracy (Who&When's script) | {_pct(s['official_step_accuracy'])} | "
+                f"{_pct(rb.get('official_step_accuracy'))} "
                 f"| {_pct(ref.get('official_step_accuracy'))} |",
             ]
         lines += [
             f"| agent accuracy (exact name) | {_pct(s['agent_accuracy'])} | {_pct(rb['agent_accuracy'])} | |",
             f"| step accuracy (exact) | {_pct(s['step_accuracy'])} | {_pct(rb['step_accuracy'])} | |",
-            *(f"| step within ±{k} | {_pct(s[f'step_within_{k}_accuracy'])} | {_pct(rb[f'step_within_{k}_accuracy'])} | |" for k in (1, 3, 5)),
-            f"| step distance, mean (predicted steps only) | {_num(s['step_distance_mean'])} | {_num(rb['step_distance_mean'])} | |",
+            *(
+                f"| step within ±{k} | {_pct(s[f'step_within_{k}_accuracy'])} | "
+                f"{_pct(rb[f'step_within_{k}_accuracy'])} | |"
+                for k in (1, 3, 5)
+            ),
+            f"| step distance, mean (predicted steps only) | {_num(s['step_distance_mean'])} | "
+            f"{_num(rb['step_distance_mean'])} | |",
             "",
         ]
     if paper.get("source"):
         lines += [f"Paper figures: {paper['source']} (their full sets; these are the files given).", ""]
     elif (result.get("paper_baselines") or {}).get("source"):
-        lines += [f"No published figure of this setting ({result.get('setting')}) is at hand; "
-                  f"{result['paper_baselines']['source']} is another setting, so it is not shown.", ""]
+        lines += [
+            f"No published figure of this setting ({result.get('setting')}) is at hand; "
+            f"{result['paper_baselines']['source']} is another setting, so it is not shown.",
+            "",
+        ]
     return lines
 
 
@@ -79,41 +102,61 @@ def _trail(result: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     for name, s, ref in _per_subset(result):
         rb, orb = s.get("random_baseline") or {}, s.get("official_random_baseline") or {}
-        lines += [f"## {name} ({s['traces']} traces, {s['missing_predictions']} without a prediction)", "",
-                  "| metric | refinery | uniform guess (same traces, same definition) | paper (best model) |", "|---|---|---|---|"]
+        lines += [
+            f"## {name} ({s['traces']} traces, {s['missing_predictions']} without a prediction)",
+            "",
+            "| metric | refinery | uniform guess (same traces, same definition) | paper (best model) |",
+            "|---|---|---|---|",
+        ]
         if "official_category_f1" in s:
             lines += [
-                f"| official category F1 (TRAIL's script; {s['official_traces_scored']} traces scored) | {_num(s['official_category_f1'])} "
+                f"| official category F1 (TRAIL's script; {s['official_traces_scored']} traces scored) | "
+                f"{_num(s['official_category_f1'])} "
                 f"| {_num(orb.get('category_f1'))} | {_num(ref.get('official_category_f1'))} |",
-                f"| official location accuracy (recall) | {_num(s['official_location_accuracy'])} | {_num(orb.get('location_accuracy'))} "
+                f"| official location accuracy (recall) | {_num(s['official_location_accuracy'])} | "
+                f"{_num(orb.get('location_accuracy'))} "
                 f"| {_num(ref.get('official_location_accuracy'))} |",
-                f"| official joint accuracy (recall) | {_num(s['official_joint_accuracy'])} | {_num(orb.get('joint_accuracy'))} "
+                f"| official joint accuracy (recall) | {_num(s['official_joint_accuracy'])} | "
+                f"{_num(orb.get('joint_accuracy'))} "
                 f"| {_num(ref.get('official_joint_accuracy'))} |",
             ]
         lines += [
-            f"| category F1, canonical names (weighted) | {_num(s['category_f1_weighted'])} | {_num(rb.get('category_f1'))} | |",
-            f"| location accuracy (every trace) | {_num(s['location_accuracy'])} | {_num(rb.get('location_accuracy'))} | |",
+            f"| category F1, canonical names (weighted) | {_num(s['category_f1_weighted'])} | "
+            f"{_num(rb.get('category_f1'))} | |",
+            f"| location accuracy (every trace) | {_num(s['location_accuracy'])} | "
+            f"{_num(rb.get('location_accuracy'))} | |",
             f"| joint accuracy (every trace) | {_num(s['joint_accuracy'])} | {_num(rb.get('joint_accuracy'))} | |",
             f"| location precision | {_num(s['location_precision'])} | {_num(rb.get('location_precision'))} | |",
             "",
         ]
         if s.get("per_category"):
             lines += ["| category | precision | recall | F1 | support |", "|---|---|---|---|---|"]
-            lines += [f"| {c} | {_num(v['precision'])} | {_num(v['recall'])} | {_num(v['f1'])} | {v['support']} |" for c, v in s["per_category"].items()]
+            lines += [
+                f"| {c} | {_num(v['precision'])} | {_num(v['recall'])} | {_num(v['f1'])} | {v['support']} |"
+                for c, v in s["per_category"].items()
+            ]
             lines.append("")
     paper = result.get("paper_baselines") or {}
     if paper.get("source"):
-        lines += [f"Paper figures: {paper['source']} (computed with TRAIL's script: set beside the official rows only).", ""]
-    lines += ["The uniform guess predicts one error a trace: a span drawn from the trace's spans, a category from the 21 "
-              "(— where the traces were not given: their span counts are unknown).", ""]
+        lines += [
+            f"Paper figures: {paper['source']} (computed with TRAIL's script: set beside the official rows only).",
+            "",
+        ]
+    lines += [
+        "The uniform guess predicts one error a trace: a span drawn from the trace's spans, a category from the 21 "
+        "(— where the traces were not given: their span counts are unknown).",
+        "",
+    ]
     return lines
 
 
 def _labels(result: dict[str, Any]) -> list[str]:
     s = result["scores"]
     return [
-        f"## {s['traces']} labelled traces, {s['predicted']} predicted (steps from {result.get('step_base', 0)})", "",
-        "| metric | refinery |", "|---|---|",
+        f"## {s['traces']} labelled traces, {s['predicted']} predicted (steps from {result.get('step_base', 0)})",
+        "",
+        "| metric | refinery |",
+        "|---|---|",
         f"| root cause: step exact | {_pct(s['root_step_accuracy'])} |",
         *(f"| root cause: step within ±{k} | {_pct(s[f'root_step_within_{k}_accuracy'])} |" for k in (1, 3, 5)),
         f"| root cause: step distance, mean | {_num(s['root_step_distance_mean'])} |",

@@ -76,9 +76,16 @@ def read_predictions(folder: str | Path) -> dict[str, dict[str, Any]]:
 
 
 async def _analyse(
-    items: list[BatchItem], out: Path, model: str, client: ResponsesClient | None, concurrency: int, progress: Callable[[str], None] | None
+    items: list[BatchItem],
+    out: Path,
+    model: str,
+    client: ResponsesClient | None,
+    concurrency: int,
+    progress: Callable[[str], None] | None,
 ) -> dict[str, Any]:
-    summary = await analyze_many(items, out_dir=out / RUNS_DIR, model=model, client=client, concurrency=concurrency, progress=progress)
+    summary = await analyze_many(
+        items, out_dir=out / RUNS_DIR, model=model, client=client, concurrency=concurrency, progress=progress
+    )
     answered = sorted({m for o in summary.outcomes.values() for m in o.answered_by})
     return {
         "model": model,
@@ -144,20 +151,36 @@ async def eval_who_and_when(
     skipped: list[dict[str, str]] = []
     golds = ww.load_dataset(root, skipped)[: limit or None]
     result: dict[str, Any] = {
-        "benchmark": "who-and-when", "data": str(root), "setting": "with the task's answer" if with_answer else "task only", "skipped_labels": skipped,
+        "benchmark": "who-and-when",
+        "data": str(root),
+        "setting": "with the task's answer" if with_answer else "task only",
+        "skipped_labels": skipped,
     }
     keyed = []
     for g in golds:
         name = f"{g.subset}-{Path(g.name).stem}"
         expect = None  # task only: the expectation is derived from the log's own question
         if with_answer and predictions_dir is None and out is not None:  # the paper's "with ground truth" setting
-            expect = str(write_json_atomic(Path(out) / "expectations" / f"{name}.json", {
-                "description": f"The agents answer the question correctly. The question: {g.question}",
-                "expected_output": g.answer,
-            }))
+            expect = str(
+                write_json_atomic(
+                    Path(out) / "expectations" / f"{name}.json",
+                    {
+                        "description": f"The agents answer the question correctly. The question: {g.question}",
+                        "expected_output": g.answer,
+                    },
+                )
+            )
         keyed.append((g.key, g.key, BatchItem(name=name, trace=g.path, expect=expect)))
     predictions = await _predictions(
-        result, keyed, lambda d, _: who_and_when_prediction(d), out=out, predictions_dir=predictions_dir, model=model, client=client, concurrency=concurrency, progress=progress
+        result,
+        keyed,
+        lambda d, _: who_and_when_prediction(d),
+        out=out,
+        predictions_dir=predictions_dir,
+        model=model,
+        client=client,
+        concurrency=concurrency,
+        progress=progress,
     )
     result["scores"] = ww.score(golds, predictions, None if limit else ww.folder_sizes(golds))
     result["paper_baselines"] = ww.PAPER_BASELINES
@@ -183,18 +206,38 @@ async def eval_trail(
     keyed = []
     expect = None
     if predictions_dir is None and out is not None:  # TRAIL gives no task: the expectation is the agents' job itself
-        expect = str(write_json_atomic(Path(out) / "expectation.json", {"description": "The agents complete their task correctly, using their tools as instructed, without errors."}))
+        expect = str(
+            write_json_atomic(
+                Path(out) / "expectation.json",
+                {
+                    "description": "The agents complete their task correctly, using their tools as instructed, "
+                    "without errors."
+                },
+            )
+        )
     spans: dict[str, int] = {}  # for the uniform guess's location figures
     for g in golds:
-        found = [p for p in (root / g.subset / f"{g.trace_id}.json", root / f"{g.trace_id}.json") if traces and p.is_file()]
+        found = [
+            p for p in (root / g.subset / f"{g.trace_id}.json", root / f"{g.trace_id}.json") if traces and p.is_file()
+        ]
         if not found and predictions_dir is None:
             raise InputFileError(f"{root}: no trace {g.trace_id}.json for annotation {g.subset}/{g.trace_id}.json")
         trace = str(found[0]) if found else ""
         if found:
             spans[g.trace_id] = len(load_trace(found[0]).runs)
-        keyed.append((g.trace_id, f"{g.trace_id}.json", BatchItem(name=f"{g.subset}-{g.trace_id}", trace=trace, expect=expect)))
+        keyed.append(
+            (g.trace_id, f"{g.trace_id}.json", BatchItem(name=f"{g.subset}-{g.trace_id}", trace=trace, expect=expect))
+        )
     predictions = await _predictions(
-        result, keyed, lambda d, _: trail_prediction(d), out=out, predictions_dir=predictions_dir, model=model, client=client, concurrency=concurrency, progress=progress
+        result,
+        keyed,
+        lambda d, _: trail_prediction(d),
+        out=out,
+        predictions_dir=predictions_dir,
+        model=model,
+        client=client,
+        concurrency=concurrency,
+        progress=progress,
     )
     result["scores"] = trail_scoring.score(golds, predictions, spans)
     result["paper_baselines"] = trail_scoring.PAPER_BASELINES
@@ -207,12 +250,18 @@ def labels_prediction(diagnosis: Mapping[str, Any] | None, run_ids: list[str], b
     if not diagnosis:
         return None
     position = {rid: i for i, rid in enumerate(run_ids)}
-    failures = [{"step": position[e["run_id"]] + base, "agent": "", "category": str(e.get("category") or "")}
-                for e in diagnosis.get("errors") or [] if e.get("run_id") in position]
+    failures = [
+        {"step": position[e["run_id"]] + base, "agent": "", "category": str(e.get("category") or "")}
+        for e in diagnosis.get("errors") or []
+        if e.get("run_id") in position
+    ]
     decisive = str((diagnosis.get("decisive_step") or {}).get("run_id") or "")
     if decisive not in position:
         return {"failures": failures, "root_cause": None} if failures else None
-    return {"failures": failures, "root_cause": {"step": position[decisive] + base, "agent": str(diagnosis.get("responsible_agent") or "")}}
+    return {
+        "failures": failures,
+        "root_cause": {"step": position[decisive] + base, "agent": str(diagnosis.get("responsible_agent") or "")},
+    }
 
 
 async def eval_labels(
@@ -232,25 +281,45 @@ async def eval_labels(
     failures per trace with one root cause (`eval.labels`)."""
     skipped: list[dict[str, str]] = []
     golds = label_scoring.load_labels(labels_dir, step_base, skipped)[: limit or None]
-    result: dict[str, Any] = {"benchmark": "labels", "data": str(traces or labels_dir), "step_base": step_base, "skipped_labels": skipped}
+    result: dict[str, Any] = {
+        "benchmark": "labels",
+        "data": str(traces or labels_dir),
+        "step_base": step_base,
+        "skipped_labels": skipped,
+    }
     run_ids: dict[str, list[str]] = {}
     keyed = []
     for g in golds:
-        found = [p for p in (Path(traces) / f"{g.name}.json", Path(traces) / f"{g.name}.jsonl") if p.is_file()] if traces else []
+        found = (
+            [p for p in (Path(traces) / f"{g.name}.json", Path(traces) / f"{g.name}.jsonl") if p.is_file()]
+            if traces
+            else []
+        )
         if not found and predictions_dir is None:
             raise InputFileError(f"{traces}: no trace {g.name}.json (or .jsonl) for the label file {g.name}.json")
         if found:
             run_ids[g.name] = [r.id for r in load_trace(found[0]).runs]
         keyed.append((g.name, f"{g.name}.json", BatchItem(name=g.name, trace=str(found[0]) if found else "")))
     raw = await _predictions(
-        result, keyed, lambda d, item: labels_prediction(d, run_ids.get(item.name, []), step_base), out=out, predictions_dir=predictions_dir,
-        model=model, client=client, concurrency=concurrency, progress=progress,
+        result,
+        keyed,
+        lambda d, item: labels_prediction(d, run_ids.get(item.name, []), step_base),
+        out=out,
+        predictions_dir=predictions_dir,
+        model=model,
+        client=client,
+        concurrency=concurrency,
+        progress=progress,
     )
     predictions: dict[str, label_scoring.Labels | None] = {}
     for g in golds:
         data = raw.get(g.name)
         try:
-            predictions[g.name] = label_scoring.parse_labels(data, g.name, step_base, f"prediction {g.name}", need_root=False) if data else None
+            predictions[g.name] = (
+                label_scoring.parse_labels(data, g.name, step_base, f"prediction {g.name}", need_root=False)
+                if data
+                else None
+            )
         except InputFileError as exc:
             skipped.append({"file": f"prediction {g.name}", "reason": str(exc)})
             predictions[g.name] = None

@@ -56,7 +56,9 @@ def load_annotation(path: Path, subset: str = "") -> TraceGold:
         raw = tuple(dict(e) for e in data.get("errors") or [])
         errors = tuple((str(e["location"]), category_key(str(e.get("category") or ""))) for e in raw)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise InputFileError(f"{path}: not a TRAIL annotation with errors[].location and errors[].category ({exc})") from None
+        raise InputFileError(
+            f"{path}: not a TRAIL annotation with errors[].location and errors[].category ({exc})"
+        ) from None
     return TraceGold(path.stem, subset or path.parent.name, errors, raw)
 
 
@@ -95,11 +97,18 @@ def per_category(gold_sets: list[set[str]], pred_sets: list[set[str]]) -> dict[s
         fp = sum(label not in g and label in p for g, p in zip(gold_sets, pred_sets))
         fn = sum(label in g and label not in p for g, p in zip(gold_sets, pred_sets))
         if tp or fp or fn:
-            out[label] = {"precision": _ratio(tp, tp + fp), "recall": _ratio(tp, tp + fn), "f1": _ratio(2 * tp, 2 * tp + fp + fn), "support": tp + fn}
+            out[label] = {
+                "precision": _ratio(tp, tp + fp),
+                "recall": _ratio(tp, tp + fn),
+                "f1": _ratio(2 * tp, 2 * tp + fp + fn),
+                "support": tp + fn,
+            }
     return out
 
 
-def score(golds: list[TraceGold], predictions: Mapping[str, Mapping[str, Any] | None], spans: Mapping[str, int] | None = None) -> dict[str, Any]:
+def score(
+    golds: list[TraceGold], predictions: Mapping[str, Mapping[str, Any] | None], spans: Mapping[str, int] | None = None
+) -> dict[str, Any]:
     """Per split: the official figures and refinery's strict ones; overall: the strict ones (the
     official script scores one split at a time). Each beside a uniform guess (`random_baseline`;
     `spans`: each trace's span count, when the traces are at hand)."""
@@ -114,13 +123,17 @@ def score(golds: list[TraceGold], predictions: Mapping[str, Mapping[str, Any] | 
             gold_locs, pred_locs = {s for s, _ in gold_pairs}, {s for s, _ in pred}
             gold_cats.append({c for _, c in gold_pairs if c in official.TRAIL_CATEGORIES})
             pred_cats.append({c for _, c in pred if c in official.TRAIL_CATEGORIES})
-            rows.append({
-                "trace_id": g.trace_id, "gold_errors": len(gold_pairs), "predicted_errors": len(pred),
-                "predicted": predictions.get(g.trace_id) is not None,
-                "location_accuracy": _ratio(len(gold_locs & pred_locs), len(gold_locs)),
-                "joint_accuracy": _ratio(len(gold_pairs & pred), len(gold_pairs)),
-                "location_precision": _ratio(len(gold_locs & pred_locs), len(pred_locs)),
-            })
+            rows.append(
+                {
+                    "trace_id": g.trace_id,
+                    "gold_errors": len(gold_pairs),
+                    "predicted_errors": len(pred),
+                    "predicted": predictions.get(g.trace_id) is not None,
+                    "location_accuracy": _ratio(len(gold_locs & pred_locs), len(gold_locs)),
+                    "joint_accuracy": _ratio(len(gold_pairs & pred), len(gold_pairs)),
+                    "location_precision": _ratio(len(gold_locs & pred_locs), len(pred_locs)),
+                }
+            )
         n = len(rows) or 1
         out: dict[str, Any] = {
             "traces": len(rows),
@@ -128,13 +141,23 @@ def score(golds: list[TraceGold], predictions: Mapping[str, Mapping[str, Any] | 
         }
         if with_official:
             golds_raw = {g.trace_id: g.raw for g in items}
-            out.update(official.trail_scores(golds_raw, {g.trace_id: predictions[g.trace_id] for g in items if predictions.get(g.trace_id) is not None}))
-        out.update({
-            "category_f1_weighted": official.weighted_f1(gold_cats, pred_cats, official.TRAIL_CATEGORIES),
-            **{k: sum(float(r[k]) for r in rows) / n for k in ("location_accuracy", "joint_accuracy", "location_precision")},
-            "per_category": per_category(gold_cats, pred_cats),
-            "rows": rows,
-        })
+            out.update(
+                official.trail_scores(
+                    golds_raw,
+                    {g.trace_id: predictions[g.trace_id] for g in items if predictions.get(g.trace_id) is not None},
+                )
+            )
+        out.update(
+            {
+                "category_f1_weighted": official.weighted_f1(gold_cats, pred_cats, official.TRAIL_CATEGORIES),
+                **{
+                    k: sum(float(r[k]) for r in rows) / n
+                    for k in ("location_accuracy", "joint_accuracy", "location_precision")
+                },
+                "per_category": per_category(gold_cats, pred_cats),
+                "rows": rows,
+            }
+        )
         out["random_baseline"] = random_baseline(items, spans or {}, official_rules=False)
         if with_official:
             scored = [g for g in items if predictions.get(g.trace_id) is not None]
@@ -142,7 +165,10 @@ def score(golds: list[TraceGold], predictions: Mapping[str, Mapping[str, Any] | 
         return out
 
     subsets = sorted({g.subset for g in golds})
-    return {"subsets": {s: summary([g for g in golds if g.subset == s], True) for s in subsets}, "overall": summary(golds, False)}
+    return {
+        "subsets": {s: summary([g for g in golds if g.subset == s], True) for s in subsets},
+        "overall": summary(golds, False),
+    }
 
 
 def _expected_f1(support: int, traces: int, p: float) -> float:
@@ -162,14 +188,18 @@ def _expected_f1(support: int, traces: int, p: float) -> float:
     return total
 
 
-def random_baseline(golds: list[TraceGold], spans: Mapping[str, int], *, official_rules: bool) -> dict[str, float | None]:
+def random_baseline(
+    golds: list[TraceGold], spans: Mapping[str, int], *, official_rules: bool
+) -> dict[str, float | None]:
     """What a uniform guess scores, in expectation, by each metric's own definition: for every
     trace one error, its span drawn from the trace's `spans` (span counts, by trace id) and its
     category from the 21. Accuracies and precision are None when a trace's span count is unknown
     (scored from predictions alone, without the traces); category F1 needs none."""
     labels = official.TRAIL_CATEGORIES
     p = 1 / len(labels)
-    cat_sets = [official.trail_trace(g.raw)[2] if official_rules else {c for _, c in g.errors if c in labels} for g in golds]
+    cat_sets = [
+        official.trail_trace(g.raw)[2] if official_rules else {c for _, c in g.errors if c in labels} for g in golds
+    ]
     f1_den = 0
     f1 = 0.0
     for label in labels:
@@ -186,7 +216,9 @@ def random_baseline(golds: list[TraceGold], spans: Mapping[str, int], *, officia
             locs, pairs, _ = official.trail_trace(g.raw)
         else:
             locs, pairs = {s for s, _ in g.errors}, set(g.errors)
-        loc += (1 / n) if locs else 0.0  # the guessed span is one of the gold ones with chance |gold| / n, scoring 1/|gold|
+        loc += (
+            (1 / n) if locs else 0.0
+        )  # the guessed span is one of the gold ones with chance |gold| / n, scoring 1/|gold|
         joint += sum(c in labels for _, c in pairs) / (n * len(labels) * len(pairs)) if pairs else 0.0
         precision += len(locs) / n
     k = len(golds)
@@ -195,7 +227,9 @@ def random_baseline(golds: list[TraceGold], spans: Mapping[str, int], *, officia
 
 def gold_as_prediction(gold: TraceGold) -> dict[str, Any]:
     """The annotation itself as a prediction (the metrics' maximum)."""
-    return {"errors": [dict(e) for e in gold.raw] if gold.raw else [{"location": s, "category": c} for s, c in gold.errors]}
+    return {
+        "errors": [dict(e) for e in gold.raw] if gold.raw else [{"location": s, "category": c} for s, c in gold.errors]
+    }
 
 
 # Published with the official script, so they stand beside the official_* figures only.

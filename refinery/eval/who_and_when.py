@@ -69,11 +69,22 @@ def load_gold(path: Path, subset: str) -> Gold:
         step = int(_unquote(data["mistake_step"]))
         agent = _unquote(data["mistake_agent"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InputFileError(f"{path}: not a Who&When log with history, mistake_agent and mistake_step ({exc})") from None
+        raise InputFileError(
+            f"{path}: not a Who&When log with history, mistake_agent and mistake_step ({exc})"
+        ) from None
     speakers = tuple(dict.fromkeys(str(h.get("name") or h.get("role") or "") for h in history if isinstance(h, dict)))
     return Gold(
-        path.name, subset, agent, step, speakers, len(history), str(path), _unquote(data.get("question", "")),
-        _unquote(data.get("ground_truth", "")), str(data["mistake_agent"]), str(data["mistake_step"]),
+        path.name,
+        subset,
+        agent,
+        step,
+        speakers,
+        len(history),
+        str(path),
+        _unquote(data.get("question", "")),
+        _unquote(data.get("ground_truth", "")),
+        str(data["mistake_agent"]),
+        str(data["mistake_step"]),
     )
 
 
@@ -120,8 +131,12 @@ def score_one(gold: Gold, prediction: Mapping[str, Any] | None) -> dict[str, Any
     pred_agent = str((prediction or {}).get("predicted_agent") or "")
     step = predicted_step((prediction or {}).get("predicted_step"))
     row: dict[str, Any] = {
-        "file": gold.name, "subset": gold.subset, "gold_agent": gold.agent, "gold_step": gold.step,
-        "predicted_agent": pred_agent or None, "predicted_step": step,
+        "file": gold.name,
+        "subset": gold.subset,
+        "gold_agent": gold.agent,
+        "gold_step": gold.step,
+        "predicted_agent": pred_agent or None,
+        "predicted_step": step,
         "agent": bool(pred_agent) and agent_name(pred_agent) == agent_name(gold.agent),
         "step": step == gold.step,
         "step_distance": abs(step - gold.step) if step is not None else None,
@@ -158,7 +173,11 @@ def _mean(rows: list[dict[str, Any]], key: str) -> float:
     return sum(float(r[key]) for r in rows) / len(rows) if rows else 0.0
 
 
-def score(golds: list[Gold], predictions: Mapping[str, Mapping[str, Any] | None], folder_files: Mapping[str, int] | None = None) -> dict[str, Any]:
+def score(
+    golds: list[Gold],
+    predictions: Mapping[str, Mapping[str, Any] | None],
+    folder_files: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
     """Per subset: the official figures (`folder_files`: each subset folder's JSON files, the
     official denominator; default the logs given) and the strict ones, each beside a uniform
     guess; overall: the strict ones. Predictions are looked up by `<subset>/<file>`, then by file."""
@@ -179,15 +198,22 @@ def score(golds: list[Gold], predictions: Mapping[str, Mapping[str, Any] | None]
         out: dict[str, Any] = {"files": len(sub_rows), "predicted": sum(pred(golds[i]) is not None for i in picked)}
         if subset is not None:
             chosen = [golds[i] for i in picked]
-            out.update(official.who_and_when_scores(
-                [(g.name, g.agent_text or g.agent, g.step_text or str(g.step)) for g in chosen],
-                {g.name: p for g in chosen if (p := pred(g)) is not None}, sizes.get(subset, len(chosen)),
-            ))
+            out.update(
+                official.who_and_when_scores(
+                    [(g.name, g.agent_text or g.agent, g.step_text or str(g.step)) for g in chosen],
+                    {g.name: p for g in chosen if (p := pred(g)) is not None},
+                    sizes.get(subset, len(chosen)),
+                )
+            )
         out.update({f"{m}_accuracy": _mean(sub_rows, m) for m in metrics})
         out["step_distance_mean"] = sum(distances) / len(distances) if distances else None
-        keys = ("agent", "step", *(f"step_within_{k}" for k in STEP_TOLERANCES)) + (("official_agent", "official_step") if subset else ())
+        keys = ("agent", "step", *(f"step_within_{k}" for k in STEP_TOLERANCES)) + (
+            ("official_agent", "official_step") if subset else ()
+        )
         out["random_baseline"] = {f"{k}_accuracy": sum(b[k] for b in base) / len(base) if base else 0.0 for k in keys}
-        out["random_baseline"]["step_distance_mean"] = sum(b["step_distance"] for b in base) / len(base) if base else None
+        out["random_baseline"]["step_distance_mean"] = (
+            sum(b["step_distance"] for b in base) / len(base) if base else None
+        )
         return out
 
     subsets = sorted({g.subset for g in golds})

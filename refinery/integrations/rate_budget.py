@@ -194,7 +194,9 @@ class RateBudget:
             extra = max(0.0, used - res.base)
             old = self.allowance.get(res.cost_class, 0.0)
             a = self.allowance_smoothing
-            self.allowance[res.cost_class] = extra if res.cost_class not in self.allowance else (1 - a) * old + a * extra
+            self.allowance[res.cost_class] = (
+                extra if res.cost_class not in self.allowance else (1 - a) * old + a * extra
+            )
         self.observe(headers)
 
     def throttled(self, res: Reservation, headers: Mapping[str, str]) -> None:

@@ -67,7 +67,9 @@ __all__ = [
 
 log = logging.getLogger("refinery.responses")
 
-REASK_TEXT = "Return ONLY the exact JSON again, valid against the schema, with no other text. Your previous output was:\n"
+REASK_TEXT = (
+    "Return ONLY the exact JSON again, valid against the schema, with no other text. Your previous output was:\n"
+)
 
 
 class SpendGuard(Protocol):
@@ -129,7 +131,9 @@ class ResponsesClient:
         rate budget (see `OpenAITransport`), on the given `clock` and `sleep`."""
         if transport is None:
             settings = ApiSettings.from_env(api_key, base_url=base_url, project=project, organization=organization)
-            transport = OpenAITransport(settings, timeout=timeout, retry=retry, sleep=sleep, clock=clock, budget=budget, tpm=tpm, rpm=rpm)
+            transport = OpenAITransport(
+                settings, timeout=timeout, retry=retry, sleep=sleep, clock=clock, budget=budget, tpm=tpm, rpm=rpm
+            )
         self.transport = transport
         self.max_output_tokens_cap = max_output_tokens_cap
         self.usage: list[CallUsage] = []
@@ -216,7 +220,12 @@ class ResponsesClient:
             bigger = min(self.max_output_tokens_cap, max(budget * 2, 256))
             if exc.reason != "max_output_tokens" or bigger <= budget:
                 raise
-            log.info("output cut at %d tokens (%d of them reasoning); retrying once with %d", budget, calls[-1].reasoning_tokens, bigger)
+            log.info(
+                "output cut at %d tokens (%d of them reasoning); retrying once with %d",
+                budget,
+                calls[-1].reasoning_tokens,
+                bigger,
+            )
             body = with_max_output_tokens(body, bigger)
             response = await send(body)
             try:
@@ -224,7 +233,8 @@ class ResponsesClient:
             except IncompleteResponseError as again:
                 thought = calls[-1].reasoning_tokens
                 raise IncompleteResponseError(
-                    again.reason, again.partial_text,
+                    again.reason,
+                    again.partial_text,
                     detail=f"after one retry with max_output_tokens {bigger}, of which {thought} went to reasoning; "
                     "raise the stage's output budget or lower the reasoning effort",
                 ) from again
@@ -235,8 +245,14 @@ class ResponsesClient:
             text = output_text(response)
             problems = _problems(text, schema)
             if problems:
-                raise OutputFormatError(f"output is not the JSON asked for after one re-ask: {problems[0]}", raw_text=text, problems=problems)
-        return JsonAnswer(json.loads(text), CallUsage.total(calls, label), file_search_results(response), response.get("id"))
+                raise OutputFormatError(
+                    f"output is not the JSON asked for after one re-ask: {problems[0]}",
+                    raw_text=text,
+                    problems=problems,
+                )
+        return JsonAnswer(
+            json.loads(text), CallUsage.total(calls, label), file_search_results(response), response.get("id")
+        )
 
     async def canary(self, model: str = "gpt-4o") -> CanaryResult:
         """Send the smallest strict-JSON request and say plainly what is wrong when it fails."""
@@ -260,7 +276,9 @@ class ResponsesClient:
         except RefineryError as exc:
             raise CanaryError(f"canary failed: {exc}") from exc
         last = self.usage[-1] if self.usage else None
-        return CanaryResult(ok=True, model=model, response_id=last.response_id if last else None, reply=str(data.get("reply", "")))
+        return CanaryResult(
+            ok=True, model=model, response_id=last.response_id if last else None, reply=str(data.get("reply", ""))
+        )
 
 
 def _problems(text: str, schema: Mapping[str, Any] | None) -> list[str]:

@@ -36,9 +36,7 @@ def _check_common(model: str, schema_name: str, max_output_tokens: int, json_sch
     if not isinstance(model, str) or not model.strip():
         raise RequestBuildError("model must be a non-empty string")
     if not isinstance(schema_name, str) or not _SCHEMA_NAME.match(schema_name):
-        raise RequestBuildError(
-            f"schema_name {schema_name!r} must be 1-64 characters of a-z, A-Z, 0-9, '_' or '-'"
-        )
+        raise RequestBuildError(f"schema_name {schema_name!r} must be 1-64 characters of a-z, A-Z, 0-9, '_' or '-'")
     if isinstance(max_output_tokens, bool) or not isinstance(max_output_tokens, int) or max_output_tokens <= 0:
         raise RequestBuildError(f"max_output_tokens must be a positive integer, got {max_output_tokens!r}")
     if max_output_tokens < MIN_OUTPUT_TOKENS:

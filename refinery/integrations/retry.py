@@ -90,7 +90,10 @@ def next_wait(
             wait = lo + (hi - lo) * rng()
         else:
             wait = hinted
-        if attempts.rate_limited >= policy.max_rate_limit_retries or attempts.rate_limit_waited_s + wait > policy.max_rate_limit_wait_s:
+        if (
+            attempts.rate_limited >= policy.max_rate_limit_retries
+            or attempts.rate_limit_waited_s + wait > policy.max_rate_limit_wait_s
+        ):
             return None
         return Retry(wait, "rate_limit")
     retryable = should_retry == "true" or (should_retry != "false" and (status in RETRYABLE_STATUS or status == 0))

@@ -169,7 +169,9 @@ class OpenAITransport:
         self._session = session
         self._owns_session = session is None
         if isinstance(budget, RateBudget) and (tpm or rpm):
-            raise ConfigurationError("give the limits (tpm / rpm) or a RateBudget, not both: the budget's own limits would win silently")
+            raise ConfigurationError(
+                "give the limits (tpm / rpm) or a RateBudget, not both: the budget's own limits would win silently"
+            )
         if budget is True:
             budget = RateBudget(tpm=tpm, rpm=rpm, clock=self.clock, sleep=self._sleep)
         self.budget: RateBudget | None = budget or None
@@ -222,14 +224,18 @@ class OpenAITransport:
         """
         attempts = Attempts()
         while True:
-            outcome = await self._attempt(method, path, json=json, form=form, params=params, cost=cost, cost_class=cost_class)
+            outcome = await self._attempt(
+                method, path, json=json, form=form, params=params, cost=cost, cost_class=cost_class
+            )
             if isinstance(outcome, ApiResponse):
                 return outcome
             failure, status, headers = outcome
             retry = next_wait(failure, status, headers, attempts, self.retry, self._rng)
             if retry is None:
                 if attempts.rate_limited and isinstance(failure, RateLimitError):
-                    log.warning("rate limited on %s %s; giving up after %d retries", method, path, attempts.rate_limited)
+                    log.warning(
+                        "rate limited on %s %s; giving up after %d retries", method, path, attempts.rate_limited
+                    )
                 raise failure
             attempts.record(retry)
             log.info("%s %s failed (%s); %s retry in %.2fs", method, path, failure, retry.kind, retry.wait_s)
@@ -257,7 +263,12 @@ class OpenAITransport:
         async with self._admission(cost, cost_class) as ticket:
             try:
                 async with session.request(
-                    method, url, json=json, data=form() if form is not None else None, params=params, headers=self.settings.headers()
+                    method,
+                    url,
+                    json=json,
+                    data=form() if form is not None else None,
+                    params=params,
+                    headers=self.settings.headers(),
                 ) as resp:
                     raw = await resp.read()
                     status = resp.status
@@ -279,7 +290,13 @@ class OpenAITransport:
                 return error_from_response(status, headers, payload), status, headers
             if not isinstance(payload, (dict, list)):
                 ticket.settle(None, headers)
-                return APIConnectionError(f"{method} {url}: HTTP {status} with a body that is not JSON ({len(raw)} bytes)"), status, headers
+                return (
+                    APIConnectionError(
+                        f"{method} {url}: HTTP {status} with a body that is not JSON ({len(raw)} bytes)"
+                    ),
+                    status,
+                    headers,
+                )
             ticket.settle(_total_tokens(payload), headers)
             return ApiResponse(status, headers, payload)
 

@@ -32,8 +32,27 @@ log = logging.getLogger("refinery.vector_store")
 # File types the file_search tool indexes (OpenAI's file search guide).
 SUPPORTED_EXTENSIONS = frozenset(
     {
-        ".c", ".cpp", ".cs", ".css", ".doc", ".docx", ".go", ".html", ".java", ".js", ".json",
-        ".md", ".pdf", ".php", ".pptx", ".py", ".rb", ".sh", ".tex", ".ts", ".txt",
+        ".c",
+        ".cpp",
+        ".cs",
+        ".css",
+        ".doc",
+        ".docx",
+        ".go",
+        ".html",
+        ".java",
+        ".js",
+        ".json",
+        ".md",
+        ".pdf",
+        ".php",
+        ".pptx",
+        ".py",
+        ".rb",
+        ".sh",
+        ".tex",
+        ".ts",
+        ".txt",
     }
 )
 FILE_PURPOSE = "assistants"  # the purpose file_search's vector stores take
@@ -147,11 +166,17 @@ class VectorStoreManager:
         file_ids = list(await asyncio.gather(*(one(p) for p in checked)))
         for start in range(0, len(file_ids), self.batch_size):
             ids, batch_paths = file_ids[start : start + self.batch_size], checked[start : start + self.batch_size]
-            await self.transport.request("POST", f"/vector_stores/{store_id}/file_batches", json=self._batch_body(ids, batch_paths, attrs_for))
-        log.info("attached %d file(s) to %s in %d batch(es)", len(file_ids), store_id, -(-len(file_ids) // self.batch_size))
+            await self.transport.request(
+                "POST", f"/vector_stores/{store_id}/file_batches", json=self._batch_body(ids, batch_paths, attrs_for)
+            )
+        log.info(
+            "attached %d file(s) to %s in %d batch(es)", len(file_ids), store_id, -(-len(file_ids) // self.batch_size)
+        )
         return file_ids
 
-    def _batch_body(self, file_ids: list[str], paths: list[Path], attrs_for: dict[Path, dict[str, Any]]) -> dict[str, Any]:
+    def _batch_body(
+        self, file_ids: list[str], paths: list[Path], attrs_for: dict[Path, dict[str, Any]]
+    ) -> dict[str, Any]:
         """One file batch: per-file entries when any file has attributes (the API then ignores
         batch-level settings, so the chunking strategy goes on each entry), else plain ids."""
         if attrs_for:
@@ -229,6 +254,8 @@ def _attributes_lookup(attributes: Mapping[str, Attributes], paths: list[Path]) 
             raise VectorStoreError(f"{path.name}: {len(attrs)} attributes, at most {MAX_ATTRIBUTES} allowed")
         for k, v in attrs.items():
             if not isinstance(v, (str, int, float, bool)) or len(k) > 64:
-                raise VectorStoreError(f"{path.name}: attribute {k!r} must have a key ≤ 64 chars and a str/number/bool value")
+                raise VectorStoreError(
+                    f"{path.name}: attribute {k!r} must have a key ≤ 64 chars and a str/number/bool value"
+                )
         out[path] = dict(attrs)
     return out

@@ -1,10 +1,10 @@
-'''The prompts, versioned, and a registry to get one by name and version.
+"""The prompts, versioned, and a registry to get one by name and version.
 
 The texts marked "preserved" are the user's own (the refactor plan's "Prompts to preserve") and
 stay word for word. A prompt is filled by replacing its exact `{placeholder}` tokens — never with
 `str.format`, because the values are JSON full of braces. Every artifact records the name and
 version of the prompts that produced it, so a change of wording is traceable in results.
-'''
+"""
 
 from __future__ import annotations
 
@@ -151,4 +151,3 @@ STAGE1_STATUS_NOTE = PromptTemplate("STAGE1_STATUS_NOTE", "v1", STAGE1_STATUS_NO
 STAGE1_INLINE_NOTE_V1 = """Reading: the run files of this pass are given in full below, under "Trace files (inline)", each starting with its file name. Read every run in them and put every run on the timeline; cite those files by name. file_search covers only what is not inline: the index (the task, each agent's system prompt, the tool definitions, the table of all runs), the agent's prompts, evals and expectations, and the runs of other passes. Search it when a run refers to something you cannot see here."""
 
 STAGE1_INLINE_NOTE = PromptTemplate("STAGE1_INLINE_NOTE", "v1", STAGE1_INLINE_NOTE_V1)
-

@@ -13,12 +13,17 @@ from refinery.report.html import e
 from refinery.report.view import clean
 
 _CSS = """body{font:15px/1.5 system-ui,sans-serif;max-width:80rem;margin:2rem auto;padding:0 1rem;color:#1a1a1a}
-table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;padding:.3rem .5rem;text-align:left;vertical-align:top}
-th{cursor:pointer;background:#f5f5f5}.failed{background:#fde8e8;color:#9b1c1c}.num{text-align:right;font-variant-numeric:tabular-nums}"""
+table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;padding:.3rem .5rem;text-align:left;
+vertical-align:top}
+th{cursor:pointer;background:#f5f5f5}.failed{background:#fde8e8;color:#9b1c1c}.num{text-align:right;
+font-variant-numeric:tabular-nums}"""
 # Progressive enhancement only: sorts the rows in place by the clicked column.
-_SORT = """document.querySelectorAll('th').forEach(function(th,i){th.addEventListener('click',function(){var b=th.closest('table').tBodies[0];
-var rows=Array.from(b.rows),up=th.dataset.dir!=='asc';th.dataset.dir=up?'asc':'desc';rows.sort(function(x,y){var a=x.cells[i].dataset.v||x.cells[i].textContent,
-c=y.cells[i].dataset.v||y.cells[i].textContent,n=parseFloat(a)-parseFloat(c);var r=isNaN(n)?a.localeCompare(c):n;return up?r:-r;});rows.forEach(function(r){b.appendChild(r);});});});"""
+_SORT = """document.querySelectorAll('th').forEach(function(th,i){th.addEventListener('click',function(){
+var b=th.closest('table').tBodies[0];
+var rows=Array.from(b.rows),up=th.dataset.dir!=='asc';th.dataset.dir=up?'asc':'desc';
+rows.sort(function(x,y){var a=x.cells[i].dataset.v||x.cells[i].textContent,
+c=y.cells[i].dataset.v||y.cells[i].textContent,n=parseFloat(a)-parseFloat(c);var r=isNaN(n)?a.localeCompare(c):n;
+return up?r:-r;});rows.forEach(function(r){b.appendChild(r);});});});"""
 
 
 def render_summary_html(outcomes: list[Any], model: str) -> str:
@@ -35,8 +40,10 @@ def render_summary_html(outcomes: list[Any], model: str) -> str:
         cause = clean(o.root_cause or "") if o.status == "done" else o.error
         cost = "" if o.cost_usd is None else f"{o.cost_usd:.4f}"
         body.append(
-            f'<tr class="{"" if o.status == "done" else "failed"}"><td>{link}</td><td>{e(o.status)}</td><td>{e(o.failure_type or "")}</td>'
-            f'<td>{e((cause or "")[:300])}</td><td>{e(o.confidence or "")}</td><td class="num" data-v="{o.tokens}">{o.tokens}</td>'
+            f'<tr class="{"" if o.status == "done" else "failed"}"><td>{link}</td><td>{e(o.status)}</td>'
+            f"<td>{e(o.failure_type or '')}</td>"
+            f'<td>{e((cause or "")[:300])}</td><td>{e(o.confidence or "")}</td><td class="num" '
+            f'data-v="{o.tokens}">{o.tokens}</td>'
             f'<td class="num" data-v="{cost or 0}">{e(cost or "n/a")}</td></tr>'
         )
     body.append("</tbody></table>")

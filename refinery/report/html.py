@@ -17,19 +17,29 @@ from refinery.report.timeline import Gap, bars, duration_text
 from refinery.report.view import STAND_IN, Cite, ReportView, RunRow, missed
 
 CSS = """body{font:15px/1.5 system-ui,sans-serif;max-width:68rem;margin:2rem auto;padding:0 1rem;color:#1a1a1a}
-table{border-collapse:collapse;width:100%;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.3rem .5rem;text-align:left;vertical-align:top}
-.error{background:#fde8e8;color:#9b1c1c;font-weight:600}.met,.verified{color:#046c4e}.partial{color:#8a5a00}.missing,.unverified{color:#9b1c1c;font-weight:600}
-.unchecked{color:#666}code{background:#f3f3f3;padding:0 .2rem;overflow-wrap:anywhere}.cite{font-size:.85em}h1{font-size:1.5rem}
+table{border-collapse:collapse;width:100%;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.3rem .5rem;
+text-align:left;vertical-align:top}
+.error{background:#fde8e8;color:#9b1c1c;font-weight:600}.met,.verified{color:#046c4e}.partial{color:#8a5a00}
+.missing,.unverified{color:#9b1c1c;font-weight:600}
+.unchecked{color:#666}code{background:#f3f3f3;padding:0 .2rem;overflow-wrap:anywhere}.cite{font-size:.85em}
+h1{font-size:1.5rem}
 .standin{background:#fff4d6;border:1px solid #e3b341;padding:.5rem .8rem}
-.verdict{border:2px solid #1a1a1a;padding:.6rem 1rem;margin:1rem 0}.verdict dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;margin:0}.verdict dt{font-weight:600}
-.wf{border:1px solid #ccc;margin:.5rem 0}.wf-row{display:grid;grid-template-columns:minmax(10rem,28%) 1fr 6rem;align-items:center;gap:.5rem;padding:.15rem .4rem;position:relative;border-top:1px solid #eee}
-.wf-row:focus{outline:2px solid #1d4ed8}.wf-gap{padding:.15rem .4rem;border-top:1px solid #eee;color:#555;font-style:italic}.wf-name{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}.wf-track{position:relative;height:.9rem;background:#f5f5f5}
-.wf-bar{position:absolute;top:0;bottom:0;background:#60a5fa;min-width:2px}.wf-row.error .wf-bar{background:#dc2626}.wf-row.error{background:#fff5f5}
+.verdict{border:2px solid #1a1a1a;padding:.6rem 1rem;margin:1rem 0}.verdict dl{display:grid;
+grid-template-columns:max-content 1fr;gap:.2rem 1rem;margin:0}.verdict dt{font-weight:600}
+.wf{border:1px solid #ccc;margin:.5rem 0}.wf-row{display:grid;grid-template-columns:minmax(10rem,28%) 1fr 6rem;
+align-items:center;gap:.5rem;padding:.15rem .4rem;position:relative;border-top:1px solid #eee}
+.wf-row:focus{outline:2px solid #1d4ed8}.wf-gap{padding:.15rem .4rem;border-top:1px solid #eee;color:#555;
+font-style:italic}.wf-name{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}.wf-track{position:relative;
+height:.9rem;background:#f5f5f5}
+.wf-bar{position:absolute;top:0;bottom:0;background:#60a5fa;min-width:2px}.wf-row.error .wf-bar{background:#dc2626}
+.wf-row.error{background:#fff5f5}
 .wf-row.decisive{box-shadow:inset 4px 0 0 #b45309;background:#fffbeb}.wf-row.decisive .wf-bar{outline:2px solid #b45309}
 .wf-flag{font-size:.8em;color:#b45309;font-weight:600}.wf-dur{font-size:.85em;color:#444;text-align:right}
-.tip{display:none;position:absolute;left:30%;top:100%;z-index:2;background:#111;color:#fff;padding:.3rem .5rem;font-size:.85em;border-radius:3px;white-space:nowrap}
+.tip{display:none;position:absolute;left:30%;top:100%;z-index:2;background:#111;color:#fff;padding:.3rem .5rem;
+font-size:.85em;border-radius:3px;white-space:nowrap}
 .wf-row:hover .tip,.wf-row:focus .tip{display:block}
-details.run-text{border:1px solid #ccc;margin:.4rem 0;padding:.3rem .6rem}details.run-text pre{white-space:pre-wrap;overflow-wrap:anywhere;max-height:40rem;overflow:auto;font-size:.85em}
+details.run-text{border:1px solid #ccc;margin:.4rem 0;padding:.3rem .6rem}details.run-text pre{white-space:pre-wrap;
+overflow-wrap:anywhere;max-height:40rem;overflow:auto;font-size:.85em}
 details.run-text:target{outline:3px solid #b45309}"""
 
 
@@ -42,7 +52,12 @@ def _run_link(run_id: str, row: RunRow | None) -> str:
 
 
 def _cites(found: list[Cite]) -> str:
-    return ", ".join(f'<a class="cite" href="#{e(c.run.anchor)}">{e(c.label)}</a>' if c.run else f'<span class="cite">{e(c.label)}</span>' for c in found)
+    return ", ".join(
+        f'<a class="cite" href="#{e(c.run.anchor)}">{e(c.label)}</a>'
+        if c.run
+        else f'<span class="cite">{e(c.label)}</span>'
+        for c in found
+    )
 
 
 def _check(verified: bool | None) -> str:
@@ -57,15 +72,24 @@ def _verdict(view: ReportView) -> list[str]:
         rows.append(("Failure type", f"{e(d['failure_type'])} (confidence: {e(d['confidence'])})"))
     if loc:
         step = loc["decisive_step"]
-        rows += [("Responsible agent", f"<bdi>{e(loc['responsible_agent'])}</bdi>"),
-                 ("Decisive step", f"{_run_link(step['run_id'], step['run'])} — {e(step['reason'])} {_check(step['verified'])}")]
+        rows += [
+            ("Responsible agent", f"<bdi>{e(loc['responsible_agent'])}</bdi>"),
+            (
+                "Decisive step",
+                f"{_run_link(step['run_id'], step['run'])} — {e(step['reason'])} {_check(step['verified'])}",
+            ),
+        ]
     if d:
         rows.append(("Root cause", e(d["root_cause"])))
     if total:
         rows.append(("Tokens and cost", f"{e(total.get('total_tokens', 0))} tokens, {e(view.cost_text)}"))
     if not rows:
         return []
-    return ['<section class="verdict" id="verdict"><h2>Verdict</h2><dl>', *[f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows], "</dl></section>"]
+    return [
+        '<section class="verdict" id="verdict"><h2>Verdict</h2><dl>',
+        *[f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows],
+        "</dl></section>",
+    ]
 
 
 def _waterfall(view: ReportView) -> list[str]:
@@ -75,14 +99,26 @@ def _waterfall(view: ReportView) -> list[str]:
             out.append(f'<div class="wf-gap" role="listitem">{e(bar.text)}</div>')
             continue
         r = bar.row
-        classes = " ".join(c for c, on in (("wf-row", True), ("error", r.status == "error"), ("decisive", r.decisive), ("cited", r.cited)) if on)
+        classes = " ".join(
+            c
+            for c, on in (
+                ("wf-row", True),
+                ("error", r.status == "error"),
+                ("decisive", r.decisive),
+                ("cited", r.cited),
+            )
+            if on
+        )
         flag = "★ decisive step" if r.decisive else "● cited" if r.cited else ""
-        tip = f"{r.name} · {r.run_type or 'run'} · {r.status} · {duration_text(r.duration_ms)}" + (f" · starts at {duration_text(r.start_ms)}" if r.start_ms is not None else "")
+        tip = f"{r.name} · {r.run_type or 'run'} · {r.status} · {duration_text(r.duration_ms)}" + (
+            f" · starts at {duration_text(r.start_ms)}" if r.start_ms is not None else ""
+        )
         name = f'<a href="#{e(r.anchor)}">{e(r.name)}</a>' if r.text else e(r.name)
         anchor = "" if r.text else f' id="{e(r.anchor)}"'  # a run without embedded text is linked here
         out.append(
             f'<div class="{classes}"{anchor} role="listitem" tabindex="0" title="{e(tip)}" data-run-id="{e(r.run_id)}">'
-            f'<span class="wf-name" style="padding-left:{r.depth * 0.9:.1f}em"><bdi>{name}</bdi> <span class="wf-flag">{e(flag)}</span></span>'
+            f'<span class="wf-name" style="padding-left:{r.depth * 0.9:.1f}em"><bdi>{name}</bdi> <span '
+            f'class="wf-flag">{e(flag)}</span></span>'
             f'<span class="wf-track"><span class="wf-bar" style="left:{bar.left}%;width:{bar.width}%"></span></span>'
             f'<span class="wf-dur">{e(duration_text(r.duration_ms) if bar.timed else "#" + str(r.seq))}</span>'
             f'<span class="tip">{e(tip)}</span></div>'
@@ -94,16 +130,30 @@ def _sections(view: ReportView) -> list[str]:
     b: list[str] = []
     if view.findings:
         b.append("<h2>Top findings</h2><ol>")
-        b += [f"<li><strong>{e(f['title'])}</strong> ({e(f['severity'])}): {e(f['detail'])} {_cites(f['cites'])}</li>" for f in view.findings]
+        b += [
+            f"<li><strong>{e(f['title'])}</strong> ({e(f['severity'])}): {e(f['detail'])} {_cites(f['cites'])}</li>"
+            for f in view.findings
+        ]
         b.append("</ol>")
     if view.localisation and view.localisation["errors"]:
-        b.append("<h2>Faulty runs</h2><table><tr><th>run</th><th>category</th><th>impact</th><th>evidence</th><th>description</th><th>check</th></tr>")
-        b += [f"<tr><td>{_run_link(x['run_id'], x['run'])}</td><td>{e(x['category'])}</td><td>{e(x['impact'])}</td><td><q>{e(x['evidence'])}</q></td>"
-              f"<td>{e(x['description'])}</td><td>{_check(x['verified'])}</td></tr>" for x in view.localisation["errors"]]
+        b.append(
+            "<h2>Faulty runs</h2><table><tr><th>run</th><th>category</th><th>impact</th><th>evidence</th>"
+            "<th>description</th><th>check</th></tr>"
+        )
+        b += [
+            f"<tr><td>{_run_link(x['run_id'], x['run'])}</td><td>{e(x['category'])}</td><td>{e(x['impact'])}</td>"
+            f"<td><q>{e(x['evidence'])}</q></td>"
+            f"<td>{e(x['description'])}</td><td>{_check(x['verified'])}</td></tr>"
+            for x in view.localisation["errors"]
+        ]
         b.append("</table>")
     if view.expectations:
         b.append("<h2>Expectations</h2><table><tr><th>clause</th><th>status</th><th>gap</th><th>evidence</th></tr>")
-        b += [f'<tr><td>{e(x["clause"])}</td><td class="{e(x["status"])}">{e(x["status"])}</td><td>{e(x["gap"])}</td><td>{_cites(x["cites"])}</td></tr>' for x in view.expectations]
+        b += [
+            f"<tr><td>{e(x['clause'])}</td><td "
+            f'class="{e(x["status"])}">{e(x["status"])}</td><td>{e(x["gap"])}</td><td>{_cites(x["cites"])}</td></tr>'
+            for x in view.expectations
+        ]
         b.append("</table>")
     if view.diagnosis:
         d = view.diagnosis
@@ -111,7 +161,11 @@ def _sections(view: ReportView) -> list[str]:
         if d["affected_components"]:
             b.append(f"<p><strong>Affected components:</strong> {e(', '.join(d['affected_components']))}</p>")
         parts = d["detailed_analysis"]
-        b.append("<ul>" + "".join(f"<li>{e(p)}</li>" for p in parts) + "</ul>" if len(parts) > 1 else f"<p>{e(parts[0] if parts else '')}</p>")
+        b.append(
+            "<ul>" + "".join(f"<li>{e(p)}</li>" for p in parts) + "</ul>"
+            if len(parts) > 1
+            else f"<p>{e(parts[0] if parts else '')}</p>"
+        )
     if view.chains:
         b.append("<h2>Causal chains</h2>")
         for i, chain in enumerate(view.chains, 1):
@@ -120,11 +174,17 @@ def _sections(view: ReportView) -> list[str]:
             b.append("</ul>")
     if view.diagnosis and view.diagnosis["remediations"]:
         b.append("<h2>Remediations</h2><ul>")
-        b += [f"<li>{e(r['action'])} (target: {e(r['target'])}, effort: {e(r['effort'])}) — {e(r['rationale'])}</li>" for r in view.diagnosis["remediations"]]
+        b += [
+            f"<li>{e(r['action'])} (target: {e(r['target'])}, effort: {e(r['effort'])}) — {e(r['rationale'])}</li>"
+            for r in view.diagnosis["remediations"]
+        ]
         b.append("</ul>")
     if view.actions:
         b.append("<h2>Next actions</h2><table><tr><th>priority</th><th>action</th><th>owner</th><th>why</th></tr>")
-        b += [f"<tr><td>{e(a['priority'])}</td><td>{e(a['action'])}</td><td>{e(a['owner'])}</td><td>{e(a['rationale'])}</td></tr>" for a in view.actions]
+        b += [
+            f"<tr><td>{e(a['priority'])}</td><td>{e(a['action'])}</td><td>{e(a['owner'])}</td><td>{e(a['rationale'])}</td></tr>"
+            for a in view.actions
+        ]
         b.append("</table>")
     return b
 
@@ -140,19 +200,35 @@ def render_html(view: ReportView) -> str:
         b += _waterfall(view)
     if view.cited_runs:
         b.append("<h2>Cited runs</h2>")
-        b += [f'<details class="run-text" id="{e(r.anchor)}" data-run-id="{e(r.run_id)}"><summary><bdi>{e(r.name)}</bdi> <code>{e(r.run_id)}</code>'
-              f'{" — ★ decisive step" if r.decisive else ""}</summary><pre>{e(r.text)}</pre></details>' for r in view.cited_runs]
+        b += [
+            f'<details class="run-text" id="{e(r.anchor)}" '
+            f'data-run-id="{e(r.run_id)}"><summary><bdi>{e(r.name)}</bdi> <code>{e(r.run_id)}</code>'
+            f"{' — ★ decisive step' if r.decisive else ''}</summary><pre>{e(r.text)}</pre></details>"
+            for r in view.cited_runs
+        ]
     if view.verification:
-        b.append("<h2>Citation checks</h2><table><tr><th>stage</th><th>cited</th><th>verified</th><th>not verified</th></tr>")
+        b.append(
+            "<h2>Citation checks</h2><table><tr><th>stage</th><th>cited</th><th>verified</th><th>not verified</th></tr>"
+        )
         for stage, v in sorted(view.verification.items()):
-            b.append(f"<tr><td>{e(stage)}</td><td>{v['cited']}</td><td>{v['verified']}</td><td>{e(missed(v))}</td></tr>")
+            b.append(
+                f"<tr><td>{e(stage)}</td><td>{v['cited']}</td><td>{v['verified']}</td><td>{e(missed(v))}</td></tr>"
+            )
         b.append("</table>")
     if view.usage:
-        b.append("<h2>Usage</h2><table><tr><th>stage</th><th>input tokens</th><th>output tokens</th><th>est. cost (USD)</th></tr>")
-        b += [f"<tr><td>{e(name)}</td><td>{inp}</td><td>{outp}</td><td>{cost}</td></tr>" for name, inp, outp, cost in usage_rows(view.usage)]
+        b.append(
+            "<h2>Usage</h2><table><tr><th>stage</th><th>input tokens</th><th>output tokens</th><th>est. cost "
+            "(USD)</th></tr>"
+        )
+        b += [
+            f"<tr><td>{e(name)}</td><td>{inp}</td><td>{outp}</td><td>{cost}</td></tr>"
+            for name, inp, outp, cost in usage_rows(view.usage)
+        ]
         b.append("</table>")
     body = "\n".join(b)
     return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">'
-        f"<title>refinery report — {e(view.trace_id)}</title><style>{CSS}</style></head>\n<body>\n{body}\n</body></html>\n"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
+        'content="width=device-width">'
+        "<title>refinery report — "
+        f"{e(view.trace_id)}</title><style>{CSS}</style></head>\n<body>\n{body}\n</body></html>\n"
     )

@@ -42,7 +42,10 @@ def _verdict(view: ReportView) -> list[str]:
         out.append(f"- **Failure type:** {d['failure_type']} (confidence: {d['confidence']})")
     if loc:
         step = loc["decisive_step"]
-        out += [f"- **Responsible agent:** {loc['responsible_agent']}", f"- **Decisive step:** {_link(step['run_id'], step['run'])} — {step['reason']} ({mark(step['verified'])})"]
+        out += [
+            f"- **Responsible agent:** {loc['responsible_agent']}",
+            f"- **Decisive step:** {_link(step['run_id'], step['run'])} — {step['reason']} ({mark(step['verified'])})",
+        ]
     elif d:
         out.append(f"- **Root cause:** {d['root_cause']}")
     if total:
@@ -58,11 +61,16 @@ def _timeline(view: ReportView) -> list[str]:
             continue
         r = view.runs[i]
         status = "**✗ error**" if r.status == "error" else r.status
-        flags = " ".join(f for f, on in (("★ decisive step", r.decisive), ("● cited", r.cited and not r.decisive)) if on)
+        flags = " ".join(
+            f for f, on in (("★ decisive step", r.decisive), ("● cited", r.cited and not r.decisive)) if on
+        )
         name = ("· " * r.depth) + cell(r.name)
         start = duration_text(r.start_ms) if r.start_ms is not None else "—"
         link = f"[`{r.run_id}`](#{r.anchor})" if r.text else f'<a id="{r.anchor}"></a>`{r.run_id}`'
-        out.append(f"| {r.seq} | {name} {link} | {r.run_type} | {status} | {start} | {duration_text(r.duration_ms)} | {flags} |")
+        out.append(
+            f"| {r.seq} | {name} {link} | {r.run_type} | {status} | {start} | {duration_text(r.duration_ms)} | "
+            f"{flags} |"
+        )
     return out + [""]
 
 
@@ -74,23 +82,45 @@ def render_markdown(view: ReportView) -> str:
     out += ["## Summary", "", view.summary or "_(no summary: the analysis stopped early)_", ""]
     if view.findings:
         out += ["## Top findings", ""]
-        out += [f"{i}. **{f['title']}** ({f['severity']}): {f['detail']}{_cites(f['cites'])}" for i, f in enumerate(view.findings, 1)]
+        out += [
+            f"{i}. **{f['title']}** ({f['severity']}): {f['detail']}{_cites(f['cites'])}"
+            for i, f in enumerate(view.findings, 1)
+        ]
         out.append("")
     if view.localisation and view.localisation["errors"]:
-        out += ["## Faulty runs", "", "| run | category | impact | evidence | description | check |", "|---|---|---|---|---|---|"]
+        out += [
+            "## Faulty runs",
+            "",
+            "| run | category | impact | evidence | description | check |",
+            "|---|---|---|---|---|---|",
+        ]
         for e in view.localisation["errors"]:
-            out.append(f"| {_link(e['run_id'], e['run'])} | {e['category']} | {e['impact']} | {cell(e['evidence'])} | {cell(e['description'])} | {mark(e['verified'])} |")
+            out.append(
+                f"| {_link(e['run_id'], e['run'])} | {e['category']} | {e['impact']} | {cell(e['evidence'])} | "
+                f"{cell(e['description'])} | {mark(e['verified'])} |"
+            )
         out.append("")
     if view.expectations:
         out += ["## Expectations", "", "| clause | status | gap | evidence |", "|---|---|---|---|"]
-        out += [f"| {cell(e['clause'])} | {e['status']} | {cell(e['gap'])} | {_cites(e['cites'])[3:]} |" for e in view.expectations]
+        out += [
+            f"| {cell(e['clause'])} | {e['status']} | {cell(e['gap'])} | {_cites(e['cites'])[3:]} |"
+            for e in view.expectations
+        ]
         out.append("")
     if view.diagnosis:
         d = view.diagnosis
         out += ["## Diagnosis", "", f"- **Root cause:** {d['root_cause']}"]
         if d["affected_components"]:
             out.append(f"- **Affected components:** {', '.join(d['affected_components'])}")
-        out += ["", *([f"- {p}" for p in d["detailed_analysis"]] if len(d["detailed_analysis"]) > 1 else d["detailed_analysis"]), ""]
+        out += [
+            "",
+            *(
+                [f"- {p}" for p in d["detailed_analysis"]]
+                if len(d["detailed_analysis"]) > 1
+                else d["detailed_analysis"]
+            ),
+            "",
+        ]
     if view.chains:
         out += ["## Causal chains", ""]
         for i, chain in enumerate(view.chains, 1):
@@ -99,11 +129,17 @@ def render_markdown(view: ReportView) -> str:
             out.append("")
     if view.diagnosis and view.diagnosis["remediations"]:
         out += ["## Remediations", ""]
-        out += [f"- {r['action']} (target: {r['target']}, effort: {r['effort']}) — {r['rationale']}" for r in view.diagnosis["remediations"]]
+        out += [
+            f"- {r['action']} (target: {r['target']}, effort: {r['effort']}) — {r['rationale']}"
+            for r in view.diagnosis["remediations"]
+        ]
         out.append("")
     if view.actions:
         out += ["## Next actions", "", "| priority | action | owner | why |", "|---|---|---|---|"]
-        out += [f"| {a['priority']} | {cell(a['action'])} | {cell(a['owner'])} | {cell(a['rationale'])} |" for a in view.actions]
+        out += [
+            f"| {a['priority']} | {cell(a['action'])} | {cell(a['owner'])} | {cell(a['rationale'])} |"
+            for a in view.actions
+        ]
         out.append("")
     if view.runs:
         out += _timeline(view)
@@ -111,7 +147,15 @@ def render_markdown(view: ReportView) -> str:
         out += ["## Cited runs", ""]
         for r in view.cited_runs:
             fence = "````" if "```" in (r.text or "") else "```"
-            out += [f'<a id="{r.anchor}"></a>', f"### {r.name} `{r.run_id}`", "", f"{fence}text", r.text or "", fence, ""]
+            out += [
+                f'<a id="{r.anchor}"></a>',
+                f"### {r.name} `{r.run_id}`",
+                "",
+                f"{fence}text",
+                r.text or "",
+                fence,
+                "",
+            ]
     if view.verification:
         out += ["## Citation checks", "", "| stage | cited | verified | not verified |", "|---|---|---|---|"]
         for stage, v in sorted(view.verification.items()):

@@ -75,7 +75,14 @@ def bars(rows: list[RunRow]) -> list[Bar | Gap]:
             r = rows[i]
             left = 100 * (r.start_ms or 0) / span
             width = max(MIN_WIDTH, 100 * (r.duration_ms or 0) / span)
-            out.append(Bar(r, round(min(left, 100 - MIN_WIDTH), 2), round(min(width, 100 - min(left, 100 - MIN_WIDTH)), 2), True))
+            out.append(
+                Bar(
+                    r,
+                    round(min(left, 100 - MIN_WIDTH), 2),
+                    round(min(width, 100 - min(left, 100 - MIN_WIDTH)), 2),
+                    True,
+                )
+            )
         else:
             out.append(Bar(rows[i], round(100 * i / n, 2), round(max(MIN_WIDTH, 100 / n), 2), False))
     return out

@@ -70,7 +70,9 @@ class ReportView:
     diagnosis: dict[str, Any] | None = None
     actions: list[dict[str, Any]] = field(default_factory=list)
     usage: dict[str, Any] = field(default_factory=dict)
-    localisation: dict[str, Any] | None = None  # responsible agent, decisive step, errors (each with its run and whether it verified)
+    localisation: dict[str, Any] | None = (
+        None  # responsible agent, decisive step, errors (each with its run and whether it verified)
+    )
     verification: dict[str, dict[str, Any]] = field(default_factory=dict)  # per stage: cited, verified, unverified
     stand_in: bool = False
 
@@ -136,7 +138,11 @@ def _rows(result: StagedAnalysisResult, trace: Trace | None) -> list[RunRow]:
         if r.parent_run_id is not None and r.parent_run_id != r.id:
             parent_of[r.id] = r.parent_run_id
         start = (r.start_time - origin).total_seconds() * 1000 if origin and r.start_time else None
-        rows.append(RunRow(i, r.id, names.setdefault(r.name, r.name), r.stated_status, r.run_type.value, 0, start, r.duration_ms))
+        rows.append(
+            RunRow(
+                i, r.id, names.setdefault(r.name, r.name), r.stated_status, r.run_type.value, 0, start, r.duration_ms
+            )
+        )
     if parent_of:
         known = {row.run_id for row in rows}
         parent = {k: v for k, v in parent_of.items() if v in known}
@@ -198,10 +204,19 @@ def gather(
     view.stand_in = any("standin" in str(u.model or "") for u in result.usage.values())
     if result.synthesis is not None:
         view.summary = clean(result.synthesis.summary)
-        view.findings = [{"title": clean(f.title), "detail": clean(f.detail), "severity": f.severity, "cites": cites(f.citations)} for f in result.synthesis.top_findings]
-        view.actions = [{**a.model_dump(), "action": clean(a.action), "rationale": clean(a.rationale)} for a in sorted(result.synthesis.actions_next, key=lambda a: a.priority)]
+        view.findings = [
+            {"title": clean(f.title), "detail": clean(f.detail), "severity": f.severity, "cites": cites(f.citations)}
+            for f in result.synthesis.top_findings
+        ]
+        view.actions = [
+            {**a.model_dump(), "action": clean(a.action), "rationale": clean(a.rationale)}
+            for a in sorted(result.synthesis.actions_next, key=lambda a: a.priority)
+        ]
     if result.gap_analysis is not None:
-        view.expectations = [{"clause": clean(c.clause), "status": c.status, "gap": clean(c.gap), "cites": cites(c.citations)} for c in result.gap_analysis.expectations]
+        view.expectations = [
+            {"clause": clean(c.clause), "status": c.status, "gap": clean(c.gap), "cites": cites(c.citations)}
+            for c in result.gap_analysis.expectations
+        ]
     if result.diagnosis is not None:
         d = result.diagnosis
         view.diagnosis = {
@@ -210,10 +225,18 @@ def gather(
             "confidence": d.confidence.value,
             "detailed_analysis": items(d.detailed_analysis),
             "affected_components": [clean(c) for c in d.affected_components],
-            "remediations": [{**r.model_dump(), "action": clean(r.action), "rationale": clean(r.rationale)} for r in d.remediations],
+            "remediations": [
+                {**r.model_dump(), "action": clean(r.action), "rationale": clean(r.rationale)} for r in d.remediations
+            ],
         }
         view.chains = [
-            {"confidence": c.confidence.value, "links": [(name, clean(getattr(c, name).description), cites(getattr(c, name).citations)) for name in ("symptom", "mechanism", "cause")]}
+            {
+                "confidence": c.confidence.value,
+                "links": [
+                    (name, clean(getattr(c, name).description), cites(getattr(c, name).citations))
+                    for name in ("symptom", "mechanism", "cause")
+                ],
+            }
             for c in d.causal_chains
         ]
         if not view.summary:
@@ -232,10 +255,22 @@ def gather(
             row = by_id.get(e.run_id)
             if row is not None:
                 row.cited = True
-            errors.append({**e.model_dump(mode="json"), "description": clean(e.description), "run": row, "verified": verified(f"errors[{i}]")})
+            errors.append(
+                {
+                    **e.model_dump(mode="json"),
+                    "description": clean(e.description),
+                    "run": row,
+                    "verified": verified(f"errors[{i}]"),
+                }
+            )
         view.localisation = {
             "responsible_agent": d.responsible_agent,
-            "decisive_step": {**d.decisive_step.model_dump(), "reason": clean(d.decisive_step.reason), "run": decisive, "verified": verified("decisive_step")},
+            "decisive_step": {
+                **d.decisive_step.model_dump(),
+                "reason": clean(d.decisive_step.reason),
+                "run": decisive,
+                "verified": verified("decisive_step"),
+            },
             "errors": errors,
         }
     view.verification = dict(result.verification)

@@ -87,7 +87,9 @@ class RateLimiter:
     the TPM in tokens used, and "total tokens ÷ TPM" is the floor a batch can approach.
     """
 
-    def __init__(self, rpm: int | None = None, tpm: int | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, rpm: int | None = None, tpm: int | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.rpm, self.tpm = rpm, tpm
         self.requests = _Bucket(rpm, clock) if rpm else None
         self.tokens = _Bucket(tpm, clock) if tpm else None
@@ -108,9 +110,19 @@ class RateLimiter:
         self.rejected += 1
         headers = self.headers()
         if wait_tok >= wait_req:
-            kind, limit, used, wait = "tokens per min (TPM)", self.tpm, int(self.tokens.capacity - self.tokens.level) if self.tokens else 0, wait_tok
+            kind, limit, used, wait = (
+                "tokens per min (TPM)",
+                self.tpm,
+                int(self.tokens.capacity - self.tokens.level) if self.tokens else 0,
+                wait_tok,
+            )
         else:
-            kind, limit, used, wait = "requests per min (RPM)", self.rpm, int(self.requests.capacity - self.requests.level) if self.requests else 0, wait_req
+            kind, limit, used, wait = (
+                "requests per min (RPM)",
+                self.rpm,
+                int(self.requests.capacity - self.requests.level) if self.requests else 0,
+                wait_req,
+            )
         if wait == float("inf"):
             message = f"Request too large for {model} on {kind}: Limit {limit}, Requested {cost_tokens}."
             wait = 60.0
@@ -121,7 +133,14 @@ class RateLimiter:
             )
         headers["retry-after-ms"] = str(max(1, int(wait * 1000 + 0.999)))
         headers["retry-after"] = str(max(1, int(wait + 0.999)))
-        body = {"error": {"message": message, "type": "tokens" if "TPM" in kind else "requests", "param": None, "code": "rate_limit_exceeded"}}
+        body = {
+            "error": {
+                "message": message,
+                "type": "tokens" if "TPM" in kind else "requests",
+                "param": None,
+                "code": "rate_limit_exceeded",
+            }
+        }
         return False, headers, body
 
     def charge(self, used_tokens: int, reserved_tokens: int) -> None:

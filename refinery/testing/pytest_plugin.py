@@ -27,7 +27,9 @@ async def openai_server() -> AsyncIterator[OpenAITestServer]:
 
 
 @pytest_asyncio.fixture
-async def openai_env(openai_server: OpenAITestServer, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[OpenAITestServer]:
+async def openai_env(
+    openai_server: OpenAITestServer, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[OpenAITestServer]:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-refinery-test")
     monkeypatch.setenv("OPENAI_BASE_URL", openai_server.base_url)
     monkeypatch.delenv("OPENAI_PROJECT", raising=False)

@@ -35,7 +35,15 @@ from refinery.testing.faults import Fault, RateLimiter, drop_mid_body
 from refinery.testing.openapi_spec import OpenAPISpec, find_spec
 from refinery.testing.retrieval import Chunk, count_tokens, token_starts
 from refinery.testing.standin_model import StandInModel, reasons
-from refinery.testing.store_api import DEFAULT_MAX_NUM_RESULTS, MAX_BATCH_FILES, FilesAndStores, _ApiError, _error, _File, _Store
+from refinery.testing.store_api import (
+    DEFAULT_MAX_NUM_RESULTS,
+    MAX_BATCH_FILES,
+    FilesAndStores,
+    _ApiError,
+    _error,
+    _File,
+    _Store,
+)
 from refinery.testing.strict_rules import strict_violations
 
 log = logging.getLogger("refinery.testing.server")
@@ -79,7 +87,9 @@ class OpenAITestServer(FilesAndStores):
         self.faults: list[Fault] = []
         self.stats: Counter[str] = Counter()
         self.response_bodies: list[dict[str, Any]] = []
-        self.responses: list[dict[str, Any]] = []  # what /responses answered, in order (benchmarks read the chunks returned)
+        self.responses: list[
+            dict[str, Any]
+        ] = []  # what /responses answered, in order (benchmarks read the chunks returned)
         self.files: dict[str, _File] = {}
         self.stores: dict[str, _Store] = {}
         self._ids = itertools.count(1)
@@ -153,7 +163,10 @@ class OpenAITestServer(FilesAndStores):
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
-        self.stats[f"{request.method} {request.match_info.route.resource.canonical if request.match_info.route.resource else request.path}"] += 1
+        self.stats[
+            f"{request.method} "
+            f"{request.match_info.route.resource.canonical if request.match_info.route.resource else request.path}"
+        ] += 1
         if not request.path.startswith("/_refinery/"):
             auth = request.headers.get("Authorization", "")
             if not auth.startswith("Bearer ") or not auth[7:].strip():
@@ -171,7 +184,9 @@ class OpenAITestServer(FilesAndStores):
         try:
             return await request.json()
         except ValueError:
-            raise _ApiError(_error(400, "We could not parse the JSON body of your request.", "invalid_request_error")) from None
+            raise _ApiError(
+                _error(400, "We could not parse the JSON body of your request.", "invalid_request_error")
+            ) from None
 
     def _take_fault(self, path: str, body_text: str) -> Fault | None:
         for fault in self.faults:
@@ -186,15 +201,29 @@ class OpenAITestServer(FilesAndStores):
         if fault is None:
             return None
         if fault.kind == "quota":
-            return _error(429, "You exceeded your current quota, please check your plan and billing details.", "insufficient_quota", code="insufficient_quota")
+            return _error(
+                429,
+                "You exceeded your current quota, please check your plan and billing details.",
+                "insufficient_quota",
+                code="insufficient_quota",
+            )
         if fault.kind == "rate_limit":
-            resp = _error(429, "Rate limit reached for requests. Please try again shortly.", "requests", code="rate_limit_exceeded")
+            resp = _error(
+                429,
+                "Rate limit reached for requests. Please try again shortly.",
+                "requests",
+                code="rate_limit_exceeded",
+            )
             if fault.retry_after_ms is not None:
                 resp.headers["retry-after-ms"] = str(fault.retry_after_ms)
             resp.headers.update(self.limiter.headers())
             return resp
         if fault.kind == "http_error":
-            return _error(fault.status, "The server had an error while processing your request.", "server_error" if fault.status >= 500 else "invalid_request_error")
+            return _error(
+                fault.status,
+                "The server had an error while processing your request.",
+                "server_error" if fault.status >= 500 else "invalid_request_error",
+            )
         if fault.kind == "delay":
             await asyncio.sleep(fault.delay_s)
             return None
@@ -211,20 +240,44 @@ class OpenAITestServer(FilesAndStores):
                 where, _, what = first.partition(": ")
                 if "unknown parameter" in what:
                     name = what.split("[")[-1].strip("]'\" ")
-                    return _error(400, f"Unknown parameter: '{where + '.' if where != '(root)' else ''}{name}'.", "invalid_request_error", param=name, code="unknown_parameter")
-                return _error(400, f"Invalid value at '{where}': {what}", "invalid_request_error", param=where.replace("/", "."), code="invalid_value")
-        fmt = ((body.get("text") or {}).get("format") or {})
+                    return _error(
+                        400,
+                        f"Unknown parameter: '{where + '.' if where != '(root)' else ''}{name}'.",
+                        "invalid_request_error",
+                        param=name,
+                        code="unknown_parameter",
+                    )
+                return _error(
+                    400,
+                    f"Invalid value at '{where}': {what}",
+                    "invalid_request_error",
+                    param=where.replace("/", "."),
+                    code="invalid_value",
+                )
+        fmt = (body.get("text") or {}).get("format") or {}
         if fmt.get("type") == "json_schema" and fmt.get("strict"):
             problems = strict_violations(fmt.get("schema"))
             if problems:
-                return _error(400, f"Invalid schema for response_format '{fmt.get('name')}': {problems[0]}", "invalid_request_error", param="text.format.schema", code="invalid_json_schema")
+                return _error(
+                    400,
+                    f"Invalid schema for response_format '{fmt.get('name')}': {problems[0]}",
+                    "invalid_request_error",
+                    param="text.format.schema",
+                    code="invalid_json_schema",
+                )
         if "model" not in body:
             return _error(400, "Missing required parameter: 'model'.", "invalid_request_error", param="model")
         thinks = reasons(str(body["model"]))
         for param, bad in (("temperature", thinks), ("reasoning.effort", not thinks)):
             head, _, rest = param.partition(".")
             if bad and head in body and (not rest or rest in (body.get(head) or {})):
-                return _error(400, f"Unsupported parameter: '{param}' is not supported with this model.", "invalid_request_error", param=param, code="unsupported_parameter")
+                return _error(
+                    400,
+                    f"Unsupported parameter: '{param}' is not supported with this model.",
+                    "invalid_request_error",
+                    param=param,
+                    code="unsupported_parameter",
+                )
         return None
 
     def _texts(self, body: dict[str, Any]) -> tuple[str, str]:
@@ -235,7 +288,11 @@ class OpenAITestServer(FilesAndStores):
             return "", items
         for item in items or []:
             content = item.get("content")
-            parts = [content] if isinstance(content, str) else [p.get("text", "") for p in content or [] if isinstance(p, dict)]
+            parts = (
+                [content]
+                if isinstance(content, str)
+                else [p.get("text", "") for p in content or [] if isinstance(p, dict)]
+            )
             (system if item.get("role") in ("system", "developer") else user).extend(parts)
         if body.get("instructions"):
             system.insert(0, str(body["instructions"]))
@@ -259,7 +316,9 @@ class OpenAITestServer(FilesAndStores):
         self.response_bodies.append(body)
         system, user = self._texts(body)
         max_out = body.get("max_output_tokens")
-        cost = count_tokens(system + user + json.dumps((body.get("text") or {}).get("format", {}).get("schema") or {})) + int(max_out or 4096)
+        cost = count_tokens(
+            system + user + json.dumps((body.get("text") or {}).get("format", {}).get("schema") or {})
+        ) + int(max_out or 4096)
         admitted, rl_headers, rl_body = self.limiter.admit(cost, str(body.get("model")))
         if not admitted:
             self.stats["429 rate_limit_exceeded"] += 1
@@ -275,14 +334,28 @@ class OpenAITestServer(FilesAndStores):
                 continue
             hits = self._search(tool, user[:SEARCH_QUERY_CHARS])
             retrieved.extend(hits)
-            output.append({
-                "id": self._new_id("fs_"), "type": "file_search_call", "status": "completed", "queries": [user[:200]],
-                "results": [
-                    {"file_id": c.file_id, "filename": c.filename, "score": s, "text": c.text, "attributes": dict(c.attributes)} for c, s in hits
-                ] if "file_search_call.results" in include else None,
-            })
+            output.append(
+                {
+                    "id": self._new_id("fs_"),
+                    "type": "file_search_call",
+                    "status": "completed",
+                    "queries": [user[:200]],
+                    "results": [
+                        {
+                            "file_id": c.file_id,
+                            "filename": c.filename,
+                            "score": s,
+                            "text": c.text,
+                            "attributes": dict(c.attributes),
+                        }
+                        for c, s in hits
+                    ]
+                    if "file_search_call.results" in include
+                    else None,
+                }
+            )
         chunks = [c for c, _ in retrieved]
-        fmt = ((body.get("text") or {}).get("format") or {})
+        fmt = (body.get("text") or {}).get("format") or {}
         # a reasoning model thinks first, and its thinking counts against max_output_tokens
         thinking = min(self.reasoning_tokens, int(max_out)) if reasons(str(body["model"])) and max_out else 0
         room = int(max_out) - thinking if max_out else None
@@ -320,22 +393,62 @@ class OpenAITestServer(FilesAndStores):
             for c in chunks:
                 if c.file_id not in seen:
                     seen.add(c.file_id)
-                    annotations.append({"type": "file_citation", "file_id": c.file_id, "filename": c.filename, "index": len(answer_text)})
+                    annotations.append(
+                        {
+                            "type": "file_citation",
+                            "file_id": c.file_id,
+                            "filename": c.filename,
+                            "index": len(answer_text),
+                        }
+                    )
             content = [{"type": "output_text", "text": answer_text, "annotations": annotations, "logprobs": []}]
         if room != 0:  # a model that spent its whole budget thinking answers no message at all
-            output.append({"id": self._new_id("msg_"), "type": "message", "role": "assistant", "status": "incomplete" if incomplete else "completed", "content": content})
+            output.append(
+                {
+                    "id": self._new_id("msg_"),
+                    "type": "message",
+                    "role": "assistant",
+                    "status": "incomplete" if incomplete else "completed",
+                    "content": content,
+                }
+            )
         in_tokens = count_tokens(system + user) + sum(count_tokens(c.text) for c in chunks)
         now = self._now()
         resp = {
-            "id": self._new_id("resp_"), "object": "response", "created_at": now, "status": status, "completed_at": now if status == "completed" else None,
-            "error": None, "incomplete_details": incomplete, "instructions": body.get("instructions"), "max_output_tokens": max_out,
-            "model": f"{body['model']}-standin", "output": output, "parallel_tool_calls": True, "previous_response_id": None,
-            "reasoning": {"effort": (body.get("reasoning") or {}).get("effort", "medium") if reasons(str(body["model"])) else None, "summary": None},
-            "store": True, "temperature": body.get("temperature", 1.0),
-            "text": body.get("text") or {"format": {"type": "text"}}, "tool_choice": "auto", "tools": body.get("tools") or [],
-            "top_p": 1.0, "truncation": "disabled", "metadata": {},
-            "usage": {"input_tokens": in_tokens, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0}, "output_tokens": out_tokens + thinking,
-                      "output_tokens_details": {"reasoning_tokens": thinking}, "total_tokens": in_tokens + out_tokens + thinking},
+            "id": self._new_id("resp_"),
+            "object": "response",
+            "created_at": now,
+            "status": status,
+            "completed_at": now if status == "completed" else None,
+            "error": None,
+            "incomplete_details": incomplete,
+            "instructions": body.get("instructions"),
+            "max_output_tokens": max_out,
+            "model": f"{body['model']}-standin",
+            "output": output,
+            "parallel_tool_calls": True,
+            "previous_response_id": None,
+            "reasoning": {
+                "effort": (body.get("reasoning") or {}).get("effort", "medium")
+                if reasons(str(body["model"]))
+                else None,
+                "summary": None,
+            },
+            "store": True,
+            "temperature": body.get("temperature", 1.0),
+            "text": body.get("text") or {"format": {"type": "text"}},
+            "tool_choice": "auto",
+            "tools": body.get("tools") or [],
+            "top_p": 1.0,
+            "truncation": "disabled",
+            "metadata": {},
+            "usage": {
+                "input_tokens": in_tokens,
+                "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+                "output_tokens": out_tokens + thinking,
+                "output_tokens_details": {"reasoning_tokens": thinking},
+                "total_tokens": in_tokens + out_tokens + thinking,
+            },
         }
         self.limiter.charge(in_tokens + out_tokens + thinking, cost)
         self.stats["tokens used"] += in_tokens + out_tokens + thinking
@@ -359,7 +472,9 @@ class OpenAITestServer(FilesAndStores):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m refinery.testing.server", description="Local OpenAI-compatible test server (a test double).")
+    parser = argparse.ArgumentParser(
+        prog="python -m refinery.testing.server", description="Local OpenAI-compatible test server (a test double)."
+    )
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     parser.add_argument("--indexing-delay", type=float, default=0.0, help="seconds a file stays in_progress")
     parser.add_argument("--rpm", type=int, help="requests-per-minute limit")
@@ -368,14 +483,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--upload-latency", type=float, default=0.0, help="seconds added to every file upload")
     parser.add_argument("--no-validate", action="store_true", help="skip spec validation of request bodies")
     parser.add_argument("--api-key", help="accept only this key")
-    parser.add_argument("--reasoning-tokens", type=int, default=0, metavar="N",
-                        help="tokens a reasoning model (o-series, gpt-5) spends thinking, against max_output_tokens (default: 0)")
+    parser.add_argument(
+        "--reasoning-tokens",
+        type=int,
+        default=0,
+        metavar="N",
+        help="tokens a reasoning model (o-series, gpt-5) spends thinking, against max_output_tokens (default: 0)",
+    )
     args = parser.parse_args(argv)
 
     async def serve() -> None:
         server = OpenAITestServer(
-            port=args.port, indexing_delay_s=args.indexing_delay, rpm=args.rpm, tpm=args.tpm, latency_s=args.latency,
-            upload_latency_s=args.upload_latency, api_key=args.api_key, validate_requests=not args.no_validate,
+            port=args.port,
+            indexing_delay_s=args.indexing_delay,
+            rpm=args.rpm,
+            tpm=args.tpm,
+            latency_s=args.latency,
+            upload_latency_s=args.upload_latency,
+            api_key=args.api_key,
+            validate_requests=not args.no_validate,
             reasoning_tokens=args.reasoning_tokens,
         )
         await server.start()

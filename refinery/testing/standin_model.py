@@ -17,7 +17,9 @@ from typing import Any
 
 from refinery.testing.retrieval import Chunk
 
-_RUN_HEADING = re.compile(r"^## (?:Run|Step) (\d+): (.*?) \[run_id: ([^\]]+)\]\n(.*?)(?=^## (?:Run|Step) |\Z)", re.M | re.S)
+_RUN_HEADING = re.compile(
+    r"^## (?:Run|Step) (\d+): (.*?) \[run_id: ([^\]]+)\]\n(.*?)(?=^## (?:Run|Step) |\Z)", re.M | re.S
+)
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,15 @@ def runs_in(chunks: Sequence[Chunk]) -> list[RunSeen]:
             rid = m.group(3)
             if rid not in seen:
                 body = m.group(4)
-                seen[rid] = RunSeen(int(m.group(1)), m.group(2), rid, "- status: error" in body, c.filename, "- status: ok" in body, _quote(body))
+                seen[rid] = RunSeen(
+                    int(m.group(1)),
+                    m.group(2),
+                    rid,
+                    "- status: error" in body,
+                    c.filename,
+                    "- status: ok" in body,
+                    _quote(body),
+                )
     return sorted(seen.values(), key=lambda r: r.seq)
 
 
@@ -84,13 +94,22 @@ class StandInModel:
     def __init__(self, max_items: int = 8) -> None:
         self.max_items = max_items
 
-    def answer(self, schema: dict[str, Any], chunks: Sequence[Chunk], user_text: str = "", *, fits: Callable[[str], bool] | None = None) -> Any:
+    def answer(
+        self,
+        schema: dict[str, Any],
+        chunks: Sequence[Chunk],
+        user_text: str = "",
+        *,
+        fits: Callable[[str], bool] | None = None,
+    ) -> Any:
         """The answer; with `fits`, arrays are shortened (down to one item) until its JSON fits, as
         a model told its output budget writes less — only what cannot fit at all is cut off. It
         reads the trace files given in the prompt as well as the retrieved chunks."""
         chunks = [*chunks, *prompt_documents(user_text)]
         runs = runs_in(chunks)
-        lines = [ln.strip() for c in chunks for ln in c.text.splitlines() if len(ln.strip()) > 20 and not ln.startswith("#")]
+        lines = [
+            ln.strip() for c in chunks for ln in c.text.splitlines() if len(ln.strip()) > 20 and not ln.startswith("#")
+        ]
         items = self.max_items
         while True:
             value = _Filler(self, chunks, runs, lines, user_text, items).fill(schema, name="", index=0, run=None)
@@ -100,7 +119,15 @@ class StandInModel:
 
 
 class _Filler:
-    def __init__(self, model: StandInModel, chunks: Sequence[Chunk], runs: list[RunSeen], lines: list[str], user_text: str, max_items: int) -> None:
+    def __init__(
+        self,
+        model: StandInModel,
+        chunks: Sequence[Chunk],
+        runs: list[RunSeen],
+        lines: list[str],
+        user_text: str,
+        max_items: int,
+    ) -> None:
         self.model, self.chunks, self.runs, self.lines = model, chunks, runs, lines
         self.max_items = max_items
         self.user_text = user_text
@@ -133,7 +160,12 @@ class _Filler:
             if items.get("type") == "object" and "run_id" in items.get("properties", {}) and self.runs:
                 n = len(self.runs)
             n = max(0, min(n, self.max_items))
-            return [self.fill(items, name=name, index=i, run=self.runs[i] if n == len(self.runs) and self.runs and n > 1 else run) for i in range(n)]
+            return [
+                self.fill(
+                    items, name=name, index=i, run=self.runs[i] if n == len(self.runs) and self.runs and n > 1 else run
+                )
+                for i in range(n)
+            ]
         if kind == "integer":
             return index + 1
         if kind == "number":
@@ -174,4 +206,6 @@ class _Filler:
 def reasons(model: str) -> bool:
     """A reasoning model (o-series, gpt-5 but its -chat snapshots), by name, as the API tells them."""
     name = model.rsplit("/", 1)[-1].lower()
-    return (name.startswith("gpt-5") and "-chat" not in name) or (len(name) > 1 and name[0] == "o" and name[1].isdigit())
+    return (name.startswith("gpt-5") and "-chat" not in name) or (
+        len(name) > 1 and name[0] == "o" and name[1].isdigit()
+    )

@@ -80,7 +80,14 @@ class FilesAndStores:
         form = await request.post()
         upload = form.get("file")
         purpose = form.get("purpose")
-        if not isinstance(purpose, str) or purpose not in ("assistants", "batch", "fine-tune", "vision", "user_data", "evals"):
+        if not isinstance(purpose, str) or purpose not in (
+            "assistants",
+            "batch",
+            "fine-tune",
+            "vision",
+            "user_data",
+            "evals",
+        ):
             return _error(400, f"Invalid value for 'purpose': {purpose!r}.", "invalid_request_error", param="purpose")
         if not isinstance(upload, web.FileField):
             return _error(400, "Missing required parameter: 'file'.", "invalid_request_error", param="file")
@@ -92,7 +99,17 @@ class FilesAndStores:
         return web.json_response(self._file_obj(rec))
 
     def _file_obj(self, f: _File) -> dict[str, Any]:
-        return {"id": f.id, "object": "file", "bytes": len(f.data), "created_at": f.created_at, "filename": f.filename, "purpose": f.purpose, "status": "processed", "expires_at": None, "status_details": None}
+        return {
+            "id": f.id,
+            "object": "file",
+            "bytes": len(f.data),
+            "created_at": f.created_at,
+            "filename": f.filename,
+            "purpose": f.purpose,
+            "status": "processed",
+            "expires_at": None,
+            "status_details": None,
+        }
 
     def _file(self, file_id: str) -> _File:
         if file_id not in self.files:
@@ -110,7 +127,14 @@ class FilesAndStores:
     # --- vector stores --------------------------------------------------------------------
     def _store(self, store_id: str) -> _Store:
         if store_id not in self.stores:
-            raise _ApiError(_error(404, f"Vector store with id '{store_id}' not found.", "invalid_request_error", param="vector_store_id"))
+            raise _ApiError(
+                _error(
+                    404,
+                    f"Vector store with id '{store_id}' not found.",
+                    "invalid_request_error",
+                    param="vector_store_id",
+                )
+            )
         return self.stores[store_id]
 
     def _file_status(self, sf: _StoreFile) -> str:
@@ -120,22 +144,50 @@ class FilesAndStores:
 
     def _counts(self, files: Iterable[_StoreFile]) -> dict[str, int]:
         c = Counter(self._file_status(sf) for sf in files)
-        return {"in_progress": c["in_progress"], "completed": c["completed"], "failed": c["failed"], "cancelled": 0, "total": sum(c.values())}
+        return {
+            "in_progress": c["in_progress"],
+            "completed": c["completed"],
+            "failed": c["failed"],
+            "cancelled": 0,
+            "total": sum(c.values()),
+        }
 
     def _store_obj(self, s: _Store) -> dict[str, Any]:
         counts = self._counts(s.files.values())
         expires_at = s.created_at + 86400 * s.expires_after["days"] if s.expires_after else None
         return {
-            "id": s.id, "object": "vector_store", "created_at": s.created_at, "name": s.name,
+            "id": s.id,
+            "object": "vector_store",
+            "created_at": s.created_at,
+            "name": s.name,
             "usage_bytes": sum(len(self.files[f].data) for f in s.files if f in self.files),
-            "file_counts": counts, "status": "in_progress" if counts["in_progress"] else "completed",
-            "expires_after": s.expires_after, "expires_at": expires_at, "last_active_at": self._now(), "metadata": s.metadata,
+            "file_counts": counts,
+            "status": "in_progress" if counts["in_progress"] else "completed",
+            "expires_after": s.expires_after,
+            "expires_at": expires_at,
+            "last_active_at": self._now(),
+            "metadata": s.metadata,
         }
 
-    def _attach(self, store: _Store, file_id: str, attributes: dict[str, Any] | None, batch_id: str | None, chunking: dict[str, Any] | None = None) -> _StoreFile:
+    def _attach(
+        self,
+        store: _Store,
+        file_id: str,
+        attributes: dict[str, Any] | None,
+        batch_id: str | None,
+        chunking: dict[str, Any] | None = None,
+    ) -> _StoreFile:
         f = self._file(file_id)
         fails = any(pattern in f.filename for pattern in self.fail_indexing)
-        sf = _StoreFile(file_id, dict(attributes or {}), self.clock() + self.indexing_delay_s, fails, self._now(), batch_id, chunking)
+        sf = _StoreFile(
+            file_id,
+            dict(attributes or {}),
+            self.clock() + self.indexing_delay_s,
+            fails,
+            self._now(),
+            batch_id,
+            chunking,
+        )
         store.files[file_id] = sf
         return sf
 
@@ -145,14 +197,34 @@ class FilesAndStores:
             return _error(400, "Invalid body: expected an object.", "invalid_request_error")
         unknown = set(body) - {"name", "file_ids", "expires_after", "metadata", "description", "chunking_strategy"}
         if unknown:
-            return _error(400, f"Unknown parameter: '{sorted(unknown)[0]}'.", "invalid_request_error", param=sorted(unknown)[0], code="unknown_parameter")
+            return _error(
+                400,
+                f"Unknown parameter: '{sorted(unknown)[0]}'.",
+                "invalid_request_error",
+                param=sorted(unknown)[0],
+                code="unknown_parameter",
+            )
         exp = body.get("expires_after")
-        if exp is not None and (not isinstance(exp, dict) or exp.get("anchor") != "last_active_at" or not isinstance(exp.get("days"), int) or not 1 <= exp["days"] <= 365):
-            return _error(400, "Invalid 'expires_after': expected {anchor: 'last_active_at', days: 1-365}.", "invalid_request_error", param="expires_after")
+        if exp is not None and (
+            not isinstance(exp, dict)
+            or exp.get("anchor") != "last_active_at"
+            or not isinstance(exp.get("days"), int)
+            or not 1 <= exp["days"] <= 365
+        ):
+            return _error(
+                400,
+                "Invalid 'expires_after': expected {anchor: 'last_active_at', days: 1-365}.",
+                "invalid_request_error",
+                param="expires_after",
+            )
         problem = chunking_problem(body.get("chunking_strategy"))
         if problem:
-            return _error(400, f"Invalid 'chunking_strategy': {problem}.", "invalid_request_error", param="chunking_strategy")
-        store = _Store(self._new_id("vs_"), str(body.get("name") or ""), self._now(), exp, dict(body.get("metadata") or {}))
+            return _error(
+                400, f"Invalid 'chunking_strategy': {problem}.", "invalid_request_error", param="chunking_strategy"
+            )
+        store = _Store(
+            self._new_id("vs_"), str(body.get("name") or ""), self._now(), exp, dict(body.get("metadata") or {})
+        )
         self.stores[store.id] = store
         for fid in body.get("file_ids") or []:
             self._attach(store, fid, None, None, body.get("chunking_strategy"))
@@ -168,11 +240,27 @@ class FilesAndStores:
 
     def _store_file_obj(self, store: _Store, sf: _StoreFile) -> dict[str, Any]:
         status = self._file_status(sf)
-        last_error = {"code": "invalid_file", "message": f"The file {self.files[sf.file_id].filename if sf.file_id in self.files else sf.file_id} could not be parsed."} if status == "failed" else None
+        last_error = (
+            {
+                "code": "invalid_file",
+                "message": f"The file {self.files[sf.file_id].filename if sf.file_id in self.files else sf.file_id} "
+                f"could not be parsed.",
+            }
+            if status == "failed"
+            else None
+        )
         return {
-            "id": sf.file_id, "object": "vector_store.file", "usage_bytes": len(self.files[sf.file_id].data) if sf.file_id in self.files else 0,
-            "created_at": sf.created_at, "vector_store_id": store.id, "status": status, "last_error": last_error,
-            "chunking_strategy": {"type": "static", "static": dict(zip(("max_chunk_size_tokens", "chunk_overlap_tokens"), chunking_window(sf.chunking)))},
+            "id": sf.file_id,
+            "object": "vector_store.file",
+            "usage_bytes": len(self.files[sf.file_id].data) if sf.file_id in self.files else 0,
+            "created_at": sf.created_at,
+            "vector_store_id": store.id,
+            "status": status,
+            "last_error": last_error,
+            "chunking_strategy": {
+                "type": "static",
+                "static": dict(zip(("max_chunk_size_tokens", "chunk_overlap_tokens"), chunking_window(sf.chunking))),
+            },
             "attributes": sf.attributes,
         }
 
@@ -183,7 +271,15 @@ class FilesAndStores:
             items = [i for i in items if i["status"] == wanted]
         limit = int(request.query.get("limit", "20"))
         page = items[:limit]
-        return web.json_response({"object": "list", "data": page, "first_id": page[0]["id"] if page else None, "last_id": page[-1]["id"] if page else None, "has_more": len(items) > limit})
+        return web.json_response(
+            {
+                "object": "list",
+                "data": page,
+                "first_id": page[0]["id"] if page else None,
+                "last_id": page[-1]["id"] if page else None,
+                "has_more": len(items) > limit,
+            }
+        )
 
     async def list_store_files(self, request: web.Request) -> web.Response:
         store = self._store(request.match_info["store_id"])
@@ -198,11 +294,20 @@ class FilesAndStores:
         if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_BATCH_FILES:
             n = len(entries) if isinstance(entries, list) else 0
             key = "files" if "files" in body else "file_ids"
-            return _error(400, f"Invalid '{key}': a file batch holds 1 to {MAX_BATCH_FILES} files, got {n}.", "invalid_request_error", param=key)
-        problems = [chunking_problem(e.get("chunking_strategy")) for e in entries if isinstance(e, dict)] + [chunking_problem(body.get("chunking_strategy"))]
+            return _error(
+                400,
+                f"Invalid '{key}': a file batch holds 1 to {MAX_BATCH_FILES} files, got {n}.",
+                "invalid_request_error",
+                param=key,
+            )
+        problems = [chunking_problem(e.get("chunking_strategy")) for e in entries if isinstance(e, dict)] + [
+            chunking_problem(body.get("chunking_strategy"))
+        ]
         problem = next((p for p in problems if p), None)
         if problem:
-            return _error(400, f"Invalid 'chunking_strategy': {problem}.", "invalid_request_error", param="chunking_strategy")
+            return _error(
+                400, f"Invalid 'chunking_strategy': {problem}.", "invalid_request_error", param="chunking_strategy"
+            )
         batch_id = self._new_id("vsfb_")
         if "files" in body:
             # per-file entries: the batch-level attributes and chunking_strategy are ignored (spec)
@@ -215,8 +320,19 @@ class FilesAndStores:
 
     def _batch_obj(self, store: _Store, batch_id: str) -> dict[str, Any]:
         counts = self._counts(sf for sf in store.files.values() if sf.batch_id == batch_id)
-        status = "in_progress" if counts["in_progress"] else ("failed" if counts["failed"] and not counts["completed"] else "completed")
-        return {"id": batch_id, "object": "vector_store.files_batch", "created_at": self._now(), "vector_store_id": store.id, "status": status, "file_counts": counts}
+        status = (
+            "in_progress"
+            if counts["in_progress"]
+            else ("failed" if counts["failed"] and not counts["completed"] else "completed")
+        )
+        return {
+            "id": batch_id,
+            "object": "vector_store.files_batch",
+            "created_at": self._now(),
+            "vector_store_id": store.id,
+            "status": status,
+            "file_counts": counts,
+        }
 
     async def get_batch(self, request: web.Request) -> web.Response:
         store = self._store(request.match_info["store_id"])
@@ -231,7 +347,10 @@ class FilesAndStores:
         if sf.chunks is None:
             f = self.files[sf.file_id]
             size, overlap = chunking_window(sf.chunking)
-            sf.chunks = [Chunk(f.id, f.filename, t, sf.attributes) for t in chunk_text(f.data.decode("utf-8", "replace"), size, overlap)]
+            sf.chunks = [
+                Chunk(f.id, f.filename, t, sf.attributes)
+                for t in chunk_text(f.data.decode("utf-8", "replace"), size, overlap)
+            ]
         return sf.chunks
 
     def _search(self, tool: dict[str, Any], query: str) -> list[tuple[Chunk, float]]:
@@ -257,11 +376,32 @@ class FilesAndStores:
             return _error(400, "Missing required parameter: 'query'.", "invalid_request_error", param="query")
         n = body.get("max_num_results", DEFAULT_MAX_NUM_RESULTS)
         if not isinstance(n, int) or not 1 <= n <= 50:
-            return _error(400, "Invalid 'max_num_results': expected an integer from 1 to 50.", "invalid_request_error", param="max_num_results")
+            return _error(
+                400,
+                "Invalid 'max_num_results': expected an integer from 1 to 50.",
+                "invalid_request_error",
+                param="max_num_results",
+            )
         query = body["query"] if isinstance(body["query"], str) else " ".join(map(str, body["query"]))
-        hits = self._search({"vector_store_ids": [store.id], "filters": body.get("filters"), "max_num_results": n}, query)
+        hits = self._search(
+            {"vector_store_ids": [store.id], "filters": body.get("filters"), "max_num_results": n}, query
+        )
         data = [
-            {"file_id": c.file_id, "filename": c.filename, "score": score, "attributes": dict(c.attributes), "content": [{"type": "text", "text": c.text}]}
+            {
+                "file_id": c.file_id,
+                "filename": c.filename,
+                "score": score,
+                "attributes": dict(c.attributes),
+                "content": [{"type": "text", "text": c.text}],
+            }
             for c, score in hits
         ]
-        return web.json_response({"object": "vector_store.search_results.page", "search_query": query, "data": data, "has_more": False, "next_page": None})
+        return web.json_response(
+            {
+                "object": "vector_store.search_results.page",
+                "search_query": query,
+                "data": data,
+                "has_more": False,
+                "next_page": None,
+            }
+        )

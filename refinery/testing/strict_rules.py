@@ -19,7 +19,18 @@ from typing import Any
 
 MAX_DEPTH = 5
 MAX_PROPERTIES = 100
-UNSUPPORTED = ("oneOf", "allOf", "not", "if", "then", "else", "dependentRequired", "dependentSchemas", "patternProperties", "unevaluatedProperties")
+UNSUPPORTED = (
+    "oneOf",
+    "allOf",
+    "not",
+    "if",
+    "then",
+    "else",
+    "dependentRequired",
+    "dependentSchemas",
+    "patternProperties",
+    "unevaluatedProperties",
+)
 
 
 def strict_violations(schema: Any) -> list[str]:

@@ -26,14 +26,24 @@ def parse_time(value: Any, *, source: str | None = None, field: str | None = Non
         value = int(value)
     if isinstance(value, (int, float)):
         magnitude = abs(value)
-        seconds = value / 1e9 if magnitude > 1e17 else value / 1e6 if magnitude > 1e14 else value / 1e3 if magnitude > 1e11 else value
+        seconds = (
+            value / 1e9
+            if magnitude > 1e17
+            else value / 1e6
+            if magnitude > 1e14
+            else value / 1e3
+            if magnitude > 1e11
+            else value
+        )
         return datetime.fromtimestamp(seconds, tz=timezone.utc)
     if isinstance(value, str):
         text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
         try:
             parsed = datetime.fromisoformat(text)
         except ValueError:
-            raise TraceFormatError(f"expected an ISO-8601 timestamp, got {value!r}", source=source, field=field) from None
+            raise TraceFormatError(
+                f"expected an ISO-8601 timestamp, got {value!r}", source=source, field=field
+            ) from None
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
     raise TraceFormatError(f"expected a timestamp, got {type(value).__name__}", source=source, field=field)
 

@@ -33,7 +33,9 @@ __all__ = ["LAZY_BYTES", "LazyArray", "is_array", "read_trace_json"]
 
 LAZY_BYTES = 1 << 20  # entry arrays bigger than this stay in the file
 ENTRY_KEYS = frozenset({"history", "messages", "steps", "runs", "post", "patch", "observations", "spans", "data"})
-WRAPPER_KEYS = frozenset({"resourceSpans", "scopeSpans", "instrumentationLibrarySpans"})  # OTLP's nesting down to `spans`
+WRAPPER_KEYS = frozenset(
+    {"resourceSpans", "scopeSpans", "instrumentationLibrarySpans"}
+)  # OTLP's nesting down to `spans`
 TREE_KEYS = frozenset({"child_spans", "ChildSpans", "children"})  # a span's nested children
 WALKED_ITEMS = frozenset({"spans"}) | TREE_KEYS  # arrays whose object items are walked: they may nest spans
 _CHUNK = 1 << 20
@@ -101,7 +103,9 @@ class LazyArray(Sequence[Any]):
             return value
         except (ValueError, _NotJson, _NotUtf8) as exc:
             byte = exc.byte if isinstance(exc, _NotJson) else start
-            raise TraceFormatError(f"item {i} (bytes {start}–{end}) no longer reads as JSON ({exc}, byte {byte})", source=str(self.path)) from None
+            raise TraceFormatError(
+                f"item {i} (bytes {start}–{end}) no longer reads as JSON ({exc}, byte {byte})", source=str(self.path)
+            ) from None
 
 
 def is_array(value: Any) -> bool:
@@ -156,7 +160,9 @@ class _Cursor:
         try:
             text = self.decoder.decode(data, final=not data)
         except UnicodeDecodeError as exc:
-            raise _NotUtf8(f"not UTF-8 text ({exc.reason} near byte {self.mark_byte + len(self.buf.encode('utf-8'))})") from None
+            raise _NotUtf8(
+                f"not UTF-8 text ({exc.reason} near byte {self.mark_byte + len(self.buf.encode('utf-8'))})"
+            ) from None
         if not self.started:
             self.started = True
             if text.startswith("\ufeff"):  # a byte-order mark: skip it, count its bytes
@@ -196,7 +202,9 @@ class _Cursor:
                 # number cut by the window's edge (`1700003482.` or `1e-`) decodes short. Text
                 # that is no delimiter but has one later in the window is broken JSON, for the
                 # caller to report where it stands.
-                if self.eof or (end < len(self.buf) and (self.buf[end] in _DELIMITERS or not _DELIMITERS.isdisjoint(self.buf[end:]))):
+                if self.eof or (
+                    end < len(self.buf) and (self.buf[end] in _DELIMITERS or not _DELIMITERS.isdisjoint(self.buf[end:]))
+                ):
                     self.pos = end
                     return value
             self.more(read)
@@ -322,7 +330,9 @@ def _json_lines(ctx: _Context) -> list[Any] | LazyArray | None:
                 value = json.loads(line)
             except json.JSONDecodeError as exc:
                 if not collected.spans:
-                    return None  # not one value a line: a (pretty-printed) document, broken where the document parse said
+                    return (
+                        None  # not one value a line: a (pretty-printed) document, broken where the document parse said
+                    )
                 raise TraceFormatError(f"line {n} is not JSON: {exc.msg}", source=str(path)) from None
             except UnicodeDecodeError as exc:
                 raise TraceFormatError(f"line {n} is not UTF-8 text ({exc.reason})", source=str(path)) from None
@@ -335,7 +345,9 @@ def read_trace_json(path: Path, *, lazy_bytes: int | None = None) -> Any:
     (bigger than `lazy_bytes`, by default `LAZY_BYTES`)."""
     lazy_bytes = LAZY_BYTES if lazy_bytes is None else lazy_bytes
     if path.is_dir():
-        raise TraceFormatError("is a directory; give one trace file (use `refinery batch` for a folder of traces)", source=str(path))
+        raise TraceFormatError(
+            "is a directory; give one trace file (use `refinery batch` for a folder of traces)", source=str(path)
+        )
     try:
         ctx = _Context(path, _stamp(path), lazy_bytes)
         try:

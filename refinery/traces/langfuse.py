@@ -32,7 +32,18 @@ TYPES = {
     "EVALUATOR": RunType.CHAIN,
     "GUARDRAIL": RunType.CHAIN,
 }
-_META_KEYS = ("model", "modelParameters", "usageDetails", "costDetails", "totalCost", "latency", "timeToFirstToken", "promptName", "promptVersion", "level")
+_META_KEYS = (
+    "model",
+    "modelParameters",
+    "usageDetails",
+    "costDetails",
+    "totalCost",
+    "latency",
+    "timeToFirstToken",
+    "promptName",
+    "promptVersion",
+    "level",
+)
 
 
 def _run(obs: dict[str, Any], i: int, source: str | None, trace_id: str) -> TraceRun:
@@ -66,10 +77,18 @@ def _run(obs: dict[str, Any], i: int, source: str | None, trace_id: str) -> Trac
 
 def load_langfuse(data: Any, source: str | None = None) -> Trace:
     if not isinstance(data, dict) or not is_array(data.get("observations")):
-        raise TraceFormatError("expected a Langfuse export {trace, observations: [...]}", source=source, field="observations")
+        raise TraceFormatError(
+            "expected a Langfuse export {trace, observations: [...]}", source=source, field="observations"
+        )
     raw_head = data.get("trace")
     head: dict[str, Any] = raw_head if isinstance(raw_head, dict) else {}
-    trace_id = str(head.get("id") or next((o.get("traceId") for o in data["observations"] if isinstance(o, dict) and o.get("traceId")), "langfuse-trace"))
+    trace_id = str(
+        head.get("id")
+        or next(
+            (o.get("traceId") for o in data["observations"] if isinstance(o, dict) and o.get("traceId")),
+            "langfuse-trace",
+        )
+    )
     for i, obs in enumerate(data["observations"]):
         if not isinstance(obs, dict):
             raise TraceFormatError("expected an observation object", source=source, field=f"observations[{i}]")

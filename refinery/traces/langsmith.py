@@ -110,4 +110,11 @@ def load_langsmith(data: Any, source: str | None = None) -> Trace:
         r.trace_id = r.trace_id or trace_id
     project = next((str(item.get("session_name")) for item in raw_runs if item.get("session_name")), "")
     start, end = span_bounds(runs)
-    return Trace(trace_id=trace_id, project_name=project, runs=runs, start_time=start, end_time=end, metadata={"format": "langsmith"})
+    return Trace(
+        trace_id=trace_id,
+        project_name=project,
+        runs=runs,
+        start_time=start,
+        end_time=end,
+        metadata={"format": "langsmith"},
+    )

@@ -31,7 +31,18 @@ LOADERS: dict[str, Loader] = {
     "langfuse": load_langfuse,
     "plain": load_plain,
 }
-_SPAN_KEYS = ("spanId", "span_id", "spanContext", "context", "parentSpanId", "child_spans", "startTimeUnixNano", "SpanId", "SpanName", "span_name")
+_SPAN_KEYS = (
+    "spanId",
+    "span_id",
+    "spanContext",
+    "context",
+    "parentSpanId",
+    "child_spans",
+    "startTimeUnixNano",
+    "SpanId",
+    "SpanName",
+    "span_name",
+)
 
 
 def detect_format(data: Any) -> str | None:

@@ -81,8 +81,29 @@ def _kind(name: str, attrs: dict[str, Any], span_kind: Any = None) -> RunType:
     return RunType.UNKNOWN
 
 
-_INPUT_KEYS = ("input.value", "gen_ai.prompt", "gen_ai.input.messages", "ai.prompt.messages", "ai.prompt", "ai.value", "ai.values", "gen_ai.tool.call.arguments", "input")
-_OUTPUT_KEYS = ("output.value", "gen_ai.completion", "gen_ai.output.messages", "ai.response.text", "ai.response.object", "ai.response.toolCalls", "ai.embedding", "ai.embeddings", "gen_ai.tool.call.result", "output")
+_INPUT_KEYS = (
+    "input.value",
+    "gen_ai.prompt",
+    "gen_ai.input.messages",
+    "ai.prompt.messages",
+    "ai.prompt",
+    "ai.value",
+    "ai.values",
+    "gen_ai.tool.call.arguments",
+    "input",
+)
+_OUTPUT_KEYS = (
+    "output.value",
+    "gen_ai.completion",
+    "gen_ai.output.messages",
+    "ai.response.text",
+    "ai.response.object",
+    "ai.response.toolCalls",
+    "ai.embedding",
+    "ai.embeddings",
+    "gen_ai.tool.call.result",
+    "output",
+)
 _MODEL_KEYS = ("llm.model_name", "gen_ai.response.model", "gen_ai.request.model", "ai.model.id")
 _TOKEN_KEYS = {
     "llm.token_count.prompt": "input_tokens",
@@ -126,7 +147,7 @@ def _io(attrs: dict[str, Any], keys: tuple[str, ...], messages_prefix: str) -> t
 
 
 def _status_code(status: Any) -> Literal["ok", "error"] | None:
-    """"ok", "error", or None for UNSET / absent: OTel's UNSET says nothing about success."""
+    """ "ok", "error", or None for UNSET / absent: OTel's UNSET says nothing about success."""
     code = status.get("code", status.get("status_code")) if isinstance(status, dict) else status
     if code in (2, "2") or (isinstance(code, str) and code.upper() in ("ERROR", "STATUS_CODE_ERROR")):
         return "error"
@@ -136,7 +157,11 @@ def _status_code(status: Any) -> Literal["ok", "error"] | None:
 
 
 def _exceptions(events: Any) -> list[dict[str, Any]]:
-    return [attributes_of(ev.get("attributes")) for ev in events or [] if isinstance(ev, dict) and ev.get("name") == "exception"]
+    return [
+        attributes_of(ev.get("attributes"))
+        for ev in events or []
+        if isinstance(ev, dict) and ev.get("name") == "exception"
+    ]
 
 
 def _error(status: Any, events: Any) -> str | None:
@@ -194,7 +219,13 @@ def _time(span: dict[str, Any], names: tuple[str, ...], source: str | None, fiel
     return None
 
 
-def span_to_run(span: dict[str, Any], i: int, source: str | None, resource: dict[str, Any] | None = None, pool: StringPool | None = None) -> TraceRun:
+def span_to_run(
+    span: dict[str, Any],
+    i: int,
+    source: str | None,
+    resource: dict[str, Any] | None = None,
+    pool: StringPool | None = None,
+) -> TraceRun:
     field = f"spans[{i}]"
     if is_clickhouse_span(span):
         span = from_columns(span, source, field)
@@ -268,7 +299,11 @@ def _walk_nested(spans: Iterable[Any], parent: str | None) -> Iterator[dict[str,
             continue
         children = span.get("child_spans") or span.get("ChildSpans") or span.get("children") or []
         flat = {k: v for k, v in span.items() if k not in ("child_spans", "ChildSpans", "children")}
-        id_source = {"span_id": column(flat, "span_id"), "parent_span_id": column(flat, "parent_span_id")} if is_clickhouse_span(flat) else flat
+        id_source = (
+            {"span_id": column(flat, "span_id"), "parent_span_id": column(flat, "parent_span_id")}
+            if is_clickhouse_span(flat)
+            else flat
+        )
         _, own_id, own_parent = _ids(id_source)
         if parent and not own_parent:
             flat["ParentSpanId" if "SpanName" in flat else "parent_span_id"] = parent
@@ -322,7 +357,9 @@ def load_otel(data: Any, source: str | None = None) -> Trace:
     if isinstance(data, dict) and "resourceSpans" in data:
         spans = _otlp_spans(data, source)
     elif is_attribute_map(data):
-        spans = [({"name": data.get("gen_ai.tool.name") or data.get("llm.model_name") or "span", "attributes": data}, None)]
+        spans = [
+            ({"name": data.get("gen_ai.tool.name") or data.get("llm.model_name") or "span", "attributes": data}, None)
+        ]
     else:
         items = (data["spans"] if is_array(data.get("spans")) else data.get("data")) if isinstance(data, dict) else data
         if not is_array(items):

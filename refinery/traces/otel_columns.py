@@ -36,7 +36,9 @@ _COLUMNS = {
     "logs": ("logs", "Logs"),
 }
 _COLUMN_MARKERS = ("span_name", "SpanName", "span_attributes", "SpanAttributes")
-_ISO_DURATION = re.compile(r"^P(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
+_ISO_DURATION = re.compile(
+    r"^P(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$"
+)
 
 
 def is_clickhouse_span(span: Any) -> bool:
@@ -68,21 +70,25 @@ def _column_events(span: dict[str, Any]) -> list[dict[str, Any]]:
     if isinstance(raw, list):
         for ev in raw:
             if isinstance(ev, dict):
-                out.append({
-                    "name": ev.get("name", ev.get("Name")),
-                    "attributes": attributes_of(ev.get("attributes", ev.get("Attributes"))),
-                    "timestamp": ev.get("timestamp", ev.get("Timestamp")),
-                })
+                out.append(
+                    {
+                        "name": ev.get("name", ev.get("Name")),
+                        "attributes": attributes_of(ev.get("attributes", ev.get("Attributes"))),
+                        "timestamp": ev.get("timestamp", ev.get("Timestamp")),
+                    }
+                )
     names = span.get("Events.Name") or span.get("events.name")
     if isinstance(names, list):
         attrs = span.get("Events.Attributes") or span.get("events.attributes") or []
         times = span.get("Events.Timestamp") or span.get("events.timestamp") or []
         for i, name in enumerate(names):
-            out.append({
-                "name": name,
-                "attributes": attributes_of(attrs[i] if i < len(attrs) else {}),
-                "timestamp": times[i] if i < len(times) else None,
-            })
+            out.append(
+                {
+                    "name": name,
+                    "attributes": attributes_of(attrs[i] if i < len(attrs) else {}),
+                    "timestamp": times[i] if i < len(times) else None,
+                }
+            )
     return out
 
 
@@ -138,7 +144,9 @@ def log_io(logs: Any) -> tuple[dict[str, Any], dict[str, Any] | None, list[dict[
                 inputs["arguments"] = maybe_json(body["function.arguments"])
             if body.get("function.output") not in (None, "", "<null>"):
                 outputs = {"output": maybe_json(body["function.output"])}
-            rest = {k: v for k, v in body.items() if k not in ("function.arguments", "function.output", "function.name")}
+            rest = {
+                k: v for k, v in body.items() if k not in ("function.arguments", "function.output", "function.name")
+            }
             if rest:
                 kept.append({"severity": log.get("severity_text", log.get("SeverityText")), "body": rest})
         elif body not in (None, ""):

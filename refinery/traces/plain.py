@@ -29,11 +29,43 @@ from refinery.errors import TraceFormatError
 from refinery.traces.common import as_dict, parse_time, span_bounds
 from refinery.traces.json_stream import LazyArray, is_array
 
-ROLE_TYPES = {"assistant": RunType.LLM, "ai": RunType.LLM, "tool": RunType.TOOL, "function": RunType.TOOL, "system": RunType.PROMPT, "user": RunType.PROMPT, "human": RunType.PROMPT}
+ROLE_TYPES = {
+    "assistant": RunType.LLM,
+    "ai": RunType.LLM,
+    "tool": RunType.TOOL,
+    "function": RunType.TOOL,
+    "system": RunType.PROMPT,
+    "user": RunType.PROMPT,
+    "human": RunType.PROMPT,
+}
 LIST_KEYS = ("history", "messages", "steps")
 TASK_KEYS = ("question", "task", "input")
-LABEL_KEYS = frozenset({"mistake_agent", "mistake_step", "mistake_reason", "mistake_type", "ground_truth", "is_correct", "is_corrected", "labels"})
-_STEP_FIELDS = ("role", "name", "content", "input", "output", "error", "id", "timestamp", "tool_calls", "agent", "start_time", "end_time")
+LABEL_KEYS = frozenset(
+    {
+        "mistake_agent",
+        "mistake_step",
+        "mistake_reason",
+        "mistake_type",
+        "ground_truth",
+        "is_correct",
+        "is_corrected",
+        "labels",
+    }
+)
+_STEP_FIELDS = (
+    "role",
+    "name",
+    "content",
+    "input",
+    "output",
+    "error",
+    "id",
+    "timestamp",
+    "tool_calls",
+    "agent",
+    "start_time",
+    "end_time",
+)
 
 
 def _items(data: Any, source: str | None) -> tuple[Sequence[Any], str, dict[str, Any]]:
@@ -66,7 +98,10 @@ def _system_prompts(head: dict[str, Any], source: str | None) -> dict[str, str]:
     if isinstance(raw, str):
         return {"(all agents)": raw}
     if isinstance(raw, dict):
-        return {str(agent): prompt if isinstance(prompt, str) else json.dumps(prompt, ensure_ascii=False, default=str) for agent, prompt in raw.items()}
+        return {
+            str(agent): prompt if isinstance(prompt, str) else json.dumps(prompt, ensure_ascii=False, default=str)
+            for agent, prompt in raw.items()
+        }
     raise TraceFormatError("expected a map of agent name → prompt text", source=source, field="system_prompt")
 
 
@@ -109,7 +144,9 @@ def _step_run(i: int, item: Any, *, list_key: str, trace_id: str, source: str | 
         run_type=_run_type(role, item),
         inputs=inputs,
         outputs=outputs,
-        start_time=parse_time(item.get("timestamp") or item.get("start_time"), source=source, field=f"{field}.timestamp"),
+        start_time=parse_time(
+            item.get("timestamp") or item.get("start_time"), source=source, field=f"{field}.timestamp"
+        ),
         end_time=parse_time(item.get("end_time"), source=source, field=f"{field}.end_time"),
         error=str(error) if error else None,
         trace_id=trace_id,
@@ -134,8 +171,12 @@ def load_plain(data: Any, source: str | None = None) -> Trace:
     convert = partial(_step_run, list_key=list_key, trace_id=trace_id, source=source)
     # Entries left in the file (a big log) stay there: its runs are made each time they are
     # read (`LazyRuns`), at a few bytes a run instead of about 2 KB.
-    runs: Sequence[TraceRun] = LazyRuns(items, convert) if isinstance(items, LazyArray) else [convert(i, item) for i, item in enumerate(items)]
-    start, end = span_bounds(runs)  # for `LazyRuns`, the pass that converts every entry: a bad one fails the load here, named
+    runs: Sequence[TraceRun] = (
+        LazyRuns(items, convert) if isinstance(items, LazyArray) else [convert(i, item) for i, item in enumerate(items)]
+    )
+    start, end = span_bounds(
+        runs
+    )  # for `LazyRuns`, the pass that converts every entry: a bad one fails the load here, named
     metadata: dict[str, Any] = {"format": "plain"}
     task = _task(head)
     if task:
@@ -148,4 +189,11 @@ def load_plain(data: Any, source: str | None = None) -> Trace:
         metadata["labels"] = labels
     skip = {*TASK_KEYS, "system_prompt", "system_prompts", "trace_id", "id", "project", *LABEL_KEYS}
     metadata.update({k: v for k, v in head.items() if k not in skip and k not in metadata})
-    return Trace(trace_id=trace_id, project_name=str(head.get("project") or ""), runs=runs, start_time=start, end_time=end, metadata=metadata)
+    return Trace(
+        trace_id=trace_id,
+        project_name=str(head.get("project") or ""),
+        runs=runs,
+        start_time=start,
+        end_time=end,
+        metadata=metadata,
+    )

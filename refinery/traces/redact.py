@@ -19,20 +19,50 @@ _SEP = r"\\*[\"']?\s*[:=]\s*[\ue000-\ue005]*\\*[\"']?\s*"
 
 # Order matters: more specific patterns first (an Anthropic key also starts with "sk-").
 PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    ("private_key", re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----")),
+    (
+        "private_key",
+        re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----"),
+    ),
     ("anthropic_key", re.compile(r"\bsk-ant-(?:api|admin)\d{2}-[A-Za-z0-9_-]{20,}")),
     ("openai_key", re.compile(r"\bsk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_-]{20,}(?:T3BlbkFJ[A-Za-z0-9_-]+)?")),
     ("aws_access_key_id", re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b")),
-    ("aws_secret_access_key", re.compile(r"(?i)(?<=aws_secret_access_key)([\"']?\s*[:=]\s*[\"']?)[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])")),
+    (
+        "aws_secret_access_key",
+        re.compile(r"(?i)(?<=aws_secret_access_key)([\"']?\s*[:=]\s*[\"']?)[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])"),
+    ),
     ("github_token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})\b")),
     ("slack_token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
     ("slack_webhook", re.compile(r"https://hooks\.slack\.com/services/T[A-Za-z0-9]+/B[A-Za-z0-9]+/[A-Za-z0-9]+")),
     # A header name may sit in JSON that is itself inside a JSON string: `\"authorization\": \"Basic …\"`.
     # With a scheme (Bearer, Basic, …) any credential goes, however short; without one, 16+ chars.
-    ("authorization_header", re.compile(_HEADER + r"(?:authorization|proxy-authorization)" + _SEP + r"(?:bearer|basic|token|digest)\s+)[A-Za-z0-9._~+/=-]{3,}")),
-    ("authorization_header", re.compile(_HEADER + r"(?:authorization|proxy-authorization)" + _SEP + r")(?!(?:bearer|basic|token|digest)\b)[A-Za-z0-9._~+/=-]{16,}")),
-    ("api_key_header", re.compile(_HEADER + r"(?:x-)?api[-_]?key" + _SEP + r")(?=[A-Za-z0-9._~+/=-]*\d)[A-Za-z0-9._~+/=-]{8,}")),
-    ("url_credential", re.compile(r"(?i)([?&](?:api[-_]?key|key|token|access[-_]?token|auth|secret|password|sig|signature)=)[^&\s\"'#\\]{8,}")),
+    (
+        "authorization_header",
+        re.compile(
+            _HEADER
+            + r"(?:authorization|proxy-authorization)"
+            + _SEP
+            + r"(?:bearer|basic|token|digest)\s+)[A-Za-z0-9._~+/=-]{3,}"
+        ),
+    ),
+    (
+        "authorization_header",
+        re.compile(
+            _HEADER
+            + r"(?:authorization|proxy-authorization)"
+            + _SEP
+            + r")(?!(?:bearer|basic|token|digest)\b)[A-Za-z0-9._~+/=-]{16,}"
+        ),
+    ),
+    (
+        "api_key_header",
+        re.compile(_HEADER + r"(?:x-)?api[-_]?key" + _SEP + r")(?=[A-Za-z0-9._~+/=-]*\d)[A-Za-z0-9._~+/=-]{8,}"),
+    ),
+    (
+        "url_credential",
+        re.compile(
+            r"(?i)([?&](?:api[-_]?key|key|token|access[-_]?token|auth|secret|password|sig|signature)=)[^&\s\"'#\\]{8,}"
+        ),
+    ),
     ("bearer_token", re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/-]{20,}=*")),
 ]
 

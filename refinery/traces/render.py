@@ -34,8 +34,16 @@ from refinery.traces.source_text import FileLayout, cut, run_mark, source, strip
 from refinery.traces.text import fence, message_view, outline, scalar, text_of, truncate
 
 __all__ = [
-    "CHUNKING_STRATEGY", "RUN_HEADING", "RenderOptions", "RenderedFiles", "iter_marked_files", "render_trace_files",
-    "run_sections", "safe_name", "truncate", "with_markers",
+    "CHUNKING_STRATEGY",
+    "RUN_HEADING",
+    "RenderOptions",
+    "RenderedFiles",
+    "iter_marked_files",
+    "render_trace_files",
+    "run_sections",
+    "safe_name",
+    "truncate",
+    "with_markers",
 ]
 
 RenderedFile = tuple[str, str]
@@ -82,7 +90,9 @@ def _run_label(seq: int, run: TraceRun) -> str:
     return f"step {run.step}" if run.step is not None else f"Run {seq:03d}"
 
 
-def _render_messages(seq: int, run: TraceRun, messages: list[Any], shared: SharedContext, opts: RenderOptions) -> list[str]:
+def _render_messages(
+    seq: int, run: TraceRun, messages: list[Any], shared: SharedContext, opts: RenderOptions
+) -> list[str]:
     """Input messages new since the previous call of the same conversation; the rest by reference."""
     views = [message_view(m) for m in messages]
     chain = conversation_chain(views)  # digests of the plain text: the same whatever is marked
@@ -97,7 +107,10 @@ def _render_messages(seq: int, run: TraceRun, messages: list[Any], shared: Share
         shared.history.setdefault(prefix, (run.id, label, k))
     lines = ["", f"### Input messages ({run.id})"]
     if earlier is not None:
-        lines.append(f"Messages 0–{known - 1} of {len(views)} are the conversation already shown up to {earlier[1]} [run_id: {earlier[0]}]; only the new ones follow.")
+        lines.append(
+            f"Messages 0–{known - 1} of {len(views)} are the conversation already shown up to {earlier[1]} [run_id: "
+            f"{earlier[0]}]; only the new ones follow."
+        )
     for i in range(known, len(views)):
         role, text = views[i]
         if role == "system" and len(text) > 400:
@@ -106,7 +119,10 @@ def _render_messages(seq: int, run: TraceRun, messages: list[Any], shared: Share
             continue
         newest = i == len(views) - 1
         marked = message_view(messages[i], mark=True)[1]
-        lines += [f"#### message {i} · {role or 'message'}", fence(cut(marked, None if newest else opts.max_field_chars))]
+        lines += [
+            f"#### message {i} · {role or 'message'}",
+            fence(cut(marked, None if newest else opts.max_field_chars)),
+        ]
     if known == len(views) and views:
         lines.append("(no new messages)")
     return lines
@@ -120,7 +136,9 @@ def _register_output(run: TraceRun, seq: int, messages: list[Any], outputs: list
         shared.history.setdefault(prefix, (run.id, _run_label(seq, run), k))
 
 
-def _fields(title: str, run: TraceRun, value: Mapping[str, Any], opts: RenderOptions, *, whole: bool = False) -> list[str]:
+def _fields(
+    title: str, run: TraceRun, value: Mapping[str, Any], opts: RenderOptions, *, whole: bool = False
+) -> list[str]:
     """Inputs or outputs as one block of `key: value` text; each field cut on its own (head and
     tail) unless `whole`. A lone `content` field is shown as its bare text."""
     if list(value) == ["content"]:
@@ -133,7 +151,11 @@ def _fields(title: str, run: TraceRun, value: Mapping[str, Any], opts: RenderOpt
 
 def _render_run(seq: int, run: TraceRun, opts: RenderOptions, shared: SharedContext) -> str:
     label = _run_label(seq, run)
-    heading = f"## Step {run.step}: {run.name} [run_id: {run.id}]" if run.step is not None else f"## Run {seq:03d}: {run.name} [run_id: {run.id}]"
+    heading = (
+        f"## Step {run.step}: {run.name} [run_id: {run.id}]"
+        if run.step is not None
+        else f"## Run {seq:03d}: {run.name} [run_id: {run.id}]"
+    )
     lines = [run_mark(run.id) + heading, "", f"- run_id: {run.id}"]
     if run.step is not None:
         lines.append(f"- step: {run.step} (0-based, as numbered in the source)")
@@ -223,18 +245,25 @@ class _Tally:
 
     def add(self, seq: int, run: TraceRun, file_name: str) -> None:
         step = f"{seq:03d}" + (f" (step {run.step})" if run.step is not None else "")
-        self.rows.append(f"| {step} | {run.id} | {_cell(run.name)} | {run.run_type.value} | {run.stated_status} | {file_name} |")
+        self.rows.append(
+            f"| {step} | {run.id} | {_cell(run.name)} | {run.run_type.value} | {run.stated_status} | {file_name} |"
+        )
         if run.step is not None:
             self.agent_steps.setdefault(run.name, []).append(run.step)
         if run.is_failed:
             self.failed_ids.append(run.id)
-        exceptions = [e for e in run.metadata.get("events") or [] if isinstance(e, dict) and e.get("name") == "exception"]
+        exceptions = [
+            e for e in run.metadata.get("events") or [] if isinstance(e, dict) and e.get("name") == "exception"
+        ]
         if run.is_failed or exceptions:
             what = (run.error or "exception event on a run whose status is not error").strip().splitlines()[0][:300]
             self.failed_rows.append(f"- {_run_label(seq, run)} [run_id: {run.id}] {run.name}: {what}")
 
     def agents(self) -> list[str]:
-        return [f"- {name}: steps {', '.join(map(str, steps[:40]))}{' …' if len(steps) > 40 else ''}" for name, steps in self.agent_steps.items()]
+        return [
+            f"- {name}: steps {', '.join(map(str, steps[:40]))}{' …' if len(steps) > 40 else ''}"
+            for name, steps in self.agent_steps.items()
+        ]
 
 
 def _index(trace: Trace, tally: _Tally, shared: SharedContext, opts: RenderOptions) -> str:
@@ -247,7 +276,8 @@ def _index(trace: Trace, tally: _Tally, shared: SharedContext, opts: RenderOptio
         f"- trace_id: {trace.trace_id}",
         f"- project: {trace.project_name or '(none)'}",
         f"- runs: {len(runs)}",
-        f"- failed runs: {len(failed)}" + (f" ({', '.join(failed[:50])}{' …' if len(failed) > 50 else ''})" if failed else ""),
+        f"- failed runs: {len(failed)}"
+        + (f" ({', '.join(failed[:50])}{' …' if len(failed) > 50 else ''})" if failed else ""),
     ]
     if trace.start_time:
         index.append(f"- start_time: {trace.start_time.isoformat()}")
@@ -389,7 +419,10 @@ def iter_marked_files(
     for kind, contents in (("prompt", prompts), ("eval", evals)):
         for fname in sorted(contents or {}):
             text = (contents or {})[fname]
-            yield f"{tid}_{kind}_{safe_name(fname)}.md", f"# {kind.title()} file: {fname}\n\n{fence(truncate(text, opts.max_field_chars * 4))}\n"
+            yield (
+                f"{tid}_{kind}_{safe_name(fname)}.md",
+                f"# {kind.title()} file: {fname}\n\n{fence(truncate(text, opts.max_field_chars * 4))}\n",
+            )
     if expectation is not None:
         yield f"{tid}_expectations.md", f"# Expected behaviour (domain expert)\n\n{expectation.as_text()}\n"
 

@@ -104,6 +104,8 @@ def upload_files_for(
     out, so the layout's offsets are those of the text as uploaded)."""
     report = RedactionReport()
     spool = SpooledFiles()
-    for name, marked in iter_marked_files(trace, options=options, prompts=prompts, evals=evals, expectation=expectation):
+    for name, marked in iter_marked_files(
+        trace, options=options, prompts=prompts, evals=evals, expectation=expectation
+    ):
         spool.append(name, *strip_marks(redact_text(marked, report) if redact else marked))
     return spool, report

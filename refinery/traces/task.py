@@ -41,7 +41,11 @@ def _parts_text(msg: Any) -> str | None:
     parts = msg.get("parts") if isinstance(msg, dict) else None
     if not isinstance(parts, list):
         return None
-    texts = [str(p.get("content") or p.get("text") or "") for p in parts if isinstance(p, dict) and p.get("type", "text") == "text"]
+    texts = [
+        str(p.get("content") or p.get("text") or "")
+        for p in parts
+        if isinstance(p, dict) and p.get("type", "text") == "text"
+    ]
     return "\n".join(t for t in texts if t).strip() or None
 
 

@@ -73,7 +73,9 @@ def _outline_into(value: Any, indent: str, lines: list[str], mark: bool = False)
     if isinstance(value, str):  # multi-line: one marked block (its indentation is white space, folded when quoted)
         lines.append(_marked("\n".join(indent + ln for ln in value.split("\n")), mark))
         return
-    items: Iterable[tuple[str, Any]] = value.items() if isinstance(value, dict) else ((f"- [{i}]", v) for i, v in enumerate(value))
+    items: Iterable[tuple[str, Any]] = (
+        value.items() if isinstance(value, dict) else ((f"- [{i}]", v) for i, v in enumerate(value))
+    )
     for key, item in items:
         label = key if isinstance(value, (list, tuple)) else f"{key}:"
         simple = _scalar_line(item, mark)
@@ -90,7 +92,15 @@ def text_of(content: Any, *, mark: bool = False) -> str:
     if isinstance(content, str):
         return _marked(content, mark)
     if isinstance(content, list) and all(isinstance(p, dict) for p in content):
-        texts = [str(p.get("text", p.get("message_content", {}).get("text", "") if isinstance(p.get("message_content"), dict) else "")) for p in content]
+        texts = [
+            str(
+                p.get(
+                    "text",
+                    p.get("message_content", {}).get("text", "") if isinstance(p.get("message_content"), dict) else "",
+                )
+            )
+            for p in content
+        ]
         if all(texts):
             return "\n".join(_marked(t, mark) for t in texts)
     return outline(content, mark=mark)
@@ -105,7 +115,11 @@ def message_view(msg: Any, *, mark: bool = False) -> tuple[str, str]:
     content = msg.get("content", msg.get("contents", msg.get("text")))
     if content not in (None, ""):
         parts.append(text_of(content, mark=mark))
-    rest = {k: v for k, v in msg.items() if k not in ("role", "type", "content", "contents", "text") and v not in (None, "", [], {})}
+    rest = {
+        k: v
+        for k, v in msg.items()
+        if k not in ("role", "type", "content", "contents", "text") and v not in (None, "", [], {})
+    }
     if rest:
         parts.append(outline(rest, mark=mark))
     return role, "\n".join(parts)
