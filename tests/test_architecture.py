@@ -110,3 +110,9 @@ def test_the_architecture_doc_names_every_layer():
     for own in ALLOWED:
         if own not in ("__main__", "refinery"):
             assert f"`{own}" in doc, own
+
+
+def test_the_architecture_page_names_every_module():
+    page = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    unnamed = [name for name, path in modules() if path.name != "__init__.py" and path.name not in page]
+    assert unnamed == []
