@@ -217,3 +217,21 @@ def test_when_even_the_tightest_level_is_too_big_as_many_items_as_fit_are_kept()
     fitted, level = condense_stage1(full, 3_000)
     assert json_tokens(fitted) <= 3_000 and level == 5
     assert fitted.timeline and "left out here" in fitted.coverage.remaining[-1]
+
+
+def test_a_big_logs_runs_behave_as_a_small_ones_for_what_a_host_reads_and_sets(tmp_path, monkeypatch):
+    from refinery.traces import json_stream, load_trace
+
+    path = tmp_path / "log.json"
+    path.write_text(
+        json.dumps({"history": [{"role": "assistant", "name": "a", "content": f"step {i}"} for i in range(50)]})
+    )
+    small = load_trace(path)
+    monkeypatch.setattr(json_stream, "LAZY_BYTES", 0)
+    big = load_trace(path)
+    assert type(big.runs).__name__ == "LazyRuns" and isinstance(small.runs, list)
+    for trace in (small, big):
+        assert trace.runs[0] is trace.runs[0]
+        trace.runs[3].error = "boom"
+        assert trace.runs[3].error == "boom" and [r.id for r in trace.runs if r.error] == ["step-3"]
+        assert trace.runs[2:4][1].error == "boom" and trace.runs[-1].id == "step-49"

@@ -88,17 +88,22 @@ class TraceRun(BaseModel):
 
 
 class LazyRuns(Sequence[TraceRun]):
-    """A trace's runs, each made from its source entry when it is read; nothing else is kept.
+    """A trace's runs, each made from its source entry when it is first read by index.
 
     Why: a chat log's steps are small (a few hundred bytes each) and a `TraceRun` costs about
     2 KB of Python objects, so a 100 MB log held as runs took 500 MB. Loaders use this for entries
-    left in the trace file (`traces.json_stream.LazyArray`); the runs are read-only views — a
-    change to one is not kept — and every pass over them converts again.
+    left in the trace file (`traces.json_stream.LazyArray`).
+
+    It behaves as the list a small trace has for what a host reads or sets: `runs[i]` is made
+    once and then kept, so `runs[0] is runs[0]` and a change to it (`runs[0].error = …`) stays,
+    also for later iteration. A pass over all runs (iteration, the renderer's) makes the runs it
+    has not kept and drops them again, so it costs memory for one run at a time.
     """
 
     def __init__(self, entries: Sequence[Any], convert: Callable[[int, Any], TraceRun]) -> None:
         self._entries = entries
         self._convert = convert
+        self._kept: dict[int, TraceRun] = {}  # runs handed out by index: the same object each time
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -108,14 +113,17 @@ class LazyRuns(Sequence[TraceRun]):
     @overload
     def __getitem__(self, index: slice) -> list[TraceRun]: ...
     def __getitem__(self, index: int | slice) -> TraceRun | list[TraceRun]:
-        if isinstance(index, slice):  # the entries' own slice: a `LazyArray` reads it through one handle
-            return [self._convert(i, e) for i, e in zip(range(*index.indices(len(self))), self._entries[index])]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
         i = range(len(self))[index]
-        return self._convert(i, self._entries[i])
+        if i not in self._kept:
+            self._kept[i] = self._convert(i, self._entries[i])
+        return self._kept[i]
 
     def __iter__(self) -> Iterator[TraceRun]:
         for i, entry in enumerate(self._entries):
-            yield self._convert(i, entry)
+            kept = self._kept.get(i)
+            yield kept if kept is not None else self._convert(i, entry)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Sequence) or isinstance(other, (str, bytes)):
