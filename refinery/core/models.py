@@ -96,8 +96,8 @@ class LazyRuns(Sequence[TraceRun]):
 
     It behaves as the list a small trace has for what a host reads or sets: `runs[i]` is made
     once and then kept, so `runs[0] is runs[0]` and a change to it (`runs[0].error = …`) stays,
-    also for later iteration. A pass over all runs (iteration, the renderer's) makes the runs it
-    has not kept and drops them again, so it costs memory for one run at a time.
+    also for later iteration and slices. A pass over the runs (iteration or a slice, as the
+    renderer reads them) makes the runs not kept and drops them again: memory for one at a time.
     """
 
     def __init__(self, entries: Sequence[Any], convert: Callable[[int, Any], TraceRun]) -> None:
@@ -113,8 +113,9 @@ class LazyRuns(Sequence[TraceRun]):
     @overload
     def __getitem__(self, index: slice) -> list[TraceRun]: ...
     def __getitem__(self, index: int | slice) -> TraceRun | list[TraceRun]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
+        if isinstance(index, slice):  # like a pass: kept runs as kept, the others made and not kept
+            ids = range(*index.indices(len(self)))
+            return [self._kept.get(i) or self._convert(i, e) for i, e in zip(ids, self._entries[index])]
         i = range(len(self))[index]
         if i not in self._kept:
             self._kept[i] = self._convert(i, self._entries[i])

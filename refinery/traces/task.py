@@ -10,6 +10,7 @@ it wins, and where it was found is kept (`task_source`) so `refinery plan` can s
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from typing import Any
 
@@ -74,7 +75,7 @@ def find_task(trace: Trace) -> tuple[str, str] | None:
     if trace.metadata.get("task"):
         return str(trace.metadata["task"]), str(trace.metadata.get("task_source") or "the log's question / task field")
     runs = trace.runs
-    head = [runs[i] for i in range(min(len(runs), _SCAN_LIMIT))]
+    head = list(itertools.islice(runs, _SCAN_LIMIT))  # a pass, not indexing: a big log's runs are not kept
     agent = next((r for r in head if r.run_type == RunType.AGENT), None)
     if agent is not None:
         found = _inputs_task(agent)
