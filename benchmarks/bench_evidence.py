@@ -43,7 +43,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from refinery.agents.plan import plan_summary, planned_requests  # noqa: E402
+from refinery.agents.plan import measure, plan_summary, planned_requests  # noqa: E402
 from refinery.agents.staged_failure_analyst import STAGE_ARTIFACTS, StagedFailureAnalyst  # noqa: E402
 from refinery.agents.verification import RunTexts, claims_of, normalise, verify  # noqa: E402
 from refinery.inputs import expectation_for  # noqa: E402
@@ -254,10 +254,9 @@ def stage1_plan(trace: Any, reading: str) -> tuple[list[dict[str, Any]], dict[st
     analyst = StagedFailureAnalyst(stage1_reading=reading)
     expectation = expectation_for(None, trace)
     files = analyst.render(trace, expectation)
-    bodies = planned_requests(analyst, trace, files, expectation)
-    return [b for name, b in bodies if name.startswith("stage1")], plan_summary(analyst, trace, files, bodies)[
-        "stages"
-    ]["stage1"]
+    calls = measure(planned_requests(analyst, trace, files, expectation), keep_bytes=None)
+    stage1 = [c.body for c in calls if c.name.startswith("stage1") and c.body is not None]
+    return stage1, plan_summary(analyst, trace, files, calls)["stages"]["stage1"]
 
 
 def returned_chunks(responses: list[dict[str, Any]]) -> list[str]:

@@ -24,11 +24,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from refinery.agents.plan import plan_summary, planned_requests
+from refinery.agents.plan import measure, plan_summary, planned_requests
 from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
 from refinery.cli_args import build_parser
 from refinery.core.models import Trace
-from refinery.core.tokens import estimate_body_tokens
 from refinery.errors import (
     EXIT_ACCESS,
     EXIT_FAILED,
@@ -42,6 +41,8 @@ from refinery.traces import load_trace
 from refinery.traces.spool import file_stats
 
 EXIT_OK = 0
+
+PLAN_JSON_BODY_BYTES = 1 << 19  # `plan --json` includes request bodies up to this much JSON (512 KB)
 
 
 def _stages(text: str) -> int:
@@ -178,20 +179,24 @@ async def cmd_plan(args: argparse.Namespace) -> int:
     # `plan` never does (its test runs with no key and fails on any request).
     analyst = StagedFailureAnalyst(model=args.model, redact=not args.no_redact, **_scale_options(args))
     files = analyst.render(trace, expectation, prompts, evals)
-    bodies = planned_requests(analyst, trace, files, expectation)
-    plan = plan_summary(analyst, trace, files, bodies, latency_s=args.latency)
+    # Bodies are measured one at a time; --json keeps them up to 512 KB (read inline, a big trace's
+    # Stage 1 bodies hold the whole trace), --show-bodies all of them.
+    keep = None if args.show_bodies else (PLAN_JSON_BODY_BYTES if args.json else 0)
+    calls = measure(planned_requests(analyst, trace, files, expectation), keep)
+    plan = plan_summary(analyst, trace, files, calls, latency_s=args.latency)
     data = {
         **plan,
         "files": [{"name": n, "bytes": size, "estimated_tokens": tokens} for n, size, tokens in file_stats(files)],
         "requests": [
             {
-                "call": name,
-                "estimated_input_tokens": estimate_body_tokens(b),
-                "max_output_tokens": b["max_output_tokens"],
-                "body": b if (args.json or args.show_bodies) else None,
+                "call": c.name,
+                "estimated_input_tokens": c.input_tokens,
+                "max_output_tokens": c.max_output_tokens,
+                "body": c.body,
             }
-            for name, b in bodies
+            for c in calls
         ],
+        "bodies_omitted": sum(c.body is None for c in calls) if args.json else None,
         "redactions": analyst.redaction.as_dict(),
         "task": {"text": trace.metadata.get("task"), "found_in": trace.metadata.get("task_source")},
         "stage1_reading": analyst.stage1_reading,
@@ -204,7 +209,9 @@ async def cmd_plan(args: argparse.Namespace) -> int:
         )
         data["stage1_other_reading"] = {
             "reading": other.stage1_reading,
-            **plan_summary(other, trace, files, planned_requests(other, trace, files, expectation))["stages"]["stage1"],
+            **plan_summary(other, trace, files, measure(planned_requests(other, trace, files, expectation)))["stages"][
+                "stage1"
+            ],
         }
     total = plan["total"]
     cost = (
@@ -261,7 +268,7 @@ async def cmd_plan(args: argparse.Namespace) -> int:
             ],
         ]
     if args.show_bodies:
-        lines += ["", *[f"--- {name}\n{json.dumps(b, indent=2)}" for name, b in bodies]]
+        lines += ["", *[f"--- {c.name}\n{json.dumps(c.body, indent=2)}" for c in calls]]
     redactions = analyst.redaction.as_dict()
     lines += [
         "",

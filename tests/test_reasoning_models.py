@@ -130,10 +130,10 @@ async def test_an_analysis_with_gpt5_mini_completes_against_a_server_that_reason
 def test_plan_counts_the_reasoning_allowance_in_output_tokens():
     trace = make_trace()
     analyst = StagedFailureAnalyst(model="gpt-5-mini", reasoning_effort="low")
-    from refinery.agents.plan import plan_summary, planned_requests
+    from refinery.agents.plan import measure, plan_summary, planned_requests
 
     files = analyst.render(trace, EXPECTATION)
-    plan = plan_summary(analyst, trace, files, planned_requests(analyst, trace, files, EXPECTATION))
+    plan = plan_summary(analyst, trace, files, measure(planned_requests(analyst, trace, files, EXPECTATION)))
     assert (
         plan["stages"]["stage1"]["output_tokens"]
         == STAGE_BY_KEY["stage1"].max_output_tokens + REASONING_ALLOWANCE["low"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from refinery.agents.plan import plan_summary, planned_requests
+from refinery.agents.plan import measure, plan_summary, planned_requests
 from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
 from refinery.cli import amain
 from refinery.core.models import RunType, Trace, TraceRun
@@ -66,7 +66,7 @@ def test_groups_are_sized_so_each_inline_request_fits_the_input_budget():
     )
     files = analyst.render(trace, EXPECTATION)
     bodies = [(n, b) for n, b in planned_requests(analyst, trace, files, EXPECTATION) if n.startswith("stage1")]
-    plan = plan_summary(analyst, trace, files, bodies)
+    plan = plan_summary(analyst, trace, files, measure(bodies))
     assert len(bodies) > 1 and not any("read by search" in n for n, _ in bodies)
     assert plan["stages"]["stage1"]["largest_request"] <= analyst.calls.input_budget and plan["warnings"] == []
 

@@ -113,3 +113,16 @@ def test_make_strict_refuses_a_free_form_map():
 
     with pytest.raises(StrictSchemaError, match="key/value"):
         make_strict(WithMap.model_json_schema())
+
+
+def test_token_estimates_of_long_texts_count_as_one_pass_over_the_pieces_would():
+    import random
+    import re
+
+    from refinery.core import tokens
+
+    pieces = re.compile(r"[A-Za-z]{1,10}|[0-9]{1,3}|[^\sA-Za-z0-9]{1,2}")
+    rng = random.Random(7)
+    for n in (100, 70_000, 200_003):
+        text = "".join(rng.choice('ab cd12 ,.;\n{}"xyzLONGWORDS') for _ in range(n))
+        assert tokens.estimate_tokens(text) == sum(1 for _ in pieces.finditer(text)), n

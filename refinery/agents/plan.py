@@ -7,7 +7,9 @@ prompt filling and `build_request`), run with placeholders where prior-stage JSO
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from refinery.agents.analysis_run import AnalysisRun, StageGroup
@@ -23,66 +25,88 @@ from refinery.traces.spool import file_stats
 
 def planned_requests(
     analyst: StagedFailureAnalyst, trace: Trace, files: Sequence[tuple[str, str]], expectation: DomainExpertExpectation
-) -> list[tuple[str, dict[str, Any]]]:
+) -> Iterator[tuple[str, dict[str, Any]]]:
     """(call name, body) for every `/responses` call of a run, prior-stage JSON as placeholders.
     Stage 1 is built as the analyst reads it (`stage1_reading`): inline, each group's run files
     are in its body."""
     prior = {f"stage{n}": f"<stage {n} JSON>" for n in (1, 2, 3)}
     groups = analyst.stage1_groups(files, len(trace.runs))
     run = AnalysisRun(trace_id=trace.trace_id, store_id=PLANNED_STORE, groups=groups, texts=RunTexts(files))
-    bodies: list[tuple[str, dict[str, Any]]] = []
     slots: list[StageGroup | None] = [*groups] or [None]
     for g in slots:
         text, filters, reading = group_request(analyst.calls, run, g, len(groups), analyst.stage1_reading)
         name = f"stage1 (group {g.number}/{len(groups)})" if g is not None and len(groups) > 1 else "stage1"
         if reading != analyst.stage1_reading:
             name += f" (read by {reading})"
-        bodies.append((name, analyst.build_stage_body("stage1", text, filters=filters, store_id=PLANNED_STORE)))
-    bodies.append(
-        (
+        yield name, analyst.build_stage_body("stage1", text, filters=filters, store_id=PLANNED_STORE)
+    expect_text = analyst.expectation_text(expectation)
+    yield (
+        "stage2",
+        analyst.build_stage_body(
             "stage2",
-            analyst.build_stage_body(
-                "stage2",
-                stage_user_text(STAGE_BY_KEY["stage2"], prior, expectation_text=analyst.expectation_text(expectation)),
-                store_id=PLANNED_STORE,
-            ),
-        )
+            stage_user_text(STAGE_BY_KEY["stage2"], prior, expectation_text=expect_text),
+            store_id=PLANNED_STORE,
+        ),
     )
     for key in ("stage3", "stage4"):
-        bodies.append(
-            (key, analyst.build_stage_body(key, stage_user_text(STAGE_BY_KEY[key], prior), store_id=PLANNED_STORE))
+        yield key, analyst.build_stage_body(key, stage_user_text(STAGE_BY_KEY[key], prior), store_id=PLANNED_STORE)
+
+
+@dataclass(frozen=True)
+class PlannedCall:
+    """One planned `/responses` call as measured; its body kept only when asked for (read inline,
+    a big trace's Stage 1 bodies hold the whole trace)."""
+
+    name: str
+    input_tokens: int
+    max_output_tokens: int
+    body: dict[str, Any] | None = None
+
+
+def measure(bodies: Iterable[tuple[str, dict[str, Any]]], keep_bytes: int | None = 0) -> list[PlannedCall]:
+    """Each call's name and token counts, one body at a time; bodies kept while they add up to
+    `keep_bytes` of JSON (None: all of them)."""
+    calls, kept = [], 0
+    for name, body in bodies:
+        room = keep_bytes is not None and 0 < keep_bytes and kept < keep_bytes
+        size = len(json.dumps(body)) if room else 0  # measured only while there is room for it
+        keep = keep_bytes is None or (room and kept + size <= keep_bytes)
+        kept += size if keep else 0
+        calls.append(
+            PlannedCall(name, estimate_body_tokens(body), int(body["max_output_tokens"]), body if keep else None)
         )
-    return bodies
+    return calls
 
 
 def plan_summary(
     analyst: StagedFailureAnalyst,
     trace: Trace,
     files: Sequence[tuple[str, str]],
-    bodies: list[tuple[str, dict[str, Any]]],
+    calls: Sequence[PlannedCall],
     *,
     latency_s: float = 15.0,
 ) -> dict[str, Any]:
     """What a run would cost, worst case: calls, input and output tokens per stage (the chunks
     `file_search` may add, and Stage 1's JSON as later stages would paste it, condensed to fit),
     estimated cost, duration at `latency_s` a call, and any request over the context budget.
-    `bodies` are `planned_requests`' output, which the caller also shows: built once, summed here.
+    `calls` are `planned_requests`' bodies as `measure` counted them: built once, summed here.
 
     Stage 1's output size is unknown before the run; it is taken at its worst (every group using
     its whole output budget), capped where condensation would cap it.
     """
     budget = analyst.calls.input_budget
-    groups = max(1, sum(1 for name, _ in bodies if name.startswith("stage1")))
+    groups = max(1, sum(1 for c in calls if c.name.startswith("stage1")))
     out_budget = analyst.max_output_tokens
     stage1_json = groups * out_budget["stage1"]  # pasted into stages 2-4, at most what fits
     pasted = {"stage2": {"stage1"}, "stage3": {"stage1", "stage2"}, "stage4": {"stage1", "stage2", "stage3"}}
     stages: dict[str, dict[str, Any]] = {}
     warnings: list[str] = []
     expected_input = 0  # outputs at half their budget: what a run usually pastes
-    for name, body in bodies:
+    for call in calls:
+        name = call.name
         key = name.split(" ")[0]
         stage = STAGE_BY_KEY[key]
-        known = estimate_body_tokens(body)
+        known = call.input_tokens
         allowance = analyst.calls.allowance(stage, PLANNED_STORE)
         prior = 0
         for p in sorted(pasted.get(key, set())):
@@ -93,7 +117,7 @@ def plan_summary(
         row = stages.setdefault(key, {"calls": 0, "input_tokens": 0, "output_tokens": 0, "largest_request": 0})
         row["calls"] += 1
         row["input_tokens"] += total_in
-        row["output_tokens"] += int(body["max_output_tokens"])  # the answer, and a reasoning model's thinking
+        row["output_tokens"] += call.max_output_tokens  # the answer, and a reasoning model's thinking
         row["largest_request"] = max(row["largest_request"], total_in)
         if total_in > budget:
             warnings.append(f"{name}: about {total_in} input tokens, over the budget of {budget} for {analyst.model}")

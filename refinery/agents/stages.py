@@ -171,11 +171,13 @@ def inline_files_text(files: Sequence[tuple[str, str]], names: Collection[str]) 
     """The named files, whole and in order, as Stage 1 reads them inline: each opens with a line
     naming it (the model cites files by name) and its text as uploaded, run headings and markers
     included, so a citation of an inline run is the same as one of a retrieved chunk."""
-    parts = [
-        f"===== file: {name} =====\n{text.rstrip()}\n===== end of file: {name} ====="
-        for name, text in files
-        if name in names
-    ]
+    listed = getattr(files, "names", None)  # spooled or rendered files: read only the named ones
+    picked = (
+        [files[i] for i, n in enumerate(listed) if n in names]
+        if listed is not None
+        else [f for f in files if f[0] in names]
+    )
+    parts = [f"===== file: {name} =====\n{text.rstrip()}\n===== end of file: {name} =====" for name, text in picked]
     return "\n\n".join(parts)
 
 

@@ -18,12 +18,24 @@ TOKEN_COUNTS = ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tok
 
 
 _PIECE = re.compile(r"[A-Za-z]{1,10}|[0-9]{1,3}|[^\sA-Za-z0-9]{1,2}")
+_SPACE = re.compile(r"\s")
+_WINDOW = 1 << 16
 
 
 def estimate_tokens(text: str) -> int:
     if len(text) < 64:
         return (len(text) + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
-    return sum(1 for _ in _PIECE.finditer(text))
+    # `findall` counts a few times faster than iterating the matches, but holds every piece: so
+    # a window at a time, each ending at white space (no piece spans white space)
+    count, start, n = 0, 0, len(text)
+    while start < n:
+        end = start + _WINDOW
+        if end < n:
+            space = _SPACE.search(text, end)
+            end = space.start() if space else n
+        count += len(_PIECE.findall(text, start, end))
+        start = end
+    return count
 
 
 def estimate_body_tokens(body: dict[str, Any]) -> int:

@@ -19,7 +19,6 @@ A segment resumed after a pause continues the one before (a quote may cross a ma
 
 from __future__ import annotations
 
-import json
 import re
 from array import array
 from collections.abc import Iterator
@@ -129,18 +128,6 @@ class FileLayout:
         for k in range(0, len(segs), 4):
             if segs[k] in wanted:
                 yield segs[k + 1], segs[k + 2], bool(segs[k + 3])
-
-    def to_bytes(self) -> bytes:
-        head = json.dumps({"ids": self.run_ids, "starts": self.run_starts, "length": self.length}).encode()
-        return len(head).to_bytes(8, "little") + head + self.segments.tobytes()
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> "FileLayout":
-        n = int.from_bytes(data[:8], "little")
-        head = json.loads(data[8 : 8 + n])
-        segs = array("q")
-        segs.frombytes(data[8 + n :])
-        return cls(head["ids"], head["starts"], head["length"], segs)
 
 
 def strip_marks(marked: str) -> tuple[str, FileLayout]:

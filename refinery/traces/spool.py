@@ -37,6 +37,9 @@ class SpooledFiles(Sequence[tuple[str, str]]):
         self.names: list[str] = []
         self.sizes: list[int] = []  # bytes, UTF-8
         self.tokens: list[int] = []  # estimated, counted once here: plans and grouping read them
+        # each file's runs and their source text: a few integers a run, kept in memory (a file
+        # of its own cost an open per file, most of a big trace's plan time on a slow disk)
+        self.layouts: list[FileLayout] = []
         layouts = getattr(files, "layout", None)  # rendered files keep their layouts
         for i, (name, text) in enumerate(files):
             self.append(name, text, layouts(i) if layouts else None)
@@ -46,9 +49,8 @@ class SpooledFiles(Sequence[tuple[str, str]]):
 
     def append(self, name: str, text: str, layout: FileLayout | None = None) -> None:
         data = text.encode("utf-8")
-        path = self._path(len(self.names))
-        path.write_bytes(data)
-        path.with_suffix(".layout").write_bytes((layout or FileLayout(length=len(text))).to_bytes())
+        self._path(len(self.names)).write_bytes(data)
+        self.layouts.append(layout or FileLayout(length=len(text)))
         self.names.append(name)
         self.sizes.append(len(data))
         self.tokens.append(estimate_tokens(text))
@@ -59,7 +61,7 @@ class SpooledFiles(Sequence[tuple[str, str]]):
     def layout(self, index: int) -> FileLayout:
         """Which runs file `index` holds and which of its text is theirs (empty when appended
         without one)."""
-        return FileLayout.from_bytes(self._path(index).with_suffix(".layout").read_bytes())
+        return self.layouts[index]
 
     def __len__(self) -> int:
         return len(self.names)
