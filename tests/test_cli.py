@@ -97,11 +97,11 @@ async def test_run_summary_counts_redactions_per_kind(env, fake, tmp_path, capsy
     path.write_text(json.dumps(trace))
     assert await amain(["run", str(path), "--expect", EXPECT, "--out", str(tmp_path / "o")]) == 0
     out = capsys.readouterr().out
-    assert "redacted before upload: 1 authorization_header, 1 openai_key" in out
+    assert "redacted before upload: 1 bearer_token, 1 openai_key" in out
     uploaded = "".join(p.read_text() for p in (tmp_path / "o" / "files").iterdir())
     assert "abcdefghijklmnopqrstuvwxyz0123" not in uploaded and "[REDACTED:openai_key]" in uploaded
     assert json.loads((tmp_path / "o" / "usage.json").read_text())["redactions"] == {
-        "authorization_header": 1,
+        "bearer_token": 1,
         "openai_key": 1,
     }
 

@@ -101,3 +101,46 @@ def test_a_secret_across_the_prefilters_window_edge_is_still_found():
     secret = "sk-proj-Abc123def456Ghi789jkl012MNO345pqr678"
     text = "—" + "x" * (65_536 - 3) + " " + secret + " and more"  # "sk-" straddles the edge; non-ASCII text
     assert secret not in redact_text(text) and "[REDACTED:openai_key]" in redact_text(text)
+
+
+SHAPES = {
+    "github_token": "ghp_" + "A1b2C3d4" * 5,
+    "openai_key": "sk-proj-" + "Zy9Xw8Vu" * 4,
+    "google_api_key": "AIza" + "B" * 35,
+    "stripe_key": "sk_live_" + "Q9r8S7t6" * 3,
+    "huggingface_token": "hf_" + "h" * 34,
+    "gitlab_token": "glpat-" + "g" * 20,
+    "npm_token": "npm_" + "n" * 36,
+    "sendgrid_key": "SG." + "s" * 22 + "." + "t" * 43,
+    "twilio_key": "SK" + "0123456789abcdef" * 2,
+    "url_password": "postgres://app:Pa55word99@db:5432/x",
+    "cookie": "Cookie: sessionid=abc123def456ghi789",
+    "password_field": '{"password": "correct-horse-battery"}',
+    "url_encoded": "next%3Dghp_" + "E" * 36,
+}
+# the part that must never be uploaded (a shape's key name or user name may stay)
+SECRET_PART = {
+    **SHAPES,
+    "url_password": "Pa55word99",
+    "cookie": "abc123def456ghi789",
+    "password_field": "correct-horse-battery",
+    "url_encoded": "E" * 36,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SHAPES))
+def test_no_planted_secret_survives_a_cut_or_a_marker_at_any_offset(kind):
+    """A secret in a long tool output, at offsets that put the renderer's cut (head 400 / tail 600
+    of 1,000) and its run-id markers (every 300 characters) through it: never in any file."""
+    from refinery.core.models import Trace, TraceRun
+    from refinery.traces.render import RenderOptions
+    from refinery.traces.spool import upload_files_for
+
+    options = RenderOptions(max_field_chars=1000, marker_every_chars=300)
+    secret = SECRET_PART[kind]
+    for offset in range(360, 440, 3):  # around the head's end (character 400)
+        text = "x" * offset + " " + SHAPES[kind] + " " + "y" * 3000
+        trace = Trace(trace_id="t", runs=[TraceRun(id="r1", name="tool", inputs={"log": text}, outputs={"log": text})])
+        files, report = upload_files_for(trace, options=options)
+        assert not any(secret in t for _, t in files), (kind, offset)
+        assert report.total >= 1

@@ -79,7 +79,7 @@ def test_upload_files_are_redacted_by_default_and_counted():
     trace.runs[0].inputs = {"headers": {"Authorization": "Bearer abcdefghijklmnopqrstuvwxyz012345"}}
     files, report = upload_files_for(trace)
     assert "abcdefghijklmnopqrstuvwxyz012345" not in files[0][1]
-    assert report.as_dict() == {"authorization_header": 1}
+    assert report.as_dict() == {"bearer_token": 1}  # the value is redacted as it is rendered, before its key is written
     raw, off = upload_files_for(trace, redact=False)
     assert "abcdefghijklmnopqrstuvwxyz012345" in raw[0][1] and off.total == 0
 

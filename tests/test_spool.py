@@ -8,7 +8,6 @@ import json
 
 from refinery.agents.verification import RunTexts, verify
 from refinery.traces import json_stream, load_trace
-from refinery.traces.redact import RedactionReport, redact_text
 from refinery.traces.render import render_trace_files
 from refinery.traces.source_text import run_mark, source, strip_marks
 from refinery.traces.spool import SpooledFiles, upload_files_for
@@ -45,9 +44,10 @@ def test_upload_files_are_the_rendered_files_redacted():
     trace = make_trace(n_runs=8)
     trace.runs[0].inputs = {"headers": {"Authorization": "Bearer abcdefghijklmnopqrstuvwxyz012345"}}
     spool, report = upload_files_for(trace)
-    expected_report = RedactionReport()
-    assert list(spool) == [(n, redact_text(t, expected_report)) for n, t in render_trace_files(trace)]
-    assert report.as_dict() == expected_report.as_dict() == {"authorization_header": 1}
+    rendered = render_trace_files(trace)
+    secret = "abcdefghijklmnopqrstuvwxyz012345"
+    assert [n for n, _ in spool] == [n for n, _ in rendered] and any(secret in t for _, t in rendered)
+    assert not any(secret in t for _, t in spool) and report.as_dict() == {"bearer_token": 1}
 
 
 def test_citation_texts_are_read_when_checked_not_held():

@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 _HEADER = r"(?i)(\b"  # a header (or config) name, case-insensitive, opens the kept prefix group
 # quotes (escaped or not), `:` or `=`, white space — and the renderer's private-use source marks
 # (`traces.source_text`), which stand between a field's name and its value until they are stripped
 _SEP = r"\\*[\"']?\s*[:=]\s*[\ue000-\ue005]*\\*[\"']?\s*"
+
+# Before a token: a word boundary, or a URL-encoded `=` or space (`%3Dghp_…`, `Bearer%20…`).
+_TOKEN_START = r"(?:(?<=%3[Dd])|(?<=%20)|\b)"
 
 # Order matters: more specific patterns first (an Anthropic key also starts with "sk-").
 PATTERNS: list[tuple[str, re.Pattern[str]]] = [
@@ -30,7 +36,29 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         "aws_secret_access_key",
         re.compile(r"(?i)(?<=aws_secret_access_key)([\"']?\s*[:=]\s*[\"']?)[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])"),
     ),
-    ("github_token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})\b")),
+    ("github_token", re.compile(_TOKEN_START + r"(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})\b")),
+    ("google_api_key", re.compile(_TOKEN_START + r"AIza[0-9A-Za-z_-]{35}")),
+    ("stripe_key", re.compile(_TOKEN_START + r"(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,}")),
+    ("huggingface_token", re.compile(_TOKEN_START + r"hf_[A-Za-z0-9]{30,}")),
+    ("gitlab_token", re.compile(_TOKEN_START + r"glpat-[A-Za-z0-9_-]{20,}")),
+    ("npm_token", re.compile(_TOKEN_START + r"npm_[A-Za-z0-9]{36}")),
+    ("sendgrid_key", re.compile(_TOKEN_START + r"SG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}")),
+    ("twilio_key", re.compile(_TOKEN_START + r"SK[0-9a-fA-F]{32}\b")),
+    # a password in a connection URL: scheme://user:PASSWORD@host — the user and host are kept
+    (
+        "url_password",
+        re.compile(
+            r"(?i)(\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?)://[^\s:/@]*:)[^\s@/]{3,}(?=@)"
+        ),
+    ),
+    ("cookie", re.compile(r"(?i)(\b(?:set-)?cookie" + r"\\*[\"']?\s*:\s*[\ue000-\ue005]*\\*[\"']?\s*)[^\s\"'\\]{8,}")),
+    (
+        "password_field",
+        re.compile(
+            r"(?i)([\"']?(?:password|passwd|client_secret|private_key_id)[\"']?\s*[:=]\s*[\ue000-\ue005]*[\"']?)"
+            r"[^\s\"'&,}]{4,}"
+        ),
+    ),
     ("slack_token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
     ("slack_webhook", re.compile(r"https://hooks\.slack\.com/services/T[A-Za-z0-9]+/B[A-Za-z0-9]+/[A-Za-z0-9]+")),
     # A header name may sit in JSON that is itself inside a JSON string: `\"authorization\": \"Basic …\"`.
@@ -63,7 +91,7 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
             r"(?i)([?&](?:api[-_]?key|key|token|access[-_]?token|auth|secret|password|sig|signature)=)[^&\s\"'#\\]{8,}"
         ),
     ),
-    ("bearer_token", re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/-]{20,}=*")),
+    ("bearer_token", re.compile(r"(?i)((?:\b|(?<=%20))bearer(?:\s+|%20))[A-Za-z0-9._~+/-]{20,}=*")),
 ]
 
 
@@ -82,6 +110,16 @@ PREFILTERS: dict[str, tuple[str, ...]] = {
     "api_key_header": ("api-key", "api_key", "apikey"),
     "url_credential": ("key=", "token=", "auth=", "secret=", "password=", "sig=", "signature="),
     "bearer_token": ("bearer",),
+    "google_api_key": ("aiza",),
+    "stripe_key": ("_live_", "_test_"),
+    "huggingface_token": ("hf_",),
+    "gitlab_token": ("glpat-",),
+    "npm_token": ("npm_",),
+    "sendgrid_key": ("sg.",),
+    "twilio_key": ("sk",),
+    "url_password": ("://",),
+    "cookie": ("cookie",),
+    "password_field": ("password", "passwd", "client_secret", "private_key_id"),
 }
 
 
@@ -134,3 +172,25 @@ def redact_text(text: str, report: RedactionReport | None = None) -> str:
 
         text = pattern.sub(replace, text)
     return text
+
+
+# Redaction while rendering: each value of the trace is redacted before the renderer cuts it,
+# wraps it or puts a run-id marker into it (a secret split by a cut or a marker is no longer
+# recognised). A context variable, so concurrent renderings each count into their own report.
+_RENDERING: ContextVar[RedactionReport | None] = ContextVar("refinery_redaction", default=None)
+
+
+@contextmanager
+def redacting(report: RedactionReport) -> Iterator[None]:
+    """Within this block, `redact_value` redacts into `report`."""
+    token = _RENDERING.set(report)
+    try:
+        yield
+    finally:
+        _RENDERING.reset(token)
+
+
+def redact_value(text: str) -> str:
+    """A trace value as it may be rendered: redacted inside a `redacting` block, else as it is."""
+    report = _RENDERING.get()
+    return text if report is None or len(text) < 8 else redact_text(text, report)

@@ -24,6 +24,8 @@ from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from refinery.traces.redact import redact_value
+
 OPEN, CLOSE, RUN, RUN_END, PAUSE, RESUME = "\ue000", "\ue001", "\ue002", "\ue003", "\ue004", "\ue005"
 _ANY_MARK = re.compile("[\ue000-\ue005]")
 _MARKS = re.compile("\ue002([^\ue003]*)\ue003|[\ue000\ue001\ue004\ue005]")
@@ -35,9 +37,10 @@ def clean_marks(text: str) -> str:
 
 
 def source(text: str, limit: int | None = None) -> str:
-    """`text` marked as source; cut to about `limit` characters (head and tail) when given, the
-    cut note outside the source, so no quote can span the cut."""
-    text = clean_marks(text)
+    """`text` marked as source (redacted first, inside a `redact.redacting` block); cut to about
+    `limit` characters (head and tail) when given, the cut note outside the source, so no quote
+    can span the cut."""
+    text = clean_marks(redact_value(text))
     if limit is None or len(text) <= limit:
         return f"{OPEN}{text}{CLOSE}"
     head, note, tail = truncate_parts(text, limit)

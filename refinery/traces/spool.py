@@ -15,12 +15,13 @@ import shutil
 import tempfile
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import overload
 
 from refinery.core.models import DomainExpertExpectation, Trace
 from refinery.core.tokens import estimate_tokens
-from refinery.traces.redact import RedactionReport, redact_text
+from refinery.traces.redact import RedactionReport, redact_text, redacting
 from refinery.traces.render import RenderOptions, iter_marked_files
 from refinery.traces.source_text import FileLayout, strip_marks
 
@@ -106,8 +107,10 @@ def upload_files_for(
     out, so the layout's offsets are those of the text as uploaded)."""
     report = RedactionReport()
     spool = SpooledFiles()
-    for name, marked in iter_marked_files(
-        trace, options=options, prompts=prompts, evals=evals, expectation=expectation
-    ):
-        spool.append(name, *strip_marks(redact_text(marked, report) if redact else marked))
+    files = iter_marked_files(trace, options=options, prompts=prompts, evals=evals, expectation=expectation)
+    with redacting(report) if redact else nullcontext():
+        # values are redacted as they are rendered (before any cut or marker), the whole file
+        # after (names, ids and anything else the renderer writes)
+        for name, marked in files:
+            spool.append(name, *strip_marks(redact_text(marked, report) if redact else marked))
     return spool, report

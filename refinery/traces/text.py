@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
+from refinery.traces.redact import redact_value
 from refinery.traces.source_text import CLOSE, OPEN, clean_marks, truncate_parts
 
 
@@ -39,7 +40,8 @@ def outline(value: Any, indent: str = "", *, mark: bool = False) -> str:
 
 
 def _marked(text: str, mark: bool) -> str:
-    return f"{OPEN}{clean_marks(text)}{CLOSE}" if mark else text
+    """A trace value marked as source (and redacted first, while rendering: `redact.redacting`)."""
+    return f"{OPEN}{clean_marks(redact_value(text))}{CLOSE}" if mark else text
 
 
 def scalar(value: Any) -> str | None:
