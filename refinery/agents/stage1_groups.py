@@ -20,9 +20,11 @@ from refinery.agents.staged_schemas import TraceAnalysisOutput
 from refinery.agents.stages import PLANNED_STORE, STAGE_BY_KEY, GroupNote, inline_files_text, stage_user_text
 from refinery.agents.verification import Verification
 from refinery.integrations.response_output import CallUsage
+from refinery.traces.spool import file_stats
 
 Emit = Callable[..., Awaitable[None]]
 READINGS = ("inline", "search")
+FILE_SEPARATOR_TOKENS = 40  # the "===== file: … =====" lines around an inline file, counted high
 
 
 def inline_filter(group: StageGroup) -> dict[str, Any]:
@@ -49,14 +51,16 @@ def group_request(
     )
     search_filters = group_filter(group) if group is not None and groups > 1 else None
     if reading == "inline" and group is not None and run.texts is not None:
-        text = stage_user_text(stage, group=note, group_files=inline_files_text(run.texts.files, set(group.files)))
-        filters = inline_filter(group)
-        if (
-            calls.worst_input(
-                stage, calls.body(stage, text, run.store_id or PLANNED_STORE, filters), run.store_id or PLANNED_STORE
-            )
-            <= calls.input_budget
-        ):
+        # the request's size from the spool's token counts, before any text is built: the empty
+        # request, each file, and its two separator lines (a whole counts no more than its parts)
+        store, filters = run.store_id or PLANNED_STORE, inline_filter(group)
+        empty = calls.worst_input(
+            stage, calls.body(stage, stage_user_text(stage, group=note, group_files=""), store, filters), store
+        )
+        wanted = set(group.files)
+        files = sum(tokens + FILE_SEPARATOR_TOKENS for name, _, tokens in file_stats(run.texts.files) if name in wanted)
+        if empty + files <= calls.input_budget:
+            text = stage_user_text(stage, group=note, group_files=inline_files_text(run.texts.files, wanted))
             return text, filters, "inline"
     return stage_user_text(stage, group=note), search_filters, "search"
 
