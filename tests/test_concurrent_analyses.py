@@ -34,7 +34,9 @@ async def test_several_traces_through_one_analyst_at_once_keep_their_own_stores_
         analyst = StagedFailureAnalyst(client=client)
         traces = [trace(n, secret=n == 1) for n in range(4)]
         results = await asyncio.gather(*(analyst.analyze(t, EXPECTATION) for t in traces))
-        assert server.stores == {}  # every analysis deleted its own store
+        assert (
+            server.stores == {} and server.files == {}
+        )  # every analysis deleted its own store and files, only its own
     assert [r.trace_id for r in results] == [t.trace_id for t in traces]
     assert len({r.store_id for r in results}) == 4
     for r, t in zip(results, traces):
@@ -56,3 +58,13 @@ async def test_one_analysis_failing_leaves_the_others_to_finish(tmp_path):
     assert isinstance(outcomes[2], ServerError)
     assert all(o.synthesis is not None for i, o in enumerate(outcomes) if i != 2)
     assert server.stores == {}  # the failed one cleaned up too (no artifacts folder to resume in)
+
+
+async def test_one_analysis_cleaning_up_never_deletes_another_ones_files():
+    async with OpenAITestServer() as server, ResponsesClient(api_key="sk-x", base_url=server.base_url) as client:
+        analyst = StagedFailureAnalyst(client=client)  # one vector store manager for both
+        await analyst.prepare(trace(1), EXPECTATION)
+        await analyst.prepare(trace(2), EXPECTATION)
+        first, second = analyst._runs["trace-1"], analyst._runs["trace-2"]
+        await analyst.cleanup(first)
+        assert set(server.files) == set(second.file_ids) and list(server.stores) == [second.store_id]

@@ -11,7 +11,7 @@ import pytest
 
 from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
 from refinery.cli import amain
-from refinery.errors import IndexingTimeoutError
+from refinery.errors import BadRequestError, IndexingTimeoutError
 from refinery.integrations.responses_client import ResponsesClient
 from refinery.testing.server import OpenAITestServer
 from refinery.traces import load_trace
@@ -91,3 +91,28 @@ async def test_analyze_on_a_store_that_is_gone_says_what_to_do(openai_env, tmp_p
         "vector store vs_gone is gone (not found: deleted, or made on another server); prepare it again with "
         "`refinery init TRACE`" in err
     )
+
+
+async def test_uploaded_files_expire_with_the_store_and_a_failed_upload_leaves_nothing_behind(tmp_path):
+    """Files stay on the account until deleted unless they carry an expiry; an upload that fails
+    part-way deletes what it made before the error goes on."""
+    from refinery.testing.faults import Fault
+
+    async with OpenAITestServer() as server:
+        await analyse(server, tmp_path / "ok")
+        assert server.files == {} and server.stores == {}  # a finished run deletes its own
+        server.inject(Fault("http_error", path="/v1/files", status=400, match="_index.md"))
+        with pytest.raises(BadRequestError):
+            await analyse(server, tmp_path / "failed")
+        assert server.files == {} and server.stores == {}
+        assert not (tmp_path / "failed" / "store.json").exists()
+
+
+async def test_each_file_id_is_recorded_and_carries_an_expiry(tmp_path):
+    async with OpenAITestServer() as server:
+        async with ResponsesClient(api_key="sk-x", base_url=server.base_url) as client:
+            analyst = StagedFailureAnalyst(client=client, artifacts_dir=tmp_path, expires_after_days=2)
+            await analyst.prepare(load_trace(TRACE), EXPECTATION)
+        recorded = json.loads((tmp_path / "store.json").read_text())
+        assert sorted(recorded["file_ids"]) == sorted(server.files)
+        assert all(f.expires_at == f.created_at + 2 * 86_400 for f in server.files.values())

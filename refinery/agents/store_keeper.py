@@ -23,6 +23,10 @@ from refinery.core.artifacts import write_text_atomic
 from refinery.errors import FileIndexingError, RefineryError, VectorStoreGoneError
 from refinery.integrations.vector_store_manager import VectorStoreManager
 
+# `store.json` is rewritten as each of the first files is uploaded, then every this many: a run
+# killed mid-upload leaves at most this many ids unrecorded, and those files expire with the store
+RECORD_EVERY = 50
+
 log = logging.getLogger("refinery.store")
 
 IndexingProgress = Callable[[Mapping[str, int]], None]
@@ -109,11 +113,11 @@ class StoreKeeper:
                 metadata={"refinery_trace_id": trace_id[:512], "refinery_groups": str(len(run.groups))},
             )
             run.created_store = True
-            # recorded before the upload, so a run stopped now can still find (and replace) it
+            # recorded before the upload, and each file id as soon as the file exists, so a run
+            # stopped at any point leaves what a rerun (or `cleanup`) finds and deletes
+            run.file_ids = []
             self.checkpoints.record_store(run.store_id, trace_id, run.files, [], ready=False)
-            run.file_ids = await self.manager.upload_files(
-                run.store_id, paths, attributes=file_attributes(files, run.groups)
-            )
+            await self._upload(run, paths, file_attributes(files, run.groups))
         self.checkpoints.record_store(run.store_id, trace_id, run.files, run.file_ids, ready=False)
         await self.manager.poll_ready(run.store_id, timeout_s=self.poll_timeout_s, on_progress=on_progress)
         self.checkpoints.record_store(run.store_id, trace_id, run.files, run.file_ids, ready=True)
@@ -126,12 +130,37 @@ class StoreKeeper:
             return
         with self._staging() as folder:
             path = write_text_atomic(folder / name, text)
-            run.file_ids += await self.manager.upload_files(
-                run.store_id, [path], attributes={name: {"kind": "stage1", "group": 0}}
-            )
+            await self._upload(run, [path], {name: {"kind": "stage1", "group": 0}})
         run.files.append(name)
         await self.manager.poll_ready(run.store_id, timeout_s=self.poll_timeout_s)
         self.checkpoints.record_store(run.store_id, str(run.trace_id), run.files, run.file_ids, ready=True)
+
+    async def _upload(self, run: AnalysisRun, paths: list[Path], attributes: dict[str, dict[str, Any]]) -> None:
+        """Upload into the run's store, each file id recorded (in the run and `store.json`) as soon
+        as the file exists; files expire with the store. When the upload fails, what it made is
+        deleted before the error goes on (nothing is left on the account)."""
+        assert run.store_id is not None
+
+        def uploaded(file_id: str) -> None:
+            run.file_ids.append(file_id)
+            if (
+                len(run.file_ids) <= RECORD_EVERY or len(run.file_ids) % RECORD_EVERY == 0
+            ):  # not n² writes for big traces
+                self.checkpoints.record_store(run.store_id, str(run.trace_id), run.files, run.file_ids, ready=False)
+
+        try:
+            await self.manager.upload_files(
+                run.store_id,
+                paths,
+                attributes=attributes,
+                on_uploaded=uploaded,
+                expires_after_s=self.expires_after_days * 86_400 if self.expires_after_days else None,
+            )
+        except BaseException:
+            await self._discard(run.store_id, list(run.file_ids))
+            run.created_store = False
+            self.checkpoints.forget_store()
+            raise
 
     async def adopt(self, run: AnalysisRun, store_id: str) -> None:
         """A store prepared elsewhere (`refinery init`): learn its trace and Stage 1 groups."""
@@ -164,7 +193,7 @@ class StoreKeeper:
             return
         try:
             await self.manager.delete_store(run.store_id)
-            await self.manager.delete_files(sorted(set(run.file_ids) | set(self.manager.uploaded)))
+            await self.manager.delete_files(sorted(set(run.file_ids)))  # this run's own: a manager serves many
         except RefineryError as exc:  # the store expires by itself; do not fail the analysis
             log.warning("could not delete vector store %s: %s", run.store_id, exc)
             return

@@ -125,13 +125,18 @@ class VectorStoreManager:
             raise VectorStoreGoneError(store_id, "expired")
         return dict(resp.data)
 
-    async def upload_file(self, path: Path) -> str:
-        """One multipart `POST /files`; returns the file id."""
+    async def upload_file(self, path: Path, *, expires_after_s: int | None = None) -> str:
+        """One multipart `POST /files`; returns the file id. With `expires_after_s` the file
+        expires that long after it was made (the API takes 3,600 s to 30 days): files otherwise
+        stay on the account until deleted, and a run killed before its cleanup leaves them."""
         content = path.read_bytes()
 
         def form() -> aiohttp.FormData:
             fd = aiohttp.FormData()
             fd.add_field("purpose", FILE_PURPOSE)
+            if expires_after_s is not None:
+                fd.add_field("expires_after[anchor]", "created_at")
+                fd.add_field("expires_after[seconds]", str(min(max(expires_after_s, 3600), 2_592_000)))
             fd.add_field("file", content, filename=path.name, content_type="text/plain")
             return fd
 
@@ -145,13 +150,17 @@ class VectorStoreManager:
         store_id: str,
         paths: Sequence[str | Path],
         attributes: Mapping[str, Attributes] | None = None,
+        *,
+        expires_after_s: int | None = None,
+        on_uploaded: Callable[[str], None] | None = None,
     ) -> list[str]:
         """Upload `paths` (several at once) and attach them to the store in file batches of at
         most `batch_size` files (one batch for most traces).
 
         `attributes` maps a file name (or path) to its attributes (≤ 16 keys of str/number/bool);
         they let a `file_search` call be restricted with `filters`. Returns the file ids in the
-        order of `paths`.
+        order of `paths`. `on_uploaded` hears each file id as soon as the file exists (so a caller
+        can record it before anything else can fail).
         """
         checked = check_uploadable(paths)
         if not checked:
@@ -161,7 +170,10 @@ class VectorStoreManager:
 
         async def one(path: Path) -> str:
             async with semaphore:
-                return await self.upload_file(path)
+                file_id = await self.upload_file(path, expires_after_s=expires_after_s)
+            if on_uploaded is not None:
+                on_uploaded(file_id)
+            return file_id
 
         file_ids = list(await asyncio.gather(*(one(p) for p in checked)))
         for start in range(0, len(file_ids), self.batch_size):

@@ -29,6 +29,7 @@ class _File:
     data: bytes
     purpose: str
     created_at: int
+    expires_at: int | None = None
 
 
 @dataclass
@@ -74,10 +75,18 @@ class FilesAndStores:
     _new_id: Callable[[str], str]
     _now: Callable[[], int]
     _json: Callable[[web.Request], Awaitable[Any]]
+    _take_fault: Callable[[str, str], Any]  # an armed fault for this path and body, if any
+    _transport_fault: Callable[[Any], Awaitable[web.StreamResponse | None]]
 
     # --- files ----------------------------------------------------------------------------
-    async def create_file(self, request: web.Request) -> web.Response:
+    async def create_file(self, request: web.Request) -> web.StreamResponse:
         form = await request.post()
+        upload_name = getattr(form.get("file"), "filename", "") or ""
+        early = await self._transport_fault(
+            self._take_fault("/v1/files", upload_name)
+        )  # a fault may match the file name
+        if early is not None:
+            return early
         upload = form.get("file")
         purpose = form.get("purpose")
         if not isinstance(purpose, str) or purpose not in (
@@ -93,8 +102,19 @@ class FilesAndStores:
             return _error(400, "Missing required parameter: 'file'.", "invalid_request_error", param="file")
         if self.upload_latency_s:
             await asyncio.sleep(self.upload_latency_s)
+        anchor, seconds = form.get("expires_after[anchor]"), form.get("expires_after[seconds]")
+        expires_at = None
+        if anchor is not None or seconds is not None:
+            if anchor != "created_at" or not str(seconds).isdigit() or not 3600 <= int(str(seconds)) <= 2_592_000:
+                return _error(
+                    400,
+                    "Invalid 'expires_after': anchor 'created_at' and seconds from 3600 to 2592000.",
+                    "invalid_request_error",
+                    param="expires_after",
+                )
+            expires_at = self._now() + int(str(seconds))
         data = upload.file.read()
-        rec = _File(self._new_id("file-"), upload.filename or "upload", data, purpose, self._now())
+        rec = _File(self._new_id("file-"), upload.filename or "upload", data, purpose, self._now(), expires_at)
         self.files[rec.id] = rec
         return web.json_response(self._file_obj(rec))
 
@@ -104,10 +124,10 @@ class FilesAndStores:
             "object": "file",
             "bytes": len(f.data),
             "created_at": f.created_at,
+            "expires_at": f.expires_at,
             "filename": f.filename,
             "purpose": f.purpose,
             "status": "processed",
-            "expires_at": None,
             "status_details": None,
         }
 
