@@ -186,3 +186,11 @@ async def test_a_fixed_answer_replaces_the_first(mocked, make_transport):
     async with ResponsesClient(transport=make_transport()) as client:
         complete = await AnalysisOrchestrator(client=client).analyze_failure(make_trace(), EXPECTATION)
     assert complete.diagnosis.errors[0]["run_id"] == "run-2" and complete.diagnosis.errors[0]["verified"] is True
+
+
+def test_an_error_without_a_quote_is_not_marked_verified():
+    check = verify({"errors": [{"run_id": "run-2", "evidence": "  "}]}, RUNS)
+    assert check.verified == 0 and check.unverified[0]["problem"].startswith("no quote was given")
+    assert (
+        verify({"timeline": [{"run_id": "run-2"}]}, RUNS).unverified == []
+    )  # a claim with no evidence field: the run id is the check

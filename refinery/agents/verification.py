@@ -144,7 +144,9 @@ def _problem(claim: Claim, runs: RunTexts) -> str | None:
     if claim.run_id not in runs:
         return f"run id {claim.run_id!r} is not in the trace"
     own = runs.text(claim.run_id)
-    if claim.quote and claim.quote.strip() and not _in(claim.quote, own):
+    if claim.quote is not None and not claim.quote.strip():
+        return "no quote was given: evidence must be words from the run's own text"
+    if claim.quote and not _in(claim.quote, own):
         return f"the quote is not in run {claim.run_id}'s own text (its inputs, outputs, messages, error or events)"
     if claim.reason:
         if _MARKER.fullmatch(claim.reason.strip()):

@@ -57,18 +57,23 @@ def _quote(section: str) -> str:
     """The first line of a run's content — inside a fenced block, where the trace's own text is
     shown, never a heading field, a marker or a note — as a quote."""
     fence: str | None = None
+    best = ""  # the first content line long enough to quote, else the first at all
     for line in section.splitlines():
         text = line.strip()
         if fence is None and text.startswith("```") and set(text) == {"`"}:
             fence = text
         elif fence is not None and text == fence:
             fence = None
-        elif fence is not None and len(text) > 12 and not text.startswith("[run_id:"):
+        elif fence is not None and text and not text.startswith("[run_id:"):
             field = _FIELD.match(text)  # a `key: value` line of a rendered field: the value is what the trace said
             value = field.group(1) if field else text
-            if len(value) > 8:
-                return value[:120]
-    return ""
+            if value.endswith(":"):  # a key whose value is on the lines below
+                continue
+            if len(value) > 8 or (not best and value):
+                best = value[:120]
+                if len(value) > 8:
+                    break
+    return best
 
 
 _FIELD = re.compile(r"^[\w.\-]+: (.+)$")
@@ -156,16 +161,16 @@ class _Filler:
             return {k: self.fill(v, name=k, index=index, run=run) for k, v in props.items()}
         if kind == "array":
             items = schema.get("items", {})
-            n = 1
-            if items.get("type") == "object" and "run_id" in items.get("properties", {}) and self.runs:
-                n = len(self.runs)
-            n = max(0, min(n, self.max_items))
-            return [
-                self.fill(
-                    items, name=name, index=i, run=self.runs[i] if n == len(self.runs) and self.runs and n > 1 else run
-                )
-                for i in range(n)
-            ]
+            props = items.get("properties", {})
+            # items about runs: one per run seen — for items that quote evidence, only runs with
+            # something to quote (a model lists the faults it can show)
+            runs = [r for r in self.runs if r.quote] if "evidence" in props else self.runs
+            if items.get("type") == "object" and "run_id" in props and runs:
+                n = max(0, min(len(runs), self.max_items))
+                return [
+                    self.fill(items, name=name, index=i, run=runs[i] if n > 1 else run or runs[0]) for i in range(n)
+                ]
+            return [self.fill(items, name=name, index=i, run=run) for i in range(min(1, self.max_items))]
         if kind == "integer":
             return index + 1
         if kind == "number":
