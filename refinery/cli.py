@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 import traceback
@@ -460,6 +461,8 @@ async def amain(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return await COMMANDS[args.command](args)
+    except BrokenPipeError:
+        raise  # the reader of stdout has gone: `main` ends quietly
     except (RefineryError, OSError) as exc:
         code = exit_code_for(exc) if isinstance(exc, RefineryError) else EXIT_USAGE
         if args.debug:
@@ -485,6 +488,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(INTERRUPTED, file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `refinery plan … | head`: the reader has gone; end quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return EXIT_OK
     finally:
         signal.signal(signal.SIGTERM, previous)
 

@@ -18,8 +18,19 @@ from refinery.errors import InputFileError
 __all__ = ["InputFileError", "expectation_for", "load_expectation", "read_files", "read_text"]
 
 
+MAX_INPUT_BYTES = 10 << 20  # an expectation, prompt or eval file: text a person wrote, not a dump
+
+
 def read_text(path: str | Path) -> str:
+    """A small text file a person gave (expectation, prompt, eval): a regular file (a pipe or a
+    device would hang or never end), at most `MAX_INPUT_BYTES`, UTF-8."""
     p = Path(path)
+    if p.exists() and not p.is_dir() and not p.is_file():
+        raise InputFileError(f"{p}: not a regular file (a pipe or a device); give a file")
+    if p.is_file() and p.stat().st_size > MAX_INPUT_BYTES:
+        raise InputFileError(
+            f"{p}: {p.stat().st_size} bytes; an expectation, prompt or eval file is at most {MAX_INPUT_BYTES}"
+        )
     try:
         return p.read_text(encoding="utf-8-sig")
     except FileNotFoundError:

@@ -6,6 +6,7 @@ Pure functions; the loaders stay small by sharing these.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
@@ -13,11 +14,25 @@ from typing import Any
 from refinery.core.models import TraceRun
 from refinery.errors import TraceFormatError
 
+log = logging.getLogger("refinery.traces")
+
 
 def parse_time(value: Any, *, source: str | None = None, field: str | None = None) -> datetime | None:
     """A UTC datetime from ISO-8601 text, epoch s/ms/µs/ns (number or digit string), or `[s, ns]`."""
     if value is None or value == "":
         return None
+    try:
+        return _parse_time(value, source, field)
+    except (OverflowError, OSError, ValueError) as exc:  # NaN, Infinity, 1e400, year 10^30: not a time
+        if isinstance(exc, TraceFormatError):
+            raise
+        log.warning(
+            "%s: %s: %r is no usable time (%s); taken as absent", source or "trace", field or "time", value, exc
+        )
+        return None
+
+
+def _parse_time(value: Any, source: str | None, field: str | None) -> datetime | None:
     if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
         return datetime.fromtimestamp(value[0] + value[1] / 1e9, tz=timezone.utc)
     if isinstance(value, bool):

@@ -348,6 +348,8 @@ def read_trace_json(path: Path, *, lazy_bytes: int | None = None) -> Any:
         raise TraceFormatError(
             "is a directory; give one trace file (use `refinery batch` for a folder of traces)", source=str(path)
         )
+    if path.exists() and not path.is_file():  # a pipe would hang, a device never end
+        raise TraceFormatError("not a regular file (a pipe or a device); give a trace file", source=str(path))
     try:
         ctx = _Context(path, _stamp(path), lazy_bytes)
         try:

@@ -8,6 +8,7 @@ none of these gets an error naming the file and what was expected.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -82,10 +83,18 @@ def load_trace(path_or_data: str | Path | Any, *, format: str | None = None) -> 
     `format` forces a loader (`langsmith`, `otel`, `langfuse`, `plain`); otherwise the shape is
     detected.
     """
-    source: str | None = None
+    source = str(path_or_data) if isinstance(path_or_data, (str, Path)) else None
+    try:
+        return _load(path_or_data, source, format)
+    except RecursionError:  # spans nested thousands deep, arrays in arrays: Python's stack ends first
+        raise TraceFormatError(
+            f"nested too deeply to read (more than about {sys.getrecursionlimit() // 3} levels)", source=source
+        ) from None
+
+
+def _load(path_or_data: str | Path | Any, source: str | None, format: str | None) -> Trace:
     data = path_or_data
-    if isinstance(path_or_data, (str, Path)):
-        source = str(path_or_data)
+    if source is not None:
         data = read_trace_json(Path(path_or_data))
     fmt = format or detect_format(data)
     if fmt is None:

@@ -9,6 +9,7 @@ became empty shells named `span`; `from_columns` maps them onto the keys `span_t
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import timedelta
 from typing import Any
@@ -40,6 +41,8 @@ _ISO_DURATION = re.compile(
     r"^P(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$"
 )
 
+log = logging.getLogger("refinery.traces")
+
 
 def is_clickhouse_span(span: Any) -> bool:
     return isinstance(span, dict) and any(k in span for k in _COLUMN_MARKERS)
@@ -53,7 +56,13 @@ def parse_duration(value: Any, *, source: str | None = None, field: str | None =
     if isinstance(value, bool):
         raise TraceFormatError(f"expected a duration, got {value!r}", source=source, field=field)
     if isinstance(value, (int, float)) or (isinstance(value, str) and value.strip().isdigit()):
-        return timedelta(microseconds=float(value) / 1000)
+        try:
+            return timedelta(microseconds=float(value) / 1000)
+        except (OverflowError, ValueError):  # NaN, Infinity, 1e400: no usable duration
+            log.warning(
+                "%s: %s: %r is no usable duration; taken as absent", source or "trace", field or "duration", value
+            )
+            return None
     if isinstance(value, str):
         m = _ISO_DURATION.match(value.strip().upper())
         if m and any(m.groups()):
@@ -97,6 +106,13 @@ def column(span: dict[str, Any], key: str) -> Any:
     return next((span[c] for c in _COLUMNS[key] if c in span), None)
 
 
+def _end(start: Any, duration: timedelta | None) -> str | None:
+    try:
+        return (start + duration).isoformat() if start and duration is not None else None
+    except OverflowError:  # a duration that runs past the calendar
+        return None
+
+
 def from_columns(span: dict[str, Any], source: str | None, field: str) -> dict[str, Any]:
     """A ClickHouse-layout span as the OTLP-like dict `span_to_run` reads."""
     start = parse_time(column(span, "timestamp"), source=source, field=f"{field}.timestamp")
@@ -111,7 +127,7 @@ def from_columns(span: dict[str, Any], source: str | None, field: str) -> dict[s
         "spanId": column(span, "span_id"),
         "parentSpanId": column(span, "parent_span_id"),
         "startTime": start.isoformat() if start else None,
-        "endTime": (start + duration).isoformat() if start and duration is not None else None,
+        "endTime": _end(start, duration),
     }
     kind = column(span, "kind")
     if kind not in (None, ""):
