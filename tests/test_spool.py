@@ -99,3 +99,23 @@ def test_a_run_in_several_files_is_checked_against_all_of_its_text():
         and "second half" in runs.text("r1")
         and "lookup" not in runs.text("r1")
     )
+
+
+def test_spooled_text_is_the_owners_only_and_a_dead_processs_spool_is_swept(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    from refinery.traces import spool as spool_module
+
+    monkeypatch.setattr(spool_module.tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f"refinery-files-{dead.stdout.strip()}-abc"  # a process that has exited
+    stale.mkdir()
+    (stale / "000000").write_text("trace text")
+    alive = tmp_path / f"refinery-files-{os.getppid()}-def"  # a live process's: kept
+    alive.mkdir()
+    monkeypatch.setattr(spool_module, "_swept", False)
+    spool = SpooledFiles([("a.md", "secret-free text")])
+    assert not stale.exists() and alive.exists()
+    assert (spool.folder / "000000").stat().st_mode & 0o777 == 0o600 and spool.folder.stat().st_mode & 0o777 == 0o700

@@ -11,6 +11,7 @@ when the `SpooledFiles` is closed or garbage-collected, or when the interpreter 
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import weakref
@@ -33,7 +34,8 @@ class SpooledFiles(Sequence[tuple[str, str]]):
     may carry its `FileLayout` (its runs and their source text), kept beside it on disk."""
 
     def __init__(self, files: Iterable[tuple[str, str]] = ()) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="refinery-files-"))
+        _remove_stale_spools()
+        self.folder = Path(tempfile.mkdtemp(prefix=f"{SPOOL_PREFIX}{os.getpid()}-"))  # mode 0700
         self._finalizer = weakref.finalize(self, shutil.rmtree, self.folder, True)
         self.names: list[str] = []
         self.sizes: list[int] = []  # bytes, UTF-8
@@ -50,7 +52,11 @@ class SpooledFiles(Sequence[tuple[str, str]]):
 
     def append(self, name: str, text: str, layout: FileLayout | None = None) -> None:
         data = text.encode("utf-8")
-        self._path(len(self.names)).write_bytes(data)
+        fd = os.open(
+            self._path(len(self.names)), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600
+        )  # trace text: the owner's
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         self.layouts.append(layout or FileLayout(length=len(text)))
         self.names.append(name)
         self.sizes.append(len(data))
@@ -83,6 +89,29 @@ class SpooledFiles(Sequence[tuple[str, str]]):
 
     def __repr__(self) -> str:
         return f"SpooledFiles({len(self)} files, {sum(self.sizes)} bytes)"
+
+
+SPOOL_PREFIX = "refinery-files-"
+_swept = False
+
+
+def _remove_stale_spools() -> None:
+    """Delete the spool folders of refinery processes that died without cleaning up (a SIGKILL
+    leaves them in $TMPDIR): once per process, only folders named for a process that is gone."""
+    global _swept
+    if _swept:
+        return
+    _swept = True
+    for folder in Path(tempfile.gettempdir()).glob(f"{SPOOL_PREFIX}*-*"):
+        pid = folder.name[len(SPOOL_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)  # still alive (or not ours to signal): keep it
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:
+            continue
 
 
 def file_stats(files: Sequence[tuple[str, str]]) -> list[tuple[str, int, int]]:
