@@ -468,6 +468,8 @@ async def amain(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         print(f"refinery: error: {exc}", file=sys.stderr)
+        if getattr(args, "json", False):  # a script reading stdout learns what happened too
+            print(json.dumps({"error": {"type": type(exc).__name__, "message": str(exc), "exit_code": code}}, indent=2))
         return code
 
 

@@ -29,6 +29,36 @@ class _Parser(argparse.ArgumentParser):
 MODEL_HELP = "the OpenAI model every stage uses, e.g. gpt-4o, gpt-4.1, o4-mini (default: gpt-4o)"
 
 
+def positive_int(text: str) -> int:
+    """An option that counts things at once: 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A timeout: more than 0 seconds."""
+    value = non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """Seconds and money: 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:  # NaN too
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -79,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--expect",
         metavar="FILE",
         help="what the expert expected: JSON {description, expected_output, business_context, specific_issues} or "
-        "plain text (default: the task the trace states, if it states one)",
+        "plain text (`run`: default the task the trace states, if it states one; `analyze` has no trace and needs it)",
     )
     analysis.add_argument(
         "--out",
@@ -90,16 +120,20 @@ def build_parser() -> argparse.ArgumentParser:
     analysis.add_argument("--model", default="gpt-4o", help=MODEL_HELP)
     analysis.add_argument("--stages", default="1-4", help="stages to run, 1-N (default: 1-4)")
     analysis.add_argument(
-        "--timeout", type=float, default=300.0, metavar="S", help="seconds one API request may take (default: 300)"
+        "--timeout",
+        type=positive_float,
+        default=300.0,
+        metavar="S",
+        help="seconds one API request may take (default: 300)",
     )
     analysis.add_argument(
         "--max-cost",
-        type=float,
+        type=non_negative_float,
         metavar="USD",
         help="stop before the estimated spend could pass USD (what was done is kept; rerun to continue)",
     )
     analysis.add_argument(
-        "--concurrency", type=int, default=4, metavar="N", help="stage 1 groups in flight at once (default: 4)"
+        "--concurrency", type=positive_int, default=4, metavar="N", help="stage 1 groups in flight at once (default: 4)"
     )
     analysis.add_argument(
         "--context-window", type=int, metavar="TOKENS", help="the model's context window, if not in refinery's table"
@@ -154,7 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--expect", metavar="FILE", help="also upload the expectations")
     p.add_argument(
-        "--timeout", type=float, default=300.0, metavar="S", help="seconds one API request may take (default: 300)"
+        "--timeout",
+        type=positive_float,
+        default=300.0,
+        metavar="S",
+        help="seconds one API request may take (default: 300)",
     )
 
     p = command(
@@ -190,13 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="gpt-4o", help=MODEL_HELP)
     p.add_argument(
         "--latency",
-        type=float,
+        type=non_negative_float,
         default=15.0,
         metavar="S",
         help="seconds one call takes, for the duration estimate (default: 15)",
     )
     p.add_argument(
-        "--concurrency", type=int, default=4, metavar="N", help="stage 1 groups in flight at once (default: 4)"
+        "--concurrency", type=positive_int, default=4, metavar="N", help="stage 1 groups in flight at once (default: 4)"
     )
     p.add_argument(
         "--context-window", type=int, metavar="TOKENS", help="the model's context window, if not in refinery's table"
@@ -230,18 +268,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="one folder per trace, plus summary.json and summary.md (default: refinery-batch)",
     )
     p.add_argument("--model", default="gpt-4o", help=MODEL_HELP)
-    p.add_argument("--concurrency", type=int, default=8, metavar="N", help="analyses in flight at once (default: 8)")
     p.add_argument(
-        "--tpm", type=int, metavar="N", help="tokens-per-minute limit (default: learned from the API's headers)"
+        "--concurrency", type=positive_int, default=8, metavar="N", help="analyses in flight at once (default: 8)"
     )
     p.add_argument(
-        "--rpm", type=int, metavar="N", help="requests-per-minute limit (default: learned from the API's headers)"
+        "--tpm",
+        type=positive_int,
+        metavar="N",
+        help="tokens-per-minute limit (default: learned from the API's headers)",
     )
     p.add_argument(
-        "--timeout", type=float, default=300.0, metavar="S", help="seconds one API request may take (default: 300)"
+        "--rpm",
+        type=positive_int,
+        metavar="N",
+        help="requests-per-minute limit (default: learned from the API's headers)",
     )
     p.add_argument(
-        "--max-cost", type=float, metavar="USD", help="stop the whole batch before the estimated spend could pass USD"
+        "--timeout",
+        type=positive_float,
+        default=300.0,
+        metavar="S",
+        help="seconds one API request may take (default: 300)",
+    )
+    p.add_argument(
+        "--max-cost",
+        type=non_negative_float,
+        metavar="USD",
+        help="stop the whole batch before the estimated spend could pass USD",
     )
 
     p = command(
@@ -257,13 +310,17 @@ def build_parser() -> argparse.ArgumentParser:
     evals = _Parser(add_help=False)
     evals.add_argument("--out", metavar="DIR", help="runs, predictions, eval.json and eval.md (needed unless --score)")
     evals.add_argument("--score", metavar="PRED_DIR", help="score these predictions instead of running analyses")
-    evals.add_argument("--limit", type=int, metavar="N", help="only the first N items")
+    evals.add_argument("--limit", type=positive_int, metavar="N", help="only the first N items")
     evals.add_argument("--model", default="gpt-4o", help=MODEL_HELP)
     evals.add_argument(
-        "--concurrency", type=int, default=4, metavar="N", help="analyses in flight at once (default: 4)"
+        "--concurrency", type=positive_int, default=4, metavar="N", help="analyses in flight at once (default: 4)"
     )
     evals.add_argument(
-        "--timeout", type=float, default=300.0, metavar="S", help="seconds one API request may take (default: 300)"
+        "--timeout",
+        type=positive_float,
+        default=300.0,
+        metavar="S",
+        help="seconds one API request may take (default: 300)",
     )
     w = bench.add_parser(
         "who-and-when",
@@ -310,5 +367,5 @@ def build_parser() -> argparse.ArgumentParser:
         "Sends one tiny strict-JSON request and says plainly what is wrong if it fails.",
         [common],
     )
-    p.add_argument("--model", default="gpt-4o", help=MODEL_HELP)
+    p.add_argument("--model", default="gpt-4o", help="the model to try (default: gpt-4o)")
     return parser

@@ -227,3 +227,23 @@ def test_help_documents_the_exit_codes():
     ).stdout
     for line in ("0  done", "2  bad usage", "3  authentication, quota or connection", "4  the analysis failed"):
         assert line in out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--concurrency", "0"], ["--concurrency", "-3"], ["--latency", "-5"], ["--latency", "nan"]],
+    ids=["concurrency 0", "concurrency -3", "latency -5", "latency nan"],
+)
+async def test_counts_and_seconds_out_of_range_are_usage_errors(args, capsys):
+    assert await amain(["plan", TRACE, "--expect", EXPECT, *args]) == 2
+    assert "refinery: error: argument" in capsys.readouterr().err
+
+
+async def test_with_json_a_failure_says_so_on_stdout_too(capsys, tmp_path):
+    assert await amain(["plan", str(tmp_path / "missing.json"), "--expect", EXPECT, "--json"]) == 2
+    out = json.loads(capsys.readouterr().out)
+    assert (
+        out["error"]["type"] == "TraceFormatError"
+        and out["error"]["exit_code"] == 2
+        and "no such file" in out["error"]["message"]
+    )
