@@ -148,3 +148,14 @@ def test_the_transport_builds_its_budget_on_its_own_clock_with_the_limits_given(
 def test_limits_and_a_budget_object_together_are_refused():
     with pytest.raises(ConfigurationError, match="not both"):
         OpenAITransport(ApiSettings(api_key="sk-x"), budget=RateBudget(tpm=1000), tpm=2000)
+
+
+def test_a_404_without_an_api_error_body_points_at_the_base_url():
+    from refinery.integrations.transport import error_from_response
+
+    wrong_path = error_from_response(404, {}, "404: Not Found")
+    assert "check OPENAI_BASE_URL (it usually ends in /v1)" in str(wrong_path)
+    unknown_model = error_from_response(
+        404, {}, {"error": {"message": "The model `gpt-9` does not exist", "code": "model_not_found"}}
+    )
+    assert "OPENAI_BASE_URL" not in str(unknown_model)

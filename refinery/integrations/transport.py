@@ -127,6 +127,8 @@ def error_from_response(status: int, headers: Mapping[str, str], payload: Any) -
         cls = _ERROR_CLASSES.get(status) or (ServerError if status >= 500 else APIError)
     if status in (401, 403):
         message = f"{message} — {CANARY_HINT}"
+    if status == 404 and not err:  # no API error body: the path itself is unknown, so the base URL is off
+        message = f"{message} — no such endpoint: check OPENAI_BASE_URL (it usually ends in /v1)"
     return cls(
         message,
         status=status,
