@@ -252,7 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
         "batch",
         "analyse many traces under one rate budget",
         "Analyses every trace of a folder (or a JSON manifest) concurrently through one client whose rate budget\n"
-        "learns the project's TPM/RPM; one folder per trace, summary.json and summary.md as results arrive.",
+        "learns the project's TPM/RPM; one folder per trace, summary.json, summary.md and summary.html as results\n"
+        "arrive.",
         [common, reading],
     )
     p.add_argument(
@@ -265,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         default="refinery-batch",
         metavar="DIR",
-        help="one folder per trace, plus summary.json and summary.md (default: refinery-batch)",
+        help="one folder per trace, plus summary.json, summary.md and summary.html (default: refinery-batch)",
     )
     p.add_argument("--model", default="gpt-4o", help=MODEL_HELP)
     p.add_argument(
@@ -325,6 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     w = bench.add_parser(
         "who-and-when",
         parents=[common, evals],
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="agent and step that made a multi-agent run fail",
         description="Who&When logs: DIR holds the logs, or subfolders of them (algorithm-generated, hand-crafted).",
     )
@@ -337,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     t = bench.add_parser(
         "trail",
         parents=[common, evals],
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="which spans hold errors, and of which kind",
         description="TRAIL: TRACES holds the trace files, ANNOTATIONS the labels (each may have gaia/, swe_bench/ "
         "subfolders).",
@@ -351,6 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     lab = bench.add_parser(
         "labels",
         parents=[common, evals],
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="your own labels: several failures a trace, one the root cause",
         description="LABELS/<name>.json = {failures: [{step, agent, category}], root_cause: N} for TRACES/<name>.json "
         "(with --score, the labels alone will do).",

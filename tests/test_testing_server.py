@@ -300,3 +300,22 @@ async def test_a_chunking_strategy_out_of_bounds_gets_the_apis_400():
                         },
                     },
                 )
+
+
+async def test_the_server_lists_files_and_stores_as_the_api_does():
+    import aiohttp
+
+    async with OpenAITestServer() as server, aiohttp.ClientSession(headers={"Authorization": "Bearer sk-x"}) as http:
+        form = aiohttp.FormData()
+        form.add_field("purpose", "assistants")
+        form.add_field("file", b"hello", filename="a.md")
+        async with http.post(f"{server.base_url}/files", data=form) as r:
+            file_id = (await r.json())["id"]
+        async with http.post(f"{server.base_url}/vector_stores", json={"name": "s"}) as r:
+            store_id = (await r.json())["id"]
+        async with http.get(f"{server.base_url}/files") as r:
+            files = await r.json()
+        async with http.get(f"{server.base_url}/vector_stores") as r:
+            stores = await r.json()
+    assert [f["id"] for f in files["data"]] == [file_id] and files["object"] == "list"
+    assert [s["id"] for s in stores["data"]] == [store_id] and stores["first_id"] == store_id

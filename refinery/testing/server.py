@@ -146,9 +146,11 @@ class OpenAITestServer(FilesAndStores):
         app = web.Application(client_max_size=512 * 1024 * 1024, middlewares=[self._middleware])
         r = app.router
         r.add_post("/v1/files", self.create_file)
+        r.add_get("/v1/files", self.list_files)
         r.add_get("/v1/files/{file_id}", self.get_file)
         r.add_delete("/v1/files/{file_id}", self.delete_file)
         r.add_post("/v1/vector_stores", self.create_store)
+        r.add_get("/v1/vector_stores", self.list_stores)
         r.add_get("/v1/vector_stores/{store_id}", self.get_store)
         r.add_delete("/v1/vector_stores/{store_id}", self.delete_store)
         r.add_get("/v1/vector_stores/{store_id}/files", self.list_store_files)

@@ -250,6 +250,20 @@ class FilesAndStores:
             self._attach(store, fid, None, None, body.get("chunking_strategy"))
         return web.json_response(self._store_obj(store))
 
+    async def list_files(self, request: web.Request) -> web.Response:
+        """`GET /files`: every file, in the API's list shape."""
+        return web.json_response(
+            {"object": "list", "data": [self._file_obj(f) for f in self.files.values()], "has_more": False}
+        )
+
+    async def list_stores(self, request: web.Request) -> web.Response:
+        """`GET /vector_stores`: every store, in the API's list shape."""
+        data = [self._store_obj(s) for s in self.stores.values()]
+        first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
+        return web.json_response(
+            {"object": "list", "data": data, "first_id": first, "last_id": last, "has_more": False}
+        )
+
     async def get_store(self, request: web.Request) -> web.Response:
         return web.json_response(self._store_obj(self._store(request.match_info["store_id"])))
 
