@@ -323,11 +323,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="seconds one API request may take (default: 300)",
     )
-    w = bench.add_parser(
+
+    def benchmark(name: str, help: str, description: str) -> argparse.ArgumentParser:
+        return bench.add_parser(
+            name,
+            parents=[common, evals],
+            help=help,
+            description=description,
+            epilog=EXIT_CODES_HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    w = benchmark(
         "who-and-when",
-        parents=[common, evals],
-        epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="agent and step that made a multi-agent run fail",
         description="Who&When logs: DIR holds the logs, or subfolders of them (algorithm-generated, hand-crafted).",
     )
@@ -337,11 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="give the analyst the task's ground-truth answer (the paper's 'with ground truth' setting)",
     )
-    t = bench.add_parser(
+    t = benchmark(
         "trail",
-        parents=[common, evals],
-        epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="which spans hold errors, and of which kind",
         description="TRAIL: TRACES holds the trace files, ANNOTATIONS the labels (each may have gaia/, swe_bench/ "
         "subfolders).",
@@ -353,11 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
         "`refinery eval trail ANNOTATIONS --score PRED_DIR`)",
     )
     t.add_argument("annotations", metavar="ANNOTATIONS", nargs="?", help="the folder of their annotations")
-    lab = bench.add_parser(
+    lab = benchmark(
         "labels",
-        parents=[common, evals],
-        epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="your own labels: several failures a trace, one the root cause",
         description="LABELS/<name>.json = {failures: [{step, agent, category}], root_cause: N} for TRACES/<name>.json "
         "(with --score, the labels alone will do).",

@@ -212,7 +212,7 @@ class StagedFailureAnalyst(AnalystBase):
             expectation=expectation,
             redact=self.redact,
         )
-        return files
+        return files  # the analyst's copy of the count: the last rendering's, for single-use callers
 
     def _begin(
         self,
@@ -222,16 +222,9 @@ class StagedFailureAnalyst(AnalystBase):
         evals: FileContents | None,
     ) -> AnalysisRun:
         """Render the trace and lay out its analysis; the redaction count is the run's own."""
-        files, report = upload_files_for(
-            trace,
-            options=self.render_options,
-            prompts=prompts,
-            evals=evals,
-            expectation=expectation,
-            redact=self.redact,
-        )
+        files = self.render(trace, expectation, prompts, evals)
         run = self._layout(trace, files)
-        run.redaction = self.redaction = report  # the analyst's copy: the last rendering's, for single-use callers
+        run.redaction = self.redaction  # set by `render` just now, with no await between: this rendering's
         return run
 
     def stage1_groups(self, files: Sequence[tuple[str, str]], runs_total: int) -> list[StageGroup]:

@@ -83,13 +83,19 @@ def trail_trace(errors: Iterable[Mapping[str, Any]]) -> tuple[set[str], set[tupl
     return set(locations), set(zip(locations, categories)), {c for c in categories if c in TRAIL_CATEGORIES}
 
 
+def label_counts(gold_sets: Sequence[set[str]], pred_sets: Sequence[set[str]], label: str) -> tuple[int, int, int]:
+    """(true positives, false positives, false negatives) of one label over multi-hot sets."""
+    tp = sum(label in g and label in p for g, p in zip(gold_sets, pred_sets))
+    fp = sum(label not in g and label in p for g, p in zip(gold_sets, pred_sets))
+    fn = sum(label in g and label not in p for g, p in zip(gold_sets, pred_sets))
+    return tp, fp, fn
+
+
 def weighted_f1(gold_sets: Sequence[set[str]], pred_sets: Sequence[set[str]], labels: Iterable[str]) -> float:
     """scikit-learn's `f1_score(average="weighted", zero_division=0)` over multi-hot sets."""
     total, acc = 0, 0.0
     for label in labels:
-        tp = sum(label in g and label in p for g, p in zip(gold_sets, pred_sets))
-        fp = sum(label not in g and label in p for g, p in zip(gold_sets, pred_sets))
-        fn = sum(label in g and label not in p for g, p in zip(gold_sets, pred_sets))
+        tp, fp, fn = label_counts(gold_sets, pred_sets, label)
         support = tp + fn
         acc += support * (2 * tp / (2 * tp + fp + fn) if tp else 0.0)
         total += support

@@ -93,9 +93,7 @@ def per_category(gold_sets: list[set[str]], pred_sets: list[set[str]]) -> dict[s
     """Precision, recall, F1 and support of each canonical category over traces (strict)."""
     out: dict[str, dict[str, float | int]] = {}
     for label in official.TRAIL_CATEGORIES:
-        tp = sum(label in g and label in p for g, p in zip(gold_sets, pred_sets))
-        fp = sum(label not in g and label in p for g, p in zip(gold_sets, pred_sets))
-        fn = sum(label in g and label not in p for g, p in zip(gold_sets, pred_sets))
+        tp, fp, fn = official.label_counts(gold_sets, pred_sets, label)
         if tp or fp or fn:
             out[label] = {
                 "precision": _ratio(tp, tp + fp),

@@ -367,19 +367,6 @@ def render_trace_files(
     return RenderedFiles((name, *strip_marks(text)) for name, text in marked)
 
 
-def iter_trace_files(
-    trace: Trace,
-    *,
-    options: RenderOptions | None = None,
-    prompts: Mapping[str, str] | None = None,
-    evals: Mapping[str, str] | None = None,
-    expectation: DomainExpertExpectation | None = None,
-) -> Iterator[RenderedFile]:
-    """`render_trace_files`, one file at a time and without layouts."""
-    for name, text in iter_marked_files(trace, options=options, prompts=prompts, evals=evals, expectation=expectation):
-        yield name, strip_marks(text)[0]
-
-
 def iter_marked_files(
     trace: Trace,
     *,

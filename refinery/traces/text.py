@@ -12,8 +12,7 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
-from refinery.traces.redact import redact_value
-from refinery.traces.source_text import CLOSE, OPEN, clean_marks, truncate_parts
+from refinery.traces.source_text import source, truncate_parts
 
 
 def truncate(text: str, limit: int) -> str:
@@ -40,8 +39,8 @@ def outline(value: Any, indent: str = "", *, mark: bool = False) -> str:
 
 
 def _marked(text: str, mark: bool) -> str:
-    """A trace value marked as source (and redacted first, while rendering: `redact.redacting`)."""
-    return f"{OPEN}{clean_marks(redact_value(text))}{CLOSE}" if mark else text
+    """A trace value marked as source (`source_text.source`: redacted first, while rendering)."""
+    return source(text) if mark else text
 
 
 def scalar(value: Any) -> str | None:
