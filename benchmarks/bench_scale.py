@@ -1,7 +1,8 @@
 """Big traces: plan time and peak memory, and a full run against the local server.
 
-For synthetic chat logs and OTLP traces of 1, 10 and 100 MB (and the largest TRAIL trace in
-../shared/eval-data when present):
+For synthetic chat logs, OTLP traces whose LLM spans repeat a sliding window of conversation
+(`otlp`) and OTLP traces whose every message is distinct (`otlp-distinct`: nothing to pool), of 1,
+10 and 100 MB (and the largest TRAIL trace in ../shared/eval-data when present):
 - `plan`: wall time and peak RSS of `refinery plan` in a fresh process, as a multiple of the
   trace file's size;
 - `run` (1 and 10 MB, and TRAIL): `refinery run` in a fresh process (its peak RSS), and the
@@ -10,7 +11,8 @@ For synthetic chat logs and OTLP traces of 1, 10 and 100 MB (and the largest TRA
   the server counted them) against the context budget, and `plan`'s token estimate against the
   tokens the server counted.
 
-Run: `python benchmarks/bench_scale.py [--sizes 1,10,100] [--run-sizes 1,10] [--latency 2]`.
+Run: `python benchmarks/bench_scale.py [--sizes 1,10,100] [--run-sizes 1,10] [--kinds chat,otlp,otlp-distinct]
+[--latency 2]`.
 Figures go in docs/benchmarks.md; the last lines printed are the summary table.
 """
 
@@ -106,6 +108,47 @@ def otlp_trace(megabytes: float, seed: int = 2) -> dict[str, Any]:
             }
         ]
     }
+
+
+def otlp_distinct(megabytes: float, seed: int = 3) -> dict[str, Any]:
+    """OTLP whose every message is new text: each LLM span its own six input messages and an
+    answer, each tool span its own input and output (what `otlp_trace`'s pooled repeats hide)."""
+    rng = random.Random(seed)
+    spans, size, i = [], 0, 0
+    while size < megabytes * 1e6:
+        kind = "LLM" if i % 2 else "TOOL"
+        attrs = [{"key": "openinference.span.kind", "value": {"stringValue": kind}}]
+        if kind == "LLM":
+            for n in range(6):
+                role = "user" if n % 2 else "assistant"
+                attrs += [
+                    {"key": f"llm.input_messages.{n}.message.role", "value": {"stringValue": role}},
+                    {"key": f"llm.input_messages.{n}.message.content", "value": {"stringValue": text(rng, 40)}},
+                ]
+            attrs.append({"key": "llm.output_messages.0.message.content", "value": {"stringValue": text(rng, 60)}})
+        else:
+            attrs += [
+                {"key": "input.value", "value": {"stringValue": json.dumps({"q": text(rng, 10)})}},
+                {"key": "output.value", "value": {"stringValue": text(rng, 80)}},
+            ]
+        span = {
+            "traceId": "cd" * 16,
+            "spanId": f"{i:016x}",
+            "parentSpanId": "0" * 16 if i else "",
+            "name": f"{kind.lower()} {i}",
+            "startTimeUnixNano": str(1_700_000_000_000_000_000 + i * 1_000_000),
+            "endTimeUnixNano": str(1_700_000_000_000_000_000 + i * 1_000_000 + 500_000),
+            "attributes": attrs,
+            "status": {"code": 2 if i % 97 == 5 else 1},
+        }
+        spans.append(span)
+        size += len(json.dumps(span))
+        i += 1
+    resource = {"attributes": [{"key": "service.name", "value": {"stringValue": "bench"}}]}
+    return {"resourceSpans": [{"resource": resource, "scopeSpans": [{"spans": spans}]}]}
+
+
+KINDS = {"chat": chat_log, "otlp": otlp_trace, "otlp-distinct": otlp_distinct}
 
 
 def plan_in_a_process(path: Path, expect: Path, *, command: list[str] | None = None) -> dict[str, Any]:
@@ -205,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         "--latency", type=float, default=2.0, help="seconds a /responses call takes on the server (default 2)"
     )
     ap.add_argument("--concurrency", type=int, default=8, help="stage 1 groups in flight (default 8)")
+    ap.add_argument("--kinds", default=",".join(KINDS), help=f"synthetic traces (default {','.join(KINDS)})")
     args = ap.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -213,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         expect.write_text(json.dumps(EXPECT))
         cases: list[tuple[str, float, Path]] = []
         for mb in [float(x) for x in args.sizes.split(",") if x]:
-            for kind, make in (("chat", chat_log), ("otlp", otlp_trace)):
+            for kind in [k for k in args.kinds.split(",") if k]:
+                make = KINDS[kind]
                 path = folder / f"{kind}_{mb:g}mb.json"
                 path.write_text(json.dumps(make(mb)))
                 cases.append((kind, mb, path))

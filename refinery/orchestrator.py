@@ -8,6 +8,9 @@ single-call baseline, `analyst="staged"` (the default) or an analyst instance ch
 A host that wants the rollback as one line of its own code writes
 
     orchestrator = AnalysisOrchestrator(analyst="simple")   # or SimpleFailureAnalyst(model=…)
+
+Either way `analyze` returns one type, `StagedAnalysisResult` (the simple analyst's has no
+synthesis); `analyze_failure` keeps the host interface's `CompleteAnalysis`.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from refinery.agents.failure_analyst import SimpleFailureAnalyst
+from refinery.agents.stage_results import StagedAnalysisResult, from_complete_analysis
 from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
 from refinery.core.interfaces import FailureAnalyst, FileContents
 from refinery.core.models import CompleteAnalysis, DomainExpertExpectation, Trace
@@ -34,6 +38,20 @@ class AnalysisOrchestrator:
                 raise ConfigurationError(f"unknown analyst {name!r}; choose one of {', '.join(ANALYSTS)}")
             analyst = ANALYSTS[name](**analyst_kwargs)
         self.analyst: FailureAnalyst = analyst
+
+    async def analyze(
+        self,
+        trace: Trace,
+        expectation: DomainExpertExpectation,
+        prompt_contents: FileContents | None = None,
+        eval_contents: FileContents | None = None,
+    ) -> StagedAnalysisResult:
+        """One analysis as the one result type, whichever analyst: its own `analyze` when it has
+        one (both of ours do), else the three interface calls read into the same type."""
+        if isinstance(self.analyst, (StagedFailureAnalyst, SimpleFailureAnalyst)):
+            return await self.analyst.analyze(trace, expectation, prompt_contents, eval_contents)
+        complete = await self.analyze_failure(trace, expectation, prompt_contents, eval_contents)
+        return from_complete_analysis(complete, trace.trace_id)
 
     async def analyze_failure(
         self,

@@ -17,7 +17,8 @@ from refinery.core.tokens import estimate_body_tokens
 from refinery.errors import ContextBudgetError, CostLimitError
 from refinery.integrations.responses_client import ResponsesClient
 from refinery.testing.server import OpenAITestServer
-from refinery.traces.render import RenderOptions
+from refinery.traces.render import RenderedFiles, RenderOptions
+from refinery.traces.source_text import FileLayout
 from tests.fixtures_traces import EXPECTATION
 
 
@@ -72,15 +73,22 @@ def test_an_oversized_stage1_is_condensed_to_fit_keeping_every_failure():
 
 
 def test_groups_are_sized_by_tokens_not_run_count():
-    files = [
-        ("t_runs_001-001.md", "word " * 8_000),
-        ("t_runs_002-002.md", "word " * 100),
-        ("t_runs_003-003.md", "word " * 100),
-        ("t_index.md", "i"),
-    ]
-    groups = plan_groups(files, 3, 1, files_per_group=8, group_tokens=5_000)
-    assert [g.files for g in groups] == [("t_runs_001-001.md",), ("t_runs_002-002.md", "t_runs_003-003.md")]
-    assert [(g.first_run, g.last_run) for g in groups] == [(1, 1), (2, 3)]
+    files = RenderedFiles(
+        [
+            ("t_runs_001-001.md", "word " * 8_000, FileLayout(run_ids=["a"])),
+            ("t_runs_002-003.md", "word " * 100, FileLayout(run_ids=["b", "c"])),
+            ("t_runs_004-004.md", "word " * 100, FileLayout(run_ids=["d"])),
+            ("t_index.md", "i", FileLayout()),
+        ]
+    )
+    groups = plan_groups(files, files_per_group=8, group_tokens=5_000)
+    assert [g.files for g in groups] == [("t_runs_001-001.md",), ("t_runs_002-003.md", "t_runs_004-004.md")]
+    assert [(g.first_run, g.last_run) for g in groups] == [(1, 1), (2, 4)]
+
+
+def test_which_files_hold_runs_is_the_renderers_word_not_their_names():
+    files = RenderedFiles([("notes_runs_draft.md", "word", FileLayout()), ("x.md", "word", FileLayout(run_ids=["a"]))])
+    assert [g.files for g in plan_groups(files, files_per_group=8)] == [("x.md",)]
 
 
 def many_runs(n: int, size: int) -> Trace:

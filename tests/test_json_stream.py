@@ -13,6 +13,7 @@ from refinery.core.models import LazyRuns
 from refinery.errors import TraceFormatError
 from refinery.traces import json_stream, load_trace
 from refinery.traces.json_stream import LazyArray, read_trace_json
+from refinery.traces.loader import READ_SHAPE
 from tests.helpers import SHARED
 
 CHAT = {
@@ -55,7 +56,7 @@ def tiny_windows(monkeypatch):
 
 
 def test_a_big_entry_array_stays_in_the_file_and_reads_back_as_json_loads_gives_it(tmp_path, tiny_windows):
-    data = read_trace_json(write(tmp_path, CHAT), lazy_bytes=0)
+    data = read_trace_json(write(tmp_path, CHAT), READ_SHAPE, lazy_bytes=0)
     assert isinstance(data["history"], LazyArray)
     assert data["question"] == CHAT["question"]
     assert list(data["history"]) == CHAT["history"]
@@ -64,12 +65,12 @@ def test_a_big_entry_array_stays_in_the_file_and_reads_back_as_json_loads_gives_
 
 
 def test_a_small_entry_array_is_a_plain_list(tmp_path):
-    data = read_trace_json(write(tmp_path, CHAT))
+    data = read_trace_json(write(tmp_path, CHAT), READ_SHAPE)
     assert type(data["history"]) is list and data == CHAT
 
 
 def test_otlp_wrappers_are_walked_down_to_the_spans(tmp_path, tiny_windows):
-    data = read_trace_json(write(tmp_path, OTLP), lazy_bytes=0)
+    data = read_trace_json(write(tmp_path, OTLP), READ_SHAPE, lazy_bytes=0)
     scope = data["resourceSpans"][0]["scopeSpans"][0]
     assert isinstance(scope["spans"], LazyArray) and scope["scope"] == {"name": "oi"}
     assert list(scope["spans"]) == OTLP["resourceSpans"][0]["scopeSpans"][0]["spans"]
@@ -78,21 +79,21 @@ def test_otlp_wrappers_are_walked_down_to_the_spans(tmp_path, tiny_windows):
 
 def test_a_top_level_array_and_numbers_at_a_windows_edge(tmp_path, tiny_windows):
     numbers = [123456789, -0.5e10, 7, True, None, "x" * 20]
-    assert list(read_trace_json(write(tmp_path, numbers), lazy_bytes=0)) == numbers
+    assert list(read_trace_json(write(tmp_path, numbers), READ_SHAPE, lazy_bytes=0)) == numbers
 
 
 def test_a_byte_order_mark_is_skipped(tmp_path):
     path = tmp_path / "bom.json"
     path.write_bytes(b"\xef\xbb\xbf" + json.dumps(CHAT, ensure_ascii=False).encode())
-    assert list(read_trace_json(path, lazy_bytes=0)["history"]) == CHAT["history"]
+    assert list(read_trace_json(path, READ_SHAPE, lazy_bytes=0)["history"]) == CHAT["history"]
 
 
 def test_json_lines_become_an_array(tmp_path):
     path = tmp_path / "runs.jsonl"
     path.write_text("\n".join(json.dumps(m, ensure_ascii=False) for m in CHAT["history"]) + "\n\n", encoding="utf-8")
-    lazy = read_trace_json(path, lazy_bytes=0)
+    lazy = read_trace_json(path, READ_SHAPE, lazy_bytes=0)
     assert isinstance(lazy, LazyArray) and list(lazy) == CHAT["history"]
-    assert read_trace_json(path) == CHAT["history"]
+    assert read_trace_json(path, READ_SHAPE) == CHAT["history"]
 
 
 @pytest.mark.parametrize(
@@ -113,19 +114,19 @@ def test_a_broken_file_gets_an_error_naming_it_and_where(tmp_path, content, mess
     path = tmp_path / "t.json"
     path.write_text(content)
     with pytest.raises(TraceFormatError, match=message):
-        read_trace_json(path)
+        read_trace_json(path, READ_SHAPE)
 
 
 def test_a_file_that_is_not_utf8_says_so(tmp_path):
     path = tmp_path / "t.json"
     path.write_bytes(b'{"history": ["caf\xe9"]}')
     with pytest.raises(TraceFormatError, match=r"t\.json: not UTF-8 text"):
-        read_trace_json(path)
+        read_trace_json(path, READ_SHAPE)
 
 
 def test_a_file_changed_after_it_was_indexed_is_refused_not_misread(tmp_path):
     path = write(tmp_path, CHAT)
-    data = read_trace_json(path, lazy_bytes=0)
+    data = read_trace_json(path, READ_SHAPE, lazy_bytes=0)
     path.write_text(json.dumps({"history": []}))
     os.utime(path, ns=(1, 1))
     with pytest.raises(TraceFormatError, match=r"t\.json: the file changed while it was being read"):
@@ -185,7 +186,7 @@ def test_a_span_tree_nested_under_one_root_is_walked_so_its_children_stay_in_the
         return {"span_id": f"s{i}", "span_name": f"step {i} — ✓", "child_spans": children}
 
     tree = {"trace_id": "t", "spans": [span(0, [span(1, [span(3, [])]), span(2, [])])]}
-    data = read_trace_json(write(tmp_path, tree), lazy_bytes=0)
+    data = read_trace_json(write(tmp_path, tree), READ_SHAPE, lazy_bytes=0)
     [root] = data["spans"]
     assert isinstance(data["spans"], LazyArray) and isinstance(root["child_spans"], LazyArray)
     first, second = root["child_spans"]

@@ -13,6 +13,7 @@ import pytest
 from refinery.errors import TraceFormatError
 from refinery.traces import json_stream
 from refinery.traces.json_stream import LazyArray, read_trace_json
+from refinery.traces.loader import READ_SHAPE
 
 NUMBERS = [
     "0",
@@ -104,8 +105,8 @@ def test_random_documents_read_as_json_loads_reads_them(tmp_path, monkeypatch, w
         text = json.dumps(doc, ensure_ascii=rng.random() < 0.5, indent=rng.choice([None, 1]))
         path.write_text(text, encoding="utf-8")
         expected = json.loads(text)
-        for lazy in (0, 1 << 20):
-            assert plain(read_trace_json(path, lazy_bytes=lazy)) == expected, (window, n, lazy, text[:200])
+        for lazy in (0, 48, 1 << 20):  # every item walked; small ones decoded in one call, big ones walked; none lazy
+            assert plain(read_trace_json(path, READ_SHAPE, lazy_bytes=lazy)) == expected, (window, n, lazy, text[:200])
 
 
 def test_every_cut_of_numbers_strings_and_escapes(tmp_path, monkeypatch):
@@ -120,8 +121,8 @@ def test_every_cut_of_numbers_strings_and_escapes(tmp_path, monkeypatch):
     path.write_text(text, encoding="utf-8")
     for window in range(1, 48):
         monkeypatch.setattr(json_stream, "_CHUNK", window)
-        for lazy in (0, 1 << 20):
-            assert plain(read_trace_json(path, lazy_bytes=lazy)) == doc, (window, lazy)
+        for lazy in (0, 40, 1 << 20):
+            assert plain(read_trace_json(path, READ_SHAPE, lazy_bytes=lazy)) == doc, (window, lazy)
 
 
 def test_a_broken_document_is_a_trace_format_error_naming_the_byte(tmp_path, monkeypatch):
@@ -129,13 +130,13 @@ def test_a_broken_document_is_a_trace_format_error_naming_the_byte(tmp_path, mon
     path = tmp_path / "doc.json"
     path.write_text('{"spans": [{"span_id": "a", "t": 12.5x}]}')
     with pytest.raises(TraceFormatError, match=r"not JSON: .*\(byte \d+\)"):
-        read_trace_json(path)
+        read_trace_json(path, READ_SHAPE)
 
 
 def test_a_lazy_item_that_changed_shape_is_reported_not_leaked(tmp_path, monkeypatch):
     path = tmp_path / "doc.json"
     path.write_text(json.dumps({"spans": [{"span_id": "a", "child_spans": [{"span_id": "b"}]}, {"span_id": "c"}]}))
-    data = read_trace_json(path, lazy_bytes=0)
+    data = read_trace_json(path, READ_SHAPE, lazy_bytes=0)
     spans = data["spans"]
     assert isinstance(spans, LazyArray)
     spans._spans[1] -= 1  # the recorded end of item 0 no longer where the item ends
@@ -153,5 +154,5 @@ def test_a_span_list_whose_first_window_ends_inside_a_number_loads(tmp_path):
     assert text[(1 << 20) - 1] == "."
     path = tmp_path / "spans.json"
     path.write_text(text)
-    data = read_trace_json(path)
+    data = read_trace_json(path, READ_SHAPE)
     assert len(data["spans"]) == 20_000 and data["spans"][-1] == spans[-1]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 
 from refinery import ConfigurationError, FailureAnalyst, SimpleFailureAnalyst, StagedFailureAnalyst
+from refinery.agents.stage_results import StagedAnalysisResult
 from refinery.core.models import CompleteAnalysis, FailureType
 from refinery.integrations.responses_client import ResponsesClient
 from refinery.orchestrator import AnalysisOrchestrator as AnalysisOrchestratorFor
@@ -120,3 +122,28 @@ async def test_either_analyst_gets_the_same_report(mocked, make_transport, tmp_p
     assert str(tmp_path / "report.html") in written
     assert SAMPLES["stage3"]["root_cause"] in report
     assert (SAMPLES["stage4"]["summary"] in report) == (summary_from == "synthesis")
+
+
+@pytest.mark.parametrize(("name", "stages"), [("staged", 4), ("simple", 3)], ids=["staged", "rollback"])
+async def test_either_analyst_gives_the_one_result_type(mocked, make_transport, spec, name, stages):
+    fake = FakeOpenAI(mocked)
+    async with ResponsesClient(transport=make_transport()) as client:
+        orch = AnalysisOrchestratorFor(analyst=name, model="gpt-4o", seed=1, client=client)
+        result = await orch.analyze(make_trace(), EXPECTATION, PROMPTS, EVALS)
+    assert isinstance(result, StagedAnalysisResult) and result.trace_id == "t1"
+    assert result.diagnosis is not None and result.diagnosis.root_cause == SAMPLES["stage3"]["root_cause"]
+    assert sorted(result.usage) == [f"stage{i}" for i in range(1, stages + 1)]
+    assert (result.synthesis is not None) == (name == "staged")
+    assert all(spec.validate(b) == [] for b in fake.bodies)
+
+
+async def test_one_simple_analyst_runs_several_analyses_at_once_each_with_its_own_count(mocked, make_transport):
+    FakeOpenAI(mocked)
+    secret = "sk-proj-" + "A1b2C3d4" * 5
+    clean, leaky = make_trace(), make_trace()
+    leaky.runs[0].inputs = {"prompt": f"use key {secret}"}
+    async with ResponsesClient(transport=make_transport()) as client:
+        analyst = SimpleFailureAnalyst(client=client)
+        a, b = await asyncio.gather(analyst.analyze(clean, EXPECTATION), analyst.analyze(leaky, EXPECTATION))
+    assert sum(a.redactions.values()) == 0 and sum(b.redactions.values()) == 1
+    assert sorted(a.usage) == sorted(b.usage) == ["stage1", "stage2", "stage3"]

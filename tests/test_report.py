@@ -10,7 +10,10 @@ import pytest
 
 from refinery.core.pricing import estimate_cost_usd, price_for
 from refinery.report import citation_resolver, gather, render_html, render_markdown
+from refinery.report.view import CitationResolver
 from refinery.traces import load_trace
+from refinery.traces.render import RenderOptions
+from refinery.traces.spool import upload_files_for
 from tests.fake_openai import SAMPLES, sample_result
 from tests.fixtures_traces import make_trace
 
@@ -115,6 +118,16 @@ def test_a_step_citation_links_to_that_step_of_a_step_log():
     resolve = citation_resolver(gather(sample_result(), trace).runs)
     assert resolve("q-7_runs_001-006.md", "Step 4: Orchestrator (thought)").run_id == "step-4"
     assert resolve("q-7_runs_001-006.md", "Run 005").run_id == "step-4"  # the file's sequence number still works
+
+
+def test_a_citation_naming_only_a_file_points_at_the_first_run_the_renderer_put_there():
+    trace = load_trace(Path(__file__).parent / "fixtures" / "step_log_wrapped.json")
+    files, _ = upload_files_for(trace, options=RenderOptions(runs_per_file=2))
+    second = files.names[1]
+    rows = gather(sample_result(), trace).runs
+    resolve = CitationResolver(rows, {second: files.layout(1).run_ids[0]})
+    assert resolve(second, "the whole file").run_id == trace.runs[2].id
+    assert resolve("renamed.md", "the whole file") is None  # names are not read when the layouts are at hand
 
 
 def test_the_report_shows_who_when_where_and_which_claims_verified():

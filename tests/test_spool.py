@@ -27,7 +27,7 @@ def test_the_spool_folder_is_private_and_deleted_on_close():
     spool = SpooledFiles(FILES)
     folder = spool.folder
     assert folder.stat().st_mode & 0o777 == 0o700
-    assert sorted(p.name for p in folder.iterdir()) == ["000000", "000001", "000002"]  # names never become paths
+    assert [p.name for p in folder.iterdir()] == ["texts"]  # one file for all: names never become paths
     spool.close()
     assert not folder.exists()
 
@@ -118,4 +118,4 @@ def test_spooled_text_is_the_owners_only_and_a_dead_processs_spool_is_swept(tmp_
     monkeypatch.setattr(spool_module, "_swept", False)
     spool = SpooledFiles([("a.md", "secret-free text")])
     assert not stale.exists() and alive.exists()
-    assert (spool.folder / "000000").stat().st_mode & 0o777 == 0o600 and spool.folder.stat().st_mode & 0o777 == 0o700
+    assert (spool.folder / "texts").stat().st_mode & 0o777 == 0o600 and spool.folder.stat().st_mode & 0o777 == 0o700

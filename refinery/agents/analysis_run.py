@@ -33,15 +33,22 @@ DEFAULT_GROUP_TOKENS = 24_000
 
 def plan_groups(
     files: Sequence[tuple[str, str]],
-    runs_total: int,
-    runs_per_file: int,
     files_per_group: int,
     group_tokens: int = DEFAULT_GROUP_TOKENS,
 ) -> list[StageGroup]:
     """The Stage 1 groups for a rendering: consecutive run files, as many as fit `group_tokens`
     of rendered text (sized by tokens, not runs: one LLM span can outweigh a hundred tool calls),
-    at most `files_per_group` a group, at least one."""
-    run_files = [(name, tokens) for name, _, tokens in file_stats(files) if "_runs_" in name]
+    at most `files_per_group` a group, at least one. Which files hold runs, and how many, is the
+    renderer's word (each file's `FileLayout`), not read from names or headings."""
+    layout = getattr(files, "layout", None)
+    if layout is None:
+        raise TypeError("plan_groups needs rendered files with their layouts (RenderedFiles or SpooledFiles)")
+    run_files, runs_before = [], [0]  # (name, tokens) of each run file; the runs in the files before each
+    for i, (name, _, tokens) in enumerate(file_stats(files)):
+        runs = len(layout(i).run_ids)
+        if runs:
+            run_files.append((name, tokens))
+            runs_before.append(runs_before[-1] + runs)
     groups: list[StageGroup] = []
     start = 0
     while start < len(run_files):
@@ -53,7 +60,7 @@ def plan_groups(
         ):
             size += run_files[end][1]
             end += 1
-        first, last = start * runs_per_file + 1, min(runs_total, end * runs_per_file)
+        first, last = runs_before[start] + 1, runs_before[end]
         groups.append(StageGroup(len(groups) + 1, first, last, tuple(n for n, _ in run_files[start:end])))
         start = end
     return groups

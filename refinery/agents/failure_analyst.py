@@ -1,8 +1,9 @@
 """`SimpleFailureAnalyst`: the baseline and rollback target.
 
 One Responses call per interface method, the trace rendered inline (trimmed to a token budget),
-no vector store. It answers in the same stage shapes as the staged analyst, so a host can switch
-between the two by changing one import and compare results field for field.
+no vector store. It answers in the same stage shapes as the staged analyst, and `analyze` returns
+the same `StagedAnalysisResult` (no synthesis: it has three stages), so a host switches between the
+two by one argument or one import and compares results field for field.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 from refinery.agents.analyst_base import AnalystBase, ProgressCallback
 from refinery.agents.stage_results import (
+    StagedAnalysisResult,
     to_diagnosis,
     to_gap_analysis,
     to_trace_analysis,
@@ -26,9 +28,13 @@ from refinery.core.models import (
     TraceAnalysis,
 )
 from refinery.core.tokens import trim_to_tokens
+from refinery.integrations.response_output import CallUsage
 from refinery.integrations.responses_client import ResponsesClient
 from refinery.prompts.system_prompts import SIMPLE_SYSTEM
+from refinery.traces.redact import RedactionReport
 from refinery.traces.spool import upload_files_for
+
+Usage = dict[str, CallUsage]  # what each stage's call cost, by stage key
 
 
 class SimpleFailureAnalyst(AnalystBase):
@@ -48,9 +54,8 @@ class SimpleFailureAnalyst(AnalystBase):
         self.max_inline_tokens = max_inline_tokens
         self.max_output_tokens = max_output_tokens
         self.temperature = temperature
-        self._inline: str = ""
 
-    async def _ask(self, key: str, user_text: str) -> Any:
+    async def _ask(self, key: str, user_text: str, usage: Usage | None = None) -> Any:
         stage = STAGE_BY_KEY[key]
         context = RequestContext(
             self.model,
@@ -62,10 +67,63 @@ class SimpleFailureAnalyst(AnalystBase):
         await self._emit(key, "start")
         answer = await self.client.create_json(build_request(stage, context), stage.schema, label=f"simple:{key}")
         await self._emit(key, "end")
+        if usage is not None:
+            usage[key] = answer.usage
         return stage.output_model.model_validate(answer.data)
 
     def _meta(self) -> dict[str, Any]:
         return {"analyst": "simple", "model": self.model, "seed": self.seed}
+
+    async def analyze(
+        self,
+        trace: Trace,
+        expectation: DomainExpertExpectation,
+        prompts: FileContents | None = None,
+        evals: FileContents | None = None,
+    ) -> StagedAnalysisResult:
+        """The three stages as one result of the type the staged analyst returns: outputs, what
+        each call cost, what was redacted. Everything of this analysis stays in this call, so one
+        analyst may run any number at once."""
+        usage: Usage = {}
+        s1, redaction = await self._stage1(trace, expectation, prompts, evals, usage)
+        s2 = await self._stage2(s1.model_dump(mode="json"), expectation, usage)
+        s3 = await self._stage3(s1.model_dump(mode="json"), s2.model_dump(mode="json"), usage)
+        return StagedAnalysisResult(
+            trace_id=trace.trace_id,
+            store_id=None,
+            trace_analysis=s1,
+            gap_analysis=s2,
+            diagnosis=s3,
+            usage=usage,
+            prompt_versions={k: STAGE_BY_KEY[k].prompt_ref for k in usage},
+            redactions=redaction.as_dict(),
+        )
+
+    async def _stage1(
+        self,
+        trace: Trace,
+        expectation: DomainExpertExpectation,
+        prompts: FileContents | None,
+        evals: FileContents | None,
+        usage: Usage | None = None,
+    ) -> tuple[Any, RedactionReport]:
+        files, redaction = upload_files_for(
+            trace, prompts=prompts, evals=evals, expectation=expectation, redact=self.redact
+        )
+        inline = trim_to_tokens(
+            "\n\n".join(f"=== file: {name} ===\n{text}" for name, text in files), self.max_inline_tokens
+        )
+        return await self._ask("stage1", stage_user_text(STAGE_BY_KEY["stage1"], inline_files=inline), usage), redaction
+
+    async def _stage2(self, stage1: Any, expectation: DomainExpertExpectation, usage: Usage | None = None) -> Any:
+        text = stage_user_text(
+            STAGE_BY_KEY["stage2"], {"stage1": stage1}, expectation_text=self.expectation_text(expectation)
+        )
+        return await self._ask("stage2", text, usage)
+
+    async def _stage3(self, stage1: Any, stage2: Any, usage: Usage | None = None) -> Any:
+        text = stage_user_text(STAGE_BY_KEY["stage3"], {"stage1": stage1, "stage2": stage2})
+        return await self._ask("stage3", text, usage)
 
     async def analyze_trace(
         self,
@@ -74,13 +132,8 @@ class SimpleFailureAnalyst(AnalystBase):
         prompt_contents: FileContents | None = None,
         eval_contents: FileContents | None = None,
     ) -> TraceAnalysis:
-        files, self.redaction = upload_files_for(
-            trace, prompts=prompt_contents, evals=eval_contents, expectation=expectation, redact=self.redact
-        )
-        inline = "\n\n".join(f"=== file: {name} ===\n{text}" for name, text in files)
-        self._inline = trim_to_tokens(inline, self.max_inline_tokens)
-        out = await self._ask("stage1", stage_user_text(STAGE_BY_KEY["stage1"], inline_files=self._inline))
-        return to_trace_analysis(trace.trace_id, out, self._meta())
+        out, self.redaction = await self._stage1(trace, expectation, prompt_contents, eval_contents)
+        return to_trace_analysis(trace.trace_id, out, self._meta())  # `self.redaction`: this call's count
 
     async def compare_to_expected(
         self,
@@ -89,11 +142,7 @@ class SimpleFailureAnalyst(AnalystBase):
         prompt_contents: FileContents | None = None,
         eval_contents: FileContents | None = None,
     ) -> GapAnalysis:
-        text = stage_user_text(
-            STAGE_BY_KEY["stage2"], {"stage1": analysis.raw}, expectation_text=self.expectation_text(expectation)
-        )
-        out = await self._ask("stage2", text)
-        return to_gap_analysis(out, self._meta())
+        return to_gap_analysis(await self._stage2(analysis.raw, expectation), self._meta())
 
     async def diagnose_failure(
         self,
@@ -104,6 +153,4 @@ class SimpleFailureAnalyst(AnalystBase):
     ) -> Diagnosis:
         TraceAnalysisOutput.model_validate(trace_analysis.raw)
         GapAnalysisOutput.model_validate(gap_analysis.raw)
-        text = stage_user_text(STAGE_BY_KEY["stage3"], {"stage1": trace_analysis.raw, "stage2": gap_analysis.raw})
-        out = await self._ask("stage3", text)
-        return to_diagnosis(out, None, self._meta())
+        return to_diagnosis(await self._stage3(trace_analysis.raw, gap_analysis.raw), None, self._meta())

@@ -30,7 +30,7 @@ def planned_requests(
     Stage 1 is built as the analyst reads it (`stage1_reading`): inline, each group's run files
     are in its body."""
     prior = {f"stage{n}": f"<stage {n} JSON>" for n in (1, 2, 3)}
-    groups = analyst.stage1_groups(files, len(trace.runs))
+    groups = analyst.stage1_groups(files)
     run = AnalysisRun(trace_id=trace.trace_id, store_id=PLANNED_STORE, groups=groups, texts=RunTexts(files))
     slots: list[StageGroup | None] = [*groups] or [None]
     for g in slots:

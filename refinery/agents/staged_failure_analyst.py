@@ -63,8 +63,9 @@ from refinery.integrations.response_output import CallUsage
 from refinery.integrations.responses_client import ResponsesClient
 from refinery.integrations.vector_store_manager import VectorStoreManager
 from refinery.prompts.system_prompts import SYSTEM
+from refinery.traces.redact import RedactionReport
 from refinery.traces.render import CHUNKING_STRATEGY, RenderOptions
-from refinery.traces.spool import upload_files_for
+from refinery.traces.spool import SpooledFiles, upload_files_for
 
 __all__ = [
     "STAGE1_GROUPS_DIR",
@@ -203,8 +204,19 @@ class StagedFailureAnalyst(AnalystBase):
         evals: FileContents | None = None,
     ) -> Sequence[tuple[str, str]]:
         """The files `prepare` uploads, redacted unless `redact=False` (`refinery plan` shows them);
-        `self.redaction` counts what this rendering redacted (an analysis keeps its own count)."""
-        files, self.redaction = upload_files_for(
+        `self.redaction` counts what this rendering redacted, for single-use callers (an analysis
+        keeps its own count on its run)."""
+        files, self.redaction = self._rendered(trace, expectation, prompts, evals)
+        return files
+
+    def _rendered(
+        self,
+        trace: Trace,
+        expectation: DomainExpertExpectation | None,
+        prompts: FileContents | None,
+        evals: FileContents | None,
+    ) -> tuple[SpooledFiles, RedactionReport]:
+        return upload_files_for(
             trace,
             options=self.render_options,
             prompts=prompts,
@@ -212,7 +224,6 @@ class StagedFailureAnalyst(AnalystBase):
             expectation=expectation,
             redact=self.redact,
         )
-        return files  # the analyst's copy of the count: the last rendering's, for single-use callers
 
     def _begin(
         self,
@@ -222,19 +233,21 @@ class StagedFailureAnalyst(AnalystBase):
         evals: FileContents | None,
     ) -> AnalysisRun:
         """Render the trace and lay out its analysis; the redaction count is the run's own."""
-        files = self.render(trace, expectation, prompts, evals)
+        files, redaction = self._rendered(trace, expectation, prompts, evals)
         run = self._layout(trace, files)
-        run.redaction = self.redaction  # set by `render` just now, with no await between: this rendering's
+        # the run's own count travels in its result; the analyst's copy is the last rendering's,
+        # for a host using the three-call interface (which has no result to carry it)
+        run.redaction = self.redaction = redaction
         return run
 
-    def stage1_groups(self, files: Sequence[tuple[str, str]], runs_total: int) -> list[StageGroup]:
+    def stage1_groups(self, files: Sequence[tuple[str, str]]) -> list[StageGroup]:
         """The Stage 1 groups of a rendering (see `stage1_groups.group_tokens`)."""
         tokens = group_tokens(self.calls, self.group_tokens, self.stage1_reading)
-        return plan_groups(files, runs_total, self.render_options.runs_per_file, self.files_per_group, tokens)
+        return plan_groups(files, self.files_per_group, tokens)
 
     def _layout(self, trace: Trace, files: Sequence[tuple[str, str]]) -> AnalysisRun:
         run = self._run_for(trace.trace_id)
-        run.groups = self.stage1_groups(files, len(trace.runs))
+        run.groups = self.stage1_groups(files)
         run.texts = RunTexts(files)  # what citations are checked against
         return run
 

@@ -10,7 +10,7 @@ so the report can embed it beside the claim.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,8 +160,11 @@ class CitationResolver:
     """The run a citation (file, section) points at: a run id in the section, else `step-N`,
     `Run N` or the run file's first run. One index of the rows, shared with `gather`."""
 
-    def __init__(self, rows: list[RunRow]) -> None:
+    def __init__(self, rows: list[RunRow], first_run_of_file: Mapping[str, str] | None = None) -> None:
+        """`first_run_of_file`: the renderer's word on which run opens each run file (from the
+        files' layouts); without a rendering at hand, the run file's name says it."""
         self.by_id = {r.run_id: r for r in rows}
+        self._first_run_of_file = first_run_of_file or {}
         self._by_seq = {r.seq: r for r in rows}
         self._ids_longest_first = sorted(self.by_id, key=len, reverse=True)
 
@@ -172,13 +175,26 @@ class CitationResolver:
         m = _STEP_REF.search(section)
         if m and f"step-{m.group(1)}" in self.by_id:
             return self.by_id[f"step-{m.group(1)}"]
-        for m in (_RUN_REF.search(section), _RUN_FILE.search(file)):
-            if m and int(m.group(1)) in self._by_seq:
-                return self._by_seq[int(m.group(1))]
+        m = _RUN_REF.search(section)
+        if m and int(m.group(1)) in self._by_seq:
+            return self._by_seq[int(m.group(1))]
+        if file in self._first_run_of_file:
+            return self.by_id.get(self._first_run_of_file[file])
+        m = None if self._first_run_of_file else _RUN_FILE.search(file)
+        if m and int(m.group(1)) in self._by_seq:
+            return self._by_seq[int(m.group(1))]
         return None
 
 
 citation_resolver = CitationResolver  # the name the report package has exported
+
+
+def _first_runs(files: Iterable[tuple[str, str]] | None) -> dict[str, str]:
+    """The first run of each rendered run file, from the files' layouts (no text read)."""
+    layout, names = getattr(files, "layout", None), getattr(files, "names", None)
+    if layout is None or names is None:
+        return {}
+    return {name: layout(i).run_ids[0] for i, name in enumerate(names) if layout(i).run_ids}
 
 
 def gather(
@@ -190,7 +206,7 @@ def gather(
     """The view of one analysis. With `files` (the trace as rendered and redacted for upload),
     each cited run's text is embedded."""
     rows = _rows(result, trace)
-    resolve = CitationResolver(rows)
+    resolve = CitationResolver(rows, _first_runs(files))
     by_id = resolve.by_id
 
     def cites(found: list[Any]) -> list[Cite]:

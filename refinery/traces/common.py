@@ -9,9 +9,8 @@ import json
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from refinery.core.models import TraceRun
 from refinery.errors import TraceFormatError
 
 log = logging.getLogger("refinery.traces")
@@ -85,23 +84,41 @@ def as_dict(value: Any, key: str) -> dict[str, Any] | None:
     return {key: value}
 
 
-def order_runs(runs: list[TraceRun]) -> list[TraceRun]:
+class Placed(Protocol):
+    """What run order and a trace's bounds read of a run (a `TraceRun`, or a span's `Skeleton`)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def parent_run_id(self) -> str | None: ...
+    @property
+    def start_time(self) -> datetime | None: ...
+    @property
+    def end_time(self) -> datetime | None: ...
+    @property
+    def dotted_order(self) -> str | None: ...
+
+
+R = TypeVar("R", bound=Placed)
+
+
+def order_runs(runs: list[R]) -> list[R]:
     """Execution order: by `dotted_order` when every run has one, else parents before children,
     siblings by start time (ties keep the export's order)."""
     if runs and all(r.dotted_order for r in runs):
         return sorted(runs, key=lambda r: r.dotted_order or "")
     ids = {r.id for r in runs}
     position = {id(r): i for i, r in enumerate(runs)}
-    children: dict[str | None, list[TraceRun]] = {}
+    children: dict[str | None, list[R]] = {}
     for r in runs:
         parent = r.parent_run_id if r.parent_run_id in ids and r.parent_run_id != r.id else None
         children.setdefault(parent, []).append(r)
     floor = datetime.min.replace(tzinfo=timezone.utc)
 
-    def key(r: TraceRun) -> tuple[datetime, int]:
+    def key(r: R) -> tuple[datetime, int]:
         return (r.start_time or floor, position[id(r)])
 
-    ordered: list[TraceRun] = []
+    ordered: list[R] = []
     seen: set[int] = set()
     stack = sorted(children.get(None, []), key=key, reverse=True)
     while stack:
@@ -116,7 +133,7 @@ def order_runs(runs: list[TraceRun]) -> list[TraceRun]:
     return ordered
 
 
-def span_bounds(runs: Iterable[TraceRun]) -> tuple[datetime | None, datetime | None]:
+def span_bounds(runs: Iterable[Placed]) -> tuple[datetime | None, datetime | None]:
     """The first start and the last end, in one pass (a big chat log's runs are made as read)."""
     first: datetime | None = None
     last: datetime | None = None

@@ -7,12 +7,15 @@ reader keeps each big entry array as a `LazyArray`: the byte span of every item 
 item), the item parsed when it is read. The file is read a window at a time, so the text is
 never whole in memory either.
 
-Only the trace's skeleton is walked here in Python: the top object, OTLP's
-`resourceSpans[].scopeSpans[]` wrappers, and span objects (under `spans`), whose nested children
-(`child_spans`, as TRAIL's ClickHouse exports nest a whole trace under one root span) may be big
-arrays in turn. Everything else is parsed by the standard library's C decoder. An entry array
-whose items add up to less than `lazy_bytes` is returned as a plain list, so small traces look
-exactly as `json.loads` would give them.
+Which arrays stay in the file is the loaders' word, not this module's: each declares a
+`ReadShape` (its entry arrays, the wrapper arrays above them, the child arrays an entry may nest)
+and `loader.py` reads with their union. Only that skeleton is walked here in Python: the top
+object, wrapper objects (OTLP's `resourceSpans[].scopeSpans[]`), and entries that may nest big
+child arrays (TRAIL's ClickHouse exports nest a whole trace under one root span) when they are too
+big to be small. Everything else — every entry smaller than `lazy_bytes`, which then can hold no
+lazy child — is parsed by the standard library's C decoder in one call. An entry array whose items
+add up to less than `lazy_bytes` is returned as a plain list, so small traces look exactly as
+`json.loads` would give them.
 """
 
 from __future__ import annotations
@@ -22,22 +25,44 @@ import json
 import os
 import re
 from array import array
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, overload
 
 from refinery.errors import TraceFormatError
 
-__all__ = ["LAZY_BYTES", "LazyArray", "is_array", "read_trace_json"]
+__all__ = ["LAZY_BYTES", "LazyArray", "ReadShape", "is_array", "read_trace_json"]
 
 LAZY_BYTES = 1 << 20  # entry arrays bigger than this stay in the file
-ENTRY_KEYS = frozenset({"history", "messages", "steps", "runs", "post", "patch", "observations", "spans", "data"})
-WRAPPER_KEYS = frozenset(
-    {"resourceSpans", "scopeSpans", "instrumentationLibrarySpans"}
-)  # OTLP's nesting down to `spans`
-TREE_KEYS = frozenset({"child_spans", "ChildSpans", "children"})  # a span's nested children
-WALKED_ITEMS = frozenset({"spans"}) | TREE_KEYS  # arrays whose object items are walked: they may nest spans
+
+
+@dataclass(frozen=True)
+class ReadShape:
+    """The arrays a loader walks one item at a time, so they may stay in the file.
+
+    `entries`: keys of entry arrays (messages, runs, spans, observations); `wrappers`: keys of
+    arrays of objects walked to reach entry arrays below them (OTLP's `resourceSpans` and
+    `scopeSpans`); `children`: keys under which an entry nests more entries (a span's
+    `child_spans`), which may be big arrays in turn; `nesting`: the entry keys whose items may
+    have such children.
+    """
+
+    entries: frozenset[str] = field(default_factory=frozenset)
+    wrappers: frozenset[str] = field(default_factory=frozenset)
+    children: frozenset[str] = field(default_factory=frozenset)
+    nesting: frozenset[str] = field(default_factory=frozenset)
+
+    def __or__(self, other: ReadShape) -> ReadShape:
+        return ReadShape(
+            self.entries | other.entries,
+            self.wrappers | other.wrappers,
+            self.children | other.children,
+            self.nesting | other.nesting,
+        )
+
+
 _CHUNK = 1 << 20
 _WS = re.compile(r"[ \t\n\r]*")
 _DELIMITERS = frozenset(" \t\n\r,:]}")  # what may follow a complete JSON value
@@ -82,8 +107,19 @@ class LazyArray(Sequence[Any]):
             for i in range(len(self)):
                 yield self._read(f, i)
 
+    @property
+    def nested(self) -> bool:
+        """Some item nests child entries (a span tree): items are more than one entry each."""
+        return self._walk
+
     def __repr__(self) -> str:
         return f"LazyArray({self.path.name!r}, {len(self)} items)"
+
+    @contextmanager
+    def reading(self) -> Iterator[Callable[[int], Any]]:
+        """Items by index, in any order, through one open handle (`self[i]` opens the file each time)."""
+        with self._open() as f:
+            yield lambda i: self._read(f, range(len(self))[i])
 
     def _open(self) -> BinaryIO:
         if _stamp(self.path) != self._ctx.stamp:
@@ -97,7 +133,7 @@ class LazyArray(Sequence[Any]):
             if not self._walk:
                 return json.loads(f.read(end - start))
             cur = _Cursor(f, first_byte=start, limit=end - start)
-            value = _item(cur, self._ctx, True)
+            value = _item(cur, self._ctx, True, self._ctx.shape.children)
             if cur.skip_ws():  # the item must end where it ended when the file was first read
                 raise _NotJson("an item does not end where it did", cur.byte_at(cur.pos))
             return value
@@ -187,6 +223,23 @@ class _Cursor:
         self.pos += 1
         return c
 
+    def small_value(self, most_bytes: int) -> tuple[bool, Any]:
+        """(True, the next value) when it is whole in the window and at most `most_bytes` long;
+        (False, None) otherwise, the cursor unmoved. Why: an entry that small can hold no array
+        big enough to stay in the file, so one C call parses it, where a walk goes key by key."""
+        self.skip_ws()
+        if self.buf[self.pos : self.pos + 1] not in ("{", "["):  # numbers may be cut: `value` checks
+            return False, None
+        try:
+            value, end = _DECODER.raw_decode(self.buf, self.pos)
+        except json.JSONDecodeError:
+            return False, None  # cut by the window's edge, too big, or broken: the walk says which
+        piece = self.buf[self.pos : end]  # its bytes counted aside: the byte mark never passes the cursor
+        if len(piece) > most_bytes or (not piece.isascii() and len(piece.encode("utf-8")) > most_bytes):
+            return False, None
+        self.pos = end
+        return True, value
+
     def value(self) -> Any:
         """The next JSON value, parsed by the C decoder."""
         self.skip_ws()
@@ -216,12 +269,15 @@ class _Context:
     path: Path
     stamp: tuple[int, int]
     lazy_bytes: int
+    shape: ReadShape
 
 
-def _item(cur: _Cursor, ctx: _Context, walk: bool) -> Any:
-    """One array item: a span object walked (its children may be big arrays), else parsed whole."""
+def _item(cur: _Cursor, ctx: _Context, walk: bool, keys: frozenset[str]) -> Any:
+    """One array item: an entry that may nest big child arrays walked (unless it is small), else
+    parsed whole."""
     if walk and cur.skip_ws() == "{":
-        return _object(cur, ctx, TREE_KEYS)
+        small, value = cur.small_value(ctx.lazy_bytes)
+        return value if small else _object(cur, ctx, keys, nested=True)
     return cur.value()
 
 
@@ -261,18 +317,20 @@ def _array_items(cur: _Cursor) -> Iterator[None]:
 
 def _entries(cur: _Cursor, ctx: _Context, walk: bool) -> list[Any] | LazyArray:
     collected = _Collected(ctx)
+    children = ctx.shape.children
     nested = False  # some item has children: read items back by walking them too
     for _ in _array_items(cur):
         cur.skip_ws()
         start = cur.byte_at(cur.pos)
-        value = _item(cur, ctx, walk)
+        value = _item(cur, ctx, walk, children)
         collected.add(value, start, cur.byte_at(cur.pos))
-        nested = nested or (walk and isinstance(value, dict) and not TREE_KEYS.isdisjoint(value))
+        nested = nested or (walk and isinstance(value, dict) and not children.isdisjoint(value))
     return collected.result(walk=nested)
 
 
-def _object(cur: _Cursor, ctx: _Context, entry_keys: frozenset[str] = ENTRY_KEYS) -> dict[str, Any]:
-    """An object walked key by key: entry arrays may stay lazy, OTLP wrappers are walked too."""
+def _object(cur: _Cursor, ctx: _Context, entry_keys: frozenset[str], *, nested: bool = False) -> dict[str, Any]:
+    """An object walked key by key: entry arrays may stay lazy; wrapper arrays (above entries,
+    never inside one: `nested`) are walked too."""
     cur.expect("{")
     out: dict[str, Any] = {}
     if cur.skip_ws() == "}":
@@ -285,8 +343,8 @@ def _object(cur: _Cursor, ctx: _Context, entry_keys: frozenset[str] = ENTRY_KEYS
         cur.expect(":")
         nxt = cur.skip_ws()
         if nxt == "[" and key in entry_keys:
-            out[key] = _entries(cur, ctx, key in WALKED_ITEMS)
-        elif nxt == "[" and key in WRAPPER_KEYS and entry_keys is ENTRY_KEYS:
+            out[key] = _entries(cur, ctx, nested or key in ctx.shape.nesting)
+        elif nxt == "[" and key in ctx.shape.wrappers and not nested:
             out[key] = _wrappers(cur, ctx)
         else:
             out[key] = cur.value()
@@ -295,7 +353,7 @@ def _object(cur: _Cursor, ctx: _Context, entry_keys: frozenset[str] = ENTRY_KEYS
 
 
 def _wrappers(cur: _Cursor, ctx: _Context) -> list[Any]:
-    return [_object(cur, ctx) if cur.skip_ws() == "{" else cur.value() for _ in _array_items(cur)]
+    return [_object(cur, ctx, ctx.shape.entries) if cur.skip_ws() == "{" else cur.value() for _ in _array_items(cur)]
 
 
 def _document(ctx: _Context) -> Any:
@@ -303,7 +361,7 @@ def _document(ctx: _Context) -> Any:
         cur = _Cursor(f)
         first = cur.skip_ws()
         if first == "{":
-            data: Any = _object(cur, ctx)
+            data: Any = _object(cur, ctx, ctx.shape.entries)
         elif first == "[":
             data = _entries(cur, ctx, True)
         else:
@@ -340,9 +398,9 @@ def _json_lines(ctx: _Context) -> list[Any] | LazyArray | None:
     return collected.result() if len(collected.spans) >= 4 else None
 
 
-def read_trace_json(path: Path, *, lazy_bytes: int | None = None) -> Any:
+def read_trace_json(path: Path, shape: ReadShape, *, lazy_bytes: int | None = None) -> Any:
     """A JSON document or a JSONL file (one value a line, as a list), big entry arrays lazily
-    (bigger than `lazy_bytes`, by default `LAZY_BYTES`)."""
+    (the arrays `shape` names, bigger than `lazy_bytes`, by default `LAZY_BYTES`)."""
     lazy_bytes = LAZY_BYTES if lazy_bytes is None else lazy_bytes
     if path.is_dir():
         raise TraceFormatError(
@@ -351,7 +409,7 @@ def read_trace_json(path: Path, *, lazy_bytes: int | None = None) -> Any:
     if path.exists() and not path.is_file():  # a pipe would hang, a device never end
         raise TraceFormatError("not a regular file (a pipe or a device); give a trace file", source=str(path))
     try:
-        ctx = _Context(path, _stamp(path), lazy_bytes)
+        ctx = _Context(path, _stamp(path), lazy_bytes, shape)
         try:
             return _document(ctx)
         except _NotJson as problem:

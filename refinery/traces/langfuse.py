@@ -18,8 +18,9 @@ from refinery.traces.common import (
     require,
     span_bounds,
 )
-from refinery.traces.json_stream import is_array
+from refinery.traces.json_stream import ReadShape, is_array
 
+READ_SHAPE = ReadShape(entries=frozenset({"observations"}))
 TYPES = {
     "GENERATION": RunType.LLM,
     "SPAN": RunType.CHAIN,

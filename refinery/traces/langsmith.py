@@ -12,9 +12,10 @@ from typing import Any
 from refinery.core.models import RunType, Trace, TraceRun
 from refinery.errors import TraceFormatError
 from refinery.traces.common import as_dict, order_runs, parse_time, span_bounds
-from refinery.traces.json_stream import is_array
+from refinery.traces.json_stream import ReadShape, is_array
 
 _RUN_TYPES = {t.value for t in RunType}
+READ_SHAPE = ReadShape(entries=frozenset({"runs", "post", "patch"}))  # runs, or the API's batch payloads
 
 
 def _id_from_dotted_order(dotted: Any) -> str | None:

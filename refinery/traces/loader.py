@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from refinery.core.models import Trace
 from refinery.errors import TraceFormatError
+from refinery.traces import langfuse, langsmith, otel, plain
 from refinery.traces.json_stream import is_array, read_trace_json
 from refinery.traces.langfuse import load_langfuse
 from refinery.traces.langsmith import load_langsmith
@@ -32,6 +33,8 @@ LOADERS: dict[str, Loader] = {
     "langfuse": load_langfuse,
     "plain": load_plain,
 }
+# What each loader walks one entry at a time, so a big file's entries may stay in it until read
+READ_SHAPE = langsmith.READ_SHAPE | otel.READ_SHAPE | langfuse.READ_SHAPE | plain.READ_SHAPE
 _SPAN_KEYS = (
     "spanId",
     "span_id",
@@ -95,7 +98,7 @@ def load_trace(path_or_data: str | Path | Any, *, format: str | None = None) -> 
 def _load(path_or_data: str | Path | Any, source: str | None, format: str | None) -> Trace:
     data = path_or_data
     if source is not None:
-        data = read_trace_json(Path(path_or_data))
+        data = read_trace_json(Path(path_or_data), READ_SHAPE)
     fmt = format or detect_format(data)
     if fmt is None:
         kind = type(data).__name__

@@ -24,15 +24,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from functools import partial
 from typing import Any, Literal, cast
 
-from refinery.core.models import RunType, Trace, TraceRun
+from refinery.core.models import LazyRuns, RunType, Trace, TraceRun
 from refinery.errors import TraceFormatError
 from refinery.traces.common import maybe_json, order_runs, parse_time, span_bounds
-from refinery.traces.json_stream import is_array
+from refinery.traces.json_stream import LazyArray, ReadShape, is_array
 from refinery.traces.otel_attributes import StringPool, attributes_of, otlp_value, unflatten
 from refinery.traces.otel_columns import column, from_columns, is_clickhouse_span, log_io, parse_duration
+from refinery.traces.span_source import Hoisted, Skeleton, SpanEntries, SpanEntry
 
 __all__ = ["attributes_of", "is_attribute_map", "load_otel", "otlp_value", "parse_duration", "span_to_run", "unflatten"]
 
@@ -57,6 +60,15 @@ GENAI_OPERATIONS = {
     "invoke_agent": RunType.AGENT,
     "create_agent": RunType.AGENT,
 }
+CHILD_KEYS = ("child_spans", "ChildSpans", "children")  # a span's nested children
+# Spans (flat, or a tree nested under its root) under OTLP's `resourceSpans[].scopeSpans[]` or a
+# `spans`/`data` list: the spans stay in the file, read one at a time, children too.
+READ_SHAPE = ReadShape(
+    entries=frozenset({"spans", "data"}),
+    wrappers=frozenset({"resourceSpans", "scopeSpans", "instrumentationLibrarySpans"}),
+    children=frozenset(CHILD_KEYS),
+    nesting=frozenset({"spans", "data"}),
+)
 _ATTRIBUTE_MARKERS = ("openinference.span.kind", "gen_ai.", "llm.", "input.value", "output.value")
 
 
@@ -227,6 +239,8 @@ def span_to_run(
     pool: StringPool | None = None,
 ) -> TraceRun:
     field = f"spans[{i}]"
+    if not isinstance(span, dict):
+        raise TraceFormatError(f"expected a span object, got {type(span).__name__}", source=source, field=field)
     if is_clickhouse_span(span):
         span = from_columns(span, source, field)
         resource = span.pop("resource", None) or resource
@@ -296,9 +310,10 @@ def _walk_nested(spans: Iterable[Any], parent: str | None) -> Iterator[dict[str,
     """Each span of a (possibly nested) span list, flat, children given their parent's id."""
     for span in spans:
         if not isinstance(span, dict):
+            yield span  # not a span: `span_to_run` says so, naming it
             continue
-        children = span.get("child_spans") or span.get("ChildSpans") or span.get("children") or []
-        flat = {k: v for k, v in span.items() if k not in ("child_spans", "ChildSpans", "children")}
+        children: Any = next((span[k] for k in CHILD_KEYS if span.get(k)), [])
+        flat = {k: v for k, v in span.items() if k not in CHILD_KEYS}
         id_source = (
             {"span_id": column(flat, "span_id"), "parent_span_id": column(flat, "parent_span_id")}
             if is_clickhouse_span(flat)
@@ -312,76 +327,114 @@ def _walk_nested(spans: Iterable[Any], parent: str | None) -> Iterator[dict[str,
             yield from _walk_nested(children, own_id)
 
 
-def _otlp_spans(data: dict[str, Any], source: str | None) -> Iterator[tuple[Any, dict[str, Any] | None]]:
-    """(span, its resource's attributes) for every span under `resourceSpans`, in file order."""
+def _otlp_parts(data: dict[str, Any], source: str | None) -> list[tuple[Sequence[Any], dict[str, Any] | None]]:
+    """Each `spans` array under `resourceSpans`, with its resource's attributes, in file order."""
+    parts: list[tuple[Sequence[Any], dict[str, Any] | None]] = []
     for r_i, rs in enumerate(data.get("resourceSpans") or []):
         if not isinstance(rs, dict):
             raise TraceFormatError("expected an object", source=source, field=f"resourceSpans[{r_i}]")
         resource = attributes_of((rs.get("resource") or {}).get("attributes")) or None
         for ss in rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or []:
-            for span in (ss or {}).get("spans") or []:
-                yield span, resource
-
-
-def _hoist_common(runs: list[TraceRun]) -> dict[str, Any]:
-    """The resource and the attributes every span repeats, moved to the trace once.
-
-    Exporters stamp the same resource (and often the same project attributes) on every span;
-    left per span they would fill each rendered run with identical noise.
-    """
-    if len(runs) < 2:
-        return {}
-    out: dict[str, Any] = {}
-    resources = [r.metadata.get("resource") for r in runs]
-    if resources[0] and all(res == resources[0] for res in resources):
-        out["resource"] = resources[0]
-        for r in runs:
-            r.metadata.pop("resource", None)
-    attr_maps = [r.metadata.get("attributes") or {} for r in runs]
-    common = {k: v for k, v in attr_maps[0].items() if all(k in a and a[k] == v for a in attr_maps[1:])}
-    if common:
-        out["common_attributes"] = common
-        for r in runs:
-            rest = {k: v for k, v in (r.metadata.get("attributes") or {}).items() if k not in common}
-            if rest:
-                r.metadata["attributes"] = rest
-            else:
-                r.metadata.pop("attributes", None)
-    return out
+            parts.append(((ss or {}).get("spans") or [], resource))
+    return parts
 
 
 def load_otel(data: Any, source: str | None = None) -> Trace:
     # Spans are converted as they are read: a big file's spans stay in the file until then
-    # (`json_stream.LazyArray`), so the parsed spans and the trace never peak together.
-    spans: Iterable[tuple[Any, dict[str, Any] | None]]
+    # (`json_stream.LazyArray`), so the parsed spans and the trace never peak together; and when
+    # they do stay there, so do the runs (`LazyRuns` over `SpanEntries`), made again when read.
+    parts: list[tuple[Sequence[Any], dict[str, Any] | None]] | None = None
     if isinstance(data, dict) and "resourceSpans" in data:
-        spans = _otlp_spans(data, source)
+        parts = _otlp_parts(data, source)
     elif is_attribute_map(data):
-        spans = [
-            ({"name": data.get("gen_ai.tool.name") or data.get("llm.model_name") or "span", "attributes": data}, None)
-        ]
+        name = data.get("gen_ai.tool.name") or data.get("llm.model_name") or "span"
+        return _trace([span_to_run({"name": name, "attributes": data}, 0, source)])
     else:
         items = (data["spans"] if is_array(data.get("spans")) else data.get("data")) if isinstance(data, dict) else data
         if not is_array(items):
             raise TraceFormatError("expected OTLP/JSON resourceSpans or a list of spans", source=source)
-        spans = ((s, None) for s in _walk_nested(cast("Iterable[Any]", items), None))
-    pool: StringPool = {}  # one copy of each repeated message across spans (see `attributes_of`)
-    converted = [span_to_run(s, i, source, res, pool) for i, (s, res) in enumerate(spans)]
-    del pool
+        if isinstance(items, LazyArray) and not items.nested:
+            parts = [(items, None)]
+        else:
+            pool: StringPool = {}  # one copy of each repeated message across spans (see `attributes_of`)
+            spans = _walk_nested(cast("Iterable[Any]", items), None)
+            return _trace([span_to_run(s, i, source, None, pool) for i, s in enumerate(spans)])
+    if any(isinstance(items, LazyArray) for items, _ in parts):
+        return _lazy_trace(parts, source)
+    pool = {}
+    spans_with = ((span, res) for items, res in parts for span in items)
+    return _trace([span_to_run(s, i, source, res, pool) for i, (s, res) in enumerate(spans_with)])
+
+
+def _trace(converted: list[TraceRun]) -> Trace:
     runs = order_runs(converted)
     del converted
-    trace_ids = list(dict.fromkeys(r.trace_id for r in runs if r.trace_id))
-    trace_id = trace_ids[0] if trace_ids else (runs[0].id if runs else "otel-trace")
+    trace_id = _trace_id(runs)
     for r in runs:
         r.trace_id = r.trace_id or trace_id
+    hoisted = Hoisted()
+    for r in runs:
+        hoisted.see(r)
+    metadata = _metadata(runs, hoisted.settle(runs[0] if runs else None))
+    for r in runs:
+        hoisted.apply(r)
+    services = ((r.metadata.get("resource") or {}).get("service.name") for r in runs)
+    start, end = span_bounds(runs)
+    project = _project(metadata, services)
+    return Trace(trace_id=trace_id, project_name=project, runs=runs, start_time=start, end_time=end, metadata=metadata)
+
+
+def _lazy_trace(parts: list[tuple[Sequence[Any], dict[str, Any] | None]], source: str | None) -> Trace:
+    """A trace whose spans stay in the file: each run made once here to learn its place, then
+    dropped; `LazyRuns` makes them again when they are read."""
+    entries = SpanEntries(parts)
+    hoisted = Hoisted()
+    skeletons: list[Skeleton] = []
+    for span, resource, k in entries.in_file_order():
+        run = span_to_run(span, k, source, resource)
+        hoisted.see(run)
+        skeletons.append(Skeleton.of(run, k))
+    ordered = order_runs(skeletons)
+    del skeletons
+    entries.order = array("q", (s.index for s in ordered))
+    trace_id = _trace_id(ordered)
+    first = span_to_run(*_args(entries[0], source)) if len(entries) else None
+    metadata = _metadata(ordered, hoisted.settle(first))
+    start, end = span_bounds(ordered)
+    project = _project(metadata, (s.service for s in ordered))
+    runs = LazyRuns(entries, partial(_made_again, source=source, trace_id=trace_id, hoisted=hoisted))
+    return Trace(trace_id=trace_id, project_name=project, runs=runs, start_time=start, end_time=end, metadata=metadata)
+
+
+def _args(entry: SpanEntry, source: str | None) -> tuple[Any, int, str | None, dict[str, Any] | None]:
+    span, resource, k = entry
+    return span, k, source, resource
+
+
+def _made_again(i: int, entry: SpanEntry, *, source: str | None, trace_id: str, hoisted: Hoisted) -> TraceRun:
+    run = hoisted.apply(span_to_run(*_args(entry, source)))
+    run.trace_id = run.trace_id or trace_id
+    return run
+
+
+def _trace_id(runs: Sequence[TraceRun] | Sequence[Skeleton]) -> str:
+    ids = [r.trace_id for r in runs if r.trace_id]
+    return ids[0] if ids else (runs[0].id if runs else "otel-trace")
+
+
+def _metadata(runs: Sequence[TraceRun] | Sequence[Skeleton], hoisted: dict[str, Any]) -> dict[str, Any]:
     metadata: dict[str, Any] = {"format": "otel"}
+    trace_ids = list(dict.fromkeys(r.trace_id for r in runs if r.trace_id))
     if len(trace_ids) > 1:
         metadata["trace_ids"] = trace_ids
-    metadata.update(_hoist_common(runs))
-    project = ""
-    for res in [metadata.get("resource"), *(r.metadata.get("resource") for r in runs)]:
-        if isinstance(res, dict) and res.get("service.name"):
-            project = str(res["service.name"])
-            break
-    start, end = span_bounds(runs)
-    return Trace(trace_id=trace_id, project_name=project, runs=runs, start_time=start, end_time=end, metadata=metadata)
+    metadata.update(hoisted)
+    return metadata
+
+
+def _project(metadata: dict[str, Any], services: Iterable[Any]) -> str:
+    """The service that emitted the spans: the hoisted resource's, else the first run's that names one."""
+    hoisted = metadata.get("resource")
+    for service in [hoisted.get("service.name") if isinstance(hoisted, dict) else None, *services]:
+        if service:
+            return str(service)
+    return ""

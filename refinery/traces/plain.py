@@ -27,7 +27,7 @@ from typing import Any
 from refinery.core.models import LazyRuns, RunType, Trace, TraceRun
 from refinery.errors import TraceFormatError
 from refinery.traces.common import as_dict, parse_time, span_bounds
-from refinery.traces.json_stream import LazyArray, is_array
+from refinery.traces.json_stream import LazyArray, ReadShape, is_array
 
 ROLE_TYPES = {
     "assistant": RunType.LLM,
@@ -39,6 +39,7 @@ ROLE_TYPES = {
     "human": RunType.PROMPT,
 }
 LIST_KEYS = ("history", "messages", "steps")
+READ_SHAPE = ReadShape(entries=frozenset(LIST_KEYS))  # a big log's steps stay in the file until read
 TASK_KEYS = ("question", "task", "input")
 LABEL_KEYS = frozenset(
     {
