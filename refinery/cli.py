@@ -25,8 +25,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from refinery.agents.output_folder import OutputFolder, file_digest, inputs_record
 from refinery.agents.plan import measure, plan_summary, planned_requests
 from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
+from refinery.agents.stages import STAGES
 from refinery.cli_args import build_parser
 from refinery.core.models import Trace
 from refinery.errors import (
@@ -89,6 +91,16 @@ async def _analysis(
     expectation = expectation_for(args.expect, trace)
     until = _stages(args.stages)
     out = Path(args.out)
+    record = inputs_record(
+        trace_id=trace.trace_id if trace is not None else None,
+        trace_digest=file_digest(Path(args.trace)) if trace is not None else None,
+        model=args.model,
+        expectation=expectation.model_dump(),
+        prompts=prompts,
+        evals=evals,
+        prompt_versions={s.key: s.prompt_ref for s in STAGES},
+        settings=_model_options(args),
+    )
     analyst = StagedFailureAnalyst(
         model=args.model,
         client=_client(args),
@@ -100,14 +112,15 @@ async def _analysis(
         max_cost_usd=args.max_cost,
         **_scale_options(args),
     )
-    async with analyst, analyst.client:
+    fresh = getattr(args, "fresh", False)
+    async with analyst, analyst.client, OutputFolder(out, record, fresh=fresh, discard=analyst.store.discard_recorded):
         result = await analyst.analyze(
             trace, expectation, prompts, evals, store_id=store_id, until_stage=until, on_progress=_indexing
         )
-    usage = usage_summary(result, args.model, result.redactions)
-    files = write_outputs(
-        out, result, trace, usage, analyst.uploaded_files(trace.trace_id) if trace is not None else None
-    )
+        usage = usage_summary(result, args.model, result.redactions)
+        files = write_outputs(
+            out, result, trace, usage, analyst.uploaded_files(trace.trace_id) if trace is not None else None
+        )
     summary = (
         result.synthesis.summary if result.synthesis else (result.diagnosis.root_cause if result.diagnosis else "")
     )

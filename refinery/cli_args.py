@@ -117,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="artifacts directory (default: refinery-out); a rerun resumes from it",
     )
+    analysis.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start over in --out: delete the store and files a run recorded there and its results first (without "
+        "it, a folder holding results of another trace, model, expectation, prompts or evals is refused, exit 2)",
+    )
     analysis.add_argument("--model", default="gpt-4o", help=MODEL_HELP)
     analysis.add_argument("--stages", default="1-4", help="stages to run, 1-N (default: 1-4)")
     analysis.add_argument(

@@ -176,6 +176,10 @@ class StoreKeeper:
         if not run.groups:
             run.groups = [StageGroup(g, 0, 0, ()) for g in range(1, int(meta.get("refinery_groups") or 1) + 1)]
 
+    async def discard_recorded(self, recorded: dict[str, Any]) -> None:
+        """Delete the store and files a `store.json` records (`--fresh`: another run's leftovers)."""
+        await self._discard(str(recorded["store_id"]), [str(f) for f in recorded.get("file_ids") or []])
+
     async def _discard(self, store_id: str, file_ids: list[str]) -> None:
         """Delete a store and files that cannot be used; they expire anyway, so failures only log."""
         for what, action in (

@@ -1,0 +1,97 @@
+"""One writer per output folder, and a folder's results from one set of inputs: a second run is
+refused while the first writes, a folder holding other inputs' results is refused before anything
+is uploaded, and `--fresh` starts over, deleting what the earlier run left on the account."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from refinery.agents.output_folder import INPUTS_ARTIFACT, OutputFolder, OutputFolderBusyError
+from refinery.cli import amain
+from refinery.errors import ArtifactsMismatchError
+
+FIX = Path(__file__).parent / "fixtures"
+TRACE = FIX / "clickhouse_snake_nested.json"
+OTHER_TRACE = FIX / "otlp_trace.json"
+EXPECT = FIX / "expectation.json"
+
+
+def run(trace: Path, out: Path, *extra: str) -> list[str]:
+    return ["run", str(trace), "--expect", str(EXPECT), "--out", str(out), *extra]
+
+
+async def test_a_second_run_on_a_folder_being_written_says_who_holds_it(openai_env, tmp_path, capsys):
+    out = tmp_path / "out"
+    async with OutputFolder(out, {"trace_id": "other"}):  # another run, mid-write
+        assert await amain(run(TRACE, out)) == 2
+    err = capsys.readouterr().err
+    assert "is being written by another run (pid " in err and "trace 'other'" in err
+    assert openai_env.files == {} and openai_env.stores == {}  # nothing uploaded
+    assert await amain(run(TRACE, out, "--fresh")) == 0  # free again once the holder ended (its inputs were others)
+
+
+async def test_two_claims_at_once_one_wins_the_other_is_refused(tmp_path):
+    async def claim(hold: float) -> str:
+        async with OutputFolder(tmp_path, {"trace_id": "t"}):
+            await asyncio.sleep(hold)
+        return "wrote"
+
+    results = await asyncio.gather(claim(0.2), claim(0.2), return_exceptions=True)
+    assert sorted(type(r).__name__ for r in results) == ["OutputFolderBusyError", "str"]
+
+
+async def test_a_folder_holding_another_traces_results_is_refused_before_any_upload(openai_env, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert await amain(run(TRACE, out)) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    uploads = openai_env.stats["POST /v1/files"]
+    assert await amain(run(OTHER_TRACE, out)) == 2
+    err = capsys.readouterr().err
+    assert "holds results made from other inputs (trace_id:" in err and "--fresh" in err
+    assert openai_env.stats["POST /v1/files"] == uploads and openai_env.stores == {}
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # nothing written
+
+
+async def test_another_model_on_a_finished_folder_is_refused_naming_it(openai_env, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert await amain(run(TRACE, out)) == 0
+    assert await amain(run(TRACE, out, "--model", "gpt-4o-mini")) == 2
+    assert "model: 'gpt-4o' there, 'gpt-4o-mini' now" in capsys.readouterr().err
+    assert json.loads((out / INPUTS_ARTIFACT).read_text())["model"] == "gpt-4o"
+
+
+async def test_fresh_deletes_the_earlier_runs_store_and_files_then_starts_over(openai_env, tmp_path):
+    out = tmp_path / "out"
+    assert await amain(run(TRACE, out, "--stages", "1-2")) == 0  # a partial run keeps its store
+    assert openai_env.stores and openai_env.files
+    left = set(openai_env.files)
+    assert await amain(run(OTHER_TRACE, out, "--fresh")) == 0
+    assert openai_env.files == {} and openai_env.stores == {}  # the old ones deleted, the new ones cleaned up
+    assert not left & set(openai_env.files)
+    assert json.loads((out / "stage1_trace_analysis.json").read_text())["trace_id"] != "clickhouse"
+    assert (
+        json.loads((out / INPUTS_ARTIFACT).read_text())["trace_id"]
+        == json.loads((out / "stage4_synthesis.json").read_text())["trace_id"]
+    )
+
+
+async def test_a_folder_written_before_inputs_were_recorded_is_still_checked_by_trace(tmp_path):
+    (tmp_path / "stage1_trace_analysis.json").write_text(json.dumps({"trace_id": "old", "output": {}}))
+    with pytest.raises(ArtifactsMismatchError, match="trace_id: 'old' there, 'new' now"):
+        async with OutputFolder(tmp_path, {"trace_id": "new"}):
+            pass
+    assert not (tmp_path / INPUTS_ARTIFACT).exists()
+
+
+async def test_the_lock_is_released_when_the_run_ends_even_by_an_error(tmp_path):
+    with pytest.raises(RuntimeError):
+        async with OutputFolder(tmp_path, {"trace_id": "t"}):
+            raise RuntimeError("stage failed")
+    async with OutputFolder(tmp_path, {"trace_id": "t"}):
+        with pytest.raises(OutputFolderBusyError):
+            async with OutputFolder(tmp_path, {"trace_id": "t"}):
+                pass
