@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from refinery.agents.output_folder import OutputFolder, file_digest, inputs_record
 from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
 from refinery.agents.stages import STAGE_ARTIFACTS
 from refinery.core.artifacts import read_json, write_json_atomic, write_text_atomic
@@ -314,12 +315,22 @@ async def _analyze_one(
 ) -> TraceOutcome:
     trace = load_trace(item.trace)
     expectation = expectation_for(item.expect, trace)
+    prompts, evals = read_files(item.prompts), read_files(item.evals)
+    record = inputs_record(
+        trace_id=trace.trace_id,
+        trace_digest=file_digest(Path(item.trace)),
+        model=model,
+        expectation=expectation.model_dump(),
+        prompts=prompts,
+        evals=evals,
+        settings={k: analyst_kwargs.get(k) for k in ("stage1_reading", "reasoning_effort")},
+    )
     analyst = StagedFailureAnalyst(model=model, client=client, artifacts_dir=out, **analyst_kwargs)
-    result = await analyst.analyze(trace, expectation, read_files(item.prompts), read_files(item.evals))
-    usage = usage_summary(result, model, result.redactions)
-    write_outputs(
-        out, result, trace, usage, analyst.uploaded_files(trace.trace_id)
-    )  # each trace's folder holds its report, as `run`'s does
+    async with OutputFolder(out, record):  # one writer; a folder made from other inputs fails this trace only
+        result = await analyst.analyze(trace, expectation, prompts, evals)
+        usage = usage_summary(result, model, result.redactions)
+        # each trace's folder holds its report, as `run`'s does
+        write_outputs(out, result, trace, usage, analyst.uploaded_files(trace.trace_id))
     diagnosis, synthesis = result.diagnosis, result.synthesis
     return TraceOutcome(
         name=item.name,

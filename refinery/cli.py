@@ -28,7 +28,6 @@ from typing import Any
 from refinery.agents.output_folder import OutputFolder, file_digest, inputs_record
 from refinery.agents.plan import measure, plan_summary, planned_requests
 from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
-from refinery.agents.stages import STAGES
 from refinery.cli_args import build_parser
 from refinery.core.models import Trace
 from refinery.errors import (
@@ -98,7 +97,6 @@ async def _analysis(
         expectation=expectation.model_dump(),
         prompts=prompts,
         evals=evals,
-        prompt_versions={s.key: s.prompt_ref for s in STAGES},
         settings=_model_options(args),
     )
     analyst = StagedFailureAnalyst(

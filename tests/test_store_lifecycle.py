@@ -116,3 +116,55 @@ async def test_each_file_id_is_recorded_and_carries_an_expiry(tmp_path):
         recorded = json.loads((tmp_path / "store.json").read_text())
         assert sorted(recorded["file_ids"]) == sorted(server.files)
         assert all(f.expires_at == f.created_at + 2 * 86_400 for f in server.files.values())
+
+
+async def test_an_upload_that_times_out_leaves_no_file_even_those_whose_ids_never_came_back(tmp_path):
+    """The server made the file, but its answer came after the client gave up (every retry too):
+    the upload fails, and the clean-up finds those files by name on the account and deletes them."""
+    import aiohttp
+
+    from refinery.errors import APITimeoutError
+    from refinery.testing.faults import Fault
+
+    async with OpenAITestServer() as server:
+        server.inject(Fault("answer_late", path="/v1/files", delay_s=3, times=20, match="_index.md"))
+        timeout = aiohttp.ClientTimeout(total=0.5)
+        async with ResponsesClient(api_key="sk-x", base_url=server.base_url, timeout=timeout) as client:
+            analyst = StagedFailureAnalyst(client=client, artifacts_dir=tmp_path / "out")
+            with pytest.raises(APITimeoutError):
+                await analyst.analyze(load_trace(TRACE), EXPECTATION)
+        assert server.stats["fault answer_late"] >= 1  # files were made whose ids nobody heard
+        assert server.files == {} and server.stores == {}
+        server.faults.clear()
+        await analyse(server, tmp_path / "out")  # the rerun completes and cleans up after itself
+        assert server.files == {} and server.stores == {}
+
+
+async def test_a_run_killed_during_upload_leaves_no_live_file_after_the_rerun(tmp_path):
+    """SIGKILL while files are being uploaded (some made, their answers pending): the rerun deletes
+    the recorded store and files, and those whose ids the killed run never heard."""
+    import asyncio
+    import os
+    import signal
+    import sys
+
+    from refinery.testing.faults import Fault
+
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "refinery", "run", str(TRACE), "--expect", str(FIX / "expectation.json")]
+    cmd += ["--out", str(out)]
+    async with OpenAITestServer() as server:
+        env = {**os.environ, "OPENAI_API_KEY": "sk-local", "OPENAI_BASE_URL": server.base_url}
+        server.inject(Fault("answer_late", path="/v1/files", delay_s=4, times=1, match="_index.md"))
+        proc = await asyncio.create_subprocess_exec(*cmd, env=env, stderr=asyncio.subprocess.PIPE)
+        for _ in range(600):  # until some files exist on the server, one of them unanswered
+            if server.stats["fault answer_late"] and len(server.files) > 1:
+                break
+            await asyncio.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+        assert server.files  # left behind by the killed run
+        rerun = await asyncio.create_subprocess_exec(*cmd, env=env, stderr=asyncio.subprocess.PIPE)
+        _, err = await asyncio.wait_for(rerun.communicate(), 60)
+        assert rerun.returncode == 0, err.decode()
+        assert server.files == {} and server.stores == {}

@@ -8,7 +8,10 @@ rather than reused. Without a folder (`Checkpoints(None)`) nothing is written or
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,10 @@ from refinery.integrations.response_output import CallUsage
 log = logging.getLogger("refinery.checkpoints")
 
 STORE_ARTIFACT = "store.json"
+# Appended as the upload goes: `{"sending": name, "at": t}` before each file is sent, `{"id": …}`
+# as soon as it exists. One line a file (no rewrite of store.json a file), so a run killed at any
+# point leaves every id it heard, and the names of files whose ids it never heard.
+UPLOAD_LOG = "store.files"
 STAGE1_GROUPS_DIR = "stage1_groups"
 
 
@@ -137,15 +144,60 @@ class Checkpoints:
                 {"store_id": store_id, "trace_id": trace_id, "ready": ready, "files": files, "file_ids": file_ids},
             )
 
-    def recorded_store(self, trace_id: str) -> dict[str, Any] | None:
+    def recorded_store(self, trace_id: str | None = None) -> dict[str, Any] | None:
+        """`store.json` (of `trace_id`, when given) with every file id the upload log heard;
+        `unheard`: how many files were sent whose ids never came back, `sent`: the names sent
+        and `sent_at`: when the first was (what a sweep of the account looks for)."""
         if self.folder is None:
             return None
         data = read_json(self.folder / STORE_ARTIFACT)
-        if isinstance(data, dict) and data.get("trace_id") == trace_id and data.get("store_id"):
-            return data
-        return None
+        if not (isinstance(data, dict) and data.get("store_id")) or trace_id not in (None, data.get("trace_id")):
+            return None
+        ids = list(data.get("file_ids") or [])
+        heard, sent, first = 0, set(), None
+        for entry in self._upload_log():
+            if entry.get("id"):
+                heard += 1
+                if entry["id"] not in ids:
+                    ids.append(str(entry["id"]))
+            elif entry.get("sending"):
+                sent.add(str(entry["sending"]))
+                at = float(entry.get("at") or 0)
+                first = at if first is None else min(first, at)
+        unheard = max(0, sum(1 for e in self._upload_log() if e.get("sending")) - heard)
+        return {**data, "file_ids": ids, "unheard": unheard, "sent": sorted(sent), "sent_at": first}
+
+    def _upload_log(self) -> list[dict[str, Any]]:
+        try:
+            lines = (self.folder / UPLOAD_LOG).read_text().splitlines() if self.folder else []
+        except FileNotFoundError:
+            return []
+        out = []
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:  # the last line of a killed run may be cut
+                continue
+            if isinstance(entry, dict):
+                out.append(entry)
+        return out
+
+    def start_upload_log(self) -> None:
+        """A new store's upload begins: the log of an earlier one goes."""
+        if self.folder is not None:
+            (self.folder / UPLOAD_LOG).unlink(missing_ok=True)
+
+    def note_upload(self, *, sending: str | None = None, file_id: str | None = None) -> None:
+        """One line of the upload log (no fsync: a killed process's writes stay in the page cache)."""
+        if self.folder is None:
+            return
+        entry = {"sending": sending, "at": round(time.time(), 3)} if sending is not None else {"id": file_id}
+        fd = os.open(self.folder / UPLOAD_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)  # the owner's
+        with os.fdopen(fd, "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry) + "\n")
 
     def forget_store(self) -> None:
         """After the store is deleted: a rerun must never try to reuse it."""
         if self.folder is not None:
             (self.folder / STORE_ARTIFACT).unlink(missing_ok=True)
+            (self.folder / UPLOAD_LOG).unlink(missing_ok=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from refinery.agents.checkpoints import STAGE1_GROUPS_DIR, STORE_ARTIFACT
+from refinery.agents.checkpoints import STAGE1_GROUPS_DIR, STORE_ARTIFACT, UPLOAD_LOG, Checkpoints
 from refinery.agents.stages import STAGES
 from refinery.core.artifacts import read_json, write_json_atomic
 from refinery.errors import ArtifactsMismatchError, UserInputError
@@ -46,6 +46,7 @@ WRITTEN = (
     *(s.artifact for s in STAGES),
     STAGE1_GROUPS_DIR,
     STORE_ARTIFACT,
+    UPLOAD_LOG,
     INPUTS_ARTIFACT,
     "usage.json",
     "report.md",
@@ -80,7 +81,7 @@ def inputs_record(
     expectation: Any,
     prompts: Mapping[str, str] | None,
     evals: Mapping[str, str] | None,
-    prompt_versions: Mapping[str, str],
+    prompt_versions: Mapping[str, str] | None = None,
     settings: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What a folder's results are made from: the trace (id and content), the model, the
@@ -93,7 +94,7 @@ def inputs_record(
         "expectation": digest_of(expectation) if expectation is not None else None,
         "prompts": digest_of(dict(prompts or {})),
         "evals": digest_of(dict(evals or {})),
-        "prompt_versions": dict(prompt_versions),
+        "prompt_versions": dict(prompt_versions or {s.key: s.prompt_ref for s in STAGES}),
         **dict(settings or {}),
     }
 
@@ -122,8 +123,8 @@ class OutputFolder:
         self._lock()
         try:
             if self.fresh:
-                stored = read_json(self.folder / STORE_ARTIFACT)
-                if isinstance(stored, dict) and stored.get("store_id") and self.discard is not None:
+                stored = Checkpoints(self.folder).recorded_store()  # with every id the upload log heard
+                if stored is not None and self.discard is not None:
                     await self.discard(stored)
                 self.clear()
             self._check()

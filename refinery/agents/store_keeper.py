@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,9 +24,10 @@ from refinery.core.artifacts import write_text_atomic
 from refinery.errors import FileIndexingError, RefineryError, VectorStoreGoneError
 from refinery.integrations.vector_store_manager import VectorStoreManager
 
-# `store.json` is rewritten as each of the first files is uploaded, then every this many: a run
-# killed mid-upload leaves at most this many ids unrecorded, and those files expire with the store
-RECORD_EVERY = 50
+# A file sent whose id never came back (the run was killed, or the request cut, after the server
+# made it) is looked for on the account by name, made no earlier than this many seconds before the
+# upload began (the server's clock may differ from ours)
+SWEEP_SLACK_S = 120
 
 log = logging.getLogger("refinery.store")
 
@@ -91,7 +93,7 @@ class StoreKeeper:
                 )
         except (VectorStoreGoneError, FileIndexingError) as exc:
             log.warning("%s; re-creating it from the trace (stage artifacts are kept)", exc)
-            await self._discard(store_id, list(recorded.get("file_ids") or []))
+            await self.discard_recorded(recorded)
             return False
         run.store_id = store_id
         run.created_store = True  # this analysis's artifacts made it: cleaned up like a new one
@@ -116,6 +118,7 @@ class StoreKeeper:
             # recorded before the upload, and each file id as soon as the file exists, so a run
             # stopped at any point leaves what a rerun (or `cleanup`) finds and deletes
             run.file_ids = []
+            self.checkpoints.start_upload_log()
             self.checkpoints.record_store(run.store_id, trace_id, run.files, [], ready=False)
             await self._upload(run, paths, file_attributes(files, run.groups))
         self.checkpoints.record_store(run.store_id, trace_id, run.files, run.file_ids, ready=False)
@@ -141,12 +144,16 @@ class StoreKeeper:
         deleted before the error goes on (nothing is left on the account)."""
         assert run.store_id is not None
 
+        sent: list[str] = []
+        began = time.time()
+
+        def sending(path: Path) -> None:
+            sent.append(path.name)
+            self.checkpoints.note_upload(sending=path.name)
+
         def uploaded(file_id: str) -> None:
             run.file_ids.append(file_id)
-            if (
-                len(run.file_ids) <= RECORD_EVERY or len(run.file_ids) % RECORD_EVERY == 0
-            ):  # not n² writes for big traces
-                self.checkpoints.record_store(run.store_id, str(run.trace_id), run.files, run.file_ids, ready=False)
+            self.checkpoints.note_upload(file_id=file_id)
 
         try:
             await self.manager.upload_files(
@@ -154,10 +161,14 @@ class StoreKeeper:
                 paths,
                 attributes=attributes,
                 on_uploaded=uploaded,
+                on_sending=sending,
                 expires_after_s=self.expires_after_days * 86_400 if self.expires_after_days else None,
             )
         except BaseException:
-            await self._discard(run.store_id, list(run.file_ids))
+            unheard = len(sent) - len(run.file_ids)
+            await self.discard_recorded(
+                {"store_id": run.store_id, "file_ids": run.file_ids, "unheard": unheard, "sent": sent, "sent_at": began}
+            )
             run.created_store = False
             self.checkpoints.forget_store()
             raise
@@ -177,8 +188,33 @@ class StoreKeeper:
             run.groups = [StageGroup(g, 0, 0, ()) for g in range(1, int(meta.get("refinery_groups") or 1) + 1)]
 
     async def discard_recorded(self, recorded: dict[str, Any]) -> None:
-        """Delete the store and files a `store.json` records (`--fresh`: another run's leftovers)."""
-        await self._discard(str(recorded["store_id"]), [str(f) for f in recorded.get("file_ids") or []])
+        """Delete the store and files a record names (`Checkpoints.recorded_store`: a killed
+        run's, `--fresh`'s) — and, when files were sent whose ids never came back, those files,
+        found on the account by name and time."""
+        known = [str(f) for f in recorded.get("file_ids") or []]
+        await self._discard(str(recorded["store_id"]), known)
+        if recorded.get("unheard") and recorded.get("sent"):
+            await self._sweep(set(recorded["sent"]), float(recorded.get("sent_at") or 0), set(known))
+
+    async def _sweep(self, names: set[str], since: float, known: set[str]) -> None:
+        """Delete this trace's files (by name) made since the upload began whose ids were never
+        heard. Why by name: nothing else marks them — a file's name is the rendered file's, which
+        holds the trace id, so only a run of the same trace started at the same time could match."""
+        try:
+            files = await self.manager.account_files()
+            strays = [
+                str(f["id"])
+                for f in files
+                if f.get("filename") in names
+                and float(f.get("created_at") or 0) >= since - SWEEP_SLACK_S
+                and str(f.get("id")) not in known
+            ]
+            await self.manager.delete_files(strays)
+        except RefineryError as exc:  # they expire with their `expires_after`; do not fail the run
+            log.info("could not look for files whose upload was cut: %s", exc)
+            return
+        if strays:
+            log.info("deleted %d file(s) whose upload was cut before their ids came back", len(strays))
 
     async def _discard(self, store_id: str, file_ids: list[str]) -> None:
         """Delete a store and files that cannot be used; they expire anyway, so failures only log."""

@@ -153,6 +153,7 @@ class VectorStoreManager:
         *,
         expires_after_s: int | None = None,
         on_uploaded: Callable[[str], None] | None = None,
+        on_sending: Callable[[Path], None] | None = None,
     ) -> list[str]:
         """Upload `paths` (several at once) and attach them to the store in file batches of at
         most `batch_size` files (one batch for most traces).
@@ -160,7 +161,8 @@ class VectorStoreManager:
         `attributes` maps a file name (or path) to its attributes (≤ 16 keys of str/number/bool);
         they let a `file_search` call be restricted with `filters`. Returns the file ids in the
         order of `paths`. `on_uploaded` hears each file id as soon as the file exists (so a caller
-        can record it before anything else can fail).
+        can record it before anything else can fail); `on_sending` hears each path just before its
+        upload is sent (a file may exist on the server before its id comes back).
         """
         checked = check_uploadable(paths)
         if not checked:
@@ -170,12 +172,23 @@ class VectorStoreManager:
 
         async def one(path: Path) -> str:
             async with semaphore:
+                if on_sending is not None:
+                    on_sending(path)
                 file_id = await self.upload_file(path, expires_after_s=expires_after_s)
             if on_uploaded is not None:
                 on_uploaded(file_id)
             return file_id
 
-        file_ids = list(await asyncio.gather(*(one(p) for p in checked)))
+        tasks = [asyncio.ensure_future(one(p)) for p in checked]
+        try:
+            file_ids = list(await asyncio.gather(*tasks))
+        except BaseException:
+            # the others stop too, before the caller deletes what was made (a sibling still
+            # running would add a file after the clean-up)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
         for start in range(0, len(file_ids), self.batch_size):
             ids, batch_paths = file_ids[start : start + self.batch_size], checked[start : start + self.batch_size]
             await self.transport.request(
@@ -249,11 +262,29 @@ class VectorStoreManager:
         log.info("deleted vector store %s", store_id)
 
     async def delete_files(self, file_ids: Sequence[str] | None = None) -> None:
-        """Delete uploaded files (all this manager uploaded when `file_ids` is None)."""
+        """Delete uploaded files (all this manager uploaded when `file_ids` is None); a file
+        already gone is what was wanted."""
         ids = list(self.uploaded) if file_ids is None else list(file_ids)
         for fid in ids:
-            await self.transport.request("DELETE", f"/files/{fid}")
+            try:
+                await self.transport.request("DELETE", f"/files/{fid}")
+            except NotFoundError:
+                pass
             self.uploaded.pop(fid, None)
+
+    async def account_files(self, purpose: str = "assistants") -> list[dict[str, Any]]:
+        """Every file on the account with `purpose` (`GET /files`, page by page): what a killed
+        upload may have left that its run never heard the id of."""
+        files: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            params = {"purpose": purpose, "limit": "10000", "order": "asc", **({"after": after} if after else {})}
+            page = (await self.transport.request("GET", "/files", params=params)).data
+            data = list(page.get("data") or [])
+            files.extend(data)
+            if not page.get("has_more") or not data:
+                return files
+            after = str(data[-1]["id"])
 
 
 def _attributes_lookup(attributes: Mapping[str, Attributes], paths: list[Path]) -> dict[Path, dict[str, Any]]:

@@ -20,6 +20,7 @@ FaultKind = Literal[
     "quota",  # 429 insufficient_quota
     "http_error",  # any status (500/502/503/…) with the API's error body
     "delay",  # answer only after `delay_s` (past a client timeout)
+    "answer_late",  # do the work (a file is made), then answer only after `delay_s`: the id may never be heard
     "drop_connection",  # send half the body, then close the connection
     "incomplete",  # status "incomplete", reason max_output_tokens, truncated text
     "refusal",  # a refusal content part

@@ -82,9 +82,9 @@ class FilesAndStores:
     async def create_file(self, request: web.Request) -> web.StreamResponse:
         form = await request.post()
         upload_name = getattr(form.get("file"), "filename", "") or ""
-        early = await self._transport_fault(
-            self._take_fault("/v1/files", upload_name)
-        )  # a fault may match the file name
+        fault = self._take_fault("/v1/files", upload_name)  # a fault may match the file name
+        late = fault is not None and fault.kind == "answer_late"
+        early = None if late else await self._transport_fault(fault)
         if early is not None:
             return early
         upload = form.get("file")
@@ -116,6 +116,8 @@ class FilesAndStores:
         data = upload.file.read()
         rec = _File(self._new_id("file-"), upload.filename or "upload", data, purpose, self._now(), expires_at)
         self.files[rec.id] = rec
+        if late and fault is not None:
+            await asyncio.sleep(fault.delay_s)  # the file exists; its id comes late, or to nobody
         return web.json_response(self._file_obj(rec))
 
     def _file_obj(self, f: _File) -> dict[str, Any]:
@@ -251,9 +253,18 @@ class FilesAndStores:
         return web.json_response(self._store_obj(store))
 
     async def list_files(self, request: web.Request) -> web.Response:
-        """`GET /files`: every file, in the API's list shape."""
+        """`GET /files`: the files (of `purpose`, when given), paged by `limit` and `after`, in
+        `order` of creation (newest first by default), in the API's list shape."""
+        q = request.query
+        files = [f for f in self.files.values() if q.get("purpose") in (None, f.purpose)]
+        files.sort(key=lambda f: (f.created_at, f.id), reverse=q.get("order", "desc") == "desc")
+        if q.get("after"):
+            ids = [f.id for f in files]
+            files = files[ids.index(q["after"]) + 1 :] if q["after"] in ids else []
+        limit = int(q.get("limit") or 10000) if str(q.get("limit") or "1").isdigit() else 10000
+        page = files[:limit]
         return web.json_response(
-            {"object": "list", "data": [self._file_obj(f) for f in self.files.values()], "has_more": False}
+            {"object": "list", "data": [self._file_obj(f) for f in page], "has_more": len(files) > limit}
         )
 
     async def list_stores(self, request: web.Request) -> web.Response:
