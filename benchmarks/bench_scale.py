@@ -248,6 +248,11 @@ def main(argv: list[str] | None = None) -> int:
         "--latency", type=float, default=2.0, help="seconds a /responses call takes on the server (default 2)"
     )
     ap.add_argument("--concurrency", type=int, default=8, help="stage 1 groups in flight (default 8)")
+    ap.add_argument(
+        "--rss-only",
+        action="store_true",
+        help="for runs, only `refinery run`'s peak RSS (skip the in-process timing run, long at 100 MB)",
+    )
     ap.add_argument("--kinds", default=",".join(KINDS), help=f"synthetic traces (default {','.join(KINDS)})")
     args = ap.parse_args(argv)
     rows = []
@@ -294,10 +299,14 @@ def main(argv: list[str] | None = None) -> int:
             if p["rc"] != 0:
                 row["error"] = p["stderr"].strip().splitlines()[-1:] or "plan failed"
             if mb in run_sizes or kind == "trail-largest":
-                r = asyncio.run(full_run(path, args.latency, args.concurrency))
-                row.update({k: (round(v, 1) if isinstance(v, float) else v) for k, v in r.items()})
                 row.update(asyncio.run(run_rss(path, expect, args.latency, args.concurrency)))
                 row["run_rss_above_bare_x"] = round((row["run_peak_rss_mb"] - bare_run) / size_mb, 1)
+                if args.rss_only:
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
+                    continue
+                r = asyncio.run(full_run(path, args.latency, args.concurrency))
+                row.update({k: (round(v, 1) if isinstance(v, float) else v) for k, v in r.items()})
                 row["plan_estimate_vs_server"] = (
                     round(row["plan_expected_input_tokens"] / r["server_input_tokens"], 2)
                     if row.get("plan_expected_input_tokens")

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 from refinery.agents.output_folder import OutputFolder, file_digest, inputs_record
 from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
 from refinery.agents.stages import STAGE_ARTIFACTS
-from refinery.core.artifacts import read_json, write_json_atomic, write_text_atomic
+from refinery.core.artifacts import private_dir, read_json, write_json_atomic, write_text_atomic
 from refinery.errors import RefineryError, exit_code_for
 from refinery.inputs import InputFileError, expectation_for, read_files
 from refinery.integrations.responses_client import ResponsesClient
@@ -237,7 +237,7 @@ async def analyze_many(
 ) -> BatchSummary:
     """Analyse every item concurrently under the client's shared rate budget."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    private_dir(out)  # its folders will hold trace text
     previous = read_json(out / SUMMARY_JSON)
     summary = BatchSummary(model=model)
     if isinstance(previous, dict):

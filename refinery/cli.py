@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from refinery.agents.output_folder import OutputFolder, file_digest, inputs_record
+from refinery.agents.output_folder import OutputFolder, TraceWatch, inputs_record
 from refinery.agents.plan import measure, plan_summary, planned_requests
 from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
 from refinery.cli_args import build_parser
@@ -90,9 +90,16 @@ async def _analysis(
     expectation = expectation_for(args.expect, trace)
     until = _stages(args.stages)
     out = Path(args.out)
+    watch = TraceWatch(args.trace) if trace is not None else None
+
+    def progress(stage: str, status: str, info: dict[str, Any]) -> None:
+        if watch is not None:
+            watch.progress(stage, status, info)  # raises, before the stage's calls, if the trace changed
+        _progress(stage, status, info)
+
     record = inputs_record(
         trace_id=trace.trace_id if trace is not None else None,
-        trace_digest=file_digest(Path(args.trace)) if trace is not None else None,
+        trace_digest=watch.digest if watch is not None else None,
         model=args.model,
         expectation=expectation.model_dump(),
         prompts=prompts,
@@ -102,7 +109,7 @@ async def _analysis(
     analyst = StagedFailureAnalyst(
         model=args.model,
         client=_client(args),
-        progress_callback=_progress,
+        progress_callback=progress,
         artifacts_dir=out,
         keep_store=getattr(args, "keep_store", False),
         redact=not getattr(args, "no_redact", False),

@@ -57,3 +57,15 @@ def test_a_stricter_umask_is_kept(tmp_path, umask):
     umask(0o277)
     path = write_text_atomic(tmp_path / "a.json", "{}")
     assert stat.S_IMODE(path.stat().st_mode) == 0o400
+
+
+async def test_folders_holding_trace_text_are_owner_only_even_under_umask_000(openai_env, tmp_path, umask):
+    umask(0o000)
+    out = tmp_path / "out"
+    argv = ["run", str(FIX / "plain_chat.json"), "--expect", str(FIX / "expectation.json"), "--out", str(out)]
+    assert await amain([*argv, "--stages", "1-2"]) == 0
+    folders = {
+        str(p.relative_to(tmp_path)): stat.S_IMODE(p.stat().st_mode) for p in [out, *out.rglob("*")] if p.is_dir()
+    }
+    assert "out" in folders and "out/files" in folders
+    assert set(folders.values()) == {0o700}, folders

@@ -63,3 +63,27 @@ async def test_an_interrupted_run_says_one_line_exits_130_and_resumes(tmp_path, 
         assert rerun.returncode == 0, err.decode()
         assert (out / "stage1_trace_analysis.json").read_bytes() == stage1  # resumed, not redone
         assert (out / "stage4_synthesis.json").exists() and (out / "report.html").exists()
+
+
+async def test_a_trace_changed_during_the_run_stops_it_before_the_next_stage_even_with_size_and_time_kept(tmp_path):
+    trace = tmp_path / "trace.json"
+    original = (FIX / "clickhouse_snake_nested.json").read_bytes()
+    trace.write_bytes(original)
+    out = tmp_path / "out"
+    env = {**os.environ, "OPENAI_API_KEY": "sk-local"}
+    async with OpenAITestServer(latency_s=0.4) as server:
+        env["OPENAI_BASE_URL"] = server.base_url
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "refinery", "run", str(trace), "--expect", str(FIX / "expectation.json"),
+            "--out", str(out), env=env, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        await wait_for(out / "stage1_trace_analysis.json")
+        stamp = trace.stat()
+        changed = original.replace(b"answer_question", b"ANSWER_QUESTION", 1)
+        assert len(changed) == len(original) and changed != original
+        trace.write_bytes(changed)
+        os.utime(trace, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))  # the same size and modification time
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2
+    assert "the trace file changed during the run" in err.decode()
+    assert not (out / "stage3_diagnosis.json").exists() and not (out / "stage4_synthesis.json").exists()

@@ -156,3 +156,14 @@ def test_a_span_list_whose_first_window_ends_inside_a_number_loads(tmp_path):
     path.write_text(text)
     data = read_trace_json(path, READ_SHAPE)
     assert len(data["spans"]) == 20_000 and data["spans"][-1] == spans[-1]
+
+
+@pytest.mark.parametrize("window", [1, 2, 3, 5, 7, 4096])
+def test_a_byte_that_is_no_utf8_is_named_where_it_stands(tmp_path, monkeypatch, window):
+    monkeypatch.setattr(json_stream, "_CHUNK", window)
+    data = '{"history": [{"role": "user", "content": "é🦊'.encode() + b"\xff" + b'cd"}]}'
+    path = tmp_path / "doc.json"
+    path.write_bytes(data)
+    bad = data.index(b"\xff")
+    with pytest.raises(TraceFormatError, match=rf"not UTF-8 text \(invalid start byte at byte {bad}\)"):
+        read_trace_json(path, READ_SHAPE)

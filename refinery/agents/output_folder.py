@@ -26,14 +26,15 @@ from typing import Any
 
 from refinery.agents.checkpoints import STAGE1_GROUPS_DIR, STORE_ARTIFACT, UPLOAD_LOG, Checkpoints
 from refinery.agents.stages import STAGES
-from refinery.core.artifacts import read_json, write_json_atomic
-from refinery.errors import ArtifactsMismatchError, UserInputError
+from refinery.core.artifacts import private_dir, read_json, write_json_atomic
+from refinery.errors import ArtifactsMismatchError, TraceFormatError, UserInputError
 
 __all__ = [
     "INPUTS_ARTIFACT",
     "LOCK_FILE",
     "OutputFolder",
     "OutputFolderBusyError",
+    "TraceWatch",
     "digest_of",
     "file_digest",
     "inputs_record",
@@ -71,6 +72,42 @@ def file_digest(path: Path) -> str:
         for piece in iter(lambda: f.read(1 << 20), b""):
             h.update(piece)
     return h.hexdigest()[:16]
+
+
+class TraceWatch:
+    """The trace file a run began on, checked by content before each paid stage.
+
+    Why: a big trace's runs are read from the file again as the run goes, and every result is
+    meant to be of the file as it was; a change that keeps the size and the modification time
+    (a copy over it with `touch -r`) is a change too. Each stage's start reads the file whole
+    (about 0.2 s for 100 MB); Stage 1's group starts read it when `every_s` has passed since.
+    """
+
+    def __init__(self, path: str | Path, *, every_s: float = 10.0) -> None:
+        self.path = Path(path)
+        self.digest = file_digest(self.path)
+        self.every_s = every_s
+        self._checked = time.monotonic()
+
+    def check(self, *, force: bool = True) -> None:
+        if not force and time.monotonic() - self._checked < self.every_s:
+            return
+        self._checked = time.monotonic()
+        try:
+            same = file_digest(self.path) == self.digest
+        except OSError:
+            same = False
+        if not same:
+            raise TraceFormatError(
+                "the trace file changed during the run (its content is not what the run began on); nothing more "
+                "was sent. Rerun with --fresh to analyse the new content",
+                source=str(self.path),
+            )
+
+    def progress(self, stage: str, status: str, info: Mapping[str, Any]) -> None:
+        """A progress callback's share: check before a stage (or a Stage 1 group) starts."""
+        if status == "start" and stage != "prepare":
+            self.check(force="." not in stage)
 
 
 def inputs_record(
@@ -119,7 +156,7 @@ class OutputFolder:
         self._fd: int | None = None
 
     async def __aenter__(self) -> OutputFolder:
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)  # it will hold trace text
+        private_dir(self.folder)  # it will hold trace text
         self._lock()
         try:
             if self.fresh:

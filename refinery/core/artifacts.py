@@ -13,9 +13,26 @@ from pathlib import Path
 from typing import Any
 
 
+def private_dir(path: str | Path) -> Path:
+    """`path` and any missing parent made owner-only (0700, whatever the umask): what refinery
+    writes may hold trace text. Existing folders keep their mode (they are the user's)."""
+    path = Path(path)
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:  # made meanwhile by another writer
+            continue
+        os.chmod(folder, 0o700)  # mkdir's mode is masked by the umask; 0700 is never wider than asked
+    return Path(path if not missing else missing[0])
+
+
 def write_text_atomic(path: str | Path, text: str) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:

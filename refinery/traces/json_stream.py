@@ -175,6 +175,7 @@ class _Cursor:
         self.mark_pos, self.mark_byte = 0, first_byte  # a known (position, byte) pair; positions only grow
         self.started = first_byte > 0  # a byte-order mark can only open the file
         self.left = limit
+        self.read_to = first_byte  # the file offset the next read starts at
 
     def byte_at(self, pos: int) -> int:
         piece = self.buf[self.mark_pos : pos]
@@ -193,12 +194,12 @@ class _Cursor:
         data = self.f.read(size if self.left is None else min(size, self.left))
         if self.left is not None:
             self.left -= len(data)
+        held = len(self.decoder.getstate()[0])  # the start of a character cut by the last read
         try:
             text = self.decoder.decode(data, final=not data)
-        except UnicodeDecodeError as exc:
-            raise _NotUtf8(
-                f"not UTF-8 text ({exc.reason} near byte {self.mark_byte + len(self.buf.encode('utf-8'))})"
-            ) from None
+        except UnicodeDecodeError as exc:  # its positions count from the held bytes
+            raise _NotUtf8(f"not UTF-8 text ({exc.reason} at byte {self.read_to - held + exc.start})") from None
+        self.read_to += len(data)
         if not self.started:
             self.started = True
             if text.startswith("\ufeff"):  # a byte-order mark: skip it, count its bytes
@@ -393,7 +394,9 @@ def _json_lines(ctx: _Context) -> list[Any] | LazyArray | None:
                     )
                 raise TraceFormatError(f"line {n} is not JSON: {exc.msg}", source=str(path)) from None
             except UnicodeDecodeError as exc:
-                raise TraceFormatError(f"line {n} is not UTF-8 text ({exc.reason})", source=str(path)) from None
+                raise TraceFormatError(
+                    f"line {n} is not UTF-8 text ({exc.reason} at byte {start + exc.start})", source=str(path)
+                ) from None
             collected.add(value, start, start + len(line.rstrip(b"\r\n")))
     return collected.result() if len(collected.spans) >= 4 else None
 
