@@ -30,7 +30,7 @@ from refinery.integrations.responses_client import ResponsesClient
 from refinery.outputs import usage_summary, write_outputs
 from refinery.report.batch_html import render_summary_html
 from refinery.report.markdown import cell
-from refinery.report.view import clean
+from refinery.report.view import STAND_IN, clean, is_stand_in
 from refinery.traces import load_trace
 from refinery.traces.render import safe_name
 
@@ -159,6 +159,7 @@ def render_summary_md(summary: BatchSummary) -> str:
         f"- tokens: {summary.total_tokens}",
         f"- model: {summary.model}",
         "",
+        *(["> " + STAND_IN, ""] if is_stand_in(m for o in rows for m in o.answered_by) else []),
         "| trace | outcome | root cause | confidence | tokens | est. cost (USD) |",
         "|---|---|---|---|---|---|",
     ]

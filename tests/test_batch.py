@@ -175,3 +175,27 @@ def test_the_eta_counts_down_while_nothing_finishes():
     assert progress.eta() == pytest.approx(15.0) and "ETA 15s" in progress.line()
     now[0] = 200.0
     assert progress.eta() == 0.0
+
+
+async def test_a_batch_answered_by_the_stand_in_says_so_in_both_summaries(openai_env, folder, tmp_path):
+    from refinery.report.view import STAND_IN
+
+    out = tmp_path / "out"
+    items = [i for i in discover(folder, FIX / "expectation.json") if i.name == "plain_chat"]
+    async with ResponsesClient(api_key="sk-x", base_url=openai_env.base_url) as client:
+        await analyze_many(items, out_dir=out, client=client)
+    assert STAND_IN in (out / "summary.md").read_text()
+    assert STAND_IN.replace("'", "&#x27;") in (out / "summary.html").read_text()
+
+
+async def test_a_rerun_of_a_finished_analysis_keeps_the_stand_in_notice(openai_env, tmp_path):
+    from refinery.report.view import STAND_IN
+
+    out = tmp_path / "out"
+    argv = ["run", str(FIX / "plain_chat.json"), "--expect", str(FIX / "expectation.json"), "--out", str(out)]
+    assert await amain(argv) == 0
+    assert STAND_IN in (out / "report.md").read_text()
+    calls = openai_env.stats["POST /v1/responses"]
+    assert await amain(argv) == 0
+    assert openai_env.stats["POST /v1/responses"] == calls  # resumed from the artifacts: nothing asked again
+    assert STAND_IN in (out / "report.md").read_text()

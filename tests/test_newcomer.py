@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from refinery.cli import amain, build_parser
 
@@ -97,3 +98,29 @@ async def test_the_readme_library_example_runs_as_written_and_closes_its_client(
     out, err = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode == 0, err.decode()
     assert out.decode().strip() and "Unclosed" not in err.decode()
+
+
+def test_no_table_in_the_docs_is_broken_by_a_blank_line():
+    """A blank line inside a Markdown table ends it: the rows after it render as a paragraph of pipes."""
+    root = Path(__file__).resolve().parents[1]
+    broken = []
+    for page in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        lines = page.read_text().splitlines()
+        for i in range(1, len(lines) - 1):
+            if not lines[i].strip() and lines[i - 1].startswith("|") and lines[i + 1].startswith("|"):
+                broken.append(f"{page.name}:{i + 1}")
+    assert broken == []
+
+
+def test_every_snippet_that_builds_an_analyst_closes_its_session():
+    """An analyst built without a client opens its own HTTP session: a snippet that never closes it
+    ends in "Unclosed client session" for whoever copies it."""
+    root = Path(__file__).resolve().parents[1]
+    unclosed = []
+    for page in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        for block in page.read_text().split("```python")[1:]:
+            for line in block.split("```")[0].splitlines():
+                builds = "FailureAnalyst(" in line and "class " not in line and "client=" not in line
+                if builds and not line.strip().startswith("async with"):
+                    unclosed.append(f"{page.name}: {line.strip()}")
+    assert unclosed == []

@@ -114,7 +114,8 @@ class Checkpoints:
         run.trace_id = run.trace_id or trace_id
         run.meta[stage.key] = {**meta, "resumed": True}
         counts = {k: int(meta.get(k) or 0) for k in TOKEN_COUNTS}
-        run.usage[stage.key] = CallUsage.model_validate({"label": stage.key, "model": meta.get("model"), **counts})
+        model = meta.get("answered_by") or meta.get("model")
+        run.usage[stage.key] = CallUsage.model_validate({"label": stage.key, "model": model, **counts})
         return output
 
     def load_group(

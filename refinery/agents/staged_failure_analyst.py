@@ -306,6 +306,7 @@ class StagedFailureAnalyst(AnalystBase):
             "prompt_version": stage.prompt_ref,
             "system_prompt_version": SYSTEM.ref,
             "model": self.model,
+            "answered_by": usage.model,  # the model the API says answered (a rerun's report shows it)
             "seed": self.seed,
             "store_id": run.store_id,
             **usage.counts(),

@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from refinery.report.html import e
-from refinery.report.view import clean
+from refinery.report.view import STAND_IN, clean, is_stand_in
 
 _CSS = """body{font:15px/1.5 system-ui,sans-serif;max-width:80rem;margin:2rem auto;padding:0 1rem;color:#1a1a1a}
 table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;padding:.3rem .5rem;text-align:left;
 vertical-align:top}
 th{cursor:pointer;background:#f5f5f5}.failed{background:#fde8e8;color:#9b1c1c}.num{text-align:right;
-font-variant-numeric:tabular-nums}"""
+font-variant-numeric:tabular-nums}
+.standin{background:#fff4d6;border:1px solid #e3b341;padding:.5rem .8rem}"""
 # Progressive enhancement only: sorts the rows in place by the clicked column.
 _SORT = """document.querySelectorAll('th').forEach(function(th,i){th.addEventListener('click',function(){
 var b=th.closest('table').tBodies[0];
@@ -32,6 +33,11 @@ def render_summary_html(outcomes: list[Any], model: str) -> str:
     body = [
         f"<h1>Batch analysis</h1><p>{len(rows)} traces: {done} done, {len(rows) - done} failed; model {e(model)}; "
         f"{sum(o.tokens for o in rows)} tokens.</p>",
+        *(
+            [f'<p class="standin">{e(STAND_IN)}</p>']
+            if is_stand_in(m for o in rows for m in getattr(o, "answered_by", []))
+            else []
+        ),
         "<table><thead><tr><th>trace</th><th>outcome</th><th>failure type</th><th>root cause</th><th>confidence</th>"
         "<th>tokens</th><th>est. cost (USD)</th></tr></thead><tbody>",
     ]

@@ -29,6 +29,11 @@ _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 STAND_IN = "These answers come from refinery's stand-in model (a test double); they show the pipeline, not an analysis."
 
 
+def is_stand_in(models: Iterable[str | None]) -> bool:
+    """Whether any answer came from the test server's stand-in model (it names itself so)."""
+    return any("standin" in str(m or "") for m in models)
+
+
 @dataclass(slots=True)  # one a run: slots keep a big trace's rows small
 class RunRow:
     seq: int
@@ -217,7 +222,7 @@ def gather(
         return out
 
     view = ReportView(trace_id=result.trace_id, summary="", runs=rows, usage=usage or {})
-    view.stand_in = any("standin" in str(u.model or "") for u in result.usage.values())
+    view.stand_in = is_stand_in(u.model for u in result.usage.values())
     if result.synthesis is not None:
         view.summary = clean(result.synthesis.summary)
         view.findings = [
