@@ -317,8 +317,9 @@ async def _analyze_one(
     trace = load_trace(item.trace)
     expectation = expectation_for(item.expect, trace)
     prompts, evals = read_files(item.prompts), read_files(item.evals)
+    analyst = StagedFailureAnalyst(model=model, client=client, artifacts_dir=out, **analyst_kwargs)
     record = inputs_record(
-        trace_id=trace.trace_id,
+        trace_id=analyst.sent_id(trace.trace_id),
         trace_digest=file_digest(Path(item.trace)),
         model=model,
         expectation=expectation.model_dump(),
@@ -326,7 +327,6 @@ async def _analyze_one(
         evals=evals,
         settings={k: analyst_kwargs.get(k) for k in ("stage1_reading", "reasoning_effort")},
     )
-    analyst = StagedFailureAnalyst(model=model, client=client, artifacts_dir=out, **analyst_kwargs)
     async with OutputFolder(out, record):  # one writer; a folder made from other inputs fails this trace only
         result = await analyst.analyze(trace, expectation, prompts, evals)
         usage = usage_summary(result, model, result.redactions)

@@ -97,15 +97,6 @@ async def _analysis(
             watch.progress(stage, status, info)  # raises, before the stage's calls, if the trace changed
         _progress(stage, status, info)
 
-    record = inputs_record(
-        trace_id=trace.trace_id if trace is not None else None,
-        trace_digest=watch.digest if watch is not None else None,
-        model=args.model,
-        expectation=expectation.model_dump(),
-        prompts=prompts,
-        evals=evals,
-        settings=_model_options(args),
-    )
     analyst = StagedFailureAnalyst(
         model=args.model,
         client=_client(args),
@@ -116,6 +107,15 @@ async def _analysis(
         expires_after_days=getattr(args, "expires_days", 1),
         max_cost_usd=args.max_cost,
         **_scale_options(args),
+    )
+    record = inputs_record(
+        trace_id=analyst.sent_id(trace.trace_id) if trace is not None else None,
+        trace_digest=watch.digest if watch is not None else None,
+        model=args.model,
+        expectation=expectation.model_dump(),
+        prompts=prompts,
+        evals=evals,
+        settings=_model_options(args),
     )
     fresh = getattr(args, "fresh", False)
     async with analyst, analyst.client, OutputFolder(out, record, fresh=fresh, discard=analyst.store.discard_recorded):

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from refinery.core.interfaces import FailureAnalyst
-from refinery.core.models import DomainExpertExpectation
+from refinery.core.models import DomainExpertExpectation, Trace
 from refinery.integrations.responses_client import ResponsesClient
 from refinery.traces.redact import RedactionReport, redact_text
 
@@ -35,6 +35,16 @@ class AnalystBase(FailureAnalyst):
         self._owns_client = client is None
         self.redact = redact
         self.redaction = RedactionReport()
+
+    def sent_id(self, trace_id: str) -> str:
+        """A trace id as this analyst sends and writes it: it names the uploaded files, the store
+        and every artifact, so with redaction on a secret inside it is redacted (the rest stays)."""
+        return redact_text(trace_id, RedactionReport()) if self.redact else trace_id
+
+    def sent_trace(self, trace: Trace) -> Trace:
+        """The trace with its id as sent (`sent_id`); the same object when nothing changes."""
+        tid = self.sent_id(trace.trace_id)
+        return trace if tid == trace.trace_id else trace.model_copy(update={"trace_id": tid})
 
     @property
     def client(self) -> ResponsesClient:

@@ -84,6 +84,7 @@ class SimpleFailureAnalyst(AnalystBase):
         """The three stages as one result of the type the staged analyst returns: outputs, what
         each call cost, what was redacted. Everything of this analysis stays in this call, so one
         analyst may run any number at once."""
+        trace = self.sent_trace(trace)  # a secret in its id is not sent either
         usage: Usage = {}
         s1, redaction = await self._stage1(trace, expectation, prompts, evals, usage)
         s2 = await self._stage2(s1.model_dump(mode="json"), expectation, usage)
@@ -132,6 +133,7 @@ class SimpleFailureAnalyst(AnalystBase):
         prompt_contents: FileContents | None = None,
         eval_contents: FileContents | None = None,
     ) -> TraceAnalysis:
+        trace = self.sent_trace(trace)
         out, self.redaction = await self._stage1(trace, expectation, prompt_contents, eval_contents)
         return to_trace_analysis(trace.trace_id, out, self._meta())  # `self.redaction`: this call's count
 

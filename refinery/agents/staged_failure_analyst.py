@@ -184,7 +184,7 @@ class StagedFailureAnalyst(AnalystBase):
         """The files this analyst rendered for `trace_id` (redacted unless `redact=False`), as
         uploaded; None when it rendered none (an analysis of an existing store). The report
         embeds cited runs from these rather than rendering the trace again."""
-        run = self._runs.get(trace_id)
+        run = self._runs.get(self.sent_id(trace_id))
         return run.texts.files if run is not None and run.texts is not None else None
 
     def _run_for(self, trace_id: str | None, store_id: str | None = None) -> AnalysisRun:
@@ -206,6 +206,7 @@ class StagedFailureAnalyst(AnalystBase):
         """The files `prepare` uploads, redacted unless `redact=False` (`refinery plan` shows them);
         `self.redaction` counts what this rendering redacted, for single-use callers (an analysis
         keeps its own count on its run)."""
+        trace = self.sent_trace(trace)  # a secret in its id is not sent either
         files, self.redaction = self._rendered(trace, expectation, prompts, evals)
         return files
 
@@ -267,6 +268,7 @@ class StagedFailureAnalyst(AnalystBase):
         With `store_id` (or `vector_store_id`) nothing is uploaded. A store recorded in the
         artifacts directory for this trace is reused once ready; one that is gone is replaced.
         """
+        trace = self.sent_trace(trace)  # a secret in its id is not sent either
         return (
             await self._prepare(
                 trace, expectation, prompts, evals, store_id=store_id, on_progress=on_progress, name=name
@@ -396,6 +398,7 @@ class StagedFailureAnalyst(AnalystBase):
         prompt_contents: FileContents | None = None,
         eval_contents: FileContents | None = None,
     ) -> TraceAnalysis:
+        trace = self.sent_trace(trace)  # a secret in its id is not sent either
         run = await self._prepare(trace, expectation, prompt_contents, eval_contents)
         out = await self.run_stage1(run)
         return to_trace_analysis(trace.trace_id, out, self._meta(run, "stage1"))
@@ -458,6 +461,7 @@ class StagedFailureAnalyst(AnalystBase):
         With `trace=None` the analysis runs on an existing store (`store_id`) prepared by
         `refinery init`. `on_progress` hears the indexing file counts while the store fills.
         """
+        trace = self.sent_trace(trace) if trace is not None else None  # a secret in its id is not sent
         if trace is not None and self.checkpoints.finished(trace.trace_id, until_stage):
             run = self._begin(trace, expectation, prompts, evals)  # every stage on disk: no store needed
         elif trace is not None:

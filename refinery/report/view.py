@@ -130,7 +130,8 @@ def sections(files: Iterable[tuple[str, str]], wanted: Collection[str] | None = 
 
 def _rows(result: StagedAnalysisResult, trace: Trace | None) -> list[RunRow]:
     """A row for every run, in one pass over the runs (a big chat log's runs are made from the
-    file each time they are read), each distinct name held once."""
+    file each time they are read), each distinct name held once. Names and ids are redacted as
+    the uploaded files were: a report is shared further than the trace."""
     if trace is None:
         if result.trace_analysis is None:
             return []
@@ -140,14 +141,14 @@ def _rows(result: StagedAnalysisResult, trace: Trace | None) -> list[RunRow]:
     parent_of: dict[str, str] = {}
     names: dict[str, str] = {}
     for i, r in enumerate(trace.runs, start=1):
+        rid = redact_text(r.id)
         if r.parent_run_id is not None and r.parent_run_id != r.id:
-            parent_of[r.id] = r.parent_run_id
+            parent_of[rid] = redact_text(r.parent_run_id)
         start = (r.start_time - origin).total_seconds() * 1000 if origin and r.start_time else None
-        rows.append(
-            RunRow(
-                i, r.id, names.setdefault(r.name, r.name), r.stated_status, r.run_type.value, 0, start, r.duration_ms
-            )
-        )
+        name = names.get(r.name)
+        if name is None:
+            name = names[r.name] = redact_text(r.name)
+        rows.append(RunRow(i, rid, name, r.stated_status, r.run_type.value, 0, start, r.duration_ms))
     if parent_of:
         known = {row.run_id for row in rows}
         parent = {k: v for k, v in parent_of.items() if v in known}
@@ -221,7 +222,7 @@ def gather(
                 c.run.cited = True
         return out
 
-    view = ReportView(trace_id=result.trace_id, summary="", runs=rows, usage=usage or {})
+    view = ReportView(trace_id=redact_text(result.trace_id), summary="", runs=rows, usage=usage or {})
     view.stand_in = is_stand_in(u.model for u in result.usage.values())
     if result.synthesis is not None:
         view.summary = clean(result.synthesis.summary)
