@@ -94,3 +94,8 @@ class PageDom(html.parser.HTMLParser):
             self.links.append(a["href"][1:])
         if "decisive" in a.get("class", "").split():
             self.decisive.append(a)
+
+
+def plain_md(text: str) -> str:
+    """A Markdown report as read: without the isolates around trace and model strings, brackets unescaped."""
+    return text.replace("\u2068", "").replace("\u2069", "").replace("\\[", "[").replace("\\]", "]")

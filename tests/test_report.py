@@ -16,19 +16,20 @@ from refinery.traces.render import RenderOptions
 from refinery.traces.spool import upload_files_for
 from tests.fake_openai import SAMPLES, sample_result
 from tests.fixtures_traces import make_trace
+from tests.helpers import plain_md
 
 
 def test_citations_link_to_the_run_they_cite():
     view = gather(sample_result(), make_trace())
     [finding] = view.findings
     [cite] = finding["cites"]
-    assert cite.label == "t1_runs_001-003.md § Run 002" and cite.run.run_id == "run-2"
+    assert cite.label == "t1_runs_001-003.md § Run 002 → run run-2" and cite.run.run_id == "run-2"  # what it opens
     chain_cause = view.chains[0]["links"][2][2][0]
     assert chain_cause.run is None  # a prompt file cites no run
 
 
 def test_markdown_has_every_section_and_links():
-    md = render_markdown(gather(sample_result(), make_trace()))
+    md = plain_md(render_markdown(gather(sample_result(), make_trace())))
     for heading in (
         "## Summary",
         "## Top findings",
@@ -41,8 +42,8 @@ def test_markdown_has_every_section_and_links():
     ):
         assert heading in md
     assert SAMPLES["stage4"]["summary"] in md
-    assert "[t1_runs_001-003.md § Run 002](#run-run-2)" in md
-    assert '| 2 | · step_2 <a id="run-run-2"></a>`run-2` | tool | **✗ error** |' in md  # the tree, nested under run-1
+    assert "[t1_runs_001-003.md § Run 002 → run run-2](#run-run-2)" in md
+    assert '| #2 | · step_2 <a id="run-run-2"></a>`run-2` | tool | **✗ error** |' in md  # the tree, nested under run-1
     assert "| looks up the order | partial |" in md
     assert "### Chain 1 (confidence: high)" in md
 
@@ -139,7 +140,7 @@ def test_the_report_shows_who_when_where_and_which_claims_verified():
         ],
     }
     view = gather(sample_result(verification={"stage3": unverified}), make_trace())
-    md = render_markdown(view)
+    md = plain_md(render_markdown(view))
     assert "- **Responsible agent:** agent" in md
     assert "- **Decisive step:** [`run-2`](#run-run-2) — lookup_order was called without an order id (✓ verified)" in md
     assert (
@@ -148,7 +149,7 @@ def test_the_report_shows_who_when_where_and_which_claims_verified():
     )
     assert "| stage3 | 2 | 1 | errors[0]: the quote is not in run run-2's text |" in md
     html_text = render_html(view)
-    assert '<a href="#run-run-2"><code>run-2</code></a>' in html_text and "✗ unverified" in html_text
+    assert '<a href="#run-run-2"><code><bdi>run-2</bdi></code></a>' in html_text and "✗ unverified" in html_text
 
 
 def test_claims_never_checked_say_so():
@@ -161,7 +162,7 @@ def test_a_big_traces_timeline_shows_the_runs_that_matter_and_counts_the_rest():
     view = gather(sample_result(), trace)
     md = render_markdown(view)
     timeline = md.split("## Timeline", 1)[1].split("\n## ", 1)[0]
-    shown = [int(m) for m in re.findall(r"^\| (\d+) \|", timeline, re.M)]
+    shown = [int(m) for m in re.findall(r"^\| #(\d+) \|", timeline, re.M)]
     assert shown == [
         *range(1, 11),
         *range(499, 502),
@@ -177,7 +178,7 @@ def test_a_big_traces_timeline_shows_the_runs_that_matter_and_counts_the_rest():
 
 def test_a_trace_of_a_few_hundred_runs_shows_every_run():
     md = render_markdown(gather(sample_result(), make_trace(n_runs=400, fail_at=200)))
-    assert len(re.findall(r"^\| \d+ \|", md.split("## Timeline", 1)[1], re.M)) == 400 and "not shown" not in md
+    assert len(re.findall(r"^\| #\d+ \|", md.split("## Timeline", 1)[1], re.M)) == 400 and "not shown" not in md
 
 
 def test_the_report_embeds_cited_runs_as_uploaded_and_redacted(tmp_path):

@@ -12,7 +12,7 @@ from refinery.report.batch_html import render_summary_html
 from refinery.traces.render import render_trace_files
 from tests.fake_openai import sample_result
 from tests.fixtures_traces import make_trace
-from tests.helpers import PageDom
+from tests.helpers import PageDom, plain_md
 
 HOSTILE = ['<script>alert("x")</script>', '" onmouseover="alert(1)', "x" * 5000, "مرحبا \u202eevil"]
 
@@ -25,8 +25,8 @@ def test_every_citation_link_lands_on_the_cited_runs_embedded_text():
     target = p.by_id["run-run-2"]
     assert target.get("data-run-id") == "run-2" and target.get("class") == "run-text"
     assert re.search(
-        r'<details class="run-text" id="run-run-2" data-run-id="run-2"><summary>.*?★ decisive step</summary><pre>## '
-        r"Run 002: step_2 \[run_id: run-2\]",
+        r'<details class="run-text" id="run-run-2" data-run-id="run-2"><summary>.*?★ decisive step</summary>'
+        r"<pre><bdi>## Run 002: step_2 \[run_id: run-2\]",
         page,
         re.S,
     )
@@ -54,7 +54,7 @@ def test_a_verdict_block_opens_the_report():
 def test_model_text_loses_stray_list_dashes():
     r = sample_result(store_id=None)
     r.diagnosis.root_cause = "- The order lookup failed"
-    md = render_markdown(gather(r, make_trace()))
+    md = plain_md(render_markdown(gather(r, make_trace())))
     assert "- **Root cause:** The order lookup failed" in md and "- - " not in md
 
 
@@ -102,6 +102,6 @@ def test_the_batch_pages_show_root_causes_without_stray_dashes():
 
     o = TraceOutcome(name="a", trace="a.json", status="done", root_cause="- The order lookup failed", tokens=1)
     assert "<td>The order lookup failed</td>" in render_summary_html([o], "gpt-4o")
-    assert "| a | done | The order lookup failed |" in render_summary_md(
-        BatchSummary(model="gpt-4o", outcomes={"a": o})
+    assert "| a | done | The order lookup failed |" in plain_md(
+        render_summary_md(BatchSummary(model="gpt-4o", outcomes={"a": o}))
     )

@@ -16,9 +16,10 @@ from refinery.report.markdown import mark, usage_rows
 from refinery.report.timeline import Gap, bars, duration_text
 from refinery.report.view import STAND_IN, Cite, ReportView, RunRow, missed
 
-CSS = """body{font:15px/1.5 system-ui,sans-serif;max-width:68rem;margin:2rem auto;padding:0 1rem;color:#1a1a1a}
-table{border-collapse:collapse;width:100%;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.3rem .5rem;
-text-align:left;vertical-align:top}
+CSS = """body{font:15px/1.5 system-ui,sans-serif;max-width:68rem;margin:2rem auto;padding:0 1rem;color:#1a1a1a;
+overflow-wrap:anywhere}
+table{border-collapse:collapse;width:100%;margin:.5rem 0;table-layout:fixed}td,th{border:1px solid #ccc;
+padding:.3rem .5rem;text-align:left;vertical-align:top;overflow-wrap:anywhere}
 .error{background:#fde8e8;color:#9b1c1c;font-weight:600}.met,.verified{color:#046c4e}.partial{color:#8a5a00}
 .missing,.unverified{color:#9b1c1c;font-weight:600}
 .unchecked{color:#666}code{background:#f3f3f3;padding:0 .2rem;overflow-wrap:anywhere}.cite{font-size:.85em}
@@ -47,15 +48,21 @@ def e(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
+def t(text: Any) -> str:
+    """Text from the trace or the model as element content: escaped and isolated (`<bdi>`), so a
+    right-to-left override inside it reorders nothing outside it."""
+    return f"<bdi>{e(text)}</bdi>"
+
+
 def _run_link(run_id: str, row: RunRow | None) -> str:
-    return f'<a href="#{e(row.anchor)}"><code>{e(run_id)}</code></a>' if row else f"<code>{e(run_id)}</code>"
+    return f'<a href="#{e(row.anchor)}"><code>{t(run_id)}</code></a>' if row else f"<code>{t(run_id)}</code>"
 
 
 def _cites(found: list[Cite]) -> str:
     return ", ".join(
-        f'<a class="cite" href="#{e(c.run.anchor)}">{e(c.label)}</a>'
+        f'<a class="cite" href="#{e(c.run.anchor)}">{t(c.label)}</a>'
         if c.run
-        else f'<span class="cite">{e(c.label)}</span>'
+        else f'<span class="cite">{t(c.label)}</span>'
         for c in found
     )
 
@@ -76,7 +83,7 @@ def _verdict(view: ReportView) -> list[str]:
             ("Responsible agent", f"<bdi>{e(loc['responsible_agent'])}</bdi>"),
             (
                 "Decisive step",
-                f"{_run_link(step['run_id'], step['run'])} — {e(step['reason'])} {_check(step['verified'])}",
+                f"{_run_link(step['run_id'], step['run'])} — {t(step['reason'])} {_check(step['verified'])}",
             ),
         ]
     if d:
@@ -120,8 +127,8 @@ def _waterfall(view: ReportView) -> list[str]:
             f'<span class="wf-name" style="padding-left:{r.depth * 0.9:.1f}em"><bdi>{name}</bdi> <span '
             f'class="wf-flag">{e(flag)}</span></span>'
             f'<span class="wf-track"><span class="wf-bar" style="left:{bar.left}%;width:{bar.width}%"></span></span>'
-            f'<span class="wf-dur">{e(duration_text(r.duration_ms) if bar.timed else "#" + str(r.seq))}</span>'
-            f'<span class="tip">{e(tip)}</span></div>'
+            f'<span class="wf-dur">{e(duration_text(r.duration_ms) if bar.timed else r.number)}</span>'
+            f'<span class="tip">{t(r.name)}{e(tip[len(r.name) :])}</span></div>'
         )
     return [*out, "</div>"]
 
@@ -131,7 +138,7 @@ def _sections(view: ReportView) -> list[str]:
     if view.findings:
         b.append("<h2>Top findings</h2><ol>")
         b += [
-            f"<li><strong>{e(f['title'])}</strong> ({e(f['severity'])}): {e(f['detail'])} {_cites(f['cites'])}</li>"
+            f"<li><strong>{t(f['title'])}</strong> ({e(f['severity'])}): {t(f['detail'])} {_cites(f['cites'])}</li>"
             for f in view.findings
         ]
         b.append("</ol>")
@@ -141,48 +148,48 @@ def _sections(view: ReportView) -> list[str]:
             "<th>description</th><th>check</th></tr>"
         )
         b += [
-            f"<tr><td>{_run_link(x['run_id'], x['run'])}</td><td>{e(x['category'])}</td><td>{e(x['impact'])}</td>"
-            f"<td><q>{e(x['evidence'])}</q></td>"
-            f"<td>{e(x['description'])}</td><td>{_check(x['verified'])}</td></tr>"
+            f"<tr><td>{_run_link(x['run_id'], x['run'])}</td><td>{t(x['category'])}</td><td>{t(x['impact'])}</td>"
+            f"<td><q>{t(x['evidence'])}</q></td>"
+            f"<td>{t(x['description'])}</td><td>{_check(x['verified'])}</td></tr>"
             for x in view.localisation["errors"]
         ]
         b.append("</table>")
     if view.expectations:
         b.append("<h2>Expectations</h2><table><tr><th>clause</th><th>status</th><th>gap</th><th>evidence</th></tr>")
         b += [
-            f"<tr><td>{e(x['clause'])}</td><td "
-            f'class="{e(x["status"])}">{e(x["status"])}</td><td>{e(x["gap"])}</td><td>{_cites(x["cites"])}</td></tr>'
+            f"<tr><td>{t(x['clause'])}</td><td "
+            f'class="{e(x["status"])}">{e(x["status"])}</td><td>{t(x["gap"])}</td><td>{_cites(x["cites"])}</td></tr>'
             for x in view.expectations
         ]
         b.append("</table>")
     if view.diagnosis:
         d = view.diagnosis
-        b.append(f"<h2>Diagnosis</h2><p><strong>Root cause:</strong> {e(d['root_cause'])}</p>")
+        b.append(f"<h2>Diagnosis</h2><p><strong>Root cause:</strong> {t(d['root_cause'])}</p>")
         if d["affected_components"]:
-            b.append(f"<p><strong>Affected components:</strong> {e(', '.join(d['affected_components']))}</p>")
+            b.append(f"<p><strong>Affected components:</strong> {t(', '.join(d['affected_components']))}</p>")
         parts = d["detailed_analysis"]
         b.append(
-            "<ul>" + "".join(f"<li>{e(p)}</li>" for p in parts) + "</ul>"
+            "<ul>" + "".join(f"<li>{t(p)}</li>" for p in parts) + "</ul>"
             if len(parts) > 1
-            else f"<p>{e(parts[0] if parts else '')}</p>"
+            else f"<p>{t(parts[0] if parts else '')}</p>"
         )
     if view.chains:
         b.append("<h2>Causal chains</h2>")
         for i, chain in enumerate(view.chains, 1):
             b.append(f"<h3>Chain {i} (confidence: {e(chain['confidence'])})</h3><ul>")
-            b += [f"<li><strong>{e(name)}:</strong> {e(desc)} {_cites(cs)}</li>" for name, desc, cs in chain["links"]]
+            b += [f"<li><strong>{e(name)}:</strong> {t(desc)} {_cites(cs)}</li>" for name, desc, cs in chain["links"]]
             b.append("</ul>")
     if view.diagnosis and view.diagnosis["remediations"]:
         b.append("<h2>Remediations</h2><ul>")
         b += [
-            f"<li>{e(r['action'])} (target: {e(r['target'])}, effort: {e(r['effort'])}) — {e(r['rationale'])}</li>"
+            f"<li>{t(r['action'])} (target: {t(r['target'])}, effort: {t(r['effort'])}) — {t(r['rationale'])}</li>"
             for r in view.diagnosis["remediations"]
         ]
         b.append("</ul>")
     if view.actions:
         b.append("<h2>Next actions</h2><table><tr><th>priority</th><th>action</th><th>owner</th><th>why</th></tr>")
         b += [
-            f"<tr><td>{e(a['priority'])}</td><td>{e(a['action'])}</td><td>{e(a['owner'])}</td><td>{e(a['rationale'])}</td></tr>"
+            f"<tr><td>{e(a['priority'])}</td><td>{t(a['action'])}</td><td>{t(a['owner'])}</td><td>{t(a['rationale'])}</td></tr>"
             for a in view.actions
         ]
         b.append("</table>")
@@ -194,7 +201,7 @@ def render_html(view: ReportView) -> str:
     if view.stand_in:
         b.append(f'<p class="standin">{html.escape(STAND_IN, quote=False)}</p>')
     b += _verdict(view)
-    b += ["<h2>Summary</h2>", f"<p>{e(view.summary or '(no summary: the analysis stopped early)')}</p>"]
+    b += ["<h2>Summary</h2>", f"<p>{t(view.summary or '(no summary: the analysis stopped early)')}</p>"]
     b += _sections(view)
     if view.runs:
         b += _waterfall(view)
@@ -202,8 +209,8 @@ def render_html(view: ReportView) -> str:
         b.append("<h2>Cited runs</h2>")
         b += [
             f'<details class="run-text" id="{e(r.anchor)}" '
-            f'data-run-id="{e(r.run_id)}"><summary><bdi>{e(r.name)}</bdi> <code>{e(r.run_id)}</code>'
-            f"{' — ★ decisive step' if r.decisive else ''}</summary><pre>{e(r.text)}</pre></details>"
+            f'data-run-id="{e(r.run_id)}"><summary><bdi>{e(r.name)}</bdi> <code>{t(r.run_id)}</code>'
+            f"{' — ★ decisive step' if r.decisive else ''}</summary><pre>{t(r.text)}</pre></details>"
             for r in view.cited_runs
         ]
     if view.verification:
@@ -212,7 +219,7 @@ def render_html(view: ReportView) -> str:
         )
         for stage, v in sorted(view.verification.items()):
             b.append(
-                f"<tr><td>{e(stage)}</td><td>{v['cited']}</td><td>{v['verified']}</td><td>{e(missed(v))}</td></tr>"
+                f"<tr><td>{e(stage)}</td><td>{v['cited']}</td><td>{v['verified']}</td><td>{t(missed(v))}</td></tr>"
             )
         b.append("</table>")
     if view.usage:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from refinery.report.timeline import Gap, duration_text, shown
@@ -22,17 +23,40 @@ def usage_rows(usage: dict[str, Any]) -> list[tuple[str, int, int, str]]:
     return rows
 
 
+FSI, PDI = "\u2068", "\u2069"  # first-strong isolate … pop directional isolate
+_MARKUP = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "[": "\\[", "]": "\\]"})
+
+
+def t(text: Any) -> str:
+    """Text from the trace or the model as Markdown: no HTML (escaped, so an agent named
+    `<svg onload=…>` is text in any viewer), no links of its own (brackets escaped: the report's
+    only links are its in-page ones), and isolated so a right-to-left override reorders nothing
+    outside it."""
+    return FSI + str(text).translate(_MARKUP) + PDI
+
+
+def code(text: Any) -> str:
+    """An id as a code span that its own backticks cannot end (escapes do nothing inside one)."""
+    value = str(text).replace("\n", " ")
+    ticks = "`" * (max((len(m) for m in re.findall("`+", value)), default=0) + 1)
+    pad = " " if value.startswith("`") or value.endswith("`") else ""
+    return f"{ticks}{pad}{value}{pad}{ticks}"
+
+
 def _link(run_id: str, row: RunRow | None) -> str:
-    return f"[`{run_id}`](#{row.anchor})" if row else f"`{run_id}`"
+    return f"[{code(run_id)}](#{row.anchor})" if row else code(run_id)
 
 
 def _cites(found: list[Cite]) -> str:
-    return " — " + ", ".join(f"[{c.label}](#{c.run.anchor})" if c.run else c.label for c in found) if found else ""
+    return (
+        " — " + ", ".join(f"[{t(c.label)}](#{c.run.anchor})" if c.run else t(c.label) for c in found) if found else ""
+    )
 
 
 def cell(text: Any) -> str:
-    """Text as one Markdown table cell: pipes escaped, lines joined."""
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """Text from the trace or the model as one Markdown table cell (see `t`): pipes escaped,
+    lines joined."""
+    return t(text).replace("|", "\\|").replace("\n", " ")
 
 
 def _verdict(view: ReportView) -> list[str]:
@@ -43,11 +67,12 @@ def _verdict(view: ReportView) -> list[str]:
     if loc:
         step = loc["decisive_step"]
         out += [
-            f"- **Responsible agent:** {loc['responsible_agent']}",
-            f"- **Decisive step:** {_link(step['run_id'], step['run'])} — {step['reason']} ({mark(step['verified'])})",
+            f"- **Responsible agent:** {t(loc['responsible_agent'])}",
+            f"- **Decisive step:** {_link(step['run_id'], step['run'])} — {t(step['reason'])} "
+            f"({mark(step['verified'])})",
         ]
     elif d:
-        out.append(f"- **Root cause:** {d['root_cause']}")
+        out.append(f"- **Root cause:** {t(d['root_cause'])}")
     if total:
         out.append(f"- **Tokens:** {total.get('total_tokens', 0)}; **cost:** {view.cost_text}")
     return out + [""]
@@ -66,24 +91,24 @@ def _timeline(view: ReportView) -> list[str]:
         )
         name = ("· " * r.depth) + cell(r.name)
         start = duration_text(r.start_ms) if r.start_ms is not None else "—"
-        link = f"[`{r.run_id}`](#{r.anchor})" if r.text else f'<a id="{r.anchor}"></a>`{r.run_id}`'
+        link = f"[{code(r.run_id)}](#{r.anchor})" if r.text else f'<a id="{r.anchor}"></a>{code(r.run_id)}'
         out.append(
-            f"| {r.seq} | {name} {link} | {r.run_type} | {status} | {start} | {duration_text(r.duration_ms)} | "
+            f"| {r.number} | {name} {link} | {r.run_type} | {status} | {start} | {duration_text(r.duration_ms)} | "
             f"{flags} |"
         )
     return out + [""]
 
 
 def render_markdown(view: ReportView) -> str:
-    out = [f"# Why the run failed — trace {view.trace_id}", ""]
+    out = [f"# Why the run failed — trace {t(view.trace_id)}", ""]
     if view.stand_in:
         out += ["> " + STAND_IN, ""]
     out += _verdict(view)
-    out += ["## Summary", "", view.summary or "_(no summary: the analysis stopped early)_", ""]
+    out += ["## Summary", "", t(view.summary) if view.summary else "_(no summary: the analysis stopped early)_", ""]
     if view.findings:
         out += ["## Top findings", ""]
         out += [
-            f"{i}. **{f['title']}** ({f['severity']}): {f['detail']}{_cites(f['cites'])}"
+            f"{i}. **{t(f['title'])}** ({f['severity']}): {t(f['detail'])}{_cites(f['cites'])}"
             for i, f in enumerate(view.findings, 1)
         ]
         out.append("")
@@ -96,28 +121,28 @@ def render_markdown(view: ReportView) -> str:
         ]
         for e in view.localisation["errors"]:
             out.append(
-                f"| {_link(e['run_id'], e['run'])} | {e['category']} | {e['impact']} | {cell(e['evidence'])} | "
-                f"{cell(e['description'])} | {mark(e['verified'])} |"
+                f"| {_link(e['run_id'], e['run'])} | {cell(e['category'])} | {cell(e['impact'])} | "
+                f"{cell(e['evidence'])} | {cell(e['description'])} | {mark(e['verified'])} |"
             )
         out.append("")
     if view.expectations:
         out += ["## Expectations", "", "| clause | status | gap | evidence |", "|---|---|---|---|"]
         out += [
-            f"| {cell(e['clause'])} | {e['status']} | {cell(e['gap'])} | {_cites(e['cites'])[3:]} |"
+            f"| {cell(e['clause'])} | {cell(e['status'])} | {cell(e['gap'])} | {_cites(e['cites'])[3:]} |"
             for e in view.expectations
         ]
         out.append("")
     if view.diagnosis:
         d = view.diagnosis
-        out += ["## Diagnosis", "", f"- **Root cause:** {d['root_cause']}"]
+        out += ["## Diagnosis", "", f"- **Root cause:** {t(d['root_cause'])}"]
         if d["affected_components"]:
-            out.append(f"- **Affected components:** {', '.join(d['affected_components'])}")
+            out.append(f"- **Affected components:** {t(', '.join(d['affected_components']))}")
         out += [
             "",
             *(
-                [f"- {p}" for p in d["detailed_analysis"]]
+                [f"- {t(p)}" for p in d["detailed_analysis"]]
                 if len(d["detailed_analysis"]) > 1
-                else d["detailed_analysis"]
+                else [t(p) for p in d["detailed_analysis"]]
             ),
             "",
         ]
@@ -125,12 +150,12 @@ def render_markdown(view: ReportView) -> str:
         out += ["## Causal chains", ""]
         for i, chain in enumerate(view.chains, 1):
             out.append(f"### Chain {i} (confidence: {chain['confidence']})")
-            out += [f"- **{name}:** {desc}{_cites(cs)}" for name, desc, cs in chain["links"]]
+            out += [f"- **{name}:** {t(desc)}{_cites(cs)}" for name, desc, cs in chain["links"]]
             out.append("")
     if view.diagnosis and view.diagnosis["remediations"]:
         out += ["## Remediations", ""]
         out += [
-            f"- {r['action']} (target: {r['target']}, effort: {r['effort']}) — {r['rationale']}"
+            f"- {t(r['action'])} (target: {t(r['target'])}, effort: {t(r['effort'])}) — {t(r['rationale'])}"
             for r in view.diagnosis["remediations"]
         ]
         out.append("")
@@ -144,12 +169,12 @@ def render_markdown(view: ReportView) -> str:
     if view.runs:
         out += _timeline(view)
     if view.cited_runs:
-        out += ["## Cited runs", ""]
+        out += ["## Cited and failed runs", ""]
         for r in view.cited_runs:
             fence = "````" if "```" in (r.text or "") else "```"
             out += [
                 f'<a id="{r.anchor}"></a>',
-                f"### {r.name} `{r.run_id}`",
+                f"### {t(r.name)} {code(r.run_id)}",
                 "",
                 f"{fence}text",
                 r.text or "",

@@ -29,6 +29,9 @@ _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 STAND_IN = "These answers come from refinery's stand-in model (a test double); they show the pipeline, not an analysis."
 
 
+MAX_UNCITED_FAILED = 500  # failed runs nobody cited whose text a report embeds (a big trace's may be many)
+
+
 def is_stand_in(models: Iterable[str | None]) -> bool:
     """Whether any answer came from the test server's stand-in model (it names itself so)."""
     return any("standin" in str(m or "") for m in models)
@@ -46,11 +49,18 @@ class RunRow:
     duration_ms: float | None = None
     cited: bool = False
     decisive: bool = False
-    text: str | None = None  # the run's rendered, redacted section, for cited runs
+    text: str | None = None  # the run's rendered, redacted section, for cited and failed runs
+    step: int | None = None  # the source's own step number (a step log's), shown instead of the sequence
 
     @property
     def anchor(self) -> str:
         return "run-" + safe_name(self.run_id, 120)
+
+    @property
+    def number(self) -> str:
+        """How the timeline numbers the run: the trace's own step where it has one (a step log's
+        run `step-0` is step 0, not #1), else its place in the trace."""
+        return f"step {self.step}" if self.step is not None else f"#{self.seq}"
 
 
 @dataclass
@@ -61,7 +71,12 @@ class Cite:
 
     @property
     def label(self) -> str:
-        return f"{self.file} § {self.section}" if self.section else self.file
+        """What the link shows: the citation as written, and the run it opens when the citation
+        does not name it (a whole file, a range) — the link opens that one run's text."""
+        cited = f"{self.file} § {self.section}" if self.section else self.file
+        if self.run is not None and self.run.run_id not in cited:
+            return f"{cited} → run {self.run.run_id}"
+        return cited
 
 
 @dataclass
@@ -83,7 +98,8 @@ class ReportView:
 
     @property
     def cited_runs(self) -> list[RunRow]:
-        return [r for r in self.runs if r.cited and r.text]
+        """The runs whose text the report embeds: cited ones, and failed ones (cited or not)."""
+        return [r for r in self.runs if r.text]
 
     @property
     def total(self) -> dict[str, Any]:
@@ -148,7 +164,8 @@ def _rows(result: StagedAnalysisResult, trace: Trace | None) -> list[RunRow]:
         name = names.get(r.name)
         if name is None:
             name = names[r.name] = redact_text(r.name)
-        rows.append(RunRow(i, rid, name, r.stated_status, r.run_type.value, 0, start, r.duration_ms))
+        row = RunRow(i, rid, name, r.stated_status, r.run_type.value, 0, start, r.duration_ms, step=r.step)
+        rows.append(row)
     if parent_of:
         known = {row.run_id for row in rows}
         parent = {k: v for k, v in parent_of.items() if v in known}
@@ -297,8 +314,8 @@ def gather(
         }
     view.verification = dict(result.verification)
     if files is not None:
-        texts = sections(files, {row.run_id for row in rows if row.cited})
+        failed = [row.run_id for row in rows if row.status == "error" and not row.cited][:MAX_UNCITED_FAILED]
+        texts = sections(files, {row.run_id for row in rows if row.cited} | set(failed))
         for row in rows:
-            if row.cited:
-                row.text = texts.get(row.run_id)
+            row.text = texts.get(row.run_id)
     return view
