@@ -144,3 +144,21 @@ def test_no_planted_secret_survives_a_cut_or_a_marker_at_any_offset(kind):
         files, report = upload_files_for(trace, options=options)
         assert not any(secret in t for _, t in files), (kind, offset)
         assert report.total >= 1
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        (
+            "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBKcwggSjAgEAAoIBAQC7 [cut]",
+            "BKcwggSjAgEAAoIBAQC7",
+        ),
+        ('{"pem": "-----BEGIN RSA PRIVATE KEY-----\\nMIIEpAIBAAKCAQEA7\\nZm9vYmFyYmF6"}', "Zm9vYmFyYmF6"),
+        ("20260301T100000000000Zghp_" + "A" * 36 + ".20260301T100002Z", "ghp_" + "A" * 36),
+        ("https://x.example/cb?next%3Dghp_" + "B" * 36, "ghp_" + "B" * 36),
+        ("Authorization=Bearer%20" + "eyJhbGciOiJIUzI1NiJ9abcdefghijk", "eyJhbGciOiJIUzI1NiJ9abcdefghijk"),
+    ],
+    ids=["pem-without-end", "pem-escaped-without-end", "dotted-order-run-id", "url-encoded-token", "bearer-%20"],
+)
+def test_secrets_an_export_cut_or_glued_to_other_text_are_still_found(text, secret):
+    assert secret not in redact_text(text)

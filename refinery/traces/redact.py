@@ -20,14 +20,19 @@ _HEADER = r"(?i)(\b"  # a header (or config) name, case-insensitive, opens the k
 # (`traces.source_text`), which stand between a field's name and its value until they are stripped
 _SEP = r"\\*[\"']?\s*[:=]\s*[\ue000-\ue005]*\\*[\"']?\s*"
 
-# Before a token: a word boundary, or a URL-encoded `=` or space (`%3Dghp_…`, `Bearer%20…`).
-_TOKEN_START = r"(?:(?<=%3[Dd])|(?<=%20)|\b)"
+# Before a token: a word boundary, a URL-encoded `=` or space (`%3Dghp_…`, `Bearer%20…`), or the
+# `Z` that ends a timestamp in LangSmith's dotted order (`…T100000000000Z<run id>`)
+_TOKEN_START = r"(?:(?<=%3[Dd])|(?<=%20)|(?<=\d[Zz])|\b)"
 
 # Order matters: more specific patterns first (an Anthropic key also starts with "sk-").
 PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     (
         "private_key",
-        re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----"),
+        # to its END line; without one (an export cut it off), over the key's base64 lines
+        re.compile(
+            r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----"
+            r"(?:[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----|(?:[A-Za-z0-9+/=\s]|\\[nr])*)"
+        ),
     ),
     ("anthropic_key", re.compile(r"\bsk-ant-(?:api|admin)\d{2}-[A-Za-z0-9_-]{20,}")),
     ("openai_key", re.compile(r"\bsk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_-]{20,}(?:T3BlbkFJ[A-Za-z0-9_-]+)?")),
