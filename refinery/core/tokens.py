@@ -17,7 +17,7 @@ CHARS_PER_TOKEN = 4
 TOKEN_COUNTS = ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "total_tokens")
 
 
-_PIECE = re.compile(r"[A-Za-z]{1,10}|[0-9]{1,3}|[^\sA-Za-z0-9]{1,2}")
+_PIECE = re.compile(r"[A-Za-z]{1,10}|[0-9]{1,3}|[^\sA-Za-z0-9]{1,2}|\s{2,}|[^\S ]")
 _SPACE = re.compile(r"\s")
 _WINDOW = 1 << 16
 

@@ -282,6 +282,15 @@ class OpenAITestServer(FilesAndStores):
                 )
         return None
 
+    def admission_cost(self, body: dict[str, Any]) -> int:
+        """The tokens a request must find in the TPM bucket to be admitted: its input as this
+        server counts it (instructions, messages, the output schema) plus `max_output_tokens`
+        (4,096 when unset) — the worst case, as OpenAI documents its rate limiting. Retrieved
+        chunks are charged when the request completes."""
+        system, user = self._texts(body)
+        schema = json.dumps((body.get("text") or {}).get("format", {}).get("schema") or {})
+        return count_tokens(system + user + schema) + int(body.get("max_output_tokens") or 4096)
+
     def _texts(self, body: dict[str, Any]) -> tuple[str, str]:
         system: list[str] = []
         user: list[str] = []
@@ -317,13 +326,13 @@ class OpenAITestServer(FilesAndStores):
             return invalid
         self.response_bodies.append(body)
         system, user = self._texts(body)
+        cost = self.admission_cost(body)
         max_out = body.get("max_output_tokens")
-        cost = count_tokens(
-            system + user + json.dumps((body.get("text") or {}).get("format", {}).get("schema") or {})
-        ) + int(max_out or 4096)
         admitted, rl_headers, rl_body = self.limiter.admit(cost, str(body.get("model")))
         if not admitted:
             self.stats["429 rate_limit_exceeded"] += 1
+            if self.limiter.tpm and cost > self.limiter.tpm:
+                self.stats["429 request too large"] += 1  # it can never be admitted
             return web.json_response(rl_body, status=429, headers=rl_headers)
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
