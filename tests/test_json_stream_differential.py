@@ -167,3 +167,15 @@ def test_a_byte_that_is_no_utf8_is_named_where_it_stands(tmp_path, monkeypatch, 
     bad = data.index(b"\xff")
     with pytest.raises(TraceFormatError, match=rf"not UTF-8 text \(invalid start byte at byte {bad}\)"):
         read_trace_json(path, READ_SHAPE)
+
+
+def test_a_pass_over_a_lazy_array_reads_items_by_block_and_names_a_broken_one(tmp_path):
+    path = tmp_path / "doc.json"
+    history = [{"role": "user", "content": f"message {i} é"} for i in range(200)]
+    path.write_text(json.dumps({"history": history}, ensure_ascii=False), encoding="utf-8")
+    data = read_trace_json(path, READ_SHAPE, lazy_bytes=0)
+    items = data["history"]
+    assert isinstance(items, LazyArray) and list(items) == history
+    items._spans[2 * 7 + 1] -= 2  # item 7's recorded end no longer where it ends
+    with pytest.raises(TraceFormatError, match="item 7"):
+        list(items)
