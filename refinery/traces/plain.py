@@ -28,6 +28,7 @@ from refinery.core.models import LazyRuns, RunType, Trace, TraceRun
 from refinery.errors import TraceFormatError
 from refinery.traces.common import as_dict, parse_time, span_bounds
 from refinery.traces.json_stream import LazyArray, ReadShape, is_array
+from refinery.traces.transcript import has_tool_calls, link_tool_calls
 
 ROLE_TYPES = {
     "assistant": RunType.LLM,
@@ -175,6 +176,8 @@ def load_plain(data: Any, source: str | None = None) -> Trace:
     runs: Sequence[TraceRun] = (
         LazyRuns(items, convert) if isinstance(items, LazyArray) else [convert(i, item) for i, item in enumerate(items)]
     )
+    if isinstance(runs, list) and has_tool_calls(items):
+        runs = link_tool_calls(runs, items)  # each tool call a run, with its result, under its caller
     start, end = span_bounds(
         runs
     )  # for `LazyRuns`, the pass that converts every entry: a bad one fails the load here, named
