@@ -31,7 +31,7 @@ from refinery.outputs import usage_summary, write_outputs
 from refinery.report.batch_html import render_summary_html
 from refinery.report.markdown import cell
 from refinery.report.view import STAND_IN, clean, is_stand_in
-from refinery.traces import load_trace
+from refinery.traces import load_trace, load_traces
 from refinery.traces.render import safe_name
 
 log = logging.getLogger("refinery.batch")
@@ -39,7 +39,7 @@ SUMMARY_JSON = "summary.json"
 SUMMARY_MD = "summary.md"
 SUMMARY_HTML = "summary.html"
 EXPECT_SUFFIXES = (".expect.json", ".expect.txt", ".expect.md")
-TRACE_SUFFIXES = (".json", ".jsonl")
+TRACE_SUFFIXES = (".json", ".jsonl", ".eval")
 
 
 class BatchItem(BaseModel):
@@ -50,6 +50,7 @@ class BatchItem(BaseModel):
     expect: str | None = None  # None: the task the trace states (see `inputs.expectation_for`)
     prompts: list[str] = Field(default_factory=list)
     evals: list[str] = Field(default_factory=list)
+    sample: str | None = None  # the trace's sample id in a file holding several (an eval log)
 
 
 class TraceOutcome(BaseModel):
@@ -86,14 +87,37 @@ class BatchSummary(BaseModel):
         return sum(o.tokens for o in self.outcomes.values())
 
 
+def _holds_samples(path: Path) -> bool:
+    """Whether a trace file may hold several traces (an eval log, τ-bench results), from its first
+    64 KB: loading every trace of a folder to find out would read them all twice."""
+    if path.suffix == ".eval":
+        return True
+    with path.open("rb") as f:
+        head = f.read(1 << 16)
+    return (b'"samples"' in head and b'"eval"' in head) or (b'"traj"' in head and b'"task_id"' in head)
+
+
+def _samples(item: BatchItem) -> list[BatchItem]:
+    """The item, or one item per trace when its file holds several."""
+    path = Path(item.trace)
+    if not _holds_samples(path):
+        return [item]
+    traces = load_traces(path)
+    if len(traces) == 1:
+        return [item]
+    ids = [str(t.metadata.get("sample_id") or t.trace_id) for t in traces]
+    return [item.model_copy(update={"name": safe_name(f"{item.name}-{i}"), "sample": i}) for i in ids]
+
+
 def discover(source: str | Path, default_expect: str | Path | None = None) -> list[BatchItem]:
     """Batch items from a folder of traces or a JSON manifest.
 
-    Folder: every `*.json` / `*.jsonl` trace; its expectation is the sibling
+    Folder: every `*.json` / `*.jsonl` / `*.eval` trace; its expectation is the sibling
     `<stem>.expect.json|.txt|.md`, else `default_expect` (which is never taken for a trace, even
     when it sits in the folder), else the task the trace states. Manifest: a JSON list of
     `{"trace": …, "expect": …, "prompts": [...], "evals": [...], "name": …}` (paths relative to
-    the manifest).
+    the manifest). A file holding several traces (an Inspect log's samples, τ-bench results),
+    given as the source or found in the folder, is one item per trace, named `<stem>-<sample>`.
     """
     src = Path(source)
     items: list[BatchItem] = []
@@ -113,7 +137,11 @@ def discover(source: str | Path, default_expect: str | Path | None = None) -> li
             expect = sibling or default_expect
             # `run.json` and `run.jsonl` side by side get folders named after the whole file name
             name = safe_name(stem if stems.count(stem) == 1 else path.name)
-            items.append(BatchItem(name=name, trace=str(path), expect=str(expect) if expect else None))
+            items += _samples(BatchItem(name=name, trace=str(path), expect=str(expect) if expect else None))
+    elif src.is_file() and _holds_samples(src):
+        items += _samples(
+            BatchItem(name=safe_name(src.stem), trace=str(src), expect=str(default_expect) if default_expect else None)
+        )
     elif src.is_file():
         try:
             manifest = json.loads(src.read_text(encoding="utf-8"))
@@ -314,7 +342,7 @@ async def analyze_many(
 async def _analyze_one(
     item: BatchItem, out: Path, model: str, client: ResponsesClient, analyst_kwargs: dict[str, Any]
 ) -> TraceOutcome:
-    trace = load_trace(item.trace)
+    trace = load_trace(item.trace, sample=item.sample)
     expectation = expectation_for(item.expect, trace)
     prompts, evals = read_files(item.prompts), read_files(item.evals)
     analyst = StagedFailureAnalyst(model=model, client=client, artifacts_dir=out, **analyst_kwargs)

@@ -39,7 +39,7 @@ from refinery.errors import (
 )
 from refinery.inputs import InputFileError, expectation_for, load_expectation, read_files
 from refinery.outputs import usage_summary, write_outputs
-from refinery.traces import load_trace
+from refinery.traces import load_trace, load_traces
 from refinery.traces.spool import file_stats
 
 EXIT_OK = 0
@@ -155,7 +155,7 @@ async def _analysis(
 
 
 async def cmd_init(args: argparse.Namespace) -> int:
-    trace = load_trace(args.trace, format=args.format)
+    trace = load_trace(args.trace, format=args.format, sample=args.sample)
     prompts, evals = read_files(args.prompts), read_files(args.evals)
     expectation = load_expectation(args.expect) if args.expect else None
     analyst = StagedFailureAnalyst(
@@ -185,13 +185,36 @@ async def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 async def cmd_run(args: argparse.Namespace) -> int:
-    trace = load_trace(args.trace, format=args.format)
+    trace = load_trace(args.trace, format=args.format, sample=args.sample)
     return await _analysis(args, trace, read_files(args.prompts), read_files(args.evals), None)
 
 
 async def cmd_plan(args: argparse.Namespace) -> int:
-    """What a run would upload, send and cost — built offline, so it needs no key."""
-    trace = load_trace(args.trace, format=args.format)
+    """What a run would upload, send and cost — built offline, so it needs no key. A file holding
+    several traces (an eval log's samples) is planned trace by trace, unless `--sample` picks one."""
+    traces = (
+        [load_trace(args.trace, format=args.format, sample=args.sample)]
+        if args.sample
+        else load_traces(args.trace, format=args.format)
+    )
+    planned = [_plan(args, t) for t in traces]
+    if len(planned) == 1:
+        text, data, over = planned[0]
+        _emit(args, text, data)
+    else:
+        total = sum(d["total"]["estimated_cost_usd"] or 0.0 for _, d, _ in planned)
+        text = "\n\n".join(f"== sample {d['sample_id']} ==\n{t}" for t, d, _ in planned)
+        text += f"\n\n{len(planned)} traces; estimated cost of all (worst case): ~${total:.2f}"
+        _emit(args, text, {"traces": [d for _, d, _ in planned], "estimated_cost_usd": round(total, 4)})
+        over = sum(o for _, _, o in planned)
+    if args.strict and over:
+        print(f"refinery: error: --strict: {over} request(s) would exceed the context budget", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def _plan(args: argparse.Namespace, trace: Trace) -> tuple[str, dict[str, Any], int]:
+    """One trace's plan: its text, its JSON, and how many requests would exceed the budget."""
     expectation = expectation_for(args.expect, trace)
     prompts, evals = read_files(args.prompts), read_files(args.evals)
     # No client is built: the analyst makes one only when it first talks to the API, which
@@ -297,12 +320,8 @@ async def cmd_plan(args: argparse.Namespace) -> int:
         if not args.no_redact
         else "redaction: off (--no-redact)",
     ]
-    _emit(args, "\n".join(lines), data)
-    over = [w for w in plan["warnings"] if "over the budget" in w]
-    if args.strict and over:
-        print(f"refinery: error: --strict: {len(over)} request(s) would exceed the context budget", file=sys.stderr)
-        return EXIT_USAGE
-    return EXIT_OK
+    data["sample_id"] = trace.metadata.get("sample_id") or trace.trace_id
+    return "\n".join(lines), data, sum("over the budget" in w for w in plan["warnings"])
 
 
 def _task_line(trace: Trace, expect: str | None) -> str:

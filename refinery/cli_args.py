@@ -12,6 +12,9 @@ from typing import NoReturn
 
 from refinery.errors import EXIT_USAGE
 
+# The loaders `--format` forces (`refinery.traces.loader.formats()`; a test keeps the two equal)
+FORMATS = ["inspect", "langfuse", "langsmith", "otel", "plain", "taubench"]
+
 EXIT_CODES_HELP = """exit codes:
   0  done
   2  bad usage or bad input (missing file, unrecognised trace, bad expectation)
@@ -77,12 +80,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     trace_inputs = _Parser(add_help=False)
     trace_inputs.add_argument(
-        "trace", metavar="TRACE", help="trace file: LangSmith, OTLP/OpenInference, Langfuse or plain JSON/JSONL"
+        "trace",
+        metavar="TRACE",
+        help="trace file: LangSmith, OTLP/OpenInference, Langfuse, an Inspect AI log (.json/.eval), τ-bench results, "
+        "or a chat/step log (JSON/JSONL)",
     )
     trace_inputs.add_argument("--prompts", nargs="+", metavar="FILE", default=[], help="the agent's prompt files")
     trace_inputs.add_argument("--evals", nargs="+", metavar="FILE", default=[], help="the agent's eval files")
+    trace_inputs.add_argument("--format", choices=FORMATS, help="force the trace format (default: detect)")
     trace_inputs.add_argument(
-        "--format", choices=["langsmith", "otel", "langfuse", "plain"], help="force the trace format (default: detect)"
+        "--sample",
+        metavar="ID",
+        help="the trace to take from a file holding several (an Inspect log's sample id, a τ-bench task id); "
+        "`plan` plans them all without it, `batch` analyses them all",
     )
     trace_inputs.add_argument(
         "--no-redact", action="store_true", help="upload secrets as they are (redaction is on by default)"

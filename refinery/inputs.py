@@ -88,7 +88,9 @@ def expectation_for(path: str | Path | None, trace: Trace | None) -> DomainExper
             "no expectation: give --expect FILE (in a batch folder, or <name>.expect.json beside the trace); "
             "this trace states no task to derive one from"
         )
+    expected = trace.metadata.get("expected_output") if trace is not None else None
     return DomainExpertExpectation(
         description="The agent accomplishes the task it was given, correctly and completely. The task: "
         f"{str(task).strip()}",
+        expected_output=str(expected) if expected else None,  # an eval sample's target
     )

@@ -247,3 +247,10 @@ async def test_with_json_a_failure_says_so_on_stdout_too(capsys, tmp_path):
         and out["error"]["exit_code"] == 2
         and "no such file" in out["error"]["message"]
     )
+
+
+def test_format_choices_are_the_loaders_formats():
+    from refinery.cli_args import FORMATS
+    from refinery.traces.loader import formats
+
+    assert FORMATS == formats()

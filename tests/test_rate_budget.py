@@ -187,14 +187,13 @@ def test_the_budgets_reservation_covers_what_the_server_takes_at_admission():
     """The cause of the 429s at the floor: the client's estimate skipped line breaks and
     indentation, which tokenizers (and the test server) count, so for rendered traces the server
     took up to 7 % more than the client had reserved for each request in flight."""
-    from refinery.testing.server import OpenAITestServer
+    from refinery.testing.request_text import admission_cost  # the server's own rule
 
-    server = OpenAITestServer()  # not started: its admission rule only
     budget = RateBudget(tpm=10**9)
     short = [
-        (server.admission_cost(b), budget.estimate(worst_case(b), None))
+        (admission_cost(b), budget.estimate(worst_case(b), None))
         for b in rendered_bodies()
-        if server.admission_cost(b) > budget.estimate(worst_case(b), None)
+        if admission_cost(b) > budget.estimate(worst_case(b), None)
     ]
     assert short == []
 
@@ -203,21 +202,20 @@ async def test_requests_admitted_by_the_budget_are_admitted_by_the_server_at_the
     """Rendered bodies eight at a time through the budget and the server's limiter on one clock,
     the TPM binding throughout: the server turns none away."""
     from refinery.testing.faults import RateLimiter
-    from refinery.testing.server import OpenAITestServer
+    from refinery.testing.request_text import admission_cost
 
     clock = FakeClock()
     bodies = rendered_bodies()
-    tpm = 2 * max(OpenAITestServer().admission_cost(b) for b in bodies)
+    tpm = 2 * max(admission_cost(b) for b in bodies)
     budget = RateBudget(tpm=tpm, clock=clock, sleep=clock.sleep)
     limiter = RateLimiter(tpm=tpm, clock=clock)
-    server = OpenAITestServer()
     queue = list(bodies) * 2
     rejected = []
 
     async def worker() -> None:
         while queue:
             body = queue.pop()
-            cost = server.admission_cost(body)
+            cost = admission_cost(body)
             async with budget.reserve(worst_case(body)) as ticket:
                 admitted, headers, _ = limiter.admit(cost)
                 if not admitted:

@@ -33,6 +33,7 @@ from aiohttp import web
 
 from refinery.testing.faults import Fault, RateLimiter, drop_mid_body
 from refinery.testing.openapi_spec import OpenAPISpec, find_spec
+from refinery.testing.request_text import admission_cost, request_texts
 from refinery.testing.retrieval import Chunk, count_tokens, token_starts
 from refinery.testing.standin_model import StandInModel, reasons
 from refinery.testing.store_api import (
@@ -282,33 +283,6 @@ class OpenAITestServer(FilesAndStores):
                 )
         return None
 
-    def admission_cost(self, body: dict[str, Any]) -> int:
-        """The tokens a request must find in the TPM bucket to be admitted: its input as this
-        server counts it (instructions, messages, the output schema) plus `max_output_tokens`
-        (4,096 when unset) — the worst case, as OpenAI documents its rate limiting. Retrieved
-        chunks are charged when the request completes."""
-        system, user = self._texts(body)
-        schema = json.dumps((body.get("text") or {}).get("format", {}).get("schema") or {})
-        return count_tokens(system + user + schema) + int(body.get("max_output_tokens") or 4096)
-
-    def _texts(self, body: dict[str, Any]) -> tuple[str, str]:
-        system: list[str] = []
-        user: list[str] = []
-        items = body.get("input")
-        if isinstance(items, str):
-            return "", items
-        for item in items or []:
-            content = item.get("content")
-            parts = (
-                [content]
-                if isinstance(content, str)
-                else [p.get("text", "") for p in content or [] if isinstance(p, dict)]
-            )
-            (system if item.get("role") in ("system", "developer") else user).extend(parts)
-        if body.get("instructions"):
-            system.insert(0, str(body["instructions"]))
-        return "\n".join(system), "\n".join(user)
-
     async def create_response(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
         body_text = raw.decode("utf-8", "replace")
@@ -325,14 +299,15 @@ class OpenAITestServer(FilesAndStores):
             self.stats["400 invalid body"] += 1
             return invalid
         self.response_bodies.append(body)
-        system, user = self._texts(body)
-        cost = self.admission_cost(body)
+        system, user = request_texts(body)
+        cost = admission_cost(body)
         max_out = body.get("max_output_tokens")
         admitted, rl_headers, rl_body = self.limiter.admit(cost, str(body.get("model")))
         if not admitted:
             self.stats["429 rate_limit_exceeded"] += 1
-            if self.limiter.tpm and cost > self.limiter.tpm:
-                self.stats["429 request too large"] += 1  # it can never be admitted
+            self.stats["429 request too large"] += int(
+                bool(self.limiter.tpm and cost > self.limiter.tpm)
+            )  # never admissible
             return web.json_response(rl_body, status=429, headers=rl_headers)
         if self.latency_s:
             await asyncio.sleep(self.latency_s)

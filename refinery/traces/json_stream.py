@@ -27,40 +27,16 @@ import re
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, overload
 
 from refinery.errors import TraceFormatError
+from refinery.traces.read_shape import ReadShape
 
 __all__ = ["LAZY_BYTES", "LazyArray", "ReadShape", "is_array", "read_trace_json"]
 
 LAZY_BYTES = 1 << 20  # entry arrays bigger than this stay in the file
-
-
-@dataclass(frozen=True)
-class ReadShape:
-    """The arrays a loader walks one item at a time, so they may stay in the file.
-
-    `entries`: keys of entry arrays (messages, runs, spans, observations); `wrappers`: keys of
-    arrays of objects walked to reach entry arrays below them (OTLP's `resourceSpans` and
-    `scopeSpans`); `children`: keys under which an entry nests more entries (a span's
-    `child_spans`), which may be big arrays in turn; `nesting`: the entry keys whose items may
-    have such children.
-    """
-
-    entries: frozenset[str] = field(default_factory=frozenset)
-    wrappers: frozenset[str] = field(default_factory=frozenset)
-    children: frozenset[str] = field(default_factory=frozenset)
-    nesting: frozenset[str] = field(default_factory=frozenset)
-
-    def __or__(self, other: ReadShape) -> ReadShape:
-        return ReadShape(
-            self.entries | other.entries,
-            self.wrappers | other.wrappers,
-            self.children | other.children,
-            self.nesting | other.nesting,
-        )
 
 
 _CHUNK = 1 << 20
@@ -112,8 +88,7 @@ class LazyArray(Sequence[Any]):
             # not one seek and read an item), each item decoded from its span in the block
             spans, n, i = self._spans, len(self), 0
             while i < n:
-                first = spans[2 * i]
-                j = i + 1
+                first, j = spans[2 * i], i + 1
                 while j < n and spans[2 * j + 1] - first <= _CHUNK:
                     j += 1
                 f.seek(first)

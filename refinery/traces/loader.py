@@ -9,12 +9,21 @@ none of these gets an error naming the file and what was expected.
 from __future__ import annotations
 
 import sys
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 from refinery.core.models import Trace
 from refinery.errors import TraceFormatError
-from refinery.traces import langfuse, langsmith, otel, plain
+from refinery.traces import eval_logs, langfuse, langsmith, otel, plain
+from refinery.traces.eval_logs import (
+    inspect_samples,
+    inspect_zip_samples,
+    is_inspect_log,
+    is_taubench,
+    taubench_records,
+)
 from refinery.traces.json_stream import is_array, read_trace_json
 from refinery.traces.langfuse import load_langfuse
 from refinery.traces.langsmith import load_langsmith
@@ -34,7 +43,12 @@ LOADERS: dict[str, Loader] = {
     "plain": load_plain,
 }
 # What each loader walks one entry at a time, so a big file's entries may stay in it until read
-READ_SHAPE = langsmith.READ_SHAPE | otel.READ_SHAPE | langfuse.READ_SHAPE | plain.READ_SHAPE
+READ_SHAPE = langsmith.READ_SHAPE | otel.READ_SHAPE | langfuse.READ_SHAPE | plain.READ_SHAPE | eval_logs.READ_SHAPE
+# Formats whose files hold many traces (an eval log's samples, a results file's records)
+MULTI_LOADERS: dict[str, Callable[[Any, str | None], list[Trace]]] = {
+    "inspect": inspect_samples,
+    "taubench": taubench_records,
+}
 _SPAN_KEYS = (
     "spanId",
     "span_id",
@@ -50,7 +64,11 @@ _SPAN_KEYS = (
 
 
 def detect_format(data: Any) -> str | None:
-    """`langsmith`, `otel`, `langfuse`, `plain`, or None when the shape is unknown."""
+    """`langsmith`, `otel`, `langfuse`, `inspect`, `taubench`, `plain`, or None when the shape is unknown."""
+    if is_inspect_log(data):
+        return "inspect"
+    if is_taubench(data):
+        return "taubench"
     if isinstance(data, dict):
         if "resourceSpans" in data:
             return "otel"
@@ -80,12 +98,31 @@ def detect_format(data: Any) -> str | None:
     return None
 
 
-def load_trace(path_or_data: str | Path | Any, *, format: str | None = None) -> Trace:
-    """A `Trace` from a file path (JSON or JSONL) or already-parsed data.
+def load_trace(path_or_data: str | Path | Any, *, format: str | None = None, sample: str | None = None) -> Trace:
+    """A `Trace` from a file path (JSON, JSONL, or an Inspect `.eval` zip) or already-parsed data.
 
-    `format` forces a loader (`langsmith`, `otel`, `langfuse`, `plain`); otherwise the shape is
-    detected.
+    `format` forces a loader (see `formats()`); otherwise the shape is detected. A file holding
+    several traces (an eval log's samples, a τ-bench results file) needs `sample` (a sample id as
+    `load_traces` gives it) unless it holds only one.
     """
+    traces = load_traces(path_or_data, format=format)
+    source = str(path_or_data) if isinstance(path_or_data, (str, Path)) else None
+    if sample is not None:
+        found = [t for t in traces if sample in (t.metadata.get("sample_id"), t.trace_id)]
+        if not found:
+            raise TraceFormatError(f"no sample {sample!r}; it holds {_sample_list(traces)}", source=source)
+        return found[0]
+    if len(traces) > 1:
+        raise TraceFormatError(
+            f"holds {len(traces)} traces ({_sample_list(traces)}); pick one with --sample ID, or analyse them all "
+            "with `refinery batch`",
+            source=source,
+        )
+    return traces[0]
+
+
+def load_traces(path_or_data: str | Path | Any, *, format: str | None = None) -> list[Trace]:
+    """Every trace a file (or parsed data) holds: one for most formats, one per sample for eval logs."""
     source = str(path_or_data) if isinstance(path_or_data, (str, Path)) else None
     try:
         return _load(path_or_data, source, format)
@@ -95,21 +132,40 @@ def load_trace(path_or_data: str | Path | Any, *, format: str | None = None) -> 
         ) from None
 
 
-def _load(path_or_data: str | Path | Any, source: str | None, format: str | None) -> Trace:
+def formats() -> list[str]:
+    """The names `format=` (and `--format`) take."""
+    return sorted({*LOADERS, *MULTI_LOADERS})
+
+
+def _sample_list(traces: list[Trace]) -> str:
+    ids = [str(t.metadata.get("sample_id") or t.trace_id) for t in traces]
+    return "samples " + ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+
+
+def _load(path_or_data: str | Path | Any, source: str | None, format: str | None) -> list[Trace]:
     data = path_or_data
     if source is not None:
-        data = read_trace_json(Path(path_or_data), READ_SHAPE)
+        path = Path(path_or_data)
+        if format in (None, "inspect") and path.is_file() and zipfile.is_zipfile(path):
+            return [_checked(with_task(t), "inspect", source) for t in inspect_zip_samples(path)]
+        data = read_trace_json(path, READ_SHAPE)
     fmt = format or detect_format(data)
     if fmt is None:
         kind = type(data).__name__
         raise TraceFormatError(
             f"unrecognised trace format (a {kind}); expected LangSmith runs or {{post, patch}}, OTLP/JSON "
-            "resourceSpans or a span list, a Langfuse {trace, observations}, or a list of messages",
+            "resourceSpans or a span list, a Langfuse {trace, observations}, an Inspect AI log, τ-bench results, "
+            "or a list of messages",
             source=source,
         )
+    if fmt in MULTI_LOADERS:
+        return [_checked(with_task(t), fmt, source) for t in MULTI_LOADERS[fmt](data, source)]
     if fmt not in LOADERS:
-        raise TraceFormatError(f"unknown format {fmt!r}; use one of {sorted(LOADERS)}", source=source)
-    trace = with_task(LOADERS[fmt](data, source))
+        raise TraceFormatError(f"unknown format {fmt!r}; use one of {formats()}", source=source)
+    return [_checked(with_task(LOADERS[fmt](data, source)), fmt, source)]
+
+
+def _checked(trace: Trace, fmt: str, source: str | None) -> Trace:
     if not trace.runs:
         # an analysis of nothing would still be paid for, and would cite nothing
         raise TraceFormatError(f"the trace has no runs (read as {fmt}); nothing to analyse", source=source)

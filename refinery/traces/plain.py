@@ -140,6 +140,8 @@ def _step_run(i: int, item: Any, *, list_key: str, trace_id: str, source: str | 
     if role_as_written:
         step_meta["role"] = role_as_written
     error = item.get("error")
+    if isinstance(error, dict):  # `{type, message}` (Inspect, many SDKs)
+        error = error.get("message") or error.get("type") or json.dumps(error, ensure_ascii=False, default=str)
     return TraceRun(
         id=str(item.get("id") or f"step-{i}"),
         name=name,

@@ -59,15 +59,21 @@ def link_tool_calls(runs: list[TraceRun], items: Sequence[Any]) -> list[TraceRun
             continue
         for call in item.get("tool_calls") or []:  # OpenAI
             if isinstance(call, dict) and call.get("id"):
-                fn = call.get("function") or {}
-                calls[str(call["id"])] = _Call(str(fn.get("name") or call.get("name") or "tool"),
-                                               maybe_json(fn.get("arguments")), run.id)  # fmt: skip
+                calls[str(call["id"])] = _call_of(call, run.id)
         if item.get("role") == "tool" and str(item.get("tool_call_id") or "") in calls:
             _as_tool_run(run, calls[str(item["tool_call_id"])], str(item["tool_call_id"]))
         blocks = _blocks(item)
         if blocks:
             out += _anthropic(run, blocks, calls)
     return out
+
+
+def _call_of(call: dict[str, Any], caller: str) -> _Call:
+    """OpenAI's `{function: {name, arguments: "<json>"}}`, or Inspect's `{function: name, arguments: {…}}`."""
+    fn = call.get("function")
+    if isinstance(fn, dict):
+        return _Call(str(fn.get("name") or call.get("name") or "tool"), maybe_json(fn.get("arguments")), caller)
+    return _Call(str(fn or call.get("name") or "tool"), maybe_json(call.get("arguments")), caller)
 
 
 def _blocks(item: dict[str, Any]) -> list[dict[str, Any]]:
@@ -117,6 +123,8 @@ def _as_tool_run(run: TraceRun, call: _Call, call_id: str) -> None:
     if call.arguments not in (None, "", {}):
         run.inputs = {"arguments": call.arguments, **{k: v for k, v in (run.inputs or {}).items() if k != "content"}}
     run.metadata = {**run.metadata, "tool_call_id": call_id}
+    if run.error is None and isinstance(run.metadata.get("error"), dict):  # Inspect: {type, message}
+        run.error = str(run.metadata["error"].get("message") or run.metadata["error"].get("type") or "tool error")
     if run.error is None and isinstance(run.outputs, dict) and run.metadata.get("is_error"):
         run.error = _text(run.outputs.get("content")) or "the tool result is marked is_error"
 
