@@ -39,7 +39,7 @@ SUMMARY_JSON = "summary.json"
 SUMMARY_MD = "summary.md"
 SUMMARY_HTML = "summary.html"
 EXPECT_SUFFIXES = (".expect.json", ".expect.txt", ".expect.md")
-TRACE_SUFFIXES = (".json", ".jsonl", ".eval")
+TRACE_SUFFIXES = (".json", ".jsonl", ".eval", ".traj")
 
 
 class BatchItem(BaseModel):

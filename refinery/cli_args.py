@@ -13,7 +13,17 @@ from typing import NoReturn
 from refinery.errors import EXIT_USAGE
 
 # The loaders `--format` forces (`refinery.traces.loader.formats()`; a test keeps the two equal)
-FORMATS = ["inspect", "langfuse", "langsmith", "otel", "plain", "taubench"]
+FORMATS = [
+    "inspect",
+    "langfuse",
+    "langsmith",
+    "openai_agents",
+    "openhands",
+    "otel",
+    "plain",
+    "swe_agent",
+    "taubench",
+]
 
 EXIT_CODES_HELP = """exit codes:
   0  done

@@ -18,7 +18,7 @@ TOKEN_COUNTS = ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tok
 
 
 _PIECE = re.compile(r"[A-Za-z]{1,10}|[0-9]{1,3}|[^\sA-Za-z0-9]{1,2}|\s{2,}|[^\S ]")
-_SPACE = re.compile(r"\s")
+_SPACE = re.compile(r"\s+")
 _WINDOW = 1 << 16
 
 
@@ -26,13 +26,13 @@ def estimate_tokens(text: str) -> int:
     if len(text) < 64:
         return (len(text) + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
     # `findall` counts a few times faster than iterating the matches, but holds every piece: so
-    # a window at a time, each ending at white space (no piece spans white space)
+    # a window at a time, each ending after a run of white space (no piece spans one's end)
     count, start, n = 0, 0, len(text)
     while start < n:
         end = start + _WINDOW
         if end < n:
             space = _SPACE.search(text, end)
-            end = space.start() if space else n
+            end = space.end() if space else n  # after a whole run of white space: a run is one piece
         count += len(_PIECE.findall(text, start, end))
         start = end
     return count

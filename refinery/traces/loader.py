@@ -8,6 +8,7 @@ none of these gets an error naming the file and what was expected.
 
 from __future__ import annotations
 
+import logging
 import sys
 import zipfile
 from collections.abc import Callable
@@ -17,6 +18,14 @@ from typing import Any, Protocol
 from refinery.core.models import Trace
 from refinery.errors import TraceFormatError
 from refinery.traces import eval_logs, langfuse, langsmith, otel, plain
+from refinery.traces.agent_logs import (
+    is_agents_sdk,
+    is_openhands,
+    is_swe_agent,
+    load_agents_sdk,
+    load_openhands,
+    load_swe_agent,
+)
 from refinery.traces.eval_logs import (
     inspect_samples,
     inspect_zip_samples,
@@ -24,6 +33,7 @@ from refinery.traces.eval_logs import (
     is_taubench,
     taubench_records,
 )
+from refinery.traces.fallback import find_messages, top_level_keys
 from refinery.traces.json_stream import is_array, read_trace_json
 from refinery.traces.langfuse import load_langfuse
 from refinery.traces.langsmith import load_langsmith
@@ -41,7 +51,12 @@ LOADERS: dict[str, Loader] = {
     "otel": load_otel,
     "langfuse": load_langfuse,
     "plain": load_plain,
+    "swe_agent": load_swe_agent,
+    "openhands": load_openhands,
+    "openai_agents": load_agents_sdk,
 }
+log = logging.getLogger("refinery.traces")
+
 # What each loader walks one entry at a time, so a big file's entries may stay in it until read
 READ_SHAPE = langsmith.READ_SHAPE | otel.READ_SHAPE | langfuse.READ_SHAPE | plain.READ_SHAPE | eval_logs.READ_SHAPE
 # Formats whose files hold many traces (an eval log's samples, a results file's records)
@@ -64,11 +79,17 @@ _SPAN_KEYS = (
 
 
 def detect_format(data: Any) -> str | None:
-    """`langsmith`, `otel`, `langfuse`, `inspect`, `taubench`, `plain`, or None when the shape is unknown."""
+    """The format's name (see `formats()`), or None when the shape is unknown."""
     if is_inspect_log(data):
         return "inspect"
     if is_taubench(data):
         return "taubench"
+    if is_swe_agent(data):
+        return "swe_agent"
+    if is_agents_sdk(data):
+        return "openai_agents"
+    if is_openhands(data):
+        return "openhands"
     if isinstance(data, dict):
         if "resourceSpans" in data:
             return "otel"
@@ -151,13 +172,24 @@ def _load(path_or_data: str | Path | Any, source: str | None, format: str | None
         data = read_trace_json(path, READ_SHAPE)
     fmt = format or detect_format(data)
     if fmt is None:
-        kind = type(data).__name__
-        raise TraceFormatError(
-            f"unrecognised trace format (a {kind}); expected LangSmith runs or {{post, patch}}, OTLP/JSON "
-            "resourceSpans or a span list, a Langfuse {trace, observations}, an Inspect AI log, τ-bench results, "
-            "or a list of messages",
-            source=source,
-        )
+        found = find_messages(data)
+        if found is None:
+            raise TraceFormatError(
+                f"unrecognised trace format ({top_level_keys(data)}); expected LangSmith runs or {{post, patch}}, "
+                "OTLP/JSON resourceSpans or a span list, a Langfuse {trace, observations}, an Inspect AI log, τ-bench "
+                "results, a SWE-agent .traj, an OpenHands event list, an OpenAI Agents SDK trace, or a list of "
+                "messages (role, content) anywhere in the document",
+                source=source,
+            )
+        where, messages = found
+        log.warning("loaded messages from %s; use --format to choose another reading", where)
+        first_user = next((i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "user"), None)
+        head = {"task": messages[first_user].get("content")} if first_user is not None else {}
+        trace = with_task(load_plain({"messages": messages, **head}, source))
+        trace.metadata["loaded_from"] = where
+        if first_user is not None:
+            trace.metadata["task_source"] = f"the first user message ({where}[{first_user}])"
+        return [_checked(trace, "plain", source)]
     if fmt in MULTI_LOADERS:
         return [_checked(with_task(t), fmt, source) for t in MULTI_LOADERS[fmt](data, source)]
     if fmt not in LOADERS:
