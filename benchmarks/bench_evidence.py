@@ -523,7 +523,40 @@ def main(argv: list[str] | None = None) -> int:
         )
     else:
         print("Verification honesty end to end: not measured (--end-to-end adds it; the every-line figure covers it)")
+    print(other_formats(shared))
     return 0
+
+
+def other_formats(shared: Path) -> str:
+    """Runs loaded and rendered size for every eval or agent log of the newer formats (Inspect,
+    τ-bench, SWE-agent, OpenHands, Agents SDK, tool-call transcripts) found under ../shared —
+    found by a look at each file's first 64 KB, so the real traces are not read twice."""
+    from refinery.traces import load_traces
+    from refinery.traces.render import render_trace_files
+
+    markers = (b'"samples"', b'"traj"', b'"trajectory"', b'"observation"', b'"span_data"', b'"tool_calls"', b"tool_use")
+    rows = []
+    for path in sorted(
+        p for p in shared.rglob("*") if p.is_file() and p.suffix in (".json", ".jsonl", ".eval", ".traj")
+    ):
+        with path.open("rb") as f:
+            head = f.read(1 << 16)
+        if path.suffix not in (".eval", ".traj") and not any(m in head for m in markers):
+            continue
+        try:
+            traces = load_traces(path)
+        except Exception:  # noqa: BLE001 - a file of another kind: not counted
+            continue
+        fmt = traces[0].metadata.get("format")
+        if fmt in (None, "otel", "langsmith", "langfuse") or (fmt == "plain" and b"tool" not in head):
+            continue
+        runs = sum(len(t.runs) for t in traces)
+        size = sum(len(text) for t in traces for _, text in render_trace_files(t))
+        rows.append(f"{path.relative_to(shared)} ({fmt}): {len(traces)} trace(s), {runs} runs, {size} rendered chars")
+    return (
+        "Other formats (Inspect, τ-bench, SWE-agent, OpenHands, Agents SDK, tool-call transcripts) in ../shared: "
+        + ("; ".join(rows) if rows else "none found")
+    )
 
 
 async def served(
