@@ -67,3 +67,29 @@ def test_an_unknown_shape_without_messages_lists_what_is_accepted_and_what_it_sa
         TraceFormatError, match=r"unrecognised trace format \(keys 'alpha', 'beta'\); expected .*SWE-agent"
     ):
         load_trace(path)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "inspect_log.json",
+        "taubench_results.json",
+        "swe_agent.traj",
+        "openhands_events.json",
+        "openai_agents_trace.json",
+        "openai_tool_transcript.json",
+        "anthropic_tool_transcript.json",
+        "unknown_with_messages.json",
+    ],
+)
+def test_plan_works_as_is_on_every_new_shape(name, capsys, monkeypatch):
+    """Offline, no flag: the format detected, the task found, every request built."""
+    import asyncio
+
+    from refinery.cli import amain
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    assert asyncio.run(amain(["plan", str(FIX / name), "--json"])) == 0
+    out = json.loads(capsys.readouterr().out)
+    plans = out.get("traces", [out])
+    assert plans and all(p["runs"] > 0 and p["task"]["text"] and p["total"]["calls"] >= 4 for p in plans)
