@@ -357,7 +357,7 @@ async def _analyze_one(
     )
     async with OutputFolder(out, record):  # one writer; a folder made from other inputs fails this trace only
         result = await analyst.analyze(trace, expectation, prompts, evals)
-        usage = usage_summary(result, model, result.redactions)
+        usage = usage_summary(result, analyst.base_model, result.redactions)
         # each trace's folder holds its report, as `run`'s does
         write_outputs(out, result, trace, usage, analyst.uploaded_files(trace.trace_id))
     diagnosis, synthesis = result.diagnosis, result.synthesis

@@ -122,7 +122,7 @@ async def _analysis(
         result = await analyst.analyze(
             trace, expectation, prompts, evals, store_id=store_id, until_stage=until, on_progress=_indexing
         )
-        usage = usage_summary(result, args.model, result.redactions)
+        usage = usage_summary(result, getattr(args, "base_model", None) or args.model, result.redactions)
         files = write_outputs(
             out, result, trace, usage, analyst.uploaded_files(trace.trace_id) if trace is not None else None
         )
@@ -343,6 +343,7 @@ def _model_options(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "stage1_reading": getattr(args, "stage1_reading", "inline"),
         "reasoning_effort": getattr(args, "reasoning_effort", None),
+        "base_model": getattr(args, "base_model", None),
     }
 
 
@@ -362,8 +363,14 @@ async def cmd_canary(args: argparse.Namespace) -> int:
     base = client.base_url
     _emit(
         args,
-        f"ok: {args.model} at {base} answered {result.reply!r}",
-        {"ok": True, "model": args.model, "base_url": base, "response_id": result.response_id},
+        f"ok: {args.model} on {result.host} answered {result.reply!r}",
+        {
+            "ok": True,
+            "model": args.model,
+            "base_url": base,
+            "backend": result.backend,
+            "response_id": result.response_id,
+        },
     )
     return EXIT_OK
 

@@ -12,6 +12,10 @@ from typing import NoReturn
 
 from refinery.errors import EXIT_USAGE
 
+BASE_MODEL_HELP = (
+    "the model --model is, when its name does not say (an Azure OpenAI deployment): context window, prices and "
+    "reasoning are looked up for it (default: --model)"
+)
 # The loaders `--format` forces (`refinery.traces.loader.formats()`; a test keeps the two equal)
 FORMATS = [
     "inspect",
@@ -144,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         "it, a folder holding results of another trace, model, expectation, prompts or evals is refused, exit 2)",
     )
     analysis.add_argument("--model", default="gpt-4o", help=MODEL_HELP)
+    analysis.add_argument("--base-model", metavar="MODEL", help=BASE_MODEL_HELP)
     analysis.add_argument("--stages", default="1-4", help="stages to run, 1-N (default: 1-4)")
     analysis.add_argument(
         "--timeout",
@@ -252,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--expect", metavar="FILE", help="the expectation file (default: the task the trace states, if it states one)"
     )
     p.add_argument("--model", default="gpt-4o", help=MODEL_HELP)
+    p.add_argument("--base-model", metavar="MODEL", help=BASE_MODEL_HELP)
     p.add_argument(
         "--latency",
         type=non_negative_float,
@@ -295,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="one folder per trace, plus summary.json, summary.md and summary.html (default: refinery-batch)",
     )
     p.add_argument("--model", default="gpt-4o", help=MODEL_HELP)
+    p.add_argument("--base-model", metavar="MODEL", help=BASE_MODEL_HELP)
     p.add_argument(
         "--concurrency", type=positive_int, default=8, metavar="N", help="analyses in flight at once (default: 8)"
     )

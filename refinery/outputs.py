@@ -36,14 +36,18 @@ def as_staged(result: AnyResult, trace: Trace | None = None) -> StagedAnalysisRe
 
 
 def usage_summary(result: AnyResult, model: str, redactions: dict[str, int] | None = None) -> dict[str, Any]:
-    """Tokens and estimated cost per stage and in total (cost None when a price is unknown)."""
+    """Tokens and estimated cost per stage and in total (cost None when a price is unknown).
+    `model`: the model asked for — its base model on Azure OpenAI."""
     result = as_staged(result)
     stages: dict[str, Any] = {}
     total: dict[str, Any] = dict.fromkeys(TOKEN_COUNTS, 0)
     costs: list[float | None] = []
     for stage, u in sorted(result.usage.items()):
         d: dict[str, Any] = u.counts()
-        d["estimated_cost_usd"] = estimate_cost_usd(d, u.model or model)
+        # the model the API says answered (a dated snapshot), else the one asked for (an Azure
+        # deployment answers under names of its own: its base model's price)
+        cost = estimate_cost_usd(d, u.model or model)
+        d["estimated_cost_usd"] = cost if cost is not None else estimate_cost_usd(d, model)
         stages[stage] = d
         costs.append(d["estimated_cost_usd"])
         for k in TOKEN_COUNTS:

@@ -127,7 +127,7 @@ def plan_summary(
             f"uploaded to the store)"
         )
     for row in stages.values():
-        row["estimated_cost_usd"] = estimate_cost_usd(row, analyst.model)
+        row["estimated_cost_usd"] = estimate_cost_usd(row, analyst.base_model)
     costs = [r["estimated_cost_usd"] for r in stages.values()]
     waves = -(-groups // analyst.stage1_concurrency)
     return {

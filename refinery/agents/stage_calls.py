@@ -39,9 +39,11 @@ class StageCalls:
         input_budget: int,
         cost: CostCeiling | None = None,
         reasoning_effort: str | None = None,
+        base_model: str | None = None,
     ) -> None:
         self._client = client  # built on first use: `refinery plan` never needs one
-        self.model = model
+        self.model = model  # as sent (an Azure deployment's name)
+        self.base_model = base_model or model  # what it is: budgets, prices, reasoning
         self.max_output_tokens = max_output_tokens
         self.max_num_results = max_num_results
         self.temperature = temperature
@@ -52,7 +54,7 @@ class StageCalls:
     def output_budget(self, stage: Stage) -> int:
         """The stage's `max_output_tokens`: its answer budget, plus a reasoning model's allowance
         for thinking (`core.model_families`)."""
-        return output_budget(self.model, self.max_output_tokens[stage.key], self.reasoning_effort)
+        return output_budget(self.base_model, self.max_output_tokens[stage.key], self.reasoning_effort)
 
     def allowance(self, stage: Stage, store_id: str | None) -> int:
         """The tokens `file_search` may add to this stage's request."""
@@ -74,6 +76,7 @@ class StageCalls:
             temperature=self.temperature,
             filters=filters,
             reasoning_effort=self.reasoning_effort,
+            family=self.base_model,
         )
         return build_request(stage, context)
 

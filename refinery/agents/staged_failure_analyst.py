@@ -120,8 +120,12 @@ class StagedFailureAnalyst(AnalystBase):
         temperature: float | None = 0.2,
         reasoning_effort: str | None = None,
         redact: bool = True,
+        base_model: str | None = None,
     ) -> None:
+        """`model` is what requests name (on Azure OpenAI, the deployment); `base_model` is the
+        model it is, for context windows, prices and reasoning (default: `model`)."""
         super().__init__(model, seed, progress_callback, client, redact)
+        self.base_model = base_model or model
         self._manager = vector_store_manager
         self.artifacts_dir = Path(artifacts_dir) if artifacts_dir is not None else None
         self.checkpoints = Checkpoints(self.artifacts_dir)
@@ -142,7 +146,9 @@ class StagedFailureAnalyst(AnalystBase):
         self.stage1_reading = stage1_reading
         self.stage1_concurrency = max(1, stage1_concurrency)
         self.temperature = temperature
-        self.cost_ceiling = cost_ceiling or (CostCeiling(max_cost_usd, model) if max_cost_usd is not None else None)
+        self.cost_ceiling = cost_ceiling or (
+            CostCeiling(max_cost_usd, self.base_model) if max_cost_usd is not None else None
+        )
         self.store = StoreKeeper(
             lambda: self.manager,
             self.checkpoints,
@@ -156,9 +162,10 @@ class StagedFailureAnalyst(AnalystBase):
             max_output_tokens=self.max_output_tokens,
             max_num_results=self.max_num_results,
             temperature=self.temperature,
-            input_budget=input_budget(model, window=context_window, share=input_budget_share),
+            input_budget=input_budget(self.base_model, window=context_window, share=input_budget_share),
             cost=self.cost_ceiling,
             reasoning_effort=reasoning_effort,
+            base_model=self.base_model,
         )
         self._runs: dict[str, AnalysisRun] = {}
         # The run the last call began, for hosts reading `store_id` / `get_stage_metadata()` after

@@ -194,6 +194,7 @@ class RequestContext:
     temperature: float | None = 0.2
     filters: Mapping[str, Any] | None = None
     reasoning_effort: str | None = None  # sent to reasoning models only
+    family: str | None = None  # the model `model` is (an Azure deployment's base model), when it says nothing
 
 
 def build_request(stage: Stage, context: RequestContext) -> dict[str, Any]:
@@ -212,6 +213,7 @@ def build_request(stage: Stage, context: RequestContext) -> dict[str, Any]:
             schema_name=stage.schema_name,
             filters=dict(context.filters) if context.filters else None,
             reasoning_effort=context.reasoning_effort,
+            family=context.family,
         )
     return build_responses_body_no_tools(
         context.model,
@@ -222,4 +224,5 @@ def build_request(stage: Stage, context: RequestContext) -> dict[str, Any]:
         temperature=context.temperature,
         schema_name=stage.schema_name,
         reasoning_effort=context.reasoning_effort,
+        family=context.family,
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Protocol
@@ -100,6 +100,8 @@ class CanaryResult:
     model: str
     response_id: str | None
     reply: str
+    backend: str = "openai"  # or "azure"
+    host: str = ""  # "OpenAI at https://…" / "Azure OpenAI at https://…"
 
 
 class ResponsesClient:
@@ -126,11 +128,19 @@ class ResponsesClient:
         rpm: int | None = None,
         budget: RateBudget | bool = True,
         clock: Clock | None = None,
+        azure_ad_token_provider: Callable[[], str] | None = None,
     ) -> None:
         """Without `transport`, one is built here; `budget`, `tpm` and `rpm` configure its shared
-        rate budget (see `OpenAITransport`), on the given `clock` and `sleep`."""
+        rate budget (see `OpenAITransport`), on the given `clock` and `sleep`. On Azure OpenAI
+        (`AZURE_OPENAI_ENDPOINT`), `azure_ad_token_provider` gives a Microsoft Entra token per request."""
         if transport is None:
-            settings = ApiSettings.from_env(api_key, base_url=base_url, project=project, organization=organization)
+            settings = ApiSettings.from_env(
+                api_key,
+                base_url=base_url,
+                project=project,
+                organization=organization,
+                token_provider=azure_ad_token_provider,
+            )
             transport = OpenAITransport(
                 settings, timeout=timeout, retry=retry, sleep=sleep, clock=clock, budget=budget, tpm=tpm, rpm=rpm
             )
@@ -257,27 +267,38 @@ class ResponsesClient:
     async def canary(self, model: str = "gpt-4o") -> CanaryResult:
         """Send the smallest strict-JSON request and say plainly what is wrong when it fails."""
         base = self.base_url
+        settings = self.transport.settings
+        azure = settings.backend == "azure"
+        key_var, url_var = (
+            ("AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT") if azure else ("OPENAI_API_KEY", "OPENAI_BASE_URL")
+        )
         try:
             data = (await self.create_json(build_canary_test_body(model), label="canary")).data
         except AuthenticationError as exc:
-            raise CanaryError(f"authentication failed: check OPENAI_API_KEY (HTTP 401: {exc.message})") from exc
+            raise CanaryError(f"authentication failed: check {key_var} (HTTP 401: {exc.message})") from exc
         except PermissionDeniedError as exc:
             raise CanaryError(
                 f"permission denied: check OPENAI_PROJECT / OPENAI_ORG_ID and model access (HTTP 403: {exc.message})"
             ) from exc
         except NotFoundError as exc:
             raise CanaryError(
-                f"not found: check the model name {model!r} and OPENAI_BASE_URL {base!r} (HTTP 404: {exc.message})"
+                f"not found: check the {'deployment' if azure else 'model'} name {model!r} and {url_var} {base!r} "
+                f"(HTTP 404: {exc.message})"
             ) from exc
         except BadRequestError as exc:
             raise CanaryError(f"request rejected for model {model!r}: {exc.message}") from exc
         except APIConnectionError as exc:
-            raise CanaryError(f"cannot reach {base!r}: check OPENAI_BASE_URL and the network ({exc})") from exc
+            raise CanaryError(f"cannot reach {base!r}: check {url_var} and the network ({exc})") from exc
         except RefineryError as exc:
             raise CanaryError(f"canary failed: {exc}") from exc
         last = self.usage[-1] if self.usage else None
         return CanaryResult(
-            ok=True, model=model, response_id=last.response_id if last else None, reply=str(data.get("reply", ""))
+            ok=True,
+            model=model,
+            response_id=last.response_id if last else None,
+            reply=str(data.get("reply", "")),
+            backend=settings.backend,
+            host=settings.host,
         )
 
 

@@ -54,6 +54,7 @@ def _base_body(
     max_output_tokens: int,
     temperature: float | None,
     reasoning_effort: str | None = None,
+    family: str | None = None,
 ) -> dict[str, Any]:
     _check_common(model, schema_name, max_output_tokens, json_schema_obj)
     if not isinstance(user_text, str) or not user_text:
@@ -74,11 +75,12 @@ def _base_body(
         },
         "max_output_tokens": max_output_tokens,
     }
-    if temperature is not None and not is_reasoning_model(model):
+    family = family or model  # an Azure deployment's name says nothing: its base model does
+    if temperature is not None and not is_reasoning_model(family):
         if not 0 <= temperature <= 2:
             raise RequestBuildError(f"temperature must be between 0 and 2, got {temperature}")
         body["temperature"] = temperature
-    if check_effort(reasoning_effort) is not None and is_reasoning_model(model):
+    if check_effort(reasoning_effort) is not None and is_reasoning_model(family):
         body["reasoning"] = {"effort": reasoning_effort}  # other models refuse the parameter
     return body
 
@@ -96,6 +98,7 @@ def build_responses_body(
     schema_name: str = "stage_output",
     filters: Mapping[str, Any] | None = None,
     reasoning_effort: str | None = None,
+    family: str | None = None,
 ) -> dict[str, Any]:
     """A body that answers with strict JSON after searching one hosted vector store.
 
@@ -116,6 +119,7 @@ def build_responses_body(
         max_output_tokens=max_output_tokens,
         temperature=temperature,
         reasoning_effort=reasoning_effort,
+        family=family,
     )
     tool: dict[str, Any] = {
         "type": "file_search",
@@ -140,6 +144,7 @@ def build_responses_body_no_tools(
     temperature: float | None = 0.2,
     schema_name: str = "stage_output",
     reasoning_effort: str | None = None,
+    family: str | None = None,
 ) -> dict[str, Any]:
     """A strict-JSON body with no tools: for a stage that only needs the prior stages' JSON."""
     return _base_body(
@@ -151,6 +156,7 @@ def build_responses_body_no_tools(
         max_output_tokens=max_output_tokens,
         temperature=temperature,
         reasoning_effort=reasoning_effort,
+        family=family,
     )
 
 

@@ -56,12 +56,19 @@ FormFactory = Callable[[], aiohttp.FormData]
 
 @dataclass(frozen=True)
 class ApiSettings:
-    """Where and as whom to call. The key is never logged nor shown in `repr`."""
+    """Where and as whom to call. The key is never logged nor shown in `repr`.
+
+    `backend` is `openai`, or `azure` for Azure OpenAI: its v1 API (`{endpoint}/openai/v1/…`, the
+    same paths for responses, files and vector stores) with the key in an `api-key` header, or a
+    Microsoft Entra token (`token_provider`, called for each request) as a bearer token.
+    """
 
     api_key: str = field(repr=False)
     base_url: str = DEFAULT_BASE_URL
     project: str | None = None
     organization: str | None = None
+    backend: str = "openai"
+    token_provider: Callable[[], str] | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(
@@ -72,8 +79,16 @@ class ApiSettings:
         project: str | None = None,
         organization: str | None = None,
         env: Mapping[str, str] | None = None,
+        token_provider: Callable[[], str] | None = None,
     ) -> "ApiSettings":
+        """From arguments, else the environment. `AZURE_OPENAI_ENDPOINT` (unless a base URL is
+        given) selects Azure OpenAI, with `AZURE_OPENAI_API_KEY`, or `AZURE_OPENAI_AD_TOKEN` /
+        `token_provider`; otherwise `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `OPENAI_PROJECT`,
+        `OPENAI_ORG_ID`."""
         env = os.environ if env is None else env
+        azure = env.get("AZURE_OPENAI_ENDPOINT") if not (base_url or env.get("OPENAI_BASE_URL")) else None
+        if azure:
+            return cls._azure(azure, api_key or env.get("AZURE_OPENAI_API_KEY"), env, token_provider)
         key = api_key or env.get("OPENAI_API_KEY")
         if not key:
             raise ConfigurationError("no API key: pass api_key or set OPENAI_API_KEY")
@@ -87,7 +102,35 @@ class ApiSettings:
             organization=organization or env.get("OPENAI_ORG_ID") or None,
         )
 
+    @classmethod
+    def _azure(
+        cls, endpoint: str, key: str | None, env: Mapping[str, str], token_provider: Callable[[], str] | None
+    ) -> "ApiSettings":
+        url = endpoint.rstrip("/")
+        if not url.startswith(("http://", "https://")):
+            raise ConfigurationError(f"AZURE_OPENAI_ENDPOINT must start with https://, got {url!r}")
+        token = env.get("AZURE_OPENAI_AD_TOKEN")
+        if token_provider is None and token:
+            token_provider = lambda: token  # noqa: E731 - a fixed token: the provider's simplest form
+        if not key and token_provider is None:
+            raise ConfigurationError(
+                "Azure OpenAI: set AZURE_OPENAI_API_KEY, or AZURE_OPENAI_AD_TOKEN (or pass a token provider)"
+            )
+        if not url.endswith("/openai/v1"):
+            url += "/openai/v1"
+        return cls(api_key=key or "", base_url=url, backend="azure", token_provider=None if key else token_provider)
+
+    @property
+    def host(self) -> str:
+        """The backend and host, for messages (never the key)."""
+        return f"{'Azure OpenAI' if self.backend == 'azure' else 'OpenAI'} at {self.base_url}"
+
     def headers(self) -> dict[str, str]:
+        if self.backend == "azure":
+            if self.api_key:
+                return {"api-key": self.api_key}
+            assert self.token_provider is not None
+            return {"Authorization": f"Bearer {self.token_provider()}"}
         h = {"Authorization": f"Bearer {self.api_key}"}
         if self.project:
             h["OpenAI-Project"] = self.project

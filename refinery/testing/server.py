@@ -74,9 +74,14 @@ class OpenAITestServer(FilesAndStores):
         model: StandInModel | None = None,
         clock: Callable[[], float] = time.monotonic,
         reasoning_tokens: int = 0,
+        azure: bool = False,
     ) -> None:
         self.host, self.port = host, port
         self.api_key = api_key
+        # Azure OpenAI's v1 API: the same operations under /openai/v1, the key in an `api-key` header
+        # (or a Microsoft Entra token as a bearer token)
+        self.azure = azure
+        self.prefix = "/openai/v1" if azure else "/v1"
         self.indexing_delay_s = indexing_delay_s
         self.fail_indexing = set(fail_indexing)
         self.latency_s = latency_s
@@ -104,7 +109,12 @@ class OpenAITestServer(FilesAndStores):
     # --- lifecycle ------------------------------------------------------------------------
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}/v1"
+        return f"http://{self.host}:{self.port}{self.prefix}"
+
+    @property
+    def azure_endpoint(self) -> str:
+        """What `AZURE_OPENAI_ENDPOINT` names: the resource, without the API path."""
+        return f"http://{self.host}:{self.port}"
 
     async def start(self) -> "OpenAITestServer":
         spec = self.spec
@@ -145,21 +155,21 @@ class OpenAITestServer(FilesAndStores):
     # --- plumbing -------------------------------------------------------------------------
     def _build_app(self) -> web.Application:
         app = web.Application(client_max_size=512 * 1024 * 1024, middlewares=[self._middleware])
-        r = app.router
-        r.add_post("/v1/files", self.create_file)
-        r.add_get("/v1/files", self.list_files)
-        r.add_get("/v1/files/{file_id}", self.get_file)
-        r.add_delete("/v1/files/{file_id}", self.delete_file)
-        r.add_post("/v1/vector_stores", self.create_store)
-        r.add_get("/v1/vector_stores", self.list_stores)
-        r.add_get("/v1/vector_stores/{store_id}", self.get_store)
-        r.add_delete("/v1/vector_stores/{store_id}", self.delete_store)
-        r.add_get("/v1/vector_stores/{store_id}/files", self.list_store_files)
-        r.add_post("/v1/vector_stores/{store_id}/file_batches", self.create_batch)
-        r.add_post("/v1/vector_stores/{store_id}/search", self.search_store)
-        r.add_get("/v1/vector_stores/{store_id}/file_batches/{batch_id}", self.get_batch)
-        r.add_get("/v1/vector_stores/{store_id}/file_batches/{batch_id}/files", self.list_batch_files)
-        r.add_post("/v1/responses", self.create_response)
+        r, v1 = app.router, self.prefix
+        r.add_post(f"{v1}/files", self.create_file)
+        r.add_get(f"{v1}/files", self.list_files)
+        r.add_get(f"{v1}/files/{{file_id}}", self.get_file)
+        r.add_delete(f"{v1}/files/{{file_id}}", self.delete_file)
+        r.add_post(f"{v1}/vector_stores", self.create_store)
+        r.add_get(f"{v1}/vector_stores", self.list_stores)
+        r.add_get(f"{v1}/vector_stores/{{store_id}}", self.get_store)
+        r.add_delete(f"{v1}/vector_stores/{{store_id}}", self.delete_store)
+        r.add_get(f"{v1}/vector_stores/{{store_id}}/files", self.list_store_files)
+        r.add_post(f"{v1}/vector_stores/{{store_id}}/file_batches", self.create_batch)
+        r.add_post(f"{v1}/vector_stores/{{store_id}}/search", self.search_store)
+        r.add_get(f"{v1}/vector_stores/{{store_id}}/file_batches/{{batch_id}}", self.get_batch)
+        r.add_get(f"{v1}/vector_stores/{{store_id}}/file_batches/{{batch_id}}/files", self.list_batch_files)
+        r.add_post(f"{v1}/responses", self.create_response)
         r.add_post("/_refinery/faults", self.admin_faults)
         r.add_get("/_refinery/stats", self.admin_stats)
         return app
@@ -172,9 +182,12 @@ class OpenAITestServer(FilesAndStores):
         ] += 1
         if not request.path.startswith("/_refinery/"):
             auth = request.headers.get("Authorization", "")
-            if not auth.startswith("Bearer ") or not auth[7:].strip():
+            key = request.headers.get("api-key") if self.azure else None  # Azure: the key's own header
+            given = key if key is not None else auth[7:] if auth.startswith("Bearer ") else ""
+            self.stats["auth api-key" if key is not None else "auth bearer"] += 1
+            if not given.strip():
                 return _error(401, "You didn't provide an API key.", "invalid_request_error", code=None)
-            if self.api_key is not None and auth[7:] != self.api_key:
+            if self.api_key is not None and given != self.api_key:
                 return _error(401, "Incorrect API key provided.", "invalid_request_error", code="invalid_api_key")
         try:
             return await handler(request)
@@ -476,6 +489,9 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="tokens a reasoning model (o-series, gpt-5) spends thinking, against max_output_tokens (default: 0)",
     )
+    parser.add_argument(
+        "--azure", action="store_true", help="Azure OpenAI's v1 API: /openai/v1 paths, the key in an api-key header"
+    )
     args = parser.parse_args(argv)
 
     async def serve() -> None:
@@ -489,6 +505,7 @@ def main(argv: list[str] | None = None) -> int:
             api_key=args.api_key,
             validate_requests=not args.no_validate,
             reasoning_tokens=args.reasoning_tokens,
+            azure=args.azure,
         )
         await server.start()
         print(server.base_url, flush=True)
