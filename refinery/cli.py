@@ -20,6 +20,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,11 +30,13 @@ from refinery.agents.output_folder import OutputFolder, TraceWatch, inputs_recor
 from refinery.agents.plan import measure, plan_summary, planned_requests
 from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
 from refinery.cli_args import build_parser
+from refinery.core.artifacts import read_json
 from refinery.core.models import Trace
 from refinery.errors import (
     EXIT_ACCESS,
     EXIT_FAILED,
     EXIT_USAGE,
+    ArtifactsMismatchError,
     RefineryError,
     exit_code_for,
 )
@@ -155,6 +158,7 @@ async def _analysis(
 
 
 async def cmd_init(args: argparse.Namespace) -> int:
+    args.trace = await _trace_path(args, None)
     trace = load_trace(args.trace, format=args.format, sample=args.sample)
     prompts, evals = read_files(args.prompts), read_files(args.evals)
     expectation = load_expectation(args.expect) if args.expect else None
@@ -184,7 +188,32 @@ async def cmd_analyze(args: argparse.Namespace) -> int:
     return await _analysis(args, None, {}, {}, args.store)
 
 
+async def _trace_path(args: argparse.Namespace, out: Path | None) -> str:
+    """A trace path, fetching a `langsmith:` / `langfuse:` reference first: into `out/trace.json`
+    (kept: a rerun reads it instead of fetching again), or a private temporary file."""
+    from refinery.sources import fetch_trace, is_source_ref, save_fetched
+
+    ref = is_source_ref(args.trace)
+    if ref is None:
+        return str(args.trace)
+    if out is None:
+        target = Path(tempfile.mkdtemp(prefix="refinery-fetched-")) / "trace.json"
+    else:
+        target = out / "trace.json"
+        kept = read_json(target)
+        if isinstance(kept, dict) and kept.get("refinery_source") == str(ref):
+            return str(target)  # fetched by an earlier run of this analysis
+        if isinstance(kept, dict) and not getattr(args, "fresh", False):
+            raise ArtifactsMismatchError(
+                f"{target} holds {kept.get('refinery_source') or 'another trace'}, not {ref}; "
+                "use --fresh or another --out"
+            )
+    print(f"refinery: fetching {ref}", file=sys.stderr)
+    return str(save_fetched(await fetch_trace(ref), target, ref))
+
+
 async def cmd_run(args: argparse.Namespace) -> int:
+    args.trace = await _trace_path(args, Path(args.out))
     trace = load_trace(args.trace, format=args.format, sample=args.sample)
     return await _analysis(args, trace, read_files(args.prompts), read_files(args.evals), None)
 
@@ -192,6 +221,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
 async def cmd_plan(args: argparse.Namespace) -> int:
     """What a run would upload, send and cost — built offline, so it needs no key. A file holding
     several traces (an eval log's samples) is planned trace by trace, unless `--sample` picks one."""
+    args.trace = await _trace_path(args, None)
     traces = (
         [load_trace(args.trace, format=args.format, sample=args.sample)]
         if args.sample

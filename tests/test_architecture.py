@@ -25,6 +25,7 @@ ALLOWED = {
     "batch": {"agents", "core", "errors", "inputs", "integrations", "outputs", "report", "traces"},
     "demo": {"agents", "core", "errors", "inputs", "integrations", "outputs", "testing", "traces"},
     "eval": {"batch", "core", "errors", "integrations", "traces"},
+    "sources": {"core", "errors", "integrations", "traces"},
     "cli": {
         "agents",
         "batch",
@@ -37,6 +38,7 @@ ALLOWED = {
         "integrations",
         "outputs",
         "prompts",
+        "sources",
         "traces",
         "refinery",
     },

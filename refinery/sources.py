@@ -1,0 +1,166 @@
+"""Traces fetched from where they live: `langsmith:<run-or-trace-id>`, `langfuse:<trace-id>`.
+
+Why: the failed run is in LangSmith or Langfuse, and exporting it to a file is a chore of its own
+(LangSmith's UI exports one run at a time). A reference is accepted wherever a trace path is;
+the trace is fetched through the platform's public REST API with its own credentials, written as
+a JSON file the file loaders read (so it becomes the same `Trace`), redacted, and kept beside the
+artifacts (`trace.json`) so a rerun resumes without fetching.
+
+- LangSmith: `GET {endpoint}/api/v1/runs/{id}` (a run's or a trace's id) for its `trace_id`, then
+  `POST {endpoint}/api/v1/runs/query` `{"trace": id}` page by page (`cursors.next`), with
+  `x-api-key`; `LANGSMITH_API_KEY` / `LANGSMITH_ENDPOINT` (`LANGCHAIN_*`, their older names).
+- Langfuse: `GET {host}/api/public/traces/{id}` (the trace with its observations), Basic auth with
+  `LANGFUSE_PUBLIC_KEY` / `LANGFUSE_SECRET_KEY`; `LANGFUSE_HOST` or `LANGFUSE_BASE_URL`.
+
+A 401 names the variable to check, a 404 the id and the endpoint; a 429 or a 5xx is retried a few
+times after the wait the answer asks for (bounded). No credential is logged, written or put in an
+error's text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from refinery.core.artifacts import write_json_atomic
+from refinery.errors import ConfigurationError, RefineryError, UserInputError
+from refinery.integrations.rate_limit_headers import retry_after_seconds
+from refinery.traces.redact import redact_text
+
+__all__ = ["SOURCES", "SourceRef", "fetch_trace", "is_source_ref", "save_fetched"]
+
+SOURCES = ("langsmith", "langfuse")
+_REF = re.compile(r"^(langsmith|langfuse):(\S+)$")
+MAX_PAGES = 200  # a trace of 20,000 runs; more is refused rather than fetched forever
+MAX_TRIES = 4
+
+
+class SourceError(RefineryError):
+    """A trace platform refused or failed (not a mistake in the user's input)."""
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    platform: str
+    trace_id: str
+
+    def __str__(self) -> str:
+        return f"{self.platform}:{self.trace_id}"
+
+
+def is_source_ref(text: str) -> SourceRef | None:
+    """`langsmith:<id>` / `langfuse:<id>` as a reference, else None (a file path)."""
+    m = _REF.match(text.strip())
+    return SourceRef(m.group(1), m.group(2)) if m else None
+
+
+async def fetch_trace(ref: SourceRef, *, env: Mapping[str, str] | None = None, timeout_s: float = 60) -> Any:
+    """The trace as the platform's API gives it, shaped for the file loader of its format."""
+    env = os.environ if env is None else env
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
+        if ref.platform == "langsmith":
+            return await _langsmith(session, ref.trace_id, env)
+        return await _langfuse(session, ref.trace_id, env)
+
+
+def save_fetched(data: Any, path: Path, ref: SourceRef) -> Path:
+    """The fetched trace as a JSON file, every string redacted (it is written beside the artifacts)."""
+    write_json_atomic(path, {"refinery_source": str(ref), **_shaped(_redacted(data))})
+    return path
+
+
+def _shaped(data: Any) -> dict[str, Any]:
+    return data if isinstance(data, dict) else {"runs": data}
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    return value
+
+
+# --- LangSmith ----------------------------------------------------------------------------------
+async def _langsmith(session: aiohttp.ClientSession, run_id: str, env: Mapping[str, str]) -> dict[str, Any]:
+    key = env.get("LANGSMITH_API_KEY") or env.get("LANGCHAIN_API_KEY")
+    if not key:
+        raise ConfigurationError("langsmith: set LANGSMITH_API_KEY (or LANGCHAIN_API_KEY)")
+    base = (env.get("LANGSMITH_ENDPOINT") or env.get("LANGCHAIN_ENDPOINT") or "https://api.smith.langchain.com").rstrip(
+        "/"
+    )
+    call = _Caller(session, {"x-api-key": key}, "LANGSMITH_API_KEY", base)
+    run = await call("GET", f"/api/v1/runs/{run_id}", run_id)
+    trace_id = str(run.get("trace_id") or run_id)
+    runs: list[Any] = []
+    cursor: str | None = None
+    for _ in range(MAX_PAGES):
+        body: dict[str, Any] = {"trace": trace_id, "limit": 100, **({"cursor": cursor} if cursor else {})}
+        page = await call("POST", "/api/v1/runs/query", trace_id, json_body=body)
+        runs += page.get("runs") or []
+        cursor = (page.get("cursors") or {}).get("next")
+        if not cursor:
+            return {"runs": runs}
+    raise SourceError(f"langsmith: trace {trace_id} has more than {MAX_PAGES * 100} runs; export it to a file")
+
+
+# --- Langfuse -----------------------------------------------------------------------------------
+async def _langfuse(session: aiohttp.ClientSession, trace_id: str, env: Mapping[str, str]) -> dict[str, Any]:
+    public, secret = env.get("LANGFUSE_PUBLIC_KEY"), env.get("LANGFUSE_SECRET_KEY")
+    if not public or not secret:
+        raise ConfigurationError("langfuse: set LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY")
+    base = (env.get("LANGFUSE_HOST") or env.get("LANGFUSE_BASE_URL") or "https://cloud.langfuse.com").rstrip("/")
+    auth = base64.b64encode(f"{public}:{secret}".encode()).decode()
+    call = _Caller(session, {"Authorization": f"Basic {auth}"}, "LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY", base)
+    trace = await call("GET", f"/api/public/traces/{trace_id}", trace_id)
+    observations = trace.pop("observations", None) or []
+    if observations and not isinstance(observations[0], dict):  # ids only: fetch them page by page
+        observations = []
+        for page_no in range(1, MAX_PAGES + 1):
+            page = await call("GET", f"/api/public/observations?traceId={trace_id}&page={page_no}&limit=100", trace_id)
+            observations += page.get("data") or []
+            if page_no >= int((page.get("meta") or {}).get("totalPages") or 1):
+                break
+    return {"trace": trace, "observations": observations}
+
+
+class _Caller:
+    """One platform's GET/POST with its auth, the bounded retries, and errors that say what to check."""
+
+    def __init__(self, session: aiohttp.ClientSession, headers: dict[str, str], key_var: str, base: str) -> None:
+        self.session, self.headers, self.key_var, self.base = session, headers, key_var, base
+
+    async def __call__(self, method: str, path: str, what: str, *, json_body: Any = None) -> dict[str, Any]:
+        platform = "langsmith" if "x-api-key" in self.headers else "langfuse"
+        for attempt in range(MAX_TRIES):
+            try:
+                async with self.session.request(method, self.base + path, headers=self.headers, json=json_body) as resp:
+                    if resp.status < 400:
+                        data = await resp.json(content_type=None)
+                        return data if isinstance(data, dict) else {"runs": data}
+                    wait = retry_after_seconds({k.lower(): v for k, v in resp.headers.items()})
+                    status = resp.status
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                if attempt == MAX_TRIES - 1:
+                    raise SourceError(f"{platform}: cannot reach {self.base} ({type(exc).__name__})") from None
+                await asyncio.sleep(min(2**attempt, 8))
+                continue
+            if status == 401 or status == 403:
+                raise ConfigurationError(f"{platform}: HTTP {status} from {self.base}: check {self.key_var}")
+            if status == 404:
+                raise UserInputError(f"{platform}: no trace {what} in {self.base} (HTTP 404)")
+            if (status == 429 or status >= 500) and attempt < MAX_TRIES - 1:
+                await asyncio.sleep(min(wait if wait is not None else 2**attempt, 30))
+                continue
+            raise SourceError(f"{platform}: HTTP {status} from {self.base} for {what}")
+        raise SourceError(f"{platform}: gave up on {what} after {MAX_TRIES} tries")

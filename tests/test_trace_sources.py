@@ -1,0 +1,133 @@
+"""Traces fetched by id from LangSmith and Langfuse, through the shapes their public API
+references document (mocked with aioresponses): pagination, the credentials each needs, and one
+line for a 401, a 404 and a 429 — never the key in it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from refinery.cli import amain
+from refinery.errors import ConfigurationError, UserInputError
+from refinery.sources import SourceRef, fetch_trace, is_source_ref
+from refinery.traces import load_trace
+
+LS = "https://api.smith.langchain.com"
+LF = "https://cloud.langfuse.com"
+LS_KEY = "lsv2_pt_" + "f" * 32
+LF_ENV = {"LANGFUSE_PUBLIC_KEY": "pk-lf-1", "LANGFUSE_SECRET_KEY": "sk-lf-" + "s" * 20}
+SECRET = "ghp_" + "Z9y8X7w6" * 4 + "Vv55"
+
+
+def ls_run(i: int, parent: str | None, **extra) -> dict:
+    return {
+        "id": f"run-{i}",
+        "trace_id": "run-1",
+        "name": f"step {i}",
+        "run_type": "tool" if parent else "chain",
+        "parent_run_id": parent,
+        "dotted_order": f"20260301T10000{i}000000Zrun-1" + ("" if not parent else f".20260301T10000{i}000000Zrun-{i}"),
+        "start_time": f"2026-03-01T10:00:0{i}",
+        "end_time": f"2026-03-01T10:00:0{i + 1}",
+        "inputs": {"q": f"input {i}"},
+        "outputs": {"a": f"output {i}"},
+        **extra,
+    }
+
+
+def mock_langsmith(mocked) -> None:
+    mocked.get(f"{LS}/api/v1/runs/run-2", payload=ls_run(2, "run-1"))
+    pages = [
+        {"runs": [ls_run(1, None)], "cursors": {"next": "c2"}},
+        {
+            "runs": [ls_run(2, "run-1", error=f"KeyError with token {SECRET}"), ls_run(3, "run-1")],
+            "cursors": {"next": None},
+        },
+    ]
+    for page in pages:
+        mocked.post(f"{LS}/api/v1/runs/query", payload=page)
+
+
+def test_a_reference_is_told_from_a_path():
+    assert is_source_ref("langsmith:abc-123") == SourceRef("langsmith", "abc-123")
+    assert is_source_ref("langfuse:tr_9") == SourceRef("langfuse", "tr_9")
+    assert is_source_ref("traces/run.json") is None and is_source_ref("phoenix-notes.json") is None
+
+
+async def test_a_langsmith_run_id_brings_its_whole_trace_page_by_page(mocked):
+    mock_langsmith(mocked)
+    data = await fetch_trace(SourceRef("langsmith", "run-2"), env={"LANGSMITH_API_KEY": LS_KEY})
+    assert [r["id"] for r in data["runs"]] == ["run-1", "run-2", "run-3"]
+    posts = [c for (method, _), calls in mocked.requests.items() if method == "POST" for c in calls]
+    queries = [c.kwargs["json"] for c in posts]
+    assert queries[0] == {"trace": "run-1", "limit": 100} and queries[1]["cursor"] == "c2"
+    sent = [c.kwargs["headers"] for cs in mocked.requests.values() for c in cs]
+    assert all(h == {"x-api-key": LS_KEY} for h in sent)
+
+
+async def test_langsmiths_older_variable_names_are_accepted(mocked):
+    mock_langsmith(mocked)
+    env = {"LANGCHAIN_API_KEY": LS_KEY, "LANGCHAIN_ENDPOINT": LS}
+    assert len((await fetch_trace(SourceRef("langsmith", "run-2"), env=env))["runs"]) == 3
+
+
+async def test_a_401_names_the_variable_and_never_the_key(mocked):
+    mocked.get(f"{LS}/api/v1/runs/x", status=401, payload={"detail": "Invalid token"})
+    with pytest.raises(
+        ConfigurationError, match="HTTP 401 from https://api.smith.langchain.com: check LANGSMITH_API_KEY"
+    ) as err:
+        await fetch_trace(SourceRef("langsmith", "x"), env={"LANGSMITH_API_KEY": LS_KEY})
+    assert LS_KEY not in str(err.value)
+
+
+async def test_a_404_names_the_id_and_the_endpoint(mocked):
+    mocked.get(f"{LF}/api/public/traces/nope", status=404, payload={"message": "not found"})
+    with pytest.raises(UserInputError, match="langfuse: no trace nope in https://cloud.langfuse.com"):
+        await fetch_trace(SourceRef("langfuse", "nope"), env=LF_ENV)
+
+
+async def test_a_429_waits_as_asked_then_goes_on(mocked):
+    mocked.get(f"{LS}/api/v1/runs/run-2", status=429, headers={"retry-after": "0"})
+    mock_langsmith(mocked)
+    data = await fetch_trace(SourceRef("langsmith", "run-2"), env={"LANGSMITH_API_KEY": LS_KEY})
+    assert len(data["runs"]) == 3
+
+
+async def test_a_langfuse_trace_comes_with_its_observations_and_basic_auth(mocked):
+    trace = {
+        "id": "tr_9",
+        "name": "support",
+        "input": {"question": "Refund order 42"},
+        "observations": [
+            {"id": "o1", "traceId": "tr_9", "type": "SPAN", "name": "agent", "startTime": "2026-03-01T10:00:00Z"},
+            {"id": "o2", "traceId": "tr_9", "type": "GENERATION", "name": "llm", "parentObservationId": "o1",
+             "startTime": "2026-03-01T10:00:01Z", "level": "ERROR", "statusMessage": "rate limited upstream"},
+        ],
+    }  # fmt: skip
+    mocked.get(f"{LF}/api/public/traces/tr_9", payload=trace)
+    data = await fetch_trace(SourceRef("langfuse", "tr_9"), env=LF_ENV)
+    [call] = [c for cs in mocked.requests.values() for c in cs]
+    assert call.kwargs["headers"]["Authorization"].startswith("Basic ")
+    loaded = load_trace(data)
+    assert loaded.trace_id == "tr_9" and [r.id for r in loaded.runs] == ["o1", "o2"] and loaded.runs[1].is_failed
+
+
+async def test_run_fetches_once_keeps_a_redacted_copy_and_a_rerun_reads_it(openai_env, tmp_path, monkeypatch):
+    import aioresponses
+
+    monkeypatch.setenv("LANGSMITH_API_KEY", LS_KEY)
+    out = tmp_path / "out"
+    argv = ["run", "langsmith:run-2", "--expect", str(FIX / "expectation.json"), "--out", str(out)]
+    with aioresponses.aioresponses(passthrough=["http://127.0.0.1"]) as m:  # the local OpenAI server is real
+        mock_langsmith(m)
+        assert await amain(argv) == 0
+    kept = (out / "trace.json").read_text()
+    assert json.loads(kept)["refinery_source"] == "langsmith:run-2" and SECRET not in kept
+    assert LS_KEY not in "".join(p.read_text(errors="replace") for p in out.rglob("*") if p.is_file())
+    with aioresponses.aioresponses(passthrough=["http://127.0.0.1"]) as m:  # LangSmith answers nothing now
+        assert await amain(argv) == 0  # it read its copy
+        assert not [u for (_, u) in m.requests if "smith" in str(u)]
+
+
+FIX = __import__("pathlib").Path(__file__).parent / "fixtures"
