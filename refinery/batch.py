@@ -31,6 +31,7 @@ from refinery.outputs import usage_summary, write_outputs
 from refinery.report.batch_html import render_summary_html
 from refinery.report.markdown import cell
 from refinery.report.view import STAND_IN, clean, is_stand_in
+from refinery.sources import fetch_trace, is_source_ref, save_fetched
 from refinery.traces import load_trace, load_traces
 from refinery.traces.render import safe_name
 
@@ -154,10 +155,11 @@ def discover(source: str | Path, default_expect: str | Path | None = None) -> li
             if not isinstance(entry, dict) or "trace" not in entry:
                 raise InputFileError(f"{src}: item [{i}] needs a 'trace' path")
             own_expect = entry.get("expect")
-            trace = base / entry["trace"]
+            ref = is_source_ref(str(entry["trace"]))  # `langsmith:<id>` / `langfuse:<id>`: fetched when analysed
+            trace = Path(str(ref)) if ref else base / entry["trace"]
             items.append(
                 BatchItem(
-                    name=safe_name(str(entry.get("name") or Path(entry["trace"]).stem)),
+                    name=safe_name(str(entry.get("name") or (ref.trace_id if ref else Path(entry["trace"]).stem))),
                     trace=str(trace),
                     expect=str(base / own_expect) if own_expect else (str(default_expect) if default_expect else None),
                     prompts=[str(base / p) for p in entry.get("prompts", [])],
@@ -342,13 +344,20 @@ async def analyze_many(
 async def _analyze_one(
     item: BatchItem, out: Path, model: str, client: ResponsesClient, analyst_kwargs: dict[str, Any]
 ) -> TraceOutcome:
-    trace = load_trace(item.trace, sample=item.sample)
+    path = item.trace
+    ref = is_source_ref(path)
+    if ref is not None:  # fetched once into the trace's folder; a rerun reads the copy
+        kept = out / "trace.json"
+        if (read_json(kept) or {}).get("refinery_source") != str(ref):
+            save_fetched(await fetch_trace(ref), kept, ref)
+        path = str(kept)
+    trace = load_trace(path, sample=item.sample)
     expectation = expectation_for(item.expect, trace)
     prompts, evals = read_files(item.prompts), read_files(item.evals)
     analyst = StagedFailureAnalyst(model=model, client=client, artifacts_dir=out, **analyst_kwargs)
     record = inputs_record(
         trace_id=analyst.sent_id(trace.trace_id),
-        trace_digest=file_digest(Path(item.trace)),
+        trace_digest=file_digest(Path(path)),
         model=model,
         expectation=expectation.model_dump(),
         prompts=prompts,

@@ -22,7 +22,7 @@ ALLOWED = {
     "report": {"agents", "core", "errors", "traces"},
     "outputs": {"agents", "core", "errors", "report", "traces"},
     "orchestrator": {"agents", "core", "errors"},
-    "batch": {"agents", "core", "errors", "inputs", "integrations", "outputs", "report", "traces"},
+    "batch": {"agents", "core", "errors", "inputs", "integrations", "outputs", "report", "sources", "traces"},
     "demo": {"agents", "core", "errors", "inputs", "integrations", "outputs", "testing", "traces"},
     "eval": {"batch", "core", "errors", "integrations", "traces"},
     "sources": {"core", "errors", "integrations", "traces"},

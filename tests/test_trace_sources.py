@@ -131,3 +131,22 @@ async def test_run_fetches_once_keeps_a_redacted_copy_and_a_rerun_reads_it(opena
 
 
 FIX = __import__("pathlib").Path(__file__).parent / "fixtures"
+
+
+async def test_a_batch_manifest_may_name_traces_by_id(openai_env, tmp_path, monkeypatch):
+    import aioresponses
+
+    from refinery.batch import analyze_many, discover
+    from refinery.integrations.responses_client import ResponsesClient
+
+    monkeypatch.setenv("LANGSMITH_API_KEY", LS_KEY)
+    manifest = tmp_path / "batch.json"
+    manifest.write_text(json.dumps([{"trace": "langsmith:run-2", "expect": str(FIX / "expectation.json")}]))
+    [item] = discover(manifest)
+    assert item.name == "run-2" and item.trace == "langsmith:run-2"
+    with aioresponses.aioresponses(passthrough=["http://127.0.0.1"]) as m:
+        mock_langsmith(m)
+        async with ResponsesClient(api_key="sk-x", base_url=openai_env.base_url) as client:
+            summary = await analyze_many([item], out_dir=tmp_path / "out", client=client)
+    assert summary.outcomes["run-2"].status == "done"
+    assert json.loads((tmp_path / "out" / "run-2" / "trace.json").read_text())["refinery_source"] == "langsmith:run-2"
