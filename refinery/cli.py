@@ -43,6 +43,7 @@ from refinery.errors import (
 from refinery.inputs import InputFileError, expectation_for, load_expectation, read_files
 from refinery.outputs import usage_summary, write_outputs
 from refinery.traces import load_trace, load_traces
+from refinery.traces.render import safe_name
 from refinery.traces.spool import file_stats
 
 EXIT_OK = 0
@@ -405,13 +406,34 @@ async def cmd_canary(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _batch_source(args: argparse.Namespace) -> str:
+    if not args.source:
+        raise InputFileError("refinery batch: give a folder, a manifest or a trace file — or --from PLATFORM")
+    return str(args.source)
+
+
+async def _listed(args: argparse.Namespace) -> list[Any]:
+    """`--from PLATFORM --since AGE --failed`: that period's failed traces, each analysed by id."""
+    from refinery.batch import BatchItem
+    from refinery.sources import failed_traces, parse_age
+
+    if args.source:
+        raise InputFileError("refinery batch: give SOURCE or --from, not both")
+    if not args.failed or not args.since:
+        raise InputFileError("refinery batch --from: add --since AGE and --failed (failed traces are what it lists)")
+    ids = await failed_traces(args.from_platform, parse_age(args.since), project=args.project)
+    print(f"refinery: {len(ids)} failed trace(s) in {args.from_platform} since {args.since}", file=sys.stderr)
+    expect = str(args.expect) if args.expect else None
+    return [BatchItem(name=safe_name(i), trace=f"{args.from_platform}:{i}", expect=expect) for i in ids]
+
+
 async def cmd_batch(args: argparse.Namespace) -> int:
     from refinery.agents.cost_ceiling import CostCeiling
     from refinery.batch import analyze_many, discover
 
-    items = discover(args.source, args.expect)
+    items = await _listed(args) if args.from_platform else discover(_batch_source(args), args.expect)
     ceiling = (
-        CostCeiling(args.max_cost, args.model) if args.max_cost is not None else None
+        CostCeiling(args.max_cost, args.base_model or args.model) if args.max_cost is not None else None
     )  # one ceiling for the whole batch
     client = _client(args, tpm=args.tpm, rpm=args.rpm)
     async with client:

@@ -291,8 +291,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "source",
         metavar="SOURCE",
-        help="a folder of traces (with optional <stem>.expect.json beside each) or a JSON manifest",
+        nargs="?",
+        help="a folder of traces (with optional <stem>.expect.json beside each), a JSON manifest, or a file holding "
+        "several traces; not with --from",
     )
+    p.add_argument(
+        "--from",
+        dest="from_platform",
+        choices=["langsmith", "langfuse"],
+        help="list the traces to analyse from this platform instead (with --since and --failed; LangSmith also needs "
+        "--project)",
+    )
+    p.add_argument("--since", metavar="AGE", help="with --from: how far back, e.g. 90m, 24h, 7d")
+    p.add_argument("--failed", action="store_true", help="with --from: the traces that failed (the only kind listed)")
+    p.add_argument("--project", metavar="NAME", help="with --from langsmith: the project (tracing session) name")
     p.add_argument("--expect", metavar="FILE", help="the expectation for traces that have none of their own")
     p.add_argument(
         "--out",

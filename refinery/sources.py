@@ -25,8 +25,10 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -35,7 +37,7 @@ from refinery.errors import ConfigurationError, RefineryError, UserInputError
 from refinery.integrations.rate_limit_headers import retry_after_seconds
 from refinery.traces.redact import redact_text
 
-__all__ = ["SOURCES", "SourceRef", "fetch_trace", "is_source_ref", "save_fetched"]
+__all__ = ["SOURCES", "SourceRef", "failed_traces", "fetch_trace", "is_source_ref", "parse_age", "save_fetched"]
 
 SOURCES = ("langsmith", "langfuse")
 _REF = re.compile(r"^(langsmith|langfuse):(\S+)$")
@@ -91,15 +93,65 @@ def _redacted(value: Any) -> Any:
     return value
 
 
+_AGE = re.compile(r"^(\d+)\s*([smhd])$")
+
+
+def parse_age(text: str) -> float:
+    """`90m`, `24h`, `7d` → seconds."""
+    m = _AGE.match(text.strip().lower())
+    if not m:
+        raise UserInputError(f"--since: expected an age like 90m, 24h or 7d, got {text!r}")
+    return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+
+
+async def failed_traces(
+    platform: str, since_s: float, *, project: str | None = None, env: Mapping[str, str] | None = None
+) -> list[str]:
+    """The ids of the traces that failed in the last `since_s` seconds: LangSmith's root runs with
+    an error in `project`; Langfuse's traces holding an observation at level ERROR."""
+    env = os.environ if env is None else env
+    since = datetime.now(timezone.utc) - timedelta(seconds=since_s)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        if platform == "langsmith":
+            if not project:
+                raise UserInputError("--from langsmith: give --project NAME (the tracing project to list)")
+            call, _ = _langsmith_caller(session, env)
+            found = await call("GET", f"/api/v1/sessions?name={quote(project)}", project)  # a list of projects
+            if not isinstance(found, list) or not found:
+                raise UserInputError(f"langsmith: no project {project!r}")
+            body = {"session": [found[0]["id"]], "is_root": True, "error": True, "start_time": since.isoformat()}
+            ids: list[str] = []
+            cursor: str | None = None
+            for _ in range(MAX_PAGES):
+                page = await call("POST", "/api/v1/runs/query", project, json_body={**body, "limit": 100,
+                                  **({"cursor": cursor} if cursor else {})})  # fmt: skip
+                ids += [str(r.get("trace_id") or r["id"]) for r in page.get("runs") or []]
+                cursor = (page.get("cursors") or {}).get("next")
+                if not cursor:
+                    break
+            return list(dict.fromkeys(ids))
+        call, _ = _langfuse_caller(session, env)
+        trace_ids: list[str] = []
+        for page_no in range(1, MAX_PAGES + 1):
+            q = f"level=ERROR&fromStartTime={quote(since.isoformat())}&page={page_no}&limit=100"
+            page = await call("GET", f"/api/public/observations?{q}", "the failed observations")
+            trace_ids += [str(o["traceId"]) for o in page.get("data") or [] if o.get("traceId")]
+            if page_no >= int((page.get("meta") or {}).get("totalPages") or 1):
+                break
+        return list(dict.fromkeys(trace_ids))
+
+
 # --- LangSmith ----------------------------------------------------------------------------------
-async def _langsmith(session: aiohttp.ClientSession, run_id: str, env: Mapping[str, str]) -> dict[str, Any]:
+def _langsmith_caller(session: aiohttp.ClientSession, env: Mapping[str, str]) -> tuple[_Caller, str]:
     key = env.get("LANGSMITH_API_KEY") or env.get("LANGCHAIN_API_KEY")
     if not key:
         raise ConfigurationError("langsmith: set LANGSMITH_API_KEY (or LANGCHAIN_API_KEY)")
-    base = (env.get("LANGSMITH_ENDPOINT") or env.get("LANGCHAIN_ENDPOINT") or "https://api.smith.langchain.com").rstrip(
-        "/"
-    )
-    call = _Caller(session, {"x-api-key": key}, "LANGSMITH_API_KEY", base)
+    base = env.get("LANGSMITH_ENDPOINT") or env.get("LANGCHAIN_ENDPOINT") or "https://api.smith.langchain.com"
+    return _Caller(session, {"x-api-key": key}, "LANGSMITH_API_KEY", base.rstrip("/")), base
+
+
+async def _langsmith(session: aiohttp.ClientSession, run_id: str, env: Mapping[str, str]) -> dict[str, Any]:
+    call, _ = _langsmith_caller(session, env)
     run = await call("GET", f"/api/v1/runs/{run_id}", run_id)
     trace_id = str(run.get("trace_id") or run_id)
     runs: list[Any] = []
@@ -115,13 +167,17 @@ async def _langsmith(session: aiohttp.ClientSession, run_id: str, env: Mapping[s
 
 
 # --- Langfuse -----------------------------------------------------------------------------------
-async def _langfuse(session: aiohttp.ClientSession, trace_id: str, env: Mapping[str, str]) -> dict[str, Any]:
+def _langfuse_caller(session: aiohttp.ClientSession, env: Mapping[str, str]) -> tuple[_Caller, str]:
     public, secret = env.get("LANGFUSE_PUBLIC_KEY"), env.get("LANGFUSE_SECRET_KEY")
     if not public or not secret:
         raise ConfigurationError("langfuse: set LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY")
     base = (env.get("LANGFUSE_HOST") or env.get("LANGFUSE_BASE_URL") or "https://cloud.langfuse.com").rstrip("/")
     auth = base64.b64encode(f"{public}:{secret}".encode()).decode()
-    call = _Caller(session, {"Authorization": f"Basic {auth}"}, "LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY", base)
+    return _Caller(session, {"Authorization": f"Basic {auth}"}, "LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY", base), base
+
+
+async def _langfuse(session: aiohttp.ClientSession, trace_id: str, env: Mapping[str, str]) -> dict[str, Any]:
+    call, _ = _langfuse_caller(session, env)
     trace = await call("GET", f"/api/public/traces/{trace_id}", trace_id)
     observations = trace.pop("observations", None) or []
     if observations and not isinstance(observations[0], dict):  # ids only: fetch them page by page
@@ -140,14 +196,13 @@ class _Caller:
     def __init__(self, session: aiohttp.ClientSession, headers: dict[str, str], key_var: str, base: str) -> None:
         self.session, self.headers, self.key_var, self.base = session, headers, key_var, base
 
-    async def __call__(self, method: str, path: str, what: str, *, json_body: Any = None) -> dict[str, Any]:
+    async def __call__(self, method: str, path: str, what: str, *, json_body: Any = None) -> Any:
         platform = "langsmith" if "x-api-key" in self.headers else "langfuse"
         for attempt in range(MAX_TRIES):
             try:
                 async with self.session.request(method, self.base + path, headers=self.headers, json=json_body) as resp:
                     if resp.status < 400:
-                        data = await resp.json(content_type=None)
-                        return data if isinstance(data, dict) else {"runs": data}
+                        return await resp.json(content_type=None)
                     wait = retry_after_seconds({k.lower(): v for k, v in resp.headers.items()})
                     status = resp.status
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:

@@ -5,6 +5,7 @@ line for a 401, a 404 and a 429 — never the key in it."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -150,3 +151,44 @@ async def test_a_batch_manifest_may_name_traces_by_id(openai_env, tmp_path, monk
             summary = await analyze_many([item], out_dir=tmp_path / "out", client=client)
     assert summary.outcomes["run-2"].status == "done"
     assert json.loads((tmp_path / "out" / "run-2" / "trace.json").read_text())["refinery_source"] == "langsmith:run-2"
+
+
+async def test_batch_from_langfuse_lists_the_failed_traces_of_the_period(mocked, monkeypatch):
+    from refinery.sources import failed_traces, parse_age
+
+    page = {
+        "data": [
+            {"id": "o1", "traceId": "tr_1", "level": "ERROR"},
+            {"id": "o2", "traceId": "tr_1"},
+            {"traceId": "tr_2"},
+        ],
+        "meta": {"page": 1, "totalPages": 1},
+    }
+    mocked.get(re.compile(rf"^{re.escape(LF)}/api/public/observations\?.*level=ERROR.*"), payload=page)
+    assert await failed_traces("langfuse", parse_age("24h"), env=LF_ENV) == ["tr_1", "tr_2"]
+
+
+async def test_batch_from_langsmith_lists_a_projects_failed_root_runs(mocked):
+    from refinery.sources import failed_traces
+
+    mocked.get(f"{LS}/api/v1/sessions?name=support-bot", payload=[{"id": "sess-1", "name": "support-bot"}])
+    mocked.post(
+        f"{LS}/api/v1/runs/query", payload={"runs": [{"id": "r9", "trace_id": "r9"}], "cursors": {"next": None}}
+    )
+    ids = await failed_traces("langsmith", 3600, project="support-bot", env={"LANGSMITH_API_KEY": LS_KEY})
+    assert ids == ["r9"]
+    [query] = [c.kwargs["json"] for (m, _), cs in mocked.requests.items() if m == "POST" for c in cs]
+    assert query["session"] == ["sess-1"] and query["is_root"] is True and query["error"] is True
+
+
+def test_an_age_is_minutes_hours_or_days():
+    from refinery.sources import parse_age
+
+    assert [parse_age(a) for a in ("90m", "24h", "7d")] == [5400, 86400, 604800]
+    with pytest.raises(UserInputError, match="--since: expected an age like 90m"):
+        parse_age("yesterday")
+
+
+async def test_batch_from_needs_since_and_failed(capsys):
+    assert await amain(["batch", "--from", "langfuse", "--since", "24h"]) == 2
+    assert "add --since AGE and --failed" in capsys.readouterr().err
