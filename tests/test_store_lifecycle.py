@@ -168,3 +168,26 @@ async def test_a_run_killed_during_upload_leaves_no_live_file_after_the_rerun(tm
         _, err = await asyncio.wait_for(rerun.communicate(), 60)
         assert rerun.returncode == 0, err.decode()
         assert server.files == {} and server.stores == {}
+
+
+async def test_files_a_timed_out_upload_makes_after_the_run_gave_up_are_deleted_by_the_rerun(tmp_path):
+    """The server is slow to take each file (it makes it after the client's timeout): the failed
+    run's sweep comes too early, so its record stays, and the rerun sweeps again."""
+    import asyncio
+
+    import aiohttp
+
+    from refinery.errors import APITimeoutError
+
+    async with OpenAITestServer(upload_latency_s=1.0) as server:
+        async with ResponsesClient(
+            api_key="sk-x", base_url=server.base_url, timeout=aiohttp.ClientTimeout(total=0.3)
+        ) as client:
+            analyst = StagedFailureAnalyst(client=client, artifacts_dir=tmp_path / "out")
+            with pytest.raises(APITimeoutError):
+                await analyst.analyze(load_trace(TRACE), EXPECTATION)
+        await asyncio.sleep(1.5)  # the server finishes the uploads the client gave up on
+        assert server.files  # made after the failed run's sweep
+        server.upload_latency_s = 0.0
+        await analyse(server, tmp_path / "out")
+        assert server.files == {} and server.stores == {}

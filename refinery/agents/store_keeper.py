@@ -151,6 +151,8 @@ class StoreKeeper:
             sent.append(path.name)
             self.checkpoints.note_upload(sending=path.name)
 
+        refused: list[str] = []  # answered with an error: no file was made
+
         def uploaded(file_id: str) -> None:
             run.file_ids.append(file_id)
             self.checkpoints.note_upload(file_id=file_id)
@@ -162,15 +164,19 @@ class StoreKeeper:
                 attributes=attributes,
                 on_uploaded=uploaded,
                 on_sending=sending,
+                on_refused=lambda path: refused.append(path.name),
                 expires_after_s=self.expires_after_days * 86_400 if self.expires_after_days else None,
             )
         except BaseException:
-            unheard = len(sent) - len(run.file_ids)
+            unheard = len(sent) - len(run.file_ids) - len(refused)
             await self.discard_recorded(
                 {"store_id": run.store_id, "file_ids": run.file_ids, "unheard": unheard, "sent": sent, "sent_at": began}
             )
             run.created_store = False
-            self.checkpoints.forget_store()
+            if not unheard:
+                self.checkpoints.forget_store()
+            # else the record stays: a request the server is still working on may make its file after
+            # this sweep, and the rerun (or --fresh) sweeps again from the same record
             raise
 
     async def adopt(self, run: AnalysisRun, store_id: str) -> None:

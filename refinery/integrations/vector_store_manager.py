@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 
 from refinery.errors import (
+    APIError,
     FileIndexingError,
     IndexingTimeoutError,
     NotFoundError,
@@ -154,6 +155,7 @@ class VectorStoreManager:
         expires_after_s: int | None = None,
         on_uploaded: Callable[[str], None] | None = None,
         on_sending: Callable[[Path], None] | None = None,
+        on_refused: Callable[[Path], None] | None = None,
     ) -> list[str]:
         """Upload `paths` (several at once) and attach them to the store in file batches of at
         most `batch_size` files (one batch for most traces).
@@ -162,7 +164,8 @@ class VectorStoreManager:
         they let a `file_search` call be restricted with `filters`. Returns the file ids in the
         order of `paths`. `on_uploaded` hears each file id as soon as the file exists (so a caller
         can record it before anything else can fail); `on_sending` hears each path just before its
-        upload is sent (a file may exist on the server before its id comes back).
+        upload is sent (a file may exist on the server before its id comes back); `on_refused` each
+        path whose upload was answered with an error (no file was made).
         """
         checked = check_uploadable(paths)
         if not checked:
@@ -174,7 +177,12 @@ class VectorStoreManager:
             async with semaphore:
                 if on_sending is not None:
                     on_sending(path)
-                file_id = await self.upload_file(path, expires_after_s=expires_after_s)
+                try:
+                    file_id = await self.upload_file(path, expires_after_s=expires_after_s)
+                except APIError:
+                    if on_refused is not None:
+                        on_refused(path)
+                    raise
             if on_uploaded is not None:
                 on_uploaded(file_id)
             return file_id
