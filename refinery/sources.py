@@ -123,8 +123,12 @@ async def failed_traces(
             ids: list[str] = []
             cursor: str | None = None
             for _ in range(MAX_PAGES):
-                page = await call("POST", "/api/v1/runs/query", project, json_body={**body, "limit": 100,
-                                  **({"cursor": cursor} if cursor else {})})  # fmt: skip
+                page = await call(
+                    "POST",
+                    "/api/v1/runs/query",
+                    project,
+                    json_body={**body, "limit": 100, **({"cursor": cursor} if cursor else {})},
+                )
                 ids += [str(r.get("trace_id") or r["id"]) for r in page.get("runs") or []]
                 cursor = (page.get("cursors") or {}).get("next")
                 if not cursor:

@@ -74,9 +74,18 @@ async def test_a_trace_changed_during_the_run_stops_it_before_the_next_stage_eve
     async with OpenAITestServer(latency_s=0.4) as server:
         env["OPENAI_BASE_URL"] = server.base_url
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "refinery", "run", str(trace), "--expect", str(FIX / "expectation.json"),
-            "--out", str(out), env=env, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+            sys.executable,
+            "-m",
+            "refinery",
+            "run",
+            str(trace),
+            "--expect",
+            str(FIX / "expectation.json"),
+            "--out",
+            str(out),
+            env=env,
+            stderr=asyncio.subprocess.PIPE,
+        )
         await wait_for(out / "stage1_trace_analysis.json")
         stamp = trace.stat()
         changed = original.replace(b"answer_question", b"ANSWER_QUESTION", 1)

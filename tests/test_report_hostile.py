@@ -91,10 +91,21 @@ def test_tables_wrap_at_narrow_widths_and_with_long_names(tmp_path, width):
     page = tmp_path / "report.html"
     page.write_text(render_html(hostile_view(long_names=True)).replace("</body>", MEASURE))
     proc = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-         f"--user-data-dir={tmp_path / 'profile'}", f"--window-size={width},900", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--window-size={width},900",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     overflow = re.search(r'data-overflow="(-?\d+)"', proc.stdout)
     assert overflow is not None and int(overflow.group(1)) <= 0, overflow

@@ -102,10 +102,18 @@ async def test_a_langfuse_trace_comes_with_its_observations_and_basic_auth(mocke
         "input": {"question": "Refund order 42"},
         "observations": [
             {"id": "o1", "traceId": "tr_9", "type": "SPAN", "name": "agent", "startTime": "2026-03-01T10:00:00Z"},
-            {"id": "o2", "traceId": "tr_9", "type": "GENERATION", "name": "llm", "parentObservationId": "o1",
-             "startTime": "2026-03-01T10:00:01Z", "level": "ERROR", "statusMessage": "rate limited upstream"},
+            {
+                "id": "o2",
+                "traceId": "tr_9",
+                "type": "GENERATION",
+                "name": "llm",
+                "parentObservationId": "o1",
+                "startTime": "2026-03-01T10:00:01Z",
+                "level": "ERROR",
+                "statusMessage": "rate limited upstream",
+            },
         ],
-    }  # fmt: skip
+    }
     mocked.get(f"{LF}/api/public/traces/tr_9", payload=trace)
     data = await fetch_trace(SourceRef("langfuse", "tr_9"), env=LF_ENV)
     [call] = [c for cs in mocked.requests.values() for c in cs]

@@ -16,6 +16,7 @@ Step numbers are the source's indexes, 0-based.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -49,9 +50,17 @@ def load_swe_agent(data: Any, source: str | None = None) -> Trace:
         inputs = {k: step[k] for k in ("thought", "action") if step.get(k) not in (None, "")}
         meta = {k: maybe_json(step[k]) for k in ("state", "execution_time") if step.get(k) not in (None, "")}
         runs.append(
-            TraceRun(id=f"step-{i}", name=(action.split() or ["step"])[0][:60], run_type=RunType.TOOL, inputs=inputs,
-                     outputs={"observation": step.get("observation")}, trace_id=trace_id, step=i, metadata=meta)
-        )  # fmt: skip
+            TraceRun(
+                id=f"step-{i}",
+                name=(action.split() or ["step"])[0][:60],
+                run_type=RunType.TOOL,
+                inputs=inputs,
+                outputs={"observation": step.get("observation")},
+                trace_id=trace_id,
+                step=i,
+                metadata=meta,
+            )
+        )
     history = data.get("history") or []
     task = next((m.get("content") for m in history if isinstance(m, dict) and m.get("role") == "user"), None)
     meta = {"format": "swe_agent", **({"info": info} if info else {})}
@@ -91,11 +100,15 @@ def load_openhands(data: Any, source: str | None = None) -> Trace:
         kind = str(e.get("action") or e.get("observation") or "event")
         src = str(e.get("source") or "")
         run = TraceRun(
-            id=f"event-{e.get('id', i)}", name=f"{src} {kind}".strip(), run_type=_oh_type(kind, src),
+            id=f"event-{e.get('id', i)}",
+            name=f"{src} {kind}".strip(),
+            run_type=_oh_type(kind, src),
             inputs=as_dict(e.get("args"), "args") or ({"message": e["message"]} if e.get("message") else {}),
             outputs={"content": e.get("content"), **_extras(e)} if "observation" in e else None,
-            start_time=when, trace_id=trace_id, step=i,
-        )  # fmt: skip
+            start_time=when,
+            trace_id=trace_id,
+            step=i,
+        )
         if e.get("observation") == "error":
             run.error = str(e.get("content") or e.get("message") or "error observation")
         by_event[str(e.get("id", i))] = run
@@ -147,12 +160,25 @@ def load_agents_sdk(data: Any, source: str | None = None) -> Trace:
         if not meta["task"]:
             del meta["task"], meta["task_source"]
     start, end = span_bounds(runs)
-    return Trace(trace_id=trace_id, project_name=str(head.get("workflow_name") or ""), runs=runs, start_time=start,
-                 end_time=end, metadata=meta)  # fmt: skip
+    return Trace(
+        trace_id=trace_id,
+        project_name=str(head.get("workflow_name") or ""),
+        runs=runs,
+        start_time=start,
+        end_time=end,
+        metadata=meta,
+    )
 
 
-_SDK_TYPES = {"agent": RunType.AGENT, "generation": RunType.LLM, "response": RunType.LLM, "function": RunType.TOOL,
-              "handoff": RunType.CHAIN, "guardrail": RunType.CHAIN, "custom": RunType.CHAIN}  # fmt: skip
+_SDK_TYPES = {
+    "agent": RunType.AGENT,
+    "generation": RunType.LLM,
+    "response": RunType.LLM,
+    "function": RunType.TOOL,
+    "handoff": RunType.CHAIN,
+    "guardrail": RunType.CHAIN,
+    "custom": RunType.CHAIN,
+}
 
 
 def _sdk_run(span: dict[str, Any], i: int, trace_id: str, source: str | None) -> TraceRun:
@@ -167,13 +193,18 @@ def _sdk_run(span: dict[str, Any], i: int, trace_id: str, source: str | None) ->
     rest = {k: v for k, v in data.items() if k not in {*inputs, *outputs, "type", "name"}}
     err = span.get("error")
     return TraceRun(
-        id=str(span.get("id") or f"span-{i}"), name=name, run_type=_SDK_TYPES.get(kind, RunType.CHAIN),
-        inputs=inputs, outputs=outputs or None, parent_run_id=span.get("parent_id"), trace_id=trace_id,
+        id=str(span.get("id") or f"span-{i}"),
+        name=name,
+        run_type=_SDK_TYPES.get(kind, RunType.CHAIN),
+        inputs=inputs,
+        outputs=outputs or None,
+        parent_run_id=span.get("parent_id"),
+        trace_id=trace_id,
         start_time=parse_time(span.get("started_at"), source=source, field=f"spans[{i}].started_at"),
         end_time=parse_time(span.get("ended_at"), source=source, field=f"spans[{i}].ended_at"),
         error=(str(err.get("message") or err) if isinstance(err, dict) else str(err)) if err else None,
         metadata={"span_type": kind, **rest},
-    )  # fmt: skip
+    )
 
 
 def _first_user(messages: Any) -> str:
@@ -191,6 +222,5 @@ def _text(content: Any) -> str:
 
 
 def _digest(value: Any) -> str:
-    import hashlib
-
+    """A stable id for a log that names none."""
     return "log-" + hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:12]

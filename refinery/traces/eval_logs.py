@@ -104,8 +104,14 @@ def _inspect_trace(sample: Any, header: dict[str, Any], source: str | None, fiel
     if any(e.get("event") in ("model", "tool") for e in events):
         runs = _event_runs(events, trace_id, source, field)
         start, end = span_bounds(runs)
-        trace = Trace(trace_id=trace_id, project_name=str(info.get("task") or ""), runs=runs, start_time=start,
-                      end_time=end, metadata={"format": "inspect"})  # fmt: skip
+        trace = Trace(
+            trace_id=trace_id,
+            project_name=str(info.get("task") or ""),
+            runs=runs,
+            start_time=start,
+            end_time=end,
+            metadata={"format": "inspect"},
+        )
     else:
         messages = sample.get("messages") or []
         trace = load_plain({"trace_id": trace_id, "messages": messages}, source)
@@ -166,13 +172,23 @@ def _event_runs(events: list[dict[str, Any]], trace_id: str, source: str | None,
             outputs = {"content": _content_text(message.get("content"))}
             if message.get("tool_calls"):
                 outputs["tool_calls"] = message["tool_calls"]
-            run = TraceRun(id=rid, name=str(e.get("model") or "model"), run_type=RunType.LLM,
-                           inputs={"last input message": prompt[0]} if prompt else {}, outputs=outputs)  # fmt: skip
+            run = TraceRun(
+                id=rid,
+                name=str(e.get("model") or "model"),
+                run_type=RunType.LLM,
+                inputs={"last input message": prompt[0]} if prompt else {},
+                outputs=outputs,
+            )
         elif kind == "tool":
             call_id = str(e.get("id") or rid)
-            run = TraceRun(id=call_id, name=str(e.get("function") or "tool"), run_type=RunType.TOOL,
-                           inputs=as_dict(e.get("arguments"), "arguments") or {},
-                           outputs=as_dict(e.get("result"), "result"), parent_run_id=caller.get(call_id))  # fmt: skip
+            run = TraceRun(
+                id=call_id,
+                name=str(e.get("function") or "tool"),
+                run_type=RunType.TOOL,
+                inputs=as_dict(e.get("arguments"), "arguments") or {},
+                outputs=as_dict(e.get("result"), "result"),
+                parent_run_id=caller.get(call_id),
+            )
         elif kind == "error":
             err = e.get("error") or {}
             run = TraceRun(id=rid, name="error", run_type=RunType.CHAIN, outputs={"traceback": err.get("traceback")})
