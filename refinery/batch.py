@@ -24,15 +24,18 @@ from refinery.agents.output_folder import OutputFolder, file_digest, inputs_reco
 from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
 from refinery.agents.stages import STAGE_ARTIFACTS
 from refinery.core.artifacts import private_dir, read_json, write_json_atomic, write_text_atomic
+from refinery.core.models import Trace, TraceRun
 from refinery.errors import RefineryError, exit_code_for
 from refinery.inputs import InputFileError, expectation_for, read_files
 from refinery.integrations.responses_client import ResponsesClient
 from refinery.outputs import usage_summary, write_outputs
+from refinery.patterns import Pattern, find_patterns
 from refinery.report.batch_html import render_summary_html
 from refinery.report.markdown import cell
 from refinery.report.view import STAND_IN, clean, is_stand_in
 from refinery.sources import fetch_trace, is_source_ref, save_fetched
 from refinery.traces import load_trace, load_traces
+from refinery.traces.redact import redact_text
 from refinery.traces.render import safe_name
 
 log = logging.getLogger("refinery.batch")
@@ -70,6 +73,10 @@ class TraceOutcome(BaseModel):
     error_type: str | None = None
     exit_code: int | None = None  # the CLI exit code the error means (None when done)
     answered_by: list[str] = Field(default_factory=list)  # the models that answered (as the API named them)
+    # the trace's own facts its failure pattern is keyed on (`refinery.patterns`)
+    failing_run: str | None = None  # the decisive step's run name, else the first failed run's
+    failing_error: str | None = None  # that run's own error text, redacted
+    error_categories: list[str] = Field(default_factory=list)
 
 
 class BatchSummary(BaseModel):
@@ -78,6 +85,7 @@ class BatchSummary(BaseModel):
     skipped: list[str] = Field(default_factory=list)
     wall_s: float = 0.0
     throttled_429: int = 0
+    patterns: list[Pattern] = Field(default_factory=list)  # the few causes behind the failures, largest first
 
     @property
     def failed(self) -> list[TraceOutcome]:
@@ -179,6 +187,18 @@ def discover(source: str | Path, default_expect: str | Path | None = None) -> li
     return items
 
 
+def patterns_md(patterns: list[Pattern]) -> list[str]:
+    """The patterns table a batch summary opens with: each pattern's traces link to their reports."""
+    if not patterns:
+        return []
+    lines = ["## Failure patterns", "", "| # | pattern | traces | share | est. cost (USD) |", "|---|---|---|---|---|"]
+    for i, p in enumerate(patterns, 1):
+        links = ", ".join(f"[{cell(t)}]({t}/report.md)" for t in p.traces[:20]) + (" …" if len(p.traces) > 20 else "")
+        cost = "n/a" if p.cost_usd is None else f"{p.cost_usd:.4f}"
+        lines.append(f"| {i} | {cell(p.title)} | {p.count}: {links} | {p.share:.0%} | {cost} |")
+    return [*lines, "", "## Traces", ""]
+
+
 def render_summary_md(summary: BatchSummary) -> str:
     rows = sorted(summary.outcomes.values(), key=lambda o: o.name)
     done = sum(o.status == "done" for o in rows)
@@ -190,6 +210,7 @@ def render_summary_md(summary: BatchSummary) -> str:
         f"- model: {summary.model}",
         "",
         *(["> " + STAND_IN, ""] if is_stand_in(m for o in rows for m in o.answered_by) else []),
+        *patterns_md(summary.patterns),
         "| trace | outcome | root cause | confidence | tokens | est. cost (USD) |",
         "|---|---|---|---|---|---|",
     ]
@@ -298,7 +319,10 @@ async def analyze_many(
             summary.throttled_429 = stats.throttled if stats else 0
             write_json_atomic(out / SUMMARY_JSON, summary.model_dump(mode="json"))
             write_text_atomic(out / SUMMARY_MD, render_summary_md(summary))
-            write_text_atomic(out / SUMMARY_HTML, render_summary_html(list(summary.outcomes.values()), summary.model))
+            write_text_atomic(
+                out / SUMMARY_HTML,
+                render_summary_html(list(summary.outcomes.values()), summary.model, summary.patterns),
+            )
 
     async def one(item: BatchItem) -> None:
         async with semaphore:
@@ -337,6 +361,7 @@ async def analyze_many(
             tick.cancel()
         if owns_client:
             await client.close()
+    summary.patterns = find_patterns(summary.outcomes.values())
     await save()
     return summary
 
@@ -370,6 +395,7 @@ async def _analyze_one(
         # each trace's folder holds its report, as `run`'s does
         write_outputs(out, result, trace, usage, analyst.uploaded_files(trace.trace_id))
     diagnosis, synthesis = result.diagnosis, result.synthesis
+    failing = _failing_run(trace, diagnosis.decisive_step.run_id if diagnosis else None)
     return TraceOutcome(
         name=item.name,
         trace=item.trace,
@@ -382,4 +408,21 @@ async def _analyze_one(
         tokens=usage["total"]["total_tokens"],
         cost_usd=usage["total"]["estimated_cost_usd"],
         answered_by=sorted({u.model for u in result.usage.values() if u.model}),
+        failing_run=failing.name if failing else None,
+        failing_error=redact_text(failing.error)[:500] if failing and failing.error else None,
+        error_categories=sorted({e.category.value for e in diagnosis.errors}) if diagnosis else [],
     )
+
+
+def _failing_run(trace: Trace, decisive: str | None) -> TraceRun | None:
+    """The run a failure pattern is keyed on: the decisive step's when it failed, else the first
+    run that failed, else the decisive step's (a trace may state no failure at all)."""
+    decisive_run = first_failed = None
+    for run in trace.runs:
+        if decisive is not None and run.id == decisive:
+            if run.is_failed:
+                return run
+            decisive_run = run
+        if first_failed is None and run.is_failed:
+            first_failed = run
+    return first_failed or decisive_run

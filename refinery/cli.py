@@ -427,6 +427,27 @@ async def _listed(args: argparse.Namespace) -> list[Any]:
     return [BatchItem(name=safe_name(i), trace=f"{args.from_platform}:{i}", expect=expect) for i in ids]
 
 
+async def cmd_patterns(args: argparse.Namespace) -> int:
+    """The failure patterns across finished batch folders (e.g. a week of nightly runs)."""
+    from refinery.patterns import find_patterns
+
+    outcomes = []
+    for folder in args.folders:
+        data = read_json(Path(folder) / "summary.json")
+        if not isinstance(data, dict):
+            raise InputFileError(f"{folder}: no summary.json (a folder `refinery batch` wrote)")
+        prefix = f"{Path(folder).name}/" if len(args.folders) > 1 else ""
+        outcomes += [{**o, "name": prefix + str(o.get("name", n))} for n, o in (data.get("outcomes") or {}).items()]
+    patterns = find_patterns(outcomes)
+    lines = [f"{len(patterns)} pattern(s) over {sum(p.count for p in patterns)} analysed trace(s):"]
+    lines += [
+        f"{i:>3}. {p.count:>4} ({p.share:.0%})  {p.title}  — {', '.join(p.traces[:5])}"
+        for i, p in enumerate(patterns, 1)
+    ]
+    _emit(args, "\n".join(lines), {"patterns": [p.model_dump() for p in patterns]})
+    return EXIT_OK
+
+
 async def cmd_batch(args: argparse.Namespace) -> int:
     from refinery.agents.cost_ceiling import CostCeiling
     from refinery.batch import analyze_many, discover
@@ -538,6 +559,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "eval": cmd_eval,
     "batch": cmd_batch,
+    "patterns": cmd_patterns,
     "init": cmd_init,
     "analyze": cmd_analyze,
     "run": cmd_run,

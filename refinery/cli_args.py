@@ -422,4 +422,14 @@ def build_parser() -> argparse.ArgumentParser:
         [common],
     )
     p.add_argument("--model", default="gpt-4o", help="the model to try (default: gpt-4o)")
+
+    p = command(
+        "patterns",
+        "the few causes behind a batch's failures, ranked",
+        "Groups the analysed traces of one or more `refinery batch` output folders (e.g. a week of nightly runs)\n"
+        "by their failing run and its error text with numbers, ids, quotes, paths and URLs set aside, and ranks\n"
+        "the groups by how many traces they hold. No API call. `batch` writes the same table into its summaries.",
+        [common],
+    )
+    p.add_argument("folders", nargs="+", metavar="OUT_DIR", help="folders `refinery batch` wrote (summary.json)")
     return parser

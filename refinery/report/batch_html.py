@@ -27,7 +27,20 @@ c=y.cells[i].dataset.v||y.cells[i].textContent,n=parseFloat(a)-parseFloat(c);var
 return up?r:-r;});rows.forEach(function(r){b.appendChild(r);});});});"""
 
 
-def render_summary_html(outcomes: list[Any], model: str) -> str:
+def _patterns(patterns: list[Any]) -> list[str]:
+    if not patterns:
+        return []
+    rows = [
+        f"<tr><td>{i}</td><td><bdi>{e(p.title)}</bdi></td><td>{p.count}: "
+        + ", ".join(f'<a href="{e(t)}/report.html">{e(t)}</a>' for t in p.traces[:20])
+        + f"</td><td>{p.share:.0%}</td><td>{'n/a' if p.cost_usd is None else f'{p.cost_usd:.4f}'}</td></tr>"
+        for i, p in enumerate(patterns, 1)
+    ]
+    head = "<h2>Failure patterns</h2><table><tr><th>#</th><th>pattern</th><th>traces</th><th>share</th>"
+    return [head + "<th>est. cost (USD)</th></tr>", *rows, "</table><h2>Traces</h2>"]
+
+
+def render_summary_html(outcomes: list[Any], model: str, patterns: list[Any] | None = None) -> str:
     rows = sorted(outcomes, key=lambda o: (o.status == "done", o.name))
     done = sum(o.status == "done" for o in rows)
     body = [
@@ -38,6 +51,7 @@ def render_summary_html(outcomes: list[Any], model: str) -> str:
             if is_stand_in(m for o in rows for m in getattr(o, "answered_by", []))
             else []
         ),
+        *_patterns(patterns or []),
         "<table><thead><tr><th>trace</th><th>outcome</th><th>failure type</th><th>root cause</th><th>confidence</th>"
         "<th>tokens</th><th>est. cost (USD)</th></tr></thead><tbody>",
     ]

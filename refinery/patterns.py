@@ -1,0 +1,87 @@
+"""Failure patterns across a batch: which few causes account for most failures. Pure.
+
+Why: a nightly batch gives one report per failed trace; what a team decides is which cause to fix
+first ("31 of 40 failures are the order lookup timing out"). This is the deterministic pass: each
+analysed trace gets a key from facts of the trace itself — the failing run's name (the decisive
+step's run, else the first failed run) and that run's own error text with numbers, ids, quoted
+values, paths and URLs replaced by placeholders — so the same cause with different order numbers
+or request ids groups without a model; a trace whose failing run states no error falls back to the
+diagnosis's failure type and error categories. Patterns are ranked by how many traces they hold,
+then by what those analyses cost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+__all__ = ["Pattern", "find_patterns", "normalise"]
+
+_RULES = [
+    (re.compile(r"https?://\S+"), "<url>"),
+    (re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+"), "<email>"),
+    (re.compile(r"(?:/[\w.-]+){2,}"), "<path>"),
+    (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I), "<id>"),
+    (re.compile(r"\b(?=[0-9a-f]*\d)[0-9a-f]{12,}\b", re.I), "<id>"),
+    (re.compile(r"\b[A-Za-z]+[_-]?\d[\w-]*\b"), "<id>"),  # req_8f2a, order-42, W5918442
+    (re.compile(r"\"[^\"]*\"|'[^']*'"), "<quoted>"),
+    (re.compile(r"\d+(?:\.\d+)?"), "<n>"),
+    (re.compile(r"\s+"), " "),
+]
+
+
+def normalise(text: str) -> str:
+    """An error text with what varies between occurrences of one cause replaced by placeholders."""
+    out = text.strip().splitlines()[0] if text.strip() else ""
+    for pattern, placeholder in _RULES:
+        out = pattern.sub(placeholder, out)
+    return out.strip().lower()[:160]
+
+
+class Pattern(BaseModel):
+    id: str
+    title: str
+    cause: str  # the normalised error text, or the failure type and categories
+    traces: list[str] = Field(default_factory=list)  # batch item names (their folders hold the reports)
+    count: int = 0
+    share: float = 0.0  # of the analysed traces
+    tokens: int = 0
+    cost_usd: float | None = None
+
+
+def _key(o: dict[str, Any]) -> tuple[str, str]:
+    run = str(o.get("failing_run") or "")
+    error = normalise(str(o.get("failing_error") or ""))
+    if error:
+        return run.lower(), error
+    categories = ",".join(sorted(set(o.get("error_categories") or [])))
+    return run.lower(), f"{o.get('failure_type') or 'unknown'} [{categories}]"
+
+
+def find_patterns(outcomes: Iterable[Any]) -> list[Pattern]:
+    """Patterns over the analysed outcomes (`TraceOutcome`s or their JSON), largest first."""
+    done = [o if isinstance(o, dict) else o.model_dump() for o in outcomes]
+    done = [o for o in done if o.get("status") == "done"]
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for o in done:
+        groups.setdefault(_key(o), []).append(o)
+    patterns = []
+    for (run, cause), members in groups.items():
+        costs: list[float | None] = [m.get("cost_usd") for m in members]
+        patterns.append(
+            Pattern(
+                id="p-" + hashlib.sha256(f"{run}|{cause}".encode()).hexdigest()[:8],
+                title=f"{run or 'the run'}: {cause}" if run else cause,
+                cause=cause,
+                traces=sorted(str(m["name"]) for m in members),
+                count=len(members),
+                share=round(len(members) / len(done), 3),
+                tokens=sum(int(m.get("tokens") or 0) for m in members),
+                cost_usd=None if any(c is None for c in costs) else round(sum(c or 0.0 for c in costs), 4),
+            )
+        )
+    return sorted(patterns, key=lambda p: (-p.count, -(p.cost_usd or 0.0), p.title))
