@@ -27,7 +27,7 @@ _RULES = [
     (re.compile(r"(?:/[\w.-]+){2,}"), "<path>"),
     (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I), "<id>"),
     (re.compile(r"\b(?=[0-9a-f]*\d)[0-9a-f]{12,}\b", re.I), "<id>"),
-    (re.compile(r"\b[A-Za-z]+[_-]?\d[\w-]*\b"), "<id>"),  # req_8f2a, order-42, W5918442
+    (re.compile(r"\b(?=[\w-]*\d)(?=[\w-]*[A-Za-z])[\w-]+\b"), "<id>"),  # req_f8a2, order-42, W5918442, u-7
     (re.compile(r"\"[^\"]*\"|'[^']*'"), "<quoted>"),
     (re.compile(r"\d+(?:\.\d+)?"), "<n>"),
     (re.compile(r"\s+"), " "),
