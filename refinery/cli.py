@@ -20,7 +20,6 @@ import logging
 import os
 import signal
 import sys
-import tempfile
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,20 +29,18 @@ from refinery.agents.output_folder import OutputFolder, TraceWatch, inputs_recor
 from refinery.agents.plan import measure, plan_summary, planned_requests
 from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
 from refinery.cli_args import build_parser
-from refinery.core.artifacts import read_json
+from refinery.cli_commands import batch_source, cmd_mcp, cmd_patterns, listed, trace_path
 from refinery.core.models import Trace
 from refinery.errors import (
     EXIT_ACCESS,
     EXIT_FAILED,
     EXIT_USAGE,
-    ArtifactsMismatchError,
     RefineryError,
     exit_code_for,
 )
 from refinery.inputs import InputFileError, expectation_for, load_expectation, read_files
 from refinery.outputs import usage_summary, write_outputs
 from refinery.traces import load_trace, load_traces
-from refinery.traces.render import safe_name
 from refinery.traces.spool import file_stats
 
 EXIT_OK = 0
@@ -159,7 +156,7 @@ async def _analysis(
 
 
 async def cmd_init(args: argparse.Namespace) -> int:
-    args.trace = await _trace_path(args, None)
+    args.trace = await trace_path(args, None)
     trace = load_trace(args.trace, format=args.format, sample=args.sample)
     prompts, evals = read_files(args.prompts), read_files(args.evals)
     expectation = load_expectation(args.expect) if args.expect else None
@@ -189,32 +186,8 @@ async def cmd_analyze(args: argparse.Namespace) -> int:
     return await _analysis(args, None, {}, {}, args.store)
 
 
-async def _trace_path(args: argparse.Namespace, out: Path | None) -> str:
-    """A trace path, fetching a `langsmith:` / `langfuse:` reference first: into `out/trace.json`
-    (kept: a rerun reads it instead of fetching again), or a private temporary file."""
-    from refinery.sources import fetch_trace, is_source_ref, save_fetched
-
-    ref = is_source_ref(args.trace)
-    if ref is None:
-        return str(args.trace)
-    if out is None:
-        target = Path(tempfile.mkdtemp(prefix="refinery-fetched-")) / "trace.json"
-    else:
-        target = out / "trace.json"
-        kept = read_json(target)
-        if isinstance(kept, dict) and kept.get("refinery_source") == str(ref):
-            return str(target)  # fetched by an earlier run of this analysis
-        if isinstance(kept, dict) and not getattr(args, "fresh", False):
-            raise ArtifactsMismatchError(
-                f"{target} holds {kept.get('refinery_source') or 'another trace'}, not {ref}; "
-                "use --fresh or another --out"
-            )
-    print(f"refinery: fetching {ref}", file=sys.stderr)
-    return str(save_fetched(await fetch_trace(ref), target, ref))
-
-
 async def cmd_run(args: argparse.Namespace) -> int:
-    args.trace = await _trace_path(args, Path(args.out))
+    args.trace = await trace_path(args, Path(args.out))
     trace = load_trace(args.trace, format=args.format, sample=args.sample)
     return await _analysis(args, trace, read_files(args.prompts), read_files(args.evals), None)
 
@@ -222,7 +195,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
 async def cmd_plan(args: argparse.Namespace) -> int:
     """What a run would upload, send and cost — built offline, so it needs no key. A file holding
     several traces (an eval log's samples) is planned trace by trace, unless `--sample` picks one."""
-    args.trace = await _trace_path(args, None)
+    args.trace = await trace_path(args, None)
     traces = (
         [load_trace(args.trace, format=args.format, sample=args.sample)]
         if args.sample
@@ -406,53 +379,11 @@ async def cmd_canary(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _batch_source(args: argparse.Namespace) -> str:
-    if not args.source:
-        raise InputFileError("refinery batch: give a folder, a manifest or a trace file — or --from PLATFORM")
-    return str(args.source)
-
-
-async def _listed(args: argparse.Namespace) -> list[Any]:
-    """`--from PLATFORM --since AGE --failed`: that period's failed traces, each analysed by id."""
-    from refinery.batch import BatchItem
-    from refinery.sources import failed_traces, parse_age
-
-    if args.source:
-        raise InputFileError("refinery batch: give SOURCE or --from, not both")
-    if not args.failed or not args.since:
-        raise InputFileError("refinery batch --from: add --since AGE and --failed (failed traces are what it lists)")
-    ids = await failed_traces(args.from_platform, parse_age(args.since), project=args.project)
-    print(f"refinery: {len(ids)} failed trace(s) in {args.from_platform} since {args.since}", file=sys.stderr)
-    expect = str(args.expect) if args.expect else None
-    return [BatchItem(name=safe_name(i), trace=f"{args.from_platform}:{i}", expect=expect) for i in ids]
-
-
-async def cmd_patterns(args: argparse.Namespace) -> int:
-    """The failure patterns across finished batch folders (e.g. a week of nightly runs)."""
-    from refinery.patterns import find_patterns
-
-    outcomes = []
-    for folder in args.folders:
-        data = read_json(Path(folder) / "summary.json")
-        if not isinstance(data, dict):
-            raise InputFileError(f"{folder}: no summary.json (a folder `refinery batch` wrote)")
-        prefix = f"{Path(folder).name}/" if len(args.folders) > 1 else ""
-        outcomes += [{**o, "name": prefix + str(o.get("name", n))} for n, o in (data.get("outcomes") or {}).items()]
-    patterns = find_patterns(outcomes)
-    lines = [f"{len(patterns)} pattern(s) over {sum(p.count for p in patterns)} analysed trace(s):"]
-    lines += [
-        f"{i:>3}. {p.count:>4} ({p.share:.0%})  {p.title}  — {', '.join(p.traces[:5])}"
-        for i, p in enumerate(patterns, 1)
-    ]
-    _emit(args, "\n".join(lines), {"patterns": [p.model_dump() for p in patterns]})
-    return EXIT_OK
-
-
 async def cmd_batch(args: argparse.Namespace) -> int:
     from refinery.agents.cost_ceiling import CostCeiling
     from refinery.batch import analyze_many, discover
 
-    items = await _listed(args) if args.from_platform else discover(_batch_source(args), args.expect)
+    items = await listed(args) if args.from_platform else discover(batch_source(args), args.expect)
     ceiling = (
         CostCeiling(args.max_cost, args.base_model or args.model) if args.max_cost is not None else None
     )  # one ceiling for the whole batch
@@ -560,6 +491,7 @@ COMMANDS = {
     "eval": cmd_eval,
     "batch": cmd_batch,
     "patterns": cmd_patterns,
+    "mcp": cmd_mcp,
     "init": cmd_init,
     "analyze": cmd_analyze,
     "run": cmd_run,

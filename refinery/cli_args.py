@@ -432,4 +432,18 @@ def build_parser() -> argparse.ArgumentParser:
         [common],
     )
     p.add_argument("folders", nargs="+", metavar="OUT_DIR", help="folders `refinery batch` wrote (summary.json)")
+
+    p = command(
+        "mcp",
+        "serve refinery's tools to other agents (Model Context Protocol)",
+        "Tools: plan_trace, analyze_trace, read_report, list_runs, find_patterns. Over stdio by default, or\n"
+        "streamable HTTP with --http PORT (127.0.0.1 unless --host). Every path a caller gives must lie inside\n"
+        "a --root folder. Needs the mcp extra: pip install 'refinery-analyst[mcp]'.",
+        [common],
+    )
+    p.add_argument("--root", action="append", required=True, metavar="DIR", help="a folder the tools may use (repeat)")
+    p.add_argument("--http", type=positive_int, metavar="PORT", help="serve streamable HTTP on this port")
+    p.add_argument("--host", default="127.0.0.1", help="the address for --http (default: 127.0.0.1)")
+    p.add_argument("--model", default="gpt-4o", help=MODEL_HELP)
+    p.add_argument("--max-cost", type=non_negative_float, metavar="USD", help="refuse an analysis that could pass USD")
     return parser

@@ -1,0 +1,105 @@
+"""The CLI's commands around an analysis rather than of one: traces fetched by id (`langsmith:`,
+`langfuse:`, `batch --from`), failure patterns over finished batches, and the MCP server. Kept
+apart from `cli.py`, which runs the analyses themselves."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from refinery.core.artifacts import read_json
+from refinery.errors import ArtifactsMismatchError, InputFileError
+from refinery.traces.render import safe_name
+
+__all__ = ["batch_source", "cmd_mcp", "cmd_patterns", "listed", "trace_path"]
+
+EXIT_OK = 0
+
+
+def emit(args: argparse.Namespace, human: str, data: dict[str, Any]) -> None:
+    print(json.dumps(data, indent=2, default=str) if args.json else human)
+
+
+async def trace_path(args: argparse.Namespace, out: Path | None) -> str:
+    """A trace path, fetching a `langsmith:` / `langfuse:` reference first: into `out/trace.json`
+    (kept: a rerun reads it instead of fetching again), or a private temporary file."""
+    from refinery.sources import fetch_trace, is_source_ref, save_fetched
+
+    ref = is_source_ref(args.trace)
+    if ref is None:
+        return str(args.trace)
+    if out is None:
+        target = Path(tempfile.mkdtemp(prefix="refinery-fetched-")) / "trace.json"
+    else:
+        target = out / "trace.json"
+        kept = read_json(target)
+        if isinstance(kept, dict) and kept.get("refinery_source") == str(ref):
+            return str(target)  # fetched by an earlier run of this analysis
+        if isinstance(kept, dict) and not getattr(args, "fresh", False):
+            raise ArtifactsMismatchError(
+                f"{target} holds {kept.get('refinery_source') or 'another trace'}, not {ref}; "
+                "use --fresh or another --out"
+            )
+    print(f"refinery: fetching {ref}", file=sys.stderr)
+    return str(save_fetched(await fetch_trace(ref), target, ref))
+
+
+def batch_source(args: argparse.Namespace) -> str:
+    if not args.source:
+        raise InputFileError("refinery batch: give a folder, a manifest or a trace file — or --from PLATFORM")
+    return str(args.source)
+
+
+async def listed(args: argparse.Namespace) -> list[Any]:
+    """`--from PLATFORM --since AGE --failed`: that period's failed traces, each analysed by id."""
+    from refinery.batch import BatchItem
+    from refinery.sources import failed_traces, parse_age
+
+    if args.source:
+        raise InputFileError("refinery batch: give SOURCE or --from, not both")
+    if not args.failed or not args.since:
+        raise InputFileError("refinery batch --from: add --since AGE and --failed (failed traces are what it lists)")
+    ids = await failed_traces(args.from_platform, parse_age(args.since), project=args.project)
+    print(f"refinery: {len(ids)} failed trace(s) in {args.from_platform} since {args.since}", file=sys.stderr)
+    expect = str(args.expect) if args.expect else None
+    return [BatchItem(name=safe_name(i), trace=f"{args.from_platform}:{i}", expect=expect) for i in ids]
+
+
+async def cmd_patterns(args: argparse.Namespace) -> int:
+    """The failure patterns across finished batch folders (e.g. a week of nightly runs)."""
+    from refinery.patterns import find_patterns
+
+    outcomes = []
+    for folder in args.folders:
+        data = read_json(Path(folder) / "summary.json")
+        if not isinstance(data, dict):
+            raise InputFileError(f"{folder}: no summary.json (a folder `refinery batch` wrote)")
+        prefix = f"{Path(folder).name}/" if len(args.folders) > 1 else ""
+        outcomes += [{**o, "name": prefix + str(o.get("name", n))} for n, o in (data.get("outcomes") or {}).items()]
+    patterns = find_patterns(outcomes)
+    lines = [f"{len(patterns)} pattern(s) over {sum(p.count for p in patterns)} analysed trace(s):"]
+    lines += [
+        f"{i:>3}. {p.count:>4} ({p.share:.0%})  {p.title}  — {', '.join(p.traces[:5])}"
+        for i, p in enumerate(patterns, 1)
+    ]
+    emit(args, "\n".join(lines), {"patterns": [p.model_dump() for p in patterns]})
+    return EXIT_OK
+
+
+async def cmd_mcp(args: argparse.Namespace) -> int:
+    """Serve refinery's tools over MCP: stdio, or streamable HTTP on 127.0.0.1 with --http PORT."""
+    try:
+        from refinery.mcp_server import build_server
+
+        server = build_server([Path(r) for r in args.root], model=args.model, max_cost_usd=args.max_cost)
+    except ModuleNotFoundError as exc:
+        raise InputFileError(f"refinery mcp needs the mcp extra: pip install 'refinery-analyst[mcp]' ({exc})") from None
+    if args.http:
+        await server.run_streamable_http_async(host=args.host, port=args.http)
+    else:
+        await server.run_stdio_async()
+    return EXIT_OK

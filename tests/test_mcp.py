@@ -1,0 +1,70 @@
+"""`refinery mcp` driven by the official MCP SDK's own client over stdio: it lists the tools, plans
+and analyses a trace against the local OpenAI-compatible server, and refuses a path outside
+`--root`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+mcp = pytest.importorskip("mcp", reason="the mcp extra is not installed (pip install '.[mcp]'; .ci/run installs it)")
+from mcp import ClientSession, StdioServerParameters  # noqa: E402
+from mcp.client.stdio import stdio_client  # noqa: E402
+
+from refinery.testing.server import OpenAITestServer  # noqa: E402
+
+FIX = Path(__file__).parent / "fixtures"
+
+
+def payload(result) -> object:
+    """A tool result's structured content, else its JSON text (SDK 2.x names fields in snake case)."""
+    content = getattr(result, "structured_content", None) or getattr(result, "structuredContent", None)
+    if content:
+        return content.get("result", content) if isinstance(content, dict) else content
+    return json.loads(result.content[0].text)
+
+
+def is_error(result) -> bool:
+    return bool(getattr(result, "is_error", None) or getattr(result, "isError", None))
+
+
+async def test_an_agent_lists_the_tools_gets_a_verdict_and_cannot_leave_the_root(tmp_path):
+    root = tmp_path / "work"
+    root.mkdir()
+    shutil.copy(FIX / "otlp_trace.json", root / "trace.json")
+    shutil.copy(FIX / "expectation.json", root / "expect.json")
+    (tmp_path / "secret.json").write_text("{}")
+    async with OpenAITestServer() as server:
+        env = {**os.environ, "OPENAI_API_KEY": "sk-local", "OPENAI_BASE_URL": server.base_url}
+        params = StdioServerParameters(
+            command=sys.executable, args=["-m", "refinery", "mcp", "--root", str(root)], env=env
+        )
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            names = {t.name for t in (await session.list_tools()).tools}
+            assert names == {"plan_trace", "analyze_trace", "read_report", "list_runs", "find_patterns"}
+
+            plan = payload(await session.call_tool("plan_trace", {"trace": "trace.json", "expect": "expect.json"}))
+            assert plan["runs"] > 0 and plan["total"]["calls"] >= 4
+
+            verdict = payload(
+                await session.call_tool("analyze_trace", {"trace": "trace.json", "expect": "expect.json", "out": "out"})
+            )
+            assert (
+                verdict["failure_type"]
+                and verdict["decisive_step"]["run_id"]
+                and verdict["report"].endswith("report.md")
+            )
+            assert (root / "out" / "report.md").is_file()
+            report = await session.call_tool("read_report", {"out": "out"})
+            assert "# Why the run failed" in report.content[0].text
+
+            refused = await session.call_tool("read_report", {"out": str(tmp_path)})
+            assert is_error(refused) and "outside the folders this server was started with" in refused.content[0].text
+            refused = await session.call_tool("plan_trace", {"trace": "../secret.json"})
+            assert is_error(refused)
