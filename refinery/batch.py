@@ -11,8 +11,10 @@ skips the traces already done and resumes the others from their artifacts.
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -363,7 +365,30 @@ async def analyze_many(
             await client.close()
     summary.patterns = find_patterns(summary.outcomes.values())
     await save()
+    _link_reports(out, summary.patterns)
     return summary
+
+
+_PATTERN_MARK = "<!-- refinery:pattern -->"
+
+
+def _link_reports(out: Path, patterns: list[Pattern]) -> None:
+    """Each trace's report names its failure pattern and links to it in the batch summary (a rerun
+    replaces the line)."""
+    for p in patterns:
+        note_md = f"{_PATTERN_MARK} Failure pattern of this batch ({p.count} traces): [{cell(p.title)}](../summary.md)"
+        note_html = (
+            f'<p class="pattern">{_PATTERN_MARK}Failure pattern of this batch ({p.count} traces): '
+            f'<a href="../summary.html#{html.escape(p.id)}"><bdi>{html.escape(p.title)}</bdi></a></p>'
+        )
+        for name in p.traces:
+            md, page = out / name / "report.md", out / name / "report.html"
+            if md.is_file():
+                lines = [ln for ln in md.read_text(encoding="utf-8").split("\n") if _PATTERN_MARK not in ln]
+                write_text_atomic(md, "\n".join([lines[0], "", note_md, *lines[1:]]))
+            if page.is_file():
+                text = re.sub(r'<p class="pattern">.*?</p>', "", page.read_text(encoding="utf-8"))
+                write_text_atomic(page, text.replace("</h1>", "</h1>" + note_html, 1))
 
 
 async def _analyze_one(

@@ -7,7 +7,7 @@ step's run, else the first failed run) and that run's own error text with number
 values, paths and URLs replaced by placeholders — so the same cause with different order numbers
 or request ids groups without a model; a trace whose failing run states no error falls back to the
 diagnosis's failure type and error categories. Patterns are ranked by how many traces they hold,
-then by what those analyses cost.
+then by what those analyses cost, then by the time they took.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ class Pattern(BaseModel):
     share: float = 0.0  # of the analysed traces
     tokens: int = 0
     cost_usd: float | None = None
+    wall_s: float = 0.0  # the analysed traces' time (their failed runs' cost in waiting), summed
 
 
 def _key(o: dict[str, Any]) -> tuple[str, str]:
@@ -82,6 +83,7 @@ def find_patterns(outcomes: Iterable[Any]) -> list[Pattern]:
                 share=round(len(members) / len(done), 3),
                 tokens=sum(int(m.get("tokens") or 0) for m in members),
                 cost_usd=None if any(c is None for c in costs) else round(sum(c or 0.0 for c in costs), 4),
+                wall_s=round(sum(float(m.get("duration_s") or 0.0) for m in members), 3),
             )
         )
-    return sorted(patterns, key=lambda p: (-p.count, -(p.cost_usd or 0.0), p.title))
+    return sorted(patterns, key=lambda p: (-p.count, -(p.cost_usd or 0.0), -p.wall_s, p.title))

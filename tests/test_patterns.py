@@ -80,6 +80,10 @@ async def test_a_batch_writes_its_patterns_and_opens_its_summaries_with_them(ope
     assert (
         "[timeout0](timeout0/report.md)" in md and 'href="timeout0/report.html"' in (out / "summary.html").read_text()
     )
+    first = summary["patterns"][0]
+    assert "Failure pattern of this batch (3 traces)" in (out / "timeout1" / "report.md").read_text()
+    assert f'href="../summary.html#{first["id"]}"' in (out / "timeout1" / "report.html").read_text()
+    assert f'id="{first["id"]}"' in (out / "summary.html").read_text()
     capsys.readouterr()
     assert await amain(["patterns", str(out)]) == 0
     assert "2 pattern(s) over 4 analysed trace(s):" in capsys.readouterr().out

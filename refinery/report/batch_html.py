@@ -31,7 +31,7 @@ def _patterns(patterns: list[Any]) -> list[str]:
     if not patterns:
         return []
     rows = [
-        f"<tr><td>{i}</td><td><bdi>{e(p.title)}</bdi></td><td>{p.count}: "
+        f'<tr id="{e(p.id)}"><td>{i}</td><td><bdi>{e(p.title)}</bdi></td><td>{p.count}: '
         + ", ".join(f'<a href="{e(t)}/report.html">{e(t)}</a>' for t in p.traces[:20])
         + f"</td><td>{p.share:.0%}</td><td>{'n/a' if p.cost_usd is None else f'{p.cost_usd:.4f}'}</td></tr>"
         for i, p in enumerate(patterns, 1)
