@@ -11,10 +11,8 @@ skips the traces already done and resumes the others from their artifacts.
 from __future__ import annotations
 
 import asyncio
-import html
 import json
 import logging
-import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,9 +20,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from refinery.agents.output_folder import OutputFolder, file_digest, inputs_record
+from refinery.agents.output_folder import OutputFolder, digest_of, file_digest, inputs_record
 from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
 from refinery.agents.stages import STAGE_ARTIFACTS
+from refinery.batch_patterns import link_reports, named_patterns, patterns_md
 from refinery.core.artifacts import private_dir, read_json, write_json_atomic, write_text_atomic
 from refinery.core.models import Trace, TraceRun
 from refinery.errors import RefineryError, exit_code_for
@@ -88,6 +87,7 @@ class BatchSummary(BaseModel):
     wall_s: float = 0.0
     throttled_429: int = 0
     patterns: list[Pattern] = Field(default_factory=list)  # the few causes behind the failures, largest first
+    patterns_of: str | None = None  # a digest of the diagnoses they were made from: a rerun reuses them
 
     @property
     def failed(self) -> list[TraceOutcome]:
@@ -189,18 +189,6 @@ def discover(source: str | Path, default_expect: str | Path | None = None) -> li
     return items
 
 
-def patterns_md(patterns: list[Pattern]) -> list[str]:
-    """The patterns table a batch summary opens with: each pattern's traces link to their reports."""
-    if not patterns:
-        return []
-    lines = ["## Failure patterns", "", "| # | pattern | traces | share | est. cost (USD) |", "|---|---|---|---|---|"]
-    for i, p in enumerate(patterns, 1):
-        links = ", ".join(f"[{cell(t)}]({t}/report.md)" for t in p.traces[:20]) + (" …" if len(p.traces) > 20 else "")
-        cost = "n/a" if p.cost_usd is None else f"{p.cost_usd:.4f}"
-        lines.append(f"| {i} | {cell(p.title)} | {p.count}: {links} | {p.share:.0%} | {cost} |")
-    return [*lines, "", "## Traces", ""]
-
-
 def render_summary_md(summary: BatchSummary) -> str:
     rows = sorted(summary.outcomes.values(), key=lambda o: o.name)
     done = sum(o.status == "done" for o in rows)
@@ -287,9 +275,13 @@ async def analyze_many(
     client: ResponsesClient | None = None,
     progress: Callable[[str], None] | None = None,
     progress_every_s: float = 5.0,
+    name_patterns: bool = True,
+    patterns_max_cost_usd: float | None = None,
     **analyst_kwargs: Any,
 ) -> BatchSummary:
-    """Analyse every item concurrently under the client's shared rate budget."""
+    """Analyse every item concurrently under the client's shared rate budget; then group the
+    failures into patterns (deterministically, then merged and named by one model call unless
+    `name_patterns=False`)."""
     out = Path(out_dir)
     private_dir(out)  # its folders will hold trace text
     previous = read_json(out / SUMMARY_JSON)
@@ -358,37 +350,28 @@ async def analyze_many(
     tick = asyncio.create_task(ticker()) if progress else None
     try:
         await asyncio.gather(*(one(i) for i in todo))
+        summary.patterns = find_patterns(summary.outcomes.values())
+        made_of = digest_of([summary.patterns, [o.root_cause for o in summary.outcomes.values()], name_patterns])
+        reused = (
+            previous.get("patterns") if isinstance(previous, dict) and previous.get("patterns_of") == made_of else None
+        )
+        if reused is not None:  # the same diagnoses: the same patterns, no call
+            summary.patterns = [Pattern.model_validate(p) for p in reused]
+        elif name_patterns:
+            summary.patterns, note = await named_patterns(
+                client, summary.patterns, summary.outcomes, model, patterns_max_cost_usd
+            )
+            if note and progress:
+                progress(note)
+        summary.patterns_of = made_of
     finally:
         if tick:
             tick.cancel()
         if owns_client:
             await client.close()
-    summary.patterns = find_patterns(summary.outcomes.values())
     await save()
-    _link_reports(out, summary.patterns)
+    link_reports(out, summary.patterns)
     return summary
-
-
-_PATTERN_MARK = "<!-- refinery:pattern -->"
-
-
-def _link_reports(out: Path, patterns: list[Pattern]) -> None:
-    """Each trace's report names its failure pattern and links to it in the batch summary (a rerun
-    replaces the line)."""
-    for p in patterns:
-        note_md = f"{_PATTERN_MARK} Failure pattern of this batch ({p.count} traces): [{cell(p.title)}](../summary.md)"
-        note_html = (
-            f'<p class="pattern">{_PATTERN_MARK}Failure pattern of this batch ({p.count} traces): '
-            f'<a href="../summary.html#{html.escape(p.id)}"><bdi>{html.escape(p.title)}</bdi></a></p>'
-        )
-        for name in p.traces:
-            md, page = out / name / "report.md", out / name / "report.html"
-            if md.is_file():
-                lines = [ln for ln in md.read_text(encoding="utf-8").split("\n") if _PATTERN_MARK not in ln]
-                write_text_atomic(md, "\n".join([lines[0], "", note_md, *lines[1:]]))
-            if page.is_file():
-                text = re.sub(r'<p class="pattern">.*?</p>', "", page.read_text(encoding="utf-8"))
-                write_text_atomic(page, text.replace("</h1>", "</h1>" + note_html, 1))
 
 
 async def _analyze_one(

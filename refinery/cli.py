@@ -397,6 +397,8 @@ async def cmd_batch(args: argparse.Namespace) -> int:
             client=client,
             progress=lambda line: print(line, file=sys.stderr),
             cost_ceiling=ceiling,
+            name_patterns=not args.no_llm,
+            patterns_max_cost_usd=args.max_cost,
             **_model_options(args),
         )
     failed = summary.failed

@@ -305,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", metavar="AGE", help="with --from: how far back, e.g. 90m, 24h, 7d")
     p.add_argument("--failed", action="store_true", help="with --from: the traces that failed (the only kind listed)")
     p.add_argument("--project", metavar="NAME", help="with --from langsmith: the project (tracing session) name")
+    p.add_argument(
+        "--no-llm", action="store_true", help="group failures into patterns without the model's merge-and-name call"
+    )
     p.add_argument("--expect", metavar="FILE", help="the expectation for traces that have none of their own")
     p.add_argument(
         "--out",
@@ -428,8 +431,14 @@ def build_parser() -> argparse.ArgumentParser:
         "the few causes behind a batch's failures, ranked",
         "Groups the analysed traces of one or more `refinery batch` output folders (e.g. a week of nightly runs)\n"
         "by their failing run and its error text with numbers, ids, quotes, paths and URLs set aside, and ranks\n"
-        "the groups by how many traces they hold. No API call. `batch` writes the same table into its summaries.",
+        "the groups by how many traces they hold; then one model call merges the groups that describe one cause\n"
+        "and names them (--no-llm: none). `batch` writes the same table into its summaries.",
         [common],
+    )
+    p.add_argument("--no-llm", action="store_true", help="no model call: the deterministic groups only")
+    p.add_argument("--model", default="gpt-4o", help=MODEL_HELP)
+    p.add_argument(
+        "--max-cost", type=non_negative_float, metavar="USD", help="skip the model call if it could pass USD"
     )
     p.add_argument("folders", nargs="+", metavar="OUT_DIR", help="folders `refinery batch` wrote (summary.json)")
 

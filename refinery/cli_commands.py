@@ -81,6 +81,17 @@ async def cmd_patterns(args: argparse.Namespace) -> int:
         prefix = f"{Path(folder).name}/" if len(args.folders) > 1 else ""
         outcomes += [{**o, "name": prefix + str(o.get("name", n))} for n, o in (data.get("outcomes") or {}).items()]
     patterns = find_patterns(outcomes)
+    if not args.no_llm and len(patterns) > 1:
+        from refinery.agents.pattern_merge import merge_patterns
+        from refinery.integrations.responses_client import ResponsesClient
+
+        causes = {p.id: [str(o.get("root_cause")) for o in outcomes if o.get("name") in p.traces][:3] for p in patterns}
+        async with ResponsesClient() as client:
+            patterns, note = await merge_patterns(
+                client, patterns, causes, model=args.model, max_cost_usd=args.max_cost
+            )
+        if note:
+            print(f"refinery: {note}", file=sys.stderr)
     lines = [f"{len(patterns)} pattern(s) over {sum(p.count for p in patterns)} analysed trace(s):"]
     lines += [
         f"{i:>3}. {p.count:>4} ({p.share:.0%})  {p.title}  — {', '.join(p.traces[:5])}"

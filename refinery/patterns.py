@@ -52,6 +52,10 @@ class Pattern(BaseModel):
     tokens: int = 0
     cost_usd: float | None = None
     wall_s: float = 0.0  # the analysed traces' time (their failed runs' cost in waiting), summed
+    # named by the model's pass (`agents.pattern_merge`), when it ran
+    affected: list[str] = Field(default_factory=list)
+    suggested_fix: str | None = None
+    merged_from: list[str] = Field(default_factory=list)  # the deterministic groups it joins
 
 
 def _key(o: dict[str, Any]) -> tuple[str, str]:

@@ -18,11 +18,13 @@ ALLOWED = {
     "traces": {"core", "errors"},
     "inputs": {"core", "errors"},
     "testing": set(),  # the test server judges by the spec and its own rules, never the client's helpers
-    "agents": {"core", "errors", "integrations", "traces", "prompts"},
+    "agents": {"core", "errors", "integrations", "patterns", "traces", "prompts"},
     "report": {"agents", "core", "errors", "traces"},
     "outputs": {"agents", "core", "errors", "report", "traces"},
     "orchestrator": {"agents", "core", "errors"},
+    "batch_patterns": {"agents", "core", "errors", "integrations", "patterns", "report"},
     "batch": {
+        "batch_patterns",
         "agents",
         "core",
         "errors",
@@ -39,7 +41,17 @@ ALLOWED = {
     "sources": {"core", "errors", "integrations", "traces"},
     "patterns": set(),
     "mcp_server": {"agents", "core", "errors", "inputs", "outputs", "patterns", "traces"},
-    "cli_commands": {"batch", "core", "errors", "mcp_server", "patterns", "sources", "traces"},
+    "cli_commands": {
+        "agents",
+        "batch",
+        "core",
+        "errors",
+        "integrations",
+        "mcp_server",
+        "patterns",
+        "sources",
+        "traces",
+    },
     "cli": {
         "agents",
         "batch",

@@ -130,8 +130,13 @@ async def test_rerun_skips_finished_traces_and_resumes_half_done_ones(openai_ser
         second = await analyze_many(items, out_dir=out, client=client, concurrency=2)
     assert sorted(second.skipped) == sorted(i.name for i in items if i.name != failed.name)
     resumed = [b["text"]["format"]["name"] for b in openai_server.response_bodies[calls:]]
-    assert resumed == ["stage3_output", "stage4_output"]
+    assert resumed == ["stage3_output", "stage4_output", "failure_patterns"]  # new diagnoses: patterns made again
     assert not second.failed and len(second.outcomes) == 4
+    calls = len(openai_server.response_bodies)
+    async with ResponsesClient(api_key="sk-x", base_url=openai_server.base_url) as client:
+        third = await analyze_many(items, out_dir=out, client=client, concurrency=2)
+    assert len(openai_server.response_bodies) == calls  # the same diagnoses: the patterns reused, no call
+    assert third.patterns == second.patterns
 
 
 async def test_batch_under_a_server_tpm_limit_surfaces_no_429(openai_server, folder, tmp_path):

@@ -87,3 +87,44 @@ async def test_a_batch_writes_its_patterns_and_opens_its_summaries_with_them(ope
     capsys.readouterr()
     assert await amain(["patterns", str(out)]) == 0
     assert "2 pattern(s) over 4 analysed trace(s):" in capsys.readouterr().out
+
+
+def test_the_merge_call_is_strict_json_with_no_tools_and_valid_for_the_api(spec):
+    from refinery.agents.pattern_merge import MERGE_SCHEMA, merge_body
+    from refinery.core.strict_schema import strict_problems
+
+    patterns = find_patterns([outcome("a", "lookup", "Timeout 3 s"), outcome("b", "lookup2", "no answer in 30 s")])
+    body = merge_body(patterns, {patterns[0].id: ["the lookup timed out"]}, "gpt-4o")
+    assert strict_problems(MERGE_SCHEMA) == [] and "tools" not in body
+    assert body["text"]["format"]["name"] == "failure_patterns" and body["text"]["format"]["strict"] is True
+    assert spec.validate(body) == []
+
+
+def test_the_model_may_merge_only_the_groups_it_was_shown():
+    from refinery.agents.pattern_merge import MergedPattern, PatternMergeOutput, merged
+
+    patterns = find_patterns(
+        [
+            outcome("a", "lookup", "Timeout 3 s"),
+            outcome("b", "lookup", "Timeout 9 s"),
+            outcome("c", "lookup2", "no reply"),
+        ]
+        + [outcome("d", "refund", "denied")]
+    )
+    timeout, reply, denied = (next(p for p in patterns if key in p.title) for key in ("timeout", "no reply", "denied"))
+    answer = PatternMergeOutput(
+        patterns=[
+            MergedPattern(
+                title="Order lookup times out",
+                cause="The order service is slow.",
+                affected=["lookup"],
+                suggested_fix="Raise the timeout.",
+                groups=[timeout.id, reply.id, "p-invented"],
+            ),
+            MergedPattern(title="Again", cause="x", affected=[], suggested_fix="", groups=[timeout.id]),
+        ]
+    )
+    first, second = merged(patterns, answer)
+    assert first.title == "Order lookup times out" and first.traces == ["a", "b", "c"] and first.count == 3
+    assert first.merged_from == [timeout.id, reply.id] and first.suggested_fix == "Raise the timeout."
+    assert second.id == denied.id and second.traces == ["d"]  # not mentioned: kept as it was
