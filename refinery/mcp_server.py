@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,7 +27,13 @@ from refinery.errors import RefineryError, UserInputError
 from refinery.inputs import expectation_for
 from refinery.outputs import usage_summary, write_outputs
 from refinery.patterns import find_patterns
+from refinery.sources import fetch_trace, is_source_ref, save_fetched
 from refinery.traces import load_trace
+
+try:  # the optional extra; at module level, where the SDK resolves the tools' annotations
+    from mcp.server.mcpserver import Context
+except ImportError:  # pragma: no cover - without the extra `refinery mcp` says what to install
+    Context = Any  # type: ignore[misc,assignment]
 
 __all__ = ["build_server", "confined"]
 
@@ -80,11 +87,23 @@ def build_server(roots: list[Path], *, model: str = "gpt-4o", max_cost_usd: floa
         "returns the verdict, the responsible agent, the decisive step and the errors with checked citations.",
     )
 
+    async def _trace_file(trace: str, folder: Path | None) -> Path:
+        """A path inside the roots, or a trace fetched by id (into `folder`, else a temporary file)."""
+        ref = is_source_ref(trace)
+        if ref is None:
+            return confined(trace, roots)
+        target = (folder or Path(tempfile.mkdtemp(prefix="refinery-fetched-"))) / "trace.json"
+        kept = read_json(target)
+        if not (isinstance(kept, dict) and kept.get("refinery_source") == str(ref)):
+            save_fetched(await fetch_trace(ref), target, ref)
+        return target
+
     @server.tool()
     @_refusals
     async def plan_trace(trace: str, expect: str | None = None) -> dict[str, Any]:
-        """What analysing a trace would send and cost: calls, input tokens, estimated cost (no API call)."""
-        loaded = load_trace(confined(trace, roots))
+        """What analysing a trace (a path, or `langsmith:<id>` / `langfuse:<id>`) would send and cost:
+        calls, input tokens, estimated cost (no model call)."""
+        loaded = load_trace(await _trace_file(trace, None))
         expectation = expectation_for(confined(expect, roots) if expect else None, loaded)
         analyst = StagedFailureAnalyst(model=model)
         files = analyst.render(loaded, expectation)
@@ -93,17 +112,25 @@ def build_server(roots: list[Path], *, model: str = "gpt-4o", max_cost_usd: floa
 
     @server.tool()
     @_refusals
-    async def analyze_trace(trace: str, out: str, expect: str | None = None) -> dict[str, Any]:
-        """Run the four stages on a trace; write the artifacts and report into `out`; return the verdict."""
-        path, folder = confined(trace, roots), confined(out, roots)
+    async def analyze_trace(
+        trace: str, out: str, expect: str | None = None, ctx: Context | None = None
+    ) -> dict[str, Any]:
+        """Run the four stages on a trace (a path, or `langsmith:<id>` / `langfuse:<id>`); write the
+        artifacts and report into `out`; return the verdict. Progress is reported stage by stage."""
+        folder = confined(out, roots)
+        path = await _trace_file(trace, folder)
         loaded = load_trace(path)
         expectation = expectation_for(confined(expect, roots) if expect else None, loaded)
         watch = TraceWatch(path)
+        steps = ["prepare", "stage1", "stage2", "stage3", "stage4"]
+
+        async def progress(stage: str, status: str, info: dict[str, Any]) -> None:
+            watch.progress(stage, status, info)
+            if ctx is not None and status == "end" and stage in steps:
+                await ctx.report_progress(steps.index(stage) + 1, len(steps), f"{stage} done")
+
         analyst = StagedFailureAnalyst(
-            model=model,
-            artifacts_dir=folder,
-            max_cost_usd=max_cost_usd,
-            progress_callback=lambda stage, status, info: watch.progress(stage, status, info),
+            model=model, artifacts_dir=folder, max_cost_usd=max_cost_usd, progress_callback=progress
         )
         record = inputs_record(
             trace_id=analyst.sent_id(loaded.trace_id),

@@ -40,7 +40,7 @@ ALLOWED = {
     "eval": {"batch", "core", "errors", "integrations", "traces"},
     "sources": {"core", "errors", "integrations", "traces"},
     "patterns": set(),
-    "mcp_server": {"agents", "core", "errors", "inputs", "outputs", "patterns", "traces"},
+    "mcp_server": {"agents", "core", "errors", "inputs", "outputs", "patterns", "sources", "traces"},
     "cli_commands": {
         "agents",
         "batch",

@@ -52,9 +52,14 @@ async def test_an_agent_lists_the_tools_gets_a_verdict_and_cannot_leave_the_root
             plan = payload(await session.call_tool("plan_trace", {"trace": "trace.json", "expect": "expect.json"}))
             assert plan["runs"] > 0 and plan["total"]["calls"] >= 4
 
-            verdict = payload(
-                await session.call_tool("analyze_trace", {"trace": "trace.json", "expect": "expect.json", "out": "out"})
-            )
+            heard: list[tuple[float, float | None, str | None]] = []
+
+            async def progress(done: float, total: float | None, message: str | None) -> None:
+                heard.append((done, total, message))
+
+            arguments = {"trace": "trace.json", "expect": "expect.json", "out": "out"}
+            verdict = payload(await session.call_tool("analyze_trace", arguments, progress_callback=progress))
+            assert heard and heard[-1] == (5, 5, "stage4 done")  # reported stage by stage
             assert (
                 verdict["failure_type"]
                 and verdict["decisive_step"]["run_id"]
