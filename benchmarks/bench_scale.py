@@ -66,7 +66,10 @@ def chat_log(megabytes: float, seed: int = 1) -> dict[str, Any]:
     return {"question": "Refund order 42 for the customer.", "history": history}
 
 
-def otlp_trace(megabytes: float, seed: int = 2) -> dict[str, Any]:
+def otlp_trace(megabytes: float, seed: int = 2, *, distinct: bool = False) -> dict[str, Any]:
+    """OTLP/OpenInference spans, LLM and tool in turn. An LLM span carries a sliding window of the
+    last 12 messages (what agents resend, and the loader pools), or with `distinct` six messages of
+    its own (nothing to pool)."""
     rng = random.Random(seed)
     spans, size, i = [], 0, 0
     conversation = [{"role": "system", "content": "You are a refund agent. " * 20}]
@@ -74,9 +77,13 @@ def otlp_trace(megabytes: float, seed: int = 2) -> dict[str, Any]:
         kind = "LLM" if i % 2 else "TOOL"
         attrs = [{"key": "openinference.span.kind", "value": {"stringValue": kind}}]
         if kind == "LLM":
-            conversation.append({"role": "user", "content": text(rng, 40)})
-            conversation = conversation[-12:]  # a sliding window of history, as agents keep
-            for n, m in enumerate(conversation):
+            if distinct:
+                messages = [{"role": "user" if n % 2 else "assistant", "content": text(rng, 40)} for n in range(6)]
+            else:
+                conversation.append({"role": "user", "content": text(rng, 40)})
+                conversation = conversation[-12:]  # a sliding window of history, as agents keep
+                messages = conversation
+            for n, m in enumerate(messages):
                 attrs += [
                     {"key": f"llm.input_messages.{n}.message.role", "value": {"stringValue": m["role"]}},
                     {"key": f"llm.input_messages.{n}.message.content", "value": {"stringValue": m["content"]}},
@@ -88,51 +95,7 @@ def otlp_trace(megabytes: float, seed: int = 2) -> dict[str, Any]:
                 {"key": "output.value", "value": {"stringValue": text(rng, 80)}},
             ]
         span = {
-            "traceId": "ab" * 16,
-            "spanId": f"{i:016x}",
-            "parentSpanId": "0" * 16 if i else "",
-            "name": f"{kind.lower()} {i}",
-            "startTimeUnixNano": str(1_700_000_000_000_000_000 + i * 1_000_000),
-            "endTimeUnixNano": str(1_700_000_000_000_000_000 + i * 1_000_000 + 500_000),
-            "attributes": attrs,
-            "status": {"code": 2 if i % 97 == 5 else 1},
-        }
-        spans.append(span)
-        size += len(json.dumps(span))
-        i += 1
-    return {
-        "resourceSpans": [
-            {
-                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "bench"}}]},
-                "scopeSpans": [{"spans": spans}],
-            }
-        ]
-    }
-
-
-def otlp_distinct(megabytes: float, seed: int = 3) -> dict[str, Any]:
-    """OTLP whose every message is new text: each LLM span its own six input messages and an
-    answer, each tool span its own input and output (what `otlp_trace`'s pooled repeats hide)."""
-    rng = random.Random(seed)
-    spans, size, i = [], 0, 0
-    while size < megabytes * 1e6:
-        kind = "LLM" if i % 2 else "TOOL"
-        attrs = [{"key": "openinference.span.kind", "value": {"stringValue": kind}}]
-        if kind == "LLM":
-            for n in range(6):
-                role = "user" if n % 2 else "assistant"
-                attrs += [
-                    {"key": f"llm.input_messages.{n}.message.role", "value": {"stringValue": role}},
-                    {"key": f"llm.input_messages.{n}.message.content", "value": {"stringValue": text(rng, 40)}},
-                ]
-            attrs.append({"key": "llm.output_messages.0.message.content", "value": {"stringValue": text(rng, 60)}})
-        else:
-            attrs += [
-                {"key": "input.value", "value": {"stringValue": json.dumps({"q": text(rng, 10)})}},
-                {"key": "output.value", "value": {"stringValue": text(rng, 80)}},
-            ]
-        span = {
-            "traceId": "cd" * 16,
+            "traceId": ("cd" if distinct else "ab") * 16,
             "spanId": f"{i:016x}",
             "parentSpanId": "0" * 16 if i else "",
             "name": f"{kind.lower()} {i}",
@@ -146,6 +109,11 @@ def otlp_distinct(megabytes: float, seed: int = 3) -> dict[str, Any]:
         i += 1
     resource = {"attributes": [{"key": "service.name", "value": {"stringValue": "bench"}}]}
     return {"resourceSpans": [{"resource": resource, "scopeSpans": [{"spans": spans}]}]}
+
+
+def otlp_distinct(megabytes: float, seed: int = 3) -> dict[str, Any]:
+    """OTLP whose every message is new text (what `otlp_trace`'s pooled repeats hide)."""
+    return otlp_trace(megabytes, seed, distinct=True)
 
 
 KINDS = {"chat": chat_log, "otlp": otlp_trace, "otlp-distinct": otlp_distinct}
