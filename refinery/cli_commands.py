@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from refinery.core.artifacts import read_json
+from refinery.core.artifacts import read_json, write_json_atomic
 from refinery.errors import ArtifactsMismatchError, InputFileError
 from refinery.traces.render import safe_name
 
@@ -71,7 +71,8 @@ async def listed(args: argparse.Namespace) -> list[Any]:
 
 async def cmd_patterns(args: argparse.Namespace) -> int:
     """The failure patterns across finished batch folders (e.g. a week of nightly runs)."""
-    from refinery.patterns import find_patterns
+    from refinery.agents.output_folder import digest_of
+    from refinery.patterns import Pattern, find_patterns
 
     outcomes = []
     for folder in args.folders:
@@ -81,7 +82,15 @@ async def cmd_patterns(args: argparse.Namespace) -> int:
         prefix = f"{Path(folder).name}/" if len(args.folders) > 1 else ""
         outcomes += [{**o, "name": prefix + str(o.get("name", n))} for n, o in (data.get("outcomes") or {}).items()]
     patterns = find_patterns(outcomes)
-    if not args.no_llm and len(patterns) > 1:
+    # kept in the first folder: a rerun over the same diagnoses reuses them, with no model call
+    cache = Path(args.folders[0]) / "patterns.json"
+    made_of = digest_of(
+        [[str(f) for f in args.folders], patterns, [o.get("root_cause") for o in outcomes], args.no_llm]
+    )
+    kept = read_json(cache)
+    if isinstance(kept, dict) and kept.get("of") == made_of:
+        patterns = [Pattern.model_validate(p) for p in kept.get("patterns") or []]
+    elif not args.no_llm and len(patterns) > 1:
         from refinery.agents.pattern_merge import merge_patterns
         from refinery.integrations.responses_client import ResponsesClient
 
@@ -92,6 +101,7 @@ async def cmd_patterns(args: argparse.Namespace) -> int:
             )
         if note:
             print(f"refinery: {note}", file=sys.stderr)
+    write_json_atomic(cache, {"of": made_of, "patterns": [p.model_dump() for p in patterns]})
     lines = [f"{len(patterns)} pattern(s) over {sum(p.count for p in patterns)} analysed trace(s):"]
     lines += [
         f"{i:>3}. {p.count:>4} ({p.share:.0%})  {p.title}  — {', '.join(p.traces[:5])}"

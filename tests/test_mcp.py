@@ -73,3 +73,50 @@ async def test_an_agent_lists_the_tools_gets_a_verdict_and_cannot_leave_the_root
             assert is_error(refused) and "outside the folders this server was started with" in refused.content[0].text
             refused = await session.call_tool("plan_trace", {"trace": "../secret.json"})
             assert is_error(refused)
+
+
+async def test_the_tools_are_served_over_streamable_http_on_the_loopback(tmp_path):
+    import asyncio
+    import socket
+
+    from mcp.client.streamable_http import streamable_http_client
+
+    root = tmp_path / "work"
+    root.mkdir()
+    shutil.copy(FIX / "otlp_trace.json", root / "trace.json")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "OPENAI_API_KEY": "sk-local"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "refinery",
+        "mcp",
+        "--root",
+        str(root),
+        "--http",
+        str(port),
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):  # until it listens
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                break
+            except OSError:
+                await asyncio.sleep(0.1)
+        async with streamable_http_client(f"http://127.0.0.1:{port}/mcp") as streams:
+            read, write = streams[0], streams[1]
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                names = {t.name for t in (await session.list_tools()).tools}
+                assert "analyze_trace" in names
+                plan = payload(await session.call_tool("plan_trace", {"trace": "trace.json", "expect": None}))
+                assert isinstance(plan, dict) and plan["runs"] > 0
+    finally:
+        proc.terminate()
+        await proc.wait()

@@ -87,6 +87,9 @@ async def test_a_batch_writes_its_patterns_and_opens_its_summaries_with_them(ope
     capsys.readouterr()
     assert await amain(["patterns", str(out)]) == 0
     assert "2 pattern(s) over 4 analysed trace(s):" in capsys.readouterr().out
+    calls = openai_env.stats["POST /v1/responses"]
+    assert await amain(["patterns", str(out)]) == 0  # the same diagnoses: the patterns kept, no model call
+    assert openai_env.stats["POST /v1/responses"] == calls and (out / "patterns.json").is_file()
 
 
 def test_the_merge_call_is_strict_json_with_no_tools_and_valid_for_the_api(spec):
