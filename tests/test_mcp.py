@@ -68,6 +68,9 @@ async def test_an_agent_lists_the_tools_gets_a_verdict_and_cannot_leave_the_root
             assert (root / "out" / "report.md").is_file()
             report = await session.call_tool("read_report", {"out": "out"})
             assert "# Why the run failed" in report.content[0].text
+            [listed] = payload(await session.call_tool("list_runs", {"folder": "."}))
+            assert listed["folder"] == str(root / "out") and listed["failure_type"] == verdict["failure_type"]
+            assert payload(await session.call_tool("find_patterns", {"folders": ["out"]})) == []  # no batch there
 
             refused = await session.call_tool("read_report", {"out": str(tmp_path)})
             assert is_error(refused) and "outside the folders this server was started with" in refused.content[0].text
@@ -120,3 +123,34 @@ async def test_the_tools_are_served_over_streamable_http_on_the_loopback(tmp_pat
     finally:
         proc.terminate()
         await proc.wait()
+
+
+async def test_a_cancelled_analysis_stops_and_the_server_goes_on(tmp_path):
+    import asyncio
+
+    root = tmp_path / "work"
+    root.mkdir()
+    shutil.copy(FIX / "otlp_trace.json", root / "trace.json")
+    shutil.copy(FIX / "expectation.json", root / "expect.json")
+    async with OpenAITestServer(latency_s=1.0) as server:
+        env = {**os.environ, "OPENAI_API_KEY": "sk-local", "OPENAI_BASE_URL": server.base_url}
+        params = StdioServerParameters(
+            command=sys.executable, args=["-m", "refinery", "mcp", "--root", str(root)], env=env
+        )
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            arguments = {"trace": "trace.json", "expect": "expect.json", "out": "out"}
+            call = asyncio.create_task(session.call_tool("analyze_trace", arguments))
+            for _ in range(100):  # until the analysis has begun calling the model
+                if server.stats["POST /v1/responses"]:
+                    break
+                await asyncio.sleep(0.05)
+            call.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call
+            calls = server.stats["POST /v1/responses"]
+            await asyncio.sleep(3)
+            assert server.stats["POST /v1/responses"] <= calls + 1  # it stopped (one call may have been in flight)
+            assert not (root / "out" / "report.md").exists()
+            again = payload(await session.call_tool("analyze_trace", arguments))  # the folder is free again
+            assert again["report"].endswith("report.md")
