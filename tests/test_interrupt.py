@@ -16,14 +16,16 @@ from refinery.testing.server import OpenAITestServer
 FIX = Path(__file__).parent / "fixtures"
 
 
-async def start_run(server: OpenAITestServer, out: Path) -> asyncio.subprocess.Process:
+async def start_run(
+    server: OpenAITestServer, out: Path, trace: Path = FIX / "clickhouse_snake_nested.json"
+) -> asyncio.subprocess.Process:
     env = {**os.environ, "OPENAI_API_KEY": "sk-local", "OPENAI_BASE_URL": server.base_url}
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "refinery",
         "run",
-        str(FIX / "clickhouse_snake_nested.json"),
+        str(trace),
         "--expect",
         str(FIX / "expectation.json"),
         "--out",
@@ -70,22 +72,8 @@ async def test_a_trace_changed_during_the_run_stops_it_before_the_next_stage_eve
     original = (FIX / "clickhouse_snake_nested.json").read_bytes()
     trace.write_bytes(original)
     out = tmp_path / "out"
-    env = {**os.environ, "OPENAI_API_KEY": "sk-local"}
     async with OpenAITestServer(latency_s=0.4) as server:
-        env["OPENAI_BASE_URL"] = server.base_url
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "refinery",
-            "run",
-            str(trace),
-            "--expect",
-            str(FIX / "expectation.json"),
-            "--out",
-            str(out),
-            env=env,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        proc = await start_run(server, out, trace)
         await wait_for(out / "stage1_trace_analysis.json")
         stamp = trace.stat()
         changed = original.replace(b"answer_question", b"ANSWER_QUESTION", 1)
