@@ -34,7 +34,7 @@ from refinery.patterns import Pattern, find_patterns
 from refinery.report.batch_html import render_summary_html
 from refinery.report.markdown import cell
 from refinery.report.view import STAND_IN, clean, is_stand_in
-from refinery.sources import fetch_trace, is_source_ref, save_fetched
+from refinery.sources import fetched_copy, is_source_ref
 from refinery.traces import load_trace, load_traces
 from refinery.traces.redact import redact_text
 from refinery.traces.render import safe_name
@@ -380,10 +380,7 @@ async def _analyze_one(
     path = item.trace
     ref = is_source_ref(path)
     if ref is not None:  # fetched once into the trace's folder; a rerun reads the copy
-        kept = out / "trace.json"
-        if (read_json(kept) or {}).get("refinery_source") != str(ref):
-            save_fetched(await fetch_trace(ref), kept, ref)
-        path = str(kept)
+        path = str(await fetched_copy(ref, out))
     trace = load_trace(path, sample=item.sample)
     expectation = expectation_for(item.expect, trace)
     prompts, evals = read_files(item.prompts), read_files(item.evals)

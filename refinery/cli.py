@@ -29,7 +29,7 @@ from refinery.agents.output_folder import OutputFolder, TraceWatch, inputs_recor
 from refinery.agents.plan import measure, plan_summary, planned_requests
 from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
 from refinery.cli_args import build_parser
-from refinery.cli_commands import batch_source, cmd_mcp, cmd_patterns, listed, trace_path
+from refinery.cli_commands import batch_source, cmd_mcp, cmd_patterns, emit, listed, trace_path
 from refinery.core.models import Trace
 from refinery.errors import (
     EXIT_ACCESS,
@@ -79,10 +79,6 @@ def _indexing(counts: Any) -> None:
         f"({counts.get('in_progress', 0)} in progress)",
         file=sys.stderr,
     )
-
-
-def _emit(args: argparse.Namespace, human: str, data: dict[str, Any]) -> None:
-    print(json.dumps(data, indent=2, default=str) if args.json else human)
 
 
 async def _analysis(
@@ -138,7 +134,7 @@ async def _analysis(
     )
     if getattr(args, "no_redact", False):
         redaction_line = "redaction: off (--no-redact)"
-    _emit(
+    emit(
         args,
         f"{summary}\n\nreport: {out / 'report.md'} and {out / 'report.html'}\n{redaction_line}",
         {
@@ -169,7 +165,7 @@ async def cmd_init(args: argparse.Namespace) -> int:
     )
     async with analyst, analyst.client:
         store_id = await analyst.prepare(trace, expectation, prompts, evals, on_progress=_indexing, name=args.name)
-    _emit(
+    emit(
         args,
         store_id,
         {
@@ -204,12 +200,12 @@ async def cmd_plan(args: argparse.Namespace) -> int:
     planned = [_plan(args, t) for t in traces]
     if len(planned) == 1:
         text, data, over = planned[0]
-        _emit(args, text, data)
+        emit(args, text, data)
     else:
         total = sum(d["total"]["estimated_cost_usd"] or 0.0 for _, d, _ in planned)
         text = "\n\n".join(f"== sample {d['sample_id']} ==\n{t}" for t, d, _ in planned)
         text += f"\n\n{len(planned)} traces; estimated cost of all (worst case): ~${total:.2f}"
-        _emit(args, text, {"traces": [d for _, d, _ in planned], "estimated_cost_usd": round(total, 4)})
+        emit(args, text, {"traces": [d for _, d, _ in planned], "estimated_cost_usd": round(total, 4)})
         over = sum(o for _, _, o in planned)
     if args.strict and over:
         print(f"refinery: error: --strict: {over} request(s) would exceed the context budget", file=sys.stderr)
@@ -365,7 +361,7 @@ async def cmd_canary(args: argparse.Namespace) -> int:
     async with ResponsesClient() as client:
         result = await client.canary(args.model)
     base = client.base_url
-    _emit(
+    emit(
         args,
         f"ok: {args.model} on {result.host} answered {result.reply!r}",
         {
@@ -406,7 +402,7 @@ async def cmd_batch(args: argparse.Namespace) -> int:
         f"{len(summary.outcomes) - len(failed)} done, {len(failed)} failed, {len(summary.skipped)} skipped "
         f"(already done); {summary.total_tokens} tokens; summary: {Path(args.out) / 'summary.md'}"
     )
-    _emit(args, human, summary.model_dump(mode="json"))
+    emit(args, human, summary.model_dump(mode="json"))
     if not failed:
         return EXIT_OK
     codes = {o.exit_code for o in failed}
@@ -424,7 +420,7 @@ async def cmd_demo(args: argparse.Namespace) -> int:
         f"demo: ran upload, indexing and four stages against refinery's local test server ({demo.server_url}).\n"
         f"{STAND_IN_NOTICE}\n\nreport: {report} (and {demo.out / 'report.md'})"
     )
-    _emit(
+    emit(
         args,
         human,
         {
@@ -472,7 +468,7 @@ async def cmd_eval(args: argparse.Namespace) -> int:
     finally:
         if client is not None:
             await client.close()
-    _emit(
+    emit(
         args,
         render_eval_md(result),
         {k: v for k, v in result.items() if k != "scores"} | {"scores": _without_rows(result["scores"])},

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,37 +14,32 @@ from refinery.core.artifacts import read_json, write_json_atomic
 from refinery.errors import ArtifactsMismatchError, InputFileError
 from refinery.traces.render import safe_name
 
-__all__ = ["batch_source", "cmd_mcp", "cmd_patterns", "listed", "trace_path"]
+__all__ = ["batch_source", "cmd_mcp", "cmd_patterns", "emit", "listed", "trace_path"]
 
 EXIT_OK = 0
 
 
 def emit(args: argparse.Namespace, human: str, data: dict[str, Any]) -> None:
+    """What a command says: the human text, or its JSON with --json (every command's one way)."""
     print(json.dumps(data, indent=2, default=str) if args.json else human)
 
 
 async def trace_path(args: argparse.Namespace, out: Path | None) -> str:
     """A trace path, fetching a `langsmith:` / `langfuse:` reference first: into `out/trace.json`
     (kept: a rerun reads it instead of fetching again), or a private temporary file."""
-    from refinery.sources import fetch_trace, is_source_ref, save_fetched
+    from refinery.sources import fetched_copy, is_source_ref, kept_source
 
     ref = is_source_ref(args.trace)
     if ref is None:
         return str(args.trace)
-    if out is None:
-        target = Path(tempfile.mkdtemp(prefix="refinery-fetched-")) / "trace.json"
-    else:
-        target = out / "trace.json"
-        kept = read_json(target)
-        if isinstance(kept, dict) and kept.get("refinery_source") == str(ref):
-            return str(target)  # fetched by an earlier run of this analysis
-        if isinstance(kept, dict) and not getattr(args, "fresh", False):
+    if out is not None and (out / "trace.json").is_file() and not getattr(args, "fresh", False):
+        kept = kept_source(out / "trace.json")
+        if kept != str(ref):
             raise ArtifactsMismatchError(
-                f"{target} holds {kept.get('refinery_source') or 'another trace'}, not {ref}; "
-                "use --fresh or another --out"
+                f"{out / 'trace.json'} holds {kept or 'another trace'}, not {ref}; use --fresh or another --out"
             )
-    print(f"refinery: fetching {ref}", file=sys.stderr)
-    return str(save_fetched(await fetch_trace(ref), target, ref))
+    print(f"refinery: trace {ref}", file=sys.stderr)
+    return str(await fetched_copy(ref, out))
 
 
 def batch_source(args: argparse.Namespace) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,7 +26,7 @@ from refinery.errors import RefineryError, UserInputError
 from refinery.inputs import expectation_for
 from refinery.outputs import usage_summary, write_outputs
 from refinery.patterns import find_patterns
-from refinery.sources import fetch_trace, is_source_ref, save_fetched
+from refinery.sources import fetched_copy, is_source_ref
 from refinery.traces import load_trace
 
 try:  # the optional extra; at module level, where the SDK resolves the tools' annotations
@@ -90,13 +89,7 @@ def build_server(roots: list[Path], *, model: str = "gpt-4o", max_cost_usd: floa
     async def _trace_file(trace: str, folder: Path | None) -> Path:
         """A path inside the roots, or a trace fetched by id (into `folder`, else a temporary file)."""
         ref = is_source_ref(trace)
-        if ref is None:
-            return confined(trace, roots)
-        target = (folder or Path(tempfile.mkdtemp(prefix="refinery-fetched-"))) / "trace.json"
-        kept = read_json(target)
-        if not (isinstance(kept, dict) and kept.get("refinery_source") == str(ref)):
-            save_fetched(await fetch_trace(ref), target, ref)
-        return target
+        return confined(trace, roots) if ref is None else await fetched_copy(ref, folder)
 
     @server.tool()
     @_refusals

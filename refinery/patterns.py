@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-__all__ = ["Pattern", "find_patterns", "normalise"]
+__all__ = ["Pattern", "find_patterns", "normalise", "ranked", "total_cost"]
 
 _RULES = [
     (re.compile(r"https?://\S+"), "<url>"),
@@ -40,6 +40,17 @@ def normalise(text: str) -> str:
     for pattern, placeholder in _RULES:
         out = pattern.sub(placeholder, out)
     return out.strip().lower()[:160]
+
+
+def total_cost(costs: Iterable[float | None]) -> float | None:
+    """The summed cost, unknown (None) when any part is."""
+    costs = list(costs)
+    return None if any(c is None for c in costs) else round(sum(c or 0.0 for c in costs), 4)
+
+
+def ranked(patterns: Iterable[Pattern]) -> list[Pattern]:
+    """Largest first, then the costliest, then the longest."""
+    return sorted(patterns, key=lambda p: (-p.count, -(p.cost_usd or 0.0), -p.wall_s, p.title))
 
 
 class Pattern(BaseModel):
@@ -76,7 +87,6 @@ def find_patterns(outcomes: Iterable[Any]) -> list[Pattern]:
         groups.setdefault(_key(o), []).append(o)
     patterns = []
     for (run, cause), members in groups.items():
-        costs: list[float | None] = [m.get("cost_usd") for m in members]
         patterns.append(
             Pattern(
                 id="p-" + hashlib.sha256(f"{run}|{cause}".encode()).hexdigest()[:8],
@@ -86,8 +96,8 @@ def find_patterns(outcomes: Iterable[Any]) -> list[Pattern]:
                 count=len(members),
                 share=round(len(members) / len(done), 3),
                 tokens=sum(int(m.get("tokens") or 0) for m in members),
-                cost_usd=None if any(c is None for c in costs) else round(sum(c or 0.0 for c in costs), 4),
+                cost_usd=total_cost(m.get("cost_usd") for m in members),
                 wall_s=round(sum(float(m.get("duration_s") or 0.0) for m in members), 3),
             )
         )
-    return sorted(patterns, key=lambda p: (-p.count, -(p.cost_usd or 0.0), -p.wall_s, p.title))
+    return ranked(patterns)

@@ -23,6 +23,7 @@ import asyncio
 import base64
 import os
 import re
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -32,12 +33,22 @@ from urllib.parse import quote
 
 import aiohttp
 
-from refinery.core.artifacts import write_json_atomic
+from refinery.core.artifacts import read_json, write_json_atomic
 from refinery.errors import ConfigurationError, RefineryError, UserInputError
 from refinery.integrations.rate_limit_headers import retry_after_seconds
 from refinery.traces.redact import redact_text
 
-__all__ = ["SOURCES", "SourceRef", "failed_traces", "fetch_trace", "is_source_ref", "parse_age", "save_fetched"]
+__all__ = [
+    "SOURCES",
+    "SourceRef",
+    "failed_traces",
+    "fetch_trace",
+    "fetched_copy",
+    "is_source_ref",
+    "kept_source",
+    "parse_age",
+    "save_fetched",
+]
 
 SOURCES = ("langsmith", "langfuse")
 _REF = re.compile(r"^(langsmith|langfuse):(\S+)$")
@@ -77,6 +88,21 @@ def save_fetched(data: Any, path: Path, ref: SourceRef) -> Path:
     """The fetched trace as a JSON file, every string redacted (it is written beside the artifacts)."""
     write_json_atomic(path, {"refinery_source": str(ref), **_shaped(_redacted(data))})
     return path
+
+
+def kept_source(path: Path) -> str | None:
+    """The reference a trace file was fetched from (`save_fetched` records it), if it was."""
+    kept = read_json(path)
+    return str(kept.get("refinery_source")) if isinstance(kept, dict) and kept.get("refinery_source") else None
+
+
+async def fetched_copy(ref: SourceRef, folder: Path | None) -> Path:
+    """The trace as a file: `folder/trace.json` when it already holds this reference (a rerun
+    does not fetch again), else fetched into it — or into a private temporary folder."""
+    target = (folder or Path(tempfile.mkdtemp(prefix="refinery-fetched-"))) / "trace.json"
+    if kept_source(target) != str(ref):
+        save_fetched(await fetch_trace(ref), target, ref)
+    return target
 
 
 def _shaped(data: Any) -> dict[str, Any]:

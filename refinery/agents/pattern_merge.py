@@ -19,7 +19,7 @@ from refinery.core.pricing import estimate_cost_usd
 from refinery.core.strict_schema import make_strict
 from refinery.integrations.responses_client import ResponsesClient
 from refinery.integrations.responses_request_builder import build_responses_body_no_tools
-from refinery.patterns import Pattern
+from refinery.patterns import Pattern, ranked, total_cost
 
 __all__ = ["MERGE_SCHEMA", "PatternMergeOutput", "merge_body", "merge_patterns", "merged"]
 
@@ -78,7 +78,6 @@ def merged(patterns: Sequence[Pattern], answer: PatternMergeOutput) -> list[Patt
         if not members:
             continue
         used.update(p.id for p in members)
-        costs = [p.cost_usd for p in members]
         total = sum(p.count for p in members)
         out.append(
             members[0].model_copy(
@@ -89,7 +88,7 @@ def merged(patterns: Sequence[Pattern], answer: PatternMergeOutput) -> list[Patt
                     "count": total,
                     "share": round(sum(p.share for p in members), 3),
                     "tokens": sum(p.tokens for p in members),
-                    "cost_usd": None if any(c is None for c in costs) else round(sum(c or 0.0 for c in costs), 4),
+                    "cost_usd": total_cost(p.cost_usd for p in members),
                     "wall_s": round(sum(p.wall_s for p in members), 3),
                     "affected": [a for a in m.affected if a.strip()],
                     "suggested_fix": m.suggested_fix.strip() or None,
@@ -98,7 +97,7 @@ def merged(patterns: Sequence[Pattern], answer: PatternMergeOutput) -> list[Patt
             )
         )
     out += [p for p in patterns if p.id not in used]
-    return sorted(out, key=lambda p: (-p.count, -(p.cost_usd or 0.0), -p.wall_s, p.title))
+    return ranked(out)
 
 
 async def merge_patterns(

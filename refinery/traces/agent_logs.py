@@ -22,7 +22,7 @@ from typing import Any
 
 from refinery.core.models import RunType, Trace, TraceRun
 from refinery.errors import TraceFormatError
-from refinery.traces.common import as_dict, maybe_json, order_runs, parse_time, span_bounds
+from refinery.traces.common import as_dict, content_text, maybe_json, order_runs, parse_time, span_bounds
 
 __all__ = [
     "is_agents_sdk",
@@ -65,7 +65,7 @@ def load_swe_agent(data: Any, source: str | None = None) -> Trace:
     task = next((m.get("content") for m in history if isinstance(m, dict) and m.get("role") == "user"), None)
     meta = {"format": "swe_agent", **({"info": info} if info else {})}
     if task:
-        meta["task"], meta["task_source"] = _text(task), "the first user message of the trajectory's history"
+        meta["task"], meta["task_source"] = content_text(task), "the first user message of the trajectory's history"
     return Trace(trace_id=trace_id, runs=runs, metadata=meta)
 
 
@@ -116,7 +116,7 @@ def load_openhands(data: Any, source: str | None = None) -> Trace:
     task = next((r.inputs.get("content") or r.inputs.get("message") for r in runs if r.name == "user message"), None)
     meta: dict[str, Any] = {"format": "openhands"}
     if task:
-        meta["task"], meta["task_source"] = _text(task), "the user's first message event"
+        meta["task"], meta["task_source"] = content_text(task), "the user's first message event"
     start, end = span_bounds(runs)
     return Trace(trace_id=trace_id, runs=runs, start_time=start, end_time=end, metadata=meta)
 
@@ -211,14 +211,8 @@ def _first_user(messages: Any) -> str:
     if isinstance(messages, list):
         for m in messages:
             if isinstance(m, dict) and m.get("role") == "user":
-                return _text(m.get("content"))
+                return content_text(m.get("content"))
     return ""
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, list):
-        return "\n".join(str(c.get("text", "")) if isinstance(c, dict) else str(c) for c in content)
-    return content if isinstance(content, str) else json.dumps(content, ensure_ascii=False, default=str)
 
 
 def _digest(value: Any) -> str:

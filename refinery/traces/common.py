@@ -74,6 +74,17 @@ def maybe_json(value: Any) -> Any:
     return value
 
 
+def content_text(content: Any) -> str:
+    """A message's content as text: a string as it is; a list of content blocks (Anthropic's, Inspect's,
+    OpenAI's parts) as their texts, one a line; nothing as ""; anything else as JSON."""
+    if isinstance(content, list):
+        parts = (str(b.get("text", "")) if isinstance(b, dict) else str(b) for b in content)
+        return "\n".join(p for p in parts if p)
+    if isinstance(content, str):
+        return content
+    return "" if content is None else json.dumps(content, ensure_ascii=False, default=str)
+
+
 def as_dict(value: Any, key: str) -> dict[str, Any] | None:
     """Inputs/outputs as the dict `TraceRun` holds: dicts as they are, anything else under `key`."""
     value = maybe_json(value)

@@ -29,7 +29,7 @@ from typing import Any
 
 from refinery.core.models import RunType, Trace, TraceRun
 from refinery.errors import TraceFormatError
-from refinery.traces.common import as_dict, parse_time, span_bounds
+from refinery.traces.common import as_dict, content_text, parse_time, span_bounds
 from refinery.traces.json_stream import ReadShape
 from refinery.traces.plain import load_plain
 
@@ -140,17 +140,11 @@ def _input_text(value: Any) -> str:
         return value
     if isinstance(value, list):
         parts = [
-            m if isinstance(m, str) else _content_text(m.get("content")) if isinstance(m, dict) else str(m)
+            m if isinstance(m, str) else content_text(m.get("content")) if isinstance(m, dict) else str(m)
             for m in value
         ]
         return "\n".join(p for p in parts if p)
     return "" if value is None else json.dumps(value, ensure_ascii=False, default=str)
-
-
-def _content_text(content: Any) -> str:
-    if isinstance(content, list):
-        return "\n".join(str(c.get("text", "")) for c in content if isinstance(c, dict) and c.get("text"))
-    return "" if content is None else str(content)
 
 
 def _event_runs(events: list[dict[str, Any]], trace_id: str, source: str | None, field: str) -> list[TraceRun]:
@@ -169,7 +163,7 @@ def _event_runs(events: list[dict[str, Any]], trace_id: str, source: str | None,
                 if isinstance(call, dict) and call.get("id"):
                     caller[str(call["id"])] = rid
             prompt = (e.get("input") or [])[-1:] or []
-            outputs = {"content": _content_text(message.get("content"))}
+            outputs = {"content": content_text(message.get("content"))}
             if message.get("tool_calls"):
                 outputs["tool_calls"] = message["tool_calls"]
             run = TraceRun(

@@ -17,13 +17,12 @@ that step, with the tool call's id as its run id.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from refinery.core.models import RunType, TraceRun
-from refinery.traces.common import maybe_json
+from refinery.traces.common import content_text, maybe_json
 
 __all__ = ["has_tool_calls", "link_tool_calls"]
 
@@ -108,10 +107,10 @@ def _anthropic(run: TraceRun, blocks: list[dict[str, Any]], calls: dict[str, _Ca
         call = calls.get(use_id, _Call("tool", None, run.id))
         child = TraceRun(id=use_id or f"{run.id}.result", name=call.name, trace_id=run.trace_id, step=run.step)
         child.start_time, child.end_time = run.start_time, run.end_time
-        child.outputs = {"content": _text(b.get("content"))}
+        child.outputs = {"content": content_text(b.get("content"))}
         _as_tool_run(child, call, use_id)
         if b.get("is_error"):
-            child.error = _text(b.get("content")) or "the tool result is marked is_error"
+            child.error = content_text(b.get("content")) or "the tool result is marked is_error"
         made.append(child)
     return made
 
@@ -126,13 +125,4 @@ def _as_tool_run(run: TraceRun, call: _Call, call_id: str) -> None:
     if run.error is None and isinstance(run.metadata.get("error"), dict):  # Inspect: {type, message}
         run.error = str(run.metadata["error"].get("message") or run.metadata["error"].get("type") or "tool error")
     if run.error is None and isinstance(run.outputs, dict) and run.metadata.get("is_error"):
-        run.error = _text(run.outputs.get("content")) or "the tool result is marked is_error"
-
-
-def _text(content: Any) -> str:
-    """A tool result's content as text (Anthropic allows a list of text blocks)."""
-    if isinstance(content, list):
-        return "\n".join(str(b.get("text", "")) if isinstance(b, dict) else str(b) for b in content)
-    if isinstance(content, str):
-        return content
-    return json.dumps(content, ensure_ascii=False, default=str) if content is not None else ""
+        run.error = content_text(run.outputs.get("content")) or "the tool result is marked is_error"
