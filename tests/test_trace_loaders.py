@@ -81,6 +81,36 @@ def test_single_span_attribute_map():
     assert run.inputs == {"input": "What is the refund window?"} and run.outputs == {"output": "30 days"}
 
 
+@pytest.mark.parametrize("name", ["phoenix_spans.json", "phoenix_spans_otlpv1.json"])
+def test_a_page_of_phoenix_spans_from_either_rest_endpoint(name):
+    # what Phoenix's `GET /v1/projects/{p}/spans` and `…/spans/otlpv1` answered for spans this
+    # project sent it: status and kind as top-level fields in one, protobuf's snake_case values in the other
+    t = load_trace(FIX / name)
+    assert t.trace_id == "68efeb5e0451d86531a041b5a9a372f9"
+    agent, llm, tool = t.runs
+    assert [r.run_type for r in t.runs] == [RunType.AGENT, RunType.LLM, RunType.TOOL]
+    assert llm.parent_run_id == tool.parent_run_id == agent.id == "e4218576a7391dbf"
+    assert agent.error == "agent gave up" and llm.error is None and not llm.is_failed
+    assert tool.error.startswith("order 1234 not found in region EU\nValueError: order 1234 not found in region EU")
+    assert tool.inputs == {"input": {"order_id": "1234"}}
+    assert llm.inputs["messages"] == [{"content": "Refund order 1234", "role": "user"}]
+    assert llm.metadata["model"] == "gpt-4o"
+
+
+def test_snake_case_any_values_take_the_one_kind_that_is_set():
+    from refinery.traces.otel_attributes import otlp_value
+
+    nulls = dict.fromkeys(("string_value", "int_value", "double_value", "bool_value", "array_value", "kvlist_value"))
+    assert otlp_value({**nulls, "int_value": "7"}) == 7
+    assert otlp_value({**nulls, "bool_value": False}) is False
+    assert otlp_value({**nulls, "string_value": ""}) == ""
+    assert otlp_value({**nulls, "array_value": {"values": [{**nulls, "double_value": 0.5}]}}) == [0.5]
+    assert otlp_value({**nulls, "kvlist_value": {"values": [{"key": "k", "value": {"string_value": "v"}}]}}) == {
+        "k": "v"
+    }
+    assert otlp_value(nulls) is None
+
+
 def test_langfuse_export_with_error_level():
     t = load_trace(FIX / "langfuse_export.json")
     assert t.trace_id == "lf-trace-1"
@@ -116,6 +146,8 @@ def test_plain_chat_log_of_a_multi_agent_run():
         ("clickhouse_snake_nested.json", "otel"),
         ("clickhouse_camel_rows.json", "otel"),
         ("step_log_wrapped.json", "plain"),
+        ("phoenix_spans.json", "otel"),
+        ("phoenix_spans_otlpv1.json", "otel"),
     ],
 )
 def test_format_detection(name, fmt):

@@ -78,6 +78,10 @@ _SPAN_KEYS = (
 )
 
 
+def _is_span(item: Any) -> bool:
+    return isinstance(item, dict) and any(k in item for k in _SPAN_KEYS)
+
+
 def detect_format(data: Any) -> str | None:
     """The format's name (see `formats()`), or None when the shape is unknown."""
     if is_inspect_log(data):
@@ -101,6 +105,8 @@ def detect_format(data: Any) -> str | None:
             return "langsmith"
         if is_array(data.get("spans")):
             return "otel"
+        if is_array(data.get("data")) and _is_span(next((x for x in data["data"] if isinstance(x, dict)), None)):
+            return "otel"  # a REST API's page of spans (Phoenix: `{data, next_cursor}`)
         if is_attribute_map(data):
             return "otel"
         if any(is_array(data.get(k)) for k in LIST_KEYS):
@@ -112,7 +118,7 @@ def detect_format(data: Any) -> str | None:
             return "plain" if not data else None
         if "run_type" in first or "dotted_order" in first or "parent_run_id" in first:
             return "langsmith"
-        if any(k in first for k in _SPAN_KEYS):
+        if _is_span(first):
             return "otel"
         if any(k in first for k in ("role", "content", "name", "input", "output")):
             return "plain"

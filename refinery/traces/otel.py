@@ -276,20 +276,23 @@ def span_to_run(
     rest = {k: v for k, v in attrs.items() if k not in used}
     if rest:
         metadata["attributes"] = rest
-    if span.get("kind") not in (None, "", 0):
-        metadata["span_kind"] = span["kind"]
+    kind = span.get("kind") or span.get("span_kind")  # Phoenix's REST API: `span_kind`, taken from the attributes
+    if kind not in (None, "", 0):
+        metadata["span_kind"] = kind
     if resource:
         metadata["resource"] = resource
     if span.get("events"):
         metadata["events"] = span["events"]
     status = span.get("status")
+    if status is None and span.get("status_code"):  # Phoenix's REST API: status as two top-level fields
+        status = {"code": span["status_code"], "message": span.get("status_message")}
     error = _error(status, span.get("events"))
     if isinstance(status, dict) and status.get("message") and not error:
         metadata["status_message"] = status["message"]
     return TraceRun(
         id=span_id,
         name=name,
-        run_type=_kind(name, attrs, span.get("kind")),
+        run_type=_kind(name, attrs, kind),
         inputs=inputs,
         outputs=outputs or None,
         start_time=_time(span, ("startTimeUnixNano", "start_time_unix_nano", "startTime", "start_time"), source, field),

@@ -30,7 +30,30 @@ def otlp_value(value: Any) -> Any:
         return {kv.get("key"): otlp_value(kv.get("value")) for kv in (value["kvlistValue"] or {}).get("values", [])}
     if "bytesValue" in value:
         return value["bytesValue"]
-    return value
+    return _snake_value(value)
+
+
+# Protobuf's own JSON names (Python's `MessageToDict(preserving_proto_field_name=True)`, Phoenix's
+# `spans/otlpv1`), where every kind may be present and all but one null.
+_SNAKE_KINDS = ("string_value", "int_value", "double_value", "bool_value", "array_value", "kvlist_value", "bytes_value")
+
+
+def _snake_value(value: dict[str, Any]) -> Any:
+    kind = next((k for k in _SNAKE_KINDS if value.get(k) is not None), None)
+    if kind is None:
+        return None if any(k in value for k in _SNAKE_KINDS) else value
+    inner = value[kind]
+    if kind == "array_value":
+        return [otlp_value(v) for v in inner.get("values") or []] if isinstance(inner, dict) else inner
+    if kind == "kvlist_value":
+        values = inner.get("values") or [] if isinstance(inner, dict) else []
+        return {kv.get("key"): otlp_value(kv.get("value")) for kv in values if isinstance(kv, dict)}
+    if kind == "int_value":
+        try:
+            return int(inner)
+        except (TypeError, ValueError):
+            return inner
+    return inner
 
 
 def attributes_of(raw: Any, pool: StringPool | None = None) -> dict[str, Any]:
