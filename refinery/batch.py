@@ -165,7 +165,8 @@ def discover(source: str | Path, default_expect: str | Path | None = None) -> li
             if not isinstance(entry, dict) or "trace" not in entry:
                 raise InputFileError(f"{src}: item [{i}] needs a 'trace' path")
             own_expect = entry.get("expect")
-            ref = is_source_ref(str(entry["trace"]))  # `langsmith:<id>` / `langfuse:<id>`: fetched when analysed
+            # `langsmith:` / `langfuse:` / `phoenix:` ids: fetched when analysed
+            ref = is_source_ref(str(entry["trace"]))
             trace = Path(str(ref)) if ref else base / entry["trace"]
             items.append(
                 BatchItem(

@@ -97,7 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
         "trace",
         metavar="TRACE",
         help="trace file: LangSmith, OTLP/OpenInference, Langfuse, an Inspect AI log (.json/.eval), τ-bench results, "
-        "or a chat/step log (JSON/JSONL)",
+        "or a chat/step log (JSON/JSONL); or a trace by id: langsmith:<id>, langfuse:<id>, phoenix:<id>",
+    )
+    trace_inputs.add_argument(
+        "--project",
+        metavar="NAME",
+        help="with a phoenix:<trace-id>: the Phoenix project holding it (default: PHOENIX_PROJECT, else every "
+        "project is searched)",
     )
     trace_inputs.add_argument("--prompts", nargs="+", metavar="FILE", default=[], help="the agent's prompt files")
     trace_inputs.add_argument("--evals", nargs="+", metavar="FILE", default=[], help="the agent's eval files")
@@ -298,13 +304,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--from",
         dest="from_platform",
-        choices=["langsmith", "langfuse"],
+        choices=["langsmith", "langfuse", "phoenix"],
         help="list the traces to analyse from this platform instead (with --since and --failed; LangSmith also needs "
-        "--project)",
+        "--project, Phoenix takes one)",
     )
     p.add_argument("--since", metavar="AGE", help="with --from: how far back, e.g. 90m, 24h, 7d")
     p.add_argument("--failed", action="store_true", help="with --from: the traces that failed (the only kind listed)")
-    p.add_argument("--project", metavar="NAME", help="with --from langsmith: the project (tracing session) name")
+    p.add_argument(
+        "--project",
+        metavar="NAME",
+        help="with --from langsmith: the project (tracing session) name; with --from phoenix: the project (default: "
+        "every project)",
+    )
     p.add_argument(
         "--no-llm", action="store_true", help="group failures into patterns without the model's merge-and-name call"
     )

@@ -1,5 +1,5 @@
 """The CLI's commands around an analysis rather than of one: traces fetched by id (`langsmith:`,
-`langfuse:`, `batch --from`), failure patterns over finished batches, and the MCP server. Kept
+`langfuse:`, `phoenix:`, `batch --from`), failure patterns over finished batches, and the MCP server. Kept
 apart from `cli.py`, which runs the analyses themselves."""
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ def emit(args: argparse.Namespace, human: str, data: dict[str, Any]) -> None:
 
 
 async def trace_path(args: argparse.Namespace, out: Path | None) -> str:
-    """A trace path, fetching a `langsmith:` / `langfuse:` reference first: into `out/trace.json`
+    """A trace path, fetching a `langsmith:` / `langfuse:` / `phoenix:` reference first: into `out/trace.json`
     (kept: a rerun reads it instead of fetching again), or a private temporary file."""
     from refinery.sources import fetched_copy, is_source_ref, kept_source
 
-    ref = is_source_ref(args.trace)
+    ref = is_source_ref(args.trace, project=getattr(args, "project", None))
     if ref is None:
         return str(args.trace)
     if out is not None and (out / "trace.json").is_file() and not getattr(args, "fresh", False):

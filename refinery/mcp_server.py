@@ -94,7 +94,7 @@ def build_server(roots: list[Path], *, model: str = "gpt-4o", max_cost_usd: floa
     @server.tool()
     @_refusals
     async def plan_trace(trace: str, expect: str | None = None) -> dict[str, Any]:
-        """What analysing a trace (a path, or `langsmith:<id>` / `langfuse:<id>`) would send and cost:
+        """What analysing a trace (a path, or `langsmith:<id>` / `langfuse:<id>` / `phoenix:<id>`) would send and cost:
         calls, input tokens, estimated cost (no model call)."""
         loaded = load_trace(await _trace_file(trace, None))
         expectation = expectation_for(confined(expect, roots) if expect else None, loaded)
@@ -108,7 +108,7 @@ def build_server(roots: list[Path], *, model: str = "gpt-4o", max_cost_usd: floa
     async def analyze_trace(
         trace: str, out: str, expect: str | None = None, ctx: Context | None = None
     ) -> dict[str, Any]:
-        """Run the four stages on a trace (a path, or `langsmith:<id>` / `langfuse:<id>`); write the
+        """Run the four stages on a trace (a path, or `langsmith:<id>` / `langfuse:<id>` / `phoenix:<id>`); write the
         artifacts and report into `out`; return the verdict. Progress is reported stage by stage."""
         folder = confined(out, roots)
         path = await _trace_file(trace, folder)

@@ -1,16 +1,21 @@
-"""Traces fetched from where they live: `langsmith:<run-or-trace-id>`, `langfuse:<trace-id>`.
+"""Traces fetched from where they live: `langsmith:<run-or-trace-id>`, `langfuse:<trace-id>`,
+`phoenix:<trace-id>` (or `phoenix:<project>/<trace-id>`).
 
-Why: the failed run is in LangSmith or Langfuse, and exporting it to a file is a chore of its own
-(LangSmith's UI exports one run at a time). A reference is accepted wherever a trace path is;
-the trace is fetched through the platform's public REST API with its own credentials, written as
-a JSON file the file loaders read (so it becomes the same `Trace`), redacted, and kept beside the
-artifacts (`trace.json`) so a rerun resumes without fetching.
+Why: the failed run is in LangSmith, Langfuse or Phoenix, and exporting it to a file is a chore of
+its own (LangSmith's UI exports one run at a time; Phoenix's needs a script). A reference is
+accepted wherever a trace path is; the trace is fetched through the platform's public REST API with
+its own credentials, written as a JSON file the file loaders read (so it becomes the same `Trace`),
+redacted, and kept beside the artifacts (`trace.json`) so a rerun resumes without fetching.
 
 - LangSmith: `GET {endpoint}/api/v1/runs/{id}` (a run's or a trace's id) for its `trace_id`, then
   `POST {endpoint}/api/v1/runs/query` `{"trace": id}` page by page (`cursors.next`), with
   `x-api-key`; `LANGSMITH_API_KEY` / `LANGSMITH_ENDPOINT` (`LANGCHAIN_*`, their older names).
 - Langfuse: `GET {host}/api/public/traces/{id}` (the trace with its observations), Basic auth with
   `LANGFUSE_PUBLIC_KEY` / `LANGFUSE_SECRET_KEY`; `LANGFUSE_HOST` or `LANGFUSE_BASE_URL`.
+- Phoenix: `GET {base}/v1/projects/{project}/spans?trace_id=…` page by page (`next_cursor`), the
+  project named in the reference, else `PHOENIX_PROJECT` / `PHOENIX_PROJECT_NAME`, else each of
+  `GET /v1/projects` in turn; `PHOENIX_COLLECTOR_ENDPOINT` (a trailing `/v1/traces` dropped) or
+  `PHOENIX_BASE_URL` (default `http://localhost:6006`); `PHOENIX_API_KEY` as a bearer token when set.
 
 A 401 names the variable to check, a 404 the id and the endpoint; a 429 or a 5xx is retried a few
 times after the wait the answer asks for (bounded). No credential is logged, written or put in an
@@ -50,8 +55,8 @@ __all__ = [
     "save_fetched",
 ]
 
-SOURCES = ("langsmith", "langfuse")
-_REF = re.compile(r"^(langsmith|langfuse):(\S+)$")
+SOURCES = ("langsmith", "langfuse", "phoenix")
+_REF = re.compile(r"^(langsmith|langfuse|phoenix):(\S+)$")
 MAX_PAGES = 200  # a trace of 20,000 runs; more is refused rather than fetched forever
 MAX_TRIES = 4
 
@@ -64,15 +69,25 @@ class SourceError(RefineryError):
 class SourceRef:
     platform: str
     trace_id: str
+    project: str | None = None  # Phoenix: the project holding the trace, when the reference names one
 
     def __str__(self) -> str:
-        return f"{self.platform}:{self.trace_id}"
+        return f"{self.platform}:{self.project + '/' if self.project else ''}{self.trace_id}"
 
 
-def is_source_ref(text: str) -> SourceRef | None:
-    """`langsmith:<id>` / `langfuse:<id>` as a reference, else None (a file path)."""
+def is_source_ref(text: str, *, project: str | None = None) -> SourceRef | None:
+    """`langsmith:<id>` / `langfuse:<id>` / `phoenix:[<project>/]<id>` as a reference, else None (a
+    file path). `project` (`--project`) names a Phoenix trace's project when the reference does not."""
     m = _REF.match(text.strip())
-    return SourceRef(m.group(1), m.group(2)) if m else None
+    if not m:
+        return None
+    platform, ident = m.group(1), m.group(2)
+    if platform != "phoenix":
+        return SourceRef(platform, ident)
+    named, _, trace_id = ident.rpartition("/")  # a Phoenix project name holds no slash
+    if not trace_id:
+        raise UserInputError(f"{text}: expected phoenix:<trace-id> or phoenix:<project>/<trace-id>")
+    return SourceRef(platform, trace_id.lower(), named or project or None)
 
 
 async def fetch_trace(ref: SourceRef, *, env: Mapping[str, str] | None = None, timeout_s: float = 60) -> Any:
@@ -81,6 +96,8 @@ async def fetch_trace(ref: SourceRef, *, env: Mapping[str, str] | None = None, t
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
         if ref.platform == "langsmith":
             return await _langsmith(session, ref.trace_id, env)
+        if ref.platform == "phoenix":
+            return await _phoenix(session, ref, env)
         return await _langfuse(session, ref.trace_id, env)
 
 
@@ -134,10 +151,13 @@ async def failed_traces(
     platform: str, since_s: float, *, project: str | None = None, env: Mapping[str, str] | None = None
 ) -> list[str]:
     """The ids of the traces that failed in the last `since_s` seconds: LangSmith's root runs with
-    an error in `project`; Langfuse's traces holding an observation at level ERROR."""
+    an error in `project`; Langfuse's traces holding an observation at level ERROR; Phoenix's
+    traces holding a span with status ERROR, in `project` or every project (`phoenix:<project>/<id>`)."""
     env = os.environ if env is None else env
     since = datetime.now(timezone.utc) - timedelta(seconds=since_s)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        if platform == "phoenix":
+            return await _phoenix_failed(session, since, project, env)
         if platform == "langsmith":
             if not project:
                 raise UserInputError("--from langsmith: give --project NAME (the tracing project to list)")
@@ -177,7 +197,7 @@ def _langsmith_caller(session: aiohttp.ClientSession, env: Mapping[str, str]) ->
     if not key:
         raise ConfigurationError("langsmith: set LANGSMITH_API_KEY (or LANGCHAIN_API_KEY)")
     base = env.get("LANGSMITH_ENDPOINT") or env.get("LANGCHAIN_ENDPOINT") or "https://api.smith.langchain.com"
-    return _Caller(session, {"x-api-key": key}, "LANGSMITH_API_KEY", base.rstrip("/")), base
+    return _Caller(session, "langsmith", {"x-api-key": key}, "LANGSMITH_API_KEY", base.rstrip("/")), base
 
 
 async def _langsmith(session: aiohttp.ClientSession, run_id: str, env: Mapping[str, str]) -> dict[str, Any]:
@@ -203,7 +223,8 @@ def _langfuse_caller(session: aiohttp.ClientSession, env: Mapping[str, str]) -> 
         raise ConfigurationError("langfuse: set LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY")
     base = (env.get("LANGFUSE_HOST") or env.get("LANGFUSE_BASE_URL") or "https://cloud.langfuse.com").rstrip("/")
     auth = base64.b64encode(f"{public}:{secret}".encode()).decode()
-    return _Caller(session, {"Authorization": f"Basic {auth}"}, "LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY", base), base
+    names = "LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY"
+    return _Caller(session, "langfuse", {"Authorization": f"Basic {auth}"}, names, base), base
 
 
 async def _langfuse(session: aiohttp.ClientSession, trace_id: str, env: Mapping[str, str]) -> dict[str, Any]:
@@ -220,14 +241,68 @@ async def _langfuse(session: aiohttp.ClientSession, trace_id: str, env: Mapping[
     return {"trace": trace, "observations": observations}
 
 
+# --- Phoenix ------------------------------------------------------------------------------------
+def _phoenix_caller(session: aiohttp.ClientSession, env: Mapping[str, str]) -> _Caller:
+    base = env.get("PHOENIX_COLLECTOR_ENDPOINT") or env.get("PHOENIX_BASE_URL") or "http://localhost:6006"
+    base = re.sub(r"/+v1/traces/?$", "", base.rstrip("/"))  # the collector variable may carry the OTLP path
+    key = env.get("PHOENIX_API_KEY")
+    return _Caller(session, "phoenix", {"Authorization": f"Bearer {key}"} if key else {}, "PHOENIX_API_KEY", base)
+
+
+async def _phoenix_projects(call: _Caller, named: str | None, env: Mapping[str, str]) -> list[str]:
+    """The project to look in: the one named, else `PHOENIX_PROJECT(_NAME)`, else every project."""
+    named = named or env.get("PHOENIX_PROJECT") or env.get("PHOENIX_PROJECT_NAME")
+    if named:
+        return [named]
+    return [str(p["name"]) for p in await _phoenix_pages(call, "/v1/projects?limit=100", "the projects")]
+
+
+async def _phoenix_pages(call: _Caller, path: str, what: str) -> list[Any]:
+    items: list[Any] = []
+    cursor: str | None = None
+    for _ in range(MAX_PAGES):
+        page = await call("GET", path + (f"&cursor={quote(cursor)}" if cursor else ""), what)
+        items += page.get("data") or []
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return items
+    raise SourceError(f"phoenix: {what} run past {MAX_PAGES} pages; export to a file instead")
+
+
+async def _phoenix(session: aiohttp.ClientSession, ref: SourceRef, env: Mapping[str, str]) -> dict[str, Any]:
+    call = _phoenix_caller(session, env)
+    projects = await _phoenix_projects(call, ref.project, env)
+    for project in projects:
+        path = f"/v1/projects/{quote(project, safe='')}/spans?trace_id={quote(ref.trace_id)}&limit=1000"
+        spans = await _phoenix_pages(call, path, f"{ref.trace_id} (project {project!r})")
+        if spans:
+            return {"data": spans, "project": project}
+    searched = ", ".join(repr(p) for p in projects[:10]) + (" …" if len(projects) > 10 else "")
+    raise UserInputError(f"phoenix: no trace {ref.trace_id} in {call.base} (projects searched: {searched or 'none'})")
+
+
+async def _phoenix_failed(
+    session: aiohttp.ClientSession, since: datetime, project: str | None, env: Mapping[str, str]
+) -> list[str]:
+    call = _phoenix_caller(session, env)
+    ids: list[str] = []
+    for name in await _phoenix_projects(call, project, env):
+        q = f"status_code=ERROR&start_time={quote(since.isoformat())}&limit=1000"
+        spans = await _phoenix_pages(call, f"/v1/projects/{quote(name, safe='')}/spans?{q}", f"project {name!r}")
+        ids += [f"{name}/{s['context']['trace_id']}" for s in spans if (s.get("context") or {}).get("trace_id")]
+    return list(dict.fromkeys(ids))
+
+
 class _Caller:
     """One platform's GET/POST with its auth, the bounded retries, and errors that say what to check."""
 
-    def __init__(self, session: aiohttp.ClientSession, headers: dict[str, str], key_var: str, base: str) -> None:
-        self.session, self.headers, self.key_var, self.base = session, headers, key_var, base
+    def __init__(
+        self, session: aiohttp.ClientSession, platform: str, headers: dict[str, str], key_var: str, base: str
+    ) -> None:
+        self.session, self.platform, self.headers, self.key_var, self.base = session, platform, headers, key_var, base
 
     async def __call__(self, method: str, path: str, what: str, *, json_body: Any = None) -> Any:
-        platform = "langsmith" if "x-api-key" in self.headers else "langfuse"
+        platform = self.platform
         for attempt in range(MAX_TRIES):
             try:
                 async with self.session.request(method, self.base + path, headers=self.headers, json=json_body) as resp:

@@ -92,6 +92,7 @@ def test_a_page_of_phoenix_spans_from_either_rest_endpoint(name):
     assert llm.parent_run_id == tool.parent_run_id == agent.id == "e4218576a7391dbf"
     assert agent.error == "agent gave up" and llm.error is None and not llm.is_failed
     assert tool.error.startswith("order 1234 not found in region EU\nValueError: order 1234 not found in region EU")
+    assert tool.error.count("ValueError") == 1  # its one-line stack trace repeats that line: not shown twice
     assert tool.inputs == {"input": {"order_id": "1234"}}
     assert llm.inputs["messages"] == [{"content": "Refund order 1234", "role": "user"}]
     assert llm.metadata["model"] == "gpt-4o"

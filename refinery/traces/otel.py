@@ -188,8 +188,9 @@ def _error(status: Any, events: Any) -> str | None:
         line = ": ".join(str(a[k]) for k in ("exception.type", "exception.message") if a.get(k))
         if line and not (message and line in message):
             details.append(line)
-        if a.get("exception.stacktrace"):
-            details.append(str(a["exception.stacktrace"]))
+        stack = str(a.get("exception.stacktrace") or "")
+        if stack.strip() and stack.strip() != line and not (message and stack.strip() in message):
+            details.append(stack)  # a one-line "stack trace" that repeats the line above is not shown twice
     text = "\n".join(p for p in [message, *details] if p)
     return text or ("span status ERROR" if code == "error" else "exception event")
 
@@ -343,6 +344,14 @@ def _otlp_parts(data: dict[str, Any], source: str | None) -> list[tuple[Sequence
 
 
 def load_otel(data: Any, source: str | None = None) -> Trace:
+    trace = _load_spans(data, source)
+    named = data.get("project") if isinstance(data, dict) else None
+    if isinstance(named, str) and not trace.project_name:  # a fetched page of spans says which project it is from
+        trace.project_name = named
+    return trace
+
+
+def _load_spans(data: Any, source: str | None) -> Trace:
     # Spans are converted as they are read: a big file's spans stay in the file until then
     # (`json_stream.LazyArray`), so the parsed spans and the trace never peak together; and when
     # they do stay there, so do the runs (`LazyRuns` over `SpanEntries`), made again when read.

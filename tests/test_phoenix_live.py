@@ -1,0 +1,174 @@
+"""`refinery run phoenix:<id>` against a real Phoenix: `phoenix serve` (SQLite, no account) started
+here on free loopback ports, sent the spans of a small failing agent run over OTLP
+(tests/phoenix_emit.py), then read back through its REST API; the analysis itself runs against
+the project's local OpenAI-compatible server.
+
+Phoenix is found through `REFINERY_PHOENIX` (its `phoenix` executable, or the bin folder holding
+it; .ci/run installs it in a virtualenv of its own and sets this) or on PATH. Skipped, saying so,
+only when it is not installed; once .ci/run has installed it (`REFINERY_REQUIRE_PHOENIX=1`) a
+Phoenix that does not start fails the tests instead."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from refinery.cli import amain
+from refinery.traces import load_trace
+
+
+def _phoenix_executable() -> Path | None:
+    given = os.environ.get("REFINERY_PHOENIX")
+    if given:
+        path = Path(given)
+        return path / "phoenix" if path.is_dir() else path
+    found = shutil.which("phoenix")
+    return Path(found) if found else None
+
+
+PHOENIX = _phoenix_executable()
+if PHOENIX is None and os.environ.get("REFINERY_REQUIRE_PHOENIX") != "1":
+    pytest.skip(
+        "Phoenix is not installed (pip install arize-phoenix, or set REFINERY_PHOENIX; .ci/run installs it)",
+        allow_module_level=True,
+    )
+EMITTER = Path(__file__).with_name("phoenix_emit.py")
+
+
+@dataclass(frozen=True)
+class Phoenix:
+    url: str
+    python: Path
+
+    def emit(self, project: str) -> str:
+        """Send the failing run's spans to `project`; its trace id once Phoenix has stored them all."""
+        done = subprocess.run(
+            [str(self.python), str(EMITTER), self.url, project], capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        trace_id = done.stdout.strip()
+        deadline = time.monotonic() + 60  # Phoenix writes what it receives in the background
+        while time.monotonic() < deadline:
+            query = f"{self.url}/v1/projects/{project}/spans?trace_id={trace_id}"
+            try:
+                with urllib.request.urlopen(query, timeout=10) as resp:
+                    if len(json.load(resp)["data"]) == 4:
+                        return trace_id
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"Phoenix did not store the 4 spans of {trace_id} within 60 s")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Phoenix]:
+    assert PHOENIX is not None and PHOENIX.exists(), f"REFINERY_REQUIRE_PHOENIX=1 but no Phoenix at {PHOENIX}"
+    work = tmp_path_factory.mktemp("phoenix")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PHOENIX_HOST": "127.0.0.1",
+        "PHOENIX_PORT": str(port),
+        "PHOENIX_GRPC_PORT": str(_free_port()),
+        "PHOENIX_WORKING_DIR": str(work),
+        "PHOENIX_TELEMETRY_ENABLED": "false",
+    }
+    log = (work / "phoenix.log").open("w")
+    proc = subprocess.Popen([str(PHOENIX), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(
+                    f"phoenix serve exited ({proc.returncode}): {(work / 'phoenix.log').read_text()[-2000:]}"
+                )
+            try:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=5) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("phoenix serve did not answer /healthz within 180 s")
+            time.sleep(0.5)
+        yield Phoenix(url, PHOENIX.parent / "python")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+async def test_refinery_run_by_phoenix_id_writes_the_report(phoenix, openai_env, tmp_path, monkeypatch):
+    trace_id = phoenix.emit("support-live")
+    monkeypatch.setenv("PHOENIX_COLLECTOR_ENDPOINT", phoenix.url)
+    out = tmp_path / "out"
+    assert await amain(["run", f"phoenix:{trace_id}", "--project", "support-live", "--out", str(out)]) == 0
+    kept = json.loads((out / "trace.json").read_text())
+    assert kept["refinery_source"] == f"phoenix:support-live/{trace_id}"
+    trace = load_trace(out / "trace.json")
+    assert trace.trace_id == trace_id and trace.project_name == "support-live"
+    assert [r.name for r in trace.runs] == ["support_agent", "ChatCompletion", "lookup_order", "ChatCompletion"]
+    [failed] = [r for r in trace.runs if r.is_failed]
+    assert failed.name == "lookup_order" and "order 1234 not found in region us-east" in failed.error
+    assert trace.metadata["task"].startswith("Please refund order 1234")  # the expectation comes from it
+    report = (out / "report.md").read_text()
+    assert report.startswith("# Why the run failed") and failed.id in report
+    assert "order 1234 not found in region us-east" in report
+    assert all((out / f).is_file() for f in ("stage1_trace_analysis.json", "stage4_synthesis.json"))
+
+
+async def test_without_a_project_every_project_is_searched_and_a_rerun_does_not_ask_again(
+    phoenix, openai_env, tmp_path, monkeypatch
+):
+    trace_id = phoenix.emit("support-other")
+    monkeypatch.setenv("PHOENIX_BASE_URL", phoenix.url)
+    out = tmp_path / "plan"
+    assert await amain(["run", f"phoenix:{trace_id}", "--out", str(out)]) == 0
+    assert json.loads((out / "trace.json").read_text())["refinery_source"] == f"phoenix:{trace_id}"
+    monkeypatch.setenv("PHOENIX_BASE_URL", "http://127.0.0.1:9")  # nothing listens there: the copy is read
+    assert await amain(["run", f"phoenix:{trace_id}", "--out", str(out)]) == 0
+
+
+async def test_batch_from_phoenix_analyses_the_failed_traces_of_the_last_hour(
+    phoenix, openai_env, tmp_path, monkeypatch
+):
+    trace_id = phoenix.emit("support-nightly")
+    monkeypatch.setenv("PHOENIX_COLLECTOR_ENDPOINT", phoenix.url)
+    out = tmp_path / "nightly"
+    argv = [
+        "batch",
+        "--from",
+        "phoenix",
+        "--since",
+        "1h",
+        "--failed",
+        "--project",
+        "support-nightly",
+        "--out",
+        str(out),
+    ]
+    assert await amain(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    [(name, outcome)] = summary["outcomes"].items()
+    assert trace_id in name and outcome["status"] == "done"
