@@ -455,7 +455,7 @@ async def cmd_eval(args: argparse.Namespace) -> int:
         if args.benchmark == "who-and-when":
             result = await eval_who_and_when(args.data, with_answer=args.with_answer, **common)
         else:
-            if args.annotations is None and not args.score:
+            if args.annotations is None and not args.score and args.benchmark != "labels":
                 raise InputFileError(
                     f"refinery eval {args.benchmark}: give TRACES and the labels folder (only --score can do without "
                     f"the traces)"

@@ -420,10 +420,13 @@ def build_parser() -> argparse.ArgumentParser:
     lab = benchmark(
         "labels",
         help="your own labels: several failures a trace, one the root cause",
-        description="LABELS/<name>.json = {failures: [{step, agent, category}], root_cause: N} for TRACES/<name>.json "
-        "(with --score, the labels alone will do).",
+        description="LABELS/<name>.json = {failures: [{step, agent, category}], root_cause: N} for TRACES/<name>.json, "
+        'or for the trace the label file names ("trace": "langsmith:<id>", a path); then LABELS alone will do, as '
+        "with --score.",
     )
-    lab.add_argument("data", metavar="TRACES", help="a folder of traces, any format refinery loads")
+    lab.add_argument(
+        "data", metavar="TRACES", help="a folder of traces, any format refinery loads (or, alone, the LABELS folder)"
+    )
     lab.add_argument("annotations", metavar="LABELS", nargs="?", help="the folder of label files")
     lab.add_argument(
         "--step-base", type=int, choices=[0, 1], default=0, help="steps in the labels count from 0 (default) or 1"

@@ -37,7 +37,7 @@ ALLOWED = {
         "traces",
     },
     "demo": {"agents", "core", "errors", "inputs", "integrations", "outputs", "testing", "traces"},
-    "eval": {"batch", "core", "errors", "integrations", "traces"},
+    "eval": {"batch", "core", "errors", "integrations", "sources", "traces"},
     "sources": {"core", "errors", "integrations", "traces"},
     "patterns": set(),
     "mcp_server": {"agents", "core", "errors", "inputs", "outputs", "patterns", "sources", "traces"},

@@ -46,6 +46,7 @@ def test_a_missing_prediction_scores_zero_and_counts():
         ({"failures": [{"step": 1}], "root_cause": 3}, "root_cause must be the index of one of the 1 failures"),
         ({"failures": [{"step": 0}], "root_cause": 0}, r"failures\[0\]\.step: expected a step number from 1"),
         ({"root_cause": 0}, "expected {failures: \\[...\\], root_cause: N}"),
+        ({"failures": [{"step": 1}], "root_cause": 0, "trace": 7}, "trace: expected a trace file or a trace by id"),
     ],
 )
 def test_bad_labels_name_the_field(data, message):
@@ -101,3 +102,50 @@ async def test_eval_labels_scores_predictions_from_the_labels_alone(tmp_path):
     )
     s = json.loads((tmp_path / "out" / "eval.json").read_text())["scores"]
     assert (s["root_step_accuracy"], s["failure_recall"], s["failure_precision"]) == (1.0, 1.0, 1.0)
+
+
+async def test_a_label_file_may_name_its_trace_by_id_and_it_is_fetched_once(openai_env, tmp_path, monkeypatch):
+    import aioresponses
+
+    from tests.test_trace_sources import LS, LS_KEY, ls_run
+
+    monkeypatch.setenv("LANGSMITH_API_KEY", LS_KEY)
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    gold = {"trace": "langsmith:run-2", "failures": [{"step": 1, "agent": "step 2"}], "root_cause": 0}
+    (labels / "prod-incident.json").write_text(json.dumps(gold))
+    out = tmp_path / "out"
+    with aioresponses.aioresponses(passthrough=["http://127.0.0.1"]) as m:  # the local OpenAI server is real
+        m.get(f"{LS}/api/v1/runs/run-2", payload=ls_run(2, "run-1"))
+        root = ls_run(1, None, inputs={"question": "Refund order 42"})  # the task: the expectation without --expect
+        page = {"runs": [root, ls_run(2, "run-1", error="KeyError: 'order_id'")], "cursors": {"next": None}}
+        m.post(f"{LS}/api/v1/runs/query", payload=page)
+        assert await amain(["eval", "labels", str(labels), "--out", str(out)]) == 0  # no TRACES folder
+        asked = [str(u) for (_, u), calls in m.requests.items() for _ in calls if "smith" in str(u)]
+    assert asked.count("https://api.smith.langchain.com/api/v1/runs/run-2") == 1  # the batch read the eval's copy
+    kept = json.loads((out / "runs" / "prod-incident" / "trace.json").read_text())
+    assert kept["refinery_source"] == "langsmith:run-2"
+    result = json.loads((out / "eval.json").read_text())
+    assert result["failed"] == {} and result["analysed"] == 1 and result["scores"]["traces"] == 1
+    assert json.loads((out / "predictions" / "prod-incident.json").read_text())["failures"]
+    assert LS_KEY not in "".join(p.read_text(errors="replace") for p in out.rglob("*") if p.is_file())
+
+
+async def test_a_label_file_may_name_its_trace_by_path_from_its_own_folder(openai_env, tmp_path):
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    gold = json.loads((FIX / "labels" / "refund.json").read_text())
+    (labels / "renamed.json").write_text(json.dumps({**gold, "trace": "../traces/refund.json"}))
+    (tmp_path / "traces").mkdir()
+    (tmp_path / "traces" / "refund.json").write_text((FIX / "traces" / "refund.json").read_text())
+    out = tmp_path / "out"
+    assert await amain(["eval", "labels", str(labels), "--step-base", "1", "--out", str(out)]) == 0
+    assert json.loads((out / "eval.json").read_text())["analysed"] == 1
+
+
+async def test_a_label_without_a_trace_says_where_it_looked(openai_env, tmp_path, capsys):
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    (labels / "lost.json").write_text(json.dumps({"failures": [{"step": 0}], "root_cause": 0, "trace": "gone.json"}))
+    assert await amain(["eval", "labels", str(labels), "--out", str(tmp_path / "out")]) == 2
+    assert "no trace gone.json (named in its label file) for the label file lost.json" in capsys.readouterr().err

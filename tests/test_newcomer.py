@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -124,3 +125,18 @@ def test_every_snippet_that_builds_an_analyst_closes_its_session():
                 if builds and not line.strip().startswith("async with"):
                     unclosed.append(f"{page.name}: {line.strip()}")
     assert unclosed == []
+
+
+def test_every_environment_variable_the_package_reads_is_in_the_docs_table():
+    root = Path(__file__).resolve().parents[1]
+    read = set()
+    for path in (root / "refinery").rglob("*.py"):
+        read |= set(
+            re.findall(
+                r"[\"']((?:OPENAI|AZURE|LANGSMITH|LANGCHAIN|LANGFUSE|PHOENIX|REFINERY)_[A-Z_]+)[\"']", path.read_text()
+            )
+        )
+    page = (root / "docs" / "traces-and-cli.md").read_text()
+    table = page.split("## Environment variables", 1)[1].split("\n## ", 1)[0]
+    assert len(read) > 15
+    assert sorted(v for v in read if f"`{v}`" not in table) == []

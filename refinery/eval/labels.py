@@ -6,7 +6,9 @@ team's own triage — label every failure of a run and mark the *critical* one. 
     {"failures": [{"step": 3, "agent": "Planner", "category": "Goal Deviation"}, …],
      "root_cause": 0}
 
-`root_cause` is the index of the critical failure in `failures`. Steps count the trace's runs in
+`root_cause` is the index of the critical failure in `failures`. A label file may name its trace
+(`"trace": "langsmith:<id>"`, any id `refinery.sources` fetches, or a path from the label file's
+folder); otherwise it labels `TRACES/<its stem>.json`. Steps count the trace's runs in
 order (a step log's entries; otherwise the runs as refinery loads them), from `step_base` (0 or
 1, declared, never guessed). Predictions use the same shape and base, `root_cause` may also be the
 failure itself (`{"step", "agent"}`).
@@ -44,6 +46,7 @@ class Labels:
     name: str  # the label file's stem: the trace it labels, and the prediction's file name
     failures: tuple[Failure, ...]
     root: int | None  # index into failures (a prediction may name none)
+    trace: str | None = None  # the trace it labels, when the file names one: a path or an id (`langsmith:…`)
 
 
 def _failure(item: Any, base: int, where: str) -> Failure:
@@ -63,17 +66,20 @@ def parse_labels(data: Any, name: str, base: int, where: str, *, need_root: bool
     if not isinstance(data, Mapping) or not isinstance(data.get("failures"), list):
         raise InputFileError(f"{where}: expected {{failures: [...], root_cause: N}}")
     failures = tuple(_failure(f, base, f"{where}: failures[{i}]") for i, f in enumerate(data["failures"]))
+    trace = data.get("trace")
+    if trace is not None and (not isinstance(trace, str) or not trace.strip()):
+        raise InputFileError(f"{where}: trace: expected a trace file or a trace by id (langsmith:<id>), got {trace!r}")
     root = data.get("root_cause")
     if isinstance(root, Mapping):  # the failure itself
         failures = (*failures, _failure(root, base, f"{where}: root_cause"))
-        return Labels(name, failures, len(failures) - 1)
+        return Labels(name, failures, len(failures) - 1, trace)
     if root is None and not need_root:
-        return Labels(name, failures, None)
+        return Labels(name, failures, None, trace)
     if not isinstance(root, int) or isinstance(root, bool) or not 0 <= root < len(failures):
         raise InputFileError(
             f"{where}: root_cause must be the index of one of the {len(failures)} failures, got {root!r}"
         )
-    return Labels(name, failures, root)
+    return Labels(name, failures, root, trace)
 
 
 def load_labels(root: str | Path, base: int = 0, skipped: list[dict[str, str]] | None = None) -> list[Labels]:

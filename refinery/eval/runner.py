@@ -22,6 +22,7 @@ from refinery.eval import trail as trail_scoring
 from refinery.eval import who_and_when as ww
 from refinery.eval.report import render_eval_md
 from refinery.integrations.responses_client import ResponsesClient
+from refinery.sources import fetched_copy, is_source_ref
 from refinery.traces import load_trace
 
 RUNS_DIR, PREDICTIONS_DIR = "runs", "predictions"
@@ -264,6 +265,32 @@ def labels_prediction(diagnosis: Mapping[str, Any] | None, run_ids: list[str], b
     }
 
 
+async def _labelled_trace(
+    g: label_scoring.Labels,
+    traces: str | Path | None,
+    labels_dir: str | Path,
+    out: str | Path | None,
+    *,
+    analysing: bool,
+) -> tuple[str, Path] | None:
+    """(what the batch is given, the file to read run ids from) for a label file's trace: the one it
+    names — fetched by id into its run folder, where the batch finds it again — else
+    `TRACES/<name>.json`. None when there is none and only predictions are scored."""
+    ref = is_source_ref(g.trace) if g.trace else None
+    if ref is not None:
+        if not analysing or out is None:
+            return None  # scoring: the predictions hold the steps already
+        return str(ref), await fetched_copy(ref, Path(out) / RUNS_DIR / g.name)
+    candidates = [Path(labels_dir) / g.trace] if g.trace else []  # a path: from the labels' folder
+    if traces:
+        candidates += [Path(traces) / f"{g.name}.json", Path(traces) / f"{g.name}.jsonl"]
+    found = next((p for p in candidates if p.is_file()), None)
+    if found is None and analysing:
+        where = f"{g.trace} (named in its label file)" if g.trace else f"{traces or 'TRACES'}/{g.name}.json (or .jsonl)"
+        raise InputFileError(f"no trace {where} for the label file {g.name}.json")
+    return (str(found), found) if found else None
+
+
 async def eval_labels(
     traces: str | Path | None,
     labels_dir: str | Path,
@@ -290,16 +317,10 @@ async def eval_labels(
     run_ids: dict[str, list[str]] = {}
     keyed = []
     for g in golds:
-        found = (
-            [p for p in (Path(traces) / f"{g.name}.json", Path(traces) / f"{g.name}.jsonl") if p.is_file()]
-            if traces
-            else []
-        )
-        if not found and predictions_dir is None:
-            raise InputFileError(f"{traces}: no trace {g.name}.json (or .jsonl) for the label file {g.name}.json")
-        if found:
-            run_ids[g.name] = [r.id for r in load_trace(found[0]).runs]
-        keyed.append((g.name, f"{g.name}.json", BatchItem(name=g.name, trace=str(found[0]) if found else "")))
+        trace = await _labelled_trace(g, traces, labels_dir, out, analysing=predictions_dir is None)
+        if trace is not None:
+            run_ids[g.name] = [r.id for r in load_trace(trace[1]).runs]
+        keyed.append((g.name, f"{g.name}.json", BatchItem(name=g.name, trace=trace[0] if trace else "")))
     raw = await _predictions(
         result,
         keyed,
