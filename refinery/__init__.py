@@ -59,6 +59,7 @@ from refinery.integrations.transport import ApiSettings, OpenAITransport, RetryP
 from refinery.integrations.vector_store_manager import VectorStoreManager
 from refinery.orchestrator import AnalysisOrchestrator
 from refinery.outputs import write_outputs
+from refinery.sources import load_trace_from
 from refinery.traces import load_trace
 
 __version__ = "0.1.0"
@@ -67,6 +68,7 @@ __all__ = [
     "analyze_many",
     "load_expectation",
     "load_trace",
+    "load_trace_from",
     "write_outputs",
     "AnalysisOrchestrator",
     "CompleteAnalysis",

@@ -39,8 +39,10 @@ from urllib.parse import quote
 import aiohttp
 
 from refinery.core.artifacts import read_json, write_json_atomic
+from refinery.core.models import Trace
 from refinery.errors import ConfigurationError, RefineryError, UserInputError
 from refinery.integrations.rate_limit_headers import retry_after_seconds
+from refinery.traces import load_trace
 from refinery.traces.redact import redact_text
 
 __all__ = [
@@ -51,6 +53,7 @@ __all__ = [
     "fetched_copy",
     "is_source_ref",
     "kept_source",
+    "load_trace_from",
     "parse_age",
     "save_fetched",
 ]
@@ -113,13 +116,34 @@ def kept_source(path: Path) -> str | None:
     return str(kept.get("refinery_source")) if isinstance(kept, dict) and kept.get("refinery_source") else None
 
 
-async def fetched_copy(ref: SourceRef, folder: Path | None) -> Path:
+async def fetched_copy(ref: SourceRef, folder: Path | None, *, env: Mapping[str, str] | None = None) -> Path:
     """The trace as a file: `folder/trace.json` when it already holds this reference (a rerun
     does not fetch again), else fetched into it — or into a private temporary folder."""
     target = (folder or Path(tempfile.mkdtemp(prefix="refinery-fetched-"))) / "trace.json"
     if kept_source(target) != str(ref):
-        save_fetched(await fetch_trace(ref), target, ref)
+        save_fetched(await fetch_trace(ref, env=env), target, ref)
     return target
+
+
+async def load_trace_from(
+    reference: str,
+    *,
+    folder: str | Path | None = None,
+    project: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Trace:
+    """A trace by id — `langsmith:<id>`, `langfuse:<id>`, `phoenix:[<project>/]<id>` — as the same
+    `Trace` the file loaders make, redacted as the CLI's copy is. With `folder`, the copy is kept
+    there as `trace.json` and read again next time instead of fetching; without, nothing is written."""
+    ref = is_source_ref(reference, project=project)
+    if ref is None:
+        raise UserInputError(
+            f"{reference!r}: not a trace by id; expected langsmith:<id>, langfuse:<id> or phoenix:<id> "
+            "(load_trace reads files)"
+        )
+    if folder is not None:
+        return load_trace(await fetched_copy(ref, Path(folder), env=env))
+    return load_trace({"refinery_source": str(ref), **_shaped(_redacted(await fetch_trace(ref, env=env)))})
 
 
 def _shaped(data: Any) -> dict[str, Any]:

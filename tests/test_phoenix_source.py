@@ -92,3 +92,33 @@ async def test_batch_from_phoenix_lists_the_traces_with_an_error_span_since_then
     assert ids == [f"support/{TRACE}"]
     [(_, url)] = list(mocked.requests)
     assert url.query["status_code"] == "ERROR" and url.query["start_time"].endswith("+00:00")
+
+
+async def test_the_key_is_in_no_file_refinery_writes(openai_env, tmp_path, monkeypatch):
+    import aioresponses
+
+    from refinery.cli import amain
+
+    monkeypatch.setenv("PHOENIX_API_KEY", KEY)
+    monkeypatch.setenv("PHOENIX_PROJECT", "support")
+    out = tmp_path / "out"
+    with aioresponses.aioresponses(passthrough=["http://127.0.0.1"]) as m:  # the local OpenAI server is real
+        m.get(spans_url("support"), payload={"data": SPANS, "next_cursor": None})
+        assert await amain(["run", f"phoenix:{TRACE}", "--out", str(out)]) == 0
+    assert json.loads((out / "trace.json").read_text())["refinery_source"] == f"phoenix:{TRACE}"
+    written = [p for p in out.rglob("*") if p.is_file()]
+    assert len(written) > 5 and not [p for p in written if KEY in p.read_text(errors="replace")]
+
+
+async def test_the_library_loads_a_trace_by_id_in_memory_or_kept_in_a_folder(mocked, tmp_path):
+    from refinery import load_trace_from
+
+    mocked.get(spans_url("support"), payload={"data": SPANS}, repeat=True)
+    env = {"PHOENIX_PROJECT": "support"}
+    trace = await load_trace_from(f"phoenix:{TRACE}", env=env)
+    assert trace.trace_id == TRACE and trace.runs[2].is_failed and trace.project_name == "support"
+    kept = await load_trace_from(f"phoenix:{TRACE}", folder=tmp_path, env=env)
+    assert [r.id for r in kept.runs] == [r.id for r in trace.runs]
+    assert json.loads((tmp_path / "trace.json").read_text())["refinery_source"] == f"phoenix:{TRACE}"
+    with pytest.raises(UserInputError, match="not a trace by id; expected langsmith:<id>"):
+        await load_trace_from("trace.json")
