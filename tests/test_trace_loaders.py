@@ -93,6 +93,9 @@ def test_a_page_of_phoenix_spans_from_either_rest_endpoint(name):
     assert agent.error == "agent gave up" and llm.error is None and not llm.is_failed
     assert tool.error.startswith("order 1234 not found in region EU\nValueError: order 1234 not found in region EU")
     assert tool.error.count("ValueError") == 1  # its one-line stack trace repeats that line: not shown twice
+    [event] = tool.metadata["events"]  # plain values, whichever shape: no typed wrappers, no null fields
+    assert event["name"] == "exception" and event["attributes"]["exception.type"] == "ValueError"
+    assert "dropped_attributes_count" not in event
     assert tool.inputs == {"input": {"order_id": "1234"}}
     assert llm.inputs["messages"] == [{"content": "Refund order 1234", "role": "user"}]
     assert llm.metadata["model"] == "gpt-4o"

@@ -168,6 +168,19 @@ def _status_code(status: Any) -> Literal["ok", "error"] | None:
     return None
 
 
+def _plain_events(events: Any, pool: StringPool | None) -> Any:
+    """Events as their name, time and attributes in plain values: OTLP's typed `{key, value}`
+    pairs (and the null fields protobuf's JSON lists) said once each, not as wrappers around them."""
+    if not isinstance(events, list):
+        return events
+    out: list[Any] = []
+    for ev in events:
+        if isinstance(ev, dict) and isinstance(ev.get("attributes"), list):
+            ev = {**ev, "attributes": attributes_of(ev["attributes"], pool)}
+        out.append({k: v for k, v in ev.items() if v is not None} if isinstance(ev, dict) else ev)
+    return out
+
+
 def _exceptions(events: Any) -> list[dict[str, Any]]:
     return [
         attributes_of(ev.get("attributes"))
@@ -283,7 +296,7 @@ def span_to_run(
     if resource:
         metadata["resource"] = resource
     if span.get("events"):
-        metadata["events"] = span["events"]
+        metadata["events"] = _plain_events(span["events"], pool)
     status = span.get("status")
     if status is None and span.get("status_code"):  # Phoenix's REST API: status as two top-level fields
         status = {"code": span["status_code"], "message": span.get("status_message")}
