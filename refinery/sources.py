@@ -17,9 +17,9 @@ redacted, and kept beside the artifacts (`trace.json`) so a rerun resumes withou
   `GET /v1/projects` in turn; `PHOENIX_COLLECTOR_ENDPOINT` (a trailing `/v1/traces` dropped) or
   `PHOENIX_BASE_URL` (default `http://localhost:6006`); `PHOENIX_API_KEY` as a bearer token when set.
 
-A 401 names the variable to check, a 404 the id and the endpoint; a 429 or a 5xx is retried a few
-times after the wait the answer asks for (bounded). No credential is logged, written or put in an
-error's text.
+A 401 names the variable to check, a 404 the id and the endpoint; 429s, 408/409/5xx and lost
+connections are retried by the transport's own rules (`integrations.retry`, `SOURCE_RETRY`). No
+credential is logged, written or put in an error's text.
 """
 
 from __future__ import annotations
@@ -40,8 +40,15 @@ import aiohttp
 
 from refinery.core.artifacts import read_json, write_json_atomic
 from refinery.core.models import Trace
-from refinery.errors import ConfigurationError, RefineryError, UserInputError
-from refinery.integrations.rate_limit_headers import retry_after_seconds
+from refinery.errors import (
+    APIConnectionError,
+    APIError,
+    ConfigurationError,
+    RateLimitError,
+    RefineryError,
+    UserInputError,
+)
+from refinery.integrations.retry import Attempts, RetryPolicy, next_wait
 from refinery.traces import load_trace
 from refinery.traces.redact import redact_text
 
@@ -61,7 +68,6 @@ __all__ = [
 SOURCES = ("langsmith", "langfuse", "phoenix")
 _REF = re.compile(r"^(langsmith|langfuse|phoenix):(\S+)$")
 MAX_PAGES = 200  # a trace of 20,000 runs; more is refused rather than fetched forever
-MAX_TRIES = 4
 
 
 class SourceError(RefineryError):
@@ -317,6 +323,14 @@ async def _phoenix_failed(
     return list(dict.fromkeys(ids))
 
 
+# The transport's retry rules (`integrations.retry`: 429s as the answer asks, 408/409/5xx and lost
+# connections with jittered backoff, `x-should-retry` obeyed, every count and wait bounded), with
+# waits sized for a trace platform: a 429 that names no wait is tried again after 5–15 s, not
+# OpenAI's minute, and one request waits two minutes at most.
+SOURCE_RETRY = RetryPolicy(max_rate_limit_wait_s=120.0, fallback_rate_limit_wait_s=(5.0, 15.0))
+_sleep = asyncio.sleep  # the one place a source waits (a test counts the waits here)
+
+
 class _Caller:
     """One platform's GET/POST with its auth, the bounded retries, and errors that say what to check."""
 
@@ -326,25 +340,31 @@ class _Caller:
         self.session, self.platform, self.headers, self.key_var, self.base = session, platform, headers, key_var, base
 
     async def __call__(self, method: str, path: str, what: str, *, json_body: Any = None) -> Any:
-        platform = self.platform
-        for attempt in range(MAX_TRIES):
+        attempts = Attempts()
+        while True:
             try:
                 async with self.session.request(method, self.base + path, headers=self.headers, json=json_body) as resp:
                     if resp.status < 400:
                         return await resp.json(content_type=None)
-                    wait = retry_after_seconds({k.lower(): v for k, v in resp.headers.items()})
-                    status = resp.status
+                    status, headers = resp.status, {k.lower(): v for k, v in resp.headers.items()}
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                if attempt == MAX_TRIES - 1:
-                    raise SourceError(f"{platform}: cannot reach {self.base} ({type(exc).__name__})") from None
-                await asyncio.sleep(min(2**attempt, 8))
-                continue
-            if status == 401 or status == 403:
-                raise ConfigurationError(f"{platform}: HTTP {status} from {self.base}: check {self.key_var}")
-            if status == 404:
-                raise UserInputError(f"{platform}: no trace {what} in {self.base} (HTTP 404)")
-            if (status == 429 or status >= 500) and attempt < MAX_TRIES - 1:
-                await asyncio.sleep(min(wait if wait is not None else 2**attempt, 30))
-                continue
-            raise SourceError(f"{platform}: HTTP {status} from {self.base} for {what}")
-        raise SourceError(f"{platform}: gave up on {what} after {MAX_TRIES} tries")
+                failed = f"{self.platform}: cannot reach {self.base} ({type(exc).__name__})"
+                retry = next_wait(APIConnectionError(failed), 0, {}, attempts, SOURCE_RETRY)
+            else:
+                self._refuse(status, what)
+                failed = f"{self.platform}: HTTP {status} from {self.base} for {what}"
+                error = RateLimitError if status == 429 else APIError
+                retry = next_wait(
+                    error(failed, status=status, headers=headers), status, headers, attempts, SOURCE_RETRY
+                )
+            if retry is None:
+                raise SourceError(failed)
+            attempts.record(retry)
+            await _sleep(retry.wait_s)
+
+    def _refuse(self, status: int, what: str) -> None:
+        """The answers no retry can change, as one line that says what to check."""
+        if status in (401, 403):
+            raise ConfigurationError(f"{self.platform}: HTTP {status} from {self.base}: check {self.key_var}")
+        if status == 404:
+            raise UserInputError(f"{self.platform}: no trace {what} in {self.base} (HTTP 404)")

@@ -200,3 +200,37 @@ def test_an_age_is_minutes_hours_or_days():
 async def test_batch_from_needs_since_and_failed(capsys):
     assert await amain(["batch", "--from", "langfuse", "--since", "24h"]) == 2
     assert "add --since AGE and --failed" in capsys.readouterr().err
+
+
+async def test_a_5xx_is_retried_by_the_transports_rules_and_x_should_retry_false_is_obeyed(mocked, monkeypatch):
+    from refinery import sources
+    from refinery.integrations.retry import RetryPolicy
+
+    monkeypatch.setattr(sources, "SOURCE_RETRY", RetryPolicy(backoff_initial_s=0.001, backoff_max_s=0.001))
+    env = {"LANGSMITH_API_KEY": LS_KEY}
+    mocked.get(f"{LS}/api/v1/runs/run-2", status=503)
+    mock_langsmith(mocked)
+    assert len((await fetch_trace(SourceRef("langsmith", "run-2"), env=env))["runs"]) == 3
+    mocked.get(f"{LS}/api/v1/runs/x", status=503, headers={"x-should-retry": "false"})
+    with pytest.raises(sources.SourceError, match="langsmith: HTTP 503 from https://api.smith.langchain.com for x"):
+        await fetch_trace(SourceRef("langsmith", "x"), env=env)
+    mocked.get(f"{LS}/api/v1/runs/y", status=500, repeat=True)
+    with pytest.raises(sources.SourceError, match="HTTP 500"):
+        await fetch_trace(SourceRef("langsmith", "y"), env=env)
+    tries = [len(calls) for (_, url), calls in mocked.requests.items() if str(url).endswith("/runs/y")]
+    assert tries == [4]  # the first try and RetryPolicy's 3 retries
+
+
+async def test_a_429_naming_no_wait_waits_seconds_not_a_minute(mocked, monkeypatch):
+    from refinery import sources
+
+    waits: list[float] = []
+
+    async def sleep(s: float) -> None:
+        waits.append(s)
+
+    monkeypatch.setattr(sources, "_sleep", sleep)
+    mocked.get(f"{LS}/api/v1/runs/run-2", status=429)
+    mock_langsmith(mocked)
+    await fetch_trace(SourceRef("langsmith", "run-2"), env={"LANGSMITH_API_KEY": LS_KEY})
+    assert len(waits) == 1 and 5 <= waits[0] <= 15
