@@ -95,26 +95,28 @@ async def test_a_429_waits_as_asked_then_goes_on(mocked):
     assert len(data["runs"]) == 3
 
 
+LF_TRACE = {
+    "id": "tr_9",
+    "name": "support",
+    "input": {"question": "Refund order 42"},
+    "observations": [
+        {"id": "o1", "traceId": "tr_9", "type": "SPAN", "name": "agent", "startTime": "2026-03-01T10:00:00Z"},
+        {
+            "id": "o2",
+            "traceId": "tr_9",
+            "type": "GENERATION",
+            "name": "llm",
+            "parentObservationId": "o1",
+            "startTime": "2026-03-01T10:00:01Z",
+            "level": "ERROR",
+            "statusMessage": "rate limited upstream",
+        },
+    ],
+}
+
+
 async def test_a_langfuse_trace_comes_with_its_observations_and_basic_auth(mocked):
-    trace = {
-        "id": "tr_9",
-        "name": "support",
-        "input": {"question": "Refund order 42"},
-        "observations": [
-            {"id": "o1", "traceId": "tr_9", "type": "SPAN", "name": "agent", "startTime": "2026-03-01T10:00:00Z"},
-            {
-                "id": "o2",
-                "traceId": "tr_9",
-                "type": "GENERATION",
-                "name": "llm",
-                "parentObservationId": "o1",
-                "startTime": "2026-03-01T10:00:01Z",
-                "level": "ERROR",
-                "statusMessage": "rate limited upstream",
-            },
-        ],
-    }
-    mocked.get(f"{LF}/api/public/traces/tr_9", payload=trace)
+    mocked.get(f"{LF}/api/public/traces/tr_9", payload=LF_TRACE)
     data = await fetch_trace(SourceRef("langfuse", "tr_9"), env=LF_ENV)
     [call] = [c for cs in mocked.requests.values() for c in cs]
     assert call.kwargs["headers"]["Authorization"].startswith("Basic ")
@@ -234,3 +236,20 @@ async def test_a_429_naming_no_wait_waits_seconds_not_a_minute(mocked, monkeypat
     mock_langsmith(mocked)
     await fetch_trace(SourceRef("langsmith", "run-2"), env={"LANGSMITH_API_KEY": LS_KEY})
     assert len(waits) == 1 and 5 <= waits[0] <= 15
+
+
+async def test_a_langfuse_run_writes_neither_key_anywhere(openai_env, tmp_path, monkeypatch):
+    import base64
+
+    import aioresponses
+
+    for name, value in LF_ENV.items():
+        monkeypatch.setenv(name, value)
+    out = tmp_path / "out"
+    with aioresponses.aioresponses(passthrough=["http://127.0.0.1"]) as m:  # the local OpenAI server is real
+        m.get(f"{LF}/api/public/traces/tr_9", payload=LF_TRACE)
+        assert await amain(["run", "langfuse:tr_9", "--out", str(out)]) == 0
+    basic = base64.b64encode(f"{LF_ENV['LANGFUSE_PUBLIC_KEY']}:{LF_ENV['LANGFUSE_SECRET_KEY']}".encode()).decode()
+    written = "".join(p.read_text(errors="replace") for p in out.rglob("*") if p.is_file())
+    assert "Refund order 42" in written  # the trace is there
+    assert LF_ENV["LANGFUSE_SECRET_KEY"] not in written and basic not in written
