@@ -12,31 +12,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
-import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from refinery.cli import amain
+from refinery.testing.phoenix import PhoenixServer, phoenix_executable, running_phoenix
 from refinery.traces import load_trace
 
-
-def _phoenix_executable() -> Path | None:
-    given = os.environ.get("REFINERY_PHOENIX")
-    if given:
-        path = Path(given)
-        return path / "phoenix" if path.is_dir() else path
-    found = shutil.which("phoenix")
-    return Path(found) if found else None
-
-
-PHOENIX = _phoenix_executable()
+PHOENIX = phoenix_executable()
 if PHOENIX is None and os.environ.get("REFINERY_REQUIRE_PHOENIX") != "1":
     pytest.skip(
         "Phoenix is not installed (pip install arize-phoenix, or set REFINERY_PHOENIX; .ci/run installs it)",
@@ -45,78 +30,22 @@ if PHOENIX is None and os.environ.get("REFINERY_REQUIRE_PHOENIX") != "1":
 EMITTER = Path(__file__).with_name("phoenix_emit.py")
 
 
-@dataclass(frozen=True)
-class Phoenix:
-    url: str
-    python: Path
-
-    def emit(self, project: str) -> str:
-        """Send the failing run's spans to `project`; its trace id once Phoenix has stored them all."""
-        done = subprocess.run(
-            [str(self.python), str(EMITTER), self.url, project], capture_output=True, text=True, timeout=120
-        )
-        assert done.returncode == 0, done.stderr
-        trace_id = done.stdout.strip()
-        deadline = time.monotonic() + 60  # Phoenix writes what it receives in the background
-        while time.monotonic() < deadline:
-            query = f"{self.url}/v1/projects/{project}/spans?trace_id={trace_id}"
-            try:
-                with urllib.request.urlopen(query, timeout=10) as resp:
-                    if len(json.load(resp)["data"]) == 4:
-                        return trace_id
-            except OSError:
-                pass
-            time.sleep(0.5)
-        raise AssertionError(f"Phoenix did not store the 4 spans of {trace_id} within 60 s")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Phoenix]:
     assert PHOENIX is not None and PHOENIX.exists(), f"REFINERY_REQUIRE_PHOENIX=1 but no Phoenix at {PHOENIX}"
-    work = tmp_path_factory.mktemp("phoenix")
-    port = _free_port()
-    env = {
-        **os.environ,
-        "PHOENIX_HOST": "127.0.0.1",
-        "PHOENIX_PORT": str(port),
-        "PHOENIX_GRPC_PORT": str(_free_port()),
-        "PHOENIX_WORKING_DIR": str(work),
-        "PHOENIX_TELEMETRY_ENABLED": "false",
-    }
-    log = (work / "phoenix.log").open("w")
-    proc = subprocess.Popen([str(PHOENIX), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(
-                    f"phoenix serve exited ({proc.returncode}): {(work / 'phoenix.log').read_text()[-2000:]}"
-                )
-            try:
-                with urllib.request.urlopen(f"{url}/healthz", timeout=5) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("phoenix serve did not answer /healthz within 180 s")
-            time.sleep(0.5)
-        yield Phoenix(url, PHOENIX.parent / "python")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    with running_phoenix(PHOENIX, tmp_path_factory.mktemp("phoenix")) as server:
+        yield Phoenix(server)
+
+
+class Phoenix:
+    def __init__(self, server: PhoenixServer) -> None:
+        self.server, self.url = server, server.url
+
+    def emit(self, project: str) -> str:
+        """Send the failing run's spans to `project`; its trace id once Phoenix has stored all 4."""
+        trace_id = self.server.run_script(EMITTER, self.url, project).strip()
+        self.server.wait_for_spans(project, trace_id, 4)
+        return trace_id
 
 
 async def test_refinery_run_by_phoenix_id_writes_the_report(phoenix, openai_env, tmp_path, monkeypatch):
