@@ -95,7 +95,8 @@ def test_a_page_of_phoenix_spans_from_either_rest_endpoint(name):
     assert tool.error.count("ValueError") == 1  # its one-line stack trace repeats that line: not shown twice
     [event] = tool.metadata["events"]  # plain values, whichever shape: no typed wrappers, no null fields
     assert event["name"] == "exception" and event["attributes"]["exception.type"] == "ValueError"
-    assert "dropped_attributes_count" not in event
+    assert "dropped_attributes_count" not in event and "time_unix_nano" not in event
+    assert event["timestamp"].startswith("2026-12-01T10:44:44.18176")
     assert tool.inputs == {"input": {"order_id": "1234"}}
     assert llm.inputs["messages"] == [{"content": "Refund order 1234", "role": "user"}]
     assert llm.metadata["model"] == "gpt-4o"

@@ -170,14 +170,23 @@ def _status_code(status: Any) -> Literal["ok", "error"] | None:
 
 def _plain_events(events: Any, pool: StringPool | None) -> Any:
     """Events as their name, time and attributes in plain values: OTLP's typed `{key, value}`
-    pairs (and the null fields protobuf's JSON lists) said once each, not as wrappers around them."""
+    pairs (and the null fields protobuf's JSON lists) said once each, not as wrappers around them,
+    and `timeUnixNano` as an ISO `timestamp` like the other span shapes give."""
     if not isinstance(events, list):
         return events
     out: list[Any] = []
     for ev in events:
-        if isinstance(ev, dict) and isinstance(ev.get("attributes"), list):
+        if not isinstance(ev, dict):
+            out.append(ev)
+            continue
+        if isinstance(ev.get("attributes"), list):
             ev = {**ev, "attributes": attributes_of(ev["attributes"], pool)}
-        out.append({k: v for k, v in ev.items() if v is not None} if isinstance(ev, dict) else ev)
+        nanos = next((ev[k] for k in ("timeUnixNano", "time_unix_nano") if ev.get(k) not in (None, "", 0, "0")), None)
+        if nanos is not None and "timestamp" not in ev:  # a time as the run's own times read, not a count of ns
+            when = parse_time(nanos)
+            ev = {k: v for k, v in ev.items() if k not in ("timeUnixNano", "time_unix_nano")}
+            ev["timestamp"] = when.isoformat() if when else nanos
+        out.append({k: v for k, v in ev.items() if v is not None})
     return out
 
 
