@@ -9,6 +9,7 @@ wrong region, the lookup fails, and the agent tells the customer the refund was 
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -25,7 +26,10 @@ ANSWER = "Your refund for order 1234 has been issued; you will see it within 5 d
 def main(endpoint: str, project: str) -> str:
     resource = Resource.create({"openinference.project.name": project, "service.name": "support-agent"})
     provider = TracerProvider(resource=resource)
-    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces")))
+    key = os.environ.get("PHOENIX_API_KEY")  # a Phoenix with authentication on takes it as a bearer token
+    headers = {"authorization": f"Bearer {key}"} if key else None
+    exporter = OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces", headers=headers)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("refinery-tests")
     with tracer.start_as_current_span("support_agent") as agent:
         agent.set_attribute("openinference.span.kind", "AGENT")

@@ -38,14 +38,29 @@ def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Phoenix]:
 
 
 class Phoenix:
-    def __init__(self, server: PhoenixServer) -> None:
-        self.server, self.url = server, server.url
+    def __init__(self, server: PhoenixServer, key: str | None = None) -> None:
+        self.server, self.url, self.key = server, server.url, key
 
     def emit(self, project: str) -> str:
         """Send the failing run's spans to `project`; its trace id once Phoenix has stored all 4."""
-        trace_id = self.server.run_script(EMITTER, self.url, project).strip()
-        self.server.wait_for_spans(project, trace_id, 4)
+        env = {"PHOENIX_API_KEY": self.key} if self.key else {}
+        trace_id = self.server.run_script(EMITTER, self.url, project, env=env).strip()
+        self.server.wait_for_spans(project, trace_id, 4, key=self.key)
         return trace_id
+
+
+# Phoenix's own rule for its secrets: 32 characters or more, with digits and lower-case letters
+ADMIN_SECRET = "admin-" + "k3y9" * 8
+SERVER_SECRET = "server-" + "s3cr3t" * 6
+
+
+@pytest.fixture(scope="module")
+def guarded_phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Phoenix]:
+    """A Phoenix with authentication on; its admin secret is a bearer token its REST API accepts."""
+    assert PHOENIX is not None
+    settings = {"PHOENIX_ENABLE_AUTH": "true", "PHOENIX_SECRET": SERVER_SECRET, "PHOENIX_ADMIN_SECRET": ADMIN_SECRET}
+    with running_phoenix(PHOENIX, tmp_path_factory.mktemp("guarded"), settings=settings) as server:
+        yield Phoenix(server, key=ADMIN_SECRET)
 
 
 async def test_refinery_run_by_phoenix_id_writes_the_report(phoenix, openai_env, tmp_path, monkeypatch):
@@ -101,3 +116,19 @@ async def test_batch_from_phoenix_analyses_the_failed_traces_of_the_last_hour(
     summary = json.loads((out / "summary.json").read_text())
     [(name, outcome)] = summary["outcomes"].items()
     assert trace_id in name and outcome["status"] == "done"
+
+
+async def test_a_phoenix_with_authentication_takes_phoenix_api_key(
+    guarded_phoenix, openai_env, tmp_path, monkeypatch, capsys
+):
+    trace_id = guarded_phoenix.emit("guarded")
+    monkeypatch.setenv("PHOENIX_BASE_URL", guarded_phoenix.url)
+    monkeypatch.delenv("PHOENIX_API_KEY", raising=False)
+    assert await amain(["plan", f"phoenix:guarded/{trace_id}"]) == 3
+    assert f"phoenix: HTTP 401 from {guarded_phoenix.url}: check PHOENIX_API_KEY" in capsys.readouterr().err
+    monkeypatch.setenv("PHOENIX_API_KEY", ADMIN_SECRET)
+    out = tmp_path / "out"
+    assert await amain(["run", f"phoenix:guarded/{trace_id}", "--out", str(out)]) == 0
+    assert len(load_trace(out / "trace.json").runs) == 4
+    written = [p for p in out.rglob("*") if p.is_file()]
+    assert not [p for p in written if ADMIN_SECRET in p.read_text(errors="replace")]

@@ -18,7 +18,7 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,21 +43,29 @@ class PhoenixServer:
     url: str  # http://127.0.0.1:<port>
     python: Path  # the interpreter Phoenix is installed in (it has the OpenTelemetry SDK and exporter)
 
-    def run_script(self, script: Path, *args: str, timeout_s: float = 300) -> str:
-        """Run `script` with Phoenix's Python; its stdout. A failure raises with its stderr."""
-        done = subprocess.run([str(self.python), str(script), *args], capture_output=True, text=True, timeout=timeout_s)
+    def run_script(self, script: Path, *args: str, env: Mapping[str, str] | None = None, timeout_s: float = 300) -> str:
+        """Run `script` with Phoenix's Python (`env` added to this process's); its stdout. A failure
+        raises with its stderr."""
+        done = subprocess.run(
+            [str(self.python), str(script), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            env={**os.environ, **(env or {})},
+        )
         if done.returncode != 0:
             raise RuntimeError(f"{script.name} failed ({done.returncode}): {done.stderr[-2000:]}")
         return done.stdout
 
-    def span_count(self, project: str, trace_id: str) -> int:
+    def span_count(self, project: str, trace_id: str, *, key: str | None = None) -> int:
         """How many spans of `trace_id` Phoenix has stored in `project` so far (0 while it has none)."""
         count, cursor = 0, None
         while True:
             query = {"trace_id": trace_id, "limit": "1000", **({"cursor": cursor} if cursor else {})}
             url = f"{self.url}/v1/projects/{urllib.parse.quote(project, safe='')}/spans?{urllib.parse.urlencode(query)}"
+            headers = {"Authorization": f"Bearer {key}"} if key else {}
             try:
-                with urllib.request.urlopen(url, timeout=30) as resp:
+                with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as resp:
                     page = json.load(resp)
             except OSError:
                 return count
@@ -66,10 +74,12 @@ class PhoenixServer:
             if not cursor:
                 return count
 
-    def wait_for_spans(self, project: str, trace_id: str, expected: int, timeout_s: float = 120) -> None:
+    def wait_for_spans(
+        self, project: str, trace_id: str, expected: int, *, key: str | None = None, timeout_s: float = 120
+    ) -> None:
         """Phoenix stores what it receives in the background: wait until all `expected` spans are in."""
         deadline = time.monotonic() + timeout_s
-        while (found := self.span_count(project, trace_id)) < expected:
+        while (found := self.span_count(project, trace_id, key=key)) < expected:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"Phoenix stored {found} of the {expected} spans of {trace_id} in {timeout_s:.0f} s")
             time.sleep(0.5)
@@ -82,8 +92,11 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_phoenix(executable: Path, work: Path, *, start_timeout_s: float = 180) -> Iterator[PhoenixServer]:
-    """`phoenix serve` with its database in `work`, on free ports of 127.0.0.1, until the block ends."""
+def running_phoenix(
+    executable: Path, work: Path, *, settings: Mapping[str, str] | None = None, start_timeout_s: float = 180
+) -> Iterator[PhoenixServer]:
+    """`phoenix serve` with its database in `work`, on free ports of 127.0.0.1, until the block ends;
+    `settings` are more of Phoenix's own variables (`PHOENIX_ENABLE_AUTH`, …)."""
     port = _free_port()
     env = {
         **os.environ,
@@ -92,6 +105,7 @@ def running_phoenix(executable: Path, work: Path, *, start_timeout_s: float = 18
         "PHOENIX_GRPC_PORT": str(_free_port()),
         "PHOENIX_WORKING_DIR": str(work),
         "PHOENIX_TELEMETRY_ENABLED": "false",
+        **(settings or {}),
     }
     log_path = work / "phoenix.log"
     with log_path.open("w") as log:
