@@ -112,7 +112,7 @@ async def fetch_trace(ref: SourceRef, *, env: Mapping[str, str] | None = None, t
 
 def save_fetched(data: Any, path: Path, ref: SourceRef) -> Path:
     """The fetched trace as a JSON file, every string redacted (it is written beside the artifacts)."""
-    write_json_atomic(path, {"refinery_source": str(ref), **_shaped(_redacted(data))})
+    write_json_atomic(path, _kept_form(data, ref))
     return path
 
 
@@ -149,11 +149,13 @@ async def load_trace_from(
         )
     if folder is not None:
         return load_trace(await fetched_copy(ref, Path(folder), env=env))
-    return load_trace({"refinery_source": str(ref), **_shaped(_redacted(await fetch_trace(ref, env=env)))})
+    return load_trace(_kept_form(await fetch_trace(ref, env=env), ref))
 
 
-def _shaped(data: Any) -> dict[str, Any]:
-    return data if isinstance(data, dict) else {"runs": data}
+def _kept_form(data: Any, ref: SourceRef) -> dict[str, Any]:
+    """What is kept of a fetched trace: every string redacted, an object, the reference it came from."""
+    redacted = _redacted(data)
+    return {"refinery_source": str(ref), **(redacted if isinstance(redacted, dict) else {"runs": redacted})}
 
 
 def _redacted(value: Any) -> Any:
