@@ -253,3 +253,23 @@ async def test_a_langfuse_run_writes_neither_key_anywhere(openai_env, tmp_path, 
     written = "".join(p.read_text(errors="replace") for p in out.rglob("*") if p.is_file())
     assert "Refund order 42" in written  # the trace is there
     assert LF_ENV["LANGFUSE_SECRET_KEY"] not in written and basic not in written
+
+
+async def test_langfuse_observations_given_as_ids_are_fetched_page_by_page(mocked):
+    trace = {**LF_TRACE, "observations": ["o1", "o2"]}  # some deployments list the ids only
+    mocked.get(f"{LF}/api/public/traces/tr_9", payload=trace)
+    [first, second] = LF_TRACE["observations"]
+    pages = [
+        {"data": [first], "meta": {"page": 1, "limit": 1, "totalItems": 2, "totalPages": 2}},
+        {"data": [second], "meta": {"page": 2, "limit": 1, "totalItems": 2, "totalPages": 2}},
+    ]
+    for page in pages:  # the query's order is aiohttp's: match its parts
+        n = page["meta"]["page"]
+        mocked.get(
+            re.compile(rf"^{re.escape(LF)}/api/public/observations\?(?=.*traceId=tr_9)(?=.*\bpage={n}\b).*"),
+            payload=page,
+        )
+    data = await fetch_trace(SourceRef("langfuse", "tr_9"), env=LF_ENV)
+    assert [o["id"] for o in data["observations"]] == ["o1", "o2"]
+    loaded = load_trace(data)
+    assert [r.id for r in loaded.runs] == ["o1", "o2"] and loaded.runs[1].error == "rate limited upstream"
