@@ -27,7 +27,7 @@ import json
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from functools import partial
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 from refinery.core.models import LazyRuns, RunType, Trace, TraceRun
 from refinery.errors import TraceFormatError
@@ -35,6 +35,7 @@ from refinery.traces.common import maybe_json, order_runs, parse_time, span_boun
 from refinery.traces.json_stream import LazyArray, ReadShape, is_array
 from refinery.traces.otel_attributes import StringPool, attributes_of, otlp_value, unflatten
 from refinery.traces.otel_columns import column, from_columns, is_clickhouse_span, log_io, parse_duration
+from refinery.traces.otel_status import error_of, plain_events, status_code
 from refinery.traces.span_source import Hoisted, Skeleton, SpanEntries, SpanEntry
 
 __all__ = ["attributes_of", "is_attribute_map", "load_otel", "otlp_value", "parse_duration", "span_to_run", "unflatten"]
@@ -158,65 +159,6 @@ def _io(attrs: dict[str, Any], keys: tuple[str, ...], messages_prefix: str) -> t
     return out, used
 
 
-def _status_code(status: Any) -> Literal["ok", "error"] | None:
-    """ "ok", "error", or None for UNSET / absent: OTel's UNSET says nothing about success."""
-    code = status.get("code", status.get("status_code")) if isinstance(status, dict) else status
-    if code in (2, "2") or (isinstance(code, str) and code.upper() in ("ERROR", "STATUS_CODE_ERROR")):
-        return "error"
-    if code in (1, "1") or (isinstance(code, str) and code.upper() in ("OK", "STATUS_CODE_OK")):
-        return "ok"
-    return None
-
-
-def _plain_events(events: Any, pool: StringPool | None) -> Any:
-    """Events as their name, time and attributes in plain values: OTLP's typed `{key, value}`
-    pairs (and the null fields protobuf's JSON lists) said once each, not as wrappers around them,
-    and `timeUnixNano` as an ISO `timestamp` like the other span shapes give."""
-    if not isinstance(events, list):
-        return events
-    out: list[Any] = []
-    for ev in events:
-        if not isinstance(ev, dict):
-            out.append(ev)
-            continue
-        if isinstance(ev.get("attributes"), list):
-            ev = {**ev, "attributes": attributes_of(ev["attributes"], pool)}
-        nanos = next((ev[k] for k in ("timeUnixNano", "time_unix_nano") if ev.get(k) not in (None, "", 0, "0")), None)
-        if nanos is not None and "timestamp" not in ev:  # a time as the run's own times read, not a count of ns
-            when = parse_time(nanos)
-            ev = {k: v for k, v in ev.items() if k not in ("timeUnixNano", "time_unix_nano")}
-            ev["timestamp"] = when.isoformat() if when else nanos
-        out.append({k: v for k, v in ev.items() if v is not None})
-    return out
-
-
-def _exceptions(events: Any) -> list[dict[str, Any]]:
-    return [
-        attributes_of(ev.get("attributes"))
-        for ev in events or []
-        if isinstance(ev, dict) and ev.get("name") == "exception"
-    ]
-
-
-def _error(status: Any, events: Any) -> str | None:
-    """The error a span states: its status ERROR (with message and exception events), or, when
-    its status is not set, an exception event it recorded."""
-    code = _status_code(status)
-    message = (status.get("message") or status.get("description")) if isinstance(status, dict) else None
-    if code == "ok" or (code is None and not _exceptions(events)):
-        return None
-    details = []
-    for a in _exceptions(events):
-        line = ": ".join(str(a[k]) for k in ("exception.type", "exception.message") if a.get(k))
-        if line and not (message and line in message):
-            details.append(line)
-        stack = str(a.get("exception.stacktrace") or "")
-        if stack.strip() and stack.strip() != line and not (message and stack.strip() in message):
-            details.append(stack)  # a one-line "stack trace" that repeats the line above is not shown twice
-    text = "\n".join(p for p in [message, *details] if p)
-    return text or ("span status ERROR" if code == "error" else "exception event")
-
-
 def _hex_id(value: Any) -> str | None:
     if value in (None, ""):
         return None
@@ -305,11 +247,11 @@ def span_to_run(
     if resource:
         metadata["resource"] = resource
     if span.get("events"):
-        metadata["events"] = _plain_events(span["events"], pool)
+        metadata["events"] = plain_events(span["events"], pool)
     status = span.get("status")
     if status is None and span.get("status_code"):  # Phoenix's REST API: status as two top-level fields
         status = {"code": span["status_code"], "message": span.get("status_message")}
-    error = _error(status, span.get("events"))
+    error = error_of(status, span.get("events"))
     if isinstance(status, dict) and status.get("message") and not error:
         metadata["status_message"] = status["message"]
     return TraceRun(
@@ -321,7 +263,7 @@ def span_to_run(
         start_time=_time(span, ("startTimeUnixNano", "start_time_unix_nano", "startTime", "start_time"), source, field),
         end_time=_time(span, ("endTimeUnixNano", "end_time_unix_nano", "endTime", "end_time"), source, field),
         error=error,
-        status="error" if error else _status_code(status),
+        status="error" if error else status_code(status),
         parent_run_id=parent,
         trace_id=trace_id or "",
         metadata=metadata,
