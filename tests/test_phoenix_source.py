@@ -122,3 +122,13 @@ async def test_the_library_loads_a_trace_by_id_in_memory_or_kept_in_a_folder(moc
     assert json.loads((tmp_path / "trace.json").read_text())["refinery_source"] == f"phoenix:{TRACE}"
     with pytest.raises(UserInputError, match="not a trace by id; expected langsmith:<id>"):
         await load_trace_from("trace.json")
+
+
+def test_a_batch_manifest_may_name_a_phoenix_trace_with_its_project(tmp_path):
+    from refinery.batch import discover
+
+    manifest = tmp_path / "batch.json"
+    manifest.write_text(json.dumps([{"trace": f"phoenix:support/{TRACE}"}]))
+    [item] = discover(manifest)
+    assert item.name == TRACE and item.trace == f"phoenix:support/{TRACE}"
+    assert is_source_ref(item.trace) == SourceRef("phoenix", TRACE, "support")
