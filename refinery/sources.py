@@ -29,9 +29,10 @@ import base64
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -289,11 +290,15 @@ async def _phoenix_projects(call: _Caller, named: str | None, env: Mapping[str, 
     return [str(p["name"]) for p in await _phoenix_pages(call, "/v1/projects?limit=100", "the projects")]
 
 
-async def _phoenix_pages(call: _Caller, path: str, what: str) -> list[Any]:
+async def _phoenix_pages(
+    call: _Caller, path: str, what: str, check: Callable[[list[Any]], None] | None = None
+) -> list[Any]:
     items: list[Any] = []
     cursor: str | None = None
     for _ in range(MAX_PAGES):
         page = await call("GET", path + (f"&cursor={quote(cursor)}" if cursor else ""), what)
+        if check is not None:
+            check(page.get("data") or [])
         items += page.get("data") or []
         cursor = page.get("next_cursor")
         if not cursor:
@@ -306,11 +311,26 @@ async def _phoenix(session: aiohttp.ClientSession, ref: SourceRef, env: Mapping[
     projects = await _phoenix_projects(call, ref.project, env)
     for project in projects:
         path = f"/v1/projects/{quote(project, safe='')}/spans?trace_id={quote(ref.trace_id)}&limit=1000"
-        spans = await _phoenix_pages(call, path, f"{ref.trace_id} (project {project!r})")
+        spans = await _phoenix_pages(
+            call, path, f"{ref.trace_id} (project {project!r})", partial(_one_trace, ref, call)
+        )
         if spans:
             return {"data": spans, "project": project}
     searched = ", ".join(repr(p) for p in projects[:10]) + (" …" if len(projects) > 10 else "")
     raise UserInputError(f"phoenix: no trace {ref.trace_id} in {call.base} (projects searched: {searched or 'none'})")
+
+
+def _one_trace(ref: SourceRef, call: _Caller, spans: list[Any]) -> None:
+    """A server older than Phoenix 13.9 ignores `trace_id` and pages through the whole project:
+    refuse at the first page holding another trace's span rather than load them as this trace."""
+    other = next(
+        (s for s in spans if str((s.get("context") or {}).get("trace_id", ref.trace_id)) != ref.trace_id), None
+    )
+    if other is not None:
+        raise SourceError(
+            f"phoenix: {call.base} answered spans of other traces for {ref.trace_id} (a Phoenix older than 13.9 does "
+            "not filter by trace); upgrade it, or export the trace to a file"
+        )
 
 
 async def _phoenix_failed(
@@ -321,7 +341,8 @@ async def _phoenix_failed(
     for name in await _phoenix_projects(call, project, env):
         q = f"status_code=ERROR&start_time={quote(since.isoformat())}&limit=1000"
         spans = await _phoenix_pages(call, f"/v1/projects/{quote(name, safe='')}/spans?{q}", f"project {name!r}")
-        ids += [f"{name}/{s['context']['trace_id']}" for s in spans if (s.get("context") or {}).get("trace_id")]
+        failed = [s for s in spans if s.get("status_code", "ERROR") == "ERROR"]  # a server ignoring the filter
+        ids += [f"{name}/{s['context']['trace_id']}" for s in failed if (s.get("context") or {}).get("trace_id")]
     return list(dict.fromkeys(ids))
 
 

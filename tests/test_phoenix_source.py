@@ -86,8 +86,9 @@ async def test_a_401_names_the_key_variable_and_never_the_key(mocked):
 
 
 async def test_batch_from_phoenix_lists_the_traces_with_an_error_span_since_then(mocked):
-    failed = [s for s in SPANS if s["status_code"] == "ERROR"]  # two spans of one trace
-    mocked.get(spans_url("support"), payload={"data": failed, "next_cursor": None})
+    # two ERROR spans of one trace, and a span that is not failed (a server that ignored the filter)
+    ok = {**SPANS[1], "context": {"trace_id": "f" * 32, "span_id": "bb"}}
+    mocked.get(spans_url("support"), payload={"data": [*SPANS, ok], "next_cursor": None})
     ids = await failed_traces("phoenix", 3600, project="support", env={})
     assert ids == [f"support/{TRACE}"]
     [(_, url)] = list(mocked.requests)
@@ -132,3 +133,13 @@ def test_a_batch_manifest_may_name_a_phoenix_trace_with_its_project(tmp_path):
     [item] = discover(manifest)
     assert item.name == TRACE and item.trace == f"phoenix:support/{TRACE}"
     assert is_source_ref(item.trace) == SourceRef("phoenix", TRACE, "support")
+
+
+async def test_a_server_that_ignores_the_trace_filter_is_refused_at_its_first_page(mocked):
+    other = {**SPANS[0], "context": {"trace_id": "0" * 31 + "1", "span_id": "aa"}}
+    mocked.get(spans_url("support"), payload={"data": [SPANS[0], other], "next_cursor": "more"})
+    from refinery.sources import SourceError
+
+    with pytest.raises(SourceError, match="answered spans of other traces .* older than 13.9"):
+        await fetch_trace(SourceRef("phoenix", TRACE, "support"), env={})
+    assert sum(len(calls) for calls in mocked.requests.values()) == 1  # not the whole project
