@@ -87,7 +87,7 @@ async def test_a_401_names_the_key_variable_and_never_the_key(mocked):
 
 async def test_batch_from_phoenix_lists_the_traces_with_an_error_span_since_then(mocked):
     # two ERROR spans of one trace, and a span that is not failed (a server that ignored the filter)
-    ok = {**SPANS[1], "context": {"trace_id": "f" * 32, "span_id": "bb"}}
+    ok = {**SPANS[2], "context": {"trace_id": "f" * 32, "span_id": "bb"}}
     mocked.get(spans_url("support"), payload={"data": [*SPANS, ok], "next_cursor": None})
     ids = await failed_traces("phoenix", 3600, project="support", env={})
     assert ids == [f"support/{TRACE}"]
