@@ -192,86 +192,98 @@ async def failed_traces(
         if platform == "phoenix":
             return await _phoenix_failed(session, since, project, env)
         if platform == "langsmith":
-            if not project:
-                raise UserInputError("--from langsmith: give --project NAME (the tracing project to list)")
-            call, _ = _langsmith_caller(session, env)
-            found = await call("GET", f"/api/v1/sessions?name={quote(project)}", project)  # a list of projects
-            if not isinstance(found, list) or not found:
-                raise UserInputError(f"langsmith: no project {project!r}")
-            body = {"session": [found[0]["id"]], "is_root": True, "error": True, "start_time": since.isoformat()}
-            ids: list[str] = []
-            cursor: str | None = None
-            for _ in range(MAX_PAGES):
-                page = await call(
-                    "POST",
-                    "/api/v1/runs/query",
-                    project,
-                    json_body={**body, "limit": 100, **({"cursor": cursor} if cursor else {})},
-                )
-                ids += [str(r.get("trace_id") or r["id"]) for r in page.get("runs") or []]
-                cursor = (page.get("cursors") or {}).get("next")
-                if not cursor:
-                    break
-            return list(dict.fromkeys(ids))
-        call, _ = _langfuse_caller(session, env)
-        trace_ids: list[str] = []
-        for page_no in range(1, MAX_PAGES + 1):
-            q = f"level=ERROR&fromStartTime={quote(since.isoformat())}&page={page_no}&limit=100"
-            page = await call("GET", f"/api/public/observations?{q}", "the failed observations")
-            trace_ids += [str(o["traceId"]) for o in page.get("data") or [] if o.get("traceId")]
-            if page_no >= int((page.get("meta") or {}).get("totalPages") or 1):
-                break
-        return list(dict.fromkeys(trace_ids))
+            return await _langsmith_failed(session, since, project, env)
+        return await _langfuse_failed(session, since, env)
 
 
 # --- LangSmith ----------------------------------------------------------------------------------
-def _langsmith_caller(session: aiohttp.ClientSession, env: Mapping[str, str]) -> tuple[_Caller, str]:
+def _langsmith_caller(session: aiohttp.ClientSession, env: Mapping[str, str]) -> _Caller:
     key = env.get("LANGSMITH_API_KEY") or env.get("LANGCHAIN_API_KEY")
     if not key:
         raise ConfigurationError("langsmith: set LANGSMITH_API_KEY (or LANGCHAIN_API_KEY)")
     base = env.get("LANGSMITH_ENDPOINT") or env.get("LANGCHAIN_ENDPOINT") or "https://api.smith.langchain.com"
-    return _Caller(session, "langsmith", {"x-api-key": key}, "LANGSMITH_API_KEY", base.rstrip("/")), base
+    return _Caller(session, "langsmith", {"x-api-key": key}, "LANGSMITH_API_KEY", base.rstrip("/"))
 
 
-async def _langsmith(session: aiohttp.ClientSession, run_id: str, env: Mapping[str, str]) -> dict[str, Any]:
-    call, _ = _langsmith_caller(session, env)
-    run = await call("GET", f"/api/v1/runs/{run_id}", run_id)
-    trace_id = str(run.get("trace_id") or run_id)
+async def _langsmith_query(call: _Caller, body: dict[str, Any], what: str, too_many: str | None) -> list[Any]:
+    """The runs `POST /api/v1/runs/query` matches, page by page (`cursors.next`); past the page
+    bound, `too_many` as the error (or, None, the runs so far)."""
     runs: list[Any] = []
     cursor: str | None = None
     for _ in range(MAX_PAGES):
-        body: dict[str, Any] = {"trace": trace_id, "limit": 100, **({"cursor": cursor} if cursor else {})}
-        page = await call("POST", "/api/v1/runs/query", trace_id, json_body=body)
+        page = await call(
+            "POST",
+            "/api/v1/runs/query",
+            what,
+            json_body={**body, "limit": 100, **({"cursor": cursor} if cursor else {})},
+        )
         runs += page.get("runs") or []
         cursor = (page.get("cursors") or {}).get("next")
         if not cursor:
-            return {"runs": runs}
-    raise SourceError(f"langsmith: trace {trace_id} has more than {MAX_PAGES * 100} runs; export it to a file")
+            return runs
+    if too_many is not None:
+        raise SourceError(too_many)
+    return runs
+
+
+async def _langsmith(session: aiohttp.ClientSession, run_id: str, env: Mapping[str, str]) -> dict[str, Any]:
+    call = _langsmith_caller(session, env)
+    run = await call("GET", f"/api/v1/runs/{run_id}", run_id)
+    trace_id = str(run.get("trace_id") or run_id)
+    too_many = f"langsmith: trace {trace_id} has more than {MAX_PAGES * 100} runs; export it to a file"
+    return {"runs": await _langsmith_query(call, {"trace": trace_id}, trace_id, too_many)}
+
+
+async def _langsmith_failed(
+    session: aiohttp.ClientSession, since: datetime, project: str | None, env: Mapping[str, str]
+) -> list[str]:
+    if not project:
+        raise UserInputError("--from langsmith: give --project NAME (the tracing project to list)")
+    call = _langsmith_caller(session, env)
+    found = await call("GET", f"/api/v1/sessions?name={quote(project)}", project)  # a list of projects
+    if not isinstance(found, list) or not found:
+        raise UserInputError(f"langsmith: no project {project!r}")
+    body = {"session": [found[0]["id"]], "is_root": True, "error": True, "start_time": since.isoformat()}
+    runs = await _langsmith_query(call, body, project, None)
+    return list(dict.fromkeys(str(r.get("trace_id") or r["id"]) for r in runs))
 
 
 # --- Langfuse -----------------------------------------------------------------------------------
-def _langfuse_caller(session: aiohttp.ClientSession, env: Mapping[str, str]) -> tuple[_Caller, str]:
+def _langfuse_caller(session: aiohttp.ClientSession, env: Mapping[str, str]) -> _Caller:
     public, secret = env.get("LANGFUSE_PUBLIC_KEY"), env.get("LANGFUSE_SECRET_KEY")
     if not public or not secret:
         raise ConfigurationError("langfuse: set LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY")
     base = (env.get("LANGFUSE_HOST") or env.get("LANGFUSE_BASE_URL") or "https://cloud.langfuse.com").rstrip("/")
     auth = base64.b64encode(f"{public}:{secret}".encode()).decode()
     names = "LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY"
-    return _Caller(session, "langfuse", {"Authorization": f"Basic {auth}"}, names, base), base
+    return _Caller(session, "langfuse", {"Authorization": f"Basic {auth}"}, names, base)
+
+
+async def _langfuse_observations(call: _Caller, query: str, what: str) -> list[Any]:
+    """`GET /api/public/observations?{query}` page by page, to `meta.totalPages` (bounded)."""
+    observations: list[Any] = []
+    for page_no in range(1, MAX_PAGES + 1):
+        page = await call("GET", f"/api/public/observations?{query}&page={page_no}&limit=100", what)
+        observations += page.get("data") or []
+        if page_no >= int((page.get("meta") or {}).get("totalPages") or 1):
+            break
+    return observations
 
 
 async def _langfuse(session: aiohttp.ClientSession, trace_id: str, env: Mapping[str, str]) -> dict[str, Any]:
-    call, _ = _langfuse_caller(session, env)
+    call = _langfuse_caller(session, env)
     trace = await call("GET", f"/api/public/traces/{trace_id}", trace_id)
     observations = trace.pop("observations", None) or []
     if observations and not isinstance(observations[0], dict):  # ids only: fetch them page by page
-        observations = []
-        for page_no in range(1, MAX_PAGES + 1):
-            page = await call("GET", f"/api/public/observations?traceId={trace_id}&page={page_no}&limit=100", trace_id)
-            observations += page.get("data") or []
-            if page_no >= int((page.get("meta") or {}).get("totalPages") or 1):
-                break
+        observations = await _langfuse_observations(call, f"traceId={trace_id}", trace_id)
     return {"trace": trace, "observations": observations}
+
+
+async def _langfuse_failed(session: aiohttp.ClientSession, since: datetime, env: Mapping[str, str]) -> list[str]:
+    call = _langfuse_caller(session, env)
+    query = f"level=ERROR&fromStartTime={quote(since.isoformat())}"
+    observations = await _langfuse_observations(call, query, "the failed observations")
+    return list(dict.fromkeys(str(o["traceId"]) for o in observations if o.get("traceId")))
 
 
 # --- Phoenix ------------------------------------------------------------------------------------
