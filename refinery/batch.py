@@ -20,16 +20,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from refinery.agents.output_folder import OutputFolder, digest_of, file_digest, inputs_record
+from refinery.agents.output_folder import digest_of
 from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
 from refinery.agents.stages import STAGE_ARTIFACTS
+from refinery.app import analyze_into
+from refinery.app.exit_codes import exit_code_for
 from refinery.batch_patterns import link_reports, named_patterns, patterns_md
 from refinery.core.artifacts import private_dir, read_json, write_json_atomic, write_text_atomic
 from refinery.core.models import Trace, TraceRun
-from refinery.errors import RefineryError, exit_code_for
+from refinery.core.offload import off_loop
+from refinery.errors import RefineryError
 from refinery.inputs import InputFileError, expectation_for, read_files
 from refinery.integrations.responses_client import ResponsesClient
-from refinery.outputs import usage_summary, write_outputs
 from refinery.patterns import Pattern, find_patterns
 from refinery.report.batch_html import render_summary_html
 from refinery.report.markdown import cell
@@ -382,26 +384,17 @@ async def _analyze_one(
     ref = is_source_ref(path)
     if ref is not None:  # fetched once into the trace's folder; a rerun reads the copy
         path = str(await fetched_copy(ref, out))
-    trace = load_trace(path, sample=item.sample)
+    trace = await off_loop(lambda _stop: load_trace(path, sample=item.sample))  # parsing: off the event loop
     expectation = expectation_for(item.expect, trace)
     prompts, evals = read_files(item.prompts), read_files(item.evals)
-    analyst = StagedFailureAnalyst(model=model, client=client, artifacts_dir=out, **analyst_kwargs)
-    record = inputs_record(
-        trace_id=analyst.sent_id(trace.trace_id),
-        trace_digest=file_digest(Path(path)),
-        model=model,
-        expectation=expectation.model_dump(),
-        prompts=prompts,
-        evals=evals,
-        settings={k: analyst_kwargs.get(k) for k in ("stage1_reading", "reasoning_effort")},
+    analyst = StagedFailureAnalyst(model=model, client=client, **analyst_kwargs)
+    # one writer; a folder made from other inputs fails this trace only; each folder holds its report
+    done = await analyze_into(
+        out, trace, expectation, analyst=analyst, prompts=prompts, evals=evals, trace_file=Path(path)
     )
-    async with OutputFolder(out, record):  # one writer; a folder made from other inputs fails this trace only
-        result = await analyst.analyze(trace, expectation, prompts, evals)
-        usage = usage_summary(result, analyst.base_model, result.redactions)
-        # each trace's folder holds its report, as `run`'s does
-        write_outputs(out, result, trace, usage, analyst.uploaded_files(trace.trace_id))
+    result, usage = done.result, done.usage
     diagnosis, synthesis = result.diagnosis, result.synthesis
-    failing = _failing_run(trace, diagnosis.decisive_step.run_id if diagnosis else None)
+    failing = await off_loop(lambda _stop: _failing_run(trace, diagnosis.decisive_step.run_id if diagnosis else None))
     return TraceOutcome(
         name=item.name,
         trace=item.trace,

@@ -25,25 +25,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from refinery.agents.output_folder import OutputFolder, TraceWatch, inputs_record
 from refinery.agents.plan import measure, plan_summary, planned_requests
 from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
+from refinery.app.exit_codes import EXIT_ACCESS, EXIT_FAILED, EXIT_OK, EXIT_USAGE, exit_code_for, hint_for
 from refinery.cli_args import build_parser
 from refinery.cli_commands import batch_source, cmd_mcp, cmd_patterns, emit, listed, trace_path
 from refinery.core.models import Trace
-from refinery.errors import (
-    EXIT_ACCESS,
-    EXIT_FAILED,
-    EXIT_USAGE,
-    RefineryError,
-    exit_code_for,
-)
+from refinery.errors import RefineryError
 from refinery.inputs import InputFileError, expectation_for, load_expectation, read_files
-from refinery.outputs import usage_summary, write_outputs
 from refinery.traces import load_trace, load_traces
 from refinery.traces.spool import file_stats
-
-EXIT_OK = 0
 
 PLAN_JSON_BODY_BYTES = 1 << 19  # `plan --json` includes request bodies up to this much JSON (512 KB)
 
@@ -84,45 +75,35 @@ def _indexing(counts: Any) -> None:
 async def _analysis(
     args: argparse.Namespace, trace: Any, prompts: dict[str, str], evals: dict[str, str], store_id: str | None
 ) -> int:
+    from refinery.app import analyze_into
+
     expectation = expectation_for(args.expect, trace)
-    until = _stages(args.stages)
     out = Path(args.out)
-    watch = TraceWatch(args.trace) if trace is not None else None
-
-    def progress(stage: str, status: str, info: dict[str, Any]) -> None:
-        if watch is not None:
-            watch.progress(stage, status, info)  # raises, before the stage's calls, if the trace changed
-        _progress(stage, status, info)
-
     analyst = StagedFailureAnalyst(
         model=args.model,
         client=_client(args),
-        progress_callback=progress,
-        artifacts_dir=out,
+        progress_callback=_progress,
         keep_store=getattr(args, "keep_store", False),
         redact=not getattr(args, "no_redact", False),
         expires_after_days=getattr(args, "expires_days", 1),
         max_cost_usd=args.max_cost,
         **_scale_options(args),
     )
-    record = inputs_record(
-        trace_id=analyst.sent_id(trace.trace_id) if trace is not None else None,
-        trace_digest=watch.digest if watch is not None else None,
-        model=args.model,
-        expectation=expectation.model_dump(),
-        prompts=prompts,
-        evals=evals,
-        settings=_model_options(args),
-    )
-    fresh = getattr(args, "fresh", False)
-    async with analyst, analyst.client, OutputFolder(out, record, fresh=fresh, discard=analyst.store.discard_recorded):
-        result = await analyst.analyze(
-            trace, expectation, prompts, evals, store_id=store_id, until_stage=until, on_progress=_indexing
+    async with analyst, analyst.client:
+        done = await analyze_into(
+            out,
+            trace,
+            expectation,
+            analyst=analyst,
+            prompts=prompts,
+            evals=evals,
+            trace_file=args.trace if trace is not None else None,
+            store_id=store_id,
+            until_stage=_stages(args.stages),
+            fresh=getattr(args, "fresh", False),
+            on_indexing=_indexing,
         )
-        usage = usage_summary(result, getattr(args, "base_model", None) or args.model, result.redactions)
-        files = write_outputs(
-            out, result, trace, usage, analyst.uploaded_files(trace.trace_id) if trace is not None else None
-        )
+    result, usage, files = done.result, done.usage, done.files
     summary = (
         result.synthesis.summary if result.synthesis else (result.diagnosis.root_cause if result.diagnosis else "")
     )
@@ -164,7 +145,9 @@ async def cmd_init(args: argparse.Namespace) -> int:
         expires_after_days=args.expires_days,
     )
     async with analyst, analyst.client:
-        store_id = await analyst.prepare(trace, expectation, prompts, evals, on_progress=_indexing, name=args.name)
+        store_id, redaction = await analyst.prepare_store(
+            trace, expectation, prompts, evals, on_progress=_indexing, name=args.name
+        )
     emit(
         args,
         store_id,
@@ -172,7 +155,7 @@ async def cmd_init(args: argparse.Namespace) -> int:
             "store_id": store_id,
             "trace_id": trace.trace_id,
             "runs": len(trace.runs),
-            "redactions": analyst.redaction.as_dict(),
+            "redactions": redaction.as_dict(),
         },
     )
     return EXIT_OK
@@ -220,7 +203,7 @@ def _plan(args: argparse.Namespace, trace: Trace) -> tuple[str, dict[str, Any], 
     # No client is built: the analyst makes one only when it first talks to the API, which
     # `plan` never does (its test runs with no key and fails on any request).
     analyst = StagedFailureAnalyst(model=args.model, redact=not args.no_redact, **_scale_options(args))
-    files = analyst.render(trace, expectation, prompts, evals)
+    files, redaction = analyst.rendering(trace, expectation, prompts, evals)
     # Bodies are measured one at a time; --json keeps them up to 512 KB (read inline, a big trace's
     # Stage 1 bodies hold the whole trace), --show-bodies all of them.
     keep = None if args.show_bodies else (PLAN_JSON_BODY_BYTES if args.json else 0)
@@ -239,7 +222,7 @@ def _plan(args: argparse.Namespace, trace: Trace) -> tuple[str, dict[str, Any], 
             for c in calls
         ],
         "bodies_omitted": sum(c.body is None for c in calls) if args.json else None,
-        "redactions": analyst.redaction.as_dict(),
+        "redactions": redaction.as_dict(),
         "task": {"text": trace.metadata.get("task"), "found_in": trace.metadata.get("task_source")},
         "stage1_reading": analyst.stage1_reading,
     }
@@ -311,7 +294,7 @@ def _plan(args: argparse.Namespace, trace: Trace) -> tuple[str, dict[str, Any], 
         ]
     if args.show_bodies:
         lines += ["", *[f"--- {c.name}\n{json.dumps(c.body, indent=2)}" for c in calls]]
-    redactions = analyst.redaction.as_dict()
+    redactions = redaction.as_dict()
     lines += [
         "",
         f"redacted: {redactions}"
@@ -515,7 +498,8 @@ async def amain(argv: Sequence[str] | None = None) -> int:
         code = exit_code_for(exc) if isinstance(exc, RefineryError) else EXIT_USAGE
         if args.debug:
             traceback.print_exc()
-        print(f"refinery: error: {exc}", file=sys.stderr)
+        hint = hint_for(exc)
+        print(f"refinery: error: {exc}" + (f" — {hint}" if hint else ""), file=sys.stderr)
         if getattr(args, "json", False):  # a script reading stdout learns what happened too
             print(json.dumps({"error": {"type": type(exc).__name__, "message": str(exc), "exit_code": code}}, indent=2))
         return code

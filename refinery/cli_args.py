@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import NoReturn
 
-from refinery.errors import EXIT_USAGE
+from refinery.app.exit_codes import EXIT_USAGE
 
 BASE_MODEL_HELP = (
     "the model --model is, when its name does not say (an Azure OpenAI deployment): context window, prices and "

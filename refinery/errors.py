@@ -5,9 +5,11 @@ subclasses keep what a caller needs to decide what to do next: retry later (`Rat
 fix the account (`QuotaExceededError`), fix the key or URL (`AuthenticationError`,
 `APIConnectionError`), or look at what the model said (`OutputFormatError`, `RefusalError`).
 
-Each class carries the CLI exit code it means (`exit_code`): 2 for a mistake in what the user
-gave (a file, an option, a store id), 3 for access (key, quota, connection), 4 for an analysis
-that failed. The CLI reads it from the error instead of keeping its own lists.
+The HTTP errors are shaped as openai-python shapes them: every error about talking to the API is
+an `APIError` — `APIConnectionError` (and its `APITimeoutError`) when no answer came, an
+`APIStatusError` subclass (`BadRequestError`, `RateLimitError`, …) when an error answer did — so
+`except APIError` catches both. What a command line makes of an error (its exit code, advice such
+as "run `refinery canary`") is the command line's business: `refinery.app.exit_codes`.
 """
 
 from __future__ import annotations
@@ -15,27 +17,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-CANARY_HINT = "run `refinery canary` to check the key, base URL and model"
-
-
-EXIT_USAGE, EXIT_ACCESS, EXIT_FAILED = 2, 3, 4
-
 
 class RefineryError(Exception):
     """Root of every error refinery raises on purpose."""
 
-    exit_code: int = EXIT_FAILED
-
-
-def exit_code_for(exc: BaseException) -> int:
-    """The exit code an error means (each refinery error class carries its own; anything else failed)."""
-    return exc.exit_code if isinstance(exc, RefineryError) else EXIT_FAILED
-
 
 class UserInputError(RefineryError):
     """Something the user gave is wrong: a file, an option, a store id, an artifacts folder."""
-
-    exit_code = EXIT_USAGE
 
 
 class InputFileError(UserInputError, ValueError):
@@ -49,8 +37,6 @@ class ArtifactsMismatchError(UserInputError):
 class ConfigurationError(RefineryError):
     """Missing or invalid configuration: no API key, a malformed base URL, a bad option."""
 
-    exit_code = EXIT_ACCESS
-
 
 class PromptError(RefineryError):
     """A prompt template was filled with missing or unknown values, or does not exist (a bug)."""
@@ -58,8 +44,6 @@ class PromptError(RefineryError):
 
 class RequestBuildError(RefineryError, ValueError):
     """A request body could not be built from the given arguments."""
-
-    exit_code = EXIT_USAGE
 
 
 class StrictSchemaError(RequestBuildError):
@@ -76,7 +60,8 @@ class StrictSchemaError(RequestBuildError):
 
 
 class APIError(RefineryError):
-    """The API answered with an HTTP error. Carries the API's own `error` object fields."""
+    """Talking to the API failed: no answer came (`APIConnectionError`), or an error answer did
+    (`APIStatusError`). Carries the API's own `error` object fields when there was one."""
 
     def __init__(
         self,
@@ -96,40 +81,42 @@ class APIError(RefineryError):
         self.code = code
         self.headers: dict[str, str] = dict(headers or {})
         self.request_id = request_id
-        prefix = f"HTTP {status}: " if status is not None else ""
-        detail = f" (type={type}, param={param}, code={code})" if (type or param or code) else ""
+        # "404: Not Found" from a server is said as "HTTP 404: Not Found", not "HTTP 404: 404: Not Found"
+        prefix = "" if status is None else "HTTP " if message.startswith(f"{status}") else f"HTTP {status}: "
+        fields = [f"{k}={v}" for k, v in (("type", type), ("param", param), ("code", code)) if v]
+        detail = f" ({', '.join(fields)})" if fields else ""
         super().__init__(f"{prefix}{message}{detail}")
 
 
-class BadRequestError(APIError):
+class APIStatusError(APIError):
+    """The API answered with an HTTP error status (`status`)."""
+
+
+class BadRequestError(APIStatusError):
     """400: the request body was rejected (unknown parameter, invalid schema, …)."""
 
 
-class AuthenticationError(APIError):
+class AuthenticationError(APIStatusError):
     """401: the key is missing, wrong or revoked."""
 
-    exit_code = EXIT_ACCESS
 
-
-class PermissionDeniedError(APIError):
+class PermissionDeniedError(APIStatusError):
     """403: the key may not use this resource (project, organization or model access)."""
 
-    exit_code = EXIT_ACCESS
 
-
-class NotFoundError(APIError):
+class NotFoundError(APIStatusError):
     """404: unknown model, file, vector store, or a wrong base URL."""
 
 
-class UnprocessableEntityError(APIError):
+class UnprocessableEntityError(APIStatusError):
     """422: the request was understood but cannot be processed."""
 
 
-class ServerError(APIError):
+class ServerError(APIStatusError):
     """5xx that stayed after the bounded retries."""
 
 
-class RateLimitError(APIError):
+class RateLimitError(APIStatusError):
     """429 `rate_limit_exceeded` that stayed after the bounded retries.
 
     `headers` holds the last response's headers (the `x-ratelimit-*` figures) so a caller can
@@ -137,16 +124,15 @@ class RateLimitError(APIError):
     """
 
 
-class QuotaExceededError(APIError):
+class QuotaExceededError(APIStatusError):
     """429 `insufficient_quota`: the account has no credit left; retrying can never succeed."""
 
-    exit_code = EXIT_ACCESS
 
-
-class APIConnectionError(RefineryError):
+class APIConnectionError(APIError):
     """The server could not be reached (DNS, refused connection, reset) after the retries."""
 
-    exit_code = EXIT_ACCESS
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
 
 
 class APITimeoutError(APIConnectionError):
@@ -205,8 +191,6 @@ class VectorStoreError(RefineryError):
 class UnsupportedFileError(VectorStoreError, ValueError):
     """A path does not exist or has a type `file_search` does not index (refused before upload)."""
 
-    exit_code = EXIT_USAGE
-
 
 class FileIndexingError(VectorStoreError):
     """A file failed indexing; names the file and the API's `last_error`."""
@@ -221,8 +205,6 @@ class FileIndexingError(VectorStoreError):
 class VectorStoreGoneError(VectorStoreError):
     """A vector store no longer exists or has expired (deleted, past `expires_after`, or made on
     another server); its files must be uploaded again."""
-
-    exit_code = EXIT_USAGE
 
     def __init__(self, store_id: str, reason: str, hint: str = "") -> None:
         self.store_id = store_id
@@ -241,8 +223,6 @@ class IndexingTimeoutError(VectorStoreError):
 
 class TraceFormatError(RefineryError, ValueError):
     """A trace file is not what it claims to be; names the file and the field."""
-
-    exit_code = EXIT_USAGE
 
     def __init__(self, message: str, *, source: str | None = None, field: str | None = None) -> None:
         self.source = source
@@ -270,5 +250,3 @@ class StageError(RefineryError):
 
 class CanaryError(RefineryError):
     """The connectivity check failed; the message says what to fix."""
-
-    exit_code = EXIT_ACCESS

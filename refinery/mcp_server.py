@@ -18,13 +18,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from refinery.agents.output_folder import OutputFolder, TraceWatch, inputs_record
 from refinery.agents.plan import measure, plan_summary, planned_requests
 from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
+from refinery.app import analyze_into
 from refinery.core.artifacts import read_json
+from refinery.core.offload import off_loop
 from refinery.errors import RefineryError, UserInputError
 from refinery.inputs import expectation_for
-from refinery.outputs import usage_summary, write_outputs
 from refinery.patterns import find_patterns
 from refinery.sources import fetched_copy, is_source_ref
 from refinery.traces import load_trace
@@ -96,11 +96,24 @@ def build_server(roots: list[Path], *, model: str = "gpt-4o", max_cost_usd: floa
     async def plan_trace(trace: str, expect: str | None = None) -> dict[str, Any]:
         """What analysing a trace (a path, or `langsmith:<id>` / `langfuse:<id>` / `phoenix:<id>`) would send and cost:
         calls, input tokens, estimated cost (no model call)."""
-        loaded = load_trace(await _trace_file(trace, None))
-        expectation = expectation_for(confined(expect, roots) if expect else None, loaded)
-        analyst = StagedFailureAnalyst(model=model)
-        files = analyst.render(loaded, expectation)
-        plan = plan_summary(analyst, loaded, files, measure(planned_requests(analyst, loaded, files, expectation)))
+        path = await _trace_file(trace, None)
+        expect_path = confined(expect, roots) if expect else None
+
+        def planned(_stop: object) -> dict[str, Any]:  # parsing and rendering: off the event loop
+            loaded = load_trace(path)
+            expectation = expectation_for(expect_path, loaded)
+            analyst = StagedFailureAnalyst(model=model)
+            files = analyst.render(loaded, expectation)
+            try:
+                return plan_summary(
+                    analyst, loaded, files, measure(planned_requests(analyst, loaded, files, expectation))
+                )
+            finally:
+                close = getattr(files, "close", None)
+                if close is not None:
+                    close()
+
+        plan = await off_loop(planned)
         return {k: plan[k] for k in ("trace_id", "runs", "failed_runs", "groups", "model", "total")}
 
     @server.tool()
@@ -112,31 +125,17 @@ def build_server(roots: list[Path], *, model: str = "gpt-4o", max_cost_usd: floa
         artifacts and report into `out`; return the verdict. Progress is reported stage by stage."""
         folder = confined(out, roots)
         path = await _trace_file(trace, folder)
-        loaded = load_trace(path)
+        loaded = await off_loop(lambda _stop: load_trace(path))
         expectation = expectation_for(confined(expect, roots) if expect else None, loaded)
-        watch = TraceWatch(path)
         steps = ["prepare", "stage1", "stage2", "stage3", "stage4"]
 
         async def progress(stage: str, status: str, info: dict[str, Any]) -> None:
-            watch.progress(stage, status, info)
             if ctx is not None and status == "end" and stage in steps:
                 await ctx.report_progress(steps.index(stage) + 1, len(steps), f"{stage} done")
 
-        analyst = StagedFailureAnalyst(
-            model=model, artifacts_dir=folder, max_cost_usd=max_cost_usd, progress_callback=progress
-        )
-        record = inputs_record(
-            trace_id=analyst.sent_id(loaded.trace_id),
-            trace_digest=watch.digest,
-            model=model,
-            expectation=expectation.model_dump(),
-            prompts={},
-            evals={},
-        )
-        async with analyst, OutputFolder(folder, record):
-            result = await analyst.analyze(loaded, expectation)
-            usage = usage_summary(result, model, result.redactions)
-            write_outputs(folder, result, loaded, usage, analyst.uploaded_files(loaded.trace_id))
+        async with StagedFailureAnalyst(model=model, max_cost_usd=max_cost_usd) as analyst:
+            done = await analyze_into(folder, loaded, expectation, analyst=analyst, trace_file=path, progress=progress)
+        result, usage = done.result, done.usage
         d, verification = result.diagnosis, result.verification.get("stage3") or {}
         bad = {u["path"] for u in verification.get("unverified", [])}
         return {

@@ -43,7 +43,7 @@ from refinery.core.artifacts import read_json, write_json_atomic
 from refinery.core.models import Trace
 from refinery.errors import (
     APIConnectionError,
-    APIError,
+    APIStatusError,
     ConfigurationError,
     RateLimitError,
     RefineryError,
@@ -388,7 +388,7 @@ class _Caller:
             else:
                 self._refuse(status, what)
                 failed = f"{self.platform}: HTTP {status} from {self.base} for {what}"
-                error = RateLimitError if status == 429 else APIError
+                error = RateLimitError if status == 429 else APIStatusError
                 retry = next_wait(
                     error(failed, status=status, headers=headers), status, headers, attempts, SOURCE_RETRY
                 )

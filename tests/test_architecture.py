@@ -23,7 +23,9 @@ ALLOWED = {
     "outputs": {"agents", "core", "errors", "report", "traces"},
     "orchestrator": {"agents", "core", "errors"},
     "batch_patterns": {"agents", "core", "errors", "integrations", "patterns", "report"},
+    "app": {"agents", "core", "errors", "outputs"},
     "batch": {
+        "app",
         "batch_patterns",
         "agents",
         "core",
@@ -36,11 +38,11 @@ ALLOWED = {
         "sources",
         "traces",
     },
-    "demo": {"agents", "core", "errors", "inputs", "integrations", "outputs", "testing", "traces"},
+    "demo": {"agents", "app", "core", "errors", "inputs", "integrations", "outputs", "testing", "traces"},
     "eval": {"batch", "core", "errors", "integrations", "sources", "traces"},
     "sources": {"core", "errors", "integrations", "traces"},
     "patterns": set(),
-    "mcp_server": {"agents", "core", "errors", "inputs", "outputs", "patterns", "sources", "traces"},
+    "mcp_server": {"agents", "app", "core", "errors", "inputs", "outputs", "patterns", "sources", "traces"},
     "cli_commands": {
         "agents",
         "batch",
@@ -54,6 +56,7 @@ ALLOWED = {
     },
     "cli": {
         "agents",
+        "app",
         "batch",
         "cli_args",
         "cli_commands",
@@ -73,6 +76,7 @@ ALLOWED = {
     },
     "refinery": {
         "agents",
+        "app",
         "batch",
         "core",
         "errors",
@@ -84,7 +88,7 @@ ALLOWED = {
         "inputs",
     },
     "__main__": {"cli"},
-    "cli_args": {"errors", "refinery"},
+    "cli_args": {"app", "errors", "refinery"},
 }
 
 

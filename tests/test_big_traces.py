@@ -133,15 +133,16 @@ async def test_a_condensed_stage1_is_uploaded_whole_and_the_later_prompt_says_so
             analyst = StagedFailureAnalyst(
                 client=client, artifacts_dir=tmp_path, keep_store=True, context_window=60_000, max_num_results=4
             )
-            await analyst.prepare(many_runs(4, 20), EXPECTATION)
-            stage2 = await analyst.run_stage2(big_stage1(400), EXPECTATION)
+            begun = await analyst.analyze_trace(many_runs(4, 20), EXPECTATION)  # the analysis, kept open
+            big = begun.model_copy(update={"raw": big_stage1(400).model_dump(mode="json")})
+            stage2 = await analyst.compare_to_expected(big, EXPECTATION)
         [body] = [b for b in server.response_bodies if b["text"]["format"]["name"] == "stage2_output"]
         text = body["input"][-1]["content"][0]["text"]
         assert "too large to paste whole" in text and "_stage1_full.md" in text
         names = {f.filename for f in server.files.values()}
         assert "big_stage1_full.md" in names
     assert stage2 is not None
-    meta = json.loads((tmp_path / "stage2_gap_analysis.json").read_text())["meta"]
+    meta = json.loads((tmp_path / "big" / "stage2_gap_analysis.json").read_text())["meta"]
     assert meta["stage1_condensed"] >= 1
 
 
@@ -164,7 +165,7 @@ async def test_max_cost_stops_before_a_call_could_cross_it_and_keeps_what_was_do
             with pytest.raises(CostLimitError, match=r"stopped before exceeding --max-cost \$0.10"):
                 await analyst.analyze(trace, EXPECTATION)
             assert 0 < analyst.cost_ceiling.spent_usd <= 0.1
-            assert json.loads((tmp_path / "store.json").read_text())["ready"] is True  # kept for the rerun
+            assert json.loads((tmp_path / "big" / "store.json").read_text())["ready"] is True  # kept for the rerun
             rerun = StagedFailureAnalyst(client=client, artifacts_dir=tmp_path, max_cost_usd=5.0)
             result = await rerun.analyze(trace, EXPECTATION)
         assert result.synthesis is not None

@@ -63,8 +63,10 @@ async def test_one_analysis_failing_leaves_the_others_to_finish(tmp_path):
 async def test_one_analysis_cleaning_up_never_deletes_another_ones_files():
     async with OpenAITestServer() as server, ResponsesClient(api_key="sk-x", base_url=server.base_url) as client:
         analyst = StagedFailureAnalyst(client=client)  # one vector store manager for both
-        await analyst.prepare(trace(1), EXPECTATION)
-        await analyst.prepare(trace(2), EXPECTATION)
-        first, second = analyst._runs["trace-1"], analyst._runs["trace-2"]
-        await analyst.cleanup(first)
-        assert set(server.files) == set(second.file_ids) and list(server.stores) == [second.store_id]
+        first = await analyst.analyze_trace(trace(1), EXPECTATION)
+        second = await analyst.analyze_trace(trace(2), EXPECTATION)
+        gap = await analyst.compare_to_expected(first, EXPECTATION)
+        await analyst.diagnose_failure(first, gap)  # the first analysis ends: its store and files go
+        kept = second.metadata["store_id"]
+        assert list(server.stores) == [kept]
+        assert set(server.stores[kept].files) == set(server.files)  # the second's files, every one

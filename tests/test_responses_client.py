@@ -7,6 +7,7 @@ import asyncio
 import aiohttp
 import pytest
 
+from refinery.app.exit_codes import hint_for
 from refinery.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -33,7 +34,7 @@ from refinery.integrations.response_output import (
 )
 from refinery.integrations.responses_client import REASK_TEXT, ResponsesClient
 from refinery.integrations.responses_request_builder import build_responses_body
-from refinery.integrations.transport import ApiSettings
+from refinery.integrations.transport import ApiSettings, RetryPolicy
 from tests.helpers import BASE, response_json, sent
 
 URL = f"{BASE}/responses"
@@ -220,7 +221,7 @@ async def test_timeouts_are_retried_then_raised(client, mocked, clock):
     for _ in range(3):
         mocked.post(URL, exception=asyncio.TimeoutError())
     async with client(max_retries=2) as c:
-        with pytest.raises(APITimeoutError, match="refinery canary"):
+        with pytest.raises(APITimeoutError, match="timed out"):
             await c.create(BODY)
     assert len(clock.sleeps) == 2
 
@@ -232,12 +233,20 @@ async def test_timeout_then_success(client, mocked, clock):
         assert (await c.create(BODY))["id"] == "resp_1"
 
 
-async def test_connection_errors_suggest_the_canary(client, mocked):
+async def test_connection_errors_say_what_failed_and_leave_advice_to_the_command_line(client, mocked):
     for _ in range(4):
         mocked.post(URL, exception=aiohttp.ClientConnectionError("refused"))
     async with client() as c:
-        with pytest.raises(APIConnectionError, match="refinery canary"):
+        with pytest.raises(APIConnectionError, match="failed: refused") as err:
             await c.create(BODY)
+    assert "refinery canary" not in str(err.value) and hint_for(err.value) is not None
+
+
+async def test_a_refused_connection_names_host_port_and_the_systems_reason():
+    async with ResponsesClient(api_key="sk-x", base_url="http://127.0.0.1:9/v1", retry=RetryPolicy(max_retries=0)) as c:
+        with pytest.raises(APIConnectionError) as err:
+            await c.create(BODY)
+    assert "cannot connect to 127.0.0.1:9: " in str(err.value) and "ssl:default" not in str(err.value)
 
 
 @pytest.mark.parametrize(
@@ -275,7 +284,7 @@ async def test_client_errors_are_typed_and_carry_the_api_fields(client, mocked, 
     assert clock.sleeps == []
 
 
-async def test_auth_errors_suggest_the_canary(client, mocked):
+async def test_auth_errors_leave_the_canary_advice_to_the_command_line(client, mocked):
     mocked.post(
         URL,
         status=401,
@@ -289,8 +298,10 @@ async def test_auth_errors_suggest_the_canary(client, mocked):
         },
     )
     async with client() as c:
-        with pytest.raises(AuthenticationError, match="refinery canary"):
+        with pytest.raises(AuthenticationError, match="Incorrect API key provided") as err:
             await c.create(BODY)
+    assert "refinery canary" not in str(err.value) and "param=None" not in str(err.value)
+    assert "refinery canary" in (hint_for(err.value) or "")
 
 
 # --- reading the answer ---------------------------------------------------------------------

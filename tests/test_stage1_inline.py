@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from refinery.agents.plan import measure, plan_summary, planned_requests
 from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
@@ -95,10 +96,10 @@ async def test_an_inline_analysis_puts_every_run_on_the_timeline_though_the_sear
         by_search = await searched.analyze(trace, EXPECTATION, until_stage=1)
     assert {e.run_id for e in result.trace_analysis.timeline} == {r.id for r in trace.runs}
     assert len({e.run_id for e in by_search.trace_analysis.timeline}) < len(trace.runs)  # the keyhole
-    meta = json.loads((tmp_path / "stage1_trace_analysis.json").read_text())["meta"]
+    meta = json.loads((Path(result.artifacts_dir) / "stage1_trace_analysis.json").read_text())["meta"]
     assert meta["stage1_reading"] == "inline"
     assert (
-        json.loads((tmp_path / "search" / "stage1_trace_analysis.json").read_text())["meta"]["stage1_reading"]
+        json.loads((Path(by_search.artifacts_dir) / "stage1_trace_analysis.json").read_text())["meta"]["stage1_reading"]
         == "search"
     )
 

@@ -73,12 +73,12 @@ async def test_full_flow_sends_spec_valid_bodies_and_chains_stage_json(fake, ana
         "stage4": "STAGE4_SYNTHESIS_PROMPT@v1",
     }
     assert result.usage["stage2"].total_tokens == 120
-    meta = analyst.get_stage_metadata()
+    meta = result.stage_metadata
     assert (
         meta["stage3"]["model"] == "gpt-4o" and meta["stage3"]["seed"] == 7 and meta["stage3"]["store_id"] == "vs_test"
     )
 
-    out = tmp_path / "out"
+    out = tmp_path / "out" / "t1"  # the analyst's folder holds one subfolder a trace
     for stage, name in STAGE_ARTIFACTS.items():
         art = json.loads((out / name).read_text())
         assert art["output"] == SAMPLES[stage]
@@ -133,7 +133,7 @@ async def test_big_trace_is_analysed_group_by_group_with_filters(fake, analyst_f
     # groups 3 and 4 answered with runs of groups 1 and 2: each run is kept once, from its own group
     timeline = result.trace_analysis.timeline
     assert [(e.sequence, e.run_id) for e in timeline] == [(1, "run-1"), (2, "run-2"), (3, "run-11"), (4, "run-12")]
-    assert analyst.get_stage_metadata()["stage1"]["stage1_reading"] == reading
+    assert result.stage_metadata["stage1"]["stage1_reading"] == reading
     assert [e for e in events if e[0] == "stage1.group"][-1] == ("stage1.group", "end", 4)
     assert fake.store_metadata["refinery_groups"] == "4"
 
@@ -143,7 +143,7 @@ async def test_a_failed_stage1_group_reruns_only_the_groups_not_yet_done(fake, a
     options = dict(render_options=RenderOptions(runs_per_file=2), files_per_group=2)
     with pytest.raises(ServerError):
         await analyst_factory(**options).analyze(make_trace(n_runs=12), EXPECTATION, until_stage=1)
-    assert sorted(p.name for p in (tmp_path / "out" / "stage1_groups").iterdir()) == [
+    assert sorted(p.name for p in (tmp_path / "out" / "t1" / "stage1_groups").iterdir()) == [
         "group_001.json",
         "group_002.json",
     ]
@@ -167,7 +167,7 @@ async def test_failure_at_stage3_then_rerun_calls_only_stages_3_and_4(fake, anal
     first = analyst_factory()
     with pytest.raises(ServerError, match="injected failure in stage3"):
         await first.analyze(make_trace(), EXPECTATION, PROMPTS, EVALS)
-    out = tmp_path / "out"
+    out = tmp_path / "out" / "t1"  # the analyst's folder holds one subfolder a trace
     assert (out / "stage2_gap_analysis.json").exists() and not (out / "stage3_diagnosis.json").exists()
     assert "vs_test" not in fake.deleted  # kept for the resume
     fake.bodies.clear()
@@ -178,7 +178,7 @@ async def test_failure_at_stage3_then_rerun_calls_only_stages_3_and_4(fake, anal
     assert fake.stages_called() == ["stage3", "stage4"]
     assert len(fake.batch["files"]) == uploads_before
     assert result.trace_analysis.model_dump(mode="json") == SAMPLES["stage1"]
-    assert second.get_stage_metadata()["stage1"]["resumed"] is True
+    assert result.stage_metadata["stage1"]["resumed"] is True
     assert result.diagnosis.root_cause == SAMPLES["stage3"]["root_cause"]
 
 
@@ -203,7 +203,17 @@ async def test_interface_methods_work_for_a_host(fake, analyst_factory):
     assert fake.stages_called() == ["stage1", "stage2", "stage3", "stage4"]
 
 
-async def test_artifacts_of_another_trace_are_not_reused(fake, analyst_factory):
-    await analyst_factory().analyze(make_trace(trace_id="t1"), EXPECTATION, until_stage=1)
+async def test_artifacts_of_another_trace_in_the_folder_given_are_not_reused(fake, analyst_factory, tmp_path):
+    folder = tmp_path / "one"
+    await analyst_factory().analyze(make_trace(trace_id="t1"), EXPECTATION, until_stage=1, artifacts_dir=folder)
     with pytest.raises(Exception, match="belongs to trace 't1'"):
-        await analyst_factory(vector_store_id="vs_other").analyze(make_trace(trace_id="t2"), EXPECTATION, until_stage=1)
+        await analyst_factory(vector_store_id="vs_other").analyze(
+            make_trace(trace_id="t2"), EXPECTATION, until_stage=1, artifacts_dir=folder
+        )
+
+
+async def test_traces_analysed_under_one_artifacts_dir_keep_a_subfolder_each(fake, analyst_factory, tmp_path):
+    analyst = analyst_factory(vector_store_id="vs_other")
+    for trace_id in ("t1", "t2"):
+        await analyst.analyze(make_trace(trace_id=trace_id), EXPECTATION, until_stage=1)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["t1", "t2"]

@@ -23,8 +23,8 @@ TRACE = FIX / "clickhouse_snake_nested.json"
 
 async def analyse(server: OpenAITestServer, out: Path, until: int = 4, **kw):
     async with ResponsesClient(api_key="sk-x", base_url=server.base_url) as client:
-        analyst = StagedFailureAnalyst(client=client, artifacts_dir=out, **kw)
-        return await analyst.analyze(load_trace(TRACE), EXPECTATION, until_stage=until)
+        analyst = StagedFailureAnalyst(client=client, **kw)
+        return await analyst.analyze(load_trace(TRACE), EXPECTATION, until_stage=until, artifacts_dir=out)
 
 
 async def test_a_run_stopped_while_indexing_resumes_into_an_indexed_store(tmp_path):
@@ -113,7 +113,8 @@ async def test_each_file_id_is_recorded_and_carries_an_expiry(tmp_path):
         async with ResponsesClient(api_key="sk-x", base_url=server.base_url) as client:
             analyst = StagedFailureAnalyst(client=client, artifacts_dir=tmp_path, expires_after_days=2)
             await analyst.prepare(load_trace(TRACE), EXPECTATION)
-        recorded = json.loads((tmp_path / "store.json").read_text())
+        trace_id = load_trace(TRACE).trace_id  # the analyst's folder holds a subfolder a trace
+        recorded = json.loads((tmp_path / trace_id / "store.json").read_text())
         assert sorted(recorded["file_ids"]) == sorted(server.files)
         assert all(f.expires_at == f.created_at + 2 * 86_400 for f in server.files.values())
 
@@ -130,9 +131,9 @@ async def test_an_upload_that_times_out_leaves_no_file_even_those_whose_ids_neve
         server.inject(Fault("answer_late", path="/v1/files", delay_s=3, times=20, match="_index.md"))
         timeout = aiohttp.ClientTimeout(total=0.5)
         async with ResponsesClient(api_key="sk-x", base_url=server.base_url, timeout=timeout) as client:
-            analyst = StagedFailureAnalyst(client=client, artifacts_dir=tmp_path / "out")
+            analyst = StagedFailureAnalyst(client=client)
             with pytest.raises(APITimeoutError):
-                await analyst.analyze(load_trace(TRACE), EXPECTATION)
+                await analyst.analyze(load_trace(TRACE), EXPECTATION, artifacts_dir=tmp_path / "out")
         assert server.stats["fault answer_late"] >= 1  # files were made whose ids nobody heard
         assert server.files == {} and server.stores == {}
         server.faults.clear()
@@ -183,9 +184,9 @@ async def test_files_a_timed_out_upload_makes_after_the_run_gave_up_are_deleted_
         async with ResponsesClient(
             api_key="sk-x", base_url=server.base_url, timeout=aiohttp.ClientTimeout(total=0.3)
         ) as client:
-            analyst = StagedFailureAnalyst(client=client, artifacts_dir=tmp_path / "out")
+            analyst = StagedFailureAnalyst(client=client)
             with pytest.raises(APITimeoutError):
-                await analyst.analyze(load_trace(TRACE), EXPECTATION)
+                await analyst.analyze(load_trace(TRACE), EXPECTATION, artifacts_dir=tmp_path / "out")
         await asyncio.sleep(1.5)  # the server finishes the uploads the client gave up on
         assert server.files  # made after the failed run's sweep
         server.upload_latency_s = 0.0

@@ -1,21 +1,27 @@
 """One analysis of one trace: its layout (Stage 1 groups, file attributes) and its mutable state.
 
 Why apart from the analyst: an analyst is configuration (model, budgets, where artifacts go) and
-may analyse many traces, in turn or — in a batch — sharing one client. What belongs to one trace
-(its store, groups, usage, stage metadata, citation checks) lives in an `AnalysisRun`, so two
-analyses never mix their state, and each counts exactly the calls it made.
+may analyse many traces, in turn or at once, sharing one client. What belongs to one trace — its
+checkpoint folder, its rendered files (the spool), its store, groups, usage, stage metadata,
+redaction count and citation checks — lives in an `AnalysisRun` made by the call that analyses it
+and passed down (as openai-agents passes a run's context), so two analyses never mix their state,
+each counts exactly the calls it made, and nothing of it outlives the analysis.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from refinery.agents.verification import RunTexts, Verification
 from refinery.integrations.response_output import CallUsage
 from refinery.traces.redact import RedactionReport
-from refinery.traces.spool import file_stats
+from refinery.traces.spool import SpooledFiles, file_stats
+
+if TYPE_CHECKING:  # imported for types only: checkpoints and the store keeper import this module
+    from refinery.agents.checkpoints import Checkpoints
+    from refinery.agents.store_keeper import StoreKeeper
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,10 @@ def file_attributes(files: Sequence[tuple[str, str]], groups: list[StageGroup]) 
     return attrs
 
 
+async def _silent(stage: str, status: str, **info: Any) -> None:
+    """No one listens: an analysis made without an analyst (a plan, a test)."""
+
+
 @dataclass
 class AnalysisRun:
     """The state of one trace's analysis."""
@@ -107,3 +117,42 @@ class AnalysisRun:
         default_factory=RedactionReport
     )  # what was redacted from what this analysis sent
     keep_store: bool = False  # a store this analysis did not make (`refinery init`): never deleted by it
+    checkpoints: Checkpoints | None = None  # this analysis's artifacts folder (None: nothing written)
+    keeper: StoreKeeper | None = None  # this analysis's store: made, reused, deleted
+    spool: SpooledFiles | None = None  # the files it rendered, on disk until it is released
+    emit: Callable[..., Awaitable[None]] = _silent  # tells who listens that a stage started or ended
+
+    def release(self) -> None:
+        """Delete the rendered files from disk (the spool); what was read from them stays."""
+        if self.spool is not None:
+            self.spool.close()
+
+
+OPEN_ANALYSES_KEPT = 64  # three-call analyses a host began and has not finished, at most
+
+
+class OpenAnalyses:
+    """The three-call interface's analyses between `analyze_trace` and `diagnose_failure`, by
+    trace id. Bounded: a host that begins analyses and never finishes them loses the oldest (its
+    files released; `compare_to_expected` then rebuilds it from the store id it carries) instead
+    of keeping every one for the analyst's life."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._runs: dict[str, AnalysisRun] = {}
+
+    def put(self, trace_id: str, run: AnalysisRun) -> None:
+        self._runs.pop(trace_id, None)
+        self._runs[trace_id] = run
+        while len(self._runs) > self.limit:
+            oldest = next(iter(self._runs))
+            self._runs.pop(oldest).release()
+
+    def get(self, trace_id: str) -> AnalysisRun | None:
+        return self._runs.get(trace_id)
+
+    def pop(self, trace_id: str) -> AnalysisRun | None:
+        return self._runs.pop(trace_id, None)
+
+    def __len__(self) -> int:
+        return len(self._runs)

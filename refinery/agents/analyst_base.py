@@ -8,15 +8,17 @@ the environment only when the first request needs it.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from refinery.core.interfaces import FailureAnalyst
 from refinery.core.models import DomainExpertExpectation, Trace
 from refinery.integrations.responses_client import ResponsesClient
+from refinery.integrations.structured_model import StructuredModel
 from refinery.traces.redact import RedactionReport, redact_text
 
 ProgressCallback = Callable[[str, str, dict[str, Any]], Any]
+Emit = Callable[..., Awaitable[None]]  # `await emit(stage, status, **info)`
 
 
 class AnalystBase(FailureAnalyst):
@@ -25,7 +27,7 @@ class AnalystBase(FailureAnalyst):
         model: str,
         seed: int | None,
         progress_callback: ProgressCallback | None,
-        client: ResponsesClient | None,
+        client: ResponsesClient | StructuredModel | None,
         redact: bool,
     ) -> None:
         self.model = model
@@ -34,7 +36,6 @@ class AnalystBase(FailureAnalyst):
         self._client = client
         self._owns_client = client is None
         self.redact = redact
-        self.redaction = RedactionReport()
 
     def sent_id(self, trace_id: str) -> str:
         """A trace id as this analyst sends and writes it: it names the uploaded files, the store
@@ -47,7 +48,9 @@ class AnalystBase(FailureAnalyst):
         return trace if tid == trace.trace_id else trace.model_copy(update={"trace_id": tid})
 
     @property
-    def client(self) -> ResponsesClient:
+    def client(self) -> ResponsesClient | StructuredModel:
+        """What executes the requests: a `ResponsesClient` (built from the environment when none
+        was given), or any `StructuredModel` (a `FunctionModel` in tests)."""
         if self._client is None:
             self._client = ResponsesClient()
         return self._client
@@ -65,14 +68,29 @@ class AnalystBase(FailureAnalyst):
 
     async def _emit(self, stage: str, status: str, **info: Any) -> None:
         """Tell the progress callback (sync or async) that a stage started or ended."""
-        if self.progress_callback is None:
-            return
-        result = self.progress_callback(stage, status, info)
-        if inspect.isawaitable(result):
-            await result
+        await _tell(self.progress_callback, stage, status, info)
 
-    def expectation_text(self, expectation: DomainExpertExpectation, report: RedactionReport | None = None) -> str:
+    def _emitter(self, progress: ProgressCallback | None) -> Emit:
+        """One analysis's `emit`: the analyst's progress callback, then the analysis's own."""
+        if progress is None:
+            return self._emit
+
+        async def emit(stage: str, status: str, **info: Any) -> None:
+            await _tell(self.progress_callback, stage, status, info)
+            await _tell(progress, stage, status, info)
+
+        return emit
+
+    def expectation_text(self, expectation: DomainExpertExpectation, report: RedactionReport) -> str:
         """The expectation as it may be sent: redacted unless redaction is off (counted in `report`,
-        an analysis's own, else the analyst's last)."""
+        the analysis's own)."""
         text = expectation.as_text()
-        return redact_text(text, report if report is not None else self.redaction) if self.redact else text
+        return redact_text(text, report) if self.redact else text
+
+
+async def _tell(callback: ProgressCallback | None, stage: str, status: str, info: dict[str, Any]) -> None:
+    if callback is None:
+        return
+    result = callback(stage, status, info)
+    if inspect.isawaitable(result):
+        await result

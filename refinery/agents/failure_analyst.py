@@ -8,6 +8,7 @@ two by one argument or one import and compares results field for field.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from refinery.agents.analyst_base import AnalystBase, ProgressCallback
@@ -19,6 +20,7 @@ from refinery.agents.stage_results import (
 )
 from refinery.agents.staged_schemas import GapAnalysisOutput, TraceAnalysisOutput
 from refinery.agents.stages import STAGE_BY_KEY, RequestContext, build_request, stage_user_text
+from refinery.core.host_models import as_expectation, as_trace
 from refinery.core.interfaces import FileContents
 from refinery.core.models import (
     Diagnosis,
@@ -27,6 +29,7 @@ from refinery.core.models import (
     Trace,
     TraceAnalysis,
 )
+from refinery.core.offload import off_loop
 from refinery.core.tokens import trim_to_tokens
 from refinery.integrations.response_output import CallUsage
 from refinery.integrations.responses_client import ResponsesClient
@@ -71,8 +74,11 @@ class SimpleFailureAnalyst(AnalystBase):
             usage[key] = answer.usage
         return stage.output_model.model_validate(answer.data)
 
-    def _meta(self) -> dict[str, Any]:
-        return {"analyst": "simple", "model": self.model, "seed": self.seed}
+    def _meta(self, redaction: RedactionReport | None = None) -> dict[str, Any]:
+        meta: dict[str, Any] = {"analyst": "simple", "model": self.model, "seed": self.seed}
+        if redaction is not None:
+            meta["redactions"] = redaction.as_dict()  # what this call redacted from what it sent
+        return meta
 
     async def analyze(
         self,
@@ -84,10 +90,11 @@ class SimpleFailureAnalyst(AnalystBase):
         """The three stages as one result of the type the staged analyst returns: outputs, what
         each call cost, what was redacted. Everything of this analysis stays in this call, so one
         analyst may run any number at once."""
-        trace = self.sent_trace(trace)  # a secret in its id is not sent either
+        trace = self.sent_trace(as_trace(trace))  # a secret in its id is not sent either
+        expectation = as_expectation(expectation)
         usage: Usage = {}
         s1, redaction = await self._stage1(trace, expectation, prompts, evals, usage)
-        s2 = await self._stage2(s1.model_dump(mode="json"), expectation, usage)
+        s2 = await self._stage2(s1.model_dump(mode="json"), expectation, usage, redaction)
         s3 = await self._stage3(s1.model_dump(mode="json"), s2.model_dump(mode="json"), usage)
         return StagedAnalysisResult(
             trace_id=trace.trace_id,
@@ -108,18 +115,29 @@ class SimpleFailureAnalyst(AnalystBase):
         evals: FileContents | None,
         usage: Usage | None = None,
     ) -> tuple[Any, RedactionReport]:
-        files, redaction = upload_files_for(
-            trace, prompts=prompts, evals=evals, expectation=expectation, redact=self.redact
-        )
-        inline = trim_to_tokens(
-            "\n\n".join(f"=== file: {name} ===\n{text}" for name, text in files), self.max_inline_tokens
-        )
+
+        def work(stop: threading.Event) -> tuple[str, RedactionReport]:
+            files, redaction = upload_files_for(
+                trace, prompts=prompts, evals=evals, expectation=expectation, redact=self.redact, stop=stop
+            )
+            try:
+                joined = "\n\n".join(f"=== file: {name} ===\n{text}" for name, text in files)
+                return trim_to_tokens(joined, self.max_inline_tokens), redaction
+            finally:
+                files.close()
+
+        inline, redaction = await off_loop(work)  # rendering is blocking work: off the event loop
         return await self._ask("stage1", stage_user_text(STAGE_BY_KEY["stage1"], inline_files=inline), usage), redaction
 
-    async def _stage2(self, stage1: Any, expectation: DomainExpertExpectation, usage: Usage | None = None) -> Any:
-        text = stage_user_text(
-            STAGE_BY_KEY["stage2"], {"stage1": stage1}, expectation_text=self.expectation_text(expectation)
-        )
+    async def _stage2(
+        self,
+        stage1: Any,
+        expectation: DomainExpertExpectation,
+        usage: Usage | None = None,
+        redaction: RedactionReport | None = None,
+    ) -> Any:
+        said = self.expectation_text(expectation, redaction if redaction is not None else RedactionReport())
+        text = stage_user_text(STAGE_BY_KEY["stage2"], {"stage1": stage1}, expectation_text=said)
         return await self._ask("stage2", text, usage)
 
     async def _stage3(self, stage1: Any, stage2: Any, usage: Usage | None = None) -> Any:
@@ -133,9 +151,9 @@ class SimpleFailureAnalyst(AnalystBase):
         prompt_contents: FileContents | None = None,
         eval_contents: FileContents | None = None,
     ) -> TraceAnalysis:
-        trace = self.sent_trace(trace)
-        out, self.redaction = await self._stage1(trace, expectation, prompt_contents, eval_contents)
-        return to_trace_analysis(trace.trace_id, out, self._meta())  # `self.redaction`: this call's count
+        trace = self.sent_trace(as_trace(trace))
+        out, redaction = await self._stage1(trace, as_expectation(expectation), prompt_contents, eval_contents)
+        return to_trace_analysis(trace.trace_id, out, self._meta(redaction))
 
     async def compare_to_expected(
         self,
@@ -144,7 +162,7 @@ class SimpleFailureAnalyst(AnalystBase):
         prompt_contents: FileContents | None = None,
         eval_contents: FileContents | None = None,
     ) -> GapAnalysis:
-        return to_gap_analysis(await self._stage2(analysis.raw, expectation), self._meta())
+        return to_gap_analysis(await self._stage2(analysis.raw, as_expectation(expectation)), self._meta())
 
     async def diagnose_failure(
         self,

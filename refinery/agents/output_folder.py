@@ -16,6 +16,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import time
@@ -38,6 +39,7 @@ __all__ = [
     "digest_of",
     "file_digest",
     "inputs_record",
+    "trace_folder_name",
 ]
 
 LOCK_FILE = ".refinery.lock"
@@ -53,6 +55,16 @@ WRITTEN = (
     "report.md",
     "report.html",
 )
+
+
+def trace_folder_name(trace_id: str) -> str:
+    """A folder name for a trace's analysis: its id where that is a plain name (letters, digits,
+    `.`, `_`, `-`; at most 64 characters), else what of it is plain and a digest of the whole, so
+    two ids never share a folder and no id climbs out of the folder it is joined to."""
+    plain = re.sub(r"[^A-Za-z0-9._-]+", "_", trace_id).strip("._-")[:64]
+    if plain == trace_id and plain not in ("", ".", ".."):
+        return plain
+    return f"{plain or 'trace'}-{hashlib.sha256(trace_id.encode('utf-8', 'surrogatepass')).hexdigest()[:10]}"
 
 
 class OutputFolderBusyError(UserInputError):

@@ -20,6 +20,7 @@ from refinery.agents.verification import RunTexts
 from refinery.core.models import DomainExpertExpectation, Trace
 from refinery.core.pricing import estimate_cost_usd
 from refinery.core.tokens import estimate_body_tokens
+from refinery.traces.redact import RedactionReport
 from refinery.traces.spool import file_stats
 
 
@@ -39,7 +40,7 @@ def planned_requests(
         if reading != analyst.stage1_reading:
             name += f" (read by {reading})"
         yield name, analyst.build_stage_body("stage1", text, filters=filters, store_id=PLANNED_STORE)
-    expect_text = analyst.expectation_text(expectation)
+    expect_text = analyst.expectation_text(expectation, RedactionReport())  # counted by the rendering
     yield (
         "stage2",
         analyst.build_stage_body(

@@ -21,7 +21,8 @@ from refinery.core.model_families import check_effort, output_budget
 from refinery.core.tokens import estimate_body_tokens
 from refinery.errors import ContextBudgetError, StageError
 from refinery.integrations.response_output import CallUsage
-from refinery.integrations.responses_client import JsonAnswer, ResponsesClient
+from refinery.integrations.responses_client import JsonAnswer
+from refinery.integrations.structured_model import StructuredModel
 from refinery.prompts.system_prompts import SYSTEM
 
 log = logging.getLogger("refinery.staged")
@@ -30,7 +31,7 @@ log = logging.getLogger("refinery.staged")
 class StageCalls:
     def __init__(
         self,
-        client: Callable[[], ResponsesClient],
+        client: Callable[[], StructuredModel],
         model: str,
         *,
         max_output_tokens: Mapping[str, int],
@@ -41,7 +42,7 @@ class StageCalls:
         reasoning_effort: str | None = None,
         base_model: str | None = None,
     ) -> None:
-        self._client = client  # built on first use: `refinery plan` never needs one
+        self._client = client  # built on first use: `refinery plan` never needs one; any StructuredModel
         self.model = model  # as sent (an Azure deployment's name)
         self.base_model = base_model or model  # what it is: budgets, prices, reasoning
         self.max_output_tokens = max_output_tokens

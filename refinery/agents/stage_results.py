@@ -6,11 +6,11 @@ one place; the stage's raw JSON and every citation travel along, so nothing is l
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, PrivateAttr
 
 from refinery.agents.analysis_run import AnalysisRun
 from refinery.agents.staged_schemas import (
@@ -171,7 +171,13 @@ def to_diagnosis(out: DiagnosisOutput, synthesis: SynthesisOutput | None, metada
 
 
 class StagedAnalysisResult(BaseModel):
-    """All four stage outputs of one analysis, with usage, store id and prompt versions."""
+    """All four stage outputs of one analysis, with usage, store id and prompt versions.
+
+    It also holds the files the analysis rendered and sent (`files`: redacted, on disk, read on
+    access), so the report embeds exactly the text that was cited without rendering the trace
+    again; `release()` deletes them (garbage collection does too). Nothing of the analysis stays
+    on the analyst.
+    """
 
     trace_id: str
     store_id: str | None
@@ -184,6 +190,21 @@ class StagedAnalysisResult(BaseModel):
     artifacts_dir: str | None = None
     verification: dict[str, dict[str, Any]] = {}  # per stage: cited, verified, unverified claims
     redactions: dict[str, int] = {}  # secrets of each kind redacted from what this analysis sent
+    stage_metadata: dict[str, dict[str, Any]] = {}  # per stage: prompt version, model, tokens, duration, store
+    _files: Sequence[tuple[str, str]] | None = PrivateAttr(default=None)
+
+    @property
+    def files(self) -> Sequence[tuple[str, str]] | None:
+        """The files this analysis rendered (redacted unless redaction was off), as sent; None when
+        it rendered none (an analysis of an existing store) or they were released."""
+        return self._files
+
+    def release(self) -> None:
+        """Delete the rendered files from disk now."""
+        close = getattr(self._files, "close", None)
+        if close is not None:
+            close()
+        self._files = None
 
 
 def mark_verified(diagnosis: Diagnosis, verification: dict[str, Any] | None) -> None:
@@ -217,8 +238,8 @@ def from_complete_analysis(complete: CompleteAnalysis, trace_id: str | None = No
 
 def result_of(run: AnalysisRun, outputs: Mapping[str, Any], artifacts_dir: Path | None) -> StagedAnalysisResult:
     """One analysis's result: its stage outputs, and what its run counted (usage, versions,
-    citation checks, redactions)."""
-    return StagedAnalysisResult(
+    citation checks, redactions) and the files it rendered."""
+    result = StagedAnalysisResult(
         trace_id=run.trace_id or "",
         store_id=run.store_id,
         trace_analysis=outputs.get("stage1"),
@@ -230,4 +251,7 @@ def result_of(run: AnalysisRun, outputs: Mapping[str, Any], artifacts_dir: Path 
         artifacts_dir=str(artifacts_dir) if artifacts_dir else None,
         verification={k: m["verification"] for k, m in run.meta.items() if "verification" in m},
         redactions=run.redaction.as_dict(),
+        stage_metadata={k: dict(v) for k, v in run.meta.items()},
     )
+    result._files = run.spool
+    return result

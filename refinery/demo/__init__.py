@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from refinery.agents.staged_failure_analyst import StagedAnalysisResult, StagedFailureAnalyst
+from refinery.app import analyze_into
 from refinery.inputs import load_expectation
 from refinery.integrations.responses_client import ResponsesClient
-from refinery.outputs import usage_summary, write_outputs
 from refinery.testing.openapi_spec import find_spec
 from refinery.testing.server import OpenAITestServer
 from refinery.traces import load_trace
@@ -59,11 +59,14 @@ async def run_demo(
     # The spec check needs OpenAI's OpenAPI document, which an installed package does not ship.
     async with OpenAITestServer(api_key=DEMO_KEY, validate_requests=find_spec() is not None) as server:
         async with ResponsesClient(api_key=DEMO_KEY, base_url=server.base_url) as client:
-            analyst = StagedFailureAnalyst(
-                client=client, artifacts_dir=out, progress_callback=progress, poll_timeout_s=60
+            analyst = StagedFailureAnalyst(client=client, progress_callback=progress, poll_timeout_s=60)
+            done = await analyze_into(
+                out,
+                trace,
+                expectation,
+                analyst=analyst,
+                trace_file=trace_path,
+                on_indexing=on_indexing,
+                usage_notes={"stand_in_model": STAND_IN_NOTICE},
             )
-            result = await analyst.analyze(trace, expectation, on_progress=on_indexing)
-            usage = usage_summary(result, analyst.model, result.redactions)
-            usage["stand_in_model"] = STAND_IN_NOTICE
-            files = write_outputs(out, result, trace, usage, analyst.uploaded_files(trace.trace_id))
-        return DemoResult(result, out, files, server.base_url)
+        return DemoResult(done.result, out, done.files, server.base_url)

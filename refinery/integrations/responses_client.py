@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -66,6 +67,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("refinery.responses")
+
+USAGE_KEPT = 256  # `ResponsesClient.usage` keeps the last this many calls
 
 REASK_TEXT = (
     "Return ONLY the exact JSON again, valid against the schema, with no other text. Your previous output was:\n"
@@ -146,7 +149,9 @@ class ResponsesClient:
             )
         self.transport = transport
         self.max_output_tokens_cap = max_output_tokens_cap
-        self.usage: list[CallUsage] = []
+        # the last calls' usage, for a host's look at what the client did lately; bounded, because a
+        # client may live as long as its host. An analysis counts its own calls (`JsonAnswer.usage`).
+        self.usage: deque[CallUsage] = deque(maxlen=USAGE_KEPT)
 
     @property
     def base_url(self) -> str:
@@ -178,15 +183,19 @@ class ResponsesClient:
         The call goes through the transport's rate budget with its worst-case token cost; calls
         with the same label suffix (`…:stage1`) share a learned allowance for retrieved chunks.
         """
+        return (await self._create(body, label))[0]
+
+    async def _create(self, body: Mapping[str, Any], label: str | None) -> tuple[dict[str, Any], CallUsage]:
         cost = estimate_body_tokens(dict(body)) + int(body.get("max_output_tokens") or 4096)
         cost_class = label.rsplit(":", 1)[-1] if label else None
         resp = await self.transport.request("POST", "/responses", json=dict(body), cost=cost, cost_class=cost_class)
         data = resp.data if isinstance(resp.data, dict) else {}
-        self.usage.append(CallUsage.from_response(data, label))
-        return data
+        usage = CallUsage.from_response(data, label)
+        self.usage.append(usage)
+        return data, usage
 
     def usage_for(self, label: str) -> CallUsage:
-        """The summed usage of every call made with `label`."""
+        """The summed usage of the calls made with `label` among the last `USAGE_KEPT`."""
         return CallUsage.total((u for u in self.usage if u.label == label), label)
 
     async def create_json(
@@ -214,8 +223,7 @@ class ResponsesClient:
             ticket = await guard.admit(b) if guard is not None else None
             sent: CallUsage | None = None
             try:
-                response = await self.create(b, label=label)
-                sent = self.usage[-1]
+                response, sent = await self._create(b, label)
             finally:
                 if guard is not None:
                     await guard.settle(ticket, sent)
@@ -248,12 +256,12 @@ class ResponsesClient:
                     detail=f"after one retry with max_output_tokens {bigger}, of which {thought} went to reasoning; "
                     "raise the stage's output budget or lower the reasoning effort",
                 ) from again
-        problems = _problems(text, schema)
+        problems = answer_problems(text, schema)
         if problems:
             log.info("output not valid (%s); asking once for the JSON again", problems[0])
             response = await send(with_user_text(body, REASK_TEXT + text))
             text = output_text(response)
-            problems = _problems(text, schema)
+            problems = answer_problems(text, schema)
             if problems:
                 raise OutputFormatError(
                     f"output is not the JSON asked for after one re-ask: {problems[0]}",
@@ -273,7 +281,7 @@ class ResponsesClient:
             ("AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT") if azure else ("OPENAI_API_KEY", "OPENAI_BASE_URL")
         )
         try:
-            data = (await self.create_json(build_canary_test_body(model), label="canary")).data
+            answer = await self.create_json(build_canary_test_body(model), label="canary")
         except AuthenticationError as exc:
             raise CanaryError(f"authentication failed: check {key_var} (HTTP 401: {exc.message})") from exc
         except PermissionDeniedError as exc:
@@ -291,18 +299,18 @@ class ResponsesClient:
             raise CanaryError(f"cannot reach {base!r}: check {url_var} and the network ({exc})") from exc
         except RefineryError as exc:
             raise CanaryError(f"canary failed: {exc}") from exc
-        last = self.usage[-1] if self.usage else None
         return CanaryResult(
             ok=True,
             model=model,
-            response_id=last.response_id if last else None,
-            reply=str(data.get("reply", "")),
+            response_id=answer.response_id,
+            reply=str(answer.data.get("reply", "")),
             backend=settings.backend,
             host=settings.host,
         )
 
 
-def _problems(text: str, schema: Mapping[str, Any] | None) -> list[str]:
+def answer_problems(text: str, schema: Mapping[str, Any] | None) -> list[str]:
+    """What keeps `text` from being the JSON object `schema` asks for (empty: nothing)."""
     try:
         value = parse_json_text(text)
     except OutputFormatError as exc:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from refinery.errors import APIConnectionError, APIError, QuotaExceededError, RateLimitError
+from refinery.errors import APIError, QuotaExceededError, RateLimitError
 from refinery.integrations.rate_limit_headers import retry_after_seconds
 
 RETRYABLE_STATUS = frozenset({408, 409, 500, 502, 503, 504})
@@ -68,7 +68,7 @@ class Retry:
 
 
 def next_wait(
-    failure: APIError | APIConnectionError,
+    failure: APIError,
     status: int,
     headers: Mapping[str, str],
     attempts: Attempts,

@@ -27,9 +27,9 @@ from typing import Any
 import aiohttp
 
 from refinery.errors import (
-    CANARY_HINT,
     APIConnectionError,
     APIError,
+    APIStatusError,
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
@@ -148,7 +148,7 @@ class ApiResponse:
     data: Any
 
 
-_ERROR_CLASSES: dict[int, type[APIError]] = {
+_ERROR_CLASSES: dict[int, type[APIStatusError]] = {
     400: BadRequestError,
     401: AuthenticationError,
     403: PermissionDeniedError,
@@ -157,7 +157,17 @@ _ERROR_CLASSES: dict[int, type[APIError]] = {
 }
 
 
-def error_from_response(status: int, headers: Mapping[str, str], payload: Any) -> APIError:
+def connection_reason(exc: aiohttp.ClientError) -> str:
+    """Why a connection failed, as a person reads it: host, port and the system's reason
+    ("cannot connect to 127.0.0.1:9: Connection refused"), not the HTTP library's internals."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        reason = exc.os_error.strerror if exc.os_error is not None and exc.os_error.strerror else str(exc.os_error)
+        return f"cannot connect to {exc.host}:{exc.port}: {reason}"
+    text = str(exc) or exc.__class__.__name__
+    return text.replace("\n", " ")
+
+
+def error_from_response(status: int, headers: Mapping[str, str], payload: Any) -> APIStatusError:
     """The typed error for an HTTP error answer, carrying the API's `error` fields."""
     err = payload.get("error") if isinstance(payload, dict) else None
     err = err if isinstance(err, dict) else {}
@@ -165,11 +175,9 @@ def error_from_response(status: int, headers: Mapping[str, str], payload: Any) -
     code = err.get("code")
     if status == 429:
         quota = code == "insufficient_quota" or err.get("type") == "insufficient_quota"
-        cls: type[APIError] = QuotaExceededError if quota else RateLimitError
+        cls: type[APIStatusError] = QuotaExceededError if quota else RateLimitError
     else:
-        cls = _ERROR_CLASSES.get(status) or (ServerError if status >= 500 else APIError)
-    if status in (401, 403):
-        message = f"{message} — {CANARY_HINT}"
+        cls = _ERROR_CLASSES.get(status) or (ServerError if status >= 500 else APIStatusError)
     if status == 404 and not err:  # no API error body: the path itself is unknown, so the base URL is off
         message = f"{message} — no such endpoint: check OPENAI_BASE_URL (it usually ends in /v1)"
     return cls(
@@ -301,7 +309,7 @@ class OpenAITransport:
         params: Mapping[str, str] | None,
         cost: int | None,
         cost_class: str | None,
-    ) -> ApiResponse | tuple[APIError | APIConnectionError, int, dict[str, str]]:
+    ) -> ApiResponse | tuple[APIError, int, dict[str, str]]:
         """One try: the answer, or (the typed failure, HTTP status or 0, headers)."""
         session = self._ensure_session()
         url = self.url(path)
@@ -319,11 +327,11 @@ class OpenAITransport:
                     status = resp.status
                     headers = {k.lower(): v for k, v in resp.headers.items()}
             except asyncio.TimeoutError as exc:
-                failure: APIError | APIConnectionError = APITimeoutError(f"{method} {url} timed out — {CANARY_HINT}")
+                failure: APIError = APITimeoutError(f"{method} {url} timed out")
                 failure.__cause__ = exc
                 return failure, 0, {}  # the ticket is given back as the block ends
             except aiohttp.ClientError as exc:
-                failure = APIConnectionError(f"{method} {url} failed: {exc.__class__.__name__}: {exc} — {CANARY_HINT}")
+                failure = APIConnectionError(f"{method} {url} failed: {connection_reason(exc)}")
                 failure.__cause__ = exc
                 return failure, 0, {}
             payload = _decode(raw)

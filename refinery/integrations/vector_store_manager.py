@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 
 from refinery.errors import (
-    APIError,
+    APIStatusError,
     FileIndexingError,
     IndexingTimeoutError,
     NotFoundError,
@@ -179,7 +179,7 @@ class VectorStoreManager:
                     on_sending(path)
                 try:
                     file_id = await self.upload_file(path, expires_after_s=expires_after_s)
-                except APIError:
+                except APIStatusError:  # an error answer: no file was made (a timeout may have made one)
                     if on_refused is not None:
                         on_refused(path)
                     raise

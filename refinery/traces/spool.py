@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import nullcontext
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import overload
 
 from refinery.core.models import DomainExpertExpectation, Trace
+from refinery.core.offload import Stopped
 from refinery.core.tokens import estimate_tokens
 from refinery.traces.redact import RedactionReport, redact_text, redacting
 from refinery.traces.render import RenderOptions, iter_marked_files
@@ -141,10 +143,12 @@ def upload_files_for(
     evals: Mapping[str, str] | None = None,
     expectation: DomainExpertExpectation | None = None,
     redact: bool = True,
+    stop: threading.Event | None = None,
 ) -> tuple[SpooledFiles, RedactionReport]:
     """The rendered files as they may leave the machine: redacted unless `redact=False`, spooled
     one file at a time, each with its layout (redaction runs before the source marks are taken
-    out, so the layout's offsets are those of the text as uploaded)."""
+    out, so the layout's offsets are those of the text as uploaded). With `stop` (see
+    `core.offload`), the rendering ends at the next file once it is set, and its spool is deleted."""
     report = RedactionReport()
     spool = SpooledFiles()
     files = iter_marked_files(trace, options=options, prompts=prompts, evals=evals, expectation=expectation)
@@ -152,5 +156,8 @@ def upload_files_for(
         # values are redacted as they are rendered (before any cut or marker), the whole file
         # after (names, ids and anything else the renderer writes)
         for name, marked in files:
+            if stop is not None and stop.is_set():
+                spool.close()
+                raise Stopped("rendering stopped")
             spool.append(name, *strip_marks(redact_text(marked, report) if redact else marked))
     return spool, report

@@ -1,0 +1,73 @@
+"""What an error means to a command line: its exit code, and the advice printed with it.
+
+Why here and not on the exceptions: a library's errors say what went wrong; what a user should
+type next (`refinery canary`, `--fresh`) and which number a shell sees are the command line's
+words. One table, read by the CLI, `batch` and `eval`.
+
+Exit codes: 0 done · 2 bad usage or input · 3 access (key, quota, connection, configuration) ·
+4 the analysis failed · 130 interrupted.
+"""
+
+from __future__ import annotations
+
+from refinery.errors import (
+    APIConnectionError,
+    AuthenticationError,
+    CanaryError,
+    ConfigurationError,
+    NotFoundError,
+    PermissionDeniedError,
+    QuotaExceededError,
+    RequestBuildError,
+    TraceFormatError,
+    UnsupportedFileError,
+    UserInputError,
+    VectorStoreGoneError,
+)
+
+__all__ = ["EXIT_ACCESS", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "exit_code_for", "hint_for"]
+
+EXIT_OK, EXIT_USAGE, EXIT_ACCESS, EXIT_FAILED = 0, 2, 3, 4
+
+CANARY_HINT = "run `refinery canary` to check the key, base URL and model"
+
+_CODES: dict[type[BaseException], int] = {
+    UserInputError: EXIT_USAGE,
+    RequestBuildError: EXIT_USAGE,
+    UnsupportedFileError: EXIT_USAGE,
+    VectorStoreGoneError: EXIT_USAGE,
+    TraceFormatError: EXIT_USAGE,
+    ConfigurationError: EXIT_ACCESS,
+    AuthenticationError: EXIT_ACCESS,
+    PermissionDeniedError: EXIT_ACCESS,
+    QuotaExceededError: EXIT_ACCESS,
+    APIConnectionError: EXIT_ACCESS,
+    CanaryError: EXIT_ACCESS,
+}
+
+_HINTS: dict[type[BaseException], str] = {
+    AuthenticationError: CANARY_HINT,
+    PermissionDeniedError: CANARY_HINT,
+    APIConnectionError: CANARY_HINT,
+}
+
+
+def _nearest(table: dict[type[BaseException], object], exc: BaseException) -> object | None:
+    for cls in type(exc).__mro__:  # the most specific class the table names
+        if cls in table:
+            return table[cls]
+    return None
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The exit code an error means (anything not named: the analysis failed)."""
+    if isinstance(exc, NotFoundError) and "no such endpoint" in str(exc):
+        return EXIT_ACCESS  # a base URL that is off is configuration, in every command
+    code = _nearest(_CODES, exc)  # type: ignore[arg-type]
+    return code if isinstance(code, int) else EXIT_FAILED
+
+
+def hint_for(exc: BaseException) -> str | None:
+    """What to do next, for the errors where the command line knows (None: the message says it)."""
+    hint = _nearest(_HINTS, exc)  # type: ignore[arg-type]
+    return hint if isinstance(hint, str) else None

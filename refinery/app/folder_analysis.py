@@ -1,0 +1,104 @@
+"""One trace analysed into one folder: lock, inputs record, fresh or resume, analysis, usage, report.
+
+Why one function: the command line, `batch`, the MCP server and the demo each did this on their
+own, and had drifted (the demo took no lock; only the command line could start over). Each now
+calls `analyze_into`, so a folder is claimed, checked, filled and reported on the same way
+whoever asks. Blocking work — digesting the trace file, writing the report — runs off the event
+loop, and the analysis's rendered files are deleted before it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from refinery.agents.analyst_base import ProgressCallback
+from refinery.agents.output_folder import OutputFolder, TraceWatch, inputs_record
+from refinery.agents.stage_results import StagedAnalysisResult
+from refinery.agents.staged_failure_analyst import IndexingProgress, StagedFailureAnalyst
+from refinery.core.host_models import as_expectation, as_trace
+from refinery.core.interfaces import FileContents
+from refinery.core.models import DomainExpertExpectation, Trace
+from refinery.core.offload import off_loop
+from refinery.outputs import usage_summary, write_outputs
+
+__all__ = ["FolderAnalysis", "analyze_into"]
+
+
+@dataclass(frozen=True)
+class FolderAnalysis:
+    """What `analyze_into` made: the result, its usage with costs, and the files written."""
+
+    result: StagedAnalysisResult
+    usage: dict[str, Any]
+    files: list[str]
+    folder: Path
+
+
+async def analyze_into(
+    folder: str | Path,
+    trace: Trace | Any | None,
+    expectation: DomainExpertExpectation | Any,
+    *,
+    analyst: StagedFailureAnalyst,
+    prompts: FileContents | None = None,
+    evals: FileContents | None = None,
+    trace_file: str | Path | None = None,
+    store_id: str | None = None,
+    until_stage: int = 4,
+    fresh: bool = False,
+    progress: ProgressCallback | None = None,
+    on_indexing: IndexingProgress | None = None,
+    usage_notes: Mapping[str, Any] | None = None,
+) -> FolderAnalysis:
+    """Analyse `trace` (or, with `trace=None`, the store `store_id`) into `folder`.
+
+    The folder is locked for the run and must hold results of the same inputs (`inputs.json`),
+    else it is refused before anything is uploaded — unless `fresh`, which deletes its recorded
+    store and results first. With `trace_file`, the file is checked before each stage: a trace
+    changed under the run stops it. `usage_notes` are added to `usage.json` (the demo's stand-in
+    notice). The report embeds the files the analysis sent, which are deleted afterwards.
+    """
+    folder = Path(folder)
+    trace = as_trace(trace) if trace is not None else None
+    expectation = as_expectation(expectation)
+    watch = await off_loop(lambda _stop: TraceWatch(trace_file)) if trace_file is not None else None
+
+    async def heard(stage: str, status: str, info: dict[str, Any]) -> None:
+        if watch is not None:  # raises, before the stage's calls, if the trace changed
+            await asyncio.to_thread(watch.progress, stage, status, info)
+        if progress is not None:
+            said = progress(stage, status, info)
+            if asyncio.iscoroutine(said):
+                await said
+
+    record = inputs_record(
+        trace_id=analyst.sent_id(trace.trace_id) if trace is not None else None,
+        trace_digest=watch.digest if watch is not None else None,
+        model=analyst.model,
+        expectation=expectation.model_dump(),
+        prompts=prompts,
+        evals=evals,
+        settings=analyst.answer_settings(),
+    )
+    async with OutputFolder(folder, record, fresh=fresh, discard=analyst.discard_recorded):
+        result = await analyst.analyze(
+            trace,
+            expectation,
+            prompts,
+            evals,
+            store_id=store_id,
+            until_stage=until_stage,
+            on_progress=on_indexing,
+            artifacts_dir=folder,
+            progress=heard,
+        )
+        try:
+            usage = {**usage_summary(result, analyst.base_model, result.redactions), **dict(usage_notes or {})}
+            files = await off_loop(lambda _stop: write_outputs(folder, result, trace, usage, result.files))
+        finally:
+            result.release()
+    return FolderAnalysis(result, usage, files, folder)
