@@ -20,6 +20,9 @@ from refinery.integrations.response_output import CallUsage
 
 
 class CostCeiling:
+    """A spending limit for one analysis (`max_cost_usd`, `--max-cost`): each call is admitted only
+    when its worst case fits what is left, so a run stops before it could spend more."""
+
     def __init__(self, limit_usd: float, model: str) -> None:
         if limit_usd <= 0:
             raise ConfigurationError(f"--max-cost must be more than 0, got {limit_usd}")

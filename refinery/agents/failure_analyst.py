@@ -41,6 +41,9 @@ Usage = dict[str, CallUsage]  # what each stage's call cost, by stage key
 
 
 class SimpleFailureAnalyst(AnalystBase):
+    """The single-call analyst (one request a stage, the trace inline, no store): the baseline and
+    the rollback target for `StagedFailureAnalyst`."""
+
     def __init__(
         self,
         model: str = "gpt-4o",

@@ -112,7 +112,8 @@ async def analyse_groups(
         async with gate:
             if n > 1:
                 await emit("stage1.group", "start", group=number, groups=n)
-            text, filters, readings[number] = group_request(calls, run, group, n, reading)
+            # reading the group's files and sizing the request is blocking work: off the event loop
+            text, filters, readings[number] = await asyncio.to_thread(group_request, calls, run, group, n, reading)
             part, usage, check = await calls.call(run, stage, text, filters=filters)
         checked = record_check(run, stage, check)
         if n > 1:

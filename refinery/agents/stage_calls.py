@@ -6,6 +6,7 @@ counted as unverified.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -94,7 +95,7 @@ class StageCalls:
         output, usage = self._validated(stage, answer.data), answer.usage
         if run.texts is None:
             return output, usage, None
-        check = verify(answer.data, run.texts)
+        check = await asyncio.to_thread(verify, answer.data, run.texts)  # reads run texts: off the loop
         if check.unverified:
             log.info(
                 "%s: %d of %d citations unverified; asking once to fix them",
@@ -111,15 +112,17 @@ class StageCalls:
             except StageError:
                 fixed = None
             if fixed is not None:
-                recheck = verify(again.data, run.texts)
+                recheck = await asyncio.to_thread(verify, again.data, run.texts)
                 if len(recheck.unverified) <= len(check.unverified):
                     output, check = fixed, recheck
         return output, usage, check
 
     async def _ask(self, run: AnalysisRun, stage: Stage, user_text: str, filters: dict[str, Any] | None) -> JsonAnswer:
-        body = self.body(stage, user_text, run.store_id, filters)
-        allowance = self.allowance(stage, run.store_id)
-        worst_input = self.worst_input(stage, body, run.store_id)
+        def sized() -> tuple[dict[str, Any], int, int]:  # a big body's token count is CPU work: off the loop
+            body = self.body(stage, user_text, run.store_id, filters)
+            return body, self.allowance(stage, run.store_id), self.worst_input(stage, body, run.store_id)
+
+        body, allowance, worst_input = await asyncio.to_thread(sized)
         if worst_input > self.input_budget:
             raise ContextBudgetError(
                 f"{stage.key}: the request would carry about {worst_input} input tokens (with retrieved chunks), "

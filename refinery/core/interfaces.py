@@ -22,6 +22,9 @@ FileContents = Mapping[str, str]
 
 
 class FailureAnalyst(ABC):
+    """The host orchestrator's analyst interface: trace analysis, comparison with what was expected,
+    diagnosis. Both analysts implement it, so a host swaps one for the other in one line."""
+
     @abstractmethod
     async def analyze_trace(
         self,

@@ -10,6 +10,7 @@ many share one client, and citations can be checked against what the model actua
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections import deque
@@ -186,7 +187,8 @@ class ResponsesClient:
         return (await self._create(body, label))[0]
 
     async def _create(self, body: Mapping[str, Any], label: str | None) -> tuple[dict[str, Any], CallUsage]:
-        cost = estimate_body_tokens(dict(body)) + int(body.get("max_output_tokens") or 4096)
+        # counting a big body's tokens is CPU work (a Stage 1 body holds its group's files): off the loop
+        cost = await asyncio.to_thread(estimate_body_tokens, dict(body)) + int(body.get("max_output_tokens") or 4096)
         cost_class = label.rsplit(":", 1)[-1] if label else None
         resp = await self.transport.request("POST", "/responses", json=dict(body), cost=cost, cost_class=cost_class)
         data = resp.data if isinstance(resp.data, dict) else {}

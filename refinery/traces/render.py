@@ -64,6 +64,9 @@ DEFAULT_MARKER_EVERY_CHARS = 1000
 
 @dataclass(frozen=True)
 class RenderOptions:
+    """How a trace is rendered into citable files: runs a file, the longest field kept whole, and
+    how often a long field carries a marker naming its run (so any retrieved chunk says whose it is)."""
+
     runs_per_file: int = 6
     max_field_chars: int = 6000
     marker_every_chars: int = DEFAULT_MARKER_EVERY_CHARS
