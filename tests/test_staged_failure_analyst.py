@@ -114,7 +114,10 @@ async def test_big_trace_is_analysed_group_by_group_with_filters(fake, analyst_f
     analyst.progress_callback = lambda stage, status, info: events.append((stage, status, info.get("group")))
     result = await analyst.analyze(make_trace(n_runs=20), EXPECTATION, until_stage=1)
 
-    stage1_bodies = [b for b in fake.bodies if fake.stage_of(b) == "stage1"]
+    # in group order (groups are sent concurrently, so they may leave in any order)
+    stage1_bodies = sorted(
+        (b for b in fake.bodies if fake.stage_of(b) == "stage1"), key=lambda b: b["tools"][0]["filters"]["value"]
+    )
     assert len(stage1_bodies) == 4  # 20 runs / 2 per file = 10 files / 3 per group
     for g, body in enumerate(stage1_bodies, start=1):
         # inline: the group's own files are in the prompt and the search covers the rest; search: only the group
