@@ -28,9 +28,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _server import machine, server, stats  # noqa: E402
 
-from refinery.batch import BatchItem, analyze_many  # noqa: E402
-from refinery.integrations.responses_client import ResponsesClient
-from refinery.integrations.retry import RetryPolicy  # noqa: E402
+from refinery.app.batch import BatchItem, analyze_many  # noqa: E402
+from refinery.wire.responses_client import ResponsesClient
+from refinery.wire.retry import RetryPolicy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FIX = ROOT / "tests" / "fixtures"

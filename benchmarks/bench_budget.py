@@ -13,7 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _server import machine  # noqa: E402
 
-from refinery.integrations.rate_budget import RateBudget  # noqa: E402
+from refinery.wire.rate_budget import RateBudget  # noqa: E402
 
 # Limits a tight loop of 2500-token requests (hundreds of millions of tokens a second) never nears.
 HEADERS = {

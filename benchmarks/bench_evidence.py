@@ -44,11 +44,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from refinery.agents.plan import measure, plan_summary, planned_requests  # noqa: E402
-from refinery.agents.staged_failure_analyst import STAGE_ARTIFACTS, StagedFailureAnalyst  # noqa: E402
-from refinery.agents.verification import RunTexts, claims_of, normalise, verify  # noqa: E402
-from refinery.inputs import expectation_for  # noqa: E402
-from refinery.integrations.responses_client import ResponsesClient  # noqa: E402
+from refinery.analysis.plan import measure, plan_summary, planned_requests  # noqa: E402
+from refinery.analysis.staged_failure_analyst import STAGE_ARTIFACTS, StagedFailureAnalyst  # noqa: E402
+from refinery.analysis.verification import RunTexts, claims_of, normalise, verify  # noqa: E402
+from refinery.app.inputs import expectation_for  # noqa: E402
 from refinery.testing.openapi_spec import find_shared  # noqa: E402
 from refinery.testing.retrieval import Chunk, bm25, chunk_text  # noqa: E402
 from refinery.testing.server import OpenAITestServer  # noqa: E402
@@ -57,6 +56,7 @@ from refinery.traces.common import maybe_json  # noqa: E402
 from refinery.traces.redact import redact_text  # noqa: E402
 from refinery.traces.render import CHUNK_OVERLAP_TOKENS, CHUNK_SIZE_TOKENS  # noqa: E402
 from refinery.traces.spool import upload_files_for  # noqa: E402
+from refinery.wire.responses_client import ResponsesClient  # noqa: E402
 
 
 def norm(text: str) -> str:

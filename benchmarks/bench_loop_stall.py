@@ -33,13 +33,13 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _server import machine, server  # noqa: E402
 from bench_scale import EXPECT, chat_log, otlp_distinct  # noqa: E402
 
-from refinery.agents.plan import measure, planned_requests  # noqa: E402
-from refinery.agents.staged_failure_analyst import StagedFailureAnalyst  # noqa: E402
+from refinery.analysis.plan import measure, planned_requests  # noqa: E402
+from refinery.analysis.staged_failure_analyst import StagedFailureAnalyst  # noqa: E402
 from refinery.app import analyze_into  # noqa: E402
 from refinery.core.models import DomainExpertExpectation  # noqa: E402
 from refinery.core.offload import off_loop  # noqa: E402
-from refinery.integrations.responses_client import ResponsesClient  # noqa: E402
 from refinery.traces import load_trace  # noqa: E402
+from refinery.wire.responses_client import ResponsesClient  # noqa: E402
 
 TICK_S = 0.010
 

@@ -25,9 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from refinery.batch import analyze_many, discover  # noqa: E402
-from refinery.integrations.responses_client import ResponsesClient  # noqa: E402
+from refinery.app.batch import analyze_many, discover  # noqa: E402
 from refinery.testing.server import OpenAITestServer  # noqa: E402
+from refinery.wire.responses_client import ResponsesClient  # noqa: E402
 
 CAUSES = [
     (

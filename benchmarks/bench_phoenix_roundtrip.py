@@ -33,13 +33,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from refinery.core.models import Trace, TraceRun  # noqa: E402
-from refinery.sources import load_trace_from  # noqa: E402
 from refinery.testing.openapi_spec import find_shared  # noqa: E402
 from refinery.testing.phoenix import phoenix_executable, running_phoenix  # noqa: E402
 from refinery.traces import load_trace  # noqa: E402
 from refinery.traces.common import parse_time  # noqa: E402
 from refinery.traces.otel_columns import parse_duration  # noqa: E402
 from refinery.traces.render import render_trace_files  # noqa: E402
+from refinery.traces.sources import load_trace_from  # noqa: E402
 
 SENDER = Path(__file__).with_name("phoenix_send_otlp.py")
 PROJECT = "trail-roundtrip"

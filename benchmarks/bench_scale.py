@@ -33,13 +33,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from refinery.agents.staged_failure_analyst import StagedFailureAnalyst  # noqa: E402
+from refinery.analysis.staged_failure_analyst import StagedFailureAnalyst  # noqa: E402
 from refinery.core.context_windows import input_budget  # noqa: E402
 from refinery.core.models import DomainExpertExpectation  # noqa: E402
-from refinery.integrations.responses_client import ResponsesClient  # noqa: E402
 from refinery.testing.openapi_spec import find_shared  # noqa: E402
 from refinery.testing.server import OpenAITestServer  # noqa: E402
 from refinery.traces import load_trace  # noqa: E402
+from refinery.wire.responses_client import ResponsesClient  # noqa: E402
 
 WORDS = (
     "the agent called the search tool and read the page then it wrote a plan about refunds orders and customers".split()

@@ -20,10 +20,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _server import machine, server  # noqa: E402
 
-from refinery.agents.staged_failure_analyst import StagedFailureAnalyst  # noqa: E402
-from refinery.inputs import load_expectation  # noqa: E402
-from refinery.integrations.responses_client import ResponsesClient  # noqa: E402
+from refinery.analysis.staged_failure_analyst import StagedFailureAnalyst  # noqa: E402
+from refinery.app.inputs import load_expectation  # noqa: E402
 from refinery.traces import load_trace  # noqa: E402
+from refinery.wire.responses_client import ResponsesClient  # noqa: E402
 
 FIX = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
 

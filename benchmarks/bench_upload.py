@@ -15,8 +15,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _server import machine, server  # noqa: E402
 
-from refinery.integrations.transport import ApiSettings, OpenAITransport  # noqa: E402
-from refinery.integrations.vector_store_manager import VectorStoreManager  # noqa: E402
+from refinery.wire.transport import ApiSettings, OpenAITransport  # noqa: E402
+from refinery.wire.vector_store_manager import VectorStoreManager  # noqa: E402
 
 
 async def main() -> None:

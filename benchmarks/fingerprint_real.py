@@ -18,11 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from refinery.agents.plan import planned_requests  # noqa: E402
-from refinery.agents.staged_failure_analyst import StagedFailureAnalyst  # noqa: E402
+from refinery.analysis.plan import planned_requests  # noqa: E402
+from refinery.analysis.staged_failure_analyst import StagedFailureAnalyst  # noqa: E402
+from refinery.app.inputs import expectation_for  # noqa: E402
 from refinery.core.models import DomainExpertExpectation  # noqa: E402
 from refinery.errors import RefineryError  # noqa: E402
-from refinery.inputs import expectation_for  # noqa: E402
 from refinery.testing.openapi_spec import find_shared  # noqa: E402
 from refinery.traces import load_trace  # noqa: E402
 

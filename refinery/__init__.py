@@ -19,24 +19,24 @@ __version__ = "0.1.0"
 # public name → the module that defines it
 _WHERE: dict[str, str] = {
     # analysing
-    "StagedFailureAnalyst": "refinery.agents.staged_failure_analyst",
-    "StagedAnalysisResult": "refinery.agents.stage_results",
-    "SimpleFailureAnalyst": "refinery.agents.failure_analyst",
-    "AnalysisOrchestrator": "refinery.orchestrator",
+    "StagedFailureAnalyst": "refinery.analysis.staged_failure_analyst",
+    "StagedAnalysisResult": "refinery.analysis.stage_results",
+    "SimpleFailureAnalyst": "refinery.analysis.failure_analyst",
+    "AnalysisOrchestrator": "refinery.analysis.orchestrator",
     "FailureAnalyst": "refinery.core.interfaces",
     "analyze_into": "refinery.app.folder_analysis",
     "FolderAnalysis": "refinery.app.folder_analysis",
-    "analyze_many": "refinery.batch",
-    "BatchItem": "refinery.batch",
-    "CostCeiling": "refinery.agents.cost_ceiling",
+    "analyze_many": "refinery.app.batch",
+    "BatchItem": "refinery.app.batch",
+    "CostCeiling": "refinery.analysis.cost_ceiling",
     "RenderOptions": "refinery.traces.render",
     # inputs and outputs
     "load_trace": "refinery.traces.loader",
     "load_traces": "refinery.traces.loader",
-    "load_trace_from": "refinery.sources",
-    "load_expectation": "refinery.inputs",
-    "usage_summary": "refinery.outputs",
-    "write_outputs": "refinery.outputs",
+    "load_trace_from": "refinery.traces.sources",
+    "load_expectation": "refinery.app.inputs",
+    "usage_summary": "refinery.report.outputs",
+    "write_outputs": "refinery.report.outputs",
     # the data
     "Trace": "refinery.core.models",
     "TraceRun": "refinery.core.models",
@@ -48,15 +48,15 @@ _WHERE: dict[str, str] = {
     "CompleteAnalysis": "refinery.core.models",
     "Confidence": "refinery.core.models",
     "FailureType": "refinery.core.models",
-    "TraceAnalysisOutput": "refinery.agents.staged_schemas",
-    "GapAnalysisOutput": "refinery.agents.staged_schemas",
-    "DiagnosisOutput": "refinery.agents.staged_schemas",
-    "SynthesisOutput": "refinery.agents.staged_schemas",
+    "TraceAnalysisOutput": "refinery.analysis.staged_schemas",
+    "GapAnalysisOutput": "refinery.analysis.staged_schemas",
+    "DiagnosisOutput": "refinery.analysis.staged_schemas",
+    "SynthesisOutput": "refinery.analysis.staged_schemas",
     # the model
-    "ResponsesClient": "refinery.integrations.responses_client",
-    "VectorStoreManager": "refinery.integrations.vector_store_manager",
-    "StructuredModel": "refinery.integrations.structured_model",
-    "FunctionModel": "refinery.integrations.structured_model",
+    "ResponsesClient": "refinery.wire.responses_client",
+    "VectorStoreManager": "refinery.wire.vector_store_manager",
+    "StructuredModel": "refinery.wire.structured_model",
+    "FunctionModel": "refinery.wire.structured_model",
     # errors
     **{
         name: "refinery.errors"
@@ -114,13 +114,20 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and editors see
-    from refinery.agents.cost_ceiling import CostCeiling
-    from refinery.agents.failure_analyst import SimpleFailureAnalyst
-    from refinery.agents.stage_results import StagedAnalysisResult
-    from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
-    from refinery.agents.staged_schemas import DiagnosisOutput, GapAnalysisOutput, SynthesisOutput, TraceAnalysisOutput
+    from refinery.analysis.cost_ceiling import CostCeiling
+    from refinery.analysis.failure_analyst import SimpleFailureAnalyst
+    from refinery.analysis.orchestrator import AnalysisOrchestrator
+    from refinery.analysis.stage_results import StagedAnalysisResult
+    from refinery.analysis.staged_failure_analyst import StagedFailureAnalyst
+    from refinery.analysis.staged_schemas import (
+        DiagnosisOutput,
+        GapAnalysisOutput,
+        SynthesisOutput,
+        TraceAnalysisOutput,
+    )
+    from refinery.app.batch import BatchItem, analyze_many
     from refinery.app.folder_analysis import FolderAnalysis, analyze_into
-    from refinery.batch import BatchItem, analyze_many
+    from refinery.app.inputs import load_expectation
     from refinery.core.interfaces import FailureAnalyst
     from refinery.core.models import (
         CompleteAnalysis,
@@ -167,12 +174,10 @@ if TYPE_CHECKING:  # what type checkers and editors see
         UserInputError,
         VectorStoreError,
     )
-    from refinery.inputs import load_expectation
-    from refinery.integrations.responses_client import ResponsesClient
-    from refinery.integrations.structured_model import FunctionModel, StructuredModel
-    from refinery.integrations.vector_store_manager import VectorStoreManager
-    from refinery.orchestrator import AnalysisOrchestrator
-    from refinery.outputs import usage_summary, write_outputs
-    from refinery.sources import load_trace_from
+    from refinery.report.outputs import usage_summary, write_outputs
     from refinery.traces.loader import load_trace, load_traces
     from refinery.traces.render import RenderOptions
+    from refinery.traces.sources import load_trace_from
+    from refinery.wire.responses_client import ResponsesClient
+    from refinery.wire.structured_model import FunctionModel, StructuredModel
+    from refinery.wire.vector_store_manager import VectorStoreManager

@@ -2,6 +2,6 @@
 
 import sys
 
-from refinery.cli import main
+from refinery.app.cli import main
 
 sys.exit(main())

@@ -10,8 +10,8 @@ import aiohttp
 import aioresponses.core
 import pytest
 
-from refinery.integrations.transport import ApiSettings, OpenAITransport, RetryPolicy
 from refinery.testing.openapi_spec import OpenAPISpec, find_spec
+from refinery.wire.transport import ApiSettings, OpenAITransport, RetryPolicy
 from tests.helpers import BASE, FakeClock
 
 pytest_plugins = ["refinery.testing.pytest_plugin"]

@@ -12,8 +12,8 @@ from typing import Any
 
 from aioresponses import CallbackResult
 
-from refinery.agents.stage_results import StagedAnalysisResult
-from refinery.agents.staged_schemas import STAGE_MODELS
+from refinery.analysis.stage_results import StagedAnalysisResult
+from refinery.analysis.staged_schemas import STAGE_MODELS
 from tests.helpers import BASE, response_json
 
 SAMPLES: dict[str, dict[str, Any]] = {

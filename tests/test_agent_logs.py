@@ -86,7 +86,7 @@ def test_plan_works_as_is_on_every_new_shape(name, capsys, monkeypatch):
     """Offline, no flag: the format detected, the task found, every request built."""
     import asyncio
 
-    from refinery.cli import amain
+    from refinery.app.cli import amain
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     assert asyncio.run(amain(["plan", str(FIX / name), "--json"])) == 0

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from refinery.agents.output_folder import OutputFolderBusyError
-from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
+from refinery.analysis.output_folder import OutputFolderBusyError
+from refinery.analysis.staged_failure_analyst import StagedFailureAnalyst
 from refinery.core.models import RunType, Trace, TraceRun
 from refinery.errors import UserInputError
-from refinery.integrations.responses_client import USAGE_KEPT, ResponsesClient
 from refinery.testing.server import OpenAITestServer
 from refinery.traces import spool
+from refinery.wire.responses_client import USAGE_KEPT, ResponsesClient
 from tests.fixtures_traces import EXPECTATION
 
 
@@ -141,7 +141,7 @@ async def test_rendering_runs_off_the_event_loop(monkeypatch):
         threads.append(threading.get_ident())
         return real(*args, **kwargs)
 
-    monkeypatch.setattr("refinery.agents.staged_failure_analyst.upload_files_for", spy)
+    monkeypatch.setattr("refinery.analysis.staged_failure_analyst.upload_files_for", spy)
     async with OpenAITestServer() as server, ResponsesClient(api_key="sk-x", base_url=server.base_url) as client:
         await StagedFailureAnalyst(client=client).analyze(trace(1), EXPECTATION, until_stage=1)
     assert threads and threading.get_ident() not in threads
@@ -161,7 +161,7 @@ async def test_cancelling_an_analysis_while_it_renders_stops_the_rendering_and_r
             stopped.append(True)
             raise
 
-    monkeypatch.setattr("refinery.agents.staged_failure_analyst.upload_files_for", slow)
+    monkeypatch.setattr("refinery.analysis.staged_failure_analyst.upload_files_for", slow)
     before = spool_folders()
     task = asyncio.create_task(StagedFailureAnalyst().analyze(trace(1), EXPECTATION))
     await asyncio.to_thread(rendering.wait, 5)

@@ -9,10 +9,10 @@ import json
 
 import pytest
 
-from refinery.cli import amain
+from refinery.app.cli import amain
 from refinery.errors import ConfigurationError
-from refinery.integrations.transport import ApiSettings
 from refinery.testing.server import OpenAITestServer
+from refinery.wire.transport import ApiSettings
 
 KEY = "az-" + "k3y" * 10
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from refinery.batch import BatchItem, analyze_many, discover
-from refinery.cli import amain
-from refinery.integrations.responses_client import ResponsesClient
+from refinery.app.batch import BatchItem, analyze_many, discover
+from refinery.app.cli import amain
 from refinery.testing.faults import Fault
+from refinery.wire.responses_client import ResponsesClient
 
 FIX = Path(__file__).parent / "fixtures"
 
@@ -167,7 +167,7 @@ async def test_copies_of_one_trace_in_a_batch_each_count_only_their_own_calls(op
 
 
 def test_the_eta_counts_down_while_nothing_finishes():
-    from refinery.batch import _Progress
+    from refinery.app.batch import _Progress
 
     now = [100.0]
     progress = _Progress(

@@ -7,18 +7,18 @@ import json
 
 import pytest
 
-from refinery.agents.analysis_run import plan_groups
-from refinery.agents.condense import condense_stage1, json_tokens
-from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
-from refinery.agents.staged_schemas import TraceAnalysisOutput
+from refinery.analysis.analysis_run import plan_groups
+from refinery.analysis.condense import condense_stage1, json_tokens
+from refinery.analysis.staged_failure_analyst import StagedFailureAnalyst
+from refinery.analysis.staged_schemas import TraceAnalysisOutput
 from refinery.core.context_windows import chunk_allowance, context_window, input_budget
 from refinery.core.models import Trace, TraceRun
 from refinery.core.tokens import estimate_body_tokens
 from refinery.errors import ContextBudgetError, CostLimitError
-from refinery.integrations.responses_client import ResponsesClient
 from refinery.testing.server import OpenAITestServer
 from refinery.traces.render import RenderedFiles, RenderOptions
 from refinery.traces.source_text import FileLayout
+from refinery.wire.responses_client import ResponsesClient
 from tests.fixtures_traces import EXPECTATION
 
 
@@ -175,7 +175,7 @@ async def test_max_cost_stops_before_a_call_could_cross_it_and_keeps_what_was_do
 async def test_plan_prints_totals_cost_and_duration_and_lists_files_only_when_verbose(capsys, monkeypatch):
     from pathlib import Path
 
-    from refinery.cli import amain
+    from refinery.app.cli import amain
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     trace = str(Path(__file__).parent / "fixtures" / "clickhouse_snake_nested.json")
@@ -196,7 +196,7 @@ async def test_plan_prints_totals_cost_and_duration_and_lists_files_only_when_ve
 async def test_plan_strict_fails_when_a_request_would_not_fit(capsys, monkeypatch):
     from pathlib import Path
 
-    from refinery.cli import amain
+    from refinery.app.cli import amain
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     trace = str(Path(__file__).parent / "fixtures" / "clickhouse_snake_nested.json")

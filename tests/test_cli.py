@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from refinery.cli import amain
+from refinery.app.cli import amain
 from tests.fake_openai import SAMPLES, FakeOpenAI
 from tests.helpers import BASE
 
@@ -250,7 +250,7 @@ async def test_with_json_a_failure_says_so_on_stdout_too(capsys, tmp_path):
 
 
 def test_format_choices_are_the_loaders_formats():
-    from refinery.cli_args import FORMATS
+    from refinery.app.cli_args import FORMATS
     from refinery.traces.loader import formats
 
     assert FORMATS == formats()

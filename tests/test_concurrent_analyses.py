@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 
-from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
+from refinery.analysis.staged_failure_analyst import StagedFailureAnalyst
 from refinery.core.models import RunType, Trace, TraceRun
 from refinery.errors import ServerError
-from refinery.integrations.responses_client import ResponsesClient
-from refinery.integrations.transport import RetryPolicy
 from refinery.testing.faults import Fault
 from refinery.testing.server import OpenAITestServer
+from refinery.wire.responses_client import ResponsesClient
+from refinery.wire.transport import RetryPolicy
 from tests.fixtures_traces import EXPECTATION
 
 

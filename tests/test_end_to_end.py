@@ -8,11 +8,11 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from refinery.agents.staged_failure_analyst import STAGE_ARTIFACTS, StagedFailureAnalyst
-from refinery.agents.staged_schemas import STAGE_SCHEMAS
-from refinery.cli import amain
-from refinery.integrations.responses_client import ResponsesClient
+from refinery.analysis.staged_failure_analyst import STAGE_ARTIFACTS, StagedFailureAnalyst
+from refinery.analysis.staged_schemas import STAGE_SCHEMAS
+from refinery.app.cli import amain
 from refinery.traces import load_trace
+from refinery.wire.responses_client import ResponsesClient
 from tests.fixtures_traces import EXPECTATION
 
 FIX = Path(__file__).parent / "fixtures"

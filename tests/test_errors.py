@@ -7,7 +7,7 @@ import pytest
 
 from refinery import errors as e
 from refinery.app.exit_codes import exit_code_for, hint_for
-from refinery.inputs import InputFileError
+from refinery.app.inputs import InputFileError
 
 
 @pytest.mark.parametrize(

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from refinery.cli import amain
+from refinery.app.cli import amain
+from refinery.app.eval_runner import trail_prediction, who_and_when_prediction
 from refinery.eval import official as off
 from refinery.eval import trail as tr
 from refinery.eval import who_and_when as ww
-from refinery.eval.runner import trail_prediction, who_and_when_prediction
 from tests.helpers import SHARED
 
 EVAL = SHARED / "eval-data"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from refinery.cli import amain
+from refinery.app.cli import amain
 from refinery.traces import load_trace
 from refinery.traces.render import render_trace_files
 from tests.helpers import SHARED
@@ -89,7 +89,7 @@ async def test_a_trail_error_span_shows_as_failed_in_the_report(openai_env, tmp_
 def test_labelled_trail_evidence_is_its_own_spans_source_text_and_no_other():
     """Verification's recall on real labels: gold evidence quoted from a span verifies for that span
     (it is the span's own text) and not for the span before it in the trace."""
-    from refinery.agents.verification import RunTexts, verify
+    from refinery.analysis.verification import RunTexts, verify
     from refinery.traces.spool import upload_files_for
 
     b = bench()

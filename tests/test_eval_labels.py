@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from refinery.cli import amain
+from refinery.app.cli import amain
+from refinery.app.eval_runner import labels_prediction
 from refinery.errors import InputFileError
 from refinery.eval import labels as lb
-from refinery.eval.runner import labels_prediction
 
 FIX = Path(__file__).parent / "fixtures" / "labels"
 

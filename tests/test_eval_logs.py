@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from refinery.app.inputs import expectation_for
 from refinery.core.models import RunType
 from refinery.errors import TraceFormatError
-from refinery.inputs import expectation_for
 from refinery.traces import load_trace, load_traces
 from refinery.traces.render import render_trace_files
 
@@ -92,7 +92,7 @@ def test_a_taubench_results_file_is_one_trace_per_record():
 def test_plan_plans_every_sample_of_a_log_offline(tmp_path, capsys, monkeypatch):
     import asyncio
 
-    from refinery.cli import amain
+    from refinery.app.cli import amain
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     assert asyncio.run(amain(["plan", str(INSPECT), "--json"])) == 0
@@ -101,8 +101,8 @@ def test_plan_plans_every_sample_of_a_log_offline(tmp_path, capsys, monkeypatch)
 
 
 async def test_batch_analyses_every_sample_of_a_log(openai_env, tmp_path):
-    from refinery.batch import analyze_many, discover
-    from refinery.integrations.responses_client import ResponsesClient
+    from refinery.app.batch import analyze_many, discover
+    from refinery.wire.responses_client import ResponsesClient
 
     items = discover(INSPECT)
     assert [(i.name, i.sample) for i in items] == [

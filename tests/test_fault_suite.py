@@ -9,8 +9,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
-from refinery.cli import amain
+from refinery.analysis.staged_failure_analyst import StagedFailureAnalyst
+from refinery.app.cli import amain
 from refinery.errors import (
     APITimeoutError,
     OutputFormatError,
@@ -18,8 +18,8 @@ from refinery.errors import (
     RefusalError,
     ServerError,
 )
-from refinery.integrations.responses_client import ResponsesClient
 from refinery.testing.faults import Fault
+from refinery.wire.responses_client import ResponsesClient
 from tests.fixtures_traces import EXPECTATION, make_trace
 
 FIX = Path(__file__).parent / "fixtures"
@@ -120,7 +120,7 @@ async def test_file_failing_indexing_stops_before_any_stage(openai_env, tmp_path
     ids=["quota", "refusal", "5xx", "not-json", "timeout"],
 )
 async def test_library_raises_typed_errors(openai_server, tmp_path, fault, error):
-    from refinery.integrations.transport import (
+    from refinery.wire.transport import (
         ApiSettings,
         OpenAITransport,
         RetryPolicy,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from refinery.cli import amain
+from refinery.app.cli import amain
 from refinery.core.artifacts import write_text_atomic
 
 FIX = Path(__file__).parent / "fixtures"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from refinery.cli import amain
+from refinery.app.cli import amain
 from refinery.traces import load_trace
 
 FIX = Path(__file__).parent / "fixtures"

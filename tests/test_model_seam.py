@@ -7,10 +7,10 @@ import copy
 
 import pytest
 
-from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
+from refinery.analysis.staged_failure_analyst import StagedFailureAnalyst
 from refinery.errors import ConfigurationError, OutputFormatError, StageError
-from refinery.integrations.responses_client import ResponsesClient
-from refinery.integrations.structured_model import FunctionModel, StructuredModel
+from refinery.wire.responses_client import ResponsesClient
+from refinery.wire.structured_model import FunctionModel, StructuredModel
 from tests.fake_openai import SAMPLES
 from tests.fixtures_traces import EXPECTATION, make_trace
 

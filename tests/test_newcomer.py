@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from refinery.cli import amain, build_parser
+from refinery.app.cli import amain, build_parser
 
 
 def test_demo_runs_the_whole_pipeline_with_no_key_as_a_real_process(tmp_path):

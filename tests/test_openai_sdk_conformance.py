@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from refinery.agents.staged_schemas import GAP_ANALYSIS_SCHEMA
+from refinery.analysis.staged_schemas import GAP_ANALYSIS_SCHEMA
 from refinery.traces.render import render_trace_files
 from tests.fixtures_traces import make_trace
 

@@ -8,10 +8,10 @@ import json
 import pytest
 
 from refinery import ConfigurationError, FailureAnalyst, SimpleFailureAnalyst, StagedFailureAnalyst
-from refinery.agents.stage_results import StagedAnalysisResult
+from refinery.analysis.orchestrator import AnalysisOrchestrator as AnalysisOrchestratorFor
+from refinery.analysis.stage_results import StagedAnalysisResult
 from refinery.core.models import CompleteAnalysis, FailureType
-from refinery.integrations.responses_client import ResponsesClient
-from refinery.orchestrator import AnalysisOrchestrator as AnalysisOrchestratorFor
+from refinery.wire.responses_client import ResponsesClient
 from tests.fake_openai import SAMPLES, FakeOpenAI
 from tests.fixtures_traces import EVALS, EXPECTATION, PROMPTS, make_trace
 
@@ -113,7 +113,7 @@ async def test_both_analysts_redact_what_they_send(mocked, make_transport, cls):
     ("name", "summary_from"), [("staged", "synthesis"), ("simple", "diagnosis")], ids=["staged", "rollback"]
 )
 async def test_either_analyst_gets_the_same_report(mocked, make_transport, tmp_path, name, summary_from):
-    from refinery.outputs import usage_summary, write_outputs
+    from refinery.report.outputs import usage_summary, write_outputs
 
     FakeOpenAI(mocked)
     async with ResponsesClient(transport=make_transport()) as client:

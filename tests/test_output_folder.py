@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from refinery.agents.output_folder import INPUTS_ARTIFACT, OutputFolder, OutputFolderBusyError
-from refinery.cli import amain
+from refinery.analysis.output_folder import INPUTS_ARTIFACT, OutputFolder, OutputFolderBusyError
+from refinery.app.cli import amain
 from refinery.errors import ArtifactsMismatchError
 
 FIX = Path(__file__).parent / "fixtures"

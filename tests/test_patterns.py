@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from refinery.cli import amain
-from refinery.patterns import find_patterns, normalise
+from refinery.app.cli import amain
+from refinery.patterns.grouping import find_patterns, normalise
 from tests.helpers import plain_md
 
 FIX = Path(__file__).parent / "fixtures"
@@ -93,8 +93,8 @@ async def test_a_batch_writes_its_patterns_and_opens_its_summaries_with_them(ope
 
 
 def test_the_merge_call_is_strict_json_with_no_tools_and_valid_for_the_api(spec):
-    from refinery.agents.pattern_merge import MERGE_SCHEMA, merge_body
     from refinery.core.strict_schema import strict_problems
+    from refinery.patterns.merge import MERGE_SCHEMA, merge_body
 
     patterns = find_patterns([outcome("a", "lookup", "Timeout 3 s"), outcome("b", "lookup2", "no answer in 30 s")])
     body = merge_body(patterns, {patterns[0].id: ["the lookup timed out"]}, "gpt-4o")
@@ -104,7 +104,7 @@ def test_the_merge_call_is_strict_json_with_no_tools_and_valid_for_the_api(spec)
 
 
 def test_the_model_may_merge_only_the_groups_it_was_shown():
-    from refinery.agents.pattern_merge import MergedPattern, PatternMergeOutput, merged
+    from refinery.patterns.merge import MergedPattern, PatternMergeOutput, merged
 
     patterns = find_patterns(
         [

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from refinery.cli import amain
+from refinery.app.cli import amain
 from refinery.testing.phoenix import PhoenixServer, phoenix_executable, running_phoenix
 from refinery.traces import load_trace
 

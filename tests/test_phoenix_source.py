@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from refinery.errors import ConfigurationError, UserInputError
-from refinery.sources import SourceRef, failed_traces, fetch_trace, is_source_ref
 from refinery.traces import load_trace
+from refinery.traces.sources import SourceRef, failed_traces, fetch_trace, is_source_ref
 
 FIX = Path(__file__).parent / "fixtures"
 PX = "http://localhost:6006"
@@ -98,7 +98,7 @@ async def test_batch_from_phoenix_lists_the_traces_with_an_error_span_since_then
 async def test_the_key_is_in_no_file_refinery_writes(openai_env, tmp_path, monkeypatch):
     import aioresponses
 
-    from refinery.cli import amain
+    from refinery.app.cli import amain
 
     monkeypatch.setenv("PHOENIX_API_KEY", KEY)
     monkeypatch.setenv("PHOENIX_PROJECT", "support")
@@ -126,7 +126,7 @@ async def test_the_library_loads_a_trace_by_id_in_memory_or_kept_in_a_folder(moc
 
 
 def test_a_batch_manifest_may_name_a_phoenix_trace_with_its_project(tmp_path):
-    from refinery.batch import discover
+    from refinery.app.batch import discover
 
     manifest = tmp_path / "batch.json"
     manifest.write_text(json.dumps([{"trace": f"phoenix:support/{TRACE}"}]))
@@ -138,7 +138,7 @@ def test_a_batch_manifest_may_name_a_phoenix_trace_with_its_project(tmp_path):
 async def test_a_server_that_ignores_the_trace_filter_is_refused_at_its_first_page(mocked):
     other = {**SPANS[0], "context": {"trace_id": "0" * 31 + "1", "span_id": "aa"}}
     mocked.get(spans_url("support"), payload={"data": [SPANS[0], other], "next_cursor": "more"})
-    from refinery.sources import SourceError
+    from refinery.traces.sources import SourceError
 
     with pytest.raises(SourceError, match="answered spans of other traces .* older than 13.9"):
         await fetch_trace(SourceRef("phoenix", TRACE, "support"), env={})

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from refinery.cli import amain
+from refinery.app.cli import amain
 
 FIX = Path(__file__).parent / "fixtures"
 # (as planted, the part that must never be written or sent)

@@ -30,7 +30,7 @@ def test_preserved_prompts_match_the_plan_word_for_word(name):
 
 
 def test_each_stage_prompt_carries_the_version_its_artifacts_record():
-    from refinery.agents.stages import STAGES
+    from refinery.analysis.stages import STAGES
 
     assert [s.prompt.ref for s in STAGES] == [
         f"STAGE{n}_{t}_PROMPT@v1"

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from refinery.integrations.rate_budget import RateBudget
-from refinery.integrations.responses_client import ResponsesClient
-from refinery.integrations.responses_request_builder import (
+from refinery.wire.rate_budget import RateBudget
+from refinery.wire.responses_client import ResponsesClient
+from refinery.wire.responses_request_builder import (
     build_responses_body_no_tools,
 )
 from tests.helpers import BASE, FakeClock, response_json, sent
@@ -159,9 +159,9 @@ def rendered_bodies() -> list[dict]:
     ../shared is present), Stage 1 reading its groups inline as it does by default."""
     from pathlib import Path
 
-    from refinery.agents.plan import planned_requests
-    from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
-    from refinery.inputs import expectation_for
+    from refinery.analysis.plan import planned_requests
+    from refinery.analysis.staged_failure_analyst import StagedFailureAnalyst
+    from refinery.app.inputs import expectation_for
     from refinery.traces import load_trace
     from tests.helpers import SHARED
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from refinery.integrations.rate_limit_headers import (
+from refinery.wire.rate_limit_headers import (
     RateLimitSnapshot,
     parse_duration,
     retry_after_seconds,

@@ -8,14 +8,14 @@ import json
 
 import pytest
 
-from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
-from refinery.agents.stages import STAGE_BY_KEY
-from refinery.cli import amain
+from refinery.analysis.staged_failure_analyst import StagedFailureAnalyst
+from refinery.analysis.stages import STAGE_BY_KEY
+from refinery.app.cli import amain
 from refinery.core.model_families import REASONING_ALLOWANCE, output_budget
 from refinery.errors import IncompleteResponseError, UserInputError
-from refinery.integrations.responses_client import ResponsesClient
-from refinery.integrations.responses_request_builder import build_responses_body_no_tools
 from refinery.testing.server import OpenAITestServer
+from refinery.wire.responses_client import ResponsesClient
+from refinery.wire.responses_request_builder import build_responses_body_no_tools
 from tests.fixtures_traces import EXPECTATION, make_trace
 
 SCHEMA = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"], "additionalProperties": False}
@@ -130,7 +130,7 @@ async def test_an_analysis_with_gpt5_mini_completes_against_a_server_that_reason
 def test_plan_counts_the_reasoning_allowance_in_output_tokens():
     trace = make_trace()
     analyst = StagedFailureAnalyst(model="gpt-5-mini", reasoning_effort="low")
-    from refinery.agents.plan import measure, plan_summary, planned_requests
+    from refinery.analysis.plan import measure, plan_summary, planned_requests
 
     files = analyst.render(trace, EXPECTATION)
     plan = plan_summary(analyst, trace, files, measure(planned_requests(analyst, trace, files, EXPECTATION)))

@@ -184,7 +184,7 @@ def test_a_trace_of_a_few_hundred_runs_shows_every_run():
 def test_the_report_embeds_cited_runs_as_uploaded_and_redacted(tmp_path):
     """`write_outputs` takes the files the analysis uploaded (here unredacted, as with
     `--no-redact`): the cited run's text comes from them, with its secret redacted."""
-    from refinery.outputs import usage_summary, write_outputs
+    from refinery.report.outputs import usage_summary, write_outputs
     from refinery.traces.render import render_trace_files
 
     trace = make_trace()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from refinery.demo import run_demo
+from refinery.app.demo import run_demo
 from tests.helpers import PageDom
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from refinery.batch import TraceOutcome
+from refinery.app.batch import TraceOutcome
 from refinery.core.models import RunType, Trace, TraceRun
 from refinery.report import gather, render_html, render_markdown
 from refinery.report.batch_html import render_summary_html
@@ -98,7 +98,7 @@ def test_the_batch_summary_links_every_finished_trace_and_escapes():
 
 
 def test_the_batch_pages_show_root_causes_without_stray_dashes():
-    from refinery.batch import BatchSummary, render_summary_md
+    from refinery.app.batch import BatchSummary, render_summary_md
 
     o = TraceOutcome(name="a", trace="a.json", status="done", root_cause="- The order lookup failed", tokens=1)
     assert "<td>The order lookup failed</td>" in render_summary_html([o], "gpt-4o")

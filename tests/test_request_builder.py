@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from refinery.errors import RequestBuildError, StrictSchemaError
-from refinery.integrations.responses_request_builder import (
+from refinery.wire.responses_request_builder import (
     build_canary_test_body,
     build_responses_body,
     build_responses_body_no_tools,

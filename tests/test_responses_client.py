@@ -26,15 +26,15 @@ from refinery.errors import (
     ServerError,
     UnprocessableEntityError,
 )
-from refinery.integrations.response_output import (
+from refinery.wire.response_output import (
     citations,
     file_search_results,
     output_text,
     parse_json_output,
 )
-from refinery.integrations.responses_client import REASK_TEXT, ResponsesClient
-from refinery.integrations.responses_request_builder import build_responses_body
-from refinery.integrations.transport import ApiSettings, RetryPolicy
+from refinery.wire.responses_client import REASK_TEXT, ResponsesClient
+from refinery.wire.responses_request_builder import build_responses_body
+from refinery.wire.transport import ApiSettings, RetryPolicy
 from tests.helpers import BASE, response_json, sent
 
 URL = f"{BASE}/responses"

@@ -14,9 +14,9 @@ from refinery.errors import (
     RateLimitError,
     ServerError,
 )
-from refinery.integrations.rate_budget import RateBudget
-from refinery.integrations.retry import Attempts, Retry, RetryPolicy, next_wait
-from refinery.integrations.transport import ApiSettings, OpenAITransport
+from refinery.wire.rate_budget import RateBudget
+from refinery.wire.retry import Attempts, Retry, RetryPolicy, next_wait
+from refinery.wire.transport import ApiSettings, OpenAITransport
 
 POLICY = RetryPolicy(
     max_retries=3, backoff_initial_s=0.5, backoff_max_s=8.0, max_rate_limit_retries=4, max_rate_limit_wait_s=600.0
@@ -151,7 +151,7 @@ def test_limits_and_a_budget_object_together_are_refused():
 
 
 def test_a_404_without_an_api_error_body_points_at_the_base_url():
-    from refinery.integrations.transport import error_from_response
+    from refinery.wire.transport import error_from_response
 
     wrong_path = error_from_response(404, {}, "404: Not Found")
     assert "check OPENAI_BASE_URL (it usually ends in /v1)" in str(wrong_path)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 import json
 
-from refinery.agents.verification import RunTexts, verify
+from refinery.analysis.verification import RunTexts, verify
 from refinery.traces import json_stream, load_trace
 from refinery.traces.render import render_trace_files
 from refinery.traces.source_text import run_mark, source, strip_marks

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from refinery.agents.plan import measure, plan_summary, planned_requests
-from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
-from refinery.cli import amain
+from refinery.analysis.plan import measure, plan_summary, planned_requests
+from refinery.analysis.staged_failure_analyst import StagedFailureAnalyst
+from refinery.app.cli import amain
 from refinery.core.models import RunType, Trace, TraceRun
-from refinery.integrations.responses_client import ResponsesClient
 from refinery.testing.server import OpenAITestServer
 from refinery.traces.render import RenderOptions
+from refinery.wire.responses_client import ResponsesClient
 from tests.fixtures_traces import EXPECTATION, make_trace
 
 

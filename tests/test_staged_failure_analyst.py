@@ -6,15 +6,15 @@ import json
 
 import pytest
 
-from refinery.agents.staged_failure_analyst import (
+from refinery.analysis.staged_failure_analyst import (
     STAGE_ARTIFACTS,
     StagedFailureAnalyst,
     compact_json,
 )
 from refinery.core.models import Confidence, FailureType
 from refinery.errors import ServerError
-from refinery.integrations.responses_client import ResponsesClient
 from refinery.traces.render import RenderOptions
+from refinery.wire.responses_client import ResponsesClient
 from tests.fake_openai import SAMPLES, FakeOpenAI
 from tests.fixtures_traces import EVALS, EXPECTATION, PROMPTS, make_trace
 

@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 from pydantic import BaseModel
 
-from refinery.agents import staged_schemas as ss
+from refinery.analysis import staged_schemas as ss
 from refinery.core.strict_schema import make_strict, strict_problems
 from refinery.errors import StrictSchemaError
 from tests.fake_openai import SAMPLES

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from refinery.agents.staged_schemas import TimelineEntry
+from refinery.analysis.staged_schemas import TimelineEntry
 from refinery.traces import load_trace, render_trace_files
 
 

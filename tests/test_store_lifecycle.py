@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
-from refinery.cli import amain
+from refinery.analysis.staged_failure_analyst import StagedFailureAnalyst
+from refinery.app.cli import amain
 from refinery.errors import BadRequestError, IndexingTimeoutError
-from refinery.integrations.responses_client import ResponsesClient
 from refinery.testing.server import OpenAITestServer
 from refinery.traces import load_trace
+from refinery.wire.responses_client import ResponsesClient
 from tests.fixtures_traces import EXPECTATION
 
 FIX = Path(__file__).parent / "fixtures"

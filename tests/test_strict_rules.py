@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from refinery.agents.staged_schemas import STAGE_SCHEMAS
+from refinery.analysis.staged_schemas import STAGE_SCHEMAS
 from refinery.testing.strict_rules import strict_violations
 
 OK = {

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from refinery.cli import amain
+from refinery.app.cli import amain
 from refinery.traces import load_trace
 from tests.helpers import SHARED  # noqa: E402
 

@@ -11,29 +11,29 @@ import aiohttp
 import jsonschema
 import pytest
 
-from refinery.agents.staged_schemas import TRACE_ANALYSIS_SCHEMA
+from refinery.analysis.staged_schemas import TRACE_ANALYSIS_SCHEMA
 from refinery.errors import (
     BadRequestError,
     FileIndexingError,
     IndexingTimeoutError,
     RateLimitError,
 )
-from refinery.integrations.response_output import (
+from refinery.testing.retrieval import chunk_text, chunking_window, count_tokens, token_starts
+from refinery.testing.server import OpenAITestServer
+from refinery.traces.render import RenderOptions, render_trace_files
+from refinery.wire.response_output import (
     citations,
     file_search_results,
     output_text,
     parse_json_output,
 )
-from refinery.integrations.responses_client import ResponsesClient
-from refinery.integrations.responses_request_builder import (
+from refinery.wire.responses_client import ResponsesClient
+from refinery.wire.responses_request_builder import (
     build_responses_body,
     build_responses_body_no_tools,
 )
-from refinery.integrations.transport import ApiSettings, OpenAITransport, RetryPolicy
-from refinery.integrations.vector_store_manager import VectorStoreManager
-from refinery.testing.retrieval import chunk_text, chunking_window, count_tokens, token_starts
-from refinery.testing.server import OpenAITestServer
-from refinery.traces.render import RenderOptions, render_trace_files
+from refinery.wire.transport import ApiSettings, OpenAITransport, RetryPolicy
+from refinery.wire.vector_store_manager import VectorStoreManager
 from tests.fixtures_traces import make_trace
 
 

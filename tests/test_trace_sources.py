@@ -9,10 +9,10 @@ import re
 
 import pytest
 
-from refinery.cli import amain
+from refinery.app.cli import amain
 from refinery.errors import ConfigurationError, UserInputError
-from refinery.sources import SourceRef, fetch_trace, is_source_ref
 from refinery.traces import load_trace
+from refinery.traces.sources import SourceRef, fetch_trace, is_source_ref
 
 LS = "https://api.smith.langchain.com"
 LF = "https://cloud.langfuse.com"
@@ -147,8 +147,8 @@ FIX = __import__("pathlib").Path(__file__).parent / "fixtures"
 async def test_a_batch_manifest_may_name_traces_by_id(openai_env, tmp_path, monkeypatch):
     import aioresponses
 
-    from refinery.batch import analyze_many, discover
-    from refinery.integrations.responses_client import ResponsesClient
+    from refinery.app.batch import analyze_many, discover
+    from refinery.wire.responses_client import ResponsesClient
 
     monkeypatch.setenv("LANGSMITH_API_KEY", LS_KEY)
     manifest = tmp_path / "batch.json"
@@ -164,7 +164,7 @@ async def test_a_batch_manifest_may_name_traces_by_id(openai_env, tmp_path, monk
 
 
 async def test_batch_from_langfuse_lists_the_failed_traces_of_the_period(mocked, monkeypatch):
-    from refinery.sources import failed_traces, parse_age
+    from refinery.traces.sources import failed_traces, parse_age
 
     page = {
         "data": [
@@ -179,7 +179,7 @@ async def test_batch_from_langfuse_lists_the_failed_traces_of_the_period(mocked,
 
 
 async def test_batch_from_langsmith_lists_a_projects_failed_root_runs(mocked):
-    from refinery.sources import failed_traces
+    from refinery.traces.sources import failed_traces
 
     mocked.get(f"{LS}/api/v1/sessions?name=support-bot", payload=[{"id": "sess-1", "name": "support-bot"}])
     mocked.post(
@@ -192,7 +192,7 @@ async def test_batch_from_langsmith_lists_a_projects_failed_root_runs(mocked):
 
 
 def test_an_age_is_minutes_hours_or_days():
-    from refinery.sources import parse_age
+    from refinery.traces.sources import parse_age
 
     assert [parse_age(a) for a in ("90m", "24h", "7d")] == [5400, 86400, 604800]
     with pytest.raises(UserInputError, match="--since: expected an age like 90m"):
@@ -205,8 +205,8 @@ async def test_batch_from_needs_since_and_failed(capsys):
 
 
 async def test_a_5xx_is_retried_by_the_transports_rules_and_x_should_retry_false_is_obeyed(mocked, monkeypatch):
-    from refinery import sources
-    from refinery.integrations.retry import RetryPolicy
+    from refinery.traces import sources
+    from refinery.wire.retry import RetryPolicy
 
     monkeypatch.setattr(sources, "SOURCE_RETRY", RetryPolicy(backoff_initial_s=0.001, backoff_max_s=0.001))
     env = {"LANGSMITH_API_KEY": LS_KEY}
@@ -224,7 +224,7 @@ async def test_a_5xx_is_retried_by_the_transports_rules_and_x_should_retry_false
 
 
 async def test_a_429_naming_no_wait_waits_seconds_not_a_minute(mocked, monkeypatch):
-    from refinery import sources
+    from refinery.traces import sources
 
     waits: list[float] = []
 

@@ -12,7 +12,7 @@ from refinery.errors import (
     UnsupportedFileError,
     VectorStoreError,
 )
-from refinery.integrations.vector_store_manager import VectorStoreManager
+from refinery.wire.vector_store_manager import VectorStoreManager
 from tests.helpers import BASE, sent
 
 STORE = "vs_123"

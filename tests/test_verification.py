@@ -7,11 +7,11 @@ import copy
 
 import pytest
 
-from refinery.agents.verification import RunTexts, claims_of, normalise, verify
+from refinery.analysis.orchestrator import AnalysisOrchestrator
+from refinery.analysis.verification import RunTexts, claims_of, normalise, verify
 from refinery.core.models import RunType, Trace, TraceRun
-from refinery.integrations.responses_client import ResponsesClient
-from refinery.orchestrator import AnalysisOrchestrator
 from refinery.traces.render import RenderOptions, render_trace_files
+from refinery.wire.responses_client import ResponsesClient
 from tests.fake_openai import SAMPLES, FakeOpenAI
 from tests.fixtures_traces import EXPECTATION, make_trace
 

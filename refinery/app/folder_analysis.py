@@ -15,15 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from refinery.agents.analyst_base import ProgressCallback
-from refinery.agents.output_folder import OutputFolder, TraceWatch, inputs_record
-from refinery.agents.stage_results import StagedAnalysisResult
-from refinery.agents.staged_failure_analyst import IndexingProgress, StagedFailureAnalyst
+from refinery.analysis.analyst_base import ProgressCallback
+from refinery.analysis.output_folder import OutputFolder, TraceWatch, inputs_record
+from refinery.analysis.stage_results import StagedAnalysisResult
+from refinery.analysis.staged_failure_analyst import IndexingProgress, StagedFailureAnalyst
 from refinery.core.host_models import as_expectation, as_trace
 from refinery.core.interfaces import FileContents
 from refinery.core.models import DomainExpertExpectation, Trace
 from refinery.core.offload import off_loop
-from refinery.outputs import usage_summary, write_outputs
+from refinery.report.outputs import usage_summary, write_outputs
 
 __all__ = ["FolderAnalysis", "analyze_into"]
 

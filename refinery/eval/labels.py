@@ -7,7 +7,7 @@ team's own triage — label every failure of a run and mark the *critical* one. 
      "root_cause": 0}
 
 `root_cause` is the index of the critical failure in `failures`. A label file may name its trace
-(`"trace": "langsmith:<id>"`, any id `refinery.sources` fetches, or a path from the label file's
+(`"trace": "langsmith:<id>"`, any id `refinery.traces.sources` fetches, or a path from the label file's
 folder); otherwise it labels `TRACES/<its stem>.json`. Steps count the trace's runs in
 order (a step log's entries; otherwise the runs as refinery loads them), from `step_base` (0 or
 1, declared, never guessed). Predictions use the same shape and base, `root_cause` may also be the

@@ -14,7 +14,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from refinery.agents.stage_results import StagedAnalysisResult
+from refinery.analysis.stage_results import StagedAnalysisResult
 from refinery.core.models import Trace
 from refinery.traces.redact import redact_text
 from refinery.traces.render import run_sections, safe_name

@@ -1,0 +1,158 @@
+"""What a run would send, built offline: the request body of every stage call, in order.
+
+Why here and not in the CLI: it is the analyst's own request building (the same `Stage` table,
+prompt filling and `build_request`), run with placeholders where prior-stage JSON will go, so
+`refinery plan` shows exactly the bodies a run sends and cannot drift from them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from refinery.analysis.analysis_run import AnalysisRun, StageGroup
+from refinery.analysis.stage1_groups import group_request
+from refinery.analysis.staged_failure_analyst import StagedFailureAnalyst
+from refinery.analysis.stages import PLANNED_STORE, STAGE_BY_KEY, stage_user_text
+from refinery.analysis.verification import RunTexts
+from refinery.core.models import DomainExpertExpectation, Trace
+from refinery.core.pricing import estimate_cost_usd
+from refinery.core.tokens import estimate_body_tokens
+from refinery.traces.redact import RedactionReport
+from refinery.traces.spool import file_stats
+
+
+def planned_requests(
+    analyst: StagedFailureAnalyst, trace: Trace, files: Sequence[tuple[str, str]], expectation: DomainExpertExpectation
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(call name, body) for every `/responses` call of a run, prior-stage JSON as placeholders.
+    Stage 1 is built as the analyst reads it (`stage1_reading`): inline, each group's run files
+    are in its body."""
+    prior = {f"stage{n}": f"<stage {n} JSON>" for n in (1, 2, 3)}
+    groups = analyst.stage1_groups(files)
+    run = AnalysisRun(trace_id=trace.trace_id, store_id=PLANNED_STORE, groups=groups, texts=RunTexts(files))
+    slots: list[StageGroup | None] = [*groups] or [None]
+    for g in slots:
+        text, filters, reading = group_request(analyst.calls, run, g, len(groups), analyst.stage1_reading)
+        name = f"stage1 (group {g.number}/{len(groups)})" if g is not None and len(groups) > 1 else "stage1"
+        if reading != analyst.stage1_reading:
+            name += f" (read by {reading})"
+        yield name, analyst.build_stage_body("stage1", text, filters=filters, store_id=PLANNED_STORE)
+    expect_text = analyst.expectation_text(expectation, RedactionReport())  # counted by the rendering
+    yield (
+        "stage2",
+        analyst.build_stage_body(
+            "stage2",
+            stage_user_text(STAGE_BY_KEY["stage2"], prior, expectation_text=expect_text),
+            store_id=PLANNED_STORE,
+        ),
+    )
+    for key in ("stage3", "stage4"):
+        yield key, analyst.build_stage_body(key, stage_user_text(STAGE_BY_KEY[key], prior), store_id=PLANNED_STORE)
+
+
+@dataclass(frozen=True)
+class PlannedCall:
+    """One planned `/responses` call as measured; its body kept only when asked for (read inline,
+    a big trace's Stage 1 bodies hold the whole trace)."""
+
+    name: str
+    input_tokens: int
+    max_output_tokens: int
+    body: dict[str, Any] | None = None
+
+
+def measure(bodies: Iterable[tuple[str, dict[str, Any]]], keep_bytes: int | None = 0) -> list[PlannedCall]:
+    """Each call's name and token counts, one body at a time; bodies kept while they add up to
+    `keep_bytes` of JSON (None: all of them)."""
+    calls, kept = [], 0
+    for name, body in bodies:
+        room = keep_bytes is not None and 0 < keep_bytes and kept < keep_bytes
+        size = len(json.dumps(body)) if room else 0  # measured only while there is room for it
+        keep = keep_bytes is None or (room and kept + size <= keep_bytes)
+        kept += size if keep else 0
+        calls.append(
+            PlannedCall(name, estimate_body_tokens(body), int(body["max_output_tokens"]), body if keep else None)
+        )
+    return calls
+
+
+def plan_summary(
+    analyst: StagedFailureAnalyst,
+    trace: Trace,
+    files: Sequence[tuple[str, str]],
+    calls: Sequence[PlannedCall],
+    *,
+    latency_s: float = 15.0,
+) -> dict[str, Any]:
+    """What a run would cost, worst case: calls, input and output tokens per stage (the chunks
+    `file_search` may add, and Stage 1's JSON as later stages would paste it, condensed to fit),
+    estimated cost, duration at `latency_s` a call, and any request over the context budget.
+    `calls` are `planned_requests`' bodies as `measure` counted them: built once, summed here.
+
+    Stage 1's output size is unknown before the run; it is taken at its worst (every group using
+    its whole output budget), capped where condensation would cap it.
+    """
+    budget = analyst.calls.input_budget
+    groups = max(1, sum(1 for c in calls if c.name.startswith("stage1")))
+    out_budget = analyst.max_output_tokens
+    stage1_json = groups * out_budget["stage1"]  # pasted into stages 2-4, at most what fits
+    pasted = {"stage2": {"stage1"}, "stage3": {"stage1", "stage2"}, "stage4": {"stage1", "stage2", "stage3"}}
+    stages: dict[str, dict[str, Any]] = {}
+    warnings: list[str] = []
+    expected_input = 0  # outputs at half their budget: what a run usually pastes
+    for call in calls:
+        name = call.name
+        key = name.split(" ")[0]
+        stage = STAGE_BY_KEY[key]
+        known = call.input_tokens
+        allowance = analyst.calls.allowance(stage, PLANNED_STORE)
+        prior = 0
+        for p in sorted(pasted.get(key, set())):
+            size = stage1_json if p == "stage1" else out_budget[p]
+            prior += min(size, max(0, budget - known - allowance)) if p == "stage1" else size
+        total_in = known + allowance + prior
+        expected_input += known + allowance + prior // 2
+        row = stages.setdefault(key, {"calls": 0, "input_tokens": 0, "output_tokens": 0, "largest_request": 0})
+        row["calls"] += 1
+        row["input_tokens"] += total_in
+        row["output_tokens"] += call.max_output_tokens  # the answer, and a reasoning model's thinking
+        row["largest_request"] = max(row["largest_request"], total_in)
+        if total_in > budget:
+            warnings.append(f"{name}: about {total_in} input tokens, over the budget of {budget} for {analyst.model}")
+    if stage1_json > budget:
+        warnings.append(
+            f"stage 1 may produce ~{stage1_json} tokens of JSON: later stages get it condensed (the full result is "
+            f"uploaded to the store)"
+        )
+    for row in stages.values():
+        row["estimated_cost_usd"] = estimate_cost_usd(row, analyst.base_model)
+    costs = [r["estimated_cost_usd"] for r in stages.values()]
+    waves = -(-groups // analyst.stage1_concurrency)
+    return {
+        "trace_id": trace.trace_id,
+        "runs": len(trace.runs),
+        "failed_runs": len(trace.get_failed_runs()),
+        "files": len(files),
+        "file_tokens": sum(tokens for _, _, tokens in file_stats(files)),
+        "groups": groups,
+        "model": analyst.model,
+        "input_budget": budget,
+        "stages": stages,
+        "total": {
+            "calls": sum(r["calls"] for r in stages.values()),
+            "input_tokens": sum(r["input_tokens"] for r in stages.values()),
+            "output_tokens": sum(r["output_tokens"] for r in stages.values()),
+            "estimated_cost_usd": None
+            if any(c is None for c in costs)
+            else round(sum(c for c in costs if c is not None), 4),
+            "estimated_duration_s": round((waves + 3) * latency_s, 1),
+            "expected_input_tokens": expected_input,
+        },
+        "latency_s": latency_s,
+        "warnings": warnings,
+        "notes": "worst case: every call uses its whole output budget and file_search fills its result count; "
+        "verification re-asks (at most one a call) and indexing time are not included",
+    }

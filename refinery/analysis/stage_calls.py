@@ -1,0 +1,151 @@
+"""One stage call: its body, the request, the output validated against the stage's model, and
+its citations checked against the trace — with one re-ask when a cited run id is not in the
+trace or a quote is not in the run's text (`agents.verification`). What still fails is kept and
+counted as unverified.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from refinery.analysis.analysis_run import AnalysisRun
+from refinery.analysis.cost_ceiling import CostCeiling
+from refinery.analysis.stages import RequestContext, Stage, build_request, compact_json
+from refinery.analysis.verification import Verification, reask_text, verify
+from refinery.core.context_windows import chunk_allowance
+from refinery.core.model_families import check_effort, output_budget
+from refinery.core.tokens import estimate_body_tokens
+from refinery.errors import ContextBudgetError, StageError
+from refinery.prompts.system_prompts import SYSTEM
+from refinery.wire.response_output import CallUsage
+from refinery.wire.responses_client import JsonAnswer
+from refinery.wire.structured_model import StructuredModel
+
+log = logging.getLogger("refinery.staged")
+
+
+class StageCalls:
+    def __init__(
+        self,
+        client: Callable[[], StructuredModel],
+        model: str,
+        *,
+        max_output_tokens: Mapping[str, int],
+        max_num_results: Mapping[str, int],
+        temperature: float | None,
+        input_budget: int,
+        cost: CostCeiling | None = None,
+        reasoning_effort: str | None = None,
+        base_model: str | None = None,
+    ) -> None:
+        self._client = client  # built on first use: `refinery plan` never needs one; any StructuredModel
+        self.model = model  # as sent (an Azure deployment's name)
+        self.base_model = base_model or model  # what it is: budgets, prices, reasoning
+        self.max_output_tokens = max_output_tokens
+        self.max_num_results = max_num_results
+        self.temperature = temperature
+        self.input_budget = input_budget
+        self.cost = cost
+        self.reasoning_effort = check_effort(reasoning_effort)
+
+    def output_budget(self, stage: Stage) -> int:
+        """The stage's `max_output_tokens`: its answer budget, plus a reasoning model's allowance
+        for thinking (`core.model_families`)."""
+        return output_budget(self.base_model, self.max_output_tokens[stage.key], self.reasoning_effort)
+
+    def allowance(self, stage: Stage, store_id: str | None) -> int:
+        """The tokens `file_search` may add to this stage's request."""
+        return chunk_allowance(self.max_num_results[stage.key]) if stage.searches and store_id else 0
+
+    def body(
+        self, stage: Stage, user_text: str, store_id: str | None, filters: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The request body of one stage call (pure)."""
+        if stage.searches and not store_id:
+            raise StageError(stage.key, "no vector store: call prepare() or pass vector_store_id")
+        context = RequestContext(
+            self.model,
+            user_text,
+            store_id=store_id,
+            system=SYSTEM,
+            max_output_tokens=self.output_budget(stage),
+            max_num_results=self.max_num_results[stage.key],
+            temperature=self.temperature,
+            filters=filters,
+            reasoning_effort=self.reasoning_effort,
+            family=self.base_model,
+        )
+        return build_request(stage, context)
+
+    def worst_input(self, stage: Stage, body: dict[str, Any], store_id: str | None) -> int:
+        """A request's input at its largest: its own text plus every chunk `file_search` may add."""
+        return estimate_body_tokens(body) + self.allowance(stage, store_id)
+
+    async def call(
+        self, run: AnalysisRun, stage: Stage, user_text: str, *, filters: dict[str, Any] | None = None
+    ) -> tuple[Any, CallUsage, Verification | None]:
+        """One stage call, its output validated and its citations checked; one re-ask when a
+        cited run id is not in the trace or a quote is not in the run's text."""
+        answer = await self._ask(run, stage, user_text, filters)
+        output, usage = self._validated(stage, answer.data), answer.usage
+        if run.texts is None:
+            return output, usage, None
+        check = await asyncio.to_thread(verify, answer.data, run.texts)  # reads run texts: off the loop
+        if check.unverified:
+            log.info(
+                "%s: %d of %d citations unverified; asking once to fix them",
+                stage.key,
+                len(check.unverified),
+                check.cited,
+            )
+            again = await self._ask(
+                run, stage, reask_text(user_text, check.unverified, compact_json(answer.data)), filters
+            )
+            usage = usage + again.usage
+            try:
+                fixed = self._validated(stage, again.data)
+            except StageError:
+                fixed = None
+            if fixed is not None:
+                recheck = await asyncio.to_thread(verify, again.data, run.texts)
+                if len(recheck.unverified) <= len(check.unverified):
+                    output, check = fixed, recheck
+        return output, usage, check
+
+    async def _ask(self, run: AnalysisRun, stage: Stage, user_text: str, filters: dict[str, Any] | None) -> JsonAnswer:
+        def sized() -> tuple[dict[str, Any], int, int]:  # a big body's token count is CPU work: off the loop
+            body = self.body(stage, user_text, run.store_id, filters)
+            return body, self.allowance(stage, run.store_id), self.worst_input(stage, body, run.store_id)
+
+        body, allowance, worst_input = await asyncio.to_thread(sized)
+        if worst_input > self.input_budget:
+            raise ContextBudgetError(
+                f"{stage.key}: the request would carry about {worst_input} input tokens (with retrieved chunks), "
+                f"over the "
+                f"budget of {self.input_budget} for {self.model}; raise context_window / the budget share, or lower "
+                f"max_num_results"
+            )
+        guard = self.cost.guard(allowance) if self.cost else None
+        return await self._client().create_json(
+            body, stage.schema, label=f"{run.trace_id or 'trace'}:{stage.key}", guard=guard
+        )
+
+    @staticmethod
+    def _validated(stage: Stage, data: Any) -> Any:
+        try:
+            return stage.output_model.model_validate(data)
+        except ValidationError as exc:
+            raise StageError(stage.key, f"output does not match the stage model: {exc.errors()[:3]}") from exc
+
+
+def record_check(run: AnalysisRun, stage: Stage, check: Verification | None) -> dict[str, Any] | None:
+    """Add one call's verification to the run's count for the stage; its dict for a checkpoint."""
+    if check is None:
+        return None
+    run.verification[stage.key] = run.verification.get(stage.key, Verification()).add(check)
+    return check.as_dict()

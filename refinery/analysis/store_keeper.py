@@ -1,0 +1,250 @@
+"""The vector store behind one analysis: made, reused after an interruption, made again when gone,
+and deleted when the analysis is done.
+
+Why it is careful: "no results" from `file_search` is most often a store that was queried
+before its files were indexed, and a resumed run is where that happens. So the store is
+recorded as ready only once indexing completed; a rerun polls a recorded store again before
+using it, and one that is gone, failed or never got all its files is replaced (stage artifacts
+are kept). The store and its files are deleted after the analysis, resumed or not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from refinery.analysis.analysis_run import AnalysisRun, StageGroup, file_attributes
+from refinery.analysis.checkpoints import Checkpoints
+from refinery.core.artifacts import write_text_atomic
+from refinery.errors import FileIndexingError, RefineryError, VectorStoreGoneError
+from refinery.wire.vector_store_manager import VectorStoreManager
+
+# A file sent whose id never came back (the run was killed, or the request cut, after the server
+# made it) is looked for on the account by name, made no earlier than this many seconds before the
+# upload began (the server's clock may differ from ours)
+SWEEP_SLACK_S = 120
+
+log = logging.getLogger("refinery.store")
+
+IndexingProgress = Callable[[Mapping[str, int]], None]
+Emit = Callable[..., Awaitable[None]]
+
+
+class StoreKeeper:
+    def __init__(
+        self,
+        manager: Callable[[], VectorStoreManager],
+        checkpoints: Checkpoints,
+        *,
+        expires_after_days: int,
+        poll_timeout_s: float,
+        emit: Emit,
+    ) -> None:
+        self._manager = manager  # built on first use: `refinery plan` never needs one
+        self.checkpoints = checkpoints
+        self.expires_after_days = expires_after_days
+        self.poll_timeout_s = poll_timeout_s
+        self._emit = emit
+
+    @property
+    def manager(self) -> VectorStoreManager:
+        return self._manager()
+
+    @contextmanager
+    def _staging(self) -> Iterator[Path]:
+        """Where files are written before upload: the checkpoint folder's `files/` (kept, so a
+        rerun or a user can see what was sent), else a temporary folder removed afterwards."""
+        if self.checkpoints.folder is not None:
+            yield self.checkpoints.folder / "files"
+            return
+        with tempfile.TemporaryDirectory(prefix="refinery-") as tmp:
+            yield Path(tmp)
+
+    async def prepare(
+        self,
+        run: AnalysisRun,
+        files: Sequence[tuple[str, str]],
+        *,
+        name: str | None,
+        on_progress: IndexingProgress | None,
+    ) -> str:
+        """The store for `run`: the recorded one once it is ready, else a new one, indexed."""
+        assert run.trace_id is not None
+        run.files = [n for n, _ in files]
+        recorded = self.checkpoints.recorded_store(run.trace_id)
+        if recorded is not None and await self._reusable(run, recorded, len(files), on_progress):
+            return str(run.store_id)
+        return await self._create(run, files, name, on_progress)
+
+    async def _reusable(
+        self, run: AnalysisRun, recorded: dict[str, Any], n_files: int, on_progress: IndexingProgress | None
+    ) -> bool:
+        store_id = str(recorded["store_id"])
+        try:
+            counts = await self.manager.poll_ready(store_id, timeout_s=self.poll_timeout_s, on_progress=on_progress)
+            if counts.get("completed", 0) < n_files:
+                raise VectorStoreGoneError(
+                    store_id, f"holds {counts.get('completed', 0)} of {n_files} files; the upload was interrupted"
+                )
+        except (VectorStoreGoneError, FileIndexingError) as exc:
+            log.warning("%s; re-creating it from the trace (stage artifacts are kept)", exc)
+            await self.discard_recorded(recorded)
+            return False
+        run.store_id = store_id
+        run.created_store = True  # this analysis's artifacts made it: cleaned up like a new one
+        run.file_ids = list(recorded.get("file_ids") or [])
+        if not recorded.get("ready"):
+            self.checkpoints.record_store(store_id, str(run.trace_id), run.files, run.file_ids, ready=True)
+        return True
+
+    async def _create(
+        self, run: AnalysisRun, files: Sequence[tuple[str, str]], name: str | None, on_progress: IndexingProgress | None
+    ) -> str:
+        trace_id = str(run.trace_id)
+        await self._emit("prepare", "start", files=len(files))
+        with self._staging() as folder:
+            # writing a big trace's files is disk work: off the event loop
+            paths = await asyncio.to_thread(lambda: [write_text_atomic(folder / n, text) for n, text in files])
+            run.store_id = await self.manager.create_store(
+                (name or f"refinery-{trace_id}")[:256],
+                expires_after_days=self.expires_after_days,
+                metadata={"refinery_trace_id": trace_id[:512], "refinery_groups": str(len(run.groups))},
+            )
+            run.created_store = True
+            # recorded before the upload, and each file id as soon as the file exists, so a run
+            # stopped at any point leaves what a rerun (or `cleanup`) finds and deletes
+            run.file_ids = []
+            self.checkpoints.start_upload_log()
+            self.checkpoints.record_store(run.store_id, trace_id, run.files, [], ready=False)
+            await self._upload(run, paths, file_attributes(files, run.groups))
+        self.checkpoints.record_store(run.store_id, trace_id, run.files, run.file_ids, ready=False)
+        await self.manager.poll_ready(run.store_id, timeout_s=self.poll_timeout_s, on_progress=on_progress)
+        self.checkpoints.record_store(run.store_id, trace_id, run.files, run.file_ids, ready=True)
+        await self._emit("prepare", "end", store_id=run.store_id, files=len(files))
+        return run.store_id
+
+    async def add_file(self, run: AnalysisRun, name: str, text: str) -> None:
+        """One more file in the run's store (once per name), indexed before this returns."""
+        if not run.store_id or name in run.files:
+            return
+        with self._staging() as folder:
+            path = write_text_atomic(folder / name, text)
+            await self._upload(run, [path], {name: {"kind": "stage1", "group": 0}})
+        run.files.append(name)
+        await self.manager.poll_ready(run.store_id, timeout_s=self.poll_timeout_s)
+        self.checkpoints.record_store(run.store_id, str(run.trace_id), run.files, run.file_ids, ready=True)
+
+    async def _upload(self, run: AnalysisRun, paths: list[Path], attributes: dict[str, dict[str, Any]]) -> None:
+        """Upload into the run's store, each file id recorded (in the run and `store.json`) as soon
+        as the file exists; files expire with the store. When the upload fails, what it made is
+        deleted before the error goes on (nothing is left on the account)."""
+        assert run.store_id is not None
+
+        sent: list[str] = []
+        began = time.time()
+
+        def sending(path: Path) -> None:
+            sent.append(path.name)
+            self.checkpoints.note_upload(sending=path.name)
+
+        refused: list[str] = []  # answered with an error: no file was made
+
+        def uploaded(file_id: str) -> None:
+            run.file_ids.append(file_id)
+            self.checkpoints.note_upload(file_id=file_id)
+
+        try:
+            await self.manager.upload_files(
+                run.store_id,
+                paths,
+                attributes=attributes,
+                on_uploaded=uploaded,
+                on_sending=sending,
+                on_refused=lambda path: refused.append(path.name),
+                expires_after_s=self.expires_after_days * 86_400 if self.expires_after_days else None,
+            )
+        except BaseException:
+            unheard = len(sent) - len(run.file_ids) - len(refused)
+            await self.discard_recorded(
+                {"store_id": run.store_id, "file_ids": run.file_ids, "unheard": unheard, "sent": sent, "sent_at": began}
+            )
+            run.created_store = False
+            if not unheard:
+                self.checkpoints.forget_store()
+            # else the record stays: a request the server is still working on may make its file after
+            # this sweep, and the rerun (or --fresh) sweeps again from the same record
+            raise
+
+    async def adopt(self, run: AnalysisRun, store_id: str) -> None:
+        """A store prepared elsewhere (`refinery init`): learn its trace and Stage 1 groups."""
+        run.store_id = store_id
+        try:
+            data = await self.manager.get_store(store_id)
+        except VectorStoreGoneError as exc:
+            raise VectorStoreGoneError(
+                exc.store_id, exc.reason, "prepare it again with `refinery init TRACE`, or use `refinery run TRACE`"
+            ) from None
+        meta = data.get("metadata") or {}
+        run.trace_id = run.trace_id or meta.get("refinery_trace_id")
+        if not run.groups:
+            run.groups = [StageGroup(g, 0, 0, ()) for g in range(1, int(meta.get("refinery_groups") or 1) + 1)]
+
+    async def discard_recorded(self, recorded: dict[str, Any]) -> None:
+        """Delete the store and files a record names (`Checkpoints.recorded_store`: a killed
+        run's, `--fresh`'s) — and, when files were sent whose ids never came back, those files,
+        found on the account by name and time."""
+        known = [str(f) for f in recorded.get("file_ids") or []]
+        await self._discard(str(recorded["store_id"]), known)
+        if recorded.get("unheard") and recorded.get("sent"):
+            await self._sweep(set(recorded["sent"]), float(recorded.get("sent_at") or 0), set(known))
+
+    async def _sweep(self, names: set[str], since: float, known: set[str]) -> None:
+        """Delete this trace's files (by name) made since the upload began whose ids were never
+        heard. Why by name: nothing else marks them — a file's name is the rendered file's, which
+        holds the trace id, so only a run of the same trace started at the same time could match."""
+        try:
+            files = await self.manager.account_files()
+            strays = [
+                str(f["id"])
+                for f in files
+                if f.get("filename") in names
+                and float(f.get("created_at") or 0) >= since - SWEEP_SLACK_S
+                and str(f.get("id")) not in known
+            ]
+            await self.manager.delete_files(strays)
+        except RefineryError as exc:  # they expire with their `expires_after`; do not fail the run
+            log.info("could not look for files whose upload was cut: %s", exc)
+            return
+        if strays:
+            log.info("deleted %d file(s) whose upload was cut before their ids came back", len(strays))
+
+    async def _discard(self, store_id: str, file_ids: list[str]) -> None:
+        """Delete a store and files that cannot be used; they expire anyway, so failures only log."""
+        for what, action in (
+            ("store", lambda: self.manager.delete_store(store_id)),
+            ("files", lambda: self.manager.delete_files(file_ids)),
+        ):
+            try:
+                await action()
+            except RefineryError as exc:
+                log.info("could not delete the %s of %s: %s", what, store_id, exc)
+
+    async def cleanup(self, run: AnalysisRun) -> None:
+        """Delete the store (and its files) this analysis made — after a resumed run too."""
+        if not run.created_store or not run.store_id:
+            return
+        try:
+            await self.manager.delete_store(run.store_id)
+            await self.manager.delete_files(sorted(set(run.file_ids)))  # this run's own: a manager serves many
+        except RefineryError as exc:  # the store expires by itself; do not fail the analysis
+            log.warning("could not delete vector store %s: %s", run.store_id, exc)
+            return
+        finally:
+            run.created_store = False
+        self.checkpoints.forget_store()

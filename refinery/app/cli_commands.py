@@ -1,0 +1,120 @@
+"""The CLI's commands around an analysis rather than of one: traces fetched by id (`langsmith:`,
+`langfuse:`, `phoenix:`, `batch --from`), failure patterns over finished batches, and the MCP server. Kept
+apart from `cli.py`, which runs the analyses themselves."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from refinery.core.artifacts import read_json, write_json_atomic
+from refinery.errors import ArtifactsMismatchError, InputFileError
+from refinery.traces.render import safe_name
+
+__all__ = ["batch_source", "cmd_mcp", "cmd_patterns", "emit", "listed", "trace_path"]
+
+EXIT_OK = 0
+
+
+def emit(args: argparse.Namespace, human: str, data: dict[str, Any]) -> None:
+    """What a command says: the human text, or its JSON with --json (every command's one way)."""
+    print(json.dumps(data, indent=2, default=str) if args.json else human)
+
+
+async def trace_path(args: argparse.Namespace, out: Path | None) -> str:
+    """A trace path, fetching a `langsmith:` / `langfuse:` / `phoenix:` reference first: into `out/trace.json`
+    (kept: a rerun reads it instead of fetching again), or a private temporary file."""
+    from refinery.traces.sources import fetched_copy, is_source_ref, kept_source
+
+    ref = is_source_ref(args.trace, project=getattr(args, "project", None))
+    if ref is None:
+        return str(args.trace)
+    if out is not None and (out / "trace.json").is_file() and not getattr(args, "fresh", False):
+        kept = kept_source(out / "trace.json")
+        if kept != str(ref):
+            raise ArtifactsMismatchError(
+                f"{out / 'trace.json'} holds {kept or 'another trace'}, not {ref}; use --fresh or another --out"
+            )
+    print(f"refinery: trace {ref}", file=sys.stderr)
+    return str(await fetched_copy(ref, out))
+
+
+def batch_source(args: argparse.Namespace) -> str:
+    if not args.source:
+        raise InputFileError("refinery batch: give a folder, a manifest or a trace file — or --from PLATFORM")
+    return str(args.source)
+
+
+async def listed(args: argparse.Namespace) -> list[Any]:
+    """`--from PLATFORM --since AGE --failed`: that period's failed traces, each analysed by id."""
+    from refinery.app.batch import BatchItem
+    from refinery.traces.sources import failed_traces, parse_age
+
+    if args.source:
+        raise InputFileError("refinery batch: give SOURCE or --from, not both")
+    if not args.failed or not args.since:
+        raise InputFileError("refinery batch --from: add --since AGE and --failed (failed traces are what it lists)")
+    ids = await failed_traces(args.from_platform, parse_age(args.since), project=args.project)
+    print(f"refinery: {len(ids)} failed trace(s) in {args.from_platform} since {args.since}", file=sys.stderr)
+    expect = str(args.expect) if args.expect else None
+    return [BatchItem(name=safe_name(i), trace=f"{args.from_platform}:{i}", expect=expect) for i in ids]
+
+
+async def cmd_patterns(args: argparse.Namespace) -> int:
+    """The failure patterns across finished batch folders (e.g. a week of nightly runs)."""
+    from refinery.analysis.output_folder import digest_of
+    from refinery.patterns.grouping import Pattern, find_patterns
+
+    outcomes = []
+    for folder in args.folders:
+        data = read_json(Path(folder) / "summary.json")
+        if not isinstance(data, dict):
+            raise InputFileError(f"{folder}: no summary.json (a folder `refinery batch` wrote)")
+        prefix = f"{Path(folder).name}/" if len(args.folders) > 1 else ""
+        outcomes += [{**o, "name": prefix + str(o.get("name", n))} for n, o in (data.get("outcomes") or {}).items()]
+    patterns = find_patterns(outcomes)
+    # kept in the first folder: a rerun over the same diagnoses reuses them, with no model call
+    cache = Path(args.folders[0]) / "patterns.json"
+    made_of = digest_of(
+        [[str(f) for f in args.folders], patterns, [o.get("root_cause") for o in outcomes], args.no_llm]
+    )
+    kept = read_json(cache)
+    if isinstance(kept, dict) and kept.get("of") == made_of:
+        patterns = [Pattern.model_validate(p) for p in kept.get("patterns") or []]
+    elif not args.no_llm and len(patterns) > 1:
+        from refinery.patterns.merge import merge_patterns
+        from refinery.wire.responses_client import ResponsesClient
+
+        causes = {p.id: [str(o.get("root_cause")) for o in outcomes if o.get("name") in p.traces][:3] for p in patterns}
+        async with ResponsesClient() as client:
+            patterns, note = await merge_patterns(
+                client, patterns, causes, model=args.model, max_cost_usd=args.max_cost
+            )
+        if note:
+            print(f"refinery: {note}", file=sys.stderr)
+    write_json_atomic(cache, {"of": made_of, "patterns": [p.model_dump() for p in patterns]})
+    lines = [f"{len(patterns)} pattern(s) over {sum(p.count for p in patterns)} analysed trace(s):"]
+    lines += [
+        f"{i:>3}. {p.count:>4} ({p.share:.0%})  {p.title}  — {', '.join(p.traces[:5])}"
+        for i, p in enumerate(patterns, 1)
+    ]
+    emit(args, "\n".join(lines), {"patterns": [p.model_dump() for p in patterns]})
+    return EXIT_OK
+
+
+async def cmd_mcp(args: argparse.Namespace) -> int:
+    """Serve refinery's tools over MCP: stdio, or streamable HTTP on 127.0.0.1 with --http PORT."""
+    try:
+        from refinery.app.mcp_server import build_server
+
+        server = build_server([Path(r) for r in args.root], model=args.model, max_cost_usd=args.max_cost)
+    except ModuleNotFoundError as exc:
+        raise InputFileError(f"refinery mcp needs the mcp extra: pip install 'refinery-analyst[mcp]' ({exc})") from None
+    if args.http:
+        await server.run_streamable_http_async(host=args.host, port=args.http)
+    else:
+        await server.run_stdio_async()
+    return EXIT_OK

@@ -1,0 +1,196 @@
+"""`refinery mcp`: refinery as tools other agents call, over the Model Context Protocol.
+
+Why: people now debug with coding agents, and what those agents need is a door — "get the trace,
+run the root-cause analysis, return root cause, spans and next action". The tools are the CLI's
+own paths (the same key handling, redaction, output-folder lock, cost ceiling), answering with
+data instead of printing: stdout is the protocol's channel over stdio.
+
+Every path a caller gives is confined to the folders the server was started with (`--root`): a
+calling agent cannot make it read or write anywhere else. Needs the `mcp` extra
+(`pip install 'refinery-analyst[mcp]'`).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from refinery.analysis.plan import measure, plan_summary, planned_requests
+from refinery.analysis.staged_failure_analyst import StagedFailureAnalyst
+from refinery.app import analyze_into
+from refinery.app.inputs import expectation_for
+from refinery.core.artifacts import read_json
+from refinery.core.offload import off_loop
+from refinery.errors import RefineryError, UserInputError
+from refinery.patterns.grouping import find_patterns
+from refinery.traces import load_trace
+from refinery.traces.sources import fetched_copy, is_source_ref
+
+try:  # the optional extra; at module level, where the SDK resolves the tools' annotations
+    from mcp.server.mcpserver import Context
+except ImportError:  # pragma: no cover - without the extra `refinery mcp` says what to install
+    Context = Any  # type: ignore[misc,assignment]
+
+__all__ = ["build_server", "confined"]
+
+
+def confined(path: str, roots: list[Path]) -> Path:
+    """`path` resolved, when it lies inside one of `roots`; else a refusal naming the roots."""
+    resolved = Path(path).expanduser()
+    resolved = (resolved if resolved.is_absolute() else roots[0] / resolved).resolve()
+    if not any(resolved == r or r in resolved.parents for r in roots):
+        raise UserInputError(f"{path}: outside the folders this server was started with ({', '.join(map(str, roots))})")
+    return resolved
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _refusals(fn: F) -> F:
+    """A refinery error (a path outside the roots, a bad trace, no key) as the tool's error result,
+    which the calling agent reads, not a protocol failure."""
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def run_async(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await fn(*args, **kwargs)
+            except RefineryError as exc:
+                raise ToolError(str(exc)) from None
+
+        return run_async  # type: ignore[return-value]
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except RefineryError as exc:
+            raise ToolError(str(exc)) from None
+
+    return run  # type: ignore[return-value]
+
+
+def build_server(roots: list[Path], *, model: str = "gpt-4o", max_cost_usd: float | None = None) -> Any:
+    """The MCP server with refinery's tools, paths confined to `roots`."""
+    from mcp.server.mcpserver import MCPServer  # the optional extra: imported only when serving
+
+    roots = [r.resolve() for r in roots]
+    server = MCPServer(
+        "refinery",
+        instructions="Why did an AI agent run fail? plan_trace estimates an analysis; analyze_trace runs it and "
+        "returns the verdict, the responsible agent, the decisive step and the errors with checked citations.",
+    )
+
+    async def _trace_file(trace: str, folder: Path | None) -> Path:
+        """A path inside the roots, or a trace fetched by id (into `folder`, else a temporary file)."""
+        ref = is_source_ref(trace)
+        return confined(trace, roots) if ref is None else await fetched_copy(ref, folder)
+
+    @server.tool()
+    @_refusals
+    async def plan_trace(trace: str, expect: str | None = None) -> dict[str, Any]:
+        """What analysing a trace (a path, or `langsmith:<id>` / `langfuse:<id>` / `phoenix:<id>`) would send and cost:
+        calls, input tokens, estimated cost (no model call)."""
+        path = await _trace_file(trace, None)
+        expect_path = confined(expect, roots) if expect else None
+
+        def planned(_stop: object) -> dict[str, Any]:  # parsing and rendering: off the event loop
+            loaded = load_trace(path)
+            expectation = expectation_for(expect_path, loaded)
+            analyst = StagedFailureAnalyst(model=model)
+            files = analyst.render(loaded, expectation)
+            try:
+                return plan_summary(
+                    analyst, loaded, files, measure(planned_requests(analyst, loaded, files, expectation))
+                )
+            finally:
+                close = getattr(files, "close", None)
+                if close is not None:
+                    close()
+
+        plan = await off_loop(planned)
+        return {k: plan[k] for k in ("trace_id", "runs", "failed_runs", "groups", "model", "total")}
+
+    @server.tool()
+    @_refusals
+    async def analyze_trace(
+        trace: str, out: str, expect: str | None = None, ctx: Context | None = None
+    ) -> dict[str, Any]:
+        """Run the four stages on a trace (a path, or `langsmith:<id>` / `langfuse:<id>` / `phoenix:<id>`); write the
+        artifacts and report into `out`; return the verdict. Progress is reported stage by stage."""
+        folder = confined(out, roots)
+        path = await _trace_file(trace, folder)
+        loaded = await off_loop(lambda _stop: load_trace(path))
+        expectation = expectation_for(confined(expect, roots) if expect else None, loaded)
+        steps = ["prepare", "stage1", "stage2", "stage3", "stage4"]
+
+        async def progress(stage: str, status: str, info: dict[str, Any]) -> None:
+            if ctx is not None and status == "end" and stage in steps:
+                await ctx.report_progress(steps.index(stage) + 1, len(steps), f"{stage} done")
+
+        async with StagedFailureAnalyst(model=model, max_cost_usd=max_cost_usd) as analyst:
+            done = await analyze_into(folder, loaded, expectation, analyst=analyst, trace_file=path, progress=progress)
+        result, usage = done.result, done.usage
+        d, verification = result.diagnosis, result.verification.get("stage3") or {}
+        bad = {u["path"] for u in verification.get("unverified", [])}
+        return {
+            "trace_id": result.trace_id,
+            "failure_type": d.failure_type.value if d else None,
+            "confidence": d.confidence.value if d else None,
+            "root_cause": d.root_cause if d else None,
+            "responsible_agent": d.responsible_agent if d else None,
+            "decisive_step": {**d.decisive_step.model_dump(), "verified": "decisive_step" not in bad} if d else None,
+            "errors": [
+                {**e.model_dump(mode="json"), "verified": f"errors[{i}]" not in bad} for i, e in enumerate(d.errors)
+            ]
+            if d
+            else [],
+            "next_actions": [a.action for a in result.synthesis.actions_next] if result.synthesis else [],
+            "report": str(folder / "report.md"),
+            "cost_usd": usage["total"].get("estimated_cost_usd"),
+        }
+
+    @server.tool()
+    @_refusals
+    def read_report(out: str) -> str:
+        """The Markdown report of an analysis folder."""
+        report = confined(out, roots) / "report.md"
+        if not report.is_file():
+            raise UserInputError(f"{out}: no report.md (is it an analysis's output folder?)")
+        return report.read_text(encoding="utf-8")
+
+    @server.tool()
+    @_refusals
+    def list_runs(folder: str) -> list[dict[str, Any]]:
+        """The analyses under a folder: each subfolder (or the folder itself) holding a diagnosis."""
+        base = confined(folder, roots)
+        found = []
+        for stage3 in sorted(base.rglob("stage3_diagnosis.json")):
+            data = read_json(stage3) or {}
+            output = data.get("output") or {}
+            found.append(
+                {
+                    "folder": str(stage3.parent),
+                    "trace_id": data.get("trace_id"),
+                    "failure_type": output.get("failure_type"),
+                    "root_cause": output.get("root_cause"),
+                }
+            )
+        return found
+
+    @server.tool(name="find_patterns")
+    @_refusals
+    def find_patterns_in(folders: list[str]) -> list[dict[str, Any]]:
+        """The failure patterns across finished `refinery batch` folders, largest first."""
+        outcomes = []
+        for f in folders:
+            summary = read_json(confined(f, roots) / "summary.json") or {}
+            outcomes += list((summary.get("outcomes") or {}).values())
+        return [p.model_dump() for p in find_patterns(outcomes)]
+
+    return server

@@ -1,0 +1,334 @@
+"""`ResponsesClient`: `POST /v1/responses` with retries, output extraction, JSON recovery, usage.
+
+The retry rules live in the shared transport; this module adds what is specific to the
+Responses endpoint: reading the answer out of `output`, one format-only re-ask when the JSON is
+broken, one larger budget when `max_output_tokens` cut the answer, and the token usage of every
+call. `create_json` returns the usage of exactly the calls it made (re-asks included) and the
+chunks `file_search` retrieved with its answer, so each analysis counts its own calls even when
+many share one client, and citations can be checked against what the model actually saw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Protocol
+
+import aiohttp
+import jsonschema
+
+from refinery.core.tokens import estimate_body_tokens
+from refinery.errors import (
+    APIConnectionError,
+    AuthenticationError,
+    BadRequestError,
+    CanaryError,
+    IncompleteResponseError,
+    NotFoundError,
+    OutputFormatError,
+    PermissionDeniedError,
+    RefineryError,
+)
+from refinery.wire.rate_budget import BudgetStats, RateBudget
+from refinery.wire.response_output import (
+    CallUsage,
+    citations,
+    file_search_results,
+    output_text,
+    parse_json_output,
+    parse_json_text,
+)
+from refinery.wire.responses_request_builder import (
+    build_canary_test_body,
+    with_max_output_tokens,
+    with_user_text,
+)
+from refinery.wire.transport import (
+    ApiSettings,
+    Clock,
+    OpenAITransport,
+    RetryPolicy,
+    Sleep,
+)
+from refinery.wire.vector_store_manager import VectorStoreManager
+
+__all__ = [
+    "ResponsesClient",
+    "CanaryResult",
+    "JsonAnswer",
+    "output_text",
+    "parse_json_output",
+    "file_search_results",
+    "citations",
+]
+
+log = logging.getLogger("refinery.responses")
+
+USAGE_KEPT = 256  # `ResponsesClient.usage` keeps the last this many calls
+
+REASK_TEXT = (
+    "Return ONLY the exact JSON again, valid against the schema, with no other text. Your previous output was:\n"
+)
+
+
+class SpendGuard(Protocol):
+    """Admits each request before it is sent (raising to stop it) and hears what it cost."""
+
+    async def admit(self, body: Mapping[str, Any]) -> Any: ...
+
+    async def settle(self, ticket: Any, usage: CallUsage | None) -> None: ...
+
+
+@dataclass(frozen=True)
+class JsonAnswer:
+    """A JSON answer with what it cost and what it was based on.
+
+    `usage` sums every call made for this answer (a larger budget, a re-ask); `results` are the
+    chunks `file_search` returned with the final answer (`include: ["file_search_call.results"]`).
+    """
+
+    data: dict[str, Any]
+    usage: CallUsage
+    results: list[dict[str, Any]] = field(default_factory=list)
+    response_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CanaryResult:
+    ok: bool
+    model: str
+    response_id: str | None
+    reply: str
+    backend: str = "openai"  # or "azure"
+    host: str = ""  # "OpenAI at https://…" / "Azure OpenAI at https://…"
+
+
+class ResponsesClient:
+    """An async context manager for the Responses endpoint, over one `OpenAITransport`.
+
+    Build it from the environment (`OPENAI_API_KEY`, `OPENAI_BASE_URL`, `OPENAI_PROJECT`,
+    `OPENAI_ORG_ID`), from explicit arguments, or over an existing transport (so a
+    `VectorStoreManager` can share the same session and retry core).
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        project: str | None = None,
+        organization: str | None = None,
+        transport: OpenAITransport | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Sleep | None = None,
+        max_output_tokens_cap: int = 64_000,
+        tpm: int | None = None,
+        rpm: int | None = None,
+        budget: RateBudget | bool = True,
+        clock: Clock | None = None,
+        azure_ad_token_provider: Callable[[], str] | None = None,
+    ) -> None:
+        """Without `transport`, one is built here; `budget`, `tpm` and `rpm` configure its shared
+        rate budget (see `OpenAITransport`), on the given `clock` and `sleep`. On Azure OpenAI
+        (`AZURE_OPENAI_ENDPOINT`), `azure_ad_token_provider` gives a Microsoft Entra token per request."""
+        if transport is None:
+            settings = ApiSettings.from_env(
+                api_key,
+                base_url=base_url,
+                project=project,
+                organization=organization,
+                token_provider=azure_ad_token_provider,
+            )
+            transport = OpenAITransport(
+                settings, timeout=timeout, retry=retry, sleep=sleep, clock=clock, budget=budget, tpm=tpm, rpm=rpm
+            )
+        self.transport = transport
+        self.max_output_tokens_cap = max_output_tokens_cap
+        # the last calls' usage, for a host's look at what the client did lately; bounded, because a
+        # client may live as long as its host. An analysis counts its own calls (`JsonAnswer.usage`).
+        self.usage: deque[CallUsage] = deque(maxlen=USAGE_KEPT)
+
+    @property
+    def base_url(self) -> str:
+        return self.transport.settings.base_url
+
+    def vector_store_manager(self, **options: Any) -> VectorStoreManager:
+        """A `VectorStoreManager` on this client's transport: one session, one retry core and one
+        rate budget for every call an analysis makes."""
+        return VectorStoreManager(self.transport, **options)
+
+    @property
+    def budget_stats(self) -> BudgetStats | None:
+        """The shared rate budget's admissions, waits and 429s (None without a budget)."""
+        return self.transport.budget_stats
+
+    async def __aenter__(self) -> "ResponsesClient":
+        await self.transport.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.transport.close()
+
+    async def close(self) -> None:
+        await self.transport.close()
+
+    async def create(self, body: Mapping[str, Any], *, label: str | None = None) -> dict[str, Any]:
+        """POST `/responses` and return the raw response object; its usage is recorded.
+
+        The call goes through the transport's rate budget with its worst-case token cost; calls
+        with the same label suffix (`…:stage1`) share a learned allowance for retrieved chunks.
+        """
+        return (await self._create(body, label))[0]
+
+    async def _create(self, body: Mapping[str, Any], label: str | None) -> tuple[dict[str, Any], CallUsage]:
+        # counting a big body's tokens is CPU work (a Stage 1 body holds its group's files): off the loop
+        cost = await asyncio.to_thread(estimate_body_tokens, dict(body)) + int(body.get("max_output_tokens") or 4096)
+        cost_class = label.rsplit(":", 1)[-1] if label else None
+        resp = await self.transport.request("POST", "/responses", json=dict(body), cost=cost, cost_class=cost_class)
+        data = resp.data if isinstance(resp.data, dict) else {}
+        usage = CallUsage.from_response(data, label)
+        self.usage.append(usage)
+        return data, usage
+
+    def usage_for(self, label: str) -> CallUsage:
+        """The summed usage of the calls made with `label` among the last `USAGE_KEPT`."""
+        return CallUsage.total((u for u in self.usage if u.label == label), label)
+
+    async def create_json(
+        self,
+        body: Mapping[str, Any],
+        schema: Mapping[str, Any] | None = None,
+        *,
+        label: str | None = None,
+        guard: SpendGuard | None = None,
+    ) -> JsonAnswer:
+        """The answer as a JSON object, recovered once from each of two known failure modes.
+
+        - cut off by `max_output_tokens` (a reasoning model may spend it all thinking) → retried
+          once with double the budget (up to `max_output_tokens_cap`), then reported with the reason;
+        - not JSON, or (when `schema` is given) JSON that breaks it → one format-only re-ask:
+          the same body with the user content replaced by "Return ONLY the exact JSON again"
+          and the raw text. Still wrong → `OutputFormatError` holding the raw text.
+
+        `guard` admits every request this makes (the retries too) before it is sent.
+        """
+        body = dict(body)
+        calls: list[CallUsage] = []
+
+        async def send(b: dict[str, Any]) -> dict[str, Any]:
+            ticket = await guard.admit(b) if guard is not None else None
+            sent: CallUsage | None = None
+            try:
+                response, sent = await self._create(b, label)
+            finally:
+                if guard is not None:
+                    await guard.settle(ticket, sent)
+            calls.append(sent)
+            return response
+
+        response = await send(body)
+        try:
+            text = output_text(response)
+        except IncompleteResponseError as exc:
+            budget = int(body.get("max_output_tokens") or 0)
+            bigger = min(self.max_output_tokens_cap, max(budget * 2, 256))
+            if exc.reason != "max_output_tokens" or bigger <= budget:
+                raise
+            log.info(
+                "output cut at %d tokens (%d of them reasoning); retrying once with %d",
+                budget,
+                calls[-1].reasoning_tokens,
+                bigger,
+            )
+            body = with_max_output_tokens(body, bigger)
+            response = await send(body)
+            try:
+                text = output_text(response)
+            except IncompleteResponseError as again:
+                thought = calls[-1].reasoning_tokens
+                raise IncompleteResponseError(
+                    again.reason,
+                    again.partial_text,
+                    detail=f"after one retry with max_output_tokens {bigger}, of which {thought} went to reasoning; "
+                    "raise the stage's output budget or lower the reasoning effort",
+                ) from again
+        problems = answer_problems(text, schema)
+        if problems:
+            log.info("output not valid (%s); asking once for the JSON again", problems[0])
+            response = await send(with_user_text(body, REASK_TEXT + text))
+            text = output_text(response)
+            problems = answer_problems(text, schema)
+            if problems:
+                raise OutputFormatError(
+                    f"output is not the JSON asked for after one re-ask: {problems[0]}",
+                    raw_text=text,
+                    problems=problems,
+                )
+        return JsonAnswer(
+            json.loads(text), CallUsage.total(calls, label), file_search_results(response), response.get("id")
+        )
+
+    async def canary(self, model: str = "gpt-4o") -> CanaryResult:
+        """Send the smallest strict-JSON request and say plainly what is wrong when it fails."""
+        base = self.base_url
+        settings = self.transport.settings
+        azure = settings.backend == "azure"
+        key_var, url_var = (
+            ("AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT") if azure else ("OPENAI_API_KEY", "OPENAI_BASE_URL")
+        )
+        try:
+            answer = await self.create_json(build_canary_test_body(model), label="canary")
+        except AuthenticationError as exc:
+            raise CanaryError(f"authentication failed: check {key_var} (HTTP 401: {exc.message})") from exc
+        except PermissionDeniedError as exc:
+            raise CanaryError(
+                f"permission denied: check OPENAI_PROJECT / OPENAI_ORG_ID and model access (HTTP 403: {exc.message})"
+            ) from exc
+        except NotFoundError as exc:
+            raise CanaryError(
+                f"not found: check the {'deployment' if azure else 'model'} name {model!r} and {url_var} {base!r} "
+                f"(HTTP 404: {exc.message})"
+            ) from exc
+        except BadRequestError as exc:
+            raise CanaryError(f"request rejected for model {model!r}: {exc.message}") from exc
+        except APIConnectionError as exc:
+            raise CanaryError(f"cannot reach {base!r}: check {url_var} and the network ({exc})") from exc
+        except RefineryError as exc:
+            raise CanaryError(f"canary failed: {exc}") from exc
+        return CanaryResult(
+            ok=True,
+            model=model,
+            response_id=answer.response_id,
+            reply=str(answer.data.get("reply", "")),
+            backend=settings.backend,
+            host=settings.host,
+        )
+
+
+def answer_problems(text: str, schema: Mapping[str, Any] | None) -> list[str]:
+    """What keeps `text` from being the JSON object `schema` asks for (empty: nothing)."""
+    try:
+        value = parse_json_text(text)
+    except OutputFormatError as exc:
+        return exc.problems
+    if not isinstance(value, dict):
+        return ["output JSON is not an object"]
+    if schema is None:
+        return []
+    validator = _validator(json.dumps(schema, sort_keys=True))
+    return [
+        f"{'/'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message[:200]}"
+        for e in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+    ]
+
+
+@lru_cache(maxsize=32)
+def _validator(schema_json: str) -> jsonschema.Draft202012Validator:
+    """One compiled validator per schema: building it was most of a call's client CPU."""
+    return jsonschema.Draft202012Validator(json.loads(schema_json))
