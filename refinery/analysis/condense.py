@@ -11,6 +11,7 @@ retrieve, and the artifact keeps it whole.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -155,14 +156,21 @@ async def fitted_prior(
 ) -> tuple[dict[str, Any], int, list[str]]:
     """The prior stages' JSON for `stage`'s prompt, Stage 1 condensed when it would not fit the
     input budget (the full Stage 1 then goes to the store as a file, and a note says so)."""
-    prior_json = {k: v.model_dump(mode="json") for k, v in prior.items()}
-    if "stage1" not in prior:
+
+    def fit() -> tuple[dict[str, Any], TraceAnalysisOutput | None, int]:  # a big Stage 1 is CPU work: off the loop
+        prior_json = {k: v.model_dump(mode="json") for k, v in prior.items()}
+        if "stage1" not in prior:
+            return prior_json, None, 0
+        empty = stage_user_text(
+            stage, {**prior_json, "stage1": ""}, expectation_text=expectation_text, notes=[STAGE1_FILE_NOTE]
+        )
+        overhead = calls.worst_input(stage, calls.body(stage, empty, run.store_id or PLANNED_STORE), run.store_id)
+        fitted, level = condense_stage1(prior["stage1"], calls.input_budget - overhead)
+        return prior_json, fitted, level
+
+    prior_json, fitted, level = await asyncio.to_thread(fit)
+    if fitted is None:
         return prior_json, 0, []
-    empty = stage_user_text(
-        stage, {**prior_json, "stage1": ""}, expectation_text=expectation_text, notes=[STAGE1_FILE_NOTE]
-    )
-    overhead = calls.worst_input(stage, calls.body(stage, empty, run.store_id or PLANNED_STORE), run.store_id)
-    fitted, level = condense_stage1(prior["stage1"], calls.input_budget - overhead)
     if level == 0:
         return prior_json, 0, []
     log.info(
@@ -170,8 +178,7 @@ async def fitted_prior(
     )
     prior_json["stage1"] = fitted.model_dump(mode="json")
     if run.store_id and stage.searches:
-        await store.add_file(
-            run, f"{safe_name(run.trace_id or 'trace')}_stage1_full.md", stage1_file_text(prior["stage1"])
-        )
+        text = await asyncio.to_thread(stage1_file_text, prior["stage1"])
+        await store.add_file(run, f"{safe_name(run.trace_id or 'trace')}_stage1_full.md", text)
         return prior_json, level, [STAGE1_FILE_NOTE]
     return prior_json, level, []
