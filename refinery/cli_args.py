@@ -111,8 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     trace_inputs.add_argument(
         "--sample",
         metavar="ID",
-        help="the trace to take from a file holding several (an Inspect log's sample id, a τ-bench task id); "
-        "`plan` plans them all without it, `batch` analyses them all",
+        help="the trace to take from a file holding several (an Inspect log's sample id, ID:EPOCH when the log ran "
+        "it in several epochs; a τ-bench task id); `plan` plans them all without it, `batch` analyses them all",
     )
     trace_inputs.add_argument(
         "--no-redact", action="store_true", help="upload secrets as they are (redaction is on by default)"
