@@ -12,7 +12,8 @@ Two sets of figures per data folder (one subset: algorithm-generated, hand-craft
 
 Beside each metric, the score a uniform guess gets on the same files, computed exactly with the
 same definition as that metric: an agent drawn from the log's agents as the strict metric
-compares them (each speaker's trailing `(role)` removed, each agent once), a step from its steps. A log that does not parse is skipped with a warning and counted.
+compares them (each speaker's trailing `(role)` removed, each agent once), a step from its
+steps. A log that does not parse is skipped with a warning and counted.
 """
 
 from __future__ import annotations
