@@ -191,3 +191,25 @@ def test_every_message_of_the_public_inspect_logs_reaches_the_rendered_files():
                     checked += 1
                     assert body in text, (path.name, sample["id"], message.get("role"), body[:80])
     assert checked >= 60
+
+
+def test_an_attached_image_is_named_not_inlined():
+    image = "data:image/png;base64," + "iVBORw0KGgo" * 200
+    sample = {
+        "messages": [{"role": "user", "content": [{"type": "image", "image": "attachment://img"}]}],
+        "attachments": {"img": image},
+    }
+    block = resolved(sample)["messages"][0]["content"][0]
+    assert block["image"] == f"[image/png data, {len(image)} characters, not shown]"
+
+
+def test_the_first_user_message_of_an_unknown_shape_is_no_example(tmp_path):
+    path = tmp_path / "odd.json"
+    messages = [
+        {"role": "human", "content": "Here is an example of a request: refund order 1."},
+        {"role": "human", "content": "Refund order 77."},
+    ]
+    path.write_text(json.dumps({"run": {"log": {"conversation": messages}}}))
+    trace = load_trace(path)
+    assert trace.metadata["task"] == "Refund order 77."
+    assert trace.metadata["task_source"] == "the first user message ($.run.log.conversation[1])"

@@ -42,7 +42,7 @@ def resolved(sample: dict[str, Any]) -> dict[str, Any]:
             ref = ATTACHMENT + value[len(_OLD_ATTACHMENT) :] if value.startswith(_OLD_ATTACHMENT) else value
             if ref.startswith(ATTACHMENT):
                 found = attachments.get(ref[len(ATTACHMENT) :])
-                return found if isinstance(found, str) else value
+                return _readable(found) if isinstance(found, str) else value
             return value
         if isinstance(value, list):
             return [walk(v) for v in value]
@@ -56,6 +56,14 @@ def resolved(sample: dict[str, Any]) -> dict[str, Any]:
     if isinstance(events, list) and isinstance(pool, list) and pool:
         out["events"] = [_with_input(e, pool) for e in events]
     return out
+
+
+def _readable(text: str) -> str:
+    """An attachment's text; an image or other file kept as a base64 data URI is no text to read,
+    so it is named, not inlined (Inspect stores screenshots this way)."""
+    if text.startswith("data:") and ";base64," in text[:200]:
+        return f"[{text[5:].split(';', 1)[0] or 'binary'} data, {len(text)} characters, not shown]"
+    return text
 
 
 def _with_input(event: Any, pool: list[Any]) -> Any:

@@ -34,7 +34,7 @@ from refinery.traces.eval_logs import (
     is_taubench,
     taubench_records,
 )
-from refinery.traces.fallback import find_messages, top_level_keys
+from refinery.traces.fallback import find_messages, first_user_message, top_level_keys
 from refinery.traces.json_stream import is_array, read_trace_json
 from refinery.traces.langfuse import load_langfuse
 from refinery.traces.langsmith import load_langsmith
@@ -219,7 +219,7 @@ def _load(path_or_data: str | Path | Any, source: str | None, format: str | None
             )
         where, messages = found
         log.warning("loaded messages from %s; use --format to choose another reading", where)
-        first_user = next((i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "user"), None)
+        first_user = first_user_message(messages)
         head = {"task": messages[first_user].get("content")} if first_user is not None else {}
         trace = with_task(load_plain({"messages": messages, **head}, source))
         trace.metadata["loaded_from"] = where
