@@ -213,3 +213,29 @@ def test_the_first_user_message_of_an_unknown_shape_is_no_example(tmp_path):
     trace = load_trace(path)
     assert trace.metadata["task"] == "Refund order 77."
     assert trace.metadata["task_source"] == "the first user message ($.run.log.conversation[1])"
+
+
+def test_a_message_written_again_word_for_word_is_new_again():
+    """A react agent's "please continue" prompt, in a log whose messages carry no ids."""
+
+    def model(inputs: list[dict], answer: str) -> dict:
+        return {
+            "event": "model",
+            "model": "m",
+            "input": inputs,
+            "output": {"choices": [{"message": answer_of(answer)}]},
+        }
+
+    def answer_of(text: str) -> dict:
+        return {"role": "assistant", "content": text}
+
+    nudge = {"role": "user", "content": "Please proceed to the next step."}
+    task = {"role": "user", "content": "Count the files."}
+    events = [
+        model([task], "Thinking."),
+        model([task, answer_of("Thinking."), nudge], "Still thinking."),
+        model([task, answer_of("Thinking."), nudge, answer_of("Still thinking."), nudge], "12"),
+    ]
+    trace = load_trace({"eval": {"task": "t"}, "samples": [{"id": 1, "input": "Count the files.", "events": events}]})
+    shown = [[m["content"] for m in r.inputs.get("new input messages", [])] for r in trace.runs]
+    assert shown == [["Count the files."], ["Please proceed to the next step."], ["Please proceed to the next step."]]

@@ -22,6 +22,7 @@ a tool result rendered as the tool's own run).
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 from refinery.core.models import RunType, TraceRun
@@ -142,25 +143,35 @@ def _shown(message: dict[str, Any]) -> dict[str, Any]:
 
 
 class _Seen:
-    """What the agent has been shown so far: messages by id (or role and text), system texts."""
+    """What the agent has been shown so far: each message (by id, else by role and text) as many
+    times as one input held it — a message written again word for word (a "please continue"
+    prompt in a log without message ids) is new again — and each distinct system text once."""
 
     def __init__(self, tool_ids: set[str]) -> None:
-        self.keys: set[str] = set()
+        self.counts: Counter[str] = Counter()
         self.system: set[str] = set()
         self.tool_ids = tool_ids  # tool calls rendered as runs of their own: their results are there
 
-    def new_inputs(self, messages: list[Any]) -> dict[str, Any]:
+    def new_inputs(self, messages: list[Any], output: dict[str, Any]) -> dict[str, Any]:
+        """The part of a model call's input the agent had not been shown, then the call's output
+        counted as shown (the next input repeats it)."""
         system: list[str] = []
         others: list[dict[str, Any]] = []
+        here: Counter[str] = Counter()
         for m in (m for m in messages if isinstance(m, dict)):
             key, text = _key(m), message_text(m)
+            here[key] += 1
             if m.get("role") == "system":
                 if text not in self.system:
                     self.system.add(text)
                     system.append(text)
-            elif key not in self.keys and not (m.get("role") == "tool" and str(m.get("tool_call_id")) in self.tool_ids):
-                others.append(_shown(m))
-            self.keys.add(key)
+            elif here[key] > self.counts[key]:
+                if not (m.get("role") == "tool" and str(m.get("tool_call_id")) in self.tool_ids):
+                    others.append(_shown(m))
+        if output:
+            here[_key(output)] += 1
+        for key, n in here.items():
+            self.counts[key] = max(self.counts[key], n)
         inputs: dict[str, Any] = {}
         if system:
             inputs["system message" if len(system) == 1 else "system messages"] = (
@@ -197,9 +208,7 @@ def event_runs(
             outputs: dict[str, Any] = {"content": message_text(message)}
             if message.get("tool_calls"):
                 outputs["tool_calls"] = message["tool_calls"]
-            inputs = seen.new_inputs(e.get("input") or [])
-            if message:
-                seen.keys.add(_key(message))
+            inputs = seen.new_inputs(e.get("input") or [], message)
             run = TraceRun(
                 id=rid, name=str(e.get("model") or "model"), run_type=RunType.LLM, inputs=inputs, outputs=outputs
             )
