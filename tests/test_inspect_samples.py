@@ -116,9 +116,7 @@ def test_samples_run_in_several_epochs_are_named_id_and_epoch():
 
 
 def test_an_id_run_in_several_epochs_is_refused_with_the_forms_sample_takes():
-    with pytest.raises(
-        TraceFormatError, match=r"sample 'lyon' ran 2 times; pick one with --sample ID:EPOCH \(lyon:1, lyon:2\)"
-    ):
+    with pytest.raises(TraceFormatError, match=r"sample 'lyon' ran 2 times; pick one with --sample lyon:1 or lyon:2"):
         load_trace(EPOCHS, sample="lyon")
 
 

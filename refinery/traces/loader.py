@@ -172,9 +172,9 @@ def _pick(traces: list[Trace], sample: str, source: str | None) -> Trace:
     if len(epochs) == 1:
         return epochs[0]
     if epochs:
-        forms = ", ".join(str(t.metadata.get("sample_id")) for t in epochs)
+        forms = " or ".join(str(t.metadata.get("sample_id")) for t in epochs)
         raise TraceFormatError(
-            f"sample {sample!r} ran {len(epochs)} times; pick one with --sample ID:EPOCH ({forms})", source=source
+            f"sample {sample!r} ran {len(epochs)} times; pick one with --sample {forms}", source=source
         )
     raise TraceFormatError(f"no sample {sample!r}; it holds {_sample_list(traces)}", source=source)
 
