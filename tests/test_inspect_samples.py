@@ -237,3 +237,19 @@ def test_a_message_written_again_word_for_word_is_new_again():
     trace = load_trace({"eval": {"task": "t"}, "samples": [{"id": 1, "input": "Count the files.", "events": events}]})
     shown = [[m["content"] for m in r.inputs.get("new input messages", [])] for r in trace.runs]
     assert shown == [["Count the files."], ["Please proceed to the next step."], ["Please proceed to the next step."]]
+
+
+def test_a_model_call_in_the_grader_role_is_a_label_wherever_it_runs():
+    def model(name: str, text: str, **extra) -> dict:
+        return {
+            "event": "model",
+            "model": name,
+            "input": [],
+            "output": {"choices": [{"message": {"content": text}}]},
+            **extra,
+        }
+
+    events = [model("m/agent", "42"), model("m/judge", "GRADE: C", role="grader")]
+    trace = load_trace({"eval": {"task": "t"}, "samples": [{"id": 1, "input": "Answer.", "events": events}]})
+    assert [r.name for r in trace.runs] == ["m/agent"]
+    assert trace.metadata["labels"]["scorer_calls"][0]["scorer"] == "the grader model"

@@ -11,7 +11,8 @@ Inspect stores a sample compactly, and the compact form hides text from a reader
   `resolved` expands them.
 - **scoring**: scorers run inside spans of type `scorer` / `scorers` (older logs: `step` events
   with `action: begin|end` and `type: scorer`); a model-graded scorer (`model_graded_fact`, a
-  judge) makes model calls there. Those calls grade the run; they are not steps of the agent.
+  judge) makes model calls there, and a model given a grading role (`role: grader`) may make
+  them anywhere. Those calls grade the run; they are not steps of the agent.
   `event_runs` keeps them apart, as labels, like the scores.
 
 Model calls show what is new to the agent in their input: each distinct system message once,
@@ -30,7 +31,8 @@ from refinery.traces.common import as_dict, parse_time
 
 ATTACHMENT = "attachment://"
 _OLD_ATTACHMENT = "tc://"
-SCORER_SPANS = frozenset({"scorer", "scorers"})
+SCORER_SPANS = frozenset({"scorer", "scorers", "score"})
+JUDGE_ROLES = frozenset({"grader", "judge", "scorer"})  # a model event's `role` (Inspect's model roles)
 
 
 def resolved(sample: dict[str, Any]) -> dict[str, Any]:
@@ -196,6 +198,8 @@ def event_runs(
         kind = e.get("event")
         if kind not in ("model", "tool", "error"):
             continue  # sample_init, state, store, span/step, score (a label), logger, info, sandbox, …
+        if scorer is None and kind == "model" and str(e.get("role") or "").lower() in JUDGE_ROLES:
+            scorer = f"the {e['role']} model"
         if scorer is not None:
             judged.append(_judge_call(e, scorer))
             continue
