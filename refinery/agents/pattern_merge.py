@@ -39,6 +39,7 @@ SYSTEM = (
 )
 MAX_OUTPUT_TOKENS = 3000
 TRACES_SHOWN = 12  # a group's traces listed with their root causes (the rest move with the group)
+CAUSE_CHARS = 300  # of each root cause: enough to tell causes apart, bounded for a big batch
 
 
 class _Strict(BaseModel):
@@ -75,7 +76,7 @@ def merge_body(
         group: dict[str, Any] = {"id": p.id, "pattern": p.title, "traces": p.count}
         if trace_causes:
             group["trace root causes"] = [
-                {"trace": t, "root cause": trace_causes.get(t, "")} for t in p.traces[:TRACES_SHOWN]
+                {"trace": t, "root cause": trace_causes.get(t, "")[:CAUSE_CHARS]} for t in p.traces[:TRACES_SHOWN]
             ]
         else:
             group["root causes"] = list(root_causes.get(p.id, []))[:3]
