@@ -148,3 +148,14 @@ async def test_a_batch_records_what_the_tool_said_and_groups_on_it(openai_env, t
     assert (outcome.said_by, outcome.said) == ("fetch_orders", "ERROR: timeout after 41s contacting orders-eu-1")
     [pattern] = summary.patterns  # … and the three group on what the tool said
     assert pattern.traces == ["t0", "t1", "t2"] and pattern.title.startswith("fetch_orders: error: timeout")
+
+
+def test_the_request_that_lets_the_model_split_is_strict_and_valid_for_the_api(spec):
+    from refinery.agents.pattern_merge import MERGE_SCHEMA
+    from refinery.core.strict_schema import strict_problems
+
+    [group] = mixed_group()
+    body = merge_body([group], {}, "gpt-4o", {t: "skipped the tool" for t in group.traces})
+    assert strict_problems(MERGE_SCHEMA) == [] and "tools" not in body
+    assert MERGE_SCHEMA["properties"]["patterns"]["items"]["required"][-2:] == ["groups", "traces"]
+    assert spec.validate(body) == []
