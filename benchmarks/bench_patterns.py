@@ -47,14 +47,45 @@ CAUSES = [
 ]
 
 
+# Causes no run states as an error: the tool answers, and only its output text says what went
+# wrong (the run's status is not failed); and one where the agent answers without calling its tool.
+SAID = [
+    (
+        "fetch_orders",
+        lambda r: (
+            f"ERROR: timeout after {r.randint(20, 60)}s contacting orders-eu-{r.randint(1, 9)}.internal:"
+            f"{r.randint(8000, 8999)} (attempt {r.randint(1, 3)} of 3)"
+        ),
+    ),
+    (
+        "fetch_orders",
+        lambda r: f"HTTP 429 rate limited, retry after {r.choice([30, 60])}s (quota q-{r.randint(1, 99)})",
+    ),
+]
+NO_TOOL = len(CAUSES) + len(SAID)  # the cause index of the traces that never call their tool
+
+
 def trace(cause: int, rng: random.Random) -> dict:
-    tool, error = CAUSES[cause]
+    order = rng.randint(1, 9999)
+    head = [{"role": "user", "content": f"Please sort out order {order}."}]
+    if cause == NO_TOOL:
+        answer = f"Order {order} shipped {rng.randint(2, 9)} days ago and will arrive {rng.choice(['soon', 'Friday'])}."
+        return {
+            "task": f"Help customer {rng.randint(1, 9999)} with their order.",
+            "messages": [*head, {"role": "assistant", "name": "agent", "content": answer}],
+        }
+    if cause >= len(CAUSES):
+        tool, said = SAID[cause - len(CAUSES)]
+        step = {"role": "tool", "name": tool, "content": said(rng)}
+    else:
+        tool, error = CAUSES[cause]
+        step = {"role": "tool", "name": tool, "content": "", "error": error(rng)}
     return {
         "task": f"Help customer {rng.randint(1, 9999)} with their order.",
         "messages": [
-            {"role": "user", "content": f"Please sort out order {rng.randint(1, 9999)}."},
+            *head,
             {"role": "assistant", "name": "agent", "content": f"Calling {tool}."},
-            {"role": "tool", "name": tool, "content": "", "error": error(rng)},
+            step,
             {"role": "assistant", "name": "agent", "content": "I could not finish."},
         ],
     }
@@ -76,7 +107,13 @@ def scores(planted: dict[str, int], found: dict[str, str]) -> tuple[float, float
 
 async def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--per-cause", default="12,7,4,2,1", help="traces of each planted cause (default 12,7,4,2,1)")
+    ap.add_argument(
+        "--per-cause",
+        default="12,7,4,2,1,12,8,4",
+        help="traces of each planted cause: the five stated as errors, the two stated only in tool output, "
+        "the one with no tool call (default 12,7,4,2,1,12,8,4)",
+    )
+    ap.add_argument("--no-llm", action="store_true", help="the deterministic groups only (no merge-and-name call)")
     ap.add_argument("--seed", type=int, default=5)
     args = ap.parse_args(argv)
     rng = random.Random(args.seed)
@@ -93,10 +130,20 @@ async def main(argv: list[str] | None = None) -> int:
         async with OpenAITestServer() as server:
             os.environ.setdefault("OPENAI_API_KEY", "sk-bench")
             async with ResponsesClient(api_key="sk-bench", base_url=server.base_url) as client:
-                summary = await analyze_many(discover(src), out_dir=Path(tmp) / "out", client=client, concurrency=8)
+                summary = await analyze_many(
+                    discover(src),
+                    out_dir=Path(tmp) / "out",
+                    client=client,
+                    concurrency=8,
+                    name_patterns=not args.no_llm,
+                )
     found = {name: p.id for p in summary.patterns for name in p.traces}
     purity, completeness, one_each = scores(planted, found)
-    print(f"{len(planted)} traces, {len(sizes)} planted causes ({args.per_cause}); {len(summary.patterns)} patterns")
+    mode = "deterministic groups only (--no-llm)" if args.no_llm else "with the model's merge-and-name pass"
+    print(
+        f"{len(planted)} traces, {len(sizes)} planted causes ({args.per_cause}); "
+        f"{len(summary.patterns)} patterns; {mode}"
+    )
     print(f"purity {purity:.2f} (goal ≥ 0.9), completeness {completeness:.2f}; every cause one group: {one_each}")
     for p in summary.patterns:
         print(f"  {p.count:>3}  {p.title}")

@@ -70,7 +70,7 @@ def test_who_and_when_random_baseline_equals_brute_force_for_every_metric():
         steps=12,
     )
     base = ww.random_baseline(g)
-    guesses = list(itertools.product(g.speakers, range(g.steps)))
+    guesses = list(itertools.product(ww.guess_agents(g), range(g.steps)))
     rows = [ww.score_one(g, {"predicted_agent": a, "predicted_step": st}) for a, st in guesses]
     for key in ("agent", "step", "step_within_1", "step_within_3", "step_within_5", "step_distance"):
         assert base[key] == pytest.approx(sum(r[key] for r in rows) / len(rows)), key
@@ -86,6 +86,20 @@ def test_who_and_when_random_baseline_equals_brute_force_for_every_metric():
         base["official_step"]
         == pytest.approx(sum(o["official_step_accuracy"] for o in official) / len(official))
         == pytest.approx(3 / 12)
+    )
+
+
+def test_the_uniform_guess_draws_from_the_agents_the_strict_metric_compares():
+    g = gold(
+        agent="WebSurfer",
+        step=1,
+        speakers=("human", "Orchestrator (thought)", "Orchestrator (-> WebSurfer)", "WebSurfer"),
+        steps=12,
+    )
+    assert ww.guess_agents(g) == ("human", "Orchestrator", "WebSurfer")  # one Orchestrator, not two
+    assert ww.random_baseline(g)["agent"] == pytest.approx(1 / 3)
+    assert ww.random_baseline(gold(agent="Orchestrator (thought)", speakers=g.speakers))["agent"] == pytest.approx(
+        1 / 3
     )
 
 

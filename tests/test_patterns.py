@@ -123,8 +123,9 @@ def test_the_model_may_merge_only_the_groups_it_was_shown():
                 affected=["lookup"],
                 suggested_fix="Raise the timeout.",
                 groups=[timeout.id, reply.id, "p-invented"],
+                traces=[],
             ),
-            MergedPattern(title="Again", cause="x", affected=[], suggested_fix="", groups=[timeout.id]),
+            MergedPattern(title="Again", cause="x", affected=[], suggested_fix="", groups=[timeout.id], traces=[]),
         ]
     )
     first, second = merged(patterns, answer)

@@ -39,6 +39,7 @@ from refinery.traces import load_trace, load_traces
 from refinery.traces.redact import redact_text
 from refinery.traces.render import safe_name
 from refinery.traces.sources import fetched_copy, is_source_ref
+from refinery.traces.transcript import tool_said
 from refinery.wire.responses_client import ResponsesClient
 
 log = logging.getLogger("refinery.app.batch")
@@ -79,6 +80,8 @@ class TraceOutcome(BaseModel):
     # the trace's own facts its failure pattern is keyed on (`refinery.patterns.grouping`)
     failing_run: str | None = None  # the decisive step's run name, else the first failed run's
     failing_error: str | None = None  # that run's own error text, redacted
+    said_by: str | None = None  # the tool call the diagnosis rests on (`traces.transcript.tool_said`) …
+    said: str | None = None  # … and its output text, redacted: the key when no run states an error
     error_categories: list[str] = Field(default_factory=list)
 
 
@@ -394,7 +397,9 @@ async def _analyze_one(
     )
     result, usage = done.result, done.usage
     diagnosis, synthesis = result.diagnosis, result.synthesis
-    failing = await off_loop(lambda _stop: _failing_run(trace, diagnosis.decisive_step.run_id if diagnosis else None))
+    decisive = diagnosis.decisive_step.run_id if diagnosis else None
+    # passes over a big trace's runs: off the event loop
+    failing, said = await off_loop(lambda _stop: (_failing_run(trace, decisive), tool_said(trace.runs, decisive)))
     return TraceOutcome(
         name=item.name,
         trace=item.trace,
@@ -409,6 +414,8 @@ async def _analyze_one(
         answered_by=sorted({u.model for u in result.usage.values() if u.model}),
         failing_run=failing.name if failing else None,
         failing_error=redact_text(failing.error)[:500] if failing and failing.error else None,
+        said_by=said[0] if said else None,
+        said=redact_text(said[1])[:500] if said else None,
         error_categories=sorted({e.category.value for e in diagnosis.errors}) if diagnosis else [],
     )
 

@@ -38,13 +38,20 @@ async def named_patterns(
     model: str,
     max_cost_usd: float | None,
 ) -> tuple[list[Pattern], str | None]:
-    """The model's merge and names; a failure of that one call keeps the deterministic patterns."""
+    """The model's merge, split and names; a failure of that one call keeps the deterministic patterns."""
     root_causes = {
         p.id: [str(outcomes[t].root_cause) for t in p.traces if getattr(outcomes[t], "root_cause", None)]
         for p in patterns
     }
+    per_trace = {
+        t: {k: getattr(outcomes[t], k, None) for k in ("root_cause", "tokens", "cost_usd", "duration_s")}
+        for p in patterns
+        for t in p.traces
+    }
     try:
-        return await merge_patterns(client, patterns, root_causes, model=model, max_cost_usd=max_cost_usd)
+        return await merge_patterns(
+            client, patterns, root_causes, model=model, max_cost_usd=max_cost_usd, per_trace=per_trace
+        )
     except RefineryError as exc:
         return patterns, f"pattern merge skipped: {exc}"
 

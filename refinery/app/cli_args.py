@@ -111,8 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     trace_inputs.add_argument(
         "--sample",
         metavar="ID",
-        help="the trace to take from a file holding several (an Inspect log's sample id, a τ-bench task id); "
-        "`plan` plans them all without it, `batch` analyses them all",
+        help="the trace to take from a file holding several (an Inspect log's sample id, ID:EPOCH when the log ran "
+        "it in several epochs; a τ-bench task id); `plan` plans them all without it, `batch` analyses them all",
     )
     trace_inputs.add_argument(
         "--no-redact", action="store_true", help="upload secrets as they are (redaction is on by default)"
@@ -444,9 +444,10 @@ def build_parser() -> argparse.ArgumentParser:
         "patterns",
         "the few causes behind a batch's failures, ranked",
         "Groups the analysed traces of one or more `refinery batch` output folders (e.g. a week of nightly runs)\n"
-        "by their failing run and its error text with numbers, ids, quotes, paths and URLs set aside, and ranks\n"
-        "the groups by how many traces they hold; then one model call merges the groups that describe one cause\n"
-        "and names them (--no-llm: none). `batch` writes the same table into its summaries.",
+        "by their failing run and its error text with numbers, ids, quotes, paths and URLs set aside (a failure\n"
+        "no run states: by what the tool call the diagnosis rests on said), and ranks the groups by how many\n"
+        "traces they hold; then one model call merges the groups that describe one cause, splits a group that\n"
+        "holds several, and names them (--no-llm: none). `batch` writes the same table into its summaries.",
         [common],
     )
     p.add_argument("--no-llm", action="store_true", help="no model call: the deterministic groups only")

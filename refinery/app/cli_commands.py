@@ -89,9 +89,10 @@ async def cmd_patterns(args: argparse.Namespace) -> int:
         from refinery.wire.responses_client import ResponsesClient
 
         causes = {p.id: [str(o.get("root_cause")) for o in outcomes if o.get("name") in p.traces][:3] for p in patterns}
+        per_trace = {str(o.get("name")): o for o in outcomes if o.get("status") == "done"}  # the model may split
         async with ResponsesClient() as client:
             patterns, note = await merge_patterns(
-                client, patterns, causes, model=args.model, max_cost_usd=args.max_cost
+                client, patterns, causes, model=args.model, max_cost_usd=args.max_cost, per_trace=per_trace
             )
         if note:
             print(f"refinery: {note}", file=sys.stderr)

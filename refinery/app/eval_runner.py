@@ -200,11 +200,14 @@ async def eval_trail(
     predictions_dir: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
+    """Score predictions from `predictions_dir`, or make them by analysing each annotated trace
+    found under `traces` (`<subset>/<trace_id>.json` or `<trace_id>.json`). Annotations with no
+    trace, and traces with no annotation, are listed in the result, not fatal: the traces at hand
+    are scored; only when none is, it is an error."""
     skipped: list[dict[str, str]] = []
-    golds = trail_scoring.load_annotations(annotations, skipped)[: limit or None]
+    every = trail_scoring.load_annotations(annotations, skipped)
     result: dict[str, Any] = {"benchmark": "trail", "data": str(traces or annotations), "skipped_labels": skipped}
     root = Path(traces or annotations)
-    keyed = []
     expect = None
     if predictions_dir is None and out is not None:  # TRAIL gives no task: the expectation is the agents' job itself
         expect = str(
@@ -216,18 +219,30 @@ async def eval_trail(
                 },
             )
         )
+    found = {g.trace_id: _trail_trace(root if traces else None, g) for g in every}
+    golds = every if predictions_dir is not None else [g for g in every if found[g.trace_id]]
+    golds = golds[: limit or None]
+    if predictions_dir is None:
+        result["annotations_without_trace"] = [f"{g.subset}/{g.trace_id}" for g in every if not found[g.trace_id]]
+        if not golds:
+            raise InputFileError(
+                f"{root}: no trace for any of the {len(every)} annotations (expected <subset>/<trace_id>.json or "
+                "<trace_id>.json)"
+            )
+    if traces:
+        result["traces_without_annotation"] = _unannotated(root, {g.trace_id for g in every})
     spans: dict[str, int] = {}  # for the uniform guess's location figures
+    keyed = []
     for g in golds:
-        found = [
-            p for p in (root / g.subset / f"{g.trace_id}.json", root / f"{g.trace_id}.json") if traces and p.is_file()
-        ]
-        if not found and predictions_dir is None:
-            raise InputFileError(f"{root}: no trace {g.trace_id}.json for annotation {g.subset}/{g.trace_id}.json")
-        trace = str(found[0]) if found else ""
-        if found:
-            spans[g.trace_id] = len(load_trace(found[0]).runs)
+        path = found[g.trace_id]
+        if path is not None:
+            spans[g.trace_id] = len(load_trace(path).runs)
         keyed.append(
-            (g.trace_id, f"{g.trace_id}.json", BatchItem(name=f"{g.subset}-{g.trace_id}", trace=trace, expect=expect))
+            (
+                g.trace_id,
+                f"{g.trace_id}.json",
+                BatchItem(name=f"{g.subset}-{g.trace_id}", trace=str(path or ""), expect=expect),
+            )
         )
     predictions = await _predictions(
         result,
@@ -243,6 +258,20 @@ async def eval_trail(
     result["scores"] = trail_scoring.score(golds, predictions, spans)
     result["paper_baselines"] = trail_scoring.PAPER_BASELINES
     return _finish(Path(out) if out else None, result)
+
+
+def _trail_trace(root: Path | None, gold: trail_scoring.TraceGold) -> Path | None:
+    if root is None:
+        return None
+    return next(
+        (p for p in (root / gold.subset / f"{gold.trace_id}.json", root / f"{gold.trace_id}.json") if p.is_file()), None
+    )
+
+
+def _unannotated(root: Path, annotated: set[str]) -> list[str]:
+    """The trace files under `root` (and its subset folders) that no annotation names."""
+    files = sorted(root.glob("*.json")) + sorted(root.glob("*/*.json"))
+    return [p.relative_to(root).as_posix() for p in files if p.stem not in annotated]
 
 
 def labels_prediction(diagnosis: Mapping[str, Any] | None, run_ids: list[str], base: int) -> dict[str, Any] | None:

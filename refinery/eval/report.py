@@ -30,6 +30,16 @@ def _header(result: dict[str, Any]) -> list[str]:
         )
     for skipped in result.get("skipped_labels") or []:
         lines.append(f"- skipped (does not parse): `{skipped['file']}`")
+    for key, what in (
+        ("annotations_without_trace", "annotations with no trace (not scored)"),
+        ("traces_without_annotation", "traces with no annotation (not analysed)"),
+    ):
+        names = result.get(key) or []
+        if names:
+            shown = ", ".join(f"`{n}`" for n in names[:20]) + (
+                f" and {len(names) - 20} more" if len(names) > 20 else ""
+            )
+            lines.append(f"- {what}: {len(names)}: {shown}")
     if result.get("stand_in"):
         lines += [
             "",

@@ -11,8 +11,9 @@ Two sets of figures per data folder (one subset: algorithm-generated, hand-craft
   a predicted step; a missing prediction counts wrong.
 
 Beside each metric, the score a uniform guess gets on the same files, computed exactly with the
-same definition as that metric: an agent drawn from the log's speakers as written, a step from
-its steps. A log that does not parse is skipped with a warning and counted.
+same definition as that metric: an agent drawn from the log's agents as the strict metric
+compares them (each speaker's trailing `(role)` removed, each agent once), a step from its
+steps. A log that does not parse is skipped with a warning and counted.
 """
 
 from __future__ import annotations
@@ -148,12 +149,12 @@ def score_one(gold: Gold, prediction: Mapping[str, Any] | None) -> dict[str, Any
 
 def random_baseline(gold: Gold) -> dict[str, float]:
     """What a uniform guess scores on this log, in expectation, by each metric's own definition:
-    an agent drawn from the log's speakers as written, a step from its steps."""
+    an agent drawn from the log's agents as the strict metric compares them, a step from its steps."""
     n = gold.steps
-    speakers = gold.speakers or ("",)
+    agents = guess_agents(gold)
     out = {
-        "agent": sum(agent_name(s) == agent_name(gold.agent) for s in speakers) / len(speakers),
-        "official_agent": sum(_official_agent_hit(gold, s) for s in speakers) / len(speakers),
+        "agent": sum(a == agent_name(gold.agent) for a in agents) / len(agents),
+        "official_agent": sum(_official_agent_hit(gold, a) for a in agents) / len(agents),
         "step": 1 / n if n else 0.0,
         "official_step": sum(gold.step_text in str(k) for k in range(n)) / n if n else 0.0,
         "step_distance": sum(abs(k - gold.step) for k in range(n)) / n if n else 0.0,
@@ -162,6 +163,12 @@ def random_baseline(gold: Gold) -> dict[str, float]:
         lo, hi = max(0, gold.step - k), min(n - 1, gold.step + k)
         out[f"step_within_{k}"] = max(0, hi - lo + 1) / n if n else 0.0
     return out
+
+
+def guess_agents(gold: Gold) -> tuple[str, ...]:
+    """The agents a uniform guess draws from: the log's speakers as the strict metric compares them,
+    each once (`Orchestrator (-> WebSurfer)` and `Orchestrator (thought)` are one agent, `Orchestrator`)."""
+    return tuple(dict.fromkeys(agent_name(s) for s in gold.speakers)) or ("",)
 
 
 def _official_agent_hit(gold: Gold, speaker: str) -> bool:

@@ -5,8 +5,11 @@ first ("31 of 40 failures are the order lookup timing out"). This is the determi
 analysed trace gets a key from facts of the trace itself — the failing run's name (the decisive
 step's run, else the first failed run) and that run's own error text with numbers, ids, quoted
 values, paths and URLs replaced by placeholders — so the same cause with different order numbers
-or request ids groups without a model; a trace whose failing run states no error falls back to the
-diagnosis's failure type and error categories. Patterns are ranked by how many traces they hold,
+or request ids groups without a model. A trace whose failing run states no error is keyed on what
+its runs say: the output text of the tool call the diagnosis rests on (the blamed run, else the
+tool call before it, else the trace's last), normalised the same way, with the tool's name; only a
+trace with no tool call that says anything falls back to the diagnosis's failure type and error
+categories. Patterns are ranked by how many traces they hold,
 then by what those analyses cost, then by the time they took.
 """
 
@@ -74,6 +77,9 @@ def _key(o: dict[str, Any]) -> tuple[str, str]:
     error = normalise(str(o.get("failing_error") or ""))
     if error:
         return run.lower(), error
+    said = normalise(str(o.get("said") or ""))
+    if said:  # no run states an error: what the tool call the diagnosis rests on said
+        return str(o.get("said_by") or run).lower(), said
     categories = ",".join(sorted(set(o.get("error_categories") or [])))
     return run.lower(), f"{o.get('failure_type') or 'unknown'} [{categories}]"
 

@@ -23,6 +23,7 @@ from typing import Any
 from refinery.core.models import RunType, Trace, TraceRun
 from refinery.errors import TraceFormatError
 from refinery.traces.common import as_dict, content_text, maybe_json, order_runs, parse_time, span_bounds
+from refinery.traces.task import is_demonstration
 
 __all__ = [
     "is_agents_sdk",
@@ -62,10 +63,21 @@ def load_swe_agent(data: Any, source: str | None = None) -> Trace:
             )
         )
     history = data.get("history") or []
-    task = next((m.get("content") for m in history if isinstance(m, dict) and m.get("role") == "user"), None)
+    # the problem statement: the first user message that is not a demonstration (`is_demo`, or one that says so)
+    first = next(
+        (
+            (i, m.get("content"))
+            for i, m in enumerate(history)
+            if isinstance(m, dict) and m.get("role") == "user" and not is_demonstration(m)
+        ),
+        None,
+    )
     meta = {"format": "swe_agent", **({"info": info} if info else {})}
-    if task:
-        meta["task"], meta["task_source"] = content_text(task), "the first user message of the trajectory's history"
+    if first is not None and first[1]:
+        meta["task"] = content_text(first[1])
+        meta["task_source"] = (
+            f"the first user message of the trajectory's history that is no demonstration (history[{first[0]}])"
+        )
     return Trace(trace_id=trace_id, runs=runs, metadata=meta)
 
 

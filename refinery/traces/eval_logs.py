@@ -27,9 +27,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from refinery.core.models import RunType, Trace, TraceRun
+from refinery.core.models import Trace
 from refinery.errors import TraceFormatError
-from refinery.traces.common import as_dict, content_text, parse_time, span_bounds
+from refinery.traces.common import content_text, span_bounds
+from refinery.traces.inspect_events import event_runs, resolved
 from refinery.traces.json_stream import ReadShape
 from refinery.traces.plain import load_plain
 
@@ -99,10 +100,12 @@ def _inspect_trace(sample: Any, header: dict[str, Any], source: str | None, fiel
     trace_id = "-".join(str(p) for p in (info.get("task") or "inspect", sample_id) if p) + (
         f"-epoch{epoch}" if epoch not in (None, 1) else ""
     )
+    sample = resolved(sample)
     task = _input_text(sample.get("input"))
     events = [e for e in sample.get("events") or [] if isinstance(e, dict)]
+    judged: list[dict[str, Any]] = []
     if any(e.get("event") in ("model", "tool") for e in events):
-        runs = _event_runs(events, trace_id, source, field)
+        runs, judged = event_runs(events, trace_id, source, field)
         start, end = span_bounds(runs)
         trace = Trace(
             trace_id=trace_id,
@@ -119,6 +122,8 @@ def _inspect_trace(sample: Any, header: dict[str, Any], source: str | None, fiel
         trace.metadata["format"] = "inspect"
     meta = trace.metadata
     meta["sample_id"] = sample_id
+    if epoch is not None:
+        meta["epoch"] = epoch
     if task:
         meta["task"], meta["task_source"] = task, f"the sample's input ({field}.input)"
     if sample.get("target") not in (None, "", []):
@@ -127,6 +132,7 @@ def _inspect_trace(sample: Any, header: dict[str, Any], source: str | None, fiel
         meta["model"] = info["model"]
     labels = {k: sample[k] for k in ("scores", "score") if sample.get(k) is not None}
     labels.update({"score_events": [e for e in events if e.get("event") == "score"]} if events else {})
+    labels.update({"scorer_calls": judged} if judged else {})
     if labels:
         meta["labels"] = {**meta.get("labels", {}), **labels}
     if sample.get("error"):
@@ -145,56 +151,6 @@ def _input_text(value: Any) -> str:
         ]
         return "\n".join(p for p in parts if p)
     return "" if value is None else json.dumps(value, ensure_ascii=False, default=str)
-
-
-def _event_runs(events: list[dict[str, Any]], trace_id: str, source: str | None, field: str) -> list[TraceRun]:
-    """A run per model call, tool call and error event, in order; a tool call nested under the
-    model call whose output asked for it."""
-    runs: list[TraceRun] = []
-    caller: dict[str, str] = {}  # tool call id → the model call's run id
-    for i, e in enumerate(events):
-        kind = e.get("event")
-        rid = str(e.get("uuid") or e.get("id") or f"event-{i}")
-        when = parse_time(e.get("timestamp"), source=source, field=f"{field}.events[{i}].timestamp")
-        done = parse_time(e.get("completed"), source=source, field=f"{field}.events[{i}].completed")
-        if kind == "model":
-            message = (((e.get("output") or {}).get("choices") or [{}])[0] or {}).get("message") or {}
-            for call in message.get("tool_calls") or []:
-                if isinstance(call, dict) and call.get("id"):
-                    caller[str(call["id"])] = rid
-            prompt = (e.get("input") or [])[-1:] or []
-            outputs = {"content": content_text(message.get("content"))}
-            if message.get("tool_calls"):
-                outputs["tool_calls"] = message["tool_calls"]
-            run = TraceRun(
-                id=rid,
-                name=str(e.get("model") or "model"),
-                run_type=RunType.LLM,
-                inputs={"last input message": prompt[0]} if prompt else {},
-                outputs=outputs,
-            )
-        elif kind == "tool":
-            call_id = str(e.get("id") or rid)
-            run = TraceRun(
-                id=call_id,
-                name=str(e.get("function") or "tool"),
-                run_type=RunType.TOOL,
-                inputs=as_dict(e.get("arguments"), "arguments") or {},
-                outputs=as_dict(e.get("result"), "result"),
-                parent_run_id=caller.get(call_id),
-            )
-        elif kind == "error":
-            err = e.get("error") or {}
-            run = TraceRun(id=rid, name="error", run_type=RunType.CHAIN, outputs={"traceback": err.get("traceback")})
-            run.error = str(err.get("message") or "error")
-        else:
-            continue  # sample_init, state, store, step, score (a label), logger, info, …
-        err = e.get("error")
-        if kind != "error" and err:
-            run.error = str(err.get("message") if isinstance(err, dict) else err)
-        run.start_time, run.end_time, run.trace_id, run.step = when, done, trace_id, i
-        runs.append(run)
-    return runs
 
 
 # --- τ-bench ----------------------------------------------------------------------------------

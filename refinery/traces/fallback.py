@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from refinery.traces.json_stream import is_array
+from refinery.traces.task import USER_ROLES, is_demonstration
 
-__all__ = ["find_messages", "top_level_keys"]
+__all__ = ["find_messages", "first_user_message", "top_level_keys"]
 
 _MAX_DEPTH = 8
 _LOOK = 1000  # items of an array looked at to judge it
@@ -39,6 +40,19 @@ def find_messages(data: Any) -> tuple[str, list[Any]] | None:
         elif isinstance(value, dict):
             stack += [(x, f"{path}.{k}", depth + 1) for k, x in value.items() if isinstance(x, (dict, list))]
     return best
+
+
+def first_user_message(messages: list[Any]) -> int | None:
+    """The index of the first message in the user's seat (`user`, `human`, …) that is not an
+    example shown to the agent: the task of a conversation found this way."""
+    return next(
+        (
+            i
+            for i, m in enumerate(messages)
+            if isinstance(m, dict) and str(m.get("role") or "").lower() in USER_ROLES and not is_demonstration(m)
+        ),
+        None,
+    )
 
 
 def top_level_keys(data: Any) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 import zipfile
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,7 +34,7 @@ from refinery.traces.eval_logs import (
     is_taubench,
     taubench_records,
 )
-from refinery.traces.fallback import find_messages, top_level_keys
+from refinery.traces.fallback import find_messages, first_user_message, top_level_keys
 from refinery.traces.json_stream import is_array, read_trace_json
 from refinery.traces.langfuse import load_langfuse
 from refinery.traces.langsmith import load_langsmith
@@ -135,10 +136,7 @@ def load_trace(path_or_data: str | Path | Any, *, format: str | None = None, sam
     traces = load_traces(path_or_data, format=format)
     source = str(path_or_data) if isinstance(path_or_data, (str, Path)) else None
     if sample is not None:
-        found = [t for t in traces if sample in (t.metadata.get("sample_id"), t.trace_id)]
-        if not found:
-            raise TraceFormatError(f"no sample {sample!r}; it holds {_sample_list(traces)}", source=source)
-        return found[0]
+        return _pick(traces, sample, source)
     if len(traces) > 1:
         raise TraceFormatError(
             f"holds {len(traces)} traces ({_sample_list(traces)}); pick one with --sample ID, or analyse them all "
@@ -164,6 +162,38 @@ def formats() -> list[str]:
     return sorted({*LOADERS, *MULTI_LOADERS})
 
 
+def _pick(traces: list[Trace], sample: str, source: str | None) -> Trace:
+    """The trace `sample` names: a sample's name as `load_traces` gives it (`ID`, or `ID:EPOCH` when
+    the log ran the sample more than once), its trace id, or an id alone when only one trace has it."""
+    exact = [t for t in traces if sample in (t.metadata.get("sample_id"), t.trace_id)]
+    if exact:
+        return exact[0]
+    epochs = [t for t in traces if str(t.metadata.get("sample", "")) == sample]
+    if len(epochs) == 1:
+        return epochs[0]
+    if epochs:
+        forms = " or ".join(str(t.metadata.get("sample_id")) for t in epochs)
+        raise TraceFormatError(
+            f"sample {sample!r} ran {len(epochs)} times; pick one with --sample {forms}", source=source
+        )
+    raise TraceFormatError(f"no sample {sample!r}; it holds {_sample_list(traces)}", source=source)
+
+
+def _named(traces: list[Trace]) -> list[Trace]:
+    """Each trace of a many-trace file named so that `--sample` and `batch` tell them apart: a sample
+    id that several traces share (an eval run for several epochs) becomes `ID:EPOCH` (the id alone
+    kept as `sample`), or the trace's id when the log numbers no epochs."""
+    counts = Counter(str(t.metadata.get("sample_id")) for t in traces if t.metadata.get("sample_id") is not None)
+    for t in traces:
+        sid = t.metadata.get("sample_id")
+        if sid is None or counts[str(sid)] < 2:
+            continue
+        epoch = t.metadata.get("epoch")
+        t.metadata["sample"] = str(sid)
+        t.metadata["sample_id"] = f"{sid}:{epoch}" if epoch is not None else t.trace_id
+    return traces
+
+
 def _sample_list(traces: list[Trace]) -> str:
     ids = [str(t.metadata.get("sample_id") or t.trace_id) for t in traces]
     return "samples " + ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
@@ -174,7 +204,7 @@ def _load(path_or_data: str | Path | Any, source: str | None, format: str | None
     if source is not None:
         path = Path(path_or_data)
         if format in (None, "inspect") and path.is_file() and zipfile.is_zipfile(path):
-            return [_checked(with_task(t), "inspect", source) for t in inspect_zip_samples(path)]
+            return _named([_checked(with_task(t), "inspect", source) for t in inspect_zip_samples(path)])
         data = read_trace_json(path, READ_SHAPE)
     fmt = format or detect_format(data)
     if fmt is None:
@@ -189,7 +219,7 @@ def _load(path_or_data: str | Path | Any, source: str | None, format: str | None
             )
         where, messages = found
         log.warning("loaded messages from %s; use --format to choose another reading", where)
-        first_user = next((i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "user"), None)
+        first_user = first_user_message(messages)
         head = {"task": messages[first_user].get("content")} if first_user is not None else {}
         trace = with_task(load_plain({"messages": messages, **head}, source))
         trace.metadata["loaded_from"] = where
@@ -197,7 +227,7 @@ def _load(path_or_data: str | Path | Any, source: str | None, format: str | None
             trace.metadata["task_source"] = f"the first user message ({where}[{first_user}])"
         return [_checked(trace, "plain", source)]
     if fmt in MULTI_LOADERS:
-        return [_checked(with_task(t), fmt, source) for t in MULTI_LOADERS[fmt](data, source)]
+        return _named([_checked(with_task(t), fmt, source) for t in MULTI_LOADERS[fmt](data, source)])
     if fmt not in LOADERS:
         raise TraceFormatError(f"unknown format {fmt!r}; use one of {formats()}", source=source)
     return [_checked(with_task(LOADERS[fmt](data, source)), fmt, source)]

@@ -11,6 +11,7 @@ it wins, and where it was found is kept (`task_source`) so `refinery plan` can s
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,6 +19,16 @@ from refinery.core.models import RunType, Trace, TraceRun
 from refinery.traces.text import message_view, outline
 
 TASK_FIELDS = ("task", "question", "input", "query", "prompt")
+# Roles in the user's seat: chat APIs' `user`, LangChain's and Magentic-One's `human`, AutoGen's
+# `user_proxy`, customer-service simulations' `customer`.
+USER_ROLES = frozenset({"user", "human", "user_proxy", "customer"})
+# A message that says it is an example (SWE-agent's demonstration, a few-shot prompt's example) is
+# not the task, whatever its role.
+_EXAMPLE = re.compile(
+    r"^\W*(?:(?:here is|here's|below is|the following is|this is)\s+(?:an?\s+|one\s+)?"
+    r"(?:demonstration|example)\b|-+\s*demonstration\b|(?:demonstration|example)\s*:)",
+    re.IGNORECASE,
+)
 _SCAN_LIMIT = 2000  # runs looked at for the first agent / LLM span: a task is stated early
 
 
@@ -50,13 +61,36 @@ def _parts_text(msg: Any) -> str | None:
     return "\n".join(t for t in texts if t).strip() or None
 
 
+def is_demonstration(message: Any) -> bool:
+    """Whether a message is an example shown to the agent rather than its task: flagged so
+    (SWE-agent's `is_demo`, `message_type: demonstration`) or saying so in its first words."""
+    if isinstance(message, dict):
+        if message.get("is_demo") or str(message.get("message_type") or "").lower() == "demonstration":
+            return True
+        _, text = message_view(message)
+    else:
+        text = str(message or "")
+    return bool(_EXAMPLE.match(text[:300]))
+
+
 def _first_user_message(messages: Iterable[Any]) -> str | None:
     for msg in messages:
         role, text = message_view(msg)
-        if role.lower() in ("user", "human"):
+        if role.lower() in USER_ROLES and not is_demonstration(msg):
             text = _parts_text(msg) or text.strip()
             if text:
                 return text
+    return None
+
+
+def _first_user_turn(runs: list[TraceRun]) -> tuple[str, str] | None:
+    """A chat log's first turn from the user's seat (a `role` of the user's, no other name), not an example."""
+    for run in runs:
+        role = str(run.metadata.get("role") or "").lower()
+        text = run.inputs.get("content") or (run.outputs or {}).get("content")
+        if role in USER_ROLES and run.name.lower() == role and isinstance(text, str) and text.strip():
+            if not is_demonstration({"role": role, "content": text}):
+                return text.strip(), f"the first {role} message [run_id: {run.id}]"
     return None
 
 
@@ -91,6 +125,9 @@ def find_task(trace: Trace) -> tuple[str, str] | None:
         found = _inputs_task(root)
         if found:
             return found, f"the inputs of the root run {root.name!r} [run_id: {root.id}]"
+    found_turn = _first_user_turn(head) if trace.metadata.get("format") == "plain" else None
+    if found_turn is not None:
+        return found_turn
     if trace.metadata.get("input") is not None:
         value = trace.metadata["input"]
         found = _as_text(value) or (outline(value).strip() or None)

@@ -17,14 +17,14 @@ that step, with the tool call's id as its run id.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from refinery.core.models import RunType, TraceRun
 from refinery.traces.common import content_text, maybe_json
 
-__all__ = ["has_tool_calls", "link_tool_calls"]
+__all__ = ["has_tool_calls", "link_tool_calls", "tool_said"]
 
 
 @dataclass(frozen=True)
@@ -126,3 +126,28 @@ def _as_tool_run(run: TraceRun, call: _Call, call_id: str) -> None:
         run.error = str(run.metadata["error"].get("message") or run.metadata["error"].get("type") or "tool error")
     if run.error is None and isinstance(run.outputs, dict) and run.metadata.get("is_error"):
         run.error = content_text(run.outputs.get("content")) or "the tool result is marked is_error"
+
+
+def tool_said(runs: Iterable[TraceRun], blamed: str | None) -> tuple[str, str] | None:
+    """(tool name, output text) of the tool call a diagnosis rests on, for a failure no run states
+    as an error: the blamed run itself when it is a tool call, else the last tool call before it
+    (the result the blamed step acted on), else — the blamed step comes before any tool call, or
+    none is named — the trace's last tool call. None when no tool call says anything."""
+    last: tuple[str, str] | None = None
+    before: tuple[str, str] | None = None
+    for run in runs:
+        if run.run_type == RunType.TOOL:
+            text = _output_text(run.outputs)
+            if text:
+                last = (run.name, text)
+        if blamed is not None and run.id == blamed:
+            before = last
+    return before or last
+
+
+def _output_text(outputs: dict[str, Any] | None) -> str:
+    for key in ("content", "result", "output", "observation"):
+        value = (outputs or {}).get(key)
+        if value not in (None, "", [], {}):
+            return content_text(value).strip()
+    return ""

@@ -1,0 +1,55 @@
+"""`refinery eval trail` given the whole annotation folder and only some of the traces: it scores
+the traces it has and lists what it could not pair, in eval.json and eval.md."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from refinery.app.cli import amain
+
+
+def write(path: Path, data: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+def trace(question: str) -> dict:
+    return {
+        "question": question,
+        "history": [
+            {"id": "s1", "role": "assistant", "name": "planner", "content": "Plan: search, then answer."},
+            {"id": "s2", "role": "assistant", "name": "searcher", "content": "search failed: HTTP 500"},
+            {"id": "s3", "role": "assistant", "name": "planner", "content": "The answer is 12."},
+        ],
+    }
+
+
+def dataset(tmp_path: Path) -> tuple[Path, Path]:
+    annotations, traces = tmp_path / "annotations", tmp_path / "traces"
+    for name in ("aaa", "bbb", "ccc"):
+        write(annotations / "gaia" / f"{name}.json", {"errors": [{"category": "Tool-related", "location": "s2"}]})
+    write(traces / "gaia" / "aaa.json", trace("How many moons does Mars have?"))
+    write(traces / "gaia" / "zzz.json", trace("Who wrote Dune?"))  # no annotation names it
+    return annotations, traces
+
+
+async def test_eval_trail_scores_the_traces_it_has_and_lists_the_rest(openai_env, tmp_path):
+    annotations, traces = dataset(tmp_path)
+    out = tmp_path / "out"
+    assert await amain(["eval", "trail", str(traces), str(annotations), "--out", str(out)]) == 0
+    result = json.loads((out / "eval.json").read_text())
+    assert result["analysed"] == 1 and result["scores"]["overall"]["traces"] == 1
+    assert result["annotations_without_trace"] == ["gaia/bbb", "gaia/ccc"]
+    assert result["traces_without_annotation"] == ["gaia/zzz.json"]
+    md = (out / "eval.md").read_text()
+    assert "- annotations with no trace (not scored): 2: `gaia/bbb`, `gaia/ccc`" in md
+    assert "- traces with no annotation (not analysed): 1: `gaia/zzz.json`" in md
+
+
+async def test_eval_trail_with_no_trace_for_any_annotation_is_an_input_error(openai_env, tmp_path, capsys):
+    annotations, _ = dataset(tmp_path)
+    empty = tmp_path / "none"
+    empty.mkdir()
+    assert await amain(["eval", "trail", str(empty), str(annotations), "--out", str(tmp_path / "out")]) == 2
+    assert "no trace for any of the 3 annotations" in capsys.readouterr().err
