@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from refinery.analysis.verification import RunTexts, Verification
 from refinery.traces.redact import RedactionReport
-from refinery.traces.spool import SpooledFiles, file_stats
+from refinery.traces.spool import SpooledFiles, file_names, file_stats
 from refinery.wire.response_output import CallUsage
 
 if TYPE_CHECKING:  # imported for types only: checkpoints and the store keeper import this module
@@ -81,7 +81,7 @@ def file_attributes(files: Sequence[tuple[str, str]], groups: list[StageGroup]) 
     """Vector store attributes per file: its kind, and its Stage 1 group for run files."""
     group_of = {name: g.number for g in groups for name in g.files}
     attrs: dict[str, dict[str, Any]] = {}
-    for name, _ in files:
+    for name in file_names(files):
         if name in group_of:
             attrs[name] = {"kind": "trace", "group": group_of[name]}
         elif name.endswith("_index.md"):

@@ -19,7 +19,7 @@ from refinery.analysis.stage_calls import StageCalls, record_check
 from refinery.analysis.staged_schemas import TraceAnalysisOutput
 from refinery.analysis.stages import PLANNED_STORE, STAGE_BY_KEY, GroupNote, inline_files_text, stage_user_text
 from refinery.analysis.verification import Verification
-from refinery.traces.spool import file_stats
+from refinery.traces.spool import file_names, file_stats
 from refinery.wire.response_output import CallUsage
 
 Emit = Callable[..., Awaitable[None]]
@@ -83,7 +83,7 @@ def run_owner(run: AnalysisRun) -> Callable[[str], int | None] | None:
     if texts is None or len(run.groups) < 2:
         return None
     group_of = {name: i for i, g in enumerate(run.groups) for name in g.files}
-    names = texts.files.names if hasattr(texts.files, "names") else [n for n, _ in texts.files]
+    names = file_names(texts.files)
     return lambda rid: next((group_of[names[i]] for i in texts.where.get(rid, ()) if names[i] in group_of), None)
 
 

@@ -323,26 +323,10 @@ class StagedFailureAnalyst(AnalystBase):
             raise
         return run
 
-    async def prepare(
-        self,
-        trace: Trace,
-        expectation: DomainExpertExpectation | None = None,
-        prompts: FileContents | None = None,
-        evals: FileContents | None = None,
-        *,
-        store_id: str | None = None,
-        on_progress: IndexingProgress | None = None,
-        name: str | None = None,
-    ) -> str:
+    async def prepare(self, *args: Any, **kwargs: Any) -> str:
         """Render, upload and index the files; return the vector store id (kept: `refinery init`).
-
-        With `store_id` (or `vector_store_id`) nothing is uploaded. A store recorded in the
-        trace's artifacts folder is reused once ready; one that is gone is replaced.
-        """
-        made = await self.prepare_store(
-            trace, expectation, prompts, evals, store_id=store_id, on_progress=on_progress, name=name
-        )
-        return made[0]
+        Takes what `prepare_store` takes."""
+        return (await self.prepare_store(*args, **kwargs))[0]
 
     async def prepare_store(
         self,
@@ -355,7 +339,11 @@ class StagedFailureAnalyst(AnalystBase):
         on_progress: IndexingProgress | None = None,
         name: str | None = None,
     ) -> tuple[str, RedactionReport]:
-        """`prepare`, with what was redacted from the files uploaded."""
+        """Render, upload and index the files; return the vector store id and what was redacted.
+
+        With `store_id` (or `vector_store_id`) nothing is uploaded. A store recorded in the
+        trace's artifacts folder is reused once ready; one that is gone is replaced.
+        """
         trace = self.sent_trace(as_trace(trace))
         folder = self.folder_for(trace.trace_id)
         run = await self._prepared(

@@ -23,6 +23,7 @@ from refinery.analysis.analysis_run import AnalysisRun, StageGroup, file_attribu
 from refinery.analysis.checkpoints import Checkpoints
 from refinery.core.artifacts import write_text_atomic
 from refinery.errors import FileIndexingError, RefineryError, VectorStoreGoneError
+from refinery.traces.spool import file_names
 from refinery.wire.vector_store_manager import VectorStoreManager
 
 # A file sent whose id never came back (the run was killed, or the request cut, after the server
@@ -76,7 +77,7 @@ class StoreKeeper:
     ) -> str:
         """The store for `run`: the recorded one once it is ready, else a new one, indexed."""
         assert run.trace_id is not None
-        run.files = [n for n, _ in files]
+        run.files = file_names(files)
         recorded = self.checkpoints.recorded_store(run.trace_id)
         if recorded is not None and await self._reusable(run, recorded, len(files), on_progress):
             return str(run.store_id)

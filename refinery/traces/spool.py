@@ -30,7 +30,7 @@ from refinery.traces.redact import RedactionReport, redact_text, redacting
 from refinery.traces.render import RenderOptions, iter_marked_files
 from refinery.traces.source_text import FileLayout, strip_marks
 
-__all__ = ["SpooledFiles", "file_stats", "upload_files_for"]
+__all__ = ["SpooledFiles", "file_names", "file_stats", "upload_files_for"]
 
 
 class SpooledFiles(Sequence[tuple[str, str]]):
@@ -125,6 +125,12 @@ def _remove_stale_spools() -> None:
             shutil.rmtree(folder, ignore_errors=True)
         except PermissionError:
             continue
+
+
+def file_names(files: Sequence[tuple[str, str]]) -> list[str]:
+    """The files' names: a spool's own record (reading its texts back for their names read the whole
+    rendering from disk, on the caller's thread)."""
+    return list(files.names) if isinstance(files, SpooledFiles) else [name for name, _ in files]
 
 
 def file_stats(files: Sequence[tuple[str, str]]) -> list[tuple[str, int, int]]:
