@@ -70,8 +70,12 @@ class Ticker:
         while not self._stop.wait(0.02):
             if time.perf_counter() - self.last > 0.1 and self.last != reported:
                 reported = self.last
-                frame = sys._current_frames().get(loop_thread)
-                print("--- the loop is held here:", "".join(traceback.format_stack(frame, limit=12)), sep="\n")
+                frames = sys._current_frames()
+                for ident, frame in frames.items():  # the loop's thread and every worker: who holds what
+                    if ident == threading.get_ident():
+                        continue
+                    who = "the loop" if ident == loop_thread else f"thread {ident}"
+                    print(f"--- {who}, while the loop is held:", "".join(traceback.format_stack(frame, limit=8)))
 
     def __enter__(self) -> Ticker:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -117,6 +121,8 @@ async def main_async(args: argparse.Namespace) -> int:
                 files.close()
 
         planned = await measured("plan", off_loop(plan))
+        if args.only_plan:
+            return 0
         async with server("--latency", str(args.latency), "--no-validate") as url:
             async with ResponsesClient(api_key="sk-bench", base_url=url) as client:
                 analyst = StagedFailureAnalyst(client=client, stage1_concurrency=args.concurrency, poll_timeout_s=3600)
@@ -135,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kind", choices=("chat", "otlp-distinct"), default="chat")
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--only-plan", action="store_true", help="stop after the plan")
     parser.add_argument("--where", action="store_true", help="print the loop's stack at each stall over 100 ms")
     args = parser.parse_args(argv)
     global WHERE

@@ -158,6 +158,9 @@ class FakeOpenAI:
         self.failures: dict[str, list[tuple[int, dict[str, Any]]]] = {}
         self.pass_before_failing: dict[str, int] = {}
         self.answers: dict[str, list[dict[str, Any]]] = {}
+        # Stage 1 groups are sent at once and may arrive in any order: answers and failures by group
+        self.group_answers: dict[int, dict[str, Any]] = {}
+        self.failing_groups: set[int] = set()
         self.store_metadata: dict[str, Any] = {}
         self.polls_left = indexing_polls
         self.deleted: list[str] = []
@@ -192,6 +195,12 @@ class FakeOpenAI:
         body = kwargs["json"]
         self.bodies.append(body)
         stage = self.stage_of(body)
+        group = ((body.get("tools") or [{}])[0].get("filters") or {}).get("value")
+        if stage == "stage1" and group in self.failing_groups:
+            err = {"error": {"message": f"injected failure in group {group}", "type": "server_error"}}
+            return CallbackResult(status=500, payload=err, headers={"x-should-retry": "false"})
+        if stage == "stage1" and group in self.group_answers:
+            return CallbackResult(payload=response_json(json.dumps(self.group_answers[group])))
         if self.failures.get(stage) and self.pass_before_failing.get(stage, 0) > 0:
             self.pass_before_failing[stage] -= 1
         elif self.failures.get(stage):

@@ -109,7 +109,7 @@ async def test_big_trace_is_analysed_group_by_group_with_filters(fake, analyst_f
     second = json.loads(json.dumps(SAMPLES["stage1"]))
     for e in second["timeline"]:
         e["run_id"] = e["run_id"].replace("run-", "run-1")  # run-11, run-12: runs of the second half
-    fake.answers["stage1"] = [SAMPLES["stage1"], second, SAMPLES["stage1"], second]
+    fake.group_answers = {1: SAMPLES["stage1"], 2: second, 3: SAMPLES["stage1"], 4: second}
     events = []
     analyst.progress_callback = lambda stage, status, info: events.append((stage, status, info.get("group")))
     result = await analyst.analyze(make_trace(n_runs=20), EXPECTATION, until_stage=1)
@@ -143,7 +143,7 @@ async def test_big_trace_is_analysed_group_by_group_with_filters(fake, analyst_f
 
 
 async def test_a_failed_stage1_group_reruns_only_the_groups_not_yet_done(fake, analyst_factory, tmp_path):
-    fake.fail("stage1", after=2)  # groups 1 and 2 answer, group 3 fails
+    fake.failing_groups = {3}  # groups 1 and 2 answer, group 3 fails
     options = dict(render_options=RenderOptions(runs_per_file=2), files_per_group=2)
     with pytest.raises(ServerError):
         await analyst_factory(**options).analyze(make_trace(n_runs=12), EXPECTATION, until_stage=1)
@@ -152,6 +152,7 @@ async def test_a_failed_stage1_group_reruns_only_the_groups_not_yet_done(fake, a
         "group_002.json",
     ]
     fake.bodies.clear()
+    fake.failing_groups = set()
     result = await analyst_factory(**options).analyze(make_trace(n_runs=12), EXPECTATION, until_stage=1)
     assert [b["tools"][0]["filters"]["value"] for b in fake.bodies] == [3]
     assert len(result.trace_analysis.timeline) == 2  # each run once, however many groups answered with it
