@@ -31,6 +31,11 @@ FaultKind = Literal[
 
 @dataclass
 class Fault:
+    """One armed misbehaviour. `path` is an endpoint whose handler takes faults ("/v1/responses",
+    "/v1/files"), or any request as "METHOD /v1/path" where a trailing `*` matches any rest
+    ("DELETE /v1/files/*"): those act before the handler (`delay`, errors) or after it (`answer_late`:
+    the work is done, the answer comes late — what a client killed or timed out never hears)."""
+
     kind: FaultKind
     path: str = "/v1/responses"
     times: int = 1
@@ -40,7 +45,8 @@ class Fault:
     match: str | None = None  # only requests whose body mentions this (e.g. "stage3_output")
 
     def applies(self, path: str, body_text: str) -> bool:
-        return self.times > 0 and path == self.path and (self.match is None or self.match in body_text)
+        same = path == self.path or (self.path.endswith("*") and path.startswith(self.path[:-1]))
+        return self.times > 0 and same and (self.match is None or self.match in body_text)
 
 
 def _duration(seconds: float) -> str:

@@ -189,12 +189,21 @@ class OpenAITestServer(FilesAndStores):
                 return _error(401, "You didn't provide an API key.", "invalid_request_error", code=None)
             if self.api_key is not None and given != self.api_key:
                 return _error(401, "Incorrect API key provided.", "invalid_request_error", code="invalid_api_key")
+        fault = self._take_fault(f"{request.method} {request.path}", "")  # a fault armed on any request
+        if fault is not None and request.can_read_body and not request.content_type.startswith("multipart/"):
+            await request.read()  # the body is kept: a late answer's work is done after the client left
+        early = None if fault is None or fault.kind == "answer_late" else await self._transport_fault(fault)
+        if early is not None:
+            return early
         try:
-            return await handler(request)
+            answer = await handler(request)
         except web.HTTPException:
             raise
         except _ApiError as exc:
-            return exc.response
+            answer = exc.response
+        if fault is not None and fault.kind == "answer_late":
+            await asyncio.sleep(fault.delay_s)  # done; its answer comes late, or to nobody
+        return answer
 
     async def _json(self, request: web.Request) -> Any:
         try:
