@@ -6,7 +6,10 @@ own paths (the same key handling, redaction, output-folder lock, cost ceiling), 
 data instead of printing: stdout is the protocol's channel over stdio.
 
 Every path a caller gives is confined to the folders the server was started with (`--root`): a
-calling agent cannot make it read or write anywhere else. Needs the `mcp` extra
+calling agent cannot make it read or write anywhere else. The path is resolved (links followed)
+before it is checked, and the files refinery adds to a folder are never followed when they are
+links (`core.confined`): a `report.md`, `.refinery.lock`, `files/` or `stage3_diagnosis.json`
+linked to a file outside the root is refused, not read or written. Needs the `mcp` extra
 (`pip install 'refinery-analyst[mcp]'`).
 """
 
@@ -22,6 +25,7 @@ from refinery.agents.output_folder import OutputFolder, TraceWatch, inputs_recor
 from refinery.agents.plan import measure, plan_summary, planned_requests
 from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
 from refinery.core.artifacts import read_json
+from refinery.core.confined import read_text_nofollow, within
 from refinery.errors import RefineryError, UserInputError
 from refinery.inputs import expectation_for
 from refinery.outputs import usage_summary, write_outputs
@@ -39,11 +43,7 @@ __all__ = ["build_server", "confined"]
 
 def confined(path: str, roots: list[Path]) -> Path:
     """`path` resolved, when it lies inside one of `roots`; else a refusal naming the roots."""
-    resolved = Path(path).expanduser()
-    resolved = (resolved if resolved.is_absolute() else roots[0] / resolved).resolve()
-    if not any(resolved == r or r in resolved.parents for r in roots):
-        raise UserInputError(f"{path}: outside the folders this server was started with ({', '.join(map(str, roots))})")
-    return resolved
+    return within(path, roots)
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -161,9 +161,9 @@ def build_server(roots: list[Path], *, model: str = "gpt-4o", max_cost_usd: floa
     def read_report(out: str) -> str:
         """The Markdown report of an analysis folder."""
         report = confined(out, roots) / "report.md"
-        if not report.is_file():
+        if not report.is_file() and not report.is_symlink():
             raise UserInputError(f"{out}: no report.md (is it an analysis's output folder?)")
-        return report.read_text(encoding="utf-8")
+        return read_text_nofollow(report)  # a link in its place is refused
 
     @server.tool()
     @_refusals
@@ -172,7 +172,7 @@ def build_server(roots: list[Path], *, model: str = "gpt-4o", max_cost_usd: floa
         base = confined(folder, roots)
         found = []
         for stage3 in sorted(base.rglob("stage3_diagnosis.json")):
-            data = read_json(stage3) or {}
+            data = read_json(stage3, follow=False) or {}  # a link in its place is refused
             output = data.get("output") or {}
             found.append(
                 {
@@ -190,7 +190,7 @@ def build_server(roots: list[Path], *, model: str = "gpt-4o", max_cost_usd: floa
         """The failure patterns across finished `refinery batch` folders, largest first."""
         outcomes = []
         for f in folders:
-            summary = read_json(confined(f, roots) / "summary.json") or {}
+            summary = read_json(confined(f, roots) / "summary.json", follow=False) or {}
             outcomes += list((summary.get("outcomes") or {}).values())
         return [p.model_dump() for p in find_patterns(outcomes)]
 

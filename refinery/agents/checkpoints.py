@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from refinery.agents.analysis_run import AnalysisRun
 from refinery.agents.stages import STAGE_BY_KEY, STAGES, Stage
 from refinery.core.artifacts import read_json, write_json_atomic
+from refinery.core.confined import open_nofollow
 from refinery.core.tokens import TOKEN_COUNTS
 from refinery.errors import ArtifactsMismatchError
 from refinery.integrations.response_output import CallUsage
@@ -226,7 +227,7 @@ class Checkpoints:
         if self.folder is None:
             return
         entry = {"sending": sending, "at": round(time.time(), 3)} if sending is not None else {"id": file_id}
-        fd = os.open(self.folder / UPLOAD_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)  # the owner's
+        fd = open_nofollow(self.folder / UPLOAD_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT)  # the owner's; no link
         with os.fdopen(fd, "a", encoding="utf-8") as f:
             f.write(json.dumps(entry) + "\n")
 

@@ -27,6 +27,7 @@ from typing import Any
 from refinery.agents.checkpoints import STAGE1_GROUPS_DIR, STORE_ARTIFACT, UPLOAD_LOG, Checkpoints
 from refinery.agents.stages import STAGES
 from refinery.core.artifacts import private_dir, read_json, write_json_atomic
+from refinery.core.confined import open_nofollow, refuse_links
 from refinery.errors import ArtifactsMismatchError, TraceFormatError, UserInputError
 
 __all__ = [
@@ -53,6 +54,11 @@ WRITTEN = (
     "report.md",
     "report.html",
 )
+STAGING_DIR = "files"  # the rendered files as uploaded (`StoreKeeper`)
+FETCHED_TRACE = "trace.json"  # a trace fetched by id (`sources.fetched_copy`)
+# never followed when links: refused before anything is read or written (a link planted in a
+# shared folder would have refinery read or write the file it points to)
+OWN_NAMES = (LOCK_FILE, *WRITTEN, STAGING_DIR, FETCHED_TRACE)
 
 
 class OutputFolderBusyError(UserInputError):
@@ -157,6 +163,7 @@ class OutputFolder:
 
     async def __aenter__(self) -> OutputFolder:
         private_dir(self.folder)  # it will hold trace text
+        refuse_links(self.folder, OWN_NAMES)
         self._lock()
         try:
             if self.fresh:
@@ -189,7 +196,7 @@ class OutputFolder:
     def _lock(self) -> None:
         path = self.folder / LOCK_FILE
         while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = open_nofollow(path, os.O_RDWR | os.O_CREAT)  # a link in its place is refused
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -200,7 +207,7 @@ class OutputFolder:
                     "or give another --out"
                 ) from None
             try:
-                same = os.fstat(fd).st_ino == os.stat(path).st_ino  # not a lock file removed meanwhile
+                same = os.fstat(fd).st_ino == os.lstat(path).st_ino  # not a lock file removed meanwhile
             except FileNotFoundError:
                 same = False
             if same:
@@ -228,7 +235,7 @@ class OutputFolder:
 
     # --- the inputs -------------------------------------------------------------------------
     def _check(self) -> None:
-        recorded = read_json(self.folder / INPUTS_ARTIFACT)
+        recorded = read_json(self.folder / INPUTS_ARTIFACT, follow=False)
         if not isinstance(recorded, dict):
             recorded = self._inferred()
         differs = [k for k, v in self.record.items() if k in recorded and recorded[k] is not None and recorded[k] != v]

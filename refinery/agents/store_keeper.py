@@ -23,6 +23,7 @@ from typing import Any
 from refinery.agents.analysis_run import AnalysisRun, StageGroup, file_attributes
 from refinery.agents.checkpoints import Checkpoints
 from refinery.core.artifacts import write_text_atomic
+from refinery.core.confined import own_dir
 from refinery.errors import (
     APIConnectionError,
     FileIndexingError,
@@ -71,7 +72,7 @@ class StoreKeeper:
         """Where files are written before upload: the checkpoint folder's `files/` (kept, so a
         rerun or a user can see what was sent), else a temporary folder removed afterwards."""
         if self.checkpoints.folder is not None:
-            yield self.checkpoints.folder / "files"
+            yield own_dir(self.checkpoints.folder / "files")  # a link in its place is refused
             return
         with tempfile.TemporaryDirectory(prefix="refinery-") as tmp:
             yield Path(tmp)
