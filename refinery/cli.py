@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from refinery.agents.output_folder import OutputFolder, TraceWatch, inputs_record
+from refinery.agents.output_folder import OutputFolder, TraceWatch, inputs_record, redaction_setting
 from refinery.agents.plan import measure, plan_summary, planned_requests
 from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
 from refinery.cli_args import build_parser
@@ -114,6 +114,7 @@ async def _analysis(
         prompts=prompts,
         evals=evals,
         settings=_model_options(args),
+        redaction=redaction_setting(not getattr(args, "no_redact", False), getattr(args, "redact_pattern", None) or ()),
     )
     fresh = getattr(args, "fresh", False)
     async with analyst, analyst.client, OutputFolder(out, record, fresh=fresh, discard=analyst.store.discard_recorded):

@@ -125,3 +125,20 @@ async def test_an_output_folder_that_is_itself_a_link_is_still_used(openai_env, 
     (tmp_path / "results").symlink_to(tmp_path / "disk")
     assert await amain(run(TRACE, tmp_path / "results")) == 0
     assert (tmp_path / "disk" / "report.md").is_file() and (tmp_path / "disk" / "files").is_dir()
+
+
+async def test_a_folder_made_without_redaction_is_not_resumed_by_a_redacting_run(openai_env, tmp_path, capsys):
+    """`--no-redact --stages 1-2`, then the same command without `--no-redact`: its stage 3–4
+    requests, report and artifacts would carry the unredacted secrets of stages 1–2 while it says
+    "redacted before upload". Refused before any upload, as other inputs are."""
+    out = tmp_path / "out"
+    assert await amain(run(TRACE, out, "--no-redact", "--stages", "1-2")) == 0
+    assert json.loads((out / INPUTS_ARTIFACT).read_text())["redaction"] == "off"
+    uploads, calls = openai_env.stats["POST /v1/files"], openai_env.stats["POST /v1/responses"]
+    capsys.readouterr()
+    assert await amain(run(TRACE, out)) == 2
+    err = capsys.readouterr().err
+    assert "holds results made from other inputs (redaction: 'off' there, 'on' now)" in err
+    assert openai_env.stats["POST /v1/files"] == uploads and openai_env.stats["POST /v1/responses"] == calls
+    assert await amain(run(TRACE, out, "--no-redact")) == 0  # the same setting resumes
+    assert openai_env.stats["POST /v1/files"] == uploads  # from the kept store

@@ -19,7 +19,7 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -39,6 +39,7 @@ __all__ = [
     "digest_of",
     "file_digest",
     "inputs_record",
+    "redaction_setting",
 ]
 
 LOCK_FILE = ".refinery.lock"
@@ -126,11 +127,15 @@ def inputs_record(
     evals: Mapping[str, str] | None,
     prompt_versions: Mapping[str, str] | None = None,
     settings: Mapping[str, Any] | None = None,
+    redaction: str = "on",
 ) -> dict[str, Any]:
     """What a folder's results are made from: the trace (id and content), the model, the
     expectation, prompts and evals (as digests: their text is not copied into the folder), the
-    prompt versions and the settings that change an answer."""
+    prompt versions, the settings that change an answer, and the redaction (`redaction_setting`):
+    a folder whose earlier stages were sent unredacted is not resumed by a redacting run — its
+    later requests, report and artifacts would carry the secrets of the earlier stages."""
     return {
+        "redaction": redaction,
         "trace_id": trace_id,
         "trace_digest": trace_digest,
         "model": model,
@@ -140,6 +145,14 @@ def inputs_record(
         "prompt_versions": dict(prompt_versions or {s.key: s.prompt_ref for s in STAGES}),
         **dict(settings or {}),
     }
+
+
+def redaction_setting(redact: bool, patterns: Sequence[str] = ()) -> str:
+    """The redaction an analysis runs with, as `inputs.json` records it: "off" (`--no-redact`),
+    "on", or "on+<digest>" with an organisation's own patterns."""
+    if not redact:
+        return "off"
+    return f"on+{digest_of(list(patterns))}" if patterns else "on"
 
 
 Discard = Callable[[dict[str, Any]], Awaitable[None]]  # deletes a recorded store and its files
