@@ -31,6 +31,7 @@ from refinery.agents.plan import measure, plan_summary, planned_requests
 from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
 from refinery.cli_args import build_parser
 from refinery.cli_commands import batch_source, cmd_mcp, cmd_patterns, emit, listed, trace_path
+from refinery.core.confined import refuse_system_folder
 from refinery.core.models import Trace
 from refinery.errors import (
     EXIT_ACCESS,
@@ -41,6 +42,7 @@ from refinery.errors import (
 )
 from refinery.inputs import InputFileError, expectation_for, load_expectation, read_files
 from refinery.outputs import usage_summary, write_outputs
+from refinery.sources import temporary_folders
 from refinery.traces import load_trace, load_traces
 from refinery.traces.spool import file_stats
 
@@ -510,7 +512,10 @@ async def amain(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.debug else logging.WARNING, format="refinery: %(levelname)s %(name)s: %(message)s"
     )
     try:
-        return await COMMANDS[args.command](args)
+        if getattr(args, "out", None):  # before anything is fetched, rendered or written
+            refuse_system_folder(args.out)
+        with temporary_folders():  # a trace fetched without --out is removed with the command
+            return await COMMANDS[args.command](args)
     except BrokenPipeError:
         raise  # the reader of stdout has gone: `main` ends quietly
     except (RefineryError, OSError) as exc:

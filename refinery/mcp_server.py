@@ -30,7 +30,7 @@ from refinery.errors import RefineryError, UserInputError
 from refinery.inputs import expectation_for
 from refinery.outputs import usage_summary, write_outputs
 from refinery.patterns import find_patterns
-from refinery.sources import fetched_copy, is_source_ref
+from refinery.sources import fetched_copy, is_source_ref, temporary_folders
 from refinery.traces import load_trace
 
 try:  # the optional extra; at module level, where the SDK resolves the tools' annotations
@@ -96,11 +96,12 @@ def build_server(roots: list[Path], *, model: str = "gpt-4o", max_cost_usd: floa
     async def plan_trace(trace: str, expect: str | None = None) -> dict[str, Any]:
         """What analysing a trace (a path, or `langsmith:<id>` / `langfuse:<id>` / `phoenix:<id>`) would send and cost:
         calls, input tokens, estimated cost (no model call)."""
-        loaded = load_trace(await _trace_file(trace, None))
-        expectation = expectation_for(confined(expect, roots) if expect else None, loaded)
-        analyst = StagedFailureAnalyst(model=model)
-        files = analyst.render(loaded, expectation)
-        plan = plan_summary(analyst, loaded, files, measure(planned_requests(analyst, loaded, files, expectation)))
+        with temporary_folders():  # a trace fetched by id is removed once planned
+            loaded = load_trace(await _trace_file(trace, None))
+            expectation = expectation_for(confined(expect, roots) if expect else None, loaded)
+            analyst = StagedFailureAnalyst(model=model)
+            files = analyst.render(loaded, expectation)
+            plan = plan_summary(analyst, loaded, files, measure(planned_requests(analyst, loaded, files, expectation)))
         return {k: plan[k] for k in ("trace_id", "runs", "failed_runs", "groups", "model", "total")}
 
     @server.tool()

@@ -27,7 +27,7 @@ from typing import Any
 from refinery.agents.checkpoints import STAGE1_GROUPS_DIR, STORE_ARTIFACT, UPLOAD_LOG, Checkpoints
 from refinery.agents.stages import STAGES
 from refinery.core.artifacts import private_dir, read_json, write_json_atomic
-from refinery.core.confined import open_nofollow, refuse_links
+from refinery.core.confined import open_nofollow, refuse_links, refuse_system_folder
 from refinery.errors import ArtifactsMismatchError, TraceFormatError, UserInputError
 
 __all__ = [
@@ -175,6 +175,7 @@ class OutputFolder:
         self._fd: int | None = None
 
     async def __aenter__(self) -> OutputFolder:
+        refuse_system_folder(self.folder, "output folder")
         private_dir(self.folder)  # it will hold trace text
         refuse_links(self.folder, OWN_NAMES)
         self._lock()

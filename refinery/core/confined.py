@@ -27,7 +27,36 @@ from pathlib import Path
 
 from refinery.errors import UserInputError
 
-__all__ = ["LinkRefusedError", "open_nofollow", "own_dir", "read_text_nofollow", "refuse_links", "within"]
+__all__ = [
+    "LinkRefusedError",
+    "SystemFolderError",
+    "open_nofollow",
+    "own_dir",
+    "read_text_nofollow",
+    "refuse_links",
+    "refuse_system_folder",
+    "within",
+]
+
+# Folders an output folder may never be: the system's own (as root, `--out /` wrote artifacts
+# into `/`), refused themselves and anything under them ...
+SYSTEM_TREES = (
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/proc",
+    "/sbin",
+    "/sys",
+    "/usr",
+)
+# ... and these only themselves (a folder under them is a user's: /home/me/out, /var/lib/ci/out)
+SYSTEM_FOLDERS = ("/", "/home", "/root", "/run", "/srv", "/tmp", "/var", "/var/tmp", "/opt", "/mnt", "/media")
+MAC_FOLDERS = ("/Users", "/System", "/Library", "/Applications", "/private", "/private/tmp", "/private/var")
 
 
 class LinkRefusedError(UserInputError):
@@ -95,5 +124,24 @@ def within(path: str | Path, roots: Sequence[Path]) -> Path:
     if not any(resolved == r or r in resolved.parents for r in roots):
         raise LinkRefusedError(
             f"{path}: outside the folders this server was started with ({', '.join(map(str, roots))})"
+        )
+    return resolved
+
+
+class SystemFolderError(UserInputError):
+    """An output folder that is the system's own (`/`, `/etc`, the home folder itself, …)."""
+
+
+def refuse_system_folder(path: str | Path, what: str = "--out") -> Path:
+    """`path` resolved, unless it is `/`, a system folder (or inside /etc, /usr, /bin, /boot,
+    /dev, /proc, /sys, …) or the home folder itself: refinery writes a dozen files into its
+    output folder, and `--fresh` removes them."""
+    resolved = Path(path).expanduser().resolve()
+    text = str(resolved)
+    inside = any(text == t or text.startswith(t + "/") for t in SYSTEM_TREES)
+    if inside or text in SYSTEM_FOLDERS or text in MAC_FOLDERS or resolved == Path.home().resolve():
+        raise SystemFolderError(
+            f"{what} {path}: a system folder{'' if str(path) == text else f' ({text})'}; "
+            "give a folder of your own (e.g. ./refinery-out)"
         )
     return resolved
