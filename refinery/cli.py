@@ -560,7 +560,7 @@ class _Stop:
         if _in_coroutine(frame):
             current = asyncio.current_task(loop)
             if current is not None and current is not task:
-                loop.call_soon(task.cancel)  # another task was running: the command stops too
+                loop.call_soon_threadsafe(task.cancel)  # another task was running: the command stops too
             raise Terminated
         loop.call_soon_threadsafe(task.cancel)
 

@@ -123,7 +123,7 @@ def save_fetched(data: Any, path: Path, ref: SourceRef) -> Path:
 
 def kept_source(path: Path) -> str | None:
     """The reference a trace file was fetched from (`save_fetched` records it), if it was."""
-    kept = read_json(path)
+    kept = read_json(path, follow=False)  # a link in its place is refused, never read through
     return str(kept.get("refinery_source")) if isinstance(kept, dict) and kept.get("refinery_source") else None
 
 

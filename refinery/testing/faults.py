@@ -8,8 +8,9 @@ arrives (as the API does), and produces the real `x-ratelimit-*` headers and 429
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -180,3 +181,21 @@ async def drop_mid_body(request: web.Request, payload: bytes, headers: dict[str,
     if request.transport is not None:
         request.transport.close()
     return resp
+
+
+async def around(
+    fault: Fault,
+    request: web.Request,
+    answer: Callable[[], Awaitable[web.StreamResponse]],
+    transport_fault: Callable[[Fault], Awaitable[web.StreamResponse | None]],
+) -> web.StreamResponse:
+    """A fault armed on any request ("METHOD /v1/path"): `answer_late` does the work, then answers
+    after `delay_s`; the others act before the work (`delay` sleeps first, errors answer instead)."""
+    if request.can_read_body and not request.content_type.startswith("multipart/"):
+        await request.read()  # the body is kept: the work is done even if the client has gone
+    if fault.kind == "answer_late":
+        response = await answer()
+        await asyncio.sleep(fault.delay_s)  # done; its answer comes late, or to nobody
+        return response
+    early = await transport_fault(fault)
+    return early if early is not None else await answer()

@@ -31,7 +31,7 @@ from typing import Any
 
 from aiohttp import web
 
-from refinery.testing.faults import Fault, RateLimiter, drop_mid_body
+from refinery.testing.faults import Fault, RateLimiter, around, drop_mid_body
 from refinery.testing.openapi_spec import OpenAPISpec, find_spec
 from refinery.testing.request_text import admission_cost, request_texts
 from refinery.testing.retrieval import Chunk, count_tokens, token_starts
@@ -190,20 +190,17 @@ class OpenAITestServer(FilesAndStores):
             if self.api_key is not None and given != self.api_key:
                 return _error(401, "Incorrect API key provided.", "invalid_request_error", code="invalid_api_key")
         fault = self._take_fault(f"{request.method} {request.path}", "")  # a fault armed on any request
-        if fault is not None and request.can_read_body and not request.content_type.startswith("multipart/"):
-            await request.read()  # the body is kept: a late answer's work is done after the client left
-        early = None if fault is None or fault.kind == "answer_late" else await self._transport_fault(fault)
-        if early is not None:
-            return early
+        if fault is not None:
+            return await around(fault, request, lambda: self._answer(request, handler), self._transport_fault)
+        return await self._answer(request, handler)
+
+    async def _answer(self, request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
         try:
-            answer = await handler(request)
+            return await handler(request)
         except web.HTTPException:
             raise
         except _ApiError as exc:
-            answer = exc.response
-        if fault is not None and fault.kind == "answer_late":
-            await asyncio.sleep(fault.delay_s)  # done; its answer comes late, or to nobody
-        return answer
+            return exc.response
 
     async def _json(self, request: web.Request) -> Any:
         try:
