@@ -123,3 +123,23 @@ async def test_a_store_creation_that_times_out_leaves_no_store_per_retry(tmp_pat
         else:
             assert proc.returncode == 0, err.decode()
         assert server.stores == {} and server.files == {}
+
+
+async def test_a_retried_upload_whose_first_attempt_timed_out_leaves_no_file_after_a_successful_run(tmp_path):
+    """The first attempt's file is made, its answer comes after the client's timeout, the retry
+    succeeds: the run ends well, and its clean-up finds the unanswered attempt's file by name."""
+    import aiohttp
+
+    from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
+    from refinery.integrations.responses_client import ResponsesClient
+    from refinery.traces import load_trace
+    from tests.fixtures_traces import EXPECTATION
+
+    async with OpenAITestServer() as server:
+        server.inject(Fault("answer_late", path="/v1/files", delay_s=2, times=1, match="_index.md"))
+        timeout = aiohttp.ClientTimeout(total=1)
+        async with ResponsesClient(api_key="sk-x", base_url=server.base_url, timeout=timeout) as client:
+            analyst = StagedFailureAnalyst(client=client, artifacts_dir=tmp_path / "out")
+            result = await analyst.analyze(load_trace(TRACE), EXPECTATION)
+        assert result.synthesis is not None and server.stats["fault answer_late"] == 1
+        assert server.files == {} and server.stores == {}

@@ -261,12 +261,14 @@ class StoreKeeper:
         if not run.groups:
             run.groups = [StageGroup(g, 0, 0, ()) for g in range(1, int(meta.get("refinery_groups") or 1) + 1)]
 
-    async def discard_recorded(self, recorded: dict[str, Any], *, wait_s: float = 0.0) -> bool:
+    async def discard_recorded(self, recorded: dict[str, Any], *, wait_s: float = 0.0, settle: bool = False) -> bool:
         """Delete the store and files a record names (`Checkpoints.recorded_store`: a killed
         run's, `--fresh`'s, a finished run's whose deletion was cut) — the stores marked with its
         nonce (a creation whose id never came back), and, when upload attempts were sent whose
         ids never came back, those files, found on the account by name and time (waiting up to
-        `wait_s` for ones a slow server makes late). True when nothing can be left."""
+        `wait_s` for ones a slow server makes late). True when the record may go: every deletion
+        done, and every unheard attempt's file found — or, with `settle`, looked for (long after
+        the upload, an attempt that made nothing is not waited for again and again)."""
         known = [str(f) for f in recorded.get("file_ids") or []]
         done = await self._discard(str(recorded["store_id"]), known) if recorded.get("store_id") else True
         if recorded.get("nonce"):  # a creation retried, or whose id never came back
@@ -276,7 +278,7 @@ class StoreKeeper:
             found = await self._sweep(
                 set(recorded["sent"]), float(recorded.get("sent_at") or 0), set(known), unheard, wait_s
             )
-            done = done and found >= unheard
+            done = done and (settle or found >= unheard)
         return done
 
     async def _sweep(self, names: set[str], since: float, known: set[str], unheard: int, wait_s: float) -> int:
@@ -339,16 +341,16 @@ class StoreKeeper:
             try:
                 await self._delete_store(run.store_id)
                 await self.manager.delete_files(sorted(set(run.file_ids)))  # this run's own: a manager serves many
-                if recorded is not None and recorded.get("nonce"):  # a retried creation's store made late
-                    await self._sweep_stores(str(recorded["nonce"]), float(recorded.get("since") or 0))
             except RefineryError as exc:  # the store expires by itself; do not fail the analysis
                 log.warning("could not delete vector store %s: %s", run.store_id, exc)
                 return
             finally:
                 run.created_store = False
+            if recorded is not None:  # what else it names: a retried creation's store, a retried upload's file
+                await self.discard_recorded({**recorded, "store_id": None, "file_ids": run.file_ids}, settle=True)
         elif recorded is not None:
             self.checkpoints.mark_deleting()
-            if not await self.discard_recorded(recorded):
+            if not await self.discard_recorded(recorded, settle=True):
                 return
         else:
             return
