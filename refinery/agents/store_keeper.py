@@ -140,10 +140,16 @@ class StoreKeeper:
     async def _new_store(self, run: AnalysisRun, name: str) -> str:
         """A new store, marked in its metadata with a nonce recorded (with the time) before it is
         asked for: a creation that timed out, was retried, or whose run was killed before the id
-        came back, leaves a store that this run — or the next — finds by the mark and deletes."""
-        nonce, since = secrets.token_hex(8), time.time()
+        came back, leaves a store that this run — or the next — finds by the mark and deletes.
+        Each attempt that timed out (as many as request timeouts fit in the time it took) may make
+        its store late: they are waited for (at most `straggler_wait_s`) and deleted."""
+        nonce, since, started = secrets.token_hex(8), time.time(), time.monotonic()
         trace_id = str(run.trace_id)
         self.checkpoints.record_store(None, trace_id, run.files, [], ready=False, nonce=nonce, since=since)
+
+        def timed_out() -> int:
+            return int((time.monotonic() - started) // self.manager.request_timeout_s)
+
         try:
             store_id = await self.manager.create_store(
                 name,
@@ -155,28 +161,33 @@ class StoreKeeper:
                 },
             )
         except APIConnectionError:  # timed out (after retries, each maybe a store made late); the record stays
-            await self._sweep_stores(nonce, since, wait_s=self.straggler_wait_s)
+            await self._sweep_stores(nonce, since, expect=timed_out(), wait_s=self.straggler_wait_s)
             raise
         self.checkpoints.record_store(store_id, trace_id, run.files, [], ready=False)
-        await self._sweep_stores(nonce, since, keep=store_id)  # an attempt that timed out before the one answered
+        late = timed_out()  # attempts before the one answered
+        await self._sweep_stores(nonce, since, keep=store_id, expect=late, wait_s=self.straggler_wait_s if late else 0)
         return store_id
 
-    async def _sweep_stores(self, nonce: str, since: float, *, keep: str | None = None, wait_s: float = 0.0) -> bool:
-        """Delete the stores marked with `nonce` (but `keep`), looking again until `wait_s` has
-        passed (a server still working on a timed-out creation makes its store late). False when
-        the account could not be looked at (the record stays for the next run)."""
-        deadline = time.monotonic() + wait_s
+    async def _sweep_stores(
+        self, nonce: str, since: float, *, keep: str | None = None, expect: int = 0, wait_s: float = 0.0
+    ) -> bool:
+        """Delete the stores marked with `nonce` (but `keep`), looking again until `expect` were
+        found or `wait_s` has passed (a server still working on a timed-out creation makes its
+        store late). False when the account could not be looked at (the record stays for the
+        next run)."""
+        deadline, found = time.monotonic() + wait_s, 0
         while True:
             try:
                 stores = await self.manager.stores_since(since - SWEEP_SLACK_S)
                 for st in stores:
                     if (st.get("metadata") or {}).get(NONCE_KEY) == nonce and st.get("id") != keep:
                         await self._delete_store(str(st["id"]))
+                        found += 1
                         log.info("deleted vector store %s, made by a request whose answer was cut", st["id"])
             except RefineryError as exc:  # they expire (`expires_after`)
                 log.info("could not look for vector stores whose creation was cut: %s", exc)
                 return False
-            if time.monotonic() >= deadline:
+            if found >= expect or time.monotonic() >= deadline:
                 return True
             await asyncio.sleep(min(STRAGGLER_POLL_S, max(0.0, deadline - time.monotonic())))
 
