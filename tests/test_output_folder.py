@@ -95,3 +95,50 @@ async def test_the_lock_is_released_when_the_run_ends_even_by_an_error(tmp_path)
         with pytest.raises(OutputFolderBusyError):
             async with OutputFolder(tmp_path, {"trace_id": "t"}):
                 pass
+
+
+@pytest.mark.parametrize(
+    "name", [".refinery.lock", "report.md", "files", "stage1_groups", "store.files", "inputs.json"]
+)
+async def test_a_run_refuses_a_folder_where_one_of_its_own_names_is_a_link(openai_env, tmp_path, capsys, name):
+    """A link planted where refinery reads or writes its own file is refused in one line, before
+    anything is uploaded; the file it points to is neither read nor written."""
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "keep.txt").write_text("keep")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / name).symlink_to(target / "keep.txt" if name not in ("files", "stage1_groups") else target)
+    assert await amain(run(TRACE, out)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        f"refinery: error: {out / name}: a symbolic link; refinery does not follow links where it reads or writes "
+        "its own files (remove it, or use another folder)"
+    )
+    assert openai_env.files == {} and openai_env.stores == {}
+    assert sorted(p.name for p in target.iterdir()) == ["keep.txt"] and (target / "keep.txt").read_text() == "keep"
+
+
+async def test_an_output_folder_that_is_itself_a_link_is_still_used(openai_env, tmp_path):
+    """Only the names refinery adds are never followed: `--out ~/results` may be a link to another disk."""
+    (tmp_path / "disk").mkdir()
+    (tmp_path / "results").symlink_to(tmp_path / "disk")
+    assert await amain(run(TRACE, tmp_path / "results")) == 0
+    assert (tmp_path / "disk" / "report.md").is_file() and (tmp_path / "disk" / "files").is_dir()
+
+
+async def test_a_folder_made_without_redaction_is_not_resumed_by_a_redacting_run(openai_env, tmp_path, capsys):
+    """`--no-redact --stages 1-2`, then the same command without `--no-redact`: its stage 3–4
+    requests, report and artifacts would carry the unredacted secrets of stages 1–2 while it says
+    "redacted before upload". Refused before any upload, as other inputs are."""
+    out = tmp_path / "out"
+    assert await amain(run(TRACE, out, "--no-redact", "--stages", "1-2")) == 0
+    assert json.loads((out / INPUTS_ARTIFACT).read_text())["redaction"] == "off"
+    uploads, calls = openai_env.stats["POST /v1/files"], openai_env.stats["POST /v1/responses"]
+    capsys.readouterr()
+    assert await amain(run(TRACE, out)) == 2
+    err = capsys.readouterr().err
+    assert "holds results made from other inputs (redaction: 'off' there, 'on' now)" in err
+    assert openai_env.stats["POST /v1/files"] == uploads and openai_env.stats["POST /v1/responses"] == calls
+    assert await amain(run(TRACE, out, "--no-redact")) == 0  # the same setting resumes
+    assert openai_env.stats["POST /v1/files"] == uploads  # from the kept store

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from refinery.analysis.analysis_run import AnalysisRun
 from refinery.analysis.stages import STAGE_BY_KEY, STAGES, Stage
 from refinery.core.artifacts import read_json, write_json_atomic
+from refinery.core.confined import open_nofollow
 from refinery.core.tokens import TOKEN_COUNTS
 from refinery.errors import ArtifactsMismatchError
 from refinery.wire.response_output import CallUsage
@@ -136,23 +137,56 @@ class Checkpoints:
 
     # --- the vector store record --------------------------------------------------------------
     def record_store(
-        self, store_id: str | None, trace_id: str, files: list[str], file_ids: list[str], *, ready: bool
+        self,
+        store_id: str | None,
+        trace_id: str,
+        files: list[str],
+        file_ids: list[str],
+        *,
+        ready: bool,
+        nonce: str | None = None,
+        since: float | None = None,
     ) -> None:
-        """`store.json`: which store holds this trace's files; `ready` only once indexing completed."""
-        if self.folder is not None:
-            write_json_atomic(
-                self.folder / STORE_ARTIFACT,
-                {"store_id": store_id, "trace_id": trace_id, "ready": ready, "files": files, "file_ids": file_ids},
-            )
+        """`store.json`: which store holds this trace's files; `ready` only once indexing completed.
+        Written before the store is asked for (`store_id` None): `nonce`, the mark in the store's
+        metadata, and `since`, when it was asked for, find a store whose id never came back; both
+        are kept by the later records of the same store."""
+        if self.folder is None:
+            return
+        old = read_json(self.folder / STORE_ARTIFACT)
+        if isinstance(old, dict) and old.get("trace_id") == trace_id and old.get("store_id") in (None, store_id):
+            nonce, since = nonce or old.get("nonce"), since or old.get("since")
+        write_json_atomic(
+            self.folder / STORE_ARTIFACT,
+            {
+                "store_id": store_id,
+                "trace_id": trace_id,
+                "ready": ready,
+                "files": files,
+                "file_ids": file_ids,
+                **({"nonce": nonce, "since": since} if nonce else {}),
+            },
+        )
+
+    def mark_deleting(self) -> None:
+        """Before the store and files are deleted: whatever stops the deletion, the next run of this
+        folder (finished or not) deletes them rather than reusing the store."""
+        data = read_json(self.folder / STORE_ARTIFACT) if self.folder is not None else None
+        if isinstance(data, dict) and self.folder is not None:
+            write_json_atomic(self.folder / STORE_ARTIFACT, {**data, "deleting": True})
 
     def recorded_store(self, trace_id: str | None = None) -> dict[str, Any] | None:
         """`store.json` (of `trace_id`, when given) with every file id the upload log heard;
-        `unheard`: how many files were sent whose ids never came back, `sent`: the names sent
-        and `sent_at`: when the first was (what a sweep of the account looks for)."""
+        `unheard`: how many upload attempts were sent whose file ids never came back, `sent`: the
+        names sent and `sent_at`: when the first was (what a sweep of the account looks for). A
+        record without a store id is a store asked for whose id never came back (its `nonce`)."""
         if self.folder is None:
             return None
         data = read_json(self.folder / STORE_ARTIFACT)
-        if not (isinstance(data, dict) and data.get("store_id")) or trace_id not in (None, data.get("trace_id")):
+        if not (isinstance(data, dict) and (data.get("store_id") or data.get("nonce"))) or trace_id not in (
+            None,
+            data.get("trace_id"),
+        ):
             return None
         ids = list(data.get("file_ids") or [])
         heard, sent, first = 0, set(), None
@@ -193,7 +227,7 @@ class Checkpoints:
         if self.folder is None:
             return
         entry = {"sending": sending, "at": round(time.time(), 3)} if sending is not None else {"id": file_id}
-        fd = os.open(self.folder / UPLOAD_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)  # the owner's
+        fd = open_nofollow(self.folder / UPLOAD_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT)  # the owner's; no link
         with os.fdopen(fd, "a", encoding="utf-8") as f:
             f.write(json.dumps(entry) + "\n")
 

@@ -20,7 +20,7 @@ import re
 import shutil
 import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -28,6 +28,7 @@ from typing import Any
 from refinery.analysis.checkpoints import STAGE1_GROUPS_DIR, STORE_ARTIFACT, UPLOAD_LOG, Checkpoints
 from refinery.analysis.stages import STAGES
 from refinery.core.artifacts import private_dir, read_json, write_json_atomic
+from refinery.core.confined import open_nofollow, refuse_links, refuse_system_folder
 from refinery.errors import ArtifactsMismatchError, TraceFormatError, UserInputError
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "file_digest",
     "inputs_record",
     "trace_folder_name",
+    "redaction_setting",
 ]
 
 LOCK_FILE = ".refinery.lock"
@@ -55,6 +57,11 @@ WRITTEN = (
     "report.md",
     "report.html",
 )
+STAGING_DIR = "files"  # the rendered files as uploaded (`StoreKeeper`)
+FETCHED_TRACE = "trace.json"  # a trace fetched by id (`sources.fetched_copy`)
+# never followed when links: refused before anything is read or written (a link planted in a
+# shared folder would have refinery read or write the file it points to)
+OWN_NAMES = (LOCK_FILE, *WRITTEN, STAGING_DIR, FETCHED_TRACE)
 
 
 def trace_folder_name(trace_id: str) -> str:
@@ -132,11 +139,15 @@ def inputs_record(
     evals: Mapping[str, str] | None,
     prompt_versions: Mapping[str, str] | None = None,
     settings: Mapping[str, Any] | None = None,
+    redaction: str = "on",
 ) -> dict[str, Any]:
     """What a folder's results are made from: the trace (id and content), the model, the
     expectation, prompts and evals (as digests: their text is not copied into the folder), the
-    prompt versions and the settings that change an answer."""
+    prompt versions, the settings that change an answer, and the redaction (`redaction_setting`):
+    a folder whose earlier stages were sent unredacted is not resumed by a redacting run — its
+    later requests, report and artifacts would carry the secrets of the earlier stages."""
     return {
+        "redaction": redaction,
         "trace_id": trace_id,
         "trace_digest": trace_digest,
         "model": model,
@@ -146,6 +157,14 @@ def inputs_record(
         "prompt_versions": dict(prompt_versions or {s.key: s.prompt_ref for s in STAGES}),
         **dict(settings or {}),
     }
+
+
+def redaction_setting(redact: bool, patterns: Sequence[str] = ()) -> str:
+    """The redaction an analysis runs with, as `inputs.json` records it: "off" (`--no-redact`),
+    "on", or "on+<digest>" with an organisation's own patterns."""
+    if not redact:
+        return "off"
+    return f"on+{digest_of(list(patterns))}" if patterns else "on"
 
 
 Discard = Callable[[dict[str, Any]], Awaitable[None]]  # deletes a recorded store and its files
@@ -168,7 +187,9 @@ class OutputFolder:
         self._fd: int | None = None
 
     async def __aenter__(self) -> OutputFolder:
+        refuse_system_folder(self.folder, "output folder")
         private_dir(self.folder)  # it will hold trace text
+        refuse_links(self.folder, OWN_NAMES)
         self._lock()
         try:
             if self.fresh:
@@ -201,7 +222,7 @@ class OutputFolder:
     def _lock(self) -> None:
         path = self.folder / LOCK_FILE
         while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = open_nofollow(path, os.O_RDWR | os.O_CREAT)  # a link in its place is refused
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -212,7 +233,7 @@ class OutputFolder:
                     "or give another --out"
                 ) from None
             try:
-                same = os.fstat(fd).st_ino == os.stat(path).st_ino  # not a lock file removed meanwhile
+                same = os.fstat(fd).st_ino == os.lstat(path).st_ino  # not a lock file removed meanwhile
             except FileNotFoundError:
                 same = False
             if same:
@@ -240,7 +261,7 @@ class OutputFolder:
 
     # --- the inputs -------------------------------------------------------------------------
     def _check(self) -> None:
-        recorded = read_json(self.folder / INPUTS_ARTIFACT)
+        recorded = read_json(self.folder / INPUTS_ARTIFACT, follow=False)
         if not isinstance(recorded, dict):
             recorded = self._inferred()
         differs = [k for k, v in self.record.items() if k in recorded and recorded[k] is not None and recorded[k] != v]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -22,7 +23,14 @@ from typing import Any
 from refinery.analysis.analysis_run import AnalysisRun, StageGroup, file_attributes
 from refinery.analysis.checkpoints import Checkpoints
 from refinery.core.artifacts import write_text_atomic
-from refinery.errors import FileIndexingError, RefineryError, VectorStoreGoneError
+from refinery.core.confined import own_dir
+from refinery.errors import (
+    APIConnectionError,
+    FileIndexingError,
+    NotFoundError,
+    RefineryError,
+    VectorStoreGoneError,
+)
 from refinery.traces.spool import file_names
 from refinery.wire.vector_store_manager import VectorStoreManager
 
@@ -30,6 +38,9 @@ from refinery.wire.vector_store_manager import VectorStoreManager
 # made it) is looked for on the account by name, made no earlier than this many seconds before the
 # upload began (the server's clock may differ from ours)
 SWEEP_SLACK_S = 120
+MAX_STRAGGLER_WAIT_S = 60.0  # at most this long (else twice the request timeout)
+STRAGGLER_POLL_S = 0.5  # how often the account is looked at again for what a slow server makes late
+NONCE_KEY = "refinery_run"  # the store's metadata key holding the nonce its record keeps
 
 log = logging.getLogger("refinery.store")
 
@@ -62,7 +73,7 @@ class StoreKeeper:
         """Where files are written before upload: the checkpoint folder's `files/` (kept, so a
         rerun or a user can see what was sent), else a temporary folder removed afterwards."""
         if self.checkpoints.folder is not None:
-            yield self.checkpoints.folder / "files"
+            yield own_dir(self.checkpoints.folder / "files")  # a link in its place is refused
             return
         with tempfile.TemporaryDirectory(prefix="refinery-") as tmp:
             yield Path(tmp)
@@ -79,7 +90,9 @@ class StoreKeeper:
         assert run.trace_id is not None
         run.files = file_names(files)
         recorded = self.checkpoints.recorded_store(run.trace_id)
-        if recorded is not None and await self._reusable(run, recorded, len(files), on_progress):
+        if recorded is not None and (recorded.get("deleting") or not recorded.get("store_id")):
+            await self.discard_recorded(recorded)  # being deleted, or its id never came back: never reused
+        elif recorded is not None and await self._reusable(run, recorded, len(files), on_progress):
             return str(run.store_id)
         return await self._create(run, files, name, on_progress)
 
@@ -112,11 +125,7 @@ class StoreKeeper:
         with self._staging() as folder:
             # writing a big trace's files is disk work: off the event loop
             paths = await asyncio.to_thread(lambda: [write_text_atomic(folder / n, text) for n, text in files])
-            run.store_id = await self.manager.create_store(
-                (name or f"refinery-{trace_id}")[:256],
-                expires_after_days=self.expires_after_days,
-                metadata={"refinery_trace_id": trace_id[:512], "refinery_groups": str(len(run.groups))},
-            )
+            run.store_id = await self._new_store(run, (name or f"refinery-{trace_id}")[:256])
             run.created_store = True
             # recorded before the upload, and each file id as soon as the file exists, so a run
             # stopped at any point leaves what a rerun (or `cleanup`) finds and deletes
@@ -129,6 +138,65 @@ class StoreKeeper:
         self.checkpoints.record_store(run.store_id, trace_id, run.files, run.file_ids, ready=True)
         await self._emit("prepare", "end", store_id=run.store_id, files=len(files))
         return run.store_id
+
+    async def _new_store(self, run: AnalysisRun, name: str) -> str:
+        """A new store, marked in its metadata with a nonce recorded (with the time) before it is
+        asked for: a creation that timed out, was retried, or whose run was killed before the id
+        came back, leaves a store that this run — or the next — finds by the mark and deletes.
+        Each attempt that timed out (as many as request timeouts fit in the time it took) may make
+        its store late: they are waited for (at most `straggler_wait_s`) and deleted."""
+        nonce, since, started = secrets.token_hex(8), time.time(), time.monotonic()
+        trace_id = str(run.trace_id)
+        self.checkpoints.record_store(None, trace_id, run.files, [], ready=False, nonce=nonce, since=since)
+
+        def timed_out() -> int:
+            return int((time.monotonic() - started) // self.manager.request_timeout_s)
+
+        try:
+            store_id = await self.manager.create_store(
+                name,
+                expires_after_days=self.expires_after_days,
+                metadata={
+                    "refinery_trace_id": trace_id[:512],
+                    "refinery_groups": str(len(run.groups)),
+                    NONCE_KEY: nonce,
+                },
+            )
+        except APIConnectionError:  # timed out (after retries, each maybe a store made late); the record stays
+            await self._sweep_stores(nonce, since, expect=timed_out(), wait_s=self.straggler_wait_s)
+            raise
+        self.checkpoints.record_store(store_id, trace_id, run.files, [], ready=False)
+        late = timed_out()  # attempts before the one answered
+        await self._sweep_stores(nonce, since, keep=store_id, expect=late, wait_s=self.straggler_wait_s if late else 0)
+        return store_id
+
+    async def _sweep_stores(
+        self, nonce: str, since: float, *, keep: str | None = None, expect: int = 0, wait_s: float = 0.0
+    ) -> bool:
+        """Delete the stores marked with `nonce` (but `keep`), looking again until `expect` were
+        found or `wait_s` has passed (a server still working on a timed-out creation makes its
+        store late). False when the account could not be looked at (the record stays for the
+        next run)."""
+        deadline, found = time.monotonic() + wait_s, 0
+        while True:
+            try:
+                stores = await self.manager.stores_since(since - SWEEP_SLACK_S)
+                for st in stores:
+                    if (st.get("metadata") or {}).get(NONCE_KEY) == nonce and st.get("id") != keep:
+                        await self._delete_store(str(st["id"]))
+                        found += 1
+                        log.info("deleted vector store %s, made by a request whose answer was cut", st["id"])
+            except RefineryError as exc:  # they expire (`expires_after`)
+                log.info("could not look for vector stores whose creation was cut: %s", exc)
+                return False
+            if found >= expect or time.monotonic() >= deadline:
+                return True
+            await asyncio.sleep(min(STRAGGLER_POLL_S, max(0.0, deadline - time.monotonic())))
+
+    @property
+    def straggler_wait_s(self) -> float:
+        """How long a run whose request timed out looks again for what the server makes late."""
+        return min(2 * self.manager.request_timeout_s, MAX_STRAGGLER_WAIT_S)
 
     async def add_file(self, run: AnalysisRun, name: str, text: str) -> None:
         """One more file in the run's store (once per name), indexed before this returns."""
@@ -147,7 +215,7 @@ class StoreKeeper:
         deleted before the error goes on (nothing is left on the account)."""
         assert run.store_id is not None
 
-        sent: list[str] = []
+        sent: list[str] = []  # a name an attempt
         began = time.time()
 
         def sending(path: Path) -> None:
@@ -170,16 +238,26 @@ class StoreKeeper:
                 on_refused=lambda path: refused.append(path.name),
                 expires_after_s=self.expires_after_days * 86_400 if self.expires_after_days else None,
             )
-        except BaseException:
+        except BaseException as exc:
             unheard = len(sent) - len(run.file_ids) - len(refused)
-            await self.discard_recorded(
-                {"store_id": run.store_id, "file_ids": run.file_ids, "unheard": unheard, "sent": sent, "sent_at": began}
+            # a timed-out attempt's file may be made after the client gave up: waited for a while
+            # (not when the run is being stopped), else the record stays and the rerun sweeps again
+            wait_s = self.straggler_wait_s if isinstance(exc, APIConnectionError) else 0.0
+            recorded = self.checkpoints.recorded_store(run.trace_id) or {}
+            done = await self.discard_recorded(
+                {
+                    **recorded,
+                    "store_id": run.store_id,
+                    "file_ids": run.file_ids,
+                    "unheard": unheard,
+                    "sent": sent,
+                    "sent_at": began,
+                },
+                wait_s=wait_s,
             )
             run.created_store = False
-            if not unheard:
+            if done:
                 self.checkpoints.forget_store()
-            # else the record stays: a request the server is still working on may make its file after
-            # this sweep, and the rerun (or --fresh) sweeps again from the same record
             raise
 
     async def adopt(self, run: AnalysisRun, store_id: str) -> None:
@@ -196,56 +274,97 @@ class StoreKeeper:
         if not run.groups:
             run.groups = [StageGroup(g, 0, 0, ()) for g in range(1, int(meta.get("refinery_groups") or 1) + 1)]
 
-    async def discard_recorded(self, recorded: dict[str, Any]) -> None:
+    async def discard_recorded(self, recorded: dict[str, Any], *, wait_s: float = 0.0, settle: bool = False) -> bool:
         """Delete the store and files a record names (`Checkpoints.recorded_store`: a killed
-        run's, `--fresh`'s) — and, when files were sent whose ids never came back, those files,
-        found on the account by name and time."""
+        run's, `--fresh`'s, a finished run's whose deletion was cut) — the stores marked with its
+        nonce (a creation whose id never came back), and, when upload attempts were sent whose
+        ids never came back, those files, found on the account by name and time (waiting up to
+        `wait_s` for ones a slow server makes late). True when the record may go: every deletion
+        done, and every unheard attempt's file found — or, with `settle`, looked for (long after
+        the upload, an attempt that made nothing is not waited for again and again)."""
         known = [str(f) for f in recorded.get("file_ids") or []]
-        await self._discard(str(recorded["store_id"]), known)
-        if recorded.get("unheard") and recorded.get("sent"):
-            await self._sweep(set(recorded["sent"]), float(recorded.get("sent_at") or 0), set(known))
+        done = await self._discard(str(recorded["store_id"]), known) if recorded.get("store_id") else True
+        if recorded.get("nonce"):  # a creation retried, or whose id never came back
+            done = await self._sweep_stores(str(recorded["nonce"]), float(recorded.get("since") or 0)) and done
+        unheard = int(recorded.get("unheard") or 0)
+        if unheard and recorded.get("sent"):
+            found = await self._sweep(
+                set(recorded["sent"]), float(recorded.get("sent_at") or 0), set(known), unheard, wait_s
+            )
+            done = done and (settle or found >= unheard)
+        return done
 
-    async def _sweep(self, names: set[str], since: float, known: set[str]) -> None:
+    async def _sweep(self, names: set[str], since: float, known: set[str], unheard: int, wait_s: float) -> int:
         """Delete this trace's files (by name) made since the upload began whose ids were never
-        heard. Why by name: nothing else marks them — a file's name is the rendered file's, which
-        holds the trace id, so only a run of the same trace started at the same time could match."""
-        try:
-            files = await self.manager.account_files()
-            strays = [
-                str(f["id"])
-                for f in files
-                if f.get("filename") in names
-                and float(f.get("created_at") or 0) >= since - SWEEP_SLACK_S
-                and str(f.get("id")) not in known
-            ]
-            await self.manager.delete_files(strays)
-        except RefineryError as exc:  # they expire with their `expires_after`; do not fail the run
-            log.info("could not look for files whose upload was cut: %s", exc)
-            return
-        if strays:
-            log.info("deleted %d file(s) whose upload was cut before their ids came back", len(strays))
+        heard, looking again until `unheard` are found or `wait_s` has passed; how many were.
+        Why by name: nothing else marks them — a file's name is the rendered file's, which holds
+        the trace id, so only a run of the same trace started at the same time could match."""
+        deadline, found = time.monotonic() + wait_s, set()
+        while True:
+            try:
+                files = await self.manager.account_files()
+                strays = [
+                    str(f["id"])
+                    for f in files
+                    if f.get("filename") in names
+                    and float(f.get("created_at") or 0) >= since - SWEEP_SLACK_S
+                    and str(f.get("id")) not in known
+                ]
+                await self.manager.delete_files(strays)
+            except RefineryError as exc:  # they expire with their `expires_after`; do not fail the run
+                log.info("could not look for files whose upload was cut: %s", exc)
+                return len(found)
+            found.update(strays)
+            if len(found) >= unheard or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(min(STRAGGLER_POLL_S, max(0.0, deadline - time.monotonic())))
+        if found:
+            log.info("deleted %d file(s) whose upload was cut before their ids came back", len(found))
+        return len(found)
 
-    async def _discard(self, store_id: str, file_ids: list[str]) -> None:
-        """Delete a store and files that cannot be used; they expire anyway, so failures only log."""
+    async def _delete_store(self, store_id: str) -> None:
+        try:
+            await self.manager.delete_store(store_id)
+        except NotFoundError:  # already gone: what was wanted
+            pass
+
+    async def _discard(self, store_id: str, file_ids: list[str]) -> bool:
+        """Delete a store and files that cannot be used; they expire anyway, so failures only log
+        (and say False: the record stays for the next run)."""
+        done = True
         for what, action in (
-            ("store", lambda: self.manager.delete_store(store_id)),
+            ("store", lambda: self._delete_store(store_id)),
             ("files", lambda: self.manager.delete_files(file_ids)),
         ):
             try:
                 await action()
             except RefineryError as exc:
                 log.info("could not delete the %s of %s: %s", what, store_id, exc)
+                done = False
+        return done
 
     async def cleanup(self, run: AnalysisRun) -> None:
-        """Delete the store (and its files) this analysis made — after a resumed run too."""
-        if not run.created_store or not run.store_id:
+        """Delete the store (and its files) this analysis made — after a resumed run too, and
+        one an earlier run of the same folder made whose deletion was cut (this run found every
+        stage done). The record says "deleting" before anything is sent, so a run stopped in the
+        middle leaves the deletion to the next."""
+        recorded = self.checkpoints.recorded_store(run.trace_id) if run.trace_id is not None else None
+        if run.created_store and run.store_id:
+            self.checkpoints.mark_deleting()
+            try:
+                await self._delete_store(run.store_id)
+                await self.manager.delete_files(sorted(set(run.file_ids)))  # this run's own: a manager serves many
+            except RefineryError as exc:  # the store expires by itself; do not fail the analysis
+                log.warning("could not delete vector store %s: %s", run.store_id, exc)
+                return
+            finally:
+                run.created_store = False
+            if recorded is not None:  # what else it names: a retried creation's store, a retried upload's file
+                await self.discard_recorded({**recorded, "store_id": None, "file_ids": run.file_ids}, settle=True)
+        elif recorded is not None:
+            self.checkpoints.mark_deleting()
+            if not await self.discard_recorded(recorded, settle=True):
+                return
+        else:
             return
-        try:
-            await self.manager.delete_store(run.store_id)
-            await self.manager.delete_files(sorted(set(run.file_ids)))  # this run's own: a manager serves many
-        except RefineryError as exc:  # the store expires by itself; do not fail the analysis
-            log.warning("could not delete vector store %s: %s", run.store_id, exc)
-            return
-        finally:
-            run.created_store = False
         self.checkpoints.forget_store()

@@ -5,8 +5,8 @@ Exit codes (also in `refinery --help`):
   2  bad usage or bad input (a file that is missing or not what it should be)
   3  authentication, quota or connection problem (fix the key, account or URL)
   4  the analysis failed (rate limits that never cleared, unusable model output, server errors)
-  130 interrupted (Ctrl-C or SIGTERM); every artifact written so far is whole, and rerunning the
-      same command resumes
+  130 interrupted (Ctrl-C), 143 stopped by SIGTERM (also when SIGINT is ignored, as in a
+      background job); every artifact written so far is whole, and rerunning the same command resumes
 Errors are one line on stderr; `--debug` adds the traceback. `--json` makes stdout
 machine-readable; progress always goes to stderr.
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import json
 import logging
 import os
@@ -31,9 +32,11 @@ from refinery.app.cli_args import build_parser
 from refinery.app.cli_commands import batch_source, cmd_mcp, cmd_patterns, emit, listed, trace_path
 from refinery.app.exit_codes import EXIT_ACCESS, EXIT_FAILED, EXIT_OK, EXIT_USAGE, exit_code_for, hint_for
 from refinery.app.inputs import InputFileError, expectation_for, load_expectation, read_files
+from refinery.core.confined import refuse_system_folder
 from refinery.core.models import Trace
 from refinery.errors import RefineryError
 from refinery.traces import load_trace, load_traces
+from refinery.traces.sources import temporary_folders
 from refinery.traces.spool import file_stats
 
 PLAN_JSON_BODY_BYTES = 1 << 19  # `plan --json` includes request bodies up to this much JSON (512 KB)
@@ -490,7 +493,10 @@ async def amain(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.debug else logging.WARNING, format="refinery: %(levelname)s %(name)s: %(message)s"
     )
     try:
-        return await COMMANDS[args.command](args)
+        if getattr(args, "out", None):  # before anything is fetched, rendered or written
+            refuse_system_folder(args.out)
+        with temporary_folders():  # a trace fetched without --out is removed with the command
+            return await COMMANDS[args.command](args)
     except BrokenPipeError:
         raise  # the reader of stdout has gone: `main` ends quietly
     except (RefineryError, OSError) as exc:
@@ -504,28 +510,79 @@ async def amain(argv: Sequence[str] | None = None) -> int:
         return code
 
 
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT): 128 + 2
+EXIT_TERMINATED = 143  # SIGTERM (a job runner, `kill`, a CI timeout): 128 + 15, as a shell reports it
 INTERRUPTED = "refinery: interrupted; rerun the same command to resume"
 
 
-def _sigterm_as_sigint(signum: int, frame: object) -> None:
-    """SIGTERM ends a run the way Ctrl-C does: asyncio cancels the running command, which closes
-    its connections; artifacts are only ever replaced whole, so nothing is left half-written."""
-    signal.raise_signal(signal.SIGINT)
+class Terminated(BaseException):
+    """Raised by the signal handler into code that is running (rendering a big trace): it passes
+    every `except Exception`, so the code unwinds through its `finally`s and `async with`s."""
+
+
+class _Stop:
+    """SIGTERM (and Ctrl-C) as a job runner sends them, whatever the signal dispositions inherited.
+
+    Why not SIGINT's handling: a background job started from a non-interactive shell (cron, CI,
+    `nohup … &`) begins with SIGINT ignored, so a SIGTERM turned into SIGINT was ignored too, and
+    asyncio's own Ctrl-C handling cancels only at the next `await` (after rendering ends).
+    While the event loop waits, the command's task is cancelled (its connections close, what it
+    holds is released); while code runs (rendering), `Terminated` is raised into it at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.task: asyncio.Task[int] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.signum = signum
+        task, loop = self.task, self.loop
+        if task is None or loop is None or task.done():
+            raise Terminated  # before the loop runs, or after the command ended
+        if _in_coroutine(frame):
+            current = asyncio.current_task(loop)
+            if current is not None and current is not task:
+                loop.call_soon_threadsafe(task.cancel)  # another task was running: the command stops too
+            raise Terminated
+        loop.call_soon_threadsafe(task.cancel)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_TERMINATED if self.signum == signal.SIGTERM else EXIT_INTERRUPTED
+
+    async def run(self, argv: Sequence[str] | None) -> int:
+        self.task, self.loop = asyncio.current_task(), asyncio.get_running_loop()  # type: ignore[assignment]
+        return await amain(argv)
+
+
+def _in_coroutine(frame: Any) -> bool:
+    """Whether a coroutine is running (rather than the loop waiting for the next event)."""
+    while frame is not None:
+        if frame.f_code.co_flags & inspect.CO_COROUTINE:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    previous = signal.signal(signal.SIGTERM, _sigterm_as_sigint)
+    """Run a command. SIGTERM ends it with exit 143, Ctrl-C with 130 — during rendering too, and
+    whether or not SIGINT was ignored when the process started (a background job's SIGINT stays
+    ignored). Artifacts are only ever replaced whole; the same command resumes."""
+    stop = _Stop()
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, stop)}
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # an ignored SIGINT stays ignored
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, stop)
     try:
-        return asyncio.run(amain(argv))
-    except KeyboardInterrupt:
+        return asyncio.run(stop.run(argv))
+    except (Terminated, KeyboardInterrupt, asyncio.CancelledError):
         print(INTERRUPTED, file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return stop.exit_code
     except BrokenPipeError:  # `refinery plan … | head`: the reader has gone; end quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
         return EXIT_OK
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 if __name__ == "__main__":

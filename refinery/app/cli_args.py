@@ -34,7 +34,8 @@ EXIT_CODES_HELP = """exit codes:
   2  bad usage or bad input (missing file, unrecognised trace, bad expectation)
   3  authentication, quota or connection problem (key, account, base URL)
   4  the analysis failed (rate limits that never cleared, unusable output, server errors)
-  130 interrupted (Ctrl-C, SIGTERM): rerun the same command to resume"""
+  130 interrupted (Ctrl-C), 143 stopped by SIGTERM (even with SIGINT ignored, as in cron or nohup):
+      rerun the same command to resume"""
 
 
 class _Parser(argparse.ArgumentParser):

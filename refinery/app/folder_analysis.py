@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from refinery.analysis.analyst_base import ProgressCallback
-from refinery.analysis.output_folder import OutputFolder, TraceWatch, inputs_record
+from refinery.analysis.output_folder import OutputFolder, TraceWatch, inputs_record, redaction_setting
 from refinery.analysis.stage_results import StagedAnalysisResult
 from refinery.analysis.staged_failure_analyst import IndexingProgress, StagedFailureAnalyst
 from refinery.core.host_models import as_expectation, as_trace
@@ -83,6 +83,7 @@ async def analyze_into(
         prompts=prompts,
         evals=evals,
         settings=analyst.answer_settings(),
+        redaction=redaction_setting(analyst.redact, getattr(analyst, "redact_patterns", None) or ()),
     )
     async with OutputFolder(folder, record, fresh=fresh, discard=analyst.discard_recorded):
         result = await analyst.analyze(

@@ -6,7 +6,10 @@ own paths (the same key handling, redaction, output-folder lock, cost ceiling), 
 data instead of printing: stdout is the protocol's channel over stdio.
 
 Every path a caller gives is confined to the folders the server was started with (`--root`): a
-calling agent cannot make it read or write anywhere else. Needs the `mcp` extra
+calling agent cannot make it read or write anywhere else. The path is resolved (links followed)
+before it is checked, and the files refinery adds to a folder are never followed when they are
+links (`core.confined`): a `report.md`, `.refinery.lock`, `files/` or `stage3_diagnosis.json`
+linked to a file outside the root is refused, not read or written. Needs the `mcp` extra
 (`pip install 'refinery-analyst[mcp]'`).
 """
 
@@ -23,11 +26,12 @@ from refinery.analysis.staged_failure_analyst import StagedFailureAnalyst
 from refinery.app import analyze_into
 from refinery.app.inputs import expectation_for
 from refinery.core.artifacts import read_json
+from refinery.core.confined import read_text_nofollow, within
 from refinery.core.offload import off_loop
 from refinery.errors import RefineryError, UserInputError
 from refinery.patterns.grouping import find_patterns
 from refinery.traces import load_trace
-from refinery.traces.sources import fetched_copy, is_source_ref
+from refinery.traces.sources import fetched_copy, is_source_ref, temporary_folders
 
 try:  # the optional extra; at module level, where the SDK resolves the tools' annotations
     from mcp.server.mcpserver import Context
@@ -39,11 +43,7 @@ __all__ = ["build_server", "confined"]
 
 def confined(path: str, roots: list[Path]) -> Path:
     """`path` resolved, when it lies inside one of `roots`; else a refusal naming the roots."""
-    resolved = Path(path).expanduser()
-    resolved = (resolved if resolved.is_absolute() else roots[0] / resolved).resolve()
-    if not any(resolved == r or r in resolved.parents for r in roots):
-        raise UserInputError(f"{path}: outside the folders this server was started with ({', '.join(map(str, roots))})")
-    return resolved
+    return within(path, roots)
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -96,24 +96,24 @@ def build_server(roots: list[Path], *, model: str = "gpt-4o", max_cost_usd: floa
     async def plan_trace(trace: str, expect: str | None = None) -> dict[str, Any]:
         """What analysing a trace (a path, or `langsmith:<id>` / `langfuse:<id>` / `phoenix:<id>`) would send and cost:
         calls, input tokens, estimated cost (no model call)."""
-        path = await _trace_file(trace, None)
-        expect_path = confined(expect, roots) if expect else None
+        with temporary_folders():  # a trace fetched by id is removed once planned
+            path = await _trace_file(trace, None)
+            expect_path = confined(expect, roots) if expect else None
 
-        def planned(_stop: object) -> dict[str, Any]:  # parsing and rendering: off the event loop
-            loaded = load_trace(path)
-            expectation = expectation_for(expect_path, loaded)
-            analyst = StagedFailureAnalyst(model=model)
-            files = analyst.render(loaded, expectation)
-            try:
-                return plan_summary(
-                    analyst, loaded, files, measure(planned_requests(analyst, loaded, files, expectation))
-                )
-            finally:
-                close = getattr(files, "close", None)
-                if close is not None:
-                    close()
+            def planned(_stop: object) -> dict[str, Any]:  # parsing and rendering: off the event loop
+                loaded = load_trace(path)
+                expectation = expectation_for(expect_path, loaded)
+                analyst = StagedFailureAnalyst(model=model)
+                files = analyst.render(loaded, expectation)
+                try:
+                    calls = measure(planned_requests(analyst, loaded, files, expectation))
+                    return plan_summary(analyst, loaded, files, calls)
+                finally:
+                    close = getattr(files, "close", None)
+                    if close is not None:
+                        close()
 
-        plan = await off_loop(planned)
+            plan = await off_loop(planned)
         return {k: plan[k] for k in ("trace_id", "runs", "failed_runs", "groups", "model", "total")}
 
     @server.tool()
@@ -160,9 +160,9 @@ def build_server(roots: list[Path], *, model: str = "gpt-4o", max_cost_usd: floa
     def read_report(out: str) -> str:
         """The Markdown report of an analysis folder."""
         report = confined(out, roots) / "report.md"
-        if not report.is_file():
+        if not report.is_file() and not report.is_symlink():
             raise UserInputError(f"{out}: no report.md (is it an analysis's output folder?)")
-        return report.read_text(encoding="utf-8")
+        return read_text_nofollow(report)  # a link in its place is refused
 
     @server.tool()
     @_refusals
@@ -171,7 +171,7 @@ def build_server(roots: list[Path], *, model: str = "gpt-4o", max_cost_usd: floa
         base = confined(folder, roots)
         found = []
         for stage3 in sorted(base.rglob("stage3_diagnosis.json")):
-            data = read_json(stage3) or {}
+            data = read_json(stage3, follow=False) or {}  # a link in its place is refused
             output = data.get("output") or {}
             found.append(
                 {
@@ -189,7 +189,7 @@ def build_server(roots: list[Path], *, model: str = "gpt-4o", max_cost_usd: floa
         """The failure patterns across finished `refinery batch` folders, largest first."""
         outcomes = []
         for f in folders:
-            summary = read_json(confined(f, roots) / "summary.json") or {}
+            summary = read_json(confined(f, roots) / "summary.json", follow=False) or {}
             outcomes += list((summary.get("outcomes") or {}).values())
         return [p.model_dump() for p in find_patterns(outcomes)]
 

@@ -12,6 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from refinery.core.confined import read_text_nofollow
+
 
 def private_dir(path: str | Path) -> Path:
     """`path` and any missing parent made owner-only (0700, whatever the umask): what refinery
@@ -50,9 +52,11 @@ def write_json_atomic(path: str | Path, data: Any) -> Path:
     return write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False, default=str) + "\n")
 
 
-def read_json(path: str | Path) -> Any | None:
-    """The JSON in `path`, or None when the file is missing or unreadable."""
+def read_json(path: str | Path, *, follow: bool = True) -> Any | None:
+    """The JSON in `path`, or None when the file is missing or unreadable. With `follow=False`
+    a link in its place is refused (`LinkRefusedError`) rather than read through."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8") if follow else read_text_nofollow(path)
+        return json.loads(text)
     except (OSError, ValueError):
         return None

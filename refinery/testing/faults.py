@@ -8,8 +8,9 @@ arrives (as the API does), and produces the real `x-ratelimit-*` headers and 429
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -31,6 +32,11 @@ FaultKind = Literal[
 
 @dataclass
 class Fault:
+    """One armed misbehaviour. `path` is an endpoint whose handler takes faults ("/v1/responses",
+    "/v1/files"), or any request as "METHOD /v1/path" where a trailing `*` matches any rest
+    ("DELETE /v1/files/*"): those act before the handler (`delay`, errors) or after it (`answer_late`:
+    the work is done, the answer comes late — what a client killed or timed out never hears)."""
+
     kind: FaultKind
     path: str = "/v1/responses"
     times: int = 1
@@ -40,7 +46,8 @@ class Fault:
     match: str | None = None  # only requests whose body mentions this (e.g. "stage3_output")
 
     def applies(self, path: str, body_text: str) -> bool:
-        return self.times > 0 and path == self.path and (self.match is None or self.match in body_text)
+        same = path == self.path or (self.path.endswith("*") and path.startswith(self.path[:-1]))
+        return self.times > 0 and same and (self.match is None or self.match in body_text)
 
 
 def _duration(seconds: float) -> str:
@@ -174,3 +181,21 @@ async def drop_mid_body(request: web.Request, payload: bytes, headers: dict[str,
     if request.transport is not None:
         request.transport.close()
     return resp
+
+
+async def around(
+    fault: Fault,
+    request: web.Request,
+    answer: Callable[[], Awaitable[web.StreamResponse]],
+    transport_fault: Callable[[Fault], Awaitable[web.StreamResponse | None]],
+) -> web.StreamResponse:
+    """A fault armed on any request ("METHOD /v1/path"): `answer_late` does the work, then answers
+    after `delay_s`; the others act before the work (`delay` sleeps first, errors answer instead)."""
+    if request.can_read_body and not request.content_type.startswith("multipart/"):
+        await request.read()  # the body is kept: the work is done even if the client has gone
+    if fault.kind == "answer_late":
+        response = await answer()
+        await asyncio.sleep(fault.delay_s)  # done; its answer comes late, or to nobody
+        return response
+    early = await transport_fault(fault)
+    return early if early is not None else await answer()

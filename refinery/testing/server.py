@@ -31,7 +31,7 @@ from typing import Any
 
 from aiohttp import web
 
-from refinery.testing.faults import Fault, RateLimiter, drop_mid_body
+from refinery.testing.faults import Fault, RateLimiter, around, drop_mid_body
 from refinery.testing.openapi_spec import OpenAPISpec, find_spec
 from refinery.testing.request_text import admission_cost, request_texts
 from refinery.testing.retrieval import Chunk, count_tokens, token_starts
@@ -189,6 +189,12 @@ class OpenAITestServer(FilesAndStores):
                 return _error(401, "You didn't provide an API key.", "invalid_request_error", code=None)
             if self.api_key is not None and given != self.api_key:
                 return _error(401, "Incorrect API key provided.", "invalid_request_error", code="invalid_api_key")
+        fault = self._take_fault(f"{request.method} {request.path}", "")  # a fault armed on any request
+        if fault is not None:
+            return await around(fault, request, lambda: self._answer(request, handler), self._transport_fault)
+        return await self._answer(request, handler)
+
+    async def _answer(self, request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
         try:
             return await handler(request)
         except web.HTTPException:

@@ -25,11 +25,15 @@ credential is logged, written or put in an error's text.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import base64
 import os
 import re
+import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import partial
@@ -119,14 +123,44 @@ def save_fetched(data: Any, path: Path, ref: SourceRef) -> Path:
 
 def kept_source(path: Path) -> str | None:
     """The reference a trace file was fetched from (`save_fetched` records it), if it was."""
-    kept = read_json(path)
+    kept = read_json(path, follow=False)  # a link in its place is refused, never read through
     return str(kept.get("refinery_source")) if isinstance(kept, dict) and kept.get("refinery_source") else None
+
+
+FETCHED_PREFIX = "refinery-fetched-"
+# The folders a command fetched traces into without an output folder (`plan langsmith:<id>`):
+# removed when the command ends (`temporary_folders`), else when the process exits.
+_FETCHED_FOLDERS: ContextVar[list[Path] | None] = ContextVar("refinery_fetched_folders", default=None)
+
+
+def _temporary_folder() -> Path:
+    folder = Path(tempfile.mkdtemp(prefix=FETCHED_PREFIX))  # private (0700)
+    held = _FETCHED_FOLDERS.get()
+    if held is not None:
+        held.append(folder)
+    else:
+        atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
+@contextmanager
+def temporary_folders() -> Iterator[None]:
+    """Within it, a trace fetched without a folder goes to a temporary one removed at its end
+    (the CLI runs each command in one: a fetched copy never outlives the command)."""
+    held: list[Path] = []
+    token = _FETCHED_FOLDERS.set(held)
+    try:
+        yield
+    finally:
+        _FETCHED_FOLDERS.reset(token)
+        for folder in held:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 async def fetched_copy(ref: SourceRef, folder: Path | None, *, env: Mapping[str, str] | None = None) -> Path:
     """The trace as a file: `folder/trace.json` when it already holds this reference (a rerun
     does not fetch again), else fetched into it — or into a private temporary folder."""
-    target = (folder or Path(tempfile.mkdtemp(prefix="refinery-fetched-"))) / "trace.json"
+    target = (folder or _temporary_folder()) / "trace.json"
     if kept_source(target) != str(ref):
         save_fetched(await fetch_trace(ref, env=env), target, ref)
     return target

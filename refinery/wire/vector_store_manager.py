@@ -126,13 +126,19 @@ class VectorStoreManager:
             raise VectorStoreGoneError(store_id, "expired")
         return dict(resp.data)
 
-    async def upload_file(self, path: Path, *, expires_after_s: int | None = None) -> str:
+    async def upload_file(
+        self, path: Path, *, expires_after_s: int | None = None, on_attempt: Callable[[Path], None] | None = None
+    ) -> str:
         """One multipart `POST /files`; returns the file id. With `expires_after_s` the file
         expires that long after it was made (the API takes 3,600 s to 30 days): files otherwise
-        stay on the account until deleted, and a run killed before its cleanup leaves them."""
+        stay on the account until deleted, and a run killed before its cleanup leaves them.
+        `on_attempt` hears each attempt just before it is sent (a retry after a timeout is one
+        more file the server may make, whose id never comes back)."""
         content = path.read_bytes()
 
         def form() -> aiohttp.FormData:
+            if on_attempt is not None:
+                on_attempt(path)
             fd = aiohttp.FormData()
             fd.add_field("purpose", FILE_PURPOSE)
             if expires_after_s is not None:
@@ -163,9 +169,10 @@ class VectorStoreManager:
         `attributes` maps a file name (or path) to its attributes (≤ 16 keys of str/number/bool);
         they let a `file_search` call be restricted with `filters`. Returns the file ids in the
         order of `paths`. `on_uploaded` hears each file id as soon as the file exists (so a caller
-        can record it before anything else can fail); `on_sending` hears each path just before its
-        upload is sent (a file may exist on the server before its id comes back); `on_refused` each
-        path whose upload was answered with an error (no file was made).
+        can record it before anything else can fail); `on_sending` hears each path just before each
+        attempt of its upload is sent (a file may exist on the server before its id comes back, one
+        a timed-out attempt); `on_refused` each path whose upload was answered with an error (its
+        last attempt made no file).
         """
         checked = check_uploadable(paths)
         if not checked:
@@ -175,10 +182,8 @@ class VectorStoreManager:
 
         async def one(path: Path) -> str:
             async with semaphore:
-                if on_sending is not None:
-                    on_sending(path)
                 try:
-                    file_id = await self.upload_file(path, expires_after_s=expires_after_s)
+                    file_id = await self.upload_file(path, expires_after_s=expires_after_s, on_attempt=on_sending)
                 except APIStatusError:  # an error answer: no file was made (a timeout may have made one)
                     if on_refused is not None:
                         on_refused(path)
@@ -293,6 +298,29 @@ class VectorStoreManager:
             if not page.get("has_more") or not data:
                 return files
             after = str(data[-1]["id"])
+
+    async def stores_since(self, since: float) -> list[dict[str, Any]]:
+        """The account's vector stores made at `since` (a Unix time) or later, newest first
+        (`GET /vector_stores`, paged until older ones begin): where a store whose creation timed
+        out, or was retried, is found by its metadata."""
+        stores: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            params = {"limit": "100", "order": "desc", **({"after": after} if after else {})}
+            page = (await self.transport.request("GET", "/vector_stores", params=params)).data
+            data = list(page.get("data") or [])
+            recent = [s for s in data if float(s.get("created_at") or 0) >= since]
+            stores.extend(recent)
+            if not page.get("has_more") or not data or len(recent) < len(data):
+                return stores
+            after = str(data[-1]["id"])
+
+    @property
+    def request_timeout_s(self) -> float:
+        """How long one request may take before the client gives up on it (what a server that
+        is slow to answer may still be working on after a run gave up)."""
+        total = self.transport.timeout.total if self.transport.timeout else None
+        return float(total or 300)
 
 
 def _attributes_lookup(attributes: Mapping[str, Attributes], paths: list[Path]) -> dict[Path, dict[str, Any]]:
