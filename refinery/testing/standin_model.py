@@ -200,7 +200,7 @@ class _Filler:
         if name == "status" and owner != "expectations":
             return first("error") if run and run.failed else first("ok" if run and run.ok else "not stated")
         if name == "kind":
-            return first("failure" if failing else "anomaly")
+            return first("failure" if failing and failing.failed else "anomaly")
         if name in ("impact", "severity"):
             return first("high") if failing and f and failing.run_id == f.run_id else first("medium")
         if name == "target":

@@ -129,6 +129,11 @@ def _first(lines: Sequence[tuple[str, str]], *, under: tuple[str, ...] = (), who
     return best
 
 
+def _reads_like_error(line: str) -> bool:
+    field = _FIELD.match(line)  # `output: Error: …` reads like an error by its value
+    return bool(_READS_LIKE_ERROR.search(line) or (field and _READS_LIKE_ERROR.search(field.group(1))))
+
+
 def _run(m: re.Match[str], filename: str) -> RunSeen:
     body = m.group(4)
     fields = dict(reversed(_FIELD_LINE.findall(body.split("\n### ", 1)[0])))
@@ -137,7 +142,7 @@ def _run(m: re.Match[str], filename: str) -> RunSeen:
     error = _first(lines, under=("error",), whole=True) if failed else ""
     if not error and not failed:
         outs = [t for h, t in lines if h.startswith("output")]
-        error = next((t[:160] for t in outs if _READS_LIKE_ERROR.search(t)), "")
+        error = next((t[:160] for t in outs if _reads_like_error(t)), "")
     calls = re.findall(r"^\s+name: (\S+)$", body.split("tool_calls:", 1)[1], re.M) if "tool_calls:" in body else []
     return RunSeen(
         int(m.group(1)),
