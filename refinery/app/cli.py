@@ -29,7 +29,7 @@ from refinery.analysis.plan import measure, plan_summary, planned_requests
 from refinery.analysis.staged_failure_analyst import StagedFailureAnalyst
 from refinery.app.cli_args import build_parser
 from refinery.app.cli_commands import batch_source, cmd_mcp, cmd_patterns, emit, listed, trace_path
-from refinery.app.exit_codes import EXIT_ACCESS, EXIT_FAILED, EXIT_OK, EXIT_USAGE, exit_code_for, hint_for
+from refinery.app.exit_codes import EXIT_OK, EXIT_USAGE, exit_code_for, exit_code_of_many, hint_for
 from refinery.app.inputs import InputFileError, expectation_for, load_expectation, read_files
 from refinery.core.models import Trace
 from refinery.errors import RefineryError
@@ -360,7 +360,7 @@ async def cmd_canary(args: argparse.Namespace) -> int:
 
 async def cmd_batch(args: argparse.Namespace) -> int:
     from refinery.analysis.cost_ceiling import CostCeiling
-    from refinery.app.batch import analyze_many, discover
+    from refinery.app.batch import analyze_many, discover, failure_line
 
     items = await listed(args) if args.from_platform else discover(batch_source(args), args.expect)
     ceiling = (
@@ -381,16 +381,16 @@ async def cmd_batch(args: argparse.Namespace) -> int:
             **_model_options(args),
         )
     failed = summary.failed
-    human = (
-        f"{len(summary.outcomes) - len(failed)} done, {len(failed)} failed, {len(summary.skipped)} skipped "
-        f"(already done); {summary.total_tokens} tokens; summary: {Path(args.out) / 'summary.md'}"
+    human = "\n".join(
+        [
+            *(failure_line(o) for o in failed),
+            f"{len(summary.outcomes) - len(failed)} done, {len(failed)} failed, {len(summary.skipped)} skipped "
+            f"(already done); {summary.total_tokens} tokens; summary: {Path(args.out) / 'summary.md'}",
+        ]
     )
     emit(args, human, summary.model_dump(mode="json"))
-    if not failed:
-        return EXIT_OK
-    codes = {o.exit_code for o in failed}
-    # every trace failed for one reason of access (key, quota, connection): say so; else "failed"
-    return EXIT_ACCESS if codes == {EXIT_ACCESS} and len(failed) == len(summary.outcomes) else EXIT_FAILED
+    # 0 all analysed · 5 some failed · none analysed: their one cause's code (2, 3), else 4
+    return exit_code_of_many(len(summary.outcomes) - len(failed), [o.exit_code for o in failed])
 
 
 async def cmd_demo(args: argparse.Namespace) -> int:
@@ -455,7 +455,10 @@ async def cmd_eval(args: argparse.Namespace) -> int:
         render_eval_md(result),
         {k: v for k, v in result.items() if k != "scores"} | {"scores": _without_rows(result["scores"])},
     )
-    return EXIT_OK
+    if args.score:  # scored from predictions on disk: nothing was analysed here
+        return EXIT_OK
+    # 0 all analysed · 5 some failed · none analysed: their one cause's code (2, 3), else 4
+    return exit_code_of_many(result.get("analysed", 0), list((result.get("failed_exit_codes") or {}).values()))
 
 
 def _without_rows(scores: dict[str, Any]) -> dict[str, Any]:

@@ -93,7 +93,8 @@ async def _analyse(
         "answered_by": answered,
         "stand_in": any("standin" in m for m in answered),
         "analysed": sum(o.status == "done" for o in summary.outcomes.values()),
-        "failed": {o.name: o.error for o in summary.failed},
+        "failed": {o.name: f"{o.error_type or 'error'}: {o.error}" for o in summary.failed},
+        "failed_exit_codes": {o.name: o.exit_code for o in summary.failed},
         "tokens": summary.total_tokens,
     }
 

@@ -14,6 +14,11 @@ def _num(x: Any) -> str:
     return "—" if x is None else f"{float(x):.3f}"
 
 
+def _one_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return (lines[0] if lines else "no message").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _header(result: dict[str, Any]) -> list[str]:
     lines = [f"# refinery eval — {result['benchmark']}", "", f"- data: `{result['data']}`"]
     if result.get("setting"):
@@ -40,6 +45,10 @@ def _header(result: dict[str, Any]) -> list[str]:
                 f" and {len(names) - 20} more" if len(names) > 20 else ""
             )
             lines.append(f"- {what}: {len(names)}: {shown}")
+    failed = result.get("failed") or {}
+    if failed:
+        lines += ["", "## Traces that could not be analysed", ""]
+        lines += [f"- `{name}` — {_one_line(str(why))}" for name, why in sorted(failed.items())]
     if result.get("stand_in"):
         lines += [
             "",

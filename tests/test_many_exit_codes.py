@@ -1,0 +1,58 @@
+"""Commands that run many traces (`batch`, `eval`) tell "all done" (0), "some failed" (5) and
+"nothing could be analysed" (the one cause's code, else 4) apart, and name each failed trace."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from refinery.app.cli import amain
+from refinery.app.exit_codes import EXIT_ACCESS, EXIT_FAILED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, exit_code_of_many
+from refinery.testing.faults import Fault
+
+FIX = Path(__file__).parent / "fixtures"
+EVAL = Path(__file__).resolve().parents[1].parent / "shared" / "eval-data"
+
+
+def test_the_exit_code_of_many_says_all_some_or_none():
+    assert exit_code_of_many(3, []) == EXIT_OK
+    assert exit_code_of_many(8, [EXIT_FAILED]) == EXIT_SOME_FAILED
+    assert exit_code_of_many(0, [EXIT_ACCESS, EXIT_ACCESS]) == EXIT_ACCESS  # one cause: its code
+    assert exit_code_of_many(0, [EXIT_USAGE, EXIT_ACCESS]) == EXIT_FAILED  # several causes: nothing analysed
+    assert EXIT_SOME_FAILED not in (EXIT_OK, EXIT_USAGE, EXIT_ACCESS, EXIT_FAILED)
+
+
+async def test_a_batch_whose_every_trace_fails_for_one_cause_exits_with_its_code(openai_env, tmp_path, capsys):
+    folder = tmp_path / "traces"
+    folder.mkdir()
+    (folder / "<one>.json").write_text('{"not": "a trace"}')
+    (folder / "two.json").write_text('{"nor": "this"}')
+    out = tmp_path / "out"
+    assert await amain(["batch", str(folder), "--out", str(out)]) == EXIT_USAGE
+    printed = capsys.readouterr().out
+    assert [line.split(" — ")[0] for line in printed.splitlines() if line.startswith("failed:")] == [
+        "failed: <one>",
+        "failed: two",
+    ]
+    md = (out / "summary.md").read_text()
+    # one escaping throughout: the table and the failures list both write `<one>` as `&lt;one&gt;`
+    assert "<one>" not in md and md.count("&lt;one&gt;") == 2
+
+
+@pytest.mark.skipif(not (EVAL / "who-and-when").is_dir(), reason="../shared/eval-data not present")
+async def test_an_eval_whose_analyses_all_fail_does_not_exit_0_and_names_them(openai_env, tmp_path, capsys):
+    openai_env.inject(Fault("refusal", times=100))  # every stage call refused: no analysis can finish
+    data = tmp_path / "ww"
+    data.mkdir()
+    for src in sorted((EVAL / "who-and-when" / "hand-crafted").glob("*.json"))[:2]:
+        shutil.copy(src, data / src.name)
+    out = tmp_path / "out"
+    rc = await amain(["eval", "who-and-when", str(data), "--out", str(out)])
+    assert rc == EXIT_FAILED
+    result = json.loads((out / "eval.json").read_text())
+    assert result["analysed"] == 0 and len(result["failed"]) == 2
+    md = (out / "eval.md").read_text()
+    assert "## Traces that could not be analysed" in md and "RefusalError" in md
