@@ -28,18 +28,18 @@ def test_the_exit_code_of_many_says_all_some_or_none():
 async def test_a_batch_whose_every_trace_fails_for_one_cause_exits_with_its_code(openai_env, tmp_path, capsys):
     folder = tmp_path / "traces"
     folder.mkdir()
-    (folder / "<one>.json").write_text('{"not": "a trace"}')
+    (folder / "one.json").write_text('{"<tag>": "not a trace"}')
     (folder / "two.json").write_text('{"nor": "this"}')
     out = tmp_path / "out"
     assert await amain(["batch", str(folder), "--out", str(out)]) == EXIT_USAGE
     printed = capsys.readouterr().out
     assert [line.split(" — ")[0] for line in printed.splitlines() if line.startswith("failed:")] == [
-        "failed: <one>",
+        "failed: one",
         "failed: two",
     ]
     md = (out / "summary.md").read_text()
-    # one escaping throughout: the table and the failures list both write `<one>` as `&lt;one&gt;`
-    assert "<one>" not in md and md.count("&lt;one&gt;") == 2
+    # one escaping throughout: the table and the failures list both write `<tag>` as `&lt;tag&gt;`
+    assert "<tag>" not in md and md.count("&lt;tag&gt;") == 2
 
 
 @pytest.mark.skipif(not (EVAL / "who-and-when").is_dir(), reason="../shared/eval-data not present")
