@@ -34,6 +34,9 @@ EXIT_CODES_HELP = """exit codes:
   2  bad usage or bad input (missing file, unrecognised trace, bad expectation)
   3  authentication, quota or connection problem (key, account, base URL)
   4  the analysis failed (rate limits that never cleared, unusable output, server errors)
+  5  batch, eval: some traces failed, the others were analysed (each failed one is named)
+     (batch, eval: 0 when every trace was analysed; when none could be, the code of their one
+     cause, 2 or 3, else 4)
   130 interrupted (Ctrl-C, SIGTERM): rerun the same command to resume"""
 
 
