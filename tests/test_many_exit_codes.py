@@ -56,3 +56,18 @@ async def test_an_eval_whose_analyses_all_fail_does_not_exit_0_and_names_them(op
     assert result["analysed"] == 0 and len(result["failed"]) == 2
     md = (out / "eval.md").read_text()
     assert "## Traces that could not be analysed" in md and "RefusalError" in md
+
+
+async def test_run_without_out_writes_one_folder_per_trace_and_a_rerun_resumes(
+    openai_env, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    expect = str(FIX / "expectation.json")
+    for trace in ("otlp_trace.json", "plain_chat.json"):
+        assert await amain(["run", str(FIX / trace), "--expect", expect]) == EXIT_OK  # no --out: no collision
+    folders = sorted(p.name for p in (tmp_path / "refinery-out").iterdir())
+    assert folders == ["4bf92f3577b34da6a3ce929d0e0e4736", "chat-ece0cd62581c"]  # each trace's id
+    calls = len(openai_env.response_bodies)
+    assert await amain(["run", str(FIX / "otlp_trace.json"), "--expect", expect]) == EXIT_OK
+    assert len(openai_env.response_bodies) == calls  # the same trace again: resumed, nothing asked twice
+    assert "refinery-out/4bf92f3577b34da6a3ce929d0e0e4736/report.md" in capsys.readouterr().out

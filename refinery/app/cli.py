@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from refinery.analysis.output_folder import trace_folder_name
 from refinery.analysis.plan import measure, plan_summary, planned_requests
 from refinery.analysis.staged_failure_analyst import StagedFailureAnalyst
 from refinery.app.cli_args import build_parser
@@ -161,13 +162,29 @@ async def cmd_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+DEFAULT_OUT = Path("refinery-out")
+
+
+def default_out(trace_id: str) -> str:
+    """The output folder when `--out` is not given: one per trace under refinery-out/, so runs of
+    different traces never collide and a rerun of the same trace resumes."""
+    return str(DEFAULT_OUT / trace_folder_name(trace_id))
+
+
 async def cmd_analyze(args: argparse.Namespace) -> int:
+    args.out = args.out or default_out(args.store)
     return await _analysis(args, None, {}, {}, args.store)
 
 
 async def cmd_run(args: argparse.Namespace) -> int:
-    args.trace = await trace_path(args, Path(args.out))
+    from refinery.traces.sources import is_source_ref
+
+    ref = is_source_ref(args.trace, project=getattr(args, "project", None))
+    if args.out is None and ref is not None:  # a trace by id: its folder holds the fetched copy too
+        args.out = default_out(ref.trace_id)
+    args.trace = await trace_path(args, Path(args.out) if args.out else None)
     trace = load_trace(args.trace, format=args.format, sample=args.sample)
+    args.out = args.out or default_out(trace.trace_id)
     return await _analysis(args, trace, read_files(args.prompts), read_files(args.evals), None)
 
 

@@ -146,9 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     analysis.add_argument(
         "--out",
-        default="refinery-out",
         metavar="DIR",
-        help="artifacts directory (default: refinery-out); a rerun resumes from it",
+        help="artifacts directory (default: refinery-out/<trace id>, one folder per trace — `analyze`: "
+        "refinery-out/<store id>); a rerun resumes from it",
     )
     analysis.add_argument(
         "--fresh",
