@@ -71,3 +71,16 @@ async def test_run_without_out_writes_one_folder_per_trace_and_a_rerun_resumes(
     assert await amain(["run", str(FIX / "otlp_trace.json"), "--expect", expect]) == EXIT_OK
     assert len(openai_env.response_bodies) == calls  # the same trace again: resumed, nothing asked twice
     assert "refinery-out/4bf92f3577b34da6a3ce929d0e0e4736/report.md" in capsys.readouterr().out
+
+
+async def test_run_json_carries_the_verdict_and_says_the_answers_are_the_stand_ins(openai_env, tmp_path, capsys):
+    from refinery.app.demo import example_paths
+
+    trace, expect = example_paths()
+    argv = ["run", str(trace), "--expect", str(expect), "--out", str(tmp_path / "o"), "--json"]
+    assert await amain(argv) == EXIT_OK
+    data = json.loads(capsys.readouterr().out)
+    assert data["failure_type"] and data["responsible_agent"] == "RefundBot"
+    assert data["decisive_step"]["run_id"] == "b2000000000000b2" and data["decisive_step"]["verified"] is True
+    assert data["citations"]["cited"] >= data["citations"]["verified"] > 0
+    assert data["stand_in_model"] is True  # the local server's stand-in answered

@@ -127,10 +127,33 @@ async def _analysis(
             "summary": summary,
             "root_cause": result.diagnosis.root_cause if result.diagnosis else None,
             "confidence": result.diagnosis.confidence.value if result.diagnosis else None,
+            **_verdict(result),
             "usage": usage,
         },
     )
     return EXIT_OK
+
+
+def _verdict(result: Any) -> dict[str, Any]:
+    """What `run --json` says of the verdict, as the MCP tool does: failure type, responsible agent,
+    decisive step (checked or not), the citations checked and verified, and whether the answers
+    are the stand-in model's."""
+    from refinery.report.view import is_stand_in
+
+    d = result.diagnosis
+    stage3 = result.verification.get("stage3") or {}
+    unverified = {u.get("path") for u in stage3.get("unverified", [])}
+    checks = [v for v in result.verification.values() if isinstance(v, dict)]
+    return {
+        "failure_type": d.failure_type.value if d else None,
+        "responsible_agent": d.responsible_agent if d else None,
+        "decisive_step": {**d.decisive_step.model_dump(), "verified": "decisive_step" not in unverified} if d else None,
+        "citations": {
+            "cited": sum(v.get("cited", 0) for v in checks),
+            "verified": sum(v.get("verified", 0) for v in checks),
+        },
+        "stand_in_model": is_stand_in(u.model for u in result.usage.values()),
+    }
 
 
 async def cmd_init(args: argparse.Namespace) -> int:
@@ -400,7 +423,7 @@ async def cmd_batch(args: argparse.Namespace) -> int:
     failed = summary.failed
     human = "\n".join(
         [
-            *(failure_line(o) for o in failed),
+            *(failure_line(o) for o in sorted(failed, key=lambda o: o.name)),
             f"{len(summary.outcomes) - len(failed)} done, {len(failed)} failed, {len(summary.skipped)} skipped "
             f"(already done); {summary.total_tokens} tokens; summary: {Path(args.out) / 'summary.md'}",
         ]
