@@ -26,6 +26,7 @@ from refinery.errors import (
     UserInputError,
     VectorStoreGoneError,
 )
+from refinery.traces.sources import SourceConnectionError
 
 __all__ = [
     "EXIT_ACCESS",
@@ -53,6 +54,7 @@ _CODES: dict[type[BaseException], int] = {
     PermissionDeniedError: EXIT_ACCESS,
     QuotaExceededError: EXIT_ACCESS,
     APIConnectionError: EXIT_ACCESS,
+    SourceConnectionError: EXIT_ACCESS,  # a trace platform that cannot be reached: a connection, as the API's
     CanaryError: EXIT_ACCESS,
 }
 
