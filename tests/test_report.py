@@ -78,7 +78,10 @@ def test_usage_table_has_a_row_per_stage_and_a_total():
     }
     md = render_markdown(gather(sample_result(), make_trace(), usage))
     assert "| stage1 | 100 | 20 | 0.0004 |" in md and "| total | 100 | 20 | n/a |" in md
-    assert "<td>total</td><td>100</td><td>20</td><td>n/a</td>" in render_html(
+    assert (
+        '<td data-label="stage">total</td><td data-label="input tokens">100</td>'
+        '<td data-label="output tokens">20</td><td data-label="est. cost (USD)">n/a</td>'
+    ) in render_html(
         gather(sample_result(), make_trace(), usage)
     )
 

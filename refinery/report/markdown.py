@@ -117,6 +117,8 @@ def render_markdown(view: ReportView) -> str:
     if view.stand_in:
         out += ["> " + STAND_IN, ""]
     out += _verdict(view)
+    if view.runs:  # the timeline right under the verdict: where it failed, at a glance
+        out += _timeline(view)
     out += ["## Summary", "", t(view.summary) if view.summary else "_(no summary: the analysis stopped early)_", ""]
     if view.findings:
         out += ["## Top findings", ""]
@@ -179,15 +181,13 @@ def render_markdown(view: ReportView) -> str:
             for a in view.actions
         ]
         out.append("")
-    if view.runs:
-        out += _timeline(view)
     if view.cited_runs:
         out += ["## Cited and failed runs", ""]
         for r in view.cited_runs:
             fence = "````" if "```" in (r.text or "") else "```"
             out += [
                 f'<a id="{r.anchor}"></a>',
-                f"### {t(r.name)} {code(r.run_id)}",
+                f"### {t(r.title)} — {code(r.run_id)}",
                 "",
                 f"{fence}text",
                 r.text or "",
