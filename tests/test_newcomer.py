@@ -31,6 +31,7 @@ def test_demo_runs_the_whole_pipeline_with_no_key_as_a_real_process(tmp_path):
         assert (out / name).is_file(), name
     report = (out / "report.md").read_text()
     assert "lookup_order" in report  # the example trace's failing tool
+    assert "\u2068" not in report and "\u2069" not in report  # no right-to-left text: no isolation marks
     diagnosis = json.loads((out / "stage3_diagnosis.json").read_text())["output"]
     # the stand-in's verdict names the failing run of the example and quotes its error
     assert diagnosis["decisive_step"]["run_id"] == "b2000000000000b2" and diagnosis["responsible_agent"] == "RefundBot"

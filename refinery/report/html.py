@@ -24,7 +24,7 @@ padding:.3rem .5rem;text-align:left;vertical-align:top;overflow-wrap:break-word;
 .missing,.unverified{color:#9b1c1c;font-weight:600}
 .unchecked{color:#666}code{background:#f3f3f3;padding:0 .2rem;overflow-wrap:anywhere}.cite{font-size:.85em}
 .top{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:1rem;align-items:start}
-.top>*{min-width:0}.top .verdict{margin:0}.top .wf{margin:0}.top h2{margin-top:0}
+.top>*{min-width:0}td code{white-space:nowrap}.top .verdict{margin:0}.top .wf{margin:0}.top h2{margin-top:0}
 h1{font-size:1.5rem}
 .standin{background:#fff4d6;border:1px solid #e3b341;padding:.5rem .8rem}
 .verdict{border:2px solid #1a1a1a;padding:.6rem 1rem;margin:1rem 0}.verdict dl{display:grid;
@@ -48,7 +48,7 @@ details.run-text:target{outline:3px solid #b45309}details.run-text summary code{
 @media (max-width:600px){body{margin:1rem auto}.tbl{overflow-x:visible}
 table.rows,table.rows tbody,table.rows tr,table.rows td{display:block;width:auto}table.rows thead{display:none}
 table.rows tr{border:1px solid #ccc;margin:.6rem 0}table.rows td{border:0;border-top:1px solid #eee}
-table.rows tr td:first-child{border-top:0}
+table.rows tr td:first-child{border-top:0}td code{white-space:normal}
 table.rows td::before{content:attr(data-label);display:block;font-size:.8em;color:#555;font-weight:600}
 .verdict dl{grid-template-columns:1fr}.wf-row{grid-template-columns:minmax(6rem,45%) 1fr 3.5rem}}"""
 
