@@ -439,10 +439,18 @@ async def cmd_demo(args: argparse.Namespace) -> int:
 
     demo = await run_demo(args.out, progress=_progress, on_indexing=_indexing)
     report = demo.out / "report.html"
-    human = (
-        f"demo: ran upload, indexing and four stages against refinery's local test server ({demo.server_url}).\n"
-        f"{STAND_IN_NOTICE}\n\nreport: {report} (and {demo.out / 'report.md'})"
-    )
+    meta = demo.result.stage_metadata
+    resumed = [k for k in ("stage1", "stage2", "stage3", "stage4") if (meta.get(k) or {}).get("resumed")]
+    if len(resumed) == 4:
+        did = f"demo: resumed the analysis already in {demo.out} (all four stages were there; nothing was asked again)"
+    elif resumed:
+        did = (
+            f"demo: resumed in {demo.out}: {', '.join(resumed)} were there; ran the rest against refinery's local "
+            f"test server ({demo.server_url})"
+        )
+    else:
+        did = f"demo: ran upload, indexing and four stages against refinery's local test server ({demo.server_url})"
+    human = f"{did}.\n{STAND_IN_NOTICE}\n\nreport: {report} (and {demo.out / 'report.md'})"
     emit(
         args,
         human,
@@ -451,6 +459,7 @@ async def cmd_demo(args: argparse.Namespace) -> int:
             "report": str(report),
             "files": demo.files,
             "stand_in_model": True,
+            "resumed_stages": resumed,
             "notice": STAND_IN_NOTICE,
         },
     )

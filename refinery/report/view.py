@@ -26,7 +26,10 @@ _MARKER_LINES = re.compile(r"^(?:`{3,}\n)?\[run_id: [^\]]+ · continued\]\n(?:`{
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 
 
-STAND_IN = "These answers come from refinery's stand-in model (a test double); they show the pipeline, not an analysis."
+STAND_IN = (
+    "These answers come from refinery's stand-in model (a test double: a deterministic heuristic, no model read "
+    "the trace); they show the pipeline, not an analysis."
+)
 
 
 MAX_UNCITED_FAILED = 500  # failed runs nobody cited whose text a report embeds (a big trace's may be many)
