@@ -110,3 +110,16 @@ def test_a_failed_run_only_listed_in_the_index_is_still_found():
         "r7",
         "IOError: disk full",
     )
+
+
+def test_with_more_runs_than_it_may_list_the_failed_run_stays_on_the_timeline():
+    many = [section(i, f"step_{i}", f"r{i}", "- type: tool", "- status: ok") for i in range(1, 12)]
+    failed = section(12, "late_tool", "r12", "- type: tool", "- status: error", blocks={"Error": "ValueError: bad"})
+    answer = StandInModel(max_items=4).answer(TRACE_ANALYSIS_SCHEMA, [chunk(*many, failed)], "")
+    assert [e["run_id"] for e in answer["timeline"]] == ["r1", "r2", "r3", "r12"]
+
+
+def test_a_later_stage_that_sees_no_run_takes_the_failure_stage1_flagged():
+    stage1 = {"timeline": [], "events": [{"kind": "anomaly", "run_id": "step-9", "description": "Error: 404"}]}
+    reading = read_request([], f"Diagnose.\n\nStage 1 Results:\n{json.dumps(stage1)}\n")
+    assert reading.failure is not None and (reading.failure.run_id, reading.failure.error) == ("step-9", "Error: 404")

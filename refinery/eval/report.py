@@ -52,9 +52,8 @@ def _header(result: dict[str, Any]) -> list[str]:
     if result.get("stand_in"):
         lines += [
             "",
-            "**These figures are the stand-in model's** (refinery's test double, which fills answers from retrieved "
-            "text "
-            "without analysing): they show the eval path works, not how well any model localises failures.",
+            "**These figures are the stand-in model's** (refinery's test double: a deterministic heuristic over the "
+            "request text, no model): they show the eval path works, not how well any model localises failures.",
         ]
     return lines + [""]
 

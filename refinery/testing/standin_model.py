@@ -104,7 +104,13 @@ class _Filler:
         if name in ("errors", "events"):
             return [r for r in self.runs if r.quote][:1] if name == "errors" else []
         if "run_id" in props and self.runs:
-            return self.runs
+            if len(self.runs) <= self.max_items:
+                return self.runs
+            # more runs than it may list: the failed ones first, then the earliest, in trace order
+            failed = [r.run_id for r in self.reading.failures if r in self.runs][: self.max_items]
+            rest = [r.run_id for r in self.runs if r.run_id not in failed][: self.max_items - len(failed)]
+            chosen = {*failed, *rest}
+            return [r for r in self.runs if r.run_id in chosen]
         return None
 
     def fill(self, schema: dict[str, Any], *, name: str, index: int, run: RunSeen | None, owner: str = "") -> Any:
@@ -245,7 +251,7 @@ class _Filler:
             return {
                 "root_cause": "The stand-in found no run marked as failed and no output that reads like an error.",
                 "summary": f"{STANDIN_LABEL}: no run failed that it could see.",
-                "reason": "No failed run found; the last run is where the outcome was written.",
+                "reason": "No failed run found in what the stand-in read; this is the last run it saw.",
             }.get(name)
         agent = self.reading.agent_of(f)
         where = f"{f.name} ({f.run_id})"

@@ -230,17 +230,28 @@ def _from_prior(prior: dict[str, Any]) -> list[RunSeen]:
         seq = int(entry.get("sequence") or 0)
         name = str(entry.get("run_name") or agent or step)
         return [RunSeen(seq, name, step, True, str(cited.get("file", "")), agent=agent, error=error)]
+    events = (prior.get("1") or {}).get("events", [])
+    flagged = {str(e.get("run_id")) for e in events if isinstance(e, dict) and e.get("kind") in ("failure", "anomaly")}
+    # stated errors, else outputs Stage 1 found reading like an error, else the events' own words
+    entries = [e for e in timeline.values() if e.get("status") == "error"] or [
+        e for rid, e in timeline.items() if rid in flagged
+    ]
+    if not entries:  # flagged runs the timeline left out
+        entries = [
+            {"run_id": e.get("run_id"), "run_name": e.get("run_id"), "key_outputs": e.get("description", ""), **e}
+            for e in events
+            if isinstance(e, dict) and e.get("run_id") and e.get("kind") in ("failure", "anomaly")
+        ]
     return [
         RunSeen(
             int(e.get("sequence") or 0),
             str(e.get("run_name", "")),
             str(e.get("run_id")),
-            True,
-            "",
+            e.get("status") == "error",
+            str(((e.get("citations") or [{}])[0]).get("file", "")),
             error=str(e.get("key_outputs", "")),
         )
-        for e in (prior.get("1") or {}).get("timeline", [])
-        if e.get("status") == "error"
+        for e in entries
     ]
 
 
