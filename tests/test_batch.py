@@ -95,7 +95,7 @@ async def test_batch_runs_everything_and_a_failure_never_stops_the_others(openai
     rc = await amain(
         ["batch", str(folder), "--expect", str(FIX / "expectation.json"), "--out", str(out), "--concurrency", "3"]
     )
-    assert rc == 4
+    assert rc == 5  # some traces failed, the others were analysed
     summary = json.loads((out / "summary.json").read_text())
     status = {n: o["status"] for n, o in summary["outcomes"].items()}
     assert status == {
@@ -112,8 +112,13 @@ async def test_batch_runs_everything_and_a_failure_never_stops_the_others(openai
     for name in ("langsmith_runs", "otlp_trace", "plain_chat"):
         assert (out / name / "stage4_synthesis.json").is_file()
     md = (out / "summary.md").read_text()
-    assert "| otlp_trace | done |" in md and "## Failures" in md and "**broken** (TraceFormatError)" in md
-    assert "batch: " in capsys.readouterr().err
+    assert "| otlp_trace | done |" in md and "## Failures" in md and "**broken** — TraceFormatError: " in md
+    printed = capsys.readouterr()
+    assert "batch: " in printed.err
+    # each failed trace named on the console, one line each, with its reason
+    failed_lines = [line for line in printed.out.splitlines() if line.startswith("failed: ")]
+    assert [line.split(" — ")[0] for line in failed_lines] == ["failed: broken", "failed: langfuse_export"]
+    assert "FileIndexingError: file(s) failed indexing: lf-trace-1_index.md" in failed_lines[1]
     assert summary["throttled_429"] == 0 and openai_env.stats["429 rate_limit_exceeded"] == 0
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from refinery.core.models import RunType
 from refinery.core.pricing import estimate_cost_usd, price_for
 from refinery.report import citation_resolver, gather, render_html, render_markdown
 from refinery.report.view import CitationResolver
@@ -78,9 +79,10 @@ def test_usage_table_has_a_row_per_stage_and_a_total():
     }
     md = render_markdown(gather(sample_result(), make_trace(), usage))
     assert "| stage1 | 100 | 20 | 0.0004 |" in md and "| total | 100 | 20 | n/a |" in md
-    assert "<td>total</td><td>100</td><td>20</td><td>n/a</td>" in render_html(
-        gather(sample_result(), make_trace(), usage)
-    )
+    assert (
+        '<td data-label="stage">total</td><td data-label="input tokens">100</td>'
+        '<td data-label="output tokens">20</td><td data-label="est. cost (USD)">n/a</td>'
+    ) in render_html(gather(sample_result(), make_trace(), usage))
 
 
 def test_report_without_the_trace_uses_the_stage1_timeline():
@@ -198,3 +200,30 @@ def test_the_report_embeds_cited_runs_as_uploaded_and_redacted(tmp_path):
     report = (tmp_path / "report.md").read_text()
     assert "(as uploaded, key [REDACTED:openai_key])" in report and secret not in report
     assert secret not in (tmp_path / "report.html").read_text()
+
+
+def test_the_timeline_sits_beside_the_verdict_before_the_prose():
+    view = gather(sample_result(), make_trace())
+    page, md = render_html(view), render_markdown(view)
+    top = page[page.index('<div class="top">') : page.index("<h2>Summary</h2>")]
+    assert 'id="verdict"' in top and '<div class="wf"' in top
+    assert md.index("## Verdict") < md.index("## Timeline") < md.index("## Summary")
+
+
+def test_a_cited_run_is_titled_by_its_agent_step_and_name_with_its_id_beside():
+    trace = make_trace()
+    trace.runs[0].run_type = RunType.AGENT
+    trace.runs[0].name = "RefundBot"
+    files, _ = upload_files_for(trace, options=RenderOptions())
+    view = gather(sample_result(), trace, files=files)
+    [cited] = [r for r in view.cited_runs if r.run_id == "run-2"]
+    assert cited.title == "RefundBot › #2 step_2"
+    assert "<summary><bdi>RefundBot › #2 step_2</bdi><code><bdi>run-2</bdi></code>" in render_html(view)
+    assert "### RefundBot › #2 step_2 — `run-2`" in render_markdown(view)
+
+
+def test_plain_text_holds_isolation_marks_only_around_right_to_left_text():
+    r = sample_result()
+    r.synthesis.summary = "The lookup failed. \u05e9\u05dc\u05d5\u05dd"  # Hebrew at the end
+    md = render_markdown(gather(r, make_trace()))
+    assert md.count("\u2068") == 1 and "\u2068The lookup failed. \u05e9\u05dc\u05d5\u05dd\u2069" in md

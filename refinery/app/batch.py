@@ -195,6 +195,16 @@ def discover(source: str | Path, default_expect: str | Path | None = None) -> li
     return items
 
 
+def _reason(outcome: TraceOutcome) -> str:
+    lines = (outcome.error or "").strip().splitlines()
+    return lines[0] if lines else "no message"
+
+
+def failure_line(outcome: TraceOutcome) -> str:
+    """One line naming a failed trace and why: `failed: NAME — ErrorType: first line of the message`."""
+    return f"failed: {outcome.name} — {outcome.error_type or 'error'}: {_reason(outcome)}"
+
+
 def render_summary_md(summary: BatchSummary) -> str:
     rows = sorted(summary.outcomes.values(), key=lambda o: o.name)
     done = sum(o.status == "done" for o in rows)
@@ -211,13 +221,13 @@ def render_summary_md(summary: BatchSummary) -> str:
         "|---|---|---|---|---|---|",
     ]
     for o in rows:
-        cause = cell(clean(o.root_cause or o.error or ""))[:160]
+        cause = cell(clean(o.root_cause or o.error or "")[:160])
         cost = "n/a" if o.cost_usd is None else f"{o.cost_usd:.4f}"
-        lines.append(f"| {o.name} | {o.status} | {cause} | {o.confidence or ''} | {o.tokens} | {cost} |")
+        lines.append(f"| {cell(o.name)} | {o.status} | {cause} | {cell(o.confidence or '')} | {o.tokens} | {cost} |")
     failures = [o for o in rows if o.status == "failed"]
     if failures:
-        lines += ["", "## Failures", ""]
-        lines += [f"- **{o.name}** ({o.error_type}): {o.error}" for o in failures]
+        lines += ["", "## Failures", "", "Each trace that could not be analysed, and why:", ""]
+        lines += [f"- **{cell(o.name)}** — {cell(o.error_type or 'error')}: {cell(_reason(o))}" for o in failures]
     return "\n".join(lines) + "\n"
 
 

@@ -26,11 +26,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from refinery.analysis.output_folder import trace_folder_name
 from refinery.analysis.plan import measure, plan_summary, planned_requests
 from refinery.analysis.staged_failure_analyst import StagedFailureAnalyst
 from refinery.app.cli_args import build_parser
 from refinery.app.cli_commands import batch_source, cmd_mcp, cmd_patterns, emit, listed, trace_path
-from refinery.app.exit_codes import EXIT_ACCESS, EXIT_FAILED, EXIT_OK, EXIT_USAGE, exit_code_for, hint_for
+from refinery.app.exit_codes import EXIT_OK, EXIT_USAGE, exit_code_for, exit_code_of_many, hint_for
 from refinery.app.inputs import InputFileError, expectation_for, load_expectation, read_files
 from refinery.core.confined import refuse_system_folder
 from refinery.core.models import Trace
@@ -129,10 +130,33 @@ async def _analysis(
             "summary": summary,
             "root_cause": result.diagnosis.root_cause if result.diagnosis else None,
             "confidence": result.diagnosis.confidence.value if result.diagnosis else None,
+            **_verdict(result),
             "usage": usage,
         },
     )
     return EXIT_OK
+
+
+def _verdict(result: Any) -> dict[str, Any]:
+    """What `run --json` says of the verdict, as the MCP tool does: failure type, responsible agent,
+    decisive step (checked or not), the citations checked and verified, and whether the answers
+    are the stand-in model's."""
+    from refinery.report.view import is_stand_in
+
+    d = result.diagnosis
+    stage3 = result.verification.get("stage3") or {}
+    unverified = {u.get("path") for u in stage3.get("unverified", [])}
+    checks = [v for v in result.verification.values() if isinstance(v, dict)]
+    return {
+        "failure_type": d.failure_type.value if d else None,
+        "responsible_agent": d.responsible_agent if d else None,
+        "decisive_step": {**d.decisive_step.model_dump(), "verified": "decisive_step" not in unverified} if d else None,
+        "citations": {
+            "cited": sum(v.get("cited", 0) for v in checks),
+            "verified": sum(v.get("verified", 0) for v in checks),
+        },
+        "stand_in_model": is_stand_in(u.model for u in result.usage.values()),
+    }
 
 
 async def cmd_init(args: argparse.Namespace) -> int:
@@ -164,13 +188,29 @@ async def cmd_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+DEFAULT_OUT = Path("refinery-out")
+
+
+def default_out(trace_id: str) -> str:
+    """The output folder when `--out` is not given: one per trace under refinery-out/, so runs of
+    different traces never collide and a rerun of the same trace resumes."""
+    return str(DEFAULT_OUT / trace_folder_name(trace_id))
+
+
 async def cmd_analyze(args: argparse.Namespace) -> int:
+    args.out = args.out or default_out(args.store)
     return await _analysis(args, None, {}, {}, args.store)
 
 
 async def cmd_run(args: argparse.Namespace) -> int:
-    args.trace = await trace_path(args, Path(args.out))
+    from refinery.traces.sources import is_source_ref
+
+    ref = is_source_ref(args.trace, project=getattr(args, "project", None))
+    if args.out is None and ref is not None:  # a trace by id: its folder holds the fetched copy too
+        args.out = default_out(ref.trace_id)
+    args.trace = await trace_path(args, Path(args.out) if args.out else None)
     trace = load_trace(args.trace, format=args.format, sample=args.sample)
+    args.out = args.out or default_out(trace.trace_id)
     return await _analysis(args, trace, read_files(args.prompts), read_files(args.evals), None)
 
 
@@ -363,7 +403,7 @@ async def cmd_canary(args: argparse.Namespace) -> int:
 
 async def cmd_batch(args: argparse.Namespace) -> int:
     from refinery.analysis.cost_ceiling import CostCeiling
-    from refinery.app.batch import analyze_many, discover
+    from refinery.app.batch import analyze_many, discover, failure_line
 
     items = await listed(args) if args.from_platform else discover(batch_source(args), args.expect)
     ceiling = (
@@ -384,16 +424,16 @@ async def cmd_batch(args: argparse.Namespace) -> int:
             **_model_options(args),
         )
     failed = summary.failed
-    human = (
-        f"{len(summary.outcomes) - len(failed)} done, {len(failed)} failed, {len(summary.skipped)} skipped "
-        f"(already done); {summary.total_tokens} tokens; summary: {Path(args.out) / 'summary.md'}"
+    human = "\n".join(
+        [
+            *(failure_line(o) for o in sorted(failed, key=lambda o: o.name)),
+            f"{len(summary.outcomes) - len(failed)} done, {len(failed)} failed, {len(summary.skipped)} skipped "
+            f"(already done); {summary.total_tokens} tokens; summary: {Path(args.out) / 'summary.md'}",
+        ]
     )
     emit(args, human, summary.model_dump(mode="json"))
-    if not failed:
-        return EXIT_OK
-    codes = {o.exit_code for o in failed}
-    # every trace failed for one reason of access (key, quota, connection): say so; else "failed"
-    return EXIT_ACCESS if codes == {EXIT_ACCESS} and len(failed) == len(summary.outcomes) else EXIT_FAILED
+    # 0 all analysed · 5 some failed · none analysed: their one cause's code (2, 3), else 4
+    return exit_code_of_many(len(summary.outcomes) - len(failed), [o.exit_code for o in failed])
 
 
 async def cmd_demo(args: argparse.Namespace) -> int:
@@ -402,10 +442,18 @@ async def cmd_demo(args: argparse.Namespace) -> int:
 
     demo = await run_demo(args.out, progress=_progress, on_indexing=_indexing)
     report = demo.out / "report.html"
-    human = (
-        f"demo: ran upload, indexing and four stages against refinery's local test server ({demo.server_url}).\n"
-        f"{STAND_IN_NOTICE}\n\nreport: {report} (and {demo.out / 'report.md'})"
-    )
+    meta = demo.result.stage_metadata
+    resumed = [k for k in ("stage1", "stage2", "stage3", "stage4") if (meta.get(k) or {}).get("resumed")]
+    if len(resumed) == 4:
+        did = f"demo: resumed the analysis already in {demo.out} (all four stages were there; nothing was asked again)"
+    elif resumed:
+        did = (
+            f"demo: resumed in {demo.out}: {', '.join(resumed)} were there; ran the rest against refinery's local "
+            f"test server ({demo.server_url})"
+        )
+    else:
+        did = f"demo: ran upload, indexing and four stages against refinery's local test server ({demo.server_url})"
+    human = f"{did}.\n{STAND_IN_NOTICE}\n\nreport: {report} (and {demo.out / 'report.md'})"
     emit(
         args,
         human,
@@ -414,6 +462,7 @@ async def cmd_demo(args: argparse.Namespace) -> int:
             "report": str(report),
             "files": demo.files,
             "stand_in_model": True,
+            "resumed_stages": resumed,
             "notice": STAND_IN_NOTICE,
         },
     )
@@ -458,7 +507,10 @@ async def cmd_eval(args: argparse.Namespace) -> int:
         render_eval_md(result),
         {k: v for k, v in result.items() if k != "scores"} | {"scores": _without_rows(result["scores"])},
     )
-    return EXIT_OK
+    if args.score:  # scored from predictions on disk: nothing was analysed here
+        return EXIT_OK
+    # 0 all analysed · 5 some failed · none analysed: their one cause's code (2, 3), else 4
+    return exit_code_of_many(result.get("analysed", 0), list((result.get("failed_exit_codes") or {}).values()))
 
 
 def _without_rows(scores: dict[str, Any]) -> dict[str, Any]:

@@ -34,6 +34,9 @@ EXIT_CODES_HELP = """exit codes:
   2  bad usage or bad input (missing file, unrecognised trace, bad expectation)
   3  authentication, quota or connection problem (key, account, base URL)
   4  the analysis failed (rate limits that never cleared, unusable output, server errors)
+  5  batch, eval: some traces failed, the others were analysed (each failed one is named)
+     (batch, eval: 0 when every trace was analysed; when none could be, the code of their one
+     cause, 2 or 3, else 4)
   130 interrupted (Ctrl-C), 143 stopped by SIGTERM (even with SIGINT ignored, as in cron or nohup):
       rerun the same command to resume"""
 
@@ -144,9 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     analysis.add_argument(
         "--out",
-        default="refinery-out",
         metavar="DIR",
-        help="artifacts directory (default: refinery-out); a rerun resumes from it",
+        help="artifacts directory (default: refinery-out/<trace id>, one folder per trace — `analyze`: "
+        "refinery-out/<store id>); a rerun resumes from it",
     )
     analysis.add_argument(
         "--fresh",

@@ -97,12 +97,17 @@ async def cmd_patterns(args: argparse.Namespace) -> int:
         if note:
             print(f"refinery: {note}", file=sys.stderr)
     write_json_atomic(cache, {"of": made_of, "patterns": [p.model_dump() for p in patterns]})
+    from refinery.report.view import STAND_IN, is_stand_in
+
+    stand_in = is_stand_in(m for o in outcomes for m in o.get("answered_by") or [])
     lines = [f"{len(patterns)} pattern(s) over {sum(p.count for p in patterns)} analysed trace(s):"]
+    if stand_in:  # patterns made from the stand-in's diagnoses say so, as the batch summary does
+        lines.insert(0, STAND_IN)
     lines += [
         f"{i:>3}. {p.count:>4} ({p.share:.0%})  {p.title}  — {', '.join(p.traces[:5])}"
         for i, p in enumerate(patterns, 1)
     ]
-    emit(args, "\n".join(lines), {"patterns": [p.model_dump() for p in patterns]})
+    emit(args, "\n".join(lines), {"patterns": [p.model_dump() for p in patterns], "stand_in_model": stand_in})
     return EXIT_OK
 
 

@@ -93,7 +93,8 @@ async def _analyse(
         "answered_by": answered,
         "stand_in": any("standin" in m for m in answered),
         "analysed": sum(o.status == "done" for o in summary.outcomes.values()),
-        "failed": {o.name: o.error for o in summary.failed},
+        "failed": {o.name: f"{o.error_type or 'error'}: {o.error}" for o in summary.failed},
+        "failed_exit_codes": {o.name: o.exit_code for o in summary.failed},
         "tokens": summary.total_tokens,
     }
 
@@ -150,12 +151,14 @@ async def eval_who_and_when(
 ) -> dict[str, Any]:
     """Score predictions from `predictions_dir`, or make them by analysing each log."""
     skipped: list[dict[str, str]] = []
-    golds = ww.load_dataset(root, skipped)[: limit or None]
+    every = ww.load_dataset(root, skipped)
+    golds = every[: limit or None]
     result: dict[str, Any] = {
         "benchmark": "who-and-when",
         "data": str(root),
         "setting": "with the task's answer" if with_answer else "task only",
         "skipped_labels": skipped,
+        "folder_files": ww.folder_sizes(every),  # each subset folder's JSON files, `--limit` or not ("10 of 39")
     }
     keyed = []
     for g in golds:

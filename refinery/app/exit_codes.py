@@ -5,7 +5,9 @@ type next (`refinery canary`, `--fresh`) and which number a shell sees are the c
 words. One table, read by the CLI, `batch` and `eval`.
 
 Exit codes: 0 done · 2 bad usage or input · 3 access (key, quota, connection, configuration) ·
-4 the analysis failed · 130 interrupted.
+4 the analysis failed · 5 some traces failed, the others were analysed (`batch`, `eval`) · 130
+interrupted. A command that runs many (`batch`, `eval`) exits 0 when every trace was analysed, 5
+when some failed, and when none could be analysed the code of their one cause (2, 3), else 4.
 """
 
 from __future__ import annotations
@@ -24,10 +26,20 @@ from refinery.errors import (
     UserInputError,
     VectorStoreGoneError,
 )
+from refinery.traces.sources import SourceConnectionError
 
-__all__ = ["EXIT_ACCESS", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "exit_code_for", "hint_for"]
+__all__ = [
+    "EXIT_ACCESS",
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_SOME_FAILED",
+    "EXIT_USAGE",
+    "exit_code_for",
+    "exit_code_of_many",
+    "hint_for",
+]
 
-EXIT_OK, EXIT_USAGE, EXIT_ACCESS, EXIT_FAILED = 0, 2, 3, 4
+EXIT_OK, EXIT_USAGE, EXIT_ACCESS, EXIT_FAILED, EXIT_SOME_FAILED = 0, 2, 3, 4, 5
 
 CANARY_HINT = "run `refinery canary` to check the key, base URL and model"
 
@@ -42,6 +54,7 @@ _CODES: dict[type[BaseException], int] = {
     PermissionDeniedError: EXIT_ACCESS,
     QuotaExceededError: EXIT_ACCESS,
     APIConnectionError: EXIT_ACCESS,
+    SourceConnectionError: EXIT_ACCESS,  # a trace platform that cannot be reached: a connection, as the API's
     CanaryError: EXIT_ACCESS,
 }
 
@@ -65,6 +78,17 @@ def exit_code_for(exc: BaseException) -> int:
         return EXIT_ACCESS  # a base URL that is off is configuration, in every command
     code = _nearest(_CODES, exc)  # type: ignore[arg-type]
     return code if isinstance(code, int) else EXIT_FAILED
+
+
+def exit_code_of_many(done: int, failed: list[int | None]) -> int:
+    """A command that runs many: 0 when none failed, 5 when some did and others were analysed; when
+    none could be analysed, the code of their one cause (2 input, 3 access), else 4."""
+    if not failed:
+        return EXIT_OK
+    if done:
+        return EXIT_SOME_FAILED
+    causes = {code or EXIT_FAILED for code in failed}
+    return causes.pop() if len(causes) == 1 else EXIT_FAILED
 
 
 def hint_for(exc: BaseException) -> str | None:

@@ -14,6 +14,11 @@ def _num(x: Any) -> str:
     return "—" if x is None else f"{float(x):.3f}"
 
 
+def _one_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return (lines[0] if lines else "no message").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _header(result: dict[str, Any]) -> list[str]:
     lines = [f"# refinery eval — {result['benchmark']}", "", f"- data: `{result['data']}`"]
     if result.get("setting"):
@@ -40,12 +45,15 @@ def _header(result: dict[str, Any]) -> list[str]:
                 f" and {len(names) - 20} more" if len(names) > 20 else ""
             )
             lines.append(f"- {what}: {len(names)}: {shown}")
+    failed = result.get("failed") or {}
+    if failed:
+        lines += ["", "## Traces that could not be analysed", ""]
+        lines += [f"- `{name}` — {_one_line(str(why))}" for name, why in sorted(failed.items())]
     if result.get("stand_in"):
         lines += [
             "",
-            "**These figures are the stand-in model's** (refinery's test double, which fills answers from retrieved "
-            "text "
-            "without analysing): they show the eval path works, not how well any model localises failures.",
+            "**These figures are the stand-in model's** (refinery's test double: a deterministic heuristic over the "
+            "request text, no model): they show the eval path works, not how well any model localises failures.",
         ]
     return lines + [""]
 
@@ -64,21 +72,35 @@ def _paper(result: dict[str, Any]) -> dict[str, Any]:
     return paper if same else {}
 
 
+def _ours(result: dict[str, Any]) -> str:
+    """The head of our column: whose answers the figures are."""
+    return "stand-in model (test double, not an analysis)" if result.get("stand_in") else "refinery"
+
+
+def _of(counted: int, in_folder: int | None) -> str:
+    """How many files the figure is over: "39 files in the folder", or "10 of 39" with `--limit`."""
+    if in_folder is None or in_folder == counted:
+        return f"{counted} files in the folder"
+    return f"{counted} of {in_folder} files in the folder"
+
+
 def _who_and_when(result: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     paper = _paper(result)
+    folder = result.get("folder_files") or {}
     for name, s, ref in _per_subset(result):
         ref = ref if paper else {}
         rb = s["random_baseline"]
         lines += [
             f"## {name} ({s['files']} logs, {s['predicted']} predicted)",
             "",
-            "| metric | refinery | uniform guess (same files, same definition) | paper (same setting) |",
+            f"| metric | {_ours(result)} | uniform guess (same files, same definition) | paper (same setting) |",
             "|---|---|---|---|",
         ]
         if "official_agent_accuracy" in s:
+            in_folder = folder.get(name, sum(folder.values()) or None)  # overall: every subset's folder
             lines += [
-                f"| official agent accuracy (Who&When's script; {s['official_files']} files in the folder) | "
+                f"| official agent accuracy (Who&When's script; {_of(s['official_files'], in_folder)}) | "
                 f"{_pct(s['official_agent_accuracy'])} "
                 f"| {_pct(rb.get('official_agent_accuracy'))} | {_pct(ref.get('official_agent_accuracy'))} |",
                 f"| official step accuracy (Who&When's script) | {_pct(s['official_step_accuracy'])} | "
@@ -115,7 +137,7 @@ def _trail(result: dict[str, Any]) -> list[str]:
         lines += [
             f"## {name} ({s['traces']} traces, {s['missing_predictions']} without a prediction)",
             "",
-            "| metric | refinery | uniform guess (same traces, same definition) | paper (best model) |",
+            f"| metric | {_ours(result)} | uniform guess (same traces, same definition) | paper (best model) |",
             "|---|---|---|---|",
         ]
         if "official_category_f1" in s:
@@ -165,7 +187,7 @@ def _labels(result: dict[str, Any]) -> list[str]:
     return [
         f"## {s['traces']} labelled traces, {s['predicted']} predicted (steps from {result.get('step_base', 0)})",
         "",
-        "| metric | refinery |",
+        f"| metric | {_ours(result)} |",
         "|---|---|",
         f"| root cause: step exact | {_pct(s['root_step_accuracy'])} |",
         *(f"| root cause: step within ±{k} | {_pct(s[f'root_step_within_{k}_accuracy'])} |" for k in (1, 3, 5)),

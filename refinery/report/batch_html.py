@@ -13,8 +13,9 @@ from refinery.report.html import e
 from refinery.report.view import STAND_IN, clean, is_stand_in
 
 _CSS = """body{font:15px/1.5 system-ui,sans-serif;max-width:80rem;margin:2rem auto;padding:0 1rem;color:#1a1a1a}
-table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;padding:.3rem .5rem;text-align:left;
-vertical-align:top}
+.tbl{overflow-x:auto;max-width:100%}table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;
+padding:.3rem .5rem;text-align:left;vertical-align:top;overflow-wrap:break-word;hyphens:manual}
+@media (max-width:600px){body{margin:1rem auto}td,th{min-width:6rem}}
 th{cursor:pointer;background:#f5f5f5}.failed{background:#fde8e8;color:#9b1c1c}.num{text-align:right;
 font-variant-numeric:tabular-nums}
 .standin{background:#fff4d6;border:1px solid #e3b341;padding:.5rem .8rem}"""
@@ -36,8 +37,9 @@ def _patterns(patterns: list[Any]) -> list[str]:
         + f"</td><td>{p.share:.0%}</td><td>{'n/a' if p.cost_usd is None else f'{p.cost_usd:.4f}'}</td></tr>"
         for i, p in enumerate(patterns, 1)
     ]
-    head = "<h2>Failure patterns</h2><table><tr><th>#</th><th>pattern</th><th>traces</th><th>share</th>"
-    return [head + "<th>est. cost (USD)</th></tr>", *rows, "</table><h2>Traces</h2>"]
+    head = '<h2>Failure patterns</h2><div class="tbl"><table><tr><th>#</th><th>pattern</th><th>traces</th>'
+    head += "<th>share</th>"
+    return [head + "<th>est. cost (USD)</th></tr>", *rows, "</table></div><h2>Traces</h2>"]
 
 
 def render_summary_html(outcomes: list[Any], model: str, patterns: list[Any] | None = None) -> str:
@@ -52,7 +54,8 @@ def render_summary_html(outcomes: list[Any], model: str, patterns: list[Any] | N
             else []
         ),
         *_patterns(patterns or []),
-        "<table><thead><tr><th>trace</th><th>outcome</th><th>failure type</th><th>root cause</th><th>confidence</th>"
+        '<div class="tbl"><table><thead><tr><th>trace</th><th>outcome</th><th>failure type</th><th>root cause</th>'
+        "<th>confidence</th>"
         "<th>tokens</th><th>est. cost (USD)</th></tr></thead><tbody>",
     ]
     for o in rows:
@@ -66,8 +69,9 @@ def render_summary_html(outcomes: list[Any], model: str, patterns: list[Any] | N
             f'data-v="{o.tokens}">{o.tokens}</td>'
             f'<td class="num" data-v="{cost or 0}">{e(cost or "n/a")}</td></tr>'
         )
-    body.append("</tbody></table>")
+    body.append("</tbody></table></div>")
     return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>refinery batch summary</title>'
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
+        'content="width=device-width"><title>refinery batch summary</title>'
         f"<style>{_CSS}</style></head>\n<body>\n" + "\n".join(body) + f"\n<script>{_SORT}</script>\n</body></html>\n"
     )

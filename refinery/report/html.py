@@ -17,12 +17,14 @@ from refinery.report.timeline import Gap, bars, duration_text
 from refinery.report.view import STAND_IN, Cite, ReportView, RunRow, missed
 
 CSS = """body{font:15px/1.5 system-ui,sans-serif;max-width:68rem;margin:2rem auto;padding:0 1rem;color:#1a1a1a;
-overflow-wrap:anywhere}
-table{border-collapse:collapse;width:100%;margin:.5rem 0;table-layout:fixed}td,th{border:1px solid #ccc;
-padding:.3rem .5rem;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+overflow-wrap:break-word}
+.tbl{overflow-x:auto;margin:.5rem 0}table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;
+padding:.3rem .5rem;text-align:left;vertical-align:top;overflow-wrap:break-word;hyphens:manual}
 .error{background:#fde8e8;color:#9b1c1c;font-weight:600}.met,.verified{color:#046c4e}.partial{color:#8a5a00}
 .missing,.unverified{color:#9b1c1c;font-weight:600}
 .unchecked{color:#666}code{background:#f3f3f3;padding:0 .2rem;overflow-wrap:anywhere}.cite{font-size:.85em}
+.top{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:1rem;align-items:start}
+.top>*{min-width:0}td code{white-space:nowrap}.top .verdict{margin:0}.top .wf{margin:0}.top h2{margin-top:0}
 h1{font-size:1.5rem}
 .standin{background:#fff4d6;border:1px solid #e3b341;padding:.5rem .8rem}
 .verdict{border:2px solid #1a1a1a;padding:.6rem 1rem;margin:1rem 0}.verdict dl{display:grid;
@@ -41,7 +43,14 @@ font-size:.85em;border-radius:3px;white-space:nowrap}
 .wf-row:hover .tip,.wf-row:focus .tip{display:block}
 details.run-text{border:1px solid #ccc;margin:.4rem 0;padding:.3rem .6rem}details.run-text pre{white-space:pre-wrap;
 overflow-wrap:anywhere;max-height:40rem;overflow:auto;font-size:.85em}
-details.run-text:target{outline:3px solid #b45309}"""
+details.run-text:target{outline:3px solid #b45309}details.run-text summary code{margin-left:.4rem}
+@media (max-width:900px){.top{display:block}.top .wf{margin-top:1rem}}
+@media (max-width:600px){body{margin:1rem auto}.tbl{overflow-x:visible}
+table.rows,table.rows tbody,table.rows tr,table.rows td{display:block;width:auto}table.rows thead{display:none}
+table.rows tr{border:1px solid #ccc;margin:.6rem 0}table.rows td{border:0;border-top:1px solid #eee}
+table.rows tr td:first-child{border-top:0}td code{white-space:normal}
+table.rows td::before{content:attr(data-label);display:block;font-size:.8em;color:#555;font-weight:600}
+.verdict dl{grid-template-columns:1fr}.wf-row{grid-template-columns:minmax(6rem,45%) 1fr 3.5rem}}"""
 
 
 def e(text: Any) -> str:
@@ -52,6 +61,24 @@ def t(text: Any) -> str:
     """Text from the trace or the model as element content: escaped and isolated (`<bdi>`), so a
     right-to-left override inside it reorders nothing outside it."""
     return f"<bdi>{e(text)}</bdi>"
+
+
+def table(heads: list[str], rows: list[list[str | tuple[str, str]]]) -> str:
+    """A table that reflows into stacked rows on a narrow screen (each cell labelled by its
+    column) and scrolls within its box rather than run off a wide one. A cell is its HTML, or
+    (HTML, class)."""
+    head = "".join(f"<th>{e(h)}</th>" for h in heads)
+    body = []
+    for row in rows:
+        cells = []
+        for h, c in zip(heads, row, strict=True):
+            content, cls = c if isinstance(c, tuple) else (c, "")
+            cells.append(f'<td data-label="{e(h)}"' + (f' class="{e(cls)}"' if cls else "") + f">{content}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    rows_html = "".join(body)
+    return (
+        f'<div class="tbl"><table class="rows"><thead><tr>{head}</tr></thead><tbody>{rows_html}</tbody></table></div>'
+    )
 
 
 def _run_link(run_id: str, row: RunRow | None) -> str:
@@ -143,25 +170,34 @@ def _sections(view: ReportView) -> list[str]:
         ]
         b.append("</ol>")
     if view.localisation and view.localisation["errors"]:
+        b.append("<h2>Faulty runs</h2>")
         b.append(
-            "<h2>Faulty runs</h2><table><tr><th>run</th><th>category</th><th>impact</th><th>evidence</th>"
-            "<th>description</th><th>check</th></tr>"
+            table(
+                ["run", "category", "impact", "evidence", "description", "check"],
+                [
+                    [
+                        _run_link(x["run_id"], x["run"]),
+                        t(x["category"]),
+                        t(x["impact"]),
+                        f"<q>{t(x['evidence'])}</q>",
+                        t(x["description"]),
+                        _check(x["verified"]),
+                    ]
+                    for x in view.localisation["errors"]
+                ],
+            )
         )
-        b += [
-            f"<tr><td>{_run_link(x['run_id'], x['run'])}</td><td>{t(x['category'])}</td><td>{t(x['impact'])}</td>"
-            f"<td><q>{t(x['evidence'])}</q></td>"
-            f"<td>{t(x['description'])}</td><td>{_check(x['verified'])}</td></tr>"
-            for x in view.localisation["errors"]
-        ]
-        b.append("</table>")
     if view.expectations:
-        b.append("<h2>Expectations</h2><table><tr><th>clause</th><th>status</th><th>gap</th><th>evidence</th></tr>")
-        b += [
-            f"<tr><td>{t(x['clause'])}</td><td "
-            f'class="{e(x["status"])}">{e(x["status"])}</td><td>{t(x["gap"])}</td><td>{_cites(x["cites"])}</td></tr>'
-            for x in view.expectations
-        ]
-        b.append("</table>")
+        b.append("<h2>Expectations</h2>")
+        b.append(
+            table(
+                ["clause", "status", "gap", "evidence"],
+                [
+                    [t(x["clause"]), (e(x["status"]), str(x["status"])), t(x["gap"]), _cites(x["cites"])]
+                    for x in view.expectations
+                ],
+            )
+        )
     if view.diagnosis:
         d = view.diagnosis
         b.append(f"<h2>Diagnosis</h2><p><strong>Root cause:</strong> {t(d['root_cause'])}</p>")
@@ -187,12 +223,13 @@ def _sections(view: ReportView) -> list[str]:
         ]
         b.append("</ul>")
     if view.actions:
-        b.append("<h2>Next actions</h2><table><tr><th>priority</th><th>action</th><th>owner</th><th>why</th></tr>")
-        b += [
-            f"<tr><td>{e(a['priority'])}</td><td>{t(a['action'])}</td><td>{t(a['owner'])}</td><td>{t(a['rationale'])}</td></tr>"
-            for a in view.actions
-        ]
-        b.append("</table>")
+        b.append("<h2>Next actions</h2>")
+        b.append(
+            table(
+                ["priority", "action", "owner", "why"],
+                [[e(a["priority"]), t(a["action"]), t(a["owner"]), t(a["rationale"])] for a in view.actions],
+            )
+        )
     return b
 
 
@@ -200,38 +237,39 @@ def render_html(view: ReportView) -> str:
     b: list[str] = [f"<h1>Why the run failed — trace <bdi>{e(view.trace_id)}</bdi></h1>"]
     if view.stand_in:
         b.append(f'<p class="standin">{html.escape(STAND_IN, quote=False)}</p>')
-    b += _verdict(view)
+    top = [*_verdict(view)]
+    if view.runs:  # the timeline beside the verdict: where it failed, at a glance
+        top.append("<div>" + "".join(_waterfall(view)) + "</div>")
+    b += ['<div class="top">', *top, "</div>"] if len(top) > 1 else top
     b += ["<h2>Summary</h2>", f"<p>{t(view.summary or '(no summary: the analysis stopped early)')}</p>"]
     b += _sections(view)
-    if view.runs:
-        b += _waterfall(view)
     if view.cited_runs:
         b.append("<h2>Cited runs</h2>")
         b += [
             f'<details class="run-text" id="{e(r.anchor)}" '
-            f'data-run-id="{e(r.run_id)}"><summary><bdi>{e(r.name)}</bdi> <code>{t(r.run_id)}</code>'
+            f'data-run-id="{e(r.run_id)}"><summary><bdi>{e(r.title)}</bdi><code>{t(r.run_id)}</code>'
             f"{' — ★ decisive step' if r.decisive else ''}</summary><pre>{t(r.text)}</pre></details>"
             for r in view.cited_runs
         ]
     if view.verification:
+        b.append("<h2>Citation checks</h2>")
         b.append(
-            "<h2>Citation checks</h2><table><tr><th>stage</th><th>cited</th><th>verified</th><th>not verified</th></tr>"
-        )
-        for stage, v in sorted(view.verification.items()):
-            b.append(
-                f"<tr><td>{e(stage)}</td><td>{v['cited']}</td><td>{v['verified']}</td><td>{t(missed(v))}</td></tr>"
+            table(
+                ["stage", "cited", "verified", "not verified"],
+                [
+                    [e(st), str(v["cited"]), str(v["verified"]), t(missed(v))]
+                    for st, v in sorted(view.verification.items())
+                ],
             )
-        b.append("</table>")
-    if view.usage:
-        b.append(
-            "<h2>Usage</h2><table><tr><th>stage</th><th>input tokens</th><th>output tokens</th><th>est. cost "
-            "(USD)</th></tr>"
         )
-        b += [
-            f"<tr><td>{e(name)}</td><td>{inp}</td><td>{outp}</td><td>{cost}</td></tr>"
-            for name, inp, outp, cost in usage_rows(view.usage)
-        ]
-        b.append("</table>")
+    if view.usage:
+        b.append("<h2>Usage</h2>")
+        b.append(
+            table(
+                ["stage", "input tokens", "output tokens", "est. cost (USD)"],
+                [[e(name), str(inp), str(outp), str(cost)] for name, inp, outp, cost in usage_rows(view.usage)],
+            )
+        )
     body = "\n".join(b)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><meta name="viewport" '

@@ -27,12 +27,25 @@ FSI, PDI = "\u2068", "\u2069"  # first-strong isolate … pop directional isolat
 _MARKUP = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "[": "\\[", "]": "\\]"})
 
 
+# right-to-left letters (Hebrew, Arabic, Syriac, Thaana, N'Ko …, their presentation forms) and the
+# bidirectional controls: text holding one is isolated, the rest is left as it is (copy and paste)
+_BIDI = re.compile(
+    "[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc\u200f\u202a-\u202e\u2066-\u2069\U00010800-\U00010fff\U0001e800-\U0001efff]"
+)
+
+
+def needs_isolation(text: str) -> bool:
+    """Whether text holds a right-to-left character or a bidirectional control."""
+    return _BIDI.search(text) is not None
+
+
 def t(text: Any) -> str:
     """Text from the trace or the model as Markdown: no HTML (escaped, so an agent named
     `<svg onload=…>` is text in any viewer), no links of its own (brackets escaped: the report's
-    only links are its in-page ones), and isolated so a right-to-left override reorders nothing
-    outside it."""
-    return FSI + str(text).translate(_MARKUP) + PDI
+    only links are its in-page ones), and — when it holds right-to-left text or a bidirectional
+    control — isolated, so an override reorders nothing outside it."""
+    value = str(text).translate(_MARKUP)
+    return FSI + value + PDI if needs_isolation(value) else value
 
 
 def code(text: Any) -> str:
@@ -104,6 +117,8 @@ def render_markdown(view: ReportView) -> str:
     if view.stand_in:
         out += ["> " + STAND_IN, ""]
     out += _verdict(view)
+    if view.runs:  # the timeline right under the verdict: where it failed, at a glance
+        out += _timeline(view)
     out += ["## Summary", "", t(view.summary) if view.summary else "_(no summary: the analysis stopped early)_", ""]
     if view.findings:
         out += ["## Top findings", ""]
@@ -166,15 +181,13 @@ def render_markdown(view: ReportView) -> str:
             for a in view.actions
         ]
         out.append("")
-    if view.runs:
-        out += _timeline(view)
     if view.cited_runs:
         out += ["## Cited and failed runs", ""]
         for r in view.cited_runs:
             fence = "````" if "```" in (r.text or "") else "```"
             out += [
                 f'<a id="{r.anchor}"></a>',
-                f"### {t(r.name)} {code(r.run_id)}",
+                f"### {t(r.title)} — {code(r.run_id)}",
                 "",
                 f"{fence}text",
                 r.text or "",

@@ -26,7 +26,10 @@ _MARKER_LINES = re.compile(r"^(?:`{3,}\n)?\[run_id: [^\]]+ · continued\]\n(?:`{
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 
 
-STAND_IN = "These answers come from refinery's stand-in model (a test double); they show the pipeline, not an analysis."
+STAND_IN = (
+    "These answers come from refinery's stand-in model (a test double: a deterministic heuristic, no model read "
+    "the trace); they show the pipeline, not an analysis."
+)
 
 
 MAX_UNCITED_FAILED = 500  # failed runs nobody cited whose text a report embeds (a big trace's may be many)
@@ -51,6 +54,7 @@ class RunRow:
     decisive: bool = False
     text: str | None = None  # the run's rendered, redacted section, for cited and failed runs
     step: int | None = None  # the source's own step number (a step log's), shown instead of the sequence
+    agent: str = ""  # the agent it ran under: the nearest agent run holding it (itself, for an agent run)
 
     @property
     def anchor(self) -> str:
@@ -61,6 +65,13 @@ class RunRow:
         """How the timeline numbers the run: the trace's own step where it has one (a step log's
         run `step-0` is step 0, not #1), else its place in the trace."""
         return f"step {self.step}" if self.step is not None else f"#{self.seq}"
+
+    @property
+    def title(self) -> str:
+        """How a cited run is titled: its agent (when it ran under another), its step and its name —
+        "RefundBot › #3 lookup_order"; the id goes beside it."""
+        own = f"{self.number} {self.name}"
+        return f"{self.agent} › {own}" if self.agent and self.agent != self.name else own
 
 
 @dataclass
@@ -166,16 +177,18 @@ def _rows(result: StagedAnalysisResult, trace: Trace | None) -> list[RunRow]:
             name = names[r.name] = redact_text(r.name)
         row = RunRow(i, rid, name, r.stated_status, r.run_type.value, 0, start, r.duration_ms, step=r.step)
         rows.append(row)
-    if parent_of:
-        known = {row.run_id for row in rows}
-        parent = {k: v for k, v in parent_of.items() if v in known}
-        for row in rows:
-            depth, seen, node = 0, {row.run_id}, row.run_id
-            while node in parent and parent[node] not in seen and depth < 50:
-                node = parent[node]
-                seen.add(node)
-                depth += 1
-            row.depth = depth
+    known = {row.run_id: row for row in rows}
+    parent = {k: v for k, v in parent_of.items() if v in known}
+    for row in rows:
+        depth, seen, node = 0, {row.run_id}, row.run_id
+        agent = row.name if row.run_type == "agent" else ""
+        while node in parent and parent[node] not in seen and depth < 50:
+            node = parent[node]
+            seen.add(node)
+            depth += 1
+            if not agent and known[node].run_type == "agent":
+                agent = known[node].name
+        row.depth, row.agent = depth, agent
     return rows
 
 

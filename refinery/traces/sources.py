@@ -56,6 +56,7 @@ from refinery.errors import (
 from refinery.traces import load_trace
 from refinery.traces.redact import redact_text
 from refinery.wire.retry import Attempts, RetryPolicy, next_wait
+from refinery.wire.transport import connection_reason
 
 __all__ = [
     "SOURCES",
@@ -77,6 +78,10 @@ MAX_PAGES = 200  # a trace of 20,000 runs; more is refused rather than fetched f
 
 class SourceError(RefineryError):
     """A trace platform refused or failed (not a mistake in the user's input)."""
+
+
+class SourceConnectionError(SourceError):
+    """A trace platform could not be reached (host, port and the system's reason said)."""
 
 
 @dataclass(frozen=True)
@@ -417,9 +422,15 @@ class _Caller:
                         return await resp.json(content_type=None)
                     status, headers = resp.status, {k.lower(): v for k, v in resp.headers.items()}
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                failed = f"{self.platform}: cannot reach {self.base} ({type(exc).__name__})"
+                unreachable = True
+                failed = (
+                    f"{self.platform}: {connection_reason(exc)}"
+                    if isinstance(exc, aiohttp.ClientError)
+                    else f"{self.platform}: no answer from {self.base} (timed out)"
+                )
                 retry = next_wait(APIConnectionError(failed), 0, {}, attempts, SOURCE_RETRY)
             else:
+                unreachable = False
                 self._refuse(status, what)
                 failed = f"{self.platform}: HTTP {status} from {self.base} for {what}"
                 error = RateLimitError if status == 429 else APIStatusError
@@ -427,7 +438,7 @@ class _Caller:
                     error(failed, status=status, headers=headers), status, headers, attempts, SOURCE_RETRY
                 )
             if retry is None:
-                raise SourceError(failed)
+                raise (SourceConnectionError if unreachable else SourceError)(failed)
             attempts.record(retry)
             await _sleep(retry.wait_s)
 

@@ -293,7 +293,7 @@ class ResponsesClient:
         except NotFoundError as exc:
             raise CanaryError(
                 f"not found: check the {'deployment' if azure else 'model'} name {model!r} and {url_var} {base!r} "
-                f"(HTTP 404: {exc.message})"
+                f"({exc})"
             ) from exc
         except BadRequestError as exc:
             raise CanaryError(f"request rejected for model {model!r}: {exc.message}") from exc

@@ -161,7 +161,13 @@ def connection_reason(exc: aiohttp.ClientError) -> str:
     """Why a connection failed, as a person reads it: host, port and the system's reason
     ("cannot connect to 127.0.0.1:9: Connection refused"), not the HTTP library's internals."""
     if isinstance(exc, aiohttp.ClientConnectorError):
-        reason = exc.os_error.strerror if exc.os_error is not None and exc.os_error.strerror else str(exc.os_error)
+        os_error = exc.os_error
+        # asyncio words a refused connection "Connect call failed (…)": the system's words are its errno's
+        reason = (
+            os.strerror(os_error.errno)
+            if os_error is not None and os_error.errno
+            else (os_error.strerror if os_error is not None and os_error.strerror else str(os_error))
+        )
         return f"cannot connect to {exc.host}:{exc.port}: {reason}"
     text = str(exc) or exc.__class__.__name__
     return text.replace("\n", " ")

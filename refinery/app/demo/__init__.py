@@ -3,8 +3,9 @@
 Why: a newcomer should see refinery work — upload, indexing, four stages, the report — before
 spending money or finding a key. The demo starts refinery's own OpenAI-compatible test server
 in this process on a free loopback port and points a client at it. The answers come from that
-server's stand-in model, a deterministic test double that fills each schema from the retrieved
-text: they show the pipeline, not an analysis, and the demo says so.
+server's stand-in model, a deterministic test double whose heuristic names the run that failed,
+quotes its error and names its agent: they show the pipeline and what a diagnosis looks like, not
+an analysis, and the demo says so.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from refinery.traces import load_trace
 from refinery.wire.responses_client import ResponsesClient
 
 STAND_IN_NOTICE = (
-    "These answers come from refinery's stand-in model, a deterministic test double that fills each "
-    "stage's schema from the retrieved text. They show the pipeline working (upload, indexing, four "
-    "stages, report); they are not an analysis. For a real one: export OPENAI_API_KEY and run "
+    "These answers come from refinery's stand-in model, a deterministic test double: no model read the "
+    "trace; a simple heuristic named the first run that failed, quoted its error and named its agent. "
+    "They show the pipeline working (upload, indexing, four stages, report) and what a diagnosis looks "
+    "like; they are not an analysis. For a real one: export OPENAI_API_KEY and run "
     "`refinery run TRACE --expect FILE`."
 )
 DEMO_KEY = "sk-refinery-demo-local"  # accepted by the local server only; never a real key
