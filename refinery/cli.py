@@ -41,6 +41,7 @@ from refinery.errors import (
 from refinery.inputs import InputFileError, expectation_for, load_expectation, read_files
 from refinery.outputs import usage_summary, write_outputs
 from refinery.traces import load_trace, load_traces
+from refinery.traces.redact import extra_patterns
 from refinery.traces.spool import file_stats
 
 EXIT_OK = 0
@@ -508,7 +509,8 @@ async def amain(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.debug else logging.WARNING, format="refinery: %(levelname)s %(name)s: %(message)s"
     )
     try:
-        return await COMMANDS[args.command](args)
+        with extra_patterns(getattr(args, "redact_pattern", None) or ()):  # every redaction of this command
+            return await COMMANDS[args.command](args)
     except BrokenPipeError:
         raise  # the reader of stdout has gone: `main` ends quietly
     except (RefineryError, OSError) as exc:

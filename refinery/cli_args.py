@@ -117,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     trace_inputs.add_argument(
         "--no-redact", action="store_true", help="upload secrets as they are (redaction is on by default)"
     )
+    trace_inputs.add_argument(
+        "--redact-pattern",
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="also redact what this regular expression matches (repeatable): an organisation's own secret shapes",
+    )
 
     reading = _Parser(add_help=False)
     reading.add_argument(

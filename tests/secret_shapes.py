@@ -52,7 +52,7 @@ PLANTS: list[tuple[str, str, str]] = [
         + "\n"
         + A36
         + "\nPrivate-MAC: "
-        + H32,
+        + "9e8d" * 8,
         PEM_BODY,
     ),
     ("aws_secret_access_key", "aws_secret_access_key = " + B40, B40),
@@ -60,9 +60,10 @@ PLANTS: list[tuple[str, str, str]] = [
     ("aws_session_token", '"SessionToken": "IQoJb3JpZ2luX2VjE' + A36 + '"', A36),
     ("azure_key", "DefaultEndpointsProtocol=https;AccountName=acme;AccountKey=" + B40 + "==;EndpointSuffix=x", B40),
     ("azure_key", "Endpoint=sb://acme.servicebus.windows.net/;SharedAccessKeyName=root;SharedAccessKey=" + B40, B40),
-    ("password_field", "password: Hunter two, three 'four'", "Hunter two"),
-    ("password_field", '{"password": "Hunter two, \\"three\\" 99"}', "Hunter two"),
-    ("password_field", '{\\"password\\": \\"Hunter two, \\\\\\"three\\\\\\" 99\\"}', "Hunter two"),
+    ("password_field", "password: Hunter2Word", "Hunter2Word"),
+    ("password_field", "password=\"Hunter two, 'three' four\"", "two, 'three' four"),
+    ("password_field", '{"password": "Hunter two, \\"three\\" 99"}', 'two, \\"three'),
+    ("password_field", '{\\"password\\": \\"Hunter two, \\\\\\"three\\\\\\" 99\\"}', "two, "),
     ("password_field", "DB_PASSWORD=Tr0ub4dor&3", "Tr0ub4dor"),
     ("password_field", "pwd=S3cretPwd9", "S3cretPwd9"),
     ("secret_field", "client_secret: " + A36[:20], A36[:20]),
@@ -72,7 +73,7 @@ PLANTS: list[tuple[str, str, str]] = [
     ("url_password", "postgres://app:Hunter2Secret99@db.internal:5432/shop", "Hunter2Secret99"),
     ("url_password", "amqp://guest:Gu3stPass@mq:5672/", "Gu3stPass"),
     ("cookie", "Cookie: theme=dark; session=" + A36[:20] + "; csrf=" + H32, A36[:20]),
-    ("cookie", "Cookie: theme=dark; session=abc; csrf=" + H32, H32),
+    ("cookie", "Cookie: theme=dark; session=abc; csrf=" + "c5rf" * 8, "c5rf" * 8),
     ("authorization_header", "Authorization: Basic dXNlcjpwYXNz", "dXNlcjpwYXNz"),
     (
         "kubernetes_secret",

@@ -108,3 +108,18 @@ def test_a_pattern_that_is_not_a_regex_is_refused_on_one_line():
     with pytest.raises(RefineryError) as err:
         compile_patterns(["(unclosed"])
     assert "--redact-pattern" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_analyst_redacts_an_organisations_own_pattern_from_what_it_renders(tmp_path):
+    from refinery.agents.staged_failure_analyst import StagedFailureAnalyst
+    from refinery.core.models import DomainExpertExpectation
+    from refinery.traces import load_trace
+
+    path = tmp_path / "chat.json"
+    path.write_text(json.dumps([{"role": "user", "content": "Use ticket ACME-ZZ-0042-SECRET7 to refund order 42"}]))
+    expectation = DomainExpertExpectation(description="Refund with ACME-ZZ-0043-OTHER9 only")
+    analyst = StagedFailureAnalyst(redact_patterns=[r"ACME-[A-Z]{2}-\d{4}-\w+"])
+    files = analyst.render(load_trace(path), expectation)
+    text = "".join(t for _, t in files)
+    assert "ACME-ZZ-0042" not in text and "ACME-ZZ-0043" not in text
+    assert analyst.redaction.counts["custom"] >= 2

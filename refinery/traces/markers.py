@@ -10,6 +10,7 @@ reopened, so the content reads the same.
 
 from __future__ import annotations
 
+from refinery.traces.redact import redact_value
 from refinery.traces.source_text import PAUSE, RESUME, is_open_after
 
 
@@ -49,6 +50,9 @@ def with_markers(section: str, marker: str, every: int) -> str:
     """
     if len(section) <= every:
         return section
+    # redacted first (inside a `redacting` block): the trace's values were, but ids and names
+    # are written as they are, and a marker at a blank line inside one would split a secret
+    section = redact_value(section)
     lines: list[tuple[str, str | None]] = []  # (line, the fence open before it)
     in_source: list[bool] = []  # source text open before each line
     fence: str | None = None

@@ -18,9 +18,9 @@ import re
 from dataclasses import dataclass
 
 MARKS = "\ue000-\ue005"  # the renderer's private-use source marks (`traces.source_text`)
-# Before a weak prefix: not a letter or digit (a URL-encoded `=` or space, or the `Z` that ends a
-# timestamp in LangSmith's dotted order, count as a start too)
-_START = r"(?:(?<=%3[Dd])|(?<=%20)|(?<=\d[Zz])|(?<![A-Za-z0-9]))"
+# Before a weak prefix: not a letter or digit (a URL-encoded `=` or space, an escaped line break,
+# or the `Z` that ends a timestamp in LangSmith's dotted order, count as a start too)
+_START = r"(?:(?<=%3[Dd])|(?<=%20)|(?<=\d[Zz])|(?<=\\[nrt])|(?<![A-Za-z0-9]))"
 # Between a field's name and its value: quotes (escaped or not), `:` or `=` (`=>` too), blanks,
 # and the renderer's marks (which stand between a key and its value until they are stripped)
 _NL = r"(?:\r?\n|\\+n)"

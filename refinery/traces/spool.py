@@ -14,6 +14,7 @@ a slow temporary disk, a tenth of a big trace's plan time.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import weakref
@@ -141,16 +142,18 @@ def upload_files_for(
     evals: Mapping[str, str] | None = None,
     expectation: DomainExpertExpectation | None = None,
     redact: bool = True,
+    redact_patterns: Sequence[re.Pattern[str]] = (),
 ) -> tuple[SpooledFiles, RedactionReport]:
     """The rendered files as they may leave the machine: redacted unless `redact=False`, spooled
     one file at a time, each with its layout (redaction runs before the source marks are taken
-    out, so the layout's offsets are those of the text as uploaded)."""
+    out, so the layout's offsets are those of the text as uploaded); `redact_patterns`: an
+    organisation's own shapes (`redact.compile_patterns`), redacted as the built-in ones are."""
     report = RedactionReport()
     spool = SpooledFiles()
     files = iter_marked_files(trace, options=options, prompts=prompts, evals=evals, expectation=expectation)
-    with redacting(report) if redact else nullcontext():
+    with redacting(report, redact_patterns) if redact else nullcontext():
         # values are redacted as they are rendered (before any cut or marker), the whole file
         # after (names, ids and anything else the renderer writes)
         for name, marked in files:
-            spool.append(name, *strip_marks(redact_text(marked, report) if redact else marked))
+            spool.append(name, *strip_marks(redact_text(marked, report, redact_patterns) if redact else marked))
     return spool, report
