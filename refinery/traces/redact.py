@@ -11,6 +11,7 @@ What is not caught: a high-entropy string with no known prefix and no field name
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from refinery.errors import UserInputError
-from refinery.traces.redact_rules import FIELD_NAMES, RULES, Rule
+from refinery.traces.redact_rules import FIELD_NAMES, K8S_DATA, K8S_KIND, K8S_REACH, RULES, Rule
 
 __all__ = [
     "RULES",
@@ -48,7 +49,7 @@ class RedactionReport:
         return dict(sorted(self.counts.items()))
 
 
-_LITERALS = frozenset(lit for rule in RULES for lit in rule.literals)
+_LITERALS = frozenset(lit for rule in RULES for lit in rule.literals) | {"secret"}
 _WINDOW = 1 << 16
 _OVERLAP = max(map(len, _LITERALS))
 
@@ -117,9 +118,32 @@ def redact_text(text: str, report: RedactionReport | None = None, extra: Sequenc
     for rule in RULES:
         if any(lit in present for lit in rule.literals):
             text = _apply(rule.kind, rule.pattern, text, report)
+    if "secret" in present:
+        text = _kubernetes_secrets(text, report)
     for pattern in (*_EXTRA.get(), *extra):
         text = _apply("custom", pattern, text, report)
     return text
+
+
+def _kubernetes_secrets(text: str, report: RedactionReport | None) -> str:
+    """The data blocks of Kubernetes Secret manifests replaced (see `redact_rules.K8S_DATA`)."""
+    kinds = [m.start() for m in K8S_KIND.finditer(text)]
+    if not kinds:
+        return text
+
+    def replace(m: re.Match[str]) -> str:
+        i = bisect.bisect_left(kinds, m.start())
+        near = (i < len(kinds) and kinds[i] - m.end() <= K8S_REACH) or (i > 0 and m.start() - kinds[i - 1] <= K8S_REACH)
+        if not near:
+            return m.group(0)
+        if report is not None:
+            report.counts["kubernetes_secret"] += 1
+        block = m.group(3)
+        indent = block[: len(block) - len(block.lstrip(" \t"))]
+        end = re.search(r"(?:\r?\n|\\+n)$", block)  # the block's last line break, as written
+        return f"{m.group(1)}{m.group(2)}{indent}[REDACTED:kubernetes_secret]{end.group(0) if end else ''}"
+
+    return K8S_DATA.sub(replace, text)
 
 
 # Redaction while rendering: each value of the trace is redacted before the renderer cuts it,

@@ -289,7 +289,7 @@ RULES: list[Rule] = [
         "url_password",
         "refinery",
         "://",
-        r"(?i)((?<![A-Za-z0-9+.-])[a-z][a-z0-9+.-]{1,30}://[^\s:/@\"'<>]{0,256}:)(?!\d+(?:/|$))[^\s@\"'<>]{1,256}(?=@)",
+        r"(?i)((?<![A-Za-z0-9+.-])[a-z][a-z0-9+.-]{1,30}://[^\s:/@\"'<>]{0,256}+:)(?!\d+(?:/|$))[^\s@\"'<>]{1,256}+(?=@)",
     ),
     _r(
         "url_credential",
@@ -339,21 +339,17 @@ RULES: list[Rule] = [
         "auth",
         rf"(?i)(\\*[\"']auth\\*[\"'][ \t]*:[ \t]*[{MARKS}]*\\*[\"']?)[A-Za-z0-9+/]{{8,4096}}={{0,2}}",
     ),
-    # -- Kubernetes Secret manifests: the `data:`/`stringData:` block of a `kind: Secret` (its
-    #    lines as written or JSON-escaped, as in a tool's output)
-    _r(
-        "kubernetes_secret",
-        "gitleaks:kubernetes-secret-yaml",
-        "secret",
-        rf"(?i)(\bkind:[ \t]*\\*[\"']?secret\\*[\"']?[ \t]*{_NL}"
-        rf"(?:{_LINE}{{0,200}}{_NL}){{0,20}}?[ \t]*(?:string)?data:[ \t]*{_NL})"
-        rf"(?:[ \t]+[\w.-]+:{_LINE}{{0,8192}}(?:{_NL}|$)){{1,200}}",
-    ),
-    _r(
-        "kubernetes_secret",
-        "gitleaks:kubernetes-secret-yaml",
-        "secret",
-        rf"(?im)((?:^|(?<=\\n))[ \t]*(?:string)?data:[ \t]*{_NL})(?:[ \t]+[\w.-]+:{_LINE}{{0,8192}}{_NL}){{1,200}}"
-        rf"(?=(?:{_LINE}{{0,200}}{_NL}){{0,20}}?[ \t]*kind:[ \t]*\\*[\"']?secret\b)",
-    ),
 ]
+
+
+# Kubernetes Secret manifests (gitleaks:kubernetes-secret-yaml): a `data:`/`stringData:` block (its
+# lines as written or JSON-escaped, as in a tool's output) within a few lines of `kind: Secret`,
+# before or after it. Found as two lists of positions, not one regex spanning both, so a text
+# full of either costs no more than one scan of each.
+K8S_KIND = re.compile(r"(?i)(?:\b|(?<=\\n))kind:[ \t]*\\*[\"']?secret\b")
+K8S_DATA = re.compile(
+    rf"(?i)(^|(?<=\n)|(?<=\\n))([ \t]*(?:string)?data:[ \t]*{_NL})"
+    rf"((?:[ \t]+[\w.-]+:{_LINE}{{0,8192}}(?:{_NL}|$)){{1,200}})",
+    re.M,
+)
+K8S_REACH = 1500  # characters between `kind: Secret` and its data block, either way
