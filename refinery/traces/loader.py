@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from refinery.core.models import Trace
-from refinery.errors import TraceFormatError
+from refinery.errors import RefineryError, TraceFormatError
 from refinery.traces import eval_logs, langfuse, langsmith, otel, plain
 from refinery.traces.agent_logs import (
     is_agents_sdk,
@@ -169,13 +169,56 @@ def _sample_list(traces: list[Trace]) -> str:
     return "samples " + ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
 
 
+# What each format's document holds: the end of the one-line error when a loader meets valid
+# JSON of the wrong types (a number where a list belongs, a string where a span belongs)
+EXPECTED = {
+    "langsmith": "a list of runs (objects with id, name, run_type, start_time, dotted_order as text) or {post, patch}",
+    "otel": "OTLP/JSON {resourceSpans: [{scopeSpans: [{spans: [span objects]}]}]} or a list of span objects",
+    "langfuse": "{trace: {…}, observations: [observation objects]}",
+    "plain": "a list of messages or steps (objects with role and content), or an object holding one",
+    "swe_agent": "a SWE-agent trajectory {trajectory: [step objects], history: [message objects]}",
+    "openhands": "an OpenHands event list (objects with action or observation)",
+    "openai_agents": "an OpenAI Agents SDK trace {spans: [objects with span_data]}",
+    "inspect": "an Inspect AI log {eval: {…}, samples: [{id, messages: [...], events: [...]}]}",
+    "taubench": "τ-bench results: a list of {task_id, reward, traj: [message objects], info: {…}}",
+}
+
+
+def _guarded(fmt: str, source: str | None, load: Callable[[], list[Trace]]) -> list[Trace]:
+    """`load()`, with any crash a loader has on valid JSON of the wrong types turned into one line
+    naming the file, the format and what it should hold."""
+    try:
+        return load()
+    except (RefineryError, RecursionError):
+        raise
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError) as exc:
+        what = " ".join(str(exc).split())[:200]
+        raise TraceFormatError(
+            f"not what a {fmt} trace holds ({type(exc).__name__}: {what}); expected {EXPECTED.get(fmt, 'a trace')}",
+            source=source,
+        ) from None
+
+
+def _read(path: Path, source: str) -> Any:
+    try:
+        return read_trace_json(path, READ_SHAPE)
+    except (RefineryError, RecursionError):
+        raise
+    except ValueError as exc:  # a number of more than 4,300 digits, text that is not UTF-8
+        raise TraceFormatError(f"not readable as JSON ({' '.join(str(exc).split())[:200]})", source=source) from None
+
+
 def _load(path_or_data: str | Path | Any, source: str | None, format: str | None) -> list[Trace]:
     data = path_or_data
     if source is not None:
         path = Path(path_or_data)
         if format in (None, "inspect") and path.is_file() and zipfile.is_zipfile(path):
-            return [_checked(with_task(t), "inspect", source) for t in inspect_zip_samples(path)]
-        data = read_trace_json(path, READ_SHAPE)
+            return _guarded(
+                "inspect",
+                source,
+                lambda: [_checked(with_task(t), "inspect", source) for t in inspect_zip_samples(path)],
+            )
+        data = _read(path, source)
     fmt = format or detect_format(data)
     if fmt is None:
         found = find_messages(data)
@@ -191,16 +234,18 @@ def _load(path_or_data: str | Path | Any, source: str | None, format: str | None
         log.warning("loaded messages from %s; use --format to choose another reading", where)
         first_user = next((i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "user"), None)
         head = {"task": messages[first_user].get("content")} if first_user is not None else {}
-        trace = with_task(load_plain({"messages": messages, **head}, source))
+        trace = _guarded("plain", source, lambda: [with_task(load_plain({"messages": messages, **head}, source))])[0]
         trace.metadata["loaded_from"] = where
         if first_user is not None:
             trace.metadata["task_source"] = f"the first user message ({where}[{first_user}])"
         return [_checked(trace, "plain", source)]
     if fmt in MULTI_LOADERS:
-        return [_checked(with_task(t), fmt, source) for t in MULTI_LOADERS[fmt](data, source)]
+        multi = MULTI_LOADERS[fmt]
+        return _guarded(fmt, source, lambda: [_checked(with_task(t), fmt, source) for t in multi(data, source)])
     if fmt not in LOADERS:
         raise TraceFormatError(f"unknown format {fmt!r}; use one of {formats()}", source=source)
-    return [_checked(with_task(LOADERS[fmt](data, source)), fmt, source)]
+    loader = LOADERS[fmt]
+    return _guarded(fmt, source, lambda: [_checked(with_task(loader(data, source)), fmt, source)])
 
 
 def _checked(trace: Trace, fmt: str, source: str | None) -> Trace:

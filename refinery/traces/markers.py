@@ -15,7 +15,6 @@ import re
 from refinery.traces.redact import redact_value
 from refinery.traces.source_text import PAUSE, RESUME, is_open_after
 
-
 _SPACES = re.compile(" *")
 
 

@@ -116,7 +116,7 @@ def redact_text(text: str, report: RedactionReport | None = None, extra: Sequenc
     present = _literals_in(text)
     rule: Rule
     for rule in RULES:
-        if any(lit in present for lit in rule.literals):
+        if not rule.literals or any(lit in present for lit in rule.literals):
             text = _apply(rule.kind, rule.pattern, text, report)
     if "secret" in present:
         text = _kubernetes_secrets(text, report)

@@ -31,6 +31,8 @@ from refinery.traces.source_text import FileLayout, strip_marks
 
 __all__ = ["SpooledFiles", "file_stats", "upload_files_for"]
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 
 class SpooledFiles(Sequence[tuple[str, str]]):
     """(name, text) pairs whose texts live in a temporary file; read back on access. Each file
@@ -54,7 +56,11 @@ class SpooledFiles(Sequence[tuple[str, str]]):
             self.append(name, text, layouts(i) if layouts else None)
 
     def append(self, name: str, text: str, layout: FileLayout | None = None) -> None:
-        data = text.encode("utf-8")
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (`"\\ud800"` in the trace): U+FFFD, one for one
+            text = _SURROGATE.sub("\ufffd", text)
+            data = text.encode("utf-8")
         offset = self.offsets[-1] + self.sizes[-1] if self.offsets else 0
         view = memoryview(data)
         while view:  # a write may take less than asked
