@@ -37,6 +37,32 @@ def _wrap(line: str, width: int) -> list[str]:
     return out
 
 
+_SOURCE_SPAN = re.compile("\ue000[^\ue000\ue001]*\ue001")
+_JOIN = "\n\ue004\n"  # between the pieces redacted together: a line break and a mark, which no value crosses
+
+
+def _scaffolding_redacted(section: str) -> str:
+    """`section` with what the renderer wrote around the trace's values (ids, names) redacted,
+    inside a `redacting` block: the values were redacted as they were rendered, but a marker at a
+    blank line inside an id would split a secret there. The pieces between values are redacted
+    together, in one pass, not the values again."""
+    spans = list(_SOURCE_SPAN.finditer(section))
+    pieces, last = [], 0
+    for m in spans:
+        pieces.append(section[last : m.start()])
+        last = m.end()
+    pieces.append(section[last:])
+    if _JOIN in section:
+        return redact_value(section)
+    redacted = redact_value(_JOIN.join(pieces)).split(_JOIN)
+    if len(redacted) != len(pieces):  # a secret ran across pieces: the whole section, then
+        return redact_value(section)
+    out = [redacted[0]]
+    for m, piece in zip(spans, redacted[1:]):
+        out += [m.group(0), piece]
+    return "".join(out)
+
+
 def _break_rank(prev: tuple[str, str | None], line: tuple[str, str | None]) -> int:
     """How good a place for a marker the boundary before `line` is: between messages or sections
     best (a quote never spans one: a heading, or the edge of one of our own fences, not a fence
@@ -61,9 +87,7 @@ def with_markers(section: str, marker: str, every: int) -> str:
     """
     if len(section) <= every:
         return section
-    # redacted first (inside a `redacting` block): the trace's values were, but ids and names
-    # are written as they are, and a marker at a blank line inside one would split a secret
-    section = redact_value(section)
+    section = _scaffolding_redacted(section)
     lines: list[tuple[str, str | None]] = []  # (line, the fence open before it)
     in_source: list[bool] = []  # source text open before each line
     fence: str | None = None
