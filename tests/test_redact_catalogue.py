@@ -123,3 +123,20 @@ def test_the_analyst_redacts_an_organisations_own_pattern_from_what_it_renders(t
     text = "".join(t for _, t in files)
     assert "ACME-ZZ-0042" not in text and "ACME-ZZ-0043" not in text
     assert analyst.redaction.counts["custom"] >= 2
+
+
+def test_plan_shows_an_organisations_own_pattern_redacted_and_refuses_a_bad_one(tmp_path, capsys):
+    from refinery.cli import main
+
+    trace = tmp_path / "chat.json"
+    trace.write_text(json.dumps([{"role": "user", "content": "Use ticket ACME-ZZ-0042-SECRET7 to refund order 42"}]))
+    expect = tmp_path / "expect.json"
+    expect.write_text('{"description": "Refund order 42 with ticket ACME-ZZ-0043-OTHER9"}')
+    argv = ["plan", str(trace), "--expect", str(expect), "--show-bodies", "--json"]
+    argv += ["--redact-pattern", r"ACME-[A-Z]{2}-\d{4}-\w+"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "ACME-ZZ-004" not in out and "[REDACTED:custom]" in out
+    assert main(["plan", str(trace), "--expect", str(expect), "--redact-pattern", "(unclosed"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--redact-pattern '(unclosed'" in err
