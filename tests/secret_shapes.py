@@ -91,3 +91,9 @@ PLANTS: list[tuple[str, str, str]] = [
 PLANTS += [
     ("docker_auth", '{"auths": {"ghcr.io": {"auth": "dXNlcjpwYXNzd29yZDk5"}}}', "dXNlcjpwYXNzd29yZDk5"),
 ]
+PLANTS += [
+    ("provider_key", "DATADOG_API_KEY=" + H32, H32),
+    ("provider_key", '{"discord_bot_token": "MTA5ODc2NTQzMjEw' + A36[:20] + '"}', A36[:20]),
+    ("onepassword_secret_key", "A3-ABCDEF-GHIJKLMNOPQ-RSTUV-WXYZ0-12345", "GHIJKLMNOPQ-RSTUV"),
+    ("jwt", "ZXlKaGJHY2lPaU" + A36 + A36, A36 + A36),
+]

@@ -98,13 +98,17 @@ def extra_patterns(patterns: Sequence[str | re.Pattern[str]]) -> Iterator[None]:
         _EXTRA.reset(token)
 
 
-def _apply(rule_kind: str, pattern: re.Pattern[str], text: str, report: RedactionReport | None) -> str:
+def _apply(
+    rule_kind: str, pattern: re.Pattern[str], text: str, report: RedactionReport | None, keep: bool = True
+) -> str:
+    """`text` with `pattern`'s matches replaced; with `keep`, a catalogue rule's group 1 (a field's
+    name) stays. An organisation's own pattern loses its whole match, whatever its groups."""
     marker = f"[REDACTED:{rule_kind}]"
 
     def replace(m: re.Match[str]) -> str:
         if report is not None:
             report.counts[rule_kind] += 1
-        prefix = (m.group(1) or "") if m.re.groups else ""
+        prefix = (m.group(1) or "") if keep and m.re.groups else ""
         return f"{prefix}{marker}"
 
     return pattern.sub(replace, text)
@@ -121,7 +125,7 @@ def redact_text(text: str, report: RedactionReport | None = None, extra: Sequenc
     if "secret" in present:
         text = _kubernetes_secrets(text, report)
     for pattern in (*_EXTRA.get(), *extra):
-        text = _apply("custom", pattern, text, report)
+        text = _apply("custom", pattern, text, report, keep=False)
     return text
 
 

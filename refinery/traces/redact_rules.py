@@ -79,6 +79,17 @@ WEAK_FIELDS = r"secret|api[_-]?token|webhook[_-]?secret|signing[_-]?(?:key|secre
 
 FIELD_NAMES = re.compile(rf"(?i)(?:{STRONG_FIELDS}|{WEAK_FIELDS})$")
 
+# Providers whose keys gitleaks finds by the provider's name in the field (`<provider>…= value`):
+# the value must look like a key (10 to 150 key characters, a digit among them)
+PROVIDERS = (
+    "adafruit adobe airtable algolia alibaba asana atlassian confluence jira beamer bitbucket bittrex meraki "
+    "cloudflare codecov cohere co_api_key coinbase confluent contentful datadog dnkey discord droneci dropbox etsy "
+    "facebook fastly finicity finnhub flickr freshbooks gitter gocardless heroku hubspot intercom jfrog artifactory "
+    "bintray kraken kucoin launchdarkly linear linkedin linked_in mailchimp mailgun mapbox mattermost messagebird "
+    "message_bird netlify newrelic new_relic new-relic nytimes okta plaid privateai private_ai rapidapi sendbird "
+    "sentry snyk sonar squarespace sumo telegram travis twitch twitter typeform yandex zendesk"
+).split()
+
 # (kind, source, literals, field names, shortest unquoted value, unquoted value needs a digit)
 _FIELDS = [
     (
@@ -336,6 +347,36 @@ RULES: list[Rule] = [
         _r(kind, source, literals, rf"(?i)((?:{names}){_SEP})" + _value(word_min, needs_digit))
         for kind, source, literals, names, word_min, needs_digit in _FIELDS
     ),
+    _r(
+        "provider_key",
+        "gitleaks:<provider>-api-key (adafruit … zendesk)",
+        tuple(PROVIDERS),
+        rf"(?i)((?:{'|'.join(re.escape(p) for p in PROVIDERS)})[\w.-]{{0,20}}{_SEP}\\*[\"']?)"
+        r"(?!\[REDACTED:)(?=[A-Za-z0-9_.=+/-]{0,150}\d)[A-Za-z0-9_.=+/-]{10,150}",
+    ),
+    # -- more prefixed shapes of gitleaks' catalogue
+    _r(
+        "onepassword_secret_key",
+        "gitleaks:1password-secret-key",
+        "a3-",
+        r"(?<![A-Za-z0-9])A3-[A-Z0-9]{6}-(?:[A-Z0-9]{11}|[A-Z0-9]{6}-[A-Z0-9]{5})-[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5}",
+    ),
+    _r("jwt", "gitleaks:jwt-base64", "zxlk", r"ZXlK(?:aGJHY2lPaU|MGVYQWlPaUp|cmFXUWlP)[A-Za-z0-9+/_-]{40,}={0,2}"),
+    _r(
+        "authress_key",
+        "gitleaks:authress-service-client-access-key",
+        ("sc_", "ext_", "authress_"),
+        r"(?<![A-Za-z0-9])(?:sc|ext|scauth|authress)_[A-Za-z0-9]{5,30}\.[A-Za-z0-9]{4,6}\.acc[_-][a-z0-9-]{10,32}"
+        r"\.[a-z0-9+/_=-]{30,120}",
+    ),
+    _r(
+        "clickhouse_key",
+        "gitleaks:clickhouse-cloud-api-secret-key",
+        "4b1d",
+        r"(?<![A-Za-z0-9])4b1d[A-Za-z0-9]{38}(?![A-Za-z0-9])",
+    ),
+    _token("flutterwave_key", "gitleaks:flutterwave-public-key", "flwpubk_test", r"FLWPUBK_TEST-[a-hA-H0-9]{32}-X"),
+    _token("gitlab_token", "gitleaks:gitlab-cicd-job-token", "glcbt-", r"glcbt-[0-9a-zA-Z]{1,5}_[\w-]{20}"),
     # -- Docker's config.json: `auths` → registry → `auth` (base64 of user:password)
     _r(
         "docker_auth",
