@@ -140,3 +140,27 @@ def test_plan_shows_an_organisations_own_pattern_redacted_and_refuses_a_bad_one(
     assert main(["plan", str(trace), "--expect", str(expect), "--redact-pattern", "(unclosed"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--redact-pattern '(unclosed'" in err
+
+
+def test_header_attributes_holding_lists_lose_every_value(tmp_path):
+    from refinery.traces import load_trace
+
+    runs = [
+        {
+            "id": "r1",
+            "name": "http",
+            "run_type": "tool",
+            "trace_id": "r1",
+            "start_time": "2026-03-01T10:00:00+00:00",
+            "inputs": {
+                "http.request.header.authorization": ["Bearer abc123"],
+                "http.request.header.cookie": ["sid=s3ss10n; theme=dark"],
+            },
+        }
+    ]
+    path = tmp_path / "runs.json"
+    path.write_text(json.dumps(runs))
+    report = RedactionReport()
+    with redacting(report):
+        text = "".join(strip_marks(redact_text(marked, report))[0] for _, marked in iter_marked_files(load_trace(path)))
+    assert "abc123" not in text and "s3ss10n" not in text

@@ -105,3 +105,25 @@ def test_an_input_file_is_capped_by_what_is_read_not_by_its_stated_size(monkeypa
     with pytest.raises(InputFileError) as err:
         inputs.read_text(environ)
     assert "more than" in str(err.value)
+
+
+@pytest.mark.parametrize("usage", ["lots", {"input_tokens": math.nan, "output_tokens": 5}, {"input_tokens": -9}])
+async def test_a_response_whose_usage_is_no_count_is_answered_and_its_usage_unknown(make_transport, mocked, usage):
+    from refinery.integrations.responses_client import ResponsesClient
+    from refinery.integrations.responses_request_builder import build_responses_body
+    from tests.helpers import BASE, response_json
+
+    answer = response_json('{"answer": "42"}')
+    answer["usage"] = usage
+    # aioresponses sends JSON as Python writes it: NaN as `NaN`, which `json.loads` reads back
+    mocked.post(f"{BASE}/responses", payload=answer)
+    schema = {
+        "type": "object",
+        "properties": {"answer": {"type": "string"}},
+        "required": ["answer"],
+        "additionalProperties": False,
+    }
+    body = build_responses_body("gpt-4o", "vs_1", "sys", "find the bug", schema)
+    async with ResponsesClient(transport=make_transport()) as client:
+        data = await client.create(body, label="stage1")
+        assert data["output"] and client.usage_for("stage1").unknown
