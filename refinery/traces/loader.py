@@ -39,6 +39,7 @@ from refinery.traces.langfuse import load_langfuse
 from refinery.traces.langsmith import load_langsmith
 from refinery.traces.otel import is_attribute_map, load_otel
 from refinery.traces.plain import LIST_KEYS, load_plain
+from refinery.traces.redact import redact_text
 from refinery.traces.task import with_task
 
 
@@ -165,7 +166,7 @@ def formats() -> list[str]:
 
 
 def _sample_list(traces: list[Trace]) -> str:
-    ids = [str(t.metadata.get("sample_id") or t.trace_id) for t in traces]
+    ids = [redact_text(str(t.metadata.get("sample_id") or t.trace_id)) for t in traces]  # printed: no secret
     return "samples " + ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
 
 
