@@ -24,6 +24,7 @@ _START = r"(?:(?<=%3[Dd])|(?<=%20)|(?<=\d[Zz])|(?<=\\[nrt])|(?<![A-Za-z0-9]))"
 # Between a field's name and its value: quotes (escaped or not), `:` or `=` (`=>` too), blanks,
 # and the renderer's marks (which stand between a key and its value until they are stripped)
 _NL = r"(?:\r?\n|\\+n)"
+_WB = r"(?:\b|(?<=\\[nrt]))"  # a word's start, or just after an escaped line break or tab (`\nCookie:`)
 _LINE = r"(?:[^\n\\]|\\++[^n\\])"  # a character of a line, escapes (`\"`) taken whole
 _SEP = rf"\\*[\"']?[ \t]*(?:=>|[:=])[ \t]*[{MARKS}]*"
 
@@ -57,7 +58,7 @@ _MARKED = rf"(?<=[\ue000\ue005])[^{MARKS}\n]{{1,4096}}"
 # quoted at any depth of JSON encoding: the opening quote's backslashes (none, `\"`, `\\\"`…)
 # close it; a quote with more backslashes before it belongs to a deeper level, inside the value
 _QUOTED = rf"(?P<bs>\\*)\"(?:(?P=bs)\\++\"|\\++(?!\")|[^\"\\\n{MARKS}]){{1,2048}}(?:(?P=bs)\")?"
-_SINGLE = rf"'[^'\n{MARKS}]{{1,2048}}'?"
+_SINGLE = rf"\\*'[^'\n{MARKS}]{{1,2048}}'?"  # escaped too (`\'…\'`, as a repr writes it)
 _WORD = rf"[^\s\"'\\,;&}}\]){MARKS}]"
 
 
@@ -151,6 +152,7 @@ RULES: list[Rule] = [
     ),
     # -- AI providers
     _token("anthropic_key", "gitleaks:anthropic-api-key", "sk-ant-", r"sk-ant-(?:api|admin|sid)\d{2}-[\w-]{20,}"),
+    _token("langfuse_key", "refinery:langfuse-secret-key", "sk-lf-", r"sk-lf-[0-9a-fA-F-]{20,}"),
     _token("openai_key", "gitleaks:openai-api-key", "sk-proj-", r"sk-(?:proj|svcacct|admin)-[\w-]{20,}"),
     _r("openai_key", "github:openai-api-key", "sk-", _START + r"sk-(?:None-)?[A-Za-z0-9_-]{20,}"),
     _token("huggingface_token", "gitleaks:huggingface-organization-api-token", "api_org_", r"api_org_[A-Za-z]{34}"),
@@ -321,13 +323,13 @@ RULES: list[Rule] = [
         "cookie",
         "refinery",
         "cookie",
-        rf"(?i)(\b(?:set-)?cookie\\*[\"']?[ \t]*:[ \t]*[{MARKS}]*\\*[\"']?[ \t]*)[^\n\"'\\{MARKS}]{{8,8192}}",
+        rf"(?i)({_WB}(?:set-)?cookie\\*[\"']?[ \t]*:[ \t]*[{MARKS}]*\\*[\"']?[ \t]*)[^\n\"'\\{MARKS}]{{8,8192}}",
     ),
     _r(
         "authorization_header",
         "refinery",
         "authorization",
-        rf"(?i)(\b(?:proxy-)?authorization{_SEP}\\*[\"']?[ \t]*"
+        rf"(?i)({_WB}(?:proxy-)?authorization{_SEP}\\*[\"']?[ \t]*"
         r"(?:bearer|basic|token|digest|negotiate|ntlm|aws4-hmac-sha256)[ \t]+)"
         r"[A-Za-z0-9._~+/=:,-]{3,}(?:,[ \t]*[A-Za-z0-9._~+/=:,\"-]{1,2048})?",
     ),
@@ -335,16 +337,21 @@ RULES: list[Rule] = [
         "authorization_header",
         "refinery",
         "authorization",
-        rf"(?i)(\b(?:proxy-)?authorization{_SEP}\\*[\"']?[ \t]*)"
+        rf"(?i)({_WB}(?:proxy-)?authorization{_SEP}\\*[\"']?[ \t]*)"
         r"(?!(?:bearer|basic|token|digest|negotiate|ntlm)\b)[A-Za-z0-9._~+/=-]{16,}",
     ),
     _r(
         "api_key_header",
         "refinery",
         ("api-key", "api_key", "apikey"),
-        rf"(?i)(\b(?:x-)?api[-_]?key{_SEP}\\*[\"']?[ \t]*)(?=[A-Za-z0-9._~+/=-]*\d)[A-Za-z0-9._~+/=-]{{8,}}",
+        rf"(?i)({_WB}(?:x-)?api[-_]?key{_SEP}\\*[\"']?[ \t]*)(?=[A-Za-z0-9._~+/=-]*\d)[A-Za-z0-9._~+/=-]{{8,}}",
     ),
-    _r("bearer_token", "refinery", "bearer", r"(?i)((?:\b|(?<=%20))bearer(?:\s+|%20))[A-Za-z0-9._~+/-]{20,}=*"),
+    _r(
+        "bearer_token",
+        "refinery",
+        "bearer",
+        r"(?i)((?:\b|(?<=%20)|(?<=\\[nrt]))bearer(?:\s+|%20))[A-Za-z0-9._~+/-]{20,}=*",
+    ),
     # -- named fields: passwords (spaces, commas and quotes held), secrets, tokens, AWS and STS
     #    keys, Azure connection strings (`AccountKey=…;`), across the renderer's marks
     *(
@@ -358,6 +365,27 @@ RULES: list[Rule] = [
         rf"(?i)((?:{'|'.join(re.escape(p) for p in PROVIDERS)})[\w.-]{{0,20}}{_SEP}\\*[\"']?)"
         r"(?!\[REDACTED:)(?=[A-Za-z0-9_.=+/-]{0,150}\d)[A-Za-z0-9_.=+/-]{10,150}",
     ),
+    # -- shapes of GitHub secret scanning's supported tokens that gitleaks' catalogue lacks
+    _token("langsmith_key", "github:langchain-langsmith-api-key", "lsv2_", r"lsv2_(?:pt|sk)_[a-f0-9]{32}_[a-f0-9]{10}"),
+    _token("groq_key", "github:groq-api-key", "gsk_", r"gsk_[A-Za-z0-9]{48,}"),
+    _token("replicate_token", "github:replicate-api-token", "r8_", r"(?<![A-Za-z0-9])r8_[A-Za-z0-9]{37}"),
+    _token(
+        "supabase_token",
+        "github:supabase-personal-access-token",
+        ("sbp_", "sb_secret_"),
+        r"sb(?:p_[a-f0-9]{40}|_secret_[\w-]{30,})",
+    ),
+    _token("tailscale_key", "github:tailscale-api-key", "tskey-", r"tskey-[a-z]+-[A-Za-z0-9]{10,}-[A-Za-z0-9]{20,}"),
+    _token("figma_token", "github:figma-personal-access-token", "figd_", r"figd_[\w-]{40,}"),
+    _token("xai_key", "github:xai-api-key", "xai-", r"(?<![A-Za-z0-9])xai-[A-Za-z0-9]{70,}"),
+    _token("pinecone_key", "github:pinecone-api-key", "pcsk_", r"pcsk_[A-Za-z0-9]{5,}_[A-Za-z0-9]{40,}"),
+    _token(
+        "newrelic_key",
+        "github:new-relic-user-api-key",
+        ("nrak-", "nrii-", "nrjs-"),
+        r"NR(?:AK-[A-Z0-9]{27}|II-[\w-]{32}|JS-[a-f0-9]{19})",
+    ),
+    _token("mapbox_token", "github:mapbox-secret-access-token", "sk.eyj", r"sk\.eyJ[\w.-]{60,}"),
     # -- more prefixed shapes of gitleaks' catalogue
     _r(
         "onepassword_secret_key",
