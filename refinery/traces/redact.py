@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from refinery.errors import UserInputError
-from refinery.traces.redact_rules import FIELD_NAMES, K8S_DATA, K8S_KIND, K8S_REACH, RULES, Rule
+from refinery.traces.redact_rules import FIELD_NAMES, HEADER_NAMES, K8S_DATA, K8S_KIND, K8S_REACH, RULES, Rule
 
 __all__ = [
     "RULES",
@@ -192,6 +192,8 @@ def secret_field_value(key: Any, value: Any, parent: Any = None) -> str | None:
     k8s_secret = isinstance(parent, dict) and str(parent.get("kind", "")).lower() == "secret"
     if not FIELD_NAMES.search(key.strip()) and not (k8s_secret and key in ("data", "stringData")):
         return None
+    if HEADER_NAMES.search(key.strip()) and not isinstance(value, (list, dict)):
+        return None  # one header value: the text rules know its scheme (`Bearer …`) and say so
     kind = "password_field" if re.search(r"(?i)pass|pwd", key) else "secret_field"
     state[0].counts[kind] += 1
     return f"[REDACTED:{kind}]"

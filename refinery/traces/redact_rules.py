@@ -80,9 +80,9 @@ WEAK_FIELDS = r"secret|api[_-]?token|webhook[_-]?secret|signing[_-]?(?:key|secre
 
 # A key of the trace's own structure whose whole value goes (an OTel header attribute
 # `http.request.header.authorization` is a list of values, a cookie jar an object)
-FIELD_NAMES = re.compile(
-    rf"(?i)(?:{STRONG_FIELDS}|{WEAK_FIELDS}|(?:proxy[_-])?authorization|(?:set[_-])?cookie|(?:x[_-])?api[_-]?key)$"
-)
+HEADERS = r"(?:proxy[_-])?authorization|(?:set[_-])?cookie|(?:x[_-])?api[_-]?key"
+HEADER_NAMES = re.compile(rf"(?i)(?:{HEADERS})$")
+FIELD_NAMES = re.compile(rf"(?i)(?:{STRONG_FIELDS}|{WEAK_FIELDS}|{HEADERS})$")
 
 # Providers whose keys gitleaks finds by the provider's name in the field (`<provider>…= value`):
 # the value must look like a key (10 to 150 key characters, a digit among them)
