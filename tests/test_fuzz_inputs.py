@@ -118,3 +118,18 @@ def test_the_cli_answers_a_bad_expectation_with_one_line_and_an_exit_code(tmp_pa
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert code == 0 or (code == 2 and err.count("\n") == 1 and err.startswith("refinery: error: "))
+
+
+async def test_a_run_over_a_trace_and_an_expectation_with_lone_surrogates_completes(openai_env, tmp_path):
+    from refinery.cli import amain
+
+    trace = tmp_path / "trace.json"
+    trace.write_text(
+        '[{"role": "user", "content": "refund 42 \\ud83d please"}, {"role": "assistant", "content": "ok \\udc00"}]'
+    )
+    expect = tmp_path / "expect.json"
+    expect.write_text('{"description": "Refund \\ud800 order 42"}')
+    out = tmp_path / "out"
+    assert await amain(["run", str(trace), "--expect", str(expect), "--out", str(out), "--stages", "1-4"]) == 0
+    assert (out / "report.html").is_file()
+    assert any("\ufffd" in json.dumps(b, ensure_ascii=False) for b in openai_env.response_bodies)  # replaced, then sent
