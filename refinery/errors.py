@@ -59,6 +59,12 @@ class StrictSchemaError(RequestBuildError):
         super().__init__(f"schema is not valid for strict structured output: {shown}{more}")
 
 
+def _one_line(text: object, limit: int = 1000) -> str:
+    """A server's text on one line (white space runs folded), at most `limit` characters."""
+    folded = " ".join(str(text).split())
+    return folded if len(folded) <= limit else folded[: limit - 1] + "…"
+
+
 class APIError(RefineryError):
     """Talking to the API failed: no answer came (`APIConnectionError`), or an error answer did
     (`APIStatusError`). Carries the API's own `error` object fields when there was one."""
@@ -74,7 +80,8 @@ class APIError(RefineryError):
         headers: Mapping[str, str] | None = None,
         request_id: str | None = None,
     ) -> None:
-        self.message = message
+        self.message = message = _one_line(message)  # a server's text may hold line breaks (an HTML 500 page)
+        type, param, code = (_one_line(v) if v is not None else None for v in (type, param, code))
         self.status = status
         self.type = type
         self.param = param

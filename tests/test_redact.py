@@ -21,7 +21,7 @@ POSITIVES = [
     ("private_key", "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY-----"),
     ("authorization_header", '"Authorization": "Basic dXNlcm5hbWU6cGFzc3dvcmQxMjM="'),
     ("authorization_header", "authorization: Token 9f8e7d6c5b4a39281706abcdef"),
-    ("bearer_token", "curl -H 'X-Auth: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.sig_abcdefghij'"),
+    ("jwt", "curl -H 'X-Auth: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.sig_abcdefghij'"),
 ]
 
 # (kind, text, the secret that must be gone): short or embedded credentials the 20-character

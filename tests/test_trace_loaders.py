@@ -214,16 +214,12 @@ SAMPLES = sorted((SHARED / "trace-samples").glob("*/*.json")) if (SHARED / "trac
 @pytest.mark.skipif(not SAMPLES, reason="../shared/trace-samples not present")
 @pytest.mark.parametrize("path", SAMPLES, ids=[f"{p.parent.name}/{p.name}" for p in SAMPLES])
 def test_every_shared_sample_loads(path):
-    for t in load_traces(path):  # an eval log holds one trace a sample
+    formats = {"langfuse": "langfuse", "langsmith": "langsmith", "openinference": "otel", "inspect": "inspect"}
+    for t in load_traces(path):  # an Inspect log holds one trace a sample
         assert t.runs, "a sample trace loaded with no runs"
         assert t.trace_id
         assert all(r.id for r in t.runs)
-        assert (
-            t.metadata["format"]
-            == {"langfuse": "langfuse", "langsmith": "langsmith", "openinference": "otel", "inspect": "inspect"}[
-                path.parent.name
-            ]
-        )
+        assert t.metadata["format"] == formats[path.parent.name]
 
 
 def test_a_message_repeated_across_llm_spans_is_held_once():

@@ -8,6 +8,7 @@ the environment only when the first request needs it.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -36,11 +37,12 @@ class AnalystBase(FailureAnalyst):
         self._client = client
         self._owns_client = client is None
         self.redact = redact
+        self.redact_patterns: tuple[re.Pattern[str], ...] = ()  # an organisation's own shapes, compiled
 
     def sent_id(self, trace_id: str) -> str:
         """A trace id as this analyst sends and writes it: it names the uploaded files, the store
         and every artifact, so with redaction on a secret inside it is redacted (the rest stays)."""
-        return redact_text(trace_id, RedactionReport()) if self.redact else trace_id
+        return redact_text(trace_id, RedactionReport(), self.redact_patterns) if self.redact else trace_id
 
     def sent_trace(self, trace: Trace) -> Trace:
         """The trace with its id as sent (`sent_id`); the same object when nothing changes."""
@@ -85,7 +87,7 @@ class AnalystBase(FailureAnalyst):
         """The expectation as it may be sent: redacted unless redaction is off (counted in `report`,
         the analysis's own)."""
         text = expectation.as_text()
-        return redact_text(text, report) if self.redact else text
+        return redact_text(text, report, self.redact_patterns) if self.redact else text
 
 
 async def _tell(callback: ProgressCallback | None, stage: str, status: str, info: dict[str, Any]) -> None:

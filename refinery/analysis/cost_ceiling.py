@@ -56,7 +56,9 @@ class CostCeiling:
         async with self._lock:
             self.reserved_usd -= reserved
             if usage is not None:
-                self.spent_usd += estimate_cost_usd(usage.model_dump(), self.model) or 0.0
+                # a call whose usage the server stated as no count costs its worst case, never nothing
+                cost = reserved if usage.unknown else estimate_cost_usd(usage.model_dump(), self.model) or 0.0
+                self.spent_usd += max(cost, 0.0)
 
     def guard(self, chunk_allowance: int) -> "_Guard":
         """A `SpendGuard` for one stage's requests (each may add `chunk_allowance` retrieved tokens)."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -71,7 +72,7 @@ from refinery.core.models import Diagnosis, DomainExpertExpectation, GapAnalysis
 from refinery.core.offload import off_loop
 from refinery.errors import ConfigurationError, UserInputError
 from refinery.prompts.system_prompts import SYSTEM
-from refinery.traces.redact import RedactionReport
+from refinery.traces.redact import RedactionReport, compile_patterns
 from refinery.traces.render import CHUNKING_STRATEGY, RenderOptions
 from refinery.traces.spool import SpooledFiles, upload_files_for
 from refinery.wire.response_output import CallUsage
@@ -137,10 +138,12 @@ class StagedFailureAnalyst(AnalystBase):
         reasoning_effort: str | None = None,
         redact: bool = True,
         base_model: str | None = None,
+        redact_patterns: Sequence[str | re.Pattern[str]] = (),
     ) -> None:
         """`model` is what requests name (on Azure OpenAI, the deployment); `base_model` is the
         model it is, for context windows, prices and reasoning (default: `model`)."""
         super().__init__(model, seed, progress_callback, client, redact)
+        self.redact_patterns = compile_patterns(redact_patterns)  # `--redact-pattern`: redacted as the rest
         self.base_model = base_model or model
         self._manager = vector_store_manager
         self.artifacts_dir = Path(artifacts_dir) if artifacts_dir is not None else None
@@ -241,6 +244,7 @@ class StagedFailureAnalyst(AnalystBase):
             evals=evals,
             expectation=expectation,
             redact=self.redact,
+            redact_patterns=self.redact_patterns,
             stop=stop,
         )
 

@@ -91,6 +91,17 @@ def _version() -> str:
         return __version__
 
 
+def _redact_pattern(parser: argparse.ArgumentParser) -> None:
+    """`--redact-pattern REGEX`, on every command that redacts what it sends and writes."""
+    parser.add_argument(
+        "--redact-pattern",
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="also redact what this regular expression matches (repeatable): an organisation's own secret shapes",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
@@ -121,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     trace_inputs.add_argument(
         "--no-redact", action="store_true", help="upload secrets as they are (redaction is on by default)"
     )
+    _redact_pattern(trace_inputs)
 
     reading = _Parser(add_help=False)
     reading.add_argument(
@@ -298,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
         "arrive.",
         [common, reading],
     )
+    _redact_pattern(p)
     p.add_argument(
         "source",
         metavar="SOURCE",

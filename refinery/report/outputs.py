@@ -48,6 +48,8 @@ def usage_summary(result: AnyResult, model: str, redactions: dict[str, int] | No
         # deployment answers under names of its own: its base model's price)
         cost = estimate_cost_usd(d, u.model or model)
         d["estimated_cost_usd"] = cost if cost is not None else estimate_cost_usd(d, model)
+        if u.unknown or any(d[k] < 0 for k in TOKEN_COUNTS):  # usage the server stated as no count: unknown
+            d["estimated_cost_usd"] = None
         stages[stage] = d
         costs.append(d["estimated_cost_usd"])
         for k in TOKEN_COUNTS:

@@ -43,6 +43,9 @@ def category_of(run: RunSeen) -> str:
     return "service_error" if run.kind == "tool" else "other"
 
 
+PROSE_CHARS = 400  # the longest text the stand-in writes in one field
+
+
 class StandInModel:
     """Fills a strict schema from retrieved chunks; `max_items` bounds every array."""
 
@@ -140,7 +143,9 @@ class _Filler:
             return False
         if kind == "null":
             return None
-        return self._string(name, run, owner)
+        said = self._string(name, run, owner)
+        # prose bounded as a model's answer is (names and errors can be long); ids and files exact
+        return said if name in ("run_id", "file", "section_or_lines", "section") else said[:PROSE_CHARS]
 
     def _array(self, items: dict[str, Any], name: str, run: RunSeen | None, owner: str) -> list[Any]:
         strings = self._strings(name, run)

@@ -18,6 +18,16 @@ _RUN_TYPES = {t.value for t in RunType}
 READ_SHAPE = ReadShape(entries=frozenset({"runs", "post", "patch"}))  # runs, or the API's batch payloads
 
 
+def _dotted_order(value: Any, source: str | None, field: str) -> str | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise TraceFormatError(
+            f"expected text like '<time>Z<run id>', got {type(value).__name__}", source=source, field=field
+        )
+    return value
+
+
 def _id_from_dotted_order(dotted: Any) -> str | None:
     if isinstance(dotted, str) and "Z" in dotted:
         return dotted.rsplit(".", 1)[-1].split("Z", 1)[-1] or None
@@ -58,6 +68,8 @@ def _run(raw: dict[str, Any], i: int, source: str | None) -> TraceRun:
     for key in ("tags", "session_name", "events"):
         if raw.get(key):
             metadata[key] = raw[key]
+    if not isinstance(metadata.get("events", []), list):  # the renderer reads events as a list
+        metadata["events"] = [metadata["events"]]
     error = raw.get("error")
     stated = str(raw.get("status") or "").lower()  # LangSmith's run status: success, error, pending
     if stated == "error" and not error:
@@ -74,7 +86,7 @@ def _run(raw: dict[str, Any], i: int, source: str | None) -> TraceRun:
         status="error" if error else ("ok" if stated == "success" else None),
         parent_run_id=str(raw["parent_run_id"]) if raw.get("parent_run_id") else None,
         trace_id=str(raw.get("trace_id") or ""),
-        dotted_order=raw.get("dotted_order") or None,
+        dotted_order=_dotted_order(raw.get("dotted_order"), source, f"{field}.dotted_order"),
         metadata=metadata,
     )
 

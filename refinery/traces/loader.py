@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from refinery.core.models import Trace
-from refinery.errors import TraceFormatError
+from refinery.errors import RefineryError, TraceFormatError
 from refinery.traces import eval_logs, langfuse, langsmith, otel, plain
 from refinery.traces.agent_logs import (
     is_agents_sdk,
@@ -40,6 +40,7 @@ from refinery.traces.langfuse import load_langfuse
 from refinery.traces.langsmith import load_langsmith
 from refinery.traces.otel import is_attribute_map, load_otel
 from refinery.traces.plain import LIST_KEYS, load_plain
+from refinery.traces.redact import redact_text
 from refinery.traces.task import with_task
 
 
@@ -195,8 +196,47 @@ def _named(traces: list[Trace]) -> list[Trace]:
 
 
 def _sample_list(traces: list[Trace]) -> str:
-    ids = [str(t.metadata.get("sample_id") or t.trace_id) for t in traces]
+    ids = [redact_text(str(t.metadata.get("sample_id") or t.trace_id)) for t in traces]  # printed: no secret
     return "samples " + ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+
+
+# What each format's document holds: the end of the one-line error when a loader meets valid
+# JSON of the wrong types (a number where a list belongs, a string where a span belongs)
+EXPECTED = {
+    "langsmith": "a list of runs (objects with id, name, run_type, start_time, dotted_order as text) or {post, patch}",
+    "otel": "OTLP/JSON {resourceSpans: [{scopeSpans: [{spans: [span objects]}]}]} or a list of span objects",
+    "langfuse": "{trace: {…}, observations: [observation objects]}",
+    "plain": "a list of messages or steps (objects with role and content), or an object holding one",
+    "swe_agent": "a SWE-agent trajectory {trajectory: [step objects], history: [message objects]}",
+    "openhands": "an OpenHands event list (objects with action or observation)",
+    "openai_agents": "an OpenAI Agents SDK trace {spans: [objects with span_data]}",
+    "inspect": "an Inspect AI log {eval: {…}, samples: [{id, messages: [...], events: [...]}]}",
+    "taubench": "τ-bench results: a list of {task_id, reward, traj: [message objects], info: {…}}",
+}
+
+
+def _guarded(fmt: str, source: str | None, load: Callable[[], list[Trace]]) -> list[Trace]:
+    """`load()`, with any crash a loader has on valid JSON of the wrong types turned into one line
+    naming the file, the format and what it should hold."""
+    try:
+        return load()
+    except (RefineryError, RecursionError):
+        raise
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError) as exc:
+        what = " ".join(str(exc).split())[:200]
+        raise TraceFormatError(
+            f"not what a {fmt} trace holds ({type(exc).__name__}: {what}); expected {EXPECTED.get(fmt, 'a trace')}",
+            source=source,
+        ) from None
+
+
+def _read(path: Path, source: str) -> Any:
+    try:
+        return read_trace_json(path, READ_SHAPE)
+    except (RefineryError, RecursionError):
+        raise
+    except ValueError as exc:  # a number of more than 4,300 digits, text that is not UTF-8
+        raise TraceFormatError(f"not readable as JSON ({' '.join(str(exc).split())[:200]})", source=source) from None
 
 
 def _load(path_or_data: str | Path | Any, source: str | None, format: str | None) -> list[Trace]:
@@ -204,8 +244,14 @@ def _load(path_or_data: str | Path | Any, source: str | None, format: str | None
     if source is not None:
         path = Path(path_or_data)
         if format in (None, "inspect") and path.is_file() and zipfile.is_zipfile(path):
-            return _named([_checked(with_task(t), "inspect", source) for t in inspect_zip_samples(path)])
-        data = read_trace_json(path, READ_SHAPE)
+            return _named(
+                _guarded(
+                    "inspect",
+                    source,
+                    lambda: [_checked(with_task(t), "inspect", source) for t in inspect_zip_samples(path)],
+                )
+            )
+        data = _read(path, source)
     fmt = format or detect_format(data)
     if fmt is None:
         found = find_messages(data)
@@ -221,16 +267,18 @@ def _load(path_or_data: str | Path | Any, source: str | None, format: str | None
         log.warning("loaded messages from %s; use --format to choose another reading", where)
         first_user = first_user_message(messages)
         head = {"task": messages[first_user].get("content")} if first_user is not None else {}
-        trace = with_task(load_plain({"messages": messages, **head}, source))
+        trace = _guarded("plain", source, lambda: [with_task(load_plain({"messages": messages, **head}, source))])[0]
         trace.metadata["loaded_from"] = where
         if first_user is not None:
             trace.metadata["task_source"] = f"the first user message ({where}[{first_user}])"
         return [_checked(trace, "plain", source)]
     if fmt in MULTI_LOADERS:
-        return _named([_checked(with_task(t), fmt, source) for t in MULTI_LOADERS[fmt](data, source)])
+        multi = MULTI_LOADERS[fmt]
+        return _named(_guarded(fmt, source, lambda: [_checked(with_task(t), fmt, source) for t in multi(data, source)]))
     if fmt not in LOADERS:
         raise TraceFormatError(f"unknown format {fmt!r}; use one of {formats()}", source=source)
-    return [_checked(with_task(LOADERS[fmt](data, source)), fmt, source)]
+    loader = LOADERS[fmt]
+    return _guarded(fmt, source, lambda: [_checked(with_task(loader(data, source)), fmt, source)])
 
 
 def _checked(trace: Trace, fmt: str, source: str | None) -> Trace:

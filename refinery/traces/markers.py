@@ -10,19 +10,57 @@ reopened, so the content reads the same.
 
 from __future__ import annotations
 
+import re
+
+from refinery.traces.redact import redact_value
 from refinery.traces.source_text import PAUSE, RESUME, is_open_after
+
+_SPACES = re.compile(" *")
 
 
 def _wrap(line: str, width: int) -> list[str]:
-    """A line longer than `width` split at white space (or hard, when it has none)."""
+    """A line longer than `width` split at white space (or hard, when it has none).
+
+    Walks the line by index: each piece is copied once (copying the rest of the line at every
+    cut made a single 50 MB line take hours)."""
     out = []
-    while len(line) > width:
-        cut = line.rfind(" ", width // 2, width)
-        cut = cut if cut > 0 else width
-        out.append(line[:cut])
-        line = line[cut:].lstrip(" ") if cut < width else line[cut:]
-    out.append(line)
+    pos, end = 0, len(line)
+    while end - pos > width:
+        space = line.rfind(" ", pos + width // 2, pos + width)
+        if space > pos:
+            out.append(line[pos:space])
+            pos = _SPACES.match(line, space).end()
+        else:
+            out.append(line[pos : pos + width])
+            pos += width
+    out.append(line[pos:])
     return out
+
+
+_SOURCE_SPAN = re.compile("\ue000[^\ue000\ue001]*\ue001")
+_JOIN = "\n\ue004\n"  # between the pieces redacted together: a line break and a mark, which no value crosses
+
+
+def _scaffolding_redacted(section: str) -> str:
+    """`section` with what the renderer wrote around the trace's values (ids, names) redacted,
+    inside a `redacting` block: the values were redacted as they were rendered, but a marker at a
+    blank line inside an id would split a secret there. The pieces between values are redacted
+    together, in one pass, not the values again."""
+    spans = list(_SOURCE_SPAN.finditer(section))
+    pieces, last = [], 0
+    for m in spans:
+        pieces.append(section[last : m.start()])
+        last = m.end()
+    pieces.append(section[last:])
+    if _JOIN in section:
+        return redact_value(section)
+    redacted = redact_value(_JOIN.join(pieces)).split(_JOIN)
+    if len(redacted) != len(pieces):  # a secret ran across pieces: the whole section, then
+        return redact_value(section)
+    out = [redacted[0]]
+    for m, piece in zip(spans, redacted[1:]):
+        out += [m.group(0), piece]
+    return "".join(out)
 
 
 def _break_rank(prev: tuple[str, str | None], line: tuple[str, str | None]) -> int:
@@ -49,6 +87,7 @@ def with_markers(section: str, marker: str, every: int) -> str:
     """
     if len(section) <= every:
         return section
+    section = _scaffolding_redacted(section)
     lines: list[tuple[str, str | None]] = []  # (line, the fence open before it)
     in_source: list[bool] = []  # source text open before each line
     fence: str | None = None

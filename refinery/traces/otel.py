@@ -298,11 +298,23 @@ def _walk_nested(spans: Iterable[Any], parent: str | None) -> Iterator[dict[str,
 def _otlp_parts(data: dict[str, Any], source: str | None) -> list[tuple[Sequence[Any], dict[str, Any] | None]]:
     """Each `spans` array under `resourceSpans`, with its resource's attributes, in file order."""
     parts: list[tuple[Sequence[Any], dict[str, Any] | None]] = []
-    for r_i, rs in enumerate(data.get("resourceSpans") or []):
+    resource_spans = data.get("resourceSpans") or []
+    if not isinstance(resource_spans, list):
+        raise TraceFormatError(
+            f"expected a list, got {type(resource_spans).__name__}", source=source, field="resourceSpans"
+        )
+    for r_i, rs in enumerate(resource_spans):
         if not isinstance(rs, dict):
             raise TraceFormatError("expected an object", source=source, field=f"resourceSpans[{r_i}]")
-        resource = attributes_of((rs.get("resource") or {}).get("attributes")) or None
-        for ss in rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or []:
+        res = rs.get("resource") or {}
+        resource = attributes_of(res.get("attributes") if isinstance(res, dict) else None) or None
+        scopes = rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or []
+        if not isinstance(scopes, list):
+            raise TraceFormatError("expected a list", source=source, field=f"resourceSpans[{r_i}].scopeSpans")
+        for s_i, ss in enumerate(scopes):
+            if not isinstance(ss, dict | None):
+                field = f"resourceSpans[{r_i}].scopeSpans[{s_i}]"
+                raise TraceFormatError(f"expected an object, got {type(ss).__name__}", source=source, field=field)
             parts.append(((ss or {}).get("spans") or [], resource))
     return parts
 

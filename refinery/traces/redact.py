@@ -1,131 +1,38 @@
 """Redact secrets before anything is written or uploaded. Pure functions.
 
 Why on by default: a trace routinely carries the agent's own credentials (headers, tool
-configs, environment dumps), and the files go to a third party. Each pattern is specific enough
-that look-alikes survive (a UUID, `sk-` in prose, "Bearer of bad news"), and every replacement
-says what kind of secret stood there, so the analysis can still mention "an API key was sent".
+configs, environment dumps), and the files go to a third party. The shapes looked for are the
+catalogue in `traces.redact_rules` (each rule naming its source); each is specific enough that
+look-alikes survive (a UUID, `sk-` in prose, "Bearer of bad news"), and every replacement says
+what kind of secret stood there, so the analysis can still mention "an API key was sent".
+What is not caught: a high-entropy string with no known prefix and no field name around it
+(a bare random password in prose); `--redact-pattern` adds an organisation's own shapes.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any
 
-_HEADER = r"(?i)(\b"  # a header (or config) name, case-insensitive, opens the kept prefix group
-# quotes (escaped or not), `:` or `=`, white space — and the renderer's private-use source marks
-# (`traces.source_text`), which stand between a field's name and its value until they are stripped
-_SEP = r"\\*[\"']?\s*[:=]\s*[\ue000-\ue005]*\\*[\"']?\s*"
+from refinery.errors import UserInputError
+from refinery.traces.redact_rules import FIELD_NAMES, HEADER_NAMES, K8S_DATA, K8S_KIND, K8S_REACH, RULES, Rule
 
-# Before a token: a word boundary, a URL-encoded `=` or space (`%3Dghp_…`, `Bearer%20…`), or the
-# `Z` that ends a timestamp in LangSmith's dotted order (`…T100000000000Z<run id>`)
-_TOKEN_START = r"(?:(?<=%3[Dd])|(?<=%20)|(?<=\d[Zz])|\b)"
-
-# Order matters: more specific patterns first (an Anthropic key also starts with "sk-").
-PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    (
-        "private_key",
-        # to its END line; without one (an export cut it off), over the key's base64 lines
-        re.compile(
-            r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----"
-            r"(?:[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----|(?:[A-Za-z0-9+/=\s]|\\[nr])*)"
-        ),
-    ),
-    ("anthropic_key", re.compile(r"\bsk-ant-(?:api|admin)\d{2}-[A-Za-z0-9_-]{20,}")),
-    ("openai_key", re.compile(r"\bsk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_-]{20,}(?:T3BlbkFJ[A-Za-z0-9_-]+)?")),
-    ("aws_access_key_id", re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b")),
-    (
-        "aws_secret_access_key",
-        re.compile(r"(?i)(?<=aws_secret_access_key)([\"']?\s*[:=]\s*[\"']?)[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])"),
-    ),
-    ("github_token", re.compile(_TOKEN_START + r"(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})\b")),
-    ("google_api_key", re.compile(_TOKEN_START + r"AIza[0-9A-Za-z_-]{35}")),
-    ("stripe_key", re.compile(_TOKEN_START + r"(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,}")),
-    ("huggingface_token", re.compile(_TOKEN_START + r"hf_[A-Za-z0-9]{30,}")),
-    ("gitlab_token", re.compile(_TOKEN_START + r"glpat-[A-Za-z0-9_-]{20,}")),
-    ("npm_token", re.compile(_TOKEN_START + r"npm_[A-Za-z0-9]{36}")),
-    ("sendgrid_key", re.compile(_TOKEN_START + r"SG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}")),
-    ("twilio_key", re.compile(_TOKEN_START + r"SK[0-9a-fA-F]{32}\b")),
-    # a password in a connection URL: scheme://user:PASSWORD@host — the user and host are kept
-    (
-        "url_password",
-        re.compile(
-            r"(?i)(\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?)://[^\s:/@]*:)[^\s@/]{3,}(?=@)"
-        ),
-    ),
-    ("cookie", re.compile(r"(?i)(\b(?:set-)?cookie" + r"\\*[\"']?\s*:\s*[\ue000-\ue005]*\\*[\"']?\s*)[^\s\"'\\]{8,}")),
-    (
-        "password_field",
-        re.compile(
-            r"(?i)([\"']?(?:password|passwd|client_secret|private_key_id)[\"']?\s*[:=]\s*[\ue000-\ue005]*[\"']?)"
-            r"[^\s\"'&,}]{4,}"
-        ),
-    ),
-    ("slack_token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
-    ("slack_webhook", re.compile(r"https://hooks\.slack\.com/services/T[A-Za-z0-9]+/B[A-Za-z0-9]+/[A-Za-z0-9]+")),
-    # A header name may sit in JSON that is itself inside a JSON string: `\"authorization\": \"Basic …\"`.
-    # With a scheme (Bearer, Basic, …) any credential goes, however short; without one, 16+ chars.
-    (
-        "authorization_header",
-        re.compile(
-            _HEADER
-            + r"(?:authorization|proxy-authorization)"
-            + _SEP
-            + r"(?:bearer|basic|token|digest)\s+)[A-Za-z0-9._~+/=-]{3,}"
-        ),
-    ),
-    (
-        "authorization_header",
-        re.compile(
-            _HEADER
-            + r"(?:authorization|proxy-authorization)"
-            + _SEP
-            + r")(?!(?:bearer|basic|token|digest)\b)[A-Za-z0-9._~+/=-]{16,}"
-        ),
-    ),
-    (
-        "api_key_header",
-        re.compile(_HEADER + r"(?:x-)?api[-_]?key" + _SEP + r")(?=[A-Za-z0-9._~+/=-]*\d)[A-Za-z0-9._~+/=-]{8,}"),
-    ),
-    (
-        "url_credential",
-        re.compile(
-            r"(?i)([?&](?:api[-_]?key|key|token|access[-_]?token|auth|secret|password|sig|signature)=)[^&\s\"'#\\]{8,}"
-        ),
-    ),
-    ("bearer_token", re.compile(r"(?i)((?:\b|(?<=%20))bearer(?:\s+|%20))[A-Za-z0-9._~+/-]{20,}=*")),
+__all__ = [
+    "RULES",
+    "RedactionReport",
+    "compile_patterns",
+    "extra_patterns",
+    "redact_text",
+    "redact_value",
+    "redacting",
+    "secret_field_value",
 ]
-
-
-# Cheap literal checks (on the lower-cased text) that let a pattern be skipped when its secret
-# cannot be there: most trace text holds none, and a regex scan of tens of MB is not free.
-PREFILTERS: dict[str, tuple[str, ...]] = {
-    "private_key": ("private key",),
-    "anthropic_key": ("sk-ant-",),
-    "openai_key": ("sk-",),
-    "aws_access_key_id": ("akia", "asia", "abia", "acca"),
-    "aws_secret_access_key": ("aws_secret_access_key",),
-    "github_token": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
-    "slack_token": ("xox",),
-    "slack_webhook": ("hooks.slack.com",),
-    "authorization_header": ("authorization",),
-    "api_key_header": ("api-key", "api_key", "apikey"),
-    "url_credential": ("key=", "token=", "auth=", "secret=", "password=", "sig=", "signature="),
-    "bearer_token": ("bearer",),
-    "google_api_key": ("aiza",),
-    "stripe_key": ("_live_", "_test_"),
-    "huggingface_token": ("hf_",),
-    "gitlab_token": ("glpat-",),
-    "npm_token": ("npm_",),
-    "sendgrid_key": ("sg.",),
-    "twilio_key": ("sk",),
-    "url_password": ("://",),
-    "cookie": ("cookie",),
-    "password_field": ("password", "passwd", "client_secret", "private_key_id"),
-}
 
 
 @dataclass
@@ -142,7 +49,7 @@ class RedactionReport:
         return dict(sorted(self.counts.items()))
 
 
-_LITERALS = frozenset(lit for lits in PREFILTERS.values() for lit in lits)
+_LITERALS = frozenset(lit for rule in RULES for lit in rule.literals) | {"secret"}
 _WINDOW = 1 << 16
 _OVERLAP = max(map(len, _LITERALS))
 
@@ -161,34 +68,100 @@ def _literals_in(text: str) -> set[str]:
     return found
 
 
-def redact_text(text: str, report: RedactionReport | None = None) -> str:
-    """`text` with every secret replaced by `[REDACTED:<kind>]`; counts go to `report`."""
-    present = _literals_in(text)
-    for kind, pattern in PATTERNS:
-        if not any(lit in present for lit in PREFILTERS[kind]):
+def compile_patterns(patterns: Iterable[str | re.Pattern[str]]) -> tuple[re.Pattern[str], ...]:
+    """An organisation's own secret shapes (`--redact-pattern`), compiled; a bad one is refused
+    with its text and the regex error on one line."""
+    out = []
+    for p in patterns:
+        if isinstance(p, re.Pattern):
+            out.append(p)
             continue
-        marker = f"[REDACTED:{kind}]"
+        try:
+            out.append(re.compile(p))
+        except re.error as exc:
+            raise UserInputError(f"--redact-pattern {p!r}: not a regular expression ({exc})") from None
+    return tuple(out)
 
-        def replace(m: re.Match[str], marker: str = marker, kind: str = kind) -> str:
-            if report is not None:
-                report.counts[kind] += 1
-            prefix = m.group(1) if m.re.groups else ""
-            return f"{prefix}{marker}"
 
-        text = pattern.sub(replace, text)
+# Extra patterns for everything redacted in this context (the CLI sets them once per command,
+# so the report, batch summaries and fetched traces apply them too)
+_EXTRA: ContextVar[tuple[re.Pattern[str], ...]] = ContextVar("refinery_redact_extra", default=())
+
+
+@contextmanager
+def extra_patterns(patterns: Sequence[str | re.Pattern[str]]) -> Iterator[None]:
+    """Within this block every redaction also replaces matches of `patterns` (`[REDACTED:custom]`)."""
+    token = _EXTRA.set(_EXTRA.get() + compile_patterns(patterns))
+    try:
+        yield
+    finally:
+        _EXTRA.reset(token)
+
+
+def _apply(
+    rule_kind: str, pattern: re.Pattern[str], text: str, report: RedactionReport | None, keep: bool = True
+) -> str:
+    """`text` with `pattern`'s matches replaced; with `keep`, a catalogue rule's group 1 (a field's
+    name) stays. An organisation's own pattern loses its whole match, whatever its groups."""
+    marker = f"[REDACTED:{rule_kind}]"
+
+    def replace(m: re.Match[str]) -> str:
+        if report is not None:
+            report.counts[rule_kind] += 1
+        prefix = (m.group(1) or "") if keep and m.re.groups else ""
+        return f"{prefix}{marker}"
+
+    return pattern.sub(replace, text)
+
+
+def redact_text(text: str, report: RedactionReport | None = None, extra: Sequence[re.Pattern[str]] = ()) -> str:
+    """`text` with every secret replaced by `[REDACTED:<kind>]`; counts go to `report`.
+    `extra`: an organisation's own patterns (see `compile_patterns`), as the context's are."""
+    present = _literals_in(text)
+    rule: Rule
+    for rule in RULES:
+        if not rule.literals or any(lit in present for lit in rule.literals):
+            text = _apply(rule.kind, rule.pattern, text, report)
+    if "secret" in present:
+        text = _kubernetes_secrets(text, report)
+    for pattern in (*_EXTRA.get(), *extra):
+        text = _apply("custom", pattern, text, report, keep=False)
     return text
+
+
+def _kubernetes_secrets(text: str, report: RedactionReport | None) -> str:
+    """The data blocks of Kubernetes Secret manifests replaced (see `redact_rules.K8S_DATA`)."""
+    kinds = [m.start() for m in K8S_KIND.finditer(text)]
+    if not kinds:
+        return text
+
+    def replace(m: re.Match[str]) -> str:
+        i = bisect.bisect_left(kinds, m.start())
+        near = (i < len(kinds) and kinds[i] - m.end() <= K8S_REACH) or (i > 0 and m.start() - kinds[i - 1] <= K8S_REACH)
+        if not near:
+            return m.group(0)
+        if report is not None:
+            report.counts["kubernetes_secret"] += 1
+        block = m.group(3)
+        indent = block[: len(block) - len(block.lstrip(" \t"))]
+        end = re.search(r"(?:\r?\n|\\+n)$", block)  # the block's last line break, as written
+        return f"{m.group(1)}{m.group(2)}{indent}[REDACTED:kubernetes_secret]{end.group(0) if end else ''}"
+
+    return K8S_DATA.sub(replace, text)
 
 
 # Redaction while rendering: each value of the trace is redacted before the renderer cuts it,
 # wraps it or puts a run-id marker into it (a secret split by a cut or a marker is no longer
 # recognised). A context variable, so concurrent renderings each count into their own report.
-_RENDERING: ContextVar[RedactionReport | None] = ContextVar("refinery_redaction", default=None)
+_RENDERING: ContextVar[tuple[RedactionReport, tuple[re.Pattern[str], ...]] | None] = ContextVar(
+    "refinery_redaction", default=None
+)
 
 
 @contextmanager
-def redacting(report: RedactionReport) -> Iterator[None]:
-    """Within this block, `redact_value` redacts into `report`."""
-    token = _RENDERING.set(report)
+def redacting(report: RedactionReport, extra: Sequence[re.Pattern[str]] = ()) -> Iterator[None]:
+    """Within this block, `redact_value` redacts into `report` (with `extra` patterns too)."""
+    token = _RENDERING.set((report, tuple(extra)))
     try:
         yield
     finally:
@@ -197,5 +170,30 @@ def redacting(report: RedactionReport) -> Iterator[None]:
 
 def redact_value(text: str) -> str:
     """A trace value as it may be rendered: redacted inside a `redacting` block, else as it is."""
-    report = _RENDERING.get()
-    return text if report is None or len(text) < 8 else redact_text(text, report)
+    state = _RENDERING.get()
+    if state is None or (len(text) < 8 and not state[1] and not _EXTRA.get()):
+        return text
+    return redact_text(text, *state)
+
+
+_BASE64 = re.compile(r"[A-Za-z0-9+/]{8,}={0,2}")
+
+
+def secret_field_value(key: Any, value: Any, parent: Any = None) -> str | None:
+    """The replacement for the whole value of a secret-named field of the trace's own structure
+    (`password`, `client_secret`, `SessionToken`, a Kubernetes Secret's `data`…), inside a
+    `redacting` block: any value, a list or an object too, whatever it holds. None otherwise."""
+    state = _RENDERING.get()
+    if state is None or not isinstance(key, str) or value in (None, "", [], {}) or isinstance(value, bool):
+        return None
+    if key == "auth" and isinstance(value, str) and _BASE64.fullmatch(value):  # Docker's `auths`
+        state[0].counts["docker_auth"] += 1
+        return "[REDACTED:docker_auth]"
+    k8s_secret = isinstance(parent, dict) and str(parent.get("kind", "")).lower() == "secret"
+    if not FIELD_NAMES.search(key.strip()) and not (k8s_secret and key in ("data", "stringData")):
+        return None
+    if HEADER_NAMES.search(key.strip()) and not isinstance(value, (list, dict)):
+        return None  # one header value: the text rules know its scheme (`Bearer …`) and say so
+    kind = "password_field" if re.search(r"(?i)pass|pwd", key) else "secret_field"
+    state[0].counts[kind] += 1
+    return f"[REDACTED:{kind}]"

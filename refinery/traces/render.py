@@ -29,6 +29,7 @@ from typing import Any, overload
 
 from refinery.core.models import DomainExpertExpectation, Trace, TraceRun
 from refinery.traces.markers import with_markers
+from refinery.traces.redact import redact_value
 from refinery.traces.shared_context import SharedContext, conversation_chain
 from refinery.traces.source_text import FileLayout, cut, run_mark, source, strip_marks
 from refinery.traces.text import fence, message_view, outline, scalar, text_of, truncate
@@ -411,11 +412,12 @@ def iter_marked_files(
             text = (contents or {})[fname]
             yield (
                 f"{tid}_{kind}_{safe_name(fname)}.md",
-                f"# {kind.title()} file: {fname}\n\n{fence(truncate(text, opts.max_field_chars * 4))}\n",
+                f"# {kind.title()} file: {fname}\n\n{fence(truncate(redact_value(text), opts.max_field_chars * 4))}\n",
             )
     if expectation is not None:
         yield f"{tid}_expectations.md", f"# Expected behaviour (domain expert)\n\n{expectation.as_text()}\n"
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")[:80]
+    """A table cell: redacted before it is cut (a token cut short is no longer recognised)."""
+    return redact_value(text).replace("|", "\\|").replace("\n", " ")[:80]

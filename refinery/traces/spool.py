@@ -14,6 +14,7 @@ a slow temporary disk, a tenth of a big trace's plan time.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -31,6 +32,8 @@ from refinery.traces.render import RenderOptions, iter_marked_files
 from refinery.traces.source_text import FileLayout, strip_marks
 
 __all__ = ["SpooledFiles", "file_names", "file_stats", "upload_files_for"]
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class SpooledFiles(Sequence[tuple[str, str]]):
@@ -55,7 +58,11 @@ class SpooledFiles(Sequence[tuple[str, str]]):
             self.append(name, text, layouts(i) if layouts else None)
 
     def append(self, name: str, text: str, layout: FileLayout | None = None) -> None:
-        data = text.encode("utf-8")
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (`"\\ud800"` in the trace): U+FFFD, one for one
+            text = _SURROGATE.sub("\ufffd", text)
+            data = text.encode("utf-8")
         offset = self.offsets[-1] + self.sizes[-1] if self.offsets else 0
         view = memoryview(data)
         while view:  # a write may take less than asked
@@ -149,21 +156,24 @@ def upload_files_for(
     evals: Mapping[str, str] | None = None,
     expectation: DomainExpertExpectation | None = None,
     redact: bool = True,
+    redact_patterns: Sequence[re.Pattern[str]] = (),
     stop: threading.Event | None = None,
 ) -> tuple[SpooledFiles, RedactionReport]:
     """The rendered files as they may leave the machine: redacted unless `redact=False`, spooled
     one file at a time, each with its layout (redaction runs before the source marks are taken
-    out, so the layout's offsets are those of the text as uploaded). With `stop` (see
-    `core.offload`), the rendering ends at the next file once it is set, and its spool is deleted."""
+    out, so the layout's offsets are those of the text as uploaded); `redact_patterns`: an
+    organisation's own shapes (`redact.compile_patterns`), redacted as the built-in ones are. With
+    `stop` (see `core.offload`), the rendering ends at the next file once it is set, and its spool
+    is deleted."""
     report = RedactionReport()
     spool = SpooledFiles()
     files = iter_marked_files(trace, options=options, prompts=prompts, evals=evals, expectation=expectation)
-    with redacting(report) if redact else nullcontext():
+    with redacting(report, redact_patterns) if redact else nullcontext():
         # values are redacted as they are rendered (before any cut or marker), the whole file
         # after (names, ids and anything else the renderer writes)
         for name, marked in files:
             if stop is not None and stop.is_set():
                 spool.close()
                 raise Stopped("rendering stopped")
-            spool.append(name, *strip_marks(redact_text(marked, report) if redact else marked))
+            spool.append(name, *strip_marks(redact_text(marked, report, redact_patterns) if redact else marked))
     return spool, report

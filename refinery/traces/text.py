@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
+from refinery.traces.redact import secret_field_value
 from refinery.traces.source_text import source, truncate_parts
 
 
@@ -79,7 +80,9 @@ def _outline_into(value: Any, indent: str, lines: list[str], mark: bool = False)
     )
     for key, item in items:
         label = key if isinstance(value, (list, tuple)) else f"{key}:"
-        simple = _scalar_line(item, mark)
+        # a secret-named field's value goes whole, whatever it holds (a list, an object, spaces)
+        hidden = None if isinstance(value, (list, tuple)) else secret_field_value(key, item, value)
+        simple = hidden if hidden is not None else _scalar_line(item, mark)
         if simple is not None:
             lines.append(f"{indent}{label} {simple}")
         else:

@@ -9,10 +9,11 @@ too, and each gets its own error so a caller can tell "the model said no" from "
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from refinery.core.tokens import TOKEN_COUNTS
 from refinery.errors import (
@@ -56,6 +57,10 @@ def parse_json_text(text: str) -> Any:
     """`json.loads`, raising `OutputFormatError` (with the raw text kept) when it is not JSON."""
     try:
         return json.loads(text)
+    except RecursionError:  # nested past Python's stack
+        raise OutputFormatError(
+            "output is nested too deeply to read", raw_text=text, problems=["nested too deeply"]
+        ) from None
     except ValueError as exc:
         raise OutputFormatError(f"output is not valid JSON: {exc}", raw_text=text, problems=[str(exc)]) from exc
 
@@ -88,8 +93,25 @@ def citations(response: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+MAX_CALL_TOKENS = 100_000_000  # more than any context window and output: a count past it is no count
+
+
+def _count(value: Any) -> int | None:
+    """A token count as a server states it: a whole number from 0 to `MAX_CALL_TOKENS`, else None
+    (negative, `"lots"`, NaN, a fraction, absurd)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and 0 <= value <= MAX_CALL_TOKENS:
+        return value
+    return None
+
+
 class CallUsage(BaseModel):
-    """Token usage of one API call, labelled by the caller (e.g. a stage name)."""
+    """Token usage of one API call, labelled by the caller (e.g. a stage name). `unknown`: the
+    server stated usage that is no count (negative, not a number, absurd): its counts are left at
+    0 and the call is charged its worst case against `--max-cost`, never nothing."""
 
     label: str | None = None
     model: str | None = None
@@ -99,21 +121,37 @@ class CallUsage(BaseModel):
     cached_tokens: int = 0
     reasoning_tokens: int = 0
     total_tokens: int = 0
+    unknown: bool = Field(default=False, exclude=True)
 
     @classmethod
     def from_response(cls, response: dict[str, Any], label: str | None = None) -> "CallUsage":
-        u = response.get("usage") or {}
-        inp = u.get("input_tokens") or 0
-        outp = u.get("output_tokens") or 0
+        u = response.get("usage")
+        u = {} if u is None else u
+        model, rid = response.get("model"), response.get("id")
+        meta = {"label": label, "model": model if isinstance(model, str) else None, "response_id": rid}
+        if not isinstance(meta["response_id"], str):
+            meta["response_id"] = None
+        if not isinstance(u, dict):
+            return cls(**meta, unknown=True)
+        details_in, details_out = u.get("input_tokens_details") or {}, u.get("output_tokens_details") or {}
+        stated = {
+            "input_tokens": u.get("input_tokens"),
+            "output_tokens": u.get("output_tokens"),
+            "cached_tokens": details_in.get("cached_tokens") if isinstance(details_in, dict) else -1,
+            "reasoning_tokens": details_out.get("reasoning_tokens") if isinstance(details_out, dict) else -1,
+            "total_tokens": u.get("total_tokens"),
+        }
+        counts = {k: _count(v) for k, v in stated.items() if v is not None}
+        if any(c is None for c in counts.values()):
+            return cls(**meta, unknown=True)
+        inp, outp = counts.get("input_tokens", 0), counts.get("output_tokens", 0)
         return cls(
-            label=label,
-            model=response.get("model"),
-            response_id=response.get("id"),
+            **meta,
             input_tokens=inp,
             output_tokens=outp,
-            cached_tokens=(u.get("input_tokens_details") or {}).get("cached_tokens") or 0,
-            reasoning_tokens=(u.get("output_tokens_details") or {}).get("reasoning_tokens") or 0,
-            total_tokens=u.get("total_tokens") or (inp + outp),
+            cached_tokens=counts.get("cached_tokens", 0),
+            reasoning_tokens=counts.get("reasoning_tokens", 0),
+            total_tokens=counts.get("total_tokens") or (inp + outp),
         )
 
     def counts(self) -> dict[str, int]:
@@ -138,4 +176,5 @@ class CallUsage(BaseModel):
             cached_tokens=self.cached_tokens + other.cached_tokens,
             reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
             total_tokens=self.total_tokens + other.total_tokens,
+            unknown=self.unknown or other.unknown,
         )

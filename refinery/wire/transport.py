@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json as jsonlib
 import logging
+import math
 import os
 import random
 import time
@@ -363,7 +364,8 @@ class OpenAITransport:
 def _total_tokens(payload: Any) -> int | None:
     usage = payload.get("usage") if isinstance(payload, dict) else None
     used = usage.get("total_tokens") if isinstance(usage, dict) else None
-    return int(used) if isinstance(used, (int, float)) else None
+    ok = isinstance(used, (int, float)) and not isinstance(used, bool) and math.isfinite(used) and used >= 0
+    return int(used) if ok else None  # NaN, negative or not a number: no count
 
 
 def _decode(raw: bytes) -> Any:
@@ -371,5 +373,5 @@ def _decode(raw: bytes) -> Any:
         return None
     try:
         return jsonlib.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested past Python's stack too: not JSON we can read
         return raw.decode("utf-8", "replace")[:500]
