@@ -24,6 +24,7 @@ from refinery.core.interfaces import FileContents
 from refinery.core.models import DomainExpertExpectation, Trace
 from refinery.core.offload import off_loop
 from refinery.report.outputs import usage_summary, write_outputs
+from refinery.traces.redact import active_patterns
 
 __all__ = ["FolderAnalysis", "analyze_into"]
 
@@ -83,7 +84,9 @@ async def analyze_into(
         prompts=prompts,
         evals=evals,
         settings=analyst.answer_settings(),
-        redaction=redaction_setting(analyst.redact, getattr(analyst, "redact_patterns", None) or ()),
+        redaction=redaction_setting(
+            analyst.redact, [p.pattern for p in (*analyst.redact_patterns, *active_patterns())]
+        ),
     )
     async with OutputFolder(folder, record, fresh=fresh, discard=analyst.discard_recorded):
         result = await analyst.analyze(

@@ -98,6 +98,11 @@ def extra_patterns(patterns: Sequence[str | re.Pattern[str]]) -> Iterator[None]:
         _EXTRA.reset(token)
 
 
+def active_patterns() -> tuple[re.Pattern[str], ...]:
+    """The organisation's own shapes in force here (`extra_patterns` blocks around this call)."""
+    return _EXTRA.get()
+
+
 def _apply(
     rule_kind: str, pattern: re.Pattern[str], text: str, report: RedactionReport | None, keep: bool = True
 ) -> str:
