@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import aiohttp
 import jsonschema
 
-from refinery.core.tokens import estimate_body_tokens
+from refinery.core.tokens import worst_case_tokens
 from refinery.errors import (
     APIConnectionError,
     AuthenticationError,
@@ -178,7 +178,7 @@ class ResponsesClient:
         The call goes through the transport's rate budget with its worst-case token cost; calls
         with the same label suffix (`…:stage1`) share a learned allowance for retrieved chunks.
         """
-        cost = estimate_body_tokens(dict(body)) + int(body.get("max_output_tokens") or 4096)
+        cost = worst_case_tokens(dict(body))
         cost_class = label.rsplit(":", 1)[-1] if label else None
         resp = await self.transport.request("POST", "/responses", json=dict(body), cost=cost, cost_class=cost_class)
         data = resp.data if isinstance(resp.data, dict) else {}

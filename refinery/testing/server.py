@@ -51,6 +51,7 @@ log = logging.getLogger("refinery.testing.server")
 # The stand-in searches with the start of its prompt (the task and its retrieval protocol), as a
 # model writes a short query: not with trace text pasted further down (a Stage 1 reading inline).
 SEARCH_QUERY_CHARS = 1000
+LOWEST_LEFT = "lowest TPM left at admission"  # in `stats`: the fewest tokens an admission left in the bucket
 __all__ = ["DEFAULT_MAX_NUM_RESULTS", "MAX_BATCH_FILES", "OpenAITestServer", "main"]
 
 
@@ -322,6 +323,9 @@ class OpenAITestServer(FilesAndStores):
                 bool(self.limiter.tpm and cost > self.limiter.tpm)
             )  # never admissible
             return web.json_response(rl_body, status=429, headers=rl_headers)
+        if self.limiter.tokens:  # how near this admission came to a 429: the bucket's level after it
+            left = int(self.limiter.tokens.level)
+            self.stats[LOWEST_LEFT] = min(self.stats.get(LOWEST_LEFT, left), left)
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
 
