@@ -21,6 +21,7 @@ add up to less than `lazy_bytes` is returned as a plain list, so small traces lo
 from __future__ import annotations
 
 import codecs
+import gc
 import json
 import os
 import re
@@ -93,12 +94,8 @@ class LazyArray(Sequence[Any]):
                     j += 1
                 f.seek(first)
                 block = f.read(spans[2 * j - 1] - first)
-                for k in range(i, j):
-                    start, end = spans[2 * k] - first, spans[2 * k + 1] - first
-                    try:
-                        yield json.loads(block[start:end])
-                    except ValueError:
-                        yield self._read(f, k)  # says which item and where, as an index read does
+                for k, value in enumerate(_block_items(block, spans[2 * i : 2 * j], first), start=i):
+                    yield self._read(f, k) if value is _BROKEN else value  # `_read` says which item, where
                 i = j
 
     @property
@@ -136,6 +133,58 @@ class LazyArray(Sequence[Any]):
             raise TraceFormatError(
                 f"item {i} (bytes {start}–{end}) no longer reads as JSON ({exc}, byte {byte})", source=str(self.path)
             ) from None
+
+
+_BROKEN = object()  # an item of a block that does not decode where it stands
+
+
+def _block_items(block: bytes, spans: array[int], first: int) -> list[Any]:
+    """The items whose byte `spans` (from the file's start) lie in `block` (read from byte
+    `first`), decoded by the C scanner in place — no copy of each item and no `json.loads` per
+    item — with the cyclic collector paused (JSON values hold no cycles; only C code runs)."""
+    out: list[Any] = []
+    scan = _DECODER.scan_once
+    with _gc_paused():
+        if block.isascii():  # a character a byte: the spans are positions in the text
+            text = block.decode("ascii")
+            for k in range(0, len(spans), 2):
+                start, end = spans[k] - first, spans[k + 1] - first
+                try:
+                    value, stop = scan(text, start)
+                except (StopIteration, ValueError):
+                    stop = -1
+                out.append(value if stop == end else _loaded(block[start:end]))
+        else:
+            for k in range(0, len(spans), 2):
+                out.append(_loaded(block[spans[k] - first : spans[k + 1] - first]))
+    return out
+
+
+def _loaded(piece: bytes) -> Any:
+    """One item's bytes decoded (`json.loads`'s rules: white space around it, UTF-8), or `_BROKEN`."""
+    try:
+        text = piece.decode("utf-8")
+        value, stop = _DECODER.scan_once(text, 0)
+        if stop == len(text):
+            return value
+    except (StopIteration, ValueError):
+        pass
+    try:
+        return json.loads(piece)
+    except ValueError:
+        return _BROKEN
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for the block (on again after, if it was on)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def is_array(value: Any) -> bool:
@@ -314,13 +363,63 @@ def _entries(cur: _Cursor, ctx: _Context, walk: bool) -> list[Any] | LazyArray:
     collected = _Collected(ctx)
     children = ctx.shape.children
     nested = False  # some item has children: read items back by walking them too
-    for _ in _array_items(cur):
+    cur.expect("[")
+    if cur.skip_ws() == "]":
+        cur.pos += 1
+        return collected.result()
+    while True:
+        # as many items as the window holds whole, by the C scanner in one loop; then one item
+        # the careful way (at the window's edge, too big to be small, or broken: it says which)
+        ended, some_nested = _scan_items(cur, ctx, walk, collected)
+        nested = nested or some_nested
+        if ended is not None:
+            if ended:
+                return collected.result(walk=nested)
+            continue
         cur.skip_ws()
         start = cur.byte_at(cur.pos)
         value = _item(cur, ctx, walk, children)
         collected.add(value, start, cur.byte_at(cur.pos))
         nested = nested or (walk and isinstance(value, dict) and not children.isdisjoint(value))
-    return collected.result(walk=nested)
+        if cur.expect(",]") == "]":
+            return collected.result(walk=nested)
+
+
+def _scan_items(cur: _Cursor, ctx: _Context, walk: bool, collected: _Collected) -> tuple[bool | None, bool]:
+    """The array's next items, each whole in the window and followed by `,` or `]` there, decoded
+    with their byte spans. (None: not even the first — the cursor unmoved at it; False: some,
+    the cursor at the next item; True: through the array's end), and whether one nests children."""
+    buf, n, children, most = cur.buf, len(cur.buf), ctx.shape.children, ctx.lazy_bytes
+    scan, ws = _DECODER.scan_once, _WS.match
+    pos = ws(buf, cur.pos).end()  # type: ignore[union-attr]  # the pattern matches the empty string
+    nested, ended = False, None
+    ascii_window = buf.isascii()  # a character a byte: sizes without encoding each item
+    while pos < n:
+        try:
+            value, end = scan(buf, pos)
+        except (StopIteration, ValueError):
+            break
+        after = ws(buf, end).end()  # type: ignore[union-attr]
+        if after >= n or buf[after] not in ",]":
+            break  # cut by the window's edge (a number may decode short), or broken: the careful way
+        if ascii_window:
+            size = end - pos
+        else:
+            piece = buf[pos:end]
+            size = len(piece) if piece.isascii() else len(piece.encode("utf-8"))
+        if walk and buf[pos] == "{" and size > most:
+            break  # big enough to hold big child arrays: walked
+        start = cur.byte_at(pos)
+        cur.mark_pos, cur.mark_byte = end, start + size
+        collected.add(value, start, start + size)
+        nested = nested or (walk and isinstance(value, dict) and not children.isdisjoint(value))
+        cur.pos = pos = after + 1
+        if buf[after] == "]":
+            return True, nested
+        ended = False
+        pos = ws(buf, pos).end()  # type: ignore[union-attr]
+        cur.pos = pos
+    return ended, nested
 
 
 def _object(cur: _Cursor, ctx: _Context, entry_keys: frozenset[str], *, nested: bool = False) -> dict[str, Any]:
@@ -408,7 +507,8 @@ def read_trace_json(path: Path, shape: ReadShape, *, lazy_bytes: int | None = No
     try:
         ctx = _Context(path, _stamp(path), lazy_bytes, shape)
         try:
-            return _document(ctx)
+            with _gc_paused():  # only this module's code and the C decoder run: no cycles made
+                return _document(ctx)
         except _NotJson as problem:
             lines = _json_lines(ctx)
             if lines is None:
