@@ -6,9 +6,14 @@ client lets every caller of one transport share one budget and run close to the 
 (total tokens ÷ TPM) with no 429 reaching the caller.
 
 The model (OpenAI's documented behaviour, and `refinery.testing`'s server):
-- a request needs its worst case available (input estimate + `max_output_tokens` + an allowance
-  for the chunks `file_search` adds, learned per cost class from earlier usage), taken when it
-  is admitted;
+- a request needs its worst case available (what the caller gives: for `/responses`, the input
+  estimate + every `file_search`'s whole `max_num_results` chunks + `max_output_tokens`, plus an
+  allowance learned per cost class when usage still exceeds it), taken when it is admitted; the
+  server charges retrieved chunks only when the call completes, so a reservation smaller than
+  the charge would leave the server's bucket below ours until the answer is read;
+- a reservation also holds the top of the bucket while its request may be on its way (up to
+  `arrival_s`): the server's full bucket gains nothing until the request arrives, so ours must
+  not count that refill either;
 - it is charged what it used: the reservation is settled against `usage.total_tokens` and the
   rest given back;
 - the limits and the remaining budget are learned from `x-ratelimit-limit-*`,

@@ -175,8 +175,9 @@ class ResponsesClient:
     async def create(self, body: Mapping[str, Any], *, label: str | None = None) -> dict[str, Any]:
         """POST `/responses` and return the raw response object; its usage is recorded.
 
-        The call goes through the transport's rate budget with its worst-case token cost; calls
-        with the same label suffix (`…:stage1`) share a learned allowance for retrieved chunks.
+        The call goes through the transport's rate budget with its worst-case token cost (every
+        `file_search` returning whole chunks included); calls with the same label suffix
+        (`…:stage1`) share a learned allowance for anything usage shows beyond it.
         """
         cost = worst_case_tokens(dict(body))
         cost_class = label.rsplit(":", 1)[-1] if label else None
