@@ -367,20 +367,24 @@ def _entries(cur: _Cursor, ctx: _Context, walk: bool) -> list[Any] | LazyArray:
     if cur.skip_ws() == "]":
         cur.pos += 1
         return collected.result()
+    scanning = True  # until an item of a walked array proves big: then it is a tree, walked item by item
     while True:
         # as many items as the window holds whole, by the C scanner in one loop; then one item
         # the careful way (at the window's edge, too big to be small, or broken: it says which)
-        ended, some_nested = _scan_items(cur, ctx, walk, collected)
-        nested = nested or some_nested
-        if ended is not None:
-            if ended:
-                return collected.result(walk=nested)
-            continue
+        if scanning:
+            ended, some_nested = _scan_items(cur, ctx, walk, collected)
+            nested = nested or some_nested
+            if ended is not None:
+                if ended:
+                    return collected.result(walk=nested)
+                continue
         cur.skip_ws()
         start = cur.byte_at(cur.pos)
         value = _item(cur, ctx, walk, children)
-        collected.add(value, start, cur.byte_at(cur.pos))
+        end = cur.byte_at(cur.pos)
+        collected.add(value, start, end)
         nested = nested or (walk and isinstance(value, dict) and not children.isdisjoint(value))
+        scanning = scanning and not (walk and end - start > ctx.lazy_bytes)
         if cur.expect(",]") == "]":
             return collected.result(walk=nested)
 
