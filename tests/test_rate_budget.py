@@ -295,3 +295,43 @@ async def test_the_server_admits_what_the_budget_admits_on_a_loaded_machine():
 
     await clock.run(*(worker() for _ in range(8)))
     assert rejected == [] and budget.stats.waited > 0 and budget.stats.admitted == len(bodies) * 2
+
+
+def test_the_worst_case_holds_every_searchs_whole_chunks_and_the_whole_output():
+    from refinery.core.tokens import estimate_body_tokens, worst_case_tokens
+    from refinery.integrations.responses_request_builder import build_responses_body
+
+    schema = {"type": "object", "properties": {}, "required": [], "additionalProperties": False}
+    searching = build_responses_body("gpt-4o", "vs_1", "s", "u", schema, max_num_results=5, max_output_tokens=700)
+    plain = build_responses_body_no_tools("gpt-4o", "s", "u", schema, max_output_tokens=700)
+    assert worst_case_tokens(searching) == estimate_body_tokens(searching) + 5 * 800 + 700
+    assert worst_case_tokens(plain) == estimate_body_tokens(plain) + 700
+
+
+async def test_a_searching_call_reserves_its_whole_retrieval_before_it_is_sent(make_transport, mocked, clock):
+    """The server charges retrieved chunks when the call completes: the budget holds them from the start."""
+    from refinery.core.tokens import worst_case_tokens
+    from refinery.integrations.responses_request_builder import build_responses_body
+
+    mocked.post(f"{BASE}/responses", payload=response_json('{"a": "b"}'), headers=HEADERS)
+    schema = {
+        "type": "object",
+        "properties": {"a": {"type": "string"}},
+        "required": ["a"],
+        "additionalProperties": False,
+    }
+    body = build_responses_body("gpt-4o", "vs_1", "s", "u", schema, max_num_results=8, max_output_tokens=500)
+    budget = RateBudget(tpm=10**6, clock=clock, sleep=clock.sleep, safety_margin=0.0)
+    reserved = []
+    acquire = budget.acquire
+
+    async def recording(base_tokens: int, cost_class: str | None = None):
+        reserved.append(base_tokens)
+        return await acquire(base_tokens, cost_class)
+
+    budget.acquire = recording  # type: ignore[method-assign]
+    transport = make_transport()
+    transport.budget = budget
+    async with ResponsesClient(transport=transport) as client:
+        await client.create(body, label="t:stage2")
+    assert reserved == [worst_case_tokens(body)] and reserved[0] >= 8 * 800 + 500
