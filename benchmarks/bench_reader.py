@@ -6,13 +6,20 @@ the largest TRAIL trace in ../shared/eval-data when present: `read_trace_json` w
 whole file plus the same pass, in this process, best of `--repeat`. Ratios are what to compare
 (the machines are shared and noisy).
 
-Run: `python benchmarks/bench_reader.py [--sizes 10,100] [--repeat 3]`.
+`--load-trace MB`: what a user calls instead — `load_trace` and a pass over its runs — against
+`json.loads` and a pass over the raw entries, for a chat log and an OTLP trace of MB megabytes,
+each in a fresh process: CPU seconds (and per MB) and the peak memory above the process before
+the read (MiB, and as a share of `json.loads`'s).
+
+Run: `python benchmarks/bench_reader.py [--sizes 10,100] [--repeat 3]` or
+`python benchmarks/bench_reader.py --load-trace 30`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -52,11 +59,67 @@ def timed(read: Any, path: Path, repeat: int) -> float:
     return best
 
 
+_MEASURE = """
+import json, resource, sys
+from refinery.traces import load_trace
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096
+how, path = sys.argv[1], sys.argv[2]
+base, c0 = rss(), cpu()
+if how == "json.loads":
+    d = json.loads(open(path, "rb").read())
+    if "history" in d:
+        n = sum(1 for e in d["history"])
+    else:
+        n = sum(1 for rs in d["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"])
+else:
+    n = sum(1 for r in load_trace(path).runs)
+used = cpu() - c0
+# the high-water mark of this process's memory (ru_maxrss would carry the parent's over the exec)
+peak = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({"cpu": used, "above": max(0, peak - base) / 2**20, "n": n}))
+"""
+
+
+def measured(how: str, path: Path) -> dict[str, float]:
+    """One read of `path` in a fresh process: CPU seconds, MiB above the process, entries."""
+    out = subprocess.run([sys.executable, "-c", _MEASURE, how, str(path)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def load_trace_table(mb: float, repeat: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        print(
+            "| trace | entries | json.loads + pass: CPU s (s/MB) | MiB above | load_trace + pass over runs: CPU s "
+            "(s/MB) | MiB above | CPU ratio | memory ratio |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
+        for kind, make in (("chat", chat_log), ("otlp-distinct", otlp_distinct)):
+            path = Path(tmp) / f"{kind}.json"
+            path.write_text(json.dumps(make(mb)))
+            size = path.stat().st_size / 1e6
+            theirs = min((measured("json.loads", path) for _ in range(repeat)), key=lambda r: r["cpu"])
+            ours = min((measured("load_trace", path) for _ in range(repeat)), key=lambda r: r["cpu"])
+            print(
+                f"| {kind} {size:.0f} MB | {ours['n']} | {theirs['cpu']:.2f} ({theirs['cpu'] / size:.3f}) | "
+                f"{theirs['above']:.0f} | {ours['cpu']:.2f} ({ours['cpu'] / size:.3f}) | {ours['above']:.0f} | "
+                f"{ours['cpu'] / theirs['cpu']:.1f} | {ours['above'] / theirs['above']:.2f} |",
+                flush=True,
+            )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10,100", help="MB sizes of the synthetic traces (default 10,100)")
     ap.add_argument("--repeat", type=int, default=3, help="runs of each, the best kept (default 3)")
+    ap.add_argument("--load-trace", type=float, default=0, metavar="MB", help="load_trace + a pass, MB megabytes")
     args = ap.parse_args(argv)
+    if args.load_trace:
+        load_trace_table(args.load_trace, args.repeat)
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         cases: list[tuple[str, Path]] = []
         for mb in [float(x) for x in args.sizes.split(",") if x]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
 import html.parser
 from pathlib import Path
 from typing import Any
@@ -99,3 +100,37 @@ class PageDom(html.parser.HTMLParser):
 def plain_md(text: str) -> str:
     """A Markdown report as read: without the isolates around trace and model strings, brackets unescaped."""
     return text.replace("\u2068", "").replace("\u2069", "").replace("\\[", "[").replace("\\]", "]")
+
+
+class SimClock:
+    """Virtual time for several tasks at once: `sleep` waits until the clock reaches its wake-up
+    time, and `run` moves the clock from one wake-up to the next once every task is waiting.
+    (FakeClock adds each sleep to the time, as if the tasks took turns; this one lets them overlap,
+    as they do on a real clock.)"""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self._waiting: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = 0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._seq += 1
+        heapq.heappush(self._waiting, (self.now + max(0.0, seconds), self._seq, future))
+        await future
+
+    async def run(self, *tasks: Any) -> list[Any]:
+        """Run the coroutines to the end on this clock; their results."""
+        running = [asyncio.ensure_future(t) for t in tasks]
+        while not all(t.done() for t in running):
+            for _ in range(64):  # let every task run until it waits on the clock (no other waits here)
+                await asyncio.sleep(0)
+            if self._waiting:
+                self.now, _, future = heapq.heappop(self._waiting)
+                future.set_result(None)
+            elif not all(t.done() for t in running):
+                raise RuntimeError("a task waits on something other than the clock")
+        return [t.result() for t in running]

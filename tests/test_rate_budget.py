@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -11,7 +12,7 @@ from refinery.wire.responses_client import ResponsesClient
 from refinery.wire.responses_request_builder import (
     build_responses_body_no_tools,
 )
-from tests.helpers import BASE, FakeClock, response_json, sent
+from tests.helpers import BASE, FakeClock, SimClock, response_json, sent
 
 HEADERS = {
     "x-ratelimit-limit-tokens": "6000",
@@ -53,11 +54,31 @@ async def test_settling_below_the_reservation_gives_tokens_back(clock):
 
 async def test_requests_per_minute_are_budgeted_too(clock):
     b = budget(clock, rpm=2)
-    await b.acquire(10)
-    await b.acquire(10)
+    for _ in range(2):
+        b.settle(await b.acquire(10), 10, {})  # answered at once
     t0 = clock.now
     await b.acquire(10)
     assert clock.now - t0 == pytest.approx(30.0, abs=0.3)  # one request every 30 s
+
+
+async def test_a_reservation_holds_the_top_of_the_bucket_while_its_request_may_be_on_its_way(clock):
+    """Until a request reaches the server, the server's full bucket gains nothing: so ours may
+    not count refill above the capacity less what is on its way (here, for the 2 s it may take)."""
+    from refinery.testing.faults import RateLimiter
+
+    b, server = budget(clock, tpm=6000, arrival_s=2.0), RateLimiter(tpm=6000, clock=clock)
+    await b.acquire(3000)
+    clock.now += 1.5  # the request reaches the server only now, on a loaded machine
+    assert server.admit(3000)[0]
+    assert not server.admit(3150)[0]  # 3,000 left: the 150 refilled in 1.5 s were lost at the top
+    assert b.tokens.wait_for(3150) > 0  # and the budget does not count them either
+
+
+async def test_a_hold_ends_when_the_time_to_arrive_has_passed(clock):
+    b = budget(clock, tpm=6000, arrival_s=2.0)
+    await b.acquire(3000)  # in flight for long: the server took it long ago and refills to the top
+    clock.now += 40.0
+    assert b.tokens.wait_for(6000) == 0 and b.tokens.level == pytest.approx(6000)
 
 
 async def test_no_limit_costs_no_wait(clock):
@@ -178,9 +199,9 @@ def rendered_bodies() -> list[dict]:
 
 
 def worst_case(body: dict) -> int:
-    from refinery.core.tokens import estimate_body_tokens
+    from refinery.core.tokens import worst_case_tokens
 
-    return estimate_body_tokens(body) + int(body.get("max_output_tokens") or 4096)
+    return worst_case_tokens(body)  # what `ResponsesClient.create` reserves
 
 
 def test_the_budgets_reservation_covers_what_the_server_takes_at_admission():
@@ -229,3 +250,88 @@ async def test_requests_admitted_by_the_budget_are_admitted_by_the_server_at_the
 
     await asyncio.gather(*(worker() for _ in range(8)))
     assert rejected == [] and budget.stats.waited > 0  # the budget bound, and no request was turned away
+
+
+async def test_the_server_admits_what_the_budget_admits_on_a_loaded_machine():
+    """Rendered bodies eight at a time through the budget and the server's limiter on one clock
+    that lets them overlap, with a loaded machine's delays: a request reaches the server up to
+    0.6 s after its reservation, an answer reaches the client up to 0.4 s after the server
+    charged it, and every `file_search` returns its `max_num_results` whole chunks, charged when
+    the call completes. The budget binds, and the server turns none away."""
+    from refinery.testing.faults import RateLimiter
+    from refinery.testing.request_text import admission_cost, request_texts
+    from refinery.testing.retrieval import count_tokens
+
+    clock = SimClock()
+    bodies = rendered_bodies()
+    assert any(t.get("type") == "file_search" for b in bodies for t in b.get("tools") or [])
+    tpm = 2 * max(admission_cost(b) for b in bodies)
+    budget = RateBudget(tpm=tpm, rpm=1000, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(tpm=tpm, rpm=1000, clock=clock)
+    queue = list(bodies) * 2
+    arrival, answer = itertools.cycle([0.6, 0.0, 0.25, 0.05, 0.4]), itertools.cycle([0.0, 0.4, 0.1, 0.3])
+    rejected = []
+
+    def charged(body: dict) -> int:  # the server's count: input, whole chunks, a short answer
+        chunks = sum(800 * int(t["max_num_results"]) for t in body.get("tools") or [] if t["type"] == "file_search")
+        return count_tokens("\n".join(request_texts(body))) + chunks + 300
+
+    async def worker() -> None:
+        while queue:
+            body = queue.pop()
+            async with budget.reserve(worst_case(body)) as ticket:
+                await clock.sleep(next(arrival))
+                cost = admission_cost(body)
+                admitted, headers, _ = limiter.admit(cost)
+                if not admitted:
+                    rejected.append(cost)
+                    ticket.throttled(headers)
+                    continue
+                await clock.sleep(0.2)  # the server's latency
+                limiter.charge(charged(body), cost)
+                headers = limiter.headers()
+                await clock.sleep(next(answer))
+                ticket.settle(charged(body), headers)
+
+    await clock.run(*(worker() for _ in range(8)))
+    assert rejected == [] and budget.stats.waited > 0 and budget.stats.admitted == len(bodies) * 2
+
+
+def test_the_worst_case_holds_every_searchs_whole_chunks_and_the_whole_output():
+    from refinery.core.tokens import estimate_body_tokens, worst_case_tokens
+    from refinery.wire.responses_request_builder import build_responses_body
+
+    schema = {"type": "object", "properties": {}, "required": [], "additionalProperties": False}
+    searching = build_responses_body("gpt-4o", "vs_1", "s", "u", schema, max_num_results=5, max_output_tokens=700)
+    plain = build_responses_body_no_tools("gpt-4o", "s", "u", schema, max_output_tokens=700)
+    assert worst_case_tokens(searching) == estimate_body_tokens(searching) + 5 * 800 + 700
+    assert worst_case_tokens(plain) == estimate_body_tokens(plain) + 700
+
+
+async def test_a_searching_call_reserves_its_whole_retrieval_before_it_is_sent(make_transport, mocked, clock):
+    """The server charges retrieved chunks when the call completes: the budget holds them from the start."""
+    from refinery.core.tokens import worst_case_tokens
+    from refinery.wire.responses_request_builder import build_responses_body
+
+    mocked.post(f"{BASE}/responses", payload=response_json('{"a": "b"}'), headers=HEADERS)
+    schema = {
+        "type": "object",
+        "properties": {"a": {"type": "string"}},
+        "required": ["a"],
+        "additionalProperties": False,
+    }
+    body = build_responses_body("gpt-4o", "vs_1", "s", "u", schema, max_num_results=8, max_output_tokens=500)
+    budget = RateBudget(tpm=10**6, clock=clock, sleep=clock.sleep, safety_margin=0.0)
+    reserved = []
+    acquire = budget.acquire
+
+    async def recording(base_tokens: int, cost_class: str | None = None):
+        reserved.append(base_tokens)
+        return await acquire(base_tokens, cost_class)
+
+    budget.acquire = recording  # type: ignore[method-assign]
+    transport = make_transport()
+    transport.budget = budget
+    async with ResponsesClient(transport=transport) as client:
+        await client.create(body, label="t:stage2")
+    assert reserved == [worst_case_tokens(body)] and reserved[0] >= 8 * 800 + 500

@@ -17,7 +17,6 @@ the base URL (`http://127.0.0.1:PORT/v1`).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import itertools
 import json
@@ -51,6 +50,7 @@ log = logging.getLogger("refinery.testing.server")
 # The stand-in searches with the start of its prompt (the task and its retrieval protocol), as a
 # model writes a short query: not with trace text pasted further down (a Stage 1 reading inline).
 SEARCH_QUERY_CHARS = 1000
+LOWEST_LEFT = "lowest TPM left at admission"  # in `stats`: the fewest tokens an admission left in the bucket
 __all__ = ["DEFAULT_MAX_NUM_RESULTS", "MAX_BATCH_FILES", "OpenAITestServer", "main"]
 
 
@@ -328,6 +328,9 @@ class OpenAITestServer(FilesAndStores):
                 bool(self.limiter.tpm and cost > self.limiter.tpm)
             )  # never admissible
             return web.json_response(rl_body, status=429, headers=rl_headers)
+        if self.limiter.tokens:  # how near this admission came to a 429: the bucket's level after it
+            left = int(self.limiter.tokens.level)
+            self.stats[LOWEST_LEFT] = min(self.stats.get(LOWEST_LEFT, left), left)
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
 
@@ -476,56 +479,7 @@ class OpenAITestServer(FilesAndStores):
         return web.json_response(dict(self.stats))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m refinery.testing.server", description="Local OpenAI-compatible test server (a test double)."
-    )
-    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
-    parser.add_argument("--indexing-delay", type=float, default=0.0, help="seconds a file stays in_progress")
-    parser.add_argument("--rpm", type=int, help="requests-per-minute limit")
-    parser.add_argument("--tpm", type=int, help="tokens-per-minute limit")
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every /responses call")
-    parser.add_argument("--upload-latency", type=float, default=0.0, help="seconds added to every file upload")
-    parser.add_argument("--no-validate", action="store_true", help="skip spec validation of request bodies")
-    parser.add_argument("--api-key", help="accept only this key")
-    parser.add_argument(
-        "--reasoning-tokens",
-        type=int,
-        default=0,
-        metavar="N",
-        help="tokens a reasoning model (o-series, gpt-5) spends thinking, against max_output_tokens (default: 0)",
-    )
-    parser.add_argument(
-        "--azure", action="store_true", help="Azure OpenAI's v1 API: /openai/v1 paths, the key in an api-key header"
-    )
-    args = parser.parse_args(argv)
+if __name__ == "__main__":  # `python -m refinery.testing.server`: the command line is `server_cli`
+    from refinery.testing.server_cli import main
 
-    async def serve() -> None:
-        server = OpenAITestServer(
-            port=args.port,
-            indexing_delay_s=args.indexing_delay,
-            rpm=args.rpm,
-            tpm=args.tpm,
-            latency_s=args.latency,
-            upload_latency_s=args.upload_latency,
-            api_key=args.api_key,
-            validate_requests=not args.no_validate,
-            reasoning_tokens=args.reasoning_tokens,
-            azure=args.azure,
-        )
-        await server.start()
-        print(server.base_url, flush=True)
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await server.stop()
-
-    try:
-        asyncio.run(serve())
-    except KeyboardInterrupt:
-        pass
-    return 0
-
-
-if __name__ == "__main__":
     sys.exit(main())

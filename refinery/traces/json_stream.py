@@ -21,9 +21,9 @@ add up to less than `lazy_bytes` is returned as a plain list, so small traces lo
 from __future__ import annotations
 
 import codecs
+import gc
 import json
 import os
-import re
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, overload
 
 from refinery.errors import TraceFormatError
+from refinery.traces.json_cursor import DECODER, WS, Cursor, NotJson, NotUtf8
 from refinery.traces.read_shape import ReadShape
 
 __all__ = ["LAZY_BYTES", "LazyArray", "ReadShape", "is_array", "read_trace_json"]
@@ -39,10 +40,7 @@ __all__ = ["LAZY_BYTES", "LazyArray", "ReadShape", "is_array", "read_trace_json"
 LAZY_BYTES = 1 << 20  # entry arrays bigger than this stay in the file
 
 
-_CHUNK = 1 << 20
-_WS = re.compile(r"[ \t\n\r]*")
-_DELIMITERS = frozenset(" \t\n\r,:]}")  # what may follow a complete JSON value
-_DECODER = json.JSONDecoder()
+_CHUNK = 1 << 20  # the window a cursor reads, and the block a lazy array reads, at a time
 
 
 class LazyArray(Sequence[Any]):
@@ -93,12 +91,8 @@ class LazyArray(Sequence[Any]):
                     j += 1
                 f.seek(first)
                 block = f.read(spans[2 * j - 1] - first)
-                for k in range(i, j):
-                    start, end = spans[2 * k] - first, spans[2 * k + 1] - first
-                    try:
-                        yield json.loads(block[start:end])
-                    except ValueError:
-                        yield self._read(f, k)  # says which item and where, as an index read does
+                for k, value in enumerate(_block_items(block, spans[2 * i : 2 * j], first), start=i):
+                    yield self._read(f, k) if value is _BROKEN else value  # `_read` says which item, where
                 i = j
 
     @property
@@ -126,16 +120,68 @@ class LazyArray(Sequence[Any]):
         try:
             if not self._walk:
                 return json.loads(f.read(end - start))
-            cur = _Cursor(f, first_byte=start, limit=end - start)
+            cur = Cursor(f, _CHUNK, first_byte=start, limit=end - start)
             value = _item(cur, self._ctx, True, self._ctx.shape.children)
             if cur.skip_ws():  # the item must end where it ended when the file was first read
-                raise _NotJson("an item does not end where it did", cur.byte_at(cur.pos))
+                raise NotJson("an item does not end where it did", cur.byte_at(cur.pos))
             return value
-        except (ValueError, _NotJson, _NotUtf8) as exc:
-            byte = exc.byte if isinstance(exc, _NotJson) else start
+        except (ValueError, NotJson, NotUtf8) as exc:
+            byte = exc.byte if isinstance(exc, NotJson) else start
             raise TraceFormatError(
                 f"item {i} (bytes {start}–{end}) no longer reads as JSON ({exc}, byte {byte})", source=str(self.path)
             ) from None
+
+
+_BROKEN = object()  # an item of a block that does not decode where it stands
+
+
+def _block_items(block: bytes, spans: array[int], first: int) -> list[Any]:
+    """The items whose byte `spans` (from the file's start) lie in `block` (read from byte
+    `first`), decoded by the C scanner in place — no copy of each item and no `json.loads` per
+    item — with the cyclic collector paused (JSON values hold no cycles; only C code runs)."""
+    out: list[Any] = []
+    scan = DECODER.scan_once
+    with _gc_paused():
+        if block.isascii():  # a character a byte: the spans are positions in the text
+            text = block.decode("ascii")
+            for k in range(0, len(spans), 2):
+                start, end = spans[k] - first, spans[k + 1] - first
+                try:
+                    value, stop = scan(text, start)
+                except (StopIteration, ValueError):
+                    stop = -1
+                out.append(value if stop == end else _loaded(block[start:end]))
+        else:
+            for k in range(0, len(spans), 2):
+                out.append(_loaded(block[spans[k] - first : spans[k + 1] - first]))
+    return out
+
+
+def _loaded(piece: bytes) -> Any:
+    """One item's bytes decoded (`json.loads`'s rules: white space around it, UTF-8), or `_BROKEN`."""
+    try:
+        text = piece.decode("utf-8")
+        value, stop = DECODER.scan_once(text, 0)
+        if stop == len(text):
+            return value
+    except (StopIteration, ValueError):
+        pass
+    try:
+        return json.loads(piece)
+    except ValueError:
+        return _BROKEN
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for the block (on again after, if it was on)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def is_array(value: Any) -> bool:
@@ -148,117 +194,6 @@ def _stamp(path: Path) -> tuple[int, int]:
     return st.st_size, st.st_mtime_ns
 
 
-class _NotJson(Exception):
-    def __init__(self, message: str, byte: int) -> None:
-        super().__init__(message)
-        self.message, self.byte = message, byte
-
-
-class _NotUtf8(Exception):
-    pass
-
-
-class _Cursor:
-    """A forward-only window of a UTF-8 file as text, knowing the byte offset of every position."""
-
-    def __init__(self, f: BinaryIO, *, first_byte: int = 0, limit: int | None = None) -> None:
-        """`f` positioned at `first_byte`; `limit`: read no more than this many bytes (one item)."""
-        self.f = f
-        self.decoder = codecs.getincrementaldecoder("utf-8")()
-        self.buf, self.pos, self.eof = "", 0, False
-        self.mark_pos, self.mark_byte = 0, first_byte  # a known (position, byte) pair; positions only grow
-        self.started = first_byte > 0  # a byte-order mark can only open the file
-        self.left = limit
-        self.read_to = first_byte  # the file offset the next read starts at
-
-    def byte_at(self, pos: int) -> int:
-        piece = self.buf[self.mark_pos : pos]
-        self.mark_byte += len(piece) if piece.isascii() else len(piece.encode("utf-8"))
-        self.mark_pos = pos
-        return self.mark_byte
-
-    def more(self, at_least: int | None = None) -> None:
-        """Drop what was read, then read another piece of the file onto the window."""
-        if self.eof:
-            return
-        if self.pos:
-            self.byte_at(self.pos)
-            self.buf, self.pos, self.mark_pos = self.buf[self.pos :], 0, 0
-        size = at_least or _CHUNK
-        data = self.f.read(size if self.left is None else min(size, self.left))
-        if self.left is not None:
-            self.left -= len(data)
-        held = len(self.decoder.getstate()[0])  # the start of a character cut by the last read
-        try:
-            text = self.decoder.decode(data, final=not data)
-        except UnicodeDecodeError as exc:  # its positions count from the held bytes
-            raise _NotUtf8(f"not UTF-8 text ({exc.reason} at byte {self.read_to - held + exc.start})") from None
-        self.read_to += len(data)
-        if not self.started:
-            self.started = True
-            if text.startswith("\ufeff"):  # a byte-order mark: skip it, count its bytes
-                text = text[1:]
-                self.mark_byte += 3
-        self.eof = not data
-        self.buf += text
-
-    def skip_ws(self) -> str:
-        """The next significant character ('' at the end of the file), not consumed."""
-        while True:
-            match = _WS.match(self.buf, self.pos)  # always matches, if only the empty string
-            self.pos = match.end() if match else self.pos
-            if self.pos < len(self.buf) or self.eof:
-                return self.buf[self.pos : self.pos + 1]
-            self.more()
-
-    def expect(self, chars: str) -> str:
-        c = self.skip_ws()
-        if not c or c not in chars:
-            raise _NotJson(f"expected {' or '.join(repr(ch) for ch in chars)}", self.byte_at(self.pos))
-        self.pos += 1
-        return c
-
-    def small_value(self, most_bytes: int) -> tuple[bool, Any]:
-        """(True, the next value) when it is whole in the window and at most `most_bytes` long;
-        (False, None) otherwise, the cursor unmoved. Why: an entry that small can hold no array
-        big enough to stay in the file, so one C call parses it, where a walk goes key by key."""
-        self.skip_ws()
-        if self.buf[self.pos : self.pos + 1] not in ("{", "["):  # numbers may be cut: `value` checks
-            return False, None
-        try:
-            value, end = _DECODER.raw_decode(self.buf, self.pos)
-        except json.JSONDecodeError:
-            return False, None  # cut by the window's edge, too big, or broken: the walk says which
-        piece = self.buf[self.pos : end]  # its bytes counted aside: the byte mark never passes the cursor
-        if len(piece) > most_bytes or (not piece.isascii() and len(piece.encode("utf-8")) > most_bytes):
-            return False, None
-        self.pos = end
-        return True, value
-
-    def value(self) -> Any:
-        """The next JSON value, parsed by the C decoder."""
-        self.skip_ws()
-        read = _CHUNK
-        while True:
-            try:
-                value, end = _DECODER.raw_decode(self.buf, self.pos)
-            except json.JSONDecodeError as exc:
-                if self.eof:
-                    raise _NotJson(exc.msg, self.byte_at(min(exc.pos, len(self.buf)))) from None
-            else:
-                # A value is whole only where a delimiter (or the end of the file) follows it: a
-                # number cut by the window's edge (`1700003482.` or `1e-`) decodes short. Text
-                # that is no delimiter but has one later in the window is broken JSON, for the
-                # caller to report where it stands.
-                if self.eof or (
-                    end < len(self.buf) and (self.buf[end] in _DELIMITERS or not _DELIMITERS.isdisjoint(self.buf[end:]))
-                ):
-                    self.pos = end
-                    return value
-            self.more(read)
-            read *= 2  # a value bigger than the window: grow it, so re-parsing stays linear
-
-
 @dataclass(frozen=True)
 class _Context:
     path: Path
@@ -267,7 +202,7 @@ class _Context:
     shape: ReadShape
 
 
-def _item(cur: _Cursor, ctx: _Context, walk: bool, keys: frozenset[str]) -> Any:
+def _item(cur: Cursor, ctx: _Context, walk: bool, keys: frozenset[str]) -> Any:
     """One array item: an entry that may nest big child arrays walked (unless it is small), else
     parsed whole."""
     if walk and cur.skip_ws() == "{":
@@ -298,7 +233,7 @@ class _Collected:
         return self.kept if self.kept is not None else LazyArray(self.ctx, self.spans, walk=walk)
 
 
-def _array_items(cur: _Cursor) -> Iterator[None]:
+def _array_items(cur: Cursor) -> Iterator[None]:
     """Steps through an array: yields with the cursor at each item, which the caller reads."""
     cur.expect("[")
     if cur.skip_ws() == "]":
@@ -310,20 +245,74 @@ def _array_items(cur: _Cursor) -> Iterator[None]:
             return
 
 
-def _entries(cur: _Cursor, ctx: _Context, walk: bool) -> list[Any] | LazyArray:
+def _entries(cur: Cursor, ctx: _Context, walk: bool) -> list[Any] | LazyArray:
     collected = _Collected(ctx)
     children = ctx.shape.children
     nested = False  # some item has children: read items back by walking them too
-    for _ in _array_items(cur):
+    cur.expect("[")
+    if cur.skip_ws() == "]":
+        cur.pos += 1
+        return collected.result()
+    scanning = True  # until an item of a walked array proves big: then it is a tree, walked item by item
+    while True:
+        # as many items as the window holds whole, by the C scanner in one loop; then one item
+        # the careful way (at the window's edge, too big to be small, or broken: it says which)
+        if scanning:
+            ended, some_nested = _scan_items(cur, ctx, walk, collected)
+            nested = nested or some_nested
+            if ended is not None:
+                if ended:
+                    return collected.result(walk=nested)
+                continue
         cur.skip_ws()
         start = cur.byte_at(cur.pos)
         value = _item(cur, ctx, walk, children)
-        collected.add(value, start, cur.byte_at(cur.pos))
+        end = cur.byte_at(cur.pos)
+        collected.add(value, start, end)
         nested = nested or (walk and isinstance(value, dict) and not children.isdisjoint(value))
-    return collected.result(walk=nested)
+        scanning = scanning and not (walk and end - start > ctx.lazy_bytes)
+        if cur.expect(",]") == "]":
+            return collected.result(walk=nested)
 
 
-def _object(cur: _Cursor, ctx: _Context, entry_keys: frozenset[str], *, nested: bool = False) -> dict[str, Any]:
+def _scan_items(cur: Cursor, ctx: _Context, walk: bool, collected: _Collected) -> tuple[bool | None, bool]:
+    """The array's next items, each whole in the window and followed by `,` or `]` there, decoded
+    with their byte spans. (None: not even the first — the cursor unmoved at it; False: some,
+    the cursor at the next item; True: through the array's end), and whether one nests children."""
+    buf, n, children, most = cur.buf, len(cur.buf), ctx.shape.children, ctx.lazy_bytes
+    scan, ws = DECODER.scan_once, WS.match
+    pos = ws(buf, cur.pos).end()  # type: ignore[union-attr]  # the pattern matches the empty string
+    nested, ended = False, None
+    ascii_window = buf.isascii()  # a character a byte: sizes without encoding each item
+    while pos < n:
+        try:
+            value, end = scan(buf, pos)
+        except (StopIteration, ValueError):
+            break
+        after = ws(buf, end).end()  # type: ignore[union-attr]
+        if after >= n or buf[after] not in ",]":
+            break  # cut by the window's edge (a number may decode short), or broken: the careful way
+        if ascii_window:
+            size = end - pos
+        else:
+            piece = buf[pos:end]
+            size = len(piece) if piece.isascii() else len(piece.encode("utf-8"))
+        if walk and buf[pos] == "{" and size > most:
+            break  # big enough to hold big child arrays: walked
+        start = cur.byte_at(pos)
+        cur.mark_pos, cur.mark_byte = end, start + size
+        collected.add(value, start, start + size)
+        nested = nested or (walk and isinstance(value, dict) and not children.isdisjoint(value))
+        cur.pos = pos = after + 1
+        if buf[after] == "]":
+            return True, nested
+        ended = False
+        pos = ws(buf, pos).end()  # type: ignore[union-attr]
+        cur.pos = pos
+    return ended, nested
+
+
+def _object(cur: Cursor, ctx: _Context, entry_keys: frozenset[str], *, nested: bool = False) -> dict[str, Any]:
     """An object walked key by key: entry arrays may stay lazy; wrapper arrays (above entries,
     never inside one: `nested`) are walked too."""
     cur.expect("{")
@@ -333,7 +322,7 @@ def _object(cur: _Cursor, ctx: _Context, entry_keys: frozenset[str], *, nested: 
         return out
     while True:
         if cur.skip_ws() != '"':
-            raise _NotJson("expected a property name in double quotes", cur.byte_at(cur.pos))
+            raise NotJson("expected a property name in double quotes", cur.byte_at(cur.pos))
         key = cur.value()
         cur.expect(":")
         nxt = cur.skip_ws()
@@ -347,13 +336,13 @@ def _object(cur: _Cursor, ctx: _Context, entry_keys: frozenset[str], *, nested: 
             return out
 
 
-def _wrappers(cur: _Cursor, ctx: _Context) -> list[Any]:
+def _wrappers(cur: Cursor, ctx: _Context) -> list[Any]:
     return [_object(cur, ctx, ctx.shape.entries) if cur.skip_ws() == "{" else cur.value() for _ in _array_items(cur)]
 
 
 def _document(ctx: _Context) -> Any:
     with ctx.path.open("rb") as f:
-        cur = _Cursor(f)
+        cur = Cursor(f, _CHUNK)
         first = cur.skip_ws()
         if first == "{":
             data: Any = _object(cur, ctx, ctx.shape.entries)
@@ -362,7 +351,7 @@ def _document(ctx: _Context) -> Any:
         else:
             data = cur.value()
         if cur.skip_ws():
-            raise _NotJson("extra data after the JSON value", cur.byte_at(cur.pos))
+            raise NotJson("extra data after the JSON value", cur.byte_at(cur.pos))
         return data
 
 
@@ -408,13 +397,14 @@ def read_trace_json(path: Path, shape: ReadShape, *, lazy_bytes: int | None = No
     try:
         ctx = _Context(path, _stamp(path), lazy_bytes, shape)
         try:
-            return _document(ctx)
-        except _NotJson as problem:
+            with _gc_paused():  # only this module's code and the C decoder run: no cycles made
+                return _document(ctx)
+        except NotJson as problem:
             lines = _json_lines(ctx)
             if lines is None:
                 raise TraceFormatError(f"not JSON: {problem.message} (byte {problem.byte})", source=str(path)) from None
             return lines
     except FileNotFoundError:
         raise TraceFormatError("no such file", source=str(path)) from None
-    except _NotUtf8 as exc:
+    except NotUtf8 as exc:
         raise TraceFormatError(str(exc), source=str(path)) from None

@@ -164,7 +164,7 @@ def _hex_id(value: Any) -> str | None:
         return None
     if isinstance(value, str):
         text = value[2:] if value.startswith("0x") else value
-        if all(c in "0123456789abcdefABCDEF" for c in text):
+        if not text.strip("0123456789abcdefABCDEF"):  # hex digits only (strip leaves any other character)
             return text
         try:  # OTLP protobuf-JSON from some SDKs: base64-encoded bytes
             raw = base64.b64decode(text, validate=True)

@@ -76,9 +76,14 @@ def attributes_of(raw: Any, pool: StringPool | None = None) -> dict[str, Any]:
 
 def unflatten(attrs: dict[str, Any], prefix: str) -> list[Any]:
     """`prefix.0.message.role`-style keys as a list of nested objects (the `message` wrapper dropped)."""
+    dotted = prefix + "."
+    keys = [k for k in attrs if k.startswith(dotted)]
+    if not keys:
+        return []
     root: dict[str, Any] = {}
-    for key in sorted(k for k in attrs if k.startswith(prefix + ".")):
-        parts = [sys.intern(p) for p in key[len(prefix) + 1 :].split(".")]  # "role", "content", "0": one copy each
+    cut = len(dotted)
+    for key in sorted(keys):
+        parts = list(map(sys.intern, key[cut:].split(".")))  # "role", "content", "0": one copy each
         node = root
         for part in parts[:-1]:
             nxt = node.get(part)
@@ -89,7 +94,7 @@ def unflatten(attrs: dict[str, Any], prefix: str) -> list[Any]:
 
     def listify(node: Any) -> Any:
         if isinstance(node, dict):
-            if node and all(k.isdigit() for k in node):
+            if node and "".join(node).isdigit() and all(node):  # every key digits (none empty)
                 return [listify(node[k]) for k in sorted(node, key=int)]
             return {k: listify(v) for k, v in node.items()}
         return node

@@ -6,9 +6,14 @@ client lets every caller of one transport share one budget and run close to the 
 (total tokens ÷ TPM) with no 429 reaching the caller.
 
 The model (OpenAI's documented behaviour, and `refinery.testing`'s server):
-- a request needs its worst case available (input estimate + `max_output_tokens` + an allowance
-  for the chunks `file_search` adds, learned per cost class from earlier usage), taken when it
-  is admitted;
+- a request needs its worst case available (what the caller gives: for `/responses`, the input
+  estimate + every `file_search`'s whole `max_num_results` chunks + `max_output_tokens`, plus an
+  allowance learned per cost class when usage still exceeds it), taken when it is admitted; the
+  server charges retrieved chunks only when the call completes, so a reservation smaller than
+  the charge would leave the server's bucket below ours until the answer is read;
+- a reservation also holds the top of the bucket while its request may be on its way (up to
+  `arrival_s`): the server's full bucket gains nothing until the request arrives, so ours must
+  not count that refill either;
 - it is charged what it used: the reservation is settled against `usage.total_tokens` and the
   rest given back;
 - the limits and the remaining budget are learned from `x-ratelimit-limit-*`,
@@ -41,18 +46,53 @@ log = logging.getLogger("refinery.budget")
 
 
 class _Bucket:
-    """A continuously refilling bucket: `capacity` per minute."""
+    """A continuously refilling bucket: `capacity` per minute.
 
-    def __init__(self, capacity: float, clock: Callable[[], float]) -> None:
+    A request reaches the server some time after we reserved it (later on a loaded machine);
+    until it does, the server's bucket stops filling at `capacity` with the request's tokens
+    still in it. So a reservation also holds the top of ours — it fills only to `capacity` less
+    the reservations that may still be on their way — until its answer, or for `arrival_s` at
+    most; otherwise we would count refill the server never had."""
+
+    def __init__(self, capacity: float, clock: Callable[[], float], arrival_s: float = 2.0) -> None:
         self.capacity = capacity
         self.level = capacity
         self.clock = clock
         self.stamp = clock()
+        self.arrival_s = arrival_s
+        self.holds: dict[int, tuple[float, float]] = {}  # id → (until, amount) of requests maybe on their way
+        self._next_hold = 0
 
     def refill(self) -> None:
         now = self.clock()
-        self.level = min(self.capacity, self.level + (now - self.stamp) * self.capacity / 60.0)
+        rate = self.capacity / 60.0
+        # piecewise: the ceiling rises as each hold runs out
+        for until, _ in sorted(self.holds.values()) + [(now, 0.0)]:
+            if until <= self.stamp:
+                continue
+            step = min(until, now)
+            ceiling = self.capacity - sum(a for u, a in self.holds.values() if u > self.stamp)
+            self.level = max(self.level, min(ceiling, self.level + (step - self.stamp) * rate))
+            self.stamp = step
+            if step >= now:
+                break
         self.stamp = now
+        self.holds = {k: v for k, v in self.holds.items() if v[0] > now}
+
+    def take(self, amount: float) -> int:
+        """Take `amount` for a request about to be sent; the id of its hold."""
+        self.refill()
+        self.level -= amount
+        self._next_hold += 1
+        self.holds[self._next_hold] = (self.stamp + self.arrival_s, amount)
+        return self._next_hold
+
+    def give_back(self, hold: int, amount: float) -> None:
+        """A request answered (or never sent): its hold ends, and `amount` (< 0: a charge) returns."""
+        self.refill()
+        self.holds.pop(hold, None)
+        ceiling = self.capacity - sum(a for _, a in self.holds.values())
+        self.level = self.level + amount if amount <= 0 else max(self.level, min(ceiling, self.level + amount))
 
     def wait_for(self, amount: float) -> float:
         self.refill()
@@ -67,6 +107,8 @@ class Reservation:
     base: float
     cost_class: str | None
     probe: bool = False
+    token_hold: int | None = None  # its hold on each bucket there was when it was admitted
+    request_hold: int | None = None
 
 
 class Ticket:
@@ -123,11 +165,12 @@ class RateBudget:
     allowance_smoothing: float = 0.3
     max_sleep_s: float = 0.25  # re-check often: settled reservations give tokens back early
     safety_margin: float = 0.05  # the server counts tokens its own way; reserve a little more
+    arrival_s: float = 2.0  # the longest a request may take to reach the server after its reservation
     stats: BudgetStats = field(default_factory=BudgetStats)
 
     def __post_init__(self) -> None:
-        self.tokens = _Bucket(float(self.tpm), self.clock) if self.tpm else None
-        self.requests = _Bucket(float(self.rpm), self.clock) if self.rpm else None
+        self.tokens = _Bucket(float(self.tpm), self.clock, self.arrival_s) if self.tpm else None
+        self.requests = _Bucket(float(self.rpm), self.clock, self.arrival_s) if self.rpm else None
         self.known = bool(self.tpm or self.rpm)
         self.allowance: dict[str, float] = {}
         self.blocked_until = 0.0
@@ -175,21 +218,17 @@ class RateBudget:
             self.stats.wait_s += step
 
     def _admit(self, need: float, base: float, cost_class: str | None, *, probe: bool, waited: bool) -> Reservation:
-        if self.tokens:
-            self.tokens.level -= need
-        if self.requests:
-            self.requests.level -= 1
+        token_hold = self.tokens.take(need) if self.tokens else None
+        request_hold = self.requests.take(1) if self.requests else None
         self.stats.admitted += 1
         self.stats.in_flight += 1
-        return Reservation(need, base, cost_class, probe)
+        return Reservation(need, base, cost_class, probe, token_hold, request_hold)
 
     def settle(self, res: Reservation, used_tokens: int | None, headers: Mapping[str, str]) -> None:
         """A request finished (any answer but a 429): charge what it used, learn from headers."""
         self._release(res)
         used = res.tokens if used_tokens is None else float(used_tokens)
-        if self.tokens:
-            self.tokens.refill()
-            self.tokens.level = min(self.tokens.capacity, self.tokens.level + res.tokens - used)
+        self._give_back(res, res.tokens - used, 0)
         if res.cost_class is not None and used_tokens is not None:
             extra = max(0.0, used - res.base)
             old = self.allowance.get(res.cost_class, 0.0)
@@ -203,8 +242,7 @@ class RateBudget:
         """A 429 reached us despite the budget: give the reservation back, block, tighten."""
         self._release(res)
         self.stats.throttled += 1
-        if self.tokens:
-            self.tokens.level += res.tokens
+        self._give_back(res, res.tokens, 0)  # a refused request still counts against the RPM
         wait = retry_after_seconds(headers)
         if wait is not None:
             self.blocked_until = max(self.blocked_until, self.clock() + wait)
@@ -216,10 +254,14 @@ class RateBudget:
     def cancel(self, res: Reservation) -> None:
         """The request never reached the server (connection error): give everything back."""
         self._release(res)
-        if self.tokens:
-            self.tokens.level += res.tokens
-        if self.requests:
-            self.requests.level += 1
+        self._give_back(res, res.tokens, 1)
+
+    def _give_back(self, res: Reservation, tokens: float, requests: int) -> None:
+        """End `res`'s holds on the buckets it was taken from, returning `tokens` and `requests`."""
+        if self.tokens and res.token_hold is not None:
+            self.tokens.give_back(res.token_hold, tokens)
+        if self.requests and res.request_hold is not None:
+            self.requests.give_back(res.request_hold, requests)
 
     def _release(self, res: Reservation) -> None:
         self.stats.in_flight -= 1
@@ -234,7 +276,7 @@ class RateBudget:
             return
         if snap.limit_tokens:
             if self.tokens is None:
-                self.tokens = _Bucket(float(snap.limit_tokens), self.clock)
+                self.tokens = _Bucket(float(snap.limit_tokens), self.clock, self.arrival_s)
             self.tokens.refill()
             self.tokens.capacity = float(snap.limit_tokens)
             if snap.remaining_tokens is not None:
@@ -243,7 +285,7 @@ class RateBudget:
                 self.tokens.level = min(self.tokens.level, float(snap.remaining_tokens))
         if snap.limit_requests:
             if self.requests is None:
-                self.requests = _Bucket(float(snap.limit_requests), self.clock)
+                self.requests = _Bucket(float(snap.limit_requests), self.clock, self.arrival_s)
             self.requests.refill()
             self.requests.capacity = float(snap.limit_requests)
             if snap.remaining_requests is not None:

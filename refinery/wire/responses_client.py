@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import aiohttp
 import jsonschema
 
-from refinery.core.tokens import estimate_body_tokens
+from refinery.core.tokens import worst_case_tokens
 from refinery.errors import (
     APIConnectionError,
     AuthenticationError,
@@ -181,14 +181,15 @@ class ResponsesClient:
     async def create(self, body: Mapping[str, Any], *, label: str | None = None) -> dict[str, Any]:
         """POST `/responses` and return the raw response object; its usage is recorded.
 
-        The call goes through the transport's rate budget with its worst-case token cost; calls
-        with the same label suffix (`…:stage1`) share a learned allowance for retrieved chunks.
+        The call goes through the transport's rate budget with its worst-case token cost (every
+        `file_search` returning whole chunks included); calls with the same label suffix
+        (`…:stage1`) share a learned allowance for anything usage shows beyond it.
         """
         return (await self._create(body, label))[0]
 
     async def _create(self, body: Mapping[str, Any], label: str | None) -> tuple[dict[str, Any], CallUsage]:
         # counting a big body's tokens is CPU work (a Stage 1 body holds its group's files): off the loop
-        cost = await asyncio.to_thread(estimate_body_tokens, dict(body)) + int(body.get("max_output_tokens") or 4096)
+        cost = await asyncio.to_thread(worst_case_tokens, dict(body))
         cost_class = label.rsplit(":", 1)[-1] if label else None
         resp = await self.transport.request("POST", "/responses", json=dict(body), cost=cost, cost_class=cost_class)
         data = resp.data if isinstance(resp.data, dict) else {}

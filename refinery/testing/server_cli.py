@@ -1,0 +1,63 @@
+"""`python -m refinery.testing.server`: the local OpenAI-compatible test server as a process, its
+base URL printed on the first line (for trying the CLI by hand, and for benchmarks that give the
+server a CPU of its own)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from refinery.testing.server import OpenAITestServer
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m refinery.testing.server", description="Local OpenAI-compatible test server (a test double)."
+    )
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    parser.add_argument("--indexing-delay", type=float, default=0.0, help="seconds a file stays in_progress")
+    parser.add_argument("--rpm", type=int, help="requests-per-minute limit")
+    parser.add_argument("--tpm", type=int, help="tokens-per-minute limit")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every /responses call")
+    parser.add_argument("--upload-latency", type=float, default=0.0, help="seconds added to every file upload")
+    parser.add_argument("--no-validate", action="store_true", help="skip spec validation of request bodies")
+    parser.add_argument("--api-key", help="accept only this key")
+    parser.add_argument(
+        "--reasoning-tokens",
+        type=int,
+        default=0,
+        metavar="N",
+        help="tokens a reasoning model (o-series, gpt-5) spends thinking, against max_output_tokens (default: 0)",
+    )
+    parser.add_argument(
+        "--azure", action="store_true", help="Azure OpenAI's v1 API: /openai/v1 paths, the key in an api-key header"
+    )
+    args = parser.parse_args(argv)
+
+    async def serve() -> None:
+        server = OpenAITestServer(
+            port=args.port,
+            indexing_delay_s=args.indexing_delay,
+            rpm=args.rpm,
+            tpm=args.tpm,
+            latency_s=args.latency,
+            upload_latency_s=args.upload_latency,
+            api_key=args.api_key,
+            validate_requests=not args.no_validate,
+            reasoning_tokens=args.reasoning_tokens,
+            azure=args.azure,
+        )
+        await server.start()
+        print(server.base_url, flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await server.stop()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        pass
+    return 0
