@@ -119,10 +119,10 @@ def test_the_analyst_redacts_an_organisations_own_pattern_from_what_it_renders(t
     path.write_text(json.dumps([{"role": "user", "content": "Use ticket ACME-ZZ-0042-SECRET7 to refund order 42"}]))
     expectation = DomainExpertExpectation(description="Refund with ACME-ZZ-0043-OTHER9 only")
     analyst = StagedFailureAnalyst(redact_patterns=[r"ACME-[A-Z]{2}-\d{4}-\w+"])
-    files = analyst.render(load_trace(path), expectation)
+    files, redaction = analyst.rendering(load_trace(path), expectation)
     text = "".join(t for _, t in files)
     assert "ACME-ZZ-0042" not in text and "ACME-ZZ-0043" not in text
-    assert analyst.redaction.counts["custom"] >= 2
+    assert redaction.counts["custom"] >= 2
 
 
 def test_plan_shows_an_organisations_own_pattern_redacted_and_refuses_a_bad_one(tmp_path, capsys):

@@ -21,7 +21,17 @@ EXIT_OK = 0
 
 def emit(args: argparse.Namespace, human: str, data: dict[str, Any]) -> None:
     """What a command says: the human text, or its JSON with --json (every command's one way)."""
-    print(json.dumps(data, indent=2, default=str) if args.json else human)
+    said = json.dumps(data, indent=2, default=str) if args.json else human
+    # a lone surrogate (half an emoji a JavaScript exporter cut) cannot be printed: shown as U+FFFD
+    print(said.encode("utf-8", "replace").decode("utf-8") if _has_surrogate(said) else said)
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 async def trace_path(args: argparse.Namespace, out: Path | None) -> str:

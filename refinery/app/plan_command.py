@@ -19,6 +19,7 @@ from refinery.app.exit_codes import EXIT_OK, EXIT_USAGE
 from refinery.app.inputs import expectation_for, read_files
 from refinery.core.models import Trace
 from refinery.traces import load_trace, load_traces
+from refinery.traces.redact import RedactionReport, redact_text
 from refinery.traces.spool import file_stats
 
 __all__ = ["cmd_plan"]
@@ -78,7 +79,7 @@ def _plan(args: argparse.Namespace, trace: Trace) -> tuple[str, dict[str, Any], 
         ],
         "bodies_omitted": sum(c.body is None for c in calls) if args.json else None,
         "redactions": redaction.as_dict(),
-        "task": {"text": trace.metadata.get("task"), "found_in": trace.metadata.get("task_source")},
+        "task": {"text": _shown_task(args, trace), "found_in": trace.metadata.get("task_source")},
         "stage1_reading": analyst.stage1_reading,
     }
     if args.compare_reading:
@@ -105,7 +106,7 @@ def _plan(args: argparse.Namespace, trace: Trace) -> tuple[str, dict[str, Any], 
         f"stage 1 in {plan['groups']} group(s)",
         f"model {plan['model']}: input budget {plan['input_budget']} tokens a request; stage 1 reads its runs "
         f"{analyst.stage1_reading}",
-        _task_line(trace, args.expect),
+        _task_line(_shown_task(args, trace), trace, args.expect),
         "",
         "stage    calls  input tokens  output tokens  largest request  est. cost",
     ]
@@ -162,9 +163,18 @@ def _plan(args: argparse.Namespace, trace: Trace) -> tuple[str, dict[str, Any], 
     return "\n".join(lines), data, sum("over the budget" in w for w in plan["warnings"])
 
 
-def _task_line(trace: Trace, expect: str | None) -> str:
+def _shown_task(args: argparse.Namespace, trace: Trace) -> str | None:
+    """The trace's task as `plan` may print it: redacted like everything else it shows (it is the
+    trace's own text), unless redaction is off."""
+    task = trace.metadata.get("task")
+    if task is None or args.no_redact:
+        return task
+    return redact_text(str(task), RedactionReport())
+
+
+def _task_line(task: str | None, trace: Trace, expect: str | None) -> str:
     """Where the trace's task was found (the expectation defaults to it without --expect)."""
-    task, where = trace.metadata.get("task"), trace.metadata.get("task_source") or "the log's question / task field"
+    where = trace.metadata.get("task_source") or "the log's question / task field"
     if not task:
         return "task: the trace states none" + ("" if expect else " (give --expect)")
     short = " ".join(str(task).split())
