@@ -121,6 +121,8 @@ class AnalysisRun:
     keeper: StoreKeeper | None = None  # this analysis's store: made, reused, deleted
     spool: SpooledFiles | None = None  # the files it rendered, on disk until it is released
     emit: Callable[..., Awaitable[None]] = _silent  # tells who listens that a stage started or ended
+    reading: str = "hosted"  # how stages read the trace: "hosted" (a store, file_search) or "none" (inline)
+    failed_runs: tuple[str, ...] = ()  # the runs the trace says failed (read inline by stages 2-4 with no store)
 
     def release(self) -> None:
         """Delete the rendered files from disk (the spool); what was read from them stays."""

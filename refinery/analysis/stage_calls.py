@@ -63,20 +63,26 @@ class StageCalls:
         return chunk_allowance(self.max_num_results[stage.key]) if stage.searches and store_id else 0
 
     def body(
-        self, stage: Stage, user_text: str, store_id: str | None, filters: dict[str, Any] | None = None
+        self,
+        stage: Stage,
+        user_text: str,
+        store_id: str | None,
+        filters: dict[str, Any] | None = None,
+        *,
+        inline: bool = False,
     ) -> dict[str, Any]:
-        """The request body of one stage call (pure)."""
-        if stage.searches and not store_id:
+        """The request body of one stage call (pure); `inline`: read with no store, no tools."""
+        if stage.searches and not store_id and not inline:
             raise StageError(stage.key, "no vector store: call prepare() or pass vector_store_id")
         context = RequestContext(
             self.model,
             user_text,
-            store_id=store_id,
+            store_id=None if inline else store_id,
             system=SYSTEM,
             max_output_tokens=self.output_budget(stage),
             max_num_results=self.max_num_results[stage.key],
             temperature=self.temperature,
-            filters=filters,
+            filters=None if inline else filters,
             reasoning_effort=self.reasoning_effort,
             family=self.base_model,
         )
@@ -119,7 +125,7 @@ class StageCalls:
 
     async def _ask(self, run: AnalysisRun, stage: Stage, user_text: str, filters: dict[str, Any] | None) -> JsonAnswer:
         def sized() -> tuple[dict[str, Any], int, int]:  # a big body's token count is CPU work: off the loop
-            body = self.body(stage, user_text, run.store_id, filters)
+            body = self.body(stage, user_text, run.store_id, filters, inline=run.reading == "none")
             return body, self.allowance(stage, run.store_id), self.worst_input(stage, body, run.store_id)
 
         body, allowance, worst_input = await asyncio.to_thread(sized)

@@ -41,6 +41,7 @@ from refinery.analysis.analyst_base import AnalystBase, Emit, ProgressCallback
 from refinery.analysis.checkpoints import STAGE1_GROUPS_DIR, STORE_ARTIFACT, Checkpoints
 from refinery.analysis.condense import fitted_prior
 from refinery.analysis.cost_ceiling import CostCeiling
+from refinery.analysis.inline_reading import NO_STORE_NOTE, choose_reading, later_stage_text
 from refinery.analysis.output_folder import OutputFolder, trace_folder_name
 from refinery.analysis.stage1_groups import READINGS, analyse_groups, group_tokens, run_owner
 from refinery.analysis.stage_calls import StageCalls, record_check
@@ -73,7 +74,8 @@ from refinery.errors import ConfigurationError, UserInputError
 from refinery.prompts.system_prompts import SYSTEM
 from refinery.traces.redact import RedactionReport
 from refinery.traces.render import CHUNKING_STRATEGY, RenderOptions
-from refinery.traces.spool import SpooledFiles, upload_files_for
+from refinery.traces.spool import SpooledFiles, file_names, upload_files_for
+from refinery.wire.endpoint_offer import APIS, STORES, check_choice
 from refinery.wire.response_output import CallUsage
 from refinery.wire.responses_client import ResponsesClient
 from refinery.wire.structured_model import StructuredModel
@@ -137,10 +139,21 @@ class StagedFailureAnalyst(AnalystBase):
         reasoning_effort: str | None = None,
         redact: bool = True,
         base_model: str | None = None,
+        store: str = "auto",
+        api: str = "auto",
     ) -> None:
         """`model` is what requests name (on Azure OpenAI, the deployment); `base_model` is the
-        model it is, for context windows, prices and reasoning (default: `model`)."""
+        model it is, for context windows, prices and reasoning (default: `model`).
+
+        `store`: how stages read the trace — `hosted` (a vector store and `file_search`), `none`
+        (inline, within the input budget: `inline_reading`), or `auto`: hosted only where the
+        endpoint answers Files and Vector Stores. `api` is the wire of a client built here
+        (`responses`, `chat`, or `auto`: Responses where the endpoint has it)."""
         super().__init__(model, seed, progress_callback, client, redact)
+        self.store = check_choice("store", store, STORES)
+        self.api = check_choice("api", api, APIS)
+        if store == "none" and vector_store_id is not None:
+            raise UserInputError("store='none' reads the trace inline: it takes no vector_store_id")
         self.base_model = base_model or model
         self._manager = vector_store_manager
         self.artifacts_dir = Path(artifacts_dir) if artifacts_dir is not None else None
@@ -210,6 +223,7 @@ class StagedFailureAnalyst(AnalystBase):
             "stage1_reading": self.stage1_reading,
             "reasoning_effort": self.calls.reasoning_effort,
             "base_model": self.base_model if self.base_model != self.model else None,
+            **({"store": self.store} if self.store == "none" else {}),
         }
 
     async def discard_recorded(self, recorded: dict[str, Any]) -> None:
@@ -254,10 +268,17 @@ class StagedFailureAnalyst(AnalystBase):
         """The files `prepare` uploads (see `rendering`)."""
         return self.rendering(trace, expectation, prompts, evals)[0]
 
-    def stage1_groups(self, files: Sequence[tuple[str, str]]) -> list[StageGroup]:
-        """The Stage 1 groups of a rendering (see `stage1_groups.group_tokens`)."""
-        tokens = group_tokens(self.calls, self.group_tokens, self.stage1_reading)
+    def stage1_groups(self, files: Sequence[tuple[str, str]], store: str = "hosted") -> list[StageGroup]:
+        """The Stage 1 groups of a rendering (see `stage1_groups.group_tokens`); `store="none"`:
+        sized for a reading with no store."""
+        tokens = group_tokens(self.calls, self.group_tokens, self.stage1_reading, store)
         return plan_groups(files, self.files_per_group, tokens)
+
+    async def reading_for(self, store_id: str | None = None) -> str:
+        """How an analysis reads the trace: `hosted` or `none` (see `store`); `auto` asks the
+        endpoint once whether it has Files and Vector Stores."""
+        given = bool(store_id or self.vector_store_id or self._manager is not None)
+        return await choose_reading(self.store, self.client, given)
 
     def _new_run(
         self,
@@ -283,17 +304,20 @@ class StagedFailureAnalyst(AnalystBase):
         evals: FileContents | None,
         folder: Path | None,
         progress: ProgressCallback | None = None,
+        reading: str = "hosted",
     ) -> AnalysisRun:
         """A new analysis of `trace`: rendered, redacted and laid out in a worker thread (the
         event loop goes on meanwhile), its redaction count its own."""
 
-        def work(stop: threading.Event) -> tuple[SpooledFiles, RedactionReport, list[StageGroup]]:
+        def work(stop: threading.Event) -> tuple[SpooledFiles, RedactionReport, list[StageGroup], tuple[str, ...]]:
             files, redaction = self.rendering(trace, expectation, prompts, evals, stop)
-            return files, redaction, self.stage1_groups(files)
+            failed = tuple(r.id for r in trace.get_failed_runs()) if reading == "none" else ()
+            return files, redaction, self.stage1_groups(files, reading), failed
 
-        files, redaction, groups = await off_loop(work)
+        files, redaction, groups, failed = await off_loop(work)
         run = self._new_run(trace.trace_id, folder, progress=progress)
         run.spool, run.redaction, run.groups = files, redaction, groups
+        run.reading, run.failed_runs = reading, failed
         run.texts = RunTexts(files)  # what citations are checked against
         return run
 
@@ -310,8 +334,12 @@ class StagedFailureAnalyst(AnalystBase):
         name: str | None = None,
         progress: ProgressCallback | None = None,
     ) -> AnalysisRun:
-        run = await self._begin(trace, expectation, prompts, evals, folder, progress)
+        reading = await self.reading_for(store_id)
+        run = await self._begin(trace, expectation, prompts, evals, folder, progress, reading)
         try:
+            if reading == "none":  # read inline: nothing is uploaded
+                run.store_id, run.files = None, file_names(run.spool or [])
+                return run
             given = store_id or run.store_id
             if given:
                 run.store_id = given
@@ -369,6 +397,9 @@ class StagedFailureAnalyst(AnalystBase):
             "answered_by": usage.model,  # the model the API says answered (a rerun's report shows it)
             "seed": self.seed,
             "store_id": run.store_id,
+            "reading": run.reading,
+            **({"reading_note": NO_STORE_NOTE.ref} if run.reading == "none" else {}),
+            "api": getattr(self.client, "wire", None) or "responses",
             **usage.counts(),
             "duration_s": round(time.monotonic() - started, 3),
             **extra,
@@ -415,6 +446,8 @@ class StagedFailureAnalyst(AnalystBase):
         text = await asyncio.to_thread(
             stage_user_text, stage, prior_json, expectation_text=expectation_text, notes=notes
         )
+        if run.reading == "none":  # no store to search: the runs that matter, inline (off the loop)
+            text = await asyncio.to_thread(later_stage_text, self.calls, run, stage, text, prior.get("stage1"))
         out, usage, check = await self.calls.call(run, stage, text)
         record_check(run, stage, check)
         self._record(run, stage, usage, started, **({"stage1_condensed": condensed} if condensed else {}))

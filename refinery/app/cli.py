@@ -56,7 +56,8 @@ def _client(args: argparse.Namespace, **kwargs: Any) -> Any:
 
     from refinery.wire.responses_client import ResponsesClient
 
-    return ResponsesClient(timeout=aiohttp.ClientTimeout(total=args.timeout, connect=min(30.0, args.timeout)), **kwargs)
+    timeout = aiohttp.ClientTimeout(total=args.timeout, connect=min(30.0, args.timeout))
+    return ResponsesClient(timeout=timeout, api=getattr(args, "api", "auto"), **kwargs)
 
 
 def _progress(stage: str, status: str, info: dict[str, Any]) -> None:
@@ -249,7 +250,7 @@ def _plan(args: argparse.Namespace, trace: Trace) -> tuple[str, dict[str, Any], 
         f"~{plan['file_tokens']} tokens; "
         f"stage 1 in {plan['groups']} group(s)",
         f"model {plan['model']}: input budget {plan['input_budget']} tokens a request; stage 1 reads its runs "
-        f"{analyst.stage1_reading}",
+        f"{analyst.stage1_reading}; {STORE_LINES[analyst.store]}",
         _task_line(trace, args.expect),
         "",
         "stage    calls  input tokens  output tokens  largest request  est. cost",
@@ -307,6 +308,14 @@ def _plan(args: argparse.Namespace, trace: Trace) -> tuple[str, dict[str, Any], 
     return "\n".join(lines), data, sum("over the budget" in w for w in plan["warnings"])
 
 
+STORE_LINES = {
+    "hosted": "store hosted (uploaded, file_search)",
+    "none": "store none (nothing uploaded: each stage reads inline)",
+    "auto": "store auto: hosted where the endpoint has Files and Vector Stores (this plan), else none "
+    "(see it with --store none)",
+}
+
+
 def _task_line(trace: Trace, expect: str | None) -> str:
     """Where the trace's task was found (the expectation defaults to it without --expect)."""
     task, where = trace.metadata.get("task"), trace.metadata.get("task_source") or "the log's question / task field"
@@ -327,6 +336,7 @@ def _model_options(args: argparse.Namespace) -> dict[str, Any]:
         "stage1_reading": getattr(args, "stage1_reading", "inline"),
         "reasoning_effort": getattr(args, "reasoning_effort", None),
         "base_model": getattr(args, "base_model", None),
+        "store": getattr(args, "store", "auto") if getattr(args, "command", None) != "analyze" else "hosted",
     }
 
 
@@ -341,18 +351,26 @@ def _scale_options(args: argparse.Namespace) -> dict[str, Any]:
 async def cmd_canary(args: argparse.Namespace) -> int:
     from refinery.wire.responses_client import ResponsesClient
 
-    async with ResponsesClient() as client:
+    async with ResponsesClient(api=args.api) as client:
         result = await client.canary(args.model)
     base = client.base_url
+    offer = result.offer
+    store = "hosted" if offer is not None and offer.hosted_store else "none"
+    wire = "POST /v1/responses" if result.api == "responses" else "POST /v1/chat/completions"
     emit(
         args,
-        f"ok: {args.model} on {result.host} answered {result.reply!r}",
+        f"ok: {args.model} on {result.host} answered {result.reply!r} by {wire}\n"
+        f"files and vector stores: {'yes' if store == 'hosted' else 'no'} → a run reads with --store {store} "
+        f"({STORE_LINES[store]}) over --api {result.api}",
         {
             "ok": True,
             "model": args.model,
             "base_url": base,
             "backend": result.backend,
             "response_id": result.response_id,
+            "api": result.api,
+            "offer": offer.as_dict() if offer is not None else None,
+            "store": store,
         },
     )
     return EXIT_OK
@@ -429,6 +447,7 @@ async def cmd_eval(args: argparse.Namespace) -> int:
         "limit": args.limit,
         "model": args.model,
         "client": client,
+        "store": args.store,
         "concurrency": args.concurrency,
         "predictions_dir": args.score,
         "progress": lambda line: print(line, file=sys.stderr),

@@ -31,7 +31,8 @@ from typing import Any
 
 from aiohttp import web
 
-from refinery.testing.faults import Fault, RateLimiter, drop_mid_body
+from refinery.testing.chat_api import create_chat_completion
+from refinery.testing.faults import Fault, RateLimiter, drop_mid_body, transport_fault
 from refinery.testing.openapi_spec import OpenAPISpec, find_spec
 from refinery.testing.request_text import admission_cost, request_texts
 from refinery.testing.retrieval import Chunk, count_tokens, token_starts
@@ -75,8 +76,22 @@ class OpenAITestServer(FilesAndStores):
         clock: Callable[[], float] = time.monotonic,
         reasoning_tokens: int = 0,
         azure: bool = False,
+        hosted_store: bool = True,
+        responses_api: bool = True,
+        chat_api: bool = True,
+        strict: bool = True,
     ) -> None:
         self.host, self.port = host, port
+        # what the server serves, to play vLLM, Ollama & co. (`chat_api`): no Files, Vector Stores
+        # or `file_search` (`hosted_store=False`: 404 as vLLM answers, `file_search` refused), no
+        # `/responses`, no `/chat/completions`, a schema taken but not held to (`strict=False`)
+        self.hosted_store, self.responses_api, self.chat_api, self.strict = (
+            hosted_store,
+            responses_api,
+            chat_api,
+            strict,
+        )
+        self.chat_bodies: list[dict[str, Any]] = []
         self.api_key = api_key
         # Azure OpenAI's v1 API: the same operations under /openai/v1, the key in an `api-key` header
         # (or a Microsoft Entra token as a bearer token)
@@ -156,6 +171,14 @@ class OpenAITestServer(FilesAndStores):
     def _build_app(self) -> web.Application:
         app = web.Application(client_max_size=512 * 1024 * 1024, middlewares=[self._middleware])
         r, v1 = app.router, self.prefix
+        if self.responses_api:
+            r.add_post(f"{v1}/responses", self.create_response)
+        if self.chat_api:
+            r.add_post(f"{v1}/chat/completions", lambda request: create_chat_completion(self, request))
+        r.add_post("/_refinery/faults", self.admin_faults)
+        r.add_get("/_refinery/stats", self.admin_stats)
+        if not self.hosted_store:
+            return app
         r.add_post(f"{v1}/files", self.create_file)
         r.add_get(f"{v1}/files", self.list_files)
         r.add_get(f"{v1}/files/{{file_id}}", self.get_file)
@@ -169,9 +192,6 @@ class OpenAITestServer(FilesAndStores):
         r.add_post(f"{v1}/vector_stores/{{store_id}}/search", self.search_store)
         r.add_get(f"{v1}/vector_stores/{{store_id}}/file_batches/{{batch_id}}", self.get_batch)
         r.add_get(f"{v1}/vector_stores/{{store_id}}/file_batches/{{batch_id}}/files", self.list_batch_files)
-        r.add_post(f"{v1}/responses", self.create_response)
-        r.add_post("/_refinery/faults", self.admin_faults)
-        r.add_get("/_refinery/stats", self.admin_stats)
         return app
 
     @web.middleware
@@ -214,36 +234,7 @@ class OpenAITestServer(FilesAndStores):
 
     async def _transport_fault(self, fault: Fault | None) -> web.StreamResponse | None:
         """Faults that act on the exchange rather than the content."""
-        if fault is None:
-            return None
-        if fault.kind == "quota":
-            return _error(
-                429,
-                "You exceeded your current quota, please check your plan and billing details.",
-                "insufficient_quota",
-                code="insufficient_quota",
-            )
-        if fault.kind == "rate_limit":
-            resp = _error(
-                429,
-                "Rate limit reached for requests. Please try again shortly.",
-                "requests",
-                code="rate_limit_exceeded",
-            )
-            if fault.retry_after_ms is not None:
-                resp.headers["retry-after-ms"] = str(fault.retry_after_ms)
-            resp.headers.update(self.limiter.headers())
-            return resp
-        if fault.kind == "http_error":
-            return _error(
-                fault.status,
-                "The server had an error while processing your request.",
-                "server_error" if fault.status >= 500 else "invalid_request_error",
-            )
-        if fault.kind == "delay":
-            await asyncio.sleep(fault.delay_s)
-            return None
-        return None
+        return await transport_fault(fault, self.limiter)
 
     # --- responses ------------------------------------------------------------------------
     def _validate(self, body: Any) -> web.Response | None:
@@ -283,6 +274,8 @@ class OpenAITestServer(FilesAndStores):
                 )
         if "model" not in body:
             return _error(400, "Missing required parameter: 'model'.", "invalid_request_error", param="model")
+        if not self.hosted_store and any(t.get("type") == "file_search" for t in body.get("tools") or []):
+            return _error(400, "file_search is not supported by this server", "invalid_request_error", param="tools")
         thinks = reasons(str(body["model"]))
         for param, bad in (("temperature", thinks), ("reasoning.effort", not thinks)):
             head, _, rest = param.partition(".")
@@ -492,6 +485,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--azure", action="store_true", help="Azure OpenAI's v1 API: /openai/v1 paths, the key in an api-key header"
     )
+    parser.add_argument(
+        "--no-hosted-store",
+        action="store_true",
+        help="no Files, Vector Stores or file_search (404 and 400, as vLLM, Ollama and LM Studio answer)",
+    )
+    parser.add_argument("--chat-only", action="store_true", help="serve /chat/completions only (no /responses)")
+    parser.add_argument("--responses-only", action="store_true", help="serve /responses only (no /chat/completions)")
+    parser.add_argument("--no-strict", action="store_true", help="take a schema but answer JSON in a code fence")
     args = parser.parse_args(argv)
 
     async def serve() -> None:
@@ -506,6 +507,10 @@ def main(argv: list[str] | None = None) -> int:
             validate_requests=not args.no_validate,
             reasoning_tokens=args.reasoning_tokens,
             azure=args.azure,
+            hosted_store=not (args.no_hosted_store or args.chat_only),
+            responses_api=not args.chat_only,
+            chat_api=not args.responses_only,
+            strict=not args.no_strict,
         )
         await server.start()
         print(server.base_url, flush=True)
