@@ -174,7 +174,7 @@ class OpenAITestServer(FilesAndStores):
         if self.responses_api:
             r.add_post(f"{v1}/responses", self.create_response)
         if self.chat_api:
-            r.add_post(f"{v1}/chat/completions", lambda request: create_chat_completion(self, request))
+            r.add_post(f"{v1}/chat/completions", self.create_chat_completion)
         r.add_post("/_refinery/faults", self.admin_faults)
         r.add_get("/_refinery/stats", self.admin_stats)
         if not self.hosted_store:
@@ -450,6 +450,9 @@ class OpenAITestServer(FilesAndStores):
         if kind == "drop_connection":
             return await drop_mid_body(request, payload, headers)
         return web.Response(body=payload, content_type="application/json", headers=headers)
+
+    async def create_chat_completion(self, request: web.Request) -> web.StreamResponse:
+        return await create_chat_completion(self, request)
 
     # --- admin (for the subprocess form) ---------------------------------------------------
     async def admin_faults(self, request: web.Request) -> web.Response:

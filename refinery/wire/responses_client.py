@@ -199,6 +199,10 @@ class ResponsesClient:
                         except APIStatusError as exc:
                             if not route_missing(exc) and exc.status not in (400, 422):
                                 raise
+                        except APIConnectionError as exc:  # cannot tell: as before, the store's calls will say
+                            log.info("could not ask %s for %s (%s); assuming it has them", self.base_url, name, exc)
+                            found = {"files": True, "vector_stores": True}
+                            break
                         if not found[name]:
                             break  # one missing is enough: no hosted store
                 self._offer = EndpointOffer(self.base_url, **found)
