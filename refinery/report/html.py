@@ -232,6 +232,7 @@ def render_html(view: ReportView) -> str:
             for name, inp, outp, cost in usage_rows(view.usage)
         ]
         b.append("</table>")
+        b += [f"<p>Read with: {e(view.reading)}</p>"] if view.reading else []
     body = "\n".join(b)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><meta name="viewport" '

@@ -243,7 +243,8 @@ class ResponsesClient:
                     "POST", "/responses", json=dict(body), cost=cost, cost_class=cost_class
                 )
             except APIStatusError as exc:
-                if self.api != "auto" or self._wire is not None or not route_missing(exc):
+                # (a call sent at once with the first may hear the 404 after the switch: chat too)
+                if self.api != "auto" or self._wire == "responses" or not route_missing(exc):
                     raise
                 log.info("%s has no /responses (HTTP %s); using /chat/completions", self.base_url, exc.status)
                 self._wire = "chat"
