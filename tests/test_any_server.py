@@ -206,7 +206,9 @@ async def test_a_small_budget_cuts_what_is_inline_with_the_renderers_cut_note():
 
 # --- the command line with no flag, against servers without a store -----------------------------
 @pytest.mark.parametrize("serves", ["responses", "chat"])
-async def test_run_with_no_flag_finishes_with_verified_citations_and_uploads_nothing(serves, tmp_path, monkeypatch):
+async def test_run_with_no_flag_finishes_with_verified_citations_and_uploads_nothing(
+    serves, tmp_path, monkeypatch, spec
+):
     only = {"chat_api": False} if serves == "responses" else {"responses_api": False}
     async with OpenAITestServer(hosted_store=False, **only) as server:
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
@@ -220,6 +222,16 @@ async def test_run_with_no_flag_finishes_with_verified_citations_and_uploads_not
     report = (out / "report.md").read_text()
     assert "Read with: no store (read inline)" in report
     assert server.stats["400 invalid body"] == 0
+    assert all(spec.validate(b, "CreateChatCompletionRequest") == [] for b in server.chat_bodies)
+    assert all(spec.validate(b) == [] for b in server.response_bodies)
+    assert json.loads((out / "inputs.json").read_text())["store"] == "none"
+
+
+async def test_a_folder_read_inline_is_not_resumed_from_a_hosted_store(tmp_path, openai_env):
+    out = tmp_path / "out"
+    assert await amain([*RUN, "--out", str(out), "--store", "none", "--stages", "1"]) == 0
+    assert await amain([*RUN, "--out", str(out)]) == 2  # auto: this server has a store; results would mix
+    assert openai_env.files == {}
 
 
 @pytest.mark.parametrize("serves", ["responses", "chat"])

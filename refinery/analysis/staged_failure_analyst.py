@@ -223,7 +223,6 @@ class StagedFailureAnalyst(AnalystBase):
             "stage1_reading": self.stage1_reading,
             "reasoning_effort": self.calls.reasoning_effort,
             "base_model": self.base_model if self.base_model != self.model else None,
-            **({"store": self.store} if self.store == "none" else {}),
         }
 
     async def discard_recorded(self, recorded: dict[str, Any]) -> None:
