@@ -19,7 +19,7 @@ files): run it off the event loop.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from refinery.analysis.analysis_run import AnalysisRun, StageGroup
@@ -82,21 +82,21 @@ def flagged_runs(run: AnalysisRun, stage1: TraceAnalysisOutput | None) -> list[s
     return [rid for rid in dict.fromkeys(wanted) if texts is not None and rid in texts]
 
 
-def run_pieces(run: AnalysisRun, run_ids: Sequence[str]) -> list[Piece]:
-    """Each run's section of the file that holds it, as rendered (heading, fields, markers)."""
+def run_pieces(run: AnalysisRun, run_ids: Iterable[str]) -> Iterator[Piece]:
+    """Each run's section of the file that holds it, as rendered (heading, fields, markers); a
+    file is read once for the runs in a row that it holds."""
     texts = run.texts
     if texts is None:
-        return []
+        return
     names = file_names(texts.files)
-    pieces = []
+    held: tuple[int, str, dict[str, tuple[int, int]]] | None = None
     for rid in run_ids:
         for i in texts.where.get(rid, ())[:1]:
-            text = texts.files[i][1]
-            for section_id, start, end in texts.layout(i).sections():
-                if section_id == rid:
-                    pieces.append(Piece(names[i], text[start:end].strip("\n"), rid))
-                    break
-    return pieces
+            if held is None or held[0] != i:
+                held = (i, texts.files[i][1], {r: (a, b) for r, a, b in texts.layout(i).sections()})
+            if rid in held[2]:
+                start, end = held[2][rid]
+                yield Piece(names[i], held[1][start:end].strip("\n"), rid)
 
 
 def file_pieces(run: AnalysisRun, indices: Sequence[int]) -> list[Piece]:
@@ -120,8 +120,14 @@ def group_pieces(run: AnalysisRun, group: StageGroup | None) -> list[Piece]:
 def _cut(piece: Piece, tokens: int) -> Piece:
     if piece.tokens <= tokens:
         return piece
-    head, note, tail = truncate_parts(piece.text, max(1, tokens * CHARS_PER_TOKEN_CUT))
-    return Piece(piece.file, head + note + tail, piece.run_id)
+    limit = max(1, tokens * CHARS_PER_TOKEN_CUT)
+    for _ in range(4):  # text denser than the guess (ids, numbers): cut again, shorter by what it was over
+        head, note, tail = truncate_parts(piece.text, limit)
+        cut = Piece(piece.file, head + note + tail, piece.run_id)
+        if cut.tokens <= tokens or limit <= 1:
+            break
+        limit = max(1, limit * tokens * 9 // (10 * cut.tokens))
+    return cut
 
 
 def fitted_pieces(pieces: Sequence[Piece], room: int) -> tuple[list[Piece], list[Piece]]:
@@ -152,28 +158,47 @@ def _own_file_line(piece: Piece) -> str:
     return f"- file: {piece.file}\n" if piece.run_id else ""
 
 
-def pieces_text(kept: Sequence[Piece], dropped: Sequence[Piece]) -> str:
-    """The pieces as a request carries them, each between lines naming its file (and run)."""
+def pieces_text(kept: Sequence[Piece], dropped: Sequence[Piece], unshown: int = 0) -> str:
+    """The pieces as a request carries them, each between lines naming its file (and run); what
+    was left out, named; `unshown` other runs counted."""
     parts = [
         f"===== file: {p.heading} =====\n{_own_file_line(p)}{p.text.rstrip()}\n===== end of file: {p.heading} ====="
         for p in kept
     ]
     if dropped:
         parts.append("… left out for room: " + ", ".join(p.heading for p in dropped))
+    if unshown:
+        parts.append(f"… and {unshown} other runs of the trace, not shown for room")
     return "\n\n".join(parts)
 
 
-def inline_text(base: str, kept: Sequence[Piece], dropped: Sequence[Piece]) -> str:
+def inline_text(base: str, kept: Sequence[Piece], dropped: Sequence[Piece], unshown: int = 0) -> str:
     """A stage's user text with the reading note and its inline files."""
-    return f"{base}\n\n{NO_STORE_NOTE.text}\n\nTrace files (inline):\n{pieces_text(kept, dropped)}"
+    return f"{base}\n\n{NO_STORE_NOTE.text}\n\nTrace files (inline):\n{pieces_text(kept, dropped, unshown)}"
 
 
-def within_budget(base: str, pieces: Sequence[Piece], measure: Callable[[str], int], budget: int) -> str:
-    """`base` with as much of `pieces` as fits `budget` tokens, `measure` telling a text's request
-    size (the body built around it)."""
-    room = budget - measure(inline_text(base, [], []))
+def within_budget(
+    base: str,
+    pieces: Sequence[Piece],
+    measure: Callable[[str], int],
+    budget: int,
+    more: Iterable[Piece] = (),
+    more_count: int = 0,
+) -> str:
+    """`base` with as much of `pieces` as fits `budget` tokens (each to a fair share), then, in
+    the room left, whole pieces of `more` (of `more_count`) in their order; `measure` tells a
+    text's request size (the body built around it)."""
+    room = budget - measure(inline_text(base, [], [], more_count))
     kept, dropped = fitted_pieces(pieces, room)
-    return inline_text(base, kept, dropped)
+    left = room - sum(p.tokens + SEPARATOR_TOKENS for p in kept)
+    extra: list[Piece] = []
+    for piece in more:
+        if left < MIN_PIECE_TOKENS + SEPARATOR_TOKENS:
+            break
+        if piece.tokens + SEPARATOR_TOKENS <= left:
+            extra.append(piece)
+            left -= piece.tokens + SEPARATOR_TOKENS
+    return inline_text(base, [*kept, *extra], dropped, more_count - len(extra))
 
 
 def stage1_text(
@@ -199,13 +224,23 @@ def later_stage_text(
 ) -> str:
     """A stage 2–4 call's user text read with no store: the runs that failed or that Stage 1
     flagged, then the expectations, prompts, evals and the index, within the input budget (or
-    `budget`)."""
+    `budget`); in the room left, the trace's other runs whole, in order."""
 
     def measure(text: str) -> int:
         return calls.worst_input(stage, calls.body(stage, text, None, inline=True), None)
 
-    pieces = [*run_pieces(run, flagged_runs(run, stage1)), *file_pieces(run, context_files(run))]
-    return within_budget(base, pieces, measure, calls.input_budget if budget is None else budget)
+    flagged = flagged_runs(run, stage1)
+    pieces = [*run_pieces(run, flagged), *file_pieces(run, context_files(run))]
+    shown = set(flagged)
+    others = [rid for rid in (run.texts.where if run.texts is not None else {}) if rid not in shown]
+    return within_budget(
+        base,
+        pieces,
+        measure,
+        calls.input_budget if budget is None else budget,
+        run_pieces(run, others),  # the rest of the trace, in order, while whole runs fit
+        len(others),
+    )
 
 
 async def choose_reading(wanted: str, client: Any, has_store: bool) -> str:
