@@ -42,7 +42,8 @@ NO_STORE_NOTE = PromptTemplate(
     "long, a note in it says how much was cut, and a last note lists what was left out for room.",
 )
 MIN_PIECE_TOKENS = 48  # a share smaller than this is left out (and listed) rather than cut to nothing
-SEPARATOR_TOKENS = 40  # the "===== file: … =====" lines around a piece, counted high
+SEPARATOR_TOKENS = 40  # the "===== file: … =====" lines around a piece, at least
+ROOM_KEPT = 0.97  # of the room measured: the rest for the estimate's error over a whole text
 CHARS_PER_TOKEN_CUT = 3  # characters kept per token of a cut piece's share (prose is ~4: a safe side)
 
 
@@ -52,6 +53,8 @@ class Piece:
     def __init__(self, file: str, text: str, run_id: str | None = None) -> None:
         self.file, self.text, self.run_id = file, text, run_id
         self.tokens = estimate_tokens(text)
+        # the lines around it as `pieces_text` writes them (its name twice, a run's file line)
+        self.overhead = max(SEPARATOR_TOKENS, 2 * estimate_tokens(f"===== end of file: {self.heading} =====\n\n"))
 
     @property
     def heading(self) -> str:
@@ -136,15 +139,15 @@ def fitted_pieces(pieces: Sequence[Piece], room: int) -> tuple[list[Piece], list
     an equal share; a share below `MIN_PIECE_TOKENS` leaves the piece out."""
     share: dict[int, int] = {}
     left = max(0, room)
-    order = sorted(range(len(pieces)), key=lambda i: pieces[i].tokens + SEPARATOR_TOKENS)
+    order = sorted(range(len(pieces)), key=lambda i: pieces[i].tokens + pieces[i].overhead)
     for n, i in enumerate(order):
         fair = left // (len(order) - n)
-        need = pieces[i].tokens + SEPARATOR_TOKENS
+        need = pieces[i].tokens + pieces[i].overhead
         share[i] = min(need, fair)
         left -= share[i]
     kept, dropped = [], []
     for i, piece in enumerate(pieces):
-        tokens = share[i] - SEPARATOR_TOKENS
+        tokens = share[i] - piece.overhead
         if tokens < MIN_PIECE_TOKENS and piece.tokens > tokens:
             dropped.append(piece)
         else:
@@ -188,29 +191,36 @@ def within_budget(
     """`base` with as much of `pieces` as fits `budget` tokens (each to a fair share), then, in
     the room left, whole pieces of `more` (of `more_count`) in their order; `measure` tells a
     text's request size (the body built around it)."""
-    room = budget - measure(inline_text(base, [], [], more_count))
+    room = int((budget - measure(inline_text(base, [], [], more_count))) * ROOM_KEPT)
     kept, dropped = fitted_pieces(pieces, room)
-    left = room - sum(p.tokens + SEPARATOR_TOKENS for p in kept)
+    left = room - sum(p.tokens + p.overhead for p in kept)
     extra: list[Piece] = []
     for piece in more:
         if left < MIN_PIECE_TOKENS + SEPARATOR_TOKENS:
             break
-        if piece.tokens + SEPARATOR_TOKENS <= left:
+        if piece.tokens + piece.overhead <= left:
             extra.append(piece)
-            left -= piece.tokens + SEPARATOR_TOKENS
+            left -= piece.tokens + piece.overhead
     return inline_text(base, [*kept, *extra], dropped, more_count - len(extra))
 
 
 def stage1_text(
-    base: str, run: AnalysisRun, group: StageGroup | None, measure: Callable[[str], int], budget: int
+    base: str, run: AnalysisRun, slice_: StageGroup | None, measure: Callable[[str], int], budget: int
 ) -> str:
     """A Stage 1 call's user text read with no store: its group's run files (whole when they fit,
     as groups are sized to), then the files without runs in what room is left."""
-    room = budget - measure(inline_text(base, [], []))
-    runs, runs_out = fitted_pieces(group_pieces(run, group), room)
-    used = sum(p.tokens + SEPARATOR_TOKENS for p in runs)
-    context, context_out = fitted_pieces(file_pieces(run, context_files(run)), room - used)
-    return inline_text(base, [*runs, *context], [*runs_out, *context_out])
+    group, context = group_pieces(run, slice_), file_pieces(run, context_files(run))
+    room = int((budget - measure(inline_text(base, [], []))) * ROOM_KEPT)
+    for _ in range(3):  # measured whole, fitted again when the estimate of the whole passes the parts
+        runs, runs_out = fitted_pieces(group, room)
+        used = sum(p.tokens + p.overhead for p in runs)
+        more, more_out = fitted_pieces(context, room - used)
+        text = inline_text(base, [*runs, *more], [*runs_out, *more_out])
+        over = measure(text) - budget
+        if over <= 0:
+            break
+        room -= over + SEPARATOR_TOKENS
+    return text
 
 
 def later_stage_text(
@@ -233,14 +243,15 @@ def later_stage_text(
     pieces = [*run_pieces(run, flagged), *file_pieces(run, context_files(run))]
     shown = set(flagged)
     others = [rid for rid in (run.texts.where if run.texts is not None else {}) if rid not in shown]
-    return within_budget(
-        base,
-        pieces,
-        measure,
-        calls.input_budget if budget is None else budget,
-        run_pieces(run, others),  # the rest of the trace, in order, while whole runs fit
-        len(others),
-    )
+    target = limit = calls.input_budget if budget is None else budget
+    for _ in range(3):  # the estimate of a whole text may pass the sum of its parts: measured, fitted again
+        # the rest of the trace, in order, while whole runs fit
+        text = within_budget(base, pieces, measure, limit, run_pieces(run, others), len(others))
+        over = measure(text) - target
+        if over <= 0:
+            break
+        limit -= over + SEPARATOR_TOKENS
+    return text
 
 
 async def choose_reading(wanted: str, client: Any, has_store: bool) -> str:
