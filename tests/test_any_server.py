@@ -296,3 +296,72 @@ async def test_the_mcp_tools_plan_and_analyse_against_a_server_without_a_store(s
             assert json.loads(verdict.content[0].text)["reading"] == "none"
     assert (root / "out" / "report.md").is_file() and sent_to_store(server) == []
     assert server.stats[f"POST /v1/{'responses' if serves == 'responses' else 'chat/completions'}"] >= 4
+
+
+# --- search_trace: a function the model may call, answered from an FTS5 index -------------------
+def test_the_trace_search_finds_a_run_by_the_words_of_its_error():
+    from refinery.analysis.trace_search import TraceSearch
+    from refinery.analysis.verification import RunTexts
+    from refinery.traces.spool import upload_files_for
+
+    files, _ = upload_files_for(make_trace(n_runs=5, fail_at=4))
+    search = TraceSearch(RunTexts(files), max_calls=2)
+    found = json.loads(search.answer(json.dumps({"query": "KeyError order_id"})))
+    assert found["results"][0]["run_id"] == "run-4" and "order_id" in found["results"][0]["text"]
+    assert json.loads(search.answer("not json"))["error"]
+    search.close()
+
+
+@pytest.mark.parametrize("serves", ["responses", "chat"])
+async def test_with_search_calls_the_model_searches_the_trace_and_gets_run_sections_back(serves, spec):
+    only = {"chat_api": False} if serves == "responses" else {"responses_api": False}
+    async with OpenAITestServer(hosted_store=False, **only) as server:
+        async with ResponsesClient(api_key="sk-x", base_url=server.base_url, api=serves) as client:
+            analyst = StagedFailureAnalyst(client=client, search_calls=2)
+            result = await analyst.analyze(make_trace(), EXPECTATION)
+    assert server.stats["function calls"] == 4  # one a stage, then the stand-in answers
+    assert result.diagnosis is not None and all(not v["unverified"] for v in result.verification.values())
+    if serves == "responses":
+        followed = [
+            b for b in server.response_bodies if any(i.get("type") == "function_call_output" for i in b["input"])
+        ]
+        assert len(followed) == 4 and all(spec.validate(b) == [] for b in server.response_bodies)
+        output = next(i for i in followed[1]["input"] if i.get("type") == "function_call_output")["output"]
+    else:
+        followed = [b for b in server.chat_bodies if any(m["role"] == "tool" for m in b["messages"])]
+        assert len(followed) == 4
+        assert all(spec.validate(b, "CreateChatCompletionRequest") == [] for b in server.chat_bodies)
+        output = next(m for m in followed[1]["messages"] if m["role"] == "tool")["content"]
+    assert "[run_id: run-2]" in json.loads(output)["results"][0]["text"]
+    assert all("search_trace" in json.dumps(b["tools"]) for b in followed)
+
+
+async def test_function_calls_are_bounded_then_the_model_must_answer():
+    class Runner:
+        max_calls = 2
+
+        def answer(self, arguments):
+            return '{"results": []}'
+
+    sent = []
+
+    async def send(body):
+        sent.append(body)
+        if body.get("tool_choice") == "none":
+            return {"output": [{"type": "message", "content": [{"type": "output_text", "text": "{}"}]}]}
+        return {
+            "output": [{"type": "function_call", "call_id": f"c{len(sent)}", "name": "search_trace", "arguments": "{}"}]
+        }
+
+    first = await send({"input": [], "tools": [{"type": "function", "name": "search_trace"}]})
+    body, response = await ResponsesClient._answer_calls(sent[0], first, Runner(), send)
+    assert len(sent) == 3 and sent[-1]["tool_choice"] == "none"
+    assert [i["type"] for i in body["input"]].count("function_call_output") == 2
+
+
+async def test_run_with_search_calls_offers_search_trace_where_the_server_takes_function_tools(tmp_path, monkeypatch):
+    async with OpenAITestServer(hosted_store=False, chat_api=False) as server:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        assert await amain([*RUN, "--out", str(tmp_path / "out"), "--search-calls", "1"]) == 0
+    assert server.stats["function calls"] == 4 and sent_to_store(server) == []

@@ -22,6 +22,7 @@ from refinery.wire.response_output import CallUsage
 if TYPE_CHECKING:  # imported for types only: checkpoints and the store keeper import this module
     from refinery.analysis.checkpoints import Checkpoints
     from refinery.analysis.store_keeper import StoreKeeper
+    from refinery.analysis.trace_search import TraceSearch
 
 
 @dataclass(frozen=True)
@@ -123,11 +124,14 @@ class AnalysisRun:
     emit: Callable[..., Awaitable[None]] = _silent  # tells who listens that a stage started or ended
     reading: str = "hosted"  # how stages read the trace: "hosted" (a store, file_search) or "none" (inline)
     failed_runs: tuple[str, ...] = ()  # the runs the trace says failed (read inline by stages 2-4 with no store)
+    search: TraceSearch | None = None  # `search_trace` over the run files (no store, search_calls > 0)
 
     def release(self) -> None:
         """Delete the rendered files from disk (the spool); what was read from them stays."""
         if self.spool is not None:
             self.spool.close()
+        if self.search is not None:
+            self.search.close()
 
 
 OPEN_ANALYSES_KEPT = 64  # three-call analyses a host began and has not finished, at most

@@ -64,6 +64,7 @@ from refinery.analysis.stages import (
     stage_user_text,
 )
 from refinery.analysis.store_keeper import StoreKeeper
+from refinery.analysis.trace_search import TraceSearch, search_allowance
 from refinery.analysis.verification import RunTexts
 from refinery.core.context_windows import DEFAULT_BUDGET_SHARE, input_budget
 from refinery.core.host_models import as_expectation, as_trace
@@ -141,6 +142,7 @@ class StagedFailureAnalyst(AnalystBase):
         base_model: str | None = None,
         store: str = "auto",
         api: str = "auto",
+        search_calls: int = 0,
     ) -> None:
         """`model` is what requests name (on Azure OpenAI, the deployment); `base_model` is the
         model it is, for context windows, prices and reasoning (default: `model`).
@@ -148,7 +150,10 @@ class StagedFailureAnalyst(AnalystBase):
         `store`: how stages read the trace — `hosted` (a vector store and `file_search`), `none`
         (inline, within the input budget: `inline_reading`), or `auto`: hosted only where the
         endpoint answers Files and Vector Stores. `api` is the wire of a client built here
-        (`responses`, `chat`, or `auto`: Responses where the endpoint has it)."""
+        (`responses`, `chat`, or `auto`: Responses where the endpoint has it). `search_calls`: with
+        no store, each request offers the function `search_trace` (answered from a full-text index
+        of the run files, `trace_search`), at most this many calls a request (0: not offered; the
+        server must take function tools)."""
         super().__init__(model, seed, progress_callback, client, redact)
         self.store = check_choice("store", store, STORES)
         self.api = check_choice("api", api, APIS)
@@ -190,6 +195,8 @@ class StagedFailureAnalyst(AnalystBase):
             reasoning_effort=reasoning_effort,
             base_model=self.base_model,
         )
+        self.search_calls = max(0, search_calls)
+        self.calls.search_allowance = search_allowance(self.search_calls)
         # The three-call interface's analyses between `analyze_trace` and `diagnose_failure`, by
         # trace id: the only per-analysis state an analyst holds, let go of at the end (and bounded,
         # for a host that never finishes one). `analyze()` keeps nothing here.
@@ -308,15 +315,18 @@ class StagedFailureAnalyst(AnalystBase):
         """A new analysis of `trace`: rendered, redacted and laid out in a worker thread (the
         event loop goes on meanwhile), its redaction count its own."""
 
-        def work(stop: threading.Event) -> tuple[SpooledFiles, RedactionReport, list[StageGroup], tuple[str, ...]]:
+        def work(stop: threading.Event) -> tuple[SpooledFiles, RedactionReport, list[StageGroup], tuple[str, ...], Any]:
             files, redaction = self.rendering(trace, expectation, prompts, evals, stop)
             failed = tuple(r.id for r in trace.get_failed_runs()) if reading == "none" else ()
-            return files, redaction, self.stage1_groups(files, reading), failed
+            search = (
+                TraceSearch(RunTexts(files), self.search_calls) if reading == "none" and self.search_calls else None
+            )
+            return files, redaction, self.stage1_groups(files, reading), failed, search
 
-        files, redaction, groups, failed = await off_loop(work)
+        files, redaction, groups, failed, search = await off_loop(work)
         run = self._new_run(trace.trace_id, folder, progress=progress)
         run.spool, run.redaction, run.groups = files, redaction, groups
-        run.reading, run.failed_runs = reading, failed
+        run.reading, run.failed_runs, run.search = reading, failed, search
         run.texts = RunTexts(files)  # what citations are checked against
         return run
 

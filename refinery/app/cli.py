@@ -337,6 +337,7 @@ def _model_options(args: argparse.Namespace) -> dict[str, Any]:
         "reasoning_effort": getattr(args, "reasoning_effort", None),
         "base_model": getattr(args, "base_model", None),
         "store": getattr(args, "store", "auto") if getattr(args, "command", None) != "analyze" else "hosted",
+        "search_calls": max(0, getattr(args, "search_calls", 0) or 0),
     }
 
 

@@ -147,6 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
     reading.add_argument("--api", choices=["auto", "responses", "chat"], default="auto", help=API_HELP)
     where = _Parser(add_help=False)
     where.add_argument("--store", choices=["auto", "hosted", "none"], default="auto", help=STORE_HELP)
+    where.add_argument(
+        "--search-calls",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with no store: offer each request the function search_trace (answered by refinery from a full-text "
+        "index of the run files) and answer up to N calls of it a request; the server must take function tools "
+        "(default: 0, not offered)",
+    )
 
     analysis = _Parser(add_help=False)
     analysis.add_argument(

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from refinery.testing.function_tools import chat_search_call
 from refinery.testing.retrieval import count_tokens, token_starts
 from refinery.testing.standin_model import reasons
 from refinery.testing.store_api import _error
@@ -93,6 +94,9 @@ async def create_chat_completion(server: OpenAITestServer, request: web.Request)
     if not admitted:
         server.stats["429 rate_limit_exceeded"] += 1
         return web.json_response(rl_body, status=429, headers=rl_headers)
+    called = chat_search_call(server, body)  # a request offering search_trace: the stand-in searches first
+    if called is not None:
+        return web.json_response(called)
     thinking = min(server.reasoning_tokens, int(max_out)) if reasons(str(body["model"])) and max_out else 0
     room = int(max_out) - thinking if max_out else None
     kind = fault.kind if fault else None

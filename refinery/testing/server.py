@@ -33,6 +33,7 @@ from aiohttp import web
 
 from refinery.testing.chat_api import create_chat_completion
 from refinery.testing.faults import Fault, RateLimiter, drop_mid_body, transport_fault
+from refinery.testing.function_tools import responses_search_call
 from refinery.testing.openapi_spec import OpenAPISpec, find_spec
 from refinery.testing.request_text import admission_cost, request_texts
 from refinery.testing.retrieval import Chunk, count_tokens, token_starts
@@ -317,6 +318,9 @@ class OpenAITestServer(FilesAndStores):
             return web.json_response(rl_body, status=429, headers=rl_headers)
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
+        called = responses_search_call(self, body)  # a request offering search_trace: the stand-in searches first
+        if called is not None:
+            return web.json_response(called)
 
         output: list[dict[str, Any]] = []
         retrieved: list[tuple[Chunk, float]] = []

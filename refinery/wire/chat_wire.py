@@ -33,14 +33,17 @@ def _text_of(content: Any) -> str:
 
 def chat_body(body: Mapping[str, Any], *, strict: bool = True) -> dict[str, Any]:
     """The Chat Completions body of a Responses body (`strict=False`: the schema is sent without
-    `strict`, for a server that constrains output by the schema but refuses the flag)."""
-    if body.get("tools"):
+    `strict`, for a server that constrains output by the schema but refuses the flag). Function
+    tools and the calls and outputs in the input go as Chat Completions has them."""
+    tools = list(body.get("tools") or [])
+    if any(t.get("type") != "function" for t in tools):
         raise RequestBuildError(
             "tools: the chat completions wire has no file_search; read the trace inline (store='none')"
         )
-    unknown = set(body) - {"model", "input", "instructions", "text", "max_output_tokens", "temperature", "reasoning"}
-    if unknown - _DROPPED:
-        raise RequestBuildError(f"request: no chat completions form for {sorted(unknown - _DROPPED)}")
+    known = {"model", "input", "instructions", "text", "max_output_tokens", "temperature", "reasoning", "tools"}
+    unknown = set(body) - known - {"tool_choice"} - _DROPPED
+    if unknown:
+        raise RequestBuildError(f"request: no chat completions form for {sorted(unknown)}")
     messages: list[dict[str, Any]] = []
     if body.get("instructions"):
         messages.append({"role": "system", "content": str(body["instructions"])})
@@ -48,13 +51,7 @@ def chat_body(body: Mapping[str, Any], *, strict: bool = True) -> dict[str, Any]
     if isinstance(items, str):
         messages.append({"role": "user", "content": items})
     for item in items if isinstance(items, list) else []:
-        role = item.get("role", "user")
-        messages.append(
-            {
-                "role": role if role in ("system", "developer", "assistant") else "user",
-                "content": _text_of(item.get("content")),
-            }
-        )
+        messages.extend(_chat_messages(item, messages))
     out: dict[str, Any] = {"model": body["model"], "messages": messages}
     fmt = (body.get("text") or {}).get("format") or {}
     if fmt.get("type") == "json_schema":
@@ -71,7 +68,47 @@ def chat_body(body: Mapping[str, Any], *, strict: bool = True) -> dict[str, Any]
     effort = (body.get("reasoning") or {}).get("effort")
     if effort is not None:
         out["reasoning_effort"] = effort
+    if tools:
+        out["tools"] = [
+            {
+                "type": "function",
+                "function": {k: t[k] for k in ("name", "description", "parameters", "strict") if k in t},
+            }
+            for t in tools
+        ]
+    if body.get("tool_choice") in ("none", "auto", "required"):
+        out["tool_choice"] = body["tool_choice"]
     return out
+
+
+def _chat_messages(item: Mapping[str, Any], before: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The chat messages of one Responses input item (a function call joins the assistant message
+    of calls just before it)."""
+    kind = item.get("type", "message")
+    if kind == "function_call":
+        call = {
+            "id": item["call_id"],
+            "type": "function",
+            "function": {"name": item["name"], "arguments": item["arguments"]},
+        }
+        if (
+            before
+            and before[-1].get("role") == "assistant"
+            and "tool_calls" in before[-1]
+            and not before[-1].get("content")
+        ):
+            before[-1]["tool_calls"].append(call)
+            return []
+        return [{"role": "assistant", "content": None, "tool_calls": [call]}]
+    if kind == "function_call_output":
+        return [{"role": "tool", "tool_call_id": item["call_id"], "content": str(item.get("output", ""))}]
+    role = item.get("role", "user")
+    return [
+        {
+            "role": role if role in ("system", "developer", "assistant") else "user",
+            "content": _text_of(item.get("content")),
+        }
+    ]
 
 
 _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
@@ -90,6 +127,18 @@ def as_response(chat: Any) -> dict[str, Any]:
     else:
         content.append({"type": "output_text", "text": unfenced(_text_of(message.get("content"))), "annotations": []})
     reason = _INCOMPLETE.get(str(choice.get("finish_reason")))
+    calls = [
+        {
+            "type": "function_call",
+            "id": str(tc.get("id")),
+            "call_id": str(tc.get("id")),
+            "name": str((tc.get("function") or {}).get("name")),
+            "arguments": str((tc.get("function") or {}).get("arguments") or "{}"),
+            "status": "completed",
+        }
+        for tc in message.get("tool_calls") or []
+        if isinstance(tc, dict)
+    ]
     usage = chat.get("usage") or {}
     prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
     return {
@@ -98,7 +147,7 @@ def as_response(chat: Any) -> dict[str, Any]:
         "model": chat.get("model"),
         "status": "incomplete" if reason else "completed",
         "incomplete_details": {"reason": reason} if reason else None,
-        "output": [{"type": "message", "role": "assistant", "content": content}],
+        "output": [*calls, *([{"type": "message", "role": "assistant", "content": content}] if not calls else [])],
         "usage": {
             "input_tokens": prompt,
             "output_tokens": completion,

@@ -37,6 +37,7 @@ from refinery.errors import (
 )
 from refinery.wire.chat_wire import as_response, chat_body
 from refinery.wire.endpoint_offer import APIS, EndpointOffer, check_choice, route_missing
+from refinery.wire.function_calls import ToolRunner, function_calls, with_function_results, without_more_calls
 from refinery.wire.rate_budget import BudgetStats, RateBudget
 from refinery.wire.response_output import (
     CallUsage,
@@ -274,6 +275,7 @@ class ResponsesClient:
         *,
         label: str | None = None,
         guard: SpendGuard | None = None,
+        tools: ToolRunner | None = None,
     ) -> JsonAnswer:
         """The answer as a JSON object, recovered once from each of two known failure modes.
 
@@ -283,7 +285,9 @@ class ResponsesClient:
           the same body with the user content replaced by "Return ONLY the exact JSON again"
           and the raw text. Still wrong → `OutputFormatError` holding the raw text.
 
-        `guard` admits every request this makes (the retries too) before it is sent.
+        `guard` admits every request this makes (the retries too) before it is sent. With `tools`,
+        the model's function calls are answered (`tools.answer`, off the loop) and sent back, at
+        most `tools.max_calls` of them; then it must answer (`tool_choice: "none"`).
         """
         body = dict(body)
         calls: list[CallUsage] = []
@@ -300,6 +304,9 @@ class ResponsesClient:
             return response
 
         response = await send(body)
+        if tools is not None:
+            body, response = await self._answer_calls(body, response, tools, send)
+            body = without_more_calls(body) if body.get("tools") else body  # a retry or re-ask answers
         try:
             text = output_text(response)
         except IncompleteResponseError as exc:
@@ -340,6 +347,21 @@ class ResponsesClient:
         return JsonAnswer(
             json.loads(text), CallUsage.total(calls, label), file_search_results(response), response.get("id")
         )
+
+    @staticmethod
+    async def _answer_calls(
+        body: dict[str, Any], response: dict[str, Any], tools: ToolRunner, send: Callable[[dict[str, Any]], Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The model's function calls answered and sent back until it answers, at most `max_calls`."""
+        made = 0
+        while calls := function_calls(response):
+            outputs = [await asyncio.to_thread(tools.answer, str(c.get("arguments") or "{}")) for c in calls]
+            made += len(calls)
+            body = with_function_results(body, calls, outputs)
+            if made >= tools.max_calls:
+                body = without_more_calls(body)
+            response = await send(body)
+        return body, response
 
     async def canary(self, model: str = "gpt-4o") -> CanaryResult:
         """Send the smallest strict-JSON request and say plainly what is wrong when it fails."""
