@@ -27,6 +27,7 @@ from refinery.analysis.stage_calls import StageCalls
 from refinery.analysis.staged_schemas import TraceAnalysisOutput
 from refinery.analysis.stages import Stage
 from refinery.core.tokens import estimate_tokens
+from refinery.errors import ConfigurationError
 from refinery.prompts.system_prompts import PromptTemplate
 from refinery.traces.source_text import truncate_parts
 from refinery.traces.spool import file_names
@@ -254,16 +255,21 @@ def later_stage_text(
     return text
 
 
-async def choose_reading(wanted: str, client: Any, has_store: bool) -> str:
+async def choose_reading(wanted: str, client: Callable[[], Any], has_store: bool) -> str:
     """`hosted` or `none` for an analysis: `wanted` unless `auto`; `auto` is hosted with a store
-    at hand (`has_store`: a store id or a store manager given), else where the client's endpoint
-    answers Files and Vector Stores (asked once a client); a model with no endpoint to ask reads
-    inline unless it can make a store."""
+    at hand (`has_store`: a store id or a store manager given), else where the endpoint of the
+    model `client()` gives answers Files and Vector Stores (asked once a client); a model with no
+    endpoint to ask reads inline unless it can make a store. With no key yet (the client cannot be
+    built), hosted: as before, the upload says so once the trace is rendered."""
     if wanted != "auto":
         return wanted
     if has_store:
         return "hosted"
-    ask = getattr(client, "endpoint_offer", None)
+    try:
+        model = client()
+    except ConfigurationError:
+        return "hosted"
+    ask = getattr(model, "endpoint_offer", None)
     if ask is None:
-        return "hosted" if hasattr(client, "vector_store_manager") else "none"
+        return "hosted" if hasattr(model, "vector_store_manager") else "none"
     return "hosted" if (await ask()).hosted_store else "none"

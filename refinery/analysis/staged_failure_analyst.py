@@ -284,7 +284,7 @@ class StagedFailureAnalyst(AnalystBase):
         """How an analysis reads the trace: `hosted` or `none` (see `store`); `auto` asks the
         endpoint once whether it has Files and Vector Stores."""
         given = bool(store_id or self.vector_store_id or self._manager is not None)
-        return await choose_reading(self.store, self.client, given)
+        return await choose_reading(self.store, lambda: self.client, given)
 
     def _new_run(
         self,
@@ -513,6 +513,7 @@ class StagedFailureAnalyst(AnalystBase):
         run = self._open.get(trace_id)
         if run is None:
             run = self._new_run(trace_id, self.folder_for(trace_id), metadata.get("store_id"))
+            run.reading = (metadata.get("stage_metadata") or {}).get("reading") or "hosted"
             self._open.put(trace_id, run)
         return run
 
