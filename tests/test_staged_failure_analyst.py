@@ -105,7 +105,10 @@ async def test_upload_carries_group_attributes(fake, analyst_factory):
 
 @pytest.mark.parametrize("reading", ["inline", "search"])
 async def test_big_trace_is_analysed_group_by_group_with_filters(fake, analyst_factory, spec, reading):
-    analyst = analyst_factory(render_options=RenderOptions(runs_per_file=2), files_per_group=3, stage1_reading=reading)
+    # one group at a time: the fake answers in the order calls arrive (sent at once, any group could be first)
+    analyst = analyst_factory(
+        render_options=RenderOptions(runs_per_file=2), files_per_group=3, stage1_reading=reading, stage1_concurrency=1
+    )
     second = json.loads(json.dumps(SAMPLES["stage1"]))
     for e in second["timeline"]:
         e["run_id"] = e["run_id"].replace("run-", "run-1")  # run-11, run-12: runs of the second half
@@ -144,7 +147,8 @@ async def test_big_trace_is_analysed_group_by_group_with_filters(fake, analyst_f
 
 async def test_a_failed_stage1_group_reruns_only_the_groups_not_yet_done(fake, analyst_factory, tmp_path):
     fake.fail("stage1", after=2)  # groups 1 and 2 answer, group 3 fails
-    options = dict(render_options=RenderOptions(runs_per_file=2), files_per_group=2)
+    # one group at a time: which call is "the third" is then group 3 (sent at once, any group could be)
+    options = dict(render_options=RenderOptions(runs_per_file=2), files_per_group=2, stage1_concurrency=1)
     with pytest.raises(ServerError):
         await analyst_factory(**options).analyze(make_trace(n_runs=12), EXPECTATION, until_stage=1)
     assert sorted(p.name for p in (tmp_path / "out" / "t1" / "stage1_groups").iterdir()) == [
