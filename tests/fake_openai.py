@@ -173,6 +173,12 @@ class FakeOpenAI:
             re.compile(rf"^{re.escape(BASE)}/vector_stores/[^/]+/file_batches$"), callback=self._batch, repeat=True
         )
         mocked.get(re.compile(rf"^{re.escape(BASE)}/vector_stores/[^/?]+$"), callback=self._get_store, repeat=True)
+        # what `ResponsesClient.endpoint_offer` asks (store="auto"): the lists answer, so a store is made
+        mocked.get(
+            re.compile(rf"^{re.escape(BASE)}/(vector_stores|files)\?limit=1$"),
+            payload={"object": "list", "data": [], "has_more": False},
+            repeat=True,
+        )
         mocked.delete(
             re.compile(rf"^{re.escape(BASE)}/(vector_stores|files)/[^/]+$"), callback=self._delete, repeat=True
         )

@@ -63,4 +63,13 @@ async def test_an_answer_breaking_the_stage_schema_is_an_output_format_error():
 
 async def test_an_analysis_that_needs_a_store_says_so_when_the_model_has_none():
     with pytest.raises(ConfigurationError, match="vector_store_id"):
-        await StagedFailureAnalyst(client=FunctionModel(by_stage())).analyze(make_trace(), EXPECTATION)
+        await StagedFailureAnalyst(client=FunctionModel(by_stage()), store="hosted").analyze(make_trace(), EXPECTATION)
+
+
+async def test_a_model_that_cannot_make_a_store_reads_the_trace_inline_by_default():
+    model = FunctionModel(by_stage())
+    result = await StagedFailureAnalyst(client=model).analyze(make_trace(), EXPECTATION)
+    assert result.diagnosis.root_cause == SAMPLES["stage3"]["root_cause"]
+    assert all("tools" not in b for b in model.requests)
+    # stage 2 reads the failed run itself, inline: its error is in the request
+    assert "KeyError: 'order_id'" in model.requests[1]["input"][-1]["content"][0]["text"]

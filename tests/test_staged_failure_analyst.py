@@ -105,7 +105,10 @@ async def test_upload_carries_group_attributes(fake, analyst_factory):
 
 @pytest.mark.parametrize("reading", ["inline", "search"])
 async def test_big_trace_is_analysed_group_by_group_with_filters(fake, analyst_factory, spec, reading):
-    analyst = analyst_factory(render_options=RenderOptions(runs_per_file=2), files_per_group=3, stage1_reading=reading)
+    # one group at a time: the fake answers in the order calls arrive (sent at once, any group could be first)
+    analyst = analyst_factory(
+        render_options=RenderOptions(runs_per_file=2), files_per_group=3, stage1_reading=reading, stage1_concurrency=1
+    )
     second = json.loads(json.dumps(SAMPLES["stage1"]))
     for e in second["timeline"]:
         e["run_id"] = e["run_id"].replace("run-", "run-1")  # run-11, run-12: runs of the second half

@@ -22,6 +22,7 @@ from refinery.wire.response_output import CallUsage
 if TYPE_CHECKING:  # imported for types only: checkpoints and the store keeper import this module
     from refinery.analysis.checkpoints import Checkpoints
     from refinery.analysis.store_keeper import StoreKeeper
+    from refinery.analysis.trace_search import TraceSearch
 
 
 @dataclass(frozen=True)
@@ -121,11 +122,24 @@ class AnalysisRun:
     keeper: StoreKeeper | None = None  # this analysis's store: made, reused, deleted
     spool: SpooledFiles | None = None  # the files it rendered, on disk until it is released
     emit: Callable[..., Awaitable[None]] = _silent  # tells who listens that a stage started or ended
+    reading: str = "hosted"  # how stages read the trace: "hosted" (a store, file_search) or "none" (inline)
+    failed_runs: tuple[str, ...] = ()  # the runs the trace says failed (read inline by stages 2-4 with no store)
+    search: TraceSearch | None = None  # `search_trace` over the run files (no store, search_calls > 0)
+
+    def parts(self) -> tuple[Checkpoints, StoreKeeper]:
+        """Its checkpoints and store keeper (every run an analyst makes has both)."""
+        if self.checkpoints is None or self.keeper is None:
+            raise TypeError(
+                "an AnalysisRun made by StagedFailureAnalyst is needed (it has checkpoints and a store keeper)"
+            )
+        return self.checkpoints, self.keeper
 
     def release(self) -> None:
         """Delete the rendered files from disk (the spool); what was read from them stays."""
         if self.spool is not None:
             self.spool.close()
+        if self.search is not None:
+            self.search.close()
 
 
 OPEN_ANALYSES_KEPT = 64  # three-call analyses a host began and has not finished, at most

@@ -38,6 +38,7 @@ class AnalystBase(FailureAnalyst):
         self._owns_client = client is None
         self.redact = redact
         self.redact_patterns: tuple[re.Pattern[str], ...] = ()  # an organisation's own shapes, compiled
+        self.api = "responses"  # the wire of a client built here (`StagedFailureAnalyst(api=…)`)
 
     def sent_id(self, trace_id: str) -> str:
         """A trace id as this analyst sends and writes it: it names the uploaded files, the store
@@ -54,7 +55,7 @@ class AnalystBase(FailureAnalyst):
         """What executes the requests: a `ResponsesClient` (built from the environment when none
         was given), or any `StructuredModel` (a `FunctionModel` in tests)."""
         if self._client is None:
-            self._client = ResponsesClient()
+            self._client = ResponsesClient(api=self.api)
         return self._client
 
     async def __aenter__(self) -> "AnalystBase":

@@ -155,7 +155,8 @@ async def fitted_prior(
     expectation_text: str | None,
 ) -> tuple[dict[str, Any], int, list[str]]:
     """The prior stages' JSON for `stage`'s prompt, Stage 1 condensed when it would not fit the
-    input budget (the full Stage 1 then goes to the store as a file, and a note says so)."""
+    input budget (the full Stage 1 then goes to the store as a file, and a note says so; read with
+    no store, into half of it, the other half left for the runs read inline)."""
 
     def fit() -> tuple[dict[str, Any], TraceAnalysisOutput | None, int]:  # a big Stage 1 is CPU work: off the loop
         prior_json = {k: v.model_dump(mode="json") for k, v in prior.items()}
@@ -165,7 +166,9 @@ async def fitted_prior(
             stage, {**prior_json, "stage1": ""}, expectation_text=expectation_text, notes=[STAGE1_FILE_NOTE]
         )
         overhead = calls.worst_input(stage, calls.body(stage, empty, run.store_id or PLANNED_STORE), run.store_id)
-        fitted, level = condense_stage1(prior["stage1"], calls.input_budget - overhead)
+        room = calls.input_budget - overhead
+        # read with no store, the runs that matter come inline too: Stage 1 gets half the room
+        fitted, level = condense_stage1(prior["stage1"], room // 2 if run.reading == "none" else room)
         return prior_json, fitted, level
 
     prior_json, fitted, level = await asyncio.to_thread(fit)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from refinery.analysis.analysis_run import AnalysisRun, StageGroup
+from refinery.analysis.inline_reading import later_stage_text
 from refinery.analysis.stage1_groups import group_request
 from refinery.analysis.staged_failure_analyst import StagedFailureAnalyst
 from refinery.analysis.stages import PLANNED_STORE, STAGE_BY_KEY, stage_user_text
@@ -31,6 +32,9 @@ def planned_requests(
     Stage 1 is built as the analyst reads it (`stage1_reading`): inline, each group's run files
     are in its body."""
     prior = {f"stage{n}": f"<stage {n} JSON>" for n in (1, 2, 3)}
+    if analyst.store == "none":
+        yield from _planned_inline(analyst, trace, files, expectation, prior)
+        return
     groups = analyst.stage1_groups(files)
     run = AnalysisRun(trace_id=trace.trace_id, store_id=PLANNED_STORE, groups=groups, texts=RunTexts(files))
     slots: list[StageGroup | None] = [*groups] or [None]
@@ -51,6 +55,32 @@ def planned_requests(
     )
     for key in ("stage3", "stage4"):
         yield key, analyst.build_stage_body(key, stage_user_text(STAGE_BY_KEY[key], prior), store_id=PLANNED_STORE)
+
+
+def _planned_inline(
+    analyst: StagedFailureAnalyst,
+    trace: Trace,
+    files: Sequence[tuple[str, str]],
+    expectation: DomainExpertExpectation,
+    prior: dict[str, str],
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The bodies of a run with no store (`store="none"`): no tools, every stage's reading inline;
+    stages 2–4 read the runs the trace says failed (Stage 1's flags are not known yet) in half the
+    budget, the other half left for Stage 1's JSON."""
+    calls = analyst.calls
+    groups = analyst.stage1_groups(files, "none")
+    failed = tuple(r.id for r in trace.get_failed_runs())
+    run = AnalysisRun(trace_id=trace.trace_id, groups=groups, texts=RunTexts(files), reading="none", failed_runs=failed)
+    for g in [*groups] or [None]:
+        text, _, _ = group_request(calls, run, g, len(groups), analyst.stage1_reading)
+        name = f"stage1 (group {g.number}/{len(groups)})" if g is not None and len(groups) > 1 else "stage1"
+        yield name, calls.body(STAGE_BY_KEY["stage1"], text, None, inline=True)
+    expect_text = analyst.expectation_text(expectation, RedactionReport())
+    for key in ("stage2", "stage3", "stage4"):
+        stage = STAGE_BY_KEY[key]
+        base = stage_user_text(stage, prior, expectation_text=expect_text if key == "stage2" else None)
+        text = later_stage_text(calls, run, stage, base, None, budget=calls.input_budget // 2)
+        yield key, calls.body(stage, text, None, inline=True)
 
 
 @dataclass(frozen=True)
@@ -108,7 +138,7 @@ def plan_summary(
         key = name.split(" ")[0]
         stage = STAGE_BY_KEY[key]
         known = call.input_tokens
-        allowance = analyst.calls.allowance(stage, PLANNED_STORE)
+        allowance = analyst.calls.allowance(stage, None if analyst.store == "none" else PLANNED_STORE)
         prior = 0
         for p in sorted(pasted.get(key, set())):
             size = stage1_json if p == "stage1" else out_budget[p]
@@ -139,6 +169,7 @@ def plan_summary(
         "file_tokens": sum(tokens for _, _, tokens in file_stats(files)),
         "groups": groups,
         "model": analyst.model,
+        "store": analyst.store,
         "input_budget": budget,
         "stages": stages,
         "total": {

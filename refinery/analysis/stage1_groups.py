@@ -15,6 +15,7 @@ from typing import Any
 
 from refinery.analysis.analysis_run import AnalysisRun, StageGroup, group_filter
 from refinery.analysis.checkpoints import Checkpoints
+from refinery.analysis.inline_reading import stage1_text
 from refinery.analysis.stage_calls import StageCalls, record_check
 from refinery.analysis.staged_schemas import TraceAnalysisOutput
 from refinery.analysis.stages import PLANNED_STORE, STAGE_BY_KEY, GroupNote, inline_files_text, stage_user_text
@@ -50,6 +51,13 @@ def group_request(
         else None
     )
     search_filters = group_filter(group) if group is not None and groups > 1 else None
+    if run.reading == "none":  # no store: the group whole, then what else fits, cut with notes
+        base = stage_user_text(stage, group=note)
+
+        def measure(text: str) -> int:
+            return calls.worst_input(stage, calls.body(stage, text, None, inline=True), None)
+
+        return stage1_text(base, run, group, measure, calls.input_budget), None, "inline"
     if reading == "inline" and group is not None and run.texts is not None:
         # the request's size from the spool's token counts, before any text is built: the empty
         # request, each file, and its two separator lines (a whole counts no more than its parts)
@@ -65,14 +73,18 @@ def group_request(
     return stage_user_text(stage, group=note), search_filters, "search"
 
 
-def group_tokens(calls: StageCalls, wanted: int, reading: str) -> int:
+def group_tokens(calls: StageCalls, wanted: int, reading: str, store: str = "hosted") -> int:
     """How many tokens of rendered runs one Stage 1 group holds. Read inline, a group's files go
     into the prompt, so a group holds at most what fits the input budget beside the prompt and
-    the retrieval allowance (a tenth kept for file separators and the estimate's error)."""
-    if reading != "inline":
+    the retrieval allowance (a tenth kept for file separators and the estimate's error); with no
+    store (`store="none"`) there is no retrieval allowance."""
+    if reading != "inline" and store != "none":
         return wanted
     stage = STAGE_BY_KEY["stage1"]
     empty = stage_user_text(stage, group=GroupNote(1, 2, 1, 1), group_files="")
+    if store == "none":
+        room = calls.input_budget - calls.worst_input(stage, calls.body(stage, empty, None, inline=True), None)
+        return max(1, min(wanted, room * 9 // 10))
     room = calls.input_budget - calls.worst_input(stage, calls.body(stage, empty, PLANNED_STORE), PLANNED_STORE)
     return max(1, min(wanted, room * 9 // 10))
 

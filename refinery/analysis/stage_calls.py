@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from refinery.analysis.analysis_run import AnalysisRun
 from refinery.analysis.cost_ceiling import CostCeiling
 from refinery.analysis.stages import RequestContext, Stage, build_request, compact_json
+from refinery.analysis.trace_search import with_search_tool
 from refinery.analysis.verification import Verification, reask_text, verify
 from refinery.core.context_windows import chunk_allowance
 from refinery.core.model_families import check_effort, output_budget
@@ -52,6 +53,7 @@ class StageCalls:
         self.input_budget = input_budget
         self.cost = cost
         self.reasoning_effort = check_effort(reasoning_effort)
+        self.search_allowance = 0  # tokens `search_trace` results may add with no store (set when it is offered)
 
     def output_budget(self, stage: Stage) -> int:
         """The stage's `max_output_tokens`: its answer budget, plus a reasoning model's allowance
@@ -59,24 +61,33 @@ class StageCalls:
         return output_budget(self.base_model, self.max_output_tokens[stage.key], self.reasoning_effort)
 
     def allowance(self, stage: Stage, store_id: str | None) -> int:
-        """The tokens `file_search` may add to this stage's request."""
-        return chunk_allowance(self.max_num_results[stage.key]) if stage.searches and store_id else 0
+        """The tokens `file_search` may add to this stage's request; with no store, what the
+        results of `search_trace` calls may add (0 unless it is offered)."""
+        if store_id:
+            return chunk_allowance(self.max_num_results[stage.key]) if stage.searches else 0
+        return self.search_allowance
 
     def body(
-        self, stage: Stage, user_text: str, store_id: str | None, filters: dict[str, Any] | None = None
+        self,
+        stage: Stage,
+        user_text: str,
+        store_id: str | None,
+        filters: dict[str, Any] | None = None,
+        *,
+        inline: bool = False,
     ) -> dict[str, Any]:
-        """The request body of one stage call (pure)."""
-        if stage.searches and not store_id:
+        """The request body of one stage call (pure); `inline`: read with no store, no tools."""
+        if stage.searches and not store_id and not inline:
             raise StageError(stage.key, "no vector store: call prepare() or pass vector_store_id")
         context = RequestContext(
             self.model,
             user_text,
-            store_id=store_id,
+            store_id=None if inline else store_id,
             system=SYSTEM,
             max_output_tokens=self.output_budget(stage),
             max_num_results=self.max_num_results[stage.key],
             temperature=self.temperature,
-            filters=filters,
+            filters=None if inline else filters,
             reasoning_effort=self.reasoning_effort,
             family=self.base_model,
         )
@@ -119,7 +130,7 @@ class StageCalls:
 
     async def _ask(self, run: AnalysisRun, stage: Stage, user_text: str, filters: dict[str, Any] | None) -> JsonAnswer:
         def sized() -> tuple[dict[str, Any], int, int]:  # a big body's token count is CPU work: off the loop
-            body = self.body(stage, user_text, run.store_id, filters)
+            body = self.body(stage, user_text, run.store_id, filters, inline=run.reading == "none")
             return body, self.allowance(stage, run.store_id), self.worst_input(stage, body, run.store_id)
 
         body, allowance, worst_input = await asyncio.to_thread(sized)
@@ -131,9 +142,11 @@ class StageCalls:
                 f"max_num_results"
             )
         guard = self.cost.guard(allowance) if self.cost else None
-        return await self._client().create_json(
-            body, stage.schema, label=f"{run.trace_id or 'trace'}:{stage.key}", guard=guard
-        )
+        label = f"{run.trace_id or 'trace'}:{stage.key}"
+        if run.search is None:
+            return await self._client().create_json(body, stage.schema, label=label, guard=guard)
+        body = with_search_tool(body)  # no store: the model may search the trace's runs (answered here)
+        return await self._client().create_json(body, stage.schema, label=label, guard=guard, tools=run.search)
 
     @staticmethod
     def _validated(stage: Stage, data: Any) -> Any:

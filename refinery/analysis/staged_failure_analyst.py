@@ -42,6 +42,7 @@ from refinery.analysis.analyst_base import AnalystBase, Emit, ProgressCallback
 from refinery.analysis.checkpoints import STAGE1_GROUPS_DIR, STORE_ARTIFACT, Checkpoints
 from refinery.analysis.condense import fitted_prior
 from refinery.analysis.cost_ceiling import CostCeiling
+from refinery.analysis.inline_reading import NO_STORE_NOTE, choose_reading, later_stage_text
 from refinery.analysis.output_folder import OutputFolder, trace_folder_name
 from refinery.analysis.stage1_groups import READINGS, analyse_groups, group_tokens, run_owner
 from refinery.analysis.stage_calls import StageCalls, record_check
@@ -64,6 +65,7 @@ from refinery.analysis.stages import (
     stage_user_text,
 )
 from refinery.analysis.store_keeper import StoreKeeper
+from refinery.analysis.trace_search import TraceSearch, search_allowance
 from refinery.analysis.verification import RunTexts
 from refinery.core.context_windows import DEFAULT_BUDGET_SHARE, input_budget
 from refinery.core.host_models import as_expectation, as_trace
@@ -74,7 +76,8 @@ from refinery.errors import ConfigurationError, UserInputError
 from refinery.prompts.system_prompts import SYSTEM
 from refinery.traces.redact import RedactionReport, compile_patterns
 from refinery.traces.render import CHUNKING_STRATEGY, RenderOptions
-from refinery.traces.spool import SpooledFiles, upload_files_for
+from refinery.traces.spool import SpooledFiles, file_names, upload_files_for
+from refinery.wire.endpoint_offer import APIS, STORES, check_choice
 from refinery.wire.response_output import CallUsage
 from refinery.wire.responses_client import ResponsesClient
 from refinery.wire.structured_model import StructuredModel
@@ -139,11 +142,26 @@ class StagedFailureAnalyst(AnalystBase):
         redact: bool = True,
         base_model: str | None = None,
         redact_patterns: Sequence[str | re.Pattern[str]] = (),
+        store: str = "auto",
+        api: str = "auto",
+        search_calls: int = 0,
     ) -> None:
         """`model` is what requests name (on Azure OpenAI, the deployment); `base_model` is the
-        model it is, for context windows, prices and reasoning (default: `model`)."""
+        model it is, for context windows, prices and reasoning (default: `model`).
+
+        `store`: how stages read the trace — `hosted` (a vector store and `file_search`), `none`
+        (inline, within the input budget: `inline_reading`), or `auto`: hosted only where the
+        endpoint answers Files and Vector Stores. `api` is the wire of a client built here
+        (`responses`, `chat`, or `auto`: Responses where the endpoint has it). `search_calls`: with
+        no store, each request offers the function `search_trace` (answered from a full-text index
+        of the run files, `trace_search`), at most this many calls a request (0: not offered; the
+        server must take function tools)."""
         super().__init__(model, seed, progress_callback, client, redact)
         self.redact_patterns = compile_patterns(redact_patterns)  # `--redact-pattern`: redacted as the rest
+        self.store = check_choice("store", store, STORES)
+        self.api = check_choice("api", api, APIS)
+        if store == "none" and vector_store_id is not None:
+            raise UserInputError("store='none' reads the trace inline: it takes no vector_store_id")
         self.base_model = base_model or model
         self._manager = vector_store_manager
         self.artifacts_dir = Path(artifacts_dir) if artifacts_dir is not None else None
@@ -180,6 +198,8 @@ class StagedFailureAnalyst(AnalystBase):
             reasoning_effort=reasoning_effort,
             base_model=self.base_model,
         )
+        self.search_calls = max(0, search_calls)
+        self.calls.search_allowance = search_allowance(self.search_calls)
         # The three-call interface's analyses between `analyze_trace` and `diagnose_failure`, by
         # trace id: the only per-analysis state an analyst holds, let go of at the end (and bounded,
         # for a host that never finishes one). `analyze()` keeps nothing here.
@@ -258,10 +278,17 @@ class StagedFailureAnalyst(AnalystBase):
         """The files `prepare` uploads (see `rendering`)."""
         return self.rendering(trace, expectation, prompts, evals)[0]
 
-    def stage1_groups(self, files: Sequence[tuple[str, str]]) -> list[StageGroup]:
-        """The Stage 1 groups of a rendering (see `stage1_groups.group_tokens`)."""
-        tokens = group_tokens(self.calls, self.group_tokens, self.stage1_reading)
+    def stage1_groups(self, files: Sequence[tuple[str, str]], store: str = "hosted") -> list[StageGroup]:
+        """The Stage 1 groups of a rendering (see `stage1_groups.group_tokens`); `store="none"`:
+        sized for a reading with no store."""
+        tokens = group_tokens(self.calls, self.group_tokens, self.stage1_reading, store)
         return plan_groups(files, self.files_per_group, tokens)
+
+    async def reading_for(self, store_id: str | None = None) -> str:
+        """How an analysis reads the trace: `hosted` or `none` (see `store`); `auto` asks the
+        endpoint once whether it has Files and Vector Stores."""
+        given = bool(store_id or self.vector_store_id or self._manager is not None)
+        return await choose_reading(self.store, lambda: self.client, given)
 
     def _new_run(
         self,
@@ -287,17 +314,23 @@ class StagedFailureAnalyst(AnalystBase):
         evals: FileContents | None,
         folder: Path | None,
         progress: ProgressCallback | None = None,
+        reading: str = "hosted",
     ) -> AnalysisRun:
         """A new analysis of `trace`: rendered, redacted and laid out in a worker thread (the
         event loop goes on meanwhile), its redaction count its own."""
 
-        def work(stop: threading.Event) -> tuple[SpooledFiles, RedactionReport, list[StageGroup]]:
+        def work(stop: threading.Event) -> tuple[SpooledFiles, RedactionReport, list[StageGroup], tuple[str, ...], Any]:
             files, redaction = self.rendering(trace, expectation, prompts, evals, stop)
-            return files, redaction, self.stage1_groups(files)
+            failed = tuple(r.id for r in trace.get_failed_runs()) if reading == "none" else ()
+            search = (
+                TraceSearch(RunTexts(files), self.search_calls) if reading == "none" and self.search_calls else None
+            )
+            return files, redaction, self.stage1_groups(files, reading), failed, search
 
-        files, redaction, groups = await off_loop(work)
+        files, redaction, groups, failed, search = await off_loop(work)
         run = self._new_run(trace.trace_id, folder, progress=progress)
         run.spool, run.redaction, run.groups = files, redaction, groups
+        run.reading, run.failed_runs, run.search = reading, failed, search
         run.texts = RunTexts(files)  # what citations are checked against
         return run
 
@@ -314,8 +347,12 @@ class StagedFailureAnalyst(AnalystBase):
         name: str | None = None,
         progress: ProgressCallback | None = None,
     ) -> AnalysisRun:
-        run = await self._begin(trace, expectation, prompts, evals, folder, progress)
+        reading = await self.reading_for(store_id)
+        run = await self._begin(trace, expectation, prompts, evals, folder, progress, reading)
         try:
+            if reading == "none":  # read inline: nothing is uploaded
+                run.store_id, run.files = None, file_names(run.spool or [])
+                return run
             given = store_id or run.store_id
             if given:
                 run.store_id = given
@@ -373,6 +410,9 @@ class StagedFailureAnalyst(AnalystBase):
             "answered_by": usage.model,  # the model the API says answered (a rerun's report shows it)
             "seed": self.seed,
             "store_id": run.store_id,
+            "reading": run.reading,
+            **({"reading_note": NO_STORE_NOTE.ref} if run.reading == "none" else {}),
+            "api": getattr(self.client, "wire", None) or "responses",
             **usage.counts(),
             "duration_s": round(time.monotonic() - started, 3),
             **extra,
@@ -382,7 +422,7 @@ class StagedFailureAnalyst(AnalystBase):
 
     # --- the stages -----------------------------------------------------------------------
     async def run_stage1(self, run: AnalysisRun) -> TraceAnalysisOutput:
-        checkpoints, keeper = _parts(run)
+        checkpoints, keeper = run.parts()
         if run.store_id and not run.groups:
             await keeper.adopt(run, run.store_id)  # a store from `refinery init`: its trace and groups
         stage = STAGE_BY_KEY["stage1"]
@@ -407,7 +447,7 @@ class StagedFailureAnalyst(AnalystBase):
     async def _simple_stage(
         self, run: AnalysisRun, key: str, prior: Mapping[str, Any], expectation: DomainExpertExpectation | None = None
     ) -> Any:
-        checkpoints, keeper = _parts(run)
+        checkpoints, keeper = run.parts()
         stage = STAGE_BY_KEY[key]
         resumed = await asyncio.to_thread(checkpoints.resume, run, stage)  # reading JSON back: off the loop
         if resumed is not None:
@@ -419,6 +459,8 @@ class StagedFailureAnalyst(AnalystBase):
         text = await asyncio.to_thread(
             stage_user_text, stage, prior_json, expectation_text=expectation_text, notes=notes
         )
+        if run.reading == "none":  # no store to search: the runs that matter, inline (off the loop)
+            text = await asyncio.to_thread(later_stage_text, self.calls, run, stage, text, prior.get("stage1"))
         out, usage, check = await self.calls.call(run, stage, text)
         record_check(run, stage, check)
         self._record(run, stage, usage, started, **({"stage1_condensed": condensed} if condensed else {}))
@@ -475,6 +517,7 @@ class StagedFailureAnalyst(AnalystBase):
         run = self._open.get(trace_id)
         if run is None:
             run = self._new_run(trace_id, self.folder_for(trace_id), metadata.get("store_id"))
+            run.reading = (metadata.get("stage_metadata") or {}).get("reading") or "hosted"
             self._open.put(trace_id, run)
         return run
 
@@ -609,10 +652,3 @@ class _How:
     until_stage: int
     on_progress: IndexingProgress | None
     progress: ProgressCallback | None
-
-
-def _parts(run: AnalysisRun) -> tuple[Checkpoints, StoreKeeper]:
-    """An analysis's checkpoints and store keeper (every run the analyst makes has both)."""
-    if run.checkpoints is None or run.keeper is None:
-        raise TypeError("an AnalysisRun made by StagedFailureAnalyst is needed (it has checkpoints and a store keeper)")
-    return run.checkpoints, run.keeper

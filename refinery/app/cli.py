@@ -32,7 +32,7 @@ from refinery.app.cli_args import build_parser
 from refinery.app.cli_commands import batch_source, cmd_mcp, cmd_patterns, emit, listed, trace_path
 from refinery.app.exit_codes import EXIT_OK, EXIT_USAGE, exit_code_for, exit_code_of_many, hint_for
 from refinery.app.inputs import InputFileError, expectation_for, load_expectation, read_files
-from refinery.app.plan_command import _model_options, _scale_options, cmd_plan
+from refinery.app.plan_command import STORE_LINES, _model_options, _scale_options, cmd_plan
 from refinery.core.confined import refuse_system_folder
 from refinery.errors import RefineryError
 from refinery.traces import load_trace
@@ -57,7 +57,8 @@ def _client(args: argparse.Namespace, **kwargs: Any) -> Any:
 
     from refinery.wire.responses_client import ResponsesClient
 
-    return ResponsesClient(timeout=aiohttp.ClientTimeout(total=args.timeout, connect=min(30.0, args.timeout)), **kwargs)
+    timeout = aiohttp.ClientTimeout(total=args.timeout, connect=min(30.0, args.timeout))
+    return ResponsesClient(timeout=timeout, api=getattr(args, "api", "auto"), **kwargs)
 
 
 def _progress(stage: str, status: str, info: dict[str, Any]) -> None:
@@ -214,18 +215,26 @@ async def cmd_run(args: argparse.Namespace) -> int:
 async def cmd_canary(args: argparse.Namespace) -> int:
     from refinery.wire.responses_client import ResponsesClient
 
-    async with ResponsesClient() as client:
+    async with ResponsesClient(api=args.api) as client:
         result = await client.canary(args.model)
     base = client.base_url
+    offer = result.offer
+    store = "hosted" if offer is not None and offer.hosted_store else "none"
+    wire = "POST /v1/responses" if result.api == "responses" else "POST /v1/chat/completions"
     emit(
         args,
-        f"ok: {args.model} on {result.host} answered {result.reply!r}",
+        f"ok: {args.model} on {result.host} answered {result.reply!r} by {wire}\n"
+        f"files and vector stores: {'yes' if store == 'hosted' else 'no'} → a run reads with --store {store} "
+        f"({STORE_LINES[store]}) over --api {result.api}",
         {
             "ok": True,
             "model": args.model,
             "base_url": base,
             "backend": result.backend,
             "response_id": result.response_id,
+            "api": result.api,
+            "offer": offer.as_dict() if offer is not None else None,
+            "store": store,
         },
     )
     return EXIT_OK
@@ -311,6 +320,7 @@ async def cmd_eval(args: argparse.Namespace) -> int:
         "limit": args.limit,
         "model": args.model,
         "client": client,
+        "store": args.store,
         "concurrency": args.concurrency,
         "predictions_dir": args.score,
         "progress": lambda line: print(line, file=sys.stderr),

@@ -12,6 +12,16 @@ from typing import NoReturn
 
 from refinery.app.exit_codes import EXIT_USAGE
 
+API_HELP = (
+    "the wire: responses (POST /v1/responses), chat (POST /v1/chat/completions with a strict json_schema "
+    "response_format: vLLM, Ollama, LM Studio, llama.cpp, LiteLLM, OpenRouter) or auto (default: Responses where "
+    "the endpoint answers it, else Chat Completions)"
+)
+STORE_HELP = (
+    "how stages read the trace: hosted (upload to a vector store, file_search), none (no upload: each stage "
+    "given inline what it reads, within the input budget) or auto (default: hosted only where the endpoint "
+    "answers Files and Vector Stores)"
+)
 BASE_MODEL_HELP = (
     "the model --model is, when its name does not say (an Azure OpenAI deployment): context window, prices and "
     "reasoning are looked up for it (default: --model)"
@@ -150,6 +160,19 @@ def build_parser() -> argparse.ArgumentParser:
         "other models)",
     )
 
+    reading.add_argument("--api", choices=["auto", "responses", "chat"], default="auto", help=API_HELP)
+    where = _Parser(add_help=False)
+    where.add_argument("--store", choices=["auto", "hosted", "none"], default="auto", help=STORE_HELP)
+    where.add_argument(
+        "--search-calls",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with no store: offer each request the function search_trace (answered by refinery from a full-text "
+        "index of the run files) and answer up to N calls of it a request; the server must take function tools "
+        "(default: 0, not offered)",
+    )
+
     analysis = _Parser(add_help=False)
     analysis.add_argument(
         "--expect",
@@ -263,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Uploads the trace, runs the four stages and writes stage artifacts, report.md, report.html and\n"
         "usage.json to --out. Rerunning the same command resumes; the store is deleted after success.\n"
         "No key yet? `refinery demo` shows the same pipeline against the bundled test server.",
-        [common, trace_inputs, analysis, reading],
+        [common, trace_inputs, analysis, reading, where],
     )
     p.add_argument("--keep-store", action="store_true", help="keep the vector store after a successful run")
     p.add_argument("--expires-days", type=int, default=1, metavar="D", help="store expiry after last use (default: 1)")
@@ -273,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
         "show what a run would upload and send (no key, no network)",
         "Renders the trace, prints the files with their sizes and each stage's request with token estimates.\n"
         "Nothing is sent anywhere.",
-        [common, trace_inputs, reading],
+        [common, trace_inputs, reading, where],
     )
     p.add_argument(
         "--expect", metavar="FILE", help="the expectation file (default: the task the trace states, if it states one)"
@@ -308,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Analyses every trace of a folder (or a JSON manifest) concurrently through one client whose rate budget\n"
         "learns the project's TPM/RPM; one folder per trace, summary.json, summary.md and summary.html as results\n"
         "arrive.",
-        [common, reading],
+        [common, reading, where],
     )
     _redact_pattern(p)
     p.add_argument(
@@ -389,6 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
     evals.add_argument("--score", metavar="PRED_DIR", help="score these predictions instead of running analyses")
     evals.add_argument("--limit", type=positive_int, metavar="N", help="only the first N items")
     evals.add_argument("--model", default="gpt-4o", help=MODEL_HELP)
+    evals.add_argument("--api", choices=["auto", "responses", "chat"], default="auto", help=API_HELP)
+    evals.add_argument("--store", choices=["auto", "hosted", "none"], default="auto", help=STORE_HELP)
     evals.add_argument(
         "--concurrency", type=positive_int, default=4, metavar="N", help="analyses in flight at once (default: 4)"
     )
@@ -456,6 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
         [common],
     )
     p.add_argument("--model", default="gpt-4o", help="the model to try (default: gpt-4o)")
+    p.add_argument("--api", choices=["auto", "responses", "chat"], default="auto", help=API_HELP)
 
     p = command(
         "patterns",
@@ -487,4 +513,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="the address for --http (default: 127.0.0.1)")
     p.add_argument("--model", default="gpt-4o", help=MODEL_HELP)
     p.add_argument("--max-cost", type=non_negative_float, metavar="USD", help="refuse an analysis that could pass USD")
+    p.add_argument("--api", choices=["auto", "responses", "chat"], default="auto", help=API_HELP)
+    p.add_argument("--store", choices=["auto", "hosted", "none"], default="auto", help=STORE_HELP)
     return parser

@@ -126,7 +126,9 @@ async def cmd_mcp(args: argparse.Namespace) -> int:
     try:
         from refinery.app.mcp_server import build_server
 
-        server = build_server([Path(r) for r in args.root], model=args.model, max_cost_usd=args.max_cost)
+        server = build_server(
+            [Path(r) for r in args.root], model=args.model, max_cost_usd=args.max_cost, store=args.store, api=args.api
+        )
     except ModuleNotFoundError as exc:
         raise InputFileError(f"refinery mcp needs the mcp extra: pip install 'refinery-analyst[mcp]' ({exc})") from None
     if args.http:

@@ -83,9 +83,16 @@ async def _analyse(
     client: ResponsesClient | None,
     concurrency: int,
     progress: Callable[[str], None] | None,
+    store: str = "auto",
 ) -> dict[str, Any]:
     summary = await analyze_many(
-        items, out_dir=out / RUNS_DIR, model=model, client=client, concurrency=concurrency, progress=progress
+        items,
+        out_dir=out / RUNS_DIR,
+        model=model,
+        client=client,
+        concurrency=concurrency,
+        progress=progress,
+        **({"store": store} if store != "auto" else {}),
     )
     answered = sorted({m for o in summary.outcomes.values() for m in o.answered_by})
     return {
@@ -117,6 +124,7 @@ async def _predictions(
     client: ResponsesClient | None,
     concurrency: int,
     progress: Callable[[str], None] | None,
+    store: str = "auto",
 ) -> dict[str, dict[str, Any]]:
     """Predictions by key: read from `predictions_dir`, or made by analysing each item.
 
@@ -127,7 +135,8 @@ async def _predictions(
     if out is None:
         raise InputFileError("an eval that runs analyses needs --out DIR for its runs and predictions")
     out_dir = Path(out)
-    result.update(await _analyse([item for _, _, item in keyed], out_dir, model, client, concurrency, progress))
+    items = [item for _, _, item in keyed]
+    result.update(await _analyse(items, out_dir, model, client, concurrency, progress, store))
     predictions = {}
     for key, file_name, item in keyed:
         pred = convert(_diagnosis(out_dir, item.name), item)
@@ -145,6 +154,7 @@ async def eval_who_and_when(
     limit: int | None = None,
     model: str = "gpt-4o",
     client: ResponsesClient | None = None,
+    store: str = "auto",
     concurrency: int = 4,
     predictions_dir: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
@@ -183,6 +193,7 @@ async def eval_who_and_when(
         predictions_dir=predictions_dir,
         model=model,
         client=client,
+        store=store,
         concurrency=concurrency,
         progress=progress,
     )
@@ -199,6 +210,7 @@ async def eval_trail(
     limit: int | None = None,
     model: str = "gpt-4o",
     client: ResponsesClient | None = None,
+    store: str = "auto",
     concurrency: int = 4,
     predictions_dir: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
@@ -255,6 +267,7 @@ async def eval_trail(
         predictions_dir=predictions_dir,
         model=model,
         client=client,
+        store=store,
         concurrency=concurrency,
         progress=progress,
     )
@@ -332,6 +345,7 @@ async def eval_labels(
     limit: int | None = None,
     model: str = "gpt-4o",
     client: ResponsesClient | None = None,
+    store: str = "auto",
     concurrency: int = 4,
     predictions_dir: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
@@ -361,6 +375,7 @@ async def eval_labels(
         predictions_dir=predictions_dir,
         model=model,
         client=client,
+        store=store,
         concurrency=concurrency,
         progress=progress,
     )

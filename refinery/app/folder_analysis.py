@@ -83,7 +83,7 @@ async def analyze_into(
         expectation=expectation.model_dump(),
         prompts=prompts,
         evals=evals,
-        settings=analyst.answer_settings(),
+        settings={**analyst.answer_settings(), **await _reading(analyst, trace, store_id)},
         redaction=redaction_setting(
             analyst.redact, [p.pattern for p in (*analyst.redact_patterns, *active_patterns())]
         ),
@@ -106,3 +106,13 @@ async def analyze_into(
         finally:
             result.release()
     return FolderAnalysis(result, usage, files, folder)
+
+
+async def _reading(analyst: Any, trace: Any, store_id: str | None) -> dict[str, str]:
+    """`{"store": "hosted" | "none"}`: how the analysis will read the trace (asked of the endpoint
+    once for `auto`), so results read inline and results read from a store are never mixed in a
+    folder (one recorded before this key existed is not checked for it)."""
+    choose = getattr(analyst, "reading_for", None)
+    if choose is None or trace is None:
+        return {}
+    return {"store": await choose(store_id)}

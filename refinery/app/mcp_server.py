@@ -75,11 +75,20 @@ def _refusals(fn: F) -> F:
     return run  # type: ignore[return-value]
 
 
-def build_server(roots: list[Path], *, model: str = "gpt-4o", max_cost_usd: float | None = None) -> Any:
-    """The MCP server with refinery's tools, paths confined to `roots`."""
+def build_server(
+    roots: list[Path],
+    *,
+    model: str = "gpt-4o",
+    max_cost_usd: float | None = None,
+    store: str = "auto",
+    api: str = "auto",
+) -> Any:
+    """The MCP server with refinery's tools, paths confined to `roots`; `store` and `api` as on the
+    command line (a tool call may name its own `store`)."""
     from mcp.server.mcpserver import MCPServer  # the optional extra: imported only when serving
 
     roots = [r.resolve() for r in roots]
+    default_store = store
     server = MCPServer(
         "refinery",
         instructions="Why did an AI agent run fail? plan_trace estimates an analysis; analyze_trace runs it and "
@@ -93,9 +102,9 @@ def build_server(roots: list[Path], *, model: str = "gpt-4o", max_cost_usd: floa
 
     @server.tool()
     @_refusals
-    async def plan_trace(trace: str, expect: str | None = None) -> dict[str, Any]:
+    async def plan_trace(trace: str, expect: str | None = None, store: str | None = None) -> dict[str, Any]:
         """What analysing a trace (a path, or `langsmith:<id>` / `langfuse:<id>` / `phoenix:<id>`) would send and cost:
-        calls, input tokens, estimated cost (no model call)."""
+        calls, input tokens, estimated cost (no model call); `store`: hosted, none (read inline) or auto."""
         with temporary_folders():  # a trace fetched by id is removed once planned
             path = await _trace_file(trace, None)
             expect_path = confined(expect, roots) if expect else None
@@ -103,7 +112,7 @@ def build_server(roots: list[Path], *, model: str = "gpt-4o", max_cost_usd: floa
             def planned(_stop: object) -> dict[str, Any]:  # parsing and rendering: off the event loop
                 loaded = load_trace(path)
                 expectation = expectation_for(expect_path, loaded)
-                analyst = StagedFailureAnalyst(model=model)
+                analyst = StagedFailureAnalyst(model=model, store=store or default_store)
                 files = analyst.render(loaded, expectation)
                 try:
                     calls = measure(planned_requests(analyst, loaded, files, expectation))
@@ -114,15 +123,16 @@ def build_server(roots: list[Path], *, model: str = "gpt-4o", max_cost_usd: floa
                         close()
 
             plan = await off_loop(planned)
-        return {k: plan[k] for k in ("trace_id", "runs", "failed_runs", "groups", "model", "total")}
+        return {k: plan[k] for k in ("trace_id", "runs", "failed_runs", "groups", "model", "store", "total")}
 
     @server.tool()
     @_refusals
     async def analyze_trace(
-        trace: str, out: str, expect: str | None = None, ctx: Context | None = None
+        trace: str, out: str, expect: str | None = None, store: str | None = None, ctx: Context | None = None
     ) -> dict[str, Any]:
         """Run the four stages on a trace (a path, or `langsmith:<id>` / `langfuse:<id>` / `phoenix:<id>`); write the
-        artifacts and report into `out`; return the verdict. Progress is reported stage by stage."""
+        artifacts and report into `out`; return the verdict. Progress is reported stage by stage. `store`: hosted
+        (upload, file_search), none (nothing uploaded: read inline) or auto (hosted where the endpoint has one)."""
         folder = confined(out, roots)
         path = await _trace_file(trace, folder)
         loaded = await off_loop(lambda _stop: load_trace(path))
@@ -133,7 +143,9 @@ def build_server(roots: list[Path], *, model: str = "gpt-4o", max_cost_usd: floa
             if ctx is not None and status == "end" and stage in steps:
                 await ctx.report_progress(steps.index(stage) + 1, len(steps), f"{stage} done")
 
-        async with StagedFailureAnalyst(model=model, max_cost_usd=max_cost_usd) as analyst:
+        async with StagedFailureAnalyst(
+            model=model, max_cost_usd=max_cost_usd, store=store or default_store, api=api
+        ) as analyst:
             done = await analyze_into(folder, loaded, expectation, analyst=analyst, trace_file=path, progress=progress)
         result, usage = done.result, done.usage
         d, verification = result.diagnosis, result.verification.get("stage3") or {}
@@ -152,6 +164,7 @@ def build_server(roots: list[Path], *, model: str = "gpt-4o", max_cost_usd: floa
             else [],
             "next_actions": [a.action for a in result.synthesis.actions_next] if result.synthesis else [],
             "report": str(folder / "report.md"),
+            "reading": (result.stage_metadata.get("stage3") or {}).get("reading"),
             "cost_usd": usage["total"].get("estimated_cost_usd"),
         }
 

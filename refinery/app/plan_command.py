@@ -22,7 +22,7 @@ from refinery.traces import load_trace, load_traces
 from refinery.traces.redact import RedactionReport, redact_text
 from refinery.traces.spool import file_stats
 
-__all__ = ["cmd_plan"]
+__all__ = ["STORE_LINES", "cmd_plan"]
 
 PLAN_JSON_BODY_BYTES = 1 << 19  # `plan --json` includes request bodies up to this much JSON (512 KB)
 
@@ -105,7 +105,7 @@ def _plan(args: argparse.Namespace, trace: Trace) -> tuple[str, dict[str, Any], 
         f"~{plan['file_tokens']} tokens; "
         f"stage 1 in {plan['groups']} group(s)",
         f"model {plan['model']}: input budget {plan['input_budget']} tokens a request; stage 1 reads its runs "
-        f"{analyst.stage1_reading}",
+        f"{analyst.stage1_reading}; {STORE_LINES[analyst.store]}",
         _task_line(_shown_task(args, trace), trace, args.expect),
         "",
         "stage    calls  input tokens  output tokens  largest request  est. cost",
@@ -163,6 +163,14 @@ def _plan(args: argparse.Namespace, trace: Trace) -> tuple[str, dict[str, Any], 
     return "\n".join(lines), data, sum("over the budget" in w for w in plan["warnings"])
 
 
+STORE_LINES = {
+    "hosted": "store hosted (uploaded, file_search)",
+    "none": "store none (nothing uploaded: each stage reads inline)",
+    "auto": "store auto: hosted where the endpoint has Files and Vector Stores (this plan), else none "
+    "(see it with --store none)",
+}
+
+
 def _shown_task(args: argparse.Namespace, trace: Trace) -> str | None:
     """The trace's task as `plan` may print it: redacted like everything else it shows (it is the
     trace's own text), unless redaction is off."""
@@ -192,6 +200,8 @@ def _model_options(args: argparse.Namespace) -> dict[str, Any]:
         "stage1_reading": getattr(args, "stage1_reading", "inline"),
         "reasoning_effort": getattr(args, "reasoning_effort", None),
         "base_model": getattr(args, "base_model", None),
+        "store": getattr(args, "store", "auto") if getattr(args, "command", None) != "analyze" else "hosted",
+        "search_calls": max(0, getattr(args, "search_calls", 0) or 0),
     }
 
 

@@ -270,6 +270,7 @@ def render_html(view: ReportView) -> str:
                 [[e(name), str(inp), str(outp), str(cost)] for name, inp, outp, cost in usage_rows(view.usage)],
             )
         )
+        b += [f"<p>Read with: {e(view.reading)}</p>"] if view.reading else []
     body = "\n".join(b)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><meta name="viewport" '

@@ -202,5 +202,6 @@ def render_markdown(view: ReportView) -> str:
     if view.usage:
         out += ["## Usage", "", "| stage | input tokens | output tokens | est. cost (USD) |", "|---|---|---|---|"]
         out += [f"| {name} | {inp} | {outp} | {cost} |" for name, inp, outp, cost in usage_rows(view.usage)]
+        out += ["", f"Read with: {view.reading}"] if view.reading else []
         out.append("")
     return "\n".join(out).rstrip() + "\n"

@@ -106,6 +106,7 @@ class ReportView:
     )
     verification: dict[str, dict[str, Any]] = field(default_factory=dict)  # per stage: cited, verified, unverified
     stand_in: bool = False
+    reading: str = ""  # how the stages read the trace and over which wire ("store none (inline) · chat completions")
 
     @property
     def cited_runs(self) -> list[RunRow]:
@@ -153,6 +154,16 @@ def sections(files: Iterable[tuple[str, str]], wanted: Collection[str] | None = 
             if wanted is None or rid in wanted:
                 out[rid] = redact_text(_MARKER_LINES.sub("", section).strip())
     return out
+
+
+def reading_line(meta: dict[str, dict[str, Any]]) -> str:
+    """How the stages read the trace and over which wire, from their metadata ('' when unrecorded)."""
+    last = next((meta[k] for k in ("stage4", "stage3", "stage2", "stage1") if meta.get(k, {}).get("reading")), None)
+    if last is None:
+        return ""
+    store = "hosted vector store (file_search)" if last["reading"] == "hosted" else "no store (read inline)"
+    wire = "chat completions" if last.get("api") == "chat" else "responses"
+    return f"{store} · {wire}"
 
 
 def _rows(result: StagedAnalysisResult, trace: Trace | None) -> list[RunRow]:
@@ -254,6 +265,7 @@ def gather(
 
     view = ReportView(trace_id=redact_text(result.trace_id), summary="", runs=rows, usage=usage or {})
     view.stand_in = is_stand_in(u.model for u in result.usage.values())
+    view.reading = reading_line(result.stage_metadata)
     if result.synthesis is not None:
         view.summary = clean(result.synthesis.summary)
         view.findings = [

@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from refinery.testing.store_api import _error
+
 FaultKind = Literal[
     "rate_limit",  # 429 rate_limit_exceeded with retry hints
     "quota",  # 429 insufficient_quota
@@ -199,3 +201,37 @@ async def around(
         return response
     early = await transport_fault(fault)
     return early if early is not None else await answer()
+
+
+async def transport_fault(fault: Fault | None, limiter: RateLimiter) -> web.StreamResponse | None:
+    """Faults that act on the exchange rather than the content."""
+    if fault is None:
+        return None
+    if fault.kind == "quota":
+        return _error(
+            429,
+            "You exceeded your current quota, please check your plan and billing details.",
+            "insufficient_quota",
+            code="insufficient_quota",
+        )
+    if fault.kind == "rate_limit":
+        resp = _error(
+            429,
+            "Rate limit reached for requests. Please try again shortly.",
+            "requests",
+            code="rate_limit_exceeded",
+        )
+        if fault.retry_after_ms is not None:
+            resp.headers["retry-after-ms"] = str(fault.retry_after_ms)
+        resp.headers.update(limiter.headers())
+        return resp
+    if fault.kind == "http_error":
+        return _error(
+            fault.status,
+            "The server had an error while processing your request.",
+            "server_error" if fault.status >= 500 else "invalid_request_error",
+        )
+    if fault.kind == "delay":
+        await asyncio.sleep(fault.delay_s)
+        return None
+    return None

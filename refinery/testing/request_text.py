@@ -29,6 +29,9 @@ def request_texts(body: dict[str, Any]) -> tuple[str, str]:
     if isinstance(items, str):
         return "", items
     for item in items or []:
+        if item.get("type") == "function_call_output":  # what a function the model called answered
+            user.append(str(item.get("output", "")))
+            continue
         content = item.get("content")
         parts = (
             [content] if isinstance(content, str) else [p.get("text", "") for p in content or [] if isinstance(p, dict)]

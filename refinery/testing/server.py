@@ -30,7 +30,9 @@ from typing import Any
 
 from aiohttp import web
 
-from refinery.testing.faults import Fault, RateLimiter, around, drop_mid_body
+from refinery.testing.chat_api import create_chat_completion
+from refinery.testing.faults import Fault, RateLimiter, around, drop_mid_body, transport_fault
+from refinery.testing.function_tools import responses_search_call
 from refinery.testing.openapi_spec import OpenAPISpec, find_spec
 from refinery.testing.request_text import admission_cost, request_texts
 from refinery.testing.retrieval import Chunk, count_tokens, token_starts
@@ -75,8 +77,22 @@ class OpenAITestServer(FilesAndStores):
         clock: Callable[[], float] = time.monotonic,
         reasoning_tokens: int = 0,
         azure: bool = False,
+        hosted_store: bool = True,
+        responses_api: bool = True,
+        chat_api: bool = True,
+        strict: bool = True,
     ) -> None:
         self.host, self.port = host, port
+        # what the server serves, to play vLLM, Ollama & co. (`chat_api`): no Files, Vector Stores
+        # or `file_search` (`hosted_store=False`: 404 as vLLM answers, `file_search` refused), no
+        # `/responses`, no `/chat/completions`, a schema taken but not held to (`strict=False`)
+        self.hosted_store, self.responses_api, self.chat_api, self.strict = (
+            hosted_store,
+            responses_api,
+            chat_api,
+            strict,
+        )
+        self.chat_bodies: list[dict[str, Any]] = []
         self.api_key = api_key
         # Azure OpenAI's v1 API: the same operations under /openai/v1, the key in an `api-key` header
         # (or a Microsoft Entra token as a bearer token)
@@ -156,6 +172,14 @@ class OpenAITestServer(FilesAndStores):
     def _build_app(self) -> web.Application:
         app = web.Application(client_max_size=512 * 1024 * 1024, middlewares=[self._middleware])
         r, v1 = app.router, self.prefix
+        if self.responses_api:
+            r.add_post(f"{v1}/responses", self.create_response)
+        if self.chat_api:
+            r.add_post(f"{v1}/chat/completions", self.create_chat_completion)
+        r.add_post("/_refinery/faults", self.admin_faults)
+        r.add_get("/_refinery/stats", self.admin_stats)
+        if not self.hosted_store:
+            return app
         r.add_post(f"{v1}/files", self.create_file)
         r.add_get(f"{v1}/files", self.list_files)
         r.add_get(f"{v1}/files/{{file_id}}", self.get_file)
@@ -169,9 +193,6 @@ class OpenAITestServer(FilesAndStores):
         r.add_post(f"{v1}/vector_stores/{{store_id}}/search", self.search_store)
         r.add_get(f"{v1}/vector_stores/{{store_id}}/file_batches/{{batch_id}}", self.get_batch)
         r.add_get(f"{v1}/vector_stores/{{store_id}}/file_batches/{{batch_id}}/files", self.list_batch_files)
-        r.add_post(f"{v1}/responses", self.create_response)
-        r.add_post("/_refinery/faults", self.admin_faults)
-        r.add_get("/_refinery/stats", self.admin_stats)
         return app
 
     @web.middleware
@@ -220,36 +241,7 @@ class OpenAITestServer(FilesAndStores):
 
     async def _transport_fault(self, fault: Fault | None) -> web.StreamResponse | None:
         """Faults that act on the exchange rather than the content."""
-        if fault is None:
-            return None
-        if fault.kind == "quota":
-            return _error(
-                429,
-                "You exceeded your current quota, please check your plan and billing details.",
-                "insufficient_quota",
-                code="insufficient_quota",
-            )
-        if fault.kind == "rate_limit":
-            resp = _error(
-                429,
-                "Rate limit reached for requests. Please try again shortly.",
-                "requests",
-                code="rate_limit_exceeded",
-            )
-            if fault.retry_after_ms is not None:
-                resp.headers["retry-after-ms"] = str(fault.retry_after_ms)
-            resp.headers.update(self.limiter.headers())
-            return resp
-        if fault.kind == "http_error":
-            return _error(
-                fault.status,
-                "The server had an error while processing your request.",
-                "server_error" if fault.status >= 500 else "invalid_request_error",
-            )
-        if fault.kind == "delay":
-            await asyncio.sleep(fault.delay_s)
-            return None
-        return None
+        return await transport_fault(fault, self.limiter)
 
     # --- responses ------------------------------------------------------------------------
     def _validate(self, body: Any) -> web.Response | None:
@@ -289,6 +281,8 @@ class OpenAITestServer(FilesAndStores):
                 )
         if "model" not in body:
             return _error(400, "Missing required parameter: 'model'.", "invalid_request_error", param="model")
+        if not self.hosted_store and any(t.get("type") == "file_search" for t in body.get("tools") or []):
+            return _error(400, "file_search is not supported by this server", "invalid_request_error", param="tools")
         thinks = reasons(str(body["model"]))
         for param, bad in (("temperature", thinks), ("reasoning.effort", not thinks)):
             head, _, rest = param.partition(".")
@@ -333,6 +327,9 @@ class OpenAITestServer(FilesAndStores):
             self.stats[LOWEST_LEFT] = min(self.stats.get(LOWEST_LEFT, left), left)
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
+        called = responses_search_call(self, body)  # a request offering search_trace: the stand-in searches first
+        if called is not None:
+            return web.json_response(called)
 
         output: list[dict[str, Any]] = []
         retrieved: list[tuple[Chunk, float]] = []
@@ -466,6 +463,9 @@ class OpenAITestServer(FilesAndStores):
         if kind == "drop_connection":
             return await drop_mid_body(request, payload, headers)
         return web.Response(body=payload, content_type="application/json", headers=headers)
+
+    async def create_chat_completion(self, request: web.Request) -> web.StreamResponse:
+        return await create_chat_completion(self, request)
 
     # --- admin (for the subprocess form) ---------------------------------------------------
     async def admin_faults(self, request: web.Request) -> web.Response:

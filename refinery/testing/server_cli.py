@@ -34,6 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--azure", action="store_true", help="Azure OpenAI's v1 API: /openai/v1 paths, the key in an api-key header"
     )
+    parser.add_argument(
+        "--no-hosted-store",
+        action="store_true",
+        help="no Files, Vector Stores or file_search (404 and 400, as vLLM, Ollama and LM Studio answer)",
+    )
+    parser.add_argument("--chat-only", action="store_true", help="serve /chat/completions only (no /responses)")
+    parser.add_argument("--responses-only", action="store_true", help="serve /responses only (no /chat/completions)")
+    parser.add_argument("--no-strict", action="store_true", help="take a schema but answer JSON in a code fence")
     args = parser.parse_args(argv)
 
     async def serve() -> None:
@@ -48,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
             validate_requests=not args.no_validate,
             reasoning_tokens=args.reasoning_tokens,
             azure=args.azure,
+            hosted_store=not (args.no_hosted_store or args.chat_only),
+            responses_api=not args.chat_only,
+            chat_api=not args.responses_only,
+            strict=not args.no_strict,
         )
         await server.start()
         print(server.base_url, flush=True)

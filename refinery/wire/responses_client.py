@@ -25,6 +25,7 @@ import jsonschema
 from refinery.core.tokens import worst_case_tokens
 from refinery.errors import (
     APIConnectionError,
+    APIStatusError,
     AuthenticationError,
     BadRequestError,
     CanaryError,
@@ -34,6 +35,9 @@ from refinery.errors import (
     PermissionDeniedError,
     RefineryError,
 )
+from refinery.wire.chat_wire import as_response, chat_body
+from refinery.wire.endpoint_offer import APIS, EndpointOffer, check_choice, route_missing
+from refinery.wire.function_calls import ToolRunner, function_calls, with_function_results, without_more_calls
 from refinery.wire.rate_budget import BudgetStats, RateBudget
 from refinery.wire.response_output import (
     CallUsage,
@@ -58,6 +62,7 @@ from refinery.wire.transport import (
 from refinery.wire.vector_store_manager import VectorStoreManager
 
 __all__ = [
+    "ChatCompletionsClient",
     "ResponsesClient",
     "CanaryResult",
     "JsonAnswer",
@@ -106,6 +111,8 @@ class CanaryResult:
     reply: str
     backend: str = "openai"  # or "azure"
     host: str = ""  # "OpenAI at https://…" / "Azure OpenAI at https://…"
+    api: str = "responses"  # the wire that answered: "responses" or "chat"
+    offer: EndpointOffer | None = None  # what the endpoint serves besides (Files, Vector Stores)
 
 
 class ResponsesClient:
@@ -133,10 +140,15 @@ class ResponsesClient:
         budget: RateBudget | bool = True,
         clock: Clock | None = None,
         azure_ad_token_provider: Callable[[], str] | None = None,
+        api: str = "responses",
     ) -> None:
         """Without `transport`, one is built here; `budget`, `tpm` and `rpm` configure its shared
         rate budget (see `OpenAITransport`), on the given `clock` and `sleep`. On Azure OpenAI
-        (`AZURE_OPENAI_ENDPOINT`), `azure_ad_token_provider` gives a Microsoft Entra token per request."""
+        (`AZURE_OPENAI_ENDPOINT`), `azure_ad_token_provider` gives a Microsoft Entra token per request.
+
+        `api`: the wire stage requests go by — `responses` (`POST /responses`), `chat` (the same
+        requests as `POST /chat/completions`, `wire.chat_wire`) or `auto`: Responses until the
+        endpoint answers that it has no such route, Chat Completions from then on."""
         if transport is None:
             settings = ApiSettings.from_env(
                 api_key,
@@ -149,6 +161,11 @@ class ResponsesClient:
                 settings, timeout=timeout, retry=retry, sleep=sleep, clock=clock, budget=budget, tpm=tpm, rpm=rpm
             )
         self.transport = transport
+        self.api = check_choice("api", api, APIS)
+        # the wire this endpoint answers on, once known (what an endpoint serves, not per-run state)
+        self._wire: str | None = None if api == "auto" else api
+        self._offer: EndpointOffer | None = None
+        self._offer_lock = asyncio.Lock()
         self.max_output_tokens_cap = max_output_tokens_cap
         # the last calls' usage, for a host's look at what the client did lately; bounded, because a
         # client may live as long as its host. An analysis counts its own calls (`JsonAnswer.usage`).
@@ -162,6 +179,35 @@ class ResponsesClient:
         """A `VectorStoreManager` on this client's transport: one session, one retry core and one
         rate budget for every call an analysis makes."""
         return VectorStoreManager(self.transport, **options)
+
+    @property
+    def wire(self) -> str | None:
+        """`responses` or `chat`: the wire requests go by (None: `auto`, before the first call)."""
+        return self._wire
+
+    async def endpoint_offer(self) -> EndpointOffer:
+        """Whether the endpoint has Files and Vector Stores (asked once: `GET /vector_stores?limit=1`
+        and `GET /files?limit=1`; a route it does not know means no). A client on the chat wire
+        never asks: `file_search` is a Responses tool, so no hosted store can serve it."""
+        async with self._offer_lock:
+            if self._offer is None:
+                found = {"files": False, "vector_stores": False}
+                if self._wire != "chat":
+                    for name in ("vector_stores", "files"):
+                        try:
+                            await self.transport.request("GET", f"/{name}", params={"limit": "1"})
+                            found[name] = True
+                        except APIStatusError as exc:
+                            if not route_missing(exc) and exc.status not in (400, 422):
+                                raise
+                        except APIConnectionError as exc:  # cannot tell: as before, the store's calls will say
+                            log.info("could not ask %s for %s (%s); assuming it has them", self.base_url, name, exc)
+                            found = {"files": True, "vector_stores": True}
+                            break
+                        if not found[name]:
+                            break  # one missing is enough: no hosted store
+                self._offer = EndpointOffer(self.base_url, **found)
+            return self._offer
 
     @property
     def budget_stats(self) -> BudgetStats | None:
@@ -191,11 +237,33 @@ class ResponsesClient:
         # counting a big body's tokens is CPU work (a Stage 1 body holds its group's files): off the loop
         cost = await asyncio.to_thread(worst_case_tokens, dict(body))
         cost_class = label.rsplit(":", 1)[-1] if label else None
-        resp = await self.transport.request("POST", "/responses", json=dict(body), cost=cost, cost_class=cost_class)
-        data = resp.data if isinstance(resp.data, dict) else {}
+        if self._wire == "chat":
+            data = await self._create_chat(body, cost, cost_class)
+        else:
+            try:
+                resp = await self.transport.request(
+                    "POST", "/responses", json=dict(body), cost=cost, cost_class=cost_class
+                )
+            except APIStatusError as exc:
+                # (a call sent at once with the first may hear the 404 after the switch: chat too)
+                if self.api != "auto" or self._wire == "responses" or not route_missing(exc):
+                    raise
+                log.info("%s has no /responses (HTTP %s); using /chat/completions", self.base_url, exc.status)
+                self._wire = "chat"
+                data = await self._create_chat(body, cost, cost_class)
+            else:
+                self._wire = self._wire or "responses"
+                data = resp.data if isinstance(resp.data, dict) else {}
         usage = CallUsage.from_response(data, label)
         self.usage.append(usage)
         return data, usage
+
+    async def _create_chat(self, body: Mapping[str, Any], cost: int, cost_class: str | None) -> dict[str, Any]:
+        """The request as `POST /chat/completions` (same transport, retries and rate budget), its
+        answer read back as a Responses object."""
+        sent = await asyncio.to_thread(chat_body, body)
+        resp = await self.transport.request("POST", "/chat/completions", json=sent, cost=cost, cost_class=cost_class)
+        return as_response(resp.data)
 
     def usage_for(self, label: str) -> CallUsage:
         """The summed usage of the calls made with `label` among the last `USAGE_KEPT`."""
@@ -208,6 +276,7 @@ class ResponsesClient:
         *,
         label: str | None = None,
         guard: SpendGuard | None = None,
+        tools: ToolRunner | None = None,
     ) -> JsonAnswer:
         """The answer as a JSON object, recovered once from each of two known failure modes.
 
@@ -217,7 +286,9 @@ class ResponsesClient:
           the same body with the user content replaced by "Return ONLY the exact JSON again"
           and the raw text. Still wrong → `OutputFormatError` holding the raw text.
 
-        `guard` admits every request this makes (the retries too) before it is sent.
+        `guard` admits every request this makes (the retries too) before it is sent. With `tools`,
+        the model's function calls are answered (`tools.answer`, off the loop) and sent back, at
+        most `tools.max_calls` of them; then it must answer (`tool_choice: "none"`).
         """
         body = dict(body)
         calls: list[CallUsage] = []
@@ -234,6 +305,9 @@ class ResponsesClient:
             return response
 
         response = await send(body)
+        if tools is not None:
+            body, response = await self._answer_calls(body, response, tools, send)
+            body = without_more_calls(body) if body.get("tools") else body  # a retry or re-ask answers
         try:
             text = output_text(response)
         except IncompleteResponseError as exc:
@@ -275,6 +349,21 @@ class ResponsesClient:
             json.loads(text), CallUsage.total(calls, label), file_search_results(response), response.get("id")
         )
 
+    @staticmethod
+    async def _answer_calls(
+        body: dict[str, Any], response: dict[str, Any], tools: ToolRunner, send: Callable[[dict[str, Any]], Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The model's function calls answered and sent back until it answers, at most `max_calls`."""
+        made = 0
+        while calls := function_calls(response):
+            outputs = [await asyncio.to_thread(tools.answer, str(c.get("arguments") or "{}")) for c in calls]
+            made += len(calls)
+            body = with_function_results(body, calls, outputs)
+            if made >= tools.max_calls:
+                body = without_more_calls(body)
+            response = await send(body)
+        return body, response
+
     async def canary(self, model: str = "gpt-4o") -> CanaryResult:
         """Send the smallest strict-JSON request and say plainly what is wrong when it fails."""
         base = self.base_url
@@ -302,6 +391,11 @@ class ResponsesClient:
             raise CanaryError(f"cannot reach {base!r}: check {url_var} and the network ({exc})") from exc
         except RefineryError as exc:
             raise CanaryError(f"canary failed: {exc}") from exc
+        try:
+            offer: EndpointOffer | None = await self.endpoint_offer()
+        except RefineryError as exc:  # the model answered: what else it serves is only reported
+            log.info("could not ask %s what it serves: %s", base, exc)
+            offer = None
         return CanaryResult(
             ok=True,
             model=model,
@@ -309,6 +403,8 @@ class ResponsesClient:
             reply=str(answer.data.get("reply", "")),
             backend=settings.backend,
             host=settings.host,
+            api=self._wire or "responses",
+            offer=offer,
         )
 
 
@@ -333,3 +429,12 @@ def answer_problems(text: str, schema: Mapping[str, Any] | None) -> list[str]:
 def _validator(schema_json: str) -> jsonschema.Draft202012Validator:
     """One compiled validator per schema: building it was most of a call's client CPU."""
     return jsonschema.Draft202012Validator(json.loads(schema_json))
+
+
+class ChatCompletionsClient(ResponsesClient):
+    """A `ResponsesClient` on the Chat Completions wire: the same stage requests and answers, sent
+    as `POST /chat/completions` with a strict json_schema `response_format` (`wire.chat_wire`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("api", "chat")
+        super().__init__(*args, **kwargs)

@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from refinery.core.tokens import estimate_body_tokens, estimate_tokens
 from refinery.errors import OutputFormatError
+from refinery.wire.function_calls import ToolRunner
 from refinery.wire.response_output import CallUsage
 from refinery.wire.responses_client import JsonAnswer, SpendGuard, answer_problems
 
@@ -25,7 +26,9 @@ __all__ = ["FunctionModel", "StructuredModel"]
 @runtime_checkable
 class StructuredModel(Protocol):
     """What executes one stage request: a body in, a JSON answer valid for `schema` out, with the
-    usage of exactly the calls it made; `guard` (a cost ceiling) admits each call before it is made."""
+    usage of exactly the calls it made; `guard` (a cost ceiling) admits each call before it is made;
+    `tools` answers the model's function calls (a body offering `search_trace`). A model that does
+    not call functions ignores it."""
 
     async def create_json(
         self,
@@ -34,6 +37,7 @@ class StructuredModel(Protocol):
         *,
         label: str | None = None,
         guard: SpendGuard | None = None,
+        tools: ToolRunner | None = None,
     ) -> JsonAnswer: ...
 
 
@@ -60,6 +64,7 @@ class FunctionModel:
         *,
         label: str | None = None,
         guard: SpendGuard | None = None,
+        tools: ToolRunner | None = None,
     ) -> JsonAnswer:
         sent = json.loads(json.dumps(body))  # what a wire would carry: plain JSON, a copy
         ticket = await guard.admit(sent) if guard is not None else None
