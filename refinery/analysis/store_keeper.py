@@ -64,6 +64,15 @@ class StoreKeeper:
         self.poll_timeout_s = poll_timeout_s
         self._emit = emit
 
+    async def _record(self, *args: Any, **kwargs: Any) -> None:
+        """`Checkpoints.record_store` off the event loop (the record lists every file: a big
+        trace's is a large JSON file written atomically)."""
+        await asyncio.to_thread(self.checkpoints.record_store, *args, **kwargs)
+
+    async def _recorded(self, trace_id: str | None) -> dict[str, Any] | None:
+        """`Checkpoints.recorded_store` off the event loop (it reads the upload log, a line a file)."""
+        return await asyncio.to_thread(self.checkpoints.recorded_store, trace_id)
+
     @property
     def manager(self) -> VectorStoreManager:
         return self._manager()
@@ -89,7 +98,7 @@ class StoreKeeper:
         """The store for `run`: the recorded one once it is ready, else a new one, indexed."""
         assert run.trace_id is not None
         run.files = file_names(files)
-        recorded = self.checkpoints.recorded_store(run.trace_id)
+        recorded = await self._recorded(run.trace_id)
         if recorded is not None and (recorded.get("deleting") or not recorded.get("store_id")):
             await self.discard_recorded(recorded)  # being deleted, or its id never came back: never reused
         elif recorded is not None and await self._reusable(run, recorded, len(files), on_progress):
@@ -114,7 +123,7 @@ class StoreKeeper:
         run.created_store = True  # this analysis's artifacts made it: cleaned up like a new one
         run.file_ids = list(recorded.get("file_ids") or [])
         if not recorded.get("ready"):
-            self.checkpoints.record_store(store_id, str(run.trace_id), run.files, run.file_ids, ready=True)
+            await self._record(store_id, str(run.trace_id), run.files, run.file_ids, ready=True)
         return True
 
     async def _create(
@@ -131,11 +140,11 @@ class StoreKeeper:
             # stopped at any point leaves what a rerun (or `cleanup`) finds and deletes
             run.file_ids = []
             self.checkpoints.start_upload_log()
-            self.checkpoints.record_store(run.store_id, trace_id, run.files, [], ready=False)
+            await self._record(run.store_id, trace_id, run.files, [], ready=False)
             await self._upload(run, paths, file_attributes(files, run.groups))
-        self.checkpoints.record_store(run.store_id, trace_id, run.files, run.file_ids, ready=False)
+        await self._record(run.store_id, trace_id, run.files, run.file_ids, ready=False)
         await self.manager.poll_ready(run.store_id, timeout_s=self.poll_timeout_s, on_progress=on_progress)
-        self.checkpoints.record_store(run.store_id, trace_id, run.files, run.file_ids, ready=True)
+        await self._record(run.store_id, trace_id, run.files, run.file_ids, ready=True)
         await self._emit("prepare", "end", store_id=run.store_id, files=len(files))
         return run.store_id
 
@@ -147,7 +156,7 @@ class StoreKeeper:
         its store late: they are waited for (at most `straggler_wait_s`) and deleted."""
         nonce, since, started = secrets.token_hex(8), time.time(), time.monotonic()
         trace_id = str(run.trace_id)
-        self.checkpoints.record_store(None, trace_id, run.files, [], ready=False, nonce=nonce, since=since)
+        await self._record(None, trace_id, run.files, [], ready=False, nonce=nonce, since=since)
 
         def timed_out() -> int:
             return int((time.monotonic() - started) // self.manager.request_timeout_s)
@@ -165,7 +174,7 @@ class StoreKeeper:
         except APIConnectionError:  # timed out (after retries, each maybe a store made late); the record stays
             await self._sweep_stores(nonce, since, expect=timed_out(), wait_s=self.straggler_wait_s)
             raise
-        self.checkpoints.record_store(store_id, trace_id, run.files, [], ready=False)
+        await self._record(store_id, trace_id, run.files, [], ready=False)
         late = timed_out()  # attempts before the one answered
         await self._sweep_stores(nonce, since, keep=store_id, expect=late, wait_s=self.straggler_wait_s if late else 0)
         return store_id
@@ -207,7 +216,7 @@ class StoreKeeper:
             await self._upload(run, [path], {name: {"kind": "stage1", "group": 0}})
         run.files.append(name)
         await self.manager.poll_ready(run.store_id, timeout_s=self.poll_timeout_s)
-        self.checkpoints.record_store(run.store_id, str(run.trace_id), run.files, run.file_ids, ready=True)
+        await self._record(run.store_id, str(run.trace_id), run.files, run.file_ids, ready=True)
 
     async def _upload(self, run: AnalysisRun, paths: list[Path], attributes: dict[str, dict[str, Any]]) -> None:
         """Upload into the run's store, each file id recorded (in the run and `store.json`) as soon
@@ -243,7 +252,7 @@ class StoreKeeper:
             # a timed-out attempt's file may be made after the client gave up: waited for a while
             # (not when the run is being stopped), else the record stays and the rerun sweeps again
             wait_s = self.straggler_wait_s if isinstance(exc, APIConnectionError) else 0.0
-            recorded = self.checkpoints.recorded_store(run.trace_id) or {}
+            recorded = await self._recorded(run.trace_id) or {}
             done = await self.discard_recorded(
                 {
                     **recorded,
@@ -348,7 +357,7 @@ class StoreKeeper:
         one an earlier run of the same folder made whose deletion was cut (this run found every
         stage done). The record says "deleting" before anything is sent, so a run stopped in the
         middle leaves the deletion to the next."""
-        recorded = self.checkpoints.recorded_store(run.trace_id) if run.trace_id is not None else None
+        recorded = await self._recorded(run.trace_id) if run.trace_id is not None else None
         if run.created_store and run.store_id:
             self.checkpoints.mark_deleting()
             try:

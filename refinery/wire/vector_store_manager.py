@@ -134,7 +134,7 @@ class VectorStoreManager:
         stay on the account until deleted, and a run killed before its cleanup leaves them.
         `on_attempt` hears each attempt just before it is sent (a retry after a timeout is one
         more file the server may make, whose id never comes back)."""
-        content = path.read_bytes()
+        content = await asyncio.to_thread(path.read_bytes)  # a big rendered file: read off the event loop
 
         def form() -> aiohttp.FormData:
             if on_attempt is not None:
