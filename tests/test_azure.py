@@ -36,6 +36,25 @@ def test_an_entra_token_goes_as_a_bearer_token_asked_for_each_request():
     assert fixed.headers() == {"Authorization": "Bearer tok"}
 
 
+async def test_an_async_entra_token_provider_is_awaited_and_a_sync_one_runs_off_the_event_loop():
+    import threading
+
+    async def fresh() -> str:
+        return "async-token"
+
+    s = ApiSettings.from_env(env={"AZURE_OPENAI_ENDPOINT": "https://acme.openai.azure.com"}, token_provider=fresh)
+    assert await s.request_headers() == {"Authorization": "Bearer async-token"}
+    loop_thread, called_in = threading.get_ident(), []
+
+    def blocking() -> str:  # azure-identity's provider makes an HTTP call when the token is stale
+        called_in.append(threading.get_ident())
+        return "sync-token"
+
+    s = ApiSettings.from_env(env={"AZURE_OPENAI_ENDPOINT": "https://acme.openai.azure.com"}, token_provider=blocking)
+    assert await s.request_headers() == {"Authorization": "Bearer sync-token"}
+    assert called_in and called_in[0] != loop_thread
+
+
 def test_azure_without_a_key_or_token_names_what_to_set():
     with pytest.raises(ConfigurationError, match="set AZURE_OPENAI_API_KEY, or AZURE_OPENAI_AD_TOKEN"):
         ApiSettings.from_env(env={"AZURE_OPENAI_ENDPOINT": "https://acme.openai.azure.com"})

@@ -58,6 +58,7 @@ from refinery.wire.transport import (
     OpenAITransport,
     RetryPolicy,
     Sleep,
+    TokenProvider,
 )
 from refinery.wire.vector_store_manager import VectorStoreManager
 
@@ -139,12 +140,12 @@ class ResponsesClient:
         rpm: int | None = None,
         budget: RateBudget | bool = True,
         clock: Clock | None = None,
-        azure_ad_token_provider: Callable[[], str] | None = None,
+        azure_ad_token_provider: TokenProvider | None = None,
         api: str = "responses",
     ) -> None:
         """Without `transport`, one is built here; `budget`, `tpm` and `rpm` configure its shared
         rate budget (see `OpenAITransport`), on the given `clock` and `sleep`. On Azure OpenAI
-        (`AZURE_OPENAI_ENDPOINT`), `azure_ad_token_provider` gives a Microsoft Entra token per request.
+        (`AZURE_OPENAI_ENDPOINT`), `azure_ad_token_provider` gives a Microsoft Entra token per request (sync or async).
 
         `api`: the wire stage requests go by — `responses` (`POST /responses`), `chat` (the same
         requests as `POST /chat/completions`, `wire.chat_wire`) or `auto`: Responses until the

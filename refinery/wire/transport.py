@@ -14,6 +14,7 @@ and sleeps as told. Sleeping and the clock are injectable so tests never wait fo
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json as jsonlib
 import logging
 import math
@@ -55,6 +56,9 @@ Clock = Callable[[], float]
 FormFactory = Callable[[], aiohttp.FormData]
 
 
+TokenProvider = Callable[[], "str | Awaitable[str]"]  # an Entra token, sync or async
+
+
 @dataclass(frozen=True)
 class ApiSettings:
     """Where and as whom to call. The key is never logged nor shown in `repr`.
@@ -69,7 +73,7 @@ class ApiSettings:
     project: str | None = None
     organization: str | None = None
     backend: str = "openai"
-    token_provider: Callable[[], str] | None = field(default=None, repr=False)
+    token_provider: TokenProvider | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(
@@ -80,7 +84,7 @@ class ApiSettings:
         project: str | None = None,
         organization: str | None = None,
         env: Mapping[str, str] | None = None,
-        token_provider: Callable[[], str] | None = None,
+        token_provider: TokenProvider | None = None,
     ) -> "ApiSettings":
         """From arguments, else the environment. `AZURE_OPENAI_ENDPOINT` (unless a base URL is
         given) selects Azure OpenAI, with `AZURE_OPENAI_API_KEY`, or `AZURE_OPENAI_AD_TOKEN` /
@@ -105,7 +109,7 @@ class ApiSettings:
 
     @classmethod
     def _azure(
-        cls, endpoint: str, key: str | None, env: Mapping[str, str], token_provider: Callable[[], str] | None
+        cls, endpoint: str, key: str | None, env: Mapping[str, str], token_provider: TokenProvider | None
     ) -> "ApiSettings":
         url = endpoint.rstrip("/")
         if not url.startswith(("http://", "https://")):
@@ -125,6 +129,18 @@ class ApiSettings:
     def host(self) -> str:
         """The backend and host, for messages (never the key)."""
         return f"{'Azure OpenAI' if self.backend == 'azure' else 'OpenAI'} at {self.base_url}"
+
+    async def request_headers(self) -> dict[str, str]:
+        """The headers of one request. An Entra token provider may be async (as openai-python's
+        `AsyncAzureOpenAI` takes one) or sync; a sync one may block — refreshing a token is an HTTP
+        call — so it is called in a worker thread, never on the event loop."""
+        if self.backend != "azure" or self.api_key or self.token_provider is None:
+            return self.headers()
+        provider = self.token_provider
+        token = await provider() if inspect.iscoroutinefunction(provider) else await asyncio.to_thread(provider)
+        if inspect.isawaitable(token):
+            token = await token
+        return {"Authorization": f"Bearer {token}"}
 
     def headers(self) -> dict[str, str]:
         if self.backend == "azure":
@@ -328,7 +344,7 @@ class OpenAITransport:
                     json=json,
                     data=form() if form is not None else None,
                     params=params,
-                    headers=self.settings.headers(),
+                    headers=await self.settings.request_headers(),
                 ) as resp:
                     raw = await resp.read()
                     status = resp.status
