@@ -65,6 +65,7 @@ async def test_an_agent_lists_the_tools_gets_a_verdict_and_cannot_leave_the_root
                 and verdict["decisive_step"]["run_id"]
                 and verdict["report"].endswith("report.md")
             )
+            assert verdict["stand_in_model"] is True  # the test server's answers are labelled as the stand-in's
             assert (root / "out" / "report.md").is_file()
             report = await session.call_tool("read_report", {"out": "out"})
             assert "# Why the run failed" in report.content[0].text

@@ -30,6 +30,7 @@ from refinery.core.confined import read_text_nofollow, within
 from refinery.core.offload import off_loop
 from refinery.errors import RefineryError, UserInputError
 from refinery.patterns.grouping import find_patterns
+from refinery.report.view import is_stand_in
 from refinery.traces import load_trace
 from refinery.traces.sources import fetched_copy, is_source_ref, temporary_folders
 
@@ -166,6 +167,8 @@ def build_server(
             "report": str(folder / "report.md"),
             "reading": (result.stage_metadata.get("stage3") or {}).get("reading"),
             "cost_usd": usage["total"].get("estimated_cost_usd"),
+            # answers from refinery's test double are labelled as such, as `run --json` labels them
+            "stand_in_model": is_stand_in(u.model for u in result.usage.values()),
         }
 
     @server.tool()
