@@ -20,6 +20,7 @@ from refinery.analysis.stage_calls import StageCalls, record_check
 from refinery.analysis.staged_schemas import TraceAnalysisOutput
 from refinery.analysis.stages import PLANNED_STORE, STAGE_BY_KEY, GroupNote, inline_files_text, stage_user_text
 from refinery.analysis.verification import Verification
+from refinery.core.offload import off_loop
 from refinery.traces.spool import file_names, file_stats
 from refinery.wire.response_output import CallUsage
 
@@ -113,7 +114,7 @@ async def analyse_groups(
 
     async def one(i: int, group: StageGroup | None) -> None:
         number = group.number if group is not None else 1
-        done = checkpoints.load_group(run.trace_id, number, n) if n > 1 else None
+        done = await asyncio.to_thread(checkpoints.load_group, run.trace_id, number, n) if n > 1 else None
         if done is not None:  # paid for in an earlier run
             part, usage, checked = done
             if checked:
@@ -129,7 +130,9 @@ async def analyse_groups(
             part, usage, check = await calls.call(run, stage, text, filters=filters)
         checked = record_check(run, stage, check)
         if n > 1:
-            checkpoints.save_group(run.trace_id, number, n, part, usage, checked)
+            # an atomic write (fsync) for each group, off the event loop; a group that answered is saved
+            # even when another's failure cancels this task (`off_loop` waits for the write to end)
+            await off_loop(lambda _stop: checkpoints.save_group(run.trace_id, number, n, part, usage, checked))
             await emit("stage1.group", "end", group=number, groups=n, tokens=usage.total_tokens)
         results[i] = (part, usage)
 

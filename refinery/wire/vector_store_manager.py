@@ -174,7 +174,7 @@ class VectorStoreManager:
         a timed-out attempt); `on_refused` each path whose upload was answered with an error (its
         last attempt made no file).
         """
-        checked = check_uploadable(paths)
+        checked = await asyncio.to_thread(check_uploadable, paths)  # a stat a file: off the event loop
         if not checked:
             return []
         attrs_for = _attributes_lookup(attributes or {}, checked)
