@@ -61,16 +61,22 @@ def _client(args: argparse.Namespace, **kwargs: Any) -> Any:
     return ResponsesClient(timeout=timeout, api=getattr(args, "api", "auto"), **kwargs)
 
 
+def _say(line: str) -> None:
+    """A progress line on stderr in one write: `print` writes the text and its line break apart, and a
+    signal's exception raised between the two (SIGTERM ends a run where it stands) left the next
+    line glued to it."""
+    sys.stderr.write(line + "\n")
+
+
 def _progress(stage: str, status: str, info: dict[str, Any]) -> None:
     detail = " ".join(f"{k}={v}" for k, v in info.items())
-    print(f"refinery: {stage} {status} {detail}".rstrip(), file=sys.stderr)
+    _say(f"refinery: {stage} {status} {detail}".rstrip())
 
 
 def _indexing(counts: Any) -> None:
-    print(
+    _say(
         f"refinery: indexing {counts.get('completed', 0)}/{counts.get('total', 0)} files "
-        f"({counts.get('in_progress', 0)} in progress)",
-        file=sys.stderr,
+        f"({counts.get('in_progress', 0)} in progress)"
     )
 
 
