@@ -108,6 +108,24 @@ async def test_uploaded_files_expire_with_the_store_and_a_failed_upload_leaves_n
         assert not (tmp_path / "failed" / "store.json").exists()
 
 
+async def test_an_upload_already_sent_when_another_fails_is_heard_and_deleted(tmp_path):
+    """One upload refused while another is still on its way: the other is waited for, not
+    abandoned, so its file is known and deleted and nothing is left for a later run to sweep."""
+    import asyncio
+
+    from refinery.testing.faults import Fault
+
+    async with OpenAITestServer() as server:
+        server.inject(Fault("delay", path="/v1/files", delay_s=0.5, match="_runs_001"))
+        server.inject(Fault("http_error", path="/v1/files", status=400, match="_index.md"))
+        with pytest.raises(BadRequestError):
+            await analyse(server, tmp_path / "failed")
+        await asyncio.sleep(0.7)  # past the delayed upload's answer
+        assert server.stats["POST /v1/files"] >= 2
+        assert server.files == {} and server.stores == {}
+        assert not (tmp_path / "failed" / "store.json").exists()
+
+
 async def test_each_file_id_is_recorded_and_carries_an_expiry(tmp_path):
     async with OpenAITestServer() as server:
         async with ResponsesClient(api_key="sk-x", base_url=server.base_url) as client:

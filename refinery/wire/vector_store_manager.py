@@ -179,29 +179,42 @@ class VectorStoreManager:
             return []
         attrs_for = _attributes_lookup(attributes or {}, checked)
         semaphore = asyncio.Semaphore(self.upload_concurrency)
+        failed: list[BaseException] = []
 
-        async def one(path: Path) -> str:
+        async def one(path: Path) -> str | None:
             async with semaphore:
+                if failed:  # another upload failed: this one is not sent
+                    return None
                 try:
                     file_id = await self.upload_file(path, expires_after_s=expires_after_s, on_attempt=on_sending)
-                except APIStatusError:  # an error answer: no file was made (a timeout may have made one)
+                except APIStatusError as exc:  # an error answer: no file was made (a timeout may have made one)
                     if on_refused is not None:
                         on_refused(path)
+                    failed.append(exc)
+                    raise
+                except Exception as exc:
+                    failed.append(exc)
                     raise
             if on_uploaded is not None:
                 on_uploaded(file_id)
             return file_id
 
+        # After one upload fails, no new one is sent, and those already sent are waited for: each
+        # ends heard (its file id) or refused, so the caller's clean-up knows every file made.
         tasks = [asyncio.ensure_future(one(p)) for p in checked]
         try:
-            file_ids = list(await asyncio.gather(*tasks))
-        except BaseException:
-            # the others stop too, before the caller deletes what was made (a sibling still
-            # running would add a file after the clean-up)
+            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        except BaseException:  # the caller is stopped: the others stop too, before its clean-up
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
+        if failed:
+            raise failed[0]
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):  # a cancellation from elsewhere
+                raise outcome
+        file_ids = [str(f) for f in outcomes]
         for start in range(0, len(file_ids), self.batch_size):
             ids, batch_paths = file_ids[start : start + self.batch_size], checked[start : start + self.batch_size]
             await self.transport.request(
