@@ -74,8 +74,12 @@ def planted_trace(name: str, tmp_path: Path) -> Path:
     ids = set(re.findall(r'"(?:id|trace_id|traceId|spanId|span_id)": "([^"]+)"', text))
     out = json.dumps(planted(data))
     for old in sorted(ids, key=len, reverse=True):  # ids (and the dotted orders that hold them), everywhere
-        if not re.fullmatch(r"[0-9a-f]{16,32}", old):  # OTLP's hex ids must stay hex to parse
+        if re.fullmatch(r"[0-9a-f]{16,32}", old):  # OTLP's hex ids must stay hex to parse
+            continue
+        if len(old) >= 8:
             out = out.replace(old, f"{old}-{ID_SHAPE}")
+        else:  # a short id ("a1") would match inside the planted shapes: whole values only
+            out = out.replace(f'"{old}"', f'"{old}-{ID_SHAPE}"')
     path = tmp_path / name
     path.write_text(out)
     return path
@@ -123,6 +127,20 @@ FORMATS = [
     ("phoenix_spans.json", []),
     ("inspect_log.json", ["--sample", "order-42"]),  # as planted: see `_picked`
     ("taubench_results.json", ["--sample", "12"]),
+    ("langsmith_runs.jsonl", []),
+    ("langsmith_ingest.json", []),
+    ("otel_nested.json", []),
+    ("otel_span_list.json", []),
+    ("otel_attribute_map.json", []),
+    ("phoenix_spans_otlpv1.json", []),
+    ("clickhouse_camel_rows.json", []),
+    ("clickhouse_snake_nested.json", []),
+    ("openhands_events.json", []),
+    ("swe_agent.traj", []),
+    ("anthropic_tool_transcript.json", []),
+    ("openai_tool_transcript.json", []),
+    ("step_log_wrapped.json", []),
+    ("unknown_with_messages.json", []),
 ]
 
 
