@@ -106,12 +106,15 @@ async def test_the_tools_are_served_over_streamable_http_on_the_loopback(tmp_pat
         stderr=asyncio.subprocess.DEVNULL,
     )
     try:
-        for _ in range(100):  # until it listens
+        deadline = asyncio.get_running_loop().time() + 120  # until it listens (a loaded machine starts slowly)
+        while True:
             try:
                 _, writer = await asyncio.open_connection("127.0.0.1", port)
                 writer.close()
                 break
             except OSError:
+                assert proc.returncode is None, f"refinery mcp exited with {proc.returncode}"
+                assert asyncio.get_running_loop().time() < deadline, "refinery mcp --http never listened"
                 await asyncio.sleep(0.1)
         async with streamable_http_client(f"http://127.0.0.1:{port}/mcp") as streams:
             read, write = streams[0], streams[1]

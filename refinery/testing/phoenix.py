@@ -93,7 +93,7 @@ def _free_port() -> int:
 
 @contextmanager
 def running_phoenix(
-    executable: Path, work: Path, *, settings: Mapping[str, str] | None = None, start_timeout_s: float = 180
+    executable: Path, work: Path, *, settings: Mapping[str, str] | None = None, start_timeout_s: float = 300
 ) -> Iterator[PhoenixServer]:
     """`phoenix serve` with its database in `work`, on free ports of 127.0.0.1, until the block ends;
     `settings` are more of Phoenix's own variables (`PHOENIX_ENABLE_AUTH`, …)."""
