@@ -54,6 +54,36 @@ _WINDOW = 1 << 16
 _OVERLAP = max(map(len, _LITERALS))
 
 
+def _required_prefix(pattern: re.Pattern[str]) -> str:
+    """The exact text every match of `pattern` begins with ("" when none can be told).
+
+    Why: a rule with no prefilter literal (most prefixed tokens: `sk-ant-`, `hf_`, `AIza`) ran its
+    regex over every value of the trace — 56 scans a value, most of a big plan's redaction. A
+    case-sensitive match can only start where its leading literal is, so where `prefix in text` is
+    false the rule cannot match and is skipped: the same result for one substring search. Read
+    from the pattern's parse (the standard library's `re._parser`); anything it cannot tell (a
+    case-insensitive pattern, a class or a group first) gives "", and the rule always runs.
+    """
+    try:
+        from re import _parser  # type: ignore[attr-defined]
+
+        parsed = _parser.parse(pattern.pattern, pattern.flags)
+    except Exception:  # noqa: BLE001 - another Python's internals: the rule simply always runs
+        return ""
+    if (pattern.flags | parsed.state.flags) & re.IGNORECASE:
+        return ""
+    prefix = []
+    for op, arg in parsed:
+        if op is not _parser.LITERAL:
+            break
+        prefix.append(chr(arg))
+    return "".join(prefix)
+
+
+# Rules without prefilter literals, each with the exact text its matches begin with
+_PREFIXES: dict[int, str] = {id(rule): _required_prefix(rule.pattern) for rule in RULES if not rule.literals}
+
+
 def _literals_in(text: str) -> set[str]:
     """The prefilter literals that occur in `text`, case-insensitively.
 
@@ -125,7 +155,10 @@ def redact_text(text: str, report: RedactionReport | None = None, extra: Sequenc
     present = _literals_in(text)
     rule: Rule
     for rule in RULES:
-        if not rule.literals or any(lit in present for lit in rule.literals):
+        if rule.literals:
+            if any(lit in present for lit in rule.literals):
+                text = _apply(rule.kind, rule.pattern, text, report)
+        elif _PREFIXES[id(rule)] in text:  # "" is in every text: a rule whose start is unknown always runs
             text = _apply(rule.kind, rule.pattern, text, report)
     if "secret" in present:
         text = _kubernetes_secrets(text, report)
