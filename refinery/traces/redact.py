@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from refinery.errors import UserInputError
-from refinery.traces.redact_rules import FIELD_NAMES, HEADER_NAMES, K8S_DATA, K8S_KIND, K8S_REACH, RULES, Rule
+from refinery.traces.redact_rules import FIELD_NAMES, HEADER_NAMES, K8S_DATA, K8S_KIND, K8S_REACH, RULES
 
 __all__ = [
     "RULES",
@@ -84,6 +84,15 @@ def _required_prefix(pattern: re.Pattern[str]) -> str:
 _PREFIXES: dict[int, str] = {id(rule): _required_prefix(rule.pattern) for rule in RULES if not rule.literals}
 
 
+def _rule_order() -> list[tuple[str, re.Pattern[str], frozenset[str], str]]:
+    """The catalogue in its order, each rule with its literals (a set, checked against the text's in C)
+    or, without any, the text its matches begin with."""
+    return [(r.kind, r.pattern, frozenset(r.literals), _PREFIXES.get(id(r), "")) for r in RULES]
+
+
+_ORDER = _rule_order()
+
+
 def _literals_in(text: str) -> set[str]:
     """The prefilter literals that occur in `text`, case-insensitively.
 
@@ -91,8 +100,11 @@ def _literals_in(text: str) -> set[str]:
     character before it shrinks the result, so lowering the index of a big trace at once cost
     more memory than the trace.
     """
+    if len(text) <= _WINDOW:  # a trace's values nearly all: one window, no set arithmetic
+        low = text.lower()
+        return {lit for lit in _LITERALS if lit in low}
     found: set[str] = set()
-    for start in range(0, max(len(text), 1), _WINDOW):
+    for start in range(0, len(text), _WINDOW):
         window = text[max(0, start - _OVERLAP) : start + _WINDOW].lower()
         found.update(lit for lit in _LITERALS - found if lit in window)
     return found
@@ -153,13 +165,10 @@ def redact_text(text: str, report: RedactionReport | None = None, extra: Sequenc
     """`text` with every secret replaced by `[REDACTED:<kind>]`; counts go to `report`.
     `extra`: an organisation's own patterns (see `compile_patterns`), as the context's are."""
     present = _literals_in(text)
-    rule: Rule
-    for rule in RULES:
-        if rule.literals:
-            if any(lit in present for lit in rule.literals):
-                text = _apply(rule.kind, rule.pattern, text, report)
-        elif _PREFIXES[id(rule)] in text:  # "" is in every text: a rule whose start is unknown always runs
-            text = _apply(rule.kind, rule.pattern, text, report)
+    for kind, pattern, literals, prefix in _ORDER:
+        if present.isdisjoint(literals) if literals else prefix not in text:  # "" is in every text
+            continue
+        text = _apply(kind, pattern, text, report)
     if "secret" in present:
         text = _kubernetes_secrets(text, report)
     for pattern in (*_EXTRA.get(), *extra):
