@@ -70,7 +70,7 @@ def _plan(args: argparse.Namespace, trace: Trace) -> tuple[str, dict[str, Any], 
     # Stage 1 bodies hold the whole trace), --show-bodies all of them.
     keep = None if args.show_bodies else (PLAN_JSON_BODY_BYTES if args.json else 0)
     calls = measure(planned_requests(analyst, trace, files, expectation), keep)
-    plan = plan_summary(analyst, trace, files, calls, latency_s=args.latency)
+    plan = plan_summary(analyst, trace, files, calls, latency_s=args.latency, expectation=expectation)
     data = {
         **plan,
         "files": [{"name": n, "bytes": size, "estimated_tokens": tokens} for n, size, tokens in file_stats(files)],
@@ -124,6 +124,7 @@ def _plan(args: argparse.Namespace, trace: Trace) -> tuple[str, dict[str, Any], 
         )
     lines += [
         f"total    {total['calls']:>5}  {total['input_tokens']:>12}  {total['output_tokens']:>13}",
+        _naive_line(plan["naive_prompt"]),
         "",
         f"estimated cost (worst case): {cost}; duration at {plan['latency_s']:g} s a call: "
         f"~{total['estimated_duration_s']:.0f} s plus indexing",
@@ -175,6 +176,15 @@ STORE_LINES = {
     "auto": "store auto: hosted where the endpoint has Files and Vector Stores (this plan), else none "
     "(see it with --store none)",
 }
+
+
+def _naive_line(naive: dict[str, Any]) -> str:
+    """The naive one-prompt baseline beside the plan's own input tokens."""
+    ratio = f"{naive['planned_vs_naive']:.2f} ×" if naive["planned_vs_naive"] is not None else "n/a"
+    return (
+        f"naive    {1:>5}  {naive['input_tokens']:>12}  (the whole rendered trace and the instructions in one "
+        f"prompt; this plan sends {ratio} that, worst case)"
+    )
 
 
 def _shown_task(args: argparse.Namespace, trace: Trace) -> str | None:
