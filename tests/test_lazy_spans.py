@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from refinery.core.models import LazyRuns
-from refinery.traces import json_stream, load_trace, otel
+from refinery.traces import json_stream, load_trace, otel, plain
 from refinery.traces.spool import upload_files_for
 from refinery.traces.task import find_task
 from tests.helpers import SHARED
@@ -153,3 +153,22 @@ def test_the_task_of_a_big_otlp_trace_is_found_making_only_the_runs_of_the_type_
     assert made == [1]  # no agent span was seen, so none is made; the first LLM call answers
     assert found == find_task(whole)
     assert found[0] == "Refund order 1"
+
+
+def test_the_failed_steps_of_a_big_chat_log_are_made_alone_from_what_the_load_learnt(tmp_path, monkeypatch):
+    steps = [{"role": "assistant", "name": f"agent{i}", "content": f"step {i}"} for i in range(30)]
+    for i in (4, 17):
+        steps[i]["error"] = f"tool failed at {i}"
+    path = tmp_path / "chat.json"
+    path.write_text(json.dumps({"question": "Refund order 42", "history": steps}))
+    whole, lazy = read_both(path, monkeypatch)
+    assert isinstance(lazy.runs, LazyRuns)
+    made: list[int] = []
+    real = plain._step_run
+    monkeypatch.setattr(plain, "_step_run", lambda i, item, **kw: made.append(i) or real(i, item, **kw))
+    lazy = load_trace(path)  # converted through the counting function from here on
+    made.clear()
+    failed = lazy.get_failed_runs()
+    assert [r.model_dump() for r in failed] == [r.model_dump() for r in whole.get_failed_runs()]
+    assert [r.error for r in failed] == ["tool failed at 4", "tool failed at 17"]
+    assert made == [4, 17]
