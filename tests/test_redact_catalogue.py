@@ -173,7 +173,7 @@ def test_a_rule_is_skipped_only_where_its_match_could_not_start(monkeypatch):
     with: on every planted shape, alone and all together, that redacts as running every rule does."""
     texts = [f"before {text} after" for _, text, _ in PLANTS] + [" ".join(text for _, text, _ in PLANTS)]
     fast = [(redact_text(t, r := RedactionReport()), r.as_dict()) for t in texts]
-    every_time = [(kind, pattern, literals, "") for kind, pattern, literals, _ in redact._ORDER]
+    every_time = [(rule, literals, "") for rule, literals, _ in redact._ORDER]
     monkeypatch.setattr(redact, "_ORDER", every_time)  # each rule without literals runs on every text
     assert fast == [(redact_text(t, r := RedactionReport()), r.as_dict()) for t in texts]
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from refinery.errors import UserInputError
-from refinery.traces.redact_rules import FIELD_NAMES, HEADER_NAMES, K8S_DATA, K8S_KIND, K8S_REACH, RULES
+from refinery.traces.redact_rules import FIELD_NAMES, HEADER_NAMES, K8S_DATA, K8S_KIND, K8S_REACH, RULES, Rule
 
 __all__ = [
     "RULES",
@@ -84,10 +84,10 @@ def _required_prefix(pattern: re.Pattern[str]) -> str:
 _PREFIXES: dict[int, str] = {id(rule): _required_prefix(rule.pattern) for rule in RULES if not rule.literals}
 
 
-def _rule_order() -> list[tuple[str, re.Pattern[str], frozenset[str], str]]:
+def _rule_order() -> list[tuple[Rule, frozenset[str], str]]:
     """The catalogue in its order, each rule with its literals (a set, checked against the text's in C)
     or, without any, the text its matches begin with."""
-    return [(r.kind, r.pattern, frozenset(r.literals), _PREFIXES.get(id(r), "")) for r in RULES]
+    return [(r, frozenset(r.literals), _PREFIXES.get(id(r), "")) for r in RULES]
 
 
 _ORDER = _rule_order()
@@ -165,10 +165,10 @@ def redact_text(text: str, report: RedactionReport | None = None, extra: Sequenc
     """`text` with every secret replaced by `[REDACTED:<kind>]`; counts go to `report`.
     `extra`: an organisation's own patterns (see `compile_patterns`), as the context's are."""
     present = _literals_in(text)
-    for kind, pattern, literals, prefix in _ORDER:
+    for rule, literals, prefix in _ORDER:
         if present.isdisjoint(literals) if literals else prefix not in text:  # "" is in every text
             continue
-        text = _apply(kind, pattern, text, report)
+        text = _apply(rule.kind, rule.pattern, text, report)
     if "secret" in present:
         text = _kubernetes_secrets(text, report)
     for pattern in (*_EXTRA.get(), *extra):
