@@ -3,8 +3,9 @@
 For synthetic chat logs, OTLP traces whose LLM spans repeat a sliding window of conversation
 (`otlp`) and OTLP traces whose every message is distinct (`otlp-distinct`: nothing to pool), of 1,
 10 and 100 MB (and the largest TRAIL trace in ../shared/eval-data when present):
-- `plan`: wall time and peak RSS of `refinery plan` in a fresh process, as a multiple of the
-  trace file's size;
+- `plan`: wall time, CPU seconds (per MB, and as a multiple of `json.loads`'s CPU on the same
+  file in a fresh process) and peak RSS (MiB, and MiB per MB of trace) of `refinery plan` in a
+  fresh process;
 - `run` (1 and 10 MB, and TRAIL): `refinery run` in a fresh process (its peak RSS), and the
   four stages in this process against `refinery.testing`'s server at
   `--latency` seconds a `/responses` call: wall time, calls, the largest request in tokens (as
@@ -12,7 +13,7 @@ For synthetic chat logs, OTLP traces whose LLM spans repeat a sliding window of 
   tokens the server counted.
 
 Run: `python benchmarks/bench_scale.py [--sizes 1,10,100] [--run-sizes 1,10] [--kinds chat,otlp,otlp-distinct]
-[--latency 2]`.
+[--latency 2] [--no-trail]`.
 Figures go in docs/benchmarks.md; the last lines printed are the summary table.
 """
 
@@ -120,13 +121,15 @@ KINDS = {"chat": chat_log, "otlp": otlp_trace, "otlp-distinct": otlp_distinct}
 
 
 def plan_in_a_process(path: Path, expect: Path, *, command: list[str] | None = None) -> dict[str, Any]:
-    """`refinery plan --json` (or `command`) in a fresh process: wall time and its peak RSS."""
+    """`refinery plan --json` (or `command`) in a fresh process: wall time, CPU time (user + system)
+    and its peak RSS."""
     args = command or ["plan", str(path), "--expect", str(expect), "--json"]
     probe = (
         "import resource, subprocess, sys, time; t=time.perf_counter(); "
         f"p=subprocess.run([sys.executable, '-m', 'refinery', *{args!r}], capture_output=True, text=True); "
-        "w=time.perf_counter()-t; r=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss; "
-        "print(p.returncode, w, r); sys.stderr.write(p.stderr[-500:]); sys.stdout.write('\\n' + p.stdout)"
+        "w=time.perf_counter()-t; u=resource.getrusage(resource.RUSAGE_CHILDREN); "
+        "print(p.returncode, w, u.ru_maxrss, u.ru_utime + u.ru_stime); sys.stderr.write(p.stderr[-500:]); "
+        "sys.stdout.write('\\n' + p.stdout)"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe],
@@ -136,9 +139,27 @@ def plan_in_a_process(path: Path, expect: Path, *, command: list[str] | None = N
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     first, _, rest = out.stdout.partition("\n")
-    rc, wall, rss_kb = first.split()
+    rc, wall, rss_kb, cpu = first.split()
     plan = json.loads(rest) if int(rc) == 0 and command is None else {}
-    return {"rc": int(rc), "plan_s": float(wall), "peak_rss_mb": int(rss_kb) / 1024, "plan": plan, "stderr": out.stderr}
+    return {
+        "rc": int(rc),
+        "plan_s": float(wall),
+        "plan_cpu_s": float(cpu),
+        "peak_rss_mb": int(rss_kb) / 1024,  # MiB: ru_maxrss is in KiB
+        "plan": plan,
+        "stderr": out.stderr,
+    }
+
+
+def json_loads_cpu(path: Path) -> float:
+    """CPU seconds (user + system) of `json.loads` of the file's text in a fresh process, the
+    reading included: the yardstick `plan`'s CPU is given against (issue 37: ≤ 8 ×)."""
+    probe = (
+        "import json, resource, sys; b=resource.getrusage(resource.RUSAGE_SELF); "
+        f"json.loads(open({str(path)!r}, 'rb').read()); a=resource.getrusage(resource.RUSAGE_SELF); "
+        "print(a.ru_utime + a.ru_stime - b.ru_utime - b.ru_stime)"
+    )
+    return float(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout)
 
 
 async def full_run(path: Path, latency: float, concurrency: int) -> dict[str, Any]:
@@ -222,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         help="for runs, only `refinery run`'s peak RSS (skip the in-process timing run, long at 100 MB)",
     )
     ap.add_argument("--kinds", default=",".join(KINDS), help=f"synthetic traces (default {','.join(KINDS)})")
+    ap.add_argument("--no-trail", action="store_true", help="leave out the largest TRAIL trace")
     args = ap.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -241,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
             if shared
             else []
         )
-        if trail:
+        if trail and not args.no_trail:
             cases.append(("trail-largest", trail[-1].stat().st_size / 1e6, trail[-1]))
         run_sizes = {float(x) for x in args.run_sizes.split(",") if x}
         # What a process needs before the trace counts: `plan` and `run` of a three-step log
@@ -253,10 +275,15 @@ def main(argv: list[str] | None = None) -> int:
         for kind, mb, path in cases:
             size_mb = path.stat().st_size / 1e6
             p = plan_in_a_process(path, expect)
+            loads = json_loads_cpu(path)
             row = {
                 "trace": kind,
                 "mb": round(size_mb, 1),
                 "plan_s": round(p["plan_s"], 2),
+                "plan_cpu_s": round(p["plan_cpu_s"], 2),
+                "plan_cpu_s_per_mb": round(p["plan_cpu_s"] / size_mb, 3) if size_mb else None,
+                "json_loads_cpu_s": round(loads, 3),
+                "plan_cpu_vs_json_loads": round(p["plan_cpu_s"] / loads, 1) if loads else None,
                 "peak_rss_mb": round(p["peak_rss_mb"]),
                 "rss_x": round(p["peak_rss_mb"] / size_mb, 1) if size_mb else None,
                 "rss_above_bare_x": round((p["peak_rss_mb"] - bare) / size_mb, 1) if size_mb else None,
@@ -288,14 +315,15 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             print(json.dumps(row), flush=True)
     print()
-    print(f"bare process (a three-step log): plan {bare:.0f} MB, run {bare_run} MB")
+    print(f"bare process (a three-step log): plan {bare:.0f} MiB, run {bare_run} MiB")
     print(
-        "trace          MB   plan s  peak RSS MB  RSS×size  above bare×size  groups  run s  calls  largest req  "
-        "budget  plan/server tokens (expected, worst)  run RSS MB (above bare×size)"
+        "trace          MB   plan s  CPU s  CPU s/MB  ÷ json.loads CPU  peak RSS MiB  RSS MiB/MB  above bare MiB/MB  "
+        "groups  run s  calls  largest req  budget  plan/server tokens (expected, worst)  run RSS MiB (above bare/MB)"
     )
     for r in rows:
         print(
-            f"{r['trace']:<13} {r['mb']:>5} {r['plan_s']:>7} {r['peak_rss_mb']:>11} {r['rss_x']!s:>9} "
+            f"{r['trace']:<13} {r['mb']:>5} {r['plan_s']:>7} {r['plan_cpu_s']:>6} {r['plan_cpu_s_per_mb']!s:>9} "
+            f"{r['plan_cpu_vs_json_loads']!s:>17} {r['peak_rss_mb']:>12} {r['rss_x']!s:>11} "
             f"{r['rss_above_bare_x']!s:>16} {r['groups']!s:>7} "
             f"{r.get('run_s', '—')!s:>6} {r.get('calls', '—')!s:>6} {r.get('largest_request_tokens', '—')!s:>12} "
             f"{r.get('budget', '—')!s:>7} {r.get('plan_estimate_vs_server', '—')!s:>8} "

@@ -50,6 +50,23 @@ async def test_plan_needs_no_key_and_no_network(monkeypatch, mocked, capsys, spe
     assert data["failed_runs"] == 1
 
 
+async def test_plan_prints_the_naive_one_prompt_baseline_beside_its_own_tokens(monkeypatch, capsys):
+    """The naive baseline is the whole rendered trace with the system prompt and the expectation in
+    one prompt: more than the files alone, and the ratio is the plan's input tokens over it."""
+    from refinery.core.tokens import estimate_tokens
+    from refinery.prompts.system_prompts import SYSTEM
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    assert await amain(["plan", TRACE, "--expect", EXPECT, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    naive = data["naive_prompt"]
+    assert naive["input_tokens"] > data["file_tokens"] + estimate_tokens(SYSTEM.text)
+    assert naive["planned_vs_naive"] == round(data["total"]["input_tokens"] / naive["input_tokens"], 2)
+    assert await amain(["plan", TRACE, "--expect", EXPECT]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("naive"))
+    assert f" {naive['input_tokens']} " in line and f"{naive['planned_vs_naive']:.2f} ×" in line
+
+
 async def test_plan_verbose_output_lists_files_and_requests(monkeypatch, capsys):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     assert await amain(["plan", TRACE, "--expect", EXPECT, "--verbose"]) == 0

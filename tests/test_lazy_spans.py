@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from refinery.core.models import LazyRuns
-from refinery.traces import json_stream, load_trace
+from refinery.traces import json_stream, load_trace, otel, plain
 from refinery.traces.spool import upload_files_for
+from refinery.traces.task import find_task
 from tests.helpers import SHARED
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -88,3 +89,86 @@ def test_a_span_that_is_no_object_is_named(tmp_path, monkeypatch):
         monkeypatch.setattr(json_stream, "LAZY_BYTES", lazy_bytes)
         with pytest.raises(Exception, match=r"spans\[1\]: expected a span object, got int"):
             load_trace(path)
+
+
+def _spans_with_failures(tmp_path: Path) -> Path:
+    """Forty spans: a tool and an LLM call in turn, every seventh failed; the first LLM call says the task."""
+    spans = []
+    for i in range(40):
+        kind = "LLM" if i % 2 else "TOOL"
+        attrs = [{"key": "openinference.span.kind", "value": {"stringValue": kind}}]
+        if kind == "LLM":
+            attrs += [
+                {"key": "llm.input_messages.0.message.role", "value": {"stringValue": "user"}},
+                {"key": "llm.input_messages.0.message.content", "value": {"stringValue": f"Refund order {i}"}},
+            ]
+        spans.append(
+            {
+                "spanId": f"{i:016x}",
+                "name": f"{kind.lower()} {i}",
+                "startTimeUnixNano": str(1_700_000_000_000_000_000 + i * 1000),
+                "attributes": attrs,
+                "status": {"code": 2, "message": f"failed {i}"} if i % 7 == 3 else {"code": 1},
+            }
+        )
+    path = tmp_path / "otlp.json"
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}))
+    return path
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    made: list[int] = []
+    real = otel.span_to_run
+
+    def counted(span, i, *args, **kwargs):
+        made.append(i)
+        return real(span, i, *args, **kwargs)
+
+    monkeypatch.setattr(otel, "span_to_run", counted)
+    return made
+
+
+def test_the_failed_runs_of_a_big_otlp_trace_are_made_alone_from_what_the_load_learnt(tmp_path, monkeypatch):
+    path = _spans_with_failures(tmp_path)
+    whole, lazy = read_both(path, monkeypatch)
+    made = _counting(monkeypatch)
+    failed = lazy.get_failed_runs()
+    assert [r.model_dump() for r in failed] == [r.model_dump() for r in whole.get_failed_runs()]
+    assert [r.name for r in failed] == [f"tool {i}" if i % 2 == 0 else f"llm {i}" for i in range(40) if i % 7 == 3]
+    assert len(made) == len(failed)  # each failed span made once, no other
+
+
+def test_a_failure_a_host_sets_on_a_kept_run_of_a_big_trace_is_counted(tmp_path, monkeypatch):
+    _, lazy = read_both(_spans_with_failures(tmp_path), monkeypatch)
+    lazy.runs[0].error = "set by the host"
+    lazy.runs[3].error, lazy.runs[3].status = None, "ok"
+    assert [r.name for r in lazy.get_failed_runs()][:2] == ["tool 0", "tool 10"]
+
+
+def test_the_task_of_a_big_otlp_trace_is_found_making_only_the_runs_of_the_type_looked_for(tmp_path, monkeypatch):
+    whole, lazy = read_both(_spans_with_failures(tmp_path), monkeypatch)
+    made = _counting(monkeypatch)
+    lazy.metadata.pop("task", None), whole.metadata.pop("task", None)
+    found = find_task(lazy)
+    assert made == [1]  # no agent span was seen, so none is made; the first LLM call answers
+    assert found == find_task(whole)
+    assert found[0] == "Refund order 1"
+
+
+def test_the_failed_steps_of_a_big_chat_log_are_made_alone_from_what_the_load_learnt(tmp_path, monkeypatch):
+    steps = [{"role": "assistant", "name": f"agent{i}", "content": f"step {i}"} for i in range(30)]
+    for i in (4, 17):
+        steps[i]["error"] = f"tool failed at {i}"
+    path = tmp_path / "chat.json"
+    path.write_text(json.dumps({"question": "Refund order 42", "history": steps}))
+    whole, lazy = read_both(path, monkeypatch)
+    assert isinstance(lazy.runs, LazyRuns)
+    made: list[int] = []
+    real = plain._step_run
+    monkeypatch.setattr(plain, "_step_run", lambda i, item, **kw: made.append(i) or real(i, item, **kw))
+    lazy = load_trace(path)  # converted through the counting function from here on
+    made.clear()
+    failed = lazy.get_failed_runs()
+    assert [r.model_dump() for r in failed] == [r.model_dump() for r in whole.get_failed_runs()]
+    assert [r.error for r in failed] == ["tool failed at 4", "tool failed at 17"]
+    assert made == [4, 17]

@@ -6,10 +6,12 @@ own patterns are applied as the built-in ones are."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from refinery.errors import RefineryError
+from refinery.traces import redact
 from refinery.traces.redact import RULES, RedactionReport, compile_patterns, redact_text, redacting
 from refinery.traces.render import iter_marked_files
 from refinery.traces.source_text import strip_marks
@@ -164,3 +166,21 @@ def test_header_attributes_holding_lists_lose_every_value(tmp_path):
     with redacting(report):
         text = "".join(strip_marks(redact_text(marked, report))[0] for _, marked in iter_marked_files(load_trace(path)))
     assert "abc123" not in text and "s3ss10n" not in text
+
+
+def test_a_rule_is_skipped_only_where_its_match_could_not_start(monkeypatch):
+    """A rule without prefilter literals runs only on text holding the exact text its matches begin
+    with: on every planted shape, alone and all together, that redacts as running every rule does."""
+    texts = [f"before {text} after" for _, text, _ in PLANTS] + [" ".join(text for _, text, _ in PLANTS)]
+    fast = [(redact_text(t, r := RedactionReport()), r.as_dict()) for t in texts]
+    every_time = [(rule, literals, "") for rule, literals, _ in redact._ORDER]
+    monkeypatch.setattr(redact, "_ORDER", every_time)  # each rule without literals runs on every text
+    assert fast == [(redact_text(t, r := RedactionReport()), r.as_dict()) for t in texts]
+
+
+def test_the_text_a_match_begins_with_is_read_from_the_pattern():
+    assert redact._required_prefix(re.compile(r"sk-ant-(?:api|sid)\d{2}")) == "sk-ant-"
+    assert redact._required_prefix(re.compile(r"SG\.[\w-]{16,}")) == "SG."
+    assert redact._required_prefix(re.compile(r"(?i)ghp_\w+")) == ""  # either case: no exact text
+    assert redact._required_prefix(re.compile(r"[a-z]+_key")) == ""
+    assert all(redact._PREFIXES.values())  # every rule without literals has one

@@ -20,7 +20,8 @@ from refinery.analysis.stages import PLANNED_STORE, STAGE_BY_KEY, stage_user_tex
 from refinery.analysis.verification import RunTexts
 from refinery.core.models import DomainExpertExpectation, Trace
 from refinery.core.pricing import estimate_cost_usd
-from refinery.core.tokens import estimate_body_tokens
+from refinery.core.tokens import estimate_body_tokens, estimate_tokens
+from refinery.prompts.system_prompts import SYSTEM
 from refinery.traces.redact import RedactionReport
 from refinery.traces.spool import file_stats
 
@@ -109,6 +110,18 @@ def measure(bodies: Iterable[tuple[str, dict[str, Any]]], keep_bytes: int | None
     return calls
 
 
+def naive_prompt_tokens(
+    file_tokens: int, analyst: StagedFailureAnalyst, expectation: DomainExpertExpectation | None
+) -> int:
+    """The input tokens of the naive one-prompt baseline: the whole rendered trace (every file)
+    and the instructions — refinery's system prompt and the expectation — sent once, in one
+    request. What refinery's stages cost is read against it: they send the trace in groups, the
+    earlier stages' JSON and retrieved chunks on top, to keep every request within the budget and
+    every claim checkable."""
+    expect = analyst.expectation_text(expectation, RedactionReport()) if expectation is not None else ""
+    return file_tokens + estimate_tokens(SYSTEM.text) + estimate_tokens(expect)
+
+
 def plan_summary(
     analyst: StagedFailureAnalyst,
     trace: Trace,
@@ -116,6 +129,7 @@ def plan_summary(
     calls: Sequence[PlannedCall],
     *,
     latency_s: float = 15.0,
+    expectation: DomainExpertExpectation | None = None,
 ) -> dict[str, Any]:
     """What a run would cost, worst case: calls, input and output tokens per stage (the chunks
     `file_search` may add, and Stage 1's JSON as later stages would paste it, condensed to fit),
@@ -161,12 +175,15 @@ def plan_summary(
         row["estimated_cost_usd"] = estimate_cost_usd(row, analyst.base_model)
     costs = [r["estimated_cost_usd"] for r in stages.values()]
     waves = -(-groups // analyst.stage1_concurrency)
+    file_tokens = sum(tokens for _, _, tokens in file_stats(files))
+    naive = naive_prompt_tokens(file_tokens, analyst, expectation)
+    total_input = sum(r["input_tokens"] for r in stages.values())
     return {
         "trace_id": trace.trace_id,
         "runs": len(trace.runs),
         "failed_runs": len(trace.get_failed_runs()),
         "files": len(files),
-        "file_tokens": sum(tokens for _, _, tokens in file_stats(files)),
+        "file_tokens": file_tokens,
         "groups": groups,
         "model": analyst.model,
         "store": analyst.store,
@@ -174,13 +191,18 @@ def plan_summary(
         "stages": stages,
         "total": {
             "calls": sum(r["calls"] for r in stages.values()),
-            "input_tokens": sum(r["input_tokens"] for r in stages.values()),
+            "input_tokens": total_input,
             "output_tokens": sum(r["output_tokens"] for r in stages.values()),
             "estimated_cost_usd": None
             if any(c is None for c in costs)
             else round(sum(c for c in costs if c is not None), 4),
             "estimated_duration_s": round((waves + 3) * latency_s, 1),
             "expected_input_tokens": expected_input,
+        },
+        "naive_prompt": {
+            "input_tokens": naive,
+            "planned_vs_naive": round(total_input / naive, 2) if naive else None,
+            "expected_vs_naive": round(expected_input / naive, 2) if naive else None,
         },
         "latency_s": latency_s,
         "warnings": warnings,

@@ -14,30 +14,27 @@ machine-readable; progress always goes to stderr.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import inspect
 import json
-import logging
 import os
 import signal
 import sys
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from refinery.analysis.output_folder import trace_folder_name
-from refinery.analysis.staged_failure_analyst import StagedFailureAnalyst
 from refinery.app.cli_args import build_parser
 from refinery.app.cli_commands import batch_source, cmd_mcp, cmd_patterns, emit, listed, trace_path
 from refinery.app.exit_codes import EXIT_OK, EXIT_USAGE, exit_code_for, exit_code_of_many, hint_for
-from refinery.app.inputs import InputFileError, expectation_for, load_expectation, read_files
 from refinery.app.plan_command import STORE_LINES, _model_options, _scale_options, cmd_plan
 from refinery.core.confined import refuse_system_folder
-from refinery.errors import RefineryError
-from refinery.traces import load_trace
-from refinery.traces.redact import extra_patterns
-from refinery.traces.sources import temporary_folders
+from refinery.errors import InputFileError, RefineryError
+
+if TYPE_CHECKING:
+    import asyncio
+
+# asyncio, logging and everything else (the analyst, loaders, redaction, the HTTP client, pydantic's models) is imported
+# inside the command that uses it: `refinery --help` and `--version` start in a few tens of
+# milliseconds (tests/test_startup.py keeps them out).
 
 
 def _stages(text: str) -> int:
@@ -83,7 +80,9 @@ def _indexing(counts: Any) -> None:
 async def _analysis(
     args: argparse.Namespace, trace: Any, prompts: dict[str, str], evals: dict[str, str], store_id: str | None
 ) -> int:
+    from refinery.analysis.staged_failure_analyst import StagedFailureAnalyst
     from refinery.app import analyze_into
+    from refinery.app.inputs import expectation_for
 
     expectation = expectation_for(args.expect, trace)
     out = Path(args.out)
@@ -164,6 +163,10 @@ def _verdict(result: Any) -> dict[str, Any]:
 
 
 async def cmd_init(args: argparse.Namespace) -> int:
+    from refinery.analysis.staged_failure_analyst import StagedFailureAnalyst
+    from refinery.app.inputs import load_expectation, read_files
+    from refinery.traces import load_trace
+
     args.trace = await trace_path(args, None)
     trace = load_trace(args.trace, format=args.format, sample=args.sample)
     prompts, evals = read_files(args.prompts), read_files(args.evals)
@@ -198,6 +201,8 @@ DEFAULT_OUT = Path("refinery-out")
 def default_out(trace_id: str) -> str:
     """The output folder when `--out` is not given: one per trace under refinery-out/, so runs of
     different traces never collide and a rerun of the same trace resumes."""
+    from refinery.analysis.output_folder import trace_folder_name
+
     return str(DEFAULT_OUT / trace_folder_name(trace_id))
 
 
@@ -207,6 +212,8 @@ async def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 async def cmd_run(args: argparse.Namespace) -> int:
+    from refinery.app.inputs import read_files
+    from refinery.traces import load_trace
     from refinery.traces.sources import is_source_ref
 
     ref = is_source_ref(args.trace, project=getattr(args, "project", None))
@@ -387,6 +394,17 @@ async def amain(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
+    return await _command(args)
+
+
+async def _command(args: argparse.Namespace) -> int:
+    """A parsed command run, its errors as one line and an exit code."""
+    import logging
+    import traceback
+
+    from refinery.traces.redact import extra_patterns
+    from refinery.traces.sources import temporary_folders
+
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING, format="refinery: %(levelname)s %(name)s: %(message)s"
     )
@@ -439,6 +457,8 @@ class _Stop:
         if task is None or loop is None or task.done():
             raise Terminated  # before the loop runs, or after the command ended
         if _in_coroutine(frame):
+            import asyncio  # loaded already: the command runs in its loop
+
             current = asyncio.current_task(loop)
             if current is not None and current is not task:
                 loop.call_soon_threadsafe(task.cancel)  # another task was running: the command stops too
@@ -449,13 +469,17 @@ class _Stop:
     def exit_code(self) -> int:
         return EXIT_TERMINATED if self.signum == signal.SIGTERM else EXIT_INTERRUPTED
 
-    async def run(self, argv: Sequence[str] | None) -> int:
+    async def run(self, args: argparse.Namespace) -> int:
+        import asyncio
+
         self.task, self.loop = asyncio.current_task(), asyncio.get_running_loop()  # type: ignore[assignment]
-        return await amain(argv)
+        return await _command(args)
 
 
 def _in_coroutine(frame: Any) -> bool:
     """Whether a coroutine is running (rather than the loop waiting for the next event)."""
+    import inspect  # loaded already (asyncio imports it); not at start-up: `--help` does without
+
     while frame is not None:
         if frame.f_code.co_flags & inspect.CO_COROUTINE:
             return True
@@ -466,13 +490,22 @@ def _in_coroutine(frame: Any) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a command. SIGTERM ends it with exit 143, Ctrl-C with 130 — during rendering too, and
     whether or not SIGINT was ignored when the process started (a background job's SIGINT stays
-    ignored). Artifacts are only ever replaced whole; the same command resumes."""
+    ignored). Artifacts are only ever replaced whole; the same command resumes.
+
+    The arguments are parsed before asyncio is imported: `--help`, `--version` and a usage error
+    answer without it (a fifth of a bare start-up)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    import asyncio
+
     stop = _Stop()
     previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, stop)}
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # an ignored SIGINT stays ignored
         previous[signal.SIGINT] = signal.signal(signal.SIGINT, stop)
     try:
-        return asyncio.run(stop.run(argv))
+        return asyncio.run(stop.run(args))
     except (Terminated, KeyboardInterrupt, asyncio.CancelledError):
         print(INTERRUPTED, file=sys.stderr)
         return stop.exit_code

@@ -90,6 +90,18 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+class _Version(argparse.Action):
+    """`--version`, its number looked up only when asked: importlib.metadata costs a bare `--help` a
+    third of its start-up."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> NoReturn:
+        sys.stdout.write(f"refinery {_version()}\n")  # on stdout, as argparse's own `version` action
+        parser.exit()
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -223,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
         "OPENAI_ORG_ID\n\n" + EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"refinery {_version()}")
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
 
     def command(name: str, summary: str, description: str, parents: list[_Parser]) -> argparse.ArgumentParser:

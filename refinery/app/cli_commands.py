@@ -10,9 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from refinery.core.artifacts import read_json, write_json_atomic
 from refinery.errors import ArtifactsMismatchError, InputFileError
-from refinery.traces.render import safe_name
 
 __all__ = ["batch_source", "cmd_mcp", "cmd_patterns", "emit", "listed", "trace_path"]
 
@@ -61,6 +59,7 @@ def batch_source(args: argparse.Namespace) -> str:
 async def listed(args: argparse.Namespace) -> list[Any]:
     """`--from PLATFORM --since AGE --failed`: that period's failed traces, each analysed by id."""
     from refinery.app.batch import BatchItem
+    from refinery.traces.render import safe_name
     from refinery.traces.sources import failed_traces, parse_age
 
     if args.source:
@@ -76,6 +75,7 @@ async def listed(args: argparse.Namespace) -> list[Any]:
 async def cmd_patterns(args: argparse.Namespace) -> int:
     """The failure patterns across finished batch folders (e.g. a week of nightly runs)."""
     from refinery.analysis.output_folder import digest_of
+    from refinery.core.artifacts import read_json, write_json_atomic
     from refinery.patterns.grouping import Pattern, find_patterns
 
     outcomes = []

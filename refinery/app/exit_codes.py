@@ -26,7 +26,6 @@ from refinery.errors import (
     UserInputError,
     VectorStoreGoneError,
 )
-from refinery.traces.sources import SourceConnectionError
 
 __all__ = [
     "EXIT_ACCESS",
@@ -54,9 +53,12 @@ _CODES: dict[type[BaseException], int] = {
     PermissionDeniedError: EXIT_ACCESS,
     QuotaExceededError: EXIT_ACCESS,
     APIConnectionError: EXIT_ACCESS,
-    SourceConnectionError: EXIT_ACCESS,  # a trace platform that cannot be reached: a connection, as the API's
     CanaryError: EXIT_ACCESS,
 }
+# A trace platform that cannot be reached is a connection problem, as the API's is. Named by its module
+# rather than imported: `refinery --help` reads this table through cli_args and must not load the HTTP
+# client `traces.sources` brings; an error of that class exists only once that module is loaded.
+_BY_MODULE: dict[tuple[str, str], int] = {("refinery.traces.sources", "SourceConnectionError"): EXIT_ACCESS}
 
 _HINTS: dict[type[BaseException], str] = {
     AuthenticationError: CANARY_HINT,
@@ -65,10 +67,14 @@ _HINTS: dict[type[BaseException], str] = {
 }
 
 
-def _nearest(table: dict[type[BaseException], object], exc: BaseException) -> object | None:
+def _nearest(
+    table: dict[type[BaseException], object], exc: BaseException, by_name: dict[tuple[str, str], int] | None = None
+) -> object | None:
     for cls in type(exc).__mro__:  # the most specific class the table names
         if cls in table:
             return table[cls]
+        if by_name and (cls.__module__, cls.__qualname__) in by_name:
+            return by_name[cls.__module__, cls.__qualname__]
     return None
 
 
@@ -76,7 +82,7 @@ def exit_code_for(exc: BaseException) -> int:
     """The exit code an error means (anything not named: the analysis failed)."""
     if isinstance(exc, NotFoundError) and "no such endpoint" in str(exc):
         return EXIT_ACCESS  # a base URL that is off is configuration, in every command
-    code = _nearest(_CODES, exc)  # type: ignore[arg-type]
+    code = _nearest(_CODES, exc, _BY_MODULE)  # type: ignore[arg-type]
     return code if isinstance(code, int) else EXIT_FAILED
 
 

@@ -2,7 +2,9 @@
 
 Apart from `cli.py` because it is a command of its own with its own report (the table of calls,
 tokens and cost per stage; the other Stage 1 reading for comparison), and the options it shares
-with `run` and `batch` (`_model_options`, `_scale_options`) live beside it.
+with `run` and `batch` (`_model_options`, `_scale_options`) live beside it. The analyst, loaders and
+redaction are imported when the command runs: `cli.py` imports this module for every command, `--help`
+included.
 """
 
 from __future__ import annotations
@@ -10,17 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from refinery.analysis.plan import measure, plan_summary, planned_requests
-from refinery.analysis.staged_failure_analyst import StagedFailureAnalyst
 from refinery.app.cli_commands import emit, trace_path
 from refinery.app.exit_codes import EXIT_OK, EXIT_USAGE
-from refinery.app.inputs import expectation_for, read_files
-from refinery.core.models import Trace
-from refinery.traces import load_trace, load_traces
-from refinery.traces.redact import RedactionReport, redact_text
-from refinery.traces.spool import file_stats
+
+if TYPE_CHECKING:
+    from refinery.analysis.staged_failure_analyst import StagedFailureAnalyst
+    from refinery.core.models import Trace
 
 __all__ = ["STORE_LINES", "cmd_plan"]
 
@@ -30,6 +29,8 @@ PLAN_JSON_BODY_BYTES = 1 << 19  # `plan --json` includes request bodies up to th
 async def cmd_plan(args: argparse.Namespace) -> int:
     """What a run would upload, send and cost — built offline, so it needs no key. A file holding
     several traces (an eval log's samples) is planned trace by trace, unless `--sample` picks one."""
+    from refinery.traces import load_trace, load_traces
+
     args.trace = await trace_path(args, None)
     traces = (
         [load_trace(args.trace, format=args.format, sample=args.sample)]
@@ -54,6 +55,11 @@ async def cmd_plan(args: argparse.Namespace) -> int:
 
 def _plan(args: argparse.Namespace, trace: Trace) -> tuple[str, dict[str, Any], int]:
     """One trace's plan: its text, its JSON, and how many requests would exceed the budget."""
+    from refinery.analysis.plan import measure, plan_summary, planned_requests
+    from refinery.analysis.staged_failure_analyst import StagedFailureAnalyst
+    from refinery.app.inputs import expectation_for, read_files
+    from refinery.traces.spool import file_stats
+
     expectation = expectation_for(args.expect, trace)
     prompts, evals = read_files(args.prompts), read_files(args.evals)
     # No client is built: the analyst makes one only when it first talks to the API, which
@@ -64,7 +70,7 @@ def _plan(args: argparse.Namespace, trace: Trace) -> tuple[str, dict[str, Any], 
     # Stage 1 bodies hold the whole trace), --show-bodies all of them.
     keep = None if args.show_bodies else (PLAN_JSON_BODY_BYTES if args.json else 0)
     calls = measure(planned_requests(analyst, trace, files, expectation), keep)
-    plan = plan_summary(analyst, trace, files, calls, latency_s=args.latency)
+    plan = plan_summary(analyst, trace, files, calls, latency_s=args.latency, expectation=expectation)
     data = {
         **plan,
         "files": [{"name": n, "bytes": size, "estimated_tokens": tokens} for n, size, tokens in file_stats(files)],
@@ -118,6 +124,7 @@ def _plan(args: argparse.Namespace, trace: Trace) -> tuple[str, dict[str, Any], 
         )
     lines += [
         f"total    {total['calls']:>5}  {total['input_tokens']:>12}  {total['output_tokens']:>13}",
+        _naive_line(plan["naive_prompt"]),
         "",
         f"estimated cost (worst case): {cost}; duration at {plan['latency_s']:g} s a call: "
         f"~{total['estimated_duration_s']:.0f} s plus indexing",
@@ -171,9 +178,20 @@ STORE_LINES = {
 }
 
 
+def _naive_line(naive: dict[str, Any]) -> str:
+    """The naive one-prompt baseline beside the plan's own input tokens."""
+    ratio = f"{naive['planned_vs_naive']:.2f} ×" if naive["planned_vs_naive"] is not None else "n/a"
+    return (
+        f"naive    {1:>5}  {naive['input_tokens']:>12}  (the whole rendered trace and the instructions in one "
+        f"prompt; this plan sends {ratio} that, worst case)"
+    )
+
+
 def _shown_task(args: argparse.Namespace, trace: Trace) -> str | None:
     """The trace's task as `plan` may print it: redacted like everything else it shows (it is the
     trace's own text), unless redaction is off."""
+    from refinery.traces.redact import RedactionReport, redact_text
+
     task = trace.metadata.get("task")
     if task is None or args.no_redact:
         return task

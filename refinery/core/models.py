@@ -7,7 +7,7 @@ produced it, so nothing the model said is lost in the conversion to these shapes
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any, Literal, overload
@@ -100,10 +100,15 @@ class LazyRuns(Sequence[TraceRun]):
     renderer reads them) makes the runs not kept and drops them again: memory for one at a time.
     """
 
-    def __init__(self, entries: Sequence[Any], convert: Callable[[int, Any], TraceRun]) -> None:
+    def __init__(
+        self, entries: Sequence[Any], convert: Callable[[int, Any], TraceRun], facts: bytes | None = None
+    ) -> None:
         self._entries = entries
         self._convert = convert
         self._kept: dict[int, TraceRun] = {}  # runs handed out by index: the same object each time
+        # What the loader's own pass learnt of each run (`run_fact`): its type and whether it failed,
+        # so looking for the failed runs or the first agent makes only those, not every run again.
+        self._facts = facts
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -126,6 +131,31 @@ class LazyRuns(Sequence[TraceRun]):
             kept = self._kept.get(i)
             yield kept if kept is not None else self._convert(i, entry)
 
+    def made(self, index: int) -> TraceRun:
+        """Run `index` as a pass reads it: the kept one, else made and not kept."""
+        kept = self._kept.get(index)
+        return kept if kept is not None else self._convert(index, self._entries[index])
+
+    def failed(self) -> list[TraceRun]:
+        """The failed runs, in order: where the loader's pass recorded them, only those are made."""
+        if self._facts is None:
+            return [r for r in self if r.is_failed]
+        facts, kept = self._facts, self._kept
+        return [
+            self.made(i)
+            for i in range(len(self))
+            if (kept[i].is_failed if i in kept else facts[i] & _FAILED)  # a host's change to a kept run counts
+        ]
+
+    def indices_of(self, run_type: RunType, limit: int) -> Iterable[int]:
+        """The indices below `limit` that may hold a run of `run_type`: those the loader's pass saw of
+        that type, and the kept runs (a host may have changed one); without facts, all of them."""
+        end = min(limit, len(self))
+        if self._facts is None:
+            return range(end)
+        code = _TYPE_CODES[run_type]
+        return [i for i in range(end) if i in self._kept or self._facts[i] & ~_FAILED == code]
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Sequence) or isinstance(other, (str, bytes)):
             return NotImplemented
@@ -135,6 +165,15 @@ class LazyRuns(Sequence[TraceRun]):
 
     def __repr__(self) -> str:
         return f"LazyRuns({len(self)} runs)"
+
+
+_FAILED = 0x80
+_TYPE_CODES = {t: n for n, t in enumerate(RunType)}
+
+
+def run_fact(run: TraceRun) -> int:
+    """A run's byte among `LazyRuns`' facts: its type, and 0x80 when it failed."""
+    return _TYPE_CODES[run.run_type] | (_FAILED if run.is_failed else 0)
 
 
 def _runs_as_given(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
@@ -170,6 +209,8 @@ class Trace(BaseModel):
         return None
 
     def get_failed_runs(self) -> list[TraceRun]:
+        if isinstance(self.runs, LazyRuns):
+            return self.runs.failed()
         return [r for r in self.runs if r.is_failed]
 
     @property

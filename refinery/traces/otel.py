@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from functools import partial
 from typing import Any, cast
 
-from refinery.core.models import LazyRuns, RunType, Trace, TraceRun
+from refinery.core.models import LazyRuns, RunType, Trace, TraceRun, run_fact
 from refinery.errors import TraceFormatError
 from refinery.traces.common import maybe_json, order_runs, parse_time, span_bounds
 from refinery.traces.json_stream import LazyArray, ReadShape, is_array
@@ -378,10 +378,12 @@ def _lazy_trace(parts: list[tuple[Sequence[Any], dict[str, Any] | None]], source
     entries = SpanEntries(parts)
     hoisted = Hoisted()
     skeletons: list[Skeleton] = []
+    facts = bytearray()  # each span's type and failure, in file order: `LazyRuns` reads them, not the runs
     for span, resource, k in entries.in_file_order():
         run = span_to_run(span, k, source, resource)
         hoisted.see(run)
         skeletons.append(Skeleton.of(run, k))
+        facts.append(run_fact(run))
     ordered = order_runs(skeletons)
     del skeletons
     entries.order = array("q", (s.index for s in ordered))
@@ -390,7 +392,11 @@ def _lazy_trace(parts: list[tuple[Sequence[Any], dict[str, Any] | None]], source
     metadata = _metadata(ordered, hoisted.settle(first))
     start, end = span_bounds(ordered)
     project = _project(metadata, (s.service for s in ordered))
-    runs = LazyRuns(entries, partial(_made_again, source=source, trace_id=trace_id, hoisted=hoisted))
+    runs = LazyRuns(
+        entries,
+        partial(_made_again, source=source, trace_id=trace_id, hoisted=hoisted),
+        bytes(facts[k] for k in entries.order),
+    )
     return Trace(trace_id=trace_id, project_name=project, runs=runs, start_time=start, end_time=end, metadata=metadata)
 
 

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import partial
 from typing import Any
 
-from refinery.core.models import LazyRuns, RunType, Trace, TraceRun
+from refinery.core.models import LazyRuns, RunType, Trace, TraceRun, run_fact
 from refinery.errors import TraceFormatError
 from refinery.traces.common import as_dict, parse_time, span_bounds
 from refinery.traces.json_stream import LazyArray, ReadShape, is_array
@@ -168,6 +168,13 @@ def _digest(items: Iterable[Any], head: dict[str, Any]) -> str:
     return h.hexdigest()[:12]
 
 
+def _noting(runs: Iterable[TraceRun], facts: bytearray) -> Iterator[TraceRun]:
+    """`runs`, each one's `run_fact` appended to `facts` as it passes."""
+    for run in runs:
+        facts.append(run_fact(run))
+        yield run
+
+
 def load_plain(data: Any, source: str | None = None) -> Trace:
     items, list_key, head = _items(data, source)
     named = str(head.get("trace_id") or head.get("id") or head.get("question_ID") or "").strip("'\" ")
@@ -180,9 +187,12 @@ def load_plain(data: Any, source: str | None = None) -> Trace:
     )
     if isinstance(runs, list) and has_tool_calls(items):
         runs = link_tool_calls(runs, items)  # each tool call a run, with its result, under its caller
-    start, end = span_bounds(
-        runs
-    )  # for `LazyRuns`, the pass that converts every entry: a bad one fails the load here, named
+    # for `LazyRuns`, the pass that converts every entry: a bad one fails the load here, named; it
+    # notes each run's type and failure too, so the failed runs are later made alone
+    facts = bytearray()
+    start, end = span_bounds(_noting(runs, facts) if isinstance(runs, LazyRuns) else runs)
+    if isinstance(runs, LazyRuns):
+        runs = LazyRuns(items, convert, bytes(facts))
     metadata: dict[str, Any] = {"format": "plain"}
     task = _task(head)
     if task:

@@ -54,6 +54,45 @@ _WINDOW = 1 << 16
 _OVERLAP = max(map(len, _LITERALS))
 
 
+def _required_prefix(pattern: re.Pattern[str]) -> str:
+    """The exact text every match of `pattern` begins with ("" when none can be told).
+
+    Why: a rule with no prefilter literal (most prefixed tokens: `sk-ant-`, `hf_`, `AIza`) ran its
+    regex over every value of the trace — 56 scans a value, most of a big plan's redaction. A
+    case-sensitive match can only start where its leading literal is, so where `prefix in text` is
+    false the rule cannot match and is skipped: the same result for one substring search. Read
+    from the pattern's parse (the standard library's `re._parser`); anything it cannot tell (a
+    case-insensitive pattern, a class or a group first) gives "", and the rule always runs.
+    """
+    try:
+        from re import _parser  # type: ignore[attr-defined]
+
+        parsed = _parser.parse(pattern.pattern, pattern.flags)
+    except Exception:  # noqa: BLE001 - another Python's internals: the rule simply always runs
+        return ""
+    if (pattern.flags | parsed.state.flags) & re.IGNORECASE:
+        return ""
+    prefix = []
+    for op, arg in parsed:
+        if op is not _parser.LITERAL:
+            break
+        prefix.append(chr(arg))
+    return "".join(prefix)
+
+
+# Rules without prefilter literals, each with the exact text its matches begin with
+_PREFIXES: dict[int, str] = {id(rule): _required_prefix(rule.pattern) for rule in RULES if not rule.literals}
+
+
+def _rule_order() -> list[tuple[Rule, frozenset[str], str]]:
+    """The catalogue in its order, each rule with its literals (a set, checked against the text's in C)
+    or, without any, the text its matches begin with."""
+    return [(r, frozenset(r.literals), _PREFIXES.get(id(r), "")) for r in RULES]
+
+
+_ORDER = _rule_order()
+
+
 def _literals_in(text: str) -> set[str]:
     """The prefilter literals that occur in `text`, case-insensitively.
 
@@ -61,8 +100,11 @@ def _literals_in(text: str) -> set[str]:
     character before it shrinks the result, so lowering the index of a big trace at once cost
     more memory than the trace.
     """
+    if len(text) <= _WINDOW:  # a trace's values nearly all: one window, no set arithmetic
+        low = text.lower()
+        return {lit for lit in _LITERALS if lit in low}
     found: set[str] = set()
-    for start in range(0, max(len(text), 1), _WINDOW):
+    for start in range(0, len(text), _WINDOW):
         window = text[max(0, start - _OVERLAP) : start + _WINDOW].lower()
         found.update(lit for lit in _LITERALS - found if lit in window)
     return found
@@ -123,10 +165,10 @@ def redact_text(text: str, report: RedactionReport | None = None, extra: Sequenc
     """`text` with every secret replaced by `[REDACTED:<kind>]`; counts go to `report`.
     `extra`: an organisation's own patterns (see `compile_patterns`), as the context's are."""
     present = _literals_in(text)
-    rule: Rule
-    for rule in RULES:
-        if not rule.literals or any(lit in present for lit in rule.literals):
-            text = _apply(rule.kind, rule.pattern, text, report)
+    for rule, literals, prefix in _ORDER:
+        if present.isdisjoint(literals) if literals else prefix not in text:  # "" is in every text
+            continue
+        text = _apply(rule.kind, rule.pattern, text, report)
     if "secret" in present:
         text = _kubernetes_secrets(text, report)
     for pattern in (*_EXTRA.get(), *extra):

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from refinery.core.models import RunType, Trace, TraceRun
+from refinery.core.models import LazyRuns, RunType, Trace, TraceRun
 from refinery.traces.text import message_view, outline
 
 TASK_FIELDS = ("task", "question", "input", "query", "prompt")
@@ -104,18 +104,29 @@ def _inputs_task(run: TraceRun) -> str | None:
     return _first_user_message(messages) if isinstance(messages, list) else None
 
 
+def _first(
+    runs: Sequence[TraceRun], run_type: RunType, test: Callable[[TraceRun], bool] | None = None
+) -> TraceRun | None:
+    """The first of the first `_SCAN_LIMIT` runs of `run_type` that passes `test`. A big trace's
+    runs are made only where its loader saw that type (`LazyRuns.indices_of`), and not kept."""
+    if isinstance(runs, LazyRuns):
+        candidates: Iterable[TraceRun] = (runs.made(i) for i in runs.indices_of(run_type, _SCAN_LIMIT))
+    else:
+        candidates = itertools.islice(runs, _SCAN_LIMIT)
+    return next((r for r in candidates if r.run_type == run_type and (test is None or test(r))), None)
+
+
 def find_task(trace: Trace) -> tuple[str, str] | None:
     """(task, where it was found), or None when the trace states none."""
     if trace.metadata.get("task"):
         return str(trace.metadata["task"]), str(trace.metadata.get("task_source") or "the log's question / task field")
     runs = trace.runs
-    head = list(itertools.islice(runs, _SCAN_LIMIT))  # a pass, not indexing: a big log's runs are not kept
-    agent = next((r for r in head if r.run_type == RunType.AGENT), None)
+    agent = _first(runs, RunType.AGENT)
     if agent is not None:
         found = _inputs_task(agent)
         if found:
             return found, f"the input of the top agent span {agent.name!r} [run_id: {agent.id}]"
-    llm = next((r for r in head if r.run_type == RunType.LLM and isinstance(r.inputs.get("messages"), list)), None)
+    llm = _first(runs, RunType.LLM, lambda r: isinstance(r.inputs.get("messages"), list))
     if llm is not None:
         found = _first_user_message(llm.inputs["messages"])
         if found:
@@ -125,7 +136,8 @@ def find_task(trace: Trace) -> tuple[str, str] | None:
         found = _inputs_task(root)
         if found:
             return found, f"the inputs of the root run {root.name!r} [run_id: {root.id}]"
-    found_turn = _first_user_turn(head) if trace.metadata.get("format") == "plain" else None
+    plain = trace.metadata.get("format") == "plain"
+    found_turn = _first_user_turn(list(itertools.islice(runs, _SCAN_LIMIT))) if plain else None
     if found_turn is not None:
         return found_turn
     if trace.metadata.get("input") is not None:
