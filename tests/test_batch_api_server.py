@@ -339,3 +339,19 @@ async def test_a_server_without_the_batch_api_answers_404(clock, spec):
     async with make_server(clock, spec, batch_api=False) as server, aiohttp.ClientSession() as session:
         status, _ = await Http(server, session).call("GET", "/batches")
         assert status == 404
+
+
+async def test_the_knobs_can_be_set_over_http_for_the_server_run_as_a_process(http):
+    knobs = {
+        "completion_delay_s": 30,
+        "fail_lines": [{"match": "x", "status": 429, "times": 2}],
+        "expire_next_batch": [1],
+        "fail_next_batch": [{"code": "empty_file", "message": "The batch input file is empty.", "line": 1}],
+    }
+    async with http.session.post(http.server.base_url.rsplit("/v1", 1)[0] + "/_refinery/batch_knobs", json=knobs) as r:
+        assert r.status == 200
+    set_ = http.server.batch_knobs
+    assert set_.completion_delay_s == 30 and set_.expire_next == [1]
+    assert [(k.match, k.status, k.times) for k in set_.line_errors] == [("x", 429, 2)]
+    batch = await http.get((await http.create(jsonl(line("a"))))["id"])
+    assert batch["status"] == "failed" and batch["errors"]["data"][0]["code"] == "empty_file"
