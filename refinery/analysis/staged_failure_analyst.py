@@ -77,7 +77,7 @@ from refinery.prompts.system_prompts import SYSTEM
 from refinery.traces.redact import RedactionReport, compile_patterns
 from refinery.traces.render import CHUNKING_STRATEGY, RenderOptions
 from refinery.traces.spool import SpooledFiles, file_names, upload_files_for
-from refinery.wire.endpoint_offer import APIS, STORES, check_choice
+from refinery.wire.endpoint_offer import APIS, STORES, StoreChoice, check_choice
 from refinery.wire.response_output import CallUsage
 from refinery.wire.responses_client import ResponsesClient
 from refinery.wire.structured_model import StructuredModel
@@ -284,11 +284,24 @@ class StagedFailureAnalyst(AnalystBase):
         tokens = group_tokens(self.calls, self.group_tokens, self.stage1_reading, store)
         return plan_groups(files, self.files_per_group, tokens)
 
-    async def reading_for(self, store_id: str | None = None) -> str:
-        """How an analysis reads the trace: `hosted` or `none` (see `store`); `auto` asks the
-        endpoint once whether it has Files and Vector Stores."""
+    def store_choice(self, store_id: str | None = None) -> StoreChoice:
+        """How an analysis reads the trace, `hosted` or `none`, and why (see `store`): for `auto`,
+        decided from the endpoint's address with no request and no client built (`refinery plan`
+        asks it offline; `inline_reading.choose_reading`)."""
         given = bool(store_id or self.vector_store_id or self._manager is not None)
-        return await choose_reading(self.store, lambda: self.client, given)
+        return choose_reading(self.store, self._client, given, self.api)
+
+    @property
+    def wire(self) -> str | None:
+        """The wire requests go by, `responses` or `chat`, once known: `api` when it names one,
+        else what the client found on its first call (None before it, or for a model with none)."""
+        if self._client is None:
+            return None if self.api == "auto" else self.api
+        return getattr(self._client, "wire", None)
+
+    async def reading_for(self, store_id: str | None = None) -> str:
+        """`store_choice(store_id).store`: `hosted` or `none`."""
+        return self.store_choice(store_id).store
 
     def _new_run(
         self,
