@@ -150,9 +150,11 @@ class StagedFailureAnalyst(AnalystBase):
         model it is, for context windows, prices and reasoning (default: `model`).
 
         `store`: how stages read the trace — `hosted` (a vector store and `file_search`), `none`
-        (inline, within the input budget: `inline_reading`), or `auto`: hosted only where the
-        endpoint answers Files and Vector Stores. `api` is the wire of a client built here
-        (`responses`, `chat`, or `auto`: Responses where the endpoint has it). `search_calls`: with
+        (inline, within the input budget: `inline_reading`), or `auto`: hosted only on OpenAI's and
+        Azure OpenAI's API hosts (or with a store given), decided with no request
+        (`endpoint_offer.store_choice`); a gateway in front of OpenAI takes `hosted`. `api` is the
+        wire of a client built here (`responses`, `chat`, or `auto`: Responses where the endpoint
+        has it). `search_calls`: with
         no store, each request offers the function `search_trace` (answered from a full-text index
         of the run files, `trace_search`), at most this many calls a request (0: not offered; the
         server must take function tools)."""

@@ -117,9 +117,9 @@ def store_choice(wanted: str, base_url: str, backend: str = "openai", api: str =
     if wanted != "auto":
         return StoreChoice(wanted, f"--store {wanted} was asked for", base_url)
     host = _host(base_url)
-    if api == "chat":
-        return StoreChoice("none", "Chat Completions (--api chat) has no file_search", base_url)
     owner = openai_or_azure(base_url, backend)
+    if owner is not None and api == "chat":
+        return StoreChoice("none", f"{host} is {owner}'s API, but Chat Completions has no file_search", base_url)
     if owner is not None:
         return StoreChoice("hosted", f"{host} is {owner}'s API, which has Files and Vector Stores", base_url)
     return StoreChoice(
