@@ -361,8 +361,9 @@ class StagedFailureAnalyst(AnalystBase):
         on_progress: IndexingProgress | None = None,
         name: str | None = None,
         progress: ProgressCallback | None = None,
+        reading: str | None = None,
     ) -> AnalysisRun:
-        reading = await self.reading_for(store_id)
+        reading = reading or await self.reading_for(store_id)
         run = await self._begin(trace, expectation, prompts, evals, folder, progress, reading)
         try:
             if reading == "none":  # read inline: nothing is uploaded
@@ -398,12 +399,24 @@ class StagedFailureAnalyst(AnalystBase):
         """Render, upload and index the files; return the vector store id and what was redacted.
 
         With `store_id` (or `vector_store_id`) nothing is uploaded. A store recorded in the
-        trace's artifacts folder is reused once ready; one that is gone is replaced.
+        trace's artifacts folder is reused once ready; one that is gone is replaced. A store is
+        made with `store="auto"` too, wherever the endpoint is (asked for, not chosen);
+        `store="none"` is refused.
         """
+        if self.store == "none":
+            raise UserInputError("store='none' reads the trace inline: it makes no vector store to prepare")
         trace = self.sent_trace(as_trace(trace))
         folder = self.folder_for(trace.trace_id)
         run = await self._prepared(
-            trace, expectation, prompts, evals, folder, store_id=store_id, on_progress=on_progress, name=name
+            trace,
+            expectation,
+            prompts,
+            evals,
+            folder,
+            store_id=store_id,
+            on_progress=on_progress,
+            name=name,
+            reading="hosted",  # asked for a store: made wherever the endpoint is (`store="auto"` too)
         )
         run.release()
         return run.store_id or "", run.redaction

@@ -174,6 +174,7 @@ async def cmd_init(args: argparse.Namespace) -> int:
         keep_store=True,
         redact=not args.no_redact,
         expires_after_days=args.expires_days,
+        store="hosted",  # `init` makes the store `analyze --store ID` reads, wherever the endpoint is
     )
     async with analyst, analyst.client:
         store_id, redaction = await analyst.prepare_store(
