@@ -132,3 +132,16 @@ def test_eval_and_mcp_take_search_calls_on_the_command_line():
     evals = parser.parse_args(["eval", "labels", "T", "L", "--out", "o", "--search-calls", "2"])
     mcp = parser.parse_args(["mcp", "--root", ".", "--search-calls", "3"])
     assert (evals.search_calls, mcp.search_calls) == (2, 3)
+
+
+async def test_store_hosted_on_a_server_without_one_stops_with_one_line_naming_the_way_out(
+    tmp_path, monkeypatch, capsys
+):
+    async with OpenAITestServer(hosted_store=False) as server:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        argv = ["run", TRACE, "--expect", str(FIX / "expectation.json"), "--out", str(tmp_path / "o")]
+        assert await amain([*argv, "--store", "hosted"]) == 3
+    [line] = [x for x in capsys.readouterr().err.splitlines() if x.startswith("refinery: error:")]
+    assert "has no Files or Vector Stores (HTTP 404" in line and "--store none" in line
+    assert server.stats["POST /v1/responses"] == 0  # stopped before any stage was paid for

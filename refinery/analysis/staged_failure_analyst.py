@@ -72,12 +72,12 @@ from refinery.core.host_models import as_expectation, as_trace
 from refinery.core.interfaces import FileContents
 from refinery.core.models import Diagnosis, DomainExpertExpectation, GapAnalysis, Trace, TraceAnalysis
 from refinery.core.offload import off_loop
-from refinery.errors import ConfigurationError, UserInputError
+from refinery.errors import APIStatusError, ConfigurationError, UserInputError
 from refinery.prompts.system_prompts import SYSTEM
 from refinery.traces.redact import RedactionReport, compile_patterns
 from refinery.traces.render import CHUNKING_STRATEGY, RenderOptions
 from refinery.traces.spool import SpooledFiles, file_names, upload_files_for
-from refinery.wire.endpoint_offer import APIS, STORES, StoreChoice, check_choice
+from refinery.wire.endpoint_offer import APIS, STORES, StoreChoice, check_choice, no_hosted_store, route_missing
 from refinery.wire.response_output import CallUsage
 from refinery.wire.responses_client import ResponsesClient
 from refinery.wire.structured_model import StructuredModel
@@ -374,7 +374,12 @@ class StagedFailureAnalyst(AnalystBase):
                 run.store_id = given
                 return run
             assert run.keeper is not None
-            await run.keeper.prepare(run, run.spool or [], name=name, on_progress=on_progress)
+            try:
+                await run.keeper.prepare(run, run.spool or [], name=name, on_progress=on_progress)
+            except APIStatusError as exc:  # `--store hosted` on a server without one: say so, and the way out
+                if not route_missing(exc):
+                    raise
+                raise no_hosted_store(getattr(self.client, "base_url", ""), exc) from exc
         except BaseException:
             run.release()
             raise

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from refinery.errors import APIStatusError, UserInputError
+from refinery.errors import APIStatusError, ConfigurationError, UserInputError
 
 __all__ = [
     "APIS",
@@ -29,6 +29,7 @@ __all__ = [
     "chat_token_field",
     "check_choice",
     "configured_endpoint",
+    "no_hosted_store",
     "openai_or_azure",
     "route_missing",
     "store_choice",
@@ -55,6 +56,16 @@ def route_missing(exc: BaseException) -> bool:
     """Whether an error answer says the server has no such route (not: no such model, or a bad
     body): 404/405/501 without an API error object (`type`/`code`)."""
     return isinstance(exc, APIStatusError) and exc.status in _ABSENT and exc.type is None and exc.code is None
+
+
+def no_hosted_store(base_url: str, exc: APIStatusError) -> ConfigurationError:
+    """The one-line error for `--store hosted` against a server that has no such route (`exc`,
+    `route_missing`): what is missing, and the flag that reads the trace there."""
+    return ConfigurationError(
+        f"{base_url or 'the endpoint'} has no Files or Vector Stores (HTTP {exc.status} on the store's first request): "
+        "--store hosted needs OpenAI's or Azure OpenAI's; give --store none, or leave --store off, to read the "
+        "trace inline"
+    )
 
 
 @dataclass(frozen=True)
