@@ -72,12 +72,12 @@ from refinery.core.host_models import as_expectation, as_trace
 from refinery.core.interfaces import FileContents
 from refinery.core.models import Diagnosis, DomainExpertExpectation, GapAnalysis, Trace, TraceAnalysis
 from refinery.core.offload import off_loop
-from refinery.errors import APIStatusError, ConfigurationError, UserInputError
+from refinery.errors import ConfigurationError, UserInputError
 from refinery.prompts.system_prompts import SYSTEM
 from refinery.traces.redact import RedactionReport, compile_patterns
 from refinery.traces.render import CHUNKING_STRATEGY, RenderOptions
 from refinery.traces.spool import SpooledFiles, file_names, upload_files_for
-from refinery.wire.endpoint_offer import APIS, STORES, StoreChoice, check_choice, no_hosted_store, route_missing
+from refinery.wire.endpoint_offer import APIS, STORES, StoreChoice, check_choice
 from refinery.wire.response_output import CallUsage
 from refinery.wire.responses_client import ResponsesClient
 from refinery.wire.structured_model import StructuredModel
@@ -226,6 +226,7 @@ class StagedFailureAnalyst(AnalystBase):
             expires_after_days=self.expires_after_days,
             poll_timeout_s=self.poll_timeout_s,
             emit=emit or self._emit,
+            endpoint=lambda: str(getattr(self.client, "base_url", "")),
         )
 
     def answer_settings(self) -> dict[str, Any]:
@@ -293,18 +294,6 @@ class StagedFailureAnalyst(AnalystBase):
         given = bool(store_id or self.vector_store_id or self._manager is not None)
         return choose_reading(self.store, self._client, given, self.api)
 
-    @property
-    def wire(self) -> str | None:
-        """The wire requests go by, `responses` or `chat`, once known: `api` when it names one,
-        else what the client found on its first call (None before it, or for a model with none)."""
-        if self._client is None:
-            return None if self.api == "auto" else self.api
-        return getattr(self._client, "wire", None)
-
-    async def reading_for(self, store_id: str | None = None) -> str:
-        """`store_choice(store_id).store`: `hosted` or `none`."""
-        return self.store_choice(store_id).store
-
     def _new_run(
         self,
         trace_id: str | None,
@@ -363,7 +352,7 @@ class StagedFailureAnalyst(AnalystBase):
         progress: ProgressCallback | None = None,
         reading: str | None = None,
     ) -> AnalysisRun:
-        reading = reading or await self.reading_for(store_id)
+        reading = reading or self.store_choice(store_id).store
         run = await self._begin(trace, expectation, prompts, evals, folder, progress, reading)
         try:
             if reading == "none":  # read inline: nothing is uploaded
@@ -374,12 +363,7 @@ class StagedFailureAnalyst(AnalystBase):
                 run.store_id = given
                 return run
             assert run.keeper is not None
-            try:
-                await run.keeper.prepare(run, run.spool or [], name=name, on_progress=on_progress)
-            except APIStatusError as exc:  # `--store hosted` on a server without one: say so, and the way out
-                if not route_missing(exc):
-                    raise
-                raise no_hosted_store(getattr(self.client, "base_url", ""), exc) from exc
+            await run.keeper.prepare(run, run.spool or [], name=name, on_progress=on_progress)
         except BaseException:
             run.release()
             raise

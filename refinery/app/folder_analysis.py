@@ -143,7 +143,7 @@ async def _reading(analyst: Any, trace: Any, store_id: str | None) -> dict[str, 
     """`{"store": "hosted" | "none"}`: how the analysis will read the trace (decided for `auto`
     from the endpoint's address, with no request), so results read inline and results read from
     a store are never mixed in a folder (one recorded before this key existed is not checked)."""
-    choose = getattr(analyst, "reading_for", None)
+    choose = getattr(analyst, "store_choice", None)
     if choose is None or trace is None:
         return {}
-    return {"store": await choose(store_id)}
+    return {"store": choose(store_id).store}

@@ -23,7 +23,6 @@ from refinery.errors import APIStatusError, ConfigurationError, UserInputError
 
 __all__ = [
     "APIS",
-    "AZURE_HOST_SUFFIXES",
     "STORES",
     "StoreChoice",
     "chat_token_field",
@@ -41,7 +40,7 @@ _ABSENT = (404, 405, 501)
 OPENAI_API_HOST = "api.openai.com"  # and its regional hosts (`eu.api.openai.com`, data residency)
 # Azure OpenAI resources: `<name>.openai.azure.com`, `<name>.cognitiveservices.azure.com`, and the
 # Foundry resources' `<name>.services.ai.azure.com` (all serve the v1 API's Files and Vector Stores)
-AZURE_HOST_SUFFIXES = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
+_AZURE_HOSTS = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
 _DEFAULT_BASE_URL = f"https://{OPENAI_API_HOST}/v1"
 
 
@@ -108,7 +107,7 @@ def openai_or_azure(base_url: str, backend: str = "openai") -> str | None:
     host = _host(base_url)
     if host == OPENAI_API_HOST or host.endswith("." + OPENAI_API_HOST):
         return "OpenAI"
-    if backend == "azure" or host.endswith(AZURE_HOST_SUFFIXES):
+    if backend == "azure" or host.endswith(_AZURE_HOSTS):
         return "Azure OpenAI"
     return None
 
