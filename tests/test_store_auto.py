@@ -145,3 +145,23 @@ async def test_store_hosted_on_a_server_without_one_stops_with_one_line_naming_t
     [line] = [x for x in capsys.readouterr().err.splitlines() if x.startswith("refinery: error:")]
     assert "has no Files or Vector Stores (HTTP 404" in line and "--store none" in line
     assert server.stats["POST /v1/responses"] == 0  # stopped before any stage was paid for
+
+
+@pytest.mark.parametrize(
+    ("base", "field"),
+    [("https://api.openai.com/v1", "max_completion_tokens"), ("http://localhost:11434/v1", "max_tokens")],
+)
+async def test_the_chat_wire_sends_the_budget_by_the_name_the_endpoint_reads(base, field, mocked, spec):
+    from refinery.wire.responses_client import ResponsesClient
+    from refinery.wire.responses_request_builder import build_canary_test_body
+
+    answer = {"choices": [{"message": {"content": '{"reply": "PONG"}'}, "finish_reason": "stop"}], "usage": {}}
+    mocked.post(f"{base}/chat/completions", payload=answer)
+    async with ResponsesClient(api_key="sk-x", base_url=base, api="chat") as client:
+        await client.create_json(build_canary_test_body("o4-mini"))
+    [(_, calls)] = [(k, v) for k, v in mocked.requests.items() if k[0] == "POST"]
+    sent = calls[0].kwargs["json"]
+    assert sent[field] == build_canary_test_body("o4-mini")["max_output_tokens"]
+    [other] = {"max_tokens", "max_completion_tokens"} - {field}
+    assert other not in sent  # one name, never both
+    assert spec.validate(sent, "CreateChatCompletionRequest") == []
