@@ -290,7 +290,7 @@ async def bench_reading(root: Path, server: OpenAITestServer | None) -> dict[str
         if server is not None and errors:
             seen = len(server.responses)
             async with ResponsesClient(api_key="sk-bench", base_url=server.base_url) as client:
-                analyst = StagedFailureAnalyst(client=client, stage1_reading="search")
+                analyst = StagedFailureAnalyst(client=client, stage1_reading="search", store="hosted")
                 await analyst.analyze(trace, expectation_for(None, trace), until_stage=1)
             chunks = [norm(c) for c in returned_chunks(server.responses[seen:])]
         for loc, ev in errors:
@@ -346,7 +346,7 @@ async def bench_honesty(paths: list[Path], server: OpenAITestServer) -> dict[str
                 trace = load_trace(path)
                 runs = {rid: unify_quote_marks(text) for rid, text in raw_runs(path, raw).items()}
                 folder = Path(tmp) / f"{k:03d}"
-                await StagedFailureAnalyst(client=client, artifacts_dir=folder).analyze(
+                await StagedFailureAnalyst(client=client, artifacts_dir=folder, store="hosted").analyze(
                     trace, expectation_for(None, trace)
                 )
                 out["traces"] += 1

@@ -125,7 +125,9 @@ async def main_async(args: argparse.Namespace) -> int:
             return 0
         async with server("--latency", str(args.latency), "--no-validate") as url:
             async with ResponsesClient(api_key="sk-bench", base_url=url) as client:
-                analyst = StagedFailureAnalyst(client=client, stage1_concurrency=args.concurrency, poll_timeout_s=3600)
+                analyst = StagedFailureAnalyst(
+                    client=client, stage1_concurrency=args.concurrency, poll_timeout_s=3600, store="hosted"
+                )
                 run = await measured(
                     "analyse",
                     analyze_into(Path(tmp) / "out", trace, expectation, analyst=analyst, trace_file=path),

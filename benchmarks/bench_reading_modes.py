@@ -53,11 +53,14 @@ def in_view(ev: str, loc: str, texts: list[str], chunks: list[str]) -> bool:
     )
 
 
-async def analyse(server: OpenAITestServer, trace: Any) -> tuple[list[str], list[str], list[str], int, str]:
-    """(all request texts, stage 2–4 texts, stage 2–4 chunks, input tokens, reading) of one analysis."""
+async def analyse(
+    server: OpenAITestServer, trace: Any, store: str = "auto"
+) -> tuple[list[str], list[str], list[str], int, str]:
+    """(all request texts, stage 2–4 texts, stage 2–4 chunks, input tokens, reading) of one analysis
+    (`store="hosted"` against the server playing OpenAI: on 127.0.0.1, auto would read inline)."""
     seen = len(server.response_bodies)
     async with ResponsesClient(api_key="sk-bench", base_url=server.base_url) as client:
-        result = await StagedFailureAnalyst(client=client).analyze(trace, expectation_for(None, trace))
+        result = await StagedFailureAnalyst(client=client, store=store).analyze(trace, expectation_for(None, trace))
     bodies = server.response_bodies[seen:]
     responses = server.responses[seen:]
     later = [i for i, b in enumerate(bodies) if not b["text"]["format"]["name"].startswith("stage1")]
@@ -90,7 +93,9 @@ async def bench(root: Path, limit: int | None) -> dict[str, Any]:
             out["eligible"] += len(errors)
             for mode, server in servers.items():
                 t0 = time.perf_counter()
-                texts, later_texts, later_chunks, tokens, reading = await analyse(server, trace)
+                texts, later_texts, later_chunks, tokens, reading = await analyse(
+                    server, trace, "hosted" if server is full else "auto"
+                )
                 row = out[mode]
                 row["seconds"] += time.perf_counter() - t0
                 row["input_tokens"] += tokens

@@ -166,7 +166,9 @@ async def full_run(path: Path, latency: float, concurrency: int) -> dict[str, An
     trace = load_trace(path)
     async with OpenAITestServer(latency_s=latency, validate_requests=False) as server:
         async with ResponsesClient(api_key="sk-bench", base_url=server.base_url) as client:
-            analyst = StagedFailureAnalyst(client=client, stage1_concurrency=concurrency, poll_timeout_s=600)
+            analyst = StagedFailureAnalyst(
+                client=client, stage1_concurrency=concurrency, poll_timeout_s=600, store="hosted"
+            )
             t0 = time.perf_counter()
             result = await analyst.analyze(trace, DomainExpertExpectation(**EXPECT))
             wall = time.perf_counter() - t0

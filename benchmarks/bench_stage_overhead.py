@@ -52,7 +52,9 @@ async def main() -> None:
 
             with tempfile.TemporaryDirectory() as tmp:
                 async with ResponsesClient(api_key="sk-bench", base_url=url) as client:
-                    analyst = StagedFailureAnalyst(client=client, artifacts_dir=Path(tmp), progress_callback=progress)
+                    analyst = StagedFailureAnalyst(
+                        client=client, artifacts_dir=Path(tmp), progress_callback=progress, store="hosted"
+                    )
                     await analyst.analyze(trace, expectation)
     print(f"# stage overhead — {machine()} — {args.runs} runs, server latency {args.latency}s per /responses call")
     print("| stage | wall (s, median) | client CPU (ms, median) | client CPU ÷ wall |")

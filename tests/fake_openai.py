@@ -152,7 +152,7 @@ def sample_result(**overrides: Any) -> StagedAnalysisResult:
 class FakeOpenAI:
     """Registers repeatable handlers on an `aioresponses` mock and records what was sent."""
 
-    def __init__(self, mocked: Any, *, indexing_polls: int = 1) -> None:
+    def __init__(self, mocked: Any, *, indexing_polls: int = 1, base: str = BASE) -> None:
         self.mocked = mocked
         self.bodies: list[dict[str, Any]] = []
         self.failures: dict[str, list[tuple[int, dict[str, Any]]]] = {}
@@ -166,21 +166,15 @@ class FakeOpenAI:
         self.deleted: list[str] = []
         self.batch: dict[str, Any] = {}
         self._ids = itertools.count(1)
-        mocked.post(f"{BASE}/responses", callback=self._responses, repeat=True)
-        mocked.post(f"{BASE}/vector_stores", callback=self._create_store, repeat=True)
-        mocked.post(f"{BASE}/files", callback=self._upload, repeat=True)
+        mocked.post(f"{base}/responses", callback=self._responses, repeat=True)
+        mocked.post(f"{base}/vector_stores", callback=self._create_store, repeat=True)
+        mocked.post(f"{base}/files", callback=self._upload, repeat=True)
         mocked.post(
-            re.compile(rf"^{re.escape(BASE)}/vector_stores/[^/]+/file_batches$"), callback=self._batch, repeat=True
+            re.compile(rf"^{re.escape(base)}/vector_stores/[^/]+/file_batches$"), callback=self._batch, repeat=True
         )
-        mocked.get(re.compile(rf"^{re.escape(BASE)}/vector_stores/[^/?]+$"), callback=self._get_store, repeat=True)
-        # what `ResponsesClient.endpoint_offer` asks (store="auto"): the lists answer, so a store is made
-        mocked.get(
-            re.compile(rf"^{re.escape(BASE)}/(vector_stores|files)\?limit=1$"),
-            payload={"object": "list", "data": [], "has_more": False},
-            repeat=True,
-        )
+        mocked.get(re.compile(rf"^{re.escape(base)}/vector_stores/[^/?]+$"), callback=self._get_store, repeat=True)
         mocked.delete(
-            re.compile(rf"^{re.escape(BASE)}/(vector_stores|files)/[^/]+$"), callback=self._delete, repeat=True
+            re.compile(rf"^{re.escape(base)}/(vector_stores|files)/[^/]+$"), callback=self._delete, repeat=True
         )
 
     def fail(self, stage: str, status: int = 500, times: int = 1, after: int = 0) -> None:

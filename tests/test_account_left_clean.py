@@ -26,6 +26,8 @@ def command(out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "refinery", "run", str(TRACE), "--expect", str(FIX / "expectation.json")] + [
         "--out",
         str(out),
+        "--store",
+        "hosted",  # the test server plays OpenAI on 127.0.0.1: the hosted path is asked for
         *extra,
     ]
 
@@ -139,7 +141,7 @@ async def test_a_retried_upload_whose_first_attempt_timed_out_leaves_no_file_aft
         server.inject(Fault("answer_late", path="/v1/files", delay_s=2, times=1, match="_index.md"))
         timeout = aiohttp.ClientTimeout(total=1)
         async with ResponsesClient(api_key="sk-x", base_url=server.base_url, timeout=timeout) as client:
-            analyst = StagedFailureAnalyst(client=client, artifacts_dir=tmp_path / "out")
+            analyst = StagedFailureAnalyst(store="hosted", client=client, artifacts_dir=tmp_path / "out")
             result = await analyst.analyze(load_trace(TRACE), EXPECTATION)
         assert result.synthesis is not None and server.stats["fault answer_late"] == 1
         assert server.files == {} and server.stores == {}

@@ -40,7 +40,7 @@ def spool_folders() -> set[str]:
 
 async def test_four_analyses_at_once_in_one_artifacts_dir_keep_a_folder_each_and_leave_nothing(tmp_path):
     async with OpenAITestServer() as server, ResponsesClient(api_key="sk-x", base_url=server.base_url) as client:
-        analyst = StagedFailureAnalyst(client=client, artifacts_dir=tmp_path)
+        analyst = StagedFailureAnalyst(store="hosted", client=client, artifacts_dir=tmp_path)
         results = await asyncio.gather(*(analyst.analyze(trace(n), EXPECTATION) for n in range(4)))
         assert server.stores == {} and server.files == {}  # nothing left on the account
     assert [r.trace_id for r in results] == [f"trace-{n}" for n in range(4)]
@@ -56,7 +56,7 @@ async def test_four_analyses_at_once_in_one_artifacts_dir_keep_a_folder_each_and
 async def test_a_second_analysis_of_the_same_trace_into_the_same_folder_is_refused_before_any_upload(tmp_path):
     async with OpenAITestServer(latency_s=0.2) as server:
         async with ResponsesClient(api_key="sk-x", base_url=server.base_url) as client:
-            analyst = StagedFailureAnalyst(client=client, artifacts_dir=tmp_path)
+            analyst = StagedFailureAnalyst(store="hosted", client=client, artifacts_dir=tmp_path)
             first = asyncio.create_task(analyst.analyze(trace(1), EXPECTATION, until_stage=1))
             await asyncio.sleep(0.05)
             uploads = len(server.files)
@@ -69,7 +69,7 @@ async def test_a_second_analysis_of_the_same_trace_into_the_same_folder_is_refus
 async def test_a_long_lived_analyst_keeps_no_spool_and_a_bounded_usage_record():
     before = spool_folders()
     async with OpenAITestServer() as server, ResponsesClient(api_key="sk-x", base_url=server.base_url) as client:
-        analyst = StagedFailureAnalyst(client=client)
+        analyst = StagedFailureAnalyst(store="hosted", client=client)
         for n in range(20):
             result = await analyst.analyze(trace(n), EXPECTATION)
             assert result.files is not None  # the result holds what it sent, for the report
@@ -82,7 +82,7 @@ async def test_a_long_lived_analyst_keeps_no_spool_and_a_bounded_usage_record():
 async def test_results_dropped_without_release_leave_no_spool_folder_either():
     before = spool_folders()
     async with OpenAITestServer() as server, ResponsesClient(api_key="sk-x", base_url=server.base_url) as client:
-        analyst = StagedFailureAnalyst(client=client)
+        analyst = StagedFailureAnalyst(store="hosted", client=client)
         for n in range(3):
             await analyst.analyze(trace(n), EXPECTATION)
     assert spool_folders() == before
@@ -90,7 +90,7 @@ async def test_results_dropped_without_release_leave_no_spool_folder_either():
 
 async def test_the_three_call_interface_lets_go_of_its_analysis_after_diagnose_failure():
     async with OpenAITestServer() as server, ResponsesClient(api_key="sk-x", base_url=server.base_url) as client:
-        analyst = StagedFailureAnalyst(client=client)
+        analyst = StagedFailureAnalyst(store="hosted", client=client)
         ta = await analyst.analyze_trace(trace(1), EXPECTATION)
         assert len(analyst._open) == 1
         gap = await analyst.compare_to_expected(ta, EXPECTATION)
@@ -119,7 +119,9 @@ class HostExpectation(BaseModel):
 async def test_a_hosts_own_pydantic_models_analyse():
     host = HostTrace(trace_id="host-1", runs=[HostRun(id="h1", name="lookup", error="timeout after 30s")])
     async with OpenAITestServer() as server, ResponsesClient(api_key="sk-x", base_url=server.base_url) as client:
-        result = await StagedFailureAnalyst(client=client).analyze(host, HostExpectation(description="finds it"))
+        result = await StagedFailureAnalyst(store="hosted", client=client).analyze(
+            host, HostExpectation(description="finds it")
+        )
     assert result.trace_id == "host-1" and result.synthesis is not None
 
 
@@ -143,7 +145,7 @@ async def test_rendering_runs_off_the_event_loop(monkeypatch):
 
     monkeypatch.setattr("refinery.analysis.staged_failure_analyst.upload_files_for", spy)
     async with OpenAITestServer() as server, ResponsesClient(api_key="sk-x", base_url=server.base_url) as client:
-        await StagedFailureAnalyst(client=client).analyze(trace(1), EXPECTATION, until_stage=1)
+        await StagedFailureAnalyst(store="hosted", client=client).analyze(trace(1), EXPECTATION, until_stage=1)
     assert threads and threading.get_ident() not in threads
 
 

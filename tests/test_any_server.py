@@ -19,9 +19,11 @@ from refinery.errors import IncompleteResponseError, RefusalError, RequestBuildE
 from refinery.testing.faults import Fault
 from refinery.testing.server import OpenAITestServer
 from refinery.wire.chat_wire import as_response, chat_body, unfenced
+from refinery.wire.endpoint_offer import chat_token_field, store_choice
 from refinery.wire.response_output import CallUsage, output_text
 from refinery.wire.responses_client import ResponsesClient
 from refinery.wire.responses_request_builder import CANARY_SCHEMA, build_canary_test_body
+from tests.fake_openai import FakeOpenAI
 from tests.fixtures_traces import EXPECTATION, make_trace
 
 FIX = Path(__file__).parent / "fixtures"
@@ -33,8 +35,8 @@ def stage_body(model: str = "gpt-4o", **kw) -> dict:
 
 
 def sent_to_store(server: OpenAITestServer) -> list[str]:
-    """Requests that made or touched files or stores (the one GET probe of /vector_stores aside)."""
-    return [k for k, n in server.stats.items() if n and ("/files" in k or "/vector_stores" in k) and k.startswith("P")]
+    """Every request that went to /v1/files or /v1/vector_stores (a GET asking what is there too)."""
+    return [k for k, n in server.stats.items() if n and ("/v1/files" in k or "/v1/vector_stores" in k)]
 
 
 # --- the chat wire, pure --------------------------------------------------------------------------
@@ -126,7 +128,7 @@ async def test_a_reasoning_model_cut_off_by_its_thinking_is_retried_with_a_large
         async with ResponsesClient(api_key="sk-x", base_url=server.base_url, api="chat") as client:
             answer = await client.create_json(build_canary_test_body("o4-mini"))
     assert answer.data == {"reply": "PONG"} and answer.usage.reasoning_tokens == 60
-    assert [b["max_completion_tokens"] for b in server.chat_bodies] == [32, 256]
+    assert [b["max_tokens"] for b in server.chat_bodies] == [32, 256]  # not OpenAI's host: the name it reads
 
 
 async def test_a_server_not_held_to_the_schema_answers_in_a_fence_and_the_json_is_still_read():
@@ -153,15 +155,75 @@ async def test_auto_finds_a_chat_only_server_on_the_first_call_and_stays_on_chat
     assert server.stats["POST /v1/responses"] == 1 and server.stats["POST /v1/chat/completions"] == 2
 
 
-async def test_the_endpoint_offer_says_whether_files_and_vector_stores_answer():
-    async with OpenAITestServer() as full, OpenAITestServer(hosted_store=False) as bare:
-        async with ResponsesClient(api_key="sk-x", base_url=full.base_url) as a:
-            assert (await a.endpoint_offer()).hosted_store is True
-            await a.endpoint_offer()  # asked once a client
-        async with ResponsesClient(api_key="sk-x", base_url=bare.base_url) as b:
-            assert (await b.endpoint_offer()).hosted_store is False
-    assert full.stats["GET /v1/vector_stores"] == 1 and full.stats["GET /v1/files"] == 1
-    assert bare.stats["GET /v1/files"] == 0  # the first missing one settles it
+OPENAI_OR_AZURE = [
+    "https://api.openai.com/v1",
+    "https://eu.api.openai.com/v1",
+    "https://acme.openai.azure.com/openai/v1",
+    "https://acme.cognitiveservices.azure.com/openai/v1",
+    "https://acme.services.ai.azure.com/openai/v1",
+]
+ANY_OTHER = [
+    "http://127.0.0.1:8000/v1",  # vLLM, llama.cpp, LM Studio on this machine
+    "http://localhost:11434/v1",  # Ollama
+    "https://openrouter.ai/api/v1",
+    "https://llm-gateway.example.com/v1",  # a gateway, even one in front of OpenAI: --store hosted
+    "https://api.openai.com.example.net/v1",  # a name that only starts like OpenAI's
+]
+
+
+@pytest.mark.parametrize("url", OPENAI_OR_AZURE)
+def test_auto_chooses_the_hosted_store_on_openai_and_azure_hosts(url):
+    choice = store_choice("auto", url)
+    assert choice.store == "hosted" and "Files and Vector Stores" in choice.reason
+    assert "--store none" in choice.change
+
+
+@pytest.mark.parametrize("url", ANY_OTHER)
+def test_auto_reads_inline_on_every_other_host_and_says_how_to_ask_for_the_store(url):
+    choice = store_choice("auto", url)
+    assert choice.store == "none" and "/v1/vector_stores" in choice.reason
+    assert "--store hosted" in choice.change
+
+
+def test_azure_by_its_backend_or_an_explicit_choice_is_taken_as_given():
+    assert store_choice("auto", "https://proxy.corp.example/openai/v1", backend="azure").store == "hosted"
+    assert store_choice("hosted", "http://127.0.0.1:8000/v1").store == "hosted"
+    assert store_choice("none", "https://api.openai.com/v1").store == "none"
+    assert store_choice("auto", "https://api.openai.com/v1", api="chat").store == "none"  # chat has no file_search
+
+
+@pytest.mark.parametrize("url", ANY_OTHER)
+def test_the_chat_wire_names_the_budget_max_tokens_off_openai_and_max_completion_tokens_on_it(url, spec):
+    assert chat_token_field(url) == "max_tokens"
+    for openai in OPENAI_OR_AZURE:
+        assert chat_token_field(openai) == "max_completion_tokens"
+    elsewhere = chat_body(stage_body(), token_field=chat_token_field(url))
+    assert elsewhere["max_tokens"] == STAGE_BY_KEY["stage2"].max_output_tokens
+    assert "max_completion_tokens" not in elsewhere
+    assert spec.validate(elsewhere, "CreateChatCompletionRequest") == []
+
+
+async def test_auto_on_openai_uploads_to_the_hosted_store_with_no_request_asking_first(mocked, tmp_path):
+    fake = FakeOpenAI(mocked, base="https://api.openai.com/v1")  # no handler answers a GET of the lists
+    async with ResponsesClient(api_key="sk-x", base_url="https://api.openai.com/v1") as client:
+        analyst = StagedFailureAnalyst(client=client, artifacts_dir=tmp_path)
+        assert analyst.store_choice().store == "hosted"
+        result = await analyst.analyze(make_trace(), EXPECTATION)
+    assert result.store_id == "vs_test" and result.stage_metadata["stage2"]["reading"] == "hosted"
+    assert fake.bodies[0]["tools"][0]["vector_store_ids"] == ["vs_test"]
+    sent = [(method, str(url)) for method, url in mocked.requests]
+    assert not [u for m, u in sent if m == "GET" and u.endswith("?limit=1")]  # the probe there was
+
+
+async def test_auto_on_azure_from_the_environment_chooses_the_store_with_no_request(mocked, monkeypatch):
+    for var in ("OPENAI_BASE_URL", "OPENAI_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", "https://acme.openai.azure.com")
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "azure-key")
+    assert StagedFailureAnalyst().store_choice().store == "hosted"  # no client built yet: read as it will be
+    async with ResponsesClient() as client:
+        assert StagedFailureAnalyst(client=client).store_choice().store == "hosted"
+    assert mocked.requests == {}
 
 
 async def test_file_search_is_refused_by_a_server_without_a_store():
@@ -230,7 +292,7 @@ async def test_run_with_no_flag_finishes_with_verified_citations_and_uploads_not
 async def test_a_folder_read_inline_is_not_resumed_from_a_hosted_store(tmp_path, openai_env):
     out = tmp_path / "out"
     assert await amain([*RUN, "--out", str(out), "--store", "none", "--stages", "1"]) == 0
-    assert await amain([*RUN, "--out", str(out)]) == 2  # auto: this server has a store; results would mix
+    assert await amain([*RUN, "--out", str(out), "--store", "hosted"]) == 2  # results would mix
     assert openai_env.files == {}
 
 

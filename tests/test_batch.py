@@ -94,6 +94,7 @@ async def test_batch_runs_everything_and_a_failure_never_stops_the_others(openai
     out = tmp_path / "out"
     rc = await amain(
         ["batch", str(folder), "--expect", str(FIX / "expectation.json"), "--out", str(out), "--concurrency", "3"]
+        + ["--store", "hosted"]  # the test server plays OpenAI on 127.0.0.1: the hosted path is asked for
     )
     assert rc == 5  # some traces failed, the others were analysed
     summary = json.loads((out / "summary.json").read_text())

@@ -106,6 +106,7 @@ async def test_stage1_groups_run_concurrently_and_later_stages_fit_the_budget(tm
     async with OpenAITestServer(latency_s=0.2) as server:
         async with ResponsesClient(api_key="sk-x", base_url=server.base_url) as client:
             analyst = StagedFailureAnalyst(
+                store="hosted",
                 client=client,
                 artifacts_dir=tmp_path,
                 render_options=RenderOptions(runs_per_file=2),
@@ -131,7 +132,12 @@ async def test_a_condensed_stage1_is_uploaded_whole_and_the_later_prompt_says_so
     async with OpenAITestServer() as server:
         async with ResponsesClient(api_key="sk-x", base_url=server.base_url) as client:
             analyst = StagedFailureAnalyst(
-                client=client, artifacts_dir=tmp_path, keep_store=True, context_window=60_000, max_num_results=4
+                store="hosted",
+                client=client,
+                artifacts_dir=tmp_path,
+                keep_store=True,
+                context_window=60_000,
+                max_num_results=4,
             )
             begun = await analyst.analyze_trace(many_runs(4, 20), EXPECTATION)  # the analysis, kept open
             big = begun.model_copy(update={"raw": big_stage1(400).model_dump(mode="json")})
@@ -150,7 +156,7 @@ async def test_a_request_over_the_budget_is_refused_before_it_is_sent(tmp_path):
     async with OpenAITestServer() as server:
         async with ResponsesClient(api_key="sk-x", base_url=server.base_url) as client:
             analyst = StagedFailureAnalyst(
-                client=client, context_window=8_000, max_num_results=8
+                store="hosted", client=client, context_window=8_000, max_num_results=8
             )  # 4,000 budget < 6,400 of chunks
             with pytest.raises(ContextBudgetError, match="over the budget of 4000 for gpt-4o"):
                 await analyst.analyze(many_runs(3, 10), EXPECTATION)
@@ -161,12 +167,12 @@ async def test_max_cost_stops_before_a_call_could_cross_it_and_keeps_what_was_do
     trace = many_runs(30, 200)
     async with OpenAITestServer() as server:
         async with ResponsesClient(api_key="sk-x", base_url=server.base_url) as client:
-            analyst = StagedFailureAnalyst(client=client, artifacts_dir=tmp_path, max_cost_usd=0.1)
+            analyst = StagedFailureAnalyst(store="hosted", client=client, artifacts_dir=tmp_path, max_cost_usd=0.1)
             with pytest.raises(CostLimitError, match=r"stopped before exceeding --max-cost \$0.10"):
                 await analyst.analyze(trace, EXPECTATION)
             assert 0 < analyst.cost_ceiling.spent_usd <= 0.1
             assert json.loads((tmp_path / "big" / "store.json").read_text())["ready"] is True  # kept for the rerun
-            rerun = StagedFailureAnalyst(client=client, artifacts_dir=tmp_path, max_cost_usd=5.0)
+            rerun = StagedFailureAnalyst(store="hosted", client=client, artifacts_dir=tmp_path, max_cost_usd=5.0)
             result = await rerun.analyze(trace, EXPECTATION)
         assert result.synthesis is not None
         assert server.stats["POST /v1/vector_stores"] == 1  # the rerun continued where the first stopped

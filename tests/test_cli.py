@@ -17,6 +17,7 @@ from tests.helpers import BASE
 FIX = Path(__file__).parent / "fixtures"
 TRACE = str(FIX / "langsmith_runs.json")
 EXPECT = str(FIX / "expectation.json")
+HOSTED = ["--store", "hosted"]  # the mocked host is not OpenAI's: the hosted path is asked for
 
 
 @pytest.fixture
@@ -77,7 +78,18 @@ async def test_plan_verbose_output_lists_files_and_requests(monkeypatch, capsys)
 async def test_run_end_to_end_writes_artifacts_and_reports(env, fake, tmp_path, capsys, spec):
     out = tmp_path / "out"
     rc = await amain(
-        ["run", TRACE, "--expect", EXPECT, "--out", str(out), "--prompts", str(FIX / "expectation.json"), "--json"]
+        [
+            "run",
+            TRACE,
+            "--expect",
+            EXPECT,
+            "--out",
+            str(out),
+            "--prompts",
+            str(FIX / "expectation.json"),
+            "--json",
+            *HOSTED,
+        ]
     )
     assert rc == 0, capsys.readouterr().err
     # the canned answers cite another trace's run ids: each stage that cites runs is asked once more
@@ -112,7 +124,7 @@ async def test_run_summary_counts_redactions_per_kind(env, fake, tmp_path, capsy
     }
     path = tmp_path / "secret_trace.json"
     path.write_text(json.dumps(trace))
-    assert await amain(["run", str(path), "--expect", EXPECT, "--out", str(tmp_path / "o")]) == 0
+    assert await amain(["run", str(path), "--expect", EXPECT, "--out", str(tmp_path / "o"), *HOSTED]) == 0
     out = capsys.readouterr().out
     assert "redacted before upload: 1 bearer_token, 1 openai_key" in out
     uploaded = "".join(p.read_text() for p in (tmp_path / "o" / "files").iterdir())
@@ -190,7 +202,7 @@ async def test_auth_failure_exits_3(env, mocked, capsys, tmp_path):
             }
         },
     )
-    assert await amain(["run", TRACE, "--expect", EXPECT, "--out", str(tmp_path)]) == 3
+    assert await amain(["run", TRACE, "--expect", EXPECT, "--out", str(tmp_path), *HOSTED]) == 3
     err = capsys.readouterr().err.strip().splitlines()
     errors = [line for line in err if line.startswith("refinery: error:")]
     assert errors == [err[-1]] and "Incorrect API key" in err[-1]
@@ -211,13 +223,13 @@ async def test_quota_exits_3(env, fake, capsys, tmp_path):
             },
         )
     ]
-    assert await amain(["run", TRACE, "--expect", EXPECT, "--out", str(tmp_path)]) == 3
+    assert await amain(["run", TRACE, "--expect", EXPECT, "--out", str(tmp_path), *HOSTED]) == 3
     assert "quota" in capsys.readouterr().err
 
 
 async def test_unusable_output_exits_4_and_keeps_earlier_artifacts(env, fake, capsys, tmp_path):
     fake.answers["stage2"] = [{"not": "it"}, {"still": "not"}]
-    assert await amain(["run", TRACE, "--expect", EXPECT, "--out", str(tmp_path)]) == 4
+    assert await amain(["run", TRACE, "--expect", EXPECT, "--out", str(tmp_path), *HOSTED]) == 4
     assert "re-ask" in capsys.readouterr().err
     assert json.loads((tmp_path / "stage1_trace_analysis.json").read_text())["output"] == SAMPLES["stage1"]
     assert not (tmp_path / "stage2_gap_analysis.json").exists()

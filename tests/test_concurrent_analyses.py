@@ -31,7 +31,7 @@ async def test_several_traces_through_one_analyst_at_once_keep_their_own_stores_
         OpenAITestServer(latency_s=0.05) as server,
         ResponsesClient(api_key="sk-x", base_url=server.base_url) as client,
     ):
-        analyst = StagedFailureAnalyst(client=client)
+        analyst = StagedFailureAnalyst(store="hosted", client=client)
         traces = [trace(n, secret=n == 1) for n in range(4)]
         results = await asyncio.gather(*(analyst.analyze(t, EXPECTATION) for t in traces))
         assert (
@@ -51,7 +51,7 @@ async def test_one_analysis_failing_leaves_the_others_to_finish(tmp_path):
         ResponsesClient(api_key="sk-x", base_url=server.base_url, retry=RetryPolicy(max_retries=0)) as client,
     ):
         server.inject(Fault("http_error", status=500, times=5, match="t2-r"))  # every stage-1 call of trace-2
-        analyst = StagedFailureAnalyst(client=client)
+        analyst = StagedFailureAnalyst(store="hosted", client=client)
         outcomes = await asyncio.gather(
             *(analyst.analyze(trace(n), EXPECTATION) for n in range(4)), return_exceptions=True
         )
@@ -62,7 +62,7 @@ async def test_one_analysis_failing_leaves_the_others_to_finish(tmp_path):
 
 async def test_one_analysis_cleaning_up_never_deletes_another_ones_files():
     async with OpenAITestServer() as server, ResponsesClient(api_key="sk-x", base_url=server.base_url) as client:
-        analyst = StagedFailureAnalyst(client=client)  # one vector store manager for both
+        analyst = StagedFailureAnalyst(store="hosted", client=client)  # one vector store manager for both
         first = await analyst.analyze_trace(trace(1), EXPECTATION)
         second = await analyst.analyze_trace(trace(2), EXPECTATION)
         gap = await analyst.compare_to_expected(first, EXPECTATION)

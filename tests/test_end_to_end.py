@@ -35,7 +35,9 @@ FORMATS = [
 @pytest.mark.parametrize("name", FORMATS)
 async def test_run_on_each_format(openai_env, tmp_path, name, spec):
     out = tmp_path / "out"
-    rc = await amain(["run", str(FIX / name), "--expect", str(FIX / "expectation.json"), "--out", str(out)])
+    rc = await amain(
+        ["run", str(FIX / name), "--expect", str(FIX / "expectation.json"), "--out", str(out), "--store", "hosted"]
+    )
     assert rc == 0
     for stage, artifact in STAGE_ARTIFACTS.items():
         data = json.loads((out / artifact).read_text())
@@ -58,7 +60,7 @@ async def test_big_trace_is_analysed_by_group_with_server_side_filters(openai_se
     trace = load_trace({"messages": messages, "trace_id": "big"})
     client = ResponsesClient(api_key="sk-x", base_url=openai_server.base_url)
     async with client:
-        analyst = StagedFailureAnalyst(client=client, artifacts_dir=tmp_path, files_per_group=8)
+        analyst = StagedFailureAnalyst(store="hosted", client=client, artifacts_dir=tmp_path, files_per_group=8)
         result = await analyst.analyze(trace, EXPECTATION, until_stage=1)
     stage1_bodies = openai_server.response_bodies
     assert len(stage1_bodies) == 3  # 100 runs, 6 a file = 17 files, 8 files a group

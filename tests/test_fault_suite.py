@@ -38,7 +38,7 @@ def assert_clean(out: Path) -> None:
 
 
 async def run(out: Path, *extra: str) -> int:
-    return await amain(["run", *ARGS, "--out", str(out), *extra])
+    return await amain(["run", *ARGS, "--out", str(out), "--store", "hosted", *extra])
 
 
 @pytest.mark.parametrize(
@@ -137,6 +137,6 @@ async def test_library_raises_typed_errors(openai_server, tmp_path, fault, error
         sleep=no_wait,
     )
     async with ResponsesClient(transport=transport) as client:
-        analyst = StagedFailureAnalyst(client=client, artifacts_dir=tmp_path)
+        analyst = StagedFailureAnalyst(store="hosted", client=client, artifacts_dir=tmp_path)
         with pytest.raises(error):
             await analyst.analyze(make_trace(), EXPECTATION)

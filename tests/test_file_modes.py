@@ -40,6 +40,8 @@ async def test_every_file_a_run_writes_is_owner_only(openai_env, tmp_path, umask
                 "--out",
                 str(out),
                 "--keep-store",
+                "--store",
+                "hosted",
             ]
         )
         == 0
@@ -63,6 +65,7 @@ async def test_folders_holding_trace_text_are_owner_only_even_under_umask_000(op
     umask(0o000)
     out = tmp_path / "out"
     argv = ["run", str(FIX / "plain_chat.json"), "--expect", str(FIX / "expectation.json"), "--out", str(out)]
+    argv += ["--store", "hosted"]
     assert await amain([*argv, "--stages", "1-2"]) == 0
     folders = {
         str(p.relative_to(tmp_path)): stat.S_IMODE(p.stat().st_mode) for p in [out, *out.rglob("*")] if p.is_dir()

@@ -41,6 +41,8 @@ async def start_run(
         str(FIX / "expectation.json"),
         "--out",
         str(out),
+        "--store",
+        "hosted",
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -88,7 +88,7 @@ async def test_an_analysis_into_a_folder_without_links_still_writes_its_files(pl
     async with OpenAITestServer() as server:
         env = {**os.environ, "OPENAI_API_KEY": "sk-local", "OPENAI_BASE_URL": server.base_url}
         params = StdioServerParameters(
-            command=sys.executable, args=["-m", "refinery", "mcp", "--root", str(root)], env=env
+            command=sys.executable, args=["-m", "refinery", "mcp", "--root", str(root), "--store", "hosted"], env=env
         )
         async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
             await session.initialize()

@@ -21,7 +21,7 @@ EXPECT = FIX / "expectation.json"
 
 
 def run(trace: Path, out: Path, *extra: str) -> list[str]:
-    return ["run", str(trace), "--expect", str(EXPECT), "--out", str(out), *extra]
+    return ["run", str(trace), "--expect", str(EXPECT), "--out", str(out), "--store", "hosted", *extra]
 
 
 async def test_a_second_run_on_a_folder_being_written_says_who_holds_it(openai_env, tmp_path, capsys):

@@ -152,7 +152,9 @@ async def test_no_planted_secret_is_sent_or_written(openai_env, tmp_path, name, 
     out = tmp_path / "out"
     argv = ["run", str(trace), *_picked(trace, pick), *planted_inputs(tmp_path), "--out", str(out), "--stages", "1-4"]
     argv += ["--redact-pattern", r"ACME-[A-Z]{2}-\d{4}-\w+"]
-    assert await amain([*argv, "--keep-store"]) == 0  # kept: its files and their names are checked too
+    assert (
+        await amain([*argv, "--keep-store", "--store", "hosted"]) == 0
+    )  # kept: its files and their names are checked too
     gc.collect()
 
     sent: list[tuple[str, str]] = [(f"upload {f.filename}", f.filename) for f in openai_env.files.values()]

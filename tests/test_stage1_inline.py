@@ -84,9 +84,12 @@ async def test_an_inline_analysis_puts_every_run_on_the_timeline_though_the_sear
     trace = tool_runs(8)  # the stand-in lists at most eight runs
     opts = RenderOptions(runs_per_file=2)
     async with OpenAITestServer() as server, ResponsesClient(api_key="sk-x", base_url=server.base_url) as client:
-        analyst = StagedFailureAnalyst(client=client, artifacts_dir=tmp_path, max_num_results=1, render_options=opts)
+        analyst = StagedFailureAnalyst(
+            store="hosted", client=client, artifacts_dir=tmp_path, max_num_results=1, render_options=opts
+        )
         result = await analyst.analyze(trace, EXPECTATION, until_stage=1)
         searched = StagedFailureAnalyst(
+            store="hosted",
             client=client,
             artifacts_dir=tmp_path / "search",
             max_num_results=1,

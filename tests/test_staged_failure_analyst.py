@@ -32,6 +32,7 @@ async def analyst_factory(make_transport, tmp_path):
         client = ResponsesClient(transport=make_transport())
         clients.append(client)
         kw.setdefault("artifacts_dir", tmp_path / "out")
+        kw.setdefault("store", "hosted")  # the mocked host is not OpenAI's: the hosted path is asked for
         return StagedFailureAnalyst(model="gpt-4o", seed=7, client=client, **kw)
 
     yield factory

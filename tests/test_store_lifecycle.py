@@ -23,7 +23,7 @@ TRACE = FIX / "clickhouse_snake_nested.json"
 
 async def analyse(server: OpenAITestServer, out: Path, until: int = 4, **kw):
     async with ResponsesClient(api_key="sk-x", base_url=server.base_url) as client:
-        analyst = StagedFailureAnalyst(client=client, **kw)
+        analyst = StagedFailureAnalyst(store="hosted", client=client, **kw)
         return await analyst.analyze(load_trace(TRACE), EXPECTATION, until_stage=until, artifacts_dir=out)
 
 
@@ -129,7 +129,7 @@ async def test_an_upload_already_sent_when_another_fails_is_heard_and_deleted(tm
 async def test_each_file_id_is_recorded_and_carries_an_expiry(tmp_path):
     async with OpenAITestServer() as server:
         async with ResponsesClient(api_key="sk-x", base_url=server.base_url) as client:
-            analyst = StagedFailureAnalyst(client=client, artifacts_dir=tmp_path, expires_after_days=2)
+            analyst = StagedFailureAnalyst(store="hosted", client=client, artifacts_dir=tmp_path, expires_after_days=2)
             await analyst.prepare(load_trace(TRACE), EXPECTATION)
         trace_id = load_trace(TRACE).trace_id  # the analyst's folder holds a subfolder a trace
         recorded = json.loads((tmp_path / trace_id / "store.json").read_text())
@@ -149,7 +149,7 @@ async def test_an_upload_that_times_out_leaves_no_file_even_those_whose_ids_neve
         server.inject(Fault("answer_late", path="/v1/files", delay_s=3, times=20, match="_index.md"))
         timeout = aiohttp.ClientTimeout(total=0.5)
         async with ResponsesClient(api_key="sk-x", base_url=server.base_url, timeout=timeout) as client:
-            analyst = StagedFailureAnalyst(client=client)
+            analyst = StagedFailureAnalyst(store="hosted", client=client)
             with pytest.raises(APITimeoutError):
                 await analyst.analyze(load_trace(TRACE), EXPECTATION, artifacts_dir=tmp_path / "out")
         assert server.stats["fault answer_late"] >= 1  # files were made whose ids nobody heard
@@ -171,7 +171,7 @@ async def test_a_run_killed_during_upload_leaves_no_live_file_after_the_rerun(tm
 
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "refinery", "run", str(TRACE), "--expect", str(FIX / "expectation.json")]
-    cmd += ["--out", str(out)]
+    cmd += ["--out", str(out), "--store", "hosted"]
     async with OpenAITestServer() as server:
         env = {**os.environ, "OPENAI_API_KEY": "sk-local", "OPENAI_BASE_URL": server.base_url}
         server.inject(Fault("answer_late", path="/v1/files", delay_s=4, times=1, match="_index.md"))
@@ -202,7 +202,7 @@ async def test_files_a_timed_out_upload_makes_after_the_run_gave_up_are_deleted_
         async with ResponsesClient(
             api_key="sk-x", base_url=server.base_url, timeout=aiohttp.ClientTimeout(total=0.3)
         ) as client:
-            analyst = StagedFailureAnalyst(client=client)
+            analyst = StagedFailureAnalyst(store="hosted", client=client)
             with pytest.raises(APITimeoutError):
                 await analyst.analyze(load_trace(TRACE), EXPECTATION, artifacts_dir=tmp_path / "out")
         await asyncio.sleep(1.5)  # the server finishes the uploads the client gave up on

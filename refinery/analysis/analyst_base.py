@@ -58,6 +58,16 @@ class AnalystBase(FailureAnalyst):
             self._client = ResponsesClient(api=self.api)
         return self._client
 
+    @property
+    def wire(self) -> str | None:
+        """The wire requests go by, `responses` or `chat`, once known: `api` when it names one,
+        else what the client found on its first call (None before it, or for a model with none).
+        Never builds a client."""
+        if self._client is None:
+            return None if self.api == "auto" else self.api
+        wire = getattr(self._client, "wire", None)
+        return wire if isinstance(wire, str) else None
+
     async def __aenter__(self) -> "AnalystBase":
         return self
 

@@ -27,10 +27,10 @@ from refinery.analysis.stage_calls import StageCalls
 from refinery.analysis.staged_schemas import TraceAnalysisOutput
 from refinery.analysis.stages import Stage
 from refinery.core.tokens import estimate_tokens
-from refinery.errors import ConfigurationError
 from refinery.prompts.system_prompts import PromptTemplate
 from refinery.traces.source_text import truncate_parts
 from refinery.traces.spool import file_names
+from refinery.wire.endpoint_offer import StoreChoice, configured_endpoint, store_choice
 
 __all__ = ["NO_STORE_NOTE", "Piece", "context_files", "fitted_pieces", "flagged_runs", "pieces_text"]
 
@@ -255,21 +255,21 @@ def later_stage_text(
     return text
 
 
-async def choose_reading(wanted: str, client: Callable[[], Any], has_store: bool) -> str:
-    """`hosted` or `none` for an analysis: `wanted` unless `auto`; `auto` is hosted with a store
-    at hand (`has_store`: a store id or a store manager given), else where the endpoint of the
-    model `client()` gives answers Files and Vector Stores (asked once a client); a model with no
-    endpoint to ask reads inline unless it can make a store. With no key yet (the client cannot be
-    built), hosted: as before, the upload says so once the trace is rendered."""
+def choose_reading(wanted: str, model: Any | None, has_store: bool, api: str = "auto") -> StoreChoice:
+    """`hosted` or `none` for an analysis, and why: `wanted` unless `auto`; `auto` is hosted with a
+    store at hand (`has_store`: a store id or a store manager given), else decided from where
+    `model` sends its requests (`endpoint_offer.store_choice`: OpenAI's and Azure's API hosts have
+    the store, other servers are read inline) — with no request. With no client yet (`None`),
+    from the endpoint the environment names, as the client built for the run will read it; a
+    model with no endpoint reads inline unless it can make a store."""
+    if wanted == "auto" and has_store:
+        return StoreChoice("hosted", "a vector store was given", "")
+    if model is None:
+        return store_choice(wanted, *configured_endpoint(), api)
+    choose = getattr(model, "store_choice", None)
+    if choose is not None:
+        return choose(wanted)
     if wanted != "auto":
-        return wanted
-    if has_store:
-        return "hosted"
-    try:
-        model = client()
-    except ConfigurationError:
-        return "hosted"
-    ask = getattr(model, "endpoint_offer", None)
-    if ask is None:
-        return "hosted" if hasattr(model, "vector_store_manager") else "none"
-    return "hosted" if (await ask()).hosted_store else "none"
+        return store_choice(wanted, "")
+    can = hasattr(model, "vector_store_manager")
+    return StoreChoice("hosted" if can else "none", "the model given " + ("makes" if can else "has no") + " stores", "")

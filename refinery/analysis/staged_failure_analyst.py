@@ -77,7 +77,7 @@ from refinery.prompts.system_prompts import SYSTEM
 from refinery.traces.redact import RedactionReport, compile_patterns
 from refinery.traces.render import CHUNKING_STRATEGY, RenderOptions
 from refinery.traces.spool import SpooledFiles, file_names, upload_files_for
-from refinery.wire.endpoint_offer import APIS, STORES, check_choice
+from refinery.wire.endpoint_offer import APIS, STORES, StoreChoice, check_choice
 from refinery.wire.response_output import CallUsage
 from refinery.wire.responses_client import ResponsesClient
 from refinery.wire.structured_model import StructuredModel
@@ -150,9 +150,11 @@ class StagedFailureAnalyst(AnalystBase):
         model it is, for context windows, prices and reasoning (default: `model`).
 
         `store`: how stages read the trace — `hosted` (a vector store and `file_search`), `none`
-        (inline, within the input budget: `inline_reading`), or `auto`: hosted only where the
-        endpoint answers Files and Vector Stores. `api` is the wire of a client built here
-        (`responses`, `chat`, or `auto`: Responses where the endpoint has it). `search_calls`: with
+        (inline, within the input budget: `inline_reading`), or `auto`: hosted only on OpenAI's and
+        Azure OpenAI's API hosts (or with a store given), decided with no request
+        (`endpoint_offer.store_choice`); a gateway in front of OpenAI takes `hosted`. `api` is the
+        wire of a client built here (`responses`, `chat`, or `auto`: Responses where the endpoint
+        has it). `search_calls`: with
         no store, each request offers the function `search_trace` (answered from a full-text index
         of the run files, `trace_search`), at most this many calls a request (0: not offered; the
         server must take function tools)."""
@@ -224,6 +226,7 @@ class StagedFailureAnalyst(AnalystBase):
             expires_after_days=self.expires_after_days,
             poll_timeout_s=self.poll_timeout_s,
             emit=emit or self._emit,
+            endpoint=lambda: str(getattr(self.client, "base_url", "")),
         )
 
     def answer_settings(self) -> dict[str, Any]:
@@ -284,11 +287,12 @@ class StagedFailureAnalyst(AnalystBase):
         tokens = group_tokens(self.calls, self.group_tokens, self.stage1_reading, store)
         return plan_groups(files, self.files_per_group, tokens)
 
-    async def reading_for(self, store_id: str | None = None) -> str:
-        """How an analysis reads the trace: `hosted` or `none` (see `store`); `auto` asks the
-        endpoint once whether it has Files and Vector Stores."""
+    def store_choice(self, store_id: str | None = None) -> StoreChoice:
+        """How an analysis reads the trace, `hosted` or `none`, and why (see `store`): for `auto`,
+        decided from the endpoint's address with no request and no client built (`refinery plan`
+        asks it offline; `inline_reading.choose_reading`)."""
         given = bool(store_id or self.vector_store_id or self._manager is not None)
-        return await choose_reading(self.store, lambda: self.client, given)
+        return choose_reading(self.store, self._client, given, self.api)
 
     def _new_run(
         self,
@@ -346,8 +350,9 @@ class StagedFailureAnalyst(AnalystBase):
         on_progress: IndexingProgress | None = None,
         name: str | None = None,
         progress: ProgressCallback | None = None,
+        reading: str | None = None,
     ) -> AnalysisRun:
-        reading = await self.reading_for(store_id)
+        reading = reading or self.store_choice(store_id).store
         run = await self._begin(trace, expectation, prompts, evals, folder, progress, reading)
         try:
             if reading == "none":  # read inline: nothing is uploaded
@@ -383,12 +388,24 @@ class StagedFailureAnalyst(AnalystBase):
         """Render, upload and index the files; return the vector store id and what was redacted.
 
         With `store_id` (or `vector_store_id`) nothing is uploaded. A store recorded in the
-        trace's artifacts folder is reused once ready; one that is gone is replaced.
+        trace's artifacts folder is reused once ready; one that is gone is replaced. A store is
+        made with `store="auto"` too, wherever the endpoint is (asked for, not chosen);
+        `store="none"` is refused.
         """
+        if self.store == "none":
+            raise UserInputError("store='none' reads the trace inline: it makes no vector store to prepare")
         trace = self.sent_trace(as_trace(trace))
         folder = self.folder_for(trace.trace_id)
         run = await self._prepared(
-            trace, expectation, prompts, evals, folder, store_id=store_id, on_progress=on_progress, name=name
+            trace,
+            expectation,
+            prompts,
+            evals,
+            folder,
+            store_id=store_id,
+            on_progress=on_progress,
+            name=name,
+            reading="hosted",  # asked for a store: made wherever the endpoint is (`store="auto"` too)
         )
         run.release()
         return run.store_id or "", run.redaction

@@ -26,12 +26,14 @@ from refinery.core.artifacts import write_text_atomic
 from refinery.core.confined import own_dir
 from refinery.errors import (
     APIConnectionError,
+    APIStatusError,
     FileIndexingError,
     NotFoundError,
     RefineryError,
     VectorStoreGoneError,
 )
 from refinery.traces.spool import file_names
+from refinery.wire.endpoint_offer import no_hosted_store, route_missing
 from refinery.wire.vector_store_manager import VectorStoreManager
 
 # A file sent whose id never came back (the run was killed, or the request cut, after the server
@@ -57,8 +59,10 @@ class StoreKeeper:
         expires_after_days: int,
         poll_timeout_s: float,
         emit: Emit,
+        endpoint: Callable[[], str] = lambda: "",
     ) -> None:
         self._manager = manager  # built on first use: `refinery plan` never needs one
+        self.endpoint = endpoint  # the base URL, for the error of a server with no store
         self.checkpoints = checkpoints
         self.expires_after_days = expires_after_days
         self.poll_timeout_s = poll_timeout_s
@@ -103,7 +107,12 @@ class StoreKeeper:
             await self.discard_recorded(recorded)  # being deleted, or its id never came back: never reused
         elif recorded is not None and await self._reusable(run, recorded, len(files), on_progress):
             return str(run.store_id)
-        return await self._create(run, files, name, on_progress)
+        try:
+            return await self._create(run, files, name, on_progress)
+        except APIStatusError as exc:  # `--store hosted` on a server without one: say so, and the way out
+            if not route_missing(exc):
+                raise
+            raise no_hosted_store(self.endpoint(), exc) from exc
 
     async def _reusable(
         self, run: AnalysisRun, recorded: dict[str, Any], n_files: int, on_progress: IndexingProgress | None

@@ -177,6 +177,7 @@ async def cmd_init(args: argparse.Namespace) -> int:
         keep_store=True,
         redact=not args.no_redact,
         expires_after_days=args.expires_days,
+        store="hosted",  # `init` makes the store `analyze --store ID` reads, wherever the endpoint is
     )
     async with analyst, analyst.client:
         store_id, redaction = await analyst.prepare_store(
@@ -231,14 +232,13 @@ async def cmd_canary(args: argparse.Namespace) -> int:
     async with ResponsesClient(api=args.api) as client:
         result = await client.canary(args.model)
     base = client.base_url
-    offer = result.offer
-    store = "hosted" if offer is not None and offer.hosted_store else "none"
+    choice = result.store or client.store_choice()
     wire = "POST /v1/responses" if result.api == "responses" else "POST /v1/chat/completions"
     emit(
         args,
         f"ok: {args.model} on {result.host} answered {result.reply!r} by {wire}\n"
-        f"files and vector stores: {'yes' if store == 'hosted' else 'no'} → a run reads with --store {store} "
-        f"({STORE_LINES[store]}) over --api {result.api}",
+        f"a run with no --store flag reads with --store {choice.store} ({STORE_LINES[choice.store]}) over "
+        f"--api {result.api}: {choice.reason}; {choice.change}",
         {
             "ok": True,
             "model": args.model,
@@ -246,8 +246,9 @@ async def cmd_canary(args: argparse.Namespace) -> int:
             "backend": result.backend,
             "response_id": result.response_id,
             "api": result.api,
-            "offer": offer.as_dict() if offer is not None else None,
-            "store": store,
+            "store": choice.store,
+            "store_reason": choice.reason,
+            "store_change": choice.change,
         },
     )
     return EXIT_OK
@@ -334,6 +335,7 @@ async def cmd_eval(args: argparse.Namespace) -> int:
         "model": args.model,
         "client": client,
         "store": args.store,
+        "search_calls": max(0, args.search_calls or 0),
         "concurrency": args.concurrency,
         "predictions_dir": args.score,
         "progress": lambda line: print(line, file=sys.stderr),

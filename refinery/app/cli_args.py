@@ -19,8 +19,13 @@ API_HELP = (
 )
 STORE_HELP = (
     "how stages read the trace: hosted (upload to a vector store, file_search), none (no upload: each stage "
-    "given inline what it reads, within the input budget) or auto (default: hosted only where the endpoint "
-    "answers Files and Vector Stores)"
+    "given inline what it reads, within the input budget) or auto (default: hosted on OpenAI's and Azure "
+    "OpenAI's API hosts, none elsewhere, decided with no request; a gateway in front of OpenAI takes hosted)"
+)
+SEARCH_CALLS_HELP = (
+    "with no store: offer each request the function search_trace (answered by refinery from a full-text index of "
+    "the run files) and answer up to N calls of it a request; the server must take function tools (default: 0, "
+    "not offered)"
 )
 BASE_MODEL_HELP = (
     "the model --model is, when its name does not say (an Azure OpenAI deployment): context window, prices and "
@@ -175,15 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     reading.add_argument("--api", choices=["auto", "responses", "chat"], default="auto", help=API_HELP)
     where = _Parser(add_help=False)
     where.add_argument("--store", choices=["auto", "hosted", "none"], default="auto", help=STORE_HELP)
-    where.add_argument(
-        "--search-calls",
-        type=int,
-        default=0,
-        metavar="N",
-        help="with no store: offer each request the function search_trace (answered by refinery from a full-text "
-        "index of the run files) and answer up to N calls of it a request; the server must take function tools "
-        "(default: 0, not offered)",
-    )
+    where.add_argument("--search-calls", type=int, default=0, metavar="N", help=SEARCH_CALLS_HELP)
 
     analysis = _Parser(add_help=False)
     analysis.add_argument(
@@ -426,6 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     evals.add_argument("--model", default="gpt-4o", help=MODEL_HELP)
     evals.add_argument("--api", choices=["auto", "responses", "chat"], default="auto", help=API_HELP)
     evals.add_argument("--store", choices=["auto", "hosted", "none"], default="auto", help=STORE_HELP)
+    evals.add_argument("--search-calls", type=int, default=0, metavar="N", help=SEARCH_CALLS_HELP)
     evals.add_argument(
         "--concurrency", type=positive_int, default=4, metavar="N", help="analyses in flight at once (default: 4)"
     )
@@ -527,4 +525,5 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-cost", type=non_negative_float, metavar="USD", help="refuse an analysis that could pass USD")
     p.add_argument("--api", choices=["auto", "responses", "chat"], default="auto", help=API_HELP)
     p.add_argument("--store", choices=["auto", "hosted", "none"], default="auto", help=STORE_HELP)
+    p.add_argument("--search-calls", type=int, default=0, metavar="N", help=SEARCH_CALLS_HELP)
     return parser

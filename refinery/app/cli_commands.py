@@ -127,7 +127,12 @@ async def cmd_mcp(args: argparse.Namespace) -> int:
         from refinery.app.mcp_server import build_server
 
         server = build_server(
-            [Path(r) for r in args.root], model=args.model, max_cost_usd=args.max_cost, store=args.store, api=args.api
+            [Path(r) for r in args.root],
+            model=args.model,
+            max_cost_usd=args.max_cost,
+            store=args.store,
+            api=args.api,
+            search_calls=max(0, args.search_calls or 0),
         )
     except ModuleNotFoundError as exc:
         raise InputFileError(f"refinery mcp needs the mcp extra: pip install 'refinery-analyst[mcp]' ({exc})") from None

@@ -84,6 +84,7 @@ async def _analyse(
     concurrency: int,
     progress: Callable[[str], None] | None,
     store: str = "auto",
+    search_calls: int = 0,
 ) -> dict[str, Any]:
     summary = await analyze_many(
         items,
@@ -93,6 +94,7 @@ async def _analyse(
         concurrency=concurrency,
         progress=progress,
         **({"store": store} if store != "auto" else {}),
+        **({"search_calls": search_calls} if search_calls else {}),
     )
     answered = sorted({m for o in summary.outcomes.values() for m in o.answered_by})
     return {
@@ -125,6 +127,7 @@ async def _predictions(
     concurrency: int,
     progress: Callable[[str], None] | None,
     store: str = "auto",
+    search_calls: int = 0,
 ) -> dict[str, dict[str, Any]]:
     """Predictions by key: read from `predictions_dir`, or made by analysing each item.
 
@@ -136,7 +139,7 @@ async def _predictions(
         raise InputFileError("an eval that runs analyses needs --out DIR for its runs and predictions")
     out_dir = Path(out)
     items = [item for _, _, item in keyed]
-    result.update(await _analyse(items, out_dir, model, client, concurrency, progress, store))
+    result.update(await _analyse(items, out_dir, model, client, concurrency, progress, store, search_calls))
     predictions = {}
     for key, file_name, item in keyed:
         pred = convert(_diagnosis(out_dir, item.name), item)
@@ -155,6 +158,7 @@ async def eval_who_and_when(
     model: str = "gpt-4o",
     client: ResponsesClient | None = None,
     store: str = "auto",
+    search_calls: int = 0,
     concurrency: int = 4,
     predictions_dir: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
@@ -194,6 +198,7 @@ async def eval_who_and_when(
         model=model,
         client=client,
         store=store,
+        search_calls=search_calls,
         concurrency=concurrency,
         progress=progress,
     )
@@ -211,6 +216,7 @@ async def eval_trail(
     model: str = "gpt-4o",
     client: ResponsesClient | None = None,
     store: str = "auto",
+    search_calls: int = 0,
     concurrency: int = 4,
     predictions_dir: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
@@ -268,6 +274,7 @@ async def eval_trail(
         model=model,
         client=client,
         store=store,
+        search_calls=search_calls,
         concurrency=concurrency,
         progress=progress,
     )
@@ -346,6 +353,7 @@ async def eval_labels(
     model: str = "gpt-4o",
     client: ResponsesClient | None = None,
     store: str = "auto",
+    search_calls: int = 0,
     concurrency: int = 4,
     predictions_dir: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
@@ -376,6 +384,7 @@ async def eval_labels(
         model=model,
         client=client,
         store=store,
+        search_calls=search_calls,
         concurrency=concurrency,
         progress=progress,
     )

@@ -16,13 +16,21 @@ from pathlib import Path
 from typing import Any
 
 from refinery.analysis.analyst_base import ProgressCallback
-from refinery.analysis.output_folder import OutputFolder, TraceWatch, inputs_record, redaction_setting
+from refinery.analysis.output_folder import (
+    INPUTS_ARTIFACT,
+    OutputFolder,
+    TraceWatch,
+    inputs_record,
+    redaction_setting,
+)
 from refinery.analysis.stage_results import StagedAnalysisResult
 from refinery.analysis.staged_failure_analyst import IndexingProgress, StagedFailureAnalyst
+from refinery.core.artifacts import read_json, write_json_atomic
 from refinery.core.host_models import as_expectation, as_trace
 from refinery.core.interfaces import FileContents
 from refinery.core.models import DomainExpertExpectation, Trace
 from refinery.core.offload import off_loop
+from refinery.errors import RefineryError
 from refinery.report.outputs import usage_summary, write_outputs
 from refinery.traces.redact import active_patterns
 
@@ -88,18 +96,22 @@ async def analyze_into(
             analyst.redact, [p.pattern for p in (*analyst.redact_patterns, *active_patterns())]
         ),
     )
+    earlier = None if fresh else await off_loop(lambda _stop: _recorded_wire(folder))
     async with OutputFolder(folder, record, fresh=fresh, discard=analyst.discard_recorded):
-        result = await analyst.analyze(
-            trace,
-            expectation,
-            prompts,
-            evals,
-            store_id=store_id,
-            until_stage=until_stage,
-            on_progress=on_indexing,
-            artifacts_dir=folder,
-            progress=heard,
-        )
+        try:
+            result = await analyst.analyze(
+                trace,
+                expectation,
+                prompts,
+                evals,
+                store_id=store_id,
+                until_stage=until_stage,
+                on_progress=on_indexing,
+                artifacts_dir=folder,
+                progress=heard,
+            )
+        finally:
+            await _record_wire(folder, record, getattr(analyst, "wire", None) or earlier)
         try:
             usage = {**usage_summary(result, analyst.base_model, result.redactions), **dict(usage_notes or {})}
             files = await off_loop(lambda _stop: write_outputs(folder, result, trace, usage, result.files))
@@ -108,11 +120,30 @@ async def analyze_into(
     return FolderAnalysis(result, usage, files, folder)
 
 
+def _recorded_wire(folder: Path) -> str | None:
+    """The wire a folder's `inputs.json` says its results were made over, if it says one."""
+    try:
+        recorded = read_json(folder / INPUTS_ARTIFACT, follow=False)
+    except RefineryError:  # a link in its place: the output folder refuses it, with its own message
+        return None
+    wire = recorded.get("api") if isinstance(recorded, dict) else None
+    return wire if isinstance(wire, str) else None
+
+
+async def _record_wire(folder: Path, record: Mapping[str, Any], wire: str | None) -> None:
+    """`inputs.json` with `"api"`: the wire the results were made over (`responses` / `chat`),
+    known once the first call answered (`api="auto"`), else the one recorded before (a rerun that
+    only resumed makes no call). Recorded, never compared on a resume: the same requests to the
+    same model over either wire make results that may be continued."""
+    if wire is not None:
+        await off_loop(lambda _stop: write_json_atomic(folder / INPUTS_ARTIFACT, {**record, "api": wire}))
+
+
 async def _reading(analyst: Any, trace: Any, store_id: str | None) -> dict[str, str]:
-    """`{"store": "hosted" | "none"}`: how the analysis will read the trace (asked of the endpoint
-    once for `auto`), so results read inline and results read from a store are never mixed in a
-    folder (one recorded before this key existed is not checked for it)."""
-    choose = getattr(analyst, "reading_for", None)
+    """`{"store": "hosted" | "none"}`: how the analysis will read the trace (decided for `auto`
+    from the endpoint's address, with no request), so results read inline and results read from
+    a store are never mixed in a folder (one recorded before this key existed is not checked)."""
+    choose = getattr(analyst, "store_choice", None)
     if choose is None or trace is None:
         return {}
-    return {"store": await choose(store_id)}
+    return {"store": choose(store_id).store}

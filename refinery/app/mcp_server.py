@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from refinery.analysis.inline_reading import choose_reading
 from refinery.analysis.plan import measure, plan_summary, planned_requests
 from refinery.analysis.staged_failure_analyst import StagedFailureAnalyst
 from refinery.app import analyze_into
@@ -83,13 +84,18 @@ def build_server(
     max_cost_usd: float | None = None,
     store: str = "auto",
     api: str = "auto",
+    search_calls: int = 0,
 ) -> Any:
-    """The MCP server with refinery's tools, paths confined to `roots`; `store` and `api` as on the
-    command line (a tool call may name its own `store`)."""
+    """The MCP server with refinery's tools, paths confined to `roots`; `store`, `api` and
+    `search_calls` as on the command line (a tool call may name its own `store` and `search_calls`)."""
     from mcp.server.mcpserver import MCPServer  # the optional extra: imported only when serving
 
     roots = [r.resolve() for r in roots]
-    default_store = store
+    default_store, default_searches = store, max(0, search_calls)
+
+    def _searches(asked: int | None) -> int:
+        return default_searches if asked is None else max(0, asked)
+
     server = MCPServer(
         "refinery",
         instructions="Why did an AI agent run fail? plan_trace estimates an analysis; analyze_trace runs it and "
@@ -103,9 +109,14 @@ def build_server(
 
     @server.tool()
     @_refusals
-    async def plan_trace(trace: str, expect: str | None = None, store: str | None = None) -> dict[str, Any]:
+    async def plan_trace(
+        trace: str, expect: str | None = None, store: str | None = None, search_calls: int | None = None
+    ) -> dict[str, Any]:
         """What analysing a trace (a path, or `langsmith:<id>` / `langfuse:<id>` / `phoenix:<id>`) would send and cost:
-        calls, input tokens, estimated cost (no model call); `store`: hosted, none (read inline) or auto."""
+        calls, input tokens, estimated cost (no model call); `store`: hosted, none (read inline) or auto (planned as
+        the run will read: hosted on OpenAI's and Azure's API hosts, else none); `search_calls`: with no store, the
+        search_trace calls a request may make."""
+        reading = choose_reading(store or default_store, None, False, api)
         with temporary_folders():  # a trace fetched by id is removed once planned
             path = await _trace_file(trace, None)
             expect_path = confined(expect, roots) if expect else None
@@ -113,7 +124,9 @@ def build_server(
             def planned(_stop: object) -> dict[str, Any]:  # parsing and rendering: off the event loop
                 loaded = load_trace(path)
                 expectation = expectation_for(expect_path, loaded)
-                analyst = StagedFailureAnalyst(model=model, store=store or default_store)
+                analyst = StagedFailureAnalyst(
+                    model=model, store=reading.store, search_calls=_searches(search_calls), api=api
+                )
                 files = analyst.render(loaded, expectation)
                 try:
                     calls = measure(planned_requests(analyst, loaded, files, expectation))
@@ -124,16 +137,24 @@ def build_server(
                         close()
 
             plan = await off_loop(planned)
-        return {k: plan[k] for k in ("trace_id", "runs", "failed_runs", "groups", "model", "store", "total")}
+        keys = ("trace_id", "runs", "failed_runs", "groups", "model", "store", "total")
+        return {**{k: plan[k] for k in keys}, "store_reason": reading.reason}
 
     @server.tool()
     @_refusals
     async def analyze_trace(
-        trace: str, out: str, expect: str | None = None, store: str | None = None, ctx: Context | None = None
+        trace: str,
+        out: str,
+        expect: str | None = None,
+        store: str | None = None,
+        search_calls: int | None = None,
+        ctx: Context | None = None,
     ) -> dict[str, Any]:
         """Run the four stages on a trace (a path, or `langsmith:<id>` / `langfuse:<id>` / `phoenix:<id>`); write the
         artifacts and report into `out`; return the verdict. Progress is reported stage by stage. `store`: hosted
-        (upload, file_search), none (nothing uploaded: read inline) or auto (hosted where the endpoint has one)."""
+        (upload, file_search), none (nothing uploaded: read inline) or auto (hosted on OpenAI's and Azure's API
+        hosts, else none); `search_calls`: with no store, the search_trace calls a request may make (the server
+        must take function tools)."""
         folder = confined(out, roots)
         path = await _trace_file(trace, folder)
         loaded = await off_loop(lambda _stop: load_trace(path))
@@ -145,7 +166,11 @@ def build_server(
                 await ctx.report_progress(steps.index(stage) + 1, len(steps), f"{stage} done")
 
         async with StagedFailureAnalyst(
-            model=model, max_cost_usd=max_cost_usd, store=store or default_store, api=api
+            model=model,
+            max_cost_usd=max_cost_usd,
+            store=store or default_store,
+            api=api,
+            search_calls=_searches(search_calls),
         ) as analyst:
             done = await analyze_into(folder, loaded, expectation, analyst=analyst, trace_file=path, progress=progress)
         result, usage = done.result, done.usage

@@ -55,6 +55,7 @@ async def cmd_plan(args: argparse.Namespace) -> int:
 
 def _plan(args: argparse.Namespace, trace: Trace) -> tuple[str, dict[str, Any], int]:
     """One trace's plan: its text, its JSON, and how many requests would exceed the budget."""
+    from refinery.analysis.inline_reading import choose_reading
     from refinery.analysis.plan import measure, plan_summary, planned_requests
     from refinery.analysis.staged_failure_analyst import StagedFailureAnalyst
     from refinery.app.inputs import expectation_for, read_files
@@ -64,7 +65,10 @@ def _plan(args: argparse.Namespace, trace: Trace) -> tuple[str, dict[str, Any], 
     prompts, evals = read_files(args.prompts), read_files(args.evals)
     # No client is built: the analyst makes one only when it first talks to the API, which
     # `plan` never does (its test runs with no key and fails on any request).
-    analyst = StagedFailureAnalyst(model=args.model, redact=not args.no_redact, **_scale_options(args))
+    # `--store auto` planned as the run will read: decided from the endpoint's address, no request
+    choice = choose_reading(_model_options(args)["store"], None, False, getattr(args, "api", "auto"))
+    options = {**_scale_options(args), "store": choice.store}
+    analyst = StagedFailureAnalyst(model=args.model, redact=not args.no_redact, **options)
     files, redaction = analyst.rendering(trace, expectation, prompts, evals)
     # Bodies are measured one at a time; --json keeps them up to 512 KB (read inline, a big trace's
     # Stage 1 bodies hold the whole trace), --show-bodies all of them.
@@ -87,12 +91,13 @@ def _plan(args: argparse.Namespace, trace: Trace) -> tuple[str, dict[str, Any], 
         "redactions": redaction.as_dict(),
         "task": {"text": _shown_task(args, trace), "found_in": trace.metadata.get("task_source")},
         "stage1_reading": analyst.stage1_reading,
+        "store_reason": choice.reason,
     }
     if args.compare_reading:
         other = StagedFailureAnalyst(
             model=args.model,
             redact=not args.no_redact,
-            **{**_scale_options(args), "stage1_reading": _other_reading(analyst)},
+            **{**options, "stage1_reading": _other_reading(analyst)},
         )
         data["stage1_other_reading"] = {
             "reading": other.stage1_reading,
@@ -112,6 +117,7 @@ def _plan(args: argparse.Namespace, trace: Trace) -> tuple[str, dict[str, Any], 
         f"stage 1 in {plan['groups']} group(s)",
         f"model {plan['model']}: input budget {plan['input_budget']} tokens a request; stage 1 reads its runs "
         f"{analyst.stage1_reading}; {STORE_LINES[analyst.store]}",
+        f"reading: {choice.reason}; {choice.change}",
         _task_line(_shown_task(args, trace), trace, args.expect),
         "",
         "stage    calls  input tokens  output tokens  largest request  est. cost",
@@ -173,8 +179,6 @@ def _plan(args: argparse.Namespace, trace: Trace) -> tuple[str, dict[str, Any], 
 STORE_LINES = {
     "hosted": "store hosted (uploaded, file_search)",
     "none": "store none (nothing uploaded: each stage reads inline)",
-    "auto": "store auto: hosted where the endpoint has Files and Vector Stores (this plan), else none "
-    "(see it with --store none)",
 }
 
 

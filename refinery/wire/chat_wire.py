@@ -6,10 +6,16 @@ body, `wire.responses_request_builder`), and everything that reads an answer —
 a refusal, a cut-off answer, usage, the larger budget, the format re-ask — is written once for
 that shape. So the chat wire turns the body into its Chat Completions form on the way out (the
 messages, the strict schema as Chat Completions nests it: `response_format: {type: "json_schema",
-json_schema: {name, schema, strict}}`, `max_completion_tokens`, `reasoning_effort`) and the
+json_schema: {name, schema, strict}}`, the output budget, `reasoning_effort`) and the
 answer into a Responses object on the way back (`finish_reason: "length"` is an incomplete answer
 cut by `max_output_tokens`, as on the Responses wire). A body with tools is refused: the chat wire
 has no `file_search`, and a stage that reads a hosted store cannot be sent through it.
+
+The output budget goes by the name the endpoint reads (`token_field`): OpenAI and Azure take
+`max_completion_tokens` and refuse `max_tokens` for reasoning models; Ollama, LM Studio,
+OpenRouter and llama.cpp before 2026 read `max_tokens` and silently ignore the other (an answer
+then runs to the context's end). Only one is sent: a server that forbids unknown fields refuses
+the one it does not know.
 """
 
 from __future__ import annotations
@@ -19,7 +25,9 @@ from typing import Any
 
 from refinery.errors import RequestBuildError
 
-__all__ = ["chat_body", "as_response", "unfenced"]
+__all__ = ["TOKEN_FIELDS", "chat_body", "as_response", "unfenced"]
+
+TOKEN_FIELDS = ("max_completion_tokens", "max_tokens")
 
 # Responses parameters with no Chat Completions counterpart that a stage body may carry: dropped
 _DROPPED = frozenset({"include", "store", "truncation"})
@@ -31,10 +39,15 @@ def _text_of(content: Any) -> str:
     return "".join(str(p.get("text", "")) for p in content or [] if isinstance(p, Mapping))
 
 
-def chat_body(body: Mapping[str, Any], *, strict: bool = True) -> dict[str, Any]:
+def chat_body(
+    body: Mapping[str, Any], *, strict: bool = True, token_field: str = "max_completion_tokens"
+) -> dict[str, Any]:
     """The Chat Completions body of a Responses body (`strict=False`: the schema is sent without
-    `strict`, for a server that constrains output by the schema but refuses the flag). Function
-    tools and the calls and outputs in the input go as Chat Completions has them."""
+    `strict`, for a server that constrains output by the schema but refuses the flag), its output
+    budget named `token_field` (one of `TOKEN_FIELDS`). Function tools and the calls and outputs
+    in the input go as Chat Completions has them."""
+    if token_field not in TOKEN_FIELDS:
+        raise RequestBuildError(f"token_field must be one of {', '.join(TOKEN_FIELDS)}, got {token_field!r}")
     tools = list(body.get("tools") or [])
     if any(t.get("type") != "function" for t in tools):
         raise RequestBuildError(
@@ -62,7 +75,7 @@ def chat_body(body: Mapping[str, Any], *, strict: bool = True) -> dict[str, Any]
     elif fmt.get("type") == "json_object":
         out["response_format"] = {"type": "json_object"}
     if body.get("max_output_tokens") is not None:
-        out["max_completion_tokens"] = int(body["max_output_tokens"])
+        out[token_field] = int(body["max_output_tokens"])
     if body.get("temperature") is not None:
         out["temperature"] = body["temperature"]
     effort = (body.get("reasoning") or {}).get("effort")

@@ -36,7 +36,14 @@ from refinery.errors import (
     RefineryError,
 )
 from refinery.wire.chat_wire import as_response, chat_body
-from refinery.wire.endpoint_offer import APIS, EndpointOffer, check_choice, route_missing
+from refinery.wire.endpoint_offer import (
+    APIS,
+    StoreChoice,
+    chat_token_field,
+    check_choice,
+    route_missing,
+    store_choice,
+)
 from refinery.wire.function_calls import ToolRunner, function_calls, with_function_results, without_more_calls
 from refinery.wire.rate_budget import BudgetStats, RateBudget
 from refinery.wire.response_output import (
@@ -113,7 +120,7 @@ class CanaryResult:
     backend: str = "openai"  # or "azure"
     host: str = ""  # "OpenAI at https://…" / "Azure OpenAI at https://…"
     api: str = "responses"  # the wire that answered: "responses" or "chat"
-    offer: EndpointOffer | None = None  # what the endpoint serves besides (Files, Vector Stores)
+    store: StoreChoice | None = None  # the reading a run with no --store flag uses there, and why
 
 
 class ResponsesClient:
@@ -165,8 +172,6 @@ class ResponsesClient:
         self.api = check_choice("api", api, APIS)
         # the wire this endpoint answers on, once known (what an endpoint serves, not per-run state)
         self._wire: str | None = None if api == "auto" else api
-        self._offer: EndpointOffer | None = None
-        self._offer_lock = asyncio.Lock()
         self.max_output_tokens_cap = max_output_tokens_cap
         # the last calls' usage, for a host's look at what the client did lately; bounded, because a
         # client may live as long as its host. An analysis counts its own calls (`JsonAnswer.usage`).
@@ -186,29 +191,11 @@ class ResponsesClient:
         """`responses` or `chat`: the wire requests go by (None: `auto`, before the first call)."""
         return self._wire
 
-    async def endpoint_offer(self) -> EndpointOffer:
-        """Whether the endpoint has Files and Vector Stores (asked once: `GET /vector_stores?limit=1`
-        and `GET /files?limit=1`; a route it does not know means no). A client on the chat wire
-        never asks: `file_search` is a Responses tool, so no hosted store can serve it."""
-        async with self._offer_lock:
-            if self._offer is None:
-                found = {"files": False, "vector_stores": False}
-                if self._wire != "chat":
-                    for name in ("vector_stores", "files"):
-                        try:
-                            await self.transport.request("GET", f"/{name}", params={"limit": "1"})
-                            found[name] = True
-                        except APIStatusError as exc:
-                            if not route_missing(exc) and exc.status not in (400, 422):
-                                raise
-                        except APIConnectionError as exc:  # cannot tell: as before, the store's calls will say
-                            log.info("could not ask %s for %s (%s); assuming it has them", self.base_url, name, exc)
-                            found = {"files": True, "vector_stores": True}
-                            break
-                        if not found[name]:
-                            break  # one missing is enough: no hosted store
-                self._offer = EndpointOffer(self.base_url, **found)
-            return self._offer
+    def store_choice(self, wanted: str = "auto") -> StoreChoice:
+        """The reading an analysis over this client uses (`endpoint_offer.store_choice`): for
+        `auto`, decided from the endpoint's address and wire, with no request."""
+        settings = self.transport.settings
+        return store_choice(wanted, settings.base_url, settings.backend, self._wire or self.api)
 
     @property
     def budget_stats(self) -> BudgetStats | None:
@@ -261,8 +248,11 @@ class ResponsesClient:
 
     async def _create_chat(self, body: Mapping[str, Any], cost: int, cost_class: str | None) -> dict[str, Any]:
         """The request as `POST /chat/completions` (same transport, retries and rate budget), its
-        answer read back as a Responses object."""
-        sent = await asyncio.to_thread(chat_body, body)
+        output budget named as the endpoint reads it (`chat_token_field`), its answer read back
+        as a Responses object."""
+        settings = self.transport.settings
+        field = chat_token_field(settings.base_url, settings.backend)
+        sent = await asyncio.to_thread(lambda: chat_body(body, token_field=field))
         resp = await self.transport.request("POST", "/chat/completions", json=sent, cost=cost, cost_class=cost_class)
         return as_response(resp.data)
 
@@ -392,11 +382,6 @@ class ResponsesClient:
             raise CanaryError(f"cannot reach {base!r}: check {url_var} and the network ({exc})") from exc
         except RefineryError as exc:
             raise CanaryError(f"canary failed: {exc}") from exc
-        try:
-            offer: EndpointOffer | None = await self.endpoint_offer()
-        except RefineryError as exc:  # the model answered: what else it serves is only reported
-            log.info("could not ask %s what it serves: %s", base, exc)
-            offer = None
         return CanaryResult(
             ok=True,
             model=model,
@@ -405,7 +390,7 @@ class ResponsesClient:
             backend=settings.backend,
             host=settings.host,
             api=self._wire or "responses",
-            offer=offer,
+            store=self.store_choice(),
         )
 
 

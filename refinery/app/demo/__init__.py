@@ -61,7 +61,12 @@ async def run_demo(
     # The spec check needs OpenAI's OpenAPI document, which an installed package does not ship.
     async with OpenAITestServer(api_key=DEMO_KEY, validate_requests=find_spec() is not None) as server:
         async with ResponsesClient(api_key=DEMO_KEY, base_url=server.base_url) as client:
-            analyst = StagedFailureAnalyst(client=client, progress_callback=progress, poll_timeout_s=60)
+            analyst = StagedFailureAnalyst(
+                client=client,
+                progress_callback=progress,
+                poll_timeout_s=60,
+                store="hosted",  # the server plays OpenAI
+            )
             done = await analyze_into(
                 out,
                 trace,
