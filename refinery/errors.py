@@ -228,6 +228,15 @@ class IndexingTimeoutError(VectorStoreError):
         super().__init__(f"vector store {store_id}: {in_progress} file(s) still in progress after {timeout_s:g} s")
 
 
+class BatchError(RefineryError):
+    """The provider's Batch API: a batch, or one of its files, is not what it must be."""
+
+
+class BatchFileError(BatchError, ValueError):
+    """A batch's input or output file cannot be written or read as the API's JSONL; the message
+    names the file and line."""
+
+
 class TraceFormatError(RefineryError, ValueError):
     """A trace file is not what it claims to be; names the file and the field."""
 

@@ -54,6 +54,8 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
 FormFactory = Callable[[], aiohttp.FormData]
+# takes a successful answer's body as it arrives (a file's content, not JSON); called afresh on each attempt
+BodySink = Callable[[aiohttp.ClientResponse], Awaitable[Any]]
 
 
 TokenProvider = Callable[[], "str | Awaitable[str]"]  # an Entra token, sync or async
@@ -291,31 +293,39 @@ class OpenAITransport:
         params: Mapping[str, str] | None = None,
         cost: int | None = None,
         cost_class: str | None = None,
+        retry: RetryPolicy | None = None,
+        sink: BodySink | None = None,
     ) -> ApiResponse:
         """Send one API call with the retry rules; return its parsed JSON or raise a typed error.
 
         `form` is a factory, not a `FormData`, because a multipart body is consumed by sending it
         and a retry must build it again. `cost` (estimated tokens) puts the call under the rate
         budget; `cost_class` groups calls whose hidden costs (retrieved chunks) are alike.
+        `retry` replaces the transport's policy for this call (a call that must not be repeated
+        blindly, as creating a batch, retries nothing transient and looks before trying again).
+        `sink` takes a successful answer's body as it arrives, instead of it being read whole and
+        parsed (a file's content, hundreds of MB); what it returns is the answer's `data`. It is
+        called afresh on each attempt, so it must start over each time.
         """
         attempts = Attempts()
+        policy = retry or self.retry
         while True:
             outcome = await self._attempt(
-                method, path, json=json, form=form, params=params, cost=cost, cost_class=cost_class
+                method, path, json=json, form=form, params=params, cost=cost, cost_class=cost_class, sink=sink
             )
             if isinstance(outcome, ApiResponse):
                 return outcome
             failure, status, headers = outcome
-            retry = next_wait(failure, status, headers, attempts, self.retry, self._rng)
-            if retry is None:
+            wait = next_wait(failure, status, headers, attempts, policy, self._rng)
+            if wait is None:
                 if attempts.rate_limited and isinstance(failure, RateLimitError):
                     log.warning(
                         "rate limited on %s %s; giving up after %d retries", method, path, attempts.rate_limited
                     )
                 raise failure
-            attempts.record(retry)
-            log.info("%s %s failed (%s); %s retry in %.2fs", method, path, failure, retry.kind, retry.wait_s)
-            await self._sleep(retry.wait_s)
+            attempts.record(wait)
+            log.info("%s %s failed (%s); %s retry in %.2fs", method, path, failure, wait.kind, wait.wait_s)
+            await self._sleep(wait.wait_s)
 
     def _admission(self, cost: int | None, cost_class: str | None) -> AbstractAsyncContextManager[Ticket]:
         if self.budget is None or cost is None:
@@ -332,6 +342,7 @@ class OpenAITransport:
         params: Mapping[str, str] | None,
         cost: int | None,
         cost_class: str | None,
+        sink: BodySink | None = None,
     ) -> ApiResponse | tuple[APIError, int, dict[str, str]]:
         """One try: the answer, or (the typed failure, HTTP status or 0, headers)."""
         session = self._ensure_session()
@@ -346,9 +357,13 @@ class OpenAITransport:
                     params=params,
                     headers=await self.settings.request_headers(),
                 ) as resp:
-                    raw = await resp.read()
                     status = resp.status
                     headers = {k.lower(): v for k, v in resp.headers.items()}
+                    if sink is not None and status < 400:
+                        data = await sink(resp)  # a read cut short raises here, and is retried as any
+                        ticket.settle(None, headers)
+                        return ApiResponse(status, headers, data)
+                    raw = await resp.read()
             except asyncio.TimeoutError as exc:
                 failure: APIError = APITimeoutError(f"{method} {url} timed out")
                 failure.__cause__ = exc

@@ -15,8 +15,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from refinery.errors import (
     APIStatusError,
     FileIndexingError,
@@ -26,6 +24,7 @@ from refinery.errors import (
     VectorStoreError,
     VectorStoreGoneError,
 )
+from refinery.wire.files_api import upload_file
 from refinery.wire.transport import OpenAITransport
 
 log = logging.getLogger("refinery.vector_store")
@@ -134,21 +133,9 @@ class VectorStoreManager:
         stay on the account until deleted, and a run killed before its cleanup leaves them.
         `on_attempt` hears each attempt just before it is sent (a retry after a timeout is one
         more file the server may make, whose id never comes back)."""
-        content = await asyncio.to_thread(path.read_bytes)  # a big rendered file: read off the event loop
-
-        def form() -> aiohttp.FormData:
-            if on_attempt is not None:
-                on_attempt(path)
-            fd = aiohttp.FormData()
-            fd.add_field("purpose", FILE_PURPOSE)
-            if expires_after_s is not None:
-                fd.add_field("expires_after[anchor]", "created_at")
-                fd.add_field("expires_after[seconds]", str(min(max(expires_after_s, 3600), 2_592_000)))
-            fd.add_field("file", content, filename=path.name, content_type="text/plain")
-            return fd
-
-        resp = await self.transport.request("POST", "/files", form=form)
-        file_id = str(resp.data["id"])
+        file_id = await upload_file(
+            self.transport, path, purpose=FILE_PURPOSE, expires_after_s=expires_after_s, on_attempt=on_attempt
+        )
         self.uploaded[file_id] = path.name
         return file_id
 
