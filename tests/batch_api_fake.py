@@ -45,7 +45,12 @@ class FakeBatchAPI:
         assert completion_window == "24h" and endpoint == "/v1/responses"
         bid = self._id("batch")
         self.creates.append({"input_file_id": input_file_id, "metadata": metadata})
-        self.batches[bid] = {"input": input_file_id, "metadata": metadata, "status": "in_progress", "n": len(self.creates)}
+        self.batches[bid] = {
+            "input": input_file_id,
+            "metadata": metadata,
+            "status": "in_progress",
+            "n": len(self.creates),
+        }
         if self.stop_at == "create-after":
             self.stop_at = None
             raise Stop("killed after the server made the batch")

@@ -92,7 +92,13 @@ async def analyze_by_batch(
             async with gate:
                 try:
                     outcome = await _analyze_one(
-                        item, out / item.name, model, client, analyst_kwargs, prices=batch_prices(), usage_notes=PRICED_AT
+                        item,
+                        out / item.name,
+                        model,
+                        client,
+                        analyst_kwargs,
+                        prices=batch_prices(),
+                        usage_notes=PRICED_AT,
                     )
                 except RequestDeferred:
                     return
@@ -174,8 +180,12 @@ def stage_costs(state: RunState, outcomes: dict[str, Any], model: str) -> dict[s
             stage,
         )
         counts = usage.counts()
-        answered = {c for s in subs for c, st in s.requests.items() if (st or "other") == stage and c in outcomes
-                    and outcomes[c].status_code == 200}
+        answered = {
+            c
+            for s in subs
+            for c, st in s.requests.items()
+            if (st or "other") == stage and c in outcomes and outcomes[c].status_code == 200
+        }
         result[stage] = {
             "batches": len(subs),
             "requests": row["requests"],
@@ -245,7 +255,9 @@ async def batch_status(out_dir: str | Path, items: Sequence[BatchItem] | None = 
     return describe(state, stages)
 
 
-async def cancel_batches(out_dir: str | Path, api: BatchAPI, *, poll: Poll | None = None, emit: Emit | None = None) -> list[str]:
+async def cancel_batches(
+    out_dir: str | Path, api: BatchAPI, *, poll: Poll | None = None, emit: Emit | None = None
+) -> list[str]:
     """Cancel the open batches of an output folder, read back what they finished and delete their
     files; a later run submits what was cancelled again."""
     out = Path(out_dir)

@@ -77,7 +77,9 @@ async def write_round(
         subs = []
         for i, part in enumerate(split_input(lines, max_requests=max_requests, max_bytes=max_bytes), 1):
             key = f"r{number}-p{i}"
-            write_text_atomic(state_dir(out) / "inputs" / f"{key}.jsonl", "".join(line.rstrip("\n") + "\n" for line in part))
+            write_text_atomic(
+                state_dir(out) / "inputs" / f"{key}.jsonl", "".join(line.rstrip("\n") + "\n" for line in part)
+            )
             ids = [json.loads(line)["custom_id"] for line in part]
             subs.append(Submission(key=key, round=number, input=f"{key}.jsonl", requests={c: stage_of[c] for c in ids}))
         return subs
@@ -184,7 +186,7 @@ def read_results(out: Path, state: RunState) -> dict[str, BatchOutcome]:
             path = state_dir(out) / "results" / f"{sub.key}.{kind}.jsonl"
             if path.is_file():
                 with path.open(encoding="utf-8") as fh:
-                    found.update(read_outcomes(fh))
+                    found.update(read_outcomes(fh, source=str(path)))
     return found
 
 
