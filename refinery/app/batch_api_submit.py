@@ -121,7 +121,10 @@ def progress_line(state: RunState, subs: list[Submission], wait: float | None) -
     failed = sum(sub.counts.get("failed", 0) for sub in subs)
     states = ", ".join(f"{n} {s}" for s, n in sorted(by_status.items()))
     then = f"; next look in {wait:.0f}s" if wait is not None else ""
-    return f"batch-api: round {state.rounds}: {len(subs)} batch(es) ({states}); {done}/{total} requests done, {failed} failed{then}"
+    return (
+        f"batch-api: round {state.rounds}: {len(subs)} batch(es) ({states}); {done}/{total} requests done, "
+        f"{failed} failed{then}"
+    )
 
 
 async def advance(

@@ -62,7 +62,8 @@ async def analyze_into(
     else it is refused before anything is uploaded — unless `fresh`, which deletes its recorded
     store and results first. With `trace_file`, the file is checked before each stage: a trace
     changed under the run stops it. `usage_notes` are added to `usage.json` (the demo's stand-in
-    notice); `prices` replaces the price table (the Batch API's rate). The report embeds the files the analysis sent, which are deleted afterwards.
+    notice); `prices` replaces the price table (the Batch API's rate). The report embeds the
+    files the analysis sent, which are deleted afterwards.
     """
     folder = Path(folder)
     trace = as_trace(trace) if trace is not None else None
