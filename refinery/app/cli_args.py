@@ -396,6 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="USD",
         help="stop the whole batch before the estimated spend could pass USD",
     )
+    _batch_api_flags(p)
 
     p = command(
         "eval",
@@ -516,3 +517,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api", choices=["auto", "responses", "chat"], default="auto", help=API_HELP)
     p.add_argument("--store", choices=["auto", "hosted", "none"], default="auto", help=STORE_HELP)
     return parser
+
+
+def _batch_api_flags(p: argparse.ArgumentParser) -> None:
+    """`batch --batch-api` and its controls (docs/batch-api.md)."""
+    p.add_argument(
+        "--batch-api",
+        action="store_true",
+        help="run every request through the provider's Batch API (half price, results within 24 h); rerun the "
+        "same command to go on after a stop",
+    )
+    p.add_argument(
+        "--status",
+        action="store_true",
+        help="with --batch-api's output folder (SOURCE or --out): where each batch and trace stands; sends nothing",
+    )
+    p.add_argument(
+        "--cancel", action="store_true", help="cancel the open batches of that output folder and delete their files"
+    )
+    p.add_argument(
+        "--sync-retry",
+        action="store_true",
+        help="with --batch-api: send a line that failed or expired at once, live, instead of in the next batch",
+    )
