@@ -18,6 +18,7 @@ from refinery.app.batch import analyze_many, discover
 from refinery.app.batch_api_run import analyze_by_batch, batch_status, cancel_batches
 from refinery.app.batch_api_state import load_state
 from refinery.app.batch_api_submit import Poll
+from refinery.app.cli import amain
 from refinery.core.pricing import estimate_cost_usd
 from refinery.traces.render import RenderOptions
 from refinery.wire.batch_answers import custom_id_for
@@ -225,3 +226,25 @@ async def test_with_sync_retry_a_failed_line_is_sent_live_instead(items, api, op
 def test_a_requests_custom_id_is_its_bodys_digest():
     assert custom_id_for({"a": 1, "b": [2]}) == custom_id_for({"b": [2], "a": 1})
     assert custom_id_for({"a": 1}) != custom_id_for({"a": 2}) and len(custom_id_for({})) <= 64
+
+
+async def test_plan_with_batch_api_prices_the_same_requests_at_half(capsys):
+    trace, expect = str(FIX / "plain_chat.json"), str(FIX / "expectation.json")
+    assert await amain(["plan", trace, "--expect", expect, "--store", "none", "--json"]) == 0
+    live = json.loads(capsys.readouterr().out)
+    assert await amain(["plan", trace, "--expect", expect, "--batch-api", "--json"]) == 0
+    batch = json.loads(capsys.readouterr().out)
+    assert batch["total"]["input_tokens"] == live["total"]["input_tokens"] > 0
+    assert batch["total"]["estimated_cost_usd"] == pytest.approx(live["total"]["estimated_cost_usd"] / 2, abs=1e-4)
+    assert batch["priced_at"].startswith("Batch API rate")
+
+
+async def test_the_status_command_reads_the_folder_and_sends_nothing(items, api, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "out"
+    api.stop_at = "retrieve"
+    with pytest.raises(Stop):
+        await _run(items, out, api)
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9")  # nothing listens: a request would fail
+    assert await amain(["batch", str(out), "--status"]) == 0
+    said = capsys.readouterr().out
+    assert "r1-p1: batch-2 in_progress, 3 requests" in said and "plain_chat: waiting (stages done: none)" in said

@@ -233,7 +233,8 @@ def batch_md(costs: dict[str, dict[str, Any]]) -> list[str]:
 def _trace_stages(out: Path, items: Sequence[BatchItem] | None) -> dict[str, str]:
     summary = read_json(out / SUMMARY_JSON)
     recorded = (summary or {}).get("outcomes") or {} if isinstance(summary, dict) else {}
-    names = [i.name for i in items] if items is not None else sorted(recorded)
+    folders = {p.name for p in out.iterdir() if (p / "inputs.json").is_file()} if out.is_dir() else set()
+    names = [i.name for i in items] if items is not None else sorted(set(recorded) | folders)
     where: dict[str, str] = {}
     for name in names:
         o = recorded.get(name) or {}

@@ -320,6 +320,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", action="store_true", help="also list every file and request")
     p.add_argument("--show-bodies", action="store_true", help="print the request bodies in full")
     p.add_argument(
+        "--batch-api",
+        action="store_true",
+        help="plan a `batch --batch-api` run: read inline, priced at the Batch API's rate (half)",
+    )
+    p.add_argument(
         "--compare-reading",
         action="store_true",
         help="also show stage 1's tokens and cost read the other way (inline / search)",

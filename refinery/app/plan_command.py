@@ -18,6 +18,7 @@ from refinery.app.cli_commands import emit, trace_path
 from refinery.app.exit_codes import EXIT_OK, EXIT_USAGE
 from refinery.app.inputs import expectation_for, read_files
 from refinery.core.models import Trace
+from refinery.core.pricing import BATCH_PRICE_FACTOR, batch_prices
 from refinery.traces import load_trace, load_traces
 from refinery.traces.redact import RedactionReport, redact_text
 from refinery.traces.spool import file_stats
@@ -58,13 +59,19 @@ def _plan(args: argparse.Namespace, trace: Trace) -> tuple[str, dict[str, Any], 
     prompts, evals = read_files(args.prompts), read_files(args.evals)
     # No client is built: the analyst makes one only when it first talks to the API, which
     # `plan` never does (its test runs with no key and fails on any request).
-    analyst = StagedFailureAnalyst(model=args.model, redact=not args.no_redact, **_scale_options(args))
+    batch_api = getattr(args, "batch_api", False)  # read inline, priced at the Batch API's rate
+    options = {**_scale_options(args), **({"store": "none", "search_calls": 0} if batch_api else {})}
+    analyst = StagedFailureAnalyst(model=args.model, redact=not args.no_redact, **options)
     files, redaction = analyst.rendering(trace, expectation, prompts, evals)
     # Bodies are measured one at a time; --json keeps them up to 512 KB (read inline, a big trace's
     # Stage 1 bodies hold the whole trace), --show-bodies all of them.
     keep = None if args.show_bodies else (PLAN_JSON_BODY_BYTES if args.json else 0)
     calls = measure(planned_requests(analyst, trace, files, expectation), keep)
-    plan = plan_summary(analyst, trace, files, calls, latency_s=args.latency)
+    plan = plan_summary(
+        analyst, trace, files, calls, latency_s=args.latency, prices=batch_prices() if batch_api else None
+    )
+    if batch_api:
+        plan["priced_at"] = f"Batch API rate ({BATCH_PRICE_FACTOR:.0%} of the listed price)"
     data = {
         **plan,
         "files": [{"name": n, "bytes": size, "estimated_tokens": tokens} for n, size, tokens in file_stats(files)],
@@ -120,7 +127,9 @@ def _plan(args: argparse.Namespace, trace: Trace) -> tuple[str, dict[str, Any], 
         f"total    {total['calls']:>5}  {total['input_tokens']:>12}  {total['output_tokens']:>13}",
         "",
         f"estimated cost (worst case): {cost}; duration at {plan['latency_s']:g} s a call: "
-        f"~{total['estimated_duration_s']:.0f} s plus indexing",
+        f"~{total['estimated_duration_s']:.0f} s plus indexing"
+        if not batch_api
+        else f"estimated cost (worst case) at the {plan['priced_at']}: {cost}; results within 24 h a stage",
         f"({plan['notes']})",
     ]
     lines += [f"warning: {w}" for w in plan["warnings"]]
