@@ -26,7 +26,7 @@ from refinery.testing.strict_rules import strict_violations
 if TYPE_CHECKING:
     from refinery.testing.server import OpenAITestServer
 
-__all__ = ["chat_problems", "chat_texts", "create_chat_completion"]
+__all__ = ["answer_chat", "chat_problems", "chat_texts", "create_chat_completion"]
 
 
 def chat_texts(body: dict[str, Any]) -> tuple[str, str]:
@@ -71,8 +71,13 @@ def chat_problems(server: OpenAITestServer, body: Any) -> list[str]:
 
 
 async def create_chat_completion(server: OpenAITestServer, request: web.Request) -> web.StreamResponse:
-    raw = await request.read()
-    fault = server._take_fault("/v1/chat/completions", raw.decode("utf-8", "replace"))
+    return await answer_chat(server, await request.read())
+
+
+async def answer_chat(server: OpenAITestServer, raw: bytes, *, online: bool = True) -> web.StreamResponse:
+    """`POST /chat/completions` on the body `raw`; `online=False` is a batch's line: the same
+    answer, outside the online rate limits and armed faults (a batch has its own quota)."""
+    fault = server._take_fault("/v1/chat/completions", raw.decode("utf-8", "replace")) if online else None
     early = await server._transport_fault(fault)
     if early is not None:
         return early
@@ -90,7 +95,7 @@ async def create_chat_completion(server: OpenAITestServer, request: web.Request)
     schema = (fmt.get("json_schema") or {}).get("schema") if fmt.get("type") == "json_schema" else None
     max_out = body.get("max_completion_tokens") or body.get("max_tokens")
     cost = count_tokens(system + user + json.dumps(schema or {})) + int(max_out or 4096)
-    admitted, rl_headers, rl_body = server.limiter.admit(cost, str(body.get("model")))
+    admitted, rl_headers, rl_body = server.limiter.admit(cost, str(body.get("model"))) if online else (True, {}, {})
     if not admitted:
         server.stats["429 rate_limit_exceeded"] += 1
         return web.json_response(rl_body, status=429, headers=rl_headers)
@@ -121,7 +126,8 @@ async def create_chat_completion(server: OpenAITestServer, request: web.Request)
     if kind == "refusal":
         message = {"role": "assistant", "content": None, "refusal": "I'm sorry, I can't help with that request."}
     in_tokens = count_tokens(system + user)
-    server.limiter.charge(in_tokens + out_tokens + thinking, cost)
+    if online:
+        server.limiter.charge(in_tokens + out_tokens + thinking, cost)
     server.stats["tokens used"] += in_tokens + out_tokens + thinking
     resp = {
         "id": server._new_id("chatcmpl-"),

@@ -30,6 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
+from refinery.testing.batch_api import BatchKnobs, ServerBatch, mount_batches
 from refinery.testing.chat_api import create_chat_completion
 from refinery.testing.faults import Fault, RateLimiter, around, drop_mid_body, transport_fault
 from refinery.testing.function_tools import responses_search_call
@@ -81,6 +82,8 @@ class OpenAITestServer(FilesAndStores):
         responses_api: bool = True,
         chat_api: bool = True,
         strict: bool = True,
+        batch_api: bool = True,
+        batch_delay_s: float = 0.0,
     ) -> None:
         self.host, self.port = host, port
         # what the server serves, to play vLLM, Ollama & co. (`chat_api`): no Files, Vector Stores
@@ -114,6 +117,10 @@ class OpenAITestServer(FilesAndStores):
         ] = []  # what /responses answered, in order (benchmarks read the chunks returned)
         self.files: dict[str, _File] = {}
         self.stores: dict[str, _Store] = {}
+        # the Batch API (`refinery.testing.batch_api`): every batch made, and what a test sets on them
+        self.batch_api = batch_api
+        self.batches: dict[str, ServerBatch] = {}
+        self.batch_knobs = BatchKnobs(completion_delay_s=batch_delay_s)
         self._ids = itertools.count(1)
         path = Path(spec_path) if spec_path else (find_spec() if validate_requests else None)
         self.spec: OpenAPISpec | None = OpenAPISpec(path) if path and validate_requests else None
@@ -183,7 +190,10 @@ class OpenAITestServer(FilesAndStores):
         r.add_post(f"{v1}/files", self.create_file)
         r.add_get(f"{v1}/files", self.list_files)
         r.add_get(f"{v1}/files/{{file_id}}", self.get_file)
+        r.add_get(f"{v1}/files/{{file_id}}/content", self.file_content)
         r.add_delete(f"{v1}/files/{{file_id}}", self.delete_file)
+        if self.batch_api:
+            mount_batches(self, r, v1)
         r.add_post(f"{v1}/vector_stores", self.create_store)
         r.add_get(f"{v1}/vector_stores", self.list_stores)
         r.add_get(f"{v1}/vector_stores/{{store_id}}", self.get_store)
@@ -297,9 +307,15 @@ class OpenAITestServer(FilesAndStores):
         return None
 
     async def create_response(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
+        return await self.answer_response(await request.read(), request)
+
+    async def answer_response(self, raw: bytes, request: web.Request | None = None) -> web.StreamResponse:
+        """`POST /responses` on the body `raw`. Without a `request` it is a batch's line: answered by
+        the same logic, outside the online rate limits, latency and armed faults (a batch has its own
+        quota, and its own knobs: `refinery.testing.batch_api`)."""
+        online = request is not None
         body_text = raw.decode("utf-8", "replace")
-        fault = self._take_fault("/v1/responses", body_text)
+        fault = self._take_fault("/v1/responses", body_text) if online else None
         early = await self._transport_fault(fault)
         if early is not None:
             return early
@@ -315,17 +331,17 @@ class OpenAITestServer(FilesAndStores):
         system, user = request_texts(body)
         cost = admission_cost(body)
         max_out = body.get("max_output_tokens")
-        admitted, rl_headers, rl_body = self.limiter.admit(cost, str(body.get("model")))
+        admitted, rl_headers, rl_body = self.limiter.admit(cost, str(body.get("model"))) if online else (True, {}, {})
         if not admitted:
             self.stats["429 rate_limit_exceeded"] += 1
             self.stats["429 request too large"] += int(
                 bool(self.limiter.tpm and cost > self.limiter.tpm)
             )  # never admissible
             return web.json_response(rl_body, status=429, headers=rl_headers)
-        if self.limiter.tokens:  # how near this admission came to a 429: the bucket's level after it
+        if self.limiter.tokens and online:  # how near this admission came to a 429: the bucket's level after it
             left = int(self.limiter.tokens.level)
             self.stats[LOWEST_LEFT] = min(self.stats.get(LOWEST_LEFT, left), left)
-        if self.latency_s:
+        if self.latency_s and online:
             await asyncio.sleep(self.latency_s)
         called = responses_search_call(self, body)  # a request offering search_trace: the stand-in searches first
         if called is not None:
@@ -455,12 +471,13 @@ class OpenAITestServer(FilesAndStores):
                 "total_tokens": in_tokens + out_tokens + thinking,
             },
         }
-        self.limiter.charge(in_tokens + out_tokens + thinking, cost)
+        if online:
+            self.limiter.charge(in_tokens + out_tokens + thinking, cost)
         self.stats["tokens used"] += in_tokens + out_tokens + thinking
         self.responses.append(resp)
         payload = json.dumps(resp).encode()
         headers = {**self.limiter.headers(), "x-request-id": self._new_id("req_")}
-        if kind == "drop_connection":
+        if kind == "drop_connection" and request is not None:
             return await drop_mid_body(request, payload, headers)
         return web.Response(body=payload, content_type="application/json", headers=headers)
 

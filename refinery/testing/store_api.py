@@ -141,6 +141,16 @@ class FilesAndStores:
     async def get_file(self, request: web.Request) -> web.Response:
         return web.json_response(self._file_obj(self._file(request.match_info["file_id"])))
 
+    async def file_content(self, request: web.Request) -> web.Response:
+        """`GET /files/{id}/content`: the file's bytes (a batch's input, output and error files).
+        A file of purpose `assistants` is refused, as the API refuses it."""
+        f = self._file(request.match_info["file_id"])
+        if f.purpose == "assistants":
+            return _error(
+                400, "Not allowed to download files of purpose: assistants", "invalid_request_error", param="file_id"
+            )
+        return web.Response(body=f.data, content_type="application/octet-stream")
+
     async def delete_file(self, request: web.Request) -> web.Response:
         f = self._file(request.match_info["file_id"])
         del self.files[f.id]
