@@ -40,6 +40,12 @@ def _transport(args: argparse.Namespace) -> Any:
     return OpenAITransport(timeout=timeout, tpm=args.tpm, rpm=args.rpm)
 
 
+def _poll(args: argparse.Namespace) -> Any:
+    from refinery.app.batch_api_submit import Poll
+
+    return Poll(first=args.poll_every, most=max(args.poll_every, 300.0))
+
+
 async def cmd_batch_api(args: argparse.Namespace) -> int:
     from refinery.app import batch_api_run as engine
     from refinery.app.batch import discover, failure_line
@@ -64,7 +70,7 @@ async def cmd_batch_api(args: argparse.Namespace) -> int:
     async with transport:
         api = BatchAPI(transport)
         if args.cancel:
-            cancelled = await engine.cancel_batches(_folder(args), api, emit=_say)
+            cancelled = await engine.cancel_batches(_folder(args), api, poll=_poll(args), emit=_say)
             emit(
                 args,
                 f"cancelled {len(cancelled)} batch(es): {', '.join(cancelled) or 'none open'}",
@@ -83,6 +89,7 @@ async def cmd_batch_api(args: argparse.Namespace) -> int:
             model=args.model,
             concurrency=args.concurrency,
             progress=_say,
+            poll=_poll(args),
             fallback=transport if args.sync_retry else None,
             patterns_client=None if args.no_llm else ResponsesClient(transport=transport),
             patterns_max_cost_usd=args.max_cost,

@@ -545,3 +545,11 @@ def _batch_api_flags(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with --batch-api: send a line that failed or expired at once, live, instead of in the next batch",
     )
+    p.add_argument(
+        "--poll-every",
+        type=positive_float,
+        default=10.0,
+        metavar="S",
+        help="with --batch-api: first look at open batches after S seconds, then twice as long each time, up to "
+        "5 minutes (default: 10)",
+    )
