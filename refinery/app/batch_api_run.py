@@ -78,13 +78,14 @@ async def analyze_by_batch(
     summary = await asyncio.to_thread(_previous, out, model)
     analyst_kwargs = {**analyst_kwargs, "store": "none", "search_calls": 0}  # inline: no store, no tool
     gate = asyncio.Semaphore(max(1, concurrency))
+    failed_now: set[str] = set()  # failed in this run: not tried again each round (a rerun tries them)
     price_model = analyst_kwargs.get("base_model") or model
     while True:
         await advance(api, out, state, poll=poll, emit=progress)
         outcomes = await asyncio.to_thread(read_results, out, state)
         tries = state.tries()
         pending: dict[str, PendingRequest] = {}
-        todo = [i for i in items if not _finished(summary, out, i)]
+        todo = [i for i in items if not _done(summary, out, i) and i.name not in failed_now]
 
         async def one(item: BatchItem) -> None:
             answers = BatchAnswers(outcomes, tries, pending, trace=item.name, max_tries=max_tries, fallback=fallback)
@@ -114,6 +115,8 @@ async def analyze_by_batch(
                         exit_code=exit_code_for(exc),
                     )
             summary.outcomes[item.name] = outcome
+            if outcome.status == "failed":
+                failed_now.add(item.name)
 
         await asyncio.gather(*(one(i) for i in todo))
         await asyncio.to_thread(_write_summary, out, summary, state, outcomes, price_model)
@@ -148,11 +151,9 @@ def _previous(out: Path, model: str) -> BatchSummary:
     return summary
 
 
-def _finished(summary: BatchSummary, out: Path, item: BatchItem) -> bool:
+def _done(summary: BatchSummary, out: Path, item: BatchItem) -> bool:
     prior = summary.outcomes.get(item.name)
-    if prior is None:
-        return False
-    return prior.status == "failed" or (out / item.name / STAGE_ARTIFACTS["stage4"]).is_file()
+    return prior is not None and prior.status == "done" and (out / item.name / STAGE_ARTIFACTS["stage4"]).is_file()
 
 
 def stage_costs(state: RunState, outcomes: dict[str, Any], model: str) -> dict[str, dict[str, Any]]:
