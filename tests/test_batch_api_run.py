@@ -2,7 +2,7 @@
 
 The Batch API here is an in-memory fake (`batch_api_fake`) whose lines the local test server
 answers, so answers are the synchronous path's stand-in answers; the end-to-end tests against
-the test server's own `/v1/batches` are in `test_batch_api_server.py`.
+the test server's own `/v1/batches` are in `test_batch_api_e2e.py`.
 """
 
 from __future__ import annotations

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from refinery.errors import APIConnectionError, BatchError, ServerError
 from refinery.wire.files_api import delete_file, download_file, upload_file
@@ -33,6 +34,7 @@ FILE_PURPOSE = "batch"
 DONE_STATUSES = frozenset({"completed", "failed", "expired", "cancelled"})
 ENDPOINTS = {"responses": "/v1/responses", "chat": "/v1/chat/completions"}
 MAX_METADATA_PAIRS, MAX_METADATA_KEY, MAX_METADATA_VALUE = 16, 64, 512
+AZURE_MIN_FILE_EXPIRY_S = 1_209_600  # Azure's batch files expire 14 to 30 days after they are made
 LIST_PAGE = 100  # the API's largest `limit` for `GET /batches`
 CREATE_ATTEMPTS = 4  # a create that failed where it may have made the batch: looked for, then tried again
 # creating a batch retries only what cannot have made one (429s); the rest is looked for first
@@ -47,6 +49,11 @@ class BatchCounts(BaseModel):
     total: int = 0
     completed: int = 0
     failed: int = 0
+
+    @field_validator("total", "completed", "failed", mode="before")
+    @classmethod
+    def _none_is_zero(cls, value: Any) -> Any:
+        return 0 if value is None else value  # Azure answers null counts while validating
 
 
 class BatchErrorItem(BaseModel):
@@ -92,6 +99,28 @@ class Batch(BaseModel):
     cancelling_at: int | None = None
     cancelled_at: int | None = None
 
+    @field_validator("status", mode="before")
+    @classmethod
+    def _lower_status(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value  # Azure has written "Validating"
+
+    @field_validator(
+        "created_at",
+        "in_progress_at",
+        "expires_at",
+        "finalizing_at",
+        "completed_at",
+        "failed_at",
+        "expired_at",
+        "cancelling_at",
+        "cancelled_at",
+        mode="before",
+    )
+    @classmethod
+    def _unix_seconds(cls, value: Any) -> Any:
+        """Unix seconds; Azure has answered ISO 8601 times ("2024-07-19T17:13:57.2491382+00:00")."""
+        return unix_seconds(value)
+
     @property
     def done(self) -> bool:
         """It will change no more: completed, failed (validation), expired or cancelled."""
@@ -104,6 +133,26 @@ class Batch(BaseModel):
             (f"line {e.line}: " if e.line is not None else "") + f"{e.code or 'error'}: {e.message or ''}".rstrip(": ")
             for e in items
         )
+
+
+def unix_seconds(value: Any) -> Any:
+    """A time as Unix seconds: an int as it is; a float or numeric string cut to seconds; an ISO 8601
+    string (more than 6 fractional digits allowed, as .NET writes them) converted; else unchanged."""
+    if isinstance(value, float):
+        return int(value)
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.replace(".", "", 1).isdigit():
+        return int(float(text))
+    head, dot, rest = text.partition(".")
+    if dot:  # .NET's 7 fractional digits: Python reads at most 6
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        text = f"{head}.{rest[: min(digits, 6)]}{rest[digits:]}"
+    try:
+        return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        return value
 
 
 def check_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
@@ -140,7 +189,11 @@ class BatchAPI:
 
     async def upload_input(self, path: Path, *, expires_after_s: int | None = None) -> str:
         """Upload a JSONL input file with purpose `batch` (read off the event loop); its file id.
-        With `expires_after_s` the file expires by itself that long after (1 h to 30 days)."""
+        With `expires_after_s` the file expires by itself that long after: 1 hour to 30 days on
+        OpenAI, at least 14 days on Azure OpenAI (whose batch files are capped at 500 a resource
+        without an expiry, 10,000 with one)."""
+        if expires_after_s is not None and self.transport.settings.backend == "azure":
+            expires_after_s = max(expires_after_s, AZURE_MIN_FILE_EXPIRY_S)
         return await upload_file(
             self.transport,
             Path(path),
