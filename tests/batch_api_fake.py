@@ -35,7 +35,7 @@ class FakeBatchAPI:
     def _id(self, prefix: str) -> str:
         return f"{prefix}-{next(self._ids)}"
 
-    async def upload_input(self, path: Path) -> str:
+    async def upload_input(self, path: Path, *, expires_after_s: int | None = None) -> str:
         self.uploads += 1
         fid = self._id("file")
         self.files[fid] = Path(path).read_bytes()

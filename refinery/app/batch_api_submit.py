@@ -29,6 +29,7 @@ __all__ = ["Poll", "advance", "cancel_open", "read_results", "write_round"]
 
 log = logging.getLogger("refinery.app.batch_api")
 Sleep = Callable[[float], Awaitable[None]]
+INPUT_EXPIRY_S = 14 * 86_400
 Emit = Callable[[str], None]
 
 
@@ -98,7 +99,10 @@ async def _make(api: BatchAPI, out: Path, state: RunState, sub: Submission) -> N
             log.info("%s: an upload may have been made before the stop; uploading again", sub.key)
         sub.uploading = True
         await _save(out, state)
-        sub.input_file_id = await api.upload_input(state_dir(out) / "inputs" / sub.input)
+        # an upload whose id a stop lost expires by itself (Azure's floor: 14 days)
+        sub.input_file_id = await api.upload_input(
+            state_dir(out) / "inputs" / sub.input, expires_after_s=INPUT_EXPIRY_S
+        )
         await _save(out, state)
     if sub.creating:  # made before a stop, its id unheard? find it rather than make a second
         found = await api.find(metadata=state.metadata(sub), input_file_id=sub.input_file_id)
