@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from refinery.analysis.output_folder import OutputFolderBusyError
 from refinery.app.batch import analyze_many, discover
 from refinery.app.batch_api_run import analyze_by_batch, batch_status, cancel_batches
-from refinery.app.batch_api_state import load_state
+from refinery.app.batch_api_state import RunLock, load_state
 from refinery.app.batch_api_submit import Poll
 from refinery.app.cli import amain
 from refinery.core.pricing import estimate_cost_usd
@@ -248,3 +249,14 @@ async def test_the_status_command_reads_the_folder_and_sends_nothing(items, api,
     assert await amain(["batch", str(out), "--status"]) == 0
     said = capsys.readouterr().out
     assert "r1-p1: batch-2 in_progress, 3 requests" in said and "plain_chat: waiting (stages done: none)" in said
+
+
+async def test_a_second_run_on_the_same_folder_is_refused_while_the_first_holds_it(items, api, tmp_path):
+    out = tmp_path / "out"
+    first = RunLock(out).acquire()
+    try:
+        with pytest.raises(OutputFolderBusyError, match="another `refinery batch --batch-api` run"):
+            await _run(items, out, api)
+    finally:
+        first.release()
+    assert api.creates == [] and api.uploads == 0

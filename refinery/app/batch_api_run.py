@@ -29,7 +29,7 @@ from refinery.app.batch import (
     _analyze_one,
     render_summary_md,
 )
-from refinery.app.batch_api_state import RunState, load_state
+from refinery.app.batch_api_state import RunLock, RunState, load_state
 from refinery.app.batch_api_submit import Poll, advance, cancel_open, describe, read_results, write_round
 from refinery.app.batch_patterns import link_reports, named_patterns
 from refinery.app.exit_codes import exit_code_for
@@ -74,6 +74,32 @@ async def analyze_by_batch(
     """
     out = Path(out_dir)
     await asyncio.to_thread(private_dir, out)
+    lock = await asyncio.to_thread(RunLock(out).acquire)
+    try:
+        return await _rounds(
+            items, out, api, model, concurrency, progress, poll, max_tries, fallback,
+            patterns_client, patterns_max_cost_usd, max_requests, max_bytes, analyst_kwargs,
+        )  # fmt: skip
+    finally:
+        lock.release()
+
+
+async def _rounds(
+    items: Sequence[BatchItem],
+    out: Path,
+    api: BatchAPI,
+    model: str,
+    concurrency: int,
+    progress: Emit | None,
+    poll: Poll | None,
+    max_tries: int,
+    fallback: Any,
+    patterns_client: ResponsesClient | None,
+    patterns_max_cost_usd: float | None,
+    max_requests: int,
+    max_bytes: int,
+    analyst_kwargs: dict[str, Any],
+) -> BatchSummary:
     state = await asyncio.to_thread(load_state, out, model)
     summary = await asyncio.to_thread(_previous, out, model)
     analyst_kwargs = {**analyst_kwargs, "store": "none", "search_calls": 0}  # inline: no store, no tool
@@ -263,7 +289,11 @@ async def cancel_batches(
     """Cancel the open batches of an output folder, read back what they finished and delete their
     files; a later run submits what was cancelled again."""
     out = Path(out_dir)
-    state = await asyncio.to_thread(load_state, out, "")
-    cancelled = await cancel_open(api, out, state, emit=emit)
-    await advance(api, out, state, poll=poll, emit=emit)
+    lock = await asyncio.to_thread(RunLock(out).acquire)
+    try:
+        state = await asyncio.to_thread(load_state, out, "")
+        cancelled = await cancel_open(api, out, state, emit=emit)
+        await advance(api, out, state, poll=poll, emit=emit)
+    finally:
+        lock.release()
     return cancelled

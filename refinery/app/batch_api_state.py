@@ -11,15 +11,19 @@ folder's checkpoints.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import uuid
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from refinery.core.artifacts import read_json, write_json_atomic
+from refinery.analysis.output_folder import OutputFolderBusyError
+from refinery.core.artifacts import private_dir, read_json, write_json_atomic
+from refinery.core.confined import open_nofollow
 
-__all__ = ["STATE_DIR", "RunState", "Submission", "load_state", "save_state"]
+__all__ = ["STATE_DIR", "RunState", "Submission", "RunLock", "load_state", "save_state"]
 
 STATE_DIR = ".batch-api"  # under the batch's output folder
 STATE_FILE = "state.json"
@@ -103,3 +107,29 @@ def load_state(out: Path, model: str) -> RunState:
 def save_state(out: Path, state: RunState) -> None:
     """Atomically (blocking: call it off the event loop)."""
     write_json_atomic(state_dir(out) / STATE_FILE, state.model_dump(mode="json"))
+
+
+class RunLock:
+    """The output folder's Batch API record held by one run (a lock file; `acquire` blocks, so
+    off the event loop): two runs at once would each submit the same round."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        fd = open_nofollow(private_dir(state_dir(self.out)) / "run.lock", os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise OutputFolderBusyError(
+                f"{self.out}: another `refinery batch --batch-api` run is using it; wait for it to end (or --status)"
+            ) from None
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # releases the lock
+            self._fd = None
