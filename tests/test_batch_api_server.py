@@ -339,3 +339,41 @@ async def test_a_server_without_the_batch_api_answers_404(clock, spec):
     async with make_server(clock, spec, batch_api=False) as server, aiohttp.ClientSession() as session:
         status, _ = await Http(server, session).call("GET", "/batches")
         assert status == 404
+
+
+async def test_the_knobs_can_be_set_over_http_for_the_server_run_as_a_process(http):
+    knobs = {
+        "completion_delay_s": 30,
+        "fail_lines": [{"match": "x", "status": 429, "times": 2}],
+        "expire_next_batch": [1],
+        "fail_next_batch": [{"code": "empty_file", "message": "The batch input file is empty.", "line": 1}],
+    }
+    async with http.session.post(http.server.base_url.rsplit("/v1", 1)[0] + "/_refinery/batch_knobs", json=knobs) as r:
+        assert r.status == 200
+    set_ = http.server.batch_knobs
+    assert set_.completion_delay_s == 30 and set_.expire_next == [1]
+    assert [(k.match, k.status, k.times) for k in set_.line_errors] == [("x", 429, 2)]
+    batch = await http.get((await http.create(jsonl(line("a"))))["id"])
+    assert batch["status"] == "failed" and batch["errors"]["data"][0]["code"] == "empty_file"
+
+
+async def test_the_official_sdk_runs_a_batch_against_the_server(server):
+    openai = pytest.importorskip("openai", reason="the conformance test needs the openai package (test extra)")
+    client = openai.AsyncOpenAI(api_key="sk-sdk", base_url=server.base_url, max_retries=0)
+    try:
+        f = await client.files.create(file=("in.jsonl", jsonl(line("a"), line("b"))), purpose="batch")
+        made = await client.batches.create(
+            input_file_id=f.id, endpoint="/v1/responses", completion_window="24h", metadata={"run": "sdk"}
+        )
+        assert made.status == "validating" and made.metadata == {"run": "sdk"}
+        done = await client.batches.retrieve(made.id)
+        assert done.status == "completed" and done.request_counts is not None and done.request_counts.completed == 2
+        assert [b.id async for b in client.batches.list(limit=1)] == [made.id]
+        content = await client.files.content(str(done.output_file_id))
+        assert {json.loads(x)["custom_id"] for x in content.text.splitlines()} == {"a", "b"}
+        server.batch_knobs.completion_delay_s = 100
+        running = await client.batches.create(input_file_id=f.id, endpoint="/v1/responses", completion_window="24h")
+        assert (await client.batches.cancel(running.id)).status == "cancelling"
+        assert (await client.files.delete(f.id)).deleted
+    finally:
+        await client.close()

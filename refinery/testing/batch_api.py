@@ -23,23 +23,22 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from refinery.testing.batch_lines import MAX_BYTES, MAX_REQUESTS, problem, validate_lines
 from refinery.testing.chat_api import answer_chat
 from refinery.testing.store_api import _ApiError, _error, _File
 
 if TYPE_CHECKING:
     from refinery.testing.server import OpenAITestServer
 
-__all__ = ["BatchKnobs", "LineError", "ServerBatch", "mount_batches", "validate_lines"]
+__all__ = ["BatchKnobs", "LineError", "ServerBatch", "mount_batches"]
 
 WINDOW_S = 86_400  # `completion_window: "24h"`, the only window the API takes
 ENDPOINTS = ("/v1/responses", "/v1/chat/completions")  # what this server answers of the spec's list
-MAX_REQUESTS = 50_000
-MAX_BYTES = 200 * 1024 * 1024
 EXPIRED = {
     "code": "batch_expired",
     "message": "This request could not be executed before the completion window expired.",
@@ -112,71 +111,6 @@ class ServerBatch:
     output_file_id: str | None = None
     error_file_id: str | None = None
     cancel_asked: bool = False
-
-
-def _problem(code: str, message: str, line: int | None = None, param: str | None = None) -> dict[str, Any]:
-    return {"code": code, "message": message, "param": param, "line": line}
-
-
-def validate_lines(data: bytes, endpoint: str, knobs: BatchKnobs) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(the requests, the validation errors) of an input file, as the API checks it."""
-    if not data.strip():
-        return [], [_problem("empty_file", "The batch input file is empty.")]
-    if len(data) > knobs.max_bytes:
-        return [], [_problem("file_too_large", f"The batch input file is larger than {knobs.max_bytes} bytes.")]
-    raw_lines = [(n, line) for n, line in enumerate(data.decode("utf-8", "replace").split("\n"), 1) if line.strip()]
-    if len(raw_lines) > knobs.max_requests:
-        return [], [
-            _problem("too_many_tasks", f"The batch holds {len(raw_lines)} requests; at most {knobs.max_requests}.")
-        ]
-    lines: list[dict[str, Any]] = []
-    errors: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    model: str | None = None
-    for n, text in raw_lines:
-        try:
-            obj = json.loads(text)
-        except ValueError:
-            obj = None
-        if not isinstance(obj, dict):
-            errors.append(_problem("invalid_json_line", "This line is not parseable as valid JSON.", n))
-            continue
-        missing = [k for k in ("custom_id", "method", "url", "body") if k not in obj]
-        if missing:
-            errors.append(
-                _problem("missing_required_parameter", f"Missing required parameter: '{missing[0]}'.", n, missing[0])
-            )
-            continue
-        cid, body = obj["custom_id"], obj["body"]
-        if not isinstance(cid, str) or not cid:
-            errors.append(_problem("invalid_custom_id", "custom_id must be a non-empty string.", n, "custom_id"))
-        elif cid in seen:
-            errors.append(
-                _problem(
-                    "duplicate_custom_id",
-                    "The custom_id for this request is a duplicate of another request. "
-                    "The custom_id parameter must be unique for each individual request in a batch.",
-                    n,
-                    "custom_id",
-                )
-            )
-        elif obj["method"] != "POST":
-            errors.append(_problem("invalid_method", f"Invalid method {obj['method']!r}: only POST.", n, "method"))
-        elif obj["url"] != endpoint:
-            errors.append(
-                _problem("url_mismatch", f"The url {obj['url']!r} does not match the batch's endpoint {endpoint}.", n)
-            )
-        elif not isinstance(body, dict):
-            errors.append(_problem("invalid_body", "body must be a JSON object.", n, "body"))
-        elif model is not None and body.get("model") != model:
-            errors.append(
-                _problem("model_mismatch", f"The model {body.get('model')!r} differs from this file's {model!r}.", n)
-            )
-        else:
-            model = model if model is not None else body.get("model")
-            seen.add(cid)
-            lines.append(obj)
-    return lines, errors
 
 
 class BatchesAPI:
@@ -330,10 +264,10 @@ class BatchesAPI:
             s._now(),
             s.clock(),
         )
-        b.lines, b.errors = validate_lines(f.data, b.endpoint, s.batch_knobs)
         knobs = s.batch_knobs
+        b.lines, b.errors = validate_lines(f.data, b.endpoint, knobs.max_requests, knobs.max_bytes)
         if knobs.fail_next:
-            b.errors = [_problem(**{"line": None, "param": None, **knobs.fail_next.pop(0)})]
+            b.errors = [problem(**{"line": None, "param": None, **knobs.fail_next.pop(0)})]
         if knobs.expire_next:
             b.expire_after = knobs.expire_next.pop(0)
         s.batches[b.id] = b
@@ -432,6 +366,26 @@ class BatchesAPI:
             }
         )
 
+    async def admin_knobs(self, request: web.Request) -> web.Response:
+        """`POST /_refinery/batch_knobs` (the server run as a process): set the knobs from JSON —
+        `completion_delay_s`, `finalizing_s`, `max_requests`, `max_bytes`, and lists for `fail_lines`
+        (`fail_lines`' arguments), `expire_next_batch` (`finished` counts), `fail_next_batch` (errors);
+        answers the knobs as they now are."""
+        body = await self.server._json(request)
+        if not isinstance(body, dict):
+            return _error(400, "Invalid body: expected an object.", "invalid_request_error")
+        knobs = self.server.batch_knobs
+        for name in ("completion_delay_s", "finalizing_s", "max_requests", "max_bytes"):
+            if name in body:
+                setattr(knobs, name, body[name])
+        for item in body.get("fail_lines") or []:
+            knobs.fail_lines(**item)
+        for finished in body.get("expire_next_batch") or []:
+            knobs.expire_next_batch(int(finished))
+        for item in body.get("fail_next_batch") or []:
+            knobs.fail_next_batch(**item)
+        return web.json_response(asdict(knobs))
+
 
 def mount_batches(server: OpenAITestServer, router: web.UrlDispatcher, prefix: str) -> BatchesAPI:
     """Add `/batches` (create, list), `/batches/{id}` and `/batches/{id}/cancel` under `prefix`."""
@@ -440,4 +394,5 @@ def mount_batches(server: OpenAITestServer, router: web.UrlDispatcher, prefix: s
     router.add_get(f"{prefix}/batches", api.list)
     router.add_get(f"{prefix}/batches/{{batch_id}}", api.retrieve)
     router.add_post(f"{prefix}/batches/{{batch_id}}/cancel", api.cancel)
+    router.add_post("/_refinery/batch_knobs", api.admin_knobs)
     return api

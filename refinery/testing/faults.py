@@ -192,9 +192,17 @@ async def around(
     transport_fault: Callable[[Fault], Awaitable[web.StreamResponse | None]],
 ) -> web.StreamResponse:
     """A fault armed on any request ("METHOD /v1/path"): `answer_late` does the work, then answers
-    after `delay_s`; the others act before the work (`delay` sleeps first, errors answer instead)."""
+    after `delay_s`; `drop_connection` does it, then sends half the answer and cuts the connection
+    (a download cut short); the others act before the work (`delay` sleeps first, errors answer
+    instead)."""
     if request.can_read_body and not request.content_type.startswith("multipart/"):
         await request.read()  # the body is kept: the work is done even if the client has gone
+    if fault.kind == "drop_connection":
+        response = await answer()
+        body = response.body if isinstance(response, web.Response) else None
+        if isinstance(body, bytes) and response.status < 400:
+            return await drop_mid_body(request, body, {"x-request-id": response.headers.get("x-request-id", "")})
+        return response
     if fault.kind == "answer_late":
         response = await answer()
         await asyncio.sleep(fault.delay_s)  # done; its answer comes late, or to nobody

@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--chat-only", action="store_true", help="serve /chat/completions only (no /responses)")
     parser.add_argument("--responses-only", action="store_true", help="serve /responses only (no /chat/completions)")
+    parser.add_argument(
+        "--batch-delay", type=float, default=0.0, help="seconds a batch takes from in_progress to completed"
+    )
     parser.add_argument("--no-strict", action="store_true", help="take a schema but answer JSON in a code fence")
     args = parser.parse_args(argv)
 
@@ -60,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             responses_api=not args.chat_only,
             chat_api=not args.responses_only,
             strict=not args.no_strict,
+            batch_delay_s=args.batch_delay,
         )
         await server.start()
         print(server.base_url, flush=True)

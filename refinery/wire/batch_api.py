@@ -14,6 +14,7 @@ transport addresses it, and `endpoint_path` says what a batch's `endpoint` and l
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +37,7 @@ ENDPOINTS = {"responses": "/v1/responses", "chat": "/v1/chat/completions"}
 MAX_METADATA_PAIRS, MAX_METADATA_KEY, MAX_METADATA_VALUE = 16, 64, 512
 AZURE_MIN_FILE_EXPIRY_S = 1_209_600  # Azure's batch files expire 14 to 30 days after they are made
 LIST_PAGE = 100  # the API's largest `limit` for `GET /batches`
+CLOCK_SKEW_S = 900  # how far this machine's clock may be ahead of the API's
 CREATE_ATTEMPTS = 4  # a create that failed where it may have made the batch: looked for, then tried again
 # creating a batch retries only what cannot have made one (429s); the rest is looked for first
 NO_BLIND_RETRY = RetryPolicy(max_retries=0)
@@ -220,11 +222,13 @@ class BatchAPI:
         }
         if metadata:
             body["metadata"] = check_metadata(metadata)
+        # a batch this call made was made after it began: the look need not page through older ones
+        since = int(time.time()) - CLOCK_SKEW_S
         for attempt in range(1, CREATE_ATTEMPTS + 1):
             try:
                 resp = await self.transport.request("POST", "/batches", json=body, retry=NO_BLIND_RETRY)
             except (APIConnectionError, ServerError) as exc:
-                found = await self.find(input_file_id=input_file_id)
+                found = await self.find(input_file_id=input_file_id, created_after=since)
                 if found is not None:
                     log.info("batch create failed (%s) but made %s; using it", exc, found.id)
                     return found
