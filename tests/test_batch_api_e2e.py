@@ -144,3 +144,19 @@ async def test_cancel_on_the_command_line_cancels_the_open_batch_and_deletes_its
     [batch] = openai_env.batches.values()
     assert batch.status == "cancelled" and openai_env.files == {}
     assert "cancelled 1 batch(es)" in capsys.readouterr().out
+
+
+async def test_a_batch_that_fails_validation_twice_fails_its_traces_with_the_apis_reason(openai_env, tmp_path):
+    for _ in range(2):
+        openai_env.batch_knobs.fail_next_batch("invalid_json_line", "Forced failure.", line=1)
+    src = tmp_path / "traces"
+    src.mkdir()
+    shutil.copy(FIX / "plain_chat.json", src / "plain_chat.json")
+    items, out = discover(src, FIX / "expectation.json"), tmp_path / "out"
+    transport = OpenAITransport(ApiSettings(api_key="sk-test", base_url=openai_env.base_url))
+    summary = await analyze_by_batch(items, out_dir=out, api=BatchAPI(transport), poll=Poll(0.01, 0.05))
+    await transport.close()
+    failed = summary.outcomes["plain_chat"]
+    assert failed.status == "failed" and "no answer after 2 batches" in failed.error
+    assert "failed: line 1: invalid_json_line: Forced failure." in failed.error
+    assert len(openai_env.batches) == 2 and openai_env.files == {}

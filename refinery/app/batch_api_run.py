@@ -109,12 +109,14 @@ async def _rounds(
     while True:
         await advance(api, out, state, poll=poll, emit=progress)
         outcomes = await asyncio.to_thread(read_results, out, state)
-        tries = state.tries()
+        tries, reasons = state.tries(), state.reasons()
         pending: dict[str, PendingRequest] = {}
         todo = [i for i in items if not _done(summary, out, i) and i.name not in failed_now]
 
         async def one(item: BatchItem) -> None:
-            answers = BatchAnswers(outcomes, tries, pending, trace=item.name, max_tries=max_tries, fallback=fallback)
+            answers = BatchAnswers(
+                outcomes, tries, pending, trace=item.name, max_tries=max_tries, fallback=fallback, reasons=reasons
+            )
             client = ResponsesClient(transport=answers, api="responses")  # type: ignore[arg-type]
             async with gate:
                 try:

@@ -47,6 +47,7 @@ class Submission(BaseModel):
     created_at: int | None = None
     finished_at: int | None = None
     counts: dict[str, int] = Field(default_factory=dict)  # total, completed, failed
+    problem: str | None = None  # why a batch ended without answering everything (expired, validation)
     downloaded: bool = False  # its results are in `results/`
     deleted: list[str] = Field(default_factory=list)  # its files removed from the server
 
@@ -82,6 +83,14 @@ class RunState(BaseModel):
                 for cid in sub.requests:
                     seen[cid] = seen.get(cid, 0) + 1
         return seen
+
+    def reasons(self) -> dict[str, str]:
+        """custom id -> why the last read-back batch carrying it ended unanswered, when it said."""
+        said: dict[str, str] = {}
+        for sub in self.submissions:
+            if sub.downloaded and sub.problem:
+                said.update(dict.fromkeys(sub.requests, f"batch {sub.batch_id} {sub.problem}"))
+        return said
 
     def submitted(self) -> dict[str, int]:
         """custom id -> how many batches it went into (or is about to)."""

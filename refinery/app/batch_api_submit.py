@@ -53,6 +53,9 @@ def _take(sub: Submission, batch: Batch) -> None:
     sub.created_at = batch.created_at
     counts = batch.request_counts
     sub.counts = {k: int(getattr(counts, k, 0) or 0) for k in ("total", "completed", "failed")} if counts else {}
+    if batch.status != "completed" and batch.done:
+        summary = batch.error_summary()
+        sub.problem = batch.status + (f": {summary}" if summary else "")
     if batch.done:
         ends = [getattr(batch, k, None) for k in ("completed_at", "failed_at", "expired_at", "cancelled_at")]
         sub.finished_at = next((int(t) for t in ends if t), None) or int(time.time())

@@ -81,11 +81,13 @@ class BatchAnswers:
         trace: str,
         max_tries: int = 2,
         fallback: _Fallback | None = None,
+        reasons: Mapping[str, str] | None = None,
     ) -> None:
         self.outcomes, self.tries, self.pending = outcomes, tries, pending
         self.trace = trace
         self.max_tries = max(1, max_tries)
         self.fallback = fallback
+        self.reasons = reasons or {}  # custom id -> why its last batch left it unanswered
 
     async def request(
         self, method: str, path: str, *, json: Any = None, cost: int | None = None, cost_class: str | None = None
@@ -100,7 +102,7 @@ class BatchAnswers:
         if tried and self.fallback is not None:  # `--sync-retry`: a failed line is sent live once
             return await self.fallback.request(method, path, json=json, cost=cost, cost_class=cost_class)
         if tried >= self.max_tries:
-            raise _failure(cid, outcome, tried)
+            raise _failure(cid, outcome, tried, self.reasons.get(cid))
         waiting = self.pending.setdefault(cid, PendingRequest(cid, json, cost_class))
         waiting.traces.add(self.trace)
         raise RequestDeferred(cid)
@@ -116,10 +118,10 @@ def _answered(outcome: Outcome) -> bool:
     return outcome.status_code == 200 and isinstance(outcome.body, dict) and not outcome.error
 
 
-def _failure(cid: str, outcome: Outcome | None, tried: int) -> APIError:
+def _failure(cid: str, outcome: Outcome | None, tried: int, reason: str | None = None) -> APIError:
     """Why a request that went into `tried` batches has no answer, as the live call would say it."""
     if outcome is None:
-        return APIError(f"batch line {cid}: no answer after {tried} batches (expired or cancelled each time)")
+        return APIError(f"batch line {cid}: no answer after {tried} batches ({reason or 'none came back'})")
     error = outcome.error or (outcome.body or {}).get("error") or {}
     message = str(error.get("message") or "no message") if isinstance(error, dict) else str(error)
     code = str(error.get("code")) if isinstance(error, dict) and error.get("code") else None
