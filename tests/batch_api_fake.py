@@ -29,20 +29,30 @@ class FakeBatchAPI:
         self.fail_once: set[str] = set()  # custom ids whose first try errors
         self.fail_always: Callable[[dict[str, Any]], bool] = lambda body: False
         self.expire_batches: set[int] = set()  # the nth batch made (1-based) expires unanswered
-        self.stop_at: str | None = None  # "create-after" (made, id lost), "retrieve" (killed while polling)
+        # where the process is killed once: "<call>-before" / "<call>-after" (made, the answer lost);
+        # "create-after" and "retrieve" are the two the issue names
+        self.stop_at: str | None = None
         self._ids = itertools.count(1)
 
     def _id(self, prefix: str) -> str:
         return f"{prefix}-{next(self._ids)}"
 
+    def _stop(self, point: str) -> None:
+        if self.stop_at == point:
+            self.stop_at = None
+            raise Stop(f"killed at {point}")
+
     async def upload_input(self, path: Path, *, expires_after_s: int | None = None) -> str:
+        self._stop("upload-before")
         self.uploads += 1
         fid = self._id("file")
         self.files[fid] = Path(path).read_bytes()
+        self._stop("upload-after")
         return fid
 
     async def create(self, input_file_id: str, *, endpoint: str, metadata=None, completion_window="24h") -> Batch:
         assert completion_window == "24h" and endpoint == "/v1/responses"
+        self._stop("create-before")
         bid = self._id("batch")
         self.creates.append({"input_file_id": input_file_id, "metadata": metadata})
         self.batches[bid] = {
@@ -122,11 +132,15 @@ class FakeBatchAPI:
         return None
 
     async def download(self, file_id: str, dest: Path) -> Path:
+        self._stop("download-before")
         Path(dest).write_bytes(self.files[file_id])
+        self._stop("download-after")
         return Path(dest)
 
     async def delete_file(self, file_id: str) -> None:
-        del self.files[file_id]
+        self._stop("delete-before")
+        self.files.pop(file_id, None)  # one already gone is what was wanted, as the client says
+        self._stop("delete-after")
 
     async def close(self) -> None:
         await self.client.close()

@@ -160,6 +160,30 @@ async def test_a_batch_made_before_its_id_came_back_is_found_not_made_twice(item
     assert len(api.creates) == 4 and api.uploads == 4 and api.files == {}
 
 
+@pytest.mark.parametrize(
+    "point",
+    [
+        "upload-before",
+        "upload-after",
+        "create-before",
+        "download-before",
+        "download-after",
+        "delete-before",
+        "delete-after",
+    ],
+)
+async def test_killed_at_any_call_the_rerun_finishes_and_submits_nothing_twice(items, api, tmp_path, point):
+    out = tmp_path / "out"
+    api.stop_at = point
+    with pytest.raises(Stop):
+        await _run(items, out, api)
+    summary = await _run(items, out, api)
+    assert {o.status for o in summary.outcomes.values()} == {"done"}
+    assert len(api.creates) == 4 and len(api.lines_sent) == len(set(api.lines_sent)) == 4 * len(TRACES)
+    # an upload whose id was lost is made again; its lost copy (purpose batch) expires by itself
+    assert len(api.files) == (1 if point == "upload-after" else 0)
+
+
 async def test_status_says_where_each_batch_and_trace_stands(items, api, tmp_path):
     out = tmp_path / "out"
     api.stop_at = "retrieve"

@@ -159,6 +159,9 @@ async def advance(
         wait = min(poll.most, wait * 2)
     for sub in subs:
         await _read_back(api, out, state, sub)
+    for sub in state.submissions:  # read back before a stop, its files not all deleted yet
+        if sub.downloaded and any(f not in sub.deleted for f in sub.file_ids()):
+            await delete_files(api, out, state, sub)
 
 
 async def _read_back(api: BatchAPI, out: Path, state: RunState, sub: Submission) -> None:
