@@ -177,6 +177,10 @@ async def test_a_batch_runs_on_the_server_clock_through_each_status(http, clock)
     assert batch["created_at"] <= batch["in_progress_at"] <= batch["finalizing_at"] <= batch["completed_at"]
     assert batch["completed_at"] - batch["in_progress_at"] == 110
     assert batch["metadata"] == {"run": "r1"} and batch["model"] == "gpt-4.1-mini"
+    out = await http.lines(batch["output_file_id"])
+    bodies = [o["response"]["body"]["usage"] for o in out.values()]
+    assert batch["usage"]["input_tokens"] == sum(u["input_tokens"] for u in bodies) > 0
+    assert batch["usage"]["total_tokens"] == sum(u["total_tokens"] for u in bodies)
     assert batch["request_counts"] == {"total": 4, "completed": 4, "failed": 0}
 
 

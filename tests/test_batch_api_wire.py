@@ -168,13 +168,11 @@ async def test_a_create_refused_with_a_5xx_is_looked_for_then_made_once(api, ser
     assert clock.sleeps  # it waited before trying again
 
 
-async def test_a_create_whose_answer_never_came_finds_the_batch_instead_of_making_another(server, clock, tmp_path):
-    timeout = aiohttp.ClientTimeout(total=0.3)
-    async with transport_to(server, clock, timeout=timeout) as t:
-        api = BatchAPI(t)
-        fid = await api.upload_input(write_input(tmp_path / "in.jsonl", "a"))
-        server.inject(Fault("answer_late", path="POST /v1/batches", delay_s=1.0))
-        batch = await api.create(fid, endpoint="/v1/responses")
+async def test_a_create_whose_answer_never_came_finds_the_batch_instead_of_making_another(api, server, clock, tmp_path):
+    fid = await api.upload_input(write_input(tmp_path / "in.jsonl", "a"))
+    server.inject(Fault("answer_late", path="POST /v1/batches", delay_s=2.0))  # made, then answered too late
+    async with transport_to(server, clock, timeout=aiohttp.ClientTimeout(total=1.0)) as t:
+        batch = await BatchAPI(t).create(fid, endpoint="/v1/responses")
     assert list(server.batches) == [batch.id] and server.stats["POST /v1/batches"] == 1
 
 

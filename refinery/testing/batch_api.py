@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -111,6 +112,26 @@ class ServerBatch:
     output_file_id: str | None = None
     error_file_id: str | None = None
     cancel_asked: bool = False
+
+
+def _usage(outputs: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The batch's tokens: the sum of its answered lines' usage (Responses' or Chat Completions' names)."""
+    tin = tout = cached = reasoning = 0
+    for out in outputs:
+        usage = ((out.get("response") or {}).get("body") or {}).get("usage") or {}
+        tin += int(usage.get("input_tokens", usage.get("prompt_tokens", 0)))
+        tout += int(usage.get("output_tokens", usage.get("completion_tokens", 0)))
+        details_in = usage.get("input_tokens_details") or usage.get("prompt_tokens_details") or {}
+        details_out = usage.get("output_tokens_details") or usage.get("completion_tokens_details") or {}
+        cached += int(details_in.get("cached_tokens", 0))
+        reasoning += int(details_out.get("reasoning_tokens", 0))
+    return {
+        "input_tokens": tin,
+        "input_tokens_details": {"cached_tokens": cached},
+        "output_tokens": tout,
+        "output_tokens_details": {"reasoning_tokens": reasoning},
+        "total_tokens": tin + tout,
+    }
 
 
 class BatchesAPI:
@@ -234,6 +255,7 @@ class BatchesAPI:
                 "failed": failed,
             },
             "metadata": b.metadata,
+            "usage": _usage(out for _, out in b.results),
         }
         if b.lines and isinstance(b.lines[0]["body"].get("model"), str):
             obj["model"] = b.lines[0]["body"]["model"]
