@@ -284,3 +284,8 @@ async def test_a_second_run_on_the_same_folder_is_refused_while_the_first_holds_
     finally:
         first.release()
     assert api.creates == [] and api.uploads == 0
+
+
+async def test_status_of_a_folder_with_no_batch_api_run_says_so(tmp_path, capsys):
+    assert await amain(["batch", str(tmp_path), "--status"]) == 2
+    assert "no `refinery batch --batch-api` run recorded here" in capsys.readouterr().err

@@ -29,13 +29,13 @@ from refinery.app.batch import (
     _analyze_one,
     render_summary_md,
 )
-from refinery.app.batch_api_state import RunLock, RunState, load_state
+from refinery.app.batch_api_state import STATE_DIR, STATE_FILE, RunLock, RunState, load_state, state_dir
 from refinery.app.batch_api_submit import Poll, advance, cancel_open, describe, read_results, write_round
 from refinery.app.batch_patterns import link_reports, named_patterns
 from refinery.app.exit_codes import exit_code_for
 from refinery.core.artifacts import private_dir, read_json, write_json_atomic, write_text_atomic
 from refinery.core.pricing import BATCH_PRICE_FACTOR, batch_prices, estimate_cost_usd
-from refinery.errors import RefineryError, RequestDeferred
+from refinery.errors import RefineryError, RequestDeferred, UserInputError
 from refinery.patterns.grouping import find_patterns
 from refinery.report.batch_html import render_summary_html
 from refinery.wire.batch_answers import BatchAnswers, PendingRequest
@@ -280,6 +280,8 @@ def _trace_stages(out: Path, items: Sequence[BatchItem] | None) -> dict[str, str
 async def batch_status(out_dir: str | Path, items: Sequence[BatchItem] | None = None) -> dict[str, Any]:
     """Where each batch and trace of a `--batch-api` output folder stands (no request is made)."""
     out = Path(out_dir)
+    if not await asyncio.to_thread((state_dir(out) / STATE_FILE).is_file):
+        raise UserInputError(f"{out}: no `refinery batch --batch-api` run recorded here (no {STATE_DIR}/{STATE_FILE})")
     state = await asyncio.to_thread(load_state, out, "")
     stages = await asyncio.to_thread(_trace_stages, out, items)
     return describe(state, stages)
@@ -291,6 +293,8 @@ async def cancel_batches(
     """Cancel the open batches of an output folder, read back what they finished and delete their
     files; a later run submits what was cancelled again."""
     out = Path(out_dir)
+    if not await asyncio.to_thread((state_dir(out) / STATE_FILE).is_file):
+        raise UserInputError(f"{out}: no `refinery batch --batch-api` run recorded here (no {STATE_DIR}/{STATE_FILE})")
     lock = await asyncio.to_thread(RunLock(out).acquire)
     try:
         state = await asyncio.to_thread(load_state, out, "")

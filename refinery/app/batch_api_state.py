@@ -23,7 +23,7 @@ from refinery.analysis.output_folder import OutputFolderBusyError
 from refinery.core.artifacts import private_dir, read_json, write_json_atomic
 from refinery.core.confined import open_nofollow
 
-__all__ = ["STATE_DIR", "RunState", "Submission", "RunLock", "load_state", "save_state"]
+__all__ = ["STATE_DIR", "STATE_FILE", "RunState", "Submission", "RunLock", "load_state", "save_state", "state_dir"]
 
 STATE_DIR = ".batch-api"  # under the batch's output folder
 STATE_FILE = "state.json"
