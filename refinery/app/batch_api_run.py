@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,40 +75,43 @@ async def analyze_by_batch(
     """
     out = Path(out_dir)
     await asyncio.to_thread(private_dir, out)
+    run = _Run(
+        model, concurrency, progress, poll, max_tries, fallback, patterns_client, patterns_max_cost_usd,
+        max_requests, max_bytes, {**analyst_kwargs, "store": "none", "search_calls": 0},  # inline: no store, no tool
+    )  # fmt: skip
     lock = await asyncio.to_thread(RunLock(out).acquire)
     try:
-        return await _rounds(
-            items, out, api, model, concurrency, progress, poll, max_tries, fallback,
-            patterns_client, patterns_max_cost_usd, max_requests, max_bytes, analyst_kwargs,
-        )  # fmt: skip
+        return await _rounds(items, out, api, run)
     finally:
         lock.release()
 
 
-async def _rounds(
-    items: Sequence[BatchItem],
-    out: Path,
-    api: BatchAPI,
-    model: str,
-    concurrency: int,
-    progress: Emit | None,
-    poll: Poll | None,
-    max_tries: int,
-    fallback: Any,
-    patterns_client: ResponsesClient | None,
-    patterns_max_cost_usd: float | None,
-    max_requests: int,
-    max_bytes: int,
-    analyst_kwargs: dict[str, Any],
-) -> BatchSummary:
+@dataclass(frozen=True)
+class _Run:
+    """One invocation's settings (the per-round state lives in `_rounds`)."""
+
+    model: str
+    concurrency: int
+    progress: Emit | None
+    poll: Poll | None
+    max_tries: int
+    fallback: Any
+    patterns_client: ResponsesClient | None
+    patterns_max_cost_usd: float | None
+    max_requests: int
+    max_bytes: int
+    analyst_kwargs: dict[str, Any]
+
+
+async def _rounds(items: Sequence[BatchItem], out: Path, api: BatchAPI, run: _Run) -> BatchSummary:
+    model, progress, analyst_kwargs = run.model, run.progress, run.analyst_kwargs
     state = await asyncio.to_thread(load_state, out, model)
     summary = await asyncio.to_thread(_previous, out, model)
-    analyst_kwargs = {**analyst_kwargs, "store": "none", "search_calls": 0}  # inline: no store, no tool
-    gate = asyncio.Semaphore(max(1, concurrency))
+    gate = asyncio.Semaphore(max(1, run.concurrency))
     failed_now: set[str] = set()  # failed in this run: not tried again each round (a rerun tries them)
     price_model = analyst_kwargs.get("base_model") or model
     while True:
-        await advance(api, out, state, poll=poll, emit=progress)
+        await advance(api, out, state, poll=run.poll, emit=progress)
         outcomes = await asyncio.to_thread(read_results, out, state)
         tries, reasons = state.tries(), state.reasons()
         pending: dict[str, PendingRequest] = {}
@@ -115,7 +119,13 @@ async def _rounds(
 
         async def one(item: BatchItem) -> None:
             answers = BatchAnswers(
-                outcomes, tries, pending, trace=item.name, max_tries=max_tries, fallback=fallback, reasons=reasons
+                outcomes,
+                tries,
+                pending,
+                trace=item.name,
+                max_tries=run.max_tries,
+                fallback=run.fallback,
+                reasons=reasons,
             )
             client = ResponsesClient(transport=answers, api="responses")  # type: ignore[arg-type]
             async with gate:
@@ -153,11 +163,11 @@ async def _rounds(
         if progress is not None:
             waiting = len({t for p in pending.values() for t in p.traces})
             progress(f"batch-api: {len(pending)} requests of {waiting} traces go into round {state.rounds + 1}")
-        await write_round(out, state, pending, max_requests=max_requests, max_bytes=max_bytes)
+        await write_round(out, state, pending, max_requests=run.max_requests, max_bytes=run.max_bytes)
     summary.patterns = find_patterns(summary.outcomes.values())
-    if patterns_client is not None:
+    if run.patterns_client is not None:
         summary.patterns, note = await named_patterns(
-            patterns_client, summary.patterns, summary.outcomes, model, patterns_max_cost_usd
+            run.patterns_client, summary.patterns, summary.outcomes, model, run.patterns_max_cost_usd
         )
         if note and progress:
             progress(note)
