@@ -289,3 +289,24 @@ async def test_a_second_run_on_the_same_folder_is_refused_while_the_first_holds_
 async def test_status_of_a_folder_with_no_batch_api_run_says_so(tmp_path, capsys):
     assert await amain(["batch", str(tmp_path), "--status"]) == 2
     assert "no `refinery batch --batch-api` run recorded here" in capsys.readouterr().err
+
+
+async def test_killed_before_the_rounds_record_was_saved_the_rerun_writes_the_same_round(
+    items, api, tmp_path, monkeypatch
+):
+    import refinery.app.batch_api_submit as submit
+
+    real = submit.save_state
+
+    def stop_once(out, state):
+        monkeypatch.setattr(submit, "save_state", real)
+        raise Stop("killed before the round was recorded")
+
+    monkeypatch.setattr(submit, "save_state", stop_once)
+    out = tmp_path / "out"
+    with pytest.raises(Stop):
+        await _run(items, out, api)
+    assert api.uploads == 0 and list((out / ".batch-api" / "inputs").iterdir())  # its input file, not yet sent
+    summary = await _run(items, out, api)
+    assert {o.status for o in summary.outcomes.values()} == {"done"}
+    assert len(api.creates) == 4 and load_state(out, "").rounds == 4
