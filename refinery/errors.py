@@ -266,3 +266,12 @@ class StageError(RefineryError):
 
 class CanaryError(RefineryError):
     """The connectivity check failed; the message says what to fix."""
+
+
+class RequestDeferred(RefineryError):
+    """A request was recorded for the provider's Batch API instead of sent: its answer comes in a
+    later round, so the analysis stops here for now (what finished is on disk). Not a failure."""
+
+    def __init__(self, custom_id: str) -> None:
+        self.custom_id = custom_id
+        super().__init__(f"request {custom_id} deferred to the next batch round")

@@ -8,7 +8,7 @@ prompt filling and `build_request`), run with placeholders where prior-stage JSO
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,6 +130,7 @@ def plan_summary(
     *,
     latency_s: float = 15.0,
     expectation: DomainExpertExpectation | None = None,
+    prices: Mapping[str, tuple[float, float, float]] | None = None,
 ) -> dict[str, Any]:
     """What a run would cost, worst case: calls, input and output tokens per stage (the chunks
     `file_search` may add, and Stage 1's JSON as later stages would paste it, condensed to fit),
@@ -137,7 +138,8 @@ def plan_summary(
     `calls` are `planned_requests`' bodies as `measure` counted them: built once, summed here.
 
     Stage 1's output size is unknown before the run; it is taken at its worst (every group using
-    its whole output budget), capped where condensation would cap it.
+    its whole output budget), capped where condensation would cap it. `prices`: another price
+    table (the Batch API's rate, `core.pricing.batch_prices`).
     """
     budget = analyst.calls.input_budget
     groups = max(1, sum(1 for c in calls if c.name.startswith("stage1")))
@@ -172,7 +174,7 @@ def plan_summary(
             f"uploaded to the store)"
         )
     for row in stages.values():
-        row["estimated_cost_usd"] = estimate_cost_usd(row, analyst.base_model)
+        row["estimated_cost_usd"] = estimate_cost_usd(row, analyst.base_model, prices)
     costs = [r["estimated_cost_usd"] for r in stages.values()]
     waves = -(-groups // analyst.stage1_concurrency)
     file_tokens = sum(tokens for _, _, tokens in file_stats(files))

@@ -21,6 +21,7 @@ from refinery.analysis.staged_schemas import TraceAnalysisOutput
 from refinery.analysis.stages import PLANNED_STORE, STAGE_BY_KEY, GroupNote, inline_files_text, stage_user_text
 from refinery.analysis.verification import Verification
 from refinery.core.offload import off_loop
+from refinery.errors import RequestDeferred
 from refinery.traces.spool import file_names, file_stats
 from refinery.wire.response_output import CallUsage
 
@@ -139,6 +140,10 @@ async def analyse_groups(
     tasks = [asyncio.create_task(one(i, g)) for i, g in enumerate(groups)]
     try:
         await asyncio.gather(*tasks)
+    except RequestDeferred:
+        # a batch engine records requests: every sibling group's goes into the same round
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
     except BaseException:
         for task in tasks:
             task.cancel()

@@ -391,8 +391,15 @@ async def analyze_many(
 
 
 async def _analyze_one(
-    item: BatchItem, out: Path, model: str, client: ResponsesClient, analyst_kwargs: dict[str, Any]
+    item: BatchItem,
+    out: Path,
+    model: str,
+    client: ResponsesClient,
+    analyst_kwargs: dict[str, Any],
+    **into: Any,
 ) -> TraceOutcome:
+    """One trace analysed into `out`, as a summary row; `into`: more of `analyze_into`'s options
+    (the Batch API engine's price table and usage notes)."""
     path = item.trace
     ref = is_source_ref(path)
     if ref is not None:  # fetched once into the trace's folder; a rerun reads the copy
@@ -403,7 +410,7 @@ async def _analyze_one(
     analyst = StagedFailureAnalyst(model=model, client=client, **analyst_kwargs)
     # one writer; a folder made from other inputs fails this trace only; each folder holds its report
     done = await analyze_into(
-        out, trace, expectation, analyst=analyst, prompts=prompts, evals=evals, trace_file=Path(path)
+        out, trace, expectation, analyst=analyst, prompts=prompts, evals=evals, trace_file=Path(path), **into
     )
     result, usage = done.result, done.usage
     diagnosis, synthesis = result.diagnosis, result.synthesis

@@ -257,6 +257,10 @@ async def cmd_canary(args: argparse.Namespace) -> int:
 async def cmd_batch(args: argparse.Namespace) -> int:
     from refinery.analysis.cost_ceiling import CostCeiling
     from refinery.app.batch import analyze_many, discover, failure_line
+    from refinery.app.batch_api_command import cmd_batch_api, wants_batch_api
+
+    if wants_batch_api(args):  # the provider's Batch API: rounds of batches, durable in --out
+        return await cmd_batch_api(args)
 
     items = await listed(args) if args.from_platform else discover(batch_source(args), args.expect)
     ceiling = (

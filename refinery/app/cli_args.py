@@ -329,6 +329,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", action="store_true", help="also list every file and request")
     p.add_argument("--show-bodies", action="store_true", help="print the request bodies in full")
     p.add_argument(
+        "--batch-api",
+        action="store_true",
+        help="plan a `batch --batch-api` run: read inline, priced at the Batch API's rate (half)",
+    )
+    p.add_argument(
         "--compare-reading",
         action="store_true",
         help="also show stage 1's tokens and cost read the other way (inline / search)",
@@ -405,6 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="USD",
         help="stop the whole batch before the estimated spend could pass USD",
     )
+    _batch_api_flags(p)
 
     p = command(
         "eval",
@@ -527,3 +533,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", choices=["auto", "hosted", "none"], default="auto", help=STORE_HELP)
     p.add_argument("--search-calls", type=int, default=0, metavar="N", help=SEARCH_CALLS_HELP)
     return parser
+
+
+def _batch_api_flags(p: argparse.ArgumentParser) -> None:
+    """`batch --batch-api` and its controls (docs/batch-api.md)."""
+    p.add_argument(
+        "--batch-api",
+        action="store_true",
+        help="run every request through the provider's Batch API (half price, results within 24 h); rerun the "
+        "same command to go on after a stop",
+    )
+    p.add_argument(
+        "--status",
+        action="store_true",
+        help="with --batch-api's output folder (SOURCE or --out): where each batch and trace stands; sends nothing",
+    )
+    p.add_argument(
+        "--cancel", action="store_true", help="cancel the open batches of that output folder and delete their files"
+    )
+    p.add_argument(
+        "--sync-retry",
+        action="store_true",
+        help="with --batch-api: send a line that failed or expired at once, live, instead of in the next batch",
+    )
+    p.add_argument(
+        "--poll-every",
+        type=positive_float,
+        default=10.0,
+        metavar="S",
+        help="with --batch-api: first look at open batches after S seconds, then twice as long each time, up to "
+        "5 minutes (default: 10)",
+    )

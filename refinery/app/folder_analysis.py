@@ -62,6 +62,7 @@ async def analyze_into(
     progress: ProgressCallback | None = None,
     on_indexing: IndexingProgress | None = None,
     usage_notes: Mapping[str, Any] | None = None,
+    prices: Mapping[str, tuple[float, float, float]] | None = None,
 ) -> FolderAnalysis:
     """Analyse `trace` (or, with `trace=None`, the store `store_id`) into `folder`.
 
@@ -69,7 +70,8 @@ async def analyze_into(
     else it is refused before anything is uploaded — unless `fresh`, which deletes its recorded
     store and results first. With `trace_file`, the file is checked before each stage: a trace
     changed under the run stops it. `usage_notes` are added to `usage.json` (the demo's stand-in
-    notice). The report embeds the files the analysis sent, which are deleted afterwards.
+    notice); `prices` replaces the price table (the Batch API's rate). The report embeds the
+    files the analysis sent, which are deleted afterwards.
     """
     folder = Path(folder)
     trace = as_trace(trace) if trace is not None else None
@@ -113,7 +115,7 @@ async def analyze_into(
         finally:
             await _record_wire(folder, record, getattr(analyst, "wire", None) or earlier)
         try:
-            usage = {**usage_summary(result, analyst.base_model, result.redactions), **dict(usage_notes or {})}
+            usage = {**usage_summary(result, analyst.base_model, result.redactions, prices), **dict(usage_notes or {})}
             files = await off_loop(lambda _stop: write_outputs(folder, result, trace, usage, result.files))
         finally:
             result.release()

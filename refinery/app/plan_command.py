@@ -59,6 +59,7 @@ def _plan(args: argparse.Namespace, trace: Trace) -> tuple[str, dict[str, Any], 
     from refinery.analysis.plan import measure, plan_summary, planned_requests
     from refinery.analysis.staged_failure_analyst import StagedFailureAnalyst
     from refinery.app.inputs import expectation_for, read_files
+    from refinery.core.pricing import BATCH_PRICE_FACTOR, batch_prices
     from refinery.traces.spool import file_stats
 
     expectation = expectation_for(args.expect, trace)
@@ -67,14 +68,27 @@ def _plan(args: argparse.Namespace, trace: Trace) -> tuple[str, dict[str, Any], 
     # `plan` never does (its test runs with no key and fails on any request).
     # `--store auto` planned as the run will read: decided from the endpoint's address, no request
     choice = choose_reading(_model_options(args)["store"], None, False, getattr(args, "api", "auto"))
+    batch_api = getattr(args, "batch_api", False)  # read inline, priced at the Batch API's rate
     options = {**_scale_options(args), "store": choice.store}
+    if batch_api:
+        options.update(store="none", search_calls=0)
     analyst = StagedFailureAnalyst(model=args.model, redact=not args.no_redact, **options)
     files, redaction = analyst.rendering(trace, expectation, prompts, evals)
     # Bodies are measured one at a time; --json keeps them up to 512 KB (read inline, a big trace's
     # Stage 1 bodies hold the whole trace), --show-bodies all of them.
     keep = None if args.show_bodies else (PLAN_JSON_BODY_BYTES if args.json else 0)
     calls = measure(planned_requests(analyst, trace, files, expectation), keep)
-    plan = plan_summary(analyst, trace, files, calls, latency_s=args.latency, expectation=expectation)
+    plan = plan_summary(
+        analyst,
+        trace,
+        files,
+        calls,
+        latency_s=args.latency,
+        expectation=expectation,
+        prices=batch_prices() if batch_api else None,
+    )
+    if batch_api:
+        plan["priced_at"] = f"Batch API rate ({BATCH_PRICE_FACTOR:.0%} of the listed price)"
     data = {
         **plan,
         "files": [{"name": n, "bytes": size, "estimated_tokens": tokens} for n, size, tokens in file_stats(files)],
@@ -133,7 +147,9 @@ def _plan(args: argparse.Namespace, trace: Trace) -> tuple[str, dict[str, Any], 
         _naive_line(plan["naive_prompt"]),
         "",
         f"estimated cost (worst case): {cost}; duration at {plan['latency_s']:g} s a call: "
-        f"~{total['estimated_duration_s']:.0f} s plus indexing",
+        f"~{total['estimated_duration_s']:.0f} s plus indexing"
+        if not batch_api
+        else f"estimated cost (worst case) at the {plan['priced_at']}: {cost}; results within 24 h a stage",
         f"({plan['notes']})",
     ]
     lines += [f"warning: {w}" for w in plan["warnings"]]

@@ -8,7 +8,7 @@ runner) and had started to disagree; a batch item's folder had no report at all.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +35,15 @@ def as_staged(result: AnyResult, trace: Trace | None = None) -> StagedAnalysisRe
     )
 
 
-def usage_summary(result: AnyResult, model: str, redactions: dict[str, int] | None = None) -> dict[str, Any]:
+def usage_summary(
+    result: AnyResult,
+    model: str,
+    redactions: dict[str, int] | None = None,
+    prices: Mapping[str, tuple[float, float, float]] | None = None,
+) -> dict[str, Any]:
     """Tokens and estimated cost per stage and in total (cost None when a price is unknown).
-    `model`: the model asked for — its base model on Azure OpenAI."""
+    `model`: the model asked for — its base model on Azure OpenAI; `prices`: another table (the
+    Batch API's rate, `core.pricing.batch_prices`)."""
     result = as_staged(result)
     stages: dict[str, Any] = {}
     total: dict[str, Any] = dict.fromkeys(TOKEN_COUNTS, 0)
@@ -46,8 +52,8 @@ def usage_summary(result: AnyResult, model: str, redactions: dict[str, int] | No
         d: dict[str, Any] = u.counts()
         # the model the API says answered (a dated snapshot), else the one asked for (an Azure
         # deployment answers under names of its own: its base model's price)
-        cost = estimate_cost_usd(d, u.model or model)
-        d["estimated_cost_usd"] = cost if cost is not None else estimate_cost_usd(d, model)
+        cost = estimate_cost_usd(d, u.model or model, prices)
+        d["estimated_cost_usd"] = cost if cost is not None else estimate_cost_usd(d, model, prices)
         if u.unknown or any(d[k] < 0 for k in TOKEN_COUNTS):  # usage the server stated as no count: unknown
             d["estimated_cost_usd"] = None
         stages[stage] = d
