@@ -113,9 +113,18 @@ async def analyse_groups(
     readings: dict[int, str] = {}
     gate = asyncio.Semaphore(max(1, concurrency))
 
+    def number_of(group: StageGroup | None) -> int:
+        return group.number if group is not None else 1
+
+    # what earlier runs paid for, read before any group starts: the groups then take the gate in
+    # their own order (a read finishing first must not let group 3 go before group 1)
+    loaded = await asyncio.to_thread(
+        lambda: [checkpoints.load_group(run.trace_id, number_of(g), n) if n > 1 else None for g in groups]
+    )
+
     async def one(i: int, group: StageGroup | None) -> None:
-        number = group.number if group is not None else 1
-        done = await asyncio.to_thread(checkpoints.load_group, run.trace_id, number, n) if n > 1 else None
+        number = number_of(group)
+        done = loaded[i]
         if done is not None:  # paid for in an earlier run
             part, usage, checked = done
             if checked:
