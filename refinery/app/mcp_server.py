@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from refinery.analysis.plan import measure, plan_summary, planned_requests
 from refinery.analysis.staged_failure_analyst import StagedFailureAnalyst
 from refinery.app import analyze_into
+from refinery.app.annotate import annotate_folder
 from refinery.app.inputs import expectation_for
 from refinery.core.artifacts import read_json
 from refinery.core.confined import read_text_nofollow, within
@@ -129,12 +130,24 @@ def build_server(
     @server.tool()
     @_refusals
     async def analyze_trace(
-        trace: str, out: str, expect: str | None = None, store: str | None = None, ctx: Context | None = None
+        trace: str,
+        out: str,
+        expect: str | None = None,
+        store: str | None = None,
+        annotate: bool = False,
+        ctx: Context | None = None,
     ) -> dict[str, Any]:
         """Run the four stages on a trace (a path, or `langsmith:<id>` / `langfuse:<id>` / `phoenix:<id>`); write the
         artifacts and report into `out`; return the verdict. Progress is reported stage by stage. `store`: hosted
-        (upload, file_search), none (nothing uploaded: read inline) or auto (hosted where the endpoint has one)."""
+        (upload, file_search), none (nothing uploaded: read inline) or auto (hosted where the endpoint has one).
+        `annotate` (a trace by id only): also write the verdict, decisive step and verified errors back to that
+        platform as refinery.verdict / refinery.decisive_step / refinery.error; the answer's `annotations` says
+        what was written, or the platform's one-line refusal."""
         folder = confined(out, roots)
+        if annotate and is_source_ref(trace) is None:
+            raise UserInputError(
+                f"{trace}: annotate writes back to the platform a trace was fetched from; give it by id"
+            )
         path = await _trace_file(trace, folder)
         loaded = await off_loop(lambda _stop: load_trace(path))
         expectation = expectation_for(confined(expect, roots) if expect else None, loaded)
@@ -149,6 +162,7 @@ def build_server(
         ) as analyst:
             done = await analyze_into(folder, loaded, expectation, analyst=analyst, trace_file=path, progress=progress)
         result, usage = done.result, done.usage
+        annotations = (await annotate_folder(folder)).as_dict() if annotate else None
         d, verification = result.diagnosis, result.verification.get("stage3") or {}
         bad = {u["path"] for u in verification.get("unverified", [])}
         return {
@@ -169,6 +183,7 @@ def build_server(
             "cost_usd": usage["total"].get("estimated_cost_usd"),
             # answers from refinery's test double are labelled as such, as `run --json` labels them
             "stand_in_model": is_stand_in(u.model for u in result.usage.values()),
+            **({"annotations": annotations} if annotations is not None else {}),
         }
 
     @server.tool()
