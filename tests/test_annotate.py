@@ -304,3 +304,33 @@ async def test_batch_annotate_writes_each_fetched_traces_diagnosis(openai_env, t
         assert _bodies(m, "POST", "/api/v1/feedback")
     assert "run-2: annotated in langsmith" in capsys.readouterr().err
     assert json.loads((out / "run-2" / "annotations.json").read_text())["written"] is True
+
+
+async def test_the_mcp_tool_annotates_a_trace_by_id_and_says_what_it_wrote(openai_env, tmp_path, monkeypatch):
+    pytest.importorskip("mcp", reason="the mcp extra is not installed")
+    from refinery.app.mcp_server import build_server
+
+    for name, value in LF_ENV.items():
+        monkeypatch.setenv(name, value)
+    server = build_server([tmp_path])
+    with aioresponses.aioresponses(passthrough=LOCAL) as m:
+        m.get(f"{LF}/api/public/traces/tr_9", payload=LF_TRACE)
+        m.post(f"{LF}/api/public/scores", payload={}, repeat=True)
+        analyze = server._tool_manager.get_tool("analyze_trace").fn  # the tool itself, outside a session
+        answer = await analyze(trace="langfuse:tr_9", out="out", annotate=True)
+        sent = _bodies(m, "POST", "/api/public/scores")
+    assert answer["annotations"]["platform"] == "langfuse" and answer["annotations"]["written"] is True
+    assert [s["id"] for s in sent] == [a["id"] for a in answer["annotations"]["annotations"]]
+
+
+async def test_the_mcp_tool_refuses_to_annotate_a_trace_from_a_file(openai_env, tmp_path):
+    pytest.importorskip("mcp", reason="the mcp extra is not installed")
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    from refinery.app.mcp_server import build_server
+
+    analyze = build_server([tmp_path])._tool_manager.get_tool("analyze_trace").fn
+    (tmp_path / "trace.json").write_text((FIX / "langsmith_runs.json").read_text())
+    with pytest.raises(ToolError, match="annotate writes back to the platform a trace was fetched from"):
+        await analyze(trace="trace.json", out="out", annotate=True)
+    assert not openai_env.response_bodies
