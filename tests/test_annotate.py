@@ -23,6 +23,17 @@ from refinery.wire.annotations_phoenix import phoenix_requests
 from tests.test_trace_sources import LF, LF_ENV, LF_TRACE, LS, LS_KEY, SECRET, mock_langsmith
 
 FIX = Path(__file__).parent / "fixtures"
+# the request fields each platform's API reference documents (Langfuse `CreateScoreRequest`,
+# LangSmith `FeedbackCreateSchema`): a body may hold no other
+LANGFUSE_SCORE_FIELDS = {
+    "id", "traceId", "sessionId", "observationId", "datasetRunId", "name", "value", "comment", "metadata",
+    "environment", "queueId", "dataType", "configId",
+}  # fmt: skip
+LANGSMITH_FEEDBACK_FIELDS = {
+    "id", "run_id", "trace_id", "key", "score", "value", "comment", "correction", "feedback_source",
+    "feedback_config", "created_at", "modified_at", "session_id", "comparative_experiment_id", "feedback_group_id",
+    "error", "start_time",
+}  # fmt: skip
 LOCAL = ["http://127.0.0.1"]  # the local OpenAI-compatible server is real
 
 
@@ -175,6 +186,7 @@ async def test_langfuse_gets_one_score_each_in_its_documented_shape_and_no_secre
         "metadata": verdict["metadata"],
     }
     assert on_spans and all(s["observationId"] in {"o1", "o2"} and s["traceId"] == "tr_9" for s in on_spans)
+    assert all(set(s) <= LANGFUSE_SCORE_FIELDS and s["dataType"] == "CATEGORICAL" for s in scores)
     assert {s["name"] for s in on_spans} <= {"refinery.decisive_step", "refinery.error"}
 
 
@@ -209,6 +221,7 @@ async def test_langsmith_gets_feedback_of_type_model_on_the_root_run_and_each_bl
     assert verdict["feedback_source"]["type"] == "model" and isinstance(verdict["score"], float)
     assert on_runs and all(f["run_id"] in {"run-1", "run-2", "run-3"} for f in on_runs)
     assert all(uuid.UUID(f["id"]) for f in feedback)
+    assert all(set(f) <= LANGSMITH_FEEDBACK_FIELDS for f in feedback)
 
 
 async def test_langsmith_feedback_that_exists_is_updated_in_place(openai_env, tmp_path, monkeypatch):
@@ -236,9 +249,9 @@ async def test_langsmith_feedback_that_exists_is_updated_in_place(openai_env, tm
     [
         (401, 3, "langfuse: HTTP 401 from https://cloud.langfuse.com: check LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY"),
         (403, 3, "langfuse: HTTP 403 from https://cloud.langfuse.com: check LANGFUSE_PUBLIC_KEY"),
-        (404, 2, "langfuse: no trace trace tr_9 in https://cloud.langfuse.com (HTTP 404)"),
-        (429, 4, "langfuse: HTTP 429 from https://cloud.langfuse.com for trace tr_9"),
-        (503, 4, "langfuse: HTTP 503 from https://cloud.langfuse.com for trace tr_9"),
+        (404, 2, "langfuse: no trace tr_9 in https://cloud.langfuse.com (HTTP 404)"),
+        (429, 4, "langfuse: HTTP 429 from https://cloud.langfuse.com for tr_9"),
+        (503, 4, "langfuse: HTTP 503 from https://cloud.langfuse.com for tr_9"),
     ],
 )
 async def test_a_refusal_is_one_line_naming_the_platform_and_the_analysis_stays(
@@ -334,3 +347,21 @@ async def test_the_mcp_tool_refuses_to_annotate_a_trace_from_a_file(openai_env, 
     with pytest.raises(ToolError, match="annotate writes back to the platform a trace was fetched from"):
         await analyze(trace="trace.json", out="out", annotate=True)
     assert not openai_env.response_bodies
+
+
+async def test_a_langsmith_key_that_may_not_write_is_one_line_naming_langsmith(
+    openai_env, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("LANGSMITH_API_KEY", LS_KEY)
+    out = tmp_path / "out"
+    argv = ["run", "langsmith:run-2", "--expect", str(FIX / "expectation.json"), "--out", str(out), "--annotate"]
+    with aioresponses.aioresponses(passthrough=LOCAL) as m:
+        mock_langsmith(m)
+        m.post(f"{LS}/api/v1/feedback", status=403, payload={"detail": "Forbidden"}, repeat=True)
+        assert await amain(argv) == 3
+    err = capsys.readouterr().err
+    assert (
+        "annotations not written: langsmith: HTTP 403 from https://api.smith.langchain.com: check LANGSMITH_API_KEY"
+        in err
+    )
+    assert LS_KEY not in err and (out / "report.html").is_file()

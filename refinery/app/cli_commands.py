@@ -5,6 +5,7 @@ apart from `cli.py`, which runs the analyses themselves."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -80,12 +81,12 @@ async def annotated_run(
     from refinery.app.annotate import annotate_folder, is_annotated_source
 
     out = Path(args.out)
-    if not is_annotated_source(out):  # refused before anything is spent
+    if not await asyncio.to_thread(is_annotated_source, out):  # refused before anything is spent
         raise InputFileError(
             f"{args.trace}: --annotate writes back to the platform a trace was fetched from; give it by id "
             "(phoenix:<id>, langfuse:<id>, langsmith:<id>)"
         )
-    if getattr(args, "fresh", False) or not _analysed(out, trace_id, stages):
+    if getattr(args, "fresh", False) or not await asyncio.to_thread(_analysed, out, trace_id, stages):
         code = await analyse()
         if code != EXIT_OK:
             return code
@@ -113,7 +114,7 @@ async def annotated_batch(out: Path, items: Sequence[Any], code: int) -> int:
     failed: list[int] = []
     for item in items:
         folder = out / item.name
-        if not is_annotated_source(folder):
+        if not await asyncio.to_thread(is_annotated_source, folder):  # reads the trace's copy: off the loop
             print_err(f"refinery: {item.name}: not annotated (not a trace fetched by id, or not analysed)")
             continue
         try:

@@ -43,6 +43,6 @@ def langfuse_bodies(annotations: Sequence[Annotation]) -> list[dict[str, Any]]:
 async def write_langfuse(call: Poster, annotations: Sequence[Annotation]) -> list[dict[str, Any]]:
     answers = []
     for body in langfuse_bodies(annotations):
-        answer = await call("POST", "/api/public/scores", f"trace {body['traceId']}", json_body=body)
+        answer = await call("POST", "/api/public/scores", body["traceId"], json_body=body)
         answers.append({"path": "/api/public/scores", "ids": [(answer or {}).get("id", body["id"])]})
     return answers

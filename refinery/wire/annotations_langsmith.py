@@ -42,7 +42,7 @@ def langsmith_bodies(annotations: Sequence[Annotation], root_run_id: str) -> lis
 async def write_langsmith(call: Poster, annotations: Sequence[Annotation], root_run_id: str) -> list[dict[str, Any]]:
     answers = []
     for body in langsmith_bodies(annotations, root_run_id):
-        what = f"run {body['run_id']}"
+        what = body["trace_id"]  # a refusal names the trace, as the fetching's do
         answer = await call("POST", "/api/v1/feedback", what, json_body=body, accept=frozenset({CONFLICT}))
         if (answer or {}).get("status") == CONFLICT:  # written before: update it
             update = {k: body[k] for k in ("score", "value", "comment")}

@@ -49,6 +49,6 @@ async def write_phoenix(call: Poster, annotations: Sequence[Annotation]) -> list
     """Send them; what each request was answered (Phoenix's ids of the stored annotations)."""
     answers = []
     for path, body in phoenix_requests(annotations):
-        answer = await call("POST", path, f"trace {annotations[0].trace_id}", json_body=body)
+        answer = await call("POST", path, annotations[0].trace_id, json_body=body)
         answers.append({"path": path.split("?")[0], "ids": [d.get("id") for d in (answer or {}).get("data") or []]})
     return answers
