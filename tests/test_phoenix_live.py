@@ -195,3 +195,18 @@ async def test_annotate_on_a_phoenix_that_refuses_says_so_in_one_line_and_keeps_
     assert (out / "report.md").is_file()
     recorded = json.loads((out / "annotations.json").read_text())
     assert recorded["written"] is False and "HTTP 401" in recorded["error"]
+
+
+async def test_batch_from_phoenix_with_annotate_annotates_each_failed_trace_of_the_period(
+    phoenix, openai_env, tmp_path, monkeypatch
+):
+    trace_id = phoenix.emit("support-nightly-annotate")
+    monkeypatch.setenv("PHOENIX_COLLECTOR_ENDPOINT", phoenix.url)
+    out = tmp_path / "nightly"
+    argv = ["batch", "--from", "phoenix", "--since", "1h", "--failed", "--project", "support-nightly-annotate"]
+    assert await amain([*argv, "--out", str(out), "--no-llm", "--annotate"]) == 0
+    [folder] = [p for p in out.iterdir() if p.is_dir()]
+    recorded = json.loads((folder / "annotations.json").read_text())
+    assert recorded["written"] is True
+    [verdict] = await _phoenix_annotations(phoenix.url, "support-nightly-annotate", "trace", [trace_id])
+    assert verdict["name"] == "refinery.verdict" and verdict["identifier"] == recorded["annotations"][0]["id"]
