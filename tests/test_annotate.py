@@ -365,3 +365,14 @@ async def test_a_langsmith_key_that_may_not_write_is_one_line_naming_langsmith(
         in err
     )
     assert LS_KEY not in err and (out / "report.html").is_file()
+
+
+async def test_annotate_needs_stage_3_and_says_so_before_any_analysis(openai_env, tmp_path, monkeypatch, capsys):
+    for name, value in LF_ENV.items():
+        monkeypatch.setenv(name, value)
+    with aioresponses.aioresponses(passthrough=LOCAL) as m:
+        m.get(f"{LF}/api/public/traces/tr_9", payload=LF_TRACE)
+        argv = ["run", "langfuse:tr_9", "--out", str(tmp_path / "out"), "--stages", "1-2", "--annotate"]
+        assert await amain(argv) == 2
+    assert "--annotate writes stage 3's diagnosis: give --stages 1-3 or 1-4, not 1-2" in capsys.readouterr().err
+    assert not openai_env.response_bodies

@@ -86,18 +86,18 @@ async def annotated_run(
             f"{args.trace}: --annotate writes back to the platform a trace was fetched from; give it by id "
             "(phoenix:<id>, langfuse:<id>, langsmith:<id>)"
         )
-    if getattr(args, "fresh", False) or not await asyncio.to_thread(_analysed, out, trace_id, stages):
+    if stages < 3:
+        raise InputFileError(f"--annotate writes stage 3's diagnosis: give --stages 1-3 or 1-4, not {args.stages}")
+    analyse_now = getattr(args, "fresh", False) or not await asyncio.to_thread(_analysed, out, trace_id, stages)
+    if analyse_now:
         code = await analyse()
         if code != EXIT_OK:
             return code
-        said = print_err
-    else:
-        said = None
     outcome = await annotate_folder(out)
-    if said is None:  # no analysis said anything: the annotations are the command's answer
+    if analyse_now:  # the analysis has given the command's answer: the annotations are one more line
+        print_err(f"refinery: {outcome.line}")
+    else:  # no analysis said anything: the annotations are the command's answer
         emit(args, f"{out} already holds this trace's analysis (no new one)\n{outcome.line}", outcome.as_dict())
-    else:
-        said(f"refinery: {outcome.line}")
     return outcome.exit_code
 
 
