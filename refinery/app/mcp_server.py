@@ -24,7 +24,6 @@ from typing import Any, TypeVar
 from refinery.analysis.plan import measure, plan_summary, planned_requests
 from refinery.analysis.staged_failure_analyst import StagedFailureAnalyst
 from refinery.app import analyze_into
-from refinery.app.annotate import annotate_folder
 from refinery.app.inputs import expectation_for
 from refinery.core.artifacts import read_json
 from refinery.core.confined import read_text_nofollow, within
@@ -162,7 +161,11 @@ def build_server(
         ) as analyst:
             done = await analyze_into(folder, loaded, expectation, analyst=analyst, trace_file=path, progress=progress)
         result, usage = done.result, done.usage
-        annotations = (await annotate_folder(folder)).as_dict() if annotate else None
+        annotations = None
+        if annotate:
+            from refinery.app.annotate import annotate_folder  # only when asked: the server starts without it
+
+            annotations = (await annotate_folder(folder)).as_dict()
         d, verification = result.diagnosis, result.verification.get("stage3") or {}
         bad = {u["path"] for u in verification.get("unverified", [])}
         return {
