@@ -132,3 +132,81 @@ async def test_a_phoenix_with_authentication_takes_phoenix_api_key(
     assert len(load_trace(out / "trace.json").runs) == 4
     written = [p for p in out.rglob("*") if p.is_file()]
     assert not [p for p in written if ADMIN_SECRET in p.read_text(errors="replace")]
+
+
+async def _phoenix_annotations(url: str, project: str, kind: str, ids: list[str]) -> list[dict]:
+    """What Phoenix holds, read back through its REST API (`GET …/trace_annotations?trace_ids=…`,
+    `…/span_annotations?span_ids=…`)."""
+    import aiohttp
+
+    key = "trace_ids" if kind == "trace" else "span_ids"
+    params = [(key, i) for i in ids] + [("limit", "1000")]
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{url}/v1/projects/{project}/{kind}_annotations", params=params) as resp:
+            assert resp.status == 200, await resp.text()
+            return (await resp.json())["data"]
+
+
+async def test_run_annotate_leaves_the_verdict_and_one_annotation_per_blamed_span_and_a_rerun_the_same(
+    phoenix, openai_env, tmp_path, monkeypatch
+):
+    trace_id = phoenix.emit("support-annotate")
+    monkeypatch.setenv("PHOENIX_COLLECTOR_ENDPOINT", phoenix.url)
+    out = tmp_path / "out"
+    argv = ["run", f"phoenix:{trace_id}", "--project", "support-annotate", "--out", str(out), "--annotate"]
+    assert await amain(argv) == 0
+    recorded = json.loads((out / "annotations.json").read_text())
+    assert recorded["written"] is True and recorded["platform"] == "phoenix"
+    blamed = sorted((a["span_id"], a["name"], a["id"]) for a in recorded["annotations"] if a["target"] == "span")
+    assert blamed, "the stand-in blames the failed lookup: at least one span annotation"
+    diagnosis = json.loads((out / "stage3_diagnosis.json").read_text())["output"]
+
+    [verdict] = await _phoenix_annotations(phoenix.url, "support-annotate", "trace", [trace_id])
+    assert verdict["name"] == "refinery.verdict" and verdict["annotator_kind"] == "LLM"
+    assert verdict["result"]["label"] == diagnosis["failure_type"]
+    assert verdict["result"]["explanation"] == diagnosis["root_cause"].strip()
+    assert verdict["metadata"]["report"] == str((out / "report.html").resolve())
+    span_ids = sorted({s for s, _, _ in blamed})
+    on_spans = await _phoenix_annotations(phoenix.url, "support-annotate", "span", span_ids)
+    assert sorted((a["span_id"], a["name"], a["identifier"]) for a in on_spans) == blamed
+
+    assert await amain(argv) == 0  # the folder holds the analysis: written again, updated in place
+    assert len(await _phoenix_annotations(phoenix.url, "support-annotate", "trace", [trace_id])) == 1
+    again = await _phoenix_annotations(phoenix.url, "support-annotate", "span", span_ids)
+    assert sorted((a["span_id"], a["name"], a["identifier"]) for a in again) == blamed
+
+
+async def test_annotate_on_a_phoenix_that_refuses_says_so_in_one_line_and_keeps_the_report(
+    guarded_phoenix, openai_env, tmp_path, monkeypatch, capsys
+):
+    trace_id = guarded_phoenix.emit("guarded-annotate")
+    monkeypatch.setenv("PHOENIX_BASE_URL", guarded_phoenix.url)
+    monkeypatch.setenv("PHOENIX_API_KEY", ADMIN_SECRET)
+    out = tmp_path / "out"
+    argv = ["run", f"phoenix:guarded-annotate/{trace_id}", "--out", str(out)]
+    assert await amain(argv) == 0
+    monkeypatch.setenv("PHOENIX_API_KEY", "not-the-key")  # the trace is fetched; the writing is refused
+    capsys.readouterr()
+    assert await amain([*argv, "--annotate"]) == 3
+    said = capsys.readouterr()
+    assert f"annotations not written: phoenix: HTTP 401 from {guarded_phoenix.url}: check PHOENIX_API_KEY" in (
+        said.out + said.err
+    )
+    assert (out / "report.md").is_file()
+    recorded = json.loads((out / "annotations.json").read_text())
+    assert recorded["written"] is False and "HTTP 401" in recorded["error"]
+
+
+async def test_batch_from_phoenix_with_annotate_annotates_each_failed_trace_of_the_period(
+    phoenix, openai_env, tmp_path, monkeypatch
+):
+    trace_id = phoenix.emit("support-nightly-annotate")
+    monkeypatch.setenv("PHOENIX_COLLECTOR_ENDPOINT", phoenix.url)
+    out = tmp_path / "nightly"
+    argv = ["batch", "--from", "phoenix", "--since", "1h", "--failed", "--project", "support-nightly-annotate"]
+    assert await amain([*argv, "--out", str(out), "--no-llm", "--annotate"]) == 0
+    [folder] = [p for p in out.iterdir() if p.is_dir()]
+    recorded = json.loads((folder / "annotations.json").read_text())
+    assert recorded["written"] is True
+    [verdict] = await _phoenix_annotations(phoenix.url, "support-nightly-annotate", "trace", [trace_id])
+    assert verdict["name"] == "refinery.verdict" and verdict["identifier"] == recorded["annotations"][0]["id"]

@@ -23,7 +23,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from refinery.app.cli_args import build_parser
-from refinery.app.cli_commands import batch_source, cmd_mcp, cmd_patterns, emit, listed, trace_path
+from refinery.app.cli_commands import (
+    annotated_batch,
+    annotated_run,
+    batch_source,
+    cmd_mcp,
+    cmd_patterns,
+    emit,
+    listed,
+    trace_path,
+)
 from refinery.app.exit_codes import EXIT_OK, EXIT_USAGE, exit_code_for, exit_code_of_many, hint_for
 from refinery.app.plan_command import STORE_LINES, _model_options, _scale_options, cmd_plan
 from refinery.core.confined import refuse_system_folder
@@ -223,6 +232,9 @@ async def cmd_run(args: argparse.Namespace) -> int:
     args.trace = await trace_path(args, Path(args.out) if args.out else None)
     trace = load_trace(args.trace, format=args.format, sample=args.sample)
     args.out = args.out or default_out(trace.trace_id)
+    if getattr(args, "annotate", False):
+        analyse = lambda: _analysis(args, trace, read_files(args.prompts), read_files(args.evals), None)  # noqa: E731
+        return await annotated_run(args, analyse, trace.trace_id, _stages(args.stages))
     return await _analysis(args, trace, read_files(args.prompts), read_files(args.evals), None)
 
 
@@ -290,7 +302,8 @@ async def cmd_batch(args: argparse.Namespace) -> int:
     )
     emit(args, human, summary.model_dump(mode="json"))
     # 0 all analysed · 5 some failed · none analysed: their one cause's code (2, 3), else 4
-    return exit_code_of_many(len(summary.outcomes) - len(failed), [o.exit_code for o in failed])
+    code = exit_code_of_many(len(summary.outcomes) - len(failed), [o.exit_code for o in failed])
+    return await annotated_batch(Path(args.out), items, code) if getattr(args, "annotate", False) else code
 
 
 async def cmd_demo(args: argparse.Namespace) -> int:

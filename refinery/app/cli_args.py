@@ -129,6 +129,13 @@ def _redact_pattern(parser: argparse.ArgumentParser) -> None:
     )
 
 
+ANNOTATE_HELP = (
+    "with a trace by id (phoenix:, langfuse:, langsmith:): write the diagnosis back to that platform — the verdict "
+    "on the trace, the decisive step and each verified error on its span (refinery.verdict, refinery.decisive_step, "
+    "refinery.error); a rerun updates them; a folder already analysed is annotated without a new analysis"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
@@ -299,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--keep-store", action="store_true", help="keep the vector store after a successful run")
     p.add_argument("--expires-days", type=int, default=1, metavar="D", help="store expiry after last use (default: 1)")
+    p.add_argument("--annotate", action="store_true", help=ANNOTATE_HELP)
 
     p = command(
         "plan",
@@ -373,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-llm", action="store_true", help="group failures into patterns without the model's merge-and-name call"
     )
+    p.add_argument("--annotate", action="store_true", help=ANNOTATE_HELP)
     p.add_argument("--expect", metavar="FILE", help="the expectation for traces that have none of their own")
     p.add_argument(
         "--out",

@@ -5,14 +5,25 @@ apart from `cli.py`, which runs the analyses themselves."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from refinery.errors import ArtifactsMismatchError, InputFileError
 
-__all__ = ["batch_source", "cmd_mcp", "cmd_patterns", "emit", "listed", "trace_path"]
+__all__ = [
+    "annotated_batch",
+    "annotated_run",
+    "batch_source",
+    "cmd_mcp",
+    "cmd_patterns",
+    "emit",
+    "listed",
+    "trace_path",
+]
 
 EXIT_OK = 0
 
@@ -48,6 +59,71 @@ async def trace_path(args: argparse.Namespace, out: Path | None) -> str:
             )
     print(f"refinery: trace {ref}", file=sys.stderr)
     return str(await fetched_copy(ref, out))
+
+
+def _analysed(out: Path, trace_id: str, stages: int) -> bool:
+    """Whether `out` holds stages 1…`stages` of this trace (its id as written: redacted or not)."""
+    from refinery.analysis.checkpoints import Checkpoints
+    from refinery.traces.redact import redact_text
+
+    done = Checkpoints(out)
+    return done.finished(trace_id, stages) or done.finished(redact_text(trace_id), stages)
+
+
+async def annotated_run(
+    args: argparse.Namespace, analyse: Callable[[], Awaitable[int]], trace_id: str, stages: int
+) -> int:
+    """`run --annotate`: the analysis (none when `--out` already holds it), then its diagnosis
+    written back to the platform the trace came from; a platform's refusal is one line and its
+    exit code, the analysis's results kept."""
+    from refinery.app.annotate import annotate_folder, is_annotated_source
+
+    out = Path(args.out)
+    if not await asyncio.to_thread(is_annotated_source, out):  # refused before anything is spent
+        raise InputFileError(
+            f"{args.trace}: --annotate writes back to the platform a trace was fetched from; give it by id "
+            "(phoenix:<id>, langfuse:<id>, langsmith:<id>)"
+        )
+    if stages < 3:
+        raise InputFileError(f"--annotate writes stage 3's diagnosis: give --stages 1-3 or 1-4, not {args.stages}")
+    analyse_now = getattr(args, "fresh", False) or not await asyncio.to_thread(_analysed, out, trace_id, stages)
+    if analyse_now:
+        code = await analyse()
+        if code != EXIT_OK:
+            return code
+    outcome = await annotate_folder(out)
+    if analyse_now:  # the analysis has given the command's answer: the annotations are one more line
+        print_err(f"refinery: {outcome.line}")
+    else:  # no analysis said anything: the annotations are the command's answer
+        emit(args, f"{out} already holds this trace's analysis (no new one)\n{outcome.line}", outcome.as_dict())
+    return outcome.exit_code
+
+
+def print_err(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+async def annotated_batch(out: Path, items: Sequence[Any], code: int) -> int:
+    """`batch --annotate`: each trace fetched by id whose folder holds a diagnosis (analysed now or
+    before) annotated on its platform; one line each; the batch's exit code unless only annotating failed."""
+    from refinery.app.annotate import annotate_folder, is_annotated_source
+    from refinery.errors import RefineryError
+
+    failed: list[int] = []
+    for item in items:
+        folder = out / item.name
+        if not await asyncio.to_thread(is_annotated_source, folder):  # reads the trace's copy: off the loop
+            print_err(f"refinery: {item.name}: not annotated (not a trace fetched by id, or not analysed)")
+            continue
+        try:
+            outcome = await annotate_folder(folder)
+        except RefineryError as exc:  # no diagnosis in this folder (its analysis failed): said, not fatal
+            print_err(f"refinery: {item.name}: not annotated: {exc}")
+            continue
+        print_err(f"refinery: {item.name}: {outcome.line}")
+        if outcome.error is not None:
+            failed.append(outcome.exit_code)
+    return code if code != EXIT_OK or not failed else failed[0]
 
 
 def batch_source(args: argparse.Namespace) -> str:

@@ -148,14 +148,21 @@ def build_server(
         expect: str | None = None,
         store: str | None = None,
         search_calls: int | None = None,
+        annotate: bool = False,
         ctx: Context | None = None,
     ) -> dict[str, Any]:
         """Run the four stages on a trace (a path, or `langsmith:<id>` / `langfuse:<id>` / `phoenix:<id>`); write the
         artifacts and report into `out`; return the verdict. Progress is reported stage by stage. `store`: hosted
         (upload, file_search), none (nothing uploaded: read inline) or auto (hosted on OpenAI's and Azure's API
         hosts, else none); `search_calls`: with no store, the search_trace calls a request may make (the server
-        must take function tools)."""
+        must take function tools). `annotate` (a trace by id only): also write the verdict, decisive step and
+        verified errors back to that platform as refinery.verdict / refinery.decisive_step / refinery.error; the
+        answer's `annotations` says what was written, or the platform's one-line refusal."""
         folder = confined(out, roots)
+        if annotate and is_source_ref(trace) is None:
+            raise UserInputError(
+                f"{trace}: annotate writes back to the platform a trace was fetched from; give it by id"
+            )
         path = await _trace_file(trace, folder)
         loaded = await off_loop(lambda _stop: load_trace(path))
         expectation = expectation_for(confined(expect, roots) if expect else None, loaded)
@@ -174,6 +181,11 @@ def build_server(
         ) as analyst:
             done = await analyze_into(folder, loaded, expectation, analyst=analyst, trace_file=path, progress=progress)
         result, usage = done.result, done.usage
+        annotations = None
+        if annotate:
+            from refinery.app.annotate import annotate_folder  # only when asked: the server starts without it
+
+            annotations = (await annotate_folder(folder)).as_dict()
         d, verification = result.diagnosis, result.verification.get("stage3") or {}
         bad = {u["path"] for u in verification.get("unverified", [])}
         return {
@@ -194,6 +206,7 @@ def build_server(
             "cost_usd": usage["total"].get("estimated_cost_usd"),
             # answers from refinery's test double are labelled as such, as `run --json` labels them
             "stand_in_model": is_stand_in(u.model for u in result.usage.values()),
+            **({"annotations": annotations} if annotations is not None else {}),
         }
 
     @server.tool()

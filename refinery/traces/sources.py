@@ -68,6 +68,7 @@ __all__ = [
     "kept_source",
     "load_trace_from",
     "parse_age",
+    "platform_caller",
     "save_fetched",
 ]
 
@@ -397,6 +398,14 @@ async def _phoenix_failed(
     return list(dict.fromkeys(ids))
 
 
+def platform_caller(session: aiohttp.ClientSession, platform: str, env: Mapping[str, str] | None = None) -> _Caller:
+    """One platform's endpoint and credentials as the fetching found them, for a writer of the same
+    platform (`--annotate`): the same variables, retries and one-line refusals, read in one place."""
+    env = os.environ if env is None else env
+    makers = {"langsmith": _langsmith_caller, "langfuse": _langfuse_caller, "phoenix": _phoenix_caller}
+    return makers[platform](session, env)
+
+
 # The transport's retry rules (`integrations.retry`: 429s as the answer asks, 408/409/5xx and lost
 # connections with jittered backoff, `x-should-retry` obeyed, every count and wait bounded), with
 # waits sized for a trace platform: a 429 that names no wait is tried again after 5–15 s, not
@@ -413,13 +422,19 @@ class _Caller:
     ) -> None:
         self.session, self.platform, self.headers, self.key_var, self.base = session, platform, headers, key_var, base
 
-    async def __call__(self, method: str, path: str, what: str, *, json_body: Any = None) -> Any:
+    async def __call__(
+        self, method: str, path: str, what: str, *, json_body: Any = None, accept: frozenset[int] = frozenset()
+    ) -> Any:
+        """The answer's JSON; a status in `accept` (a writer's 409: the record exists) is answered as
+        `{"status": n}` instead of retried or refused."""
         attempts = Attempts()
         while True:
             try:
                 async with self.session.request(method, self.base + path, headers=self.headers, json=json_body) as resp:
                     if resp.status < 400:
                         return await resp.json(content_type=None)
+                    if resp.status in accept:
+                        return {"status": resp.status}
                     status, headers = resp.status, {k.lower(): v for k, v in resp.headers.items()}
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 unreachable = True
