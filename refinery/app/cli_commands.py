@@ -5,7 +5,6 @@ apart from `cli.py`, which runs the analyses themselves."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -76,6 +75,8 @@ async def annotated_run(
     """`run --annotate`: the analysis (none when `--out` already holds it), then its diagnosis
     written back to the platform the trace came from; a platform's refusal is one line and its
     exit code, the analysis's results kept."""
+    import asyncio
+
     from refinery.app.annotate import annotate_folder, is_annotated_source
 
     out = Path(args.out)
@@ -106,6 +107,8 @@ def print_err(line: str) -> None:
 async def annotated_batch(out: Path, items: Sequence[Any], code: int) -> int:
     """`batch --annotate`: each trace fetched by id whose folder holds a diagnosis (analysed now or
     before) annotated on its platform; one line each; the batch's exit code unless only annotating failed."""
+    import asyncio
+
     from refinery.app.annotate import annotate_folder, is_annotated_source
     from refinery.errors import RefineryError
 
