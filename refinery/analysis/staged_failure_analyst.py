@@ -68,6 +68,7 @@ from refinery.analysis.store_keeper import StoreKeeper
 from refinery.analysis.trace_search import TraceSearch, search_allowance
 from refinery.analysis.verification import RunTexts
 from refinery.core.context_windows import DEFAULT_BUDGET_SHARE, input_budget
+from refinery.core.gc_freeze import objects_frozen
 from refinery.core.host_models import as_expectation, as_trace
 from refinery.core.interfaces import FileContents
 from refinery.core.models import Diagnosis, DomainExpertExpectation, GapAnalysis, Trace, TraceAnalysis
@@ -582,7 +583,8 @@ class StagedFailureAnalyst(AnalystBase):
         `artifacts_dir` (this analysis's folder) overrides the analyst's per-trace subfolder; the
         caller then owns the folder (`app.analyze_into` locks it). `progress` hears this analysis's
         stage events besides the analyst's `progress_callback`. The result holds the rendered files
-        until `result.release()`; nothing of the analysis stays on the analyst.
+        until `result.release()`; nothing of the analysis stays on the analyst. Meanwhile the objects
+        that existed before are out of the garbage collector's passes (`core.gc_freeze`).
         """
         trace = self.sent_trace(as_trace(trace)) if trace is not None else None  # a secret in its id is not sent
         expectation = as_expectation(expectation)
@@ -590,13 +592,16 @@ class StagedFailureAnalyst(AnalystBase):
         if trace is None and not given:
             raise UserInputError("analyze needs a trace or an existing store id")
         how = _How(given, until_stage, on_progress, progress)
-        if artifacts_dir is not None:
-            return await self._analyze(trace, expectation, prompts, evals, Path(artifacts_dir), how)
-        folder = self.folder_for(trace.trace_id if trace else None, given)
-        if folder is None:
-            return await self._analyze(trace, expectation, prompts, evals, None, how)
-        async with OutputFolder(folder, {"trace_id": trace.trace_id if trace else None}):  # one analysis a folder
-            return await self._analyze(trace, expectation, prompts, evals, folder, how)
+        # what exists (the trace, the host's objects) out of the collector's passes while the analysis
+        # runs: one pass over them holds the GIL, and the host's loop, for its whole length
+        with objects_frozen():
+            if artifacts_dir is not None:
+                return await self._analyze(trace, expectation, prompts, evals, Path(artifacts_dir), how)
+            folder = self.folder_for(trace.trace_id if trace else None, given)
+            if folder is None:
+                return await self._analyze(trace, expectation, prompts, evals, None, how)
+            async with OutputFolder(folder, {"trace_id": trace.trace_id if trace else None}):  # one analysis a folder
+                return await self._analyze(trace, expectation, prompts, evals, folder, how)
 
     async def _analyze(
         self,
