@@ -10,7 +10,9 @@ longest lateness is the longest time the loop was held. Measured for:
 
 Each phase's line also says what the cyclic garbage collector did meanwhile (passes of each
 generation, the longest and the thread that ran it), and `idle` lines (before and after) give the
-ticker alone: the lateness the machine itself adds (other processes on the same cores).
+ticker alone: the lateness the machine itself adds (other processes on the same cores); `spin` the
+ticker beside a worker thread running pure Python (no long C call): the floor for any work in a
+thread on this machine at this moment.
 
 Run: `python benchmarks/bench_loop_stall.py [--megabytes 100] [--kind chat|otlp-distinct] [--where]`.
 Target (issue 31): the longest stall while a 100 MB trace is analysed ≤ 50 ms. The figures depend on
@@ -194,6 +196,16 @@ async def measured(label: str, work: Any) -> dict[str, Any]:
     return {"wall_s": wall, "longest_stall_ms": ticker.worst * 1000, "ticks": ticker.ticks, "value": value}
 
 
+def spin(seconds: float) -> int:
+    """Pure Python for `seconds` (short bytecodes, no long C call): what any work in a worker thread
+    costs the loop here and now — the GIL handed back and forth every 5 ms, and the OS's own delays
+    when other processes want the cores (a thread set aside while it holds the GIL holds the loop)."""
+    end, n = time.perf_counter() + seconds, 0
+    while time.perf_counter() < end:
+        n += sum(i * i for i in range(200))
+    return n
+
+
 async def idle(seconds: float) -> None:
     """The ticker alone: how late a 10 ms sleep wakes on this machine right now, with nothing of
     refinery's running (other processes share the cores): the floor under every figure."""
@@ -209,6 +221,7 @@ async def main_async(args: argparse.Namespace) -> int:
         print(f"{machine()}; trace {args.kind} {size:.0f} MB; ticker every {TICK_S * 1000:.0f} ms", flush=True)
         expectation = DomainExpertExpectation(**EXPECT)
         await measured("idle", idle(args.idle))
+        await measured("spin", off_loop(lambda _s: spin(args.idle)))
         loaded = await measured("load", off_loop(lambda _s: load_trace(path)))
         trace = loaded["value"]
 

@@ -4,12 +4,12 @@ collector is as it was after (`core.gc_freeze`); the rendering runs off the even
 from __future__ import annotations
 
 import gc
-import threading
 
 import pytest
 
 from refinery.analysis.staged_failure_analyst import StagedFailureAnalyst
 from refinery.core.gc_freeze import objects_frozen
+from refinery.core.offload import worker_thread
 from refinery.traces import spool
 from refinery.wire.responses_client import ResponsesClient
 from tests.fake_openai import FakeOpenAI
@@ -73,11 +73,11 @@ def fake(mocked):
 async def test_an_analysis_renders_off_the_loop_with_objects_frozen_and_leaves_the_collector_as_it_was(
     fake, make_transport, tmp_path, monkeypatch, unfrozen
 ):
-    seen: list[tuple[int, int]] = []  # (thread, freeze count) at each rendered file
+    seen: list[tuple[bool, int]] = []  # (in refinery's worker thread, freeze count) at each rendered file
     strip = spool.strip_marks
 
     def spy(marked: str):
-        seen.append((threading.get_ident(), gc.get_freeze_count()))
+        seen.append((worker_thread(), gc.get_freeze_count()))
         return strip(marked)
 
     monkeypatch.setattr(spool, "strip_marks", spy)
@@ -92,7 +92,7 @@ async def test_an_analysis_renders_off_the_loop_with_objects_frozen_and_leaves_t
         )
         result = await analyst.analyze(make_trace(), EXPECTATION)
     assert result.diagnosis is not None
-    assert seen and all(thread != threading.get_ident() for thread, _ in seen)  # never the loop's thread
+    assert seen and all(in_worker for in_worker, _ in seen)  # never the loop's thread
     assert all(count > 0 for _, count in seen)
     assert counts_at_stages and all(count > 0 for count in counts_at_stages)
     assert collector_settings() == before

@@ -20,7 +20,7 @@ from refinery.analysis.stage_calls import StageCalls, record_check
 from refinery.analysis.staged_schemas import TraceAnalysisOutput
 from refinery.analysis.stages import PLANNED_STORE, STAGE_BY_KEY, GroupNote, inline_files_text, stage_user_text
 from refinery.analysis.verification import Verification
-from refinery.core.offload import off_loop
+from refinery.core.offload import in_worker, off_loop
 from refinery.traces.spool import file_names, file_stats
 from refinery.wire.response_output import CallUsage
 
@@ -114,7 +114,7 @@ async def analyse_groups(
 
     async def one(i: int, group: StageGroup | None) -> None:
         number = group.number if group is not None else 1
-        done = await asyncio.to_thread(checkpoints.load_group, run.trace_id, number, n) if n > 1 else None
+        done = await in_worker(checkpoints.load_group, run.trace_id, number, n) if n > 1 else None
         if done is not None:  # paid for in an earlier run
             part, usage, checked = done
             if checked:
@@ -126,7 +126,7 @@ async def analyse_groups(
             if n > 1:
                 await emit("stage1.group", "start", group=number, groups=n)
             # reading the group's files and sizing the request is blocking work: off the event loop
-            text, filters, readings[number] = await asyncio.to_thread(group_request, calls, run, group, n, reading)
+            text, filters, readings[number] = await in_worker(group_request, calls, run, group, n, reading)
             part, usage, check = await calls.call(run, stage, text, filters=filters)
         checked = record_check(run, stage, check)
         if n > 1:

@@ -18,7 +18,6 @@ the event loop (`core.offload`): a host's loop is never held while a big trace i
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import threading
@@ -72,7 +71,7 @@ from refinery.core.gc_freeze import objects_frozen
 from refinery.core.host_models import as_expectation, as_trace
 from refinery.core.interfaces import FileContents
 from refinery.core.models import Diagnosis, DomainExpertExpectation, GapAnalysis, Trace, TraceAnalysis
-from refinery.core.offload import off_loop
+from refinery.core.offload import in_worker, off_loop
 from refinery.errors import ConfigurationError, UserInputError
 from refinery.prompts.system_prompts import SYSTEM
 from refinery.traces.redact import RedactionReport, compile_patterns
@@ -427,7 +426,7 @@ class StagedFailureAnalyst(AnalystBase):
         if run.store_id and not run.groups:
             await keeper.adopt(run, run.store_id)  # a store from `refinery init`: its trace and groups
         stage = STAGE_BY_KEY["stage1"]
-        resumed = await asyncio.to_thread(checkpoints.resume, run, stage)  # reading JSON back: off the loop
+        resumed = await in_worker(checkpoints.resume, run, stage)  # reading JSON back: off the loop
         if resumed is not None:
             return resumed  # type: ignore[no-any-return]
         await run.emit("stage1", "start", groups=max(1, len(run.groups)))
@@ -435,13 +434,13 @@ class StagedFailureAnalyst(AnalystBase):
         parts, total, readings = await analyse_groups(
             self.calls, checkpoints, run, run.emit, self.stage1_concurrency, self.stage1_reading
         )
-        merged = await asyncio.to_thread(merge_stage1, parts, run_owner(run))  # a big trace's groups: CPU work
+        merged = await in_worker(merge_stage1, parts, run_owner(run))  # a big trace's groups: CPU work
         by_search = sorted(n for n, how in readings.items() if how == "search")
         reading: dict[str, Any] = {"stage1_reading": self.stage1_reading}
         if self.stage1_reading == "inline" and by_search:
             reading["stage1_groups_read_by_search"] = by_search  # no files at hand, or too big to inline
         self._record(run, stage, total, started, groups=len(parts), **reading)
-        await asyncio.to_thread(checkpoints.save_stage, "stage1", run.trace_id, run.meta["stage1"], merged)
+        await in_worker(checkpoints.save_stage, "stage1", run.trace_id, run.meta["stage1"], merged)
         await run.emit("stage1", "end", tokens=total.total_tokens)
         return merged
 
@@ -450,22 +449,20 @@ class StagedFailureAnalyst(AnalystBase):
     ) -> Any:
         checkpoints, keeper = run.parts()
         stage = STAGE_BY_KEY[key]
-        resumed = await asyncio.to_thread(checkpoints.resume, run, stage)  # reading JSON back: off the loop
+        resumed = await in_worker(checkpoints.resume, run, stage)  # reading JSON back: off the loop
         if resumed is not None:
             return resumed
         await run.emit(key, "start")
         started = time.monotonic()
         expectation_text = self.expectation_text(expectation, run.redaction) if expectation else None
         prior_json, condensed, notes = await fitted_prior(self.calls, keeper, run, stage, prior, expectation_text)
-        text = await asyncio.to_thread(
-            stage_user_text, stage, prior_json, expectation_text=expectation_text, notes=notes
-        )
+        text = await in_worker(stage_user_text, stage, prior_json, expectation_text=expectation_text, notes=notes)
         if run.reading == "none":  # no store to search: the runs that matter, inline (off the loop)
-            text = await asyncio.to_thread(later_stage_text, self.calls, run, stage, text, prior.get("stage1"))
+            text = await in_worker(later_stage_text, self.calls, run, stage, text, prior.get("stage1"))
         out, usage, check = await self.calls.call(run, stage, text)
         record_check(run, stage, check)
         self._record(run, stage, usage, started, **({"stage1_condensed": condensed} if condensed else {}))
-        await asyncio.to_thread(checkpoints.save_stage, key, run.trace_id, run.meta[key], out)
+        await in_worker(checkpoints.save_stage, key, run.trace_id, run.meta[key], out)
         await run.emit(key, "end", tokens=usage.total_tokens)
         return out
 

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import aiohttp
 import jsonschema
 
+from refinery.core.offload import in_worker
 from refinery.core.tokens import worst_case_tokens
 from refinery.errors import (
     APIConnectionError,
@@ -236,7 +237,7 @@ class ResponsesClient:
 
     async def _create(self, body: Mapping[str, Any], label: str | None) -> tuple[dict[str, Any], CallUsage]:
         # counting a big body's tokens is CPU work (a Stage 1 body holds its group's files): off the loop
-        cost = await asyncio.to_thread(worst_case_tokens, dict(body))
+        cost = await in_worker(worst_case_tokens, dict(body))
         cost_class = label.rsplit(":", 1)[-1] if label else None
         if self._wire == "chat":
             data = await self._create_chat(body, cost, cost_class)
@@ -262,7 +263,7 @@ class ResponsesClient:
     async def _create_chat(self, body: Mapping[str, Any], cost: int, cost_class: str | None) -> dict[str, Any]:
         """The request as `POST /chat/completions` (same transport, retries and rate budget), its
         answer read back as a Responses object."""
-        sent = await asyncio.to_thread(chat_body, body)
+        sent = await in_worker(chat_body, body)
         resp = await self.transport.request("POST", "/chat/completions", json=sent, cost=cost, cost_class=cost_class)
         return as_response(resp.data)
 
@@ -357,7 +358,7 @@ class ResponsesClient:
         """The model's function calls answered and sent back until it answers, at most `max_calls`."""
         made = 0
         while calls := function_calls(response):
-            outputs = [await asyncio.to_thread(tools.answer, str(c.get("arguments") or "{}")) for c in calls]
+            outputs = [await in_worker(tools.answer, str(c.get("arguments") or "{}")) for c in calls]
             made += len(calls)
             body = with_function_results(body, calls, outputs)
             if made >= tools.max_calls:
