@@ -96,3 +96,19 @@ async def test_an_analysis_renders_off_the_loop_with_objects_frozen_and_leaves_t
     assert all(count > 0 for _, count in seen)
     assert counts_at_stages and all(count > 0 for count in counts_at_stages)
     assert collector_settings() == before
+
+
+def test_a_plan_is_measured_with_objects_frozen_and_leaves_the_collector_as_it_was(unfrozen):
+    from refinery.analysis.plan import measure
+
+    counts: list[int] = []
+
+    def bodies():
+        for n in range(3):
+            counts.append(gc.get_freeze_count())
+            yield f"call {n}", {"input": [], "max_output_tokens": 16}
+
+    before = collector_settings()
+    assert [c.name for c in measure(bodies())] == ["call 0", "call 1", "call 2"]
+    assert counts and all(count > 0 for count in counts)
+    assert collector_settings() == before
