@@ -629,13 +629,14 @@ class StagedFailureAnalyst(AnalystBase):
         outputs: dict[str, Any] = {}
         succeeded = False
         try:
-            outputs["stage1"] = s1 = await self.run_stage1(run)
-            if until_stage >= 2:
-                outputs["stage2"] = s2 = await self.run_stage2(s1, expectation, run)
-            if until_stage >= 3:
-                outputs["stage3"] = s3 = await self.run_stage3(s1, s2, run)
-            if until_stage >= 4:
-                outputs["stage4"] = await self.run_stage4(s1, s2, s3, run)
+            with objects_frozen():  # the rendering's records too: they live until the analysis ends
+                outputs["stage1"] = s1 = await self.run_stage1(run)
+                if until_stage >= 2:
+                    outputs["stage2"] = s2 = await self.run_stage2(s1, expectation, run)
+                if until_stage >= 3:
+                    outputs["stage3"] = s3 = await self.run_stage3(s1, s2, run)
+                if until_stage >= 4:
+                    outputs["stage4"] = await self.run_stage4(s1, s2, s3, run)
             succeeded = True
         finally:
             # kept after a failure or a partial run (`--stages 1-2`): a rerun continues in it
