@@ -8,7 +8,13 @@ longest lateness is the longest time the loop was held. Measured for:
 - `analyse`: `analyze_into` — rendering, upload, four stages (every Stage 1 group), report — against
   refinery's local OpenAI-compatible server running in a separate process (its CPU is not ours).
 
-Run: `python benchmarks/bench_loop_stall.py [--megabytes 100] [--kind chat|otlp-distinct]`.
+Each phase's line also says what the cyclic garbage collector did meanwhile (passes of each
+generation, the longest and the thread that ran it), and `idle` lines (before and after) give the
+ticker alone: the lateness the machine itself adds (other processes on the same cores); `spin` the
+ticker beside a worker thread running pure Python (no long C call): the floor for any work in a
+thread on this machine at this moment.
+
+Run: `python benchmarks/bench_loop_stall.py [--megabytes 100] [--kind chat|otlp-distinct] [--where]`.
 Target (issue 31): the longest stall while a 100 MB trace is analysed ≤ 50 ms. The figures depend on
 the machine and on what else runs on it; docs/benchmarks.md records a run.
 """
@@ -17,12 +23,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import sys
 import tempfile
 import threading
 import time
 import traceback
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -89,16 +97,119 @@ class Ticker:
         self._stop.set()
 
 
+class Collections:
+    """The cyclic garbage collector's passes while a phase runs (a gen-2 pass over millions of
+    objects is one C call: the GIL is not let go until it ends, whichever thread runs it): how many
+    of each generation, the longest, and the thread that ran it."""
+
+    def __init__(self) -> None:
+        self.started: dict[int, float] = {}
+        self.passes: list[tuple[int, float, str]] = []  # generation, seconds, thread
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        ident = threading.get_ident()
+        if phase == "start":
+            self.started[ident] = time.perf_counter()
+        elif ident in self.started:
+            took = time.perf_counter() - self.started.pop(ident)
+            who = "loop" if ident == LOOP_THREAD else "worker"
+            self.passes.append((info["generation"], took, who))
+
+    def __enter__(self) -> Collections:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self)
+
+    def summary(self) -> str:
+        if not self.passes:
+            return "gc: no passes"
+        gen, took, who = max(self.passes, key=lambda p: p[1])
+        counts = [sum(1 for p in self.passes if p[0] == g) for g in range(3)]
+        longest = f"longest {took * 1000:.1f} ms (gen {gen}, {who})"
+        return f"gc passes {counts[0]}/{counts[1]}/{counts[2]} (gen 0/1/2), {longest}"
+
+
+class LongCalls:
+    """Every call into C (a builtin: `re.sub`, `json.dumps`, `str.join`…) that took 20 ms of its
+    thread's CPU time or more, in any thread: a C call keeps the GIL until it returns (unless it
+    lets go for I/O), so one that long holds the loop however the work is spread over threads. CPU
+    time, not wall time: a thread the OS sets aside for other processes is not counted. Costs a hook
+    on every call (the phases run slower with it)."""
+
+    LIMIT_S = 0.020
+
+    def __init__(self) -> None:
+        self.found: dict[str, tuple[int, float]] = {}  # what and where: count, longest CPU seconds
+        self._open: dict[int, list[list[Any]]] = {}
+
+    def hook(self, frame: Any, event: str, arg: Any) -> None:
+        stack = self._open.setdefault(threading.get_ident(), [])
+        if event == "c_call":
+            stack.append([time.thread_time(), True])
+        elif event == "call" and stack:
+            stack[-1][1] = False  # Python code inside: not one C call (the callee is timed on its own)
+        elif event in ("c_return", "c_exception") and stack:
+            start, pure = stack.pop()
+            if stack and not pure:
+                stack[-1][1] = False
+            took = time.thread_time() - start
+            if pure and took >= self.LIMIT_S:
+                where = f"{getattr(arg, '__qualname__', arg)} at {Path(frame.f_code.co_filename).name}:{frame.f_lineno}"
+                count, worst = self.found.get(where, (0, 0.0))
+                self.found[where] = (count + 1, max(worst, took))
+
+    def __enter__(self) -> LongCalls:
+        threading.setprofile(self.hook)
+        sys.setprofile(self.hook)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        threading.setprofile(None)  # type: ignore[arg-type]
+        sys.setprofile(None)
+
+    def report(self) -> None:
+        for where, (count, worst) in sorted(self.found.items(), key=lambda kv: -kv[1][1]):
+            print(f"   C call {worst * 1000:7.1f} ms CPU (x{count}): {where}")
+        self.found.clear()
+
+
 WHERE = False
+LOOP_THREAD = 0
+C_CALLS = False
 
 
 async def measured(label: str, work: Any) -> dict[str, Any]:
-    with Ticker(WHERE) as ticker:
+    calls: AbstractContextManager[Any] = LongCalls() if C_CALLS else nullcontext()
+    with Ticker(WHERE) as ticker, Collections() as collections, calls:
         t0 = time.perf_counter()
         value = await work
         wall = time.perf_counter() - t0
-    print(f"{label:<8} wall {wall:7.1f} s   longest stall {ticker.worst * 1000:7.1f} ms   ticks {ticker.ticks}")
+    print(
+        f"{label:<8} wall {wall:7.1f} s   longest stall {ticker.worst * 1000:7.1f} ms   ticks {ticker.ticks:6}   "
+        f"{collections.summary()}",
+        flush=True,
+    )
+    if isinstance(calls, LongCalls):
+        calls.report()
     return {"wall_s": wall, "longest_stall_ms": ticker.worst * 1000, "ticks": ticker.ticks, "value": value}
+
+
+def spin(seconds: float) -> int:
+    """Pure Python for `seconds` (short bytecodes, no long C call): what any work in a worker thread
+    costs the loop here and now — the GIL handed back and forth every 5 ms, and the OS's own delays
+    when other processes want the cores (a thread set aside while it holds the GIL holds the loop)."""
+    end, n = time.perf_counter() + seconds, 0
+    while time.perf_counter() < end:
+        n += sum(i * i for i in range(200))
+    return n
+
+
+async def idle(seconds: float) -> None:
+    """The ticker alone: how late a 10 ms sleep wakes on this machine right now, with nothing of
+    refinery's running (other processes share the cores): the floor under every figure."""
+    await asyncio.sleep(seconds)
 
 
 async def main_async(args: argparse.Namespace) -> int:
@@ -107,8 +218,10 @@ async def main_async(args: argparse.Namespace) -> int:
         path = Path(tmp) / f"trace-{args.kind}.json"
         path.write_text(json.dumps(build(args.megabytes)))
         size = path.stat().st_size / 1e6
-        print(f"{machine()}; trace {args.kind} {size:.0f} MB; ticker every {TICK_S * 1000:.0f} ms")
+        print(f"{machine()}; trace {args.kind} {size:.0f} MB; ticker every {TICK_S * 1000:.0f} ms", flush=True)
         expectation = DomainExpertExpectation(**EXPECT)
+        await measured("idle", idle(args.idle))
+        await measured("spin", off_loop(lambda _s: spin(args.idle)))
         loaded = await measured("load", off_loop(lambda _s: load_trace(path)))
         trace = loaded["value"]
 
@@ -122,6 +235,7 @@ async def main_async(args: argparse.Namespace) -> int:
 
         planned = await measured("plan", off_loop(plan))
         if args.only_plan:
+            await measured("idle", idle(args.idle))
             return 0
         async with server("--latency", str(args.latency), "--no-validate") as url:
             async with ResponsesClient(api_key="sk-bench", base_url=url) as client:
@@ -132,6 +246,7 @@ async def main_async(args: argparse.Namespace) -> int:
                     "analyse",
                     analyze_into(Path(tmp) / "out", trace, expectation, analyst=analyst, trace_file=path),
                 )
+        await measured("idle", idle(args.idle))
         worst = max(loaded["longest_stall_ms"], planned["longest_stall_ms"], run["longest_stall_ms"])
         print(f"requests planned {planned['value']}; longest stall overall {worst:.1f} ms (target ≤ 50 ms)")
     return 0
@@ -143,11 +258,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kind", choices=("chat", "otlp-distinct"), default="chat")
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--idle", type=float, default=10, help="seconds of the ticker alone, before and after")
     parser.add_argument("--only-plan", action="store_true", help="stop after the plan")
     parser.add_argument("--where", action="store_true", help="print the loop's stack at each stall over 100 ms")
+    parser.add_argument("--c-calls", action="store_true", help="list each C call of 20 ms CPU or more (slower)")
     args = parser.parse_args(argv)
-    global WHERE
+    global WHERE, LOOP_THREAD, C_CALLS
     WHERE = args.where
+    LOOP_THREAD = threading.get_ident()
+    C_CALLS = args.c_calls
     return asyncio.run(main_async(args))
 
 

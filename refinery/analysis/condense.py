@@ -11,7 +11,6 @@ retrieve, and the artifact keeps it whole.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -24,6 +23,7 @@ from refinery.analysis.store_keeper import StoreKeeper
 from refinery.traces.render import safe_name
 
 log = logging.getLogger("refinery.staged")
+from refinery.core.offload import in_worker
 from refinery.core.tokens import estimate_tokens
 
 # (text limit for the timeline's fields, citations kept per item, evidence items kept, list items kept)
@@ -171,7 +171,7 @@ async def fitted_prior(
         fitted, level = condense_stage1(prior["stage1"], room // 2 if run.reading == "none" else room)
         return prior_json, fitted, level
 
-    prior_json, fitted, level = await asyncio.to_thread(fit)
+    prior_json, fitted, level = await in_worker(fit)
     if fitted is None:
         return prior_json, 0, []
     if level == 0:
@@ -181,7 +181,7 @@ async def fitted_prior(
     )
     prior_json["stage1"] = fitted.model_dump(mode="json")
     if run.store_id and stage.searches:
-        text = await asyncio.to_thread(stage1_file_text, prior["stage1"])
+        text = await in_worker(stage1_file_text, prior["stage1"])
         await store.add_file(run, f"{safe_name(run.trace_id or 'trace')}_stage1_full.md", text)
         return prior_json, level, [STAGE1_FILE_NOTE]
     return prior_json, level, []

@@ -18,6 +18,7 @@ from refinery.analysis.stage1_groups import group_request
 from refinery.analysis.staged_failure_analyst import StagedFailureAnalyst
 from refinery.analysis.stages import PLANNED_STORE, STAGE_BY_KEY, stage_user_text
 from refinery.analysis.verification import RunTexts
+from refinery.core.gc_freeze import objects_frozen
 from refinery.core.models import DomainExpertExpectation, Trace
 from refinery.core.pricing import estimate_cost_usd
 from refinery.core.tokens import estimate_body_tokens, estimate_tokens
@@ -97,16 +98,18 @@ class PlannedCall:
 
 def measure(bodies: Iterable[tuple[str, dict[str, Any]]], keep_bytes: int | None = 0) -> list[PlannedCall]:
     """Each call's name and token counts, one body at a time; bodies kept while they add up to
-    `keep_bytes` of JSON (None: all of them)."""
+    `keep_bytes` of JSON (None: all of them). The objects that exist (the trace, its rendering's
+    records) are out of the garbage collector's passes meanwhile (`core.gc_freeze`)."""
     calls, kept = [], 0
-    for name, body in bodies:
-        room = keep_bytes is not None and 0 < keep_bytes and kept < keep_bytes
-        size = len(json.dumps(body)) if room else 0  # measured only while there is room for it
-        keep = keep_bytes is None or (room and kept + size <= keep_bytes)
-        kept += size if keep else 0
-        calls.append(
-            PlannedCall(name, estimate_body_tokens(body), int(body["max_output_tokens"]), body if keep else None)
-        )
+    with objects_frozen():
+        for name, body in bodies:
+            room = keep_bytes is not None and 0 < keep_bytes and kept < keep_bytes
+            size = len(json.dumps(body)) if room else 0  # measured only while there is room for it
+            keep = keep_bytes is None or (room and kept + size <= keep_bytes)
+            kept += size if keep else 0
+            calls.append(
+                PlannedCall(name, estimate_body_tokens(body), int(body["max_output_tokens"]), body if keep else None)
+            )
     return calls
 
 

@@ -20,7 +20,7 @@ from refinery.analysis.stage_calls import StageCalls, record_check
 from refinery.analysis.staged_schemas import TraceAnalysisOutput
 from refinery.analysis.stages import PLANNED_STORE, STAGE_BY_KEY, GroupNote, inline_files_text, stage_user_text
 from refinery.analysis.verification import Verification
-from refinery.core.offload import off_loop
+from refinery.core.offload import in_worker, off_loop
 from refinery.errors import RequestDeferred
 from refinery.traces.spool import file_names, file_stats
 from refinery.wire.response_output import CallUsage
@@ -118,7 +118,7 @@ async def analyse_groups(
 
     # what earlier runs paid for, read before any group starts: the groups then take the gate in
     # their own order (a read finishing first must not let group 3 go before group 1)
-    loaded = await asyncio.to_thread(
+    loaded = await in_worker(
         lambda: [checkpoints.load_group(run.trace_id, number_of(g), n) if n > 1 else None for g in groups]
     )
 
@@ -136,7 +136,7 @@ async def analyse_groups(
             if n > 1:
                 await emit("stage1.group", "start", group=number, groups=n)
             # reading the group's files and sizing the request is blocking work: off the event loop
-            text, filters, readings[number] = await asyncio.to_thread(group_request, calls, run, group, n, reading)
+            text, filters, readings[number] = await in_worker(group_request, calls, run, group, n, reading)
             part, usage, check = await calls.call(run, stage, text, filters=filters)
         checked = record_check(run, stage, check)
         if n > 1:

@@ -6,7 +6,6 @@ counted as unverified.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -20,6 +19,7 @@ from refinery.analysis.trace_search import with_search_tool
 from refinery.analysis.verification import Verification, reask_text, verify
 from refinery.core.context_windows import chunk_allowance
 from refinery.core.model_families import check_effort, output_budget
+from refinery.core.offload import in_worker
 from refinery.core.tokens import estimate_body_tokens
 from refinery.errors import ContextBudgetError, StageError
 from refinery.prompts.system_prompts import SYSTEM
@@ -106,7 +106,7 @@ class StageCalls:
         output, usage = self._validated(stage, answer.data), answer.usage
         if run.texts is None:
             return output, usage, None
-        check = await asyncio.to_thread(verify, answer.data, run.texts)  # reads run texts: off the loop
+        check = await in_worker(verify, answer.data, run.texts)  # reads run texts: off the loop
         if check.unverified:
             log.info(
                 "%s: %d of %d citations unverified; asking once to fix them",
@@ -123,7 +123,7 @@ class StageCalls:
             except StageError:
                 fixed = None
             if fixed is not None:
-                recheck = await asyncio.to_thread(verify, again.data, run.texts)
+                recheck = await in_worker(verify, again.data, run.texts)
                 if len(recheck.unverified) <= len(check.unverified):
                     output, check = fixed, recheck
         return output, usage, check
@@ -133,7 +133,7 @@ class StageCalls:
             body = self.body(stage, user_text, run.store_id, filters, inline=run.reading == "none")
             return body, self.allowance(stage, run.store_id), self.worst_input(stage, body, run.store_id)
 
-        body, allowance, worst_input = await asyncio.to_thread(sized)
+        body, allowance, worst_input = await in_worker(sized)
         if worst_input > self.input_budget:
             raise ContextBudgetError(
                 f"{stage.key}: the request would carry about {worst_input} input tokens (with retrieved chunks), "

@@ -18,7 +18,6 @@ the event loop (`core.offload`): a host's loop is never held while a big trace i
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import threading
@@ -68,10 +67,11 @@ from refinery.analysis.store_keeper import StoreKeeper
 from refinery.analysis.trace_search import TraceSearch, search_allowance
 from refinery.analysis.verification import RunTexts
 from refinery.core.context_windows import DEFAULT_BUDGET_SHARE, input_budget
+from refinery.core.gc_freeze import objects_frozen
 from refinery.core.host_models import as_expectation, as_trace
 from refinery.core.interfaces import FileContents
 from refinery.core.models import Diagnosis, DomainExpertExpectation, GapAnalysis, Trace, TraceAnalysis
-from refinery.core.offload import off_loop
+from refinery.core.offload import in_worker, off_loop
 from refinery.errors import ConfigurationError, UserInputError
 from refinery.prompts.system_prompts import SYSTEM
 from refinery.traces.redact import RedactionReport, compile_patterns
@@ -443,7 +443,7 @@ class StagedFailureAnalyst(AnalystBase):
         if run.store_id and not run.groups:
             await keeper.adopt(run, run.store_id)  # a store from `refinery init`: its trace and groups
         stage = STAGE_BY_KEY["stage1"]
-        resumed = await asyncio.to_thread(checkpoints.resume, run, stage)  # reading JSON back: off the loop
+        resumed = await in_worker(checkpoints.resume, run, stage)  # reading JSON back: off the loop
         if resumed is not None:
             return resumed  # type: ignore[no-any-return]
         await run.emit("stage1", "start", groups=max(1, len(run.groups)))
@@ -451,13 +451,13 @@ class StagedFailureAnalyst(AnalystBase):
         parts, total, readings = await analyse_groups(
             self.calls, checkpoints, run, run.emit, self.stage1_concurrency, self.stage1_reading
         )
-        merged = await asyncio.to_thread(merge_stage1, parts, run_owner(run))  # a big trace's groups: CPU work
+        merged = await in_worker(merge_stage1, parts, run_owner(run))  # a big trace's groups: CPU work
         by_search = sorted(n for n, how in readings.items() if how == "search")
         reading: dict[str, Any] = {"stage1_reading": self.stage1_reading}
         if self.stage1_reading == "inline" and by_search:
             reading["stage1_groups_read_by_search"] = by_search  # no files at hand, or too big to inline
         self._record(run, stage, total, started, groups=len(parts), **reading)
-        await asyncio.to_thread(checkpoints.save_stage, "stage1", run.trace_id, run.meta["stage1"], merged)
+        await in_worker(checkpoints.save_stage, "stage1", run.trace_id, run.meta["stage1"], merged)
         await run.emit("stage1", "end", tokens=total.total_tokens)
         return merged
 
@@ -466,22 +466,20 @@ class StagedFailureAnalyst(AnalystBase):
     ) -> Any:
         checkpoints, keeper = run.parts()
         stage = STAGE_BY_KEY[key]
-        resumed = await asyncio.to_thread(checkpoints.resume, run, stage)  # reading JSON back: off the loop
+        resumed = await in_worker(checkpoints.resume, run, stage)  # reading JSON back: off the loop
         if resumed is not None:
             return resumed
         await run.emit(key, "start")
         started = time.monotonic()
         expectation_text = self.expectation_text(expectation, run.redaction) if expectation else None
         prior_json, condensed, notes = await fitted_prior(self.calls, keeper, run, stage, prior, expectation_text)
-        text = await asyncio.to_thread(
-            stage_user_text, stage, prior_json, expectation_text=expectation_text, notes=notes
-        )
+        text = await in_worker(stage_user_text, stage, prior_json, expectation_text=expectation_text, notes=notes)
         if run.reading == "none":  # no store to search: the runs that matter, inline (off the loop)
-            text = await asyncio.to_thread(later_stage_text, self.calls, run, stage, text, prior.get("stage1"))
+            text = await in_worker(later_stage_text, self.calls, run, stage, text, prior.get("stage1"))
         out, usage, check = await self.calls.call(run, stage, text)
         record_check(run, stage, check)
         self._record(run, stage, usage, started, **({"stage1_condensed": condensed} if condensed else {}))
-        await asyncio.to_thread(checkpoints.save_stage, key, run.trace_id, run.meta[key], out)
+        await in_worker(checkpoints.save_stage, key, run.trace_id, run.meta[key], out)
         await run.emit(key, "end", tokens=usage.total_tokens)
         return out
 
@@ -599,7 +597,8 @@ class StagedFailureAnalyst(AnalystBase):
         `artifacts_dir` (this analysis's folder) overrides the analyst's per-trace subfolder; the
         caller then owns the folder (`app.analyze_into` locks it). `progress` hears this analysis's
         stage events besides the analyst's `progress_callback`. The result holds the rendered files
-        until `result.release()`; nothing of the analysis stays on the analyst.
+        until `result.release()`; nothing of the analysis stays on the analyst. Meanwhile the objects
+        that existed before are out of the garbage collector's passes (`core.gc_freeze`).
         """
         trace = self.sent_trace(as_trace(trace)) if trace is not None else None  # a secret in its id is not sent
         expectation = as_expectation(expectation)
@@ -607,13 +606,16 @@ class StagedFailureAnalyst(AnalystBase):
         if trace is None and not given:
             raise UserInputError("analyze needs a trace or an existing store id")
         how = _How(given, until_stage, on_progress, progress)
-        if artifacts_dir is not None:
-            return await self._analyze(trace, expectation, prompts, evals, Path(artifacts_dir), how)
-        folder = self.folder_for(trace.trace_id if trace else None, given)
-        if folder is None:
-            return await self._analyze(trace, expectation, prompts, evals, None, how)
-        async with OutputFolder(folder, {"trace_id": trace.trace_id if trace else None}):  # one analysis a folder
-            return await self._analyze(trace, expectation, prompts, evals, folder, how)
+        # what exists (the trace, the host's objects) out of the collector's passes while the analysis
+        # runs: one pass over them holds the GIL, and the host's loop, for its whole length
+        with objects_frozen():
+            if artifacts_dir is not None:
+                return await self._analyze(trace, expectation, prompts, evals, Path(artifacts_dir), how)
+            folder = self.folder_for(trace.trace_id if trace else None, given)
+            if folder is None:
+                return await self._analyze(trace, expectation, prompts, evals, None, how)
+            async with OutputFolder(folder, {"trace_id": trace.trace_id if trace else None}):  # one analysis a folder
+                return await self._analyze(trace, expectation, prompts, evals, folder, how)
 
     async def _analyze(
         self,
@@ -644,13 +646,14 @@ class StagedFailureAnalyst(AnalystBase):
         outputs: dict[str, Any] = {}
         succeeded = False
         try:
-            outputs["stage1"] = s1 = await self.run_stage1(run)
-            if until_stage >= 2:
-                outputs["stage2"] = s2 = await self.run_stage2(s1, expectation, run)
-            if until_stage >= 3:
-                outputs["stage3"] = s3 = await self.run_stage3(s1, s2, run)
-            if until_stage >= 4:
-                outputs["stage4"] = await self.run_stage4(s1, s2, s3, run)
+            with objects_frozen():  # the rendering's records too: they live until the analysis ends
+                outputs["stage1"] = s1 = await self.run_stage1(run)
+                if until_stage >= 2:
+                    outputs["stage2"] = s2 = await self.run_stage2(s1, expectation, run)
+                if until_stage >= 3:
+                    outputs["stage3"] = s3 = await self.run_stage3(s1, s2, run)
+                if until_stage >= 4:
+                    outputs["stage4"] = await self.run_stage4(s1, s2, s3, run)
             succeeded = True
         finally:
             # kept after a failure or a partial run (`--stages 1-2`): a rerun continues in it

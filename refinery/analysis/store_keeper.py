@@ -24,6 +24,7 @@ from refinery.analysis.analysis_run import AnalysisRun, StageGroup, file_attribu
 from refinery.analysis.checkpoints import Checkpoints
 from refinery.core.artifacts import write_text_atomic
 from refinery.core.confined import own_dir
+from refinery.core.offload import in_worker
 from refinery.errors import (
     APIConnectionError,
     APIStatusError,
@@ -71,11 +72,11 @@ class StoreKeeper:
     async def _record(self, *args: Any, **kwargs: Any) -> None:
         """`Checkpoints.record_store` off the event loop (the record lists every file: a big
         trace's is a large JSON file written atomically)."""
-        await asyncio.to_thread(self.checkpoints.record_store, *args, **kwargs)
+        await in_worker(self.checkpoints.record_store, *args, **kwargs)
 
     async def _recorded(self, trace_id: str | None) -> dict[str, Any] | None:
         """`Checkpoints.recorded_store` off the event loop (it reads the upload log, a line a file)."""
-        return await asyncio.to_thread(self.checkpoints.recorded_store, trace_id)
+        return await in_worker(self.checkpoints.recorded_store, trace_id)
 
     @property
     def manager(self) -> VectorStoreManager:
@@ -142,7 +143,7 @@ class StoreKeeper:
         await self._emit("prepare", "start", files=len(files))
         with self._staging() as folder:
             # writing a big trace's files is disk work: off the event loop
-            paths = await asyncio.to_thread(lambda: [write_text_atomic(folder / n, text) for n, text in files])
+            paths = await in_worker(lambda: [write_text_atomic(folder / n, text) for n, text in files])
             run.store_id = await self._new_store(run, (name or f"refinery-{trace_id}")[:256])
             run.created_store = True
             # recorded before the upload, and each file id as soon as the file exists, so a run

@@ -35,6 +35,9 @@ class Rule:
     source: str  # where the shape is published (see the module docstring)
     literals: tuple[str, ...]  # lower-case; the rule runs only when one occurs in the text (or always, if none)
     pattern: re.Pattern[str]  # group 1, when there is one, is kept (a field's name)
+    # searched in one call even in a big text: a run with no bound that can cross line breaks
+    # (`bearer\s+`), so its reach is not known (`redact._sub_in_pieces`)
+    whole: bool = False
 
 
 _BEHIND = (r"%3[Dd]", "%20", r"\d[Zz]", r"\\[nrt]")  # what `_START` accepts before a token, as lookbehinds
@@ -60,14 +63,14 @@ def _literal_first(regex: str) -> str:
     return f"{esc}(?:{behind}){after}"
 
 
-def _r(kind: str, source: str, literals: tuple[str, ...] | str, regex: str) -> Rule:
+def _r(kind: str, source: str, literals: tuple[str, ...] | str, regex: str, *, whole: bool = False) -> Rule:
     regex = _literal_first(regex)
     lits = (literals,) if isinstance(literals, str) else literals
     if re.match(r"[A-Za-z0-9_]{2}", regex):
         # a regex that opens with a literal is searched for as fast as `in` would look for it:
         # no prefilter (each literal looked for costs a scan of the text)
         lits = ()
-    return Rule(kind, source, tuple(lit.lower() for lit in lits), re.compile(regex))
+    return Rule(kind, source, tuple(lit.lower() for lit in lits), re.compile(regex), whole)
 
 
 def _token(kind: str, source: str, prefix_literal: str, regex: str) -> Rule:
@@ -375,6 +378,7 @@ RULES: list[Rule] = [
         "refinery",
         "bearer",
         r"(?i)((?:\b|(?<=%20)|(?<=\\[nrt]))bearer(?:\s+|%20))[A-Za-z0-9._~+/-]{20,}=*",
+        whole=True,
     ),
     # -- named fields: passwords (spaces, commas and quotes held), secrets, tokens, AWS and STS
     #    keys, Azure connection strings (`AccountKey=…;`), across the renderer's marks

@@ -24,6 +24,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import overload
 
+from refinery.core.gc_freeze import objects_frozen
 from refinery.core.models import DomainExpertExpectation, Trace
 from refinery.core.offload import Stopped
 from refinery.core.tokens import estimate_tokens
@@ -164,11 +165,14 @@ def upload_files_for(
     out, so the layout's offsets are those of the text as uploaded); `redact_patterns`: an
     organisation's own shapes (`redact.compile_patterns`), redacted as the built-in ones are. With
     `stop` (see `core.offload`), the rendering ends at the next file once it is set, and its spool
-    is deleted."""
+    is deleted. The objects that existed before are out of the garbage collector's passes meanwhile
+    (`core.gc_freeze`)."""
     report = RedactionReport()
     spool = SpooledFiles()
     files = iter_marked_files(trace, options=options, prompts=prompts, evals=evals, expectation=expectation)
-    with redacting(report, redact_patterns) if redact else nullcontext():
+    # the trace and everything else that exists left out of the collector's passes while the
+    # rendering makes its long-lived objects (see `core.gc_freeze`)
+    with objects_frozen(), redacting(report, redact_patterns) if redact else nullcontext():
         # values are redacted as they are rendered (before any cut or marker), the whole file
         # after (names, ids and anything else the renderer writes)
         for name, marked in files:

@@ -10,7 +10,6 @@ many share one client, and citations can be checked against what the model actua
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections import deque
@@ -22,6 +21,7 @@ from typing import Any, Protocol
 import aiohttp
 import jsonschema
 
+from refinery.core.offload import in_worker
 from refinery.core.tokens import worst_case_tokens
 from refinery.errors import (
     APIConnectionError,
@@ -223,7 +223,7 @@ class ResponsesClient:
 
     async def _create(self, body: Mapping[str, Any], label: str | None) -> tuple[dict[str, Any], CallUsage]:
         # counting a big body's tokens is CPU work (a Stage 1 body holds its group's files): off the loop
-        cost = await asyncio.to_thread(worst_case_tokens, dict(body))
+        cost = await in_worker(worst_case_tokens, dict(body))
         cost_class = label.rsplit(":", 1)[-1] if label else None
         if self._wire == "chat":
             data = await self._create_chat(body, cost, cost_class)
@@ -252,7 +252,7 @@ class ResponsesClient:
         as a Responses object."""
         settings = self.transport.settings
         field = chat_token_field(settings.base_url, settings.backend)
-        sent = await asyncio.to_thread(lambda: chat_body(body, token_field=field))
+        sent = await in_worker(lambda: chat_body(body, token_field=field))
         resp = await self.transport.request("POST", "/chat/completions", json=sent, cost=cost, cost_class=cost_class)
         return as_response(resp.data)
 
@@ -347,7 +347,7 @@ class ResponsesClient:
         """The model's function calls answered and sent back until it answers, at most `max_calls`."""
         made = 0
         while calls := function_calls(response):
-            outputs = [await asyncio.to_thread(tools.answer, str(c.get("arguments") or "{}")) for c in calls]
+            outputs = [await in_worker(tools.answer, str(c.get("arguments") or "{}")) for c in calls]
             made += len(calls)
             body = with_function_results(body, calls, outputs)
             if made >= tools.max_calls:
