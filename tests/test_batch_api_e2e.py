@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -69,6 +70,20 @@ async def test_a_hundred_traces_with_line_errors_and_an_expiry_each_request_once
     s2 = stages["stage2"]
     full = estimate_cost_usd({"input_tokens": s2["input_tokens"], "output_tokens": s2["output_tokens"]}, "gpt-4o")
     assert s2["cost_usd"] == pytest.approx(full / 2) and stages["stage1"]["failed_lines"] == 43
+    # each report says what the synchronous path's says for the same stand-in answers (costs aside)
+    client = ResponsesClient(api_key="sk-x", base_url=server.base_url)
+    items = discover(many, tmp_path / "expect.json")
+    await analyze_many(items, out_dir=tmp_path / "sync", client=client, store="none", name_patterns=False)
+    await client.close()
+    for item in items:
+        batch, sync = out / item.name, tmp_path / "sync" / item.name
+        assert len(_stage_outputs(batch)) == 4 and _stage_outputs(batch) == _stage_outputs(sync), item.name
+        assert _report_content(batch) == _report_content(sync), item.name
+
+
+def _report_content(folder: Path) -> str:
+    """`report.md` with its money figures masked (the batch path's are at half the rate)."""
+    return re.sub(r"\$?\d+\.\d{4}", "$", (folder / "report.md").read_text())
 
 
 def _api(server) -> BatchAPI:
