@@ -25,6 +25,7 @@ class FakeBatchAPI:
         self.batches: dict[str, dict[str, Any]] = {}
         self.creates: list[dict[str, Any]] = []  # every POST /batches
         self.uploads = 0
+        self.names: dict[str, str] = {}  # uploaded file id -> its name on the server
         self.lines_sent: list[str] = []  # custom ids, once per batch line
         self.fail_once: set[str] = set()  # custom ids whose first try errors
         self.fail_always: Callable[[dict[str, Any]], bool] = lambda body: False
@@ -42,13 +43,20 @@ class FakeBatchAPI:
             self.stop_at = None
             raise Stop(f"killed at {point}")
 
-    async def upload_input(self, path: Path, *, expires_after_s: int | None = None) -> str:
+    async def upload_input(self, path: Path, *, filename: str | None = None, expires_after_s: int | None = None) -> str:
         self._stop("upload-before")
         self.uploads += 1
         fid = self._id("file")
         self.files[fid] = Path(path).read_bytes()
+        self.names[fid] = filename or Path(path).name
         self._stop("upload-after")
         return fid
+
+    async def find_uploads(self, filename: str, *, created_after: float | None = None) -> list[dict[str, Any]]:
+        found = [
+            {"id": f, "filename": n, "bytes": len(self.files[f])} for f, n in self.names.items() if f in self.files
+        ]
+        return [f for f in reversed(found) if f["filename"] == filename]  # newest first, as the API lists them
 
     async def create(self, input_file_id: str, *, endpoint: str, metadata=None, completion_window="24h") -> Batch:
         assert completion_window == "24h" and endpoint == "/v1/responses"

@@ -7,7 +7,9 @@ stand-in model; a test sets line errors and an expiry on it (`server.batch_knobs
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -20,6 +22,7 @@ from refinery.app.batch_api_state import load_state
 from refinery.app.batch_api_submit import Poll
 from refinery.app.cli import amain
 from refinery.core.pricing import estimate_cost_usd
+from refinery.testing.faults import Fault
 from refinery.wire.batch_api import BatchAPI
 from refinery.wire.responses_client import ResponsesClient
 from refinery.wire.transport import ApiSettings, OpenAITransport
@@ -67,6 +70,20 @@ async def test_a_hundred_traces_with_line_errors_and_an_expiry_each_request_once
     s2 = stages["stage2"]
     full = estimate_cost_usd({"input_tokens": s2["input_tokens"], "output_tokens": s2["output_tokens"]}, "gpt-4o")
     assert s2["cost_usd"] == pytest.approx(full / 2) and stages["stage1"]["failed_lines"] == 43
+    # each report says what the synchronous path's says for the same stand-in answers (costs aside)
+    client = ResponsesClient(api_key="sk-x", base_url=server.base_url)
+    items = discover(many, tmp_path / "expect.json")
+    await analyze_many(items, out_dir=tmp_path / "sync", client=client, store="none", name_patterns=False)
+    await client.close()
+    for item in items:
+        batch, sync = out / item.name, tmp_path / "sync" / item.name
+        assert len(_stage_outputs(batch)) == 4 and _stage_outputs(batch) == _stage_outputs(sync), item.name
+        assert _report_content(batch) == _report_content(sync), item.name
+
+
+def _report_content(folder: Path) -> str:
+    """`report.md` with its money figures masked (the batch path's are at half the rate)."""
+    return re.sub(r"\$?\d+\.\d{4}", "$", (folder / "report.md").read_text())
 
 
 def _api(server) -> BatchAPI:
@@ -160,3 +177,46 @@ async def test_a_batch_that_fails_validation_twice_fails_its_traces_with_the_api
     assert failed.status == "failed" and "no answer after 2 batches" in failed.error
     assert "failed: line 1: invalid_json_line: Forced failure." in failed.error
     assert len(openai_env.batches) == 2 and openai_env.files == {}
+
+
+async def _stopped_once_its_upload_reached_the_server(server, tmp_path) -> tuple[list, Path, OpenAITransport]:
+    """One trace's run stopped after its first input file was made on the server, before the
+    file's id came back (the server answers the upload late); the items, folder and transport."""
+    server.inject(Fault("answer_late", path="/v1/files", delay_s=2))
+    src = tmp_path / "traces"
+    src.mkdir()
+    shutil.copy(FIX / "plain_chat.json", src / "plain_chat.json")
+    items, out = discover(src, FIX / "expectation.json"), tmp_path / "out"
+    transport = OpenAITransport(ApiSettings(api_key="sk-test", base_url=server.base_url))
+    run = asyncio.ensure_future(analyze_by_batch(items, out_dir=out, api=BatchAPI(transport), poll=Poll(0.01, 0.05)))
+    while not server.files and not run.done():  # the upload has reached the server …
+        await asyncio.sleep(0.01)
+    run.cancel()  # … and the process is stopped before its id comes back
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    first = load_state(out, "").submissions[0]
+    assert first.uploading and first.input_file_id is None and len(server.files) == 1
+    return items, out, transport
+
+
+async def test_killed_after_an_upload_reached_the_server_the_rerun_uses_that_copy_and_leaves_none(openai_env, tmp_path):
+    items, out, transport = await _stopped_once_its_upload_reached_the_server(openai_env, tmp_path)
+    [lost] = openai_env.files
+    summary = await analyze_by_batch(items, out_dir=out, api=BatchAPI(transport), poll=Poll(0.01, 0.05))
+    await transport.close()
+    assert summary.outcomes["plain_chat"].status == "done"
+    state = load_state(out, "")
+    assert state.submissions[0].input_file_id == lost  # the copy the stop left, used
+    assert openai_env.stats["POST /v1/files"] == state.rounds == 4  # one input file a round, ever
+    assert openai_env.stats["POST /v1/batches"] == 4 and openai_env.files == {}
+
+
+async def test_a_damaged_copy_left_by_a_stop_is_deleted_and_the_input_uploaded_again(openai_env, tmp_path):
+    items, out, transport = await _stopped_once_its_upload_reached_the_server(openai_env, tmp_path)
+    [lost] = openai_env.files.values()
+    lost.data = lost.data[: len(lost.data) // 2]  # not the whole input file
+    summary = await analyze_by_batch(items, out_dir=out, api=BatchAPI(transport), poll=Poll(0.01, 0.05))
+    await transport.close()
+    assert summary.outcomes["plain_chat"].status == "done"
+    assert load_state(out, "").submissions[0].input_file_id != lost.id
+    assert openai_env.stats["POST /v1/files"] == 5 and openai_env.files == {}  # the damaged copy gone too

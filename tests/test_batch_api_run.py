@@ -180,8 +180,7 @@ async def test_killed_at_any_call_the_rerun_finishes_and_submits_nothing_twice(i
     summary = await _run(items, out, api)
     assert {o.status for o in summary.outcomes.values()} == {"done"}
     assert len(api.creates) == 4 and len(api.lines_sent) == len(set(api.lines_sent)) == 4 * len(TRACES)
-    # an upload whose id was lost is made again; its lost copy (purpose batch) expires by itself
-    assert len(api.files) == (1 if point == "upload-after" else 0)
+    assert api.uploads == 4 and api.files == {}  # an upload whose id a stop lost is found and used, not made twice
 
 
 async def test_status_says_where_each_batch_and_trace_stands(items, api, tmp_path):
@@ -310,3 +309,13 @@ async def test_killed_before_the_rounds_record_was_saved_the_rerun_writes_the_sa
     summary = await _run(items, out, api)
     assert {o.status for o in summary.outcomes.values()} == {"done"}
     assert len(api.creates) == 4 and load_state(out, "").rounds == 4
+
+
+async def test_cancel_after_an_upload_whose_id_was_lost_deletes_that_copy(items, api, tmp_path):
+    out = tmp_path / "out"
+    api.stop_at = "upload-after"
+    with pytest.raises(Stop):
+        await _run(items, out, api)
+    assert len(api.files) == 1 and load_state(out, "").submissions[0].input_file_id is None
+    assert await cancel_batches(out, api, poll=POLL) == []
+    assert api.files == {} and api.creates == []

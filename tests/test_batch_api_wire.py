@@ -176,6 +176,25 @@ async def test_a_create_whose_answer_never_came_finds_the_batch_instead_of_makin
     assert list(server.batches) == [batch.id] and server.stats["POST /v1/batches"] == 1
 
 
+async def test_an_upload_retried_after_a_timeout_leaves_one_copy_on_the_server(server, clock, tmp_path):
+    server.inject(Fault("answer_late", path="/v1/files", delay_s=2.0))  # made, then answered too late
+    async with transport_to(server, clock, timeout=aiohttp.ClientTimeout(total=1.0)) as t:
+        fid = await BatchAPI(t).upload_input(write_input(tmp_path / "in.jsonl", "a"), filename="run-r1-p1.jsonl")
+    assert server.stats["POST /v1/files"] == 2  # the first attempt's file was made, its id never heard
+    assert list(server.files) == [fid] and server.files[fid].filename == "run-r1-p1.jsonl"
+
+
+async def test_find_uploads_lists_the_batch_files_of_that_name_made_since(api, server, clock, tmp_path):
+    path = write_input(tmp_path / "in.jsonl", "a")
+    old = await api.upload_input(path, filename="run-r1-p1.jsonl")
+    server.files[old].created_at -= 3600
+    new = await api.upload_input(path, filename="run-r1-p1.jsonl")
+    await api.upload_input(path, filename="run-r2-p1.jsonl")
+    since = server.files[new].created_at - 60
+    found = await api.find_uploads("run-r1-p1.jsonl", created_after=since)
+    assert [f["id"] for f in found] == [new] and found[0]["bytes"] == path.stat().st_size
+
+
 async def test_a_create_that_keeps_failing_gives_up_with_the_error(api, server, tmp_path):
     fid = await api.upload_input(write_input(tmp_path / "in.jsonl", "a"))
     server.inject(Fault("http_error", path="POST /v1/batches", status=500, times=10))

@@ -38,6 +38,7 @@ class Submission(BaseModel):
     input: str  # the JSONL file's name under `STATE_DIR/inputs`
     requests: dict[str, str | None]  # custom id -> the stage it is for
     uploading: bool = False  # the upload was about to be made
+    upload_sent_at: int | None = None  # when (Unix seconds): a copy whose id was lost is made after it
     input_file_id: str | None = None
     creating: bool = False  # the batch was about to be made
     batch_id: str | None = None
@@ -74,6 +75,11 @@ class RunState(BaseModel):
     def metadata(self, sub: Submission) -> dict[str, str]:
         """What a batch is made with, and found again by."""
         return {"refinery_run": self.run_id, "refinery_part": sub.key}
+
+    def upload_name(self, sub: Submission) -> str:
+        """The input file's name on the server, unique to this run and part: what a copy whose
+        id a stop lost is found by on the account."""
+        return f"refinery-{self.run_id}-{sub.key}.jsonl"
 
     def tries(self) -> dict[str, int]:
         """custom id -> how many read-back batches carried it."""

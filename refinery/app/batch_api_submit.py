@@ -22,7 +22,7 @@ from refinery.app.batch_api_state import RunState, Submission, save_state, state
 from refinery.core.artifacts import write_text_atomic
 from refinery.errors import RefineryError
 from refinery.wire.batch_answers import PendingRequest
-from refinery.wire.batch_api import Batch, BatchAPI
+from refinery.wire.batch_api import CLOCK_SKEW_S, Batch, BatchAPI
 from refinery.wire.batch_jsonl import BatchOutcome, read_outcomes, request_line, split_input
 
 __all__ = ["Poll", "advance", "cancel_open", "read_results", "write_round"]
@@ -98,14 +98,16 @@ async def write_round(
 async def _make(api: BatchAPI, out: Path, state: RunState, sub: Submission) -> None:
     """Upload the input file and make its batch, unless already done; intents saved first."""
     if sub.input_file_id is None:
-        if sub.uploading:
-            log.info("%s: an upload may have been made before the stop; uploading again", sub.key)
-        sub.uploading = True
-        await _save(out, state)
-        # an upload whose id a stop lost expires by itself (Azure's floor: 14 days)
-        sub.input_file_id = await api.upload_input(
-            state_dir(out) / "inputs" / sub.input, expires_after_s=INPUT_EXPIRY_S
-        )
+        path = state_dir(out) / "inputs" / sub.input
+        if sub.uploading:  # sent before a stop, its id unheard? reuse the copy, else clear it away
+            sub.input_file_id = await recover_upload(api, state, sub, path)
+        if sub.input_file_id is None:
+            sub.uploading, sub.upload_sent_at = True, int(time.time())
+            await _save(out, state)
+            # the name marks it as this run's part; it expires by itself too (Azure's floor: 14 days)
+            sub.input_file_id = await api.upload_input(
+                path, filename=state.upload_name(sub), expires_after_s=INPUT_EXPIRY_S
+            )
         await _save(out, state)
     if sub.creating:  # made before a stop, its id unheard? find it rather than make a second
         found = await api.find(metadata=state.metadata(sub), input_file_id=sub.input_file_id)
@@ -117,6 +119,26 @@ async def _make(api: BatchAPI, out: Path, state: RunState, sub: Submission) -> N
     await _save(out, state)
     _take(sub, await api.create(sub.input_file_id, endpoint=state.endpoint, metadata=state.metadata(sub)))
     await _save(out, state)
+
+
+async def recover_upload(api: BatchAPI, state: RunState, sub: Submission, path: Path | None) -> str | None:
+    """The copies of `sub`'s input file an upload cut short may have made (found on the account
+    by name, made since the upload was sent): the first whole one (its bytes those of `path`) kept
+    and its id returned, every other deleted; with `path` None (cancelling), every copy deleted."""
+    size = await asyncio.to_thread(lambda: path.stat().st_size) if path is not None else None
+    since = (sub.upload_sent_at or 0) - CLOCK_SKEW_S
+    kept: str | None = None
+    for copy in reversed(await api.find_uploads(state.upload_name(sub), created_after=since)):  # oldest first
+        whole = size is not None and copy.get("bytes") == size and copy.get("status") != "error"
+        if kept is None and whole:
+            kept = str(copy["id"])
+            log.info("%s: reusing %s, uploaded before the stop", sub.key, kept)
+            continue
+        try:
+            await api.delete_file(str(copy["id"]))
+        except RefineryError as exc:  # it expires by itself; never the reason a run fails
+            log.info("could not delete %s: %s", copy.get("id"), exc)
+    return kept
 
 
 def progress_line(state: RunState, subs: list[Submission], wait: float | None) -> str:
@@ -213,6 +235,8 @@ async def cancel_open(api: BatchAPI, out: Path, state: RunState, *, emit: Emit |
             if found is not None:
                 _take(sub, found)
         if sub.batch_id is None:
+            if sub.uploading and sub.input_file_id is None:  # a copy a stop left unheard
+                await recover_upload(api, state, sub, None)
             await delete_files(api, out, state, sub)
             state.submissions.remove(sub)
             await _save(out, state)

@@ -23,11 +23,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from refinery.errors import APIConnectionError, BatchError, ServerError
-from refinery.wire.files_api import delete_file, download_file, upload_file
+from refinery.wire.files_api import delete_file, download_file, list_files, upload_file
 from refinery.wire.retry import RetryPolicy
 from refinery.wire.transport import OpenAITransport
 
-__all__ = ["DONE_STATUSES", "Batch", "BatchAPI", "BatchCounts", "BatchErrorItem", "BatchErrors"]
+__all__ = ["CLOCK_SKEW_S", "DONE_STATUSES", "Batch", "BatchAPI", "BatchCounts", "BatchErrorItem", "BatchErrors"]
 
 log = logging.getLogger("refinery.batch_api")
 
@@ -189,20 +189,40 @@ class BatchAPI:
             raise BatchError(f"batch endpoint: api must be one of {sorted(ENDPOINTS)}, got {api!r}")
         return ENDPOINTS[api]
 
-    async def upload_input(self, path: Path, *, expires_after_s: int | None = None) -> str:
-        """Upload a JSONL input file with purpose `batch` (read off the event loop); its file id.
-        With `expires_after_s` the file expires by itself that long after: 1 hour to 30 days on
-        OpenAI, at least 14 days on Azure OpenAI (whose batch files are capped at 500 a resource
-        without an expiry, 10,000 with one)."""
+    async def upload_input(self, path: Path, *, filename: str | None = None, expires_after_s: int | None = None) -> str:
+        """Upload a JSONL input file with purpose `batch` (read off the event loop), named
+        `filename` on the server (default: the path's); its file id. With `expires_after_s` the
+        file expires by itself that long after: 1 hour to 30 days on OpenAI, at least 14 days on
+        Azure OpenAI (whose batch files are capped at 500 a resource without an expiry, 10,000
+        with one). An attempt retried after a timeout may have made a file too: once one answers,
+        the other copies of that name made since the first attempt are deleted."""
         if expires_after_s is not None and self.transport.settings.backend == "azure":
             expires_after_s = max(expires_after_s, AZURE_MIN_FILE_EXPIRY_S)
-        return await upload_file(
+        name = filename or Path(path).name
+        attempts: list[Path] = []
+        since = int(time.time()) - CLOCK_SKEW_S
+        file_id = await upload_file(
             self.transport,
             Path(path),
             purpose=FILE_PURPOSE,
             content_type="application/jsonl",
             expires_after_s=expires_after_s,
+            on_attempt=attempts.append,
+            filename=name,
         )
+        if len(attempts) > 1:
+            for copy in await self.find_uploads(name, created_after=since):
+                if copy.get("id") != file_id:
+                    log.info("upload of %s was retried; deleting its other copy %s", name, copy.get("id"))
+                    await self.delete_file(str(copy["id"]))
+        return file_id
+
+    async def find_uploads(self, filename: str, *, created_after: float | None = None) -> list[dict[str, Any]]:
+        """The account's batch files named `filename` made at `created_after` (a Unix time) or
+        later, newest first, as the API lists them (`id`, `bytes`, `status`, …): an upload whose
+        id a stop or a timeout lost, found again rather than left on the server."""
+        files = await list_files(self.transport, purpose=FILE_PURPOSE, created_after=created_after)
+        return [f for f in files if f.get("filename") == filename]
 
     async def create(
         self,

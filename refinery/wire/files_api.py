@@ -13,7 +13,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import aiohttp
 
@@ -21,10 +21,11 @@ from refinery.core.artifacts import private_dir
 from refinery.errors import NotFoundError
 from refinery.wire.transport import OpenAITransport
 
-__all__ = ["delete_file", "download_file", "upload_file"]
+__all__ = ["delete_file", "download_file", "list_files", "upload_file"]
 
 MIN_EXPIRY_S, MAX_EXPIRY_S = 3600, 2_592_000  # the API's bounds on `expires_after[seconds]`
 CHUNK_BYTES = 1 << 20
+LIST_PAGE = 10_000  # the API's largest `limit` for `GET /files`
 
 
 async def upload_file(
@@ -35,10 +36,13 @@ async def upload_file(
     content_type: str = "text/plain",
     expires_after_s: int | None = None,
     on_attempt: Callable[[Path], None] | None = None,
+    filename: str | None = None,
 ) -> str:
     """One multipart `POST /files`; returns the file id. With `expires_after_s` (clamped to the
     API's 1 hour to 30 days) the file expires that long after it was made, so a run killed before
-    its clean-up leaves nothing for ever. `on_attempt` hears each attempt just before it is sent."""
+    its clean-up leaves nothing for ever. `on_attempt` hears each attempt just before it is sent.
+    `filename` (default: the path's name) is the name the file gets on the server: what a file
+    whose id never came back is found by (`list_files`)."""
     content = await asyncio.to_thread(path.read_bytes)  # a big file: read off the event loop
 
     def form() -> aiohttp.FormData:
@@ -49,11 +53,30 @@ async def upload_file(
         if expires_after_s is not None:
             fd.add_field("expires_after[anchor]", "created_at")
             fd.add_field("expires_after[seconds]", str(min(max(expires_after_s, MIN_EXPIRY_S), MAX_EXPIRY_S)))
-        fd.add_field("file", content, filename=path.name, content_type=content_type)
+        fd.add_field("file", content, filename=filename or path.name, content_type=content_type)
         return fd
 
     resp = await transport.request("POST", "/files", form=form)
     return str(resp.data["id"])
+
+
+async def list_files(
+    transport: OpenAITransport, *, purpose: str, created_after: float | None = None
+) -> list[dict[str, Any]]:
+    """The account's files of `purpose` (`GET /files`, newest first, page by page), stopping at
+    the first made before `created_after` (a Unix time) when given: where an upload whose answer
+    was lost (a stop, a timeout) is found again by its name."""
+    files: list[dict[str, Any]] = []
+    after: str | None = None
+    while True:
+        params = {"purpose": purpose, "limit": str(LIST_PAGE), "order": "desc", **({"after": after} if after else {})}
+        page = (await transport.request("GET", "/files", params=params)).data
+        data = list(page.get("data") or [])
+        recent = [f for f in data if created_after is None or float(f.get("created_at") or 0) >= created_after]
+        files.extend(recent)
+        if not page.get("has_more") or not data or len(recent) < len(data):
+            return files
+        after = str(data[-1]["id"])
 
 
 async def delete_file(transport: OpenAITransport, file_id: str) -> bool:
