@@ -84,6 +84,21 @@ class TraceOutcome(BaseModel):
     said: str | None = None  # … and its output text, redacted: the key when no run states an error
     error_categories: list[str] = Field(default_factory=list)
 
+    @classmethod
+    def failed(cls, item: BatchItem, exc: BaseException) -> TraceOutcome:
+        """A trace whose analysis raised: its error, and the exit code that error means (an error
+        refinery did not expect is logged with its traceback, since no one-line message explains it)."""
+        if not isinstance(exc, RefineryError):
+            log.exception("unexpected error analysing %s", item.name)
+        return cls(
+            name=item.name,
+            trace=item.trace,
+            status="failed",
+            error=str(exc),
+            error_type=type(exc).__name__,
+            exit_code=exit_code_for(exc),
+        )
+
 
 class BatchSummary(BaseModel):
     model: str
@@ -341,16 +356,7 @@ async def analyze_many(
             try:
                 outcome = await _analyze_one(item, out / item.name, model, client, analyst_kwargs)
             except Exception as exc:  # one trace's failure must never stop the others
-                if not isinstance(exc, RefineryError):
-                    log.exception("unexpected error analysing %s", item.name)
-                outcome = TraceOutcome(
-                    name=item.name,
-                    trace=item.trace,
-                    status="failed",
-                    error=str(exc),
-                    error_type=type(exc).__name__,
-                    exit_code=exit_code_for(exc),
-                )
+                outcome = TraceOutcome.failed(item, exc)
             outcome.duration_s = round(time.monotonic() - t0, 3)
             tracker.running -= 1
             tracker.finished(outcome.status == "done", outcome.tokens)

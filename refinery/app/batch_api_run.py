@@ -13,7 +13,6 @@ are inline (`store="none"`), so no hosted store or tool is needed. Costs are at 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,10 +32,9 @@ from refinery.app.batch import (
 from refinery.app.batch_api_state import STATE_DIR, STATE_FILE, RunLock, RunState, load_state, state_dir
 from refinery.app.batch_api_submit import Poll, advance, cancel_open, describe, read_results, write_round
 from refinery.app.batch_patterns import link_reports, named_patterns
-from refinery.app.exit_codes import exit_code_for
 from refinery.core.artifacts import private_dir, read_json, write_json_atomic, write_text_atomic
 from refinery.core.pricing import BATCH_PRICE_FACTOR, batch_prices, estimate_cost_usd
-from refinery.errors import RefineryError, RequestDeferred, UserInputError
+from refinery.errors import RequestDeferred, UserInputError
 from refinery.patterns.grouping import find_patterns
 from refinery.report.batch_html import render_summary_html
 from refinery.wire.batch_answers import BatchAnswers, PendingRequest
@@ -46,7 +44,6 @@ from refinery.wire.responses_client import ResponsesClient
 
 __all__ = ["analyze_by_batch", "batch_status", "cancel_batches", "stage_costs"]
 
-log = logging.getLogger("refinery.app.batch_api")
 PRICED_AT = {"priced_at": f"Batch API rate ({BATCH_PRICE_FACTOR:.0%} of the listed price)"}
 Emit = Callable[[str], None]
 
@@ -142,16 +139,7 @@ async def _rounds(items: Sequence[BatchItem], out: Path, api: BatchAPI, run: _Ru
                 except RequestDeferred:
                     return
                 except Exception as exc:  # one trace's failure never stops the others
-                    if not isinstance(exc, RefineryError):
-                        log.exception("unexpected error analysing %s", item.name)
-                    outcome = TraceOutcome(
-                        name=item.name,
-                        trace=item.trace,
-                        status="failed",
-                        error=str(exc),
-                        error_type=type(exc).__name__,
-                        exit_code=exit_code_for(exc),
-                    )
+                    outcome = TraceOutcome.failed(item, exc)
             summary.outcomes[item.name] = outcome
             if outcome.status == "failed":
                 failed_now.add(item.name)
