@@ -118,6 +118,19 @@ class BatchSummary(BaseModel):
         return sum(o.tokens for o in self.outcomes.values())
 
 
+def previous_summary(previous: Any, model: str) -> BatchSummary:
+    """The outcomes an earlier run of this folder recorded (`previous`: its `summary.json` as read):
+    a trace done stays done; an entry that no longer reads is left out and its trace analysed again."""
+    summary = BatchSummary(model=model)
+    if isinstance(previous, dict):
+        for name, o in (previous.get("outcomes") or {}).items():
+            try:
+                summary.outcomes[name] = TraceOutcome.model_validate(o)
+            except ValueError:
+                continue
+    return summary
+
+
 def _holds_samples(path: Path) -> bool:
     """Whether a trace file may hold several traces (an eval log, τ-bench results), from its first
     64 KB: loading every trace of a folder to find out would read them all twice."""
@@ -316,13 +329,7 @@ async def analyze_many(
     out = Path(out_dir)
     private_dir(out)  # its folders will hold trace text
     previous = read_json(out / SUMMARY_JSON)
-    summary = BatchSummary(model=model)
-    if isinstance(previous, dict):
-        for name, o in (previous.get("outcomes") or {}).items():
-            try:
-                summary.outcomes[name] = TraceOutcome.model_validate(o)
-            except ValueError:
-                continue
+    summary = previous_summary(previous, model)
     todo = []
     for item in items:
         prior = summary.outcomes.get(item.name)

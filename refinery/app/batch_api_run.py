@@ -27,6 +27,7 @@ from refinery.app.batch import (
     BatchSummary,
     TraceOutcome,
     _analyze_one,
+    previous_summary,
     render_summary_md,
 )
 from refinery.app.batch_api_state import STATE_DIR, STATE_FILE, RunLock, RunState, load_state, state_dir
@@ -103,7 +104,7 @@ class _Run:
 async def _rounds(items: Sequence[BatchItem], out: Path, api: BatchAPI, run: _Run) -> BatchSummary:
     model, progress, analyst_kwargs = run.model, run.progress, run.analyst_kwargs
     state = await asyncio.to_thread(load_state, out, model)
-    summary = await asyncio.to_thread(_previous, out, model)
+    summary = await asyncio.to_thread(lambda: previous_summary(read_json(out / SUMMARY_JSON), model))
     gate = asyncio.Semaphore(max(1, run.concurrency))
     failed_now: set[str] = set()  # failed in this run: not tried again each round (a rerun tries them)
     price_model = analyst_kwargs.get("base_model") or model
@@ -161,19 +162,6 @@ async def _rounds(items: Sequence[BatchItem], out: Path, api: BatchAPI, run: _Ru
             progress(note)
     await asyncio.to_thread(_write_summary, out, summary, state, outcomes, price_model)
     await asyncio.to_thread(link_reports, out, summary.patterns)
-    return summary
-
-
-def _previous(out: Path, model: str) -> BatchSummary:
-    """The outcomes an earlier run of this folder recorded (a trace done stays done)."""
-    summary = BatchSummary(model=model)
-    previous = read_json(out / SUMMARY_JSON)
-    if isinstance(previous, dict):
-        for name, o in (previous.get("outcomes") or {}).items():
-            try:
-                summary.outcomes[name] = TraceOutcome.model_validate(o)
-            except ValueError:
-                continue
     return summary
 
 

@@ -77,14 +77,9 @@ async def create_chat_completion(server: OpenAITestServer, request: web.Request)
 async def answer_chat(server: OpenAITestServer, raw: bytes, *, online: bool = True) -> web.StreamResponse:
     """`POST /chat/completions` on the body `raw`; `online=False` is a batch's line: the same
     answer, outside the online rate limits and armed faults (a batch has its own quota)."""
-    fault = server._take_fault("/v1/chat/completions", raw.decode("utf-8", "replace")) if online else None
-    early = await server._transport_fault(fault)
-    if early is not None:
-        return early
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        return _error(400, "We could not parse the JSON body of your request.", "invalid_request_error")
+    body, fault, answer = await server.opened("/v1/chat/completions", raw, online=online)
+    if answer is not None:
+        return answer
     problems = chat_problems(server, body)
     if problems:
         server.stats["400 invalid body"] += 1

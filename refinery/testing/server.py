@@ -241,6 +241,22 @@ class OpenAITestServer(FilesAndStores):
                 _error(400, "We could not parse the JSON body of your request.", "invalid_request_error")
             ) from None
 
+    async def opened(
+        self, path: str, raw: bytes, *, online: bool
+    ) -> tuple[Any, Fault | None, web.StreamResponse | None]:
+        """A model call's first steps, alike on every endpoint: a fault armed for `path` is taken
+        (online only: a batch's lines have knobs of their own) and, if it acts on the exchange, acts;
+        then the body is parsed. `(body, fault, None)` — the fault's content kind is the caller's to
+        play — or `(None, None, the answer to give instead)`."""
+        fault = self._take_fault(path, raw.decode("utf-8", "replace")) if online else None
+        early = await self._transport_fault(fault)
+        if early is not None:
+            return None, None, early
+        try:
+            return json.loads(raw), fault, None
+        except ValueError:
+            return None, None, _error(400, "We could not parse the JSON body of your request.", "invalid_request_error")
+
     def _take_fault(self, path: str, body_text: str) -> Fault | None:
         for fault in self.faults:
             if fault.applies(path, body_text):
@@ -314,15 +330,9 @@ class OpenAITestServer(FilesAndStores):
         the same logic, outside the online rate limits, latency and armed faults (a batch has its own
         quota, and its own knobs: `refinery.testing.batch_api`)."""
         online = request is not None
-        body_text = raw.decode("utf-8", "replace")
-        fault = self._take_fault("/v1/responses", body_text) if online else None
-        early = await self._transport_fault(fault)
-        if early is not None:
-            return early
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            return _error(400, "We could not parse the JSON body of your request.", "invalid_request_error")
+        body, fault, answer = await self.opened("/v1/responses", raw, online=online)
+        if answer is not None:
+            return answer
         invalid = self._validate(body)
         if invalid is not None:
             self.stats["400 invalid body"] += 1
