@@ -53,3 +53,34 @@ async def test_eval_trail_with_no_trace_for_any_annotation_is_an_input_error(ope
     empty.mkdir()
     assert await amain(["eval", "trail", str(empty), str(annotations), "--out", str(tmp_path / "out")]) == 2
     assert "no trace for any of the 3 annotations" in capsys.readouterr().err
+
+
+async def test_eval_reads_annotations_and_traces_and_writes_its_files_off_the_event_loop(monkeypatch, tmp_path):
+    """An eval inside a host's loop: the labels, every trace and eval.json are read and written in
+    refinery's worker thread, never on the loop (a big trace would stop the host for seconds)."""
+    from refinery.app import eval_runner
+    from refinery.core.offload import worker_thread
+
+    threads: dict[str, list[bool]] = {}
+
+    def recorded(name, func):
+        def call(*args, **kwargs):
+            threads.setdefault(name, []).append(worker_thread())
+            return func(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(eval_runner, "load_trace", recorded("load_trace", eval_runner.load_trace))
+    monkeypatch.setattr(
+        eval_runner.trail_scoring,
+        "load_annotations",
+        recorded("annotations", eval_runner.trail_scoring.load_annotations),
+    )
+    monkeypatch.setattr(eval_runner, "write_json_atomic", recorded("write", eval_runner.write_json_atomic))
+    annotations, traces = dataset(tmp_path)
+    predictions = tmp_path / "predictions"
+    write(predictions / "aaa.json", {"errors": [{"category": "Tool-related", "location": "s2"}]})
+    result = await eval_runner.eval_trail(traces, annotations, out=tmp_path / "out", predictions_dir=predictions)
+    assert result["scores"]["overall"]["traces"] == 3
+    assert threads == {"annotations": [True], "load_trace": [True], "write": [True]}  # aaa.json read for its spans
+    assert json.loads((tmp_path / "out" / "eval.json").read_text())["benchmark"] == "trail"

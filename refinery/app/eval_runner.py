@@ -11,10 +11,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from refinery.app.batch import BatchItem, analyze_many
 from refinery.core.artifacts import read_json, write_json_atomic, write_text_atomic
+from refinery.core.offload import in_worker
 from refinery.core.taxonomy import ErrorCategory, trail_name
 from refinery.errors import InputFileError
 from refinery.eval import labels as label_scoring
@@ -26,6 +27,41 @@ from refinery.traces.sources import fetched_copy, is_source_ref
 from refinery.wire.responses_client import ResponsesClient
 
 RUNS_DIR, PREDICTIONS_DIR = "runs", "predictions"
+
+
+class EvalOptions(TypedDict, total=False):
+    """What the three benchmarks' evals take alike: where runs and predictions go (`out`), how many
+    labelled items (`limit`), how each is analysed (model, client, store, search calls, concurrency,
+    progress lines), or the folder of predictions to score instead of analysing (`predictions_dir`).
+    One definition, so the options pass through the runner as one value and cannot drift apart."""
+
+    out: str | Path | None
+    limit: int | None
+    model: str
+    client: ResponsesClient | None
+    store: str
+    search_calls: int
+    concurrency: int
+    predictions_dir: str | Path | None
+    progress: Callable[[str], None] | None
+
+
+_DEFAULTS: EvalOptions = {
+    "out": None,
+    "limit": None,
+    "model": "gpt-4o",
+    "client": None,
+    "store": "auto",
+    "search_calls": 0,
+    "concurrency": 4,
+    "predictions_dir": None,
+    "progress": None,
+}
+
+
+def _settled(options: EvalOptions) -> EvalOptions:
+    """The options with every default filled in."""
+    return {**_DEFAULTS, **options}
 
 
 def _diagnosis(out: Path, name: str) -> dict[str, Any] | None:
@@ -76,29 +112,21 @@ def read_predictions(folder: str | Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-async def _analyse(
-    items: list[BatchItem],
-    out: Path,
-    model: str,
-    client: ResponsesClient | None,
-    concurrency: int,
-    progress: Callable[[str], None] | None,
-    store: str = "auto",
-    search_calls: int = 0,
-) -> dict[str, Any]:
+async def _analyse(items: list[BatchItem], out: Path, options: EvalOptions) -> dict[str, Any]:
+    store, search_calls = options["store"], options["search_calls"]
     summary = await analyze_many(
         items,
         out_dir=out / RUNS_DIR,
-        model=model,
-        client=client,
-        concurrency=concurrency,
-        progress=progress,
+        model=options["model"],
+        client=options["client"],
+        concurrency=options["concurrency"],
+        progress=options["progress"],
         **({"store": store} if store != "auto" else {}),
         **({"search_calls": search_calls} if search_calls else {}),
     )
     answered = sorted({m for o in summary.outcomes.values() for m in o.answered_by})
     return {
-        "model": model,
+        "model": options["model"],
         "answered_by": answered,
         "stand_in": any("standin" in m for m in answered),
         "analysed": sum(o.status == "done" for o in summary.outcomes.values()),
@@ -108,10 +136,10 @@ async def _analyse(
     }
 
 
-def _finish(out: Path | None, result: dict[str, Any]) -> dict[str, Any]:
+def _finish(out: str | Path | None, result: dict[str, Any]) -> dict[str, Any]:
     if out is not None:
-        write_json_atomic(out / "eval.json", result)
-        write_text_atomic(out / "eval.md", render_eval_md(result))
+        write_json_atomic(Path(out) / "eval.json", result)
+        write_text_atomic(Path(out) / "eval.md", render_eval_md(result))
     return result
 
 
@@ -119,27 +147,28 @@ async def _predictions(
     result: dict[str, Any],
     keyed: list[tuple[str, str, BatchItem]],
     convert: Callable[[Mapping[str, Any] | None, BatchItem], dict[str, Any] | None],
-    *,
-    out: str | Path | None,
-    predictions_dir: str | Path | None,
-    model: str,
-    client: ResponsesClient | None,
-    concurrency: int,
-    progress: Callable[[str], None] | None,
-    store: str = "auto",
-    search_calls: int = 0,
+    options: EvalOptions,
 ) -> dict[str, dict[str, Any]]:
     """Predictions by key: read from `predictions_dir`, or made by analysing each item.
 
     `keyed` is (key the scorer looks up, prediction file name, the item to analyse)."""
+    predictions_dir, out = options["predictions_dir"], options["out"]
     if predictions_dir is not None:
         result.update(predictions_from=str(predictions_dir), stand_in=False)
-        return read_predictions(predictions_dir)
+        return await in_worker(read_predictions, predictions_dir)
     if out is None:
         raise InputFileError("an eval that runs analyses needs --out DIR for its runs and predictions")
     out_dir = Path(out)
-    items = [item for _, _, item in keyed]
-    result.update(await _analyse(items, out_dir, model, client, concurrency, progress, store, search_calls))
+    result.update(await _analyse([item for _, _, item in keyed], out_dir, options))
+    return await in_worker(_written_predictions, out_dir, keyed, convert)
+
+
+def _written_predictions(
+    out_dir: Path,
+    keyed: list[tuple[str, str, BatchItem]],
+    convert: Callable[[Mapping[str, Any] | None, BatchItem], dict[str, Any] | None],
+) -> dict[str, dict[str, Any]]:
+    """Each analysed item's diagnosis in the benchmark's shape, written to `PRED_DIR/<file name>`."""
     predictions = {}
     for key, file_name, item in keyed:
         pred = convert(_diagnosis(out_dir, item.name), item)
@@ -152,21 +181,27 @@ async def _predictions(
 async def eval_who_and_when(
     root: str | Path,
     *,
-    out: str | Path | None,
     with_answer: bool = False,
-    limit: int | None = None,
-    model: str = "gpt-4o",
-    client: ResponsesClient | None = None,
-    store: str = "auto",
-    search_calls: int = 0,
-    concurrency: int = 4,
-    predictions_dir: str | Path | None = None,
-    progress: Callable[[str], None] | None = None,
+    **given: Unpack[EvalOptions],
 ) -> dict[str, Any]:
     """Score predictions from `predictions_dir`, or make them by analysing each log."""
+    options = _settled(given)
+    result, golds, keyed = await in_worker(_who_and_when_items, root, with_answer, options)
+    predictions = await _predictions(result, keyed, lambda d, _: who_and_when_prediction(d), options)
+    result["scores"] = ww.score(golds, predictions, None if options["limit"] else ww.folder_sizes(golds))
+    result["paper_baselines"] = ww.PAPER_BASELINES
+    return await in_worker(_finish, options["out"], result)
+
+
+def _who_and_when_items(
+    root: str | Path, with_answer: bool, options: EvalOptions
+) -> tuple[dict[str, Any], list[ww.Gold], list[tuple[str, str, BatchItem]]]:
+    """The logs' labels read, the result's head, and each log as a batch item (with its expectation
+    written when the task's answer is given)."""
+    out = options["out"]
     skipped: list[dict[str, str]] = []
     every = ww.load_dataset(root, skipped)
-    golds = every[: limit or None]
+    golds = every[: options["limit"] or None]
     result: dict[str, Any] = {
         "benchmark": "who-and-when",
         "data": str(root),
@@ -178,7 +213,7 @@ async def eval_who_and_when(
     for g in golds:
         name = f"{g.subset}-{Path(g.name).stem}"
         expect = None  # task only: the expectation is derived from the log's own question
-        if with_answer and predictions_dir is None and out is not None:  # the paper's "with ground truth" setting
+        if with_answer and options["predictions_dir"] is None and out is not None:  # the paper's "with ground truth"
             expect = str(
                 write_json_atomic(
                     Path(out) / "expectations" / f"{name}.json",
@@ -189,42 +224,32 @@ async def eval_who_and_when(
                 )
             )
         keyed.append((g.key, g.key, BatchItem(name=name, trace=g.path, expect=expect)))
-    predictions = await _predictions(
-        result,
-        keyed,
-        lambda d, _: who_and_when_prediction(d),
-        out=out,
-        predictions_dir=predictions_dir,
-        model=model,
-        client=client,
-        store=store,
-        search_calls=search_calls,
-        concurrency=concurrency,
-        progress=progress,
-    )
-    result["scores"] = ww.score(golds, predictions, None if limit else ww.folder_sizes(golds))
-    result["paper_baselines"] = ww.PAPER_BASELINES
-    return _finish(Path(out) if out else None, result)
+    return result, golds, keyed
 
 
 async def eval_trail(
     traces: str | Path | None,
     annotations: str | Path,
-    *,
-    out: str | Path | None,
-    limit: int | None = None,
-    model: str = "gpt-4o",
-    client: ResponsesClient | None = None,
-    store: str = "auto",
-    search_calls: int = 0,
-    concurrency: int = 4,
-    predictions_dir: str | Path | None = None,
-    progress: Callable[[str], None] | None = None,
+    **given: Unpack[EvalOptions],
 ) -> dict[str, Any]:
     """Score predictions from `predictions_dir`, or make them by analysing each annotated trace
     found under `traces` (`<subset>/<trace_id>.json` or `<trace_id>.json`). Annotations with no
     trace, and traces with no annotation, are listed in the result, not fatal: the traces at hand
     are scored; only when none is, it is an error."""
+    options = _settled(given)
+    result, golds, keyed, spans = await in_worker(_trail_items, traces, annotations, options)
+    predictions = await _predictions(result, keyed, lambda d, _: trail_prediction(d), options)
+    result["scores"] = trail_scoring.score(golds, predictions, spans)
+    result["paper_baselines"] = trail_scoring.PAPER_BASELINES
+    return await in_worker(_finish, options["out"], result)
+
+
+def _trail_items(
+    traces: str | Path | None, annotations: str | Path, options: EvalOptions
+) -> tuple[dict[str, Any], list[trail_scoring.TraceGold], list[tuple[str, str, BatchItem]], dict[str, int]]:
+    """The annotations read and matched to trace files, the result's head, each trace as a batch item
+    (with the one expectation TRAIL implies written), and each trace's span count."""
+    out, predictions_dir = options["out"], options["predictions_dir"]
     skipped: list[dict[str, str]] = []
     every = trail_scoring.load_annotations(annotations, skipped)
     result: dict[str, Any] = {"benchmark": "trail", "data": str(traces or annotations), "skipped_labels": skipped}
@@ -242,7 +267,7 @@ async def eval_trail(
         )
     found = {g.trace_id: _trail_trace(root if traces else None, g) for g in every}
     golds = every if predictions_dir is not None else [g for g in every if found[g.trace_id]]
-    golds = golds[: limit or None]
+    golds = golds[: options["limit"] or None]
     if predictions_dir is None:
         result["annotations_without_trace"] = [f"{g.subset}/{g.trace_id}" for g in every if not found[g.trace_id]]
         if not golds:
@@ -258,29 +283,9 @@ async def eval_trail(
         path = found[g.trace_id]
         if path is not None:
             spans[g.trace_id] = len(load_trace(path).runs)
-        keyed.append(
-            (
-                g.trace_id,
-                f"{g.trace_id}.json",
-                BatchItem(name=f"{g.subset}-{g.trace_id}", trace=str(path or ""), expect=expect),
-            )
-        )
-    predictions = await _predictions(
-        result,
-        keyed,
-        lambda d, _: trail_prediction(d),
-        out=out,
-        predictions_dir=predictions_dir,
-        model=model,
-        client=client,
-        store=store,
-        search_calls=search_calls,
-        concurrency=concurrency,
-        progress=progress,
-    )
-    result["scores"] = trail_scoring.score(golds, predictions, spans)
-    result["paper_baselines"] = trail_scoring.PAPER_BASELINES
-    return _finish(Path(out) if out else None, result)
+        item = BatchItem(name=f"{g.subset}-{g.trace_id}", trace=str(path or ""), expect=expect)
+        keyed.append((g.trace_id, f"{g.trace_id}.json", item))
+    return result, golds, keyed, spans
 
 
 def _trail_trace(root: Path | None, gold: trail_scoring.TraceGold) -> Path | None:
@@ -347,21 +352,15 @@ async def eval_labels(
     traces: str | Path | None,
     labels_dir: str | Path,
     *,
-    out: str | Path | None,
     step_base: int = 0,
-    limit: int | None = None,
-    model: str = "gpt-4o",
-    client: ResponsesClient | None = None,
-    store: str = "auto",
-    search_calls: int = 0,
-    concurrency: int = 4,
-    predictions_dir: str | Path | None = None,
-    progress: Callable[[str], None] | None = None,
+    **given: Unpack[EvalOptions],
 ) -> dict[str, Any]:
     """Score predictions (or make them by analysing each trace) against labels of several
     failures per trace with one root cause (`eval.labels`)."""
+    options = _settled(given)
+    out, analysing = options["out"], options["predictions_dir"] is None
     skipped: list[dict[str, str]] = []
-    golds = label_scoring.load_labels(labels_dir, step_base, skipped)[: limit or None]
+    golds = (await in_worker(label_scoring.load_labels, labels_dir, step_base, skipped))[: options["limit"] or None]
     result: dict[str, Any] = {
         "benchmark": "labels",
         "data": str(traces or labels_dir),
@@ -371,23 +370,15 @@ async def eval_labels(
     run_ids: dict[str, list[str]] = {}
     keyed = []
     for g in golds:
-        trace = await _labelled_trace(g, traces, labels_dir, out, analysing=predictions_dir is None)
+        trace = await _labelled_trace(g, traces, labels_dir, out, analysing=analysing)
         if trace is not None:
-            run_ids[g.name] = [r.id for r in load_trace(trace[1]).runs]
+            run_ids[g.name] = await in_worker(_run_ids, trace[1])
         keyed.append((g.name, f"{g.name}.json", BatchItem(name=g.name, trace=trace[0] if trace else "")))
-    raw = await _predictions(
-        result,
-        keyed,
-        lambda d, item: labels_prediction(d, run_ids.get(item.name, []), step_base),
-        out=out,
-        predictions_dir=predictions_dir,
-        model=model,
-        client=client,
-        store=store,
-        search_calls=search_calls,
-        concurrency=concurrency,
-        progress=progress,
-    )
+
+    def convert(diagnosis: Mapping[str, Any] | None, item: BatchItem) -> dict[str, Any] | None:
+        return labels_prediction(diagnosis, run_ids.get(item.name, []), step_base)
+
+    raw = await _predictions(result, keyed, convert, options)
     predictions: dict[str, label_scoring.Labels | None] = {}
     for g in golds:
         data = raw.get(g.name)
@@ -401,4 +392,9 @@ async def eval_labels(
             skipped.append({"file": f"prediction {g.name}", "reason": str(exc)})
             predictions[g.name] = None
     result["scores"] = label_scoring.score(golds, predictions)
-    return _finish(Path(out) if out else None, result)
+    return await in_worker(_finish, out, result)
+
+
+def _run_ids(path: Path) -> list[str]:
+    """The trace's run ids in order: a labelled step is a place in them."""
+    return [r.id for r in load_trace(path).runs]
