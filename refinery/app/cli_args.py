@@ -136,6 +136,30 @@ ANNOTATE_HELP = (
 )
 
 
+def _model_flags(p: argparse.ArgumentParser) -> None:
+    """`--model` and `--base-model`, alike wherever an analysis is made or planned."""
+    p.add_argument("--model", default="gpt-4o", help=MODEL_HELP)
+    p.add_argument("--base-model", metavar="MODEL", help=BASE_MODEL_HELP)
+
+
+def _stage1_flags(p: argparse.ArgumentParser) -> None:
+    """How Stage 1's groups are sized and run: the same for a run and for its plan."""
+    p.add_argument(
+        "--concurrency", type=positive_int, default=4, metavar="N", help="stage 1 groups in flight at once (default: 4)"
+    )
+    p.add_argument(
+        "--context-window", type=int, metavar="TOKENS", help="the model's context window, if not in refinery's table"
+    )
+
+
+def _reading_flags(p: argparse.ArgumentParser, *, api: bool) -> None:
+    """Which wire (`--api`, where asked) and where the trace is read from (`--store`, `--search-calls`)."""
+    if api:
+        p.add_argument("--api", choices=["auto", "responses", "chat"], default="auto", help=API_HELP)
+    p.add_argument("--store", choices=["auto", "hosted", "none"], default="auto", help=STORE_HELP)
+    p.add_argument("--search-calls", type=int, default=0, metavar="N", help=SEARCH_CALLS_HELP)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
@@ -186,8 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     reading.add_argument("--api", choices=["auto", "responses", "chat"], default="auto", help=API_HELP)
     where = _Parser(add_help=False)
-    where.add_argument("--store", choices=["auto", "hosted", "none"], default="auto", help=STORE_HELP)
-    where.add_argument("--search-calls", type=int, default=0, metavar="N", help=SEARCH_CALLS_HELP)
+    _reading_flags(where, api=False)
 
     analysis = _Parser(add_help=False)
     analysis.add_argument(
@@ -208,8 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="start over in --out: delete the store and files a run recorded there and its results first (without "
         "it, a folder holding results of another trace, model, expectation, prompts or evals is refused, exit 2)",
     )
-    analysis.add_argument("--model", default="gpt-4o", help=MODEL_HELP)
-    analysis.add_argument("--base-model", metavar="MODEL", help=BASE_MODEL_HELP)
+    _model_flags(analysis)
     analysis.add_argument("--stages", default="1-4", help="stages to run, 1-N (default: 1-4)")
     analysis.add_argument(
         "--timeout",
@@ -224,12 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="USD",
         help="stop before the estimated spend could pass USD (what was done is kept; rerun to continue)",
     )
-    analysis.add_argument(
-        "--concurrency", type=positive_int, default=4, metavar="N", help="stage 1 groups in flight at once (default: 4)"
-    )
-    analysis.add_argument(
-        "--context-window", type=int, metavar="TOKENS", help="the model's context window, if not in refinery's table"
-    )
+    _stage1_flags(analysis)
 
     parser = _Parser(
         prog="refinery",
@@ -318,8 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--expect", metavar="FILE", help="the expectation file (default: the task the trace states, if it states one)"
     )
-    p.add_argument("--model", default="gpt-4o", help=MODEL_HELP)
-    p.add_argument("--base-model", metavar="MODEL", help=BASE_MODEL_HELP)
+    _model_flags(p)
     p.add_argument(
         "--latency",
         type=non_negative_float,
@@ -327,12 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="seconds one call takes, for the duration estimate (default: 15)",
     )
-    p.add_argument(
-        "--concurrency", type=positive_int, default=4, metavar="N", help="stage 1 groups in flight at once (default: 4)"
-    )
-    p.add_argument(
-        "--context-window", type=int, metavar="TOKENS", help="the model's context window, if not in refinery's table"
-    )
+    _stage1_flags(p)
     p.add_argument("--strict", action="store_true", help="exit 2 when a request would exceed the context budget")
     p.add_argument("--verbose", action="store_true", help="also list every file and request")
     p.add_argument("--show-bodies", action="store_true", help="print the request bodies in full")
@@ -389,8 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="one folder per trace, plus summary.json, summary.md and summary.html (default: refinery-batch)",
     )
-    p.add_argument("--model", default="gpt-4o", help=MODEL_HELP)
-    p.add_argument("--base-model", metavar="MODEL", help=BASE_MODEL_HELP)
+    _model_flags(p)
     p.add_argument(
         "--concurrency", type=positive_int, default=8, metavar="N", help="analyses in flight at once (default: 8)"
     )
@@ -436,9 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     evals.add_argument("--score", metavar="PRED_DIR", help="score these predictions instead of running analyses")
     evals.add_argument("--limit", type=positive_int, metavar="N", help="only the first N items")
     evals.add_argument("--model", default="gpt-4o", help=MODEL_HELP)
-    evals.add_argument("--api", choices=["auto", "responses", "chat"], default="auto", help=API_HELP)
-    evals.add_argument("--store", choices=["auto", "hosted", "none"], default="auto", help=STORE_HELP)
-    evals.add_argument("--search-calls", type=int, default=0, metavar="N", help=SEARCH_CALLS_HELP)
+    _reading_flags(evals, api=True)
     evals.add_argument(
         "--concurrency", type=positive_int, default=4, metavar="N", help="analyses in flight at once (default: 4)"
     )
@@ -538,9 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="the address for --http (default: 127.0.0.1)")
     p.add_argument("--model", default="gpt-4o", help=MODEL_HELP)
     p.add_argument("--max-cost", type=non_negative_float, metavar="USD", help="refuse an analysis that could pass USD")
-    p.add_argument("--api", choices=["auto", "responses", "chat"], default="auto", help=API_HELP)
-    p.add_argument("--store", choices=["auto", "hosted", "none"], default="auto", help=STORE_HELP)
-    p.add_argument("--search-calls", type=int, default=0, metavar="N", help=SEARCH_CALLS_HELP)
+    _reading_flags(p, api=True)
     return parser
 
 
