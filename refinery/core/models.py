@@ -171,9 +171,14 @@ _FAILED = 0x80
 _TYPE_CODES = {t: n for n, t in enumerate(RunType)}
 
 
-def run_fact(run: TraceRun) -> int:
+def fact_of(run_type: RunType, failed: bool) -> int:
     """A run's byte among `LazyRuns`' facts: its type, and 0x80 when it failed."""
-    return _TYPE_CODES[run.run_type] | (_FAILED if run.is_failed else 0)
+    return _TYPE_CODES[run_type] | (_FAILED if failed else 0)
+
+
+def run_fact(run: TraceRun) -> int:
+    """`fact_of` a run already made."""
+    return fact_of(run.run_type, run.is_failed)
 
 
 def _runs_as_given(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:

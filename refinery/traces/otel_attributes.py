@@ -94,7 +94,8 @@ def unflatten(attrs: dict[str, Any], prefix: str) -> list[Any]:
 
     def listify(node: Any) -> Any:
         if isinstance(node, dict):
-            if node and "".join(node).isdigit() and all(node):  # every key digits (none empty)
+            # every key decimal digits, none empty (`isdecimal`: what `int` reads; "²" is a digit it refuses)
+            if node and "".join(node).isdecimal() and all(node):
                 return [listify(node[k]) for k in sorted(node, key=int)]
             return {k: listify(v) for k, v in node.items()}
         return node

@@ -122,8 +122,10 @@ class Hoisted:
     _same_resource: bool = True
 
     def see(self, run: TraceRun) -> None:
-        res = run.metadata.get("resource")
-        attrs = run.metadata.get("attributes") or {}
+        self.see_values(run.metadata.get("resource"), run.metadata.get("attributes") or {})
+
+    def see_values(self, res: dict[str, Any] | None, attrs: dict[str, Any]) -> None:
+        """`see` a run from the resource and the attributes it keeps (a span's skeleton gives them)."""
         if self._runs == 0:
             self.resource, self.common = res, dict(attrs)
         else:
