@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from functools import partial
 from typing import Any, cast
 
-from refinery.core.models import LazyRuns, Trace, TraceRun, run_fact
+from refinery.core.models import LazyRuns, Trace, TraceRun, run_fact, run_from_checked
 from refinery.errors import TraceFormatError
 from refinery.traces.common import maybe_json, order_runs, span_bounds
 from refinery.traces.json_stream import LazyArray, ReadShape, is_array
@@ -135,19 +135,22 @@ def span_to_run(
     error = error_of(status, span.get("events"))
     if isinstance(status, dict) and status.get("message") and not error:
         metadata["status_message"] = status["message"]
-    return TraceRun(
-        id=span_id,
-        name=name,
-        run_type=kind_of(name, attrs, kind),
-        inputs=inputs,
-        outputs=outputs or None,
-        start_time=span_time(span, START_NAMES, source, field),
-        end_time=span_time(span, END_NAMES, source, field),
-        error=error,
-        status="error" if error else status_code(status),
-        parent_run_id=parent,
-        trace_id=trace_id or "",
-        metadata=metadata,
+    # every field is of its type by construction (ids, names and keys text, times parsed): not validated again
+    return run_from_checked(
+        {
+            "id": span_id,
+            "name": name,
+            "run_type": kind_of(name, attrs, kind),
+            "inputs": inputs,
+            "outputs": outputs or None,
+            "start_time": span_time(span, START_NAMES, source, field),
+            "end_time": span_time(span, END_NAMES, source, field),
+            "error": error,
+            "status": "error" if error else status_code(status),
+            "parent_run_id": parent,
+            "trace_id": trace_id or "",
+            "metadata": metadata,
+        }
     )
 
 

@@ -26,7 +26,7 @@ from functools import partial
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
-from refinery.core.models import LazyRuns, RunType, Trace, TraceRun, fact_of
+from refinery.core.models import LazyRuns, RunType, Trace, TraceRun, fact_of, run_from_checked
 from refinery.errors import TraceFormatError
 from refinery.traces.common import as_dict, parse_time, span_bounds
 from refinery.traces.json_stream import LazyArray, ReadShape, is_array
@@ -118,22 +118,26 @@ def _run_type(role: str, item: dict[str, Any]) -> RunType:
     return RunType.AGENT if (item.get("agent") or item.get("name") or role) else RunType.CHAIN
 
 
-def _checked_entry(i: int, item: Any, list_key: str, source: str | None) -> str:
-    """The entry's field name for error messages (`history[3]`), once it is known to be a step."""
-    field = f"{list_key}[{i}]"
+_STEP_KEYS = frozenset({"role", "content", "name", "input", "output"})  # an entry with none of them is no step
+_KEPT_APART = frozenset(_STEP_FIELDS)  # what the run holds in its own fields, not among its metadata
+
+
+def _checked_entry(i: int, item: Any, list_key: str, source: str | None) -> None:
+    """A bad entry (no object, or none of the keys a step has) gets an error naming it."""
     if not isinstance(item, dict):
-        raise TraceFormatError("expected an object with role/name/content", source=source, field=field)
-    if not any(k in item for k in ("role", "content", "name", "input", "output")):
-        raise TraceFormatError("expected 'role', 'name', 'content', 'input' or 'output'", source=source, field=field)
-    return field
+        raise TraceFormatError("expected an object with role/name/content", source=source, field=f"{list_key}[{i}]")
+    if _STEP_KEYS.isdisjoint(item):
+        raise TraceFormatError(
+            "expected 'role', 'name', 'content', 'input' or 'output'", source=source, field=f"{list_key}[{i}]"
+        )
 
 
-def _times(item: dict[str, Any], field: str, source: str | None) -> tuple[datetime | None, datetime | None]:
+def _times(item: dict[str, Any], i: int, list_key: str, source: str | None) -> tuple[datetime | None, datetime | None]:
     start = item.get("timestamp") or item.get("start_time")
     end = item.get("end_time")
     return (
-        None if start is None else parse_time(start, source=source, field=f"{field}.timestamp"),
-        None if end is None else parse_time(end, source=source, field=f"{field}.end_time"),
+        None if start is None else parse_time(start, source=source, field=f"{list_key}[{i}].timestamp"),
+        None if end is None else parse_time(end, source=source, field=f"{list_key}[{i}].end_time"),
     )
 
 
@@ -144,39 +148,51 @@ def _error(item: dict[str, Any]) -> str | None:
     return str(error) if error else None
 
 
-def _step_run(i: int, item: Any, *, list_key: str, trace_id: str, source: str | None) -> TraceRun:
-    """Entry `i` of the log as a run; a bad entry gets an error naming it."""
-    field = _checked_entry(i, item, list_key, source)
-    role_as_written = str(item.get("role") or "")
+def _own_dict(value: Any, key: str) -> dict[str, Any] | None:
+    """`as_dict`, and a dict of the entry's own copied: the run's is the run's to change."""
+    if value is None:
+        return None
+    value = as_dict(value, key)
+    return dict(value) if value is not None else None
+
+
+def _step_run(
+    i: int, item: Any, *, list_key: str, trace_id: str, source: str | None, checked: bool = False
+) -> TraceRun:
+    """Entry `i` of the log as a run; a bad entry gets an error naming it. `checked`: entries read
+    from the file (text keys only), made with `run_from_checked`."""
+    _checked_entry(i, item, list_key, source)
+    get = item.get
+    role_as_written = str(get("role") or "")
     role = role_as_written.lower()
-    name = str(item.get("name") or item.get("agent") or role_as_written or f"step {i}")
-    content = item.get("content")
-    inputs = as_dict(item.get("input"), "input") or {}
-    outputs = as_dict(item.get("output"), "output")
+    content = get("content")
+    inputs = _own_dict(get("input"), "input") or {}
+    outputs = _own_dict(get("output"), "output")
     if content is not None:
-        if role in ("user", "human", "system") and not item.get("name"):
+        if role in ("user", "human", "system") and not get("name"):
             inputs.setdefault("content", content)
         else:
             outputs = {**(outputs or {}), "content": content}
-    if item.get("tool_calls"):
+    if get("tool_calls"):
         outputs = {**(outputs or {}), "tool_calls": item["tool_calls"]}
-    step_meta = {k: v for k, v in item.items() if k not in _STEP_FIELDS}
+    step_meta = {} if _KEPT_APART.issuperset(item) else {k: v for k, v in item.items() if k not in _KEPT_APART}
     if role_as_written:
         step_meta["role"] = role_as_written
-    start, end = _times(item, field, source)
-    return TraceRun(
-        id=str(item.get("id") or f"step-{i}"),
-        name=name,
-        run_type=_run_type(role, item),
-        inputs=inputs,
-        outputs=outputs,
-        start_time=start,
-        end_time=end,
-        error=_error(item),
-        trace_id=trace_id,
-        step=i,
-        metadata=step_meta,
-    )
+    start, end = _times(item, i, list_key, source)
+    fields = {
+        "id": str(get("id") or f"step-{i}"),
+        "name": str(get("name") or get("agent") or role_as_written or f"step {i}"),
+        "run_type": _run_type(role, item),
+        "inputs": inputs,
+        "outputs": outputs,
+        "start_time": start,
+        "end_time": end,
+        "error": _error(item),
+        "trace_id": trace_id,
+        "step": i,
+        "metadata": step_meta,
+    }
+    return run_from_checked(fields) if checked else TraceRun(**fields)
 
 
 def _step_skeleton(
@@ -184,8 +200,8 @@ def _step_skeleton(
 ) -> tuple[datetime | None, datetime | None, int]:
     """What the load needs of entry `i` without making its run: its times and its `LazyRuns` fact
     (type, failed), after the same checks `_step_run` makes, so a bad entry fails here, named."""
-    field = _checked_entry(i, item, list_key, source)
-    start, end = _times(item, field, source)
+    _checked_entry(i, item, list_key, source)
+    start, end = _times(item, i, list_key, source)
     return start, end, fact_of(_run_type(str(item.get("role") or "").lower(), item), _error(item) is not None)
 
 
@@ -264,7 +280,7 @@ def _lazy_runs(
         if end is not None and (last is None or end > last):
             last = end
     trace_id = named or f"chat-{digest.hexdigest() if digest is not None else ''}"
-    convert = partial(_step_run, list_key=list_key, trace_id=trace_id, source=source)
+    convert = partial(_step_run, list_key=list_key, trace_id=trace_id, source=source, checked=True)
     return LazyRuns(items, convert, bytes(facts)), trace_id, first, last
 
 
