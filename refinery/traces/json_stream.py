@@ -24,6 +24,7 @@ import codecs
 import gc
 import json
 import os
+import re
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -133,6 +134,7 @@ class LazyArray(Sequence[Any]):
 
 
 _BROKEN = object()  # an item of a block that does not decode where it stands
+_SEPARATOR = re.compile(r"[ \t\n\r]*([,\]])[ \t\n\r]*")  # what ends an array's item, and the space after
 
 
 def _block_items(block: bytes, spans: array[int], first: int) -> list[Any]:
@@ -280,35 +282,37 @@ def _scan_items(cur: Cursor, ctx: _Context, walk: bool, collected: _Collected) -
     with their byte spans. (None: not even the first — the cursor unmoved at it; False: some,
     the cursor at the next item; True: through the array's end), and whether one nests children."""
     buf, n, children, most = cur.buf, len(cur.buf), ctx.shape.children, ctx.lazy_bytes
-    scan, ws = DECODER.scan_once, WS.match
-    pos = ws(buf, cur.pos).end()  # type: ignore[union-attr]  # the pattern matches the empty string
+    scan, sep = DECODER.scan_once, _SEPARATOR.match
+    pos = cur.pos = WS.match(buf, cur.pos).end()  # type: ignore[union-attr]  # it matches the empty string
     nested, ended = False, None
-    ascii_window = buf.isascii()  # a character a byte: sizes without encoding each item
+    # a character a byte: an item's size and byte offset by arithmetic, from the window's first byte
+    ascii_window = buf.isascii()
+    origin = cur.byte_at(pos) - pos if ascii_window else 0
     while pos < n:
         try:
             value, end = scan(buf, pos)
         except (StopIteration, ValueError):
             break
-        after = ws(buf, end).end()  # type: ignore[union-attr]
-        if after >= n or buf[after] not in ",]":
+        after = sep(buf, end)
+        if after is None:
             break  # cut by the window's edge (a number may decode short), or broken: the careful way
         if ascii_window:
             size = end - pos
         else:
             piece = buf[pos:end]
             size = len(piece) if piece.isascii() else len(piece.encode("utf-8"))
-        if walk and buf[pos] == "{" and size > most:
+        if walk and size > most and buf[pos] == "{":
             break  # big enough to hold big child arrays: walked
-        start = cur.byte_at(pos)
+        start = origin + pos if ascii_window else cur.byte_at(pos)
         cur.mark_pos, cur.mark_byte = end, start + size
         collected.add(value, start, start + size)
-        nested = nested or (walk and isinstance(value, dict) and not children.isdisjoint(value))
-        cur.pos = pos = after + 1
-        if buf[after] == "]":
+        if walk and not nested and isinstance(value, dict) and not children.isdisjoint(value):
+            nested = True
+        if after[1] == "]":
+            cur.pos = after.end(1)
             return True, nested
+        cur.pos = pos = after.end()
         ended = False
-        pos = ws(buf, pos).end()  # type: ignore[union-attr]
-        cur.pos = pos
     return ended, nested
 
 
