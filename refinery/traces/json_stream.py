@@ -79,22 +79,26 @@ class LazyArray(Sequence[Any]):
 
     def __iter__(self) -> Iterator[Any]:
         with self._open() as f:
-            if self._walk:
-                for i in range(len(self)):
-                    yield self._read(f, i)
-                return
-            # items parsed whole: read the file a block of items at a time (one read a megabyte,
-            # not one seek and read an item), each item decoded from its span in the block
-            spans, n, i = self._spans, len(self), 0
-            while i < n:
-                first, j = spans[2 * i], i + 1
-                while j < n and spans[2 * j + 1] - first <= _CHUNK:
-                    j += 1
-                f.seek(first)
-                block = f.read(spans[2 * j - 1] - first)
-                for k, value in enumerate(_block_items(block, spans[2 * i : 2 * j], first), start=i):
-                    yield self._read(f, k) if value is _BROKEN else value  # `_read` says which item, where
-                i = j
+            yield from self._between(f, 0, len(self))
+
+    def _between(self, f: BinaryIO, start: int, stop: int) -> Iterator[Any]:
+        """Items `start` to `stop - 1`, in order, read through `f`."""
+        if self._walk:
+            for i in range(start, stop):
+                yield self._read(f, i)
+            return
+        # items parsed whole: read the file a block of items at a time (one read a megabyte,
+        # not one seek and read an item), each item decoded from its span in the block
+        spans, i = self._spans, start
+        while i < stop:
+            first, j = spans[2 * i], i + 1
+            while j < stop and spans[2 * j + 1] - first <= _CHUNK:
+                j += 1
+            f.seek(first)
+            block = f.read(spans[2 * j - 1] - first)
+            for k, value in enumerate(_block_items(block, spans[2 * i : 2 * j], first), start=i):
+                yield self._read(f, k) if value is _BROKEN else value  # `_read` says which item, where
+            i = j
 
     @property
     def nested(self) -> bool:
@@ -109,6 +113,19 @@ class LazyArray(Sequence[Any]):
         """Items by index, in any order, through one open handle (`self[i]` opens the file each time)."""
         with self._open() as f:
             yield lambda i: self._read(f, range(len(self))[i])
+
+    @contextmanager
+    def reading_between(self) -> Iterator[Callable[[int, int], Iterator[Any]]]:
+        """Runs of consecutive items (from `start` to `stop - 1`), in any order, through one open
+        handle: each run read a block at a time, as iteration reads the array."""
+        with self._open() as f:
+
+            def between(start: int, stop: int) -> Iterator[Any]:
+                if not 0 <= start <= stop <= len(self):
+                    raise IndexError("LazyArray index out of range")
+                return self._between(f, start, stop)
+
+            yield between
 
     def _open(self) -> BinaryIO:
         if _stamp(self.path) != self._ctx.stamp:
