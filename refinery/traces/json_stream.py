@@ -21,7 +21,6 @@ add up to less than `lazy_bytes` is returned as a plain list, so small traces lo
 from __future__ import annotations
 
 import codecs
-import gc
 import json
 import os
 import re
@@ -33,7 +32,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, overload
 
 from refinery.errors import TraceFormatError
-from refinery.traces.json_cursor import DECODER, WS, Cursor, NotJson, NotUtf8
+from refinery.traces.json_cursor import BROKEN, DECODER, WS, Cursor, NotJson, NotUtf8, block_items, gc_paused
 from refinery.traces.read_shape import ReadShape
 
 __all__ = ["LAZY_BYTES", "LazyArray", "ReadShape", "is_array", "read_trace_json"]
@@ -96,8 +95,8 @@ class LazyArray(Sequence[Any]):
                 j += 1
             f.seek(first)
             block = f.read(spans[2 * j - 1] - first)
-            for k, value in enumerate(_block_items(block, spans[2 * i : 2 * j], first), start=i):
-                yield self._read(f, k) if value is _BROKEN else value  # `_read` says which item, where
+            for k, value in enumerate(block_items(block, spans[2 * i : 2 * j], first), start=i):
+                yield self._read(f, k) if value is BROKEN else value  # `_read` says which item, where
             i = j
 
     @property
@@ -150,57 +149,7 @@ class LazyArray(Sequence[Any]):
             ) from None
 
 
-_BROKEN = object()  # an item of a block that does not decode where it stands
 _SEPARATOR = re.compile(r"[ \t\n\r]*([,\]])[ \t\n\r]*")  # what ends an array's item, and the space after
-
-
-def _block_items(block: bytes, spans: array[int], first: int) -> list[Any]:
-    """The items whose byte `spans` (from the file's start) lie in `block` (read from byte
-    `first`), decoded by the C scanner in place — no copy of each item and no `json.loads` per
-    item — with the cyclic collector paused (JSON values hold no cycles; only C code runs)."""
-    out: list[Any] = []
-    scan = DECODER.scan_once
-    with _gc_paused():
-        if block.isascii():  # a character a byte: the spans are positions in the text
-            text = block.decode("ascii")
-            for k in range(0, len(spans), 2):
-                start, end = spans[k] - first, spans[k + 1] - first
-                try:
-                    value, stop = scan(text, start)
-                except (StopIteration, ValueError):
-                    stop = -1
-                out.append(value if stop == end else _loaded(block[start:end]))
-        else:
-            for k in range(0, len(spans), 2):
-                out.append(_loaded(block[spans[k] - first : spans[k + 1] - first]))
-    return out
-
-
-def _loaded(piece: bytes) -> Any:
-    """One item's bytes decoded (`json.loads`'s rules: white space around it, UTF-8), or `_BROKEN`."""
-    try:
-        text = piece.decode("utf-8")
-        value, stop = DECODER.scan_once(text, 0)
-        if stop == len(text):
-            return value
-    except (StopIteration, ValueError):
-        pass
-    try:
-        return json.loads(piece)
-    except ValueError:
-        return _BROKEN
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """The cyclic garbage collector off for the block (on again after, if it was on)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def is_array(value: Any) -> bool:
@@ -418,7 +367,7 @@ def read_trace_json(path: Path, shape: ReadShape, *, lazy_bytes: int | None = No
     try:
         ctx = _Context(path, _stamp(path), lazy_bytes, shape)
         try:
-            with _gc_paused():  # only this module's code and the C decoder run: no cycles made
+            with gc_paused():  # only this module's code and the C decoder run: no cycles made
                 return _document(ctx)
         except NotJson as problem:
             lines = _json_lines(ctx)
