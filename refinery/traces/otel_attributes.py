@@ -117,19 +117,17 @@ def _messages(attrs: dict[str, Any], keys: list[str], cut: int) -> list[Any] | N
     groups: dict[str, dict[str, Any]] = {}
     intern = sys.intern
     for key in keys:
-        parts = key[cut:].split(".")
-        if len(parts) != 3 or parts[1] != "message":
-            return None
+        index, marker, field = key[cut:].partition(".message.")
         value = attrs[key]
-        if isinstance(value, dict):
+        if not marker or "." in index or "." in field or isinstance(value, dict):
             return None
-        index, _, field = parts
         group = groups.get(index)
         if group is None:
             group = groups[index] = {}
         group[intern(field)] = value
-    if not "".join(groups).isdecimal() or not all(groups):
+    if not "".join(groups).isdecimal() or "" in groups:
         return None
-    if any("".join(g).isdecimal() and all(g) for g in groups.values()):
-        return None  # fields that are indices: a list, as the general walk makes it
-    return [groups[i] for i in sorted(groups, key=int)]
+    for group in groups.values():
+        if "".join(group).isdecimal() and "" not in group:
+            return None  # fields that are indices: a list, as the general walk makes it
+    return [groups[i] for i in sorted(groups, key=int)] if len(groups) > 1 else list(groups.values())
