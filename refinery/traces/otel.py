@@ -264,7 +264,7 @@ def _lazy_trace(parts: list[tuple[Sequence[Any], dict[str, Any] | None]], source
     skeletons: list[Skeleton] = []
     facts = bytearray()  # each span's type and failure, in file order: `LazyRuns` reads them, not the runs
     for span, resource, k in entries.in_file_order():
-        seen = span_skeleton(span, k, source, resource)
+        seen = span_skeleton(span, k, source, resource, attributes=hoisted.reads_attributes)
         if seen is None:  # a span only its run can tell about (or that fails, named)
             run = span_to_run(span, k, source, resource)
             seen = (

@@ -186,12 +186,13 @@ def rest_attributes(attrs: dict[str, Any]) -> dict[str, Any]:
 
 
 def span_skeleton(
-    span: Any, k: int, source: str | None, resource: dict[str, Any] | None
+    span: Any, k: int, source: str | None, resource: dict[str, Any] | None, *, attributes: bool = True
 ) -> tuple[Skeleton, dict[str, Any] | None, dict[str, Any], int] | None:
     """Span `k` as the load needs it: its `Skeleton`, the resource and attributes its run would keep
-    (for `Hoisted`), and its `LazyRuns` fact — after every check that making its run makes, in the
-    same order, so a bad span fails the load here, named. None for what only a run can tell (no
-    object, the ClickHouse layout): the caller makes the run."""
+    (for `Hoisted`; `attributes=False`: none, when it reads them no more), and its `LazyRuns` fact —
+    after every check that making its run makes, in the same order, so a bad span fails the load
+    here, named. None for what only a run can tell (no object, the ClickHouse layout): the caller
+    makes the run."""
     if not isinstance(span, dict) or is_clickhouse_span(span):
         return None
     field = f"spans[{k}]"
@@ -209,4 +210,4 @@ def span_skeleton(
     skeleton = Skeleton(span_id or synthetic_id(span, k), parent, start, end, trace_id or "", k, service)
     failed = bool(error) or status_code(status) == "error"
     kind = kind_of(name, attrs, span.get("kind") or span.get("span_kind"))
-    return skeleton, kept, rest_attributes(attrs), fact_of(kind, failed)
+    return skeleton, kept, rest_attributes(attrs) if attributes else {}, fact_of(kind, failed)

@@ -144,6 +144,11 @@ class Hoisted:
     def see(self, run: TraceRun) -> None:
         self.see_values(run.metadata.get("resource"), run.metadata.get("attributes") or {})
 
+    @property
+    def reads_attributes(self) -> bool:
+        """Whether `see_values` still reads a run's attributes: not once no attribute is common."""
+        return self._runs == 0 or bool(self.common)
+
     def see_values(self, res: dict[str, Any] | None, attrs: dict[str, Any]) -> None:
         """`see` a run from the resource and the attributes it keeps (a span's skeleton gives them)."""
         if self._runs == 0:
