@@ -69,7 +69,7 @@ def maybe_json(value: Any) -> Any:
         if stripped[:1] in ("{", "[", '"') and stripped[-1:] in ("}", "]", '"'):
             try:
                 return json.loads(stripped)
-            except ValueError:
+            except (ValueError, RecursionError):  # nested too deep to parse: kept as the text it is
                 return value
     return value
 

@@ -21,9 +21,9 @@ add up to less than `lazy_bytes` is returned as a plain list, so small traces lo
 from __future__ import annotations
 
 import codecs
-import gc
 import json
 import os
+import re
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, overload
 
 from refinery.errors import TraceFormatError
-from refinery.traces.json_cursor import DECODER, WS, Cursor, NotJson, NotUtf8
+from refinery.traces.json_cursor import BROKEN, DECODER, WS, Cursor, NotJson, NotUtf8, block_items, gc_paused
 from refinery.traces.read_shape import ReadShape
 
 __all__ = ["LAZY_BYTES", "LazyArray", "ReadShape", "is_array", "read_trace_json"]
@@ -78,22 +78,26 @@ class LazyArray(Sequence[Any]):
 
     def __iter__(self) -> Iterator[Any]:
         with self._open() as f:
-            if self._walk:
-                for i in range(len(self)):
-                    yield self._read(f, i)
-                return
-            # items parsed whole: read the file a block of items at a time (one read a megabyte,
-            # not one seek and read an item), each item decoded from its span in the block
-            spans, n, i = self._spans, len(self), 0
-            while i < n:
-                first, j = spans[2 * i], i + 1
-                while j < n and spans[2 * j + 1] - first <= _CHUNK:
-                    j += 1
-                f.seek(first)
-                block = f.read(spans[2 * j - 1] - first)
-                for k, value in enumerate(_block_items(block, spans[2 * i : 2 * j], first), start=i):
-                    yield self._read(f, k) if value is _BROKEN else value  # `_read` says which item, where
-                i = j
+            yield from self._between(f, 0, len(self))
+
+    def _between(self, f: BinaryIO, start: int, stop: int) -> Iterator[Any]:
+        """Items `start` to `stop - 1`, in order, read through `f`."""
+        if self._walk:
+            for i in range(start, stop):
+                yield self._read(f, i)
+            return
+        # items parsed whole: read the file a block of items at a time (one read a megabyte,
+        # not one seek and read an item), each item decoded from its span in the block
+        spans, i = self._spans, start
+        while i < stop:
+            first, j = spans[2 * i], i + 1
+            while j < stop and spans[2 * j + 1] - first <= _CHUNK:
+                j += 1
+            f.seek(first)
+            block = f.read(spans[2 * j - 1] - first)
+            for k, value in enumerate(block_items(block, spans[2 * i : 2 * j], first), start=i):
+                yield self._read(f, k) if value is BROKEN else value  # `_read` says which item, where
+            i = j
 
     @property
     def nested(self) -> bool:
@@ -108,6 +112,19 @@ class LazyArray(Sequence[Any]):
         """Items by index, in any order, through one open handle (`self[i]` opens the file each time)."""
         with self._open() as f:
             yield lambda i: self._read(f, range(len(self))[i])
+
+    @contextmanager
+    def reading_between(self) -> Iterator[Callable[[int, int], Iterator[Any]]]:
+        """Runs of consecutive items (from `start` to `stop - 1`), in any order, through one open
+        handle: each run read a block at a time, as iteration reads the array."""
+        with self._open() as f:
+
+            def between(start: int, stop: int) -> Iterator[Any]:
+                if not 0 <= start <= stop <= len(self):
+                    raise IndexError("LazyArray index out of range")
+                return self._between(f, start, stop)
+
+            yield between
 
     def _open(self) -> BinaryIO:
         if _stamp(self.path) != self._ctx.stamp:
@@ -132,56 +149,7 @@ class LazyArray(Sequence[Any]):
             ) from None
 
 
-_BROKEN = object()  # an item of a block that does not decode where it stands
-
-
-def _block_items(block: bytes, spans: array[int], first: int) -> list[Any]:
-    """The items whose byte `spans` (from the file's start) lie in `block` (read from byte
-    `first`), decoded by the C scanner in place — no copy of each item and no `json.loads` per
-    item — with the cyclic collector paused (JSON values hold no cycles; only C code runs)."""
-    out: list[Any] = []
-    scan = DECODER.scan_once
-    with _gc_paused():
-        if block.isascii():  # a character a byte: the spans are positions in the text
-            text = block.decode("ascii")
-            for k in range(0, len(spans), 2):
-                start, end = spans[k] - first, spans[k + 1] - first
-                try:
-                    value, stop = scan(text, start)
-                except (StopIteration, ValueError):
-                    stop = -1
-                out.append(value if stop == end else _loaded(block[start:end]))
-        else:
-            for k in range(0, len(spans), 2):
-                out.append(_loaded(block[spans[k] - first : spans[k + 1] - first]))
-    return out
-
-
-def _loaded(piece: bytes) -> Any:
-    """One item's bytes decoded (`json.loads`'s rules: white space around it, UTF-8), or `_BROKEN`."""
-    try:
-        text = piece.decode("utf-8")
-        value, stop = DECODER.scan_once(text, 0)
-        if stop == len(text):
-            return value
-    except (StopIteration, ValueError):
-        pass
-    try:
-        return json.loads(piece)
-    except ValueError:
-        return _BROKEN
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """The cyclic garbage collector off for the block (on again after, if it was on)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
+_SEPARATOR = re.compile(r"[ \t\n\r]*([,\]])[ \t\n\r]*")  # what ends an array's item, and the space after
 
 
 def is_array(value: Any) -> bool:
@@ -280,35 +248,37 @@ def _scan_items(cur: Cursor, ctx: _Context, walk: bool, collected: _Collected) -
     with their byte spans. (None: not even the first — the cursor unmoved at it; False: some,
     the cursor at the next item; True: through the array's end), and whether one nests children."""
     buf, n, children, most = cur.buf, len(cur.buf), ctx.shape.children, ctx.lazy_bytes
-    scan, ws = DECODER.scan_once, WS.match
-    pos = ws(buf, cur.pos).end()  # type: ignore[union-attr]  # the pattern matches the empty string
+    scan, sep = DECODER.scan_once, _SEPARATOR.match
+    pos = cur.pos = WS.match(buf, cur.pos).end()  # type: ignore[union-attr]  # it matches the empty string
     nested, ended = False, None
-    ascii_window = buf.isascii()  # a character a byte: sizes without encoding each item
+    # a character a byte: an item's size and byte offset by arithmetic, from the window's first byte
+    ascii_window = buf.isascii()
+    origin = cur.byte_at(pos) - pos if ascii_window else 0
     while pos < n:
         try:
             value, end = scan(buf, pos)
         except (StopIteration, ValueError):
             break
-        after = ws(buf, end).end()  # type: ignore[union-attr]
-        if after >= n or buf[after] not in ",]":
+        after = sep(buf, end)
+        if after is None:
             break  # cut by the window's edge (a number may decode short), or broken: the careful way
         if ascii_window:
             size = end - pos
         else:
             piece = buf[pos:end]
             size = len(piece) if piece.isascii() else len(piece.encode("utf-8"))
-        if walk and buf[pos] == "{" and size > most:
+        if walk and size > most and buf[pos] == "{":
             break  # big enough to hold big child arrays: walked
-        start = cur.byte_at(pos)
+        start = origin + pos if ascii_window else cur.byte_at(pos)
         cur.mark_pos, cur.mark_byte = end, start + size
         collected.add(value, start, start + size)
-        nested = nested or (walk and isinstance(value, dict) and not children.isdisjoint(value))
-        cur.pos = pos = after + 1
-        if buf[after] == "]":
+        if walk and not nested and isinstance(value, dict) and not children.isdisjoint(value):
+            nested = True
+        if after[1] == "]":
+            cur.pos = after.end(1)
             return True, nested
+        cur.pos = pos = after.end()
         ended = False
-        pos = ws(buf, pos).end()  # type: ignore[union-attr]
-        cur.pos = pos
     return ended, nested
 
 
@@ -397,7 +367,7 @@ def read_trace_json(path: Path, shape: ReadShape, *, lazy_bytes: int | None = No
     try:
         ctx = _Context(path, _stamp(path), lazy_bytes, shape)
         try:
-            with _gc_paused():  # only this module's code and the C decoder run: no cycles made
+            with gc_paused():  # only this module's code and the C decoder run: no cycles made
                 return _document(ctx)
         except NotJson as problem:
             lines = _json_lines(ctx)

@@ -21,46 +21,38 @@ instrumentors write both), only the structured messages are kept, so nothing is 
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from functools import partial
 from typing import Any, cast
 
-from refinery.core.models import LazyRuns, RunType, Trace, TraceRun, run_fact
+from refinery.core.models import LazyRuns, Trace, TraceRun, run_fact, run_from_checked
 from refinery.errors import TraceFormatError
-from refinery.traces.common import maybe_json, order_runs, parse_time, span_bounds
+from refinery.traces.common import maybe_json, order_runs, span_bounds
 from refinery.traces.json_stream import LazyArray, ReadShape, is_array
 from refinery.traces.otel_attributes import StringPool, attributes_of, otlp_value, unflatten
 from refinery.traces.otel_columns import column, from_columns, is_clickhouse_span, log_io, parse_duration
+from refinery.traces.otel_span import (
+    DUPLICATED_BY_MESSAGES,
+    END_NAMES,
+    INPUT_KEYS,
+    MODEL_KEYS,
+    OUTPUT_KEYS,
+    START_NAMES,
+    TOKEN_KEYS,
+    kind_of,
+    rest_attributes,
+    span_ids,
+    span_skeleton,
+    span_status,
+    span_time,
+    synthetic_id,
+)
 from refinery.traces.otel_status import error_of, plain_events, status_code
 from refinery.traces.span_source import Hoisted, Skeleton, SpanEntries, SpanEntry
 
 __all__ = ["attributes_of", "is_attribute_map", "load_otel", "otlp_value", "parse_duration", "span_to_run", "unflatten"]
 
-OPENINFERENCE_KINDS = {
-    "LLM": RunType.LLM,
-    "CHAIN": RunType.CHAIN,
-    "TOOL": RunType.TOOL,
-    "RETRIEVER": RunType.RETRIEVER,
-    "RERANKER": RunType.RETRIEVER,
-    "EMBEDDING": RunType.EMBEDDING,
-    "AGENT": RunType.AGENT,
-    "PROMPT": RunType.PROMPT,
-    "GUARDRAIL": RunType.CHAIN,
-    "EVALUATOR": RunType.CHAIN,
-}
-GENAI_OPERATIONS = {
-    "chat": RunType.LLM,
-    "text_completion": RunType.LLM,
-    "generate_content": RunType.LLM,
-    "execute_tool": RunType.TOOL,
-    "embeddings": RunType.EMBEDDING,
-    "invoke_agent": RunType.AGENT,
-    "create_agent": RunType.AGENT,
-}
 CHILD_KEYS = ("child_spans", "ChildSpans", "children")  # a span's nested children
 # Spans (flat, or a tree nested under its root) under OTLP's `resourceSpans[].scopeSpans[]` or a
 # `spans`/`data` list: the spans stay in the file, read one at a time, children too.
@@ -73,127 +65,22 @@ READ_SHAPE = ReadShape(
 _ATTRIBUTE_MARKERS = ("openinference.span.kind", "gen_ai.", "llm.", "input.value", "output.value")
 
 
-def _kind(name: str, attrs: dict[str, Any], span_kind: Any = None) -> RunType:
-    for oi in (attrs.get("openinference.span.kind"), span_kind):
-        if isinstance(oi, str) and oi.upper() in OPENINFERENCE_KINDS:
-            return OPENINFERENCE_KINDS[oi.upper()]
-    op = attrs.get("gen_ai.operation.name")
-    if isinstance(op, str) and op in GENAI_OPERATIONS:
-        return GENAI_OPERATIONS[op]
-    lowered = name.lower()
-    if lowered.startswith("ai."):  # Vercel AI SDK
-        if "tool" in lowered:
-            return RunType.TOOL
-        if "embed" in lowered:
-            return RunType.EMBEDDING
-        if lowered.endswith((".dogenerate", ".dostream")):
-            return RunType.LLM
-        return RunType.CHAIN
-    if attrs.get("gen_ai.request.model") or attrs.get("llm.model_name"):
-        return RunType.LLM
-    return RunType.UNKNOWN
-
-
-_INPUT_KEYS = (
-    "input.value",
-    "gen_ai.prompt",
-    "gen_ai.input.messages",
-    "ai.prompt.messages",
-    "ai.prompt",
-    "ai.value",
-    "ai.values",
-    "gen_ai.tool.call.arguments",
-    "input",
-)
-_OUTPUT_KEYS = (
-    "output.value",
-    "gen_ai.completion",
-    "gen_ai.output.messages",
-    "ai.response.text",
-    "ai.response.object",
-    "ai.response.toolCalls",
-    "ai.embedding",
-    "ai.embeddings",
-    "gen_ai.tool.call.result",
-    "output",
-)
-_MODEL_KEYS = ("llm.model_name", "gen_ai.response.model", "gen_ai.request.model", "ai.model.id")
-_TOKEN_KEYS = {
-    "llm.token_count.prompt": "input_tokens",
-    "llm.token_count.completion": "output_tokens",
-    "llm.token_count.total": "total_tokens",
-    "gen_ai.usage.input_tokens": "input_tokens",
-    "gen_ai.usage.output_tokens": "output_tokens",
-    "gen_ai.usage.prompt_tokens": "input_tokens",
-    "gen_ai.usage.completion_tokens": "output_tokens",
-    "ai.usage.promptTokens": "input_tokens",
-    "ai.usage.completionTokens": "output_tokens",
-    "ai.usage.inputTokens": "input_tokens",
-    "ai.usage.outputTokens": "output_tokens",
-}
-
-
-_DUPLICATED_BY_MESSAGES = ("input.value", "output.value", "input.mime_type", "output.mime_type")
-
-
-def _io(attrs: dict[str, Any], keys: tuple[str, ...], messages_prefix: str) -> tuple[dict[str, Any], set[str]]:
-    """A run's inputs (or outputs) from its attributes, and the attribute keys they used.
+def _io(attrs: dict[str, Any], keys: tuple[str, ...], messages_prefix: str) -> dict[str, Any]:
+    """A run's inputs (or outputs) from its attributes (`rest_attributes` says which keys they use).
 
     Structured messages win over the serialised `input.value` / `output.value` that holds the
     same conversation: rendering both doubled every LLM span and pushed the newest message out.
     """
     out: dict[str, Any] = {}
-    used: set[str] = set()
     messages = unflatten(attrs, messages_prefix)
     for key in keys:
-        if messages and key in _DUPLICATED_BY_MESSAGES:
-            used.add(key)
+        if messages and key in DUPLICATED_BY_MESSAGES:
             continue
         if key in attrs and attrs[key] not in (None, ""):
             out[key.replace("gen_ai.", "").replace("ai.", "").replace(".value", "")] = maybe_json(attrs[key])
-            used.add(key)
     if messages:
         out["messages"] = messages
-        used.update(k for k in attrs if k.startswith(messages_prefix + "."))
-        used.update(k for k in _DUPLICATED_BY_MESSAGES if k in attrs)
-    return out, used
-
-
-def _hex_id(value: Any) -> str | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, str):
-        text = value[2:] if value.startswith("0x") else value
-        if not text.strip("0123456789abcdefABCDEF"):  # hex digits only (strip leaves any other character)
-            return text
-        try:  # OTLP protobuf-JSON from some SDKs: base64-encoded bytes
-            raw = base64.b64decode(text, validate=True)
-            if len(raw) in (8, 16):
-                return raw.hex()
-        except ValueError:
-            pass
-        return text
-    if isinstance(value, int):
-        return format(value, "x")
-    return str(value)
-
-
-def _ids(span: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
-    ctx = span.get("spanContext") or span.get("context") or {}
-    ctx = ctx if isinstance(ctx, dict) else {}
-    trace_id = span.get("traceId") or span.get("trace_id") or ctx.get("traceId") or ctx.get("trace_id")
-    span_id = span.get("spanId") or span.get("span_id") or ctx.get("spanId") or ctx.get("span_id") or span.get("id")
-    parent = span.get("parentSpanId") or span.get("parent_span_id") or span.get("parent_id") or span.get("parentId")
-    if parent is None and isinstance(span.get("parentSpanContext"), dict):
-        parent = span["parentSpanContext"].get("spanId")
-    return _hex_id(trace_id), _hex_id(span_id), _hex_id(parent)
-
-
-def _time(span: dict[str, Any], names: tuple[str, ...], source: str | None, field: str) -> Any:
-    for n in names:
-        if span.get(n) not in (None, "", 0, "0"):
-            return parse_time(span[n], source=source, field=f"{field}.{n}")
-    return None
+    return out
 
 
 def span_to_run(
@@ -209,19 +96,18 @@ def span_to_run(
     if is_clickhouse_span(span):
         span = from_columns(span, source, field)
         resource = span.pop("resource", None) or resource
-    trace_id, span_id, parent = _ids(span)
+    trace_id, span_id, parent = span_ids(span)
     attrs = attributes_of(span.get("attributes"), pool)
     name = str(span.get("name") or attrs.get("gen_ai.tool.name") or attrs.get("tool.name") or "span")
     if not span_id:
-        digest = hashlib.sha256(json.dumps(span, sort_keys=True, default=str).encode()).hexdigest()[:16]
-        span_id = f"span-{i + 1:04d}-{digest}"
-    inputs, used_in = _io(attrs, _INPUT_KEYS, "llm.input_messages")
-    outputs, used_out = _io(attrs, _OUTPUT_KEYS, "llm.output_messages")
+        span_id = synthetic_id(span, i)
+    inputs = _io(attrs, INPUT_KEYS, "llm.input_messages")
+    outputs = _io(attrs, OUTPUT_KEYS, "llm.output_messages")
     metadata: dict[str, Any] = {}
-    model = next((attrs[k] for k in _MODEL_KEYS if attrs.get(k)), None)
+    model = next((attrs[k] for k in MODEL_KEYS if attrs.get(k)), None)
     if model:
         metadata["model"] = model
-    tokens = {v: attrs[k] for k, v in _TOKEN_KEYS.items() if attrs.get(k) is not None}
+    tokens = {v: attrs[k] for k, v in TOKEN_KEYS.items() if attrs.get(k) is not None}
     if tokens:
         metadata["tokens"] = tokens
     tools = unflatten(attrs, "llm.tools")
@@ -235,10 +121,7 @@ def span_to_run(
             outputs = log_out
         if log_rest:
             metadata["logs"] = log_rest
-    # what the heading already shows (kind, model, tokens) is not repeated among the attributes
-    shown = {"openinference.span.kind", "gen_ai.operation.name", *_MODEL_KEYS, *_TOKEN_KEYS}
-    used = used_in | used_out | shown | {k for k in attrs if k.startswith("llm.tools.")}
-    rest = {k: v for k, v in attrs.items() if k not in used}
+    rest = rest_attributes(attrs)
     if rest:
         metadata["attributes"] = rest
     kind = span.get("kind") or span.get("span_kind")  # Phoenix's REST API: `span_kind`, taken from the attributes
@@ -248,25 +131,26 @@ def span_to_run(
         metadata["resource"] = resource
     if span.get("events"):
         metadata["events"] = plain_events(span["events"], pool)
-    status = span.get("status")
-    if status is None and span.get("status_code"):  # Phoenix's REST API: status as two top-level fields
-        status = {"code": span["status_code"], "message": span.get("status_message")}
+    status = span_status(span)
     error = error_of(status, span.get("events"))
     if isinstance(status, dict) and status.get("message") and not error:
         metadata["status_message"] = status["message"]
-    return TraceRun(
-        id=span_id,
-        name=name,
-        run_type=_kind(name, attrs, kind),
-        inputs=inputs,
-        outputs=outputs or None,
-        start_time=_time(span, ("startTimeUnixNano", "start_time_unix_nano", "startTime", "start_time"), source, field),
-        end_time=_time(span, ("endTimeUnixNano", "end_time_unix_nano", "endTime", "end_time"), source, field),
-        error=error,
-        status="error" if error else status_code(status),
-        parent_run_id=parent,
-        trace_id=trace_id or "",
-        metadata=metadata,
+    # every field is of its type by construction (ids, names and keys text, times parsed): not validated again
+    return run_from_checked(
+        {
+            "id": span_id,
+            "name": name,
+            "run_type": kind_of(name, attrs, kind),
+            "inputs": inputs,
+            "outputs": outputs or None,
+            "start_time": span_time(span, START_NAMES, source, field),
+            "end_time": span_time(span, END_NAMES, source, field),
+            "error": error,
+            "status": "error" if error else status_code(status),
+            "parent_run_id": parent,
+            "trace_id": trace_id or "",
+            "metadata": metadata,
+        }
     )
 
 
@@ -287,7 +171,7 @@ def _walk_nested(spans: Iterable[Any], parent: str | None) -> Iterator[dict[str,
             if is_clickhouse_span(flat)
             else flat
         )
-        _, own_id, own_parent = _ids(id_source)
+        _, own_id, own_parent = span_ids(id_source)
         if parent and not own_parent:
             flat["ParentSpanId" if "SpanName" in flat else "parent_span_id"] = parent
         yield flat
@@ -373,17 +257,26 @@ def _trace(converted: list[TraceRun]) -> Trace:
 
 
 def _lazy_trace(parts: list[tuple[Sequence[Any], dict[str, Any] | None]], source: str | None) -> Trace:
-    """A trace whose spans stay in the file: each run made once here to learn its place, then
-    dropped; `LazyRuns` makes them again when they are read."""
+    """A trace whose spans stay in the file: each span read once here for its place, times, failure
+    and repeated attributes (`span_skeleton`, no run made); `LazyRuns` makes the runs when read."""
     entries = SpanEntries(parts)
     hoisted = Hoisted()
     skeletons: list[Skeleton] = []
     facts = bytearray()  # each span's type and failure, in file order: `LazyRuns` reads them, not the runs
     for span, resource, k in entries.in_file_order():
-        run = span_to_run(span, k, source, resource)
-        hoisted.see(run)
-        skeletons.append(Skeleton.of(run, k))
-        facts.append(run_fact(run))
+        seen = span_skeleton(span, k, source, resource, attributes=hoisted.reads_attributes)
+        if seen is None:  # a span only its run can tell about (or that fails, named)
+            run = span_to_run(span, k, source, resource)
+            seen = (
+                Skeleton.of(run, k),
+                run.metadata.get("resource"),
+                run.metadata.get("attributes") or {},
+                run_fact(run),
+            )
+        skeleton, kept_resource, attributes, fact = seen
+        hoisted.see_values(kept_resource, attributes)
+        skeletons.append(skeleton)
+        facts.append(fact)
     ordered = order_runs(skeletons)
     del skeletons
     entries.order = array("q", (s.index for s in ordered))

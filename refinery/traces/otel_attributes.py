@@ -80,26 +80,54 @@ def unflatten(attrs: dict[str, Any], prefix: str) -> list[Any]:
     keys = [k for k in attrs if k.startswith(dotted)]
     if not keys:
         return []
-    root: dict[str, Any] = {}
     cut = len(dotted)
-    for key in sorted(keys):
-        parts = list(map(sys.intern, key[cut:].split(".")))  # "role", "content", "0": one copy each
+    keys.sort()  # each object's keys in the order of the sorted paths
+    messages = _messages(attrs, keys, cut)
+    if messages is not None:
+        return messages
+    root: dict[str, Any] = {}
+    intern = sys.intern
+    for key in keys:
+        *parents, last = key[cut:].split(".")
         node = root
-        for part in parts[:-1]:
+        for part in parents:
             nxt = node.get(part)
             if not isinstance(nxt, dict):
-                nxt = node[part] = {}
+                nxt = node[intern(part)] = {}
             node = nxt
-        node[parts[-1]] = attrs[key]
-
-    def listify(node: Any) -> Any:
-        if isinstance(node, dict):
-            if node and "".join(node).isdigit() and all(node):  # every key digits (none empty)
-                return [listify(node[k]) for k in sorted(node, key=int)]
-            return {k: listify(v) for k, v in node.items()}
-        return node
-
-    items = listify(root)
+        node[intern(last)] = attrs[key]  # "role", "content", "0": one copy each
+    items = _listify(root)
     if not isinstance(items, list):
         items = [items] if items else []
-    return [i["message"] if isinstance(i, dict) and set(i) == {"message"} else i for i in items]
+    return [i["message"] if isinstance(i, dict) and len(i) == 1 and "message" in i else i for i in items]
+
+
+def _listify(node: dict[str, Any]) -> Any:
+    """A dict whose keys are all indices as a list in index order; the dicts in it too."""
+    # every key decimal digits, none empty (`isdecimal`: what `int` reads; "²" is a digit it refuses)
+    if node and "".join(node).isdecimal() and all(node):
+        return [_listify(v) if isinstance(v, dict) else v for v in (node[k] for k in sorted(node, key=int))]
+    return {k: _listify(v) if isinstance(v, dict) else v for k, v in node.items()}
+
+
+def _messages(attrs: dict[str, Any], keys: list[str], cut: int) -> list[Any] | None:
+    """`unflatten`'s answer for OpenInference's own shape — every key `N.message.FIELD`, no value a
+    dict, no message whose fields are all indices — built directly (a span's messages are most of
+    what making its run costs); None for any other shape, which the general walk reads."""
+    groups: dict[str, dict[str, Any]] = {}
+    intern = sys.intern
+    for key in keys:
+        index, marker, field = key[cut:].partition(".message.")
+        value = attrs[key]
+        if not marker or "." in index or "." in field or isinstance(value, dict):
+            return None
+        group = groups.get(index)
+        if group is None:
+            group = groups[index] = {}
+        group[intern(field)] = value
+    if not "".join(groups).isdecimal() or "" in groups:
+        return None
+    for group in groups.values():
+        if "".join(group).isdecimal() and "" not in group:
+            return None  # fields that are indices: a list, as the general walk makes it
+    return [groups[i] for i in sorted(groups, key=int)] if len(groups) > 1 else list(groups.values())

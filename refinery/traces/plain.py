@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from functools import partial
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
-from refinery.core.models import LazyRuns, RunType, Trace, TraceRun, run_fact
+from refinery.core.models import LazyRuns, RunType, Trace, TraceRun, fact_of, run_from_checked
 from refinery.errors import TraceFormatError
 from refinery.traces.common import as_dict, parse_time, span_bounds
 from refinery.traces.json_stream import LazyArray, ReadShape, is_array
@@ -116,83 +118,187 @@ def _run_type(role: str, item: dict[str, Any]) -> RunType:
     return RunType.AGENT if (item.get("agent") or item.get("name") or role) else RunType.CHAIN
 
 
-def _step_run(i: int, item: Any, *, list_key: str, trace_id: str, source: str | None) -> TraceRun:
-    """Entry `i` of the log as a run; a bad entry gets an error naming it."""
-    field = f"{list_key}[{i}]"
+_STEP_KEYS = frozenset({"role", "content", "name", "input", "output"})  # an entry with none of them is no step
+_KEPT_APART = frozenset(_STEP_FIELDS)  # what the run holds in its own fields, not among its metadata
+
+
+def _checked_entry(i: int, item: Any, list_key: str, source: str | None) -> None:
+    """A bad entry (no object, or none of the keys a step has) gets an error naming it."""
     if not isinstance(item, dict):
-        raise TraceFormatError("expected an object with role/name/content", source=source, field=field)
-    if not any(k in item for k in ("role", "content", "name", "input", "output")):
-        raise TraceFormatError("expected 'role', 'name', 'content', 'input' or 'output'", source=source, field=field)
-    role_as_written = str(item.get("role") or "")
-    role = role_as_written.lower()
-    name = str(item.get("name") or item.get("agent") or role_as_written or f"step {i}")
-    content = item.get("content")
-    inputs = as_dict(item.get("input"), "input") or {}
-    outputs = as_dict(item.get("output"), "output")
-    if content is not None:
-        if role in ("user", "human", "system") and not item.get("name"):
-            inputs.setdefault("content", content)
-        else:
-            outputs = {**(outputs or {}), "content": content}
-    if item.get("tool_calls"):
-        outputs = {**(outputs or {}), "tool_calls": item["tool_calls"]}
-    step_meta = {k: v for k, v in item.items() if k not in _STEP_FIELDS}
-    if role_as_written:
-        step_meta["role"] = role_as_written
-    error = item.get("error")
-    if isinstance(error, dict):  # `{type, message}` (Inspect, many SDKs)
-        error = error.get("message") or error.get("type") or json.dumps(error, ensure_ascii=False, default=str)
-    return TraceRun(
-        id=str(item.get("id") or f"step-{i}"),
-        name=name,
-        run_type=_run_type(role, item),
-        inputs=inputs,
-        outputs=outputs,
-        start_time=parse_time(
-            item.get("timestamp") or item.get("start_time"), source=source, field=f"{field}.timestamp"
-        ),
-        end_time=parse_time(item.get("end_time"), source=source, field=f"{field}.end_time"),
-        error=str(error) if error else None,
-        trace_id=trace_id,
-        step=i,
-        metadata=step_meta,
+        raise TraceFormatError("expected an object with role/name/content", source=source, field=f"{list_key}[{i}]")
+    if _STEP_KEYS.isdisjoint(item):
+        raise TraceFormatError(
+            "expected 'role', 'name', 'content', 'input' or 'output'", source=source, field=f"{list_key}[{i}]"
+        )
+
+
+def _times(item: dict[str, Any], i: int, list_key: str, source: str | None) -> tuple[datetime | None, datetime | None]:
+    start = item.get("timestamp") or item.get("start_time")
+    end = item.get("end_time")
+    return (
+        None if start is None else parse_time(start, source=source, field=f"{list_key}[{i}].timestamp"),
+        None if end is None else parse_time(end, source=source, field=f"{list_key}[{i}].end_time"),
     )
 
 
-def _digest(items: Iterable[Any], head: dict[str, Any]) -> str:
+def _error(item: dict[str, Any]) -> str | None:
+    error = item.get("error")
+    if isinstance(error, dict):  # `{type, message}` (Inspect, many SDKs)
+        error = error.get("message") or error.get("type") or json.dumps(error, ensure_ascii=False, default=str)
+    return str(error) if error else None
+
+
+def _own_dict(value: Any, key: str) -> dict[str, Any] | None:
+    """`as_dict`, and a dict of the entry's own copied: the run's is the run's to change."""
+    if value is None:
+        return None
+    value = as_dict(value, key)
+    return dict(value) if value is not None else None
+
+
+def _step_run(
+    i: int, item: Any, *, list_key: str, trace_id: str, source: str | None, checked: bool = False
+) -> TraceRun:
+    """Entry `i` of the log as a run; a bad entry gets an error naming it. `checked`: entries read
+    from the file (text keys only), made with `run_from_checked`."""
+    _checked_entry(i, item, list_key, source)
+    get = item.get
+    role_as_written = str(get("role") or "")
+    role = role_as_written.lower()
+    content = get("content")
+    inputs = _own_dict(get("input"), "input") or {}
+    outputs = _own_dict(get("output"), "output")
+    if content is not None:
+        if role in ("user", "human", "system") and not get("name"):
+            inputs.setdefault("content", content)
+        else:
+            outputs = {**(outputs or {}), "content": content}
+    if get("tool_calls"):
+        outputs = {**(outputs or {}), "tool_calls": item["tool_calls"]}
+    step_meta = {} if _KEPT_APART.issuperset(item) else {k: v for k, v in item.items() if k not in _KEPT_APART}
+    if role_as_written:
+        step_meta["role"] = role_as_written
+    start, end = _times(item, i, list_key, source)
+    fields = {
+        "id": str(get("id") or f"step-{i}"),
+        "name": str(get("name") or get("agent") or role_as_written or f"step {i}"),
+        "run_type": _run_type(role, item),
+        "inputs": inputs,
+        "outputs": outputs,
+        "start_time": start,
+        "end_time": end,
+        "error": _error(item),
+        "trace_id": trace_id,
+        "step": i,
+        "metadata": step_meta,
+    }
+    return run_from_checked(fields) if checked else TraceRun(**fields)
+
+
+def _step_skeleton(
+    i: int, item: Any, list_key: str, source: str | None
+) -> tuple[datetime | None, datetime | None, int]:
+    """What the load needs of entry `i` without making its run: its times and its `LazyRuns` fact
+    (type, failed), after the same checks `_step_run` makes, so a bad entry fails here, named."""
+    _checked_entry(i, item, list_key, source)
+    start, end = _times(item, i, list_key, source)
+    return start, end, fact_of(_run_type(str(item.get("role") or "").lower(), item), _error(item) is not None)
+
+
+class _Digest:
     """A stable id for a log that names none: a hash of its content, one entry at a time (one
-    JSON dump of a 100 MB log would cost another 100 MB)."""
-    h = hashlib.sha256(json.dumps(head, sort_keys=True, default=str).encode())
+    JSON dump of a 100 MB log would cost another 100 MB).
+
+    Each entry is dumped as `json.dumps(entry, sort_keys=True, default=str)` dumps it (the id names
+    folders and must never change), by the C encoder that call builds, made once here rather than
+    once an entry (half the cost of a dump was making the encoder).
+    """
+
+    def __init__(self, head: dict[str, Any]) -> None:
+        self._hash = hashlib.sha256(json.dumps(head, sort_keys=True, default=str).encode())
+        self._dump = _entry_dumper()
+
+    def add(self, item: Any) -> None:
+        self._hash.update(self._dump(item).encode())
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()[:12]
+
+
+def _entry_dumper() -> Callable[[Any], str]:
+    """`json.dumps(value, sort_keys=True, default=str)`, by that call's own C encoder made once; the
+    call itself where this Python's encoder does not give the same text on a sample."""
+    enc = json.JSONEncoder(sort_keys=True, default=str)
+
+    def dumps(value: Any) -> str:
+        return "".join(encoder(value, 0))
+
+    try:
+        encoder = c_make_encoder(  # what `JSONEncoder.iterencode` builds for each call
+            {},
+            enc.default,
+            encode_basestring_ascii,
+            enc.indent,
+            enc.key_separator,
+            enc.item_separator,
+            enc.sort_keys,
+            enc.skipkeys,
+            enc.allow_nan,
+        )
+        sample = {"b": [1.5, -0.0, 10**20, None, True, "é\n\u2028"], "a": {"z": {}, "y": []}, "c": float("inf")}
+        if dumps(sample) == json.dumps(sample, sort_keys=True, default=str):
+            return lambda value: encode_basestring_ascii(value) if isinstance(value, str) else dumps(value)
+    except TypeError:  # no C encoder, or another signature
+        pass
+    return partial(json.dumps, sort_keys=True, default=str)
+
+
+def _digest(items: Iterable[Any], head: dict[str, Any]) -> str:
+    digest = _Digest(head)
     for item in items:
-        h.update(json.dumps(item, sort_keys=True, default=str).encode())
-    return h.hexdigest()[:12]
+        digest.add(item)
+    return digest.hexdigest()
 
 
-def _noting(runs: Iterable[TraceRun], facts: bytearray) -> Iterator[TraceRun]:
-    """`runs`, each one's `run_fact` appended to `facts` as it passes."""
-    for run in runs:
-        facts.append(run_fact(run))
-        yield run
+def _lazy_runs(
+    items: LazyArray, list_key: str, head: dict[str, Any], named: str, source: str | None
+) -> tuple[LazyRuns, str, datetime | None, datetime | None]:
+    """A big log's runs, left in the file, from one pass over its entries: each checked (a bad one
+    fails the load here, named), its times and its fact noted, and hashed for the trace id when the
+    log names none — no run made (they are made when read)."""
+    digest = None if named else _Digest(head)
+    facts = bytearray()
+    first: datetime | None = None
+    last: datetime | None = None
+    for i, item in enumerate(items):
+        if digest is not None:
+            digest.add(item)
+        start, end, fact = _step_skeleton(i, item, list_key, source)
+        facts.append(fact)
+        if start is not None and (first is None or start < first):
+            first = start
+        if end is not None and (last is None or end > last):
+            last = end
+    trace_id = named or f"chat-{digest.hexdigest() if digest is not None else ''}"
+    convert = partial(_step_run, list_key=list_key, trace_id=trace_id, source=source, checked=True)
+    return LazyRuns(items, convert, bytes(facts)), trace_id, first, last
 
 
 def load_plain(data: Any, source: str | None = None) -> Trace:
     items, list_key, head = _items(data, source)
     named = str(head.get("trace_id") or head.get("id") or head.get("question_ID") or "").strip("'\" ")
-    trace_id = named or f"chat-{_digest(items, head)}"
-    convert = partial(_step_run, list_key=list_key, trace_id=trace_id, source=source)
-    # Entries left in the file (a big log) stay there: its runs are made each time they are
-    # read (`LazyRuns`), at a few bytes a run instead of about 2 KB.
-    runs: Sequence[TraceRun] = (
-        LazyRuns(items, convert) if isinstance(items, LazyArray) else [convert(i, item) for i, item in enumerate(items)]
-    )
-    if isinstance(runs, list) and has_tool_calls(items):
-        runs = link_tool_calls(runs, items)  # each tool call a run, with its result, under its caller
-    # for `LazyRuns`, the pass that converts every entry: a bad one fails the load here, named; it
-    # notes each run's type and failure too, so the failed runs are later made alone
-    facts = bytearray()
-    start, end = span_bounds(_noting(runs, facts) if isinstance(runs, LazyRuns) else runs)
-    if isinstance(runs, LazyRuns):
-        runs = LazyRuns(items, convert, bytes(facts))
+    runs: Sequence[TraceRun]
+    if isinstance(items, LazyArray):
+        # Entries left in the file (a big log) stay there: its runs are made each time they are
+        # read (`LazyRuns`), at a few bytes a run instead of about 2 KB.
+        runs, trace_id, start, end = _lazy_runs(items, list_key, head, named, source)
+    else:
+        trace_id = named or f"chat-{_digest(items, head)}"
+        convert = partial(_step_run, list_key=list_key, trace_id=trace_id, source=source)
+        runs = [convert(i, item) for i, item in enumerate(items)]
+        if has_tool_calls(items):
+            runs = link_tool_calls(runs, items)  # each tool call a run, with its result, under its caller
+        start, end = span_bounds(runs)
     metadata: dict[str, Any] = {"format": "plain"}
     task = _task(head)
     if task:

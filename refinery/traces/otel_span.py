@@ -1,0 +1,213 @@
+"""What one OpenTelemetry span says of itself — its ids, times, kind, status and the attributes its
+run keeps as attributes — and the skeleton of a span: those facts without the run.
+
+Why apart from `otel`: a big trace's load reads every span only to learn its place, its times,
+whether it failed and which attributes every span repeats (`span_source.Skeleton`, `Hoisted`).
+Making the whole run for that (its messages unflattened, its values parsed, the model validated)
+cost about twice what the skeleton does; both read the span through the functions here, so the
+skeleton and the run cannot disagree.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from typing import Any
+
+from refinery.core.models import RunType, fact_of
+from refinery.traces.common import parse_time
+from refinery.traces.otel_attributes import attributes_of
+from refinery.traces.otel_columns import is_clickhouse_span
+from refinery.traces.otel_status import error_of, plain_events, status_code
+from refinery.traces.span_source import Skeleton
+
+START_NAMES = ("startTimeUnixNano", "start_time_unix_nano", "startTime", "start_time")
+END_NAMES = ("endTimeUnixNano", "end_time_unix_nano", "endTime", "end_time")
+
+OPENINFERENCE_KINDS = {
+    "LLM": RunType.LLM,
+    "CHAIN": RunType.CHAIN,
+    "TOOL": RunType.TOOL,
+    "RETRIEVER": RunType.RETRIEVER,
+    "RERANKER": RunType.RETRIEVER,
+    "EMBEDDING": RunType.EMBEDDING,
+    "AGENT": RunType.AGENT,
+    "PROMPT": RunType.PROMPT,
+    "GUARDRAIL": RunType.CHAIN,
+    "EVALUATOR": RunType.CHAIN,
+}
+GENAI_OPERATIONS = {
+    "chat": RunType.LLM,
+    "text_completion": RunType.LLM,
+    "generate_content": RunType.LLM,
+    "execute_tool": RunType.TOOL,
+    "embeddings": RunType.EMBEDDING,
+    "invoke_agent": RunType.AGENT,
+    "create_agent": RunType.AGENT,
+}
+
+
+def kind_of(name: str, attrs: dict[str, Any], span_kind: Any = None) -> RunType:
+    for oi in (attrs.get("openinference.span.kind"), span_kind):
+        if isinstance(oi, str) and oi.upper() in OPENINFERENCE_KINDS:
+            return OPENINFERENCE_KINDS[oi.upper()]
+    op = attrs.get("gen_ai.operation.name")
+    if isinstance(op, str) and op in GENAI_OPERATIONS:
+        return GENAI_OPERATIONS[op]
+    lowered = name.lower()
+    if lowered.startswith("ai."):  # Vercel AI SDK
+        if "tool" in lowered:
+            return RunType.TOOL
+        if "embed" in lowered:
+            return RunType.EMBEDDING
+        if lowered.endswith((".dogenerate", ".dostream")):
+            return RunType.LLM
+        return RunType.CHAIN
+    if attrs.get("gen_ai.request.model") or attrs.get("llm.model_name"):
+        return RunType.LLM
+    return RunType.UNKNOWN
+
+
+INPUT_KEYS = (
+    "input.value",
+    "gen_ai.prompt",
+    "gen_ai.input.messages",
+    "ai.prompt.messages",
+    "ai.prompt",
+    "ai.value",
+    "ai.values",
+    "gen_ai.tool.call.arguments",
+    "input",
+)
+OUTPUT_KEYS = (
+    "output.value",
+    "gen_ai.completion",
+    "gen_ai.output.messages",
+    "ai.response.text",
+    "ai.response.object",
+    "ai.response.toolCalls",
+    "ai.embedding",
+    "ai.embeddings",
+    "gen_ai.tool.call.result",
+    "output",
+)
+MODEL_KEYS = ("llm.model_name", "gen_ai.response.model", "gen_ai.request.model", "ai.model.id")
+TOKEN_KEYS = {
+    "llm.token_count.prompt": "input_tokens",
+    "llm.token_count.completion": "output_tokens",
+    "llm.token_count.total": "total_tokens",
+    "gen_ai.usage.input_tokens": "input_tokens",
+    "gen_ai.usage.output_tokens": "output_tokens",
+    "gen_ai.usage.prompt_tokens": "input_tokens",
+    "gen_ai.usage.completion_tokens": "output_tokens",
+    "ai.usage.promptTokens": "input_tokens",
+    "ai.usage.completionTokens": "output_tokens",
+    "ai.usage.inputTokens": "input_tokens",
+    "ai.usage.outputTokens": "output_tokens",
+}
+
+
+DUPLICATED_BY_MESSAGES = ("input.value", "output.value", "input.mime_type", "output.mime_type")
+
+
+def hex_id(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, str):
+        text = value[2:] if value.startswith("0x") else value
+        if not text.strip("0123456789abcdefABCDEF"):  # hex digits only (strip leaves any other character)
+            return text
+        try:  # OTLP protobuf-JSON from some SDKs: base64-encoded bytes
+            raw = base64.b64decode(text, validate=True)
+            if len(raw) in (8, 16):
+                return raw.hex()
+        except ValueError:
+            pass
+        return text
+    if isinstance(value, int):
+        return format(value, "x")
+    return str(value)
+
+
+def span_ids(span: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+    ctx = span.get("spanContext") or span.get("context") or {}
+    ctx = ctx if isinstance(ctx, dict) else {}
+    trace_id = span.get("traceId") or span.get("trace_id") or ctx.get("traceId") or ctx.get("trace_id")
+    span_id = span.get("spanId") or span.get("span_id") or ctx.get("spanId") or ctx.get("span_id") or span.get("id")
+    parent = span.get("parentSpanId") or span.get("parent_span_id") or span.get("parent_id") or span.get("parentId")
+    if parent is None and isinstance(span.get("parentSpanContext"), dict):
+        parent = span["parentSpanContext"].get("spanId")
+    return hex_id(trace_id), hex_id(span_id), hex_id(parent)
+
+
+def span_time(span: dict[str, Any], names: tuple[str, ...], source: str | None, field: str) -> Any:
+    for n in names:
+        if span.get(n) not in (None, "", 0, "0"):
+            return parse_time(span[n], source=source, field=f"{field}.{n}")
+    return None
+
+
+def span_status(span: dict[str, Any]) -> Any:
+    """The span's status as OTLP gives it, or Phoenix's REST API's two top-level fields as one."""
+    status = span.get("status")
+    if status is None and span.get("status_code"):
+        status = {"code": span["status_code"], "message": span.get("status_message")}
+    return status
+
+
+def synthetic_id(span: dict[str, Any], i: int) -> str:
+    """An id for a span that has none: its place and a hash of its content."""
+    digest = hashlib.sha256(json.dumps(span, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return f"span-{i + 1:04d}-{digest}"
+
+
+# what a run's heading already shows (kind, model, tokens): not repeated among its attributes
+SHOWN = frozenset({"openinference.span.kind", "gen_ai.operation.name", *MODEL_KEYS, *TOKEN_KEYS})
+_IO_KEYS = frozenset({*INPUT_KEYS, *OUTPUT_KEYS})
+_SHOWN_PREFIXES = ("llm.input_messages.", "llm.output_messages.", "llm.tools.")
+
+
+def rest_attributes(attrs: dict[str, Any]) -> dict[str, Any]:
+    """The attributes a run keeps as its `metadata["attributes"]`: all but those it shows as its
+    inputs, outputs (the messages, and the serialised values they duplicate), tools, model and
+    tokens. Read from the keys alone, so the load need not make the messages to know it."""
+    messages = any(k.startswith(_SHOWN_PREFIXES[:2]) for k in attrs)
+    return {
+        k: v
+        for k, v in attrs.items()
+        if not (
+            k in SHOWN
+            or k.startswith(_SHOWN_PREFIXES)
+            or (messages and k in DUPLICATED_BY_MESSAGES)
+            or (k in _IO_KEYS and v not in (None, ""))
+        )
+    }
+
+
+def span_skeleton(
+    span: Any, k: int, source: str | None, resource: dict[str, Any] | None, *, attributes: bool = True
+) -> tuple[Skeleton, dict[str, Any] | None, dict[str, Any], int] | None:
+    """Span `k` as the load needs it: its `Skeleton`, the resource and attributes its run would keep
+    (for `Hoisted`; `attributes=False`: none, when it reads them no more), and its `LazyRuns` fact —
+    after every check that making its run makes, in the same order, so a bad span fails the load
+    here, named. None for what only a run can tell (no object, the ClickHouse layout): the caller
+    makes the run."""
+    if not isinstance(span, dict) or is_clickhouse_span(span):
+        return None
+    field = f"spans[{k}]"
+    trace_id, span_id, parent = span_ids(span)
+    attrs = attributes_of(span.get("attributes"))
+    name = str(span.get("name") or attrs.get("gen_ai.tool.name") or attrs.get("tool.name") or "span")
+    if span.get("events"):
+        plain_events(span["events"], None)  # what it would refuse (a bad time, a bad attribute) fails here
+    status = span_status(span)
+    error = error_of(status, span.get("events"))
+    start = span_time(span, START_NAMES, source, field)
+    end = span_time(span, END_NAMES, source, field)
+    kept = resource or None
+    service = kept.get("service.name") if isinstance(kept, dict) else None
+    skeleton = Skeleton(span_id or synthetic_id(span, k), parent, start, end, trace_id or "", k, service)
+    failed = bool(error) or status_code(status) == "error"
+    kind = kind_of(name, attrs, span.get("kind") or span.get("span_kind"))
+    return skeleton, kept, rest_attributes(attrs) if attributes else {}, fact_of(kind, failed)
