@@ -14,7 +14,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence, Set
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -116,11 +116,14 @@ _LITERAL_GUARDS = _by_guard(_LITERALS)
 _PREFIX_GUARDS = _by_guard(set(_PREFIXES.values()) - {""})
 
 
-def _found(text: str, guards: tuple[tuple[str, tuple[str, ...]], ...], skip: Set[str] = frozenset()) -> Iterator[str]:
-    """The words of `guards` that occur in `text` (leaving out those in `skip`)."""
+def _found(text: str, guards: tuple[tuple[str, tuple[str, ...]], ...], found: set[str]) -> set[str]:
+    """`found` with the words of `guards` that occur in `text` added."""
     for guard, words in guards:
         if guard in text:
-            yield from (w for w in words if w not in skip and w in text)
+            for word in words:
+                if word in text:
+                    found.add(word)
+    return found
 
 
 def _literals_in(text: str) -> set[str]:
@@ -131,11 +134,11 @@ def _literals_in(text: str) -> set[str]:
     more memory than the trace.
     """
     if len(text) <= _WINDOW:  # a trace's values nearly all: one window, no set arithmetic
-        return set(_found(text.lower(), _LITERAL_GUARDS))
+        return _found(text.lower(), _LITERAL_GUARDS, set())
     found: set[str] = set()
     for start in range(0, len(text), _WINDOW):
         window = text[max(0, start - _OVERLAP) : start + _WINDOW].lower()
-        found.update(_found(window, _LITERAL_GUARDS, found))
+        _found(window, _LITERAL_GUARDS, found)
     return found
 
 
@@ -239,14 +242,44 @@ def _sub_in_pieces(pattern: re.Pattern[str], text: str, replace: Callable[[re.Ma
     return "".join(out)
 
 
+_Index = tuple[list[Rule], dict[str, list[int]], dict[str, list[int]], list[int]]
+_INDEXED: tuple[object, _Index] | None = None  # (the `_ORDER` it was made from, the index)
+
+
+def _rules_for(present: set[str], starts: set[str]) -> list[Rule]:
+    """The catalogue's rules, in order, that may match a text holding the literals `present` and
+    the texts rules begin with `starts`: a rule with literals where one of them is present, a rule
+    with the text its matches begin with where that is, a rule with neither always. Looked up, not
+    tried rule by rule (a hundred tests a value, most of a value's redaction once the literals are
+    looked for by their rarest character)."""
+    global _INDEXED
+    if _INDEXED is None or _INDEXED[0] is not _ORDER:  # `_ORDER` replaced (tests run every rule)
+        by_literal: dict[str, list[int]] = {}
+        by_prefix: dict[str, list[int]] = {}
+        always = []
+        for i, (_, literals, prefix) in enumerate(_ORDER):
+            for literal in literals:
+                by_literal.setdefault(literal, []).append(i)
+            if not literals:
+                (by_prefix.setdefault(prefix, []) if prefix else always).append(i)
+        _INDEXED = (_ORDER, ([rule for rule, _, _ in _ORDER], by_literal, by_prefix, always))
+    rules, by_literal, by_prefix, always = _INDEXED[1]
+    if not present and not starts:
+        return [rules[i] for i in always]
+    chosen = set(always)
+    for literal in present:
+        chosen.update(by_literal.get(literal, ()))
+    for prefix in starts:
+        chosen.update(by_prefix.get(prefix, ()))
+    return [rules[i] for i in sorted(chosen)]
+
+
 def redact_text(text: str, report: RedactionReport | None = None, extra: Sequence[re.Pattern[str]] = ()) -> str:
     """`text` with every secret replaced by `[REDACTED:<kind>]`; counts go to `report`.
     `extra`: an organisation's own patterns (see `compile_patterns`), as the context's are."""
     present = _literals_in(text)
-    starts = set(_found(text, _PREFIX_GUARDS))  # the exact texts rules begin with that occur
-    for rule, literals, prefix in _ORDER:
-        if present.isdisjoint(literals) if literals else prefix and prefix not in starts:  # "": always
-            continue
+    starts = _found(text, _PREFIX_GUARDS, set())  # the exact texts rules begin with that occur
+    for rule in _rules_for(present, starts):
         text = _apply(rule.kind, rule.pattern, text, report, pieces=not rule.whole)
     if "secret" in present:
         text = _kubernetes_secrets(text, report)
