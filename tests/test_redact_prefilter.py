@@ -1,15 +1,20 @@
 """Redaction's prefilter: the literals looked for by their rarest character, and the rules looked
 up from what was found, decide exactly what looking for every literal and testing every rule
 decided — on every planted secret, alone and together, in either case, on random text and on text
-longer than one window."""
+longer than one window; and a rendered file's pass reuses what was found in its values."""
 
 from __future__ import annotations
 
 import random
 
-from refinery.traces import redact
-from refinery.traces.redact import RedactionReport, redact_text
+import pytest
+
+from refinery.traces import load_trace, redact
+from refinery.traces.redact import RedactionReport, redact_rendered, redact_text, redacting
+from refinery.traces.render import iter_marked_files
+from refinery.traces.source_text import source
 from tests.secret_shapes import PLANTS
+from tests.test_planted_secrets import planted_trace
 
 
 def _texts() -> list[str]:
@@ -64,3 +69,35 @@ def test_every_planted_secret_is_redacted_as_when_every_rule_runs(monkeypatch):
     monkeypatch.setattr(redact, "_ORDER", [(rule, (), "") for rule, _, _ in redact._ORDER])
     assert fast == [(redact_text(t, r := RedactionReport()), r.as_dict()) for t in texts]
     assert all(counts for _, counts in fast)
+
+
+def _rendered(trace, pass_over_file) -> tuple[list[str], dict[str, int]]:
+    report = RedactionReport()
+    with redacting(report):
+        files = [pass_over_file(marked, report) for _, marked in iter_marked_files(trace)]
+    return files, report.as_dict()
+
+
+@pytest.mark.parametrize("name", ["otlp_trace.json", "langsmith_runs.json", "plain_chat.json", "openhands_events.json"])
+def test_a_rendered_file_is_redacted_as_when_every_character_is_looked_through(name, tmp_path):
+    """The pass over a whole rendered file reuses what was found in its values: the files and the
+    counts are those of looking through the whole file again, secrets planted in every field."""
+    trace = load_trace(planted_trace(name, tmp_path))
+    reused = _rendered(trace, redact_rendered)
+    assert reused == _rendered(trace, redact_text)
+    assert reused[1]  # secrets were found and replaced
+
+
+def test_the_values_left_as_they_were_are_not_looked_through_again(monkeypatch):
+    """Only what the renderer wrote around the values (and any value a rule changed) is looked
+    through in the pass over the whole file."""
+    value = "the agent read the page and wrote a plan " * 40
+    looked: list[str] = []
+    literals_in = redact._literals_in
+    monkeypatch.setattr(redact, "_literals_in", lambda text: looked.append(text) or literals_in(text))
+    with redacting(RedactionReport()):
+        marked = f"## Run 001: search\n{source(value)}\n- name: {source('sk-' + 'a1B2c3D4e5' * 5)}\n"
+        looked.clear()
+        out = redact_rendered(marked)
+    assert "[REDACTED:openai_key]" in out
+    assert looked and value not in "".join(looked) and "## Run 001: search" in looked[-1]

@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from refinery.errors import UserInputError
-from refinery.traces.redact_rules import FIELD_NAMES, HEADER_NAMES, K8S_DATA, K8S_KIND, K8S_REACH, RULES, Rule
+from refinery.traces.redact_rules import FIELD_NAMES, HEADER_NAMES, K8S_DATA, K8S_KIND, K8S_REACH, MARKS, RULES, Rule
 
 __all__ = [
     "RULES",
     "RedactionReport",
     "compile_patterns",
     "extra_patterns",
+    "redact_rendered",
     "redact_text",
     "redact_value",
     "redacting",
@@ -274,11 +275,22 @@ def _rules_for(present: set[str], starts: set[str]) -> list[Rule]:
     return [rules[i] for i in sorted(chosen)]
 
 
+_Found = tuple[set[str], set[str]]  # the prefilter literals and the texts rules begin with that occur in a text
+
+
+def _prefiltered(text: str) -> _Found:
+    return _literals_in(text), _found(text, _PREFIX_GUARDS, set())
+
+
 def redact_text(text: str, report: RedactionReport | None = None, extra: Sequence[re.Pattern[str]] = ()) -> str:
     """`text` with every secret replaced by `[REDACTED:<kind>]`; counts go to `report`.
     `extra`: an organisation's own patterns (see `compile_patterns`), as the context's are."""
-    present = _literals_in(text)
-    starts = _found(text, _PREFIX_GUARDS, set())  # the exact texts rules begin with that occur
+    return _redacted(text, report, extra, _prefiltered(text))
+
+
+def _redacted(text: str, report: RedactionReport | None, extra: Sequence[re.Pattern[str]], found: _Found) -> str:
+    """`redact_text` with its prefilter's findings given."""
+    present, starts = found
     for rule in _rules_for(present, starts):
         text = _apply(rule.kind, rule.pattern, text, report, pieces=not rule.whole)
     if "secret" in present:
@@ -312,7 +324,7 @@ def _kubernetes_secrets(text: str, report: RedactionReport | None) -> str:
 # Redaction while rendering: each value of the trace is redacted before the renderer cuts it,
 # wraps it or puts a run-id marker into it (a secret split by a cut or a marker is no longer
 # recognised). A context variable, so concurrent renderings each count into their own report.
-_RENDERING: ContextVar[tuple[RedactionReport, tuple[re.Pattern[str], ...]] | None] = ContextVar(
+_RENDERING: ContextVar[tuple[RedactionReport, tuple[re.Pattern[str], ...], dict[str, _Found]] | None] = ContextVar(
     "refinery_redaction", default=None
 )
 
@@ -320,7 +332,7 @@ _RENDERING: ContextVar[tuple[RedactionReport, tuple[re.Pattern[str], ...]] | Non
 @contextmanager
 def redacting(report: RedactionReport, extra: Sequence[re.Pattern[str]] = ()) -> Iterator[None]:
     """Within this block, `redact_value` redacts into `report` (with `extra` patterns too)."""
-    token = _RENDERING.set((report, tuple(extra)))
+    token = _RENDERING.set((report, tuple(extra), {}))
     try:
         yield
     finally:
@@ -328,11 +340,51 @@ def redacting(report: RedactionReport, extra: Sequence[re.Pattern[str]] = ()) ->
 
 
 def redact_value(text: str) -> str:
-    """A trace value as it may be rendered: redacted inside a `redacting` block, else as it is."""
+    """A trace value as it may be rendered: redacted inside a `redacting` block, else as it is.
+    A value left as it was is remembered with what the prefilter found in it, for
+    `redact_rendered` to reuse."""
     state = _RENDERING.get()
     if state is None or (len(text) < 8 and not state[1] and not _EXTRA.get()):
         return text
-    return redact_text(text, *state)
+    report, extra, known = state
+    found = _prefiltered(text)
+    out = _redacted(text, report, extra, found)
+    if out == text:
+        known[out] = found
+    return out
+
+
+_MARK = re.compile(f"[{MARKS}]")
+
+
+def redact_rendered(marked: str, report: RedactionReport | None = None, extra: Sequence[re.Pattern[str]] = ()) -> str:
+    """A rendered file, its source marks still in, redacted as `redact_text` redacts it.
+
+    Why: the whole file is redacted once more after its values were (names, ids and what else the
+    renderer writes around them), and looking for the prefilter's literals in every character of
+    it again was most of what redaction cost. No literal holds a mark or a line break, so what the
+    prefilter finds in the file is what it finds in the pieces between the marks: a piece that is a
+    value redacted in this `redacting` block, and left as it was, is not looked through again. The
+    values remembered are forgotten here (one file's at a time)."""
+    state = _RENDERING.get()
+    known = state[2] if state is not None else None
+    if not known:
+        return redact_text(marked, report, extra)
+    present: set[str] = set()
+    starts: set[str] = set()
+    unknown = []
+    for piece in _MARK.split(marked):
+        hit = known.get(piece)
+        if hit is None:
+            unknown.append(piece)
+        else:
+            present |= hit[0]
+            starts |= hit[1]
+    known.clear()
+    rest = "\n".join(unknown)
+    present |= _literals_in(rest)
+    _found(rest, _PREFIX_GUARDS, starts)
+    return _redacted(marked, report, extra, (present, starts))
 
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{8,}={0,2}")
