@@ -6,11 +6,13 @@ longer than one window; and a rendered file's pass reuses what was found in its 
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 
 from refinery.traces import load_trace, redact
-from refinery.traces.redact import RedactionReport, redact_rendered, redact_text, redacting
+from refinery.traces.redact import RedactionReport, redact_rendered, redact_text, redact_value, redacting
+from refinery.traces.redact_rules import MARKS
 from refinery.traces.render import iter_marked_files
 from refinery.traces.source_text import source
 from tests.secret_shapes import PLANTS
@@ -69,6 +71,21 @@ def test_every_planted_secret_is_redacted_as_when_every_rule_runs(monkeypatch):
     monkeypatch.setattr(redact, "_ORDER", [(rule, (), "") for rule, _, _ in redact._ORDER])
     assert fast == [(redact_text(t, r := RedactionReport()), r.as_dict()) for t in texts]
     assert all(counts for _, counts in fast)
+
+
+def test_no_literal_holds_a_line_break_or_a_mark():
+    """What lets a rendered file's pass add up what was found between its marks and line breaks."""
+    words = redact._LITERALS | set(redact._PREFIXES.values())
+    assert not [w for w in words if re.search(f"[\n{MARKS}]", w)]
+
+
+def test_what_is_remembered_for_a_file_is_bounded(monkeypatch):
+    monkeypatch.setattr(redact, "_REMEMBERED_CHARS", 100)
+    with redacting(RedactionReport()):
+        for i in range(20):
+            redact_value(f"value number {i:03d} of a run")
+        known = redact._RENDERING.get()[2]
+        assert 0 < len(known) < 20 and known.chars <= 100
 
 
 def _rendered(trace, pass_over_file) -> tuple[list[str], dict[str, int]]:

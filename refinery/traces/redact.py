@@ -324,7 +324,17 @@ def _kubernetes_secrets(text: str, report: RedactionReport | None) -> str:
 # Redaction while rendering: each value of the trace is redacted before the renderer cuts it,
 # wraps it or puts a run-id marker into it (a secret split by a cut or a marker is no longer
 # recognised). A context variable, so concurrent renderings each count into their own report.
-_RENDERING: ContextVar[tuple[RedactionReport, tuple[re.Pattern[str], ...], dict[str, _Found]] | None] = ContextVar(
+class _Remembered(dict[str, _Found]):
+    """Values redacted and left as they were, with what the prefilter found in each (see
+    `redact_rendered`); `chars`: their length, kept under `_REMEMBERED_CHARS` so that a block that
+    renders without `redact_rendered` (or one huge value) does not hold the trace's text."""
+
+    chars = 0
+
+
+_REMEMBERED_CHARS = 1 << 24
+
+_RENDERING: ContextVar[tuple[RedactionReport, tuple[re.Pattern[str], ...], _Remembered] | None] = ContextVar(
     "refinery_redaction", default=None
 )
 
@@ -332,7 +342,7 @@ _RENDERING: ContextVar[tuple[RedactionReport, tuple[re.Pattern[str], ...], dict[
 @contextmanager
 def redacting(report: RedactionReport, extra: Sequence[re.Pattern[str]] = ()) -> Iterator[None]:
     """Within this block, `redact_value` redacts into `report` (with `extra` patterns too)."""
-    token = _RENDERING.set((report, tuple(extra), {}))
+    token = _RENDERING.set((report, tuple(extra), _Remembered()))
     try:
         yield
     finally:
@@ -349,8 +359,9 @@ def redact_value(text: str) -> str:
     report, extra, known = state
     found = _prefiltered(text)
     out = _redacted(text, report, extra, found)
-    if out == text:
+    if out == text and known.chars + len(out) <= _REMEMBERED_CHARS:
         known[out] = found
+        known.chars += len(out)
     return out
 
 
@@ -381,6 +392,7 @@ def redact_rendered(marked: str, report: RedactionReport | None = None, extra: S
             present |= hit[0]
             starts |= hit[1]
     known.clear()
+    known.chars = 0
     rest = "\n".join(unknown)
     present |= _literals_in(rest)
     _found(rest, _PREFIX_GUARDS, starts)
