@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from refinery.core.context_windows import chunk_allowance
@@ -19,24 +20,79 @@ CHARS_PER_TOKEN = 4
 TOKEN_COUNTS = ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "total_tokens")
 
 
+# The pieces counted: what a token estimate means (the counting below gives this pattern's count)
 _PIECE = re.compile(r"[A-Za-z]{1,10}|[0-9]{1,3}|[^\sA-Za-z0-9]{1,2}|\s{2,}|[^\S ]")
 _SPACE = re.compile(r"\s+")
 _WINDOW = 1 << 16
+_UNICODE_SPACE = re.compile("[\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")  # `\s` past ASCII
+
+
+def _letter(b: int) -> bool:
+    return 65 <= b <= 90 or 97 <= b <= 122
+
+
+def _digit(b: int) -> bool:
+    return 48 <= b <= 57
+
+
+def _space(b: int) -> bool:
+    return b < 128 and chr(b).isspace()
+
+
+def _table(member: Callable[[int], bool]) -> bytes:
+    return bytes(ord("x") if member(b) else ord(" ") for b in range(256))
+
+
+# Each kind of run `_PIECE` cuts in pieces (letters, digits, anything else but white space), as the
+# bytes that mark it ("x", the rest " "), and the piece it is cut into
+_RUNS = (
+    (_table(_letter), b"x" * 10),
+    (_table(_digit), b"x" * 3),
+    (_table(lambda b: not (_letter(b) or _digit(b) or _space(b))), b"x" * 2),
+)
+# White space: a space "s", any other white space "x", the rest " "
+_BLANKS = bytes(ord("s") if b == 32 else ord("x") if _space(b) else ord(" ") for b in range(256))
+
+
+def _pieces(window: str) -> int:
+    """How many pieces `_PIECE` finds in `window`, counted by byte operations that each run in C.
+
+    Why: the regular expression engine took a fifth of a microsecond a piece, and `plan` counts
+    every rendered file and every request body (each holding those files again): a tenth of a big
+    plan's CPU. A run of n letters is ceil(n/10) pieces, of digits ceil(n/3), of other characters
+    ceil(n/2): one piece where it starts and floor((n-1)/k) in the rest of it. A run of white space
+    is one piece unless it is a single space. Outside ASCII a character is "other" (as `[^\s…]`
+    has it) unless it is white space, which `_UNICODE_SPACE` lists.
+    """
+    if not window.isascii() and _UNICODE_SPACE.search(window):
+        window = _UNICODE_SPACE.sub("\n", window)
+    data = window.encode("ascii", "replace")  # one "?" (an "other") a character past ASCII
+    count = 0
+    for table, piece in _RUNS:
+        runs = data.translate(table)
+        if runs[:1] == b"x":
+            runs = b" " + runs
+        rest = runs.replace(b" x", b"  ")  # each run without its first character
+        count += runs.count(b"x") - rest.count(b"x") + rest.count(piece)
+    blanks = data.translate(_BLANKS)
+    if blanks[:1] != b" ":
+        blanks = b" " + blanks
+    # a run of white space that starts with other than a space, or with a space and goes on
+    return count + blanks.count(b" x") + blanks.count(b" ss") + blanks.count(b" sx")
 
 
 def estimate_tokens(text: str) -> int:
     if len(text) < 64:
         return (len(text) + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
-    # one linear pass of the regex engine, counted by `subn` (no string made for each piece, as
-    # `findall` made; each alternative is one character class, so nothing backtracks), a window
-    # at a time, each ending after a run of white space (no piece spans one's end)
+    # a window at a time (the byte copies stay small), each ending after a run of white space (no
+    # run spans one's end)
     count, start, n = 0, 0, len(text)
     while start < n:
         end = start + _WINDOW
         if end < n:
             space = _SPACE.search(text, end)
             end = space.end() if space else n  # after a whole run of white space: a run is one piece
-        count += _PIECE.subn("", text[start:end])[1]
+        count += _pieces(text[start:end])
         start = end
     return count
 

@@ -46,20 +46,19 @@ def _scaffolding_redacted(section: str) -> str:
     inside a `redacting` block: the values were redacted as they were rendered, but a marker at a
     blank line inside an id would split a secret there. The pieces between values are redacted
     together, in one pass, not the values again."""
-    spans = list(_SOURCE_SPAN.finditer(section))
-    pieces, last = [], 0
-    for m in spans:
-        pieces.append(section[last : m.start()])
-        last = m.end()
-    pieces.append(section[last:])
     if _JOIN in section:
         return redact_value(section)
-    redacted = redact_value(_JOIN.join(pieces)).split(_JOIN)
-    if len(redacted) != len(pieces):  # a secret ran across pieces: the whole section, then
+    pieces = _SOURCE_SPAN.split(section)
+    joined = _JOIN.join(pieces)
+    redacted = redact_value(joined)
+    if redacted == joined:  # nearly always: nothing to put back together
+        return section
+    parts = redacted.split(_JOIN)
+    if len(parts) != len(pieces):  # a secret ran across pieces: the whole section, then
         return redact_value(section)
-    out = [redacted[0]]
-    for m, piece in zip(spans, redacted[1:]):
-        out += [m.group(0), piece]
+    out = [parts[0]]
+    for span, piece in zip(_SOURCE_SPAN.findall(section), parts[1:]):
+        out += [span, piece]
     return "".join(out)
 
 
@@ -97,6 +96,8 @@ def with_markers(section: str, marker: str, every: int) -> str:
             lines.append((line, fence))
             in_source.append(src)
             src = is_open_after(line, src)
+            if "```" not in line:  # neither opens nor closes a fence (a fence is three backticks or more)
+                continue
             stripped = line.strip()
             if fence is None and stripped.startswith("```") and set(stripped) == {"`"}:
                 fence = stripped

@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from refinery.errors import UserInputError
-from refinery.traces.redact_rules import FIELD_NAMES, HEADER_NAMES, K8S_DATA, K8S_KIND, K8S_REACH, RULES, Rule
+from refinery.traces.redact_rules import FIELD_NAMES, HEADER_NAMES, K8S_DATA, K8S_KIND, K8S_REACH, MARKS, RULES, Rule
 
 __all__ = [
     "RULES",
     "RedactionReport",
     "compile_patterns",
     "extra_patterns",
+    "redact_rendered",
     "redact_text",
     "redact_value",
     "redacting",
@@ -92,6 +93,39 @@ def _rule_order() -> list[tuple[Rule, frozenset[str], str]]:
 
 _ORDER = _rule_order()
 
+# Letters from the most common in English text to the least; an upper-case letter is rarer than
+# any lower-case one, a digit or punctuation rarer still
+_COMMON = " etaoinsrhldcumfpgwybvkxjqzETAOINSRHLDCUMFPGWYBVKXJQZ"
+
+
+def _by_guard(words: Iterable[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """`words` grouped under their rarest character (see `_COMMON`), rarest groups first.
+
+    Why: looking for 156 literals in every value of a trace, each a scan of the text, was most of
+    redaction's cost. A word can only occur where each of its characters does, and looking for one
+    character is a `memchr` (many times faster than looking for a word), so a group is looked for
+    only where its character occurs: the same set found, a few dozen fast scans for most values.
+    """
+    groups: dict[str, list[str]] = {}
+    for word in sorted(words):
+        guard = max(word, key=lambda ch: (_COMMON.find(ch) if ch in _COMMON else len(_COMMON), ch))
+        groups.setdefault(guard, []).append(word)
+    return tuple(sorted(((g, tuple(ws)) for g, ws in groups.items()), key=lambda gw: gw[0]))
+
+
+_LITERAL_GUARDS = _by_guard(_LITERALS)
+_PREFIX_GUARDS = _by_guard(set(_PREFIXES.values()) - {""})
+
+
+def _found(text: str, guards: tuple[tuple[str, tuple[str, ...]], ...], found: set[str]) -> set[str]:
+    """`found` with the words of `guards` that occur in `text` added."""
+    for guard, words in guards:
+        if guard in text:
+            for word in words:
+                if word in text:
+                    found.add(word)
+    return found
+
 
 def _literals_in(text: str) -> set[str]:
     """The prefilter literals that occur in `text`, case-insensitively.
@@ -101,12 +135,11 @@ def _literals_in(text: str) -> set[str]:
     more memory than the trace.
     """
     if len(text) <= _WINDOW:  # a trace's values nearly all: one window, no set arithmetic
-        low = text.lower()
-        return {lit for lit in _LITERALS if lit in low}
+        return _found(text.lower(), _LITERAL_GUARDS, set())
     found: set[str] = set()
     for start in range(0, len(text), _WINDOW):
         window = text[max(0, start - _OVERLAP) : start + _WINDOW].lower()
-        found.update(lit for lit in _LITERALS - found if lit in window)
+        _found(window, _LITERAL_GUARDS, found)
     return found
 
 
@@ -210,13 +243,55 @@ def _sub_in_pieces(pattern: re.Pattern[str], text: str, replace: Callable[[re.Ma
     return "".join(out)
 
 
+_Index = tuple[list[Rule], dict[str, list[int]], dict[str, list[int]], list[int]]
+_INDEXED: tuple[object, _Index] | None = None  # (the `_ORDER` it was made from, the index)
+
+
+def _rules_for(present: set[str], starts: set[str]) -> list[Rule]:
+    """The catalogue's rules, in order, that may match a text holding the literals `present` and
+    the texts rules begin with `starts`: a rule with literals where one of them is present, a rule
+    with the text its matches begin with where that is, a rule with neither always. Looked up, not
+    tried rule by rule (a hundred tests a value, most of a value's redaction once the literals are
+    looked for by their rarest character)."""
+    global _INDEXED
+    if _INDEXED is None or _INDEXED[0] is not _ORDER:  # `_ORDER` replaced (tests run every rule)
+        by_literal: dict[str, list[int]] = {}
+        by_prefix: dict[str, list[int]] = {}
+        always = []
+        for i, (_, literals, prefix) in enumerate(_ORDER):
+            for literal in literals:
+                by_literal.setdefault(literal, []).append(i)
+            if not literals:
+                (by_prefix.setdefault(prefix, []) if prefix else always).append(i)
+        _INDEXED = (_ORDER, ([rule for rule, _, _ in _ORDER], by_literal, by_prefix, always))
+    rules, by_literal, by_prefix, always = _INDEXED[1]
+    if not present and not starts:
+        return [rules[i] for i in always]
+    chosen = set(always)
+    for literal in present:
+        chosen.update(by_literal.get(literal, ()))
+    for prefix in starts:
+        chosen.update(by_prefix.get(prefix, ()))
+    return [rules[i] for i in sorted(chosen)]
+
+
+_Found = tuple[set[str], set[str]]  # the prefilter literals and the texts rules begin with that occur in a text
+
+
+def _prefiltered(text: str) -> _Found:
+    return _literals_in(text), _found(text, _PREFIX_GUARDS, set())
+
+
 def redact_text(text: str, report: RedactionReport | None = None, extra: Sequence[re.Pattern[str]] = ()) -> str:
     """`text` with every secret replaced by `[REDACTED:<kind>]`; counts go to `report`.
     `extra`: an organisation's own patterns (see `compile_patterns`), as the context's are."""
-    present = _literals_in(text)
-    for rule, literals, prefix in _ORDER:
-        if present.isdisjoint(literals) if literals else prefix not in text:  # "" is in every text
-            continue
+    return _redacted(text, report, extra, _prefiltered(text))
+
+
+def _redacted(text: str, report: RedactionReport | None, extra: Sequence[re.Pattern[str]], found: _Found) -> str:
+    """`redact_text` with its prefilter's findings given."""
+    present, starts = found
+    for rule in _rules_for(present, starts):
         text = _apply(rule.kind, rule.pattern, text, report, pieces=not rule.whole)
     if "secret" in present:
         text = _kubernetes_secrets(text, report)
@@ -249,7 +324,17 @@ def _kubernetes_secrets(text: str, report: RedactionReport | None) -> str:
 # Redaction while rendering: each value of the trace is redacted before the renderer cuts it,
 # wraps it or puts a run-id marker into it (a secret split by a cut or a marker is no longer
 # recognised). A context variable, so concurrent renderings each count into their own report.
-_RENDERING: ContextVar[tuple[RedactionReport, tuple[re.Pattern[str], ...]] | None] = ContextVar(
+class _Remembered(dict[str, _Found]):
+    """Values redacted and left as they were, with what the prefilter found in each (see
+    `redact_rendered`); `chars`: their length, kept under `_REMEMBERED_CHARS` so that a block that
+    renders without `redact_rendered` (or one huge value) does not hold the trace's text."""
+
+    chars = 0
+
+
+_REMEMBERED_CHARS = 1 << 24
+
+_RENDERING: ContextVar[tuple[RedactionReport, tuple[re.Pattern[str], ...], _Remembered] | None] = ContextVar(
     "refinery_redaction", default=None
 )
 
@@ -257,7 +342,7 @@ _RENDERING: ContextVar[tuple[RedactionReport, tuple[re.Pattern[str], ...]] | Non
 @contextmanager
 def redacting(report: RedactionReport, extra: Sequence[re.Pattern[str]] = ()) -> Iterator[None]:
     """Within this block, `redact_value` redacts into `report` (with `extra` patterns too)."""
-    token = _RENDERING.set((report, tuple(extra)))
+    token = _RENDERING.set((report, tuple(extra), _Remembered()))
     try:
         yield
     finally:
@@ -265,11 +350,53 @@ def redacting(report: RedactionReport, extra: Sequence[re.Pattern[str]] = ()) ->
 
 
 def redact_value(text: str) -> str:
-    """A trace value as it may be rendered: redacted inside a `redacting` block, else as it is."""
+    """A trace value as it may be rendered: redacted inside a `redacting` block, else as it is.
+    A value left as it was is remembered with what the prefilter found in it, for
+    `redact_rendered` to reuse."""
     state = _RENDERING.get()
     if state is None or (len(text) < 8 and not state[1] and not _EXTRA.get()):
         return text
-    return redact_text(text, *state)
+    report, extra, known = state
+    found = _prefiltered(text)
+    out = _redacted(text, report, extra, found)
+    if out == text and known.chars + len(out) <= _REMEMBERED_CHARS:
+        known[out] = found
+        known.chars += len(out)
+    return out
+
+
+_MARK = re.compile(f"[{MARKS}]")
+
+
+def redact_rendered(marked: str, report: RedactionReport | None = None, extra: Sequence[re.Pattern[str]] = ()) -> str:
+    """A rendered file, its source marks still in, redacted as `redact_text` redacts it.
+
+    Why: the whole file is redacted once more after its values were (names, ids and what else the
+    renderer writes around them), and looking for the prefilter's literals in every character of
+    it again was most of what redaction cost. No literal holds a mark or a line break, so what the
+    prefilter finds in the file is what it finds in the pieces between the marks: a piece that is a
+    value redacted in this `redacting` block, and left as it was, is not looked through again. The
+    values remembered are forgotten here (one file's at a time)."""
+    state = _RENDERING.get()
+    known = state[2] if state is not None else None
+    if not known:
+        return redact_text(marked, report, extra)
+    present: set[str] = set()
+    starts: set[str] = set()
+    unknown = []
+    for piece in _MARK.split(marked):
+        hit = known.get(piece)
+        if hit is None:
+            unknown.append(piece)
+        else:
+            present |= hit[0]
+            starts |= hit[1]
+    known.clear()
+    known.chars = 0
+    rest = "\n".join(unknown)
+    present |= _literals_in(rest)
+    _found(rest, _PREFIX_GUARDS, starts)
+    return _redacted(marked, report, extra, (present, starts))
 
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{8,}={0,2}")

@@ -32,7 +32,7 @@ from refinery.traces.markers import with_markers
 from refinery.traces.redact import redact_value
 from refinery.traces.shared_context import SharedContext, conversation_chain
 from refinery.traces.source_text import FileLayout, cut, run_mark, source, strip_marks
-from refinery.traces.text import fence, message_view, outline, scalar, text_of, truncate
+from refinery.traces.text import digest, fence, message_view, outline, scalar, text_of, truncate
 
 __all__ = [
     "CHUNKING_STRATEGY",
@@ -95,11 +95,12 @@ def _run_label(seq: int, run: TraceRun) -> str:
 
 
 def _render_messages(
-    seq: int, run: TraceRun, messages: list[Any], shared: SharedContext, opts: RenderOptions
+    seq: int, run: TraceRun, messages: list[Any], shared: SharedContext, opts: RenderOptions, chain: list[str]
 ) -> list[str]:
-    """Input messages new since the previous call of the same conversation; the rest by reference."""
+    """Input messages new since the previous call of the same conversation; the rest by reference.
+    `chain` receives the conversation's digests (`_register_output` goes on from them)."""
     views = [message_view(m) for m in messages]
-    chain = conversation_chain(views)  # digests of the plain text: the same whatever is marked
+    chain += conversation_chain(views)  # digests of the plain text: the same whatever is marked
     known = 0
     earlier: tuple[str, str, int] | None = None
     for k in range(len(chain), 0, -1):
@@ -132,12 +133,17 @@ def _render_messages(
     return lines
 
 
-def _register_output(run: TraceRun, seq: int, messages: list[Any], outputs: list[Any], shared: SharedContext) -> None:
+def _register_output(run: TraceRun, seq: int, chain: list[str], outputs: list[Any], shared: SharedContext) -> None:
     """Remember the conversation including this call's answer, so the next call, which repeats
-    that answer as its latest assistant message, shows only what came after it."""
-    views = [message_view(m) for m in messages] + [message_view(m) for m in outputs]
-    for k, prefix in enumerate(conversation_chain(views), start=1):
-        shared.history.setdefault(prefix, (run.id, _run_label(seq, run), k))
+    that answer as its latest assistant message, shows only what came after it. `chain`: the
+    input messages' digests, as `_render_messages` made them (the answer's go on from the last)."""
+    prev = chain[-1] if chain else ""
+    label = _run_label(seq, run)
+    for role, text in map(message_view, outputs):
+        prev = digest(prev, role, text)  # as `conversation_chain` goes on
+        chain.append(prev)
+    for k, prefix in enumerate(chain, start=1):
+        shared.history.setdefault(prefix, (run.id, label, k))
 
 
 def _fields(
@@ -193,8 +199,9 @@ def _render_run(seq: int, run: TraceRun, opts: RenderOptions, shared: SharedCont
     outputs = dict(run.outputs or {})
     if run.error:
         lines += ["", f"### Error ({run.id})", fence(source(run.error, opts.max_field_chars))]
+    chain: list[str] = []  # the input conversation's digests
     if isinstance(messages, list) and messages:
-        lines += _render_messages(seq, run, messages, shared, opts)
+        lines += _render_messages(seq, run, messages, shared, opts, chain)
     elif messages is not None:
         inputs["messages"] = messages
     if inputs:
@@ -206,7 +213,7 @@ def _render_run(seq: int, run: TraceRun, opts: RenderOptions, shared: SharedCont
             role, text = message_view(msg, mark=True)
             lines += [f"#### output {i} · {role or 'message'}", fence(text)]
         if isinstance(messages, list):
-            _register_output(run, seq, messages, out_messages, shared)
+            _register_output(run, seq, chain, out_messages, shared)
     elif out_messages is not None:
         outputs["messages"] = out_messages
     if outputs:

@@ -28,7 +28,7 @@ from refinery.core.gc_freeze import objects_frozen
 from refinery.core.models import DomainExpertExpectation, Trace
 from refinery.core.offload import Stopped
 from refinery.core.tokens import estimate_tokens
-from refinery.traces.redact import RedactionReport, redact_text, redacting
+from refinery.traces.redact import RedactionReport, redact_rendered, redacting
 from refinery.traces.render import RenderOptions, iter_marked_files
 from refinery.traces.source_text import FileLayout, strip_marks
 
@@ -179,5 +179,5 @@ def upload_files_for(
             if stop is not None and stop.is_set():
                 spool.close()
                 raise Stopped("rendering stopped")
-            spool.append(name, *strip_marks(redact_text(marked, report, redact_patterns) if redact else marked))
+            spool.append(name, *strip_marks(redact_rendered(marked, report, redact_patterns) if redact else marked))
     return spool, report
