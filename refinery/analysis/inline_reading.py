@@ -238,7 +238,7 @@ def later_stage_text(
     `budget`); in the room left, the trace's other runs whole, in order."""
 
     def measure(text: str) -> int:
-        return calls.worst_input(stage, calls.body(stage, text, None, inline=True), None)
+        return calls.worst_input(calls.body(stage, text, None, inline=True), None)
 
     flagged = flagged_runs(run, stage1)
     pieces = [*run_pieces(run, flagged), *file_pieces(run, context_files(run))]
