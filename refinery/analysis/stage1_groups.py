@@ -19,7 +19,14 @@ from refinery.analysis.checkpoints import Checkpoints
 from refinery.analysis.inline_reading import stage1_text
 from refinery.analysis.stage_calls import StageCalls, record_check
 from refinery.analysis.staged_schemas import TraceAnalysisOutput
-from refinery.analysis.stages import PLANNED_STORE, STAGE_BY_KEY, GroupNote, inline_files_text, stage_user_text
+from refinery.analysis.stages import (
+    LOOKUP_RESULTS,
+    PLANNED_STORE,
+    STAGE_BY_KEY,
+    GroupNote,
+    inline_files_text,
+    stage_user_text,
+)
 from refinery.analysis.verification import Verification
 from refinery.core.offload import in_worker, off_loop
 from refinery.errors import RequestDeferred
@@ -109,7 +116,7 @@ def group_request(
             if empty + sum(sizes.values()) <= calls.input_budget:
                 text = stage_user_text(stage, group=note, whole_files=whole_text(run.texts.files))
                 return GroupCall(text, None, "inline", whole=True)
-        results = calls.results(stage, run)
+        results = calls.results(stage, run, inline=wanted, most=LOOKUP_RESULTS)  # a lookup of what is not inline
         body = calls.body(stage, stage_user_text(stage, group=note, group_files=""), store, filters, results=results)
         if calls.worst_input(body, store) + sum(sizes[n] for n in wanted if n in sizes) <= calls.input_budget:
             text = stage_user_text(stage, group=note, group_files=inline_files_text(run.texts.files, wanted))

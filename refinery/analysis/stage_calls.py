@@ -7,7 +7,7 @@ counted as unverified.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ from refinery.analysis.analysis_run import AnalysisRun
 from refinery.analysis.cost_ceiling import CostCeiling
 from refinery.analysis.stages import (
     DEFAULT_RESULTS,
+    MAX_RESULTS,
     RequestContext,
     Stage,
     build_request,
@@ -70,16 +71,26 @@ class StageCalls:
         for thinking (`core.model_families`)."""
         return output_budget(self.base_model, self.max_output_tokens[stage.key], self.reasoning_effort)
 
-    def results(self, stage: Stage, run: AnalysisRun | None = None, *, sized: bool = True) -> int:
+    def results(
+        self,
+        stage: Stage,
+        run: AnalysisRun | None = None,
+        *,
+        sized: bool = True,
+        inline: Collection[str] = (),
+        most: int = MAX_RESULTS,
+    ) -> int:
         """`max_num_results` of a stage's `file_search`: the count given for the stage, else sized
-        to the run's store (`stages.sized_results`, from the chunks of its rendered files), else
-        (no files at hand, or `sized=False`: Stage 1 read by search) the default 8."""
+        to the run's store (`stages.sized_results`, from the chunks of its rendered files but the
+        `inline` ones, at most `most`), else (no files at hand, or `sized=False`: Stage 1 read by
+        search) the default 8."""
         given = self.max_num_results.get(stage.key)
         if given is not None:
             return int(given)
         if not sized or run is None or run.texts is None:
             return DEFAULT_RESULTS
-        return sized_results(sum(file_chunks(tokens) for _, _, tokens in file_stats(run.texts.files)))
+        stats = file_stats(run.texts.files)
+        return sized_results(sum(file_chunks(tokens) for name, _, tokens in stats if name not in inline), most)
 
     def allowance(self, body: dict[str, Any], store_id: str | None) -> int:
         """The tokens retrieval may add to this request: its `file_search` result count of whole

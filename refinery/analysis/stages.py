@@ -116,10 +116,13 @@ STAGE_ARTIFACTS: dict[str, str] = {s.key: s.artifact for s in STAGES}
 # returns about a twentieth of the store's chunks, at least two (one result cannot tell two
 # candidate passages apart) and at most eight (the system prompt's per-pass count, and what a big
 # store got before). Stage 1 read by search keeps eight: there the search is the reading itself.
+# A Stage 1 call that reads its group inline searches only to look up what a run refers to (the
+# task in the index, another group's run): a lookup, sized to what is not inline, at most four.
 DEFAULT_RESULTS = 8
 RESULTS_SHARE = 20
 MIN_RESULTS = 2
 MAX_RESULTS = 8
+LOOKUP_RESULTS = 4
 
 
 def file_chunks(tokens: int) -> int:
@@ -131,9 +134,9 @@ def file_chunks(tokens: int) -> int:
     return 1 + -(-(tokens - CHUNK_SIZE_TOKENS) // step)
 
 
-def sized_results(chunks: int) -> int:
-    """`max_num_results` for a store of `chunks` chunks: a twentieth of them, from 2 to 8."""
-    return max(MIN_RESULTS, min(MAX_RESULTS, -(-chunks // RESULTS_SHARE)))
+def sized_results(chunks: int, most: int = MAX_RESULTS) -> int:
+    """`max_num_results` for a store of `chunks` chunks: a twentieth of them, from 2 to `most`."""
+    return max(MIN_RESULTS, min(most, -(-chunks // RESULTS_SHARE)))
 
 
 def retrieval_allowance(body: Mapping[str, Any]) -> int:
