@@ -213,21 +213,22 @@ def _short(value: Any, text: int, items: int) -> Any:
     if isinstance(value, str):
         return _cut(value, text)
     if isinstance(value, list):
-        kept = [_short(v, text, items) for v in value[:items]]
-        return kept + ([f"… and {len(value) - items} more"] if len(value) > items else [])
+        return [_short(v, text, items) for v in value[:items]]
     if isinstance(value, dict):
         return {k: _short(v, text, items) for k, v in value.items()}
     return value
 
 
-def shrunk(data: Any, max_tokens: int) -> Any:
+def shrunk(data: dict[str, Any], max_tokens: int) -> dict[str, Any]:
     """`data` as is when its compact JSON fits `max_tokens`, else shortened in steps (long texts
-    cut, long lists cut with a note of how many more), the first step that fits; the last step
-    (texts of 20 characters, no list items) fits any ceiling of a few dozen tokens."""
+    cut, lists kept to their first items; each item keeps its shape, and a `shortened` line says
+    what was cut), the first step that fits; the last step (texts of 20 characters, no list items)
+    fits any ceiling of a few dozen tokens."""
     if estimate_tokens(compact_json(data)) <= max_tokens:
         return data
     for text, items in ((400, 40), (200, 20), (120, 10), (80, 5), (40, 2), (20, 0)):
-        smaller = _short(data, text, items)
+        note = f"texts cut to {text} characters, lists to their first {items} items, for room"
+        smaller = {"shortened": note, **_short(data, text, items)}
         if estimate_tokens(compact_json(smaller)) <= max_tokens:
             return smaller
     return smaller
