@@ -116,6 +116,7 @@ def test_stage3_reads_stage1s_evidence_and_the_runs_it_flagged_not_every_runs_su
     view = pasted("stage3", PRIOR)["stage1"]
     assert view["events"] == SAMPLES["stage1"]["events"] and view["evidence"] == SAMPLES["stage1"]["evidence"]
     assert [t["run_id"] for t in view["flagged_runs"]] == ["run-2"]  # run-1 ("not stated", no event) left out
+    assert view["runs"] == ["1 run-1 agent (not stated)", "2 run-2 lookup_order (error)"]  # every run, one line
     assert "coverage" not in view and "timeline" not in view
 
 
@@ -156,7 +157,7 @@ def test_the_plan_counts_each_pasted_output_at_its_ceiling():
     calls = {c.name: c for c in measure(bodies)}
     stages = plan_summary(analyst, trace, files, list(calls.values()))["stages"]
     assert stages["stage2"]["input_tokens"] == calls["stage2"].input_tokens + calls["stage2"].retrieval + 2000
-    assert stages["stage3"]["input_tokens"] == calls["stage3"].input_tokens + calls["stage3"].retrieval + 1000 + 800
+    assert stages["stage3"]["input_tokens"] == calls["stage3"].input_tokens + calls["stage3"].retrieval + 1500 + 800
     assert stages["stage4"]["input_tokens"] == calls["stage4"].input_tokens + 500 + 1200
 
 

@@ -151,15 +151,17 @@ def stage1_file_text(output: TraceAnalysisOutput) -> str:
 # ceiling (`shrunk`), so the plan counts the ceiling, not the earlier stage's whole output budget:
 # - Stage 2 compares what happened with each expectation clause: all of Stage 1 (timeline, events,
 #   evidence, coverage), condensed beyond one Stage 1 call's output budget (`condense_stage1`);
-# - Stage 3 re-reads the spans cited and builds causal chains from them: Stage 1's evidence (its
-#   events, evidence and the runs it flagged, not every run's summary) and Stage 2's gaps (the
-#   clauses not met, missing context, wrong assumptions, focus areas: not its coverage);
+# - Stage 3 re-reads the spans cited and builds causal chains from them, and names the decisive
+#   step and the responsible agent: Stage 1's evidence (its events, evidence and the runs it
+#   flagged, not every run's summary), every run in order as one line (sequence, id, name, status:
+#   where a step lies and whose it is), and Stage 2's gaps (the clauses not met, missing context,
+#   wrong assumptions, focus areas: not its coverage);
 # - Stage 4 synthesises from the diagnosis: Stage 3's findings (chains, root cause, remediations,
 #   localisation; not its long prose or the verbatim quotes, checked already) and Stage 2's gaps.
 #   Stage 1's timeline is not repeated; a line in its slot says so.
 PASTED_TOKENS: dict[str, dict[str, int | None]] = {
     "stage2": {"stage1": None},  # `stage1_ceiling`: a one-group Stage 1 whole
-    "stage3": {"stage1": 1000, "stage2": 800},
+    "stage3": {"stage1": 1500, "stage2": 800},
     "stage4": {"stage2": 500, "stage3": 1200},
 }
 STAGE1_NOT_REPEATED = (
@@ -176,11 +178,12 @@ def stage1_ceiling(stage1_budget: int) -> int:
 
 
 def stage1_evidence(data: Mapping[str, Any]) -> dict[str, Any]:
-    """What Stage 3 reads of Stage 1: its events and evidence, and the timeline entries of the
-    runs it flagged (error, partial, or an event's run)."""
+    """What Stage 3 reads of Stage 1: its events and evidence, the timeline entries of the runs it
+    flagged (error, partial, or an event's run), and every run in order as one line."""
     marked = {e["run_id"] for e in data["events"] if e.get("run_id")}
     flagged = [t for t in data["timeline"] if t["status"] in ("error", "partial") or t["run_id"] in marked]
-    return {"events": data["events"], "evidence": data["evidence"], "flagged_runs": flagged}
+    runs = [f"{t['sequence']} {t['run_id']} {t['run_name']} ({t['status']})" for t in data["timeline"]]
+    return {"events": data["events"], "evidence": data["evidence"], "flagged_runs": flagged, "runs": runs}
 
 
 def stage2_gaps(data: Mapping[str, Any]) -> dict[str, Any]:
