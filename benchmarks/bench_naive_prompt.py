@@ -4,8 +4,9 @@ For each TRAIL trace in ../shared/eval-data/trail/traces: `refinery plan --json`
 with the store a run would use (`--store hosted`, the default against OpenAI; `--store none` with
 `--store none`), and its `naive_prompt`: the whole rendered trace and the instructions (system
 prompt and expectation) in one prompt. Printed: each trace's naive tokens, the plan's input tokens
-worst case (every `file_search` filling its result count) and expected (prior stages' JSON at half
-its budget), their ratios to the naive prompt, and the medians (issue 37: median planned ≤ 1.6 ×).
+worst case (every `file_search` filling its result count, each earlier stage's JSON at its ceiling
+in the later stage's prompt) and expected (that JSON at half its output budget, within the same
+ceilings), their ratios to the naive prompt, and the medians (issue 37: median planned ≤ 1.6 ×).
 
 Run: `python benchmarks/bench_naive_prompt.py [--store hosted|none] [--limit N]`.
 """
@@ -73,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "store": args.store,
         "traces": len(rows),
-        "median_planned_vs_naive": statistics.median(r["planned_x"] for r in rows),
-        "median_expected_vs_naive": statistics.median(r["expected_x"] for r in rows),
+        "median_planned_vs_naive": round(statistics.median(r["planned_x"] for r in rows), 3),
+        "median_expected_vs_naive": round(statistics.median(r["expected_x"] for r in rows), 3),
         "sum_planned_vs_naive": round(sum(r["planned"] for r in rows) / total_naive, 2),
         "sum_expected_vs_naive": round(sum(r["expected"] for r in rows) / total_naive, 2),
         "min_max_planned_vs_naive": [min(r["planned_x"] for r in rows), max(r["planned_x"] for r in rows)],

@@ -210,7 +210,7 @@ async def test_auto_on_openai_uploads_to_the_hosted_store_with_no_request_asking
         assert analyst.store_choice().store == "hosted"
         result = await analyst.analyze(make_trace(), EXPECTATION)
     assert result.store_id == "vs_test" and result.stage_metadata["stage2"]["reading"] == "hosted"
-    assert fake.bodies[0]["tools"][0]["vector_store_ids"] == ["vs_test"]
+    assert fake.bodies[1]["tools"][0]["vector_store_ids"] == ["vs_test"]  # Stage 2 (Stage 1 holds every file)
     sent = [(method, str(url)) for method, url in mocked.requests]
     assert not [u for m, u in sent if m == "GET" and u.endswith("?limit=1")]  # the probe there was
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from refinery.analysis.condense import stage1_evidence, stage2_gaps, stage3_findings
 from refinery.analysis.staged_failure_analyst import (
     STAGE_ARTIFACTS,
     StagedFailureAnalyst,
@@ -54,15 +55,17 @@ async def test_full_flow_sends_spec_valid_bodies_and_chains_stage_json(fake, ana
         assert spec.validate(body) == []
         assert "seed" not in body
     s1, s2, s3, s4 = fake.bodies
-    for body in (s1, s2, s3):
+    assert "tools" not in s1 and "include" not in s1  # one call holds every file: nothing to retrieve
+    for body in (s2, s3):
         assert body["tools"][0]["vector_store_ids"] == ["vs_test"]
         assert body["include"] == ["file_search_call.results"]
     assert "tools" not in s4
     assert compact_json(SAMPLES["stage1"]) in user_text(s2)
     assert EXPECTATION.description in user_text(s2)
-    assert compact_json(SAMPLES["stage1"]) in user_text(s3) and compact_json(SAMPLES["stage2"]) in user_text(s3)
-    assert compact_json(SAMPLES["stage3"]) in user_text(s4)
-    assert "{stage1_json}" not in user_text(s4)
+    assert compact_json(stage1_evidence(SAMPLES["stage1"])) in user_text(s3)
+    assert compact_json(stage2_gaps(SAMPLES["stage2"])) in user_text(s3)
+    assert compact_json(stage3_findings(SAMPLES["stage3"])) in user_text(s4)
+    assert '"timeline"' not in user_text(s4) and "{stage1_json}" not in user_text(s4)
 
     assert result.store_id == "vs_test"
     assert result.synthesis.summary == SAMPLES["stage4"]["summary"]

@@ -146,6 +146,121 @@ def stage1_file_text(output: TraceAnalysisOutput) -> str:
     return "\n".join(lines) + "\n"
 
 
+# What each later stage is given of each earlier stage's output (issue 37), and the most tokens it
+# may take there. Each view keeps the fields the stage's prompt works from, and is cut to its
+# ceiling (`shrunk`), so the plan counts the ceiling, not the earlier stage's whole output budget:
+# - Stage 2 compares what happened with each expectation clause: all of Stage 1 (timeline, events,
+#   evidence, coverage), condensed beyond one Stage 1 call's output budget (`condense_stage1`);
+# - Stage 3 re-reads the spans cited and builds causal chains from them, and names the decisive
+#   step and the responsible agent: Stage 1's evidence (its events, evidence and the runs it
+#   flagged, not every run's summary), every run in order as one line (sequence, id, name, status:
+#   where a step lies and whose it is), and Stage 2's gaps (the clauses not met, missing context,
+#   wrong assumptions, focus areas: not its coverage);
+# - Stage 4 synthesises from the diagnosis: Stage 3's findings (chains, root cause, remediations,
+#   localisation; not its long prose or the verbatim quotes, checked already) and Stage 2's gaps.
+#   Stage 1's timeline is not repeated; a line in its slot says so.
+PASTED_TOKENS: dict[str, dict[str, int | None]] = {
+    "stage2": {"stage1": None},  # `stage1_ceiling`: a one-group Stage 1 whole
+    "stage3": {"stage1": 1500, "stage2": 800},
+    "stage4": {"stage2": 500, "stage3": 1200},
+}
+STAGE1_NOT_REPEATED = (
+    "(Stage 1's timeline is not repeated here: Stage 2's gaps and Stage 3's diagnosis below are built on it and "
+    "carry its citations.)"
+)
+
+
+def stage1_ceiling(stage1_budget: int) -> int:
+    """The most of Stage 1 that Stage 2 reads: what one Stage 1 call may write (its output budget),
+    and a quarter more for the estimate's error on JSON, so a one-group Stage 1 goes whole; a big
+    trace's merged groups beyond it are condensed (the whole is in the store as a file)."""
+    return stage1_budget + stage1_budget // 4
+
+
+def stage1_evidence(data: Mapping[str, Any]) -> dict[str, Any]:
+    """What Stage 3 reads of Stage 1: its events and evidence, the timeline entries of the runs it
+    flagged (error, partial, or an event's run), and every run in order as one line."""
+    marked = {e["run_id"] for e in data["events"] if e.get("run_id")}
+    flagged = [t for t in data["timeline"] if t["status"] in ("error", "partial") or t["run_id"] in marked]
+    runs = [f"{t['sequence']} {t['run_id']} {t['run_name']} ({t['status']})" for t in data["timeline"]]
+    return {"events": data["events"], "evidence": data["evidence"], "flagged_runs": flagged, "runs": runs}
+
+
+def stage2_gaps(data: Mapping[str, Any]) -> dict[str, Any]:
+    """What stages 3 and 4 read of Stage 2: the clauses not met, and what it found missing or wrong."""
+    return {
+        "expectations": [e for e in data["expectations"] if e["status"] != "met"],
+        "missing_context": data["missing_context"],
+        "incorrect_assumptions": data["incorrect_assumptions"],
+        "suggested_focus_areas": data["suggested_focus_areas"],
+    }
+
+
+def stage3_findings(data: Mapping[str, Any]) -> dict[str, Any]:
+    """What Stage 4 reads of Stage 3: everything but its long prose (`detailed_analysis`) and the
+    errors' verbatim quotes (verified against the runs already; the findings cite files)."""
+    out = {k: v for k, v in data.items() if k != "detailed_analysis"}
+    out["errors"] = [{k: v for k, v in e.items() if k != "evidence"} for e in data.get("errors", [])]
+    return out
+
+
+VIEWS = {
+    ("stage3", "stage1"): stage1_evidence,
+    ("stage3", "stage2"): stage2_gaps,
+    ("stage4", "stage2"): stage2_gaps,
+    ("stage4", "stage3"): stage3_findings,
+}
+
+
+def _short(value: Any, text: int, items: int) -> Any:
+    if isinstance(value, str):
+        return _cut(value, text)
+    if isinstance(value, list):
+        return [_short(v, text, items) for v in value[:items]]
+    if isinstance(value, dict):
+        return {k: _short(v, text, items) for k, v in value.items()}
+    return value
+
+
+def shrunk(data: dict[str, Any], max_tokens: int) -> dict[str, Any]:
+    """`data` as is when its compact JSON fits `max_tokens`, else shortened in steps (long texts
+    cut, lists kept to their first items; each item keeps its shape, and a `shortened` line says
+    what was cut), the first step that fits; the last step (texts of 20 characters, no list items)
+    fits any ceiling of a few dozen tokens."""
+    if estimate_tokens(compact_json(data)) <= max_tokens:
+        return data
+    for text, items in ((400, 40), (200, 20), (120, 10), (80, 5), (40, 2), (20, 0)):
+        note = f"texts cut to {text} characters, lists to their first {items} items, for room"
+        smaller = {"shortened": note, **_short(data, text, items)}
+        if estimate_tokens(compact_json(smaller)) <= max_tokens:
+            return smaller
+    return smaller
+
+
+def pasted(stage: str, prior: Mapping[str, Any]) -> dict[str, Any]:
+    """The prompt slots of `stage`: each earlier stage's JSON-ready output as the stage reads it
+    (its view, cut to its ceiling), a string (a plan's placeholder) as is, and Stage 4's Stage 1
+    slot a line saying it is not repeated. Stage 2's Stage 1 is condensed by `fitted_prior`."""
+    slots: dict[str, Any] = {}
+    for key, value in prior.items():
+        view = VIEWS.get((stage, key))
+        ceiling = PASTED_TOKENS[stage][key] if view is not None else None
+        slots[key] = value if isinstance(value, str) or ceiling is None else shrunk(view(value), ceiling)
+    if stage == "stage4":
+        slots["stage1"] = STAGE1_NOT_REPEATED
+    return slots
+
+
+def pasted_worst(stage: str, prior: str, whole: int, stage1_budget: int) -> int:
+    """The most tokens `prior`'s output takes in `stage`'s prompt, for an output of at most
+    `whole` tokens: its ceiling (`stage1_budget`, one Stage 1 call's output budget, for Stage 1 in
+    Stage 2; 0 where it is not pasted)."""
+    ceilings = PASTED_TOKENS.get(stage, {})
+    if prior not in ceilings:
+        return 0
+    return min(whole, ceilings[prior] or stage1_ceiling(stage1_budget))
+
+
 async def fitted_prior(
     calls: StageCalls,
     store: StoreKeeper,
@@ -154,21 +269,23 @@ async def fitted_prior(
     prior: Mapping[str, Any],
     expectation_text: str | None,
 ) -> tuple[dict[str, Any], int, list[str]]:
-    """The prior stages' JSON for `stage`'s prompt, Stage 1 condensed when it would not fit the
-    input budget (the full Stage 1 then goes to the store as a file, and a note says so; read with
-    no store, into half of it, the other half left for the runs read inline)."""
+    """The prior stages' JSON for `stage`'s prompt (`pasted`: what the stage reads of each), Stage
+    1 condensed for Stage 2 beyond its ceiling or when it would not fit the input budget (the full
+    Stage 1 then goes to the store as a file, and a note says so; read with no store, into half of
+    the budget, the other half left for the runs read inline)."""
 
     def fit() -> tuple[dict[str, Any], TraceAnalysisOutput | None, int]:  # a big Stage 1 is CPU work: off the loop
-        prior_json = {k: v.model_dump(mode="json") for k, v in prior.items()}
-        if "stage1" not in prior:
+        prior_json = pasted(stage.key, {k: v.model_dump(mode="json") for k, v in prior.items()})
+        if "stage1" not in prior or stage.key != "stage2":
             return prior_json, None, 0
         empty = stage_user_text(
             stage, {**prior_json, "stage1": ""}, expectation_text=expectation_text, notes=[STAGE1_FILE_NOTE]
         )
-        overhead = calls.worst_input(stage, calls.body(stage, empty, run.store_id or PLANNED_STORE), run.store_id)
-        room = calls.input_budget - overhead
+        body = calls.body(stage, empty, run.store_id or PLANNED_STORE, results=calls.results(stage, run))
+        room = calls.input_budget - calls.worst_input(body, run.store_id)
         # read with no store, the runs that matter come inline too: Stage 1 gets half the room
-        fitted, level = condense_stage1(prior["stage1"], room // 2 if run.reading == "none" else room)
+        room = room // 2 if run.reading == "none" else room
+        fitted, level = condense_stage1(prior["stage1"], min(room, stage1_ceiling(calls.max_output_tokens["stage1"])))
         return prior_json, fitted, level
 
     prior_json, fitted, level = await in_worker(fit)
@@ -177,7 +294,10 @@ async def fitted_prior(
     if level == 0:
         return prior_json, 0, []
     log.info(
-        "%s: stage 1 condensed (level %d) to fit the input budget of %d tokens", stage.key, level, calls.input_budget
+        "%s: stage 1 condensed (level %d) to its ceiling here or the input budget of %d tokens",
+        stage.key,
+        level,
+        calls.input_budget,
     )
     prior_json["stage1"] = fitted.model_dump(mode="json")
     if run.store_id and stage.searches:

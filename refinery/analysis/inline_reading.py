@@ -238,20 +238,22 @@ def later_stage_text(
     `budget`); in the room left, the trace's other runs whole, in order."""
 
     def measure(text: str) -> int:
-        return calls.worst_input(stage, calls.body(stage, text, None, inline=True), None)
+        return calls.worst_input(calls.body(stage, text, None, inline=True), None)
 
     flagged = flagged_runs(run, stage1)
     pieces = [*run_pieces(run, flagged), *file_pieces(run, context_files(run))]
     shown = set(flagged)
     others = [rid for rid in (run.texts.where if run.texts is not None else {}) if rid not in shown]
     target = limit = calls.input_budget if budget is None else budget
-    for _ in range(3):  # the estimate of a whole text may pass the sum of its parts: measured, fitted again
+    # the estimate of a whole text may pass the sum of its parts, and a piece cut to its share may
+    # stay over it: measured, fitted again in a smaller room, each step cutting more than the last
+    for attempt in range(1, 7):
         # the rest of the trace, in order, while whole runs fit
         text = within_budget(base, pieces, measure, limit, run_pieces(run, others), len(others))
         over = measure(text) - target
         if over <= 0:
             break
-        limit -= over + SEPARATOR_TOKENS
+        limit -= (over + SEPARATOR_TOKENS) * attempt
     return text
 
 

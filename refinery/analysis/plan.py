@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from refinery.analysis.analysis_run import AnalysisRun, StageGroup
+from refinery.analysis.condense import PASTED_TOKENS, pasted, pasted_worst
 from refinery.analysis.inline_reading import later_stage_text
 from refinery.analysis.stage1_groups import group_request
 from refinery.analysis.staged_failure_analyst import StagedFailureAnalyst
-from refinery.analysis.stages import PLANNED_STORE, STAGE_BY_KEY, stage_user_text
+from refinery.analysis.stages import PLANNED_STORE, STAGE_BY_KEY, retrieval_allowance, stage_user_text
 from refinery.analysis.verification import RunTexts
 from refinery.core.gc_freeze import objects_frozen
 from refinery.core.models import DomainExpertExpectation, Trace
@@ -30,33 +31,32 @@ from refinery.traces.spool import file_stats
 def planned_requests(
     analyst: StagedFailureAnalyst, trace: Trace, files: Sequence[tuple[str, str]], expectation: DomainExpertExpectation
 ) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(call name, body) for every `/responses` call of a run, prior-stage JSON as placeholders.
-    Stage 1 is built as the analyst reads it (`stage1_reading`): inline, each group's run files
-    are in its body."""
+    """(call name, body) for every `/responses` call of a run, prior-stage JSON as placeholders
+    (Stage 4's Stage 1 slot as it is sent: `condense.pasted`). Stage 1 is built as the analyst
+    reads it (`stage1_reading`): inline, each group's run files are in its body (every file, and
+    no `file_search`, when one call holds every run); stages 2–3 search with a result count sized
+    to the store."""
     prior = {f"stage{n}": f"<stage {n} JSON>" for n in (1, 2, 3)}
     if analyst.store == "none":
         yield from _planned_inline(analyst, trace, files, expectation, prior)
         return
+    calls = analyst.calls
     groups = analyst.stage1_groups(files)
     run = AnalysisRun(trace_id=trace.trace_id, store_id=PLANNED_STORE, groups=groups, texts=RunTexts(files))
     slots: list[StageGroup | None] = [*groups] or [None]
+    stage1 = STAGE_BY_KEY["stage1"]
     for g in slots:
-        text, filters, reading = group_request(analyst.calls, run, g, len(groups), analyst.stage1_reading)
+        shape = group_request(calls, run, g, len(groups), analyst.stage1_reading)
         name = f"stage1 (group {g.number}/{len(groups)})" if g is not None and len(groups) > 1 else "stage1"
-        if reading != analyst.stage1_reading:
-            name += f" (read by {reading})"
-        yield name, analyst.build_stage_body("stage1", text, filters=filters, store_id=PLANNED_STORE)
+        if shape.reading != analyst.stage1_reading:
+            name += f" (read by {shape.reading})"
+        body = calls.body(stage1, shape.text, PLANNED_STORE, shape.filters, inline=shape.whole, results=shape.results)
+        yield name, body
     expect_text = analyst.expectation_text(expectation, RedactionReport())  # counted by the rendering
-    yield (
-        "stage2",
-        analyst.build_stage_body(
-            "stage2",
-            stage_user_text(STAGE_BY_KEY["stage2"], prior, expectation_text=expect_text),
-            store_id=PLANNED_STORE,
-        ),
-    )
-    for key in ("stage3", "stage4"):
-        yield key, analyst.build_stage_body(key, stage_user_text(STAGE_BY_KEY[key], prior), store_id=PLANNED_STORE)
+    for key in ("stage2", "stage3", "stage4"):
+        stage = STAGE_BY_KEY[key]
+        text = stage_user_text(stage, pasted(key, prior), expectation_text=expect_text if key == "stage2" else None)
+        yield key, calls.body(stage, text, PLANNED_STORE, results=calls.results(stage, run))
 
 
 def _planned_inline(
@@ -74,13 +74,13 @@ def _planned_inline(
     failed = tuple(r.id for r in trace.get_failed_runs())
     run = AnalysisRun(trace_id=trace.trace_id, groups=groups, texts=RunTexts(files), reading="none", failed_runs=failed)
     for g in [*groups] or [None]:
-        text, _, _ = group_request(calls, run, g, len(groups), analyst.stage1_reading)
+        text = group_request(calls, run, g, len(groups), analyst.stage1_reading).text
         name = f"stage1 (group {g.number}/{len(groups)})" if g is not None and len(groups) > 1 else "stage1"
         yield name, calls.body(STAGE_BY_KEY["stage1"], text, None, inline=True)
     expect_text = analyst.expectation_text(expectation, RedactionReport())
     for key in ("stage2", "stage3", "stage4"):
         stage = STAGE_BY_KEY[key]
-        base = stage_user_text(stage, prior, expectation_text=expect_text if key == "stage2" else None)
+        base = stage_user_text(stage, pasted(key, prior), expectation_text=expect_text if key == "stage2" else None)
         text = later_stage_text(calls, run, stage, base, None, budget=calls.input_budget // 2)
         yield key, calls.body(stage, text, None, inline=True)
 
@@ -94,6 +94,7 @@ class PlannedCall:
     input_tokens: int
     max_output_tokens: int
     body: dict[str, Any] | None = None
+    retrieval: int = 0  # what its `file_search` may add: its result count of whole chunks
 
 
 def measure(bodies: Iterable[tuple[str, dict[str, Any]]], keep_bytes: int | None = 0) -> list[PlannedCall]:
@@ -107,9 +108,8 @@ def measure(bodies: Iterable[tuple[str, dict[str, Any]]], keep_bytes: int | None
             size = len(json.dumps(body)) if room else 0  # measured only while there is room for it
             keep = keep_bytes is None or (room and kept + size <= keep_bytes)
             kept += size if keep else 0
-            calls.append(
-                PlannedCall(name, estimate_body_tokens(body), int(body["max_output_tokens"]), body if keep else None)
-            )
+            tokens, budget = estimate_body_tokens(body), int(body["max_output_tokens"])
+            calls.append(PlannedCall(name, tokens, budget, body if keep else None, retrieval_allowance(body)))
     return calls
 
 
@@ -136,7 +136,8 @@ def plan_summary(
     prices: Mapping[str, tuple[float, float, float]] | None = None,
 ) -> dict[str, Any]:
     """What a run would cost, worst case: calls, input and output tokens per stage (the chunks
-    `file_search` may add, and Stage 1's JSON as later stages would paste it, condensed to fit),
+    each call's `file_search` may add, and the earlier stages' JSON as later stages would paste it:
+    each at its ceiling in that stage, `condense.PASTED_TOKENS`, Stage 1's condensed to fit),
     estimated cost, duration at `latency_s` a call, and any request over the context budget.
     `calls` are `planned_requests`' bodies as `measure` counted them: built once, summed here.
 
@@ -147,23 +148,24 @@ def plan_summary(
     budget = analyst.calls.input_budget
     groups = max(1, sum(1 for c in calls if c.name.startswith("stage1")))
     out_budget = analyst.max_output_tokens
-    stage1_json = groups * out_budget["stage1"]  # pasted into stages 2-4, at most what fits
-    pasted = {"stage2": {"stage1"}, "stage3": {"stage1", "stage2"}, "stage4": {"stage1", "stage2", "stage3"}}
+    stage1_json = groups * out_budget["stage1"]  # what later stages read of it: at most its ceiling, and what fits
     stages: dict[str, dict[str, Any]] = {}
     warnings: list[str] = []
     expected_input = 0  # outputs at half their budget: what a run usually pastes
     for call in calls:
         name = call.name
         key = name.split(" ")[0]
-        stage = STAGE_BY_KEY[key]
         known = call.input_tokens
-        allowance = analyst.calls.allowance(stage, None if analyst.store == "none" else PLANNED_STORE)
-        prior = 0
-        for p in sorted(pasted.get(key, set())):
-            size = stage1_json if p == "stage1" else out_budget[p]
-            prior += min(size, max(0, budget - known - allowance)) if p == "stage1" else size
+        allowance = analyst.calls.search_allowance if analyst.store == "none" else call.retrieval
+        room = max(0, budget - known - allowance)
+        prior = expected = 0
+        for p in sorted(PASTED_TOKENS.get(key, {})):
+            whole = stage1_json if p == "stage1" else out_budget[p]
+            worst, half = (pasted_worst(key, p, w, out_budget["stage1"]) for w in (whole, whole // 2))
+            prior += min(worst, room) if p == "stage1" else worst
+            expected += min(half, room) if p == "stage1" else half
         total_in = known + allowance + prior
-        expected_input += known + allowance + prior // 2
+        expected_input += known + allowance + expected
         row = stages.setdefault(key, {"calls": 0, "input_tokens": 0, "output_tokens": 0, "largest_request": 0})
         row["calls"] += 1
         row["input_tokens"] += total_in

@@ -10,7 +10,8 @@ the rerun.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from refinery.analysis.analysis_run import AnalysisRun, StageGroup, group_filter
@@ -18,7 +19,14 @@ from refinery.analysis.checkpoints import Checkpoints
 from refinery.analysis.inline_reading import stage1_text
 from refinery.analysis.stage_calls import StageCalls, record_check
 from refinery.analysis.staged_schemas import TraceAnalysisOutput
-from refinery.analysis.stages import PLANNED_STORE, STAGE_BY_KEY, GroupNote, inline_files_text, stage_user_text
+from refinery.analysis.stages import (
+    LOOKUP_RESULTS,
+    PLANNED_STORE,
+    STAGE_BY_KEY,
+    GroupNote,
+    inline_files_text,
+    stage_user_text,
+)
 from refinery.analysis.verification import Verification
 from refinery.core.offload import in_worker, off_loop
 from refinery.errors import RequestDeferred
@@ -36,15 +44,50 @@ def inline_filter(group: StageGroup) -> dict[str, Any]:
     return {"type": "ne", "key": "group", "value": group.number}
 
 
+@dataclass(frozen=True)
+class GroupCall:
+    """One Stage 1 call as `group_request` shapes it: its user text, its `file_search` filter,
+    how the group is read (`inline` / `search`), whether the call holds every file (`whole`: no
+    `file_search` tool, nothing left to retrieve) and its result count."""
+
+    text: str
+    filters: dict[str, Any] | None
+    reading: str
+    whole: bool = False
+    results: int | None = None
+
+
+def run_files(run: AnalysisRun) -> set[str]:
+    """The names of the rendered files that hold runs (the rest: index, prompts, evals, expectations)."""
+    texts = run.texts
+    if texts is None:
+        return set()
+    names = file_names(texts.files)
+    return {names[i] for i in range(len(names)) if texts.layout(i).run_ids}
+
+
+def whole_text(files: Sequence[tuple[str, str]]) -> str:
+    """Every file for a Stage 1 call that reads them all: the index first (the task, the agents'
+    system prompts, the tools, the table of runs: what the runs are read against), then the rest
+    in the rendering's order."""
+    names = file_names(files)
+    index = {n for n in names if n.endswith("_index.md")}
+    parts = [inline_files_text(files, index), inline_files_text(files, set(names) - index)]
+    return "\n\n".join(p for p in parts if p)
+
+
 def group_request(
     calls: StageCalls, run: AnalysisRun, group: StageGroup | None, groups: int, reading: str
-) -> tuple[str, dict[str, Any] | None, str]:
-    """(user text, file_search filters, reading used) of one Stage 1 call.
+) -> GroupCall:
+    """The shape of one Stage 1 call.
 
     Inline: the group's run files go into the prompt whole, so every run is read, and the store
-    is searched for the rest. Search: the model sees what `file_search` returns for the group.
-    A group is read by search when there are no rendered files at hand (a store made by
-    `refinery init`) or when its inline request would not fit the input budget.
+    is searched for the rest (a result count sized to the store). When the group holds every run
+    file of the trace and the other files fit beside them, they go in too and the call has no
+    `file_search` tool: nothing would be left to retrieve. Search: the model sees what
+    `file_search` returns for the group. A group is read by search when there are no rendered
+    files at hand (a store made by `refinery init`) or when its inline request would not fit the
+    input budget.
     """
     stage = STAGE_BY_KEY["stage1"]
     note = (
@@ -57,22 +100,30 @@ def group_request(
         base = stage_user_text(stage, group=note)
 
         def measure(text: str) -> int:
-            return calls.worst_input(stage, calls.body(stage, text, None, inline=True), None)
+            return calls.worst_input(calls.body(stage, text, None, inline=True), None)
 
-        return stage1_text(base, run, group, measure, calls.input_budget), None, "inline"
+        return GroupCall(stage1_text(base, run, group, measure, calls.input_budget), None, "inline", whole=True)
     if reading == "inline" and group is not None and run.texts is not None:
         # the request's size from the spool's token counts, before any text is built: the empty
         # request, each file, and its two separator lines (a whole counts no more than its parts)
         store, filters = run.store_id or PLANNED_STORE, inline_filter(group)
-        empty = calls.worst_input(
-            stage, calls.body(stage, stage_user_text(stage, group=note, group_files=""), store, filters), store
-        )
+        sizes = {name: tokens + FILE_SEPARATOR_TOKENS for name, _, tokens in file_stats(run.texts.files)}
         wanted = set(group.files)
-        files = sum(tokens + FILE_SEPARATOR_TOKENS for name, _, tokens in file_stats(run.texts.files) if name in wanted)
-        if empty + files <= calls.input_budget:
+        if run_files(run) <= wanted:  # every run in this call: the other files too, and no search, if they fit
+            empty = calls.worst_input(
+                calls.body(stage, stage_user_text(stage, group=note, whole_files=""), store, inline=True), store
+            )
+            if empty + sum(sizes.values()) <= calls.input_budget:
+                text = stage_user_text(stage, group=note, whole_files=whole_text(run.texts.files))
+                return GroupCall(text, None, "inline", whole=True)
+        results = calls.results(stage, run, inline=wanted, most=LOOKUP_RESULTS)  # a lookup of what is not inline
+        body = calls.body(stage, stage_user_text(stage, group=note, group_files=""), store, filters, results=results)
+        if calls.worst_input(body, store) + sum(sizes[n] for n in wanted if n in sizes) <= calls.input_budget:
             text = stage_user_text(stage, group=note, group_files=inline_files_text(run.texts.files, wanted))
-            return text, filters, "inline"
-    return stage_user_text(stage, group=note), search_filters, "search"
+            return GroupCall(text, filters, "inline", results=results)
+    return GroupCall(
+        stage_user_text(stage, group=note), search_filters, "search", results=calls.results(stage, run, sized=False)
+    )
 
 
 def group_tokens(calls: StageCalls, wanted: int, reading: str, store: str = "hosted") -> int:
@@ -85,9 +136,9 @@ def group_tokens(calls: StageCalls, wanted: int, reading: str, store: str = "hos
     stage = STAGE_BY_KEY["stage1"]
     empty = stage_user_text(stage, group=GroupNote(1, 2, 1, 1), group_files="")
     if store == "none":
-        room = calls.input_budget - calls.worst_input(stage, calls.body(stage, empty, None, inline=True), None)
+        room = calls.input_budget - calls.worst_input(calls.body(stage, empty, None, inline=True), None)
         return max(1, min(wanted, room * 9 // 10))
-    room = calls.input_budget - calls.worst_input(stage, calls.body(stage, empty, PLANNED_STORE), PLANNED_STORE)
+    room = calls.input_budget - calls.worst_input(calls.body(stage, empty, PLANNED_STORE), PLANNED_STORE)
     return max(1, min(wanted, room * 9 // 10))
 
 
@@ -136,8 +187,11 @@ async def analyse_groups(
             if n > 1:
                 await emit("stage1.group", "start", group=number, groups=n)
             # reading the group's files and sizing the request is blocking work: off the event loop
-            text, filters, readings[number] = await in_worker(group_request, calls, run, group, n, reading)
-            part, usage, check = await calls.call(run, stage, text, filters=filters)
+            shape = await in_worker(group_request, calls, run, group, n, reading)
+            readings[number] = shape.reading
+            part, usage, check = await calls.call(
+                run, stage, shape.text, filters=shape.filters, inline=shape.whole, results=shape.results
+            )
         checked = record_check(run, stage, check)
         if n > 1:
             # an atomic write (fsync) for each group, off the event loop; a group that answered is saved

@@ -7,22 +7,33 @@ counted as unverified.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
 from refinery.analysis.analysis_run import AnalysisRun
 from refinery.analysis.cost_ceiling import CostCeiling
-from refinery.analysis.stages import RequestContext, Stage, build_request, compact_json
+from refinery.analysis.stages import (
+    DEFAULT_RESULTS,
+    MAX_RESULTS,
+    RequestContext,
+    Stage,
+    build_request,
+    compact_json,
+    file_chunks,
+    retrieval_allowance,
+    sized_results,
+)
 from refinery.analysis.trace_search import with_search_tool
 from refinery.analysis.verification import Verification, reask_text, verify
-from refinery.core.context_windows import chunk_allowance
 from refinery.core.model_families import check_effort, output_budget
 from refinery.core.offload import in_worker
 from refinery.core.tokens import estimate_body_tokens
 from refinery.errors import ContextBudgetError, StageError
 from refinery.prompts.system_prompts import SYSTEM
+from refinery.traces.spool import file_stats
 from refinery.wire.response_output import CallUsage
 from refinery.wire.responses_client import JsonAnswer
 from refinery.wire.structured_model import StructuredModel
@@ -60,11 +71,33 @@ class StageCalls:
         for thinking (`core.model_families`)."""
         return output_budget(self.base_model, self.max_output_tokens[stage.key], self.reasoning_effort)
 
-    def allowance(self, stage: Stage, store_id: str | None) -> int:
-        """The tokens `file_search` may add to this stage's request; with no store, what the
-        results of `search_trace` calls may add (0 unless it is offered)."""
+    def results(
+        self,
+        stage: Stage,
+        run: AnalysisRun | None = None,
+        *,
+        sized: bool = True,
+        inline: Collection[str] = (),
+        most: int = MAX_RESULTS,
+    ) -> int:
+        """`max_num_results` of a stage's `file_search`: the count given for the stage, else sized
+        to the run's store (`stages.sized_results`, from the chunks of its rendered files but the
+        `inline` ones, at most `most`), else (no files at hand, or `sized=False`: Stage 1 read by
+        search) the default 8."""
+        given = self.max_num_results.get(stage.key)
+        if given is not None:
+            return int(given)
+        if not sized or run is None or run.texts is None:
+            return DEFAULT_RESULTS
+        stats = file_stats(run.texts.files)
+        return sized_results(sum(file_chunks(tokens) for name, _, tokens in stats if name not in inline), most)
+
+    def allowance(self, body: dict[str, Any], store_id: str | None) -> int:
+        """The tokens retrieval may add to this request: its `file_search` result count of whole
+        chunks (none when the body has no `file_search`); with no store, what the results of
+        `search_trace` calls may add (0 unless it is offered)."""
         if store_id:
-            return chunk_allowance(self.max_num_results[stage.key]) if stage.searches else 0
+            return retrieval_allowance(body)
         return self.search_allowance
 
     def body(
@@ -75,8 +108,11 @@ class StageCalls:
         filters: dict[str, Any] | None = None,
         *,
         inline: bool = False,
+        results: int | None = None,
     ) -> dict[str, Any]:
-        """The request body of one stage call (pure); `inline`: read with no store, no tools."""
+        """The request body of one stage call (pure); `inline`: no tools (read with no store, or a
+        Stage 1 call that holds every file); `results`: its `file_search` result count (default:
+        the stage's count as given, else 8)."""
         if stage.searches and not store_id and not inline:
             raise StageError(stage.key, "no vector store: call prepare() or pass vector_store_id")
         context = RequestContext(
@@ -85,7 +121,7 @@ class StageCalls:
             store_id=None if inline else store_id,
             system=SYSTEM,
             max_output_tokens=self.output_budget(stage),
-            max_num_results=self.max_num_results[stage.key],
+            max_num_results=results or self.results(stage),
             temperature=self.temperature,
             filters=None if inline else filters,
             reasoning_effort=self.reasoning_effort,
@@ -93,16 +129,26 @@ class StageCalls:
         )
         return build_request(stage, context)
 
-    def worst_input(self, stage: Stage, body: dict[str, Any], store_id: str | None) -> int:
-        """A request's input at its largest: its own text plus every chunk `file_search` may add."""
-        return estimate_body_tokens(body) + self.allowance(stage, store_id)
+    def worst_input(self, body: dict[str, Any], store_id: str | None) -> int:
+        """A request's input at its largest: its own text plus every chunk retrieval may add."""
+        return estimate_body_tokens(body) + self.allowance(body, store_id)
 
     async def call(
-        self, run: AnalysisRun, stage: Stage, user_text: str, *, filters: dict[str, Any] | None = None
+        self,
+        run: AnalysisRun,
+        stage: Stage,
+        user_text: str,
+        *,
+        filters: dict[str, Any] | None = None,
+        inline: bool = False,
+        results: int | None = None,
     ) -> tuple[Any, CallUsage, Verification | None]:
         """One stage call, its output validated and its citations checked; one re-ask when a
-        cited run id is not in the trace or a quote is not in the run's text."""
-        answer = await self._ask(run, stage, user_text, filters)
+        cited run id is not in the trace or a quote is not in the run's text. `inline`: the call
+        holds all it reads (no `file_search`); `results`: its result count (default: sized to
+        the run's store, `results`)."""
+        shape = _Shape(filters, inline or run.reading == "none", results or self.results(stage, run))
+        answer = await self._ask(run, stage, user_text, shape)
         output, usage = self._validated(stage, answer.data), answer.usage
         if run.texts is None:
             return output, usage, None
@@ -115,7 +161,7 @@ class StageCalls:
                 check.cited,
             )
             again = await self._ask(
-                run, stage, reask_text(user_text, check.unverified, compact_json(answer.data)), filters
+                run, stage, reask_text(user_text, check.unverified, compact_json(answer.data)), shape
             )
             usage = usage + again.usage
             try:
@@ -128,10 +174,10 @@ class StageCalls:
                     output, check = fixed, recheck
         return output, usage, check
 
-    async def _ask(self, run: AnalysisRun, stage: Stage, user_text: str, filters: dict[str, Any] | None) -> JsonAnswer:
+    async def _ask(self, run: AnalysisRun, stage: Stage, user_text: str, shape: _Shape) -> JsonAnswer:
         def sized() -> tuple[dict[str, Any], int, int]:  # a big body's token count is CPU work: off the loop
-            body = self.body(stage, user_text, run.store_id, filters, inline=run.reading == "none")
-            return body, self.allowance(stage, run.store_id), self.worst_input(stage, body, run.store_id)
+            body = self.body(stage, user_text, run.store_id, shape.filters, inline=shape.inline, results=shape.results)
+            return body, self.allowance(body, run.store_id), self.worst_input(body, run.store_id)
 
         body, allowance, worst_input = await in_worker(sized)
         if worst_input > self.input_budget:
@@ -154,6 +200,15 @@ class StageCalls:
             return stage.output_model.model_validate(data)
         except ValidationError as exc:
             raise StageError(stage.key, f"output does not match the stage model: {exc.errors()[:3]}") from exc
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """How one call reads besides its text: its `file_search` filter, no tools at all, its result count."""
+
+    filters: dict[str, Any] | None
+    inline: bool
+    results: int
 
 
 def record_check(run: AnalysisRun, stage: Stage, check: Verification | None) -> dict[str, Any] | None:

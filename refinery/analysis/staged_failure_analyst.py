@@ -125,7 +125,7 @@ class StagedFailureAnalyst(AnalystBase):
         vector_store_id: str | None = None,
         keep_store: bool = False,
         max_output_tokens: Mapping[str, int] | None = None,
-        max_num_results: Mapping[str, int] | int = 8,
+        max_num_results: Mapping[str, int] | int | None = None,
         render_options: RenderOptions | None = None,
         files_per_group: int = 64,
         group_tokens: int = DEFAULT_GROUP_TOKENS,
@@ -170,10 +170,12 @@ class StagedFailureAnalyst(AnalystBase):
         self.vector_store_id = vector_store_id
         self.keep_store = keep_store or vector_store_id is not None
         self.max_output_tokens = {**{s.key: s.max_output_tokens for s in STAGES}, **dict(max_output_tokens or {})}
+        # `file_search` result counts as given (an int: every stage); a stage not given one has its
+        # count sized to the run's store (`StageCalls.results`)
         per_stage = (
             dict.fromkeys(STAGE_ARTIFACTS, max_num_results)
             if isinstance(max_num_results, int)
-            else {**dict.fromkeys(STAGE_ARTIFACTS, 8), **max_num_results}
+            else dict(max_num_results or {})
         )
         self.max_num_results: dict[str, int] = per_stage
         self.render_options = render_options or RenderOptions()

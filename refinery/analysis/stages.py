@@ -18,11 +18,13 @@ from typing import Any
 from pydantic import BaseModel
 
 from refinery.analysis.staged_schemas import STAGE_MODELS, STAGE_SCHEMAS
+from refinery.core.context_windows import chunk_allowance
 from refinery.prompts.system_prompts import (
     STAGE1,
     STAGE1_GROUP_NOTE,
     STAGE1_INLINE_NOTE,
     STAGE1_STATUS_NOTE,
+    STAGE1_WHOLE_NOTE,
     STAGE2,
     STAGE3,
     STAGE3_LOCALISATION_NOTE,
@@ -30,6 +32,7 @@ from refinery.prompts.system_prompts import (
     SYSTEM,
     PromptTemplate,
 )
+from refinery.traces.render import CHUNK_OVERLAP_TOKENS, CHUNK_SIZE_TOKENS
 from refinery.wire.responses_request_builder import build_responses_body, build_responses_body_no_tools
 
 
@@ -108,6 +111,43 @@ STAGE_BY_KEY: dict[str, Stage] = {s.key: s for s in STAGES}
 PLANNED_STORE = "vs_PLANNED"  # a placeholder store id for requests built only to be measured
 STAGE_ARTIFACTS: dict[str, str] = {s.key: s.artifact for s in STAGES}
 
+# `file_search` result counts sized to the store (issue 37). A pass that returns a large share of a
+# small store costs as much as reading it inline and adds little a few passages would not: one pass
+# returns about a twentieth of the store's chunks, at least two (one result cannot tell two
+# candidate passages apart) and at most eight (the system prompt's per-pass count, and what a big
+# store got before). Stage 1 read by search keeps eight: there the search is the reading itself.
+# A Stage 1 call that reads its group inline searches only to look up what a run refers to (the
+# task in the index, another group's run): a lookup, sized to what is not inline, at most four.
+DEFAULT_RESULTS = 8
+RESULTS_SHARE = 20
+MIN_RESULTS = 2
+MAX_RESULTS = 8
+LOOKUP_RESULTS = 4
+
+
+def file_chunks(tokens: int) -> int:
+    """How many chunks the store cuts a file of `tokens` into (static windows with overlap, as
+    `render.CHUNKING_STRATEGY` asks)."""
+    if tokens <= CHUNK_SIZE_TOKENS:
+        return 1
+    step = CHUNK_SIZE_TOKENS - CHUNK_OVERLAP_TOKENS
+    return 1 + -(-(tokens - CHUNK_SIZE_TOKENS) // step)
+
+
+def sized_results(chunks: int, most: int = MAX_RESULTS) -> int:
+    """`max_num_results` for a store of `chunks` chunks: a twentieth of them, from 2 to `most`."""
+    return max(MIN_RESULTS, min(most, -(-chunks // RESULTS_SHARE)))
+
+
+def retrieval_allowance(body: Mapping[str, Any]) -> int:
+    """What the body's `file_search` tools may add to its input: each result count of whole
+    chunks (0 for a body with no `file_search`: nothing to retrieve, nothing counted)."""
+    return sum(
+        chunk_allowance(int(tool.get("max_num_results") or DEFAULT_RESULTS))
+        for tool in body.get("tools") or []
+        if isinstance(tool, Mapping) and tool.get("type") == "file_search"
+    )
+
 
 @dataclass(frozen=True)
 class GroupNote:
@@ -132,13 +172,15 @@ def stage_user_text(
     group: GroupNote | None = None,
     inline_files: str | None = None,
     group_files: str | None = None,
+    whole_files: str | None = None,
     notes: list[str] | None = None,
 ) -> str:
     """The user text of one stage call: its prompt filled with the JSON of the stages before it
     (`prior`: stage key → JSON-ready output, or a placeholder string as `refinery plan` shows),
     plus what that stage needs besides (the expectation, the group slice, inline trace files:
     `inline_files` for the simple analyst, which has no store; `group_files` for a Stage 1 call
-    that reads its group whole and searches the store for the rest)."""
+    that reads its group whole and searches the store for the rest; `whole_files` for a Stage 1
+    call that holds every file, with no `file_search`)."""
     prior = prior or {}
 
     def js(key: str) -> str:
@@ -160,6 +202,8 @@ def stage_user_text(
         text += f"\n\nTrace files (inline):\n{inline_files}"
     if group_files is not None:  # Stage 1 reading its group whole, the store for the rest
         text += "\n\n" + STAGE1_INLINE_NOTE.text + f"\n\nTrace files (inline):\n{group_files}"
+    if whole_files is not None:  # Stage 1 holding every file: nothing left to search
+        text += "\n\n" + STAGE1_WHOLE_NOTE.text + f"\n\nTrace files (inline):\n{whole_files}"
     if expectation_text is not None:
         text += "\n\nExpectations:\n" + expectation_text
     for note in notes or []:
@@ -190,7 +234,7 @@ class RequestContext:
     store_id: str | None = None  # None: answer from the prompt alone (the simple analyst)
     system: PromptTemplate = SYSTEM
     max_output_tokens: int | None = None  # None: the stage's default
-    max_num_results: int = 8
+    max_num_results: int = DEFAULT_RESULTS
     temperature: float | None = 0.2
     filters: Mapping[str, Any] | None = None
     reasoning_effort: str | None = None  # sent to reasoning models only

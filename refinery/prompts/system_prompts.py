@@ -151,3 +151,7 @@ STAGE1_STATUS_NOTE = PromptTemplate("STAGE1_STATUS_NOTE", "v1", STAGE1_STATUS_NO
 STAGE1_INLINE_NOTE_V1 = """Reading: the run files of this pass are given in full below, under "Trace files (inline)", each starting with its file name. Read every run in them and put every run on the timeline; cite those files by name. file_search covers only what is not inline: the index (the task, each agent's system prompt, the tool definitions, the table of all runs), the agent's prompts, evals and expectations, and the runs of other passes. Search it when a run refers to something you cannot see here."""
 
 STAGE1_INLINE_NOTE = PromptTemplate("STAGE1_INLINE_NOTE", "v1", STAGE1_INLINE_NOTE_V1)
+
+STAGE1_WHOLE_NOTE_V1 = """Reading: the whole trace is given below under "Trace files (inline)", each file starting with its name: the index (the task, each agent's system prompt, the tool definitions, the table of all runs), every run file, and the agent's prompts, evals and expectations if any. This pass has no file_search tool: there is nothing else to retrieve. Read every run and put every run on the timeline; cite those files by name."""
+
+STAGE1_WHOLE_NOTE = PromptTemplate("STAGE1_WHOLE_NOTE", "v1", STAGE1_WHOLE_NOTE_V1)
