@@ -205,7 +205,15 @@ async def test_files_a_timed_out_upload_makes_after_the_run_gave_up_are_deleted_
             analyst = StagedFailureAnalyst(store="hosted", client=client)
             with pytest.raises(APITimeoutError):
                 await analyst.analyze(load_trace(TRACE), EXPECTATION, artifacts_dir=tmp_path / "out")
-        await asyncio.sleep(1.5)  # the server finishes the uploads the client gave up on
+        # the server finishes the uploads the client gave up on: wait (by a deadline, not a fixed
+        # sleep that a loaded machine outruns) until it has made files and made no new one for longer
+        # than its upload latency
+        loop, seen, quiet_since = asyncio.get_running_loop(), -1, 0.0
+        deadline = loop.time() + 60
+        while loop.time() < deadline and not (server.files and loop.time() - quiet_since > 1.5):
+            if len(server.files) != seen:
+                seen, quiet_since = len(server.files), loop.time()
+            await asyncio.sleep(0.05)
         assert server.files  # made after the failed run's sweep
         server.upload_latency_s = 0.0
         await analyse(server, tmp_path / "out")
