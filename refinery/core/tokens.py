@@ -55,7 +55,7 @@ _BLANKS = bytes(ord("s") if b == 32 else ord("x") if _space(b) else ord(" ") for
 
 
 def _pieces(window: str) -> int:
-    """How many pieces `_PIECE` finds in `window`, counted by byte operations that each run in C.
+    r"""How many pieces `_PIECE` finds in `window`, counted by byte operations that each run in C.
 
     Why: the regular expression engine took a fifth of a microsecond a piece, and `plan` counts
     every rendered file and every request body (each holding those files again): a tenth of a big
