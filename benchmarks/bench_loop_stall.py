@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import gc
 import json
 import sys
 import tempfile
 import threading
 import time
-import traceback
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -50,12 +50,15 @@ from refinery.traces import load_trace  # noqa: E402
 from refinery.wire.responses_client import ResponsesClient  # noqa: E402
 
 TICK_S = 0.010
+WHERE_AFTER_S = 0.1
 
 
 class Ticker:
     """Wakes every 10 ms and keeps the longest lateness (how long the loop was held). With `where`,
-    a watchdog thread prints the loop thread's stack whenever the loop has not ticked for 100 ms:
-    what held it."""
+    every thread's stack is written whenever the loop has not ticked for 100 ms: what held it. The
+    stacks are taken by `faulthandler`'s own C thread, which needs no GIL, so they show the line a
+    worker is on *while* it holds the GIL (a Python watchdog only gets to look once it is let go,
+    when the long call is over)."""
 
     def __init__(self, where: bool = False) -> None:
         self.worst = 0.0
@@ -63,7 +66,6 @@ class Ticker:
         self.last = time.perf_counter()
         self.where = where
         self._task: asyncio.Task[None] | None = None
-        self._stop = threading.Event()
 
     async def _run(self) -> None:
         while True:
@@ -72,29 +74,18 @@ class Ticker:
             self.last = now = time.perf_counter()
             self.worst = max(self.worst, now - asked - TICK_S)
             self.ticks += 1
-
-    def _watch(self, loop_thread: int) -> None:
-        reported = 0.0
-        while not self._stop.wait(0.02):
-            if time.perf_counter() - self.last > 0.1 and self.last != reported:
-                reported = self.last
-                frames = sys._current_frames()
-                for ident, frame in frames.items():  # the loop's thread and every worker: who holds what
-                    if ident == threading.get_ident():
-                        continue
-                    who = "the loop" if ident == loop_thread else f"thread {ident}"
-                    print(f"--- {who}, while the loop is held:", "".join(traceback.format_stack(frame, limit=8)))
+            if self.where:  # re-armed at every tick: it fires only when a tick is 100 ms late
+                faulthandler.dump_traceback_later(WHERE_AFTER_S, file=sys.stdout)
 
     def __enter__(self) -> Ticker:
         self._task = asyncio.get_running_loop().create_task(self._run())
-        if self.where:
-            threading.Thread(target=self._watch, args=(threading.get_ident(),), daemon=True).start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         assert self._task is not None
         self._task.cancel()
-        self._stop.set()
+        if self.where:
+            faulthandler.cancel_dump_traceback_later()
 
 
 class Collections:
