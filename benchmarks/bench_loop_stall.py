@@ -26,6 +26,7 @@ import asyncio
 import faulthandler
 import gc
 import json
+import os
 import sys
 import tempfile
 import threading
@@ -50,6 +51,7 @@ from refinery.traces import load_trace  # noqa: E402
 from refinery.wire.responses_client import ResponsesClient  # noqa: E402
 
 TICK_S = 0.010
+TARGET_S = 0.050
 WHERE_AFTER_S = 0.1
 
 
@@ -62,6 +64,7 @@ class Ticker:
 
     def __init__(self, where: bool = False) -> None:
         self.worst = 0.0
+        self.over = 0  # ticks later than the target
         self.ticks = 0
         self.last = time.perf_counter()
         self.where = where
@@ -72,7 +75,9 @@ class Ticker:
             asked = time.perf_counter()
             await asyncio.sleep(TICK_S)
             self.last = now = time.perf_counter()
-            self.worst = max(self.worst, now - asked - TICK_S)
+            late = now - asked - TICK_S
+            self.worst = max(self.worst, late)
+            self.over += late > TARGET_S
             self.ticks += 1
             if self.where:  # re-armed at every tick: it fires only when a tick is 100 ms late
                 faulthandler.dump_traceback_later(WHERE_AFTER_S, file=sys.stdout)
@@ -174,12 +179,13 @@ C_CALLS = False
 async def measured(label: str, work: Any) -> dict[str, Any]:
     calls: AbstractContextManager[Any] = LongCalls() if C_CALLS else nullcontext()
     with Ticker(WHERE) as ticker, Collections() as collections, calls:
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         value = await work
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     print(
-        f"{label:<8} wall {wall:7.1f} s   longest stall {ticker.worst * 1000:7.1f} ms   ticks {ticker.ticks:6}   "
-        f"{collections.summary()}",
+        f"{label:<8} wall {wall:7.1f} s  cpu {cpu:7.1f} s   longest stall {ticker.worst * 1000:7.1f} ms   "
+        f"ticks {ticker.ticks:6} ({ticker.over} over {TARGET_S * 1000:.0f} ms)   {collections.summary()}   "
+        f"load average {os.getloadavg()[0]:.1f}",
         flush=True,
     )
     if isinstance(calls, LongCalls):

@@ -20,6 +20,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+from refinery.core.pieces import contains
 from refinery.errors import UserInputError
 from refinery.traces.redact_rules import FIELD_NAMES, HEADER_NAMES, K8S_DATA, K8S_KIND, K8S_REACH, RULES, Rule
 
@@ -215,7 +216,8 @@ def redact_text(text: str, report: RedactionReport | None = None, extra: Sequenc
     `extra`: an organisation's own patterns (see `compile_patterns`), as the context's are."""
     present = _literals_in(text)
     for rule, literals, prefix in _ORDER:
-        if present.isdisjoint(literals) if literals else prefix not in text:  # "" is in every text
+        # a big text searched a piece at a time (`core.pieces`); "" is in every text
+        if present.isdisjoint(literals) if literals else not contains(text, prefix):
             continue
         text = _apply(rule.kind, rule.pattern, text, report, pieces=not rule.whole)
     if "secret" in present:
