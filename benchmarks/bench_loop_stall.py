@@ -230,7 +230,11 @@ async def main_async(args: argparse.Namespace) -> int:
             finally:
                 files.close()
 
-        planned = await measured("plan", off_loop(plan))
+        planned = (
+            {"longest_stall_ms": 0.0, "value": "not planned"}
+            if args.no_plan
+            else await measured("plan", off_loop(plan))
+        )
         if args.only_plan:
             await measured("idle", idle(args.idle))
             return 0
@@ -257,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--idle", type=float, default=10, help="seconds of the ticker alone, before and after")
     parser.add_argument("--only-plan", action="store_true", help="stop after the plan")
+    parser.add_argument("--no-plan", action="store_true", help="go from the load to the analysis (its own rendering)")
     parser.add_argument("--where", action="store_true", help="print the loop's stack at each stall over 100 ms")
     parser.add_argument("--c-calls", action="store_true", help="list each C call of 20 ms CPU or more (slower)")
     args = parser.parse_args(argv)

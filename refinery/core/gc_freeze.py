@@ -9,6 +9,15 @@ that time. Rendering and analysing make enough long-lived objects to start such 
 frozen with `gc.freeze()` are left out of every pass (they are still freed by reference counting),
 so a pass looks only at what was made since.
 
+What survives a full pass made inside the block is frozen too, as the pass ends. Why: the work
+makes long-lived objects of its own (a 100 MB chat log's runs, as they are read; the rendering's
+records), and each full pass walks all that were made since the freeze: 100 of them while a
+100 MB trace was planned, the longest 89 ms in the worker thread, the host's loop held as long.
+Frozen as each pass ends, the next walks only what was made since the last: each pass is about
+as short as the first. A full pass has just found every cycle that was garbage, so what it
+freezes was alive; a cycle that becomes garbage later waits, as the objects frozen on entry do,
+for the first full pass after the block.
+
 The collector's settings are the host's, process-wide: nothing here turns it off or changes its
 thresholds, and the objects are unfrozen (`gc.unfreeze()`) when the last piece of work that froze
 them ends, so the freeze count is what it was. A host that froze objects itself (a server that
@@ -39,6 +48,8 @@ def objects_frozen() -> Iterator[None]:
     with _lock:
         if _holders == 0:
             _froze = gc.get_freeze_count() == 0
+            if _froze:
+                gc.callbacks.append(_freeze_survivors)
         if _froze:
             gc.freeze()  # a list moved, not walked: as quick for millions of objects as for ten
         _holders += 1
@@ -49,4 +60,13 @@ def objects_frozen() -> Iterator[None]:
             _holders -= 1
             if _holders == 0 and _froze:
                 _froze = False
+                gc.callbacks.remove(_freeze_survivors)
                 gc.unfreeze()
+
+
+def _freeze_survivors(phase: str, info: dict[str, int]) -> None:
+    """After a full pass inside a block, what survived it is frozen too (see the module's
+    docstring). A collector callback: it runs in whichever thread the pass ran, holding the GIL,
+    so it takes no lock (the thread may hold `_lock` already); the flags are read as they are."""
+    if phase == "stop" and info.get("generation") == 2 and _froze and _holders > 0:
+        gc.freeze()
