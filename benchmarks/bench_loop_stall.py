@@ -27,6 +27,7 @@ import faulthandler
 import gc
 import json
 import os
+import resource
 import sys
 import tempfile
 import threading
@@ -241,12 +242,14 @@ async def main_async(args: argparse.Namespace) -> int:
         async with server("--latency", str(args.latency), "--no-validate") as url:
             async with ResponsesClient(api_key="sk-bench", base_url=url) as client:
                 analyst = StagedFailureAnalyst(
-                    client=client, stage1_concurrency=args.concurrency, poll_timeout_s=3600, store="hosted"
+                    client=client, stage1_concurrency=args.concurrency, poll_timeout_s=3600, store=args.store
                 )
                 run = await measured(
                     "analyse",
                     analyze_into(Path(tmp) / "out", trace, expectation, analyst=analyst, trace_file=path),
                 )
+        server_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)  # the server, ended and waited for
+        print(f"server   cpu {server_cpu.ru_utime + server_cpu.ru_stime:7.1f} s (its own process)", flush=True)
         await measured("idle", idle(args.idle))
         worst = max(loaded["longest_stall_ms"], planned["longest_stall_ms"], run["longest_stall_ms"])
         print(f"requests planned {planned['value']}; longest stall overall {worst:.1f} ms (target ≤ 50 ms)")
@@ -259,6 +262,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kind", choices=("chat", "otlp-distinct"), default="chat")
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--store",
+        choices=("hosted", "none"),
+        default="hosted",
+        help="hosted: files uploaded, Stage 1 groups inline beside file_search; none: every stage inline, "
+        "no upload (what `--store auto` chooses for a local server)",
+    )
     parser.add_argument("--idle", type=float, default=10, help="seconds of the ticker alone, before and after")
     parser.add_argument("--only-plan", action="store_true", help="stop after the plan")
     parser.add_argument("--no-plan", action="store_true", help="go from the load to the analysis (its own rendering)")
