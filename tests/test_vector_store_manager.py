@@ -206,3 +206,25 @@ async def test_more_files_than_one_batch_holds_go_in_several_batches(make_transp
 def test_a_batch_size_over_the_apis_limit_is_refused(make_transport):
     with pytest.raises(VectorStoreError, match="batch_size must be 1-2000"):
         VectorStoreManager(make_transport(), batch_size=2001)
+
+
+async def test_files_whose_upload_tasks_are_made_in_several_goes_are_all_uploaded_with_their_attributes(
+    make_transport, mocked, tmp_path, monkeypatch
+):
+    from refinery.wire import vector_store_manager
+
+    monkeypatch.setattr(vector_store_manager, "_TASKS_AT_ONCE", 2)  # the loop let run after every two tasks made
+    paths = []
+    for i in range(7):
+        p = tmp_path / f"f{i}.md"
+        p.write_text(f"# file {i}")
+        paths.append(p)
+    manager = VectorStoreManager(make_transport(), upload_concurrency=3)
+    mock_uploads(mocked, 7)
+    mocked.post(f"{BASE}/vector_stores/{STORE}/file_batches", payload={"id": "vsfb_1"}, repeat=True)
+    async with manager.transport:
+        ids = await manager.upload_files(STORE, paths, attributes={p.name: {"group": i} for i, p in enumerate(paths)})
+    [batch] = sent(mocked, "POST", f"{BASE}/vector_stores/{STORE}/file_batches")
+    assert [e["file_id"] for e in batch.kwargs["json"]["files"]] == ids
+    assert [e["attributes"] for e in batch.kwargs["json"]["files"]] == [{"group": i} for i in range(7)]
+    assert sorted(ids) == [f"file-{i}" for i in range(7)]

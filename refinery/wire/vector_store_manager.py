@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from refinery.core.offload import in_worker
 from refinery.errors import (
     APIStatusError,
     FileIndexingError,
@@ -57,6 +58,8 @@ SUPPORTED_EXTENSIONS = frozenset(
 )
 FILE_PURPOSE = "assistants"  # the purpose file_search's vector stores take
 MAX_ATTRIBUTES = 16
+# upload tasks made in one go on the event loop before it is let run (each costs some microseconds)
+_TASKS_AT_ONCE = 256
 MAX_BATCH_FILES = 2000  # the spec's limit on one file batch; larger uploads go in several
 Attributes = Mapping[str, str | int | float | bool]
 ProgressCallback = Callable[[Mapping[str, int]], None]
@@ -164,7 +167,7 @@ class VectorStoreManager:
         checked = await asyncio.to_thread(check_uploadable, paths)  # a stat a file: off the event loop
         if not checked:
             return []
-        attrs_for = _attributes_lookup(attributes or {}, checked)
+        attrs_for = await in_worker(_attributes_lookup, attributes or {}, checked)  # one a file: off the loop
         semaphore = asyncio.Semaphore(self.upload_concurrency)
         failed: list[BaseException] = []
 
@@ -188,8 +191,12 @@ class VectorStoreManager:
 
         # After one upload fails, no new one is sent, and those already sent are waited for: each
         # ends heard (its file id) or refused, so the caller's clean-up knows every file made.
-        tasks = [asyncio.ensure_future(one(p)) for p in checked]
+        tasks: list[asyncio.Future[str | None]] = []
         try:
+            for path in checked:
+                tasks.append(asyncio.ensure_future(one(path)))
+                if len(tasks) % _TASKS_AT_ONCE == 0:  # ten thousand files for a 100 MB trace: the loop
+                    await asyncio.sleep(0)  # runs between every few hundred tasks made
             outcomes = await asyncio.gather(*tasks, return_exceptions=True)
         except BaseException:  # the caller is stopped: the others stop too, before its clean-up
             for task in tasks:
