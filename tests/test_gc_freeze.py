@@ -147,3 +147,23 @@ def test_survivors_are_not_frozen_when_the_host_froze_objects_itself(unfrozen):
         gc.collect()
         assert gc.get_freeze_count() == frozen
     assert any(o is keep[0] for o in gc.get_objects())
+
+
+async def test_the_citation_texts_of_an_analysis_are_laid_out_in_the_worker_thread(
+    fake, make_transport, tmp_path, monkeypatch
+):
+    from refinery.analysis import staged_failure_analyst
+
+    made_in: list[bool] = []  # in refinery's worker thread, for each RunTexts made
+    real = staged_failure_analyst.RunTexts
+
+    def spy(files):
+        made_in.append(worker_thread())
+        return real(files)
+
+    monkeypatch.setattr(staged_failure_analyst, "RunTexts", spy)
+    async with ResponsesClient(transport=make_transport()) as client:
+        analyst = StagedFailureAnalyst(model="gpt-4o", client=client, artifacts_dir=tmp_path / "out")
+        result = await analyst.analyze(make_trace(), EXPECTATION)
+    assert result.diagnosis is not None
+    assert made_in == [True]  # one, shared by citation checks and search; never on the loop's thread
