@@ -15,6 +15,9 @@ ticker beside a worker thread running pure Python (no long C call): the floor fo
 thread on this machine at this moment.
 
 Run: `python benchmarks/bench_loop_stall.py [--megabytes 100] [--kind chat|otlp-distinct] [--where]`.
+`--where` is for finding a holder, not for figures: `faulthandler` reads the other threads' frames
+without the GIL, which is what shows a long call while it runs, and which can crash the process
+(once, after 148 dumps at `--where-after 0.04`).
 Target (issue 31): the longest stall while a 100 MB trace is analysed ≤ 50 ms. The figures depend on
 the machine and on what else runs on it; docs/benchmarks.md records a run.
 """
@@ -242,7 +245,13 @@ async def main_async(args: argparse.Namespace) -> int:
         async with server("--latency", str(args.latency), "--no-validate") as url:
             async with ResponsesClient(api_key="sk-bench", base_url=url) as client:
                 analyst = StagedFailureAnalyst(
-                    client=client, stage1_concurrency=args.concurrency, poll_timeout_s=3600, store=args.store
+                    client=client,
+                    stage1_concurrency=args.concurrency,
+                    poll_timeout_s=3600,
+                    store=args.store,
+                    model=args.model,
+                    group_tokens=args.group_tokens,
+                    files_per_group=args.files_per_group,
                 )
                 run = await measured(
                     "analyse",
@@ -270,13 +279,17 @@ def main(argv: list[str] | None = None) -> int:
         "no upload (what `--store auto` chooses for a local server)",
     )
     parser.add_argument("--idle", type=float, default=10, help="seconds of the ticker alone, before and after")
+    parser.add_argument("--model", default="gpt-4o", help="the analyst's model (its context window sizes the groups)")
+    parser.add_argument("--group-tokens", type=int, default=24_000, help="Stage 1 group size, as `--group-tokens`")
+    parser.add_argument("--files-per-group", type=int, default=64, help="Stage 1 files a group at most")
     parser.add_argument("--only-plan", action="store_true", help="stop after the plan")
     parser.add_argument("--no-plan", action="store_true", help="go from the load to the analysis (its own rendering)")
     parser.add_argument("--where", action="store_true", help="print the loop's stack at each stall over 100 ms")
+    parser.add_argument("--where-after", type=float, default=0.1, help="seconds of stall before --where prints")
     parser.add_argument("--c-calls", action="store_true", help="list each C call of 20 ms CPU or more (slower)")
     args = parser.parse_args(argv)
-    global WHERE, LOOP_THREAD, C_CALLS
-    WHERE = args.where
+    global WHERE, WHERE_AFTER_S, LOOP_THREAD, C_CALLS
+    WHERE, WHERE_AFTER_S = args.where, args.where_after
     LOOP_THREAD = threading.get_ident()
     C_CALLS = args.c_calls
     return asyncio.run(main_async(args))
