@@ -333,8 +333,7 @@ class StagedFailureAnalyst(AnalystBase):
         files, redaction, groups, failed, (texts, search) = await off_loop(work)
         run = self._new_run(trace.trace_id, folder, progress=progress)
         run.spool, run.redaction, run.groups = files, redaction, groups
-        run.reading, run.failed_runs, run.search = reading, failed, search
-        run.texts = texts
+        run.reading, run.failed_runs, run.search, run.texts = reading, failed, search, texts
         return run
 
     async def _prepared(

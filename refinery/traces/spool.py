@@ -24,7 +24,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import overload
 
-from refinery.core.gc_freeze import objects_frozen
+from refinery.core.gc_freeze import objects_frozen, survivors_frozen
 from refinery.core.models import DomainExpertExpectation, Trace
 from refinery.core.offload import Stopped
 from refinery.core.pieces import decoded, encoded_pieces
@@ -189,4 +189,5 @@ def upload_files_for(
                 spool.close()
                 raise Stopped("rendering stopped")
             spool.append(name, *strip_marks(redact_text(marked, report, redact_patterns) if redact else marked))
+            survivors_frozen()  # what a full pass left since the last file: out of the next passes
     return spool, report
