@@ -15,6 +15,9 @@ ticker beside a worker thread running pure Python (no long C call): the floor fo
 thread on this machine at this moment.
 
 Run: `python benchmarks/bench_loop_stall.py [--megabytes 100] [--kind chat|otlp-distinct] [--where]`.
+`--where` is for finding a holder, not for figures: `faulthandler` reads the other threads' frames
+without the GIL, which is what shows a long call while it runs, and which can crash the process
+(once, after 148 dumps at `--where-after 0.04`).
 Target (issue 31): the longest stall while a 100 MB trace is analysed ≤ 50 ms. The figures depend on
 the machine and on what else runs on it; docs/benchmarks.md records a run.
 """
@@ -23,13 +26,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import gc
 import json
+import os
+import resource
 import sys
 import tempfile
 import threading
 import time
-import traceback
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -50,51 +55,46 @@ from refinery.traces import load_trace  # noqa: E402
 from refinery.wire.responses_client import ResponsesClient  # noqa: E402
 
 TICK_S = 0.010
+TARGET_S = 0.050
+WHERE_AFTER_S = 0.1
 
 
 class Ticker:
     """Wakes every 10 ms and keeps the longest lateness (how long the loop was held). With `where`,
-    a watchdog thread prints the loop thread's stack whenever the loop has not ticked for 100 ms:
-    what held it."""
+    every thread's stack is written whenever the loop has not ticked for 100 ms: what held it. The
+    stacks are taken by `faulthandler`'s own C thread, which needs no GIL, so they show the line a
+    worker is on *while* it holds the GIL (a Python watchdog only gets to look once it is let go,
+    when the long call is over)."""
 
     def __init__(self, where: bool = False) -> None:
         self.worst = 0.0
+        self.over = 0  # ticks later than the target
         self.ticks = 0
         self.last = time.perf_counter()
         self.where = where
         self._task: asyncio.Task[None] | None = None
-        self._stop = threading.Event()
 
     async def _run(self) -> None:
         while True:
             asked = time.perf_counter()
             await asyncio.sleep(TICK_S)
             self.last = now = time.perf_counter()
-            self.worst = max(self.worst, now - asked - TICK_S)
+            late = now - asked - TICK_S
+            self.worst = max(self.worst, late)
+            self.over += late > TARGET_S
             self.ticks += 1
-
-    def _watch(self, loop_thread: int) -> None:
-        reported = 0.0
-        while not self._stop.wait(0.02):
-            if time.perf_counter() - self.last > 0.1 and self.last != reported:
-                reported = self.last
-                frames = sys._current_frames()
-                for ident, frame in frames.items():  # the loop's thread and every worker: who holds what
-                    if ident == threading.get_ident():
-                        continue
-                    who = "the loop" if ident == loop_thread else f"thread {ident}"
-                    print(f"--- {who}, while the loop is held:", "".join(traceback.format_stack(frame, limit=8)))
+            if self.where:  # re-armed at every tick: it fires only when a tick is 100 ms late
+                faulthandler.dump_traceback_later(WHERE_AFTER_S, file=sys.stdout)
 
     def __enter__(self) -> Ticker:
         self._task = asyncio.get_running_loop().create_task(self._run())
-        if self.where:
-            threading.Thread(target=self._watch, args=(threading.get_ident(),), daemon=True).start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         assert self._task is not None
         self._task.cancel()
-        self._stop.set()
+        if self.where:
+            faulthandler.cancel_dump_traceback_later()
 
 
 class Collections:
@@ -183,12 +183,13 @@ C_CALLS = False
 async def measured(label: str, work: Any) -> dict[str, Any]:
     calls: AbstractContextManager[Any] = LongCalls() if C_CALLS else nullcontext()
     with Ticker(WHERE) as ticker, Collections() as collections, calls:
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         value = await work
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     print(
-        f"{label:<8} wall {wall:7.1f} s   longest stall {ticker.worst * 1000:7.1f} ms   ticks {ticker.ticks:6}   "
-        f"{collections.summary()}",
+        f"{label:<8} wall {wall:7.1f} s  cpu {cpu:7.1f} s   longest stall {ticker.worst * 1000:7.1f} ms   "
+        f"ticks {ticker.ticks:6} ({ticker.over} over {TARGET_S * 1000:.0f} ms)   {collections.summary()}   "
+        f"load average {os.getloadavg()[0]:.1f}",
         flush=True,
     )
     if isinstance(calls, LongCalls):
@@ -233,19 +234,31 @@ async def main_async(args: argparse.Namespace) -> int:
             finally:
                 files.close()
 
-        planned = await measured("plan", off_loop(plan))
+        planned = (
+            {"longest_stall_ms": 0.0, "value": "not planned"}
+            if args.no_plan
+            else await measured("plan", off_loop(plan))
+        )
         if args.only_plan:
             await measured("idle", idle(args.idle))
             return 0
         async with server("--latency", str(args.latency), "--no-validate") as url:
             async with ResponsesClient(api_key="sk-bench", base_url=url) as client:
                 analyst = StagedFailureAnalyst(
-                    client=client, stage1_concurrency=args.concurrency, poll_timeout_s=3600, store="hosted"
+                    client=client,
+                    stage1_concurrency=args.concurrency,
+                    poll_timeout_s=3600,
+                    store=args.store,
+                    model=args.model,
+                    group_tokens=args.group_tokens,
+                    files_per_group=args.files_per_group,
                 )
                 run = await measured(
                     "analyse",
                     analyze_into(Path(tmp) / "out", trace, expectation, analyst=analyst, trace_file=path),
                 )
+        server_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)  # the server, ended and waited for
+        print(f"server   cpu {server_cpu.ru_utime + server_cpu.ru_stime:7.1f} s (its own process)", flush=True)
         await measured("idle", idle(args.idle))
         worst = max(loaded["longest_stall_ms"], planned["longest_stall_ms"], run["longest_stall_ms"])
         print(f"requests planned {planned['value']}; longest stall overall {worst:.1f} ms (target ≤ 50 ms)")
@@ -258,13 +271,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kind", choices=("chat", "otlp-distinct"), default="chat")
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--store",
+        choices=("hosted", "none"),
+        default="hosted",
+        help="hosted: files uploaded, Stage 1 groups inline beside file_search; none: every stage inline, "
+        "no upload (what `--store auto` chooses for a local server)",
+    )
     parser.add_argument("--idle", type=float, default=10, help="seconds of the ticker alone, before and after")
+    parser.add_argument("--model", default="gpt-4o", help="the analyst's model (its context window sizes the groups)")
+    parser.add_argument("--group-tokens", type=int, default=24_000, help="Stage 1 group size, as `--group-tokens`")
+    parser.add_argument("--files-per-group", type=int, default=64, help="Stage 1 files a group at most")
     parser.add_argument("--only-plan", action="store_true", help="stop after the plan")
+    parser.add_argument("--no-plan", action="store_true", help="go from the load to the analysis (its own rendering)")
     parser.add_argument("--where", action="store_true", help="print the loop's stack at each stall over 100 ms")
+    parser.add_argument("--where-after", type=float, default=0.1, help="seconds of stall before --where prints")
     parser.add_argument("--c-calls", action="store_true", help="list each C call of 20 ms CPU or more (slower)")
     args = parser.parse_args(argv)
-    global WHERE, LOOP_THREAD, C_CALLS
-    WHERE = args.where
+    global WHERE, WHERE_AFTER_S, LOOP_THREAD, C_CALLS
+    WHERE, WHERE_AFTER_S = args.where, args.where_after
     LOOP_THREAD = threading.get_ident()
     C_CALLS = args.c_calls
     return asyncio.run(main_async(args))

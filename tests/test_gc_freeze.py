@@ -8,7 +8,7 @@ import gc
 import pytest
 
 from refinery.analysis.staged_failure_analyst import StagedFailureAnalyst
-from refinery.core.gc_freeze import objects_frozen
+from refinery.core.gc_freeze import objects_frozen, survivors_frozen
 from refinery.core.offload import worker_thread
 from refinery.traces import spool
 from refinery.wire.responses_client import ResponsesClient
@@ -112,3 +112,61 @@ def test_a_plan_is_measured_with_objects_frozen_and_leaves_the_collector_as_it_w
     assert [c.name for c in measure(bodies())] == ["call 0", "call 1", "call 2"]
     assert counts and all(count > 0 for count in counts)
     assert collector_settings() == before
+
+
+def test_what_survives_a_full_pass_inside_a_block_is_frozen_at_the_next_step_and_given_back_after(unfrozen):
+    callbacks = list(gc.callbacks)
+    with objects_frozen():
+        made_inside = [object.__new__(type(f"MadeInside{i}", (), {})) for i in range(3)]
+        frozen = gc.get_freeze_count()
+        survivors_frozen()  # no full pass since the freeze: nothing more
+        assert gc.get_freeze_count() == frozen
+        gc.collect(1)  # a younger generation's pass: nothing more either
+        survivors_frozen()
+        assert gc.get_freeze_count() == frozen
+        gc.collect()  # a full pass: its survivors join the frozen objects at the next step
+        survivors_frozen()
+        assert gc.get_freeze_count() > frozen
+        assert not any(o is made_inside[0] for o in gc.get_objects())
+    assert gc.callbacks == callbacks  # no collector callback: a signal's exception is never lost in one
+    assert gc.get_freeze_count() == 0
+    assert any(o is made_inside[0] for o in gc.get_objects(generation=2))
+
+
+def test_outside_a_block_nothing_is_frozen_after_a_full_pass(unfrozen):
+    with objects_frozen():
+        pass
+    gc.collect()
+    survivors_frozen()
+    assert gc.get_freeze_count() == 0
+
+
+def test_survivors_are_not_frozen_when_the_host_froze_objects_itself(unfrozen):
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    with objects_frozen():
+        keep = [object.__new__(type("Kept", (), {}))]
+        gc.collect()
+        survivors_frozen()
+        assert gc.get_freeze_count() == frozen
+    assert any(o is keep[0] for o in gc.get_objects())
+
+
+async def test_the_citation_texts_of_an_analysis_are_laid_out_in_the_worker_thread(
+    fake, make_transport, tmp_path, monkeypatch
+):
+    from refinery.analysis import staged_failure_analyst
+
+    made_in: list[bool] = []  # in refinery's worker thread, for each RunTexts made
+    real = staged_failure_analyst.RunTexts
+
+    def spy(files):
+        made_in.append(worker_thread())
+        return real(files)
+
+    monkeypatch.setattr(staged_failure_analyst, "RunTexts", spy)
+    async with ResponsesClient(transport=make_transport()) as client:
+        analyst = StagedFailureAnalyst(model="gpt-4o", client=client, artifacts_dir=tmp_path / "out")
+        result = await analyst.analyze(make_trace(), EXPECTATION)
+    assert result.diagnosis is not None
+    assert made_in == [True]  # one, shared by citation checks and search; never on the loop's thread

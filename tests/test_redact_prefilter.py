@@ -118,3 +118,21 @@ def test_the_values_left_as_they_were_are_not_looked_through_again(monkeypatch):
         out = redact_rendered(marked)
     assert "[REDACTED:openai_key]" in out
     assert looked and value not in "".join(looked) and "## Run 001: search" in looked[-1]
+
+
+def test_a_big_file_is_not_split_at_its_marks_in_one_call(monkeypatch):
+    """A file over the split limit (a big trace's index) is searched a window at a time as
+    `redact_text` searches it — splitting it whole would hold the GIL, and a host's loop, for all of
+    it — with the same result, and what was remembered of its values is forgotten all the same."""
+    monkeypatch.setattr(redact, "_WHOLE_SPLIT_CHARS", 50)
+    splits: list[str] = []
+    mark = redact._MARK
+    monkeypatch.setattr(redact, "_MARK", type("M", (), {"split": lambda self, t: splits.append(t) or mark.split(t)})())
+    with redacting(RedactionReport()):
+        value = "the agent read the page and wrote a plan"
+        redact_value(value)
+        marked = f"## Run 001: search\n{source(value)}\n- name: {source('sk-' + 'a1B2c3D4e5' * 5)}\n"
+        out = redact_rendered(marked)
+        assert not redact._RENDERING.get()[2]  # forgotten
+    assert splits == [] and out == redact_text(marked)
+    assert "[REDACTED:openai_key]" in out

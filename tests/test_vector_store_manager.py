@@ -206,3 +206,37 @@ async def test_more_files_than_one_batch_holds_go_in_several_batches(make_transp
 def test_a_batch_size_over_the_apis_limit_is_refused(make_transport):
     with pytest.raises(VectorStoreError, match="batch_size must be 1-2000"):
         VectorStoreManager(make_transport(), batch_size=2001)
+
+
+async def test_many_files_are_each_uploaded_once_at_most_upload_concurrency_at_a_time_ids_in_path_order(
+    make_transport, mocked, tmp_path
+):
+    import asyncio
+
+    paths = []
+    for i in range(23):
+        p = tmp_path / f"f{i:02d}.md"
+        p.write_text(f"# file {i}")
+        paths.append(p)
+    manager = VectorStoreManager(make_transport(), upload_concurrency=3)
+    now = peak = 0
+    sent_names: list[str] = []
+
+    async def upload_file(path, **_kwargs):
+        nonlocal now, peak
+        now += 1
+        peak = max(peak, now)
+        sent_names.append(path.name)
+        await asyncio.sleep(0.001 * (int(path.stem[1:]) % 3))  # finishing out of order
+        now -= 1
+        return f"file-{path.stem}"
+
+    manager.upload_file = upload_file  # type: ignore[method-assign]
+    mocked.post(f"{BASE}/vector_stores/{STORE}/file_batches", payload={"id": "vsfb_1"}, repeat=True)
+    async with manager.transport:
+        ids = await manager.upload_files(STORE, paths, attributes={p.name: {"group": i} for i, p in enumerate(paths)})
+    assert ids == [f"file-{p.stem}" for p in paths]
+    assert sorted(sent_names) == [p.name for p in paths]  # each once
+    assert peak == 3
+    [batch] = sent(mocked, "POST", f"{BASE}/vector_stores/{STORE}/file_batches")
+    assert [e["attributes"] for e in batch.kwargs["json"]["files"]] == [{"group": i} for i in range(23)]

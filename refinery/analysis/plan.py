@@ -19,7 +19,7 @@ from refinery.analysis.stage1_groups import group_request
 from refinery.analysis.staged_failure_analyst import StagedFailureAnalyst
 from refinery.analysis.stages import PLANNED_STORE, STAGE_BY_KEY, retrieval_allowance, stage_user_text
 from refinery.analysis.verification import RunTexts
-from refinery.core.gc_freeze import objects_frozen
+from refinery.core.gc_freeze import objects_frozen, survivors_frozen
 from refinery.core.models import DomainExpertExpectation, Trace
 from refinery.core.pricing import estimate_cost_usd
 from refinery.core.tokens import estimate_body_tokens, estimate_tokens
@@ -110,6 +110,7 @@ def measure(bodies: Iterable[tuple[str, dict[str, Any]]], keep_bytes: int | None
             kept += size if keep else 0
             tokens, budget = estimate_body_tokens(body), int(body["max_output_tokens"])
             calls.append(PlannedCall(name, tokens, budget, body if keep else None, retrieval_allowance(body)))
+            survivors_frozen()
     return calls
 
 

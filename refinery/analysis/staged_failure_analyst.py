@@ -328,16 +328,14 @@ class StagedFailureAnalyst(AnalystBase):
         def work(stop: threading.Event) -> tuple[SpooledFiles, RedactionReport, list[StageGroup], tuple[str, ...], Any]:
             files, redaction = self.rendering(trace, expectation, prompts, evals, stop)
             failed = tuple(r.id for r in trace.get_failed_runs()) if reading == "none" else ()
-            search = (
-                TraceSearch(RunTexts(files), self.search_calls) if reading == "none" and self.search_calls else None
-            )
-            return files, redaction, self.stage1_groups(files, reading), failed, search
+            texts = RunTexts(files)  # what citations are checked against: a run id a run, so made here too
+            search = TraceSearch(texts, self.search_calls) if reading == "none" and self.search_calls else None
+            return files, redaction, self.stage1_groups(files, reading), failed, (texts, search)
 
-        files, redaction, groups, failed, search = await off_loop(work)
+        files, redaction, groups, failed, (texts, search) = await off_loop(work)
         run = self._new_run(trace.trace_id, folder, progress=progress)
         run.spool, run.redaction, run.groups = files, redaction, groups
-        run.reading, run.failed_runs, run.search = reading, failed, search
-        run.texts = RunTexts(files)  # what citations are checked against
+        run.reading, run.failed_runs, run.search, run.texts = reading, failed, search, texts
         return run
 
     async def _prepared(

@@ -151,7 +151,8 @@ class StoreKeeper:
             run.file_ids = []
             self.checkpoints.start_upload_log()
             await self._record(run.store_id, trace_id, run.files, [], ready=False)
-            await self._upload(run, paths, file_attributes(files, run.groups))
+            # a name and a few numbers a file, but ten thousand files for a 100 MB trace: off the loop
+            await self._upload(run, paths, await in_worker(file_attributes, files, run.groups))
         await self._record(run.store_id, trace_id, run.files, run.file_ids, ready=False)
         await self.manager.poll_ready(run.store_id, timeout_s=self.poll_timeout_s, on_progress=on_progress)
         await self._record(run.store_id, trace_id, run.files, run.file_ids, ready=True)

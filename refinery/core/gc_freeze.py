@@ -9,6 +9,16 @@ that time. Rendering and analysing make enough long-lived objects to start such 
 frozen with `gc.freeze()` are left out of every pass (they are still freed by reference counting),
 so a pass looks only at what was made since.
 
+What survives a full pass made inside a block is frozen too, at the work's next step
+(`survivors_frozen`, called between rendered files and planned bodies). Why: the work makes
+long-lived objects of its own (a 100 MB chat log's runs, as they are read; the rendering's
+records), and each full pass walks all that were made since the freeze: 100 of them while a
+100 MB trace was planned, the longest 89 ms in the worker thread, the host's loop held as long.
+Frozen after each pass, the next walks only what was made since. A full pass has just found every
+cycle that was garbage, so what it leaves was alive; a cycle that becomes garbage later waits, as
+the objects frozen on entry do, for the first full pass after the block. Not a collector callback:
+a signal handler can run inside one, and what it raises there (the CLI's `Terminated`) is lost.
+
 The collector's settings are the host's, process-wide: nothing here turns it off or changes its
 thresholds, and the objects are unfrozen (`gc.unfreeze()`) when the last piece of work that froze
 them ends, so the freeze count is what it was. A host that froze objects itself (a server that
@@ -23,11 +33,12 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["objects_frozen"]
+__all__ = ["objects_frozen", "survivors_frozen"]
 
 _lock = threading.Lock()
 _holders = 0  # pieces of work inside `objects_frozen` now, in any thread
 _froze = False  # whether the first of them froze (the host had frozen nothing)
+_seen = [0]  # full passes counted at the last freeze
 
 
 @contextmanager
@@ -41,6 +52,7 @@ def objects_frozen() -> Iterator[None]:
             _froze = gc.get_freeze_count() == 0
         if _froze:
             gc.freeze()  # a list moved, not walked: as quick for millions of objects as for ten
+            _seen[0] = _full_passes()
         _holders += 1
     try:
         yield
@@ -50,3 +62,18 @@ def objects_frozen() -> Iterator[None]:
             if _holders == 0 and _froze:
                 _froze = False
                 gc.unfreeze()
+
+
+def survivors_frozen() -> None:
+    """Between two steps of big work inside `objects_frozen`: when a full pass has run since the
+    last freeze, what it left is frozen too (see the module's docstring); else nothing."""
+    if not _froze:
+        return
+    with _lock:
+        if _froze and _holders > 0 and _full_passes() != _seen[0]:
+            gc.freeze()
+            _seen[0] = _full_passes()
+
+
+def _full_passes() -> int:
+    return int(gc.get_stats()[2]["collections"])

@@ -20,6 +20,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+from refinery.core.pieces import PIECE_CHARS, contains
 from refinery.errors import UserInputError
 from refinery.traces.redact_rules import FIELD_NAMES, HEADER_NAMES, K8S_DATA, K8S_KIND, K8S_REACH, MARKS, RULES, Rule
 
@@ -118,11 +119,12 @@ _PREFIX_GUARDS = _by_guard(set(_PREFIXES.values()) - {""})
 
 
 def _found(text: str, guards: tuple[tuple[str, tuple[str, ...]], ...], found: set[str]) -> set[str]:
-    """`found` with the words of `guards` that occur in `text` added."""
+    """`found` with the words of `guards` that occur in `text` added (a big text searched a piece at
+    a time, `core.pieces`: one search over a big index would hold the GIL, and the host's loop)."""
     for guard, words in guards:
-        if guard in text:
+        if contains(text, guard):
             for word in words:
-                if word in text:
+                if contains(text, word):
                     found.add(word)
     return found
 
@@ -368,6 +370,9 @@ def redact_value(text: str) -> str:
 _MARK = re.compile(f"[{MARKS}]")
 
 
+_WHOLE_SPLIT_CHARS = 4 * PIECE_CHARS  # the largest file split at its marks in one call
+
+
 def redact_rendered(marked: str, report: RedactionReport | None = None, extra: Sequence[re.Pattern[str]] = ()) -> str:
     """A rendered file, its source marks still in, redacted as `redact_text` redacts it.
 
@@ -376,10 +381,15 @@ def redact_rendered(marked: str, report: RedactionReport | None = None, extra: S
     it again was most of what redaction cost. No literal holds a mark or a line break, so what the
     prefilter finds in the file is what it finds in the pieces between the marks: a piece that is a
     value redacted in this `redacting` block, and left as it was, is not looked through again. The
-    values remembered are forgotten here (one file's at a time)."""
+    values remembered are forgotten here (one file's at a time). A big file (a big trace's index)
+    is searched by `redact_text` a window at a time instead: splitting it at its marks is one C
+    call over all of it, which holds the GIL (and a host's event loop) for as long as it runs."""
     state = _RENDERING.get()
     known = state[2] if state is not None else None
-    if not known:
+    if not known or len(marked) > _WHOLE_SPLIT_CHARS:
+        if known:
+            known.clear()
+            known.chars = 0
         return redact_text(marked, report, extra)
     present: set[str] = set()
     starts: set[str] = set()

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, overload
 
 from refinery.core.models import DomainExpertExpectation, Trace, TraceRun
+from refinery.core.pieces import joined_lines
 from refinery.traces.markers import with_markers
 from refinery.traces.redact import redact_value
 from refinery.traces.shared_context import SharedContext, conversation_chain
@@ -321,7 +322,7 @@ def _index(trace: Trace, tally: _Tally, shared: SharedContext, opts: RenderOptio
         index += ["", "This trace has no runs."]
     if meta:
         index += ["", "## Trace metadata", fence(truncate(outline(meta), opts.max_field_chars))]
-    return "\n".join(index) + "\n"
+    return joined_lines(index, "\n")  # tens of MB for a big trace: joined in blocks (`core.pieces`)
 
 
 class RenderedFiles(Sequence[tuple[str, str]]):

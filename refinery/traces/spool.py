@@ -24,9 +24,10 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import overload
 
-from refinery.core.gc_freeze import objects_frozen
+from refinery.core.gc_freeze import objects_frozen, survivors_frozen
 from refinery.core.models import DomainExpertExpectation, Trace
 from refinery.core.offload import Stopped
+from refinery.core.pieces import decoded, encoded_pieces
 from refinery.core.tokens import estimate_tokens
 from refinery.traces.redact import RedactionReport, redact_rendered, redacting
 from refinery.traces.render import RenderOptions, iter_marked_files
@@ -59,27 +60,35 @@ class SpooledFiles(Sequence[tuple[str, str]]):
             self.append(name, text, layouts(i) if layouts else None)
 
     def append(self, name: str, text: str, layout: FileLayout | None = None) -> None:
+        offset = self.offsets[-1] + self.sizes[-1] if self.offsets else 0
         try:
-            data = text.encode("utf-8")
+            size = self._write(text, offset)
         except UnicodeEncodeError:  # a lone surrogate (`"\\ud800"` in the trace): U+FFFD, one for one
             text = _SURROGATE.sub("\ufffd", text)
-            data = text.encode("utf-8")
-        offset = self.offsets[-1] + self.sizes[-1] if self.offsets else 0
-        view = memoryview(data)
-        while view:  # a write may take less than asked
-            view = view[os.pwrite(self._fd, view, offset + len(data) - len(view)) :]
+            size = self._write(text, offset)  # over what was written before the surrogate: the same bytes
         self.offsets.append(offset)
         self.layouts.append(layout or FileLayout(length=len(text)))
         self.names.append(name)
-        self.sizes.append(len(data))
+        self.sizes.append(size)
         self.tokens.append(estimate_tokens(text))
+
+    def _write(self, text: str, offset: int) -> int:
+        """`text`'s UTF-8 bytes written at `offset`, encoded a piece at a time (`core.pieces`: one
+        `encode` of a big trace's index held the host's loop 29 ms); how many bytes."""
+        written = 0
+        for data in encoded_pieces(text):
+            view = memoryview(data)
+            while view:  # a write may take less than asked
+                view = view[os.pwrite(self._fd, view, offset + written + len(data) - len(view)) :]
+            written += len(data)
+        return written
 
     def text(self, index: int) -> str:
         size, offset = self.sizes[index], self.offsets[index]
         data = os.pread(self._fd, size, offset)
         while len(data) < size:  # a read may return less than asked
             data += os.pread(self._fd, size - len(data), offset + len(data))
-        return data.decode("utf-8")
+        return decoded(data)  # a piece at a time (`core.pieces`)
 
     def layout(self, index: int) -> FileLayout:
         """Which runs file `index` holds and which of its text is theirs (empty when appended
@@ -180,4 +189,5 @@ def upload_files_for(
                 spool.close()
                 raise Stopped("rendering stopped")
             spool.append(name, *strip_marks(redact_rendered(marked, report, redact_patterns) if redact else marked))
+            survivors_frozen()  # what a full pass left since the last file: out of the next passes
     return spool, report

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from refinery.core.offload import in_worker
 from refinery.errors import (
     APIStatusError,
     FileIndexingError,
@@ -164,43 +165,53 @@ class VectorStoreManager:
         checked = await asyncio.to_thread(check_uploadable, paths)  # a stat a file: off the event loop
         if not checked:
             return []
-        attrs_for = _attributes_lookup(attributes or {}, checked)
-        semaphore = asyncio.Semaphore(self.upload_concurrency)
+        attrs_for = await in_worker(_attributes_lookup, attributes or {}, checked)  # one a file: off the loop
         failed: list[BaseException] = []
 
-        async def one(path: Path) -> str | None:
-            async with semaphore:
-                if failed:  # another upload failed: this one is not sent
-                    return None
-                try:
-                    file_id = await self.upload_file(path, expires_after_s=expires_after_s, on_attempt=on_sending)
-                except APIStatusError as exc:  # an error answer: no file was made (a timeout may have made one)
-                    if on_refused is not None:
-                        on_refused(path)
-                    failed.append(exc)
-                    raise
-                except Exception as exc:
-                    failed.append(exc)
-                    raise
+        async def one(path: Path) -> str:
+            try:
+                file_id = await self.upload_file(path, expires_after_s=expires_after_s, on_attempt=on_sending)
+            except APIStatusError as exc:  # an error answer: no file was made (a timeout may have made one)
+                if on_refused is not None:
+                    on_refused(path)
+                failed.append(exc)
+                raise
+            except Exception as exc:
+                failed.append(exc)
+                raise
             if on_uploaded is not None:
                 on_uploaded(file_id)
             return file_id
 
+        # `upload_concurrency` uploaders take the paths in order, one at a time; not a task a file,
+        # which for a 100 MB trace (38,000 files) held the loop 0.5 s to make and 60 ms to gather.
         # After one upload fails, no new one is sent, and those already sent are waited for: each
         # ends heard (its file id) or refused, so the caller's clean-up knows every file made.
-        tasks = [asyncio.ensure_future(one(p)) for p in checked]
+        outcomes: list[str | None] = [None] * len(checked)
+        pending = iter(enumerate(checked))
+
+        async def uploader() -> None:
+            for i, path in pending:  # shared: each path is taken by one uploader
+                if failed:  # another upload failed: this one is not sent
+                    return
+                try:
+                    outcomes[i] = await one(path)
+                except Exception:  # recorded in `failed`: the others stop taking paths
+                    return
+
+        workers = [asyncio.ensure_future(uploader()) for _ in range(min(self.upload_concurrency, len(checked)))]
         try:
-            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+            ends = await asyncio.gather(*workers, return_exceptions=True)
         except BaseException:  # the caller is stopped: the others stop too, before its clean-up
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
             raise
         if failed:
             raise failed[0]
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):  # a cancellation from elsewhere
-                raise outcome
+        for end in ends:
+            if isinstance(end, BaseException):  # a cancellation from elsewhere
+                raise end
         file_ids = [str(f) for f in outcomes]
         for start in range(0, len(file_ids), self.batch_size):
             ids, batch_paths = file_ids[start : start + self.batch_size], checked[start : start + self.batch_size]
