@@ -136,3 +136,13 @@ def test_a_big_file_is_not_split_at_its_marks_in_one_call(monkeypatch):
         assert not redact._RENDERING.get()[2]  # forgotten
     assert splits == [] and out == redact_text(marked)
     assert "[REDACTED:openai_key]" in out
+
+
+def test_a_big_text_s_prefixes_are_found_a_piece_at_a_time_as_in_one_search(monkeypatch):
+    """Over the piece size (a big trace's index) the prefix search goes a piece at a time (one
+    search would hold the GIL), and finds what one search finds, a prefix across two pieces too."""
+    monkeypatch.setattr(redact, "PIECE_CHARS", 64)
+    for i, text in enumerate(TEXTS):
+        assert redact._found(text, redact._PREFIX_GUARDS, set()) == {
+            p for p in redact._PREFIXES.values() if p and p in text
+        }, i

@@ -29,7 +29,7 @@ from refinery.analysis.stages import Stage
 from refinery.core.tokens import estimate_tokens
 from refinery.prompts.system_prompts import PromptTemplate
 from refinery.traces.source_text import truncate_parts
-from refinery.traces.spool import file_names
+from refinery.traces.spool import SpooledFiles, file_names
 from refinery.wire.endpoint_offer import StoreChoice, configured_endpoint, store_choice
 
 __all__ = ["NO_STORE_NOTE", "Piece", "context_files", "fitted_pieces", "flagged_runs", "pieces_text"]
@@ -51,9 +51,9 @@ CHARS_PER_TOKEN_CUT = 3  # characters kept per token of a cut piece's share (pro
 class Piece:
     """One file, or one run's section of a file, as it goes into a request."""
 
-    def __init__(self, file: str, text: str, run_id: str | None = None) -> None:
+    def __init__(self, file: str, text: str, run_id: str | None = None, tokens: int | None = None) -> None:
         self.file, self.text, self.run_id = file, text, run_id
-        self.tokens = estimate_tokens(text)
+        self.tokens = estimate_tokens(text) if tokens is None else tokens
         # the lines around it as `pieces_text` writes them (its name twice, a run's file line)
         self.overhead = max(SEPARATOR_TOKENS, 2 * estimate_tokens(f"===== end of file: {self.heading} =====\n\n"))
 
@@ -108,7 +108,10 @@ def file_pieces(run: AnalysisRun, indices: Sequence[int]) -> list[Piece]:
     if texts is None:
         return []
     names = file_names(texts.files)
-    return [Piece(names[i], texts.files[i][1]) for i in indices]
+    # a spooled file's count was taken when it was written (the same text): a big trace's index is
+    # not measured again for every Stage 1 group and every later stage
+    counts = texts.files.tokens if isinstance(texts.files, SpooledFiles) else None
+    return [Piece(names[i], texts.files[i][1], tokens=None if counts is None else counts[i]) for i in indices]
 
 
 def group_pieces(run: AnalysisRun, group: StageGroup | None) -> list[Piece]:

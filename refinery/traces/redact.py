@@ -121,11 +121,14 @@ _PREFIX_GUARDS = _by_guard(set(_PREFIXES.values()) - {""})
 def _found(text: str, guards: tuple[tuple[str, tuple[str, ...]], ...], found: set[str]) -> set[str]:
     """`found` with the words of `guards` that occur in `text` added (a big text searched a piece at
     a time, `core.pieces`: one search over a big index would hold the GIL, and the host's loop)."""
+    if len(text) <= PIECE_CHARS:  # nearly every value: the plain search, no call a word
+        for guard, words in guards:
+            if guard in text:
+                found.update(word for word in words if word in text)
+        return found
     for guard, words in guards:
         if contains(text, guard):
-            for word in words:
-                if contains(text, word):
-                    found.add(word)
+            found.update(word for word in words if contains(text, word))
     return found
 
 
