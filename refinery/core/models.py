@@ -88,6 +88,7 @@ class TraceRun(BaseModel):
 
 
 _RUN_DEFAULTS = {name: None if f.default_factory else f.default for name, f in TraceRun.model_fields.items()}
+_RUN_FACTORIES = [(name, f.default_factory) for name, f in TraceRun.model_fields.items() if f.default_factory]
 _new_object = object.__new__
 _set_slot = object.__setattr__
 
@@ -100,10 +101,9 @@ def run_from_checked(fields: dict[str, Any]) -> TraceRun:
     `model_construct` does, without its per-field walk; the fields not given take their defaults.
     """
     values = {**_RUN_DEFAULTS, **fields}
-    if "inputs" not in fields:
-        values["inputs"] = {}
-    if "metadata" not in fields:
-        values["metadata"] = {}
+    for name, make in _RUN_FACTORIES:  # `inputs`, `metadata`: a new dict for each run, as validation makes
+        if name not in fields:
+            values[name] = make()  # type: ignore[call-arg]
     run = _new_object(TraceRun)
     _set_slot(run, "__dict__", values)
     _set_slot(run, "__pydantic_fields_set__", set(fields))

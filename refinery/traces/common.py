@@ -146,13 +146,19 @@ def order_runs(runs: list[R]) -> list[R]:
 
 def span_bounds(runs: Iterable[Placed]) -> tuple[datetime | None, datetime | None]:
     """The first start and the last end, in one pass (a big chat log's runs are made as read)."""
+    return time_bounds((r.start_time, r.end_time) for r in runs)
+
+
+def time_bounds(times: Iterable[tuple[datetime | None, datetime | None]]) -> tuple[datetime | None, datetime | None]:
+    """The first start and the last end of (start, end) pairs, in one pass (a big log's entries
+    give their times without a run being made)."""
     first: datetime | None = None
     last: datetime | None = None
-    for r in runs:
-        if r.start_time and (first is None or r.start_time < first):
-            first = r.start_time
-        if r.end_time and (last is None or r.end_time > last):
-            last = r.end_time
+    for start, end in times:
+        if start and (first is None or start < first):
+            first = start
+        if end and (last is None or end > last):
+            last = end
     return first, last
 
 

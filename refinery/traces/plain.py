@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from functools import partial
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
@@ -28,7 +28,7 @@ from typing import Any
 
 from refinery.core.models import LazyRuns, RunType, Trace, TraceRun, fact_of, run_from_checked
 from refinery.errors import TraceFormatError
-from refinery.traces.common import as_dict, parse_time, span_bounds
+from refinery.traces.common import as_dict, parse_time, span_bounds, time_bounds
 from refinery.traces.json_stream import LazyArray, ReadShape, is_array
 from refinery.traces.transcript import has_tool_calls, link_tool_calls
 
@@ -268,17 +268,16 @@ def _lazy_runs(
     log names none — no run made (they are made when read)."""
     digest = None if named else _Digest(head)
     facts = bytearray()
-    first: datetime | None = None
-    last: datetime | None = None
-    for i, item in enumerate(items):
-        if digest is not None:
-            digest.add(item)
-        start, end, fact = _step_skeleton(i, item, list_key, source)
-        facts.append(fact)
-        if start is not None and (first is None or start < first):
-            first = start
-        if end is not None and (last is None or end > last):
-            last = end
+
+    def times() -> Iterator[tuple[datetime | None, datetime | None]]:
+        for i, item in enumerate(items):
+            if digest is not None:
+                digest.add(item)
+            start, end, fact = _step_skeleton(i, item, list_key, source)
+            facts.append(fact)
+            yield start, end
+
+    first, last = time_bounds(times())
     trace_id = named or f"chat-{digest.hexdigest() if digest is not None else ''}"
     convert = partial(_step_run, list_key=list_key, trace_id=trace_id, source=source, checked=True)
     return LazyRuns(items, convert, bytes(facts)), trace_id, first, last

@@ -336,6 +336,10 @@ class _Remembered(dict[str, _Found]):
 
     chars = 0
 
+    def forget(self) -> None:
+        self.clear()
+        self.chars = 0
+
 
 _REMEMBERED_CHARS = 1 << 24
 
@@ -391,8 +395,7 @@ def redact_rendered(marked: str, report: RedactionReport | None = None, extra: S
     known = state[2] if state is not None else None
     if not known or len(marked) > _WHOLE_SPLIT_CHARS:
         if known:
-            known.clear()
-            known.chars = 0
+            known.forget()
         return redact_text(marked, report, extra)
     present: set[str] = set()
     starts: set[str] = set()
@@ -404,12 +407,9 @@ def redact_rendered(marked: str, report: RedactionReport | None = None, extra: S
         else:
             present |= hit[0]
             starts |= hit[1]
-    known.clear()
-    known.chars = 0
-    rest = "\n".join(unknown)
-    present |= _literals_in(rest)
-    _found(rest, _PREFIX_GUARDS, starts)
-    return _redacted(marked, report, extra, (present, starts))
+    known.forget()
+    rest_present, rest_starts = _prefiltered("\n".join(unknown))
+    return _redacted(marked, report, extra, (present | rest_present, starts | rest_starts))
 
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{8,}={0,2}")
