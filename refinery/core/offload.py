@@ -13,6 +13,14 @@ with six worker threads busy (eight Stage 1 groups at once, each sizing its requ
 waited 635 ms for its turn on a shared 2-core machine where one busy worker cost it 127 ms. The
 GIL lets only one thread run Python at a time anyway, so one worker costs little speed; and the
 host's default executor is left to the host.
+
+One worker is not enough on its own: CPython asks a thread holding the GIL to give it up only when
+a waiting thread has waited 5 ms *and no switch happened meanwhile*, and every blocking call (a
+`pread` of one spooled file, a `pwrite`) gives the GIL up and takes it back — a switch. A worker
+reading a spooled file every 70 µs kept the loop waiting 160–490 ms at a time (a test script doing
+a `pread` every 2 ms: 23 s). So while refinery's work runs, the loop that handed it over keeps a
+pulse (a timestamp it refreshes every 5 ms), and the worker calls `breathe()` where it does such
+I/O: if the pulse is late, the worker sleeps, GIL let go, until the loop has run again.
 """
 
 from __future__ import annotations
@@ -21,11 +29,13 @@ import asyncio
 import contextvars
 import functools
 import threading
+import time
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
-__all__ = ["Stopped", "in_worker", "off_loop", "worker_thread"]
+__all__ = ["Stopped", "breathe", "in_worker", "off_loop", "worker_thread"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -43,6 +53,75 @@ def _executor() -> ThreadPoolExecutor:
         return _worker
 
 
+BEAT_S = 0.005  # how often the loop refreshes its pulse while work it handed over runs
+LATE_S = 0.015  # a pulse older than this: the loop is kept from running (or busy); the worker lets go
+GIVE_S = 0.0005  # one sleep of the worker's while it waits for the loop to run
+MOST_S = 0.1  # the longest one `breathe` waits (a loop busy with its own work does not stop ours)
+
+
+class _Pulse:
+    """A loop's pulse while work it handed over is in flight: `beat` is the loop's last turn."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = weakref.ref(loop)  # the map's value must not keep its key alive
+        self.beat = time.monotonic()
+        self.pending = 0
+        self._handle: asyncio.TimerHandle | None = None
+
+    def hold(self) -> None:
+        self.pending += 1
+        if self._handle is None:
+            self.beat = time.monotonic()
+            self._handle = self._later()
+
+    def release(self) -> None:
+        self.pending -= 1
+        if self.pending == 0 and self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _tick(self) -> None:
+        self.beat = time.monotonic()
+        self._handle = self._later()
+
+    def _later(self) -> asyncio.TimerHandle | None:
+        loop = self._loop()
+        return None if loop is None or loop.is_closed() else loop.call_later(BEAT_S, self._tick)
+
+
+_pulses: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pulse] = weakref.WeakKeyDictionary()
+_PULSE: contextvars.ContextVar[_Pulse | None] = contextvars.ContextVar("refinery_pulse", default=None)
+
+
+def _pulse(loop: asyncio.AbstractEventLoop) -> _Pulse:
+    pulse = _pulses.get(loop)
+    if pulse is None:
+        pulse = _pulses[loop] = _Pulse(loop)
+    return pulse
+
+
+def breathe() -> None:
+    """Where offloaded work does blocking I/O: if the loop that handed it over has not run for
+    `LATE_S`, let the GIL go until it has (at most `MOST_S`). A no-op outside offloaded work."""
+    pulse = _PULSE.get()
+    if pulse is None or time.monotonic() - pulse.beat < LATE_S:
+        return
+    seen, until = pulse.beat, time.monotonic() + MOST_S
+    while pulse.beat == seen and time.monotonic() < until:
+        time.sleep(GIVE_S)
+
+
+def _handed_over(loop: asyncio.AbstractEventLoop, func: Callable[[], T]) -> asyncio.Future[T]:
+    """`func` queued for the worker, run in a copy of the caller's context that knows the loop's pulse."""
+    pulse = _pulse(loop)
+    context = contextvars.copy_context()
+    context.run(_PULSE.set, pulse)
+    pulse.hold()
+    future = loop.run_in_executor(_executor(), functools.partial(context.run, func))
+    future.add_done_callback(lambda _f: pulse.release())
+    return future
+
+
 def worker_thread() -> bool:
     """Whether this code runs in refinery's worker thread (the offloaded work's)."""
     return threading.current_thread().name.startswith("refinery-worker")
@@ -51,8 +130,7 @@ def worker_thread() -> bool:
 async def in_worker(func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
     """`asyncio.to_thread`, in refinery's one worker thread (see the module's docstring)."""
     loop = asyncio.get_running_loop()
-    call = functools.partial(contextvars.copy_context().run, func, *args, **kwargs)
-    return await loop.run_in_executor(_executor(), call)
+    return await _handed_over(loop, functools.partial(func, *args, **kwargs))
 
 
 class Stopped(Exception):
@@ -65,8 +143,7 @@ async def off_loop(work: Callable[[threading.Event], T]) -> T:
     awaiting task is cancelled, and the cancellation waits for `work` to return or raise."""
     stop = threading.Event()
     loop = asyncio.get_running_loop()
-    call = functools.partial(contextvars.copy_context().run, work, stop)
-    future = loop.run_in_executor(_executor(), call)
+    future = _handed_over(loop, functools.partial(work, stop))
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 
+from refinery.core.offload import breathe
+
 __all__ = ["BROKEN", "DECODER", "DELIMITERS", "WS", "Cursor", "NotJson", "NotUtf8", "block_items", "gc_paused"]
 
 WS = re.compile(r"[ \t\n\r]*")
@@ -59,6 +61,7 @@ class Cursor:
             self.byte_at(self.pos)
             self.buf, self.pos, self.mark_pos = self.buf[self.pos :], 0, 0
         size = at_least or self.chunk
+        breathe()  # reads let the GIL go and take it back: the host's loop may be kept waiting
         data = self.f.read(size if self.left is None else min(size, self.left))
         if self.left is not None:
             self.left -= len(data)

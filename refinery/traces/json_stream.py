@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, overload
 
+from refinery.core.offload import breathe
 from refinery.errors import TraceFormatError
 from refinery.traces.json_cursor import BROKEN, DECODER, WS, Cursor, NotJson, NotUtf8, block_items, gc_paused
 from refinery.traces.read_shape import ReadShape
@@ -93,6 +94,7 @@ class LazyArray(Sequence[Any]):
             first, j = spans[2 * i], i + 1
             while j < stop and spans[2 * j + 1] - first <= _CHUNK:
                 j += 1
+            breathe()  # reads let the GIL go and take it back: the host's loop may be kept waiting
             f.seek(first)
             block = f.read(spans[2 * j - 1] - first)
             for k, value in enumerate(block_items(block, spans[2 * i : 2 * j], first), start=i):
@@ -133,6 +135,7 @@ class LazyArray(Sequence[Any]):
 
     def _read(self, f: BinaryIO, i: int) -> Any:
         start, end = self._spans[2 * i], self._spans[2 * i + 1]
+        breathe()
         f.seek(start)
         try:
             if not self._walk:

@@ -26,7 +26,7 @@ from typing import overload
 
 from refinery.core.gc_freeze import objects_frozen, survivors_frozen
 from refinery.core.models import DomainExpertExpectation, Trace
-from refinery.core.offload import Stopped
+from refinery.core.offload import Stopped, breathe
 from refinery.core.pieces import decoded, encoded_pieces
 from refinery.core.tokens import estimate_tokens
 from refinery.traces.redact import RedactionReport, redact_rendered, redacting
@@ -77,6 +77,7 @@ class SpooledFiles(Sequence[tuple[str, str]]):
         `encode` of a big trace's index held the host's loop 29 ms); how many bytes."""
         written = 0
         for data in encoded_pieces(text):
+            breathe()  # each write lets the GIL go and takes it back: the loop may be kept waiting
             view = memoryview(data)
             while view:  # a write may take less than asked
                 view = view[os.pwrite(self._fd, view, offset + written + len(data) - len(view)) :]
@@ -85,6 +86,7 @@ class SpooledFiles(Sequence[tuple[str, str]]):
 
     def text(self, index: int) -> str:
         size, offset = self.sizes[index], self.offsets[index]
+        breathe()  # a read a file lets the GIL go and takes it back: the loop may be kept waiting
         data = os.pread(self._fd, size, offset)
         while len(data) < size:  # a read may return less than asked
             data += os.pread(self._fd, size - len(data), offset + len(data))
