@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
+from refinery.core.offload import breathe
 from refinery.traces.redact import secret_field_value
 from refinery.traces.source_text import source, truncate_parts
 
@@ -130,6 +131,7 @@ def message_view(msg: Any, *, mark: bool = False) -> tuple[str, str]:
 
 
 def digest(*texts: str) -> str:
+    breathe()  # hashing 2 KiB or more lets the GIL go and takes it back (see `core.offload`)
     h = hashlib.blake2b(digest_size=12)
     for t in texts:
         h.update(t.encode("utf-8", "surrogatepass"))
