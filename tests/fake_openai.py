@@ -14,7 +14,7 @@ from aioresponses import CallbackResult
 
 from refinery.analysis.stage_results import StagedAnalysisResult
 from refinery.analysis.staged_schemas import STAGE_MODELS
-from tests.helpers import BASE, response_json
+from tests.helpers import BASE, json_sent, response_json
 
 SAMPLES: dict[str, dict[str, Any]] = {
     "stage1": {
@@ -192,7 +192,7 @@ class FakeOpenAI:
         return [self.stage_of(b) for b in self.bodies]
 
     def _responses(self, url: Any, **kwargs: Any) -> CallbackResult:
-        body = kwargs["json"]
+        body = json_sent(kwargs)
         self.bodies.append(body)
         stage = self.stage_of(body)
         group = ((body.get("tools") or [{}])[0].get("filters") or {}).get("value")

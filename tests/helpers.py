@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import html.parser
+import json
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,15 @@ def sent(m: aioresponses.aioresponses, method: str = "POST", url: str | None = N
         if meth == method and (url is None or str(u) == url):
             out.extend(calls)
     return out
+
+
+def json_sent(kwargs: dict[str, Any]) -> Any:
+    """The JSON body a recorded request carried: aiohttp's `json=`, or the bytes of a big body
+    serialised in refinery's worker (`wire.json_body`)."""
+    if kwargs.get("json") is not None:
+        return kwargs["json"]
+    data = kwargs.get("data")
+    return json.loads(data) if isinstance(data, (bytes, bytearray)) else None
 
 
 def response_json(text: str, *, status: str = "completed", extra_items: list[dict] | None = None, **kw: Any) -> dict:

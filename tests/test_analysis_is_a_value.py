@@ -88,6 +88,27 @@ async def test_results_dropped_without_release_leave_no_spool_folder_either():
     assert spool_folders() == before
 
 
+async def test_a_folder_analysis_releases_its_files_in_the_worker_and_leaves_no_spool(tmp_path, monkeypatch):
+    from refinery.analysis.stage_results import StagedAnalysisResult
+    from refinery.app import analyze_into
+    from refinery.core.offload import worker_thread
+
+    released_in: list[bool] = []  # whether each release ran in refinery's worker (a big spool's is long)
+    real = StagedAnalysisResult.release
+
+    def spy(self):
+        released_in.append(worker_thread())
+        real(self)
+
+    monkeypatch.setattr(StagedAnalysisResult, "release", spy)
+    before = spool_folders()
+    async with OpenAITestServer() as server, ResponsesClient(api_key="sk-x", base_url=server.base_url) as client:
+        done = await analyze_into(tmp_path / "out", trace(1), EXPECTATION, analyst=StagedFailureAnalyst(client=client))
+    assert (tmp_path / "out" / "report.md").is_file() and done.result.files is None
+    assert released_in == [True]
+    assert spool_folders() == before
+
+
 async def test_the_three_call_interface_lets_go_of_its_analysis_after_diagnose_failure():
     async with OpenAITestServer() as server, ResponsesClient(api_key="sk-x", base_url=server.base_url) as client:
         analyst = StagedFailureAnalyst(store="hosted", client=client)

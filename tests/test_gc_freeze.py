@@ -114,23 +114,52 @@ def test_a_plan_is_measured_with_objects_frozen_and_leaves_the_collector_as_it_w
     assert collector_settings() == before
 
 
-def test_what_survives_a_full_pass_inside_a_block_is_frozen_at_the_next_step_and_given_back_after(unfrozen):
+def test_what_the_work_keeps_is_frozen_at_the_next_step_after_two_younger_passes(unfrozen):
     callbacks = list(gc.callbacks)
     with objects_frozen():
         made_inside = [object.__new__(type(f"MadeInside{i}", (), {})) for i in range(3)]
         frozen = gc.get_freeze_count()
-        survivors_frozen()  # no full pass since the freeze: nothing more
+        survivors_frozen()  # no pass since the freeze: nothing more
         assert gc.get_freeze_count() == frozen
-        gc.collect(1)  # a younger generation's pass: nothing more either
+        gc.collect(1)  # one younger pass: not yet
         survivors_frozen()
         assert gc.get_freeze_count() == frozen
-        gc.collect()  # a full pass: its survivors join the frozen objects at the next step
+        gc.collect(1)  # a second: what the work kept is frozen at the next step
         survivors_frozen()
         assert gc.get_freeze_count() > frozen
         assert not any(o is made_inside[0] for o in gc.get_objects())
     assert gc.callbacks == callbacks  # no collector callback: a signal's exception is never lost in one
     assert gc.get_freeze_count() == 0
     assert any(o is made_inside[0] for o in gc.get_objects(generation=2))
+
+
+def test_after_a_full_pass_the_next_step_freezes_what_the_work_kept(unfrozen):
+    with objects_frozen():
+        made_inside = [object.__new__(type("MadeInside", (), {}))]
+        frozen = gc.get_freeze_count()
+        gc.collect()
+        survivors_frozen()
+        assert gc.get_freeze_count() > frozen
+        assert not any(o is made_inside[0] for o in gc.get_objects())
+
+
+def test_a_young_cycle_that_is_garbage_is_collected_at_the_step_not_frozen(unfrozen):
+    import weakref
+
+    class Node:
+        pass
+
+    with objects_frozen():
+        gc.collect(1)
+        gc.collect(1)  # two younger passes: the next step freezes
+        cycle = Node()
+        cycle.me = cycle  # garbage once dropped, and only a collector pass finds it
+        gone = weakref.ref(cycle)
+        del cycle
+        survivors_frozen()
+        assert gone() is None  # found by the step's own younger pass before the freeze
+        frozen = gc.get_freeze_count()
+    assert frozen > 0
 
 
 def test_outside_a_block_nothing_is_frozen_after_a_full_pass(unfrozen):

@@ -35,6 +35,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
+from refinery.core.gc_freeze import survivors_frozen
+
 __all__ = ["Stopped", "breathe", "in_worker", "off_loop", "worker_thread"]
 
 T = TypeVar("T")
@@ -117,9 +119,17 @@ def _handed_over(loop: asyncio.AbstractEventLoop, func: Callable[[], T]) -> asyn
     context = contextvars.copy_context()
     context.run(_PULSE.set, pulse)
     pulse.hold()
-    future = loop.run_in_executor(_executor(), functools.partial(context.run, func))
+    future = loop.run_in_executor(_executor(), functools.partial(context.run, _a_step, func))
     future.add_done_callback(lambda _f: pulse.release())
     return future
+
+
+def _a_step(func: Callable[[], T]) -> T:
+    """One piece of offloaded work, and after it what big work keeps frozen (`core.gc_freeze`)."""
+    try:
+        return func()
+    finally:
+        survivors_frozen()
 
 
 def worker_thread() -> bool:

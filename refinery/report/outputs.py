@@ -15,6 +15,7 @@ from typing import Any
 from refinery.analysis.stage_results import StagedAnalysisResult, from_complete_analysis
 from refinery.analysis.stages import STAGE_ARTIFACTS
 from refinery.core.artifacts import write_json_atomic, write_text_atomic
+from refinery.core.gc_freeze import objects_frozen
 from refinery.core.models import CompleteAnalysis, Trace
 from refinery.core.pricing import PRICES_AS_OF, estimate_cost_usd
 from refinery.core.tokens import TOKEN_COUNTS
@@ -89,12 +90,13 @@ def write_outputs(
     either way."""
     out = Path(out)
     result = as_staged(result, trace)
-    if files is None and trace is not None:
-        files = upload_files_for(trace)[0]
-    view = gather(result, trace, usage, files)
-    write_json_atomic(out / USAGE_ARTIFACT, usage)
-    write_text_atomic(out / "report.md", render_markdown(view))
-    write_text_atomic(out / "report.html", render_html(view))
+    with objects_frozen():  # a big trace's report rows: out of the collector's passes (`core.gc_freeze`)
+        if files is None and trace is not None:
+            files = upload_files_for(trace)[0]
+        view = gather(result, trace, usage, files)
+        write_json_atomic(out / USAGE_ARTIFACT, usage)
+        write_text_atomic(out / "report.md", render_markdown(view))
+        write_text_atomic(out / "report.html", render_html(view))
     return [
         str(out / n)
         for n in (*[STAGE_ARTIFACTS[s] for s in sorted(result.usage)], "report.md", "report.html", USAGE_ARTIFACT)

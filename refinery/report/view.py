@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from refinery.analysis.stage_results import StagedAnalysisResult
+from refinery.core.gc_freeze import survivors_frozen
 from refinery.core.models import Trace
 from refinery.traces.redact import redact_text
 from refinery.traces.render import run_sections, safe_name
@@ -179,6 +180,8 @@ def _rows(result: StagedAnalysisResult, trace: Trace | None) -> list[RunRow]:
     parent_of: dict[str, str] = {}
     names: dict[str, str] = {}
     for i, r in enumerate(trace.runs, start=1):
+        if i % 1024 == 0:
+            survivors_frozen()  # a big trace's rows live until the report is written (`core.gc_freeze`)
         rid = redact_text(r.id)
         if r.parent_run_id is not None and r.parent_run_id != r.id:
             parent_of[rid] = redact_text(r.parent_run_id)

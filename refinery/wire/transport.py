@@ -43,6 +43,7 @@ from refinery.errors import (
     ServerError,
     UnprocessableEntityError,
 )
+from refinery.wire.json_body import JSON_CONTENT_TYPE, encoded_off_loop, is_big
 from refinery.wire.rate_budget import UNBUDGETED, BudgetStats, RateBudget, Ticket
 from refinery.wire.retry import RETRYABLE_STATUS, Attempts, RetryPolicy, next_wait
 
@@ -309,9 +310,18 @@ class OpenAITransport:
         """
         attempts = Attempts()
         policy = retry or self.retry
+        body = await encoded_off_loop(json) if json is not None and is_big(json) else None  # once, every attempt
         while True:
             outcome = await self._attempt(
-                method, path, json=json, form=form, params=params, cost=cost, cost_class=cost_class, sink=sink
+                method,
+                path,
+                json=json if body is None else None,
+                body=body,
+                form=form,
+                params=params,
+                cost=cost,
+                cost_class=cost_class,
+                sink=sink,
             )
             if isinstance(outcome, ApiResponse):
                 return outcome
@@ -338,24 +348,27 @@ class OpenAITransport:
         path: str,
         *,
         json: Any,
+        body: bytes | None = None,
         form: FormFactory | None,
         params: Mapping[str, str] | None,
         cost: int | None,
         cost_class: str | None,
         sink: BodySink | None = None,
     ) -> ApiResponse | tuple[APIError, int, dict[str, str]]:
-        """One try: the answer, or (the typed failure, HTTP status or 0, headers)."""
+        """One try: the answer, or (the typed failure, HTTP status or 0, headers). `body`: a big
+        JSON body already serialised (`wire.json_body`), sent as it is."""
         session = self._ensure_session()
         url = self.url(path)
+        typed = {"Content-Type": JSON_CONTENT_TYPE} if body is not None else {}
         async with self._admission(cost, cost_class) as ticket:
             try:
                 async with session.request(
                     method,
                     url,
                     json=json,
-                    data=form() if form is not None else None,
+                    data=body if body is not None else form() if form is not None else None,
                     params=params,
-                    headers=await self.settings.request_headers(),
+                    headers={**await self.settings.request_headers(), **typed},
                 ) as resp:
                     status = resp.status
                     headers = {k.lower(): v for k, v in resp.headers.items()}
