@@ -22,7 +22,6 @@ from refinery.analysis.stages import (
     Stage,
     build_request,
     compact_json,
-    file_chunks,
     retrieval_allowance,
     sized_results,
 )
@@ -33,7 +32,6 @@ from refinery.core.offload import in_worker
 from refinery.core.tokens import estimate_body_tokens
 from refinery.errors import ContextBudgetError, StageError
 from refinery.prompts.system_prompts import SYSTEM
-from refinery.traces.spool import file_stats
 from refinery.wire.response_output import CallUsage
 from refinery.wire.responses_client import JsonAnswer
 from refinery.wire.structured_model import StructuredModel
@@ -89,8 +87,8 @@ class StageCalls:
             return int(given)
         if not sized or run is None or run.texts is None:
             return DEFAULT_RESULTS
-        stats = file_stats(run.texts.files)
-        return sized_results(sum(file_chunks(tokens) for name, _, tokens in stats if name not in inline), most)
+        texts = run.texts
+        return sized_results(texts.chunk_total - sum(texts.chunks.get(name, 0) for name in set(inline)), most)
 
     def allowance(self, body: dict[str, Any], store_id: str | None) -> int:
         """The tokens retrieval may add to this request: its `file_search` result count of whole
