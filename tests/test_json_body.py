@@ -86,3 +86,30 @@ async def test_a_small_body_is_left_to_aiohttps_json(make_transport, mocked, ser
     assert call.kwargs["json"] == body
     assert "Content-Type" not in call.kwargs["headers"]
     assert serialised_in == []
+
+
+LONG = json_body.PIECE_CHARS * 2 + 7
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"text": "a" * LONG},
+        {"text": ('é"\\\n\t\u2028😀\ud800 ' * LONG)[:LONG]},  # escapes, a character past the BMP, a lone surrogate
+        {"input": [{"content": [{"text": "x" * LONG}, {"text": "short"}]}, ("y" * LONG, 1.5, None, True)]},
+        {"a": "z" * LONG, "b": {"c": "q" * LONG}, "n": [1, -0.0, 10**20], "s": '"marker-like":0"'},
+        ["w" * (json_body.PIECE_CHARS + 1)],
+        {"exact": "e" * json_body.PIECE_CHARS},
+    ],
+)
+def test_a_big_body_is_encoded_a_piece_at_a_time_to_the_bytes_json_dumps_gives(body):
+    assert json_body._encoded(body) == json.dumps(body).encode("utf-8")
+
+
+def test_a_text_holding_the_marker_of_the_encoding_still_encodes_right(monkeypatch):
+    class Fixed:
+        hex = "f" * 32
+
+    monkeypatch.setattr(json_body.uuid, "uuid4", lambda: Fixed)
+    body = {"a": ("f" * 32 + ":0") * (json_body.PIECE_CHARS // 30), "b": '"' + "f" * 32 + ':0"'}
+    assert json_body._encoded(body) == json.dumps(body).encode("utf-8")

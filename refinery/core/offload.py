@@ -14,13 +14,15 @@ waited 635 ms for its turn on a shared 2-core machine where one busy worker cost
 GIL lets only one thread run Python at a time anyway, so one worker costs little speed; and the
 host's default executor is left to the host.
 
-One worker is not enough on its own: CPython asks a thread holding the GIL to give it up only when
-a waiting thread has waited 5 ms *and no switch happened meanwhile*, and every blocking call (a
-`pread` of one spooled file, a `pwrite`) gives the GIL up and takes it back — a switch. A worker
-reading a spooled file every 70 µs kept the loop waiting 160–490 ms at a time (a test script doing
-a `pread` every 2 ms: 23 s). So while refinery's work runs, the loop that handed it over keeps a
-pulse (a timestamp it refreshes every 5 ms), and the worker calls `breathe()` where it does such
-I/O: if the pulse is late, the worker sleeps, GIL let go, until the loop has run again.
+One worker is not enough on its own: a thread waiting for the GIL asks its holder to let go only
+after waiting 5 ms, and every blocking call of the holder (a `pread` of one spooled file, a `pwrite`)
+lets the GIL go and signals the waiter, which wakes, finds the GIL taken again and starts another
+5 ms wait — so a worker that does such I/O more often than every 5 ms is never asked, and keeps the
+GIL. A worker reading a spooled file every 70 µs kept the loop from running 160–490 ms at a time (a
+test script doing a `pread` every 2 ms: 23 s). So while refinery's work runs, the loop that handed it
+over keeps a pulse (every 5 ms it notes the time and sets an event), and the worker calls `breathe()`
+where it does such I/O: if the pulse is late, the worker waits on the event, GIL let go, until the
+loop has run.
 """
 
 from __future__ import annotations
@@ -57,7 +59,6 @@ def _executor() -> ThreadPoolExecutor:
 
 BEAT_S = 0.005  # how often the loop refreshes its pulse while work it handed over runs
 LATE_S = 0.015  # a pulse older than this: the loop is kept from running (or busy); the worker lets go
-GIVE_S = 0.0005  # one sleep of the worker's while it waits for the loop to run
 MOST_S = 0.1  # the longest one `breathe` waits (a loop busy with its own work does not stop ours)
 
 
@@ -67,6 +68,7 @@ class _Pulse:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = weakref.ref(loop)  # the map's value must not keep its key alive
         self.beat = time.monotonic()
+        self.ran = threading.Event()  # set at each of the loop's beats: what a late worker waits on
         self.pending = 0
         self._handle: asyncio.TimerHandle | None = None
 
@@ -84,6 +86,7 @@ class _Pulse:
 
     def _tick(self) -> None:
         self.beat = time.monotonic()
+        self.ran.set()
         self._handle = self._later()
 
     def _later(self) -> asyncio.TimerHandle | None:
@@ -108,9 +111,12 @@ def breathe() -> None:
     pulse = _PULSE.get()
     if pulse is None or time.monotonic() - pulse.beat < LATE_S:
         return
-    seen, until = pulse.beat, time.monotonic() + MOST_S
-    while pulse.beat == seen and time.monotonic() < until:
-        time.sleep(GIVE_S)
+    # the loop's next beat sets the event: waiting on it lets the GIL go until the loop has run (a
+    # short sleep did not: on a busy machine the loop's thread woke too late and the worker took
+    # the GIL back first)
+    pulse.ran.clear()
+    if time.monotonic() - pulse.beat >= LATE_S:  # no beat between the check and the clear
+        pulse.ran.wait(MOST_S)
 
 
 def _handed_over(loop: asyncio.AbstractEventLoop, func: Callable[[], T]) -> asyncio.Future[T]:
