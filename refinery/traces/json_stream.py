@@ -97,8 +97,10 @@ class LazyArray(Sequence[Any]):
             breathe()  # reads let the GIL go and take it back: the host's loop may be kept waiting
             f.seek(first)
             block = f.read(spans[2 * j - 1] - first)
-            for k, value in enumerate(block_items(block, spans[2 * i : 2 * j], first), start=i):
-                yield self._read(f, k) if value is BROKEN else value  # `_read` says which item, where
+            values = block_items(block, spans[2 * i : 2 * j], first)
+            if BROKEN in values:  # (C's `in`: equality with a bare object is identity)
+                values = [self._read(f, k) if v is BROKEN else v for k, v in enumerate(values, start=i)]  # says where
+            yield from values
             i = j
 
     @property

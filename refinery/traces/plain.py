@@ -109,13 +109,13 @@ def _system_prompts(head: dict[str, Any], source: str | None) -> dict[str, str]:
     raise TraceFormatError("expected a map of agent name → prompt text", source=source, field="system_prompt")
 
 
-def _run_type(role: str, item: dict[str, Any]) -> RunType:
+def _run_type(role: str, name: Any, agent: Any) -> RunType:
     """A named speaker in the user seat is another agent (AutoGen-style group chats), not a prompt."""
-    if role in ("user", "human") and item.get("name") and str(item["name"]).lower() not in ("user", "human"):
+    if role in ("user", "human") and name and str(name).lower() not in ("user", "human"):
         return RunType.AGENT
     if role in ROLE_TYPES:
         return ROLE_TYPES[role]
-    return RunType.AGENT if (item.get("agent") or item.get("name") or role) else RunType.CHAIN
+    return RunType.AGENT if (agent or name or role) else RunType.CHAIN
 
 
 _STEP_KEYS = frozenset({"role", "content", "name", "input", "output"})  # an entry with none of them is no step
@@ -161,6 +161,48 @@ def _step_run(
 ) -> TraceRun:
     """Entry `i` of the log as a run; a bad entry gets an error naming it. `checked`: entries read
     from the file (text keys only), made with `run_from_checked`."""
+    if type(item) is dict and item and _SPOKEN.issuperset(item):
+        fields = _spoken_fields(i, item, trace_id)
+    else:
+        fields = _step_fields(i, item, list_key, trace_id, source)
+    return run_from_checked(fields) if checked else TraceRun(**fields)
+
+
+_SPOKEN = frozenset({"role", "name", "content"})  # a step that only says who spoke and what (Who&When's)
+_PROMPT_ROLES = ("user", "human", "system")
+
+
+def _spoken_fields(i: int, item: dict[str, Any], trace_id: str) -> dict[str, Any]:
+    """`_step_fields` of a step with no key but `role`, `name` and `content` (a differential test
+    holds them equal): no times, error, id, own input or output, or metadata of its own to read.
+    Why apart: most big logs are made of nothing else, and their runs are made on every pass."""
+    role_value, name, content = item.get("role"), item.get("name"), item.get("content")
+    role_as_written = str(role_value) if role_value else ""
+    role = role_as_written.lower()
+    inputs: dict[str, Any] = {}
+    outputs = None
+    if content is not None:
+        if role in _PROMPT_ROLES and not name:
+            inputs["content"] = content
+        else:
+            outputs = {"content": content}
+    return {
+        "id": f"step-{i}",
+        "name": str(name or role_as_written or f"step {i}"),
+        "run_type": _run_type(role, name, None),
+        "inputs": inputs,
+        "outputs": outputs,
+        "start_time": None,
+        "end_time": None,
+        "error": None,
+        "trace_id": trace_id,
+        "step": i,
+        "metadata": {"role": role_as_written} if role_as_written else {},
+    }
+
+
+def _step_fields(i: int, item: Any, list_key: str, trace_id: str, source: str | None) -> dict[str, Any]:
+    """The fields of entry `i`'s run, any entry (a bad one gets an error naming it)."""
     _checked_entry(i, item, list_key, source)
     get = item.get
     role_as_written = str(get("role") or "")
@@ -179,10 +221,10 @@ def _step_run(
     if role_as_written:
         step_meta["role"] = role_as_written
     start, end = _times(item, i, list_key, source)
-    fields = {
+    return {
         "id": str(get("id") or f"step-{i}"),
         "name": str(get("name") or get("agent") or role_as_written or f"step {i}"),
-        "run_type": _run_type(role, item),
+        "run_type": _run_type(role, get("name"), get("agent")),
         "inputs": inputs,
         "outputs": outputs,
         "start_time": start,
@@ -192,7 +234,6 @@ def _step_run(
         "step": i,
         "metadata": step_meta,
     }
-    return run_from_checked(fields) if checked else TraceRun(**fields)
 
 
 def _step_skeleton(
@@ -200,9 +241,13 @@ def _step_skeleton(
 ) -> tuple[datetime | None, datetime | None, int]:
     """What the load needs of entry `i` without making its run: its times and its `LazyRuns` fact
     (type, failed), after the same checks `_step_run` makes, so a bad entry fails here, named."""
+    if type(item) is dict and item and _SPOKEN.issuperset(item):  # no times, no error: checked by its keys
+        role_value, name = item.get("role"), item.get("name")
+        return None, None, fact_of(_run_type(str(role_value).lower() if role_value else "", name, None), False)
     _checked_entry(i, item, list_key, source)
     start, end = _times(item, i, list_key, source)
-    return start, end, fact_of(_run_type(str(item.get("role") or "").lower(), item), _error(item) is not None)
+    run_type = _run_type(str(item.get("role") or "").lower(), item.get("name"), item.get("agent"))
+    return start, end, fact_of(run_type, _error(item) is not None)
 
 
 class _Digest:
