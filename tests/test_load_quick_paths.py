@@ -12,9 +12,10 @@ import pytest
 
 from refinery.core.models import TraceRun, run_fact
 from refinery.errors import TraceFormatError
-from refinery.traces import plain
+from refinery.traces import json_stream, otel_span, plain
 from refinery.traces.json_stream import LazyArray, read_trace_json
 from refinery.traces.loader import READ_SHAPE
+from refinery.traces.otel_attributes import attributes_of, otlp_value
 
 _VALUES = ["user", "User", "HUMAN", "system", "assistant", "tool", "Planner", "", None, 0, 1.5, True, {"a": 1}, [1]]
 
@@ -55,3 +56,88 @@ def test_an_item_broken_behind_the_readers_back_is_named_when_its_block_is_read(
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     with pytest.raises(TraceFormatError, match=r"item 3 \(bytes \d+–\d+\) no longer reads as JSON"):
         list(items)
+
+
+def test_the_scan_reads_on_before_the_windows_edge_and_gives_what_json_loads_gives(tmp_path, monkeypatch):
+    """An array's items are scanned a window at a time; near the window's edge the scan reads on
+    first, so no item is cut there (a cut item's decode error counted the whole window's lines),
+    and every item, ASCII or not, numbers and all, reads back as `json.loads` gives it."""
+    monkeypatch.setattr(json_stream, "_CHUNK", 16384)  # a window of 16 KiB: 1 KiB's margin, items under 500 bytes
+    rng = random.Random(5)
+    words = ["refund", "order", "é", "✓", "日本", "\\n", "ok"]
+    steps = [
+        {"role": rng.choice(["user", "assistant"]), "content": " ".join(rng.choices(words, k=rng.randint(1, 60)))}
+        if i % 5
+        else {"name": "tool", "output": rng.random() * 10 ** rng.randint(-5, 20), "n": rng.randint(-(10**12), 10**12)}
+        for i in range(3000)
+    ]
+    path = tmp_path / "log.json"
+    path.write_text(json.dumps({"question": "q", "history": steps}, ensure_ascii=rng.random() < 0.5), encoding="utf-8")
+    errors: list[int] = []
+    real = json.decoder.JSONDecodeError.__init__
+    monkeypatch.setattr(json.decoder.JSONDecodeError, "__init__", lambda self, *a: errors.append(1) or real(self, *a))
+    data = read_trace_json(path, READ_SHAPE, lazy_bytes=0)
+    assert errors == [] and isinstance(data["history"], LazyArray)
+    assert list(data["history"]) == json.loads(path.read_bytes())["history"] == steps
+
+
+def _random_attributes(rng: random.Random) -> dict:
+    prefixes = ["llm.input_messages.", "llm.output_messages.", "llm.tools.", "llm.", "llm", "input.", "gen_ai.", ""]
+    names = ["0.message.role", "1.message.content", "value", "mime_type", "model_name", "token_count.prompt", "x"]
+    keys = [*otel_span.SHOWN, *otel_span._IO_KEYS, *otel_span.DUPLICATED_BY_MESSAGES]
+    attrs = {}
+    for _ in range(rng.randint(0, 12)):
+        key = rng.choice(keys) if rng.random() < 0.4 else rng.choice(prefixes) + rng.choice(names)
+        attrs[key] = rng.choice(["", None, "text", 0, [1], {"a": 1}])
+    return attrs
+
+
+def test_one_scan_of_a_spans_keys_gives_what_a_scan_for_each_gave():
+    """`attribute_groups`: the three message prefixes' keys in order and `rest_attributes` as it
+    was defined — all but what the run shows (kind, model, tokens, messages and what they
+    duplicate, inputs and outputs given a value)."""
+    rng = random.Random(11)
+    for _ in range(3000):
+        attrs = _random_attributes(rng)
+        inputs, outputs, tools, rest = otel_span.attribute_groups(attrs)
+        assert inputs == [k for k in attrs if k.startswith("llm.input_messages.")]
+        assert outputs == [k for k in attrs if k.startswith("llm.output_messages.")]
+        assert tools == [k for k in attrs if k.startswith("llm.tools.")]
+        messages = any(k.startswith(("llm.input_messages.", "llm.output_messages.")) for k in attrs)
+        expected = {
+            k: v
+            for k, v in attrs.items()
+            if not (
+                k in otel_span.SHOWN
+                or k.startswith(("llm.input_messages.", "llm.output_messages.", "llm.tools."))
+                or (messages and k in otel_span.DUPLICATED_BY_MESSAGES)
+                or (k in otel_span._IO_KEYS and v not in (None, ""))
+            )
+        }
+        assert rest == expected and list(rest) == list(expected) and otel_span.rest_attributes(attrs) == expected
+
+
+def test_otlp_attributes_read_with_their_text_values_inline_are_what_otlp_value_reads():
+    rng = random.Random(12)
+    values = [
+        {"stringValue": "a"},
+        {"stringValue": None},
+        {"intValue": "5"},
+        {"intValue": "x"},
+        {"doubleValue": 1.5},
+        {"boolValue": True},
+        {"arrayValue": {"values": [{"stringValue": "b"}]}},
+        {"string_value": "c", "int_value": None},
+        "bare",
+        None,
+        {},
+    ]
+    for _ in range(2000):
+        raw = [
+            {"key": rng.choice(["k", "l", 3]), "value": rng.choice(values)}
+            if rng.random() < 0.9
+            else rng.choice([1, {}])
+            for _ in range(rng.randint(0, 6))
+        ]
+        expected = {str(kv["key"]): otlp_value(kv.get("value")) for kv in raw if isinstance(kv, dict) and "key" in kv}
+        assert attributes_of(raw) == expected

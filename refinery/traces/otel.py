@@ -40,8 +40,8 @@ from refinery.traces.otel_span import (
     OUTPUT_KEYS,
     START_NAMES,
     TOKEN_KEYS,
+    attribute_groups,
     kind_of,
-    rest_attributes,
     span_ids,
     span_skeleton,
     span_status,
@@ -65,22 +65,27 @@ READ_SHAPE = ReadShape(
 _ATTRIBUTE_MARKERS = ("openinference.span.kind", "gen_ai.", "llm.", "input.value", "output.value")
 
 
-def _io(attrs: dict[str, Any], keys: tuple[str, ...], messages_prefix: str) -> dict[str, Any]:
-    """A run's inputs (or outputs) from its attributes (`rest_attributes` says which keys they use).
+def _io(attrs: dict[str, Any], keys: tuple[str, ...], messages: list[Any]) -> dict[str, Any]:
+    """A run's inputs (or outputs) from its attributes (`rest_attributes` says which keys they use)
+    and its messages unflattened.
 
     Structured messages win over the serialised `input.value` / `output.value` that holds the
     same conversation: rendering both doubled every LLM span and pushed the newest message out.
     """
     out: dict[str, Any] = {}
-    messages = unflatten(attrs, messages_prefix)
-    for key in keys:
-        if messages and key in DUPLICATED_BY_MESSAGES:
-            continue
-        if key in attrs and attrs[key] not in (None, ""):
-            out[key.replace("gen_ai.", "").replace("ai.", "").replace(".value", "")] = maybe_json(attrs[key])
+    if not _IO_KEYS.isdisjoint(attrs):
+        for key in keys:
+            if messages and key in DUPLICATED_BY_MESSAGES:
+                continue
+            if key in attrs and attrs[key] not in (None, ""):
+                out[key.replace("gen_ai.", "").replace("ai.", "").replace(".value", "")] = maybe_json(attrs[key])
     if messages:
         out["messages"] = messages
     return out
+
+
+_IO_KEYS = frozenset({*INPUT_KEYS, *OUTPUT_KEYS})
+_TOKEN_NAMES = frozenset(TOKEN_KEYS)
 
 
 def span_to_run(
@@ -101,16 +106,18 @@ def span_to_run(
     name = str(span.get("name") or attrs.get("gen_ai.tool.name") or attrs.get("tool.name") or "span")
     if not span_id:
         span_id = synthetic_id(span, i)
-    inputs = _io(attrs, INPUT_KEYS, "llm.input_messages")
-    outputs = _io(attrs, OUTPUT_KEYS, "llm.output_messages")
+    input_keys, output_keys, tool_keys, rest = attribute_groups(attrs)
+    inputs = _io(attrs, INPUT_KEYS, unflatten(attrs, "llm.input_messages", input_keys) if input_keys else [])
+    outputs = _io(attrs, OUTPUT_KEYS, unflatten(attrs, "llm.output_messages", output_keys) if output_keys else [])
     metadata: dict[str, Any] = {}
     model = next((attrs[k] for k in MODEL_KEYS if attrs.get(k)), None)
     if model:
         metadata["model"] = model
-    tokens = {v: attrs[k] for k, v in TOKEN_KEYS.items() if attrs.get(k) is not None}
-    if tokens:
-        metadata["tokens"] = tokens
-    tools = unflatten(attrs, "llm.tools")
+    if not _TOKEN_NAMES.isdisjoint(attrs):
+        tokens = {v: attrs[k] for k, v in TOKEN_KEYS.items() if attrs.get(k) is not None}
+        if tokens:
+            metadata["tokens"] = tokens
+    tools = unflatten(attrs, "llm.tools", tool_keys) if tool_keys else []
     if tools:
         inputs["tools"] = tools
     if span.get("logs"):
@@ -121,7 +128,6 @@ def span_to_run(
             outputs = log_out
         if log_rest:
             metadata["logs"] = log_rest
-    rest = rest_attributes(attrs)
     if rest:
         metadata["attributes"] = rest
     kind = span.get("kind") or span.get("span_kind")  # Phoenix's REST API: `span_kind`, taken from the attributes

@@ -172,17 +172,38 @@ def rest_attributes(attrs: dict[str, Any]) -> dict[str, Any]:
     """The attributes a run keeps as its `metadata["attributes"]`: all but those it shows as its
     inputs, outputs (the messages, and the serialised values they duplicate), tools, model and
     tokens. Read from the keys alone, so the load need not make the messages to know it."""
-    messages = any(k.startswith(_SHOWN_PREFIXES[:2]) for k in attrs)
-    return {
-        k: v
-        for k, v in attrs.items()
+    return attribute_groups(attrs)[3]
+
+
+def attribute_groups(attrs: dict[str, Any]) -> tuple[list[str], list[str], list[str], dict[str, Any]]:
+    """The keys of a span's input messages, of its output messages and of its tools (each in the
+    attributes' order, as `unflatten` takes them), and `rest_attributes`: one scan of the keys
+    for all four, where each was a scan of its own (a run is made on every pass over a big trace)."""
+    inputs: list[str] = []
+    outputs: list[str] = []
+    tools: list[str] = []
+    other: list[str] = []
+    for k in attrs:
+        if k.startswith("llm."):
+            if k.startswith(_SHOWN_PREFIXES[0]):
+                inputs.append(k)
+                continue
+            if k.startswith(_SHOWN_PREFIXES[1]):
+                outputs.append(k)
+                continue
+            if k.startswith(_SHOWN_PREFIXES[2]):
+                tools.append(k)
+                continue
+        other.append(k)
+    messages = bool(inputs or outputs)
+    rest = {
+        k: attrs[k]
+        for k in other
         if not (
-            k in SHOWN
-            or k.startswith(_SHOWN_PREFIXES)
-            or (messages and k in DUPLICATED_BY_MESSAGES)
-            or (k in _IO_KEYS and v not in (None, ""))
+            k in SHOWN or (messages and k in DUPLICATED_BY_MESSAGES) or (k in _IO_KEYS and attrs[k] not in (None, ""))
         )
     }
+    return inputs, outputs, tools, rest
 
 
 def span_skeleton(
