@@ -10,9 +10,9 @@ import random
 
 import pytest
 
-from refinery.core.models import TraceRun, run_fact
+from refinery.core.models import LazyRuns, TraceRun, run_fact
 from refinery.errors import TraceFormatError
-from refinery.traces import json_stream, otel_span, plain
+from refinery.traces import json_stream, load_trace, otel_span, plain
 from refinery.traces.json_stream import LazyArray, read_trace_json
 from refinery.traces.loader import READ_SHAPE
 from refinery.traces.otel_attributes import attributes_of, otlp_value
@@ -141,3 +141,53 @@ def test_otlp_attributes_read_with_their_text_values_inline_are_what_otlp_value_
         ]
         expected = {str(kv["key"]): otlp_value(kv.get("value")) for kv in raw if isinstance(kv, dict) and "key" in kv}
         assert attributes_of(raw) == expected
+
+
+def _random_step(rng: random.Random, i: int) -> dict:
+    step = _random_spoken(rng)
+    if rng.random() < 0.3:
+        step[rng.choice(["timestamp", "start_time", "end_time"])] = rng.choice(
+            ["2026-01-02T10:00:05Z", 1767348000 + i, 1767347990123 + i, None, ""]
+        )
+    if rng.random() < 0.2:
+        step[rng.choice(["error", "input", "output", "id", "agent", "tool_calls", "extra"])] = rng.choice(
+            ["boom", {"type": "Timeout"}, '{"a": 1}', "", None, [1], 0]
+        )
+    return step
+
+
+def _passes_over(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Passes made over a big array's items after the reader's own (each a parse of the file)."""
+    passes: list[int] = []
+    real = LazyArray.__iter__
+    monkeypatch.setattr(LazyArray, "__iter__", lambda self: passes.append(1) or real(self))
+    return passes
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_big_logs_load_reads_its_steps_once_and_gives_the_trace_a_whole_read_gives(tmp_path, monkeypatch, seed):
+    """What the load needs of each step (times, fact, the id's hash) is taken during the reader's
+    scan — unless the id is a hash of fields that follow the steps: then the load reads the steps
+    again itself. Either way the trace is the one `json.loads` of the file gives."""
+    rng = random.Random(seed)
+    head = {k: v for k, v in [("question", "Refund 42"), ("question_ID", "q-7"), ("level", 1)] if rng.random() < 0.6}
+    steps = [_random_step(rng, i) for i in range(rng.randint(1, 40))]
+    after = rng.random() < 0.3
+    log = {**({} if after else head), "history": steps, **(head if after else {})}
+    path = tmp_path / "log.json"
+    path.write_text(json.dumps(log))
+    whole = load_trace(json.loads(path.read_text()))
+    monkeypatch.setattr(json_stream, "LAZY_BYTES", 0)
+    passes = _passes_over(monkeypatch)
+    lazy = load_trace(path)
+    with_watch = len(passes)
+    with monkeypatch.context() as m:
+        m.setattr(plain._StepWatch, "fits", lambda *a: False)
+        unwatched = load_trace(path)
+    without_watch = len(passes) - with_watch
+    hashed_after = after and head and "question_ID" not in head  # the id a hash of fields that follow the steps
+    assert with_watch == without_watch - (0 if hashed_after else 1)  # one pass fewer, or none
+    assert isinstance(lazy.runs, LazyRuns) and unwatched.model_dump() == lazy.model_dump()
+    assert (lazy.trace_id, lazy.start_time, lazy.end_time) == (whole.trace_id, whole.start_time, whole.end_time)
+    assert [r.id for r in lazy.get_failed_runs()] == [r.id for r in whole.runs if r.is_failed]
+    assert lazy.model_dump() == whole.model_dump()

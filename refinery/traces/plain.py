@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import partial
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
@@ -42,7 +42,6 @@ ROLE_TYPES = {
     "human": RunType.PROMPT,
 }
 LIST_KEYS = ("history", "messages", "steps")
-READ_SHAPE = ReadShape(entries=frozenset(LIST_KEYS))  # a big log's steps stay in the file until read
 TASK_KEYS = ("question", "task", "input")
 LABEL_KEYS = frozenset(
     {
@@ -311,6 +310,11 @@ def _lazy_runs(
     """A big log's runs, left in the file, from one pass over its entries: each checked (a bad one
     fails the load here, named), its times and its fact noted, and hashed for the trace id when the
     log names none — no run made (they are made when read)."""
+    watch = next((w for w in items.watched if isinstance(w, _StepWatch)), None)
+    if watch is not None and watch.fits(items, list_key, head, named):
+        trace_id = named or f"chat-{watch.digest.hexdigest() if watch.digest is not None else ''}"
+        convert = partial(_step_run, list_key=list_key, trace_id=trace_id, source=source, checked=True)
+        return LazyRuns(items, convert, bytes(watch.facts)), trace_id, watch.first, watch.last
     digest = None if named else _Digest(head)
     facts = bytearray()
 
@@ -328,9 +332,55 @@ def _lazy_runs(
     return LazyRuns(items, convert, bytes(facts)), trace_id, first, last
 
 
+class _StepWatch:
+    """What the load needs of a big log's steps — each one's times and fact, and the id's hash
+    when the fields read before the steps name no id — taken while the reader's own scan holds
+    each step parsed (`ReadShape.watches`), so the load need not parse the file once more. A bad
+    step raises here: the reader drops the watch and the load's own pass names the step."""
+
+    def __init__(self, key: str, head: Mapping[str, Any], source: str) -> None:
+        self.key, self.head, self.source = key, head, source
+        self.digest = None if _named(head) else _Digest(dict(head))
+        self.facts = bytearray()
+        self.first: datetime | None = None
+        self.last: datetime | None = None
+
+    def add(self, item: Any) -> None:
+        if self.digest is not None:
+            self.digest.add(item)
+        start, end, fact = _step_skeleton(len(self.facts), item, self.key, self.source)
+        self.facts.append(fact)
+        if start and (self.first is None or start < self.first):  # `time_bounds`, a step at a time
+            self.first = start
+        if end and (self.last is None or end > self.last):
+            self.last = end
+
+    def fits(self, items: LazyArray, list_key: str, head: dict[str, Any], named: str) -> bool:
+        """Whether it saw these steps and, for an id of their hash, the rest of the object whole:
+        no field after the steps (the id hashes every other field first)."""
+        if self.key != list_key or len(self.facts) != len(items):
+            return False
+        return bool(named) or (
+            self.digest is not None and head.keys() == self.head.keys() and all(head[k] is self.head[k] for k in head)
+        )
+
+
+def _watch(key: str, head: Mapping[str, Any], source: str) -> _StepWatch:
+    return _StepWatch(key, head, source)
+
+
+# a big log's steps stay in the file until read; what the load needs of them is taken as they are first read
+READ_SHAPE = ReadShape(entries=frozenset(LIST_KEYS), watches=tuple((key, _watch) for key in LIST_KEYS))
+
+
+def _named(head: Mapping[str, Any]) -> str:
+    """The id the log names for itself, if any."""
+    return str(head.get("trace_id") or head.get("id") or head.get("question_ID") or "").strip("'\" ")
+
+
 def load_plain(data: Any, source: str | None = None) -> Trace:
     items, list_key, head = _items(data, source)
-    named = str(head.get("trace_id") or head.get("id") or head.get("question_ID") or "").strip("'\" ")
+    named = _named(head)
     runs: Sequence[TraceRun]
     if isinstance(items, LazyArray):
         # Entries left in the file (a big log) stay there: its runs are made each time they are
