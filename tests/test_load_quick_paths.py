@@ -12,7 +12,7 @@ import pytest
 
 from refinery.core.models import LazyRuns, TraceRun, run_fact
 from refinery.errors import TraceFormatError
-from refinery.traces import json_stream, load_trace, otel_span, plain
+from refinery.traces import json_stream, load_trace, otel, otel_span, plain
 from refinery.traces.json_stream import LazyArray, read_trace_json
 from refinery.traces.loader import READ_SHAPE
 from refinery.traces.otel_attributes import attributes_of, otlp_value
@@ -191,3 +191,58 @@ def test_a_big_logs_load_reads_its_steps_once_and_gives_the_trace_a_whole_read_g
     assert (lazy.trace_id, lazy.start_time, lazy.end_time) == (whole.trace_id, whole.start_time, whole.end_time)
     assert [r.id for r in lazy.get_failed_runs()] == [r.id for r in whole.runs if r.is_failed]
     assert lazy.model_dump() == whole.model_dump()
+
+
+def _random_span(rng: random.Random, i: int) -> dict:
+    attrs = [{"key": "openinference.span.kind", "value": {"stringValue": rng.choice(["LLM", "TOOL", "CHAIN"])}}]
+    if rng.random() < 0.9:
+        attrs.append({"key": "project", "value": {"stringValue": "shop"}})
+    if rng.random() < 0.5:
+        attrs.append({"key": "turn", "value": {"intValue": str(rng.randrange(2))}})
+    if rng.random() < 0.5:
+        attrs.append({"key": "llm.input_messages.0.message.content", "value": {"stringValue": f"step {i} ✓"}})
+    span = {
+        "traceId": "ab" * 16,
+        "parentSpanId": f"{rng.randrange(i):016x}" if i and rng.random() < 0.8 else "",
+        "name": f"span {i}",
+        "startTimeUnixNano": str(1_700_000_000_000_000_000 + rng.randrange(10**9)),
+        "attributes": attrs,
+        "status": rng.choice([{"code": 2, "message": "failed"}, {"code": 1}, {}]),
+    }
+    if rng.random() < 0.9:
+        span["spanId"] = f"{i:016x}"
+    if rng.random() < 0.7:
+        span["endTimeUnixNano"] = str(1_700_000_001_000_000_000 + rng.randrange(10**9))
+    if rng.random() < 0.1:
+        span["events"] = [
+            {"name": "exception", "attributes": [{"key": "exception.type", "value": {"stringValue": "E"}}]}
+        ]
+    return span
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_a_big_otlp_arrays_skeletons_are_taken_as_it_is_read_and_give_the_trace_a_whole_read_gives(
+    tmp_path, monkeypatch, seed
+):
+    """A trace of one array of spans: each span's skeleton, fact and repeated attributes are taken
+    during the reader's scan (one pass over the file fewer); of several arrays, the load reads the
+    spans itself. Either way the trace is the one `json.loads` of the file gives."""
+    rng = random.Random(seed)
+    spans = [_random_span(rng, i) for i in range(rng.choice([1, rng.randint(2, 30)]))]  # one: no resource hoisted
+    parts = [spans] if rng.random() < 0.7 else [spans[: len(spans) // 2], spans[len(spans) // 2 :]]
+    service = [{"key": "service.name", "value": {"stringValue": "svc"}}] if rng.random() < 0.7 else []
+    data = {"resourceSpans": [{"resource": {"attributes": service}, "scopeSpans": [{"spans": p}]} for p in parts]}
+    path = tmp_path / "otlp.json"
+    path.write_text(json.dumps(data, ensure_ascii=False))
+    whole = load_trace(json.loads(path.read_text()))
+    monkeypatch.setattr(json_stream, "LAZY_BYTES", 0)
+    passes = _passes_over(monkeypatch)
+    lazy = load_trace(path)
+    with_watch = len(passes)
+    with monkeypatch.context() as m:
+        m.setattr(otel, "_watched", lambda parts: None)
+        unwatched = load_trace(path)
+    without_watch = len(passes) - with_watch
+    assert with_watch == without_watch - (1 if len(parts) == 1 else 0)
+    assert isinstance(lazy.runs, LazyRuns) and lazy.model_dump() == unwatched.model_dump() == whole.model_dump()
+    assert [r.id for r in lazy.get_failed_runs()] == [r.id for r in whole.runs if r.is_failed]

@@ -40,6 +40,7 @@ from refinery.traces.otel_span import (
     OUTPUT_KEYS,
     START_NAMES,
     TOKEN_KEYS,
+    SpanWatch,
     attribute_groups,
     kind_of,
     span_ids,
@@ -61,6 +62,7 @@ READ_SHAPE = ReadShape(
     wrappers=frozenset({"resourceSpans", "scopeSpans", "instrumentationLibrarySpans"}),
     children=frozenset(CHILD_KEYS),
     nesting=frozenset({"spans", "data"}),
+    watches=(("spans", SpanWatch), ("data", SpanWatch)),  # a big array's skeletons taken as it is first read
 )
 _ATTRIBUTE_MARKERS = ("openinference.span.kind", "gen_ai.", "llm.", "input.value", "output.value")
 
@@ -266,6 +268,49 @@ def _lazy_trace(parts: list[tuple[Sequence[Any], dict[str, Any] | None]], source
     """A trace whose spans stay in the file: each span read once here for its place, times, failure
     and repeated attributes (`span_skeleton`, no run made); `LazyRuns` makes the runs when read."""
     entries = SpanEntries(parts)
+    watch = _watched(parts)
+    if watch is not None:
+        skeletons, facts, hoisted = watch.skeletons, watch.facts, watch.hoisted
+        entries.positions.extend(range(len(skeletons)))
+        _add_resource(skeletons, hoisted, parts[0][1] or None)
+    else:
+        skeletons, facts, hoisted = _skeletons(entries, source)
+    ordered = order_runs(skeletons)
+    del skeletons
+    entries.order = array("q", (s.index for s in ordered))
+    trace_id = _trace_id(ordered)
+    first = span_to_run(*_args(entries[0], source)) if len(entries) else None
+    metadata = _metadata(ordered, hoisted.settle(first))
+    start, end = span_bounds(ordered)
+    project = _project(metadata, (s.service for s in ordered))
+    runs = LazyRuns(
+        entries,
+        partial(_made_again, source=source, trace_id=trace_id, hoisted=hoisted),
+        bytes(facts[k] for k in entries.order),
+    )
+    return Trace(trace_id=trace_id, project_name=project, runs=runs, start_time=start, end_time=end, metadata=metadata)
+
+
+def _watched(parts: list[tuple[Sequence[Any], dict[str, Any] | None]]) -> SpanWatch | None:
+    """The watch that saw every span of a trace of one array as the reader first read it, if any."""
+    if len(parts) != 1 or not isinstance(parts[0][0], LazyArray):
+        return None
+    items = parts[0][0]
+    return next((w for w in items.watched if isinstance(w, SpanWatch) and len(w.skeletons) == len(items)), None)
+
+
+def _add_resource(skeletons: list[Skeleton], hoisted: Hoisted, resource: dict[str, Any] | None) -> None:
+    """The one resource of a watched array's spans, as the load's own pass gives it to each."""
+    if skeletons:
+        hoisted.resource = resource  # every span's: the same
+    service = resource.get("service.name") if isinstance(resource, dict) else None
+    if service is not None:
+        for skeleton in skeletons:
+            skeleton.service = service
+
+
+def _skeletons(entries: SpanEntries, source: str | None) -> tuple[list[Skeleton], bytearray, Hoisted]:
+    """Each span's skeleton, its fact and the attributes every span repeats, from a pass over the spans."""
     hoisted = Hoisted()
     skeletons: list[Skeleton] = []
     facts = bytearray()  # each span's type and failure, in file order: `LazyRuns` reads them, not the runs
@@ -283,20 +328,7 @@ def _lazy_trace(parts: list[tuple[Sequence[Any], dict[str, Any] | None]], source
         hoisted.see_values(kept_resource, attributes)
         skeletons.append(skeleton)
         facts.append(fact)
-    ordered = order_runs(skeletons)
-    del skeletons
-    entries.order = array("q", (s.index for s in ordered))
-    trace_id = _trace_id(ordered)
-    first = span_to_run(*_args(entries[0], source)) if len(entries) else None
-    metadata = _metadata(ordered, hoisted.settle(first))
-    start, end = span_bounds(ordered)
-    project = _project(metadata, (s.service for s in ordered))
-    runs = LazyRuns(
-        entries,
-        partial(_made_again, source=source, trace_id=trace_id, hoisted=hoisted),
-        bytes(facts[k] for k in entries.order),
-    )
-    return Trace(trace_id=trace_id, project_name=project, runs=runs, start_time=start, end_time=end, metadata=metadata)
+    return skeletons, facts, hoisted
 
 
 def _args(entry: SpanEntry, source: str | None) -> tuple[Any, int, str | None, dict[str, Any] | None]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from refinery.core.models import RunType, fact_of
@@ -20,7 +21,7 @@ from refinery.traces.common import parse_time
 from refinery.traces.otel_attributes import attributes_of
 from refinery.traces.otel_columns import is_clickhouse_span
 from refinery.traces.otel_status import error_of, plain_events, status_code
-from refinery.traces.span_source import Skeleton
+from refinery.traces.span_source import Hoisted, Skeleton
 
 START_NAMES = ("startTimeUnixNano", "start_time_unix_nano", "startTime", "start_time")
 END_NAMES = ("endTimeUnixNano", "end_time_unix_nano", "endTime", "end_time")
@@ -232,3 +233,27 @@ def span_skeleton(
     failed = bool(error) or status_code(status) == "error"
     kind = kind_of(name, attrs, span.get("kind") or span.get("span_kind"))
     return skeleton, kept, rest_attributes(attrs) if attributes else {}, fact_of(kind, failed)
+
+
+class SpanWatch:
+    """What a big trace's load needs of each span of one array — its skeleton, its fact, the
+    attributes every span repeats — taken while the reader's own scan holds the span parsed
+    (`ReadShape.watches`), so the load need not parse the file once more. Its spans are numbered
+    within the array, and their resource is not known yet: the load uses it only for a trace of
+    that one array, and adds the resource. A span only its run can tell about (no object, the
+    ClickHouse layout) or a bad one raises: the reader drops the watch, the load reads the spans."""
+
+    def __init__(self, key: str, head: Mapping[str, Any], source: str) -> None:
+        self.source = source
+        self.skeletons: list[Skeleton] = []
+        self.facts = bytearray()
+        self.hoisted = Hoisted()
+
+    def add(self, span: Any) -> None:
+        seen = span_skeleton(span, len(self.skeletons), self.source, None, attributes=self.hoisted.reads_attributes)
+        if seen is None:
+            raise ValueError("a span only its run can tell about")
+        skeleton, _, attributes, fact = seen
+        self.hoisted.see_values(None, attributes)
+        self.skeletons.append(skeleton)
+        self.facts.append(fact)
