@@ -283,7 +283,7 @@ def _scan_items(cur: Cursor, ctx: _Context, walk: bool, collected: _Collected) -
         if n - pos < margin and not cur.eof:
             # near the window's edge: read on first, so an item is rarely cut there (a cut item's
             # `JSONDecodeError` counts the lines of the whole window before it: 2 ms a megabyte)
-            cur.pos = pos
+            cur.pos, buf = pos, ""  # the old window let go while the next is read
             cur.more()
             buf, n, pos = cur.buf, len(cur.buf), cur.pos
             ascii_window = buf.isascii()
