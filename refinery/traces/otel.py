@@ -265,16 +265,28 @@ def _trace(converted: list[TraceRun]) -> Trace:
 
 
 def _lazy_trace(parts: list[tuple[Sequence[Any], dict[str, Any] | None]], source: str | None) -> Trace:
-    """A trace whose spans stay in the file: each span read once here for its place, times, failure
-    and repeated attributes (`span_skeleton`, no run made); `LazyRuns` makes the runs when read."""
+    """A trace whose spans stay in the file: each span read once for its place, times, failure and
+    repeated attributes (`span_skeleton`, no run made) — by the reader's own scan where a watch saw
+    the spans of an array, else here; `LazyRuns` makes the runs when read."""
     entries = SpanEntries(parts)
-    watch = _watched(parts)
-    if watch is not None:
-        skeletons, facts, hoisted = watch.skeletons, watch.facts, watch.hoisted
-        entries.positions.extend(range(len(skeletons)))
-        _add_resource(skeletons, hoisted, parts[0][1] or None)
-    else:
-        skeletons, facts, hoisted = _skeletons(entries, source)
+    hoisted = Hoisted()
+    skeletons: list[Skeleton] = []
+    facts = bytearray()  # each span's type and failure, in file order: `LazyRuns` reads them, not the runs
+    for items, resource in parts:
+        offset = len(skeletons)
+        watch = _watched(items, offset)
+        if watch is None:
+            _skeletons(items, offset, resource, source, skeletons, facts, hoisted)
+            continue
+        kept = resource or None
+        service = kept.get("service.name") if isinstance(kept, dict) else None
+        for skeleton in watch.skeletons:
+            skeleton.index += offset
+            skeleton.service = service
+        skeletons += watch.skeletons
+        facts += watch.facts
+        hoisted.merge(watch.hoisted, kept)
+    entries.positions.extend(range(len(skeletons)))  # each span's position among the arrays' items: its index
     ordered = order_runs(skeletons)
     del skeletons
     entries.order = array("q", (s.index for s in ordered))
@@ -291,30 +303,32 @@ def _lazy_trace(parts: list[tuple[Sequence[Any], dict[str, Any] | None]], source
     return Trace(trace_id=trace_id, project_name=project, runs=runs, start_time=start, end_time=end, metadata=metadata)
 
 
-def _watched(parts: list[tuple[Sequence[Any], dict[str, Any] | None]]) -> SpanWatch | None:
-    """The watch that saw every span of a trace of one array as the reader first read it, if any."""
-    if len(parts) != 1 or not isinstance(parts[0][0], LazyArray):
+def _watched(items: Sequence[Any], offset: int) -> SpanWatch | None:
+    """The watch that saw every span of `items` as the reader first read them, if one did and its
+    spans' numbers within the array are their numbers in the trace (or none needed its number)."""
+    if not isinstance(items, LazyArray):
         return None
-    items = parts[0][0]
-    return next((w for w in items.watched if isinstance(w, SpanWatch) and len(w.skeletons) == len(items)), None)
+    return next(
+        (
+            w
+            for w in items.watched
+            if isinstance(w, SpanWatch) and len(w.skeletons) == len(items) and (offset == 0 or not w.indexed)
+        ),
+        None,
+    )
 
 
-def _add_resource(skeletons: list[Skeleton], hoisted: Hoisted, resource: dict[str, Any] | None) -> None:
-    """The one resource of a watched array's spans, as the load's own pass gives it to each."""
-    if skeletons:
-        hoisted.resource = resource  # every span's: the same
-    service = resource.get("service.name") if isinstance(resource, dict) else None
-    if service is not None:
-        for skeleton in skeletons:
-            skeleton.service = service
-
-
-def _skeletons(entries: SpanEntries, source: str | None) -> tuple[list[Skeleton], bytearray, Hoisted]:
-    """Each span's skeleton, its fact and the attributes every span repeats, from a pass over the spans."""
-    hoisted = Hoisted()
-    skeletons: list[Skeleton] = []
-    facts = bytearray()  # each span's type and failure, in file order: `LazyRuns` reads them, not the runs
-    for span, resource, k in entries.in_file_order():
+def _skeletons(
+    items: Sequence[Any],
+    offset: int,
+    resource: dict[str, Any] | None,
+    source: str | None,
+    skeletons: list[Skeleton],
+    facts: bytearray,
+    hoisted: Hoisted,
+) -> None:
+    """Each span's skeleton, fact and attributes, from a pass over the spans of one array."""
+    for k, span in enumerate(items, start=offset):
         seen = span_skeleton(span, k, source, resource, attributes=hoisted.reads_attributes)
         if seen is None:  # a span only its run can tell about (or that fails, named)
             run = span_to_run(span, k, source, resource)
@@ -328,7 +342,6 @@ def _skeletons(entries: SpanEntries, source: str | None) -> tuple[list[Skeleton]
         hoisted.see_values(kept_resource, attributes)
         skeletons.append(skeleton)
         facts.append(fact)
-    return skeletons, facts, hoisted
 
 
 def _args(entry: SpanEntry, source: str | None) -> tuple[Any, int, str | None, dict[str, Any] | None]:

@@ -239,15 +239,17 @@ class SpanWatch:
     """What a big trace's load needs of each span of one array — its skeleton, its fact, the
     attributes every span repeats — taken while the reader's own scan holds the span parsed
     (`ReadShape.watches`), so the load need not parse the file once more. Its spans are numbered
-    within the array, and their resource is not known yet: the load uses it only for a trace of
-    that one array, and adds the resource. A span only its run can tell about (no object, the
-    ClickHouse layout) or a bad one raises: the reader drops the watch, the load reads the spans."""
+    within the array and their resource is not known yet: the load adds both (`indexed`: some span
+    needed its number — an id made from it, a time it names in a warning — so the watch serves only
+    the trace's first spans). A span only its run can tell about (no object, the ClickHouse layout)
+    or a bad one raises: the reader drops the watch, and the load reads the spans itself."""
 
     def __init__(self, key: str, head: Mapping[str, Any], source: str) -> None:
         self.source = source
         self.skeletons: list[Skeleton] = []
         self.facts = bytearray()
         self.hoisted = Hoisted()
+        self.indexed = False
 
     def add(self, span: Any) -> None:
         seen = span_skeleton(span, len(self.skeletons), self.source, None, attributes=self.hoisted.reads_attributes)
@@ -257,3 +259,9 @@ class SpanWatch:
         self.hoisted.see_values(None, attributes)
         self.skeletons.append(skeleton)
         self.facts.append(fact)
+        if (
+            skeleton.id.startswith("span-")  # made from its number, perhaps (a real id so named: counted too)
+            or (skeleton.start_time is None and any(span.get(n) not in (None, "", 0, "0") for n in START_NAMES))
+            or (skeleton.end_time is None and any(span.get(n) not in (None, "", 0, "0") for n in END_NAMES))
+        ):
+            self.indexed = True
