@@ -188,6 +188,7 @@ def test_a_big_logs_load_reads_its_steps_once_and_gives_the_trace_a_whole_read_g
     hashed_after = after and head and "question_ID" not in head  # the id a hash of fields that follow the steps
     assert with_watch == without_watch - (0 if hashed_after else 1)  # one pass fewer, or none
     assert isinstance(lazy.runs, LazyRuns) and unwatched.model_dump() == lazy.model_dump()
+    assert lazy.runs._entries.watched == ()  # what the watch took is not held as long as the trace
     assert (lazy.trace_id, lazy.start_time, lazy.end_time) == (whole.trace_id, whole.start_time, whole.end_time)
     assert [r.id for r in lazy.get_failed_runs()] == [r.id for r in whole.runs if r.is_failed]
     assert lazy.model_dump() == whole.model_dump()
@@ -251,4 +252,5 @@ def test_a_big_otlp_traces_skeletons_are_taken_as_it_is_read_and_give_the_trace_
     saved = sum(bool(part) and (at == 0 or all("spanId" in span for span in part)) for part, at in zip(parts, offsets))
     assert with_watch == without_watch - saved
     assert isinstance(lazy.runs, LazyRuns) and lazy.model_dump() == unwatched.model_dump() == whole.model_dump()
+    assert all(getattr(items, "watched", ()) == () for items, _ in lazy.runs._entries._parts)  # not held on
     assert [r.id for r in lazy.get_failed_runs()] == [r.id for r in whole.runs if r.is_failed]

@@ -275,6 +275,8 @@ def _lazy_trace(parts: list[tuple[Sequence[Any], dict[str, Any] | None]], source
     for items, resource in parts:
         offset = len(skeletons)
         watch = _watched(items, offset)
+        if isinstance(items, LazyArray):
+            items.watched = ()  # what the watches took is the load's now: not held as long as the trace
         if watch is None:
             _skeletons(items, offset, resource, source, skeletons, facts, hoisted)
             continue

@@ -311,6 +311,7 @@ def _lazy_runs(
     fails the load here, named), its times and its fact noted, and hashed for the trace id when the
     log names none — no run made (they are made when read)."""
     watch = next((w for w in items.watched if isinstance(w, _StepWatch)), None)
+    items.watched = ()  # what the watches took is the load's now: not held as long as the trace
     if watch is not None and watch.fits(items, list_key, head, named):
         trace_id = named or f"chat-{watch.digest.hexdigest() if watch.digest is not None else ''}"
         convert = partial(_step_run, list_key=list_key, trace_id=trace_id, source=source, checked=True)
