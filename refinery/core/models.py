@@ -89,6 +89,7 @@ class TraceRun(BaseModel):
 
 _RUN_DEFAULTS = {name: None if f.default_factory else f.default for name, f in TraceRun.model_fields.items()}
 _RUN_FACTORIES = [(name, f.default_factory) for name, f in TraceRun.model_fields.items() if f.default_factory]
+_FACTORY_NAMES = frozenset(name for name, _ in _RUN_FACTORIES)
 _new_object = object.__new__
 _set_slot = object.__setattr__
 
@@ -101,9 +102,10 @@ def run_from_checked(fields: dict[str, Any]) -> TraceRun:
     `model_construct` does, without its per-field walk; the fields not given take their defaults.
     """
     values = {**_RUN_DEFAULTS, **fields}
-    for name, make in _RUN_FACTORIES:  # `inputs`, `metadata`: a new dict for each run, as validation makes
-        if name not in fields:
-            values[name] = make()  # type: ignore[call-arg]
+    if not fields.keys() >= _FACTORY_NAMES:
+        for name, make in _RUN_FACTORIES:  # `inputs`, `metadata`: a new dict for each run, as validation makes
+            if name not in fields:
+                values[name] = make()  # type: ignore[call-arg]
     run = _new_object(TraceRun)
     _set_slot(run, "__dict__", values)
     _set_slot(run, "__pydantic_fields_set__", set(fields))
@@ -152,9 +154,10 @@ class LazyRuns(Sequence[TraceRun]):
         return self._kept[i]
 
     def __iter__(self) -> Iterator[TraceRun]:
+        convert, kept = self._convert, self._kept
         for i, entry in enumerate(self._entries):
-            kept = self._kept.get(i)
-            yield kept if kept is not None else self._convert(i, entry)
+            run = kept.get(i) if kept else None  # (a run kept while the pass runs counts too)
+            yield run if run is not None else convert(i, entry)
 
     def made(self, index: int) -> TraceRun:
         """Run `index` as a pass reads it: the kept one, else made and not kept."""

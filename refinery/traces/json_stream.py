@@ -34,7 +34,7 @@ from typing import Any, BinaryIO, overload
 from refinery.core.offload import breathe
 from refinery.errors import TraceFormatError
 from refinery.traces.json_cursor import BROKEN, DECODER, WS, Cursor, NotJson, NotUtf8, block_items, gc_paused
-from refinery.traces.read_shape import ReadShape
+from refinery.traces.read_shape import EntryWatch, ReadShape, Watching
 
 __all__ = ["LAZY_BYTES", "LazyArray", "ReadShape", "is_array", "read_trace_json"]
 
@@ -52,11 +52,14 @@ class LazyArray(Sequence[Any]):
     they are read): its size and modification time are checked on every read.
     """
 
-    def __init__(self, ctx: _Context, spans: array[int], *, walk: bool = False) -> None:
+    def __init__(
+        self, ctx: _Context, spans: array[int], *, walk: bool = False, watched: tuple[EntryWatch, ...] = ()
+    ) -> None:
         self.path = ctx.path
         self._ctx = ctx
         self._spans = spans  # start, end byte of each item, flat
         self._walk = walk  # items are spans that may nest big arrays of children: walk them
+        self.watched = watched  # the loaders' watches that saw every item as it was first read (`ReadShape`)
 
     def __len__(self) -> int:
         return len(self._spans) // 2
@@ -97,8 +100,10 @@ class LazyArray(Sequence[Any]):
             breathe()  # reads let the GIL go and take it back: the host's loop may be kept waiting
             f.seek(first)
             block = f.read(spans[2 * j - 1] - first)
-            for k, value in enumerate(block_items(block, spans[2 * i : 2 * j], first), start=i):
-                yield self._read(f, k) if value is BROKEN else value  # `_read` says which item, where
+            values = block_items(block, spans[2 * i : 2 * j], first)
+            if BROKEN in values:  # (C's `in`: equality with a bare object is identity)
+                values = [self._read(f, k) if v is BROKEN else v for k, v in enumerate(values, start=i)]  # says where
+            yield from values
             i = j
 
     @property
@@ -171,6 +176,7 @@ class _Context:
     stamp: tuple[int, int]
     lazy_bytes: int
     shape: ReadShape
+    source: str
 
 
 def _item(cur: Cursor, ctx: _Context, walk: bool, keys: frozenset[str]) -> Any:
@@ -184,13 +190,16 @@ def _item(cur: Cursor, ctx: _Context, walk: bool, keys: frozenset[str]) -> Any:
 
 class _Collected:
     """An array's items as read: kept while they add up to `lazy_bytes`, then only their byte
-    spans (the array becomes a `LazyArray`)."""
+    spans (the array becomes a `LazyArray`) — and each item shown, while it is parsed, to the
+    watches the loaders set on the array's key (`ReadShape.watches`), which then ride on it."""
 
-    def __init__(self, ctx: _Context) -> None:
+    def __init__(self, ctx: _Context, key: str | None = None, head: dict[str, Any] | None = None) -> None:
         self.ctx = ctx
         self.spans: array[int] = array("q")
         self.kept: list[Any] | None = []
         self.size = 0
+        self.key, self.head = key, head
+        self.watching: Watching | None = None
 
     def add(self, value: Any, start: int, end: int) -> None:
         self.spans.extend((start, end))
@@ -198,10 +207,19 @@ class _Collected:
         if self.kept is not None:
             self.kept.append(value)
             if self.size > self.ctx.lazy_bytes:
-                self.kept = None  # big: from here on only the spans are kept
+                kept, self.kept = self.kept, None  # big: from here on only the spans are kept
+                if self.key is not None:
+                    self.watching = Watching(self.ctx.shape.watches, self.key, self.head or {}, self.ctx.source)
+                    for item in kept:
+                        self.watching.show(item)
+        elif self.watching is not None:
+            self.watching.show(value)
 
     def result(self, *, walk: bool = False) -> list[Any] | LazyArray:
-        return self.kept if self.kept is not None else LazyArray(self.ctx, self.spans, walk=walk)
+        if self.kept is not None:
+            return self.kept
+        watched = () if walk or self.watching is None else tuple(self.watching.watches)
+        return LazyArray(self.ctx, self.spans, walk=walk, watched=watched)
 
 
 def _array_items(cur: Cursor) -> Iterator[None]:
@@ -216,8 +234,11 @@ def _array_items(cur: Cursor) -> Iterator[None]:
             return
 
 
-def _entries(cur: Cursor, ctx: _Context, walk: bool) -> list[Any] | LazyArray:
-    collected = _Collected(ctx)
+def _entries(
+    cur: Cursor, ctx: _Context, walk: bool, key: str | None = None, head: dict[str, Any] | None = None
+) -> list[Any] | LazyArray:
+    """An entry array (under `key`, in an object whose fields before it are `head`)."""
+    collected = _Collected(ctx, key, head)
     children = ctx.shape.children
     nested = False  # some item has children: read items back by walking them too
     cur.expect("[")
@@ -254,10 +275,19 @@ def _scan_items(cur: Cursor, ctx: _Context, walk: bool, collected: _Collected) -
     scan, sep = DECODER.scan_once, _SEPARATOR.match
     pos = cur.pos = WS.match(buf, cur.pos).end()  # type: ignore[union-attr]  # it matches the empty string
     nested, ended = False, None
+    margin = cur.chunk >> 4  # what is left of the window when the scan reads on
     # a character a byte: an item's size and byte offset by arithmetic, from the window's first byte
     ascii_window = buf.isascii()
     origin = cur.byte_at(pos) - pos if ascii_window else 0
     while pos < n:
+        if n - pos < margin and not cur.eof:
+            # near the window's edge: read on first, so an item is rarely cut there (a cut item's
+            # `JSONDecodeError` counts the lines of the whole window before it: 2 ms a megabyte)
+            cur.pos, buf = pos, ""  # the old window let go while the next is read
+            cur.more()
+            buf, n, pos = cur.buf, len(cur.buf), cur.pos
+            ascii_window = buf.isascii()
+            origin = cur.byte_at(pos) - pos if ascii_window else 0
         try:
             value, end = scan(buf, pos)
         except (StopIteration, ValueError):
@@ -300,7 +330,7 @@ def _object(cur: Cursor, ctx: _Context, entry_keys: frozenset[str], *, nested: b
         cur.expect(":")
         nxt = cur.skip_ws()
         if nxt == "[" and key in entry_keys:
-            out[key] = _entries(cur, ctx, nested or key in ctx.shape.nesting)
+            out[key] = _entries(cur, ctx, nested or key in ctx.shape.nesting, key, out)
         elif nxt == "[" and key in ctx.shape.wrappers and not nested:
             out[key] = _wrappers(cur, ctx)
         else:
@@ -357,9 +387,10 @@ def _json_lines(ctx: _Context) -> list[Any] | LazyArray | None:
     return collected.result() if len(collected.spans) >= 4 else None
 
 
-def read_trace_json(path: Path, shape: ReadShape, *, lazy_bytes: int | None = None) -> Any:
+def read_trace_json(path: Path, shape: ReadShape, *, lazy_bytes: int | None = None, source: str | None = None) -> Any:
     """A JSON document or a JSONL file (one value a line, as a list), big entry arrays lazily
-    (the arrays `shape` names, bigger than `lazy_bytes`, by default `LAZY_BYTES`)."""
+    (the arrays `shape` names, bigger than `lazy_bytes`, by default `LAZY_BYTES`). `source`: the
+    file's name as the loaders' watches say it (by default the path)."""
     lazy_bytes = LAZY_BYTES if lazy_bytes is None else lazy_bytes
     if path.is_dir():
         raise TraceFormatError(
@@ -368,7 +399,7 @@ def read_trace_json(path: Path, shape: ReadShape, *, lazy_bytes: int | None = No
     if path.exists() and not path.is_file():  # a pipe would hang, a device never end
         raise TraceFormatError("not a regular file (a pipe or a device); give a trace file", source=str(path))
     try:
-        ctx = _Context(path, _stamp(path), lazy_bytes, shape)
+        ctx = _Context(path, _stamp(path), lazy_bytes, shape, str(path) if source is None else source)
         try:
             with gc_paused():  # only this module's code and the C decoder run: no cycles made
                 return _document(ctx)

@@ -232,7 +232,7 @@ def _guarded(fmt: str, source: str | None, load: Callable[[], list[Trace]]) -> l
 
 def _read(path: Path, source: str) -> Any:
     try:
-        return read_trace_json(path, READ_SHAPE)
+        return read_trace_json(path, READ_SHAPE, source=source)
     except (RefineryError, RecursionError):
         raise
     except ValueError as exc:  # a number of more than 4,300 digits, text that is not UTF-8

@@ -40,8 +40,9 @@ from refinery.traces.otel_span import (
     OUTPUT_KEYS,
     START_NAMES,
     TOKEN_KEYS,
+    SpanWatch,
+    attribute_groups,
     kind_of,
-    rest_attributes,
     span_ids,
     span_skeleton,
     span_status,
@@ -61,26 +62,32 @@ READ_SHAPE = ReadShape(
     wrappers=frozenset({"resourceSpans", "scopeSpans", "instrumentationLibrarySpans"}),
     children=frozenset(CHILD_KEYS),
     nesting=frozenset({"spans", "data"}),
+    watches=(("spans", SpanWatch), ("data", SpanWatch)),  # a big array's skeletons taken as it is first read
 )
 _ATTRIBUTE_MARKERS = ("openinference.span.kind", "gen_ai.", "llm.", "input.value", "output.value")
 
 
-def _io(attrs: dict[str, Any], keys: tuple[str, ...], messages_prefix: str) -> dict[str, Any]:
-    """A run's inputs (or outputs) from its attributes (`rest_attributes` says which keys they use).
+def _io(attrs: dict[str, Any], keys: tuple[str, ...], messages: list[Any]) -> dict[str, Any]:
+    """A run's inputs (or outputs) from its attributes (`rest_attributes` says which keys they use)
+    and its messages unflattened.
 
     Structured messages win over the serialised `input.value` / `output.value` that holds the
     same conversation: rendering both doubled every LLM span and pushed the newest message out.
     """
     out: dict[str, Any] = {}
-    messages = unflatten(attrs, messages_prefix)
-    for key in keys:
-        if messages and key in DUPLICATED_BY_MESSAGES:
-            continue
-        if key in attrs and attrs[key] not in (None, ""):
-            out[key.replace("gen_ai.", "").replace("ai.", "").replace(".value", "")] = maybe_json(attrs[key])
+    if not _IO_KEYS.isdisjoint(attrs):
+        for key in keys:
+            if messages and key in DUPLICATED_BY_MESSAGES:
+                continue
+            if key in attrs and attrs[key] not in (None, ""):
+                out[key.replace("gen_ai.", "").replace("ai.", "").replace(".value", "")] = maybe_json(attrs[key])
     if messages:
         out["messages"] = messages
     return out
+
+
+_IO_KEYS = frozenset({*INPUT_KEYS, *OUTPUT_KEYS})
+_TOKEN_NAMES = frozenset(TOKEN_KEYS)
 
 
 def span_to_run(
@@ -101,16 +108,18 @@ def span_to_run(
     name = str(span.get("name") or attrs.get("gen_ai.tool.name") or attrs.get("tool.name") or "span")
     if not span_id:
         span_id = synthetic_id(span, i)
-    inputs = _io(attrs, INPUT_KEYS, "llm.input_messages")
-    outputs = _io(attrs, OUTPUT_KEYS, "llm.output_messages")
+    input_keys, output_keys, tool_keys, rest = attribute_groups(attrs)
+    inputs = _io(attrs, INPUT_KEYS, unflatten(attrs, "llm.input_messages", input_keys) if input_keys else [])
+    outputs = _io(attrs, OUTPUT_KEYS, unflatten(attrs, "llm.output_messages", output_keys) if output_keys else [])
     metadata: dict[str, Any] = {}
     model = next((attrs[k] for k in MODEL_KEYS if attrs.get(k)), None)
     if model:
         metadata["model"] = model
-    tokens = {v: attrs[k] for k, v in TOKEN_KEYS.items() if attrs.get(k) is not None}
-    if tokens:
-        metadata["tokens"] = tokens
-    tools = unflatten(attrs, "llm.tools")
+    if not _TOKEN_NAMES.isdisjoint(attrs):
+        tokens = {v: attrs[k] for k, v in TOKEN_KEYS.items() if attrs.get(k) is not None}
+        if tokens:
+            metadata["tokens"] = tokens
+    tools = unflatten(attrs, "llm.tools", tool_keys) if tool_keys else []
     if tools:
         inputs["tools"] = tools
     if span.get("logs"):
@@ -121,7 +130,6 @@ def span_to_run(
             outputs = log_out
         if log_rest:
             metadata["logs"] = log_rest
-    rest = rest_attributes(attrs)
     if rest:
         metadata["attributes"] = rest
     kind = span.get("kind") or span.get("span_kind")  # Phoenix's REST API: `span_kind`, taken from the attributes
@@ -257,26 +265,30 @@ def _trace(converted: list[TraceRun]) -> Trace:
 
 
 def _lazy_trace(parts: list[tuple[Sequence[Any], dict[str, Any] | None]], source: str | None) -> Trace:
-    """A trace whose spans stay in the file: each span read once here for its place, times, failure
-    and repeated attributes (`span_skeleton`, no run made); `LazyRuns` makes the runs when read."""
+    """A trace whose spans stay in the file: each span read once for its place, times, failure and
+    repeated attributes (`span_skeleton`, no run made) — by the reader's own scan where a watch saw
+    the spans of an array, else here; `LazyRuns` makes the runs when read."""
     entries = SpanEntries(parts)
     hoisted = Hoisted()
     skeletons: list[Skeleton] = []
     facts = bytearray()  # each span's type and failure, in file order: `LazyRuns` reads them, not the runs
-    for span, resource, k in entries.in_file_order():
-        seen = span_skeleton(span, k, source, resource, attributes=hoisted.reads_attributes)
-        if seen is None:  # a span only its run can tell about (or that fails, named)
-            run = span_to_run(span, k, source, resource)
-            seen = (
-                Skeleton.of(run, k),
-                run.metadata.get("resource"),
-                run.metadata.get("attributes") or {},
-                run_fact(run),
-            )
-        skeleton, kept_resource, attributes, fact = seen
-        hoisted.see_values(kept_resource, attributes)
-        skeletons.append(skeleton)
-        facts.append(fact)
+    for items, resource in parts:
+        offset = len(skeletons)
+        watch = _watched(items, offset)
+        if isinstance(items, LazyArray):
+            items.watched = ()  # what the watches took is the load's now: not held as long as the trace
+        if watch is None:
+            _skeletons(items, offset, resource, source, skeletons, facts, hoisted)
+            continue
+        kept = resource or None
+        service = kept.get("service.name") if isinstance(kept, dict) else None
+        for skeleton in watch.skeletons:
+            skeleton.index += offset
+            skeleton.service = service
+        skeletons += watch.skeletons
+        facts += watch.facts
+        hoisted.merge(watch.hoisted, kept)
+    entries.positions.extend(range(len(skeletons)))  # each span's position among the arrays' items: its index
     ordered = order_runs(skeletons)
     del skeletons
     entries.order = array("q", (s.index for s in ordered))
@@ -291,6 +303,47 @@ def _lazy_trace(parts: list[tuple[Sequence[Any], dict[str, Any] | None]], source
         bytes(facts[k] for k in entries.order),
     )
     return Trace(trace_id=trace_id, project_name=project, runs=runs, start_time=start, end_time=end, metadata=metadata)
+
+
+def _watched(items: Sequence[Any], offset: int) -> SpanWatch | None:
+    """The watch that saw every span of `items` as the reader first read them, if one did and its
+    spans' numbers within the array are their numbers in the trace (or none needed its number)."""
+    if not isinstance(items, LazyArray):
+        return None
+    return next(
+        (
+            w
+            for w in items.watched
+            if isinstance(w, SpanWatch) and len(w.skeletons) == len(items) and (offset == 0 or not w.indexed)
+        ),
+        None,
+    )
+
+
+def _skeletons(
+    items: Sequence[Any],
+    offset: int,
+    resource: dict[str, Any] | None,
+    source: str | None,
+    skeletons: list[Skeleton],
+    facts: bytearray,
+    hoisted: Hoisted,
+) -> None:
+    """Each span's skeleton, fact and attributes, from a pass over the spans of one array."""
+    for k, span in enumerate(items, start=offset):
+        seen = span_skeleton(span, k, source, resource, attributes=hoisted.reads_attributes)
+        if seen is None:  # a span only its run can tell about (or that fails, named)
+            run = span_to_run(span, k, source, resource)
+            seen = (
+                Skeleton.of(run, k),
+                run.metadata.get("resource"),
+                run.metadata.get("attributes") or {},
+                run_fact(run),
+            )
+        skeleton, kept_resource, attributes, fact = seen
+        hoisted.see_values(kept_resource, attributes)
+        skeletons.append(skeleton)
+        facts.append(fact)
 
 
 def _args(entry: SpanEntry, source: str | None) -> tuple[Any, int, str | None, dict[str, Any] | None]:

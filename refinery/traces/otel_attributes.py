@@ -66,7 +66,13 @@ def attributes_of(raw: Any, pool: StringPool | None = None) -> dict[str, Any]:
     if isinstance(raw, dict):
         attrs = dict(raw)
     elif isinstance(raw, list):
-        attrs = {str(kv["key"]): otlp_value(kv.get("value")) for kv in raw if isinstance(kv, dict) and "key" in kv}
+        attrs = {  # `otlp_value` of each; a text value (most attributes) read without the call
+            str(kv["key"]): v["stringValue"]
+            if type(v := kv.get("value")) is dict and "stringValue" in v
+            else otlp_value(v)
+            for kv in raw
+            if isinstance(kv, dict) and "key" in kv
+        }
     else:
         return {}
     if pool is None:
@@ -74,10 +80,12 @@ def attributes_of(raw: Any, pool: StringPool | None = None) -> dict[str, Any]:
     return {pool.setdefault(k, k): pool.setdefault(v, v) if isinstance(v, str) else v for k, v in attrs.items()}
 
 
-def unflatten(attrs: dict[str, Any], prefix: str) -> list[Any]:
-    """`prefix.0.message.role`-style keys as a list of nested objects (the `message` wrapper dropped)."""
+def unflatten(attrs: dict[str, Any], prefix: str, keys: list[str] | None = None) -> list[Any]:
+    """`prefix.0.message.role`-style keys as a list of nested objects (the `message` wrapper dropped).
+    `keys`: those of `attrs` that start with `prefix.`, when the caller has them (this sorts them)."""
     dotted = prefix + "."
-    keys = [k for k in attrs if k.startswith(dotted)]
+    if keys is None:
+        keys = [k for k in attrs if k.startswith(dotted)]
     if not keys:
         return []
     cut = len(dotted)

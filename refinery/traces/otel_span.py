@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from refinery.core.models import RunType, fact_of
@@ -20,7 +21,7 @@ from refinery.traces.common import parse_time
 from refinery.traces.otel_attributes import attributes_of
 from refinery.traces.otel_columns import is_clickhouse_span
 from refinery.traces.otel_status import error_of, plain_events, status_code
-from refinery.traces.span_source import Skeleton
+from refinery.traces.span_source import Hoisted, Skeleton
 
 START_NAMES = ("startTimeUnixNano", "start_time_unix_nano", "startTime", "start_time")
 END_NAMES = ("endTimeUnixNano", "end_time_unix_nano", "endTime", "end_time")
@@ -172,17 +173,38 @@ def rest_attributes(attrs: dict[str, Any]) -> dict[str, Any]:
     """The attributes a run keeps as its `metadata["attributes"]`: all but those it shows as its
     inputs, outputs (the messages, and the serialised values they duplicate), tools, model and
     tokens. Read from the keys alone, so the load need not make the messages to know it."""
-    messages = any(k.startswith(_SHOWN_PREFIXES[:2]) for k in attrs)
-    return {
-        k: v
-        for k, v in attrs.items()
+    return attribute_groups(attrs)[3]
+
+
+def attribute_groups(attrs: dict[str, Any]) -> tuple[list[str], list[str], list[str], dict[str, Any]]:
+    """The keys of a span's input messages, of its output messages and of its tools (each in the
+    attributes' order, as `unflatten` takes them), and `rest_attributes`: one scan of the keys
+    for all four, where each was a scan of its own (a run is made on every pass over a big trace)."""
+    inputs: list[str] = []
+    outputs: list[str] = []
+    tools: list[str] = []
+    other: list[str] = []
+    for k in attrs:
+        if k.startswith("llm."):
+            if k.startswith(_SHOWN_PREFIXES[0]):
+                inputs.append(k)
+                continue
+            if k.startswith(_SHOWN_PREFIXES[1]):
+                outputs.append(k)
+                continue
+            if k.startswith(_SHOWN_PREFIXES[2]):
+                tools.append(k)
+                continue
+        other.append(k)
+    messages = bool(inputs or outputs)
+    rest = {
+        k: attrs[k]
+        for k in other
         if not (
-            k in SHOWN
-            or k.startswith(_SHOWN_PREFIXES)
-            or (messages and k in DUPLICATED_BY_MESSAGES)
-            or (k in _IO_KEYS and v not in (None, ""))
+            k in SHOWN or (messages and k in DUPLICATED_BY_MESSAGES) or (k in _IO_KEYS and attrs[k] not in (None, ""))
         )
     }
+    return inputs, outputs, tools, rest
 
 
 def span_skeleton(
@@ -211,3 +233,35 @@ def span_skeleton(
     failed = bool(error) or status_code(status) == "error"
     kind = kind_of(name, attrs, span.get("kind") or span.get("span_kind"))
     return skeleton, kept, rest_attributes(attrs) if attributes else {}, fact_of(kind, failed)
+
+
+class SpanWatch:
+    """What a big trace's load needs of each span of one array — its skeleton, its fact, the
+    attributes every span repeats — taken while the reader's own scan holds the span parsed
+    (`ReadShape.watches`), so the load need not parse the file once more. Its spans are numbered
+    within the array and their resource is not known yet: the load adds both (`indexed`: some span
+    needed its number — an id made from it, a time it names in a warning — so the watch serves only
+    the trace's first spans). A span only its run can tell about (no object, the ClickHouse layout)
+    or a bad one raises: the reader drops the watch, and the load reads the spans itself."""
+
+    def __init__(self, key: str, head: Mapping[str, Any], source: str) -> None:
+        self.source = source
+        self.skeletons: list[Skeleton] = []
+        self.facts = bytearray()
+        self.hoisted = Hoisted()
+        self.indexed = False
+
+    def add(self, span: Any) -> None:
+        seen = span_skeleton(span, len(self.skeletons), self.source, None, attributes=self.hoisted.reads_attributes)
+        if seen is None:
+            raise ValueError("a span only its run can tell about")
+        skeleton, _, attributes, fact = seen
+        self.hoisted.see_values(None, attributes)
+        self.skeletons.append(skeleton)
+        self.facts.append(fact)
+        if (
+            skeleton.id.startswith("span-")  # made from its number, perhaps (a real id so named: counted too)
+            or (skeleton.start_time is None and any(span.get(n) not in (None, "", 0, "0") for n in START_NAMES))
+            or (skeleton.end_time is None and any(span.get(n) not in (None, "", 0, "0") for n in END_NAMES))
+        ):
+            self.indexed = True

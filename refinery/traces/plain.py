@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import partial
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
@@ -42,7 +42,6 @@ ROLE_TYPES = {
     "human": RunType.PROMPT,
 }
 LIST_KEYS = ("history", "messages", "steps")
-READ_SHAPE = ReadShape(entries=frozenset(LIST_KEYS))  # a big log's steps stay in the file until read
 TASK_KEYS = ("question", "task", "input")
 LABEL_KEYS = frozenset(
     {
@@ -109,13 +108,13 @@ def _system_prompts(head: dict[str, Any], source: str | None) -> dict[str, str]:
     raise TraceFormatError("expected a map of agent name → prompt text", source=source, field="system_prompt")
 
 
-def _run_type(role: str, item: dict[str, Any]) -> RunType:
+def _run_type(role: str, name: Any, agent: Any) -> RunType:
     """A named speaker in the user seat is another agent (AutoGen-style group chats), not a prompt."""
-    if role in ("user", "human") and item.get("name") and str(item["name"]).lower() not in ("user", "human"):
+    if role in ("user", "human") and name and str(name).lower() not in ("user", "human"):
         return RunType.AGENT
     if role in ROLE_TYPES:
         return ROLE_TYPES[role]
-    return RunType.AGENT if (item.get("agent") or item.get("name") or role) else RunType.CHAIN
+    return RunType.AGENT if (agent or name or role) else RunType.CHAIN
 
 
 _STEP_KEYS = frozenset({"role", "content", "name", "input", "output"})  # an entry with none of them is no step
@@ -161,6 +160,48 @@ def _step_run(
 ) -> TraceRun:
     """Entry `i` of the log as a run; a bad entry gets an error naming it. `checked`: entries read
     from the file (text keys only), made with `run_from_checked`."""
+    if type(item) is dict and item and _SPOKEN.issuperset(item):
+        fields = _spoken_fields(i, item, trace_id)
+    else:
+        fields = _step_fields(i, item, list_key, trace_id, source)
+    return run_from_checked(fields) if checked else TraceRun(**fields)
+
+
+_SPOKEN = frozenset({"role", "name", "content"})  # a step that only says who spoke and what (Who&When's)
+_PROMPT_ROLES = ("user", "human", "system")
+
+
+def _spoken_fields(i: int, item: dict[str, Any], trace_id: str) -> dict[str, Any]:
+    """`_step_fields` of a step with no key but `role`, `name` and `content` (a differential test
+    holds them equal): no times, error, id, own input or output, or metadata of its own to read.
+    Why apart: most big logs are made of nothing else, and their runs are made on every pass."""
+    role_value, name, content = item.get("role"), item.get("name"), item.get("content")
+    role_as_written = str(role_value) if role_value else ""
+    role = role_as_written.lower()
+    inputs: dict[str, Any] = {}
+    outputs = None
+    if content is not None:
+        if role in _PROMPT_ROLES and not name:
+            inputs["content"] = content
+        else:
+            outputs = {"content": content}
+    return {
+        "id": f"step-{i}",
+        "name": str(name or role_as_written or f"step {i}"),
+        "run_type": _run_type(role, name, None),
+        "inputs": inputs,
+        "outputs": outputs,
+        "start_time": None,
+        "end_time": None,
+        "error": None,
+        "trace_id": trace_id,
+        "step": i,
+        "metadata": {"role": role_as_written} if role_as_written else {},
+    }
+
+
+def _step_fields(i: int, item: Any, list_key: str, trace_id: str, source: str | None) -> dict[str, Any]:
+    """The fields of entry `i`'s run, any entry (a bad one gets an error naming it)."""
     _checked_entry(i, item, list_key, source)
     get = item.get
     role_as_written = str(get("role") or "")
@@ -179,10 +220,10 @@ def _step_run(
     if role_as_written:
         step_meta["role"] = role_as_written
     start, end = _times(item, i, list_key, source)
-    fields = {
+    return {
         "id": str(get("id") or f"step-{i}"),
         "name": str(get("name") or get("agent") or role_as_written or f"step {i}"),
-        "run_type": _run_type(role, item),
+        "run_type": _run_type(role, get("name"), get("agent")),
         "inputs": inputs,
         "outputs": outputs,
         "start_time": start,
@@ -192,7 +233,6 @@ def _step_run(
         "step": i,
         "metadata": step_meta,
     }
-    return run_from_checked(fields) if checked else TraceRun(**fields)
 
 
 def _step_skeleton(
@@ -200,9 +240,13 @@ def _step_skeleton(
 ) -> tuple[datetime | None, datetime | None, int]:
     """What the load needs of entry `i` without making its run: its times and its `LazyRuns` fact
     (type, failed), after the same checks `_step_run` makes, so a bad entry fails here, named."""
+    if type(item) is dict and item and _SPOKEN.issuperset(item):  # no times, no error: checked by its keys
+        role_value, name = item.get("role"), item.get("name")
+        return None, None, fact_of(_run_type(str(role_value).lower() if role_value else "", name, None), False)
     _checked_entry(i, item, list_key, source)
     start, end = _times(item, i, list_key, source)
-    return start, end, fact_of(_run_type(str(item.get("role") or "").lower(), item), _error(item) is not None)
+    run_type = _run_type(str(item.get("role") or "").lower(), item.get("name"), item.get("agent"))
+    return start, end, fact_of(run_type, _error(item) is not None)
 
 
 class _Digest:
@@ -266,6 +310,12 @@ def _lazy_runs(
     """A big log's runs, left in the file, from one pass over its entries: each checked (a bad one
     fails the load here, named), its times and its fact noted, and hashed for the trace id when the
     log names none — no run made (they are made when read)."""
+    watch = next((w for w in items.watched if isinstance(w, _StepWatch)), None)
+    items.watched = ()  # what the watches took is the load's now: not held as long as the trace
+    if watch is not None and watch.fits(items, list_key, head, named):
+        trace_id = named or f"chat-{watch.digest.hexdigest() if watch.digest is not None else ''}"
+        convert = partial(_step_run, list_key=list_key, trace_id=trace_id, source=source, checked=True)
+        return LazyRuns(items, convert, bytes(watch.facts)), trace_id, watch.first, watch.last
     digest = None if named else _Digest(head)
     facts = bytearray()
 
@@ -283,9 +333,55 @@ def _lazy_runs(
     return LazyRuns(items, convert, bytes(facts)), trace_id, first, last
 
 
+class _StepWatch:
+    """What the load needs of a big log's steps — each one's times and fact, and the id's hash
+    when the fields read before the steps name no id — taken while the reader's own scan holds
+    each step parsed (`ReadShape.watches`), so the load need not parse the file once more. A bad
+    step raises here: the reader drops the watch and the load's own pass names the step."""
+
+    def __init__(self, key: str, head: Mapping[str, Any], source: str) -> None:
+        self.key, self.head, self.source = key, head, source
+        self.digest = None if _named(head) else _Digest(dict(head))
+        self.facts = bytearray()
+        self.first: datetime | None = None
+        self.last: datetime | None = None
+
+    def add(self, item: Any) -> None:
+        if self.digest is not None:
+            self.digest.add(item)
+        start, end, fact = _step_skeleton(len(self.facts), item, self.key, self.source)
+        self.facts.append(fact)
+        if start and (self.first is None or start < self.first):  # `time_bounds`, a step at a time
+            self.first = start
+        if end and (self.last is None or end > self.last):
+            self.last = end
+
+    def fits(self, items: LazyArray, list_key: str, head: dict[str, Any], named: str) -> bool:
+        """Whether it saw these steps and, for an id of their hash, the rest of the object whole:
+        no field after the steps (the id hashes every other field first)."""
+        if self.key != list_key or len(self.facts) != len(items):
+            return False
+        return bool(named) or (
+            self.digest is not None and head.keys() == self.head.keys() and all(head[k] is self.head[k] for k in head)
+        )
+
+
+def _watch(key: str, head: Mapping[str, Any], source: str) -> _StepWatch:
+    return _StepWatch(key, head, source)
+
+
+# a big log's steps stay in the file until read; what the load needs of them is taken as they are first read
+READ_SHAPE = ReadShape(entries=frozenset(LIST_KEYS), watches=tuple((key, _watch) for key in LIST_KEYS))
+
+
+def _named(head: Mapping[str, Any]) -> str:
+    """The id the log names for itself, if any."""
+    return str(head.get("trace_id") or head.get("id") or head.get("question_ID") or "").strip("'\" ")
+
+
 def load_plain(data: Any, source: str | None = None) -> Trace:
     items, list_key, head = _items(data, source)
-    named = str(head.get("trace_id") or head.get("id") or head.get("question_ID") or "").strip("'\" ")
+    named = _named(head)
     runs: Sequence[TraceRun]
     if isinstance(items, LazyArray):
         # Entries left in the file (a big log) stay there: its runs are made each time they are

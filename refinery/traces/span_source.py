@@ -101,13 +101,6 @@ class SpanEntries(Sequence[SpanEntry]):
                     yield item, resource, k
                 i = j
 
-    def in_file_order(self) -> Iterator[SpanEntry]:
-        """Every span, as the file holds them, recording each one's position in `positions`."""
-        for part, (items, resource) in enumerate(self._parts):
-            for p, item in enumerate(items):
-                self.positions.append(self._starts[part] + p)
-                yield item, resource, len(self.positions) - 1
-
     @contextmanager
     def _reading(self) -> Iterator[Callable[[int], SpanEntry]]:
         """Spans by index, in any order; each array's file opened once for the whole pass."""
@@ -158,6 +151,20 @@ class Hoisted:
             if self.common:
                 self.common = {k: v for k, v in self.common.items() if k in attrs and attrs[k] == v}
         self._runs += 1
+
+    def merge(self, other: Hoisted, resource: dict[str, Any] | None) -> None:
+        """`see_values` of every run `other` saw (with no resource), as if each were seen here with
+        `resource`: what every one of them repeats is what `other` kept."""
+        if other._runs == 0:
+            return
+        if self._runs == 0:
+            self.resource, self.common = resource, dict(other.common or {})
+        else:
+            self._same_resource = self._same_resource and resource == self.resource
+            if self.common:
+                kept = other.common or {}
+                self.common = {k: v for k, v in self.common.items() if k in kept and kept[k] == v}
+        self._runs += other._runs
 
     def settle(self, first: TraceRun | None) -> dict[str, Any]:
         """What goes on the trace, its keys in the order of the first run's (in run order)."""

@@ -1,0 +1,256 @@
+"""The load's quick paths give what the general ones give: a chat step that only says who spoke and
+what (`role`, `name`, `content`: most big logs) is made into the same run, with the same skeleton,
+as any step is."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+
+import pytest
+
+from refinery.core.models import LazyRuns, TraceRun, run_fact
+from refinery.errors import TraceFormatError
+from refinery.traces import json_stream, load_trace, otel, otel_span, plain
+from refinery.traces.json_stream import LazyArray, read_trace_json
+from refinery.traces.loader import READ_SHAPE
+from refinery.traces.otel_attributes import attributes_of, otlp_value
+
+_VALUES = ["user", "User", "HUMAN", "system", "assistant", "tool", "Planner", "", None, 0, 1.5, True, {"a": 1}, [1]]
+
+
+def _random_spoken(rng: random.Random) -> dict:
+    keys = [k for k in ("content", "name", "role") if rng.random() < 0.7] or ["content"]
+    rng.shuffle(keys)
+    return {k: rng.choice(_VALUES) for k in keys}
+
+
+def test_a_spoken_step_is_made_into_the_run_any_step_is_made_into():
+    rng = random.Random(7)
+    for i in range(3000):
+        step = _random_spoken(rng)
+        general = TraceRun(**plain._step_fields(i, step, "history", "chat-1", None))
+        quick = plain._step_run(i, step, list_key="history", trace_id="chat-1", source=None, checked=True)
+        assert quick == general and quick.model_fields_set == general.model_fields_set, step
+        assert quick.model_dump_json() == general.model_dump_json(), step
+
+
+def test_a_spoken_steps_skeleton_is_its_runs_times_and_fact():
+    rng = random.Random(8)
+    for i in range(3000):
+        step = _random_spoken(rng)
+        run = TraceRun(**plain._step_fields(i, step, "history", "chat-1", None))
+        assert plain._step_skeleton(i, step, "history", None) == (run.start_time, run.end_time, run_fact(run)), step
+
+
+def test_an_item_broken_behind_the_readers_back_is_named_when_its_block_is_read(tmp_path):
+    """A block of items is decoded in place; one that no longer decodes there (the file rewritten
+    with its size and time kept) fails the pass, naming the item and its bytes."""
+    path = tmp_path / "log.json"
+    path.write_text(json.dumps({"history": [{"role": "user", "content": f"step {i}"} for i in range(5)]}))
+    items = read_trace_json(path, READ_SHAPE, lazy_bytes=0)["history"]
+    assert isinstance(items, LazyArray) and [s["content"] for s in items] == [f"step {i}" for i in range(5)]
+    stat = path.stat()
+    path.write_bytes(path.read_bytes().replace(b'"step 3"', b"\"step 3'"))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    with pytest.raises(TraceFormatError, match=r"item 3 \(bytes \d+–\d+\) no longer reads as JSON"):
+        list(items)
+
+
+def test_the_scan_reads_on_before_the_windows_edge_and_gives_what_json_loads_gives(tmp_path, monkeypatch):
+    """An array's items are scanned a window at a time; near the window's edge the scan reads on
+    first, so no item is cut there (a cut item's decode error counted the whole window's lines),
+    and every item, ASCII or not, numbers and all, reads back as `json.loads` gives it."""
+    monkeypatch.setattr(json_stream, "_CHUNK", 16384)  # a window of 16 KiB: 1 KiB's margin, items under 500 bytes
+    rng = random.Random(5)
+    words = ["refund", "order", "é", "✓", "日本", "\\n", "ok"]
+    steps = [
+        {"role": rng.choice(["user", "assistant"]), "content": " ".join(rng.choices(words, k=rng.randint(1, 60)))}
+        if i % 5
+        else {"name": "tool", "output": rng.random() * 10 ** rng.randint(-5, 20), "n": rng.randint(-(10**12), 10**12)}
+        for i in range(3000)
+    ]
+    path = tmp_path / "log.json"
+    path.write_text(json.dumps({"question": "q", "history": steps}, ensure_ascii=rng.random() < 0.5), encoding="utf-8")
+    errors: list[int] = []
+    real = json.decoder.JSONDecodeError.__init__
+    monkeypatch.setattr(json.decoder.JSONDecodeError, "__init__", lambda self, *a: errors.append(1) or real(self, *a))
+    data = read_trace_json(path, READ_SHAPE, lazy_bytes=0)
+    assert errors == [] and isinstance(data["history"], LazyArray)
+    assert list(data["history"]) == json.loads(path.read_bytes())["history"] == steps
+
+
+def _random_attributes(rng: random.Random) -> dict:
+    prefixes = ["llm.input_messages.", "llm.output_messages.", "llm.tools.", "llm.", "llm", "input.", "gen_ai.", ""]
+    names = ["0.message.role", "1.message.content", "value", "mime_type", "model_name", "token_count.prompt", "x"]
+    keys = [*otel_span.SHOWN, *otel_span._IO_KEYS, *otel_span.DUPLICATED_BY_MESSAGES]
+    attrs = {}
+    for _ in range(rng.randint(0, 12)):
+        key = rng.choice(keys) if rng.random() < 0.4 else rng.choice(prefixes) + rng.choice(names)
+        attrs[key] = rng.choice(["", None, "text", 0, [1], {"a": 1}])
+    return attrs
+
+
+def test_one_scan_of_a_spans_keys_gives_what_a_scan_for_each_gave():
+    """`attribute_groups`: the three message prefixes' keys in order and `rest_attributes` as it
+    was defined — all but what the run shows (kind, model, tokens, messages and what they
+    duplicate, inputs and outputs given a value)."""
+    rng = random.Random(11)
+    for _ in range(3000):
+        attrs = _random_attributes(rng)
+        inputs, outputs, tools, rest = otel_span.attribute_groups(attrs)
+        assert inputs == [k for k in attrs if k.startswith("llm.input_messages.")]
+        assert outputs == [k for k in attrs if k.startswith("llm.output_messages.")]
+        assert tools == [k for k in attrs if k.startswith("llm.tools.")]
+        messages = any(k.startswith(("llm.input_messages.", "llm.output_messages.")) for k in attrs)
+        expected = {
+            k: v
+            for k, v in attrs.items()
+            if not (
+                k in otel_span.SHOWN
+                or k.startswith(("llm.input_messages.", "llm.output_messages.", "llm.tools."))
+                or (messages and k in otel_span.DUPLICATED_BY_MESSAGES)
+                or (k in otel_span._IO_KEYS and v not in (None, ""))
+            )
+        }
+        assert rest == expected and list(rest) == list(expected) and otel_span.rest_attributes(attrs) == expected
+
+
+def test_otlp_attributes_read_with_their_text_values_inline_are_what_otlp_value_reads():
+    rng = random.Random(12)
+    values = [
+        {"stringValue": "a"},
+        {"stringValue": None},
+        {"intValue": "5"},
+        {"intValue": "x"},
+        {"doubleValue": 1.5},
+        {"boolValue": True},
+        {"arrayValue": {"values": [{"stringValue": "b"}]}},
+        {"string_value": "c", "int_value": None},
+        "bare",
+        None,
+        {},
+    ]
+    for _ in range(2000):
+        raw = [
+            {"key": rng.choice(["k", "l", 3]), "value": rng.choice(values)}
+            if rng.random() < 0.9
+            else rng.choice([1, {}])
+            for _ in range(rng.randint(0, 6))
+        ]
+        expected = {str(kv["key"]): otlp_value(kv.get("value")) for kv in raw if isinstance(kv, dict) and "key" in kv}
+        assert attributes_of(raw) == expected
+
+
+def _random_step(rng: random.Random, i: int) -> dict:
+    step = _random_spoken(rng)
+    if rng.random() < 0.3:
+        step[rng.choice(["timestamp", "start_time", "end_time"])] = rng.choice(
+            ["2026-01-02T10:00:05Z", 1767348000 + i, 1767347990123 + i, None, ""]
+        )
+    if rng.random() < 0.2:
+        step[rng.choice(["error", "input", "output", "id", "agent", "tool_calls", "extra"])] = rng.choice(
+            ["boom", {"type": "Timeout"}, '{"a": 1}', "", None, [1], 0]
+        )
+    return step
+
+
+def _passes_over(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Passes made over a big array's items after the reader's own (each a parse of the file)."""
+    passes: list[int] = []
+    real = LazyArray.__iter__
+    monkeypatch.setattr(LazyArray, "__iter__", lambda self: passes.append(1) or real(self))
+    return passes
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_big_logs_load_reads_its_steps_once_and_gives_the_trace_a_whole_read_gives(tmp_path, monkeypatch, seed):
+    """What the load needs of each step (times, fact, the id's hash) is taken during the reader's
+    scan — unless the id is a hash of fields that follow the steps: then the load reads the steps
+    again itself. Either way the trace is the one `json.loads` of the file gives."""
+    rng = random.Random(seed)
+    head = {k: v for k, v in [("question", "Refund 42"), ("question_ID", "q-7"), ("level", 1)] if rng.random() < 0.6}
+    steps = [_random_step(rng, i) for i in range(rng.randint(1, 40))]
+    after = rng.random() < 0.3
+    log = {**({} if after else head), "history": steps, **(head if after else {})}
+    path = tmp_path / "log.json"
+    path.write_text(json.dumps(log))
+    whole = load_trace(json.loads(path.read_text()))
+    monkeypatch.setattr(json_stream, "LAZY_BYTES", 0)
+    passes = _passes_over(monkeypatch)
+    lazy = load_trace(path)
+    with_watch = len(passes)
+    with monkeypatch.context() as m:
+        m.setattr(plain._StepWatch, "fits", lambda *a: False)
+        unwatched = load_trace(path)
+    without_watch = len(passes) - with_watch
+    hashed_after = after and head and "question_ID" not in head  # the id a hash of fields that follow the steps
+    assert with_watch == without_watch - (0 if hashed_after else 1)  # one pass fewer, or none
+    assert isinstance(lazy.runs, LazyRuns) and unwatched.model_dump() == lazy.model_dump()
+    assert lazy.runs._entries.watched == ()  # what the watch took is not held as long as the trace
+    assert (lazy.trace_id, lazy.start_time, lazy.end_time) == (whole.trace_id, whole.start_time, whole.end_time)
+    assert [r.id for r in lazy.get_failed_runs()] == [r.id for r in whole.runs if r.is_failed]
+    assert lazy.model_dump() == whole.model_dump()
+
+
+def _random_span(rng: random.Random, i: int) -> dict:
+    attrs = [{"key": "openinference.span.kind", "value": {"stringValue": rng.choice(["LLM", "TOOL", "CHAIN"])}}]
+    if rng.random() < 0.9:
+        attrs.append({"key": "project", "value": {"stringValue": "shop"}})
+    if rng.random() < 0.5:
+        attrs.append({"key": "turn", "value": {"intValue": str(rng.randrange(2))}})
+    if rng.random() < 0.5:
+        attrs.append({"key": "llm.input_messages.0.message.content", "value": {"stringValue": f"step {i} ✓"}})
+    span = {
+        "traceId": "ab" * 16,
+        "parentSpanId": f"{rng.randrange(i):016x}" if i and rng.random() < 0.8 else "",
+        "name": f"span {i}",
+        "startTimeUnixNano": str(1_700_000_000_000_000_000 + rng.randrange(10**9)),
+        "attributes": attrs,
+        "status": rng.choice([{"code": 2, "message": "failed"}, {"code": 1}, {}]),
+    }
+    if rng.random() < 0.97:
+        span["spanId"] = f"{i:016x}"
+    if rng.random() < 0.7:
+        span["endTimeUnixNano"] = str(1_700_000_001_000_000_000 + rng.randrange(10**9))
+    if rng.random() < 0.1:
+        span["events"] = [
+            {"name": "exception", "attributes": [{"key": "exception.type", "value": {"stringValue": "E"}}]}
+        ]
+    return span
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_a_big_otlp_traces_skeletons_are_taken_as_it_is_read_and_give_the_trace_a_whole_read_gives(
+    tmp_path, monkeypatch, seed
+):
+    """Each span's skeleton, fact and repeated attributes are taken during the reader's scan (a pass
+    over the file fewer), an array's at a time — the load reads an array's spans itself only where
+    one of them needs its number in the trace (an id made from it). Either way the trace is the one
+    `json.loads` of the file gives."""
+    rng = random.Random(seed)
+    spans = [_random_span(rng, i) for i in range(rng.choice([1, rng.randint(2, 30)]))]  # one: no resource hoisted
+    cuts = sorted(rng.sample(range(len(spans) + 1), rng.choice([0, 0, 1, 2])))
+    parts = [spans[a:b] for a, b in zip([0, *cuts], [*cuts, len(spans)])]  # one array, or several (some empty)
+    services = [[{"key": "service.name", "value": {"stringValue": name}}] for name in ("svc", "svc", "other")] + [[]]
+    resources = [{"attributes": rng.choice(services)} for _ in parts]  # the same resource, or not
+    data = {"resourceSpans": [{"resource": r, "scopeSpans": [{"spans": p}]} for r, p in zip(resources, parts)]}
+    path = tmp_path / "otlp.json"
+    path.write_text(json.dumps(data, ensure_ascii=False))
+    whole = load_trace(json.loads(path.read_text()))
+    monkeypatch.setattr(json_stream, "LAZY_BYTES", 0)
+    passes = _passes_over(monkeypatch)
+    lazy = load_trace(path)
+    with_watch = len(passes)
+    with monkeypatch.context() as m:
+        m.setattr(otel, "_watched", lambda items, offset: None)
+        unwatched = load_trace(path)
+    without_watch = len(passes) - with_watch
+    # an array after the first is served by its watch unless a span's id is made from its number
+    offsets = [sum(map(len, parts[:i])) for i in range(len(parts))]
+    saved = sum(bool(part) and (at == 0 or all("spanId" in span for span in part)) for part, at in zip(parts, offsets))
+    assert with_watch == without_watch - saved
+    assert isinstance(lazy.runs, LazyRuns) and lazy.model_dump() == unwatched.model_dump() == whole.model_dump()
+    assert all(getattr(items, "watched", ()) == () for items, _ in lazy.runs._entries._parts)  # not held on
+    assert [r.id for r in lazy.get_failed_runs()] == [r.id for r in whole.runs if r.is_failed]
