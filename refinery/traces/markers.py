@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from refinery.traces.redact import redact_value
+from refinery.traces.redact import redact_value, remember_marked
 from refinery.traces.source_text import PAUSE, RESUME, is_open_after
 
 _SPACES = re.compile(" *")
@@ -41,25 +41,26 @@ _SOURCE_SPAN = re.compile("\ue000[^\ue000\ue001]*\ue001")
 _JOIN = "\n\ue004\n"  # between the pieces redacted together: a line break and a mark, which no value crosses
 
 
-def _scaffolding_redacted(section: str) -> str:
+def _scaffolding_redacted(section: str) -> tuple[str, list[str] | None]:
     """`section` with what the renderer wrote around the trace's values (ids, names) redacted,
     inside a `redacting` block: the values were redacted as they were rendered, but a marker at a
     blank line inside an id would split a secret there. The pieces between values are redacted
-    together, in one pass, not the values again."""
+    together, in one pass, not the values again. With it, when redaction left the section as it
+    was: its texts as `redact.remember_marked` takes them (the scaffolding joined, each value)."""
     if _JOIN in section:
-        return redact_value(section)
+        return redact_value(section), None
     pieces = _SOURCE_SPAN.split(section)
     joined = _JOIN.join(pieces)
     redacted = redact_value(joined)
     if redacted == joined:  # nearly always: nothing to put back together
-        return section
+        return section, [joined, *(span[1:-1] for span in _SOURCE_SPAN.findall(section))]
     parts = redacted.split(_JOIN)
     if len(parts) != len(pieces):  # a secret ran across pieces: the whole section, then
-        return redact_value(section)
+        return redact_value(section), None
     out = [parts[0]]
     for span, piece in zip(_SOURCE_SPAN.findall(section), parts[1:]):
         out += [span, piece]
-    return "".join(out)
+    return "".join(out), None
 
 
 def _break_rank(prev: tuple[str, str | None], line: tuple[str, str | None]) -> int:
@@ -86,7 +87,8 @@ def with_markers(section: str, marker: str, every: int) -> str:
     """
     if len(section) <= every:
         return section
-    section = _scaffolding_redacted(section)
+    section, texts = _scaffolding_redacted(section)
+    added = False
     lines: list[tuple[str, str | None]] = []  # (line, the fence open before it)
     in_source: list[bool] = []  # source text open before each line
     fence: str | None = None
@@ -124,9 +126,13 @@ def with_markers(section: str, marker: str, every: int) -> str:
                 inserted[0] = PAUSE + inserted[0]
                 inserted[-1] = inserted[-1] + RESUME
             out += inserted
+            added = True
             start, size = best, sum(len(line) + 1 for line, _ in lines[best:i])
             continue
         size += length
         i += 1
     out.extend(line for line, _ in lines[start:])
-    return "\n".join(out)
+    marked = "\n".join(out)
+    if texts is not None:  # the file's redaction need not look through the section's pieces again
+        remember_marked(texts, marked, marker if added else None)
+    return marked

@@ -33,6 +33,7 @@ __all__ = [
     "redact_text",
     "redact_value",
     "redacting",
+    "remember_marked",
     "secret_field_value",
 ]
 
@@ -121,10 +122,8 @@ _PREFIX_GUARDS = _by_guard(set(_PREFIXES.values()) - {""})
 def _found(text: str, guards: tuple[tuple[str, tuple[str, ...]], ...], found: set[str]) -> set[str]:
     """`found` with the words of `guards` that occur in `text` added (a big text searched a piece at
     a time, `core.pieces`: one search over a big index would hold the GIL, and the host's loop)."""
-    if len(text) <= PIECE_CHARS:  # nearly every value: the plain search, no call a word
-        for guard, words in guards:
-            if guard in text:
-                found.update(word for word in words if word in text)
+    if len(text) <= PIECE_CHARS:  # nearly every value: the plain search, no call a word, in one comprehension
+        found |= {word for guard, words in guards if guard in text for word in words if word in text}
         return found
     for guard, words in guards:
         if contains(text, guard):
@@ -375,6 +374,41 @@ def redact_value(text: str) -> str:
 
 
 _MARK = re.compile(f"[{MARKS}]")
+# Literals that hold a space: wrapping a long line at a space may part one (see `remember_marked`)
+_SPACED = frozenset(lit for lit in _LITERALS if " " in lit)
+
+
+def remember_marked(before: Iterable[str], after: str, added: str | None) -> None:
+    """Remember every piece of `after` (a section as marked, between its marks) with what the
+    prefilter finds in the texts `before` together and in `added`, inside a `redacting` block.
+
+    Why: a long section is given its run-id markers after its values were redacted, which cuts
+    them into new pieces (a marker between two lines of a message, a long line wrapped), and
+    `redact_rendered` looked through every such piece again (with the renderer's own text around
+    them, looked through once already before the markers went in). `before` are the section's
+    texts as they stood before (its values, as redacted, and its scaffolding); `added`, what went
+    in (the marker's text), None when nothing did. No literal holds a line break or a mark, and
+    the markers go in between lines and wrapping cuts at spaces, so every literal of `after` is in
+    one of `before` or in `added`, and every literal of those is in `after` unless it holds a
+    space: then nothing is remembered (the pieces are looked through in the file's pass as
+    before). Each piece remembered with the section's findings adds up, over a file, to what the
+    file's pieces hold: the same rules run (tests/test_redact_prefilter.py)."""
+    state = _RENDERING.get()
+    if state is None:
+        return
+    known = state[2]
+    present: set[str] = set()
+    starts: set[str] = set()
+    for text in (*before, added) if added is not None else before:
+        hit = known.get(text) or _prefiltered(text)
+        present |= hit[0]
+        starts |= hit[1]
+    if not _SPACED.isdisjoint(present) or known.chars + len(after) > _REMEMBERED_CHARS:
+        return
+    found = (present, starts)
+    for piece in _MARK.split(after):
+        known[piece] = found
+    known.chars += len(after)
 
 
 _WHOLE_SPLIT_CHARS = 4 * PIECE_CHARS  # the largest file split at its marks in one call
