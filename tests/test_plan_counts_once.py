@@ -96,3 +96,27 @@ def test_a_file_a_body_holds_whole_is_not_counted_again(tmp_path, monkeypatch):
     measure(iter(bodies), 0, files)
     files.close()
     assert 0 < sum(counted) < whole // 4
+
+
+def test_a_runs_file_totals_are_what_adding_up_its_files_gives_and_are_added_up_once(tmp_path, monkeypatch):
+    from refinery.analysis import stage_calls
+    from refinery.analysis.stages import file_chunks
+    from refinery.analysis.verification import RunTexts
+    from refinery.traces.spool import file_stats
+
+    trace = load_trace(Path(__file__).parent / "fixtures" / "otlp_trace.json")
+    analyst = StagedFailureAnalyst(model="gpt-4o", store="hosted")
+    files, _ = analyst.rendering(trace, EXPECT, prompts={"a b.md": "one", "a-b.md": "two"})  # one name, twice
+    texts = RunTexts(files)
+    stats = file_stats(files)
+    calls: list[object] = []
+    monkeypatch.setattr(stage_calls, "file_stats", lambda f: calls.append(f) or file_stats(f))
+    totals = stage_calls.file_totals(texts)
+    assert stage_calls.file_totals(texts) is totals and len(calls) == 1
+    some = {stats[0][0], stats[-1][0], "not-a-file.md"}
+    assert totals.all_chunks - sum(totals.chunks.get(n, 0) for n in some) == sum(
+        file_chunks(tokens) for name, _, tokens in stats if name not in some
+    )
+    assert totals.run_files == {stats[i][0] for i in range(len(stats)) if files.layout(i).run_ids}
+    assert totals.inline_sizes == {name: tokens + stage_calls.FILE_SEPARATOR_TOKENS for name, _, tokens in stats}
+    files.close()
