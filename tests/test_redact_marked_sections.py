@@ -61,8 +61,8 @@ def _long_section(value: str) -> str:
 
 def test_the_pieces_of_a_long_section_are_not_looked_through_again(monkeypatch):
     looked: list[str] = []
-    literals_in = redact._literals_in
-    monkeypatch.setattr(redact, "_literals_in", lambda text: looked.append(text) or literals_in(text))
+    prefiltered = redact._prefiltered
+    monkeypatch.setattr(redact, "_prefiltered", lambda text: looked.append(text) or prefiltered(text))
     with redacting(RedactionReport()):
         section = _long_section("the agent read the page and wrote a plan\n" * 30)
         looked.clear()
@@ -75,8 +75,8 @@ def test_a_literal_with_a_space_parted_by_wrapping_leaves_the_pieces_to_the_file
     pieces are looked through in the file's pass, and the file is redacted as `redact_text` would."""
     line = "x" * 85 + " private keyzzzzzzzz" + " tail" * 30  # wrapped at 100 characters: at its space
     looked: list[str] = []
-    literals_in = redact._literals_in
-    monkeypatch.setattr(redact, "_literals_in", lambda text: looked.append(text) or literals_in(text))
+    prefiltered = redact._prefiltered
+    monkeypatch.setattr(redact, "_prefiltered", lambda text: looked.append(text) or prefiltered(text))
     with redacting(RedactionReport()):
         section = _long_section(line)
         assert " private\n" in section or " private\ue004" in section

@@ -22,6 +22,7 @@ from typing import Any
 
 from refinery.core.pieces import PIECE_CHARS, contains
 from refinery.errors import UserInputError
+from refinery.traces.redact_memo import WordMemo
 from refinery.traces.redact_rules import FIELD_NAMES, HEADER_NAMES, K8S_DATA, K8S_KIND, K8S_REACH, MARKS, RULES, Rule
 
 __all__ = [
@@ -115,6 +116,9 @@ def _by_guard(words: Iterable[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
     return tuple(sorted(((g, tuple(ws)) for g, ws in groups.items()), key=lambda gw: gw[0]))
 
 
+# Literals that hold white space: wrapping a long line at a space may part one (see `remember_marked`),
+# and a text's words do not hold one (`redact_memo`)
+_SPACED = frozenset(lit for lit in _LITERALS if any(ch.isspace() for ch in lit))
 _LITERAL_GUARDS = _by_guard(_LITERALS)
 _PREFIX_GUARDS = _by_guard(set(_PREFIXES.values()) - {""})
 
@@ -282,8 +286,18 @@ def _rules_for(present: set[str], starts: set[str]) -> list[Rule]:
 _Found = tuple[set[str], set[str]]  # the prefilter literals and the texts rules begin with that occur in a text
 
 
-def _prefiltered(text: str) -> _Found:
+def _scanned(text: str) -> _Found:
+    """The prefilter's findings in `text`, looked for in all of it."""
     return _literals_in(text), _found(text, _PREFIX_GUARDS, set())
+
+
+def _prefiltered(text: str) -> _Found:
+    """The prefilter's findings in `text`: inside a `redacting` block, from its words (`redact_memo`:
+    each word of a rendering looked through once), a big text a window at a time as before."""
+    state = _RENDERING.get()
+    if state is not None and len(text) <= _WINDOW:
+        return state[3].found(text)
+    return _scanned(text)
 
 
 def redact_text(text: str, report: RedactionReport | None = None, extra: Sequence[re.Pattern[str]] = ()) -> str:
@@ -342,7 +356,7 @@ class _Remembered(dict[str, _Found]):
 
 _REMEMBERED_CHARS = 1 << 24
 
-_RENDERING: ContextVar[tuple[RedactionReport, tuple[re.Pattern[str], ...], _Remembered] | None] = ContextVar(
+_RENDERING: ContextVar[tuple[RedactionReport, tuple[re.Pattern[str], ...], _Remembered, WordMemo] | None] = ContextVar(
     "refinery_redaction", default=None
 )
 
@@ -350,7 +364,7 @@ _RENDERING: ContextVar[tuple[RedactionReport, tuple[re.Pattern[str], ...], _Reme
 @contextmanager
 def redacting(report: RedactionReport, extra: Sequence[re.Pattern[str]] = ()) -> Iterator[None]:
     """Within this block, `redact_value` redacts into `report` (with `extra` patterns too)."""
-    token = _RENDERING.set((report, tuple(extra), _Remembered()))
+    token = _RENDERING.set((report, tuple(extra), _Remembered(), WordMemo(_scanned, _SPACED)))
     try:
         yield
     finally:
@@ -364,7 +378,7 @@ def redact_value(text: str) -> str:
     state = _RENDERING.get()
     if state is None or (len(text) < 8 and not state[1] and not _EXTRA.get()):
         return text
-    report, extra, known = state
+    report, extra, known, _ = state
     found = _prefiltered(text)
     out = _redacted(text, report, extra, found)
     if out == text and known.chars + len(out) <= _REMEMBERED_CHARS:
@@ -374,8 +388,6 @@ def redact_value(text: str) -> str:
 
 
 _MARK = re.compile(f"[{MARKS}]")
-# Literals that hold a space: wrapping a long line at a space may part one (see `remember_marked`)
-_SPACED = frozenset(lit for lit in _LITERALS if " " in lit)
 
 
 def remember_marked(before: Iterable[str], after: str, added: str | None) -> None:
