@@ -349,8 +349,29 @@ class _Remembered(dict[str, _Found]):
 
     chars = 0
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.hot: dict[str, _Found] = {}  # those the prefilter found something in: the rest add nothing
+
+    def remember(self, texts: Iterable[str], found: _Found) -> None:
+        """`texts`, each holding (together with the others given with it) what `found` says."""
+        self.update(dict.fromkeys(texts, found))
+        if found[0] or found[1]:
+            self.hot.update(dict.fromkeys(texts, found))
+
+    def found_in(self, texts: set[str]) -> tuple[_Found, set[str]]:
+        """What the remembered ones of `texts` hold together, and those not remembered: set
+        operations in C, not a look-up a piece (a file has a few hundred)."""
+        present: set[str] = set()
+        starts: set[str] = set()
+        for text in texts.intersection(self.hot):
+            present |= self.hot[text][0]
+            starts |= self.hot[text][1]
+        return (present, starts), texts.difference(self)
+
     def forget(self) -> None:
         self.clear()
+        self.hot.clear()
         self.chars = 0
 
 
@@ -382,7 +403,7 @@ def redact_value(text: str) -> str:
     found = _prefiltered(text)
     out = _redacted(text, report, extra, found)
     if out == text and known.chars + len(out) <= _REMEMBERED_CHARS:
-        known[out] = found
+        known.remember((out,), found)
         known.chars += len(out)
     return out
 
@@ -409,17 +430,14 @@ def remember_marked(before: Iterable[str], after: str, added: str | None) -> Non
     if state is None:
         return
     known = state[2]
-    present: set[str] = set()
-    starts: set[str] = set()
-    for text in (*before, added) if added is not None else before:
-        hit = known.get(text) or _prefiltered(text)
-        present |= hit[0]
-        starts |= hit[1]
+    (present, starts), missing = known.found_in({*before, added} if added is not None else set(before))
+    if missing:  # no literal holds a line break: looked through together
+        more = _prefiltered("\n".join(missing))
+        present |= more[0]
+        starts |= more[1]
     if not _SPACED.isdisjoint(present) or known.chars + len(after) > _REMEMBERED_CHARS:
         return
-    found = (present, starts)
-    for piece in _MARK.split(after):
-        known[piece] = found
+    known.remember(_MARK.split(after), (present, starts))
     known.chars += len(after)
 
 
@@ -443,16 +461,7 @@ def redact_rendered(marked: str, report: RedactionReport | None = None, extra: S
         if known:
             known.forget()
         return redact_text(marked, report, extra)
-    present: set[str] = set()
-    starts: set[str] = set()
-    unknown = []
-    for piece in _MARK.split(marked):
-        hit = known.get(piece)
-        if hit is None:
-            unknown.append(piece)
-        else:
-            present |= hit[0]
-            starts |= hit[1]
+    (present, starts), unknown = known.found_in(set(_MARK.split(marked)))
     known.forget()
     rest_present, rest_starts = _prefiltered("\n".join(unknown))
     return _redacted(marked, report, extra, (present | rest_present, starts | rest_starts))
