@@ -11,6 +11,7 @@ reopened, so the content reads the same.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from refinery.traces.redact import redact_value, remember_marked
 from refinery.traces.source_text import CLOSE, OPEN, PAUSE, RESUME
@@ -41,7 +42,15 @@ _SOURCE_SPAN = re.compile("\ue000[^\ue000\ue001]*\ue001")
 _JOIN = "\n\ue004\n"  # between the pieces redacted together: a line break and a mark, which no value crosses
 
 
-def _scaffolding_redacted(section: str) -> tuple[str, list[str] | None]:
+def _texts(joined: str, section: str) -> Iterator[str]:
+    """The scaffolding joined, then each value of `section`: found only when read (in a `redacting`
+    block: `redact.remember_marked`)."""
+    yield joined
+    for span in _SOURCE_SPAN.findall(section):
+        yield span[1:-1]
+
+
+def _scaffolding_redacted(section: str) -> tuple[str, Iterator[str] | None]:
     """`section` with what the renderer wrote around the trace's values (ids, names) redacted,
     inside a `redacting` block: the values were redacted as they were rendered, but a marker at a
     blank line inside an id would split a secret there. The pieces between values are redacted
@@ -53,7 +62,7 @@ def _scaffolding_redacted(section: str) -> tuple[str, list[str] | None]:
     joined = _JOIN.join(pieces)
     redacted = redact_value(joined)
     if redacted == joined:  # nearly always: nothing to put back together
-        return section, [joined, *(span[1:-1] for span in _SOURCE_SPAN.findall(section))]
+        return section, _texts(joined, section)
     parts = redacted.split(_JOIN)
     if len(parts) != len(pieces):  # a secret ran across pieces: the whole section, then
         return redact_value(section), None
