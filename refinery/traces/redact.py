@@ -403,7 +403,9 @@ def redact_value(text: str) -> str:
     found = _prefiltered(text)
     out = _redacted(text, report, extra, found)
     if out == text and known.chars + len(out) <= _REMEMBERED_CHARS:
-        known.remember((out,), found)
+        known[out] = found
+        if found[0] or found[1]:
+            known.hot[out] = found
         known.chars += len(out)
     return out
 
