@@ -4,7 +4,7 @@ For synthetic chat logs, OTLP traces whose LLM spans repeat a sliding window of 
 (`otlp`) and OTLP traces whose every message is distinct (`otlp-distinct`: nothing to pool), of 1,
 10 and 100 MB (and the largest TRAIL trace in ../shared/eval-data when present):
 - `plan`: wall time, CPU seconds (per MB, and as a multiple of `json.loads`'s CPU on the same
-  file in a fresh process) and peak RSS (MiB, and MiB per MB of trace) of `refinery plan` in a
+  file in a fresh process) and peak RSS (MiB, and MiB per MiB of trace) of `refinery plan` in a
   fresh process;
 - `run` (1 and 10 MB, and TRAIL): `refinery run` in a fresh process (its peak RSS), and the
   four stages in this process against `refinery.testing`'s server at
@@ -286,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"bare_plan_rss_mb": round(bare), "bare_run_rss_mb": bare_run}), flush=True)
         for kind, mb, path in cases:
             size_mb = path.stat().st_size / 1e6
+            size_mib = path.stat().st_size / 2**20  # memory is in MiB: its ratios to the size are MiB over MiB
             p, before, loads = None, None, float("inf")
             for _ in range(max(1, args.repeat)):  # in turn, so both see the same load on a shared machine
                 if args.baseline:
@@ -303,8 +304,8 @@ def main(argv: list[str] | None = None) -> int:
                 "json_loads_cpu_s": round(loads, 3),
                 "plan_cpu_vs_json_loads": round(p["plan_cpu_s"] / loads, 1) if loads else None,
                 "peak_rss_mb": round(p["peak_rss_mb"]),
-                "rss_x": round(p["peak_rss_mb"] / size_mb, 1) if size_mb else None,
-                "rss_above_bare_x": round((p["peak_rss_mb"] - bare) / size_mb, 1) if size_mb else None,
+                "rss_x": round(p["peak_rss_mb"] / size_mib, 1) if size_mib else None,
+                "rss_above_bare_x": round((p["peak_rss_mb"] - bare) / size_mib, 1) if size_mib else None,
                 "groups": p["plan"].get("groups"),
                 "plan_input_tokens": p["plan"].get("total", {}).get("input_tokens"),
                 "plan_expected_input_tokens": p["plan"].get("total", {}).get("expected_input_tokens"),
@@ -318,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
                 row["error"] = p["stderr"].strip().splitlines()[-1:] or "plan failed"
             if mb in run_sizes or kind == "trail-largest":
                 row.update(asyncio.run(run_rss(path, expect, args.latency, args.concurrency)))
-                row["run_rss_above_bare_x"] = round((row["run_peak_rss_mb"] - bare_run) / size_mb, 1)
+                row["run_rss_above_bare_x"] = round((row["run_peak_rss_mb"] - bare_run) / size_mib, 1)
                 if args.rss_only:
                     rows.append(row)
                     print(json.dumps(row), flush=True)
@@ -340,8 +341,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"bare process (a three-step log): plan {bare:.0f} MiB, run {bare_run} MiB")
     print(
-        "trace          MB   plan s  CPU s  CPU s/MB  ÷ json.loads CPU  peak RSS MiB  RSS MiB/MB  above bare MiB/MB  "
-        "groups  run s  calls  largest req  budget  plan/server tokens (expected, worst)  run RSS MiB (above bare/MB)"
+        "trace          MB   plan s  CPU s  CPU s/MB  ÷ json.loads CPU  peak RSS MiB  RSS MiB/MiB  above bare MiB/MiB  "
+        "groups  run s  calls  largest req  budget  plan/server tokens (expected, worst)  run RSS MiB"
+        " (above bare MiB/MiB)"
     )
     for r in rows:
         print(

@@ -110,8 +110,8 @@ def test_the_values_left_as_they_were_are_not_looked_through_again(monkeypatch):
     through in the pass over the whole file."""
     value = "the agent read the page and wrote a plan " * 40
     looked: list[str] = []
-    literals_in = redact._literals_in
-    monkeypatch.setattr(redact, "_literals_in", lambda text: looked.append(text) or literals_in(text))
+    prefiltered = redact._prefiltered
+    monkeypatch.setattr(redact, "_prefiltered", lambda text: looked.append(text) or prefiltered(text))
     with redacting(RedactionReport()):
         marked = f"## Run 001: search\n{source(value)}\n- name: {source('sk-' + 'a1B2c3D4e5' * 5)}\n"
         looked.clear()

@@ -31,8 +31,13 @@ def _marked(rng: random.Random, pieces: int) -> str:
     return "".join(out)
 
 
-def _whole(marked: str) -> list[tuple[int, int, str]]:
-    return [(m.start(), m.end(), m.group(0)) for m in source_text._MARKS.finditer(marked)]
+def _whole(marked: str) -> list[tuple[int, int, str, str]]:
+    """The marks as one search with `_MARKS` finds them (and each run mark's id)."""
+    return [(m.start(), m.end(), m.group(0), m.group(1) or "") for m in source_text._MARKS.finditer(marked)]
+
+
+def _found(marked: str) -> list[tuple[int, int, str, str]]:
+    return [(start, end, marked[start:end], run_id) for start, end, _, run_id in source_text._marks(marked)]
 
 
 @pytest.mark.parametrize("window", [1, 2, 3, 5, 8, 13, 64])
@@ -41,13 +46,13 @@ def test_the_marks_found_window_by_window_are_those_of_one_search(monkeypatch, w
     rng = random.Random(window)
     for _ in range(200):
         marked = _marked(rng, rng.randint(0, 30))
-        assert [(m.start(), m.end(), m.group(0)) for m in source_text._marks(marked)] == _whole(marked)
+        assert _found(marked) == _whole(marked)
 
 
 def test_a_run_mark_across_a_windows_edge_is_found_whole(monkeypatch):
     monkeypatch.setattr(source_text, "_WINDOW", 4)
     marked = f"ab{RUN}run-long-id{RUN_END}{OPEN}text{CLOSE}"
-    assert [m.group(0) for m in source_text._marks(marked)] == [f"{RUN}run-long-id{RUN_END}", OPEN, CLOSE]
+    assert [text for _, _, text, _ in _found(marked)] == [f"{RUN}run-long-id{RUN_END}", OPEN, CLOSE]
 
 
 def test_windows_leave_the_clean_text_and_layout_as_one_search_makes_them(monkeypatch):
@@ -60,3 +65,61 @@ def test_windows_leave_the_clean_text_and_layout_as_one_search_makes_them(monkey
     assert layout == whole_layout
     assert layout.run_ids  # the sample holds runs and segments
     assert len(layout.segments) > 0
+
+
+def test_the_marks_are_those_one_search_with_the_mark_pattern_finds():
+    """`_marks` looks for any mark character and then for a run mark's end: the same matches as the
+    pattern's alternation, on text with runs nested, unclosed and ended twice."""
+    rng = random.Random(3)
+    for _ in range(2000):
+        marked = "".join(rng.choice([RUN, RUN_END, OPEN, CLOSE, PAUSE, RESUME, "a", "bc", "\n"]) for _ in range(40))
+        assert _found(marked) == _whole(marked), repr(marked)
+
+
+def _strip_reference(marked: str) -> tuple[str, source_text.FileLayout]:
+    """`strip_marks` as written over `_MARKS.finditer` in one search (the code before `_marks` found
+    mark characters first)."""
+    layout = source_text.FileLayout()
+    out: list[str] = []
+    pos = last = 0
+    seg_start: int | None = None
+    joined = paused = False
+
+    def end_segment(at: int) -> None:
+        if seg_start is not None and at > seg_start and layout.run_ids:
+            layout.segments.extend((len(layout.run_ids) - 1, seg_start, at, int(joined)))
+
+    for m in source_text._MARKS.finditer(marked):
+        piece = marked[last : m.start()]
+        out.append(piece)
+        pos += len(piece)
+        last = m.end()
+        mark = m.group(0)[0]
+        if mark == RUN:
+            end_segment(pos)
+            seg_start, paused = None, False
+            layout.run_ids.append(m.group(1))
+            layout.run_starts.append(pos)
+        elif mark == OPEN:
+            end_segment(pos)
+            seg_start, joined, paused = pos, False, False
+        elif mark == CLOSE:
+            end_segment(pos)
+            seg_start, paused = None, False
+        elif mark == PAUSE and seg_start is not None:
+            end_segment(pos)
+            seg_start, paused = None, True
+        elif mark == RESUME and paused:
+            seg_start, joined, paused = pos, True, False
+    out.append(marked[last:])
+    pos += len(marked) - last
+    end_segment(pos)
+    layout.length = pos
+    return "".join(out), layout
+
+
+def test_the_clean_text_and_layout_are_those_of_one_search_with_the_mark_pattern():
+    rng = random.Random(9)
+    for _ in range(300):
+        marked = _marked(rng, rng.randint(0, 60))
+        assert strip_marks(marked) == _strip_reference(marked)

@@ -8,7 +8,7 @@ prompt filling and `build_request`), run with placeholders where prior-stage JSO
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,10 +22,10 @@ from refinery.analysis.verification import RunTexts
 from refinery.core.gc_freeze import objects_frozen, survivors_frozen
 from refinery.core.models import DomainExpertExpectation, Trace
 from refinery.core.pricing import estimate_cost_usd
-from refinery.core.tokens import estimate_body_tokens, estimate_tokens
+from refinery.core.tokens import estimate_body_tokens, estimate_tokens, estimate_tokens_around, joins, piece_count
 from refinery.prompts.system_prompts import SYSTEM
 from refinery.traces.redact import RedactionReport
-from refinery.traces.spool import file_stats
+from refinery.traces.spool import SpooledFiles, file_stats
 
 
 def planned_requests(
@@ -97,10 +97,17 @@ class PlannedCall:
     retrieval: int = 0  # what its `file_search` may add: its result count of whole chunks
 
 
-def measure(bodies: Iterable[tuple[str, dict[str, Any]]], keep_bytes: int | None = 0) -> list[PlannedCall]:
+def measure(
+    bodies: Iterable[tuple[str, dict[str, Any]]],
+    keep_bytes: int | None = 0,
+    files: Sequence[tuple[str, str]] | None = None,
+) -> list[PlannedCall]:
     """Each call's name and token counts, one body at a time; bodies kept while they add up to
     `keep_bytes` of JSON (None: all of them). The objects that exist (the trace, its rendering's
-    records) are out of the garbage collector's passes meanwhile (`core.gc_freeze`)."""
+    records) are out of the garbage collector's passes meanwhile (`core.gc_freeze`). With `files`
+    (spooled, so each file's count is known), a file a body holds whole is not counted again
+    (`_counted_with_files`): the same counts."""
+    count = _counted_with_files(files) if isinstance(files, SpooledFiles) else estimate_tokens
     calls, kept = [], 0
     with objects_frozen():
         for name, body in bodies:
@@ -108,10 +115,54 @@ def measure(bodies: Iterable[tuple[str, dict[str, Any]]], keep_bytes: int | None
             size = len(json.dumps(body)) if room else 0  # measured only while there is room for it
             keep = keep_bytes is None or (room and kept + size <= keep_bytes)
             kept += size if keep else 0
-            tokens, budget = estimate_body_tokens(body), int(body["max_output_tokens"])
+            tokens, budget = estimate_body_tokens(body, count), int(body["max_output_tokens"])
             calls.append(PlannedCall(name, tokens, budget, body if keep else None, retrieval_allowance(body)))
             survivors_frozen()
     return calls
+
+
+_FILE_HEAD = "===== file: "  # how an inline file opens in a prompt (`stages.inline_files_text`)
+
+
+def _counted_with_files(files: SpooledFiles) -> Callable[[str], int]:
+    """`estimate_tokens` of a prompt, with the spooled files it holds whole taken at the spool's
+    counts (`tokens.estimate_tokens_around`).
+
+    Why: a big trace's Stage 1 bodies hold every rendered file again, and counting them a second
+    time was most of measuring its plan. A file is taken as found only where the prompt holds it
+    exactly as `stages.inline_files_text` puts it — its opening line, its text as spooled less its
+    trailing white space, its closing line — checked against the spool's text, so the count is
+    `estimate_tokens`' whatever the prompt holds (a file cut, or a trace quoting those lines,
+    is counted as text)."""
+    index = {name: i for i, name in enumerate(files.names)}
+
+    def spans(text: str) -> Iterator[tuple[int, int, int]]:
+        pos = text.find(_FILE_HEAD)
+        while pos >= 0:
+            name_end = text.find(" =====\n", pos + len(_FILE_HEAD))
+            i = index.get(text[pos + len(_FILE_HEAD) : name_end]) if name_end >= 0 else None
+            found = _file_span(text, name_end + len(" =====\n"), files, i) if i is not None else None
+            if found is not None:
+                yield found
+            pos = text.find(_FILE_HEAD, found[1] if found is not None else pos + 1)
+
+    return lambda text: estimate_tokens_around(text, spans(text)) if _FILE_HEAD in text else estimate_tokens(text)
+
+
+def _file_span(text: str, start: int, files: SpooledFiles, i: int) -> tuple[int, int, int] | None:
+    """(start, end, pieces) of spooled file `i` where `text` holds it at `start`, as an inline file
+    (its text less trailing white space, then its closing line); None where it does not."""
+    whole = files.text(i)
+    shown = whole.rstrip()
+    end = start + len(shown)
+    closing = f"\n===== end of file: {files.names[i]} ====="
+    if not shown or not text.startswith(shown, start) or not text.startswith(closing, end):
+        return None
+    trailing = whole[len(shown) :]
+    if joins(shown, trailing):
+        return None
+    pieces = files.tokens[i] if len(whole) >= 64 else piece_count(whole)
+    return start, end, pieces - piece_count(trailing)
 
 
 def naive_prompt_tokens(

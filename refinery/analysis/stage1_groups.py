@@ -17,7 +17,7 @@ from typing import Any
 from refinery.analysis.analysis_run import AnalysisRun, StageGroup, group_filter
 from refinery.analysis.checkpoints import Checkpoints
 from refinery.analysis.inline_reading import stage1_text
-from refinery.analysis.stage_calls import StageCalls, record_check
+from refinery.analysis.stage_calls import StageCalls, file_totals, record_check
 from refinery.analysis.staged_schemas import TraceAnalysisOutput
 from refinery.analysis.stages import (
     LOOKUP_RESULTS,
@@ -30,12 +30,11 @@ from refinery.analysis.stages import (
 from refinery.analysis.verification import Verification
 from refinery.core.offload import in_worker, off_loop
 from refinery.errors import RequestDeferred
-from refinery.traces.spool import file_names, file_stats
+from refinery.traces.spool import file_names
 from refinery.wire.response_output import CallUsage
 
 Emit = Callable[..., Awaitable[None]]
 READINGS = ("inline", "search")
-FILE_SEPARATOR_TOKENS = 40  # the "===== file: … =====" lines around an inline file, counted high
 
 
 def inline_filter(group: StageGroup) -> dict[str, Any]:
@@ -59,11 +58,7 @@ class GroupCall:
 
 def run_files(run: AnalysisRun) -> set[str]:
     """The names of the rendered files that hold runs (the rest: index, prompts, evals, expectations)."""
-    texts = run.texts
-    if texts is None:
-        return set()
-    names = file_names(texts.files)
-    return {names[i] for i in range(len(names)) if texts.layout(i).run_ids}
+    return set() if run.texts is None else set(file_totals(run.texts).run_files)
 
 
 def whole_text(files: Sequence[tuple[str, str]]) -> str:
@@ -107,9 +102,9 @@ def group_request(
         # the request's size from the spool's token counts, before any text is built: the empty
         # request, each file, and its two separator lines (a whole counts no more than its parts)
         store, filters = run.store_id or PLANNED_STORE, inline_filter(group)
-        sizes = {name: tokens + FILE_SEPARATOR_TOKENS for name, _, tokens in file_stats(run.texts.files)}
-        wanted = set(group.files)
-        if run_files(run) <= wanted:  # every run in this call: the other files too, and no search, if they fit
+        totals = file_totals(run.texts)
+        sizes, wanted = totals.inline_sizes, set(group.files)
+        if totals.run_files <= wanted:  # every run in this call: the other files too, and no search, if they fit
             empty = calls.worst_input(
                 calls.body(stage, stage_user_text(stage, group=note, whole_files=""), store, inline=True), store
             )

@@ -7,6 +7,7 @@ counted as unverified.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,7 @@ from refinery.analysis.stages import (
     sized_results,
 )
 from refinery.analysis.trace_search import with_search_tool
-from refinery.analysis.verification import Verification, reask_text, verify
+from refinery.analysis.verification import RunTexts, Verification, reask_text, verify
 from refinery.core.model_families import check_effort, output_budget
 from refinery.core.offload import in_worker
 from refinery.core.tokens import estimate_body_tokens
@@ -37,6 +38,43 @@ from refinery.wire.responses_client import JsonAnswer
 from refinery.wire.structured_model import StructuredModel
 
 log = logging.getLogger("refinery.staged")
+
+
+@dataclass(frozen=True)
+class FileTotals:
+    """What a run's rendered files add up to, for sizing its calls: each file's chunks (by name,
+    a name given twice summed) and all of them, which files hold runs, and each file's tokens with
+    its separator lines (`stage1_groups.group_request`)."""
+
+    chunks: dict[str, int]
+    all_chunks: int
+    run_files: frozenset[str]
+    inline_sizes: dict[str, int]
+
+
+_TOTALS: weakref.WeakKeyDictionary[RunTexts, FileTotals] = weakref.WeakKeyDictionary()
+FILE_SEPARATOR_TOKENS = 40  # the "===== file: … =====" lines around an inline file, counted high
+
+
+def file_totals(texts: RunTexts) -> FileTotals:
+    """`FileTotals` of a run's files, added up once. Why: every Stage 1 call of a big trace added
+    up all its files again (its result count, whether it holds every run file, each file's size):
+    a pass over thousands of files for each of hundreds of groups, most of building a plan's bodies."""
+    totals = _TOTALS.get(texts)
+    if totals is None:
+        chunks: dict[str, int] = {}
+        stats = file_stats(texts.files)
+        for name, _, tokens in stats:
+            chunks[name] = chunks.get(name, 0) + file_chunks(tokens)
+        names = [name for name, _, _ in stats]
+        totals = FileTotals(
+            chunks,
+            sum(chunks.values()),
+            frozenset(names[i] for i in range(len(names)) if texts.layout(i).run_ids),
+            {name: tokens + FILE_SEPARATOR_TOKENS for name, _, tokens in stats},
+        )
+        _TOTALS[texts] = totals
+    return totals
 
 
 class StageCalls:
@@ -87,8 +125,9 @@ class StageCalls:
             return int(given)
         if not sized or run is None or run.texts is None:
             return DEFAULT_RESULTS
-        texts = run.texts
-        return sized_results(texts.chunk_total - sum(texts.chunks.get(name, 0) for name in set(inline)), most)
+        totals = file_totals(run.texts)
+        left_out = sum(totals.chunks.get(name, 0) for name in set(inline))
+        return sized_results(totals.all_chunks - left_out, most)
 
     def allowance(self, body: dict[str, Any], store_id: str | None) -> int:
         """The tokens retrieval may add to this request: its `file_search` result count of whole

@@ -44,7 +44,7 @@ from refinery.analysis.cost_ceiling import CostCeiling
 from refinery.analysis.inline_reading import NO_STORE_NOTE, choose_reading, later_stage_text
 from refinery.analysis.output_folder import OutputFolder, trace_folder_name
 from refinery.analysis.stage1_groups import READINGS, analyse_groups, group_tokens, run_owner
-from refinery.analysis.stage_calls import StageCalls, record_check
+from refinery.analysis.stage_calls import StageCalls, file_totals, record_check
 from refinery.analysis.stage_results import (
     StagedAnalysisResult,
     mark_verified,
@@ -329,6 +329,7 @@ class StagedFailureAnalyst(AnalystBase):
             files, redaction = self.rendering(trace, expectation, prompts, evals, stop)
             failed = tuple(r.id for r in trace.get_failed_runs()) if reading == "none" else ()
             texts = RunTexts(files)  # what citations are checked against: a run id a run, so made here too
+            file_totals(texts)  # added up here, in the worker: the first stage call would on the loop
             search = TraceSearch(texts, self.search_calls) if reading == "none" and self.search_calls else None
             return files, redaction, self.stage1_groups(files, reading), failed, (texts, search)
 

@@ -21,9 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from refinery.analysis.stages import file_chunks
 from refinery.traces.source_text import FileLayout
-from refinery.traces.spool import file_stats
 
 _MARKER = re.compile(r"^\[run_id: [^\]]+ · continued\]$", re.M)
 _FENCE = re.compile(r"^`{3,}\s*$", re.M)
@@ -62,13 +60,6 @@ class RunTexts:
         for i in range(len(files)):
             for rid in dict.fromkeys(layout(i).run_ids):
                 self.where[rid] = (*self.where.get(rid, ()), i)
-        # the chunks a store cuts each file (by name) into, and their sum: what sizes a stage's
-        # `file_search` result count (`StageCalls.results`); counted once here, in the worker that
-        # makes this, not again on the event loop for every call (38,000 files at 100 MB)
-        self.chunks: dict[str, int] = {}
-        for name, _size, tokens in file_stats(files):
-            self.chunks[name] = self.chunks.get(name, 0) + file_chunks(tokens)
-        self.chunk_total = sum(self.chunks.values())
 
     def __contains__(self, run_id: str) -> bool:
         return run_id in self.where

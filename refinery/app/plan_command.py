@@ -77,7 +77,7 @@ def _plan(args: argparse.Namespace, trace: Trace) -> tuple[str, dict[str, Any], 
     # Bodies are measured one at a time; --json keeps them up to 512 KB (read inline, a big trace's
     # Stage 1 bodies hold the whole trace), --show-bodies all of them.
     keep = None if args.show_bodies else (PLAN_JSON_BODY_BYTES if args.json else 0)
-    calls = measure(planned_requests(analyst, trace, files, expectation), keep)
+    calls = measure(planned_requests(analyst, trace, files, expectation), keep, files)
     plan = plan_summary(
         analyst,
         trace,
@@ -115,9 +115,9 @@ def _plan(args: argparse.Namespace, trace: Trace) -> tuple[str, dict[str, Any], 
         )
         data["stage1_other_reading"] = {
             "reading": other.stage1_reading,
-            **plan_summary(other, trace, files, measure(planned_requests(other, trace, files, expectation)))["stages"][
-                "stage1"
-            ],
+            **plan_summary(other, trace, files, measure(planned_requests(other, trace, files, expectation), 0, files))[
+                "stages"
+            ]["stage1"],
         }
     total = plan["total"]
     cost = (

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from refinery.core.context_windows import chunk_allowance
@@ -84,6 +84,12 @@ def _pieces(window: str) -> int:
 def estimate_tokens(text: str) -> int:
     if len(text) < 64:
         return (len(text) + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
+    return piece_count(text)
+
+
+def piece_count(text: str) -> int:
+    """How many pieces `_PIECE` finds in `text`, whatever its length (`estimate_tokens` of a text
+    of 64 characters or more)."""
     # a window at a time (the byte copies stay small), each ending after a run of white space (no
     # run spans one's end)
     count, start, n = 0, 0, len(text)
@@ -97,8 +103,48 @@ def estimate_tokens(text: str) -> int:
     return count
 
 
-def estimate_body_tokens(body: dict[str, Any]) -> int:
-    """Input tokens a Responses body will cost before retrieval adds its chunks."""
+def _kind(ch: str) -> int:
+    """Which kind of run `_PIECE` puts `ch` in: 0 letters, 1 digits, 2 white space, 3 anything else."""
+    if ch.isascii():
+        b = ord(ch)
+        return 0 if _letter(b) else 1 if _digit(b) else 2 if _space(b) else 3
+    return 2 if _UNICODE_SPACE.match(ch) else 3
+
+
+def joins(left: str, right: str) -> bool:
+    """Whether a run `_PIECE` cuts may cross from the end of `left` into `right` (their edge characters
+    are of one kind): where it cannot, the pieces of `left + right` are those of each."""
+    return bool(left) and bool(right) and _kind(left[-1]) == _kind(right[0])
+
+
+def estimate_tokens_around(text: str, known: Iterable[tuple[int, int, int]]) -> int:
+    """`estimate_tokens(text)`, given `piece_count` of some of its spans: (start, end, count), in
+    order and apart. Only the rest is counted.
+
+    Why: a plan measures request bodies that hold the rendered files whole, and the spool has
+    counted each file already: counting them again was most of measuring a big trace's plan. A
+    piece never crosses from one kind of character to another (letters, digits, white space, the
+    rest), so where a span's edge characters differ in kind from their neighbours' its pieces are
+    its own and the counts add up; a span where they do not is counted with the text around it.
+    """
+    if len(text) < 64:
+        return estimate_tokens(text)
+    count = pos = 0
+    for start, end, pieces in known:
+        if start < pos or end <= start or end > len(text):
+            continue
+        if (start > 0 and _kind(text[start - 1]) == _kind(text[start])) or (
+            end < len(text) and _kind(text[end - 1]) == _kind(text[end])
+        ):
+            continue  # a run may cross the edge: counted with the rest
+        count += piece_count(text[pos:start]) + pieces
+        pos = end
+    return count + piece_count(text[pos:])
+
+
+def estimate_body_tokens(body: dict[str, Any], count: Callable[[str], int] = estimate_tokens) -> int:
+    """Input tokens a Responses body will cost before retrieval adds its chunks (`count`: how a
+    text of it is counted, `estimate_tokens` or the same figure found another way)."""
     texts = [
         part.get("text", "")
         for msg in body.get("input", [])
@@ -107,7 +153,7 @@ def estimate_body_tokens(body: dict[str, Any]) -> int:
         if isinstance(part, dict)
     ]
     schema = json.dumps(((body.get("text") or {}).get("format") or {}).get("schema") or {}, separators=(",", ":"))
-    return sum(estimate_tokens(t) for t in texts) + estimate_tokens(schema)
+    return sum(count(t) for t in texts) + estimate_tokens(schema)
 
 
 # what `file_search` returns when a request does not say (OpenAI's default `max_num_results`)

@@ -11,9 +11,10 @@ reopened, so the content reads the same.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
-from refinery.traces.redact import redact_value
-from refinery.traces.source_text import PAUSE, RESUME, is_open_after
+from refinery.traces.redact import redact_value, remember_marked
+from refinery.traces.source_text import CLOSE, OPEN, PAUSE, RESUME
 
 _SPACES = re.compile(" *")
 
@@ -41,44 +42,56 @@ _SOURCE_SPAN = re.compile("\ue000[^\ue000\ue001]*\ue001")
 _JOIN = "\n\ue004\n"  # between the pieces redacted together: a line break and a mark, which no value crosses
 
 
-def _scaffolding_redacted(section: str) -> str:
+def _texts(joined: str, section: str) -> Iterator[str]:
+    """The scaffolding joined, then each value of `section`: found only when read (in a `redacting`
+    block: `redact.remember_marked`)."""
+    yield joined
+    for span in _SOURCE_SPAN.findall(section):
+        yield span[1:-1]
+
+
+def _scaffolding_redacted(section: str) -> tuple[str, Iterator[str] | None]:
     """`section` with what the renderer wrote around the trace's values (ids, names) redacted,
     inside a `redacting` block: the values were redacted as they were rendered, but a marker at a
     blank line inside an id would split a secret there. The pieces between values are redacted
-    together, in one pass, not the values again."""
+    together, in one pass, not the values again. With it, when redaction left the section as it
+    was: its texts as `redact.remember_marked` takes them (the scaffolding joined, each value)."""
     if _JOIN in section:
-        return redact_value(section)
+        return redact_value(section), None
     pieces = _SOURCE_SPAN.split(section)
     joined = _JOIN.join(pieces)
     redacted = redact_value(joined)
     if redacted == joined:  # nearly always: nothing to put back together
-        return section
+        return section, _texts(joined, section)
     parts = redacted.split(_JOIN)
     if len(parts) != len(pieces):  # a secret ran across pieces: the whole section, then
-        return redact_value(section)
+        return redact_value(section), None
     out = [parts[0]]
     for span, piece in zip(_SOURCE_SPAN.findall(section), parts[1:]):
         out += [span, piece]
-    return "".join(out)
+    return "".join(out), None
 
 
-def _break_rank(prev: tuple[str, str | None], line: tuple[str, str | None]) -> int:
-    """How good a place for a marker the boundary before `line` is: between messages or sections
-    best (a quote never spans one: a heading, or the edge of one of our own fences, not a fence
-    inside the content), then a blank line, then any line end."""
-    (prev_text, prev_fence), (text, fence) = prev, line
-    if fence is None and (text.startswith("#") or text.startswith("```") or prev_fence is not None):
-        return 3
-    if not text.strip() or not prev_text.strip():
-        return 2
-    return 1
+def _break_ranks(lines: list[str], fences: list[str | None]) -> list[int]:
+    """How good a place for a marker the boundary before each line is (the first: none): between
+    messages or sections best (a quote never spans one: a heading, or the edge of one of our own
+    fences, not a fence inside the content), then a blank line, then any line end."""
+    blank = [not line.strip() for line in lines]
+    return [0] + [
+        3
+        if fences[j] is None and (lines[j].startswith(("#", "```")) or fences[j - 1] is not None)
+        else 2
+        if blank[j] or blank[j - 1]
+        else 1
+        for j in range(1, len(lines))
+    ]
 
 
 def with_markers(section: str, marker: str, every: int) -> str:
     """`section` with `marker` on its own line at least every `every` characters.
 
     Within each interval the marker goes at the best boundary in its latter half (see
-    `_break_rank`), so it rarely splits a paragraph or a quote; inside a code fence the fence is
+    `_break_ranks`), so it rarely splits a paragraph or a quote; inside a code fence the fence is
     closed around it and reopened, so the content reads the same. Over-long lines are wrapped at
     white space first (quotes are matched with white space normalised, so wrapping keeps them
     findable). A marker placed inside source text (`traces.source_text`) is bracketed as a pause,
@@ -86,16 +99,22 @@ def with_markers(section: str, marker: str, every: int) -> str:
     """
     if len(section) <= every:
         return section
-    section = _scaffolding_redacted(section)
-    lines: list[tuple[str, str | None]] = []  # (line, the fence open before it)
+    section, texts = _scaffolding_redacted(section)
+    added = False
+    lines: list[str] = []
+    fences: list[str | None] = []  # the fence open before each line
     in_source: list[bool] = []  # source text open before each line
     fence: str | None = None
     src = False
+    half = every // 2
     for raw in section.split("\n"):
-        for line in _wrap(raw, every // 2) if len(raw) > every // 2 else (raw,):
-            lines.append((line, fence))
+        for line in _wrap(raw, half) if len(raw) > half else (raw,):
+            lines.append(line)
+            fences.append(fence)
             in_source.append(src)
-            src = is_open_after(line, src)
+            close, opened = line.rfind(CLOSE), line.rfind(OPEN)  # as `source_text.is_open_after`
+            if close >= 0 or opened >= 0:
+                src = opened > close
             if "```" not in line:  # neither opens nor closes a fence (a fence is three backticks or more)
                 continue
             stripped = line.strip()
@@ -103,30 +122,36 @@ def with_markers(section: str, marker: str, every: int) -> str:
                 fence = stripped
             elif fence is not None and stripped == fence:
                 fence = None
+    sizes = [len(line) + 1 for line in lines]
+    ranks = _break_ranks(lines, fences)
+    least = every * 2 // 5
     out: list[str] = []
     start, size, i = 0, 0, 0
     while i < len(lines):
-        length = len(lines[i][0]) + 1
-        if size + length > every and i > start:
+        if size + sizes[i] > every and i > start:
             best, best_rank, acc = i, 0, 0
             for j in range(start + 1, i + 1):
-                acc += len(lines[j - 1][0]) + 1
-                if acc >= every * 2 // 5:
-                    rank = _break_rank(lines[j - 1], lines[j])
+                acc += sizes[j - 1]
+                if acc >= least:
+                    rank = ranks[j]
                     # the latest best boundary, but the first of adjacent ones (before a heading,
                     # not between it and its fence)
                     if rank > best_rank or (rank == best_rank and j - 1 != best):
                         best, best_rank = j, rank
-            out.extend(line for line, _ in lines[start:best])
-            open_fence = lines[best][1]
+            out += lines[start:best]
+            open_fence = fences[best]
             inserted = [open_fence, marker, open_fence] if open_fence else [marker]
             if in_source[best]:
                 inserted[0] = PAUSE + inserted[0]
                 inserted[-1] = inserted[-1] + RESUME
             out += inserted
-            start, size = best, sum(len(line) + 1 for line, _ in lines[best:i])
+            added = True
+            start, size = best, sum(sizes[best:i])
             continue
-        size += length
+        size += sizes[i]
         i += 1
-    out.extend(line for line, _ in lines[start:])
-    return "\n".join(out)
+    out += lines[start:]
+    marked = "\n".join(out)
+    if texts is not None:  # the file's redaction need not look through the section's pieces again
+        remember_marked(texts, marked, marker if added else None)
+    return marked

@@ -22,6 +22,7 @@ from typing import Any
 
 from refinery.core.pieces import PIECE_CHARS, contains
 from refinery.errors import UserInputError
+from refinery.traces.redact_memo import WordMemo
 from refinery.traces.redact_rules import FIELD_NAMES, HEADER_NAMES, K8S_DATA, K8S_KIND, K8S_REACH, MARKS, RULES, Rule
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "redact_text",
     "redact_value",
     "redacting",
+    "remember_marked",
     "secret_field_value",
 ]
 
@@ -114,6 +116,9 @@ def _by_guard(words: Iterable[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
     return tuple(sorted(((g, tuple(ws)) for g, ws in groups.items()), key=lambda gw: gw[0]))
 
 
+# Literals that hold white space: wrapping a long line at a space may part one (see `remember_marked`),
+# and a text's words do not hold one (`redact_memo`)
+_SPACED = frozenset(lit for lit in _LITERALS if any(ch.isspace() for ch in lit))
 _LITERAL_GUARDS = _by_guard(_LITERALS)
 _PREFIX_GUARDS = _by_guard(set(_PREFIXES.values()) - {""})
 
@@ -121,10 +126,8 @@ _PREFIX_GUARDS = _by_guard(set(_PREFIXES.values()) - {""})
 def _found(text: str, guards: tuple[tuple[str, tuple[str, ...]], ...], found: set[str]) -> set[str]:
     """`found` with the words of `guards` that occur in `text` added (a big text searched a piece at
     a time, `core.pieces`: one search over a big index would hold the GIL, and the host's loop)."""
-    if len(text) <= PIECE_CHARS:  # nearly every value: the plain search, no call a word
-        for guard, words in guards:
-            if guard in text:
-                found.update(word for word in words if word in text)
+    if len(text) <= PIECE_CHARS:  # nearly every value: the plain search, no call a word, in one comprehension
+        found |= {word for guard, words in guards if guard in text for word in words if word in text}
         return found
     for guard, words in guards:
         if contains(text, guard):
@@ -283,8 +286,18 @@ def _rules_for(present: set[str], starts: set[str]) -> list[Rule]:
 _Found = tuple[set[str], set[str]]  # the prefilter literals and the texts rules begin with that occur in a text
 
 
-def _prefiltered(text: str) -> _Found:
+def _scanned(text: str) -> _Found:
+    """The prefilter's findings in `text`, looked for in all of it."""
     return _literals_in(text), _found(text, _PREFIX_GUARDS, set())
+
+
+def _prefiltered(text: str) -> _Found:
+    """The prefilter's findings in `text`: inside a `redacting` block, from its words (`redact_memo`:
+    each word of a rendering looked through once), a big text a window at a time as before."""
+    state = _RENDERING.get()
+    if state is not None and len(text) <= _WINDOW:
+        return state[3].found(text)
+    return _scanned(text)
 
 
 def redact_text(text: str, report: RedactionReport | None = None, extra: Sequence[re.Pattern[str]] = ()) -> str:
@@ -336,14 +349,35 @@ class _Remembered(dict[str, _Found]):
 
     chars = 0
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.hot: dict[str, _Found] = {}  # those the prefilter found something in: the rest add nothing
+
+    def remember(self, texts: Iterable[str], found: _Found) -> None:
+        """`texts`, each holding (together with the others given with it) what `found` says."""
+        self.update(dict.fromkeys(texts, found))
+        if found[0] or found[1]:
+            self.hot.update(dict.fromkeys(texts, found))
+
+    def found_in(self, texts: set[str]) -> tuple[_Found, set[str]]:
+        """What the remembered ones of `texts` hold together, and those not remembered: set
+        operations in C, not a look-up a piece (a file has a few hundred)."""
+        present: set[str] = set()
+        starts: set[str] = set()
+        for text in texts.intersection(self.hot):
+            present |= self.hot[text][0]
+            starts |= self.hot[text][1]
+        return (present, starts), texts.difference(self)
+
     def forget(self) -> None:
         self.clear()
+        self.hot.clear()
         self.chars = 0
 
 
 _REMEMBERED_CHARS = 1 << 24
 
-_RENDERING: ContextVar[tuple[RedactionReport, tuple[re.Pattern[str], ...], _Remembered] | None] = ContextVar(
+_RENDERING: ContextVar[tuple[RedactionReport, tuple[re.Pattern[str], ...], _Remembered, WordMemo] | None] = ContextVar(
     "refinery_redaction", default=None
 )
 
@@ -351,7 +385,7 @@ _RENDERING: ContextVar[tuple[RedactionReport, tuple[re.Pattern[str], ...], _Reme
 @contextmanager
 def redacting(report: RedactionReport, extra: Sequence[re.Pattern[str]] = ()) -> Iterator[None]:
     """Within this block, `redact_value` redacts into `report` (with `extra` patterns too)."""
-    token = _RENDERING.set((report, tuple(extra), _Remembered()))
+    token = _RENDERING.set((report, tuple(extra), _Remembered(), WordMemo(_scanned, _SPACED)))
     try:
         yield
     finally:
@@ -365,16 +399,48 @@ def redact_value(text: str) -> str:
     state = _RENDERING.get()
     if state is None or (len(text) < 8 and not state[1] and not _EXTRA.get()):
         return text
-    report, extra, known = state
+    report, extra, known, _ = state
     found = _prefiltered(text)
     out = _redacted(text, report, extra, found)
     if out == text and known.chars + len(out) <= _REMEMBERED_CHARS:
         known[out] = found
+        if found[0] or found[1]:
+            known.hot[out] = found
         known.chars += len(out)
     return out
 
 
 _MARK = re.compile(f"[{MARKS}]")
+
+
+def remember_marked(before: Iterable[str], after: str, added: str | None) -> None:
+    """Remember every piece of `after` (a section as marked, between its marks) with what the
+    prefilter finds in the texts `before` together and in `added`, inside a `redacting` block.
+
+    Why: a long section is given its run-id markers after its values were redacted, which cuts
+    them into new pieces (a marker between two lines of a message, a long line wrapped), and
+    `redact_rendered` looked through every such piece again (with the renderer's own text around
+    them, looked through once already before the markers went in). `before` are the section's
+    texts as they stood before (its values, as redacted, and its scaffolding); `added`, what went
+    in (the marker's text), None when nothing did. No literal holds a line break or a mark, and
+    the markers go in between lines and wrapping cuts at spaces, so every literal of `after` is in
+    one of `before` or in `added`, and every literal of those is in `after` unless it holds a
+    space: then nothing is remembered (the pieces are looked through in the file's pass as
+    before). Each piece remembered with the section's findings adds up, over a file, to what the
+    file's pieces hold: the same rules run (tests/test_redact_prefilter.py)."""
+    state = _RENDERING.get()
+    if state is None:
+        return
+    known = state[2]
+    (present, starts), missing = known.found_in({*before, added} if added is not None else set(before))
+    if missing:  # no literal holds a line break: looked through together
+        more = _prefiltered("\n".join(missing))
+        present |= more[0]
+        starts |= more[1]
+    if not _SPACED.isdisjoint(present) or known.chars + len(after) > _REMEMBERED_CHARS:
+        return
+    known.remember(_MARK.split(after), (present, starts))
+    known.chars += len(after)
 
 
 _WHOLE_SPLIT_CHARS = 4 * PIECE_CHARS  # the largest file split at its marks in one call
@@ -397,16 +463,7 @@ def redact_rendered(marked: str, report: RedactionReport | None = None, extra: S
         if known:
             known.forget()
         return redact_text(marked, report, extra)
-    present: set[str] = set()
-    starts: set[str] = set()
-    unknown = []
-    for piece in _MARK.split(marked):
-        hit = known.get(piece)
-        if hit is None:
-            unknown.append(piece)
-        else:
-            present |= hit[0]
-            starts |= hit[1]
+    (present, starts), unknown = known.found_in(set(_MARK.split(marked)))
     known.forget()
     rest_present, rest_starts = _prefiltered("\n".join(unknown))
     return _redacted(marked, report, extra, (present | rest_present, starts | rest_starts))

@@ -29,7 +29,8 @@ from refinery.traces.redact import redact_value
 
 OPEN, CLOSE, RUN, RUN_END, PAUSE, RESUME = "\ue000", "\ue001", "\ue002", "\ue003", "\ue004", "\ue005"
 _ANY_MARK = re.compile("[\ue000-\ue005]")
-_MARKS = re.compile("\ue002([^\ue003]*)\ue003|[\ue000\ue001\ue004\ue005]")
+_MARKS = re.compile("\ue002([^\ue003]*)\ue003|[\ue000\ue001\ue004\ue005]")  # what `_marks` finds
+_MARK_CHARS = re.compile("[\ue000-\ue005]")
 # how many characters one search for marks covers: a search is one C call, which keeps the GIL (and
 # so a host's event loop) until it returns; about 6 ms here, where a big index file took 600 ms whole
 _WINDOW = 1 << 18
@@ -37,6 +38,8 @@ _WINDOW = 1 << 18
 
 def clean_marks(text: str) -> str:
     """Trace text with any of our mark characters replaced (a trace may hold them, rarely)."""
+    if text.isascii():  # nearly every value: no mark (they are past ASCII), and no search
+        return text
     return _ANY_MARK.sub("\ufffd", text) if _ANY_MARK.search(text) else text
 
 
@@ -138,13 +141,17 @@ class FileLayout:
                 yield segs[k + 1], segs[k + 2], bool(segs[k + 3])
 
 
-def _marks(marked: str) -> Iterator[re.Match[str]]:
-    """The matches of `_MARKS.finditer(marked)`, searched a window (`_WINDOW` characters) at a time.
+def _marks(marked: str) -> Iterator[tuple[int, int, str, str]]:
+    """(start, end, mark, run id) of each match of `_MARKS.finditer(marked)` (the run id: '' but for
+    a run mark), searched a window (`_WINDOW` characters) at a time.
 
-    Why: the search of a file with few marks (a big trace's index: tens of MB, no source text) is
-    one long C call; in a worker thread it held the host's loop 0.4 s at 30 MB. A window never ends
-    inside a run mark (RUN … RUN_END), the only mark longer than one character, so every match
-    lies wholly inside one window and the matches are the same."""
+    Why windows: the search of a file with few marks (a big trace's index: tens of MB, no source
+    text) is one long C call; in a worker thread it held the host's loop 0.4 s at 30 MB. A window
+    never ends inside a run mark (RUN … RUN_END), the only mark longer than one character, so every
+    match lies wholly inside one window and the matches are the same. Why not `_MARKS` itself: an
+    alternation is tried at every character, where one class of mark characters is looked for as
+    fast as a character is; a run mark's end is then found as `_MARKS` finds it (the first RUN_END
+    after it, in the window: without one the RUN is text, as a RUN_END alone is)."""
     pos, n = 0, len(marked)
     while pos < n:
         end = min(pos + _WINDOW, n)
@@ -152,7 +159,19 @@ def _marks(marked: str) -> Iterator[re.Match[str]]:
             opened = marked.find(RUN, marked.rfind(RUN_END, pos, end) + 1 or pos, end)
             if opened >= 0 and marked.find(RUN_END, end) >= 0:  # a run mark would cross the window's end
                 end = opened if opened > pos else marked.find(RUN_END, end) + 1
-        yield from _MARKS.finditer(marked, pos, end)
+        after = pos  # where the next match may start: past a run mark
+        for m in _MARK_CHARS.finditer(marked, pos, end):
+            at, mark = m.start(), m.group()
+            if at < after or mark == RUN_END:
+                continue
+            if mark == RUN:
+                close = marked.find(RUN_END, at + 1, end)
+                if close < 0:
+                    continue
+                yield at, close + 1, RUN, marked[at + 1 : close]
+                after = close + 1
+            else:
+                yield at, at + 1, mark, ""
         pos = end
 
 
@@ -168,16 +187,14 @@ def strip_marks(marked: str) -> tuple[str, FileLayout]:
         if seg_start is not None and at > seg_start and layout.run_ids:
             layout.segments.extend((len(layout.run_ids) - 1, seg_start, at, int(joined)))
 
-    for m in _marks(marked):
-        piece = marked[last : m.start()]
-        out.append(piece)
-        pos += len(piece)
-        last = m.end()
-        mark = m.group(0)[0]
+    for start, stop, mark, run_id in _marks(marked):
+        out.append(marked[last:start])
+        pos += start - last
+        last = stop
         if mark == RUN:
             end_segment(pos)
             seg_start, paused = None, False
-            layout.run_ids.append(sys.intern(m.group(1)))  # shared with the citation index's keys
+            layout.run_ids.append(sys.intern(run_id))  # shared with the citation index's keys
             layout.run_starts.append(pos)
         elif mark == OPEN:
             end_segment(pos)
