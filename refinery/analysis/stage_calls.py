@@ -23,6 +23,7 @@ from refinery.analysis.stages import (
     Stage,
     build_request,
     compact_json,
+    file_chunks,
     retrieval_allowance,
     sized_results,
 )
@@ -33,6 +34,7 @@ from refinery.core.offload import in_worker
 from refinery.core.tokens import estimate_body_tokens
 from refinery.errors import ContextBudgetError, StageError
 from refinery.prompts.system_prompts import SYSTEM
+from refinery.traces.spool import file_stats
 from refinery.wire.response_output import CallUsage
 from refinery.wire.responses_client import JsonAnswer
 from refinery.wire.structured_model import StructuredModel
