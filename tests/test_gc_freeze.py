@@ -184,16 +184,16 @@ def test_survivors_are_not_frozen_when_the_host_froze_objects_itself(unfrozen):
 async def test_the_citation_texts_of_an_analysis_are_laid_out_in_the_worker_thread(
     fake, make_transport, tmp_path, monkeypatch
 ):
-    from refinery.analysis import staged_failure_analyst
+    from refinery.analysis import stage_calls
 
     made_in: list[bool] = []  # in refinery's worker thread, for each RunTexts made
-    real = staged_failure_analyst.RunTexts
+    real = stage_calls.RunTexts
 
     def spy(files):
         made_in.append(worker_thread())
         return real(files)
 
-    monkeypatch.setattr(staged_failure_analyst, "RunTexts", spy)
+    monkeypatch.setattr(stage_calls, "RunTexts", spy)
     async with ResponsesClient(transport=make_transport()) as client:
         analyst = StagedFailureAnalyst(model="gpt-4o", client=client, artifacts_dir=tmp_path / "out")
         result = await analyst.analyze(make_trace(), EXPECTATION)

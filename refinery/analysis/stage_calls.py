@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +77,14 @@ def file_totals(texts: RunTexts) -> FileTotals:
         )
         _TOTALS[texts] = totals
     return totals
+
+
+def texts_with_totals(files: Sequence[tuple[str, str]]) -> RunTexts:
+    """`RunTexts(files)` with its `file_totals` added up now: made in the worker, so that the first
+    stage call does not add up a big trace's thousands of files on the event loop."""
+    texts = RunTexts(files)
+    file_totals(texts)
+    return texts
 
 
 class StageCalls:

@@ -44,7 +44,7 @@ from refinery.analysis.cost_ceiling import CostCeiling
 from refinery.analysis.inline_reading import NO_STORE_NOTE, choose_reading, later_stage_text
 from refinery.analysis.output_folder import OutputFolder, trace_folder_name
 from refinery.analysis.stage1_groups import READINGS, analyse_groups, group_tokens, run_owner
-from refinery.analysis.stage_calls import StageCalls, file_totals, record_check
+from refinery.analysis.stage_calls import StageCalls, record_check, texts_with_totals
 from refinery.analysis.stage_results import (
     StagedAnalysisResult,
     mark_verified,
@@ -65,7 +65,6 @@ from refinery.analysis.stages import (
 )
 from refinery.analysis.store_keeper import StoreKeeper
 from refinery.analysis.trace_search import TraceSearch, search_allowance
-from refinery.analysis.verification import RunTexts
 from refinery.core.context_windows import DEFAULT_BUDGET_SHARE, input_budget
 from refinery.core.gc_freeze import objects_frozen
 from refinery.core.host_models import as_expectation, as_trace
@@ -328,8 +327,7 @@ class StagedFailureAnalyst(AnalystBase):
         def work(stop: threading.Event) -> tuple[SpooledFiles, RedactionReport, list[StageGroup], tuple[str, ...], Any]:
             files, redaction = self.rendering(trace, expectation, prompts, evals, stop)
             failed = tuple(r.id for r in trace.get_failed_runs()) if reading == "none" else ()
-            texts = RunTexts(files)  # what citations are checked against: a run id a run, so made here too
-            file_totals(texts)  # added up here, in the worker: the first stage call would on the loop
+            texts = texts_with_totals(files)  # what citations are checked against: a run id a run, so made here too
             search = TraceSearch(texts, self.search_calls) if reading == "none" and self.search_calls else None
             return files, redaction, self.stage1_groups(files, reading), failed, (texts, search)
 
