@@ -164,6 +164,20 @@ def _passes_over(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return passes
 
 
+def _read_three_ways(path, monkeypatch: pytest.MonkeyPatch, unwatch: tuple[object, str, object]):
+    """The file read whole, lazily, and lazily with its watches set aside (`unwatch`: the object,
+    attribute and stand-in that turn them off), with the passes over the file each lazy read made."""
+    whole = load_trace(json.loads(path.read_text()))
+    monkeypatch.setattr(json_stream, "LAZY_BYTES", 0)
+    passes = _passes_over(monkeypatch)
+    lazy = load_trace(path)
+    with_watch = len(passes)
+    with monkeypatch.context() as m:
+        m.setattr(*unwatch)
+        unwatched = load_trace(path)
+    return whole, lazy, unwatched, with_watch, len(passes) - with_watch
+
+
 @pytest.mark.parametrize("seed", range(40))
 def test_a_big_logs_load_reads_its_steps_once_and_gives_the_trace_a_whole_read_gives(tmp_path, monkeypatch, seed):
     """What the load needs of each step (times, fact, the id's hash) is taken during the reader's
@@ -176,15 +190,9 @@ def test_a_big_logs_load_reads_its_steps_once_and_gives_the_trace_a_whole_read_g
     log = {**({} if after else head), "history": steps, **(head if after else {})}
     path = tmp_path / "log.json"
     path.write_text(json.dumps(log))
-    whole = load_trace(json.loads(path.read_text()))
-    monkeypatch.setattr(json_stream, "LAZY_BYTES", 0)
-    passes = _passes_over(monkeypatch)
-    lazy = load_trace(path)
-    with_watch = len(passes)
-    with monkeypatch.context() as m:
-        m.setattr(plain._StepWatch, "fits", lambda *a: False)
-        unwatched = load_trace(path)
-    without_watch = len(passes) - with_watch
+    whole, lazy, unwatched, with_watch, without_watch = _read_three_ways(
+        path, monkeypatch, (plain._StepWatch, "fits", lambda *a: False)
+    )
     hashed_after = after and head and "question_ID" not in head  # the id a hash of fields that follow the steps
     assert with_watch == without_watch - (0 if hashed_after else 1)  # one pass fewer, or none
     assert isinstance(lazy.runs, LazyRuns) and unwatched.model_dump() == lazy.model_dump()
@@ -238,15 +246,9 @@ def test_a_big_otlp_traces_skeletons_are_taken_as_it_is_read_and_give_the_trace_
     data = {"resourceSpans": [{"resource": r, "scopeSpans": [{"spans": p}]} for r, p in zip(resources, parts)]}
     path = tmp_path / "otlp.json"
     path.write_text(json.dumps(data, ensure_ascii=False))
-    whole = load_trace(json.loads(path.read_text()))
-    monkeypatch.setattr(json_stream, "LAZY_BYTES", 0)
-    passes = _passes_over(monkeypatch)
-    lazy = load_trace(path)
-    with_watch = len(passes)
-    with monkeypatch.context() as m:
-        m.setattr(otel, "_watched", lambda items, offset: None)
-        unwatched = load_trace(path)
-    without_watch = len(passes) - with_watch
+    whole, lazy, unwatched, with_watch, without_watch = _read_three_ways(
+        path, monkeypatch, (otel, "_watched", lambda items, offset: None)
+    )
     # an array after the first is served by its watch unless a span's id is made from its number
     offsets = [sum(map(len, parts[:i])) for i in range(len(parts))]
     saved = sum(bool(part) and (at == 0 or all("spanId" in span for span in part)) for part, at in zip(parts, offsets))
