@@ -109,6 +109,42 @@ async def test_a_folder_analysis_releases_its_files_in_the_worker_and_leaves_no_
     assert spool_folders() == before
 
 
+def _spied_in_worker(monkeypatch, cls: type, name: str) -> list[tuple[bool, int]]:
+    """Each call of `cls.name`: whether it ran in refinery's worker, and the runs its index held after."""
+    from refinery.core.offload import worker_thread
+
+    calls: list[tuple[bool, int]] = []
+    real = getattr(cls, name)
+
+    def spy(self):
+        real(self)
+        calls.append((worker_thread(), len(self.texts.where) if self.texts is not None else -1))
+
+    monkeypatch.setattr(cls, name, spy)
+    return calls
+
+
+async def test_an_analysis_lets_go_of_its_citation_index_in_the_worker(monkeypatch):
+    from refinery.analysis.analysis_run import AnalysisRun
+
+    calls = _spied_in_worker(monkeypatch, AnalysisRun, "let_go")
+    async with OpenAITestServer() as server, ResponsesClient(api_key="sk-x", base_url=server.base_url) as client:
+        result = await StagedFailureAnalyst(client=client).analyze(trace(1), EXPECTATION)
+    assert result.synthesis is not None and result.verification  # citations were checked before it went
+    assert calls == [(True, 0)]
+
+
+async def test_the_three_call_interface_frees_its_analysis_in_the_worker(monkeypatch):
+    from refinery.analysis.analysis_run import AnalysisRun
+
+    calls = _spied_in_worker(monkeypatch, AnalysisRun, "let_go")
+    async with OpenAITestServer() as server, ResponsesClient(api_key="sk-x", base_url=server.base_url) as client:
+        analyst = StagedFailureAnalyst(store="hosted", client=client)
+        ta = await analyst.analyze_trace(trace(1), EXPECTATION)
+        await analyst.diagnose_failure(ta, await analyst.compare_to_expected(ta, EXPECTATION))
+    assert calls == [(True, 0)]
+
+
 async def test_the_three_call_interface_lets_go_of_its_analysis_after_diagnose_failure():
     async with OpenAITestServer() as server, ResponsesClient(api_key="sk-x", base_url=server.base_url) as client:
         analyst = StagedFailureAnalyst(store="hosted", client=client)

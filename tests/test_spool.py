@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gc
 import json
+import os
+import random
 
 from refinery.analysis.verification import RunTexts, verify
 from refinery.traces import json_stream, load_trace
@@ -119,3 +121,43 @@ def test_spooled_text_is_the_owners_only_and_a_dead_processs_spool_is_swept(tmp_
     spool = SpooledFiles([("a.md", "secret-free text")])
     assert not stale.exists() and alive.exists()
     assert (spool.folder / "texts").stat().st_mode & 0o777 == 0o600 and spool.folder.stat().st_mode & 0o777 == 0o700
+
+
+def _random_text(rng: random.Random, length: int) -> str:
+    # one to four bytes of UTF-8 a character, and lone surrogates (spooled as U+FFFD)
+    alphabet = ["a", " ", "\n", "é", "ß", "→", "語", "😀", "\U0010ffff", "\ud800"]
+    return "".join(rng.choice(alphabet) for _ in range(length))
+
+
+def test_a_spooled_file_s_two_ends_are_its_text_s_first_and_last_characters():
+    rng = random.Random(7)
+    files = SpooledFiles()
+    texts = [_random_text(rng, n) for n in (0, 1, 5, 40, 300, 5000)]
+    for i, text in enumerate(texts):
+        files.append(f"f{i}.md", text)
+    for i in range(len(texts)):
+        whole = files.text(i)
+        assert files.lengths[i] == len(whole)
+        for _ in range(200):
+            head, tail = rng.randrange(0, len(whole) + 3), rng.randrange(0, len(whole) + 3)
+            assert files.text_ends(i, head, tail) == (whole[:head], whole[len(whole) - tail :])
+    files.close()
+
+
+def test_a_big_file_s_ends_are_read_without_the_rest(monkeypatch):
+    files = SpooledFiles()
+    text = _random_text(random.Random(3), 200_000)
+    files.append("t_index.md", text)
+    whole = files.text(0)
+    reads: list[int] = []
+    real = os.pread
+    monkeypatch.setattr(os, "pread", lambda fd, n, at: reads.append(n) or real(fd, n, at))
+    assert files.text_ends(0, 1000, 1500) == (whole[:1000], whole[-1500:])
+    assert sum(reads) <= 4 * 2500 + 3 < files.sizes[0] // 10
+    files.close()
+
+
+def test_a_closed_spool_holds_no_file():
+    files = SpooledFiles(FILES)
+    files.close()
+    assert len(files) == 0 and files.layouts == [] and files.sizes == [] and files.tokens == []

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from refinery.analysis.verification import RunTexts, Verification
+from refinery.core.dismantle import emptied
 from refinery.traces.redact import RedactionReport
 from refinery.traces.spool import SpooledFiles, file_names, file_stats
 from refinery.wire.response_output import CallUsage
@@ -140,6 +141,21 @@ class AnalysisRun:
             self.spool.close()
         if self.search is not None:
             self.search.close()
+
+    def let_go(self) -> None:
+        """What only this analysis used — its file names and ids, groups, citation index — emptied a
+        piece at a time, in refinery's worker, before the analysis ends: freed with it in one
+        cascade, a 100 MB trace's index held the host's loop (`core.dismantle`). The spool is left
+        alone: the result hands it on."""
+        emptied(self.files, self.file_ids, self.groups)
+        if self.texts is not None:
+            self.texts.let_go()
+
+    def ended(self) -> None:
+        """Over, with nothing that hands its files on (the three-call interface's last call):
+        released, then let go of."""
+        self.release()
+        self.let_go()
 
 
 OPEN_ANALYSES_KEPT = 64  # three-call analyses a host began and has not finished, at most

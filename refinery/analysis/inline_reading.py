@@ -28,7 +28,7 @@ from refinery.analysis.staged_schemas import TraceAnalysisOutput
 from refinery.analysis.stages import Stage
 from refinery.core.tokens import estimate_tokens
 from refinery.prompts.system_prompts import PromptTemplate
-from refinery.traces.source_text import truncate_parts
+from refinery.traces.source_text import truncate_parts, truncated_ends
 from refinery.traces.spool import SpooledFiles, file_names
 from refinery.wire.endpoint_offer import StoreChoice, configured_endpoint, store_choice
 
@@ -49,13 +49,39 @@ CHARS_PER_TOKEN_CUT = 3  # characters kept per token of a cut piece's share (pro
 
 
 class Piece:
-    """One file, or one run's section of a file, as it goes into a request."""
+    """One file, or one run's section of a file, as it goes into a request.
+
+    A spooled file's piece is read only when its text is wanted (`spooled`): whole when it is
+    kept whole, at its two ends when it is cut (a big trace's index is cut to a stage's room for
+    every Stage 1 group and later stage; read whole each time, its decode held the host's loop)."""
 
     def __init__(self, file: str, text: str, run_id: str | None = None, tokens: int | None = None) -> None:
-        self.file, self.text, self.run_id = file, text, run_id
+        self.file, self._text, self.run_id = file, text, run_id
+        self._spooled: tuple[SpooledFiles, int] | None = None
         self.tokens = estimate_tokens(text) if tokens is None else tokens
         # the lines around it as `pieces_text` writes them (its name twice, a run's file line)
         self.overhead = max(SEPARATOR_TOKENS, 2 * estimate_tokens(f"===== end of file: {self.heading} =====\n\n"))
+
+    @classmethod
+    def spooled(cls, file: str, files: SpooledFiles, index: int) -> Piece:
+        """File `index` of `files`, counted from the spool's count, read when wanted."""
+        piece = cls(file, "", tokens=files.tokens[index])
+        piece._spooled = (files, index)
+        return piece
+
+    @property
+    def text(self) -> str:
+        if self._spooled is not None:
+            files, index = self._spooled
+            self._text, self._spooled = files.text(index), None
+        return self._text
+
+    def truncated(self, limit: int) -> tuple[str, str, str]:
+        """`truncate_parts` of the text, a spooled file's read at its ends only."""
+        if self._spooled is None:
+            return truncate_parts(self._text, limit)
+        files, index = self._spooled
+        return truncated_ends(files.lengths[index], limit, lambda head, tail: files.text_ends(index, head, tail))
 
     @property
     def heading(self) -> str:
@@ -109,9 +135,10 @@ def file_pieces(run: AnalysisRun, indices: Sequence[int]) -> list[Piece]:
         return []
     names = file_names(texts.files)
     # a spooled file's count was taken when it was written (the same text): a big trace's index is
-    # not measured again for every Stage 1 group and every later stage
-    counts = texts.files.tokens if isinstance(texts.files, SpooledFiles) else None
-    return [Piece(names[i], texts.files[i][1], tokens=None if counts is None else counts[i]) for i in indices]
+    # not measured again for every Stage 1 group and every later stage, nor read unless it is shown
+    if isinstance(texts.files, SpooledFiles):
+        return [Piece.spooled(names[i], texts.files, i) for i in indices]
+    return [Piece(names[i], texts.files[i][1]) for i in indices]
 
 
 def group_pieces(run: AnalysisRun, group: StageGroup | None) -> list[Piece]:
@@ -129,7 +156,7 @@ def _cut(piece: Piece, tokens: int) -> Piece:
         return piece
     limit = max(1, tokens * CHARS_PER_TOKEN_CUT)
     for _ in range(4):  # text denser than the guess (ids, numbers): cut again, shorter by what it was over
-        head, note, tail = truncate_parts(piece.text, limit)
+        head, note, tail = piece.truncated(limit)
         cut = Piece(piece.file, head + note + tail, piece.run_id)
         if cut.tokens <= tokens or limit <= 1:
             break

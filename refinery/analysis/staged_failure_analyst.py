@@ -568,7 +568,7 @@ class StagedFailureAnalyst(AnalystBase):
             await self.cleanup(run)
         finally:
             self._open.pop(trace_analysis.trace_id)
-            run.release()
+            await in_worker(run.ended)  # a big spool's layouts and citation index: long to free
         return diagnosis
 
     async def cleanup(self, run: AnalysisRun) -> None:
@@ -660,6 +660,7 @@ class StagedFailureAnalyst(AnalystBase):
                 await self.cleanup(run)
             if not succeeded:
                 run.release()
+            await in_worker(run.let_go)  # its citation index, freed with it on the loop, held the loop
         return result_of(run, outputs, folder)
 
 

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from refinery.core.dismantle import emptied
 from refinery.traces.source_text import FileLayout
 
 _MARKER = re.compile(r"^\[run_id: [^\]]+ · continued\]$", re.M)
@@ -63,6 +64,11 @@ class RunTexts:
 
     def __contains__(self, run_id: str) -> bool:
         return run_id in self.where
+
+    def let_go(self) -> None:
+        """Forget every run's place and text, a piece at a time (`core.dismantle`): a big trace's
+        index of run ids, freed with the analysis in one cascade, held the host's loop."""
+        emptied(self.where, self._texts)
 
     def layout(self, index: int) -> FileLayout:
         return self._layout(index)  # type: ignore[no-any-return]

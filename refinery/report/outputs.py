@@ -15,6 +15,7 @@ from typing import Any
 from refinery.analysis.stage_results import StagedAnalysisResult, from_complete_analysis
 from refinery.analysis.stages import STAGE_ARTIFACTS
 from refinery.core.artifacts import write_json_atomic, write_text_atomic
+from refinery.core.dismantle import emptied
 from refinery.core.gc_freeze import objects_frozen
 from refinery.core.models import CompleteAnalysis, Trace
 from refinery.core.pricing import PRICES_AS_OF, estimate_cost_usd
@@ -97,6 +98,7 @@ def write_outputs(
         write_json_atomic(out / USAGE_ARTIFACT, usage)
         write_text_atomic(out / "report.md", render_markdown(view))
         write_text_atomic(out / "report.html", render_html(view))
+        emptied(view.runs)  # a row a run: freed in one cascade, a 100 MB trace's held the host's loop
     return [
         str(out / n)
         for n in (*[STAGE_ARTIFACTS[s] for s in sorted(result.usage)], "report.md", "report.html", USAGE_ARTIFACT)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import sys
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from refinery.traces.redact import redact_value
@@ -89,14 +89,22 @@ def truncate_parts(text: str, limit: int) -> tuple[str, str, str]:
     The tail gets the larger share: in a log or a conversation the newest part is at the end,
     and that is where a failure usually shows. The note says how much was cut and where.
     """
+    return truncated_ends(len(text), limit, lambda head, tail: (text[:head], text[len(text) - tail :]))
+
+
+def truncated_ends(length: int, limit: int, ends: Callable[[int, int], tuple[str, str]]) -> tuple[str, str, str]:
+    """`truncate_parts` of a text known by its `length` and read by `ends(head, tail)`, which gives
+    `(text[:head], text[length - tail:])`: a big spooled file cut to a request's room is read at
+    its two ends only, not whole (`SpooledFiles.text_ends`)."""
     head = limit * 2 // 5
     tail = limit - head
-    cut = len(text) - head - tail
+    cut = length - head - tail
     note = (
-        f"\n… [truncated: {cut} of {len(text)} characters cut here "
+        f"\n… [truncated: {cut} of {length} characters cut here "
         f"(characters {head + 1}–{head + cut}); the first {head} and last {tail} are shown] …\n"
     )
-    return text[:head], note, text[len(text) - tail :]
+    first, last = ends(head, tail)
+    return first, note, last
 
 
 def run_mark(run_id: str) -> str:

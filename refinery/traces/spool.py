@@ -13,6 +13,7 @@ a slow temporary disk, a tenth of a big trace's plan time.
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 import shutil
@@ -24,6 +25,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import overload
 
+from refinery.core.dismantle import emptied
 from refinery.core.gc_freeze import objects_frozen, survivors_frozen
 from refinery.core.models import DomainExpertExpectation, Trace
 from refinery.core.offload import Stopped, breathe
@@ -51,6 +53,7 @@ class SpooledFiles(Sequence[tuple[str, str]]):
         self.offsets: list[int] = []  # where each text starts in the spool file
         self.names: list[str] = []
         self.sizes: list[int] = []  # bytes, UTF-8
+        self.lengths: list[int] = []  # characters: a file's two ends are read without the rest
         self.tokens: list[int] = []  # estimated, counted once here: plans and grouping read them
         # each file's runs and their source text: a few integers a run, kept in memory (a file
         # of its own cost an open per file, most of a big trace's plan time on a slow disk)
@@ -70,6 +73,7 @@ class SpooledFiles(Sequence[tuple[str, str]]):
         self.layouts.append(layout or FileLayout(length=len(text)))
         self.names.append(name)
         self.sizes.append(size)
+        self.lengths.append(len(text))
         self.tokens.append(estimate_tokens(text))
 
     def _write(self, text: str, offset: int) -> int:
@@ -85,12 +89,39 @@ class SpooledFiles(Sequence[tuple[str, str]]):
         return written
 
     def text(self, index: int) -> str:
-        size, offset = self.sizes[index], self.offsets[index]
-        breathe()  # a read a file lets the GIL go and takes it back: the loop may be kept waiting
+        return decoded(self._read(self.offsets[index], self.sizes[index]))  # a piece at a time (`core.pieces`)
+
+    def text_ends(self, index: int, head: int, tail: int) -> tuple[str, str]:
+        """`(text[:head], text[len(text) - tail:])` of file `index`, read from the bytes those
+        characters can come from (a character is at most 4 bytes of UTF-8).
+
+        Why: a request with no store carries a big trace's index cut to its room, a few hundred
+        thousand characters of it; read whole, the index of a 100 MB chat log (22 M characters,
+        some beyond Latin-1: 88 MB as a Python string) was decoded and joined for every Stage 1
+        group and later stage, and its join alone held the host's loop 95–165 ms."""
+        size, offset, length = self.sizes[index], self.offsets[index], self.lengths[index]
+        if head + tail >= length or 4 * (head + tail) + 3 >= size:
+            text = self.text(index)
+            return text[:head], text[len(text) - tail :]
+        # the first 4 × head bytes hold at least `head` whole characters; a character cut at
+        # their end is left out by the incremental decoder (not final)
+        first = codecs.getincrementaldecoder("utf-8")().decode(self._read(offset, 4 * head))[:head]
+        if not tail:
+            return first, ""
+        start = size - 4 * tail - 3
+        data = self._read(offset + start, size - start)
+        skip = 0
+        while data[skip] & 0xC0 == 0x80:  # a character's continuation bytes: its start is before ours
+            skip += 1
+        last = data[skip:].decode("utf-8")  # at least 4 × tail bytes: at least `tail` characters
+        return first, last[len(last) - tail :]
+
+    def _read(self, offset: int, size: int) -> bytes:
+        breathe()  # a read lets the GIL go and takes it back: the loop may be kept waiting
         data = os.pread(self._fd, size, offset)
         while len(data) < size:  # a read may return less than asked
             data += os.pread(self._fd, size - len(data), offset + len(data))
-        return decoded(data)  # a piece at a time (`core.pieces`)
+        return data
 
     def layout(self, index: int) -> FileLayout:
         """Which runs file `index` holds and which of its text is theirs (empty when appended
@@ -111,8 +142,11 @@ class SpooledFiles(Sequence[tuple[str, str]]):
         return self.names[i], self.text(i)
 
     def close(self) -> None:
-        """Delete the spooled texts now (they are deleted at garbage collection otherwise)."""
+        """Delete the spooled texts now (they are deleted at garbage collection otherwise). A closed
+        spool holds no file: its names and layouts are let go a piece at a time (`core.dismantle`:
+        a 100 MB trace's tens of thousands of layouts, freed in one cascade, held the host's loop)."""
         self._finalizer()
+        emptied(self.layouts, self.names, self.offsets, self.sizes, self.lengths, self.tokens)
 
     def __repr__(self) -> str:
         return f"SpooledFiles({len(self)} files, {sum(self.sizes)} bytes)"
