@@ -278,7 +278,40 @@ class _Tally:
         ]
 
 
-def _index(trace: Trace, tally: _Tally, shared: SharedContext, opts: RenderOptions) -> str:
+def _index_files(trace: Trace, tally: _Tally, shared: SharedContext, opts: RenderOptions) -> Iterator[tuple[str, str]]:
+    """The index: one file, or — past `INDEX_LINES` lines (a trace of tens of thousands of runs)
+    — that many lines a file, the first named as always and each part after it
+    `<trace-id>_partNNN_index.md` (read as the index wherever the index is), the table's heading
+    repeated where a part starts inside it.
+
+    Why: a 100 MB chat log's index is 22 M characters; made, redacted, stripped of marks and read
+    back as one string, each whole copy (88 MB when a character is past Latin-1) was one C call that
+    held the host's event loop 50–160 ms, and no request could read more than a fraction of it."""
+    tid = safe_name(trace.trace_id)
+    lines, table = _index(trace, tally, shared, opts)
+    if len(lines) <= INDEX_LINES:
+        yield f"{tid}_index.md", joined_lines(lines, "\n")
+        return
+    starts = range(0, len(lines), INDEX_LINES)
+    names = [f"{tid}_index.md", *(f"{tid}_part{k:03d}_index.md" for k in range(2, len(starts) + 1))]
+    for k, start in enumerate(starts):
+        part = lines[start : start + INDEX_LINES]
+        if k:
+            heading = [f"# Trace {trace.trace_id} — index, part {k + 1} of {len(starts)}", ""]
+            part = heading + (_TABLE_HEAD if table[0] <= start < table[1] else []) + part
+        if k + 1 < len(starts):
+            part = [*part, "", f"(the index goes on in {names[k + 1]})"]
+        yield names[k], joined_lines(part, "\n")
+
+
+INDEX_LINES = 16_384  # lines of an index file: about 2 M characters of its table of runs
+_TABLE_HEAD = ["| seq | run_id | name | type | status | file |", "|---|---|---|---|---|---|"]
+
+
+def _index(
+    trace: Trace, tally: _Tally, shared: SharedContext, opts: RenderOptions
+) -> tuple[list[str], tuple[int, int]]:
+    """The index's lines, and where its table's rows are among them (start, end)."""
     runs = trace.runs
     failed = tally.failed_ids
     meta = {k: v for k, v in trace.metadata.items() if k not in ("labels", "task", "task_source", "system_prompts")}
@@ -316,13 +349,16 @@ def _index(trace: Trace, tally: _Tally, shared: SharedContext, opts: RenderOptio
     fails = tally.failed_rows
     if fails:
         index += ["", "## Failed runs (status error or exception events)", *fails]
+    table = (0, 0)
     if runs:
-        index += ["", "| seq | run_id | name | type | status | file |", "|---|---|---|---|---|---|", *tally.rows]
+        index += ["", *_TABLE_HEAD]
+        table = (len(index), len(index) + len(tally.rows))
+        index += tally.rows
     else:
         index += ["", "This trace has no runs."]
     if meta:
         index += ["", "## Trace metadata", fence(truncate(outline(meta), opts.max_field_chars))]
-    return joined_lines(index, "\n")  # tens of MB for a big trace: joined in blocks (`core.pieces`)
+    return index, table
 
 
 class RenderedFiles(Sequence[tuple[str, str]]):
@@ -413,7 +449,7 @@ def iter_marked_files(
         for i, run in enumerate(chunk):
             tally.add(first + i, run, name)
 
-    yield f"{tid}_index.md", _index(trace, tally, shared, opts)
+    yield from _index_files(trace, tally, shared, opts)
 
     for kind, contents in (("prompt", prompts), ("eval", evals)):
         for fname in sorted(contents or {}):
