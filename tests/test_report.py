@@ -227,3 +227,13 @@ def test_plain_text_holds_isolation_marks_only_around_right_to_left_text():
     r.synthesis.summary = "The lookup failed. \u05e9\u05dc\u05d5\u05dd"  # Hebrew at the end
     md = render_markdown(gather(r, make_trace()))
     assert md.count("\u2068") == 1 and "\u2068The lookup failed. \u05e9\u05dc\u05d5\u05dd\u2069" in md
+
+
+def test_run_ids_are_tried_longest_first_in_the_order_a_stable_sort_gives():
+    import random
+
+    from refinery.report.view import _longest_first
+
+    rng = random.Random(5)
+    ids = ["".join(rng.choice("ab-1") for _ in range(rng.randrange(0, 9))) for _ in range(2000)]
+    assert _longest_first(ids) == sorted(ids, key=len, reverse=True)
