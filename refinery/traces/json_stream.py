@@ -27,13 +27,25 @@ import re
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from bisect import bisect_right
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, overload
 
 from refinery.core.offload import breathe
 from refinery.errors import TraceFormatError
-from refinery.traces.json_cursor import BROKEN, DECODER, WS, Cursor, NotJson, NotUtf8, block_items, gc_paused
+from refinery.traces.json_cursor import (
+    BLOCK,
+    DECODER,
+    WS,
+    Cursor,
+    NotJson,
+    NotUtf8,
+    first_broken,
+    gc_paused,
+    items_block,
+    items_of,
+)
 from refinery.traces.read_shape import EntryWatch, ReadShape, Watching
 
 __all__ = ["LAZY_BYTES", "LazyArray", "ReadShape", "is_array", "read_trace_json"]
@@ -47,22 +59,29 @@ _CHUNK = 1 << 20  # the window a cursor reads, and the block a lazy array reads,
 class LazyArray(Sequence[Any]):
     """A JSON array left in its file; each item is parsed when it is read.
 
-    Iteration and slices read the file in order through one handle; an index seeks. The file
-    must not change while the trace is in use (a big chat log's runs are read from it each time
-    they are read): its size and modification time are checked on every read.
+    The array is known by its stretches: the byte span of each, and the number of its first item.
+    A stretch is one item (the items read one at a time: the array's first megabyte, an item at a
+    window's edge, one that is big) or a block of them that the reader parsed in one call. Iteration
+    and slices read the file in order through one handle, a megabyte of stretches a read, parsed in
+    one call too; an index reads the stretch that holds the item (the rest of a block's items are
+    kept until read by index, each handed out once). The file must not change while the trace is
+    in use (a big chat log's runs are read from it each time they are read): its size and
+    modification time are checked on every read.
     """
 
     def __init__(
-        self, ctx: _Context, spans: array[int], *, walk: bool = False, watched: tuple[EntryWatch, ...] = ()
+        self, ctx: _Context, stretches: _Stretches, *, walk: bool = False, watched: tuple[EntryWatch, ...] = ()
     ) -> None:
         self.path = ctx.path
         self._ctx = ctx
-        self._spans = spans  # start, end byte of each item, flat
-        self._walk = walk  # items are spans that may nest big arrays of children: walk them
+        self._bounds, self._firsts, self._count = stretches.bounds, stretches.firsts, stretches.count
+        self._commas = stretches.commas  # a comma between each item and the next (not a JSONL file's lines)
+        self._walk = walk  # items are spans that may nest big arrays of children: big ones walked
         self.watched = watched  # the loaders' watches that saw every item as it was first read (`ReadShape`)
+        self._left: tuple[int, dict[int, Any]] | None = None  # a block read by index: its items not yet handed out
 
     def __len__(self) -> int:
-        return len(self._spans) // 2
+        return self._count
 
     @overload
     def __getitem__(self, index: int) -> Any: ...
@@ -84,27 +103,61 @@ class LazyArray(Sequence[Any]):
         with self._open() as f:
             yield from self._between(f, 0, len(self))
 
+    def _end(self, k: int) -> int:
+        """The number after stretch `k`'s last item."""
+        return self._firsts[k + 1] if k + 1 < len(self._firsts) else self._count
+
+    def _walked(self, k: int) -> bool:
+        """Stretch `k` is one item big enough to nest big child arrays: read by walking it."""
+        return self._walk and self._bounds[2 * k + 1] - self._bounds[2 * k] > self._ctx.lazy_bytes
+
     def _between(self, f: BinaryIO, start: int, stop: int) -> Iterator[Any]:
-        """Items `start` to `stop - 1`, in order, read through `f`."""
-        if self._walk:
-            for i in range(start, stop):
-                yield self._read(f, i)
-            return
-        # items parsed whole: read the file a block of items at a time (one read a megabyte,
-        # not one seek and read an item), each item decoded from its span in the block
-        spans, i = self._spans, start
+        """Items `start` to `stop - 1`, in order, read through `f`: a megabyte of stretches a read,
+        parsed in one call (consecutive stretches are consecutive items, commas between them)."""
+        bounds, firsts, i = self._bounds, self._firsts, start
         while i < stop:
-            first, j = spans[2 * i], i + 1
-            while j < stop and spans[2 * j + 1] - first <= _CHUNK:
-                j += 1
-            breathe()  # reads let the GIL go and take it back: the host's loop may be kept waiting
-            f.seek(first)
-            block = f.read(spans[2 * j - 1] - first)
-            values = block_items(block, spans[2 * i : 2 * j], first)
-            if BROKEN in values:  # (C's `in`: equality with a bare object is identity)
-                values = [self._read(f, k) if v is BROKEN else v for k, v in enumerate(values, start=i)]  # says where
-            yield from values
-            i = j
+            k = bisect_right(firsts, i) - 1
+            if self._walked(k):
+                yield self._read(f, i)
+                i += 1
+                continue
+            m, first = k + 1, bounds[2 * k]
+            while m < len(firsts) and firsts[m] < stop and bounds[2 * m + 1] - first <= _CHUNK and not self._walked(m):
+                m += 1
+            values = self._stretches(f, k, m)
+            end = min(stop, self._end(m - 1))
+            yield from values[i - firsts[k] : end - firsts[k]]
+            i = end
+
+    def _stretches(self, f: BinaryIO, k: int, m: int) -> list[Any]:
+        """The items of stretches `k` to `m - 1`, parsed in one call (a line a call in a JSONL
+        file: no commas between its items); a bad one named."""
+        bounds, first = self._bounds, self._bounds[2 * k]
+        breathe()  # reads let the GIL go and take it back: the host's loop may be kept waiting
+        f.seek(first)
+        data = f.read(bounds[2 * m - 1] - first)
+        with gc_paused():  # JSON values hold no cycles; only C code runs
+            if self._commas:
+                values = items_of(data, self._end(m - 1) - self._firsts[k])
+                if values is None:
+                    raise self._broken(data, first, k)
+                return values
+            values = []
+            for j in range(k, m):
+                got = items_of(data[bounds[2 * j] - first : bounds[2 * j + 1] - first], 1)
+                if got is None:
+                    raise self._broken(data[bounds[2 * j] - first : bounds[2 * j + 1] - first], bounds[2 * j], j)
+                values += got
+            return values
+
+    def _broken(self, data: bytes, first: int, k: int) -> TraceFormatError:
+        """The error naming the first item of `data` (read from byte `first`, stretch `k` on) that
+        no longer reads."""
+        n, start, end, problem = first_broken(data)
+        i = min(self._firsts[k] + n, self._count - 1)
+        return TraceFormatError(
+            f"item {i} (bytes {first + start}–{first + end}) no longer reads as JSON ({problem})", source=str(self.path)
+        )
 
     @property
     def nested(self) -> bool:
@@ -139,11 +192,22 @@ class LazyArray(Sequence[Any]):
         return self.path.open("rb")
 
     def _read(self, f: BinaryIO, i: int) -> Any:
-        start, end = self._spans[2 * i], self._spans[2 * i + 1]
+        k = bisect_right(self._firsts, i) - 1
+        if self._end(k) - self._firsts[k] > 1:  # a block: parsed whole, its other items kept for later reads
+            left = self._left
+            if left is not None and left[0] == k:
+                value = left[1].pop(i, _TAKEN)  # (one C call: a value is never handed out twice)
+                if value is not _TAKEN:
+                    return value
+            items = dict(enumerate(self._stretches(f, k, k + 1), start=self._firsts[k]))
+            value = items.pop(i)
+            self._left = (k, items)
+            return value
+        start, end = self._bounds[2 * k], self._bounds[2 * k + 1]
         breathe()
         f.seek(start)
         try:
-            if not self._walk:
+            if not self._walked(k):
                 return json.loads(f.read(end - start))
             cur = Cursor(f, _CHUNK, first_byte=start, limit=end - start)
             value = _item(cur, self._ctx, True, self._ctx.shape.children)
@@ -155,6 +219,9 @@ class LazyArray(Sequence[Any]):
             raise TraceFormatError(
                 f"item {i} (bytes {start}–{end}) no longer reads as JSON ({exc}, byte {byte})", source=str(self.path)
             ) from None
+
+
+_TAKEN = object()
 
 
 _SEPARATOR = re.compile(r"[ \t\n\r]*([,\]])[ \t\n\r]*")  # what ends an array's item, and the space after
@@ -188,38 +255,60 @@ def _item(cur: Cursor, ctx: _Context, walk: bool, keys: frozenset[str]) -> Any:
     return cur.value()
 
 
+@dataclass
+class _Stretches:
+    """An array's items as the file holds them: the byte span of each stretch (flat: start, end),
+    the number of its first item, and how many items there are."""
+
+    bounds: array[int] = field(default_factory=lambda: array("q"))
+    firsts: array[int] = field(default_factory=lambda: array("q"))
+    count: int = 0
+    commas: bool = True  # items of one JSON array; a JSONL file's are its lines
+
+
 class _Collected:
-    """An array's items as read: kept while they add up to `lazy_bytes`, then only their byte
-    spans (the array becomes a `LazyArray`) — and each item shown, while it is parsed, to the
-    watches the loaders set on the array's key (`ReadShape.watches`), which then ride on it."""
+    """An array's items as read: kept while they add up to `lazy_bytes`, then only their stretches
+    (the array becomes a `LazyArray`) — and each item shown, while it is parsed, to the watches the
+    loaders set on the array's key (`ReadShape.watches`), which then ride on it."""
 
     def __init__(self, ctx: _Context, key: str | None = None, head: dict[str, Any] | None = None) -> None:
         self.ctx = ctx
-        self.spans: array[int] = array("q")
+        self.stretches = _Stretches()
         self.kept: list[Any] | None = []
         self.size = 0
         self.key, self.head = key, head
         self.watching: Watching | None = None
 
     def add(self, value: Any, start: int, end: int) -> None:
-        self.spans.extend((start, end))
+        stretches = self.stretches
+        stretches.bounds.extend((start, end))
+        stretches.firsts.append(stretches.count)
+        stretches.count += 1
         self.size += end - start
         if self.kept is not None:
             self.kept.append(value)
             if self.size > self.ctx.lazy_bytes:
-                kept, self.kept = self.kept, None  # big: from here on only the spans are kept
+                kept, self.kept = self.kept, None  # big: from here on only the stretches are kept
                 if self.key is not None:
                     self.watching = Watching(self.ctx.shape.watches, self.key, self.head or {}, self.ctx.source)
-                    for item in kept:
-                        self.watching.show(item)
+                    self.watching.show_all(kept)
         elif self.watching is not None:
             self.watching.show(value)
+
+    def add_block(self, values: list[Any], start: int, end: int) -> None:
+        """Items parsed in one call, once the array is big (`kept` is None): one stretch."""
+        stretches = self.stretches
+        stretches.bounds.extend((start, end))
+        stretches.firsts.append(stretches.count)
+        stretches.count += len(values)
+        if self.watching is not None:
+            self.watching.show_all(values)
 
     def result(self, *, walk: bool = False) -> list[Any] | LazyArray:
         if self.kept is not None:
             return self.kept
         watched = () if walk or self.watching is None else tuple(self.watching.watches)
-        return LazyArray(self.ctx, self.spans, walk=walk, watched=watched)
+        return LazyArray(self.ctx, self.stretches, walk=walk, watched=watched)
 
 
 def _array_items(cur: Cursor) -> Iterator[None]:
@@ -269,13 +358,17 @@ def _entries(
 
 def _scan_items(cur: Cursor, ctx: _Context, walk: bool, collected: _Collected) -> tuple[bool | None, bool]:
     """The array's next items, each whole in the window and followed by `,` or `]` there, decoded
-    with their byte spans. (None: not even the first — the cursor unmoved at it; False: some,
-    the cursor at the next item; True: through the array's end), and whether one nests children."""
+    with their byte spans: once the array is big, a block of them in one call where a guess at an
+    item boundary parses (`items_block`), else one at a time. (None: not even the first — the
+    cursor unmoved at it; False: some, the cursor at the next item; True: through the array's end),
+    and whether one nests children."""
     buf, n, children, most = cur.buf, len(cur.buf), ctx.shape.children, ctx.lazy_bytes
     scan, sep = DECODER.scan_once, _SEPARATOR.match
     pos = cur.pos = WS.match(buf, cur.pos).end()  # type: ignore[union-attr]  # it matches the empty string
     nested, ended = False, None
     margin = cur.chunk >> 4  # what is left of the window when the scan reads on
+    block = min(BLOCK, most) if walk else BLOCK  # a walked array's items in a block: none big enough to walk
+    guess_from = pos  # no guess at a block's end before this position (one failed, or none was found)
     # a character a byte: an item's size and byte offset by arithmetic, from the window's first byte
     ascii_window = buf.isascii()
     origin = cur.byte_at(pos) - pos if ascii_window else 0
@@ -283,11 +376,28 @@ def _scan_items(cur: Cursor, ctx: _Context, walk: bool, collected: _Collected) -
         if n - pos < margin and not cur.eof:
             # near the window's edge: read on first, so an item is rarely cut there (a cut item's
             # `JSONDecodeError` counts the lines of the whole window before it: 2 ms a megabyte)
-            cur.pos, buf = pos, ""  # the old window let go while the next is read
-            cur.more()
+            cur.pos, buf, guess_from = pos, "", guess_from - pos  # the old window let go while the next is read
+            cur.more()  # (it drops what lies before the cursor: positions now count from it)
             buf, n, pos = cur.buf, len(cur.buf), cur.pos
             ascii_window = buf.isascii()
             origin = cur.byte_at(pos) - pos if ascii_window else 0
+        if collected.kept is None and pos >= guess_from and buf[pos] == "{":
+            found = items_block(buf, pos, min(block, n - pos))
+            if isinstance(found, int):
+                guess_from = found
+            else:
+                values, cut, nxt = found
+                start = origin + pos if ascii_window else cur.byte_at(pos)
+                size = cut - pos if ascii_window else len(buf[pos:cut].encode("utf-8"))
+                if not walk or size <= most:
+                    cur.mark_pos, cur.mark_byte = cut, start + size
+                    collected.add_block(values, start, start + size)
+                    if walk and not nested:
+                        nested = any(isinstance(v, dict) and not children.isdisjoint(v) for v in values)
+                    cur.pos = pos = nxt
+                    ended = False
+                    continue
+                guess_from = cut
         try:
             value, end = scan(buf, pos)
         except (StopIteration, ValueError):
@@ -362,6 +472,7 @@ def _json_lines(ctx: _Context) -> list[Any] | LazyArray | None:
     """A JSONL file (one value a line) as an array; None when it is not one (fewer than two
     values, or a first line that is no value on its own)."""
     collected = _Collected(ctx)
+    collected.stretches.commas = False
     offset = 0
     path = ctx.path
     with path.open("rb") as f:
@@ -374,7 +485,7 @@ def _json_lines(ctx: _Context) -> list[Any] | LazyArray | None:
             try:
                 value = json.loads(line)
             except json.JSONDecodeError as exc:
-                if not collected.spans:
+                if not collected.stretches.count:
                     return (
                         None  # not one value a line: a (pretty-printed) document, broken where the document parse said
                     )
@@ -384,7 +495,7 @@ def _json_lines(ctx: _Context) -> list[Any] | LazyArray | None:
                     f"line {n} is not UTF-8 text ({exc.reason} at byte {start + exc.start})", source=str(path)
                 ) from None
             collected.add(value, start, start + len(line.rstrip(b"\r\n")))
-    return collected.result() if len(collected.spans) >= 4 else None
+    return collected.result() if collected.stretches.count >= 2 else None
 
 
 def read_trace_json(path: Path, shape: ReadShape, *, lazy_bytes: int | None = None, source: str | None = None) -> Any:
