@@ -166,25 +166,26 @@ def items_block(buf: str, pos: int, most: int) -> tuple[list[Any], int, int] | i
     one `]` closes at most one level, so our `[` or the item stays open (or the `]` stands where a
     key or `,` must). Either is a decode error. Standing between items, the `]` closes our array,
     and what it holds is the items `buf[pos:cut]` holds, each parsed as the item-by-item scan
-    parses it (the same decoder; the cut follows a `}`, so no number or literal is cut short). A
-    failed guess costs one parse of what lies before it, and no guess is tried again before it."""
+    parses it (the same decoder; the cut follows a `}`, so no number or literal is cut short). After
+    a failed parse the next guess lies within half the distance; when none parses, none is tried
+    again within the reach (so failed parses cost at most twice what the items cost one by one)."""
     opened = _HEAD.match(buf, pos)
     head = opened[0] if opened is not None else "{"
-    reach = pos + most
-    for _ in range(8):  # a few look-alikes inside strings are passed over; more, and items go one by one
+    reach = give_up = pos + most
+    for _ in range(8):  # a few look-alikes are passed over; more, and the items go one by one
         k = buf.rfind(head, pos + 1, reach + len(head))
         if k < 0:
-            return pos + most
+            return give_up
         before = _BEFORE_HEAD.search(buf, max(pos, k - 64), k)
-        if before is not None:
-            cut = before.start() + 1
-            try:
-                values = DECODER.decode("[" + buf[pos:cut] + "]")
-            except ValueError:
-                return k
-            return values, cut, k
-        reach = k - 1
-    return reach
+        if before is None:
+            reach = k - 1
+            continue
+        cut = before.start() + 1
+        try:
+            return DECODER.decode("[" + buf[pos:cut] + "]"), cut, k
+        except ValueError:  # a look-alike deeper in an item, or in a string: half as far
+            reach = pos + (k - pos) // 2
+    return give_up
 
 
 def items_of(data: bytes, count: int) -> list[Any] | None:
