@@ -3,9 +3,10 @@
 Why: `json.loads` on a 100 MB trace needs the whole text (100 MB) and then the parsed objects
 (2–3.5× the file for chat logs and OTLP), all at once, before a loader has converted anything.
 Loaders only ever walk their entries (messages, runs, spans, observations) one at a time, so this
-reader keeps each big entry array as a `LazyArray`: the byte span of every item (16 bytes an
-item), the item parsed when it is read. The file is read a window at a time, so the text is
-never whole in memory either.
+reader keeps each big entry array as a `LazyArray` (`lazy_array.py`): the byte span of each
+stretch of items (24 bytes for about 64 KiB of items, once the array is big: its items are parsed
+a block at a time, one C call a block), the items parsed again when read. The file is read a window
+at a time, so the text is never whole in memory either.
 
 Which arrays stay in the file is the loaders' word, not this module's: each declares a
 `ReadShape` (its entry arrays, the wrapper arrays above them, the child arrays an entry may nest)
@@ -22,17 +23,11 @@ from __future__ import annotations
 
 import codecs
 import json
-import os
 import re
-from array import array
-from bisect import bisect_right
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, overload
+from typing import Any, BinaryIO
 
-from refinery.core.offload import breathe
 from refinery.errors import TraceFormatError
 from refinery.traces.json_cursor import (
     BLOCK,
@@ -41,187 +36,18 @@ from refinery.traces.json_cursor import (
     Cursor,
     NotJson,
     NotUtf8,
-    first_broken,
     gc_paused,
     items_block,
-    items_of,
 )
-from refinery.traces.read_shape import EntryWatch, ReadShape, Watching
+from refinery.traces.lazy_array import LazyArray, ReadContext, Stretches, stamp
+from refinery.traces.read_shape import ReadShape, Watching
 
 __all__ = ["LAZY_BYTES", "LazyArray", "ReadShape", "is_array", "read_trace_json"]
 
 LAZY_BYTES = 1 << 20  # entry arrays bigger than this stay in the file
 
 
-_CHUNK = 1 << 20  # the window a cursor reads, and the block a lazy array reads, at a time
-
-
-class LazyArray(Sequence[Any]):
-    """A JSON array left in its file; each item is parsed when it is read.
-
-    The array is known by its stretches: the byte span of each, and the number of its first item.
-    A stretch is one item (the items read one at a time: the array's first megabyte, an item at a
-    window's edge, one that is big) or a block of them that the reader parsed in one call. Iteration
-    and slices read the file in order through one handle, a megabyte of stretches a read, parsed in
-    one call too; an index reads the stretch that holds the item (the rest of a block's items are
-    kept until read by index, each handed out once). The file must not change while the trace is
-    in use (a big chat log's runs are read from it each time they are read): its size and
-    modification time are checked on every read.
-    """
-
-    def __init__(
-        self, ctx: _Context, stretches: _Stretches, *, walk: bool = False, watched: tuple[EntryWatch, ...] = ()
-    ) -> None:
-        self.path = ctx.path
-        self._ctx = ctx
-        self._bounds, self._firsts, self._count = stretches.bounds, stretches.firsts, stretches.count
-        self._commas = stretches.commas  # a comma between each item and the next (not a JSONL file's lines)
-        self._walk = walk  # items are spans that may nest big arrays of children: big ones walked
-        self.watched = watched  # the loaders' watches that saw every item as it was first read (`ReadShape`)
-        self._left: tuple[int, dict[int, Any]] | None = None  # a block read by index: its items not yet handed out
-
-    def __len__(self) -> int:
-        return self._count
-
-    @overload
-    def __getitem__(self, index: int) -> Any: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[Any]: ...
-    def __getitem__(self, index: int | slice) -> Any:
-        if isinstance(index, slice):
-            with self._open() as f:
-                return [self._read(f, i) for i in range(*index.indices(len(self)))]
-        n = len(self)
-        if index < 0:
-            index += n
-        if not 0 <= index < n:
-            raise IndexError("LazyArray index out of range")
-        with self._open() as f:
-            return self._read(f, index)
-
-    def __iter__(self) -> Iterator[Any]:
-        with self._open() as f:
-            yield from self._between(f, 0, len(self))
-
-    def _end(self, k: int) -> int:
-        """The number after stretch `k`'s last item."""
-        return self._firsts[k + 1] if k + 1 < len(self._firsts) else self._count
-
-    def _walked(self, k: int) -> bool:
-        """Stretch `k` is one item big enough to nest big child arrays: read by walking it."""
-        return self._walk and self._bounds[2 * k + 1] - self._bounds[2 * k] > self._ctx.lazy_bytes
-
-    def _between(self, f: BinaryIO, start: int, stop: int) -> Iterator[Any]:
-        """Items `start` to `stop - 1`, in order, read through `f`: a megabyte of stretches a read,
-        parsed in one call (consecutive stretches are consecutive items, commas between them)."""
-        bounds, firsts, i = self._bounds, self._firsts, start
-        while i < stop:
-            k = bisect_right(firsts, i) - 1
-            if self._walked(k):
-                yield self._read(f, i)
-                i += 1
-                continue
-            m, first = k + 1, bounds[2 * k]
-            while m < len(firsts) and firsts[m] < stop and bounds[2 * m + 1] - first <= _CHUNK and not self._walked(m):
-                m += 1
-            values = self._stretches(f, k, m)
-            end = min(stop, self._end(m - 1))
-            yield from values[i - firsts[k] : end - firsts[k]]
-            i = end
-
-    def _stretches(self, f: BinaryIO, k: int, m: int) -> list[Any]:
-        """The items of stretches `k` to `m - 1`, parsed in one call (a line a call in a JSONL
-        file: no commas between its items); a bad one named."""
-        bounds, first = self._bounds, self._bounds[2 * k]
-        breathe()  # reads let the GIL go and take it back: the host's loop may be kept waiting
-        f.seek(first)
-        data = f.read(bounds[2 * m - 1] - first)
-        with gc_paused():  # JSON values hold no cycles; only C code runs
-            if self._commas:
-                values = items_of(data, self._end(m - 1) - self._firsts[k])
-                if values is None:
-                    raise self._broken(data, first, k)
-                return values
-            values = []
-            for j in range(k, m):
-                got = items_of(data[bounds[2 * j] - first : bounds[2 * j + 1] - first], 1)
-                if got is None:
-                    raise self._broken(data[bounds[2 * j] - first : bounds[2 * j + 1] - first], bounds[2 * j], j)
-                values += got
-            return values
-
-    def _broken(self, data: bytes, first: int, k: int) -> TraceFormatError:
-        """The error naming the first item of `data` (read from byte `first`, stretch `k` on) that
-        no longer reads."""
-        n, start, end, problem = first_broken(data)
-        i = min(self._firsts[k] + n, self._count - 1)
-        return TraceFormatError(
-            f"item {i} (bytes {first + start}–{first + end}) no longer reads as JSON ({problem})", source=str(self.path)
-        )
-
-    @property
-    def nested(self) -> bool:
-        """Some item nests child entries (a span tree): items are more than one entry each."""
-        return self._walk
-
-    def __repr__(self) -> str:
-        return f"LazyArray({self.path.name!r}, {len(self)} items)"
-
-    @contextmanager
-    def reading(self) -> Iterator[Callable[[int], Any]]:
-        """Items by index, in any order, through one open handle (`self[i]` opens the file each time)."""
-        with self._open() as f:
-            yield lambda i: self._read(f, range(len(self))[i])
-
-    @contextmanager
-    def reading_between(self) -> Iterator[Callable[[int, int], Iterator[Any]]]:
-        """Runs of consecutive items (from `start` to `stop - 1`), in any order, through one open
-        handle: each run read a block at a time, as iteration reads the array."""
-        with self._open() as f:
-
-            def between(start: int, stop: int) -> Iterator[Any]:
-                if not 0 <= start <= stop <= len(self):
-                    raise IndexError("LazyArray index out of range")
-                return self._between(f, start, stop)
-
-            yield between
-
-    def _open(self) -> BinaryIO:
-        if _stamp(self.path) != self._ctx.stamp:
-            raise TraceFormatError("the file changed while it was being read", source=str(self.path))
-        return self.path.open("rb")
-
-    def _read(self, f: BinaryIO, i: int) -> Any:
-        k = bisect_right(self._firsts, i) - 1
-        if self._end(k) - self._firsts[k] > 1:  # a block: parsed whole, its other items kept for later reads
-            left = self._left
-            if left is not None and left[0] == k:
-                value = left[1].pop(i, _TAKEN)  # (one C call: a value is never handed out twice)
-                if value is not _TAKEN:
-                    return value
-            items = dict(enumerate(self._stretches(f, k, k + 1), start=self._firsts[k]))
-            value = items.pop(i)
-            self._left = (k, items)
-            return value
-        start, end = self._bounds[2 * k], self._bounds[2 * k + 1]
-        breathe()
-        f.seek(start)
-        try:
-            if not self._walked(k):
-                return json.loads(f.read(end - start))
-            cur = Cursor(f, _CHUNK, first_byte=start, limit=end - start)
-            value = _item(cur, self._ctx, True, self._ctx.shape.children)
-            if cur.skip_ws():  # the item must end where it ended when the file was first read
-                raise NotJson("an item does not end where it did", cur.byte_at(cur.pos))
-            return value
-        except (ValueError, NotJson, NotUtf8) as exc:
-            byte = exc.byte if isinstance(exc, NotJson) else start
-            raise TraceFormatError(
-                f"item {i} (bytes {start}–{end}) no longer reads as JSON ({exc}, byte {byte})", source=str(self.path)
-            ) from None
-
-
-_TAKEN = object()
+_CHUNK = 1 << 20  # the window a cursor reads at a time
 
 
 _SEPARATOR = re.compile(r"[ \t\n\r]*([,\]])[ \t\n\r]*")  # what ends an array's item, and the space after
@@ -232,21 +58,16 @@ def is_array(value: Any) -> bool:
     return isinstance(value, (list, LazyArray))
 
 
-def _stamp(path: Path) -> tuple[int, int]:
-    st = os.stat(path)
-    return st.st_size, st.st_mtime_ns
+def _walked_item(ctx: ReadContext, f: BinaryIO, start: int, end: int) -> Any:
+    """A lazy array's item that may nest big child arrays, read back by walking it as it was read."""
+    cur = Cursor(f, _CHUNK, first_byte=start, limit=end - start)
+    value = _item(cur, ctx, True, ctx.shape.children)
+    if cur.skip_ws():  # the item must end where it ended when the file was first read
+        raise NotJson("an item does not end where it did", cur.byte_at(cur.pos))
+    return value
 
 
-@dataclass(frozen=True)
-class _Context:
-    path: Path
-    stamp: tuple[int, int]
-    lazy_bytes: int
-    shape: ReadShape
-    source: str
-
-
-def _item(cur: Cursor, ctx: _Context, walk: bool, keys: frozenset[str]) -> Any:
+def _item(cur: Cursor, ctx: ReadContext, walk: bool, keys: frozenset[str]) -> Any:
     """One array item: an entry that may nest big child arrays walked (unless it is small), else
     parsed whole."""
     if walk and cur.skip_ws() == "{":
@@ -255,25 +76,14 @@ def _item(cur: Cursor, ctx: _Context, walk: bool, keys: frozenset[str]) -> Any:
     return cur.value()
 
 
-@dataclass
-class _Stretches:
-    """An array's items as the file holds them: the byte span of each stretch (flat: start, end),
-    the number of its first item, and how many items there are."""
-
-    bounds: array[int] = field(default_factory=lambda: array("q"))
-    firsts: array[int] = field(default_factory=lambda: array("q"))
-    count: int = 0
-    commas: bool = True  # items of one JSON array; a JSONL file's are its lines
-
-
 class _Collected:
     """An array's items as read: kept while they add up to `lazy_bytes`, then only their stretches
     (the array becomes a `LazyArray`) — and each item shown, while it is parsed, to the watches the
     loaders set on the array's key (`ReadShape.watches`), which then ride on it."""
 
-    def __init__(self, ctx: _Context, key: str | None = None, head: dict[str, Any] | None = None) -> None:
+    def __init__(self, ctx: ReadContext, key: str | None = None, head: dict[str, Any] | None = None) -> None:
         self.ctx = ctx
-        self.stretches = _Stretches()
+        self.stretches = Stretches()
         self.kept: list[Any] | None = []
         self.size = 0
         self.key, self.head = key, head
@@ -324,7 +134,7 @@ def _array_items(cur: Cursor) -> Iterator[None]:
 
 
 def _entries(
-    cur: Cursor, ctx: _Context, walk: bool, key: str | None = None, head: dict[str, Any] | None = None
+    cur: Cursor, ctx: ReadContext, walk: bool, key: str | None = None, head: dict[str, Any] | None = None
 ) -> list[Any] | LazyArray:
     """An entry array (under `key`, in an object whose fields before it are `head`)."""
     collected = _Collected(ctx, key, head)
@@ -356,7 +166,7 @@ def _entries(
             return collected.result(walk=nested)
 
 
-def _scan_items(cur: Cursor, ctx: _Context, walk: bool, collected: _Collected) -> tuple[bool | None, bool]:
+def _scan_items(cur: Cursor, ctx: ReadContext, walk: bool, collected: _Collected) -> tuple[bool | None, bool]:
     """The array's next items, each whole in the window and followed by `,` or `]` there, decoded
     with their byte spans: once the array is big, a block of them in one call where a guess at an
     item boundary parses (`items_block`), else one at a time. (None: not even the first — the
@@ -425,7 +235,7 @@ def _scan_items(cur: Cursor, ctx: _Context, walk: bool, collected: _Collected) -
     return ended, nested
 
 
-def _object(cur: Cursor, ctx: _Context, entry_keys: frozenset[str], *, nested: bool = False) -> dict[str, Any]:
+def _object(cur: Cursor, ctx: ReadContext, entry_keys: frozenset[str], *, nested: bool = False) -> dict[str, Any]:
     """An object walked key by key: entry arrays may stay lazy; wrapper arrays (above entries,
     never inside one: `nested`) are walked too."""
     cur.expect("{")
@@ -449,11 +259,11 @@ def _object(cur: Cursor, ctx: _Context, entry_keys: frozenset[str], *, nested: b
             return out
 
 
-def _wrappers(cur: Cursor, ctx: _Context) -> list[Any]:
+def _wrappers(cur: Cursor, ctx: ReadContext) -> list[Any]:
     return [_object(cur, ctx, ctx.shape.entries) if cur.skip_ws() == "{" else cur.value() for _ in _array_items(cur)]
 
 
-def _document(ctx: _Context) -> Any:
+def _document(ctx: ReadContext) -> Any:
     with ctx.path.open("rb") as f:
         cur = Cursor(f, _CHUNK)
         first = cur.skip_ws()
@@ -468,7 +278,7 @@ def _document(ctx: _Context) -> Any:
         return data
 
 
-def _json_lines(ctx: _Context) -> list[Any] | LazyArray | None:
+def _json_lines(ctx: ReadContext) -> list[Any] | LazyArray | None:
     """A JSONL file (one value a line) as an array; None when it is not one (fewer than two
     values, or a first line that is no value on its own)."""
     collected = _Collected(ctx)
@@ -510,7 +320,8 @@ def read_trace_json(path: Path, shape: ReadShape, *, lazy_bytes: int | None = No
     if path.exists() and not path.is_file():  # a pipe would hang, a device never end
         raise TraceFormatError("not a regular file (a pipe or a device); give a trace file", source=str(path))
     try:
-        ctx = _Context(path, _stamp(path), lazy_bytes, shape, str(path) if source is None else source)
+        named = str(path) if source is None else source
+        ctx = ReadContext(path, stamp(path), lazy_bytes, shape, named, _walked_item)
         try:
             with gc_paused():  # only this module's code and the C decoder run: no cycles made
                 return _document(ctx)
