@@ -4,6 +4,7 @@ as any step is."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -256,3 +257,46 @@ def test_a_big_otlp_traces_skeletons_are_taken_as_it_is_read_and_give_the_trace_
     assert isinstance(lazy.runs, LazyRuns) and lazy.model_dump() == unwatched.model_dump() == whole.model_dump()
     assert all(getattr(items, "watched", ()) == () for items, _ in lazy.runs._entries._parts)  # not held on
     assert [r.id for r in lazy.get_failed_runs()] == [r.id for r in whole.runs if r.is_failed]
+
+
+def _random_text(rng: random.Random) -> str:
+    return "".join(
+        rng.choice(["a", "é", "🦊", '"', "\\", "\n", "\x00", "\u2028", "}, {", " "]) for _ in range(rng.randint(0, 9))
+    )
+
+
+def test_a_spoken_steps_dump_written_out_hashes_as_json_dumps_does():
+    """The chat id hashes `json.dumps(step, sort_keys=True, default=str)` of every step (the id names
+    folders): a spoken step's dump written out gives the same digest, whatever its text, and a step
+    whose values are not all text goes through `json.dumps`' own encoder."""
+    rng = random.Random(12)
+    for _ in range(2000):
+        step = {"role": _random_text(rng), "name": _random_text(rng), "content": _random_text(rng)}
+        if rng.random() < 0.3:
+            step[rng.choice(list(step))] = rng.choice(_VALUES)
+        keys = list(step)
+        rng.shuffle(keys)
+        step = {k: step[k] for k in keys}
+        quick, general = plain._Digest({"q": 1}), plain._Digest({"q": 1})
+        quick.add_spoken(step)
+        general.add(step)
+        expected = hashlib.sha256(json.dumps({"q": 1}, sort_keys=True, default=str).encode())
+        expected.update(json.dumps(step, sort_keys=True, default=str).encode())
+        assert quick.hexdigest() == general.hexdigest() == expected.hexdigest()[:12], step
+
+
+def test_a_block_of_steps_shown_to_the_watch_at_once_is_seen_as_one_at_a_time():
+    rng = random.Random(13)
+    extra = [{"role": "user", "content": "x", "timestamp": 1767347990 + k} for k in range(3)]
+    for _ in range(200):
+        steps = [_random_spoken(rng) for _ in range(rng.randint(0, 30))] + rng.sample(extra, rng.randint(0, 3))
+        rng.shuffle(steps)
+        one, block = (
+            plain._StepWatch("history", {"q": 1}, "log.json"),
+            plain._StepWatch("history", {"q": 1}, "log.json"),
+        )
+        for step in steps:
+            one.add(step)
+        block.add_all(steps)
+        assert (block.facts, block.first, block.last) == (one.facts, one.first, one.last)
+        assert block.digest.hexdigest() == one.digest.hexdigest()
