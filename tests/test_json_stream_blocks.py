@@ -104,13 +104,18 @@ def test_a_big_array_read_a_block_at_a_time_gives_what_json_loads_gives(tmp_path
         with items.reading() as read:
             assert [read(i) for i in order] == [steps[i] for i in order]
         assert [items[i] for i in order] == [steps[i] for i in order]
+        if isinstance(items, LazyArray):
+            with items.reading_between() as between:
+                for i in order:
+                    stop = min(len(steps), i + rng.choice([0, 1, 2, 5, 50]))
+                    assert list(between(i, stop)) == steps[i:stop]
         if isinstance(items, LazyArray) and window >= 4096 and len(steps) > 100:
             assert len(items._firsts) < len(steps) / 4  # blocks, not an item a stretch
 
 
 def test_an_item_read_by_index_is_its_own_object_each_time(tmp_path):
-    """A block read by index keeps its other items for later reads — each handed out once, so a
-    change to what one read gave never shows in another read."""
+    """An item read by index is parsed from the file each time: a change to what one read gave
+    never shows in another read."""
     path = tmp_path / "log.json"
     path.write_text(json.dumps({"history": [{"role": "user", "content": f"step {i}"} for i in range(300)]}))
     items = read_trace_json(path, READ_SHAPE, lazy_bytes=0)["history"]
@@ -118,6 +123,50 @@ def test_an_item_read_by_index_is_its_own_object_each_time(tmp_path):
     first = items[150]
     first["content"] = "changed"
     assert items[150] == {"role": "user", "content": "step 150"} and items[151]["content"] == "step 151"
+
+
+class _CountedFile:
+    """A file that counts the bytes read from it."""
+
+    def __init__(self, path, read: list[int]) -> None:
+        self.f, self.counted = path.open("rb"), read
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.f.close()
+
+    def seek(self, at: int) -> int:
+        return self.f.seek(at)
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.counted.append(len(data))
+        return data
+
+
+def test_a_few_items_of_a_block_read_in_any_order_read_little_more_than_themselves(tmp_path):
+    """Spans read in run order (children before parents in an export, so short runs of items in any
+    order) and items read by index: each block is read whole once for its items' byte spans, then
+    only the items asked for — not a whole block for each item."""
+    path = tmp_path / "log.json"
+    rng = random.Random(9)
+    steps = [{"role": "user", "content": _text(rng) + "x" * rng.randint(100, 400)} for _ in range(4000)]
+    path.write_text(json.dumps({"history": steps}))
+    items = read_trace_json(path, READ_SHAPE, lazy_bytes=0)["history"]
+    assert isinstance(items, LazyArray) and len(items._firsts) < 100
+    size = path.stat().st_size
+    order = list(range(len(steps)))
+    rng.shuffle(order)
+    read: list[int] = []
+    items._open = lambda: _CountedFile(path, read)  # type: ignore[method-assign]
+    assert [items[i] for i in order] == [steps[i] for i in order]
+    with items.reading_between() as between:
+        assert [s for i in order[::3] for s in between(i, min(i + 3, len(steps)))] == [
+            s for i in order[::3] for s in steps[i : i + 3]
+        ]
+    assert sum(read) < 3 * size
 
 
 def test_broken_json_inside_a_block_is_named_where_it_stands_as_item_by_item(tmp_path):

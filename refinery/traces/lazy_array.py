@@ -15,7 +15,7 @@ from typing import Any, BinaryIO, overload
 
 from refinery.core.offload import breathe
 from refinery.errors import TraceFormatError
-from refinery.traces.json_cursor import NotJson, NotUtf8, first_broken, gc_paused, items_of
+from refinery.traces.json_cursor import NotJson, NotUtf8, first_broken, gc_paused, item_spans, items_of
 from refinery.traces.read_shape import EntryWatch, ReadShape
 
 __all__ = ["READ_BYTES", "LazyArray", "ReadContext", "Stretches", "stamp"]
@@ -60,8 +60,10 @@ class LazyArray(Sequence[Any]):
     A stretch is one item (the items read one at a time: the array's first megabyte, an item at a
     window's edge, one that is big) or a block of them that the reader parsed in one call. Iteration
     and slices read the file in order through one handle, a megabyte of stretches a read, parsed in
-    one call too; an index reads the stretch that holds the item (the rest of a block's items are
-    kept until read by index, each handed out once). The file must not change while the trace is
+    one call too. A read of a few items of a block (by index, or a short run of them: a trace's
+    spans read in run order) reads only theirs, once the block's items' byte spans are known: found
+    by reading it item by item the first time, then kept (16 bytes an item, for the blocks read so).
+    The file must not change while the trace is
     in use (a big chat log's runs are read from it each time they are read): its size and
     modification time are checked on every read.
     """
@@ -75,7 +77,7 @@ class LazyArray(Sequence[Any]):
         self._commas = stretches.commas  # a comma between each item and the next (not a JSONL file's lines)
         self._walk = walk  # items are spans that may nest big arrays of children: big ones walked
         self.watched = watched  # the loaders' watches that saw every item as it was first read (`ReadShape`)
-        self._left: tuple[int, dict[int, Any]] | None = None  # a block read by index: its items not yet handed out
+        self._item_spans: dict[int, array[int]] = {}  # a block's items' byte spans, once a few were read alone
 
     def __len__(self) -> int:
         return self._count
@@ -109,53 +111,89 @@ class LazyArray(Sequence[Any]):
         return self._walk and self._bounds[2 * k + 1] - self._bounds[2 * k] > self._ctx.lazy_bytes
 
     def _between(self, f: BinaryIO, start: int, stop: int) -> Iterator[Any]:
-        """Items `start` to `stop - 1`, in order, read through `f`: a megabyte of stretches a read,
-        parsed in one call (consecutive stretches are consecutive items, commas between them)."""
+        """Items `start` to `stop - 1`, in order, read through `f`: whole stretches a megabyte a
+        read, parsed in one call (consecutive stretches are consecutive items, commas between them);
+        a part of a block, only its items when they are less than half of it."""
         bounds, firsts, i = self._bounds, self._firsts, start
         while i < stop:
             k = bisect_right(firsts, i) - 1
+            lo, hi = firsts[k], self._end(k)
             if self._walked(k):
                 yield self._read(f, i)
                 i += 1
-                continue
-            m, first = k + 1, bounds[2 * k]
-            while m < len(firsts) and firsts[m] < stop and bounds[2 * m + 1] - first <= READ_BYTES:
-                if self._walked(m):
-                    break
-                m += 1
-            values = self._stretches(f, k, m)
-            end = min(stop, self._end(m - 1))
-            yield from values[i - firsts[k] : end - firsts[k]]
-            i = end
+            elif i > lo or stop < hi:  # a part of stretch k
+                end = min(stop, hi)
+                if 2 * (end - i) < hi - lo:
+                    yield from self._part(f, k, i, end)
+                else:
+                    yield from self._stretches(f, k, k + 1)[i - lo : end - lo]
+                i = end
+            else:
+                m, first = k + 1, bounds[2 * k]
+                while m < len(firsts) and self._end(m) <= stop and bounds[2 * m + 1] - first <= READ_BYTES:
+                    if self._walked(m):
+                        break
+                    m += 1
+                yield from self._stretches(f, k, m)
+                i = self._end(m - 1)
 
     def _stretches(self, f: BinaryIO, k: int, m: int) -> list[Any]:
         """The items of stretches `k` to `m - 1`, parsed in one call (a line a call in a JSONL
         file: no commas between its items); a bad one named."""
         bounds, first = self._bounds, self._bounds[2 * k]
-        breathe()  # reads let the GIL go and take it back: the host's loop may be kept waiting
-        f.seek(first)
-        data = f.read(bounds[2 * m - 1] - first)
+        data = self._bytes(f, first, bounds[2 * m - 1])
         with gc_paused():  # JSON values hold no cycles; only C code runs
             if self._commas:
                 values = items_of(data, self._end(m - 1) - self._firsts[k])
                 if values is None:
-                    raise self._broken(data, first, k)
+                    raise self._broken(data, first, self._firsts[k])
                 return values
             values = []
             for j in range(k, m):
-                got = items_of(data[bounds[2 * j] - first : bounds[2 * j + 1] - first], 1)
+                line = data[bounds[2 * j] - first : bounds[2 * j + 1] - first]
+                got = items_of(line, 1)
                 if got is None:
-                    raise self._broken(data[bounds[2 * j] - first : bounds[2 * j + 1] - first], bounds[2 * j], j)
+                    raise self._broken(line, bounds[2 * j], self._firsts[j])
                 values += got
             return values
 
-    def _broken(self, data: bytes, first: int, k: int) -> TraceFormatError:
-        """The error naming the first item of `data` (read from byte `first`, stretch `k` on) that
+    def _part(self, f: BinaryIO, k: int, start: int, stop: int) -> list[Any]:
+        """Items `start` to `stop - 1` of block `k`, only their bytes read and parsed."""
+        spans, lo = self._spans_in(f, k), self._firsts[k]
+        first = spans[2 * (start - lo)]
+        data = self._bytes(f, first, spans[2 * (stop - lo) - 1])
+        with gc_paused():
+            values = items_of(data, stop - start)
+        if values is None:
+            raise self._broken(data, first, start)
+        return values
+
+    def _spans_in(self, f: BinaryIO, k: int) -> array[int]:
+        """Block `k`'s items' byte spans (start, end, from the file's start): found by reading it
+        item by item once, then kept."""
+        spans = self._item_spans.get(k)
+        if spans is None:
+            first = self._bounds[2 * k]
+            data = self._bytes(f, first, self._bounds[2 * k + 1])
+            found = item_spans(data, self._end(k) - self._firsts[k])
+            if found is None:
+                raise self._broken(data, first, self._firsts[k])
+            spans = self._item_spans[k] = array("q", (first + b for b in found))
+        return spans
+
+    def _bytes(self, f: BinaryIO, start: int, end: int) -> bytes:
+        breathe()  # reads let the GIL go and take it back: the host's loop may be kept waiting
+        f.seek(start)
+        return f.read(end - start)
+
+    def _broken(self, data: bytes, first: int, i: int) -> TraceFormatError:
+        """The error naming the first item of `data` (read from byte `first`; item `i` first) that
         no longer reads."""
         n, start, end, problem = first_broken(data)
-        i = min(self._firsts[k] + n, self._count - 1)
         return TraceFormatError(
-            f"item {i} (bytes {first + start}–{first + end}) no longer reads as JSON ({problem})", source=str(self.path)
+            f"item {min(i + n, self._count - 1)} (bytes {first + start}–{first + end}) no longer reads as JSON"
+            f" ({problem})",
+            source=str(self.path),
         )
 
     @property
@@ -192,17 +230,12 @@ class LazyArray(Sequence[Any]):
 
     def _read(self, f: BinaryIO, i: int) -> Any:
         k = bisect_right(self._firsts, i) - 1
-        if self._end(k) - self._firsts[k] > 1:  # a block: parsed whole, its other items kept for later reads
-            left = self._left
-            if left is not None and left[0] == k:
-                value = left[1].pop(i, _TAKEN)  # (one C call: a value is never handed out twice)
-                if value is not _TAKEN:
-                    return value
-            items = dict(enumerate(self._stretches(f, k, k + 1), start=self._firsts[k]))
-            value = items.pop(i)
-            self._left = (k, items)
-            return value
-        start, end = self._bounds[2 * k], self._bounds[2 * k + 1]
+        if self._end(k) - self._firsts[k] > 1:  # in a block: its own bytes, once the block's spans are known
+            spans = self._spans_in(f, k)
+            j = 2 * (i - self._firsts[k])
+            start, end = spans[j], spans[j + 1]
+        else:
+            start, end = self._bounds[2 * k], self._bounds[2 * k + 1]
         breathe()
         f.seek(start)
         try:
@@ -212,6 +245,3 @@ class LazyArray(Sequence[Any]):
             raise TraceFormatError(
                 f"item {i} (bytes {start}–{end}) no longer reads as JSON ({exc}, byte {byte})", source=str(self.path)
             ) from None
-
-
-_TAKEN = object()
