@@ -199,30 +199,32 @@ def items_of(data: bytes, count: int) -> list[Any] | None:
     return values if len(values) == count else None
 
 
-def item_spans(data: bytes, count: int) -> list[int] | None:
-    """The byte spans (start, end, flat, from `data`'s start) of the `count` items that `data` (a
-    stretch of an array's items, as `items_of` takes it) holds, read item by item; None when it
-    holds other than that."""
+def item_spans(data: bytes, count: int) -> tuple[list[int], list[Any]] | None:
+    """The byte spans (start, end, flat, from `data`'s start) and the values of the `count` items
+    that `data` (a stretch of an array's items, as `items_of` takes it) holds, read item by item;
+    None when it holds other than that."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return None
     one_byte = text.isascii()  # a character a byte: sizes by arithmetic
-    out: list[int] = []
+    spans: list[int] = []
+    values: list[Any] = []
     pos = byte = 0
     for n in range(count):
         try:
-            _, end = DECODER.scan_once(text, pos)
+            value, end = DECODER.scan_once(text, pos)
         except (StopIteration, ValueError):
             return None
         size = end - pos if one_byte else len(text[pos:end].encode("utf-8"))
-        out += (byte, byte + size)
+        spans += (byte, byte + size)
+        values.append(value)
         sep = _SEPARATOR.match(text, end)  # (white space and a comma: a byte a character)
         if sep is None or (sep[1] == ",") != (n < count - 1) or (n == count - 1 and sep.end() < len(text)):
             return None
         byte += size + sep.end() - end
         pos = sep.end()
-    return out
+    return spans, values
 
 
 def first_broken(data: bytes) -> tuple[int, int, int, str]:

@@ -78,6 +78,7 @@ class LazyArray(Sequence[Any]):
         self._walk = walk  # items are spans that may nest big arrays of children: big ones walked
         self.watched = watched  # the loaders' watches that saw every item as it was first read (`ReadShape`)
         self._item_spans: dict[int, array[int]] = {}  # a block's items' byte spans, once a few were read alone
+        self._left: tuple[int, dict[int, Any]] | None = None  # what reading a block for them parsed, not yet read
 
     def __len__(self) -> int:
         return self._count
@@ -158,8 +159,15 @@ class LazyArray(Sequence[Any]):
             return values
 
     def _part(self, f: BinaryIO, k: int, start: int, stop: int) -> list[Any]:
-        """Items `start` to `stop - 1` of block `k`, only their bytes read and parsed."""
+        """Items `start` to `stop - 1` of block `k`: left over from the block's last read item by
+        item (each handed out once: a change to one never shows in another read), else only their
+        bytes read and parsed."""
         spans, lo = self._spans_in(f, k), self._firsts[k]
+        left = self._left
+        if left is not None and left[0] == k:
+            taken = [left[1].pop(i, _TAKEN) for i in range(start, stop)]  # (each pop one C call)
+            if all(v is not _TAKEN for v in taken):
+                return taken
         first = spans[2 * (start - lo)]
         data = self._bytes(f, first, spans[2 * (stop - lo) - 1])
         with gc_paused():
@@ -170,15 +178,18 @@ class LazyArray(Sequence[Any]):
 
     def _spans_in(self, f: BinaryIO, k: int) -> array[int]:
         """Block `k`'s items' byte spans (start, end, from the file's start): found by reading it
-        item by item once, then kept."""
+        item by item once, then kept; the items so read are left over for the reads that follow
+        (short runs of spans in run order mostly stay in one block)."""
         spans = self._item_spans.get(k)
         if spans is None:
-            first = self._bounds[2 * k]
+            first, lo = self._bounds[2 * k], self._firsts[k]
             data = self._bytes(f, first, self._bounds[2 * k + 1])
-            found = item_spans(data, self._end(k) - self._firsts[k])
+            with gc_paused():
+                found = item_spans(data, self._end(k) - lo)
             if found is None:
-                raise self._broken(data, first, self._firsts[k])
-            spans = self._item_spans[k] = array("q", (first + b for b in found))
+                raise self._broken(data, first, lo)
+            spans = self._item_spans[k] = array("q", (first + b for b in found[0]))
+            self._left = (k, dict(enumerate(found[1], start=lo)))
         return spans
 
     def _bytes(self, f: BinaryIO, start: int, end: int) -> bytes:
@@ -231,11 +242,8 @@ class LazyArray(Sequence[Any]):
     def _read(self, f: BinaryIO, i: int) -> Any:
         k = bisect_right(self._firsts, i) - 1
         if self._end(k) - self._firsts[k] > 1:  # in a block: its own bytes, once the block's spans are known
-            spans = self._spans_in(f, k)
-            j = 2 * (i - self._firsts[k])
-            start, end = spans[j], spans[j + 1]
-        else:
-            start, end = self._bounds[2 * k], self._bounds[2 * k + 1]
+            return self._part(f, k, i, i + 1)[0]
+        start, end = self._bounds[2 * k], self._bounds[2 * k + 1]
         breathe()
         f.seek(start)
         try:
@@ -245,3 +253,6 @@ class LazyArray(Sequence[Any]):
             raise TraceFormatError(
                 f"item {i} (bytes {start}–{end}) no longer reads as JSON ({exc}, byte {byte})", source=str(self.path)
             ) from None
+
+
+_TAKEN = object()
