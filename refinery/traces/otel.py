@@ -96,14 +96,18 @@ def span_to_run(
     source: str | None,
     resource: dict[str, Any] | None = None,
     pool: StringPool | None = None,
+    *,
+    known: Skeleton | None = None,
 ) -> TraceRun:
+    """Span `i` as a run. `known`: its skeleton, as the load read it from this span (its ids and
+    times taken from there, not read again: a big trace's runs are made on every pass)."""
     field = f"spans[{i}]"
     if not isinstance(span, dict):
         raise TraceFormatError(f"expected a span object, got {type(span).__name__}", source=source, field=field)
     if is_clickhouse_span(span):
         span = from_columns(span, source, field)
         resource = span.pop("resource", None) or resource
-    trace_id, span_id, parent = span_ids(span)
+    trace_id, span_id, parent = span_ids(span) if known is None else (known.trace_id, known.id, known.parent_run_id)
     attrs = attributes_of(span.get("attributes"), pool)
     name = str(span.get("name") or attrs.get("gen_ai.tool.name") or attrs.get("tool.name") or "span")
     if not span_id:
@@ -151,8 +155,8 @@ def span_to_run(
             "run_type": kind_of(name, attrs, kind),
             "inputs": inputs,
             "outputs": outputs or None,
-            "start_time": span_time(span, START_NAMES, source, field),
-            "end_time": span_time(span, END_NAMES, source, field),
+            "start_time": span_time(span, START_NAMES, source, field) if known is None else known.start_time,
+            "end_time": span_time(span, END_NAMES, source, field) if known is None else known.end_time,
             "error": error,
             "status": "error" if error else status_code(status),
             "parent_run_id": parent,
@@ -299,7 +303,7 @@ def _lazy_trace(parts: list[tuple[Sequence[Any], dict[str, Any] | None]], source
     project = _project(metadata, (s.service for s in ordered))
     runs = LazyRuns(
         entries,
-        partial(_made_again, source=source, trace_id=trace_id, hoisted=hoisted),
+        partial(_made_again, source=source, trace_id=trace_id, hoisted=hoisted, known=ordered),
         bytes(facts[k] for k in entries.order),
     )
     return Trace(trace_id=trace_id, project_name=project, runs=runs, start_time=start, end_time=end, metadata=metadata)
@@ -351,8 +355,13 @@ def _args(entry: SpanEntry, source: str | None) -> tuple[Any, int, str | None, d
     return span, k, source, resource
 
 
-def _made_again(i: int, entry: SpanEntry, *, source: str | None, trace_id: str, hoisted: Hoisted) -> TraceRun:
-    run = hoisted.apply(span_to_run(*_args(entry, source)))
+def _made_again(
+    i: int, entry: SpanEntry, *, source: str | None, trace_id: str, hoisted: Hoisted, known: list[Skeleton]
+) -> TraceRun:
+    """Run `i` (in run order) made again from its span, with what its skeleton (`known[i]`) read."""
+    span, resource, k = entry
+    skeleton = known[i]
+    run = hoisted.apply(span_to_run(span, k, source, resource, known=skeleton if skeleton.index == k else None))
     run.trace_id = run.trace_id or trace_id
     return run
 
