@@ -296,6 +296,7 @@ def _lazy_trace(parts: list[tuple[Sequence[Any], dict[str, Any] | None]], source
     ordered = order_runs(skeletons)
     del skeletons
     entries.order = array("q", (s.index for s in ordered))
+    _shared_ids(ordered)  # kept for the passes (each run's ids and times): one copy of each repeated id
     trace_id = _trace_id(ordered)
     first = span_to_run(*_args(entries[0], source)) if len(entries) else None
     metadata = _metadata(ordered, hoisted.settle(first))
@@ -307,6 +308,16 @@ def _lazy_trace(parts: list[tuple[Sequence[Any], dict[str, Any] | None]], source
         bytes(facts[k] for k in entries.order),
     )
     return Trace(trace_id=trace_id, project_name=project, runs=runs, start_time=start, end_time=end, metadata=metadata)
+
+
+def _shared_ids(skeletons: list[Skeleton]) -> None:
+    """One string for each trace id and parent id the skeletons repeat (a trace's spans share one
+    trace id, siblings their parent's): read from each span, each was a copy of its own."""
+    seen: dict[str, str] = {}
+    for s in skeletons:
+        s.trace_id = seen.setdefault(s.trace_id, s.trace_id)
+        if s.parent_run_id is not None:
+            s.parent_run_id = seen.setdefault(s.parent_run_id, s.parent_run_id)
 
 
 def _watched(items: Sequence[Any], offset: int) -> SpanWatch | None:
