@@ -4,6 +4,7 @@ as any step is."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -202,7 +203,7 @@ def test_a_big_logs_load_reads_its_steps_once_and_gives_the_trace_a_whole_read_g
     assert lazy.model_dump() == whole.model_dump()
 
 
-def _random_span(rng: random.Random, i: int) -> dict:
+def _random_span(rng: random.Random, i: int, *, odd_times: bool = False) -> dict:
     attrs = [{"key": "openinference.span.kind", "value": {"stringValue": rng.choice(["LLM", "TOOL", "CHAIN"])}}]
     if rng.random() < 0.9:
         attrs.append({"key": "project", "value": {"stringValue": "shop"}})
@@ -218,6 +219,8 @@ def _random_span(rng: random.Random, i: int) -> dict:
         "attributes": attrs,
         "status": rng.choice([{"code": 2, "message": "failed"}, {"code": 1}, {}]),
     }
+    if odd_times and rng.random() < 0.5:  # ISO text, seconds, a time no `datetime` holds (a warning), none
+        span["startTimeUnixNano"] = rng.choice(["2026-01-02T10:00:05.5Z", 1_700_000_000.25, "9" * 25, "", 0])
     if rng.random() < 0.97:
         span["spanId"] = f"{i:016x}"
     if rng.random() < 0.7:
@@ -256,3 +259,66 @@ def test_a_big_otlp_traces_skeletons_are_taken_as_it_is_read_and_give_the_trace_
     assert isinstance(lazy.runs, LazyRuns) and lazy.model_dump() == unwatched.model_dump() == whole.model_dump()
     assert all(getattr(items, "watched", ()) == () for items, _ in lazy.runs._entries._parts)  # not held on
     assert [r.id for r in lazy.get_failed_runs()] == [r.id for r in whole.runs if r.is_failed]
+
+
+def test_a_big_otlp_traces_pass_takes_each_spans_ids_and_times_from_its_skeleton(tmp_path, monkeypatch):
+    """The load reads each span's ids and times for its skeleton (run order, the trace's times); a
+    pass over the runs takes them from there instead of reading them again, and makes the runs a
+    whole read makes."""
+    rng = random.Random(21)
+    spans = [_random_span(rng, i, odd_times=True) for i in range(60)]
+    path = tmp_path / "otlp.json"
+    path.write_text(json.dumps({"resourceSpans": [{"resource": {}, "scopeSpans": [{"spans": spans}]}]}))
+    whole = load_trace(path)
+    monkeypatch.setattr(json_stream, "LAZY_BYTES", 0)
+    lazy = load_trace(path)
+    read: list[int] = []
+    real = otel.span_ids
+    monkeypatch.setattr(otel, "span_ids", lambda span: read.append(1) or real(span))
+    assert isinstance(lazy.runs, LazyRuns) and [r.model_dump() for r in lazy.runs] == [
+        r.model_dump() for r in whole.runs
+    ]
+    assert read == []
+
+
+def _random_text(rng: random.Random) -> str:
+    return "".join(
+        rng.choice(["a", "é", "🦊", '"', "\\", "\n", "\x00", "\u2028", "}, {", " "]) for _ in range(rng.randint(0, 9))
+    )
+
+
+def test_a_spoken_steps_dump_written_out_hashes_as_json_dumps_does():
+    """The chat id hashes `json.dumps(step, sort_keys=True, default=str)` of every step (the id names
+    folders): a spoken step's dump written out gives the same digest, whatever its text, and a step
+    whose values are not all text goes through `json.dumps`' own encoder."""
+    rng = random.Random(12)
+    for _ in range(2000):
+        step = {"role": _random_text(rng), "name": _random_text(rng), "content": _random_text(rng)}
+        if rng.random() < 0.3:
+            step[rng.choice(list(step))] = rng.choice(_VALUES)
+        keys = list(step)
+        rng.shuffle(keys)
+        step = {k: step[k] for k in keys}
+        quick, general = plain._Digest({"q": 1}), plain._Digest({"q": 1})
+        quick.add_spoken(step)
+        general.add(step)
+        expected = hashlib.sha256(json.dumps({"q": 1}, sort_keys=True, default=str).encode())
+        expected.update(json.dumps(step, sort_keys=True, default=str).encode())
+        assert quick.hexdigest() == general.hexdigest() == expected.hexdigest()[:12], step
+
+
+def test_a_block_of_steps_shown_to_the_watch_at_once_is_seen_as_one_at_a_time():
+    rng = random.Random(13)
+    extra = [{"role": "user", "content": "x", "timestamp": 1767347990 + k} for k in range(3)]
+    for _ in range(200):
+        steps = [_random_spoken(rng) for _ in range(rng.randint(0, 30))] + rng.sample(extra, rng.randint(0, 3))
+        rng.shuffle(steps)
+        one, block = (
+            plain._StepWatch("history", {"q": 1}, "log.json"),
+            plain._StepWatch("history", {"q": 1}, "log.json"),
+        )
+        for step in steps:
+            one.add(step)
+        block.add_all(steps)
+        assert (block.facts, block.first, block.last) == (one.facts, one.first, one.last)
+        assert block.digest.hexdigest() == one.digest.hexdigest()

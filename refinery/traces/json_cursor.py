@@ -1,6 +1,6 @@
 """The reader's window on a trace file: UTF-8 text a piece at a time, knowing the byte offset of
 every position it has passed, and the C decoder that reads values off it (`json_stream` walks the
-document with it), and the decoding of a block of items in place."""
+document with it), and blocks of an array's items parsed by one call of the C decoder."""
 
 from __future__ import annotations
 
@@ -8,14 +8,26 @@ import codecs
 import gc
 import json
 import re
-from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 
 from refinery.core.offload import breathe
 
-__all__ = ["BROKEN", "DECODER", "DELIMITERS", "WS", "Cursor", "NotJson", "NotUtf8", "block_items", "gc_paused"]
+__all__ = [
+    "BLOCK",
+    "DECODER",
+    "DELIMITERS",
+    "WS",
+    "Cursor",
+    "NotJson",
+    "NotUtf8",
+    "first_broken",
+    "gc_paused",
+    "item_spans",
+    "items_block",
+    "items_of",
+]
 
 WS = re.compile(r"[ \t\n\r]*")
 DELIMITERS = frozenset(" \t\n\r,:]}")  # what may follow a complete JSON value
@@ -136,44 +148,104 @@ class Cursor:
             read *= 2  # a value bigger than the window: grow it, so re-parsing stays linear
 
 
-BROKEN = object()  # an item of a block that does not decode where it stands
+BLOCK = 1 << 16  # the most characters of items the reader's scan parses in one call
+_HEAD = re.compile(r'\{[ \t\n\r]*"(?:[^"\\]|\\.)*"')  # an object's start, through its first key
+_BEFORE_HEAD = re.compile(r"\}[ \t\n\r]*,[ \t\n\r]*\Z")  # what ends the item before, up to the next
 
 
-def block_items(block: bytes, spans: array[int], first: int) -> list[Any]:
-    """The items whose byte `spans` (from the file's start) lie in `block` (read from byte
-    `first`), decoded by the C scanner in place — no copy of each item and no `json.loads` per
-    item — with the cyclic collector paused (JSON values hold no cycles; only C code runs)."""
-    out: list[Any] = []
-    scan = DECODER.scan_once
-    with gc_paused():
-        if block.isascii():  # a character a byte: the spans are positions in the text
-            text = block.decode("ascii")
-            for k in range(0, len(spans), 2):
-                start, end = spans[k] - first, spans[k + 1] - first
-                try:
-                    value, stop = scan(text, start)
-                except (StopIteration, ValueError):
-                    stop = -1
-                out.append(value if stop == end else _loaded(block[start:end]))
-        else:
-            for k in range(0, len(spans), 2):
-                out.append(_loaded(block[spans[k] - first : spans[k + 1] - first]))
-    return out
+def items_block(buf: str, pos: int, most: int) -> tuple[list[Any], int, int] | int:
+    """The array's items from `pos` (an object item's start) up to a guessed item boundary within
+    `most` characters, parsed by ONE call of the C decoder: (their values, the end of the last one,
+    the start of the next); else the position before which no guess is worth trying again.
+
+    The guess: the last place in reach where the text that opens this item (`{"role"`: its first
+    key) opens another, after `}`, `,` and white space — where one item ends and the next begins,
+    unless it sits inside a string or deeper in an item. Why the guess may be wrong but its parse
+    never is: `"[" + buf[pos:cut] + "]"` parses exactly as the array's own text up to `cut`, so it
+    succeeds only if the parser stands between two items of this array at `cut`. Inside a string,
+    the `]` is taken into the string, which stays open; inside an item (depth ≥ 1 below our `[`),
+    one `]` closes at most one level, so our `[` or the item stays open (or the `]` stands where a
+    key or `,` must). Either is a decode error. Standing between items, the `]` closes our array,
+    and what it holds is the items `buf[pos:cut]` holds, each parsed as the item-by-item scan
+    parses it (the same decoder; the cut follows a `}`, so no number or literal is cut short). After
+    a failed parse the next guess lies within half the distance; when none parses, none is tried
+    again within the reach (so failed parses cost at most twice what the items cost one by one)."""
+    opened = _HEAD.match(buf, pos)
+    head = opened[0] if opened is not None else "{"
+    reach = give_up = pos + most
+    for _ in range(8):  # a few look-alikes are passed over; more, and the items go one by one
+        k = buf.rfind(head, pos + 1, reach + len(head))
+        if k < 0:
+            return give_up
+        before = _BEFORE_HEAD.search(buf, max(pos, k - 64), k)
+        if before is None:
+            reach = k - 1
+            continue
+        cut = before.start() + 1
+        try:
+            return DECODER.decode("[" + buf[pos:cut] + "]"), cut, k
+        except ValueError:  # a look-alike deeper in an item, or in a string: half as far
+            reach = pos + (k - pos) // 2
+    return give_up
 
 
-def _loaded(piece: bytes) -> Any:
-    """One item's bytes decoded (`json.loads`'s rules: white space around it, UTF-8), or `BROKEN`."""
+def items_of(data: bytes, count: int) -> list[Any] | None:
+    """The `count` items that `data` (a stretch of an array's text from one item's start to
+    another's end, read back from the file) holds, by one parse; None when it holds other than that."""
     try:
-        text = piece.decode("utf-8")
-        value, stop = DECODER.scan_once(text, 0)
-        if stop == len(text):
-            return value
-    except (StopIteration, ValueError):
-        pass
-    try:
-        return json.loads(piece)
+        values = json.loads(b"[" + data + b"]")
     except ValueError:
-        return BROKEN
+        return None
+    return values if len(values) == count else None
+
+
+def item_spans(data: bytes, count: int) -> tuple[list[int], list[Any]] | None:
+    """The byte spans (start, end, flat, from `data`'s start) and the values of the `count` items
+    that `data` (a stretch of an array's items, as `items_of` takes it) holds, read item by item;
+    None when it holds other than that."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    one_byte = text.isascii()  # a character a byte: sizes by arithmetic
+    spans: list[int] = []
+    values: list[Any] = []
+    pos = byte = 0
+    for n in range(count):
+        try:
+            value, end = DECODER.scan_once(text, pos)
+        except (StopIteration, ValueError):
+            return None
+        size = end - pos if one_byte else len(text[pos:end].encode("utf-8"))
+        spans += (byte, byte + size)
+        values.append(value)
+        sep = _SEPARATOR.match(text, end)  # (white space and a comma: a byte a character)
+        if sep is None or (sep[1] == ",") != (n < count - 1) or (n == count - 1 and sep.end() < len(text)):
+            return None
+        byte += size + sep.end() - end
+        pos = sep.end()
+    return spans, values
+
+
+def first_broken(data: bytes) -> tuple[int, int, int, str]:
+    """Where a stretch of items that `items_of` would not read goes wrong: (the item's number in
+    the stretch, its first byte and its end in `data`, what is wrong), read item by item."""
+    text = data.decode("utf-8", "replace")
+    pos = n = byte = 0
+    while True:
+        try:
+            _, end = DECODER.raw_decode(text, pos)
+        except ValueError as exc:
+            return n, byte, len(data), str(exc)
+        stop = byte + len(text[pos:end].encode("utf-8"))
+        sep = _SEPARATOR.match(text, end)
+        if sep is None or sep.end() == len(text) or sep[1] != ",":
+            return n, byte, stop, "its items no longer end where they did"
+        byte = stop + len(text[end : sep.end()].encode("utf-8"))
+        pos, n = sep.end(), n + 1
+
+
+_SEPARATOR = re.compile(r"[ \t\n\r]*(,?)[ \t\n\r]*")
 
 
 @contextmanager

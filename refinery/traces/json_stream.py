@@ -3,9 +3,10 @@
 Why: `json.loads` on a 100 MB trace needs the whole text (100 MB) and then the parsed objects
 (2–3.5× the file for chat logs and OTLP), all at once, before a loader has converted anything.
 Loaders only ever walk their entries (messages, runs, spans, observations) one at a time, so this
-reader keeps each big entry array as a `LazyArray`: the byte span of every item (16 bytes an
-item), the item parsed when it is read. The file is read a window at a time, so the text is
-never whole in memory either.
+reader keeps each big entry array as a `LazyArray` (`lazy_array.py`): the byte span of each
+stretch of items (24 bytes for about 64 KiB of items, once the array is big: its items are parsed
+a block at a time, one C call a block), the items parsed again when read. The file is read a window
+at a time, so the text is never whole in memory either.
 
 Which arrays stay in the file is the loaders' word, not this module's: each declares a
 `ReadShape` (its entry arrays, the wrapper arrays above them, the child arrays an entry may nest)
@@ -22,139 +23,31 @@ from __future__ import annotations
 
 import codecs
 import json
-import os
 import re
-from array import array
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, overload
+from typing import Any, BinaryIO
 
-from refinery.core.offload import breathe
 from refinery.errors import TraceFormatError
-from refinery.traces.json_cursor import BROKEN, DECODER, WS, Cursor, NotJson, NotUtf8, block_items, gc_paused
-from refinery.traces.read_shape import EntryWatch, ReadShape, Watching
+from refinery.traces.json_cursor import (
+    BLOCK,
+    DECODER,
+    WS,
+    Cursor,
+    NotJson,
+    NotUtf8,
+    gc_paused,
+    items_block,
+)
+from refinery.traces.lazy_array import LazyArray, ReadContext, Stretches, stamp
+from refinery.traces.read_shape import ReadShape, Watching
 
 __all__ = ["LAZY_BYTES", "LazyArray", "ReadShape", "is_array", "read_trace_json"]
 
 LAZY_BYTES = 1 << 20  # entry arrays bigger than this stay in the file
 
 
-_CHUNK = 1 << 20  # the window a cursor reads, and the block a lazy array reads, at a time
-
-
-class LazyArray(Sequence[Any]):
-    """A JSON array left in its file; each item is parsed when it is read.
-
-    Iteration and slices read the file in order through one handle; an index seeks. The file
-    must not change while the trace is in use (a big chat log's runs are read from it each time
-    they are read): its size and modification time are checked on every read.
-    """
-
-    def __init__(
-        self, ctx: _Context, spans: array[int], *, walk: bool = False, watched: tuple[EntryWatch, ...] = ()
-    ) -> None:
-        self.path = ctx.path
-        self._ctx = ctx
-        self._spans = spans  # start, end byte of each item, flat
-        self._walk = walk  # items are spans that may nest big arrays of children: walk them
-        self.watched = watched  # the loaders' watches that saw every item as it was first read (`ReadShape`)
-
-    def __len__(self) -> int:
-        return len(self._spans) // 2
-
-    @overload
-    def __getitem__(self, index: int) -> Any: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[Any]: ...
-    def __getitem__(self, index: int | slice) -> Any:
-        if isinstance(index, slice):
-            with self._open() as f:
-                return [self._read(f, i) for i in range(*index.indices(len(self)))]
-        n = len(self)
-        if index < 0:
-            index += n
-        if not 0 <= index < n:
-            raise IndexError("LazyArray index out of range")
-        with self._open() as f:
-            return self._read(f, index)
-
-    def __iter__(self) -> Iterator[Any]:
-        with self._open() as f:
-            yield from self._between(f, 0, len(self))
-
-    def _between(self, f: BinaryIO, start: int, stop: int) -> Iterator[Any]:
-        """Items `start` to `stop - 1`, in order, read through `f`."""
-        if self._walk:
-            for i in range(start, stop):
-                yield self._read(f, i)
-            return
-        # items parsed whole: read the file a block of items at a time (one read a megabyte,
-        # not one seek and read an item), each item decoded from its span in the block
-        spans, i = self._spans, start
-        while i < stop:
-            first, j = spans[2 * i], i + 1
-            while j < stop and spans[2 * j + 1] - first <= _CHUNK:
-                j += 1
-            breathe()  # reads let the GIL go and take it back: the host's loop may be kept waiting
-            f.seek(first)
-            block = f.read(spans[2 * j - 1] - first)
-            values = block_items(block, spans[2 * i : 2 * j], first)
-            if BROKEN in values:  # (C's `in`: equality with a bare object is identity)
-                values = [self._read(f, k) if v is BROKEN else v for k, v in enumerate(values, start=i)]  # says where
-            yield from values
-            i = j
-
-    @property
-    def nested(self) -> bool:
-        """Some item nests child entries (a span tree): items are more than one entry each."""
-        return self._walk
-
-    def __repr__(self) -> str:
-        return f"LazyArray({self.path.name!r}, {len(self)} items)"
-
-    @contextmanager
-    def reading(self) -> Iterator[Callable[[int], Any]]:
-        """Items by index, in any order, through one open handle (`self[i]` opens the file each time)."""
-        with self._open() as f:
-            yield lambda i: self._read(f, range(len(self))[i])
-
-    @contextmanager
-    def reading_between(self) -> Iterator[Callable[[int, int], Iterator[Any]]]:
-        """Runs of consecutive items (from `start` to `stop - 1`), in any order, through one open
-        handle: each run read a block at a time, as iteration reads the array."""
-        with self._open() as f:
-
-            def between(start: int, stop: int) -> Iterator[Any]:
-                if not 0 <= start <= stop <= len(self):
-                    raise IndexError("LazyArray index out of range")
-                return self._between(f, start, stop)
-
-            yield between
-
-    def _open(self) -> BinaryIO:
-        if _stamp(self.path) != self._ctx.stamp:
-            raise TraceFormatError("the file changed while it was being read", source=str(self.path))
-        return self.path.open("rb")
-
-    def _read(self, f: BinaryIO, i: int) -> Any:
-        start, end = self._spans[2 * i], self._spans[2 * i + 1]
-        breathe()
-        f.seek(start)
-        try:
-            if not self._walk:
-                return json.loads(f.read(end - start))
-            cur = Cursor(f, _CHUNK, first_byte=start, limit=end - start)
-            value = _item(cur, self._ctx, True, self._ctx.shape.children)
-            if cur.skip_ws():  # the item must end where it ended when the file was first read
-                raise NotJson("an item does not end where it did", cur.byte_at(cur.pos))
-            return value
-        except (ValueError, NotJson, NotUtf8) as exc:
-            byte = exc.byte if isinstance(exc, NotJson) else start
-            raise TraceFormatError(
-                f"item {i} (bytes {start}–{end}) no longer reads as JSON ({exc}, byte {byte})", source=str(self.path)
-            ) from None
+_CHUNK = 1 << 20  # the window a cursor reads at a time
 
 
 _SEPARATOR = re.compile(r"[ \t\n\r]*([,\]])[ \t\n\r]*")  # what ends an array's item, and the space after
@@ -165,21 +58,16 @@ def is_array(value: Any) -> bool:
     return isinstance(value, (list, LazyArray))
 
 
-def _stamp(path: Path) -> tuple[int, int]:
-    st = os.stat(path)
-    return st.st_size, st.st_mtime_ns
+def _walked_item(ctx: ReadContext, f: BinaryIO, start: int, end: int) -> Any:
+    """A lazy array's item that may nest big child arrays, read back by walking it as it was read."""
+    cur = Cursor(f, _CHUNK, first_byte=start, limit=end - start)
+    value = _item(cur, ctx, True, ctx.shape.children)
+    if cur.skip_ws():  # the item must end where it ended when the file was first read
+        raise NotJson("an item does not end where it did", cur.byte_at(cur.pos))
+    return value
 
 
-@dataclass(frozen=True)
-class _Context:
-    path: Path
-    stamp: tuple[int, int]
-    lazy_bytes: int
-    shape: ReadShape
-    source: str
-
-
-def _item(cur: Cursor, ctx: _Context, walk: bool, keys: frozenset[str]) -> Any:
+def _item(cur: Cursor, ctx: ReadContext, walk: bool, keys: frozenset[str]) -> Any:
     """One array item: an entry that may nest big child arrays walked (unless it is small), else
     parsed whole."""
     if walk and cur.skip_ws() == "{":
@@ -189,37 +77,48 @@ def _item(cur: Cursor, ctx: _Context, walk: bool, keys: frozenset[str]) -> Any:
 
 
 class _Collected:
-    """An array's items as read: kept while they add up to `lazy_bytes`, then only their byte
-    spans (the array becomes a `LazyArray`) — and each item shown, while it is parsed, to the
-    watches the loaders set on the array's key (`ReadShape.watches`), which then ride on it."""
+    """An array's items as read: kept while they add up to `lazy_bytes`, then only their stretches
+    (the array becomes a `LazyArray`) — and each item shown, while it is parsed, to the watches the
+    loaders set on the array's key (`ReadShape.watches`), which then ride on it."""
 
-    def __init__(self, ctx: _Context, key: str | None = None, head: dict[str, Any] | None = None) -> None:
+    def __init__(self, ctx: ReadContext, key: str | None = None, head: dict[str, Any] | None = None) -> None:
         self.ctx = ctx
-        self.spans: array[int] = array("q")
+        self.stretches = Stretches()
         self.kept: list[Any] | None = []
         self.size = 0
         self.key, self.head = key, head
         self.watching: Watching | None = None
 
     def add(self, value: Any, start: int, end: int) -> None:
-        self.spans.extend((start, end))
+        stretches = self.stretches
+        stretches.bounds.extend((start, end))
+        stretches.firsts.append(stretches.count)
+        stretches.count += 1
         self.size += end - start
         if self.kept is not None:
             self.kept.append(value)
             if self.size > self.ctx.lazy_bytes:
-                kept, self.kept = self.kept, None  # big: from here on only the spans are kept
+                kept, self.kept = self.kept, None  # big: from here on only the stretches are kept
                 if self.key is not None:
                     self.watching = Watching(self.ctx.shape.watches, self.key, self.head or {}, self.ctx.source)
-                    for item in kept:
-                        self.watching.show(item)
+                    self.watching.show_all(kept)
         elif self.watching is not None:
             self.watching.show(value)
+
+    def add_block(self, values: list[Any], start: int, end: int) -> None:
+        """Items parsed in one call, once the array is big (`kept` is None): one stretch."""
+        stretches = self.stretches
+        stretches.bounds.extend((start, end))
+        stretches.firsts.append(stretches.count)
+        stretches.count += len(values)
+        if self.watching is not None:
+            self.watching.show_all(values)
 
     def result(self, *, walk: bool = False) -> list[Any] | LazyArray:
         if self.kept is not None:
             return self.kept
         watched = () if walk or self.watching is None else tuple(self.watching.watches)
-        return LazyArray(self.ctx, self.spans, walk=walk, watched=watched)
+        return LazyArray(self.ctx, self.stretches, walk=walk, watched=watched)
 
 
 def _array_items(cur: Cursor) -> Iterator[None]:
@@ -235,7 +134,7 @@ def _array_items(cur: Cursor) -> Iterator[None]:
 
 
 def _entries(
-    cur: Cursor, ctx: _Context, walk: bool, key: str | None = None, head: dict[str, Any] | None = None
+    cur: Cursor, ctx: ReadContext, walk: bool, key: str | None = None, head: dict[str, Any] | None = None
 ) -> list[Any] | LazyArray:
     """An entry array (under `key`, in an object whose fields before it are `head`)."""
     collected = _Collected(ctx, key, head)
@@ -267,15 +166,19 @@ def _entries(
             return collected.result(walk=nested)
 
 
-def _scan_items(cur: Cursor, ctx: _Context, walk: bool, collected: _Collected) -> tuple[bool | None, bool]:
+def _scan_items(cur: Cursor, ctx: ReadContext, walk: bool, collected: _Collected) -> tuple[bool | None, bool]:
     """The array's next items, each whole in the window and followed by `,` or `]` there, decoded
-    with their byte spans. (None: not even the first — the cursor unmoved at it; False: some,
-    the cursor at the next item; True: through the array's end), and whether one nests children."""
+    with their byte spans: once the array is big, a block of them in one call where a guess at an
+    item boundary parses (`items_block`), else one at a time. (None: not even the first — the
+    cursor unmoved at it; False: some, the cursor at the next item; True: through the array's end),
+    and whether one nests children."""
     buf, n, children, most = cur.buf, len(cur.buf), ctx.shape.children, ctx.lazy_bytes
     scan, sep = DECODER.scan_once, _SEPARATOR.match
     pos = cur.pos = WS.match(buf, cur.pos).end()  # type: ignore[union-attr]  # it matches the empty string
     nested, ended = False, None
     margin = cur.chunk >> 4  # what is left of the window when the scan reads on
+    block = min(BLOCK, most) if walk else BLOCK  # a walked array's items in a block: none big enough to walk
+    guess_from = pos  # no guess at a block's end before this position (one failed, or none was found)
     # a character a byte: an item's size and byte offset by arithmetic, from the window's first byte
     ascii_window = buf.isascii()
     origin = cur.byte_at(pos) - pos if ascii_window else 0
@@ -283,11 +186,28 @@ def _scan_items(cur: Cursor, ctx: _Context, walk: bool, collected: _Collected) -
         if n - pos < margin and not cur.eof:
             # near the window's edge: read on first, so an item is rarely cut there (a cut item's
             # `JSONDecodeError` counts the lines of the whole window before it: 2 ms a megabyte)
-            cur.pos, buf = pos, ""  # the old window let go while the next is read
-            cur.more()
+            cur.pos, buf, guess_from = pos, "", guess_from - pos  # the old window let go while the next is read
+            cur.more()  # (it drops what lies before the cursor: positions now count from it)
             buf, n, pos = cur.buf, len(cur.buf), cur.pos
             ascii_window = buf.isascii()
             origin = cur.byte_at(pos) - pos if ascii_window else 0
+        if collected.kept is None and pos >= guess_from and buf[pos] == "{":
+            found = items_block(buf, pos, min(block, n - pos))
+            if isinstance(found, int):
+                guess_from = found
+            else:
+                values, cut, nxt = found
+                start = origin + pos if ascii_window else cur.byte_at(pos)
+                size = cut - pos if ascii_window else len(buf[pos:cut].encode("utf-8"))
+                if not walk or size <= most:
+                    cur.mark_pos, cur.mark_byte = cut, start + size
+                    collected.add_block(values, start, start + size)
+                    if walk and not nested:
+                        nested = any(isinstance(v, dict) and not children.isdisjoint(v) for v in values)
+                    cur.pos = pos = nxt
+                    ended = False
+                    continue
+                guess_from = cut
         try:
             value, end = scan(buf, pos)
         except (StopIteration, ValueError):
@@ -315,7 +235,7 @@ def _scan_items(cur: Cursor, ctx: _Context, walk: bool, collected: _Collected) -
     return ended, nested
 
 
-def _object(cur: Cursor, ctx: _Context, entry_keys: frozenset[str], *, nested: bool = False) -> dict[str, Any]:
+def _object(cur: Cursor, ctx: ReadContext, entry_keys: frozenset[str], *, nested: bool = False) -> dict[str, Any]:
     """An object walked key by key: entry arrays may stay lazy; wrapper arrays (above entries,
     never inside one: `nested`) are walked too."""
     cur.expect("{")
@@ -339,11 +259,11 @@ def _object(cur: Cursor, ctx: _Context, entry_keys: frozenset[str], *, nested: b
             return out
 
 
-def _wrappers(cur: Cursor, ctx: _Context) -> list[Any]:
+def _wrappers(cur: Cursor, ctx: ReadContext) -> list[Any]:
     return [_object(cur, ctx, ctx.shape.entries) if cur.skip_ws() == "{" else cur.value() for _ in _array_items(cur)]
 
 
-def _document(ctx: _Context) -> Any:
+def _document(ctx: ReadContext) -> Any:
     with ctx.path.open("rb") as f:
         cur = Cursor(f, _CHUNK)
         first = cur.skip_ws()
@@ -358,10 +278,11 @@ def _document(ctx: _Context) -> Any:
         return data
 
 
-def _json_lines(ctx: _Context) -> list[Any] | LazyArray | None:
+def _json_lines(ctx: ReadContext) -> list[Any] | LazyArray | None:
     """A JSONL file (one value a line) as an array; None when it is not one (fewer than two
     values, or a first line that is no value on its own)."""
     collected = _Collected(ctx)
+    collected.stretches.commas = False
     offset = 0
     path = ctx.path
     with path.open("rb") as f:
@@ -374,7 +295,7 @@ def _json_lines(ctx: _Context) -> list[Any] | LazyArray | None:
             try:
                 value = json.loads(line)
             except json.JSONDecodeError as exc:
-                if not collected.spans:
+                if not collected.stretches.count:
                     return (
                         None  # not one value a line: a (pretty-printed) document, broken where the document parse said
                     )
@@ -384,7 +305,7 @@ def _json_lines(ctx: _Context) -> list[Any] | LazyArray | None:
                     f"line {n} is not UTF-8 text ({exc.reason} at byte {start + exc.start})", source=str(path)
                 ) from None
             collected.add(value, start, start + len(line.rstrip(b"\r\n")))
-    return collected.result() if len(collected.spans) >= 4 else None
+    return collected.result() if collected.stretches.count >= 2 else None
 
 
 def read_trace_json(path: Path, shape: ReadShape, *, lazy_bytes: int | None = None, source: str | None = None) -> Any:
@@ -399,7 +320,8 @@ def read_trace_json(path: Path, shape: ReadShape, *, lazy_bytes: int | None = No
     if path.exists() and not path.is_file():  # a pipe would hang, a device never end
         raise TraceFormatError("not a regular file (a pipe or a device); give a trace file", source=str(path))
     try:
-        ctx = _Context(path, _stamp(path), lazy_bytes, shape, str(path) if source is None else source)
+        named = str(path) if source is None else source
+        ctx = ReadContext(path, stamp(path), lazy_bytes, shape, named, _walked_item)
         try:
             with gc_paused():  # only this module's code and the C decoder run: no cycles made
                 return _document(ctx)

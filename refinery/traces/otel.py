@@ -96,14 +96,18 @@ def span_to_run(
     source: str | None,
     resource: dict[str, Any] | None = None,
     pool: StringPool | None = None,
+    *,
+    known: Skeleton | None = None,
 ) -> TraceRun:
+    """Span `i` as a run. `known`: its skeleton, as the load read it from this span (its ids and
+    times taken from there, not read again: a big trace's runs are made on every pass)."""
     field = f"spans[{i}]"
     if not isinstance(span, dict):
         raise TraceFormatError(f"expected a span object, got {type(span).__name__}", source=source, field=field)
     if is_clickhouse_span(span):
         span = from_columns(span, source, field)
         resource = span.pop("resource", None) or resource
-    trace_id, span_id, parent = span_ids(span)
+    trace_id, span_id, parent = span_ids(span) if known is None else (known.trace_id, known.id, known.parent_run_id)
     attrs = attributes_of(span.get("attributes"), pool)
     name = str(span.get("name") or attrs.get("gen_ai.tool.name") or attrs.get("tool.name") or "span")
     if not span_id:
@@ -151,8 +155,8 @@ def span_to_run(
             "run_type": kind_of(name, attrs, kind),
             "inputs": inputs,
             "outputs": outputs or None,
-            "start_time": span_time(span, START_NAMES, source, field),
-            "end_time": span_time(span, END_NAMES, source, field),
+            "start_time": span_time(span, START_NAMES, source, field) if known is None else known.start_time,
+            "end_time": span_time(span, END_NAMES, source, field) if known is None else known.end_time,
             "error": error,
             "status": "error" if error else status_code(status),
             "parent_run_id": parent,
@@ -292,6 +296,7 @@ def _lazy_trace(parts: list[tuple[Sequence[Any], dict[str, Any] | None]], source
     ordered = order_runs(skeletons)
     del skeletons
     entries.order = array("q", (s.index for s in ordered))
+    _shared_ids(ordered)  # kept for the passes (each run's ids and times): one copy of each repeated id
     trace_id = _trace_id(ordered)
     first = span_to_run(*_args(entries[0], source)) if len(entries) else None
     metadata = _metadata(ordered, hoisted.settle(first))
@@ -299,10 +304,20 @@ def _lazy_trace(parts: list[tuple[Sequence[Any], dict[str, Any] | None]], source
     project = _project(metadata, (s.service for s in ordered))
     runs = LazyRuns(
         entries,
-        partial(_made_again, source=source, trace_id=trace_id, hoisted=hoisted),
+        partial(_made_again, source=source, trace_id=trace_id, hoisted=hoisted, known=ordered),
         bytes(facts[k] for k in entries.order),
     )
     return Trace(trace_id=trace_id, project_name=project, runs=runs, start_time=start, end_time=end, metadata=metadata)
+
+
+def _shared_ids(skeletons: list[Skeleton]) -> None:
+    """One string for each trace id and parent id the skeletons repeat (a trace's spans share one
+    trace id, siblings their parent's): read from each span, each was a copy of its own."""
+    seen: dict[str, str] = {}
+    for s in skeletons:
+        s.trace_id = seen.setdefault(s.trace_id, s.trace_id)
+        if s.parent_run_id is not None:
+            s.parent_run_id = seen.setdefault(s.parent_run_id, s.parent_run_id)
 
 
 def _watched(items: Sequence[Any], offset: int) -> SpanWatch | None:
@@ -351,8 +366,13 @@ def _args(entry: SpanEntry, source: str | None) -> tuple[Any, int, str | None, d
     return span, k, source, resource
 
 
-def _made_again(i: int, entry: SpanEntry, *, source: str | None, trace_id: str, hoisted: Hoisted) -> TraceRun:
-    run = hoisted.apply(span_to_run(*_args(entry, source)))
+def _made_again(
+    i: int, entry: SpanEntry, *, source: str | None, trace_id: str, hoisted: Hoisted, known: list[Skeleton]
+) -> TraceRun:
+    """Run `i` (in run order) made again from its span, with what its skeleton (`known[i]`) read."""
+    span, resource, k = entry
+    skeleton = known[i]
+    run = hoisted.apply(span_to_run(span, k, source, resource, known=skeleton if skeleton.index == k else None))
     run.trace_id = run.trace_id or trace_id
     return run
 

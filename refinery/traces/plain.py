@@ -22,11 +22,11 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from functools import partial
+from functools import lru_cache, partial
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
-from refinery.core.models import LazyRuns, RunType, Trace, TraceRun, fact_of, run_from_checked
+from refinery.core.models import LazyRuns, RunType, Trace, TraceRun, fact_of, run_from_checked, run_from_values
 from refinery.errors import TraceFormatError
 from refinery.traces.common import as_dict, parse_time, span_bounds, time_bounds
 from refinery.traces.json_stream import LazyArray, ReadShape, is_array
@@ -161,10 +161,82 @@ def _step_run(
     """Entry `i` of the log as a run; a bad entry gets an error naming it. `checked`: entries read
     from the file (text keys only), made with `run_from_checked`."""
     if type(item) is dict and item and _SPOKEN.issuperset(item):
+        if checked:
+            return _spoken_run(i, item, trace_id)
         fields = _spoken_fields(i, item, trace_id)
     else:
         fields = _step_fields(i, item, list_key, trace_id, source)
     return run_from_checked(fields) if checked else TraceRun(**fields)
+
+
+def _checked_runs(list_key: str, trace_id: str, source: str | None) -> Callable[[int, Any], TraceRun]:
+    """`_step_run(…, checked=True)` as `LazyRuns` calls it on every pass: a spoken step's run made
+    with one call fewer (and no keywords handed on)."""
+
+    def convert(i: int, item: Any) -> TraceRun:
+        if type(item) is dict and item and _SPOKEN.issuperset(item):
+            return _spoken_run(i, item, trace_id)
+        return _step_run(i, item, list_key=list_key, trace_id=trace_id, source=source, checked=True)
+
+    return convert
+
+
+def _spoken_run(i: int, item: dict[str, Any], trace_id: str) -> TraceRun:
+    """`run_from_checked(_spoken_fields(…))` (a differential test holds them equal), its role and
+    name read once for every step that has the same (`_spoken_as`), its fields written out."""
+    role, name = item.get("role"), item.get("name")
+    if not ((role is None or type(role) is str) and (name is None or type(name) is str)):
+        return run_from_checked(_spoken_fields(i, item, trace_id))
+    speaker, run_type, role_as_written, prompt, _ = _spoken_as(role, name)
+    content = item.get("content")
+    inputs: dict[str, Any] = {}
+    outputs = None
+    if content is not None:
+        if prompt:
+            inputs["content"] = content
+        else:
+            outputs = {"content": content}
+    values = {
+        "id": f"step-{i}",
+        "name": speaker or f"step {i}",
+        "run_type": run_type,
+        "inputs": inputs,
+        "outputs": outputs,
+        "start_time": None,
+        "end_time": None,
+        "error": None,
+        "parent_run_id": None,
+        "trace_id": trace_id,
+        "dotted_order": None,
+        "metadata": {"role": role_as_written} if role_as_written else {},
+        "step": i,
+        "status": None,
+    }
+    return run_from_values(values, set(_SPOKEN_GIVEN))
+
+
+@lru_cache(maxsize=4096, typed=True)
+def _spoken_as(role_value: str | None, name: str | None) -> tuple[str, RunType, str, bool, int]:
+    """What a spoken step's role and name make of it (`_spoken_fields`' reading of them): its
+    speaker ('' when neither names one: its number does), its type, its role as written, whether
+    its content is the prompt (an input) rather than what it said, and its fact. Why cached: a big
+    log repeats a few speakers thousands of times (text only: typed, so `0` is never `False`)."""
+    role_as_written = role_value or ""
+    role = role_as_written.lower()
+    run_type = _run_type(role, name, None)
+    return (
+        name or role_as_written,
+        run_type,
+        role_as_written,
+        role in _PROMPT_ROLES and not name,
+        fact_of(run_type, False),
+    )
+
+
+# the fields `_spoken_fields` gives (the others take their defaults)
+_SPOKEN_GIVEN = frozenset(
+    ("id", "name", "run_type", "inputs", "outputs", "start_time", "end_time", "error", "trace_id", "step", "metadata")
+)
 
 
 _SPOKEN = frozenset({"role", "name", "content"})  # a step that only says who spoke and what (Who&When's)
@@ -265,6 +337,20 @@ class _Digest:
     def add(self, item: Any) -> None:
         self._hash.update(self._dump(item).encode())
 
+    def add_spoken(self, item: dict[str, Any]) -> None:
+        """`add` of a step of `role`, `name` and `content` alone: when all three are text, its dump
+        written out (sorted keys, `json.dumps`' separators and escapes; a differential test holds it
+        to `json.dumps`), not made by the encoder's walk."""
+        if len(item) == 3:
+            content, name, role = item["content"], item["name"], item["role"]
+            if type(content) is str and type(name) is str and type(role) is str:
+                text = encode_basestring_ascii  # (what `json.dumps` escapes a string with)
+                self._hash.update(
+                    f'{{"content": {text(content)}, "name": {text(name)}, "role": {text(role)}}}'.encode()
+                )
+                return
+        self.add(item)
+
     def hexdigest(self) -> str:
         return self._hash.hexdigest()[:12]
 
@@ -314,7 +400,7 @@ def _lazy_runs(
     items.watched = ()  # what the watches took is the load's now: not held as long as the trace
     if watch is not None and watch.fits(items, list_key, head, named):
         trace_id = named or f"chat-{watch.digest.hexdigest() if watch.digest is not None else ''}"
-        convert = partial(_step_run, list_key=list_key, trace_id=trace_id, source=source, checked=True)
+        convert = _checked_runs(list_key, trace_id, source)
         return LazyRuns(items, convert, bytes(watch.facts)), trace_id, watch.first, watch.last
     digest = None if named else _Digest(head)
     facts = bytearray()
@@ -329,7 +415,7 @@ def _lazy_runs(
 
     first, last = time_bounds(times())
     trace_id = named or f"chat-{digest.hexdigest() if digest is not None else ''}"
-    convert = partial(_step_run, list_key=list_key, trace_id=trace_id, source=source, checked=True)
+    convert = _checked_runs(list_key, trace_id, source)
     return LazyRuns(items, convert, bytes(facts)), trace_id, first, last
 
 
@@ -345,6 +431,20 @@ class _StepWatch:
         self.facts = bytearray()
         self.first: datetime | None = None
         self.last: datetime | None = None
+
+    def add_all(self, items: list[Any]) -> None:
+        """`add` each of a block of steps; a spoken one with text for its role and name (no times,
+        no error: its fact is its speaker's) without a call of its own."""
+        digest, facts = self.digest, self.facts
+        for item in items:
+            if type(item) is dict and item and _SPOKEN.issuperset(item):
+                role, name = item.get("role"), item.get("name")
+                if (role is None or type(role) is str) and (name is None or type(name) is str):
+                    if digest is not None:
+                        digest.add_spoken(item)
+                    facts.append(_spoken_as(role, name)[4])
+                    continue
+            self.add(item)
 
     def add(self, item: Any) -> None:
         if self.digest is not None:

@@ -68,3 +68,16 @@ class Watching:
                 watch.add(item)
             except Exception:  # noqa: BLE001  # any error: the loader's own pass says what it is
                 self.watches = [w for w in self.watches if w is not watch]
+
+    def show_all(self, items: list[Any]) -> None:
+        """`show` each of a block of items the reader parsed in one call (a call a watch, not an item)."""
+        for watch in self.watches:
+            try:
+                add_all = getattr(watch, "add_all", None)
+                if add_all is not None:
+                    add_all(items)
+                else:
+                    for item in items:
+                        watch.add(item)
+            except Exception:  # noqa: BLE001  # any error: the loader's own pass says what it is
+                self.watches = [w for w in self.watches if w is not watch]
