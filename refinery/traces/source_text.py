@@ -25,7 +25,7 @@ from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from refinery.traces.redact import redact_value
+from refinery.traces.redact import note_marks, redact_value
 
 OPEN, CLOSE, RUN, RUN_END, PAUSE, RESUME = "\ue000", "\ue001", "\ue002", "\ue003", "\ue004", "\ue005"
 _ANY_MARK = re.compile("[\ue000-\ue005]")
@@ -49,8 +49,10 @@ def source(text: str, limit: int | None = None) -> str:
     can span the cut."""
     text = clean_marks(redact_value(text))
     if limit is None or len(text) <= limit:
+        note_marks(1, 1)
         return f"{OPEN}{text}{CLOSE}"
     head, note, tail = truncate_parts(text, limit)
+    note_marks(2, 2)
     return f"{OPEN}{head}{CLOSE}{note}{OPEN}{tail}{CLOSE}"
 
 
@@ -68,6 +70,10 @@ def cut(marked: str, limit: int | None) -> str:
     before, after = marked[:head_end], marked[tail_start:]
     inside = is_open_after(before, False)
     tail_inside = is_open_after(marked[:tail_start], False)
+    # the marks cut away, and those the cut adds, counted for redaction's pass over the file
+    note_marks(
+        tail_inside - marked.count(OPEN, head_end, tail_start), inside - marked.count(CLOSE, head_end, tail_start)
+    )
     return f"{before}{CLOSE if inside else ''}{note}{OPEN if tail_inside else ''}{after}"
 
 
