@@ -26,7 +26,7 @@ SPACES = [" ", "\n", "\t", "\r\n", "\x0b", "\x1c", "\x85", "\xa0", "\u2003", "\u
 
 
 def _memo() -> WordMemo:
-    return WordMemo(redact._scanned, redact._SPACED)
+    return WordMemo(redact._scanned_words, redact._SPACED)  # as a rendering learns words
 
 
 def _varied() -> list[str]:
@@ -106,3 +106,40 @@ def test_real_traces_render_and_count_as_when_each_text_is_looked_through(path, 
     by_words = _rendering(trace)
     monkeypatch.setattr(WordMemo, "found", lambda self, text: redact._scanned(text))
     assert by_words == _rendering(trace)
+
+
+def _id_like() -> list[str]:
+    """Words written as ids and times are (hex, digits, `T`, `Z`, punctuation, run marks), with the
+    literals and texts rules begin with that can be written so planted in them, and others not."""
+    rng = random.Random(23)
+    alphabet = redact._ID_CHARS.replace("\n", "")
+    lower = {c.lower() for c in alphabet}
+    literals = [lit for lit in sorted(redact._LITERALS) if set(lit) <= lower]  # not `_ID_LITERALS`: found anew
+    prefixes = [p for p in sorted(set(redact._PREFIXES.values())) if p and set(p) <= set(alphabet)]
+    planted = [*literals, *(lit.upper() for lit in literals), *prefixes]
+    out = []
+    for _ in range(3000):
+        words = []
+        for _ in range(rng.randint(1, 8)):
+            word = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 24)))
+            if rng.random() < 0.3:
+                at = rng.randint(0, len(word))
+                word = word[:at] + rng.choice(planted) + word[at:]
+            if rng.random() < 0.05:  # one character no id is written with: looked through as any text
+                word += rng.choice(["g", "sk-", "token", "é", " "])
+            words.append(word)
+        out.append("\n".join(words))
+    return out
+
+
+def test_ids_and_times_are_looked_through_for_what_they_can_hold_with_the_same_findings():
+    texts = _id_like()
+    assert any(redact._scanned(t)[0] for t in texts) and any(redact._scanned(t)[1] for t in texts)
+    for i, text in enumerate([*texts, *_varied()]):
+        assert redact._scanned_words(text) == redact._scanned(text), (i, text[:80])
+
+
+def test_the_literals_an_id_can_hold_are_every_literal_written_with_its_characters():
+    chars = set(redact._ID_CHARS)
+    assert set(redact._ID_LITERALS) == {lit for lit in redact._LITERALS if set(lit) <= {c.lower() for c in chars}}
+    assert set(redact._ID_PREFIXES) == {p for p in redact._PREFIXES.values() if p and set(p) <= chars}

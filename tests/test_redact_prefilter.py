@@ -79,15 +79,6 @@ def test_no_literal_holds_a_line_break_or_a_mark():
     assert not [w for w in words if re.search(f"[\n{MARKS}]", w)]
 
 
-def test_what_is_remembered_for_a_file_is_bounded(monkeypatch):
-    monkeypatch.setattr(redact, "_REMEMBERED_CHARS", 100)
-    with redacting(RedactionReport()):
-        for i in range(20):
-            redact_value(f"value number {i:03d} of a run")
-        known = redact._RENDERING.get()[2]
-        assert 0 < len(known) < 20 and known.chars <= 100
-
-
 def _rendered(trace, pass_over_file) -> tuple[list[str], dict[str, int]]:
     report = RedactionReport()
     with redacting(report):
@@ -123,17 +114,20 @@ def test_the_values_left_as_they_were_are_not_looked_through_again(monkeypatch):
 def test_a_big_file_is_not_split_at_its_marks_in_one_call(monkeypatch):
     """A file over the split limit (a big trace's index) is searched a window at a time as
     `redact_text` searches it — splitting it whole would hold the GIL, and a host's loop, for all of
-    it — with the same result, and what was remembered of its values is forgotten all the same."""
+    it — with the same result, and what was noted of its values is let go all the same."""
     monkeypatch.setattr(redact, "_WHOLE_SPLIT_CHARS", 50)
     splits: list[str] = []
-    mark = redact._MARK
-    monkeypatch.setattr(redact, "_MARK", type("M", (), {"split": lambda self, t: splits.append(t) or mark.split(t)})())
+    span = redact.SOURCE_SPAN
+    monkeypatch.setattr(
+        redact, "SOURCE_SPAN", type("S", (), {"split": lambda self, t: splits.append(t) or span.split(t)})()
+    )
     with redacting(RedactionReport()):
         value = "the agent read the page and wrote a plan"
         redact_value(value)
         marked = f"## Run 001: search\n{source(value)}\n- name: {source('sk-' + 'a1B2c3D4e5' * 5)}\n"
         out = redact_rendered(marked)
-        assert not redact._RENDERING.get()[2]  # forgotten
+        seen = redact._RENDERING.get()[2]
+        assert not seen.present and not seen.starts and seen.opened == 0  # let go
     assert splits == [] and out == redact_text(marked)
     assert "[REDACTED:openai_key]" in out
 

@@ -123,3 +123,16 @@ def test_the_clean_text_and_layout_are_those_of_one_search_with_the_mark_pattern
     for _ in range(300):
         marked = _marked(rng, rng.randint(0, 60))
         assert strip_marks(marked) == _strip_reference(marked)
+
+
+@pytest.mark.parametrize("window", [1, 3, 8, 64, 1 << 18])
+def test_the_clean_text_and_layout_are_the_references_on_any_mix_of_marks(monkeypatch, window):
+    """Marks in every order — runs nested, unclosed, ended twice, marks inside a run's id, segments
+    paused and resumed out of turn — windows of every size: `strip_marks` reads them as one search
+    with the mark pattern does."""
+    monkeypatch.setattr(source_text, "_WINDOW", window)
+    rng = random.Random(window)
+    pieces = [RUN, RUN_END, OPEN, CLOSE, PAUSE, RESUME, "a", "bc", "\n", f"{RUN}r-1{RUN_END}", "word "]
+    for _ in range(1500):
+        marked = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
+        assert strip_marks(marked) == _strip_reference(marked), repr(marked)

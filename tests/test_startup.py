@@ -54,8 +54,8 @@ def test_the_command_line_answers_without_the_heavy_modules(argv, says, code):
 
 def test_the_applications_package_loads_its_analysis_only_when_asked():
     code = (
-        "import sys, refinery.app as app; before = 'aiohttp' in sys.modules; app.analyze_into; "
-        "print(before, 'aiohttp' in sys.modules)"
+        "import sys, refinery.app as app; analyst = 'refinery.analysis.staged_failure_analyst'; "
+        "before = analyst in sys.modules; app.analyze_into; print(before, analyst in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.split() == ["False", "True"]
@@ -67,3 +67,13 @@ def test_a_command_that_runs_loads_what_it_needs_in_its_own_body():
     assert exit_code == 0
     assert json.loads(output)["runs"] > 0
     assert {"pydantic", "refinery.core.models", "refinery.traces"} <= set(loaded)
+
+
+def test_plan_loads_no_http_client_and_no_schema_validator():
+    """`refinery plan` is offline: it sends nothing and validates no answer, so the HTTP client (a third
+    of its start-up, most of it building TLS contexts) and the JSON Schema validator stay unloaded."""
+    output, loaded, exit_code = _started("plan", str(FIXTURES / "otlp_trace.json"), "--json")
+    assert exit_code == 0
+    assert json.loads(output)["runs"] > 0
+    assert "aiohttp" not in loaded
+    assert "jsonschema" not in loaded

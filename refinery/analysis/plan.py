@@ -112,6 +112,7 @@ def measure(
     with objects_frozen():
         for name, body in bodies:
             room = keep_bytes is not None and 0 < keep_bytes and kept < keep_bytes
+            room = room and kept + _json_chars_at_least(body) <= keep_bytes  # else it cannot fit: not dumped
             size = len(json.dumps(body)) if room else 0  # measured only while there is room for it
             keep = keep_bytes is None or (room and kept + size <= keep_bytes)
             kept += size if keep else 0
@@ -119,6 +120,19 @@ def measure(
             calls.append(PlannedCall(name, tokens, budget, body if keep else None, retrieval_allowance(body)))
             survivors_frozen()
     return calls
+
+
+def _json_chars_at_least(body: dict[str, Any]) -> int:
+    """At most `len(json.dumps(body))`: the characters of its input texts, each written as one
+    character of JSON or more. Why: a big trace's Stage 1 bodies hold its files, and each was
+    serialised whole only to learn that it would not fit in what `plan --json` keeps."""
+    return sum(
+        len(part["text"])
+        for msg in body.get("input", [])
+        if isinstance(msg, dict)
+        for part in msg.get("content", [])
+        if isinstance(part, dict) and isinstance(part.get("text"), str)
+    )
 
 
 _FILE_HEAD = "===== file: "  # how an inline file opens in a prompt (`stages.inline_files_text`)

@@ -44,11 +44,14 @@ def _table(member: Callable[[int], bool]) -> bytes:
 
 
 # Each kind of run `_PIECE` cuts in pieces (letters, digits, anything else but white space), as the
-# bytes that mark it ("x", the rest " "), and the piece it is cut into
+# bytes that mark it ("x", the rest " "), the piece it is cut into, and whether each run's first
+# character is taken off (else its last) to count the rest: letters are most of a text, and a
+# search for the edge pattern is quicker where its last byte is the rarer ("x" for letters, " "
+# for the others: 0.10 against 0.06 s over 26 MB of rendered files)
 _RUNS = (
-    (_table(_letter), b"x" * 10),
-    (_table(_digit), b"x" * 3),
-    (_table(lambda b: not (_letter(b) or _digit(b) or _space(b))), b"x" * 2),
+    (_table(_letter), b"x" * 10, True),
+    (_table(_digit), b"x" * 3, False),
+    (_table(lambda b: not (_letter(b) or _digit(b) or _space(b))), b"x" * 2, False),
 )
 # White space: a space "s", any other white space "x", the rest " "
 _BLANKS = bytes(ord("s") if b == 32 else ord("x") if _space(b) else ord(" ") for b in range(256))
@@ -68,11 +71,14 @@ def _pieces(window: str) -> int:
         window = _UNICODE_SPACE.sub("\n", window)
     data = window.encode("ascii", "replace")  # one "?" (an "other") a character past ASCII
     count = 0
-    for table, piece in _RUNS:
+    for table, piece, first in _RUNS:
         runs = data.translate(table)
-        if runs[:1] == b"x":
-            runs = b" " + runs
-        rest = runs.replace(b" x", b"  ")  # each run without its first character
+        if first:
+            runs = b" " + runs if runs[:1] == b"x" else runs
+            rest = runs.replace(b" x", b"  ")  # each run without its first character
+        else:
+            runs = runs + b" " if runs[-1:] == b"x" else runs
+            rest = runs.replace(b"x ", b"  ")  # each run without its last character
         count += runs.count(b"x") - rest.count(b"x") + rest.count(piece)
     blanks = data.translate(_BLANKS)
     if blanks[:1] != b" ":

@@ -11,9 +11,8 @@ reopened, so the content reads the same.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
-from refinery.traces.redact import redact_value, remember_marked
+from refinery.traces.redact import SOURCE_SPAN, note_rendered, redact_value
 from refinery.traces.source_text import CLOSE, OPEN, PAUSE, RESUME
 
 _SPACES = re.compile(" *")
@@ -38,38 +37,28 @@ def _wrap(line: str, width: int) -> list[str]:
     return out
 
 
-_SOURCE_SPAN = re.compile("\ue000[^\ue000\ue001]*\ue001")
 _JOIN = "\n\ue004\n"  # between the pieces redacted together: a line break and a mark, which no value crosses
 
 
-def _texts(joined: str, section: str) -> Iterator[str]:
-    """The scaffolding joined, then each value of `section`: found only when read (in a `redacting`
-    block: `redact.remember_marked`)."""
-    yield joined
-    for span in _SOURCE_SPAN.findall(section):
-        yield span[1:-1]
-
-
-def _scaffolding_redacted(section: str) -> tuple[str, Iterator[str] | None]:
+def _scaffolding_redacted(section: str) -> str:
     """`section` with what the renderer wrote around the trace's values (ids, names) redacted,
     inside a `redacting` block: the values were redacted as they were rendered, but a marker at a
     blank line inside an id would split a secret there. The pieces between values are redacted
-    together, in one pass, not the values again. With it, when redaction left the section as it
-    was: its texts as `redact.remember_marked` takes them (the scaffolding joined, each value)."""
+    together, in one pass, not the values again."""
     if _JOIN in section:
-        return redact_value(section), None
-    pieces = _SOURCE_SPAN.split(section)
+        return redact_value(section)
+    pieces = SOURCE_SPAN.split(section)
     joined = _JOIN.join(pieces)
     redacted = redact_value(joined)
     if redacted == joined:  # nearly always: nothing to put back together
-        return section, _texts(joined, section)
+        return section
     parts = redacted.split(_JOIN)
     if len(parts) != len(pieces):  # a secret ran across pieces: the whole section, then
-        return redact_value(section), None
+        return redact_value(section)
     out = [parts[0]]
-    for span, piece in zip(_SOURCE_SPAN.findall(section), parts[1:]):
+    for span, piece in zip(SOURCE_SPAN.findall(section), parts[1:]):
         out += [span, piece]
-    return "".join(out), None
+    return "".join(out)
 
 
 def _break_ranks(lines: list[str], fences: list[str | None]) -> list[int]:
@@ -99,7 +88,7 @@ def with_markers(section: str, marker: str, every: int) -> str:
     """
     if len(section) <= every:
         return section
-    section, texts = _scaffolding_redacted(section)
+    section = _scaffolding_redacted(section)
     added = False
     lines: list[str] = []
     fences: list[str | None] = []  # the fence open before each line
@@ -151,7 +140,6 @@ def with_markers(section: str, marker: str, every: int) -> str:
         size += sizes[i]
         i += 1
     out += lines[start:]
-    marked = "\n".join(out)
-    if texts is not None:  # the file's redaction need not look through the section's pieces again
-        remember_marked(texts, marked, marker if added else None)
-    return marked
+    if added:  # put among the values: the file's pass takes what is found in it as looked through
+        note_rendered(marker)
+    return "\n".join(out)

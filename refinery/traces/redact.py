@@ -23,10 +23,11 @@ from typing import Any
 from refinery.core.pieces import PIECE_CHARS, contains
 from refinery.errors import UserInputError
 from refinery.traces.redact_memo import WordMemo
-from refinery.traces.redact_rules import FIELD_NAMES, HEADER_NAMES, K8S_DATA, K8S_KIND, K8S_REACH, MARKS, RULES, Rule
+from refinery.traces.redact_rules import FIELD_NAMES, HEADER_NAMES, K8S_DATA, K8S_KIND, K8S_REACH, RULES, Rule
 
 __all__ = [
     "RULES",
+    "SOURCE_SPAN",
     "RedactionReport",
     "compile_patterns",
     "extra_patterns",
@@ -34,7 +35,8 @@ __all__ = [
     "redact_text",
     "redact_value",
     "redacting",
-    "remember_marked",
+    "note_marks",
+    "note_rendered",
     "secret_field_value",
 ]
 
@@ -116,8 +118,7 @@ def _by_guard(words: Iterable[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
     return tuple(sorted(((g, tuple(ws)) for g, ws in groups.items()), key=lambda gw: gw[0]))
 
 
-# Literals that hold white space: wrapping a long line at a space may part one (see `remember_marked`),
-# and a text's words do not hold one (`redact_memo`)
+# Literals that hold white space: a text's words do not hold one (`redact_memo`)
 _SPACED = frozenset(lit for lit in _LITERALS if any(ch.isspace() for ch in lit))
 _LITERAL_GUARDS = _by_guard(_LITERALS)
 _PREFIX_GUARDS = _by_guard(set(_PREFIXES.values()) - {""})
@@ -291,6 +292,30 @@ def _scanned(text: str) -> _Found:
     return _literals_in(text), _found(text, _PREFIX_GUARDS, set())
 
 
+# What ids, times and numbers are written with (hex digits, a time's `T` and `Z`, the renderer's run
+# marks, the line breaks new words are joined with), and the few literals and texts rules begin
+# with that can be written with nothing else
+_ID_CHARS = "0123456789abcdefABCDEF:.+-_TZ()[]#,\ue002\ue003\n"
+_ID_LITERALS = tuple(sorted(lit for lit in _LITERALS if set(lit) <= set(_ID_CHARS.lower())))
+_ID_PREFIXES = tuple(sorted(p for p in set(_PREFIXES.values()) - {""} if set(p) <= set(_ID_CHARS)))
+_NOT_ID = re.compile(f"[^{re.escape(_ID_CHARS)}]")
+
+
+def _scanned_words(text: str) -> _Found:
+    """`_scanned(text)` for the new words of a rendering (`redact_memo`), the ids and times of the
+    renderer's own text looked for only as what they can hold.
+
+    Why: most words a rendering has not seen are ids, times and numbers (a run's id, its parent's,
+    its start and end), learnt a few at a time, and each lot was looked for every literal's rarest
+    character: about a fifth of redaction. A literal can only occur in a text that holds all of its
+    characters, so a text written wholly in `_ID_CHARS` can only hold those of `_ID_LITERALS` and
+    `_ID_PREFIXES`: the same findings for a few searches."""
+    if len(text) <= _WINDOW and not _NOT_ID.search(text):  # every character one of them
+        low = text.lower()
+        return {lit for lit in _ID_LITERALS if lit in low}, {p for p in _ID_PREFIXES if p in text}
+    return _scanned(text)
+
+
 def _prefiltered(text: str) -> _Found:
     """The prefilter's findings in `text`: inside a `redacting` block, from its words (`redact_memo`:
     each word of a rendering looked through once), a big text a window at a time as before."""
@@ -342,50 +367,54 @@ def _kubernetes_secrets(text: str, report: RedactionReport | None) -> str:
 # Redaction while rendering: each value of the trace is redacted before the renderer cuts it,
 # wraps it or puts a run-id marker into it (a secret split by a cut or a marker is no longer
 # recognised). A context variable, so concurrent renderings each count into their own report.
-class _Remembered(dict[str, _Found]):
-    """Values redacted and left as they were, with what the prefilter found in each (see
-    `redact_rendered`); `chars`: their length, kept under `_REMEMBERED_CHARS` so that a block that
-    renders without `redact_rendered` (or one huge value) does not hold the trace's text."""
+class _SinceLastFile:
+    """What the prefilter found in every text redacted (or noted) since the last file's pass, and
+    the source marks the renderer made meanwhile (see `redact_rendered`).
 
-    chars = 0
+    Bounded: the findings are sets of the catalogue's literals; the short values, kept to be looked
+    through together, are looked through and let go once they pass `_SHORT_CHARS`."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.hot: dict[str, _Found] = {}  # those the prefilter found something in: the rest add nothing
+        self.present: set[str] = set()
+        self.starts: set[str] = set()
+        self.short: list[str] = []  # values too short to redact alone: looked through together
+        self.short_chars = 0
+        self.opened = self.closed = 0  # OPEN and CLOSE marks the renderer made (`note_marks`)
 
-    def remember(self, texts: Iterable[str], found: _Found) -> None:
-        """`texts`, each holding (together with the others given with it) what `found` says."""
-        self.update(dict.fromkeys(texts, found))
-        if found[0] or found[1]:
-            self.hot.update(dict.fromkeys(texts, found))
+    def add(self, found: _Found) -> None:
+        self.present |= found[0]
+        self.starts |= found[1]
 
-    def found_in(self, texts: set[str]) -> tuple[_Found, set[str]]:
-        """What the remembered ones of `texts` hold together, and those not remembered: set
-        operations in C, not a look-up a piece (a file has a few hundred)."""
-        present: set[str] = set()
-        starts: set[str] = set()
-        for text in texts.intersection(self.hot):
-            present |= self.hot[text][0]
-            starts |= self.hot[text][1]
-        return (present, starts), texts.difference(self)
+    def add_short(self, text: str) -> None:
+        self.short.append(text)
+        self.short_chars += len(text) + 1
+        if self.short_chars > _SHORT_CHARS:
+            self._flush_short()
 
-    def forget(self) -> None:
-        self.clear()
-        self.hot.clear()
-        self.chars = 0
+    def _flush_short(self) -> None:
+        if self.short:
+            self.add(_prefiltered("\n".join(self.short)))  # no literal holds a line break
+        self.short, self.short_chars = [], 0
+
+    def take(self) -> tuple[_Found, int, int]:
+        """All found since the last file, and the marks made; then start again."""
+        self._flush_short()
+        out = (self.present, self.starts), self.opened, self.closed
+        self.__init__()  # type: ignore[misc]
+        return out
 
 
-_REMEMBERED_CHARS = 1 << 24
+_SHORT_CHARS = 1 << 16
 
-_RENDERING: ContextVar[tuple[RedactionReport, tuple[re.Pattern[str], ...], _Remembered, WordMemo] | None] = ContextVar(
-    "refinery_redaction", default=None
+_RENDERING: ContextVar[tuple[RedactionReport, tuple[re.Pattern[str], ...], _SinceLastFile, WordMemo] | None] = (
+    ContextVar("refinery_redaction", default=None)
 )
 
 
 @contextmanager
 def redacting(report: RedactionReport, extra: Sequence[re.Pattern[str]] = ()) -> Iterator[None]:
     """Within this block, `redact_value` redacts into `report` (with `extra` patterns too)."""
-    token = _RENDERING.set((report, tuple(extra), _Remembered(), WordMemo(_scanned, _SPACED)))
+    token = _RENDERING.set((report, tuple(extra), _SinceLastFile(), WordMemo(_scanned_words, _SPACED)))
     try:
         yield
     finally:
@@ -394,55 +423,44 @@ def redacting(report: RedactionReport, extra: Sequence[re.Pattern[str]] = ()) ->
 
 def redact_value(text: str) -> str:
     """A trace value as it may be rendered: redacted inside a `redacting` block, else as it is.
-    A value left as it was is remembered with what the prefilter found in it, for
-    `redact_rendered` to reuse."""
+    What the prefilter found in it (and in what it became, when a rule changed it) is noted for
+    `redact_rendered`; a value too short to redact alone is noted to be looked through with the
+    file's other short ones."""
     state = _RENDERING.get()
-    if state is None or (len(text) < 8 and not state[1] and not _EXTRA.get()):
+    if state is None:
         return text
-    report, extra, known, _ = state
+    report, extra, seen, _ = state
+    if len(text) < 8 and not extra and not _EXTRA.get():
+        seen.add_short(text)
+        return text
     found = _prefiltered(text)
     out = _redacted(text, report, extra, found)
-    if out == text and known.chars + len(out) <= _REMEMBERED_CHARS:
-        known[out] = found
-        if found[0] or found[1]:
-            known.hot[out] = found
-        known.chars += len(out)
+    seen.add(found)
+    if out != text:
+        seen.add(_prefiltered(out))
     return out
 
 
-_MARK = re.compile(f"[{MARKS}]")
-
-
-def remember_marked(before: Iterable[str], after: str, added: str | None) -> None:
-    """Remember every piece of `after` (a section as marked, between its marks) with what the
-    prefilter finds in the texts `before` together and in `added`, inside a `redacting` block.
-
-    Why: a long section is given its run-id markers after its values were redacted, which cuts
-    them into new pieces (a marker between two lines of a message, a long line wrapped), and
-    `redact_rendered` looked through every such piece again (with the renderer's own text around
-    them, looked through once already before the markers went in). `before` are the section's
-    texts as they stood before (its values, as redacted, and its scaffolding); `added`, what went
-    in (the marker's text), None when nothing did. No literal holds a line break or a mark, and
-    the markers go in between lines and wrapping cuts at spaces, so every literal of `after` is in
-    one of `before` or in `added`, and every literal of those is in `after` unless it holds a
-    space: then nothing is remembered (the pieces are looked through in the file's pass as
-    before). Each piece remembered with the section's findings adds up, over a file, to what the
-    file's pieces hold: the same rules run (tests/test_redact_prefilter.py)."""
+def note_rendered(text: str) -> None:
+    """Inside a `redacting` block, note what the prefilter finds in `text`, which the renderer put
+    among the values it marked as source (a run-id marker inside a long message): the file's pass
+    takes it as looked through (see `redact_rendered`)."""
     state = _RENDERING.get()
-    if state is None:
-        return
-    known = state[2]
-    (present, starts), missing = known.found_in({*before, added} if added is not None else set(before))
-    if missing:  # no literal holds a line break: looked through together
-        more = _prefiltered("\n".join(missing))
-        present |= more[0]
-        starts |= more[1]
-    if not _SPACED.isdisjoint(present) or known.chars + len(after) > _REMEMBERED_CHARS:
-        return
-    known.remember(_MARK.split(after), (present, starts))
-    known.chars += len(after)
+    if state is not None:
+        state[2].add(_prefiltered(text))
 
 
+def note_marks(opened: int, closed: int) -> None:
+    """Inside a `redacting` block, count the OPEN and CLOSE source marks the renderer made (or, when
+    negative, cut away), so the file's pass can tell them from marks the trace's own text brought."""
+    state = _RENDERING.get()
+    if state is not None:
+        state[2].opened += opened
+        state[2].closed += closed
+
+
+_OPEN, _CLOSE = "\ue000", "\ue001"  # `source_text.OPEN`, `CLOSE` (which imports this module)
+SOURCE_SPAN = re.compile(f"{_OPEN}[^{_OPEN}{_CLOSE}]*{_CLOSE}")  # one value's text as marked
 _WHOLE_SPLIT_CHARS = 4 * PIECE_CHARS  # the largest file split at its marks in one call
 
 
@@ -451,22 +469,32 @@ def redact_rendered(marked: str, report: RedactionReport | None = None, extra: S
 
     Why: the whole file is redacted once more after its values were (names, ids and what else the
     renderer writes around them), and looking for the prefilter's literals in every character of
-    it again was most of what redaction cost. No literal holds a mark or a line break, so what the
-    prefilter finds in the file is what it finds in the pieces between the marks: a piece that is a
-    value redacted in this `redacting` block, and left as it was, is not looked through again. The
-    values remembered are forgotten here (one file's at a time). A big file (a big trace's index)
-    is searched by `redact_text` a window at a time instead: splitting it at its marks is one C
-    call over all of it, which holds the GIL (and a host's event loop) for as long as it runs."""
+    it again was most of what redaction cost. Its values are not looked through again: the rules
+    run are those for what was found in every text redacted or noted since the last file (its
+    values, whole, before any cut; the markers put among them) and in what lies outside its
+    values' marks (`SOURCE_SPAN`: the renderer's own text). No literal holds a mark or a line
+    break, and what lies inside a value's marks is a piece of such a text (cut, wrapped, parted by
+    a marker) or a marker, so this finds at least what looking through the whole file finds.
+    At least, not exactly (a literal in a value's part that was cut away): so the rules run are
+    trusted only where none replaced anything — then no rule of the exact set could have either,
+    each seeing the file as it was — and otherwise the file is redacted again with what looking
+    through all of it finds. Marks the renderer did not make (a trace's own text holding the
+    private-use characters) could pass the renderer's text off as a value: then too the whole file
+    is looked through. A big file (a big trace's index) is searched by `redact_text` a window at a
+    time: splitting it at its marks is one C call over all of it, which holds the GIL (and a
+    host's event loop) for as long as it runs."""
     state = _RENDERING.get()
-    known = state[2] if state is not None else None
-    if not known or len(marked) > _WHOLE_SPLIT_CHARS:
-        if known:
-            known.forget()
+    if state is None:
         return redact_text(marked, report, extra)
-    (present, starts), unknown = known.found_in(set(_MARK.split(marked)))
-    known.forget()
-    rest_present, rest_starts = _prefiltered("\n".join(unknown))
-    return _redacted(marked, report, extra, (present | rest_present, starts | rest_starts))
+    found, opened, closed = state[2].take()
+    if len(marked) > _WHOLE_SPLIT_CHARS or marked.count(_OPEN) != opened or marked.count(_CLOSE) != closed:
+        return redact_text(marked, report, extra)
+    outside = _prefiltered("\n".join(SOURCE_SPAN.split(marked)))
+    trial = RedactionReport()
+    out = _redacted(marked, trial, extra, (found[0] | outside[0], found[1] | outside[1]))
+    if not trial.counts:
+        return out  # nothing replaced: the file as it was, as the exact set of rules leaves it
+    return redact_text(marked, report, extra)
 
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{8,}={0,2}")

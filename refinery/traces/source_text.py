@@ -25,7 +25,7 @@ from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from refinery.traces.redact import redact_value
+from refinery.traces.redact import note_marks, redact_value
 
 OPEN, CLOSE, RUN, RUN_END, PAUSE, RESUME = "\ue000", "\ue001", "\ue002", "\ue003", "\ue004", "\ue005"
 _ANY_MARK = re.compile("[\ue000-\ue005]")
@@ -49,8 +49,10 @@ def source(text: str, limit: int | None = None) -> str:
     can span the cut."""
     text = clean_marks(redact_value(text))
     if limit is None or len(text) <= limit:
+        note_marks(1, 1)
         return f"{OPEN}{text}{CLOSE}"
     head, note, tail = truncate_parts(text, limit)
+    note_marks(2, 2)
     return f"{OPEN}{head}{CLOSE}{note}{OPEN}{tail}{CLOSE}"
 
 
@@ -68,6 +70,10 @@ def cut(marked: str, limit: int | None) -> str:
     before, after = marked[:head_end], marked[tail_start:]
     inside = is_open_after(before, False)
     tail_inside = is_open_after(marked[:tail_start], False)
+    # the marks cut away, and those the cut adds, counted for redaction's pass over the file
+    note_marks(
+        tail_inside - marked.count(OPEN, head_end, tail_start), inside - marked.count(CLOSE, head_end, tail_start)
+    )
     return f"{before}{CLOSE if inside else ''}{note}{OPEN if tail_inside else ''}{after}"
 
 
@@ -149,6 +155,20 @@ class FileLayout:
                 yield segs[k + 1], segs[k + 2], bool(segs[k + 3])
 
 
+def _windows(marked: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of each window (`_WINDOW` characters, less where a run mark would cross its end)
+    that marks are looked for in: see `_marks`."""
+    pos, n = 0, len(marked)
+    while pos < n:
+        end = min(pos + _WINDOW, n)
+        if end < n:
+            opened = marked.find(RUN, marked.rfind(RUN_END, pos, end) + 1 or pos, end)
+            if opened >= 0 and marked.find(RUN_END, end) >= 0:  # a run mark would cross the window's end
+                end = opened if opened > pos else marked.find(RUN_END, end) + 1
+        yield pos, end
+        pos = end
+
+
 def _marks(marked: str) -> Iterator[tuple[int, int, str, str]]:
     """(start, end, mark, run id) of each match of `_MARKS.finditer(marked)` (the run id: '' but for
     a run mark), searched a window (`_WINDOW` characters) at a time.
@@ -160,13 +180,7 @@ def _marks(marked: str) -> Iterator[tuple[int, int, str, str]]:
     alternation is tried at every character, where one class of mark characters is looked for as
     fast as a character is; a run mark's end is then found as `_MARKS` finds it (the first RUN_END
     after it, in the window: without one the RUN is text, as a RUN_END alone is)."""
-    pos, n = 0, len(marked)
-    while pos < n:
-        end = min(pos + _WINDOW, n)
-        if end < n:
-            opened = marked.find(RUN, marked.rfind(RUN_END, pos, end) + 1 or pos, end)
-            if opened >= 0 and marked.find(RUN_END, end) >= 0:  # a run mark would cross the window's end
-                end = opened if opened > pos else marked.find(RUN_END, end) + 1
+    for pos, end in _windows(marked):
         after = pos  # where the next match may start: past a run mark
         for m in _MARK_CHARS.finditer(marked, pos, end):
             at, mark = m.start(), m.group()
@@ -180,44 +194,67 @@ def _marks(marked: str) -> Iterator[tuple[int, int, str, str]]:
                 after = close + 1
             else:
                 yield at, at + 1, mark, ""
-        pos = end
+
+
+_MARK_SPLIT = re.compile("([\ue000-\ue005])")  # a window's text and its mark characters, in turn
 
 
 def strip_marks(marked: str) -> tuple[str, FileLayout]:
-    """The clean text of a marked rendering, and where its runs and source segments are."""
+    """The clean text of a marked rendering, and where its runs and source segments are: the
+    matches `_marks` finds, each window split at its mark characters in one C call and the marks
+    read in turn (a match object and a slice a mark were most of the time this took)."""
     layout = FileLayout()
+    run_ids, run_starts, segments = layout.run_ids, layout.run_starts, layout.segments
     out: list[str] = []
-    pos = last = 0
-    seg_start: int | None = None
+    pos = 0
+    seg_start = -1  # where the open source segment starts; -1: none
     joined = paused = False
-
-    def end_segment(at: int) -> None:
-        if seg_start is not None and at > seg_start and layout.run_ids:
-            layout.segments.extend((len(layout.run_ids) - 1, seg_start, at, int(joined)))
-
-    for start, stop, mark, run_id in _marks(marked):
-        out.append(marked[last:start])
-        pos += start - last
-        last = stop
-        if mark == RUN:
-            end_segment(pos)
-            seg_start, paused = None, False
-            layout.run_ids.append(sys.intern(run_id))  # shared with the citation index's keys
-            layout.run_starts.append(pos)
-        elif mark == OPEN:
-            end_segment(pos)
-            seg_start, joined, paused = pos, False, False
-        elif mark == CLOSE:
-            end_segment(pos)
-            seg_start, paused = None, False
-        elif mark == PAUSE and seg_start is not None:
-            end_segment(pos)
-            seg_start, paused = None, True
-        elif mark == RESUME and paused:
-            seg_start, joined, paused = pos, True, False
-    tail = marked[last:]
-    out.append(tail)
-    pos += len(tail)
-    end_segment(pos)
+    for start, end in _windows(marked):
+        parts = _MARK_SPLIT.split(marked[start:end])  # text, mark, text, …: no text holds a mark
+        text = parts[0]
+        out.append(text)
+        pos += len(text)
+        i, n = 1, len(parts)
+        while i < n:
+            mark, text = parts[i], parts[i + 1]
+            if mark == OPEN:
+                if seg_start >= 0 and pos > seg_start and run_ids:
+                    segments.extend((len(run_ids) - 1, seg_start, pos, int(joined)))
+                seg_start, joined, paused = pos, False, False
+            elif mark == CLOSE:
+                if seg_start >= 0 and pos > seg_start and run_ids:
+                    segments.extend((len(run_ids) - 1, seg_start, pos, int(joined)))
+                seg_start, paused = -1, False
+            elif mark == RUN:
+                try:
+                    close = parts.index(RUN_END, i + 2)  # the next one: a text holds no mark
+                except ValueError:
+                    close = -1
+                if close < 0:  # never closed in its window: text, as a RUN_END alone is
+                    out.append(mark)
+                    pos += 1
+                else:
+                    if seg_start >= 0 and pos > seg_start and run_ids:
+                        segments.extend((len(run_ids) - 1, seg_start, pos, int(joined)))
+                    seg_start, paused = -1, False
+                    run_ids.append(sys.intern("".join(parts[i + 1 : close])))  # shared with the citation index's keys
+                    run_starts.append(pos)
+                    i, text = close, parts[close + 1]
+            elif mark == PAUSE:
+                if seg_start >= 0:
+                    if pos > seg_start and run_ids:
+                        segments.extend((len(run_ids) - 1, seg_start, pos, int(joined)))
+                    seg_start, paused = -1, True
+            elif mark == RESUME:
+                if paused:
+                    seg_start, joined, paused = pos, True, False
+            else:  # RUN_END alone: text
+                out.append(mark)
+                pos += 1
+            out.append(text)
+            pos += len(text)
+            i += 2
+    if seg_start >= 0 and pos > seg_start and run_ids:
+        segments.extend((len(run_ids) - 1, seg_start, pos, int(joined)))
     layout.length = pos
     return "".join(out), layout

@@ -38,10 +38,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
-
-import aiohttp
 
 from refinery.core.artifacts import read_json, write_json_atomic
 from refinery.core.models import Trace
@@ -57,6 +55,9 @@ from refinery.traces import load_trace
 from refinery.traces.redact import redact_text
 from refinery.wire.retry import Attempts, RetryPolicy, next_wait
 from refinery.wire.transport import connection_reason
+
+if TYPE_CHECKING:  # imported where a platform is called: `refinery plan` of a file calls none
+    import aiohttp
 
 __all__ = [
     "SOURCES",
@@ -112,6 +113,8 @@ def is_source_ref(text: str, *, project: str | None = None) -> SourceRef | None:
 
 async def fetch_trace(ref: SourceRef, *, env: Mapping[str, str] | None = None, timeout_s: float = 60) -> Any:
     """The trace as the platform's API gives it, shaped for the file loader of its format."""
+    import aiohttp
+
     env = os.environ if env is None else env
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
         if ref.platform == "langsmith":
@@ -226,6 +229,8 @@ async def failed_traces(
     """The ids of the traces that failed in the last `since_s` seconds: LangSmith's root runs with
     an error in `project`; Langfuse's traces holding an observation at level ERROR; Phoenix's
     traces holding a span with status ERROR, in `project` or every project (`phoenix:<project>/<id>`)."""
+    import aiohttp
+
     env = os.environ if env is None else env
     since = datetime.now(timezone.utc) - timedelta(seconds=since_s)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
@@ -427,6 +432,8 @@ class _Caller:
     ) -> Any:
         """The answer's JSON; a status in `accept` (a writer's 409: the record exists) is answered as
         `{"status": n}` instead of retried or refused."""
+        import aiohttp
+
         attempts = Attempts()
         while True:
             try:

@@ -13,13 +13,14 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
-
-import aiohttp
+from typing import IO, TYPE_CHECKING, Any
 
 from refinery.core.artifacts import private_dir
 from refinery.errors import NotFoundError
 from refinery.wire.transport import OpenAITransport
+
+if TYPE_CHECKING:  # imported where a request is made (`refinery plan` makes none)
+    import aiohttp
 
 __all__ = ["delete_file", "download_file", "list_files", "upload_file"]
 
@@ -46,6 +47,8 @@ async def upload_file(
     content = await asyncio.to_thread(path.read_bytes)  # a big file: read off the event loop
 
     def form() -> aiohttp.FormData:
+        import aiohttp
+
         if on_attempt is not None:
             on_attempt(path)
         fd = aiohttp.FormData()

@@ -16,10 +16,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Protocol
-
-import aiohttp
-import jsonschema
+from typing import TYPE_CHECKING, Any, Protocol
 
 from refinery.core.offload import in_worker
 from refinery.core.tokens import worst_case_tokens
@@ -68,6 +65,10 @@ from refinery.wire.transport import (
     TokenProvider,
 )
 from refinery.wire.vector_store_manager import VectorStoreManager
+
+if TYPE_CHECKING:  # both imported where used: `refinery plan` sends nothing and validates no answer
+    import aiohttp
+    import jsonschema
 
 __all__ = [
     "ChatCompletionsClient",
@@ -414,6 +415,8 @@ def answer_problems(text: str, schema: Mapping[str, Any] | None) -> list[str]:
 @lru_cache(maxsize=32)
 def _validator(schema_json: str) -> jsonschema.Draft202012Validator:
     """One compiled validator per schema: building it was most of a call's client CPU."""
+    import jsonschema
+
     return jsonschema.Draft202012Validator(json.loads(schema_json))
 
 

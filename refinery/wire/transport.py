@@ -24,9 +24,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any
-
-import aiohttp
+from typing import TYPE_CHECKING, Any
 
 from refinery.errors import (
     APIConnectionError,
@@ -47,6 +45,9 @@ from refinery.wire.json_body import JSON_CONTENT_TYPE, encoded_off_loop, is_big
 from refinery.wire.rate_budget import UNBUDGETED, BudgetStats, RateBudget, Ticket
 from refinery.wire.retry import RETRYABLE_STATUS, Attempts, RetryPolicy, next_wait
 
+if TYPE_CHECKING:  # aiohttp is imported where a request is made: `refinery plan` never makes one
+    import aiohttp
+
 __all__ = ["ApiResponse", "ApiSettings", "OpenAITransport", "RETRYABLE_STATUS", "RetryPolicy", "error_from_response"]
 
 log = logging.getLogger("refinery.transport")
@@ -54,9 +55,9 @@ log = logging.getLogger("refinery.transport")
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
-FormFactory = Callable[[], aiohttp.FormData]
+FormFactory = Callable[[], "aiohttp.FormData"]
 # takes a successful answer's body as it arrives (a file's content, not JSON); called afresh on each attempt
-BodySink = Callable[[aiohttp.ClientResponse], Awaitable[Any]]
+BodySink = Callable[["aiohttp.ClientResponse"], Awaitable[Any]]
 
 
 TokenProvider = Callable[[], "str | Awaitable[str]"]  # an Entra token, sync or async
@@ -180,6 +181,8 @@ _ERROR_CLASSES: dict[int, type[APIStatusError]] = {
 def connection_reason(exc: aiohttp.ClientError) -> str:
     """Why a connection failed, as a person reads it: host, port and the system's reason
     ("cannot connect to 127.0.0.1:9: Connection refused"), not the HTTP library's internals."""
+    import aiohttp
+
     if isinstance(exc, aiohttp.ClientConnectorError):
         os_error = exc.os_error
         # asyncio words a refused connection "Connect call failed (…)": the system's words are its errno's
@@ -239,6 +242,8 @@ class OpenAITransport:
         shares, with the limits `tpm` / `rpm` if given, else learned from the API's headers, on
         this transport's clock and sleep; a `RateBudget` is used as it is; False sends without
         client-side admission."""
+        import aiohttp
+
         self.settings = settings or ApiSettings.from_env(api_key)
         self.timeout = timeout or aiohttp.ClientTimeout(total=300, connect=30, sock_read=240)
         self.retry = retry or RetryPolicy()
@@ -268,6 +273,8 @@ class OpenAITransport:
         await self.close()
 
     def _ensure_session(self) -> aiohttp.ClientSession:
+        import aiohttp
+
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=self.timeout)
             self._owns_session = True
@@ -357,6 +364,8 @@ class OpenAITransport:
     ) -> ApiResponse | tuple[APIError, int, dict[str, str]]:
         """One try: the answer, or (the typed failure, HTTP status or 0, headers). `body`: a big
         JSON body already serialised (`wire.json_body`), sent as it is."""
+        import aiohttp
+
         session = self._ensure_session()
         url = self.url(path)
         typed = {"Content-Type": JSON_CONTENT_TYPE} if body is not None else {}
