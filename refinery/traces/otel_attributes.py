@@ -139,3 +139,81 @@ def _messages(attrs: dict[str, Any], keys: list[str], cut: int) -> list[Any] | N
         if "".join(group).isdecimal() and "" not in group:
             return None  # fields that are indices: a list, as the general walk makes it
     return [groups[i] for i in sorted(groups, key=int)] if len(groups) > 1 else list(groups.values())
+
+
+_INPUT_MESSAGES = "llm.input_messages."
+_OUTPUT_MESSAGES = "llm.output_messages."
+_TOOLS = "llm.tools."
+
+
+def grouped_attributes(
+    raw: Any, pool: StringPool | None = None
+) -> tuple[dict[str, Any], dict[str, Any], list[Any], list[Any], bool] | None:
+    """OTLP `{key, value}` pairs read in one pass as what a run keeps of them: the attributes other
+    than messages and tools (in `attributes_of`'s order, the last of a repeated key winning), the
+    tools' keys (for `unflatten`), the input and the output messages (`unflatten`'s answer), and
+    whether any message key was there. None for anything but plain pairs with text keys and
+    OpenInference's own message shape (the caller reads those as before).
+
+    Why: a span's messages were read three times — the pairs into a dict, its keys sorted into
+    groups by prefix, each group's keys split and regrouped — and that was most of a run's making;
+    here each pair is looked at once and each message key split once.
+    """
+    if type(raw) is not list:
+        return None
+    other: dict[str, Any] = {}
+    tools: dict[str, Any] = {}
+    inputs: dict[str, dict[str, Any]] = {}
+    outputs: dict[str, dict[str, Any]] = {}
+    intern = sys.intern
+    for kv in raw:
+        if type(kv) is not dict or type(key := kv.get("key")) is not str:
+            return None  # no key, or one `attributes_of` turns into text: read as before
+        value = v["stringValue"] if type(v := kv.get("value")) is dict and "stringValue" in v else otlp_value(v)
+        if pool is not None:
+            key = pool.setdefault(key, key)
+            if isinstance(value, str):
+                value = pool.setdefault(value, value)
+        if not key.startswith("llm."):
+            other[key] = value
+            continue
+        if key.startswith(_INPUT_MESSAGES):
+            groups, cut = inputs, 19
+        elif key.startswith(_OUTPUT_MESSAGES):
+            groups, cut = outputs, 20
+        elif key.startswith(_TOOLS):
+            tools[key] = value
+            continue
+        else:
+            other[key] = value
+            continue
+        index, marker, field = key[cut:].partition(".message.")
+        if not marker or "." in field or isinstance(value, dict) or not _plain_index(index):
+            return None
+        group = groups.get(index)
+        if group is None:
+            group = groups[index] = {}
+        group[intern(field)] = value
+    for group in (*inputs.values(), *outputs.values()):
+        if "".join(group).isdecimal() and "" not in group:
+            return None  # fields that are indices: a list, as `unflatten`'s general walk makes it
+    return other, tools, _in_order(inputs), _in_order(outputs), bool(inputs or outputs)
+
+
+def _plain_index(index: str) -> bool:
+    """ASCII digits with no leading zero: the indices whose order as numbers is one to one."""
+    return index.isascii() and index.isdigit() and (index[0] != "0" or len(index) == 1)
+
+
+def _in_order(groups: dict[str, dict[str, Any]]) -> list[Any]:
+    """Each message's fields in the order of their sorted keys, the messages by index (as
+    `_messages` orders them: its indices are plain, so sorting by number is sorting its keys)."""
+    if not groups:
+        return []
+    out = []
+    for index in sorted(groups, key=int) if len(groups) > 1 else groups:
+        group = groups[index]
+        if len(group) > 1:
+            group = {f: group[f] for f in sorted(group)}
+        out.append(group)
+    return out

@@ -13,12 +13,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from refinery.core.models import RunType, fact_of
 from refinery.traces.common import parse_time
-from refinery.traces.otel_attributes import attributes_of
+from refinery.traces.otel_attributes import StringPool, attributes_of, grouped_attributes, unflatten
 from refinery.traces.otel_columns import is_clickhouse_span
 from refinery.traces.otel_status import error_of, plain_events, status_code
 from refinery.traces.span_source import Hoisted, Skeleton
@@ -196,15 +196,42 @@ def attribute_groups(attrs: dict[str, Any]) -> tuple[list[str], list[str], list[
                 tools.append(k)
                 continue
         other.append(k)
-    messages = bool(inputs or outputs)
-    rest = {
+    return inputs, outputs, tools, _rest(attrs, other, bool(inputs or outputs))
+
+
+def _rest(attrs: dict[str, Any], other: Iterable[str], messages: bool) -> dict[str, Any]:
+    """`rest_attributes` of `attrs` from its keys `other` (neither messages nor tools)."""
+    return {
         k: attrs[k]
         for k in other
         if not (
             k in SHOWN or (messages and k in DUPLICATED_BY_MESSAGES) or (k in _IO_KEYS and attrs[k] not in (None, ""))
         )
     }
-    return inputs, outputs, tools, rest
+
+
+def span_attributes(
+    raw: Any, pool: StringPool | None = None
+) -> tuple[dict[str, Any], list[Any], list[Any], list[Any], dict[str, Any]]:
+    """What a run makes of a span's attributes: the attributes (every key but, perhaps, the
+    messages' and tools'), its input messages, output messages and tools (`unflatten`'s), and
+    `rest_attributes`. OTLP pairs in OpenInference's own shape are read in one pass
+    (`grouped_attributes`); any other shape as `attributes_of`, `attribute_groups` and `unflatten`
+    read it, which the one pass equals (tests/test_otel_grouped.py)."""
+    grouped = grouped_attributes(raw, pool)
+    if grouped is not None:
+        attrs, tool_attrs, input_messages, output_messages, messages = grouped
+        tools = unflatten(tool_attrs, "llm.tools", list(tool_attrs)) if tool_attrs else []
+        return attrs, input_messages, output_messages, tools, _rest(attrs, attrs, messages)
+    attrs = attributes_of(raw, pool)
+    input_keys, output_keys, tool_keys, rest = attribute_groups(attrs)
+    return (
+        attrs,
+        unflatten(attrs, "llm.input_messages", input_keys) if input_keys else [],
+        unflatten(attrs, "llm.output_messages", output_keys) if output_keys else [],
+        unflatten(attrs, "llm.tools", tool_keys) if tool_keys else [],
+        rest,
+    )
 
 
 def span_skeleton(
