@@ -1,7 +1,8 @@
-"""A span's OTLP attribute pairs read in one pass (`grouped_attributes`) give exactly what reading
-them as before gives — `attributes_of`, then `attribute_groups`, then `unflatten` of each group —
-whatever the pairs: message keys in any order, with gaps, repeated, at other depths, with odd
-indices or values; bad values fail the same way; and the runs made from them are the same runs."""
+"""A span's OTLP attribute pairs read by C loops (`string_attributes`, then `sorted_messages` over
+the sorted keys) give exactly what reading them as before gives — `attributes_of`, then
+`attribute_groups`, then `unflatten` of each group — whatever the pairs: message keys in any order,
+with gaps, repeated, at other depths, with odd indices or values; bad values fail the same way;
+and the runs made from them are the same runs."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 from refinery.traces import otel_span
 from refinery.traces.otel import span_to_run
-from refinery.traces.otel_attributes import attributes_of, grouped_attributes, unflatten
+from refinery.traces.otel_attributes import attributes_of, string_attributes, unflatten
 from refinery.traces.otel_span import attribute_groups, span_attributes
 
 _PREFIXES = ["llm.input_messages.", "llm.output_messages.", "llm.tools.", "llm.", "gen_ai.", ""]
@@ -60,9 +61,13 @@ def _key(rng: random.Random) -> str:
     return rng.choice(_OTHER) if rng.random() < 0.7 else prefix + rng.choice(["a", "b.c", "0"])
 
 
+_TEXTS = [{"stringValue": t} for t in ("hi", "", '{"q": 1}', "a.b", "0", "é ✓", "[1]")]
+
+
 def _pairs(rng: random.Random) -> list:
+    values = _TEXTS if rng.random() < 0.7 else _VALUES  # mostly text, as an LLM span's messages are
     # each value its own object, as parsed JSON has them (the general walk may write into an object value)
-    pairs = [{"key": _key(rng), "value": copy.deepcopy(rng.choice(_VALUES))} for _ in range(rng.randint(0, 14))]
+    pairs = [{"key": _key(rng), "value": copy.deepcopy(rng.choice(values))} for _ in range(rng.randint(0, 14))]
     rng.shuffle(pairs)
     if rng.random() < 0.1 and pairs:  # a repeated key: the last one's value, the first one's place
         pairs.append({"key": rng.choice(pairs)["key"], "value": {"stringValue": "again"}})
@@ -101,19 +106,21 @@ def test_one_pass_gives_the_attributes_messages_tools_and_rest_reading_them_as_b
         kept = {k: v for k, v in attrs.items() if not k.startswith(("llm.input_messages.", "llm.output_messages."))}
         kept = {k: v for k, v in kept.items() if not k.startswith("llm.tools.")}
         assert _ordered((kept, *rest)) == _ordered(before), raw
-        quick += grouped_attributes(raw) is not None
+        text = string_attributes(raw)
+        quick += text is not None and otel_span._sorted_groups(text) is not None
     assert quick > 2000  # most of them took the one pass
 
 
-def test_the_one_pass_keeps_the_string_pool_as_attributes_of_does():
+def test_with_a_string_pool_the_attributes_are_read_as_before_and_the_pool_is_the_same():
     rng = random.Random(5)
     for _ in range(500):
         raw = _pairs(rng)
         quick_pool: dict = {}
         before_pool: dict = {}
-        assert _ordered(span_attributes(copy.deepcopy(raw), quick_pool)[1:]) == _ordered(_as_before(raw, before_pool)[1:])
-        # the pool is a cache of equal strings: a pass given up half way may have added to it
-        assert set(before_pool) <= set(quick_pool) and all(k == v for k, v in quick_pool.items())
+        assert _ordered(span_attributes(copy.deepcopy(raw), quick_pool)[1:]) == _ordered(
+            _as_before(raw, before_pool)[1:]
+        )
+        assert quick_pool == before_pool
 
 
 @pytest.mark.parametrize(
@@ -128,7 +135,7 @@ def test_a_bad_value_fails_the_one_pass_as_it_fails_attributes_of(raw):
     with pytest.raises(Exception) as before:
         attributes_of(raw)
     with pytest.raises(Exception) as quick:
-        grouped_attributes(raw)
+        span_attributes(raw)
     assert (type(quick.value), str(quick.value)) == (type(before.value), str(before.value))
 
 
@@ -154,7 +161,7 @@ def test_runs_made_through_the_one_pass_are_the_runs_made_as_before(monkeypatch)
             quick.append(span_to_run(s, i, "t.json").model_dump_json())
         except Exception as exc:  # noqa: BLE001 - the same failure is what is compared
             quick.append(repr(exc))
-    monkeypatch.setattr(otel_span, "grouped_attributes", lambda raw, pool=None: None)
+    monkeypatch.setattr(otel_span, "string_attributes", lambda raw: None)
     before = []
     for i, s in enumerate(again):
         try:

@@ -3,7 +3,10 @@ flattened `prefix.0.message.role` keys as the nested lists they encode. Pure."""
 
 from __future__ import annotations
 
+import re
 import sys
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 StringPool = dict[str, str]
@@ -141,79 +144,49 @@ def _messages(attrs: dict[str, Any], keys: list[str], cut: int) -> list[Any] | N
     return [groups[i] for i in sorted(groups, key=int)] if len(groups) > 1 else list(groups.values())
 
 
-_INPUT_MESSAGES = "llm.input_messages."
-_OUTPUT_MESSAGES = "llm.output_messages."
-_TOOLS = "llm.tools."
+_KEY, _VALUE, _STRING = itemgetter("key"), itemgetter("value"), itemgetter("stringValue")
 
 
-def grouped_attributes(
-    raw: Any, pool: StringPool | None = None
-) -> tuple[dict[str, Any], dict[str, Any], list[Any], list[Any], bool] | None:
-    """OTLP `{key, value}` pairs read in one pass as what a run keeps of them: the attributes other
-    than messages and tools (in `attributes_of`'s order, the last of a repeated key winning), the
-    tools' keys (for `unflatten`), the input and the output messages (`unflatten`'s answer), and
-    whether any message key was there. None for anything but plain pairs with text keys and
-    OpenInference's own message shape (the caller reads those as before).
+def string_attributes(raw: Any) -> dict[str, Any] | None:
+    """`attributes_of(raw)` when every pair is `{"key": text, "value": {"stringValue": text}}` (an
+    LLM span's messages, most spans' every attribute), built by C loops (`map`, `zip`, `dict`);
+    None for any other pairs, which `attributes_of` reads.
 
-    Why: a span's messages were read three times — the pairs into a dict, its keys sorted into
-    groups by prefix, each group's keys split and regrouped — and that was most of a run's making;
-    here each pair is looked at once and each message key split once.
-    """
+    Why: the comprehension looked at each pair in Python, a microsecond a pair on this machine,
+    and a big trace's spans are read at load and again on every pass."""
     if type(raw) is not list:
         return None
-    other: dict[str, Any] = {}
-    tools: dict[str, Any] = {}
-    inputs: dict[str, dict[str, Any]] = {}
-    outputs: dict[str, dict[str, Any]] = {}
-    intern = sys.intern
-    for kv in raw:
-        if type(kv) is not dict or type(key := kv.get("key")) is not str:
-            return None  # no key, or one `attributes_of` turns into text: read as before
-        value = v["stringValue"] if type(v := kv.get("value")) is dict and "stringValue" in v else otlp_value(v)
-        if pool is not None:
-            key = pool.setdefault(key, key)
-            if isinstance(value, str):
-                value = pool.setdefault(value, value)
-        if not key.startswith("llm."):
-            other[key] = value
-            continue
-        if key.startswith(_INPUT_MESSAGES):
-            groups, cut = inputs, 19
-        elif key.startswith(_OUTPUT_MESSAGES):
-            groups, cut = outputs, 20
-        elif key.startswith(_TOOLS):
-            tools[key] = value
-            continue
-        else:
-            other[key] = value
-            continue
-        index, marker, field = key[cut:].partition(".message.")
-        if not marker or "." in field or isinstance(value, dict) or not _plain_index(index):
-            return None
-        group = groups.get(index)
-        if group is None:
-            group = groups[index] = {}
-        group[intern(field)] = value
-    for group in (*inputs.values(), *outputs.values()):
-        if "".join(group).isdecimal() and "" not in group:
-            return None  # fields that are indices: a list, as `unflatten`'s general walk makes it
-    return other, tools, _in_order(inputs), _in_order(outputs), bool(inputs or outputs)
+    try:
+        keys = list(map(_KEY, raw))
+        values = list(map(_STRING, map(_VALUE, raw)))
+        "".join(keys)  # every key text (a number would be made text by `attributes_of`)
+        "".join(values)  # every value text (no object among the messages' values)
+    except (KeyError, TypeError, IndexError):
+        return None
+    return dict(zip(keys, values))
 
 
-def _plain_index(index: str) -> bool:
-    """ASCII digits with no leading zero: the indices whose order as numbers is one to one."""
-    return index.isascii() and index.isdigit() and (index[0] != "0" or len(index) == 1)
+# OpenInference's own message keys with an index written plainly (so sorting the keys as text
+# puts each message's keys together, and its fields in order): `unflatten`'s quick path, in C
+_MESSAGE_KEY = re.compile(r"llm\.(?:in|out)put_messages\.(0|[1-9][0-9]*)\.message\.([^.]*)")
+_INDEX, _FIELD, _FIELD_VALUE = itemgetter(1), itemgetter(2), itemgetter(1, 2)
+_FIRST = itemgetter(0)
 
 
-def _in_order(groups: dict[str, dict[str, Any]]) -> list[Any]:
-    """Each message's fields in the order of their sorted keys, the messages by index (as
-    `_messages` orders them: its indices are plain, so sorting by number is sorting its keys)."""
-    if not groups:
-        return []
-    out = []
-    for index in sorted(groups, key=int) if len(groups) > 1 else groups:
-        group = groups[index]
-        if len(group) > 1:
-            group = {f: group[f] for f in sorted(group)}
-        out.append(group)
-    return out
+def sorted_messages(attrs: dict[str, str], keys: list[str]) -> list[Any] | None:
+    """`unflatten(attrs, prefix, keys)` for `keys` sorted, all of one of the two message prefixes
+    and of OpenInference's own shape with plain indices, every value text; None otherwise.
+    Each key is matched and split by one regular expression and grouped by C loops."""
+    matches = list(map(_MESSAGE_KEY.fullmatch, keys))
+    try:
+        indices = list(map(_INDEX, matches))
+        fields = list(map(sys.intern, map(_FIELD, matches)))
+    except TypeError:  # a key of another shape: `None[1]`
+        return None
+    rows = zip(indices, fields, map(attrs.__getitem__, keys))
+    numbered = [(int(index), dict(map(_FIELD_VALUE, group))) for index, group in groupby(rows, _FIRST)]
+    if any(map(str.isdecimal, fields)) and any("".join(g).isdecimal() and "" not in g for _, g in numbered):
+        return None  # fields that are indices: a list, as the general walk makes it
+    if len(numbered) > 1:
+        numbered.sort(key=_FIRST)
+    return list(map(_INDEX, numbered))

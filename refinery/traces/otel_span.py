@@ -13,12 +13,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from refinery.core.models import RunType, fact_of
 from refinery.traces.common import parse_time
-from refinery.traces.otel_attributes import StringPool, attributes_of, grouped_attributes, unflatten
+from refinery.traces.otel_attributes import StringPool, attributes_of, sorted_messages, string_attributes, unflatten
 from refinery.traces.otel_columns import is_clickhouse_span
 from refinery.traces.otel_status import error_of, plain_events, status_code
 from refinery.traces.span_source import Hoisted, Skeleton
@@ -166,6 +167,7 @@ def synthetic_id(span: dict[str, Any], i: int) -> str:
 # what a run's heading already shows (kind, model, tokens): not repeated among its attributes
 SHOWN = frozenset({"openinference.span.kind", "gen_ai.operation.name", *MODEL_KEYS, *TOKEN_KEYS})
 _IO_KEYS = frozenset({*INPUT_KEYS, *OUTPUT_KEYS})
+_IO_OR_DUPLICATED = _IO_KEYS | frozenset(DUPLICATED_BY_MESSAGES)
 _SHOWN_PREFIXES = ("llm.input_messages.", "llm.output_messages.", "llm.tools.")
 
 
@@ -213,17 +215,18 @@ def _rest(attrs: dict[str, Any], other: Iterable[str], messages: bool) -> dict[s
 def span_attributes(
     raw: Any, pool: StringPool | None = None
 ) -> tuple[dict[str, Any], list[Any], list[Any], list[Any], dict[str, Any]]:
-    """What a run makes of a span's attributes: the attributes (every key but, perhaps, the
-    messages' and tools'), its input messages, output messages and tools (`unflatten`'s), and
-    `rest_attributes`. OTLP pairs in OpenInference's own shape are read in one pass
-    (`grouped_attributes`); any other shape as `attributes_of`, `attribute_groups` and `unflatten`
-    read it, which the one pass equals (tests/test_otel_grouped.py)."""
-    grouped = grouped_attributes(raw, pool)
-    if grouped is not None:
-        attrs, tool_attrs, input_messages, output_messages, messages = grouped
-        tools = unflatten(tool_attrs, "llm.tools", list(tool_attrs)) if tool_attrs else []
-        return attrs, input_messages, output_messages, tools, _rest(attrs, attrs, messages)
-    attrs = attributes_of(raw, pool)
+    """What a run makes of a span's attributes: the attributes, its input messages, output messages
+    and tools (`unflatten`'s), and `rest_attributes`. Pairs all text, with no pool, are read by C
+    loops (`string_attributes`, `sorted_messages`: one sort of the keys puts each group's keys
+    together); any other attributes as `attributes_of`, `attribute_groups` and `unflatten` read
+    them, which the quick path equals (tests/test_otel_grouped.py)."""
+    attrs = string_attributes(raw) if pool is None else None
+    if attrs is not None:
+        quick = _sorted_groups(attrs)
+        if quick is not None:
+            return (attrs, *quick)
+    else:
+        attrs = attributes_of(raw, pool)
     input_keys, output_keys, tool_keys, rest = attribute_groups(attrs)
     return (
         attrs,
@@ -232,6 +235,28 @@ def span_attributes(
         unflatten(attrs, "llm.tools", tool_keys) if tool_keys else [],
         rest,
     )
+
+
+def _sorted_groups(attrs: dict[str, str]) -> tuple[list[Any], list[Any], list[Any], dict[str, Any]] | None:
+    """`span_attributes`' last four from the sorted keys: each prefix's keys are one stretch of
+    them (found by bisection), the rest the attributes less those stretches and what a run shows."""
+    keys = sorted(attrs)
+    found = []
+    for prefix in _SHOWN_PREFIXES:
+        lo = bisect_left(keys, prefix)
+        found.append(keys[lo : bisect_left(keys, prefix[:-1] + "/", lo)])  # "/" sorts right after "."
+    inputs, outputs, tools = found
+    input_messages = sorted_messages(attrs, inputs) if inputs else []
+    output_messages = sorted_messages(attrs, outputs) if outputs else []
+    if input_messages is None or output_messages is None:
+        return None
+    rest = dict(attrs)
+    for k in (*inputs, *outputs, *tools, *(rest.keys() & SHOWN)):
+        del rest[k]
+    for k in rest.keys() & _IO_OR_DUPLICATED:
+        if (k in _IO_KEYS and rest[k] != "") or (k in DUPLICATED_BY_MESSAGES and (inputs or outputs)):  # text, not None
+            del rest[k]
+    return input_messages, output_messages, unflatten(attrs, "llm.tools", tools) if tools else [], rest
 
 
 def span_skeleton(
@@ -246,7 +271,10 @@ def span_skeleton(
         return None
     field = f"spans[{k}]"
     trace_id, span_id, parent = span_ids(span)
-    attrs = attributes_of(span.get("attributes"))
+    raw = span.get("attributes")
+    attrs = string_attributes(raw)  # all text: the same dict, by C loops
+    if attrs is None:
+        attrs = attributes_of(raw)
     name = str(span.get("name") or attrs.get("gen_ai.tool.name") or attrs.get("tool.name") or "span")
     if span.get("events"):
         plain_events(span["events"], None)  # what it would refuse (a bad time, a bad attribute) fails here
