@@ -169,3 +169,22 @@ def test_runs_made_through_the_one_pass_are_the_runs_made_as_before(monkeypatch)
         except Exception as exc:  # noqa: BLE001
             before.append(repr(exc))
     assert quick == before
+
+
+def test_a_skeleton_read_through_the_quick_path_is_the_skeleton_read_as_before(monkeypatch):
+    rng = random.Random(13)
+    spans = [_span(rng, i) for i in range(1500)]
+    again = copy.deepcopy(spans)
+
+    def skeletons(spans: list) -> list:
+        out = []
+        for i, s in enumerate(spans):
+            try:
+                out.append(repr(otel_span.span_skeleton(s, i, "t.json", {"service.name": "x"})))
+            except Exception as exc:  # noqa: BLE001 - the same failure is what is compared
+                out.append(repr(exc))
+        return out
+
+    quick = skeletons(spans)
+    monkeypatch.setattr(otel_span, "string_attributes", lambda raw: None)
+    assert quick == skeletons(again)
