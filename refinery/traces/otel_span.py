@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from refinery.core.models import RunType, fact_of
-from refinery.traces.common import parse_time
+from refinery.traces.common import nanos_time, parse_time
 from refinery.traces.otel_attributes import StringPool, attributes_of, sorted_messages, string_attributes, unflatten
 from refinery.traces.otel_columns import is_clickhouse_span
 from refinery.traces.otel_status import error_of, plain_events, status_code
@@ -145,8 +145,9 @@ def span_ids(span: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
 
 def span_time(span: dict[str, Any], names: tuple[str, ...], source: str | None, field: str) -> Any:
     for n in names:
-        if span.get(n) not in (None, "", 0, "0"):
-            return parse_time(span[n], source=source, field=f"{field}.{n}")
+        value = span.get(n)
+        if value not in (None, "", 0, "0"):
+            return nanos_time(value) or parse_time(value, source=source, field=f"{field}.{n}")
     return None
 
 
