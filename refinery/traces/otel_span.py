@@ -240,24 +240,34 @@ def span_attributes(
 
 def _sorted_groups(attrs: dict[str, str]) -> tuple[list[Any], list[Any], list[Any], dict[str, Any]] | None:
     """`span_attributes`' last four from the sorted keys: each prefix's keys are one stretch of
-    them (found by bisection), the rest the attributes less those stretches and what a run shows."""
+    them (found by bisection), the rest the attributes less those stretches and what a run shows
+    (found by set operations: the rest is most often empty, and then no key is looked at in Python)."""
     keys = sorted(attrs)
-    found = []
-    for prefix in _SHOWN_PREFIXES:
-        lo = bisect_left(keys, prefix)
-        found.append(keys[lo : bisect_left(keys, prefix[:-1] + "/", lo)])  # "/" sorts right after "."
-    inputs, outputs, tools = found
+    inputs = outputs = tools = _NONE
+    lo = bisect_left(keys, "llm.")
+    if lo < len(keys) and keys[lo].startswith("llm."):  # else no message or tool key
+        found = []
+        for prefix in _SHOWN_PREFIXES:
+            lo = bisect_left(keys, prefix, lo)  # the prefixes in sorted order
+            found.append(keys[lo : bisect_left(keys, prefix[:-1] + "/", lo)])  # "/" sorts right after "."
+        inputs, outputs, tools = found
     input_messages = sorted_messages(attrs, inputs) if inputs else []
     output_messages = sorted_messages(attrs, outputs) if outputs else []
     if input_messages is None or output_messages is None:
         return None
-    rest = dict(attrs)
-    for k in (*inputs, *outputs, *tools, *(rest.keys() & SHOWN)):
-        del rest[k]
-    for k in rest.keys() & _IO_OR_DUPLICATED:
-        if (k in _IO_KEYS and rest[k] != "") or (k in DUPLICATED_BY_MESSAGES and (inputs or outputs)):  # text, not None
-            del rest[k]
+    kept = attrs.keys() - SHOWN
+    if inputs or outputs or tools:
+        kept.difference_update(inputs, outputs, tools)
+    for k in kept & _IO_OR_DUPLICATED:
+        if (k in _IO_KEYS and attrs[k] != "") or (
+            k in DUPLICATED_BY_MESSAGES and (inputs or outputs)
+        ):  # text, not None
+            kept.discard(k)
+    rest = {k: attrs[k] for k in attrs if k in kept} if kept else {}
     return input_messages, output_messages, unflatten(attrs, "llm.tools", tools) if tools else [], rest
+
+
+_NONE: list[str] = []
 
 
 def span_skeleton(
