@@ -41,8 +41,8 @@ from refinery.traces.otel_span import (
     START_NAMES,
     TOKEN_KEYS,
     SpanWatch,
+    attribute_groups,
     kind_of,
-    span_attributes,
     span_ids,
     span_skeleton,
     span_status,
@@ -108,12 +108,13 @@ def span_to_run(
         span = from_columns(span, source, field)
         resource = span.pop("resource", None) or resource
     trace_id, span_id, parent = span_ids(span) if known is None else (known.trace_id, known.id, known.parent_run_id)
-    attrs, input_messages, output_messages, tools, rest = span_attributes(span.get("attributes"), pool)
+    attrs = attributes_of(span.get("attributes"), pool)
     name = str(span.get("name") or attrs.get("gen_ai.tool.name") or attrs.get("tool.name") or "span")
     if not span_id:
         span_id = synthetic_id(span, i)
-    inputs = _io(attrs, INPUT_KEYS, input_messages)
-    outputs = _io(attrs, OUTPUT_KEYS, output_messages)
+    input_keys, output_keys, tool_keys, rest = attribute_groups(attrs)
+    inputs = _io(attrs, INPUT_KEYS, unflatten(attrs, "llm.input_messages", input_keys) if input_keys else [])
+    outputs = _io(attrs, OUTPUT_KEYS, unflatten(attrs, "llm.output_messages", output_keys) if output_keys else [])
     metadata: dict[str, Any] = {}
     model = next((attrs[k] for k in MODEL_KEYS if attrs.get(k)), None)
     if model:
@@ -122,6 +123,7 @@ def span_to_run(
         tokens = {v: attrs[k] for k, v in TOKEN_KEYS.items() if attrs.get(k) is not None}
         if tokens:
             metadata["tokens"] = tokens
+    tools = unflatten(attrs, "llm.tools", tool_keys) if tool_keys else []
     if tools:
         inputs["tools"] = tools
     if span.get("logs"):

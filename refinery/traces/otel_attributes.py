@@ -3,10 +3,7 @@ flattened `prefix.0.message.role` keys as the nested lists they encode. Pure."""
 
 from __future__ import annotations
 
-import re
 import sys
-from itertools import groupby
-from operator import itemgetter
 from typing import Any
 
 StringPool = dict[str, str]
@@ -142,51 +139,3 @@ def _messages(attrs: dict[str, Any], keys: list[str], cut: int) -> list[Any] | N
         if "".join(group).isdecimal() and "" not in group:
             return None  # fields that are indices: a list, as the general walk makes it
     return [groups[i] for i in sorted(groups, key=int)] if len(groups) > 1 else list(groups.values())
-
-
-_KEY, _VALUE, _STRING = itemgetter("key"), itemgetter("value"), itemgetter("stringValue")
-
-
-def string_attributes(raw: Any) -> dict[str, Any] | None:
-    """`attributes_of(raw)` when every pair is `{"key": text, "value": {"stringValue": text}}` (an
-    LLM span's messages, most spans' every attribute), built by C loops (`map`, `zip`, `dict`);
-    None for any other pairs, which `attributes_of` reads.
-
-    Why: the comprehension looked at each pair in Python, a microsecond a pair on this machine,
-    and a big trace's spans are read at load and again on every pass."""
-    if type(raw) is not list:
-        return None
-    try:
-        keys = list(map(_KEY, raw))
-        values = list(map(_STRING, map(_VALUE, raw)))
-        "".join(keys)  # every key text (a number would be made text by `attributes_of`)
-        "".join(values)  # every value text (no object among the messages' values)
-    except (KeyError, TypeError, IndexError):
-        return None
-    return dict(zip(keys, values))
-
-
-# OpenInference's own message keys with an index written plainly (so sorting the keys as text
-# puts each message's keys together, and its fields in order): `unflatten`'s quick path, in C
-_MESSAGE_KEY = re.compile(r"llm\.(?:in|out)put_messages\.(0|[1-9][0-9]*)\.message\.([^.]*)")
-_INDEX, _FIELD, _FIELD_VALUE = itemgetter(1), itemgetter(2), itemgetter(1, 2)
-_FIRST = itemgetter(0)
-
-
-def sorted_messages(attrs: dict[str, str], keys: list[str]) -> list[Any] | None:
-    """`unflatten(attrs, prefix, keys)` for `keys` sorted, all of one of the two message prefixes
-    and of OpenInference's own shape with plain indices, every value text; None otherwise.
-    Each key is matched and split by one regular expression and grouped by C loops."""
-    matches = list(map(_MESSAGE_KEY.fullmatch, keys))
-    try:
-        indices = list(map(_INDEX, matches))
-        fields = list(map(sys.intern, map(_FIELD, matches)))
-    except TypeError:  # a key of another shape: `None[1]`
-        return None
-    rows = zip(indices, fields, map(attrs.__getitem__, keys))
-    numbered = [(int(index), dict(map(_FIELD_VALUE, group))) for index, group in groupby(rows, _FIRST)]
-    if any(map(str.isdecimal, fields)) and any("".join(g).isdecimal() and "" not in g for _, g in numbered):
-        return None  # fields that are indices: a list, as the general walk makes it
-    if len(numbered) > 1:
-        numbered.sort(key=_FIRST)
-    return list(map(_INDEX, numbered))

@@ -13,15 +13,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from bisect import bisect_left
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from refinery.core.models import RunType, fact_of
 from refinery.traces.common import nanos_time, parse_time
-from refinery.traces.otel_attributes import StringPool, attributes_of, sorted_messages, string_attributes, unflatten
+from refinery.traces.otel_attributes import attributes_of
 from refinery.traces.otel_columns import is_clickhouse_span
-from refinery.traces.otel_status import error_of, plain_events, status_code
+from refinery.traces.otel_status import error_of, plain_events
 from refinery.traces.span_source import Hoisted, Skeleton
 
 START_NAMES = ("startTimeUnixNano", "start_time_unix_nano", "startTime", "start_time")
@@ -146,7 +145,7 @@ def span_ids(span: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
 def span_time(span: dict[str, Any], names: tuple[str, ...], source: str | None, field: str) -> Any:
     for n in names:
         value = span.get(n)
-        if value not in (None, "", 0, "0"):
+        if value not in (None, "", 0, "0"):  # OTLP's nanoseconds read directly, the same datetime
             return nanos_time(value) or parse_time(value, source=source, field=f"{field}.{n}")
     return None
 
@@ -168,7 +167,6 @@ def synthetic_id(span: dict[str, Any], i: int) -> str:
 # what a run's heading already shows (kind, model, tokens): not repeated among its attributes
 SHOWN = frozenset({"openinference.span.kind", "gen_ai.operation.name", *MODEL_KEYS, *TOKEN_KEYS})
 _IO_KEYS = frozenset({*INPUT_KEYS, *OUTPUT_KEYS})
-_IO_OR_DUPLICATED = _IO_KEYS | frozenset(DUPLICATED_BY_MESSAGES)
 _SHOWN_PREFIXES = ("llm.input_messages.", "llm.output_messages.", "llm.tools.")
 
 
@@ -199,75 +197,15 @@ def attribute_groups(attrs: dict[str, Any]) -> tuple[list[str], list[str], list[
                 tools.append(k)
                 continue
         other.append(k)
-    return inputs, outputs, tools, _rest(attrs, other, bool(inputs or outputs))
-
-
-def _rest(attrs: dict[str, Any], other: Iterable[str], messages: bool) -> dict[str, Any]:
-    """`rest_attributes` of `attrs` from its keys `other` (neither messages nor tools)."""
-    return {
+    messages = bool(inputs or outputs)
+    rest = {
         k: attrs[k]
         for k in other
         if not (
             k in SHOWN or (messages and k in DUPLICATED_BY_MESSAGES) or (k in _IO_KEYS and attrs[k] not in (None, ""))
         )
     }
-
-
-def span_attributes(
-    raw: Any, pool: StringPool | None = None
-) -> tuple[dict[str, Any], list[Any], list[Any], list[Any], dict[str, Any]]:
-    """What a run makes of a span's attributes: the attributes, its input messages, output messages
-    and tools (`unflatten`'s), and `rest_attributes`. Pairs all text, with no pool, are read by C
-    loops (`string_attributes`, `sorted_messages`: one sort of the keys puts each group's keys
-    together); any other attributes as `attributes_of`, `attribute_groups` and `unflatten` read
-    them, which the quick path equals (tests/test_otel_grouped.py)."""
-    attrs = string_attributes(raw) if pool is None else None
-    if attrs is not None:
-        quick = _sorted_groups(attrs)
-        if quick is not None:
-            return (attrs, *quick)
-    else:
-        attrs = attributes_of(raw, pool)
-    input_keys, output_keys, tool_keys, rest = attribute_groups(attrs)
-    return (
-        attrs,
-        unflatten(attrs, "llm.input_messages", input_keys) if input_keys else [],
-        unflatten(attrs, "llm.output_messages", output_keys) if output_keys else [],
-        unflatten(attrs, "llm.tools", tool_keys) if tool_keys else [],
-        rest,
-    )
-
-
-def _sorted_groups(attrs: dict[str, str]) -> tuple[list[Any], list[Any], list[Any], dict[str, Any]] | None:
-    """`span_attributes`' last four from the sorted keys: each prefix's keys are one stretch of
-    them (found by bisection), the rest the attributes less those stretches and what a run shows
-    (found by set operations: the rest is most often empty, and then no key is looked at in Python)."""
-    keys = sorted(attrs)
-    inputs = outputs = tools = _NONE
-    lo = bisect_left(keys, "llm.")
-    if lo < len(keys) and keys[lo].startswith("llm."):  # else no message or tool key
-        found = []
-        for prefix in _SHOWN_PREFIXES:
-            lo = bisect_left(keys, prefix, lo)  # the prefixes in sorted order
-            found.append(keys[lo : bisect_left(keys, prefix[:-1] + "/", lo)])  # "/" sorts right after "."
-        inputs, outputs, tools = found
-    input_messages = sorted_messages(attrs, inputs) if inputs else []
-    output_messages = sorted_messages(attrs, outputs) if outputs else []
-    if input_messages is None or output_messages is None:
-        return None
-    kept = attrs.keys() - SHOWN
-    if inputs or outputs or tools:
-        kept.difference_update(inputs, outputs, tools)
-    for k in kept & _IO_OR_DUPLICATED:
-        if (k in _IO_KEYS and attrs[k] != "") or (
-            k in DUPLICATED_BY_MESSAGES and (inputs or outputs)
-        ):  # text, not None
-            kept.discard(k)
-    rest = {k: attrs[k] for k in attrs if k in kept} if kept else {}
-    return input_messages, output_messages, unflatten(attrs, "llm.tools", tools) if tools else [], rest
-
-
-_NONE: list[str] = []
+    return inputs, outputs, tools, rest
 
 
 def span_skeleton(
@@ -282,10 +220,7 @@ def span_skeleton(
         return None
     field = f"spans[{k}]"
     trace_id, span_id, parent = span_ids(span)
-    raw = span.get("attributes")
-    attrs = string_attributes(raw)  # all text: the same dict, by C loops
-    if attrs is None:
-        attrs = attributes_of(raw)
+    attrs = attributes_of(span.get("attributes"))
     name = str(span.get("name") or attrs.get("gen_ai.tool.name") or attrs.get("tool.name") or "span")
     if span.get("events"):
         plain_events(span["events"], None)  # what it would refuse (a bad time, a bad attribute) fails here
@@ -296,7 +231,7 @@ def span_skeleton(
     kept = resource or None
     service = kept.get("service.name") if isinstance(kept, dict) else None
     skeleton = Skeleton(span_id or synthetic_id(span, k), parent, start, end, trace_id or "", k, service)
-    failed = bool(error) or status_code(status) == "error"
+    failed = error is not None  # `error_of` gives text for every status ERROR: its code not read again
     kind = kind_of(name, attrs, span.get("kind") or span.get("span_kind"))
     return skeleton, kept, rest_attributes(attrs) if attributes else {}, fact_of(kind, failed)
 
