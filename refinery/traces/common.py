@@ -31,6 +31,19 @@ def parse_time(value: Any, *, source: str | None = None, field: str | None = Non
         return None
 
 
+def nanos_time(value: Any) -> datetime | None:
+    """`parse_time(value)` for OTLP's nanoseconds since the epoch — 19 ASCII digits, or an int of
+    that size — else None (the caller asks `parse_time`). The same float division and call, without
+    the checks other shapes need: a big trace's every span has two."""
+    if type(value) is str:
+        if len(value) != 19 or value[0] == "0" or not (value.isascii() and value.isdigit()):
+            return None
+        value = int(value)
+    elif type(value) is not int or not 1e17 < value < 10**19:
+        return None
+    return datetime.fromtimestamp(value / 1e9, tz=timezone.utc)
+
+
 def _parse_time(value: Any, source: str | None, field: str | None) -> datetime | None:
     if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
         return datetime.fromtimestamp(value[0] + value[1] / 1e9, tz=timezone.utc)

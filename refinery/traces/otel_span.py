@@ -17,10 +17,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from refinery.core.models import RunType, fact_of
-from refinery.traces.common import parse_time
+from refinery.traces.common import nanos_time, parse_time
 from refinery.traces.otel_attributes import attributes_of
 from refinery.traces.otel_columns import is_clickhouse_span
-from refinery.traces.otel_status import error_of, plain_events, status_code
+from refinery.traces.otel_status import error_of, plain_events
 from refinery.traces.span_source import Hoisted, Skeleton
 
 START_NAMES = ("startTimeUnixNano", "start_time_unix_nano", "startTime", "start_time")
@@ -144,8 +144,9 @@ def span_ids(span: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
 
 def span_time(span: dict[str, Any], names: tuple[str, ...], source: str | None, field: str) -> Any:
     for n in names:
-        if span.get(n) not in (None, "", 0, "0"):
-            return parse_time(span[n], source=source, field=f"{field}.{n}")
+        value = span.get(n)
+        if value not in (None, "", 0, "0"):  # OTLP's nanoseconds read directly, the same datetime
+            return nanos_time(value) or parse_time(value, source=source, field=f"{field}.{n}")
     return None
 
 
@@ -230,7 +231,7 @@ def span_skeleton(
     kept = resource or None
     service = kept.get("service.name") if isinstance(kept, dict) else None
     skeleton = Skeleton(span_id or synthetic_id(span, k), parent, start, end, trace_id or "", k, service)
-    failed = bool(error) or status_code(status) == "error"
+    failed = error is not None  # `error_of` gives text for every status ERROR: its code not read again
     kind = kind_of(name, attrs, span.get("kind") or span.get("span_kind"))
     return skeleton, kept, rest_attributes(attrs) if attributes else {}, fact_of(kind, failed)
 

@@ -1,0 +1,60 @@
+"""The quick checks a big OTLP trace's load makes of every span give what the full ones give: its
+nanosecond times read by `nanos_time` are exactly the datetimes `parse_time` makes of them (every
+other value left to `parse_time`, so other shapes, and bad ones, are read and refused as before);
+the ClickHouse layout told by one set operation; failure told by `error_of` alone."""
+
+from __future__ import annotations
+
+import random
+
+from refinery.traces.common import nanos_time, parse_time
+from refinery.traces.otel_columns import is_clickhouse_span
+from refinery.traces.otel_status import error_of, status_code
+
+
+def _values(rng: random.Random) -> list:
+    out: list = []
+    for _ in range(20000):
+        digits = "".join(rng.choice("0123456789") for _ in range(rng.choice([17, 18, 19, 19, 19, 20])))
+        n = int(digits)
+        out += [digits, n, -n, " " + digits, digits + "\n", "-" + digits, digits.replace("1", "١")]
+    out += [10**17, 10**17 + 1, 10**19 - 1, 10**19, True, 1.7e18, "1700000000000000000", "0" * 19, None, ""]
+    return out
+
+
+def test_a_nanosecond_time_is_the_datetime_parse_time_makes_and_anything_else_is_left_to_it():
+    rng = random.Random(37)
+    quick = 0
+    for value in _values(rng):
+        made = nanos_time(value)
+        if made is not None:
+            quick += 1
+            assert made == parse_time(value) and made.tzinfo == parse_time(value).tzinfo, value
+            assert made.isoformat() == parse_time(value).isoformat()
+    assert quick > 20000  # the 19-digit strings and their ints
+
+
+def test_what_nanos_time_leaves_is_not_an_otlp_nanosecond_count():
+    for value in ["0" * 19, "0170000000000000000", " 1700000000000000000", "1" * 20, "١" * 19, 10**17, 10**19, True]:
+        assert nanos_time(value) is None
+
+
+def test_the_clickhouse_layout_is_told_as_looking_for_each_marker_told_it():
+    markers = ("span_name", "SpanName", "span_attributes", "SpanAttributes")
+    rng = random.Random(3)
+    keys = [*markers, "name", "attributes", "spanId", "SpanNameX", "span", ""]
+    for _ in range(3000):
+        span = {k: 1 for k in rng.sample(keys, rng.randint(0, 5))}
+        assert is_clickhouse_span(span) == any(k in span for k in markers)
+    assert not is_clickhouse_span(["span_name"]) and not is_clickhouse_span(None)
+
+
+def test_a_span_has_failed_exactly_when_error_of_gives_an_error():
+    codes = [None, 0, 1, 2, "1", "2", "OK", "ERROR", "error", "STATUS_CODE_ERROR", "STATUS_CODE_OK", "UNSET", True]
+    events = [None, [], [{"name": "exception", "attributes": {"exception.message": "boom"}}], [{"name": "log"}]]
+    for code in codes:
+        for message in (None, "", "bad"):
+            for status in ({"code": code, "message": message}, {"status_code": code}, code, None):
+                for evs in events:
+                    error = error_of(status, evs)
+                    assert (error is not None) == (bool(error) or status_code(status) == "error")
