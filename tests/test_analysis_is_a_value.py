@@ -231,3 +231,21 @@ async def test_cancelling_an_analysis_while_it_renders_stops_the_rendering_and_r
         await task
     assert stopped == [True]  # the worker saw the stop at its next file and ended
     assert spool_folders() == before
+
+
+async def test_answers_are_parsed_and_validated_in_the_worker(monkeypatch):
+    from refinery.core.offload import worker_thread
+    from refinery.wire import responses_client
+
+    checked_in: list[bool] = []
+    real = responses_client.answer_problems
+
+    def spy(text, schema):
+        checked_in.append(worker_thread())
+        return real(text, schema)
+
+    monkeypatch.setattr(responses_client, "answer_problems", spy)
+    async with OpenAITestServer() as server, ResponsesClient(api_key="sk-x", base_url=server.base_url) as client:
+        result = await StagedFailureAnalyst(client=client).analyze(trace(1), EXPECTATION)
+    assert result.synthesis is not None
+    assert len(checked_in) >= 4 and all(checked_in)  # every stage's answer: its first use imports jsonschema

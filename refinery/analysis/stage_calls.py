@@ -81,7 +81,12 @@ def file_totals(texts: RunTexts) -> FileTotals:
 
 def texts_with_totals(files: Sequence[tuple[str, str]]) -> RunTexts:
     """`RunTexts(files)` with its `file_totals` added up now: made in the worker, so that the first
-    stage call does not add up a big trace's thousands of files on the event loop."""
+    stage call does not add up a big trace's thousands of files on the event loop. The HTTP client
+    is imported here too, for the same reason: the analysis's client is built on the loop at its
+    first call, and aiohttp's import (about 0.1 s of module code) would run there (`refinery plan`,
+    which sends nothing, never comes here)."""
+    import aiohttp  # noqa: F401
+
     texts = RunTexts(files)
     file_totals(texts)
     return texts

@@ -325,12 +325,14 @@ class ResponsesClient:
                     detail=f"after one retry with max_output_tokens {bigger}, of which {thought} went to reasoning; "
                     "raise the stage's output budget or lower the reasoning effort",
                 ) from again
-        problems = answer_problems(text, schema)
+        # in the worker: the validator's first use imports jsonschema (about 0.1 s), and a big answer's
+        # parse and validation are pure Python (on the loop they held the host's loop)
+        problems = await in_worker(answer_problems, text, schema)
         if problems:
             log.info("output not valid (%s); asking once for the JSON again", problems[0])
             response = await send(with_user_text(body, REASK_TEXT + text))
             text = output_text(response)
-            problems = answer_problems(text, schema)
+            problems = await in_worker(answer_problems, text, schema)
             if problems:
                 raise OutputFormatError(
                     f"output is not the JSON asked for after one re-ask: {problems[0]}",

@@ -14,6 +14,7 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
+from refinery.core.offload import in_worker
 from refinery.core.tokens import estimate_body_tokens, estimate_tokens
 from refinery.errors import OutputFormatError
 from refinery.wire.function_calls import ToolRunner
@@ -83,7 +84,7 @@ class FunctionModel:
         usage = usage.model_copy(update={"total_tokens": usage.input_tokens + usage.output_tokens})
         if guard is not None:
             await guard.settle(ticket, usage)
-        problems = answer_problems(text, schema)
+        problems = await in_worker(answer_problems, text, schema)  # off the loop, as the client checks
         if problems:
             raise OutputFormatError(f"the function's answer is not the JSON asked for: {problems[0]}", text, problems)
         return JsonAnswer(dict(data), usage, [], usage.response_id)
