@@ -13,7 +13,7 @@ import pytest
 
 from refinery.core.models import LazyRuns, TraceRun, run_fact
 from refinery.errors import TraceFormatError
-from refinery.traces import json_stream, load_trace, otel, otel_span, plain
+from refinery.traces import json_stream, load_trace, otel, plain
 from refinery.traces.json_stream import LazyArray, read_trace_json
 from refinery.traces.loader import READ_SHAPE
 from refinery.traces.otel_attributes import attributes_of, otlp_value
@@ -80,42 +80,6 @@ def test_the_scan_reads_on_before_the_windows_edge_and_gives_what_json_loads_giv
     data = read_trace_json(path, READ_SHAPE, lazy_bytes=0)
     assert errors == [] and isinstance(data["history"], LazyArray)
     assert list(data["history"]) == json.loads(path.read_bytes())["history"] == steps
-
-
-def _random_attributes(rng: random.Random) -> dict:
-    prefixes = ["llm.input_messages.", "llm.output_messages.", "llm.tools.", "llm.", "llm", "input.", "gen_ai.", ""]
-    names = ["0.message.role", "1.message.content", "value", "mime_type", "model_name", "token_count.prompt", "x"]
-    keys = [*otel_span.SHOWN, *otel_span._IO_KEYS, *otel_span.DUPLICATED_BY_MESSAGES]
-    attrs = {}
-    for _ in range(rng.randint(0, 12)):
-        key = rng.choice(keys) if rng.random() < 0.4 else rng.choice(prefixes) + rng.choice(names)
-        attrs[key] = rng.choice(["", None, "text", 0, [1], {"a": 1}])
-    return attrs
-
-
-def test_one_scan_of_a_spans_keys_gives_what_a_scan_for_each_gave():
-    """`attribute_groups`: the three message prefixes' keys in order and `rest_attributes` as it
-    was defined — all but what the run shows (kind, model, tokens, messages and what they
-    duplicate, inputs and outputs given a value)."""
-    rng = random.Random(11)
-    for _ in range(3000):
-        attrs = _random_attributes(rng)
-        inputs, outputs, tools, rest = otel_span.attribute_groups(attrs)
-        assert inputs == [k for k in attrs if k.startswith("llm.input_messages.")]
-        assert outputs == [k for k in attrs if k.startswith("llm.output_messages.")]
-        assert tools == [k for k in attrs if k.startswith("llm.tools.")]
-        messages = any(k.startswith(("llm.input_messages.", "llm.output_messages.")) for k in attrs)
-        expected = {
-            k: v
-            for k, v in attrs.items()
-            if not (
-                k in otel_span.SHOWN
-                or k.startswith(("llm.input_messages.", "llm.output_messages.", "llm.tools."))
-                or (messages and k in otel_span.DUPLICATED_BY_MESSAGES)
-                or (k in otel_span._IO_KEYS and v not in (None, ""))
-            )
-        }
-        assert rest == expected and list(rest) == list(expected) and otel_span.rest_attributes(attrs) == expected
 
 
 def test_otlp_attributes_read_with_their_text_values_inline_are_what_otlp_value_reads():

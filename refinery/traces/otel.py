@@ -32,16 +32,11 @@ from refinery.traces.common import maybe_json, order_runs, span_bounds
 from refinery.traces.json_stream import LazyArray, ReadShape, is_array
 from refinery.traces.otel_attributes import StringPool, attributes_of, otlp_value, unflatten
 from refinery.traces.otel_columns import column, from_columns, is_clickhouse_span, log_io, parse_duration
+from refinery.traces.otel_keys import key_layout
 from refinery.traces.otel_span import (
-    DUPLICATED_BY_MESSAGES,
     END_NAMES,
-    INPUT_KEYS,
-    MODEL_KEYS,
-    OUTPUT_KEYS,
     START_NAMES,
-    TOKEN_KEYS,
     SpanWatch,
-    attribute_groups,
     kind_of,
     span_ids,
     span_skeleton,
@@ -67,27 +62,17 @@ READ_SHAPE = ReadShape(
 _ATTRIBUTE_MARKERS = ("openinference.span.kind", "gen_ai.", "llm.", "input.value", "output.value")
 
 
-def _io(attrs: dict[str, Any], keys: tuple[str, ...], messages: list[Any]) -> dict[str, Any]:
-    """A run's inputs (or outputs) from its attributes (`rest_attributes` says which keys they use)
-    and its messages unflattened.
-
-    Structured messages win over the serialised `input.value` / `output.value` that holds the
-    same conversation: rendering both doubled every LLM span and pushed the newest message out.
-    """
+def _io(attrs: dict[str, Any], keys: tuple[tuple[str, str], ...], messages: list[Any]) -> dict[str, Any]:
+    """A run's inputs (or outputs): the serialised ones its keys' layout names (`KeyLayout.input_io`,
+    those the messages duplicate left out) that hold something, parsed, and its messages."""
     out: dict[str, Any] = {}
-    if not _IO_KEYS.isdisjoint(attrs):
-        for key in keys:
-            if messages and key in DUPLICATED_BY_MESSAGES:
-                continue
-            if key in attrs and attrs[key] not in (None, ""):
-                out[key.replace("gen_ai.", "").replace("ai.", "").replace(".value", "")] = maybe_json(attrs[key])
+    for key, name in keys:
+        value = attrs[key]
+        if value not in (None, ""):
+            out[name] = maybe_json(value)
     if messages:
         out["messages"] = messages
     return out
-
-
-_IO_KEYS = frozenset({*INPUT_KEYS, *OUTPUT_KEYS})
-_TOKEN_NAMES = frozenset(TOKEN_KEYS)
 
 
 def span_to_run(
@@ -112,18 +97,18 @@ def span_to_run(
     name = str(span.get("name") or attrs.get("gen_ai.tool.name") or attrs.get("tool.name") or "span")
     if not span_id:
         span_id = synthetic_id(span, i)
-    input_keys, output_keys, tool_keys, rest = attribute_groups(attrs)
-    inputs = _io(attrs, INPUT_KEYS, unflatten(attrs, "llm.input_messages", input_keys) if input_keys else [])
-    outputs = _io(attrs, OUTPUT_KEYS, unflatten(attrs, "llm.output_messages", output_keys) if output_keys else [])
+    layout = key_layout(attrs)  # which keys are messages, inputs, model, tokens: worked out once a set of keys
+    inputs = _io(attrs, layout.input_io, layout.input_messages(attrs))
+    outputs = _io(attrs, layout.output_io, layout.output_messages(attrs))
     metadata: dict[str, Any] = {}
-    model = next((attrs[k] for k in MODEL_KEYS if attrs.get(k)), None)
+    model = next((attrs[k] for k in layout.model if attrs[k]), None)
     if model:
         metadata["model"] = model
-    if not _TOKEN_NAMES.isdisjoint(attrs):
-        tokens = {v: attrs[k] for k, v in TOKEN_KEYS.items() if attrs.get(k) is not None}
+    if layout.tokens:
+        tokens = {as_: attrs[k] for k, as_ in layout.tokens if attrs[k] is not None}
         if tokens:
             metadata["tokens"] = tokens
-    tools = unflatten(attrs, "llm.tools", tool_keys) if tool_keys else []
+    tools = unflatten(attrs, "llm.tools", list(layout.tools)) if layout.tools else []
     if tools:
         inputs["tools"] = tools
     if span.get("logs"):
@@ -134,6 +119,7 @@ def span_to_run(
             outputs = log_out
         if log_rest:
             metadata["logs"] = log_rest
+    rest = layout.rest_of(attrs)
     if rest:
         metadata["attributes"] = rest
     kind = span.get("kind") or span.get("span_kind")  # Phoenix's REST API: `span_kind`, taken from the attributes

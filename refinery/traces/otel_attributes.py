@@ -4,6 +4,7 @@ flattened `prefix.0.message.role` keys as the nested lists they encode. Pure."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 StringPool = dict[str, str]
@@ -118,24 +119,93 @@ def _listify(node: dict[str, Any]) -> Any:
     return {k: _listify(v) if isinstance(v, dict) else v for k, v in node.items()}
 
 
+class Recipe:
+    """OpenInference's `N.message.FIELD` keys of one prefix as `unflatten` nests them: every key, in
+    message order (`keys`), and each message's field names, in order (`fields`).
+
+    A recipe used again (a layout's, `otel_keys`) is compiled into a function that builds its
+    messages as dict displays. Why: `dict(zip(fields, values))` a message cost four times what a
+    display does, and making a big trace's runs again on every pass builds every message again.
+    Its text holds only `repr`s of the keys and fields (each a `str`, `str.__repr__` of it a string
+    literal that reads back as itself), so no text of a trace can be anything but a string in it."""
+
+    __slots__ = ("fields", "keys", "made", "uses")
+
+    def __init__(self, keys: tuple[str, ...], fields: tuple[tuple[str, ...], ...]) -> None:
+        self.keys = keys
+        self.fields = fields
+        self.uses = 0
+        self.made: Callable[[dict[str, Any]], list[dict[str, Any]] | None] | None = None
+
+
+def message_recipe(keys: list[str], cut: int) -> Recipe | None:
+    """`unflatten`'s quick path for sorted `keys` (the prefix `cut` characters long), from the
+    keys alone: None for any shape but `N.message.FIELD` — an index or field with a dot, indices
+    that are not all decimal, a message whose fields are all indices (a list, as the general walk
+    makes it) — which the general walk reads."""
+    groups: dict[str, list[str]] = {}
+    fields: dict[str, list[str]] = {}
+    for key in keys:
+        index, marker, field = key[cut:].partition(".message.")
+        if not marker or "." in index or "." in field:
+            return None
+        if index not in groups:
+            groups[index], fields[index] = [], []
+        groups[index].append(key)
+        fields[index].append(field)
+    if not "".join(groups).isdecimal() or "" in groups:
+        return None
+    for names in fields.values():
+        if "".join(names).isdecimal() and "" not in names:
+            return None  # fields that are indices: a list, as the general walk makes it
+    order = sorted(groups, key=int) if len(groups) > 1 else list(groups)
+    return Recipe(
+        tuple(k for i in order for k in groups[i]),
+        tuple(tuple(sys.intern(f) for f in fields[i]) for i in order),  # one "role", "content" for every run
+    )
+
+
+def messages_from(attrs: dict[str, Any], recipe: Recipe) -> list[dict[str, Any]] | None:
+    """The messages `recipe` says the keys hold, or None when a value is itself an object (the
+    general walk nests into it)."""
+    if recipe.made is not None:
+        return recipe.made(attrs)
+    recipe.uses += 1
+    if recipe.uses > 1:  # used again: compiled (a recipe used once, as most of a growing chat's are, is not)
+        recipe.made = _compiled(recipe)
+        return recipe.made(attrs)
+    values = list(map(attrs.__getitem__, recipe.keys))
+    if _has_object(values):
+        return None
+    it = iter(values)  # `zip` stops at a message's last field, taking no value of the next one
+    return [dict(zip(names, it)) for names in recipe.fields]
+
+
+_PLAIN_TYPES = frozenset({str, int, float, bool, type(None), list})
+
+
+def _has_object(values: tuple[Any, ...] | list[Any]) -> bool:
+    """Whether a value is a dict (of any kind); the usual all-plain answer told by one C pass."""
+    return not _PLAIN_TYPES.issuperset(map(type, values)) and any(isinstance(v, dict) for v in values)
+
+
+def _compiled(recipe: Recipe) -> Callable[[dict[str, Any]], list[dict[str, Any]] | None]:
+    """`messages_from` for `recipe` as one function of dict displays (see `Recipe`)."""
+    literal = str.__repr__
+    values = ", ".join(f"d[{literal(k)}]" for k in recipe.keys)
+    messages, at = [], 0
+    for names in recipe.fields:
+        messages.append("{" + ", ".join(f"{literal(n)}: v[{at + j}]" for j, n in enumerate(names)) + "}")
+        at += len(names)
+    text = f"def made(d):\n    v = ({values},)\n    return None if has_object(v) else [{', '.join(messages)}]\n"
+    scope: dict[str, Any] = {"has_object": _has_object}
+    exec(compile(text, "<otel message recipe>", "exec"), scope)  # noqa: S102 - only string literals, see `Recipe`
+    return scope["made"]
+
+
 def _messages(attrs: dict[str, Any], keys: list[str], cut: int) -> list[Any] | None:
     """`unflatten`'s answer for OpenInference's own shape — every key `N.message.FIELD`, no value a
     dict, no message whose fields are all indices — built directly (a span's messages are most of
     what making its run costs); None for any other shape, which the general walk reads."""
-    groups: dict[str, dict[str, Any]] = {}
-    intern = sys.intern
-    for key in keys:
-        index, marker, field = key[cut:].partition(".message.")
-        value = attrs[key]
-        if not marker or "." in index or "." in field or isinstance(value, dict):
-            return None
-        group = groups.get(index)
-        if group is None:
-            group = groups[index] = {}
-        group[intern(field)] = value
-    if not "".join(groups).isdecimal() or "" in groups:
-        return None
-    for group in groups.values():
-        if "".join(group).isdecimal() and "" not in group:
-            return None  # fields that are indices: a list, as the general walk makes it
-    return [groups[i] for i in sorted(groups, key=int)] if len(groups) > 1 else list(groups.values())
+    recipe = message_recipe(keys, cut)
+    return None if recipe is None else messages_from(attrs, recipe)

@@ -20,6 +20,7 @@ from refinery.core.models import RunType, fact_of
 from refinery.traces.common import nanos_time, parse_time
 from refinery.traces.otel_attributes import attributes_of
 from refinery.traces.otel_columns import is_clickhouse_span
+from refinery.traces.otel_keys import key_layout
 from refinery.traces.otel_status import error_of, plain_events
 from refinery.traces.span_source import Hoisted, Skeleton
 
@@ -68,48 +69,6 @@ def kind_of(name: str, attrs: dict[str, Any], span_kind: Any = None) -> RunType:
     if attrs.get("gen_ai.request.model") or attrs.get("llm.model_name"):
         return RunType.LLM
     return RunType.UNKNOWN
-
-
-INPUT_KEYS = (
-    "input.value",
-    "gen_ai.prompt",
-    "gen_ai.input.messages",
-    "ai.prompt.messages",
-    "ai.prompt",
-    "ai.value",
-    "ai.values",
-    "gen_ai.tool.call.arguments",
-    "input",
-)
-OUTPUT_KEYS = (
-    "output.value",
-    "gen_ai.completion",
-    "gen_ai.output.messages",
-    "ai.response.text",
-    "ai.response.object",
-    "ai.response.toolCalls",
-    "ai.embedding",
-    "ai.embeddings",
-    "gen_ai.tool.call.result",
-    "output",
-)
-MODEL_KEYS = ("llm.model_name", "gen_ai.response.model", "gen_ai.request.model", "ai.model.id")
-TOKEN_KEYS = {
-    "llm.token_count.prompt": "input_tokens",
-    "llm.token_count.completion": "output_tokens",
-    "llm.token_count.total": "total_tokens",
-    "gen_ai.usage.input_tokens": "input_tokens",
-    "gen_ai.usage.output_tokens": "output_tokens",
-    "gen_ai.usage.prompt_tokens": "input_tokens",
-    "gen_ai.usage.completion_tokens": "output_tokens",
-    "ai.usage.promptTokens": "input_tokens",
-    "ai.usage.completionTokens": "output_tokens",
-    "ai.usage.inputTokens": "input_tokens",
-    "ai.usage.outputTokens": "output_tokens",
-}
-
-
-DUPLICATED_BY_MESSAGES = ("input.value", "output.value", "input.mime_type", "output.mime_type")
 
 
 def hex_id(value: Any) -> str | None:
@@ -164,48 +123,10 @@ def synthetic_id(span: dict[str, Any], i: int) -> str:
     return f"span-{i + 1:04d}-{digest}"
 
 
-# what a run's heading already shows (kind, model, tokens): not repeated among its attributes
-SHOWN = frozenset({"openinference.span.kind", "gen_ai.operation.name", *MODEL_KEYS, *TOKEN_KEYS})
-_IO_KEYS = frozenset({*INPUT_KEYS, *OUTPUT_KEYS})
-_SHOWN_PREFIXES = ("llm.input_messages.", "llm.output_messages.", "llm.tools.")
-
-
 def rest_attributes(attrs: dict[str, Any]) -> dict[str, Any]:
-    """The attributes a run keeps as its `metadata["attributes"]`: all but those it shows as its
-    inputs, outputs (the messages, and the serialised values they duplicate), tools, model and
-    tokens. Read from the keys alone, so the load need not make the messages to know it."""
-    return attribute_groups(attrs)[3]
-
-
-def attribute_groups(attrs: dict[str, Any]) -> tuple[list[str], list[str], list[str], dict[str, Any]]:
-    """The keys of a span's input messages, of its output messages and of its tools (each in the
-    attributes' order, as `unflatten` takes them), and `rest_attributes`: one scan of the keys
-    for all four, where each was a scan of its own (a run is made on every pass over a big trace)."""
-    inputs: list[str] = []
-    outputs: list[str] = []
-    tools: list[str] = []
-    other: list[str] = []
-    for k in attrs:
-        if k.startswith("llm."):
-            if k.startswith(_SHOWN_PREFIXES[0]):
-                inputs.append(k)
-                continue
-            if k.startswith(_SHOWN_PREFIXES[1]):
-                outputs.append(k)
-                continue
-            if k.startswith(_SHOWN_PREFIXES[2]):
-                tools.append(k)
-                continue
-        other.append(k)
-    messages = bool(inputs or outputs)
-    rest = {
-        k: attrs[k]
-        for k in other
-        if not (
-            k in SHOWN or (messages and k in DUPLICATED_BY_MESSAGES) or (k in _IO_KEYS and attrs[k] not in (None, ""))
-        )
-    }
-    return inputs, outputs, tools, rest
+    """The attributes a run keeps as its `metadata["attributes"]` (`KeyLayout.rest_of`): read from
+    the keys' layout, so the load need not make the messages to know it."""
+    return key_layout(attrs).rest_of(attrs)
 
 
 def span_skeleton(
