@@ -82,30 +82,53 @@ def test_the_scan_reads_on_before_the_windows_edge_and_gives_what_json_loads_giv
     assert list(data["history"]) == json.loads(path.read_bytes())["history"] == steps
 
 
+class _Mapped(dict):
+    pass
+
+
 def test_otlp_attributes_read_with_their_text_values_inline_are_what_otlp_value_reads():
+    """Whatever the pairs hold — keys not text or colliding once made text (3 and "3"), pairs with no
+    key or no value, values that are text holding "stringValue", lists, objects of a dict's kind,
+    values `otlp_value` refuses — the attributes are `otlp_value` of each pair's value, or the
+    same error is raised."""
     rng = random.Random(12)
     values = [
         {"stringValue": "a"},
         {"stringValue": None},
+        {"stringValue": {"x": 1}},
         {"intValue": "5"},
         {"intValue": "x"},
         {"doubleValue": 1.5},
+        {"doubleValue": "not a number"},
         {"boolValue": True},
         {"arrayValue": {"values": [{"stringValue": "b"}]}},
+        {"arrayValue": [1]},
         {"string_value": "c", "int_value": None},
+        _Mapped(stringValue="m"),
         "bare",
+        "a stringValue in text",
+        ["stringValue"],
         None,
         {},
+        7,
     ]
-    for _ in range(2000):
+    for _ in range(6000):
         raw = [
-            {"key": rng.choice(["k", "l", 3]), "value": rng.choice(values)}
+            {"key": rng.choice(["k", "l", "3", 3]), "value": rng.choice(values)}
             if rng.random() < 0.9
-            else rng.choice([1, {}])
+            else rng.choice([1, {}, {"key": "k"}, {"value": {"stringValue": "v"}}, _Mapped(key="k", value="w")])
             for _ in range(rng.randint(0, 6))
         ]
-        expected = {str(kv["key"]): otlp_value(kv.get("value")) for kv in raw if isinstance(kv, dict) and "key" in kv}
-        assert attributes_of(raw) == expected
+        try:
+            expected = {
+                str(kv["key"]): otlp_value(kv.get("value")) for kv in raw if isinstance(kv, dict) and "key" in kv
+            }
+        except Exception as exc:  # noqa: BLE001 - the same error, whichever it is
+            with pytest.raises(type(exc)):
+                attributes_of(raw)
+            continue
+        got = attributes_of(raw)
+        assert got == expected and list(got) == list(expected), raw
 
 
 def _random_step(rng: random.Random, i: int) -> dict:
