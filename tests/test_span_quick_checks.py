@@ -1,13 +1,15 @@
 """The quick checks a big OTLP trace's load makes of every span give what the full ones give: its
 nanosecond times read by `nanos_time` are exactly the datetimes `parse_time` makes of them (every
 other value left to `parse_time`, so other shapes, and bad ones, are read and refused as before);
-the ClickHouse layout told by one set operation; failure told by `error_of` alone."""
+the ClickHouse layout told by one set operation; failure told by `error_of` alone; text that may
+hold JSON read by the C scanner as `json.loads` reads it."""
 
 from __future__ import annotations
 
+import json
 import random
 
-from refinery.traces.common import nanos_time, parse_time
+from refinery.traces.common import maybe_json, nanos_time, parse_time
 from refinery.traces.otel_columns import is_clickhouse_span
 from refinery.traces.otel_status import error_of, status_code
 
@@ -58,3 +60,60 @@ def test_a_span_has_failed_exactly_when_error_of_gives_an_error():
                 for evs in events:
                     error = error_of(status, evs)
                     assert (error is not None) == (bool(error) or status_code(status) == "error")
+
+
+def _json_loads_maybe(value):
+    """`maybe_json` as it was: `json.loads` of the stripped text."""
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped[:1] in ("{", "[", '"') and stripped[-1:] in ("}", "]", '"'):
+            try:
+                return json.loads(stripped)
+            except (ValueError, RecursionError):
+                return value
+    return value
+
+
+def test_text_that_may_hold_json_is_read_as_json_loads_reads_it():
+    """`maybe_json` parses by the C scanner alone: the same value as `json.loads` of the stripped
+    text, and the text itself (the same object) wherever `json.loads` refuses it — extra data after
+    the value, white space JSON does not count as such, bad escapes, nesting too deep."""
+    rng = random.Random(41)
+    parts = [
+        "{",
+        "}",
+        "[",
+        "]",
+        '"',
+        "a",
+        "1",
+        "-",
+        ".5e3",
+        " ",
+        "\t",
+        "\n",
+        "\x1c",
+        "\u2028",
+        ",",
+        ":",
+        "\\",
+        "\\u12",
+        "\\ud800",
+        "true",
+        "null",
+        "NaN",
+        "Infinity",
+        "é",
+        "\x00",
+    ]
+    values: list = [None, 3, "", "[" * 100000 + "]" * 100000, '"' + "[" * 5000 + '"']
+    for _ in range(30000):
+        if rng.random() < 0.5:
+            values.append("".join(rng.choice(parts) for _ in range(rng.randint(1, 12))))
+        else:
+            doc = json.dumps(rng.choice([{"q": "x y"}, [1, 2.5, None], "text", {"a": [{"b": "\u2028é"}]}]))
+            values.append(rng.choice(["", " ", "\n\t", "\x1c"]) + doc + rng.choice(["", " ", "\x1c", "}", "]", ' "']))
+    for value in values:
+        got, expected = maybe_json(value), _json_loads_maybe(value)
+        assert (got is value) == (expected is value), repr(value)
+        assert json.dumps(got) == json.dumps(expected), repr(value)

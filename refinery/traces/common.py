@@ -80,11 +80,16 @@ def maybe_json(value: Any) -> Any:
     if isinstance(value, str):
         stripped = value.strip()
         if stripped[:1] in ("{", "[", '"') and stripped[-1:] in ("}", "]", '"'):
-            try:
-                return json.loads(stripped)
-            except (ValueError, RecursionError):  # nested too deep to parse: kept as the text it is
+            try:  # what `json.loads(stripped)` gives, by the C scanner alone (its Python around it was
+                # 5 of its 6 µs for a tool span's few bytes of arguments); `strip` left no white space at the end
+                parsed, end = _SCAN(stripped, 0)
+            except (StopIteration, ValueError, RecursionError):  # nested too deep to parse: kept as the text it is
                 return value
+            return parsed if end == len(stripped) else value
     return value
+
+
+_SCAN = json.JSONDecoder().scan_once  # the C scanner, as `json.loads` makes it (its memo emptied after each call)
 
 
 def content_text(content: Any) -> str:

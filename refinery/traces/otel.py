@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from functools import partial
 from typing import Any, cast
 
-from refinery.core.models import LazyRuns, Trace, TraceRun, run_fact, run_from_checked
+from refinery.core.models import LazyRuns, Trace, TraceRun, run_fact, run_from_values
 from refinery.errors import TraceFormatError
 from refinery.traces.common import maybe_json, order_runs, span_bounds
 from refinery.traces.json_stream import LazyArray, ReadShape, is_array
@@ -86,11 +86,10 @@ def span_to_run(
 ) -> TraceRun:
     """Span `i` as a run. `known`: its skeleton, as the load read it from this span (its ids and
     times taken from there, not read again: a big trace's runs are made on every pass)."""
-    field = f"spans[{i}]"
     if not isinstance(span, dict):
-        raise TraceFormatError(f"expected a span object, got {type(span).__name__}", source=source, field=field)
+        raise TraceFormatError(f"expected a span object, got {type(span).__name__}", source=source, field=f"spans[{i}]")
     if is_clickhouse_span(span):
-        span = from_columns(span, source, field)
+        span = from_columns(span, source, f"spans[{i}]")
         resource = span.pop("resource", None) or resource
     trace_id, span_id, parent = span_ids(span) if known is None else (known.trace_id, known.id, known.parent_run_id)
     attrs = attributes_of(span.get("attributes"), pool)
@@ -101,9 +100,10 @@ def span_to_run(
     inputs = _io(attrs, layout.input_io, layout.input_messages(attrs))
     outputs = _io(attrs, layout.output_io, layout.output_messages(attrs))
     metadata: dict[str, Any] = {}
-    model = next((attrs[k] for k in layout.model if attrs[k]), None)
-    if model:
-        metadata["model"] = model
+    for k in layout.model:  # the first that says one
+        if attrs[k]:
+            metadata["model"] = attrs[k]
+            break
     if layout.tokens:
         tokens = {as_: attrs[k] for k, as_ in layout.tokens if attrs[k] is not None}
         if tokens:
@@ -133,23 +133,37 @@ def span_to_run(
     error = error_of(status, span.get("events"))
     if isinstance(status, dict) and status.get("message") and not error:
         metadata["status_message"] = status["message"]
-    # every field is of its type by construction (ids, names and keys text, times parsed): not validated again
-    return run_from_checked(
-        {
-            "id": span_id,
-            "name": name,
-            "run_type": kind_of(name, attrs, kind),
-            "inputs": inputs,
-            "outputs": outputs or None,
-            "start_time": span_time(span, START_NAMES, source, field) if known is None else known.start_time,
-            "end_time": span_time(span, END_NAMES, source, field) if known is None else known.end_time,
-            "error": error,
-            "status": "error" if error else status_code(status),
-            "parent_run_id": parent,
-            "trace_id": trace_id or "",
-            "metadata": metadata,
-        }
-    )
+    if known is None:
+        start = span_time(span, START_NAMES, source, f"spans[{i}]")
+        end = span_time(span, END_NAMES, source, f"spans[{i}]")
+    else:
+        start, end = known.start_time, known.end_time
+    # every field of its type by construction (ids, names and keys text, times parsed): not validated
+    # again, and written out in the model's order (`run_from_checked`'s merge with the defaults, done here)
+    values = {
+        "id": span_id,
+        "name": name,
+        "run_type": kind_of(name, attrs, kind),
+        "inputs": inputs,
+        "outputs": outputs or None,
+        "start_time": start,
+        "end_time": end,
+        "error": error,
+        "parent_run_id": parent,
+        "trace_id": trace_id or "",
+        "dotted_order": None,
+        "metadata": metadata,
+        "step": None,
+        "status": "error" if error else status_code(status),
+    }
+    return run_from_values(values, set(_SPAN_GIVEN))
+
+
+# the fields `span_to_run` gives (`dotted_order` and `step` are the defaults, not given)
+_SPAN_GIVEN = frozenset(
+    ("id", "name", "run_type", "inputs", "outputs", "start_time", "end_time", "error", "status")
+    + ("parent_run_id", "trace_id", "metadata")
+)
 
 
 def is_attribute_map(data: Any) -> bool:
@@ -359,7 +373,8 @@ def _made_again(
     span, resource, k = entry
     skeleton = known[i]
     run = hoisted.apply(span_to_run(span, k, source, resource, known=skeleton if skeleton.index == k else None))
-    run.trace_id = run.trace_id or trace_id
+    if not run.trace_id:  # (set only when it changes: a model's assignment is not cheap)
+        run.trace_id = trace_id
     return run
 
 
