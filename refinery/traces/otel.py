@@ -22,8 +22,7 @@ instrumentors write both), only the structured messages are kept, so nothing is 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
-from functools import partial
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, cast
 
 from refinery.core.models import LazyRuns, Trace, TraceRun, run_fact, run_from_values
@@ -130,12 +129,16 @@ def span_to_run(
     if span.get("events"):
         metadata["events"] = plain_events(span["events"], pool)
     status = span_status(span)
-    error = error_of(status, span.get("events"))
+    if known is None or known.run_type is None:
+        error = error_of(status, span.get("events"))
+        run_type, stated = kind_of(name, attrs, kind), "error" if error else status_code(status)
+    else:  # what the load read of this span: the same
+        error, run_type, stated = known.error, known.run_type, known.status
     if isinstance(status, dict) and status.get("message") and not error:
         metadata["status_message"] = status["message"]
     if known is None:
-        start = span_time(span, START_NAMES, source, f"spans[{i}]")
-        end = span_time(span, END_NAMES, source, f"spans[{i}]")
+        start = span_time(span, START_NAMES, source, i)
+        end = span_time(span, END_NAMES, source, i)
     else:
         start, end = known.start_time, known.end_time
     # every field of its type by construction (ids, names and keys text, times parsed): not validated
@@ -143,7 +146,7 @@ def span_to_run(
     values = {
         "id": span_id,
         "name": name,
-        "run_type": kind_of(name, attrs, kind),
+        "run_type": run_type,
         "inputs": inputs,
         "outputs": outputs or None,
         "start_time": start,
@@ -154,7 +157,7 @@ def span_to_run(
         "dotted_order": None,
         "metadata": metadata,
         "step": None,
-        "status": "error" if error else status_code(status),
+        "status": stated,
     }
     return run_from_values(values, set(_SPAN_GIVEN))
 
@@ -304,7 +307,7 @@ def _lazy_trace(parts: list[tuple[Sequence[Any], dict[str, Any] | None]], source
     project = _project(metadata, (s.service for s in ordered))
     runs = LazyRuns(
         entries,
-        partial(_made_again, source=source, trace_id=trace_id, hoisted=hoisted, known=ordered),
+        _made_again(source, trace_id, hoisted, ordered),
         bytes(facts[k] for k in entries.order),
     )
     return Trace(trace_id=trace_id, project_name=project, runs=runs, start_time=start, end_time=end, metadata=metadata)
@@ -367,15 +370,20 @@ def _args(entry: SpanEntry, source: str | None) -> tuple[Any, int, str | None, d
 
 
 def _made_again(
-    i: int, entry: SpanEntry, *, source: str | None, trace_id: str, hoisted: Hoisted, known: list[Skeleton]
-) -> TraceRun:
-    """Run `i` (in run order) made again from its span, with what its skeleton (`known[i]`) read."""
-    span, resource, k = entry
-    skeleton = known[i]
-    run = hoisted.apply(span_to_run(span, k, source, resource, known=skeleton if skeleton.index == k else None))
-    if not run.trace_id:  # (set only when it changes: a model's assignment is not cheap)
-        run.trace_id = trace_id
-    return run
+    source: str | None, trace_id: str, hoisted: Hoisted, known: list[Skeleton]
+) -> Callable[[int, SpanEntry], TraceRun]:
+    """What makes run `i` (in run order) again from its span, with what its skeleton (`known[i]`)
+    read (a closure, not a `partial` with keywords: it is called for every run of every pass)."""
+
+    def made(i: int, entry: SpanEntry) -> TraceRun:
+        span, resource, k = entry
+        skeleton = known[i]
+        run = hoisted.apply(span_to_run(span, k, source, resource, known=skeleton if skeleton.index == k else None))
+        if not run.trace_id:  # (set only when it changes: a model's assignment is not cheap)
+            run.trace_id = trace_id
+        return run
+
+    return made
 
 
 def _trace_id(runs: Sequence[TraceRun] | Sequence[Skeleton]) -> str:

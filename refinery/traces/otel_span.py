@@ -21,7 +21,7 @@ from refinery.traces.common import nanos_time, parse_time
 from refinery.traces.otel_attributes import attributes_of
 from refinery.traces.otel_columns import is_clickhouse_span
 from refinery.traces.otel_keys import key_layout
-from refinery.traces.otel_status import error_of, plain_events
+from refinery.traces.otel_status import error_of, plain_events, status_code
 from refinery.traces.span_source import Hoisted, Skeleton
 
 START_NAMES = ("startTimeUnixNano", "start_time_unix_nano", "startTime", "start_time")
@@ -101,11 +101,12 @@ def span_ids(span: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
     return hex_id(trace_id), hex_id(span_id), hex_id(parent)
 
 
-def span_time(span: dict[str, Any], names: tuple[str, ...], source: str | None, field: str) -> Any:
+def span_time(span: dict[str, Any], names: tuple[str, ...], source: str | None, i: int) -> Any:
+    """Span `i`'s time under the first of `names` it gives (a bad one named `spans[i].NAME`)."""
     for n in names:
         value = span.get(n)
         if value not in (None, "", 0, "0"):  # OTLP's nanoseconds read directly, the same datetime
-            return nanos_time(value) or parse_time(value, source=source, field=f"{field}.{n}")
+            return nanos_time(value) or parse_time(value, source=source, field=f"spans[{i}].{n}")
     return None
 
 
@@ -139,7 +140,6 @@ def span_skeleton(
     makes the run."""
     if not isinstance(span, dict) or is_clickhouse_span(span):
         return None
-    field = f"spans[{k}]"
     trace_id, span_id, parent = span_ids(span)
     attrs = attributes_of(span.get("attributes"))
     name = str(span.get("name") or attrs.get("gen_ai.tool.name") or attrs.get("tool.name") or "span")
@@ -147,13 +147,25 @@ def span_skeleton(
         plain_events(span["events"], None)  # what it would refuse (a bad time, a bad attribute) fails here
     status = span_status(span)
     error = error_of(status, span.get("events"))
-    start = span_time(span, START_NAMES, source, field)
-    end = span_time(span, END_NAMES, source, field)
+    start = span_time(span, START_NAMES, source, k)
+    end = span_time(span, END_NAMES, source, k)
     kept = resource or None
     service = kept.get("service.name") if isinstance(kept, dict) else None
-    skeleton = Skeleton(span_id or synthetic_id(span, k), parent, start, end, trace_id or "", k, service)
-    failed = error is not None  # `error_of` gives text for every status ERROR: its code not read again
     kind = kind_of(name, attrs, span.get("kind") or span.get("span_kind"))
+    skeleton = Skeleton(
+        span_id or synthetic_id(span, k),
+        parent,
+        start,
+        end,
+        trace_id or "",
+        k,
+        service,
+        None,
+        kind,
+        error,
+        "error" if error else status_code(status),
+    )
+    failed = error is not None  # `error_of` gives text for every status ERROR: its code not read again
     return skeleton, kept, rest_attributes(attrs) if attributes else {}, fact_of(kind, failed)
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, overload
 
-from refinery.core.models import TraceRun
+from refinery.core.models import RunType, TraceRun
 from refinery.traces.json_stream import LazyArray
 
 __all__ = ["Hoisted", "Skeleton", "SpanEntries", "SpanEntry"]
@@ -39,12 +39,28 @@ class Skeleton:
     index: int  # among the spans, in file order
     service: str | None  # its resource's `service.name`
     dotted_order: str | None = None  # spans have none: order is the tree's
+    # what the run's making would find again from the same span (kept so that a pass need not)
+    run_type: RunType | None = None
+    error: str | None = None
+    status: str | None = None
 
     @classmethod
     def of(cls, run: TraceRun, index: int) -> Skeleton:
         resource = run.metadata.get("resource")
         service = resource.get("service.name") if isinstance(resource, dict) else None
-        return cls(run.id, run.parent_run_id, run.start_time, run.end_time, run.trace_id, index, service)
+        return cls(
+            run.id,
+            run.parent_run_id,
+            run.start_time,
+            run.end_time,
+            run.trace_id,
+            index,
+            service,
+            None,
+            run.run_type,
+            run.error,
+            run.status,
+        )
 
 
 class SpanEntries(Sequence[SpanEntry]):
