@@ -31,6 +31,12 @@ def parse_time(value: Any, *, source: str | None = None, field: str | None = Non
         return None
 
 
+# `datetime.fromtimestamp(t, tz=timezone.utc)` with the zone given by position: the same call, without
+# parsing a keyword (half of its 2 µs; a big OTLP trace's load reads two times a span)
+_FROM_TIMESTAMP = datetime.fromtimestamp
+_UTC = timezone.utc
+
+
 def nanos_time(value: Any) -> datetime | None:
     """`parse_time(value)` for OTLP's nanoseconds since the epoch — 19 ASCII digits, or an int of
     that size — else None (the caller asks `parse_time`). The same float division and call, without
@@ -41,12 +47,12 @@ def nanos_time(value: Any) -> datetime | None:
         value = int(value)
     elif type(value) is not int or not 1e17 < value < 10**19:
         return None
-    return datetime.fromtimestamp(value / 1e9, tz=timezone.utc)
+    return _FROM_TIMESTAMP(value / 1e9, _UTC)
 
 
 def _parse_time(value: Any, source: str | None, field: str | None) -> datetime | None:
     if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
-        return datetime.fromtimestamp(value[0] + value[1] / 1e9, tz=timezone.utc)
+        return _FROM_TIMESTAMP(value[0] + value[1] / 1e9, _UTC)
     if isinstance(value, bool):
         raise TraceFormatError(f"expected a timestamp, got {value!r}", source=source, field=field)
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
@@ -62,7 +68,7 @@ def _parse_time(value: Any, source: str | None, field: str | None) -> datetime |
             if magnitude > 1e11
             else value
         )
-        return datetime.fromtimestamp(seconds, tz=timezone.utc)
+        return _FROM_TIMESTAMP(seconds, _UTC)
     if isinstance(value, str):
         text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
         try:
