@@ -11,6 +11,7 @@ import random
 
 from refinery.traces.common import maybe_json, nanos_time, parse_time
 from refinery.traces.otel_columns import is_clickhouse_span
+from refinery.traces.otel_span import hex_id, span_ids
 from refinery.traces.otel_status import error_of, status_code
 
 
@@ -117,3 +118,30 @@ def test_text_that_may_hold_json_is_read_as_json_loads_reads_it():
         got, expected = maybe_json(value), _json_loads_maybe(value)
         assert (got is value) == (expected is value), repr(value)
         assert json.dumps(got) == json.dumps(expected), repr(value)
+
+
+def _span_ids_by_the_chains(span: dict) -> tuple:
+    """`span_ids` as it was: every spelling's chain, each id through `hex_id`."""
+    ctx = span.get("spanContext") or span.get("context") or {}
+    ctx = ctx if isinstance(ctx, dict) else {}
+    trace_id = span.get("traceId") or span.get("trace_id") or ctx.get("traceId") or ctx.get("trace_id")
+    span_id = span.get("spanId") or span.get("span_id") or ctx.get("spanId") or ctx.get("span_id") or span.get("id")
+    parent = span.get("parentSpanId") or span.get("parent_span_id") or span.get("parent_id") or span.get("parentId")
+    if parent is None and isinstance(span.get("parentSpanContext"), dict):
+        parent = span["parentSpanContext"].get("spanId")
+    return hex_id(trace_id), hex_id(span_id), hex_id(parent)
+
+
+def test_otlp_ids_read_directly_are_what_every_spellings_chain_reads():
+    """Three hex ids under OTLP's own names are taken as they are; anything else (empty, `0x`,
+    base64, numbers, other spellings beside them) is read by the chains, as before."""
+    rng = random.Random(43)
+    ids = ["ab12", "AB12" * 4, "0" * 16, "", None, "0xab12", "q80HHRDC7vc=", "xyz", 255, "ab 12", "é1", "ab12\n"]
+    names = ["traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id", "id", "parentId"]
+    for _ in range(20000):
+        span = {name: rng.choice(ids) for name in names if rng.random() < 0.6}
+        if rng.random() < 0.2:
+            span["spanContext"] = {"traceId": rng.choice(ids), "spanId": rng.choice(ids)}
+        if rng.random() < 0.1:
+            span["parentSpanContext"] = {"spanId": rng.choice(ids)}
+        assert span_ids(span) == _span_ids_by_the_chains(span), span

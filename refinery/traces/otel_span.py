@@ -71,12 +71,15 @@ def kind_of(name: str, attrs: dict[str, Any], span_kind: Any = None) -> RunType:
     return RunType.UNKNOWN
 
 
+_HEX_DIGITS = "0123456789abcdefABCDEF"
+
+
 def hex_id(value: Any) -> str | None:
     if value in (None, ""):
         return None
     if isinstance(value, str):
         text = value[2:] if value.startswith("0x") else value
-        if not text.strip("0123456789abcdefABCDEF"):  # hex digits only (strip leaves any other character)
+        if not text.strip(_HEX_DIGITS):  # hex digits only (strip leaves any other character)
             return text
         try:  # OTLP protobuf-JSON from some SDKs: base64-encoded bytes
             raw = base64.b64decode(text, validate=True)
@@ -91,6 +94,17 @@ def hex_id(value: Any) -> str | None:
 
 
 def span_ids(span: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+    trace_id, span_id, parent = span.get("traceId"), span.get("spanId"), span.get("parentSpanId")
+    if (  # OTLP's three ids, each text of hex digits only: what the chains below take first, as they are
+        type(trace_id) is str
+        and type(span_id) is str
+        and type(parent) is str
+        and trace_id
+        and span_id
+        and parent
+        and not (trace_id + span_id + parent).strip(_HEX_DIGITS)
+    ):
+        return trace_id, span_id, parent
     ctx = span.get("spanContext") or span.get("context") or {}
     ctx = ctx if isinstance(ctx, dict) else {}
     trace_id = span.get("traceId") or span.get("trace_id") or ctx.get("traceId") or ctx.get("trace_id")
@@ -146,9 +160,11 @@ def span_skeleton(
     if span.get("events"):
         plain_events(span["events"], None)  # what it would refuse (a bad time, a bad attribute) fails here
     status = span_status(span)
-    error = error_of(status, span.get("events"))
-    start = span_time(span, START_NAMES, source, k)
-    end = span_time(span, END_NAMES, source, k)
+    stated = status_code(status)
+    error = None if stated == "ok" else error_of(status, span.get("events"))  # (`error_of` says None to "ok")
+    # OTLP's own names first, read directly: the time `span_time` finds under them
+    start = nanos_time(span.get("startTimeUnixNano")) or span_time(span, START_NAMES, source, k)
+    end = nanos_time(span.get("endTimeUnixNano")) or span_time(span, END_NAMES, source, k)
     kept = resource or None
     service = kept.get("service.name") if isinstance(kept, dict) else None
     kind = kind_of(name, attrs, span.get("kind") or span.get("span_kind"))
@@ -163,7 +179,7 @@ def span_skeleton(
         None,
         kind,
         error,
-        "error" if error else status_code(status),
+        "error" if error else stated,
     )
     failed = error is not None  # `error_of` gives text for every status ERROR: its code not read again
     return skeleton, kept, rest_attributes(attrs) if attributes else {}, fact_of(kind, failed)
