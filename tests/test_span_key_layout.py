@@ -139,10 +139,22 @@ def test_a_recipe_compiled_gives_what_it_gives_uncompiled_whatever_its_keys_and_
         assert messages_from(objected, recipe) is None and messages_from(dict(objected), recipe) is None
 
 
-def test_layouts_are_kept_for_a_bounded_number_of_key_sets(monkeypatch):
+def test_layouts_are_kept_for_a_bounded_number_of_key_sets_and_keys(monkeypatch):
     monkeypatch.setattr(otel_keys, "_MEMO_SIZE", 8)
+    monkeypatch.setattr(otel_keys, "_MEMO_KEYS", 40)
     otel_keys._LAYOUTS.clear()
     for i in range(50):
-        key_layout({f"k{i}": 1, "input.value": "x"})
-        assert len(otel_keys._LAYOUTS) <= 8
+        key_layout({f"k{i}.{j}": 1 for j in range(i % 9)})
+        held = sum(len(keys) for keys in otel_keys._LAYOUTS)
+        assert len(otel_keys._LAYOUTS) <= 8 and held == otel_keys._held <= 40
     assert key_layout({"k49": 1, "input.value": "x"}) is key_layout({"k49": 2, "input.value": "y"})
+
+
+def test_a_long_conversations_recipe_is_not_compiled_and_gives_the_walks_messages():
+    n = otel_attributes.COMPILED_KEYS  # messages of two fields: twice the keys a compiled recipe may read
+    attrs = {f"p.{i}.message.{f}": f"{f} {i}" for i in range(n) for f in ("role", "content")}
+    recipe = message_recipe(sorted(attrs), 2)
+    assert recipe is not None
+    for _ in range(3):
+        assert messages_from(attrs, recipe) == _walk(attrs, "p")
+    assert recipe.made is None

@@ -96,8 +96,8 @@ def span_to_run(
     if not span_id:
         span_id = synthetic_id(span, i)
     layout = key_layout(attrs)  # which keys are messages, inputs, model, tokens: worked out once a set of keys
-    inputs = _io(attrs, layout.input_io, layout.input_messages(attrs))
-    outputs = _io(attrs, layout.output_io, layout.output_messages(attrs))
+    inputs = _io(attrs, layout.input_io, layout.inputs.read(attrs))
+    outputs = _io(attrs, layout.output_io, layout.outputs.read(attrs))
     metadata: dict[str, Any] = {}
     for k in layout.model:  # the first that says one
         if attrs[k]:

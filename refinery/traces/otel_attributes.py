@@ -171,7 +171,9 @@ def messages_from(attrs: dict[str, Any], recipe: Recipe) -> list[dict[str, Any]]
     if recipe.made is not None:
         return recipe.made(attrs)
     recipe.uses += 1
-    if recipe.uses > 1:  # used again: compiled (a recipe used once, as most of a growing chat's are, is not)
+    # used again, and small: compiled (a recipe used once, as a growing chat's mostly are, is not; nor one of
+    # a long conversation, whose compiled text would cost more to make and hold than its dicts do to build)
+    if recipe.uses > 1 and len(recipe.keys) <= COMPILED_KEYS:
         recipe.made = _compiled(recipe)
         return recipe.made(attrs)
     values = list(map(attrs.__getitem__, recipe.keys))
@@ -179,6 +181,9 @@ def messages_from(attrs: dict[str, Any], recipe: Recipe) -> list[dict[str, Any]]
         return None
     it = iter(values)  # `zip` stops at a message's last field, taking no value of the next one
     return [dict(zip(names, it)) for names in recipe.fields]
+
+
+COMPILED_KEYS = 64  # the most keys a compiled recipe reads
 
 
 _PLAIN_TYPES = frozenset({str, int, float, bool, type(None), list})
@@ -206,6 +211,22 @@ def _compiled(recipe: Recipe) -> Callable[[dict[str, Any]], list[dict[str, Any]]
 def _messages(attrs: dict[str, Any], keys: list[str], cut: int) -> list[Any] | None:
     """`unflatten`'s answer for OpenInference's own shape — every key `N.message.FIELD`, no value a
     dict, no message whose fields are all indices — built directly (a span's messages are most of
-    what making its run costs); None for any other shape, which the general walk reads."""
-    recipe = message_recipe(keys, cut)
-    return None if recipe is None else messages_from(attrs, recipe)
+    what making its run costs); None for any other shape, which the general walk reads. (A set of
+    keys met again is read by its `Recipe` instead: `otel_keys`.)"""
+    groups: dict[str, dict[str, Any]] = {}
+    intern = sys.intern
+    for key in keys:
+        index, marker, field = key[cut:].partition(".message.")
+        value = attrs[key]
+        if not marker or "." in index or "." in field or isinstance(value, dict):
+            return None
+        group = groups.get(index)
+        if group is None:
+            group = groups[index] = {}
+        group[intern(field)] = value
+    if not "".join(groups).isdecimal() or "" in groups:
+        return None
+    for group in groups.values():
+        if "".join(group).isdecimal() and "" not in group:
+            return None  # fields that are indices: a list, as the general walk makes it
+    return [groups[i] for i in sorted(groups, key=int)] if len(groups) > 1 else list(groups.values())

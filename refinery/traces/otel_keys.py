@@ -7,7 +7,7 @@ Why: a run is made from each span on every pass over a big trace (and once more 
 has the fourteen keys the next one has). Scanning, sorting, splitting and regrouping the keys of
 every span again was most of what making an LLM span's run cost: about 40 of its 75 µs. With the
 layout known, a message is one `dict(zip(fields, values))` and the rest a few lookups. The memo
-holds keys and layouts only, never a value, and is bounded (`_MEMO_SIZE` sets of keys).
+holds keys and layouts only, never a value, and is bounded (`_MEMO_SIZE` sets of keys, `_MEMO_KEYS` keys).
 """
 
 from __future__ import annotations
@@ -73,26 +73,44 @@ IO_KEYS = frozenset({*INPUT_KEYS, *OUTPUT_KEYS})
 INPUT_PREFIX, OUTPUT_PREFIX, TOOLS_PREFIX = "llm.input_messages", "llm.output_messages", "llm.tools"
 
 
+class MessageKeys:
+    """The keys of a span's input (or output) messages, sorted, and how they nest: read the first time
+    as `unflatten` reads any keys; met again, by their `Recipe` (made then, not before: the keys of a
+    growing conversation's spans are each met once a pass, and making a recipe costs more than one
+    use of it saves)."""
+
+    __slots__ = ("keys", "prefix", "recipe", "uses")
+
+    def __init__(self, prefix: str, keys: tuple[str, ...]) -> None:
+        self.prefix, self.keys = prefix, keys
+        self.uses = 0
+        self.recipe: Recipe | None | bool = None  # False: the keys have no recipe (not OpenInference's shape)
+
+    def read(self, attrs: dict[str, Any]) -> list[Any]:
+        if not self.keys:
+            return []
+        recipe = self.recipe
+        if recipe is None:
+            self.uses += 1
+            if self.uses == 1:
+                return unflatten(attrs, self.prefix, list(self.keys))
+            recipe = self.recipe = message_recipe(list(self.keys), len(self.prefix) + 1) or False
+        made = messages_from(attrs, recipe) if recipe else None
+        return made if made is not None else unflatten(attrs, self.prefix, list(self.keys))
+
+
 @dataclass(frozen=True, slots=True)
 class KeyLayout:
     """What one set of attribute keys says of the run, in the order the run's fields take them."""
 
-    inputs: tuple[str, ...]  # the input messages' keys, sorted
-    input_recipe: Recipe | None
-    outputs: tuple[str, ...]
-    output_recipe: Recipe | None
+    inputs: MessageKeys
+    outputs: MessageKeys
     tools: tuple[str, ...]
     input_io: tuple[tuple[str, str], ...]  # a serialised input's key and its name among the inputs
     output_io: tuple[tuple[str, str], ...]
     model: tuple[str, ...]  # the model keys there, in `MODEL_KEYS`' order
     tokens: tuple[tuple[str, str], ...]  # the token keys there and their names
     rest: tuple[tuple[str, bool], ...]  # a kept attribute's key; True: kept only when it holds nothing
-
-    def input_messages(self, attrs: dict[str, Any]) -> list[Any]:
-        return _messages(attrs, INPUT_PREFIX, self.inputs, self.input_recipe)
-
-    def output_messages(self, attrs: dict[str, Any]) -> list[Any]:
-        return _messages(attrs, OUTPUT_PREFIX, self.outputs, self.output_recipe)
 
     def rest_of(self, attrs: dict[str, Any]) -> dict[str, Any]:
         """The attributes the run keeps as its `metadata["attributes"]`: all but those it shows as
@@ -101,26 +119,24 @@ class KeyLayout:
         return {k: attrs[k] for k, if_empty in self.rest if not if_empty or attrs[k] in (None, "")}
 
 
-def _messages(attrs: dict[str, Any], prefix: str, keys: tuple[str, ...], recipe: Recipe | None) -> list[Any]:
-    if not keys:
-        return []
-    made = messages_from(attrs, recipe) if recipe is not None else None
-    return made if made is not None else unflatten(attrs, prefix, list(keys))
-
-
 def key_layout(attrs: dict[str, Any]) -> KeyLayout:
     """The layout of `attrs`' keys, made once for each set of keys (in their order) the memo holds."""
     keys = tuple(attrs)
     layout = _LAYOUTS.get(keys)
     if layout is None:
-        if len(_LAYOUTS) >= _MEMO_SIZE:
+        global _held
+        if len(_LAYOUTS) >= _MEMO_SIZE or _held + len(keys) > _MEMO_KEYS:
             _LAYOUTS.clear()  # a trace of ever new keys costs what it did without the memo, no more memory
+            _held = 0
         layout = _LAYOUTS[keys] = _layout(keys)
+        _held += len(keys)
     return layout
 
 
 _LAYOUTS: dict[tuple[Any, ...], KeyLayout] = {}
-_MEMO_SIZE = 1024
+_MEMO_SIZE = 1024  # sets of keys
+_MEMO_KEYS = 1 << 16  # keys in all: a long conversation's spans each hold hundreds
+_held = 0  # keys in the sets the memo holds
 
 
 def _layout(keys: tuple[str, ...]) -> KeyLayout:
@@ -128,27 +144,25 @@ def _layout(keys: tuple[str, ...]) -> KeyLayout:
     outputs: list[str] = []
     tools: list[str] = []
     other: list[str] = []
-    for k in keys:
+    for k in keys:  # (a long conversation's span has hundreds of keys: the prefixes are constants)
         if k.startswith("llm."):
-            if k.startswith(INPUT_PREFIX + "."):
+            if k.startswith(_INPUT_DOT):
                 inputs.append(k)
                 continue
-            if k.startswith(OUTPUT_PREFIX + "."):
+            if k.startswith(_OUTPUT_DOT):
                 outputs.append(k)
                 continue
-            if k.startswith(TOOLS_PREFIX + "."):
+            if k.startswith(_TOOLS_DOT):
                 tools.append(k)
                 continue
         other.append(k)
     inputs.sort()
     outputs.sort()
-    present = set(keys)
+    present = set(other)  # (the serialised inputs, model and tokens are none of the message keys)
     messages = bool(inputs or outputs)
     return KeyLayout(
-        inputs=tuple(inputs),
-        input_recipe=message_recipe(inputs, len(INPUT_PREFIX) + 1) if inputs else None,
-        outputs=tuple(outputs),
-        output_recipe=message_recipe(outputs, len(OUTPUT_PREFIX) + 1) if outputs else None,
+        inputs=MessageKeys(INPUT_PREFIX, tuple(inputs)),
+        outputs=MessageKeys(OUTPUT_PREFIX, tuple(outputs)),
         tools=tuple(tools),
         input_io=_io_keys(INPUT_KEYS, present, bool(inputs)),
         output_io=_io_keys(OUTPUT_KEYS, present, bool(outputs)),
@@ -156,6 +170,9 @@ def _layout(keys: tuple[str, ...]) -> KeyLayout:
         tokens=tuple((k, name) for k, name in TOKEN_KEYS.items() if k in present),
         rest=tuple((k, k in IO_KEYS) for k in other if not (k in SHOWN or (messages and k in DUPLICATED_BY_MESSAGES))),
     )
+
+
+_INPUT_DOT, _OUTPUT_DOT, _TOOLS_DOT = INPUT_PREFIX + ".", OUTPUT_PREFIX + ".", TOOLS_PREFIX + "."
 
 
 def _io_keys(names: tuple[str, ...], present: set[str], messages: bool) -> tuple[tuple[str, str], ...]:
