@@ -1,7 +1,7 @@
 """A span's run read through the layout of its attribute keys (`otel_keys.KeyLayout`, worked out once
 for each set of keys) is the run the span's keys scanned, sorted and regrouped every time made: the
 same inputs, outputs and metadata, in the same key order, however often the same keys come again
-(a recipe used again is compiled), and whatever the keys hold."""
+and whatever the keys hold."""
 
 from __future__ import annotations
 
@@ -118,9 +118,10 @@ def test_a_spans_run_through_its_keys_layout_is_the_run_its_keys_regrouped_each_
         assert run == made and run.model_dump() == made.model_dump() and list(vars(run)) == list(vars(made))
 
 
-def test_a_recipe_compiled_gives_what_it_gives_uncompiled_whatever_its_keys_and_values_hold():
-    """Fields with quotes, backslashes, new lines, lone surrogates and braces are string literals
-    in the compiled recipe's text; a value that is an object still leaves the shape to the walk."""
+def test_a_recipe_gives_the_walks_messages_whatever_its_keys_and_values_hold():
+    """Fields with quotes, backslashes, new lines, lone surrogates and braces, read by a recipe again
+    and again, give the walk's messages, each message's fields in the walk's order; a value that is an
+    object leaves the shape to the walk."""
     rng = random.Random(38)
     for _ in range(500):
         n = rng.randint(1, 4)
@@ -131,10 +132,9 @@ def test_a_recipe_compiled_gives_what_it_gives_uncompiled_whatever_its_keys_and_
         if recipe is None:  # fields all indices: a list, the walk's
             continue
         first = messages_from(attrs, recipe)
-        assert recipe.made is None and first == _walk(attrs, "p")
+        assert first == _walk(attrs, "p")
         again = messages_from(attrs, recipe)
-        assert recipe.made is not None and again == first
-        assert [list(m) for m in again] == [list(m) for m in first]  # each message's fields in the same order
+        assert again == first and [list(m) for m in again] == [list(m) for m in _walk(attrs, "p")]
         objected = {**attrs, keys[0]: {"a": 1}}
         assert messages_from(objected, recipe) is None and messages_from(dict(objected), recipe) is None
 
@@ -148,13 +148,3 @@ def test_layouts_are_kept_for_a_bounded_number_of_key_sets_and_keys(monkeypatch)
         held = sum(len(keys) for keys in otel_keys._LAYOUTS)
         assert len(otel_keys._LAYOUTS) <= 8 and held == otel_keys._held <= 40
     assert key_layout({"k49": 1, "input.value": "x"}) is key_layout({"k49": 2, "input.value": "y"})
-
-
-def test_a_long_conversations_recipe_is_not_compiled_and_gives_the_walks_messages():
-    n = otel_attributes.COMPILED_KEYS  # messages of two fields: twice the keys a compiled recipe may read
-    attrs = {f"p.{i}.message.{f}": f"{f} {i}" for i in range(n) for f in ("role", "content")}
-    recipe = message_recipe(sorted(attrs), 2)
-    assert recipe is not None
-    for _ in range(3):
-        assert messages_from(attrs, recipe) == _walk(attrs, "p")
-    assert recipe.made is None

@@ -4,7 +4,6 @@ flattened `prefix.0.message.role` keys as the nested lists they encode. Pure."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from typing import Any
 
 StringPool = dict[str, str]
@@ -121,21 +120,14 @@ def _listify(node: dict[str, Any]) -> Any:
 
 class Recipe:
     """OpenInference's `N.message.FIELD` keys of one prefix as `unflatten` nests them: every key, in
-    message order (`keys`), and each message's field names, in order (`fields`).
+    message order (`keys`), and each message's field names, in order (`fields`). Made from the keys
+    alone, so a layout (`otel_keys`) reads every span of the same keys by it, with no sort or split."""
 
-    A recipe used again (a layout's, `otel_keys`) is compiled into a function that builds its
-    messages as dict displays. Why: `dict(zip(fields, values))` a message cost four times what a
-    display does, and making a big trace's runs again on every pass builds every message again.
-    Its text holds only `repr`s of the keys and fields (each a `str`, `str.__repr__` of it a string
-    literal that reads back as itself), so no text of a trace can be anything but a string in it."""
-
-    __slots__ = ("fields", "keys", "made", "uses")
+    __slots__ = ("fields", "keys")
 
     def __init__(self, keys: tuple[str, ...], fields: tuple[tuple[str, ...], ...]) -> None:
         self.keys = keys
         self.fields = fields
-        self.uses = 0
-        self.made: Callable[[dict[str, Any]], list[dict[str, Any]] | None] | None = None
 
 
 def message_recipe(keys: list[str], cut: int) -> Recipe | None:
@@ -168,22 +160,11 @@ def message_recipe(keys: list[str], cut: int) -> Recipe | None:
 def messages_from(attrs: dict[str, Any], recipe: Recipe) -> list[dict[str, Any]] | None:
     """The messages `recipe` says the keys hold, or None when a value is itself an object (the
     general walk nests into it)."""
-    if recipe.made is not None:
-        return recipe.made(attrs)
-    recipe.uses += 1
-    # used again, and small: compiled (a recipe used once, as a growing chat's mostly are, is not; nor one of
-    # a long conversation, whose compiled text would cost more to make and hold than its dicts do to build)
-    if recipe.uses > 1 and len(recipe.keys) <= COMPILED_KEYS:
-        recipe.made = _compiled(recipe)
-        return recipe.made(attrs)
     values = list(map(attrs.__getitem__, recipe.keys))
     if _has_object(values):
         return None
     it = iter(values)  # `zip` stops at a message's last field, taking no value of the next one
     return [dict(zip(names, it)) for names in recipe.fields]
-
-
-COMPILED_KEYS = 64  # the most keys a compiled recipe reads
 
 
 _PLAIN_TYPES = frozenset({str, int, float, bool, type(None), list})
@@ -192,20 +173,6 @@ _PLAIN_TYPES = frozenset({str, int, float, bool, type(None), list})
 def _has_object(values: tuple[Any, ...] | list[Any]) -> bool:
     """Whether a value is a dict (of any kind); the usual all-plain answer told by one C pass."""
     return not _PLAIN_TYPES.issuperset(map(type, values)) and any(isinstance(v, dict) for v in values)
-
-
-def _compiled(recipe: Recipe) -> Callable[[dict[str, Any]], list[dict[str, Any]] | None]:
-    """`messages_from` for `recipe` as one function of dict displays (see `Recipe`)."""
-    literal = str.__repr__
-    values = ", ".join(f"d[{literal(k)}]" for k in recipe.keys)
-    messages, at = [], 0
-    for names in recipe.fields:
-        messages.append("{" + ", ".join(f"{literal(n)}: v[{at + j}]" for j, n in enumerate(names)) + "}")
-        at += len(names)
-    text = f"def made(d):\n    v = ({values},)\n    return None if has_object(v) else [{', '.join(messages)}]\n"
-    scope: dict[str, Any] = {"has_object": _has_object}
-    exec(compile(text, "<otel message recipe>", "exec"), scope)  # noqa: S102 - only string literals, see `Recipe`
-    return scope["made"]
 
 
 def _messages(attrs: dict[str, Any], keys: list[str], cut: int) -> list[Any] | None:
