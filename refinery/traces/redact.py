@@ -299,6 +299,7 @@ _ID_CHARS = "0123456789abcdefABCDEF:.+-_TZ()[]#,\ue002\ue003\n"
 _ID_LITERALS = tuple(sorted(lit for lit in _LITERALS if set(lit) <= set(_ID_CHARS.lower())))
 _ID_PREFIXES = tuple(sorted(p for p in set(_PREFIXES.values()) - {""} if set(p) <= set(_ID_CHARS)))
 _NOT_ID = re.compile(f"[^{re.escape(_ID_CHARS)}]")
+_ID_LINE_CHARS = _ID_CHARS.replace("\n", "")
 
 
 def _scanned_words(text: str) -> _Found:
@@ -309,11 +310,25 @@ def _scanned_words(text: str) -> _Found:
     its start and end), learnt a few at a time, and each lot was looked for every literal's rarest
     character: about a fifth of redaction. A literal can only occur in a text that holds all of its
     characters, so a text written wholly in `_ID_CHARS` can only hold those of `_ID_LITERALS` and
-    `_ID_PREFIXES`: the same findings for a few searches."""
-    if len(text) <= _WINDOW and not _NOT_ID.search(text):  # every character one of them
+    `_ID_PREFIXES`: the same findings for a few searches. A lot that mixes them with other words (a
+    file's name among its runs' ids) is looked through so line by line: the lines written wholly in
+    `_ID_CHARS` for what they can hold, the others for everything."""
+    if len(text) > _WINDOW:
+        return _scanned(text)
+    if not _NOT_ID.search(text):  # every character one of them
         low = text.lower()
         return {lit for lit in _ID_LITERALS if lit in low}, {p for p in _ID_PREFIXES if p in text}
-    return _scanned(text)
+    lines = text.split("\n")
+    rest = [line for line in lines if line.strip(_ID_LINE_CHARS)]  # the lines not written wholly in them
+    if len(rest) == len(lines):
+        return _scanned(text)
+    # the lines written wholly in them hold only what they can hold (looked for in all of the text), the
+    # rest anything: no literal holds a line break, so each occurrence lies within one line
+    low = text.lower()
+    present, starts = _scanned("\n".join(rest))
+    present.update(lit for lit in _ID_LITERALS if lit in low)
+    starts.update(p for p in _ID_PREFIXES if p in text)
+    return present, starts
 
 
 def _prefiltered(text: str) -> _Found:
@@ -434,6 +449,8 @@ def redact_value(text: str) -> str:
         seen.add_short(text)
         return text
     found = _prefiltered(text)
+    if not found[0] and not found[1] and not extra and not _EXTRA.get() and not _rules_for(*found):
+        return text  # nearly every value: no rule can match it, and nothing found to note
     out = _redacted(text, report, extra, found)
     seen.add(found)
     if out != text:
