@@ -284,6 +284,14 @@ def _rules_for(present: set[str], starts: set[str]) -> list[Rule]:
     return [rules[i] for i in sorted(chosen)]
 
 
+def _no_rule_always() -> bool:
+    """Whether every rule of the catalogue needs a literal or a text it begins with (then a text
+    holding neither needs no rule run)."""
+    if _INDEXED is None or _INDEXED[0] is not _ORDER:
+        return not _rules_for(set(), set())
+    return not _INDEXED[1][3]
+
+
 _Found = tuple[set[str], set[str]]  # the prefilter literals and the texts rules begin with that occur in a text
 
 
@@ -444,12 +452,13 @@ def redact_value(text: str) -> str:
     state = _RENDERING.get()
     if state is None:
         return text
-    report, extra, seen, _ = state
-    if len(text) < 8 and not extra and not _EXTRA.get():
+    report, extra, seen, memo = state
+    plain = not extra and not _EXTRA.get()  # the catalogue's rules only
+    if len(text) < 8 and plain:
         seen.add_short(text)
         return text
-    found = _prefiltered(text)
-    if not found[0] and not found[1] and not extra and not _EXTRA.get() and not _rules_for(*found):
+    found = memo.found(text) if len(text) <= _WINDOW else _scanned(text)  # as `_prefiltered`
+    if plain and not found[0] and not found[1] and _no_rule_always():
         return text  # nearly every value: no rule can match it, and nothing found to note
     out = _redacted(text, report, extra, found)
     seen.add(found)
