@@ -14,7 +14,14 @@ from collections.abc import Callable, Iterable
 import pytest
 
 from refinery.traces import redact, redact_memo
-from refinery.traces.redact import RedactionReport, extra_patterns, redact_text, redact_value, redacting
+from refinery.traces.redact import (
+    RedactionReport,
+    extra_patterns,
+    outside_values,
+    redact_text,
+    redact_value,
+    redacting,
+)
 from refinery.traces.redact_memo import WordMemo
 from refinery.traces.redact_rules import Rule
 from tests.secret_shapes import PLANTS
@@ -219,3 +226,14 @@ def test_a_rule_that_needs_no_literal_still_runs_over_a_value_holding_none(monke
     with redacting(report := RedactionReport()):
         assert redact_value(text) == "the order [REDACTED:order_number] was read"
     assert report.as_dict() == {"order_number": 1}
+
+
+def test_the_text_outside_the_values_is_what_the_marks_pattern_leaves():
+    """`outside_values` against `SOURCE_SPAN.split` on any mix of marks: values nested, unclosed,
+    closed twice, empty, at either end, and a trace's own text past ASCII."""
+    rng = random.Random(17)
+    alphabet = ["\ue000", "\ue001", "\ue002", "\ue003", "\ue004", "a", "b", "\n", " ", "é", "日", "\U0001f600"]
+    texts = ["", "\ue000", "\ue001", "\ue000\ue001", "\ue000\ue000a\ue001\ue001", "x\ue000y"]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(20_000)]
+    for text in texts:
+        assert outside_values(text) == redact.SOURCE_SPAN.split(text), repr(text)

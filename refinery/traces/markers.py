@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from refinery.traces.redact import SOURCE_SPAN, note_rendered, redact_value
+from refinery.traces.redact import SOURCE_SPAN, note_rendered, outside_values, redact_value
 from refinery.traces.source_text import CLOSE, OPEN, PAUSE, RESUME
 
 _SPACES = re.compile(" *")
@@ -47,7 +47,7 @@ def _scaffolding_redacted(section: str) -> str:
     together, in one pass, not the values again."""
     if _JOIN in section:
         return redact_value(section)
-    pieces = SOURCE_SPAN.split(section)
+    pieces = outside_values(section)  # `SOURCE_SPAN.split`, without walking the values
     joined = _JOIN.join(pieces)
     redacted = redact_value(joined)
     if redacted == joined:  # nearly always: nothing to put back together

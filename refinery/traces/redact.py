@@ -37,6 +37,7 @@ __all__ = [
     "redacting",
     "note_marks",
     "note_rendered",
+    "outside_values",
     "secret_field_value",
 ]
 
@@ -490,6 +491,29 @@ SOURCE_SPAN = re.compile(f"{_OPEN}[^{_OPEN}{_CLOSE}]*{_CLOSE}")  # one value's t
 _WHOLE_SPLIT_CHARS = 4 * PIECE_CHARS  # the largest file split at its marks in one call
 
 
+def outside_values(marked: str) -> list[str]:
+    """`SOURCE_SPAN.split(marked)`: the text between the values' marks (the renderer's own).
+
+    Why not the pattern: its search walks every character of every value (most of a file) through
+    the `[^…]*` loop; `str.split` at the OPEN marks is a plain scan, and each piece's first CLOSE
+    one `find` — the same pieces. A value is OPEN, text holding neither mark, CLOSE: each OPEN is
+    followed by its piece of the split, and it opens a value exactly when that piece holds a CLOSE
+    (the first one ends it: the piece holds no OPEN). An OPEN with no CLOSE after it in its piece
+    opens nothing and stays in the text around it, as it does for the pattern."""
+    parts = marked.split(_OPEN)
+    out: list[str] = []
+    current = parts[0]
+    for part in parts[1:]:
+        end = part.find(_CLOSE)
+        if end < 0:
+            current = f"{current}{_OPEN}{part}"
+        else:
+            out.append(current)
+            current = part[end + 1 :]
+    out.append(current)
+    return out
+
+
 def redact_rendered(marked: str, report: RedactionReport | None = None, extra: Sequence[re.Pattern[str]] = ()) -> str:
     """A rendered file, its source marks still in, redacted as `redact_text` redacts it.
 
@@ -515,7 +539,7 @@ def redact_rendered(marked: str, report: RedactionReport | None = None, extra: S
     found, opened, closed = state[2].take()
     if len(marked) > _WHOLE_SPLIT_CHARS or marked.count(_OPEN) != opened or marked.count(_CLOSE) != closed:
         return redact_text(marked, report, extra)
-    outside = _prefiltered("\n".join(SOURCE_SPAN.split(marked)))
+    outside = _prefiltered("\n".join(outside_values(marked)))
     trial = RedactionReport()
     out = _redacted(marked, trial, extra, (found[0] | outside[0], found[1] | outside[1]))
     if not trial.counts:
