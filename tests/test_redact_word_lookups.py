@@ -18,6 +18,7 @@ from refinery.traces.redact import (
     RedactionReport,
     extra_patterns,
     outside_values,
+    redact_own_text,
     redact_text,
     redact_value,
     redacting,
@@ -237,3 +238,64 @@ def test_the_text_outside_the_values_is_what_the_marks_pattern_leaves():
     texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(20_000)]
     for text in texts:
         assert outside_values(text) == redact.SOURCE_SPAN.split(text), repr(text)
+
+
+def _numbered(seed: int) -> list[str]:
+    """The renderer's own text as it writes it — ids, times, counts — with every literal and text
+    rules begin with planted among them, those that hold a digit with other digits too (`sq5` is
+    not `sq0`, though both are written alike)."""
+    rng = random.Random(seed)
+    digits = [lit for lit in [*redact._DIGIT_LITERALS, *redact._DIGIT_PREFIXES]]
+    near = [lit.translate(str.maketrans("0123456789", "5678901234")) for lit in digits]
+    words = [*sorted(redact._LITERALS), *sorted(p for p in redact._PREFIXES.values() if p), *digits, *near]
+    words += ["run_id:", "## Run", "·", "—", "\ue002", "\ue004", "٣", "１", "\ud800", "PRIVATE KEY", "é"]
+    out = []
+    for _ in range(3000):
+        parts = []
+        for _ in range(rng.randint(1, 12)):
+            number = str(rng.randint(0, 10 ** rng.randint(1, 18)))
+            r = rng.random()
+            if r < 0.4:
+                parts.append(number)
+            elif r < 0.6:
+                parts.append(f"2023-11-{rng.randint(10, 28)}T22:13:{rng.randint(10, 59)}.{number}+00:00")
+            else:
+                word = rng.choice(words)
+                parts.append(rng.choice(["", number]) + (word.upper() if rng.random() < 0.2 else word) + number)
+        out.append("".join(p + rng.choice([" ", "\n", "", "[", "] "]) for p in parts))
+    return out
+
+
+def test_the_renderers_own_text_is_found_with_its_numbers_alike_as_looked_through_whole():
+    texts = _numbered(29)
+    assert any(redact._scanned(t)[0] & redact._DIGIT_LITERALS for t in texts)
+    assert any(redact._scanned(t)[1] & redact._DIGIT_PREFIXES for t in texts)
+    with redacting(RedactionReport()):
+        for i, text in enumerate([*texts, *_stream(4, 300), *texts]):  # the memo shared, as in a rendering
+            assert redact._prefiltered_own(text) == redact._scanned(text), (i, text[:120])
+            assert redact._prefiltered(text) == redact._scanned(text), (i, text[:120])
+
+
+def test_numbers_written_alike_are_learnt_once():
+    looked: list[str] = []
+    with redacting(RedactionReport()):
+        memo = redact._RENDERING.get()[3]
+        learn = memo._learn
+        memo._learn = lambda text: looked.append(text) or learn(text)
+        redact._prefiltered_own("- run_id: 0000000000000012 at 2023-11-14T22:13:20.018000+00:00")
+        looked.clear()
+        redact._prefiltered_own("- run_id: 0000000000000013 at 2023-11-14T22:13:20.019500+00:00")
+    assert looked == []
+
+
+def test_the_renderers_own_text_is_redacted_as_redact_text_redacts_it():
+    texts = [*_numbered(31)[:800], *(f"- name: {text} 12" for _, text, _ in PLANTS)]
+    with redacting(report := RedactionReport()):
+        inside = [redact_own_text(t) for t in texts]
+    expected = [(redact_text(t, r := RedactionReport()), r) for t in texts]
+    assert inside == [out for out, _ in expected]
+    total: dict[str, int] = {}
+    for _, r in expected:
+        for kind, n in r.counts.items():
+            total[kind] = total.get(kind, 0) + n
+    assert report.as_dict() == dict(sorted(total.items())) and total

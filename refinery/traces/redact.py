@@ -31,6 +31,7 @@ __all__ = [
     "RedactionReport",
     "compile_patterns",
     "extra_patterns",
+    "redact_own_text",
     "redact_rendered",
     "redact_text",
     "redact_value",
@@ -349,6 +350,41 @@ def _prefiltered(text: str) -> _Found:
     return _scanned(text)
 
 
+# Literals and texts rules begin with that hold an ASCII digit, and every ASCII digit written as 0
+_DIGIT_LITERALS = frozenset(lit for lit in _LITERALS if re.search("[0-9]", lit))
+_DIGIT_PREFIXES = frozenset(p for p in _PREFIXES.values() if re.search("[0-9]", p))
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+
+
+def _prefiltered_own(text: str) -> _Found:
+    """`_prefiltered(text)` for the renderer's own text (a file's headings and labels, a long
+    section's scaffolding, a marker, the short values), its numbers learnt once a shape.
+
+    Why: that text is mostly ids, times and counts, nearly each a word the rendering has not seen
+    (`0000000000000012]`, `2023-11-14T22:13:20.018000+00:00`), so the word memo learnt, and kept,
+    a few words a run: most of what the file's pass and the long sections' scaffolding cost.
+    Written with every ASCII digit as 0, they are a few shapes, learnt once. The findings are the
+    same: the text with its digits as 0 differs from the text only at its digits (one byte of
+    UTF-8 each, so one character for one), so a literal or text rules begin with that holds no
+    digit occurs in one exactly where it occurs in the other — lower-casing does not move it
+    either: a digit is neither cased nor case-ignorable, as 0 is not, so no character's lower case
+    changes — and the 18 that hold a digit are looked for in the text itself."""
+    state = _RENDERING.get()
+    if state is None or len(text) > _WINDOW:
+        return _scanned(text)
+    raw = text.encode("utf-8", "surrogatepass")
+    alike = raw.translate(_DIGITS_AS_ZERO)
+    if alike == raw:  # no digit but 0
+        return state[3].found(text)
+    present, starts = state[3].found(alike.decode("utf-8", "surrogatepass"))
+    low = text.lower()
+    present.difference_update(_DIGIT_LITERALS)
+    present.update(lit for lit in _DIGIT_LITERALS if lit in low)
+    starts.difference_update(_DIGIT_PREFIXES)
+    starts.update(p for p in _DIGIT_PREFIXES if p in text)
+    return present, starts
+
+
 def redact_text(text: str, report: RedactionReport | None = None, extra: Sequence[re.Pattern[str]] = ()) -> str:
     """`text` with every secret replaced by `[REDACTED:<kind>]`; counts go to `report`.
     `extra`: an organisation's own patterns (see `compile_patterns`), as the context's are."""
@@ -417,7 +453,7 @@ class _SinceLastFile:
 
     def _flush_short(self) -> None:
         if self.short:
-            self.add(_prefiltered("\n".join(self.short)))  # no literal holds a line break
+            self.add(_prefiltered_own("\n".join(self.short)))  # no literal holds a line break
         self.short, self.short_chars = [], 0
 
     def take(self) -> tuple[_Found, int, int]:
@@ -450,6 +486,16 @@ def redact_value(text: str) -> str:
     What the prefilter found in it (and in what it became, when a rule changed it) is noted for
     `redact_rendered`; a value too short to redact alone is noted to be looked through with the
     file's other short ones."""
+    return _redact_rendering(text, own=False)
+
+
+def redact_own_text(text: str) -> str:
+    """`redact_value` for text the renderer wrote (a long section's scaffolding: ids, times,
+    names), its numbers looked through as `_prefiltered_own` does: the same result."""
+    return _redact_rendering(text, own=True)
+
+
+def _redact_rendering(text: str, own: bool) -> str:
     state = _RENDERING.get()
     if state is None:
         return text
@@ -458,7 +504,10 @@ def redact_value(text: str) -> str:
     if len(text) < 8 and plain:
         seen.add_short(text)
         return text
-    found = memo.found(text) if len(text) <= _WINDOW else _scanned(text)  # as `_prefiltered`
+    if own:
+        found = _prefiltered_own(text)
+    else:
+        found = memo.found(text) if len(text) <= _WINDOW else _scanned(text)  # as `_prefiltered`
     if plain and not found[0] and not found[1] and _no_rule_always():
         return text  # nearly every value: no rule can match it, and nothing found to note
     out = _redacted(text, report, extra, found)
@@ -474,7 +523,7 @@ def note_rendered(text: str) -> None:
     takes it as looked through (see `redact_rendered`)."""
     state = _RENDERING.get()
     if state is not None:
-        state[2].add(_prefiltered(text))
+        state[2].add(_prefiltered_own(text))
 
 
 def note_marks(opened: int, closed: int) -> None:
@@ -539,7 +588,7 @@ def redact_rendered(marked: str, report: RedactionReport | None = None, extra: S
     found, opened, closed = state[2].take()
     if len(marked) > _WHOLE_SPLIT_CHARS or marked.count(_OPEN) != opened or marked.count(_CLOSE) != closed:
         return redact_text(marked, report, extra)
-    outside = _prefiltered("\n".join(outside_values(marked)))
+    outside = _prefiltered_own("\n".join(outside_values(marked)))
     trial = RedactionReport()
     out = _redacted(marked, trial, extra, (found[0] | outside[0], found[1] | outside[1]))
     if not trial.counts:
