@@ -350,10 +350,31 @@ def _prefiltered(text: str) -> _Found:
     return _scanned(text)
 
 
-# Literals and texts rules begin with that hold an ASCII digit, and every ASCII digit written as 0
-_DIGIT_LITERALS = frozenset(lit for lit in _LITERALS if re.search("[0-9]", lit))
-_DIGIT_PREFIXES = frozenset(p for p in _PREFIXES.values() if re.search("[0-9]", p))
+# Literals and texts rules begin with that hold an ASCII digit, each with its form with every ASCII
+# digit written as 0 (`_alike`)
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+
+
+def _alike(text: str) -> str:
+    """`text` with every ASCII digit written as 0 (one byte of UTF-8 each: one character for one)."""
+    return text.encode("utf-8", "surrogatepass").translate(_DIGITS_AS_ZERO).decode("utf-8", "surrogatepass")
+
+
+_DIGIT_LITERALS = {lit: _alike(lit) for lit in sorted(_LITERALS) if re.search("[0-9]", lit)}
+_DIGIT_PREFIXES = {p: _alike(p) for p in sorted(set(_PREFIXES.values())) if re.search("[0-9]", p)}
+_LITERAL_FORMS = frozenset(_DIGIT_LITERALS.values())
+_PREFIX_FORMS = frozenset(_DIGIT_PREFIXES.values())
+
+
+def _scanned_alike(text: str) -> _Found:
+    """What the word memo of the renderer's own text learns of a lot of its words (written with
+    digits as 0): `_scanned_words`, and the forms of the literals and texts rules begin with that
+    hold a digit (see `_prefiltered_own`)."""
+    present, starts = _scanned_words(text)
+    low = text.lower()
+    present.update(form for form in _LITERAL_FORMS if form in low)
+    starts.update(form for form in _PREFIX_FORMS if form in text)
+    return present, starts
 
 
 def _prefiltered_own(text: str) -> _Found:
@@ -362,26 +383,27 @@ def _prefiltered_own(text: str) -> _Found:
 
     Why: that text is mostly ids, times and counts, nearly each a word the rendering has not seen
     (`0000000000000012]`, `2023-11-14T22:13:20.018000+00:00`), so the word memo learnt, and kept,
-    a few words a run: most of what the file's pass and the long sections' scaffolding cost.
-    Written with every ASCII digit as 0, they are a few shapes, learnt once. The findings are the
-    same: the text with its digits as 0 differs from the text only at its digits (one byte of
-    UTF-8 each, so one character for one), so a literal or text rules begin with that holds no
-    digit occurs in one exactly where it occurs in the other — lower-casing does not move it
-    either: a digit is neither cased nor case-ignorable, as 0 is not, so no character's lower case
-    changes — and the 18 that hold a digit are looked for in the text itself."""
+    a few words a run: most of what the file's pass and the long sections' scaffolding cost. Its
+    own memo (`redacting`) learns it written with every ASCII digit as 0 (`_alike`): a few shapes,
+    learnt once. The findings are the same. The text so written differs from the text only at its
+    digits, one character for one, and lower-casing does not change that (a digit is neither
+    cased nor case-ignorable, as 0 is not, so no character's lower case changes; none becomes a
+    digit), so a literal or text rules begin with that holds no digit occurs in one exactly where
+    it occurs in the other. One that holds a digit occurs in the text only where its own form
+    (written so too) occurs in the text so written: it is looked for in the text itself where its
+    form was found — nearly never."""
     state = _RENDERING.get()
     if state is None or len(text) > _WINDOW:
         return _scanned(text)
-    raw = text.encode("utf-8", "surrogatepass")
-    alike = raw.translate(_DIGITS_AS_ZERO)
-    if alike == raw:  # no digit but 0
-        return state[3].found(text)
-    present, starts = state[3].found(alike.decode("utf-8", "surrogatepass"))
-    low = text.lower()
-    present.difference_update(_DIGIT_LITERALS)
-    present.update(lit for lit in _DIGIT_LITERALS if lit in low)
-    starts.difference_update(_DIGIT_PREFIXES)
-    starts.update(p for p in _DIGIT_PREFIXES if p in text)
+    present, starts = state[4].found(_alike(text))
+    literal_forms, prefix_forms = present & _LITERAL_FORMS, starts & _PREFIX_FORMS
+    present.difference_update(_LITERAL_FORMS, _DIGIT_LITERALS)
+    starts.difference_update(_PREFIX_FORMS, _DIGIT_PREFIXES)
+    if literal_forms:
+        low = text.lower()
+        present.update(lit for lit, form in _DIGIT_LITERALS.items() if form in literal_forms and lit in low)
+    if prefix_forms:
+        starts.update(p for p, form in _DIGIT_PREFIXES.items() if form in prefix_forms and p in text)
     return present, starts
 
 
@@ -466,15 +488,17 @@ class _SinceLastFile:
 
 _SHORT_CHARS = 1 << 16
 
-_RENDERING: ContextVar[tuple[RedactionReport, tuple[re.Pattern[str], ...], _SinceLastFile, WordMemo] | None] = (
-    ContextVar("refinery_redaction", default=None)
-)
+# (the report, the extra patterns, what was found since the last file, the values' word memo, the
+# renderer's own text's word memo)
+_State = tuple[RedactionReport, tuple[re.Pattern[str], ...], _SinceLastFile, WordMemo, WordMemo]
+_RENDERING: ContextVar[_State | None] = ContextVar("refinery_redaction", default=None)
 
 
 @contextmanager
 def redacting(report: RedactionReport, extra: Sequence[re.Pattern[str]] = ()) -> Iterator[None]:
     """Within this block, `redact_value` redacts into `report` (with `extra` patterns too)."""
-    token = _RENDERING.set((report, tuple(extra), _SinceLastFile(), WordMemo(_scanned_words, _SPACED)))
+    memos = WordMemo(_scanned_words, _SPACED), WordMemo(_scanned_alike, _SPACED)  # values; the renderer's text
+    token = _RENDERING.set((report, tuple(extra), _SinceLastFile(), *memos))
     try:
         yield
     finally:
@@ -499,7 +523,7 @@ def _redact_rendering(text: str, own: bool) -> str:
     state = _RENDERING.get()
     if state is None:
         return text
-    report, extra, seen, memo = state
+    report, extra, seen, memo, _ = state
     plain = not extra and not _EXTRA.get()  # the catalogue's rules only
     if len(text) < 8 and plain:
         seen.add_short(text)
