@@ -24,7 +24,7 @@ from refinery.traces.redact import (
     redacting,
 )
 from refinery.traces.redact_memo import WordMemo
-from refinery.traces.redact_rules import Rule
+from refinery.traces.redact_rules import FIELD_NAMES, HEADER_NAMES, Rule
 from tests.secret_shapes import PLANTS
 
 Found = tuple[set[str], set[str]]
@@ -299,3 +299,35 @@ def test_the_renderers_own_text_is_redacted_as_redact_text_redacts_it():
         for kind, n in r.counts.items():
             total[kind] = total.get(kind, 0) + n
     assert report.as_dict() == dict(sorted(total.items())) and total
+
+
+def _old_secret_field_value(key, value, parent=None):
+    """`redact.secret_field_value` as it was before the field names were remembered (the reference)."""
+    if not isinstance(key, str) or value in (None, "", [], {}) or isinstance(value, bool):
+        return None
+    if key == "auth" and isinstance(value, str) and redact._BASE64.fullmatch(value):
+        return "[REDACTED:docker_auth]"
+    k8s_secret = isinstance(parent, dict) and str(parent.get("kind", "")).lower() == "secret"
+    if not FIELD_NAMES.search(key.strip()) and not (k8s_secret and key in ("data", "stringData")):
+        return None
+    if HEADER_NAMES.search(key.strip()) and not isinstance(value, (list, dict)):
+        return None
+    return "[REDACTED:password_field]" if re.search(r"(?i)pass|pwd", key) else "[REDACTED:secret_field]"
+
+
+@pytest.mark.parametrize("most", [4096, 3])
+def test_secret_fields_are_told_as_before_each_name_searched_once(most, monkeypatch):
+    monkeypatch.setattr(redact, "_MOST_FIELD_NAMES", most)
+    rng = random.Random(41)
+    names = ["password", "Password ", " api_key", "client_secret", "SessionToken", "Authorization", "cookie", "auth"]
+    names += ["data", "stringData", "input", "q", "token", "x-api-key", "AUTHORIZATION", "passwd", "kind", "é"]
+    values = ["hunter2hunter2", "QUJDREVGR0g=", "", None, True, [], {}, ["a"], {"k": "v"}, 0, "Bearer abc.def"]
+    parents = [None, {}, {"kind": "Secret"}, {"kind": "secret"}, {"kind": "ConfigMap"}, {"kind": 3}, []]
+    cases = [(rng.choice(names), rng.choice(values), rng.choice(parents)) for _ in range(4000)]
+    expected = [_old_secret_field_value(*case) for case in cases]
+    assert len(set(expected)) >= 4  # none, each kind, docker's
+    with redacting(report := RedactionReport()):
+        assert [redact.secret_field_value(*case) for case in cases] == expected
+        assert len(redact._RENDERING.get()[5]) <= max(most, 1)
+    counted = [e for e in expected if e]
+    assert report.total == len(counted)

@@ -489,8 +489,10 @@ class _SinceLastFile:
 _SHORT_CHARS = 1 << 16
 
 # (the report, the extra patterns, what was found since the last file, the values' word memo, the
-# renderer's own text's word memo)
-_State = tuple[RedactionReport, tuple[re.Pattern[str], ...], _SinceLastFile, WordMemo, WordMemo]
+# renderer's own text's word memo, what each field name is: `_field_kind`)
+_State = tuple[
+    RedactionReport, tuple[re.Pattern[str], ...], _SinceLastFile, WordMemo, WordMemo, dict[str, tuple[bool, bool]]
+]
 _RENDERING: ContextVar[_State | None] = ContextVar("refinery_redaction", default=None)
 
 
@@ -498,7 +500,7 @@ _RENDERING: ContextVar[_State | None] = ContextVar("refinery_redaction", default
 def redacting(report: RedactionReport, extra: Sequence[re.Pattern[str]] = ()) -> Iterator[None]:
     """Within this block, `redact_value` redacts into `report` (with `extra` patterns too)."""
     memos = WordMemo(_scanned_words, _SPACED), WordMemo(_scanned_alike, _SPACED)  # values; the renderer's text
-    token = _RENDERING.set((report, tuple(extra), _SinceLastFile(), *memos))
+    token = _RENDERING.set((report, tuple(extra), _SinceLastFile(), *memos, {}))
     try:
         yield
     finally:
@@ -523,7 +525,7 @@ def _redact_rendering(text: str, own: bool) -> str:
     state = _RENDERING.get()
     if state is None:
         return text
-    report, extra, seen, memo, _ = state
+    report, extra, seen, memo = state[:4]
     plain = not extra and not _EXTRA.get()  # the catalogue's rules only
     if len(text) < 8 and plain:
         seen.add_short(text)
@@ -621,6 +623,20 @@ def redact_rendered(marked: str, report: RedactionReport | None = None, extra: S
 
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{8,}={0,2}")
+_MOST_FIELD_NAMES = 4096  # field names remembered in one rendering; then forgotten
+
+
+def _field_kind(key: str, known: dict[str, tuple[bool, bool]]) -> tuple[bool, bool]:
+    """Whether `key` names a secret field (`FIELD_NAMES`) and a header (`HEADER_NAMES`), each name
+    searched once a rendering: a trace repeats a few names in every run, and the two searches were
+    most of what `secret_field_value` cost (the names are the trace's: kept for the rendering only)."""
+    kind = known.get(key)
+    if kind is None:
+        if len(known) >= _MOST_FIELD_NAMES:
+            known.clear()
+        name = key.strip()
+        kind = known[key] = (FIELD_NAMES.search(name) is not None, HEADER_NAMES.search(name) is not None)
+    return kind
 
 
 def secret_field_value(key: Any, value: Any, parent: Any = None) -> str | None:
@@ -633,10 +649,12 @@ def secret_field_value(key: Any, value: Any, parent: Any = None) -> str | None:
     if key == "auth" and isinstance(value, str) and _BASE64.fullmatch(value):  # Docker's `auths`
         state[0].counts["docker_auth"] += 1
         return "[REDACTED:docker_auth]"
-    k8s_secret = isinstance(parent, dict) and str(parent.get("kind", "")).lower() == "secret"
-    if not FIELD_NAMES.search(key.strip()) and not (k8s_secret and key in ("data", "stringData")):
+    field, header = _field_kind(key, state[5])
+    if not field and not (
+        key in ("data", "stringData") and isinstance(parent, dict) and str(parent.get("kind", "")).lower() == "secret"
+    ):
         return None
-    if HEADER_NAMES.search(key.strip()) and not isinstance(value, (list, dict)):
+    if header and not isinstance(value, (list, dict)):
         return None  # one header value: the text rules know its scheme (`Bearer …`) and say so
     kind = "password_field" if re.search(r"(?i)pass|pwd", key) else "secret_field"
     state[0].counts[kind] += 1
