@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from refinery.traces import load_trace, redact
+from refinery.traces import load_trace, redact, redact_scan
 from refinery.traces.redact import RedactionReport, redact_rendered, redact_text, redact_value, redacting
 from refinery.traces.redact_rules import MARKS
 from refinery.traces.render import iter_marked_files
@@ -134,7 +134,7 @@ def test_a_big_file_is_not_split_at_its_marks_in_one_call(monkeypatch):
 def test_a_big_text_s_prefixes_are_found_a_piece_at_a_time_as_in_one_search(monkeypatch):
     """Over the piece size (a big trace's index) the prefix search goes a piece at a time (one
     search would hold the GIL), and finds what one search finds, a prefix across two pieces too."""
-    monkeypatch.setattr(redact, "PIECE_CHARS", 64)
+    monkeypatch.setattr(redact_scan, "PIECE_CHARS", 64)  # where the scans read it
     for i, text in enumerate(TEXTS):
         assert redact._found(text, redact._PREFIX_GUARDS, set()) == {
             p for p in redact._PREFIXES.values() if p and p in text
