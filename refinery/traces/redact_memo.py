@@ -8,8 +8,8 @@ white-space-separated words (`str.split()`); literals are looked for lower-cased
 a text lower-cases each word on its own (white space stays white space, and no character's lower
 case depends on anything past white space). So what the prefilter finds in a text is what it found
 in its words, each word looked through the first time it is seen — all the new words of a text
-together, in one pass. Pure; one `WordMemo` per rendering (`redact.redacting`), so nothing is
-shared between renderings or threads.
+together, in one pass. Pure; two `WordMemo`s per rendering (`redact.redacting`: the values', and the
+renderer's own text's, its digits written alike), so nothing is shared between renderings or threads.
 
 A text costs its `split` and, where every word is known and none held anything (nearly every
 value), two C-level look-ups of its word list (`issuperset`, `isdisjoint`: no set is built, each
