@@ -87,3 +87,22 @@ def test_redaction_in_small_pieces_is_the_whole_texts(monkeypatch, seed):
         assert redact_text(text, report) == whole
         assert report.counts == whole_report.counts
     assert whole_report.total > 100  # the secrets were there to find
+
+
+@pytest.mark.parametrize("breaks", [0, 1, 7])
+def test_a_long_text_with_few_line_breaks_is_redacted_in_pieces_as_whole(monkeypatch, breaks):
+    """Secrets side by side on lines longer than a piece and its reach (a one-line log of tokens):
+    the line break that bounds each search is looked for again only once a piece's reach passes the
+    last one found (it was looked for at every match), with the same matches as one search."""
+    rng = random.Random(breaks)
+    units = [text for _, text, _ in PLANTS] + ["eyJabcdefghijkl."] * 40 + ["prose "] * 20
+    text = "".join(rng.choice(units) for _ in range(12_000))
+    for _ in range(breaks):
+        at = rng.randint(0, len(text))
+        text = text[:at] + "\n" + text[at:]
+    assert len(text) > 2 * (4999 + redact._REACH)
+    monkeypatch.setattr(redact, "_PIECE", 10**9)  # one call
+    whole = redact_text(text, whole_report := RedactionReport())
+    monkeypatch.setattr(redact, "_PIECE", 4999)
+    assert redact_text(text, report := RedactionReport()) == whole
+    assert report.counts == whole_report.counts and whole_report.counts["jwt"] > 100

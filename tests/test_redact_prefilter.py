@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from refinery.traces import load_trace, redact
+from refinery.traces import load_trace, redact, redact_scan
 from refinery.traces.redact import RedactionReport, redact_rendered, redact_text, redact_value, redacting
 from refinery.traces.redact_rules import MARKS
 from refinery.traces.render import iter_marked_files
@@ -101,8 +101,9 @@ def test_the_values_left_as_they_were_are_not_looked_through_again(monkeypatch):
     through in the pass over the whole file."""
     value = "the agent read the page and wrote a plan " * 40
     looked: list[str] = []
-    prefiltered = redact._prefiltered
-    monkeypatch.setattr(redact, "_prefiltered", lambda text: looked.append(text) or prefiltered(text))
+    for name in ("_prefiltered", "_prefiltered_own"):  # the renderer's own text: its numbers alike
+        prefiltered = getattr(redact, name)
+        monkeypatch.setattr(redact, name, lambda text, f=prefiltered: looked.append(text) or f(text))
     with redacting(RedactionReport()):
         marked = f"## Run 001: search\n{source(value)}\n- name: {source('sk-' + 'a1B2c3D4e5' * 5)}\n"
         looked.clear()
@@ -117,10 +118,8 @@ def test_a_big_file_is_not_split_at_its_marks_in_one_call(monkeypatch):
     it — with the same result, and what was noted of its values is let go all the same."""
     monkeypatch.setattr(redact, "_WHOLE_SPLIT_CHARS", 50)
     splits: list[str] = []
-    span = redact.SOURCE_SPAN
-    monkeypatch.setattr(
-        redact, "SOURCE_SPAN", type("S", (), {"split": lambda self, t: splits.append(t) or span.split(t)})()
-    )
+    outside = redact.outside_values
+    monkeypatch.setattr(redact, "outside_values", lambda t: splits.append(t) or outside(t))
     with redacting(RedactionReport()):
         value = "the agent read the page and wrote a plan"
         redact_value(value)
@@ -135,7 +134,7 @@ def test_a_big_file_is_not_split_at_its_marks_in_one_call(monkeypatch):
 def test_a_big_text_s_prefixes_are_found_a_piece_at_a_time_as_in_one_search(monkeypatch):
     """Over the piece size (a big trace's index) the prefix search goes a piece at a time (one
     search would hold the GIL), and finds what one search finds, a prefix across two pieces too."""
-    monkeypatch.setattr(redact, "PIECE_CHARS", 64)
+    monkeypatch.setattr(redact_scan, "PIECE_CHARS", 64)  # where the scans read it
     for i, text in enumerate(TEXTS):
         assert redact._found(text, redact._PREFIX_GUARDS, set()) == {
             p for p in redact._PREFIXES.values() if p and p in text

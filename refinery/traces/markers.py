@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from refinery.traces.redact import SOURCE_SPAN, note_rendered, redact_value
+from refinery.traces.redact import SOURCE_SPAN, note_rendered, outside_values, redact_own_text
 from refinery.traces.source_text import CLOSE, OPEN, PAUSE, RESUME
 
 _SPACES = re.compile(" *")
@@ -46,15 +46,15 @@ def _scaffolding_redacted(section: str) -> str:
     blank line inside an id would split a secret there. The pieces between values are redacted
     together, in one pass, not the values again."""
     if _JOIN in section:
-        return redact_value(section)
-    pieces = SOURCE_SPAN.split(section)
+        return redact_own_text(section)
+    pieces = outside_values(section)  # `SOURCE_SPAN.split`, without walking the values
     joined = _JOIN.join(pieces)
-    redacted = redact_value(joined)
+    redacted = redact_own_text(joined)
     if redacted == joined:  # nearly always: nothing to put back together
         return section
     parts = redacted.split(_JOIN)
     if len(parts) != len(pieces):  # a secret ran across pieces: the whole section, then
-        return redact_value(section)
+        return redact_own_text(section)
     out = [parts[0]]
     for span, piece in zip(SOURCE_SPAN.findall(section), parts[1:]):
         out += [span, piece]

@@ -20,10 +20,32 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from refinery.core.pieces import PIECE_CHARS, contains
+from refinery.core.pieces import PIECE_CHARS
 from refinery.errors import UserInputError
 from refinery.traces.redact_memo import WordMemo
 from refinery.traces.redact_rules import FIELD_NAMES, HEADER_NAMES, K8S_DATA, K8S_KIND, K8S_REACH, RULES, Rule
+from refinery.traces.redact_scan import (  # noqa: F401 - the prefilter's names, as tests read them here
+    _DIGIT_LITERALS,
+    _DIGIT_PREFIXES,
+    _ID_CHARS,
+    _ID_LITERALS,
+    _ID_PREFIXES,
+    _LITERAL_FORMS,
+    _LITERALS,
+    _PREFIX_FORMS,
+    _PREFIX_GUARDS,
+    _PREFIXES,
+    _SPACED,
+    _WINDOW,
+    _alike,
+    _Found,
+    _found,
+    _literals_in,
+    _required_prefix,
+    _scanned,
+    _scanned_alike,
+    _scanned_words,
+)
 
 __all__ = [
     "RULES",
@@ -31,12 +53,14 @@ __all__ = [
     "RedactionReport",
     "compile_patterns",
     "extra_patterns",
+    "redact_own_text",
     "redact_rendered",
     "redact_text",
     "redact_value",
     "redacting",
     "note_marks",
     "note_rendered",
+    "outside_values",
     "secret_field_value",
 ]
 
@@ -55,41 +79,6 @@ class RedactionReport:
         return dict(sorted(self.counts.items()))
 
 
-_LITERALS = frozenset(lit for rule in RULES for lit in rule.literals) | {"secret"}
-_WINDOW = 1 << 16
-_OVERLAP = max(map(len, _LITERALS))
-
-
-def _required_prefix(pattern: re.Pattern[str]) -> str:
-    """The exact text every match of `pattern` begins with ("" when none can be told).
-
-    Why: a rule with no prefilter literal (most prefixed tokens: `sk-ant-`, `hf_`, `AIza`) ran its
-    regex over every value of the trace — 56 scans a value, most of a big plan's redaction. A
-    case-sensitive match can only start where its leading literal is, so where `prefix in text` is
-    false the rule cannot match and is skipped: the same result for one substring search. Read
-    from the pattern's parse (the standard library's `re._parser`); anything it cannot tell (a
-    case-insensitive pattern, a class or a group first) gives "", and the rule always runs.
-    """
-    try:
-        from re import _parser  # type: ignore[attr-defined]
-
-        parsed = _parser.parse(pattern.pattern, pattern.flags)
-    except Exception:  # noqa: BLE001 - another Python's internals: the rule simply always runs
-        return ""
-    if (pattern.flags | parsed.state.flags) & re.IGNORECASE:
-        return ""
-    prefix = []
-    for op, arg in parsed:
-        if op is not _parser.LITERAL:
-            break
-        prefix.append(chr(arg))
-    return "".join(prefix)
-
-
-# Rules without prefilter literals, each with the exact text its matches begin with
-_PREFIXES: dict[int, str] = {id(rule): _required_prefix(rule.pattern) for rule in RULES if not rule.literals}
-
-
 def _rule_order() -> list[tuple[Rule, frozenset[str], str]]:
     """The catalogue in its order, each rule with its literals (a set, checked against the text's in C)
     or, without any, the text its matches begin with."""
@@ -97,59 +86,6 @@ def _rule_order() -> list[tuple[Rule, frozenset[str], str]]:
 
 
 _ORDER = _rule_order()
-
-# Letters from the most common in English text to the least; an upper-case letter is rarer than
-# any lower-case one, a digit or punctuation rarer still
-_COMMON = " etaoinsrhldcumfpgwybvkxjqzETAOINSRHLDCUMFPGWYBVKXJQZ"
-
-
-def _by_guard(words: Iterable[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """`words` grouped under their rarest character (see `_COMMON`), rarest groups first.
-
-    Why: looking for 156 literals in every value of a trace, each a scan of the text, was most of
-    redaction's cost. A word can only occur where each of its characters does, and looking for one
-    character is a `memchr` (many times faster than looking for a word), so a group is looked for
-    only where its character occurs: the same set found, a few dozen fast scans for most values.
-    """
-    groups: dict[str, list[str]] = {}
-    for word in sorted(words):
-        guard = max(word, key=lambda ch: (_COMMON.find(ch) if ch in _COMMON else len(_COMMON), ch))
-        groups.setdefault(guard, []).append(word)
-    return tuple(sorted(((g, tuple(ws)) for g, ws in groups.items()), key=lambda gw: gw[0]))
-
-
-# Literals that hold white space: a text's words do not hold one (`redact_memo`)
-_SPACED = frozenset(lit for lit in _LITERALS if any(ch.isspace() for ch in lit))
-_LITERAL_GUARDS = _by_guard(_LITERALS)
-_PREFIX_GUARDS = _by_guard(set(_PREFIXES.values()) - {""})
-
-
-def _found(text: str, guards: tuple[tuple[str, tuple[str, ...]], ...], found: set[str]) -> set[str]:
-    """`found` with the words of `guards` that occur in `text` added (a big text searched a piece at
-    a time, `core.pieces`: one search over a big index would hold the GIL, and the host's loop)."""
-    if len(text) <= PIECE_CHARS:  # nearly every value: the plain search, no call a word, in one comprehension
-        found |= {word for guard, words in guards if guard in text for word in words if word in text}
-        return found
-    for guard, words in guards:
-        if contains(text, guard):
-            found.update(word for word in words if contains(text, word))
-    return found
-
-
-def _literals_in(text: str) -> set[str]:
-    """The prefilter literals that occur in `text`, case-insensitively.
-
-    Lower-cased a window at a time: `str.lower()` of non-ASCII text allocates twelve bytes a
-    character before it shrinks the result, so lowering the index of a big trace at once cost
-    more memory than the trace.
-    """
-    if len(text) <= _WINDOW:  # a trace's values nearly all: one window, no set arithmetic
-        return _found(text.lower(), _LITERAL_GUARDS, set())
-    found: set[str] = set()
-    for start in range(0, len(text), _WINDOW):
-        window = text[max(0, start - _OVERLAP) : start + _WINDOW].lower()
-        _found(window, _LITERAL_GUARDS, found)
-    return found
 
 
 def compile_patterns(patterns: Iterable[str | re.Pattern[str]]) -> tuple[re.Pattern[str], ...]:
@@ -235,8 +171,12 @@ def _sub_in_pieces(pattern: re.Pattern[str], text: str, replace: Callable[[re.Ma
         return pattern.sub(replace, text)
     out: list[str] = []
     pos = copied = 0
+    line_end = -2  # the first line break at or after where it was last looked for from; -1: none
     while pos < n:
-        line_end = text.find("\n", pos + _PIECE + _REACH)
+        # looked for again only once the piece's reach passes the last one found: looking at every
+        # match through a text with few line breaks was quadratic (8 MB of JWTs on one line: 45 s)
+        if line_end != -1 and line_end < pos + _PIECE + _REACH:
+            line_end = text.find("\n", pos + _PIECE + _REACH)
         limit = n if line_end < 0 else line_end + 1
         trusted = n if limit == n else limit - _REACH  # where a match may start to be found right here
         found = pattern.search(text, pos, limit)
@@ -284,36 +224,12 @@ def _rules_for(present: set[str], starts: set[str]) -> list[Rule]:
     return [rules[i] for i in sorted(chosen)]
 
 
-_Found = tuple[set[str], set[str]]  # the prefilter literals and the texts rules begin with that occur in a text
-
-
-def _scanned(text: str) -> _Found:
-    """The prefilter's findings in `text`, looked for in all of it."""
-    return _literals_in(text), _found(text, _PREFIX_GUARDS, set())
-
-
-# What ids, times and numbers are written with (hex digits, a time's `T` and `Z`, the renderer's run
-# marks, the line breaks new words are joined with), and the few literals and texts rules begin
-# with that can be written with nothing else
-_ID_CHARS = "0123456789abcdefABCDEF:.+-_TZ()[]#,\ue002\ue003\n"
-_ID_LITERALS = tuple(sorted(lit for lit in _LITERALS if set(lit) <= set(_ID_CHARS.lower())))
-_ID_PREFIXES = tuple(sorted(p for p in set(_PREFIXES.values()) - {""} if set(p) <= set(_ID_CHARS)))
-_NOT_ID = re.compile(f"[^{re.escape(_ID_CHARS)}]")
-
-
-def _scanned_words(text: str) -> _Found:
-    """`_scanned(text)` for the new words of a rendering (`redact_memo`), the ids and times of the
-    renderer's own text looked for only as what they can hold.
-
-    Why: most words a rendering has not seen are ids, times and numbers (a run's id, its parent's,
-    its start and end), learnt a few at a time, and each lot was looked for every literal's rarest
-    character: about a fifth of redaction. A literal can only occur in a text that holds all of its
-    characters, so a text written wholly in `_ID_CHARS` can only hold those of `_ID_LITERALS` and
-    `_ID_PREFIXES`: the same findings for a few searches."""
-    if len(text) <= _WINDOW and not _NOT_ID.search(text):  # every character one of them
-        low = text.lower()
-        return {lit for lit in _ID_LITERALS if lit in low}, {p for p in _ID_PREFIXES if p in text}
-    return _scanned(text)
+def _no_rule_always() -> bool:
+    """Whether every rule of the catalogue needs a literal or a text it begins with (then a text
+    holding neither needs no rule run)."""
+    if _INDEXED is None or _INDEXED[0] is not _ORDER:
+        return not _rules_for(set(), set())
+    return not _INDEXED[1][3]
 
 
 def _prefiltered(text: str) -> _Found:
@@ -323,6 +239,36 @@ def _prefiltered(text: str) -> _Found:
     if state is not None and len(text) <= _WINDOW:
         return state[3].found(text)
     return _scanned(text)
+
+
+def _prefiltered_own(text: str) -> _Found:
+    """`_prefiltered(text)` for the renderer's own text (a file's headings and labels, a long
+    section's scaffolding, a marker, the short values), its numbers learnt once a shape.
+
+    Why: that text is mostly ids, times and counts, nearly each a word the rendering has not seen
+    (`0000000000000012]`, `2023-11-14T22:13:20.018000+00:00`), so the word memo learnt, and kept,
+    a few words a run: most of what the file's pass and the long sections' scaffolding cost. Its
+    own memo (`redacting`) learns it written with every ASCII digit as 0 (`_alike`): a few shapes,
+    learnt once. The findings are the same. The text so written differs from the text only at its
+    digits, one character for one, and lower-casing does not change that (a digit is neither
+    cased nor case-ignorable, as 0 is not, so no character's lower case changes; none becomes a
+    digit), so a literal or text rules begin with that holds no digit occurs in one exactly where
+    it occurs in the other. One that holds a digit occurs in the text only where its own form
+    (written so too) occurs in the text so written: it is looked for in the text itself where its
+    form was found — nearly never."""
+    state = _RENDERING.get()
+    if state is None or len(text) > _WINDOW:
+        return _scanned(text)
+    present, starts = state[4].found(_alike(text))
+    literal_forms, prefix_forms = present & _LITERAL_FORMS, starts & _PREFIX_FORMS
+    present.difference_update(_LITERAL_FORMS, _DIGIT_LITERALS)
+    starts.difference_update(_PREFIX_FORMS, _DIGIT_PREFIXES)
+    if literal_forms:
+        low = text.lower()
+        present.update(lit for lit, form in _DIGIT_LITERALS.items() if form in literal_forms and lit in low)
+    if prefix_forms:
+        starts.update(p for p, form in _DIGIT_PREFIXES.items() if form in prefix_forms and p in text)
+    return present, starts
 
 
 def redact_text(text: str, report: RedactionReport | None = None, extra: Sequence[re.Pattern[str]] = ()) -> str:
@@ -393,7 +339,7 @@ class _SinceLastFile:
 
     def _flush_short(self) -> None:
         if self.short:
-            self.add(_prefiltered("\n".join(self.short)))  # no literal holds a line break
+            self.add(_prefiltered_own("\n".join(self.short)))  # no literal holds a line break
         self.short, self.short_chars = [], 0
 
     def take(self) -> tuple[_Found, int, int]:
@@ -406,15 +352,19 @@ class _SinceLastFile:
 
 _SHORT_CHARS = 1 << 16
 
-_RENDERING: ContextVar[tuple[RedactionReport, tuple[re.Pattern[str], ...], _SinceLastFile, WordMemo] | None] = (
-    ContextVar("refinery_redaction", default=None)
-)
+# (the report, the extra patterns, what was found since the last file, the values' word memo, the
+# renderer's own text's word memo, what each field name is: `_field_kind`)
+_State = tuple[
+    RedactionReport, tuple[re.Pattern[str], ...], _SinceLastFile, WordMemo, WordMemo, dict[str, tuple[bool, bool]]
+]
+_RENDERING: ContextVar[_State | None] = ContextVar("refinery_redaction", default=None)
 
 
 @contextmanager
 def redacting(report: RedactionReport, extra: Sequence[re.Pattern[str]] = ()) -> Iterator[None]:
     """Within this block, `redact_value` redacts into `report` (with `extra` patterns too)."""
-    token = _RENDERING.set((report, tuple(extra), _SinceLastFile(), WordMemo(_scanned_words, _SPACED)))
+    memos = WordMemo(_scanned_words, _SPACED), WordMemo(_scanned_alike, _SPACED)  # values; the renderer's text
+    token = _RENDERING.set((report, tuple(extra), _SinceLastFile(), *memos, {}))
     try:
         yield
     finally:
@@ -426,14 +376,30 @@ def redact_value(text: str) -> str:
     What the prefilter found in it (and in what it became, when a rule changed it) is noted for
     `redact_rendered`; a value too short to redact alone is noted to be looked through with the
     file's other short ones."""
+    return _redact_rendering(text, own=False)
+
+
+def redact_own_text(text: str) -> str:
+    """`redact_value` for text the renderer wrote (a long section's scaffolding: ids, times,
+    names), its numbers looked through as `_prefiltered_own` does: the same result."""
+    return _redact_rendering(text, own=True)
+
+
+def _redact_rendering(text: str, own: bool) -> str:
     state = _RENDERING.get()
     if state is None:
         return text
-    report, extra, seen, _ = state
-    if len(text) < 8 and not extra and not _EXTRA.get():
+    report, extra, seen, memo = state[:4]
+    plain = not extra and not _EXTRA.get()  # the catalogue's rules only
+    if len(text) < 8 and plain:
         seen.add_short(text)
         return text
-    found = _prefiltered(text)
+    if own:
+        found = _prefiltered_own(text)
+    else:
+        found = memo.found(text) if len(text) <= _WINDOW else _scanned(text)  # as `_prefiltered`
+    if plain and not found[0] and not found[1] and _no_rule_always():
+        return text  # nearly every value: no rule can match it, and nothing found to note
     out = _redacted(text, report, extra, found)
     seen.add(found)
     if out != text:
@@ -447,7 +413,7 @@ def note_rendered(text: str) -> None:
     takes it as looked through (see `redact_rendered`)."""
     state = _RENDERING.get()
     if state is not None:
-        state[2].add(_prefiltered(text))
+        state[2].add(_prefiltered_own(text))
 
 
 def note_marks(opened: int, closed: int) -> None:
@@ -462,6 +428,29 @@ def note_marks(opened: int, closed: int) -> None:
 _OPEN, _CLOSE = "\ue000", "\ue001"  # `source_text.OPEN`, `CLOSE` (which imports this module)
 SOURCE_SPAN = re.compile(f"{_OPEN}[^{_OPEN}{_CLOSE}]*{_CLOSE}")  # one value's text as marked
 _WHOLE_SPLIT_CHARS = 4 * PIECE_CHARS  # the largest file split at its marks in one call
+
+
+def outside_values(marked: str) -> list[str]:
+    """`SOURCE_SPAN.split(marked)`: the text between the values' marks (the renderer's own).
+
+    Why not the pattern: its search walks every character of every value (most of a file) through
+    the `[^…]*` loop; `str.split` at the OPEN marks is a plain scan, and each piece's first CLOSE
+    one `find` — the same pieces. A value is OPEN, text holding neither mark, CLOSE: each OPEN is
+    followed by its piece of the split, and it opens a value exactly when that piece holds a CLOSE
+    (the first one ends it: the piece holds no OPEN). An OPEN with no CLOSE after it in its piece
+    opens nothing and stays in the text around it, as it does for the pattern."""
+    parts = marked.split(_OPEN)
+    out: list[str] = []
+    current = parts[0]
+    for part in parts[1:]:
+        end = part.find(_CLOSE)
+        if end < 0:
+            current = f"{current}{_OPEN}{part}"
+        else:
+            out.append(current)
+            current = part[end + 1 :]
+    out.append(current)
+    return out
 
 
 def redact_rendered(marked: str, report: RedactionReport | None = None, extra: Sequence[re.Pattern[str]] = ()) -> str:
@@ -489,7 +478,7 @@ def redact_rendered(marked: str, report: RedactionReport | None = None, extra: S
     found, opened, closed = state[2].take()
     if len(marked) > _WHOLE_SPLIT_CHARS or marked.count(_OPEN) != opened or marked.count(_CLOSE) != closed:
         return redact_text(marked, report, extra)
-    outside = _prefiltered("\n".join(SOURCE_SPAN.split(marked)))
+    outside = _prefiltered_own("\n".join(outside_values(marked)))
     trial = RedactionReport()
     out = _redacted(marked, trial, extra, (found[0] | outside[0], found[1] | outside[1]))
     if not trial.counts:
@@ -498,6 +487,20 @@ def redact_rendered(marked: str, report: RedactionReport | None = None, extra: S
 
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{8,}={0,2}")
+_MOST_FIELD_NAMES = 4096  # field names remembered in one rendering; then forgotten
+
+
+def _field_kind(key: str, known: dict[str, tuple[bool, bool]]) -> tuple[bool, bool]:
+    """Whether `key` names a secret field (`FIELD_NAMES`) and a header (`HEADER_NAMES`), each name
+    searched once a rendering: a trace repeats a few names in every run, and the two searches were
+    most of what `secret_field_value` cost (the names are the trace's: kept for the rendering only)."""
+    kind = known.get(key)
+    if kind is None:
+        if len(known) >= _MOST_FIELD_NAMES:
+            known.clear()
+        name = key.strip()
+        kind = known[key] = (FIELD_NAMES.search(name) is not None, HEADER_NAMES.search(name) is not None)
+    return kind
 
 
 def secret_field_value(key: Any, value: Any, parent: Any = None) -> str | None:
@@ -510,10 +513,12 @@ def secret_field_value(key: Any, value: Any, parent: Any = None) -> str | None:
     if key == "auth" and isinstance(value, str) and _BASE64.fullmatch(value):  # Docker's `auths`
         state[0].counts["docker_auth"] += 1
         return "[REDACTED:docker_auth]"
-    k8s_secret = isinstance(parent, dict) and str(parent.get("kind", "")).lower() == "secret"
-    if not FIELD_NAMES.search(key.strip()) and not (k8s_secret and key in ("data", "stringData")):
+    field, header = _field_kind(key, state[5])
+    if not field and not (
+        key in ("data", "stringData") and isinstance(parent, dict) and str(parent.get("kind", "")).lower() == "secret"
+    ):
         return None
-    if HEADER_NAMES.search(key.strip()) and not isinstance(value, (list, dict)):
+    if header and not isinstance(value, (list, dict)):
         return None  # one header value: the text rules know its scheme (`Bearer …`) and say so
     kind = "password_field" if re.search(r"(?i)pass|pwd", key) else "secret_field"
     state[0].counts[kind] += 1
