@@ -10,6 +10,7 @@ reopened, so the content reads the same.
 
 from __future__ import annotations
 
+import bisect
 import re
 
 from refinery.traces.redact import SOURCE_SPAN, note_rendered, redact_value
@@ -61,85 +62,128 @@ def _scaffolding_redacted(section: str) -> str:
     return "".join(out)
 
 
-def _break_ranks(lines: list[str], fences: list[str | None]) -> list[int]:
-    """How good a place for a marker the boundary before each line is (the first: none): between
-    messages or sections best (a quote never spans one: a heading, or the edge of one of our own
-    fences, not a fence inside the content), then a blank line, then any line end."""
-    blank = [not line.strip() for line in lines]
-    return [0] + [
-        3
-        if fences[j] is None and (lines[j].startswith(("#", "```")) or fences[j - 1] is not None)
-        else 2
-        if blank[j] or blank[j - 1]
-        else 1
-        for j in range(1, len(lines))
-    ]
+_BLANK = re.compile("\n[^\\S\n]*(?=\n|\\Z)")  # a line break before a line of white space only
+_HEAD = re.compile("\n(?=#|```)")  # a line break before a line that starts a heading or a fence
+
+
+class _Breaks:
+    """Where a marker may go in a section (its text with over-long lines wrapped), found with a few
+    C-level searches over the whole text rather than line by line: the boundaries before a heading
+    or one of our own fences (rank 3, best), those next to a blank line (rank 2), and the fence open
+    before any line. Every other line start is rank 1. The ranks are those the line-by-line
+    placement gave (`tests/test_markers_same_places.py` keeps it as the reference): between
+    messages or sections best (a heading, or the edge of one of our own fences, not a fence inside
+    the content), then a blank line, then any line end."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        # the fence open after each line holding three backticks (only such a line opens or closes one)
+        self.fence_lines: list[int] = []  # their starts
+        self.fence_after: list[str | None] = []
+        closed_after: list[int] = []  # the line starts after a line that closes a fence
+        fence: str | None = None
+        at = text.find("```")
+        while at >= 0:
+            start = text.rfind("\n", 0, at) + 1
+            end = text.find("\n", at)
+            end = len(text) if end < 0 else end
+            stripped = text[start:end].strip()
+            if fence is None and stripped.startswith("```") and set(stripped) == {"`"}:
+                fence = stripped
+            elif fence is not None and stripped == fence:
+                fence = None
+                if end < len(text):
+                    closed_after.append(end + 1)
+            self.fence_lines.append(start)
+            self.fence_after.append(fence)
+            at = text.find("```", end)
+        heads = [m.end() for m in _HEAD.finditer(text) if self.fence_before(m.end()) is None]
+        self.best = sorted({*heads, *closed_after})  # rank 3
+        blank: set[int] = set()
+        first = text.find("\n")
+        if first >= 0 and not text[:first].strip():
+            blank.add(first + 1)  # the first line is blank: the boundary after it
+        for m in _BLANK.finditer(text):
+            blank.add(m.start() + 1)  # before the blank line
+            if m.end() < len(text):
+                blank.add(m.end() + 1)  # after it
+        self.good = sorted(blank)  # rank 2 (and some of rank 3: never looked at where one of those is)
+
+    def fence_before(self, at: int) -> str | None:
+        """The fence open before the line that starts at `at`."""
+        k = bisect.bisect_left(self.fence_lines, at)
+        return self.fence_after[k - 1] if k else None
+
+    def chosen(self, low: int, last: int) -> int:
+        """The start of the line a marker goes before, among the line starts from `low` to `last` (the
+        line that would pass the interval): the latest of the best rank, but the first of adjacent
+        ones (before a heading, not between it and its fence), as the line-by-line walk chose it —
+        of a run of adjacent boundaries it took every other one. `last` when there is none."""
+        text = self.text
+        for ranked in (self.best, self.good):
+            k = bisect.bisect_left(ranked, low)
+            if k < len(ranked) and ranked[k] <= last:
+                best = ranked[k]
+                for at in ranked[k + 1 : bisect.bisect_right(ranked, last)]:
+                    if text.find("\n", best, at - 1) >= 0:  # not the line after the best's: taken
+                        best = at
+                    # else adjacent to the best: passed over (the next one, if adjacent, is taken)
+                return best
+        count = text.count("\n", low - 1, last)  # line starts from `low` to `last`: all of rank 1
+        if count % 2 == 0 and count:  # every other one taken from the first: the last but one
+            return text.rfind("\n", 0, last - 1) + 1
+        return last
 
 
 def with_markers(section: str, marker: str, every: int) -> str:
     """`section` with `marker` on its own line at least every `every` characters.
 
-    Within each interval the marker goes at the best boundary in its latter half (see
-    `_break_ranks`), so it rarely splits a paragraph or a quote; inside a code fence the fence is
-    closed around it and reopened, so the content reads the same. Over-long lines are wrapped at
-    white space first (quotes are matched with white space normalised, so wrapping keeps them
-    findable). A marker placed inside source text (`traces.source_text`) is bracketed as a pause,
-    so it is not counted as the run's own words and a quote may still run across it.
+    Within each interval the marker goes at the best boundary in its latter half (see `_Breaks`), so
+    it rarely splits a paragraph or a quote; inside a code fence the fence is closed around it and
+    reopened, so the content reads the same. Over-long lines are wrapped at white space first
+    (quotes are matched with white space normalised, so wrapping keeps them findable). A marker
+    placed inside source text (`traces.source_text`) is bracketed as a pause, so it is not counted
+    as the run's own words and a quote may still run across it.
+
+    Why offsets: a section is worked on as one text, each marker placed with a few C-level searches
+    near its cut (the next line break past the interval, the ranked boundaries looked up, the source
+    marks since the last marker); the line-by-line placement made and ranked every line in Python,
+    a tenth of a big trace's plan. The same places: `tests/test_markers_same_places.py`.
     """
     if len(section) <= every:
         return section
-    section = _scaffolding_redacted(section)
-    added = False
-    lines: list[str] = []
-    fences: list[str | None] = []  # the fence open before each line
-    in_source: list[bool] = []  # source text open before each line
-    fence: str | None = None
-    src = False
+    text = _scaffolding_redacted(section)
     half = every // 2
-    for raw in section.split("\n"):
-        for line in _wrap(raw, half) if len(raw) > half else (raw,):
-            lines.append(line)
-            fences.append(fence)
-            in_source.append(src)
-            close, opened = line.rfind(CLOSE), line.rfind(OPEN)  # as `source_text.is_open_after`
-            if close >= 0 or opened >= 0:
-                src = opened > close
-            if "```" not in line:  # neither opens nor closes a fence (a fence is three backticks or more)
-                continue
-            stripped = line.strip()
-            if fence is None and stripped.startswith("```") and set(stripped) == {"`"}:
-                fence = stripped
-            elif fence is not None and stripped == fence:
-                fence = None
-    sizes = [len(line) + 1 for line in lines]
-    ranks = _break_ranks(lines, fences)
+    raw = text.split("\n")
+    if max(map(len, raw)) > half:
+        text = "\n".join([piece for line in raw for piece in (_wrap(line, half) if len(line) > half else (line,))])
+    del raw
+    breaks = _Breaks(text)
     least = every * 2 // 5
     out: list[str] = []
-    start, size, i = 0, 0, 0
-    while i < len(lines):
-        if size + sizes[i] > every and i > start:
-            best, best_rank, acc = i, 0, 0
-            for j in range(start + 1, i + 1):
-                acc += sizes[j - 1]
-                if acc >= least:
-                    rank = ranks[j]
-                    # the latest best boundary, but the first of adjacent ones (before a heading,
-                    # not between it and its fence)
-                    if rank > best_rank or (rank == best_rank and j - 1 != best):
-                        best, best_rank = j, rank
-            out += lines[start:best]
-            open_fence = fences[best]
-            inserted = [open_fence, marker, open_fence] if open_fence else [marker]
-            if in_source[best]:
-                inserted[0] = PAUSE + inserted[0]
-                inserted[-1] = inserted[-1] + RESUME
-            out += inserted
-            added = True
-            start, size = best, sum(sizes[best:i])
-            continue
-        size += sizes[i]
-        i += 1
-    out += lines[start:]
-    if added:  # put among the values: the file's pass takes what is found in it as looked through
-        note_rendered(marker)
-    return "\n".join(out)
+    start = done = 0  # the current interval's first line; where the text not yet put out starts
+    src = False  # source text open at `done`
+    n = len(text)
+    while True:
+        end = text.find("\n", start + every)  # the line break of the first line that passes the interval
+        if end < 0:
+            if n < start + every:  # the rest fits (its last line counted with a line break)
+                break
+            end = n
+        last = text.rfind("\n", start, end) + 1  # that line's start
+        best = breaks.chosen(start + least, last)
+        close, opened = text.rfind(CLOSE, done, best), text.rfind(OPEN, done, best)
+        if close >= 0 or opened >= 0:
+            src = opened > close
+        open_fence = breaks.fence_before(best)
+        inserted = [open_fence, marker, open_fence] if open_fence else [marker]
+        if src:
+            inserted[0] = PAUSE + inserted[0]
+            inserted[-1] = inserted[-1] + RESUME
+        out += [text[done:best], "\n".join(inserted), "\n"]
+        start = done = best
+    if not out:
+        return text
+    out.append(text[done:])
+    note_rendered(marker)  # put among the values: the file's pass takes what is found in it as looked through
+    return "".join(out)
