@@ -63,56 +63,66 @@ def _scaffolding_redacted(section: str) -> str:
 
 
 _BLANK = re.compile("\n[^\\S\n]*(?=\n|\\Z)")  # a line break before a line of white space only
-_HEAD = re.compile("\n(?=#|```)")  # a line break before a line that starts a heading or a fence
+_HEAD = re.compile("\n(?:#|```)")  # a line break and a line that starts with a heading's or a fence's mark
+# a line of backticks only (three or more), white space around them: the only lines that open or close a
+# fence (a fence opens at such a line and closes at the same backticks; "```python" does neither). After
+# a line break (the first line is matched alone: a search that starts at any line start is slower)
+_FENCE = re.compile("\n[^\\S\n]*(`{3,})[^\\S\n]*(?=\n|\\Z)")
+_FIRST_FENCE = re.compile("[^\\S\n]*(`{3,})[^\\S\n]*(?=\n|\\Z)")
 
 
 class _Breaks:
-    """Where a marker may go in a section (its text with over-long lines wrapped), found with a few
-    C-level searches over the whole text rather than line by line: the boundaries before a heading
-    or one of our own fences (rank 3, best), those next to a blank line (rank 2), and the fence open
-    before any line. Every other line start is rank 1. The ranks are those the line-by-line
-    placement gave (`tests/test_markers_same_places.py` keeps it as the reference): between
-    messages or sections best (a heading, or the edge of one of our own fences, not a fence inside
-    the content), then a blank line, then any line end."""
+    """Where a marker may go in a section (its text with over-long lines wrapped), looked for near
+    each cut with C-level searches rather than line by line: the boundaries before a heading or a
+    fence's line outside a fence, or after a fence closes (rank 3, best), those next to a blank line
+    (rank 2); every other line start is rank 1. The ranks are those the line-by-line placement gave
+    (`tests/test_markers_same_places.py` keeps it as the reference): between messages or sections
+    best (a heading, or the edge of one of our own fences, not a fence inside the content), then a
+    blank line, then any line end."""
 
     def __init__(self, text: str) -> None:
         self.text = text
-        # the fence open after each line holding three backticks (only such a line opens or closes one)
-        self.fence_lines: list[int] = []  # their starts
-        self.fence_after: list[str | None] = []
-        closed_after: list[int] = []  # the line starts after a line that closes a fence
+        self.fence_lines: list[int] = []  # the starts of the lines that open or close a fence
+        self.fence_after: list[str | None] = []  # the fence open after each of them
+        self.closed: list[int] = []  # the line starts after a line that closes a fence
         fence: str | None = None
-        at = text.find("```")
-        while at >= 0:
-            start = text.rfind("\n", 0, at) + 1
-            end = text.find("\n", at)
-            end = len(text) if end < 0 else end
-            stripped = text[start:end].strip()
-            if fence is None and stripped.startswith("```") and set(stripped) == {"`"}:
-                fence = stripped
-            elif fence is not None and stripped == fence:
+        first_line = _FIRST_FENCE.match(text)
+        for m in (*((first_line,) if first_line else ()), *_FENCE.finditer(text)):
+            ticks = m.group(1)
+            if fence is None:
+                fence = ticks
+            elif ticks == fence:
                 fence = None
-                if end < len(text):
-                    closed_after.append(end + 1)
-            self.fence_lines.append(start)
+                if m.end() < len(text):
+                    self.closed.append(m.end() + 1)
+            else:
+                continue
+            self.fence_lines.append(m.start() + (m is not first_line))  # after the line break
             self.fence_after.append(fence)
-            at = text.find("```", end)
-        heads = [m.end() for m in _HEAD.finditer(text) if self.fence_before(m.end()) is None]
-        self.best = sorted({*heads, *closed_after})  # rank 3
-        blank: set[int] = set()
         first = text.find("\n")
-        if first >= 0 and not text[:first].strip():
-            blank.add(first + 1)  # the first line is blank: the boundary after it
-        for m in _BLANK.finditer(text):
-            blank.add(m.start() + 1)  # before the blank line
-            if m.end() < len(text):
-                blank.add(m.end() + 1)  # after it
-        self.good = sorted(blank)  # rank 2 (and some of rank 3: never looked at where one of those is)
+        self.after_first = first + 1 if first >= 0 and not text[:first].strip() else -1  # line 0 blank
 
     def fence_before(self, at: int) -> str | None:
         """The fence open before the line that starts at `at`."""
         k = bisect.bisect_left(self.fence_lines, at)
         return self.fence_after[k - 1] if k else None
+
+    def _best(self, low: int, last: int) -> list[int]:
+        """The line starts of rank 3 from `low` to `last`, in order."""
+        heads = [m.start() + 1 for m in _HEAD.finditer(self.text, low - 1, last + 3) if m.start() < last]
+        found = [at for at in heads if self.fence_before(at) is None]
+        closed = self.closed[bisect.bisect_left(self.closed, low) : bisect.bisect_right(self.closed, last)]
+        return sorted({*found, *closed}) if closed else found
+
+    def _good(self, low: int, last: int) -> list[int]:
+        """The line starts from `low` to `last` next to a blank line (before or after it), in order."""
+        text = self.text
+        found = {self.after_first} if low <= self.after_first <= last else set()
+        for m in _BLANK.finditer(text, max(0, text.rfind("\n", 0, low - 1))):
+            if m.start() >= last:
+                break
+            found.update(at for at in (m.start() + 1, m.end() + 1) if low <= at <= last)
+        return sorted(found)
 
     def chosen(self, low: int, last: int) -> int:
         """The start of the line a marker goes before, among the line starts from `low` to `last` (the
@@ -120,11 +130,11 @@ class _Breaks:
         ones (before a heading, not between it and its fence), as the line-by-line walk chose it —
         of a run of adjacent boundaries it took every other one. `last` when there is none."""
         text = self.text
-        for ranked in (self.best, self.good):
-            k = bisect.bisect_left(ranked, low)
-            if k < len(ranked) and ranked[k] <= last:
-                best = ranked[k]
-                for at in ranked[k + 1 : bisect.bisect_right(ranked, last)]:
+        for ranks in (self._best, self._good):  # the best rank found decides
+            ranked = ranks(low, last)
+            if ranked:
+                best = ranked[0]
+                for at in ranked[1:]:
                     if text.find("\n", best, at - 1) >= 0:  # not the line after the best's: taken
                         best = at
                     # else adjacent to the best: passed over (the next one, if adjacent, is taken)
@@ -133,6 +143,19 @@ class _Breaks:
         if count % 2 == 0 and count:  # every other one taken from the first: the last but one
             return text.rfind("\n", 0, last - 1) + 1
         return last
+
+
+def _has_long_line(text: str, half: int) -> bool:
+    """Whether a line of `text` is longer than `half` characters: a line that starts at `at` and is no
+    longer has a line break within `half` characters after it, and the last one there is where the
+    next line to look at starts (a few searches a section, not one a line)."""
+    at, n = 0, len(text)
+    while n - at > half:
+        brk = text.rfind("\n", at, at + half + 1)
+        if brk < 0:
+            return True
+        at = brk + 1
+    return False
 
 
 def with_markers(section: str, marker: str, every: int) -> str:
@@ -154,10 +177,10 @@ def with_markers(section: str, marker: str, every: int) -> str:
         return section
     text = _scaffolding_redacted(section)
     half = every // 2
-    raw = text.split("\n")
-    if max(map(len, raw)) > half:
-        text = "\n".join([piece for line in raw for piece in (_wrap(line, half) if len(line) > half else (line,))])
-    del raw
+    if _has_long_line(text, half):
+        text = "\n".join(
+            [piece for line in text.split("\n") for piece in (_wrap(line, half) if len(line) > half else (line,))]
+        )
     breaks = _Breaks(text)
     least = every * 2 // 5
     out: list[str] = []
