@@ -109,10 +109,18 @@ class _Breaks:
 
     def _best(self, low: int, last: int) -> list[int]:
         """The line starts of rank 3 from `low` to `last`, in order."""
-        heads = [m.start() + 1 for m in _HEAD.finditer(self.text, low - 1, last + 3) if m.start() < last]
-        found = [at for at in heads if self.fence_before(at) is None]
-        closed = self.closed[bisect.bisect_left(self.closed, low) : bisect.bisect_right(self.closed, last)]
-        return sorted({*found, *closed}) if closed else found
+        lines, after = self.fence_lines, self.fence_after
+        found = []
+        for m in _HEAD.finditer(self.text, low - 1, last + 3):
+            at = m.start() + 1
+            if at > last:
+                break
+            k = bisect.bisect_left(lines, at)  # as `fence_before`, inline: a few per marker
+            if not k or after[k - 1] is None:
+                found.append(at)
+        closed = self.closed
+        i, j = bisect.bisect_left(closed, low), bisect.bisect_right(closed, last)
+        return sorted({*found, *closed[i:j]}) if i < j else found
 
     def _good(self, low: int, last: int) -> list[int]:
         """The line starts from `low` to `last` next to a blank line (before or after it), in order."""
