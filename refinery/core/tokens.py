@@ -65,11 +65,11 @@ _FEW_LONG = 32  # long runs of letters a window counts one by one; past that, al
 
 
 def _letter_pieces(runs: bytes) -> int | None:
-    """The pieces of the runs of letters in `runs` (each letter "x", the rest " ", the first byte " "):
-    one a run, counted where each starts, and the rest of each run longer than a piece, counted one
-    long run at a time; None when there are more than `_FEW_LONG` of those (ids, base64: each cut at once
-    is quicker then)."""
-    count = runs.count(b" x")
+    """The pieces of the runs of letters in `runs` (each letter "x", the rest " "): one a run, counted
+    where each ends (a search is quicker where its needle's last byte is the rarer), and the rest of
+    each run longer than a piece, counted one long run at a time; None when there are more than
+    `_FEW_LONG` of those (ids, base64: each cut at once is quicker then)."""
+    count = runs.count(b"x ") + (runs[-1:] == b"x")
     at, seen = runs.find(_LONG_LETTERS), 0
     while at >= 0:
         seen += 1
@@ -105,11 +105,11 @@ def _pieces(window: str) -> int:
     for table, piece, first in _RUNS:
         runs = data.translate(table)
         if first:
-            runs = b" " + runs if runs[:1] == b"x" else runs
             letters = _letter_pieces(runs)
             if letters is not None:
                 count += letters
                 continue
+            runs = b" " + runs if runs[:1] == b"x" else runs
             rest = runs.replace(b" x", b"  ")  # each run without its first character
         else:
             runs = runs + b" " if runs[-1:] == b"x" else runs
