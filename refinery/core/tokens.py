@@ -93,7 +93,7 @@ def _pieces(window: str) -> int:
     a character is "other" (as `[^\s…]` has it) unless it is white space, which `_UNICODE_SPACE`
     lists: looked for only where a character past ASCII is not one of the renderer's own (`_OWN`;
     the search was a fifth of the count), told by the "?" the encoding puts for each. Letters, most
-    of a text, are counted where each run starts, and the few runs longer than a piece one by one
+    of a text, are counted where each run ends, and the few runs longer than a piece one by one
     (`_letter_pieces`), not each run cut and counted again.
     """
     data = window.encode("ascii", "replace")  # one "?" (an "other") a character past ASCII
