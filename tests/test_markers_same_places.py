@@ -1,6 +1,8 @@
 """The run-id markers go exactly where the line-by-line placement put them (its code kept here as
-the reference): on random sections of headings, fences (ours and the content's), blank lines, long
-lines wrapped, source text marked open and closed across lines, at several spacings."""
+the reference; `with_markers` now works on offsets in the section's text): on random sections of
+headings, fences (ours and the content's, of three to five backticks), blank lines and lines of
+white space only, long lines wrapped (backticks, marks and white space among their words), source
+text marked open and closed across lines, at every spacing."""
 
 from __future__ import annotations
 
@@ -81,3 +83,40 @@ def test_markers_go_where_the_line_by_line_placement_put_them():
         assert with_markers(section, "[run_id: r · continued]", every) == _reference(
             section, "[run_id: r · continued]", every
         ), section[:200]
+
+
+def _line(rng: random.Random, every: int) -> str:
+    """A line of a section: what the renderer writes, what a trace's text holds, or a long line."""
+    kind = rng.random()
+    if kind < 0.15:
+        return rng.choice(["", "", " ", "\t", "  \t ", "\r", "\u3000", "\x0b", "\xa0 "])  # blank, or white space only
+    if kind < 0.3:
+        ticks = "`" * rng.randint(3, 5)
+        return rng.choice([ticks, ticks, " " + ticks, ticks + " ", ticks + "python", "x " + ticks, ticks + "`" + OPEN])
+    if kind < 0.4:
+        return rng.choice(["#", "# h", "### Inputs (r)", "#### message 3 · user", " # not a heading", "#" + OPEN + "x"])
+    if kind < 0.5:  # a long line: wrapped at its white space, or cut hard where it has none
+        words = [rng.choice(["word", "x" * rng.randint(1, every // 8), "```", "````", OPEN, CLOSE, "#", "", "\t"])
+                 for _ in range(rng.randint(1, every // 8))]  # fmt: skip
+        return rng.choice([" ", "  ", " " * rng.randint(1, 4)]).join(words)
+    words = [
+        "".join(rng.choice("ab `#" + OPEN + CLOSE) for _ in range(rng.randint(0, 9))) for _ in range(rng.randint(0, 12))
+    ]
+    return " ".join(words)
+
+
+def test_markers_go_where_the_line_by_line_placement_put_them_at_every_spacing():
+    rng = random.Random(11)
+    for _ in range(1500):
+        every = rng.randint(200, 1600)
+        lines = [_line(rng, every) for _ in range(rng.randint(1, 120))]
+        if rng.random() < 0.3:  # source text opened on one line and closed lines later
+            lines[rng.randrange(len(lines))] += OPEN
+            lines[rng.randrange(len(lines))] = CLOSE + lines[-1]
+        if rng.random() < 0.1:  # a first line of white space only, long enough to be past a marker's least
+            lines[0] = rng.choice(" \t") * rng.randint(every // 3, every // 2)
+        section = "\n".join(lines)
+        marker = rng.choice(
+            ["[run_id: r · continued]", "[run_id: r-" + "9" * rng.randint(1, 40) + " · Run 001 · continued]"]
+        )
+        assert with_markers(section, marker, every) == _reference(section, marker, every), (every, section[:300])

@@ -37,3 +37,26 @@ def test_texts_longer_than_a_window_count_as_one_pass_would():
 def test_the_white_space_past_ascii_is_what_the_pattern_calls_white_space():
     listed = {chr(c) for c in range(128, 0x110000) if tokens._UNICODE_SPACE.fullmatch(chr(c))}
     assert listed == {chr(c) for c in range(128, 0x110000) if re.fullmatch(r"\s", chr(c))}
+
+
+def _prose(rng: random.Random, words: int, longest: int) -> str:
+    """Words of 1 to `longest` letters (runs of one piece, of exactly ten letters, of eleven and more)
+    among the renderer's own characters past ASCII, question marks, white space past ASCII, digits."""
+    seps = [" ", " ", " ", "  ", "\n", " · ", " — ", "?", " ? ", "\u3000", "\xa0", "·\u2003", "—\n", "\t", "1"]
+    return "".join(
+        "".join(rng.choice("abcXYZ") for _ in range(rng.randint(1, longest))) + rng.choice(seps) for _ in range(words)
+    )
+
+
+def test_prose_counts_as_the_pattern_does_whatever_its_long_runs_and_characters_past_ascii():
+    rng = random.Random(8)
+    for _ in range(1500):
+        text = _prose(rng, rng.randint(10, 200), rng.choice([10, 11, 12, 25]))
+        assert tokens.piece_count(text) == sum(1 for _ in PIECES.finditer(text)), repr(text[:80])
+
+
+def test_a_window_of_many_long_runs_of_letters_counts_as_one_of_few_does():
+    for long_runs in (tokens._FEW_LONG - 1, tokens._FEW_LONG, tokens._FEW_LONG + 1, 5 * tokens._FEW_LONG):
+        for length in (11, 20, 21, 31):
+            text = ("word " * 50 + "q" * length + " ") * long_runs
+            assert estimate_tokens(text) == sum(1 for _ in PIECES.finditer(text))

@@ -57,23 +57,58 @@ _RUNS = (
 _BLANKS = bytes(ord("s") if b == 32 else ord("x") if _space(b) else ord(" ") for b in range(256))
 
 
+# The characters past ASCII the renderer writes itself (headings, notes): neither is white space, so a
+# text whose only characters past ASCII are these has none of `_UNICODE_SPACE`'s to replace
+_OWN = ("\u00b7", "\u2014")
+_LONG_LETTERS = b"x" * 11  # a run of letters longer than one piece
+_FEW_LONG = 32  # long runs of letters a window counts one by one; past that, all its runs are cut at once
+
+
+def _letter_pieces(runs: bytes) -> int | None:
+    """The pieces of the runs of letters in `runs` (each letter "x", the rest " "): one a run, counted
+    where each ends (a search is quicker where its needle's last byte is the rarer), and the rest of
+    each run longer than a piece, counted one long run at a time; None when there are more than
+    `_FEW_LONG` of those (ids, base64: each cut at once is quicker then)."""
+    count = runs.count(b"x ") + (runs[-1:] == b"x")
+    at, seen = runs.find(_LONG_LETTERS), 0
+    while at >= 0:
+        seen += 1
+        if seen > _FEW_LONG:
+            return None
+        start = runs.rfind(b" ", 0, at) + 1
+        end = runs.find(b" ", at)
+        end = len(runs) if end < 0 else end
+        count += (end - start - 1) // 10
+        at = runs.find(_LONG_LETTERS, end)
+    return count
+
+
 def _pieces(window: str) -> int:
     r"""How many pieces `_PIECE` finds in `window`, counted by byte operations that each run in C.
 
     Why: the regular expression engine took a fifth of a microsecond a piece, and `plan` counts
-    every rendered file and every request body (each holding those files again): a tenth of a big
-    plan's CPU. A run of n letters is ceil(n/10) pieces, of digits ceil(n/3), of other characters
-    ceil(n/2): one piece where it starts and floor((n-1)/k) in the rest of it. A run of white space
-    is one piece unless it is a single space. Outside ASCII a character is "other" (as `[^\s…]`
-    has it) unless it is white space, which `_UNICODE_SPACE` lists.
+    every rendered file once: a tenth of a big plan's CPU. A run of n letters is ceil(n/10) pieces,
+    of digits ceil(n/3), of other characters ceil(n/2): one piece where it starts and floor((n-1)/k)
+    in the rest of it. A run of white space is one piece unless it is a single space. Outside ASCII
+    a character is "other" (as `[^\s…]` has it) unless it is white space, which `_UNICODE_SPACE`
+    lists: looked for only where a character past ASCII is not one of the renderer's own (`_OWN`;
+    the search was a fifth of the count), told by the "?" the encoding puts for each. Letters, most
+    of a text, are counted where each run ends, and the few runs longer than a piece one by one
+    (`_letter_pieces`), not each run cut and counted again.
     """
-    if not window.isascii() and _UNICODE_SPACE.search(window):
-        window = _UNICODE_SPACE.sub("\n", window)
     data = window.encode("ascii", "replace")  # one "?" (an "other") a character past ASCII
+    if not window.isascii():
+        strange = data.count(b"?") - window.count("?") - sum(window.count(c) for c in _OWN)
+        if strange and _UNICODE_SPACE.search(window):
+            data = _UNICODE_SPACE.sub("\n", window).encode("ascii", "replace")
     count = 0
     for table, piece, first in _RUNS:
         runs = data.translate(table)
         if first:
+            letters = _letter_pieces(runs)
+            if letters is not None:
+                count += letters
+                continue
             runs = b" " + runs if runs[:1] == b"x" else runs
             rest = runs.replace(b" x", b"  ")  # each run without its first character
         else:

@@ -10,6 +10,7 @@ reopened, so the content reads the same.
 
 from __future__ import annotations
 
+import bisect
 import re
 
 from refinery.traces.redact import SOURCE_SPAN, note_rendered, outside_values, redact_own_text
@@ -61,85 +62,159 @@ def _scaffolding_redacted(section: str) -> str:
     return "".join(out)
 
 
-def _break_ranks(lines: list[str], fences: list[str | None]) -> list[int]:
-    """How good a place for a marker the boundary before each line is (the first: none): between
-    messages or sections best (a quote never spans one: a heading, or the edge of one of our own
-    fences, not a fence inside the content), then a blank line, then any line end."""
-    blank = [not line.strip() for line in lines]
-    return [0] + [
-        3
-        if fences[j] is None and (lines[j].startswith(("#", "```")) or fences[j - 1] is not None)
-        else 2
-        if blank[j] or blank[j - 1]
-        else 1
-        for j in range(1, len(lines))
-    ]
+_BLANK = re.compile("\n[^\\S\n]*(?=\n|\\Z)")  # a line break before a line of white space only
+_HEAD = re.compile("\n(?:#|```)")  # a line break and a line that starts with a heading's or a fence's mark
+# a line of backticks only (three or more), white space around them: the only lines that open or close a
+# fence (a fence opens at such a line and closes at the same backticks; "```python" does neither). After
+# a line break (the first line is matched alone: a search that starts at any line start is slower)
+_FENCE = re.compile("\n[^\\S\n]*(`{3,})[^\\S\n]*(?=\n|\\Z)")
+_FIRST_FENCE = re.compile("[^\\S\n]*(`{3,})[^\\S\n]*(?=\n|\\Z)")
+
+
+class _Breaks:
+    """Where a marker may go in a section (its text with over-long lines wrapped), looked for near
+    each cut with C-level searches rather than line by line: the boundaries before a heading or a
+    fence's line outside a fence, or after a fence closes (rank 3, best), those next to a blank line
+    (rank 2); every other line start is rank 1. The ranks are those the line-by-line placement gave
+    (`tests/test_markers_same_places.py` keeps it as the reference): between messages or sections
+    best (a heading, or the edge of one of our own fences, not a fence inside the content), then a
+    blank line, then any line end."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.fence_lines: list[int] = []  # the starts of the lines that open or close a fence
+        self.fence_after: list[str | None] = []  # the fence open after each of them
+        self.closed: list[int] = []  # the line starts after a line that closes a fence
+        fence: str | None = None
+        first_line = _FIRST_FENCE.match(text)
+        for m in (*((first_line,) if first_line else ()), *_FENCE.finditer(text)):
+            ticks = m.group(1)
+            if fence is None:
+                fence = ticks
+            elif ticks == fence:
+                fence = None
+                if m.end() < len(text):
+                    self.closed.append(m.end() + 1)
+            else:
+                continue
+            self.fence_lines.append(m.start() + (m is not first_line))  # after the line break
+            self.fence_after.append(fence)
+        first = text.find("\n")
+        self.after_first = first + 1 if first >= 0 and not text[:first].strip() else -1  # line 0 blank
+
+    def fence_before(self, at: int) -> str | None:
+        """The fence open before the line that starts at `at`."""
+        k = bisect.bisect_left(self.fence_lines, at)
+        return self.fence_after[k - 1] if k else None
+
+    def _best(self, low: int, last: int) -> list[int]:
+        """The line starts of rank 3 from `low` to `last`, in order."""
+        lines, after = self.fence_lines, self.fence_after
+        found = []
+        for m in _HEAD.finditer(self.text, low - 1, last + 3):
+            at = m.start() + 1
+            if at > last:
+                break
+            k = bisect.bisect_left(lines, at)  # as `fence_before`, inline: a few per marker
+            if not k or after[k - 1] is None:
+                found.append(at)
+        closed = self.closed
+        i, j = bisect.bisect_left(closed, low), bisect.bisect_right(closed, last)
+        return sorted({*found, *closed[i:j]}) if i < j else found
+
+    def _good(self, low: int, last: int) -> list[int]:
+        """The line starts from `low` to `last` next to a blank line (before or after it), in order."""
+        text = self.text
+        found = {self.after_first} if low <= self.after_first <= last else set()
+        for m in _BLANK.finditer(text, max(0, text.rfind("\n", 0, low - 1))):
+            if m.start() >= last:
+                break
+            found.update(at for at in (m.start() + 1, m.end() + 1) if low <= at <= last)
+        return sorted(found)
+
+    def chosen(self, low: int, last: int) -> int:
+        """The start of the line a marker goes before, among the line starts from `low` to `last` (the
+        line that would pass the interval): the latest of the best rank, but the first of adjacent
+        ones (before a heading, not between it and its fence), as the line-by-line walk chose it —
+        of a run of adjacent boundaries it took every other one. `last` when there is none."""
+        text = self.text
+        for ranks in (self._best, self._good):  # the best rank found decides
+            ranked = ranks(low, last)
+            if ranked:
+                best = ranked[0]
+                for at in ranked[1:]:
+                    if text.find("\n", best, at - 1) >= 0:  # not the line after the best's: taken
+                        best = at
+                    # else adjacent to the best: passed over (the next one, if adjacent, is taken)
+                return best
+        count = text.count("\n", low - 1, last)  # line starts from `low` to `last`: all of rank 1
+        if count % 2 == 0 and count:  # every other one taken from the first: the last but one
+            return text.rfind("\n", 0, last - 1) + 1
+        return last
+
+
+def _has_long_line(text: str, half: int) -> bool:
+    """Whether a line of `text` is longer than `half` characters: a line that starts at `at` and is no
+    longer has a line break within `half` characters after it, and the last one there is where the
+    next line to look at starts (a few searches a section, not one a line)."""
+    at, n = 0, len(text)
+    while n - at > half:
+        brk = text.rfind("\n", at, at + half + 1)
+        if brk < 0:
+            return True
+        at = brk + 1
+    return False
 
 
 def with_markers(section: str, marker: str, every: int) -> str:
     """`section` with `marker` on its own line at least every `every` characters.
 
-    Within each interval the marker goes at the best boundary in its latter half (see
-    `_break_ranks`), so it rarely splits a paragraph or a quote; inside a code fence the fence is
-    closed around it and reopened, so the content reads the same. Over-long lines are wrapped at
-    white space first (quotes are matched with white space normalised, so wrapping keeps them
-    findable). A marker placed inside source text (`traces.source_text`) is bracketed as a pause,
-    so it is not counted as the run's own words and a quote may still run across it.
+    Within each interval the marker goes at the best boundary in its latter half (see `_Breaks`), so
+    it rarely splits a paragraph or a quote; inside a code fence the fence is closed around it and
+    reopened, so the content reads the same. Over-long lines are wrapped at white space first
+    (quotes are matched with white space normalised, so wrapping keeps them findable). A marker
+    placed inside source text (`traces.source_text`) is bracketed as a pause, so it is not counted
+    as the run's own words and a quote may still run across it.
+
+    Why offsets: a section is worked on as one text, each marker placed with a few C-level searches
+    near its cut (the next line break past the interval, the ranked boundaries looked up, the source
+    marks since the last marker); the line-by-line placement made and ranked every line in Python,
+    a tenth of a big trace's plan. The same places: `tests/test_markers_same_places.py`.
     """
     if len(section) <= every:
         return section
-    section = _scaffolding_redacted(section)
-    added = False
-    lines: list[str] = []
-    fences: list[str | None] = []  # the fence open before each line
-    in_source: list[bool] = []  # source text open before each line
-    fence: str | None = None
-    src = False
+    text = _scaffolding_redacted(section)
     half = every // 2
-    for raw in section.split("\n"):
-        for line in _wrap(raw, half) if len(raw) > half else (raw,):
-            lines.append(line)
-            fences.append(fence)
-            in_source.append(src)
-            close, opened = line.rfind(CLOSE), line.rfind(OPEN)  # as `source_text.is_open_after`
-            if close >= 0 or opened >= 0:
-                src = opened > close
-            if "```" not in line:  # neither opens nor closes a fence (a fence is three backticks or more)
-                continue
-            stripped = line.strip()
-            if fence is None and stripped.startswith("```") and set(stripped) == {"`"}:
-                fence = stripped
-            elif fence is not None and stripped == fence:
-                fence = None
-    sizes = [len(line) + 1 for line in lines]
-    ranks = _break_ranks(lines, fences)
+    if _has_long_line(text, half):
+        text = "\n".join(
+            [piece for line in text.split("\n") for piece in (_wrap(line, half) if len(line) > half else (line,))]
+        )
+    breaks = _Breaks(text)
     least = every * 2 // 5
     out: list[str] = []
-    start, size, i = 0, 0, 0
-    while i < len(lines):
-        if size + sizes[i] > every and i > start:
-            best, best_rank, acc = i, 0, 0
-            for j in range(start + 1, i + 1):
-                acc += sizes[j - 1]
-                if acc >= least:
-                    rank = ranks[j]
-                    # the latest best boundary, but the first of adjacent ones (before a heading,
-                    # not between it and its fence)
-                    if rank > best_rank or (rank == best_rank and j - 1 != best):
-                        best, best_rank = j, rank
-            out += lines[start:best]
-            open_fence = fences[best]
-            inserted = [open_fence, marker, open_fence] if open_fence else [marker]
-            if in_source[best]:
-                inserted[0] = PAUSE + inserted[0]
-                inserted[-1] = inserted[-1] + RESUME
-            out += inserted
-            added = True
-            start, size = best, sum(sizes[best:i])
-            continue
-        size += sizes[i]
-        i += 1
-    out += lines[start:]
-    if added:  # put among the values: the file's pass takes what is found in it as looked through
-        note_rendered(marker)
-    return "\n".join(out)
+    start = done = 0  # the current interval's first line; where the text not yet put out starts
+    src = False  # source text open at `done`
+    n = len(text)
+    while True:
+        end = text.find("\n", start + every)  # the line break of the first line that passes the interval
+        if end < 0:
+            if n < start + every:  # the rest fits (its last line counted with a line break)
+                break
+            end = n
+        last = text.rfind("\n", start, end) + 1  # that line's start
+        best = breaks.chosen(start + least, last)
+        close, opened = text.rfind(CLOSE, done, best), text.rfind(OPEN, done, best)
+        if close >= 0 or opened >= 0:
+            src = opened > close
+        open_fence = breaks.fence_before(best)
+        inserted = [open_fence, marker, open_fence] if open_fence else [marker]
+        if src:
+            inserted[0] = PAUSE + inserted[0]
+            inserted[-1] = inserted[-1] + RESUME
+        out += [text[done:best], "\n".join(inserted), "\n"]
+        start = done = best
+    if not out:
+        return text
+    out.append(text[done:])
+    note_rendered(marker)  # put among the values: the file's pass takes what is found in it as looked through
+    return "".join(out)

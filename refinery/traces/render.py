@@ -33,7 +33,7 @@ from refinery.traces.markers import with_markers
 from refinery.traces.redact import redact_value
 from refinery.traces.shared_context import SharedContext, conversation_chain
 from refinery.traces.source_text import FileLayout, cut, run_mark, source, strip_marks
-from refinery.traces.text import digest, fence, message_view, outline, scalar, text_of, truncate
+from refinery.traces.text import digest, fence, message_fields, outline, scalar, text_of, truncate, view_text
 
 __all__ = [
     "CHUNKING_STRATEGY",
@@ -99,8 +99,10 @@ def _render_messages(
     seq: int, run: TraceRun, messages: list[Any], shared: SharedContext, opts: RenderOptions, chain: list[str]
 ) -> list[str]:
     """Input messages new since the previous call of the same conversation; the rest by reference.
-    `chain` receives the conversation's digests (`_register_output` goes on from them)."""
-    views = [message_view(m) for m in messages]
+    `chain` receives the conversation's digests (`_register_output` goes on from them). Each message's
+    fields are read once, for its plain view and, when shown, its marked one."""
+    fields = [message_fields(m) for m in messages]
+    views = [(f[0], view_text(f)) for f in fields]
     chain += conversation_chain(views)  # digests of the plain text: the same whatever is marked
     known = 0
     earlier: tuple[str, str, int] | None = None
@@ -124,7 +126,7 @@ def _render_messages(
             lines += [f"#### message {i} · system", f"(system prompt {ref}, shown once in the index file)"]
             continue
         newest = i == len(views) - 1
-        marked = message_view(messages[i], mark=True)[1]
+        marked = view_text(fields[i], mark=True)
         lines += [
             f"#### message {i} · {role or 'message'}",
             fence(cut(marked, None if newest else opts.max_field_chars)),
@@ -134,17 +136,21 @@ def _render_messages(
     return lines
 
 
-def _register_output(run: TraceRun, seq: int, chain: list[str], outputs: list[Any], shared: SharedContext) -> None:
+def _register_output(
+    run: TraceRun, seq: int, chain: list[str], outputs: list[tuple[str, str]], shared: SharedContext
+) -> None:
     """Remember the conversation including this call's answer, so the next call, which repeats
     that answer as its latest assistant message, shows only what came after it. `chain`: the
-    input messages' digests, as `_render_messages` made them (the answer's go on from the last)."""
+    input messages' digests, as `_render_messages` made them and noted them (the answer's go on
+    from the last); `outputs`: the answer's plain views."""
     prev = chain[-1] if chain else ""
     label = _run_label(seq, run)
-    for role, text in map(message_view, outputs):
+    known = len(chain)
+    for role, text in outputs:
         prev = digest(prev, role, text)  # as `conversation_chain` goes on
         chain.append(prev)
-    for k, prefix in enumerate(chain, start=1):
-        shared.history.setdefault(prefix, (run.id, label, k))
+    for k in range(known, len(chain)):  # the input's are noted (a second `setdefault` of each changed nothing)
+        shared.history.setdefault(chain[k], (run.id, label, k + 1))
 
 
 def _fields(
@@ -210,11 +216,11 @@ def _render_run(seq: int, run: TraceRun, opts: RenderOptions, shared: SharedCont
     out_messages = outputs.pop("messages", None)
     if isinstance(out_messages, list) and out_messages:
         lines += ["", f"### Output messages ({run.id})"]
-        for i, msg in enumerate(out_messages):
-            role, text = message_view(msg, mark=True)
-            lines += [f"#### output {i} · {role or 'message'}", fence(text)]
+        answer = [message_fields(msg) for msg in out_messages]  # read once: marked here, plain for the digests
+        for i, fields in enumerate(answer):
+            lines += [f"#### output {i} · {fields[0] or 'message'}", fence(view_text(fields, mark=True))]
         if isinstance(messages, list):
-            _register_output(run, seq, chain, out_messages, shared)
+            _register_output(run, seq, chain, [(f[0], view_text(f)) for f in answer], shared)
     elif out_messages is not None:
         outputs["messages"] = out_messages
     if outputs:

@@ -111,23 +111,42 @@ def text_of(content: Any, *, mark: bool = False) -> str:
     return outline(content, mark=mark)
 
 
-def message_view(msg: Any, *, mark: bool = False) -> tuple[str, str]:
-    """(role, text) of a chat message in any of the shapes exporters use."""
+MessageFields = tuple[str, Any, "dict[str, Any] | None"]  # role, content, the other fields (None: not a dict)
+
+
+def message_fields(msg: Any) -> MessageFields:
+    """(role, content, its other fields) of a chat message in any of the shapes exporters use, read
+    once: a rendering shows a message plain (its conversation's digests) and marked (the file), and
+    took its fields apart for each (`view_text`)."""
     if not isinstance(msg, dict):
-        return "", text_of(msg, mark=mark)
+        return "", msg, None
     role = str(msg.get("role") or msg.get("type") or "")
-    parts = []
     content = msg.get("content", msg.get("contents", msg.get("text")))
-    if content not in (None, ""):
-        parts.append(text_of(content, mark=mark))
     rest = {
         k: v
         for k, v in msg.items()
         if k not in ("role", "type", "content", "contents", "text") and v not in (None, "", [], {})
     }
+    return role, content, rest
+
+
+def view_text(fields: MessageFields, *, mark: bool = False) -> str:
+    """The text of a message read by `message_fields` (with `mark`, the trace's own text marked)."""
+    _, content, rest = fields
+    if rest is None:
+        return text_of(content, mark=mark)
+    parts = []
+    if content not in (None, ""):
+        parts.append(text_of(content, mark=mark))
     if rest:
         parts.append(outline(rest, mark=mark))
-    return role, "\n".join(parts)
+    return "\n".join(parts)
+
+
+def message_view(msg: Any, *, mark: bool = False) -> tuple[str, str]:
+    """(role, text) of a chat message in any of the shapes exporters use."""
+    fields = message_fields(msg)
+    return fields[0], view_text(fields, mark=mark)
 
 
 def digest(*texts: str) -> str:
