@@ -96,11 +96,17 @@ def _run_label(seq: int, run: TraceRun) -> str:
 
 
 def _render_messages(
-    seq: int, run: TraceRun, messages: list[Any], shared: SharedContext, opts: RenderOptions, chain: list[str]
-) -> list[str]:
+    run: TraceRun,
+    label: str,
+    messages: list[Any],
+    shared: SharedContext,
+    opts: RenderOptions,
+    chain: list[str],
+    lines: list[str],
+) -> None:
     """Input messages new since the previous call of the same conversation; the rest by reference.
     `chain` receives the conversation's digests (`_register_output` goes on from them). Each message's
-    fields are read once, for its plain view and, when shown, its marked one."""
+    fields are read once, for its plain view and, when shown, its marked one. The lines go on `lines`."""
     fields = [message_fields(m) for m in messages]
     views = [(f[0], view_text(f)) for f in fields]
     chain += conversation_chain(views)  # digests of the plain text: the same whatever is marked
@@ -110,10 +116,9 @@ def _render_messages(
         if chain[k - 1] in shared.history:
             known, earlier = k, shared.history[chain[k - 1]]
             break
-    label = _run_label(seq, run)
     for k, prefix in enumerate(chain, start=1):
         shared.history.setdefault(prefix, (run.id, label, k))
-    lines = ["", f"### Input messages ({run.id})"]
+    lines += ["", f"### Input messages ({run.id})"]
     if earlier is not None:
         lines.append(
             f"Messages 0–{known - 1} of {len(views)} are the conversation already shown up to {earlier[1]} [run_id: "
@@ -133,18 +138,16 @@ def _render_messages(
         ]
     if known == len(views) and views:
         lines.append("(no new messages)")
-    return lines
 
 
 def _register_output(
-    run: TraceRun, seq: int, chain: list[str], outputs: list[tuple[str, str]], shared: SharedContext
+    run: TraceRun, label: str, chain: list[str], outputs: list[tuple[str, str]], shared: SharedContext
 ) -> None:
     """Remember the conversation including this call's answer, so the next call, which repeats
     that answer as its latest assistant message, shows only what came after it. `chain`: the
     input messages' digests, as `_render_messages` made them and noted them (the answer's go on
     from the last); `outputs`: the answer's plain views."""
     prev = chain[-1] if chain else ""
-    label = _run_label(seq, run)
     known = len(chain)
     for role, text in outputs:
         prev = digest(prev, role, text)  # as `conversation_chain` goes on
@@ -153,34 +156,32 @@ def _register_output(
         shared.history.setdefault(chain[k], (run.id, label, k + 1))
 
 
-def _fields(
-    title: str, run: TraceRun, value: Mapping[str, Any], opts: RenderOptions, *, whole: bool = False
-) -> list[str]:
-    """Inputs or outputs as one block of `key: value` text; each field cut on its own (head and
-    tail) unless `whole`. A lone `content` field is shown as its bare text."""
-    if list(value) == ["content"]:
+def _fields(title: str, rid: str, value: Mapping[str, Any], limit: int | None, lines: list[str]) -> None:
+    """Inputs or outputs as one block of `key: value` text on `lines`; each field cut on its own (head
+    and tail) to `limit` characters (None: whole). A lone `content` field is shown as its bare text."""
+    if len(value) == 1 and "content" in value:
         parts = [text_of(value["content"], mark=True)]
     else:
         parts = [outline({key: item}, mark=True) for key, item in value.items()]
-    body = "\n".join(cut(part, None if whole else opts.max_field_chars) for part in parts)
-    return ["", f"### {title} ({run.id})", fence(body)]
+    body = "\n".join([cut(part, limit) for part in parts]) if limit is not None else "\n".join(parts)
+    lines += ["", f"### {title} ({rid})", fence(body)]
 
 
 def _render_run(seq: int, run: TraceRun, opts: RenderOptions, shared: SharedContext) -> str:
-    label = _run_label(seq, run)
-    heading = (
-        f"## Step {run.step}: {run.name} [run_id: {run.id}]"
-        if run.step is not None
-        else f"## Run {seq:03d}: {run.name} [run_id: {run.id}]"
-    )
-    lines = [run_mark(run.id) + heading, "", f"- run_id: {run.id}"]
-    if run.step is not None:
-        lines.append(f"- step: {run.step} (0-based, as numbered in the source)")
-        lines.append(f"- agent: {run.name}")
+    """One run's section. Its lines are few strings each made once (the heading, the label and the
+    fixed lines in one format each), and a field's value is looked at once: this is done for every
+    run of a trace, tens of thousands in a big one."""
+    rid, step, name = run.id, run.step, run.name
+    if step is not None:
+        label = f"step {step}"
+        head = (
+            f"## Step {step}: {name} [run_id: {rid}]\n\n- run_id: {rid}\n"
+            f"- step: {step} (0-based, as numbered in the source)\n- agent: {name}"
+        )
     else:
-        lines.append(f"- name: {run.name}")
-    lines.append(f"- type: {run.run_type.value}")
-    lines.append(f"- status: {run.stated_status}")
+        label = f"Run {seq:03d}"
+        head = f"## Run {seq:03d}: {name} [run_id: {rid}]\n\n- run_id: {rid}\n- name: {name}"
+    lines = [f"{run_mark(rid)}{head}\n- type: {run.run_type.value}\n- status: {run.stated_status}"]
     if run.parent_run_id:
         lines.append(f"- parent_run_id: {run.parent_run_id}")
     if run.start_time:
@@ -191,46 +192,57 @@ def _render_run(seq: int, run: TraceRun, opts: RenderOptions, shared: SharedCont
         lines.append(f"- duration_ms: {run.duration_ms:.0f}")
     if run.dotted_order:
         lines.append(f"- dotted_order: {run.dotted_order}")
-    meta = dict(run.metadata)
-    for key in ("model", "span_kind", "role"):
-        if key in meta and scalar(meta[key]) is not None:
-            lines.append(f"- {key}: {scalar(meta.pop(key))}")
-    if isinstance(meta.get("tokens"), dict):
-        lines.append("- tokens: " + ", ".join(f"{k} {v}" for k, v in meta.pop("tokens").items()))
+    meta = run.metadata
+    if meta:
+        meta = dict(meta)
+        for key in ("model", "span_kind", "role"):
+            if key in meta:
+                simple = scalar(meta[key])
+                if simple is not None:
+                    lines.append(f"- {key}: {simple}")
+                    del meta[key]
+        if isinstance(meta.get("tokens"), dict):
+            lines.append("- tokens: " + ", ".join(f"{k} {v}" for k, v in meta.pop("tokens").items()))
 
-    inputs = dict(run.inputs)
-    tools = inputs.pop("tools", None)
+    inputs = run.inputs
+    tools = messages = None
+    if "tools" in inputs or "messages" in inputs:
+        inputs = dict(inputs)
+        tools = inputs.pop("tools", None)
+        messages = inputs.pop("messages", None)
     if isinstance(tools, list) and tools:
         lines.append(f"- tools offered: {', '.join(shared.tool_names(tools))} (definitions in the index file)")
-    messages = inputs.pop("messages", None)
-    outputs = dict(run.outputs or {})
     if run.error:
-        lines += ["", f"### Error ({run.id})", fence(source(run.error, opts.max_field_chars))]
+        lines += ["", f"### Error ({rid})", fence(source(run.error, opts.max_field_chars))]
     chain: list[str] = []  # the input conversation's digests
     if isinstance(messages, list) and messages:
-        lines += _render_messages(seq, run, messages, shared, opts, chain)
+        _render_messages(run, label, messages, shared, opts, chain, lines)
     elif messages is not None:
         inputs["messages"] = messages
     if inputs:
-        lines += _fields("Inputs", run, inputs, opts)
-    out_messages = outputs.pop("messages", None)
-    if isinstance(out_messages, list) and out_messages:
-        lines += ["", f"### Output messages ({run.id})"]
-        answer = [message_fields(msg) for msg in out_messages]  # read once: marked here, plain for the digests
-        for i, fields in enumerate(answer):
-            lines += [f"#### output {i} · {fields[0] or 'message'}", fence(view_text(fields, mark=True))]
-        if isinstance(messages, list):
-            _register_output(run, seq, chain, [(f[0], view_text(f)) for f in answer], shared)
-    elif out_messages is not None:
-        outputs["messages"] = out_messages
+        _fields("Inputs", rid, inputs, opts.max_field_chars, lines)
+    outputs = run.outputs or {}
+    if "messages" in outputs:
+        out_messages = outputs["messages"]
+        outputs = {k: v for k, v in outputs.items() if k != "messages"}
+        if isinstance(out_messages, list) and out_messages:
+            lines += ["", f"### Output messages ({rid})"]
+            answer = [message_fields(msg) for msg in out_messages]  # read once: marked here, plain for the digests
+            for i, fields in enumerate(answer):
+                lines += [f"#### output {i} · {fields[0] or 'message'}", fence(view_text(fields, mark=True))]
+            if isinstance(messages, list):
+                _register_output(run, label, chain, [(f[0], view_text(f)) for f in answer], shared)
+        elif out_messages is not None:
+            outputs["messages"] = out_messages  # shown last, with the other fields
     if outputs:
-        lines += _fields("Outputs", run, outputs, opts, whole=True)
-    events = meta.pop("events", None)
-    if events:
-        lines += ["", f"### Events ({run.id})", fence(cut(outline(events, mark=True), opts.max_field_chars))]
+        _fields("Outputs", rid, outputs, None, lines)
     if meta:
-        lines += ["", f"### Metadata ({run.id})", fence(cut(outline(meta, mark=True), opts.max_field_chars))]
-    return with_markers("\n".join(lines), f"[run_id: {run.id} · {label} · continued]", opts.marker_every_chars)
+        events = meta.pop("events", None)
+        if events:
+            lines += ["", f"### Events ({rid})", fence(cut(outline(events, mark=True), opts.max_field_chars))]
+        if meta:
+            lines += ["", f"### Metadata ({rid})", fence(cut(outline(meta, mark=True), opts.max_field_chars))]
+    return with_markers("\n".join(lines), f"[run_id: {rid} · {label} · continued]", opts.marker_every_chars)
 
 
 # The run heading `_render_run` writes: readers of the rendered files (citation checks, the
