@@ -60,3 +60,16 @@ def test_a_window_of_many_long_runs_of_letters_counts_as_one_of_few_does():
         for length in (11, 20, 21, 31):
             text = ("word " * 50 + "q" * length + " ") * long_runs
             assert estimate_tokens(text) == sum(1 for _ in PIECES.finditer(text))
+
+
+def test_every_run_of_white_space_but_a_lone_space_is_one_piece_whatever_its_spaces_and_other_white_space():
+    """Runs of spaces and other white space of every length and order, at a window's start and end,
+    next to each other's words: the runs made to start with other white space count as the pattern's."""
+    rng = random.Random(11)
+    blanks = [" ", "\n", "\t", "\u3000"]
+    for _ in range(3000):
+        runs = ["".join(rng.choice(blanks) for _ in range(rng.choice([1, 1, 2, 3, 4, 7]))) for _ in range(30)]
+        words = [rng.choice(["a", "bc", "1", ".", "é"]) for _ in range(30)]
+        text = "".join(w + r for w, r in zip(words, runs, strict=True))
+        text = rng.choice(["", " ", "  ", "\n "]) + text
+        assert tokens.piece_count(text) == sum(1 for _ in PIECES.finditer(text)), repr(text[:80])

@@ -118,8 +118,12 @@ def _pieces(window: str) -> int:
     blanks = data.translate(_BLANKS)
     if blanks[:1] != b" ":
         blanks = b" " + blanks
-    # a run of white space that starts with other than a space, or with a space and goes on
-    return count + blanks.count(b" x") + blanks.count(b" ss") + blanks.count(b" sx")
+    # a run of white space that starts with other than a space, or with a space and goes on: each run
+    # longer than one is made to start with "x" (its first pair of spaces, or its space before other
+    # white space, replaced: leftmost first, and a run's first character follows a " ", so no earlier
+    # pair takes it), and the runs that start with "x" are counted. Two replaces and one search, where
+    # three searches for needles holding the commonest byte (" ": no skip) were a third of the count.
+    return count + blanks.replace(b"ss", b"xx").replace(b"sx", b"xx").count(b" x")
 
 
 def estimate_tokens(text: str) -> int:
