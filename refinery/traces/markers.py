@@ -85,20 +85,27 @@ class _Breaks:
         self.fence_lines: list[int] = []  # the starts of the lines that open or close a fence
         self.fence_after: list[str | None] = []  # the fence open after each of them
         self.closed: list[int] = []  # the line starts after a line that closes a fence
+        lines, after, closed = self.fence_lines, self.fence_after, self.closed
         fence: str | None = None
+        n = len(text)
         first_line = _FIRST_FENCE.match(text)
-        for m in (*((first_line,) if first_line else ()), *_FENCE.finditer(text)):
-            ticks = m.group(1)
+        if first_line:  # the first line opens one (its match starts at the line, not a line break)
+            fence = first_line[1]
+            lines.append(0)
+            after.append(fence)
+        for m in _FENCE.finditer(text):
+            ticks = m[1]
             if fence is None:
                 fence = ticks
             elif ticks == fence:
                 fence = None
-                if m.end() < len(text):
-                    self.closed.append(m.end() + 1)
+                end = m.end()
+                if end < n:
+                    closed.append(end + 1)
             else:
                 continue
-            self.fence_lines.append(m.start() + (m is not first_line))  # after the line break
-            self.fence_after.append(fence)
+            lines.append(m.start() + 1)  # after the line break
+            after.append(fence)
         first = text.find("\n")
         self.after_first = first + 1 if first >= 0 and not text[:first].strip() else -1  # line 0 blank
 

@@ -188,8 +188,9 @@ def _render_run(seq: int, run: TraceRun, opts: RenderOptions, shared: SharedCont
         lines.append(f"- start_time: {run.start_time.isoformat()}")
     if run.end_time:
         lines.append(f"- end_time: {run.end_time.isoformat()}")
-    if run.duration_ms is not None:
-        lines.append(f"- duration_ms: {run.duration_ms:.0f}")
+    duration = run.duration_ms  # a property: worked out once
+    if duration is not None:
+        lines.append(f"- duration_ms: {duration:.0f}")
     if run.dotted_order:
         lines.append(f"- dotted_order: {run.dotted_order}")
     meta = run.metadata
@@ -282,9 +283,8 @@ class _Tally:
             self.agent_steps.setdefault(run.name, []).append(run.step)
         if run.is_failed:
             self.failed_ids.append(run.id)
-        exceptions = [
-            e for e in run.metadata.get("events") or [] if isinstance(e, dict) and e.get("name") == "exception"
-        ]
+        events = run.metadata.get("events") if run.metadata else None
+        exceptions = events and any(isinstance(e, dict) and e.get("name") == "exception" for e in events)
         if run.is_failed or exceptions:
             what = (run.error or "exception event on a run whose status is not error").strip().splitlines()[0][:300]
             self.failed_rows.append(f"- {_run_label(seq, run)} [run_id: {run.id}] {run.name}: {what}")

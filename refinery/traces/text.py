@@ -46,6 +46,10 @@ def _marked(text: str, mark: bool) -> str:
 
 
 def scalar(value: Any) -> str | None:
+    """A value's one-line text, or None when it is shown as a block (a multi-line string, a non-empty
+    object or list). Strings are asked about first: most values are."""
+    if type(value) is str:
+        return (value if value else '""') if "\n" not in value else None
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -134,6 +138,12 @@ def view_text(fields: MessageFields, *, mark: bool = False) -> str:
     """The text of a message read by `message_fields` (with `mark`, the trace's own text marked)."""
     _, content, rest = fields
     if rest is None:
+        return text_of(content, mark=mark)
+    if not rest:  # the content alone, nearly every message: no parts to join
+        if content in (None, ""):
+            return ""
+        if isinstance(content, str):
+            return source(content) if mark else content
         return text_of(content, mark=mark)
     parts = []
     if content not in (None, ""):
