@@ -126,12 +126,13 @@ def message_fields(msg: Any) -> MessageFields:
         return "", msg, None
     role = str(msg.get("role") or msg.get("type") or "")
     content = msg.get("content", msg.get("contents", msg.get("text")))
-    rest = {
-        k: v
-        for k, v in msg.items()
-        if k not in ("role", "type", "content", "contents", "text") and v not in (None, "", [], {})
-    }
+    if msg.keys() <= _READ_KEYS:  # nearly every message: no other field, and no walk over its items
+        return role, content, {}
+    rest = {k: v for k, v in msg.items() if k not in _READ_KEYS and v not in (None, "", [], {})}
     return role, content, rest
+
+
+_READ_KEYS = frozenset(("role", "type", "content", "contents", "text"))  # the fields `message_fields` reads
 
 
 def view_text(fields: MessageFields, *, mark: bool = False) -> str:
