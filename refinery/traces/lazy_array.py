@@ -61,8 +61,10 @@ class LazyArray(Sequence[Any]):
     window's edge, one that is big) or a block of them that the reader parsed in one call. Iteration
     and slices read the file in order through one handle, a megabyte of stretches a read, parsed in
     one call too. A read of a few items of a block (by index, or a short run of them: a trace's
-    spans read in run order) reads only theirs, once the block's items' byte spans are known: found
-    by reading it item by item the first time, then kept (16 bytes an item, for the blocks read so).
+    spans read in run order) is served from the block parsed whole in one call the first time (the
+    rest kept for the reads that follow); after that, only their bytes are read, once the block's
+    items' byte spans are known: found by reading it item by item, then kept (16 bytes an item, for
+    the blocks read so).
     The file must not change while the trace is
     in use (a big chat log's runs are read from it each time they are read): its size and
     modification time are checked on every read.
@@ -79,6 +81,7 @@ class LazyArray(Sequence[Any]):
         self.watched = watched  # the loaders' watches that saw every item as it was first read (`ReadShape`)
         self._item_spans: dict[int, array[int]] = {}  # a block's items' byte spans, once a few were read alone
         self._left: tuple[int, dict[int, Any]] | None = None  # what reading a block for them parsed, not yet read
+        self._whole: set[int] = set()  # the blocks read whole for a few of their items (each once)
 
     def __len__(self) -> int:
         return self._count
@@ -89,8 +92,11 @@ class LazyArray(Sequence[Any]):
     def __getitem__(self, index: slice) -> list[Any]: ...
     def __getitem__(self, index: int | slice) -> Any:
         if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
             with self._open() as f:
-                return [self._read(f, i) for i in range(*index.indices(len(self)))]
+                if step == 1:  # (as a pass reads them: a block at a time)
+                    return list(self._between(f, start, max(start, stop)))
+                return [self._read(f, i) for i in range(start, stop, step)]
         n = len(self)
         if index < 0:
             index += n
@@ -124,7 +130,7 @@ class LazyArray(Sequence[Any]):
                 i += 1
             elif i > lo or stop < hi:  # a part of stretch k
                 end = min(stop, hi)
-                if 2 * (end - i) < hi - lo:
+                if 2 * (end - i) < hi - lo or self._first_read(k, i):
                     yield from self._part(f, k, i, end)
                 else:
                     yield from self._stretches(f, k, k + 1)[i - lo : end - lo]
@@ -159,15 +165,22 @@ class LazyArray(Sequence[Any]):
             return values
 
     def _part(self, f: BinaryIO, k: int, start: int, stop: int) -> list[Any]:
-        """Items `start` to `stop - 1` of block `k`: left over from the block's last read item by
-        item (each handed out once: a change to one never shows in another read), else only their
-        bytes read and parsed."""
-        spans, lo = self._spans_in(f, k), self._firsts[k]
-        left = self._left
+        """Items `start` to `stop - 1` of block `k`: left over from the block's last read whole (each
+        handed out once: a change to one never shows in another read); else, the first time the
+        block is read, all of it parsed in one call and the rest left over (a renderer reads the runs
+        a few at a time, mostly in file order, so from its first item on); else only their bytes read
+        and parsed."""
+        left, lo = self._left, self._firsts[k]
         if left is not None and left[0] == k:
             taken = [left[1].pop(i, _TAKEN) for i in range(start, stop)]  # (each pop one C call)
             if all(v is not _TAKEN for v in taken):
                 return taken
+        elif self._first_read(k, start):
+            self._whole.add(k)  # (once a block: reads that go back and forth find its items' spans instead)
+            rest = dict(enumerate(self._stretches(f, k, k + 1), start=lo))
+            self._left = (k, rest)
+            return [rest.pop(i) for i in range(start, stop)]
+        spans = self._spans_in(f, k)
         first = spans[2 * (start - lo)]
         data = self._bytes(f, first, spans[2 * (stop - lo) - 1])
         with gc_paused():
@@ -175,6 +188,10 @@ class LazyArray(Sequence[Any]):
         if values is None:
             raise self._broken(data, first, start)
         return values
+
+    def _first_read(self, k: int, start: int) -> bool:
+        """A read of block `k` from its first item, the block not read before: read it whole."""
+        return start == self._firsts[k] and k not in self._whole and k not in self._item_spans
 
     def _spans_in(self, f: BinaryIO, k: int) -> array[int]:
         """Block `k`'s items' byte spans (start, end, from the file's start): found by reading it
