@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from refinery.core.models import LazyRuns
-from refinery.traces import json_stream, load_trace, otel, plain
+from refinery.traces import json_stream, lazy_array, load_trace, otel, plain
 from refinery.traces.spool import upload_files_for
 from refinery.traces.task import find_task
 from tests.helpers import SHARED
@@ -203,6 +203,11 @@ def test_a_big_otlp_traces_runs_read_a_few_at_a_time_are_the_runs_of_the_trace_r
     items = lazy.runs._entries._parts[0][0]
     assert isinstance(items, json_stream.LazyArray) and len(items._firsts) < len(spans) / 4  # blocks
     want = [r.model_dump() for r in whole.runs]
+    items._whole.clear()  # (as if the load's own pass had not read them: a watch reads a big trace's spans)
+    items._left.clear()
+    with monkeypatch.context() as m:  # the first read: each block parsed in one call, none item by item
+        m.setattr(lazy_array, "item_spans", lambda *a: pytest.fail("a block read item by item"))
+        assert [r.model_dump() for s in range(0, len(want), 6) for r in lazy.runs[s : s + 6]] == want
     for width in (1, 2, 6, 7, 50):
         got = [r.model_dump() for s in range(0, len(want), width) for r in lazy.runs[s : s + width]]
         assert got == want

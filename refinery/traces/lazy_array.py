@@ -80,7 +80,8 @@ class LazyArray(Sequence[Any]):
         self._walk = walk  # items are spans that may nest big arrays of children: big ones walked
         self.watched = watched  # the loaders' watches that saw every item as it was first read (`ReadShape`)
         self._item_spans: dict[int, array[int]] = {}  # a block's items' byte spans, once a few were read alone
-        self._left: tuple[int, dict[int, Any]] | None = None  # what reading a block for them parsed, not yet read
+        # what reading a block for a few of its items parsed, not yet read: the last few blocks so read
+        self._left: dict[int, dict[int, Any]] = {}
         self._whole: set[int] = set()  # the blocks read whole for a few of their items (each once)
 
     def __len__(self) -> int:
@@ -130,8 +131,8 @@ class LazyArray(Sequence[Any]):
                 i += 1
             elif i > lo or stop < hi:  # a part of stretch k
                 end = min(stop, hi)
-                if 2 * (end - i) < hi - lo or self._first_read(k, i):
-                    yield from self._part(f, k, i, end)
+                if 2 * (end - i) < hi - lo or self._first_read(k, i, anywhere=True):
+                    yield from self._part(f, k, i, end, anywhere=True)
                 else:
                     yield from self._stretches(f, k, k + 1)[i - lo : end - lo]
                 i = end
@@ -164,21 +165,21 @@ class LazyArray(Sequence[Any]):
                 values += got
             return values
 
-    def _part(self, f: BinaryIO, k: int, start: int, stop: int) -> list[Any]:
+    def _part(self, f: BinaryIO, k: int, start: int, stop: int, *, anywhere: bool = False) -> list[Any]:
         """Items `start` to `stop - 1` of block `k`: left over from the block's last read whole (each
         handed out once: a change to one never shows in another read); else, the first time the
-        block is read, all of it parsed in one call and the rest left over (a renderer reads the runs
-        a few at a time, mostly in file order, so from its first item on); else only their bytes read
-        and parsed."""
-        left, lo = self._left, self._firsts[k]
-        if left is not None and left[0] == k:
-            taken = [left[1].pop(i, _TAKEN) for i in range(start, stop)]  # (each pop one C call)
+        block is read (from its first item, or `anywhere` in a stretch of a pass), all of it parsed
+        in one call and the rest left over (a renderer reads the runs a few at a time, mostly in file
+        order); else only their bytes read and parsed."""
+        lo, left = self._firsts[k], self._left.get(k)
+        if left is not None:
+            taken = [left.pop(i, _TAKEN) for i in range(start, stop)]  # (each pop one C call)
             if all(v is not _TAKEN for v in taken):
                 return taken
-        elif self._first_read(k, start):
+        elif self._first_read(k, start, anywhere=anywhere):
             self._whole.add(k)  # (once a block: reads that go back and forth find its items' spans instead)
             rest = dict(enumerate(self._stretches(f, k, k + 1), start=lo))
-            self._left = (k, rest)
+            self._leave(k, rest)
             return [rest.pop(i) for i in range(start, stop)]
         spans = self._spans_in(f, k)
         first = spans[2 * (start - lo)]
@@ -189,9 +190,20 @@ class LazyArray(Sequence[Any]):
             raise self._broken(data, first, start)
         return values
 
-    def _first_read(self, k: int, start: int) -> bool:
-        """A read of block `k` from its first item, the block not read before: read it whole."""
-        return start == self._firsts[k] and k not in self._whole and k not in self._item_spans
+    def _first_read(self, k: int, start: int, *, anywhere: bool = False) -> bool:
+        """A read of block `k` from its first item (or `anywhere`), the block not read before: read
+        it whole."""
+        return (anywhere or start == self._firsts[k]) and k not in self._whole and k not in self._item_spans
+
+    def _leave(self, k: int, rest: dict[int, Any]) -> None:
+        """Keep block `k`'s items not yet read, for the reads that follow: those of the last
+        `_LEFT_BLOCKS` blocks so read (spans in run order step back a block now and then: a parent
+        written after its children, across a block's edge)."""
+        left = self._left
+        left.pop(k, None)
+        left[k] = rest
+        while len(left) > _LEFT_BLOCKS:
+            left.pop(next(iter(left)), None)
 
     def _spans_in(self, f: BinaryIO, k: int) -> array[int]:
         """Block `k`'s items' byte spans (start, end, from the file's start): found by reading it
@@ -206,7 +218,7 @@ class LazyArray(Sequence[Any]):
             if found is None:
                 raise self._broken(data, first, lo)
             spans = self._item_spans[k] = array("q", (first + b for b in found[0]))
-            self._left = (k, dict(enumerate(found[1], start=lo)))
+            self._leave(k, dict(enumerate(found[1], start=lo)))
         return spans
 
     def _bytes(self, f: BinaryIO, start: int, end: int) -> bytes:
@@ -273,3 +285,4 @@ class LazyArray(Sequence[Any]):
 
 
 _TAKEN = object()
+_LEFT_BLOCKS = 4  # the blocks whose items not yet read are kept (each a block's values: ≤ 64 K characters of JSON)
