@@ -138,6 +138,21 @@ def test_the_failed_runs_of_a_big_otlp_trace_are_made_alone_from_what_the_load_l
     assert len(made) == len(failed)  # each failed span made once, no other
 
 
+def test_the_failed_runs_of_a_big_trace_are_read_through_one_open_file(tmp_path, monkeypatch):
+    """Each failed run read by index: the file opened once for them all, not once a run; what a
+    host set on a kept run still counts, and the kept run is the one handed back."""
+    whole, lazy = read_both(_spans_with_failures(tmp_path), monkeypatch)
+    kept = lazy.runs[0]
+    kept.error = "set by the host"
+    whole.runs[0].error = "set by the host"
+    opened: list[int] = []
+    real = json_stream.LazyArray._open
+    monkeypatch.setattr(json_stream.LazyArray, "_open", lambda self: opened.append(1) or real(self))
+    failed = lazy.get_failed_runs()
+    assert [r.model_dump() for r in failed] == [r.model_dump() for r in whole.get_failed_runs()]
+    assert len(failed) == 7 and any(r is kept for r in failed) and opened == [1]
+
+
 def test_a_failure_a_host_sets_on_a_kept_run_of_a_big_trace_is_counted(tmp_path, monkeypatch):
     _, lazy = read_both(_spans_with_failures(tmp_path), monkeypatch)
     lazy.runs[0].error = "set by the host"

@@ -125,6 +125,14 @@ class SpanEntries(Sequence[SpanEntry]):
                 i = j
 
     @contextmanager
+    def reading(self) -> Iterator[Callable[[int], SpanEntry]]:
+        """Entries by their place in run order, in any order, each array's file opened once for all
+        (`LazyArray.reading`'s: `LazyRuns` reads the failed runs so)."""
+        with self._reading() as read:
+            order = self.order
+            yield lambda i: read(order[range(len(order))[i]])
+
+    @contextmanager
     def _reading(self) -> Iterator[Callable[[int], SpanEntry]]:
         """Spans by index, in any order; each array's file opened once for the whole pass."""
         with ExitStack() as stack:
