@@ -179,8 +179,9 @@ class LazyArray(Sequence[Any]):
         elif self._first_read(k, start, anywhere=anywhere):
             self._whole.add(k)  # (once a block: reads that go back and forth find its items' spans instead)
             rest = dict(enumerate(self._stretches(f, k, k + 1), start=lo))
+            taken = [rest.pop(i) for i in range(start, stop)]  # (taken before another thread may see the rest)
             self._leave(k, rest)
-            return [rest.pop(i) for i in range(start, stop)]
+            return taken
         spans = self._spans_in(f, k)
         first = spans[2 * (start - lo)]
         data = self._bytes(f, first, spans[2 * (stop - lo) - 1])
@@ -203,7 +204,7 @@ class LazyArray(Sequence[Any]):
         left.pop(k, None)
         left[k] = rest
         while len(left) > _LEFT_BLOCKS:
-            left.pop(next(iter(left)), None)
+            left.pop(next(iter(left), None), None)  # (the oldest; None if another thread emptied it meanwhile)
 
     def _spans_in(self, f: BinaryIO, k: int) -> array[int]:
         """Block `k`'s items' byte spans (start, end, from the file's start): found by reading it
