@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from refinery.errors import TraceFormatError
-from refinery.traces import json_stream, load_trace
+from refinery.traces import json_stream, lazy_array, load_trace
 from refinery.traces.json_cursor import items_block
 from refinery.traces.json_stream import LazyArray, read_trace_json
 from refinery.traces.loader import READ_SHAPE
@@ -167,6 +167,45 @@ def test_a_few_items_of_a_block_read_in_any_order_read_little_more_than_themselv
             s for i in order[::3] for s in steps[i : i + 3]
         ]
     assert sum(read) < 3 * size
+
+
+def test_a_few_items_at_a_time_in_file_order_parse_each_block_in_one_call(tmp_path, monkeypatch):
+    """A renderer's reads (a file's few runs at a time, mostly in file order): each block parsed in
+    one call when its first item is read, the rest handed out from it; never item by item."""
+    path = tmp_path / "log.json"
+    rng = random.Random(12)
+    steps = [_step(rng) for _ in range(3000)]
+    path.write_text(_dumped(steps, rng), encoding="utf-8")
+    items = read_trace_json(path, READ_SHAPE, lazy_bytes=0)["history"]
+    assert isinstance(items, LazyArray) and len(items._firsts) < len(steps) / 4
+
+    def item_by_item(*args):
+        raise AssertionError("a block read item by item")
+
+    monkeypatch.setattr(lazy_array, "item_spans", item_by_item)
+    for width in (1, 6, 7):
+        got = []
+        with items.reading_between() as between:
+            for start in range(0, len(steps), width):
+                got += between(start, min(start + width, len(steps)))
+        assert got == steps
+        items._whole.clear()
+        assert [s for start in range(0, len(steps), width) for s in items[start : start + width]] == steps
+        items._whole.clear()  # (the next width reads every block afresh)
+
+
+def test_an_item_handed_out_from_a_block_read_whole_is_its_own_object(tmp_path):
+    """What a read of a block's first items left over is handed out once: a change to an item read
+    never shows in another read of it."""
+    path = tmp_path / "log.json"
+    path.write_text(json.dumps({"history": [{"role": "user", "content": f"step {i}"} for i in range(3000)]}))
+    items = read_trace_json(path, READ_SHAPE, lazy_bytes=0)["history"]
+    assert isinstance(items, LazyArray) and len(items._firsts) < 100
+    lo = items._firsts[-2]
+    for step in items[lo : lo + 3]:
+        step["content"] = "changed"
+    assert items[lo + 1] == {"role": "user", "content": f"step {lo + 1}"}
+    assert [s["content"] for s in items[lo : lo + 4]] == [f"step {i}" for i in range(lo, lo + 4)]
 
 
 def test_broken_json_inside_a_block_is_named_where_it_stands_as_item_by_item(tmp_path):

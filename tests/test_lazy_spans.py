@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from refinery.core.models import LazyRuns
-from refinery.traces import json_stream, load_trace, otel, plain
+from refinery.traces import json_stream, lazy_array, load_trace, otel, plain
 from refinery.traces.spool import upload_files_for
 from refinery.traces.task import find_task
 from tests.helpers import SHARED
@@ -138,6 +138,21 @@ def test_the_failed_runs_of_a_big_otlp_trace_are_made_alone_from_what_the_load_l
     assert len(made) == len(failed)  # each failed span made once, no other
 
 
+def test_the_failed_runs_of_a_big_trace_are_read_through_one_open_file(tmp_path, monkeypatch):
+    """Each failed run read by index: the file opened once for them all, not once a run; what a
+    host set on a kept run still counts, and the kept run is the one handed back."""
+    whole, lazy = read_both(_spans_with_failures(tmp_path), monkeypatch)
+    kept = lazy.runs[0]
+    kept.error = "set by the host"
+    whole.runs[0].error = "set by the host"
+    opened: list[int] = []
+    real = json_stream.LazyArray._open
+    monkeypatch.setattr(json_stream.LazyArray, "_open", lambda self: opened.append(1) or real(self))
+    failed = lazy.get_failed_runs()
+    assert [r.model_dump() for r in failed] == [r.model_dump() for r in whole.get_failed_runs()]
+    assert len(failed) == 7 and any(r is kept for r in failed) and opened == [1]
+
+
 def test_a_failure_a_host_sets_on_a_kept_run_of_a_big_trace_is_counted(tmp_path, monkeypatch):
     _, lazy = read_both(_spans_with_failures(tmp_path), monkeypatch)
     lazy.runs[0].error = "set by the host"
@@ -172,3 +187,45 @@ def test_the_failed_steps_of_a_big_chat_log_are_made_alone_from_what_the_load_le
     assert [r.model_dump() for r in failed] == [r.model_dump() for r in whole.get_failed_runs()]
     assert [r.error for r in failed] == ["tool failed at 4", "tool failed at 17"]
     assert made == [4, 17]
+
+
+def test_a_big_otlp_traces_runs_read_a_few_at_a_time_are_the_runs_of_the_trace_read_whole(tmp_path, monkeypatch):
+    """As the renderer reads them (a file's few runs a slice), in blocks of spans, some written
+    before their parents: every slice, of every width and step, gives the whole read's runs."""
+    spans = []
+    for i in range(600):
+        parent = (i // 10) * 10 if i % 10 else None  # each tenth span a parent, written after its children
+        spans.append(
+            {
+                "spanId": f"{i:016x}",
+                "parentSpanId": f"{parent:016x}" if parent is not None else "",
+                "name": f"step {i}",
+                "startTimeUnixNano": str(1_700_000_000_000_000_000 + i * 1000),
+                "attributes": [
+                    {"key": "openinference.span.kind", "value": {"stringValue": "LLM" if i % 3 else "TOOL"}},
+                    {"key": "llm.input_messages.0.message.content", "value": {"stringValue": f"say {i} " * 20}},
+                ],
+            }
+        )
+    for block in range(0, 600, 10):  # each parent after its children in the file
+        spans[block : block + 10] = [*spans[block + 1 : block + 10], spans[block]]
+    path = tmp_path / "otlp.json"
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}))
+    whole = load_trace(path)
+    monkeypatch.setattr(json_stream, "_CHUNK", 4096)
+    monkeypatch.setattr(json_stream, "LAZY_BYTES", 1 << 15)  # spans in the file, in blocks of up to 32 KiB
+    lazy = load_trace(path)
+    items = lazy.runs._entries._parts[0][0]
+    assert isinstance(items, json_stream.LazyArray) and len(items._firsts) < len(spans) / 4  # blocks
+    want = [r.model_dump() for r in whole.runs]
+    items._whole.clear()  # (as if the load's own pass had not read them: a watch reads a big trace's spans)
+    items._left.clear()
+    with monkeypatch.context() as m:  # the first read: each block parsed in one call, none item by item
+        m.setattr(lazy_array, "item_spans", lambda *a: pytest.fail("a block read item by item"))
+        assert [r.model_dump() for s in range(0, len(want), 6) for r in lazy.runs[s : s + 6]] == want
+    for width in (1, 2, 6, 7, 50):
+        got = [r.model_dump() for s in range(0, len(want), width) for r in lazy.runs[s : s + width]]
+        assert got == want
+    assert [r.model_dump() for r in lazy.runs[5:400:3]] == want[5:400:3]
+    assert [r.model_dump() for r in lazy.runs[::-7]] == want[::-7]
+    assert [r.model_dump() for r in lazy.runs[-9:]] == want[-9:] and lazy.runs[9:3] == []

@@ -176,11 +176,16 @@ class LazyRuns(Sequence[TraceRun]):
         if self._facts is None:
             return [r for r in self if r.is_failed]
         facts, kept = self._facts, self._kept
-        return [
-            self.made(i)
+        wanted = [
+            i
             for i in range(len(self))
             if (kept[i].is_failed if i in kept else facts[i] & _FAILED)  # a host's change to a kept run counts
         ]
+        reading = getattr(self._entries, "reading", None)  # entries left in a file: one handle for them all
+        if reading is None:
+            return [self.made(i) for i in wanted]
+        with reading() as read:
+            return [run if (run := kept.get(i)) is not None else self._convert(i, read(i)) for i in wanted]
 
     def indices_of(self, run_type: RunType, limit: int) -> Iterable[int]:
         """The indices below `limit` that may hold a run of `run_type`: those the loader's pass saw of

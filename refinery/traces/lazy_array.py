@@ -61,8 +61,10 @@ class LazyArray(Sequence[Any]):
     window's edge, one that is big) or a block of them that the reader parsed in one call. Iteration
     and slices read the file in order through one handle, a megabyte of stretches a read, parsed in
     one call too. A read of a few items of a block (by index, or a short run of them: a trace's
-    spans read in run order) reads only theirs, once the block's items' byte spans are known: found
-    by reading it item by item the first time, then kept (16 bytes an item, for the blocks read so).
+    spans read in run order) is served from the block parsed whole in one call the first time (the
+    rest kept for the reads that follow); after that, only their bytes are read, once the block's
+    items' byte spans are known: found by reading it item by item, then kept (16 bytes an item, for
+    the blocks read so).
     The file must not change while the trace is
     in use (a big chat log's runs are read from it each time they are read): its size and
     modification time are checked on every read.
@@ -78,7 +80,9 @@ class LazyArray(Sequence[Any]):
         self._walk = walk  # items are spans that may nest big arrays of children: big ones walked
         self.watched = watched  # the loaders' watches that saw every item as it was first read (`ReadShape`)
         self._item_spans: dict[int, array[int]] = {}  # a block's items' byte spans, once a few were read alone
-        self._left: tuple[int, dict[int, Any]] | None = None  # what reading a block for them parsed, not yet read
+        # what reading a block for a few of its items parsed, not yet read: the last few blocks so read
+        self._left: dict[int, dict[int, Any]] = {}
+        self._whole: set[int] = set()  # the blocks read whole for a few of their items (each once)
 
     def __len__(self) -> int:
         return self._count
@@ -89,8 +93,11 @@ class LazyArray(Sequence[Any]):
     def __getitem__(self, index: slice) -> list[Any]: ...
     def __getitem__(self, index: int | slice) -> Any:
         if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
             with self._open() as f:
-                return [self._read(f, i) for i in range(*index.indices(len(self)))]
+                if step == 1:  # (as a pass reads them: a block at a time)
+                    return list(self._between(f, start, max(start, stop)))
+                return [self._read(f, i) for i in range(start, stop, step)]
         n = len(self)
         if index < 0:
             index += n
@@ -124,8 +131,8 @@ class LazyArray(Sequence[Any]):
                 i += 1
             elif i > lo or stop < hi:  # a part of stretch k
                 end = min(stop, hi)
-                if 2 * (end - i) < hi - lo:
-                    yield from self._part(f, k, i, end)
+                if 2 * (end - i) < hi - lo or self._first_read(k, i, anywhere=True):
+                    yield from self._part(f, k, i, end, anywhere=True)
                 else:
                     yield from self._stretches(f, k, k + 1)[i - lo : end - lo]
                 i = end
@@ -158,16 +165,24 @@ class LazyArray(Sequence[Any]):
                 values += got
             return values
 
-    def _part(self, f: BinaryIO, k: int, start: int, stop: int) -> list[Any]:
-        """Items `start` to `stop - 1` of block `k`: left over from the block's last read item by
-        item (each handed out once: a change to one never shows in another read), else only their
-        bytes read and parsed."""
-        spans, lo = self._spans_in(f, k), self._firsts[k]
-        left = self._left
-        if left is not None and left[0] == k:
-            taken = [left[1].pop(i, _TAKEN) for i in range(start, stop)]  # (each pop one C call)
+    def _part(self, f: BinaryIO, k: int, start: int, stop: int, *, anywhere: bool = False) -> list[Any]:
+        """Items `start` to `stop - 1` of block `k`: left over from the block's last read whole (each
+        handed out once: a change to one never shows in another read); else, the first time the
+        block is read (from its first item, or `anywhere` in a stretch of a pass), all of it parsed
+        in one call and the rest left over (a renderer reads the runs a few at a time, mostly in file
+        order); else only their bytes read and parsed."""
+        lo, left = self._firsts[k], self._left.get(k)
+        if left is not None:
+            taken = [left.pop(i, _TAKEN) for i in range(start, stop)]  # (each pop one C call)
             if all(v is not _TAKEN for v in taken):
                 return taken
+        elif self._first_read(k, start, anywhere=anywhere):
+            self._whole.add(k)  # (once a block: reads that go back and forth find its items' spans instead)
+            rest = dict(enumerate(self._stretches(f, k, k + 1), start=lo))
+            taken = [rest.pop(i) for i in range(start, stop)]  # (taken before another thread may see the rest)
+            self._leave(k, rest)
+            return taken
+        spans = self._spans_in(f, k)
         first = spans[2 * (start - lo)]
         data = self._bytes(f, first, spans[2 * (stop - lo) - 1])
         with gc_paused():
@@ -175,6 +190,21 @@ class LazyArray(Sequence[Any]):
         if values is None:
             raise self._broken(data, first, start)
         return values
+
+    def _first_read(self, k: int, start: int, *, anywhere: bool = False) -> bool:
+        """A read of block `k` from its first item (or `anywhere`), the block not read before: read
+        it whole."""
+        return (anywhere or start == self._firsts[k]) and k not in self._whole and k not in self._item_spans
+
+    def _leave(self, k: int, rest: dict[int, Any]) -> None:
+        """Keep block `k`'s items not yet read, for the reads that follow: those of the last
+        `_LEFT_BLOCKS` blocks so read (spans in run order step back a block now and then: a parent
+        written after its children, across a block's edge)."""
+        left = self._left
+        left.pop(k, None)
+        left[k] = rest
+        while len(left) > _LEFT_BLOCKS:
+            left.pop(next(iter(left), None), None)  # (the oldest; None if another thread emptied it meanwhile)
 
     def _spans_in(self, f: BinaryIO, k: int) -> array[int]:
         """Block `k`'s items' byte spans (start, end, from the file's start): found by reading it
@@ -189,7 +219,7 @@ class LazyArray(Sequence[Any]):
             if found is None:
                 raise self._broken(data, first, lo)
             spans = self._item_spans[k] = array("q", (first + b for b in found[0]))
-            self._left = (k, dict(enumerate(found[1], start=lo)))
+            self._leave(k, dict(enumerate(found[1], start=lo)))
         return spans
 
     def _bytes(self, f: BinaryIO, start: int, end: int) -> bytes:
@@ -256,3 +286,4 @@ class LazyArray(Sequence[Any]):
 
 
 _TAKEN = object()
+_LEFT_BLOCKS = 4  # the blocks whose items not yet read are kept (each a block's values: ≤ 64 K characters of JSON)

@@ -87,18 +87,25 @@ class SpanEntries(Sequence[SpanEntry]):
     @overload
     def __getitem__(self, i: slice) -> list[SpanEntry]: ...
     def __getitem__(self, i: int | slice) -> SpanEntry | list[SpanEntry]:
+        if isinstance(i, slice):
+            start, stop, step = i.indices(len(self))
+            if step == 1:  # (the renderer reads its runs a file's few at a time: as a pass reads them)
+                return list(self._between(start, max(start, stop)))
+            with self._reading() as read:
+                return [read(self.order[k]) for k in range(start, stop, step)]
         with self._reading() as read:
-            if isinstance(i, slice):
-                return [read(self.order[k]) for k in range(*i.indices(len(self)))]
             return read(self.order[i])
 
     def __iter__(self) -> Iterator[SpanEntry]:
-        """In run order, each stretch of spans that the file holds one after the other read as a
-        block (run order is mostly file order: one seek and parse a span cost about a third more)."""
-        order, positions, starts, n = self.order, self.positions, self._starts, len(self.order)
+        return self._between(0, len(self.order))
+
+    def _between(self, i: int, n: int) -> Iterator[SpanEntry]:
+        """Runs `i` to `n - 1`, in run order, each stretch of spans that the file holds one after the
+        other read as a block (run order is mostly file order: one seek and parse a span cost about a
+        third more)."""
+        order, positions, starts = self.order, self.positions, self._starts
         with ExitStack() as stack:
             readers: dict[int, Callable[[int, int], Iterator[Any]]] = {}
-            i = 0
             while i < n:
                 at = positions[order[i]]
                 part = bisect_right(starts, at) - 1
@@ -116,6 +123,14 @@ class SpanEntries(Sequence[SpanEntry]):
                 for k, item in zip(order[i:j], readers[part](first, first + j - i)):
                     yield item, resource, k
                 i = j
+
+    @contextmanager
+    def reading(self) -> Iterator[Callable[[int], SpanEntry]]:
+        """Entries by their place in run order, in any order, each array's file opened once for all
+        (`LazyArray.reading`'s: `LazyRuns` reads the failed runs so)."""
+        with self._reading() as read:
+            order = self.order
+            yield lambda i: read(order[range(len(order))[i]])
 
     @contextmanager
     def _reading(self) -> Iterator[Callable[[int], SpanEntry]]:
