@@ -11,12 +11,13 @@ import random
 from typing import Any
 
 from refinery.core.models import TraceRun
-from refinery.traces import otel_attributes, otel_keys
+from refinery.traces import otel_keys
 from refinery.traces.common import maybe_json
 from refinery.traces.otel import span_to_run
-from refinery.traces.otel_attributes import message_recipe, messages_from, unflatten
+from refinery.traces.otel_attributes import message_recipe, messages_from
 from refinery.traces.otel_keys import DUPLICATED_BY_MESSAGES, INPUT_KEYS, IO_KEYS, OUTPUT_KEYS, SHOWN, key_layout
 from refinery.traces.otel_span import rest_attributes
+from tests.test_load_skeleton import _walked as _walk  # `unflatten` by its general walk alone
 
 _INDICES = ["0", "1", "2", "10", "00", "²", "", "3"]
 _FIELDS = ["role", "content", "name", "0", "1", "a'b", 'q"\\\n', "\udc80", "{}", "message", ""]
@@ -38,16 +39,6 @@ def _random_key(rng: random.Random) -> str:
 def _random_span(rng: random.Random, keys: list[str]) -> dict[str, Any]:
     attributes = {k: rng.choice(_VALUES) for k in keys}
     return {"spanId": "ab12", "traceId": "cd34", "name": rng.choice(["", "llm"]), "attributes": attributes}
-
-
-def _walk(attrs: dict[str, Any], prefix: str) -> list[Any]:
-    """`unflatten` by its general walk alone (no quick path)."""
-    real = otel_attributes._messages
-    otel_attributes._messages = lambda *a: None
-    try:
-        return unflatten(attrs, prefix)
-    finally:
-        otel_attributes._messages = real
 
 
 def _expected(attrs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]]:
