@@ -11,7 +11,7 @@ import re
 import pytest
 
 from refinery.errors import RefineryError
-from refinery.traces import redact
+from refinery.traces import redact, redact_scan
 from refinery.traces.redact import RULES, RedactionReport, compile_patterns, redact_text, redacting
 from refinery.traces.render import iter_marked_files
 from refinery.traces.source_text import strip_marks
@@ -179,8 +179,8 @@ def test_a_rule_is_skipped_only_where_its_match_could_not_start(monkeypatch):
 
 
 def test_the_text_a_match_begins_with_is_read_from_the_pattern():
-    assert redact._required_prefix(re.compile(r"sk-ant-(?:api|sid)\d{2}")) == "sk-ant-"
-    assert redact._required_prefix(re.compile(r"SG\.[\w-]{16,}")) == "SG."
-    assert redact._required_prefix(re.compile(r"(?i)ghp_\w+")) == ""  # either case: no exact text
-    assert redact._required_prefix(re.compile(r"[a-z]+_key")) == ""
+    assert redact_scan._required_prefix(re.compile(r"sk-ant-(?:api|sid)\d{2}")) == "sk-ant-"
+    assert redact_scan._required_prefix(re.compile(r"SG\.[\w-]{16,}")) == "SG."
+    assert redact_scan._required_prefix(re.compile(r"(?i)ghp_\w+")) == ""  # either case: no exact text
+    assert redact_scan._required_prefix(re.compile(r"[a-z]+_key")) == ""
     assert all(redact._PREFIXES.values())  # every rule without literals has one

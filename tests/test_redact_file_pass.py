@@ -12,7 +12,7 @@ import random
 import pytest
 
 from refinery.errors import RefineryError
-from refinery.traces import load_traces, markers, redact
+from refinery.traces import load_traces, markers, redact, redact_scan
 from refinery.traces.redact import RedactionReport, redact_rendered, redact_text, redact_value, redacting
 from refinery.traces.render import RenderOptions, iter_marked_files
 from refinery.traces.source_text import CLOSE, OPEN, cut, source
@@ -150,7 +150,7 @@ def test_what_is_kept_between_files_is_bounded(monkeypatch):
 
 def test_no_literal_holds_a_backtick_or_a_mark():
     """What lets a fence put around a marker inside a value go unlooked at."""
-    texts = redact._LITERALS | set(redact._PREFIXES.values())
+    texts = redact_scan._LITERALS | set(redact._PREFIXES.values())
     assert not [t for t in texts if "`" in t or any("\ue000" <= ch <= "\ue005" for ch in t)]
 
 

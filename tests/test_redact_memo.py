@@ -10,7 +10,7 @@ import random
 import pytest
 
 from refinery.analysis.staged_failure_analyst import StagedFailureAnalyst
-from refinery.traces import load_traces, redact, redact_memo
+from refinery.traces import load_traces, redact, redact_memo, redact_scan
 from refinery.traces.redact import RedactionReport, redact_value, redacting
 from refinery.traces.redact_memo import WordMemo
 from tests.helpers import SHARED
@@ -31,7 +31,7 @@ def _memo() -> WordMemo:
 
 def _varied() -> list[str]:
     rng = random.Random(11)
-    words = sorted(redact._LITERALS | {p for p in redact._PREFIXES.values() if p}) + ["the", "É", "İ", "ΣΑΣ", "x"]
+    words = sorted(redact_scan._LITERALS | {p for p in redact._PREFIXES.values() if p}) + ["the", "É", "İ", "ΣΑΣ", "x"]
     out = []
     for _ in range(600):
         parts = [rng.choice(words) for _ in range(rng.randint(1, 30))]
@@ -112,9 +112,9 @@ def _id_like() -> list[str]:
     """Words written as ids and times are (hex, digits, `T`, `Z`, punctuation, run marks), with the
     literals and texts rules begin with that can be written so planted in them, and others not."""
     rng = random.Random(23)
-    alphabet = redact._ID_CHARS.replace("\n", "")
+    alphabet = redact_scan._ID_CHARS.replace("\n", "")
     lower = {c.lower() for c in alphabet}
-    literals = [lit for lit in sorted(redact._LITERALS) if set(lit) <= lower]  # not `_ID_LITERALS`: found anew
+    literals = [lit for lit in sorted(redact_scan._LITERALS) if set(lit) <= lower]  # not `_ID_LITERALS`: found anew
     prefixes = [p for p in sorted(set(redact._PREFIXES.values())) if p and set(p) <= set(alphabet)]
     planted = [*literals, *(lit.upper() for lit in literals), *prefixes]
     out = []
@@ -140,6 +140,8 @@ def test_ids_and_times_are_looked_through_for_what_they_can_hold_with_the_same_f
 
 
 def test_the_literals_an_id_can_hold_are_every_literal_written_with_its_characters():
-    chars = set(redact._ID_CHARS)
-    assert set(redact._ID_LITERALS) == {lit for lit in redact._LITERALS if set(lit) <= {c.lower() for c in chars}}
-    assert set(redact._ID_PREFIXES) == {p for p in redact._PREFIXES.values() if p and set(p) <= chars}
+    chars = set(redact_scan._ID_CHARS)
+    assert set(redact_scan._ID_LITERALS) == {
+        lit for lit in redact_scan._LITERALS if set(lit) <= {c.lower() for c in chars}
+    }
+    assert set(redact_scan._ID_PREFIXES) == {p for p in redact._PREFIXES.values() if p and set(p) <= chars}

@@ -22,7 +22,13 @@ from tests.test_planted_secrets import planted_trace
 def _texts() -> list[str]:
     rng = random.Random(37)
     planted = [f"before {text} after" for _, text, _ in PLANTS]
-    words = sorted(redact._LITERALS | {p for p in redact._PREFIXES.values() if p}) + ["the", "run", "é", "\n", "  "]
+    words = sorted(redact_scan._LITERALS | {p for p in redact._PREFIXES.values() if p}) + [
+        "the",
+        "run",
+        "é",
+        "\n",
+        "  ",
+    ]
     shuffled = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 40))) for _ in range(400)]
     glued = ["".join(rng.choice(words) for _ in range(rng.randint(1, 20))) for _ in range(200)]
     return [
@@ -40,7 +46,7 @@ TEXTS = _texts()
 
 def _every_literal(text: str) -> set[str]:
     low = text.lower()
-    return {lit for lit in redact._LITERALS if lit in low}
+    return {lit for lit in redact_scan._LITERALS if lit in low}
 
 
 def _every_rule(present: set[str], text: str) -> list[redact.Rule]:
@@ -54,13 +60,13 @@ def _every_rule(present: set[str], text: str) -> list[redact.Rule]:
 
 def test_the_literals_found_are_those_that_occur():
     for i, text in enumerate(TEXTS):
-        assert redact._literals_in(text) == _every_literal(text), i
+        assert redact_scan._literals_in(text) == _every_literal(text), i
 
 
 def test_the_rules_run_are_those_each_rule_would_have_let_through():
     for i, text in enumerate(TEXTS):
-        present = redact._literals_in(text)
-        starts = redact._found(text, redact._PREFIX_GUARDS, set())
+        present = redact_scan._literals_in(text)
+        starts = redact_scan._found(text, redact_scan._PREFIX_GUARDS, set())
         assert starts == {p for p in redact._PREFIXES.values() if p and p in text}, i
         assert redact._rules_for(present, starts) == _every_rule(present, text), i
 
@@ -75,7 +81,7 @@ def test_every_planted_secret_is_redacted_as_when_every_rule_runs(monkeypatch):
 
 def test_no_literal_holds_a_line_break_or_a_mark():
     """What lets a rendered file's pass add up what was found between its marks and line breaks."""
-    words = redact._LITERALS | set(redact._PREFIXES.values())
+    words = redact_scan._LITERALS | set(redact._PREFIXES.values())
     assert not [w for w in words if re.search(f"[\n{MARKS}]", w)]
 
 
@@ -136,6 +142,6 @@ def test_a_big_text_s_prefixes_are_found_a_piece_at_a_time_as_in_one_search(monk
     search would hold the GIL), and finds what one search finds, a prefix across two pieces too."""
     monkeypatch.setattr(redact_scan, "PIECE_CHARS", 64)  # where the scans read it
     for i, text in enumerate(TEXTS):
-        assert redact._found(text, redact._PREFIX_GUARDS, set()) == {
+        assert redact_scan._found(text, redact_scan._PREFIX_GUARDS, set()) == {
             p for p in redact._PREFIXES.values() if p and p in text
         }, i

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 
 import pytest
 
-from refinery.traces import redact, redact_memo
+from refinery.traces import redact, redact_memo, redact_scan
 from refinery.traces.redact import (
     RedactionReport,
     extra_patterns,
@@ -90,7 +90,7 @@ def _stream(seed: int, n: int = 1500) -> list[str]:
     rng = random.Random(seed)
     secrets = [text for _, text, _ in PLANTS]
     words = [
-        *sorted(redact._LITERALS | {p for p in redact._PREFIXES.values() if p}),
+        *sorted(redact_scan._LITERALS | {p for p in redact._PREFIXES.values() if p}),
         *ODD,
         *"private key secret token api auth".split(),
     ]
@@ -158,9 +158,9 @@ def _mixed_lots(seed: int) -> list[str]:
     """Lots of new words as a rendered file brings them: ids and times with the literals they can
     hold, beside names and labels with any literal."""
     rng = random.Random(seed)
-    alphabet = redact._ID_CHARS.replace("\n", "")
-    planted = [*redact._ID_LITERALS, *(lit.upper() for lit in redact._ID_LITERALS), *redact._ID_PREFIXES]
-    others = [*sorted(redact._LITERALS), *sorted(p for p in redact._PREFIXES.values() if p), "run_019-024.md", "é"]
+    alphabet = redact_scan._ID_CHARS.replace("\n", "")
+    planted = [*redact_scan._ID_LITERALS, *(lit.upper() for lit in redact_scan._ID_LITERALS), *redact_scan._ID_PREFIXES]
+    others = [*sorted(redact_scan._LITERALS), *sorted(p for p in redact._PREFIXES.values() if p), "run_019-024.md", "é"]
     lots = []
     for _ in range(2000):
         lines = []
@@ -179,8 +179,8 @@ def _mixed_lots(seed: int) -> list[str]:
 
 def test_a_lot_mixing_ids_and_other_words_is_found_line_by_line_as_whole():
     lots = _mixed_lots(5)
-    assert any(redact._scanned(t)[0] & set(redact._ID_LITERALS) for t in lots)
-    assert any(redact._scanned(t)[0] - set(redact._ID_LITERALS) for t in lots)
+    assert any(redact._scanned(t)[0] & set(redact_scan._ID_LITERALS) for t in lots)
+    assert any(redact._scanned(t)[0] - set(redact_scan._ID_LITERALS) for t in lots)
     for i, lot in enumerate(lots):
         assert redact._scanned_words(lot) == redact._scanned(lot), (i, lot[:120])
 
@@ -247,7 +247,7 @@ def _numbered(seed: int) -> list[str]:
     rng = random.Random(seed)
     digits = [lit for lit in [*redact._DIGIT_LITERALS, *redact._DIGIT_PREFIXES]]
     near = [lit.translate(str.maketrans("0123456789", "5678901234")) for lit in digits]
-    words = [*sorted(redact._LITERALS), *sorted(p for p in redact._PREFIXES.values() if p), *digits, *near]
+    words = [*sorted(redact_scan._LITERALS), *sorted(p for p in redact._PREFIXES.values() if p), *digits, *near]
     words += ["run_id:", "## Run", "·", "—", "\ue002", "\ue004", "٣", "１", "\ud800", "PRIVATE KEY", "é"]
     out = []
     for _ in range(3000):

@@ -24,24 +24,16 @@ from refinery.core.pieces import PIECE_CHARS
 from refinery.errors import UserInputError
 from refinery.traces.redact_memo import WordMemo
 from refinery.traces.redact_rules import FIELD_NAMES, HEADER_NAMES, K8S_DATA, K8S_KIND, K8S_REACH, RULES, Rule
-from refinery.traces.redact_scan import (  # noqa: F401 - the prefilter's names, as tests read them here
+from refinery.traces.redact_scan import (
     _DIGIT_LITERALS,
     _DIGIT_PREFIXES,
-    _ID_CHARS,
-    _ID_LITERALS,
-    _ID_PREFIXES,
     _LITERAL_FORMS,
-    _LITERALS,
     _PREFIX_FORMS,
-    _PREFIX_GUARDS,
     _PREFIXES,
     _SPACED,
     _WINDOW,
     _alike,
     _Found,
-    _found,
-    _literals_in,
-    _required_prefix,
     _scanned,
     _scanned_alike,
     _scanned_words,
