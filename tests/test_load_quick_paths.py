@@ -37,6 +37,21 @@ def test_a_spoken_step_is_made_into_the_run_any_step_is_made_into():
         assert quick.model_dump_json() == general.model_dump_json(), step
 
 
+@pytest.mark.parametrize("most", [2, plain._Speakers.MOST])
+def test_one_pass_makes_each_spoken_step_into_the_run_any_step_is_made_into(monkeypatch, most):
+    """A pass's converter works out each speaker once (`_Speakers`, forgotten when full): the runs it
+    makes of steps that repeat speakers, in any order, are those made of each step alone."""
+    monkeypatch.setattr(plain._Speakers, "MOST", most)
+    rng = random.Random(9)
+    convert = plain._checked_runs("history", "chat-1", None)
+    for i in range(3000):
+        step = _random_spoken(rng)
+        general = TraceRun(**plain._step_fields(i, step, "history", "chat-1", None))
+        quick = convert(i, step)
+        assert quick == general and quick.model_fields_set == general.model_fields_set, step
+        assert quick.model_dump_json() == general.model_dump_json(), step
+
+
 def test_a_spoken_steps_skeleton_is_its_runs_times_and_fact():
     rng = random.Random(8)
     for i in range(3000):
@@ -276,25 +291,31 @@ def _random_text(rng: random.Random) -> str:
 
 def test_a_spoken_steps_dump_written_out_hashes_as_json_dumps_does():
     """The chat id hashes `json.dumps(step, sort_keys=True, default=str)` of every step (the id names
-    folders): a spoken step's dump written out gives the same digest, whatever its text, and a step
-    whose values are not all text goes through `json.dumps`' own encoder."""
+    folders): a spoken step's dump written out is that text, whatever its text, and a step whose values
+    are not all text goes through `json.dumps`' own encoder; hashed one by one or as a block, the
+    digest is the same."""
     rng = random.Random(12)
+    steps = []
     for _ in range(2000):
         step = {"role": _random_text(rng), "name": _random_text(rng), "content": _random_text(rng)}
         if rng.random() < 0.3:
             step[rng.choice(list(step))] = rng.choice(_VALUES)
         keys = list(step)
         rng.shuffle(keys)
-        step = {k: step[k] for k in keys}
-        quick, general = plain._Digest({"q": 1}), plain._Digest({"q": 1})
-        quick.add_spoken(step)
-        general.add(step)
-        expected = hashlib.sha256(json.dumps({"q": 1}, sort_keys=True, default=str).encode())
+        steps.append({k: step[k] for k in keys})
+    one, block = plain._Digest({"q": 1}), plain._Digest({"q": 1})
+    expected = hashlib.sha256(json.dumps({"q": 1}, sort_keys=True, default=str).encode())
+    for step in steps:
+        assert one.dump(step) == json.dumps(step, sort_keys=True, default=str), step
+        one.add(step)
         expected.update(json.dumps(step, sort_keys=True, default=str).encode())
-        assert quick.hexdigest() == general.hexdigest() == expected.hexdigest()[:12], step
+    block.add_dumps([block.dump(step) for step in steps])
+    assert one.hexdigest() == block.hexdigest() == expected.hexdigest()[:12]
 
 
-def test_a_block_of_steps_shown_to_the_watch_at_once_is_seen_as_one_at_a_time():
+@pytest.mark.parametrize("most", [2, plain._Speakers.MOST])
+def test_a_block_of_steps_shown_to_the_watch_at_once_is_seen_as_one_at_a_time(monkeypatch, most):
+    monkeypatch.setattr(plain._Speakers, "MOST", most)
     rng = random.Random(13)
     extra = [{"role": "user", "content": "x", "timestamp": 1767347990 + k} for k in range(3)]
     for _ in range(200):

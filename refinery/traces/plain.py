@@ -22,11 +22,11 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from functools import lru_cache, partial
+from functools import partial
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
-from refinery.core.models import LazyRuns, RunType, Trace, TraceRun, fact_of, run_from_checked
+from refinery.core.models import LazyRuns, RunType, Trace, TraceRun, fact_of, run_from_checked, run_from_values
 from refinery.errors import TraceFormatError
 from refinery.traces.common import as_dict, parse_time, span_bounds, time_bounds
 from refinery.traces.json_stream import LazyArray, ReadShape, is_array
@@ -171,18 +171,19 @@ def _step_run(
 
 def _checked_runs(list_key: str, trace_id: str, source: str | None) -> Callable[[int, Any], TraceRun]:
     """`_step_run(…, checked=True)` as `LazyRuns` calls it on every pass. A spoken step (text for its
-    role and name) is made here, with no call of its own: `run_from_checked(_spoken_fields(…))` (a
-    differential test holds them equal), its role and name read once for every step that has the
-    same (`_spoken_as`), its fields written out in the model's order and set as `run_from_values`
-    sets them. Why inline: each call was a sixth of the 6 µs a step's run cost, on every pass."""
-    new, set_slot, given, spoken_as, spoken = object.__new__, object.__setattr__, _SPOKEN_GIVEN, _spoken_as, _SPOKEN
+    role and name) is made here, with no call of its own but the run's making: `run_from_checked(
+    _spoken_fields(…))` (a differential test holds them equal), its role and name read once for every
+    step that has the same (`_Speakers`), its fields written out in the model's order. Why inline:
+    each call was a sixth of the 6 µs a step's run cost, on every pass."""
+    make, given, speakers, spoken = run_from_values, _SPOKEN_GIVEN, _Speakers(), _SPOKEN
+    known = speakers.known
 
     def convert(i: int, item: Any) -> TraceRun:
         if type(item) is dict and item and spoken.issuperset(item):
             role, name = item.get("role"), item.get("name")
             if not ((role is None or type(role) is str) and (name is None or type(name) is str)):
                 return run_from_checked(_spoken_fields(i, item, trace_id))
-            speaker, run_type, role_as_written, prompt, _ = spoken_as(role, name)
+            speaker, run_type, role_as_written, prompt, _ = known.get((role, name)) or speakers.of(role, name)
             content = item.get("content")
             inputs: dict[str, Any] = {}
             outputs = None
@@ -191,10 +192,7 @@ def _checked_runs(list_key: str, trace_id: str, source: str | None) -> Callable[
                     inputs["content"] = content
                 else:
                     outputs = {"content": content}
-            run = new(TraceRun)
-            set_slot(
-                run,
-                "__dict__",
+            return make(
                 {
                     "id": f"step-{i}",
                     "name": speaker or f"step {i}",
@@ -211,11 +209,8 @@ def _checked_runs(list_key: str, trace_id: str, source: str | None) -> Callable[
                     "step": i,
                     "status": None,
                 },
+                set(given),
             )
-            set_slot(run, "__pydantic_fields_set__", set(given))
-            set_slot(run, "__pydantic_extra__", None)
-            set_slot(run, "__pydantic_private__", None)
-            return run
         return _step_run(i, item, list_key=list_key, trace_id=trace_id, source=source, checked=True)
 
     return convert
@@ -226,12 +221,10 @@ def _spoken_run(i: int, item: dict[str, Any], trace_id: str) -> TraceRun:
     return _checked_runs("", trace_id, None)(i, item)
 
 
-@lru_cache(maxsize=4096, typed=True)
 def _spoken_as(role_value: str | None, name: str | None) -> tuple[str, RunType, str, bool, int]:
     """What a spoken step's role and name make of it (`_spoken_fields`' reading of them): its
     speaker ('' when neither names one: its number does), its type, its role as written, whether
-    its content is the prompt (an input) rather than what it said, and its fact. Why cached: a big
-    log repeats a few speakers thousands of times (text only: typed, so `0` is never `False`)."""
+    its content is the prompt (an input) rather than what it said, and its fact."""
     role_as_written = role_value or ""
     role = role_as_written.lower()
     run_type = _run_type(role, name, None)
@@ -242,6 +235,31 @@ def _spoken_as(role_value: str | None, name: str | None) -> tuple[str, RunType, 
         role in _PROMPT_ROLES and not name,
         fact_of(run_type, False),
     )
+
+
+_Speaker = tuple[str, RunType, str, bool, int]
+
+
+class _Speakers:
+    """`_spoken_as` of each role and name (text or None) seen, worked out once. Why: a big log repeats
+    a few speakers thousands of times, and a dict's look-up of the pair is a third of what a typed
+    `lru_cache` cost a step. One for each trace's runs and one for each load, not one for the process
+    (threads reading one trace at once may both work out a speaker: the same answer); forgotten when
+    it holds `MOST` (a log whose every step names its own speaker)."""
+
+    MOST = 4096
+
+    def __init__(self) -> None:
+        # the speakers worked out (looked up by callers first: `known.get((role, name)) or of(…)`)
+        self.known: dict[tuple[str | None, str | None], _Speaker] = {}
+
+    def of(self, role: str | None, name: str | None) -> _Speaker:
+        found = self.known.get((role, name))
+        if found is None:
+            if len(self.known) >= self.MOST:
+                self.known.clear()
+            found = self.known[role, name] = _spoken_as(role, name)
+        return found
 
 
 # the fields `_spoken_fields` gives (the others take their defaults)
@@ -346,21 +364,23 @@ class _Digest:
         self._dump = _entry_dumper()
 
     def add(self, item: Any) -> None:
-        self._hash.update(self._dump(item).encode())
+        self._hash.update(self.dump(item).encode())
 
-    def add_spoken(self, item: dict[str, Any]) -> None:
-        """`add` of a step of `role`, `name` and `content` alone: when all three are text, its dump
-        written out (sorted keys, `json.dumps`' separators and escapes; a differential test holds it
-        to `json.dumps`), not made by the encoder's walk."""
-        if len(item) == 3:
-            content, name, role = item["content"], item["name"], item["role"]
+    def add_dumps(self, dumps: list[str]) -> None:
+        """`add` of the entries whose `dump`s these are, in order: one update for a block of them (the
+        hash of the joined text is the hash of its parts in turn), not one an entry."""
+        self._hash.update("".join(dumps).encode())
+
+    def dump(self, item: Any) -> str:
+        """What `add` hashes of `item`. A step of `role`, `name` and `content` alone, all three text (most
+        big logs' every step), has its dump written out (sorted keys, `json.dumps`' separators and
+        escapes; a differential test holds it to `json.dumps`), not made by the encoder's walk."""
+        if type(item) is dict and len(item) == 3:
+            content, name, role = item.get("content"), item.get("name"), item.get("role")
             if type(content) is str and type(name) is str and type(role) is str:
                 text = encode_basestring_ascii  # (what `json.dumps` escapes a string with)
-                self._hash.update(
-                    f'{{"content": {text(content)}, "name": {text(name)}, "role": {text(role)}}}'.encode()
-                )
-                return
-        self.add(item)
+                return f'{{"content": {text(content)}, "name": {text(name)}, "role": {text(role)}}}'
+        return self._dump(item)
 
     def hexdigest(self) -> str:
         return self._hash.hexdigest()[:12]
@@ -440,26 +460,35 @@ class _StepWatch:
         self.key, self.head, self.source = key, head, source
         self.digest = None if _named(head) else _Digest(dict(head))
         self.facts = bytearray()
+        self._speakers = _Speakers()
         self.first: datetime | None = None
         self.last: datetime | None = None
 
     def add_all(self, items: list[Any]) -> None:
-        """`add` each of a block of steps; a spoken one with text for its role and name (no times,
-        no error: its fact is its speaker's) without a call of its own."""
-        digest, facts = self.digest, self.facts
+        """`add` each of a block of steps, their dumps hashed in one update; a spoken one with text for
+        its role and name (no times, no error: its fact is its speaker's) without a call of its own."""
+        digest, facts, speakers, spoken = self.digest, self.facts, self._speakers, _SPOKEN
+        known = speakers.known
+        dumps: list[str] = []
         for item in items:
-            if type(item) is dict and item and _SPOKEN.issuperset(item):
+            if digest is not None:
+                dumps.append(digest.dump(item))
+            if type(item) is dict and item and spoken.issuperset(item):
                 role, name = item.get("role"), item.get("name")
                 if (role is None or type(role) is str) and (name is None or type(name) is str):
-                    if digest is not None:
-                        digest.add_spoken(item)
-                    facts.append(_spoken_as(role, name)[4])
+                    facts.append((known.get((role, name)) or speakers.of(role, name))[4])
                     continue
-            self.add(item)
+            self._see(item)
+        if digest is not None:
+            digest.add_dumps(dumps)
 
     def add(self, item: Any) -> None:
         if self.digest is not None:
             self.digest.add(item)
+        self._see(item)
+
+    def _see(self, item: Any) -> None:
+        """A step's skeleton: its fact and its times (a bad step raises here, named)."""
         start, end, fact = _step_skeleton(len(self.facts), item, self.key, self.source)
         self.facts.append(fact)
         if start and (self.first is None or start < self.first):  # `time_bounds`, a step at a time
