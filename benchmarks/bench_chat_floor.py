@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_scale import chat_log  # noqa: E402
 
-from refinery.core.models import RunType, TraceRun, run_from_values  # noqa: E402
+from refinery.core.models import RunType, run_from_values  # noqa: E402
 from refinery.traces import load_trace  # noqa: E402
 
 BLOCK = 1 << 20
