@@ -176,14 +176,13 @@ def _checked_runs(list_key: str, trace_id: str, source: str | None) -> Callable[
     step that has the same (`_Speakers`), its fields written out in the model's order. Why inline:
     each call was a sixth of the 6 µs a step's run cost, on every pass."""
     make, given, speakers, spoken = run_from_values, _SPOKEN_GIVEN, _Speakers(), _SPOKEN
-    known = speakers.known
 
     def convert(i: int, item: Any) -> TraceRun:
         if type(item) is dict and item and spoken.issuperset(item):
             role, name = item.get("role"), item.get("name")
             if not ((role is None or type(role) is str) and (name is None or type(name) is str)):
                 return run_from_checked(_spoken_fields(i, item, trace_id))
-            speaker, run_type, role_as_written, prompt, _ = known.get((role, name)) or speakers.of(role, name)
+            speaker, run_type, role_as_written, prompt, _ = speakers[role, name]
             content = item.get("content")
             inputs: dict[str, Any] = {}
             outputs = None
@@ -240,25 +239,19 @@ def _spoken_as(role_value: str | None, name: str | None) -> tuple[str, RunType, 
 _Speaker = tuple[str, RunType, str, bool, int]
 
 
-class _Speakers:
-    """`_spoken_as` of each role and name (text or None) seen, worked out once. Why: a big log repeats
-    a few speakers thousands of times, and a dict's look-up of the pair is a third of what a typed
-    `lru_cache` cost a step. One for each trace's runs and one for each load, not one for the process
-    (threads reading one trace at once may both work out a speaker: the same answer); forgotten when
-    it holds `MOST` (a log whose every step names its own speaker)."""
+class _Speakers(dict[tuple[str | None, str | None], _Speaker]):
+    """`_spoken_as` of each role and name (text or None) seen, worked out once: `speakers[role, name]`.
+    Why: a big log repeats a few speakers thousands of times, and a dict's look-up of the pair is a
+    third of what a typed `lru_cache` cost a step. One for each trace's runs and one for each load, not
+    one for the process (threads reading one trace at once may both work out a speaker: the same
+    answer); forgotten when it holds `MOST` (a log whose every step names its own speaker)."""
 
     MOST = 4096
 
-    def __init__(self) -> None:
-        # the speakers worked out (looked up by callers first: `known.get((role, name)) or of(…)`)
-        self.known: dict[tuple[str | None, str | None], _Speaker] = {}
-
-    def of(self, role: str | None, name: str | None) -> _Speaker:
-        found = self.known.get((role, name))
-        if found is None:
-            if len(self.known) >= self.MOST:
-                self.known.clear()
-            found = self.known[role, name] = _spoken_as(role, name)
+    def __missing__(self, key: tuple[str | None, str | None]) -> _Speaker:
+        if len(self) >= self.MOST:
+            self.clear()
+        found = self[key] = _spoken_as(*key)
         return found
 
 
@@ -468,7 +461,6 @@ class _StepWatch:
         """`add` each of a block of steps, their dumps hashed in one update; a spoken one with text for
         its role and name (no times, no error: its fact is its speaker's) without a call of its own."""
         digest, facts, speakers, spoken = self.digest, self.facts, self._speakers, _SPOKEN
-        known = speakers.known
         dumps: list[str] = []
         for item in items:
             if digest is not None:
@@ -476,7 +468,7 @@ class _StepWatch:
             if type(item) is dict and item and spoken.issuperset(item):
                 role, name = item.get("role"), item.get("name")
                 if (role is None or type(role) is str) and (name is None or type(name) is str):
-                    facts.append((known.get((role, name)) or speakers.of(role, name))[4])
+                    facts.append(speakers[role, name][4])
                     continue
             self._see(item)
         if digest is not None:
