@@ -198,9 +198,15 @@ async def test_files_a_timed_out_upload_makes_after_the_run_gave_up_are_deleted_
 
     from refinery.errors import APITimeoutError
 
-    async with OpenAITestServer(upload_latency_s=1.0) as server:
+    # Each upload takes the server `latency` s: 2 s past the end of the failed run's sweep, which
+    # looks for late files for twice the request timeout (`StoreKeeper.straggler_wait_s`). With a
+    # margin of 0.1 s (latency 1.0 s, timeout 0.3 s), a loaded CI machine's sweep outlasted the
+    # uploads once, deleted every file, and left none for the rerun to find.
+    timeout = 0.5
+    latency = 2 * timeout + 2.0
+    async with OpenAITestServer(upload_latency_s=latency) as server:
         async with ResponsesClient(
-            api_key="sk-x", base_url=server.base_url, timeout=aiohttp.ClientTimeout(total=0.3)
+            api_key="sk-x", base_url=server.base_url, timeout=aiohttp.ClientTimeout(total=timeout)
         ) as client:
             analyst = StagedFailureAnalyst(store="hosted", client=client)
             with pytest.raises(APITimeoutError):
@@ -210,7 +216,7 @@ async def test_files_a_timed_out_upload_makes_after_the_run_gave_up_are_deleted_
         # than its upload latency
         loop, seen, quiet_since = asyncio.get_running_loop(), -1, 0.0
         deadline = loop.time() + 60
-        while loop.time() < deadline and not (server.files and loop.time() - quiet_since > 1.5):
+        while loop.time() < deadline and not (server.files and loop.time() - quiet_since > latency):
             if len(server.files) != seen:
                 seen, quiet_since = len(server.files), loop.time()
             await asyncio.sleep(0.05)
