@@ -1,7 +1,5 @@
 """`python -m refinery` is the `refinery` command."""
 
-import sys
+from refinery.app.cli import entry
 
-from refinery.app.cli import main
-
-sys.exit(main())
+entry()

@@ -129,3 +129,41 @@ async def test_a_trace_changed_during_the_run_stops_it_before_the_next_stage_eve
     assert proc.returncode == 2
     assert "the trace file changed during the run" in err.decode()
     assert not (out / "stage3_diagnosis.json").exists() and not (out / "stage4_synthesis.json").exists()
+
+
+async def test_a_signal_while_the_commands_code_runs_cancels_it_and_raises_nothing_into_that_code():
+    """The signal may come while asyncio's or aiohttp's own code runs (a socket's `send`), which logs
+    and swallows what is raised there: the command is cancelled at its next `await` instead."""
+    from refinery.app.cli import _Stop
+
+    stop = _Stop()
+    reached_await = False
+
+    async def command() -> None:
+        nonlocal reached_await
+        stop.task, stop.loop = asyncio.current_task(), asyncio.get_running_loop()
+        stop(signal.SIGTERM, sys._getframe())  # as the handler is called in this coroutine's frame
+        reached_await = True
+        await asyncio.sleep(30)
+
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(asyncio.create_task(command()), 10)
+    assert reached_await and stop.exit_code == 143
+
+
+def test_a_signal_after_the_command_has_returned_is_ignored_and_its_exit_code_kept(monkeypatch):
+    """Once `main` returned, the run is over: a late SIGINT or SIGTERM during the interpreter's teardown
+    stops nothing, and must not raise into it (a traceback after a finished run)."""
+    from refinery.app import cli
+
+    monkeypatch.setattr(cli, "main", lambda: 0)
+    kept = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with pytest.raises(SystemExit) as ended:
+            cli.entry()
+        assert ended.value.code == 0
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    finally:
+        for signum, handler in kept.items():
+            signal.signal(signum, handler)

@@ -462,8 +462,12 @@ class _Stop:
     Why not SIGINT's handling: a background job started from a non-interactive shell (cron, CI,
     `nohup … &`) begins with SIGINT ignored, so a SIGTERM turned into SIGINT was ignored too, and
     asyncio's own Ctrl-C handling cancels only at the next `await` (after rendering ends).
-    While the event loop waits, the command's task is cancelled (its connections close, what it
-    holds is released); while code runs (rendering), `Terminated` is raised into it at once."""
+    While the command runs, its task is cancelled (its connections close, what it holds is released):
+    at once while the loop waits, else at the coroutine's next `await` (rendering runs in refinery's
+    worker thread, so that is soon). Nothing is raised into the code that runs when the signal comes:
+    that may be asyncio's or aiohttp's own (a socket's `send`), which logs and swallows any exception
+    but `KeyboardInterrupt` and `SystemExit` ("Fatal write error on socket transport", a traceback).
+    `Terminated` is raised only before the loop runs or once the command has ended."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
@@ -475,13 +479,6 @@ class _Stop:
         task, loop = self.task, self.loop
         if task is None or loop is None or task.done():
             raise Terminated  # before the loop runs, or after the command ended
-        if _in_coroutine(frame):
-            import asyncio  # loaded already: the command runs in its loop
-
-            current = asyncio.current_task(loop)
-            if current is not None and current is not task:
-                loop.call_soon_threadsafe(task.cancel)  # another task was running: the command stops too
-            raise Terminated
         loop.call_soon_threadsafe(task.cancel)
 
     @property
@@ -493,17 +490,6 @@ class _Stop:
 
         self.task, self.loop = asyncio.current_task(), asyncio.get_running_loop()  # type: ignore[assignment]
         return await _command(args)
-
-
-def _in_coroutine(frame: Any) -> bool:
-    """Whether a coroutine is running (rather than the loop waiting for the next event)."""
-    import inspect  # loaded already (asyncio imports it); not at start-up: `--help` does without
-
-    while frame is not None:
-        if frame.f_code.co_flags & inspect.CO_COROUTINE:
-            return True
-        frame = frame.f_back
-    return False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -536,5 +522,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signum, handler)
 
 
+def entry() -> None:
+    """The `refinery` command as a process: `main`'s exit code. A SIGINT or SIGTERM that comes once
+    `main` has returned (the run is over; the interpreter is tearing down) has nothing left to stop:
+    it is ignored, not raised into the teardown (a traceback from `logging`'s exit handler after a
+    finished run)."""
+    try:
+        code = main()
+    except KeyboardInterrupt:  # Ctrl-C in the instant between `main` putting the handlers back and here
+        code = EXIT_INTERRUPTED
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
