@@ -22,6 +22,7 @@ from typing import Any
 
 from refinery.core.pieces import PIECE_CHARS
 from refinery.errors import UserInputError
+from refinery.traces.redact_leads import Lowered, sub_from_leads
 from refinery.traces.redact_memo import WordMemo
 from refinery.traces.redact_rules import FIELD_NAMES, HEADER_NAMES, K8S_DATA, K8S_KIND, K8S_REACH, RULES, Rule
 from refinery.traces.redact_scan import (
@@ -122,10 +123,13 @@ def _apply(
     report: RedactionReport | None,
     keep: bool = True,
     pieces: bool = False,
+    lowered: Lowered | None = None,
 ) -> str:
     """`text` with `pattern`'s matches replaced; with `keep`, a catalogue rule's group 1 (a field's
     name) stays. An organisation's own pattern loses its whole match, whatever its groups. With
-    `pieces` (catalogue rules only: their reach is known), a big text is searched a piece at a time."""
+    `lowered` (`text` lower-cased, for a catalogue rule), the pattern is tried only where its matches
+    can start (`redact_leads`), where that can be told; else with `pieces` (catalogue rules only:
+    their reach is known), a big text is searched a piece at a time."""
     marker = f"[REDACTED:{rule_kind}]"
 
     def replace(m: re.Match[str]) -> str:
@@ -134,6 +138,9 @@ def _apply(
         prefix = (m.group(1) or "") if keep and m.re.groups else ""
         return f"{prefix}{marker}"
 
+    done = None if lowered is None else sub_from_leads(pattern, lowered, replace)
+    if done is not None:
+        return done
     return _sub_in_pieces(pattern, text, replace) if pieces else pattern.sub(replace, text)
 
 
@@ -272,8 +279,11 @@ def redact_text(text: str, report: RedactionReport | None = None, extra: Sequenc
 def _redacted(text: str, report: RedactionReport | None, extra: Sequence[re.Pattern[str]], found: _Found) -> str:
     """`redact_text` with its prefilter's findings given."""
     present, starts = found
+    lowered = Lowered(text)  # lower-cased once for the rules tried on it, again after one replaced something
     for rule in _rules_for(present, starts):
-        text = _apply(rule.kind, rule.pattern, text, report, pieces=not rule.whole)
+        text = _apply(rule.kind, rule.pattern, text, report, pieces=not rule.whole, lowered=lowered)
+        if text is not lowered.text:
+            lowered = Lowered(text)
     if "secret" in present:
         text = _kubernetes_secrets(text, report)
     for pattern in (*_EXTRA.get(), *extra):
