@@ -23,6 +23,12 @@ def _mark(m: re.Match[str]) -> str:
     return f"<{m.start()}:{m.group(1) if m.re.groups else ''}>"
 
 
+@pytest.fixture
+def led(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Leads used however dense they are (planted texts are dense; see the test of that below)."""
+    monkeypatch.setattr(redact_leads, "_SPARSEST", 1)
+
+
 def _both(pattern: re.Pattern[str], text: str) -> tuple[str | None, str]:
     assert leads_of(pattern) is not None
     return sub_from_leads(pattern, Lowered(text), _mark), pattern.sub(_mark, text)
@@ -90,7 +96,7 @@ def _planted_text(rng: random.Random, rule_leads: frozenset[str]) -> str:
 
 
 @pytest.mark.parametrize("rule", LED, ids=lambda r: r.kind)
-def test_every_led_rule_replaces_what_sub_replaces_in_planted_texts(rule: redact.Rule) -> None:
+def test_every_led_rule_replaces_what_sub_replaces_in_planted_texts(rule: redact.Rule, led: None) -> None:
     rng = random.Random(rule.kind)
     leads = leads_of(rule.pattern)
     assert leads is not None
@@ -100,13 +106,13 @@ def test_every_led_rule_replaces_what_sub_replaces_in_planted_texts(rule: redact
         assert fast == slow, text
 
 
-def test_a_match_written_with_dotless_i_and_long_s_is_found_as_the_engine_finds_it() -> None:
+def test_a_match_written_with_dotless_i_and_long_s_is_found_as_the_engine_finds_it(led: None) -> None:
     pattern = re.compile(r"(?i)(client[_-]?secret=)\w+")
     fast, slow = _both(pattern, "ſome cLıENT_ſECRET=abc123 and client_secret=def")
     assert fast == slow == "ſome <5:cLıENT_ſECRET=> and <30:client_secret=>"
 
 
-def test_a_text_whose_lower_case_is_longer_is_left_to_the_whole_search() -> None:
+def test_a_text_whose_lower_case_is_longer_is_left_to_the_whole_search(led: None) -> None:
     pattern = re.compile(r"(?i)(secret=)\w+")
     text = "İstanbul secret=abc123"
     assert leads_of(pattern) is not None
@@ -115,7 +121,7 @@ def test_a_text_whose_lower_case_is_longer_is_left_to_the_whole_search() -> None
 
 
 @pytest.mark.parametrize("offset", [-9, -5, -1, 0, 3, _OVERLAP - 2])
-def test_a_lead_across_a_window_s_end_is_found_once(offset: int) -> None:
+def test_a_lead_across_a_window_s_end_is_found_once(offset: int, led: None) -> None:
     pattern = re.compile(r"(?i)(client_secret=)\w+")
     head = "x " * ((_WINDOW + offset) // 2) + "x" * ((_WINDOW + offset) % 2)
     text = head + "Client_Secret=abc123 " + "y " * 40_000 + "client_secret=tail9"
@@ -124,10 +130,16 @@ def test_a_lead_across_a_window_s_end_is_found_once(offset: int) -> None:
     assert fast is not None and fast.count("<") == 2
 
 
-def test_a_match_inside_the_last_one_is_not_taken_again() -> None:
+def test_a_match_inside_the_last_one_is_not_taken_again(led: None) -> None:
     pattern = re.compile(r"(?i)(auth=)\S+")
     fast, slow = _both(pattern, "auth=auth=auth=x auth=y")
     assert fast == slow == "<0:auth=> <17:auth=>"
+
+
+def test_leads_denser_than_one_in_sixteen_characters_are_left_to_the_engine_s_scan() -> None:
+    pattern = re.compile(r"(?i)(auth=)\d+")
+    assert sub_from_leads(pattern, Lowered("auth=x " * 100), _mark) is None
+    assert sub_from_leads(pattern, Lowered("auth=1" + " " * 100), _mark) == "<0:auth=>" + " " * 100
 
 
 @pytest.mark.skipif(SHARED is None or not (SHARED / "eval-data").is_dir(), reason="../shared/eval-data not present")

@@ -40,6 +40,9 @@ __all__ = ["Lowered", "leads_of", "sub_from_leads"]
 
 _MOST = 256  # partial prefixes followed at once; past that a pattern's leads are cut where they stand
 _SHORTEST = 2  # a lead of one character is no better than the engine's own scan
+# more than one start in this many characters: the engine's own scan is as quick as a call a start
+# (`bench_redact.py`'s adversarial texts: a lead every 3 to 10 characters cost up to 5 times more so)
+_SPARSEST = 16
 _WINDOW = 1 << 16  # a big text is lower-cased a window at a time (see `Lowered`)
 _OVERLAP = 64  # windows overlap by this much: the longest lead a pattern may have
 
@@ -130,10 +133,12 @@ class Lowered:
         return self._windows
 
     def starts(self, leads: frozenset[str]) -> list[int] | None:
-        """Where in the text a lead occurs, in order; None if the text cannot be searched so."""
+        """Where in the text a lead occurs, in order; None if the text cannot be searched so, or
+        as soon as there are more than one in `_SPARSEST` characters."""
         windows = self.windows()
         if windows is None:
             return None
+        most = len(self.text) // _SPARSEST
         starts: set[int] = set()
         for n, low in enumerate(windows):
             begin = n * _WINDOW
@@ -142,13 +147,16 @@ class Lowered:
                 while 0 <= i < _WINDOW:
                     starts.add(begin + i)
                     i = low.find(lead, i + 1)
+                    if len(starts) > most:
+                        return None
         return sorted(starts)
 
 
 def sub_from_leads(pattern: re.Pattern[str], lowered: Lowered, replace: Callable[[re.Match[str]], str]) -> str | None:
     """`pattern.sub(replace, lowered.text)`, the pattern tried only where one of its leads
-    (`leads_of`) occurs; None where it has none or the text cannot be searched so (then the caller
-    searches it whole). The pattern must not match empty (the catalogue's rules never do)."""
+    (`leads_of`) occurs; None where it has none, where the text cannot be searched so or where the
+    leads are too dense to gain (then the caller searches it whole). The pattern must not match
+    empty (the catalogue's rules never do)."""
     leads = leads_of(pattern)
     starts = None if leads is None else lowered.starts(leads)
     if starts is None:
