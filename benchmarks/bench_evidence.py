@@ -35,7 +35,9 @@ import argparse
 import asyncio
 import json
 import math
+import multiprocessing
 import re
+import signal
 import sys
 import tempfile
 import time
@@ -422,6 +424,15 @@ def bench_every_line(paths: list[Path]) -> dict[str, Any]:
     return out
 
 
+def _every_line_into(paths: list[Path], out: Any) -> None:
+    """`bench_every_line` in a process of its own, its figures put on the queue `out`."""
+    out.put(bench_every_line(paths))
+
+
+def _stopped(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)  # the every-line process (a daemon) is ended on the way out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", help="the shared folder holding eval-data/ (default: ../shared beside the repo)")
@@ -437,38 +448,51 @@ def main(argv: list[str] | None = None) -> int:
     if shared is None:
         print("bench_evidence: skipped, no eval-data folder found (../shared/eval-data or $REFINERY_SHARED)")
         return 0
+    # Each part's lines are printed as soon as it is measured, the slowest part (every line quoted)
+    # measured meanwhile in a process of its own: a caller that stops the run after a while (the
+    # checks before a stop give it 40 s) still sees what was measured by then.
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    signal.signal(signal.SIGTERM, _stopped)
+    paths = sorted((shared / "eval-data" / "trail" / "traces").glob("*/*.json"))
+    paths += sorted((shared / "eval-data" / "who-and-when").glob("*/*.json"))
+    queue: Any = multiprocessing.Queue()
+    worker = multiprocessing.Process(target=_every_line_into, args=(paths, queue), daemon=True)
+    worker.start()
     trail = bench_trail(shared / "eval-data" / "trail")
+    if not args.json:
+        print_trail(trail)
     ww = bench_who_and_when(shared / "eval-data" / "who-and-when")
+    if not args.json:
+        print_who_and_when(ww)
     reading, honesty = asyncio.run(
         served(shared / "eval-data", with_server=not args.no_server, end_to_end=args.end_to_end)
     )
-    lines = bench_every_line(
-        sorted((shared / "eval-data" / "trail" / "traces").glob("*/*.json"))
-        + sorted((shared / "eval-data" / "who-and-when").glob("*/*.json"))
-    )
+    if not args.json:
+        print_reading(reading)
+    lines = queue.get()
+    worker.join()
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "trail": trail,
-                    "who_and_when": ww,
-                    "stage1_reading": reading,
-                    "verification_honesty": honesty,
-                    "every_line": lines,
-                },
-                indent=2,
-            )
-        )
+        figures = {
+            "trail": trail,
+            "who_and_when": ww,
+            "stage1_reading": reading,
+            "verification_honesty": honesty,
+            "every_line": lines,
+        }
+        print(json.dumps(figures, indent=2))
         return 0
+    print_honesty(lines, honesty)
+    print(other_formats(shared))
+    return 0
+
+
+def print_trail(trail: dict[str, Any]) -> None:
     for note in trail["misses"]:
         print(f"  evidence not in a chunk with its span id: {note}")
-    for note in ww["label_notes"]:
-        print(f"  who&when label/trace disagreement: {note}")
-    mb = lambda d: d["raw_bytes"] / 1e6  # noqa: E731
     print(
         f"TRAIL: loaded {trail['loaded']}/{trail['files']} traces, {trail['runs']} runs, {trail['failed_runs']} "
         f"failed; rendered/raw {trail['rendered_chars'] / trail['raw_bytes']:.2f}; "
-        f"{trail['seconds'] / mb(trail):.2f} s per MB (load+render+redact)"
+        f"{trail['seconds'] / (trail['raw_bytes'] / 1e6):.2f} s per MB (load+render+redact)"
     )
     print(
         f"TRAIL evidence survival: {trail['survived']}/{trail['eligible']} = {trail['survival']:.1%} (gold errors "
@@ -479,9 +503,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{trail['random_recall_at_5']:.1%}), recall@10 {trail['recall_at_10']:.1%} (random "
         f"{trail['random_recall_at_10']:.1%})"
     )
+
+
+def print_who_and_when(ww: dict[str, Any]) -> None:
+    for note in ww["label_notes"]:
+        print(f"  who&when label/trace disagreement: {note}")
     print(
         f"Who&When: loaded {ww['loaded']}/{ww['files']} logs; rendered/raw "
-        f"{ww['rendered_chars'] / ww['raw_bytes']:.2f}; {ww['seconds'] / mb(ww):.2f} s per MB"
+        f"{ww['rendered_chars'] / ww['raw_bytes']:.2f}; {ww['seconds'] / (ww['raw_bytes'] / 1e6):.2f} s per MB"
     )
     print(
         f"Who&When: gold mistake_step renders as 'Step N' with the speaker's exact name: {ww['step_renders']:.1%} "
@@ -491,10 +520,11 @@ def main(argv: list[str] | None = None) -> int:
         f"Who&When: gold agent is that step's speaker (as labelled): {ww['gold_agent_is_the_step_speaker']:.1%}; "
         f"gold agent's name verbatim in the files: {ww['gold_agent_verbatim']:.1%}"
     )
+
+
+def print_reading(reading: dict[str, Any]) -> None:
     for note in reading["misses"]:
         print(f"  evidence not in view inline: {note}")
-    for note in (honesty or {}).get("dishonest", []) + lines["examples"]:
-        print(f"  verified but not in the raw source: {note}")
     tok, usd = reading["stage1_input_tokens_per_trace"], reading["stage1_cost_usd_per_trace"]
     search = (
         "not measured (--no-server)"
@@ -509,6 +539,11 @@ def main(argv: list[str] | None = None) -> int:
         f"TRAIL Stage 1 per trace (gpt-4o, worst case): inline {tok['inline']} input tokens ${usd['inline']:.3f}; "
         f"search {tok['search']} input tokens ${usd['search']:.3f}"
     )
+
+
+def print_honesty(lines: dict[str, Any], honesty: dict[str, Any] | None) -> None:
+    for note in (honesty or {}).get("dishonest", []) + lines["examples"]:
+        print(f"  verified but not in the raw source: {note}")
     print(
         f"Every rendered line quoted (own run and the run before, {lines['quotes']} quotes): {lines['verified']} "
         f"verified, {lines['not_in_raw']} of them not in the"
@@ -523,8 +558,6 @@ def main(argv: list[str] | None = None) -> int:
         )
     else:
         print("Verification honesty end to end: not measured (--end-to-end adds it; the every-line figure covers it)")
-    print(other_formats(shared))
-    return 0
 
 
 def other_formats(shared: Path) -> str:
