@@ -194,3 +194,75 @@ def test_a_span_tree_nested_under_one_root_is_walked_so_its_children_stay_in_the
     first, second = root["child_spans"]
     assert first["span_name"] == "step 1 — ✓" and list(first["child_spans"]) == [span(3, [])] and second == span(2, [])
     assert load_trace(tree).model_dump() == load_trace(tmp_path / "t.json").model_dump()
+
+
+def _nested_spans(depth: int, text: str) -> dict:
+    """A TRAIL-like export: the whole trace under one root span, each span nesting the next."""
+    span: dict = {"span_id": f"s{depth}", "span_name": "leaf", "attributes": {"output": text}, "child_spans": []}
+    for level in range(depth - 1, -1, -1):
+        span = {
+            "span_id": f"s{level}",
+            "span_name": f"level {level}",
+            "attributes": {"input": text},
+            "child_spans": [span],
+        }
+    return {"trace_id": "t" * 32, "spans": [span]}
+
+
+class _CountingDecoder:
+    """The reader's decoder, counting the characters it parses."""
+
+    def __init__(self, real: json.JSONDecoder) -> None:
+        self.real, self.chars = real, 0
+
+    def scan_once(self, text: str, pos: int) -> tuple:
+        value, end = self.real.scan_once(text, pos)
+        self.chars += end - pos
+        return value, end
+
+    def raw_decode(self, text: str, pos: int = 0) -> tuple:
+        value, end = self.real.raw_decode(text, pos)
+        self.chars += end - pos
+        return value, end
+
+    def decode(self, text: str) -> object:
+        self.chars += len(text)
+        return self.real.decode(text)
+
+
+def _counted(monkeypatch: pytest.MonkeyPatch) -> _CountingDecoder:
+    from refinery.traces import json_cursor
+
+    counting = _CountingDecoder(json_cursor.DECODER)
+    monkeypatch.setattr(json_stream, "DECODER", counting)
+    monkeypatch.setattr(json_cursor, "DECODER", counting)
+    return counting
+
+
+def test_a_nested_file_of_at_most_four_times_the_lazy_size_is_parsed_once_and_kept_whole(tmp_path, monkeypatch):
+    monkeypatch.setattr(json_stream, "LAZY_BYTES", 1 << 10)
+    doc = _nested_spans(6, "the agent read the page " * 20)
+    path = write(tmp_path, doc)
+    assert (1 << 10) < path.stat().st_size <= 4 << 10
+    counting = _counted(monkeypatch)
+    data = read_trace_json(path, READ_SHAPE)
+    assert data == doc and type(data["spans"]) is list and type(data["spans"][0]["child_spans"]) is list
+    assert counting.chars <= path.stat().st_size
+
+
+def test_a_nested_file_over_four_times_the_lazy_size_keeps_its_big_arrays_in_the_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(json_stream, "LAZY_BYTES", 1 << 10)
+    doc = _nested_spans(6, "the agent read the page " * 40)
+    path = write(tmp_path, doc)
+    assert path.stat().st_size > 4 << 10
+    data = read_trace_json(path, READ_SHAPE)
+    assert isinstance(data["spans"], LazyArray) and list(data["spans"])[0]["span_id"] == "s0"
+
+
+@pytest.mark.skipif(SHARED is None, reason="../shared not present")
+def test_the_biggest_trail_trace_is_parsed_once(monkeypatch):
+    """4 MB, a whole GAIA run nested under one root span: it was parsed six times over."""
+    path = max((SHARED / "eval-data" / "trail" / "traces").glob("*/*.json"), key=lambda p: p.stat().st_size)
+    counting = _counted(monkeypatch)
+    trace = load_trace(path)
+    assert len(trace.runs) > 50 and counting.chars <= path.stat().st_size

@@ -45,6 +45,12 @@ from refinery.traces.read_shape import ReadShape, Watching
 __all__ = ["LAZY_BYTES", "LazyArray", "ReadShape", "is_array", "read_trace_json"]
 
 LAZY_BYTES = 1 << 20  # entry arrays bigger than this stay in the file
+# A file of at most this many times `LAZY_BYTES` is read with every array kept, in one window. Why:
+# a trace that nests its spans (TRAIL's exports: a whole trace under one root span) was parsed once
+# a level of nesting, its lazy arrays scanned for their items' bounds and walked back again at each
+# level: a real 4 MB TRAIL trace's spans six times over, 23 x `json.loads` to load. Kept whole, a
+# file of 4 MiB is at most a few tens of MB of objects.
+EAGER_TIMES = 4
 
 
 _CHUNK = 1 << 20  # the window a cursor reads at a time
@@ -263,9 +269,9 @@ def _wrappers(cur: Cursor, ctx: ReadContext) -> list[Any]:
     return [_object(cur, ctx, ctx.shape.entries) if cur.skip_ws() == "{" else cur.value() for _ in _array_items(cur)]
 
 
-def _document(ctx: ReadContext) -> Any:
+def _document(ctx: ReadContext, chunk: int = _CHUNK) -> Any:
     with ctx.path.open("rb") as f:
-        cur = Cursor(f, _CHUNK)
+        cur = Cursor(f, chunk)
         first = cur.skip_ws()
         if first == "{":
             data: Any = _object(cur, ctx, ctx.shape.entries)
@@ -310,9 +316,9 @@ def _json_lines(ctx: ReadContext) -> list[Any] | LazyArray | None:
 
 def read_trace_json(path: Path, shape: ReadShape, *, lazy_bytes: int | None = None, source: str | None = None) -> Any:
     """A JSON document or a JSONL file (one value a line, as a list), big entry arrays lazily
-    (the arrays `shape` names, bigger than `lazy_bytes`, by default `LAZY_BYTES`). `source`: the
-    file's name as the loaders' watches say it (by default the path)."""
-    lazy_bytes = LAZY_BYTES if lazy_bytes is None else lazy_bytes
+    (the arrays `shape` names, bigger than `lazy_bytes`, by default `LAZY_BYTES`, or none in a
+    file of at most `EAGER_TIMES` x `LAZY_BYTES`). `source`: the file's name as the loaders' watches say it (by
+    default the path)."""
     if path.is_dir():
         raise TraceFormatError(
             "is a directory; give one trace file (use `refinery batch` for a folder of traces)", source=str(path)
@@ -321,10 +327,13 @@ def read_trace_json(path: Path, shape: ReadShape, *, lazy_bytes: int | None = No
         raise TraceFormatError("not a regular file (a pipe or a device); give a trace file", source=str(path))
     try:
         named = str(path) if source is None else source
+        size = path.stat().st_size
+        whole = lazy_bytes is None and size <= EAGER_TIMES * LAZY_BYTES  # kept whole, read in one window
+        lazy_bytes = (max(size, LAZY_BYTES) if whole else LAZY_BYTES) if lazy_bytes is None else lazy_bytes
         ctx = ReadContext(path, stamp(path), lazy_bytes, shape, named, _walked_item)
         try:
             with gc_paused():  # only this module's code and the C decoder run: no cycles made
-                return _document(ctx)
+                return _document(ctx, size + 1 if whole else _CHUNK)
         except NotJson as problem:
             lines = _json_lines(ctx)
             if lines is None:
