@@ -210,20 +210,25 @@ def _nested_spans(depth: int, text: str) -> dict:
 
 
 class _CountingDecoder:
-    """The reader's decoder, counting the characters it parses."""
+    """The reader's decoder, counting the characters it parses (a failed parse: up to where it failed)."""
 
     def __init__(self, real: json.JSONDecoder) -> None:
         self.real, self.chars = real, 0
 
-    def scan_once(self, text: str, pos: int) -> tuple:
-        value, end = self.real.scan_once(text, pos)
+    def _counted(self, parse, text: str, pos: int) -> tuple:
+        try:
+            value, end = parse(text, pos)
+        except json.JSONDecodeError as exc:
+            self.chars += exc.pos - pos
+            raise
         self.chars += end - pos
         return value, end
 
+    def scan_once(self, text: str, pos: int) -> tuple:
+        return self._counted(self.real.scan_once, text, pos)
+
     def raw_decode(self, text: str, pos: int = 0) -> tuple:
-        value, end = self.real.raw_decode(text, pos)
-        self.chars += end - pos
-        return value, end
+        return self._counted(self.real.raw_decode, text, pos)
 
     def decode(self, text: str) -> object:
         self.chars += len(text)
@@ -257,6 +262,40 @@ def test_a_nested_file_over_four_times_the_lazy_size_keeps_its_big_arrays_in_the
     assert path.stat().st_size > 4 << 10
     data = read_trace_json(path, READ_SHAPE)
     assert isinstance(data["spans"], LazyArray) and list(data["spans"])[0]["span_id"] == "s0"
+
+
+def _read_back(value: object) -> object:
+    """A read value with every lazy array read, level by level, as a loader walks nested spans."""
+    if isinstance(value, dict):
+        return {k: _read_back(v) for k, v in value.items()}
+    if isinstance(value, (list, LazyArray)):
+        return [_read_back(v) for v in value]
+    return value
+
+
+def test_a_deeply_nested_big_file_read_back_level_by_level_is_parsed_about_twice_not_once_a_level(
+    tmp_path, monkeypatch
+):
+    """Each level's span read back walks only its own fields: its child arrays, known from the
+    first read, are skipped. Before, each level scanned everything below it again (here 12 deep).
+    The window is the lazy size, as they are by default (1 MiB each)."""
+    monkeypatch.setattr(json_stream, "LAZY_BYTES", 1 << 10)
+    monkeypatch.setattr(json_stream, "_CHUNK", 1 << 10)
+    doc = _nested_spans(12, "the agent read the page " * 40)
+    path = write(tmp_path, doc)
+    counting = _counted(monkeypatch)
+    data = read_trace_json(path, READ_SHAPE)
+    assert _read_back(data) == doc
+    assert counting.chars <= 2.5 * path.stat().st_size
+
+
+def test_a_nested_span_read_back_again_is_the_same_each_time(tmp_path, monkeypatch):
+    monkeypatch.setattr(json_stream, "LAZY_BYTES", 1 << 10)
+    doc = _nested_spans(5, "ünïcode text 📦 " * 60)
+    data = read_trace_json(write(tmp_path, doc), READ_SHAPE)
+    first = list(data["spans"])[0]
+    assert isinstance(first["child_spans"], LazyArray)
+    assert _read_back(first) == _read_back(list(data["spans"])[0]) == doc["spans"][0]
 
 
 @pytest.mark.skipif(SHARED is None, reason="../shared not present")

@@ -91,6 +91,15 @@ class Cursor:
         self.eof = not data
         self.buf += text
 
+    def skip_to(self, byte: int) -> None:
+        """On to the file's byte `byte` (at or past the cursor), the window dropped: read from there."""
+        if self.left is not None:  # the limit's end stays where it was
+            self.left += self.read_to - byte
+        self.f.seek(byte)
+        self.decoder.reset()
+        self.buf, self.pos, self.mark_pos, self.mark_byte = "", 0, 0, byte
+        self.read_to, self.eof, self.started = byte, False, True
+
     def skip_ws(self) -> str:
         """The next significant character ('' at the end of the file), not consumed."""
         while True:

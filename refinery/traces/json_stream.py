@@ -67,17 +67,19 @@ def is_array(value: Any) -> bool:
 def _walked_item(ctx: ReadContext, f: BinaryIO, start: int, end: int) -> Any:
     """A lazy array's item that may nest big child arrays, read back by walking it as it was read."""
     cur = Cursor(f, _CHUNK, first_byte=start, limit=end - start)
-    value = _item(cur, ctx, True, ctx.shape.children)
+    value = _item(cur, ctx, True, ctx.shape.children, big=end - start > ctx.lazy_bytes)
     if cur.skip_ws():  # the item must end where it ended when the file was first read
         raise NotJson("an item does not end where it did", cur.byte_at(cur.pos))
     return value
 
 
-def _item(cur: Cursor, ctx: ReadContext, walk: bool, keys: frozenset[str]) -> Any:
+def _item(cur: Cursor, ctx: ReadContext, walk: bool, keys: frozenset[str], *, big: bool = False) -> Any:
     """One array item: an entry that may nest big child arrays walked (unless it is small), else
-    parsed whole."""
+    parsed whole. `big`: the item is known not to be small (its parse in this window failed, or it
+    is longer than `lazy_bytes`), so it is walked without trying that parse again: a chain of
+    nested big spans paid it at every level, each time up to the window's end."""
     if walk and cur.skip_ws() == "{":
-        small, value = cur.small_value(ctx.lazy_bytes)
+        small, value = (False, None) if big else cur.small_value(ctx.lazy_bytes)
         return value if small else _object(cur, ctx, keys, nested=True)
     return cur.value()
 
@@ -142,7 +144,22 @@ def _array_items(cur: Cursor) -> Iterator[None]:
 def _entries(
     cur: Cursor, ctx: ReadContext, walk: bool, key: str | None = None, head: dict[str, Any] | None = None
 ) -> list[Any] | LazyArray:
-    """An entry array (under `key`, in an object whose fields before it are `head`)."""
+    """An entry array (under `key`, in an object whose fields before it are `head`); a walked one
+    already read in this file (`ReadContext.arrays`) skipped, not scanned again."""
+    first = cur.byte_at(cur.pos)
+    known = ctx.arrays.get(first) if walk else None
+    if known is not None:
+        cur.skip_to(known[1])
+        return LazyArray(ctx, known[0], walk=True)
+    value = _scanned_entries(cur, ctx, walk, key, head)
+    if walk and isinstance(value, LazyArray) and value.walks:
+        ctx.arrays[first] = (value.stretches, cur.byte_at(cur.pos))
+    return value
+
+
+def _scanned_entries(
+    cur: Cursor, ctx: ReadContext, walk: bool, key: str | None, head: dict[str, Any] | None
+) -> list[Any] | LazyArray:
     collected = _Collected(ctx, key, head)
     children = ctx.shape.children
     nested = False  # some item has children: read items back by walking them too
@@ -154,16 +171,17 @@ def _entries(
     while True:
         # as many items as the window holds whole, by the C scanner in one loop; then one item
         # the careful way (at the window's edge, too big to be small, or broken: it says which)
+        big = False  # the scan stopped at an item it found not to be small
         if scanning:
-            ended, some_nested = _scan_items(cur, ctx, walk, collected)
+            ended, some_nested, big = _scan_items(cur, ctx, walk, collected)
             nested = nested or some_nested
-            if ended is not None:
+            if ended is not None and not big:
                 if ended:
                     return collected.result(walk=nested)
                 continue
         cur.skip_ws()
         start = cur.byte_at(cur.pos)
-        value = _item(cur, ctx, walk, children)
+        value = _item(cur, ctx, walk, children, big=big)
         end = cur.byte_at(cur.pos)
         collected.add(value, start, end)
         nested = nested or (walk and isinstance(value, dict) and not children.isdisjoint(value))
@@ -172,12 +190,13 @@ def _entries(
             return collected.result(walk=nested)
 
 
-def _scan_items(cur: Cursor, ctx: ReadContext, walk: bool, collected: _Collected) -> tuple[bool | None, bool]:
+def _scan_items(cur: Cursor, ctx: ReadContext, walk: bool, collected: _Collected) -> tuple[bool | None, bool, bool]:
     """The array's next items, each whole in the window and followed by `,` or `]` there, decoded
     with their byte spans: once the array is big, a block of them in one call where a guess at an
     item boundary parses (`items_block`), else one at a time. (None: not even the first — the
     cursor unmoved at it; False: some, the cursor at the next item; True: through the array's end),
-    and whether one nests children."""
+    whether one nests children, and whether it stopped at an item of a walked array that its parse
+    found not to be small (it failed in this window, or the item is longer than `lazy_bytes`)."""
     buf, n, children, most = cur.buf, len(cur.buf), ctx.shape.children, ctx.lazy_bytes
     scan, sep = DECODER.scan_once, _SEPARATOR.match
     pos = cur.pos = WS.match(buf, cur.pos).end()  # type: ignore[union-attr]  # it matches the empty string
@@ -217,7 +236,7 @@ def _scan_items(cur: Cursor, ctx: ReadContext, walk: bool, collected: _Collected
         try:
             value, end = scan(buf, pos)
         except (StopIteration, ValueError):
-            break
+            return ended, nested, walk and buf[pos] == "{"
         after = sep(buf, end)
         if after is None:
             break  # cut by the window's edge (a number may decode short), or broken: the careful way
@@ -227,7 +246,7 @@ def _scan_items(cur: Cursor, ctx: ReadContext, walk: bool, collected: _Collected
             piece = buf[pos:end]
             size = len(piece) if piece.isascii() else len(piece.encode("utf-8"))
         if walk and size > most and buf[pos] == "{":
-            break  # big enough to hold big child arrays: walked
+            return ended, nested, True  # big enough to hold big child arrays: walked
         start = origin + pos if ascii_window else cur.byte_at(pos)
         cur.mark_pos, cur.mark_byte = end, start + size
         collected.add(value, start, start + size)
@@ -235,10 +254,10 @@ def _scan_items(cur: Cursor, ctx: ReadContext, walk: bool, collected: _Collected
             nested = True
         if after[1] == "]":
             cur.pos = after.end(1)
-            return True, nested
+            return True, nested, False
         cur.pos = pos = after.end()
         ended = False
-    return ended, nested
+    return ended, nested, False
 
 
 def _object(cur: Cursor, ctx: ReadContext, entry_keys: frozenset[str], *, nested: bool = False) -> dict[str, Any]:

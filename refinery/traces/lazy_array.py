@@ -40,6 +40,11 @@ class ReadContext:
     shape: ReadShape
     source: str
     walk: Callable[[ReadContext, BinaryIO, int, int], Any]
+    # the walked arrays of child spans read so far, by the byte offset of their `[`: their stretches
+    # and the byte after their `]`. Why: a span read back (a parent's items read, then its own) was
+    # walked again, its child arrays scanned anew for their items' bounds: a trace nested six deep
+    # was parsed six times over. Read back, a span's known child arrays are skipped, not scanned.
+    arrays: dict[int, tuple[Stretches, int]] = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass
@@ -75,9 +80,10 @@ class LazyArray(Sequence[Any]):
     ) -> None:
         self.path = ctx.path
         self._ctx = ctx
+        self.stretches = stretches
         self._bounds, self._firsts, self._count = stretches.bounds, stretches.firsts, stretches.count
         self._commas = stretches.commas  # a comma between each item and the next (not a JSONL file's lines)
-        self._walk = walk  # items are spans that may nest big arrays of children: big ones walked
+        self.walks = self._walk = walk  # items are spans that may nest big arrays of children: big ones walked
         self.watched = watched  # the loaders' watches that saw every item as it was first read (`ReadShape`)
         self._item_spans: dict[int, array[int]] = {}  # a block's items' byte spans, once a few were read alone
         # what reading a block for a few of its items parsed, not yet read: the last few blocks so read
