@@ -36,6 +36,7 @@ import asyncio
 import json
 import math
 import multiprocessing
+import os
 import re
 import signal
 import sys
@@ -430,7 +431,12 @@ def _every_line_into(paths: list[Path], out: Any) -> None:
 
 
 def _stopped(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)  # the every-line process (a daemon) is ended on the way out
+    """Stopped from outside (`timeout`): what was printed stays, the every-line process is ended,
+    and no traceback follows (an exception raised here surfaced from whatever wait it came into)."""
+    sys.stdout.flush()
+    for child in multiprocessing.active_children():
+        child.terminate()
+    os._exit(128 + signum)
 
 
 def main(argv: list[str] | None = None) -> int:
