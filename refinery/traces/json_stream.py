@@ -152,7 +152,7 @@ def _entries(
         cur.skip_to(known[1])
         return LazyArray(ctx, known[0], walk=True)
     value = _scanned_entries(cur, ctx, walk, key, head)
-    if walk and isinstance(value, LazyArray) and value.walks:
+    if walk and isinstance(value, LazyArray) and value.nested:
         ctx.arrays[first] = (value.stretches, cur.byte_at(cur.pos))
     return value
 
@@ -336,8 +336,8 @@ def _json_lines(ctx: ReadContext) -> list[Any] | LazyArray | None:
 def read_trace_json(path: Path, shape: ReadShape, *, lazy_bytes: int | None = None, source: str | None = None) -> Any:
     """A JSON document or a JSONL file (one value a line, as a list), big entry arrays lazily
     (the arrays `shape` names, bigger than `lazy_bytes`, by default `LAZY_BYTES`, or none in a
-    file of at most `EAGER_TIMES` x `LAZY_BYTES`). `source`: the file's name as the loaders' watches say it (by
-    default the path)."""
+    file of at most `EAGER_TIMES` x `LAZY_BYTES`). `source`: the file's name as the loaders'
+    watches say it (by default the path)."""
     if path.is_dir():
         raise TraceFormatError(
             "is a directory; give one trace file (use `refinery batch` for a folder of traces)", source=str(path)
@@ -348,7 +348,8 @@ def read_trace_json(path: Path, shape: ReadShape, *, lazy_bytes: int | None = No
         named = str(path) if source is None else source
         size = path.stat().st_size
         whole = lazy_bytes is None and size <= EAGER_TIMES * LAZY_BYTES  # kept whole, read in one window
-        lazy_bytes = (max(size, LAZY_BYTES) if whole else LAZY_BYTES) if lazy_bytes is None else lazy_bytes
+        if lazy_bytes is None:
+            lazy_bytes = max(size, LAZY_BYTES) if whole else LAZY_BYTES
         ctx = ReadContext(path, stamp(path), lazy_bytes, shape, named, _walked_item)
         try:
             with gc_paused():  # only this module's code and the C decoder run: no cycles made

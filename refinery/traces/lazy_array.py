@@ -83,7 +83,7 @@ class LazyArray(Sequence[Any]):
         self.stretches = stretches
         self._bounds, self._firsts, self._count = stretches.bounds, stretches.firsts, stretches.count
         self._commas = stretches.commas  # a comma between each item and the next (not a JSONL file's lines)
-        self.walks = self._walk = walk  # items are spans that may nest big arrays of children: big ones walked
+        self._walk = walk  # items are spans that may nest big arrays of children: big ones walked
         self.watched = watched  # the loaders' watches that saw every item as it was first read (`ReadShape`)
         self._item_spans: dict[int, array[int]] = {}  # a block's items' byte spans, once a few were read alone
         # what reading a block for a few of its items parsed, not yet read: the last few blocks so read
